@@ -1,0 +1,205 @@
+import { status as GrpcStatus } from "@grpc/grpc-js";
+
+/**
+ * The closed set of error codes TensorClaw uses at every boundary. Each code
+ * maps to exactly one gRPC status and one HTTP status + OpenAI error type.
+ */
+export type ErrorCode =
+  | "invalid_json"
+  | "invalid_request"
+  | "payload_too_large"
+  | "unauthenticated"
+  | "invalid_api_key"
+  | "permission_denied"
+  | "not_found"
+  | "model_not_found"
+  | "rate_limited"
+  | "no_capacity"
+  | "upstream_timeout"
+  | "upstream_error"
+  | "cancelled"
+  | "unavailable"
+  | "protocol_error"
+  | "config_invalid"
+  | "internal";
+
+/** How one code leaves the process on each kind of boundary. */
+export interface ErrorMapping {
+  /** gRPC status code. */
+  readonly grpc: GrpcStatus;
+  /** HTTP status code. */
+  readonly http: number;
+  /** OpenAI `error.type`. */
+  readonly openaiType: string;
+  /** Message used when the detail must not leave the process. */
+  readonly publicMessage: string;
+}
+
+/** The catalogue: one row per code, the single table every boundary reads. */
+export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, ErrorMapping>> = Object.freeze({
+  invalid_json: {
+    grpc: GrpcStatus.INVALID_ARGUMENT,
+    http: 400,
+    openaiType: "invalid_request_error",
+    publicMessage: "The request body is not valid JSON.",
+  },
+  invalid_request: {
+    grpc: GrpcStatus.INVALID_ARGUMENT,
+    http: 400,
+    openaiType: "invalid_request_error",
+    publicMessage: "The request is invalid.",
+  },
+  payload_too_large: {
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    http: 413,
+    openaiType: "invalid_request_error",
+    publicMessage: "The request body is too large.",
+  },
+  unauthenticated: {
+    grpc: GrpcStatus.UNAUTHENTICATED,
+    http: 401,
+    openaiType: "authentication_error",
+    publicMessage: "Authentication is required.",
+  },
+  invalid_api_key: {
+    grpc: GrpcStatus.UNAUTHENTICATED,
+    http: 401,
+    openaiType: "authentication_error",
+    publicMessage: "The API key is invalid or revoked.",
+  },
+  permission_denied: {
+    grpc: GrpcStatus.PERMISSION_DENIED,
+    http: 403,
+    openaiType: "permission_error",
+    publicMessage: "This caller may not perform this operation.",
+  },
+  not_found: {
+    grpc: GrpcStatus.NOT_FOUND,
+    http: 404,
+    openaiType: "invalid_request_error",
+    publicMessage: "Not found.",
+  },
+  model_not_found: {
+    grpc: GrpcStatus.NOT_FOUND,
+    http: 404,
+    openaiType: "invalid_request_error",
+    publicMessage: "The model does not exist.",
+  },
+  rate_limited: {
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    http: 429,
+    openaiType: "rate_limit_error",
+    publicMessage: "Rate limit exceeded.",
+  },
+  no_capacity: {
+    grpc: GrpcStatus.UNAVAILABLE,
+    http: 503,
+    openaiType: "api_error",
+    publicMessage: "No miner can serve this model right now.",
+  },
+  upstream_timeout: {
+    grpc: GrpcStatus.DEADLINE_EXCEEDED,
+    http: 504,
+    openaiType: "api_error",
+    publicMessage: "The miner did not answer in time.",
+  },
+  upstream_error: {
+    grpc: GrpcStatus.UNAVAILABLE,
+    http: 502,
+    openaiType: "api_error",
+    publicMessage: "The miner failed to serve the request.",
+  },
+  cancelled: {
+    grpc: GrpcStatus.CANCELLED,
+    http: 499,
+    openaiType: "api_error",
+    publicMessage: "The request was cancelled.",
+  },
+  unavailable: {
+    grpc: GrpcStatus.UNAVAILABLE,
+    http: 503,
+    openaiType: "api_error",
+    publicMessage: "The service is unavailable.",
+  },
+  protocol_error: {
+    grpc: GrpcStatus.INVALID_ARGUMENT,
+    http: 400,
+    openaiType: "invalid_request_error",
+    publicMessage: "Protocol violation.",
+  },
+  config_invalid: {
+    grpc: GrpcStatus.INVALID_ARGUMENT,
+    http: 400,
+    openaiType: "invalid_request_error",
+    publicMessage: "Invalid configuration.",
+  },
+  internal: {
+    grpc: GrpcStatus.INTERNAL,
+    http: 500,
+    openaiType: "api_error",
+    publicMessage: "Internal error.",
+  },
+});
+
+/** Extra facts an error may carry to its boundary. */
+export interface ErrorDetails {
+  /** The request field at fault (OpenAI `error.param`). */
+  readonly param?: string;
+  /** When the caller may retry, in ms (HTTP `retry-after`). */
+  readonly retryAfterMs?: number;
+  /** The underlying cause, for logs only. */
+  readonly cause?: unknown;
+}
+
+/** The one error type TensorClaw code throws across a boundary. */
+export class TensorClawError extends Error {
+  readonly code: ErrorCode;
+  readonly param: string | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: ErrorCode, message?: string, details: ErrorDetails = {}) {
+    super(message ?? ERROR_CATALOGUE[code].publicMessage, { cause: details.cause });
+    this.name = "TensorClawError";
+    this.code = code;
+    this.param = details.param;
+    this.retryAfterMs = details.retryAfterMs;
+  }
+
+  /** The catalogue row for this error's code. */
+  get mapping(): ErrorMapping {
+    return ERROR_CATALOGUE[this.code];
+  }
+}
+
+/** The OpenAI error body shape: `{"error":{"message","type","param","code"}}`. */
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; param: string | null; code: string };
+}
+
+/**
+ * Turns anything thrown into a TensorClawError. Errors that are not ours
+ * become a generic `internal` error; their detail stays in `cause` (for the
+ * log) and never reaches the caller.
+ */
+export function toTensorClawError(err: unknown): TensorClawError {
+  if (err instanceof TensorClawError) return err;
+  return new TensorClawError("internal", undefined, { cause: err });
+}
+
+/** HTTP status and OpenAI-shaped body for any thrown value. */
+export function toHttpError(err: unknown): { status: number; body: OpenAIErrorBody; retryAfterMs?: number } {
+  const e = toTensorClawError(err);
+  const m = e.mapping;
+  const body: OpenAIErrorBody = {
+    error: { message: e.message, type: m.openaiType, param: e.param ?? null, code: e.code },
+  };
+  return e.retryAfterMs === undefined
+    ? { status: m.http, body }
+    : { status: m.http, body, retryAfterMs: e.retryAfterMs };
+}
+
+/** A grpc-js `ServiceError`-compatible object for any thrown value. */
+export function toGrpcError(err: unknown): { code: GrpcStatus; details: string; message: string } {
+  const e = toTensorClawError(err);
+  return { code: e.mapping.grpc, details: e.message, message: e.message };
+}

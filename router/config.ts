@@ -1,0 +1,150 @@
+import { type OptionSpecs, parseCommand } from "../common/config.js";
+import { TensorClawError } from "../common/errors.js";
+import type { LogLevel } from "../common/logger.js";
+import { LOG_LEVEL_OPTION } from "../common/shared-options.js";
+
+/** Settings of `tensorclaw router`. */
+export interface RouterConfig {
+  host: string;
+  httpPort: number;
+  grpcPort: number;
+  redisUrl: string | undefined;
+  noAuth: boolean;
+  routerId: string;
+  chain: string | undefined;
+  netuid: number;
+  validators: readonly string[];
+  minersAllow: readonly string[];
+  spoolDir: string;
+  bucketS: number;
+  retentionS: number;
+  maxBodyBytes: number;
+  drainGraceMs: number;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  logLevel: LogLevel;
+}
+
+/** Defaults, in one place. */
+export const ROUTER_DEFAULTS: RouterConfig = {
+  host: "127.0.0.1",
+  httpPort: 8080,
+  grpcPort: 50051,
+  redisUrl: undefined,
+  noAuth: false,
+  routerId: "tensorclaw-router",
+  chain: undefined,
+  netuid: 92,
+  validators: [],
+  minersAllow: [],
+  spoolDir: ".tensorclaw/spool",
+  bucketS: 60,
+  retentionS: 86_400,
+  maxBodyBytes: 4 * 1024 * 1024,
+  drainGraceMs: 30_000,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  logLevel: "info",
+};
+
+/** Flags and environment variables of `tensorclaw router`. */
+export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
+  host: { flag: "host", kind: "string", description: "Address to listen on (both ports)." },
+  httpPort: {
+    flag: "http-port",
+    kind: "int",
+    min: 0,
+    max: 65535,
+    description: "HTTP port: OpenAI API, /metrics, WebSocket tunnel at /v1/tunnel.",
+  },
+  grpcPort: {
+    flag: "grpc-port",
+    kind: "int",
+    min: 0,
+    max: 65535,
+    description: "gRPC port: tunnel, Probe, UsageReport, MinerDirectory, health, reflection.",
+  },
+  redisUrl: {
+    flag: "redis-url",
+    kind: "url",
+    env: "REDIS_URL",
+    schemes: ["redis", "rediss"],
+    description:
+      "Redis for the usage ledger and API keys; without it the embedded in-process ledger is used.",
+  },
+  noAuth: {
+    flag: "no-auth",
+    kind: "bool",
+    description: "Serve the API without API keys (local experiments only).",
+  },
+  routerId: { flag: "router-id", kind: "string", description: "Identity signed by miners in their hello." },
+  chain: {
+    flag: "chain",
+    kind: "url",
+    schemes: ["ws", "wss"],
+    description: "Subtensor endpoint; admits only registered miners and permitted validators.",
+  },
+  netuid: { flag: "netuid", kind: "int", min: 0, max: 65535, description: "Subnet id on the chain." },
+  validators: {
+    flag: "validators",
+    kind: "list",
+    description: "Validator hotkeys allowed to call Probe/Usage/Directory when no chain is given.",
+  },
+  minersAllow: {
+    flag: "miners-allow",
+    kind: "list",
+    description: "Miner hotkeys allowed to connect when no chain is given (empty: any signed hotkey).",
+  },
+  spoolDir: {
+    flag: "spool-dir",
+    kind: "string",
+    description: "Folder of the durable usage spool used while Redis is down.",
+  },
+  bucketS: {
+    flag: "bucket-s",
+    kind: "int",
+    min: 1,
+    max: 3600,
+    description: "Ledger bucket length in seconds.",
+  },
+  retentionS: {
+    flag: "retention-s",
+    kind: "int",
+    min: 60,
+    max: 30 * 86_400,
+    description: "How long the ledger keeps usage, in seconds.",
+  },
+  maxBodyBytes: {
+    flag: "max-body-bytes",
+    kind: "int",
+    min: 1024,
+    max: 64 * 1024 * 1024,
+    description: "Largest accepted HTTP request body.",
+  },
+  drainGraceMs: {
+    flag: "drain-grace-ms",
+    kind: "int",
+    min: 0,
+    max: 600_000,
+    description: "On shutdown, how long in-flight requests may finish after drain.",
+  },
+  tlsCert: {
+    flag: "tls-cert",
+    kind: "string",
+    description: "PEM certificate for TLS on both ports (grpcs/wss/https).",
+  },
+  tlsKey: { flag: "tls-key", kind: "string", description: "PEM private key for --tls-cert." },
+  logLevel: LOG_LEVEL_OPTION,
+};
+
+/** Parses the router's command line and environment. */
+export function parseRouterCommand(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+) {
+  const parsed = parseCommand(ROUTER_OPTIONS, ROUTER_DEFAULTS, argv, env);
+  if ((parsed.config.tlsCert === undefined) !== (parsed.config.tlsKey === undefined)) {
+    throw new TensorClawError("config_invalid", "invalid setting --tls-cert/--tls-key: give both or neither");
+  }
+  return parsed;
+}

@@ -1,0 +1,24 @@
+/** How a request that produced usage ended. */
+export type UsageOutcome = "completed" | "failed" | "cancelled";
+
+/**
+ * One finished user request, as handed from the Business API to the ledger.
+ * Token counts are already bounded by what the router relayed.
+ */
+export interface UsageEvent {
+  /** Router-wide unique id (the `x-request-id`); the ledger's idempotency key. */
+  readonly requestId: string;
+  readonly minerHotkey: string;
+  readonly model: string;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly outcome: UsageOutcome;
+  readonly startedAtMs: number;
+  /** The ledger buckets the event by this time. */
+  readonly finishedAtMs: number;
+}
+
+/** Where finished requests go. Never throws and never blocks the request path. */
+export interface UsageSink {
+  record(event: UsageEvent): void;
+}
