@@ -1,0 +1,105 @@
+import { expect } from "chai";
+import { parseCommand } from "../../common/config.js";
+import { TensorClawError } from "../../common/errors.js";
+import { parseMinerCommand } from "../../miner/config.js";
+import { parseRouterCommand, ROUTER_DEFAULTS } from "../../router/config.js";
+import { parseValidatorCommand } from "../../validator/config.js";
+
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(TensorClawError);
+    expect((err as TensorClawError).code).to.equal("config_invalid");
+    return (err as Error).message;
+  }
+  return expect.fail("expected a config_invalid error");
+}
+
+describe("config", () => {
+  it("applies defaults, then environment, then flags", () => {
+    const none = parseRouterCommand([], {});
+    expect(none.config).to.deep.equal(ROUTER_DEFAULTS);
+    const env = parseRouterCommand([], { TENSORCLAW_HTTP_PORT: "9000", REDIS_URL: "redis://x:1" });
+    expect(env.config.httpPort).to.equal(9000);
+    expect(env.config.redisUrl).to.equal("redis://x:1");
+    const both = parseRouterCommand(["--http-port", "9001"], { TENSORCLAW_HTTP_PORT: "9000" });
+    expect(both.config.httpPort).to.equal(9001);
+    const eq = parseRouterCommand(["--http-port=9002", "--no-auth"], {});
+    expect(eq.config.httpPort).to.equal(9002);
+    expect(eq.config.noAuth).to.equal(true);
+  });
+
+  it("freezes the result", () => {
+    const { config } = parseMinerCommand(["--router", "grpc://a:1"], {});
+    expect(Object.isFrozen(config)).to.equal(true);
+    expect(Object.isFrozen(config.router)).to.equal(true);
+  });
+
+  it("collects repeatable flags, and lists from the environment", () => {
+    const flags = parseMinerCommand(["--router", "grpc://a:1", "--router", "ws://b:2/v1/tunnel"], {});
+    expect(flags.config.router).to.deep.equal(["grpc://a:1", "ws://b:2/v1/tunnel"]);
+    const env = parseMinerCommand([], { TENSORCLAW_ROUTER: "grpc://a:1, grpcs://c:3" });
+    expect(env.config.router).to.deep.equal(["grpc://a:1", "grpcs://c:3"]);
+    // Flags replace the environment's list rather than appending to it.
+    const mixed = parseMinerCommand(["--router", "grpc://z:9"], { TENSORCLAW_ROUTER: "grpc://a:1" });
+    expect(mixed.config.router).to.deep.equal(["grpc://z:9"]);
+  });
+
+  it("names the setting in every error", () => {
+    expect(configError(() => parseRouterCommand(["--http-port", "http"], {}))).to.match(
+      /--http-port: expected an integer/,
+    );
+    expect(configError(() => parseRouterCommand(["--http-port", "70000"], {}))).to.match(
+      /--http-port: must be at most/,
+    );
+    expect(configError(() => parseRouterCommand([], { TENSORCLAW_GRPC_PORT: "-1" }))).to.match(
+      /TENSORCLAW_GRPC_PORT: must be at least 0/,
+    );
+    expect(configError(() => parseRouterCommand(["--redis-url", "http://x"], {}))).to.match(
+      /--redis-url: scheme must be one of redis, rediss/,
+    );
+    expect(configError(() => parseRouterCommand(["--bogus"], {}))).to.match(/--bogus: unknown flag/);
+    expect(configError(() => parseRouterCommand(["--host"], {}))).to.match(/--host: missing value/);
+    expect(configError(() => parseRouterCommand(["--no-auth=maybe"], {}))).to.match(
+      /--no-auth: expected true or false/,
+    );
+    expect(configError(() => parseRouterCommand(["--log-level", "loud"], {}))).to.match(
+      /--log-level: must be one of/,
+    );
+    expect(configError(() => parseRouterCommand(["--tls-cert", "c.pem"], {}))).to.match(
+      /--tls-cert\/--tls-key/,
+    );
+    expect(configError(() => parseMinerCommand(["--router", "http://a:1"], {}))).to.match(/--router: scheme/);
+    expect(configError(() => parseMinerCommand(["--backend", "ollama"], {}))).to.match(
+      /--backend: expected an http/,
+    );
+    expect(configError(() => parseMinerCommand(["--transport", "udp"], {}))).to.match(
+      /--transport: must be one of/,
+    );
+    expect(configError(() => parseValidatorCommand([], {}))).to.match(/--chain: required unless --dry-run/);
+    expect(configError(() => parseMinerCommand(["-x"], {}))).to.match(/-x: unknown flag/);
+  });
+
+  it("accepts a valid miner and validator configuration", () => {
+    const m = parseMinerCommand(
+      ["--router", "grpc://127.0.0.1:50051", "--backend", "http://localhost:11434/v1", "--transport", "ws"],
+      { TENSORCLAW_MAX_CONCURRENCY: "3" },
+    );
+    expect(m.config.backend).to.equal("http://localhost:11434/v1");
+    expect(m.config.transport).to.equal("ws");
+    expect(m.config.maxConcurrency).to.equal(3);
+    const v = parseValidatorCommand(["--router", "grpc://r:1", "--dry-run", "--once"], {});
+    expect(v.config.dryRun).to.equal(true);
+    expect(v.config.once).to.equal(true);
+    expect(v.config.netuid).to.equal(92);
+  });
+
+  it("keeps positionals and detects --help", () => {
+    const specs = { n: { flag: "n", kind: "int", description: "n" } } as const;
+    const parsed = parseCommand(specs, { n: 1 }, ["set", "--n", "2", "model-a", "--help"], {});
+    expect(parsed.positionals).to.deep.equal(["set", "model-a"]);
+    expect(parsed.help).to.equal(true);
+    expect(parsed.config.n).to.equal(2);
+  });
+});
