@@ -1,0 +1,554 @@
+/**
+ * A real OpenAI-compatible HTTP server for tests (node:http on 127.0.0.1,
+ * port 0). It speaks enough of the OpenAI API to stand in for vLLM, Ollama
+ * or a cloud endpoint behind a miner:
+ *
+ * - `GET /v1/models` — the configured models (with vLLM's `max_model_len`
+ *   when `contextLength` is set).
+ * - `POST /v1/chat/completions` — streaming (SSE `data:` lines ending with
+ *   `data: [DONE]`, plus a final usage chunk when the request asks for
+ *   `stream_options.include_usage`) and non-streaming.
+ *
+ * The answer is deterministic: `backendTokens(promptText, n)` gives the exact
+ * pieces, where `promptText` is the concatenated text content of the
+ * request's messages (see `promptTextOf`). Each piece is one "token" in
+ * this server's own accounting (`RecordedRequest.completionTokens`), which is
+ * what an end-to-end test compares ledger totals against. When the request
+ * has `tools` (and `tool_choice` is not "none"), the answer is one call to
+ * the first tool, its JSON arguments streamed in pieces, finish reason
+ * `tool_calls`.
+ *
+ * Behaviour is set globally (`options` at start, `configure()` later) and
+ * may be overridden per request by a directive anywhere in a message's text:
+ *
+ *     [[backend tokens=20 delay=5 fault=http500 usage=off]]
+ *
+ * Keys: `tokens` (completion pieces), `delay` (ms between pieces), `fault`
+ * (see `BackendFault`), `after` (pieces sent before a mid-stream fault),
+ * `usage` (`off` never reports usage, even when asked). `max_tokens` caps
+ * the pieces and turns the finish reason into `length`.
+ *
+ * Every request is recorded (`requests`) with its parsed body, headers,
+ * produced pieces and how it ended, including `aborted` when the client went
+ * away before the response ended — the way a test checks that a cancel
+ * reached the backend (`waitForAbort`).
+ */
+import { EventEmitter, once } from "node:events";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** How the backend misbehaves for a chat request. */
+export type BackendFault =
+  /** Answer normally. */
+  | "none"
+  /** HTTP 500 with an OpenAI error body. */
+  | "http500"
+  /** HTTP 429 with an OpenAI error body and `retry-after: 1`. */
+  | "http429"
+  /** HTTP 400 with an OpenAI error body (the request is "invalid"). */
+  | "http400"
+  /** Streaming: `after` good chunks, then a `data:` line that is not JSON. Non-streaming: a body that is not JSON. */
+  | "invalid-json"
+  /** Never answer: no status line, no bytes, until the client goes away. */
+  | "hang"
+  /** Send `after` pieces, then stop writing but keep the connection open. */
+  | "hang-mid-stream"
+  /** Send `after` pieces, then destroy the socket. */
+  | "close-mid-stream";
+
+const FAULTS: readonly BackendFault[] = [
+  "none",
+  "http500",
+  "http429",
+  "http400",
+  "invalid-json",
+  "hang",
+  "hang-mid-stream",
+  "close-mid-stream",
+];
+
+/** Settings of the test backend; every field has a default. */
+export interface OpenAIBackendOptions {
+  /** Model ids listed by /v1/models. Default `["test-model"]`. */
+  readonly models?: readonly string[];
+  /** Context length advertised as `max_model_len`; 0 omits it. Default 0. */
+  readonly contextLength?: number;
+  /** Completion pieces per answer. Default 8. */
+  readonly tokens?: number;
+  /** Delay between pieces in ms; 0 writes them back to back. Default 0. */
+  readonly tokenDelayMs?: number;
+  /** Fault applied to chat requests. Default "none". */
+  readonly fault?: BackendFault;
+  /** Pieces sent before a mid-stream fault. Default half of `tokens`. */
+  readonly faultAfter?: number | undefined;
+  /** Report usage (non-streaming always; streaming when asked). Default true. */
+  readonly reportUsage?: boolean;
+  /** When set, requests must carry `Authorization: Bearer <apiKey>` (else 401). */
+  readonly apiKey?: string | undefined;
+}
+
+/** How a recorded request ended. */
+export type RequestOutcome = "completed" | "aborted" | "failed" | "open";
+
+/** One request the backend received. */
+export interface RecordedRequest {
+  /** Sequence number, from 1. */
+  readonly id: number;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  /** Parsed JSON body, or undefined when absent or not JSON. */
+  readonly body: unknown;
+  /** Completion pieces written so far. */
+  completionTokens: number;
+  /** Prompt tokens as this backend counts them (see `countPromptTokens`). */
+  promptTokens: number;
+  /** True when the client went away before the response ended. */
+  aborted: boolean;
+  outcome: RequestOutcome;
+}
+
+const WORDS = [
+  " the",
+  " quick",
+  " brown",
+  " fox",
+  " jumps",
+  " over",
+  " lazy",
+  " dog",
+  " and",
+  " runs",
+  " far",
+  " away",
+  " from",
+  " home",
+  " to",
+  " see",
+  " a",
+  " new",
+  " world",
+  " of",
+  " light",
+  " sound",
+  " water",
+  " stone",
+  " tree",
+  " river",
+  " sky",
+  " cloud",
+  " rain",
+  " sun",
+  " moon",
+  " star",
+];
+
+/** The concatenated text content of an OpenAI `messages` array (string contents and text parts). */
+export function promptTextOf(body: unknown): string {
+  const messages = (body as { messages?: unknown })?.messages;
+  if (!Array.isArray(messages)) return "";
+  const parts: string[] = [];
+  for (const m of messages) {
+    const content = (m as { content?: unknown })?.content;
+    if (typeof content === "string") parts.push(content);
+    else if (Array.isArray(content)) {
+      for (const p of content) {
+        const text = (p as { text?: unknown })?.text;
+        if (typeof text === "string") parts.push(text);
+      }
+    }
+  }
+  return parts.join("\n");
+}
+
+function hash32(text: string): number {
+  // FNV-1a: stable across runs, enough to make different prompts differ.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** The exact completion pieces the backend produces for a prompt text. */
+export function backendTokens(promptText: string, count: number): string[] {
+  const start = hash32(promptText) % WORDS.length;
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) out.push(WORDS[(start + i * 7) % WORDS.length] as string);
+  return out;
+}
+
+/** Prompt tokens as this backend reports them: whitespace-separated words plus 3 per message. */
+export function countPromptTokens(body: unknown): number {
+  const messages = (body as { messages?: unknown })?.messages;
+  const n = Array.isArray(messages) ? messages.length : 0;
+  const words = promptTextOf(body)
+    .split(/\s+/)
+    .filter((w) => w !== "").length;
+  return words + 3 * n;
+}
+
+interface Plan {
+  tokens: number;
+  /** `max_tokens` cut the answer short. */
+  capped: boolean;
+  delayMs: number;
+  fault: BackendFault;
+  after: number;
+  usage: boolean;
+}
+
+function directive(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const m = /\[\[backend ([^\]]*)\]\]/.exec(text);
+  if (m === null) return out;
+  for (const kv of (m[1] ?? "").trim().split(/\s+/)) {
+    const eq = kv.indexOf("=");
+    if (eq > 0) out.set(kv.slice(0, eq), kv.slice(eq + 1));
+  }
+  return out;
+}
+
+/**
+ * A running test backend. Create with `startOpenAIBackend`; close it in an
+ * `after`/`afterEach` hook.
+ */
+export class OpenAIBackend {
+  /** Every request received, oldest first. */
+  readonly requests: RecordedRequest[] = [];
+  readonly #server = createServer((req, res) => {
+    // A client that vanishes while its body is read is not a test failure.
+    this.#handle(req, res).catch(() => res.destroy());
+  });
+  readonly #events = new EventEmitter();
+  #options: Required<Omit<OpenAIBackendOptions, "faultAfter" | "apiKey">> &
+    Pick<OpenAIBackendOptions, "faultAfter" | "apiKey">;
+  #port = 0;
+  #seq = 0;
+  // Connections cut by `stop()` are the backend going down, not client aborts.
+  #stopping = false;
+
+  constructor(options: OpenAIBackendOptions = {}) {
+    this.#options = {
+      models: ["test-model"],
+      contextLength: 0,
+      tokens: 8,
+      tokenDelayMs: 0,
+      fault: "none",
+      reportUsage: true,
+      ...options,
+    };
+    this.#events.setMaxListeners(0);
+  }
+
+  /** Base URL ending in `/v1`, as a miner's `--backend` takes it. */
+  get url(): string {
+    return `http://127.0.0.1:${this.#port}/v1`;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Changes settings for requests that arrive from now on. */
+  configure(options: OpenAIBackendOptions): void {
+    this.#options = { ...this.#options, ...options };
+  }
+
+  /** Chat requests only (POST /v1/chat/completions). */
+  chatRequests(): RecordedRequest[] {
+    return this.requests.filter((r) => r.path === "/v1/chat/completions");
+  }
+
+  /** Sum of completion pieces produced over all requests. */
+  totalCompletionTokens(): number {
+    return this.requests.reduce((s, r) => s + r.completionTokens, 0);
+  }
+
+  /** Resolves once `count` chat requests have arrived (immediately if they have). */
+  async waitForChatRequests(count: number): Promise<RecordedRequest[]> {
+    await this.#until(() => this.chatRequests().length >= count);
+    return this.chatRequests();
+  }
+
+  /** Resolves once some chat request was aborted by its client (optionally a given one). */
+  async waitForAbort(predicate: (r: RecordedRequest) => boolean = () => true): Promise<RecordedRequest> {
+    let found: RecordedRequest | undefined;
+    await this.#until(() => {
+      found = this.requests.find((r) => r.aborted && predicate(r));
+      return found !== undefined;
+    });
+    return found as RecordedRequest;
+  }
+
+  /** Resolves once `predicate` holds; re-checked after every backend event. */
+  async #until(predicate: () => boolean): Promise<void> {
+    while (!predicate()) await once(this.#events, "change");
+  }
+
+  /** Listens on 127.0.0.1 (port 0 the first time, the same port after `stop`). */
+  async listen(): Promise<void> {
+    this.#server.listen(this.#port, "127.0.0.1");
+    await once(this.#server, "listening");
+    this.#port = (this.#server.address() as AddressInfo).port;
+  }
+
+  /**
+   * Stops listening and drops every open connection (a backend that went
+   * down). `listen()` brings it back on the same port.
+   */
+  async stop(): Promise<void> {
+    if (!this.#server.listening) return;
+    this.#stopping = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeAllConnections();
+    await closed;
+    this.#stopping = false;
+  }
+
+  /** Stops for good. */
+  close(): Promise<void> {
+    return this.stop();
+  }
+
+  #touch(): void {
+    this.#events.emit("change");
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks).toString("utf8");
+    let body: unknown;
+    try {
+      body = raw === "" ? undefined : JSON.parse(raw);
+    } catch {
+      body = undefined;
+    }
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const rec: RecordedRequest = {
+      id: ++this.#seq,
+      method: req.method ?? "GET",
+      path,
+      headers: req.headers,
+      body,
+      completionTokens: 0,
+      promptTokens: countPromptTokens(body),
+      aborted: false,
+      outcome: "open",
+    };
+    this.requests.push(rec);
+    res.once("close", () => {
+      if (!res.writableFinished) {
+        if (rec.outcome === "open") {
+          rec.aborted = !this.#stopping;
+          rec.outcome = this.#stopping ? "failed" : "aborted";
+        }
+      } else if (rec.outcome === "open") {
+        rec.outcome = "completed";
+      }
+      this.#touch();
+    });
+    this.#touch();
+
+    const key = this.#options.apiKey;
+    if (key !== undefined && req.headers.authorization !== `Bearer ${key}`) {
+      return this.#error(res, rec, 401, "invalid_api_key", "Incorrect API key provided.");
+    }
+    if (req.method === "GET" && path === "/v1/models") return this.#models(res);
+    if (req.method === "POST" && path === "/v1/chat/completions") {
+      if (typeof body !== "object" || body === null) {
+        return this.#error(res, rec, 400, "invalid_request_error", "The body must be a JSON object.");
+      }
+      return this.#chat(rec, body as Record<string, unknown>, res);
+    }
+    return this.#error(res, rec, 404, "not_found", `No route ${req.method} ${path}.`);
+  }
+
+  #models(res: ServerResponse): void {
+    const o = this.#options;
+    const data = o.models.map((id) => ({
+      id,
+      object: "model",
+      created: 1_700_000_000,
+      owned_by: "tensorclaw-test",
+      ...(o.contextLength > 0 ? { max_model_len: o.contextLength } : {}),
+    }));
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ object: "list", data }));
+  }
+
+  #error(res: ServerResponse, rec: RecordedRequest, status: number, type: string, message: string): void {
+    rec.outcome = "failed";
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (status === 429) headers["retry-after"] = "1";
+    res.writeHead(status, headers).end(JSON.stringify({ error: { message, type, param: null, code: null } }));
+  }
+
+  #plan(body: Record<string, unknown>): Plan {
+    const o = this.#options;
+    const d = directive(promptTextOf(body));
+    const num = (k: string, dflt: number) => {
+      const v = d.get(k);
+      return v !== undefined && /^\d+$/.test(v) ? Number(v) : dflt;
+    };
+    const wanted = num("tokens", o.tokens);
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+    const capped = typeof maxTokens === "number" && maxTokens >= 0 && maxTokens < wanted;
+    const tokens = capped ? (maxTokens as number) : wanted;
+    const faultText = d.get("fault");
+    const fault = FAULTS.includes(faultText as BackendFault) ? (faultText as BackendFault) : o.fault;
+    return {
+      tokens,
+      capped,
+      delayMs: num("delay", o.tokenDelayMs),
+      fault,
+      after: num("after", o.faultAfter ?? Math.floor(tokens / 2)),
+      usage: d.get("usage") === "off" ? false : o.reportUsage,
+    };
+  }
+
+  async #chat(rec: RecordedRequest, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+    const plan = this.#plan(body);
+    const model = typeof body.model === "string" ? body.model : "unknown";
+    switch (plan.fault) {
+      case "http500":
+        return this.#error(res, rec, 500, "server_error", "The backend had an internal error.");
+      case "http429":
+        return this.#error(res, rec, 429, "rate_limit_error", "Too many requests.");
+      case "http400":
+        return this.#error(res, rec, 400, "invalid_request_error", "The backend refused the request.");
+      case "hang":
+        return;
+      default:
+        break;
+    }
+    const tools = Array.isArray(body.tools) && body.tool_choice !== "none" ? body.tools : [];
+    const toolName = (tools[0] as { function?: { name?: unknown } } | undefined)?.function?.name;
+    const pieces = backendTokens(promptTextOf(body), plan.tokens);
+    const finish = typeof toolName === "string" ? "tool_calls" : plan.capped ? "length" : "stop";
+    const id = `chatcmpl-test-${rec.id}`;
+    const created = Math.floor(Date.now() / 1000);
+    const usage = () => ({
+      prompt_tokens: rec.promptTokens,
+      completion_tokens: rec.completionTokens,
+      total_tokens: rec.promptTokens + rec.completionTokens,
+    });
+
+    if (body.stream !== true) {
+      if (plan.fault === "invalid-json") {
+        rec.outcome = "failed";
+        res.writeHead(200, { "content-type": "application/json" }).end('{"id": "broken", "choices": [');
+        return;
+      }
+      rec.completionTokens = pieces.length;
+      const message =
+        typeof toolName === "string"
+          ? {
+              role: "assistant",
+              content: null,
+              tool_calls: [
+                {
+                  id: `call_${rec.id}`,
+                  type: "function",
+                  function: { name: toolName, arguments: JSON.stringify({ text: pieces.join("") }) },
+                },
+              ],
+            }
+          : { role: "assistant", content: pieces.join("") };
+      const out = {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: [{ index: 0, message, finish_reason: finish, logprobs: null }],
+        ...(plan.usage ? { usage: usage() } : {}),
+      };
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(out));
+      return;
+    }
+
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    const send = async (obj: unknown): Promise<boolean> => {
+      if (res.destroyed) return false;
+      if (!res.write(`data: ${JSON.stringify(obj)}\n\n`)) {
+        // Honour TCP back-pressure so a client that stops reading stalls us.
+        await Promise.race([once(res, "drain"), once(res, "close")]);
+      }
+      return !res.destroyed;
+    };
+    const chunk = (delta: unknown, finishReason: string | null) => ({
+      id,
+      object: "chat.completion.chunk",
+      created,
+      model,
+      choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
+    });
+    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+    if (!(await send(chunk({ role: "assistant", content: "" }, null)))) return;
+    if (typeof toolName === "string") {
+      const first = {
+        index: 0,
+        id: `call_${rec.id}`,
+        type: "function",
+        function: { name: toolName, arguments: "" },
+      };
+      if (!(await send(chunk({ tool_calls: [first] }, null)))) return;
+    }
+    for (let i = 0; i < pieces.length; i++) {
+      if (i === plan.after && plan.fault !== "none") {
+        if (plan.fault === "invalid-json") {
+          rec.outcome = "failed";
+          res.end("data: {this is not json\n\n");
+          return;
+        }
+        if (plan.fault === "close-mid-stream") {
+          rec.outcome = "failed";
+          res.destroy();
+          this.#touch();
+          return;
+        }
+        if (plan.fault === "hang-mid-stream") return;
+      }
+      if (plan.delayMs > 0) await wait(plan.delayMs);
+      else if (i % 32 === 31) await new Promise((r) => setImmediate(r));
+      if (res.destroyed) return;
+      const text = pieces[i] as string;
+      const delta =
+        typeof toolName === "string"
+          ? { tool_calls: [{ index: 0, function: { arguments: i === 0 ? `{"text":"${text}` : text } }] }
+          : { content: text };
+      rec.completionTokens++;
+      if (!(await send(chunk(delta, null)))) return;
+    }
+    if (
+      typeof toolName === "string" &&
+      !(await send(
+        chunk(
+          { tool_calls: [{ index: 0, function: { arguments: pieces.length === 0 ? '{"text":""}' : '"}' } }] },
+          null,
+        ),
+      ))
+    ) {
+      return;
+    }
+    if (!(await send(chunk({}, finish)))) return;
+    const opts = body.stream_options as { include_usage?: unknown } | undefined;
+    if (plan.usage && opts?.include_usage === true) {
+      if (
+        !(await send({ id, object: "chat.completion.chunk", created, model, choices: [], usage: usage() }))
+      ) {
+        return;
+      }
+    }
+    res.end("data: [DONE]\n\n");
+  }
+}
+
+/** Starts a test backend on a free port. */
+export async function startOpenAIBackend(options: OpenAIBackendOptions = {}): Promise<OpenAIBackend> {
+  const backend = new OpenAIBackend(options);
+  await backend.listen();
+  return backend;
+}
