@@ -1,0 +1,184 @@
+import { readFileSync } from "node:fs";
+import type { Redis } from "ioredis";
+
+/**
+ * Per-API-key limits. Each is a token bucket holding one minute's allowance
+ * that refills continuously, so bursts up to the limit are allowed and the
+ * long-run rate never exceeds it. 0 means unlimited.
+ */
+export interface RateLimits {
+  readonly requestsPerMinute: number;
+  readonly tokensPerMinute: number;
+}
+
+/** Outcome of a reservation. */
+export type ReserveResult = { readonly ok: true } | { readonly ok: false; readonly retryAfterMs: number };
+
+/**
+ * Reserve-then-reconcile rate limiting. Before a call the router reserves one
+ * request and its worst-case tokens (prompt estimate + max_tokens); after it,
+ * it reconciles with the credited count. Both steps are atomic per key, so
+ * limits hold however many requests race.
+ */
+export interface RateLimiter {
+  reserve(keyId: string, limits: RateLimits, tokens: number, nowMs: number): Promise<ReserveResult>;
+  reconcile(keyId: string, limits: RateLimits, reserved: number, used: number, nowMs: number): Promise<void>;
+}
+
+/** The two buckets of one key. */
+export interface BucketState {
+  /** Requests left. */
+  readonly requests: number;
+  /** Tokens left; negative while in debt. */
+  readonly tokens: number;
+  /** When these levels were computed (Unix ms). */
+  readonly atMs: number;
+}
+
+/** Refills both buckets up to `nowMs`. An absent state is two full buckets. */
+export function refill(state: BucketState | undefined, limits: RateLimits, nowMs: number): BucketState {
+  const rpm = limits.requestsPerMinute;
+  const tpm = limits.tokensPerMinute;
+  if (state === undefined) return { requests: rpm, tokens: tpm, atMs: nowMs };
+  const dt = Math.max(0, nowMs - state.atMs);
+  return {
+    requests: Math.min(rpm, state.requests + (dt * rpm) / 60_000),
+    tokens: Math.min(tpm, state.tokens + (dt * tpm) / 60_000),
+    atMs: nowMs,
+  };
+}
+
+/**
+ * Pure reservation arithmetic (mirrored by lua/ratelimit-reserve.lua). A cost
+ * above the whole per-minute allowance waits for a full bucket instead of
+ * being refused forever. Returns the new state (unchanged when refused).
+ */
+export function reserveBuckets(
+  state: BucketState | undefined,
+  limits: RateLimits,
+  tokens: number,
+  nowMs: number,
+): { state: BucketState; result: ReserveResult } {
+  const s = refill(state, limits, nowMs);
+  const rpm = limits.requestsPerMinute;
+  const tpm = limits.tokensPerMinute;
+  const cost = Math.min(tokens, tpm);
+  let wait = 0;
+  if (rpm > 0 && s.requests < 1) wait = Math.max(wait, ((1 - s.requests) * 60_000) / rpm);
+  if (tpm > 0 && s.tokens < cost) wait = Math.max(wait, ((cost - s.tokens) * 60_000) / tpm);
+  if (wait > 0) return { state: s, result: { ok: false, retryAfterMs: Math.ceil(wait) } };
+  return {
+    state: {
+      requests: rpm > 0 ? s.requests - 1 : s.requests,
+      tokens: tpm > 0 ? s.tokens - cost : s.tokens,
+      atMs: nowMs,
+    },
+    result: { ok: true },
+  };
+}
+
+/** Pure settlement arithmetic (mirrored by lua/ratelimit-reconcile.lua). */
+export function reconcileBuckets(
+  state: BucketState | undefined,
+  limits: RateLimits,
+  reserved: number,
+  used: number,
+  nowMs: number,
+): BucketState {
+  const tpm = limits.tokensPerMinute;
+  const s = refill(state, limits, nowMs);
+  if (tpm <= 0) return s;
+  const back = Math.min(reserved, tpm);
+  return { ...s, tokens: Math.max(-tpm, Math.min(tpm, s.tokens + back - used)) };
+}
+
+/** In-process limiter for a router without Redis. */
+export class EmbeddedRateLimiter implements RateLimiter {
+  private readonly buckets = new Map<string, BucketState>();
+
+  async reserve(keyId: string, limits: RateLimits, tokens: number, nowMs: number): Promise<ReserveResult> {
+    if (limits.requestsPerMinute <= 0 && limits.tokensPerMinute <= 0) return { ok: true };
+    const cost = Math.max(0, Math.ceil(tokens));
+    const { state, result } = reserveBuckets(this.buckets.get(keyId), limits, cost, nowMs);
+    this.buckets.set(keyId, state);
+    this.prune(nowMs);
+    return result;
+  }
+
+  async reconcile(keyId: string, limits: RateLimits, reserved: number, used: number, nowMs: number) {
+    if (limits.tokensPerMinute <= 0) return;
+    const r = Math.max(0, Math.ceil(reserved));
+    const u = Math.max(0, Math.ceil(used));
+    this.buckets.set(keyId, reconcileBuckets(this.buckets.get(keyId), limits, r, u, nowMs));
+  }
+
+  /** Drops buckets idle for two minutes (full again by then), so the map stays small. */
+  private prune(nowMs: number): void {
+    if (this.buckets.size < 10_000) return;
+    for (const [k, s] of this.buckets) if (nowMs - s.atMs > 120_000) this.buckets.delete(k);
+  }
+}
+
+const LUA_DIR = new URL("./lua/", import.meta.url);
+/** A bucket idle this long is full again even from maximal debt, so its key may expire. */
+const BUCKET_TTL_MS = 120_000;
+
+type ScriptRedis = Redis & {
+  tcRateReserve(key: string, ...args: (string | number)[]): Promise<[number, number]>;
+  tcRateReconcile(key: string, ...args: (string | number)[]): Promise<number>;
+};
+
+/** Limiter shared by every router replica through Redis (one Lua script per step). */
+export class RedisRateLimiter implements RateLimiter {
+  private readonly redis: ScriptRedis;
+
+  /** `prefix` namespaces the keys (tests use a random one). */
+  constructor(
+    redis: Redis,
+    private readonly prefix = "tc:",
+  ) {
+    const r = redis as ScriptRedis;
+    if (typeof r.tcRateReserve !== "function") {
+      r.defineCommand("tcRateReserve", {
+        numberOfKeys: 1,
+        lua: readFileSync(new URL("ratelimit-reserve.lua", LUA_DIR), "utf8"),
+      });
+      r.defineCommand("tcRateReconcile", {
+        numberOfKeys: 1,
+        lua: readFileSync(new URL("ratelimit-reconcile.lua", LUA_DIR), "utf8"),
+      });
+    }
+    this.redis = r;
+  }
+
+  private key(keyId: string): string {
+    // Hash tag so a key's buckets stay on one Redis Cluster slot.
+    return `${this.prefix}ratelimit:{${keyId}}`;
+  }
+
+  async reserve(keyId: string, limits: RateLimits, tokens: number, nowMs: number): Promise<ReserveResult> {
+    if (limits.requestsPerMinute <= 0 && limits.tokensPerMinute <= 0) return { ok: true };
+    const [ok, wait] = await this.redis.tcRateReserve(
+      this.key(keyId),
+      nowMs,
+      limits.requestsPerMinute,
+      limits.tokensPerMinute,
+      Math.max(0, Math.ceil(tokens)),
+      BUCKET_TTL_MS,
+    );
+    return ok === 1 ? { ok: true } : { ok: false, retryAfterMs: Number(wait) };
+  }
+
+  async reconcile(keyId: string, limits: RateLimits, reserved: number, used: number, nowMs: number) {
+    if (limits.tokensPerMinute <= 0) return;
+    await this.redis.tcRateReconcile(
+      this.key(keyId),
+      nowMs,
+      limits.requestsPerMinute,
+      limits.tokensPerMinute,
+      Math.max(0, Math.ceil(reserved)),
+      Math.max(0, Math.ceil(used)),
+      BUCKET_TTL_MS,
+    );
+  }
+}

@@ -1,0 +1,90 @@
+import { expect } from "chai";
+import type { RateLimiter } from "../../router/rate-limiter.js";
+
+/** A limiter under test and how to dispose of it. */
+export interface LimiterFixture {
+  readonly limiter: RateLimiter;
+  close(): Promise<void>;
+}
+
+/**
+ * The behaviour every RateLimiter must show, embedded or Redis: the same
+ * suite runs against both so the TypeScript and Lua arithmetic cannot drift.
+ */
+export function rateLimiterContract(name: string, make: () => Promise<LimiterFixture>): void {
+  describe(`rate limiter contract: ${name}`, () => {
+    let fx: LimiterFixture;
+    let n = 0;
+    const key = () => `k${n++}-${Math.random().toString(36).slice(2)}`;
+    beforeEach(async () => {
+      fx = await make();
+    });
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    it("allows a burst of requests-per-minute, then refuses with the time to the next slot", async () => {
+      const k = key();
+      const lim = { requestsPerMinute: 6, tokensPerMinute: 0 };
+      for (let i = 0; i < 6; i++)
+        expect(await fx.limiter.reserve(k, lim, 0, 1000)).to.deep.equal({ ok: true });
+      expect(await fx.limiter.reserve(k, lim, 0, 1000)).to.deep.equal({ ok: false, retryAfterMs: 10_000 });
+      expect((await fx.limiter.reserve(k, lim, 0, 6000)).ok).to.equal(false);
+      expect((await fx.limiter.reserve(k, lim, 0, 11_000)).ok).to.equal(true);
+      expect((await fx.limiter.reserve(k, lim, 0, 11_000)).ok).to.equal(false);
+    });
+
+    it("limits tokens per minute and gives back what was reserved but not used", async () => {
+      const k = key();
+      const lim = { requestsPerMinute: 0, tokensPerMinute: 1000 };
+      expect((await fx.limiter.reserve(k, lim, 800, 0)).ok).to.equal(true);
+      const refused = await fx.limiter.reserve(k, lim, 800, 0);
+      expect(refused).to.deep.equal({ ok: false, retryAfterMs: 36_000 });
+      await fx.limiter.reconcile(k, lim, 800, 100, 0);
+      expect((await fx.limiter.reserve(k, lim, 800, 0)).ok).to.equal(true);
+    });
+
+    it("charges usage above the reservation as debt that later requests wait for", async () => {
+      const k = key();
+      const lim = { requestsPerMinute: 0, tokensPerMinute: 600 };
+      expect((await fx.limiter.reserve(k, lim, 100, 0)).ok).to.equal(true);
+      await fx.limiter.reconcile(k, lim, 100, 1200, 0);
+      // Level is now -600 (debt capped at one minute): 10 tokens need 61 s.
+      expect(await fx.limiter.reserve(k, lim, 10, 0)).to.deep.equal({ ok: false, retryAfterMs: 61_000 });
+      expect((await fx.limiter.reserve(k, lim, 10, 61_000)).ok).to.equal(true);
+    });
+
+    it("lets a request bigger than the whole allowance through once the bucket is full", async () => {
+      const k = key();
+      const lim = { requestsPerMinute: 0, tokensPerMinute: 100 };
+      expect((await fx.limiter.reserve(k, lim, 5000, 0)).ok).to.equal(true);
+      expect((await fx.limiter.reserve(k, lim, 5000, 30_000)).ok).to.equal(false);
+    });
+
+    it("keeps keys independent and treats 0 as unlimited", async () => {
+      const a = key();
+      const b = key();
+      const lim = { requestsPerMinute: 1, tokensPerMinute: 0 };
+      expect((await fx.limiter.reserve(a, lim, 0, 0)).ok).to.equal(true);
+      expect((await fx.limiter.reserve(a, lim, 0, 0)).ok).to.equal(false);
+      expect((await fx.limiter.reserve(b, lim, 0, 0)).ok).to.equal(true);
+      const none = { requestsPerMinute: 0, tokensPerMinute: 0 };
+      for (let i = 0; i < 20; i++) expect((await fx.limiter.reserve(a, none, 1e9, 0)).ok).to.equal(true);
+    });
+
+    it("holds under 50 concurrent reservations", async () => {
+      const k = key();
+      const lim = { requestsPerMinute: 20, tokensPerMinute: 3000 };
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => fx.limiter.reserve(k, lim, 100, 5000)),
+      );
+      expect(results.filter((r) => r.ok)).to.have.length(20);
+      const lim2 = { requestsPerMinute: 1000, tokensPerMinute: 3000 };
+      const k2 = key();
+      const results2 = await Promise.all(
+        Array.from({ length: 50 }, () => fx.limiter.reserve(k2, lim2, 100, 5000)),
+      );
+      expect(results2.filter((r) => r.ok)).to.have.length(30);
+    });
+  });
+}
