@@ -1,0 +1,142 @@
+import { type LatencyTier, latencyTierScore } from "./latency-tiers.js";
+
+/** How many recent probes count for uptime (and are kept per miner). */
+export const PROBE_HISTORY_SIZE = 100;
+
+/** Tokens per business point, before the tier multiplier. */
+export const TOKENS_PER_POINT = 10_000;
+
+/** One probe outcome as the validator keeps it. */
+export interface ProbeRecord {
+  /** When the probe finished (Unix ms). */
+  readonly atMs: number;
+  readonly ok: boolean;
+  /** Total latency of the probe in ms (0 when it failed before any answer). */
+  readonly latencyMs: number;
+  /** Time to first token in ms (0 when none arrived). */
+  readonly ttftMs: number;
+}
+
+/** One model's usage over the rolling window, as UsageReport gives it. */
+export interface ModelUsageInput {
+  readonly model: string;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  /** The router's tier multiplier for this model. */
+  readonly tierMultiplier: number;
+}
+
+/** Everything the formula needs about one miner. */
+export interface MinerInput {
+  readonly hotkey: string;
+  /** Connected now and offering at least one model. */
+  readonly available: boolean;
+  /** Probe history, oldest first (only the last {@link PROBE_HISTORY_SIZE} count). */
+  readonly probes: readonly ProbeRecord[];
+  readonly usage: readonly ModelUsageInput[];
+}
+
+/** The base score and its parts, each on 0–100. */
+export interface BaseBreakdown {
+  readonly availability: number;
+  /** 100 when the latest probe passed. */
+  readonly probe: number;
+  /** Response-time tier score of the latest probe (0 when it failed or none ran). */
+  readonly latencyTier: number;
+  /** Share of the last 100 probes that passed, as a percentage. */
+  readonly uptime: number;
+  /** Latest probe failed: base is 0. */
+  readonly ghost: boolean;
+  readonly base: number;
+}
+
+/** One miner's full score. */
+export interface MinerScore extends BaseBreakdown {
+  readonly hotkey: string;
+  /** Prompt + completion tokens in the window, all models. */
+  readonly tokens: number;
+  /** Σ tokens / 10,000 × tier multiplier, before normalisation. */
+  readonly businessPoints: number;
+  /** Business points normalised to 0–100 against the best miner. */
+  readonly business: number;
+  /** 10 % base + 90 % business, 0–100. */
+  readonly final: number;
+}
+
+/** Weights of the formula, fixed by the subnet's published rules. */
+export const FORMULA = Object.freeze({
+  base: 0.1,
+  business: 0.9,
+  availability: 0.3,
+  probe: 0.4,
+  latency: 0.2,
+  uptime: 0.1,
+});
+
+function nonNegative(n: number): number {
+  return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+/** The base score of one miner. */
+export function baseScore(
+  available: boolean,
+  probes: readonly ProbeRecord[],
+  tiers: readonly LatencyTier[],
+): BaseBreakdown {
+  const recent = probes.length > PROBE_HISTORY_SIZE ? probes.slice(-PROBE_HISTORY_SIZE) : probes;
+  const latest = recent.at(-1);
+  const passed = recent.reduce((n, p) => n + (p.ok ? 1 : 0), 0);
+  const uptime = recent.length === 0 ? 0 : (passed / recent.length) * 100;
+  const availability = available ? 100 : 0;
+  if (latest !== undefined && !latest.ok) {
+    return { availability, probe: 0, latencyTier: 0, uptime, ghost: true, base: 0 };
+  }
+  const probe = latest === undefined ? 0 : 100;
+  const latencyTier = latest === undefined ? 0 : latencyTierScore(latest.latencyMs, tiers);
+  const base =
+    FORMULA.availability * availability +
+    FORMULA.probe * probe +
+    FORMULA.latency * latencyTier +
+    FORMULA.uptime * uptime;
+  return { availability, probe, latencyTier, uptime, ghost: false, base };
+}
+
+/**
+ * Business points of one miner: Σ over models of tokens / 10,000 × tier
+ * multiplier. Negative or non-finite counts and multipliers count as 0, so a
+ * broken report cannot produce a negative or NaN score.
+ */
+export function businessPoints(usage: readonly ModelUsageInput[]): { tokens: number; points: number } {
+  let tokens = 0;
+  let points = 0;
+  for (const u of usage) {
+    const t = nonNegative(u.promptTokens) + nonNegative(u.completionTokens);
+    tokens += t;
+    points += (t / TOKENS_PER_POINT) * nonNegative(u.tierMultiplier);
+  }
+  return { tokens, points };
+}
+
+/**
+ * Scores every miner. Business is normalised against the best miner of this
+ * set (all zero when nobody served traffic). The result is sorted by hotkey
+ * so equal inputs always give equal outputs.
+ */
+export function scoreMiners(inputs: readonly MinerInput[], tiers: readonly LatencyTier[]): MinerScore[] {
+  const rows = inputs.map((m) => ({ m, biz: businessPoints(m.usage) }));
+  const best = rows.reduce((max, r) => Math.max(max, r.biz.points), 0);
+  const out = rows.map(({ m, biz }): MinerScore => {
+    const b = baseScore(m.available, m.probes, tiers);
+    const business = best > 0 ? (biz.points / best) * 100 : 0;
+    const final = FORMULA.base * b.base + FORMULA.business * business;
+    return {
+      hotkey: m.hotkey,
+      ...b,
+      tokens: biz.tokens,
+      businessPoints: biz.points,
+      business,
+      final: Math.min(100, Math.max(0, final)),
+    };
+  });
+  return out.sort((a, b) => (a.hotkey < b.hotkey ? -1 : a.hotkey > b.hotkey ? 1 : 0));
+}

@@ -1,0 +1,59 @@
+/** Largest weight value the chain accepts (u16). */
+export const U16_MAX = 65_535;
+
+/** Weights ready for the chain: parallel arrays, uids ascending. */
+export interface WeightVector {
+  readonly uids: readonly number[];
+  readonly values: readonly number[];
+}
+
+/** A score to turn into a weight. */
+export interface HotkeyScore {
+  readonly hotkey: string;
+  /** Any scale; only ratios matter. */
+  readonly score: number;
+}
+
+/**
+ * Turns scores into chain weights: looks each hotkey up in the metagraph
+ * (`hotkeyToUid`), drops miners that are not registered, treats NaN,
+ * infinities and negatives as zero, max-normalises so the best miner gets
+ * 65,535, rounds, and drops zeros. When nothing positive remains the result
+ * is empty: the caller must then set nothing rather than an all-zero vector.
+ * Deterministic: the output is ordered by uid whatever the input order.
+ */
+export function computeWeights(
+  scores: readonly HotkeyScore[],
+  hotkeyToUid: ReadonlyMap<string, number>,
+): WeightVector {
+  const byUid = new Map<number, number>();
+  for (const s of scores) {
+    const uid = hotkeyToUid.get(s.hotkey);
+    if (uid === undefined || !Number.isInteger(uid) || uid < 0 || uid > U16_MAX) continue;
+    const v = Number.isFinite(s.score) && s.score > 0 ? s.score : 0;
+    // A hotkey listed twice keeps its best score rather than the last one seen.
+    byUid.set(uid, Math.max(byUid.get(uid) ?? 0, v));
+  }
+  let max = 0;
+  for (const v of byUid.values()) if (v > max) max = v;
+  if (max <= 0) return { uids: [], values: [] };
+  const uids: number[] = [];
+  const values: number[] = [];
+  for (const uid of [...byUid.keys()].sort((a, b) => a - b)) {
+    const w = Math.round(((byUid.get(uid) ?? 0) / max) * U16_MAX);
+    if (w <= 0) continue;
+    uids.push(uid);
+    values.push(Math.min(U16_MAX, w));
+  }
+  return { uids, values };
+}
+
+/** The weight each uid gets, as a fraction of the whole vector (for display). */
+export function weightShares(w: WeightVector): Map<number, number> {
+  const total = w.values.reduce((a, b) => a + b, 0);
+  const out = new Map<number, number>();
+  w.uids.forEach((uid, i) => {
+    out.set(uid, total > 0 ? (w.values[i] ?? 0) / total : 0);
+  });
+  return out;
+}
