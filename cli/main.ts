@@ -4,9 +4,16 @@ import { minerCommand } from "../miner/command.js";
 import { routerCommand } from "../router/command.js";
 import { validatorCommand } from "../validator/command.js";
 import { devCommand } from "./dev.js";
+import { keysCommand } from "./keys.js";
 
 /** Every subcommand, in help order. */
-export const COMMANDS: readonly Command[] = [routerCommand, minerCommand, validatorCommand, devCommand];
+export const COMMANDS: readonly Command[] = [
+  routerCommand,
+  minerCommand,
+  validatorCommand,
+  devCommand,
+  keysCommand,
+];
 
 /** Top-level help. */
 export function topHelp(): string {

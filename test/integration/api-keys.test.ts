@@ -1,0 +1,137 @@
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import { Redis } from "ioredis";
+import { TensorClawError } from "../../common/errors.js";
+import { type ApiKeyStore, ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api-keys.js";
+import { runCli } from "../support/cli.js";
+import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+
+const LIMITS = { requestsPerMinute: 5, tokensPerMinute: 500 };
+
+async function rejects(p: Promise<unknown>): Promise<TensorClawError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(TensorClawError);
+    return err as TensorClawError;
+  }
+  throw new Error("expected a rejection");
+}
+
+function storeSuite(name: string, make: () => Promise<{ store: ApiKeyStore; close(): Promise<void> }>) {
+  describe(`api keys over ${name}`, () => {
+    let fx: { store: ApiKeyStore; close(): Promise<void> };
+    beforeEach(async () => {
+      fx = await make();
+    });
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    it("creates a key that authenticates, stores only its hash, and revokes it", async () => {
+      const keys = new ApiKeys(fx.store);
+      const { key, record } = await keys.create("ci", LIMITS, 1000);
+      expect(key).to.match(/^tc-[A-Za-z0-9_-]{43}$/);
+      const rec = await keys.authenticate(`Bearer ${key}`);
+      expect(rec.id).to.equal(record.id);
+      expect(rec.limits).to.deep.equal(LIMITS);
+      expect(JSON.stringify(await keys.list())).not.to.contain(key);
+      expect(await keys.revoke(record.id, 2000)).to.equal(true);
+      expect((await rejects(keys.authenticate(`Bearer ${key}`))).code).to.equal("invalid_api_key");
+      expect((await keys.list())[0]?.revokedAtMs).to.equal(2000);
+      expect(await keys.revoke("key_nope", 3000)).to.equal(false);
+    });
+
+    it("tells a missing key from a wrong one", async () => {
+      const keys = new ApiKeys(fx.store);
+      expect((await rejects(keys.authenticate(undefined))).code).to.equal("unauthenticated");
+      expect((await rejects(keys.authenticate("Basic abc"))).code).to.equal("unauthenticated");
+      expect((await rejects(keys.authenticate("Bearer tc-wrong"))).code).to.equal("invalid_api_key");
+      expect((await rejects(keys.authenticate(`Bearer ${"x".repeat(5000)}`))).code).to.equal(
+        "invalid_api_key",
+      );
+    });
+  });
+}
+
+describe("api keys", () => {
+  let redis: TestRedis;
+  let dir: string;
+  before(async () => {
+    redis = await startRedis();
+    dir = await mkdtemp(join(tmpdir(), "tc-keys-"));
+  });
+  after(async () => {
+    await redis.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  storeSuite("redis", async () => {
+    const client = new Redis(redis.url);
+    return {
+      store: new RedisApiKeyStore(client, randomPrefix()),
+      close: async () => void (await client.quit()),
+    };
+  });
+  let n = 0;
+  storeSuite("the embedded file", async () => ({
+    store: new FileApiKeyStore(join(dir, `k${n++}`, "keys.json")),
+    close: async () => {},
+  }));
+
+  it("file store: writes mode 0600 and sees a revocation made by another process", async () => {
+    const path = join(dir, "shared.json");
+    let now = 0;
+    const router = new FileApiKeyStore(path, () => now, 1000);
+    const { key, record } = await new ApiKeys(router).create("a", LIMITS, 0);
+    expect((await stat(path)).mode & 0o777).to.equal(0o600);
+    expect(await readFile(path, "utf8")).not.to.contain(key);
+    await new ApiKeys(new FileApiKeyStore(path)).revoke(record.id, 5);
+    now = 2000;
+    expect((await rejects(new ApiKeys(router).authenticate(`Bearer ${key}`))).code).to.equal(
+      "invalid_api_key",
+    );
+  });
+
+  it("CLI: keys create prints the key once; list shows it without the key; revoke works (file store)", async () => {
+    const file = join(dir, "cli.json");
+    const created = await runCli(["keys", "create", "--name", "app", "--rpm", "7", "--keys-file", file]);
+    expect(created.code, created.stderr).to.equal(0);
+    const key = created.stdout.trim();
+    expect(key).to.match(/^tc-/);
+    const listed = await runCli(["keys", "list", "--json", "--keys-file", file]);
+    expect(listed.code, listed.stderr).to.equal(0);
+    expect(listed.stdout).not.to.contain(key);
+    const rows = JSON.parse(listed.stdout) as {
+      id: string;
+      name: string;
+      limits: { requestsPerMinute: number };
+    }[];
+    expect(rows).to.have.length(1);
+    expect(rows[0]?.name).to.equal("app");
+    expect(rows[0]?.limits.requestsPerMinute).to.equal(7);
+    const revoked = await runCli(["keys", "revoke", rows[0]?.id ?? "", "--keys-file", file]);
+    expect(revoked.code, revoked.stderr).to.equal(0);
+    const keys = new ApiKeys(new FileApiKeyStore(file));
+    expect((await rejects(keys.authenticate(`Bearer ${key}`))).code).to.equal("invalid_api_key");
+    const unknown = await runCli(["keys", "revoke", "key_missing", "--keys-file", file]);
+    expect(unknown.code).to.equal(1);
+    const bad = await runCli(["keys", "frobnicate"]);
+    expect(bad.code).to.equal(2);
+  });
+
+  it("CLI: keys create with REDIS_URL stores the key where the router reads it", async () => {
+    const created = await runCli(["keys", "create", "--json"], { REDIS_URL: redis.url });
+    expect(created.code, created.stderr).to.equal(0);
+    const { key } = JSON.parse(created.stdout) as { key: string };
+    const client = new Redis(redis.url);
+    try {
+      const rec = await new ApiKeys(new RedisApiKeyStore(client)).authenticate(`Bearer ${key}`);
+      expect(rec.limits).to.deep.equal({ requestsPerMinute: 60, tokensPerMinute: 100_000 });
+    } finally {
+      await client.quit();
+    }
+  });
+});
