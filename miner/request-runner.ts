@@ -1,0 +1,164 @@
+/**
+ * Serves one InferenceRequest: pulls events from the backend, spends the
+ * request's flow-control credit on each chunk (and stops pulling while out
+ * of credit or while the tunnel's send queue is congested), then ends with
+ * exactly one terminal frame — Usage on success, RequestError otherwise —
+ * unless the tunnel itself went away.
+ *
+ * Usage is the backend's own when it reported one, otherwise counted with
+ * the BPE tokenizer over what was actually relayed.
+ */
+import { chunkPayloadBytes } from "../common/chunk-credit.js";
+import type { Logger } from "../common/logger.js";
+import type { InferenceRequest, RequestError, ResponseChunk, Usage } from "../gen/tensorclaw/v1/tunnel.js";
+import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
+import { type Backend, BackendFailure } from "./backend.js";
+import { CreditWindow } from "./credit-window.js";
+import { CompletionTokenCounter, countPromptTokens } from "./token-counter.js";
+
+/** Where a request's frames go (the session's batcher). */
+export interface RequestSink {
+  /** Queues a chunk; throws a RangeError when the chunk cannot fit one stream message. */
+  chunk(c: ResponseChunk): void;
+  usage(u: Usage): void;
+  error(e: RequestError): void;
+  /** Resolves when the tunnel accepts more output (immediately when it does). */
+  writable(): Promise<void>;
+}
+
+/** Why a request stopped early. */
+export type StopReason =
+  | { readonly kind: "cancel"; readonly detail: string }
+  | { readonly kind: "deadline" }
+  /** The tunnel ended: nobody is left to tell. */
+  | { readonly kind: "tunnel" };
+
+/** One request being served. */
+export class RequestRunner {
+  readonly requestId: number;
+  readonly model: string;
+  readonly #req: InferenceRequest;
+  readonly #backend: Backend;
+  readonly #sink: RequestSink;
+  readonly #log: Logger;
+  readonly #credit: CreditWindow;
+  readonly #abort = new AbortController();
+  #deadline: NodeJS.Timeout | undefined;
+
+  constructor(req: InferenceRequest, backend: Backend, sink: RequestSink, log: Logger) {
+    this.requestId = req.requestId;
+    this.model = req.model;
+    this.#req = req;
+    this.#backend = backend;
+    this.#sink = sink;
+    this.#log = log;
+    this.#credit = new CreditWindow(req.initialCreditBytes);
+  }
+
+  /** A Credit frame for this request arrived. */
+  grant(bytes: number): void {
+    this.#credit.grant(bytes);
+  }
+
+  /** Stops the request (aborting the backend call); the first reason wins. */
+  stop(reason: StopReason): void {
+    if (!this.#abort.signal.aborted) this.#abort.abort(reason);
+  }
+
+  /** Serves the request to the end; never rejects. */
+  async run(): Promise<void> {
+    const signal = this.#abort.signal;
+    if (this.#req.deadlineMs > 0) {
+      this.#deadline = setTimeout(() => this.stop({ kind: "deadline" }), this.#req.deadlineMs);
+    }
+    const id = this.requestId;
+    const counter = new CompletionTokenCounter();
+    let backendUsage: { promptTokens: number; completionTokens: number } | undefined;
+    try {
+      const chat = this.#req.chat;
+      if (chat === undefined) {
+        throw new BackendFailure(
+          RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
+          "the request has no chat body",
+        );
+      }
+      for await (const ev of this.#backend.chat(this.model, chat, signal)) {
+        if (ev.type === "usage") {
+          backendUsage = ev;
+          continue;
+        }
+        const chunk: ResponseChunk = {
+          requestId: id,
+          contentDelta: ev.content,
+          toolCalls: [...ev.toolCalls],
+          finishReason: ev.finishReason,
+          reasoningDelta: ev.reasoning,
+        };
+        const bytes = chunkPayloadBytes(chunk);
+        // Holding here stops the pull from the backend: that is the back-pressure.
+        await this.#credit.waitFor(bytes, signal);
+        await this.#sink.writable();
+        if (signal.aborted) throw signal.reason;
+        this.#credit.spend(bytes);
+        counter.add(
+          ev.content,
+          ev.reasoning,
+          ev.toolCalls.map((t) => t.functionName + t.argumentsDelta).join(""),
+        );
+        try {
+          this.#sink.chunk(chunk);
+        } catch (cause) {
+          throw new BackendFailure(
+            RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR,
+            "the backend sent a chunk larger than the tunnel's message limit",
+            { cause },
+          );
+        }
+      }
+      if (signal.aborted) throw signal.reason;
+      this.#sink.usage({
+        requestId: id,
+        promptTokens: BigInt(backendUsage?.promptTokens ?? countPromptTokens(chat)),
+        completionTokens: BigInt(backendUsage?.completionTokens ?? counter.total()),
+      });
+    } catch (err) {
+      this.#fail(signal.aborted ? (signal.reason as StopReason) : undefined, err);
+    } finally {
+      clearTimeout(this.#deadline);
+      // Later stops are no-ops; this also releases any listener on the signal.
+      this.stop({ kind: "tunnel" });
+    }
+  }
+
+  #fail(stop: StopReason | undefined, err: unknown): void {
+    const requestId = this.requestId;
+    if (stop !== undefined) {
+      if (stop.kind === "tunnel") return;
+      if (stop.kind === "cancel") {
+        this.#sink.error({
+          requestId,
+          code: RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED,
+          message: "cancelled",
+        });
+        return;
+      }
+      this.#sink.error({
+        requestId,
+        code: RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT,
+        message: `the backend did not finish within the ${this.#req.deadlineMs} ms deadline`,
+      });
+      return;
+    }
+    if (err instanceof BackendFailure) {
+      this.#log.warn({ requestId, code: err.code, err: err.cause ?? err }, err.message);
+      this.#sink.error({ requestId, code: err.code, message: err.message });
+      return;
+    }
+    this.#log.error({ requestId, err }, "request failed with an internal error");
+    this.#sink.error({
+      requestId,
+      code: RequestErrorCode.REQUEST_ERROR_CODE_INTERNAL,
+      message: "internal miner error",
+    });
+  }
+}

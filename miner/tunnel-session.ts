@@ -1,0 +1,387 @@
+/**
+ * One tunnel from the miner's side, over any FrameChannel: answer the
+ * router's Challenge with a signed Hello, wait for Accept or Reject, then
+ * serve InferenceRequests concurrently (each in a RequestRunner), answer
+ * Pings, apply Cancel and Credit, and follow Drain (finish in-flight work,
+ * take no new work, then hang up). `run()` resolves with how the tunnel
+ * ended, which the TunnelClient turns into a reconnect decision.
+ *
+ * The router is a network peer like any other: a message that does not
+ * decode or a frame out of order ends the tunnel with "invalid"; a router
+ * that goes silent (no frame for several ping intervals) is treated as gone.
+ */
+
+import { FrameBatcher } from "../common/frame-batcher.js";
+import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../common/frame-channel.js";
+import type { Hotkey } from "../common/identity.js";
+import type { Logger } from "../common/logger.js";
+import { signHello } from "../common/signing.js";
+import {
+  type Challenge,
+  ConnectRequest,
+  ConnectResponse,
+  type InferenceRequest,
+  MinerFrame,
+  type ModelOffer,
+  type RejectReason,
+  RequestErrorCode,
+  type RouterFrame,
+} from "../gen/tensorclaw/v1/tunnel.js";
+import type { Backend } from "./backend.js";
+import { RequestRunner, type RequestSink } from "./request-runner.js";
+
+/** The tunnel protocol version this miner speaks. */
+export const MINER_PROTOCOL_VERSION = 1;
+
+/** Message size used before the router's Accept names its own. */
+const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** How a tunnel ended. */
+export type SessionEnd =
+  /** Never got to Accept: no challenge, a broken handshake, or the transport failed. */
+  | { readonly kind: "not_established"; readonly reason: string }
+  /** The router refused the Hello. */
+  | {
+      readonly kind: "rejected";
+      readonly reason: RejectReason;
+      readonly message: string;
+      readonly retryAfterMs: number;
+    }
+  /** A live tunnel ended without Drain (router gone, network, protocol fault, stop()). */
+  | { readonly kind: "closed"; readonly connectedForMs: number; readonly reason: string }
+  /** The router drained the tunnel and suggested when to come back. */
+  | {
+      readonly kind: "drained";
+      readonly connectedForMs: number;
+      readonly reconnectAfterMs: number;
+      readonly reason: string;
+    };
+
+/** What a session needs. */
+export interface TunnelSessionDeps {
+  readonly channel: FrameChannel;
+  readonly hotkey: Hotkey;
+  readonly backend: Backend;
+  /** The models to offer right now. */
+  readonly offers: () => readonly ModelOffer[];
+  /** Unix ms wall clock (signs the Hello and measures uptime). */
+  readonly now: () => number;
+  readonly logger: Logger;
+  readonly softwareVersion: string;
+  /** How long to wait for the Challenge, then for Accept. */
+  readonly handshakeTimeoutMs: number;
+  /** Called once when the router accepts, with its session id. */
+  readonly onLive?: (sessionId: string) => void;
+}
+
+type Phase = "challenge" | "accept" | "live" | "ended";
+
+/** A miner-side tunnel session. */
+export class TunnelSession {
+  readonly #d: TunnelSessionDeps;
+  readonly #runners = new Map<number, RequestRunner>();
+  readonly #perModel = new Map<string, number>();
+  readonly #drainWaiters = new Set<() => void>();
+  #phase: Phase = "challenge";
+  get #ended(): boolean {
+    return this.#phase === "ended";
+  }
+  #batcher: FrameBatcher<MinerFrame> | undefined;
+  #offers: readonly ModelOffer[] = [];
+  #liveSinceMs = 0;
+  #draining: { reconnectAfterMs: number; reason: string } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #silenceMs = 0;
+  #lastHeardMs = 0;
+  #resolve!: (end: SessionEnd) => void;
+  readonly #done: Promise<SessionEnd>;
+
+  constructor(deps: TunnelSessionDeps) {
+    this.#d = deps;
+    this.#done = new Promise((resolve) => {
+      this.#resolve = resolve;
+    });
+  }
+
+  /** Requests in flight. */
+  get inFlight(): number {
+    return this.#runners.size;
+  }
+
+  /** True once the router accepted and until the tunnel ends. */
+  get live(): boolean {
+    return this.#phase === "live";
+  }
+
+  /** Starts the session; resolves once the tunnel has ended. */
+  run(): Promise<SessionEnd> {
+    const ch = this.#d.channel;
+    ch.start({
+      message: (bytes) => this.#onMessage(bytes),
+      drain: () => this.#onDrain(),
+      closed: (info) => this.#onClosed(info),
+    });
+    this.#arm(this.#d.handshakeTimeoutMs, "no challenge from the router");
+    return this.#done;
+  }
+
+  /** Replaces the offered models; sent to the router when live. */
+  updateModels(offers: readonly ModelOffer[]): void {
+    if (this.#phase !== "live") return;
+    this.#offers = offers;
+    this.#batcher?.push({ kind: { $case: "models", value: { models: [...offers] } } });
+  }
+
+  /** Ends the tunnel now (in-flight requests are abandoned; the router fails them over). */
+  stop(reason: string): void {
+    this.#d.channel.close("going_away", reason);
+  }
+
+  #arm(ms: number, why: string): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#protocolEnd("timeout", why), ms);
+    this.#timer.unref?.();
+  }
+
+  #protocolEnd(kind: ChannelCloseKind, reason: string): void {
+    this.#d.logger.warn({ reason }, "closing the tunnel");
+    this.#d.channel.close(kind, reason);
+  }
+
+  #onMessage(bytes: Uint8Array): void {
+    if (this.#ended) return;
+    this.#lastHeardMs = this.#d.now();
+    let msg: ConnectResponse;
+    try {
+      msg = ConnectResponse.decode(bytes);
+    } catch {
+      this.#protocolEnd("invalid", "the router sent a message that does not decode");
+      return;
+    }
+    for (const frame of msg.frames) {
+      if (this.#ended || this.#d.channel.closed) return;
+      this.#onFrame(frame);
+    }
+  }
+
+  #onFrame(frame: RouterFrame): void {
+    const k = frame.kind;
+    if (k === undefined) return; // An unknown future frame kind: ignore it.
+    if (this.#phase === "challenge") {
+      if (k.$case !== "challenge") {
+        this.#protocolEnd("invalid", `expected challenge, got ${k.$case}`);
+        return;
+      }
+      this.#answer(k.value);
+      return;
+    }
+    if (this.#phase === "accept") {
+      if (k.$case === "accept") {
+        const a = k.value;
+        this.#goLive(a.sessionId, a.maxMessageBytes, a.pingIntervalMs, a.maxMissedPongs);
+        return;
+      }
+      if (k.$case === "reject") {
+        clearTimeout(this.#timer);
+        this.#finish({
+          kind: "rejected",
+          reason: k.value.reason,
+          message: k.value.message,
+          retryAfterMs: k.value.retryAfterMs,
+        });
+        this.#d.channel.close("normal", "rejected");
+        return;
+      }
+      this.#protocolEnd("invalid", `expected accept or reject, got ${k.$case}`);
+      return;
+    }
+    switch (k.$case) {
+      case "request":
+        this.#startRequest(k.value);
+        return;
+      case "cancel":
+        this.#runners.get(k.value.requestId)?.stop({ kind: "cancel", detail: k.value.reason });
+        return;
+      case "credit":
+        this.#runners.get(k.value.requestId)?.grant(k.value.bytes);
+        return;
+      case "ping":
+        this.#batcher?.push({ kind: { $case: "pong", value: { seq: k.value.seq } } });
+        return;
+      case "drain":
+        this.#onDrainFrame(k.value.reconnectAfterMs, k.value.reason);
+        return;
+      default:
+        this.#protocolEnd("invalid", `unexpected ${k.$case} on a live tunnel`);
+        return;
+    }
+  }
+
+  #answer(c: Challenge): void {
+    if (c.protocolVersion < MINER_PROTOCOL_VERSION || c.nonce.length === 0) {
+      this.#protocolEnd("invalid", `unusable challenge (protocol ${c.protocolVersion})`);
+      return;
+    }
+    const ts = this.#d.now();
+    const key = this.#d.hotkey;
+    this.#offers = this.#d.offers();
+    const hello: MinerFrame = {
+      kind: {
+        $case: "hello",
+        value: {
+          hotkey: key.address,
+          signature: Buffer.from(signHello(key, c.nonce, c.routerId, ts)),
+          timestampMs: BigInt(ts),
+          models: [...this.#offers],
+          softwareVersion: this.#d.softwareVersion,
+          protocolVersion: MINER_PROTOCOL_VERSION,
+        },
+      },
+    };
+    this.#phase = "accept";
+    this.#d.channel.send(ConnectRequest.encode({ frames: [hello] }).finish());
+    this.#arm(this.#d.handshakeTimeoutMs, "no accept from the router");
+  }
+
+  #goLive(sessionId: string, maxMessageBytes: number, pingIntervalMs: number, maxMissedPongs: number): void {
+    this.#phase = "live";
+    this.#liveSinceMs = this.#d.now();
+    const ch = this.#d.channel;
+    this.#batcher = new FrameBatcher<MinerFrame>({
+      encode: (f) => MinerFrame.encode(f).finish(),
+      send: (m) => ch.send(m),
+      maxMessageBytes: maxMessageBytes >= 1024 ? maxMessageBytes : DEFAULT_MAX_MESSAGE_BYTES,
+    });
+    clearTimeout(this.#timer);
+    if (pingIntervalMs > 0) {
+      // A router that stops talking (a black-holed NAT mapping) is gone; its
+      // own pings are our heartbeat.
+      this.#silenceMs = pingIntervalMs * (Math.max(maxMissedPongs, 1) + 2);
+      this.#watchSilence();
+    }
+    // Models may have changed between the Hello and now.
+    const current = this.#d.offers();
+    if (!sameOffers(current, this.#offers)) this.updateModels(current);
+    this.#d.onLive?.(sessionId);
+  }
+
+  #watchSilence(): void {
+    const left = this.#lastHeardMs + this.#silenceMs - this.#d.now();
+    if (left <= 0) {
+      this.#protocolEnd("timeout", "the router went silent");
+      return;
+    }
+    this.#timer = setTimeout(() => this.#watchSilence(), left);
+    this.#timer.unref?.();
+  }
+
+  #startRequest(req: InferenceRequest): void {
+    const id = req.requestId;
+    if (this.#runners.has(id)) {
+      this.#protocolEnd("invalid", `request id ${id} reused while in flight`);
+      return;
+    }
+    const fail = (code: RequestErrorCode, message: string) =>
+      this.#batcher?.push({ kind: { $case: "error", value: { requestId: id, code, message } } });
+    if (this.#draining !== undefined) {
+      fail(RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED, "the miner is draining this tunnel");
+      return;
+    }
+    const offer = this.#offers.find((m) => m.id === req.model);
+    if (offer === undefined) {
+      fail(RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE, "the miner does not serve this model now");
+      return;
+    }
+    const busy = this.#perModel.get(req.model) ?? 0;
+    if (busy >= offer.maxConcurrency) {
+      fail(RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED, "the model is at its concurrency limit");
+      return;
+    }
+    const runner = new RequestRunner(req, this.#d.backend, this.#sink(), this.#d.logger);
+    this.#runners.set(id, runner);
+    this.#perModel.set(req.model, busy + 1);
+    void runner.run().finally(() => {
+      this.#runners.delete(id);
+      this.#perModel.set(req.model, (this.#perModel.get(req.model) ?? 1) - 1);
+      if (this.#draining !== undefined && this.#runners.size === 0) this.#finishDrain();
+    });
+  }
+
+  #sink(): RequestSink {
+    const push = (f: MinerFrame) => this.#batcher?.push(f);
+    return {
+      chunk: (value) => push({ kind: { $case: "chunk", value } }),
+      usage: (value) => push({ kind: { $case: "usage", value } }),
+      error: (value) => push({ kind: { $case: "error", value } }),
+      writable: () => this.#writable(),
+    };
+  }
+
+  #writable(): Promise<void> {
+    if (this.#batcher === undefined || !this.#batcher.paused || this.#phase === "ended")
+      return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.add(resolve));
+  }
+
+  #onDrain(): void {
+    this.#batcher?.resume();
+    if (this.#batcher?.paused) return;
+    const waiters = [...this.#drainWaiters];
+    this.#drainWaiters.clear();
+    for (const w of waiters) w();
+  }
+
+  #onDrainFrame(reconnectAfterMs: number, reason: string): void {
+    if (this.#draining !== undefined) return;
+    this.#draining = { reconnectAfterMs, reason };
+    this.#d.logger.info({ reason, inFlight: this.#runners.size, reconnectAfterMs }, "drained");
+    if (this.#runners.size === 0) this.#finishDrain();
+  }
+
+  #finishDrain(): void {
+    // Let the last terminal frames leave in this turn's batch before hanging up.
+    this.#batcher?.flush();
+    const d = this.#draining;
+    if (d === undefined) return;
+    this.#finish({
+      kind: "drained",
+      connectedForMs: this.#d.now() - this.#liveSinceMs,
+      reconnectAfterMs: d.reconnectAfterMs,
+      reason: d.reason,
+    });
+    this.#d.channel.close("normal", "drained");
+  }
+
+  #onClosed(info: ChannelClosed): void {
+    clearTimeout(this.#timer);
+    const reason = `${info.remote ? "closed by peer" : "closed"}: ${info.kind}${info.reason === "" ? "" : ` (${info.reason})`}`;
+    if (this.#phase === "live") {
+      this.#finish({ kind: "closed", connectedForMs: this.#d.now() - this.#liveSinceMs, reason });
+    } else {
+      this.#finish({ kind: "not_established", reason });
+    }
+    this.#phase = "ended";
+    this.#batcher?.close();
+    for (const r of this.#runners.values()) r.stop({ kind: "tunnel" });
+    const waiters = [...this.#drainWaiters];
+    this.#drainWaiters.clear();
+    for (const w of waiters) w();
+  }
+
+  /** First end wins (a Reject or a drain is more precise than the close that follows it). */
+  #finish(end: SessionEnd): void {
+    this.#resolve(end);
+  }
+}
+
+function sameOffers(a: readonly ModelOffer[], b: readonly ModelOffer[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every(
+      (m, i) =>
+        m.id === b[i]?.id &&
+        m.maxConcurrency === b[i]?.maxConcurrency &&
+        m.contextLength === b[i]?.contextLength,
+    )
+  );
+}
