@@ -1,0 +1,105 @@
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { SessionState, SessionView } from "./tunnel-types.js";
+
+/** Live values the metrics read when scraped, instead of being pushed. */
+export interface MetricsSources {
+  /** Current sessions (for miners by state). */
+  readonly sessions: () => readonly SessionView[];
+  /** Seconds between now and the newest usage event the ledger has written; undefined if unknown. */
+  readonly ledgerLagSeconds?: () => number | undefined;
+  /** Usage events waiting in the durable spool; undefined if unknown. */
+  readonly spoolDepth?: () => number | undefined;
+}
+
+const STATES: readonly SessionState[] = ["active", "ghost", "banned", "draining"];
+
+/**
+ * The router's Business API metrics, registered on the Registry passed in
+ * (never prom-client's global default registry, so several routers can live
+ * in one test process).
+ */
+export class ApiMetrics {
+  /** Finished HTTP requests by model and status code. */
+  readonly requests: Counter<"model" | "status">;
+  /** Time from request received to first token relayed, in seconds. */
+  readonly ttft: Histogram<"model">;
+  /** Tokens credited, by model and kind (prompt/completion). */
+  readonly tokens: Counter<"model" | "kind">;
+  /** Bytes of chunk payload relayed to users. */
+  readonly relayedBytes: Counter<"model">;
+  /** Chat requests being served. */
+  readonly inFlight: Gauge;
+  /** Attempts moved to another miner before the first byte. */
+  readonly failovers: Counter<"model">;
+
+  constructor(registry: Registry, sources: MetricsSources) {
+    const registers = [registry];
+    this.requests = new Counter({
+      name: "tensorclaw_api_requests_total",
+      help: "Finished Business API requests by model and HTTP status.",
+      labelNames: ["model", "status"],
+      registers,
+    });
+    this.ttft = new Histogram({
+      name: "tensorclaw_api_time_to_first_token_seconds",
+      help: "Time from receiving a chat request to relaying its first token.",
+      labelNames: ["model"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers,
+    });
+    this.tokens = new Counter({
+      name: "tensorclaw_api_tokens_total",
+      help: "Tokens credited (after the usage clamp), by model and kind.",
+      labelNames: ["model", "kind"],
+      registers,
+    });
+    this.relayedBytes = new Counter({
+      name: "tensorclaw_api_relayed_bytes_total",
+      help: "UTF-8 bytes of answer payload relayed to users.",
+      labelNames: ["model"],
+      registers,
+    });
+    this.inFlight = new Gauge({
+      name: "tensorclaw_api_in_flight_requests",
+      help: "Chat requests being served.",
+      registers,
+    });
+    this.failovers = new Counter({
+      name: "tensorclaw_api_failovers_total",
+      help: "Chat requests moved to another miner before any output reached the user.",
+      labelNames: ["model"],
+      registers,
+    });
+    new Gauge({
+      name: "tensorclaw_miners",
+      help: "Connected miner sessions by state.",
+      labelNames: ["state"],
+      registers,
+      collect() {
+        const counts = new Map<string, number>(STATES.map((s) => [s, 0]));
+        for (const s of sources.sessions()) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
+        for (const [state, n] of counts) this.set({ state }, n);
+      },
+    });
+    const lag = sources.ledgerLagSeconds;
+    new Gauge({
+      name: "tensorclaw_ledger_lag_seconds",
+      help: "Age of the newest usage event not yet written to the ledger (0 when caught up).",
+      registers,
+      collect() {
+        const v = lag?.();
+        if (v !== undefined) this.set(v);
+      },
+    });
+    const depth = sources.spoolDepth;
+    new Gauge({
+      name: "tensorclaw_usage_spool_depth",
+      help: "Usage events held in the durable spool while the ledger is unreachable.",
+      registers,
+      collect() {
+        const v = depth?.();
+        if (v !== undefined) this.set(v);
+      },
+    });
+  }
+}
