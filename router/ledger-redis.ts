@@ -1,0 +1,303 @@
+import { readFileSync } from "node:fs";
+import type { Redis } from "ioredis";
+import { TensorClawError } from "../common/errors.js";
+import {
+  buildReport,
+  checkLedgerOptions,
+  checkModelId,
+  checkMultiplier,
+  checkWindow,
+  dedupeTtlMs,
+  emptyResult,
+  isValidEvent,
+  type LedgerOptions,
+  type RawCounts,
+  type RecordResult,
+  retentionCutoff,
+  type UsageLedger,
+  type UsageQuery,
+  type UsageReport,
+  windowEdges,
+} from "./ledger.js";
+import type { UsageEvent } from "./usage-event.js";
+
+/**
+ * The production ledger on Redis (see router/lua/ledger-*.lua for each
+ * mutation). Key layout, with P the key prefix and {hk} the miner's hotkey
+ * as a Redis Cluster hash tag:
+ *
+ * | key | type | holds |
+ * |---|---|---|
+ * | `P{hk}:models` | ZSET | model → latest bucket start seen |
+ * | `P{hk}:b:<model>` | ZSET | bucket starts (score = member = start ms) |
+ * | `P{hk}:h:<model>` | HASH | bucket start → "prompt,completion,requests"; `t` → running total |
+ * | `P{hk}:id:<request id>` | STRING | idempotency marker, expires after retention + 2 buckets |
+ * | `Pminers` | ZSET | hotkey → last recording time (index of miners with traffic) |
+ * | `Pleaderboard` | ZSET | hotkey → business points of the latest full-window report |
+ * | `P{tiers}` | HASH | model → tier multiplier |
+ * | `P{tiers}:log` | LIST | audit trail of tier changes (JSON, newest first) |
+ *
+ * `Pminers` lives in its own slot, so it is written in the same pipeline
+ * just *before* a miner's record script: a crash in between leaves an index
+ * entry with no usage (harmless), never usage without an index entry.
+ */
+
+const LUA_DIR = new URL("./lua/", import.meta.url);
+/** Events per script call: bounds the time one call holds Redis. */
+const EVENTS_PER_CALL = 256;
+/** Tier audit entries kept. */
+const TIER_LOG_CAP = 10_000;
+
+function lua(name: string): string {
+  return readFileSync(new URL(name, LUA_DIR), "utf8");
+}
+
+/** The ledger scripts as ioredis custom commands (first argument: key count). */
+interface LedgerCommands {
+  tcLedgerRecord(numKeys: number, ...args: (string | number)[]): Promise<[number, number, number]>;
+  tcLedgerRead(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+  tcLedgerTierSet(numKeys: number, ...args: (string | number)[]): Promise<string | null>;
+  tcLedgerTierRemove(numKeys: number, ...args: (string | number)[]): Promise<number>;
+}
+
+type Pipe = ReturnType<Redis["pipeline"]> & LedgerCommands;
+
+/** Key names of one ledger, from its prefix. */
+export class LedgerKeys {
+  constructor(readonly prefix: string) {
+    if (prefix.includes("{") || prefix.includes("}")) {
+      throw new TensorClawError("config_invalid", "ledger key prefix must not contain { or }");
+    }
+  }
+  models(hk: string): string {
+    return `${this.prefix}{${hk}}:models`;
+  }
+  buckets(hk: string, model: string): string {
+    return `${this.prefix}{${hk}}:b:${model}`;
+  }
+  counts(hk: string, model: string): string {
+    return `${this.prefix}{${hk}}:h:${model}`;
+  }
+  requestId(hk: string, id: string): string {
+    return `${this.prefix}{${hk}}:id:${id}`;
+  }
+  get miners(): string {
+    return `${this.prefix}miners`;
+  }
+  get leaderboard(): string {
+    return `${this.prefix}leaderboard`;
+  }
+  get tiers(): string {
+    return `${this.prefix}{tiers}`;
+  }
+  get tierLog(): string {
+    return `${this.prefix}{tiers}:log`;
+  }
+}
+
+/** Default key prefix of the production ledger. */
+export const DEFAULT_LEDGER_PREFIX = "tc:";
+
+function pipelineResults(results: [Error | null, unknown][] | null): unknown[] {
+  if (results === null) throw new TensorClawError("unavailable", "redis pipeline was discarded");
+  return results.map(([err, value]) => {
+    if (err !== null) throw new TensorClawError("unavailable", `redis: ${err.message}`, { cause: err });
+    return value;
+  });
+}
+
+/**
+ * Usage ledger on Redis. The client is owned by the caller (`close` does not
+ * quit it) so one connection can serve the ledger and other router stores.
+ * The client should fail fast while disconnected (`enableOfflineQueue:
+ * false`, `maxRetriesPerRequest: 0`) so the recorder can fall back to its
+ * spool instead of queueing in memory.
+ */
+export class RedisLedger implements UsageLedger {
+  readonly options: LedgerOptions;
+  readonly keys: LedgerKeys;
+  readonly #redis: Redis;
+
+  constructor(redis: Redis, options: LedgerOptions, prefix: string = DEFAULT_LEDGER_PREFIX) {
+    this.options = checkLedgerOptions(options);
+    this.keys = new LedgerKeys(prefix);
+    this.#redis = redis;
+    // defineCommand is idempotent per client; it loads by EVALSHA with an
+    // EVAL fallback, so a restarted (script-less) Redis is handled.
+    const defs: [string, string][] = [
+      ["tcLedgerRecord", "ledger-record.lua"],
+      ["tcLedgerRead", "ledger-read.lua"],
+      ["tcLedgerTierSet", "ledger-tier-set.lua"],
+      ["tcLedgerTierRemove", "ledger-tier-remove.lua"],
+    ];
+    for (const [name, file] of defs) {
+      if (!(name in redis)) redis.defineCommand(name, { lua: lua(file) });
+    }
+  }
+
+  #pipe(): Pipe {
+    return this.#redis.pipeline() as Pipe;
+  }
+
+  async record(events: readonly UsageEvent[], nowMs: number): Promise<RecordResult> {
+    const result = emptyResult();
+    const byMiner = new Map<string, UsageEvent[]>();
+    for (const e of events) {
+      if (!isValidEvent(e)) {
+        result.invalid++;
+        continue;
+      }
+      const list = byMiner.get(e.minerHotkey);
+      if (list === undefined) byMiner.set(e.minerHotkey, [e]);
+      else list.push(e);
+    }
+    if (byMiner.size === 0) return result;
+    const cutoff = retentionCutoff(nowMs, this.options);
+    const ttl = dedupeTtlMs(this.options);
+    const k = this.keys;
+    const pipe = this.#pipe();
+    const scriptIdx: number[] = [];
+    let n = 0;
+    for (const [hk, list] of byMiner) {
+      pipe.zadd(k.miners, "GT", nowMs, hk);
+      n++;
+      for (let i = 0; i < list.length; i += EVENTS_PER_CALL) {
+        const chunk = list.slice(i, i + EVENTS_PER_CALL);
+        const keys: string[] = [k.models(hk)];
+        const args: (string | number)[] = [nowMs, this.options.bucketMs, cutoff, ttl];
+        for (const e of chunk) {
+          keys.push(k.buckets(hk, e.model), k.counts(hk, e.model), k.requestId(hk, e.requestId));
+          args.push(e.model, e.finishedAtMs, e.promptTokens, e.completionTokens);
+        }
+        pipe.tcLedgerRecord(keys.length, ...keys, ...args);
+        scriptIdx.push(n++);
+      }
+    }
+    const values = pipelineResults(await pipe.exec());
+    for (const i of scriptIdx) {
+      const [c, d, x] = values[i] as [number, number, number];
+      result.counted += c;
+      result.duplicates += d;
+      result.expired += x;
+    }
+    return result;
+  }
+
+  async usage(query: UsageQuery): Promise<UsageReport> {
+    checkWindow(query.windowMs, this.options);
+    const { nowMs } = query;
+    const k = this.keys;
+    const cutoff = retentionCutoff(nowMs, this.options);
+    const { startMs, endMs } = windowEdges(nowMs, query.windowMs, this.options.bucketMs);
+    const filtered = query.hotkeys !== undefined && query.hotkeys.length > 0;
+    let hotkeys: readonly string[];
+    if (filtered) {
+      hotkeys = [...new Set(query.hotkeys)];
+    } else {
+      // A miner recorded nothing since the cutoff has nothing to report.
+      await this.#redis.zremrangebyscore(k.miners, "-inf", `(${cutoff - this.options.bucketMs}`);
+      hotkeys = await this.#redis.zrange(k.miners, "0", "-1");
+    }
+    const first = this.#pipe();
+    for (const hk of hotkeys) first.zrange(k.models(hk), "0", "-1");
+    first.hgetall(k.tiers);
+    const firstValues = pipelineResults(await first.exec());
+    const tiers = parseTiers(firstValues[hotkeys.length] as Record<string, string>);
+    const second = this.#pipe();
+    const asked: [string, string[]][] = [];
+    hotkeys.forEach((hk, i) => {
+      const models = firstValues[i] as string[];
+      if (models.length === 0) return;
+      const keys: string[] = [k.models(hk)];
+      for (const m of models) keys.push(k.buckets(hk, m), k.counts(hk, m));
+      second.tcLedgerRead(keys.length, ...keys, cutoff, startMs, endMs, ...models);
+      asked.push([hk, models]);
+    });
+    const rows: RawCounts[] = [];
+    if (asked.length > 0) {
+      const values = pipelineResults(await second.exec());
+      asked.forEach(([hotkey, models], i) => {
+        const flat = values[i] as number[];
+        models.forEach((model, j) => {
+          rows.push({
+            hotkey,
+            model,
+            promptTokens: Number(flat[3 * j]),
+            completionTokens: Number(flat[3 * j + 1]),
+            requests: Number(flat[3 * j + 2]),
+          });
+        });
+      });
+    }
+    const report = buildReport(rows, tiers, nowMs, query.windowMs, this.options);
+    if (!filtered && query.windowMs === this.options.retentionMs) await this.#storeLeaderboard(report);
+    return report;
+  }
+
+  async #storeLeaderboard(report: UsageReport): Promise<void> {
+    const k = this.keys.leaderboard;
+    const tx = this.#redis.multi().del(k);
+    for (const m of report.miners) tx.zadd(k, m.businessPoints, m.hotkey);
+    pipelineResults(await tx.exec());
+  }
+
+  /**
+   * Miners ranked by business points as of the latest full-window report
+   * (highest first): a cheap read for dashboards. Validators use GetUsage.
+   */
+  async leaderboard(limit: number): Promise<{ hotkey: string; points: number }[]> {
+    const flat = await this.#redis.zrevrange(this.keys.leaderboard, 0, limit - 1, "WITHSCORES");
+    const out: { hotkey: string; points: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      out.push({ hotkey: flat[i] as string, points: Number(flat[i + 1]) });
+    }
+    return out;
+  }
+
+  async setTier(model: string, multiplier: number, nowMs: number): Promise<void> {
+    checkModelId(model);
+    checkMultiplier(multiplier);
+    const cmd = this.#redis as unknown as LedgerCommands;
+    await cmd.tcLedgerTierSet(
+      2,
+      this.keys.tiers,
+      this.keys.tierLog,
+      nowMs,
+      model,
+      String(multiplier),
+      TIER_LOG_CAP,
+    );
+  }
+
+  async removeTier(model: string, nowMs: number): Promise<boolean> {
+    checkModelId(model);
+    const cmd = this.#redis as unknown as LedgerCommands;
+    return (
+      (await cmd.tcLedgerTierRemove(2, this.keys.tiers, this.keys.tierLog, nowMs, model, TIER_LOG_CAP)) === 1
+    );
+  }
+
+  async tiers(): Promise<ReadonlyMap<string, number>> {
+    return parseTiers(await this.#redis.hgetall(this.keys.tiers));
+  }
+
+  /** The tier audit trail, newest first. */
+  async tierLog(limit = 100): Promise<unknown[]> {
+    const raw = await this.#redis.lrange(this.keys.tierLog, 0, limit - 1);
+    return raw.map((s) => JSON.parse(s) as unknown);
+  }
+
+  async close(): Promise<void> {
+    // The client belongs to the caller.
+  }
+}
+
+/** Tier map from the Redis hash; entries that are not numbers are ignored (and never written by us). */
+function parseTiers(raw: Record<string, string>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const model of Object.keys(raw).sort()) {
+    const v = Number(raw[model]);
+    if (Number.isFinite(v) && v >= 0) out.set(model, v);
+  }
+  return out;
+}

@@ -1,0 +1,58 @@
+import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import type { UsageLedger } from "../../router/ledger.js";
+import { EmbeddedLedger } from "../../router/ledger-embedded.js";
+import { CONTRACT_OPTIONS, ledgerContract, T0, usageEvent } from "../support/ledger-contract.js";
+
+describe("embedded usage ledger", () => {
+  ledgerContract("embedded (file-backed)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tc-ledger-"));
+    const path = join(dir, "ledger.jsonl");
+    let current: UsageLedger = await EmbeddedLedger.open({ ...CONTRACT_OPTIONS, path, nowMs: T0 });
+    return {
+      ledger: current,
+      reopen: async (nowMs) => {
+        await current.close();
+        current = await EmbeddedLedger.open({ ...CONTRACT_OPTIONS, path, nowMs });
+        return current;
+      },
+      dispose: async () => {
+        await current.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  });
+
+  it("drops a torn last line, skips corrupt lines, and compacts expired records away", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tc-ledger-"));
+    try {
+      const path = join(dir, "ledger.jsonl");
+      const a = await EmbeddedLedger.open({ ...CONTRACT_OPTIONS, path, nowMs: T0 });
+      await a.record([usageEvent({ promptTokens: 1, completionTokens: 0 })], T0);
+      await a.record(
+        [usageEvent({ promptTokens: 2, completionTokens: 0, finishedAtMs: T0 + 3_600_000 })],
+        T0 + 3_600_000,
+      );
+      await a.close();
+      await appendFile(path, 'this is not json\n{"e":["miner-a","model-x","torn",');
+      const b = await EmbeddedLedger.open({ ...CONTRACT_OPTIONS, path, nowMs: T0 + 3_600_000 });
+      expect(b.corruptLines).to.equal(1);
+      const r = await b.usage({ nowMs: T0 + 3_600_000, windowMs: 86_400_000 });
+      expect(r.miners[0]?.promptTokens).to.equal(3);
+      await b.close();
+      // Reopened past the first event's retention: compaction removes it from the file.
+      const c = await EmbeddedLedger.open({ ...CONTRACT_OPTIONS, path, nowMs: T0 + 86_400_000 + 60_000 });
+      await c.close();
+      const lines = (await readFile(path, "utf8")).trim().split("\n");
+      // The live bucket and both request ids (ids outlive their bucket by design) remain.
+      const docs = lines.map((l) => JSON.parse(l) as { b?: unknown[]; i?: unknown[] });
+      expect(docs.filter((d) => d.b !== undefined).map((d) => d.b?.[2])).to.deep.equal([T0 + 3_600_000]);
+      expect(docs.filter((d) => d.i !== undefined)).to.have.length(2);
+      expect(docs).to.have.length(3);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

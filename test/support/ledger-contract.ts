@@ -1,0 +1,259 @@
+import { expect } from "chai";
+import { TensorClawError } from "../../common/errors.js";
+import type { LedgerOptions, RecordResult, UsageLedger, UsageReport } from "../../router/ledger.js";
+import type { UsageEvent } from "../../router/usage-event.js";
+
+/** Builds a fresh, empty ledger for one test, and can reopen the same store. */
+export interface LedgerHarness {
+  readonly ledger: UsageLedger;
+  /** Closes this ledger and opens the same store again (a router restart). */
+  reopen(nowMs: number): Promise<UsageLedger>;
+  /** Releases everything. */
+  dispose(): Promise<void>;
+}
+
+/** Options every contract case uses: one-minute buckets, 24 h retention. */
+export const CONTRACT_OPTIONS: LedgerOptions = { bucketMs: 60_000, retentionMs: 86_400_000 };
+
+/** A bucket-aligned base time for tests. */
+export const T0 = 1_764_000_000_000 - (1_764_000_000_000 % 60_000);
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+const MIN = 60_000;
+
+let seq = 0;
+
+/** A usage event with defaults. */
+export function usageEvent(over: Partial<UsageEvent> = {}): UsageEvent {
+  seq++;
+  return {
+    requestId: `req-${seq}-${Math.random().toString(36).slice(2, 10)}`,
+    minerHotkey: "miner-a",
+    model: "model-x",
+    promptTokens: 100,
+    completionTokens: 50,
+    outcome: "completed",
+    startedAtMs: T0,
+    finishedAtMs: T0,
+    ...over,
+  };
+}
+
+function totalTokens(r: UsageReport, hotkey?: string, model?: string): number {
+  let n = 0;
+  for (const m of r.miners) {
+    if (hotkey !== undefined && m.hotkey !== hotkey) continue;
+    for (const x of m.models) {
+      if (model !== undefined && x.model !== model) continue;
+      n += x.promptTokens + x.completionTokens;
+    }
+  }
+  return n;
+}
+
+function res(partial: Partial<RecordResult>): RecordResult {
+  return { counted: 0, duplicates: 0, expired: 0, invalid: 0, ...partial };
+}
+
+/**
+ * The usage-ledger contract: one suite, run against every implementation.
+ * `make` is called once per test and must return an empty ledger with
+ * CONTRACT_OPTIONS.
+ */
+export function ledgerContract(name: string, make: () => Promise<LedgerHarness>): void {
+  describe(`usage ledger contract: ${name}`, () => {
+    let h: LedgerHarness;
+    let ledger: UsageLedger;
+    beforeEach(async () => {
+      h = await make();
+      ledger = h.ledger;
+    });
+    afterEach(async () => {
+      await h.dispose();
+    });
+
+    const report = (nowMs: number, windowMs = DAY, hotkeys?: string[]) =>
+      ledger.usage(hotkeys === undefined ? { nowMs, windowMs } : { nowMs, windowMs, hotkeys });
+
+    it("counts an event at t until t + 24 h (within its bucket) and not after", async () => {
+      const t = T0 + 17_345; // mid-bucket
+      await ledger.record([usageEvent({ finishedAtMs: t, promptTokens: 7, completionTokens: 5 })], t);
+      const at = await report(t);
+      expect(at.windowEndMs).to.equal(T0 + MIN);
+      expect(at.windowStartMs).to.equal(T0 + MIN - DAY);
+      expect(at.bucketMs).to.equal(MIN);
+      expect(at.reportTimeMs).to.equal(t);
+      expect(totalTokens(at)).to.equal(12);
+      // The last ms at which the event's bucket is still inside the window.
+      const last = await report(T0 + DAY - 1);
+      expect(last.windowStartMs).to.equal(T0);
+      expect(totalTokens(last)).to.equal(12);
+      expect(last.miners[0]?.requests).to.equal(1);
+      const gone = await report(T0 + DAY);
+      expect(gone.windowStartMs).to.equal(T0 + MIN);
+      expect(gone.miners).to.deep.equal([]);
+    });
+
+    it("sums shorter windows exactly to the bucket", async () => {
+      const evs = [0, 30, 59, 60, 61, 119, 120, 180].map((m) =>
+        usageEvent({ finishedAtMs: T0 + m * MIN + 5, promptTokens: m + 1, completionTokens: 0 }),
+      );
+      await ledger.record(evs, T0 + 180 * MIN + 10);
+      const now = T0 + 180 * MIN + 10;
+      // 1 h window: buckets from minute 121 to 180 inclusive.
+      const hour = await report(now, HOUR);
+      expect(hour.windowStartMs).to.equal(T0 + 121 * MIN);
+      expect(totalTokens(hour)).to.equal(181);
+      // 2 h window: minutes 61..180.
+      expect(totalTokens(await report(now, 2 * HOUR))).to.equal(62 + 120 + 121 + 181);
+      // A window that is not a whole number of buckets is rounded up to buckets.
+      const odd = await report(now, 59 * MIN + 1);
+      expect(odd.windowStartMs).to.equal(T0 + 121 * MIN);
+    });
+
+    it("reports many miners × models with exact per-model and per-miner sums", async () => {
+      const expected = new Map<string, number>();
+      const evs: UsageEvent[] = [];
+      for (let i = 0; i < 300; i++) {
+        const hk = `miner-${i % 12}`;
+        const model = `model-${i % 5}`;
+        const p = (i * 37) % 101;
+        const c = (i * 53) % 89;
+        evs.push(
+          usageEvent({
+            minerHotkey: hk,
+            model,
+            promptTokens: p,
+            completionTokens: c,
+            finishedAtMs: T0 - (i % 7) * HOUR,
+          }),
+        );
+        expected.set(`${hk}/${model}`, (expected.get(`${hk}/${model}`) ?? 0) + p + c);
+      }
+      await ledger.setTier("model-3", 4, T0);
+      expect(await ledger.record(evs.slice(0, 150), T0)).to.deep.equal(res({ counted: 150 }));
+      expect(await ledger.record(evs.slice(150), T0)).to.deep.equal(res({ counted: 150 }));
+      const r = await report(T0);
+      expect(r.miners).to.have.length(12);
+      for (const m of r.miners) {
+        let sum = 0;
+        let pts = 0;
+        for (const x of m.models) {
+          expect(x.promptTokens + x.completionTokens).to.equal(expected.get(`${m.hotkey}/${x.model}`));
+          expect(x.tierMultiplier).to.equal(x.model === "model-3" ? 4 : 1);
+          expect(x.businessPoints).to.be.closeTo(
+            ((x.promptTokens + x.completionTokens) / 10_000) * x.tierMultiplier,
+            1e-12,
+          );
+          sum += x.promptTokens + x.completionTokens;
+          pts += x.businessPoints;
+        }
+        expect(m.promptTokens + m.completionTokens).to.equal(sum);
+        expect(m.businessPoints).to.be.closeTo(pts, 1e-9);
+        expect(m.requests).to.equal(25);
+      }
+      const pts = r.miners.map((m) => m.businessPoints);
+      expect(pts).to.deep.equal([...pts].sort((a, b) => b - a));
+      const only = await report(T0, DAY, ["miner-3", "miner-7", "nobody"]);
+      expect(only.miners.map((m) => m.hotkey).sort()).to.deep.equal(["miner-3", "miner-7"]);
+    });
+
+    it("applies tier changes to the whole window and removes them", async () => {
+      await ledger.record([usageEvent({ model: "big", promptTokens: 15_000, completionTokens: 5_000 })], T0);
+      expect((await report(T0)).miners[0]?.businessPoints).to.equal(2);
+      await ledger.setTier("big", 2.5, T0);
+      await ledger.setTier("small", 0.5, T0);
+      expect([...(await ledger.tiers())]).to.deep.equal([
+        ["big", 2.5],
+        ["small", 0.5],
+      ]);
+      const r = await report(T0);
+      expect(r.miners[0]?.models[0]?.tierMultiplier).to.equal(2.5);
+      expect(r.miners[0]?.businessPoints).to.equal(5);
+      expect(await ledger.removeTier("big", T0)).to.equal(true);
+      expect(await ledger.removeTier("big", T0)).to.equal(false);
+      expect((await report(T0)).miners[0]?.businessPoints).to.equal(2);
+      for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, 1e9]) {
+        await expectInvalid(() => ledger.setTier("big", bad, T0));
+      }
+      await expectInvalid(() => ledger.setTier("has space", 2, T0));
+    });
+
+    it("counts a request id once, within a batch, across batches and across a restart", async () => {
+      const e = usageEvent({ promptTokens: 10, completionTokens: 1 });
+      expect(await ledger.record([e, e], T0)).to.deep.equal(res({ counted: 1, duplicates: 1 }));
+      expect(await ledger.record([e], T0 + HOUR)).to.deep.equal(res({ duplicates: 1 }));
+      // Same request id with other counts: still the same request.
+      expect(await ledger.record([{ ...e, promptTokens: 999 }], T0 + HOUR)).to.deep.equal(
+        res({ duplicates: 1 }),
+      );
+      ledger = await h.reopen(T0 + 2 * HOUR);
+      expect(await ledger.record([e], T0 + 2 * HOUR)).to.deep.equal(res({ duplicates: 1 }));
+      const r = await report(T0 + 2 * HOUR);
+      expect(totalTokens(r)).to.equal(11);
+      expect(r.miners[0]?.requests).to.equal(1);
+    });
+
+    it("keeps usage and tiers across a restart", async () => {
+      await ledger.setTier("model-x", 3, T0);
+      await ledger.record([usageEvent({ promptTokens: 20_000, completionTokens: 0 })], T0);
+      await ledger.record([usageEvent({ minerHotkey: "miner-b", finishedAtMs: T0 - 22 * HOUR })], T0);
+      ledger = await h.reopen(T0 + HOUR);
+      const r = await report(T0 + HOUR);
+      expect(r.miners.map((m) => m.hotkey)).to.deep.equal(["miner-a", "miner-b"]);
+      expect(r.miners[0]?.businessPoints).to.equal(6);
+      expect(r.miners[1]?.businessPoints).to.be.closeTo(0.045, 1e-12);
+      // The older event expires while the newer stays.
+      const later = await report(T0 + 2 * HOUR);
+      expect(later.miners.map((m) => m.hotkey)).to.deep.equal(["miner-a"]);
+    });
+
+    it("refuses expired and malformed events and clamps future ones to the clock", async () => {
+      const old = usageEvent({ finishedAtMs: T0 - DAY - MIN });
+      const future = usageEvent({ finishedAtMs: T0 + 10 * DAY, promptTokens: 1, completionTokens: 1 });
+      const bad = [
+        usageEvent({ promptTokens: -1 }),
+        usageEvent({ completionTokens: 1.5 }),
+        usageEvent({ requestId: "" }),
+        usageEvent({ model: "bad\nmodel" }),
+        usageEvent({ minerHotkey: "x".repeat(300) }),
+        usageEvent({ promptTokens: Number.NaN }),
+      ];
+      expect(await ledger.record([old, future, ...bad], T0)).to.deep.equal(
+        res({ counted: 1, expired: 1, invalid: 6 }),
+      );
+      // The future event sits in the current bucket, so it expires with it.
+      expect(totalTokens(await report(T0 + DAY - 1))).to.equal(2);
+      expect(totalTokens(await report(T0 + DAY))).to.equal(0);
+    });
+
+    it("trims expired buckets, keeps new traffic, and forgets idle miners", async () => {
+      await ledger.record([usageEvent({ promptTokens: 5, completionTokens: 0 })], T0);
+      await ledger.record(
+        [usageEvent({ finishedAtMs: T0 + DAY + MIN, promptTokens: 3, completionTokens: 0 })],
+        T0 + DAY + MIN,
+      );
+      const r = await report(T0 + DAY + MIN);
+      expect(totalTokens(r)).to.equal(3);
+      expect(r.miners[0]?.requests).to.equal(1);
+      expect((await report(T0 + 3 * DAY)).miners).to.deep.equal([]);
+    });
+
+    it("refuses windows longer than the retention with invalid_request", async () => {
+      await expectInvalid(() => report(T0, DAY + 1));
+      await expectInvalid(() => report(T0, 0));
+      expect((await report(T0, DAY)).miners).to.deep.equal([]);
+    });
+  });
+}
+
+async function expectInvalid(fn: () => Promise<unknown>): Promise<void> {
+  let caught: unknown;
+  try {
+    await fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught, "expected an invalid_request error").to.be.instanceOf(TensorClawError);
+  expect((caught as TensorClawError).code).to.equal("invalid_request");
+}
