@@ -157,7 +157,13 @@ export class PolkadotChain implements Chain {
         const txHash = r.txHash.toHex();
         if (r.status.isInBlock || r.status.isFinalized) {
           const blockHash = (r.status.isInBlock ? r.status.asInBlock : r.status.asFinalized).toHex();
-          if (r.dispatchError === undefined) return finish({ ok: true, blockHash, txHash });
+          if (r.dispatchError === undefined) {
+            this.#api.rpc.chain
+              .getHeader(blockHash)
+              .then((h) => finish({ ok: true, blockHash, blockNumber: h.number.toNumber(), txHash }))
+              .catch(() => finish({ ok: true, blockHash, blockNumber: -1, txHash }));
+            return;
+          }
           return finish({ ok: false, error: this.#describe(r.dispatchError), blockHash, txHash });
         }
         if (r.status.isInvalid || r.status.isDropped || r.status.isUsurped || r.status.isRetracted) {

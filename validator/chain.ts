@@ -28,7 +28,13 @@ export interface Metagraph {
 
 /** How a submitted extrinsic ended. */
 export type ExtrinsicOutcome =
-  | { readonly ok: true; readonly blockHash: string; readonly txHash: string }
+  | {
+      readonly ok: true;
+      readonly blockHash: string;
+      /** Number of the block it was included in. */
+      readonly blockNumber: number;
+      readonly txHash: string;
+    }
   | {
       readonly ok: false;
       /** `Pallet.ErrorName` for a module error, else the dispatch error or RPC failure text. */

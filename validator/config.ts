@@ -2,6 +2,7 @@ import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import type { LogLevel } from "../common/logger.js";
 import { LOG_LEVEL_OPTION, WALLET_OPTIONS } from "../common/shared-options.js";
+import { DEFAULT_LATENCY_TIERS, formatLatencyTiers, parseLatencyTiers } from "./latency-tiers.js";
 
 /** Settings of `tensorclaw validator`. */
 export interface ValidatorConfig {
@@ -18,6 +19,11 @@ export interface ValidatorConfig {
   stateFile: string;
   dryRun: boolean;
   once: boolean;
+  probeTimeoutMs: number;
+  /** Response-time tiers between 100 ms and 2 s, `ms:score,…` (validated monotone). */
+  latencyTiers: string;
+  /** BIP-39 mnemonic of the hotkey, from TENSORCLAW_MNEMONIC only; never logged. */
+  mnemonic: string | undefined;
   logLevel: LogLevel;
 }
 
@@ -30,12 +36,17 @@ export const VALIDATOR_DEFAULTS: ValidatorConfig = {
   chain: undefined,
   netuid: 92,
   probeIntervalS: 60,
-  probeConcurrency: 64,
+  // High enough that a round over 256 miners, half of them silent, still ends
+  // within one probe deadline (probes cost the validator almost nothing).
+  probeConcurrency: 256,
   weightsIntervalS: 1200,
   redisUrl: undefined,
   stateFile: ".tensorclaw/validator-state.json",
   dryRun: false,
   once: false,
+  probeTimeoutMs: 8000,
+  latencyTiers: formatLatencyTiers(DEFAULT_LATENCY_TIERS),
+  mnemonic: undefined,
   logLevel: "info",
 };
 
@@ -95,6 +106,26 @@ export const VALIDATOR_OPTIONS: OptionSpecs<ValidatorConfig> = {
     description: "Compute and print scores and weights; submit nothing.",
   },
   once: { flag: "once", kind: "bool", description: "Run one probe round and one scoring pass, then exit." },
+  probeTimeoutMs: {
+    flag: "probe-timeout-ms",
+    kind: "int",
+    min: 100,
+    max: 30_000,
+    description: "Deadline of each probe, asked of the router.",
+  },
+  latencyTiers: {
+    flag: "latency-tiers",
+    kind: "string",
+    description:
+      "Response-time tiers between <100 ms (100) and >2 s (20) as ms:score pairs; bounds rise, scores fall, last ends at 2000.",
+  },
+  mnemonic: {
+    flag: "mnemonic",
+    kind: "string",
+    env: "TENSORCLAW_MNEMONIC",
+    secret: true,
+    description: "Hotkey mnemonic; environment only (the flag form is refused so it never shows in ps).",
+  },
   logLevel: LOG_LEVEL_OPTION,
 };
 
@@ -103,7 +134,22 @@ export function parseValidatorCommand(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ) {
+  if (argv.some((a) => a === "--mnemonic" || a.startsWith("--mnemonic="))) {
+    throw new TensorClawError(
+      "config_invalid",
+      "invalid setting --mnemonic: set TENSORCLAW_MNEMONIC instead (a flag is visible to every local user)",
+    );
+  }
   const parsed = parseCommand(VALIDATOR_OPTIONS, VALIDATOR_DEFAULTS, argv, env);
+  // Fails with config_invalid naming --latency-tiers when not monotone.
+  parseLatencyTiers(parsed.config.latencyTiers);
+  const [sub, ...extra] = parsed.positionals;
+  if (!parsed.help && (extra.length > 0 || (sub !== undefined && sub !== "scores"))) {
+    throw new TensorClawError(
+      "config_invalid",
+      `invalid setting ${JSON.stringify(parsed.positionals.join(" "))}: the only subcommand is "scores"`,
+    );
+  }
   if (
     !parsed.help &&
     !parsed.config.dryRun &&
@@ -113,6 +159,12 @@ export function parseValidatorCommand(
     throw new TensorClawError(
       "config_invalid",
       "invalid setting --chain: required unless --dry-run (weights are written to the chain)",
+    );
+  }
+  if (!parsed.help && parsed.config.router.length === 0) {
+    throw new TensorClawError(
+      "config_invalid",
+      "invalid setting --router: at least one router is required (grpc://host:port)",
     );
   }
   return parsed;

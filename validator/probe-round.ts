@@ -1,0 +1,125 @@
+import type { Logger } from "../common/logger.js";
+import { type ListMinersResponse, type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
+import type { ProbeOutcome } from "./router-client.js";
+import type { ProbeEntry } from "./state-store.js";
+
+/** The two router calls a probe round needs (a {@link RouterClient} has them). */
+export interface ProbeRouter {
+  listMiners(): Promise<ListMinersResponse>;
+  probe(hotkey: string, timeoutMs: number): Promise<ProbeOutcome>;
+}
+
+/** Settings of one round. */
+export interface ProbeRoundOptions {
+  /** Most probes in flight at once. */
+  readonly concurrency: number;
+  /** Per-probe deadline asked of the router (ms). */
+  readonly timeoutMs: number;
+  /** Unix ms. */
+  readonly clock: () => number;
+  readonly logger: Logger;
+}
+
+/** What one round saw. */
+export interface ProbeRoundResult {
+  readonly startedAtMs: number;
+  readonly finishedAtMs: number;
+  /** The directory listing the round was based on. */
+  readonly sessions: readonly MinerSession[];
+  /** Results to store: one per probed miner. */
+  readonly entries: readonly ProbeEntry[];
+  /** Miners gone between listing and probing (nothing recorded). */
+  readonly absent: readonly string[];
+  /** Probes the router failed to run (nothing recorded: not the miner's fault). */
+  readonly routerErrors: readonly { readonly hotkey: string; readonly detail: string }[];
+}
+
+/**
+ * Hotkeys worth probing: connected with at least one model on a session
+ * that is active or ghost (a ghost must be probed to come back; banned and
+ * draining sessions take no traffic, so a probe would say nothing).
+ */
+export function probeTargets(sessions: readonly MinerSession[]): string[] {
+  const out = new Set<string>();
+  for (const s of sessions) {
+    if (s.models.length === 0) continue;
+    if (s.state === MinerState.MINER_STATE_ACTIVE || s.state === MinerState.MINER_STATE_GHOST)
+      out.add(s.hotkey);
+  }
+  return [...out].sort();
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; results keep the input order. */
+export async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= items.length) return;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
+}
+
+/**
+ * One probe round: list the miners (throws RouterUnreachableError when no
+ * replica answers, so the caller skips the round), then probe every
+ * connected miner concurrently with bounded parallelism.
+ */
+export async function runProbeRound(router: ProbeRouter, opts: ProbeRoundOptions): Promise<ProbeRoundResult> {
+  const startedAtMs = opts.clock();
+  const listing = await router.listMiners();
+  const targets = probeTargets(listing.sessions);
+  const outcomes = await mapBounded(targets, opts.concurrency, async (hotkey) => ({
+    hotkey,
+    outcome: await router.probe(hotkey, opts.timeoutMs),
+    atMs: opts.clock(),
+  }));
+  const entries: ProbeEntry[] = [];
+  const absent: string[] = [];
+  const routerErrors: { hotkey: string; detail: string }[] = [];
+  for (const { hotkey, outcome, atMs } of outcomes) {
+    if (outcome.kind === "probed") {
+      const r = outcome.response;
+      entries.push({
+        hotkey,
+        record: {
+          atMs,
+          ok: r.ok && !r.ghost,
+          latencyMs: Number.isFinite(r.latencyMs) && r.latencyMs >= 0 ? r.latencyMs : 0,
+          ttftMs: Number.isFinite(r.ttftMs) && r.ttftMs >= 0 ? r.ttftMs : 0,
+        },
+      });
+    } else if (outcome.kind === "absent") {
+      absent.push(hotkey);
+    } else {
+      routerErrors.push({ hotkey, detail: outcome.detail });
+    }
+  }
+  const finishedAtMs = opts.clock();
+  opts.logger.info(
+    {
+      miners: targets.length,
+      passed: entries.filter((e) => e.record.ok).length,
+      failed: entries.filter((e) => !e.record.ok).length,
+      absent: absent.length,
+      routerErrors: routerErrors.length,
+      ms: finishedAtMs - startedAtMs,
+    },
+    "probe round finished",
+  );
+  if (routerErrors.length > 0) {
+    opts.logger.warn(
+      { sample: routerErrors.slice(0, 5) },
+      "router failed some probes; not punishing those miners",
+    );
+  }
+  return { startedAtMs, finishedAtMs, sessions: listing.sessions, entries, absent, routerErrors };
+}

@@ -1,0 +1,212 @@
+import { type CallOptions, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import type { Hotkey } from "../common/identity.js";
+import type { Logger } from "../common/logger.js";
+import { signValidatorCall } from "../common/signing.js";
+import {
+  ListMinersRequest,
+  type ListMinersResponse,
+  MinerDirectoryServiceClient,
+  MinerDirectoryServiceService,
+} from "../gen/tensorclaw/v1/directory.js";
+import {
+  ProbeRequest,
+  type ProbeResponse,
+  ProbeServiceClient,
+  ProbeServiceService,
+} from "../gen/tensorclaw/v1/probe.js";
+import {
+  GetUsageRequest,
+  type GetUsageResponse,
+  UsageReportServiceClient,
+  UsageReportServiceService,
+} from "../gen/tensorclaw/v1/usage.js";
+
+/** Default probe deadline (the router's own default, see probe.proto). */
+export const PROBE_TIMEOUT_MS = 8000;
+/** Extra time the router gets to report a probe that hit its deadline (kept small: a round must end within 9 s). */
+const PROBE_REPORT_SLACK_MS = 500;
+
+/** Raised when no router replica answered; the round must be skipped, not scored. */
+export class RouterUnreachableError extends Error {
+  constructor(readonly attempts: readonly string[]) {
+    super(`router unreachable: ${attempts.join("; ")}`);
+    this.name = "RouterUnreachableError";
+  }
+}
+
+/** The outcome of asking for one probe. */
+export type ProbeOutcome =
+  | { readonly kind: "probed"; readonly response: ProbeResponse }
+  /** The miner is not connected to this router (NOT_FOUND): nothing to record. */
+  | { readonly kind: "absent"; readonly detail: string }
+  /** The router (not the miner) failed: nothing to record. */
+  | { readonly kind: "router_error"; readonly detail: string };
+
+interface Replica {
+  readonly url: string;
+  readonly probe: ProbeServiceClient;
+  readonly usage: UsageReportServiceClient;
+  readonly directory: MinerDirectoryServiceClient;
+}
+
+/** Options of a {@link RouterClient}. */
+export interface RouterClientOptions {
+  readonly signer: Hotkey;
+  readonly logger: Logger;
+  /** Unix ms; signatures are timestamped with it. */
+  readonly clock?: () => number;
+  /** Deadline of Directory and Usage calls. */
+  readonly callTimeoutMs?: number;
+}
+
+/** `grpc://host:port` or `grpcs://host:port` → grpc-js target and credentials. */
+export function routerTarget(url: string): { target: string; secure: boolean } {
+  const u = new URL(url);
+  if (u.protocol !== "grpc:" && u.protocol !== "grpcs:") throw new Error(`not a gRPC router URL: ${url}`);
+  const secure = u.protocol === "grpcs:";
+  return { target: u.port === "" ? `${u.hostname}:${secure ? 443 : 80}` : u.host, secure };
+}
+
+function describe(err: ServiceError): string {
+  return `${status[err.code] ?? err.code}: ${err.details || err.message}`;
+}
+
+/**
+ * The validator's only way to the router: the generated gRPC stubs, every
+ * call signed per probe.proto's validator call scheme (the signature covers
+ * the exact serialized request, encoded once here with the same ts-proto
+ * encoder the stub uses, so the bytes match). Several replicas that share
+ * one ledger are tried in order; the last one that answered is tried first.
+ */
+export class RouterClient {
+  readonly #replicas: readonly Replica[];
+  readonly #signer: Hotkey;
+  readonly #log: Logger;
+  readonly #clock: () => number;
+  readonly #callTimeoutMs: number;
+  #active = 0;
+
+  constructor(urls: readonly string[], opts: RouterClientOptions) {
+    if (urls.length === 0) throw new Error("at least one router URL is needed");
+    this.#replicas = urls.map((url) => {
+      const { target, secure } = routerTarget(url);
+      const creds = secure ? credentials.createSsl() : credentials.createInsecure();
+      return {
+        url,
+        probe: new ProbeServiceClient(target, creds),
+        usage: new UsageReportServiceClient(target, creds),
+        directory: new MinerDirectoryServiceClient(target, creds),
+      };
+    });
+    this.#signer = opts.signer;
+    this.#log = opts.logger;
+    this.#clock = opts.clock ?? Date.now;
+    this.#callTimeoutMs = opts.callTimeoutMs ?? 10_000;
+  }
+
+  /** URL of the replica currently preferred. */
+  get activeRouter(): string {
+    return this.#replicas[this.#active]?.url ?? "";
+  }
+
+  #metadata(path: string, bytes: Uint8Array): Metadata {
+    const md = new Metadata();
+    for (const [k, v] of Object.entries(signValidatorCall(this.#signer, path, bytes, this.#clock()))) {
+      md.set(k, v);
+    }
+    return md;
+  }
+
+  async #failover<T>(call: (r: Replica) => Promise<T>): Promise<T> {
+    const attempts: string[] = [];
+    for (let i = 0; i < this.#replicas.length; i++) {
+      const idx = (this.#active + i) % this.#replicas.length;
+      const r = this.#replicas[idx] as Replica;
+      try {
+        const out = await call(r);
+        if (idx !== this.#active) this.#log.warn({ router: r.url }, "failed over to another router replica");
+        this.#active = idx;
+        return out;
+      } catch (err) {
+        const detail = isServiceError(err) ? describe(err) : String(err);
+        this.#log.warn({ router: r.url, err: detail }, "router call failed");
+        attempts.push(`${r.url} (${detail})`);
+      }
+    }
+    throw new RouterUnreachableError(attempts);
+  }
+
+  /** Every open session (Directory), from the first replica that answers. */
+  listMiners(): Promise<ListMinersResponse> {
+    const req = ListMinersRequest.create();
+    const bytes = ListMinersRequest.encode(req).finish();
+    const path = MinerDirectoryServiceService.listMiners.path;
+    return this.#failover(
+      (r) =>
+        new Promise<ListMinersResponse>((resolve, reject) => {
+          r.directory.listMiners(
+            req,
+            this.#metadata(path, bytes),
+            this.#opts(this.#callTimeoutMs),
+            (e, res) => (e ? reject(e) : resolve(res)),
+          );
+        }),
+    );
+  }
+
+  /** Usage over the window (default 24 h), from the first replica that answers. */
+  getUsage(windowSeconds = 0, hotkeys: readonly string[] = []): Promise<GetUsageResponse> {
+    const req = GetUsageRequest.create({ windowSeconds, hotkeys: [...hotkeys] });
+    const bytes = GetUsageRequest.encode(req).finish();
+    const path = UsageReportServiceService.getUsage.path;
+    return this.#failover(
+      (r) =>
+        new Promise<GetUsageResponse>((resolve, reject) => {
+          r.usage.getUsage(req, this.#metadata(path, bytes), this.#opts(this.#callTimeoutMs), (e, res) =>
+            e ? reject(e) : resolve(res),
+          );
+        }),
+    );
+  }
+
+  /**
+   * Probes one miner on the active replica (the one whose directory listed
+   * it: a miner's tunnel lives on one router). Never throws: a router fault
+   * is reported as such so the miner is not punished for it.
+   */
+  probe(hotkey: string, timeoutMs = PROBE_TIMEOUT_MS, model = ""): Promise<ProbeOutcome> {
+    const r = this.#replicas[this.#active] as Replica;
+    const req = ProbeRequest.create({ hotkey, model, timeoutMs });
+    const bytes = ProbeRequest.encode(req).finish();
+    const path = ProbeServiceService.probe.path;
+    return new Promise<ProbeOutcome>((resolve) => {
+      r.probe.probe(
+        req,
+        this.#metadata(path, bytes),
+        this.#opts(timeoutMs + PROBE_REPORT_SLACK_MS),
+        (e, res) => {
+          if (e === null) return resolve({ kind: "probed", response: res });
+          if (e.code === status.NOT_FOUND) return resolve({ kind: "absent", detail: describe(e) });
+          resolve({ kind: "router_error", detail: describe(e) });
+        },
+      );
+    });
+  }
+
+  #opts(timeoutMs: number): Partial<CallOptions> {
+    return { deadline: new Date(Date.now() + timeoutMs) };
+  }
+
+  /** Closes every channel. */
+  close(): void {
+    for (const r of this.#replicas) {
+      r.probe.close();
+      r.usage.close();
+      r.directory.close();
+    }
+  }
+}
+
+function isServiceError(err: unknown): err is ServiceError {
+  return typeof err === "object" && err !== null && "code" in err && "details" in err;
+}

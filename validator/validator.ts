@@ -1,0 +1,295 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "../common/logger.js";
+import type { ListMinersResponse } from "../gen/tensorclaw/v1/directory.js";
+import type { GetUsageResponse } from "../gen/tensorclaw/v1/usage.js";
+import type { Chain, ExtrinsicOutcome, Metagraph } from "./chain.js";
+import { commitHash, newSalt } from "./commit-hash.js";
+import type { LatencyTier } from "./latency-tiers.js";
+import { type ProbeRoundResult, type ProbeRouter, runProbeRound } from "./probe-round.js";
+import { RouterUnreachableError } from "./router-client.js";
+import { buildMinerInputs } from "./score-inputs.js";
+import { formatScoreTable, type ScoreRow, scoreRows } from "./score-table.js";
+import { type MinerScore, scoreMiners } from "./scoring.js";
+import type { ValidatorStateStore } from "./state-store.js";
+import { computeWeights, type WeightVector } from "./weights.js";
+import { type PendingCommit, planWeights, type WeightsAction } from "./weights-plan.js";
+
+/** The router calls a validator makes. */
+export interface ValidatorRouter extends ProbeRouter {
+  getUsage(windowSeconds?: number): Promise<GetUsageResponse>;
+}
+
+/** Settings the loop needs (from ValidatorConfig). */
+export interface ValidatorSettings {
+  readonly netuid: number;
+  readonly dryRun: boolean;
+  readonly probeConcurrency: number;
+  readonly probeTimeoutMs: number;
+  readonly probeIntervalMs: number;
+  readonly weightsIntervalMs: number;
+  readonly latencyTiers: readonly LatencyTier[];
+  /** Miners with no probe for this long are forgotten. */
+  readonly historyRetentionMs?: number;
+}
+
+/** Everything the validator touches, injected. */
+export interface ValidatorDeps {
+  readonly router: ValidatorRouter;
+  readonly store: ValidatorStateStore;
+  /** Absent: no metagraph, no weights (dry runs and `scores` without --chain). */
+  readonly chain: Chain | undefined;
+  /** The validator's own hotkey (SS58). */
+  readonly selfHotkey: string;
+  readonly settings: ValidatorSettings;
+  readonly clock: () => number;
+  readonly randomBytes: (n: number) => Uint8Array;
+  readonly logger: Logger;
+  /** Where tables and plans are printed (stdout). */
+  readonly print: (text: string) => void;
+}
+
+/** What one scoring pass computed and did. */
+export interface ScorePassResult {
+  readonly scores: readonly MinerScore[];
+  readonly weights: WeightVector;
+  readonly rows: readonly ScoreRow[];
+  readonly metagraph: Metagraph | undefined;
+  /** What the chain state called for (undefined without a chain). */
+  readonly actions: readonly WeightsAction[];
+  /** Outcomes of what was submitted (empty in dry runs). */
+  readonly outcomes: readonly ExtrinsicOutcome[];
+}
+
+const SKIP_MESSAGE = "router unreachable, not punishing miners";
+const WEEK_MS = 7 * 86_400_000;
+/** Chain errors after which a stored commit can never be revealed. */
+const HOPELESS_REVEAL_ERRORS = new Set([
+  "SubtensorModule.NoWeightsCommitFound",
+  "SubtensorModule.InvalidRevealCommitHashNotMatch",
+  "SubtensorModule.ExpiredWeightCommit",
+]);
+
+/** The validator: probe rounds, scoring passes and weight updates. */
+export class Validator {
+  readonly #d: ValidatorDeps;
+
+  constructor(deps: ValidatorDeps) {
+    this.#d = deps;
+  }
+
+  /** One probe round, stored. Undefined when the round was skipped (router unreachable). */
+  async probeRound(): Promise<ProbeRoundResult | undefined> {
+    const { router, store, settings, clock, logger } = this.#d;
+    let round: ProbeRoundResult;
+    try {
+      round = await runProbeRound(router, {
+        concurrency: settings.probeConcurrency,
+        timeoutMs: settings.probeTimeoutMs,
+        clock,
+        logger,
+      });
+    } catch (err) {
+      if (err instanceof RouterUnreachableError) {
+        logger.warn({ attempts: err.attempts }, `probe round skipped: ${SKIP_MESSAGE}`);
+        return undefined;
+      }
+      throw err;
+    }
+    const probed = round.entries.length + round.routerErrors.length;
+    if (probed > 0 && round.entries.length === 0) {
+      // Every probe failed on the router's side: that is an outage, not a set of ghosts.
+      logger.warn({ errors: round.routerErrors.length }, `probe round discarded: ${SKIP_MESSAGE}`);
+      return undefined;
+    }
+    await store.appendProbes(round.entries);
+    return round;
+  }
+
+  /**
+   * Scores every known miner from the stored probe history and the router's
+   * 24 h usage; with a chain, maps hotkeys to uids and (unless `submit` is
+   * false or this is a dry run) sets, commits or reveals weights. Undefined
+   * when the router cannot be reached: the pass is skipped, nobody is punished.
+   */
+  async scorePass(opts: { submit: boolean; print: boolean }): Promise<ScorePassResult | undefined> {
+    const { router, store, chain, settings, logger } = this.#d;
+    let usage: GetUsageResponse;
+    let listing: ListMinersResponse;
+    try {
+      usage = await router.getUsage(0);
+      listing = await router.listMiners();
+    } catch (err) {
+      if (err instanceof RouterUnreachableError) {
+        logger.warn({ attempts: err.attempts }, `scoring pass skipped: ${SKIP_MESSAGE}`);
+        if (opts.print) this.#d.print(`scoring skipped: ${SKIP_MESSAGE}\n`);
+        return undefined;
+      }
+      throw err;
+    }
+    let mg: Metagraph | undefined;
+    if (chain !== undefined) {
+      try {
+        mg = await chain.readMetagraph(settings.netuid);
+      } catch (err) {
+        logger.error({ err: String(err) }, "cannot read the metagraph: weights are not set this pass");
+      }
+    }
+    const history = await store.probeHistory();
+    const scores = scoreMiners(
+      buildMinerInputs(listing.sessions, history, usage.miners),
+      settings.latencyTiers,
+    );
+    const uidOf = new Map<string, number>((mg?.neurons ?? []).map((n) => [n.hotkey, n.uid]));
+    const finals = scores.map((s) => ({ hotkey: s.hotkey, score: s.final }));
+    const weights = computeWeights(finals, uidOf);
+    // Without a metagraph, show the weights each hotkey would get (by position, not uid).
+    const display =
+      mg === undefined ? computeWeights(finals, new Map(scores.map((s, i) => [s.hotkey, i]))) : weights;
+    const rows = scoreRows(
+      scores,
+      mg === undefined ? new Map(scores.map((s, i) => [s.hotkey, i])) : uidOf,
+      display,
+    );
+    const shown = mg === undefined ? rows.map((r) => ({ ...r, uid: undefined })) : rows;
+    if (opts.print) {
+      this.#d.print(formatScoreTable(shown));
+      if (mg === undefined) this.#d.print("(no metagraph: uids unknown, weights shown per hotkey)\n");
+    }
+    logger.info(
+      { miners: scores.length, weighted: weights.uids.length, block: mg?.block },
+      "scoring pass finished",
+    );
+    const actions: WeightsAction[] = [];
+    const outcomes: ExtrinsicOutcome[] = [];
+    if (chain !== undefined && mg !== undefined) {
+      await this.#weights(chain, mg, weights, opts, actions, outcomes);
+    }
+    await store.pruneMiners(this.#d.clock() - (settings.historyRetentionMs ?? WEEK_MS));
+    return { scores, weights, rows: shown, metagraph: mg, actions, outcomes };
+  }
+
+  async #weights(
+    chain: Chain,
+    first: Metagraph,
+    weights: WeightVector,
+    opts: { submit: boolean; print: boolean },
+    actions: WeightsAction[],
+    outcomes: ExtrinsicOutcome[],
+  ): Promise<void> {
+    const { store, settings, selfHotkey, logger } = this.#d;
+    const submit = opts.submit && !settings.dryRun;
+    let mg = first;
+    // At most two steps: a due reveal, then (chain permitting) the next update.
+    for (let step = 0; step < 2; step++) {
+      const plan = planWeights(mg, selfHotkey, await store.pendingCommits(), weights);
+      if (plan.expired.length > 0) {
+        logger.warn({ hashes: plan.expired.map((c) => c.hash) }, "dropping commits past their reveal epoch");
+        if (submit) await store.removePendingCommits(plan.expired.map((c) => c.hash));
+      }
+      const a = plan.action;
+      actions.push(a);
+      if (opts.print) this.#d.print(`${describeAction(a, weights, mg, submit)}\n`);
+      if (!submit || a.kind === "wait") return;
+      const outcome = await this.#execute(chain, mg, a, weights);
+      outcomes.push(outcome);
+      if (opts.print) {
+        this.#d.print(
+          outcome.ok ? `  included in block ${outcome.blockHash}\n` : `  failed: ${outcome.error}\n`,
+        );
+      }
+      if (!outcome.ok || a.kind !== "reveal") return;
+      mg = await chain.readMetagraph(settings.netuid);
+    }
+  }
+
+  async #execute(chain: Chain, mg: Metagraph, a: WeightsAction, w: WeightVector): Promise<ExtrinsicOutcome> {
+    const { store, selfHotkey, logger } = this.#d;
+    const netuid = mg.netuid;
+    if (a.kind === "set") {
+      return chain.setWeights(netuid, w.uids, w.values, mg.weightsVersionKey);
+    }
+    if (a.kind === "commit") {
+      const salt = newSalt(this.#d.randomBytes);
+      const base = { hotkey: selfHotkey, netuid, uids: w.uids, values: w.values, salt };
+      const hash = commitHash({ ...base, versionKey: mg.weightsVersionKey });
+      const pending: PendingCommit = {
+        ...base,
+        versionKey: mg.weightsVersionKey.toString(),
+        hash,
+        commitBlock: mg.block,
+      };
+      // Stored before submitting: if we crash after the commit lands, a restart still reveals it.
+      await store.addPendingCommit(pending);
+      const outcome = await chain.commitWeights(netuid, hash);
+      if (!outcome.ok) {
+        await store.removePendingCommits([hash]);
+      } else if (outcome.blockNumber >= 0) {
+        await store.addPendingCommit({ ...pending, commitBlock: outcome.blockNumber });
+      }
+      return outcome;
+    }
+    if (a.kind === "reveal") {
+      const c = a.commit;
+      const outcome = await chain.revealWeights(netuid, c.uids, c.values, c.salt, BigInt(c.versionKey));
+      if (outcome.ok || HOPELESS_REVEAL_ERRORS.has(outcome.error)) {
+        await store.removePendingCommits([c.hash]);
+      }
+      if (!outcome.ok) logger.error({ hash: c.hash, error: outcome.error }, "reveal failed");
+      return outcome;
+    }
+    throw new Error("nothing to execute");
+  }
+
+  /**
+   * Runs until `signal` aborts: a probe round every probe interval and a
+   * scoring pass (with weights) every weights interval. A failing pass is
+   * logged and the loop goes on.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    const { settings, clock, logger } = this.#d;
+    let nextProbe = clock();
+    let nextWeights = clock();
+    while (!signal.aborted) {
+      if (clock() >= nextProbe) {
+        await this.#guard("probe round", () => this.probeRound());
+        nextProbe = Math.max(nextProbe + settings.probeIntervalMs, clock());
+      }
+      if (signal.aborted) break;
+      if (clock() >= nextWeights) {
+        await this.#guard("scoring pass", () => this.scorePass({ submit: true, print: false }));
+        nextWeights = clock() + settings.weightsIntervalMs;
+      }
+      const wait = Math.max(0, Math.min(nextProbe, nextWeights) - clock());
+      try {
+        await sleep(wait, undefined, { signal });
+      } catch {
+        break;
+      }
+    }
+    logger.info("validator loop stopped");
+  }
+
+  async #guard(what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.#d.logger.error({ err: err instanceof Error ? err.message : String(err) }, `${what} failed`);
+    }
+  }
+}
+
+/** One line saying what the weights step does (or would do, in a dry run). */
+export function describeAction(a: WeightsAction, w: WeightVector, mg: Metagraph, submit: boolean): string {
+  const verb = submit ? "" : "dry run, would ";
+  const vec = `uids [${w.uids.join(",")}] values [${w.values.join(",")}]`;
+  switch (a.kind) {
+    case "wait":
+      return `weights: ${a.reason}`;
+    case "set":
+      return `weights: ${verb}set_weights(netuid ${mg.netuid}, ${vec}, version_key ${mg.weightsVersionKey}) as uid ${a.uid}`;
+    case "commit":
+      return `weights: ${verb}commit_weights(netuid ${mg.netuid}, hash of ${vec}) as uid ${a.uid}; reveal ${mg.revealPeriodEpochs} epoch(s) later`;
+    case "reveal":
+      return `weights: ${verb}reveal_weights(netuid ${mg.netuid}, commit ${a.commit.hash}) as uid ${a.uid}`;
+  }
+}
