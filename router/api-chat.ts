@@ -46,6 +46,8 @@ export interface ChatDeps {
   readonly random: RandomSource;
   readonly logger: Logger;
   readonly options: ChatOptions;
+  /** Feeds each answer's time to first token (ms, from dispatch) into the session's latency estimate. */
+  readonly observeLatency?: (sessionId: string, ms: number) => void;
 }
 
 /** The caller, once authenticated (undefined account with --no-auth). */
@@ -70,6 +72,8 @@ interface RequestState {
   reported: ReportedUsage | undefined;
   outcome: UsageOutcome | undefined;
   firstTokenSeen: boolean;
+  /** When the current attempt was dispatched. */
+  dispatchedAtMs: number;
 }
 
 function upstreamError(code: RequestErrorCode, message: string): { error: TensorClawError; retry: boolean } {
@@ -157,6 +161,7 @@ export class ChatEndpoint {
       reported: undefined,
       outcome: undefined,
       firstTokenSeen: false,
+      dispatchedAtMs: startedAtMs,
     };
     // The client went away before we finished: cancel the miner's work at once.
     const onClose = () => {
@@ -231,6 +236,7 @@ export class ChatEndpoint {
       st.call = call;
       st.session = session;
       st.reported = undefined;
+      st.dispatchedAtMs = d.clock();
       const result = await relay(call);
       if (result.kind !== "retry") return result;
       last = result.error;
@@ -251,7 +257,9 @@ export class ChatEndpoint {
   private firstToken(st: RequestState): void {
     if (st.firstTokenSeen) return;
     st.firstTokenSeen = true;
-    this.deps.metrics.ttft.observe({ model: st.parsed.model }, (this.deps.clock() - st.startedAtMs) / 1000);
+    const now = this.deps.clock();
+    this.deps.metrics.ttft.observe({ model: st.parsed.model }, (now - st.startedAtMs) / 1000);
+    if (st.session !== undefined) this.deps.observeLatency?.(st.session.sessionId, now - st.dispatchedAtMs);
   }
 
   private async stream(res: ServerResponse, st: RequestState): Promise<number> {

@@ -1,0 +1,175 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import OpenAI, { APIError } from "openai";
+import { ApiKeys, FileApiKeyStore } from "../../router/api-keys.js";
+import { type RouterUnderTest, startRouter } from "../support/api-harness.js";
+
+/** Raw HTTP against the router, for what the openai client cannot send. */
+async function raw(r: RouterUnderTest, path: string, init: RequestInit = {}) {
+  const res = await fetch(`http://127.0.0.1:${r.api.port}${path}`, init);
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return {
+    res,
+    text,
+    json: json as { error?: { type: string; code: string; param: string | null; message: string } },
+  };
+}
+
+async function apiError(p: Promise<unknown>): Promise<APIError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(APIError);
+    return err as APIError;
+  }
+  throw new Error("expected an API error");
+}
+
+const MSG = [{ role: "user" as const, content: "hi" }];
+
+describe("api http: requests that never reach a miner", () => {
+  let router: RouterUnderTest;
+  let key: string;
+  let revokedKey: string;
+  let client: OpenAI;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tc-api-http-"));
+    const store = new FileApiKeyStore(join(dir, "keys.json"));
+    router = await startRouter({ keyStore: store, chat: { maxBodyBytes: 2048 } });
+    const keys = new ApiKeys(store);
+    key = (await keys.create("ok", { requestsPerMinute: 0, tokensPerMinute: 0 }, Date.now())).key;
+    const r = await keys.create("gone", { requestsPerMinute: 0, tokensPerMinute: 0 }, Date.now());
+    revokedKey = r.key;
+    await keys.revoke(r.record.id, Date.now());
+    client = new OpenAI({ apiKey: key, baseURL: router.baseURL, maxRetries: 0 });
+  });
+  after(async () => {
+    await router.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("invalid JSON: 400 invalid_json with an OpenAI error body and x-request-id", async () => {
+    const { res, json } = await raw(router, "/v1/chat/completions", {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: "{not json",
+    });
+    expect(res.status).to.equal(400);
+    expect(res.headers.get("x-request-id")).to.match(/^[0-9a-f]{32}$/);
+    expect(json.error).to.include({ type: "invalid_request_error", code: "invalid_json", param: null });
+  });
+
+  it("missing and invalid fields: 400 naming the field", async () => {
+    const e1 = await apiError(
+      client.chat.completions.create({
+        model: "m",
+        messages: [],
+      } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming),
+    );
+    expect(e1.status).to.equal(400);
+    expect(e1.param).to.equal("messages");
+    const e2 = await apiError(client.chat.completions.create({ model: "m", messages: MSG, temperature: 9 }));
+    expect(e2.status).to.equal(400);
+    expect(e2.param).to.equal("temperature");
+    const e3 = await apiError(client.chat.completions.create({ model: "m", messages: MSG, n: 3 }));
+    expect(e3.param).to.equal("n");
+    expect(e3.message).to.contain("n: 1");
+  });
+
+  it("body over the limit: 413 before reading it, router still healthy", async () => {
+    const e = await apiError(
+      client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x".repeat(5000) }] }),
+    );
+    expect(e.status).to.equal(413);
+    expect((e.error as { code: string }).code).to.equal("payload_too_large");
+    // Chunked upload without content-length is cut off too.
+    const big = new ReadableStream({
+      start(c) {
+        for (let i = 0; i < 10; i++) c.enqueue(new TextEncoder().encode("y".repeat(1000)));
+        c.close();
+      },
+    });
+    const { res } = await raw(router, "/v1/chat/completions", {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}` },
+      body: big,
+      duplex: "half",
+    } as RequestInit);
+    expect(res.status).to.equal(413);
+    expect((await raw(router, "/healthz")).res.status).to.equal(200);
+  });
+
+  it("unknown model: 404 model_not_found naming `model`", async () => {
+    const e = await apiError(client.chat.completions.create({ model: "no-such-model", messages: MSG }));
+    expect(e.status).to.equal(404);
+    expect(e.param).to.equal("model");
+    expect((e.error as { code: string }).code).to.equal("model_not_found");
+  });
+
+  it("no key, a wrong key and a revoked key: 401", async () => {
+    const noKey = await raw(router, "/v1/chat/completions", { method: "POST", body: "{}" });
+    expect(noKey.res.status).to.equal(401);
+    expect(noKey.json.error?.code).to.equal("unauthenticated");
+    const wrong = new OpenAI({ apiKey: "tc-wrong", baseURL: router.baseURL, maxRetries: 0 });
+    const e1 = await apiError(wrong.chat.completions.create({ model: "m", messages: MSG }));
+    expect(e1.status).to.equal(401);
+    expect(e1.type).to.equal("authentication_error");
+    const revoked = new OpenAI({ apiKey: revokedKey, baseURL: router.baseURL, maxRetries: 0 });
+    const e2 = await apiError(revoked.chat.completions.create({ model: "m", messages: MSG }));
+    expect(e2.status).to.equal(401);
+    expect((await apiError(revoked.models.list())).status).to.equal(401);
+  });
+
+  it("lists no models when no miner is connected", async () => {
+    const page = await client.models.list();
+    expect(page.data).to.deep.equal([]);
+  });
+
+  it("health, readiness, metrics and unknown routes", async () => {
+    const h = await raw(router, "/healthz");
+    expect(h.res.status).to.equal(200);
+    expect(h.res.headers.get("x-request-id")).to.be.a("string");
+    expect((await raw(router, "/readyz")).res.status).to.equal(200);
+    const m = await raw(router, "/metrics");
+    expect(m.res.status).to.equal(200);
+    expect(m.text).to.contain("tensorclaw_api_requests_total");
+    expect(m.text).to.match(/tensorclaw_api_requests_total\{model="unknown",status="404"\} [1-9]/);
+    expect(m.text).to.contain('tensorclaw_miners{state="active"} 0');
+    const nf = await raw(router, "/v2/nothing");
+    expect(nf.res.status).to.equal(404);
+    expect(nf.json.error?.type).to.equal("invalid_request_error");
+  });
+
+  it("readiness follows the callback", async () => {
+    let ready = false;
+    const r = await startRouter({ ready: () => ready });
+    try {
+      expect((await raw(r, "/readyz")).res.status).to.equal(503);
+      ready = true;
+      expect((await raw(r, "/readyz")).res.status).to.equal(200);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it("keeps the router healthy after a client drops mid-upload", async () => {
+    const net = await import("node:net");
+    const sock = net.connect(router.api.port, "127.0.0.1");
+    await new Promise((r) => sock.once("connect", r));
+    sock.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\ncontent-length: 1000\r\n\r\n{"mo`,
+    );
+    sock.destroy();
+    expect((await raw(router, "/healthz")).res.status).to.equal(200);
+  });
+});

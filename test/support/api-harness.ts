@@ -1,0 +1,200 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
+import { mnemonicGenerate } from "@polkadot/util-crypto";
+import { Registry } from "prom-client";
+import { hotkeyFromMnemonic, initCrypto } from "../../common/identity.js";
+import { silentLogger } from "../../common/logger.js";
+import type { ChatOptions } from "../../router/api-chat.js";
+import { type ApiKeyStore, ApiKeys } from "../../router/api-keys.js";
+import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../router/api-server.js";
+import { ApiMetrics } from "../../router/metrics.js";
+import { EmbeddedRateLimiter, type RateLimiter } from "../../router/rate-limiter.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel-grpc.js";
+import { TunnelHub } from "../../router/tunnel-hub.js";
+import type { TunnelTimings } from "../../router/tunnel-options.js";
+import type { SessionView } from "../../router/tunnel-types.js";
+import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel-ws.js";
+import type { UsageEvent, UsageSink } from "../../router/usage-event.js";
+import { CLI } from "./cli.js";
+
+/** A UsageSink that keeps events for assertions and lets a test await them. */
+export class RecordingSink implements UsageSink {
+  readonly events: UsageEvent[] = [];
+  private waiters: (() => void)[] = [];
+
+  record(event: UsageEvent): void {
+    this.events.push(event);
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves once `n` events were recorded. */
+  async waitFor(n: number): Promise<UsageEvent[]> {
+    while (this.events.length < n) await new Promise<void>((r) => this.waiters.push(r));
+    return this.events;
+  }
+}
+
+/** A router (hub on gRPC + WS, Business API on HTTP) on 127.0.0.1 port 0. */
+export interface RouterUnderTest {
+  readonly hub: TunnelHub;
+  readonly api: RunningApiServer;
+  /** Base URL for the openai client (ends in /v1). */
+  readonly baseURL: string;
+  /** `grpc://127.0.0.1:port` for `tensorclaw miner --router`. */
+  readonly grpcUrl: string;
+  readonly usage: RecordingSink;
+  readonly keys: ApiKeys | undefined;
+  readonly registry: Registry;
+  close(): Promise<void>;
+}
+
+/** Options of a router under test. */
+export interface RouterOptions {
+  /** A key store turns authentication on. */
+  readonly keyStore?: ApiKeyStore;
+  readonly limiter?: RateLimiter;
+  readonly chat?: Partial<ChatOptions>;
+  readonly timings?: Partial<TunnelTimings>;
+  readonly ready?: () => boolean;
+}
+
+/** Starts a router made of the real hub and the real Business API. */
+export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnderTest> {
+  const hub = new TunnelHub({ routerId: "router-api-test", timings: opts.timings ?? {} });
+  const grpc = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes: hub.timings.maxMessageBytes }));
+  addTunnelService(grpc, hub);
+  const grpcPort = await new Promise<number>((resolve, reject) => {
+    grpc.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, port) =>
+      err === null ? resolve(port) : reject(err),
+    );
+  });
+  const registry = new Registry();
+  const usage = new RecordingSink();
+  const keys = opts.keyStore === undefined ? undefined : new ApiKeys(opts.keyStore);
+  const metrics = new ApiMetrics(registry, { sessions: () => hub.sessions() });
+  const api = await startApiServer(
+    {
+      dispatcher: hub,
+      usage,
+      limiter: opts.limiter ?? new EmbeddedRateLimiter(),
+      metrics,
+      clock: Date.now,
+      random: Math.random,
+      logger: silentLogger(),
+      options: { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat },
+      observeLatency: (id, ms) => hub.observeLatency(id, ms),
+      keys,
+      registry,
+      ready: opts.ready ?? (() => true),
+    },
+    "127.0.0.1",
+    0,
+  );
+  // The WS tunnel shares the API's HTTP port, as in the router.
+  const ws: TunnelWsEndpoint = attachTunnelWs(api.server, hub, {
+    maxMessageBytes: hub.timings.maxMessageBytes,
+  });
+  return {
+    hub,
+    api,
+    baseURL: `http://127.0.0.1:${api.port}/v1`,
+    grpcUrl: `grpc://127.0.0.1:${grpcPort}`,
+    usage,
+    keys,
+    registry,
+    close: async () => {
+      hub.close("test over");
+      ws.close();
+      await api.close();
+      grpc.forceShutdown();
+    },
+  };
+}
+
+/** A real `tensorclaw miner` child process. */
+export interface MinerProcess {
+  readonly child: ChildProcess;
+  readonly hotkey: string;
+  /** Output so far, for failure messages. */
+  readonly stderr: () => string;
+  /** SIGKILL: the miner dies without a goodbye. */
+  kill(): Promise<void>;
+}
+
+/** Options of a miner under test. */
+export interface MinerOptions {
+  readonly maxConcurrency?: number;
+  readonly contextLength?: number;
+  readonly extraArgs?: readonly string[];
+}
+
+/** Resolves once `predicate` holds for the hub's sessions (checked every 10 ms, bounded). */
+export async function waitForSessions(
+  hub: TunnelHub,
+  predicate: (s: readonly SessionView[]) => boolean,
+  timeoutMs = 15_000,
+): Promise<readonly SessionView[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = hub.sessions();
+    if (predicate(s)) return s;
+    if (Date.now() > deadline) throw new Error(`sessions never matched: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Starts `tensorclaw miner` against the router's gRPC port and the backend,
+ * and resolves once its session is live on the hub.
+ */
+export async function startMiner(
+  router: RouterUnderTest,
+  backendUrl: string,
+  opts: MinerOptions = {},
+): Promise<MinerProcess> {
+  await initCrypto();
+  const mnemonic = mnemonicGenerate();
+  const hotkey = (await hotkeyFromMnemonic(mnemonic)).address;
+  const args = [
+    CLI,
+    "miner",
+    "--router",
+    router.grpcUrl,
+    "--backend",
+    backendUrl,
+    "--max-concurrency",
+    String(opts.maxConcurrency ?? 8),
+    "--context-length",
+    String(opts.contextLength ?? 0),
+    "--log-level",
+    "warn",
+    ...(opts.extraArgs ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, TENSORCLAW_MNEMONIC: mnemonic },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let err = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  const exited = once(child, "exit");
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGKILL");
+    await exited;
+  };
+  try {
+    await Promise.race([
+      waitForSessions(router.hub, (s) => s.some((x) => x.hotkey === hotkey && x.models.length > 0)),
+      exited.then(([code]) => {
+        throw new Error(`miner exited with ${String(code)}: ${err}`);
+      }),
+    ]);
+  } catch (e) {
+    await kill();
+    throw e;
+  }
+  return { child, hotkey, stderr: () => err, kill };
+}
