@@ -1,5 +1,9 @@
 import { defineCommand } from "../common/command.js";
+import { TensorClawError } from "../common/errors.js";
+import { type Hotkey, loadHotkey } from "../common/identity.js";
+import { createLogger } from "../common/logger.js";
 import { MINER_DEFAULTS, MINER_OPTIONS, parseMinerCommand } from "./config.js";
+import { Miner } from "./miner.js";
 
 /** `tensorclaw miner`. */
 export const minerCommand = defineCommand({
@@ -8,12 +12,38 @@ export const minerCommand = defineCommand({
   usage: "tensorclaw miner --router <url> [--router <url>…] --backend <url|demo> [options]",
   description:
     "Connects out to every --router (no public address needed) and serves the requests they send with\n" +
-    "--backend. The hotkey comes from --wallet/--hotkey or TENSORCLAW_MNEMONIC.",
+    "--backend. The hotkey comes from --wallet/--hotkey or TENSORCLAW_MNEMONIC. --backend demo serves the\n" +
+    'built-in demo model "tensorclaw-demo" (deterministic text, not a real LLM) for local experiments.',
   options: MINER_OPTIONS,
   defaults: MINER_DEFAULTS,
   parse: parseMinerCommand,
-  main: async (_parsed, io) => {
-    io.stderr("tensorclaw miner: not implemented yet\n");
-    return 1;
+  main: async (parsed, io) => {
+    const cfg = parsed.config;
+    let hotkey: Hotkey;
+    try {
+      hotkey = await loadHotkey({
+        mnemonic: cfg.mnemonic,
+        wallet: cfg.wallet,
+        hotkey: cfg.hotkey,
+        walletPath: cfg.walletPath,
+      });
+    } catch (err) {
+      if (err instanceof TensorClawError && err.code === "config_invalid") {
+        io.stderr(`tensorclaw miner: ${err.message}\n`);
+        return 2;
+      }
+      throw err;
+    }
+    const logger = createLogger("miner", cfg.logLevel).child({ hotkey: hotkey.address });
+    const miner = new Miner(cfg, { hotkey, logger });
+    await miner.start();
+    // Runs until told to stop; tunnels close cleanly so routers fail over at once.
+    await new Promise<void>((resolve) => {
+      process.once("SIGINT", () => resolve());
+      process.once("SIGTERM", () => resolve());
+    });
+    await miner.stop();
+    logger.flush();
+    return 0;
   },
 });

@@ -2,6 +2,7 @@ import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import type { LogLevel } from "../common/logger.js";
 import { LOG_LEVEL_OPTION, WALLET_OPTIONS } from "../common/shared-options.js";
+import { planRouters } from "./router-endpoints.js";
 
 /** How the miner reaches its routers. */
 export type TransportChoice = "auto" | "grpc" | "ws";
@@ -18,6 +19,12 @@ export interface MinerConfig {
   wallet: string | undefined;
   hotkey: string | undefined;
   walletPath: string | undefined;
+  /** BIP-39 mnemonic of the hotkey, from TENSORCLAW_MNEMONIC only; never logged. */
+  mnemonic: string | undefined;
+  /** Time between backend health checks (model discovery, up/down). */
+  healthIntervalMs: number;
+  /** How long a dial may take to reach Accept before the next transport is tried. */
+  connectTimeoutMs: number;
   logLevel: LogLevel;
 }
 
@@ -33,6 +40,9 @@ export const MINER_DEFAULTS: MinerConfig = {
   wallet: undefined,
   hotkey: undefined,
   walletPath: undefined,
+  mnemonic: undefined,
+  healthIntervalMs: 10_000,
+  connectTimeoutMs: 10_000,
   logLevel: "info",
 };
 
@@ -81,6 +91,28 @@ export const MINER_OPTIONS: OptionSpecs<MinerConfig> = {
     description: "auto tries gRPC first and falls back to WebSocket.",
   },
   ...WALLET_OPTIONS,
+  mnemonic: {
+    flag: "mnemonic",
+    kind: "string",
+    env: "TENSORCLAW_MNEMONIC",
+    secret: true,
+    description: "Hotkey mnemonic; environment only (the flag form is refused so it never shows in ps).",
+  },
+  healthIntervalMs: {
+    flag: "health-interval-ms",
+    kind: "int",
+    min: 100,
+    max: 3_600_000,
+    description: "Time between backend health checks; a failing backend offers no models until it recovers.",
+  },
+  connectTimeoutMs: {
+    flag: "connect-timeout-ms",
+    kind: "int",
+    min: 100,
+    max: 600_000,
+    description:
+      "How long a tunnel may take from dial to Accept before auto falls back to the next transport.",
+  },
   logLevel: LOG_LEVEL_OPTION,
 };
 
@@ -89,6 +121,12 @@ export function parseMinerCommand(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ) {
+  if (argv.some((a) => a === "--mnemonic" || a.startsWith("--mnemonic="))) {
+    throw new TensorClawError(
+      "config_invalid",
+      "invalid setting --mnemonic: set TENSORCLAW_MNEMONIC instead (a flag is visible to every local user)",
+    );
+  }
   const parsed = parseCommand(MINER_OPTIONS, MINER_DEFAULTS, argv, env);
   const backend = parsed.config.backend;
   if (backend !== "demo") {
@@ -105,6 +143,16 @@ export function parseMinerCommand(
         `invalid setting --backend: expected an http(s) URL or "demo", got ${JSON.stringify(backend)}`,
       );
     }
+  }
+  if (!parsed.help) {
+    if (parsed.config.router.length === 0) {
+      throw new TensorClawError(
+        "config_invalid",
+        "invalid setting --router: give at least one router to connect to",
+      );
+    }
+    // Fails with config_invalid naming --router when the URLs cannot serve --transport.
+    planRouters(parsed.config.router, parsed.config.transport);
   }
   return parsed;
 }

@@ -1,0 +1,131 @@
+/**
+ * The miner program, assembled: one backend and one model catalog shared by
+ * one TunnelClient per router. Everything that touches the outside world
+ * (transports, clock, randomness, logger) can be injected, so tests run the
+ * real thing in-process against a real router.
+ */
+import type { FrameChannel } from "../common/frame-channel.js";
+import type { Hotkey } from "../common/identity.js";
+import { type Logger, silentLogger } from "../common/logger.js";
+import type { Backend } from "./backend.js";
+import { DemoBackend } from "./backend-demo.js";
+import { OpenAIHttpBackend } from "./backend-openai.js";
+import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.js";
+import type { MinerConfig } from "./config.js";
+import { ModelCatalog } from "./model-catalog.js";
+import { type Endpoint, planRouters } from "./router-endpoints.js";
+import { dialGrpc } from "./transport-grpc.js";
+import { dialWs } from "./transport-ws.js";
+import { TunnelClient } from "./tunnel-client.js";
+
+/** Software version sent in the Hello. */
+export const MINER_SOFTWARE_VERSION = "tensorclaw-miner/0.1.0";
+
+/** Everything a miner needs besides its configuration. */
+export interface MinerDeps {
+  readonly hotkey: Hotkey;
+  readonly logger?: Logger;
+  /** Overrides the backend built from `config.backend`. */
+  readonly backend?: Backend;
+  readonly backoff?: BackoffPolicy;
+  readonly random?: () => number;
+  readonly now?: () => number;
+  /** Opens a channel; default: real gRPC / WebSocket dials. */
+  readonly dial?: (endpoint: Endpoint, maxReceiveBytes: number) => FrameChannel;
+}
+
+/** The settings a miner reads (a subset of MinerConfig, so tests can build one by hand). */
+export type MinerSettings = Pick<
+  MinerConfig,
+  | "router"
+  | "backend"
+  | "backendKey"
+  | "models"
+  | "maxConcurrency"
+  | "contextLength"
+  | "transport"
+  | "healthIntervalMs"
+  | "connectTimeoutMs"
+>;
+
+/** Largest router message a miner accepts (a router sends small frames; this only bounds memory). */
+const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
+
+/** The backend named by `--backend`: the demo model or an OpenAI-compatible URL. */
+export function backendFromSettings(s: Pick<MinerSettings, "backend" | "backendKey">): Backend {
+  return s.backend === "demo"
+    ? new DemoBackend()
+    : new OpenAIHttpBackend({ baseUrl: s.backend, apiKey: s.backendKey });
+}
+
+function realDial(endpoint: Endpoint, maxReceiveBytes: number): FrameChannel {
+  return endpoint.transport === "grpc"
+    ? dialGrpc(endpoint.target, { maxReceiveBytes })
+    : dialWs(endpoint.url, { maxReceiveBytes });
+}
+
+/** A running miner. */
+export class Miner {
+  readonly backend: Backend;
+  readonly catalog: ModelCatalog;
+  /** One per router, in `--router` order. */
+  readonly tunnels: readonly TunnelClient[];
+  readonly #log: Logger;
+  #offChange: (() => void) | undefined;
+
+  constructor(settings: MinerSettings, deps: MinerDeps) {
+    const log = deps.logger ?? silentLogger();
+    this.#log = log;
+    this.backend = deps.backend ?? backendFromSettings(settings);
+    this.catalog = new ModelCatalog({
+      backend: this.backend,
+      policy: {
+        configured: settings.models,
+        maxConcurrency: settings.maxConcurrency,
+        contextLength: settings.contextLength,
+      },
+      intervalMs: settings.healthIntervalMs,
+      timeoutMs: Math.min(settings.healthIntervalMs, 5000),
+      logger: log,
+    });
+    const dial = deps.dial ?? realDial;
+    const now = deps.now ?? Date.now;
+    this.tunnels = planRouters(settings.router, settings.transport).map(
+      (plan) =>
+        new TunnelClient({
+          plan,
+          dial: (ep) => dial(ep, MAX_RECEIVE_BYTES),
+          session: {
+            hotkey: deps.hotkey,
+            backend: this.backend,
+            offers: () => this.catalog.offers(),
+            now,
+            softwareVersion: MINER_SOFTWARE_VERSION,
+            handshakeTimeoutMs: settings.connectTimeoutMs,
+          },
+          backoff: deps.backoff ?? DEFAULT_BACKOFF,
+          random: deps.random ?? Math.random,
+          logger: log,
+        }),
+    );
+  }
+
+  /** Checks the backend once (so the first Hello carries the models), then connects everywhere. */
+  async start(): Promise<void> {
+    this.#log.info({ backend: this.backend.description, routers: this.tunnels.length }, "miner starting");
+    await this.catalog.refresh();
+    this.#offChange = this.catalog.onChange((offers) => {
+      for (const t of this.tunnels) t.updateModels(offers);
+    });
+    this.catalog.start();
+    for (const t of this.tunnels) t.start();
+  }
+
+  /** Closes every tunnel and stops the health checks. */
+  async stop(): Promise<void> {
+    this.#offChange?.();
+    this.catalog.stop();
+    await Promise.all(this.tunnels.map((t) => t.stop()));
+    this.#log.info("miner stopped");
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Which models the miner offers, kept current by a periodic backend health
+ * check. When the backend stops answering `/models`, the offer becomes empty
+ * (routers then send no traffic instead of failing user requests); when it
+ * answers again, the offer is restored. Listeners (the tunnels) hear about
+ * every change and send a ModelListUpdate.
+ */
+import type { Logger } from "../common/logger.js";
+import type { ModelOffer } from "../gen/tensorclaw/v1/tunnel.js";
+import type { Backend, DiscoveredModel } from "./backend.js";
+
+/** How offers are derived from what the backend reports. */
+export interface OfferPolicy {
+  /** `--models`; empty means "offer what the backend lists". */
+  readonly configured: readonly string[];
+  readonly maxConcurrency: number;
+  /** `--context-length`; 0 means "what the backend says, else unknown". */
+  readonly contextLength: number;
+}
+
+/**
+ * The offers for a health-check result: nothing while the backend is down
+ * (`undefined`), else the configured models (or every discovered one), with
+ * the configured context length or the backend's.
+ */
+export function offersFor(
+  discovered: readonly DiscoveredModel[] | undefined,
+  policy: OfferPolicy,
+): ModelOffer[] {
+  if (discovered === undefined) return [];
+  const ids = policy.configured.length > 0 ? policy.configured : discovered.map((m) => m.id);
+  const seen = new Set<string>();
+  const out: ModelOffer[] = [];
+  for (const id of ids) {
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const found = discovered.find((m) => m.id === id);
+    out.push({
+      id,
+      maxConcurrency: policy.maxConcurrency,
+      contextLength: policy.contextLength > 0 ? policy.contextLength : (found?.contextLength ?? 0),
+    });
+  }
+  return out;
+}
+
+function sameOffers(a: readonly ModelOffer[], b: readonly ModelOffer[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every(
+      (m, i) =>
+        m.id === b[i]?.id &&
+        m.maxConcurrency === b[i]?.maxConcurrency &&
+        m.contextLength === b[i]?.contextLength,
+    )
+  );
+}
+
+/** Settings of the catalog. */
+export interface ModelCatalogOptions {
+  readonly backend: Backend;
+  readonly policy: OfferPolicy;
+  /** Time between health checks. */
+  readonly intervalMs: number;
+  /** How long one health check may take. */
+  readonly timeoutMs: number;
+  readonly logger: Logger;
+}
+
+/** The live model offer. */
+export class ModelCatalog {
+  readonly #o: ModelCatalogOptions;
+  readonly #listeners = new Set<(offers: readonly ModelOffer[]) => void>();
+  #offers: readonly ModelOffer[] = [];
+  #healthy: boolean | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #inFlight: AbortController | undefined;
+  #stopped = false;
+
+  constructor(opts: ModelCatalogOptions) {
+    this.#o = opts;
+  }
+
+  /** The models offered now. */
+  offers(): readonly ModelOffer[] {
+    return this.#offers;
+  }
+
+  /** Calls `fn` after every change of the offer. Returns an unsubscribe function. */
+  onChange(fn: (offers: readonly ModelOffer[]) => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /** Runs one health check now and applies the result. */
+  async refresh(): Promise<void> {
+    const ac = new AbortController();
+    this.#inFlight = ac;
+    const timer = setTimeout(() => ac.abort(new Error("health check timed out")), this.#o.timeoutMs);
+    let discovered: DiscoveredModel[] | undefined;
+    let why = "";
+    try {
+      discovered = await this.#o.backend.listModels(ac.signal);
+    } catch (err) {
+      why = err instanceof Error ? err.message : String(err);
+    } finally {
+      clearTimeout(timer);
+      this.#inFlight = undefined;
+    }
+    if (this.#stopped) return;
+    const healthy = discovered !== undefined;
+    if (healthy !== this.#healthy) {
+      if (healthy) this.#o.logger.info({ backend: this.#o.backend.description }, "backend up");
+      else
+        this.#o.logger.warn(
+          { backend: this.#o.backend.description, reason: why },
+          "backend down: offering no models",
+        );
+      this.#healthy = healthy;
+    }
+    const next = offersFor(discovered, this.#o.policy);
+    if (sameOffers(next, this.#offers)) return;
+    this.#offers = next;
+    this.#o.logger.info({ models: next.map((m) => m.id) }, "models changed");
+    for (const fn of this.#listeners) fn(next);
+  }
+
+  /** Starts the periodic checks (the first one runs after `intervalMs`; call `refresh` first). */
+  start(): void {
+    const tick = () => {
+      this.#timer = setTimeout(() => {
+        void this.refresh().finally(() => {
+          if (!this.#stopped) tick();
+        });
+      }, this.#o.intervalMs);
+    };
+    tick();
+  }
+
+  /** Stops checking. */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#inFlight?.abort(new Error("stopped"));
+  }
+}
