@@ -9,6 +9,7 @@ export interface DevConfig {
   httpPort: number;
   grpcPort: number;
   probeIntervalS: number;
+  dataDir: string;
   logLevel: LogLevel;
 }
 
@@ -19,6 +20,7 @@ export const DEV_DEFAULTS: DevConfig = {
   httpPort: 8080,
   grpcPort: 50051,
   probeIntervalS: 15,
+  dataDir: ".tensorclaw/dev",
   logLevel: "warn",
 };
 
@@ -45,6 +47,11 @@ export const DEV_OPTIONS: OptionSpecs<DevConfig> = {
     min: 1,
     max: 3600,
     description: "Seconds between the dry-run validator's probe rounds.",
+  },
+  dataDir: {
+    flag: "data-dir",
+    kind: "string",
+    description: "Folder for the network's identities, API keys, embedded ledger and spool.",
   },
   logLevel: LOG_LEVEL_OPTION,
 };

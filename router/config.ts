@@ -15,7 +15,8 @@ export interface RouterConfig {
   netuid: number;
   validators: readonly string[];
   minersAllow: readonly string[];
-  spoolDir: string;
+  dataDir: string;
+  publicDirectory: boolean;
   bucketS: number;
   retentionS: number;
   maxBodyBytes: number;
@@ -37,7 +38,8 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   netuid: 92,
   validators: [],
   minersAllow: [],
-  spoolDir: ".tensorclaw/spool",
+  dataDir: ".tensorclaw",
+  publicDirectory: false,
   bucketS: 60,
   retentionS: 86_400,
   maxBodyBytes: 4 * 1024 * 1024,
@@ -95,10 +97,15 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     kind: "list",
     description: "Miner hotkeys allowed to connect when no chain is given (empty: any signed hotkey).",
   },
-  spoolDir: {
-    flag: "spool-dir",
+  dataDir: {
+    flag: "data-dir",
     kind: "string",
-    description: "Folder of the durable usage spool used while Redis is down.",
+    description: "Folder for the embedded ledger and key store (no Redis) and the usage spool (Redis down).",
+  },
+  publicDirectory: {
+    flag: "public-directory",
+    kind: "bool",
+    description: "Serve MinerDirectory without a validator signature (session list only; for local use).",
   },
   bucketS: {
     flag: "bucket-s",
