@@ -1,0 +1,430 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import OpenAI, { APIError } from "openai";
+import { type ApiKeys, FileApiKeyStore } from "../../router/api-keys.js";
+import {
+  type MinerProcess,
+  type RouterUnderTest,
+  startMiner,
+  startRouter,
+  waitForSessions,
+} from "../support/api-harness.js";
+import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
+
+const MODEL = "test-model";
+
+async function apiError(p: Promise<unknown>): Promise<APIError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(APIError);
+    return err as APIError;
+  }
+  throw new Error("expected an API error");
+}
+
+/** Streams a raw SSE response to its end and returns the whole text. */
+async function rawStream(r: RouterUnderTest, key: string, body: unknown, onText?: (all: string) => void) {
+  const res = await fetch(`${r.baseURL}/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  let text = "";
+  const dec = new TextDecoder();
+  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+    text += dec.decode(part, { stream: true });
+    onText?.(text);
+  }
+  return { res, text };
+}
+
+describe("api e2e: openai client → router → tunnel → real miner → backend", function () {
+  this.timeout(30_000);
+  let dir: string;
+  let router: RouterUnderTest;
+  let backend: OpenAIBackend;
+  let miner: MinerProcess;
+  let key: string;
+  let client: OpenAI;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tc-api-e2e-"));
+    router = await startRouter({
+      keyStore: new FileApiKeyStore(join(dir, "keys.json")),
+      chat: { requestTimeoutMs: 5000, keepAliveMs: 40 },
+    });
+    key = (
+      await (router.keys as ApiKeys).create("e2e", { requestsPerMinute: 0, tokensPerMinute: 0 }, Date.now())
+    ).key;
+    client = new OpenAI({ apiKey: key, baseURL: router.baseURL, maxRetries: 0 });
+    backend = await startOpenAIBackend({ models: [MODEL], contextLength: 8192 });
+    miner = await startMiner(router, backend.url, { maxConcurrency: 16, contextLength: 8192 });
+  });
+  after(async () => {
+    await miner?.kill();
+    await router?.close();
+    await backend?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("non-streaming: the answer, usage, served model and x-request-id; one usage event", async () => {
+    const before = router.usage.events.length;
+    const { data, response } = await client.chat.completions
+      .create({ model: MODEL, messages: [{ role: "user", content: "hello there" }] })
+      .withResponse();
+    expect(data.object).to.equal("chat.completion");
+    expect(data.model).to.equal(MODEL);
+    expect(data.choices[0]?.message.content).to.equal(backendTokens("hello there", 8).join(""));
+    expect(data.choices[0]?.finish_reason).to.equal("stop");
+    const rec = backend.chatRequests().at(-1);
+    expect(data.usage).to.deep.equal({
+      prompt_tokens: rec?.promptTokens,
+      completion_tokens: 8,
+      total_tokens: (rec?.promptTokens ?? 0) + 8,
+    });
+    const requestId = response.headers.get("x-request-id");
+    expect(requestId).to.be.a("string");
+    const events = await router.usage.waitFor(before + 1);
+    const ev = events.at(-1);
+    expect(ev).to.include({
+      requestId,
+      minerHotkey: miner.hotkey,
+      model: MODEL,
+      completionTokens: 8,
+      promptTokens: rec?.promptTokens,
+      outcome: "completed",
+    });
+    // The caller's `user` never reaches the backend.
+    await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "x" }],
+      user: "alice",
+    });
+    const sent = backend.chatRequests().at(-1)?.body as { user?: string };
+    expect(sent.user).to.match(/^u_[0-9a-f]{32}$/);
+  });
+
+  it("streaming with include_usage: usage null on chunks, a final usage chunk with choices []", async () => {
+    const stream = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "stream please [[backend tokens=12]]" }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    for await (const c of stream) {
+      chunks.push(c);
+      text += c.choices[0]?.delta.content ?? "";
+    }
+    expect(text).to.equal(backendTokens("stream please [[backend tokens=12]]", 12).join(""));
+    const last = chunks.at(-1);
+    expect(last?.choices).to.deep.equal([]);
+    expect(last?.usage?.completion_tokens).to.equal(12);
+    for (const c of chunks.slice(0, -1)) expect(c.usage).to.equal(null);
+    expect(chunks.some((c) => c.choices[0]?.finish_reason === "stop")).to.equal(true);
+    expect(chunks.every((c) => c.model === MODEL)).to.equal(true);
+    expect(chunks[0]?.choices[0]?.delta.role).to.equal("assistant");
+  });
+
+  it("tool calls: streamed deltas reassemble into valid arguments; non-streaming too", async () => {
+    const tools: OpenAI.ChatCompletionTool[] = [
+      { type: "function", function: { name: "lookup", parameters: { type: "object" } } },
+    ];
+    const messages = [{ role: "user" as const, content: "call it" }];
+    const stream = await client.chat.completions.create({ model: MODEL, messages, tools, stream: true });
+    const args = new Map<number, string>();
+    let name = "";
+    let finish: string | null = null;
+    let deltas = 0;
+    for await (const c of stream) {
+      const ch = c.choices[0];
+      for (const tc of ch?.delta.tool_calls ?? []) {
+        deltas++;
+        if (tc.function?.name) name = tc.function.name;
+        args.set(tc.index, (args.get(tc.index) ?? "") + (tc.function?.arguments ?? ""));
+      }
+      finish = ch?.finish_reason ?? finish;
+    }
+    expect(name).to.equal("lookup");
+    expect(deltas).to.be.greaterThan(2);
+    expect(finish).to.equal("tool_calls");
+    expect(JSON.parse(args.get(0) ?? "")).to.deep.equal({ text: backendTokens("call it", 8).join("") });
+    const unary = await client.chat.completions.create({ model: MODEL, messages, tools });
+    const call = unary.choices[0]?.message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(unary.choices[0]?.finish_reason).to.equal("tool_calls");
+    expect(call.function.name).to.equal("lookup");
+    expect(JSON.parse(call.function.arguments)).to.deep.equal({ text: backendTokens("call it", 8).join("") });
+  });
+
+  it("lists the model with its miners and context length", async () => {
+    const page = await client.models.list();
+    const m = page.data.find((x) => x.id === MODEL) as unknown as Record<string, unknown>;
+    expect(m).to.include({
+      id: MODEL,
+      object: "model",
+      owned_by: "tensorclaw",
+      miners: 1,
+      context_length: 8192,
+    });
+  });
+
+  it("aborting a stream mid-way cancels the backend's work and records a cancelled usage event", async () => {
+    const before = router.usage.events.length;
+    const ac = new AbortController();
+    const stream = await client.chat.completions.create(
+      {
+        model: MODEL,
+        messages: [{ role: "user", content: "long one [[backend tokens=200 delay=20]]" }],
+        stream: true,
+      },
+      { signal: ac.signal },
+    );
+    let seen = 0;
+    try {
+      for await (const _ of stream) {
+        if (++seen === 3) ac.abort();
+      }
+    } catch {
+      // The client reports the abort; what matters is what the backend saw.
+    }
+    const rec = await backend.waitForAbort((r) => JSON.stringify(r.body).includes("long one"));
+    expect(rec.completionTokens).to.be.lessThan(200);
+    const ev = (await router.usage.waitFor(before + 1)).at(-1);
+    expect(ev?.outcome).to.equal("cancelled");
+    expect(ev?.completionTokens).to.be.greaterThan(0).and.lessThan(200);
+  });
+
+  it("sends SSE keep-alive comments while the first token is slow", async () => {
+    const { text } = await rawStream(router, key, {
+      model: MODEL,
+      messages: [{ role: "user", content: "slow [[backend tokens=2 delay=300]]" }],
+      stream: true,
+    });
+    const firstData = text.indexOf("data:");
+    expect(text.slice(0, firstData)).to.contain(": keep-alive\n\n");
+    expect(text.trimEnd().endsWith("data: [DONE]")).to.equal(true);
+  });
+
+  it("upstream error: 502 with an OpenAI error body", async () => {
+    const e = await apiError(
+      client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: "[[backend fault=http500]]" }],
+      }),
+    );
+    expect(e.status).to.equal(502);
+    expect(e.type).to.equal("api_error");
+    expect((e.error as { code: string }).code).to.equal("upstream_error");
+  });
+
+  it("miner timeout: 504, and the backend sees the cancel", async () => {
+    const r2 = await startRouter({ chat: { requestTimeoutMs: 400 } });
+    const m2 = await startMiner(r2, backend.url);
+    try {
+      const c2 = new OpenAI({ apiKey: "none", baseURL: r2.baseURL, maxRetries: 0 });
+      const e = await apiError(
+        c2.chat.completions.create({
+          model: MODEL,
+          messages: [{ role: "user", content: "t/o [[backend fault=hang]]" }],
+        }),
+      );
+      expect(e.status).to.equal(504);
+      expect((e.error as { code: string }).code).to.equal("upstream_timeout");
+      await backend.waitForAbort((r) => JSON.stringify(r.body).includes("t/o"));
+    } finally {
+      await m2.kill();
+      await r2.close();
+    }
+  });
+
+  it("no active miner for a known model: 503 with retry-after", async () => {
+    router.hub.setGhost(miner.hotkey, true);
+    try {
+      const e = await apiError(
+        client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "x" }] }),
+      );
+      expect(e.status).to.equal(503);
+      expect(Number(e.headers?.get("retry-after"))).to.be.greaterThan(0);
+      expect((e.error as { code: string }).code).to.equal("no_capacity");
+      expect((await client.models.list()).data).to.deep.equal([]);
+    } finally {
+      router.hub.setGhost(miner.hotkey, false);
+    }
+  });
+
+  it("bad input never reaches the miner", async () => {
+    const before = backend.chatRequests().length;
+    const e = await apiError(
+      client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "x" }], top_p: 3 }),
+    );
+    expect(e.status).to.equal(400);
+    expect(e.param).to.equal("top_p");
+    expect(backend.chatRequests().length).to.equal(before);
+  });
+});
+
+describe("api e2e: failover and miner death", function () {
+  this.timeout(30_000);
+  let router: RouterUnderTest;
+  let good: OpenAIBackend;
+  let stuck: OpenAIBackend;
+  let client: OpenAI;
+  const miners: MinerProcess[] = [];
+
+  beforeEach(async () => {
+    router = await startRouter({ chat: { requestTimeoutMs: 8000, keepAliveMs: 0 } });
+    client = new OpenAI({ apiKey: "none", baseURL: router.baseURL, maxRetries: 0 });
+    good = await startOpenAIBackend({ models: [MODEL] });
+    stuck = await startOpenAIBackend({ models: [MODEL], fault: "hang" });
+  });
+  afterEach(async () => {
+    for (const m of miners.splice(0)) await m.kill();
+    await router.close();
+    await good.close();
+    await stuck.close();
+  });
+
+  it("a miner that dies before the first token is replaced by another, invisibly", async () => {
+    const dying = await startMiner(router, stuck.url);
+    const healthy = await startMiner(router, good.url);
+    miners.push(dying, healthy);
+    const asks = Array.from({ length: 6 }, (_, i) =>
+      client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: `q${i}` }],
+        stream: i % 2 === 0,
+      }),
+    );
+    // Some requests are now stuck on the dying miner's backend.
+    await stuck.waitForChatRequests(1);
+    await dying.kill();
+    const answers = await Promise.all(
+      asks.map(async (p, i) => {
+        const r = await p;
+        if (i % 2 === 1) return (r as OpenAI.ChatCompletion).choices[0]?.message.content ?? "";
+        let t = "";
+        for await (const c of r as AsyncIterable<OpenAI.ChatCompletionChunk>)
+          t += c.choices[0]?.delta.content ?? "";
+        return t;
+      }),
+    );
+    for (const [i, a] of answers.entries()) expect(a).to.equal(backendTokens(`q${i}`, 8).join(""));
+    const events = await router.usage.waitFor(6);
+    expect(events.every((e) => e.minerHotkey === healthy.hotkey && e.outcome === "completed")).to.equal(true);
+    expect(await router.registry.getSingleMetricAsString("tensorclaw_api_failovers_total")).to.match(
+      /failovers_total\{model="test-model"\} [1-9]/,
+    );
+  });
+
+  it("a miner dying mid-stream ends the stream with an error event and no [DONE]", async () => {
+    good.configure({ tokens: 400, tokenDelayMs: 10 });
+    const only = await startMiner(router, good.url);
+    miners.push(only);
+    let killed: Promise<void> | undefined;
+    const { res, text } = await rawStream(
+      router,
+      "none",
+      { model: MODEL, messages: [{ role: "user", content: "die" }], stream: true },
+      (all) => {
+        if (killed === undefined && all.split("data: ").length > 4) killed = only.kill();
+      },
+    );
+    await killed;
+    expect(res.status).to.equal(200);
+    const events = text.split("\n\n").filter((l) => l.startsWith("data: "));
+    const last = JSON.parse((events.at(-1) as string).slice(6)) as { error: { code: string; type: string } };
+    expect(last.error.type).to.equal("api_error");
+    expect(["upstream_error", "upstream_timeout"]).to.include(last.error.code);
+    expect(text).not.to.contain("[DONE]");
+    const ev = (await router.usage.waitFor(1))[0];
+    expect(ev).to.include({ outcome: "failed", minerHotkey: only.hotkey });
+    expect(ev?.completionTokens).to.be.greaterThan(0).and.lessThan(400);
+    // The openai client surfaces it as an error, not a short answer.
+    const m2 = await startMiner(router, good.url);
+    miners.push(m2);
+    await waitForSessions(router.hub, (s) => s.length === 1);
+    const stream = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "die again" }],
+      stream: true,
+    });
+    let n = 0;
+    const failed = await apiError(
+      (async () => {
+        for await (const _ of stream) if (++n === 3) void m2.kill();
+      })(),
+    );
+    expect(failed.message).to.match(/miner|upstream|time/i);
+  });
+});
+
+describe("api e2e: per-key limits under 50 concurrent requests", function () {
+  this.timeout(30_000);
+  let dir: string;
+  let router: RouterUnderTest;
+  let backend: OpenAIBackend;
+  let miner: MinerProcess;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tc-api-lim-"));
+    router = await startRouter({ keyStore: new FileApiKeyStore(join(dir, "keys.json")) });
+    backend = await startOpenAIBackend({ models: [MODEL], tokens: 4 });
+    miner = await startMiner(router, backend.url, { maxConcurrency: 64 });
+  });
+  after(async () => {
+    await miner.kill();
+    await router.close();
+    await backend.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("requests per minute: exactly the allowance passes, the rest get 429 with retry-after", async () => {
+    const key = (
+      await (router.keys as ApiKeys).create("rpm", { requestsPerMinute: 20, tokensPerMinute: 0 }, Date.now())
+    ).key;
+    const c = new OpenAI({ apiKey: key, baseURL: router.baseURL, maxRetries: 0 });
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, i) =>
+        c.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: `r${i}` }] }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === "fulfilled");
+    const refused = results.filter((r) => r.status === "rejected").map((r) => r.reason as APIError);
+    expect(ok).to.have.length(20);
+    expect(refused).to.have.length(30);
+    for (const e of refused) {
+      expect(e.status).to.equal(429);
+      expect(Number(e.headers?.get("retry-after"))).to.be.greaterThan(0);
+      expect(e.type).to.equal("rate_limit_error");
+    }
+  });
+
+  it("tokens per minute: reservations hold under concurrency, then unused tokens come back", async () => {
+    // Each request reserves its prompt estimate + max_tokens (100), so at most 10 fit in 1100 tokens.
+    const key = (
+      await (router.keys as ApiKeys).create(
+        "tpm",
+        { requestsPerMinute: 0, tokensPerMinute: 1100 },
+        Date.now(),
+      )
+    ).key;
+    const c = new OpenAI({ apiKey: key, baseURL: router.baseURL, maxRetries: 0 });
+    const ask = (i: number) =>
+      c.chat.completions.create({
+        model: MODEL,
+        max_tokens: 100,
+        messages: [{ role: "user", content: `t${i}` }],
+      });
+    const results = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => ask(i)));
+    const ok = results.filter((r) => r.status === "fulfilled").length;
+    expect(ok).to.be.within(9, 10);
+    for (const r of results) if (r.status === "rejected") expect((r.reason as APIError).status).to.equal(429);
+    // Each used ~4 completion + a few prompt tokens of its 100+ reserved: the refund makes room again.
+    const again = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => ask(100 + i)));
+    expect(again.filter((r) => r.status === "fulfilled").length).to.be.greaterThan(3);
+  });
+});
