@@ -1,0 +1,234 @@
+import { expect } from "chai";
+import { TensorClawError } from "../../common/errors.js";
+import {
+  DEFAULT_LATENCY_TIERS,
+  latencyTierScore,
+  parseLatencyTiers,
+  validateLatencyTiers,
+} from "../../validator/latency-tiers.js";
+import {
+  baseScore,
+  businessPoints,
+  type MinerInput,
+  type ProbeRecord,
+  scoreMiners,
+} from "../../validator/scoring.js";
+
+const T = DEFAULT_LATENCY_TIERS;
+const ok = (latencyMs: number, atMs = 0): ProbeRecord => ({
+  atMs,
+  ok: true,
+  latencyMs,
+  ttftMs: latencyMs / 2,
+});
+const fail = (atMs = 0): ProbeRecord => ({ atMs, ok: false, latencyMs: 8000, ttftMs: 0 });
+const repeat = (n: number, f: (i: number) => ProbeRecord) => Array.from({ length: n }, (_, i) => f(i));
+
+describe("validator scoring", () => {
+  describe("latency tiers", () => {
+    const cases: [number, number][] = [
+      [0, 100],
+      [99.9, 100],
+      [100, 90],
+      [250, 90],
+      [250.1, 75],
+      [500, 75],
+      [999, 55],
+      [1000, 55],
+      [2000, 40],
+      [2000.5, 20],
+      [60_000, 20],
+      [Number.NaN, 20],
+      [-5, 20],
+    ];
+    for (const [ms, score] of cases) {
+      it(`${ms} ms scores ${score}`, () => expect(latencyTierScore(ms, T)).to.equal(score));
+    }
+
+    it("parses and validates configured tiers", () => {
+      expect(parseLatencyTiers("300:80, 2000:30")).to.deep.equal([
+        { upToMs: 300, score: 80 },
+        { upToMs: 2000, score: 30 },
+      ]);
+      expect(latencyTierScore(150, parseLatencyTiers("300:80,2000:30"))).to.equal(80);
+    });
+
+    const bad: [string, RegExp][] = [
+      ["500:75,250:90,2000:40", /bounds increase/],
+      ["250:70,500:75,2000:40", /above the faster tier/],
+      ["250:90,1000:55", /must end at 2000/],
+      ["250:90,2500:40", /above 2000/],
+      ["250:90,2000:10", /below 20/],
+      ["100:90,2000:40", /must be above 100/],
+      ["250:101,2000:40", /above the faster tier's 100/],
+      ["fast", /ms:score pairs/],
+      ["", /at least one tier/],
+    ];
+    for (const [text, why] of bad) {
+      it(`refuses ${JSON.stringify(text)}`, () => {
+        expect(() => parseLatencyTiers(text))
+          .to.throw(TensorClawError, /--latency-tiers/)
+          .with.property("message")
+          .that.matches(why);
+      });
+    }
+
+    it("accepts the defaults", () => {
+      expect(validateLatencyTiers(T)).to.deep.equal(T);
+    });
+  });
+
+  describe("base score", () => {
+    const cases: {
+      name: string;
+      available: boolean;
+      probes: ProbeRecord[];
+      want: {
+        availability: number;
+        probe: number;
+        latencyTier: number;
+        uptime: number;
+        base: number;
+        ghost: boolean;
+      };
+    }[] = [
+      {
+        name: "perfect miner",
+        available: true,
+        probes: repeat(100, () => ok(50)),
+        want: { availability: 100, probe: 100, latencyTier: 100, uptime: 100, base: 100, ghost: false },
+      },
+      {
+        name: "ghost: latest probe failed zeroes the base",
+        available: true,
+        probes: [...repeat(99, () => ok(50)), fail()],
+        want: { availability: 100, probe: 0, latencyTier: 0, uptime: 99, base: 0, ghost: true },
+      },
+      {
+        name: "recovered: one failure earlier costs uptime only",
+        available: true,
+        probes: [fail(), ...repeat(99, () => ok(50))],
+        want: { availability: 100, probe: 100, latencyTier: 100, uptime: 99, base: 99.9, ghost: false },
+      },
+      {
+        name: "only the last 100 probes count for uptime",
+        available: true,
+        probes: [...repeat(50, () => fail()), ...repeat(100, () => ok(50))],
+        want: { availability: 100, probe: 100, latencyTier: 100, uptime: 100, base: 100, ghost: false },
+      },
+      {
+        name: "slow miner: 1.5 s falls in the 2 s tier",
+        available: true,
+        probes: [ok(1500)],
+        want: {
+          availability: 100,
+          probe: 100,
+          latencyTier: 40,
+          uptime: 100,
+          base: 30 + 40 + 8 + 10,
+          ghost: false,
+        },
+      },
+      {
+        name: "over 2 s scores 20 for response time",
+        available: true,
+        probes: [ok(2500)],
+        want: {
+          availability: 100,
+          probe: 100,
+          latencyTier: 20,
+          uptime: 100,
+          base: 30 + 40 + 4 + 10,
+          ghost: false,
+        },
+      },
+      {
+        name: "never probed: availability only",
+        available: true,
+        probes: [],
+        want: { availability: 100, probe: 0, latencyTier: 0, uptime: 0, base: 30, ghost: false },
+      },
+      {
+        name: "disconnected but last probe passed",
+        available: false,
+        probes: [fail(), ok(80)],
+        want: { availability: 0, probe: 100, latencyTier: 100, uptime: 50, base: 40 + 20 + 5, ghost: false },
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        const b = baseScore(c.available, c.probes, T);
+        expect(b.availability).to.equal(c.want.availability);
+        expect(b.probe).to.equal(c.want.probe);
+        expect(b.latencyTier).to.equal(c.want.latencyTier);
+        expect(b.uptime).to.be.closeTo(c.want.uptime, 1e-9);
+        expect(b.ghost).to.equal(c.want.ghost);
+        expect(b.base).to.be.closeTo(c.want.base, 1e-9);
+      });
+    }
+  });
+
+  describe("business", () => {
+    it("is tokens / 10,000 × tier multiplier summed over models", () => {
+      const r = businessPoints([
+        { model: "a", promptTokens: 15_000, completionTokens: 5_000, tierMultiplier: 1 },
+        { model: "b", promptTokens: 1_000, completionTokens: 9_000, tierMultiplier: 2.5 },
+      ]);
+      expect(r.tokens).to.equal(30_000);
+      expect(r.points).to.be.closeTo(2 + 2.5, 1e-12);
+    });
+
+    it("counts broken numbers as zero instead of producing NaN or negatives", () => {
+      const r = businessPoints([
+        { model: "a", promptTokens: -5, completionTokens: Number.NaN, tierMultiplier: 1 },
+        { model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: -3 },
+        { model: "c", promptTokens: 10_000, completionTokens: 0, tierMultiplier: Number.POSITIVE_INFINITY },
+      ]);
+      expect(r.points).to.equal(0);
+      expect(r.tokens).to.equal(20_000);
+    });
+  });
+
+  describe("final score", () => {
+    const miner = (hotkey: string, tokens: number, probes: ProbeRecord[], mult = 1): MinerInput => ({
+      hotkey,
+      available: true,
+      probes,
+      usage:
+        tokens > 0 ? [{ model: "m", promptTokens: tokens, completionTokens: 0, tierMultiplier: mult }] : [],
+    });
+
+    it("is 10 % base + 90 % business normalised against the best miner", () => {
+      const scores = scoreMiners(
+        [miner("c", 0, [ok(50)]), miner("a", 200_000, [ok(50)]), miner("b", 50_000, [ok(50)], 2)],
+        T,
+      );
+      expect(scores.map((s) => s.hotkey)).to.deep.equal(["a", "b", "c"]);
+      const [a, b, c] = scores;
+      expect(a?.business).to.equal(100);
+      expect(a?.final).to.be.closeTo(10 + 90, 1e-9);
+      // b: 5 × 2 = 10 points against a's 20.
+      expect(b?.business).to.be.closeTo(50, 1e-9);
+      expect(b?.final).to.be.closeTo(10 + 45, 1e-9);
+      expect(c?.business).to.equal(0);
+      expect(c?.final).to.be.closeTo(10, 1e-9);
+    });
+
+    it("gives a ghost with traffic only its business share", () => {
+      const [g] = scoreMiners([miner("g", 100_000, [ok(50), fail()])], T);
+      expect(g?.base).to.equal(0);
+      expect(g?.final).to.be.closeTo(90, 1e-9);
+    });
+
+    it("gives zero business to everyone when nobody served traffic", () => {
+      const scores = scoreMiners([miner("a", 0, [ok(50)]), miner("b", 0, [])], T);
+      expect(scores.map((s) => s.business)).to.deep.equal([0, 0]);
+      expect(scores.map((s) => s.final)).to.deep.equal([10, 3]);
+    });
+
+    it("does not depend on input order", () => {
+      const xs = [miner("a", 3, [ok(120)]), miner("b", 7, [fail()]), miner("c", 1, [ok(3000)])];
+      expect(scoreMiners(xs, T)).to.deep.equal(scoreMiners([...xs].reverse(), T));
+    });
+  });
+});
