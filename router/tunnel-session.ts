@@ -1,3 +1,4 @@
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { TensorClawError } from "../common/errors.js";
 import { FrameBatcher } from "../common/frame-batcher.js";
 import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../common/frame-channel.js";
@@ -243,7 +244,10 @@ export class TunnelSession {
     if (this.#phase === "closed") return;
     let message: ConnectRequest;
     try {
-      message = ConnectRequest.decode(bytes);
+      const reader = new BinaryReader(bytes);
+      message = ConnectRequest.decode(reader);
+      // The generated decoder stops quietly at an end-group tag; trailing bytes mean garbage.
+      if (reader.pos !== reader.len) throw new Error(`${reader.len - reader.pos} trailing bytes`);
     } catch (err) {
       this.close("invalid", `message does not decode: ${(err as Error).message}`);
       return;
