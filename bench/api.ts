@@ -1,0 +1,459 @@
+/**
+ * Business API benchmark: one run, side by side, against the same fast fake
+ * OpenAI backend (a node:http server in its own process):
+ *
+ *   1. non-streaming req/s at 50 connections: backend direct, through
+ *      TensorClaw (router process + tunnel + `tensorclaw miner` process),
+ *      through the Portkey gateway (its own process, custom-host header);
+ *   2. time to first token at 100 concurrent streams, direct vs TensorClaw,
+ *      p50 / p99, and the difference ("added TTFT").
+ *
+ * The load generator runs in its own process (keep-alive http.Agent, one
+ * loop per connection). Each measurement is repeated and the median kept.
+ *
+ *   npm run bench:api [-- --quick] [-- --json out.json]
+ *
+ * The same file is also the entry point of the helper processes
+ * (`--role backend|router|load`), so the benchmark is one file.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { Agent, createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
+import { mnemonicGenerate } from "@polkadot/util-crypto";
+import { Registry } from "prom-client";
+import { silentLogger } from "../common/logger.js";
+import { ApiKeys, FileApiKeyStore } from "../router/api-keys.js";
+import { API_DEFAULTS, startApiServer } from "../router/api-server.js";
+import { ApiMetrics } from "../router/metrics.js";
+import { EmbeddedRateLimiter } from "../router/rate-limiter.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel-grpc.js";
+import { TunnelHub } from "../router/tunnel-hub.js";
+
+const SELF = fileURLToPath(import.meta.url);
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const MODEL = "bench-model";
+const STREAM_TOKENS = 16;
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+
+// ---------------------------------------------------------------- backend role
+
+function backendRole(): void {
+  const completion = (id: number) =>
+    JSON.stringify({
+      id: `chatcmpl-${id}`,
+      object: "chat.completion",
+      created: 1_700_000_000,
+      model: MODEL,
+      choices: [
+        { index: 0, message: { role: "assistant", content: "Hello from the bench." }, finish_reason: "stop" },
+      ],
+      usage: { prompt_tokens: 9, completion_tokens: 5, total_tokens: 14 },
+    });
+  let seq = 0;
+  const server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on("data", (b: Buffer) => parts.push(b));
+    req.on("end", () => {
+      if (req.method === "GET" && req.url?.startsWith("/v1/models")) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({ object: "list", data: [{ id: MODEL, object: "model", owned_by: "bench" }] }),
+        );
+        return;
+      }
+      const body = JSON.parse(Buffer.concat(parts).toString("utf8") || "{}") as { stream?: boolean };
+      const id = ++seq;
+      if (body.stream !== true) {
+        const text = completion(id);
+        res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+        res.end(text);
+        return;
+      }
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      const chunk = (delta: unknown, finish: string | null) =>
+        `data: ${JSON.stringify({
+          id: `chatcmpl-${id}`,
+          object: "chat.completion.chunk",
+          created: 1_700_000_000,
+          model: MODEL,
+          choices: [{ index: 0, delta, finish_reason: finish }],
+        })}\n\n`;
+      let out = chunk({ role: "assistant", content: "" }, null);
+      for (let i = 0; i < STREAM_TOKENS; i++) out += chunk({ content: ` tok${i}` }, null);
+      out += chunk({}, "stop");
+      out += `data: ${JSON.stringify({ id: `chatcmpl-${id}`, object: "chat.completion.chunk", created: 1_700_000_000, model: MODEL, choices: [], usage: { prompt_tokens: 9, completion_tokens: STREAM_TOKENS, total_tokens: 9 + STREAM_TOKENS } })}\n\n`;
+      res.end(`${out}data: [DONE]\n\n`);
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.listen(0, "127.0.0.1", () => {
+    process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
+  });
+}
+
+// ----------------------------------------------------------------- router role
+
+async function routerRole(): Promise<void> {
+  const hub = new TunnelHub({ routerId: "bench-router" });
+  const grpc = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes: hub.timings.maxMessageBytes }));
+  addTunnelService(grpc, hub);
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    grpc.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) =>
+      e === null ? resolve(p) : reject(e),
+    ),
+  );
+  const dir = mkdtempSync(join(tmpdir(), "tc-bench-keys-"));
+  const keys = new ApiKeys(new FileApiKeyStore(join(dir, "keys.json")));
+  const { key } = await keys.create("bench", { requestsPerMinute: 0, tokensPerMinute: 0 }, Date.now());
+  const registry = new Registry();
+  let usageEvents = 0;
+  const api = await startApiServer(
+    {
+      dispatcher: hub,
+      usage: { record: () => void usageEvents++ },
+      limiter: new EmbeddedRateLimiter(),
+      metrics: new ApiMetrics(registry, { sessions: () => hub.sessions() }),
+      clock: Date.now,
+      random: Math.random,
+      logger: silentLogger(),
+      options: { ...API_DEFAULTS, userSalt: "bench" },
+      observeLatency: (id, ms) => hub.observeLatency(id, ms),
+      keys,
+      registry,
+      ready: () => true,
+    },
+    "127.0.0.1",
+    0,
+  );
+  process.stdout.write(`${JSON.stringify({ httpPort: api.port, grpcPort, key })}\n`);
+  process.on("SIGTERM", () => {
+    hub.close("bench over");
+    grpc.forceShutdown();
+    void api.close().then(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(0);
+    });
+  });
+  // Session count for the parent's readiness check.
+  setInterval(
+    () => process.stdout.write(`${JSON.stringify({ sessions: hub.sessions().length })}\n`),
+    100,
+  ).unref();
+}
+
+// ------------------------------------------------------------------- load role
+
+interface LoadSpec {
+  readonly url: string;
+  readonly headers: Record<string, string>;
+  readonly connections: number;
+  readonly durationMs: number;
+  readonly stream: boolean;
+}
+
+interface LoadResult {
+  readonly requests: number;
+  readonly errors: number;
+  readonly seconds: number;
+  /** Time to first content token per streamed request, ms. */
+  readonly ttftMs: number[];
+}
+
+async function loadRole(): Promise<void> {
+  const spec = JSON.parse(arg("spec") ?? "{}") as LoadSpec;
+  const agent = new Agent({ keepAlive: true, maxSockets: spec.connections });
+  const url = new URL(spec.url);
+  const body = JSON.stringify({
+    model: MODEL,
+    messages: [{ role: "user", content: "Say hello to the benchmark." }],
+    max_tokens: 64,
+    ...(spec.stream ? { stream: true } : {}),
+  });
+  let requests = 0;
+  let errors = 0;
+  const ttft: number[] = [];
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const t0 = performance.now();
+      const req = request(
+        {
+          agent,
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(body),
+            ...spec.headers,
+          },
+        },
+        (res) => {
+          let first = true;
+          res.on("data", (b: Buffer) => {
+            // First content token: the first `"content":"` with text after the role chunk.
+            if (spec.stream && first && /"content":"[^"]/.test(b.toString("utf8"))) {
+              first = false;
+              ttft.push(performance.now() - t0);
+            }
+          });
+          res.on("end", () => {
+            if (res.statusCode === 200) requests++;
+            else errors++;
+            resolve();
+          });
+          res.on("error", () => {
+            errors++;
+            resolve();
+          });
+        },
+      );
+      req.on("error", () => {
+        errors++;
+        resolve();
+      });
+      req.end(body);
+    });
+  const start = performance.now();
+  const end = start + spec.durationMs;
+  await Promise.all(
+    Array.from({ length: spec.connections }, async () => {
+      while (performance.now() < end) await one();
+    }),
+  );
+  const result: LoadResult = { requests, errors, seconds: (performance.now() - start) / 1000, ttftMs: ttft };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  agent.destroy();
+}
+
+// ------------------------------------------------------------------ main
+
+/** Spawns a helper and resolves with its first JSON line on stdout. */
+async function helper(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; first: Record<string, unknown> }> {
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let buf = "";
+  const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf("\n");
+      if (nl === -1) return;
+      child.stdout?.off("data", onData);
+      resolve(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+    };
+    child.stdout?.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${String(code)}`)));
+  });
+  return { child, first };
+}
+
+async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", SELF, "--role", "load", "--spec", JSON.stringify(spec)],
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  await once(child, "exit");
+  return JSON.parse(out.trim().split("\n").at(-1) ?? "{}") as LoadResult;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function httpOk(url: string, headers: Record<string, string> = {}): Promise<boolean> {
+  try {
+    const r = await fetch(url, { headers });
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes("--quick");
+  const jsonOut = arg("json");
+  const rounds = quick ? 1 : 3;
+  const durationMs = quick ? 2000 : 5000;
+  const children: ChildProcess[] = [];
+  const tsx = ["--import", "tsx"];
+  try {
+    const backend = await helper([...tsx, SELF, "--role", "backend"]);
+    children.push(backend.child);
+    const backendUrl = `http://127.0.0.1:${String(backend.first.port)}/v1`;
+
+    const router = await helper([...tsx, SELF, "--role", "router"]);
+    children.push(router.child);
+    const routerUrl = `http://127.0.0.1:${String(router.first.httpPort)}/v1`;
+    const key = String(router.first.key);
+    let sessions = 0;
+    router.child.stdout?.on("data", (d: Buffer) => {
+      for (const line of d.toString().split("\n")) {
+        if (line.startsWith('{"sessions"')) sessions = (JSON.parse(line) as { sessions: number }).sessions;
+      }
+    });
+
+    const miner = spawn(
+      process.execPath,
+      [
+        join(ROOT, "bin/tensorclaw.js"),
+        "miner",
+        "--router",
+        `grpc://127.0.0.1:${String(router.first.grpcPort)}`,
+        "--backend",
+        backendUrl,
+        "--max-concurrency",
+        "512",
+        "--log-level",
+        "warn",
+      ],
+      {
+        cwd: ROOT,
+        env: { ...process.env, TENSORCLAW_MNEMONIC: mnemonicGenerate() },
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
+    children.push(miner);
+    await waitFor(async () => sessions > 0, "the miner's session");
+
+    const portkeyPort = 20_000 + Math.floor(Math.random() * 20_000);
+    const portkey = spawn(
+      process.execPath,
+      [
+        join(ROOT, "node_modules/@portkey-ai/gateway/build/start-server.js"),
+        `--port=${portkeyPort}`,
+        "--headless",
+      ],
+      { cwd: ROOT, env: { ...process.env, NODE_ENV: "production" }, stdio: ["ignore", "ignore", "ignore"] },
+    );
+    children.push(portkey);
+    const portkeyHeaders = {
+      "x-portkey-provider": "openai",
+      "x-portkey-custom-host": backendUrl,
+      authorization: "Bearer bench",
+    };
+    await waitFor(() => httpOk(`http://127.0.0.1:${portkeyPort}/`), "the Portkey gateway");
+
+    const targets = {
+      direct: { url: `${backendUrl}/chat/completions`, headers: {} as Record<string, string> },
+      tensorclaw: { url: `${routerUrl}/chat/completions`, headers: { authorization: `Bearer ${key}` } },
+      portkey: { url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`, headers: portkeyHeaders },
+    };
+    // Warm-up: JIT, connection pools, the tunnel.
+    for (const t of Object.values(targets))
+      await runLoad({ ...t, connections: 10, durationMs: 700, stream: false });
+
+    const rps: Record<string, number[]> = { direct: [], tensorclaw: [], portkey: [] };
+    const errs: Record<string, number> = { direct: 0, tensorclaw: 0, portkey: 0 };
+    for (let r = 0; r < rounds; r++) {
+      for (const [name, t] of Object.entries(targets)) {
+        const res = await runLoad({ ...t, connections: 50, durationMs, stream: false });
+        rps[name]?.push(res.requests / res.seconds);
+        errs[name] = (errs[name] ?? 0) + res.errors;
+      }
+    }
+
+    const ttft: Record<string, { p50: number[]; p99: number[] }> = {
+      direct: { p50: [], p99: [] },
+      tensorclaw: { p50: [], p99: [] },
+    };
+    for (let r = 0; r < rounds; r++) {
+      for (const name of ["direct", "tensorclaw"] as const) {
+        const res = await runLoad({ ...targets[name], connections: 100, durationMs, stream: true });
+        ttft[name]?.p50.push(percentile(res.ttftMs, 50));
+        ttft[name]?.p99.push(percentile(res.ttftMs, 99));
+        errs[name] = (errs[name] ?? 0) + res.errors;
+      }
+    }
+
+    const d50 = median(ttft.direct?.p50 ?? []);
+    const d99 = median(ttft.direct?.p99 ?? []);
+    const t50 = median(ttft.tensorclaw?.p50 ?? []);
+    const t99 = median(ttft.tensorclaw?.p99 ?? []);
+    const summary = {
+      rounds,
+      durationMs,
+      nonStreamingReqPerS: {
+        direct: median(rps.direct ?? []),
+        tensorclaw: median(rps.tensorclaw ?? []),
+        portkey: median(rps.portkey ?? []),
+      },
+      ttftMs: { direct: { p50: d50, p99: d99 }, tensorclaw: { p50: t50, p99: t99 } },
+      addedTtftMs: { p50: t50 - d50, p99: t99 - d99 },
+      errors: errs,
+      targets: { tensorclawReqPerS: 5000, addedTtftP50Ms: 1, addedTtftP99Ms: 5 },
+    };
+    const f = (n: number, digits = 0) => n.toFixed(digits).padStart(10);
+    const lines = [
+      `Business API benchmark (${rounds} round(s) × ${durationMs} ms, medians; 2-core machine, all processes local)`,
+      "",
+      "non-streaming, 50 connections          req/s",
+      `  backend direct                   ${f(summary.nonStreamingReqPerS.direct)}`,
+      `  TensorClaw (router+tunnel+miner) ${f(summary.nonStreamingReqPerS.tensorclaw)}   target >= 5000`,
+      `  Portkey gateway                  ${f(summary.nonStreamingReqPerS.portkey)}`,
+      "",
+      "time to first token, 100 streams      p50 ms     p99 ms",
+      `  backend direct                   ${f(d50, 2)} ${f(d99, 2)}`,
+      `  TensorClaw                       ${f(t50, 2)} ${f(t99, 2)}`,
+      `  added by TensorClaw              ${f(t50 - d50, 2)} ${f(t99 - d99, 2)}   target <= 1 / 5`,
+      "",
+      `errors (non-200 or failed): ${JSON.stringify(errs)}`,
+    ];
+    process.stdout.write(`${lines.join("\n")}\n`);
+    if (jsonOut !== undefined) writeFileSync(jsonOut, `${JSON.stringify(summary, null, 2)}\n`);
+  } finally {
+    for (const c of children.reverse()) {
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill("SIGTERM");
+        await Promise.race([once(c, "exit"), new Promise((r) => setTimeout(r, 2000))]);
+        if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+      }
+    }
+  }
+}
+
+const role = arg("role");
+if (role === "backend") backendRole();
+else if (role === "router") await routerRole();
+else if (role === "load") await loadRole();
+else await main();
