@@ -197,6 +197,16 @@ export class PolkadotChain implements Chain {
 /** Connects to Subtensor (or uses the given provider) and returns a ready chain. */
 export async function connectPolkadotChain(opts: PolkadotChainOptions): Promise<PolkadotChain> {
   const provider = opts.provider ?? new WsProvider(opts.endpoint, 2500, {}, opts.connectTimeoutMs ?? 30_000);
-  const api = await ApiPromise.create({ provider, noInitWarn: true, throwOnConnect: true });
+  const api = await ApiPromise.create({
+    provider,
+    noInitWarn: true,
+    throwOnConnect: true,
+    // Subtensor's own transaction extensions carry no data; declaring them keeps
+    // the registry from warning about (and guessing at) unknown extensions.
+    signedExtensions: {
+      SubtensorTransactionExtension: { extrinsic: {}, payload: {} },
+      DrandPriority: { extrinsic: {}, payload: {} },
+    },
+  });
   return new PolkadotChain(api, opts);
 }

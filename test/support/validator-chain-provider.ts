@@ -176,7 +176,8 @@ export class SubtensorTestProvider implements ProviderInterface {
           authoringVersion: 1,
           specVersion: 300,
           implVersion: 1,
-          apis: [],
+          // Metadata API v2: ApiPromise then fetches metadata through state_call, as from a real node.
+          apis: [[blake2AsHex("Metadata", 64), 2]],
           transactionVersion: 1,
           stateVersion: 1,
         };
@@ -194,7 +195,14 @@ export class SubtensorTestProvider implements ProviderInterface {
       case "system_accountNextIndex":
         return this.#nonces.get(u8aToHex(decodeAddress(String(params[0])))) ?? 0;
       case "state_call": {
-        // Only the runtime API signing needs: AccountNonceApi_account_nonce(AccountId32) -> u32.
+        // The runtime APIs ApiPromise uses: metadata at start-up, the nonce when signing.
+        if (params[0] === "Metadata_metadata_versions") return "0x0410000000";
+        if (params[0] === "Metadata_metadata_at_version") {
+          const len = (this.#metadataHex.length - 2) / 2;
+          const c = ((len << 2) | 2) >>> 0;
+          const prefix = [1, c & 0xff, (c >>> 8) & 0xff, (c >>> 16) & 0xff, c >>> 24];
+          return u8aToHex(Uint8Array.from(prefix)) + this.#metadataHex.slice(2);
+        }
         if (params[0] !== "AccountNonceApi_account_nonce") {
           throw new Error(`SubtensorTestProvider: unsupported runtime call ${String(params[0])}`);
         }
@@ -313,4 +321,49 @@ export function moduleErrorEvents(api: ApiPromise, error: string, index = 0): st
   return encodeEvents(api, index, [
     { pallet: "System", event: "ExtrinsicFailed", args: [{ Module: module }, TEST_DISPATCH_INFO] },
   ]);
+}
+
+/** Subnet state to write into the provider's storage. */
+export interface TestSubnet {
+  readonly netuid: number;
+  readonly neurons: readonly { hotkey: string; permit: boolean; lastUpdate: number }[];
+  readonly commitReveal: boolean;
+  readonly rateLimit: number;
+  readonly versionKey: bigint;
+  readonly tempo: number;
+  readonly revealPeriodEpochs: number;
+}
+
+/** Writes a subnet's metagraph into storage, SCALE-encoded with the runtime's own types. */
+export function writeSubnet(api: ApiPromise, provider: SubtensorTestProvider, s: TestSubnet): void {
+  const q = api.query.subtensorModule as unknown as Record<string, { key(...args: unknown[]): string }>;
+  const key = (name: string, ...args: unknown[]) => {
+    const item = q[name];
+    if (item === undefined) throw new Error(`no storage ${name}`);
+    return item.key(...args);
+  };
+  const enc = (type: string, v: unknown) => u8aToHex(api.createType(type, v).toU8a());
+  provider.setStorage(key("subnetworkN", s.netuid), enc("u16", s.neurons.length));
+  s.neurons.forEach((n, uid) => {
+    provider.setStorage(key("keys", s.netuid, uid), enc("AccountId32", n.hotkey));
+  });
+  provider.setStorage(
+    key("validatorPermit", s.netuid),
+    enc(
+      "Vec<bool>",
+      s.neurons.map((n) => n.permit),
+    ),
+  );
+  provider.setStorage(
+    key("lastUpdate", s.netuid),
+    enc(
+      "Vec<u64>",
+      s.neurons.map((n) => n.lastUpdate),
+    ),
+  );
+  provider.setStorage(key("commitRevealWeightsEnabled", s.netuid), enc("bool", s.commitReveal));
+  provider.setStorage(key("weightsSetRateLimit", s.netuid), enc("u64", s.rateLimit));
+  provider.setStorage(key("weightsVersionKey", s.netuid), enc("u64", s.versionKey));
+  provider.setStorage(key("tempo", s.netuid), enc("u16", s.tempo));
+  provider.setStorage(key("revealPeriodEpochs", s.netuid), enc("u64", s.revealPeriodEpochs));
 }

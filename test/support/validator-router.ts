@@ -144,10 +144,12 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
     return res.hotkey;
   };
 
-  const keepRaw = <T>(decode: (b: Uint8Array) => T) => (b: Buffer): Raw<T> => ({
-    bytes: new Uint8Array(b),
-    msg: decode(b),
-  });
+  const keepRaw =
+    <T>(decode: (b: Uint8Array) => T) =>
+    (b: Buffer): Raw<T> => ({
+      bytes: new Uint8Array(b),
+      msg: decode(b),
+    });
 
   const listMiners: handleUnaryCall<Raw<ListMinersRequest>, ListMinersResponse> = (call, cb) => {
     if (auth(MinerDirectoryServiceService.listMiners.path, call, cb) === undefined) return;
@@ -156,7 +158,13 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
   const getUsage: handleUnaryCall<Raw<GetUsageRequest>, GetUsageResponse> = (call, cb) => {
     if (auth(UsageReportServiceService.getUsage.path, call, cb) === undefined) return;
     const now = BigInt(Date.now());
-    cb(null, { reportTimeMs: now, windowStartMs: now - 86_400_000n, windowEndMs: now, bucketMs: 60_000, miners: full.usage });
+    cb(null, {
+      reportTimeMs: now,
+      windowStartMs: now - 86_400_000n,
+      windowEndMs: now,
+      bucketMs: 60_000,
+      miners: full.usage,
+    });
   };
   const probe: handleUnaryCall<Raw<ProbeRequest>, ProbeResponse> = (call, cb) => {
     if (auth(ProbeServiceService.probe.path, call, cb) === undefined) return;
