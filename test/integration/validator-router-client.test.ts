@@ -1,0 +1,182 @@
+import { status } from "@grpc/grpc-js";
+import { expect } from "chai";
+import type { Hotkey } from "../../common/identity.js";
+import { silentLogger } from "../../common/logger.js";
+import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
+import { probeTargets, runProbeRound } from "../../validator/probe-round.js";
+import { RouterClient, RouterUnreachableError } from "../../validator/router-client.js";
+import { throwawayHotkey } from "../support/keys.js";
+import { freePort } from "../support/redis.js";
+import {
+  ghostProbe,
+  okProbe,
+  type RouterStandIn,
+  session,
+  startRouterStandIn,
+} from "../support/validator-router.js";
+
+describe("validator router client (real gRPC servers)", () => {
+  let key: Hotkey;
+  const servers: RouterStandIn[] = [];
+  const clients: RouterClient[] = [];
+
+  before(async () => {
+    key = await throwawayHotkey();
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    for (const s of servers.splice(0)) await s.close();
+  });
+
+  const server = async (...args: Parameters<typeof startRouterStandIn>) => {
+    const s = await startRouterStandIn(...args);
+    servers.push(s);
+    return s;
+  };
+  const client = (urls: string[], signer = key) => {
+    const c = new RouterClient(urls, { signer, logger: silentLogger(), callTimeoutMs: 2000 });
+    clients.push(c);
+    return c;
+  };
+
+  it("signs every call so the router verifies it over the exact bytes it received", async () => {
+    const s = await server({ sessions: [session("5A")] });
+    const c = client([s.url]);
+    const list = await c.listMiners();
+    expect(list.sessions.map((x) => x.hotkey)).to.deep.equal(["5A"]);
+    await c.getUsage(3600, ["5A", "5B"]);
+    const p = await c.probe("5A", 1234, "m");
+    expect(p.kind).to.equal("probed");
+    expect(s.refused).to.deep.equal([]);
+    expect(s.calls.map((x) => [x.method, x.hotkey])).to.deep.equal([
+      ["/tensorclaw.v1.MinerDirectoryService/ListMiners", key.address],
+      ["/tensorclaw.v1.UsageReportService/GetUsage", key.address],
+      ["/tensorclaw.v1.ProbeService/Probe", key.address],
+    ]);
+    expect(s.calls[1]?.request).to.deep.equal({ windowSeconds: 3600, hotkeys: ["5A", "5B"] });
+    expect(s.calls[2]?.request).to.deep.equal({ hotkey: "5A", model: "m", timeoutMs: 1234 });
+  });
+
+  it("fails over to the next replica, and sticks with the one that answered", async () => {
+    const down = `grpc://127.0.0.1:${await freePort()}`;
+    const up = await server({ sessions: [session("5B")] });
+    const c = client([down, up.url]);
+    expect((await c.listMiners()).sessions).to.have.length(1);
+    expect(c.activeRouter).to.equal(up.url);
+    // Probes go to the replica whose directory listed the miner.
+    expect((await c.probe("5B", 500)).kind).to.equal("probed");
+    expect(up.calls.map((x) => x.method)).to.include("/tensorclaw.v1.ProbeService/Probe");
+  });
+
+  it("fails over when a replica refuses the validator, and says why when all do", async () => {
+    const refusing = await server({ allowed: new Set(["5SOMEONE_ELSE"]) });
+    const ok = await server({});
+    const c = client([refusing.url, ok.url]);
+    await c.getUsage();
+    expect(refusing.refused.map((r) => r.code)).to.deep.equal([status.PERMISSION_DENIED]);
+    expect(ok.calls).to.have.length(1);
+
+    const only = client([refusing.url]);
+    const err = await only.listMiners().then(
+      () => expect.fail("expected RouterUnreachableError"),
+      (e: unknown) => e,
+    );
+    expect(err).to.be.instanceOf(RouterUnreachableError);
+    expect((err as RouterUnreachableError).attempts[0]).to.match(/PERMISSION_DENIED/);
+  });
+
+  it("throws RouterUnreachableError when no replica answers", async () => {
+    const c = client([`grpc://127.0.0.1:${await freePort()}`, `grpc://127.0.0.1:${await freePort()}`]);
+    const err = await c.getUsage().then(
+      () => expect.fail("expected RouterUnreachableError"),
+      (e: unknown) => e,
+    );
+    expect(err).to.be.instanceOf(RouterUnreachableError);
+    expect((err as RouterUnreachableError).attempts).to.have.length(2);
+  });
+
+  it("reports NOT_FOUND as absent and router failures as the router's, never as a ghost", async () => {
+    const s = await server({
+      probe: (req) =>
+        req.hotkey === "gone"
+          ? { code: status.NOT_FOUND, details: "no tunnel" }
+          : req.hotkey === "broken"
+            ? { code: status.INTERNAL, details: "boom" }
+            : "never",
+    });
+    const c = client([s.url]);
+    expect(await c.probe("gone", 500)).to.deep.include({ kind: "absent" });
+    expect(await c.probe("broken", 500)).to.deep.include({ kind: "router_error" });
+    const silent = await c.probe("silent", 200);
+    expect(silent.kind).to.equal("router_error");
+    expect(silent.kind === "router_error" && silent.detail).to.match(/DEADLINE_EXCEEDED/);
+  });
+
+  describe("probe rounds", () => {
+    it("probes active and ghost miners once each, skips banned, draining and model-less ones", () => {
+      const s = [
+        session("a"),
+        session("a", { sessionId: "a2" }),
+        session("g", { state: MinerState.MINER_STATE_GHOST }),
+        session("b", { state: MinerState.MINER_STATE_BANNED }),
+        session("d", { state: MinerState.MINER_STATE_DRAINING }),
+        session("e", { models: [] }),
+      ];
+      expect(probeTargets(s)).to.deep.equal(["a", "g"]);
+    });
+
+    it("records passes and ghosts, bounds parallelism, and records nothing for router faults", async () => {
+      const hotkeys = Array.from({ length: 20 }, (_, i) => `m${String(i).padStart(2, "0")}`);
+      const s = await server({
+        sessions: hotkeys.map((h) => session(h)),
+        probe: async (req) => {
+          await new Promise((r) => setTimeout(r, 20));
+          if (req.hotkey === "m00") return ghostProbe();
+          if (req.hotkey === "m01") return { code: status.UNAVAILABLE, details: "router busy" };
+          if (req.hotkey === "m02") return { code: status.NOT_FOUND, details: "left" };
+          return okProbe(42);
+        },
+      });
+      const c = client([s.url]);
+      let t = 1_000;
+      const round = await runProbeRound(c, {
+        concurrency: 4,
+        timeoutMs: 2000,
+        clock: () => t++,
+        logger: silentLogger(),
+      });
+      expect(s.maxInFlight).to.equal(4);
+      expect(round.entries).to.have.length(18);
+      expect(round.entries.find((e) => e.hotkey === "m00")?.record.ok).to.equal(false);
+      expect(round.entries.filter((e) => e.record.ok)).to.have.length(17);
+      expect(round.entries.find((e) => e.hotkey === "m05")?.record).to.include({ ok: true, latencyMs: 42 });
+      expect(round.absent).to.deep.equal(["m02"]);
+      expect(round.routerErrors.map((r) => r.hotkey)).to.deep.equal(["m01"]);
+      const timeouts = s.calls.filter((x) => x.method.endsWith("/Probe")).map((x) => x.request);
+      expect(timeouts.every((r) => (r as { timeoutMs: number }).timeoutMs === 2000)).to.equal(true);
+    });
+
+    it("ends within the probe deadline plus slack when miners never answer", async () => {
+      const hotkeys = Array.from({ length: 40 }, (_, i) => `h${i}`);
+      const s = await server({
+        sessions: hotkeys.map((h) => session(h)),
+        probe: (req) => (Number(req.hotkey.slice(1)) % 2 === 0 ? okProbe(5) : "never"),
+      });
+      const c = client([s.url]);
+      const started = Date.now();
+      const round = await runProbeRound(c, {
+        concurrency: 64,
+        timeoutMs: 300,
+        clock: Date.now,
+        logger: silentLogger(),
+      });
+      const took = Date.now() - started;
+      expect(round.entries).to.have.length(20);
+      expect(round.routerErrors).to.have.length(20);
+      // 300 ms deadline + 500 ms report slack; a serial or unbounded-wait round would take far longer.
+      expect(took).to.be.lessThan(300 + 500 + 1500);
+      expect(took).to.be.at.least(300);
+    });
+  });
+});

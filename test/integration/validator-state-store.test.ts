@@ -1,0 +1,191 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import { Redis } from "ioredis";
+import { TensorClawError } from "../../common/errors.js";
+import type { ProbeRecord } from "../../validator/scoring.js";
+import type { ValidatorStateStore } from "../../validator/state-store.js";
+import { FileStateStore } from "../../validator/state-store-file.js";
+import { RedisStateStore } from "../../validator/state-store-redis.js";
+import type { PendingCommit } from "../../validator/weights-plan.js";
+import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+
+const rec = (atMs: number, ok = true): ProbeRecord => ({ atMs, ok, latencyMs: 10 + atMs, ttftMs: 5 });
+const commit = (n: number): PendingCommit => ({
+  netuid: 92,
+  hotkey: "5V",
+  uids: [0, 1],
+  values: [65_535, n],
+  salt: [n, 2, 3],
+  versionKey: "18446744073709551615",
+  hash: `0x${n.toString(16).padStart(64, "0")}`,
+  commitBlock: 1000 + n,
+});
+
+/** The behaviour both stores share; `reopen` simulates a process restart. */
+function contract(
+  name: string,
+  setup: () => Promise<{ open: () => Promise<ValidatorStateStore>; cleanup: () => Promise<void> }>,
+) {
+  describe(name, () => {
+    let open: () => Promise<ValidatorStateStore>;
+    let cleanup: () => Promise<void>;
+    beforeEach(async () => {
+      ({ open, cleanup } = await setup());
+    });
+    afterEach(async () => cleanup());
+
+    it("keeps the last 100 probes per miner, oldest first, across a restart", async () => {
+      const s = await open();
+      for (let i = 0; i < 130; i += 10) {
+        await s.appendProbes(
+          Array.from({ length: 10 }, (_, j) => ({ hotkey: "5A", record: rec(i + j, (i + j) % 3 !== 0) })),
+        );
+      }
+      await s.appendProbes([{ hotkey: "5B", record: rec(7) }]);
+      await s.close();
+      const again = await open();
+      const h = await again.probeHistory();
+      expect(h.get("5A")?.map((r) => r.atMs)).to.deep.equal(Array.from({ length: 100 }, (_, i) => 30 + i));
+      expect(h.get("5A")?.[0]).to.deep.equal(rec(30, false));
+      expect(h.get("5B")).to.deep.equal([rec(7)]);
+      await again.close();
+    });
+
+    it("keeps pending commits, salt and u64 version key included, across a restart", async () => {
+      const s = await open();
+      await s.addPendingCommit(commit(1));
+      await s.addPendingCommit(commit(2));
+      await s.addPendingCommit({ ...commit(1), commitBlock: 5000 });
+      await s.close();
+      const again = await open();
+      expect(await again.pendingCommits()).to.deep.equal([commit(2), { ...commit(1), commitBlock: 5000 }]);
+      await again.removePendingCommits([commit(2).hash]);
+      expect(await again.pendingCommits()).to.deep.equal([{ ...commit(1), commitBlock: 5000 }]);
+      await again.close();
+    });
+
+    it("forgets miners not probed since the cutoff", async () => {
+      const s = await open();
+      await s.appendProbes([
+        { hotkey: "old", record: rec(100) },
+        { hotkey: "new", record: rec(100) },
+        { hotkey: "new", record: rec(900) },
+      ]);
+      expect(await s.pruneMiners(500)).to.equal(1);
+      expect([...(await s.probeHistory()).keys()]).to.deep.equal(["new"]);
+      await s.close();
+    });
+
+    it("loses nothing under concurrent appends", async () => {
+      const s = await open();
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) => s.appendProbes([{ hotkey: `m${i % 3}`, record: rec(i) }])),
+      );
+      const h = await s.probeHistory();
+      expect([...h.values()].reduce((n, l) => n + l.length, 0)).to.equal(30);
+      await s.close();
+    });
+  });
+}
+
+describe("validator state store", () => {
+  contract("file", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tc-vstate-"));
+    const path = join(dir, "nested", "state.json");
+    return {
+      open: () => FileStateStore.open(path),
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  });
+
+  describe("file specifics", () => {
+    let dir: string;
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), "tc-vstate-"));
+    });
+    afterEach(async () => rm(dir, { recursive: true, force: true }));
+
+    it("replaces the file atomically and leaves no temporary files", async () => {
+      const path = join(dir, "state.json");
+      const s = await FileStateStore.open(path);
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => s.appendProbes([{ hotkey: "5A", record: rec(i) }])),
+      );
+      await s.close();
+      expect(await readdir(dir)).to.deep.equal(["state.json"]);
+      const doc = JSON.parse(await readFile(path, "utf8")) as {
+        version: number;
+        probes: Record<string, unknown[]>;
+      };
+      expect(doc.version).to.equal(1);
+      expect(doc.probes["5A"]).to.have.length(10);
+    });
+
+    it("refuses to start over silently on a corrupt file, naming it", async () => {
+      const path = join(dir, "state.json");
+      await writeFile(path, '{"version":1,"probes":{');
+      const err = await FileStateStore.open(path).then(
+        () => expect.fail("expected an error"),
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(TensorClawError);
+      expect((err as Error).message).to.contain(path);
+    });
+
+    it("drops malformed entries instead of trusting them", async () => {
+      const path = join(dir, "state.json");
+      await writeFile(
+        path,
+        JSON.stringify({
+          version: 1,
+          probes: { "5A": [rec(1), { atMs: "x" }, null], "5B": "nope" },
+          pendingCommits: [commit(3), { ...commit(4), salt: [70_000] }, { hash: "0x12" }],
+        }),
+      );
+      const s = await FileStateStore.open(path);
+      expect((await s.probeHistory()).get("5A")).to.deep.equal([rec(1)]);
+      expect((await s.probeHistory()).has("5B")).to.equal(false);
+      expect(await s.pendingCommits()).to.deep.equal([commit(3)]);
+    });
+  });
+
+  describe("redis", () => {
+    let redis: TestRedis;
+    before(async () => {
+      redis = await startRedis();
+    });
+    after(async () => redis?.stop());
+
+    contract("redis contract", async () => {
+      const prefix = randomPrefix();
+      const clients: Redis[] = [];
+      return {
+        open: async () => {
+          const c = new Redis(redis.url);
+          clients.push(c);
+          return new RedisStateStore(c, "5VALIDATOR", prefix);
+        },
+        cleanup: async () => {
+          for (const c of clients) c.disconnect();
+        },
+      };
+    });
+
+    it("namespaces state by validator hotkey under one hash tag", async () => {
+      const prefix = randomPrefix();
+      const c = new Redis(redis.url);
+      try {
+        const a = new RedisStateStore(c, "5VA", prefix);
+        const b = new RedisStateStore(c, "5VB", prefix);
+        await a.appendProbes([{ hotkey: "m", record: rec(1) }]);
+        expect((await b.probeHistory()).size).to.equal(0);
+        const keys = await c.keys(`${prefix}*`);
+        expect(keys.sort()).to.deep.equal([`${prefix}{5VA}:miners`, `${prefix}{5VA}:probes:m`]);
+      } finally {
+        c.disconnect();
+      }
+    });
+  });
+});
