@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
@@ -31,6 +31,17 @@ export interface ApiDeps extends ChatDeps {
   readonly newRequestId?: () => string;
 }
 
+/**
+ * Request ids: 16 random hex characters fixed per process, then a counter.
+ * Unique across restarts and replicas (64 random bits per process) without
+ * paying for a UUID per request; always 32 hex characters.
+ */
+export function requestIdGenerator(): () => string {
+  const prefix = randomBytes(8).toString("hex");
+  let n = 0;
+  return () => prefix + (++n).toString(16).padStart(16, "0");
+}
+
 /** Request handler for the router's HTTP port (the WSS tunnel attaches to the same server's upgrades). */
 export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -41,7 +52,7 @@ export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
  */
 export function createApiHandler(deps: ApiDeps): ApiHandler {
   const chat = new ChatEndpoint(deps);
-  const newId = deps.newRequestId ?? (() => randomUUID().replace(/-/g, ""));
+  const newId = deps.newRequestId ?? requestIdGenerator();
   const log = deps.logger;
 
   async function caller(req: IncomingMessage): Promise<Caller> {
