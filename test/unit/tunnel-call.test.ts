@@ -1,0 +1,153 @@
+import { expect } from "chai";
+import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
+import { type CallHost, TunnelCall } from "../../router/tunnel-call.js";
+import type { TunnelEvent } from "../../router/tunnel-types.js";
+
+function chunk(text: string): ResponseChunk {
+  return { requestId: 1, contentDelta: text, toolCalls: [], finishReason: 0, reasoningDelta: "" };
+}
+
+/** A host that records what the call asks of its session. */
+function recordingHost() {
+  const log = { cancels: [] as string[], credits: [] as number[], ended: 0, released: 0 };
+  const host: CallHost = {
+    sendCancel: (_id, reason) => log.cancels.push(reason),
+    sendCredit: (_id, bytes) => log.credits.push(bytes),
+    ended: () => {
+      log.ended++;
+    },
+    released: () => {
+      log.released++;
+    },
+  };
+  return { host, log };
+}
+
+async function drain(call: TunnelCall): Promise<TunnelEvent[]> {
+  const out: TunnelEvent[] = [];
+  for await (const e of call.events) out.push(e);
+  return out;
+}
+
+describe("tunnel call (per-request stream and credit)", () => {
+  it("delivers chunks then exactly one usage event, and counts relayed bytes on delivery", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 1000 });
+    call.onChunk(chunk("héllo"));
+    call.onChunk(chunk("!"));
+    expect(call.relayedBytes()).to.equal(0);
+    call.onUsage(3n, 2n);
+    call.onUsage(9n, 9n); // a second terminal frame is ignored
+    const events = await drain(call);
+    expect(events.map((e) => e.type)).to.deep.equal(["chunk", "chunk", "usage"]);
+    expect(events[2]).to.deep.equal({ type: "usage", promptTokens: 3, completionTokens: 2 });
+    expect(call.relayedBytes()).to.equal(7);
+    expect(log).to.deep.include({ ended: 1, released: 1 });
+  });
+
+  it("grants credit back only for what the reader consumed, in half-window steps", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 1000 });
+    for (let i = 0; i < 10; i++) call.onChunk(chunk("x".repeat(10)));
+    expect(log.credits).to.deep.equal([]);
+    const it = call.events[Symbol.asyncIterator]();
+    for (let i = 0; i < 4; i++) await it.next();
+    expect(log.credits).to.deep.equal([]);
+    await it.next();
+    expect(log.credits).to.deep.equal([50]);
+    // The miner may now send 50 more bytes, and not one more.
+    for (let i = 0; i < 5; i++) call.onChunk(chunk("y".repeat(10)));
+    expect(call.terminal).to.equal(false);
+    call.onChunk(chunk("z"));
+    expect(call.terminal).to.equal(true);
+    expect(log.cancels).to.deep.equal(["flow-control credit overrun"]);
+  });
+
+  it("fails an overrun with PROTOCOL after the chunks that were within credit", async () => {
+    const { host } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 10, cancelGraceMs: 1000 });
+    call.onChunk(chunk("12345"));
+    call.onChunk(chunk("123456"));
+    const events = await drain(call);
+    expect(events.map((e) => e.type)).to.deep.equal(["chunk", "error"]);
+    expect(events[1]).to.deep.include({ code: RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL });
+  });
+
+  it("accepts one oversize chunk only while nothing is outstanding", async () => {
+    const { host } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 10, cancelGraceMs: 1000 });
+    call.onChunk(chunk("x".repeat(50)));
+    expect(call.terminal).to.equal(false);
+    call.onChunk(chunk("y"));
+    expect(call.terminal).to.equal(true);
+  });
+
+  it("bounds the number of queued zero-payload chunks", () => {
+    const { host } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 4, cancelGraceMs: 1000 });
+    // initial credit + 256 queued chunks are allowed; one more is abuse.
+    for (let i = 0; i < 260; i++) call.onChunk(chunk(""));
+    expect(call.terminal).to.equal(false);
+    call.onChunk(chunk(""));
+    expect(call.terminal).to.equal(true);
+  });
+
+  it("cancel drops queued chunks, ends with CANCELLED and keeps the slot until the miner answers", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 60_000 });
+    call.onChunk(chunk("a"));
+    call.cancel("user left");
+    call.cancel("twice");
+    const events = await drain(call);
+    expect(events).to.deep.equal([
+      { type: "error", code: RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED, message: "user left" },
+    ]);
+    expect(log.cancels).to.deep.equal(["user left"]);
+    expect(call.holdsSlot).to.equal(true);
+    call.onError(RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED, "ok");
+    expect(call.holdsSlot).to.equal(false);
+    expect(log.released).to.equal(1);
+  });
+
+  it("frees a cancelled call's slot after the grace when the miner never answers", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 20 });
+    call.cancel("bye");
+    await new Promise((r) => setTimeout(r, 40));
+    expect(log.released).to.equal(1);
+  });
+
+  it("breaking out of the loop cancels the request", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 1000 });
+    call.onChunk(chunk("a"));
+    call.onChunk(chunk("b"));
+    for await (const _e of call.events) break;
+    expect(log.cancels).to.deep.equal(["the caller stopped reading"]);
+    expect(log.ended).to.equal(1);
+  });
+
+  it("a waiting reader wakes on the first chunk, and the deadline ends the call with TIMEOUT", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 1000 });
+    call.arm(30, undefined);
+    const it = call.events[Symbol.asyncIterator]();
+    const first = it.next();
+    call.onChunk(chunk("late"));
+    expect((await first).value).to.deep.include({ type: "chunk" });
+    const end = await it.next();
+    expect(end.value).to.deep.include({ type: "error", code: RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT });
+    expect(log.cancels).to.deep.equal(["deadline of 30 ms exceeded"]);
+  });
+
+  it("a tunnel failure delivers queued chunks first, then the error, and frees the slot at once", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 60_000 });
+    call.onChunk(chunk("kept"));
+    call.fail(RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE, "tunnel closed");
+    expect(log.released).to.equal(1);
+    const events = await drain(call);
+    expect(events.map((e) => e.type)).to.deep.equal(["chunk", "error"]);
+    expect(log.cancels).to.deep.equal([]);
+  });
+});
