@@ -1,0 +1,78 @@
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { Registry } from "prom-client";
+import type { Logger } from "../common/logger.js";
+import type { ChatOptions } from "./api-chat.js";
+import { ApiKeys, DEFAULT_KEYS_FILE, FileApiKeyStore, RedisApiKeyStore } from "./api-keys.js";
+import { API_DEFAULTS, type ApiDeps } from "./api-server.js";
+import { ApiMetrics, type MetricsSources } from "./metrics.js";
+import { EmbeddedRateLimiter, RedisRateLimiter } from "./rate-limiter.js";
+import type { TunnelDispatcher } from "./tunnel-types.js";
+import type { UsageSink } from "./usage-event.js";
+
+/** What the router program knows when it builds its Business API. */
+export interface BusinessApiInputs {
+  readonly dispatcher: TunnelDispatcher;
+  readonly usage: UsageSink;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  /** The router's Redis (keys and rate limits live there); undefined: embedded stores. */
+  readonly redis: Redis | undefined;
+  /** `--no-auth`: serve without API keys (and so without per-key limits). */
+  readonly noAuth: boolean;
+  /** Readiness: ledger reachable or spooling. */
+  readonly ready: () => boolean | Promise<boolean>;
+  /** Key file of the embedded store (default `.tensorclaw/api-keys.json`). */
+  readonly keysFile?: string;
+  /** Extra metric sources (ledger lag, spool depth). */
+  readonly metricsSources?: Omit<MetricsSources, "sessions">;
+  /** Overrides of the API tuning (the router's --max-body-bytes, tests). */
+  readonly chat?: Partial<ChatOptions>;
+  /**
+   * Secret of the `user` hash. Give every replica the same one so a user
+   * hashes the same everywhere; default: random per process.
+   */
+  readonly userSalt?: string;
+  /** Latency feedback into the hub's estimate (TunnelHub.observeLatency). */
+  readonly observeLatency?: (sessionId: string, ms: number) => void;
+}
+
+/**
+ * Assembles the Business API's dependencies the way the router runs them:
+ * keys and rate limits in Redis when there is one (shared by every replica),
+ * else an embedded key file and in-process limiter. The `user` hash salt is
+ * random per process unless TENSORCLAW_USER_SALT is set (set it on every
+ * replica so a user hashes the same everywhere).
+ */
+export function businessApiDeps(
+  i: BusinessApiInputs,
+  env: Readonly<Record<string, string | undefined>>,
+): ApiDeps {
+  const keys = i.noAuth
+    ? undefined
+    : new ApiKeys(
+        i.redis !== undefined
+          ? new RedisApiKeyStore(i.redis)
+          : new FileApiKeyStore(i.keysFile ?? DEFAULT_KEYS_FILE),
+      );
+  const limiter = i.redis !== undefined ? new RedisRateLimiter(i.redis) : new EmbeddedRateLimiter();
+  const metrics = new ApiMetrics(i.registry, {
+    sessions: () => i.dispatcher.sessions(),
+    ...i.metricsSources,
+  });
+  const salt = i.userSalt ?? randomBytes(32).toString("hex");
+  const deps: ApiDeps = {
+    dispatcher: i.dispatcher,
+    usage: i.usage,
+    limiter,
+    metrics,
+    clock: Date.now,
+    random: Math.random,
+    logger: i.logger,
+    options: { ...API_DEFAULTS, userSalt: salt, ...i.chat },
+    keys,
+    registry: i.registry,
+    ready: i.ready,
+  };
+  return i.observeLatency === undefined ? deps : { ...deps, observeLatency: i.observeLatency };
+}
