@@ -4,7 +4,6 @@ import { defineCommand } from "../common/command.js";
 import { loadHotkey } from "../common/identity.js";
 import { createLogger } from "../common/logger.js";
 import type { Chain } from "./chain.js";
-import { connectPolkadotChain } from "./chain-polkadot.js";
 import { parseValidatorCommand, VALIDATOR_DEFAULTS, VALIDATOR_OPTIONS } from "./config.js";
 import { parseLatencyTiers } from "./latency-tiers.js";
 import { RouterClient } from "./router-client.js";
@@ -49,6 +48,8 @@ export const validatorCommand = defineCommand({
     const router = new RouterClient(cfg.router, { signer: hotkey, logger });
     try {
       if (cfg.chain !== undefined) {
+        // Loaded on demand: @polkadot/api is heavy and every other command would pay for it.
+        const { connectPolkadotChain } = await import("./chain-polkadot.js");
         chain = await connectPolkadotChain({ endpoint: cfg.chain, signer: hotkey, logger });
       }
       const validator = new Validator({

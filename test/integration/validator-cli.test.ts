@@ -1,0 +1,85 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { mnemonicGenerate } from "@polkadot/util-crypto";
+import { expect } from "chai";
+import { hotkeyFromMnemonic, initCrypto } from "../../common/identity.js";
+import { runCli } from "../support/cli.js";
+import { freePort } from "../support/redis.js";
+import { okProbe, type RouterStandIn, session, startRouterStandIn } from "../support/validator-router.js";
+
+describe("tensorclaw validator (child process)", () => {
+  let dir: string;
+  let router: RouterStandIn;
+  let mnemonic: string;
+  let address: string;
+
+  before(async () => {
+    await initCrypto();
+    mnemonic = mnemonicGenerate();
+    address = (await hotkeyFromMnemonic(mnemonic)).address;
+  });
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tc-vcli-"));
+    router = await startRouterStandIn({
+      sessions: [session("5MINER")],
+      usage: [],
+      probe: () => okProbe(30),
+    });
+  });
+  afterEach(async () => {
+    await router.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const env = () => ({ TENSORCLAW_MNEMONIC: mnemonic, TENSORCLAW_LOG_LEVEL: "silent" });
+
+  it("--once --dry-run probes, prints the score table and stores the history", async () => {
+    const state = join(dir, "state.json");
+    const r = await runCli(
+      ["validator", "--once", "--dry-run", "--router", router.url, "--state-file", state],
+      env(),
+    );
+    expect(r.stderr).to.equal("");
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.match(/^uid\s+hotkey\s+avail/m);
+    expect(r.stdout).to.match(/-\s+5MINER\s+yes\s+pass\s+100\s+100\.0\s+0\s+0\.00\s+10\.00\s+65535/);
+    expect(router.calls.every((c) => c.hotkey === address)).to.equal(true);
+    expect(router.calls.map((c) => c.method.split("/")[2])).to.include.members([
+      "ListMiners",
+      "Probe",
+      "GetUsage",
+    ]);
+    const doc = JSON.parse(await readFile(state, "utf8")) as { probes: Record<string, unknown[]> };
+    expect(doc.probes["5MINER"]).to.have.length(1);
+    // The mnemonic never reaches the output.
+    expect(r.stdout + r.stderr).to.not.contain(mnemonic.split(" ")[0] ?? "x");
+  });
+
+  it("`scores` prints the table from stored history without probing", async () => {
+    const state = join(dir, "state.json");
+    await runCli(["validator", "--once", "--dry-run", "--router", router.url, "--state-file", state], env());
+    const probes = router.calls.filter((c) => c.method.endsWith("/Probe")).length;
+    const r = await runCli(["validator", "scores", "--router", router.url, "--state-file", state], env());
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.match(/5MINER\s+yes\s+pass/);
+    expect(router.calls.filter((c) => c.method.endsWith("/Probe")).length).to.equal(probes);
+  });
+
+  it("exits 1 and says so when the router is unreachable", async () => {
+    const r = await runCli(
+      [
+        "validator",
+        "--once",
+        "--dry-run",
+        "--router",
+        `grpc://127.0.0.1:${await freePort()}`,
+        "--state-file",
+        join(dir, "s.json"),
+      ],
+      env(),
+    );
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.contain("router unreachable, not punishing miners");
+  });
+});

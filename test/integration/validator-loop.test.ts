@@ -1,0 +1,160 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import type { Hotkey } from "../../common/identity.js";
+import { silentLogger } from "../../common/logger.js";
+import type { MinerUsage } from "../../gen/tensorclaw/v1/usage.js";
+import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
+import { RouterClient } from "../../validator/router-client.js";
+import { FileStateStore } from "../../validator/state-store-file.js";
+import { Validator } from "../../validator/validator.js";
+import { throwawayHotkey } from "../support/keys.js";
+import { freePort } from "../support/redis.js";
+import {
+  ghostProbe,
+  okProbe,
+  type RouterStandIn,
+  session,
+  startRouterStandIn,
+} from "../support/validator-router.js";
+
+const usage = (hotkey: string, tokens: bigint, tierMultiplier = 1): MinerUsage => ({
+  hotkey,
+  models: [
+    {
+      model: "m",
+      promptTokens: tokens,
+      completionTokens: 0n,
+      requests: 1n,
+      tierMultiplier,
+      businessPoints: (Number(tokens) / 10_000) * tierMultiplier,
+    },
+  ],
+  promptTokens: tokens,
+  completionTokens: 0n,
+  requests: 1n,
+  businessPoints: (Number(tokens) / 10_000) * tierMultiplier,
+});
+
+describe("validator loop (real gRPC router stand-in, file state)", () => {
+  let key: Hotkey;
+  let dir: string;
+  let router: RouterStandIn;
+  const clients: RouterClient[] = [];
+
+  before(async () => {
+    key = await throwawayHotkey();
+  });
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tc-vloop-"));
+    router = await startRouterStandIn({
+      sessions: [session("5FAST"), session("5GHOST"), session("5SLOW")],
+      usage: [usage("5FAST", 100_000n), usage("5SLOW", 100_000n, 2), usage("5GONE", 20_000n)],
+      probe: (req) => (req.hotkey === "5GHOST" ? ghostProbe() : okProbe(req.hotkey === "5SLOW" ? 1500 : 40)),
+    });
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await router.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const make = async (urls: string[], printed: string[] = []) => {
+    const client = new RouterClient(urls, { signer: key, logger: silentLogger(), callTimeoutMs: 2000 });
+    clients.push(client);
+    return new Validator({
+      router: client,
+      store: await FileStateStore.open(join(dir, "state.json")),
+      chain: undefined,
+      selfHotkey: key.address,
+      settings: {
+        netuid: 92,
+        dryRun: true,
+        probeConcurrency: 4,
+        probeTimeoutMs: 1000,
+        probeIntervalMs: 50,
+        weightsIntervalMs: 60_000,
+        latencyTiers: DEFAULT_LATENCY_TIERS,
+      },
+      clock: Date.now,
+      randomBytes: (n) => randomBytes(n),
+      logger: silentLogger(),
+      print: (t) => printed.push(t),
+    });
+  };
+
+  it("scores from stored probes and 24 h usage and prints the table", async () => {
+    const printed: string[] = [];
+    const v = await make([router.url], printed);
+    await v.probeRound();
+    const r = await v.scorePass({ submit: true, print: true });
+    if (r === undefined) throw new Error("pass skipped");
+    const by = new Map(r.scores.map((s) => [s.hotkey, s]));
+    // FAST: base 100, business 10 of best 20 → 50 → final 10 + 45.
+    expect(by.get("5FAST")?.final).to.be.closeTo(55, 1e-9);
+    // SLOW: 1.5 s tier (40) → base 30+40+8+10 = 88; business 100 → final 8.8 + 90.
+    expect(by.get("5SLOW")?.final).to.be.closeTo(98.8, 1e-9);
+    // GHOST: base 0, no traffic.
+    expect(by.get("5GHOST")).to.include({ ghost: true, final: 0 });
+    // GONE: traffic but not connected, never probed: base 0 + business 10 → 9.
+    expect(by.get("5GONE")?.final).to.be.closeTo(9, 1e-9);
+    const table = printed.join("");
+    expect(table).to.match(
+      /^uid\s+hotkey\s+avail\s+probe\s+latency tier\s+uptime %\s+tokens 24h\s+business\s+final\s+weight/m,
+    );
+    expect(table).to.match(/-\s+5SLOW\s+yes\s+pass\s+40\s+100\.0\s+100000\s+100\.00\s+98\.80\s+65535/);
+    expect(table).to.match(/-\s+5GHOST\s+yes\s+ghost\s+0\s+0\.0\s+0\s+0\.00\s+0\.00\s+0$/m);
+    expect(table).to.contain("no metagraph");
+  });
+
+  it("keeps uptime history across a restart", async () => {
+    const v1 = await make([router.url]);
+    await v1.probeRound();
+    router.script.probe = (req) => (req.hotkey === "5FAST" ? ghostProbe() : okProbe(40));
+    await v1.probeRound();
+    const v2 = await make([router.url]);
+    router.script.probe = () => okProbe(40);
+    await v2.probeRound();
+    const r = await v2.scorePass({ submit: false, print: false });
+    const fast = r?.scores.find((s) => s.hotkey === "5FAST");
+    expect(fast?.uptime).to.be.closeTo((2 / 3) * 100, 1e-9);
+    expect(fast?.ghost).to.equal(false);
+  });
+
+  it("skips the round and punishes nobody when no router can be reached", async () => {
+    const v = await make([router.url]);
+    await v.probeRound();
+    const before = await (await FileStateStore.open(join(dir, "state.json"))).probeHistory();
+    const printed: string[] = [];
+    const dead = await make([`grpc://127.0.0.1:${await freePort()}`], printed);
+    expect(await dead.probeRound()).to.equal(undefined);
+    expect(await dead.scorePass({ submit: true, print: true })).to.equal(undefined);
+    expect(printed.join("")).to.contain("router unreachable, not punishing miners");
+    const after = await (await FileStateStore.open(join(dir, "state.json"))).probeHistory();
+    expect(after).to.deep.equal(before);
+  });
+
+  it("discards a round in which the router failed every probe", async () => {
+    router.script.probe = () => ({ code: 14, details: "hub down" });
+    const v = await make([router.url]);
+    expect(await v.probeRound()).to.equal(undefined);
+    expect((await (await FileStateStore.open(join(dir, "state.json"))).probeHistory()).size).to.equal(0);
+  });
+
+  it("runs probe rounds on its interval until aborted", async () => {
+    const v = await make([router.url]);
+    const stop = new AbortController();
+    const done = v.run(stop.signal);
+    // Wait for three rounds' worth of probes of the fast miner, then stop.
+    while (router.calls.filter((c) => c.method.endsWith("/Probe")).length < 9) {
+      await new Promise((r) => setImmediate(r));
+    }
+    stop.abort();
+    await done;
+    const h = await (await FileStateStore.open(join(dir, "state.json"))).probeHistory();
+    expect(h.get("5FAST")?.length).to.be.at.least(3);
+    expect(router.calls.some((c) => c.method.endsWith("/GetUsage"))).to.equal(true);
+  });
+});
