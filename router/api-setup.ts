@@ -40,14 +40,9 @@ export interface BusinessApiInputs {
 /**
  * Assembles the Business API's dependencies the way the router runs them:
  * keys and rate limits in Redis when there is one (shared by every replica),
- * else an embedded key file and in-process limiter. The `user` hash salt is
- * random per process unless TENSORCLAW_USER_SALT is set (set it on every
- * replica so a user hashes the same everywhere).
+ * else an embedded key file and in-process limiter.
  */
-export function businessApiDeps(
-  i: BusinessApiInputs,
-  env: Readonly<Record<string, string | undefined>>,
-): ApiDeps {
+export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
   const keys = i.noAuth
     ? undefined
     : new ApiKeys(
