@@ -1,9 +1,9 @@
 import { expect } from "chai";
 import {
   afterDisconnect,
+  type BackoffPolicy,
   backoffCeilingMs,
   backoffDelayMs,
-  type BackoffPolicy,
   DEFAULT_BACKOFF,
   INITIAL_BACKOFF,
 } from "../../miner/backoff.js";

@@ -25,7 +25,10 @@ describe("miner SSE parser", () => {
     const bytes = new TextEncoder().encode('data: {"t":"héllo 🦀"}\n\n');
     for (let cut = 1; cut < bytes.length; cut++) {
       const evs = feedAll([bytes.slice(0, cut), bytes.slice(cut)]);
-      expect(evs.map((e) => e.data), `cut at ${cut}`).to.deep.equal(['{"t":"héllo 🦀"}']);
+      expect(
+        evs.map((e) => e.data),
+        `cut at ${cut}`,
+      ).to.deep.equal(['{"t":"héllo 🦀"}']);
     }
   });
 
