@@ -15,6 +15,7 @@ import {
 } from "../gen/tensorclaw/v1/tunnel.js";
 import { TunnelCall } from "./tunnel-call.js";
 import { judgeHello, type Offer, TUNNEL_PROTOCOL_VERSION, validateOffers } from "./tunnel-hello.js";
+import { LivenessTracker } from "./tunnel-liveness.js";
 import type { AdmitHotkey, Clock, TunnelTimings } from "./tunnel-options.js";
 import type { DispatchOptions, InferenceCall, SessionView, TransportKind } from "./tunnel-types.js";
 
@@ -45,7 +46,6 @@ export interface SessionDeps {
   readonly events: SessionEvents;
 }
 
-const LATENCY_ALPHA = 0.2;
 const MAX_REQUEST_ID = 0xffffffff;
 
 /**
@@ -63,7 +63,6 @@ export class TunnelSession {
   #offers: readonly Offer[] = [];
   #ghost = false;
   #connectedSinceMs = 0;
-  #latencyMs = 0;
   readonly #calls = new Map<number, TunnelCall>();
   /** Slots held per model (includes cancelled calls the miner has not answered yet). */
   readonly #slots = new Map<string, number>();
@@ -72,13 +71,12 @@ export class TunnelSession {
   #helloTimer: NodeJS.Timeout | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
-  #pingSeq = 0;
-  /** Unanswered pings: seq -> sent at (ms). */
-  readonly #pings = new Map<number, number>();
+  readonly #liveness: LivenessTracker;
 
   constructor(deps: SessionDeps) {
     this.#d = deps;
     this.sessionId = deps.sessionId;
+    this.#liveness = new LivenessTracker(deps.timings.maxMissedPongs);
     this.#batcher = new FrameBatcher<RouterFrame>({
       encode: (f) => RouterFrame.encode(f).finish(),
       send: (m) => deps.channel.send(m),
@@ -146,7 +144,7 @@ export class TunnelSession {
         ),
       ),
       inFlight: this.#slotsTotal,
-      latencyMs: this.#latencyMs,
+      latencyMs: this.#liveness.latencyMs,
       connectedSinceMs: this.#connectedSinceMs,
       softwareVersion: this.#softwareVersion,
     });
@@ -159,8 +157,7 @@ export class TunnelSession {
 
   /** Blends a latency sample (ms) into the estimate (ping RTT or a caller's TTFT). */
   observeLatency(ms: number): void {
-    if (!Number.isFinite(ms) || ms < 0) return;
-    this.#latencyMs = this.#latencyMs === 0 ? ms : this.#latencyMs + LATENCY_ALPHA * (ms - this.#latencyMs);
+    this.#liveness.observe(ms);
   }
 
   /**
@@ -284,7 +281,7 @@ export class TunnelSession {
         this.#calls.get(kind.value.requestId)?.onError(kind.value.code, kind.value.message);
         return;
       case "pong":
-        this.#onPong(kind.value.seq);
+        this.#liveness.pong(kind.value.seq, this.#d.clock.now());
         return;
       case "models": {
         const offers = validateOffers(kind.value.models);
@@ -375,25 +372,9 @@ export class TunnelSession {
   }
 
   #ping(): void {
-    if (this.#pings.size >= this.#d.timings.maxMissedPongs) {
-      this.close("timeout", `${this.#pings.size} pings unanswered`);
-      return;
-    }
-    this.#pingSeq = (this.#pingSeq + 1) >>> 0;
-    const seq = this.#pingSeq;
-    this.#pings.set(seq, this.#d.clock.now());
-    this.#send({ $case: "ping", value: { seq } });
-  }
-
-  #onPong(seq: number): void {
-    const sentAt = this.#pings.get(seq);
-    if (sentAt === undefined) return;
-    this.observeLatency(this.#d.clock.now() - sentAt);
-    // A pong answers its ping and every older one: the miner is alive.
-    for (const s of this.#pings.keys()) {
-      this.#pings.delete(s);
-      if (s === seq) break;
-    }
+    const d = this.#liveness.tick(this.#d.clock.now());
+    if (d.action === "close") this.close("timeout", `${d.unanswered} pings unanswered`);
+    else this.#send({ $case: "ping", value: { seq: d.seq } });
   }
 
   // ---- calls ----
