@@ -1,0 +1,145 @@
+// `tensorclaw miner` as a real child process: configuration errors, the
+// built-in demo backend end to end through the router's hub, clean shutdown.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mnemonicGenerate } from "@polkadot/util-crypto";
+import { expect } from "chai";
+import { hotkeyFromMnemonic } from "../../common/identity.js";
+import { ChatRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
+import { DEMO_MODEL_ID, demoAnswerTokens } from "../../miner/backend-demo.js";
+import { minerCommand } from "../../miner/command.js";
+import { countPromptTokens } from "../../miner/token-counter.js";
+import type { TunnelEvent } from "../../router/tunnel-types.js";
+import { CLI } from "../support/cli.js";
+import { type MinerTestRouter, sessionOf, startMinerTestRouter } from "../support/miner-router.js";
+
+describe("tensorclaw miner (process)", () => {
+  // Configuration errors go through the same command code in-process (a child costs ~1.5 s each).
+  async function runInProcess(argv: string[], env: Record<string, string | undefined> = {}) {
+    let stderr = "";
+    const code = await minerCommand.run(argv, {
+      env,
+      stdout: () => {},
+      stderr: (t) => {
+        stderr += t;
+      },
+    });
+    return { code, stderr };
+  }
+
+  it("refuses to start without a hotkey, naming the fix", async () => {
+    const r = await runInProcess(["--router", "grpc://127.0.0.1:1", "--backend", "demo"]);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.match(/no hotkey: pass --wallet and --hotkey .* or set TENSORCLAW_MNEMONIC/);
+    const missing = await runInProcess([
+      "--router",
+      "grpc://h:1",
+      "--wallet",
+      "w",
+      "--hotkey",
+      "h",
+      "--wallet-path",
+      "/nonexistent",
+    ]);
+    expect(missing.code).to.equal(2);
+    expect(missing.stderr).to.match(/hotkey file .* does not exist/);
+  });
+
+  it("refuses a mnemonic on the command line, a missing --router and a bad --backend", async () => {
+    const flag = await runInProcess(["--router", "grpc://h:1", "--mnemonic", "abandon abandon"]);
+    expect(flag.code).to.equal(2);
+    expect(flag.stderr).to.match(/--mnemonic: set TENSORCLAW_MNEMONIC instead/);
+    expect(flag.stderr).not.to.include("abandon");
+    const none = await runInProcess(["--backend", "demo"]);
+    expect(none.code).to.equal(2);
+    expect(none.stderr).to.match(/--router: give at least one router/);
+    const wrong = await runInProcess(["--router", "ws://h:1/v1/tunnel", "--transport", "grpc"]);
+    expect(wrong.code).to.equal(2);
+    expect(wrong.stderr).to.match(/--router: --transport grpc needs a grpc/);
+  });
+
+  describe("with a router", () => {
+    let router: MinerTestRouter;
+    beforeEach(async () => {
+      router = await startMinerTestRouter();
+    });
+    afterEach(async () => {
+      await router.close();
+    });
+
+    it("serves the demo model with real streaming and real token counts, and stops cleanly on SIGTERM", async () => {
+      const mnemonic = mnemonicGenerate();
+      const address = (await hotkeyFromMnemonic(mnemonic)).address;
+      const proc = spawn(
+        process.execPath,
+        [
+          CLI,
+          "miner",
+          "--router",
+          router.wsUrl,
+          "--backend",
+          "demo",
+          "--log-level",
+          "info",
+          "--max-concurrency",
+          "3",
+        ],
+        { env: { ...process.env, TENSORCLAW_MNEMONIC: mnemonic }, stdio: ["ignore", "ignore", "pipe"] },
+      );
+      let log = "";
+      proc.stderr?.on("data", (d: Buffer) => {
+        log += d.toString();
+      });
+      try {
+        const sessionId = await new Promise<string>((resolve, reject) => {
+          const check = () => {
+            const line = log.split("\n").find((l) => l.includes("connected via ws"));
+            if (line !== undefined) resolve((JSON.parse(line) as { sessionId: string }).sessionId);
+          };
+          proc.stderr?.on("data", check);
+          proc.once("exit", (code) => reject(new Error(`miner exited (${code}):\n${log}`)));
+        });
+        const view = sessionOf(router.hub, sessionId);
+        expect(view.hotkey).to.equal(address);
+        expect(view.models.map((m) => [m.id, m.maxConcurrency])).to.deep.equal([[DEMO_MODEL_ID, 3]]);
+
+        const chat = ChatRequest.fromPartial({
+          messages: [{ role: "user", content: "hello demo" }],
+          maxTokens: 12,
+        });
+        const events: TunnelEvent[] = [];
+        const arrivals: number[] = [];
+        for await (const e of router.hub.dispatch(sessionId, DEMO_MODEL_ID, chat, { deadlineMs: 10_000 })
+          .events) {
+          events.push(e);
+          arrivals.push(performance.now());
+        }
+        const chunks = events.flatMap((e) => (e.type === "chunk" ? [e.chunk] : []));
+        expect(chunks.map((c) => c.contentDelta).join("")).to.equal(
+          demoAnswerTokens("hello demo", 12).join(""),
+        );
+        expect(chunks.at(-1)?.finishReason).to.equal(FinishReason.FINISH_REASON_LENGTH);
+        expect(events.at(-1)).to.deep.equal({
+          type: "usage",
+          promptTokens: countPromptTokens(chat),
+          completionTokens: 12,
+        });
+        // Streamed over time, not delivered in one burst.
+        expect((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0)).to.be.greaterThan(50);
+        // Log lines name state changes and never the mnemonic.
+        expect(log).to.include("connecting");
+        expect(log).not.to.include(mnemonic.split(" ").slice(0, 3).join(" "));
+
+        proc.kill("SIGTERM");
+        const [code] = (await once(proc, "exit")) as [number | null];
+        expect(code).to.equal(0);
+        expect(log).to.include("miner stopped");
+      } finally {
+        if (proc.exitCode === null && proc.signalCode === null) {
+          proc.kill("SIGKILL");
+          await once(proc, "exit");
+        }
+      }
+    });
+  });
+});
