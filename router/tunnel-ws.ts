@@ -106,8 +106,16 @@ export class WsServerChannel implements FrameChannel {
       else this.#handlers.message(data);
     });
     ws.on("error", (err: Error & { code?: string }) => {
-      const kind: ChannelCloseKind = err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ? "too_big" : "invalid";
-      this.#fault ??= { kind, reason: err.message, remote: false };
+      // `ws` reports protocol faults (it then closes with 1009 / 1002 / 1007) as WS_ERR_* codes;
+      // anything else is the network failing under us.
+      const code = err.code ?? "";
+      const kind: ChannelCloseKind =
+        code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"
+          ? "too_big"
+          : code.startsWith("WS_ERR_")
+            ? "invalid"
+            : "going_away";
+      this.#fault ??= { kind, reason: err.message, remote: kind === "going_away" };
     });
     ws.on("close", (code: number, reason: Buffer) => {
       this.#finish(
