@@ -69,7 +69,9 @@ export class RequestRunner {
   async run(): Promise<void> {
     const signal = this.#abort.signal;
     if (this.#req.deadlineMs > 0) {
-      this.#deadline = setTimeout(() => this.stop({ kind: "deadline" }), this.#req.deadlineMs);
+      // Timers overflow past 2^31-1 ms (and then fire at once): clamp a huge budget.
+      const ms = Math.min(this.#req.deadlineMs, 0x7fffffff);
+      this.#deadline = setTimeout(() => this.stop({ kind: "deadline" }), ms);
     }
     const id = this.requestId;
     const counter = new CompletionTokenCounter();

@@ -160,9 +160,16 @@ export class TunnelClient {
   async #attempt(ep: Endpoint): Promise<SessionEnd> {
     this.#set({ state: "connecting", transport: ep.transport, sessionId: undefined });
     this.#log.info({ transport: ep.transport, endpoint: ep.label }, "connecting");
+    let channel: FrameChannel;
+    try {
+      channel = this.#o.dial(ep);
+    } catch (err) {
+      // A dial that cannot even start (bad address, TLS setup) is a failed attempt, not a crash.
+      return { kind: "not_established", reason: err instanceof Error ? err.message : String(err) };
+    }
     const session = new TunnelSession({
       ...this.#o.session,
-      channel: this.#o.dial(ep),
+      channel,
       logger: this.#log,
       onLive: (sessionId) => {
         this.#log.info({ transport: ep.transport, sessionId }, `connected via ${ep.transport}`);

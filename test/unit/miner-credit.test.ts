@@ -22,6 +22,7 @@ class ScriptedBackend implements Backend {
     private readonly pieces: string[],
     private readonly usage?: { promptTokens: number; completionTokens: number },
     private readonly hang = false,
+    private readonly delayMs = 0,
   ) {}
   async listModels() {
     return [{ id: "m", contextLength: 0 }];
@@ -31,6 +32,7 @@ class ScriptedBackend implements Backend {
       if (this.hang) {
         await new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
       }
+      if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
       for (let i = 0; i < this.pieces.length; i++) {
         this.pulled++;
         const last = i === this.pieces.length - 1;
@@ -188,6 +190,18 @@ describe("miner credit accounting", () => {
       const sink = new RecordingSink();
       await new RequestRunner(request(100, 30), backend, sink, silentLogger()).run();
       expect(sink.errors.map((e) => e.code)).to.deep.equal([RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT]);
+    });
+
+    it("treats a deadline beyond the timer range as a long budget, not an instant timeout", async () => {
+      const sink = new RecordingSink();
+      await new RequestRunner(
+        request(1000, 0xffffffff),
+        new ScriptedBackend(["a"], undefined, false, 20),
+        sink,
+        silentLogger(),
+      ).run();
+      expect(sink.errors).to.deep.equal([]);
+      expect(sink.usages).to.have.length(1);
     });
 
     it("sends no terminal frame when the tunnel is gone", async () => {
