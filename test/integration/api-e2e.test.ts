@@ -199,12 +199,14 @@ describe("api e2e: openai client → router → tunnel → real miner → backen
   });
 
   it("sends SSE keep-alive comments while the first token is slow", async () => {
-    const { text } = await rawStream(router, key, {
+    const { res, text } = await rawStream(router, key, {
       model: MODEL,
       messages: [{ role: "user", content: "slow [[backend tokens=2 delay=300]]" }],
       stream: true,
     });
     const firstData = text.indexOf("data:");
+    expect(res.headers.get("x-request-id")).to.match(/^[0-9a-f]{32}$/);
+    expect(res.headers.get("content-type")).to.contain("text/event-stream");
     expect(text.slice(0, firstData)).to.contain(": keep-alive\n\n");
     expect(text.trimEnd().endsWith("data: [DONE]")).to.equal(true);
   });
@@ -254,6 +256,15 @@ describe("api e2e: openai client → router → tunnel → real miner → backen
     } finally {
       router.hub.setGhost(miner.hotkey, false);
     }
+  });
+
+  it("exports request, TTFT, token and miner metrics", async () => {
+    const text = await router.registry.metrics();
+    expect(text).to.match(/tensorclaw_api_requests_total\{model="test-model",status="200"\} [1-9]/);
+    expect(text).to.match(/tensorclaw_api_time_to_first_token_seconds_count\{model="test-model"\} [1-9]/);
+    expect(text).to.match(/tensorclaw_api_tokens_total\{model="test-model",kind="completion"\} [1-9]/);
+    expect(text).to.contain('tensorclaw_miners{state="active"} 1');
+    expect(text).to.contain("tensorclaw_api_in_flight_requests 0");
   });
 
   it("bad input never reaches the miner", async () => {
