@@ -77,11 +77,13 @@ export async function runProbeRound(router: ProbeRouter, opts: ProbeRoundOptions
   const startedAtMs = opts.clock();
   const listing = await router.listMiners();
   const targets = probeTargets(listing.sessions);
-  const outcomes = await mapBounded(targets, opts.concurrency, async (hotkey) => ({
-    hotkey,
-    outcome: await router.probe(hotkey, opts.timeoutMs),
-    atMs: opts.clock(),
-  }));
+  const outcomes = await mapBounded(targets, opts.concurrency, async (hotkey) => {
+    // Signing is synchronous CPU work: yield first so probes already signed
+    // leave now, instead of all waiting for the last signature.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const outcome = await router.probe(hotkey, opts.timeoutMs);
+    return { hotkey, outcome, atMs: opts.clock() };
+  });
   const entries: ProbeEntry[] = [];
   const absent: string[] = [];
   const routerErrors: { hotkey: string; detail: string }[] = [];

@@ -4,7 +4,11 @@ import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
 import { probeTargets, runProbeRound } from "../../validator/probe-round.js";
-import { RouterClient, RouterUnreachableError } from "../../validator/router-client.js";
+import {
+  PROBE_REPORT_SLACK_MS,
+  RouterClient,
+  RouterUnreachableError,
+} from "../../validator/router-client.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { freePort } from "../support/redis.js";
 import {
@@ -174,8 +178,8 @@ describe("validator router client (real gRPC servers)", () => {
       const took = Date.now() - started;
       expect(round.entries).to.have.length(20);
       expect(round.routerErrors).to.have.length(20);
-      // 300 ms deadline + 500 ms report slack; a serial or unbounded-wait round would take far longer.
-      expect(took).to.be.lessThan(300 + 500 + 1500);
+      // 300 ms deadline + 250 ms report slack; a serial or unbounded-wait round would take far longer.
+      expect(took).to.be.lessThan(300 + PROBE_REPORT_SLACK_MS + 1500);
       expect(took).to.be.at.least(300);
     });
   });
