@@ -77,9 +77,20 @@ interface RequestState {
   dispatchedAtMs: number;
 }
 
-function upstreamError(code: RequestErrorCode, message: string): { error: TensorClawError; retry: boolean } {
+function upstreamError(
+  code: RequestErrorCode,
+  message: string,
+  retryAfterMs: number,
+): { error: TensorClawError; retry: boolean } {
   const detail = message.slice(0, 300);
   switch (code) {
+    case RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED:
+    case RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE:
+      // Busy or gone, not broken: if no other miner takes it, the user should retry later (503).
+      return {
+        error: new TensorClawError("no_capacity", undefined, { retryAfterMs, cause: detail }),
+        retry: true,
+      };
     case RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT:
       return { error: new TensorClawError("upstream_timeout", undefined, { cause: detail }), retry: true };
     case RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST:
@@ -230,7 +241,8 @@ export class ChatEndpoint {
         });
       } catch (err) {
         // The session filled up or left between snapshot and dispatch: try another.
-        last = toTensorClawError(err);
+        const e = toTensorClawError(err);
+        if (e.code !== "no_capacity") last = e;
         continue;
       }
       st.call = call;
@@ -287,7 +299,7 @@ export class ChatEndpoint {
           return { kind: "done" };
         } else {
           if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-          const u = upstreamError(ev.code, ev.message);
+          const u = upstreamError(ev.code, ev.message, d.options.noCapacityRetryAfterMs);
           return chunks === 0 && u.retry
             ? { kind: "retry", error: u.error }
             : { kind: "failed", error: u.error };
@@ -315,6 +327,7 @@ export class ChatEndpoint {
   }
 
   private async unary(res: ServerResponse, st: RequestState): Promise<number> {
+    const d = this.deps;
     const agg = new CompletionAggregator();
     const result = await this.attempts(st, async (call) => {
       for await (const ev of call.events) {
@@ -326,7 +339,7 @@ export class ChatEndpoint {
           return { kind: "done" };
         } else {
           if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-          const u = upstreamError(ev.code, ev.message);
+          const u = upstreamError(ev.code, ev.message, d.options.noCapacityRetryAfterMs);
           // Partial output was produced and will be credited: another miner must not start over.
           return agg.chunks === 0 && u.retry
             ? { kind: "retry", error: u.error }

@@ -223,6 +223,17 @@ describe("api e2e: openai client → router → tunnel → real miner → backen
     expect((e.error as { code: string }).code).to.equal("upstream_error");
   });
 
+  it("every miner overloaded (backend 429): 503 with retry-after, not 502", async () => {
+    const e = await apiError(
+      client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: "[[backend fault=http429]]" }],
+      }),
+    );
+    expect(e.status).to.equal(503);
+    expect(Number(e.headers?.get("retry-after"))).to.be.greaterThan(0);
+  });
+
   it("miner timeout: 504, and the backend sees the cancel", async () => {
     const r2 = await startRouter({ chat: { requestTimeoutMs: 400 } });
     const m2 = await startMiner(r2, backend.url);
