@@ -102,6 +102,7 @@ export class GrpcServerChannel implements FrameChannel {
     call.on("close", () => this.#finish({ kind: "going_away", reason: "the stream closed", remote: true }));
   }
 
+  /** True once the channel is closed (by either side). */
   get closed(): boolean {
     return this.#closed;
   }

@@ -109,14 +109,17 @@ export class TunnelSession {
     this.#helloTimer.unref();
   }
 
+  /** Where the session is in its life. */
   get phase(): SessionPhase {
     return this.#phase;
   }
 
+  /** The verified hotkey ("" before Accept). */
   get hotkey(): string {
     return this.#hotkey;
   }
 
+  /** The transport carrying this session (for the directory only). */
   get transport(): TransportKind {
     return this.#d.channel.transport;
   }

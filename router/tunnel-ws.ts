@@ -141,6 +141,7 @@ export class WsServerChannel implements FrameChannel {
     this.#keepalive.unref();
   }
 
+  /** True once the channel is closed (by either side). */
   get closed(): boolean {
     return this.#closed;
   }
