@@ -3,6 +3,7 @@ import type { SubmittableExtrinsic } from "@polkadot/api/types";
 import type { ProviderInterface } from "@polkadot/rpc-provider/types";
 import type { Codec, ISubmittableResult } from "@polkadot/types/types";
 import { encodeAddress } from "@polkadot/util-crypto";
+import { TensorClawError } from "../common/errors.js";
 import type { Hotkey } from "../common/identity.js";
 import { SS58_PREFIX } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
@@ -194,19 +195,35 @@ export class PolkadotChain implements Chain {
   }
 }
 
-/** Connects to Subtensor (or uses the given provider) and returns a ready chain. */
+/**
+ * Connects to Subtensor (or uses the given provider) and returns a ready
+ * chain. A first connection that fails is an `unavailable` error naming the
+ * endpoint, and the provider is shut so it does not retry in the background.
+ */
 export async function connectPolkadotChain(opts: PolkadotChainOptions): Promise<PolkadotChain> {
   const provider = opts.provider ?? new WsProvider(opts.endpoint, 2500, {}, opts.connectTimeoutMs ?? 30_000);
-  const api = await ApiPromise.create({
-    provider,
-    noInitWarn: true,
-    throwOnConnect: true,
-    // Subtensor's own transaction extensions carry no data; declaring them keeps
-    // the registry from warning about (and guessing at) unknown extensions.
-    signedExtensions: {
-      SubtensorTransactionExtension: { extrinsic: {}, payload: {} },
-      DrandPriority: { extrinsic: {}, payload: {} },
-    },
-  });
-  return new PolkadotChain(api, opts);
+  try {
+    const api = await ApiPromise.create({
+      provider,
+      noInitWarn: true,
+      throwOnConnect: true,
+      // Subtensor's own transaction extensions carry no data; declaring them keeps
+      // the registry from warning about (and guessing at) unknown extensions.
+      signedExtensions: {
+        SubtensorTransactionExtension: { extrinsic: {}, payload: {} },
+        DrandPriority: { extrinsic: {}, payload: {} },
+      },
+    });
+    return new PolkadotChain(api, opts);
+  } catch (err) {
+    await provider.disconnect().catch(() => {});
+    const why = err instanceof Error ? err.message : "connection failed";
+    throw new TensorClawError(
+      "unavailable",
+      `cannot reach Subtensor at ${opts.endpoint ?? "provider"}: ${why}`,
+      {
+        cause: err,
+      },
+    );
+  }
 }

@@ -82,4 +82,14 @@ describe("tensorclaw validator (child process)", () => {
     expect(r.code).to.equal(1);
     expect(r.stdout).to.contain("router unreachable, not punishing miners");
   });
+
+  it("exits 1 naming the endpoint when the chain cannot be reached (and does not hang retrying)", async () => {
+    const chain = `ws://127.0.0.1:${await freePort()}`;
+    const r = await runCli(
+      ["validator", "--once", "--router", router.url, "--chain", chain, "--state-file", join(dir, "s.json")],
+      env(),
+    );
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.contain(`cannot reach Subtensor at ${chain}`);
+  });
 });
