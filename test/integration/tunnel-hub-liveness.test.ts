@@ -26,7 +26,8 @@ for (const transport of ["grpc", "ws"] as const) {
 
     it("pings on the advertised interval and turns pong round trips into a latency estimate", async () => {
       let now = Date.now();
-      h = await startHub({ clock: { now: () => now }, timings: { pingIntervalMs: 30, maxMissedPongs: 2 } });
+      // The interval is long enough that a pong always lands before the next ping.
+      h = await startHub({ clock: { now: () => now }, timings: { pingIntervalMs: 100, maxMissedPongs: 2 } });
       const m = await connectMiner(h, transport, key);
       m.client.autoPong = false;
       let pings = 0;
@@ -37,7 +38,7 @@ for (const transport of ["grpc", "ws"] as const) {
           pings++;
           now += 40; // the round trip as the router's clock sees it
           m.client.send({ kind: { $case: "pong", value: { seq: f.kind.value.seq } } });
-          if (pings === 3) resolve();
+          if (pings === 2) resolve();
         };
       });
       await pong;
