@@ -54,7 +54,7 @@ for (const transport of ["grpc", "ws"] as const) {
     });
 
     it("closes a tunnel that misses its pongs and fails its in-flight calls", async () => {
-      h = await startHub({ timings: { pingIntervalMs: 40, maxMissedPongs: 2 } });
+      h = await startHub({ timings: { pingIntervalMs: 100, maxMissedPongs: 2 } });
       const alive = await connectMiner(h, transport, key);
       const hung = await connectMiner(h, transport, key, undefined, {
         plan: () => ({ chunks: [], end: "hang" }),
