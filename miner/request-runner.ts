@@ -22,8 +22,8 @@ export interface RequestSink {
   chunk(c: ResponseChunk): void;
   usage(u: Usage): void;
   error(e: RequestError): void;
-  /** Resolves when the tunnel accepts more output (immediately when it does). */
-  writable(): Promise<void>;
+  /** A promise that resolves when the tunnel accepts more output, or undefined when it does now. */
+  writable(): Promise<void> | undefined;
 }
 
 /** Why a request stopped early. */
@@ -98,8 +98,10 @@ export class RequestRunner {
         };
         const bytes = chunkPayloadBytes(chunk);
         // Holding here stops the pull from the backend: that is the back-pressure.
-        await this.#credit.waitFor(bytes, signal);
-        await this.#sink.writable();
+        // (Awaiting only when needed keeps the hot path free of extra microtasks.)
+        if (!this.#credit.fits(bytes)) await this.#credit.waitFor(bytes, signal);
+        const writable = this.#sink.writable();
+        if (writable !== undefined) await writable;
         if (signal.aborted) throw signal.reason;
         this.#credit.spend(bytes);
         counter.add(

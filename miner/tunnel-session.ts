@@ -317,9 +317,8 @@ export class TunnelSession {
     };
   }
 
-  #writable(): Promise<void> {
-    if (this.#batcher === undefined || !this.#batcher.paused || this.#phase === "ended")
-      return Promise.resolve();
+  #writable(): Promise<void> | undefined {
+    if (this.#batcher === undefined || !this.#batcher.paused || this.#phase === "ended") return undefined;
     return new Promise((resolve) => this.#drainWaiters.add(resolve));
   }
 

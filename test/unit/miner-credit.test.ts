@@ -65,7 +65,7 @@ class RecordingSink implements RequestSink {
     this.errors.push(e);
   }
   writable() {
-    return Promise.resolve();
+    return undefined;
   }
 }
 
