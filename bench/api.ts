@@ -18,7 +18,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -293,6 +293,18 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
 }
 
+/** CPU time (user + system) a process has used, in ms; NaN where /proc is missing. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${String(pid)}/stat`, "utf8");
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -385,13 +397,31 @@ async function main(): Promise<void> {
 
     const rps: Record<string, number[]> = { direct: [], tensorclaw: [], portkey: [] };
     const errs: Record<string, number> = { direct: 0, tensorclaw: 0, portkey: 0 };
+    // CPU ms per request of each server process, to show where the time goes.
+    const procs = {
+      backend: backend.child.pid,
+      router: router.child.pid,
+      miner: miner.pid,
+      portkey: portkey.pid,
+    };
+    const cpuPerReq: Record<string, Record<string, number[]>> = { direct: {}, tensorclaw: {}, portkey: {} };
     for (let r = 0; r < rounds; r++) {
       for (const [name, t] of Object.entries(targets)) {
+        const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
         const res = await runLoad({ ...t, connections: 50, durationMs, stream: false });
         rps[name]?.push(res.requests / res.seconds);
         errs[name] = (errs[name] ?? 0) + res.errors;
+        for (const [k, pid] of Object.entries(procs)) {
+          const per = (cpuMs(pid) - (before[k] ?? 0)) / Math.max(1, res.requests);
+          const row = cpuPerReq[name] as Record<string, number[]>;
+          row[k] = [...(row[k] ?? []), per];
+        }
       }
     }
+    const cpuCell = (name: string, proc: string) => {
+      const v = median(cpuPerReq[name]?.[proc] ?? []);
+      return v >= 0.0005 ? v.toFixed(3).padStart(8) : "       -";
+    };
 
     const ttft: Record<string, { p50: number[]; p99: number[] }> = {
       direct: { p50: [], p99: [] },
@@ -420,6 +450,7 @@ async function main(): Promise<void> {
       },
       ttftMs: { direct: { p50: d50, p99: d99 }, tensorclaw: { p50: t50, p99: t99 } },
       addedTtftMs: { p50: t50 - d50, p99: t99 - d99 },
+      cpuMsPerRequest: cpuPerReq,
       errors: errs,
       targets: { tensorclawReqPerS: 5000, addedTtftP50Ms: 1, addedTtftP99Ms: 5 },
     };
@@ -436,6 +467,12 @@ async function main(): Promise<void> {
       `  backend direct                   ${f(d50, 2)} ${f(d99, 2)}`,
       `  TensorClaw                       ${f(t50, 2)} ${f(t99, 2)}`,
       `  added by TensorClaw              ${f(t50 - d50, 2)} ${f(t99 - d99, 2)}   target <= 1 / 5`,
+      "",
+      "CPU ms per request (non-streaming)  backend   router    miner  portkey",
+      ...(["direct", "tensorclaw", "portkey"] as const).map(
+        (n) =>
+          `  ${n.padEnd(32)}${cpuCell(n, "backend")} ${cpuCell(n, "router")} ${cpuCell(n, "miner")} ${cpuCell(n, "portkey")}`,
+      ),
       "",
       `errors (non-200 or failed): ${JSON.stringify(errs)}`,
     ];
