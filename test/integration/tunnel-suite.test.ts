@@ -164,6 +164,21 @@ for (const transport of ["grpc", "ws"] as const) {
       ]);
     });
 
+    it("answers pings: the router measures the round trip and keeps the tunnel", async () => {
+      await router.close();
+      // Loopback round trips can take under 1 ms; a clock that ticks on every
+      // read makes each matched pong a non-zero RTT sample.
+      let tick = Date.now();
+      router = await startMinerTestRouter({
+        timings: { pingIntervalMs: 30, maxMissedPongs: 3 },
+        clock: { now: () => ++tick },
+      });
+      const { sessionId, tunnel } = await startMiner();
+      // A latency estimate only appears once pongs come back for the router's pings.
+      await until("a ping round trip", () => sessionOf(router.hub, sessionId).latencyMs > 0);
+      expect(tunnel.status).to.include({ state: "connected", connects: 1 });
+    });
+
     it("serves 100 concurrent streaming requests over one tunnel, each in order and intact", async () => {
       const { sessionId } = await startMiner();
       backend.configure({ tokens: 20, tokenDelayMs: 2 });
