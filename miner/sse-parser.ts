@@ -54,18 +54,14 @@ export class SseParser {
     const out: SseEvent[] = [];
     let start = 0;
     const buf = this.#buffer + text;
-    for (let i = this.#buffer.length; i < buf.length; i++) {
-      const c = buf.charCodeAt(i);
-      if (c !== 10 && c !== 13) continue;
-      this.#line(buf.slice(start, i), out);
-      if (c === 13) {
-        if (i + 1 < buf.length) {
-          if (buf.charCodeAt(i + 1) === 10) i++;
-        } else {
-          this.#pendingCr = true;
-        }
-      }
-      start = i + 1;
+    // Searching from the old buffer's end: earlier bytes hold no line break.
+    const breaks = /\r\n|\r|\n/g;
+    breaks.lastIndex = this.#buffer.length;
+    for (let m = breaks.exec(buf); m !== null; m = breaks.exec(buf)) {
+      // A CR at the very end may be the first half of a CRLF split across pieces.
+      if (m[0] === "\r" && m.index === buf.length - 1) this.#pendingCr = true;
+      this.#line(buf.slice(start, m.index), out);
+      start = m.index + m[0].length;
     }
     this.#buffer = buf.slice(start);
     if (this.#buffer.length + this.#dataLength > this.#maxEventBytes) {
