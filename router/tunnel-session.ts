@@ -168,7 +168,7 @@ export class TunnelSession {
    * live and active, does not offer the model or is at its concurrency limit.
    */
   dispatch(model: string, chat: ChatRequest, opts: DispatchOptions): InferenceCall {
-    if (this.#phase !== "live" || this.#ghost) {
+    if (this.#phase !== "live" || (this.#ghost && opts.allowGhost !== true)) {
       throw new TensorClawError("no_capacity", `session ${this.sessionId} is not taking requests`);
     }
     const offer = this.#offers.find((o) => o.id === model);

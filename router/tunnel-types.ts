@@ -65,6 +65,8 @@ export interface DispatchOptions {
   readonly deadlineMs: number;
   /** Aborting it cancels the call (the user went away). */
   readonly signal?: AbortSignal;
+  /** Dispatch to a ghost session too: only probes, which are how a ghost comes back. */
+  readonly allowGhost?: boolean;
 }
 
 /**
