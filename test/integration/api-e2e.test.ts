@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -196,6 +197,49 @@ describe("api e2e: openai client → router → tunnel → real miner → backen
     const ev = (await router.usage.waitFor(before + 1)).at(-1);
     expect(ev?.outcome).to.equal("cancelled");
     expect(ev?.completionTokens).to.be.greaterThan(0).and.lessThan(200);
+  });
+
+  it("a client that stops reading stalls only its own stream, back to the backend", async () => {
+    const { request } = await import("node:http");
+    const url = new URL(`${router.baseURL}/chat/completions`);
+    const body = JSON.stringify({
+      model: MODEL,
+      messages: [{ role: "user", content: "firehose [[backend tokens=60000]]" }],
+      max_tokens: 100_000,
+      stream: true,
+    });
+    const req = request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    });
+    req.end(body);
+    const [res] = (await once(req, "response")) as [import("node:http").IncomingMessage];
+    res.pause();
+    const rec = (await backend.waitForChatRequests(backend.chatRequests().length)).at(-1) as {
+      completionTokens: number;
+      body: unknown;
+    };
+    expect(JSON.stringify(rec.body)).to.contain("firehose");
+    // Wait for the backend to stall (no event marks "no progress": poll until a 300 ms window shows none):
+    // its writes block once the router stops reading this request's events and the miner runs out of credit.
+    let last = -1;
+    while (rec.completionTokens !== last) {
+      last = rec.completionTokens;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(rec.completionTokens).to.be.lessThan(60_000);
+    // The shared tunnel still serves others at full speed.
+    const other = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "meanwhile" }],
+    });
+    expect(other.choices[0]?.message.content).to.equal(backendTokens("meanwhile", 8).join(""));
+    res.destroy();
+
+    await backend.waitForAbort((r) => JSON.stringify(r.body).includes("firehose"));
   });
 
   it("sends SSE keep-alive comments while the first token is slow", async () => {
