@@ -322,6 +322,24 @@ describe("api e2e: openai client → router → tunnel → real miner → backen
     expect(text).to.contain("tensorclaw_api_in_flight_requests 0");
   });
 
+  it("serves through a miner on the WebSocket tunnel that shares the API's HTTP port", async () => {
+    const wsMiner = await startMiner(router, backend.url, { transport: "ws" });
+    try {
+      const s = router.hub.sessions().find((x) => x.hotkey === wsMiner.hotkey);
+      expect(s?.transport).to.equal("ws");
+      router.hub.setGhost(miner.hotkey, true);
+      const r = await client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: "via ws" }],
+      });
+      expect(r.choices[0]?.message.content).to.equal(backendTokens("via ws", 8).join(""));
+      expect(router.usage.events.at(-1)?.minerHotkey).to.equal(wsMiner.hotkey);
+    } finally {
+      router.hub.setGhost(miner.hotkey, false);
+      await wsMiner.kill();
+    }
+  });
+
   it("bad input never reaches the miner", async () => {
     const before = backend.chatRequests().length;
     const e = await apiError(

@@ -43,6 +43,8 @@ export interface RouterUnderTest {
   readonly baseURL: string;
   /** `grpc://127.0.0.1:port` for `tensorclaw miner --router`. */
   readonly grpcUrl: string;
+  /** The WebSocket tunnel on the API's own HTTP port. */
+  readonly wsUrl: string;
   readonly usage: RecordingSink;
   readonly keys: ApiKeys | undefined;
   readonly registry: Registry;
@@ -100,6 +102,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
     api,
     baseURL: `http://127.0.0.1:${api.port}/v1`,
     grpcUrl: `grpc://127.0.0.1:${grpcPort}`,
+    wsUrl: `ws://127.0.0.1:${api.port}/v1/tunnel`,
     usage,
     keys,
     registry,
@@ -127,6 +130,8 @@ export interface MinerOptions {
   readonly maxConcurrency?: number;
   readonly contextLength?: number;
   readonly extraArgs?: readonly string[];
+  /** Dial the WebSocket tunnel on the API's HTTP port instead of gRPC. */
+  readonly transport?: "grpc" | "ws";
 }
 
 /** Resolves once `predicate` holds for the hub's sessions (checked every 10 ms, bounded). */
@@ -160,7 +165,9 @@ export async function startMiner(
     CLI,
     "miner",
     "--router",
-    router.grpcUrl,
+    opts.transport === "ws" ? router.wsUrl : router.grpcUrl,
+    "--transport",
+    opts.transport ?? "grpc",
     "--backend",
     backendUrl,
     "--max-concurrency",
