@@ -5,6 +5,9 @@ import { createLogger } from "../common/logger.js";
 import { MINER_DEFAULTS, MINER_OPTIONS, parseMinerCommand } from "./config.js";
 import { Miner } from "./miner.js";
 
+/** How long in-flight requests may run after SIGTERM/SIGINT. */
+const SHUTDOWN_GRACE_MS = 15_000;
+
 /** `tensorclaw miner`. */
 export const minerCommand = defineCommand({
   name: "miner",
@@ -37,12 +40,17 @@ export const minerCommand = defineCommand({
     const logger = createLogger("miner", cfg.logLevel).child({ hotkey: hotkey.address });
     const miner = new Miner(cfg, { hotkey, logger });
     await miner.start();
-    // Runs until told to stop; tunnels close cleanly so routers fail over at once.
+    // Runs until told to stop. Then in-flight requests get a grace period to
+    // finish (the routers stop sending new ones at once); a second signal cuts it short.
     await new Promise<void>((resolve) => {
       process.once("SIGINT", () => resolve());
       process.once("SIGTERM", () => resolve());
     });
-    await miner.stop();
+    logger.info({ graceMs: SHUTDOWN_GRACE_MS }, "shutting down");
+    const hurry = () => void miner.stop(0);
+    process.once("SIGINT", hurry);
+    process.once("SIGTERM", hurry);
+    await miner.stop(SHUTDOWN_GRACE_MS);
     logger.flush();
     return 0;
   },

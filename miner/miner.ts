@@ -121,11 +121,15 @@ export class Miner {
     for (const t of this.tunnels) t.start();
   }
 
-  /** Closes every tunnel and stops the health checks. */
-  async stop(): Promise<void> {
+  /**
+   * Closes every tunnel and stops the health checks. With `graceMs` > 0,
+   * tunnels first withdraw their models and let in-flight requests finish
+   * for up to that long (what SIGTERM does), so a restart loses no work.
+   */
+  async stop(graceMs = 0): Promise<void> {
     this.#offChange?.();
     this.catalog.stop();
-    await Promise.all(this.tunnels.map((t) => t.stop()));
+    await Promise.all(this.tunnels.map((t) => t.stop(graceMs)));
     this.#log.info("miner stopped");
   }
 }

@@ -94,11 +94,15 @@ export class TunnelClient {
     this.#session?.updateModels(offers);
   }
 
-  /** Stops reconnecting and closes the tunnel. */
-  async stop(): Promise<void> {
+  /**
+   * Stops reconnecting and closes the tunnel. With `graceMs` > 0 a live
+   * tunnel first withdraws its models and lets in-flight requests finish
+   * for up to that long.
+   */
+  async stop(graceMs = 0): Promise<void> {
     this.#stopped = true;
-    this.#session?.stop("miner shutting down");
     this.#wake?.();
+    await this.#session?.shutdown(graceMs, "miner shutting down");
     await this.#loop;
   }
 

@@ -137,6 +137,28 @@ export class TunnelSession {
     this.#d.channel.close("going_away", reason);
   }
 
+  /**
+   * Graceful stop from the miner's side (the mirror of a router's Drain):
+   * offer no models so the router routes nothing new here, let in-flight
+   * requests finish for at most `graceMs`, then hang up. Resolves once the
+   * tunnel has ended.
+   */
+  async shutdown(graceMs: number, reason: string): Promise<void> {
+    if (this.#phase !== "live" || graceMs <= 0) {
+      this.stop(reason);
+    } else if (this.#runners.size === 0) {
+      this.#batcher?.flush();
+      this.#d.channel.close("normal", reason);
+    } else {
+      this.updateModels([]);
+      this.#draining ??= { reconnectAfterMs: 0, reason };
+      const timer = setTimeout(() => this.stop(`${reason}: grace period over`), graceMs);
+      await this.#done;
+      clearTimeout(timer);
+    }
+    await this.#done;
+  }
+
   #arm(ms: number, why: string): void {
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.#protocolEnd("timeout", why), ms);

@@ -386,6 +386,26 @@ for (const transport of ["grpc", "ws"] as const) {
       expect(terminal(events)).to.include({ type: "usage", completionTokens: 8 });
     });
 
+    it("stops gracefully: withdraws its models, finishes in-flight work, then hangs up", async () => {
+      const { miner, sessionId } = await startMiner();
+      backend.configure({ tokens: 40, tokenDelayMs: 5 });
+      const inFlight = collect(
+        router.hub.dispatch(sessionId, MODEL, chat("let me finish"), { deadlineMs: 10_000 }).events,
+      );
+      await backend.waitForChatRequests(1);
+      const stopped = miner.stop(5000);
+      await until(
+        "the router to see the models withdrawn",
+        () => sessionOf(router.hub, sessionId).models.length === 0,
+      );
+      const events = await inFlight;
+      expect(textOf(events)).to.equal(backendTokens("let me finish", 40).join(""));
+      expect(terminal(events)).to.include({ type: "usage", completionTokens: 40 });
+      await stopped;
+      await until("the session to close", () => router.hub.sessions().length === 0);
+      expect(miner.tunnels[0]?.status.state).to.equal("stopped");
+    });
+
     it("follows drain: finishes in-flight work, then reconnects after the hint", async () => {
       const { tunnel, sessionId } = await startMiner();
       backend.configure({ tokens: 30, tokenDelayMs: 5 });
