@@ -183,6 +183,8 @@ export class ChatEndpoint {
       }
     };
     res.once("close", onClose);
+    // It may have left while the body was read or the limiter answered.
+    if (res.destroyed) st.clientGone = true;
     d.metrics.inFlight.inc();
     let status = 500;
     try {
