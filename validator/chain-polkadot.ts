@@ -15,8 +15,8 @@ export interface PolkadotChainOptions {
   readonly endpoint?: string;
   /** A ready provider (tests use an in-process one). */
   readonly provider?: ProviderInterface;
-  /** Signs weight extrinsics. */
-  readonly signer: Hotkey;
+  /** Signs weight extrinsics; absent for a read-only client (the router's admission). */
+  readonly signer?: Hotkey;
   readonly logger: Logger;
   /** Longest wait for a submitted extrinsic to land in a block. */
   readonly inclusionTimeoutMs?: number;
@@ -37,7 +37,7 @@ function upperFirst(s: string): string {
 /** Subtensor through `@polkadot/api`: metagraph reads and signed weight writes. */
 export class PolkadotChain implements Chain {
   readonly #api: ApiPromise;
-  readonly #signer: Hotkey;
+  readonly #signer: Hotkey | undefined;
   readonly #log: Logger;
   readonly #inclusionTimeoutMs: number;
 
@@ -171,6 +171,10 @@ export class PolkadotChain implements Chain {
           finish({ ok: false, error: `transaction ${r.status.type.toLowerCase()}`, txHash });
         }
       };
+      if (this.#signer === undefined) {
+        finish({ ok: false, error: "this chain client is read-only (no signing hotkey)" });
+        return;
+      }
       tx.signAndSend(this.#signer.pair, { nonce: -1 }, onStatus)
         .then((u) => {
           if (done) u();

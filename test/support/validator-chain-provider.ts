@@ -66,6 +66,8 @@ export class SubtensorTestProvider implements ProviderInterface {
   readonly calls: string[] = [];
   /** Current best block number; tests move it forward. */
   bestNumber: number;
+  /** While true every RPC fails, as when the node is down. */
+  failing = false;
   /** Events of the block of each submitted extrinsic; set by the test once it has a registry. */
   eventsFor: EventsFor = () => "0x00";
 
@@ -147,6 +149,7 @@ export class SubtensorTestProvider implements ProviderInterface {
 
   async send<T = unknown>(method: string, params: unknown[]): Promise<T> {
     this.calls.push(method);
+    if (this.failing) throw new Error("SubtensorTestProvider: node unavailable");
     return this.#answer(method, params) as T;
   }
 
