@@ -33,6 +33,9 @@ import { RequestRunner, type RequestSink } from "./request-runner.js";
 /** The tunnel protocol version this miner speaks. */
 export const MINER_PROTOCOL_VERSION = 1;
 
+/** Clock difference to the router above which the miner warns (the router's window is ~30 s). */
+const CLOCK_SKEW_WARN_MS = 10_000;
+
 /** Message size used before the router's Accept names its own. */
 const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
@@ -245,6 +248,11 @@ export class TunnelSession {
       return;
     }
     const ts = this.#d.now();
+    const skewMs = ts - Number(c.serverTimeMs);
+    if (c.serverTimeMs > 0n && Math.abs(skewMs) > CLOCK_SKEW_WARN_MS) {
+      // Routers refuse hellos outside a ~30 s window: say why before the Reject does.
+      this.#d.logger.warn({ skewMs }, "this machine's clock differs from the router's; sync it (NTP)");
+    }
     const key = this.#d.hotkey;
     this.#offers = this.#d.offers();
     const hello: MinerFrame = {
