@@ -44,7 +44,8 @@ export function offersFor(
   return out;
 }
 
-function sameOffers(a: readonly ModelOffer[], b: readonly ModelOffer[]): boolean {
+/** True when two offer lists are equal, order included. */
+export function sameOffers(a: readonly ModelOffer[], b: readonly ModelOffer[]): boolean {
   return (
     a.length === b.length &&
     a.every(

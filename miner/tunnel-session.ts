@@ -15,7 +15,6 @@ import { FrameBatcher } from "../common/frame-batcher.js";
 import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../common/frame-channel.js";
 import type { Hotkey } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
-import { signHello } from "../common/signing.js";
 import {
   type Challenge,
   ConnectRequest,
@@ -28,13 +27,9 @@ import {
   type RouterFrame,
 } from "../gen/tensorclaw/v1/tunnel.js";
 import type { Backend } from "./backend.js";
+import { sameOffers } from "./model-catalog.js";
 import { RequestRunner, type RequestSink } from "./request-runner.js";
-
-/** The tunnel protocol version this miner speaks. */
-export const MINER_PROTOCOL_VERSION = 1;
-
-/** Clock difference to the router above which the miner warns (the router's window is ~30 s). */
-const CLOCK_SKEW_WARN_MS = 10_000;
+import { buildHello, CLOCK_SKEW_WARN_MS, challengeFault, clockSkewMs } from "./tunnel-hello.js";
 
 /** Message size used before the router's Accept names its own. */
 const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -243,33 +238,23 @@ export class TunnelSession {
   }
 
   #answer(c: Challenge): void {
-    if (c.protocolVersion < MINER_PROTOCOL_VERSION || c.nonce.length === 0) {
-      this.#protocolEnd("invalid", `unusable challenge (protocol ${c.protocolVersion})`);
+    const fault = challengeFault(c);
+    if (fault !== undefined) {
+      this.#protocolEnd("invalid", fault);
       return;
     }
-    const ts = this.#d.now();
-    const skewMs = ts - Number(c.serverTimeMs);
-    if (c.serverTimeMs > 0n && Math.abs(skewMs) > CLOCK_SKEW_WARN_MS) {
+    const now = this.#d.now();
+    const skewMs = clockSkewMs(c, now);
+    if (skewMs !== undefined && Math.abs(skewMs) > CLOCK_SKEW_WARN_MS) {
       // Routers refuse hellos outside a ~30 s window: say why before the Reject does.
       this.#d.logger.warn({ skewMs }, "this machine's clock differs from the router's; sync it (NTP)");
     }
-    const key = this.#d.hotkey;
     this.#offers = this.#d.offers();
-    const hello: MinerFrame = {
-      kind: {
-        $case: "hello",
-        value: {
-          hotkey: key.address,
-          signature: Buffer.from(signHello(key, c.nonce, c.routerId, ts)),
-          timestampMs: BigInt(ts),
-          models: [...this.#offers],
-          softwareVersion: this.#d.softwareVersion,
-          protocolVersion: MINER_PROTOCOL_VERSION,
-        },
-      },
-    };
+    const hello = buildHello(c, this.#d.hotkey, this.#offers, now, this.#d.softwareVersion);
     this.#phase = "accept";
-    this.#d.channel.send(ConnectRequest.encode({ frames: [hello] }).finish());
+    this.#d.channel.send(
+      ConnectRequest.encode({ frames: [{ kind: { $case: "hello", value: hello } }] }).finish(),
+    );
     this.#arm(this.#d.handshakeTimeoutMs, "no accept from the router");
   }
 
@@ -401,16 +386,4 @@ export class TunnelSession {
   #finish(end: SessionEnd): void {
     this.#resolve(end);
   }
-}
-
-function sameOffers(a: readonly ModelOffer[], b: readonly ModelOffer[]): boolean {
-  return (
-    a.length === b.length &&
-    a.every(
-      (m, i) =>
-        m.id === b[i]?.id &&
-        m.maxConcurrency === b[i]?.maxConcurrency &&
-        m.contextLength === b[i]?.contextLength,
-    )
-  );
 }
