@@ -80,6 +80,7 @@ export class PolkadotChain implements Chain {
       "weightsVersionKey",
       "tempo",
       "revealPeriodEpochs",
+      "minAllowedWeights",
     ] as const;
     const values = await at.queryMulti(
       names.map((n) => [q(n), netuid]) as unknown as Parameters<typeof at.queryMulti>[0],
@@ -107,6 +108,7 @@ export class PolkadotChain implements Chain {
       weightsVersionKey: BigInt(get("weightsVersionKey")?.toString() ?? "0"),
       tempo: toNum(get("tempo")),
       revealPeriodEpochs: toNum(get("revealPeriodEpochs")),
+      minAllowedWeights: toNum(get("minAllowedWeights")),
     };
   }
 

@@ -24,6 +24,8 @@ export interface Metagraph {
   readonly tempo: number;
   /** Epochs between a commit and its reveal (`SubtensorModule.RevealPeriodEpochs`). */
   readonly revealPeriodEpochs: number;
+  /** Fewest uids one update may carry (`SubtensorModule.MinAllowedWeights`; capped by the subnet size). */
+  readonly minAllowedWeights: number;
 }
 
 /** How a submitted extrinsic ended. */

@@ -11,7 +11,7 @@ import { buildMinerInputs } from "./score-inputs.js";
 import { formatScoreTable, type ScoreRow, scoreRows } from "./score-table.js";
 import { type MinerScore, scoreMiners } from "./scoring.js";
 import type { ValidatorStateStore } from "./state-store.js";
-import { computeWeights, type WeightVector } from "./weights.js";
+import { computeWeights, padToMinimum, type WeightVector } from "./weights.js";
 import { type PendingCommit, planWeights, type WeightsAction } from "./weights-plan.js";
 
 /** The router calls a validator makes. */
@@ -141,7 +141,14 @@ export class Validator {
     );
     const uidOf = new Map<string, number>((mg?.neurons ?? []).map((n) => [n.hotkey, n.uid]));
     const finals = scores.map((s) => ({ hotkey: s.hotkey, score: s.final }));
-    const weights = computeWeights(finals, uidOf);
+    const weights =
+      mg === undefined
+        ? computeWeights(finals, uidOf)
+        : padToMinimum(
+            computeWeights(finals, uidOf),
+            mg.neurons.map((n) => n.uid),
+            mg.minAllowedWeights,
+          );
     // Without a metagraph, show the weights each hotkey would get (by position, not uid).
     const display =
       mg === undefined ? computeWeights(finals, new Map(scores.map((s, i) => [s.hotkey, i]))) : weights;

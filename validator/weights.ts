@@ -57,3 +57,29 @@ export function weightShares(w: WeightVector): Map<number, number> {
   });
   return out;
 }
+
+/**
+ * Subtensor refuses an update with fewer than min(subnet size,
+ * MinAllowedWeights) uids. Like the Bittensor SDK, pad such a vector with
+ * the smallest possible weight (1 of 65,535) on other registered uids, in
+ * uid order, rather than set nothing. An empty vector stays empty.
+ */
+export function padToMinimum(
+  w: WeightVector,
+  registeredUids: readonly number[],
+  minAllowed: number,
+): WeightVector {
+  const need = Math.min(minAllowed, registeredUids.length);
+  if (w.uids.length === 0 || w.uids.length >= need) return w;
+  const have = new Set(w.uids);
+  const extra: number[] = [];
+  for (const uid of [...registeredUids].sort((a, b) => a - b)) {
+    if (have.size + extra.length >= need) break;
+    if (!have.has(uid)) extra.push(uid);
+  }
+  const merged = [
+    ...w.uids.map((uid, i) => [uid, w.values[i] ?? 0] as const),
+    ...extra.map((uid) => [uid, 1] as const),
+  ].sort((a, b) => a[0] - b[0]);
+  return { uids: merged.map(([u]) => u), values: merged.map(([, v]) => v) };
+}

@@ -92,7 +92,7 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
     writeSubnet(
       api,
       provider,
-      subnet({ commitReveal: true, rateLimit: 50, tempo: 99, revealPeriodEpochs: 2 }),
+      subnet({ commitReveal: true, rateLimit: 50, tempo: 99, revealPeriodEpochs: 2, minAllowedWeights: 8 }),
     );
     const mg = await chain.readMetagraph(NETUID);
     expect(mg.block).to.equal(10_000);
@@ -106,6 +106,7 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
     expect(mg.weightsVersionKey).to.equal(7n);
     expect(mg.tempo).to.equal(99);
     expect(mg.revealPeriodEpochs).to.equal(2);
+    expect(mg.minAllowedWeights).to.equal(8);
     const other = await chain.readMetagraph(3);
     expect(other.neurons).to.deep.equal([]);
   });
@@ -197,6 +198,15 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
       // A: base 100, business 100 → 100; B: base 100, no traffic → 10.
       expect(args(ext)).to.deep.equal([NETUID, [0, 2], [65_535, 6_554], 7]);
       expect(provider.submitted).to.have.length(1);
+    });
+
+    it("pads to the subnet's MinAllowedWeights instead of sending a vector the chain refuses", async () => {
+      writeSubnet(api, provider, { ...subnet(), minAllowedWeights: 3 });
+      const v = await validator();
+      await v.probeRound();
+      await v.scorePass({ submit: true, print: false });
+      // Two miners score; the validator's own uid 1 gets the minimal weight to reach three.
+      expect(args(decode(0))).to.deep.equal([NETUID, [0, 1, 2], [65_535, 1, 6_554], 7]);
     });
 
     it("submits nothing inside the weights rate limit", async () => {

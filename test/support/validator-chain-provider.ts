@@ -335,6 +335,8 @@ export interface TestSubnet {
   readonly versionKey: bigint;
   readonly tempo: number;
   readonly revealPeriodEpochs: number;
+  /** Default 1. */
+  readonly minAllowedWeights?: number;
 }
 
 /** Writes a subnet's metagraph into storage, SCALE-encoded with the runtime's own types. */
@@ -369,4 +371,5 @@ export function writeSubnet(api: ApiPromise, provider: SubtensorTestProvider, s:
   provider.setStorage(key("weightsVersionKey", s.netuid), enc("u64", s.versionKey));
   provider.setStorage(key("tempo", s.netuid), enc("u16", s.tempo));
   provider.setStorage(key("revealPeriodEpochs", s.netuid), enc("u64", s.revealPeriodEpochs));
+  provider.setStorage(key("minAllowedWeights", s.netuid), enc("u16", s.minAllowedWeights ?? 1));
 }

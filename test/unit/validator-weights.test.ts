@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import type { Metagraph } from "../../validator/chain.js";
 import { epochIndex, firstBlockOfEpoch } from "../../validator/chain.js";
-import { computeWeights, U16_MAX } from "../../validator/weights.js";
+import { computeWeights, padToMinimum, U16_MAX } from "../../validator/weights.js";
 import { type PendingCommit, planWeights } from "../../validator/weights-plan.js";
 
 describe("validator weights", () => {
@@ -93,6 +93,24 @@ describe("validator weights", () => {
     });
   });
 
+  describe("padToMinimum", () => {
+    const w = { uids: [4, 9], values: [65_535, 100] };
+    const all = [9, 0, 1, 2, 3, 4, 5];
+    it("pads with weight 1 on the lowest other uids up to MinAllowedWeights", () => {
+      expect(padToMinimum(w, all, 5)).to.deep.equal({
+        uids: [0, 1, 2, 4, 9],
+        values: [1, 1, 1, 65_535, 100],
+      });
+    });
+    it("needs no more uids than the subnet has", () => {
+      expect(padToMinimum(w, [4, 9, 1], 64)).to.deep.equal({ uids: [1, 4, 9], values: [1, 65_535, 100] });
+    });
+    it("leaves long enough and empty vectors alone", () => {
+      expect(padToMinimum(w, all, 2)).to.equal(w);
+      expect(padToMinimum({ uids: [], values: [] }, all, 5)).to.deep.equal({ uids: [], values: [] });
+    });
+  });
+
   describe("epochs", () => {
     it("follows Subtensor's (block + netuid + 1) / (tempo + 1)", () => {
       expect(epochIndex(0, 92, 360)).to.equal(0);
@@ -117,6 +135,7 @@ describe("validator weights", () => {
       weightsVersionKey: 0n,
       tempo: 360,
       revealPeriodEpochs: 1,
+      minAllowedWeights: 1,
     };
     const w = { uids: [0], values: [65_535] };
     const commit = (commitBlock: number): PendingCommit => ({
