@@ -6,7 +6,7 @@ import { ChatRequest } from "../gen/tensorclaw/v1/chat.js";
 import type { ProbeRequest, ProbeResponse, ProbeServiceServer } from "../gen/tensorclaw/v1/probe.js";
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
 import { probePrompt } from "./probe-prompt.js";
-import type { SessionView, TunnelDispatcher } from "./tunnel-types.js";
+import type { InferenceCall, SessionView, TunnelDispatcher } from "./tunnel-types.js";
 
 /** Default probe deadline (probe.proto). */
 export const PROBE_DEFAULT_TIMEOUT_MS = 8000;
@@ -88,12 +88,18 @@ export class ProbeService {
           : `no tunnel of ${req.hotkey} offers ${req.model}`,
       );
     }
-    const model =
-      req.model !== ""
-        ? req.model
-        : ((session.models[Math.floor(this.#d.random() * session.models.length)] ?? session.models[0])?.id ??
-          "");
+    // A miner saturated by real traffic is busy, not dead: it is not probed
+    // (and not ghosted); the validator records nothing for it this round.
+    const spare = session.models.filter((m) => m.inFlight < m.maxConcurrency);
+    const choices = req.model === "" ? spare : spare.filter((m) => m.id === req.model);
+    const picked = choices[Math.min(choices.length - 1, Math.floor(this.#d.random() * choices.length))];
+    if (picked === undefined) {
+      throw new TensorClawError("no_capacity", `${req.hotkey} is at capacity; not probed`);
+    }
+    const model = picked.id;
     const result = await this.#run(session, model, timeoutMs);
+    if (result === "busy")
+      throw new TensorClawError("no_capacity", `${req.hotkey} is at capacity; not probed`);
     this.#d.dispatcher.setGhost(req.hotkey, !result.ok);
     this.#d.logger.info(
       { hotkey: req.hotkey, sessionId: session.sessionId, model, ok: result.ok, latencyMs: result.latencyMs },
@@ -102,7 +108,7 @@ export class ProbeService {
     return result;
   }
 
-  async #run(session: SessionView, model: string, timeoutMs: number): Promise<ProbeResponse> {
+  async #run(session: SessionView, model: string, timeoutMs: number): Promise<ProbeResponse | "busy"> {
     const chat = ChatRequest.fromPartial({
       messages: [{ role: "user", content: probePrompt(this.#d.random) }],
       maxTokens: PROBE_MAX_TOKENS,
@@ -116,12 +122,20 @@ export class ProbeService {
     const abort = new AbortController();
     // Our own guard: the call must end at the deadline even if the tunnel misbehaves.
     const guard = setTimeout(() => abort.abort(), timeoutMs + 50);
+    let call: InferenceCall;
     try {
-      const call = this.#d.dispatcher.dispatch(session.sessionId, model, chat, {
+      call = this.#d.dispatcher.dispatch(session.sessionId, model, chat, {
         deadlineMs: timeoutMs,
         signal: abort.signal,
         allowGhost: true,
       });
+    } catch (err) {
+      clearTimeout(guard);
+      // Full or gone between the snapshot and now: the router could not probe, the miner did not fail.
+      if (err instanceof TensorClawError && err.code === "no_capacity") return "busy";
+      throw err;
+    }
+    try {
       for await (const e of call.events) {
         if (e.type === "chunk") {
           if (
@@ -139,7 +153,7 @@ export class ProbeService {
         }
       }
     } catch (err) {
-      error = err instanceof TensorClawError ? `${err.code}: ${err.message}` : "dispatch failed";
+      error = err instanceof TensorClawError ? `${err.code}: ${err.message}` : "probe stream failed";
     } finally {
       clearTimeout(guard);
     }

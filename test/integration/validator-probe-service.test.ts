@@ -1,5 +1,6 @@
 import { credentials, Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { expect } from "chai";
+import { TensorClawError } from "../../common/errors.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import {
@@ -85,7 +86,9 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     expect(bad.error).to.match(/BACKEND_ERROR/);
     expect(stateOf(minerKey.address)).to.deep.equal(["ghost"]);
     // User traffic cannot reach a ghost.
-    expect(() => h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 1000 })).to.throw(/not taking requests/);
+    expect(() => h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 1000 })).to.throw(
+      /not taking requests/,
+    );
     fail = false;
     const good = await s.probe(req());
     expect(good).to.include({ ok: true, ghost: false, completionTokens: 1 });
@@ -107,6 +110,26 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     const res = await service().probe(req({ timeoutMs: 300 }));
     expect(res).to.include({ ok: false, ghost: true });
     expect(res.ttftMs).to.be.greaterThan(0);
+  });
+
+  it("does not probe (nor ghost) a miner saturated by real traffic", async () => {
+    const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 1, contextLength: 0 }], {
+      plan: () => ({ chunks: ["x"], end: "hang" }),
+    });
+    const user = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 5000 });
+    await m.miner.until(() => m.miner.requests.length === 1);
+    const err = await service()
+      .probe(req())
+      .then(
+        () => expect.fail("expected no_capacity"),
+        (e: unknown) => e,
+      );
+    expect(err).to.be.instanceOf(TensorClawError);
+    expect((err as TensorClawError).code).to.equal("no_capacity");
+    expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
+    // The probe never reached the miner.
+    expect(m.miner.requests).to.have.length(1);
+    user.cancel("test over");
   });
 
   it("answers NOT_FOUND and INVALID_ARGUMENT over gRPC", async () => {
