@@ -153,7 +153,8 @@ export class PolkadotChain implements Chain {
         resolve(o);
       };
       const timer = setTimeout(
-        () => finish({ ok: false, error: `not included within ${this.#inclusionTimeoutMs} ms` }),
+        () =>
+          finish({ ok: false, error: `not included within ${this.#inclusionTimeoutMs} ms`, uncertain: true }),
         this.#inclusionTimeoutMs,
       );
       const onStatus = (r: ISubmittableResult) => {

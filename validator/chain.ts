@@ -41,6 +41,8 @@ export type ExtrinsicOutcome =
       readonly ok: false;
       /** `Pallet.ErrorName` for a module error, else the dispatch error or RPC failure text. */
       readonly error: string;
+      /** The outcome is unknown (no inclusion seen in time): it may still land. */
+      readonly uncertain?: boolean;
       readonly blockHash?: string;
       readonly txHash?: string;
     };

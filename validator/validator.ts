@@ -67,6 +67,7 @@ const HOPELESS_REVEAL_ERRORS = new Set([
   "SubtensorModule.NoWeightsCommitFound",
   "SubtensorModule.InvalidRevealCommitHashNotMatch",
   "SubtensorModule.ExpiredWeightCommit",
+  "SubtensorModule.CommitRevealDisabled",
 ]);
 
 /** The validator: probe rounds, scoring passes and weight updates. */
@@ -228,9 +229,11 @@ export class Validator {
       // Stored before submitting: if we crash after the commit lands, a restart still reveals it.
       await store.addPendingCommit(pending);
       const outcome = await chain.commitWeights(netuid, hash);
-      if (!outcome.ok) {
+      // An uncertain commit may still land: keep it, so it is revealed if it did
+      // (a reveal of a commit that never landed fails once and is dropped).
+      if (!outcome.ok && outcome.uncertain !== true) {
         await store.removePendingCommits([hash]);
-      } else if (outcome.blockNumber >= 0) {
+      } else if (outcome.ok && outcome.blockNumber >= 0) {
         await store.addPendingCommit({ ...pending, commitBlock: outcome.blockNumber });
       }
       return outcome;
@@ -248,6 +251,21 @@ export class Validator {
   }
 
   /**
+   * Reveals a pending commit whose reveal epoch has come, without scoring
+   * (the loop calls it after every probe round, so a long weights interval
+   * cannot make a reveal miss its one-epoch window). Does nothing without a
+   * chain, in dry runs, or when nothing is pending.
+   */
+  async revealDue(): Promise<void> {
+    const { chain, store, settings } = this.#d;
+    if (chain === undefined || settings.dryRun || (await store.pendingCommits()).length === 0) return;
+    const mg = await chain.readMetagraph(settings.netuid);
+    const plan = planWeights(mg, this.#d.selfHotkey, await store.pendingCommits(), { uids: [], values: [] });
+    if (plan.expired.length > 0) await store.removePendingCommits(plan.expired.map((c) => c.hash));
+    if (plan.action.kind === "reveal") await this.#execute(chain, mg, plan.action, { uids: [], values: [] });
+  }
+
+  /**
    * Runs until `signal` aborts: a probe round every probe interval and a
    * scoring pass (with weights) every weights interval. A failing pass is
    * logged and the loop goes on.
@@ -259,6 +277,7 @@ export class Validator {
     while (!signal.aborted) {
       if (clock() >= nextProbe) {
         await this.#guard("probe round", () => this.probeRound());
+        await this.#guard("reveal check", () => this.revealDue());
         nextProbe = Math.max(nextProbe + settings.probeIntervalMs, clock());
       }
       if (signal.aborted) break;

@@ -282,6 +282,60 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
       expect(decode(2).method.method).to.equal("commitWeights");
     });
 
+    it("reveals a due commit from the probe loop's reveal check, without a scoring pass", async () => {
+      writeSubnet(api, provider, subnet({ commitReveal: true }));
+      const v = await validator();
+      await v.probeRound();
+      await v.scorePass({ submit: true, print: false });
+      const [p] = await (await FileStateStore.open(join(dir, "state.json"))).pendingCommits();
+      if (p === undefined) throw new Error("no pending commit");
+      await v.revealDue();
+      expect(provider.submitted).to.have.length(1);
+      provider.bestNumber = firstBlockOfEpoch(epochIndex(p.commitBlock, NETUID, 360) + 1, NETUID, 360);
+      await v.revealDue();
+      expect(provider.submitted).to.have.length(2);
+      expect(decode(1).method.method).to.equal("revealWeights");
+      expect(await (await FileStateStore.open(join(dir, "state.json"))).pendingCommits()).to.deep.equal([]);
+    });
+
+    it("keeps a commit whose inclusion was not seen in time, so it is still revealed if it landed", async () => {
+      writeSubnet(api, provider, subnet({ commitReveal: true }));
+      provider.holdInclusion = true;
+      const impatient = await connectPolkadotChain({
+        provider,
+        signer: validatorKey,
+        logger: silentLogger(),
+        inclusionTimeoutMs: 200,
+      });
+      try {
+        const v = new Validator({
+          router: client,
+          store: await FileStateStore.open(join(dir, "state.json")),
+          chain: impatient,
+          selfHotkey: validatorKey.address,
+          settings: {
+            netuid: NETUID,
+            dryRun: false,
+            probeConcurrency: 8,
+            probeTimeoutMs: 2000,
+            probeIntervalMs: 60_000,
+            weightsIntervalMs: 60_000,
+            latencyTiers: DEFAULT_LATENCY_TIERS,
+          },
+          clock: Date.now,
+          randomBytes: (n) => randomBytes(n),
+          logger: silentLogger(),
+          print: () => {},
+        });
+        await v.probeRound();
+        const r = await v.scorePass({ submit: true, print: false });
+        expect(r?.outcomes[0]).to.include({ ok: false, uncertain: true });
+        expect(await (await FileStateStore.open(join(dir, "state.json"))).pendingCommits()).to.have.length(1);
+      } finally {
+        await impatient.close();
+      }
+    });
+
     it("keeps a commit whose reveal failed for a retry, and drops one the chain says cannot match", async () => {
       writeSubnet(api, provider, subnet({ commitReveal: true }));
       const v = await validator();

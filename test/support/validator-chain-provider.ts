@@ -66,6 +66,8 @@ export class SubtensorTestProvider implements ProviderInterface {
   readonly calls: string[] = [];
   /** Current best block number; tests move it forward. */
   bestNumber: number;
+  /** While true, submitted extrinsics are accepted ("ready") but never put in a block. */
+  holdInclusion = false;
   /** While true every RPC fails, as when the node is down. */
   failing = false;
   /** Events of the block of each submitted extrinsic; set by the test once it has a registry. */
@@ -236,6 +238,10 @@ export class SubtensorTestProvider implements ProviderInterface {
       throw new Error(`SubtensorTestProvider: unsupported subscription ${method}`);
     }
     const hex = String(params[0]);
+    if (this.holdInclusion) {
+      setImmediate(() => cb(null, "ready"));
+      return id;
+    }
     this.bestNumber += 1;
     const n = this.bestNumber;
     const block: Block = {
