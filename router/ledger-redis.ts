@@ -95,6 +95,18 @@ export class LedgerKeys {
   }
 }
 
+/**
+ * ioredis options for the ledger's client: fail fast while disconnected
+ * (the recorder then spools) instead of queueing commands in memory, and
+ * keep reconnecting in the background.
+ */
+export const LEDGER_REDIS_OPTIONS = Object.freeze({
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  commandTimeout: 5000,
+  retryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
+});
+
 /** Default key prefix of the production ledger. */
 export const DEFAULT_LEDGER_PREFIX = "tc:";
 

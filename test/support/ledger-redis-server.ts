@@ -1,0 +1,89 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { freePort } from "./redis.js";
+
+/**
+ * A private redis-server WITH persistence (append-only file, fsync on every
+ * write), so a SIGKILL and restart keeps every write Redis acknowledged, as
+ * a production ledger Redis must. (test/support/redis.ts runs without
+ * persistence, which suits every other test.)
+ */
+export interface PersistentRedis {
+  readonly url: string;
+  kill(): Promise<void>;
+  /** Starts the server again after `kill` (no-op while it runs). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function waitForPing(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    c.on("error", () => {});
+    try {
+      await c.connect();
+      // While the AOF loads Redis answers LOADING; PING succeeds only after.
+      await c.ping();
+      c.disconnect();
+      return;
+    } catch (err) {
+      c.disconnect();
+      if (Date.now() > deadline) throw new Error(`redis at ${url} did not come up: ${String(err)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+/** Starts a persistent private redis-server on a free port. */
+export async function startPersistentRedis(): Promise<PersistentRedis> {
+  const dir = await mkdtemp(join(tmpdir(), "tc-ledger-redis-"));
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  let child: ChildProcess | undefined;
+  const launch = async () => {
+    // Restarting a running server would race a second one for the port.
+    if (child !== undefined && child.exitCode === null) return;
+    child = spawn(
+      "redis-server",
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        dir,
+      ],
+      { stdio: "ignore" },
+    );
+    await waitForPing(url, 10_000);
+  };
+  const kill = async () => {
+    const c = child;
+    child = undefined;
+    if (c === undefined || c.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once("exit", () => resolve());
+      c.kill("SIGKILL");
+    });
+  };
+  await launch();
+  return {
+    url,
+    kill,
+    restart: launch,
+    stop: async () => {
+      await kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
