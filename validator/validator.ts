@@ -3,7 +3,6 @@ import type { Logger } from "../common/logger.js";
 import type { ListMinersResponse } from "../gen/tensorclaw/v1/directory.js";
 import type { GetUsageResponse } from "../gen/tensorclaw/v1/usage.js";
 import type { Chain, ExtrinsicOutcome, Metagraph } from "./chain.js";
-import { commitHash, newSalt } from "./commit-hash.js";
 import type { LatencyTier } from "./latency-tiers.js";
 import { type ProbeRoundResult, type ProbeRouter, runProbeRound } from "./probe-round.js";
 import { RouterUnreachableError } from "./router-client.js";
@@ -12,7 +11,8 @@ import { formatScoreTable, type ScoreRow, scoreRows } from "./score-table.js";
 import { type MinerScore, scoreMiners } from "./scoring.js";
 import type { ValidatorStateStore } from "./state-store.js";
 import { computeWeights, padToMinimum, type WeightVector } from "./weights.js";
-import { type PendingCommit, planWeights, type WeightsAction } from "./weights-plan.js";
+import type { WeightsAction } from "./weights-plan.js";
+import { WeightsStep } from "./weights-step.js";
 
 /** The router calls a validator makes. */
 export interface ValidatorRouter extends ProbeRouter {
@@ -62,20 +62,27 @@ export interface ScorePassResult {
 
 const SKIP_MESSAGE = "router unreachable, not punishing miners";
 const WEEK_MS = 7 * 86_400_000;
-/** Chain errors after which a stored commit can never be revealed. */
-const HOPELESS_REVEAL_ERRORS = new Set([
-  "SubtensorModule.NoWeightsCommitFound",
-  "SubtensorModule.InvalidRevealCommitHashNotMatch",
-  "SubtensorModule.ExpiredWeightCommit",
-  "SubtensorModule.CommitRevealDisabled",
-]);
 
 /** The validator: probe rounds, scoring passes and weight updates. */
 export class Validator {
   readonly #d: ValidatorDeps;
+  readonly #weightsStep: WeightsStep | undefined;
 
   constructor(deps: ValidatorDeps) {
     this.#d = deps;
+    this.#weightsStep =
+      deps.chain === undefined
+        ? undefined
+        : new WeightsStep({
+            chain: deps.chain,
+            store: deps.store,
+            selfHotkey: deps.selfHotkey,
+            netuid: deps.settings.netuid,
+            dryRun: deps.settings.dryRun,
+            randomBytes: deps.randomBytes,
+            logger: deps.logger,
+            print: deps.print,
+          });
   }
 
   /** One probe round, stored. Undefined when the round was skipped (router unreachable). */
@@ -167,102 +174,21 @@ export class Validator {
       { miners: scores.length, weighted: weights.uids.length, block: mg?.block },
       "scoring pass finished",
     );
-    const actions: WeightsAction[] = [];
-    const outcomes: ExtrinsicOutcome[] = [];
-    if (chain !== undefined && mg !== undefined) {
-      await this.#weights(chain, mg, weights, opts, actions, outcomes);
-    }
+    const step =
+      mg === undefined || this.#weightsStep === undefined
+        ? { actions: [], outcomes: [] }
+        : await this.#weightsStep.run(mg, weights, opts);
     await store.pruneMiners(this.#d.clock() - (settings.historyRetentionMs ?? WEEK_MS));
-    return { scores, weights, rows: shown, metagraph: mg, actions, outcomes };
-  }
-
-  async #weights(
-    chain: Chain,
-    first: Metagraph,
-    weights: WeightVector,
-    opts: { submit: boolean; print: boolean },
-    actions: WeightsAction[],
-    outcomes: ExtrinsicOutcome[],
-  ): Promise<void> {
-    const { store, settings, selfHotkey, logger } = this.#d;
-    const submit = opts.submit && !settings.dryRun;
-    let mg = first;
-    // At most two steps: a due reveal, then (chain permitting) the next update.
-    for (let step = 0; step < 2; step++) {
-      const plan = planWeights(mg, selfHotkey, await store.pendingCommits(), weights);
-      if (plan.expired.length > 0) {
-        logger.warn({ hashes: plan.expired.map((c) => c.hash) }, "dropping commits past their reveal epoch");
-        if (submit) await store.removePendingCommits(plan.expired.map((c) => c.hash));
-      }
-      const a = plan.action;
-      actions.push(a);
-      if (opts.print) this.#d.print(`${describeAction(a, weights, mg, submit)}\n`);
-      if (!submit || a.kind === "wait") return;
-      const outcome = await this.#execute(chain, mg, a, weights);
-      outcomes.push(outcome);
-      if (opts.print) {
-        this.#d.print(
-          outcome.ok ? `  included in block ${outcome.blockHash}\n` : `  failed: ${outcome.error}\n`,
-        );
-      }
-      if (!outcome.ok || a.kind !== "reveal") return;
-      mg = await chain.readMetagraph(settings.netuid);
-    }
-  }
-
-  async #execute(chain: Chain, mg: Metagraph, a: WeightsAction, w: WeightVector): Promise<ExtrinsicOutcome> {
-    const { store, selfHotkey, logger } = this.#d;
-    const netuid = mg.netuid;
-    if (a.kind === "set") {
-      return chain.setWeights(netuid, w.uids, w.values, mg.weightsVersionKey);
-    }
-    if (a.kind === "commit") {
-      const salt = newSalt(this.#d.randomBytes);
-      const base = { hotkey: selfHotkey, netuid, uids: w.uids, values: w.values, salt };
-      const hash = commitHash({ ...base, versionKey: mg.weightsVersionKey });
-      const pending: PendingCommit = {
-        ...base,
-        versionKey: mg.weightsVersionKey.toString(),
-        hash,
-        commitBlock: mg.block,
-      };
-      // Stored before submitting: if we crash after the commit lands, a restart still reveals it.
-      await store.addPendingCommit(pending);
-      const outcome = await chain.commitWeights(netuid, hash);
-      // An uncertain commit may still land: keep it, so it is revealed if it did
-      // (a reveal of a commit that never landed fails once and is dropped).
-      if (!outcome.ok && outcome.uncertain !== true) {
-        await store.removePendingCommits([hash]);
-      } else if (outcome.ok && outcome.blockNumber >= 0) {
-        await store.addPendingCommit({ ...pending, commitBlock: outcome.blockNumber });
-      }
-      return outcome;
-    }
-    if (a.kind === "reveal") {
-      const c = a.commit;
-      const outcome = await chain.revealWeights(netuid, c.uids, c.values, c.salt, BigInt(c.versionKey));
-      if (outcome.ok || HOPELESS_REVEAL_ERRORS.has(outcome.error)) {
-        await store.removePendingCommits([c.hash]);
-      }
-      if (!outcome.ok) logger.error({ hash: c.hash, error: outcome.error }, "reveal failed");
-      return outcome;
-    }
-    throw new Error("nothing to execute");
+    return { scores, weights, rows: shown, metagraph: mg, ...step };
   }
 
   /**
    * Reveals a pending commit whose reveal epoch has come, without scoring
    * (the loop calls it after every probe round, so a long weights interval
-   * cannot make a reveal miss its one-epoch window). Does nothing without a
-   * chain, in dry runs, or when nothing is pending.
+   * cannot make a reveal miss its one-epoch window).
    */
   async revealDue(): Promise<void> {
-    const { chain, store, settings } = this.#d;
-    if (chain === undefined || settings.dryRun || (await store.pendingCommits()).length === 0) return;
-    const mg = await chain.readMetagraph(settings.netuid);
-    const plan = planWeights(mg, this.#d.selfHotkey, await store.pendingCommits(), { uids: [], values: [] });
-    if (plan.expired.length > 0) await store.removePendingCommits(plan.expired.map((c) => c.hash));
-    if (plan.action.kind === "reveal") await this.#execute(chain, mg, plan.action, { uids: [], values: [] });
+    await this.#weightsStep?.revealDue();
   }
 
   /**
@@ -301,21 +227,5 @@ export class Validator {
     } catch (err) {
       this.#d.logger.error({ err: err instanceof Error ? err.message : String(err) }, `${what} failed`);
     }
-  }
-}
-
-/** One line saying what the weights step does (or would do, in a dry run). */
-export function describeAction(a: WeightsAction, w: WeightVector, mg: Metagraph, submit: boolean): string {
-  const verb = submit ? "" : "dry run, would ";
-  const vec = `uids [${w.uids.join(",")}] values [${w.values.join(",")}]`;
-  switch (a.kind) {
-    case "wait":
-      return `weights: ${a.reason}`;
-    case "set":
-      return `weights: ${verb}set_weights(netuid ${mg.netuid}, ${vec}, version_key ${mg.weightsVersionKey}) as uid ${a.uid}`;
-    case "commit":
-      return `weights: ${verb}commit_weights(netuid ${mg.netuid}, hash of ${vec}) as uid ${a.uid}; reveal ${mg.revealPeriodEpochs} epoch(s) later`;
-    case "reveal":
-      return `weights: ${verb}reveal_weights(netuid ${mg.netuid}, commit ${a.commit.hash}) as uid ${a.uid}`;
   }
 }

@@ -1,0 +1,153 @@
+import type { Logger } from "../common/logger.js";
+import type { Chain, ExtrinsicOutcome, Metagraph } from "./chain.js";
+import { commitHash, newSalt } from "./commit-hash.js";
+import type { ValidatorStateStore } from "./state-store.js";
+import type { WeightVector } from "./weights.js";
+import { type PendingCommit, planWeights, type WeightsAction } from "./weights-plan.js";
+
+/** Chain errors after which a stored commit can never be revealed. */
+const HOPELESS_REVEAL_ERRORS = new Set([
+  "SubtensorModule.NoWeightsCommitFound",
+  "SubtensorModule.InvalidRevealCommitHashNotMatch",
+  "SubtensorModule.ExpiredWeightCommit",
+  "SubtensorModule.CommitRevealDisabled",
+]);
+
+/** What the weights step needs. */
+export interface WeightsStepDeps {
+  readonly chain: Chain;
+  readonly store: ValidatorStateStore;
+  readonly selfHotkey: string;
+  readonly netuid: number;
+  readonly dryRun: boolean;
+  readonly randomBytes: (n: number) => Uint8Array;
+  readonly logger: Logger;
+  readonly print: (text: string) => void;
+}
+
+/** What one weights step decided and submitted. */
+export interface WeightsStepResult {
+  readonly actions: readonly WeightsAction[];
+  readonly outcomes: readonly ExtrinsicOutcome[];
+}
+
+const NO_WEIGHTS: WeightVector = { uids: [], values: [] };
+
+/**
+ * Turns a weight vector into chain writes: set_weights, or commit_weights
+ * then (an epoch later) reveal_weights, as the chain state says (see
+ * planWeights). Pending commits live in the state store before they are
+ * submitted, so a crash or restart never orphans one.
+ */
+export class WeightsStep {
+  readonly #d: WeightsStepDeps;
+
+  constructor(deps: WeightsStepDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * Plans and (unless a dry run or `submit` is false) executes: at most a
+   * due reveal and then the next update, chain permitting.
+   */
+  async run(
+    first: Metagraph,
+    weights: WeightVector,
+    opts: { submit: boolean; print: boolean },
+  ): Promise<WeightsStepResult> {
+    const { chain, store, selfHotkey, logger, netuid } = this.#d;
+    const submit = opts.submit && !this.#d.dryRun;
+    const actions: WeightsAction[] = [];
+    const outcomes: ExtrinsicOutcome[] = [];
+    let mg = first;
+    for (let step = 0; step < 2; step++) {
+      const plan = planWeights(mg, selfHotkey, await store.pendingCommits(), weights);
+      if (plan.expired.length > 0) {
+        logger.warn({ hashes: plan.expired.map((c) => c.hash) }, "dropping commits past their reveal epoch");
+        if (submit) await store.removePendingCommits(plan.expired.map((c) => c.hash));
+      }
+      const a = plan.action;
+      actions.push(a);
+      if (opts.print) this.#d.print(`${describeAction(a, weights, mg, submit)}\n`);
+      if (!submit || a.kind === "wait") break;
+      const outcome = await this.#execute(mg, a, weights);
+      outcomes.push(outcome);
+      if (opts.print) {
+        this.#d.print(
+          outcome.ok ? `  included in block ${outcome.blockHash}\n` : `  failed: ${outcome.error}\n`,
+        );
+      }
+      if (!outcome.ok || a.kind !== "reveal") break;
+      mg = await chain.readMetagraph(netuid);
+    }
+    return { actions, outcomes };
+  }
+
+  /** Reveals a commit whose reveal epoch is now; does nothing in dry runs or when nothing is pending. */
+  async revealDue(): Promise<void> {
+    const { chain, store, netuid } = this.#d;
+    if (this.#d.dryRun || (await store.pendingCommits()).length === 0) return;
+    const mg = await chain.readMetagraph(netuid);
+    const plan = planWeights(mg, this.#d.selfHotkey, await store.pendingCommits(), NO_WEIGHTS);
+    if (plan.expired.length > 0) await store.removePendingCommits(plan.expired.map((c) => c.hash));
+    if (plan.action.kind === "reveal") await this.#execute(mg, plan.action, NO_WEIGHTS);
+  }
+
+  async #execute(mg: Metagraph, a: WeightsAction, w: WeightVector): Promise<ExtrinsicOutcome> {
+    const { chain, store, selfHotkey, logger } = this.#d;
+    const netuid = mg.netuid;
+    switch (a.kind) {
+      case "set":
+        return chain.setWeights(netuid, w.uids, w.values, mg.weightsVersionKey);
+      case "commit": {
+        const salt = newSalt(this.#d.randomBytes);
+        const base = { hotkey: selfHotkey, netuid, uids: w.uids, values: w.values, salt };
+        const hash = commitHash({ ...base, versionKey: mg.weightsVersionKey });
+        const pending: PendingCommit = {
+          ...base,
+          versionKey: mg.weightsVersionKey.toString(),
+          hash,
+          commitBlock: mg.block,
+        };
+        // Stored before submitting: if we crash after the commit lands, a restart still reveals it.
+        await store.addPendingCommit(pending);
+        const outcome = await chain.commitWeights(netuid, hash);
+        // An uncertain commit may still land: keep it, so it is revealed if it did
+        // (a reveal of a commit that never landed fails once and is dropped).
+        if (!outcome.ok && outcome.uncertain !== true) {
+          await store.removePendingCommits([hash]);
+        } else if (outcome.ok && outcome.blockNumber >= 0) {
+          await store.addPendingCommit({ ...pending, commitBlock: outcome.blockNumber });
+        }
+        return outcome;
+      }
+      case "reveal": {
+        const c = a.commit;
+        const outcome = await chain.revealWeights(netuid, c.uids, c.values, c.salt, BigInt(c.versionKey));
+        if (outcome.ok || HOPELESS_REVEAL_ERRORS.has(outcome.error)) {
+          await store.removePendingCommits([c.hash]);
+        }
+        if (!outcome.ok) logger.error({ hash: c.hash, error: outcome.error }, "reveal failed");
+        return outcome;
+      }
+      case "wait":
+        throw new Error("nothing to execute while waiting");
+    }
+  }
+}
+
+/** One line saying what the weights step does (or would do, in a dry run). */
+export function describeAction(a: WeightsAction, w: WeightVector, mg: Metagraph, submit: boolean): string {
+  const verb = submit ? "" : "dry run, would ";
+  const vec = `uids [${w.uids.join(",")}] values [${w.values.join(",")}]`;
+  switch (a.kind) {
+    case "wait":
+      return `weights: ${a.reason}`;
+    case "set":
+      return `weights: ${verb}set_weights(netuid ${mg.netuid}, ${vec}, version_key ${mg.weightsVersionKey}) as uid ${a.uid}`;
+    case "commit":
+      return `weights: ${verb}commit_weights(netuid ${mg.netuid}, hash of ${vec}) as uid ${a.uid}; reveal ${mg.revealPeriodEpochs} epoch(s) later`;
+    case "reveal":
+      return `weights: ${verb}reveal_weights(netuid ${mg.netuid}, commit ${a.commit.hash}) as uid ${a.uid}`;
+  }
+}
