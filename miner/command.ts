@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { defineCommand } from "../common/command.js";
 import { TensorClawError } from "../common/errors.js";
 import { type Hotkey, loadHotkey } from "../common/identity.js";
@@ -37,8 +38,19 @@ export const minerCommand = defineCommand({
       }
       throw err;
     }
+    let extraCaPem: string | undefined;
+    if (cfg.tlsCa !== undefined) {
+      try {
+        extraCaPem = await readFile(cfg.tlsCa, "utf8");
+      } catch (err) {
+        io.stderr(
+          `tensorclaw miner: invalid setting --tls-ca: cannot read ${cfg.tlsCa} (${(err as Error).message})\n`,
+        );
+        return 2;
+      }
+    }
     const logger = createLogger("miner", cfg.logLevel).child({ hotkey: hotkey.address });
-    const miner = new Miner(cfg, { hotkey, logger });
+    const miner = new Miner(cfg, { hotkey, logger, ...(extraCaPem === undefined ? {} : { extraCaPem }) });
     await miner.start();
     // Runs until told to stop. Then in-flight requests get a grace period to
     // finish (the routers stop sending new ones at once); a second signal cuts it short.

@@ -25,6 +25,8 @@ export interface MinerConfig {
   healthIntervalMs: number;
   /** How long a dial may take to reach Accept before the next transport is tried. */
   connectTimeoutMs: number;
+  /** PEM file of an extra CA trusted for grpcs:// and wss:// routers. */
+  tlsCa: string | undefined;
   logLevel: LogLevel;
 }
 
@@ -43,6 +45,7 @@ export const MINER_DEFAULTS: MinerConfig = {
   mnemonic: undefined,
   healthIntervalMs: 10_000,
   connectTimeoutMs: 10_000,
+  tlsCa: undefined,
   logLevel: "info",
 };
 
@@ -112,6 +115,12 @@ export const MINER_OPTIONS: OptionSpecs<MinerConfig> = {
     max: 600_000,
     description:
       "How long a tunnel may take from dial to Accept before auto falls back to the next transport.",
+  },
+  tlsCa: {
+    flag: "tls-ca",
+    kind: "string",
+    description:
+      "PEM file of an extra CA to trust for grpcs:// and wss:// routers (system roots stay trusted).",
   },
   logLevel: LOG_LEVEL_OPTION,
 };

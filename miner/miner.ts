@@ -14,7 +14,7 @@ import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.js";
 import type { MinerConfig } from "./config.js";
 import { ModelCatalog } from "./model-catalog.js";
 import { type Endpoint, planRouters } from "./router-endpoints.js";
-import { dialGrpc } from "./transport-grpc.js";
+import { dialGrpc, trustedRoots } from "./transport-grpc.js";
 import { dialWs } from "./transport-ws.js";
 import { TunnelClient } from "./tunnel-client.js";
 
@@ -32,6 +32,8 @@ export interface MinerDeps {
   readonly now?: () => number;
   /** Opens a channel; default: real gRPC / WebSocket dials. */
   readonly dial?: (endpoint: Endpoint, maxReceiveBytes: number) => FrameChannel;
+  /** PEM of an extra CA to trust for grpcs:// and wss:// (besides the public roots). */
+  readonly extraCaPem?: string;
 }
 
 /** The settings a miner reads (a subset of MinerConfig, so tests can build one by hand). */
@@ -58,10 +60,12 @@ export function backendFromSettings(s: Pick<MinerSettings, "backend" | "backendK
     : new OpenAIHttpBackend({ baseUrl: s.backend, apiKey: s.backendKey });
 }
 
-function realDial(endpoint: Endpoint, maxReceiveBytes: number): FrameChannel {
-  return endpoint.transport === "grpc"
-    ? dialGrpc(endpoint.target, { maxReceiveBytes })
-    : dialWs(endpoint.url, { maxReceiveBytes });
+function realDial(extraCaPem: string | undefined) {
+  const trustedCas = extraCaPem === undefined ? undefined : trustedRoots(extraCaPem);
+  return (endpoint: Endpoint, maxReceiveBytes: number): FrameChannel =>
+    endpoint.transport === "grpc"
+      ? dialGrpc(endpoint.target, { maxReceiveBytes, ...(trustedCas === undefined ? {} : { trustedCas }) })
+      : dialWs(endpoint.url, { maxReceiveBytes, ...(trustedCas === undefined ? {} : { trustedCas }) });
 }
 
 /** A running miner. */
@@ -88,7 +92,7 @@ export class Miner {
       timeoutMs: Math.min(settings.healthIntervalMs, 5000),
       logger: log,
     });
-    const dial = deps.dial ?? realDial;
+    const dial = deps.dial ?? realDial(deps.extraCaPem);
     const now = deps.now ?? Date.now;
     this.tunnels = planRouters(settings.router, settings.transport).map(
       (plan) =>

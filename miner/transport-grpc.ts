@@ -6,6 +6,7 @@
  * messages itself (so a bad message is a protocol fault it can name) and
  * the batcher hands over ready-made envelopes.
  */
+import { rootCertificates } from "node:tls";
 import {
   type ChannelCredentials,
   type ClientDuplexStream,
@@ -25,6 +26,15 @@ import {
 } from "../common/frame-channel.js";
 import { TunnelServiceService } from "../gen/tensorclaw/v1/tunnel.js";
 
+/**
+ * Node's bundled root CAs plus `extraPem`, as one PEM bundle. grpc-js given
+ * no roots does not pick up NODE_EXTRA_CA_CERTS, so an extra CA has to be
+ * passed explicitly, next to the public roots rather than instead of them.
+ */
+export function trustedRoots(extraPem?: string): string {
+  return [...rootCertificates, ...(extraPem === undefined ? [] : [extraPem])].join("\n");
+}
+
 /** Where a gRPC tunnel goes. */
 export interface GrpcTarget {
   readonly host: string;
@@ -36,8 +46,10 @@ export interface GrpcTarget {
 export interface GrpcDialOptions {
   /** Largest message accepted from the router, in bytes. */
   readonly maxReceiveBytes?: number;
-  /** TLS roots etc.; default: system roots when `tls`, plaintext otherwise. */
+  /** Channel credentials; default: plaintext, or TLS against `trustedCas` when `tls`. */
   readonly credentials?: ChannelCredentials;
+  /** PEM roots for TLS; default Node's bundled roots (see `trustedRoots`). */
+  readonly trustedCas?: string;
 }
 
 /** How long a normal close waits for the router to end the call before cancelling it. */
@@ -56,7 +68,11 @@ const RawTunnelClient = makeGenericClientConstructor(RAW_CONNECT, "tensorclaw.v1
 
 /** Opens a tunnel stream to `target`. Failures to connect surface as the channel closing. */
 export function dialGrpc(target: GrpcTarget, opts: GrpcDialOptions = {}): FrameChannel {
-  const creds = opts.credentials ?? (target.tls ? credentials.createSsl() : credentials.createInsecure());
+  const creds =
+    opts.credentials ??
+    (target.tls
+      ? credentials.createSsl(Buffer.from(opts.trustedCas ?? trustedRoots()))
+      : credentials.createInsecure());
   const host = target.host.includes(":") ? `[${target.host}]` : target.host;
   const client = new RawTunnelClient(`${host}:${target.port}`, creds, {
     "grpc.max_receive_message_length": opts.maxReceiveBytes ?? 16 * 1024 * 1024,

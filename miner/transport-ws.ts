@@ -28,6 +28,8 @@ export interface WsDialOptions {
   readonly highWaterBytes?: number;
   /** How long the opening handshake may take. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
+  /** PEM roots for wss://; default Node's roots (including NODE_EXTRA_CA_CERTS). */
+  readonly trustedCas?: string;
 }
 
 /** Opens a tunnel socket to `url` (ws:// or wss://). Failures surface as the channel closing. */
@@ -36,6 +38,7 @@ export function dialWs(url: string, opts: WsDialOptions = {}): FrameChannel {
     perMessageDeflate: false,
     maxPayload: opts.maxReceiveBytes ?? 16 * 1024 * 1024,
     handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
+    ...(opts.trustedCas === undefined ? {} : { ca: opts.trustedCas }),
   });
   const u = new URL(url);
   return new WsClientChannel(ws, u.host, opts.highWaterBytes ?? 1024 * 1024);

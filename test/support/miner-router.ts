@@ -5,6 +5,7 @@
  * miner sees when its router restarts.
  */
 import { createServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel-grpc.js";
@@ -19,9 +20,9 @@ export interface MinerTestRouter {
   readonly hub: TunnelHub;
   readonly grpcPort: number;
   readonly httpPort: number;
-  /** `grpc://127.0.0.1:<grpcPort>`. */
+  /** `grpc://127.0.0.1:<grpcPort>` (`grpcs://localhost:…` with TLS). */
   readonly grpcUrl: string;
-  /** `ws://127.0.0.1:<httpPort>/v1/tunnel`. */
+  /** `ws://127.0.0.1:<httpPort>/v1/tunnel` (`wss://localhost:…` with TLS). */
   readonly wsUrl: string;
   /** Hard stop: tunnels cut, servers gone (a crash). */
   crash(): Promise<void>;
@@ -33,8 +34,17 @@ export interface MinerTestRouter {
   close(): Promise<void>;
 }
 
-/** Starts a router endpoint on free ports. */
-export async function startMinerTestRouter(opts: Partial<TunnelHubOptions> = {}): Promise<MinerTestRouter> {
+/** PEM certificate and key to serve both ports over TLS. */
+export interface RouterTls {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** Starts a router endpoint on free ports (TLS on both when `tls` is given). */
+export async function startMinerTestRouter(
+  opts: Partial<TunnelHubOptions> = {},
+  tls?: RouterTls,
+): Promise<MinerTestRouter> {
   let hub!: TunnelHub;
   let grpc: GrpcServer | undefined;
   let http: HttpServer | undefined;
@@ -47,15 +57,23 @@ export async function startMinerTestRouter(opts: Partial<TunnelHubOptions> = {})
     const g = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes: hub.timings.maxMessageBytes }));
     addTunnelService(g, hub);
     grpcPort = await new Promise<number>((resolve, reject) => {
-      g.bindAsync(`127.0.0.1:${grpcPort}`, ServerCredentials.createInsecure(), (err, port) =>
+      const creds =
+        tls === undefined
+          ? ServerCredentials.createInsecure()
+          : ServerCredentials.createSsl(null, [
+              { cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) },
+            ]);
+      g.bindAsync(`127.0.0.1:${grpcPort}`, creds, (err, port) =>
         err === null ? resolve(port) : reject(err),
       );
     });
     grpc = g;
-    const h = createServer((_req, res) => {
+    const notFound = (_req: unknown, res: { statusCode: number; end(): void }) => {
       res.statusCode = 404;
       res.end();
-    });
+    };
+    // An https.Server is an http.Server as far as upgrades go.
+    const h = (tls === undefined ? createServer(notFound) : createHttpsServer(tls, notFound)) as HttpServer;
     ws = attachTunnelWs(h, hub, { maxMessageBytes: hub.timings.maxMessageBytes });
     await new Promise<void>((resolve, reject) => {
       h.once("error", reject);
@@ -89,10 +107,12 @@ export async function startMinerTestRouter(opts: Partial<TunnelHubOptions> = {})
       return httpPort;
     },
     get grpcUrl() {
-      return `grpc://127.0.0.1:${grpcPort}`;
+      return tls === undefined ? `grpc://127.0.0.1:${grpcPort}` : `grpcs://localhost:${grpcPort}`;
     },
     get wsUrl() {
-      return `ws://127.0.0.1:${httpPort}/v1/tunnel`;
+      return tls === undefined
+        ? `ws://127.0.0.1:${httpPort}/v1/tunnel`
+        : `wss://localhost:${httpPort}/v1/tunnel`;
     },
     crash: async () => {
       hub.close("router crashed");
