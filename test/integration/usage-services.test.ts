@@ -283,9 +283,13 @@ describe("validator services over a real gRPC server (signed calls, health, refl
     const stream = (
       reflection as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, unknown> }
     ).ServerReflectionInfo();
-    const answers: Record<string, unknown>[] = [];
+    interface Answer {
+      list_services_response?: { service: { name: string }[] };
+      file_descriptor_response?: { file_descriptor_proto: Buffer[] };
+    }
+    const answers: Answer[] = [];
     const done = new Promise<void>((resolve, reject) => {
-      stream.on("data", (d: Record<string, unknown>) => {
+      stream.on("data", (d: Answer) => {
         answers.push(d);
         if (answers.length === 2) stream.end();
       });
@@ -296,16 +300,13 @@ describe("validator services over a real gRPC server (signed calls, health, refl
     stream.write({ file_containing_symbol: "tensorclaw.v1.UsageReportService" });
     await done;
     reflection.close();
-    const names = ((answers[0] ?? {}).list_services_response as { service: { name: string }[] }).service.map(
-      (s) => s.name,
-    );
+    const names = answers[0]?.list_services_response?.service.map((s) => s.name);
     expect(names).to.include.members([
       "tensorclaw.v1.UsageReportService",
       "tensorclaw.v1.MinerDirectoryService",
       "grpc.health.v1.Health",
     ]);
-    const files = ((answers[1] ?? {}).file_descriptor_response as { file_descriptor_proto: Buffer[] })
-      .file_descriptor_proto;
+    const files = answers[1]?.file_descriptor_response?.file_descriptor_proto ?? [];
     expect(files.length).to.be.greaterThan(0);
     expect(Buffer.concat(files).toString("latin1")).to.include("GetUsageRequest");
   });
