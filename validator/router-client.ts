@@ -1,7 +1,6 @@
-import { type CallOptions, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { credentials, type ServiceError, status } from "@grpc/grpc-js";
 import type { Hotkey } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
-import { signValidatorCall } from "../common/signing.js";
 import {
   ListMinersRequest,
   type ListMinersResponse,
@@ -20,6 +19,7 @@ import {
   UsageReportServiceClient,
   UsageReportServiceService,
 } from "../gen/tensorclaw/v1/usage.js";
+import { signedCall } from "../router/validator-auth.js";
 
 /** Default probe deadline (the router's own default, see probe.proto). */
 export const PROBE_TIMEOUT_MS = 8000;
@@ -76,11 +76,12 @@ function describe(err: ServiceError): string {
 }
 
 /**
- * The validator's only way to the router: the generated gRPC stubs, every
- * call signed per probe.proto's validator call scheme (the signature covers
- * the exact serialized request, encoded once here with the same ts-proto
- * encoder the stub uses, so the bytes match). Several replicas that share
- * one ledger are tried in order; the last one that answered is tried first.
+ * The validator's only way to the router: the generated gRPC clients and
+ * method definitions, every call signed per probe.proto's validator call
+ * scheme through `signedCall`, which serializes the request once with the
+ * generated encoder, signs exactly those bytes and sends exactly those
+ * bytes. Several replicas that share one ledger are tried in order; the last
+ * one that answered is tried first.
  */
 export class RouterClient {
   readonly #replicas: readonly Replica[];
@@ -113,14 +114,6 @@ export class RouterClient {
     return this.#replicas[this.#active]?.url ?? "";
   }
 
-  #metadata(path: string, bytes: Uint8Array): Metadata {
-    const md = new Metadata();
-    for (const [k, v] of Object.entries(signValidatorCall(this.#signer, path, bytes, this.#clock()))) {
-      md.set(k, v);
-    }
-    return md;
-  }
-
   async #failover<T>(call: (r: Replica) => Promise<T>): Promise<T> {
     const attempts: string[] = [];
     for (let i = 0; i < this.#replicas.length; i++) {
@@ -140,36 +133,28 @@ export class RouterClient {
     throw new RouterUnreachableError(attempts);
   }
 
+  #sign<Req, Res>(
+    client: Replica[keyof Omit<Replica, "url">],
+    method: Parameters<typeof signedCall<Req, Res>>[1],
+    req: Req,
+    timeoutMs: number,
+  ): Promise<Res> {
+    return signedCall(client, method, req, this.#signer, { nowMs: this.#clock(), timeoutMs });
+  }
+
   /** Every open session (Directory), from the first replica that answers. */
   listMiners(): Promise<ListMinersResponse> {
     const req = ListMinersRequest.create();
-    const bytes = ListMinersRequest.encode(req).finish();
-    const path = MinerDirectoryServiceService.listMiners.path;
-    return this.#failover(
-      (r) =>
-        new Promise<ListMinersResponse>((resolve, reject) => {
-          r.directory.listMiners(
-            req,
-            this.#metadata(path, bytes),
-            this.#opts(this.#callTimeoutMs),
-            (e, res) => (e ? reject(e) : resolve(res)),
-          );
-        }),
+    return this.#failover((r) =>
+      this.#sign(r.directory, MinerDirectoryServiceService.listMiners, req, this.#callTimeoutMs),
     );
   }
 
   /** Usage over the window (default 24 h), from the first replica that answers. */
   getUsage(windowSeconds = 0, hotkeys: readonly string[] = []): Promise<GetUsageResponse> {
     const req = GetUsageRequest.create({ windowSeconds, hotkeys: [...hotkeys] });
-    const bytes = GetUsageRequest.encode(req).finish();
-    const path = UsageReportServiceService.getUsage.path;
-    return this.#failover(
-      (r) =>
-        new Promise<GetUsageResponse>((resolve, reject) => {
-          r.usage.getUsage(req, this.#metadata(path, bytes), this.#opts(this.#callTimeoutMs), (e, res) =>
-            e ? reject(e) : resolve(res),
-          );
-        }),
+    return this.#failover((r) =>
+      this.#sign(r.usage, UsageReportServiceService.getUsage, req, this.#callTimeoutMs),
     );
   }
 
@@ -178,27 +163,22 @@ export class RouterClient {
    * it: a miner's tunnel lives on one router). Never throws: a router fault
    * is reported as such so the miner is not punished for it.
    */
-  probe(hotkey: string, timeoutMs = PROBE_TIMEOUT_MS, model = ""): Promise<ProbeOutcome> {
+  async probe(hotkey: string, timeoutMs = PROBE_TIMEOUT_MS, model = ""): Promise<ProbeOutcome> {
     const r = this.#replicas[this.#active] as Replica;
     const req = ProbeRequest.create({ hotkey, model, timeoutMs });
-    const bytes = ProbeRequest.encode(req).finish();
-    const path = ProbeServiceService.probe.path;
-    return new Promise<ProbeOutcome>((resolve) => {
-      r.probe.probe(
+    try {
+      const response = await this.#sign(
+        r.probe,
+        ProbeServiceService.probe,
         req,
-        this.#metadata(path, bytes),
-        this.#opts(timeoutMs + PROBE_REPORT_SLACK_MS),
-        (e, res) => {
-          if (e === null) return resolve({ kind: "probed", response: res });
-          if (e.code === status.NOT_FOUND) return resolve({ kind: "absent", detail: describe(e) });
-          resolve({ kind: "router_error", detail: describe(e) });
-        },
+        timeoutMs + PROBE_REPORT_SLACK_MS,
       );
-    });
-  }
-
-  #opts(timeoutMs: number): Partial<CallOptions> {
-    return { deadline: new Date(Date.now() + timeoutMs) };
+      return { kind: "probed", response };
+    } catch (err) {
+      const detail = isServiceError(err) ? describe(err) : String(err);
+      if (isServiceError(err) && err.code === status.NOT_FOUND) return { kind: "absent", detail };
+      return { kind: "router_error", detail };
+    }
   }
 
   /** Closes every channel. */
