@@ -3,9 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { expect } from "chai";
+import { Redis } from "ioredis";
 import { hotkeyFromMnemonic, initCrypto } from "../../common/identity.js";
 import { runCli } from "../support/cli.js";
-import { freePort } from "../support/redis.js";
+import { freePort, startRedis } from "../support/redis.js";
 import { okProbe, type RouterStandIn, session, startRouterStandIn } from "../support/validator-router.js";
 
 describe("tensorclaw validator (child process)", () => {
@@ -91,5 +92,25 @@ describe("tensorclaw validator (child process)", () => {
     );
     expect(r.code).to.equal(1);
     expect(r.stderr).to.contain(`cannot reach Subtensor at ${chain}`);
+  });
+
+  it("keeps its history in Redis with --redis-url, namespaced by its hotkey", async () => {
+    const redis = await startRedis();
+    const c = new Redis(redis.url);
+    try {
+      const r = await runCli(
+        ["validator", "--once", "--dry-run", "--router", router.url, "--redis-url", redis.url],
+        env(),
+      );
+      expect(r.code).to.equal(0);
+      const keys = (await c.keys("tc:validator:*")).sort();
+      expect(keys).to.include(`tc:validator:{${address}}:probes:5MINER`);
+      const stored = await c.lrange(`tc:validator:{${address}}:probes:5MINER`, 0, -1);
+      expect(stored).to.have.length(1);
+      expect(JSON.parse(stored[0] ?? "{}")).to.include({ ok: true, latencyMs: 30 });
+    } finally {
+      c.disconnect();
+      await redis.stop();
+    }
   });
 });
