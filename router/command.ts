@@ -1,8 +1,9 @@
-import { defineCommand } from "../common/command.js";
+import { type Command, defineCommand } from "../common/command.js";
 import { parseRouterCommand, ROUTER_DEFAULTS, ROUTER_OPTIONS } from "./config.js";
+import { tiersCommand } from "./tiers-command.js";
 
 /** `tensorclaw router`. */
-export const routerCommand = defineCommand({
+const serveCommand = defineCommand({
   name: "router",
   summary: "Run the router: OpenAI-compatible API, miner tunnels, usage ledger, validator services.",
   usage: "tensorclaw router [options]",
@@ -18,3 +19,9 @@ export const routerCommand = defineCommand({
     return 1;
   },
 });
+
+/** `tensorclaw router`, and `tensorclaw router tiers …` for the ledger's tier multipliers. */
+export const routerCommand: Command = {
+  ...serveCommand,
+  run: (argv, io) => (argv[0] === "tiers" ? tiersCommand.run(argv.slice(1), io) : serveCommand.run(argv, io)),
+};

@@ -1,0 +1,160 @@
+import { Redis } from "ioredis";
+import { defineCommand } from "../common/command.js";
+import { type OptionSpecs, parseCommand } from "../common/config.js";
+import { TensorClawError } from "../common/errors.js";
+import { checkModelId, checkMultiplier, DEFAULT_LEDGER_OPTIONS, DEFAULT_TIER_MULTIPLIER } from "./ledger.js";
+import { appendTierLine, DEFAULT_EMBEDDED_LEDGER_FILE, readTierLines } from "./ledger-embedded.js";
+import { DEFAULT_LEDGER_PREFIX, RedisLedger } from "./ledger-redis.js";
+
+/** Settings of `tensorclaw router tiers`. */
+export interface TiersConfig {
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  ledgerFile: string;
+}
+
+/** Defaults, in one place. */
+export const TIERS_DEFAULTS: TiersConfig = {
+  redisUrl: undefined,
+  redisPrefix: DEFAULT_LEDGER_PREFIX,
+  ledgerFile: DEFAULT_EMBEDDED_LEDGER_FILE,
+};
+
+/** Flags and environment variables of `tensorclaw router tiers`. */
+export const TIERS_OPTIONS: OptionSpecs<TiersConfig> = {
+  redisUrl: {
+    flag: "redis-url",
+    kind: "url",
+    env: "REDIS_URL",
+    schemes: ["redis", "rediss"],
+    description: "Redis of the usage ledger; without it the embedded ledger's file is changed.",
+  },
+  redisPrefix: {
+    flag: "redis-prefix",
+    kind: "string",
+    description: "Key prefix of the ledger in Redis.",
+  },
+  ledgerFile: {
+    flag: "ledger-file",
+    kind: "string",
+    description: "Journal file of the embedded ledger (used without --redis-url).",
+  },
+};
+
+/** Parses a multiplier argument strictly (plain decimal, no hex/exponent surprises). */
+export function parseMultiplier(text: string): number {
+  if (!/^\d+(\.\d+)?$/.test(text)) {
+    throw new TensorClawError(
+      "invalid_request",
+      `multiplier must be a plain decimal number, got ${JSON.stringify(text)}`,
+    );
+  }
+  return checkMultiplier(Number(text));
+}
+
+/** Where tiers are kept: Redis or the embedded journal. */
+interface TierStore {
+  list(): Promise<ReadonlyMap<string, number>>;
+  set(model: string, multiplier: number): Promise<void>;
+  remove(model: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+async function redisStore(url: string, prefix: string): Promise<TierStore> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    retryStrategy: () => null,
+  });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+  } catch (cause) {
+    redis.disconnect();
+    throw new TensorClawError("unavailable", `cannot reach Redis at ${new URL(url).host}`, { cause });
+  }
+  const ledger = new RedisLedger(redis, DEFAULT_LEDGER_OPTIONS, prefix);
+  return {
+    list: () => ledger.tiers(),
+    set: (model, m) => ledger.setTier(model, m, Date.now()),
+    remove: (model) => ledger.removeTier(model, Date.now()),
+    close: async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+function fileStore(path: string): TierStore {
+  return {
+    list: () => readTierLines(path),
+    set: (model, m) => appendTierLine(path, model, m, Date.now()),
+    remove: async (model) => {
+      if (!(await readTierLines(path)).has(model)) return false;
+      await appendTierLine(path, model, null, Date.now());
+      return true;
+    },
+    close: async () => {},
+  };
+}
+
+const USAGE = "tensorclaw router tiers set <model> <multiplier> | list | remove <model> [options]";
+
+/** `tensorclaw router tiers`: the model → tier multiplier map of the usage ledger. */
+export const tiersCommand = defineCommand({
+  name: "router tiers",
+  summary: "Set, list or remove model tier multipliers of the usage ledger.",
+  usage: USAGE,
+  description:
+    "Business points = tokens / 10,000 × the model's tier multiplier; models without an entry count 1.\n" +
+    "Changes go to Redis (--redis-url / REDIS_URL, audited in <prefix>{tiers}:log) or, without it, to the\n" +
+    "embedded ledger's journal file (a running embedded router applies them at its next start).",
+  options: TIERS_OPTIONS,
+  defaults: TIERS_DEFAULTS,
+  parse: (argv, env) => parseCommand(TIERS_OPTIONS, TIERS_DEFAULTS, argv, env),
+  main: async (parsed, io) => {
+    const [action, ...args] = parsed.positionals;
+    const usageError = (why: string) => {
+      io.stderr(`tensorclaw router tiers: ${why}\nUsage: ${USAGE}\n`);
+      return 2;
+    };
+    const arity: Record<string, number> = { set: 2, list: 0, remove: 1 };
+    if (action === undefined || arity[action] === undefined)
+      return usageError("expected set, list or remove");
+    if (args.length !== arity[action]) return usageError(`${action} takes ${arity[action]} argument(s)`);
+    let model = "";
+    let multiplier = DEFAULT_TIER_MULTIPLIER;
+    try {
+      if (action !== "list") model = checkModelId(args[0] as string);
+      if (action === "set") multiplier = parseMultiplier(args[1] as string);
+    } catch (err) {
+      return usageError((err as Error).message);
+    }
+    const cfg = parsed.config;
+    const store =
+      cfg.redisUrl === undefined
+        ? fileStore(cfg.ledgerFile)
+        : await redisStore(cfg.redisUrl, cfg.redisPrefix);
+    try {
+      if (action === "list") {
+        const tiers = await store.list();
+        if (tiers.size === 0) io.stdout("no tiers set: every model has multiplier 1\n");
+        for (const [m, x] of tiers) io.stdout(`${m}\t${x}\n`);
+        return 0;
+      }
+      if (action === "set") {
+        await store.set(model, multiplier);
+        io.stdout(`${model}\t${multiplier}\n`);
+        return 0;
+      }
+      if (await store.remove(model)) {
+        io.stdout(`removed ${model} (multiplier ${DEFAULT_TIER_MULTIPLIER} from now on)\n`);
+        return 0;
+      }
+      io.stderr(`tensorclaw router tiers: no tier entry for ${model}\n`);
+      return 1;
+    } finally {
+      await store.close();
+    }
+  },
+});
