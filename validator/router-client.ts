@@ -6,6 +6,8 @@ import {
   type ListMinersResponse,
   MinerDirectoryServiceClient,
   MinerDirectoryServiceService,
+  type MinerSession,
+  MinerState,
 } from "../gen/tensorclaw/v1/directory.js";
 import {
   ProbeRequest,
@@ -90,6 +92,8 @@ export class RouterClient {
   readonly #clock: () => number;
   readonly #callTimeoutMs: number;
   #active = 0;
+  /** Replica index holding each miner, from the last directory listing. */
+  #where = new Map<string, number>();
 
   constructor(urls: readonly string[], opts: RouterClientOptions) {
     if (urls.length === 0) throw new Error("at least one router URL is needed");
@@ -142,12 +146,62 @@ export class RouterClient {
     return signedCall(client, method, req, this.#signer, { nowMs: this.#clock(), timeoutMs });
   }
 
-  /** Every open session (Directory), from the first replica that answers. */
-  listMiners(): Promise<ListMinersResponse> {
+  /**
+   * Every open session on every replica that answers (a miner's tunnels live
+   * on the routers it dialled, so one replica's directory is not the whole
+   * picture), ordered by hotkey then session id. Remembers which replica
+   * holds each miner, so its probe goes there. Throws RouterUnreachableError
+   * only when no replica answers.
+   */
+  async listMiners(): Promise<ListMinersResponse> {
     const req = ListMinersRequest.create();
-    return this.#failover((r) =>
-      this.#sign(r.directory, MinerDirectoryServiceService.listMiners, req, this.#callTimeoutMs),
+    const results = await Promise.allSettled(
+      this.#replicas.map((r) =>
+        this.#sign(r.directory, MinerDirectoryServiceService.listMiners, req, this.#callTimeoutMs),
+      ),
     );
+    const attempts: string[] = [];
+    const listed: { index: number; sessions: readonly MinerSession[] }[] = [];
+    let reportTimeMs = 0n;
+    results.forEach((res, index) => {
+      const url = this.#replicas[index]?.url ?? "";
+      if (res.status === "fulfilled") {
+        listed.push({ index, sessions: res.value.sessions });
+        if (res.value.reportTimeMs > reportTimeMs) reportTimeMs = res.value.reportTimeMs;
+        return;
+      }
+      const detail = isServiceError(res.reason) ? describe(res.reason) : String(res.reason);
+      this.#log.warn({ router: url, err: detail }, "router directory call failed");
+      attempts.push(`${url} (${detail})`);
+    });
+    const first = listed[0];
+    if (first === undefined) throw new RouterUnreachableError(attempts);
+    this.#active = first.index;
+    // Earlier replicas win, but one where the miner can be probed beats one where it cannot.
+    const where = new Map<string, number>();
+    const probeable = (st: MinerState) =>
+      st === MinerState.MINER_STATE_ACTIVE || st === MinerState.MINER_STATE_GHOST;
+    for (const pass of [true, false]) {
+      for (const l of listed) {
+        for (const s of l.sessions) {
+          if (!where.has(s.hotkey) && (!pass || probeable(s.state))) where.set(s.hotkey, l.index);
+        }
+      }
+    }
+    this.#where = where;
+    const sessions = listed.flatMap((l) => l.sessions);
+    sessions.sort((a, b) =>
+      a.hotkey !== b.hotkey
+        ? a.hotkey < b.hotkey
+          ? -1
+          : 1
+        : a.sessionId < b.sessionId
+          ? -1
+          : a.sessionId > b.sessionId
+            ? 1
+            : 0,
+    );
+    return { sessions, reportTimeMs };
   }
 
   /** Usage over the window (default 24 h), from the first replica that answers. */
@@ -159,12 +213,12 @@ export class RouterClient {
   }
 
   /**
-   * Probes one miner on the active replica (the one whose directory listed
-   * it: a miner's tunnel lives on one router). Never throws: a router fault
-   * is reported as such so the miner is not punished for it.
+   * Probes one miner on the replica whose directory listed it (its tunnel
+   * lives there), else the active one. Never throws: a router fault is
+   * reported as such so the miner is not punished for it.
    */
   async probe(hotkey: string, timeoutMs = PROBE_TIMEOUT_MS, model = ""): Promise<ProbeOutcome> {
-    const r = this.#replicas[this.#active] as Replica;
+    const r = this.#replicas[this.#where.get(hotkey) ?? this.#active] as Replica;
     const req = ProbeRequest.create({ hotkey, model, timeoutMs });
     try {
       const response = await this.#sign(

@@ -73,6 +73,23 @@ describe("validator router client (real gRPC servers)", () => {
     expect(up.calls.map((x) => x.method)).to.include("/tensorclaw.v1.ProbeService/Probe");
   });
 
+  it("lists miners on every replica and probes each where its tunnel is", async () => {
+    const r1 = await server({
+      sessions: [session("5A"), session("5C", { state: MinerState.MINER_STATE_DRAINING })],
+    });
+    const r2 = await server({ sessions: [session("5B"), session("5C")] });
+    const down = `grpc://127.0.0.1:${await freePort()}`;
+    const c = client([down, r1.url, r2.url]);
+    const list = await c.listMiners();
+    expect(list.sessions.map((x) => x.hotkey)).to.deep.equal(["5A", "5B", "5C", "5C"]);
+    await runProbeRound(c, { concurrency: 4, timeoutMs: 1000, clock: Date.now, logger: silentLogger() });
+    const probed = (s: RouterStandIn) =>
+      s.calls.filter((x) => x.method.endsWith("/Probe")).map((x) => (x.request as { hotkey: string }).hotkey);
+    expect(probed(r1)).to.deep.equal(["5A"]);
+    // 5C is draining on r1 but active on r2: probed where it can answer.
+    expect(probed(r2).sort()).to.deep.equal(["5B", "5C"]);
+  });
+
   it("fails over when a replica refuses the validator, and says why when all do", async () => {
     const refusing = await server({ allowed: new Set(["5SOMEONE_ELSE"]) });
     const ok = await server({});
