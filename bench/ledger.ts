@@ -1,0 +1,242 @@
+// Usage-ledger benchmark: `npm run bench:ledger [-- --quick] [-- --json <file>]`.
+//
+// Measures, against a private local redis-server started for the run:
+//   1. redis-benchmark baselines (SET and INCR, plain and -P 16 pipelined);
+//   2. usage events/s recorded through the real UsageSink (UsageRecorder ->
+//      RedisLedger), 256 miners x 10 models, target >= 50,000/s;
+//   3. GetUsage over 256 miners x 10 models with a history of buckets, both
+//      in process and as a signed gRPC call, target median <= 50 ms;
+//   4. Redis memory per (miner, model) from INFO memory before/after.
+// Prints a table of medians; the machine is noisy, so each figure is the
+// median of several runs.
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import { Redis } from "ioredis";
+import { hotkeyFromMnemonic, initCrypto } from "../common/identity.js";
+import {
+  GetUsageRequest,
+  UsageReportServiceClient,
+  UsageReportServiceService,
+} from "../gen/tensorclaw/v1/usage.js";
+import { DEFAULT_LEDGER_OPTIONS } from "../router/ledger.js";
+import { LEDGER_REDIS_OPTIONS, RedisLedger } from "../router/ledger-redis.js";
+import type { UsageEvent } from "../router/usage-event.js";
+import { UsageRecorder } from "../router/usage-recorder.js";
+import { getUsage, usageService } from "../router/usage-service.js";
+import { allowList, signedCall, ValidatorAuth } from "../router/validator-auth.js";
+import { randomPrefix, startRedis } from "../test/support/redis.js";
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const jsonAt = args.indexOf("--json");
+const jsonFile = jsonAt === -1 ? undefined : args[jsonAt + 1];
+
+const MINERS = 256;
+const MODELS = 10;
+const RUNS = quick ? 2 : 5;
+const EVENTS_PER_RUN = quick ? 20_000 : 200_000;
+const HISTORY_BUCKETS = quick ? 5 : 60;
+const READS = quick ? 5 : 21;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function redisBenchmark(port: number, pipeline: number): Record<string, number> {
+  const n = quick ? "20000" : "100000";
+  const r = spawnSync(
+    "redis-benchmark",
+    ["-p", String(port), "-q", "-t", "set,incr", "-n", n, "-P", String(pipeline)],
+    { encoding: "utf8" },
+  );
+  const out: Record<string, number> = {};
+  // Lines look like "SET: 35211.27 requests per second, p50=..." (after \r progress).
+  for (const line of r.stdout.split(/[\r\n]/)) {
+    const m = /^(SET|INCR): ([\d.]+) requests per second/.exec(line.trim());
+    if (m) out[m[1] as string] = Number(m[2]);
+  }
+  return out;
+}
+
+function hk(i: number): string {
+  return `5Bench${String(i).padStart(4, "0")}`;
+}
+
+async function usedMemory(redis: Redis): Promise<number> {
+  const info = await redis.info("memory");
+  return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
+}
+
+const redisServer = await startRedis();
+const port = redisServer.port;
+const client = new Redis(redisServer.url, { ...LEDGER_REDIS_OPTIONS });
+await new Promise((r) => client.once("ready", r));
+const results: Record<string, number> = {};
+
+try {
+  // 1. Baselines, measured in this run on this machine.
+  const plain = redisBenchmark(port, 1);
+  const piped = redisBenchmark(port, 16);
+  results.redisSetPerS = plain.SET ?? 0;
+  results.redisIncrPerS = plain.INCR ?? 0;
+  results.redisSetP16PerS = piped.SET ?? 0;
+  results.redisIncrP16PerS = piped.INCR ?? 0;
+
+  // 2. Recorder throughput: the request path calls record() and moves on.
+  const rates: number[] = [];
+  let seq = 0;
+  for (let run = 0; run < RUNS; run++) {
+    const ledger = new RedisLedger(client, DEFAULT_LEDGER_OPTIONS, randomPrefix());
+    const recorder = new UsageRecorder({ ledger });
+    const t0 = performance.now();
+    const now = Date.now();
+    for (let i = 0; i < EVENTS_PER_RUN; i++) {
+      seq++;
+      const e: UsageEvent = {
+        requestId: `bench-${run}-${seq}`,
+        minerHotkey: hk(seq % MINERS),
+        model: `model-${(seq * 7) % MODELS}`,
+        promptTokens: 200 + (seq % 300),
+        completionTokens: 50 + (seq % 150),
+        outcome: "completed",
+        startedAtMs: now - 500,
+        finishedAtMs: now,
+      };
+      recorder.record(e);
+      // Yield like a server between request completions.
+      if (i % 2000 === 1999) await new Promise((r) => setImmediate(r));
+    }
+    await recorder.idle();
+    const s = (performance.now() - t0) / 1000;
+    const st = recorder.stats();
+    if (st.counted !== EVENTS_PER_RUN) throw new Error(`counted ${st.counted} of ${EVENTS_PER_RUN}`);
+    rates.push(EVENTS_PER_RUN / s);
+  }
+  results.recordEventsPerS = median(rates);
+
+  // 3 + 4. History for 256 x 10 pairs; memory before/after; then reads.
+  const prefix = randomPrefix();
+  const ledger = new RedisLedger(client, DEFAULT_LEDGER_OPTIONS, prefix);
+  const before = await usedMemory(client);
+  const now = Date.now();
+  const bucket = DEFAULT_LEDGER_OPTIONS.bucketMs;
+  let n = 0;
+  for (let b = HISTORY_BUCKETS - 1; b >= 0; b--) {
+    const batch: UsageEvent[] = [];
+    for (let m = 0; m < MINERS; m++) {
+      for (let k = 0; k < MODELS; k++) {
+        n++;
+        batch.push({
+          requestId: `hist-${n}`,
+          minerHotkey: hk(m),
+          model: `model-${k}`,
+          promptTokens: 100 + ((m + k) % 50),
+          completionTokens: 20 + (m % 30),
+          outcome: "completed",
+          startedAtMs: now - b * bucket - 1,
+          finishedAtMs: now - b * bucket,
+        });
+      }
+    }
+    for (let i = 0; i < batch.length; i += 2560) await ledger.record(batch.slice(i, i + 2560), now);
+  }
+  const withIds = await usedMemory(client);
+  // Drop the idempotency markers to see the bucket data alone.
+  let cursor = "0";
+  do {
+    const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*:id:*`, "COUNT", 5000);
+    cursor = next;
+    if (keys.length > 0) await client.unlink(...keys);
+  } while (cursor !== "0");
+  await new Promise((r) => setTimeout(r, 200)); // lazy-free runs in the background
+  const dataOnly = await usedMemory(client);
+  const pairs = MINERS * MODELS;
+  results.historyBuckets = HISTORY_BUCKETS;
+  results.bytesPerPair = (dataOnly - before) / pairs;
+  results.bytesPerPairBucket = (dataOnly - before) / pairs / HISTORY_BUCKETS;
+  results.bytesPerPairFullDay = results.bytesPerPairBucket * (DEFAULT_LEDGER_OPTIONS.retentionMs / bucket);
+  results.bytesPerIdMarker = (withIds - dataOnly) / n;
+
+  const inProc: number[] = [];
+  const hour: number[] = [];
+  for (let i = 0; i < READS; i++) {
+    const t0 = performance.now();
+    const res = await getUsage({ ledger }, GetUsageRequest.fromPartial({}));
+    inProc.push(performance.now() - t0);
+    if (res.miners.length !== MINERS) throw new Error(`GetUsage saw ${res.miners.length} miners`);
+    const t1 = performance.now();
+    await getUsage({ ledger }, GetUsageRequest.fromPartial({ windowSeconds: 1800 }));
+    hour.push(performance.now() - t1);
+  }
+  results.getUsage24hMs = median(inProc);
+  results.getUsage30minMs = median(hour);
+
+  // The same through a real gRPC server with a signed call.
+  await initCrypto();
+  const validator = await hotkeyFromMnemonic(
+    "bottom drive obey lake curtain smoke basket hold race lonely fit walk//bench",
+  );
+  const auth = new ValidatorAuth({ authorize: allowList([validator.address]) });
+  const server = new grpc.Server();
+  const wrapped = auth.wrap(UsageReportServiceService, usageService({ ledger }));
+  server.addService(wrapped.definition, wrapped.implementation);
+  const gport = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  const grpcClient = new UsageReportServiceClient(`127.0.0.1:${gport}`, grpc.credentials.createInsecure());
+  const overGrpc: number[] = [];
+  for (let i = 0; i < READS; i++) {
+    const t0 = performance.now();
+    await signedCall(
+      grpcClient,
+      UsageReportServiceService.getUsage,
+      GetUsageRequest.fromPartial({}),
+      validator,
+    );
+    overGrpc.push(performance.now() - t0);
+  }
+  results.getUsageGrpcMs = median(overGrpc);
+  grpcClient.close();
+  await new Promise<void>((r) => server.tryShutdown(() => r()));
+} finally {
+  client.disconnect();
+  await redisServer.stop();
+}
+
+const f = (x: number | undefined, d = 0) => (x ?? 0).toLocaleString("en-US", { maximumFractionDigits: d });
+const rows: [string, string, string][] = [
+  ["redis-benchmark SET (plain)", `${f(results.redisSetPerS)} ops/s`, "baseline"],
+  ["redis-benchmark INCR (plain)", `${f(results.redisIncrPerS)} ops/s`, "baseline"],
+  ["redis-benchmark SET -P 16", `${f(results.redisSetP16PerS)} ops/s`, "baseline"],
+  ["redis-benchmark INCR -P 16", `${f(results.redisIncrP16PerS)} ops/s`, "baseline"],
+  [
+    `usage events recorded (${MINERS}x${MODELS}, median of ${RUNS})`,
+    `${f(results.recordEventsPerS)} events/s`,
+    (results.recordEventsPerS ?? 0) >= 50_000 ? "target >= 50,000: met" : "target >= 50,000: MISSED",
+  ],
+  [
+    `GetUsage 24 h, ${MINERS}x${MODELS} (in process)`,
+    `${f(results.getUsage24hMs, 1)} ms`,
+    (results.getUsage24hMs ?? 99) <= 50 ? "target <= 50 ms: met" : "target <= 50 ms: MISSED",
+  ],
+  [`GetUsage 30 min window (in process)`, `${f(results.getUsage30minMs, 1)} ms`, ""],
+  [
+    `GetUsage 24 h over signed gRPC`,
+    `${f(results.getUsageGrpcMs, 1)} ms`,
+    (results.getUsageGrpcMs ?? 99) <= 50 ? "target <= 50 ms: met" : "target <= 50 ms: MISSED",
+  ],
+  [`Redis bytes per (miner, model), ${HISTORY_BUCKETS} buckets`, `${f(results.bytesPerPair)} B`, ""],
+  ["Redis bytes per (miner, model) per bucket", `${f(results.bytesPerPairBucket)} B`, ""],
+  ["  extrapolated to a full 24 h of 1-min buckets", `${f(results.bytesPerPairFullDay)} B`, ""],
+  ["Redis bytes per idempotency marker (per request, 24 h)", `${f(results.bytesPerIdMarker)} B`, ""],
+];
+const w0 = Math.max(...rows.map((r) => r[0].length));
+const w1 = Math.max(...rows.map((r) => r[1].length));
+console.log(`\nUsage ledger benchmark${quick ? " (quick)" : ""}: medians, same machine, same run\n`);
+for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`);
+if (jsonFile !== undefined) writeFileSync(jsonFile, `${JSON.stringify({ quick, ...results }, null, 2)}\n`);
