@@ -113,13 +113,13 @@ export class TunnelSession {
 
   /** Starts the session; resolves once the tunnel has ended. */
   run(): Promise<SessionEnd> {
-    const ch = this.#d.channel;
-    ch.start({
+    // Armed first: `start` may deliver buffered frames (or the close) at once.
+    this.#arm(this.#d.handshakeTimeoutMs, "no challenge from the router");
+    this.#d.channel.start({
       message: (bytes) => this.#onMessage(bytes),
       drain: () => this.#onDrain(),
       closed: (info) => this.#onClosed(info),
     });
-    this.#arm(this.#d.handshakeTimeoutMs, "no challenge from the router");
     return this.#done;
   }
 
