@@ -3,8 +3,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import { Redis } from "ioredis";
 import OpenAI, { APIError } from "openai";
-import { type ApiKeys, FileApiKeyStore } from "../../router/api-keys.js";
+import { type ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api-keys.js";
+import { RedisRateLimiter } from "../../router/rate-limiter.js";
 import {
   type MinerProcess,
   type RouterUnderTest,
@@ -13,6 +15,7 @@ import {
   waitForSessions,
 } from "../support/api-harness.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
+import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 
 const MODEL = "test-model";
 
@@ -446,16 +449,22 @@ describe("api e2e: failover and miner death", function () {
   });
 });
 
-describe("api e2e: per-key limits under 50 concurrent requests", function () {
+describe("api e2e: per-key limits under 50 concurrent requests (keys and limits in Redis)", function () {
   this.timeout(30_000);
-  let dir: string;
+  let redis: TestRedis;
+  let client: Redis;
   let router: RouterUnderTest;
   let backend: OpenAIBackend;
   let miner: MinerProcess;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "tc-api-lim-"));
-    router = await startRouter({ keyStore: new FileApiKeyStore(join(dir, "keys.json")) });
+    redis = await startRedis();
+    client = new Redis(redis.url);
+    const prefix = randomPrefix();
+    router = await startRouter({
+      keyStore: new RedisApiKeyStore(client, prefix),
+      limiter: new RedisRateLimiter(client, prefix),
+    });
     backend = await startOpenAIBackend({ models: [MODEL], tokens: 4 });
     miner = await startMiner(router, backend.url, { maxConcurrency: 64 });
   });
@@ -463,7 +472,8 @@ describe("api e2e: per-key limits under 50 concurrent requests", function () {
     await miner.kill();
     await router.close();
     await backend.close();
-    await rm(dir, { recursive: true, force: true });
+    await client.quit();
+    await redis.stop();
   });
 
   it("requests per minute: exactly the allowance passes, the rest get 429 with retry-after", async () => {
