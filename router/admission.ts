@@ -144,3 +144,50 @@ export class ChainAdmission implements AdmissionPolicy {
     return this.#membership?.permitted.has(hotkey) ?? false;
   }
 }
+
+/** How the router decides admission (from RouterConfig). */
+export interface AdmissionSettings {
+  /** Subtensor endpoint; absent → allow-lists. */
+  readonly chain: string | undefined;
+  readonly netuid: number;
+  readonly minersAllow: readonly string[];
+  readonly validators: readonly string[];
+  /** How often the metagraph is read again (default 5 minutes). */
+  readonly refreshMs?: number;
+  readonly logger: Logger;
+}
+
+/** An admission policy, started, and how to stop it. */
+export interface StartedAdmission {
+  readonly policy: AdmissionPolicy;
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds the router's admission: allow-lists without a chain; with one, a
+ * read-only Subtensor client (loaded on demand, @polkadot/api is heavy) and
+ * a ChainAdmission refreshed periodically. A chain that cannot be reached at
+ * start-up is an `unavailable` error naming the endpoint.
+ */
+export async function startAdmission(s: AdmissionSettings): Promise<StartedAdmission> {
+  if (s.chain === undefined) {
+    return { policy: new AllowListAdmission(s.minersAllow, s.validators), stop: async () => {} };
+  }
+  const { connectPolkadotChain } = await import("../validator/chain-polkadot.js");
+  const chain = await connectPolkadotChain({ endpoint: s.chain, logger: s.logger });
+  const admission = new ChainAdmission({
+    reader: chain,
+    netuid: s.netuid,
+    refreshMs: s.refreshMs ?? 300_000,
+    clock: Date.now,
+    logger: s.logger,
+  });
+  await admission.start();
+  return {
+    policy: admission,
+    stop: async () => {
+      admission.stop();
+      await chain.close();
+    },
+  };
+}

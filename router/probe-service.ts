@@ -1,12 +1,18 @@
-import type { handleUnaryCall } from "@grpc/grpc-js";
+import type { handleUnaryCall, Server } from "@grpc/grpc-js";
 import { TensorClawError, toGrpcError } from "../common/errors.js";
 import { isValidHotkey } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
 import { ChatRequest } from "../gen/tensorclaw/v1/chat.js";
-import type { ProbeRequest, ProbeResponse, ProbeServiceServer } from "../gen/tensorclaw/v1/probe.js";
+import {
+  type ProbeRequest,
+  type ProbeResponse,
+  type ProbeServiceServer,
+  ProbeServiceService,
+} from "../gen/tensorclaw/v1/probe.js";
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
 import { probePrompt } from "./probe-prompt.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "./tunnel-types.js";
+import type { ValidatorAuth } from "./validator-auth.js";
 
 /** Default probe deadline (probe.proto). */
 export const PROBE_DEFAULT_TIMEOUT_MS = 8000;
@@ -187,4 +193,15 @@ export function probeServiceImplementation(service: ProbeService, logger: Logger
     );
   };
   return { probe };
+}
+
+/**
+ * Registers ProbeService on a router's gRPC server behind validator-call
+ * authentication; returns the service.
+ */
+export function addProbeService(server: Server, auth: ValidatorAuth, deps: ProbeServiceDeps): ProbeService {
+  const service = new ProbeService(deps);
+  const wrapped = auth.wrap(ProbeServiceService, probeServiceImplementation(service, deps.logger));
+  server.addService(wrapped.definition, wrapped.implementation);
+  return service;
 }

@@ -1,10 +1,11 @@
 import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
-import { AllowListAdmission, ChainAdmission } from "../../router/admission.js";
+import { AllowListAdmission, ChainAdmission, startAdmission } from "../../router/admission.js";
 import { connectPolkadotChain, type PolkadotChain } from "../../validator/chain-polkadot.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { RawTunnelClient } from "../support/raw-tunnel-client.js";
+import { freePort } from "../support/redis.js";
 import { type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
 import {
   SubtensorTestProvider,
@@ -25,6 +26,30 @@ describe("router admission", () => {
     miner = await throwawayHotkey();
     validator = await throwawayHotkey();
     stranger = await throwawayHotkey();
+  });
+
+  it("starts allow-lists without a chain, and names an unreachable chain", async () => {
+    const a = await startAdmission({
+      chain: undefined,
+      netuid: NETUID,
+      minersAllow: [],
+      validators: [validator.address],
+      logger: silentLogger(),
+    });
+    expect(a.policy.authorizeValidator(validator.address)).to.equal(true);
+    await a.stop();
+    const chain = `ws://127.0.0.1:${await freePort()}`;
+    const err = await startAdmission({
+      chain,
+      netuid: NETUID,
+      minersAllow: [],
+      validators: [],
+      logger: silentLogger(),
+    }).then(
+      () => expect.fail("expected an error"),
+      (e: unknown) => e,
+    );
+    expect((err as Error).message).to.contain(`cannot reach Subtensor at ${chain}`);
   });
 
   it("without a chain: allow-lists from config, validators fail closed", () => {

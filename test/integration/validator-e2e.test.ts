@@ -7,14 +7,13 @@ import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { MinerDirectoryServiceService } from "../../gen/tensorclaw/v1/directory.js";
-import { ProbeServiceService } from "../../gen/tensorclaw/v1/probe.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { UsageReportServiceService } from "../../gen/tensorclaw/v1/usage.js";
 import { AllowListAdmission } from "../../router/admission.js";
 import { directoryService } from "../../router/directory-service.js";
 import { DEFAULT_LEDGER_OPTIONS } from "../../router/ledger.js";
 import { EmbeddedLedger } from "../../router/ledger-embedded.js";
-import { ProbeService, probeServiceImplementation } from "../../router/probe-service.js";
+import { addProbeService } from "../../router/probe-service.js";
 import { usageService } from "../../router/usage-service.js";
 import { ValidatorAuth } from "../../router/validator-auth.js";
 import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
@@ -87,19 +86,13 @@ describe("validator end to end (real router services, real tunnels)", () => {
     };
     add(MinerDirectoryServiceService, directoryService({ sessions: () => hub.hub.sessions() }));
     add(UsageReportServiceService, usageService({ ledger }));
-    add(
-      ProbeServiceService,
-      probeServiceImplementation(
-        new ProbeService({
-          dispatcher: hub.hub,
-          now: () => performance.now(),
-          wallClock: Date.now,
-          random: Math.random,
-          logger: silentLogger(),
-        }),
-        silentLogger(),
-      ),
-    );
+    addProbeService(server, auth, {
+      dispatcher: hub.hub,
+      now: () => performance.now(),
+      wallClock: Date.now,
+      random: Math.random,
+      logger: silentLogger(),
+    });
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) =>
         e ? reject(e) : resolve(p),
