@@ -164,6 +164,34 @@ for (const transport of ["grpc", "ws"] as const) {
       ]);
     });
 
+    it("keeps one tunnel per router given; a crash of one leaves the other serving", async () => {
+      const second = await startMinerTestRouter();
+      try {
+        const miner = new Miner(
+          { ...settings([urlOf(router), urlOf(second)], transport, backend.url) },
+          { hotkey, backoff: FAST_BACKOFF },
+        );
+        miners.push(miner);
+        await miner.start();
+        const [a, b] = miner.tunnels;
+        const sa = await a?.waitFor((s) => s.state === "connected");
+        const sb = await b?.waitFor((s) => s.state === "connected");
+        expect(sessionOf(router.hub, sa?.sessionId as string).hotkey).to.equal(hotkey.address);
+        expect(sessionOf(second.hub, sb?.sessionId as string).hotkey).to.equal(hotkey.address);
+        await router.crash();
+        await a?.waitFor((s) => s.state !== "connected");
+        const events = await collect(
+          second.hub.dispatch(sb?.sessionId as string, MODEL, chat("still here"), { deadlineMs: 5000 })
+            .events,
+        );
+        expect(terminal(events)).to.include({ type: "usage", completionTokens: 8 });
+        expect(b?.status).to.include({ state: "connected", connects: 1 });
+      } finally {
+        await Promise.all(miners.splice(0).map((m) => m.stop()));
+        await second.close();
+      }
+    });
+
     it("answers pings: the router measures the round trip and keeps the tunnel", async () => {
       await router.close();
       // Loopback round trips can take under 1 ms; a clock that ticks on every
