@@ -249,7 +249,11 @@ export class RedisLedger implements UsageLedger {
   async #storeLeaderboard(report: UsageReport): Promise<void> {
     const k = this.keys.leaderboard;
     const tx = this.#redis.multi().del(k);
-    for (const m of report.miners) tx.zadd(k, m.businessPoints, m.hotkey);
+    if (report.miners.length > 0) {
+      const flat: (string | number)[] = [];
+      for (const m of report.miners) flat.push(m.businessPoints, m.hotkey);
+      tx.zadd(k, ...flat);
+    }
     pipelineResults(await tx.exec());
   }
 

@@ -11,8 +11,8 @@ import type { UsageSpool } from "./usage-spool.js";
  * - `record()` only pushes to an in-memory queue and schedules a flush on a
  *   later tick: it never throws and never waits on I/O.
  * - A flush sends up to `batchSize` events in one ledger call (the Redis
- *   ledger pipelines one script call per miner); one call is in flight at a
- *   time, so batches grow by themselves under load.
+ *   ledger pipelines one script call per miner); at most `maxInFlight`
+ *   calls run at once, so batches grow by themselves under load.
  * - When the ledger fails (Redis down, timeout), the batch goes to the
  *   durable spool and so does every later event, to keep their order. The
  *   spool is replayed in order with growing pauses (`retryMinMs` ..
@@ -55,6 +55,8 @@ export interface UsageRecorderOptions {
   readonly logger?: Logger;
   /** Events per ledger call (default 2000). */
   readonly batchSize?: number;
+  /** Ledger calls in flight at once (default 2). */
+  readonly maxInFlight?: number;
   /** Events held in memory at most (default 200,000). */
   readonly maxQueued?: number;
   /** A ledger call taking longer counts as failed (default 5000 ms). */
@@ -77,7 +79,9 @@ export class UsageRecorder implements UsageSink {
   #queue: UsageEvent[] = [];
   /** Arrival time of each queued event (parallel to #queue), for the lag. */
   #arrivals: number[] = [];
-  #inFlightSince: number | undefined;
+  /** Arrival of the oldest event of each batch in flight. */
+  readonly #inFlightSince = new Map<Promise<void>, number>();
+  readonly #maxInFlight: number;
   #degraded: boolean;
   /** Arrival of the oldest event that went to the spool in this degraded spell. */
   #degradedSince: number | undefined;
@@ -97,6 +101,7 @@ export class UsageRecorder implements UsageSink {
     this.#clock = options.clock ?? Date.now;
     this.#log = options.logger ?? silentLogger();
     this.#batchSize = options.batchSize ?? 2000;
+    this.#maxInFlight = options.maxInFlight ?? 2;
     this.#maxQueued = options.maxQueued ?? 200_000;
     this.#timeoutMs = options.ledgerTimeoutMs ?? 5000;
     this.#retryMinMs = options.retryMinMs ?? 100;
@@ -146,7 +151,7 @@ export class UsageRecorder implements UsageSink {
   lagMs(): number {
     const now = this.#clock();
     let oldest = this.#arrivals[0] ?? Number.POSITIVE_INFINITY;
-    if (this.#inFlightSince !== undefined) oldest = Math.min(oldest, this.#inFlightSince);
+    for (const t of this.#inFlightSince.values()) oldest = Math.min(oldest, t);
     if (this.#degraded) oldest = Math.min(oldest, this.#degradedSince ?? now);
     return Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0;
   }
@@ -200,7 +205,6 @@ export class UsageRecorder implements UsageSink {
     const n = Math.min(this.#batchSize, this.#queue.length);
     const batch = this.#queue.length === n ? this.#queue : this.#queue.slice(0, n);
     this.#queue = this.#queue.length === n ? [] : this.#queue.slice(n);
-    this.#inFlightSince = this.#arrivals[0];
     this.#arrivals = this.#arrivals.length === n ? [] : this.#arrivals.slice(n);
     return batch;
   }
@@ -208,28 +212,34 @@ export class UsageRecorder implements UsageSink {
   async #pump(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
+    const inFlight = new Set<Promise<void>>();
     try {
       for (;;) {
         if (this.#closed) break;
-        if (!this.#degraded) {
-          if (this.#queue.length === 0) break;
-          const batch = this.#take();
-          if (await this.#toLedger(batch)) continue;
-          if (this.#spool === undefined) {
-            // No spool: put the batch back in front and retry later.
-            this.#queue = batch.concat(this.#queue);
-            this.#arrivals = new Array<number>(batch.length)
-              .fill(this.#inFlightSince ?? this.#clock())
-              .concat(this.#arrivals);
-            this.#inFlightSince = undefined;
-            this.#armRetry();
-            break;
+        if (!this.#degraded && this.#retryTimer === undefined) {
+          if (this.#queue.length === 0 || inFlight.size >= this.#maxInFlight) {
+            if (inFlight.size === 0) break;
+            await Promise.race(inFlight);
+            continue;
           }
-          this.#degraded = true;
-          this.#degradedSince = this.#inFlightSince ?? this.#clock();
-          await this.#toSpool(batch);
+          // Up to #maxInFlight direct batches overlap, so the router encodes
+          // the next batch while Redis runs the previous one. Order between
+          // them does not matter: the ledger is additive and idempotent.
+          const since = this.#arrivals[0] ?? this.#clock();
+          const p = this.#direct(this.#take(), since).finally(() => {
+            inFlight.delete(p);
+            this.#inFlightSince.delete(p);
+          });
+          inFlight.add(p);
+          this.#inFlightSince.set(p, since);
           continue;
         }
+        // Degraded or waiting to retry: settle what is in flight first.
+        if (inFlight.size > 0) {
+          await Promise.all(inFlight);
+          continue;
+        }
+        if (!this.#degraded) break; // no spool: the retry timer restarts the pump
         // Degraded: keep order by spooling new events behind the old ones.
         if (this.#queue.length > 0) {
           await this.#toSpool(this.#take());
@@ -246,12 +256,31 @@ export class UsageRecorder implements UsageSink {
       this.#log.error({ err }, "usage recorder loop failed");
       this.#armRetry();
     } finally {
+      await Promise.allSettled(inFlight);
       this.#running = false;
-      this.#inFlightSince = undefined;
     }
     if (this.#queue.length === 0) for (const w of this.#settleWaiters.splice(0)) w();
     if (this.#isIdle()) for (const w of this.#waiters.splice(0)) w();
     else if (this.#queue.length > 0 && this.#retryTimer === undefined) this.#schedule();
+  }
+
+  /** One direct batch: to the ledger, else to the spool (or back to the queue without one). */
+  async #direct(batch: UsageEvent[], since: number): Promise<void> {
+    if (await this.#toLedger(batch)) return;
+    if (this.#spool === undefined) {
+      // No spool: put the batch back in front and retry later.
+      this.#queue = batch.concat(this.#queue);
+      this.#arrivals = new Array<number>(batch.length).fill(since).concat(this.#arrivals);
+      this.#armRetry();
+      return;
+    }
+    if (!this.#degraded) {
+      this.#degraded = true;
+      this.#degradedSince = since;
+    } else {
+      this.#degradedSince = Math.min(this.#degradedSince ?? since, since);
+    }
+    await this.#toSpool(batch);
   }
 
   /** Replays one spool batch; false when the ledger failed. Leaves degraded mode when empty. */

@@ -17,8 +17,9 @@ ARGV[1 + i + 2]  the model id of model i (ARGV[4] .. ARGV[3 + n])
 
 Returns a flat array {p1, c1, r1, p2, c2, r2, ...}, one triple per model.
 
-Cost per model: O(log n + k), k = the smaller of the buckets inside and
-outside the window (a full 24 h window reads only the running total).
+Cost per model: O(log n) when every kept bucket is inside the window (it
+reads the running total), else O(log n + k), k = the smaller of the
+buckets inside and outside the window.
 ]]
 
 local cutoff = tonumber(ARGV[1])
@@ -47,10 +48,14 @@ end
 
 local out = {}
 local n = (#KEYS - 1) / 2
+local nstart, nend = tonumber(wstart), tonumber(wend)
 for i = 1, n do
   local bz, h = KEYS[2 + 2 * (i - 1)], KEYS[3 + 2 * (i - 1)]
-  local old = redis.call('ZRANGEBYSCORE', bz, '-inf', '(' .. cutoff)
-  if #old > 0 then
+  -- The oldest and newest buckets decide the common case in O(log n):
+  -- nothing expired and everything inside the window = the running total.
+  local lo = redis.call('ZRANGE', bz, 0, 0, 'WITHSCORES')
+  if lo[2] and tonumber(lo[2]) < cutoff then
+    local old = redis.call('ZRANGEBYSCORE', bz, '-inf', '(' .. cutoff)
     local op, oc, orr = sum(h, old)
     local tp, tc, tr = unpack3(redis.call('HGET', h, 't'))
     for j = 1, #old, 1000 do
@@ -60,21 +65,27 @@ for i = 1, n do
     end
     redis.call('ZREMRANGEBYSCORE', bz, '-inf', '(' .. cutoff)
     redis.call('HSET', h, 't', string.format('%d,%d,%d', tp - op, tc - oc, tr - orr))
+    lo = redis.call('ZRANGE', bz, 0, 0, 'WITHSCORES')
   end
   local p, c, r = 0, 0, 0
-  local total = redis.call('ZCARD', bz)
-  if total == 0 then
+  if not lo[2] then
     redis.call('DEL', bz, h)
     redis.call('ZREM', KEYS[1], ARGV[3 + i])
   else
-    local inside = redis.call('ZCOUNT', bz, wstart, '(' .. wend)
-    if inside <= total - inside then
-      p, c, r = sum(h, redis.call('ZRANGEBYSCORE', bz, wstart, '(' .. wend))
-    else
+    local hi = redis.call('ZRANGE', bz, -1, -1, 'WITHSCORES')
+    if tonumber(lo[2]) >= nstart and tonumber(hi[2]) < nend then
       p, c, r = unpack3(redis.call('HGET', h, 't'))
-      local bp, bc, br = sum(h, redis.call('ZRANGEBYSCORE', bz, '-inf', '(' .. wstart))
-      local ap, ac, ar = sum(h, redis.call('ZRANGEBYSCORE', bz, wend, '+inf'))
-      p, c, r = p - bp - ap, c - bc - ac, r - br - ar
+    else
+      local total = redis.call('ZCARD', bz)
+      local inside = redis.call('ZCOUNT', bz, wstart, '(' .. wend)
+      if inside <= total - inside then
+        p, c, r = sum(h, redis.call('ZRANGEBYSCORE', bz, wstart, '(' .. wend))
+      else
+        p, c, r = unpack3(redis.call('HGET', h, 't'))
+        local bp, bc, br = sum(h, redis.call('ZRANGEBYSCORE', bz, '-inf', '(' .. wstart))
+        local ap, ac, ar = sum(h, redis.call('ZRANGEBYSCORE', bz, wend, '+inf'))
+        p, c, r = p - bp - ap, c - bc - ac, r - br - ar
+      end
     end
   end
   out[#out + 1] = p
