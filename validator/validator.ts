@@ -208,7 +208,8 @@ export class Validator {
       }
       if (signal.aborted) break;
       if (clock() >= nextWeights) {
-        await this.#guard("scoring pass", () => this.scorePass({ submit: true, print: false }));
+        // A dry run exists to be watched: print the table every pass.
+        await this.#guard("scoring pass", () => this.scorePass({ submit: true, print: settings.dryRun }));
         nextWeights = clock() + settings.weightsIntervalMs;
       }
       const wait = Math.max(0, Math.min(nextProbe, nextWeights) - clock());

@@ -143,8 +143,9 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     expect((await (await FileStateStore.open(join(dir, "state.json"))).probeHistory()).size).to.equal(0);
   });
 
-  it("runs probe rounds on its interval until aborted", async () => {
-    const v = await make([router.url]);
+  it("runs probe rounds on its interval until aborted, printing the table in a dry run", async () => {
+    const printed: string[] = [];
+    const v = await make([router.url], printed);
     const stop = new AbortController();
     const done = v.run(stop.signal);
     // Wait for three rounds' worth of probes of the fast miner, then stop.
@@ -156,5 +157,6 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     const h = await (await FileStateStore.open(join(dir, "state.json"))).probeHistory();
     expect(h.get("5FAST")?.length).to.be.at.least(3);
     expect(router.calls.some((c) => c.method.endsWith("/GetUsage"))).to.equal(true);
+    expect(printed.join("")).to.match(/^uid\s+hotkey/m);
   });
 });
