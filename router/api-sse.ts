@@ -10,6 +10,7 @@ import { baseHeaders } from "./api-http.js";
 export class SseWriter {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private corked = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -72,6 +73,15 @@ export class SseWriter {
   async data(json: string): Promise<boolean> {
     if (this.gone) return false;
     this.begin();
+    // Chunks relayed in the same turn (a batch from the tunnel) leave in one socket write.
+    if (!this.corked) {
+      this.corked = true;
+      this.res.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.res.uncork();
+      });
+    }
     if (this.res.write(`data: ${json}\n\n`)) return true;
     return new Promise<boolean>((resolve) => {
       const done = (ok: boolean) => {
