@@ -1,5 +1,9 @@
 import { type Command, defineCommand } from "../common/command.js";
+import { TensorClawError } from "../common/errors.js";
+import { createLogger } from "../common/logger.js";
+import { waitForStopSignal } from "../common/signals.js";
 import { parseRouterCommand, ROUTER_DEFAULTS, ROUTER_OPTIONS } from "./config.js";
+import { startRouter } from "./router.js";
 import { tiersCommand } from "./tiers-command.js";
 
 /** `tensorclaw router`. */
@@ -14,9 +18,28 @@ const serveCommand = defineCommand({
   options: ROUTER_OPTIONS,
   defaults: ROUTER_DEFAULTS,
   parse: parseRouterCommand,
-  main: async (_parsed, io) => {
-    io.stderr("tensorclaw router: not implemented yet\n");
-    return 1;
+  main: async (parsed, io) => {
+    const cfg = parsed.config;
+    if (parsed.positionals.length > 0) {
+      throw new TensorClawError(
+        "config_invalid",
+        `unexpected argument ${JSON.stringify(parsed.positionals[0])} (did you mean \`tensorclaw router tiers …\`?)`,
+      );
+    }
+    const logger = createLogger("router", cfg.logLevel);
+    const router = await startRouter(cfg, logger);
+    io.stderr(
+      `tensorclaw router: API on http://${cfg.host}:${router.httpPort}/v1, ` +
+        `gRPC on ${cfg.host}:${router.grpcPort}, ledger ${cfg.redisUrl === undefined ? "embedded" : "redis"}\n`,
+    );
+    await waitForStopSignal(() => {
+      io.stderr("tensorclaw router: stopping now (second signal)\n");
+      process.exit(130);
+    });
+    io.stderr("tensorclaw router: draining miners and finishing in-flight requests\n");
+    await router.close();
+    logger.flush();
+    return 0;
   },
 });
 

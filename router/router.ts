@@ -1,0 +1,258 @@
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
+import { Redis } from "ioredis";
+import { Registry } from "prom-client";
+import { TensorClawError } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import { MinerDirectoryServiceService } from "../gen/tensorclaw/v1/directory.js";
+import { UsageReportServiceService } from "../gen/tensorclaw/v1/usage.js";
+import { startAdmission } from "./admission.js";
+import { createApiHandler } from "./api-server.js";
+import { businessApiDeps } from "./api-setup.js";
+import type { RouterConfig } from "./config.js";
+import { directoryService } from "./directory-service.js";
+import { addHealthAndReflection } from "./grpc-health.js";
+import type { UsageLedger } from "./ledger.js";
+import { EmbeddedLedger } from "./ledger-embedded.js";
+import { LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger-redis.js";
+import { addProbeService } from "./probe-service.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "./tunnel-grpc.js";
+import { TunnelHub } from "./tunnel-hub.js";
+import { attachTunnelWs } from "./tunnel-ws.js";
+import { UsageRecorder } from "./usage-recorder.js";
+import { usageService } from "./usage-service.js";
+import { UsageSpool } from "./usage-spool.js";
+import { ValidatorAuth } from "./validator-auth.js";
+
+/** A router that is listening on its two ports. */
+export interface RunningRouter {
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  readonly hub: TunnelHub;
+  /**
+   * Graceful stop: health goes NOT_SERVING, miners get Drain and in-flight
+   * requests finish (bounded by --drain-grace-ms), then the servers close
+   * and queued usage is written to the ledger (or the spool).
+   */
+  close(): Promise<void>;
+}
+
+/** Files the router keeps under --data-dir. */
+export function routerPaths(dataDir: string) {
+  return {
+    ledger: join(dataDir, "ledger.jsonl"),
+    keys: join(dataDir, "api-keys.json"),
+    spool: join(dataDir, "spool"),
+  };
+}
+
+function listenHttp(server: HttpServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const why =
+        err.code === "EADDRINUSE" ? "is already in use" : `cannot be used (${err.code ?? err.message})`;
+      reject(
+        new TensorClawError("config_invalid", `HTTP port ${port} ${why}: choose another with --http-port`),
+      );
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function bindGrpc(server: GrpcServer, host: string, port: number, creds: ServerCredentials): Promise<number> {
+  const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, creds, (err, bound) => {
+      if (err !== null) {
+        reject(
+          new TensorClawError(
+            "config_invalid",
+            `gRPC port ${port} cannot be used (${err.message}): choose another with --grpc-port`,
+          ),
+        );
+        return;
+      }
+      resolve(bound);
+    });
+  });
+}
+
+function shutdownGrpc(server: GrpcServer, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Builds and starts the router: ledger (Redis or embedded) behind a usage
+ * recorder with a durable spool, admission (allow-lists or the chain), the
+ * tunnel hub on both transports, the validator-facing services, health and
+ * reflection on the gRPC port, and the Business API on the HTTP port.
+ */
+export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<RunningRouter> {
+  const paths = routerPaths(cfg.dataDir);
+  const ledgerOptions = { bucketMs: cfg.bucketS * 1000, retentionMs: cfg.retentionS * 1000 };
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  };
+  try {
+    let redis: Redis | undefined;
+    let ledger: UsageLedger;
+    let spool: UsageSpool | undefined;
+    if (cfg.redisUrl !== undefined) {
+      const client = new Redis(cfg.redisUrl, { ...LEDGER_REDIS_OPTIONS });
+      redis = client;
+      let lastWarn = 0;
+      client.on("error", (err: Error) => {
+        // ioredis reconnects by itself; one line per 10 s is enough.
+        if (Date.now() - lastWarn > 10_000) {
+          lastWarn = Date.now();
+          logger.warn({ err: err.message }, "redis unavailable; usage goes to the spool until it is back");
+        }
+      });
+      cleanups.push(() => client.disconnect());
+      ledger = new RedisLedger(client, ledgerOptions);
+      spool = await UsageSpool.open({ dir: paths.spool });
+      const opened = spool;
+      cleanups.push(() => opened.close());
+    } else {
+      ledger = await EmbeddedLedger.open({ ...ledgerOptions, path: paths.ledger, nowMs: Date.now() });
+    }
+    const ownedLedger = ledger;
+    cleanups.push(() => ownedLedger.close());
+    const recorder = new UsageRecorder({ ledger, spool, logger });
+    cleanups.push(() => recorder.close());
+
+    const admission = await startAdmission({
+      chain: cfg.chain,
+      netuid: cfg.netuid,
+      minersAllow: cfg.minersAllow,
+      validators: cfg.validators,
+      logger,
+    });
+    cleanups.push(() => admission.stop());
+
+    const hub = new TunnelHub({
+      routerId: cfg.routerId,
+      logger,
+      admit: (hotkey) => admission.policy.admitMiner(hotkey),
+      timings: { drainGraceMs: Math.max(1, cfg.drainGraceMs) },
+    });
+    cleanups.push(() => hub.close());
+    const maxMessageBytes = hub.timings.maxMessageBytes;
+
+    // gRPC: tunnel, validator services, health, reflection.
+    const grpcServer = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes }));
+    cleanups.push(() => grpcServer.forceShutdown());
+    addTunnelService(grpcServer, hub);
+    const auth = new ValidatorAuth({
+      authorize: (hotkey) => admission.policy.authorizeValidator(hotkey),
+      logger,
+    });
+    addProbeService(grpcServer, auth, {
+      dispatcher: hub,
+      now: () => performance.now(),
+      wallClock: Date.now,
+      random: Math.random,
+      logger,
+    });
+    const usage = auth.wrap(UsageReportServiceService, usageService({ ledger, logger }));
+    grpcServer.addService(usage.definition, usage.implementation);
+    const directoryImpl = directoryService({ sessions: () => hub.sessions() });
+    if (cfg.publicDirectory) {
+      grpcServer.addService(MinerDirectoryServiceService, directoryImpl);
+    } else {
+      const directory = auth.wrap(MinerDirectoryServiceService, directoryImpl);
+      grpcServer.addService(directory.definition, directory.implementation);
+    }
+    const health = addHealthAndReflection(grpcServer);
+
+    const tls =
+      cfg.tlsCert !== undefined && cfg.tlsKey !== undefined
+        ? { cert: readFileSync(cfg.tlsCert), key: readFileSync(cfg.tlsKey) }
+        : undefined;
+    const grpcCreds =
+      tls === undefined
+        ? ServerCredentials.createInsecure()
+        : ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false);
+    const grpcPort = await bindGrpc(grpcServer, cfg.host, cfg.grpcPort, grpcCreds);
+
+    // HTTP: Business API, health, readiness, metrics, WebSocket tunnel.
+    const registry = new Registry();
+    const deps = businessApiDeps({
+      dispatcher: hub,
+      usage: recorder,
+      registry,
+      logger,
+      redis,
+      noAuth: cfg.noAuth,
+      ready: () => recorder.ready(),
+      keysFile: paths.keys,
+      metricsSources: {
+        ledgerLagSeconds: () => recorder.lagMs() / 1000,
+        spoolDepth: () => recorder.spoolDepth(),
+      },
+      chat: { maxBodyBytes: cfg.maxBodyBytes },
+      observeLatency: (sessionId, ms) => hub.observeLatency(sessionId, ms),
+    });
+    const handler = createApiHandler(deps);
+    const httpServer =
+      tls === undefined
+        ? createHttpServer({ keepAliveTimeout: 65_000 }, handler)
+        : createHttpsServer({ keepAliveTimeout: 65_000, cert: tls.cert, key: tls.key }, handler);
+    // Slow clients are bounded: headers within 10 s, a whole body within 30 s.
+    httpServer.headersTimeout = 10_000;
+    httpServer.requestTimeout = 30_000;
+    const ws = attachTunnelWs(httpServer, hub, { maxMessageBytes });
+    cleanups.push(() => ws.close());
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          httpServer.close(() => resolve());
+          httpServer.closeAllConnections();
+        }),
+    );
+    const httpPort = await listenHttp(httpServer, cfg.host, cfg.httpPort);
+    logger.info(
+      { httpPort, grpcPort, ledger: redis === undefined ? "embedded" : "redis", routerId: cfg.routerId },
+      "router listening",
+    );
+
+    let closing: Promise<void> | undefined;
+    return {
+      httpPort,
+      grpcPort,
+      hub,
+      close: () => {
+        closing ??= (async () => {
+          health.shutdown();
+          await hub.drain();
+          httpServer.closeIdleConnections();
+          await shutdownGrpc(grpcServer, 2000);
+          await cleanup();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
