@@ -99,7 +99,7 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  * `Credit` frame adds to it. A miner must not send chunk payload beyond its
  * credit; it holds the rest (and should stop reading its backend) until more
  * credit arrives. A chunk whose payload alone exceeds the remaining credit
- * may be sent only when the remaining credit equals the initial credit
+ * may be sent only when the remaining credit is at least the initial credit
  * (nothing is outstanding), so one large chunk can never deadlock. The router
  * fails a request whose miner overruns its credit with
  * `REQUEST_ERROR_CODE_PROTOCOL`.
