@@ -1,0 +1,74 @@
+import { expect } from "chai";
+import {
+  bucketStart,
+  buildReport,
+  checkLedgerOptions,
+  isValidEvent,
+  retentionCutoff,
+  windowEdges,
+} from "../../router/ledger.js";
+import { parseSpoolLine, spoolLine } from "../../router/usage-spool.js";
+import { usageEvent } from "../support/ledger-contract.js";
+
+const MIN = 60_000;
+const DAY = 86_400_000;
+const OPTS = { bucketMs: MIN, retentionMs: DAY };
+
+describe("ledger window arithmetic (pure)", () => {
+  it("aligns windows to buckets: end of the current bucket, start whole buckets earlier", () => {
+    const now = 10 * MIN + 1234;
+    expect(windowEdges(now, DAY, MIN)).to.deep.equal({ startMs: 11 * MIN - DAY, endMs: 11 * MIN });
+    expect(windowEdges(11 * MIN - 1, DAY, MIN).endMs).to.equal(11 * MIN);
+    expect(windowEdges(11 * MIN, DAY, MIN).endMs).to.equal(12 * MIN);
+    // Partial buckets round the window up, and a window is at least one bucket.
+    expect(windowEdges(now, 90_000, MIN).startMs).to.equal(9 * MIN);
+    expect(windowEdges(now, 1, MIN).startMs).to.equal(10 * MIN);
+    expect(bucketStart(10 * MIN + 59_999, MIN)).to.equal(10 * MIN);
+    expect(retentionCutoff(now, OPTS)).to.equal(11 * MIN - DAY);
+  });
+
+  it("counts an event in bucket b exactly while now < b + window", () => {
+    const b = 100 * MIN;
+    const inside = (now: number) => windowEdges(now, DAY, MIN).startMs <= b;
+    expect(inside(b)).to.equal(true);
+    expect(inside(b + DAY - 1)).to.equal(true);
+    expect(inside(b + DAY)).to.equal(false);
+  });
+
+  it("validates ledger options and events", () => {
+    expect(() => checkLedgerOptions({ bucketMs: 0, retentionMs: DAY })).to.throw(/bucket/);
+    expect(() => checkLedgerOptions({ bucketMs: MIN, retentionMs: MIN - 1 })).to.throw(/retention/);
+    expect(isValidEvent(usageEvent())).to.equal(true);
+    expect(isValidEvent(usageEvent({ promptTokens: 2 ** 40 }))).to.equal(false);
+    expect(isValidEvent(usageEvent({ finishedAtMs: -1 }))).to.equal(false);
+    expect(isValidEvent(usageEvent({ requestId: "a\u0000b" }))).to.equal(false);
+  });
+
+  it("builds reports: tiers, points, ordering, and no empty rows", () => {
+    const rows = [
+      { hotkey: "b", model: "m1", promptTokens: 10_000, completionTokens: 0, requests: 1 },
+      { hotkey: "a", model: "m1", promptTokens: 5_000, completionTokens: 5_000, requests: 2 },
+      { hotkey: "a", model: "m2", promptTokens: 1_000, completionTokens: 0, requests: 1 },
+      { hotkey: "c", model: "m1", promptTokens: 0, completionTokens: 0, requests: 0 },
+    ];
+    const r = buildReport(rows, new Map([["m2", 10]]), 5 * MIN, DAY, OPTS);
+    expect(r.miners.map((m) => [m.hotkey, m.businessPoints, m.requests])).to.deep.equal([
+      ["a", 2, 3],
+      ["b", 1, 1],
+    ]);
+    // Equal points: m1 (1.0) vs m2 (0.1 * 10 = 1.0) tie-break by model id.
+    expect(r.miners[0]?.models.map((m) => [m.model, m.tierMultiplier])).to.deep.equal([
+      ["m1", 1],
+      ["m2", 10],
+    ]);
+    expect(r.windowEndMs - r.windowStartMs).to.equal(DAY);
+  });
+
+  it("round-trips spool lines and refuses lines that are not usage events", () => {
+    const e = usageEvent({ outcome: "cancelled" });
+    expect(parseSpoolLine(spoolLine(e).trimEnd())).to.deep.equal(e);
+    expect(parseSpoolLine("{}")).to.equal(undefined);
+    expect(parseSpoolLine('{"requestId":"x"')).to.equal(undefined);
+    expect(parseSpoolLine(JSON.stringify({ ...e, outcome: "probe" }))).to.equal(undefined);
+  });
+});
