@@ -1,22 +1,18 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError, toHttpError, toTensorClawError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
-import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
 import { errorEventJson, parseJson, readBody, sendError, sendJson } from "./api-http.js";
 import type { ApiKeyRecord } from "./api-keys.js";
 import { SseWriter } from "./api-sse.js";
+import { type Attempt, upstreamError } from "./api-upstream.js";
+import { creditedUsage, type FinishedRequest, handOffUsage } from "./api-usage.js";
 import type { ApiMetrics } from "./metrics.js";
 import { type ParsedChatRequest, parseChatBody } from "./openai-request.js";
 import { ChunkShaper, CompletionAggregator, openaiUsage } from "./openai-response.js";
 import { modelOffered, pick, type RandomSource } from "./picker.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "./tunnel-types.js";
-import {
-  type ClampedUsage,
-  clampUsage,
-  ESTIMATE_BYTES_PER_TOKEN,
-  type ReportedUsage,
-} from "./usage-clamp.js";
+import { ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "./usage-clamp.js";
 import type { UsageOutcome, UsageSink } from "./usage-event.js";
 
 /** Tuning of the chat endpoint. */
@@ -55,12 +51,6 @@ export interface Caller {
   readonly key: ApiKeyRecord | undefined;
 }
 
-/** How one attempt on one miner ended. */
-type Attempt =
-  | { kind: "done" }
-  | { kind: "retry"; error: TensorClawError }
-  | { kind: "failed"; error: TensorClawError };
-
 interface RequestState {
   readonly requestId: string;
   readonly startedAtMs: number;
@@ -75,38 +65,6 @@ interface RequestState {
   firstTokenSeen: boolean;
   /** When the current attempt was dispatched. */
   dispatchedAtMs: number;
-}
-
-function upstreamError(
-  code: RequestErrorCode,
-  message: string,
-  retryAfterMs: number,
-): { error: TensorClawError; retry: boolean } {
-  const detail = message.slice(0, 300);
-  switch (code) {
-    case RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED:
-    case RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE:
-      // Busy or gone, not broken: if no other miner takes it, the user should retry later (503).
-      return {
-        error: new TensorClawError("no_capacity", undefined, { retryAfterMs, cause: detail }),
-        retry: true,
-      };
-    case RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT:
-      return { error: new TensorClawError("upstream_timeout", undefined, { cause: detail }), retry: true };
-    case RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST:
-      return {
-        error: new TensorClawError("invalid_request", `The model backend refused the request: ${detail}`),
-        retry: false,
-      };
-    default:
-      return {
-        error: new TensorClawError(
-          "upstream_error",
-          detail === "" ? undefined : `The miner failed to serve the request: ${detail}`,
-        ),
-        retry: true,
-      };
-  }
 }
 
 /** `POST /v1/chat/completions`. Remembers models recently served, to tell 503 from 404. */
@@ -192,7 +150,7 @@ export class ChatEndpoint {
     } finally {
       d.metrics.inFlight.dec();
       res.off("close", onClose);
-      const used = this.finish(st);
+      const used = handOffUsage(d, this.finished(st));
       if (key !== undefined) {
         d.limiter
           .reconcile(key.id, key.limits, reserved, used.promptTokens + used.completionTokens, d.clock())
@@ -313,7 +271,7 @@ export class ChatEndpoint {
     if (result.kind === "done") {
       st.outcome = "completed";
       if (st.parsed.includeUsage) {
-        const u = this.credited(st);
+        const u = creditedUsage(this.finished(st));
         await sse.data(shaper.usageChunk(openaiUsage(u.promptTokens, u.completionTokens)));
       }
       sse.done();
@@ -352,7 +310,7 @@ export class ChatEndpoint {
     });
     if (result.kind === "done") {
       st.outcome = "completed";
-      const u = this.credited(st);
+      const u = creditedUsage(this.finished(st));
       const ident = {
         id: `chatcmpl-${st.requestId}`,
         created: Math.floor(st.startedAtMs / 1000),
@@ -371,45 +329,17 @@ export class ChatEndpoint {
     return sendError(res, result.error, st.requestId);
   }
 
-  private credited(st: RequestState): ClampedUsage {
-    const bytes = st.call?.relayedBytes() ?? 0;
-    return clampUsage(st.parsed.prompt, { bytes, maxTokens: st.parsed.chat.maxTokens ?? 0 }, st.reported);
-  }
-
-  /**
-   * Emits the request's one usage event (when a miner worked on it and it
-   * completed, failed after output, or was cancelled) and counts its tokens.
-   * Returns the credited usage for the rate limiter.
-   */
-  private finish(st: RequestState): ClampedUsage {
-    const d = this.deps;
-    const none: ClampedUsage = { promptTokens: 0, completionTokens: 0, clamped: false };
-    const call = st.call;
-    const session = st.session;
-    if (call === undefined || session === undefined || st.outcome === undefined) return none;
-    const bytes = call.relayedBytes();
-    if (st.outcome === "failed" && bytes === 0) return none;
-    const u = this.credited(st);
-    if (u.clamped) {
-      d.logger.warn(
-        { requestId: st.requestId, hotkey: session.hotkey, reported: st.reported, credited: u },
-        "miner usage clamped",
-      );
-    }
-    const model = st.parsed.model;
-    d.metrics.tokens.inc({ model, kind: "prompt" }, u.promptTokens);
-    d.metrics.tokens.inc({ model, kind: "completion" }, u.completionTokens);
-    d.metrics.relayedBytes.inc({ model }, bytes);
-    d.usage.record({
+  private finished(st: RequestState): FinishedRequest {
+    return {
       requestId: st.requestId,
-      minerHotkey: session.hotkey,
-      model,
-      promptTokens: u.promptTokens,
-      completionTokens: u.completionTokens,
-      outcome: st.outcome,
+      model: st.parsed.model,
       startedAtMs: st.startedAtMs,
-      finishedAtMs: d.clock(),
-    });
-    return u;
+      prompt: st.parsed.prompt,
+      maxTokens: st.parsed.chat.maxTokens ?? 0,
+      call: st.call,
+      minerHotkey: st.session?.hotkey,
+      reported: st.reported,
+      outcome: st.outcome,
+    };
   }
 }
