@@ -12,6 +12,8 @@ export interface ChildSpec {
   readonly env?: Readonly<Record<string, string>>;
   /** Forward its stdout verbatim (score tables) instead of prefixed. */
   readonly rawStdout?: boolean;
+  /** A command expected to finish (its exit is not a failure of the network). */
+  readonly oneShot?: boolean;
 }
 
 /** How the supervisor reports. */
@@ -49,11 +51,15 @@ export class DevSupervisor {
     });
     this.#children.set(spec.label, child);
     this.#tails.set(spec.label, []);
-    this.#pipe(spec.label, child.stdout, spec.rawStdout === true ? this.#output.out : undefined);
+    // A one-shot command's stdout is its result, read by the caller.
+    if (spec.oneShot !== true) {
+      this.#pipe(spec.label, child.stdout, spec.rawStdout === true ? this.#output.out : undefined);
+    }
     this.#pipe(spec.label, child.stderr, undefined);
     child.once("exit", (code) => {
       this.#children.delete(spec.label);
-      if (!this.#stopping) this.#onUnexpectedExit(spec.label, code, this.#tails.get(spec.label) ?? []);
+      if (!this.#stopping && spec.oneShot !== true)
+        this.#onUnexpectedExit(spec.label, code, this.#tails.get(spec.label) ?? []);
     });
     return child;
   }

@@ -86,7 +86,7 @@ async function createKey(sup: DevSupervisor, keysFile: string): Promise<string> 
   const child = sup.start({
     label: "keys",
     args: ["keys", "create", "--name", "dev", "--keys-file", keysFile, "--json"],
-    rawStdout: false,
+    oneShot: true,
   });
   let text = "";
   child.stdout?.on("data", (d: Buffer | string) => {
@@ -168,7 +168,7 @@ export const devCommand = defineCommand({
     failure.catch(() => {});
     sup.onUnexpectedExit((label, code, tail) => {
       io.stderr(`\n${label} exited unexpectedly (code ${code}). Last lines:\n${tail.join("\n")}\n`);
-      if (label !== "keys") failed?.(new TensorClawError("unavailable", `${label} exited`));
+      failed?.(new TensorClawError("unavailable", `${label} exited`));
     });
     const stopped = new Promise<void>((resolve) => {
       const onSignal = () => resolve();
