@@ -29,8 +29,8 @@ import type { UsageEvent } from "./usage-event.js";
  * | key | type | holds |
  * |---|---|---|
  * | `P{hk}:models` | ZSET | model → latest bucket start seen |
- * | `P{hk}:b:<model>` | ZSET | bucket starts (score = member = start ms) |
- * | `P{hk}:h:<model>` | HASH | bucket start → "prompt,completion,requests"; `t` → running total |
+ * | `P{hk}:b` | ZSET | `<bucket start>:<model>`, score = bucket start |
+ * | `P{hk}:h` | HASH | `<bucket start>:<model>` → "prompt,completion,requests"; `t:<model>` → running total |
  * | `P{hk}:id:<request id>` | STRING | idempotency marker, expires after retention + 2 buckets |
  * | `Pminers` | ZSET | hotkey → last recording time (index of miners with traffic) |
  * | `Pleaderboard` | ZSET | hotkey → business points of the latest full-window report |
@@ -72,11 +72,11 @@ export class LedgerKeys {
   models(hk: string): string {
     return `${this.prefix}{${hk}}:models`;
   }
-  buckets(hk: string, model: string): string {
-    return `${this.prefix}{${hk}}:b:${model}`;
+  buckets(hk: string): string {
+    return `${this.prefix}{${hk}}:b`;
   }
-  counts(hk: string, model: string): string {
-    return `${this.prefix}{${hk}}:h:${model}`;
+  counts(hk: string): string {
+    return `${this.prefix}{${hk}}:h`;
   }
   requestId(hk: string, id: string): string {
     return `${this.prefix}{${hk}}:id:${id}`;
@@ -175,10 +175,10 @@ export class RedisLedger implements UsageLedger {
       n++;
       for (let i = 0; i < list.length; i += EVENTS_PER_CALL) {
         const chunk = list.slice(i, i + EVENTS_PER_CALL);
-        const keys: string[] = [k.models(hk)];
+        const keys: string[] = [k.models(hk), k.buckets(hk), k.counts(hk)];
         const args: (string | number)[] = [nowMs, this.options.bucketMs, cutoff, ttl];
         for (const e of chunk) {
-          keys.push(k.buckets(hk, e.model), k.counts(hk, e.model), k.requestId(hk, e.requestId));
+          keys.push(k.requestId(hk, e.requestId));
           args.push(e.model, e.finishedAtMs, e.promptTokens, e.completionTokens);
         }
         pipe.tcLedgerRecord(keys.length, ...keys, ...args);
@@ -220,9 +220,7 @@ export class RedisLedger implements UsageLedger {
     hotkeys.forEach((hk, i) => {
       const models = firstValues[i] as string[];
       if (models.length === 0) return;
-      const keys: string[] = [k.models(hk)];
-      for (const m of models) keys.push(k.buckets(hk, m), k.counts(hk, m));
-      second.tcLedgerRead(keys.length, ...keys, cutoff, startMs, endMs, ...models);
+      second.tcLedgerRead(3, k.models(hk), k.buckets(hk), k.counts(hk), cutoff, startMs, endMs, ...models);
       asked.push([hk, models]);
     });
     const rows: RawCounts[] = [];

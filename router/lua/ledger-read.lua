@@ -1,30 +1,30 @@
 --[[
 ledger-read.lua: trim expired buckets of ONE miner and sum a window per model.
 
-The trim makes this a (small) mutation; it keeps reads cheap for models that
+The trim makes this a (small) mutation; it keeps reads cheap for miners that
 saw no traffic since their buckets expired, and forgets models whose every
 bucket expired.
 
-KEYS[1]           P{hk}:models      ZSET model -> latest bucket start seen
-then for model i (i = 1..n), two keys:
-KEYS[2 + 2(i-1)]  P{hk}:b:<model>   ZSET bucket start
-KEYS[3 + 2(i-1)]  P{hk}:h:<model>   HASH <bucket start> -> "p,c,r"; "t" -> total
+KEYS[1]  P{hk}:models   ZSET model -> latest bucket start seen
+KEYS[2]  P{hk}:b        ZSET "<bucket>:<model>", score = bucket start
+KEYS[3]  P{hk}:h        HASH "<bucket>:<model>" -> "p,c,r"; "t:<model>" -> running total
 
 ARGV[1]  retention cutoff: oldest bucket start still kept
 ARGV[2]  window start (inclusive, bucket-aligned)
 ARGV[3]  window end (exclusive, bucket-aligned)
-ARGV[1 + i + 2]  the model id of model i (ARGV[4] .. ARGV[3 + n])
+ARGV[4..3+n]  the model ids to report (from KEYS[1])
 
 Returns a flat array {p1, c1, r1, p2, c2, r2, ...}, one triple per model.
 
-Cost per model: O(log n) when every kept bucket is inside the window (it
-reads the running total), else O(log n + k), k = the smaller of the
-buckets inside and outside the window.
+Cost: O(log n + models) when every kept bucket is inside the window (the
+running totals answer), else O(log n + k), k = the smaller of the buckets
+inside and outside the window.
 ]]
 
 local cutoff = tonumber(ARGV[1])
-local wstart = ARGV[2]
-local wend = ARGV[3]
+local wstart, wend = ARGV[2], ARGV[3]
+local nstart, nend = tonumber(wstart), tonumber(wend)
+local kmodels, kb, kh = KEYS[1], KEYS[2], KEYS[3]
 
 local function unpack3(v)
   if not v then return 0, 0, 0 end
@@ -32,64 +32,84 @@ local function unpack3(v)
   return tonumber(p) or 0, tonumber(c) or 0, tonumber(r) or 0
 end
 
-local function sum(h, fields)
-  local p, c, r = 0, 0, 0
-  for j = 1, #fields, 1000 do
+-- Sums "<bucket>:<model>" fields per model into acc[model] = {p, c, r}.
+local function sum_into(acc, members, sign)
+  for j = 1, #members, 1000 do
     local chunk = {}
-    for k = j, math.min(j + 999, #fields) do chunk[#chunk + 1] = fields[k] end
-    local vals = redis.call('HMGET', h, unpack(chunk))
+    for k = j, math.min(j + 999, #members) do chunk[#chunk + 1] = members[k] end
+    local vals = redis.call('HMGET', kh, unpack(chunk))
     for k = 1, #vals do
-      local a, b, d = unpack3(vals[k])
-      p, c, r = p + a, c + b, r + d
+      local model = string.match(chunk[k], '^%d+:(.*)$')
+      local p, c, r = unpack3(vals[k])
+      local d = acc[model]
+      if not d then d = {0, 0, 0}; acc[model] = d end
+      d[1], d[2], d[3] = d[1] + sign * p, d[2] + sign * c, d[3] + sign * r
     end
   end
-  return p, c, r
+end
+
+local function totals(acc)
+  local fields = {}
+  for i = 4, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
+  if #fields == 0 then return end
+  local vals = redis.call('HMGET', kh, unpack(fields))
+  for i = 4, #ARGV do
+    local p, c, r = unpack3(vals[i - 3])
+    local d = acc[ARGV[i]]
+    if not d then d = {0, 0, 0}; acc[ARGV[i]] = d end
+    d[1], d[2], d[3] = d[1] + p, d[2] + c, d[3] + r
+  end
+end
+
+local lo = redis.call('ZRANGE', kb, 0, 0, 'WITHSCORES')
+if lo[2] and tonumber(lo[2]) < cutoff then
+  local old = redis.call('ZRANGEBYSCORE', kb, '-inf', '(' .. cutoff)
+  local gone = {}
+  sum_into(gone, old, 1)
+  for j = 1, #old, 1000 do
+    local chunk = {}
+    for k = j, math.min(j + 999, #old) do chunk[#chunk + 1] = old[k] end
+    redis.call('HDEL', kh, unpack(chunk))
+  end
+  redis.call('ZREMRANGEBYSCORE', kb, '-inf', '(' .. cutoff)
+  for model, d in pairs(gone) do
+    local tp, tc, tr = unpack3(redis.call('HGET', kh, 't:' .. model))
+    tp, tc, tr = tp - d[1], tc - d[2], tr - d[3]
+    if tr <= 0 and tp <= 0 and tc <= 0 then
+      redis.call('HDEL', kh, 't:' .. model)
+      redis.call('ZREM', kmodels, model)
+    else
+      redis.call('HSET', kh, 't:' .. model, string.format('%d,%d,%d', tp, tc, tr))
+    end
+  end
+  lo = redis.call('ZRANGE', kb, 0, 0, 'WITHSCORES')
+end
+
+local acc = {}
+if not lo[2] then
+  redis.call('DEL', kb, kh, kmodels)
+else
+  local hi = redis.call('ZRANGE', kb, -1, -1, 'WITHSCORES')
+  if tonumber(lo[2]) >= nstart and tonumber(hi[2]) < nend then
+    totals(acc)
+  else
+    local total = redis.call('ZCARD', kb)
+    local inside = redis.call('ZCOUNT', kb, wstart, '(' .. wend)
+    if inside <= total - inside then
+      sum_into(acc, redis.call('ZRANGEBYSCORE', kb, wstart, '(' .. wend), 1)
+    else
+      totals(acc)
+      sum_into(acc, redis.call('ZRANGEBYSCORE', kb, '-inf', '(' .. wstart), -1)
+      sum_into(acc, redis.call('ZRANGEBYSCORE', kb, wend, '+inf'), -1)
+    end
+  end
 end
 
 local out = {}
-local n = (#KEYS - 1) / 2
-local nstart, nend = tonumber(wstart), tonumber(wend)
-for i = 1, n do
-  local bz, h = KEYS[2 + 2 * (i - 1)], KEYS[3 + 2 * (i - 1)]
-  -- The oldest and newest buckets decide the common case in O(log n):
-  -- nothing expired and everything inside the window = the running total.
-  local lo = redis.call('ZRANGE', bz, 0, 0, 'WITHSCORES')
-  if lo[2] and tonumber(lo[2]) < cutoff then
-    local old = redis.call('ZRANGEBYSCORE', bz, '-inf', '(' .. cutoff)
-    local op, oc, orr = sum(h, old)
-    local tp, tc, tr = unpack3(redis.call('HGET', h, 't'))
-    for j = 1, #old, 1000 do
-      local chunk = {}
-      for k = j, math.min(j + 999, #old) do chunk[#chunk + 1] = old[k] end
-      redis.call('HDEL', h, unpack(chunk))
-    end
-    redis.call('ZREMRANGEBYSCORE', bz, '-inf', '(' .. cutoff)
-    redis.call('HSET', h, 't', string.format('%d,%d,%d', tp - op, tc - oc, tr - orr))
-    lo = redis.call('ZRANGE', bz, 0, 0, 'WITHSCORES')
-  end
-  local p, c, r = 0, 0, 0
-  if not lo[2] then
-    redis.call('DEL', bz, h)
-    redis.call('ZREM', KEYS[1], ARGV[3 + i])
-  else
-    local hi = redis.call('ZRANGE', bz, -1, -1, 'WITHSCORES')
-    if tonumber(lo[2]) >= nstart and tonumber(hi[2]) < nend then
-      p, c, r = unpack3(redis.call('HGET', h, 't'))
-    else
-      local total = redis.call('ZCARD', bz)
-      local inside = redis.call('ZCOUNT', bz, wstart, '(' .. wend)
-      if inside <= total - inside then
-        p, c, r = sum(h, redis.call('ZRANGEBYSCORE', bz, wstart, '(' .. wend))
-      else
-        p, c, r = unpack3(redis.call('HGET', h, 't'))
-        local bp, bc, br = sum(h, redis.call('ZRANGEBYSCORE', bz, '-inf', '(' .. wstart))
-        local ap, ac, ar = sum(h, redis.call('ZRANGEBYSCORE', bz, wend, '+inf'))
-        p, c, r = p - bp - ap, c - bc - ac, r - br - ar
-      end
-    end
-  end
-  out[#out + 1] = p
-  out[#out + 1] = c
-  out[#out + 1] = r
+for i = 4, #ARGV do
+  local d = acc[ARGV[i]] or {0, 0, 0}
+  out[#out + 1] = d[1]
+  out[#out + 1] = d[2]
+  out[#out + 1] = d[3]
 end
 return out

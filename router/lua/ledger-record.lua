@@ -2,13 +2,14 @@
 ledger-record.lua: count a batch of usage events of ONE miner.
 
 All keys carry the miner's hash tag {hotkey}, so the script runs on one
-Redis Cluster slot.
+Redis Cluster slot. A bucket of one model is the member/field
+"<bucket start ms>:<model id>".
 
-KEYS[1]            P{hk}:models        ZSET model -> latest bucket start seen
-then for event i (i = 1..n), three keys:
-KEYS[2 + 3(i-1)]   P{hk}:b:<model>     ZSET bucket start (member and score)
-KEYS[3 + 3(i-1)]   P{hk}:h:<model>     HASH <bucket start> -> "p,c,r"; "t" -> running total "p,c,r"
-KEYS[4 + 3(i-1)]   P{hk}:id:<request>  STRING idempotency marker (expires by itself)
+KEYS[1]      P{hk}:models   ZSET model -> latest bucket start seen
+KEYS[2]      P{hk}:b        ZSET "<bucket>:<model>", score = bucket start
+KEYS[3]      P{hk}:h        HASH "<bucket>:<model>" -> "prompt,completion,requests"
+                                 "t:<model>"        -> running total of the kept buckets
+KEYS[3 + i]  P{hk}:id:<request id of event i>   STRING idempotency marker (expires by itself)
 
 ARGV[1]  now (Unix ms, the caller's clock; event times are clamped to it)
 ARGV[2]  bucket length in ms
@@ -20,14 +21,15 @@ then for event i, four arguments starting at ARGV[5 + 4(i-1)]:
 
 Returns {counted, duplicates, expired}.
 
-Each event costs O(log n): one SET NX, one HMGET, one HSET, plus a ZADD
-and a trim of expired buckets only when it opens a new bucket.
+Each event costs O(log n): SET NX, HMGET, HSET; opening a new bucket adds
+two ZADDs and a trim of expired buckets (amortised: once per bucket).
 ]]
 
 local now = tonumber(ARGV[1])
 local bucket_ms = tonumber(ARGV[2])
 local cutoff = tonumber(ARGV[3])
 local ttl = ARGV[4]
+local kmodels, kb, kh = KEYS[1], KEYS[2], KEYS[3]
 
 local function unpack3(v)
   if not v then return 0, 0, 0 end
@@ -39,25 +41,36 @@ local function pack3(p, c, r)
   return string.format('%d,%d,%d', p, c, r)
 end
 
--- Removes buckets older than the cutoff and takes them off the running total.
-local function trim(bz, h)
-  local old = redis.call('ZRANGEBYSCORE', bz, '-inf', '(' .. cutoff, 'LIMIT', 0, 1000)
+-- Removes buckets older than the cutoff and takes them off the running totals.
+local function trim()
+  local old = redis.call('ZRANGEBYSCORE', kb, '-inf', '(' .. cutoff, 'LIMIT', 0, 1000)
   if #old == 0 then return end
-  local vals = redis.call('HMGET', h, 't', unpack(old))
-  local tp, tc, tr = unpack3(vals[1])
-  for j = 2, #vals do
+  local vals = redis.call('HMGET', kh, unpack(old))
+  local delta = {}
+  for j = 1, #old do
+    local model = string.match(old[j], '^%d+:(.*)$')
     local p, c, r = unpack3(vals[j])
-    tp, tc, tr = tp - p, tc - c, tr - r
+    local d = delta[model]
+    if not d then d = {0, 0, 0}; delta[model] = d end
+    d[1], d[2], d[3] = d[1] + p, d[2] + c, d[3] + r
   end
-  redis.call('HDEL', h, unpack(old))
-  redis.call('ZREM', bz, unpack(old))
-  redis.call('HSET', h, 't', pack3(tp, tc, tr))
+  redis.call('HDEL', kh, unpack(old))
+  redis.call('ZREM', kb, unpack(old))
+  for model, d in pairs(delta) do
+    local tp, tc, tr = unpack3(redis.call('HGET', kh, 't:' .. model))
+    tp, tc, tr = tp - d[1], tc - d[2], tr - d[3]
+    if tr <= 0 and tp <= 0 and tc <= 0 then
+      redis.call('HDEL', kh, 't:' .. model)
+      redis.call('ZREM', kmodels, model)
+    else
+      redis.call('HSET', kh, 't:' .. model, pack3(tp, tc, tr))
+    end
+  end
 end
 
 local counted, dups, expired = 0, 0, 0
-local n = (#KEYS - 1) / 3
+local n = #KEYS - 3
 for i = 1, n do
-  local bz, h, idk = KEYS[2 + 3 * (i - 1)], KEYS[3 + 3 * (i - 1)], KEYS[4 + 3 * (i - 1)]
   local a = 5 + 4 * (i - 1)
   local model = ARGV[a]
   local t = tonumber(ARGV[a + 1])
@@ -65,21 +78,22 @@ for i = 1, n do
   local b = t - (t % bucket_ms)
   if b < cutoff then
     expired = expired + 1
-  elseif not redis.call('SET', idk, '1', 'NX', 'PX', ttl) then
+  elseif not redis.call('SET', KEYS[3 + i], '1', 'NX', 'PX', ttl) then
     dups = dups + 1
   else
     local p, c = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-    local field = string.format('%d', b)
-    local cur = redis.call('HMGET', h, field, 't')
+    local field = string.format('%d', b) .. ':' .. model
+    local tfield = 't:' .. model
+    local cur = redis.call('HMGET', kh, field, tfield)
     if not cur[1] then
-      redis.call('ZADD', bz, b, field)
-      redis.call('ZADD', KEYS[1], 'GT', b, model)
-      trim(bz, h)
-      cur = redis.call('HMGET', h, field, 't')
+      trim()
+      redis.call('ZADD', kb, b, field)
+      redis.call('ZADD', kmodels, 'GT', b, model)
+      cur = redis.call('HMGET', kh, field, tfield)
     end
     local bp, bc, br = unpack3(cur[1])
     local tp, tc, tr = unpack3(cur[2])
-    redis.call('HSET', h, field, pack3(bp + p, bc + c, br + 1), 't', pack3(tp + p, tc + c, tr + 1))
+    redis.call('HSET', kh, field, pack3(bp + p, bc + c, br + 1), tfield, pack3(tp + p, tc + c, tr + 1))
     counted = counted + 1
   end
 end

@@ -106,6 +106,8 @@ export function ledgerContract(name: string, make: () => Promise<LedgerHarness>)
       expect(totalTokens(hour)).to.equal(181);
       // 2 h window: minutes 61..180.
       expect(totalTokens(await report(now, 2 * HOUR))).to.equal(62 + 120 + 121 + 181);
+      // Most buckets inside: totals minus the few outside (minute 0 only).
+      expect(totalTokens(await report(now, 179 * MIN))).to.equal(31 + 60 + 61 + 62 + 120 + 121 + 181);
       // A window that is not a whole number of buckets is rounded up to buckets.
       const odd = await report(now, 59 * MIN + 1);
       expect(odd.windowStartMs).to.equal(T0 + 121 * MIN);
