@@ -1,0 +1,109 @@
+// bench/REPORT.md: the human table. Pure: everything it shows comes from the
+// report object, so the Markdown and bench/report.json always agree.
+import type { BenchReport, BenchResult, JudgedRow } from "./report-result.js";
+import type { PeerFigure, Target } from "./report-specs.js";
+
+/** A figure with as many decimals as its size deserves, thousands separated. */
+export function formatNumber(v: number): string {
+  const abs = Math.abs(v);
+  const digits = Number.isInteger(v) || abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
+  return v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+}
+
+const withUnit = (v: number, unit: string): string =>
+  unit === "" ? formatNumber(v) : `${formatNumber(v)} ${unit}`;
+
+const OPS: Record<Target["op"], string> = { ">=": "≥", "<=": "≤", "=": "=" };
+
+function targetCell(row: JudgedRow): string {
+  return row.target === undefined ? "" : `${OPS[row.target.op]} ${withUnit(row.target.value, row.unit)}`;
+}
+
+function peerCell(peers: readonly PeerFigure[]): string {
+  return peers.map((p) => `${p.label}: ${withUnit(p.value, p.unit)}`).join("; ");
+}
+
+function verdict(row: JudgedRow): string {
+  if (row.pass === undefined) return "";
+  return row.pass ? "pass" : "**FAIL**";
+}
+
+const cell = (s: string): string => s.replaceAll("|", "\\|").replaceAll("\n", " ");
+
+function tableLines(results: readonly BenchResult[]): string[] {
+  const lines = [
+    "| benchmark | measure | result | target | peer / baseline (same run) | verdict |",
+    "|---|---|--:|--:|---|---|",
+  ];
+  for (const r of results) {
+    if (r.rows.length === 0) {
+      lines.push(`| ${r.name} | (no figures) | | | | **FAILED**: ${cell(r.failure ?? "")} |`);
+      continue;
+    }
+    for (const row of r.rows) {
+      const cells = [
+        r.name,
+        row.measure,
+        withUnit(row.value, row.unit),
+        targetCell(row),
+        peerCell(row.peers),
+      ];
+      lines.push(`| ${[...cells, verdict(row)].map(cell).join(" | ")} |`);
+    }
+  }
+  return lines;
+}
+
+function benchLines(r: BenchResult): string[] {
+  const status = r.status === "ok" ? "ok" : `**FAILED**: ${r.failure ?? ""}`;
+  const lines = [
+    `- **${r.name}** (${r.summary}): ${status}; ${formatNumber(r.durationMs / 1000)} s; \`${r.command}\``,
+  ];
+  for (const n of r.notes) lines.push(`  - note: ${n}`);
+  if (r.status === "failed" && r.stderrTail !== undefined && r.stderrTail !== "") {
+    lines.push("", "  ```text", ...r.stderrTail.split("\n").map((l) => `  ${l}`), "  ```", "");
+  }
+  return lines;
+}
+
+/** One line on what the table is, where and when it was measured. */
+export function machineLine(report: BenchReport): string {
+  const m = report.machine;
+  const gib = (m.totalMemoryBytes / 2 ** 30).toFixed(1);
+  return (
+    `${m.cpus} CPUs (${m.cpuModel}), ${gib} GiB RAM, Node ${m.node} on ${m.platform}; ` +
+    `1-minute load average ${m.loadAverage1m.start.toFixed(2)} at the start, ${m.loadAverage1m.end.toFixed(2)} at the end`
+  );
+}
+
+/** The whole of bench/REPORT.md. */
+export function renderMarkdown(report: BenchReport): string {
+  const when = report.generatedAt.replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  const commit = report.uncommittedChanges ? `${report.commit} (with uncommitted changes)` : report.commit;
+  const ran = report.benchmarks.filter((b) => b.status === "ok").length;
+  const t = report.targets;
+  const lines = [
+    "# TensorClaw benchmark report",
+    "",
+    `Written by \`npm run bench${report.quick ? " -- --quick" : ""}\` (${report.quick ? "quick smoke run: short windows, fewer repetitions, figures indicative only" : "full run"}) ` +
+      `on ${when}, at commit ${commit}.`,
+    "",
+    `Machine: ${machineLine(report)}.`,
+    "",
+    "Each figure is the median over the repetitions its benchmark makes; each peer or baseline was measured " +
+      "by the same benchmark in the same run on the same machine. The machine is shared and noisy, so " +
+      "compare a figure with its peer rather than with another run. Regenerate with `npm run bench`.",
+    "",
+    `**Summary:** ${ran} of ${report.benchmarks.length} benchmarks ran cleanly; ${t.met} of ${t.met + t.missed} targets met.`,
+    "",
+    ...tableLines(report.benchmarks),
+    "",
+    "## Benchmarks",
+    "",
+    ...report.benchmarks.flatMap(benchLines),
+    "",
+    "Every benchmark's own JSON is kept under `raw` in `report.json`.",
+    "",
+  ];
+  return lines.join("\n");
+}

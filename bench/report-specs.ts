@@ -1,0 +1,212 @@
+// What `npm run bench` runs and how each benchmark's `--json` output becomes
+// report rows: the figure, the target the issue set for it, and the peer or
+// baseline the same benchmark measured in the same run.
+//
+// Targets are written here once, from the issues that defined them (tunnel:
+// issue 3, Business API: issue 4, ledger: issue 5, validator: issue 6). A
+// field that is missing or not a finite number makes the benchmark count as
+// failed: that is how a benchmark whose output drifted is caught.
+
+/** A target a figure must meet. `=` is exact (error counts). */
+export interface Target {
+  readonly op: ">=" | "<=" | "=";
+  readonly value: number;
+}
+
+/** A figure measured in the same run for comparison (a peer product or a baseline). */
+export interface PeerFigure {
+  readonly label: string;
+  readonly value: number;
+  readonly unit: string;
+}
+
+/** One line of the report. */
+export interface ReportRow {
+  readonly measure: string;
+  readonly value: number;
+  readonly unit: string;
+  readonly target?: Target;
+  readonly peers: readonly PeerFigure[];
+}
+
+/** A benchmark script and how to read its JSON. */
+export interface BenchSpec {
+  readonly name: string;
+  /** Path from the repository root. */
+  readonly script: string;
+  /** One line on what it measures. */
+  readonly summary: string;
+  /** Turns the script's JSON into rows; throws {@link ShapeError} when a field is missing. */
+  readonly rows: (json: unknown) => ReportRow[];
+}
+
+/** The benchmark's JSON does not have the shape the report reads. */
+export class ShapeError extends Error {
+  override readonly name = "ShapeError";
+}
+
+/** Whether `value` meets `target`. */
+export function meets(value: number, target: Target): boolean {
+  switch (target.op) {
+    case ">=":
+      return value >= target.value;
+    case "<=":
+      return value <= target.value;
+    case "=":
+      return value === target.value;
+  }
+}
+
+/** The finite number at dotted `path` of `json`, or a {@link ShapeError} naming the path. */
+export function num(json: unknown, path: string): number {
+  let at: unknown = json;
+  for (const key of path.split(".")) {
+    if (typeof at !== "object" || at === null || !(key in at)) throw new ShapeError(`missing field ${path}`);
+    at = (at as Record<string, unknown>)[key];
+  }
+  if (typeof at !== "number" || !Number.isFinite(at))
+    throw new ShapeError(`field ${path} is ${JSON.stringify(at)}, not a finite number`);
+  return at;
+}
+
+const row = (
+  measure: string,
+  value: number,
+  unit: string,
+  target?: Target,
+  peers: PeerFigure[] = [],
+): ReportRow =>
+  target === undefined ? { measure, value, unit, peers } : { measure, value, unit, target, peers };
+
+const atLeast = (value: number): Target => ({ op: ">=", value });
+const atMost = (value: number): Target => ({ op: "<=", value });
+const none: Target = { op: "=", value: 0 };
+
+function tunnelRows(j: unknown): ReportRow[] {
+  const tunnels = num(j, "idle.tunnels");
+  const inFlight = num(j, "inFlight.requests");
+  return [
+    row("relayed chunks/s, one tunnel, gRPC", num(j, "chunksPerSec.grpc"), "chunks/s", atLeast(200_000), [
+      { label: "raw grpc-js, 1 message per write", value: num(j, "peer.rawGrpcMsgsPerSec"), unit: "msgs/s" },
+    ]),
+    row("relayed chunks/s, one tunnel, WS", num(j, "chunksPerSec.ws"), "chunks/s", atLeast(200_000), [
+      { label: "raw ws", value: num(j, "peer.rawWsMsgsPerSec"), unit: "msgs/s" },
+    ]),
+    row("relay errors", num(j, "relayErrors"), "", none),
+    row(
+      `${inFlight} requests in flight on one tunnel, gRPC: errors`,
+      num(j, "inFlight.grpc.errors"),
+      "",
+      none,
+    ),
+    row(`${inFlight} requests in flight on one tunnel, gRPC: time`, num(j, "inFlight.grpc.ms"), "ms"),
+    row(`${inFlight} requests in flight on one tunnel, WS: errors`, num(j, "inFlight.ws.errors"), "", none),
+    row(`${inFlight} requests in flight on one tunnel, WS: time`, num(j, "inFlight.ws.ms"), "ms"),
+    // Issue 3: "memory per idle tunnel reported (target <= 50 KB)"; the heap is
+    // what the router holds per tunnel (RSS moves in allocator-sized steps).
+    row(
+      `router heap per idle tunnel (${tunnels} open), gRPC`,
+      num(j, "idle.grpc.bytesPerTunnel"),
+      "B",
+      atMost(50_000),
+    ),
+    row(
+      `router heap per idle tunnel (${tunnels} open), WS`,
+      num(j, "idle.ws.bytesPerTunnel"),
+      "B",
+      atMost(50_000),
+    ),
+    row(`router RSS per idle tunnel (${tunnels} open), gRPC`, num(j, "idle.grpc.rssPerTunnel"), "B"),
+    row(`router RSS per idle tunnel (${tunnels} open), WS`, num(j, "idle.ws.rssPerTunnel"), "B"),
+  ];
+}
+
+function apiRows(j: unknown): ReportRow[] {
+  const direct = num(j, "nonStreamingReqPerS.direct");
+  return [
+    row(
+      "non-streaming req/s at 50 connections, router + tunnel + miner",
+      num(j, "nonStreamingReqPerS.tensorclaw"),
+      "req/s",
+      atLeast(5_000),
+      [
+        { label: "Portkey gateway", value: num(j, "nonStreamingReqPerS.portkey"), unit: "req/s" },
+        { label: "backend direct", value: direct, unit: "req/s" },
+      ],
+    ),
+    row("added time to first token at 100 streams, p50", num(j, "addedTtftMs.p50"), "ms", atMost(1), [
+      { label: "direct TTFT p50", value: num(j, "ttftMs.direct.p50"), unit: "ms" },
+      { label: "TensorClaw TTFT p50", value: num(j, "ttftMs.tensorclaw.p50"), unit: "ms" },
+    ]),
+    row("added time to first token at 100 streams, p99", num(j, "addedTtftMs.p99"), "ms", atMost(5), [
+      { label: "direct TTFT p99", value: num(j, "ttftMs.direct.p99"), unit: "ms" },
+      { label: "TensorClaw TTFT p99", value: num(j, "ttftMs.tensorclaw.p99"), unit: "ms" },
+    ]),
+    // Throughput only counts 200s, so failed requests would otherwise hide.
+    row("failed requests through TensorClaw", num(j, "errors.tensorclaw"), "", none, [
+      { label: "direct", value: num(j, "errors.direct"), unit: "" },
+      { label: "Portkey", value: num(j, "errors.portkey"), unit: "" },
+    ]),
+  ];
+}
+
+function ledgerRows(j: unknown): ReportRow[] {
+  const buckets = num(j, "historyBuckets");
+  return [
+    row(
+      "usage events recorded/s, one router process",
+      num(j, "recordEventsPerS"),
+      "events/s",
+      atLeast(50_000),
+      [
+        { label: "redis-benchmark SET", value: num(j, "redisSetPerS"), unit: "ops/s" },
+        { label: "SET -P 16", value: num(j, "redisSetP16PerS"), unit: "ops/s" },
+      ],
+    ),
+    row("GetUsage 24 h, 256 miners x 10 models, in process", num(j, "getUsage24hMs"), "ms", atMost(50)),
+    row("GetUsage 24 h, 256 miners x 10 models, signed gRPC", num(j, "getUsageGrpcMs"), "ms", atMost(50)),
+    row(`Redis bytes per (miner, model), ${buckets} buckets`, num(j, "bytesPerPair"), "B"),
+    row("Redis bytes per (miner, model), a full 24 h (extrapolated)", num(j, "bytesPerPairFullDay"), "B"),
+    row("Redis bytes per idempotency marker (one per request)", num(j, "bytesPerIdMarker"), "B"),
+  ];
+}
+
+function validatorRows(j: unknown): ReportRow[] {
+  return [
+    row("scoring + weights, 256 uids", num(j, "scoring.medianMs"), "ms", atMost(10), [
+      { label: "structuredClone of the inputs", value: num(j, "scoring.baselineMs"), unit: "ms" },
+    ]),
+    // Issue 6: the 8 s probe deadline plus 1 s.
+    row("probe round, 256 miners, half never answer", num(j, "probeRound.medianMs"), "ms", atMost(9_000), [
+      { label: "same round, all answer", value: num(j, "probeRound.baselineMs"), unit: "ms" },
+    ]),
+  ];
+}
+
+/** Every benchmark `npm run bench` runs, in order. */
+export const BENCHES: readonly BenchSpec[] = [
+  {
+    name: "tunnel",
+    script: "bench/tunnel.ts",
+    summary: "router-side relay over one miner tunnel (gRPC and WS), 1,000 in flight, idle tunnel memory",
+    rows: tunnelRows,
+  },
+  {
+    name: "api",
+    script: "bench/api.ts",
+    summary: "Business API vs the same backend direct and vs the Portkey gateway",
+    rows: apiRows,
+  },
+  {
+    name: "ledger",
+    script: "bench/ledger.ts",
+    summary: "usage recording and GetUsage on a private local Redis, against redis-benchmark",
+    rows: ledgerRows,
+  },
+  {
+    name: "validator",
+    script: "bench/validator.ts",
+    summary: "scoring + weights for 256 uids and a 256-miner probe round",
+    rows: validatorRows,
+  },
+];
