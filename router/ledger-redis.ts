@@ -179,7 +179,7 @@ export class RedisLedger implements UsageLedger {
         const args: (string | number)[] = [nowMs, this.options.bucketMs, cutoff, ttl];
         for (const e of chunk) {
           keys.push(k.requestId(hk, e.requestId));
-          args.push(e.model, e.finishedAtMs, e.promptTokens, e.completionTokens);
+          args.push(`${e.model}\t${e.finishedAtMs}\t${e.promptTokens}\t${e.completionTokens}`);
         }
         pipe.tcLedgerRecord(keys.length, ...keys, ...args);
         scriptIdx.push(n++);

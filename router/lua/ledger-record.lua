@@ -16,13 +16,16 @@ ARGV[2]  bucket length in ms
 ARGV[3]  retention cutoff: oldest bucket start still kept (older buckets
          are trimmed, older events are refused as expired)
 ARGV[4]  idempotency marker lifetime in ms
-then for event i, four arguments starting at ARGV[5 + 4(i-1)]:
-         model, finished-at ms, prompt tokens, completion tokens
+ARGV[4 + i]  event i as "<model>\t<finished-at ms>\t<prompt>\t<completion>"
+         (one argument per event: the client encodes far fewer strings;
+         model ids never contain control characters)
 
 Returns {counted, duplicates, expired}.
 
-Each event costs O(log n): SET NX, HMGET, HSET; opening a new bucket adds
-two ZADDs and a trim of expired buckets (amortised: once per bucket).
+Each event costs one SET NX plus Lua arithmetic; each call reads and
+writes every touched field once (two HMGETs, one HSET); opening a new
+bucket adds ZADDs and one trim of expired buckets (amortised: once per
+bucket). O(log n) per event overall.
 ]]
 
 local now = tonumber(ARGV[1])
@@ -70,10 +73,23 @@ end
 
 local counted, dups, expired = 0, 0, 0
 local n = #KEYS - 3
+-- Pass 1: refuse expired and duplicate events; add the rest up per field,
+-- so each touched field is read and written once per call.
+local add = {}       -- field -> {p, c, r}
+local order = {}     -- fields in first-seen order
+local newest = {}    -- model -> newest bucket start in this call
+local function accumulate(f, b, p, c)
+  local d = add[f]
+  if not d then
+    d = {0, 0, 0, b}
+    add[f] = d
+    order[#order + 1] = f
+  end
+  d[1], d[2], d[3] = d[1] + p, d[2] + c, d[3] + 1
+end
 for i = 1, n do
-  local a = 5 + 4 * (i - 1)
-  local model = ARGV[a]
-  local t = tonumber(ARGV[a + 1])
+  local model, ts, ps, cs = string.match(ARGV[4 + i], '^(.*)\t(%d+)\t(%d+)\t(%d+)$')
+  local t = tonumber(ts)
   if t > now then t = now end
   local b = t - (t % bucket_ms)
   if b < cutoff then
@@ -81,20 +97,41 @@ for i = 1, n do
   elseif not redis.call('SET', KEYS[3 + i], '1', 'NX', 'PX', ttl) then
     dups = dups + 1
   else
-    local p, c = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+    local p, c = tonumber(ps), tonumber(cs)
     local field = string.format('%d', b) .. ':' .. model
     local tfield = 't:' .. model
-    local cur = redis.call('HMGET', kh, field, tfield)
-    if not cur[1] then
-      trim()
-      redis.call('ZADD', kb, b, field)
-      redis.call('ZADD', kmodels, 'GT', b, model)
-      cur = redis.call('HMGET', kh, field, tfield)
-    end
-    local bp, bc, br = unpack3(cur[1])
-    local tp, tc, tr = unpack3(cur[2])
-    redis.call('HSET', kh, field, pack3(bp + p, bc + c, br + 1), tfield, pack3(tp + p, tc + c, tr + 1))
+    accumulate(field, b, p, c)
+    accumulate(tfield, b, p, c)
+    if not newest[model] or newest[model] < b then newest[model] = b end
     counted = counted + 1
   end
 end
+if counted == 0 then return {counted, dups, expired} end
+
+-- Pass 2: open new buckets (trimming expired ones first, which may change
+-- the totals), then read every touched field once and write them back.
+local bucket_fields = {}
+for _, f in ipairs(order) do
+  if string.sub(f, 1, 2) ~= 't:' then bucket_fields[#bucket_fields + 1] = f end
+end
+local seen = redis.call('HMGET', kh, unpack(bucket_fields))
+local opened = false
+for j = 1, #bucket_fields do
+  if not seen[j] then
+    if not opened then trim(); opened = true end
+    redis.call('ZADD', kb, add[bucket_fields[j]][4], bucket_fields[j])
+  end
+end
+if opened then
+  for model, b in pairs(newest) do redis.call('ZADD', kmodels, 'GT', b, model) end
+end
+local cur = redis.call('HMGET', kh, unpack(order))
+local out = {}
+for j = 1, #order do
+  local d = add[order[j]]
+  local p, c, r = unpack3(cur[j])
+  out[#out + 1] = order[j]
+  out[#out + 1] = pack3(p + d[1], c + d[2], r + d[3])
+end
+redis.call('HSET', kh, unpack(out))
 return {counted, dups, expired}
