@@ -1,6 +1,6 @@
 import type { Logger } from "../common/logger.js";
 import { silentLogger } from "../common/logger.js";
-import type { RecordResult, UsageLedger } from "./ledger.js";
+import { isValidEvent, type RecordResult, type UsageLedger } from "./ledger.js";
 import type { UsageEvent, UsageSink } from "./usage-event.js";
 import type { UsageSpool } from "./usage-spool.js";
 
@@ -116,6 +116,11 @@ export class UsageRecorder implements UsageSink {
   }
 
   record(event: UsageEvent): void {
+    // Refused here, not later: a malformed event must never reach the spool.
+    if (!isValidEvent(event)) {
+      this.#stats.invalid++;
+      return;
+    }
     if (this.#closed || this.#queue.length >= this.#maxQueued) {
       this.#stats.dropped++;
       if (this.#stats.dropped === 1 || this.#stats.dropped % 10_000 === 0) {

@@ -93,14 +93,15 @@ describe("usage spool (real files)", () => {
       { ...writerEvent("h", 2, now), completionTokens: Number.POSITIVE_INFINITY },
     ] as unknown as Parameters<UsageRecorder["record"]>[0][];
     for (const e of hostile) recorder.record(e);
-    recorder.record(writerEvent("h", 3, now)); // the queue is full: dropped
+    expect(recorder.stats()).to.include({ invalid: 5, queued: 0 });
+    for (let i = 3; i < 9; i++) recorder.record(writerEvent("h", i, now)); // the 6th finds the queue full
     expect(recorder.ready()).to.equal(false);
     await recorder.idle();
-    expect(recorder.stats()).to.include({ invalid: 5, counted: 0, dropped: 1, queued: 0 });
+    expect(recorder.stats()).to.include({ invalid: 5, counted: 5, dropped: 1, queued: 0 });
     expect(recorder.ready()).to.equal(true);
-    recorder.record(writerEvent("h", 4, now));
+    recorder.record(writerEvent("h", 9, now));
     await recorder.idle();
-    expect(recorder.stats().counted).to.equal(1);
+    expect(recorder.stats().counted).to.equal(6);
     expect(recorder.lagMs()).to.equal(0);
     await recorder.close();
     await ledger.close();
