@@ -1,3 +1,4 @@
+import { basename, dirname, join } from "node:path";
 import { Redis } from "ioredis";
 import { defineCommand } from "../common/command.js";
 import { type OptionSpecs, parseCommand } from "../common/config.js";
@@ -13,7 +14,8 @@ import {
 /** Settings of `tensorclaw keys`. */
 export interface KeysConfig {
   redisUrl: string | undefined;
-  keysFile: string;
+  dataDir: string;
+  keysFile: string | undefined;
   name: string;
   rpm: number;
   tpm: number;
@@ -23,7 +25,8 @@ export interface KeysConfig {
 /** Defaults, in one place. */
 export const KEYS_DEFAULTS: KeysConfig = {
   redisUrl: undefined,
-  keysFile: DEFAULT_KEYS_FILE,
+  dataDir: dirname(DEFAULT_KEYS_FILE),
+  keysFile: undefined,
   name: "default",
   rpm: 60,
   tpm: 100_000,
@@ -39,10 +42,15 @@ export const KEYS_OPTIONS: OptionSpecs<KeysConfig> = {
     schemes: ["redis", "rediss"],
     description: "Redis of the router; without it the embedded key file is used.",
   },
+  dataDir: {
+    flag: "data-dir",
+    kind: "string",
+    description: "The router's --data-dir: without Redis its keys are in <data-dir>/api-keys.json.",
+  },
   keysFile: {
     flag: "keys-file",
     kind: "string",
-    description: "Key file of a router without Redis.",
+    description: "Key file of a router without Redis (overrides --data-dir).",
   },
   name: { flag: "name", kind: "string", description: "create: a label for the key." },
   rpm: {
@@ -89,8 +97,8 @@ export const keysCommand = defineCommand({
   usage: "tensorclaw keys create|list|revoke <id> [options]",
   description:
     "Keys are stored hashed: in Redis when --redis-url / REDIS_URL is given (as the router uses it),\n" +
-    "otherwise in the router's embedded key file (--keys-file). A new key is printed once and cannot be\n" +
-    "shown again.",
+    "otherwise in the router's embedded key file (<data-dir>/api-keys.json, or --keys-file). A new key\n" +
+    "is printed once and cannot be shown again.",
   options: KEYS_OPTIONS,
   defaults: KEYS_DEFAULTS,
   parse: parseKeysCommand,
@@ -110,7 +118,7 @@ export const keysCommand = defineCommand({
       await redis.connect();
       store = new RedisApiKeyStore(redis);
     } else {
-      store = new FileApiKeyStore(cfg.keysFile);
+      store = new FileApiKeyStore(cfg.keysFile ?? join(cfg.dataDir, basename(DEFAULT_KEYS_FILE)));
     }
     const keys = new ApiKeys(store);
     try {

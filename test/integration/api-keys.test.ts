@@ -96,7 +96,7 @@ describe("api keys", () => {
   });
 
   it("CLI: keys create prints the key once; list shows it without the key; revoke works (file store)", async () => {
-    const file = join(dir, "cli.json");
+    const file = join(dir, "api-keys.json");
     const created = await runCli(["keys", "create", "--name", "app", "--rpm", "7", "--keys-file", file]);
     expect(created.code, created.stderr).to.equal(0);
     const key = created.stdout.trim();
@@ -118,6 +118,12 @@ describe("api keys", () => {
     expect((await rejects(keys.authenticate(`Bearer ${key}`))).code).to.equal("invalid_api_key");
     const unknown = await runCli(["keys", "revoke", "key_missing", "--keys-file", file]);
     expect(unknown.code).to.equal(1);
+    // --data-dir finds the same file the router uses under its own --data-dir.
+    const viaDir = await runCli(["keys", "list", "--json", "--data-dir", dir]);
+    expect(viaDir.code, viaDir.stderr).to.equal(0);
+    const again = JSON.parse(viaDir.stdout) as { id: string; revokedAtMs: number | null }[];
+    expect(again.map((r) => r.id)).to.deep.equal([rows[0]?.id]);
+    expect(again[0]?.revokedAtMs).to.be.a("number");
     const bad = await runCli(["keys", "frobnicate"]);
     expect(bad.code).to.equal(2);
   });
