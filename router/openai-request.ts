@@ -87,6 +87,19 @@ function bad(param: string, message: string): never {
   throw new TensorClawError("invalid_request", message, { param });
 }
 
+/**
+ * JSON text of a caller-supplied value. JSON.parse accepts nesting that
+ * JSON.stringify cannot walk back (it recurses): such input is the caller's
+ * fault, a 400, not a 500.
+ */
+function jsonText(value: unknown, param: string): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return bad(param, `\`${param}\` is nested too deeply.`);
+  }
+}
+
 function optNumber(body: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
   const v = body[key];
   if (v === undefined || v === null) return undefined;
@@ -164,7 +177,7 @@ function parseMessage(v: unknown, i: number): ChatMessage {
         bad(`${p}.content[${k}].text`, `\`${p}.content[${k}].text\` must be a string.`);
       }
     });
-    msg.contentPartsJson = JSON.stringify(c);
+    msg.contentPartsJson = jsonText(c, `${p}.content`);
   } else if (c !== null && c !== undefined) {
     bad(`${p}.content`, `\`${p}.content\` must be a string, an array of content parts, or null.`);
   }
@@ -223,7 +236,7 @@ function parseTools(v: unknown): Tool[] {
       type: "function",
       name: fn.name,
       description: fn.description ?? "",
-      parametersJson: fn.parameters === undefined ? "" : JSON.stringify(fn.parameters),
+      parametersJson: fn.parameters === undefined ? "" : jsonText(fn.parameters, `${p}.function.parameters`),
       strict: typeof fn.strict === "boolean" ? fn.strict : undefined,
     };
   });
@@ -260,7 +273,7 @@ function parseResponseFormat(v: unknown): ChatRequest["responseFormat"] {
     if (!isObject(js) || typeof js.name !== "string" || js.name === "") {
       bad("response_format.json_schema", "`response_format.json_schema` must be an object with a `name`.");
     }
-    return { type: "json_schema", jsonSchemaJson: JSON.stringify(js) };
+    return { type: "json_schema", jsonSchemaJson: jsonText(js, "response_format.json_schema") };
   }
   return bad(
     "response_format.type",
@@ -352,7 +365,7 @@ export function parseChatBody(body: unknown, opts: RequestOptions): ParsedChatRe
     parallelToolCalls: optBool(body, "parallel_tool_calls"),
     responseFormat: parseResponseFormat(body.response_format),
     user: user === "" ? "" : hashUser(user, opts.account, opts.userSalt),
-    extraJson: Object.keys(extra).length > 0 ? JSON.stringify(extra) : "",
+    extraJson: Object.keys(extra).length > 0 ? jsonText(extra, "body") : "",
   };
   let bytes = 0;
   for (const m of messages) bytes += messageBytes(m);

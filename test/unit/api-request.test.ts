@@ -199,6 +199,13 @@ describe("api request: translation", () => {
     expect(parseChatBody(base(), OPTS).chat.extraJson).to.equal("");
   });
 
+  it("refuses absurdly nested JSON with a 400 naming the field, not a crash", () => {
+    const depth = 200_000;
+    const deep = JSON.parse(`{"a":${"[".repeat(depth)}${"]".repeat(depth)}}`) as unknown;
+    const e = refused(base({ tools: [{ type: "function", function: { name: "f", parameters: deep } }] }));
+    expect(e.param).to.equal("tools[0].function.parameters");
+  });
+
   it("treats explicit nulls as absent", () => {
     const p = parseChatBody(
       base({
