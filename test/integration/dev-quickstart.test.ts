@@ -1,0 +1,111 @@
+// What the README's quick start promises, run for real: `tensorclaw dev`
+// brings up a router, two miners and a dry-run validator in one process
+// tree, prints a banner whose URL and key work with the official openai
+// client, shows the score table, and stops cleanly on Ctrl-C (SIGINT).
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import OpenAI from "openai";
+import { DEMO_MODEL_ID } from "../../miner/backend-demo.js";
+import { runCli } from "../support/cli.js";
+import { until } from "../support/loop-poll.js";
+import { descendantPids, ProcessSet, pidAlive } from "../support/loop-process.js";
+import { lastPrintedTable } from "../support/loop-score-table.js";
+
+describe("tensorclaw dev (quick start)", function () {
+  this.timeout(60_000);
+  const procs = new ProcessSet();
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tc-dev-"));
+  });
+  afterEach(async () => {
+    await procs.killAll();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("prints a banner that works with the openai client, shows scores, and exits 0 on SIGINT leaving no child", async () => {
+    const dev = procs.spawn(
+      "dev",
+      [
+        "dev",
+        "--http-port",
+        "0",
+        "--grpc-port",
+        "0",
+        "--data-dir",
+        dir,
+        "--miners",
+        "2",
+        "--probe-interval-s",
+        "2",
+      ],
+      { REDIS_URL: undefined, TENSORCLAW_LOG_LEVEL: undefined },
+    );
+    const m = await dev.waitFor(
+      /OpenAI API\s+(http:\/\/127\.0\.0\.1:\d+\/v1)\s+API key:\s+(\S+)/,
+      45_000,
+      "stdout",
+    );
+    const [, baseURL, apiKey] = m as unknown as [string, string, string];
+
+    const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 10_000 });
+    const r = await client.chat.completions.create({
+      model: DEMO_MODEL_ID,
+      messages: [{ role: "user", content: "Hello!" }],
+    });
+    expect(r.choices[0]?.message.content ?? "").to.not.equal("");
+    expect(r.usage?.completion_tokens ?? 0).to.be.greaterThan(0);
+
+    const models = await client.models.list();
+    const demo = models.data.find((x) => x.id === DEMO_MODEL_ID) as unknown as
+      | { miners?: number }
+      | undefined;
+    expect(demo?.miners).to.equal(2);
+
+    // The dry-run validator's table: both miners available and passing their probe, and the
+    // request's tokens in it (the ledger read through UsageReport).
+    const table = await until(
+      "a score table with both miners passing and the request's tokens",
+      async () => {
+        const rows = lastPrintedTable(dev.stdout) ?? [];
+        const ok =
+          rows.length === 2 &&
+          rows.every((row) => row.avail === "yes" && row.probe === "pass") &&
+          rows.reduce((n, row) => n + row.tokens, 0) === r.usage?.total_tokens;
+        return ok ? rows : undefined;
+      },
+      30_000,
+      200,
+    );
+    expect(table.map((row) => row.weight)).to.include(65535);
+
+    const children = descendantPids(dev.pid);
+    // keys (one-shot, already gone), router, two miners, validator: at least the four long-lived ones.
+    expect(children.length).to.be.at.least(4);
+    dev.child.kill("SIGINT");
+    expect(await dev.exited()).to.equal(0);
+    expect(children.filter(pidAlive)).to.deep.equal([]);
+  });
+
+  describe("a busy fixed port", () => {
+    let busy: Server;
+    beforeEach(async () => {
+      busy = createServer();
+      await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    });
+    afterEach(async () => {
+      await new Promise<void>((resolve) => busy.close(() => resolve()));
+    });
+
+    it("makes `tensorclaw dev --http-port <busy>` exit non-zero naming --http-port", async () => {
+      const address = busy.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      const r = await runCli(["dev", "--http-port", String(port), "--grpc-port", "0", "--data-dir", dir]);
+      expect(r.code).to.not.equal(0);
+      expect(r.stderr).to.match(new RegExp(`port ${port} is already in use.*--http-port`));
+    });
+  });
+});
