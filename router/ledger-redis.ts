@@ -210,35 +210,27 @@ export class RedisLedger implements UsageLedger {
       await this.#redis.zremrangebyscore(k.miners, "-inf", `(${cutoff - this.options.bucketMs}`);
       hotkeys = await this.#redis.zrange(k.miners, "0", "-1");
     }
-    const first = this.#pipe();
-    for (const hk of hotkeys) first.zrange(k.models(hk), "0", "-1");
-    first.hgetall(k.tiers);
-    const firstValues = pipelineResults(await first.exec());
-    const tiers = parseTiers(firstValues[hotkeys.length] as Record<string, string>);
-    const second = this.#pipe();
-    const asked: [string, string[]][] = [];
-    hotkeys.forEach((hk, i) => {
-      const models = firstValues[i] as string[];
-      if (models.length === 0) return;
-      second.tcLedgerRead(3, k.models(hk), k.buckets(hk), k.counts(hk), cutoff, startMs, endMs, ...models);
-      asked.push([hk, models]);
-    });
-    const rows: RawCounts[] = [];
-    if (asked.length > 0) {
-      const values = pipelineResults(await second.exec());
-      asked.forEach(([hotkey, models], i) => {
-        const flat = values[i] as number[];
-        models.forEach((model, j) => {
-          rows.push({
-            hotkey,
-            model,
-            promptTokens: Number(flat[3 * j]),
-            completionTokens: Number(flat[3 * j + 1]),
-            requests: Number(flat[3 * j + 2]),
-          });
-        });
-      });
+    // One script call per miner (its own slot) reads its models and sums.
+    const pipe = this.#pipe();
+    for (const hk of hotkeys) {
+      pipe.tcLedgerRead(3, k.models(hk), k.buckets(hk), k.counts(hk), cutoff, startMs, endMs);
     }
+    pipe.hgetall(k.tiers);
+    const values = pipelineResults(await pipe.exec());
+    const tiers = parseTiers(values[hotkeys.length] as Record<string, string>);
+    const rows: RawCounts[] = [];
+    hotkeys.forEach((hotkey, i) => {
+      const flat = values[i] as (string | number)[];
+      for (let j = 0; j + 3 < flat.length; j += 4) {
+        rows.push({
+          hotkey,
+          model: String(flat[j]),
+          promptTokens: Number(flat[j + 1]),
+          completionTokens: Number(flat[j + 2]),
+          requests: Number(flat[j + 3]),
+        });
+      }
+    });
     const report = buildReport(rows, tiers, nowMs, query.windowMs, this.options);
     if (!filtered && query.windowMs === this.options.retentionMs) await this.#storeLeaderboard(report);
     return report;

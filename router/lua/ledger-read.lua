@@ -12,9 +12,9 @@ KEYS[3]  P{hk}:h        HASH "<bucket>:<model>" -> "p,c,r"; "t:<model>" -> runni
 ARGV[1]  retention cutoff: oldest bucket start still kept
 ARGV[2]  window start (inclusive, bucket-aligned)
 ARGV[3]  window end (exclusive, bucket-aligned)
-ARGV[4..3+n]  the model ids to report (from KEYS[1])
 
-Returns a flat array {p1, c1, r1, p2, c2, r2, ...}, one triple per model.
+Returns a flat array {model1, p1, c1, r1, model2, p2, c2, r2, ...}, one
+entry per model of the miner (models whose buckets all expired are gone).
 
 Cost: O(log n + models) when every kept bucket is inside the window (the
 running totals answer), else O(log n + k), k = the smaller of the buckets
@@ -48,15 +48,15 @@ local function sum_into(acc, members, sign)
   end
 end
 
-local function totals(acc)
+local function totals(acc, models)
   local fields = {}
-  for i = 4, #ARGV do fields[#fields + 1] = 't:' .. ARGV[i] end
+  for i = 1, #models do fields[i] = 't:' .. models[i] end
   if #fields == 0 then return end
   local vals = redis.call('HMGET', kh, unpack(fields))
-  for i = 4, #ARGV do
-    local p, c, r = unpack3(vals[i - 3])
-    local d = acc[ARGV[i]]
-    if not d then d = {0, 0, 0}; acc[ARGV[i]] = d end
+  for i = 1, #models do
+    local p, c, r = unpack3(vals[i])
+    local d = acc[models[i]]
+    if not d then d = {0, 0, 0}; acc[models[i]] = d end
     d[1], d[2], d[3] = d[1] + p, d[2] + c, d[3] + r
   end
 end
@@ -86,19 +86,21 @@ if lo[2] and tonumber(lo[2]) < cutoff then
 end
 
 local acc = {}
+local models = redis.call('ZRANGE', kmodels, 0, -1)
 if not lo[2] then
+  models = {}
   redis.call('DEL', kb, kh, kmodels)
 else
   local hi = redis.call('ZRANGE', kb, -1, -1, 'WITHSCORES')
   if tonumber(lo[2]) >= nstart and tonumber(hi[2]) < nend then
-    totals(acc)
+    totals(acc, models)
   else
     local total = redis.call('ZCARD', kb)
     local inside = redis.call('ZCOUNT', kb, wstart, '(' .. wend)
     if inside <= total - inside then
       sum_into(acc, redis.call('ZRANGEBYSCORE', kb, wstart, '(' .. wend), 1)
     else
-      totals(acc)
+      totals(acc, models)
       sum_into(acc, redis.call('ZRANGEBYSCORE', kb, '-inf', '(' .. wstart), -1)
       sum_into(acc, redis.call('ZRANGEBYSCORE', kb, wend, '+inf'), -1)
     end
@@ -106,8 +108,9 @@ else
 end
 
 local out = {}
-for i = 4, #ARGV do
-  local d = acc[ARGV[i]] or {0, 0, 0}
+for i = 1, #models do
+  local d = acc[models[i]] or {0, 0, 0}
+  out[#out + 1] = models[i]
   out[#out + 1] = d[1]
   out[#out + 1] = d[2]
   out[#out + 1] = d[3]
