@@ -53,7 +53,7 @@ export interface UsageRecorderOptions {
   readonly spool?: UsageSpool | undefined;
   readonly clock?: () => number;
   readonly logger?: Logger;
-  /** Events per ledger call (default 2000). */
+  /** Events per ledger call (default 5000). */
   readonly batchSize?: number;
   /** Ledger calls in flight at once (default 2). */
   readonly maxInFlight?: number;
@@ -100,7 +100,7 @@ export class UsageRecorder implements UsageSink {
     this.#spool = options.spool;
     this.#clock = options.clock ?? Date.now;
     this.#log = options.logger ?? silentLogger();
-    this.#batchSize = options.batchSize ?? 2000;
+    this.#batchSize = options.batchSize ?? 5000;
     this.#maxInFlight = options.maxInFlight ?? 2;
     this.#maxQueued = options.maxQueued ?? 200_000;
     this.#timeoutMs = options.ledgerTimeoutMs ?? 5000;
