@@ -27,6 +27,8 @@ export interface ChildRun {
   readonly args: readonly string[];
   readonly jsonFile: string;
   readonly timeoutMs: number;
+  /** Keep the child's output to ourselves (tests); by default it is shown as it comes. */
+  readonly quiet?: boolean;
   /** Called with the child's pid-group killer while it runs, and with undefined after. */
   readonly onRunning?: (kill: ((signal: NodeJS.Signals) => void) | undefined) => void;
 }
@@ -47,7 +49,7 @@ export async function runBenchChild(run: ChildRun): Promise<ChildOutcome> {
     ["--import", "tsx", run.script, ...run.args, "--json", run.jsonFile],
     {
       cwd: run.cwd,
-      stdio: ["ignore", "inherit", "pipe"],
+      stdio: ["ignore", run.quiet === true ? "ignore" : "inherit", "pipe"],
       detached: true,
     },
   );
@@ -64,7 +66,7 @@ export async function runBenchChild(run: ChildRun): Promise<ChildOutcome> {
   run.onRunning?.(killGroup);
   let tail = "";
   child.stderr?.on("data", (d: Buffer) => {
-    process.stderr.write(d);
+    if (run.quiet !== true) process.stderr.write(d);
     tail = (tail + d.toString("utf8")).slice(-TAIL_BYTES);
   });
   let timedOut = false;
