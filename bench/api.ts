@@ -326,7 +326,7 @@ async function main(): Promise<void> {
   const quick = process.argv.includes("--quick");
   const jsonOut = arg("json");
   const rounds = quick ? 1 : 3;
-  const durationMs = quick ? 2000 : 5000;
+  const durationMs = quick ? 1000 : 5000;
   const children: ChildProcess[] = [];
   const tsx = ["--import", "tsx"];
   try {
@@ -391,9 +391,10 @@ async function main(): Promise<void> {
       tensorclaw: { url: `${routerUrl}/chat/completions`, headers: { authorization: `Bearer ${key}` } },
       portkey: { url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`, headers: portkeyHeaders },
     };
-    // Warm-up: JIT, connection pools, the tunnel.
-    for (const t of Object.values(targets))
-      await runLoad({ ...t, connections: 10, durationMs: 700, stream: false });
+    // Warm-up: JIT, connection pools, the tunnel (skipped by a quick run: each load process costs ~2 s to start).
+    if (!quick)
+      for (const t of Object.values(targets))
+        await runLoad({ ...t, connections: 10, durationMs: 700, stream: false });
 
     const rps: Record<string, number[]> = { direct: [], tensorclaw: [], portkey: [] };
     const errs: Record<string, number> = { direct: 0, tensorclaw: 0, portkey: 0 };

@@ -24,7 +24,7 @@ const QUICK = process.argv.includes("--quick");
 const jsonAt = process.argv.indexOf("--json");
 const JSON_OUT = jsonAt === -1 ? undefined : process.argv[jsonAt + 1];
 const RUNS = QUICK ? 1 : 3;
-const WINDOW_MS = QUICK ? 1_000 : 3_000;
+const WINDOW_MS = QUICK ? 500 : 3_000;
 const IDLE_TUNNELS = QUICK ? 200 : 2_000;
 const IN_FLIGHT = 1_000;
 /** Path of the bare bidi method the raw-grpc baseline uses. */

@@ -215,7 +215,8 @@ async function main(): Promise<void> {
       )}\n`,
     );
   }
-  if (rows.some((r) => !r[4])) process.exitCode = 1;
+  // A quick run is a smoke test of the script: its short timings are not judged.
+  if (!QUICK && rows.some((r) => !r[4])) process.exitCode = 1;
 }
 
 if (process.argv.includes("--role")) await serverRole(process.argv.includes("--silent-half"));
