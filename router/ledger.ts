@@ -171,11 +171,12 @@ export function checkLedgerOptions(opts: LedgerOptions): LedgerOptions {
   return Object.freeze({ bucketMs, retentionMs });
 }
 
+// Control characters would corrupt logs, journal lines and key names.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
 function okId(s: unknown): s is string {
-  if (typeof s !== "string" || s.length === 0 || s.length > MAX_ID_LENGTH) return false;
-  // Control characters would corrupt logs, journal lines and key names.
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20 || s.charCodeAt(i) === 0x7f) return false;
-  return true;
+  return typeof s === "string" && s.length > 0 && s.length <= MAX_ID_LENGTH && !CONTROL_CHARS.test(s);
 }
 
 function okCount(n: unknown): n is number {
