@@ -1,0 +1,250 @@
+// The whole loop with real processes: `tensorclaw router` on a real Redis,
+// three `tensorclaw miner`s (one over WebSocket) on a real OpenAI-format
+// backend, a dry-run `tensorclaw validator`, and user traffic from the
+// official openai client. The cases run in order on one network: each
+// builds on the traffic and state the previous ones left.
+import { expect } from "chai";
+import { Redis } from "ioredis";
+import OpenAI from "openai";
+import {
+  type LedgerTotals,
+  type LoopMiner,
+  type LoopNetwork,
+  startLoopNetwork,
+} from "../support/loop-network.js";
+import { until } from "../support/loop-poll.js";
+import { lastPrintedTable, type PrintedScore } from "../support/loop-score-table.js";
+import type { RecordedRequest } from "../support/openai-backend.js";
+import { promptTextOf } from "../support/openai-backend.js";
+
+/** Marks user traffic at the backend; probes (indistinguishable to a miner) never carry it. */
+const USER_MARK = "loop-e2e user request";
+const TIER_C = 4;
+
+describe("the whole loop (real processes)", function () {
+  this.timeout(90_000);
+  let net: LoopNetwork;
+  let openai: OpenAI;
+  let sent = 0;
+  const miner = (name: string) => net.miners.find((m) => m.name === name) as LoopMiner;
+
+  before(async () => {
+    net = await startLoopNetwork({
+      miners: [
+        { name: "A", model: "m-a", transport: "grpc" },
+        { name: "B", model: "m-b", transport: "grpc" },
+        { name: "C", model: "m-c", transport: "ws" },
+      ],
+      tiers: { "m-c": TIER_C },
+    });
+    openai = new OpenAI({
+      baseURL: `http://127.0.0.1:${net.httpPort}/v1`,
+      apiKey: net.apiKey,
+      maxRetries: 0,
+      timeout: 15_000,
+    });
+    await until(
+      "three active miners",
+      async () => ((await net.activeHotkeys()).size === 3 ? true : undefined),
+      30_000,
+    );
+  });
+  after(async () => {
+    await net?.close();
+  });
+
+  /** One user request for `model`; even ones stream, odd ones do not. Returns the user-visible usage. */
+  async function ask(model: string): Promise<number> {
+    const n = ++sent;
+    const content = `${USER_MARK} ${n} [[backend tokens=${3 + (n % 7)}]]`;
+    if (n % 2 === 0) {
+      const stream = await openai.chat.completions.create({
+        model,
+        messages: [{ role: "user", content }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      let total = 0;
+      for await (const chunk of stream) total += chunk.usage?.total_tokens ?? 0;
+      return total;
+    }
+    const r = await openai.chat.completions.create({ model, messages: [{ role: "user", content }] });
+    return r.usage?.total_tokens ?? 0;
+  }
+
+  /** Sends `counts[model]` requests per model, five at a time. */
+  async function traffic(counts: Record<string, number>): Promise<void> {
+    const queue = Object.entries(counts).flatMap(([model, k]) => Array.from({ length: k }, () => model));
+    for (let i = 0; i < queue.length; i += 5) await Promise.all(queue.slice(i, i + 5).map((m) => ask(m)));
+  }
+
+  const isUser = (r: RecordedRequest) => promptTextOf(r.body).includes(USER_MARK);
+  const modelOf = (r: RecordedRequest) => (r.body as { model?: string }).model;
+
+  /** What the backend produced for user requests, per miner (each miner offers one model). */
+  function backendTotals(): Map<string, LedgerTotals> {
+    const out = new Map<string, LedgerTotals>();
+    for (const m of net.miners) {
+      const reqs = net.backend.chatRequests().filter((r) => isUser(r) && modelOf(r) === m.model);
+      out.set(m.hotkey, {
+        promptTokens: reqs.reduce((s, r) => s + r.promptTokens, 0),
+        completionTokens: reqs.reduce((s, r) => s + r.completionTokens, 0),
+        requests: reqs.length,
+      });
+    }
+    return out;
+  }
+
+  /** Waits until the ledger holds exactly what the backend produced for users, per miner. */
+  async function ledgerMatchesBackend(what: string): Promise<Map<string, LedgerTotals>> {
+    const want = backendTotals();
+    let seen: Map<string, LedgerTotals> = new Map();
+    try {
+      return await until(
+        what,
+        async () => {
+          seen = await net.ledger();
+          const same = [...want].every(([hk, w]) => JSON.stringify(seen.get(hk)) === JSON.stringify(w));
+          return same && seen.size === want.size ? seen : undefined;
+        },
+        15_000,
+        200,
+      );
+    } catch (err) {
+      expect(Object.fromEntries(seen), String(err)).to.deep.equal(Object.fromEntries(want));
+      throw err;
+    }
+  }
+
+  /** Waits for a printed score table satisfying `ok`. */
+  function table(what: string, ok: (rows: PrintedScore[]) => boolean): Promise<PrintedScore[]> {
+    return until(
+      what,
+      async () => {
+        const rows = lastPrintedTable(net.validator.stdout);
+        return rows !== undefined && ok(rows) ? rows : undefined;
+      },
+      20_000,
+      200,
+    );
+  }
+  const row = (rows: PrintedScore[], m: LoopMiner) => rows.find((r) => r.hotkey === m.hotkey);
+
+  it("credits each miner exactly the tokens the backend produced for users, and no probe tokens", async () => {
+    // Every miner has been probed (through the backend) before any user traffic.
+    await until(
+      "a probe of every miner at the backend",
+      async () =>
+        net.miners.every((m) => net.backend.chatRequests().some((r) => !isUser(r) && modelOf(r) === m.model))
+          ? true
+          : undefined,
+      20_000,
+    );
+    await traffic({ "m-a": 12, "m-b": 6, "m-c": 2 });
+    const ledger = await ledgerMatchesBackend("the ledger to match the backend's user tokens");
+    expect(ledger.get(miner("A").hotkey)?.requests).to.equal(12);
+    expect(ledger.get(miner("B").hotkey)?.requests).to.equal(6);
+    expect(ledger.get(miner("C").hotkey)?.requests).to.equal(2);
+    // Probes reached the backend and produced tokens, yet none are in the ledger (checked above).
+    const probes = net.backend.chatRequests().filter((r) => !isUser(r));
+    expect(probes.reduce((s, r) => s + r.completionTokens, 0)).to.be.greaterThan(0);
+  });
+
+  it("has the validator weigh miners in the order of served tokens × tier", async () => {
+    const ledger = await net.ledger();
+    const tokens = (m: LoopMiner) => {
+      const t = ledger.get(m.hotkey);
+      return (t?.promptTokens ?? 0) + (t?.completionTokens ?? 0);
+    };
+    const points = (m: LoopMiner) => tokens(m) * (m.model === "m-c" ? TIER_C : 1);
+    const rows = await table("a score table with every miner's ledger tokens", (rs) =>
+      net.miners.every((m) => row(rs, m)?.tokens === tokens(m) && row(rs, m)?.probe === "pass"),
+    );
+    const byWeight = [...net.miners].sort(
+      (x, y) => (row(rows, y)?.weight ?? 0) - (row(rows, x)?.weight ?? 0),
+    );
+    const byPoints = [...net.miners].sort((x, y) => points(y) - points(x));
+    expect(byWeight.map((m) => m.name)).to.deep.equal(byPoints.map((m) => m.name));
+    // The tier matters: plain token order would put B above C.
+    expect(byPoints.map((m) => m.name)).to.deep.equal(["A", "C", "B"]);
+    expect(row(rows, miner("A"))?.weight).to.equal(65535);
+  });
+
+  it("takes a killed miner out of traffic and scoring, and restores it once it is back and probed", async () => {
+    const b = miner("B");
+    await b.proc?.stop("SIGKILL");
+    await until(
+      "B gone from the directory",
+      async () => ((await net.activeHotkeys()).has(b.hotkey) ? undefined : true),
+      10_000,
+    );
+    const before = net.backend.chatRequests().length;
+    const err = await openai.chat.completions
+      .create({ model: b.model, messages: [{ role: "user", content: `${USER_MARK} to a dead miner` }] })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).to.be.instanceOf(OpenAI.APIError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).status).to.equal(503);
+    expect(
+      net.backend
+        .chatRequests()
+        .slice(before)
+        .filter((r) => modelOf(r) === b.model),
+    ).to.deep.equal([]);
+    const ghost = await table("B unavailable in the score table", (rs) => row(rs, b)?.avail === "no");
+    // Its served tokens still count for the 24 h window.
+    expect(row(ghost, b)?.tokens).to.be.greaterThan(0);
+
+    // Back with the same hotkey: active again, probed through the backend, serving users.
+    const probesOfB = () =>
+      net.backend.chatRequests().filter((r) => !isUser(r) && modelOf(r) === b.model).length;
+    const probesBefore = probesOfB();
+    net.startMiner(b);
+    await until(
+      "B active again",
+      async () => ((await net.activeHotkeys()).has(b.hotkey) ? true : undefined),
+      20_000,
+    );
+    await until(
+      "a probe of the returned B at the backend",
+      async () => (probesOfB() > probesBefore ? true : undefined),
+      15_000,
+    );
+    await table(
+      "B available and passing its probe",
+      (rs) => row(rs, b)?.avail === "yes" && row(rs, b)?.probe === "pass",
+    );
+    await traffic({ "m-b": 2 });
+    await ledgerMatchesBackend("B's new traffic in the ledger");
+  });
+
+  it("loses no usage while Redis is down: the router spools it and writes it once Redis is back", async () => {
+    // Keep what is already in Redis across the kill (the test server runs without persistence).
+    const admin = new Redis(net.redis.url);
+    await admin.save();
+    admin.disconnect();
+    await net.redis.kill();
+    try {
+      await traffic({ "m-a": 3, "m-b": 2, "m-c": 1 });
+    } finally {
+      await net.redis.restart();
+    }
+    await ledgerMatchesBackend("the spooled usage in the ledger");
+  });
+
+  it("brings every miner back after a router restart", async () => {
+    const old = net.router;
+    await old.stop("SIGTERM");
+    expect(await old.exited()).to.equal(0);
+    await net.startRouter();
+    await until(
+      "three active miners on the new router",
+      async () => ((await net.activeHotkeys()).size === 3 ? true : undefined),
+      30_000,
+    );
+    await traffic({ "m-a": 1, "m-b": 1, "m-c": 1 });
+    await ledgerMatchesBackend("traffic after the restart in the ledger");
+  });
+});
