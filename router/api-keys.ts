@@ -47,6 +47,9 @@ export function bearerKey(header: string | undefined): string | undefined {
 
 /** Creating, checking, listing and revoking API keys over a store. */
 export class ApiKeys {
+  /** Valid records last read from the store, by hash: the fallback while the store is down. */
+  private readonly lastKnown = new Map<string, ApiKeyRecord>();
+
   constructor(
     private readonly store: ApiKeyStore,
     private readonly randomKeyBytes: (n: number) => Buffer = randomBytes,
@@ -86,10 +89,21 @@ export class ApiKeys {
         "Missing API key: send it as `Authorization: Bearer <key>`.",
       );
     }
-    const rec = key.length > 200 ? undefined : await this.store.findByHash(hashKey(key));
+    const hash = hashKey(key);
+    let rec: ApiKeyRecord | undefined;
+    try {
+      rec = key.length > 200 ? undefined : await this.store.findByHash(hash);
+    } catch {
+      // The store (Redis) is unreachable: a key seen valid before keeps being served, as the
+      // router keeps serving (and spooling usage) while Redis is down.
+      rec = this.lastKnown.get(hash);
+      if (rec === undefined) throw new TensorClawError("unavailable", "The API key store is unreachable.");
+    }
     if (rec === undefined || rec.revokedAtMs !== null) {
+      this.lastKnown.delete(hash);
       throw new TensorClawError("invalid_api_key", "Incorrect or revoked API key.");
     }
+    this.lastKnown.set(hash, rec);
     return rec;
   }
 
