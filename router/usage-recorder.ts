@@ -76,9 +76,11 @@ export class UsageRecorder implements UsageSink {
   readonly #timeoutMs: number;
   readonly #retryMinMs: number;
   readonly #retryMaxMs: number;
+  /** Queued events are #queue[#head..]; taking a batch moves #head (no copying of the rest). */
   #queue: UsageEvent[] = [];
   /** Arrival time of each queued event (parallel to #queue), for the lag. */
   #arrivals: number[] = [];
+  #head = 0;
   /** Arrival of the oldest event of each batch in flight. */
   readonly #inFlightSince = new Map<Promise<void>, number>();
   readonly #maxInFlight: number;
@@ -121,7 +123,7 @@ export class UsageRecorder implements UsageSink {
       this.#stats.invalid++;
       return;
     }
-    if (this.#closed || this.#queue.length >= this.#maxQueued) {
+    if (this.#closed || this.#queued >= this.#maxQueued) {
       this.#stats.dropped++;
       if (this.#stats.dropped === 1 || this.#stats.dropped % 10_000 === 0) {
         this.#log.error({ dropped: this.#stats.dropped }, "usage recorder full or closed: event dropped");
@@ -138,7 +140,7 @@ export class UsageRecorder implements UsageSink {
     return {
       ...this.#stats,
       ledgerErrors: this.#ledgerErrors,
-      queued: this.#queue.length,
+      queued: this.#queued,
       spoolDepth: this.#spool?.depth ?? 0,
       degraded: this.#degraded,
     };
@@ -155,7 +157,7 @@ export class UsageRecorder implements UsageSink {
    */
   lagMs(): number {
     const now = this.#clock();
-    let oldest = this.#arrivals[0] ?? Number.POSITIVE_INFINITY;
+    let oldest = this.#arrivals[this.#head] ?? Number.POSITIVE_INFINITY;
     for (const t of this.#inFlightSince.values()) oldest = Math.min(oldest, t);
     if (this.#degraded) oldest = Math.min(oldest, this.#degradedSince ?? now);
     return Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0;
@@ -163,7 +165,7 @@ export class UsageRecorder implements UsageSink {
 
   /** Ready while events reach the ledger or the spool and nothing is being dropped. */
   ready(): boolean {
-    return !this.#closed && this.#queue.length < this.#maxQueued;
+    return !this.#closed && this.#queued < this.#maxQueued;
   }
 
   /** Resolves when nothing is queued, in flight or spooled (everything is in the ledger). */
@@ -177,7 +179,7 @@ export class UsageRecorder implements UsageSink {
    * then in the ledger or durably in the spool.
    */
   settled(): Promise<void> {
-    if (!this.#running && this.#queue.length === 0) return Promise.resolve();
+    if (!this.#running && this.#queued === 0) return Promise.resolve();
     return new Promise((resolve) => this.#settleWaiters.push(resolve));
   }
 
@@ -187,14 +189,14 @@ export class UsageRecorder implements UsageSink {
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     while (this.#running) await new Promise((r) => setImmediate(r));
-    if (this.#queue.length > 0) {
+    if (this.#queued > 0) {
       const batch = this.#take();
       if (this.#degraded || !(await this.#toLedger(batch))) await this.#toSpool(batch);
     }
   }
 
   #isIdle(): boolean {
-    return !this.#running && this.#queue.length === 0 && !this.#degraded;
+    return !this.#running && this.#queued === 0 && !this.#degraded;
   }
 
   #schedule(): void {
@@ -206,11 +208,23 @@ export class UsageRecorder implements UsageSink {
     });
   }
 
+  get #queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
   #take(): UsageEvent[] {
-    const n = Math.min(this.#batchSize, this.#queue.length);
-    const batch = this.#queue.length === n ? this.#queue : this.#queue.slice(0, n);
-    this.#queue = this.#queue.length === n ? [] : this.#queue.slice(n);
-    this.#arrivals = this.#arrivals.length === n ? [] : this.#arrivals.slice(n);
+    const n = Math.min(this.#batchSize, this.#queued);
+    const batch = this.#queue.slice(this.#head, this.#head + n);
+    this.#head += n;
+    if (this.#head >= this.#queue.length) {
+      this.#queue = [];
+      this.#arrivals = [];
+      this.#head = 0;
+    } else if (this.#head > 65_536 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#arrivals = this.#arrivals.slice(this.#head);
+      this.#head = 0;
+    }
     return batch;
   }
 
@@ -222,7 +236,7 @@ export class UsageRecorder implements UsageSink {
       for (;;) {
         if (this.#closed) break;
         if (!this.#degraded && this.#retryTimer === undefined) {
-          if (this.#queue.length === 0 || inFlight.size >= this.#maxInFlight) {
+          if (this.#queued === 0 || inFlight.size >= this.#maxInFlight) {
             if (inFlight.size === 0) break;
             await Promise.race(inFlight);
             continue;
@@ -230,7 +244,7 @@ export class UsageRecorder implements UsageSink {
           // Up to #maxInFlight direct batches overlap, so the router encodes
           // the next batch while Redis runs the previous one. Order between
           // them does not matter: the ledger is additive and idempotent.
-          const since = this.#arrivals[0] ?? this.#clock();
+          const since = this.#arrivals[this.#head] ?? this.#clock();
           const p = this.#direct(this.#take(), since).finally(() => {
             inFlight.delete(p);
             this.#inFlightSince.delete(p);
@@ -246,7 +260,7 @@ export class UsageRecorder implements UsageSink {
         }
         if (!this.#degraded) break; // no spool: the retry timer restarts the pump
         // Degraded: keep order by spooling new events behind the old ones.
-        if (this.#queue.length > 0) {
+        if (this.#queued > 0) {
           await this.#toSpool(this.#take());
           continue;
         }
@@ -264,9 +278,9 @@ export class UsageRecorder implements UsageSink {
       await Promise.allSettled(inFlight);
       this.#running = false;
     }
-    if (this.#queue.length === 0) for (const w of this.#settleWaiters.splice(0)) w();
+    if (this.#queued === 0) for (const w of this.#settleWaiters.splice(0)) w();
     if (this.#isIdle()) for (const w of this.#waiters.splice(0)) w();
-    else if (this.#queue.length > 0 && this.#retryTimer === undefined) this.#schedule();
+    else if (this.#queued > 0 && this.#retryTimer === undefined) this.#schedule();
   }
 
   /** One direct batch: to the ledger, else to the spool (or back to the queue without one). */
@@ -274,8 +288,9 @@ export class UsageRecorder implements UsageSink {
     if (await this.#toLedger(batch)) return;
     if (this.#spool === undefined) {
       // No spool: put the batch back in front and retry later.
-      this.#queue = batch.concat(this.#queue);
-      this.#arrivals = new Array<number>(batch.length).fill(since).concat(this.#arrivals);
+      this.#queue = batch.concat(this.#queue.slice(this.#head));
+      this.#arrivals = new Array<number>(batch.length).fill(since).concat(this.#arrivals.slice(this.#head));
+      this.#head = 0;
       this.#armRetry();
       return;
     }

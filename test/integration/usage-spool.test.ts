@@ -2,7 +2,9 @@ import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/prom
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import type { UsageLedger } from "../../router/ledger.js";
 import { EmbeddedLedger } from "../../router/ledger-embedded.js";
+import type { UsageEvent } from "../../router/usage-event.js";
 import { UsageRecorder } from "../../router/usage-recorder.js";
 import { UsageSpool } from "../../router/usage-spool.js";
 import { CONTRACT_OPTIONS } from "../support/ledger-contract.js";
@@ -105,5 +107,38 @@ describe("usage spool (real files)", () => {
     expect(recorder.lagMs()).to.equal(0);
     await recorder.close();
     await ledger.close();
+  });
+
+  it("recorder without a spool keeps events queued while the ledger fails, then writes them once", async () => {
+    const real = await EmbeddedLedger.open({ ...CONTRACT_OPTIONS, nowMs: Date.now() });
+    let down = true;
+    let failures = 0;
+    // Fault injection around the real ledger: calls fail while `down`.
+    const ledger: UsageLedger = Object.create(real, {
+      record: {
+        value: (events: readonly UsageEvent[], nowMs: number) => {
+          if (!down) return real.record(events, nowMs);
+          failures++;
+          if (failures === 3) down = false;
+          return Promise.reject(new Error("disk full"));
+        },
+      },
+    });
+    const recorder = new UsageRecorder({ ledger, retryMinMs: 1, retryMaxMs: 5, batchSize: 7 });
+    const now = Date.now();
+    for (let i = 0; i < 50; i++) recorder.record(writerEvent("q", i, now));
+    await recorder.idle();
+    expect(failures).to.equal(3);
+    expect(recorder.stats()).to.include({
+      counted: 50,
+      duplicates: 0,
+      ledgerErrors: 3,
+      queued: 0,
+      dropped: 0,
+    });
+    const r = await real.usage({ nowMs: now, windowMs: CONTRACT_OPTIONS.retentionMs });
+    expect(r.miners.reduce((n, m) => n + m.requests, 0)).to.equal(50);
+    await recorder.close();
+    await real.close();
   });
 });
