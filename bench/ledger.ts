@@ -144,10 +144,10 @@ try {
     for (let i = 0; i < batch.length; i += 2560) await ledger.record(batch.slice(i, i + 2560), now);
   }
   const withIds = await usedMemory(client);
-  // Drop the idempotency markers to see the bucket data alone.
+  // Drop the request-id sets to see the bucket data alone.
   let cursor = "0";
   do {
-    const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*:id:*`, "COUNT", 5000);
+    const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*:ids:*`, "COUNT", 5000);
     cursor = next;
     if (keys.length > 0) await client.unlink(...keys);
   } while (cursor !== "0");
@@ -243,7 +243,7 @@ const rows: [string, string, string][] = [
   [`Redis bytes per (miner, model), ${HISTORY_BUCKETS} buckets`, `${f(results.bytesPerPair)} B`, ""],
   ["Redis bytes per (miner, model) per bucket", `${f(results.bytesPerPairBucket)} B`, ""],
   ["  extrapolated to a full 24 h of 1-min buckets", `${f(results.bytesPerPairFullDay)} B`, ""],
-  ["Redis bytes per idempotency marker (per request, 24 h)", `${f(results.bytesPerIdMarker)} B`, ""],
+  ["Redis bytes per request id kept for idempotency (24 h)", `${f(results.bytesPerIdMarker)} B`, ""],
 ];
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));

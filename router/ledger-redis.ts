@@ -31,7 +31,7 @@ import type { UsageEvent } from "./usage-event.js";
  * | `P{hk}:models` | ZSET | model → latest bucket start seen |
  * | `P{hk}:b` | ZSET | `<bucket start>:<model>`, score = bucket start |
  * | `P{hk}:h` | HASH | `<bucket start>:<model>` → "prompt,completion,requests"; `t:<model>` → running total |
- * | `P{hk}:id:<request id>` | STRING | idempotency marker, expires after retention + 2 buckets |
+ * | `P{hk}:ids:<bucket>` | SET | request ids counted with a finish time in that bucket; expires when the bucket can no longer count |
  * | `Pminers` | ZSET | hotkey → last recording time (index of miners with traffic) |
  * | `Pleaderboard` | ZSET | hotkey → business points of the latest full-window report |
  * | `P{tiers}` | HASH | model → tier multiplier |
@@ -78,8 +78,9 @@ export class LedgerKeys {
   counts(hk: string): string {
     return `${this.prefix}{${hk}}:h`;
   }
-  requestId(hk: string, id: string): string {
-    return `${this.prefix}{${hk}}:id:${id}`;
+  /** Request ids counted in one bucket (by finish time) of a miner. */
+  requestIds(hk: string, bucket: number): string {
+    return `${this.prefix}{${hk}}:ids:${bucket}`;
   }
   get miners(): string {
     return `${this.prefix}miners`;
@@ -165,7 +166,8 @@ export class RedisLedger implements UsageLedger {
     }
     if (byMiner.size === 0) return result;
     const cutoff = retentionCutoff(nowMs, this.options);
-    const ttl = dedupeTtlMs(this.options);
+    const keep = dedupeTtlMs(this.options);
+    const bucketMs = this.options.bucketMs;
     const k = this.keys;
     const pipe = this.#pipe();
     const scriptIdx: number[] = [];
@@ -176,10 +178,12 @@ export class RedisLedger implements UsageLedger {
       for (let i = 0; i < list.length; i += EVENTS_PER_CALL) {
         const chunk = list.slice(i, i + EVENTS_PER_CALL);
         const keys: string[] = [k.models(hk), k.buckets(hk), k.counts(hk)];
-        const args: (string | number)[] = [nowMs, this.options.bucketMs, cutoff, ttl];
+        const args: (string | number)[] = [nowMs, bucketMs, cutoff, keep];
         for (const e of chunk) {
-          keys.push(k.requestId(hk, e.requestId));
-          args.push(`${e.model}\t${e.finishedAtMs}\t${e.promptTokens}\t${e.completionTokens}`);
+          keys.push(k.requestIds(hk, e.finishedAtMs - (e.finishedAtMs % bucketMs)));
+          args.push(
+            `${e.requestId}\t${e.model}\t${e.finishedAtMs}\t${e.promptTokens}\t${e.completionTokens}`,
+          );
         }
         pipe.tcLedgerRecord(keys.length, ...keys, ...args);
         scriptIdx.push(n++);

@@ -14,11 +14,12 @@ import type { UsageEvent } from "./usage-event.js";
  *   floor(t / bucketMs) * bucketMs.
  * - A bucket is kept while it can still fall in a window of `retentionMs`
  *   (see `windowEdges`); events older than that are refused as `expired`.
- * - Idempotent: the request id (per miner) is remembered for `retentionMs +
- *   2 × bucketMs` after it was first counted, which is longer than the event
- *   itself can count, so any replay of a counted event is a `duplicate` (or
- *   `expired`). This costs one small record per request for a day (see the
- *   ledger benchmark for bytes per request).
+ * - Idempotent: a counted request id is remembered (per miner) for as long
+ *   as its event could still count, so any replay of a counted event is a
+ *   `duplicate` (or `expired`). The Redis ledger keeps the ids in one set
+ *   per (miner, bucket of the event's finish time): a replay of the same
+ *   event always finds it. This costs one set member per request for a
+ *   day (see the ledger benchmark for bytes per request).
  * - Business points = (prompt + completion) / 10,000 × the model's current
  *   tier multiplier (1 when none is set), summed over models.
  */

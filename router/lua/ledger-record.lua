@@ -9,20 +9,23 @@ KEYS[1]      P{hk}:models   ZSET model -> latest bucket start seen
 KEYS[2]      P{hk}:b        ZSET "<bucket>:<model>", score = bucket start
 KEYS[3]      P{hk}:h        HASH "<bucket>:<model>" -> "prompt,completion,requests"
                                  "t:<model>"        -> running total of the kept buckets
-KEYS[3 + i]  P{hk}:id:<request id of event i>   STRING idempotency marker (expires by itself)
+KEYS[3 + i]  P{hk}:ids:<bucket of event i's finish time>   SET of the request ids
+             counted in that bucket; it expires when the bucket can no
+             longer count (so a replay is refused as expired, not recounted)
 
 ARGV[1]  now (Unix ms, the caller's clock; event times are clamped to it)
 ARGV[2]  bucket length in ms
 ARGV[3]  retention cutoff: oldest bucket start still kept (older buckets
          are trimmed, older events are refused as expired)
-ARGV[4]  idempotency marker lifetime in ms
-ARGV[4 + i]  event i as "<model>\t<finished-at ms>\t<prompt>\t<completion>"
+ARGV[4]  how long a bucket's id set outlives the bucket start, in ms
+         (retention + 2 buckets)
+ARGV[4 + i]  event i as "<request id>\t<model>\t<finished-at ms>\t<prompt>\t<completion>"
          (one argument per event: the client encodes far fewer strings;
          model ids never contain control characters)
 
 Returns {counted, duplicates, expired}.
 
-Each event costs one SET NX plus Lua arithmetic; each call reads and
+Each event costs one SADD plus Lua arithmetic; each call reads and
 writes every touched field once (two HMGETs, one HSET); opening a new
 bucket adds ZADDs and one trim of expired buckets (amortised: once per
 bucket). O(log n) per event overall.
@@ -31,7 +34,8 @@ bucket). O(log n) per event overall.
 local now = tonumber(ARGV[1])
 local bucket_ms = tonumber(ARGV[2])
 local cutoff = tonumber(ARGV[3])
-local ttl = ARGV[4]
+local keep = tonumber(ARGV[4])
+local expiring = {}  -- id sets whose expiry was set in this call
 local kmodels, kb, kh = KEYS[1], KEYS[2], KEYS[3]
 
 local function unpack3(v)
@@ -88,15 +92,22 @@ local function accumulate(f, b, p, c)
   d[1], d[2], d[3] = d[1] + p, d[2] + c, d[3] + 1
 end
 for i = 1, n do
-  local model, ts, ps, cs = string.match(ARGV[4 + i], '^(.*)\t(%d+)\t(%d+)\t(%d+)$')
+  local rid, model, ts, ps, cs = string.match(ARGV[4 + i], '^([^\t]*)\t([^\t]*)\t(%d+)\t(%d+)\t(%d+)$')
   local t = tonumber(ts)
+  -- The id set is chosen by the unclamped finish time, so a replay lands in
+  -- the same set whatever the clock says then.
+  local idb = t - (t % bucket_ms)
   if t > now then t = now end
   local b = t - (t % bucket_ms)
   if b < cutoff then
     expired = expired + 1
-  elseif not redis.call('SET', KEYS[3 + i], '1', 'NX', 'PX', ttl) then
+  elseif redis.call('SADD', KEYS[3 + i], rid) == 0 then
     dups = dups + 1
   else
+    if not expiring[KEYS[3 + i]] then
+      redis.call('PEXPIRE', KEYS[3 + i], math.max(1, idb + keep - now))
+      expiring[KEYS[3 + i]] = true
+    end
     local p, c = tonumber(ps), tonumber(cs)
     local field = string.format('%d', b) .. ':' .. model
     local tfield = 't:' .. model

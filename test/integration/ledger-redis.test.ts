@@ -39,7 +39,8 @@ describe("Redis usage ledger", () => {
     await ledger.record(evs, T0 + 180_000);
     const keys = await c.keys(`${prefix}*`);
     const minerKeys = keys.filter((k) => k.includes("{5Hk}"));
-    expect(minerKeys.length).to.equal(3 + 50); // models, buckets, counts + one marker per request
+    // models, buckets, counts + one id set per bucket: no key per request.
+    expect(minerKeys.length).to.equal(3 + 3);
     // Redis Cluster hashes only the first {...} section: all must be the hotkey.
     for (const k of minerKeys) expect(/^[^{]*\{([^}]+)\}/.exec(k)?.[1]).to.equal("5Hk");
     // Buckets: 3 per model, not one member per request; plus one running total per model.
