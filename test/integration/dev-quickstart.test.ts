@@ -15,7 +15,7 @@ import { descendantPids, ProcessSet, pidAlive } from "../support/loop-process.js
 import { lastPrintedTable } from "../support/loop-score-table.js";
 
 describe("tensorclaw dev (quick start)", function () {
-  this.timeout(60_000);
+  this.timeout(90_000);
   const procs = new ProcessSet();
   let dir: string;
   beforeEach(async () => {
@@ -42,11 +42,11 @@ describe("tensorclaw dev (quick start)", function () {
         "--probe-interval-s",
         "2",
       ],
-      { REDIS_URL: undefined, TENSORCLAW_LOG_LEVEL: undefined },
+      { REDIS_URL: undefined },
     );
     const m = await dev.waitFor(
       /OpenAI API\s+(http:\/\/127\.0\.0\.1:\d+\/v1)\s+API key:\s+(\S+)/,
-      45_000,
+      60_000,
       "stdout",
     );
     const [, baseURL, apiKey] = m as unknown as [string, string, string];

@@ -170,7 +170,7 @@ describe("the whole loop (real processes)", function () {
     expect(row(rows, miner("A"))?.weight).to.equal(65535);
   });
 
-  it("takes a killed miner out of traffic and scoring, and restores it once it is back and probed", async () => {
+  it("takes a killed miner out of traffic and availability, and serves it again once it is back and probed", async () => {
     const b = miner("B");
     await b.proc?.stop("SIGKILL");
     await until(
@@ -218,6 +218,38 @@ describe("the whole loop (real processes)", function () {
     );
     await traffic({ "m-b": 2 });
     await ledgerMatchesBackend("B's new traffic in the ledger");
+  });
+
+  it("makes a frozen miner a ghost (no traffic, base 0) and restores it after a passing probe", async () => {
+    const c = miner("C");
+    const pid = c.proc?.pid ?? -1;
+    // Stopped, not dead: its tunnel stays open, so only a failed probe can reveal it.
+    process.kill(pid, "SIGSTOP");
+    try {
+      const ghost = await table("C a ghost in the score table", (rs) => row(rs, c)?.probe === "ghost");
+      const r = row(ghost, c) as PrintedScore;
+      // Base 0: the final score is the business part alone (both printed with two decimals).
+      expect(r.final).to.be.closeTo(0.9 * r.business, 0.011);
+      expect(r.avail).to.equal("yes");
+      // Out of the routing pool: an immediate 503, not a request stuck on the frozen miner.
+      const err = await openai.chat.completions
+        .create({ model: c.model, messages: [{ role: "user", content: `${USER_MARK} to a ghost` }] })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect((err as InstanceType<typeof OpenAI.APIError>).status).to.equal(503);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    await table("C passing its probe again", (rs) => row(rs, c)?.probe === "pass");
+    await until(
+      "C active again",
+      async () => ((await net.activeHotkeys()).has(c.hotkey) ? true : undefined),
+      10_000,
+    );
+    await traffic({ "m-c": 1 });
+    await ledgerMatchesBackend("C's traffic after it came back");
   });
 
   it("loses no usage while Redis is down: the router spools it and writes it once Redis is back", async () => {

@@ -123,9 +123,20 @@ export class ProcessSet {
     return p;
   }
 
-  /** SIGKILLs every child still running and waits for each exit. */
+  /**
+   * SIGKILLs every child still running and everything it started (a killed
+   * `tensorclaw dev` cannot stop its own children), and waits for each exit.
+   */
   async killAll(): Promise<void> {
+    const grandchildren = [...this.#all].flatMap((p) => (p.running ? descendantPids(p.pid) : []));
     await Promise.all([...this.#all].map((p) => p.stop("SIGKILL")));
+    for (const pid of grandchildren) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
   }
 }
 
