@@ -1,3 +1,4 @@
+import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
 import { defineCommand } from "../common/command.js";
 import { type OptionSpecs, parseCommand } from "../common/config.js";
@@ -10,14 +11,16 @@ import { DEFAULT_LEDGER_PREFIX, RedisLedger } from "./ledger-redis.js";
 export interface TiersConfig {
   redisUrl: string | undefined;
   redisPrefix: string;
-  ledgerFile: string;
+  dataDir: string;
+  ledgerFile: string | undefined;
 }
 
 /** Defaults, in one place. */
 export const TIERS_DEFAULTS: TiersConfig = {
   redisUrl: undefined,
   redisPrefix: DEFAULT_LEDGER_PREFIX,
-  ledgerFile: DEFAULT_EMBEDDED_LEDGER_FILE,
+  dataDir: dirname(DEFAULT_EMBEDDED_LEDGER_FILE),
+  ledgerFile: undefined,
 };
 
 /** Flags and environment variables of `tensorclaw router tiers`. */
@@ -34,10 +37,16 @@ export const TIERS_OPTIONS: OptionSpecs<TiersConfig> = {
     kind: "string",
     description: "Key prefix of the ledger in Redis.",
   },
+  dataDir: {
+    flag: "data-dir",
+    kind: "string",
+    description:
+      "The router's --data-dir: its embedded ledger is <data-dir>/ledger.jsonl (used without Redis).",
+  },
   ledgerFile: {
     flag: "ledger-file",
     kind: "string",
-    description: "Journal file of the embedded ledger (used without --redis-url).",
+    description: "Journal file of the embedded ledger; overrides --data-dir.",
   },
 };
 
@@ -131,10 +140,10 @@ export const tiersCommand = defineCommand({
       return usageError((err as Error).message);
     }
     const cfg = parsed.config;
+    // Same file as the router's routerPaths(dataDir).ledger.
+    const file = cfg.ledgerFile ?? join(cfg.dataDir, "ledger.jsonl");
     const store =
-      cfg.redisUrl === undefined
-        ? fileStore(cfg.ledgerFile)
-        : await redisStore(cfg.redisUrl, cfg.redisPrefix);
+      cfg.redisUrl === undefined ? fileStore(file) : await redisStore(cfg.redisUrl, cfg.redisPrefix);
     try {
       if (action === "list") {
         const tiers = await store.list();

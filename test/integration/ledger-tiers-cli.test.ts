@@ -88,6 +88,8 @@ describe("tensorclaw router tiers", function () {
     expect((await tiers(["set", "small", "0.25"], env)).code).to.equal(0);
     expect((await tiers(["remove", "small"], env)).code).to.equal(0);
     expect((await tiers(["list"], env)).stdout).to.equal("big\t3\n");
+    // --data-dir finds the router's embedded ledger file the same way the router does.
+    expect((await tiers(["list", "--data-dir", dir])).stdout).to.equal("big\t3\n");
     const ledger = await EmbeddedLedger.open({ ...CONTRACT_OPTIONS, path: file, nowMs: T0 });
     try {
       expect([...(await ledger.tiers())]).to.deep.equal([["big", 3]]);
