@@ -53,10 +53,14 @@ describe("the whole loop (real processes)", function () {
     await net?.close();
   });
 
-  /** One user request for `model`; even ones stream, odd ones do not. Returns the user-visible usage. */
-  async function ask(model: string): Promise<number> {
+  /**
+   * One user request for `model` (even ones stream, odd ones do not); checks
+   * that the usage the user sees is what the backend produced for it.
+   */
+  async function ask(model: string): Promise<void> {
     const n = ++sent;
     const content = `${USER_MARK} ${n} [[backend tokens=${3 + (n % 7)}]]`;
+    let total = 0;
     if (n % 2 === 0) {
       const stream = await openai.chat.completions.create({
         model,
@@ -64,12 +68,15 @@ describe("the whole loop (real processes)", function () {
         stream: true,
         stream_options: { include_usage: true },
       });
-      let total = 0;
       for await (const chunk of stream) total += chunk.usage?.total_tokens ?? 0;
-      return total;
+    } else {
+      const r = await openai.chat.completions.create({ model, messages: [{ role: "user", content }] });
+      total = r.usage?.total_tokens ?? 0;
     }
-    const r = await openai.chat.completions.create({ model, messages: [{ role: "user", content }] });
-    return r.usage?.total_tokens ?? 0;
+    const produced = net.backend.chatRequests().find((r) => promptTextOf(r.body) === content);
+    expect(total, `usage seen by the user for request ${n}`).to.equal(
+      (produced?.promptTokens ?? Number.NaN) + (produced?.completionTokens ?? 0),
+    );
   }
 
   /** Sends `counts[model]` requests per model, five at a time. */
