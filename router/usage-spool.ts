@@ -133,6 +133,8 @@ export class UsageSpool {
     await mkdir(options.dir, { recursive: true });
     const file = await open(join(options.dir, SPOOL_FILE), "a+");
     try {
+      // Make the file's directory entry durable too (it may have just been created).
+      await syncDir(options.dir);
       let size = (await file.stat()).size;
       const complete = await lastNewlineEnd(file, size);
       if (complete < size) {
@@ -294,6 +296,15 @@ async function countLines(file: FileHandle, from: number, to: number): Promise<n
   return n;
 }
 
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 async function readAck(dir: string): Promise<number> {
   try {
     const fh = await open(join(dir, ACK_FILE), "r");
@@ -319,4 +330,5 @@ async function writeAck(dir: string, offset: number): Promise<void> {
     await fh.close();
   }
   await rename(tmp, join(dir, ACK_FILE));
+  // Losing the rename on power loss only replays more (idempotent); no dir fsync per ack.
 }
