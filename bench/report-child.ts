@@ -2,7 +2,7 @@
 // output. The child gets its own process group so that a timeout or a
 // Ctrl-C also reaches the helper processes it started itself.
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 
 /** How one benchmark process ended. */
 export interface ChildOutcome {
@@ -10,8 +10,8 @@ export interface ChildOutcome {
   readonly signal: NodeJS.Signals | null;
   readonly durationMs: number;
   readonly timedOut: boolean;
-  /** The child exited but processes of its group were still running (they were killed). */
-  readonly leftovers: boolean;
+  /** Command lines of processes of its group still running after it exited (they were killed). */
+  readonly leftovers: readonly string[];
   /** The parsed JSON file, when the child wrote one that parses. */
   readonly json?: unknown;
   /** Why there is no JSON (missing file, bad JSON). */
@@ -34,6 +34,7 @@ export interface ChildRun {
 }
 
 const TAIL_BYTES = 2_000;
+const CMDLINE_CHARS = 160;
 /** Time a child gets to clean up after SIGTERM before SIGKILL. */
 const TERM_GRACE_MS = 5_000;
 
@@ -85,8 +86,9 @@ export async function runBenchChild(run: ChildRun): Promise<ChildOutcome> {
   clearTimeout(timer);
   if (killTimer !== undefined) clearTimeout(killTimer);
   run.onRunning?.(undefined);
-  // Helpers the bench left behind would skew the next benchmark: end them, and say so.
-  const leftovers = killGroup(0) && killGroup("SIGKILL");
+  // Helpers the bench left behind would skew the next benchmark: end them, and say which.
+  const leftovers = child.pid !== undefined && killGroup(0) ? await groupMembers(child.pid) : [];
+  killGroup("SIGKILL");
   const durationMs = performance.now() - t0;
   if (ended.error !== undefined) tail = `${tail}\n${ended.error.message}`.slice(-TAIL_BYTES);
 
@@ -109,4 +111,28 @@ export async function runBenchChild(run: ChildRun): Promise<ChildOutcome> {
     stderrTail: tail.trim(),
   };
   return jsonError === undefined ? { ...base, json } : { ...base, jsonError };
+}
+
+/** Command lines of the live processes in process group `pgid` (Linux /proc; elsewhere a placeholder). */
+async function groupMembers(pgid: number): Promise<string[]> {
+  let pids: string[];
+  try {
+    pids = (await readdir("/proc")).filter((d) => /^\d+$/.test(d));
+  } catch {
+    return ["(processes unknown)"];
+  }
+  const found: string[] = [];
+  for (const pid of pids) {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+      // After "(comm) ": state, ppid, pgrp.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) !== pgid || fields[0] === "Z") continue;
+      const cmd = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").join(" ").trim();
+      found.push(`${pid}: ${cmd.slice(0, CMDLINE_CHARS)}`);
+    } catch {
+      // It ended while we looked.
+    }
+  }
+  return found.length > 0 ? found : ["(processes unknown)"];
 }

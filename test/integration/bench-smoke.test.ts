@@ -208,8 +208,12 @@ describe("bench runner: a benchmark that breaks", function () {
       ].join("\n"),
     );
     expect(result.status).to.equal("ok");
-    expect(result.notes.join()).to.contain("left helper processes running");
-    expect(await gone(Number(/helper (\d+)/.exec(outcome.stderrTail)?.[1]))).to.equal(true);
+    const pid = Number(/helper (\d+)/.exec(outcome.stderrTail)?.[1]);
+    expect(result.notes).to.have.length(1);
+    expect(result.notes[0])
+      .to.contain("left a helper process running")
+      .and.contain(`${pid}: ${process.execPath} -e`);
+    expect(await gone(pid)).to.equal(true);
   });
 });
 
