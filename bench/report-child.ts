@@ -87,7 +87,8 @@ export async function runBenchChild(run: ChildRun): Promise<ChildOutcome> {
   if (killTimer !== undefined) clearTimeout(killTimer);
   run.onRunning?.(undefined);
   // Helpers the bench left behind would skew the next benchmark: end them, and say which.
-  const leftovers = child.pid !== undefined && killGroup(0) ? await groupMembers(child.pid) : [];
+  const leftovers =
+    child.pid !== undefined && killGroup(0) ? ((await groupMembers(child.pid)) ?? ["(not listed)"]) : [];
   killGroup("SIGKILL");
   const durationMs = performance.now() - t0;
   if (ended.error !== undefined) tail = `${tail}\n${ended.error.message}`.slice(-TAIL_BYTES);
@@ -113,13 +114,16 @@ export async function runBenchChild(run: ChildRun): Promise<ChildOutcome> {
   return jsonError === undefined ? { ...base, json } : { ...base, jsonError };
 }
 
-/** Command lines of the live processes in process group `pgid` (Linux /proc; elsewhere a placeholder). */
-async function groupMembers(pgid: number): Promise<string[]> {
+/**
+ * Command lines of the live processes in process group `pgid`, from /proc;
+ * zombies (ended, not yet reaped) do not count. Undefined without /proc.
+ */
+async function groupMembers(pgid: number): Promise<string[] | undefined> {
   let pids: string[];
   try {
     pids = (await readdir("/proc")).filter((d) => /^\d+$/.test(d));
   } catch {
-    return ["(processes unknown)"];
+    return undefined;
   }
   const found: string[] = [];
   for (const pid of pids) {
@@ -134,5 +138,5 @@ async function groupMembers(pgid: number): Promise<string[]> {
       // It ended while we looked.
     }
   }
-  return found.length > 0 ? found : ["(processes unknown)"];
+  return found;
 }

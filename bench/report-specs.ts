@@ -83,8 +83,8 @@ const atMost = (value: number): Target => ({ op: "<=", value });
 const none: Target = { op: "=", value: 0 };
 
 function tunnelRows(j: unknown): ReportRow[] {
-  const tunnels = num(j, "idle.tunnels");
-  const inFlight = num(j, "inFlight.requests");
+  const tunnels = num(j, "idle.tunnels").toLocaleString("en-US");
+  const inFlight = num(j, "inFlight.requests").toLocaleString("en-US");
   return [
     row("relayed chunks/s, one tunnel, gRPC", num(j, "chunksPerSec.grpc"), "chunks/s", atLeast(200_000), [
       { label: "raw grpc-js, 1 message per write", value: num(j, "peer.rawGrpcMsgsPerSec"), unit: "msgs/s" },
