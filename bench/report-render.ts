@@ -30,28 +30,35 @@ function verdict(row: JudgedRow): string {
 
 const cell = (s: string): string => s.replaceAll("|", "\\|").replaceAll("\n", " ");
 
+/** Column alignment: figures and targets read best right-aligned. */
+const ALIGN = ["left", "left", "right", "right", "left", "left"] as const;
+const HEADER = ["benchmark", "measure", "result", "target", "peer / baseline (same run)", "verdict"];
+
+/** A Markdown table padded to aligned columns, so the raw file reads as a table too. */
 function tableLines(results: readonly BenchResult[]): string[] {
-  const lines = [
-    "| benchmark | measure | result | target | peer / baseline (same run) | verdict |",
-    "|---|---|--:|--:|---|---|",
-  ];
+  const body: string[][] = [];
   for (const r of results) {
-    if (r.rows.length === 0) {
-      lines.push(`| ${r.name} | (no figures) | | | | **FAILED**: ${cell(r.failure ?? "")} |`);
-      continue;
-    }
-    for (const row of r.rows) {
-      const cells = [
+    if (r.rows.length === 0)
+      body.push([r.name, "(no figures)", "", "", "", `**FAILED**: ${r.failure ?? ""}`]);
+    for (const row of r.rows)
+      body.push([
         r.name,
         row.measure,
         withUnit(row.value, row.unit),
         targetCell(row),
         peerCell(row.peers),
-      ];
-      lines.push(`| ${[...cells, verdict(row)].map(cell).join(" | ")} |`);
-    }
+        verdict(row),
+      ]);
   }
-  return lines;
+  const rows = [HEADER, ...body].map((cells) => cells.map(cell));
+  const widths = HEADER.map((_, i) => Math.max(3, ...rows.map((c) => (c[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    `| ${cells
+      .map((c, i) => (ALIGN[i] === "right" ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join(" | ")} |`;
+  const rule = `| ${widths.map((w, i) => (ALIGN[i] === "right" ? `${"-".repeat(w - 1)}:` : "-".repeat(w))).join(" | ")} |`;
+  const [head, ...rest] = rows;
+  return [line(head ?? HEADER), rule, ...rest.map(line)];
 }
 
 function benchLines(r: BenchResult): string[] {

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import { runBenchChild } from "../../bench/report-child.js";
+import { renderMarkdown } from "../../bench/report-render.js";
 import { type BenchReport, benchResult } from "../../bench/report-result.js";
 import { type BenchSpec, num } from "../../bench/report-specs.js";
 
@@ -94,12 +95,25 @@ describe("npm run bench -- --quick (every benchmark, child processes)", function
     expect(md).to.contain(`${report.machine.cpus} CPUs`);
     expect(md).to.contain(`Node ${process.version}`);
     expect(md).to.contain("quick");
+    const table = md
+      .split("\n")
+      .filter((l) => l.startsWith("| "))
+      .map((l) =>
+        l
+          .slice(2, -2)
+          .split(" | ")
+          .map((c) => c.trim()),
+      );
     for (const b of report.benchmarks)
       for (const row of b.rows) {
-        const line = md.split("\n").find((l) => l.startsWith(`| ${b.name} | ${row.measure} |`));
-        expect(line, `${b.name}: ${row.measure}`).to.be.a("string");
-        if (row.target !== undefined)
-          expect(line).to.match(row.pass === true ? /\| pass \|$/ : /\| \*\*FAIL\*\* \|$/);
+        const cells = table.find((c) => c[0] === b.name && c[1] === row.measure);
+        expect(cells, `${b.name}: ${row.measure}`).to.be.an("array").with.length(6);
+        expect(cells?.[2]).to.match(/^-?[\d,.]+( \S+)?$/);
+        if (row.target === undefined) expect(cells?.[5]).to.equal("");
+        else {
+          expect(cells?.[3]).to.match(/^[≥≤=] /);
+          expect(cells?.[5]).to.equal(row.pass === true ? "pass" : "**FAIL**");
+        }
       }
   });
 
@@ -161,6 +175,27 @@ describe("bench runner: a benchmark that breaks", function () {
     expect(result.failure).to.contain("exited with code 3").and.contain("wrote no JSON file");
     expect(result.stderrTail).to.contain("boom: no backend");
     expect(result.rows).to.deep.equal([]);
+    const md = renderMarkdown({
+      generatedAt: new Date(0).toISOString(),
+      quick: true,
+      commit: "abc1234",
+      uncommittedChanges: false,
+      machine: {
+        cpus: 2,
+        cpuModel: "x",
+        node: "v20",
+        platform: "linux x64",
+        totalMemoryBytes: 1,
+        loadAverage1m: { start: 0, end: 0 },
+      },
+      ok: false,
+      targets: { met: 0, missed: 0 },
+      benchmarks: [result],
+    });
+    expect(md).to.match(
+      /^\| probe +\| \(no figures\) .*\| \*\*FAILED\*\*: exited with code 3; wrote no JSON file \|$/m,
+    );
+    expect(md).to.contain("  boom: no backend");
   });
 
   it("fails, keeping its figures, on a non-zero exit with JSON", async () => {
