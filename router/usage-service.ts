@@ -10,7 +10,10 @@ import type {
 } from "../gen/tensorclaw/v1/usage.js";
 import type { UsageLedger, UsageReport } from "./ledger.js";
 
-/** Window used when a request asks for 0 seconds (usage.proto). */
+/**
+ * Window used when a request asks for 0 seconds (usage.proto), unless the
+ * ledger keeps less: then the default is the whole retention.
+ */
 export const DEFAULT_WINDOW_SECONDS = 86_400;
 /** Most hotkeys one request may filter on. */
 export const MAX_FILTER_HOTKEYS = 4096;
@@ -48,12 +51,22 @@ export function toGetUsageResponse(r: UsageReport): GetUsageResponse {
 }
 
 /**
+ * The window a request for 0 seconds gets: 24 h, or the ledger's whole
+ * retention when that is shorter (a router run with `--retention-s` below a
+ * day still answers a default call instead of refusing it).
+ */
+export function defaultWindowMs(retentionMs: number): number {
+  return Math.min(DEFAULT_WINDOW_SECONDS * 1000, retentionMs);
+}
+
+/**
  * Answers one GetUsage request. INVALID_ARGUMENT for a window beyond the
  * ledger's retention or a malformed hotkey filter; UNAVAILABLE when the
  * ledger cannot be read.
  */
 export async function getUsage(deps: UsageServiceDeps, req: GetUsageRequest): Promise<GetUsageResponse> {
-  const seconds = req.windowSeconds === 0 ? DEFAULT_WINDOW_SECONDS : req.windowSeconds;
+  const windowMs =
+    req.windowSeconds === 0 ? defaultWindowMs(deps.ledger.options.retentionMs) : req.windowSeconds * 1000;
   if (req.hotkeys.length > MAX_FILTER_HOTKEYS) {
     throw new TensorClawError("invalid_request", `at most ${MAX_FILTER_HOTKEYS} hotkeys per request`, {
       param: "hotkeys",
@@ -73,7 +86,7 @@ export async function getUsage(deps: UsageServiceDeps, req: GetUsageRequest): Pr
   const nowMs = (deps.clock ?? Date.now)();
   let report: UsageReport;
   try {
-    report = await deps.ledger.usage({ nowMs, windowMs: seconds * 1000, hotkeys: req.hotkeys });
+    report = await deps.ledger.usage({ nowMs, windowMs, hotkeys: req.hotkeys });
   } catch (err) {
     if (err instanceof TensorClawError) throw err;
     throw new TensorClawError("unavailable", "the usage ledger cannot be read right now", { cause: err });

@@ -23,10 +23,10 @@ import { directoryService } from "../../router/directory-service.js";
 import { addHealthAndReflection } from "../../router/grpc-health.js";
 import { EmbeddedLedger } from "../../router/ledger-embedded.js";
 import type { SessionView } from "../../router/tunnel-types.js";
-import { usageService } from "../../router/usage-service.js";
+import { getUsage, usageService } from "../../router/usage-service.js";
 import { allowList, rawUnaryCall, signedCall, ValidatorAuth } from "../../router/validator-auth.js";
 import { throwawayHotkey } from "../support/keys.js";
-import { CONTRACT_OPTIONS, usageEvent } from "../support/ledger-contract.js";
+import { CONTRACT_OPTIONS, T0, usageEvent } from "../support/ledger-contract.js";
 
 const USAGE = UsageReportServiceService.getUsage;
 const LIST = MinerDirectoryServiceService.listMiners;
@@ -152,6 +152,41 @@ describe("validator services over a real gRPC server (signed calls, health, refl
     const only = await ask({ hotkeys: [minerB.address], windowSeconds: 3600 });
     expect(only.miners.map((m) => m.hotkey)).to.deep.equal([minerB.address]);
     expect(only.windowStartMs).to.equal(BigInt(end - 3_600_000));
+  });
+
+  it("answers a default (0 s) window with the whole retention when the ledger keeps less than 24 h", async () => {
+    const now = T0 + 30 * 60_000 + 123;
+    const end = T0 + 31 * 60_000;
+    const hk = minerA.address;
+    const old = usageEvent({ minerHotkey: hk, model: "m", promptTokens: 7, finishedAtMs: now - 3_540_000 });
+    const recent = usageEvent({ minerHotkey: hk, model: "m", promptTokens: 5, finishedAtMs: now - 60_000 });
+    const short = await EmbeddedLedger.open({ bucketMs: 60_000, retentionMs: 3_600_000, nowMs: now });
+    try {
+      expect((await short.record([old, recent], now)).counted).to.equal(2);
+      const res = await getUsage({ ledger: short, clock: () => now }, GetUsageRequest.fromPartial({}));
+      expect(res.windowEndMs).to.equal(BigInt(end));
+      expect(res.windowStartMs).to.equal(BigInt(end - 3_600_000));
+      expect(res.miners[0]?.promptTokens).to.equal(12n);
+      // Asking for more than it keeps is still refused.
+      let refused: unknown;
+      await getUsage(
+        { ledger: short, clock: () => now },
+        GetUsageRequest.fromPartial({ windowSeconds: 3601 }),
+      ).catch((err: unknown) => {
+        refused = err;
+      });
+      expect(String(refused)).to.match(/longer than the ledger keeps/);
+    } finally {
+      await short.close();
+    }
+    // A ledger that keeps more than a day still defaults to 24 h.
+    const long = await EmbeddedLedger.open({ bucketMs: 60_000, retentionMs: 2 * 86_400_000, nowMs: now });
+    try {
+      const res = await getUsage({ ledger: long, clock: () => now }, GetUsageRequest.fromPartial({}));
+      expect(res.windowStartMs).to.equal(BigInt(end - 86_400_000));
+    } finally {
+      await long.close();
+    }
   });
 
   it("refuses an unsigned call with UNAUTHENTICATED", async () => {

@@ -39,8 +39,11 @@ export const protobufFileName = "tensorclaw/v1/usage.proto";
 /** Which window to report. */
 export interface GetUsageRequest {
   /**
-   * Window length in seconds, ending now; 0 means 86400 (24 h). At most the
-   * ledger's retention (24 h by default).
+   * Window length in seconds, ending now. 0 means the default: 86400 (24 h),
+   * or the ledger's whole retention when the router keeps less than 24 h
+   * (the edges in the response say which window was used). A non-zero value
+   * must be at most the ledger's retention (24 h by default), else
+   * INVALID_ARGUMENT.
    */
   windowSeconds: number;
   /** Only these miners (SS58 hotkeys); empty means all. */
