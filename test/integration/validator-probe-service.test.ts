@@ -13,7 +13,7 @@ import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { ProbeService, pickProbeSession, probeServiceImplementation } from "../../router/probe-service.js";
 import type { SessionView } from "../../router/tunnel-types.js";
 import { throwawayHotkey } from "../support/keys.js";
-import { chat, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
+import { chat, collect, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
 
 describe("router probe service (real tunnel hub, real miners over gRPC)", () => {
   let minerKey: Hotkey;
@@ -132,8 +132,8 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     user.cancel("test over");
   });
 
-  it("answers NOT_FOUND and INVALID_ARGUMENT over gRPC", async () => {
-    await connectMiner(h, "grpc", minerKey);
+  /** The service on a real grpc-js server, and a generated client whose calls resolve to status + answer. */
+  async function overGrpc() {
     const server = new Server();
     server.addService(ProbeServiceService, probeServiceImplementation(service(), silentLogger()));
     const port = await new Promise<number>((resolve, reject) =>
@@ -146,6 +146,16 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       new Promise<{ code: status; res?: ProbeResponse }>((resolve) =>
         client.probe(r, (e, res) => resolve(e ? { code: e.code } : { code: status.OK, res })),
       );
+    const close = () => {
+      client.close();
+      server.forceShutdown();
+    };
+    return { call, close };
+  }
+
+  it("answers NOT_FOUND and INVALID_ARGUMENT over gRPC", async () => {
+    await connectMiner(h, "grpc", minerKey);
+    const { call, close } = await overGrpc();
     try {
       expect((await call(req({ hotkey: otherKey.address }))).code).to.equal(status.NOT_FOUND);
       expect((await call(req({ model: "absent-model" }))).code).to.equal(status.NOT_FOUND);
@@ -155,8 +165,39 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       expect(ok.code).to.equal(status.OK);
       expect(ok.res?.ok).to.equal(true);
     } finally {
-      client.close();
-      server.forceShutdown();
+      close();
+    }
+  });
+
+  it("answers UNAVAILABLE over gRPC for a busy miner (not probed, not ghosted) and still probes a ghost", async () => {
+    let userTraffic = true;
+    const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 1, contextLength: 0 }], {
+      plan: () => (userTraffic ? { chunks: ["x"], end: "hang" } : { chunks: ["ok"], end: { usage: [4, 1] } }),
+    });
+    const { call, close } = await overGrpc();
+    try {
+      const user = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 5000 });
+      await m.miner.until(() => m.miner.requests.length === 1);
+      expect((await call(req())).code).to.equal(status.UNAVAILABLE);
+      expect(m.miner.requests).to.have.length(1);
+      expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
+      user.cancel("test: user went away");
+      await collect(user);
+      userTraffic = false;
+      // The miner's CANCELLED answer frees the slot on the router side.
+      for (let waited = 0; h.hub.sessions()[0]?.inFlight !== 0; waited += 10) {
+        if (waited > 3000) expect.fail("the cancelled request kept its slot");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // A ghost takes no user traffic, but a probe still reaches it and brings it back.
+      h.hub.setGhost(minerKey.address, true);
+      const res = await call(req());
+      expect(res.code).to.equal(status.OK);
+      expect(res.res).to.include({ ok: true, ghost: false, sessionId: m.sessionId });
+      expect(m.miner.requests).to.have.length(2);
+      expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
+    } finally {
+      close();
     }
   });
 

@@ -61,8 +61,8 @@ export interface ProbeRequest {
    */
   hotkey: string;
   /**
-   * Model to probe; empty means one of the models the miner offers, chosen
-   * by the router at random.
+   * Model to probe; empty means one of the models the miner offers that has
+   * a free concurrency slot, chosen by the router at random.
    */
   model: string;
   /** Deadline for the answer; 0 means the default of 8000 ms. At most 30000. */
@@ -452,8 +452,27 @@ export const ProbeServiceService = {
    * The result is always returned with status OK when the miner was probed;
    * a miner that fails or times out comes back with `ok = false, ghost =
    * true`, and the router removes it from the routing pool until a later
-   * probe passes. NOT_FOUND: no tunnel is open for that hotkey (or none
-   * offers `model`). INVALID_ARGUMENT: malformed hotkey or timeout.
+   * probe passes. The ghost state belongs to the hotkey: it covers all of
+   * its tunnels, including ones opened later.
+   *
+   * Ghosts are still probed: a ghost session takes no user traffic, but the
+   * router sends probes to it exactly as to an active one, and the first
+   * passing probe makes the miner active again. Validators should therefore
+   * keep probing ghosts; that is the only way back into the pool. Sessions
+   * that are draining or banned are never probed.
+   *
+   * Errors (no probe was sent; the miner's state is unchanged):
+   *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
+   *                     (or none offers `model`).
+   *   UNAVAILABLE       the miner is busy, not dead: the session the router
+   *                     would probe has no free concurrency slot (its
+   *                     advertised `max_concurrency`) for the model: the
+   *                     requests already in flight fill it. It is neither
+   *                     probed nor made a ghost; a validator should record
+   *                     nothing for it this round and try again later. Also
+   *                     returned when the chosen tunnel closed just as the
+   *                     probe was sent.
+   *   INVALID_ARGUMENT  malformed hotkey, or `timeout_ms` above 30000.
    */
   probe: {
     path: "/tensorclaw.v1.ProbeService/Probe" as const,
@@ -476,8 +495,27 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    * The result is always returned with status OK when the miner was probed;
    * a miner that fails or times out comes back with `ok = false, ghost =
    * true`, and the router removes it from the routing pool until a later
-   * probe passes. NOT_FOUND: no tunnel is open for that hotkey (or none
-   * offers `model`). INVALID_ARGUMENT: malformed hotkey or timeout.
+   * probe passes. The ghost state belongs to the hotkey: it covers all of
+   * its tunnels, including ones opened later.
+   *
+   * Ghosts are still probed: a ghost session takes no user traffic, but the
+   * router sends probes to it exactly as to an active one, and the first
+   * passing probe makes the miner active again. Validators should therefore
+   * keep probing ghosts; that is the only way back into the pool. Sessions
+   * that are draining or banned are never probed.
+   *
+   * Errors (no probe was sent; the miner's state is unchanged):
+   *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
+   *                     (or none offers `model`).
+   *   UNAVAILABLE       the miner is busy, not dead: the session the router
+   *                     would probe has no free concurrency slot (its
+   *                     advertised `max_concurrency`) for the model: the
+   *                     requests already in flight fill it. It is neither
+   *                     probed nor made a ghost; a validator should record
+   *                     nothing for it this round and try again later. Also
+   *                     returned when the chosen tunnel closed just as the
+   *                     probe was sent.
+   *   INVALID_ARGUMENT  malformed hotkey, or `timeout_ms` above 30000.
    */
   probe: handleUnaryCall<ProbeRequest, ProbeResponse>;
 }
@@ -492,8 +530,27 @@ export interface ProbeServiceClient extends Client {
    * The result is always returned with status OK when the miner was probed;
    * a miner that fails or times out comes back with `ok = false, ghost =
    * true`, and the router removes it from the routing pool until a later
-   * probe passes. NOT_FOUND: no tunnel is open for that hotkey (or none
-   * offers `model`). INVALID_ARGUMENT: malformed hotkey or timeout.
+   * probe passes. The ghost state belongs to the hotkey: it covers all of
+   * its tunnels, including ones opened later.
+   *
+   * Ghosts are still probed: a ghost session takes no user traffic, but the
+   * router sends probes to it exactly as to an active one, and the first
+   * passing probe makes the miner active again. Validators should therefore
+   * keep probing ghosts; that is the only way back into the pool. Sessions
+   * that are draining or banned are never probed.
+   *
+   * Errors (no probe was sent; the miner's state is unchanged):
+   *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
+   *                     (or none offers `model`).
+   *   UNAVAILABLE       the miner is busy, not dead: the session the router
+   *                     would probe has no free concurrency slot (its
+   *                     advertised `max_concurrency`) for the model: the
+   *                     requests already in flight fill it. It is neither
+   *                     probed nor made a ghost; a validator should record
+   *                     nothing for it this round and try again later. Also
+   *                     returned when the chosen tunnel closed just as the
+   *                     probe was sent.
+   *   INVALID_ARGUMENT  malformed hotkey, or `timeout_ms` above 30000.
    */
   probe(
     request: ProbeRequest,
