@@ -6,7 +6,12 @@ import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { expect } from "chai";
 import { WebSocket, WebSocketServer } from "ws";
-import { ConnectRequest, ConnectResponse, RejectReason } from "../../gen/tensorclaw/v1/tunnel.js";
+import {
+  ConnectRequest,
+  ConnectResponse,
+  RejectReason,
+  type RouterFrame,
+} from "../../gen/tensorclaw/v1/tunnel.js";
 import { Miner } from "../../miner/miner.js";
 import { throwawayHotkey } from "../support/keys.js";
 
@@ -61,6 +66,10 @@ function challenge(): Uint8Array {
       },
     ],
   }).finish();
+}
+
+function routerFrame(kind: RouterFrame["kind"]): Uint8Array {
+  return ConnectResponse.encode({ frames: [{ kind }] }).finish();
 }
 
 describe("miner against a hostile router", () => {
@@ -158,5 +167,31 @@ describe("miner against a hostile router", () => {
     const second = await router.next();
     // The backoff alone would retry within 100 ms; the hint says 400.
     expect(second.atMs - first.atMs).to.be.at.least(400);
+  });
+
+  it("drops a live tunnel whose router stops pinging (a black-holed path), then retries", async () => {
+    const first = await router.next();
+    const hello = once(first.ws, "message");
+    first.ws.send(challenge());
+    await hello;
+    // Silence limit on the miner: ping interval x (missed pongs + 2) = 800 ms.
+    first.ws.send(
+      routerFrame({
+        $case: "accept",
+        value: { sessionId: "s", pingIntervalMs: 200, maxMissedPongs: 2, maxMessageBytes: 0 },
+      }),
+    );
+    // Pings every 100 ms keep the tunnel up well past the limit.
+    for (let seq = 1; seq <= 15; seq++) {
+      await new Promise((r) => setTimeout(r, 100));
+      expect(first.ws.readyState, `closed before ping ${seq}`).to.equal(WebSocket.OPEN);
+      first.ws.send(routerFrame({ $case: "ping", value: { seq } }));
+    }
+    const silentFrom = performance.now();
+    const closed = await first.closed;
+    expect(closed.code).to.equal(1008);
+    expect(closed.reason).to.match(/went silent/);
+    expect(performance.now() - silentFrom).to.be.at.least(500);
+    await router.next();
   });
 });

@@ -12,6 +12,7 @@ import { ChatRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { BackoffPolicy } from "../../miner/backoff.js";
 import { Miner, type MinerSettings } from "../../miner/miner.js";
+import { countPromptTokens, countTextTokens } from "../../miner/token-counter.js";
 import type { TransportKind, TunnelEvent } from "../../router/tunnel-types.js";
 import { CLI } from "../support/cli.js";
 import { throwawayHotkey } from "../support/keys.js";
@@ -269,6 +270,49 @@ for (const transport of ["grpc", "ws"] as const) {
         FinishReason.FINISH_REASON_TOOL_CALLS,
       );
       expect(terminal(events)?.type).to.equal("usage");
+    });
+
+    it("counts usage with the BPE tokenizer when the backend reports none", async () => {
+      const { sessionId } = await startMiner();
+      backend.configure({ reportUsage: false, tokens: 12 });
+      const run = async (req: ChatRequest) =>
+        collect(router.hub.dispatch(sessionId, MODEL, req, { deadlineMs: 5000 }).events);
+      const plain = chat("count these tokens for me");
+      const plainEvents = await run(plain);
+      expect(textOf(plainEvents)).to.equal(backendTokens("count these tokens for me", 12).join(""));
+      expect(terminal(plainEvents)).to.deep.equal({
+        type: "usage",
+        promptTokens: countPromptTokens(plain),
+        completionTokens: countTextTokens(textOf(plainEvents)),
+      });
+      // Tool-call text tokenizes into more tokens than it has chunks, so
+      // counting chunks instead of tokens cannot pass this one.
+      const withTool = chat("call it", {
+        tools: [{ type: "function", name: "lookup", description: "", parametersJson: '{"type":"object"}' }],
+      });
+      const toolEvents = await run(withTool);
+      const chunks = toolEvents.flatMap((e) => (e.type === "chunk" ? [e.chunk] : []));
+      const toolText = chunks
+        .flatMap((c) => c.toolCalls.map((t) => t.functionName + t.argumentsDelta))
+        .join("");
+      expect(countTextTokens(toolText)).to.be.greaterThan(chunks.length);
+      expect(terminal(toolEvents)).to.deep.equal({
+        type: "usage",
+        promptTokens: countPromptTokens(withTool),
+        completionTokens: countTextTokens(toolText),
+      });
+    });
+
+    it("authenticates to the backend with --backend-key, for discovery and for requests", async () => {
+      backend.configure({ apiKey: "sk-backend-secret" });
+      const { sessionId } = await startMiner({ backendKey: "sk-backend-secret" });
+      // /v1/models answers 401 without the key: the model is only offered if the key was sent.
+      expect(sessionOf(router.hub, sessionId).models.map((m) => m.id)).to.deep.equal([MODEL]);
+      const events = await collect(
+        router.hub.dispatch(sessionId, MODEL, chat("with a key"), { deadlineMs: 5000 }).events,
+      );
+      expect(terminal(events)).to.include({ type: "usage", completionTokens: 8 });
+      expect(backend.chatRequests().at(-1)?.headers.authorization).to.equal("Bearer sk-backend-secret");
     });
 
     it("carries a cancel to the backend and frees the slot", async () => {
