@@ -1,11 +1,11 @@
 import type { Logger } from "../common/logger.js";
-import { type ListMinersResponse, type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
-import type { ProbeOutcome } from "./router-client.js";
+import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
+import type { DirectoryListing, ProbeOutcome } from "./router-client.js";
 import type { ProbeEntry } from "./state-store.js";
 
 /** The two router calls a probe round needs (a {@link RouterClient} has them). */
 export interface ProbeRouter {
-  listMiners(): Promise<ListMinersResponse>;
+  listMiners(): Promise<DirectoryListing>;
   probe(hotkey: string, timeoutMs: number): Promise<ProbeOutcome>;
 }
 
@@ -18,6 +18,12 @@ export interface ProbeRoundOptions {
   /** Unix ms. */
   readonly clock: () => number;
   readonly logger: Logger;
+  /**
+   * Miners the validator has seen pass a probe (in its kept history). One
+   * that no router lists this round is not connected anywhere: it gets a
+   * failed probe (a ghost, base 0) instead of keeping its last pass.
+   */
+  readonly known?: readonly string[];
 }
 
 /** What one round saw. */
@@ -26,10 +32,20 @@ export interface ProbeRoundResult {
   readonly finishedAtMs: number;
   /** The directory listing the round was based on. */
   readonly sessions: readonly MinerSession[];
-  /** Results to store: one per probed miner. */
+  /** Hotkeys the round probed. */
+  readonly targets: readonly string[];
+  /**
+   * Results to store: one per probed miner the router answered for, a
+   * failure for each absent one and each disconnected one.
+   */
   readonly entries: readonly ProbeEntry[];
-  /** Miners gone between listing and probing (nothing recorded). */
+  /** Miners gone between listing and probing (NOT_FOUND): recorded as failed. */
   readonly absent: readonly string[];
+  /**
+   * Known miners no router listed (recorded as failed). Empty when some
+   * replica did not answer the listing: the miner may be connected there.
+   */
+  readonly disconnected: readonly string[];
   /** Probes the router failed to run (nothing recorded: not the miner's fault). */
   readonly routerErrors: readonly { readonly hotkey: string; readonly detail: string }[];
 }
@@ -68,10 +84,27 @@ export async function mapBounded<T, R>(
   return out;
 }
 
+/** A failed probe for a miner that could not be reached at all. */
+function failed(hotkey: string, atMs: number): ProbeEntry {
+  return { hotkey, record: { atMs, ok: false, latencyMs: 0, ttftMs: 0 } };
+}
+
+/**
+ * Known miners that no replica lists in any state. Nothing when the
+ * listing is partial: a replica that did not answer may hold the tunnel.
+ */
+export function disconnectedMiners(listing: DirectoryListing, known: readonly string[]): string[] {
+  if ((listing.unanswered?.length ?? 0) > 0) return [];
+  const listed = new Set(listing.sessions.map((s) => s.hotkey));
+  return [...new Set(known)].filter((hk) => !listed.has(hk)).sort();
+}
+
 /**
  * One probe round: list the miners (throws RouterUnreachableError when no
  * replica answers, so the caller skips the round), then probe every
- * connected miner concurrently with bounded parallelism.
+ * connected miner concurrently with bounded parallelism. A known miner that
+ * is not connected to any router (or whose tunnel closed before its probe)
+ * counts as a failed probe: it serves nobody, so it is a ghost.
  */
 export async function runProbeRound(router: ProbeRouter, opts: ProbeRoundOptions): Promise<ProbeRoundResult> {
   const startedAtMs = opts.clock();
@@ -101,17 +134,21 @@ export async function runProbeRound(router: ProbeRouter, opts: ProbeRoundOptions
       });
     } else if (outcome.kind === "absent") {
       absent.push(hotkey);
+      entries.push(failed(hotkey, atMs));
     } else {
       routerErrors.push({ hotkey, detail: outcome.detail });
     }
   }
+  const disconnected = disconnectedMiners(listing, opts.known ?? []);
   const finishedAtMs = opts.clock();
+  for (const hotkey of disconnected) entries.push(failed(hotkey, finishedAtMs));
   opts.logger.info(
     {
       miners: targets.length,
       passed: entries.filter((e) => e.record.ok).length,
       failed: entries.filter((e) => !e.record.ok).length,
       absent: absent.length,
+      disconnected: disconnected.length,
       routerErrors: routerErrors.length,
       ms: finishedAtMs - startedAtMs,
     },
@@ -123,5 +160,14 @@ export async function runProbeRound(router: ProbeRouter, opts: ProbeRoundOptions
       "router failed some probes; not punishing those miners",
     );
   }
-  return { startedAtMs, finishedAtMs, sessions: listing.sessions, entries, absent, routerErrors };
+  return {
+    startedAtMs,
+    finishedAtMs,
+    sessions: listing.sessions,
+    targets,
+    entries,
+    absent,
+    disconnected,
+    routerErrors,
+  };
 }

@@ -40,10 +40,19 @@ export class RouterUnreachableError extends Error {
   }
 }
 
+/**
+ * The directory of every replica that answered. `unanswered` names the
+ * replicas that did not: a miner missing from the listing may have its
+ * tunnel there, so the listing is only complete when it is empty.
+ */
+export interface DirectoryListing extends ListMinersResponse {
+  readonly unanswered?: readonly string[];
+}
+
 /** The outcome of asking for one probe. */
 export type ProbeOutcome =
   | { readonly kind: "probed"; readonly response: ProbeResponse }
-  /** The miner is not connected to this router (NOT_FOUND): nothing to record. */
+  /** No replica that listed the miner still holds its tunnel (NOT_FOUND everywhere). */
   | { readonly kind: "absent"; readonly detail: string }
   /** The router (not the miner) failed: nothing to record. */
   | { readonly kind: "router_error"; readonly detail: string };
@@ -92,8 +101,8 @@ export class RouterClient {
   readonly #clock: () => number;
   readonly #callTimeoutMs: number;
   #active = 0;
-  /** Replica index holding each miner, from the last directory listing. */
-  #where = new Map<string, number>();
+  /** Replica indexes listing each miner (probeable sessions first), from the last listing. */
+  #where = new Map<string, number[]>();
 
   constructor(urls: readonly string[], opts: RouterClientOptions) {
     if (urls.length === 0) throw new Error("at least one router URL is needed");
@@ -151,9 +160,10 @@ export class RouterClient {
    * on the routers it dialled, so one replica's directory is not the whole
    * picture), ordered by hotkey then session id. Remembers which replica
    * holds each miner, so its probe goes there. Throws RouterUnreachableError
-   * only when no replica answers.
+   * only when no replica answers; the replicas that did not answer are named
+   * in `unanswered`.
    */
-  async listMiners(): Promise<ListMinersResponse> {
+  async listMiners(): Promise<DirectoryListing> {
     const req = ListMinersRequest.create();
     const results = await Promise.allSettled(
       this.#replicas.map((r) =>
@@ -178,13 +188,16 @@ export class RouterClient {
     if (first === undefined) throw new RouterUnreachableError(attempts);
     this.#active = first.index;
     // Earlier replicas win, but one where the miner can be probed beats one where it cannot.
-    const where = new Map<string, number>();
+    const where = new Map<string, number[]>();
     const probeable = (st: MinerState) =>
       st === MinerState.MINER_STATE_ACTIVE || st === MinerState.MINER_STATE_GHOST;
     for (const pass of [true, false]) {
       for (const l of listed) {
         for (const s of l.sessions) {
-          if (!where.has(s.hotkey) && (!pass || probeable(s.state))) where.set(s.hotkey, l.index);
+          if (pass && !probeable(s.state)) continue;
+          const at = where.get(s.hotkey) ?? [];
+          if (!at.includes(l.index)) at.push(l.index);
+          where.set(s.hotkey, at);
         }
       }
     }
@@ -201,7 +214,7 @@ export class RouterClient {
             ? 1
             : 0,
     );
-    return { sessions, reportTimeMs };
+    return { sessions, reportTimeMs, unanswered: attempts };
   }
 
   /** Usage over the window (default 24 h), from the first replica that answers. */
@@ -213,12 +226,23 @@ export class RouterClient {
   }
 
   /**
-   * Probes one miner on the replica whose directory listed it (its tunnel
-   * lives there), else the active one. Never throws: a router fault is
-   * reported as such so the miner is not punished for it.
+   * Probes one miner on a replica whose directory listed it (its tunnel
+   * lives there), else the active one; when that replica answers NOT_FOUND
+   * (the tunnel closed since the listing), the next replica that listed it
+   * is asked. Never throws: a router fault is reported as such so the miner
+   * is not punished for it.
    */
   async probe(hotkey: string, timeoutMs = PROBE_TIMEOUT_MS, model = ""): Promise<ProbeOutcome> {
-    const r = this.#replicas[this.#where.get(hotkey) ?? this.#active] as Replica;
+    const at = this.#where.get(hotkey) ?? [this.#active];
+    let outcome: ProbeOutcome = { kind: "absent", detail: "not listed" };
+    for (const index of at) {
+      outcome = await this.#probeOn(this.#replicas[index] as Replica, hotkey, timeoutMs, model);
+      if (outcome.kind !== "absent") return outcome;
+    }
+    return outcome;
+  }
+
+  async #probeOn(r: Replica, hotkey: string, timeoutMs: number, model: string): Promise<ProbeOutcome> {
     const req = ProbeRequest.create({ hotkey, model, timeoutMs });
     try {
       const response = await this.#sign(

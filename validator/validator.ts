@@ -85,16 +85,25 @@ export class Validator {
           });
   }
 
-  /** One probe round, stored. Undefined when the round was skipped (router unreachable). */
+  /**
+   * One probe round, stored. Undefined when the round was skipped (router
+   * unreachable, or it failed every probe itself): nobody is recorded then,
+   * not even miners that no router lists.
+   */
   async probeRound(): Promise<ProbeRoundResult | undefined> {
     const { router, store, settings, clock, logger } = this.#d;
     let round: ProbeRoundResult;
+    // Miners with a pass in their kept history: if no router lists them now,
+    // the round records a failure. Once every kept probe failed there is
+    // nothing left to lose, so they stop getting entries and age out.
+    const known = [...(await store.probeHistory())].filter(([, h]) => h.some((r) => r.ok)).map(([hk]) => hk);
     try {
       round = await runProbeRound(router, {
         concurrency: settings.probeConcurrency,
         timeoutMs: settings.probeTimeoutMs,
         clock,
         logger,
+        known,
       });
     } catch (err) {
       if (err instanceof RouterUnreachableError) {
@@ -103,8 +112,7 @@ export class Validator {
       }
       throw err;
     }
-    const probed = round.entries.length + round.routerErrors.length;
-    if (probed > 0 && round.entries.length === 0) {
+    if (round.targets.length > 0 && round.routerErrors.length === round.targets.length) {
       // Every probe failed on the router's side: that is an outage, not a set of ghosts.
       logger.warn({ errors: round.routerErrors.length }, `probe round discarded: ${SKIP_MESSAGE}`);
       return undefined;

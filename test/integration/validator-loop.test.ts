@@ -123,6 +123,54 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     expect(fast?.ghost).to.equal(false);
   });
 
+  it("makes a miner no router lists a ghost (base 0), unless it is on another replica, and restores it", async () => {
+    const other = await startRouterStandIn({ sessions: [], probe: () => okProbe(40) });
+    try {
+      const v = await make([router.url, other.url]);
+      await v.probeRound();
+      const score = async (hotkey: string) => {
+        const r = await v.scorePass({ submit: false, print: false });
+        return r?.scores.find((s) => s.hotkey === hotkey);
+      };
+      expect(await score("5FAST")).to.include({ ghost: false, base: 100 });
+      // FAST moves its tunnel to the other replica: still connected, still scored.
+      router.script.sessions = [session("5GHOST"), session("5SLOW")];
+      other.script.sessions = [session("5FAST")];
+      await v.probeRound();
+      expect(await score("5FAST")).to.include({ ghost: false, base: 100 });
+      // Killed: no replica lists it. The round records a failure: a ghost with base 0,
+      // left with its business share only (10 of best 20 points → 50 → 45).
+      other.script.sessions = [];
+      const round = await v.probeRound();
+      expect(round?.disconnected).to.deep.equal(["5FAST"]);
+      const dead = await score("5FAST");
+      expect(dead).to.include({ ghost: true, base: 0, availability: 0, probe: 0 });
+      expect(dead?.final).to.be.closeTo(45, 1e-9);
+      expect(dead?.uptime).to.be.closeTo((2 / 3) * 100, 1e-9);
+      // Back, and its probe passes: restored.
+      other.script.sessions = [session("5FAST")];
+      await v.probeRound();
+      const back = await score("5FAST");
+      expect(back).to.include({ ghost: false, availability: 100, probe: 100 });
+      expect(back?.uptime).to.equal(75);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("stops recording a miner once every kept probe failed, so its history can age out", async () => {
+    const v = await make([router.url]);
+    await v.probeRound();
+    router.script.sessions = [session("5GHOST"), session("5SLOW")];
+    await v.probeRound();
+    const store = await FileStateStore.open(join(dir, "state.json"));
+    expect((await store.probeHistory()).get("5FAST")?.map((r) => r.ok)).to.deep.equal([true, false]);
+    // 5GHOST never passed: when it goes too, it gets no entry (nothing left to lose).
+    router.script.sessions = [session("5SLOW")];
+    const round = await v.probeRound();
+    expect(round?.disconnected).to.deep.equal(["5FAST"]);
+  });
+
   it("skips the round and punishes nobody when no router can be reached", async () => {
     const v = await make([router.url]);
     await v.probeRound();

@@ -90,6 +90,51 @@ describe("validator router client (real gRPC servers)", () => {
     expect(probed(r2).sort()).to.deep.equal(["5B", "5C"]);
   });
 
+  it("asks the next replica that listed a miner when the first no longer holds its tunnel", async () => {
+    const r1 = await server({
+      sessions: [session("5A")],
+      probe: () => ({ code: status.NOT_FOUND, details: "tunnel closed" }),
+    });
+    const r2 = await server({ sessions: [session("5A")] });
+    const c = client([r1.url, r2.url]);
+    await c.listMiners();
+    expect(await c.probe("5A", 500)).to.deep.include({ kind: "probed" });
+    r2.script.probe = () => ({ code: status.NOT_FOUND, details: "tunnel closed" });
+    expect(await c.probe("5A", 500)).to.deep.include({ kind: "absent" });
+    const probes = (s: RouterStandIn) => s.calls.filter((x) => x.method.endsWith("/Probe")).length;
+    expect([probes(r1), probes(r2)]).to.deep.equal([2, 2]);
+  });
+
+  it("names the replicas that did not answer the listing, and no known miner is disconnected then", async () => {
+    const up = await server({ sessions: [session("5A")] });
+    const down = `grpc://127.0.0.1:${await freePort()}`;
+    const partial = client([up.url, down]);
+    const list = await partial.listMiners();
+    expect(list.unanswered).to.have.length(1);
+    expect(list.unanswered?.[0]).to.contain(down);
+    const opts = {
+      concurrency: 2,
+      timeoutMs: 500,
+      clock: () => 7,
+      logger: silentLogger(),
+      known: ["5A", "5KILLED"],
+    };
+    // 5KILLED may have its tunnel on the replica that did not answer: nothing is recorded for it.
+    const unsure = await runProbeRound(partial, opts);
+    expect(unsure.disconnected).to.deep.equal([]);
+    expect(unsure.entries.map((e) => e.hotkey)).to.deep.equal(["5A"]);
+    // With every replica answering and none listing it, it is not connected anywhere: a failed probe.
+    const whole = client([up.url]);
+    const sure = await runProbeRound(whole, opts);
+    expect(sure.disconnected).to.deep.equal(["5KILLED"]);
+    expect(sure.entries.find((e) => e.hotkey === "5KILLED")?.record).to.deep.equal({
+      atMs: 7,
+      ok: false,
+      latencyMs: 0,
+      ttftMs: 0,
+    });
+  });
+
   it("fails over when a replica refuses the validator, and says why when all do", async () => {
     const refusing = await server({ allowed: new Set(["5SOMEONE_ELSE"]) });
     const ok = await server({});
@@ -147,7 +192,7 @@ describe("validator router client (real gRPC servers)", () => {
       expect(probeTargets(s)).to.deep.equal(["a", "g"]);
     });
 
-    it("records passes and ghosts, bounds parallelism, and records nothing for router faults", async () => {
+    it("records passes, ghosts and vanished miners as failed, bounds parallelism, and records nothing for router faults", async () => {
       const hotkeys = Array.from({ length: 20 }, (_, i) => `m${String(i).padStart(2, "0")}`);
       const s = await server({
         sessions: hotkeys.map((h) => session(h)),
@@ -168,11 +213,17 @@ describe("validator router client (real gRPC servers)", () => {
         logger: silentLogger(),
       });
       expect(s.maxInFlight).to.equal(4);
-      expect(round.entries).to.have.length(18);
+      expect(round.entries).to.have.length(19);
       expect(round.entries.find((e) => e.hotkey === "m00")?.record.ok).to.equal(false);
       expect(round.entries.filter((e) => e.record.ok)).to.have.length(17);
       expect(round.entries.find((e) => e.hotkey === "m05")?.record).to.include({ ok: true, latencyMs: 42 });
+      // Listed, then gone when probed: not connected at probe time, so a failed probe.
       expect(round.absent).to.deep.equal(["m02"]);
+      expect(round.entries.find((e) => e.hotkey === "m02")?.record).to.deep.include({
+        ok: false,
+        latencyMs: 0,
+      });
+      expect(round.entries.some((e) => e.hotkey === "m01")).to.equal(false);
       expect(round.routerErrors.map((r) => r.hotkey)).to.deep.equal(["m01"]);
       const timeouts = s.calls.filter((x) => x.method.endsWith("/Probe")).map((x) => x.request);
       expect(timeouts.every((r) => (r as { timeoutMs: number }).timeoutMs === 2000)).to.equal(true);
