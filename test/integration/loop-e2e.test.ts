@@ -177,7 +177,7 @@ describe("the whole loop (real processes)", function () {
     expect(row(rows, miner("A"))?.weight).to.equal(65535);
   });
 
-  it("takes a killed miner out of traffic and availability, and serves it again once it is back and probed", async () => {
+  it("makes a killed miner a ghost (no traffic, unavailable, base 0) and serves it again once it is back and probed", async () => {
     const b = miner("B");
     await b.proc?.stop("SIGKILL");
     await until(
@@ -200,9 +200,21 @@ describe("the whole loop (real processes)", function () {
         .slice(before)
         .filter((r) => modelOf(r) === b.model),
     ).to.deep.equal([]);
-    const ghost = await table("B unavailable in the score table", (rs) => row(rs, b)?.avail === "no");
-    // Its served tokens still count for the 24 h window.
-    expect(row(ghost, b)?.tokens).to.be.greaterThan(0);
+    // Listed by no router: the validator's probe round counts that as a failed probe.
+    const ghost = await table(
+      "B an unavailable ghost in the score table",
+      (rs) => row(rs, b)?.avail === "no" && row(rs, b)?.probe === "ghost",
+    );
+    const r = row(ghost, b) as PrintedScore;
+    expect(r.latencyTier).to.equal(0);
+    // Its served tokens still count for the 24 h window...
+    expect(r.tokens).to.be.greaterThan(0);
+    expect(r.business).to.be.greaterThan(0);
+    // ...but its base is 0: the final score is the business part alone (both printed with two decimals),
+    expect(r.final).to.be.closeTo(0.9 * r.business, 0.011);
+    // and its weight is that final score max-normalised against the best miner's.
+    const best = Math.max(...ghost.map((x) => x.final));
+    expect(r.weight).to.be.closeTo((r.final / best) * 65535, (0.011 / best) * 65535 + 1);
 
     // Back with the same hotkey: active again, probed through the backend, serving users.
     const probesOfB = () =>
