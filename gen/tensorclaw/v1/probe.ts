@@ -463,7 +463,12 @@ export const ProbeServiceService = {
    *
    * Errors (no probe was sent; the miner's state is unchanged):
    *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
-   *                     (or none offers `model`).
+   *                     (or none offers `model`). A miner with no tunnel on
+   *                     any router serves nobody: this project's validator
+   *                     records it as a failed probe (a ghost for that
+   *                     round), as it does for a known miner that no router
+   *                     lists, but only when every router replica it reads
+   *                     answered (one that did not may hold the tunnel).
    *   UNAVAILABLE       the miner is busy, not dead: the session the router
    *                     would probe has no free concurrency slot (its
    *                     advertised `max_concurrency`) for the model: the
@@ -506,7 +511,12 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    *
    * Errors (no probe was sent; the miner's state is unchanged):
    *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
-   *                     (or none offers `model`).
+   *                     (or none offers `model`). A miner with no tunnel on
+   *                     any router serves nobody: this project's validator
+   *                     records it as a failed probe (a ghost for that
+   *                     round), as it does for a known miner that no router
+   *                     lists, but only when every router replica it reads
+   *                     answered (one that did not may hold the tunnel).
    *   UNAVAILABLE       the miner is busy, not dead: the session the router
    *                     would probe has no free concurrency slot (its
    *                     advertised `max_concurrency`) for the model: the
@@ -541,7 +551,12 @@ export interface ProbeServiceClient extends Client {
    *
    * Errors (no probe was sent; the miner's state is unchanged):
    *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
-   *                     (or none offers `model`).
+   *                     (or none offers `model`). A miner with no tunnel on
+   *                     any router serves nobody: this project's validator
+   *                     records it as a failed probe (a ghost for that
+   *                     round), as it does for a known miner that no router
+   *                     lists, but only when every router replica it reads
+   *                     answered (one that did not may hold the tunnel).
    *   UNAVAILABLE       the miner is busy, not dead: the session the router
    *                     would probe has no free concurrency slot (its
    *                     advertised `max_concurrency`) for the model: the
