@@ -79,6 +79,7 @@ async function viaMiner(hub: TunnelHub, sessionId: string): Promise<{ rate: numb
     const chat = ChatRequest.fromPartial({
       messages: [{ role: "user", content: `x ${i}` }],
       maxTokens: TOKENS,
+      stream: true,
     });
     let n = 0;
     for await (const e of hub.dispatch(sessionId, "bench-model", chat, { deadlineMs: 120_000 }).events) {

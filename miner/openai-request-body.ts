@@ -2,8 +2,9 @@
  * Turns a tunnel ChatRequest back into an OpenAI `POST /chat/completions`
  * JSON body, as chat.proto prescribes: each field maps to the OpenAI field of
  * the same name, then the keys of `extra_json` are merged in without
- * overriding any structured field. The miner always streams and always asks
- * for usage, so it can report the backend's own counts.
+ * overriding any structured field. The miner streams from the backend when
+ * the user streams (always asking for usage, so it can report the backend's
+ * own counts) and asks for one whole completion otherwise.
  *
  * The router already validated the request, but a miner still treats it as
  * input from the network: JSON-carrying fields that do not parse are
@@ -69,9 +70,9 @@ export function openAIRequestBody(model: string, chat: ChatRequest): Json {
   const body: Json = {
     model,
     messages: chat.messages.map(message),
-    stream: true,
-    stream_options: { include_usage: true },
+    stream: chat.stream,
   };
+  if (chat.stream) body.stream_options = { include_usage: true };
   if (chat.temperature !== undefined) body.temperature = chat.temperature;
   if (chat.topP !== undefined) body.top_p = chat.topP;
   if (chat.maxTokens !== undefined) body.max_tokens = chat.maxTokens;
@@ -102,8 +103,8 @@ export function openAIRequestBody(model: string, chat: ChatRequest): Json {
       );
     }
     for (const [k, v] of Object.entries(extra)) {
-      // Structured fields win; `stream` and `n` stay ours because the relay depends on them.
-      if (k in body || k === "n" || k === "__proto__") continue;
+      // Structured fields win; `stream`, `stream_options` and `n` stay ours because the relay depends on them.
+      if (k in body || k === "n" || k === "stream_options" || k === "__proto__") continue;
       body[k] = v;
     }
   }

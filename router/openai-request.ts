@@ -366,6 +366,7 @@ export function parseChatBody(body: unknown, opts: RequestOptions): ParsedChatRe
     responseFormat: parseResponseFormat(body.response_format),
     user: user === "" ? "" : hashUser(user, opts.account, opts.userSalt),
     extraJson: Object.keys(extra).length > 0 ? jsonText(extra, "body") : "",
+    stream,
   };
   let bytes = 0;
   for (const m of messages) bytes += messageBytes(m);

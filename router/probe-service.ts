@@ -118,6 +118,8 @@ export class ProbeService {
     const chat = ChatRequest.fromPartial({
       messages: [{ role: "user", content: probePrompt(this.#d.random) }],
       maxTokens: PROBE_MAX_TOKENS,
+      // Streamed, so the miner's time to first token is what gets measured.
+      stream: true,
     });
     const started = this.#d.now();
     let ttftMs = 0;

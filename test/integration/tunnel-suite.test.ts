@@ -23,10 +23,12 @@ import { freePort } from "../support/redis.js";
 const MODEL = "test-model";
 const FAST_BACKOFF: BackoffPolicy = { baseMs: 100, capMs: 400, stableAfterMs: 60_000 };
 
+// Streamed unless a test says otherwise: most cases here are about relaying a stream.
 function chat(text: string, extra: Partial<ChatRequest> = {}): ChatRequest {
   return ChatRequest.fromPartial({
     messages: [{ role: "user", content: text }],
     maxTokens: 100_000,
+    stream: true,
     ...extra,
   });
 }
@@ -241,6 +243,20 @@ for (const transport of ["grpc", "ws"] as const) {
       for (let k = 1; k < arrivals.length; k++) if (arrivals[k] !== arrivals[k - 1]) switches++;
       expect(switches).to.be.greaterThan(200);
       expect(backend.chatRequests()).to.have.length(100);
+    });
+
+    it("fetches a non-streamed request as one whole completion and relays it", async () => {
+      const { sessionId } = await startMiner();
+      backend.configure({ tokens: 20 });
+      const events = await collect(
+        router.hub.dispatch(sessionId, MODEL, chat("all at once", { stream: false }), { deadlineMs: 5000 })
+          .events,
+      );
+      expect(textOf(events)).to.equal(backendTokens("all at once", 20).join(""));
+      expect(terminal(events)).to.deep.equal({ type: "usage", promptTokens: 3 + 3, completionTokens: 20 });
+      const body = backend.chatRequests().at(-1)?.body as { stream?: unknown; stream_options?: unknown };
+      expect(body.stream).to.equal(false);
+      expect(body).to.not.have.property("stream_options");
     });
 
     it("streams a response far larger than the credit window completely", async () => {

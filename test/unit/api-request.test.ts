@@ -146,6 +146,8 @@ describe("api request: translation", () => {
     );
     expect(p.model).to.equal("llama");
     expect(p.stream).to.equal(true);
+    // The miner learns it too, so it can stream from its backend.
+    expect(p.chat.stream).to.equal(true);
     expect(p.includeUsage).to.equal(true);
     const c = p.chat;
     expect(c.messages).to.have.length(4);
@@ -222,6 +224,7 @@ describe("api request: translation", () => {
     expect(p.chat.temperature).to.equal(undefined);
     expect(p.chat.stop).to.deep.equal([]);
     expect(p.stream).to.equal(false);
+    expect(p.chat.stream).to.equal(false);
     expect(p.chat.user).to.equal("");
   });
 

@@ -154,6 +154,7 @@ const ROUTER_FRAMES: RouterFrame[] = [
           responseFormat: { type: "json_schema", jsonSchemaJson: '{"name":"x","schema":{}}' },
           user: "u-hash",
           extraJson: '{"logprobs":true}',
+          stream: true,
         },
       },
     },

@@ -83,6 +83,7 @@ function request(initialCreditBytes: number, deadlineMs = 0): InferenceRequest {
       responseFormat: undefined,
       user: "",
       extraJson: "",
+      stream: true,
     },
     deadlineMs,
     initialCreditBytes,

@@ -127,7 +127,7 @@ describe("miner OpenAI mapping", () => {
   });
 
   describe("ChatRequest to OpenAI body", () => {
-    it("maps every structured field to its OpenAI name and always streams with usage", () => {
+    it("maps every structured field to its OpenAI name and streams with usage when the user streams", () => {
       const chat = ChatRequest.fromPartial({
         messages: [
           { role: "system", content: "be brief" },
@@ -159,6 +159,7 @@ describe("miner OpenAI mapping", () => {
         responseFormat: { type: "json_schema", jsonSchemaJson: '{"name":"s","schema":{}}' },
         user: "u-hash",
         extraJson: '{"logprobs":true,"temperature":2,"stream":false,"n":3}',
+        stream: true,
       });
       const body = openAIRequestBody("m", chat);
       expect(body).to.deep.equal({
@@ -193,6 +194,20 @@ describe("miner OpenAI mapping", () => {
         response_format: { type: "json_schema", json_schema: { name: "s", schema: {} } },
         user: "u-hash",
         // extra_json adds fields but never overrides structured ones, stream or n.
+        logprobs: true,
+      });
+    });
+
+    it("asks for one whole completion, without stream options, when the user does not stream", () => {
+      const chat = ChatRequest.fromPartial({
+        messages: [{ role: "user", content: "hi" }],
+        extraJson: '{"stream":true,"stream_options":{"include_usage":false},"n":2,"logprobs":true}',
+        stream: false,
+      });
+      expect(openAIRequestBody("m", chat)).to.deep.equal({
+        model: "m",
+        messages: [{ role: "user", content: "hi" }],
+        stream: false,
         logprobs: true,
       });
     });

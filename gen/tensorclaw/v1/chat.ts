@@ -225,6 +225,13 @@ export interface ChatRequest {
    * object. Keys here never override the structured fields above.
    */
   extraJson: string;
+  /**
+   * Whether the user asked for a streamed answer. The tunnel relays chunks
+   * either way; a miner may use this to ask its backend for one whole
+   * completion when nobody is waiting on tokens, and must stream from its
+   * backend when it is set.
+   */
+  stream: boolean;
 }
 
 /**
@@ -876,6 +883,7 @@ function createBaseChatRequest(): ChatRequest {
     responseFormat: undefined,
     user: "",
     extraJson: "",
+    stream: false,
   };
 }
 
@@ -925,6 +933,9 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     }
     if (message.extraJson !== "") {
       writer.uint32(114).string(message.extraJson);
+    }
+    if (message.stream !== false) {
+      writer.uint32(120).bool(message.stream);
     }
     return writer;
   },
@@ -1054,6 +1065,14 @@ export const ChatRequest: MessageFns<ChatRequest> = {
             message.extraJson = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.stream = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1118,6 +1137,7 @@ export const ChatRequest: MessageFns<ChatRequest> = {
         : isSet(object.extra_json)
         ? globalThis.String(object.extra_json)
         : "",
+      stream: isSet(object.stream) ? globalThis.Boolean(object.stream) : false,
     };
   },
 
@@ -1165,6 +1185,9 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     if (message.extraJson !== "") {
       obj.extraJson = message.extraJson;
     }
+    if (message.stream !== false) {
+      obj.stream = message.stream;
+    }
     return obj;
   },
 
@@ -1191,6 +1214,7 @@ export const ChatRequest: MessageFns<ChatRequest> = {
       : undefined;
     message.user = object.user ?? "";
     message.extraJson = object.extraJson ?? "";
+    message.stream = object.stream ?? false;
     return message;
   },
 };
