@@ -271,6 +271,13 @@ describe("the whole loop (real processes)", function () {
     await ledgerMatchesBackend("C's traffic after it came back");
   });
 
+  /** The router's `tensorclaw_usage_spool_depth` gauge, from /metrics. */
+  async function spoolDepth(): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${net.httpPort}/metrics`)).text();
+    const m = /^tensorclaw_usage_spool_depth (\d+)$/m.exec(text);
+    return m === null ? Number.NaN : Number(m[1]);
+  }
+
   it("loses no usage while Redis is down: the router spools it and writes it once Redis is back", async () => {
     // Keep what is already in Redis across the kill (the test server runs without persistence).
     const admin = new Redis(net.redis.url);
@@ -279,10 +286,24 @@ describe("the whole loop (real processes)", function () {
     await net.redis.kill();
     try {
       await traffic({ "m-a": 3, "m-b": 2, "m-c": 1 });
+      // Still ready (it serves), and the operator sees the events held in the spool.
+      expect((await fetch(`http://127.0.0.1:${net.httpPort}/readyz`)).status).to.equal(200);
+      await until(
+        "usage held in the spool",
+        async () => ((await spoolDepth()) > 0 ? true : undefined),
+        10_000,
+        100,
+      );
     } finally {
       await net.redis.restart();
     }
     await ledgerMatchesBackend("the spooled usage in the ledger");
+    await until(
+      "the spool drained",
+      async () => ((await spoolDepth()) === 0 ? true : undefined),
+      10_000,
+      200,
+    );
   });
 
   it("brings every miner back after a router restart", async () => {
