@@ -6,7 +6,8 @@ import type { ChatOptions } from "./api-chat.js";
 import { ApiKeys, DEFAULT_KEYS_FILE, FileApiKeyStore, RedisApiKeyStore } from "./api-keys.js";
 import { API_DEFAULTS, type ApiDeps } from "./api-server.js";
 import { ApiMetrics, type MetricsSources } from "./metrics.js";
-import { EmbeddedRateLimiter, RedisRateLimiter } from "./rate-limiter.js";
+import { EmbeddedRateLimiter } from "./rate-limiter.js";
+import { redisRateLimiterWithFallback } from "./rate-limiter-failover.js";
 import type { TunnelDispatcher } from "./tunnel-types.js";
 import type { UsageSink } from "./usage-event.js";
 
@@ -39,8 +40,9 @@ export interface BusinessApiInputs {
 
 /**
  * Assembles the Business API's dependencies the way the router runs them:
- * keys and rate limits in Redis when there is one (shared by every replica),
- * else an embedded key file and in-process limiter.
+ * keys and rate limits in Redis when there is one (shared by every replica;
+ * limits fall back to an in-process limiter while Redis is unreachable), else
+ * an embedded key file and in-process limiter.
  */
 export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
   const keys = i.noAuth
@@ -50,7 +52,9 @@ export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
           ? new RedisApiKeyStore(i.redis)
           : new FileApiKeyStore(i.keysFile ?? DEFAULT_KEYS_FILE),
       );
-  const limiter = i.redis !== undefined ? new RedisRateLimiter(i.redis) : new EmbeddedRateLimiter();
+  // With Redis, limits are shared by every replica and held per process while Redis is down.
+  const limiter =
+    i.redis !== undefined ? redisRateLimiterWithFallback(i.redis, i.logger) : new EmbeddedRateLimiter();
   const metrics = new ApiMetrics(i.registry, {
     sessions: () => i.dispatcher.sessions(),
     ...i.metricsSources,

@@ -1,7 +1,22 @@
+import { once } from "node:events";
+import { expect } from "chai";
 import { Redis } from "ioredis";
-import { RedisRateLimiter } from "../../router/rate-limiter.js";
+import OpenAI, { APIError } from "openai";
+import { type Logger, pino } from "pino";
+import { Registry } from "prom-client";
+import { TensorClawError, toHttpError } from "../../common/errors.js";
+import { type ApiKeys, RedisApiKeyStore } from "../../router/api-keys.js";
+import { businessApiDeps } from "../../router/api-setup.js";
+import { LEDGER_REDIS_OPTIONS } from "../../router/ledger-redis.js";
+import { type RateLimiter, RedisRateLimiter } from "../../router/rate-limiter.js";
+import { FailoverRateLimiter, redisRateLimiterWithFallback } from "../../router/rate-limiter-failover.js";
+import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
 import { rateLimiterContract } from "../support/api-rate-limit-contract.js";
+import { type PersistentRedis, startPersistentRedis } from "../support/ledger-redis-server.js";
+import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+
+const MODEL = "test-model";
 
 describe("rate limiter on Redis", () => {
   let redis: TestRedis;
@@ -21,5 +36,226 @@ describe("rate limiter on Redis", () => {
         await client.quit();
       },
     };
+  });
+});
+
+/** Log lines written to memory, to count warnings. */
+function memoryLogger(): { logger: Logger; lines: () => { level: number; msg: string }[] } {
+  let text = "";
+  const logger = pino(
+    { level: "info" },
+    {
+      write: (line: string) => {
+        text += line;
+      },
+    },
+  );
+  return {
+    logger,
+    lines: () =>
+      text
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l) as { level: number; msg: string }),
+  };
+}
+const WARN = 40;
+
+describe("rate limits while Redis is down (in-process fallback)", function () {
+  this.timeout(30_000);
+  let redis: PersistentRedis;
+  const clients: Redis[] = [];
+  /** A client as the router makes it: commands fail at once while Redis is unreachable. */
+  const routerClient = async () => {
+    const c = new Redis(redis.url, { ...LEDGER_REDIS_OPTIONS });
+    c.on("error", () => {});
+    clients.push(c);
+    await once(c, "ready");
+    return c;
+  };
+  before(async () => {
+    redis = await startPersistentRedis();
+  });
+  after(async () => {
+    await redis.stop();
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.disconnect();
+    await redis.restart(); // no-op unless a test left it killed
+  });
+
+  /** Calls `reserve` with an unlimited key (which takes nothing) until the limiter is back on Redis. */
+  async function untilShared(limiter: FailoverRateLimiter): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (limiter.degraded) {
+      if (Date.now() > deadline) throw new Error("the limiter never went back to Redis");
+      await limiter.reserve("poll", { requestsPerMinute: 0, tokensPerMinute: 0 }, 0, Date.now());
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it("holds the limits per process during an outage, warns once per outage, then goes back to Redis", async () => {
+    const prefix = randomPrefix();
+    const client = await routerClient();
+    const admin = await routerClient();
+    const log = memoryLogger();
+    const limiter = redisRateLimiterWithFallback(client, log.logger, { prefix, probeIntervalMs: 20 });
+    // 2 per minute: one slot every 30 s, so nothing refills during the test.
+    const lim = { requestsPerMinute: 2, tokensPerMinute: 0 };
+    const k = "key_outage";
+    expect(await limiter.reserve(k, lim, 0, Date.now())).to.deep.equal({ ok: true });
+    expect(Number(await admin.hget(`${prefix}ratelimit:{${k}}`, "r"))).to.be.closeTo(1, 0.01);
+
+    await redis.kill();
+    // The in-process buckets start full: two more, then refused with the time to the next slot.
+    expect(await limiter.reserve(k, lim, 0, Date.now())).to.deep.equal({ ok: true });
+    expect(await limiter.reserve(k, lim, 0, Date.now())).to.deep.equal({ ok: true });
+    for (let i = 0; i < 5; i++) {
+      const r = await limiter.reserve(k, lim, 0, Date.now());
+      expect(r.ok).to.equal(false);
+      if (!r.ok) expect(r.retryAfterMs).to.be.within(29_000, 30_000);
+    }
+    expect(limiter.degraded).to.equal(true);
+    await limiter.reconcile(k, { requestsPerMinute: 2, tokensPerMinute: 100 }, 10, 50, Date.now());
+    expect(log.lines().filter((l) => l.level === WARN)).to.have.length(1);
+
+    await redis.restart();
+    await untilShared(limiter);
+    expect(log.lines().some((l) => /answers again/.test(l.msg))).to.equal(true);
+    // Redis kept its bucket (one slot left) while the in-process one is empty: only Redis says yes.
+    expect(await limiter.reserve(k, lim, 0, Date.now())).to.deep.equal({ ok: true });
+    expect((await limiter.reserve(k, lim, 0, Date.now())).ok).to.equal(false);
+    expect(Number(await admin.hget(`${prefix}ratelimit:{${k}}`, "r"))).to.be.below(1);
+
+    // A second outage is a new outage: one more warning.
+    await redis.kill();
+    for (let i = 0; i < 3; i++) await limiter.reserve("key_other", lim, 0, Date.now());
+    expect(log.lines().filter((l) => l.level === WARN)).to.have.length(2);
+  });
+
+  it("settles each reservation where it was taken, across the outage and after it", async () => {
+    const prefix = randomPrefix();
+    const client = await routerClient();
+    const admin = await routerClient();
+    const limiter = redisRateLimiterWithFallback(client, memoryLogger().logger, {
+      prefix,
+      probeIntervalMs: 20,
+    });
+    const lim = { requestsPerMinute: 0, tokensPerMinute: 1000 };
+    const k = "key_settle";
+    const stored = async () => Number(await admin.hget(`${prefix}ratelimit:{${k}}`, "t"));
+    expect((await limiter.reserve(k, lim, 300, Date.now())).ok).to.equal(true); // on Redis
+    expect(await stored()).to.be.closeTo(700, 1);
+
+    await redis.kill();
+    expect((await limiter.reserve(k, lim, 600, Date.now())).ok).to.equal(true); // in-process: 400 left
+    // The Redis reservation's refund belongs to Redis: the in-process bucket gets nothing from it.
+    await limiter.reconcile(k, lim, 300, 100, Date.now());
+    expect((await limiter.reserve(k, lim, 500, Date.now())).ok).to.equal(false);
+
+    await redis.restart();
+    await untilShared(limiter);
+    // The in-process reservation is settled in process, not credited to Redis's bucket.
+    await limiter.reconcile(k, lim, 600, 100, Date.now());
+    expect(await stored()).to.be.closeTo(700, 1);
+    await limiter.reconcile(k, lim, 300, 100, Date.now()); // an untracked one goes to Redis again
+    expect(await stored()).to.be.above(850);
+  });
+
+  it("answers 503-shaped `unavailable` with a retry time when even the fallback fails, never a bare error", async () => {
+    const client = await routerClient();
+    await redis.kill();
+    const broken: RateLimiter = {
+      reserve: async () => {
+        throw new Error("fallback broken");
+      },
+      reconcile: async () => {
+        throw new Error("fallback broken");
+      },
+    };
+    const limiter = new FailoverRateLimiter({
+      primary: new RedisRateLimiter(client, randomPrefix()),
+      fallback: broken,
+      probe: () => client.ping(),
+      logger: memoryLogger().logger,
+      probeIntervalMs: 700,
+    });
+    const lim = { requestsPerMinute: 5, tokensPerMinute: 100 };
+    let caught: unknown;
+    try {
+      await limiter.reserve("k", lim, 1, Date.now());
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).to.be.instanceOf(TensorClawError);
+    const http = toHttpError(caught);
+    expect(http.status).to.equal(503);
+    expect(http.retryAfterMs).to.equal(700);
+    expect(http.body.error.type).to.equal("api_error");
+    // reconcile never rejects, whatever fails underneath.
+    await limiter.reconcile("k", lim, 10, 50, Date.now());
+  });
+
+  describe("through the Business API, with a real miner", () => {
+    let router: RouterUnderTest;
+    let backend: OpenAIBackend;
+    let miner: MinerProcess;
+    let log: ReturnType<typeof memoryLogger>;
+
+    beforeEach(async () => {
+      const client = await routerClient();
+      log = memoryLogger();
+      // The limiter as the router program assembles it (this Redis is private: default key prefix).
+      const assembled = businessApiDeps({
+        dispatcher: {
+          sessions: () => [],
+          dispatch: () => {
+            throw new Error("the harness's hub dispatches");
+          },
+          setGhost: () => {},
+        },
+        usage: { record: () => {} },
+        registry: new Registry(),
+        logger: log.logger,
+        redis: client,
+        noAuth: false,
+        ready: () => true,
+      });
+      router = await startRouter({ keyStore: new RedisApiKeyStore(client), limiter: assembled.limiter });
+      backend = await startOpenAIBackend({ models: [MODEL], tokens: 3 });
+      miner = await startMiner(router, backend.url);
+    });
+    afterEach(async () => {
+      await miner.kill();
+      await router.close();
+      await backend.close();
+    });
+
+    it("serves keys with limits (200, then 429 past the allowance) while Redis is down, never 500", async () => {
+      const { key } = await (router.keys as ApiKeys).create(
+        "outage",
+        { requestsPerMinute: 3, tokensPerMinute: 100_000 },
+        Date.now(),
+      );
+      const c = new OpenAI({ apiKey: key, baseURL: router.baseURL, maxRetries: 0 });
+      const ask = (i: number) =>
+        c.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: `q${i}` }] });
+      await ask(0); // the key is now known to this router, as it must be to be served without Redis
+      await redis.kill();
+      for (let i = 1; i <= 3; i++) {
+        const r = await ask(i);
+        expect(r.choices[0]?.message.content).to.equal(backendTokens(`q${i}`, 3).join(""));
+      }
+      const refused = await ask(4).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(refused).to.be.instanceOf(APIError);
+      const e = refused as APIError;
+      expect(e.status).to.equal(429);
+      expect(e.type).to.equal("rate_limit_error");
+      expect(Number(e.headers?.get("retry-after"))).to.be.within(1, 20);
+      expect(log.lines().filter((l) => l.level === WARN)).to.have.length(1);
+    });
   });
 });
