@@ -30,8 +30,9 @@ export interface BusinessApiInputs {
   /** Overrides of the API tuning (the router's --max-body-bytes, tests). */
   readonly chat?: Partial<ChatOptions>;
   /**
-   * Secret of the `user` hash. Give every replica the same one so a user
-   * hashes the same everywhere; default: random per process.
+   * Secret of the `user` hash, the same on every replica so a user hashes
+   * the same everywhere (the router resolves it with resolveUserSalt);
+   * default: random per process.
    */
   readonly userSalt?: string;
   /** Latency feedback into the hub's estimate (TunnelHub.observeLatency). */

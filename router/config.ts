@@ -3,6 +3,9 @@ import { TensorClawError } from "../common/errors.js";
 import type { LogLevel } from "../common/logger.js";
 import { LOG_LEVEL_OPTION } from "../common/shared-options.js";
 
+/** Shortest salt accepted from `--user-salt`. */
+export const MIN_USER_SALT_LENGTH = 16;
+
 /** Settings of `tensorclaw router`. */
 export interface RouterConfig {
   host: string;
@@ -23,6 +26,7 @@ export interface RouterConfig {
   drainGraceMs: number;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
+  userSalt: string | undefined;
   logLevel: LogLevel;
 }
 
@@ -46,6 +50,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   drainGraceMs: 30_000,
   tlsCert: undefined,
   tlsKey: undefined,
+  userSalt: undefined,
   logLevel: "info",
 };
 
@@ -141,6 +146,14 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     description: "PEM certificate for TLS on both ports (grpcs/wss/https).",
   },
   tlsKey: { flag: "tls-key", kind: "string", description: "PEM private key for --tls-cert." },
+  userSalt: {
+    flag: "user-salt",
+    kind: "string",
+    secret: true,
+    description:
+      "Secret of the hash that replaces the `user` field (same on every replica, at least 16 characters). " +
+      "Unset: shared through Redis (created once), else kept in --data-dir.",
+  },
   logLevel: LOG_LEVEL_OPTION,
 };
 
@@ -152,6 +165,13 @@ export function parseRouterCommand(
   const parsed = parseCommand(ROUTER_OPTIONS, ROUTER_DEFAULTS, argv, env);
   if ((parsed.config.tlsCert === undefined) !== (parsed.config.tlsKey === undefined)) {
     throw new TensorClawError("config_invalid", "invalid setting --tls-cert/--tls-key: give both or neither");
+  }
+  const salt = parsed.config.userSalt;
+  if (salt !== undefined && salt.length < MIN_USER_SALT_LENGTH) {
+    throw new TensorClawError(
+      "config_invalid",
+      `invalid setting --user-salt: must be at least ${MIN_USER_SALT_LENGTH} characters, got ${salt.length}`,
+    );
   }
   return parsed;
 }

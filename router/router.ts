@@ -27,6 +27,7 @@ import { attachTunnelWs } from "./tunnel-ws.js";
 import { UsageRecorder } from "./usage-recorder.js";
 import { usageService } from "./usage-service.js";
 import { UsageSpool } from "./usage-spool.js";
+import { resolveUserSalt } from "./user-salt.js";
 import { ValidatorAuth } from "./validator-auth.js";
 
 /** A router that is listening on its two ports. */
@@ -48,6 +49,7 @@ export function routerPaths(dataDir: string) {
     ledger: join(dataDir, "ledger.jsonl"),
     keys: join(dataDir, "api-keys.json"),
     spool: join(dataDir, "spool"),
+    userSalt: join(dataDir, "user-salt"),
   };
 }
 
@@ -137,6 +139,14 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     }
     const ownedLedger = ledger;
     cleanups.push(() => ownedLedger.close());
+    // The `user` hash's secret, the same on every replica (waits for Redis up to 5 s).
+    const { salt: userSalt, origin } = await resolveUserSalt({
+      configured: cfg.userSalt,
+      redis,
+      file: paths.userSalt,
+      logger,
+    });
+    logger.info({ origin }, "user salt ready");
     const recorder = new UsageRecorder({ ledger, spool, logger });
     cleanups.push(() => recorder.close());
 
@@ -210,6 +220,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
         spoolDepth: () => recorder.spoolDepth(),
       },
       chat: { maxBodyBytes: cfg.maxBodyBytes },
+      userSalt,
       observeLatency: (sessionId, ms) => hub.observeLatency(sessionId, ms),
     });
     const handler = createApiHandler(deps);

@@ -19,6 +19,7 @@ describe("tensorclaw CLI (child process)", () => {
       "--chain",
       "--netuid",
       "--validators",
+      "--user-salt",
     ],
     miner: [
       "--router",

@@ -30,6 +30,19 @@ describe("config", () => {
     expect(eq.config.noAuth).to.equal(true);
   });
 
+  it("reads the user salt from --user-salt or TENSORCLAW_USER_SALT (the flag wins) and refuses a short one", () => {
+    expect(parseRouterCommand([], {}).config.userSalt).to.equal(undefined);
+    const env = parseRouterCommand([], { TENSORCLAW_USER_SALT: "salt-from-the-environment" });
+    expect(env.config.userSalt).to.equal("salt-from-the-environment");
+    const flag = parseRouterCommand(["--user-salt", "salt-from-the-flag-0001"], {
+      TENSORCLAW_USER_SALT: "salt-from-the-environment",
+    });
+    expect(flag.config.userSalt).to.equal("salt-from-the-flag-0001");
+    expect(configError(() => parseRouterCommand(["--user-salt", "short"], {}))).to.match(
+      /--user-salt: must be at least 16 characters, got 5/,
+    );
+  });
+
   it("freezes the result", () => {
     const { config } = parseMinerCommand(["--router", "grpc://a:1"], {});
     expect(Object.isFrozen(config)).to.equal(true);
