@@ -22,6 +22,9 @@ export interface CallLimits {
   readonly cancelGraceMs: number;
 }
 
+/** Longest delay setTimeout honours; a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /**
@@ -72,11 +75,18 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
     this.#maxQueuedChunks = limits.initialCreditBytes + 256;
   }
 
-  /** Starts the deadline and the abort listener. Called once the request frame is queued. */
+  /**
+   * Starts the deadline and the abort listener. Called once the request frame is queued.
+   * A deadline past what a timer can hold (2^31-1 ms, about 24.8 days; the wire allows
+   * 2^32-1) is held for that long instead: Node fires an overflowing timer at once.
+   */
   arm(deadlineMs: number, signal: AbortSignal | undefined): void {
-    this.#deadlineTimer = setTimeout(() => {
-      this.#abandon(RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT, `deadline of ${deadlineMs} ms exceeded`);
-    }, deadlineMs);
+    this.#deadlineTimer = setTimeout(
+      () => {
+        this.#abandon(RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT, `deadline of ${deadlineMs} ms exceeded`);
+      },
+      Math.min(deadlineMs, MAX_TIMER_MS),
+    );
     this.#deadlineTimer.unref();
     if (signal !== undefined) {
       this.#signal = signal;

@@ -140,6 +140,18 @@ describe("tunnel call (per-request stream and credit)", () => {
     expect(log.cancels).to.deep.equal(["deadline of 30 ms exceeded"]);
   });
 
+  it("holds a deadline too long for a timer (2^31 ms and up) instead of timing out at once", async () => {
+    for (const deadlineMs of [2 ** 31, 0xffffffff]) {
+      const { host, log } = recordingHost();
+      const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 1000 });
+      call.arm(deadlineMs, undefined);
+      await new Promise((r) => setTimeout(r, 30));
+      expect(call.terminal, `deadline ${deadlineMs}`).to.equal(false);
+      expect(log.cancels).to.deep.equal([]);
+      call.cancel("test over"); // clears the timer
+    }
+  });
+
   it("a tunnel failure delivers queued chunks first, then the error, and frees the slot at once", async () => {
     const { host, log } = recordingHost();
     const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 60_000 });
