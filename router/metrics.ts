@@ -5,7 +5,11 @@ import type { SessionState, SessionView } from "./tunnel-types.js";
 export interface MetricsSources {
   /** Current sessions (for miners by state). */
   readonly sessions: () => readonly SessionView[];
-  /** Seconds between now and the newest usage event the ledger has written; undefined if unknown. */
+  /**
+   * Age in seconds of the oldest usage event not yet written to the ledger
+   * (queued, being written or in the spool; while the ledger is unreachable,
+   * at least the time since it became so); 0 when caught up, undefined if unknown.
+   */
   readonly ledgerLagSeconds?: () => number | undefined;
   /** Usage events waiting in the durable spool; undefined if unknown. */
   readonly spoolDepth?: () => number | undefined;
@@ -84,7 +88,7 @@ export class ApiMetrics {
     const lag = sources.ledgerLagSeconds;
     new Gauge({
       name: "tensorclaw_ledger_lag_seconds",
-      help: "Age of the newest usage event not yet written to the ledger (0 when caught up).",
+      help: "Age of the oldest usage event not yet written to the ledger (0 when caught up).",
       registers,
       collect() {
         const v = lag?.();
