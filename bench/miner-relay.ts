@@ -1,4 +1,4 @@
-// Miner relay benchmark (node --import tsx bench/miner-relay.ts [--quick]).
+// Miner relay benchmark (node --import ./bin/register.mjs bench/miner-relay.ts [--quick]).
 //
 // How fast one real miner (`tensorclaw miner`, a child process) relays token
 // chunks from an OpenAI-compatible HTTP backend (another child process, the
@@ -20,6 +20,9 @@ import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel-grpc
 import { TunnelHub } from "../router/tunnel-hub.js";
 import { attachTunnelWs } from "../router/tunnel-ws.js";
 
+/** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
+const TS_LOADER = new URL("../bin/register.mjs", import.meta.url).href;
+
 const QUICK = process.argv.includes("--quick");
 const RUNS = QUICK ? 1 : 5;
 const TOKENS = 5000;
@@ -33,7 +36,7 @@ function median(xs: number[]): number {
 }
 
 async function startBackend(): Promise<{ url: string; proc: ChildProcess }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", BACKEND, String(TOKENS)], {
+  const proc = spawn(process.execPath, ["--import", TS_LOADER, BACKEND, String(TOKENS)], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const [line] = (await once(proc.stdout as NodeJS.ReadableStream, "data")) as [Buffer];

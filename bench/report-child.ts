@@ -4,6 +4,9 @@
 import { spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 
+/** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
+const TS_LOADER = new URL("../bin/register.mjs", import.meta.url).href;
+
 /** How one benchmark process ended. */
 export interface ChildOutcome {
   readonly exitCode: number | null;
@@ -39,7 +42,7 @@ const CMDLINE_CHARS = 160;
 const TERM_GRACE_MS = 5_000;
 
 /**
- * Runs `node --import tsx <script> <args> --json <jsonFile>`; the child's
+ * Runs `node --import ./bin/register.mjs <script> <args> --json <jsonFile>`; the child's
  * stdout goes to ours (its table is worth seeing), its stderr too, with a
  * tail kept for the report.
  */
@@ -47,7 +50,7 @@ export async function runBenchChild(run: ChildRun): Promise<ChildOutcome> {
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", run.script, ...run.args, "--json", run.jsonFile],
+    ["--import", TS_LOADER, run.script, ...run.args, "--json", run.jsonFile],
     {
       cwd: run.cwd,
       stdio: ["ignore", run.quiet === true ? "ignore" : "inherit", "pipe"],

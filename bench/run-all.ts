@@ -95,7 +95,7 @@ async function main(): Promise<number> {
       if (interrupted !== undefined) break;
       const jsonFile = join(scratch, `${spec.name}.json`);
       const args = opts.quick ? ["--quick"] : [];
-      const command = ["node --import tsx", spec.script, ...args, "--json <file>"].join(" ");
+      const command = ["node --import ./bin/register.mjs", spec.script, ...args, "--json <file>"].join(" ");
       console.log(`\n=== ${spec.name}: ${command}`);
       const outcome = await runBenchChild({
         cwd: ROOT,

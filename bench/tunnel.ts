@@ -20,6 +20,9 @@ import { TunnelHub } from "../router/tunnel-hub.js";
 import type { TunnelDispatcher } from "../router/tunnel-types.js";
 import { attachTunnelWs } from "../router/tunnel-ws.js";
 
+/** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
+const TS_LOADER = new URL("../bin/register.mjs", import.meta.url).href;
+
 const QUICK = process.argv.includes("--quick");
 const jsonAt = process.argv.indexOf("--json");
 const JSON_OUT = jsonAt === -1 ? undefined : process.argv[jsonAt + 1];
@@ -45,7 +48,7 @@ function sleep(ms: number): Promise<void> {
 
 /** Spawns bench/tunnel-peer.ts with `args`; resolves once it prints "ready". */
 async function peer(args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", PEER, ...args], {
+  const child = spawn(process.execPath, ["--import", TS_LOADER, PEER, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   await new Promise<void>((resolve, reject) => {

@@ -29,6 +29,9 @@ import { PROBE_TIMEOUT_MS, RouterClient } from "../validator/router-client.js";
 import { type MinerInput, scoreMiners } from "../validator/scoring.js";
 import { computeWeights } from "../validator/weights.js";
 
+/** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
+const TS_LOADER = new URL("../bin/register.mjs", import.meta.url).href;
+
 const QUICK = process.argv.includes("--quick");
 const jsonAt = process.argv.indexOf("--json");
 const JSON_OUT = jsonAt === -1 ? undefined : process.argv[jsonAt + 1];
@@ -121,7 +124,7 @@ async function serverRole(silentHalf: boolean): Promise<void> {
 async function benchRound(silentHalf: boolean): Promise<{ ms: number; passed: number; unanswered: number }> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", SELF, "--role", "server", ...(silentHalf ? ["--silent-half"] : [])],
+    ["--import", TS_LOADER, SELF, "--role", "server", ...(silentHalf ? ["--silent-half"] : [])],
     { stdio: ["pipe", "pipe", "inherit"] },
   );
   const lines = createInterface({ input: child.stdout });

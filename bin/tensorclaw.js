@@ -1,9 +1,8 @@
 #!/usr/bin/env node
-// Launcher: loads the TypeScript sources through tsx, so the CLI runs from a
-// plain `npm ci` with no build step.
-import { register } from "tsx/esm/api";
+// Launcher: loads the TypeScript sources through bin/loader.mjs, so the CLI
+// runs from a plain `npm ci` with no build step.
+import "./register.mjs";
 
-register();
 const { main } = await import("../cli/main.ts");
 const code = await main(process.argv.slice(2), {
   env: process.env,

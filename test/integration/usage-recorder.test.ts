@@ -45,7 +45,11 @@ class Child {
   stderr = "";
 
   constructor(env: Record<string, string>) {
-    this.proc = spawn(process.execPath, ["--import", "tsx", CHILD], { env: { ...process.env, ...env } });
+    this.proc = spawn(
+      process.execPath,
+      ["--import", new URL("../../bin/register.mjs", import.meta.url).href, CHILD],
+      { env: { ...process.env, ...env } },
+    );
     this.exited = new Promise((resolve) => this.proc.once("exit", (code) => resolve(code)));
     this.proc.stderr.on("data", (d: Buffer) => {
       this.stderr += d.toString();
