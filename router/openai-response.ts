@@ -67,11 +67,24 @@ function toolCallDeltas(chunk: ResponseChunk): JsonDelta[] {
  */
 export class ChunkShaper {
   private first = true;
+  /** `{"id":…,"model":…,"system_fingerprint":null,"choices":` — the same for every chunk, built once. */
+  private readonly head: string;
+  private readonly tail: string;
 
   constructor(
     private readonly ident: CompletionIdentity,
-    private readonly includeUsage: boolean,
-  ) {}
+    includeUsage: boolean,
+  ) {
+    const h = JSON.stringify({
+      id: ident.id,
+      object: "chat.completion.chunk",
+      created: ident.created,
+      model: ident.model,
+      system_fingerprint: null,
+    });
+    this.head = `${h.slice(0, -1)},"choices":`;
+    this.tail = includeUsage ? ',"usage":null}' : "}";
+  }
 
   /** JSON text of one chunk. */
   chunk(chunk: ResponseChunk): string {
@@ -85,9 +98,8 @@ export class ChunkShaper {
     }
     if (chunk.reasoningDelta !== "") delta.reasoning_content = chunk.reasoningDelta;
     if (chunk.toolCalls.length > 0) delta.tool_calls = toolCallDeltas(chunk);
-    return this.envelope([
-      { index: 0, delta, logprobs: null, finish_reason: finishReasonText(chunk.finishReason) },
-    ]);
+    const choice = { index: 0, delta, logprobs: null, finish_reason: finishReasonText(chunk.finishReason) };
+    return `${this.head}[${JSON.stringify(choice)}]${this.tail}`;
   }
 
   /** JSON text of the final usage chunk (`choices: []`). */
@@ -101,19 +113,6 @@ export class ChunkShaper {
       choices: [],
       usage,
     });
-  }
-
-  private envelope(choices: unknown[]): string {
-    const o: Record<string, unknown> = {
-      id: this.ident.id,
-      object: "chat.completion.chunk",
-      created: this.ident.created,
-      model: this.ident.model,
-      system_fingerprint: null,
-      choices,
-    };
-    if (this.includeUsage) o.usage = null;
-    return JSON.stringify(o);
   }
 }
 
