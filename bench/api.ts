@@ -6,17 +6,28 @@
  *      TensorClaw (router process + tunnel + `tensorclaw miner` process),
  *      through the Portkey gateway (its own process, custom-host header);
  *   2. time to first token at 100 concurrent streams, direct vs TensorClaw,
- *      p50 / p99, and the difference ("added TTFT").
+ *      p50 / p99, and the difference ("added TTFT"). The backend paces these
+ *      streams like a model does (first token after FIRST_TOKEN_MS, then one
+ *      every TOKEN_GAP_MS), so the figure is the latency TensorClaw adds.
+ *      The same measurement with an instant backend is reported too: there
+ *      the machine is saturated and, by Little's law, TTFT is 100 streams
+ *      divided by throughput, a second view of (1) rather than of latency.
  *
  * The load generator runs in its own process (keep-alive http.Agent, one
  * loop per connection). Each measurement is repeated and the median kept.
  *
- *   npm run bench:api [-- --quick] [-- --json out.json]
+ *   npm run bench:api [-- --quick] [-- --json out.json] [-- --profile DIR]
+ *
+ * `--profile DIR` runs the router and miner processes under `--cpu-prof`
+ * and leaves their .cpuprofile files in DIR (open them in Chrome DevTools);
+ * `--only throughput|ttft|saturated` runs one part (the others print NaN);
+ * `--transport ws` connects the miner over WebSocket instead of gRPC;
+ * `--streams N` sets the concurrent streams of the TTFT runs (default 100).
  *
  * The same file is also the entry point of the helper processes
  * (`--role backend|router|load`), so the benchmark is one file.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
@@ -34,11 +45,20 @@ import { ApiMetrics } from "../router/metrics.js";
 import { EmbeddedRateLimiter } from "../router/rate-limiter.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel-grpc.js";
 import { TunnelHub } from "../router/tunnel-hub.js";
+import { attachTunnelWs } from "../router/tunnel-ws.js";
+
+/** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
+const TS_LOADER = new URL("../bin/register.mjs", import.meta.url).href;
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MODEL = "bench-model";
 const STREAM_TOKENS = 16;
+/** Paced streams: time to the first content token, then between tokens (a fast model). */
+const FIRST_TOKEN_MS = 20;
+const TOKEN_GAP_MS = 10;
+/** A prompt containing this gets its stream at once, unpaced. */
+const INSTANT = "[instant]";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -71,7 +91,8 @@ function backendRole(): void {
         );
         return;
       }
-      const body = JSON.parse(Buffer.concat(parts).toString("utf8") || "{}") as { stream?: boolean };
+      const text = Buffer.concat(parts).toString("utf8");
+      const body = JSON.parse(text || "{}") as { stream?: boolean };
       const id = ++seq;
       if (body.stream !== true) {
         const text = completion(id);
@@ -88,11 +109,23 @@ function backendRole(): void {
           model: MODEL,
           choices: [{ index: 0, delta, finish_reason: finish }],
         })}\n\n`;
-      let out = chunk({ role: "assistant", content: "" }, null);
-      for (let i = 0; i < STREAM_TOKENS; i++) out += chunk({ content: ` tok${i}` }, null);
-      out += chunk({}, "stop");
-      out += `data: ${JSON.stringify({ id: `chatcmpl-${id}`, object: "chat.completion.chunk", created: 1_700_000_000, model: MODEL, choices: [], usage: { prompt_tokens: 9, completion_tokens: STREAM_TOKENS, total_tokens: 9 + STREAM_TOKENS } })}\n\n`;
-      res.end(`${out}data: [DONE]\n\n`);
+      const tail = `${chunk({}, "stop")}data: ${JSON.stringify({ id: `chatcmpl-${id}`, object: "chat.completion.chunk", created: 1_700_000_000, model: MODEL, choices: [], usage: { prompt_tokens: 9, completion_tokens: STREAM_TOKENS, total_tokens: 9 + STREAM_TOKENS } })}\n\ndata: [DONE]\n\n`;
+      const head = chunk({ role: "assistant", content: "" }, null);
+      if (text.includes(INSTANT)) {
+        let out = head;
+        for (let i = 0; i < STREAM_TOKENS; i++) out += chunk({ content: ` tok${i}` }, null);
+        res.end(out + tail);
+        return;
+      }
+      res.write(head);
+      let i = 0;
+      const next = () => {
+        if (res.destroyed) return;
+        res.write(chunk({ content: ` tok${i}` }, null));
+        if (++i < STREAM_TOKENS) setTimeout(next, TOKEN_GAP_MS);
+        else res.end(tail);
+      };
+      setTimeout(next, FIRST_TOKEN_MS);
     });
   });
   server.keepAliveTimeout = 65_000;
@@ -135,9 +168,12 @@ async function routerRole(): Promise<void> {
     "127.0.0.1",
     0,
   );
+  // The WebSocket tunnel shares the API's port, as in `tensorclaw router`.
+  const ws = attachTunnelWs(api.server, hub, { maxMessageBytes: hub.timings.maxMessageBytes });
   process.stdout.write(`${JSON.stringify({ httpPort: api.port, grpcPort, key })}\n`);
   process.on("SIGTERM", () => {
     hub.close("bench over");
+    ws.close();
     grpc.forceShutdown();
     void api.close().then(() => {
       rmSync(dir, { recursive: true, force: true });
@@ -159,6 +195,8 @@ interface LoadSpec {
   readonly connections: number;
   readonly durationMs: number;
   readonly stream: boolean;
+  /** Ask the backend for an unpaced stream. */
+  readonly instant?: boolean;
 }
 
 interface LoadResult {
@@ -169,16 +207,23 @@ interface LoadResult {
   readonly ttftMs: number[];
 }
 
+/** The chat request every load generator sends. */
+function requestBody(spec: LoadSpec): string {
+  return JSON.stringify({
+    model: MODEL,
+    messages: [
+      { role: "user", content: `Say hello to the benchmark.${spec.instant === true ? ` ${INSTANT}` : ""}` },
+    ],
+    max_tokens: 64,
+    ...(spec.stream ? { stream: true } : {}),
+  });
+}
+
 async function loadRole(): Promise<void> {
   const spec = JSON.parse(arg("spec") ?? "{}") as LoadSpec;
   const agent = new Agent({ keepAlive: true, maxSockets: spec.connections });
   const url = new URL(spec.url);
-  const body = JSON.stringify({
-    model: MODEL,
-    messages: [{ role: "user", content: "Say hello to the benchmark." }],
-    max_tokens: 64,
-    ...(spec.stream ? { stream: true } : {}),
-  });
+  const body = requestBody(spec);
   let requests = 0;
   let errors = 0;
   const ttft: number[] = [];
@@ -263,10 +308,63 @@ async function helper(
   return { child, first };
 }
 
+/** Whether wrk (Debian package `wrk`) is on the PATH. */
+const HAVE_WRK = spawnSync("wrk", ["--version"]).error === undefined;
+
+/**
+ * Non-streaming load with wrk, one thread: a C client costs the machine far
+ * less per request than a Node one, leaving the two cores to the servers
+ * being compared. Counts non-2xx answers and socket errors as errors.
+ */
+async function runWrk(spec: LoadSpec): Promise<LoadResult> {
+  const dir = mkdtempSync(join(tmpdir(), "tc-bench-wrk-"));
+  const script = join(dir, "post.lua");
+  const lua = (v: string) => JSON.stringify(v); // a JSON string literal is a valid Lua string literal here (ASCII)
+  writeFileSync(
+    script,
+    [
+      'wrk.method = "POST"',
+      `wrk.body = ${lua(requestBody(spec))}`,
+      'wrk.headers["Content-Type"] = "application/json"',
+      ...Object.entries(spec.headers).map(([k, v]) => `wrk.headers[${lua(k)}] = ${lua(v)}`),
+    ].join("\n"),
+  );
+  try {
+    const child = spawn(
+      "wrk",
+      [
+        "-t1",
+        `-c${spec.connections}`,
+        `-d${Math.max(1, Math.round(spec.durationMs / 1000))}s`,
+        "-s",
+        script,
+        spec.url,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    await once(child, "exit");
+    const n = (re: RegExp) => Number(re.exec(out)?.[1] ?? 0);
+    const total = n(/(\d+) requests in/);
+    const seconds = n(/requests in ([\d.]+)s/) || spec.durationMs / 1000;
+    const non2xx = n(/Non-2xx or 3xx responses: (\d+)/);
+    const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    const socketErrors = sock === null ? 0 : sock.slice(1).reduce((a, b) => a + Number(b), 0);
+    if (total === 0) throw new Error(`wrk produced no result:\n${out}`);
+    return { requests: total - non2xx, errors: non2xx + socketErrors, seconds, ttftMs: [] };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  if (!spec.stream && HAVE_WRK) return runWrk(spec);
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", SELF, "--role", "load", "--spec", JSON.stringify(spec)],
+    ["--import", TS_LOADER, SELF, "--role", "load", "--spec", JSON.stringify(spec)],
     {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "inherit"],
@@ -328,13 +426,17 @@ async function main(): Promise<void> {
   const rounds = quick ? 1 : 3;
   const durationMs = quick ? 1000 : 5000;
   const children: ChildProcess[] = [];
-  const tsx = ["--import", "tsx"];
+  const ts = ["--import", TS_LOADER];
+  const profileDir = arg("profile");
+  const transport = arg("transport") ?? "grpc";
+  if (transport !== "grpc" && transport !== "ws") throw new Error("--transport is grpc or ws");
+  const profile = profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
   try {
-    const backend = await helper([...tsx, SELF, "--role", "backend"]);
+    const backend = await helper([...ts, SELF, "--role", "backend"]);
     children.push(backend.child);
     const backendUrl = `http://127.0.0.1:${String(backend.first.port)}/v1`;
 
-    const router = await helper([...tsx, SELF, "--role", "router"]);
+    const router = await helper([...profile, ...ts, SELF, "--role", "router"]);
     children.push(router.child);
     const routerUrl = `http://127.0.0.1:${String(router.first.httpPort)}/v1`;
     const key = String(router.first.key);
@@ -348,10 +450,15 @@ async function main(): Promise<void> {
     const miner = spawn(
       process.execPath,
       [
+        ...profile,
         join(ROOT, "bin/tensorclaw.js"),
         "miner",
         "--router",
-        `grpc://127.0.0.1:${String(router.first.grpcPort)}`,
+        transport === "ws"
+          ? `ws://127.0.0.1:${String(router.first.httpPort)}/v1/tunnel`
+          : `grpc://127.0.0.1:${String(router.first.grpcPort)}`,
+        "--transport",
+        transport,
         "--backend",
         backendUrl,
         "--max-concurrency",
@@ -406,7 +513,9 @@ async function main(): Promise<void> {
       portkey: portkey.pid,
     };
     const cpuPerReq: Record<string, Record<string, number[]>> = { direct: {}, tensorclaw: {}, portkey: {} };
-    for (let r = 0; r < rounds; r++) {
+    const only = arg("only");
+    const runs = (part: string) => only === undefined || only === part;
+    for (let r = 0; r < (runs("throughput") ? rounds : 0); r++) {
       for (const [name, t] of Object.entries(targets)) {
         const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
         const res = await runLoad({ ...t, connections: 50, durationMs, stream: false });
@@ -424,33 +533,54 @@ async function main(): Promise<void> {
       return v >= 0.0005 ? v.toFixed(3).padStart(8) : "       -";
     };
 
-    const ttft: Record<string, { p50: number[]; p99: number[] }> = {
-      direct: { p50: [], p99: [] },
-      tensorclaw: { p50: [], p99: [] },
-    };
-    for (let r = 0; r < rounds; r++) {
-      for (const name of ["direct", "tensorclaw"] as const) {
-        const res = await runLoad({ ...targets[name], connections: 100, durationMs, stream: true });
-        ttft[name]?.p50.push(percentile(res.ttftMs, 50));
-        ttft[name]?.p99.push(percentile(res.ttftMs, 99));
-        errs[name] = (errs[name] ?? 0) + res.errors;
+    // Time to first token at 100 streams: paced (the target) and instant (saturated, for context).
+    type Ttft = Record<"direct" | "tensorclaw", { p50: number[]; p99: number[] }>;
+    const ttftRuns = async (instant: boolean): Promise<Ttft> => {
+      const out: Ttft = { direct: { p50: [], p99: [] }, tensorclaw: { p50: [], p99: [] } };
+      for (let r = 0; r < (runs(instant ? "saturated" : "ttft") ? rounds : 0); r++) {
+        for (const name of ["direct", "tensorclaw"] as const) {
+          const res = await runLoad({
+            ...targets[name],
+            connections: Number(arg("streams") ?? 100),
+            durationMs,
+            stream: true,
+            instant,
+          });
+          out[name].p50.push(percentile(res.ttftMs, 50));
+          out[name].p99.push(percentile(res.ttftMs, 99));
+          errs[name] = (errs[name] ?? 0) + res.errors;
+        }
       }
-    }
-
-    const d50 = median(ttft.direct?.p50 ?? []);
-    const d99 = median(ttft.direct?.p99 ?? []);
-    const t50 = median(ttft.tensorclaw?.p50 ?? []);
-    const t99 = median(ttft.tensorclaw?.p99 ?? []);
+      return out;
+    };
+    const ttft = await ttftRuns(false);
+    const saturated = await ttftRuns(true);
+    const d50 = median(ttft.direct.p50);
+    const d99 = median(ttft.direct.p99);
+    const t50 = median(ttft.tensorclaw.p50);
+    const t99 = median(ttft.tensorclaw.p99);
+    const s = {
+      d50: median(saturated.direct.p50),
+      d99: median(saturated.direct.p99),
+      t50: median(saturated.tensorclaw.p50),
+      t99: median(saturated.tensorclaw.p99),
+    };
     const summary = {
       rounds,
       durationMs,
+      loadGenerator: HAVE_WRK ? "wrk, 1 thread" : "a Node keep-alive client (install wrk for a lighter one)",
       nonStreamingReqPerS: {
         direct: median(rps.direct ?? []),
         tensorclaw: median(rps.tensorclaw ?? []),
         portkey: median(rps.portkey ?? []),
       },
+      pacing: { firstTokenMs: FIRST_TOKEN_MS, tokenGapMs: TOKEN_GAP_MS, tokens: STREAM_TOKENS },
       ttftMs: { direct: { p50: d50, p99: d99 }, tensorclaw: { p50: t50, p99: t99 } },
       addedTtftMs: { p50: t50 - d50, p99: t99 - d99 },
+      saturatedTtftMs: {
+        direct: { p50: s.d50, p99: s.d99 },
+        tensorclaw: { p50: s.t50, p99: s.t99 },
+      },
       cpuMsPerRequest: cpuPerReq,
       errors: errs,
       targets: { tensorclawReqPerS: 5000, addedTtftP50Ms: 1, addedTtftP99Ms: 5 },
@@ -458,16 +588,22 @@ async function main(): Promise<void> {
     const f = (n: number, digits = 0) => n.toFixed(digits).padStart(10);
     const lines = [
       `Business API benchmark (${rounds} round(s) × ${durationMs} ms, medians; 2-core machine, all processes local)`,
+      `non-streaming load from ${summary.loadGenerator}; streams from a Node client that times the first token`,
       "",
       "non-streaming, 50 connections          req/s",
       `  backend direct                   ${f(summary.nonStreamingReqPerS.direct)}`,
       `  TensorClaw (router+tunnel+miner) ${f(summary.nonStreamingReqPerS.tensorclaw)}   target >= 5000`,
       `  Portkey gateway                  ${f(summary.nonStreamingReqPerS.portkey)}`,
       "",
-      "time to first token, 100 streams      p50 ms     p99 ms",
+      `time to first token, 100 paced streams (${FIRST_TOKEN_MS} ms, then a token per ${TOKEN_GAP_MS} ms)`,
+      "                                       p50 ms     p99 ms",
       `  backend direct                   ${f(d50, 2)} ${f(d99, 2)}`,
       `  TensorClaw                       ${f(t50, 2)} ${f(t99, 2)}`,
       `  added by TensorClaw              ${f(t50 - d50, 2)} ${f(t99 - d99, 2)}   target <= 1 / 5`,
+      "",
+      "time to first token, 100 instant streams (CPU-bound: 100 / throughput)",
+      `  backend direct                   ${f(s.d50, 2)} ${f(s.d99, 2)}`,
+      `  TensorClaw                       ${f(s.t50, 2)} ${f(s.t99, 2)}`,
       "",
       "CPU ms per request (non-streaming)  backend   router    miner  portkey",
       ...(["direct", "tensorclaw", "portkey"] as const).map(
