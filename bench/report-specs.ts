@@ -148,7 +148,7 @@ function apiRows(j: unknown): ReportRow[] {
       "TTFT at 100 instant streams (saturated), TensorClaw p50",
       num(j, "saturatedTtftMs.tensorclaw.p50"),
       "ms",
-      none,
+      undefined,
       [{ label: "direct p50", value: num(j, "saturatedTtftMs.direct.p50"), unit: "ms" }],
     ),
     // Throughput only counts 200s, so failed requests would otherwise hide.
