@@ -27,6 +27,8 @@ export interface ApiDeps extends ChatDeps {
   readonly registry: Registry;
   /** Whether the router can take traffic (ledger reachable or spooling). */
   readonly ready: () => boolean | Promise<boolean>;
+  /** Figures shown in the `/readyz` body beside the status (spool depth, ledger lag). */
+  readonly readyDetail?: () => Record<string, number>;
   /** Request id generator (the ledger's idempotency key: must be unique router-wide). */
   readonly newRequestId?: () => string;
 }
@@ -87,7 +89,8 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         return 200;
       case "/readyz": {
         const ready = await deps.ready();
-        sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" }, id);
+        const body = { status: ready ? "ready" : "not ready", ...deps.readyDetail?.() };
+        sendJson(res, ready ? 200 : 503, body, id);
         return ready ? 200 : 503;
       }
       case "/metrics": {

@@ -23,6 +23,8 @@ export interface BusinessApiInputs {
   readonly noAuth: boolean;
   /** Readiness: ledger reachable or spooling. */
   readonly ready: () => boolean | Promise<boolean>;
+  /** Figures for the `/readyz` body (spool depth, ledger lag). */
+  readonly readyDetail?: () => Record<string, number>;
   /** Key file of the embedded store (default `.tensorclaw/api-keys.json`). */
   readonly keysFile?: string;
   /** Extra metric sources (ledger lag, spool depth). */
@@ -73,6 +75,7 @@ export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
     keys,
     registry: i.registry,
     ready: i.ready,
+    ...(i.readyDetail === undefined ? {} : { readyDetail: i.readyDetail }),
   };
   return i.observeLatency === undefined ? deps : { ...deps, observeLatency: i.observeLatency };
 }

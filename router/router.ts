@@ -214,6 +214,10 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       redis,
       noAuth: cfg.noAuth,
       ready: () => recorder.ready(),
+      readyDetail: () => ({
+        usage_spool_depth: recorder.spoolDepth(),
+        ledger_lag_seconds: recorder.lagMs() / 1000,
+      }),
       keysFile: paths.keys,
       metricsSources: {
         ledgerLagSeconds: () => recorder.lagMs() / 1000,

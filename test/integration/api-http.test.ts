@@ -150,13 +150,19 @@ describe("api http: requests that never reach a miner", () => {
     expect(nf.json.error?.type).to.equal("invalid_request_error");
   });
 
-  it("readiness follows the callback", async () => {
+  it("readiness follows the callback and shows the router's detail figures", async () => {
     let ready = false;
-    const r = await startRouter({ ready: () => ready });
+    let depth = 7;
+    const r = await startRouter({ ready: () => ready, readyDetail: () => ({ usage_spool_depth: depth }) });
     try {
-      expect((await raw(r, "/readyz")).res.status).to.equal(503);
+      const down = await raw(r, "/readyz");
+      expect(down.res.status).to.equal(503);
+      expect(down.json).to.deep.equal({ status: "not ready", usage_spool_depth: 7 });
       ready = true;
-      expect((await raw(r, "/readyz")).res.status).to.equal(200);
+      depth = 0;
+      const up = await raw(r, "/readyz");
+      expect(up.res.status).to.equal(200);
+      expect(up.json).to.deep.equal({ status: "ready", usage_spool_depth: 0 });
     } finally {
       await r.close();
     }

@@ -294,6 +294,10 @@ describe("the whole loop (real processes)", function () {
         10_000,
         100,
       );
+      const ready = (await (await fetch(`http://127.0.0.1:${net.httpPort}/readyz`)).json()) as {
+        usage_spool_depth: number;
+      };
+      expect(ready.usage_spool_depth).to.be.greaterThan(0);
     } finally {
       await net.redis.restart();
     }

@@ -59,6 +59,7 @@ export interface RouterOptions {
   readonly chat?: Partial<ChatOptions>;
   readonly timings?: Partial<TunnelTimings>;
   readonly ready?: () => boolean;
+  readonly readyDetail?: () => Record<string, number>;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
@@ -89,6 +90,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       keys,
       registry,
       ready: opts.ready ?? (() => true),
+      ...(opts.readyDetail === undefined ? {} : { readyDetail: opts.readyDetail }),
     },
     "127.0.0.1",
     0,
