@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import OpenAI, { APIError } from "openai";
@@ -7,12 +6,15 @@ import { Registry } from "prom-client";
 import { TensorClawError, toHttpError } from "../../common/errors.js";
 import { type ApiKeys, RedisApiKeyStore } from "../../router/api-keys.js";
 import { businessApiDeps } from "../../router/api-setup.js";
-import { LEDGER_REDIS_OPTIONS } from "../../router/ledger-redis.js";
 import { type RateLimiter, RedisRateLimiter } from "../../router/rate-limiter.js";
 import { FailoverRateLimiter, redisRateLimiterWithFallback } from "../../router/rate-limiter-failover.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
 import { rateLimiterContract } from "../support/api-rate-limit-contract.js";
-import { type PersistentRedis, startPersistentRedis } from "../support/ledger-redis-server.js";
+import {
+  type PersistentRedis,
+  routerRedisClients,
+  startPersistentRedis,
+} from "../support/ledger-redis-server.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 
@@ -64,15 +66,8 @@ const WARN = 40;
 describe("rate limits while Redis is down (in-process fallback)", function () {
   this.timeout(30_000);
   let redis: PersistentRedis;
-  const clients: Redis[] = [];
-  /** A client as the router makes it: commands fail at once while Redis is unreachable. */
-  const routerClient = async () => {
-    const c = new Redis(redis.url, { ...LEDGER_REDIS_OPTIONS });
-    c.on("error", () => {});
-    clients.push(c);
-    await once(c, "ready");
-    return c;
-  };
+  const clients = routerRedisClients(() => redis.url);
+  const routerClient = () => clients.open();
   before(async () => {
     redis = await startPersistentRedis();
   });
@@ -80,7 +75,7 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
     await redis.stop();
   });
   afterEach(async () => {
-    for (const c of clients.splice(0)) c.disconnect();
+    clients.closeAll();
     await redis.restart(); // no-op unless a test left it killed
   });
 

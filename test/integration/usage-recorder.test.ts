@@ -1,18 +1,20 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
-import { Redis } from "ioredis";
 import type { UsageReport } from "../../router/ledger.js";
-import { LEDGER_REDIS_OPTIONS, RedisLedger } from "../../router/ledger-redis.js";
+import { RedisLedger } from "../../router/ledger-redis.js";
 import { type RecorderStats, UsageRecorder } from "../../router/usage-recorder.js";
 import { UsageSpool } from "../../router/usage-spool.js";
 import { CONTRACT_OPTIONS } from "../support/ledger-contract.js";
 import { expectedTotals, writerEvent } from "../support/ledger-events.js";
-import { type PersistentRedis, startPersistentRedis } from "../support/ledger-redis-server.js";
+import {
+  type PersistentRedis,
+  routerRedisClients,
+  startPersistentRedis,
+} from "../support/ledger-redis-server.js";
 import { randomPrefix } from "../support/redis.js";
 
 const CHILD = fileURLToPath(new URL("../support/ledger-writer-child.ts", import.meta.url));
@@ -82,14 +84,8 @@ describe("usage recorder against a real Redis (persistent, killed and restarted)
   this.timeout(60_000);
   let redis: PersistentRedis;
   let dir: string;
-  const clients: Redis[] = [];
-  const client = async () => {
-    const c = new Redis(redis.url, { ...LEDGER_REDIS_OPTIONS });
-    c.on("error", () => {});
-    clients.push(c);
-    await once(c, "ready");
-    return c;
-  };
+  const clients = routerRedisClients(() => redis.url);
+  const client = () => clients.open();
   before(async () => {
     redis = await startPersistentRedis();
   });
@@ -100,7 +96,7 @@ describe("usage recorder against a real Redis (persistent, killed and restarted)
     dir = await mkdtemp(join(tmpdir(), "tc-recorder-"));
   });
   afterEach(async () => {
-    for (const c of clients.splice(0)) c.disconnect();
+    clients.closeAll();
     await redis.restart().catch(() => {}); // a test may leave it killed
     await rm(dir, { recursive: true, force: true });
   });

@@ -1,9 +1,33 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { LEDGER_REDIS_OPTIONS } from "../../router/ledger-redis.js";
 import { freePort } from "./redis.js";
+
+/**
+ * Redis clients a test opens the way the router does (the ledger's options:
+ * commands fail at once while Redis is unreachable, instead of queueing),
+ * so killing Redis shows what the router would see. Close them all in
+ * afterEach.
+ */
+export function routerRedisClients(url: () => string): { open(): Promise<Redis>; closeAll(): void } {
+  const clients: Redis[] = [];
+  return {
+    async open() {
+      const c = new Redis(url(), { ...LEDGER_REDIS_OPTIONS });
+      c.on("error", () => {}); // reconnects are expected; failed commands reject
+      clients.push(c);
+      await once(c, "ready");
+      return c;
+    },
+    closeAll() {
+      for (const c of clients.splice(0)) c.disconnect();
+    },
+  };
+}
 
 /**
  * A private redis-server WITH persistence (append-only file, fsync on every
