@@ -141,5 +141,70 @@ describe("tensorclaw miner (process)", () => {
         }
       }
     });
+
+    it("logs one line per state change: connecting, connected via grpc, drained, backoff N s", async () => {
+      const proc = spawn(
+        process.execPath,
+        [
+          CLI,
+          "miner",
+          "--router",
+          router.grpcUrl,
+          "--transport",
+          "grpc",
+          "--backend",
+          "demo",
+          "--log-level",
+          "info",
+        ],
+        {
+          env: { ...process.env, TENSORCLAW_MNEMONIC: mnemonicGenerate() },
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
+      const messages: string[] = [];
+      let rest = "";
+      const seen = new Set<() => void>();
+      proc.stderr?.on("data", (d: Buffer) => {
+        const parts = (rest + d.toString()).split("\n");
+        rest = parts.pop() ?? "";
+        for (const line of parts) {
+          // Log lines are JSON; anything else (a runtime warning) is not a state change.
+          if (line.startsWith("{")) messages.push((JSON.parse(line) as { msg: string }).msg);
+        }
+        for (const wake of seen) wake();
+      });
+      /** Resolves once `count` log messages match `pattern`. */
+      const logged = (pattern: RegExp, count = 1) =>
+        new Promise<void>((resolve, reject) => {
+          const check = () => {
+            if (messages.filter((m) => pattern.test(m)).length < count) return;
+            seen.delete(check);
+            resolve();
+          };
+          seen.add(check);
+          proc.once("exit", (code) => reject(new Error(`miner exited (${code}): ${messages.join(" | ")}`)));
+          check();
+        });
+      try {
+        await logged(/^connected via grpc$/);
+        await router.drainAndStop();
+        await logged(/^drained$/);
+        await logged(/^backoff \d+\.\d s$/);
+        await router.start();
+        await logged(/^connected via grpc$/, 2);
+        const order = messages.filter((m) => /^(connecting|connected via grpc|drained|backoff)/.test(m));
+        expect(order.slice(0, 5).map((m) => m.replace(/\d+\.\d/, "N"))).to.deep.equal([
+          "connecting",
+          "connected via grpc",
+          "drained",
+          "backoff N s",
+          "connecting",
+        ]);
+      } finally {
+        proc.kill("SIGKILL");
+        await once(proc, "exit");
+      }
+    });
   });
 });
