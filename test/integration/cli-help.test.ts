@@ -1,58 +1,39 @@
 import { expect } from "chai";
+import { COMMANDS } from "../../cli/main.js";
+import { envName } from "../../common/config.js";
 import { runCli } from "../support/cli.js";
+import { README, readmeCommands, resolveProgram } from "../support/readme.js";
 
 describe("tensorclaw CLI (child process)", () => {
-  it("prints the command list with --help", async () => {
-    const r = await runCli(["--help"]);
-    expect(r.code).to.equal(0);
-    for (const cmd of ["router", "miner", "validator", "dev"])
-      expect(r.stdout).to.match(new RegExp(`^  ${cmd} `, "m"));
+  // The README's own `--help` lines, run as written: each prints the help of the
+  // program it names, listing every flag and variable that program's config declares.
+  const helpLines = readmeCommands(README).filter((c) => c.argv.includes("--help"));
+
+  it("the README shows --help for the CLI and every program", () => {
+    expect(helpLines.map((c) => c.argv.join(" "))).to.include("--help");
+    for (const cmd of COMMANDS) {
+      expect(
+        helpLines.some((c) => c.argv[0] === cmd.name),
+        `tensorclaw ${cmd.name} --help`,
+      ).to.equal(true);
+    }
   });
 
-  const expected: Record<string, string[]> = {
-    router: [
-      "--host",
-      "--http-port",
-      "--grpc-port",
-      "--redis-url",
-      "--no-auth",
-      "--chain",
-      "--netuid",
-      "--validators",
-      "--user-salt",
-    ],
-    miner: [
-      "--router",
-      "--backend",
-      "--backend-key",
-      "--models",
-      "--max-concurrency",
-      "--transport",
-      "--wallet",
-      "--hotkey",
-      "--wallet-path",
-    ],
-    validator: [
-      "--router",
-      "--wallet",
-      "--hotkey",
-      "--wallet-path",
-      "--chain",
-      "--netuid",
-      "--probe-interval-s",
-      "--weights-interval-s",
-      "--redis-url",
-      "--state-file",
-      "--dry-run",
-      "--once",
-    ],
-    dev: ["--miners", "--backend", "--http-port", "--grpc-port"],
-  };
-  for (const [cmd, flags] of Object.entries(expected)) {
-    it(`${cmd} --help lists its flags`, async () => {
-      const r = await runCli([cmd, "--help"]);
-      expect(r.code).to.equal(0);
-      for (const flag of flags) expect(r.stdout, flag).to.contain(`  ${flag}`);
+  for (const c of helpLines) {
+    it(`\`${c.line}\` prints the help of what it names`, async () => {
+      const r = await runCli(c.argv);
+      expect(r.code, r.stderr).to.equal(0);
+      const resolved = resolveProgram(c.argv);
+      if (resolved === undefined) {
+        for (const cmd of COMMANDS) expect(r.stdout).to.match(new RegExp(`^  ${cmd.name} `, "m"));
+        return;
+      }
+      expect(r.stdout).to.match(new RegExp(`^Usage: tensorclaw ${resolved.program.name} `));
+      for (const spec of Object.values(resolved.program.options)) {
+        expect(r.stdout, `--${spec.flag}`).to.match(new RegExp(`^  --${spec.flag}\\b`, "m"));
+        const env = envName(spec);
+        if (env !== undefined) expect(r.stdout, env).to.contain(`[env ${env}]`);
+      }
     });
   }
 
