@@ -27,6 +27,8 @@ export interface DirectoryServiceDeps {
   /** The tunnel hub's session snapshot. */
   readonly sessions: () => readonly SessionView[];
   readonly clock?: () => number;
+  /** When this router started accepting tunnels (Unix ms); 0 when unknown. */
+  readonly servingSinceMs?: number;
 }
 
 /** One session as the directory shows it. */
@@ -50,7 +52,11 @@ export function toMinerSession(s: SessionView): MinerSession {
 }
 
 /** The directory for a snapshot: sessions ordered by hotkey then session id (directory.proto). */
-export function listMiners(sessions: readonly SessionView[], nowMs: number): ListMinersResponse {
+export function listMiners(
+  sessions: readonly SessionView[],
+  nowMs: number,
+  servingSinceMs = 0,
+): ListMinersResponse {
   const ordered = [...sessions].sort((a, b) =>
     a.hotkey !== b.hotkey
       ? a.hotkey < b.hotkey
@@ -62,7 +68,11 @@ export function listMiners(sessions: readonly SessionView[], nowMs: number): Lis
           ? 1
           : 0,
   );
-  return { sessions: ordered.map(toMinerSession), reportTimeMs: BigInt(nowMs) };
+  return {
+    sessions: ordered.map(toMinerSession),
+    reportTimeMs: BigInt(nowMs),
+    servingSinceMs: BigInt(Math.trunc(servingSinceMs)),
+  };
 }
 
 /** The MinerDirectoryService implementation (wrap it with ValidatorAuth before registering). */
@@ -74,7 +84,7 @@ export function directoryService(deps: DirectoryServiceDeps): MinerDirectoryServ
       cb: sendUnaryData<ListMinersResponse>,
     ) {
       try {
-        cb(null, listMiners(deps.sessions(), clock()));
+        cb(null, listMiners(deps.sessions(), clock(), deps.servingSinceMs));
       } catch (err) {
         const e = toGrpcError(err);
         cb({ code: e.code, details: e.details });

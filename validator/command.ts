@@ -62,6 +62,7 @@ export const validatorCommand = defineCommand({
           dryRun: cfg.dryRun,
           probeConcurrency: cfg.probeConcurrency,
           probeTimeoutMs: cfg.probeTimeoutMs,
+          reconnectGraceMs: cfg.reconnectGraceMs,
           probeIntervalMs: cfg.probeIntervalS * 1000,
           weightsIntervalMs: cfg.weightsIntervalS * 1000,
           latencyTiers: parseLatencyTiers(cfg.latencyTiers),

@@ -3,6 +3,7 @@ import { TensorClawError } from "../common/errors.js";
 import type { LogLevel } from "../common/logger.js";
 import { LOG_LEVEL_OPTION, WALLET_OPTIONS } from "../common/shared-options.js";
 import { DEFAULT_LATENCY_TIERS, formatLatencyTiers, parseLatencyTiers } from "./latency-tiers.js";
+import { RECONNECT_GRACE_MS } from "./probe-round.js";
 
 /** Settings of `tensorclaw validator`. */
 export interface ValidatorConfig {
@@ -20,6 +21,8 @@ export interface ValidatorConfig {
   dryRun: boolean;
   once: boolean;
   probeTimeoutMs: number;
+  /** After a router starts, how long its missing miners are not taken as disconnected. */
+  reconnectGraceMs: number;
   /** Response-time tiers between 100 ms and 2 s, `ms:score,…` (validated monotone). */
   latencyTiers: string;
   /** BIP-39 mnemonic of the hotkey, from TENSORCLAW_MNEMONIC only; never logged. */
@@ -45,6 +48,7 @@ export const VALIDATOR_DEFAULTS: ValidatorConfig = {
   dryRun: false,
   once: false,
   probeTimeoutMs: 8000,
+  reconnectGraceMs: RECONNECT_GRACE_MS,
   latencyTiers: formatLatencyTiers(DEFAULT_LATENCY_TIERS),
   mnemonic: undefined,
   logLevel: "info",
@@ -112,6 +116,14 @@ export const VALIDATOR_OPTIONS: OptionSpecs<ValidatorConfig> = {
     min: 100,
     max: 30_000,
     description: "Deadline of each probe, asked of the router.",
+  },
+  reconnectGraceMs: {
+    flag: "reconnect-grace-ms",
+    kind: "int",
+    min: 0,
+    max: 3_600_000,
+    description:
+      "For this long after a router (re)started, a known miner it does not list is not failed as disconnected (its miners may still be reconnecting).",
   },
   latencyTiers: {
     flag: "latency-tiers",

@@ -24,7 +24,16 @@ export interface ProbeRoundOptions {
    * failed probe (a ghost, base 0) instead of keeping its last pass.
    */
   readonly known?: readonly string[];
+  /**
+   * How long after a router started its listing is taken as incomplete
+   * (miners still reconnecting), so absence from it proves nothing
+   * (default RECONNECT_GRACE_MS).
+   */
+  readonly reconnectGraceMs?: number;
 }
+
+/** Twice the reference miner's longest reconnect backoff (30 s). */
+export const RECONNECT_GRACE_MS = 60_000;
 
 /** What one round saw. */
 export interface ProbeRoundResult {
@@ -91,10 +100,18 @@ function failed(hotkey: string, atMs: number): ProbeEntry {
 
 /**
  * Known miners that no replica lists in any state. Nothing when the
- * listing is partial: a replica that did not answer may hold the tunnel.
+ * listing is partial: a replica that did not answer may hold the tunnel;
+ * nor when a replica started less than `graceMs` before the listing: its
+ * miners may still be reconnecting.
  */
-export function disconnectedMiners(listing: DirectoryListing, known: readonly string[]): string[] {
+export function disconnectedMiners(
+  listing: DirectoryListing,
+  known: readonly string[],
+  graceMs = RECONNECT_GRACE_MS,
+): string[] {
   if ((listing.unanswered?.length ?? 0) > 0) return [];
+  const since = listing.servingSinceMs ?? 0n;
+  if (since > 0n && listing.reportTimeMs - since < BigInt(graceMs)) return [];
   const listed = new Set(listing.sessions.map((s) => s.hotkey));
   return [...new Set(known)].filter((hk) => !listed.has(hk)).sort();
 }
@@ -139,7 +156,7 @@ export async function runProbeRound(router: ProbeRouter, opts: ProbeRoundOptions
       routerErrors.push({ hotkey, detail: outcome.detail });
     }
   }
-  const disconnected = disconnectedMiners(listing, opts.known ?? []);
+  const disconnected = disconnectedMiners(listing, opts.known ?? [], opts.reconnectGraceMs);
   const finishedAtMs = opts.clock();
   for (const hotkey of disconnected) entries.push(failed(hotkey, finishedAtMs));
   opts.logger.info(

@@ -173,11 +173,14 @@ export class RouterClient {
     const attempts: string[] = [];
     const listed: { index: number; sessions: readonly MinerSession[] }[] = [];
     let reportTimeMs = 0n;
+    // The youngest answering replica: its miners may still be reconnecting.
+    let servingSinceMs = 0n;
     results.forEach((res, index) => {
       const url = this.#replicas[index]?.url ?? "";
       if (res.status === "fulfilled") {
         listed.push({ index, sessions: res.value.sessions });
         if (res.value.reportTimeMs > reportTimeMs) reportTimeMs = res.value.reportTimeMs;
+        if (res.value.servingSinceMs > servingSinceMs) servingSinceMs = res.value.servingSinceMs;
         return;
       }
       const detail = isServiceError(res.reason) ? describe(res.reason) : String(res.reason);
@@ -214,7 +217,7 @@ export class RouterClient {
             ? 1
             : 0,
     );
-    return { sessions, reportTimeMs, unanswered: attempts };
+    return { sessions, reportTimeMs, servingSinceMs, unanswered: attempts };
   }
 
   /** Usage over the window (default 24 h), from the first replica that answers. */

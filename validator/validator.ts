@@ -25,6 +25,8 @@ export interface ValidatorSettings {
   readonly dryRun: boolean;
   readonly probeConcurrency: number;
   readonly probeTimeoutMs: number;
+  /** See ProbeRoundOptions.reconnectGraceMs (default RECONNECT_GRACE_MS). */
+  readonly reconnectGraceMs?: number;
   readonly probeIntervalMs: number;
   readonly weightsIntervalMs: number;
   readonly latencyTiers: readonly LatencyTier[];
@@ -104,6 +106,7 @@ export class Validator {
         clock,
         logger,
         known,
+        ...(settings.reconnectGraceMs === undefined ? {} : { reconnectGraceMs: settings.reconnectGraceMs }),
       });
     } catch (err) {
       if (err instanceof RouterUnreachableError) {

@@ -71,7 +71,10 @@ describe("validator services over a real gRPC server (signed calls, health, refl
     server = new grpc.Server();
     const u = auth.wrap(UsageReportServiceService, usageService({ ledger }));
     server.addService(u.definition, u.implementation);
-    const d = auth.wrap(MinerDirectoryServiceService, directoryService({ sessions: () => sessions }));
+    const d = auth.wrap(
+      MinerDirectoryServiceService,
+      directoryService({ sessions: () => sessions, servingSinceMs: 1_764_000_000_123 }),
+    );
     server.addService(d.definition, d.implementation);
     addHealthAndReflection(server);
     const port = await new Promise<number>((resolve, reject) =>
@@ -285,6 +288,8 @@ describe("validator services over a real gRPC server (signed calls, health, refl
     ]);
     expect(res.sessions[0]?.connectedSinceMs).to.equal(1_764_000_000_000n);
     expect(res.sessions[0]?.latencyMs).to.equal(12.5);
+    // When the router started taking tunnels, so validators can tell a fresh restart.
+    expect(res.servingSinceMs).to.equal(1_764_000_000_123n);
   });
 
   it("answers standard health checks and server reflection without our client code", async () => {

@@ -3,7 +3,7 @@ import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
-import { probeTargets, runProbeRound } from "../../validator/probe-round.js";
+import { disconnectedMiners, probeTargets, runProbeRound } from "../../validator/probe-round.js";
 import {
   PROBE_REPORT_SLACK_MS,
   RouterClient,
@@ -103,6 +103,16 @@ describe("validator router client (real gRPC servers)", () => {
     expect(await c.probe("5A", 500)).to.deep.include({ kind: "absent" });
     const probes = (s: RouterStandIn) => s.calls.filter((x) => x.method.endsWith("/Probe")).length;
     expect([probes(r1), probes(r2)]).to.deep.equal([2, 2]);
+  });
+
+  it("reports the youngest replica's start, and no known miner is disconnected while it is in its grace", async () => {
+    const now = BigInt(Date.now());
+    const old = await server({ sessions: [session("5A")], servingSinceMs: now - 3_600_000n });
+    const young = await server({ sessions: [], servingSinceMs: now - 2_000n });
+    const list = await client([old.url, young.url]).listMiners();
+    expect(list.servingSinceMs).to.equal(now - 2_000n);
+    expect(disconnectedMiners(list, ["5A", "5B"], 60_000)).to.deep.equal([]);
+    expect(disconnectedMiners(list, ["5A", "5B"], 1_000)).to.deep.equal(["5B"]);
   });
 
   it("names the replicas that did not answer the listing, and no known miner is disconnected then", async () => {

@@ -201,6 +201,9 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
         "1",
         "--probe-timeout-ms",
         "3000",
+        // The router here is seconds old: without this, no absent miner would count as disconnected.
+        "--reconnect-grace-ms",
+        "0",
         "--state-file",
         join(dir, "validator-state.json"),
         ...silent,

@@ -35,6 +35,8 @@ export interface RouterScript {
   probe: (req: ProbeRequest) => ProbeAnswer | Promise<ProbeAnswer>;
   /** Validator hotkeys allowed; empty means any correctly signed caller. */
   allowed: Set<string>;
+  /** ListMinersResponse.serving_since_ms (0: unknown). */
+  servingSinceMs: bigint;
 }
 
 /** One call the stand-in received and authenticated. */
@@ -110,6 +112,7 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
     usage: [],
     probe: () => okProbe(50),
     allowed: new Set(),
+    servingSinceMs: 0n,
     ...script,
   };
   const replay = new ReplayCache(20_000);
@@ -153,7 +156,11 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
 
   const listMiners: handleUnaryCall<Raw<ListMinersRequest>, ListMinersResponse> = (call, cb) => {
     if (auth(MinerDirectoryServiceService.listMiners.path, call, cb) === undefined) return;
-    cb(null, { sessions: full.sessions, reportTimeMs: BigInt(Date.now()) });
+    cb(null, {
+      sessions: full.sessions,
+      reportTimeMs: BigInt(Date.now()),
+      servingSinceMs: full.servingSinceMs,
+    });
   };
   const getUsage: handleUnaryCall<Raw<GetUsageRequest>, GetUsageResponse> = (call, cb) => {
     if (auth(UsageReportServiceService.getUsage.path, call, cb) === undefined) return;

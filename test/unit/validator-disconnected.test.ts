@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
 import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
-import { disconnectedMiners } from "../../validator/probe-round.js";
+import { disconnectedMiners, RECONNECT_GRACE_MS } from "../../validator/probe-round.js";
 import type { DirectoryListing } from "../../validator/router-client.js";
 import { buildMinerInputs } from "../../validator/score-inputs.js";
 import { type ProbeRecord, scoreMiners } from "../../validator/scoring.js";
@@ -10,7 +10,15 @@ import { session } from "../support/validator-router.js";
 const listing = (hotkeys: string[], unanswered?: string[]): DirectoryListing => ({
   sessions: hotkeys.map((h) => session(h)),
   reportTimeMs: 0n,
+  servingSinceMs: 0n,
   ...(unanswered === undefined ? {} : { unanswered }),
+});
+/** A complete listing of only A, made `ageMs` after the youngest replica started. */
+const listedAt = (ageMs: number): DirectoryListing => ({
+  sessions: [session("A")],
+  reportTimeMs: 1_800_000_000_000n + BigInt(ageMs),
+  servingSinceMs: 1_800_000_000_000n,
+  unanswered: [],
 });
 const pass = (atMs: number): ProbeRecord => ({ atMs, ok: true, latencyMs: 50, ttftMs: 20 });
 // What a probe round records for a miner no router lists.
@@ -24,7 +32,11 @@ describe("validator: a killed miner (listed by no router) is a ghost", () => {
       { name: "nobody listed at all", list: listing([]), known: ["B", "A", "A"], want: ["A", "B"] },
       {
         name: "listed in any state (draining) is connected",
-        list: { sessions: [session("A", { state: MinerState.MINER_STATE_DRAINING })], reportTimeMs: 0n },
+        list: {
+          sessions: [session("A", { state: MinerState.MINER_STATE_DRAINING })],
+          reportTimeMs: 0n,
+          servingSinceMs: 0n,
+        },
         known: ["A"],
         want: [],
       },
@@ -45,6 +57,21 @@ describe("validator: a killed miner (listed by no router) is a ghost", () => {
     for (const c of cases) {
       it(c.name, () => expect(disconnectedMiners(c.list, c.known)).to.deep.equal(c.want));
     }
+
+    it("a router that started within the grace may still be getting its miners back: nobody is disconnected", () => {
+      expect(disconnectedMiners(listedAt(5_000), ["A", "B"], 60_000)).to.deep.equal([]);
+      expect(disconnectedMiners(listedAt(59_999), ["A", "B"], 60_000)).to.deep.equal([]);
+    });
+
+    it("once the grace is over, a miner the router still does not list is disconnected", () => {
+      expect(disconnectedMiners(listedAt(60_000), ["A", "B"], 60_000)).to.deep.equal(["B"]);
+      expect(disconnectedMiners(listedAt(5_000), ["A", "B"], 0)).to.deep.equal(["B"]);
+    });
+
+    it("defaults the grace to RECONNECT_GRACE_MS", () => {
+      expect(disconnectedMiners(listedAt(RECONNECT_GRACE_MS - 1), ["A", "B"])).to.deep.equal([]);
+      expect(disconnectedMiners(listedAt(RECONNECT_GRACE_MS), ["A", "B"])).to.deep.equal(["B"]);
+    });
   });
 
   it("scores a miner whose latest round found it disconnected at base 0, then restores it on a pass", () => {

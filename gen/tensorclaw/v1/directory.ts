@@ -139,6 +139,15 @@ export interface ListMinersResponse {
   sessions: MinerSession[];
   /** Router time when the list was made (Unix ms). */
   reportTimeMs: bigint;
+  /**
+   * When this router process started accepting tunnels (Unix ms); 0 when
+   * unknown. After a router restart its miners come back over the next
+   * seconds (each after its own reconnect backoff, up to 30 s for the
+   * reference miner), so a list made soon after this time can miss miners
+   * that are alive: a validator must not read their absence from it as a
+   * disconnection.
+   */
+  servingSinceMs: bigint;
 }
 
 /** One offered model, as the router sees it. */
@@ -231,7 +240,7 @@ export const ListMinersRequest: MessageFns<ListMinersRequest> = {
 };
 
 function createBaseListMinersResponse(): ListMinersResponse {
-  return { sessions: [], reportTimeMs: 0n };
+  return { sessions: [], reportTimeMs: 0n, servingSinceMs: 0n };
 }
 
 export const ListMinersResponse: MessageFns<ListMinersResponse> = {
@@ -244,6 +253,12 @@ export const ListMinersResponse: MessageFns<ListMinersResponse> = {
         throw new globalThis.Error("value provided for field message.reportTimeMs of type int64 too large");
       }
       writer.uint32(16).int64(message.reportTimeMs);
+    }
+    if (message.servingSinceMs !== 0n) {
+      if (BigInt.asIntN(64, message.servingSinceMs) !== message.servingSinceMs) {
+        throw new globalThis.Error("value provided for field message.servingSinceMs of type int64 too large");
+      }
+      writer.uint32(24).int64(message.servingSinceMs);
     }
     return writer;
   },
@@ -277,6 +292,14 @@ export const ListMinersResponse: MessageFns<ListMinersResponse> = {
             message.reportTimeMs = reader.int64() as bigint;
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.servingSinceMs = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -299,6 +322,11 @@ export const ListMinersResponse: MessageFns<ListMinersResponse> = {
         : isSet(object.report_time_ms)
         ? BigInt(object.report_time_ms)
         : 0n,
+      servingSinceMs: isSet(object.servingSinceMs)
+        ? BigInt(object.servingSinceMs)
+        : isSet(object.serving_since_ms)
+        ? BigInt(object.serving_since_ms)
+        : 0n,
     };
   },
 
@@ -309,6 +337,9 @@ export const ListMinersResponse: MessageFns<ListMinersResponse> = {
     }
     if (message.reportTimeMs !== 0n) {
       obj.reportTimeMs = message.reportTimeMs.toString();
+    }
+    if (message.servingSinceMs !== 0n) {
+      obj.servingSinceMs = message.servingSinceMs.toString();
     }
     return obj;
   },
@@ -321,6 +352,9 @@ export const ListMinersResponse: MessageFns<ListMinersResponse> = {
     message.sessions = object.sessions?.map((e) => MinerSession.fromPartial(e)) || [];
     message.reportTimeMs = (object.reportTimeMs !== undefined && object.reportTimeMs !== null)
       ? BigInt(object.reportTimeMs)
+      : 0n;
+    message.servingSinceMs = (object.servingSinceMs !== undefined && object.servingSinceMs !== null)
+      ? BigInt(object.servingSinceMs)
       : 0n;
     return message;
   },
