@@ -58,6 +58,8 @@ export interface ChainAdmissionOptions {
   readonly refreshMs: number;
   readonly clock: () => number;
   readonly logger: Logger;
+  /** Called after each successful read (the router re-checks open tunnels). */
+  readonly onRefreshed?: () => void;
 }
 
 /**
@@ -108,6 +110,7 @@ export class ChainAdmission implements AdmissionPolicy {
         { netuid: this.#o.netuid, block: mg.block, registered: registered.size, permitted: permitted.size },
         "metagraph refreshed",
       );
+      this.#o.onRefreshed?.();
       return true;
     } catch (err) {
       this.#o.logger.warn(
@@ -155,6 +158,8 @@ export interface AdmissionSettings {
   /** How often the metagraph is read again (default 5 minutes). */
   readonly refreshMs?: number;
   readonly logger: Logger;
+  /** Called after each successful metagraph read (chain admission only). */
+  readonly onRefreshed?: () => void;
 }
 
 /** An admission policy, started, and how to stop it. */
@@ -181,6 +186,7 @@ export async function startAdmission(s: AdmissionSettings): Promise<StartedAdmis
     refreshMs: s.refreshMs ?? 300_000,
     clock: Date.now,
     logger: s.logger,
+    ...(s.onRefreshed === undefined ? {} : { onRefreshed: s.onRefreshed }),
   });
   await admission.start();
   return {

@@ -150,12 +150,16 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     const recorder = new UsageRecorder({ ledger, spool, logger });
     cleanups.push(() => recorder.close());
 
+    // Bound once the hub exists: after each metagraph refresh, tunnels of
+    // hotkeys that left the subnet are drained.
+    let afterRefresh = (): void => {};
     const admission = await startAdmission({
       chain: cfg.chain,
       netuid: cfg.netuid,
       minersAllow: cfg.minersAllow,
       validators: cfg.validators,
       logger,
+      onRefreshed: () => afterRefresh(),
     });
     cleanups.push(() => admission.stop());
 
@@ -166,6 +170,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       timings: { drainGraceMs: Math.max(1, cfg.drainGraceMs) },
     });
     cleanups.push(() => hub.close());
+    afterRefresh = () => void hub.revokeUnadmitted("the hotkey is no longer registered on the subnet");
     const maxMessageBytes = hub.timings.maxMessageBytes;
 
     // gRPC: tunnel, validator services, health, reflection.

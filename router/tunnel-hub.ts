@@ -106,6 +106,36 @@ export class TunnelHub implements TunnelDispatcher {
     for (const s of this.#live.values()) if (s.hotkey === hotkey) s.setGhost(ghost);
   }
 
+  /**
+   * Asks the admission hook again for every live session and drains those
+   * it now refuses (a hotkey deregistered from the subnet): in-flight
+   * requests finish, the miner is told to go, and its next hello is
+   * refused. Resolves with the number of sessions drained.
+   */
+  async revokeUnadmitted(reason: string): Promise<number> {
+    const live = [...this.#live.values()];
+    const verdicts = await Promise.all(
+      live.map(async (s) => {
+        try {
+          return await this.#admit(s.hotkey);
+        } catch {
+          return true; // an admission error is no proof the miner left the subnet
+        }
+      }),
+    );
+    let drained = 0;
+    live.forEach((s, i) => {
+      if (verdicts[i] !== false) return;
+      this.#logger.info(
+        { hotkey: s.hotkey, sessionId: s.sessionId, reason },
+        "draining a session no longer admitted",
+      );
+      s.drain(reason);
+      drained++;
+    });
+    return drained;
+  }
+
   /** Blends a latency sample (e.g. a measured time to first token, ms) into a session's estimate. */
   observeLatency(sessionId: string, ms: number): void {
     this.#live.get(sessionId)?.observeLatency(ms);

@@ -140,6 +140,44 @@ describe("router admission", () => {
       expect(refused.reject?.message).to.match(/not admitted/);
     });
 
+    it("drains the open tunnel of a hotkey deregistered at a refresh, and refuses its next hello", async () => {
+      writeSubnet(chain.api, provider, subnet([{ hotkey: miner.address, permit: false, lastUpdate: 0 }]));
+      let refreshed = 0;
+      let revoked: Promise<number> | undefined;
+      const a = new ChainAdmission({
+        reader: chain,
+        netuid: NETUID,
+        refreshMs: 60_000,
+        clock: Date.now,
+        logger: silentLogger(),
+        onRefreshed: () => {
+          refreshed++;
+          revoked = h?.hub.revokeUnadmitted("deregistered");
+        },
+      });
+      expect(await a.refresh()).to.equal(true);
+      h = await startHub({ admit: (hk) => a.admitMiner(hk) });
+      const c = await RawTunnelClient.open("grpc", h.endpoints);
+      clients.push(c);
+      expect(
+        (await c.handshake(miner, { models: [{ id: "m1", maxConcurrency: 1, contextLength: 0 }] })).accept,
+      ).to.not.equal(undefined);
+      // A refresh that still lists the miner leaves its tunnel alone.
+      expect(await a.refresh()).to.equal(true);
+      expect(await revoked).to.equal(0);
+      // Deregistered: the next successful refresh drains it.
+      writeSubnet(chain.api, provider, subnet([]));
+      expect(await a.refresh()).to.equal(true);
+      expect(refreshed).to.equal(3);
+      expect(await revoked).to.equal(1);
+      const drain = await c.expect("drain");
+      expect(drain.reason).to.equal("deregistered");
+      expect((await c.closed).reason).to.be.a("string");
+      expect(h.hub.sessions()).to.deep.equal([]);
+      const again = await handshake(h, miner);
+      expect(again.reject?.message).to.match(/not admitted/);
+    });
+
     it("picks up registrations on refresh and keeps the last snapshot when the chain fails", async () => {
       writeSubnet(chain.api, provider, subnet([{ hotkey: miner.address, permit: false, lastUpdate: 0 }]));
       const a = admission();
