@@ -44,6 +44,8 @@ export class RequestRunner {
   readonly #credit: CreditWindow;
   readonly #abort = new AbortController();
   #deadline: NodeJS.Timeout | undefined;
+  /** run() returned: later stops have nothing to stop. */
+  #finished = false;
 
   constructor(req: InferenceRequest, backend: Backend, sink: RequestSink, log: Logger) {
     this.requestId = req.requestId;
@@ -62,7 +64,7 @@ export class RequestRunner {
 
   /** Stops the request (aborting the backend call); the first reason wins. */
   stop(reason: StopReason): void {
-    if (!this.#abort.signal.aborted) this.#abort.abort(reason);
+    if (!this.#finished && !this.#abort.signal.aborted) this.#abort.abort(reason);
   }
 
   /** Serves the request to the end; never rejects. */
@@ -129,8 +131,10 @@ export class RequestRunner {
       this.#fail(signal.aborted ? (signal.reason as StopReason) : undefined, err);
     } finally {
       clearTimeout(this.#deadline);
-      // Later stops are no-ops; this also releases any listener on the signal.
-      this.stop({ kind: "tunnel" });
+      // Later stops are no-ops. Nothing is left to abort: the backend call
+      // ended with the loop (its iterator's cleanup released the response),
+      // and firing the signal now would only cost an event per request.
+      this.#finished = true;
     }
   }
 
