@@ -10,11 +10,15 @@ import {
   checkWindow,
   dedupeTtlMs,
   emptyResult,
+  hasSeq,
   isValidEvent,
   type LedgerOptions,
+  ORIGIN_PATTERN,
   type RawCounts,
   type RecordResult,
   retentionCutoff,
+  SEEN_CHUNK_BITS,
+  seenSlot,
   type UsageLedger,
   type UsageQuery,
   type UsageReport,
@@ -33,8 +37,10 @@ import type { UsageEvent } from "./usage-event.js";
  * restart keeps it:
  *
  * - `{"e":[hotkey, model, requestId, bucketStart, prompt, completion, recordedAtMs]}` one counted event
+ *   without origin/seq; with them, three more elements: `origin, seq, markerExpiresAtMs`
  * - `{"b":[hotkey, model, bucketStart, prompt, completion, requests]}` an aggregated bucket (from compaction)
  * - `{"i":[hotkey, requestId, expiresAtMs]}` a remembered request id (from compaction)
+ * - `{"s":[hotkey, origin, chunk, expiresAtMs, base64 bitmap]}` a seen-bitmap chunk (from compaction)
  * - `{"t":[model, multiplier or null, atMs]}` a tier change
  *
  * Lines are additive, so loading replays them in order. `record()` resolves
@@ -45,6 +51,14 @@ import type { UsageEvent } from "./usage-event.js";
  * `corruptLines`. The journal is compacted (rewritten to a temporary file,
  * fsynced, renamed over the old one) on open and whenever it holds twice as
  * many lines as live records: expired buckets and ids disappear then.
+ *
+ * # Idempotency
+ *
+ * As in Redis (router/lua/ledger-record.lua): an event with origin/seq marks
+ * bit `seq % 65536` of an 8 KiB bitmap per (miner, origin, floor(seq /
+ * 65536)); the bitmap lives until the newest event marked in it can no
+ * longer count (its bucket start + `dedupeTtlMs`). Events without them are
+ * remembered by request id. Expired markers are pruned with the buckets.
  *
  * One process owns the file. `tensorclaw router tiers` only appends tier
  * lines to it (`appendTierLine`) and never compacts, so it cannot trim data
@@ -116,6 +130,13 @@ export async function readTierLines(path: string): Promise<Map<string, number>> 
 
 type Triple = [prompt: number, completion: number, requests: number];
 
+/** One chunk of seen (origin, seq) markers of a miner. */
+interface SeenChunk {
+  readonly bits: Uint8Array;
+  /** Forgotten at this time (the clock of `record`). */
+  expiresAtMs: number;
+}
+
 interface Cell {
   /** Bucket start → counts. */
   readonly buckets: Map<number, Triple>;
@@ -142,6 +163,8 @@ export class EmbeddedLedger implements UsageLedger {
   readonly #cells = new Map<string, Map<string, Cell>>();
   /** `hotkey \n requestId` → expiry (insertion order is expiry order: the clock only moves on). */
   readonly #ids = new Map<string, number>();
+  /** `hotkey \n origin \n chunk` → bitmap of counted seq values. */
+  readonly #seen = new Map<string, SeenChunk>();
   readonly #tiers = new Map<string, number>();
   readonly #path: string | undefined;
   #file: FileHandle | undefined;
@@ -185,20 +208,35 @@ export class EmbeddedLedger implements UsageLedger {
         result.expired++;
         continue;
       }
-      const idKey = `${e.minerHotkey}\n${e.requestId}`;
-      const exp = this.#ids.get(idKey);
-      if (exp !== undefined && exp > nowMs) {
-        result.duplicates++;
-        continue;
+      const line: unknown[] = [
+        e.minerHotkey,
+        e.model,
+        e.requestId,
+        b,
+        e.promptTokens,
+        e.completionTokens,
+        nowMs,
+      ];
+      if (hasSeq(e)) {
+        // Like the Redis bitmap: kept until the newest marked event's bucket can no longer count.
+        const exp = bucketStart(e.finishedAtMs, this.options.bucketMs) + ttl;
+        if (!this.#mark(e.minerHotkey, e.origin, e.seq, exp, nowMs)) {
+          result.duplicates++;
+          continue;
+        }
+        line.push(e.origin, e.seq, exp);
+      } else {
+        const idKey = `${e.minerHotkey}\n${e.requestId}`;
+        const exp = this.#ids.get(idKey);
+        if (exp !== undefined && exp > nowMs) {
+          result.duplicates++;
+          continue;
+        }
+        this.#ids.delete(idKey);
+        this.#ids.set(idKey, nowMs + ttl);
       }
-      this.#ids.delete(idKey);
-      this.#ids.set(idKey, nowMs + ttl);
       this.#add(e.minerHotkey, e.model, b, e.promptTokens, e.completionTokens, 1, cutoff);
-      lines.push(
-        JSON.stringify({
-          e: [e.minerHotkey, e.model, e.requestId, b, e.promptTokens, e.completionTokens, nowMs],
-        }),
-      );
+      lines.push(JSON.stringify({ e: line }));
       result.counted++;
     }
     if (lines.length > 0) await this.#append(lines, nowMs);
@@ -284,6 +322,31 @@ export class EmbeddedLedger implements UsageLedger {
     for (const old of cell.buckets.keys()) if (old < cutoff) cell.buckets.delete(old);
   }
 
+  /**
+   * Marks (origin, seq) of a miner as counted, keeping its chunk until at
+   * least `expiresAtMs`. False when it was already marked (a live marker).
+   */
+  #mark(hk: string, origin: string, seq: number, expiresAtMs: number, nowMs: number): boolean {
+    const { chunk, bit } = seenSlot(seq);
+    const key = `${hk}\n${origin}\n${chunk}`;
+    let c = this.#seen.get(key);
+    if (c !== undefined && c.expiresAtMs <= nowMs) {
+      this.#seen.delete(key);
+      c = undefined;
+    }
+    if (c === undefined) {
+      c = { bits: new Uint8Array(SEEN_CHUNK_BITS / 8), expiresAtMs };
+      this.#seen.set(key, c);
+    }
+    const mask = 1 << (bit & 7);
+    const at = bit >> 3;
+    const old = c.bits[at] ?? 0;
+    if ((old & mask) !== 0) return false;
+    c.bits[at] = old | mask;
+    if (c.expiresAtMs < expiresAtMs) c.expiresAtMs = expiresAtMs;
+    return true;
+  }
+
   #trimAll(nowMs: number): void {
     const cutoff = retentionCutoff(nowMs, this.options);
     for (const [hk, models] of this.#cells) {
@@ -297,10 +360,12 @@ export class EmbeddedLedger implements UsageLedger {
       if (exp > nowMs) break;
       this.#ids.delete(key);
     }
+    // Few chunks (one per 65,536 events of a miner), so a full scan is cheap.
+    for (const [key, c] of this.#seen) if (c.expiresAtMs <= nowMs) this.#seen.delete(key);
   }
 
   #liveRecords(): number {
-    let n = this.#ids.size + this.#tiers.size;
+    let n = this.#ids.size + this.#seen.size + this.#tiers.size;
     for (const models of this.#cells.values()) for (const cell of models.values()) n += cell.buckets.size;
     return n;
   }
@@ -364,11 +429,33 @@ export class EmbeddedLedger implements UsageLedger {
     const num = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
     const str = (v: unknown): v is string => typeof v === "string" && v.length > 0;
     if (Array.isArray(rec.e)) {
-      const [hk, model, id, b, p, c, at] = rec.e as unknown[];
+      const [hk, model, id, b, p, c, at, origin, seq, exp] = rec.e as unknown[];
       if (!str(hk) || !str(model) || !str(id) || !num(b) || !num(p) || !num(c) || !num(at)) return false;
-      this.#ids.delete(`${hk}\n${id}`);
-      this.#ids.set(`${hk}\n${id}`, at + ttl);
+      if (origin !== undefined) {
+        if (typeof origin !== "string" || !ORIGIN_PATTERN.test(origin) || !num(seq) || !num(exp))
+          return false;
+        this.#mark(hk, origin, seq, exp, Number.NEGATIVE_INFINITY);
+      } else {
+        this.#ids.delete(`${hk}\n${id}`);
+        this.#ids.set(`${hk}\n${id}`, at + ttl);
+      }
       this.#add(hk, model, b, p, c, 1, Number.NEGATIVE_INFINITY);
+      return true;
+    }
+    if (Array.isArray(rec.s)) {
+      const [hk, origin, chunk, exp, bits] = rec.s as unknown[];
+      if (!str(hk) || typeof origin !== "string" || !ORIGIN_PATTERN.test(origin)) return false;
+      if (!num(chunk) || !num(exp) || typeof bits !== "string") return false;
+      const raw = Buffer.from(bits, "base64");
+      if (raw.length > SEEN_CHUNK_BITS / 8) return false;
+      const key = `${hk}\n${origin}\n${chunk}`;
+      let cur = this.#seen.get(key);
+      if (cur === undefined) {
+        cur = { bits: new Uint8Array(SEEN_CHUNK_BITS / 8), expiresAtMs: exp };
+        this.#seen.set(key, cur);
+      }
+      for (let i = 0; i < raw.length; i++) cur.bits[i] = (cur.bits[i] ?? 0) | (raw[i] ?? 0);
+      if (cur.expiresAtMs < exp) cur.expiresAtMs = exp;
       return true;
     }
     if (Array.isArray(rec.b)) {
@@ -420,6 +507,15 @@ export class EmbeddedLedger implements UsageLedger {
       for (const [key, exp] of this.#ids) {
         const nl = key.indexOf("\n");
         chunk.push(JSON.stringify({ i: [key.slice(0, nl), key.slice(nl + 1), exp] }));
+        if (chunk.length >= 10_000) await flush();
+      }
+      for (const [key, c] of this.#seen) {
+        const [hk, origin, n] = key.split("\n");
+        // Trailing zero bytes carry nothing: a young chunk stays short.
+        let end = c.bits.length;
+        while (end > 0 && c.bits[end - 1] === 0) end--;
+        const bits = Buffer.from(c.bits.buffer, c.bits.byteOffset, end).toString("base64");
+        chunk.push(JSON.stringify({ s: [hk, origin, Number(n), c.expiresAtMs, bits] }));
         if (chunk.length >= 10_000) await flush();
       }
       await flush();

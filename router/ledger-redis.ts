@@ -9,11 +9,13 @@ import {
   checkWindow,
   dedupeTtlMs,
   emptyResult,
+  hasSeq,
   isValidEvent,
   type LedgerOptions,
   type RawCounts,
   type RecordResult,
   retentionCutoff,
+  seenSlot,
   type UsageLedger,
   type UsageQuery,
   type UsageReport,
@@ -31,7 +33,8 @@ import type { UsageEvent } from "./usage-event.js";
  * | `P{hk}:models` | ZSET | model → latest bucket start seen |
  * | `P{hk}:b` | ZSET | `<bucket start>:<model>`, score = bucket start |
  * | `P{hk}:h` | HASH | `<bucket start>:<model>` → "prompt,completion,requests"; `t:<model>` → running total |
- * | `P{hk}:ids:<bucket>` | SET | request ids counted with a finish time in that bucket; expires when the bucket can no longer count |
+ * | `P{hk}:seen:<origin>:<chunk>` | STRING | bitmap: bit `seq % 65536` of chunk `floor(seq / 65536)` is set once the event (origin, seq) is counted; expires when the newest event marked in it can no longer count |
+ * | `P{hk}:ids:<bucket>` | SET | request ids counted with a finish time in that bucket (events without origin/seq); expires when the bucket can no longer count |
  * | `Pminers` | ZSET | hotkey → last recording time (index of miners with traffic) |
  * | `Pleaderboard` | ZSET | hotkey → business points of the latest full-window report |
  * | `P{tiers}` | HASH | model → tier multiplier |
@@ -77,6 +80,10 @@ export class LedgerKeys {
   }
   counts(hk: string): string {
     return `${this.prefix}{${hk}}:h`;
+  }
+  /** Idempotency bitmap of one chunk of 65,536 seq values of (miner, origin). */
+  seen(hk: string, origin: string, chunk: number): string {
+    return `${this.prefix}{${hk}}:seen:${origin}:${chunk}`;
   }
   /** Request ids counted in one bucket (by finish time) of a miner. */
   requestIds(hk: string, bucket: number): string {
@@ -180,10 +187,16 @@ export class RedisLedger implements UsageLedger {
         const keys: string[] = [k.models(hk), k.buckets(hk), k.counts(hk)];
         const args: (string | number)[] = [nowMs, bucketMs, cutoff, keep];
         for (const e of chunk) {
-          keys.push(k.requestIds(hk, e.finishedAtMs - (e.finishedAtMs % bucketMs)));
-          args.push(
-            `${e.requestId}\t${e.model}\t${e.finishedAtMs}\t${e.promptTokens}\t${e.completionTokens}`,
-          );
+          const tail = `\t${e.model}\t${e.finishedAtMs}\t${e.promptTokens}\t${e.completionTokens}\t`;
+          if (hasSeq(e)) {
+            const { chunk: c, bit } = seenSlot(e.seq);
+            keys.push(k.seen(hk, e.origin, c));
+            // The request id is not needed on this path: leave it out.
+            args.push(`${tail}${bit}`);
+          } else {
+            keys.push(k.requestIds(hk, e.finishedAtMs - (e.finishedAtMs % bucketMs)));
+            args.push(`${e.requestId}${tail}`);
+          }
         }
         pipe.tcLedgerRecord(keys.length, ...keys, ...args);
         scriptIdx.push(n++);

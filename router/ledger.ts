@@ -14,12 +14,20 @@ import type { UsageEvent } from "./usage-event.js";
  *   floor(t / bucketMs) * bucketMs.
  * - A bucket is kept while it can still fall in a window of `retentionMs`
  *   (see `windowEdges`); events older than that are refused as `expired`.
- * - Idempotent: a counted request id is remembered (per miner) for as long
- *   as its event could still count, so any replay of a counted event is a
- *   `duplicate` (or `expired`). The Redis ledger keeps the ids in one set
- *   per (miner, bucket of the event's finish time): a replay of the same
- *   event always finds it. This costs one set member per request for a
- *   day (see the ledger benchmark for bytes per request).
+ * - Idempotent: a counted event's key is remembered (per miner) for as long
+ *   as the event could still count, so any replay of a counted event is a
+ *   `duplicate` (or `expired`). The key is:
+ *   - `(origin, seq)` when the event carries them (every event a current
+ *     router emits, see usage-sequence.ts): bit `seq % SEEN_CHUNK_BITS` of
+ *     the bitmap of chunk `floor(seq / SEEN_CHUNK_BITS)` of (miner,
+ *     origin). About one bit per request; a chunk lives until the newest
+ *     event marked in it can no longer count (`dedupeTtlMs` after that
+ *     event's bucket).
+ *   - else the request id (events spooled by older routers): the Redis
+ *     ledger keeps the ids in one set per (miner, bucket of the event's
+ *     finish time), about 90 bytes per request for a day.
+ *   The two keys are separate: an event is a duplicate only of an event
+ *   with the same kind of key.
  * - Business points = (prompt + completion) / 10,000 × the model's current
  *   tier multiplier (1 when none is set), summed over models.
  */
@@ -48,12 +56,26 @@ export const MAX_TIER_MULTIPLIER = 1_000;
 export const MAX_EVENT_TOKENS = 100_000_000;
 /** Longest accepted model id / request id / hotkey, in characters. */
 export const MAX_ID_LENGTH = 256;
+/** Events (seq values) per idempotency bitmap chunk: 8 KiB of bits. */
+export const SEEN_CHUNK_BITS = 65_536;
+/** What an event origin looks like (see usage-sequence.ts): safe inside key names and journal lines. */
+export const ORIGIN_PATTERN = /^[0-9A-Za-z_-]{1,64}$/;
+
+/** The bitmap chunk and bit of an event's seq. */
+export function seenSlot(seq: number): { chunk: number; bit: number } {
+  return { chunk: Math.floor(seq / SEEN_CHUNK_BITS), bit: seq % SEEN_CHUNK_BITS };
+}
+
+/** True when the event is deduplicated by (origin, seq) rather than by request id. */
+export function hasSeq(e: UsageEvent): e is UsageEvent & { origin: string; seq: number } {
+  return e.origin !== undefined && e.seq !== undefined;
+}
 
 /** What recording a batch did, event by event, in totals. */
 export interface RecordResult {
   /** Newly counted. */
   counted: number;
-  /** Already counted before (same request id). */
+  /** Already counted before (same origin and seq, or same request id). */
   duplicates: number;
   /** Too old to fall in any window the ledger keeps. */
   expired: number;
@@ -111,7 +133,7 @@ export interface RawCounts {
   readonly requests: number;
 }
 
-/** The usage ledger. Implementations never count a request id twice. */
+/** The usage ledger. Implementations never count an event (by origin/seq, else request id) twice. */
 export interface UsageLedger {
   readonly options: LedgerOptions;
   /** Records a batch (in order) at clock `nowMs`. Rejects only when the store cannot be reached. */
@@ -155,7 +177,7 @@ export function retentionCutoff(nowMs: number, opts: LedgerOptions): number {
   return windowEdges(nowMs, opts.retentionMs, opts.bucketMs).startMs;
 }
 
-/** How long a counted request id is remembered, in ms. */
+/** How long a counted event's key is remembered after its bucket starts, in ms. */
 export function dedupeTtlMs(opts: LedgerOptions): number {
   return opts.retentionMs + 2 * opts.bucketMs;
 }
@@ -184,6 +206,18 @@ function okCount(n: unknown): n is number {
   return typeof n === "number" && Number.isSafeInteger(n) && n >= 0 && n <= MAX_EVENT_TOKENS;
 }
 
+/** Origin and seq: both absent, or a well-formed origin with a whole seq >= 0. */
+function okSeq(e: UsageEvent): boolean {
+  if (e.origin === undefined && e.seq === undefined) return true;
+  return (
+    typeof e.origin === "string" &&
+    ORIGIN_PATTERN.test(e.origin) &&
+    typeof e.seq === "number" &&
+    Number.isSafeInteger(e.seq) &&
+    e.seq >= 0
+  );
+}
+
 /** True when an event is well formed enough to be counted. */
 export function isValidEvent(e: UsageEvent): boolean {
   return (
@@ -196,7 +230,8 @@ export function isValidEvent(e: UsageEvent): boolean {
     okCount(e.completionTokens) &&
     typeof e.finishedAtMs === "number" &&
     Number.isSafeInteger(e.finishedAtMs) &&
-    e.finishedAtMs >= 0
+    e.finishedAtMs >= 0 &&
+    okSeq(e)
   );
 }
 

@@ -25,6 +25,7 @@ import { addTunnelService, tunnelGrpcServerOptions } from "./tunnel-grpc.js";
 import { TunnelHub } from "./tunnel-hub.js";
 import { attachTunnelWs } from "./tunnel-ws.js";
 import { UsageRecorder } from "./usage-recorder.js";
+import { newUsageOrigin, UsageSequencer } from "./usage-sequence.js";
 import { usageService } from "./usage-service.js";
 import { UsageSpool } from "./usage-spool.js";
 import { resolveUserSalt } from "./user-salt.js";
@@ -149,6 +150,10 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     logger.info({ origin }, "user salt ready");
     const recorder = new UsageRecorder({ ledger, spool, logger });
     cleanups.push(() => recorder.close());
+    // Each usage event gets this process's origin and a per-miner seq: the
+    // ledger's compact idempotency key (usage-sequence.ts).
+    const usageSink = new UsageSequencer(recorder, newUsageOrigin());
+    logger.info({ usageOrigin: usageSink.origin }, "usage origin drawn");
 
     // Bound once the hub exists: after each metagraph refresh, tunnels of
     // hotkeys that left the subnet are drained.
@@ -213,7 +218,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     const registry = new Registry();
     const deps = businessApiDeps({
       dispatcher: hub,
-      usage: recorder,
+      usage: usageSink,
       registry,
       logger,
       redis,

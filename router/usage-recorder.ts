@@ -17,7 +17,8 @@ import type { UsageSpool } from "./usage-spool.js";
  *   durable spool and so does every later event, to keep their order. The
  *   spool is replayed in order with growing pauses (`retryMinMs` ..
  *   `retryMaxMs`) until it is empty, then events go straight to the ledger
- *   again. Replay is idempotent (the ledger ignores request ids it counted).
+ *   again. Replay is idempotent (the ledger ignores events it counted, by
+ *   origin/seq or request id).
  * - Without a spool (the embedded ledger), a failed batch stays queued and
  *   is retried.
  * - The queue is bounded (`maxQueued`): past it events are dropped and

@@ -9,7 +9,11 @@ import type { UsageEvent, UsageOutcome } from "./usage-event.js";
  *
  * # Files (in `dir`)
  *
- * - `usage.spool`: one JSON usage event per line, in arrival order.
+ * - `usage.spool`: one JSON usage event per line, in arrival order. An
+ *   event's `origin` and `seq` (its idempotency key, see usage-sequence.ts)
+ *   are kept, so a replay by a later process carries the original pair.
+ *   Lines without them (written by older routers) still load; the ledger
+ *   then deduplicates them by request id.
  * - `usage.ack`: the byte offset up to which events were written to the
  *   ledger, replaced atomically (temporary file, fsync, rename).
  *
@@ -27,7 +31,8 @@ import type { UsageEvent, UsageOutcome } from "./usage-event.js";
  * `read()` returns events from the acknowledged offset in order; the caller
  * writes them to the ledger and then calls `ack()` with the returned offset.
  * A crash between the ledger write and the ack replays those events again:
- * the ledger is idempotent by request id, so nothing is counted twice. When
+ * the ledger is idempotent by (origin, seq) or request id, so nothing is
+ * counted twice. When
  * everything is acknowledged the spool is truncated to empty.
  */
 
@@ -70,7 +75,10 @@ export function parseSpoolLine(line: string): UsageEvent | undefined {
   }
   if (!n(r.startedAtMs) || !n(r.finishedAtMs) || !OUTCOMES.includes(r.outcome as UsageOutcome))
     return undefined;
-  return {
+  // Both or neither: half a key would be deduplicated by nothing.
+  const keyed = r.origin !== undefined || r.seq !== undefined;
+  if (keyed && (!s(r.origin) || !n(r.seq))) return undefined;
+  const base = {
     requestId: r.requestId,
     minerHotkey: r.minerHotkey,
     model: r.model,
@@ -80,6 +88,7 @@ export function parseSpoolLine(line: string): UsageEvent | undefined {
     startedAtMs: r.startedAtMs,
     finishedAtMs: r.finishedAtMs,
   };
+  return keyed ? { ...base, origin: r.origin as string, seq: r.seq as number } : base;
 }
 
 /** Serializes one event as a spool line (with its newline). */
@@ -93,6 +102,9 @@ export function spoolLine(e: UsageEvent): string {
     outcome: e.outcome,
     startedAtMs: e.startedAtMs,
     finishedAtMs: e.finishedAtMs,
+    // JSON.stringify leaves out undefined: events without a key stay as before.
+    origin: e.origin,
+    seq: e.seq,
   })}\n`;
 }
 

@@ -9,26 +9,39 @@ KEYS[1]      P{hk}:models   ZSET model -> latest bucket start seen
 KEYS[2]      P{hk}:b        ZSET "<bucket>:<model>", score = bucket start
 KEYS[3]      P{hk}:h        HASH "<bucket>:<model>" -> "prompt,completion,requests"
                                  "t:<model>"        -> running total of the kept buckets
-KEYS[3 + i]  P{hk}:ids:<bucket of event i's finish time>   SET of the request ids
-             counted in that bucket; it expires when the bucket can no
-             longer count (so a replay is refused as expired, not recounted)
+KEYS[3 + i]  event i's idempotency key, one of:
+             - P{hk}:seen:<origin>:<floor(seq / 65536)>  STRING bitmap, when
+               event i carries (origin, seq): bit seq % 65536 is set once
+               the event is counted (SETBIT; old bit 1 = duplicate). About
+               one bit per request. Its expiry is raised on each write to
+               cover the newest event marked in it (its bucket + ARGV[4]).
+             - P{hk}:ids:<bucket of event i's finish time>  SET of the
+               request ids counted in that bucket (events without origin/seq,
+               e.g. spooled by older routers); it expires when the bucket
+               can no longer count
+             Either way a replay is refused as expired, not recounted, once
+             its marker is gone.
 
 ARGV[1]  now (Unix ms, the caller's clock; event times are clamped to it)
 ARGV[2]  bucket length in ms
 ARGV[3]  retention cutoff: oldest bucket start still kept (older buckets
          are trimmed, older events are refused as expired)
-ARGV[4]  how long a bucket's id set outlives the bucket start, in ms
+ARGV[4]  how long a marker outlives the start of its event's bucket, in ms
          (retention + 2 buckets)
-ARGV[4 + i]  event i as "<request id>\t<model>\t<finished-at ms>\t<prompt>\t<completion>"
+ARGV[4 + i]  event i as
+         "<request id>\t<model>\t<finished-at ms>\t<prompt>\t<completion>\t<bit>"
+         where <bit> is seq % 65536 for a bitmap key and empty for a request-id
+         set (the request id is then the member; with a bit it may be empty)
          (one argument per event: the client encodes far fewer strings;
          model ids never contain control characters)
 
 Returns {counted, duplicates, expired}.
 
-Each event costs one SADD plus Lua arithmetic; each call reads and
-writes every touched field once (two HMGETs, one HSET); opening a new
-bucket adds ZADDs and one trim of expired buckets (amortised: once per
-bucket). O(log n) per event overall.
+Each event costs one SETBIT (or SADD) plus Lua arithmetic; each call
+reads and writes every touched field once (two HMGETs, one HSET) and
+sets each touched marker key's expiry once (a PTTL and a PEXPIRE per
+bitmap); opening a new bucket adds ZADDs and one trim of expired buckets
+(amortised: once per bucket). O(log n) per event overall.
 ]]
 
 local now = tonumber(ARGV[1])
@@ -36,6 +49,8 @@ local bucket_ms = tonumber(ARGV[2])
 local cutoff = tonumber(ARGV[3])
 local keep = tonumber(ARGV[4])
 local expiring = {}  -- id sets whose expiry was set in this call
+local bitmaps = {}   -- bitmap key -> latest expiry (Unix ms) its new marks need
+local bitmap_order = {}
 local kmodels, kb, kh = KEYS[1], KEYS[2], KEYS[3]
 
 local function unpack3(v)
@@ -92,21 +107,30 @@ local function accumulate(f, b, p, c)
   d[1], d[2], d[3] = d[1] + p, d[2] + c, d[3] + 1
 end
 for i = 1, n do
-  local rid, model, ts, ps, cs = string.match(ARGV[4 + i], '^([^\t]*)\t([^\t]*)\t(%d+)\t(%d+)\t(%d+)$')
+  local rid, model, ts, ps, cs, bit =
+    string.match(ARGV[4 + i], '^([^\t]*)\t([^\t]*)\t(%d+)\t(%d+)\t(%d+)\t(%d*)$')
   local t = tonumber(ts)
   -- The id set is chosen by the unclamped finish time, so a replay lands in
   -- the same set whatever the clock says then.
   local idb = t - (t % bucket_ms)
   if t > now then t = now end
   local b = t - (t % bucket_ms)
+  local key = KEYS[3 + i]
   if b < cutoff then
     expired = expired + 1
-  elseif redis.call('SADD', KEYS[3 + i], rid) == 0 then
+  elseif bit ~= '' and redis.call('SETBIT', key, tonumber(bit), 1) == 1 then
+    dups = dups + 1
+  elseif bit == '' and redis.call('SADD', key, rid) == 0 then
     dups = dups + 1
   else
-    if not expiring[KEYS[3 + i]] then
-      redis.call('PEXPIRE', KEYS[3 + i], math.max(1, idb + keep - now))
-      expiring[KEYS[3 + i]] = true
+    if bit ~= '' then
+      -- A bitmap holds events of many buckets: it must outlive the newest.
+      local want = bitmaps[key]
+      if not want then bitmap_order[#bitmap_order + 1] = key end
+      if not want or want < idb + keep then bitmaps[key] = idb + keep end
+    elseif not expiring[key] then
+      redis.call('PEXPIRE', key, math.max(1, idb + keep - now))
+      expiring[key] = true
     end
     local p, c = tonumber(ps), tonumber(cs)
     local field = string.format('%d', b) .. ':' .. model
@@ -116,6 +140,12 @@ for i = 1, n do
     if not newest[model] or newest[model] < b then newest[model] = b end
     counted = counted + 1
   end
+end
+-- Raise (never lower) each written bitmap's expiry: PTTL is -1 on a new key.
+for _, key in ipairs(bitmap_order) do
+  local ttl = math.max(1, bitmaps[key] - now)
+  local cur = redis.call('PTTL', key)
+  if cur < 0 or cur < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 if counted == 0 then return {counted, dups, expired} end
 

@@ -22,6 +22,13 @@ describe("embedded usage ledger", () => {
         await current.close();
         await rm(dir, { recursive: true, force: true });
       },
+      // By the clock: a replay of the key is a duplicate until the expiry, then counts anew.
+      expectMarkerExpiry: async (e, _lastWriteAtMs, expiresAtMs) => {
+        const probe = (at: number) =>
+          current.record([{ ...e, requestId: `probe-${at}`, finishedAtMs: at }], at);
+        expect(await probe(expiresAtMs - 1)).to.include({ counted: 0, duplicates: 1 });
+        expect(await probe(expiresAtMs)).to.include({ counted: 1, duplicates: 0 });
+      },
     };
   });
 

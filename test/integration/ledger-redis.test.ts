@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import { RedisLedger } from "../../router/ledger-redis.js";
+import type { UsageEvent } from "../../router/usage-event.js";
 import { CONTRACT_OPTIONS, ledgerContract, T0, usageEvent } from "../support/ledger-contract.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 
@@ -22,11 +23,57 @@ describe("Redis usage ledger", () => {
 
   ledgerContract("redis", async () => {
     const prefix = randomPrefix();
+    const c = client();
     return {
-      ledger: new RedisLedger(client(), CONTRACT_OPTIONS, prefix),
+      ledger: new RedisLedger(c, CONTRACT_OPTIONS, prefix),
       reopen: async () => new RedisLedger(client(), CONTRACT_OPTIONS, prefix),
       dispose: async () => {},
+      expectMarkerExpiry: async (e, lastWriteAtMs, expiresAtMs) => {
+        const key = `${prefix}{${e.minerHotkey}}:seen:${e.origin}:${Math.floor((e.seq ?? 0) / 65_536)}`;
+        const ttl = await c.pttl(key);
+        // Redis counts the TTL in real time from the write; the test ran for well under 5 s since.
+        expect(ttl, key).to.be.at.most(expiresAtMs - lastWriteAtMs);
+        expect(ttl, key).to.be.above(expiresAtMs - lastWriteAtMs - 5_000);
+      },
     };
+  });
+
+  it("marks (origin, seq) events as bits of one hash-tagged bitmap per 65,536 seqs, with no per-request key", async () => {
+    const prefix = randomPrefix();
+    const c = client();
+    const ledger = new RedisLedger(c, CONTRACT_OPTIONS, prefix);
+    const N = 70_000;
+    const evs = Array.from({ length: N }, (_, seq) =>
+      usageEvent({
+        minerHotkey: "5Hk",
+        origin: "0123456789abcdef",
+        seq,
+        promptTokens: 1,
+        completionTokens: 0,
+      }),
+    );
+    for (let i = 0; i < N; i += 10_000) {
+      const r = await ledger.record(evs.slice(i, i + 10_000), T0);
+      expect(r.counted).to.equal(Math.min(10_000, N - i));
+    }
+    const keys = (await c.keys(`${prefix}*`)).filter((k) => k.includes("{5Hk}")).sort();
+    expect(keys).to.deep.equal(
+      [
+        `${prefix}{5Hk}:b`,
+        `${prefix}{5Hk}:h`,
+        `${prefix}{5Hk}:models`,
+        `${prefix}{5Hk}:seen:0123456789abcdef:0`,
+        `${prefix}{5Hk}:seen:0123456789abcdef:1`,
+      ].sort(),
+    );
+    // One bit per request: a full chunk is 8 KiB, the next one as long as its highest seq needs.
+    expect(await c.strlen(`${prefix}{5Hk}:seen:0123456789abcdef:0`)).to.equal(8192);
+    expect(await c.strlen(`${prefix}{5Hk}:seen:0123456789abcdef:1`)).to.equal(Math.ceil((N - 65_536) / 8));
+    expect(await c.bitcount(`${prefix}{5Hk}:seen:0123456789abcdef:0`)).to.equal(65_536);
+    const again = await ledger.record([evs[3] as UsageEvent, evs[N - 1] as UsageEvent], T0);
+    expect(again).to.include({ counted: 0, duplicates: 2 });
+    const report = await ledger.usage({ nowMs: T0, windowMs: 86_400_000 });
+    expect(report.miners[0]?.requests).to.equal(N);
   });
 
   it("keeps every key of a miner in one cluster slot (hash tag) and no key per request in the buckets", async () => {

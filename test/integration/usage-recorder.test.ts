@@ -195,25 +195,37 @@ describe("usage recorder against a real Redis (persistent, killed and restarted)
     await spool.close();
   });
 
-  it("a crash between replay and acknowledgement double-counts nothing", async () => {
-    const prefix = randomPrefix();
-    const spool = await UsageSpool.open({ dir });
-    const now = Date.now();
-    await spool.append(Array.from({ length: 500 }, (_, i) => writerEvent("r", i, now)));
-    const ledger = new RedisLedger(await client(), CONTRACT_OPTIONS, prefix);
-    // Replay the first part, then "crash" before the ack.
-    const first = await spool.read(200);
-    expect(first?.events).to.have.length(200);
-    await ledger.record(first?.events ?? [], now);
-    await spool.close();
-    const again = await UsageSpool.open({ dir });
-    expect(again.depth).to.equal(500);
-    const recorder = new UsageRecorder({ ledger, spool: again });
-    await recorder.idle();
-    expect(recorder.stats()).to.include({ replayed: 500, counted: 300, duplicates: 200 });
-    const report = await ledger.usage({ nowMs: now, windowMs: CONTRACT_OPTIONS.retentionMs });
-    expect(sorted(totals(report))).to.deep.equal(sorted(expectedTotals("r", 0, 500)));
-    await recorder.close();
-    await again.close();
-  });
+  for (const [kind, origin] of [
+    ["request ids", undefined],
+    ["origin/seq", "0123456789abcdef"],
+  ] as const)
+    it(`a crash between replay and acknowledgement double-counts nothing (${kind})`, async () => {
+      const prefix = randomPrefix();
+      const spool = await UsageSpool.open({ dir });
+      const now = Date.now();
+      await spool.append(Array.from({ length: 500 }, (_, i) => writerEvent("r", i, now, origin)));
+      const c = await client();
+      const ledger = new RedisLedger(c, CONTRACT_OPTIONS, prefix);
+      // Replay the first part, then "crash" before the ack.
+      const first = await spool.read(200);
+      expect(first?.events).to.have.length(200);
+      await ledger.record(first?.events ?? [], now);
+      await spool.close();
+      const again = await UsageSpool.open({ dir });
+      expect(again.depth).to.equal(500);
+      const recorder = new UsageRecorder({ ledger, spool: again });
+      await recorder.idle();
+      expect(recorder.stats()).to.include({ replayed: 500, counted: 300, duplicates: 200 });
+      const report = await ledger.usage({ nowMs: now, windowMs: CONTRACT_OPTIONS.retentionMs });
+      expect(sorted(totals(report))).to.deep.equal(sorted(expectedTotals("r", 0, 500)));
+      // The replay was recognised by the key the events were spooled with.
+      const keys = await c.keys(`${prefix}*`);
+      const seen = keys.filter((k) => k.includes(":seen:")).length;
+      const ids = keys.filter((k) => k.includes(":ids:")).length;
+      expect(origin === undefined ? [seen, ids > 0] : [seen > 0, ids]).to.deep.equal(
+        origin === undefined ? [0, true] : [true, 0],
+      );
+      await recorder.close();
+      await again.close();
+    });
 });

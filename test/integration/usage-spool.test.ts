@@ -59,6 +59,28 @@ describe("usage spool (real files)", () => {
     await b.close();
   });
 
+  it("keeps each event's origin and seq, and still loads lines written without them", async () => {
+    const keyed = writerEvent("k", 7, 1_000, "0123456789abcdef");
+    const plain = writerEvent("k", 8, 1_000);
+    // A line as an older router wrote it (no origin/seq), and lines with half a key.
+    const half = [
+      JSON.stringify({ ...writerEvent("k", 9, 1_000), origin: "0123456789abcdef" }),
+      JSON.stringify({ ...writerEvent("k", 10, 1_000), seq: 10 }),
+      JSON.stringify({ ...writerEvent("k", 11, 1_000), origin: 5, seq: 11 }),
+    ];
+    await writeFile(join(dir, "usage.spool"), `${JSON.stringify(plain)}\n${half.join("\n")}\n`);
+    const spool = await UsageSpool.open({ dir });
+    await spool.append([keyed]);
+    await spool.close();
+    const again = await UsageSpool.open({ dir });
+    const batch = await again.read(100);
+    expect(batch?.events).to.deep.equal([plain, keyed]);
+    expect(batch?.events[0]).not.to.have.any.keys("origin", "seq");
+    expect(batch?.events[1]).to.include({ origin: "0123456789abcdef", seq: 7 });
+    expect(again.corruptLines).to.equal(3);
+    await again.close();
+  });
+
   it("skips corrupt lines, ignores an ack past the end, and refuses appends beyond its size cap", async () => {
     await writeFile(
       join(dir, "usage.spool"),

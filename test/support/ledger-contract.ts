@@ -10,6 +10,12 @@ export interface LedgerHarness {
   reopen(nowMs: number): Promise<UsageLedger>;
   /** Releases everything. */
   dispose(): Promise<void>;
+  /**
+   * Asserts that the (origin, seq) marker of `e`, last written at clock
+   * `lastWriteAtMs`, is forgotten at `expiresAtMs` and not before: Redis by
+   * the key's TTL, the embedded ledger by moving its clock (so call it last).
+   */
+  expectMarkerExpiry(e: UsageEvent, lastWriteAtMs: number, expiresAtMs: number): Promise<void>;
 }
 
 /** Options every contract case uses: one-minute buckets, 24 h retention. */
@@ -194,6 +200,89 @@ export function ledgerContract(name: string, make: () => Promise<LedgerHarness>)
       const r = await report(T0 + 2 * HOUR);
       expect(totalTokens(r)).to.equal(11);
       expect(r.miners[0]?.requests).to.equal(1);
+    });
+
+    it("counts an (origin, seq) once, within a batch, across batches and across restarts", async () => {
+      const e = usageEvent({ origin: "o-a", seq: 5, promptTokens: 10, completionTokens: 1 });
+      expect(await ledger.record([e, e], T0)).to.deep.equal(res({ counted: 1, duplicates: 1 }));
+      // Another request id with the same key is the same event (a replay keeps its key).
+      expect(await ledger.record([{ ...e, requestId: "other", promptTokens: 999 }], T0 + HOUR)).to.deep.equal(
+        res({ duplicates: 1 }),
+      );
+      ledger = await h.reopen(T0 + 2 * HOUR);
+      expect(await ledger.record([e], T0 + 2 * HOUR)).to.deep.equal(res({ duplicates: 1 }));
+      // A second restart (the embedded ledger then loads its compacted form).
+      ledger = await h.reopen(T0 + 3 * HOUR);
+      expect(await ledger.record([e], T0 + 3 * HOUR)).to.deep.equal(res({ duplicates: 1 }));
+      const r = await report(T0 + 3 * HOUR);
+      expect(totalTokens(r)).to.equal(11);
+      expect(r.miners[0]?.requests).to.equal(1);
+    });
+
+    it("keys markers by origin, by miner and by seq (across bitmap chunks)", async () => {
+      const base = { origin: "o-a", seq: 7, promptTokens: 1, completionTokens: 0 };
+      const evs = [
+        usageEvent(base),
+        usageEvent({ ...base, origin: "o-b" }),
+        usageEvent({ ...base, minerHotkey: "miner-b" }),
+        usageEvent({ ...base, seq: 8 }),
+        // Same bit, next chunk of 65,536.
+        usageEvent({ ...base, seq: 7 + 65_536 }),
+        usageEvent({ ...base, seq: 0 }),
+        usageEvent({ ...base, seq: 65_535 }),
+      ];
+      expect(await ledger.record(evs, T0)).to.deep.equal(res({ counted: 7 }));
+      expect(await ledger.record(evs, T0 + MIN)).to.deep.equal(res({ duplicates: 7 }));
+      ledger = await h.reopen(T0 + HOUR);
+      expect(await ledger.record(evs.slice().reverse(), T0 + HOUR)).to.deep.equal(res({ duplicates: 7 }));
+      const r = await report(T0 + HOUR);
+      expect(r.miners.map((m) => [m.hotkey, m.requests])).to.deep.equal([
+        ["miner-a", 6],
+        ["miner-b", 1],
+      ]);
+    });
+
+    it("dedupes events without origin/seq by request id beside keyed events in one batch", async () => {
+      const old = usageEvent({ promptTokens: 3, completionTokens: 0 });
+      const keyed = usageEvent({ origin: "o-a", seq: 0, promptTokens: 5, completionTokens: 0 });
+      // The same request id under the other kind of key is another key: counted.
+      const keyedOldId = usageEvent({ origin: "o-a", seq: 1, requestId: old.requestId, completionTokens: 0 });
+      expect(await ledger.record([old, keyed, old, keyed, keyedOldId], T0)).to.deep.equal(
+        res({ counted: 3, duplicates: 2 }),
+      );
+      ledger = await h.reopen(T0 + HOUR);
+      expect(await ledger.record([keyed, old], T0 + HOUR)).to.deep.equal(res({ duplicates: 2 }));
+      expect(totalTokens(await report(T0 + HOUR))).to.equal(3 + 5 + 100);
+    });
+
+    it("refuses half a key and malformed origins or seqs as invalid", async () => {
+      const bad = [
+        usageEvent({ origin: "o-a" }),
+        usageEvent({ seq: 1 }),
+        usageEvent({ origin: "o:a", seq: 1 }),
+        usageEvent({ origin: "", seq: 1 }),
+        usageEvent({ origin: "x".repeat(65), seq: 1 }),
+        usageEvent({ origin: "o-a", seq: -1 }),
+        usageEvent({ origin: "o-a", seq: 1.5 }),
+        usageEvent({ origin: "o-a", seq: Number.MAX_SAFE_INTEGER + 1 }),
+      ];
+      expect(await ledger.record(bad, T0)).to.deep.equal(res({ invalid: bad.length }));
+      expect((await report(T0)).miners).to.deep.equal([]);
+    });
+
+    it("keeps a marker while its newest event can count, then forgets it", async () => {
+      // One chunk, three calls at one clock: a newer event extends the chunk's
+      // life (e2 after e3), an older one does not shorten it (e1 after e2).
+      const e1 = usageEvent({ origin: "o-t", seq: 1, finishedAtMs: T0 });
+      const e2 = usageEvent({ origin: "o-t", seq: 2, finishedAtMs: T0 + HOUR });
+      const e3 = usageEvent({ origin: "o-t", seq: 3, finishedAtMs: T0 - HOUR });
+      for (const e of [e3, e2, e1]) {
+        expect(await ledger.record([e], T0 + HOUR)).to.deep.equal(res({ counted: 1 }));
+      }
+      // While e1's bucket can still count, a replay is a duplicate; then it is expired.
+      expect(await ledger.record([e1], T0 + DAY - 1)).to.deep.equal(res({ duplicates: 1 }));
+      expect(await ledger.record([e1], T0 + DAY)).to.deep.equal(res({ expired: 1 }));
+      await h.expectMarkerExpiry(e1, T0 + HOUR, T0 + HOUR + DAY + 2 * MIN);
     });
 
     it("keeps usage and tiers across a restart", async () => {

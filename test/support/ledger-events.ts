@@ -6,10 +6,11 @@ export const WRITER_MODELS = 3;
 
 /**
  * Event `i` of writer `writer`: a deterministic id, miner, model and token
- * counts, so a test can compute exactly what the ledger must hold.
+ * counts, so a test can compute exactly what the ledger must hold. With
+ * `origin`, the event carries (origin, seq = i) as a current router's do.
  */
-export function writerEvent(writer: string, i: number, nowMs: number): UsageEvent {
-  return {
+export function writerEvent(writer: string, i: number, nowMs: number, origin?: string): UsageEvent {
+  const event: UsageEvent = {
     requestId: `${writer}-${i}`,
     minerHotkey: `miner-${i % WRITER_MINERS}`,
     model: `model-${i % WRITER_MODELS}`,
@@ -19,6 +20,9 @@ export function writerEvent(writer: string, i: number, nowMs: number): UsageEven
     startedAtMs: nowMs - 5,
     finishedAtMs: nowMs,
   };
+  // With an origin, `i` is the seq: the stream is one router's hand-off order (per miner
+  // it has gaps, which the ledger does not mind).
+  return origin === undefined ? event : { ...event, origin, seq: i };
 }
 
 /** Expected totals per "miner/model" for events [from, to) of a writer. */
