@@ -6,7 +6,11 @@
 //      RedisLedger), 256 miners x 10 models, target >= 50,000/s;
 //   3. GetUsage over 256 miners x 10 models with a history of buckets, both
 //      in process and as a signed gRPC call, target median <= 50 ms;
-//   4. Redis memory per (miner, model) from INFO memory before/after.
+//   4. Redis memory per (miner, model) from INFO memory before/after;
+//   5. Redis bytes per idempotency marker: the (origin, seq) bit every
+//      current router event carries (enough events per miner to fill bitmap
+//      chunks, as a day of traffic does), and the request-id set member of
+//      the fallback path (events spooled without origin/seq).
 // Prints a table of medians; the machine is noisy, so each figure is the
 // median of several runs.
 import { spawnSync } from "node:child_process";
@@ -23,6 +27,7 @@ import { DEFAULT_LEDGER_OPTIONS } from "../router/ledger.js";
 import { LEDGER_REDIS_OPTIONS, RedisLedger } from "../router/ledger-redis.js";
 import type { UsageEvent } from "../router/usage-event.js";
 import { UsageRecorder } from "../router/usage-recorder.js";
+import { newUsageOrigin, UsageSequencer } from "../router/usage-sequence.js";
 import { getUsage, usageService } from "../router/usage-service.js";
 import { allowList, signedCall, ValidatorAuth } from "../router/validator-auth.js";
 import { randomPrefix, startRedis } from "../test/support/redis.js";
@@ -38,6 +43,9 @@ const RUNS = quick ? 2 : 5;
 const EVENTS_PER_RUN = quick ? 20_000 : 200_000;
 const HISTORY_BUCKETS = quick ? 5 : 60;
 const READS = quick ? 5 : 21;
+/** Marker measurement: miners × events each (a bitmap chunk holds 65,536). */
+const MARKER_MINERS = quick ? 2 : 4;
+const MARKER_EVENTS_PER_MINER = quick ? 65_536 : 262_144;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -91,6 +99,8 @@ try {
   for (let run = 0; run < RUNS; run++) {
     const ledger = new RedisLedger(client, DEFAULT_LEDGER_OPTIONS, randomPrefix());
     const recorder = new UsageRecorder({ ledger });
+    // As in the router: each event gets the process's origin and a per-miner seq.
+    const sink = new UsageSequencer(recorder, newUsageOrigin());
     const t0 = performance.now();
     const now = Date.now();
     for (let i = 0; i < EVENTS_PER_RUN; i++) {
@@ -105,7 +115,7 @@ try {
         startedAtMs: now - 500,
         finishedAtMs: now,
       };
-      recorder.record(e);
+      sink.record(e);
       // Yield like a server between request completions.
       if (i % 2000 === 1999) await new Promise((r) => setImmediate(r));
     }
@@ -117,7 +127,51 @@ try {
   }
   results.recordEventsPerS = median(rates);
 
-  // 3 + 4. History for 256 x 10 pairs; memory before/after; then reads.
+  // 5a. Markers of the (origin, seq) path, measured alone on their own prefix.
+  {
+    const markerPrefix = randomPrefix();
+    const markerLedger = new RedisLedger(client, DEFAULT_LEDGER_OPTIONS, markerPrefix);
+    const origin = newUsageOrigin();
+    const now = Date.now();
+    const batch: UsageEvent[] = [];
+    const flush = async () => {
+      const r = await markerLedger.record(batch, now);
+      if (r.counted !== batch.length) throw new Error(`markers: counted ${r.counted} of ${batch.length}`);
+      batch.length = 0;
+    };
+    for (let seq = 0; seq < MARKER_EVENTS_PER_MINER; seq++) {
+      for (let m = 0; m < MARKER_MINERS; m++) {
+        batch.push({
+          requestId: `mark-${m}-${seq}`,
+          minerHotkey: hk(m),
+          model: "model-0",
+          promptTokens: 100,
+          completionTokens: 20,
+          outcome: "completed",
+          startedAtMs: now - 1,
+          finishedAtMs: now,
+          origin,
+          seq,
+        });
+        if (batch.length === 5000) await flush();
+      }
+    }
+    if (batch.length > 0) await flush();
+    // Too few bytes for INFO memory differences (allocator noise): sum what
+    // Redis reports for each bitmap key (value, key name and entry overhead).
+    let markerBytes = 0;
+    let cur = "0";
+    do {
+      const [next, keys] = await client.scan(cur, "MATCH", `${markerPrefix}*:seen:*`, "COUNT", 5000);
+      cur = next;
+      for (const key of keys) markerBytes += Number(await client.memory("USAGE", key, "SAMPLES", "0"));
+    } while (cur !== "0");
+    results.markerEvents = MARKER_MINERS * MARKER_EVENTS_PER_MINER;
+    results.bytesPerIdMarker = markerBytes / results.markerEvents;
+  }
+
+  // 3 + 4 + 5b. History for 256 x 10 pairs (request-id events: the fallback
+  // path's markers are measured here); memory before/after; then reads.
   const prefix = randomPrefix();
   const ledger = new RedisLedger(client, DEFAULT_LEDGER_OPTIONS, prefix);
   const before = await usedMemory(client);
@@ -158,7 +212,7 @@ try {
   results.bytesPerPair = (dataOnly - before) / pairs;
   results.bytesPerPairBucket = (dataOnly - before) / pairs / HISTORY_BUCKETS;
   results.bytesPerPairFullDay = results.bytesPerPairBucket * (DEFAULT_LEDGER_OPTIONS.retentionMs / bucket);
-  results.bytesPerIdMarker = (withIds - dataOnly) / n;
+  results.bytesPerIdMarkerFallback = (withIds - dataOnly) / n;
 
   // Warm-up: script load and JIT are not what a validator sees every call.
   for (let i = 0; i < 3; i++) await getUsage({ ledger }, GetUsageRequest.fromPartial({}));
@@ -243,7 +297,16 @@ const rows: [string, string, string][] = [
   [`Redis bytes per (miner, model), ${HISTORY_BUCKETS} buckets`, `${f(results.bytesPerPair)} B`, ""],
   ["Redis bytes per (miner, model) per bucket", `${f(results.bytesPerPairBucket)} B`, ""],
   ["  extrapolated to a full 24 h of 1-min buckets", `${f(results.bytesPerPairFullDay)} B`, ""],
-  ["Redis bytes per request id kept for idempotency (24 h)", `${f(results.bytesPerIdMarker)} B`, ""],
+  [
+    `Redis bytes per idempotency marker, (origin, seq) bit (${f(results.markerEvents)} events)`,
+    `${f(results.bytesPerIdMarker, 2)} B`,
+    "",
+  ],
+  [
+    "Redis bytes per idempotency marker, fallback request-id set (24 h)",
+    `${f(results.bytesPerIdMarkerFallback)} B`,
+    "",
+  ],
 ];
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));

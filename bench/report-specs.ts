@@ -176,7 +176,12 @@ function ledgerRows(j: unknown): ReportRow[] {
     row("GetUsage 24 h, 256 miners x 10 models, signed gRPC", num(j, "getUsageGrpcMs"), "ms", atMost(50)),
     row(`Redis bytes per (miner, model), ${buckets} buckets`, num(j, "bytesPerPair"), "B"),
     row("Redis bytes per (miner, model), a full 24 h (extrapolated)", num(j, "bytesPerPairFullDay"), "B"),
-    row("Redis bytes per idempotency marker (one per request)", num(j, "bytesPerIdMarker"), "B"),
+    row("Redis bytes per idempotency marker ((origin, seq) bit)", num(j, "bytesPerIdMarker"), "B"),
+    row(
+      "Redis bytes per idempotency marker (fallback: request-id set)",
+      num(j, "bytesPerIdMarkerFallback"),
+      "B",
+    ),
   ];
 }
 

@@ -13,8 +13,10 @@ KEYS[3 + i]  event i's idempotency key, one of:
              - P{hk}:seen:<origin>:<floor(seq / 65536)>  STRING bitmap, when
                event i carries (origin, seq): bit seq % 65536 is set once
                the event is counted (SETBIT; old bit 1 = duplicate). About
-               one bit per request. Its expiry is raised on each write to
-               cover the newest event marked in it (its bucket + ARGV[4]).
+               one bit per request: a new bitmap is created at its full
+               8 KiB, since growing it by SETBIT would over-allocate up to
+               twice that. Its expiry is raised on each write to cover the
+               newest event marked in it (its bucket + ARGV[4]).
              - P{hk}:ids:<bucket of event i's finish time>  SET of the
                request ids counted in that bucket (events without origin/seq,
                e.g. spooled by older routers); it expires when the bucket
@@ -40,7 +42,7 @@ Returns {counted, duplicates, expired}.
 Each event costs one SETBIT (or SADD) plus Lua arithmetic; each call
 reads and writes every touched field once (two HMGETs, one HSET) and
 sets each touched marker key's expiry once (a PTTL and a PEXPIRE per
-bitmap); opening a new bucket adds ZADDs and one trim of expired buckets
+bitmap, plus a SET when the bitmap is new); opening a new bucket adds ZADDs and one trim of expired buckets
 (amortised: once per bucket). O(log n) per event overall.
 ]]
 
@@ -51,6 +53,20 @@ local keep = tonumber(ARGV[4])
 local expiring = {}  -- id sets whose expiry was set in this call
 local bitmaps = {}   -- bitmap key -> latest expiry (Unix ms) its new marks need
 local bitmap_order = {}
+local bitmap_ttl = {} -- bitmap key -> its PTTL when first touched in this call
+local CHUNK_BYTES = 8192
+-- Sets the bit; true when it was already set. Creates the bitmap at full size.
+local function mark(key, bit)
+  if not bitmap_ttl[key] then
+    local ttl = redis.call('PTTL', key)
+    if ttl == -2 then
+      redis.call('SET', key, string.rep('\0', CHUNK_BYTES))
+      ttl = -1
+    end
+    bitmap_ttl[key] = ttl
+  end
+  return redis.call('SETBIT', key, bit, 1) == 1
+end
 local kmodels, kb, kh = KEYS[1], KEYS[2], KEYS[3]
 
 local function unpack3(v)
@@ -118,7 +134,7 @@ for i = 1, n do
   local key = KEYS[3 + i]
   if b < cutoff then
     expired = expired + 1
-  elseif bit ~= '' and redis.call('SETBIT', key, tonumber(bit), 1) == 1 then
+  elseif bit ~= '' and mark(key, tonumber(bit)) then
     dups = dups + 1
   elseif bit == '' and redis.call('SADD', key, rid) == 0 then
     dups = dups + 1
@@ -141,10 +157,10 @@ for i = 1, n do
     counted = counted + 1
   end
 end
--- Raise (never lower) each written bitmap's expiry: PTTL is -1 on a new key.
+-- Raise (never lower) each written bitmap's expiry: PTTL was -1 on a new key.
 for _, key in ipairs(bitmap_order) do
   local ttl = math.max(1, bitmaps[key] - now)
-  local cur = redis.call('PTTL', key)
+  local cur = bitmap_ttl[key]
   if cur < 0 or cur < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 if counted == 0 then return {counted, dups, expired} end
