@@ -152,6 +152,15 @@ describe("the whole loop (real processes)", function () {
     expect(ledger.get(miner("A").hotkey)?.requests).to.equal(12);
     expect(ledger.get(miner("B").hotkey)?.requests).to.equal(6);
     expect(ledger.get(miner("C").hotkey)?.requests).to.equal(2);
+    // The router keys each event by its origin and a per-miner seq: one bitmap per miner, no request-id sets.
+    const admin = new Redis(net.redis.url);
+    try {
+      const seen = (await admin.keys("*:seen:*")).map((k) => /\{([^}]+)\}/.exec(k)?.[1]);
+      expect(seen.sort()).to.deep.equal(["A", "B", "C"].map((n) => miner(n).hotkey).sort());
+      expect(await admin.keys("*:ids:*")).to.deep.equal([]);
+    } finally {
+      admin.disconnect();
+    }
     // Probes reached the backend and produced tokens, yet none are in the ledger (checked above).
     const probes = net.backend.chatRequests().filter((r) => !isUser(r));
     expect(probes.reduce((s, r) => s + r.completionTokens, 0)).to.be.greaterThan(0);
