@@ -355,6 +355,7 @@ describe("contracts", () => {
           ListMinersResponse,
           {
             reportTimeMs: 5n,
+            servingSinceMs: 4n,
             sessions: [
               {
                 hotkey: "h",
