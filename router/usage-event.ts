@@ -6,6 +6,8 @@ export type UsageOutcome = "completed" | "failed" | "cancelled";
  * Token counts are already bounded by what the router relayed.
  */
 export interface UsageEvent {
+  // UsageSequencer (usage-sequence.ts) copies these fields one by one: add
+  // a new one there too.
   /**
    * Router-wide unique id (the `x-request-id`); the ledger's idempotency key
    * for events without `origin`/`seq`.
