@@ -23,6 +23,10 @@ export const minerCommand = defineCommand({
   parse: parseMinerCommand,
   main: async (parsed, io) => {
     const cfg = parsed.config;
+    if (parsed.positionals.length > 0) {
+      io.stderr(`tensorclaw miner: unexpected argument ${JSON.stringify(parsed.positionals[0])}\n`);
+      return 2;
+    }
     let hotkey: Hotkey;
     try {
       hotkey = await loadHotkey({

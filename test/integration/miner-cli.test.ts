@@ -27,6 +27,12 @@ describe("tensorclaw miner (process)", () => {
     return { code, stderr };
   }
 
+  it("refuses an unexpected argument instead of ignoring it", async () => {
+    const r = await runInProcess(["extra", "--router", "grpc://127.0.0.1:1", "--backend", "demo"]);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.match(/unexpected argument "extra"/);
+  });
+
   it("refuses to start without a hotkey, naming the fix", async () => {
     const r = await runInProcess(["--router", "grpc://127.0.0.1:1", "--backend", "demo"]);
     expect(r.code).to.equal(2);
