@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync, statSync } from "node:fs";
 import type { Redis } from "ioredis";
 import { TensorClawError } from "../common/errors.js";
+import { writePrivateFileSync } from "../common/private-file.js";
 import type { RateLimits } from "./rate-limiter.js";
 
 /** What the router keeps about one API key. The key itself is never stored. */
@@ -198,11 +198,8 @@ export class FileApiKeyStore implements ApiKeyStore {
   }
 
   private write(): void {
-    mkdirSync(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.${process.pid}.tmp`;
     const file: KeyFile = { version: 1, keys: [...this.byHash.values()] };
-    writeFileSync(tmp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
-    renameSync(tmp, this.path);
+    writePrivateFileSync(this.path, `${JSON.stringify(file, null, 2)}\n`);
     this.mtimeMs = statSync(this.path).mtimeMs;
   }
 

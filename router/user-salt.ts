@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import type { Logger } from "../common/logger.js";
+import { writePrivateFileSync } from "../common/private-file.js";
 import { DEFAULT_LEDGER_PREFIX } from "./ledger-redis.js";
 
 /** How long startup waits for Redis to answer before using the copy in the data folder. */
@@ -118,10 +118,6 @@ function readSalt(file: string, logger: Logger): string | undefined {
   return text === "" ? undefined : text;
 }
 
-/** Replaces the file atomically, readable by its owner only. */
 function writeSalt(file: string, salt: string): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${salt}\n`, { mode: 0o600 });
-  renameSync(tmp, file);
+  writePrivateFileSync(file, `${salt}\n`);
 }
