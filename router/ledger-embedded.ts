@@ -328,16 +328,7 @@ export class EmbeddedLedger implements UsageLedger {
    */
   #mark(hk: string, origin: string, seq: number, expiresAtMs: number, nowMs: number): boolean {
     const { chunk, bit } = seenSlot(seq);
-    const key = `${hk}\n${origin}\n${chunk}`;
-    let c = this.#seen.get(key);
-    if (c !== undefined && c.expiresAtMs <= nowMs) {
-      this.#seen.delete(key);
-      c = undefined;
-    }
-    if (c === undefined) {
-      c = { bits: new Uint8Array(SEEN_CHUNK_BITS / 8), expiresAtMs };
-      this.#seen.set(key, c);
-    }
+    const c = this.#seenChunk(hk, origin, chunk, expiresAtMs, nowMs);
     const mask = 1 << (bit & 7);
     const at = bit >> 3;
     const old = c.bits[at] ?? 0;
@@ -345,6 +336,20 @@ export class EmbeddedLedger implements UsageLedger {
     c.bits[at] = old | mask;
     if (c.expiresAtMs < expiresAtMs) c.expiresAtMs = expiresAtMs;
     return true;
+  }
+
+  /**
+   * The live bitmap chunk of (miner, origin, chunk); a new empty one,
+   * expiring at `expiresAtMs`, when it is absent or expired at `nowMs`.
+   */
+  #seenChunk(hk: string, origin: string, chunk: number, expiresAtMs: number, nowMs: number): SeenChunk {
+    const key = `${hk}\n${origin}\n${chunk}`;
+    let c = this.#seen.get(key);
+    if (c === undefined || c.expiresAtMs <= nowMs) {
+      c = { bits: new Uint8Array(SEEN_CHUNK_BITS / 8), expiresAtMs };
+      this.#seen.set(key, c);
+    }
+    return c;
   }
 
   #trimAll(nowMs: number): void {
@@ -448,12 +453,7 @@ export class EmbeddedLedger implements UsageLedger {
       if (!num(chunk) || !num(exp) || typeof bits !== "string") return false;
       const raw = Buffer.from(bits, "base64");
       if (raw.length > SEEN_CHUNK_BITS / 8) return false;
-      const key = `${hk}\n${origin}\n${chunk}`;
-      let cur = this.#seen.get(key);
-      if (cur === undefined) {
-        cur = { bits: new Uint8Array(SEEN_CHUNK_BITS / 8), expiresAtMs: exp };
-        this.#seen.set(key, cur);
-      }
+      const cur = this.#seenChunk(hk, origin, chunk, exp, Number.NEGATIVE_INFINITY);
       for (let i = 0; i < raw.length; i++) cur.bits[i] = (cur.bits[i] ?? 0) | (raw[i] ?? 0);
       if (cur.expiresAtMs < exp) cur.expiresAtMs = exp;
       return true;
