@@ -110,7 +110,7 @@ export function disconnectedMiners(
   graceMs = RECONNECT_GRACE_MS,
 ): string[] {
   if ((listing.unanswered?.length ?? 0) > 0) return [];
-  const since = listing.servingSinceMs ?? 0n;
+  const since = listing.servingSinceMs;
   if (since > 0n && listing.reportTimeMs - since < BigInt(graceMs)) return [];
   const listed = new Set(listing.sessions.map((s) => s.hotkey));
   return [...new Set(known)].filter((hk) => !listed.has(hk)).sort();
