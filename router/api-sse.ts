@@ -61,8 +61,9 @@ export class SseWriter {
       // Tells nginx-style proxies not to buffer the stream.
       "x-accel-buffering": "no",
     });
-    // Flush headers now: a client's time-to-first-byte should not wait for the first token.
-    this.res.flushHeaders();
+    // No flushHeaders(): every caller writes right after, and the head then
+    // leaves in the same socket write as the first event (one syscall, one
+    // packet, instead of two).
   }
 
   /**
