@@ -46,6 +46,7 @@ import { EmbeddedRateLimiter } from "../router/rate-limiter.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel-grpc.js";
 import { TunnelHub } from "../router/tunnel-hub.js";
 import { attachTunnelWs } from "../router/tunnel-ws.js";
+import { RawHttpConnection } from "./stream-client.js";
 
 /** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
 const TS_LOADER = new URL("../bin/register.mjs", import.meta.url).href;
@@ -205,6 +206,8 @@ interface LoadResult {
   readonly seconds: number;
   /** Time to first content token per streamed request, ms. */
   readonly ttftMs: number[];
+  /** CPU the load generator used during the run (start-up excluded), ms; Node clients only. */
+  readonly cpuMs?: number;
 }
 
 /** The chat request every load generator sends. */
@@ -219,17 +222,70 @@ function requestBody(spec: LoadSpec): string {
   });
 }
 
+/**
+ * Streams: one bare-socket connection per stream, each running requests
+ * back to back and timing the first content token (see stream-client.ts).
+ */
+async function streamLoad(spec: LoadSpec): Promise<LoadResult> {
+  const url = new URL(spec.url);
+  const body = requestBody(spec);
+  const head = [
+    `POST ${url.pathname} HTTP/1.1`,
+    `host: ${url.host}`,
+    "content-type: application/json",
+    `content-length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(spec.headers).map(([k, v]) => `${k}: ${v}`),
+  ];
+  const request = Buffer.from(`${head.join("\r\n")}\r\n\r\n${body}`);
+  let requests = 0;
+  let errors = 0;
+  const ttft: number[] = [];
+  const cpu0 = process.cpuUsage();
+  const start = performance.now();
+  const end = start + spec.durationMs;
+  await Promise.all(
+    Array.from({ length: spec.connections }, async () => {
+      while (performance.now() < end) {
+        let conn: RawHttpConnection | undefined;
+        try {
+          conn = await RawHttpConnection.open(url.hostname, Number(url.port));
+          while (performance.now() < end) {
+            const x = await conn.exchange(request);
+            if (x.status !== 200) errors++;
+            else requests++;
+            if (x.firstContentMs !== undefined) ttft.push(x.firstContentMs);
+          }
+        } catch {
+          errors++;
+        } finally {
+          conn?.close();
+        }
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    requests,
+    errors,
+    seconds: (performance.now() - start) / 1000,
+    ttftMs: ttft,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
+}
+
 async function loadRole(): Promise<void> {
   const spec = JSON.parse(arg("spec") ?? "{}") as LoadSpec;
+  if (spec.stream) {
+    process.stdout.write(`${JSON.stringify(await streamLoad(spec))}\n`);
+    return;
+  }
   const agent = new Agent({ keepAlive: true, maxSockets: spec.connections });
   const url = new URL(spec.url);
   const body = requestBody(spec);
   let requests = 0;
   let errors = 0;
-  const ttft: number[] = [];
   const one = () =>
     new Promise<void>((resolve) => {
-      const t0 = performance.now();
       const req = request(
         {
           agent,
@@ -244,14 +300,7 @@ async function loadRole(): Promise<void> {
           },
         },
         (res) => {
-          let first = true;
-          res.on("data", (b: Buffer) => {
-            // First content token: the first `"content":"` with text after the role chunk.
-            if (spec.stream && first && /"content":"[^"]/.test(b.toString("utf8"))) {
-              first = false;
-              ttft.push(performance.now() - t0);
-            }
-          });
+          res.resume();
           res.on("end", () => {
             if (res.statusCode === 200) requests++;
             else errors++;
@@ -269,6 +318,7 @@ async function loadRole(): Promise<void> {
       });
       req.end(body);
     });
+  const cpu0 = process.cpuUsage();
   const start = performance.now();
   const end = start + spec.durationMs;
   await Promise.all(
@@ -276,7 +326,14 @@ async function loadRole(): Promise<void> {
       while (performance.now() < end) await one();
     }),
   );
-  const result: LoadResult = { requests, errors, seconds: (performance.now() - start) / 1000, ttftMs: ttft };
+  const cpu = process.cpuUsage(cpu0);
+  const result: LoadResult = {
+    requests,
+    errors,
+    seconds: (performance.now() - start) / 1000,
+    ttftMs: [],
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   agent.destroy();
 }
@@ -383,6 +440,10 @@ function median(xs: number[]): number {
   if (s.length === 0) return Number.NaN;
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function busyMedians(busy: Record<string, number[]>): Record<string, number> {
+  return Object.fromEntries(Object.entries(busy).map(([k, v]) => [k, median(v)]));
 }
 
 function percentile(xs: number[], p: number): number {
@@ -534,11 +595,19 @@ async function main(): Promise<void> {
     };
 
     // Time to first token at 100 streams: paced (the target) and instant (saturated, for context).
-    type Ttft = Record<"direct" | "tensorclaw", { p50: number[]; p99: number[] }>;
+    // Per run, the share of one core each process used (the load generator's without its start-up).
+    type Busy = Record<string, number[]>;
+    // No streaming peer: Portkey 1.15.2 on Node 20 answers every streamed request
+    // with 500 ("TypeError: immutable" in its header rewrite; its issues #1389, #1550).
+    type Ttft = Record<"direct" | "tensorclaw", { p50: number[]; p99: number[]; busy: Busy }>;
     const ttftRuns = async (instant: boolean): Promise<Ttft> => {
-      const out: Ttft = { direct: { p50: [], p99: [] }, tensorclaw: { p50: [], p99: [] } };
+      const out: Ttft = {
+        direct: { p50: [], p99: [], busy: {} },
+        tensorclaw: { p50: [], p99: [], busy: {} },
+      };
       for (let r = 0; r < (runs(instant ? "saturated" : "ttft") ? rounds : 0); r++) {
         for (const name of ["direct", "tensorclaw"] as const) {
+          const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
           const res = await runLoad({
             ...targets[name],
             connections: Number(arg("streams") ?? 100),
@@ -548,6 +617,11 @@ async function main(): Promise<void> {
           });
           out[name].p50.push(percentile(res.ttftMs, 50));
           out[name].p99.push(percentile(res.ttftMs, 99));
+          const busy = out[name].busy;
+          const wallMs = res.seconds * 1000;
+          for (const [k, pid] of Object.entries(procs))
+            busy[k] = [...(busy[k] ?? []), (100 * (cpuMs(pid) - (before[k] ?? 0))) / wallMs];
+          busy.load = [...(busy.load ?? []), (100 * (res.cpuMs ?? Number.NaN)) / wallMs];
           errs[name] = (errs[name] ?? 0) + res.errors;
         }
       }
@@ -575,20 +649,27 @@ async function main(): Promise<void> {
         portkey: median(rps.portkey ?? []),
       },
       pacing: { firstTokenMs: FIRST_TOKEN_MS, tokenGapMs: TOKEN_GAP_MS, tokens: STREAM_TOKENS },
-      ttftMs: { direct: { p50: d50, p99: d99 }, tensorclaw: { p50: t50, p99: t99 } },
+      ttftMs: {
+        direct: { p50: d50, p99: d99 },
+        tensorclaw: { p50: t50, p99: t99 },
+      },
       addedTtftMs: { p50: t50 - d50, p99: t99 - d99 },
       saturatedTtftMs: {
         direct: { p50: s.d50, p99: s.d99 },
         tensorclaw: { p50: s.t50, p99: s.t99 },
       },
       cpuMsPerRequest: cpuPerReq,
+      pacedStreamsCpuPercent: {
+        direct: busyMedians(ttft.direct.busy),
+        tensorclaw: busyMedians(ttft.tensorclaw.busy),
+      },
       errors: errs,
       targets: { tensorclawReqPerS: 5000, addedTtftP50Ms: 1, addedTtftP99Ms: 5 },
     };
     const f = (n: number, digits = 0) => n.toFixed(digits).padStart(10);
     const lines = [
       `Business API benchmark (${rounds} round(s) × ${durationMs} ms, medians; 2-core machine, all processes local)`,
-      `non-streaming load from ${summary.loadGenerator}; streams from a Node client that times the first token`,
+      `non-streaming load from ${summary.loadGenerator}; streams from a bare-socket Node client that times the first token`,
       "",
       "non-streaming, 50 connections          req/s",
       `  backend direct                   ${f(summary.nonStreamingReqPerS.direct)}`,
@@ -600,6 +681,14 @@ async function main(): Promise<void> {
       `  backend direct                   ${f(d50, 2)} ${f(d99, 2)}`,
       `  TensorClaw                       ${f(t50, 2)} ${f(t99, 2)}`,
       `  added by TensorClaw              ${f(t50 - d50, 2)} ${f(t99 - d99, 2)}   target <= 1 / 5`,
+      "",
+      "CPU % of one core during the paced streams  backend   router    miner     load",
+      ...(["direct", "tensorclaw"] as const).map((n) => {
+        const b = summary.pacedStreamsCpuPercent[n];
+        const cell = (k: string) =>
+          Number.isFinite(b[k]) ? (b[k] as number).toFixed(0).padStart(8) : "       -";
+        return `  ${n.padEnd(41)}${cell("backend")} ${cell("router")} ${cell("miner")} ${cell("load")}`;
+      }),
       "",
       "time to first token, 100 instant streams (CPU-bound: 100 / throughput)",
       `  backend direct                   ${f(s.d50, 2)} ${f(s.d99, 2)}`,
