@@ -10,7 +10,7 @@ import type { ApiMetrics } from "./metrics.js";
 import { type ParsedChatRequest, parseChatBody } from "./openai-request.js";
 import { ChunkShaper, CompletionAggregator, openaiUsage } from "./openai-response.js";
 import { modelOffered, pick, type RandomSource } from "./picker.js";
-import type { RateLimiter } from "./rate-limiter.js";
+import type { RateLimiter, Reservation } from "./rate-limiter.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "./tunnel-types.js";
 import { ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "./usage-clamp.js";
 import type { UsageOutcome, UsageSink } from "./usage-event.js";
@@ -113,6 +113,7 @@ export class ChatEndpoint {
     label.model = parsed.model;
     const reserved = Math.ceil(parsed.prompt.bytes / ESTIMATE_BYTES_PER_TOKEN) + (parsed.chat.maxTokens ?? 0);
     const key = caller.key;
+    let reservation: Reservation | undefined;
     if (key !== undefined) {
       const r = await d.limiter.reserve(key.id, key.limits, reserved, startedAtMs);
       if (!r.ok) {
@@ -120,6 +121,7 @@ export class ChatEndpoint {
           retryAfterMs: r.retryAfterMs,
         });
       }
+      reservation = r.reservation;
     }
     const st: RequestState = {
       requestId,
@@ -151,9 +153,9 @@ export class ChatEndpoint {
       d.metrics.inFlight.dec();
       res.off("close", onClose);
       const used = handOffUsage(d, this.finished(st));
-      if (key !== undefined) {
+      if (reservation !== undefined) {
         d.limiter
-          .reconcile(key.id, key.limits, reserved, used.promptTokens + used.completionTokens, d.clock())
+          .reconcile(reservation, used.promptTokens + used.completionTokens, d.clock())
           .catch((err: unknown) => d.logger.warn({ err, requestId }, "rate-limit reconcile failed"));
       }
     }

@@ -6,14 +6,12 @@ import {
   type RateLimiter,
   type RateLimits,
   RedisRateLimiter,
+  type Reservation,
   type ReserveResult,
 } from "./rate-limiter.js";
 
 /** Least time between two checks of the primary during an outage, by default. */
 export const DEFAULT_PROBE_INTERVAL_MS = 1000;
-
-/** Bound on tracked fallback reservations (in-flight requests). */
-const MAX_TRACKED = 100_000;
 
 /** What a failover limiter is made of. */
 export interface FailoverRateLimiterOptions {
@@ -40,11 +38,12 @@ export interface FailoverRateLimiterOptions {
  *
  * Limits are per process during an outage: each replica grants its own
  * allowance, and the shared buckets do not see what was spent meanwhile.
- * Reconciliation follows the reservation: one taken on the fallback is
- * settled there even after the primary is back; one taken on the primary
- * while the primary is down only charges its excess (usage above the
- * reservation) to the fallback, since the refund belongs to the unreachable
- * bucket. Neither call ever rejects with a store error.
+ * Reconciliation follows the reservation (known by the object reserve()
+ * returned, not guessed): one taken on the fallback is settled there even
+ * after the primary is back; one taken on the primary while the primary is
+ * down only charges its excess (usage above the reservation) to the
+ * fallback, since the refund belongs to the unreachable bucket. Neither call
+ * ever rejects with a store error.
  */
 export class FailoverRateLimiter implements RateLimiter {
   private readonly primary: RateLimiter;
@@ -56,8 +55,8 @@ export class FailoverRateLimiter implements RateLimiter {
   private downSinceMs: number | undefined;
   private nextProbeAtMs = 0;
   private probing = false;
-  /** Fallback reservations not reconciled yet, counted by key id and reserved size. */
-  private readonly onFallback = new Map<string, number>();
+  /** Reservations the fallback granted, not reconciled yet (weak: a lost one costs nothing). */
+  private readonly onFallback = new WeakSet<Reservation>();
 
   constructor(o: FailoverRateLimiterOptions) {
     this.primary = o.primary;
@@ -92,51 +91,39 @@ export class FailoverRateLimiter implements RateLimiter {
         cause: err,
       });
     }
-    if (r.ok && limits.tokensPerMinute > 0) {
-      // Entries live as long as a request; a size this large means reconciles went missing.
-      if (this.onFallback.size >= MAX_TRACKED) this.onFallback.clear();
-      const t = trackKey(keyId, tokens);
-      this.onFallback.set(t, (this.onFallback.get(t) ?? 0) + 1);
-    }
+    if (r.ok) this.onFallback.add(r.reservation);
     return r;
   }
 
-  async reconcile(keyId: string, limits: RateLimits, reserved: number, used: number, nowMs: number) {
-    // Both limiters ignore reconciliation without a token limit (nothing was tracked either).
-    if (limits.tokensPerMinute <= 0) return;
-    const t = trackKey(keyId, reserved);
-    const pending = this.onFallback.get(t);
-    if (pending !== undefined) {
-      if (pending <= 1) this.onFallback.delete(t);
-      else this.onFallback.set(t, pending - 1);
-      await this.settleOnFallback(keyId, limits, reserved, used, nowMs);
+  async reconcile(reservation: Reservation, used: number, nowMs: number) {
+    // Both limiters ignore reconciliation without a token limit.
+    if (reservation.limits.tokensPerMinute <= 0) return;
+    if (this.onFallback.delete(reservation)) {
+      await this.settleOnFallback(reservation, used, nowMs);
       return;
     }
     if (this.downSinceMs === undefined) {
       try {
-        await this.primary.reconcile(keyId, limits, reserved, used, nowMs);
+        await this.primary.reconcile(reservation, used, nowMs);
         return;
       } catch (err) {
         this.markDown(err, nowMs);
       }
     }
     // Taken on the primary, which is out of reach: charge only what was used beyond the reservation.
-    const taken = Math.min(Math.max(0, Math.ceil(reserved)), limits.tokensPerMinute);
+    const taken = Math.min(reservation.tokens, reservation.limits.tokensPerMinute);
     const excess = Math.max(0, Math.ceil(used) - taken);
-    if (excess > 0) await this.settleOnFallback(keyId, limits, 0, excess, nowMs);
+    if (excess > 0) await this.settleOnFallback({ ...reservation, tokens: 0 }, excess, nowMs);
   }
 
-  private async settleOnFallback(
-    keyId: string,
-    limits: RateLimits,
-    reserved: number,
-    used: number,
-    nowMs: number,
-  ): Promise<void> {
+  private async settleOnFallback(reservation: Reservation, used: number, nowMs: number): Promise<void> {
     try {
-      await this.fallback.reconcile(keyId, limits, reserved, used, nowMs);
+      await this.fallback.reconcile(reservation, used, nowMs);
     } catch (err) {
-      this.logger.warn({ err, keyId }, "rate-limit reconcile failed on the in-process limiter");
+      this.logger.warn(
+        { err, keyId: reservation.keyId },
+        "rate-limit reconcile failed on the in-process limiter",
+      );
     }
   }
 
@@ -169,10 +156,6 @@ export class FailoverRateLimiter implements RateLimiter {
       },
     );
   }
-}
-
-function trackKey(keyId: string, tokens: number): string {
-  return `${keyId}\n${Math.max(0, Math.ceil(tokens))}`;
 }
 
 /**

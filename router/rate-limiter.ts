@@ -11,18 +11,40 @@ export interface RateLimits {
   readonly tokensPerMinute: number;
 }
 
+/**
+ * A granted reservation. reconcile() takes it back, so a limiter that can
+ * grant from more than one store knows which one to settle in (compared by
+ * identity: pass the very object reserve() returned).
+ */
+export interface Reservation {
+  readonly keyId: string;
+  readonly limits: RateLimits;
+  /** Tokens taken (rounded up, at least 0). */
+  readonly tokens: number;
+}
+
 /** Outcome of a reservation. */
-export type ReserveResult = { readonly ok: true } | { readonly ok: false; readonly retryAfterMs: number };
+export type ReserveResult =
+  | { readonly ok: true; readonly reservation: Reservation }
+  | { readonly ok: false; readonly retryAfterMs: number };
+
+/** Whether the buckets allow a cost, and if not how long until they do. */
+export type BucketVerdict = { readonly ok: true } | { readonly ok: false; readonly retryAfterMs: number };
 
 /**
  * Reserve-then-reconcile rate limiting. Before a call the router reserves one
  * request and its worst-case tokens (prompt estimate + max_tokens); after it,
- * it reconciles with the credited count. Both steps are atomic per key, so
- * limits hold however many requests race.
+ * it reconciles the reservation with the credited count. Both steps are
+ * atomic per key, so limits hold however many requests race.
  */
 export interface RateLimiter {
   reserve(keyId: string, limits: RateLimits, tokens: number, nowMs: number): Promise<ReserveResult>;
-  reconcile(keyId: string, limits: RateLimits, reserved: number, used: number, nowMs: number): Promise<void>;
+  /** Settles a reservation this limiter granted: `used` tokens replace the reserved ones. */
+  reconcile(reservation: Reservation, used: number, nowMs: number): Promise<void>;
+}
+
+function granted(keyId: string, limits: RateLimits, tokens: number): ReserveResult {
+  return { ok: true, reservation: { keyId, limits, tokens } };
 }
 
 /** The two buckets of one key. */
@@ -58,7 +80,7 @@ export function reserveBuckets(
   limits: RateLimits,
   tokens: number,
   nowMs: number,
-): { state: BucketState; result: ReserveResult } {
+): { state: BucketState; result: BucketVerdict } {
   const s = refill(state, limits, nowMs);
   const rpm = limits.requestsPerMinute;
   const tpm = limits.tokensPerMinute;
@@ -97,19 +119,19 @@ export class EmbeddedRateLimiter implements RateLimiter {
   private readonly buckets = new Map<string, BucketState>();
 
   async reserve(keyId: string, limits: RateLimits, tokens: number, nowMs: number): Promise<ReserveResult> {
-    if (limits.requestsPerMinute <= 0 && limits.tokensPerMinute <= 0) return { ok: true };
     const cost = Math.max(0, Math.ceil(tokens));
+    if (limits.requestsPerMinute <= 0 && limits.tokensPerMinute <= 0) return granted(keyId, limits, cost);
     const { state, result } = reserveBuckets(this.buckets.get(keyId), limits, cost, nowMs);
     this.buckets.set(keyId, state);
     this.prune(nowMs);
-    return result;
+    return result.ok ? granted(keyId, limits, cost) : result;
   }
 
-  async reconcile(keyId: string, limits: RateLimits, reserved: number, used: number, nowMs: number) {
+  async reconcile(reservation: Reservation, used: number, nowMs: number) {
+    const { keyId, limits, tokens } = reservation;
     if (limits.tokensPerMinute <= 0) return;
-    const r = Math.max(0, Math.ceil(reserved));
     const u = Math.max(0, Math.ceil(used));
-    this.buckets.set(keyId, reconcileBuckets(this.buckets.get(keyId), limits, r, u, nowMs));
+    this.buckets.set(keyId, reconcileBuckets(this.buckets.get(keyId), limits, tokens, u, nowMs));
   }
 
   /** Drops buckets idle for two minutes (full again by then), so the map stays small. */
@@ -157,26 +179,28 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async reserve(keyId: string, limits: RateLimits, tokens: number, nowMs: number): Promise<ReserveResult> {
-    if (limits.requestsPerMinute <= 0 && limits.tokensPerMinute <= 0) return { ok: true };
+    const cost = Math.max(0, Math.ceil(tokens));
+    if (limits.requestsPerMinute <= 0 && limits.tokensPerMinute <= 0) return granted(keyId, limits, cost);
     const [ok, wait] = await this.redis.tcRateReserve(
       this.key(keyId),
       nowMs,
       limits.requestsPerMinute,
       limits.tokensPerMinute,
-      Math.max(0, Math.ceil(tokens)),
+      cost,
       BUCKET_TTL_MS,
     );
-    return ok === 1 ? { ok: true } : { ok: false, retryAfterMs: Number(wait) };
+    return ok === 1 ? granted(keyId, limits, cost) : { ok: false, retryAfterMs: Number(wait) };
   }
 
-  async reconcile(keyId: string, limits: RateLimits, reserved: number, used: number, nowMs: number) {
+  async reconcile(reservation: Reservation, used: number, nowMs: number) {
+    const { keyId, limits, tokens } = reservation;
     if (limits.tokensPerMinute <= 0) return;
     await this.redis.tcRateReconcile(
       this.key(keyId),
       nowMs,
       limits.requestsPerMinute,
       limits.tokensPerMinute,
-      Math.max(0, Math.ceil(reserved)),
+      tokens,
       Math.max(0, Math.ceil(used)),
       BUCKET_TTL_MS,
     );

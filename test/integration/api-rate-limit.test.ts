@@ -9,7 +9,7 @@ import { businessApiDeps } from "../../router/api-setup.js";
 import { type RateLimiter, RedisRateLimiter } from "../../router/rate-limiter.js";
 import { FailoverRateLimiter, redisRateLimiterWithFallback } from "../../router/rate-limiter-failover.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
-import { rateLimiterContract } from "../support/api-rate-limit-contract.js";
+import { grantOf, rateLimiterContract } from "../support/api-rate-limit-contract.js";
 import {
   type PersistentRedis,
   routerRedisClients,
@@ -98,27 +98,29 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
     // 2 per minute: one slot every 30 s, so nothing refills during the test.
     const lim = { requestsPerMinute: 2, tokensPerMinute: 0 };
     const k = "key_outage";
-    expect(await limiter.reserve(k, lim, 0, Date.now())).to.deep.equal({ ok: true });
+    expect((await limiter.reserve(k, lim, 0, Date.now())).ok).to.equal(true);
     expect(Number(await admin.hget(`${prefix}ratelimit:{${k}}`, "r"))).to.be.closeTo(1, 0.01);
 
     await redis.kill();
     // The in-process buckets start full: two more, then refused with the time to the next slot.
-    expect(await limiter.reserve(k, lim, 0, Date.now())).to.deep.equal({ ok: true });
-    expect(await limiter.reserve(k, lim, 0, Date.now())).to.deep.equal({ ok: true });
+    expect((await limiter.reserve(k, lim, 0, Date.now())).ok).to.equal(true);
+    expect((await limiter.reserve(k, lim, 0, Date.now())).ok).to.equal(true);
     for (let i = 0; i < 5; i++) {
       const r = await limiter.reserve(k, lim, 0, Date.now());
       expect(r.ok).to.equal(false);
       if (!r.ok) expect(r.retryAfterMs).to.be.within(29_000, 30_000);
     }
     expect(limiter.degraded).to.equal(true);
-    await limiter.reconcile(k, { requestsPerMinute: 2, tokensPerMinute: 100 }, 10, 50, Date.now());
+    const tokens = { requestsPerMinute: 0, tokensPerMinute: 100 };
+    const r = grantOf(await limiter.reserve("key_outage_tokens", tokens, 10, Date.now()));
+    await limiter.reconcile(r, 50, Date.now());
     expect(log.lines().filter((l) => l.level === WARN)).to.have.length(1);
 
     await redis.restart();
     await untilShared(limiter);
     expect(log.lines().some((l) => /answers again/.test(l.msg))).to.equal(true);
     // Redis kept its bucket (one slot left) while the in-process one is empty: only Redis says yes.
-    expect(await limiter.reserve(k, lim, 0, Date.now())).to.deep.equal({ ok: true });
+    expect((await limiter.reserve(k, lim, 0, Date.now())).ok).to.equal(true);
     expect((await limiter.reserve(k, lim, 0, Date.now())).ok).to.equal(false);
     expect(Number(await admin.hget(`${prefix}ratelimit:{${k}}`, "r"))).to.be.below(1);
 
@@ -139,22 +141,30 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
     const lim = { requestsPerMinute: 0, tokensPerMinute: 1000 };
     const k = "key_settle";
     const stored = async () => Number(await admin.hget(`${prefix}ratelimit:{${k}}`, "t"));
-    expect((await limiter.reserve(k, lim, 300, Date.now())).ok).to.equal(true); // on Redis
+    const onRedis = grantOf(await limiter.reserve(k, lim, 300, Date.now()));
     expect(await stored()).to.be.closeTo(700, 1);
 
     await redis.kill();
-    expect((await limiter.reserve(k, lim, 600, Date.now())).ok).to.equal(true); // in-process: 400 left
-    // The Redis reservation's refund belongs to Redis: the in-process bucket gets nothing from it.
-    await limiter.reconcile(k, lim, 300, 100, Date.now());
+    // Two in-process reservations of the same key and size as the Redis one: 400 left in process.
+    const inProcess = [
+      grantOf(await limiter.reserve(k, lim, 300, Date.now())),
+      grantOf(await limiter.reserve(k, lim, 300, Date.now())),
+    ];
+    // The Redis reservation's refund belongs to Redis: the in-process bucket gets nothing from it
+    // (a limiter matching reservations by key and size would refund 200 here and grant the 500).
+    await limiter.reconcile(onRedis, 100, Date.now());
     expect((await limiter.reserve(k, lim, 500, Date.now())).ok).to.equal(false);
 
     await redis.restart();
     await untilShared(limiter);
-    // The in-process reservation is settled in process, not credited to Redis's bucket.
-    await limiter.reconcile(k, lim, 600, 100, Date.now());
+    // The in-process reservations are settled in process, not credited to Redis's bucket.
+    for (const r of inProcess) await limiter.reconcile(r, 100, Date.now());
     expect(await stored()).to.be.closeTo(700, 1);
-    await limiter.reconcile(k, lim, 300, 100, Date.now()); // an untracked one goes to Redis again
-    expect(await stored()).to.be.above(850);
+    // One taken on Redis now is settled on Redis again.
+    const later = grantOf(await limiter.reserve(k, lim, 100, Date.now()));
+    const afterReserve = await stored();
+    await limiter.reconcile(later, 0, Date.now());
+    expect(await stored()).to.be.closeTo(Math.min(1000, afterReserve + 100), 2);
   });
 
   it("answers 503-shaped `unavailable` with a retry time when even the fallback fails, never a bare error", async () => {
@@ -188,7 +198,7 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
     expect(http.retryAfterMs).to.equal(700);
     expect(http.body.error.type).to.equal("api_error");
     // reconcile never rejects, whatever fails underneath.
-    await limiter.reconcile("k", lim, 10, 50, Date.now());
+    await limiter.reconcile({ keyId: "k", limits: lim, tokens: 10 }, 50, Date.now());
   });
 
   describe("through the Business API, with a real miner", () => {

@@ -1,5 +1,11 @@
 import { expect } from "chai";
-import type { RateLimiter } from "../../router/rate-limiter.js";
+import type { RateLimiter, Reservation, ReserveResult } from "../../router/rate-limiter.js";
+
+/** The reservation of a granted result; fails the test when it was refused. */
+export function grantOf(r: ReserveResult): Reservation {
+  if (!r.ok) throw new Error(`expected a grant, got a refusal (retry after ${r.retryAfterMs} ms)`);
+  return r.reservation;
+}
 
 /** A limiter under test and how to dispose of it. */
 export interface LimiterFixture {
@@ -26,8 +32,7 @@ export function rateLimiterContract(name: string, make: () => Promise<LimiterFix
     it("allows a burst of requests-per-minute, then refuses with the time to the next slot", async () => {
       const k = key();
       const lim = { requestsPerMinute: 6, tokensPerMinute: 0 };
-      for (let i = 0; i < 6; i++)
-        expect(await fx.limiter.reserve(k, lim, 0, 1000)).to.deep.equal({ ok: true });
+      for (let i = 0; i < 6; i++) expect((await fx.limiter.reserve(k, lim, 0, 1000)).ok).to.equal(true);
       expect(await fx.limiter.reserve(k, lim, 0, 1000)).to.deep.equal({ ok: false, retryAfterMs: 10_000 });
       expect((await fx.limiter.reserve(k, lim, 0, 6000)).ok).to.equal(false);
       expect((await fx.limiter.reserve(k, lim, 0, 11_000)).ok).to.equal(true);
@@ -37,21 +42,31 @@ export function rateLimiterContract(name: string, make: () => Promise<LimiterFix
     it("limits tokens per minute and gives back what was reserved but not used", async () => {
       const k = key();
       const lim = { requestsPerMinute: 0, tokensPerMinute: 1000 };
-      expect((await fx.limiter.reserve(k, lim, 800, 0)).ok).to.equal(true);
+      const first = grantOf(await fx.limiter.reserve(k, lim, 800, 0));
       const refused = await fx.limiter.reserve(k, lim, 800, 0);
       expect(refused).to.deep.equal({ ok: false, retryAfterMs: 36_000 });
-      await fx.limiter.reconcile(k, lim, 800, 100, 0);
+      await fx.limiter.reconcile(first, 100, 0);
       expect((await fx.limiter.reserve(k, lim, 800, 0)).ok).to.equal(true);
     });
 
     it("charges usage above the reservation as debt that later requests wait for", async () => {
       const k = key();
       const lim = { requestsPerMinute: 0, tokensPerMinute: 600 };
-      expect((await fx.limiter.reserve(k, lim, 100, 0)).ok).to.equal(true);
-      await fx.limiter.reconcile(k, lim, 100, 1200, 0);
+      await fx.limiter.reconcile(grantOf(await fx.limiter.reserve(k, lim, 100, 0)), 1200, 0);
       // Level is now -600 (debt capped at one minute): 10 tokens need 61 s.
       expect(await fx.limiter.reserve(k, lim, 10, 0)).to.deep.equal({ ok: false, retryAfterMs: 61_000 });
       expect((await fx.limiter.reserve(k, lim, 10, 61_000)).ok).to.equal(true);
+    });
+
+    it("hands back a reservation naming the key, its limits and the whole tokens taken", async () => {
+      const k = key();
+      const lim = { requestsPerMinute: 0, tokensPerMinute: 1000 };
+      const r = grantOf(await fx.limiter.reserve(k, lim, 99.2, 0));
+      expect(r).to.deep.equal({ keyId: k, limits: lim, tokens: 100 });
+      // Settling gives back exactly the rounded reservation: 900 + 100 - 0 = a full bucket again.
+      await fx.limiter.reconcile(r, 0, 0);
+      expect((await fx.limiter.reserve(k, lim, 1000, 0)).ok).to.equal(true);
+      expect((await fx.limiter.reserve(k, lim, 1, 0)).ok).to.equal(false);
     });
 
     it("lets a request bigger than the whole allowance through once the bucket is full", async () => {
