@@ -142,6 +142,19 @@ function apiRows(j: unknown): ReportRow[] {
       { label: "direct TTFT p99", value: num(j, "ttftMs.direct.p99"), unit: "ms" },
       { label: "TensorClaw TTFT p99", value: num(j, "ttftMs.tensorclaw.p99"), unit: "ms" },
     ]),
+    // Where the two cores went during the paced streams (share of one core).
+    row(
+      "CPU of router + miner during the paced streams",
+      num(j, "pacedStreamsCpuPercent.tensorclaw.router") + num(j, "pacedStreamsCpuPercent.tensorclaw.miner"),
+      "% of a core",
+      undefined,
+      [
+        { label: "router", value: num(j, "pacedStreamsCpuPercent.tensorclaw.router"), unit: "%" },
+        { label: "miner", value: num(j, "pacedStreamsCpuPercent.tensorclaw.miner"), unit: "%" },
+        { label: "backend", value: num(j, "pacedStreamsCpuPercent.tensorclaw.backend"), unit: "%" },
+        { label: "load generator", value: num(j, "pacedStreamsCpuPercent.tensorclaw.load"), unit: "%" },
+      ],
+    ),
     // Context for the two rows above: the backend there paces its streams like a
     // model; with an instant one the machine saturates and TTFT measures throughput.
     row(
