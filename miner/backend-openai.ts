@@ -1,21 +1,20 @@
 /**
  * A backend reached over the OpenAI HTTP API: vLLM, Ollama, llama.cpp
- * server, TGI, LM Studio or a cloud endpoint. Calls go through node:http
- * (or node:https) with one keep-alive agent per backend, which costs a
- * fraction of what fetch's web streams do per request. A streamed body is
- * read only as fast as the tunnel consumes events, so a request without
- * flow-control credit stops pulling from the backend's socket and TCP
- * pushes back on the backend. A request whose user did not ask for a stream
- * is sent as a plain completion: one body to parse instead of one event per
- * token.
+ * server, TGI, LM Studio or a cloud endpoint. Calls go through one undici
+ * keep-alive pool per backend (see http-exchange.ts: callbacks from the
+ * HTTP parser instead of streams, about half the CPU of node:http's client
+ * per request). A streamed body is read only as fast as the tunnel consumes
+ * events, so a request without flow-control credit stops pulling from the
+ * backend's socket and TCP pushes back on the backend. A request whose user
+ * did not ask for a stream is sent as a plain completion: one body to parse
+ * instead of one event per token.
  *
  * Everything the backend sends is untrusted: bad status codes, bodies that
  * are not JSON, streams that break or never end are each turned into a
  * BackendFailure with a code and a message that carries no secrets (the
  * backend URL and its error text go to the log only, via `cause`).
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { Pool } from "undici";
 import type { ChatRequest } from "../gen/tensorclaw/v1/chat.js";
 import { FinishReason } from "../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
@@ -26,6 +25,7 @@ import {
   codeForHttpStatus,
   type DiscoveredModel,
 } from "./backend.js";
+import { HttpExchange } from "./http-exchange.js";
 import { eventsFromChunk, eventsFromCompletion } from "./openai-chunk.js";
 import { openAIRequestBody } from "./openai-request-body.js";
 import { SseParser } from "./sse-parser.js";
@@ -45,41 +45,22 @@ const {
   REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE: UNAVAILABLE,
 } = RequestErrorCode;
 
-/** How long a finished stream's leftover bytes may take to drain before the socket is dropped. */
+/** How long a finished stream's leftover bytes may take to drain before the connection is dropped. */
 const DRAIN_MS = 5_000;
 
 /** Reads a whole body, refusing more than `limit` bytes. */
-async function readBounded(res: IncomingMessage, limit: number): Promise<string> {
+async function readBounded(x: HttpExchange, limit: number): Promise<string> {
   const parts: Buffer[] = [];
   let size = 0;
-  for await (const piece of res) {
-    const b = piece as Buffer;
+  for (let b = await x.read(); b !== undefined; b = await x.read()) {
     size += b.byteLength;
     if (size > limit) {
-      res.destroy();
+      x.release(false, 0);
       throw new BackendFailure(BACKEND_ERROR, "the backend sent an oversized body");
     }
     parts.push(b);
   }
   return parts.length === 1 ? (parts[0] as Buffer).toString("utf8") : Buffer.concat(parts).toString("utf8");
-}
-
-/**
- * Lets a response go. One read to its end is drained so its keep-alive
- * socket returns to the pool (bounded in time, since the backend could keep
- * sending); any other is destroyed.
- */
-function release(res: IncomingMessage, reusable: boolean): void {
-  if (res.readableEnded || res.destroyed) return;
-  if (!reusable) {
-    res.destroy();
-    return;
-  }
-  res.resume();
-  if (res.complete) return;
-  const timer = setTimeout(() => res.destroy(), DRAIN_MS);
-  timer.unref();
-  res.once("close", () => clearTimeout(timer));
 }
 
 function contextLengthOf(m: Record<string, unknown>): number {
@@ -93,98 +74,53 @@ function contextLengthOf(m: Record<string, unknown>): number {
 /** An OpenAI-compatible HTTP backend. */
 export class OpenAIHttpBackend implements Backend {
   readonly description: string;
-  readonly #url: URL;
+  readonly #prefix: string;
   readonly #key: string | undefined;
   readonly #maxBodyBytes: number;
-  readonly #request: typeof httpRequest;
-  readonly #agent: HttpAgent;
+  readonly #pool: Pool;
 
   constructor(opts: OpenAIHttpBackendOptions) {
     const u = new URL(opts.baseUrl.replace(/\/+$/, ""));
     if (u.protocol !== "http:" && u.protocol !== "https:")
       throw new TypeError(`backend URL must be http(s), not ${u.protocol}`);
-    this.#url = u;
+    this.#prefix = u.pathname === "/" ? "" : u.pathname;
     this.#key = opts.apiKey;
     this.#maxBodyBytes = opts.maxBodyBytes ?? 8 * 1024 * 1024;
-    const https = u.protocol === "https:";
-    this.#request = https ? httpsRequest : httpRequest;
-    // LIFO reuse keeps a small set of sockets warm instead of cycling through all of them.
-    this.#agent = https
-      ? new HttpsAgent({ keepAlive: true, scheduling: "lifo" })
-      : new HttpAgent({ keepAlive: true, scheduling: "lifo" });
+    // No undici timeouts: a request's deadline is the router's, enforced by
+    // the request runner, and a stream out of credit may rightly sit idle.
+    this.#pool = new Pool(u.origin, { headersTimeout: 0, bodyTimeout: 0 });
     this.description = `openai-compatible ${u.protocol}//${u.host}${u.pathname}`;
   }
 
   /** Closes the pooled connections. */
   close(): void {
-    this.#agent.destroy();
+    this.#pool.destroy().catch(() => {});
   }
 
   /**
    * Sends a request and resolves with the response head; network failures
    * become BACKEND_UNAVAILABLE unless the caller aborted.
    */
-  #send(
-    path: string,
-    body: string | undefined,
-    json: boolean,
-    signal: AbortSignal,
-  ): Promise<IncomingMessage> {
-    const headers: Record<string, string | number> = {
-      accept: json ? "application/json" : "text/event-stream",
-    };
-    if (body !== undefined) {
-      headers["content-type"] = "application/json";
-      headers["content-length"] = Buffer.byteLength(body);
-    }
+  async #send(path: string, body: string | undefined, json: boolean, signal: AbortSignal) {
+    const headers: Record<string, string> = { accept: json ? "application/json" : "text/event-stream" };
+    if (body !== undefined) headers["content-type"] = "application/json";
     if (this.#key !== undefined) headers.authorization = `Bearer ${this.#key}`;
-    const u = this.#url;
-    return new Promise((resolve, reject) => {
-      if (signal.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      let res: IncomingMessage | undefined;
-      const req = this.#request(
-        {
-          agent: this.#agent,
-          protocol: u.protocol,
-          hostname: u.hostname.replace(/^\[|\]$/g, ""),
-          port: u.port,
-          path: `${u.pathname}${path}`,
-          method: body === undefined ? "GET" : "POST",
-          headers,
-        },
-        (r) => {
-          res = r;
-          r.once("end", detach);
-          resolve(r);
-        },
+    try {
+      return await HttpExchange.start(
+        this.#pool,
+        { method: body === undefined ? "GET" : "POST", path: `${this.#prefix}${path}`, headers, body },
+        signal,
       );
-      // Not http.request's `signal` option: it keeps its listener after the
-      // response, and a late abort then destroys a socket already back in the
-      // pool. An abort cuts the request, or the response while it is still
-      // arriving; a response received whole is left to its reader.
-      const onAbort = () => {
-        const cut = new Error("aborted by the miner");
-        if (res === undefined) req.destroy(cut);
-        else if (!res.complete) res.destroy(cut);
-      };
-      const detach = () => signal.removeEventListener("abort", onAbort);
-      signal.addEventListener("abort", onAbort, { once: true });
-      req.once("close", detach);
-      req.on("error", (cause) => {
-        if (signal.aborted) reject(signal.reason);
-        else reject(new BackendFailure(UNAVAILABLE, "the backend could not be reached", { cause }));
-      });
-      req.end(body);
-    });
+    } catch (cause) {
+      if (signal.aborted) throw signal.reason;
+      throw new BackendFailure(UNAVAILABLE, "the backend could not be reached", { cause });
+    }
   }
 
   async listModels(signal: AbortSignal): Promise<DiscoveredModel[]> {
     const res = await this.#send("/models", undefined, true, signal);
     const text = await this.#guard(signal, () => readBounded(res, this.#maxBodyBytes));
-    const status = res.statusCode ?? 0;
+    const status = res.status;
     if (status < 200 || status > 299)
       throw new BackendFailure(UNAVAILABLE, `the backend answered /models with HTTP ${status}`);
     let doc: unknown;
@@ -209,14 +145,14 @@ export class OpenAIHttpBackend implements Backend {
   async *chat(model: string, chat: ChatRequest, signal: AbortSignal): AsyncGenerator<BackendEvent> {
     const body = JSON.stringify(openAIRequestBody(model, chat));
     const res = await this.#send("/chat/completions", body, !chat.stream, signal);
-    const status = res.statusCode ?? 0;
+    const status = res.status;
     if (status < 200 || status > 299) {
       const detail = await readBounded(res, 64 * 1024).catch(() => "");
       throw new BackendFailure(codeForHttpStatus(status), `the backend answered HTTP ${status}`, {
         cause: new Error(detail.slice(0, 2000)),
       });
     }
-    const type = res.headers["content-type"] ?? "";
+    const type = headerText(res.headers["content-type"]);
     if (!type.includes("text/event-stream")) {
       // A whole completion: asked for, or sent by a backend that ignored `stream: true`.
       const text = await this.#guard(signal, () => readBounded(res, this.#maxBodyBytes));
@@ -242,20 +178,23 @@ export class OpenAIHttpBackend implements Backend {
     }
   }
 
-  async *#stream(res: IncomingMessage, signal: AbortSignal): AsyncGenerator<BackendEvent> {
+  async *#stream(res: HttpExchange, signal: AbortSignal): AsyncGenerator<BackendEvent> {
     const parser = new SseParser(this.#maxBodyBytes);
-    // Read piece by piece with the iterator's next(): leaving the loop must
-    // not destroy the response (its socket may go back to the pool).
-    const pieces = res.iterator({ destroyOnReturn: false });
     let finished = false;
     let done = false;
     try {
       while (!done) {
-        const step = await this.#guard(signal, () => pieces.next());
-        if (step.done === true) break;
+        let piece: Buffer | undefined;
+        try {
+          piece = await res.read();
+        } catch (cause) {
+          if (signal.aborted) throw signal.reason;
+          throw new BackendFailure(BACKEND_ERROR, "the backend connection broke mid-stream", { cause });
+        }
+        if (piece === undefined) break;
         let events: ReturnType<SseParser["push"]>;
         try {
-          events = parser.push(step.value as Buffer);
+          events = parser.push(piece);
         } catch (cause) {
           throw new BackendFailure(BACKEND_ERROR, "the backend sent an oversized event", { cause });
         }
@@ -285,7 +224,12 @@ export class OpenAIHttpBackend implements Backend {
     } finally {
       // A stream read to `[DONE]` keeps its connection; one left early
       // (failure, abort, the consumer stopped) drops it.
-      release(res, done && !signal.aborted);
+      res.release(done && !signal.aborted, DRAIN_MS);
     }
   }
+}
+
+/** A header's value as one string (undici gives repeated headers as an array). */
+function headerText(v: string | string[] | undefined): string {
+  return Array.isArray(v) ? v.join(", ") : (v ?? "");
 }
