@@ -29,6 +29,8 @@ export interface ApiKeyStore {
 }
 
 const KEY_PREFIX = "tc-";
+/** `retry-after` of the 503 for a key that cannot be checked while the key store is unreachable. */
+const KEY_STORE_RETRY_AFTER_MS = 1000;
 
 /** Where the embedded key store lives when the router has no Redis (relative to the working folder). */
 export const DEFAULT_KEYS_FILE = ".tensorclaw/api-keys.json";
@@ -93,11 +95,17 @@ export class ApiKeys {
     let rec: ApiKeyRecord | undefined;
     try {
       rec = key.length > 200 ? undefined : await this.store.findByHash(hash);
-    } catch {
+    } catch (cause) {
       // The store (Redis) is unreachable: a key seen valid before keeps being served, as the
-      // router keeps serving (and spooling usage) while Redis is down.
+      // router keeps serving (and spooling usage) while Redis is down. Any other key cannot be
+      // checked yet: a retryable 503, with the time after which to try again.
       rec = this.lastKnown.get(hash);
-      if (rec === undefined) throw new TensorClawError("unavailable", "The API key store is unreachable.");
+      if (rec === undefined) {
+        throw new TensorClawError("unavailable", "The API key store is unreachable; retry shortly.", {
+          retryAfterMs: KEY_STORE_RETRY_AFTER_MS,
+          cause,
+        });
+      }
     }
     if (rec === undefined || rec.revokedAtMs !== null) {
       this.lastKnown.delete(hash);

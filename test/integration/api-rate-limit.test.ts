@@ -236,7 +236,7 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
       await backend.close();
     });
 
-    it("serves keys with limits (200, then 429 past the allowance) while Redis is down, never 500", async () => {
+    it("serves known keys with limits (200, then 429 past the allowance) while Redis is down, others 503 + retry-after, never 500", async () => {
       const { key } = await (router.keys as ApiKeys).create(
         "outage",
         { requestsPerMinute: 3, tokensPerMinute: 100_000 },
@@ -246,7 +246,29 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
       const ask = (i: number) =>
         c.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: `q${i}` }] });
       await ask(0); // the key is now known to this router, as it must be to be served without Redis
+      const { key: unseen } = await (router.keys as ApiKeys).create(
+        "unseen",
+        {
+          requestsPerMinute: 3,
+          tokensPerMinute: 100_000,
+        },
+        Date.now(),
+      );
       await redis.kill();
+      // A key this router never checked cannot be checked now: a retryable 503, not a 401 or a 500.
+      const unchecked = await new OpenAI({
+        apiKey: unseen,
+        baseURL: router.baseURL,
+        maxRetries: 0,
+      }).chat.completions
+        .create({ model: MODEL, messages: [{ role: "user", content: "q" }] })
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      expect(unchecked).to.be.instanceOf(APIError);
+      expect((unchecked as APIError).status).to.equal(503);
+      expect(Number((unchecked as APIError).headers?.get("retry-after"))).to.equal(1);
       for (let i = 1; i <= 3; i++) {
         const r = await ask(i);
         expect(r.choices[0]?.message.content).to.equal(backendTokens(`q${i}`, 3).join(""));
