@@ -10,6 +10,7 @@ import { decode, encode } from "gpt-tokenizer";
 import { type ChatRequest, FinishReason } from "../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
 import { type Backend, type BackendEvent, BackendFailure, type DiscoveredModel } from "./backend.js";
+import type { StopSignal } from "./request-stop.js";
 import { countPromptTokens } from "./token-counter.js";
 
 /** The demo model's id. */
@@ -41,7 +42,7 @@ function hash32(text: string): number {
   return h;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(ms: number, signal: StopSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     const onAbort = () => {
@@ -85,7 +86,7 @@ export class DemoBackend implements Backend {
     return [{ id: DEMO_MODEL_ID, contextLength: this.#contextLength }];
   }
 
-  async *chat(model: string, chat: ChatRequest, signal: AbortSignal): AsyncGenerator<BackendEvent> {
+  async *chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {
     if (model !== DEMO_MODEL_ID) {
       throw new BackendFailure(
         RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE,

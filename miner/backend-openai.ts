@@ -28,6 +28,7 @@ import {
 import { HttpExchange } from "./http-exchange.js";
 import { eventsFromChunk, eventsFromCompletion } from "./openai-chunk.js";
 import { openAIRequestBody } from "./openai-request-body.js";
+import type { StopSignal } from "./request-stop.js";
 import { SseParser } from "./sse-parser.js";
 
 /** Settings of an OpenAI-compatible backend. */
@@ -101,7 +102,7 @@ export class OpenAIHttpBackend implements Backend {
    * Sends a request and resolves with the response head; network failures
    * become BACKEND_UNAVAILABLE unless the caller aborted.
    */
-  async #send(path: string, body: string | undefined, json: boolean, signal: AbortSignal) {
+  async #send(path: string, body: string | undefined, json: boolean, signal: StopSignal) {
     const headers: Record<string, string> = { accept: json ? "application/json" : "text/event-stream" };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (this.#key !== undefined) headers.authorization = `Bearer ${this.#key}`;
@@ -142,7 +143,7 @@ export class OpenAIHttpBackend implements Backend {
     return out;
   }
 
-  async *chat(model: string, chat: ChatRequest, signal: AbortSignal): AsyncGenerator<BackendEvent> {
+  async *chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {
     const body = JSON.stringify(openAIRequestBody(model, chat));
     const res = await this.#send("/chat/completions", body, !chat.stream, signal);
     const status = res.status;
@@ -168,7 +169,7 @@ export class OpenAIHttpBackend implements Backend {
     yield* this.#stream(res, signal);
   }
 
-  async #guard<T>(signal: AbortSignal, read: () => Promise<T>): Promise<T> {
+  async #guard<T>(signal: StopSignal, read: () => Promise<T>): Promise<T> {
     try {
       return await read();
     } catch (cause) {
@@ -178,7 +179,7 @@ export class OpenAIHttpBackend implements Backend {
     }
   }
 
-  async *#stream(res: HttpExchange, signal: AbortSignal): AsyncGenerator<BackendEvent> {
+  async *#stream(res: HttpExchange, signal: StopSignal): AsyncGenerator<BackendEvent> {
     const parser = new SseParser(this.#maxBodyBytes);
     let finished = false;
     let done = false;

@@ -5,6 +5,7 @@
  */
 import type { ChatRequest, FinishReason, ToolCallDelta } from "../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
+import type { StopSignal } from "./request-stop.js";
 
 /** A model the backend says it serves. */
 export interface DiscoveredModel {
@@ -41,7 +42,7 @@ export interface Backend {
    * reading the backend. Aborting `signal` ends the call (the iterator
    * throws). Failures throw a BackendFailure.
    */
-  chat(model: string, chat: ChatRequest, signal: AbortSignal): AsyncIterable<BackendEvent>;
+  chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncIterable<BackendEvent>;
 }
 
 /** A request-level failure with the code the router should see. */

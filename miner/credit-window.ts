@@ -7,6 +7,8 @@
  * deadlock the request. Chunk sizes come from `common/chunk-credit.ts`, the
  * definition the router checks against.
  */
+import type { StopSignal } from "./request-stop.js";
+
 /** The credit state of one request. Not thread-bound; the owner serializes calls. */
 export class CreditWindow {
   readonly #initial: number;
@@ -49,7 +51,7 @@ export class CreditWindow {
    * Resolves when a chunk of `bytes` fits, or when `signal` aborts
    * (the caller re-checks the signal). One waiter at a time.
    */
-  async waitFor(bytes: number, signal: AbortSignal): Promise<void> {
+  async waitFor(bytes: number, signal: StopSignal): Promise<void> {
     while (!this.fits(bytes) && !signal.aborted) {
       await new Promise<void>((resolve) => {
         const onAbort = () => resolve();

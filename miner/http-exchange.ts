@@ -12,6 +12,7 @@
  */
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
+import type { StopSignal } from "./request-stop.js";
 
 /** Buffered response bytes above which the socket is paused. */
 const HIGH_WATER_BYTES = 64 * 1024;
@@ -39,7 +40,7 @@ export interface ExchangeRequest {
 export class HttpExchange implements Dispatcher.DispatchHandler {
   status = 0;
   headers: IncomingHttpHeaders = {};
-  readonly #signal: AbortSignal;
+  readonly #signal: StopSignal;
   #controller: Dispatcher.DispatchController | undefined;
   #head: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   #chunks: Buffer[] = [];
@@ -51,7 +52,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   #discard = false;
   readonly #onAbort = () => this.#controller?.abort(this.#signal.reason as Error);
 
-  private constructor(signal: AbortSignal) {
+  private constructor(signal: StopSignal) {
     this.#signal = signal;
   }
 
@@ -63,7 +64,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   static async start(
     dispatcher: Dispatcher,
     req: ExchangeRequest,
-    signal: AbortSignal,
+    signal: StopSignal,
   ): Promise<HttpExchange> {
     if (signal.aborted) throw signal.reason;
     const x = new HttpExchange(signal);

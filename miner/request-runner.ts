@@ -14,6 +14,7 @@ import type { InferenceRequest, RequestError, ResponseChunk, Usage } from "../ge
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
 import { type Backend, BackendFailure } from "./backend.js";
 import { CreditWindow } from "./credit-window.js";
+import { RequestStop } from "./request-stop.js";
 import { CompletionTokenCounter, countPromptTokens } from "./token-counter.js";
 
 /** Where a request's frames go (the session's batcher). */
@@ -42,7 +43,7 @@ export class RequestRunner {
   readonly #sink: RequestSink;
   readonly #log: Logger;
   readonly #credit: CreditWindow;
-  readonly #abort = new AbortController();
+  readonly #stop = new RequestStop();
   #deadline: NodeJS.Timeout | undefined;
   /** run() returned: later stops have nothing to stop. */
   #finished = false;
@@ -64,12 +65,12 @@ export class RequestRunner {
 
   /** Stops the request (aborting the backend call); the first reason wins. */
   stop(reason: StopReason): void {
-    if (!this.#finished && !this.#abort.signal.aborted) this.#abort.abort(reason);
+    if (!this.#finished) this.#stop.abort(reason);
   }
 
   /** Serves the request to the end; never rejects. */
   async run(): Promise<void> {
-    const signal = this.#abort.signal;
+    const signal = this.#stop;
     if (this.#req.deadlineMs > 0) {
       // Timers overflow past 2^31-1 ms (and then fire at once): clamp a huge budget.
       const ms = Math.min(this.#req.deadlineMs, 0x7fffffff);
