@@ -144,9 +144,9 @@ function apiRows(j: unknown): ReportRow[] {
     ]),
     // Where the two cores went during the paced streams (share of one core).
     row(
-      "CPU of router + miner during the paced streams",
+      "CPU of router + miner during the paced streams (100 % = one core)",
       num(j, "pacedStreamsCpuPercent.tensorclaw.router") + num(j, "pacedStreamsCpuPercent.tensorclaw.miner"),
-      "% of a core",
+      "%",
       undefined,
       [
         { label: "router", value: num(j, "pacedStreamsCpuPercent.tensorclaw.router"), unit: "%" },
