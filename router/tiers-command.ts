@@ -109,6 +109,29 @@ function fileStore(path: string): TierStore {
 
 const USAGE = "tensorclaw router tiers set <model> <multiplier> | list | remove <model> [options]";
 
+/** What `router tiers` was asked to do. */
+export interface TiersVerb {
+  readonly action: "set" | "list" | "remove";
+  /** The model (empty for list). */
+  readonly model: string;
+  /** The multiplier to set (the default for list and remove). */
+  readonly multiplier: number;
+}
+
+const ARITY = { set: 2, list: 0, remove: 1 } as const;
+
+/** Checks the positional arguments of `router tiers` (verb, model, multiplier); throws naming the fault. */
+export function parseTiersVerb(positionals: readonly string[]): TiersVerb {
+  const [verb, ...args] = positionals;
+  if (verb !== "set" && verb !== "list" && verb !== "remove") throw new Error("expected set, list or remove");
+  if (args.length !== ARITY[verb]) throw new Error(`${verb} takes ${ARITY[verb]} argument(s)`);
+  return {
+    action: verb,
+    model: verb === "list" ? "" : checkModelId(args[0] as string),
+    multiplier: verb === "set" ? parseMultiplier(args[1] as string) : DEFAULT_TIER_MULTIPLIER,
+  };
+}
+
 /** `tensorclaw router tiers`: the model → tier multiplier map of the usage ledger. */
 export const tiersCommand = defineCommand({
   name: "router tiers",
@@ -122,23 +145,17 @@ export const tiersCommand = defineCommand({
   defaults: TIERS_DEFAULTS,
   parse: (argv, env) => parseCommand(TIERS_OPTIONS, TIERS_DEFAULTS, argv, env),
   main: async (parsed, io) => {
-    const [action, ...args] = parsed.positionals;
     const usageError = (why: string) => {
       io.stderr(`tensorclaw router tiers: ${why}\nUsage: ${USAGE}\n`);
       return 2;
     };
-    const arity: Record<string, number> = { set: 2, list: 0, remove: 1 };
-    if (action === undefined || arity[action] === undefined)
-      return usageError("expected set, list or remove");
-    if (args.length !== arity[action]) return usageError(`${action} takes ${arity[action]} argument(s)`);
-    let model = "";
-    let multiplier = DEFAULT_TIER_MULTIPLIER;
+    let verb: TiersVerb;
     try {
-      if (action !== "list") model = checkModelId(args[0] as string);
-      if (action === "set") multiplier = parseMultiplier(args[1] as string);
+      verb = parseTiersVerb(parsed.positionals);
     } catch (err) {
       return usageError((err as Error).message);
     }
+    const { action, model, multiplier } = verb;
     const cfg = parsed.config;
     // Same file as the router's routerPaths(dataDir).ledger.
     const file = cfg.ledgerFile ?? join(cfg.dataDir, "ledger.jsonl");

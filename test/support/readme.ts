@@ -10,8 +10,7 @@ import { type OptionSpec, type ParsedCommand, parseCommand } from "../../common/
 import { TensorClawError } from "../../common/errors.js";
 import { MINER_DEFAULTS, MINER_OPTIONS, parseMinerCommand } from "../../miner/config.js";
 import { parseRouterCommand, ROUTER_DEFAULTS, ROUTER_OPTIONS } from "../../router/config.js";
-import { checkModelId } from "../../router/ledger.js";
-import { parseMultiplier, TIERS_DEFAULTS, TIERS_OPTIONS } from "../../router/tiers-command.js";
+import { parseTiersVerb, TIERS_DEFAULTS, TIERS_OPTIONS } from "../../router/tiers-command.js";
 import { parseValidatorCommand, VALIDATOR_DEFAULTS, VALIDATOR_OPTIONS } from "../../validator/config.js";
 
 /** The README's text. */
@@ -42,14 +41,13 @@ function noPositionals(args: readonly string[]): void {
   if (args.length > 0) refuse(`unexpected argument ${JSON.stringify(args[0])}`);
 }
 
-/** `router tiers` checks its verb and arguments in its main; the same rules, without touching a ledger. */
+/** `router tiers` checks its verb and arguments in its main, with parseTiersVerb: the same check, without a ledger. */
 function tierPositionals(args: readonly string[]): void {
-  const arity: Record<string, number> = { set: 2, list: 0, remove: 1 };
-  const [verb, ...rest] = args;
-  if (verb === undefined || arity[verb] === undefined) refuse("expected set, list or remove");
-  if (rest.length !== arity[verb]) refuse(`${verb} takes ${arity[verb]} argument(s)`);
-  if (verb !== "list") checkModelId(rest[0] as string);
-  if (verb === "set") parseMultiplier(rest[1] as string);
+  try {
+    parseTiersVerb(args);
+  } catch (err) {
+    refuse((err as Error).message);
+  }
 }
 
 /** Every program, with the declarations its config reads. */
