@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
@@ -31,6 +31,15 @@ export interface ApiDeps extends ChatDeps {
   readonly readyDetail?: () => Record<string, number>;
   /** Request id generator (the ledger's idempotency key: must be unique router-wide). */
   readonly newRequestId?: () => string;
+  /** Bearer token /metrics asks for; undefined leaves /metrics open. */
+  readonly metricsToken?: string;
+}
+
+/** Whether an Authorization header carries `token` as a bearer token (compared in constant time). */
+function bearerMatches(authorization: string | undefined, token: string): boolean {
+  const given = Buffer.from(authorization ?? "");
+  const wanted = Buffer.from(`Bearer ${token}`);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
 /**
@@ -94,6 +103,12 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         return ready ? 200 : 503;
       }
       case "/metrics": {
+        if (deps.metricsToken !== undefined && !bearerMatches(req.headers.authorization, deps.metricsToken)) {
+          throw new TensorClawError(
+            "unauthenticated",
+            "/metrics wants `Authorization: Bearer <metrics token>`.",
+          );
+        }
         const text = await deps.registry.metrics();
         res.writeHead(200, { ...baseHeaders(id), "content-type": deps.registry.contentType });
         res.end(text);

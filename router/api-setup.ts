@@ -39,6 +39,8 @@ export interface BusinessApiInputs {
   readonly userSalt?: string;
   /** Latency feedback into the hub's estimate (TunnelHub.observeLatency). */
   readonly observeLatency?: (sessionId: string, ms: number) => void;
+  /** Bearer token /metrics asks for; undefined leaves it open. */
+  readonly metricsToken?: string | undefined;
 }
 
 /**
@@ -76,6 +78,7 @@ export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
     registry: i.registry,
     ready: i.ready,
     ...(i.readyDetail === undefined ? {} : { readyDetail: i.readyDetail }),
+    ...(i.metricsToken === undefined ? {} : { metricsToken: i.metricsToken }),
   };
   return i.observeLatency === undefined ? deps : { ...deps, observeLatency: i.observeLatency };
 }

@@ -27,6 +27,7 @@ export interface RouterConfig {
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   userSalt: string | undefined;
+  metricsToken: string | undefined;
   logLevel: LogLevel;
 }
 
@@ -51,6 +52,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   tlsCert: undefined,
   tlsKey: undefined,
   userSalt: undefined,
+  metricsToken: undefined,
   logLevel: "info",
 };
 
@@ -153,6 +155,14 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     description:
       "Secret of the hash that replaces the `user` field (same on every replica, at least 16 characters). " +
       "Unset: shared through Redis (created once), else kept in --data-dir.",
+  },
+  metricsToken: {
+    flag: "metrics-token",
+    kind: "string",
+    secret: true,
+    description:
+      "Bearer token that /metrics asks for (Authorization: Bearer <token>). Unset: /metrics is open, " +
+      "as on a private network.",
   },
   logLevel: LOG_LEVEL_OPTION,
 };

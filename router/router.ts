@@ -235,6 +235,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       },
       chat: { maxBodyBytes: cfg.maxBodyBytes },
       userSalt,
+      metricsToken: cfg.metricsToken,
       observeLatency: (sessionId, ms) => hub.observeLatency(sessionId, ms),
     });
     const handler = createApiHandler(deps);

@@ -150,6 +150,26 @@ describe("api http: requests that never reach a miner", () => {
     expect(nf.json.error?.type).to.equal("invalid_request_error");
   });
 
+  it("asks for the metrics token when one is set: none or a wrong one is 401, the right one 200", async () => {
+    const r = await startRouter({ metricsToken: "scrape-secret" });
+    try {
+      const none = await raw(r, "/metrics");
+      expect(none.res.status).to.equal(401);
+      expect(none.json.error?.type).to.equal("authentication_error");
+      const wrong = await raw(r, "/metrics", { headers: { authorization: "Bearer scrape-secreT" } });
+      expect(wrong.res.status).to.equal(401);
+      const longer = await raw(r, "/metrics", { headers: { authorization: "Bearer scrape-secret2" } });
+      expect(longer.res.status).to.equal(401);
+      const right = await raw(r, "/metrics", { headers: { authorization: "Bearer scrape-secret" } });
+      expect(right.res.status).to.equal(200);
+      expect(right.text).to.contain("tensorclaw_api_requests_total");
+      // The rest of the API is not affected by the metrics token.
+      expect((await raw(r, "/healthz")).res.status).to.equal(200);
+    } finally {
+      await r.close();
+    }
+  });
+
   it("readiness follows the callback and shows the router's detail figures", async () => {
     let ready = false;
     let depth = 7;

@@ -60,6 +60,8 @@ export interface RouterOptions {
   readonly timings?: Partial<TunnelTimings>;
   readonly ready?: () => boolean;
   readonly readyDetail?: () => Record<string, number>;
+  /** Bearer token /metrics asks for (`--metrics-token`). */
+  readonly metricsToken?: string;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
@@ -91,6 +93,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       registry,
       ready: opts.ready ?? (() => true),
       ...(opts.readyDetail === undefined ? {} : { readyDetail: opts.readyDetail }),
+      ...(opts.metricsToken === undefined ? {} : { metricsToken: opts.metricsToken }),
     },
     "127.0.0.1",
     0,
