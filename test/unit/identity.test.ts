@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { u8aToHex } from "@polkadot/util";
-import { mnemonicGenerate, mnemonicToMiniSecret } from "@polkadot/util-crypto";
+import { mnemonicGenerate, mnemonicToMiniSecret, signatureVerify } from "@polkadot/util-crypto";
 import { expect } from "chai";
 import { TensorClawError } from "../../common/errors.js";
 import {
@@ -92,6 +92,22 @@ describe("identity", () => {
 
   it("says how to provide a hotkey when none is given", async () => {
     await expectConfigError(loadHotkey({}), /--wallet and --hotkey .* TENSORCLAW_MNEMONIC/);
+  });
+
+  it("signs and verifies sr25519 interchangeably with the keyring's own implementation", async () => {
+    const key = await hotkeyFromMnemonic(`${mnemonic}//tensorclaw`);
+    const message = new TextEncoder().encode("tensorclaw probe payload");
+    const ours = key.sign(message);
+    // Our (WASM) signature verifies with the keyring's verifier, the keyring's with ours.
+    expect(signatureVerify(message, ours, key.address)).to.include({ isValid: true, crypto: "sr25519" });
+    expect(verifyHotkeySignature(message, key.pair.sign(message), key.address)).to.equal(true);
+    expect(verifyHotkeySignature(message, ours, key.address)).to.equal(true);
+    // A flipped bit, another message or another signer never verifies.
+    const forged = Uint8Array.from(ours);
+    forged[10] = (forged[10] ?? 0) ^ 1;
+    expect(verifyHotkeySignature(message, forged, key.address)).to.equal(false);
+    expect(verifyHotkeySignature(new TextEncoder().encode("other"), ours, key.address)).to.equal(false);
+    expect(verifyHotkeySignature(message, ours, address)).to.equal(false);
   });
 
   it("validates SS58 hotkeys with prefix 42", () => {
