@@ -575,6 +575,8 @@ async function main(): Promise<void> {
     };
     const cpuPerReq: Record<string, Record<string, number[]>> = { direct: {}, tensorclaw: {}, portkey: {} };
     const only = arg("only");
+    if (only !== undefined && !["throughput", "ttft", "saturated"].includes(only))
+      throw new Error(`--only is throughput, ttft or saturated, not ${JSON.stringify(only)}`);
     const runs = (part: string) => only === undefined || only === part;
     for (let r = 0; r < (runs("throughput") ? rounds : 0); r++) {
       for (const [name, t] of Object.entries(targets)) {
@@ -715,8 +717,18 @@ async function main(): Promise<void> {
   }
 }
 
+const USAGE = `usage: npm run bench:api [-- options]
+  --quick              one short round of each measurement
+  --json FILE          also write the figures as JSON
+  --profile DIR        run the router and the miner under --cpu-prof, profiles left in DIR
+  --only PART          throughput, ttft or saturated (the others print NaN)
+  --transport grpc|ws  the miner's tunnel (default grpc)
+  --streams N          concurrent streams of the TTFT runs (default 100)
+`;
+
 const role = arg("role");
-if (role === "backend") backendRole();
+if (process.argv.includes("--help")) process.stdout.write(USAGE);
+else if (role === "backend") backendRole();
 else if (role === "router") await routerRole();
 else if (role === "load") await loadRole();
 else await main();
