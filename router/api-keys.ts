@@ -124,24 +124,49 @@ export class ApiKeys {
   }
 }
 
-/** Keys in one Redis hash (field: key hash, value: the record as JSON). */
+/** Most key records a RedisApiKeyStore remembers between lookups. */
+const MAX_CACHED_KEYS = 10_000;
+
+/**
+ * Keys in one Redis hash (field: key hash, value: the record as JSON).
+ * Lookups of a known key are answered from memory for `freshForMs` (1 s),
+ * like the file store's reload check: a request does not wait for a Redis
+ * round trip to authenticate, and a revocation made elsewhere (the CLI,
+ * another replica) reaches this router within that time. Unknown keys are
+ * not remembered, so a key just created works at once.
+ */
 export class RedisApiKeyStore implements ApiKeyStore {
   private readonly key: string;
+  private readonly cache = new Map<string, { record: ApiKeyRecord; atMs: number }>();
 
   constructor(
     private readonly redis: Redis,
     prefix = "tc:",
+    private readonly clock: () => number = Date.now,
+    private readonly freshForMs = 1000,
   ) {
     this.key = `${prefix}apikeys`;
   }
 
   async put(record: ApiKeyRecord): Promise<void> {
     await this.redis.hset(this.key, record.hash, JSON.stringify(record));
+    this.cache.delete(record.hash);
   }
 
   async findByHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    const now = this.clock();
+    const hit = this.cache.get(hash);
+    if (hit !== undefined && now - hit.atMs < this.freshForMs) return hit.record;
     const text = await this.redis.hget(this.key, hash);
-    return text === null ? undefined : (JSON.parse(text) as ApiKeyRecord);
+    if (text === null) {
+      this.cache.delete(hash);
+      return undefined;
+    }
+    const record = JSON.parse(text) as ApiKeyRecord;
+    // Entries are a few hundred bytes; a full cache starts over rather than growing.
+    if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
+    this.cache.set(hash, { record, atMs: now });
+    return record;
   }
 
   async list(): Promise<ApiKeyRecord[]> {

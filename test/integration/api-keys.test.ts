@@ -76,6 +76,28 @@ describe("api keys", () => {
       close: async () => void (await client.quit()),
     };
   });
+  it("redis store: a router sees another process's revocation within a second, and a new key at once", async () => {
+    const client = new Redis(redis.url);
+    try {
+      const prefix = randomPrefix();
+      let now = 1_000_000;
+      const routerKeys = new ApiKeys(new RedisApiKeyStore(client, prefix, () => now));
+      const cliKeys = new ApiKeys(new RedisApiKeyStore(client, prefix));
+      // Not remembered while unknown: a key created by the CLI works at once.
+      const { key, record } = await cliKeys.create("ci", LIMITS, 1000);
+      expect((await routerKeys.authenticate(`Bearer ${key}`)).id).to.equal(record.id);
+      expect(await cliKeys.revoke(record.id, 2000)).to.equal(true);
+      // Within the second the router answers from memory, without asking Redis...
+      now += 999;
+      expect((await routerKeys.authenticate(`Bearer ${key}`)).id).to.equal(record.id);
+      // ...and after it the revocation holds.
+      now += 1;
+      expect((await rejects(routerKeys.authenticate(`Bearer ${key}`))).code).to.equal("invalid_api_key");
+    } finally {
+      await client.quit();
+    }
+  });
+
   let n = 0;
   storeSuite("the embedded file", async () => ({
     store: new FileApiKeyStore(join(dir, `k${n++}`, "keys.json")),
