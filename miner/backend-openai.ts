@@ -185,13 +185,7 @@ export class OpenAIHttpBackend implements Backend {
     let done = false;
     try {
       while (!done) {
-        let piece: Buffer | undefined;
-        try {
-          piece = await res.read();
-        } catch (cause) {
-          if (signal.aborted) throw signal.reason;
-          throw new BackendFailure(BACKEND_ERROR, "the backend connection broke mid-stream", { cause });
-        }
+        const piece = await this.#guard(signal, () => res.read());
         if (piece === undefined) break;
         let events: ReturnType<SseParser["push"]>;
         try {

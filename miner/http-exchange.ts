@@ -19,13 +19,9 @@ const HIGH_WATER_BYTES = 64 * 1024;
 
 /** A network failure, before or during the response (not an abort). */
 export class ExchangeError extends Error {
-  /** True when it happened before the response head arrived. */
-  readonly beforeHead: boolean;
-
-  constructor(cause: Error, beforeHead: boolean) {
+  constructor(cause: Error) {
     super(cause.message, { cause });
     this.name = "ExchangeError";
-    this.beforeHead = beforeHead;
   }
 }
 
@@ -94,11 +90,6 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  /** True once the whole response arrived. */
-  get complete(): boolean {
-    return this.#ended;
-  }
-
   /**
    * Lets the response go. One read to its logical end (`reusable`) is read
    * on to its last byte so its connection returns to the pool, for at most
@@ -152,12 +143,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
     this.#signal.removeEventListener("abort", this.#onAbort);
-    const beforeHead = this.#head !== undefined;
-    const err = this.#signal.aborted ? this.#signal.reason : new ExchangeError(error, beforeHead);
-    if (beforeHead) {
-      const head = this.#head;
+    const err = this.#signal.aborted ? this.#signal.reason : new ExchangeError(error);
+    const head = this.#head;
+    if (head !== undefined) {
       this.#head = undefined;
-      head?.reject(err);
+      head.reject(err);
       return;
     }
     this.#error = err;
