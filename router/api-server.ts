@@ -5,7 +5,7 @@ import type { Registry } from "prom-client";
 import { TensorClawError, toTensorClawError } from "../common/errors.js";
 import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./api-chat.js";
 import { baseHeaders, sendError, sendJson } from "./api-http.js";
-import type { ApiKeys } from "./api-keys.js";
+import { type ApiKeys, bearerKey } from "./api-keys.js";
 import { listModels } from "./api-models.js";
 
 /** Defaults of the Business API. */
@@ -35,10 +35,12 @@ export interface ApiDeps extends ChatDeps {
   readonly metricsToken?: string;
 }
 
-/** Whether an Authorization header carries `token` as a bearer token (compared in constant time). */
+/** Whether an Authorization header carries `token` as its bearer token (compared in constant time). */
 function bearerMatches(authorization: string | undefined, token: string): boolean {
-  const given = Buffer.from(authorization ?? "");
-  const wanted = Buffer.from(`Bearer ${token}`);
+  const key = bearerKey(authorization); // never empty: an empty token matches nothing
+  if (key === undefined) return false;
+  const given = Buffer.from(key);
+  const wanted = Buffer.from(token);
   return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
