@@ -9,6 +9,9 @@
  *      p50 / p99, and the difference ("added TTFT"). The backend paces these
  *      streams like a model does (first token after FIRST_TOKEN_MS, then one
  *      every TOKEN_GAP_MS), so the figure is the latency TensorClaw adds.
+ *      Next to them, relays that do none of our work (two TCP relays, one
+ *      and two bare HTTP proxies; see relayRole) show the floor that any
+ *      two-process path has on this machine.
  *      The same measurement with an instant backend is reported too: there
  *      the machine is saturated and, by Little's law, TTFT is 100 streams
  *      divided by throughput, a second view of (1) rather than of latency.
@@ -25,13 +28,18 @@
  * `--streams N` sets the concurrent streams of the TTFT runs (default 100).
  *
  * The same file is also the entry point of the helper processes
- * (`--role backend|router|load`), so the benchmark is one file.
+ * (`--role backend|relay|router|load`), so the benchmark is one file.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
-import type { AddressInfo } from "node:net";
+import {
+  type AddressInfo,
+  connect,
+  createServer as createNetServer,
+  type Server as NetServer,
+} from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -133,6 +141,71 @@ function backendRole(): void {
   server.listen(0, "127.0.0.1", () => {
     process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
   });
+}
+
+// ------------------------------------------------------------------ relay role
+
+/**
+ * The floor any relay can reach on this machine, measured next to
+ * TensorClaw: two processes in a row between client and backend (the shape
+ * of router + miner) that do nothing of ours.
+ *
+ *   --kind tcp   copies bytes between two sockets: no HTTP at all;
+ *   --kind http  a bare pass-through HTTP proxy (node:http server and a
+ *                keep-alive node:http client) that forwards the body and
+ *                writes each piece of the answer as it arrives. No auth,
+ *                no JSON, no tunnel, no accounting.
+ */
+function relayRole(): void {
+  const upstream = new URL(arg("upstream") ?? "");
+  const announce = (server: NetServer) =>
+    server.listen(0, "127.0.0.1", () => {
+      process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
+    });
+  if (arg("kind") === "tcp") {
+    announce(
+      createNetServer((client) => {
+        const up = connect({ host: upstream.hostname, port: Number(upstream.port), noDelay: true });
+        client.setNoDelay(true);
+        client.pipe(up).pipe(client);
+        const close = () => {
+          client.destroy();
+          up.destroy();
+        };
+        client.on("error", close).on("close", close);
+        up.on("error", close).on("close", close);
+      }),
+    );
+    return;
+  }
+  const agent = new Agent({ keepAlive: true, maxSockets: 1024 });
+  const server = createServer((req, res) => {
+    const up = request(
+      {
+        agent,
+        host: upstream.hostname,
+        port: upstream.port,
+        path: req.url,
+        method: req.method,
+        headers: {
+          "content-type": "application/json",
+          "content-length": req.headers["content-length"] ?? "0",
+        },
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, {
+          "content-type": answer.headers["content-type"] ?? "application/octet-stream",
+        });
+        answer.on("data", (b: Buffer) => res.write(b));
+        answer.on("end", () => res.end());
+        answer.on("error", () => res.destroy());
+      },
+    );
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  server.keepAliveTimeout = 65_000;
+  announce(server);
 }
 
 // ----------------------------------------------------------------- router role
@@ -497,6 +570,20 @@ async function main(): Promise<void> {
     children.push(backend.child);
     const backendUrl = `http://127.0.0.1:${String(backend.first.port)}/v1`;
 
+    // The floor of a two-process relay (see relayRole): two in a row of each kind, and one HTTP proxy.
+    const relayUrls: Record<string, string> = {};
+    for (const [name, kind, upstream] of [
+      ["tcp1", "tcp", backendUrl],
+      ["tcp2", "tcp", "tcp1"],
+      ["http1", "http", backendUrl],
+      ["http2", "http", "http1"],
+    ] as const) {
+      const url = relayUrls[upstream] ?? upstream;
+      const relay = await helper([...ts, SELF, "--role", "relay", "--kind", kind, "--upstream", url]);
+      children.push(relay.child);
+      relayUrls[name] = `http://127.0.0.1:${String(relay.first.port)}/v1`;
+    }
+
     const router = await helper([...profile, ...ts, SELF, "--role", "router"]);
     children.push(router.child);
     const routerUrl = `http://127.0.0.1:${String(router.first.httpPort)}/v1`;
@@ -601,29 +688,38 @@ async function main(): Promise<void> {
     type Busy = Record<string, number[]>;
     // No streaming peer: Portkey 1.15.2 on Node 20 answers every streamed request
     // with 500 ("TypeError: immutable" in its header rewrite; its issues #1389, #1550).
-    type Ttft = Record<"direct" | "tensorclaw", { p50: number[]; p99: number[]; busy: Busy }>;
+    type Ttft = Record<string, { p50: number[]; p99: number[]; busy: Busy }>;
     const ttftRuns = async (instant: boolean): Promise<Ttft> => {
-      const out: Ttft = {
-        direct: { p50: [], p99: [], busy: {} },
-        tensorclaw: { p50: [], p99: [], busy: {} },
-      };
+      // Paced runs also measure the bare proxies: the floor of a two-process relay here.
+      const streamTargets: Record<string, { url: string; headers: Record<string, string> }> = instant
+        ? { direct: targets.direct, tensorclaw: targets.tensorclaw }
+        : {
+            direct: targets.direct,
+            tcp2: { url: `${relayUrls.tcp2}/chat/completions`, headers: {} },
+            http1: { url: `${relayUrls.http1}/chat/completions`, headers: {} },
+            http2: { url: `${relayUrls.http2}/chat/completions`, headers: {} },
+            tensorclaw: targets.tensorclaw,
+          };
+      const out: Ttft = Object.fromEntries(
+        Object.keys(streamTargets).map((name) => [name, { p50: [], p99: [], busy: {} }]),
+      );
       for (let r = 0; r < (runs(instant ? "saturated" : "ttft") ? rounds : 0); r++) {
-        for (const name of ["direct", "tensorclaw"] as const) {
+        for (const [name, target] of Object.entries(streamTargets)) {
           const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
           const res = await runLoad({
-            ...targets[name],
+            ...target,
             connections: Number(arg("streams") ?? 100),
             durationMs,
             stream: true,
             instant,
           });
-          out[name].p50.push(percentile(res.ttftMs, 50));
-          out[name].p99.push(percentile(res.ttftMs, 99));
-          const busy = out[name].busy;
+          const o = out[name] as Ttft[string];
+          o.p50.push(percentile(res.ttftMs, 50));
+          o.p99.push(percentile(res.ttftMs, 99));
           const wallMs = res.seconds * 1000;
           for (const [k, pid] of Object.entries(procs))
-            busy[k] = [...(busy[k] ?? []), (100 * (cpuMs(pid) - (before[k] ?? 0))) / wallMs];
-          busy.load = [...(busy.load ?? []), (100 * (res.cpuMs ?? Number.NaN)) / wallMs];
+            o.busy[k] = [...(o.busy[k] ?? []), (100 * (cpuMs(pid) - (before[k] ?? 0))) / wallMs];
+          o.busy.load = [...(o.busy.load ?? []), (100 * (res.cpuMs ?? Number.NaN)) / wallMs];
           errs[name] = (errs[name] ?? 0) + res.errors;
         }
       }
@@ -631,15 +727,26 @@ async function main(): Promise<void> {
     };
     const ttft = await ttftRuns(false);
     const saturated = await ttftRuns(true);
-    const d50 = median(ttft.direct.p50);
-    const d99 = median(ttft.direct.p99);
-    const t50 = median(ttft.tensorclaw.p50);
-    const t99 = median(ttft.tensorclaw.p99);
+    const at = (run: Ttft, name: string, p: "p50" | "p99") => median(run[name]?.[p] ?? []);
+    const d50 = at(ttft, "direct", "p50");
+    const d99 = at(ttft, "direct", "p99");
+    const t50 = at(ttft, "tensorclaw", "p50");
+    const t99 = at(ttft, "tensorclaw", "p99");
+    const relay = (name: string) => ({
+      p50: at(ttft, name, "p50") - d50,
+      p99: at(ttft, name, "p99") - d99,
+    });
+    /** What relays that do none of our work add in the same run (see relayRole). */
+    const floor = {
+      twoTcpRelays: relay("tcp2"),
+      oneHttpProxy: relay("http1"),
+      twoHttpProxies: relay("http2"),
+    };
     const s = {
-      d50: median(saturated.direct.p50),
-      d99: median(saturated.direct.p99),
-      t50: median(saturated.tensorclaw.p50),
-      t99: median(saturated.tensorclaw.p99),
+      d50: at(saturated, "direct", "p50"),
+      d99: at(saturated, "direct", "p99"),
+      t50: at(saturated, "tensorclaw", "p50"),
+      t99: at(saturated, "tensorclaw", "p99"),
     };
     const summary = {
       rounds,
@@ -656,14 +763,16 @@ async function main(): Promise<void> {
         tensorclaw: { p50: t50, p99: t99 },
       },
       addedTtftMs: { p50: t50 - d50, p99: t99 - d99 },
+      /** Added TTFT of relays that do none of our work, same run: the floor on this machine. */
+      floorAddedTtftMs: floor,
       saturatedTtftMs: {
         direct: { p50: s.d50, p99: s.d99 },
         tensorclaw: { p50: s.t50, p99: s.t99 },
       },
       cpuMsPerRequest: cpuPerReq,
       pacedStreamsCpuPercent: {
-        direct: busyMedians(ttft.direct.busy),
-        tensorclaw: busyMedians(ttft.tensorclaw.busy),
+        direct: busyMedians(ttft.direct?.busy ?? {}),
+        tensorclaw: busyMedians(ttft.tensorclaw?.busy ?? {}),
       },
       errors: errs,
       targets: { tensorclawReqPerS: 5000, addedTtftP50Ms: 1, addedTtftP99Ms: 5 },
@@ -683,6 +792,10 @@ async function main(): Promise<void> {
       `  backend direct                   ${f(d50, 2)} ${f(d99, 2)}`,
       `  TensorClaw                       ${f(t50, 2)} ${f(t99, 2)}`,
       `  added by TensorClaw              ${f(t50 - d50, 2)} ${f(t99 - d99, 2)}   target <= 1 / 5`,
+      "  added by relays doing none of our work (the floor here):",
+      `    two TCP relays (bytes only)    ${f(floor.twoTcpRelays.p50, 2)} ${f(floor.twoTcpRelays.p99, 2)}`,
+      `    one bare HTTP proxy            ${f(floor.oneHttpProxy.p50, 2)} ${f(floor.oneHttpProxy.p99, 2)}`,
+      `    two bare HTTP proxies          ${f(floor.twoHttpProxies.p50, 2)} ${f(floor.twoHttpProxies.p99, 2)}`,
       "",
       "CPU % of one core during the paced streams  backend   router    miner     load",
       ...(["direct", "tensorclaw"] as const).map((n) => {
@@ -730,5 +843,6 @@ const role = arg("role");
 if (process.argv.includes("--help")) process.stdout.write(USAGE);
 else if (role === "backend") backendRole();
 else if (role === "router") await routerRole();
+else if (role === "relay") relayRole();
 else if (role === "load") await loadRole();
 else await main();

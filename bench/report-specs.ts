@@ -137,10 +137,24 @@ function apiRows(j: unknown): ReportRow[] {
     row("added time to first token at 100 paced streams, p50", num(j, "addedTtftMs.p50"), "ms", atMost(1), [
       { label: "direct TTFT p50", value: num(j, "ttftMs.direct.p50"), unit: "ms" },
       { label: "TensorClaw TTFT p50", value: num(j, "ttftMs.tensorclaw.p50"), unit: "ms" },
+      // The floor: what relays doing none of our work add in the same run.
+      {
+        label: "added by two bare HTTP proxies",
+        value: num(j, "floorAddedTtftMs.twoHttpProxies.p50"),
+        unit: "ms",
+      },
+      { label: "by two TCP relays", value: num(j, "floorAddedTtftMs.twoTcpRelays.p50"), unit: "ms" },
     ]),
     row("added time to first token at 100 paced streams, p99", num(j, "addedTtftMs.p99"), "ms", atMost(5), [
       { label: "direct TTFT p99", value: num(j, "ttftMs.direct.p99"), unit: "ms" },
       { label: "TensorClaw TTFT p99", value: num(j, "ttftMs.tensorclaw.p99"), unit: "ms" },
+      // The floor: what relays doing none of our work add in the same run.
+      {
+        label: "added by two bare HTTP proxies",
+        value: num(j, "floorAddedTtftMs.twoHttpProxies.p99"),
+        unit: "ms",
+      },
+      { label: "by two TCP relays", value: num(j, "floorAddedTtftMs.twoTcpRelays.p99"), unit: "ms" },
     ]),
     // Where the two cores went during the paced streams (share of one core).
     row(
