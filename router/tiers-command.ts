@@ -4,7 +4,7 @@ import { defineCommand } from "../common/command.js";
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import { checkModelId, checkMultiplier, DEFAULT_LEDGER_OPTIONS, DEFAULT_TIER_MULTIPLIER } from "./ledger.js";
-import { appendTierLine, DEFAULT_EMBEDDED_LEDGER_FILE, readTierLines } from "./ledger-embedded.js";
+import { appendTierLine, DEFAULT_EMBEDDED_LEDGER_FILE, readTierLines } from "./ledger-embedded-tiers.js";
 import { DEFAULT_LEDGER_PREFIX, RedisLedger } from "./ledger-redis.js";
 
 /** Settings of `tensorclaw router tiers`. */
