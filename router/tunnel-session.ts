@@ -2,25 +2,26 @@ import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { TensorClawError } from "../common/errors.js";
 import { FrameBatcher } from "../common/frame-batcher.js";
 import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../common/frame-channel.js";
-import type { Logger } from "../common/logger.js";
-import type { ReplayCache } from "../common/replay-cache.js";
 import type { ChatRequest } from "../gen/tensorclaw/v1/chat.js";
 import {
   ConnectRequest,
-  type Hello,
   type MinerFrame,
-  RejectReason,
   RequestErrorCode,
   RouterFrame,
 } from "../gen/tensorclaw/v1/tunnel.js";
 import { TunnelCall } from "./tunnel-call.js";
-import { judgeHello, type Offer, TUNNEL_PROTOCOL_VERSION, validateOffers } from "./tunnel-hello.js";
+import { type HandshakeDeps, TunnelHandshake } from "./tunnel-handshake.js";
+import { type Offer, validateOffers } from "./tunnel-hello.js";
 import { LivenessTracker } from "./tunnel-liveness.js";
-import type { AdmitHotkey, Clock, TunnelTimings } from "./tunnel-options.js";
-import type { DispatchOptions, InferenceCall, SessionView, TransportKind } from "./tunnel-types.js";
+import type {
+  DispatchOptions,
+  InferenceCall,
+  SessionPhase,
+  SessionView,
+  TransportKind,
+} from "./tunnel-types.js";
 
-/** Where a session is in its life. */
-export type SessionPhase = "handshake" | "admitting" | "live" | "draining" | "closed";
+export type { SessionPhase } from "./tunnel-types.js";
 
 /** Callbacks from a session to its hub. */
 export interface SessionEvents {
@@ -30,27 +31,21 @@ export interface SessionEvents {
   closed(session: TunnelSession, info: ChannelClosed): void;
 }
 
-/** What one session depends on. */
-export interface SessionDeps {
+/** What one session depends on (the handshake's deps, and these). */
+export interface SessionDeps extends HandshakeDeps {
   readonly channel: FrameChannel;
   readonly sessionId: string;
-  readonly routerId: string;
-  readonly nonce: Uint8Array;
-  readonly clock: Clock;
-  readonly timings: TunnelTimings;
-  readonly replay: ReplayCache;
-  readonly admit: AdmitHotkey;
   /** Whether a hotkey is currently ghost (a new session of a ghost starts ghost). */
   readonly isGhost: (hotkey: string) => boolean;
-  readonly logger: Logger;
   readonly events: SessionEvents;
 }
 
 const MAX_REQUEST_ID = 0xffffffff;
 
 /**
- * One tunnel: the handshake state machine, request multiplexing by
- * request_id, per-model concurrency, liveness and drain. It talks to the
+ * One tunnel: the phase state machine, request multiplexing by request_id,
+ * per-model concurrency, liveness and drain; the Challenge/Hello/Reject
+ * exchange is its TunnelHandshake (tunnel-handshake.ts). It talks to the
  * miner only through a FrameChannel, so it is the same for gRPC and WS.
  */
 export class TunnelSession {
@@ -68,7 +63,7 @@ export class TunnelSession {
   readonly #slots = new Map<string, number>();
   #slotsTotal = 0;
   #nextRequestId = 1;
-  #helloTimer: NodeJS.Timeout | undefined;
+  readonly #handshake: TunnelHandshake;
   #pingTimer: NodeJS.Timeout | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
   readonly #liveness: LivenessTracker;
@@ -82,31 +77,23 @@ export class TunnelSession {
       send: (m) => deps.channel.send(m),
       maxMessageBytes: deps.timings.maxMessageBytes,
     });
+    this.#handshake = new TunnelHandshake(deps, {
+      phase: () => this.#phase,
+      send: (kind) => this.#send(kind),
+      close: (kind, reason) => this.close(kind, reason),
+      accepted: (hotkey, offers, softwareVersion) => this.#goLive(hotkey, offers, softwareVersion),
+    });
   }
 
   /** Sends the challenge and starts the hello timer. */
   start(): void {
-    const t = this.#d.timings;
     this.#d.channel.start({
       message: (bytes) => this.#onMessage(bytes),
       drain: () => this.#batcher.resume(),
       closed: (info) => this.#onClosed(info),
     });
     if (this.#phase === "closed") return;
-    this.#send({
-      $case: "challenge",
-      value: {
-        nonce: Buffer.from(this.#d.nonce),
-        routerId: this.#d.routerId,
-        protocolVersion: TUNNEL_PROTOCOL_VERSION,
-        helloTimeoutMs: t.helloTimeoutMs,
-        serverTimeMs: BigInt(this.#d.clock.now()),
-      },
-    });
-    this.#helloTimer = setTimeout(() => {
-      this.close("timeout", `no Hello within ${t.helloTimeoutMs} ms`);
-    }, t.helloTimeoutMs);
-    this.#helloTimer.unref();
+    this.#handshake.start();
   }
 
   /** Where the session is in its life. */
@@ -266,7 +253,8 @@ export class TunnelSession {
         this.close("invalid", `expected Hello as the first frame, got ${kind?.$case ?? "an empty frame"}`);
         return;
       }
-      void this.#onHello(kind.value);
+      this.#phase = "admitting";
+      void this.#handshake.onHello(kind.value);
       return;
     }
     if (this.#phase === "admitting") {
@@ -304,37 +292,12 @@ export class TunnelSession {
     }
   }
 
-  async #onHello(hello: Hello): Promise<void> {
-    this.#phase = "admitting";
-    const verdict = judgeHello(hello, {
-      nonce: this.#d.nonce,
-      routerId: this.#d.routerId,
-      nowMs: this.#d.clock.now(),
-      freshnessMs: this.#d.timings.freshnessMs,
-      replay: this.#d.replay,
-    });
-    if (!verdict.ok) {
-      this.#reject(verdict.reason, verdict.message);
-      return;
-    }
-    let admitted: boolean;
-    try {
-      admitted = await this.#d.admit(verdict.hotkey);
-    } catch (err) {
-      this.#d.logger.warn({ err, hotkey: verdict.hotkey }, "tunnel admission check failed");
-      this.#reject(RejectReason.REJECT_REASON_UNAVAILABLE, "admission check unavailable; retry later", 5_000);
-      return;
-    }
-    if ((this.#phase as SessionPhase) !== "admitting") return; // closed while we waited
-    if (!admitted) {
-      this.#reject(RejectReason.REJECT_REASON_NOT_ADMITTED, `hotkey ${verdict.hotkey} is not admitted`);
-      return;
-    }
-    clearTimeout(this.#helloTimer);
-    this.#hotkey = verdict.hotkey;
-    this.#offers = verdict.offers;
-    this.#softwareVersion = hello.softwareVersion;
-    this.#ghost = this.#d.isGhost(verdict.hotkey);
+  /** The handshake admitted the miner: send Accept, start pinging, tell the hub. */
+  #goLive(hotkey: string, offers: readonly Offer[], softwareVersion: string): void {
+    this.#hotkey = hotkey;
+    this.#offers = offers;
+    this.#softwareVersion = softwareVersion;
+    this.#ghost = this.#d.isGhost(hotkey);
     this.#connectedSinceMs = this.#d.clock.now();
     this.#phase = "live";
     const t = this.#d.timings;
@@ -359,19 +322,6 @@ export class TunnelSession {
       "tunnel session live",
     );
     this.#d.events.live(this);
-  }
-
-  #reject(reason: RejectReason, message: string, retryAfterMs = 0): void {
-    if (this.#phase === "closed") return;
-    this.#send({ $case: "reject", value: { reason, message, retryAfterMs } });
-    const kind: ChannelCloseKind =
-      reason === RejectReason.REJECT_REASON_INVALID_HELLO ||
-      reason === RejectReason.REJECT_REASON_UNSUPPORTED_VERSION
-        ? "invalid"
-        : reason === RejectReason.REJECT_REASON_UNAVAILABLE
-          ? "going_away"
-          : "refused";
-    this.close(kind, message);
   }
 
   #ping(): void {
@@ -413,7 +363,7 @@ export class TunnelSession {
   #onClosed(info: ChannelClosed): void {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
-    clearTimeout(this.#helloTimer);
+    this.#handshake.stop();
     clearInterval(this.#pingTimer);
     clearTimeout(this.#drainTimer);
     this.#batcher.close();

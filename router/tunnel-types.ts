@@ -4,6 +4,9 @@ import type { RequestErrorCode, ResponseChunk } from "../gen/tensorclaw/v1/tunne
 /** How a session's tunnel is carried. Nothing above the hub should branch on it. */
 export type TransportKind = "grpc" | "ws";
 
+/** Where a session is in its life (TunnelSession.phase). */
+export type SessionPhase = "handshake" | "admitting" | "live" | "draining" | "closed";
+
 /** Whether a session gets traffic. */
 export type SessionState = "active" | "ghost" | "banned" | "draining";
 
