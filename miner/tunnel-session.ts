@@ -4,7 +4,9 @@
  * serve InferenceRequests concurrently (each in a RequestRunner), answer
  * Pings, apply Cancel and Credit, and follow Drain (finish in-flight work,
  * take no new work, then hang up). `run()` resolves with how the tunnel
- * ended, which the TunnelClient turns into a reconnect decision.
+ * ended, which the TunnelClient turns into a reconnect decision
+ * (tunnel-session-types.ts). Handshake deadlines and the router-silence
+ * watch are its TunnelWatchdog (tunnel-watchdog.ts).
  *
  * The router is a network peer like any other: a message that does not
  * decode or a frame out of order ends the tunnel with "invalid"; a router
@@ -12,9 +14,7 @@
  */
 
 import { FrameBatcher } from "../common/frame-batcher.js";
-import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../common/frame-channel.js";
-import type { Hotkey } from "../common/identity.js";
-import type { Logger } from "../common/logger.js";
+import type { ChannelClosed, ChannelCloseKind } from "../common/frame-channel.js";
 import {
   type Challenge,
   ConnectRequest,
@@ -22,55 +22,19 @@ import {
   type InferenceRequest,
   MinerFrame,
   type ModelOffer,
-  type RejectReason,
   RequestErrorCode,
   type RouterFrame,
 } from "../gen/tensorclaw/v1/tunnel.js";
-import type { Backend } from "./backend.js";
 import { sameOffers } from "./model-catalog.js";
 import { RequestRunner, type RequestSink } from "./request-runner.js";
 import { buildHello, CLOCK_SKEW_WARN_MS, challengeFault, clockSkewMs } from "./tunnel-hello.js";
+import type { SessionEnd, TunnelSessionDeps } from "./tunnel-session-types.js";
+import { TunnelWatchdog } from "./tunnel-watchdog.js";
+
+export type { SessionEnd, TunnelSessionDeps } from "./tunnel-session-types.js";
 
 /** Message size used before the router's Accept names its own. */
 const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
-
-/** How a tunnel ended. */
-export type SessionEnd =
-  /** Never got to Accept: no challenge, a broken handshake, or the transport failed. */
-  | { readonly kind: "not_established"; readonly reason: string }
-  /** The router refused the Hello. */
-  | {
-      readonly kind: "rejected";
-      readonly reason: RejectReason;
-      readonly message: string;
-      readonly retryAfterMs: number;
-    }
-  /** A live tunnel ended without Drain (router gone, network, protocol fault, stop()). */
-  | { readonly kind: "closed"; readonly connectedForMs: number; readonly reason: string }
-  /** The router drained the tunnel and suggested when to come back. */
-  | {
-      readonly kind: "drained";
-      readonly connectedForMs: number;
-      readonly reconnectAfterMs: number;
-      readonly reason: string;
-    };
-
-/** What a session needs. */
-export interface TunnelSessionDeps {
-  readonly channel: FrameChannel;
-  readonly hotkey: Hotkey;
-  readonly backend: Backend;
-  /** The models to offer right now. */
-  readonly offers: () => readonly ModelOffer[];
-  /** Unix ms wall clock (signs the Hello and measures uptime). */
-  readonly now: () => number;
-  readonly logger: Logger;
-  readonly softwareVersion: string;
-  /** How long to wait for the Challenge, then for Accept. */
-  readonly handshakeTimeoutMs: number;
-  /** Called once when the router accepts, with its session id. */
-  readonly onLive?: (sessionId: string) => void;
-}
 
 type Phase = "challenge" | "accept" | "live" | "ended";
 
@@ -88,8 +52,8 @@ export class TunnelSession {
   #offers: readonly ModelOffer[] = [];
   #liveSinceMs = 0;
   #draining: { reconnectAfterMs: number; reason: string } | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  #silenceMs = 0;
+  /** Handshake deadlines, then the router-silence watch (tunnel-watchdog.ts). */
+  readonly #watchdog: TunnelWatchdog;
   #lastHeardMs = 0;
   #resolve!: (end: SessionEnd) => void;
   readonly #done: Promise<SessionEnd>;
@@ -98,6 +62,11 @@ export class TunnelSession {
     this.#d = deps;
     this.#done = new Promise((resolve) => {
       this.#resolve = resolve;
+    });
+    this.#watchdog = new TunnelWatchdog({
+      now: () => this.#d.now(),
+      lastHeardMs: () => this.#lastHeardMs,
+      expire: (why) => this.#protocolEnd("timeout", why),
     });
   }
 
@@ -114,7 +83,7 @@ export class TunnelSession {
   /** Starts the session; resolves once the tunnel has ended. */
   run(): Promise<SessionEnd> {
     // Armed first: `start` may deliver buffered frames (or the close) at once.
-    this.#arm(this.#d.handshakeTimeoutMs, "no challenge from the router");
+    this.#watchdog.arm(this.#d.handshakeTimeoutMs, "no challenge from the router");
     this.#d.channel.start({
       message: (bytes) => this.#onMessage(bytes),
       drain: () => this.#onDrain(),
@@ -157,12 +126,6 @@ export class TunnelSession {
     await this.#done;
   }
 
-  #arm(ms: number, why: string): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#protocolEnd("timeout", why), ms);
-    this.#timer.unref?.();
-  }
-
   #protocolEnd(kind: ChannelCloseKind, reason: string): void {
     this.#d.logger.warn({ reason }, "closing the tunnel");
     this.#d.channel.close(kind, reason);
@@ -202,7 +165,7 @@ export class TunnelSession {
         return;
       }
       if (k.$case === "reject") {
-        clearTimeout(this.#timer);
+        this.#watchdog.stop();
         this.#finish({
           kind: "rejected",
           reason: k.value.reason,
@@ -255,7 +218,7 @@ export class TunnelSession {
     this.#d.channel.send(
       ConnectRequest.encode({ frames: [{ kind: { $case: "hello", value: hello } }] }).finish(),
     );
-    this.#arm(this.#d.handshakeTimeoutMs, "no accept from the router");
+    this.#watchdog.arm(this.#d.handshakeTimeoutMs, "no accept from the router");
   }
 
   #goLive(sessionId: string, maxMessageBytes: number, pingIntervalMs: number, maxMissedPongs: number): void {
@@ -267,27 +230,12 @@ export class TunnelSession {
       send: (m) => ch.send(m),
       maxMessageBytes: maxMessageBytes >= 1024 ? maxMessageBytes : DEFAULT_MAX_MESSAGE_BYTES,
     });
-    clearTimeout(this.#timer);
-    if (pingIntervalMs > 0) {
-      // A router that stops talking (a black-holed NAT mapping) is gone; its
-      // own pings are our heartbeat.
-      this.#silenceMs = pingIntervalMs * (Math.max(maxMissedPongs, 1) + 2);
-      this.#watchSilence();
-    }
+    this.#watchdog.stop();
+    if (pingIntervalMs > 0) this.#watchdog.watchSilence(pingIntervalMs, maxMissedPongs);
     // Models may have changed between the Hello and now.
     const current = this.#d.offers();
     if (!sameOffers(current, this.#offers)) this.updateModels(current);
     this.#d.onLive?.(sessionId);
-  }
-
-  #watchSilence(): void {
-    const left = this.#lastHeardMs + this.#silenceMs - this.#d.now();
-    if (left <= 0) {
-      this.#protocolEnd("timeout", "the router went silent");
-      return;
-    }
-    this.#timer = setTimeout(() => this.#watchSilence(), left);
-    this.#timer.unref?.();
   }
 
   #startRequest(req: InferenceRequest): void {
@@ -367,7 +315,7 @@ export class TunnelSession {
   }
 
   #onClosed(info: ChannelClosed): void {
-    clearTimeout(this.#timer);
+    this.#watchdog.stop();
     const reason = `${info.remote ? "closed by peer" : "closed"}: ${info.kind}${info.reason === "" ? "" : ` (${info.reason})`}`;
     if (this.#phase === "live") {
       this.#finish({ kind: "closed", connectedForMs: this.#d.now() - this.#liveSinceMs, reason });
