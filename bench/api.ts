@@ -47,13 +47,13 @@ import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { Registry } from "prom-client";
 import { silentLogger } from "../common/logger.js";
-import { ApiKeys, FileApiKeyStore } from "../router/api-keys.js";
-import { API_DEFAULTS, startApiServer } from "../router/api-server.js";
+import { ApiKeys, FileApiKeyStore } from "../router/api/keys.js";
+import { EmbeddedRateLimiter } from "../router/api/rate-limiter.js";
+import { API_DEFAULTS, startApiServer } from "../router/api/server.js";
 import { ApiMetrics } from "../router/metrics.js";
-import { EmbeddedRateLimiter } from "../router/rate-limiter.js";
-import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel-grpc.js";
-import { TunnelHub } from "../router/tunnel-hub.js";
-import { attachTunnelWs } from "../router/tunnel-ws.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel/grpc.js";
+import { TunnelHub } from "../router/tunnel/hub.js";
+import { attachTunnelWs } from "../router/tunnel/ws.js";
 import { RawHttpConnection } from "./stream-client.js";
 
 /** `node --import` this to run TypeScript sources (see bin/loader.mjs). */

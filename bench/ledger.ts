@@ -18,18 +18,19 @@ import { writeFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import { hotkeyFromMnemonic, initCrypto } from "../common/identity.js";
+import { signedCall } from "../common/validator-call/client.js";
+import { allowList, ValidatorAuth } from "../common/validator-call/server.js";
 import {
   GetUsageRequest,
   UsageReportServiceClient,
   UsageReportServiceService,
 } from "../gen/tensorclaw/v1/usage.js";
-import { DEFAULT_LEDGER_OPTIONS } from "../router/ledger.js";
-import { LEDGER_REDIS_OPTIONS, RedisLedger } from "../router/ledger-redis.js";
-import type { UsageEvent } from "../router/usage-event.js";
-import { UsageRecorder } from "../router/usage-recorder.js";
-import { newUsageOrigin, UsageSequencer } from "../router/usage-sequence.js";
-import { getUsage, usageService } from "../router/usage-service.js";
-import { allowList, signedCall, ValidatorAuth } from "../router/validator-auth.js";
+import { DEFAULT_LEDGER_OPTIONS } from "../router/ledger/ledger.js";
+import { LEDGER_REDIS_OPTIONS, RedisLedger } from "../router/ledger/redis.js";
+import { getUsage, usageService } from "../router/services/usage.js";
+import type { UsageEvent } from "../router/usage/event.js";
+import { UsageRecorder } from "../router/usage/recorder.js";
+import { newUsageOrigin, UsageSequencer } from "../router/usage/sequence.js";
 import { randomPrefix, startRedis } from "../test/support/redis.js";
 
 const args = process.argv.slice(2);

@@ -15,10 +15,10 @@ import { fileURLToPath } from "node:url";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { ChatRequest } from "../gen/tensorclaw/v1/chat.js";
-import { SseParser } from "../miner/sse-parser.js";
-import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel-grpc.js";
-import { TunnelHub } from "../router/tunnel-hub.js";
-import { attachTunnelWs } from "../router/tunnel-ws.js";
+import { SseParser } from "../miner/backend/sse-parser.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel/grpc.js";
+import { TunnelHub } from "../router/tunnel/hub.js";
+import { attachTunnelWs } from "../router/tunnel/ws.js";
 
 /** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
 const TS_LOADER = new URL("../bin/register.mjs", import.meta.url).href;

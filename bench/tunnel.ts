@@ -15,10 +15,10 @@ import { runInNewContext } from "node:vm";
 import { Server as GrpcServer, ServerCredentials, type ServerDuplexStream } from "@grpc/grpc-js";
 import { WebSocketServer } from "ws";
 import { ChatRequest } from "../gen/tensorclaw/v1/chat.js";
-import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel-grpc.js";
-import { TunnelHub } from "../router/tunnel-hub.js";
-import type { TunnelDispatcher } from "../router/tunnel-types.js";
-import { attachTunnelWs } from "../router/tunnel-ws.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel/grpc.js";
+import { TunnelHub } from "../router/tunnel/hub.js";
+import type { TunnelDispatcher } from "../router/tunnel/types.js";
+import { attachTunnelWs } from "../router/tunnel/ws.js";
 
 /** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
 const TS_LOADER = new URL("../bin/register.mjs", import.meta.url).href;

@@ -5,7 +5,7 @@ import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { defineCommand } from "../common/command.js";
 import { TensorClawError } from "../common/errors.js";
 import { hotkeyFromMnemonic } from "../common/identity.js";
-import { DEMO_MODEL_ID } from "../miner/backend-demo.js";
+import { DEMO_MODEL_ID } from "../miner/backend/demo.js";
 import { DEV_DEFAULTS, DEV_OPTIONS, type DevConfig, parseDevCommand } from "./dev-config.js";
 import { DevSupervisor } from "./dev-supervisor.js";
 

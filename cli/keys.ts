@@ -9,7 +9,7 @@ import {
   DEFAULT_KEYS_FILE,
   FileApiKeyStore,
   RedisApiKeyStore,
-} from "../router/api-keys.js";
+} from "../router/api/keys.js";
 
 /** Settings of `tensorclaw keys`. */
 export interface KeysConfig {

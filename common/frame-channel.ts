@@ -5,8 +5,8 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
  * one tunnel stream: gRPC `TunnelService/Connect` or one WebSocket. It moves
  * whole serialized stream messages (`ConnectRequest` / `ConnectResponse`
  * bytes); framing into batches is the FrameBatcher's job, decoding the
- * session's. Adapters exist per transport and side (router: `router/tunnel-grpc.ts`,
- * `router/tunnel-ws.ts`; miner: in `miner/`).
+ * session's. Adapters exist per transport and side (router: `router/tunnel/grpc.ts`,
+ * `router/tunnel/ws.ts`; miner: in `miner/`).
  */
 export interface FrameChannel {
   /** Which transport carries this channel (for logs and the directory only). */

@@ -7,16 +7,16 @@
 import type { FrameChannel } from "../common/frame-channel.js";
 import type { Hotkey } from "../common/identity.js";
 import { type Logger, silentLogger } from "../common/logger.js";
-import type { Backend } from "./backend.js";
-import { DemoBackend } from "./backend-demo.js";
-import { OpenAIHttpBackend } from "./backend-openai.js";
-import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.js";
+import type { Backend } from "./backend/backend.js";
+import { DemoBackend } from "./backend/demo.js";
+import { OpenAIHttpBackend } from "./backend/openai.js";
 import type { MinerConfig } from "./config.js";
 import { ModelCatalog } from "./model-catalog.js";
-import { type Endpoint, planRouters } from "./router-endpoints.js";
-import { dialGrpc, trustedRoots } from "./transport-grpc.js";
-import { dialWs } from "./transport-ws.js";
-import { TunnelClient } from "./tunnel-client.js";
+import { type BackoffPolicy, DEFAULT_BACKOFF } from "./tunnel/backoff.js";
+import { TunnelClient } from "./tunnel/client.js";
+import { type Endpoint, planRouters } from "./tunnel/endpoints.js";
+import { dialGrpc, trustedRoots } from "./tunnel/grpc.js";
+import { dialWs } from "./tunnel/ws.js";
 
 /** Software version sent in the Hello. */
 export const MINER_SOFTWARE_VERSION = "tensorclaw-miner/0.1.0";

@@ -7,7 +7,7 @@
  */
 import type { Logger } from "../common/logger.js";
 import type { ModelOffer } from "../gen/tensorclaw/v1/tunnel.js";
-import type { Backend, DiscoveredModel } from "./backend.js";
+import type { Backend, DiscoveredModel } from "./backend/backend.js";
 
 /** How offers are derived from what the backend reports. */
 export interface OfferPolicy {

@@ -12,10 +12,10 @@ import { chunkPayloadBytes } from "../common/chunk-credit.js";
 import type { Logger } from "../common/logger.js";
 import type { InferenceRequest, RequestError, ResponseChunk, Usage } from "../gen/tensorclaw/v1/tunnel.js";
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
-import { type Backend, BackendFailure } from "./backend.js";
-import { CreditWindow } from "./credit-window.js";
-import { RequestStop } from "./request-stop.js";
-import { CompletionTokenCounter, countPromptTokens } from "./token-counter.js";
+import { type Backend, BackendFailure } from "./backend/backend.js";
+import { RequestStop } from "./backend/request-stop.js";
+import { CompletionTokenCounter, countPromptTokens } from "./backend/token-counter.js";
+import { CreditWindow } from "./tunnel/credit-window.js";
 
 /** Where a request's frames go (the session's batcher). */
 export interface RequestSink {

@@ -178,7 +178,7 @@ export async function startAdmission(s: AdmissionSettings): Promise<StartedAdmis
   if (s.chain === undefined) {
     return { policy: new AllowListAdmission(s.minersAllow, s.validators), stop: async () => {} };
   }
-  const { connectPolkadotChain } = await import("../validator/chain-polkadot.js");
+  const { connectPolkadotChain } = await import("../common/chain/polkadot.js");
   const chain = await connectPolkadotChain({ endpoint: s.chain, logger: s.logger });
   const admission = new ChainAdmission({
     reader: chain,

@@ -3,8 +3,8 @@ import { TensorClawError } from "../common/errors.js";
 import { createLogger } from "../common/logger.js";
 import { waitForStopSignal } from "../common/signals.js";
 import { parseRouterCommand, ROUTER_DEFAULTS, ROUTER_OPTIONS } from "./config.js";
+import { tiersCommand } from "./ledger/tiers-command.js";
 import { startRouter } from "./router.js";
-import { tiersCommand } from "./tiers-command.js";
 
 /** `tensorclaw router`. */
 const serveCommand = defineCommand({

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import type { SessionState, SessionView } from "./tunnel-types.js";
+import type { SessionState, SessionView } from "./tunnel/types.js";
 
 /** Live values the metrics read when scraped, instead of being pushed. */
 export interface MetricsSources {

@@ -9,27 +9,27 @@ import { Redis } from "ioredis";
 import { Registry } from "prom-client";
 import { TensorClawError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
+import { ValidatorAuth } from "../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../gen/tensorclaw/v1/directory.js";
 import { UsageReportServiceService } from "../gen/tensorclaw/v1/usage.js";
 import { startAdmission } from "./admission.js";
-import { createApiHandler } from "./api-server.js";
-import { businessApiDeps } from "./api-setup.js";
+import { createApiHandler } from "./api/server.js";
+import { businessApiDeps } from "./api/setup.js";
+import { resolveUserSalt } from "./api/user-salt.js";
 import type { RouterConfig } from "./config.js";
-import { directoryService } from "./directory-service.js";
-import { addHealthAndReflection } from "./grpc-health.js";
-import type { UsageLedger } from "./ledger.js";
-import { EmbeddedLedger } from "./ledger-embedded.js";
-import { LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger-redis.js";
-import { addProbeService } from "./probe-service.js";
-import { addTunnelService, tunnelGrpcServerOptions } from "./tunnel-grpc.js";
-import { TunnelHub } from "./tunnel-hub.js";
-import { attachTunnelWs } from "./tunnel-ws.js";
-import { UsageRecorder } from "./usage-recorder.js";
-import { newUsageOrigin, UsageSequencer } from "./usage-sequence.js";
-import { usageService } from "./usage-service.js";
-import { UsageSpool } from "./usage-spool.js";
-import { resolveUserSalt } from "./user-salt.js";
-import { ValidatorAuth } from "./validator-auth.js";
+import { EmbeddedLedger } from "./ledger/embedded.js";
+import type { UsageLedger } from "./ledger/ledger.js";
+import { LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger/redis.js";
+import { directoryService } from "./services/directory.js";
+import { addHealthAndReflection } from "./services/health.js";
+import { addProbeService } from "./services/probe.js";
+import { usageService } from "./services/usage.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "./tunnel/grpc.js";
+import { TunnelHub } from "./tunnel/hub.js";
+import { attachTunnelWs } from "./tunnel/ws.js";
+import { UsageRecorder } from "./usage/recorder.js";
+import { newUsageOrigin, UsageSequencer } from "./usage/sequence.js";
+import { UsageSpool } from "./usage/spool.js";
 
 /** A router that is listening on its two ports. */
 export interface RunningRouter {
@@ -151,7 +151,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     const recorder = new UsageRecorder({ ledger, spool, logger });
     cleanups.push(() => recorder.close());
     // Each usage event gets this process's origin and a per-miner seq: the
-    // ledger's compact idempotency key (usage-sequence.ts).
+    // ledger's compact idempotency key (sequence.ts).
     const usageSink = new UsageSequencer(recorder, newUsageOrigin());
     logger.info({ usageOrigin: usageSink.origin }, "usage origin drawn");
 

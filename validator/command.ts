@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
+import type { Chain } from "../common/chain/chain.js";
 import { defineCommand } from "../common/command.js";
 import { loadHotkey } from "../common/identity.js";
 import { createLogger } from "../common/logger.js";
-import type { Chain } from "./chain.js";
 import { parseValidatorCommand, VALIDATOR_DEFAULTS, VALIDATOR_OPTIONS } from "./config.js";
 import { parseLatencyTiers } from "./latency-tiers.js";
 import { RouterClient } from "./router-client.js";
@@ -49,7 +49,7 @@ export const validatorCommand = defineCommand({
     try {
       if (cfg.chain !== undefined) {
         // Loaded on demand: @polkadot/api is heavy and every other command would pay for it.
-        const { connectPolkadotChain } = await import("./chain-polkadot.js");
+        const { connectPolkadotChain } = await import("../common/chain/polkadot.js");
         chain = await connectPolkadotChain({ endpoint: cfg.chain, signer: hotkey, logger });
       }
       const validator = new Validator({

@@ -1,6 +1,7 @@
 import { credentials, type ServiceError, status } from "@grpc/grpc-js";
 import type { Hotkey } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
+import { signedCall } from "../common/validator-call/client.js";
 import {
   ListMinersRequest,
   type ListMinersResponse,
@@ -21,7 +22,6 @@ import {
   UsageReportServiceClient,
   UsageReportServiceService,
 } from "../gen/tensorclaw/v1/usage.js";
-import { signedCall } from "../router/validator-auth.js";
 
 /** Default probe deadline (the router's own default, see probe.proto). */
 export const PROBE_TIMEOUT_MS = 8000;

@@ -1,10 +1,8 @@
+import { nonNegative, businessPoints as pointsOf } from "../common/business-points.js";
 import { type LatencyTier, latencyTierScore } from "./latency-tiers.js";
 
 /** How many recent probes count for uptime (and are kept per miner). */
 export const PROBE_HISTORY_SIZE = 100;
-
-/** Tokens per business point, before the tier multiplier. */
-export const TOKENS_PER_POINT = 10_000;
 
 /** One probe outcome as the validator keeps it. */
 export interface ProbeRecord {
@@ -73,10 +71,6 @@ export const FORMULA = Object.freeze({
   uptime: 0.1,
 });
 
-function nonNegative(n: number): number {
-  return Number.isFinite(n) && n > 0 ? n : 0;
-}
-
 /** The base score of one miner. */
 export function baseScore(
   available: boolean,
@@ -112,7 +106,7 @@ export function businessPoints(usage: readonly ModelUsageInput[]): { tokens: num
   for (const u of usage) {
     const t = nonNegative(u.promptTokens) + nonNegative(u.completionTokens);
     tokens += t;
-    points += (t / TOKENS_PER_POINT) * nonNegative(u.tierMultiplier);
+    points += pointsOf(t, u.tierMultiplier);
   }
   return { tokens, points };
 }

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Chain, ExtrinsicOutcome, Metagraph } from "../common/chain/chain.js";
 import type { Logger } from "../common/logger.js";
 import type { ListMinersResponse } from "../gen/tensorclaw/v1/directory.js";
 import type { GetUsageResponse } from "../gen/tensorclaw/v1/usage.js";
-import type { Chain, ExtrinsicOutcome, Metagraph } from "./chain.js";
 import type { LatencyTier } from "./latency-tiers.js";
 import { type ProbeRoundResult, type ProbeRouter, runProbeRound } from "./probe-round.js";
 import { RouterUnreachableError } from "./router-client.js";

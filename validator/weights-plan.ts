@@ -1,4 +1,4 @@
-import { epochIndex, firstBlockOfEpoch, type Metagraph } from "./chain.js";
+import { epochIndex, firstBlockOfEpoch, type Metagraph } from "../common/chain/chain.js";
 import type { WeightVector } from "./weights.js";
 
 /** A weight commit that still has to be revealed; stored durably (salt included). */

@@ -1,5 +1,5 @@
+import type { Chain, ExtrinsicOutcome, Metagraph } from "../common/chain/chain.js";
 import type { Logger } from "../common/logger.js";
-import type { Chain, ExtrinsicOutcome, Metagraph } from "./chain.js";
 import { commitHash, newSalt } from "./commit-hash.js";
 import type { ValidatorStateStore } from "./state-store.js";
 import type { WeightVector } from "./weights.js";

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import OpenAI, { APIError } from "openai";
-import { type ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api-keys.js";
-import { RedisRateLimiter } from "../../router/rate-limiter.js";
+import { type ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api/keys.js";
+import { RedisRateLimiter } from "../../router/api/rate-limiter.js";
 import {
   type MinerProcess,
   type RouterUnderTest,

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import OpenAI, { APIError } from "openai";
-import { ApiKeys, FileApiKeyStore } from "../../router/api-keys.js";
+import { ApiKeys, FileApiKeyStore } from "../../router/api/keys.js";
 import { type RouterUnderTest, startRouter } from "../support/api-harness.js";
 
 /** Raw HTTP against the router, for what the openai client cannot send. */

@@ -5,7 +5,7 @@ import { expect } from "chai";
 import { Redis } from "ioredis";
 import { keysCommand } from "../../cli/keys.js";
 import { TensorClawError } from "../../common/errors.js";
-import { type ApiKeyStore, ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api-keys.js";
+import { type ApiKeyStore, ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api/keys.js";
 import { runCli } from "../support/cli.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 

@@ -4,10 +4,10 @@ import OpenAI, { APIError } from "openai";
 import { type Logger, pino } from "pino";
 import { Registry } from "prom-client";
 import { TensorClawError, toHttpError } from "../../common/errors.js";
-import { type ApiKeys, RedisApiKeyStore } from "../../router/api-keys.js";
-import { businessApiDeps } from "../../router/api-setup.js";
-import { type RateLimiter, RedisRateLimiter } from "../../router/rate-limiter.js";
-import { FailoverRateLimiter, redisRateLimiterWithFallback } from "../../router/rate-limiter-failover.js";
+import { type ApiKeys, RedisApiKeyStore } from "../../router/api/keys.js";
+import { type RateLimiter, RedisRateLimiter } from "../../router/api/rate-limiter.js";
+import { FailoverRateLimiter, redisRateLimiterWithFallback } from "../../router/api/rate-limiter-failover.js";
+import { businessApiDeps } from "../../router/api/setup.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
 import { grantOf, rateLimiterContract } from "../support/api-rate-limit-contract.js";
 import {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import OpenAI from "openai";
-import { DEMO_MODEL_ID } from "../../miner/backend-demo.js";
+import { DEMO_MODEL_ID } from "../../miner/backend/demo.js";
 import { runCli } from "../support/cli.js";
 import { until } from "../support/loop-poll.js";
 import { descendantPids, ProcessSet, pidAlive } from "../support/loop-process.js";

@@ -2,8 +2,8 @@ import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import type { UsageLedger } from "../../router/ledger.js";
-import { EmbeddedLedger } from "../../router/ledger-embedded.js";
+import { EmbeddedLedger } from "../../router/ledger/embedded.js";
+import type { UsageLedger } from "../../router/ledger/ledger.js";
 import { CONTRACT_OPTIONS, ledgerContract, T0, usageEvent } from "../support/ledger-contract.js";
 
 describe("embedded usage ledger", () => {

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { Redis } from "ioredis";
-import { RedisLedger } from "../../router/ledger-redis.js";
-import type { UsageEvent } from "../../router/usage-event.js";
+import { RedisLedger } from "../../router/ledger/redis.js";
+import type { UsageEvent } from "../../router/usage/event.js";
 import { CONTRACT_OPTIONS, ledgerContract, T0, usageEvent } from "../support/ledger-contract.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 

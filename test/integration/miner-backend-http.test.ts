@@ -3,8 +3,8 @@ import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { expect } from "chai";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
-import type { BackendEvent } from "../../miner/backend.js";
-import { OpenAIHttpBackend } from "../../miner/backend-openai.js";
+import type { BackendEvent } from "../../miner/backend/backend.js";
+import { OpenAIHttpBackend } from "../../miner/backend/openai.js";
 
 /** Events of 10 KB each: 2,000 of them are 20 MB, far more than loopback socket buffers hold. */
 const EVENTS = 2_000;

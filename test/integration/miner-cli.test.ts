@@ -6,10 +6,10 @@ import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { expect } from "chai";
 import { hotkeyFromMnemonic } from "../../common/identity.js";
 import { ChatRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
-import { DEMO_MODEL_ID, demoAnswerTokens } from "../../miner/backend-demo.js";
+import { DEMO_MODEL_ID, demoAnswerTokens } from "../../miner/backend/demo.js";
+import { countPromptTokens } from "../../miner/backend/token-counter.js";
 import { minerCommand } from "../../miner/command.js";
-import { countPromptTokens } from "../../miner/token-counter.js";
-import type { TunnelEvent } from "../../router/tunnel-types.js";
+import type { TunnelEvent } from "../../router/tunnel/types.js";
 import { CLI } from "../support/cli.js";
 import { type MinerTestRouter, sessionOf, startMinerTestRouter } from "../support/miner-router.js";
 

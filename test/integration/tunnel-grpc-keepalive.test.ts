@@ -3,8 +3,8 @@ import { connect as http2Connect } from "node:http2";
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import { expect } from "chai";
-import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel-grpc.js";
-import { TunnelHub } from "../../router/tunnel-hub.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
+import { TunnelHub } from "../../router/tunnel/hub.js";
 
 /**
  * A TCP relay between a client and the router that can go silent without

@@ -2,7 +2,7 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { ConnectRequest, RejectReason, RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import type { TunnelEvent } from "../../router/tunnel-types.js";
+import type { TunnelEvent } from "../../router/tunnel/types.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { type RawClosed, type RawTransport, RawTunnelClient } from "../support/raw-tunnel-client.js";
 import {

@@ -2,7 +2,7 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import type { TunnelEvent } from "../../router/tunnel-types.js";
+import type { TunnelEvent } from "../../router/tunnel/types.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { chat, collect, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
 

@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect } from "chai";
-import type { UsageReport } from "../../router/ledger.js";
-import { RedisLedger } from "../../router/ledger-redis.js";
-import { type RecorderStats, UsageRecorder } from "../../router/usage-recorder.js";
-import { UsageSpool } from "../../router/usage-spool.js";
+import type { UsageReport } from "../../router/ledger/ledger.js";
+import { RedisLedger } from "../../router/ledger/redis.js";
+import { type RecorderStats, UsageRecorder } from "../../router/usage/recorder.js";
+import { UsageSpool } from "../../router/usage/spool.js";
 import { CONTRACT_OPTIONS } from "../support/ledger-contract.js";
 import { expectedTotals, writerEvent } from "../support/ledger-events.js";
 import {

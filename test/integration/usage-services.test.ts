@@ -5,6 +5,8 @@ import { expect } from "chai";
 import { service as healthService } from "grpc-health-check";
 import type { Hotkey } from "../../common/identity.js";
 import { signValidatorCall } from "../../common/signing.js";
+import { rawUnaryCall, signedCall } from "../../common/validator-call/client.js";
+import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
 import {
   ListMinersRequest,
   type ListMinersResponse,
@@ -19,12 +21,11 @@ import {
   UsageReportServiceClient,
   UsageReportServiceService,
 } from "../../gen/tensorclaw/v1/usage.js";
-import { directoryService } from "../../router/directory-service.js";
-import { addHealthAndReflection } from "../../router/grpc-health.js";
-import { EmbeddedLedger } from "../../router/ledger-embedded.js";
-import type { SessionView } from "../../router/tunnel-types.js";
-import { getUsage, usageService } from "../../router/usage-service.js";
-import { allowList, rawUnaryCall, signedCall, ValidatorAuth } from "../../router/validator-auth.js";
+import { EmbeddedLedger } from "../../router/ledger/embedded.js";
+import { directoryService } from "../../router/services/directory.js";
+import { addHealthAndReflection } from "../../router/services/health.js";
+import { getUsage, usageService } from "../../router/services/usage.js";
+import type { SessionView } from "../../router/tunnel/types.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { CONTRACT_OPTIONS, T0, usageEvent } from "../support/ledger-contract.js";
 

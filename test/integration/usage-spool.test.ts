@@ -2,11 +2,11 @@ import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/prom
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import type { UsageLedger } from "../../router/ledger.js";
-import { EmbeddedLedger } from "../../router/ledger-embedded.js";
-import type { UsageEvent } from "../../router/usage-event.js";
-import { UsageRecorder } from "../../router/usage-recorder.js";
-import { UsageSpool } from "../../router/usage-spool.js";
+import { EmbeddedLedger } from "../../router/ledger/embedded.js";
+import type { UsageLedger } from "../../router/ledger/ledger.js";
+import type { UsageEvent } from "../../router/usage/event.js";
+import { UsageRecorder } from "../../router/usage/recorder.js";
+import { UsageSpool } from "../../router/usage/spool.js";
 import { CONTRACT_OPTIONS } from "../support/ledger-contract.js";
 import { writerEvent } from "../support/ledger-events.js";
 

@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import { type Logger, pino } from "pino";
-import { LEDGER_REDIS_OPTIONS } from "../../router/ledger-redis.js";
-import { hashUser } from "../../router/openai-request.js";
-import { resolveUserSalt, userSaltKey } from "../../router/user-salt.js";
+import { hashUser } from "../../router/api/openai-request.js";
+import { resolveUserSalt, userSaltKey } from "../../router/api/user-salt.js";
+import { LEDGER_REDIS_OPTIONS } from "../../router/ledger/redis.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 
 function memoryLogger(): { logger: Logger; warnings: () => string[] } {

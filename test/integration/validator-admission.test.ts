@@ -1,8 +1,8 @@
 import { expect } from "chai";
+import { connectPolkadotChain, type PolkadotChain } from "../../common/chain/polkadot.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { AllowListAdmission, ChainAdmission, startAdmission } from "../../router/admission.js";
-import { connectPolkadotChain, type PolkadotChain } from "../../validator/chain-polkadot.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { RawTunnelClient } from "../support/raw-tunnel-client.js";
 import { freePort } from "../support/redis.js";

@@ -10,8 +10,8 @@ import {
   ProbeServiceService,
 } from "../../gen/tensorclaw/v1/probe.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import { ProbeService, pickProbeSession, probeServiceImplementation } from "../../router/probe-service.js";
-import type { SessionView } from "../../router/tunnel-types.js";
+import { ProbeService, pickProbeSession, probeServiceImplementation } from "../../router/services/probe.js";
+import type { SessionView } from "../../router/tunnel/types.js";
 import { seededRandom } from "../support/api-random.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { chat, collect, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";

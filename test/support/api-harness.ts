@@ -5,17 +5,17 @@ import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { Registry } from "prom-client";
 import { hotkeyFromMnemonic, initCrypto } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
-import type { ChatOptions } from "../../router/api-chat.js";
-import { type ApiKeyStore, ApiKeys } from "../../router/api-keys.js";
-import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../router/api-server.js";
+import type { ChatOptions } from "../../router/api/chat.js";
+import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
+import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
+import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../router/api/server.js";
 import { ApiMetrics } from "../../router/metrics.js";
-import { EmbeddedRateLimiter, type RateLimiter } from "../../router/rate-limiter.js";
-import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel-grpc.js";
-import { TunnelHub } from "../../router/tunnel-hub.js";
-import type { TunnelTimings } from "../../router/tunnel-options.js";
-import type { SessionView } from "../../router/tunnel-types.js";
-import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel-ws.js";
-import type { UsageEvent, UsageSink } from "../../router/usage-event.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
+import { TunnelHub } from "../../router/tunnel/hub.js";
+import type { TunnelTimings } from "../../router/tunnel/options.js";
+import type { SessionView } from "../../router/tunnel/types.js";
+import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel/ws.js";
+import type { UsageEvent, UsageSink } from "../../router/usage/event.js";
 import { CLI } from "./cli.js";
 
 /** A UsageSink that keeps events for assertions and lets a test await them. */

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import type { RateLimiter, Reservation, ReserveResult } from "../../router/rate-limiter.js";
+import type { RateLimiter, Reservation, ReserveResult } from "../../router/api/rate-limiter.js";
 
 /** The reservation of a granted result; fails the test when it was refused. */
 export function grantOf(r: ReserveResult): Reservation {

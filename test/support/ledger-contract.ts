@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { TensorClawError } from "../../common/errors.js";
-import type { LedgerOptions, RecordResult, UsageLedger, UsageReport } from "../../router/ledger.js";
-import type { UsageEvent } from "../../router/usage-event.js";
+import type { LedgerOptions, RecordResult, UsageLedger, UsageReport } from "../../router/ledger/ledger.js";
+import type { UsageEvent } from "../../router/usage/event.js";
 
 /** Builds a fresh, empty ledger for one test, and can reopen the same store. */
 export interface LedgerHarness {

@@ -1,4 +1,4 @@
-import type { UsageEvent } from "../../router/usage-event.js";
+import type { UsageEvent } from "../../router/usage/event.js";
 
 /** Miners and models the deterministic event streams spread over. */
 export const WRITER_MINERS = 8;

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { LEDGER_REDIS_OPTIONS } from "../../router/ledger-redis.js";
+import { LEDGER_REDIS_OPTIONS } from "../../router/ledger/redis.js";
 import { freePort } from "./redis.js";
 
 /**

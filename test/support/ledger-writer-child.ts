@@ -5,9 +5,9 @@
 //   "done <json>"  everything reached the ledger; the recorder's stats
 // Settings come from the environment (see below).
 import { Redis } from "ioredis";
-import { LEDGER_REDIS_OPTIONS, RedisLedger } from "../../router/ledger-redis.js";
-import { UsageRecorder } from "../../router/usage-recorder.js";
-import { UsageSpool } from "../../router/usage-spool.js";
+import { LEDGER_REDIS_OPTIONS, RedisLedger } from "../../router/ledger/redis.js";
+import { UsageRecorder } from "../../router/usage/recorder.js";
+import { UsageSpool } from "../../router/usage/spool.js";
 import { CONTRACT_OPTIONS } from "./ledger-contract.js";
 import { writerEvent } from "./ledger-events.js";
 

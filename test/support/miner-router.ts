@@ -8,11 +8,11 @@ import { createServer, type Server as HttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
-import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel-grpc.js";
-import { TunnelHub } from "../../router/tunnel-hub.js";
-import type { TunnelHubOptions } from "../../router/tunnel-options.js";
-import type { SessionView } from "../../router/tunnel-types.js";
-import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel-ws.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
+import { TunnelHub } from "../../router/tunnel/hub.js";
+import type { TunnelHubOptions } from "../../router/tunnel/options.js";
+import type { SessionView } from "../../router/tunnel/types.js";
+import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel/ws.js";
 
 /** A restartable router endpoint. */
 export interface MinerTestRouter {

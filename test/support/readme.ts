@@ -10,7 +10,7 @@ import { type OptionSpec, type ParsedCommand, parseCommand } from "../../common/
 import { TensorClawError } from "../../common/errors.js";
 import { MINER_DEFAULTS, MINER_OPTIONS, parseMinerCommand } from "../../miner/config.js";
 import { parseRouterCommand, ROUTER_DEFAULTS, ROUTER_OPTIONS } from "../../router/config.js";
-import { parseTiersVerb, TIERS_DEFAULTS, TIERS_OPTIONS } from "../../router/tiers-command.js";
+import { parseTiersVerb, TIERS_DEFAULTS, TIERS_OPTIONS } from "../../router/ledger/tiers-command.js";
 import { parseValidatorCommand, VALIDATOR_DEFAULTS, VALIDATOR_OPTIONS } from "../../validator/config.js";
 
 /** The README's text. */

@@ -4,11 +4,11 @@ import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import type { Hotkey } from "../../common/identity.js";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { ModelOffer } from "../../gen/tensorclaw/v1/tunnel.js";
-import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel-grpc.js";
-import { TunnelHub } from "../../router/tunnel-hub.js";
-import type { TunnelHubOptions } from "../../router/tunnel-options.js";
-import type { InferenceCall, TunnelEvent } from "../../router/tunnel-types.js";
-import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel-ws.js";
+import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
+import { TunnelHub } from "../../router/tunnel/hub.js";
+import type { TunnelHubOptions } from "../../router/tunnel/options.js";
+import type { InferenceCall, TunnelEvent } from "../../router/tunnel/types.js";
+import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel/ws.js";
 import { type RawTransport, RawTunnelClient, type TunnelEndpoints } from "./raw-tunnel-client.js";
 import { FakeMiner, type FakeMinerOptions } from "./tunnel-fake-miner.js";
 

@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { listModels } from "../../router/api-models.js";
-import type { SessionView } from "../../router/tunnel-types.js";
+import { listModels } from "../../router/api/models.js";
+import type { SessionView } from "../../router/tunnel/types.js";
 
 function session(
   id: string,

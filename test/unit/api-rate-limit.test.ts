@@ -1,5 +1,10 @@
 import { expect } from "chai";
-import { EmbeddedRateLimiter, reconcileBuckets, refill, reserveBuckets } from "../../router/rate-limiter.js";
+import {
+  EmbeddedRateLimiter,
+  reconcileBuckets,
+  refill,
+  reserveBuckets,
+} from "../../router/api/rate-limiter.js";
 import { rateLimiterContract } from "../support/api-rate-limit-contract.js";
 
 describe("rate limit arithmetic", () => {

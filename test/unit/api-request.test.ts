@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { TensorClawError } from "../../common/errors.js";
-import { hashUser, parseChatBody, type RequestOptions } from "../../router/openai-request.js";
+import { hashUser, parseChatBody, type RequestOptions } from "../../router/api/openai-request.js";
 
 const OPTS: RequestOptions = { defaultMaxTokens: 1024, userSalt: "salt", account: "key1" };
 

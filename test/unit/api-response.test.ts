@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import type { ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
-import { ChunkShaper, CompletionAggregator, openaiUsage } from "../../router/openai-response.js";
+import { ChunkShaper, CompletionAggregator, openaiUsage } from "../../router/api/openai-response.js";
 
 const IDENT = { id: "chatcmpl-1", created: 1700000000, model: "m" };
 

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { RequestErrorCode as C } from "../../gen/tensorclaw/v1/tunnel.js";
-import { upstreamError } from "../../router/api-upstream.js";
+import { upstreamError } from "../../router/api/upstream.js";
 
 describe("api upstream errors", () => {
   it("maps each miner error code to the user's status and whether another miner may try", () => {

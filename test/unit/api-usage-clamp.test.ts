@@ -5,7 +5,7 @@ import {
   maxPromptTokens,
   PER_MESSAGE_ALLOWANCE,
   PER_REQUEST_ALLOWANCE,
-} from "../../router/usage-clamp.js";
+} from "../../router/usage/clamp.js";
 
 const PROMPT = { bytes: 100, messages: 2 };
 

@@ -6,8 +6,8 @@ import {
   isValidEvent,
   retentionCutoff,
   windowEdges,
-} from "../../router/ledger.js";
-import { parseSpoolLine, spoolLine } from "../../router/usage-spool.js";
+} from "../../router/ledger/ledger.js";
+import { parseSpoolLine, spoolLine } from "../../router/usage/spool.js";
 import { usageEvent } from "../support/ledger-contract.js";
 
 const MIN = 60_000;

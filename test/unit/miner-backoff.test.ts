@@ -6,7 +6,7 @@ import {
   backoffDelayMs,
   DEFAULT_BACKOFF,
   INITIAL_BACKOFF,
-} from "../../miner/backoff.js";
+} from "../../miner/tunnel/backoff.js";
 
 describe("miner backoff", () => {
   const p: BackoffPolicy = { baseMs: 1000, capMs: 30_000, stableAfterMs: 30_000 };

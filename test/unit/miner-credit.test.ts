@@ -8,10 +8,10 @@ import {
   type ResponseChunk,
   type Usage,
 } from "../../gen/tensorclaw/v1/tunnel.js";
-import { type Backend, type BackendEvent, BackendFailure } from "../../miner/backend.js";
-import { CreditWindow } from "../../miner/credit-window.js";
+import { type Backend, type BackendEvent, BackendFailure } from "../../miner/backend/backend.js";
+import { countTextTokens } from "../../miner/backend/token-counter.js";
 import { RequestRunner, type RequestSink } from "../../miner/request-runner.js";
-import { countTextTokens } from "../../miner/token-counter.js";
+import { CreditWindow } from "../../miner/tunnel/credit-window.js";
 
 /** A backend that streams given pieces and counts how far the caller pulled. */
 class ScriptedBackend implements Backend {

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { TensorClawError } from "../../common/errors.js";
 import { offersFor } from "../../miner/model-catalog.js";
-import { planRouters } from "../../miner/router-endpoints.js";
+import { planRouters } from "../../miner/tunnel/endpoints.js";
 
 describe("miner router endpoints and model offers", () => {
   it("auto with only a gRPC URL falls back to WS on the same host's default HTTP port", () => {

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { ReplayCache } from "../../common/replay-cache.js";
 import { checkHello } from "../../common/signing.js";
 import type { Challenge } from "../../gen/tensorclaw/v1/tunnel.js";
-import { buildHello, challengeFault, clockSkewMs, MINER_PROTOCOL_VERSION } from "../../miner/tunnel-hello.js";
+import { buildHello, challengeFault, clockSkewMs, MINER_PROTOCOL_VERSION } from "../../miner/tunnel/hello.js";
 import { throwawayHotkey } from "../support/keys.js";
 
 const challenge = (over: Partial<Challenge> = {}): Challenge => ({

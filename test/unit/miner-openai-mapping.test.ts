@@ -1,9 +1,9 @@
 import { expect } from "chai";
 import { ChatRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import { BackendFailure, codeForHttpStatus } from "../../miner/backend.js";
-import { eventsFromChunk, eventsFromCompletion, finishReasonOf } from "../../miner/openai-chunk.js";
-import { openAIRequestBody } from "../../miner/openai-request-body.js";
+import { BackendFailure, codeForHttpStatus } from "../../miner/backend/backend.js";
+import { eventsFromChunk, eventsFromCompletion, finishReasonOf } from "../../miner/backend/openai-chunk.js";
+import { openAIRequestBody } from "../../miner/backend/openai-request-body.js";
 
 function chunk(delta: unknown, finish: string | null = null, extra: Record<string, unknown> = {}) {
   return {

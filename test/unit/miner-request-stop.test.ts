@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { RequestStop, type StopSignal } from "../../miner/request-stop.js";
+import { RequestStop, type StopSignal } from "../../miner/backend/request-stop.js";
 
 describe("miner RequestStop (the per-request abort signal)", () => {
   it("runs each listener once, in order, on the first abort, and keeps the first reason", () => {

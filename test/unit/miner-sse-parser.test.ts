@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { SseLimitError, SseParser } from "../../miner/sse-parser.js";
+import { SseLimitError, SseParser } from "../../miner/backend/sse-parser.js";
 
 function feedAll(pieces: (string | Uint8Array)[]): { event: string; data: string }[] {
   const p = new SseParser();

@@ -1,8 +1,12 @@
 import { expect } from "chai";
 import { ChatRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
-import type { BackendEvent } from "../../miner/backend.js";
-import { DEMO_MODEL_ID, DemoBackend, demoAnswerTokens } from "../../miner/backend-demo.js";
-import { CompletionTokenCounter, countPromptTokens, countTextTokens } from "../../miner/token-counter.js";
+import type { BackendEvent } from "../../miner/backend/backend.js";
+import { DEMO_MODEL_ID, DemoBackend, demoAnswerTokens } from "../../miner/backend/demo.js";
+import {
+  CompletionTokenCounter,
+  countPromptTokens,
+  countTextTokens,
+} from "../../miner/backend/token-counter.js";
 
 describe("miner token counting and the demo model", () => {
   it("counts with a real BPE tokenizer, treating special-token text as plain text", () => {

@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { candidates, modelOffered, PICKER_DEFAULTS, pick } from "../../router/picker.js";
-import type { SessionState, SessionView } from "../../router/tunnel-types.js";
+import { candidates, modelOffered, PICKER_DEFAULTS, pick } from "../../router/routing/picker.js";
+import type { SessionState, SessionView } from "../../router/tunnel/types.js";
 import { seededRandom } from "../support/api-random.js";
 
 const MODEL = "m";

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
-import { type CallHost, TunnelCall } from "../../router/tunnel-call.js";
-import type { TunnelEvent } from "../../router/tunnel-types.js";
+import { type CallHost, TunnelCall } from "../../router/tunnel/call.js";
+import type { TunnelEvent } from "../../router/tunnel/types.js";
 
 function chunk(text: string): ResponseChunk {
   return { requestId: 1, contentDelta: text, toolCalls: [], finishReason: 0, reasoningDelta: "" };

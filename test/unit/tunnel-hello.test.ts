@@ -3,7 +3,7 @@ import type { Hotkey } from "../../common/identity.js";
 import { ReplayCache } from "../../common/replay-cache.js";
 import { signHello } from "../../common/signing.js";
 import { type Hello, RejectReason } from "../../gen/tensorclaw/v1/tunnel.js";
-import { judgeHello, OFFER_LIMITS, validateOffers } from "../../router/tunnel-hello.js";
+import { judgeHello, OFFER_LIMITS, validateOffers } from "../../router/tunnel/hello.js";
 import { throwawayHotkey } from "../support/keys.js";
 
 const NOW = 1_800_000_000_000;

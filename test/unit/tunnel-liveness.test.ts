@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { LivenessTracker } from "../../router/tunnel-liveness.js";
+import { LivenessTracker } from "../../router/tunnel/liveness.js";
 
 describe("tunnel liveness tracker", () => {
   it("pings with increasing seqs and closes after maxMissedPongs unanswered pings", () => {

@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import { TensorClawError } from "../../common/errors.js";
-import { isValidEvent } from "../../router/ledger.js";
-import type { UsageEvent, UsageSink } from "../../router/usage-event.js";
-import { newUsageOrigin, UsageSequencer } from "../../router/usage-sequence.js";
+import { isValidEvent } from "../../router/ledger/ledger.js";
+import type { UsageEvent, UsageSink } from "../../router/usage/event.js";
+import { newUsageOrigin, UsageSequencer } from "../../router/usage/sequence.js";
 
 class Collect implements UsageSink {
   readonly events: UsageEvent[] = [];

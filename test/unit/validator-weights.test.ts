@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import type { Metagraph } from "../../validator/chain.js";
-import { epochIndex, firstBlockOfEpoch } from "../../validator/chain.js";
+import type { Metagraph } from "../../common/chain/chain.js";
+import { epochIndex, firstBlockOfEpoch } from "../../common/chain/chain.js";
 import { computeWeights, padToMinimum, U16_MAX } from "../../validator/weights.js";
 import { type PendingCommit, planWeights } from "../../validator/weights-plan.js";
 

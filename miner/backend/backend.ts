@@ -1,0 +1,70 @@
+/**
+ * What a miner serves from: an OpenAI-compatible server over HTTP
+ * (`openai.ts`) or the built-in demo model (`demo.ts`). The
+ * tunnel code only sees this interface.
+ */
+import type { ChatRequest, FinishReason, ToolCallDelta } from "../../gen/tensorclaw/v1/chat.js";
+import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
+import type { StopSignal } from "./request-stop.js";
+
+/** A model the backend says it serves. */
+export interface DiscoveredModel {
+  readonly id: string;
+  /** Context window in tokens, 0 when the backend does not say. */
+  readonly contextLength: number;
+}
+
+/** One step of a backend's answer. */
+export type BackendEvent =
+  | {
+      readonly type: "delta";
+      readonly content: string;
+      readonly reasoning: string;
+      readonly toolCalls: readonly ToolCallDelta[];
+      /** UNSPECIFIED on every delta but the last one of the answer. */
+      readonly finishReason: FinishReason;
+    }
+  | {
+      readonly type: "usage";
+      readonly promptTokens: number;
+      readonly completionTokens: number;
+    };
+
+/** A backend that can list its models and stream chat completions. */
+export interface Backend {
+  /** Short description for logs (never contains the key). */
+  readonly description: string;
+  /** The models served now; throws a BackendFailure when the backend is unreachable or broken. */
+  listModels(signal: AbortSignal): Promise<DiscoveredModel[]>;
+  /**
+   * Streams one chat completion. Pull-based: the backend is read only as
+   * fast as the caller iterates, so a caller that stops iterating stops
+   * reading the backend. Aborting `signal` ends the call (the iterator
+   * throws). Failures throw a BackendFailure.
+   */
+  chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncIterable<BackendEvent>;
+}
+
+/** A request-level failure with the code the router should see. */
+export class BackendFailure extends Error {
+  readonly code: RequestErrorCode;
+
+  /** `message` may reach the user: no keys, no internal addresses. */
+  constructor(code: RequestErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "BackendFailure";
+    this.code = code;
+  }
+}
+
+/** The code for an HTTP error status from the backend. */
+export function codeForHttpStatus(status: number): RequestErrorCode {
+  if (status === 429) return RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED;
+  if (status === 408 || status === 504) return RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT;
+  // 401/403 mean the miner's own key is wrong: the user's request is fine.
+  if (status === 401 || status === 403) return RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR;
+  if (status === 404) return RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE;
+  if (status >= 400 && status < 500) return RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST;
+  if (status === 502 || status === 503) return RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE;
+  return RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR;
+}

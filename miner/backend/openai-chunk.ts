@@ -1,0 +1,157 @@
+/**
+ * Maps OpenAI `chat.completion.chunk` objects (and whole non-streaming
+ * `chat.completion` bodies, for backends that ignore `stream: true`) to
+ * BackendEvents. Backends differ in the details — `reasoning_content`
+ * (vLLM, DeepSeek) or `reasoning` (Ollama, OpenRouter), `usage` on the last
+ * content chunk or on an extra one with no choices, `null` for absent fields
+ * — so every field is read defensively and only choice 0 is used (the
+ * router never asks for `n` > 1).
+ */
+import { FinishReason, type ToolCallDelta } from "../../gen/tensorclaw/v1/chat.js";
+import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
+import { type BackendEvent, BackendFailure } from "./backend.js";
+
+type Json = Record<string, unknown>;
+
+function obj(v: unknown): Json | undefined {
+  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
+}
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+function count(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+/** OpenAI's `finish_reason` text as a FinishReason (unknown non-null reasons count as STOP). */
+export function finishReasonOf(v: unknown): FinishReason {
+  switch (v) {
+    case null:
+    case undefined:
+    case "":
+      return FinishReason.FINISH_REASON_UNSPECIFIED;
+    case "length":
+      return FinishReason.FINISH_REASON_LENGTH;
+    case "tool_calls":
+    case "function_call":
+      return FinishReason.FINISH_REASON_TOOL_CALLS;
+    case "content_filter":
+      return FinishReason.FINISH_REASON_CONTENT_FILTER;
+    default:
+      // "stop", "eos", "stop_sequence", ...: the model ended on its own.
+      return FinishReason.FINISH_REASON_STOP;
+  }
+}
+
+function toolCallDeltas(v: unknown): ToolCallDelta[] {
+  if (!Array.isArray(v)) return [];
+  const out: ToolCallDelta[] = [];
+  for (let i = 0; i < v.length; i++) {
+    const t = obj(v[i]);
+    if (t === undefined) continue;
+    const fn = obj(t.function);
+    const index = count(t.index) ?? i;
+    out.push({
+      index: Math.min(index, 0xffffffff),
+      id: str(t.id),
+      type: str(t.type),
+      functionName: str(fn?.name),
+      argumentsDelta: str(fn?.arguments),
+    });
+  }
+  return out;
+}
+
+function usageEvent(v: unknown): BackendEvent | undefined {
+  const u = obj(v);
+  if (u === undefined) return undefined;
+  const prompt = count(u.prompt_tokens);
+  const completion = count(u.completion_tokens);
+  if (prompt === undefined || completion === undefined) return undefined;
+  return { type: "usage", promptTokens: prompt, completionTokens: completion };
+}
+
+function failIfError(doc: Json): void {
+  // vLLM and others report failures mid-stream as `data: {"error": {...}}`.
+  if (doc.error !== undefined && doc.error !== null) {
+    const e = obj(doc.error);
+    const detail = str(e?.message) || str(doc.error);
+    throw new BackendFailure(
+      RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR,
+      "the backend reported an error mid-stream",
+      { cause: new Error(detail) },
+    );
+  }
+}
+
+/** Events carried by one parsed streaming chunk. Throws a BackendFailure on an error chunk or a non-object. */
+export function eventsFromChunk(doc: unknown): BackendEvent[] {
+  const d = obj(doc);
+  if (d === undefined) {
+    throw new BackendFailure(
+      RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR,
+      "the backend sent a malformed chunk",
+    );
+  }
+  failIfError(d);
+  const out: BackendEvent[] = [];
+  const choices = Array.isArray(d.choices) ? d.choices : [];
+  const choice = obj(choices.find((c) => (obj(c)?.index ?? 0) === 0));
+  if (choice !== undefined) {
+    const delta = obj(choice.delta) ?? {};
+    const content = str(delta.content);
+    const reasoning = str(delta.reasoning_content) || str(delta.reasoning);
+    const toolCalls = toolCallDeltas(delta.tool_calls);
+    const finishReason = finishReasonOf(choice.finish_reason);
+    if (
+      content !== "" ||
+      reasoning !== "" ||
+      toolCalls.length > 0 ||
+      finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED
+    ) {
+      out.push({ type: "delta", content, reasoning, toolCalls, finishReason });
+    }
+  }
+  const usage = usageEvent(d.usage);
+  if (usage !== undefined) out.push(usage);
+  return out;
+}
+
+/** Events equivalent to a whole non-streaming `chat.completion` body. */
+export function eventsFromCompletion(doc: unknown): BackendEvent[] {
+  const d = obj(doc);
+  if (d === undefined) {
+    throw new BackendFailure(
+      RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR,
+      "the backend sent a malformed completion",
+    );
+  }
+  failIfError(d);
+  const choices = Array.isArray(d.choices) ? d.choices : [];
+  const choice = obj(choices[0]);
+  if (choice === undefined) {
+    throw new BackendFailure(
+      RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR,
+      "the backend sent no choices",
+    );
+  }
+  const message = obj(choice.message) ?? {};
+  const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+  const toolCalls = toolCallDeltas(calls.map((c, i) => ({ ...(obj(c) ?? {}), index: i })));
+  const finish = finishReasonOf(choice.finish_reason);
+  const out: BackendEvent[] = [
+    {
+      type: "delta",
+      content: str(message.content),
+      reasoning: str(message.reasoning_content) || str(message.reasoning),
+      toolCalls,
+      finishReason:
+        finish === FinishReason.FINISH_REASON_UNSPECIFIED ? FinishReason.FINISH_REASON_STOP : finish,
+    },
+  ];
+  const usage = usageEvent(d.usage);
+  if (usage !== undefined) out.push(usage);
+  return out;
+}

@@ -1,0 +1,230 @@
+/**
+ * A backend reached over the OpenAI HTTP API: vLLM, Ollama, llama.cpp
+ * server, TGI, LM Studio or a cloud endpoint. Calls go through one undici
+ * keep-alive pool per backend (see http-exchange.ts: callbacks from the
+ * HTTP parser instead of streams, about half the CPU of node:http's client
+ * per request). A streamed body is read only as fast as the tunnel consumes
+ * events, so a request without flow-control credit stops pulling from the
+ * backend's socket and TCP pushes back on the backend. A request whose user
+ * did not ask for a stream is sent as a plain completion: one body to parse
+ * instead of one event per token.
+ *
+ * Everything the backend sends is untrusted: bad status codes, bodies that
+ * are not JSON, streams that break or never end are each turned into a
+ * BackendFailure with a code and a message that carries no secrets (the
+ * backend URL and its error text go to the log only, via `cause`).
+ */
+import { Pool } from "undici";
+import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
+import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
+import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
+import {
+  type Backend,
+  type BackendEvent,
+  BackendFailure,
+  codeForHttpStatus,
+  type DiscoveredModel,
+} from "./backend.js";
+import { HttpExchange } from "./http-exchange.js";
+import { eventsFromChunk, eventsFromCompletion } from "./openai-chunk.js";
+import { openAIRequestBody } from "./openai-request-body.js";
+import type { StopSignal } from "./request-stop.js";
+import { SseParser } from "./sse-parser.js";
+
+/** Settings of an OpenAI-compatible backend. */
+export interface OpenAIHttpBackendOptions {
+  /** Base URL including the API prefix, e.g. `http://127.0.0.1:8000/v1`. */
+  readonly baseUrl: string;
+  /** Bearer key, when the backend wants one. */
+  readonly apiKey?: string | undefined;
+  /** Largest non-streamed body or SSE event accepted, in bytes. Default 8 MiB. */
+  readonly maxBodyBytes?: number;
+}
+
+const {
+  REQUEST_ERROR_CODE_BACKEND_ERROR: BACKEND_ERROR,
+  REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE: UNAVAILABLE,
+} = RequestErrorCode;
+
+/** How long a finished stream's leftover bytes may take to drain before the connection is dropped. */
+const DRAIN_MS = 5_000;
+
+/** Reads a whole body, refusing more than `limit` bytes. */
+async function readBounded(x: HttpExchange, limit: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for (let b = await x.read(); b !== undefined; b = await x.read()) {
+    size += b.byteLength;
+    if (size > limit) {
+      x.release(false, 0);
+      throw new BackendFailure(BACKEND_ERROR, "the backend sent an oversized body");
+    }
+    parts.push(b);
+  }
+  return parts.length === 1 ? (parts[0] as Buffer).toString("utf8") : Buffer.concat(parts).toString("utf8");
+}
+
+function contextLengthOf(m: Record<string, unknown>): number {
+  for (const key of ["max_model_len", "context_length", "context_window"]) {
+    const v = m[key];
+    if (typeof v === "number" && Number.isSafeInteger(v) && v > 0) return Math.min(v, 0xffffffff);
+  }
+  return 0;
+}
+
+/** An OpenAI-compatible HTTP backend. */
+export class OpenAIHttpBackend implements Backend {
+  readonly description: string;
+  readonly #prefix: string;
+  readonly #key: string | undefined;
+  readonly #maxBodyBytes: number;
+  readonly #pool: Pool;
+
+  constructor(opts: OpenAIHttpBackendOptions) {
+    const u = new URL(opts.baseUrl.replace(/\/+$/, ""));
+    if (u.protocol !== "http:" && u.protocol !== "https:")
+      throw new TypeError(`backend URL must be http(s), not ${u.protocol}`);
+    this.#prefix = u.pathname === "/" ? "" : u.pathname;
+    this.#key = opts.apiKey;
+    this.#maxBodyBytes = opts.maxBodyBytes ?? 8 * 1024 * 1024;
+    // No undici timeouts: a request's deadline is the router's, enforced by
+    // the request runner, and a stream out of credit may rightly sit idle.
+    this.#pool = new Pool(u.origin, { headersTimeout: 0, bodyTimeout: 0 });
+    this.description = `openai-compatible ${u.protocol}//${u.host}${u.pathname}`;
+  }
+
+  /** Closes the pooled connections. */
+  close(): void {
+    this.#pool.destroy().catch(() => {});
+  }
+
+  /**
+   * Sends a request and resolves with the response head; network failures
+   * become BACKEND_UNAVAILABLE unless the caller aborted.
+   */
+  async #send(path: string, body: string | undefined, json: boolean, signal: StopSignal) {
+    const headers: Record<string, string> = { accept: json ? "application/json" : "text/event-stream" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (this.#key !== undefined) headers.authorization = `Bearer ${this.#key}`;
+    try {
+      return await HttpExchange.start(
+        this.#pool,
+        { method: body === undefined ? "GET" : "POST", path: `${this.#prefix}${path}`, headers, body },
+        signal,
+      );
+    } catch (cause) {
+      if (signal.aborted) throw signal.reason;
+      throw new BackendFailure(UNAVAILABLE, "the backend could not be reached", { cause });
+    }
+  }
+
+  async listModels(signal: AbortSignal): Promise<DiscoveredModel[]> {
+    const res = await this.#send("/models", undefined, true, signal);
+    const text = await this.#guard(signal, () => readBounded(res, this.#maxBodyBytes));
+    const status = res.status;
+    if (status < 200 || status > 299)
+      throw new BackendFailure(UNAVAILABLE, `the backend answered /models with HTTP ${status}`);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (cause) {
+      throw new BackendFailure(BACKEND_ERROR, "the backend's /models is not JSON", { cause });
+    }
+    const data = (doc as { data?: unknown })?.data;
+    if (!Array.isArray(data))
+      throw new BackendFailure(BACKEND_ERROR, "the backend's /models has no data list");
+    const out: DiscoveredModel[] = [];
+    for (const m of data) {
+      if (typeof m !== "object" || m === null) continue;
+      const id = (m as { id?: unknown }).id;
+      if (typeof id !== "string" || id === "" || id.length > 256) continue;
+      out.push({ id, contextLength: contextLengthOf(m as Record<string, unknown>) });
+    }
+    return out;
+  }
+
+  async *chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {
+    const body = JSON.stringify(openAIRequestBody(model, chat));
+    const res = await this.#send("/chat/completions", body, !chat.stream, signal);
+    const status = res.status;
+    if (status < 200 || status > 299) {
+      const detail = await readBounded(res, 64 * 1024).catch(() => "");
+      throw new BackendFailure(codeForHttpStatus(status), `the backend answered HTTP ${status}`, {
+        cause: new Error(detail.slice(0, 2000)),
+      });
+    }
+    const type = headerText(res.headers["content-type"]);
+    if (!type.includes("text/event-stream")) {
+      // A whole completion: asked for, or sent by a backend that ignored `stream: true`.
+      const text = await this.#guard(signal, () => readBounded(res, this.#maxBodyBytes));
+      let doc: unknown;
+      try {
+        doc = JSON.parse(text);
+      } catch (cause) {
+        throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
+      }
+      yield* eventsFromCompletion(doc);
+      return;
+    }
+    yield* this.#stream(res, signal);
+  }
+
+  async #guard<T>(signal: StopSignal, read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (cause) {
+      if (signal.aborted) throw signal.reason;
+      if (cause instanceof BackendFailure) throw cause;
+      throw new BackendFailure(BACKEND_ERROR, "the backend connection broke mid-stream", { cause });
+    }
+  }
+
+  async *#stream(res: HttpExchange, signal: StopSignal): AsyncGenerator<BackendEvent> {
+    const parser = new SseParser(this.#maxBodyBytes);
+    let finished = false;
+    let done = false;
+    try {
+      while (!done) {
+        const piece = await this.#guard(signal, () => res.read());
+        if (piece === undefined) break;
+        let events: ReturnType<SseParser["push"]>;
+        try {
+          events = parser.push(piece);
+        } catch (cause) {
+          throw new BackendFailure(BACKEND_ERROR, "the backend sent an oversized event", { cause });
+        }
+        for (const ev of events) {
+          if (ev.data === "[DONE]") {
+            done = true;
+            break;
+          }
+          if (ev.event === "error")
+            throw new BackendFailure(BACKEND_ERROR, "the backend reported an error mid-stream");
+          let doc: unknown;
+          try {
+            doc = JSON.parse(ev.data);
+          } catch (cause) {
+            throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON in its stream", { cause });
+          }
+          for (const out of eventsFromChunk(doc)) {
+            if (out.type === "delta" && out.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED)
+              finished = true;
+            yield out;
+          }
+        }
+      }
+      // Servers that skip `[DONE]` are fine once they sent a finish reason;
+      // without one the answer was cut short.
+      if (!done && !finished) throw new BackendFailure(BACKEND_ERROR, "the backend stream ended early");
+    } finally {
+      // A stream read to `[DONE]` keeps its connection; one left early
+      // (failure, abort, the consumer stopped) drops it.
+      res.release(done && !signal.aborted, DRAIN_MS);
+    }
+  }
+}
+
+/** A header's value as one string (undici gives repeated headers as an array). */
+function headerText(v: string | string[] | undefined): string {
+  return Array.isArray(v) ? v.join(", ") : (v ?? "");
+}

@@ -1,0 +1,109 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { TensorClawError, toHttpError } from "../../common/errors.js";
+
+/** Headers every API response carries. */
+export function baseHeaders(requestId: string): Record<string, string> {
+  return {
+    "x-request-id": requestId,
+    // Browser apps call OpenAI-compatible APIs directly; keys, not origins, protect this API.
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "x-request-id, retry-after, retry-after-ms",
+  };
+}
+
+/** Writes a JSON response in one go. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...baseHeaders(requestId),
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/**
+ * Writes any thrown value as an HTTP error with an OpenAI error body (the
+ * catalogue decides the status), plus `retry-after` / `retry-after-ms` when
+ * the error carries a retry time. Returns the status written.
+ */
+export function sendError(res: ServerResponse, err: unknown, requestId: string): number {
+  const { status, body, retryAfterMs } = toHttpError(err);
+  const headers: Record<string, string | number> = {
+    ...baseHeaders(requestId),
+    "content-type": "application/json",
+  };
+  if (retryAfterMs !== undefined) {
+    headers["retry-after"] = Math.max(1, Math.ceil(retryAfterMs / 1000));
+    headers["retry-after-ms"] = Math.max(0, Math.ceil(retryAfterMs));
+  }
+  const text = JSON.stringify(body);
+  headers["content-length"] = Buffer.byteLength(text);
+  if (res.headersSent) {
+    res.destroy();
+    return status;
+  }
+  res.writeHead(status, headers);
+  res.end(text);
+  return status;
+}
+
+/** JSON text of an error for an SSE `data:` line: `{"error":{...}}`, the shape OpenAI clients raise. */
+export function errorEventJson(err: unknown): string {
+  return JSON.stringify(toHttpError(err).body);
+}
+
+/**
+ * Reads a request body up to `limit` bytes. A declared or actual size over
+ * the limit fails with `payload_too_large` without buffering the rest.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"] ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    return Promise.reject(tooLarge(limit));
+  }
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err: Error | undefined) => {
+      if (done) return;
+      done = true;
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("aborted", onAborted);
+      if (err !== undefined) reject(err);
+      else resolve(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size));
+    };
+    const onData = (b: Buffer) => {
+      size += b.length;
+      if (size > limit) {
+        req.pause();
+        finish(tooLarge(limit));
+        return;
+      }
+      parts.push(b);
+    };
+    const onEnd = () => finish(undefined);
+    const onError = (e: Error) => finish(new TensorClawError("cancelled", "client went away", { cause: e }));
+    const onAborted = () => finish(new TensorClawError("cancelled", "client went away"));
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("aborted", onAborted);
+  });
+}
+
+function tooLarge(limit: number): TensorClawError {
+  return new TensorClawError("payload_too_large", `The request body exceeds ${limit} bytes.`);
+}
+
+/** Parses JSON, failing with `invalid_json`. */
+export function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch (err) {
+    throw new TensorClawError("invalid_json", "The request body is not valid JSON.", { cause: err });
+  }
+}

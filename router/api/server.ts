@@ -1,0 +1,186 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Registry } from "prom-client";
+import { TensorClawError, toTensorClawError } from "../../common/errors.js";
+import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
+import { baseHeaders, sendError, sendJson } from "./http.js";
+import { type ApiKeys, bearerKey } from "./keys.js";
+import { listModels } from "./models.js";
+
+/** Defaults of the Business API. */
+export const API_DEFAULTS: Omit<ChatOptions, "userSalt"> = Object.freeze({
+  maxBodyBytes: 4 * 1024 * 1024,
+  requestTimeoutMs: 120_000,
+  maxAttempts: 3,
+  keepAliveMs: 10_000,
+  defaultMaxTokens: 4096,
+  noCapacityRetryAfterMs: 2000,
+  modelMemoryMs: 10 * 60_000,
+});
+
+/** Everything the HTTP API needs, injected. */
+export interface ApiDeps extends ChatDeps {
+  /** API keys; undefined serves without authentication (`--no-auth`). */
+  readonly keys: ApiKeys | undefined;
+  /** Registry rendered at /metrics. */
+  readonly registry: Registry;
+  /** Whether the router can take traffic (ledger reachable or spooling). */
+  readonly ready: () => boolean | Promise<boolean>;
+  /** Figures shown in the `/readyz` body beside the status (spool depth, ledger lag). */
+  readonly readyDetail?: () => Record<string, number>;
+  /** Request id generator (the ledger's idempotency key: must be unique router-wide). */
+  readonly newRequestId?: () => string;
+  /** Bearer token /metrics asks for; undefined leaves /metrics open. */
+  readonly metricsToken?: string;
+}
+
+/** Whether an Authorization header carries `token` as its bearer token (compared in constant time). */
+function bearerMatches(authorization: string | undefined, token: string): boolean {
+  const key = bearerKey(authorization); // never empty: an empty token matches nothing
+  if (key === undefined) return false;
+  const given = Buffer.from(key);
+  const wanted = Buffer.from(token);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+/**
+ * Request ids: 16 random hex characters fixed per process, then a counter.
+ * Unique across restarts and replicas (64 random bits per process) without
+ * paying for a UUID per request; always 32 hex characters.
+ */
+export function requestIdGenerator(): () => string {
+  const prefix = randomBytes(8).toString("hex");
+  let n = 0;
+  return () => prefix + (++n).toString(16).padStart(16, "0");
+}
+
+/** Request handler for the router's HTTP port (the WSS tunnel attaches to the same server's upgrades). */
+export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * The Business API as a node:http request handler: the OpenAI-compatible
+ * endpoints, health, readiness and metrics. Every response carries
+ * `x-request-id`; every error is an OpenAI error body.
+ */
+export function createApiHandler(deps: ApiDeps): ApiHandler {
+  const chat = new ChatEndpoint(deps);
+  const newId = deps.newRequestId ?? requestIdGenerator();
+  const log = deps.logger;
+
+  async function caller(req: IncomingMessage): Promise<Caller> {
+    if (deps.keys === undefined) return { key: undefined };
+    return { key: await deps.keys.authenticate(req.headers.authorization) };
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse, id: string): Promise<number> {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q === -1 ? url : url.slice(0, q);
+    const method = req.method ?? "GET";
+    if (method === "OPTIONS") {
+      res.writeHead(204, {
+        ...baseHeaders(id),
+        "access-control-allow-methods": "GET, POST, OPTIONS",
+        "access-control-allow-headers": "authorization, content-type, x-request-id, openai-organization",
+        "access-control-max-age": "86400",
+      });
+      res.end();
+      return 204;
+    }
+    if (path === "/v1/chat/completions" || path === "/chat/completions") {
+      if (method !== "POST") throw new TensorClawError("not_found", "Use POST for /v1/chat/completions.");
+      return chat.handle(req, res, id, await caller(req));
+    }
+    if (method !== "GET" && method !== "HEAD")
+      throw new TensorClawError("not_found", `No route for ${method} ${path}.`);
+    switch (path) {
+      case "/healthz":
+        sendJson(res, 200, { status: "ok" }, id);
+        return 200;
+      case "/readyz": {
+        const ready = await deps.ready();
+        const body = { status: ready ? "ready" : "not ready", ...deps.readyDetail?.() };
+        sendJson(res, ready ? 200 : 503, body, id);
+        return ready ? 200 : 503;
+      }
+      case "/metrics": {
+        if (deps.metricsToken !== undefined && !bearerMatches(req.headers.authorization, deps.metricsToken)) {
+          throw new TensorClawError(
+            "unauthenticated",
+            "/metrics wants `Authorization: Bearer <metrics token>`.",
+          );
+        }
+        const text = await deps.registry.metrics();
+        res.writeHead(200, { ...baseHeaders(id), "content-type": deps.registry.contentType });
+        res.end(text);
+        return 200;
+      }
+      case "/v1/models":
+      case "/models":
+        await caller(req);
+        sendJson(res, 200, { object: "list", data: listModels(deps.dispatcher.sessions()) }, id);
+        return 200;
+    }
+    if (path.startsWith("/v1/models/")) {
+      await caller(req);
+      const modelId = decodeURIComponent(path.slice("/v1/models/".length));
+      const entry = listModels(deps.dispatcher.sessions()).find((m) => m.id === modelId);
+      if (entry === undefined) {
+        throw new TensorClawError("model_not_found", `The model ${JSON.stringify(modelId)} does not exist.`, {
+          param: "model",
+        });
+      }
+      sendJson(res, 200, entry, id);
+      return 200;
+    }
+    throw new TensorClawError("not_found", `No route for ${method} ${path}.`);
+  }
+
+  return (req, res) => {
+    const id = newId();
+    route(req, res, id)
+      .catch((err: unknown) => {
+        const e = toTensorClawError(err);
+        if (e.code === "internal") log.error({ err: e.cause ?? e, requestId: id }, "request failed");
+        if (res.destroyed) return;
+        sendError(res, e, id);
+        // A body we refused to read must not be parsed as the next request.
+        if (e.code === "payload_too_large" || e.code === "cancelled") res.once("finish", () => req.destroy());
+      })
+      .catch((err: unknown) => log.error({ err, requestId: id }, "response failed"));
+  };
+}
+
+/** A listening Business API server. */
+export interface RunningApiServer {
+  readonly server: Server;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a node:http server with the API handler. Slow clients are bounded:
+ * headers within 10 s, the whole request body within 30 s.
+ */
+export async function startApiServer(deps: ApiDeps, host: string, port: number): Promise<RunningApiServer> {
+  const server = createServer({ keepAliveTimeout: 65_000 }, createApiHandler(deps));
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,118 @@
+import type { ServerResponse } from "node:http";
+import { baseHeaders } from "./http.js";
+
+/**
+ * Server-sent events towards one client. Headers go out lazily: on the first
+ * data event, or on the first keep-alive comment when the first token is
+ * slow — until then the request can still fail with a plain HTTP status
+ * (503, 504, 502).
+ */
+export class SseWriter {
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private corked = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly requestId: string,
+    /** Interval of `: keep-alive` comments while nothing else is written; 0 disables them. */
+    private readonly keepAliveMs: number,
+  ) {
+    res.once("close", () => {
+      this.closed = true;
+      this.stopKeepAlive();
+    });
+  }
+
+  /** True once headers (and so a 200 status) were sent. */
+  get started(): boolean {
+    return this.res.headersSent;
+  }
+
+  /** True when the client went away. */
+  get gone(): boolean {
+    return this.closed || this.res.destroyed;
+  }
+
+  /** Starts the keep-alive timer (call when waiting for the miner begins). */
+  startKeepAlive(): void {
+    if (this.keepAliveMs <= 0 || this.timer !== undefined) return;
+    this.timer = setInterval(() => {
+      if (this.gone) return;
+      this.begin();
+      this.res.write(": keep-alive\n\n");
+    }, this.keepAliveMs);
+    this.timer.unref();
+  }
+
+  /** Stops keep-alive comments (the stream has data flowing or is over). */
+  stopKeepAlive(): void {
+    if (this.timer === undefined) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private begin(): void {
+    if (this.res.headersSent) return;
+    this.res.writeHead(200, {
+      ...baseHeaders(this.requestId),
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache, no-transform",
+      // Tells nginx-style proxies not to buffer the stream.
+      "x-accel-buffering": "no",
+    });
+    // No flushHeaders(): every caller writes right after, and the head then
+    // leaves in the same socket write as the first event (one syscall, one
+    // packet, instead of two).
+  }
+
+  /**
+   * Writes one `data:` event. Resolves false when the client went away;
+   * waits for the socket to drain when its buffer is full, so a slow client
+   * slows only its own request.
+   */
+  async data(json: string): Promise<boolean> {
+    if (this.gone) return false;
+    this.begin();
+    // Chunks relayed in the same turn (a batch from the tunnel) leave in one socket write.
+    if (!this.corked) {
+      this.corked = true;
+      this.res.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.res.uncork();
+      });
+    }
+    if (this.res.write(`data: ${json}\n\n`)) return true;
+    return new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => {
+        this.res.off("drain", onDrain);
+        this.res.off("close", onClose);
+        resolve(ok);
+      };
+      const onDrain = () => done(true);
+      const onClose = () => done(false);
+      this.res.once("drain", onDrain);
+      this.res.once("close", onClose);
+    });
+  }
+
+  /** Ends a successful stream with `data: [DONE]`. */
+  done(): void {
+    this.stopKeepAlive();
+    if (this.gone) return;
+    this.begin();
+    this.res.end("data: [DONE]\n\n");
+  }
+
+  /**
+   * Ends a failed stream that already started: one OpenAI-style error event
+   * and no `[DONE]`, so no client mistakes the truncated answer for a whole one.
+   */
+  fail(errorJson: string): void {
+    this.stopKeepAlive();
+    if (this.gone) return;
+    this.begin();
+    this.res.end(`data: ${errorJson}\n\n`);
+  }
+}

@@ -1,0 +1,323 @@
+import { businessPoints } from "../../common/business-points.js";
+import { TensorClawError } from "../../common/errors.js";
+import type { UsageEvent } from "../usage/event.js";
+
+/**
+ * The usage ledger: how many tokens each miner served for paying users, per
+ * model, in time buckets over a rolling window. Two implementations share
+ * this contract and one test suite: `RedisLedger` (production, shared by
+ * router replicas) and `EmbeddedLedger` (one process, persisted to a file).
+ *
+ * # Semantics (both implementations)
+ *
+ * - An event is bucketed by `finishedAtMs` (clamped to the recording clock,
+ *   so a skewed peer cannot push usage into the future): bucket start =
+ *   floor(t / bucketMs) * bucketMs.
+ * - A bucket is kept while it can still fall in a window of `retentionMs`
+ *   (see `windowEdges`); events older than that are refused as `expired`.
+ * - Idempotent: a counted event's key is remembered (per miner) for as long
+ *   as the event could still count, so any replay of a counted event is a
+ *   `duplicate` (or `expired`). The key is:
+ *   - `(origin, seq)` when the event carries them (every event a current
+ *     router emits, see sequence.ts): bit `seq % SEEN_CHUNK_BITS` of
+ *     the bitmap of chunk `floor(seq / SEEN_CHUNK_BITS)` of (miner,
+ *     origin). About one bit per request; a chunk lives until the newest
+ *     event marked in it can no longer count (`dedupeTtlMs` after that
+ *     event's bucket).
+ *   - else the request id (events spooled by older routers): the Redis
+ *     ledger keeps the ids in one set per (miner, bucket of the event's
+ *     finish time), about 90 bytes per request for a day.
+ *   The two keys are separate: an event is a duplicate only of an event
+ *   with the same kind of key.
+ * - Business points = (prompt + completion) / 10,000 × the model's current
+ *   tier multiplier (1 when none is set), summed over models.
+ */
+
+/** Bucket length and retention, in ms. */
+export interface LedgerOptions {
+  /** Bucket length (resolution of the window edges). */
+  readonly bucketMs: number;
+  /** Longest window the ledger can answer. */
+  readonly retentionMs: number;
+}
+
+/** Defaults: one-minute buckets kept for 24 h. */
+export const DEFAULT_LEDGER_OPTIONS: LedgerOptions = Object.freeze({
+  bucketMs: 60_000,
+  retentionMs: 86_400_000,
+});
+
+/** Multiplier of a model without a tier entry. */
+export const DEFAULT_TIER_MULTIPLIER = 1;
+/** Largest tier multiplier accepted (a typo guard, not a policy). */
+export const MAX_TIER_MULTIPLIER = 1_000;
+/** Largest token count one event may carry (far above any context window). */
+export const MAX_EVENT_TOKENS = 100_000_000;
+/** Longest accepted model id / request id / hotkey, in characters. */
+export const MAX_ID_LENGTH = 256;
+/** Events (seq values) per idempotency bitmap chunk: 8 KiB of bits. */
+export const SEEN_CHUNK_BITS = 65_536;
+/** What an event origin looks like (see sequence.ts): safe inside key names and journal lines. */
+export const ORIGIN_PATTERN = /^[0-9A-Za-z_-]{1,64}$/;
+
+/** The bitmap chunk and bit of an event's seq. */
+export function seenSlot(seq: number): { chunk: number; bit: number } {
+  return { chunk: Math.floor(seq / SEEN_CHUNK_BITS), bit: seq % SEEN_CHUNK_BITS };
+}
+
+/** True when the event is deduplicated by (origin, seq) rather than by request id. */
+export function hasSeq(e: UsageEvent): e is UsageEvent & { origin: string; seq: number } {
+  return e.origin !== undefined && e.seq !== undefined;
+}
+
+/** What recording a batch did, event by event, in totals. */
+export interface RecordResult {
+  /** Newly counted. */
+  counted: number;
+  /** Already counted before (same origin and seq, or same request id). */
+  duplicates: number;
+  /** Too old to fall in any window the ledger keeps. */
+  expired: number;
+  /** Malformed (bad ids or token counts); never counted. */
+  invalid: number;
+}
+
+/** One model of one miner over a window. */
+export interface ModelTotals {
+  readonly model: string;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly requests: number;
+  readonly tierMultiplier: number;
+  readonly businessPoints: number;
+}
+
+/** One miner over a window; models sorted by points (then id). */
+export interface MinerTotals {
+  readonly hotkey: string;
+  readonly models: readonly ModelTotals[];
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly requests: number;
+  readonly businessPoints: number;
+}
+
+/** The ledger's answer for one window; miners sorted by points (then hotkey). */
+export interface UsageReport {
+  readonly reportTimeMs: number;
+  /** Inclusive, bucket-aligned. */
+  readonly windowStartMs: number;
+  /** Exclusive: the end of the current bucket. */
+  readonly windowEndMs: number;
+  readonly bucketMs: number;
+  readonly miners: readonly MinerTotals[];
+}
+
+/** What to report. */
+export interface UsageQuery {
+  /** Window length in ms, at most the retention. */
+  readonly windowMs: number;
+  /** Only these miners; empty or absent means all. */
+  readonly hotkeys?: readonly string[];
+  /** The report clock. */
+  readonly nowMs: number;
+}
+
+/** Raw counts of one (miner, model) over a window, before tiers apply. */
+export interface RawCounts {
+  readonly hotkey: string;
+  readonly model: string;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly requests: number;
+}
+
+/** The usage ledger. Implementations never count an event (by origin/seq, else request id) twice. */
+export interface UsageLedger {
+  readonly options: LedgerOptions;
+  /** Records a batch (in order) at clock `nowMs`. Rejects only when the store cannot be reached. */
+  record(events: readonly UsageEvent[], nowMs: number): Promise<RecordResult>;
+  /** Usage per miner and model over a window ending at `query.nowMs`. */
+  usage(query: UsageQuery): Promise<UsageReport>;
+  /** Sets a model's tier multiplier (audited with `nowMs`). */
+  setTier(model: string, multiplier: number, nowMs: number): Promise<void>;
+  /** Removes a model's tier entry (back to the default 1). Resolves to whether one existed. */
+  removeTier(model: string, nowMs: number): Promise<boolean>;
+  /** Every tier entry, sorted by model. */
+  tiers(): Promise<ReadonlyMap<string, number>>;
+  /** Releases connections / flushes files. */
+  close(): Promise<void>;
+}
+
+/** Start of the bucket holding `t`. */
+export function bucketStart(t: number, bucketMs: number): number {
+  return Math.floor(t / bucketMs) * bucketMs;
+}
+
+/**
+ * Exact edges of a window of `windowMs` reported at `nowMs`: it ends at the
+ * end of the current bucket (exclusive) and starts a whole number of buckets
+ * earlier (the window rounded up to buckets). An event in bucket b therefore
+ * counts while b >= start, i.e. until b + windowMs (within one bucket of
+ * t + windowMs), and not after.
+ */
+export function windowEdges(
+  nowMs: number,
+  windowMs: number,
+  bucketMs: number,
+): { startMs: number; endMs: number } {
+  const endMs = bucketStart(nowMs, bucketMs) + bucketMs;
+  const buckets = Math.max(1, Math.ceil(windowMs / bucketMs));
+  return { startMs: endMs - buckets * bucketMs, endMs };
+}
+
+/** Oldest bucket start the ledger still needs at `nowMs` (older buckets are trimmed). */
+export function retentionCutoff(nowMs: number, opts: LedgerOptions): number {
+  return windowEdges(nowMs, opts.retentionMs, opts.bucketMs).startMs;
+}
+
+/** How long a counted event's key is remembered after its bucket starts, in ms. */
+export function dedupeTtlMs(opts: LedgerOptions): number {
+  return opts.retentionMs + 2 * opts.bucketMs;
+}
+
+/** Throws `config_invalid` unless the options are sane. */
+export function checkLedgerOptions(opts: LedgerOptions): LedgerOptions {
+  const { bucketMs, retentionMs } = opts;
+  if (!Number.isSafeInteger(bucketMs) || bucketMs < 1) {
+    throw new TensorClawError("config_invalid", "ledger bucket must be a positive whole number of ms");
+  }
+  if (!Number.isSafeInteger(retentionMs) || retentionMs < bucketMs) {
+    throw new TensorClawError("config_invalid", "ledger retention must be whole ms, at least one bucket");
+  }
+  return Object.freeze({ bucketMs, retentionMs });
+}
+
+// Control characters would corrupt logs, journal lines and key names.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+function okId(s: unknown): s is string {
+  return typeof s === "string" && s.length > 0 && s.length <= MAX_ID_LENGTH && !CONTROL_CHARS.test(s);
+}
+
+function okCount(n: unknown): n is number {
+  return typeof n === "number" && Number.isSafeInteger(n) && n >= 0 && n <= MAX_EVENT_TOKENS;
+}
+
+/** Origin and seq: both absent, or a well-formed origin with a whole seq >= 0. */
+function okSeq(e: UsageEvent): boolean {
+  if (e.origin === undefined && e.seq === undefined) return true;
+  return (
+    typeof e.origin === "string" &&
+    ORIGIN_PATTERN.test(e.origin) &&
+    typeof e.seq === "number" &&
+    Number.isSafeInteger(e.seq) &&
+    e.seq >= 0
+  );
+}
+
+/** True when an event is well formed enough to be counted. */
+export function isValidEvent(e: UsageEvent): boolean {
+  return (
+    typeof e === "object" &&
+    e !== null &&
+    okId(e.requestId) &&
+    okId(e.minerHotkey) &&
+    okId(e.model) &&
+    okCount(e.promptTokens) &&
+    okCount(e.completionTokens) &&
+    typeof e.finishedAtMs === "number" &&
+    Number.isSafeInteger(e.finishedAtMs) &&
+    e.finishedAtMs >= 0 &&
+    okSeq(e)
+  );
+}
+
+/** Checks a model id given by an operator. */
+export function checkModelId(model: string): string {
+  if (!okId(model) || /\s/.test(model)) {
+    throw new TensorClawError("invalid_request", `model id must be 1-${MAX_ID_LENGTH} visible characters`);
+  }
+  return model;
+}
+
+/** Checks a tier multiplier given by an operator. */
+export function checkMultiplier(multiplier: number): number {
+  if (!Number.isFinite(multiplier) || multiplier < 0 || multiplier > MAX_TIER_MULTIPLIER) {
+    throw new TensorClawError(
+      "invalid_request",
+      `tier multiplier must be a number from 0 to ${MAX_TIER_MULTIPLIER}, got ${multiplier}`,
+    );
+  }
+  return multiplier;
+}
+
+/** Throws `invalid_request` when a window is outside (0, retention]. */
+export function checkWindow(windowMs: number, opts: LedgerOptions): void {
+  if (!Number.isFinite(windowMs) || windowMs <= 0) {
+    throw new TensorClawError("invalid_request", "window must be positive");
+  }
+  if (windowMs > opts.retentionMs) {
+    throw new TensorClawError(
+      "invalid_request",
+      `window of ${windowMs / 1000} s is longer than the ledger keeps (${opts.retentionMs / 1000} s)`,
+    );
+  }
+}
+
+const byPoints =
+  <T extends { businessPoints: number }>(key: (x: T) => string) =>
+  (a: T, b: T) =>
+    b.businessPoints - a.businessPoints || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+
+/**
+ * Builds a report from raw per-(miner, model) counts and the tier map. Rows
+ * with no requests and no tokens are left out (no traffic in the window).
+ */
+export function buildReport(
+  rows: readonly RawCounts[],
+  tiers: ReadonlyMap<string, number>,
+  nowMs: number,
+  windowMs: number,
+  opts: LedgerOptions,
+): UsageReport {
+  const { startMs, endMs } = windowEdges(nowMs, windowMs, opts.bucketMs);
+  const perMiner = new Map<string, ModelTotals[]>();
+  for (const r of rows) {
+    if (r.requests === 0 && r.promptTokens === 0 && r.completionTokens === 0) continue;
+    const tierMultiplier = tiers.get(r.model) ?? DEFAULT_TIER_MULTIPLIER;
+    const list = perMiner.get(r.hotkey) ?? [];
+    list.push({
+      model: r.model,
+      promptTokens: r.promptTokens,
+      completionTokens: r.completionTokens,
+      requests: r.requests,
+      tierMultiplier,
+      businessPoints: businessPoints(r.promptTokens + r.completionTokens, tierMultiplier),
+    });
+    perMiner.set(r.hotkey, list);
+  }
+  const miners: MinerTotals[] = [];
+  for (const [hotkey, models] of perMiner) {
+    models.sort(byPoints<ModelTotals>((m) => m.model));
+    let p = 0;
+    let c = 0;
+    let n = 0;
+    let pts = 0;
+    for (const m of models) {
+      p += m.promptTokens;
+      c += m.completionTokens;
+      n += m.requests;
+      pts += m.businessPoints;
+    }
+    miners.push({ hotkey, models, promptTokens: p, completionTokens: c, requests: n, businessPoints: pts });
+  }
+  miners.sort(byPoints<MinerTotals>((m) => m.hotkey));
+  return { reportTimeMs: nowMs, windowStartMs: startMs, windowEndMs: endMs, bucketMs: opts.bucketMs, miners };
+}
+
+/** An all-zero result to add to. */
+export function emptyResult(): RecordResult {
+  return { counted: 0, duplicates: 0, expired: 0, invalid: 0 };
+}

@@ -1,0 +1,118 @@
+--[[
+read.lua: trim expired buckets of ONE miner and sum a window per model.
+
+The trim makes this a (small) mutation; it keeps reads cheap for miners that
+saw no traffic since their buckets expired, and forgets models whose every
+bucket expired.
+
+KEYS[1]  P{hk}:models   ZSET model -> latest bucket start seen
+KEYS[2]  P{hk}:b        ZSET "<bucket>:<model>", score = bucket start
+KEYS[3]  P{hk}:h        HASH "<bucket>:<model>" -> "p,c,r"; "t:<model>" -> running total
+
+ARGV[1]  retention cutoff: oldest bucket start still kept
+ARGV[2]  window start (inclusive, bucket-aligned)
+ARGV[3]  window end (exclusive, bucket-aligned)
+
+Returns a flat array {model1, p1, c1, r1, model2, p2, c2, r2, ...}, one
+entry per model of the miner (models whose buckets all expired are gone).
+
+Cost: O(log n + models) when every kept bucket is inside the window (the
+running totals answer), else O(log n + k), k = the smaller of the buckets
+inside and outside the window.
+]]
+
+local cutoff = tonumber(ARGV[1])
+local wstart, wend = ARGV[2], ARGV[3]
+local nstart, nend = tonumber(wstart), tonumber(wend)
+local kmodels, kb, kh = KEYS[1], KEYS[2], KEYS[3]
+
+local function unpack3(v)
+  if not v then return 0, 0, 0 end
+  local p, c, r = string.match(v, '^(%d+),(%d+),(%d+)$')
+  return tonumber(p) or 0, tonumber(c) or 0, tonumber(r) or 0
+end
+
+-- Sums "<bucket>:<model>" fields per model into acc[model] = {p, c, r}.
+local function sum_into(acc, members, sign)
+  for j = 1, #members, 1000 do
+    local chunk = {}
+    for k = j, math.min(j + 999, #members) do chunk[#chunk + 1] = members[k] end
+    local vals = redis.call('HMGET', kh, unpack(chunk))
+    for k = 1, #vals do
+      local model = string.match(chunk[k], '^%d+:(.*)$')
+      local p, c, r = unpack3(vals[k])
+      local d = acc[model]
+      if not d then d = {0, 0, 0}; acc[model] = d end
+      d[1], d[2], d[3] = d[1] + sign * p, d[2] + sign * c, d[3] + sign * r
+    end
+  end
+end
+
+local function totals(acc, models)
+  local fields = {}
+  for i = 1, #models do fields[i] = 't:' .. models[i] end
+  if #fields == 0 then return end
+  local vals = redis.call('HMGET', kh, unpack(fields))
+  for i = 1, #models do
+    local p, c, r = unpack3(vals[i])
+    local d = acc[models[i]]
+    if not d then d = {0, 0, 0}; acc[models[i]] = d end
+    d[1], d[2], d[3] = d[1] + p, d[2] + c, d[3] + r
+  end
+end
+
+local lo = redis.call('ZRANGE', kb, 0, 0, 'WITHSCORES')
+if lo[2] and tonumber(lo[2]) < cutoff then
+  local old = redis.call('ZRANGEBYSCORE', kb, '-inf', '(' .. cutoff)
+  local gone = {}
+  sum_into(gone, old, 1)
+  for j = 1, #old, 1000 do
+    local chunk = {}
+    for k = j, math.min(j + 999, #old) do chunk[#chunk + 1] = old[k] end
+    redis.call('HDEL', kh, unpack(chunk))
+  end
+  redis.call('ZREMRANGEBYSCORE', kb, '-inf', '(' .. cutoff)
+  for model, d in pairs(gone) do
+    local tp, tc, tr = unpack3(redis.call('HGET', kh, 't:' .. model))
+    tp, tc, tr = tp - d[1], tc - d[2], tr - d[3]
+    if tr <= 0 and tp <= 0 and tc <= 0 then
+      redis.call('HDEL', kh, 't:' .. model)
+      redis.call('ZREM', kmodels, model)
+    else
+      redis.call('HSET', kh, 't:' .. model, string.format('%d,%d,%d', tp, tc, tr))
+    end
+  end
+  lo = redis.call('ZRANGE', kb, 0, 0, 'WITHSCORES')
+end
+
+local acc = {}
+local models = redis.call('ZRANGE', kmodels, 0, -1)
+if not lo[2] then
+  models = {}
+  redis.call('DEL', kb, kh, kmodels)
+else
+  local hi = redis.call('ZRANGE', kb, -1, -1, 'WITHSCORES')
+  if tonumber(lo[2]) >= nstart and tonumber(hi[2]) < nend then
+    totals(acc, models)
+  else
+    local total = redis.call('ZCARD', kb)
+    local inside = redis.call('ZCOUNT', kb, wstart, '(' .. wend)
+    if inside <= total - inside then
+      sum_into(acc, redis.call('ZRANGEBYSCORE', kb, wstart, '(' .. wend), 1)
+    else
+      totals(acc, models)
+      sum_into(acc, redis.call('ZRANGEBYSCORE', kb, '-inf', '(' .. wstart), -1)
+      sum_into(acc, redis.call('ZRANGEBYSCORE', kb, wend, '+inf'), -1)
+    end
+  end
+end
+
+local out = {}
+for i = 1, #models do
+  local d = acc[models[i]] or {0, 0, 0}
+  out[#out + 1] = models[i]
+  out[#out + 1] = d[1]
+  out[#out + 1] = d[2]
+  out[#out + 1] = d[3]
+end
+return out

@@ -1,0 +1,220 @@
+import { randomBytes as nodeRandomBytes } from "node:crypto";
+import { TensorClawError } from "../../common/errors.js";
+import type { ChannelClosed, FrameChannel } from "../../common/frame-channel.js";
+import { type Logger, silentLogger } from "../../common/logger.js";
+import { ReplayCache } from "../../common/replay-cache.js";
+import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
+import { ConnectResponse, RejectReason } from "../../gen/tensorclaw/v1/tunnel.js";
+import { TUNNEL_PROTOCOL_VERSION } from "./hello.js";
+import {
+  type AdmitHotkey,
+  type Clock,
+  resolveTimings,
+  type TunnelHubOptions,
+  type TunnelTimings,
+} from "./options.js";
+import { TunnelSession } from "./session.js";
+import type { DispatchOptions, InferenceCall, SessionView, TunnelDispatcher } from "./types.js";
+
+/**
+ * The router's tunnel hub: one registry of sessions fed by every transport
+ * (gRPC and WebSocket adapters call `accept` with a FrameChannel), and the
+ * TunnelDispatcher the Business API and the Probe service use. Nothing
+ * above it knows which transport a miner uses.
+ */
+export class TunnelHub implements TunnelDispatcher {
+  readonly routerId: string;
+  readonly timings: TunnelTimings;
+  readonly #clock: Clock;
+  readonly #random: (n: number) => Uint8Array;
+  readonly #logger: Logger;
+  readonly #admit: AdmitHotkey;
+  readonly #replay: ReplayCache;
+  /** Every open session, live or still in its handshake. */
+  readonly #all = new Set<TunnelSession>();
+  /** Live (accepted) sessions by id. */
+  readonly #live = new Map<string, TunnelSession>();
+  readonly #ghosts = new Set<string>();
+  readonly #closeWaiters = new Set<() => void>();
+  #draining = false;
+  #nextSession = 0;
+  readonly #sessionPrefix: string;
+
+  constructor(opts: TunnelHubOptions) {
+    if (opts.routerId === "") throw new RangeError("routerId must not be empty");
+    this.routerId = opts.routerId;
+    this.timings = resolveTimings(opts.timings);
+    this.#clock = opts.clock ?? { now: () => Date.now() };
+    this.#random = opts.randomBytes ?? ((n) => nodeRandomBytes(n));
+    this.#logger = opts.logger ?? silentLogger();
+    this.#admit = opts.admit ?? (() => true);
+    // Twice the window: a hello stays refused as a replay for as long as it could be fresh.
+    this.#replay = new ReplayCache(2 * this.timings.freshnessMs);
+    this.#sessionPrefix = Buffer.from(this.#random(4)).toString("hex");
+  }
+
+  /**
+   * Takes a new tunnel stream from a transport adapter: sends the challenge
+   * and runs the session. While the hub drains, the stream is refused with
+   * Reject UNAVAILABLE.
+   */
+  accept(channel: FrameChannel): void {
+    if (this.#draining) {
+      refuseDraining(channel, this, this.#random(32), this.#clock.now());
+      return;
+    }
+    const session = new TunnelSession({
+      channel,
+      sessionId: `${this.#sessionPrefix}-${(++this.#nextSession).toString(36)}`,
+      routerId: this.routerId,
+      nonce: this.#random(32),
+      clock: this.#clock,
+      timings: this.timings,
+      replay: this.#replay,
+      admit: this.#admit,
+      isGhost: (hotkey) => this.#ghosts.has(hotkey),
+      logger: this.#logger,
+      events: {
+        live: (s) => {
+          this.#live.set(s.sessionId, s);
+        },
+        closed: (s, info) => this.#onClosed(s, info),
+      },
+    });
+    this.#all.add(session);
+    session.start();
+  }
+
+  /** Every live session, as immutable snapshots. */
+  sessions(): readonly SessionView[] {
+    const out: SessionView[] = [];
+    for (const s of this.#live.values()) out.push(s.view());
+    return out;
+  }
+
+  /** Sends a chat request to one session (see TunnelDispatcher). */
+  dispatch(sessionId: string, model: string, chat: ChatRequest, opts: DispatchOptions): InferenceCall {
+    const session = this.#live.get(sessionId);
+    if (session === undefined) throw new TensorClawError("no_capacity", `session ${sessionId} is gone`);
+    return session.dispatch(model, chat, opts);
+  }
+
+  /** Marks every session of a hotkey ghost (true) or active (false); remembered for new sessions. */
+  setGhost(hotkey: string, ghost: boolean): void {
+    if (ghost) this.#ghosts.add(hotkey);
+    else this.#ghosts.delete(hotkey);
+    for (const s of this.#live.values()) if (s.hotkey === hotkey) s.setGhost(ghost);
+  }
+
+  /**
+   * Asks the admission hook again for every live session and drains those
+   * it now refuses (a hotkey deregistered from the subnet): in-flight
+   * requests finish, the miner is told to go, and its next hello is
+   * refused. Resolves with the number of sessions drained.
+   */
+  async revokeUnadmitted(reason: string): Promise<number> {
+    const live = [...this.#live.values()];
+    const verdicts = await Promise.all(
+      live.map(async (s) => {
+        try {
+          return await this.#admit(s.hotkey);
+        } catch {
+          return true; // an admission error is no proof the miner left the subnet
+        }
+      }),
+    );
+    let drained = 0;
+    live.forEach((s, i) => {
+      if (verdicts[i] !== false) return;
+      this.#logger.info(
+        { hotkey: s.hotkey, sessionId: s.sessionId, reason },
+        "draining a session no longer admitted",
+      );
+      s.drain(reason);
+      drained++;
+    });
+    return drained;
+  }
+
+  /** Blends a latency sample (e.g. a measured time to first token, ms) into a session's estimate. */
+  observeLatency(sessionId: string, ms: number): void {
+    this.#live.get(sessionId)?.observeLatency(ms);
+  }
+
+  /** Open streams, including those still in their handshake. */
+  get openCount(): number {
+    return this.#all.size;
+  }
+
+  /**
+   * Router shutdown: refuses new tunnels, sends Drain to every session, lets
+   * in-flight requests finish within the drain grace, and resolves once
+   * every tunnel is closed.
+   */
+  async drain(reason = "router shutting down"): Promise<void> {
+    this.#draining = true;
+    for (const s of [...this.#all]) s.drain(reason);
+    await this.#allClosed();
+  }
+
+  /** Closes every tunnel now (in-flight requests fail). */
+  close(reason = "router closing"): void {
+    this.#draining = true;
+    for (const s of [...this.#all]) s.close("going_away", reason);
+  }
+
+  #allClosed(): Promise<void> {
+    if (this.#all.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#closeWaiters.add(resolve));
+  }
+
+  #onClosed(session: TunnelSession, _info: ChannelClosed): void {
+    this.#all.delete(session);
+    if (this.#live.get(session.sessionId) === session) this.#live.delete(session.sessionId);
+    if (this.#all.size === 0) {
+      for (const w of this.#closeWaiters) w();
+      this.#closeWaiters.clear();
+    }
+  }
+}
+
+/**
+ * Answers a new stream during shutdown. The protocol wants a Challenge
+ * first, so the stream gets one, then Reject UNAVAILABLE, then the close.
+ */
+function refuseDraining(
+  channel: FrameChannel,
+  hub: { routerId: string; timings: TunnelTimings },
+  nonce: Uint8Array,
+  nowMs: number,
+): void {
+  channel.start({ message: () => {}, drain: () => {}, closed: () => {} });
+  const message = ConnectResponse.encode({
+    frames: [
+      {
+        kind: {
+          $case: "challenge",
+          value: {
+            nonce: Buffer.from(nonce),
+            routerId: hub.routerId,
+            protocolVersion: TUNNEL_PROTOCOL_VERSION,
+            helloTimeoutMs: hub.timings.helloTimeoutMs,
+            serverTimeMs: BigInt(nowMs),
+          },
+        },
+      },
+      {
+        kind: {
+          $case: "reject",
+          value: {
+            reason: RejectReason.REJECT_REASON_UNAVAILABLE,
+            message: "router is shutting down",
+            retryAfterMs: hub.timings.drainReconnectAfterMs,
+          },
+        },
+      },
+    ],
+  }).finish();
+  channel.send(message);
+  channel.close("going_away", "router is shutting down");
+}

@@ -1,0 +1,69 @@
+import type { Logger } from "../../common/logger.js";
+
+/** Timing and size limits of the tunnel hub. Units are in the names. */
+export interface TunnelTimings {
+  /** How long a new stream may take to answer the challenge. */
+  readonly helloTimeoutMs: number;
+  /** Largest accepted |router clock - Hello.timestamp_ms|. */
+  readonly freshnessMs: number;
+  /** Interval between application pings (sent in Accept). */
+  readonly pingIntervalMs: number;
+  /** Consecutive unanswered pings that close a tunnel (sent in Accept). */
+  readonly maxMissedPongs: number;
+  /** Largest stream message either way; larger ones close the tunnel. */
+  readonly maxMessageBytes: number;
+  /** Flow-control credit each request starts with, in bytes of chunk payload. */
+  readonly initialCreditBytes: number;
+  /** How long in-flight requests may run after Drain before the tunnel is closed anyway. */
+  readonly drainGraceMs: number;
+  /** `Drain.reconnect_after_ms` suggested to miners. */
+  readonly drainReconnectAfterMs: number;
+  /** How long a cancelled request keeps its concurrency slot waiting for the miner's answer. */
+  readonly cancelGraceMs: number;
+}
+
+/** The defaults (tunnel.proto documents the 30 s freshness and 4 MiB message limit). */
+export const DEFAULT_TUNNEL_TIMINGS: TunnelTimings = Object.freeze({
+  helloTimeoutMs: 10_000,
+  freshnessMs: 30_000,
+  pingIntervalMs: 10_000,
+  maxMissedPongs: 3,
+  maxMessageBytes: 4 * 1024 * 1024,
+  initialCreditBytes: 32 * 1024,
+  drainGraceMs: 30_000,
+  drainReconnectAfterMs: 1_000,
+  cancelGraceMs: 5_000,
+});
+
+/** A wall clock in Unix ms (injected so tests control freshness). */
+export interface Clock {
+  now(): number;
+}
+
+/** Decides whether a verified hotkey may serve (chain registration, allow-list, bans). */
+export type AdmitHotkey = (hotkey: string) => boolean | Promise<boolean>;
+
+/** Everything the hub depends on. */
+export interface TunnelHubOptions {
+  /** Stable identity of this router, signed by miners in their Hello. */
+  readonly routerId: string;
+  readonly clock?: Clock;
+  /** Cryptographic random bytes (challenge nonces, session ids). */
+  readonly randomBytes?: (n: number) => Uint8Array;
+  readonly logger?: Logger;
+  readonly timings?: Partial<TunnelTimings>;
+  /** Admission hook; default admits every hotkey with a valid signature. */
+  readonly admit?: AdmitHotkey;
+}
+
+/** Checks timings and fills defaults; throws a RangeError naming the bad field. */
+export function resolveTimings(partial: Partial<TunnelTimings> | undefined): TunnelTimings {
+  const t = { ...DEFAULT_TUNNEL_TIMINGS, ...partial };
+  for (const [name, value] of Object.entries(t)) {
+    if (!Number.isInteger(value) || value < 1 || value > 0xffffffff) {
+      throw new RangeError(`tunnel timing ${name} must be an integer in [1, 2^32-1], got ${String(value)}`);
+    }
+  }
+  if (t.maxMessageBytes < 1024) throw new RangeError("tunnel timing maxMessageBytes must be at least 1024");
+  return Object.freeze(t);
+}

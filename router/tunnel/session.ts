@@ -1,0 +1,383 @@
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import { TensorClawError } from "../../common/errors.js";
+import { FrameBatcher } from "../../common/frame-batcher.js";
+import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../../common/frame-channel.js";
+import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
+import {
+  ConnectRequest,
+  type MinerFrame,
+  RequestErrorCode,
+  RouterFrame,
+} from "../../gen/tensorclaw/v1/tunnel.js";
+import { TunnelCall } from "./call.js";
+import { type HandshakeDeps, TunnelHandshake } from "./handshake.js";
+import { type Offer, validateOffers } from "./hello.js";
+import { LivenessTracker } from "./liveness.js";
+import type { DispatchOptions, InferenceCall, SessionPhase, SessionView, TransportKind } from "./types.js";
+
+export type { SessionPhase } from "./types.js";
+
+/** Callbacks from a session to its hub. */
+export interface SessionEvents {
+  /** The hello was accepted; the session may now be dispatched to. */
+  live(session: TunnelSession): void;
+  /** The session ended (whatever the phase). Runs once. */
+  closed(session: TunnelSession, info: ChannelClosed): void;
+}
+
+/** What one session depends on (the handshake's deps, and these). */
+export interface SessionDeps extends HandshakeDeps {
+  readonly channel: FrameChannel;
+  readonly sessionId: string;
+  /** Whether a hotkey is currently ghost (a new session of a ghost starts ghost). */
+  readonly isGhost: (hotkey: string) => boolean;
+  readonly events: SessionEvents;
+}
+
+const MAX_REQUEST_ID = 0xffffffff;
+
+/**
+ * One tunnel: the phase state machine, request multiplexing by request_id,
+ * per-model concurrency, liveness and drain; the Challenge/Hello/Reject
+ * exchange is its TunnelHandshake (handshake.ts). It talks to the
+ * miner only through a FrameChannel, so it is the same for gRPC and WS.
+ */
+export class TunnelSession {
+  readonly sessionId: string;
+  readonly #d: SessionDeps;
+  readonly #batcher: FrameBatcher<RouterFrame>;
+  #phase: SessionPhase = "handshake";
+  #hotkey = "";
+  #softwareVersion = "";
+  #offers: readonly Offer[] = [];
+  #ghost = false;
+  #connectedSinceMs = 0;
+  readonly #calls = new Map<number, TunnelCall>();
+  /** Slots held per model (includes cancelled calls the miner has not answered yet). */
+  readonly #slots = new Map<string, number>();
+  #slotsTotal = 0;
+  #nextRequestId = 1;
+  readonly #handshake: TunnelHandshake;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #drainTimer: NodeJS.Timeout | undefined;
+  readonly #liveness: LivenessTracker;
+
+  constructor(deps: SessionDeps) {
+    this.#d = deps;
+    this.sessionId = deps.sessionId;
+    this.#liveness = new LivenessTracker(deps.timings.maxMissedPongs);
+    this.#batcher = new FrameBatcher<RouterFrame>({
+      encode: (f) => RouterFrame.encode(f).finish(),
+      send: (m) => deps.channel.send(m),
+      maxMessageBytes: deps.timings.maxMessageBytes,
+    });
+    this.#handshake = new TunnelHandshake(deps, {
+      phase: () => this.#phase,
+      send: (kind) => this.#send(kind),
+      close: (kind, reason) => this.close(kind, reason),
+      accepted: (hotkey, offers, softwareVersion) => this.#goLive(hotkey, offers, softwareVersion),
+    });
+  }
+
+  /** Sends the challenge and starts the hello timer. */
+  start(): void {
+    this.#d.channel.start({
+      message: (bytes) => this.#onMessage(bytes),
+      drain: () => this.#batcher.resume(),
+      closed: (info) => this.#onClosed(info),
+    });
+    if (this.#phase === "closed") return;
+    this.#handshake.start();
+  }
+
+  /** Where the session is in its life. */
+  get phase(): SessionPhase {
+    return this.#phase;
+  }
+
+  /** The verified hotkey ("" before Accept). */
+  get hotkey(): string {
+    return this.#hotkey;
+  }
+
+  /** The transport carrying this session (for the directory only). */
+  get transport(): TransportKind {
+    return this.#d.channel.transport;
+  }
+
+  /** Requests holding a concurrency slot. */
+  get inFlight(): number {
+    return this.#slotsTotal;
+  }
+
+  /** An immutable snapshot for the picker and the directory. */
+  view(): SessionView {
+    return Object.freeze({
+      sessionId: this.sessionId,
+      hotkey: this.#hotkey,
+      transport: this.transport,
+      state: this.#phase === "draining" ? "draining" : this.#ghost ? "ghost" : "active",
+      models: Object.freeze(
+        this.#offers.map((o) =>
+          Object.freeze({
+            id: o.id,
+            maxConcurrency: o.maxConcurrency,
+            contextLength: o.contextLength,
+            inFlight: this.#slots.get(o.id) ?? 0,
+          }),
+        ),
+      ),
+      inFlight: this.#slotsTotal,
+      latencyMs: this.#liveness.latencyMs,
+      connectedSinceMs: this.#connectedSinceMs,
+      softwareVersion: this.#softwareVersion,
+    });
+  }
+
+  /** Marks the session ghost (no traffic) or active again. */
+  setGhost(ghost: boolean): void {
+    this.#ghost = ghost;
+  }
+
+  /** Blends a latency sample (ms) into the estimate (ping RTT or a caller's TTFT). */
+  observeLatency(ms: number): void {
+    this.#liveness.observe(ms);
+  }
+
+  /**
+   * Sends one chat request. Throws `no_capacity` when the session is not
+   * live and active, does not offer the model or is at its concurrency limit.
+   */
+  dispatch(model: string, chat: ChatRequest, opts: DispatchOptions): InferenceCall {
+    if (this.#phase !== "live" || (this.#ghost && opts.allowGhost !== true)) {
+      throw new TensorClawError("no_capacity", `session ${this.sessionId} is not taking requests`);
+    }
+    const offer = this.#offers.find((o) => o.id === model);
+    if (offer === undefined) {
+      throw new TensorClawError("no_capacity", `session ${this.sessionId} does not offer ${model}`);
+    }
+    if ((this.#slots.get(model) ?? 0) >= offer.maxConcurrency) {
+      throw new TensorClawError("no_capacity", `session ${this.sessionId} is at capacity for ${model}`);
+    }
+    if (opts.signal?.aborted === true) throw new TensorClawError("cancelled");
+    if (this.#nextRequestId > MAX_REQUEST_ID) {
+      // Ids are never reused within a tunnel; a tunnel this old is retired.
+      this.drain("request ids exhausted");
+      throw new TensorClawError("no_capacity", `session ${this.sessionId} is retiring`);
+    }
+    const deadlineMs = Math.min(Math.max(1, Math.ceil(opts.deadlineMs)), MAX_REQUEST_ID);
+    const requestId = this.#nextRequestId++;
+    const initialCreditBytes = this.#d.timings.initialCreditBytes;
+    const frame: RouterFrame = {
+      kind: { $case: "request", value: { requestId, model, chat, deadlineMs, initialCreditBytes } },
+    };
+    try {
+      this.#batcher.push(frame);
+    } catch (cause) {
+      throw new TensorClawError("payload_too_large", "the request is too large for the tunnel", { cause });
+    }
+    const call = new TunnelCall(requestId, model, this.#callHost, {
+      initialCreditBytes,
+      cancelGraceMs: this.#d.timings.cancelGraceMs,
+    });
+    this.#calls.set(requestId, call);
+    this.#slots.set(model, (this.#slots.get(model) ?? 0) + 1);
+    this.#slotsTotal++;
+    call.arm(deadlineMs, opts.signal);
+    return call;
+  }
+
+  /**
+   * Sends Drain: no new work; the tunnel closes once in-flight requests
+   * finish, or when the grace runs out (failing what is left).
+   */
+  drain(reason: string): void {
+    if (this.#phase === "closed" || this.#phase === "draining") return;
+    if (this.#phase !== "live") {
+      this.close("going_away", `router draining: ${reason}`);
+      return;
+    }
+    this.#phase = "draining";
+    this.#send({
+      $case: "drain",
+      value: { reconnectAfterMs: this.#d.timings.drainReconnectAfterMs, reason },
+    });
+    this.#drainTimer = setTimeout(() => {
+      this.close("going_away", `drain grace of ${this.#d.timings.drainGraceMs} ms expired`);
+    }, this.#d.timings.drainGraceMs);
+    this.#drainTimer.unref();
+    this.#maybeFinishDrain();
+  }
+
+  /** Closes the tunnel now; in-flight calls fail with BACKEND_UNAVAILABLE. Idempotent. */
+  close(kind: ChannelCloseKind, reason: string): void {
+    if (this.#phase === "closed") return;
+    // Frames queued this turn (Reject, Drain) go out before the close.
+    this.#batcher.flush();
+    this.#d.channel.close(kind, reason);
+    // Adapters report the close through `closed`; make sure it happened.
+    this.#onClosed({ kind, reason, remote: false });
+  }
+
+  // ---- inbound ----
+
+  #onMessage(bytes: Uint8Array): void {
+    if (this.#phase === "closed") return;
+    let message: ConnectRequest;
+    try {
+      const reader = new BinaryReader(bytes);
+      message = ConnectRequest.decode(reader);
+      // The generated decoder stops quietly at an end-group tag; trailing bytes mean garbage.
+      if (reader.pos !== reader.len) throw new Error(`${reader.len - reader.pos} trailing bytes`);
+    } catch (err) {
+      this.close("invalid", `message does not decode: ${(err as Error).message}`);
+      return;
+    }
+    for (const frame of message.frames) {
+      // A frame may close the tunnel; the rest of the batch is then moot.
+      if ((this.#phase as SessionPhase) === "closed") return;
+      this.#onFrame(frame);
+    }
+  }
+
+  #onFrame(frame: MinerFrame): void {
+    const kind = frame.kind;
+    if (this.#phase === "handshake") {
+      if (kind?.$case !== "hello") {
+        this.close("invalid", `expected Hello as the first frame, got ${kind?.$case ?? "an empty frame"}`);
+        return;
+      }
+      this.#phase = "admitting";
+      void this.#handshake.onHello(kind.value);
+      return;
+    }
+    if (this.#phase === "admitting") {
+      this.close("invalid", `frame ${kind?.$case ?? "(empty)"} sent before Accept`);
+      return;
+    }
+    switch (kind?.$case) {
+      case "chunk":
+        this.#calls.get(kind.value.requestId)?.onChunk(kind.value);
+        return;
+      case "usage":
+        this.#calls.get(kind.value.requestId)?.onUsage(kind.value.promptTokens, kind.value.completionTokens);
+        return;
+      case "error":
+        this.#calls.get(kind.value.requestId)?.onError(kind.value.code, kind.value.message);
+        return;
+      case "pong":
+        this.#liveness.pong(kind.value.seq, this.#d.clock.now());
+        return;
+      case "models": {
+        const offers = validateOffers(kind.value.models);
+        if (typeof offers === "string") {
+          this.close("invalid", `invalid ModelListUpdate: ${offers}`);
+          return;
+        }
+        this.#offers = offers;
+        return;
+      }
+      case "hello":
+        this.close("invalid", "a second Hello on a live tunnel");
+        return;
+      case undefined:
+        // An unknown frame kind from a newer peer: skipped, as protobuf skips unknown fields.
+        return;
+    }
+  }
+
+  /** The handshake admitted the miner: send Accept, start pinging, tell the hub. */
+  #goLive(hotkey: string, offers: readonly Offer[], softwareVersion: string): void {
+    this.#hotkey = hotkey;
+    this.#offers = offers;
+    this.#softwareVersion = softwareVersion;
+    this.#ghost = this.#d.isGhost(hotkey);
+    this.#connectedSinceMs = this.#d.clock.now();
+    this.#phase = "live";
+    const t = this.#d.timings;
+    this.#send({
+      $case: "accept",
+      value: {
+        sessionId: this.sessionId,
+        pingIntervalMs: t.pingIntervalMs,
+        maxMissedPongs: t.maxMissedPongs,
+        maxMessageBytes: t.maxMessageBytes,
+      },
+    });
+    this.#pingTimer = setInterval(() => this.#ping(), t.pingIntervalMs);
+    this.#pingTimer.unref();
+    this.#d.logger.info(
+      {
+        sessionId: this.sessionId,
+        hotkey: this.#hotkey,
+        transport: this.transport,
+        models: this.#offers.length,
+      },
+      "tunnel session live",
+    );
+    this.#d.events.live(this);
+  }
+
+  #ping(): void {
+    const d = this.#liveness.tick(this.#d.clock.now());
+    if (d.action === "close") this.close("timeout", `${d.unanswered} pings unanswered`);
+    else this.#send({ $case: "ping", value: { seq: d.seq } });
+  }
+
+  // ---- calls ----
+
+  readonly #callHost = {
+    sendCancel: (requestId: number, reason: string): void => {
+      this.#send({ $case: "cancel", value: { requestId, reason } });
+    },
+    sendCredit: (requestId: number, bytes: number): void => {
+      this.#send({ $case: "credit", value: { requestId, bytes } });
+    },
+    ended: (): void => {},
+    released: (call: TunnelCall): void => {
+      if (this.#calls.get(call.requestId) !== call) return;
+      this.#calls.delete(call.requestId);
+      const n = (this.#slots.get(call.model) ?? 1) - 1;
+      if (n <= 0) this.#slots.delete(call.model);
+      else this.#slots.set(call.model, n);
+      this.#slotsTotal--;
+      this.#maybeFinishDrain();
+    },
+  };
+
+  #maybeFinishDrain(): void {
+    if (this.#phase === "draining" && this.#slotsTotal === 0) this.close("normal", "drained");
+  }
+
+  #send(kind: NonNullable<RouterFrame["kind"]>): void {
+    if (this.#phase === "closed") return;
+    this.#batcher.push({ kind });
+  }
+
+  #onClosed(info: ChannelClosed): void {
+    if (this.#phase === "closed") return;
+    this.#phase = "closed";
+    this.#handshake.stop();
+    clearInterval(this.#pingTimer);
+    clearTimeout(this.#drainTimer);
+    this.#batcher.close();
+    const calls = [...this.#calls.values()];
+    for (const call of calls) {
+      call.fail(
+        RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE,
+        `the miner's tunnel closed (${info.kind}: ${info.reason})`,
+      );
+    }
+    this.#d.logger.info(
+      {
+        sessionId: this.sessionId,
+        hotkey: this.#hotkey,
+        kind: info.kind,
+        reason: info.reason,
+        remote: info.remote,
+      },
+      "tunnel session closed",
+    );
+    this.#d.events.closed(this, info);
+  }
+}

@@ -1,0 +1,90 @@
+import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
+import type { RequestErrorCode, ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
+
+/** How a session's tunnel is carried. Nothing above the hub should branch on it. */
+export type TransportKind = "grpc" | "ws";
+
+/** Where a session is in its life (TunnelSession.phase). */
+export type SessionPhase = "handshake" | "admitting" | "live" | "draining" | "closed";
+
+/** Whether a session gets traffic. */
+export type SessionState = "active" | "ghost" | "banned" | "draining";
+
+/** One offered model of a session, with its live load. */
+export interface SessionModel {
+  readonly id: string;
+  readonly maxConcurrency: number;
+  readonly contextLength: number;
+  readonly inFlight: number;
+}
+
+/**
+ * An immutable view of one tunnel session at one moment: what the picker,
+ * the directory and /v1/models read. Taking a new snapshot is cheap.
+ */
+export interface SessionView {
+  readonly sessionId: string;
+  readonly hotkey: string;
+  readonly transport: TransportKind;
+  readonly state: SessionState;
+  readonly models: readonly SessionModel[];
+  /** Requests in flight on this session, all models. */
+  readonly inFlight: number;
+  /** Smoothed latency estimate in ms (ping RTT blended with TTFT); 0 before any measurement. */
+  readonly latencyMs: number;
+  readonly connectedSinceMs: number;
+  readonly softwareVersion: string;
+}
+
+/** What comes back from a miner for one request, in order. */
+export type TunnelEvent =
+  | { readonly type: "chunk"; readonly chunk: ResponseChunk }
+  | {
+      readonly type: "usage";
+      /** Counts as the miner reported them (not yet bounded: see the usage clamp). */
+      readonly promptTokens: number;
+      readonly completionTokens: number;
+    }
+  | { readonly type: "error"; readonly code: RequestErrorCode; readonly message: string };
+
+/** One request in flight on a tunnel. */
+export interface InferenceCall {
+  /**
+   * The miner's answer. Ends after exactly one `usage` or `error` event. If
+   * the tunnel dies, the deadline passes or the call is cancelled, it ends
+   * with an `error` event (codes BACKEND_UNAVAILABLE, TIMEOUT, CANCELLED).
+   * Reading slowly applies back-pressure to this request only.
+   */
+  readonly events: AsyncIterable<TunnelEvent>;
+  /** Total UTF-8 bytes of chunk payload relayed so far (for the usage clamp). */
+  readonly relayedBytes: () => number;
+  /** Sends Cancel to the miner and ends `events`. Idempotent. */
+  cancel(reason: string): void;
+}
+
+/** Options for one dispatch. */
+export interface DispatchOptions {
+  /** Time budget for the whole request, in ms. */
+  readonly deadlineMs: number;
+  /** Aborting it cancels the call (the user went away). */
+  readonly signal?: AbortSignal;
+  /** Dispatch to a ghost session too: only probes, which are how a ghost comes back. */
+  readonly allowGhost?: boolean;
+}
+
+/**
+ * The tunnel hub's internal API: the only way the rest of the router talks
+ * to miners. Its callers are the Business API and the Probe service.
+ */
+export interface TunnelDispatcher {
+  /** Every open session, as an immutable snapshot. */
+  sessions(): readonly SessionView[];
+  /**
+   * Sends a chat request to one session. Throws a TensorClawError
+   * `no_capacity` when the session is gone, not active, lacks the model or
+   * is at the model's concurrency limit.
+   */
+  dispatch(sessionId: string, model: string, chat: ChatRequest, opts: DispatchOptions): InferenceCall;
+  /** Marks every session of a hotkey ghost (true) or active again (false). */
+  setGhost(hotkey: string, ghost: boolean): void;
+}

@@ -1,0 +1,193 @@
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { type WebSocket, WebSocketServer } from "ws";
+import {
+  type ChannelClosed,
+  type ChannelCloseKind,
+  CLOSE_CODES,
+  closeKindFromWs,
+  type FrameChannel,
+  type FrameChannelHandlers,
+  wsCloseReason,
+} from "../../common/frame-channel.js";
+import type { ChannelAcceptor } from "./grpc.js";
+
+/** The HTTP path of the WebSocket fallback (tunnel.proto). */
+export const TUNNEL_WS_PATH = "/v1/tunnel";
+
+/** Settings of the WebSocket tunnel endpoint. */
+export interface TunnelWsSettings {
+  /** Largest accepted message; larger ones close the socket with 1009. */
+  readonly maxMessageBytes: number;
+  /** Path to upgrade on (default `/v1/tunnel`). */
+  readonly path?: string;
+  /** WebSocket ping interval; a socket that misses one pong is dropped (default 30 s). */
+  readonly keepaliveMs?: number;
+  /** Bytes queued on a socket above which `send` asks the session to wait (default 1 MiB). */
+  readonly highWaterBytes?: number;
+}
+
+/** A running WebSocket tunnel endpoint. */
+export interface TunnelWsEndpoint {
+  /** Detaches from the HTTP server and closes every tunnel socket with 1001. */
+  close(): void;
+}
+
+/**
+ * Serves the tunnel over WebSocket on an existing http.Server: upgrades on
+ * the tunnel path (other paths are left to other upgrade listeners, or
+ * answered 404 when there are none), without per-message compression, with
+ * the size limit enforced by `ws` before a message is buffered.
+ */
+export function attachTunnelWs(server: Server, hub: ChannelAcceptor, s: TunnelWsSettings): TunnelWsEndpoint {
+  const path = s.path ?? TUNNEL_WS_PATH;
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: s.maxMessageBytes,
+    clientTracking: true,
+  });
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const pathname = (req.url ?? "").split("?", 1)[0];
+    if (pathname !== path) {
+      if (server.listenerCount("upgrade") === 1) {
+        socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      }
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      hub.accept(
+        new WsServerChannel(ws, req.socket.remoteAddress ?? "unknown", {
+          keepaliveMs: s.keepaliveMs ?? 30_000,
+          highWaterBytes: s.highWaterBytes ?? 1024 * 1024,
+        }),
+      );
+    });
+  };
+  server.on("upgrade", onUpgrade);
+  return {
+    close: () => {
+      server.off("upgrade", onUpgrade);
+      for (const ws of wss.clients) ws.close(CLOSE_CODES.going_away, "router closing");
+      wss.close();
+    },
+  };
+}
+
+/** A FrameChannel over one server-side WebSocket. */
+export class WsServerChannel implements FrameChannel {
+  readonly transport = "ws" as const;
+  readonly peer: string;
+  readonly #ws: WebSocket;
+  readonly #highWater: number;
+  #handlers: FrameChannelHandlers | undefined;
+  #early: Uint8Array[] = [];
+  #closed = false;
+  #closedInfo: ChannelClosed | undefined;
+  /** Bytes handed to `ws.send` whose write has not completed yet. */
+  #unsent = 0;
+  #wantDrain = false;
+  #keepalive: NodeJS.Timeout | undefined;
+  #awaitingPong = false;
+  /** Set when `ws` itself rejects a message (too big, bad frame) before it closes the socket. */
+  #fault: ChannelClosed | undefined;
+
+  constructor(ws: WebSocket, peer: string, opts: { keepaliveMs: number; highWaterBytes: number }) {
+    this.#ws = ws;
+    this.peer = peer;
+    this.#highWater = opts.highWaterBytes;
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
+      if (this.#closed) return;
+      if (!isBinary) {
+        this.close("invalid", "text messages are a protocol error; send binary protobuf");
+        return;
+      }
+      if (this.#handlers === undefined) this.#early.push(data);
+      else this.#handlers.message(data);
+    });
+    ws.on("error", (err: Error & { code?: string }) => {
+      // `ws` reports protocol faults (it then closes with 1009 / 1002 / 1007) as WS_ERR_* codes;
+      // anything else is the network failing under us.
+      const code = err.code ?? "";
+      const kind: ChannelCloseKind =
+        code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"
+          ? "too_big"
+          : code.startsWith("WS_ERR_")
+            ? "invalid"
+            : "going_away";
+      this.#fault ??= { kind, reason: err.message, remote: kind === "going_away" };
+    });
+    ws.on("close", (code: number, reason: Buffer) => {
+      this.#finish(
+        this.#fault ?? {
+          kind: closeKindFromWs(code),
+          reason: reason.toString() || `closed (${code})`,
+          remote: true,
+        },
+      );
+    });
+    ws.on("pong", () => {
+      this.#awaitingPong = false;
+    });
+    this.#keepalive = setInterval(() => {
+      if (this.#awaitingPong) {
+        this.#finish({ kind: "timeout", reason: "WebSocket pong missing", remote: false });
+        ws.terminate();
+        return;
+      }
+      this.#awaitingPong = true;
+      ws.ping();
+    }, opts.keepaliveMs);
+    this.#keepalive.unref();
+  }
+
+  /** True once the channel is closed (by either side). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  start(handlers: FrameChannelHandlers): void {
+    this.#handlers = handlers;
+    const early = this.#early;
+    this.#early = [];
+    for (const m of early) if (!this.#closed) handlers.message(m);
+    if (this.#closedInfo !== undefined) handlers.closed(this.#closedInfo);
+  }
+
+  send(message: Uint8Array): boolean {
+    if (this.#closed) return false;
+    const size = message.byteLength;
+    this.#unsent += size;
+    this.#ws.send(message, { binary: true }, this.#onSent(size));
+    if (this.#unsent > this.#highWater) {
+      this.#wantDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  close(kind: ChannelCloseKind, reason: string): void {
+    if (this.#closed) return;
+    this.#finish({ kind, reason, remote: false });
+    this.#ws.close(CLOSE_CODES[kind], wsCloseReason(reason));
+  }
+
+  #onSent(size: number): (err?: Error) => void {
+    return () => {
+      this.#unsent -= size;
+      // Resume below half the mark so a sender does not flap at the threshold.
+      if (this.#wantDrain && this.#unsent <= this.#highWater / 2) {
+        this.#wantDrain = false;
+        if (!this.#closed) this.#handlers?.drain();
+      }
+    };
+  }
+
+  #finish(info: ChannelClosed): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closedInfo = info;
+    clearInterval(this.#keepalive);
+    this.#handlers?.closed(info);
+  }
+}

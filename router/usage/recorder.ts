@@ -1,0 +1,370 @@
+import type { Logger } from "../../common/logger.js";
+import { silentLogger } from "../../common/logger.js";
+import { isValidEvent, type RecordResult, type UsageLedger } from "../ledger/ledger.js";
+import type { UsageEvent, UsageSink } from "./event.js";
+import type { UsageSpool } from "./spool.js";
+
+/**
+ * The router's UsageSink: takes finished requests from the request path and
+ * gets them into the ledger.
+ *
+ * - `record()` only pushes to an in-memory queue and schedules a flush on a
+ *   later tick: it never throws and never waits on I/O.
+ * - A flush sends up to `batchSize` events in one ledger call (the Redis
+ *   ledger pipelines one script call per miner); at most `maxInFlight`
+ *   calls run at once, so batches grow by themselves under load.
+ * - When the ledger fails (Redis down, timeout), the batch goes to the
+ *   durable spool and so does every later event, to keep their order. The
+ *   spool is replayed in order with growing pauses (`retryMinMs` ..
+ *   `retryMaxMs`) until it is empty, then events go straight to the ledger
+ *   again. Replay is idempotent (the ledger ignores events it counted, by
+ *   origin/seq or request id).
+ * - Without a spool (the embedded ledger), a failed batch stays queued and
+ *   is retried.
+ * - The queue is bounded (`maxQueued`): past it events are dropped and
+ *   counted in `dropped`, and the recorder reports not ready.
+ */
+
+/** Counters and gauges for /readyz and /metrics. */
+export interface RecorderStats {
+  counted: number;
+  duplicates: number;
+  expired: number;
+  invalid: number;
+  /** Events lost because the queue or the spool was full or failing. */
+  dropped: number;
+  /** Events written to the spool. */
+  spooled: number;
+  /** Events read back from the spool and written to the ledger. */
+  replayed: number;
+  /** Ledger calls that failed. */
+  ledgerErrors: number;
+  /** Events waiting in memory. */
+  queued: number;
+  /** Events waiting in the spool. */
+  spoolDepth: number;
+  /** True while events go to the spool instead of the ledger. */
+  degraded: boolean;
+}
+
+/** What the recorder is built from. */
+export interface UsageRecorderOptions {
+  readonly ledger: UsageLedger;
+  /** Durable fallback; undefined for the embedded ledger. */
+  readonly spool?: UsageSpool | undefined;
+  readonly clock?: () => number;
+  readonly logger?: Logger;
+  /** Events per ledger call (default 5000). */
+  readonly batchSize?: number;
+  /** Ledger calls in flight at once (default 2). */
+  readonly maxInFlight?: number;
+  /** Events held in memory at most (default 200,000). */
+  readonly maxQueued?: number;
+  /** A ledger call taking longer counts as failed (default 5000 ms). */
+  readonly ledgerTimeoutMs?: number;
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+}
+
+/** Implements UsageSink over a ledger and a spool. */
+export class UsageRecorder implements UsageSink {
+  readonly #ledger: UsageLedger;
+  readonly #spool: UsageSpool | undefined;
+  readonly #clock: () => number;
+  readonly #log: Logger;
+  readonly #batchSize: number;
+  readonly #maxQueued: number;
+  readonly #timeoutMs: number;
+  readonly #retryMinMs: number;
+  readonly #retryMaxMs: number;
+  /** Queued events are #queue[#head..]; taking a batch moves #head (no copying of the rest). */
+  #queue: UsageEvent[] = [];
+  /** Arrival time of each queued event (parallel to #queue), for the lag. */
+  #arrivals: number[] = [];
+  #head = 0;
+  /** Arrival of the oldest event of each batch in flight. */
+  readonly #inFlightSince = new Map<Promise<void>, number>();
+  readonly #maxInFlight: number;
+  #degraded: boolean;
+  /** Arrival of the oldest event that went to the spool in this degraded spell. */
+  #degradedSince: number | undefined;
+  #running = false;
+  #scheduled = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryMs: number;
+  #closed = false;
+  #waiters: (() => void)[] = [];
+  #settleWaiters: (() => void)[] = [];
+  #stats = { counted: 0, duplicates: 0, expired: 0, invalid: 0, dropped: 0, spooled: 0, replayed: 0 };
+  #ledgerErrors = 0;
+
+  constructor(options: UsageRecorderOptions) {
+    this.#ledger = options.ledger;
+    this.#spool = options.spool;
+    this.#clock = options.clock ?? Date.now;
+    this.#log = options.logger ?? silentLogger();
+    this.#batchSize = options.batchSize ?? 5000;
+    this.#maxInFlight = options.maxInFlight ?? 2;
+    this.#maxQueued = options.maxQueued ?? 200_000;
+    this.#timeoutMs = options.ledgerTimeoutMs ?? 5000;
+    this.#retryMinMs = options.retryMinMs ?? 100;
+    this.#retryMaxMs = options.retryMaxMs ?? 5000;
+    this.#retryMs = this.#retryMinMs;
+    // A spool left by a previous run is replayed first, in order.
+    this.#degraded = (this.#spool?.depth ?? 0) > 0;
+    if (this.#degraded) {
+      this.#degradedSince = this.#clock();
+      this.#schedule();
+    }
+  }
+
+  record(event: UsageEvent): void {
+    // Refused here, not later: a malformed event must never reach the spool.
+    if (!isValidEvent(event)) {
+      this.#stats.invalid++;
+      return;
+    }
+    if (this.#closed || this.#queued >= this.#maxQueued) {
+      this.#stats.dropped++;
+      if (this.#stats.dropped === 1 || this.#stats.dropped % 10_000 === 0) {
+        this.#log.error({ dropped: this.#stats.dropped }, "usage recorder full or closed: event dropped");
+      }
+      return;
+    }
+    this.#queue.push(event);
+    this.#arrivals.push(this.#clock());
+    this.#schedule();
+  }
+
+  /** Current counters. */
+  stats(): RecorderStats {
+    return {
+      ...this.#stats,
+      ledgerErrors: this.#ledgerErrors,
+      queued: this.#queued,
+      spoolDepth: this.#spool?.depth ?? 0,
+      degraded: this.#degraded,
+    };
+  }
+
+  /** Events held in the durable spool (for /metrics and /readyz). */
+  spoolDepth(): number {
+    return this.#spool?.depth ?? 0;
+  }
+
+  /**
+   * How far the ledger is behind, in ms: the age of the oldest event not yet
+   * written to it (queued, in flight, or in the spool); 0 when caught up.
+   */
+  lagMs(): number {
+    const now = this.#clock();
+    let oldest = this.#arrivals[this.#head] ?? Number.POSITIVE_INFINITY;
+    for (const t of this.#inFlightSince.values()) oldest = Math.min(oldest, t);
+    if (this.#degraded) oldest = Math.min(oldest, this.#degradedSince ?? now);
+    return Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0;
+  }
+
+  /** Ready while events reach the ledger or the spool and nothing is being dropped. */
+  ready(): boolean {
+    return !this.#closed && this.#queued < this.#maxQueued;
+  }
+
+  /** Resolves when nothing is queued, in flight or spooled (everything is in the ledger). */
+  idle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /**
+   * Resolves when no event is queued or in flight: each recorded event is
+   * then in the ledger or durably in the spool.
+   */
+  settled(): Promise<void> {
+    if (!this.#running && this.#queued === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#settleWaiters.push(resolve));
+  }
+
+  /** Stops taking events and writes what is queued to the ledger, or else to the spool. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    while (this.#running) await new Promise((r) => setImmediate(r));
+    if (this.#queued > 0) {
+      const batch = this.#take();
+      if (this.#degraded || !(await this.#toLedger(batch))) await this.#toSpool(batch);
+    }
+  }
+
+  #isIdle(): boolean {
+    return !this.#running && this.#queued === 0 && !this.#degraded;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running || this.#closed) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#pump();
+    });
+  }
+
+  get #queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  #take(): UsageEvent[] {
+    const n = Math.min(this.#batchSize, this.#queued);
+    const batch = this.#queue.slice(this.#head, this.#head + n);
+    this.#head += n;
+    if (this.#head >= this.#queue.length) {
+      this.#queue = [];
+      this.#arrivals = [];
+      this.#head = 0;
+    } else if (this.#head > 65_536 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#arrivals = this.#arrivals.slice(this.#head);
+      this.#head = 0;
+    }
+    return batch;
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    const inFlight = new Set<Promise<void>>();
+    try {
+      for (;;) {
+        if (this.#closed) break;
+        if (!this.#degraded && this.#retryTimer === undefined) {
+          if (this.#queued === 0 || inFlight.size >= this.#maxInFlight) {
+            if (inFlight.size === 0) break;
+            await Promise.race(inFlight);
+            continue;
+          }
+          // Up to #maxInFlight direct batches overlap, so the router encodes
+          // the next batch while Redis runs the previous one. Order between
+          // them does not matter: the ledger is additive and idempotent.
+          const since = this.#arrivals[this.#head] ?? this.#clock();
+          const p = this.#direct(this.#take(), since).finally(() => {
+            inFlight.delete(p);
+            this.#inFlightSince.delete(p);
+          });
+          inFlight.add(p);
+          this.#inFlightSince.set(p, since);
+          continue;
+        }
+        // Degraded or waiting to retry: settle what is in flight first.
+        if (inFlight.size > 0) {
+          await Promise.all(inFlight);
+          continue;
+        }
+        if (!this.#degraded) break; // no spool: the retry timer restarts the pump
+        // Degraded: keep order by spooling new events behind the old ones.
+        if (this.#queued > 0) {
+          await this.#toSpool(this.#take());
+          continue;
+        }
+        if (this.#retryTimer !== undefined) break;
+        if (!(await this.#replayOne())) {
+          this.#armRetry();
+          break;
+        }
+      }
+    } catch (err) {
+      // Unexpected (a bug, not an I/O failure): keep the process alive, retry later.
+      this.#log.error({ err }, "usage recorder loop failed");
+      this.#armRetry();
+    } finally {
+      await Promise.allSettled(inFlight);
+      this.#running = false;
+    }
+    if (this.#queued === 0) for (const w of this.#settleWaiters.splice(0)) w();
+    if (this.#isIdle()) for (const w of this.#waiters.splice(0)) w();
+    else if (this.#queued > 0 && this.#retryTimer === undefined) this.#schedule();
+  }
+
+  /** One direct batch: to the ledger, else to the spool (or back to the queue without one). */
+  async #direct(batch: UsageEvent[], since: number): Promise<void> {
+    if (await this.#toLedger(batch)) return;
+    if (this.#spool === undefined) {
+      // No spool: put the batch back in front and retry later.
+      this.#queue = batch.concat(this.#queue.slice(this.#head));
+      this.#arrivals = new Array<number>(batch.length).fill(since).concat(this.#arrivals.slice(this.#head));
+      this.#head = 0;
+      this.#armRetry();
+      return;
+    }
+    if (!this.#degraded) {
+      this.#degraded = true;
+      this.#degradedSince = since;
+    } else {
+      this.#degradedSince = Math.min(this.#degradedSince ?? since, since);
+    }
+    await this.#toSpool(batch);
+  }
+
+  /** Replays one spool batch; false when the ledger failed. Leaves degraded mode when empty. */
+  async #replayOne(): Promise<boolean> {
+    const spool = this.#spool;
+    if (spool === undefined) return true;
+    const batch = await spool.read(this.#batchSize);
+    if (batch === undefined) {
+      this.#degraded = false;
+      this.#degradedSince = undefined;
+      this.#retryMs = this.#retryMinMs;
+      this.#log.info("usage spool replayed; writing to the ledger again");
+      return true;
+    }
+    if (batch.events.length > 0 && !(await this.#toLedger(batch.events))) return false;
+    await spool.ack(batch);
+    this.#stats.replayed += batch.events.length;
+    this.#retryMs = this.#retryMinMs;
+    return true;
+  }
+
+  #armRetry(): void {
+    if (this.#retryTimer !== undefined || this.#closed) return;
+    const delay = this.#retryMs;
+    this.#retryMs = Math.min(this.#retryMaxMs, this.#retryMs * 2);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.#pump();
+    }, delay);
+    this.#retryTimer.unref();
+  }
+
+  async #toLedger(batch: readonly UsageEvent[]): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("ledger call timed out")), this.#timeoutMs);
+      });
+      const r: RecordResult = await Promise.race([this.#ledger.record(batch, this.#clock()), timeout]);
+      this.#stats.counted += r.counted;
+      this.#stats.duplicates += r.duplicates;
+      this.#stats.expired += r.expired;
+      this.#stats.invalid += r.invalid;
+      if (r.invalid > 0) this.#log.warn({ invalid: r.invalid }, "malformed usage events were not counted");
+      return true;
+    } catch (err) {
+      this.#ledgerErrors++;
+      if (this.#ledgerErrors === 1 || !this.#degraded) this.#log.warn({ err }, "usage ledger write failed");
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #toSpool(batch: readonly UsageEvent[]): Promise<void> {
+    const spool = this.#spool;
+    if (spool === undefined) return;
+    try {
+      await spool.append(batch);
+      this.#stats.spooled += batch.length;
+    } catch (err) {
+      this.#stats.dropped += batch.length;
+      this.#log.error({ err, events: batch.length }, "usage spool append failed: events lost");
+    }
+  }
+}
