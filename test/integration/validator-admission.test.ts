@@ -8,14 +8,13 @@ import { RawTunnelClient } from "../support/raw-tunnel-client.js";
 import { freePort } from "../support/redis.js";
 import { type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
 import {
+  requireSubtensorMetadata,
   SubtensorTestProvider,
-  subtensorMetadataPath,
   type TestSubnet,
   writeSubnet,
 } from "../support/validator-chain-provider.js";
 
 const NETUID = 92;
-const fixture = subtensorMetadataPath();
 
 describe("router admission", () => {
   let miner: Hotkey;
@@ -64,20 +63,17 @@ describe("router admission", () => {
   });
 
   describe("with a chain (real metadata, in-process provider)", () => {
+    let metadataPath: string;
     let provider: SubtensorTestProvider;
     let chain: PolkadotChain;
     let h: HubHarness | undefined;
     const clients: RawTunnelClient[] = [];
 
     before(function () {
-      if ("missing" in fixture) {
-        console.log(`      skipped: ${fixture.missing}`);
-        this.skip();
-      }
+      metadataPath = requireSubtensorMetadata(this);
     });
     beforeEach(async () => {
-      if ("missing" in fixture) return;
-      provider = SubtensorTestProvider.fromFixture(fixture.path);
+      provider = SubtensorTestProvider.fromFixture(metadataPath);
       chain = await connectPolkadotChain({ provider, logger: silentLogger() });
     });
     afterEach(async () => {

@@ -17,8 +17,8 @@ import { Validator } from "../../validator/validator.js";
 import { throwawayHotkey } from "../support/keys.js";
 import {
   moduleErrorEvents,
+  requireSubtensorMetadata,
   SubtensorTestProvider,
-  subtensorMetadataPath,
   successEvents,
   type TestSubnet,
   writeSubnet,
@@ -26,9 +26,9 @@ import {
 import { okProbe, type RouterStandIn, session, startRouterStandIn } from "../support/validator-router.js";
 
 const NETUID = 92;
-const fixture = subtensorMetadataPath();
 
 describe("validator chain (@polkadot/api on the real Subtensor metadata, no network)", () => {
+  let metadataPath: string;
   let validatorKey: Hotkey;
   let minerA: Hotkey;
   let minerB: Hotkey;
@@ -38,18 +38,14 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
   let dir: string;
 
   before(async function () {
-    if ("missing" in fixture) {
-      console.log(`      skipped: ${fixture.missing}`);
-      this.skip();
-    }
+    metadataPath = requireSubtensorMetadata(this);
     validatorKey = await throwawayHotkey();
     minerA = await throwawayHotkey();
     minerB = await throwawayHotkey();
   });
 
   beforeEach(async () => {
-    if ("missing" in fixture) return;
-    provider = SubtensorTestProvider.fromFixture(fixture.path, 10_000);
+    provider = SubtensorTestProvider.fromFixture(metadataPath, 10_000);
     chain = await connectPolkadotChain({
       provider,
       signer: validatorKey,

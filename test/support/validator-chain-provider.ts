@@ -14,8 +14,10 @@ import { blake2AsHex, decodeAddress } from "@polkadot/util-crypto";
 export const SYSTEM_EVENTS_KEY = "0x26aa394eea5630e07c48ae0c9558cef780d41e5e16056765bc8461851072c9d7";
 
 /** Where the Subtensor metadata fixture is, or why it is not there. */
-export function subtensorMetadataPath(): { path: string } | { missing: string } {
-  const env = process.env.SUBTENSOR_METADATA;
+export function subtensorMetadataPath(
+  vars: NodeJS.ProcessEnv = process.env,
+): { path: string } | { missing: string } {
+  const env = vars.SUBTENSOR_METADATA;
   const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
   const path =
     env !== undefined && env !== ""
@@ -23,7 +25,24 @@ export function subtensorMetadataPath(): { path: string } | { missing: string } 
       : join(root, "..", "shared", "fixtures", "subtensor", "metadata-v16-devnet.scale");
   return existsSync(path)
     ? { path }
-    : { missing: `Subtensor metadata fixture not found at ${path} (set SUBTENSOR_METADATA)` };
+    : {
+        missing:
+          `Subtensor metadata fixture not found at ${path}: put metadata-v16-devnet.scale ` +
+          "there (it ships in shared/fixtures/subtensor/ beside the clone) or set SUBTENSOR_METADATA to its path",
+      };
+}
+
+/**
+ * For a suite's `before`: the fixture's path, or — when it is missing — a
+ * skip with a message saying where to put it. Under CI (`CI=true`) a missing
+ * fixture fails the run instead, so the chain tests can never skip silently.
+ */
+export function requireSubtensorMetadata(ctx: Pick<Mocha.Context, "skip">, env = process.env): string {
+  const fixture = subtensorMetadataPath(env);
+  if ("path" in fixture) return fixture.path;
+  if (env.CI === "true") throw new Error(`CI=true and the chain tests cannot run: ${fixture.missing}`);
+  console.log(`      skipped: ${fixture.missing}`);
+  return ctx.skip();
 }
 
 /** One extrinsic the provider received, and the block it was put in. */
