@@ -50,6 +50,7 @@ import { silentLogger } from "../common/logger.js";
 import { ApiKeys, FileApiKeyStore } from "../router/api/keys.js";
 import { EmbeddedRateLimiter } from "../router/api/rate-limiter.js";
 import { API_DEFAULTS, startApiServer } from "../router/api/server.js";
+import { ModelCatalogue } from "../router/catalogue/catalogue.js";
 import { ApiMetrics } from "../router/metrics.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel/grpc.js";
 import { TunnelHub } from "../router/tunnel/hub.js";
@@ -210,6 +211,9 @@ function relayRole(): void {
 
 // ----------------------------------------------------------------- router role
 
+/** The bench routes whatever its miner offers. */
+const OPEN_CATALOGUE = ModelCatalogue.empty(true);
+
 async function routerRole(): Promise<void> {
   const hub = new TunnelHub({ routerId: "bench-router" });
   const grpc = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes: hub.timings.maxMessageBytes }));
@@ -233,6 +237,7 @@ async function routerRole(): Promise<void> {
       clock: Date.now,
       random: Math.random,
       logger: silentLogger(),
+      catalogue: () => OPEN_CATALOGUE,
       options: { ...API_DEFAULTS, userSalt: "bench" },
       observeLatency: (id, ms) => hub.observeLatency(id, ms),
       keys,

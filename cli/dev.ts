@@ -193,6 +193,8 @@ export const devCommand = defineCommand({
           "--validators",
           validatorKey.address,
           "--public-directory",
+          // A dev network routes whatever its miners offer; production routers route their catalogue.
+          "--open-catalogue",
           ...logLevel,
         ],
       });

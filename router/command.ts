@@ -2,8 +2,9 @@ import { type Command, defineCommand } from "../common/command.js";
 import { TensorClawError } from "../common/errors.js";
 import { createLogger } from "../common/logger.js";
 import { waitForStopSignal } from "../common/signals.js";
+import { modelsCommand } from "./catalogue/models-command.js";
+import { tiersCommand } from "./catalogue/tiers-command.js";
 import { parseRouterCommand, ROUTER_DEFAULTS, ROUTER_OPTIONS } from "./config.js";
-import { tiersCommand } from "./ledger/tiers-command.js";
 import { startRouter } from "./router.js";
 
 /** `tensorclaw router`. */
@@ -43,8 +44,13 @@ const serveCommand = defineCommand({
   },
 });
 
-/** `tensorclaw router`, and `tensorclaw router tiers …` for the ledger's tier multipliers. */
+const SUBCOMMANDS: Readonly<Record<string, Command>> = { models: modelsCommand, tiers: tiersCommand };
+
+/** `tensorclaw router`, `tensorclaw router models …` (the model catalogue) and `router tiers …` (its tier column). */
 export const routerCommand: Command = {
   ...serveCommand,
-  run: (argv, io) => (argv[0] === "tiers" ? tiersCommand.run(argv.slice(1), io) : serveCommand.run(argv, io)),
+  run: (argv, io) => {
+    const sub = SUBCOMMANDS[argv[0] ?? ""];
+    return sub === undefined ? serveCommand.run(argv, io) : sub.run(argv.slice(1), io);
+  },
 };

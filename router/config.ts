@@ -20,6 +20,7 @@ export interface RouterConfig {
   minersAllow: readonly string[];
   dataDir: string;
   publicDirectory: boolean;
+  openCatalogue: boolean;
   bucketS: number;
   retentionS: number;
   maxBodyBytes: number;
@@ -45,6 +46,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   minersAllow: [],
   dataDir: ".tensorclaw",
   publicDirectory: false,
+  openCatalogue: false,
   bucketS: 60,
   retentionS: 86_400,
   maxBodyBytes: 4 * 1024 * 1024,
@@ -113,6 +115,12 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     flag: "public-directory",
     kind: "bool",
     description: "Serve MinerDirectory without a validator signature (session list only; for local use).",
+  },
+  openCatalogue: {
+    flag: "open-catalogue",
+    kind: "bool",
+    description:
+      "Route model ids outside the catalogue too, at tier 1 (dev networks); without it only catalogue models are routed.",
   },
   bucketS: {
     flag: "bucket-s",

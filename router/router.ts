@@ -16,10 +16,15 @@ import { startAdmission } from "./admission.js";
 import { createApiHandler } from "./api/server.js";
 import { businessApiDeps } from "./api/setup.js";
 import { resolveUserSalt } from "./api/user-salt.js";
+import { syncLedgerTiers } from "./catalogue/ledger-tiers.js";
+import { catalogueFileIn, migrateLegacyTiers } from "./catalogue/open-store.js";
+import { FileCatalogueStore } from "./catalogue/store-file.js";
+import { RedisCatalogueStore } from "./catalogue/store-redis.js";
+import { CatalogueWatcher } from "./catalogue/watcher.js";
 import type { RouterConfig } from "./config.js";
 import { EmbeddedLedger } from "./ledger/embedded.js";
 import type { UsageLedger } from "./ledger/ledger.js";
-import { LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger/redis.js";
+import { DEFAULT_LEDGER_PREFIX, LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger/redis.js";
 import { directoryService } from "./services/directory.js";
 import { addHealthAndReflection } from "./services/health.js";
 import { addProbeService } from "./services/probe.js";
@@ -51,6 +56,7 @@ export function routerPaths(dataDir: string) {
     keys: join(dataDir, "api-keys.json"),
     spool: join(dataDir, "spool"),
     userSalt: join(dataDir, "user-salt"),
+    catalogue: catalogueFileIn(dataDir),
   };
 }
 
@@ -140,6 +146,27 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     }
     const ownedLedger = ledger;
     cleanups.push(() => ownedLedger.close());
+    // The operator's model catalogue: which models are routed, their tiers,
+    // tokenizers and prices. In Redis it shares the ledger's tier keys; the
+    // embedded ledger gets the catalogue's tiers copied in on every change.
+    const catalogueStore =
+      redis === undefined
+        ? new FileCatalogueStore(paths.catalogue)
+        : new RedisCatalogueStore(redis, DEFAULT_LEDGER_PREFIX);
+    if (catalogueStore instanceof FileCatalogueStore) {
+      const migrated = await migrateLegacyTiers(catalogueStore, paths.ledger, Date.now());
+      if (migrated > 0) logger.info({ models: migrated }, "tier entries brought into the model catalogue");
+    }
+    const catalogue = new CatalogueWatcher(catalogueStore, cfg.openCatalogue, logger);
+    if (redis === undefined) {
+      catalogue.onChange((c) => {
+        syncLedgerTiers(ownedLedger, c, Date.now()).catch((err: unknown) =>
+          logger.warn({ err }, "cannot copy the catalogue's tiers into the ledger"),
+        );
+      });
+    }
+    await catalogue.start();
+    cleanups.push(() => catalogue.stop());
     // The `user` hash's secret, the same on every replica (waits for Redis up to 5 s).
     const { salt: userSalt, origin } = await resolveUserSalt({
       configured: cfg.userSalt,
@@ -174,6 +201,8 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       admit: (hotkey) => admission.policy.admitMiner(hotkey),
       timings: { drainGraceMs: Math.max(1, cfg.drainGraceMs) },
     });
+    hub.setModelFilter(catalogue.current);
+    catalogue.onChange((c) => hub.setModelFilter(c));
     cleanups.push(() => hub.close());
     afterRefresh = () => void hub.revokeUnadmitted("the hotkey is no longer registered on the subnet");
     const maxMessageBytes = hub.timings.maxMessageBytes;
@@ -236,6 +265,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       chat: { maxBodyBytes: cfg.maxBodyBytes },
       userSalt,
       metricsToken: cfg.metricsToken,
+      catalogue: () => catalogue.current,
       observeLatency: (sessionId, ms) => hub.observeLatency(sessionId, ms),
     });
     const handler = createApiHandler(deps);

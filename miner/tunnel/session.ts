@@ -31,6 +31,9 @@ import { buildHello, CLOCK_SKEW_WARN_MS, challengeFault, clockSkewMs } from "./h
 import type { SessionEnd, TunnelSessionDeps } from "./session-types.js";
 import { TunnelWatchdog } from "./watchdog.js";
 
+/** Ignored model ids named in one log line (the list comes from the router). */
+const MAX_IGNORED_LOGGED = 20;
+
 export type { SessionEnd, TunnelSessionDeps } from "./session-types.js";
 
 /** Message size used before the router's Accept names its own. */
@@ -194,10 +197,24 @@ export class TunnelSession {
       case "drain":
         this.#onDrainFrame(k.value.reconnectAfterMs, k.value.reason);
         return;
+      case "modelsIgnored":
+        this.#onModelsIgnored(k.value.modelIds, k.value.reason);
+        return;
       default:
         this.#protocolEnd("invalid", `unexpected ${k.$case} on a live tunnel`);
         return;
     }
+  }
+
+  /** The router routes none of these offered ids: the operator should know (a typo, an unwanted model). */
+  #onModelsIgnored(ids: readonly string[], reason: string): void {
+    const shown = ids.slice(0, MAX_IGNORED_LOGGED);
+    if (ids.length === 0) this.#d.logger.info("the router now routes every offered model");
+    else
+      this.#d.logger.warn(
+        { ignored: shown, more: ids.length - shown.length, reason: reason.slice(0, 200) },
+        "the router ignores some offered models",
+      );
   }
 
   #answer(c: Challenge): void {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
+import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { ApiMetrics } from "../metrics.js";
 import { modelOffered, pick, type RandomSource } from "../routing/picker.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
@@ -42,6 +43,8 @@ export interface ChatDeps {
   readonly random: RandomSource;
   readonly logger: Logger;
   readonly options: ChatOptions;
+  /** The model catalogue in force (read per request: it changes while the router runs). */
+  readonly catalogue: () => ModelCatalogue;
   /** Feeds each answer's time to first token (ms, from dispatch) into the session's latency estimate. */
   readonly observeLatency?: (sessionId: string, ms: number) => void;
 }
@@ -104,11 +107,23 @@ export class ChatEndpoint {
   ): Promise<number> {
     const d = this.deps;
     const startedAtMs = d.clock();
-    const parsed = parseChatBody(parseJson(await readBody(req, d.options.maxBodyBytes)), {
+    const asked = parseChatBody(parseJson(await readBody(req, d.options.maxBodyBytes)), {
       defaultMaxTokens: d.options.defaultMaxTokens,
       userSalt: d.options.userSalt,
       account: caller.key?.id ?? "anonymous",
     });
+    // Only catalogue models are routed, under their catalogue id (an alias is another name for it).
+    const entry = d.catalogue().resolve(asked.model);
+    if (entry === undefined) {
+      throw new TensorClawError(
+        "model_not_found",
+        `The model ${JSON.stringify(asked.model)} does not exist.`,
+        {
+          param: "model",
+        },
+      );
+    }
+    const parsed = entry.id === asked.model ? asked : { ...asked, model: entry.id };
     this.checkModel(parsed.model, startedAtMs);
     label.model = parsed.model;
     const reserved = Math.ceil(parsed.prompt.bytes / ESTIMATE_BYTES_PER_TOKEN) + (parsed.chat.maxTokens ?? 0);

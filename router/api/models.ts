@@ -1,57 +1,88 @@
+import type { ModelCatalogue } from "../catalogue/catalogue.js";
+import type { CatalogueEntry } from "../catalogue/entry.js";
 import type { SessionView } from "../tunnel/types.js";
 
-/** One entry of `GET /v1/models`: the OpenAI model object plus routing facts. */
+/** Prices in OpenRouter's form: USD per token, as decimal strings. */
+export interface ModelPricing {
+  prompt: string;
+  completion: string;
+}
+
+/** One entry of `GET /v1/models`: the OpenAI model object plus catalogue and routing facts. */
 export interface ModelEntry {
   id: string;
   object: "model";
-  /** Unix seconds since the model has been continuously offered by someone (earliest session). */
+  /**
+   * Unix seconds since the model has been continuously offered by someone
+   * (earliest session); 0 for a catalogue model nobody serves now.
+   */
   created: number;
   owned_by: "tensorclaw";
   /**
-   * Context window in tokens that every active miner serving the model
-   * supports (the smallest one advertised), or null when none advertised it.
+   * Context window in tokens: the catalogue's when it names one, else the
+   * smallest one advertised by the active miners serving the model, else null.
    */
   context_length: number | null;
+  /** Catalogue prices (zero for a model outside the catalogue of an open router). */
+  pricing: ModelPricing;
+  /** Other names of the model that the router accepts. */
+  aliases: string[];
   /** Active miner sessions offering the model now. */
   miners: number;
   /** Requests they could take at once (sum of their concurrency limits). */
   max_concurrency: number;
 }
 
+/** USD per million tokens → USD per token as a plain decimal string (no exponent). */
+export function perTokenPrice(perMillion: number): string {
+  if (perMillion === 0) return "0";
+  return (perMillion / 1_000_000).toFixed(12).replace(/\.?0+$/, "");
+}
+
 /**
- * The union of models offered by active sessions, sorted by id. Ghost,
- * banned and draining sessions do not count: a model listed here can be
- * served now.
+ * Every model a user can ask for: each catalogue model (with 0 miners when
+ * nobody serves it now), and — on an open router — each other model offered
+ * by an active session, sorted by id. Ghost, banned and draining sessions do
+ * not count as miners. Session model ids are already the catalogue's ids
+ * (the hub applies the catalogue to offers).
  */
-export function listModels(sessions: readonly SessionView[]): ModelEntry[] {
-  const byId = new Map<string, ModelEntry & { contexts: number[] }>();
+export function listModels(sessions: readonly SessionView[], catalogue: ModelCatalogue): ModelEntry[] {
+  const live = new Map<string, { created: number; miners: number; max: number; contexts: number[] }>();
   for (const s of sessions) {
     if (s.state !== "active") continue;
     for (const m of s.models) {
-      let e = byId.get(m.id);
+      let e = live.get(m.id);
       if (e === undefined) {
-        e = {
-          id: m.id,
-          object: "model",
-          created: Math.floor(s.connectedSinceMs / 1000),
-          owned_by: "tensorclaw",
-          context_length: null,
-          miners: 0,
-          max_concurrency: 0,
-          contexts: [],
-        };
-        byId.set(m.id, e);
+        e = { created: Number.POSITIVE_INFINITY, miners: 0, max: 0, contexts: [] };
+        live.set(m.id, e);
       }
       e.miners++;
-      e.max_concurrency += m.maxConcurrency;
+      e.max += m.maxConcurrency;
       e.created = Math.min(e.created, Math.floor(s.connectedSinceMs / 1000));
       if (m.contextLength > 0) e.contexts.push(m.contextLength);
     }
   }
-  return [...byId.values()]
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map(({ contexts, ...e }) => ({
-      ...e,
-      context_length: contexts.length > 0 ? Math.min(...contexts) : null,
-    }));
+  const ids = new Set([...catalogue.entries.map((e) => e.id), ...live.keys()]);
+  const out: ModelEntry[] = [];
+  for (const id of [...ids].sort()) {
+    const entry: CatalogueEntry | undefined = catalogue.resolve(id);
+    if (entry === undefined) continue;
+    const l = live.get(id);
+    const advertised = l !== undefined && l.contexts.length > 0 ? Math.min(...l.contexts) : null;
+    out.push({
+      id,
+      object: "model",
+      created: l === undefined ? 0 : l.created,
+      owned_by: "tensorclaw",
+      context_length: entry.contextLength > 0 ? entry.contextLength : advertised,
+      pricing: {
+        prompt: perTokenPrice(entry.pricePromptPerM),
+        completion: perTokenPrice(entry.priceCompletionPerM),
+      },
+      aliases: [...entry.aliases],
+      miners: l?.miners ?? 0,
+      max_concurrency: l?.max ?? 0,
+    });
+  }
+  return out;
 }

@@ -119,13 +119,19 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       case "/v1/models":
       case "/models":
         await caller(req);
-        sendJson(res, 200, { object: "list", data: listModels(deps.dispatcher.sessions()) }, id);
+        sendJson(
+          res,
+          200,
+          { object: "list", data: listModels(deps.dispatcher.sessions(), deps.catalogue()) },
+          id,
+        );
         return 200;
     }
     if (path.startsWith("/v1/models/")) {
       await caller(req);
       const modelId = decodeURIComponent(path.slice("/v1/models/".length));
-      const entry = listModels(deps.dispatcher.sessions()).find((m) => m.id === modelId);
+      const canonical = deps.catalogue().canonical(modelId);
+      const entry = listModels(deps.dispatcher.sessions(), deps.catalogue()).find((m) => m.id === canonical);
       if (entry === undefined) {
         throw new TensorClawError("model_not_found", `The model ${JSON.stringify(modelId)} does not exist.`, {
           param: "model",

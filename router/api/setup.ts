@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../common/logger.js";
+import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import { ApiMetrics, type MetricsSources } from "../metrics.js";
 import type { TunnelDispatcher } from "../tunnel/types.js";
 import type { UsageSink } from "../usage/event.js";
@@ -37,6 +38,8 @@ export interface BusinessApiInputs {
    * default: random per process.
    */
   readonly userSalt?: string;
+  /** The model catalogue in force (the router's CatalogueWatcher). */
+  readonly catalogue: () => ModelCatalogue;
   /** Latency feedback into the hub's estimate (TunnelHub.observeLatency). */
   readonly observeLatency?: (sessionId: string, ms: number) => void;
   /** Bearer token /metrics asks for; undefined leaves it open. */
@@ -73,6 +76,7 @@ export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
     clock: Date.now,
     random: Math.random,
     logger: i.logger,
+    catalogue: i.catalogue,
     options: { ...API_DEFAULTS, userSalt: salt, ...i.chat },
     keys,
     registry: i.registry,

@@ -38,7 +38,9 @@ import {
  * | `Pminers` | ZSET | hotkey → last recording time (index of miners with traffic) |
  * | `Pleaderboard` | ZSET | hotkey → business points of the latest full-window report |
  * | `P{tiers}` | HASH | model → tier multiplier |
- * | `P{tiers}:log` | LIST | audit trail of tier changes (JSON, newest first) |
+ * | `P{tiers}:log` | LIST | audit trail of tier and catalogue changes (JSON, newest first) |
+ * | `P{tiers}:models` | HASH | model → the catalogue's other fields (JSON; router/catalogue) |
+ * | `P{tiers}:version` | STRING | counter bumped on every change, polled by running routers |
  *
  * `Pminers` lives in its own slot, so it is written in the same pipeline
  * just *before* a miner's record script: a crash in between leaves an index
@@ -49,7 +51,7 @@ const LUA_DIR = new URL("./lua/", import.meta.url);
 /** Events per script call: bounds the time one call holds Redis. */
 const EVENTS_PER_CALL = 256;
 /** Tier audit entries kept. */
-const TIER_LOG_CAP = 10_000;
+export const TIER_LOG_CAP = 10_000;
 
 function lua(name: string): string {
   return readFileSync(new URL(name, LUA_DIR), "utf8");
@@ -100,6 +102,14 @@ export class LedgerKeys {
   }
   get tierLog(): string {
     return `${this.prefix}{tiers}:log`;
+  }
+  /** The catalogue's other fields per model (router/catalogue/store-redis.ts). */
+  get catalogueModels(): string {
+    return `${this.prefix}{tiers}:models`;
+  }
+  /** Bumped on every tier or catalogue change; routers poll it. */
+  get catalogueVersion(): string {
+    return `${this.prefix}{tiers}:version`;
   }
 }
 
@@ -282,9 +292,10 @@ export class RedisLedger implements UsageLedger {
     checkMultiplier(multiplier);
     const cmd = this.#redis as unknown as LedgerCommands;
     await cmd.tcLedgerTierSet(
-      2,
+      3,
       this.keys.tiers,
       this.keys.tierLog,
+      this.keys.catalogueVersion,
       nowMs,
       model,
       String(multiplier),
@@ -296,7 +307,16 @@ export class RedisLedger implements UsageLedger {
     checkModelId(model);
     const cmd = this.#redis as unknown as LedgerCommands;
     return (
-      (await cmd.tcLedgerTierRemove(2, this.keys.tiers, this.keys.tierLog, nowMs, model, TIER_LOG_CAP)) === 1
+      (await cmd.tcLedgerTierRemove(
+        4,
+        this.keys.tiers,
+        this.keys.tierLog,
+        this.keys.catalogueModels,
+        this.keys.catalogueVersion,
+        nowMs,
+        model,
+        TIER_LOG_CAP,
+      )) === 1
     );
   }
 

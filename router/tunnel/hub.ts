@@ -13,7 +13,7 @@ import {
   type TunnelHubOptions,
   type TunnelTimings,
 } from "./options.js";
-import { TunnelSession } from "./session.js";
+import { type ModelFilter, ROUTE_EVERY_MODEL, TunnelSession } from "./session.js";
 import type { DispatchOptions, InferenceCall, SessionView, TunnelDispatcher } from "./types.js";
 
 /**
@@ -38,6 +38,7 @@ export class TunnelHub implements TunnelDispatcher {
   readonly #closeWaiters = new Set<() => void>();
   #draining = false;
   #nextSession = 0;
+  #models: ModelFilter = ROUTE_EVERY_MODEL;
   readonly #sessionPrefix: string;
 
   constructor(opts: TunnelHubOptions) {
@@ -73,6 +74,7 @@ export class TunnelHub implements TunnelDispatcher {
       replay: this.#replay,
       admit: this.#admit,
       isGhost: (hotkey) => this.#ghosts.has(hotkey),
+      models: () => this.#models,
       logger: this.#logger,
       events: {
         live: (s) => {
@@ -97,6 +99,16 @@ export class TunnelHub implements TunnelDispatcher {
     const session = this.#live.get(sessionId);
     if (session === undefined) throw new TensorClawError("no_capacity", `session ${sessionId} is gone`);
     return session.dispatch(model, chat, opts);
+  }
+
+  /**
+   * Sets which offered models are routed and under which id (the router's
+   * model catalogue); live sessions apply it at once and tell their miners
+   * what they now ignore.
+   */
+  setModelFilter(filter: ModelFilter): void {
+    this.#models = filter;
+    for (const s of this.#live.values()) s.applyModelFilter();
   }
 
   /** Marks every session of a hotkey ghost (true) or active (false); remembered for new sessions. */

@@ -31,10 +31,23 @@ export interface SessionDeps extends HandshakeDeps {
   readonly sessionId: string;
   /** Whether a hotkey is currently ghost (a new session of a ghost starts ghost). */
   readonly isGhost: (hotkey: string) => boolean;
+  /** Which offered models are routed, under which id (the router's model catalogue). */
+  readonly models: () => ModelFilter;
   readonly events: SessionEvents;
 }
 
 const MAX_REQUEST_ID = 0xffffffff;
+
+/** Maps an offered model id to the id the router routes it under, or undefined when it is not routed. */
+export interface ModelFilter {
+  canonical(offeredId: string): string | undefined;
+}
+
+/** Every offered id routes under its own name (a router without a catalogue). */
+export const ROUTE_EVERY_MODEL: ModelFilter = { canonical: (id) => id };
+
+/** Why ModelsIgnored names a model. */
+const IGNORED_REASON = "not in the router's model catalogue";
 
 /**
  * One tunnel: the phase state machine, request multiplexing by request_id,
@@ -50,6 +63,10 @@ export class TunnelSession {
   #hotkey = "";
   #softwareVersion = "";
   #offers: readonly Offer[] = [];
+  /** Routed id → the offer serving it (the catalogue applied to #offers). */
+  #routes = new Map<string, Offer>();
+  /** The ignored ids last told to the miner. */
+  #ignoredSent: readonly string[] = [];
   #ghost = false;
   #connectedSinceMs = 0;
   readonly #calls = new Map<number, TunnelCall>();
@@ -118,9 +135,9 @@ export class TunnelSession {
       transport: this.transport,
       state: this.#phase === "draining" ? "draining" : this.#ghost ? "ghost" : "active",
       models: Object.freeze(
-        this.#offers.map((o) =>
+        [...this.#routes].map(([id, o]) =>
           Object.freeze({
-            id: o.id,
+            id,
             maxConcurrency: o.maxConcurrency,
             contextLength: o.contextLength,
             inFlight: this.#slots.get(o.id) ?? 0,
@@ -132,6 +149,35 @@ export class TunnelSession {
       connectedSinceMs: this.#connectedSinceMs,
       softwareVersion: this.#softwareVersion,
     });
+  }
+
+  /**
+   * Applies the router's model catalogue to the offers: which ids are routed
+   * (under which name) and, when the set of ignored ids changed, tells the
+   * miner with ModelsIgnored. Called on Accept, on ModelListUpdate and by
+   * the hub when the catalogue changes.
+   */
+  applyModelFilter(): void {
+    if (this.#phase !== "live" && this.#phase !== "draining") return;
+    const filter = this.#d.models();
+    const routes = new Map<string, Offer>();
+    const ignored: string[] = [];
+    for (const o of this.#offers) {
+      const id = filter.canonical(o.id);
+      if (id === undefined) ignored.push(o.id);
+      else if (!routes.has(id)) routes.set(id, o);
+    }
+    this.#routes = routes;
+    ignored.sort();
+    if (ignored.join("\n") === this.#ignoredSent.join("\n")) return;
+    this.#ignoredSent = ignored;
+    this.#send({ $case: "modelsIgnored", value: { modelIds: ignored, reason: IGNORED_REASON } });
+    if (ignored.length > 0) {
+      this.#d.logger.info(
+        { sessionId: this.sessionId, hotkey: this.#hotkey, ignored },
+        "offered models not in the catalogue are ignored",
+      );
+    }
   }
 
   /** Marks the session ghost (no traffic) or active again. */
@@ -152,11 +198,13 @@ export class TunnelSession {
     if (this.#phase !== "live" || (this.#ghost && opts.allowGhost !== true)) {
       throw new TensorClawError("no_capacity", `session ${this.sessionId} is not taking requests`);
     }
-    const offer = this.#offers.find((o) => o.id === model);
+    const offer = this.#routes.get(model);
     if (offer === undefined) {
       throw new TensorClawError("no_capacity", `session ${this.sessionId} does not offer ${model}`);
     }
-    if ((this.#slots.get(model) ?? 0) >= offer.maxConcurrency) {
+    // From here on the miner's own name for the model: it is what its backend knows.
+    const offered = offer.id;
+    if ((this.#slots.get(offered) ?? 0) >= offer.maxConcurrency) {
       throw new TensorClawError("no_capacity", `session ${this.sessionId} is at capacity for ${model}`);
     }
     if (opts.signal?.aborted === true) throw new TensorClawError("cancelled");
@@ -169,19 +217,19 @@ export class TunnelSession {
     const requestId = this.#nextRequestId++;
     const initialCreditBytes = this.#d.timings.initialCreditBytes;
     const frame: RouterFrame = {
-      kind: { $case: "request", value: { requestId, model, chat, deadlineMs, initialCreditBytes } },
+      kind: { $case: "request", value: { requestId, model: offered, chat, deadlineMs, initialCreditBytes } },
     };
     try {
       this.#batcher.push(frame);
     } catch (cause) {
       throw new TensorClawError("payload_too_large", "the request is too large for the tunnel", { cause });
     }
-    const call = new TunnelCall(requestId, model, this.#callHost, {
+    const call = new TunnelCall(requestId, offered, this.#callHost, {
       initialCreditBytes,
       cancelGraceMs: this.#d.timings.cancelGraceMs,
     });
     this.#calls.set(requestId, call);
-    this.#slots.set(model, (this.#slots.get(model) ?? 0) + 1);
+    this.#slots.set(offered, (this.#slots.get(offered) ?? 0) + 1);
     this.#slotsTotal++;
     call.arm(deadlineMs, opts.signal);
     return call;
@@ -275,6 +323,7 @@ export class TunnelSession {
           return;
         }
         this.#offers = offers;
+        this.applyModelFilter();
         return;
       }
       case "hello":
@@ -304,6 +353,7 @@ export class TunnelSession {
         maxMessageBytes: t.maxMessageBytes,
       },
     });
+    this.applyModelFilter();
     this.#pingTimer = setInterval(() => this.#ping(), t.pingIntervalMs);
     this.#pingTimer.unref();
     this.#d.logger.info(

@@ -1,13 +1,13 @@
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import OpenAI, { APIError } from "openai";
-import { type Logger, pino } from "pino";
 import { Registry } from "prom-client";
 import { TensorClawError, toHttpError } from "../../common/errors.js";
 import { type ApiKeys, RedisApiKeyStore } from "../../router/api/keys.js";
 import { type RateLimiter, RedisRateLimiter } from "../../router/api/rate-limiter.js";
 import { FailoverRateLimiter, redisRateLimiterWithFallback } from "../../router/api/rate-limiter-failover.js";
 import { businessApiDeps } from "../../router/api/setup.js";
+import { ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
 import { grantOf, rateLimiterContract } from "../support/api-rate-limit-contract.js";
 import {
@@ -15,6 +15,7 @@ import {
   routerRedisClients,
   startPersistentRedis,
 } from "../support/ledger-redis-server.js";
+import { memoryLogger } from "../support/memory-logger.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 
@@ -41,26 +42,6 @@ describe("rate limiter on Redis", () => {
   });
 });
 
-/** Log lines written to memory, to count warnings. */
-function memoryLogger(): { logger: Logger; lines: () => { level: number; msg: string }[] } {
-  let text = "";
-  const logger = pino(
-    { level: "info" },
-    {
-      write: (line: string) => {
-        text += line;
-      },
-    },
-  );
-  return {
-    logger,
-    lines: () =>
-      text
-        .split("\n")
-        .filter((l) => l !== "")
-        .map((l) => JSON.parse(l) as { level: number; msg: string }),
-  };
-}
 const WARN = 40;
 
 describe("rate limits while Redis is down (in-process fallback)", function () {
@@ -225,6 +206,7 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
         redis: client,
         noAuth: false,
         ready: () => true,
+        catalogue: () => ModelCatalogue.empty(true),
       });
       router = await startRouter({ keyStore: new RedisApiKeyStore(client), limiter: assembled.limiter });
       backend = await startOpenAIBackend({ models: [MODEL], tokens: 3 });

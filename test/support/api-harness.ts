@@ -9,6 +9,7 @@ import type { ChatOptions } from "../../router/api/chat.js";
 import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
 import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../router/api/server.js";
+import { ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { ApiMetrics } from "../../router/metrics.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
 import { TunnelHub } from "../../router/tunnel/hub.js";
@@ -48,6 +49,8 @@ export interface RouterUnderTest {
   readonly usage: RecordingSink;
   readonly keys: ApiKeys | undefined;
   readonly registry: Registry;
+  /** Replaces the model catalogue, as the router's watcher does when the operator changes it. */
+  setCatalogue(catalogue: ModelCatalogue): void;
   close(): Promise<void>;
 }
 
@@ -62,11 +65,15 @@ export interface RouterOptions {
   readonly readyDetail?: () => Record<string, number>;
   /** Bearer token /metrics asks for (`--metrics-token`). */
   readonly metricsToken?: string;
+  /** The model catalogue (default: open and empty, every offered id routed). */
+  readonly catalogue?: ModelCatalogue;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
 export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnderTest> {
   const hub = new TunnelHub({ routerId: "router-api-test", timings: opts.timings ?? {} });
+  let catalogue = opts.catalogue ?? ModelCatalogue.empty(true);
+  hub.setModelFilter(catalogue);
   const grpc = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes: hub.timings.maxMessageBytes }));
   addTunnelService(grpc, hub);
   const grpcPort = await new Promise<number>((resolve, reject) => {
@@ -87,6 +94,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       clock: Date.now,
       random: Math.random,
       logger: silentLogger(),
+      catalogue: () => catalogue,
       options: { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat },
       observeLatency: (id, ms) => hub.observeLatency(id, ms),
       keys,
@@ -111,6 +119,10 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
     usage,
     keys,
     registry,
+    setCatalogue: (c) => {
+      catalogue = c;
+      hub.setModelFilter(c);
+    },
     close: async () => {
       hub.close("test over");
       ws.close();

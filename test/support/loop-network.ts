@@ -131,6 +131,8 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
         validatorKey.address,
         "--drain-grace-ms",
         "1000",
+        // Routes the miners' models beyond those given tiers (which are catalogue entries).
+        "--open-catalogue",
         ...silent,
       ]);
       net.router = p;

@@ -9,8 +9,9 @@ import { KEYS_DEFAULTS, KEYS_OPTIONS, parseKeysCommand } from "../../cli/keys.js
 import { type OptionSpec, type ParsedCommand, parseCommand } from "../../common/config.js";
 import { TensorClawError } from "../../common/errors.js";
 import { MINER_DEFAULTS, MINER_OPTIONS, parseMinerCommand } from "../../miner/config.js";
+import { MODELS_DEFAULTS, MODELS_OPTIONS, parseModelsVerb } from "../../router/catalogue/models-command.js";
+import { parseTiersVerb, TIERS_DEFAULTS, TIERS_OPTIONS } from "../../router/catalogue/tiers-command.js";
 import { parseRouterCommand, ROUTER_DEFAULTS, ROUTER_OPTIONS } from "../../router/config.js";
-import { parseTiersVerb, TIERS_DEFAULTS, TIERS_OPTIONS } from "../../router/ledger/tiers-command.js";
 import { parseValidatorCommand, VALIDATOR_DEFAULTS, VALIDATOR_OPTIONS } from "../../validator/config.js";
 
 /** The README's text. */
@@ -50,6 +51,15 @@ function tierPositionals(args: readonly string[]): void {
   }
 }
 
+/** `router models` checks its verb and id in its main, with parseModelsVerb. */
+function modelsPositionals(args: readonly string[]): void {
+  try {
+    parseModelsVerb(args);
+  } catch (err) {
+    refuse((err as Error).message);
+  }
+}
+
 /** Every program, with the declarations its config reads. */
 export const PROGRAMS: readonly Program[] = [
   {
@@ -65,6 +75,13 @@ export const PROGRAMS: readonly Program[] = [
     defaults: ROUTER_DEFAULTS,
     parse: parseRouterCommand,
     checkPositionals: noPositionals,
+  },
+  {
+    name: "router models",
+    options: MODELS_OPTIONS,
+    defaults: MODELS_DEFAULTS,
+    parse: (argv, env) => parseCommand(MODELS_OPTIONS, MODELS_DEFAULTS, argv, env),
+    checkPositionals: modelsPositionals,
   },
   {
     name: "router tiers",
@@ -223,7 +240,7 @@ export function readmeCommands(readme: string): ReadmeCommand[] {
 /** The program an invocation runs and its arguments, the way `cli/main.ts` dispatches; undefined for top-level. */
 export function resolveProgram(argv: readonly string[]): { program: Program; args: string[] } | undefined {
   const [first, second] = argv;
-  const name = first === "router" && second === "tiers" ? "router tiers" : first;
+  const name = first === "router" && (second === "tiers" || second === "models") ? `router ${second}` : first;
   const program = PROGRAMS.find((p) => p.name === name);
   if (program === undefined) return undefined;
   return { program, args: argv.slice(name?.split(" ").length ?? 0) };

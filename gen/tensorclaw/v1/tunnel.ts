@@ -66,7 +66,7 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  *    stream is then closed by the router). No other router frame comes before
  *    one of these.
  * 5. While live, the router sends `InferenceRequest`, `Cancel`, `Credit`,
- *    `Ping` and `Drain`; the miner sends `ResponseChunk`, `Usage`,
+ *    `Ping`, `Drain` and `ModelsIgnored`; the miner sends `ResponseChunk`, `Usage`,
  *    `RequestError`, `Pong` and `ModelListUpdate`.
  * 6. Either side may end the stream at any time. Requests still in flight
  *    on a stream that ends are failed by the router (and retried elsewhere
@@ -361,6 +361,9 @@ export interface RouterFrame {
     | //
     /** More per-request flow-control credit. */
     { $case: "credit"; value: Credit }
+    | //
+    /** Offered model ids this router does not route (not in its catalogue). */
+    { $case: "modelsIgnored"; value: ModelsIgnored }
     | undefined;
 }
 
@@ -511,6 +514,24 @@ export interface Drain {
   /** Suggested delay before reconnecting. */
   reconnectAfterMs: number;
   /** Why, for logs. */
+  reason: string;
+}
+
+/**
+ * Which of the miner's offered model ids this router ignores, and why: a
+ * router routes only the models of its operator's catalogue (ids and their
+ * aliases), so any other id gets no traffic and earns nothing. Sent right
+ * after `Accept` when the hello offered such ids, and again whenever the
+ * set changes (after a `ModelListUpdate`, or when the operator changes the
+ * catalogue); an empty list means every offered id is routed again. A miner
+ * should log it: it is the only sign that a model name is misspelt or not
+ * wanted. Miners that do not know this frame ignore it (unknown kinds are
+ * ignored), so it is purely informative.
+ */
+export interface ModelsIgnored {
+  /** The ignored ids, as the miner offered them, sorted. */
+  modelIds: string[];
+  /** Why, for logs (for example "not in the router's model catalogue"). */
   reason: string;
 }
 
@@ -921,6 +942,9 @@ export const RouterFrame: MessageFns<RouterFrame> = {
       case "credit":
         Credit.encode(message.kind.value, writer.uint32(66).fork()).join();
         break;
+      case "modelsIgnored":
+        ModelsIgnored.encode(message.kind.value, writer.uint32(74).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1002,6 +1026,14 @@ export const RouterFrame: MessageFns<RouterFrame> = {
             message.kind = { $case: "credit", value: Credit.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.kind = { $case: "modelsIgnored", value: ModelsIgnored.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1032,6 +1064,10 @@ export const RouterFrame: MessageFns<RouterFrame> = {
         ? { $case: "drain", value: Drain.fromJSON(object.drain) }
         : isSet(object.credit)
         ? { $case: "credit", value: Credit.fromJSON(object.credit) }
+        : isSet(object.modelsIgnored)
+        ? { $case: "modelsIgnored", value: ModelsIgnored.fromJSON(object.modelsIgnored) }
+        : isSet(object.models_ignored)
+        ? { $case: "modelsIgnored", value: ModelsIgnored.fromJSON(object.models_ignored) }
         : undefined,
     };
   },
@@ -1054,6 +1090,8 @@ export const RouterFrame: MessageFns<RouterFrame> = {
       obj.drain = Drain.toJSON(message.kind.value);
     } else if (message.kind?.$case === "credit") {
       obj.credit = Credit.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "modelsIgnored") {
+      obj.modelsIgnored = ModelsIgnored.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -1109,6 +1147,12 @@ export const RouterFrame: MessageFns<RouterFrame> = {
       case "credit": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "credit", value: Credit.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "modelsIgnored": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "modelsIgnored", value: ModelsIgnored.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -2334,6 +2378,95 @@ export const Drain: MessageFns<Drain> = {
   fromPartial<I extends Exact<DeepPartial<Drain>, I>>(object: I): Drain {
     const message = createBaseDrain();
     message.reconnectAfterMs = object.reconnectAfterMs ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseModelsIgnored(): ModelsIgnored {
+  return { modelIds: [], reason: "" };
+}
+
+export const ModelsIgnored: MessageFns<ModelsIgnored> = {
+  encode(message: ModelsIgnored, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.modelIds) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelsIgnored {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelsIgnored();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.modelIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelsIgnored {
+    return {
+      modelIds: globalThis.Array.isArray(object?.modelIds)
+        ? object.modelIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.model_ids)
+        ? object.model_ids.map((e: any) => globalThis.String(e))
+        : [],
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: ModelsIgnored): unknown {
+    const obj: any = {};
+    if (message.modelIds?.length) {
+      obj.modelIds = message.modelIds;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModelsIgnored>, I>>(base?: I): ModelsIgnored {
+    return ModelsIgnored.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelsIgnored>, I>>(object: I): ModelsIgnored {
+    const message = createBaseModelsIgnored();
+    message.modelIds = object.modelIds?.map((e) => e) || [];
     message.reason = object.reason ?? "";
     return message;
   },

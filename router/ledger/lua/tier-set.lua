@@ -3,6 +3,7 @@ tier-set.lua: set a model's tier multiplier and audit the change.
 
 KEYS[1]  P{tiers}       HASH model -> multiplier (decimal text)
 KEYS[2]  P{tiers}:log   LIST of JSON audit entries, newest first, capped
+KEYS[3]  P{tiers}:version  STRING counter running routers poll (see router/catalogue)
 
 ARGV[1]  now (Unix ms)
 ARGV[2]  model id
@@ -18,4 +19,5 @@ redis.call('LPUSH', KEYS[2], cjson.encode({
   at_ms = tonumber(ARGV[1]), op = 'set', model = ARGV[2], from = old or cjson.null, to = ARGV[3],
 }))
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+redis.call('INCR', KEYS[3])
 return old

@@ -1,0 +1,80 @@
+import { type CatalogueEntry, defaultEntry } from "./entry.js";
+
+/**
+ * An immutable snapshot of the operator's model catalogue, as the router
+ * routes by it. A closed catalogue routes only its models (by id or alias);
+ * an open one (`--open-catalogue`, the dev network's default) also routes any
+ * other id, at tier 1 with the default tokenizer.
+ */
+export class ModelCatalogue {
+  /** Whether ids outside the catalogue are routable too. */
+  readonly open: boolean;
+  /** The entries, sorted by id. */
+  readonly entries: readonly CatalogueEntry[];
+  /** Names that could not be used: an alias naming another entry's id or alias. */
+  readonly conflicts: readonly string[];
+  readonly #byName = new Map<string, CatalogueEntry>();
+  readonly #synthetic = new Map<string, CatalogueEntry>();
+
+  constructor(entries: readonly CatalogueEntry[], open: boolean) {
+    this.open = open;
+    this.entries = Object.freeze([...entries].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
+    const conflicts: string[] = [];
+    // Ids first, so an alias can never shadow a real id.
+    for (const e of this.entries) this.#byName.set(e.id, e);
+    for (const e of this.entries) {
+      for (const a of e.aliases) {
+        const other = this.#byName.get(a);
+        if (other === undefined) this.#byName.set(a, e);
+        else if (other !== e) conflicts.push(a);
+      }
+    }
+    this.conflicts = Object.freeze(conflicts);
+  }
+
+  /** An empty catalogue. */
+  static empty(open: boolean): ModelCatalogue {
+    return new ModelCatalogue([], open);
+  }
+
+  /** True when no model is routable by name alone: closed and empty. */
+  get closedAndEmpty(): boolean {
+    return !this.open && this.entries.length === 0;
+  }
+
+  /**
+   * The entry a model name (id or alias) routes to: the catalogue's entry,
+   * in an open catalogue a default entry for any other name, else undefined
+   * (the model is not routable).
+   */
+  resolve(name: string): CatalogueEntry | undefined {
+    const e = this.#byName.get(name);
+    if (e !== undefined || !this.open) return e;
+    let s = this.#synthetic.get(name);
+    if (s === undefined) {
+      s = defaultEntry(name);
+      // Bounded: names come from miners' offers and users' requests.
+      if (this.#synthetic.size >= MAX_SYNTHETIC) this.#synthetic.clear();
+      this.#synthetic.set(name, s);
+    }
+    return s;
+  }
+
+  /** The canonical id an offered or requested name routes to, or undefined. */
+  canonical(name: string): string | undefined {
+    return this.resolve(name)?.id;
+  }
+
+  /** The offered ids this catalogue does not route (to tell the miner). */
+  ignored(offered: readonly string[]): string[] {
+    return offered.filter((id) => this.resolve(id) === undefined);
+  }
+
+  /** Tier multipliers of the catalogue's entries (an open catalogue's other models count 1). */
+  tierMap(): ReadonlyMap<string, number> {
+    return new Map(this.entries.map((e) => [e.id, e.tier]));
+  }
+}
+
+/** Bound on remembered default entries of an open catalogue. */
+const MAX_SYNTHETIC = 4096;
