@@ -47,6 +47,7 @@ import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { Registry } from "prom-client";
 import { silentLogger } from "../common/logger.js";
+import { DEFAULT_ENCODING, Encodings } from "../common/tokens/encodings.js";
 import { ApiKeys, FileApiKeyStore } from "../router/api/keys.js";
 import { EmbeddedRateLimiter } from "../router/api/rate-limiter.js";
 import { API_DEFAULTS, startApiServer } from "../router/api/server.js";
@@ -216,6 +217,10 @@ const OPEN_CATALOGUE = ModelCatalogue.empty(true);
 
 async function routerRole(): Promise<void> {
   const hub = new TunnelHub({ routerId: "bench-router" });
+  // `--count off`: no tokenizer loaded, so credit falls back to the bound by bytes (the baseline
+  // of the router-side token count).
+  const encodings = new Encodings();
+  if (arg("count") !== "off") await encodings.load(DEFAULT_ENCODING);
   const grpc = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes: hub.timings.maxMessageBytes }));
   addTunnelService(grpc, hub);
   const grpcPort = await new Promise<number>((resolve, reject) =>
@@ -238,6 +243,7 @@ async function routerRole(): Promise<void> {
       random: Math.random,
       logger: silentLogger(),
       catalogue: () => OPEN_CATALOGUE,
+      encodings,
       options: { ...API_DEFAULTS, userSalt: "bench" },
       observeLatency: (id, ms) => hub.observeLatency(id, ms),
       keys,

@@ -9,6 +9,7 @@ import { Redis } from "ioredis";
 import { Registry } from "prom-client";
 import { TensorClawError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
+import { Encodings } from "../common/tokens/encodings.js";
 import { ValidatorAuth } from "../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../gen/tensorclaw/v1/directory.js";
 import { UsageReportServiceService } from "../gen/tensorclaw/v1/usage.js";
@@ -16,6 +17,7 @@ import { startAdmission } from "./admission.js";
 import { createApiHandler } from "./api/server.js";
 import { businessApiDeps } from "./api/setup.js";
 import { resolveUserSalt } from "./api/user-salt.js";
+import { loadCatalogueEncodings } from "./catalogue/catalogue.js";
 import { syncLedgerTiers } from "./catalogue/ledger-tiers.js";
 import { catalogueFileIn, migrateLegacyTiers } from "./catalogue/open-store.js";
 import { FileCatalogueStore } from "./catalogue/store-file.js";
@@ -158,6 +160,13 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       if (migrated > 0) logger.info({ models: migrated }, "tier entries brought into the model catalogue");
     }
     const catalogue = new CatalogueWatcher(catalogueStore, cfg.openCatalogue, logger);
+    // Each catalogue tokenizer is loaded before requests need it (the router counts tokens itself).
+    const encodings = new Encodings();
+    catalogue.onChange((c) => {
+      loadCatalogueEncodings(encodings, c).catch((err: unknown) =>
+        logger.error({ err }, "cannot load a catalogue tokenizer; credit is bounded by bytes until it loads"),
+      );
+    });
     if (redis === undefined) {
       catalogue.onChange((c) => {
         syncLedgerTiers(ownedLedger, c, Date.now()).catch((err: unknown) =>
@@ -167,6 +176,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     }
     await catalogue.start();
     cleanups.push(() => catalogue.stop());
+    await loadCatalogueEncodings(encodings, catalogue.current);
     // The `user` hash's secret, the same on every replica (waits for Redis up to 5 s).
     const { salt: userSalt, origin } = await resolveUserSalt({
       configured: cfg.userSalt,
@@ -266,6 +276,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       userSalt,
       metricsToken: cfg.metricsToken,
       catalogue: () => catalogue.current,
+      encodings,
       observeLatency: (sessionId, ms) => hub.observeLatency(sessionId, ms),
     });
     const handler = createApiHandler(deps);

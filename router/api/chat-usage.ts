@@ -1,8 +1,11 @@
 import type { Logger } from "../../common/logger.js";
+import type { TokenCount } from "../../common/tokens/encodings.js";
+import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { ApiMetrics } from "../metrics.js";
 import type { InferenceCall } from "../tunnel/types.js";
 import { type ClampedUsage, clampUsage, type PromptSize, type ReportedUsage } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
+import { countRequest, creditFromCount } from "../usage/token-credit.js";
 
 /** What the chat endpoint knows about a request when it ends. */
 export interface FinishedRequest {
@@ -19,6 +22,10 @@ export interface FinishedRequest {
   readonly reported: ReportedUsage | undefined;
   /** How it ended; undefined when it never got as far as a miner. */
   readonly outcome: UsageOutcome | undefined;
+  /** The chat request the miner was sent (its prompt is counted from it). */
+  readonly chat: ChatRequest;
+  /** The model's catalogue tokenizer, once loaded (undefined: bound by bytes instead). */
+  readonly count: TokenCount | undefined;
 }
 
 /** Where the hand-off goes. */
@@ -31,26 +38,44 @@ export interface UsageHandOffDeps {
 
 const NONE: ClampedUsage = Object.freeze({ promptTokens: 0, completionTokens: 0, clamped: false });
 
-/** The counts the user is billed and the miner credited: the report bounded by what was relayed. */
+/**
+ * The counts the user is billed and the miner credited (README, Scoring):
+ * the miner's report bounded by the router's own count of the prompt it
+ * sent and the text it relayed (router/usage/token-credit.ts). Nothing for
+ * a request that failed, or ended without a word reaching the router; what
+ * was relayed before a cancel. Until the model's tokenizer is loaded, the
+ * older bound by relayed bytes applies.
+ */
 export function creditedUsage(r: FinishedRequest): ClampedUsage {
-  const bytes = r.call?.relayedBytes() ?? 0;
-  return clampUsage(r.prompt, { bytes, maxTokens: r.maxTokens }, r.reported);
+  const call = r.call;
+  if (call === undefined || r.outcome === "failed") return NONE;
+  const bytes = call.relayedBytes();
+  if (bytes === 0 && r.outcome !== "completed") return NONE;
+  if (r.count === undefined) return clampUsage(r.prompt, { bytes, maxTokens: r.maxTokens }, r.reported);
+  return creditFromCount(countRequest(r.chat, call.relayedText(), r.count), r.reported);
 }
 
 /**
- * Emits the request's one usage event — when a miner worked on it and it
- * completed, failed after output, or was cancelled — with clamped counts,
- * and counts its tokens in the metrics. A request that failed before any
- * output, or never reached a miner, records nothing. Returns the credited
- * usage (for the rate limiter's reconciliation).
+ * Emits the request's one usage event — when a miner completed it, or it
+ * was cancelled after output — with credited counts, and counts its tokens
+ * in the metrics. A request that failed (before or after output: undelivered
+ * work earns nothing) or never reached a miner records nothing. `credited`
+ * is the figure already computed for the response, if any. Returns the
+ * credited usage (for the rate limiter's reconciliation).
  */
-export function handOffUsage(d: UsageHandOffDeps, r: FinishedRequest): ClampedUsage {
+export function handOffUsage(
+  d: UsageHandOffDeps,
+  r: FinishedRequest,
+  credited: ClampedUsage | undefined,
+): ClampedUsage {
   const call = r.call;
   const hotkey = r.minerHotkey;
-  if (call === undefined || hotkey === undefined || r.outcome === undefined) return NONE;
+  if (call === undefined || hotkey === undefined || r.outcome === undefined || r.outcome === "failed") {
+    return NONE;
+  }
   const bytes = call.relayedBytes();
-  if (r.outcome === "failed" && bytes === 0) return NONE;
-  const u = creditedUsage(r);
+  if (bytes === 0 && r.outcome !== "completed") return NONE;
+  const u = credited ?? creditedUsage(r);
   if (u.clamped) {
     d.logger.warn(
       { requestId: r.requestId, hotkey, reported: r.reported, credited: u },

@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
+import { DEFAULT_ENCODING, type Encodings } from "../../common/tokens/encodings.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { ApiMetrics } from "../metrics.js";
 import { modelOffered, pick, type RandomSource } from "../routing/picker.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
-import { ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "../usage/clamp.js";
+import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
 import { creditedUsage, type FinishedRequest, handOffUsage } from "./chat-usage.js";
 import { errorEventJson, parseJson, readBody, sendError, sendJson } from "./http.js";
@@ -45,6 +46,8 @@ export interface ChatDeps {
   readonly options: ChatOptions;
   /** The model catalogue in force (read per request: it changes while the router runs). */
   readonly catalogue: () => ModelCatalogue;
+  /** The loaded token encodings (the router loads each catalogue tokenizer ahead of use). */
+  readonly encodings: Encodings;
   /** Feeds each answer's time to first token (ms, from dispatch) into the session's latency estimate. */
   readonly observeLatency?: (sessionId: string, ms: number) => void;
 }
@@ -68,6 +71,8 @@ interface RequestState {
   firstTokenSeen: boolean;
   /** When the current attempt was dispatched. */
   dispatchedAtMs: number;
+  /** The credited usage, once computed for the response (tokenizing is done once). */
+  credited: ClampedUsage | undefined;
 }
 
 /** `POST /v1/chat/completions`. Remembers models recently served, to tell 503 from 404. */
@@ -149,6 +154,7 @@ export class ChatEndpoint {
       outcome: undefined,
       firstTokenSeen: false,
       dispatchedAtMs: startedAtMs,
+      credited: undefined,
     };
     // The client went away before we finished: cancel the miner's work at once.
     const onClose = () => {
@@ -167,7 +173,7 @@ export class ChatEndpoint {
     } finally {
       d.metrics.inFlight.dec();
       res.off("close", onClose);
-      const used = handOffUsage(d, this.finished(st));
+      const used = handOffUsage(d, this.finished(st), st.credited);
       if (reservation !== undefined) {
         d.limiter
           .reconcile(reservation, used.promptTokens + used.completionTokens, d.clock())
@@ -288,7 +294,7 @@ export class ChatEndpoint {
     if (result.kind === "done") {
       st.outcome = "completed";
       if (st.parsed.includeUsage) {
-        const u = creditedUsage(this.finished(st));
+        const u = this.credit(st);
         await sse.data(shaper.usageChunk(openaiUsage(u.promptTokens, u.completionTokens)));
       }
       sse.done();
@@ -327,7 +333,7 @@ export class ChatEndpoint {
     });
     if (result.kind === "done") {
       st.outcome = "completed";
-      const u = creditedUsage(this.finished(st));
+      const u = this.credit(st);
       const ident = {
         id: `chatcmpl-${st.requestId}`,
         created: Math.floor(st.startedAtMs / 1000),
@@ -346,8 +352,17 @@ export class ChatEndpoint {
     return sendError(res, result.error, st.requestId);
   }
 
+  /** The credited usage of a request, computed once. */
+  private credit(st: RequestState): ClampedUsage {
+    st.credited ??= creditedUsage(this.finished(st));
+    return st.credited;
+  }
+
   private finished(st: RequestState): FinishedRequest {
+    const tokenizer = this.deps.catalogue().resolve(st.parsed.model)?.tokenizer ?? DEFAULT_ENCODING;
     return {
+      chat: st.parsed.chat,
+      count: this.deps.encodings.get(tokenizer),
       requestId: st.requestId,
       model: st.parsed.model,
       startedAtMs: st.startedAtMs,

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../common/logger.js";
+import type { Encodings } from "../../common/tokens/encodings.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import { ApiMetrics, type MetricsSources } from "../metrics.js";
 import type { TunnelDispatcher } from "../tunnel/types.js";
@@ -40,6 +41,8 @@ export interface BusinessApiInputs {
   readonly userSalt?: string;
   /** The model catalogue in force (the router's CatalogueWatcher). */
   readonly catalogue: () => ModelCatalogue;
+  /** Token encodings, loaded for the catalogue's tokenizers. */
+  readonly encodings: Encodings;
   /** Latency feedback into the hub's estimate (TunnelHub.observeLatency). */
   readonly observeLatency?: (sessionId: string, ms: number) => void;
   /** Bearer token /metrics asks for; undefined leaves it open. */
@@ -77,6 +80,7 @@ export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
     random: Math.random,
     logger: i.logger,
     catalogue: i.catalogue,
+    encodings: i.encodings,
     options: { ...API_DEFAULTS, userSalt: salt, ...i.chat },
     keys,
     registry: i.registry,

@@ -1,3 +1,4 @@
+import { DEFAULT_ENCODING, type EncodingName, type Encodings } from "../../common/tokens/encodings.js";
 import { type CatalogueEntry, defaultEntry } from "./entry.js";
 
 /**
@@ -78,3 +79,13 @@ export class ModelCatalogue {
 
 /** Bound on remembered default entries of an open catalogue. */
 const MAX_SYNTHETIC = 4096;
+
+/**
+ * Loads the tokenizer of every model of a catalogue, and the default one
+ * (models of an open catalogue use it), so that counting on the request
+ * path never waits for a load.
+ */
+export async function loadCatalogueEncodings(encodings: Encodings, catalogue: ModelCatalogue): Promise<void> {
+  const names = new Set<EncodingName>([DEFAULT_ENCODING, ...catalogue.entries.map((e) => e.tokenizer)]);
+  await Promise.all([...names].map((n) => encodings.load(n)));
+}

@@ -1,4 +1,5 @@
 import { TensorClawError } from "../../common/errors.js";
+import { DEFAULT_ENCODING, ENCODINGS, type EncodingName, isEncoding } from "../../common/tokens/encodings.js";
 import { checkModelId, checkMultiplier, DEFAULT_TIER_MULTIPLIER } from "../ledger/ledger.js";
 
 /**
@@ -28,31 +29,19 @@ export interface CatalogueEntry {
  * whose own tokenizer is not among them gets the closest one; the credit
  * allowance covers the difference (see README, Scoring).
  */
-export const TOKENIZERS = [
-  "o200k_base",
-  "o200k_harmony",
-  "cl100k_base",
-  "p50k_base",
-  "p50k_edit",
-  "r50k_base",
-] as const;
+export const TOKENIZERS = ENCODINGS;
 
 /** A tokenizer the catalogue can name. */
-export type TokenizerName = (typeof TOKENIZERS)[number];
+export type TokenizerName = EncodingName;
 
 /** Tokenizer of an entry that names none, and of every model of an open catalogue. */
-export const DEFAULT_TOKENIZER: TokenizerName = "o200k_base";
+export const DEFAULT_TOKENIZER: TokenizerName = DEFAULT_ENCODING;
 /** Largest context length accepted (a typo guard). */
 export const MAX_CONTEXT_LENGTH = 100_000_000;
 /** Largest price per million tokens accepted (a typo guard). */
 export const MAX_PRICE_PER_M = 1_000_000;
 /** Most aliases one entry may have. */
 export const MAX_ALIASES = 16;
-
-/** True for a name of TOKENIZERS. */
-export function isTokenizer(name: string): name is TokenizerName {
-  return (TOKENIZERS as readonly string[]).includes(name);
-}
 
 function bad(why: string): never {
   throw new TensorClawError("invalid_request", why);
@@ -62,7 +51,7 @@ function bad(why: string): never {
 export function checkEntry(e: CatalogueEntry): CatalogueEntry {
   checkModelId(e.id);
   checkMultiplier(e.tier);
-  if (!isTokenizer(e.tokenizer)) bad(`tokenizer must be one of ${TOKENIZERS.join(", ")}, got ${e.tokenizer}`);
+  if (!isEncoding(e.tokenizer)) bad(`tokenizer must be one of ${TOKENIZERS.join(", ")}, got ${e.tokenizer}`);
   if (!Number.isInteger(e.contextLength) || e.contextLength < 0 || e.contextLength > MAX_CONTEXT_LENGTH) {
     bad(`context length must be a whole number from 0 to ${MAX_CONTEXT_LENGTH}, got ${e.contextLength}`);
   }

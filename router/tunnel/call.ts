@@ -1,6 +1,6 @@
 import { chunkPayloadBytes } from "../../common/chunk-credit.js";
 import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
-import type { InferenceCall, TunnelEvent } from "./types.js";
+import type { InferenceCall, RelayedText, TunnelEvent } from "./types.js";
 
 /** What a call needs from the session that carries it. */
 export interface CallHost {
@@ -51,6 +51,9 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   #credit: number;
   #consumedUngranted = 0;
   #relayed = 0;
+  #content = "";
+  #reasoning = "";
+  #tools = "";
   #queuedChunks = 0;
   /** A terminal event is queued (or delivered); nothing more is accepted. */
   #terminal = false;
@@ -103,6 +106,12 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
 
   /** UTF-8 bytes of chunk payload handed to the caller so far. */
   readonly relayedBytes = (): number => this.#relayed;
+
+  readonly relayedText = (): RelayedText => ({
+    content: this.#content,
+    reasoning: this.#reasoning,
+    tools: this.#tools,
+  });
 
   /** Sends Cancel to the miner and ends `events` with a CANCELLED error. Idempotent. */
   cancel(reason: string): void {
@@ -196,8 +205,13 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
     }
     if (event.type === "chunk") {
       this.#queuedChunks--;
-      const bytes = chunkPayloadBytes(event.chunk);
+      const chunk = event.chunk;
+      const bytes = chunkPayloadBytes(chunk);
       this.#relayed += bytes;
+      // Kept for the router's own token count (V8 joins these cheaply, as ropes).
+      if (chunk.contentDelta !== "") this.#content += chunk.contentDelta;
+      if (chunk.reasoningDelta !== "") this.#reasoning += chunk.reasoningDelta;
+      for (const t of chunk.toolCalls) this.#tools += t.functionName + t.argumentsDelta;
       this.#grant(bytes);
     } else {
       this.#finish();

@@ -36,6 +36,14 @@ export interface SessionView {
   readonly softwareVersion: string;
 }
 
+/** The text of an answer as relayed, kept apart by kind (each is tokenized on its own). */
+export interface RelayedText {
+  readonly content: string;
+  readonly reasoning: string;
+  /** Tool-call function names and argument fragments, in order. */
+  readonly tools: string;
+}
+
 /** What comes back from a miner for one request, in order. */
 export type TunnelEvent =
   | { readonly type: "chunk"; readonly chunk: ResponseChunk }
@@ -58,6 +66,8 @@ export interface InferenceCall {
   readonly events: AsyncIterable<TunnelEvent>;
   /** Total UTF-8 bytes of chunk payload relayed so far (for the usage clamp). */
   readonly relayedBytes: () => number;
+  /** The answer's text relayed so far, by kind: what the router counts the completion's tokens from. */
+  readonly relayedText: () => RelayedText;
   /** Sends Cancel to the miner and ends `events`. Idempotent. */
   cancel(reason: string): void;
 }

@@ -427,9 +427,8 @@ describe("api e2e: failover and miner death", function () {
     expect(last.error.type).to.equal("api_error");
     expect(["upstream_error", "upstream_timeout"]).to.include(last.error.code);
     expect(text).not.to.contain("[DONE]");
-    const ev = (await router.usage.waitFor(1))[0];
-    expect(ev).to.include({ outcome: "failed", minerHotkey: only.hotkey });
-    expect(ev?.completionTokens).to.be.greaterThan(0).and.lessThan(400);
+    // Undelivered work earns nothing: the miner that broke the stream is credited no tokens.
+    expect(router.usage.events).to.deep.equal([]);
     // The openai client surfaces it as an error, not a short answer.
     const m2 = await startMiner(router, good.url);
     miners.push(m2);
@@ -446,6 +445,7 @@ describe("api e2e: failover and miner death", function () {
       })(),
     );
     expect(failed.message).to.match(/miner|upstream|time/i);
+    expect(router.usage.events).to.deep.equal([]);
   });
 });
 

@@ -3,6 +3,7 @@ import { Redis } from "ioredis";
 import OpenAI, { APIError } from "openai";
 import { Registry } from "prom-client";
 import { TensorClawError, toHttpError } from "../../common/errors.js";
+import { Encodings } from "../../common/tokens/encodings.js";
 import { type ApiKeys, RedisApiKeyStore } from "../../router/api/keys.js";
 import { type RateLimiter, RedisRateLimiter } from "../../router/api/rate-limiter.js";
 import { FailoverRateLimiter, redisRateLimiterWithFallback } from "../../router/api/rate-limiter-failover.js";
@@ -207,6 +208,7 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
         noAuth: false,
         ready: () => true,
         catalogue: () => ModelCatalogue.empty(true),
+        encodings: new Encodings(),
       });
       router = await startRouter({ keyStore: new RedisApiKeyStore(client), limiter: assembled.limiter });
       backend = await startOpenAIBackend({ models: [MODEL], tokens: 3 });

@@ -94,7 +94,7 @@ describe("routing by the model catalogue (real miner, openai client)", function 
   });
 
   it("picks up a catalogue change while running: the stray model becomes routable", async () => {
-    router.setCatalogue(new ModelCatalogue([KNOWN, defaultEntry("stray-model")], false));
+    await router.setCatalogue(new ModelCatalogue([KNOWN, defaultEntry("stray-model")], false));
     await waitForSessions(router.hub, (ss) => ss[0]?.models.length === 2);
     const res = await client.chat.completions.create({
       model: "stray-model",

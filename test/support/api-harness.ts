@@ -5,11 +5,12 @@ import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { Registry } from "prom-client";
 import { hotkeyFromMnemonic, initCrypto } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
+import { Encodings } from "../../common/tokens/encodings.js";
 import type { ChatOptions } from "../../router/api/chat.js";
 import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
 import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../router/api/server.js";
-import { ModelCatalogue } from "../../router/catalogue/catalogue.js";
+import { loadCatalogueEncodings, ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { ApiMetrics } from "../../router/metrics.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
 import { TunnelHub } from "../../router/tunnel/hub.js";
@@ -50,7 +51,7 @@ export interface RouterUnderTest {
   readonly keys: ApiKeys | undefined;
   readonly registry: Registry;
   /** Replaces the model catalogue, as the router's watcher does when the operator changes it. */
-  setCatalogue(catalogue: ModelCatalogue): void;
+  setCatalogue(catalogue: ModelCatalogue): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,6 +75,8 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   const hub = new TunnelHub({ routerId: "router-api-test", timings: opts.timings ?? {} });
   let catalogue = opts.catalogue ?? ModelCatalogue.empty(true);
   hub.setModelFilter(catalogue);
+  const encodings = new Encodings();
+  await loadCatalogueEncodings(encodings, catalogue);
   const grpc = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes: hub.timings.maxMessageBytes }));
   addTunnelService(grpc, hub);
   const grpcPort = await new Promise<number>((resolve, reject) => {
@@ -95,6 +98,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       random: Math.random,
       logger: silentLogger(),
       catalogue: () => catalogue,
+      encodings,
       options: { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat },
       observeLatency: (id, ms) => hub.observeLatency(id, ms),
       keys,
@@ -119,7 +123,8 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
     usage,
     keys,
     registry,
-    setCatalogue: (c) => {
+    setCatalogue: async (c) => {
+      await loadCatalogueEncodings(encodings, c);
       catalogue = c;
       hub.setModelFilter(c);
     },

@@ -25,7 +25,8 @@
  *
  * Keys: `tokens` (completion pieces), `delay` (ms between pieces), `fault`
  * (see `BackendFault`), `after` (pieces sent before a mid-stream fault),
- * `usage` (`off` never reports usage, even when asked). `max_tokens` caps
+ * `usage` (`off` never reports usage, even when asked), `inflate` (reported
+ * usage multiplied by this whole number: a backend inflating its counts). `max_tokens` caps
  * the pieces and turns the finish reason into `length`.
  *
  * Every request is recorded (`requests`) with its parsed body, headers,
@@ -119,6 +120,8 @@ interface Plan {
   fault: BackendFault;
   after: number;
   usage: boolean;
+  /** Factor the reported usage is multiplied by (a hostile backend inflating its counts). */
+  inflate: number;
 }
 
 /**
@@ -316,6 +319,7 @@ export class OpenAIBackend {
       fault,
       after: num("after", o.faultAfter ?? Math.floor(tokens / 2)),
       usage: d.get("usage") === "off" ? false : o.reportUsage,
+      inflate: num("inflate", 1),
     };
   }
 
@@ -341,9 +345,9 @@ export class OpenAIBackend {
     const id = `chatcmpl-test-${rec.id}`;
     const created = Math.floor(Date.now() / 1000);
     const usage = () => ({
-      prompt_tokens: rec.promptTokens,
-      completion_tokens: rec.completionTokens,
-      total_tokens: rec.promptTokens + rec.completionTokens,
+      prompt_tokens: rec.promptTokens * plan.inflate,
+      completion_tokens: rec.completionTokens * plan.inflate,
+      total_tokens: (rec.promptTokens + rec.completionTokens) * plan.inflate,
     });
 
     if (body.stream !== true) {
