@@ -31,6 +31,9 @@ import { buildHello, CLOCK_SKEW_WARN_MS, challengeFault, clockSkewMs } from "./h
 import type { SessionEnd, TunnelSessionDeps } from "./session-types.js";
 import { TunnelWatchdog } from "./watchdog.js";
 
+/** Requests a router may send beyond a model's max_concurrency: its liveness probe slot. */
+const PROBE_SLOTS = 1;
+
 /** Ignored model ids named in one log line (the list comes from the router). */
 const MAX_IGNORED_LOGGED = 20;
 
@@ -273,7 +276,8 @@ export class TunnelSession {
       return;
     }
     const busy = this.#perModel.get(req.model) ?? 0;
-    if (busy >= offer.maxConcurrency) {
+    // One more than the limit: the router's probe slot (tunnel.proto, ModelOffer.max_concurrency).
+    if (busy >= offer.maxConcurrency + PROBE_SLOTS) {
       fail(RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED, "the model is at its concurrency limit");
       return;
     }

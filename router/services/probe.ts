@@ -14,12 +14,12 @@ import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
 import { probePrompt } from "./probe-prompt.js";
 
-/** Default probe deadline (probe.proto). */
-export const PROBE_DEFAULT_TIMEOUT_MS = 8000;
-/** Largest deadline a validator may ask for (probe.proto). */
-export const PROBE_MAX_TIMEOUT_MS = 30_000;
+/** The probe deadline (probe.proto): the router's, whatever a validator asks. */
+export const DEFAULT_PROBE_DEADLINE_MS = 8000;
 /** Completion tokens a probe asks for. */
 export const PROBE_MAX_TOKENS = 5;
+/** Probes in a row a hotkey may dodge by having no free probe slot before it counts as failed. */
+export const DEFAULT_MAX_UNPROBEABLE = 3;
 
 /** What the probe service needs. */
 export interface ProbeServiceDeps {
@@ -31,33 +31,49 @@ export interface ProbeServiceDeps {
   /** Uniform in [0, 1): prompt text and model choice. */
   readonly random: () => number;
   readonly logger: Logger;
+  /** The probe deadline (default 8 s; shorter only in tests of this router's own). */
+  readonly deadlineMs?: number;
+  /** See DEFAULT_MAX_UNPROBEABLE. */
+  readonly maxUnprobeable?: number;
+}
+
+/** Where a probe goes: one tunnel of the hotkey, and one of the models it offers. */
+export interface ProbeTarget {
+  readonly session: SessionView;
+  readonly model: string;
 }
 
 /**
- * The session a probe goes to: among the hotkey's live sessions (active or
- * ghost — a ghost must be probed to come back; draining and banned ones take
- * no traffic) offering `model` (any model when empty), the least loaded,
- * then the fastest, then by id so the choice is deterministic.
+ * Every (tunnel, model) a probe of `hotkey` may go to: the hotkey's live
+ * tunnels (active or ghost — a ghost must be probed to come back; draining
+ * and banned ones take no traffic), each with each model it offers (only
+ * `model` when given). Sorted, so a seeded draw is reproducible.
  */
-export function pickProbeSession(
-  sessions: readonly SessionView[],
-  hotkey: string,
-  model: string,
-): SessionView | undefined {
-  const candidates = sessions.filter(
-    (s) =>
-      s.hotkey === hotkey &&
-      (s.state === "active" || s.state === "ghost") &&
-      s.models.length > 0 &&
-      (model === "" || s.models.some((m) => m.id === model)),
+export function probeTargets(sessions: readonly SessionView[], hotkey: string, model: string): ProbeTarget[] {
+  const out: ProbeTarget[] = [];
+  for (const s of sessions) {
+    if (s.hotkey !== hotkey || (s.state !== "active" && s.state !== "ghost")) continue;
+    for (const m of s.models) if (model === "" || m.id === model) out.push({ session: s, model: m.id });
+  }
+  return out.sort((a, b) =>
+    a.model < b.model ? -1 : a.model > b.model ? 1 : a.session.sessionId < b.session.sessionId ? -1 : 1,
   );
-  candidates.sort(
-    (a, b) =>
-      a.inFlight - b.inFlight ||
-      a.latencyMs - b.latencyMs ||
-      (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0),
-  );
-  return candidates[0];
+}
+
+/**
+ * Draws a probe's target: a model uniformly among those the hotkey offers,
+ * then one of the tunnels offering it uniformly, so over time every model
+ * and every tunnel of a hotkey is probed — a miner cannot keep one good
+ * tunnel for probes and others for users. The verdict applies to the hotkey.
+ */
+export function drawProbeTarget(
+  targets: readonly ProbeTarget[],
+  random: () => number,
+): ProbeTarget | undefined {
+  const models = [...new Set(targets.map((t) => t.model))];
+  const model = models[Math.min(models.length - 1, Math.floor(random() * models.length))];
+  const tunnels = targets.filter((t) => t.model === model);
+  return tunnels[Math.min(tunnels.length - 1, Math.floor(random() * tunnels.length))];
 }
 
 /**
@@ -69,9 +85,15 @@ export function pickProbeSession(
  */
 export class ProbeService {
   readonly #d: ProbeServiceDeps;
+  readonly #deadlineMs: number;
+  readonly #maxUnprobeable: number;
+  /** Per hotkey: probes in a row that found no free probe slot. */
+  readonly #unprobeable = new Map<string, number>();
 
   constructor(deps: ProbeServiceDeps) {
     this.#d = deps;
+    this.#deadlineMs = deps.deadlineMs ?? DEFAULT_PROBE_DEADLINE_MS;
+    this.#maxUnprobeable = deps.maxUnprobeable ?? DEFAULT_MAX_UNPROBEABLE;
   }
 
   /** Runs one probe. Throws `invalid_request` or `not_found` (see probe.proto). */
@@ -79,14 +101,11 @@ export class ProbeService {
     if (!isValidHotkey(req.hotkey)) {
       throw new TensorClawError("invalid_request", "hotkey is not an SS58 address", { param: "hotkey" });
     }
-    if (req.timeoutMs > PROBE_MAX_TIMEOUT_MS) {
-      throw new TensorClawError("invalid_request", `timeout_ms must be at most ${PROBE_MAX_TIMEOUT_MS}`, {
-        param: "timeout_ms",
-      });
-    }
-    const timeoutMs = req.timeoutMs === 0 ? PROBE_DEFAULT_TIMEOUT_MS : req.timeoutMs;
-    const session = pickProbeSession(this.#d.dispatcher.sessions(), req.hotkey, req.model);
-    if (session === undefined) {
+    // The deadline is the router's: `timeout_ms` is ignored, so no validator can ghost a
+    // healthy miner with a deadline nobody meets.
+    const timeoutMs = this.#deadlineMs;
+    const targets = probeTargets(this.#d.dispatcher.sessions(), req.hotkey, req.model);
+    if (targets.length === 0) {
       throw new TensorClawError(
         "not_found",
         req.model === ""
@@ -94,21 +113,46 @@ export class ProbeService {
           : `no tunnel of ${req.hotkey} offers ${req.model}`,
       );
     }
-    // A miner saturated by real traffic is busy, not dead: it is not probed
-    // (and not ghosted); the validator records nothing for it this round.
-    const spare = session.models.filter((m) => m.inFlight < m.maxConcurrency);
-    const choices = req.model === "" ? spare : spare.filter((m) => m.id === req.model);
-    const picked = choices[Math.min(choices.length - 1, Math.floor(this.#d.random() * choices.length))];
-    if (picked === undefined) {
-      throw new TensorClawError("no_capacity", `${req.hotkey} is at capacity; not probed`);
+    // The drawn tunnel first, then the others offering its model: each tunnel has one probe slot.
+    const first = drawProbeTarget(targets, this.#d.random) as ProbeTarget;
+    const order = [first, ...targets.filter((t) => t.model === first.model && t !== first)];
+    for (const target of order) {
+      const result = await this.#run(target.session, target.model, timeoutMs);
+      if (result === "busy") continue;
+      this.#unprobeable.delete(req.hotkey);
+      return this.#verdict(req.hotkey, target, result);
     }
-    const model = picked.id;
-    const result = await this.#run(session, model, timeoutMs);
-    if (result === "busy")
-      throw new TensorClawError("no_capacity", `${req.hotkey} is at capacity; not probed`);
-    this.#d.dispatcher.setGhost(req.hotkey, !result.ok);
+    // Every probe slot taken (probes from several validators at once): not the miner's fault,
+    // unless it keeps happening.
+    const misses = (this.#unprobeable.get(req.hotkey) ?? 0) + 1;
+    this.#unprobeable.set(req.hotkey, misses);
+    if (misses < this.#maxUnprobeable) {
+      throw new TensorClawError("no_capacity", `${req.hotkey} has no free probe slot; not probed`);
+    }
+    this.#unprobeable.delete(req.hotkey);
+    return this.#verdict(req.hotkey, first, {
+      ok: false,
+      ghost: true,
+      ttftMs: 0,
+      latencyMs: 0,
+      completionTokens: 0,
+      error: `not probeable for ${misses} probes in a row`,
+      model: first.model,
+      sessionId: first.session.sessionId,
+      finishedAtMs: BigInt(Math.floor(this.#d.wallClock())),
+    });
+  }
+
+  #verdict(hotkey: string, target: ProbeTarget, result: ProbeResponse): ProbeResponse {
+    this.#d.dispatcher.setGhost(hotkey, !result.ok);
     this.#d.logger.info(
-      { hotkey: req.hotkey, sessionId: session.sessionId, model, ok: result.ok, latencyMs: result.latencyMs },
+      {
+        hotkey,
+        sessionId: target.session.sessionId,
+        model: target.model,
+        ok: result.ok,
+        latencyMs: result.latencyMs,
+      },
       result.ok ? "probe passed" : "probe failed: miner is a ghost",
     );
     return result;
@@ -136,10 +180,11 @@ export class ProbeService {
         deadlineMs: timeoutMs,
         signal: abort.signal,
         allowGhost: true,
+        probe: true,
       });
     } catch (err) {
       clearTimeout(guard);
-      // Full or gone between the snapshot and now: the router could not probe, the miner did not fail.
+      // Probe slot taken, or the tunnel left since the snapshot: the router could not probe here.
       if (err instanceof TensorClawError && err.code === "no_capacity") return "busy";
       throw err;
     }

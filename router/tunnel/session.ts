@@ -65,6 +65,8 @@ export class TunnelSession {
   #offers: readonly Offer[] = [];
   /** Routed id → the offer serving it (the catalogue applied to #offers). */
   #routes = new Map<string, Offer>();
+  /** The probe holding this tunnel's probe slot, if any. */
+  #probe: TunnelCall | undefined;
   /** The ignored ids last told to the miner. */
   #ignoredSent: readonly string[] = [];
   #ghost = false;
@@ -204,8 +206,17 @@ export class TunnelSession {
     }
     // From here on the miner's own name for the model: it is what its backend knows.
     const offered = offer.id;
-    if ((this.#slots.get(offered) ?? 0) >= offer.maxConcurrency) {
-      throw new TensorClawError("no_capacity", `session ${this.sessionId} is at capacity for ${model}`);
+    if (opts.probe === true) {
+      // The tunnel's one probe slot, outside max_concurrency (tunnel.proto): a miner saturated
+      // by users is still probed, so staying full cannot keep a stale verdict alive.
+      if (this.#probe !== undefined) {
+        throw new TensorClawError("no_capacity", `session ${this.sessionId} already has a probe in flight`);
+      }
+    } else {
+      const users = (this.#slots.get(offered) ?? 0) - (this.#probe?.model === offered ? 1 : 0);
+      if (users >= offer.maxConcurrency) {
+        throw new TensorClawError("no_capacity", `session ${this.sessionId} is at capacity for ${model}`);
+      }
     }
     if (opts.signal?.aborted === true) throw new TensorClawError("cancelled");
     if (this.#nextRequestId > MAX_REQUEST_ID) {
@@ -229,6 +240,7 @@ export class TunnelSession {
       cancelGraceMs: this.#d.timings.cancelGraceMs,
     });
     this.#calls.set(requestId, call);
+    if (opts.probe === true) this.#probe = call;
     this.#slots.set(offered, (this.#slots.get(offered) ?? 0) + 1);
     this.#slotsTotal++;
     call.arm(deadlineMs, opts.signal);
@@ -387,6 +399,7 @@ export class TunnelSession {
     released: (call: TunnelCall): void => {
       if (this.#calls.get(call.requestId) !== call) return;
       this.#calls.delete(call.requestId);
+      if (this.#probe === call) this.#probe = undefined;
       const n = (this.#slots.get(call.model) ?? 1) - 1;
       if (n <= 0) this.#slots.delete(call.model);
       else this.#slots.set(call.model, n);

@@ -80,6 +80,11 @@ export interface DispatchOptions {
   readonly signal?: AbortSignal;
   /** Dispatch to a ghost session too: only probes, which are how a ghost comes back. */
   readonly allowGhost?: boolean;
+  /**
+   * A liveness probe: it takes the tunnel's probe slot, outside the model's
+   * concurrency limit (one probe per tunnel at a time), never a user's slot.
+   */
+  readonly probe?: boolean;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { credentials, Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { expect } from "chai";
-import { TensorClawError } from "../../common/errors.js";
+import type { TensorClawError } from "../../common/errors.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import {
@@ -10,11 +10,16 @@ import {
   ProbeServiceService,
 } from "../../gen/tensorclaw/v1/probe.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import { ProbeService, pickProbeSession, probeServiceImplementation } from "../../router/services/probe.js";
+import {
+  drawProbeTarget,
+  ProbeService,
+  probeServiceImplementation,
+  probeTargets,
+} from "../../router/services/probe.js";
 import type { SessionView } from "../../router/tunnel/types.js";
 import { seededRandom } from "../support/api-random.js";
 import { throwawayHotkey } from "../support/keys.js";
-import { chat, collect, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
+import { chat, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
 
 describe("router probe service (real tunnel hub, real miners over gRPC)", () => {
   let minerKey: Hotkey;
@@ -30,13 +35,14 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
   });
   afterEach(async () => h.close());
 
-  const service = (random = Math.random) =>
+  const service = (random = Math.random, deadlineMs?: number) =>
     new ProbeService({
       dispatcher: h.hub,
       now: () => performance.now(),
       wallClock: Date.now,
       random,
       logger: silentLogger(),
+      ...(deadlineMs === undefined ? {} : { deadlineMs }),
     });
   const req = (over: Partial<ProbeRequest> = {}) =>
     ProbeRequest.fromPartial({ hotkey: minerKey.address, ...over });
@@ -98,10 +104,18 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
   });
 
-  it("times out a silent miner at the requested deadline and ghosts it", async () => {
+  it("ignores the deadline a validator asks for: a healthy miner passes even when asked for 1 ms", async () => {
+    const m = await connectMiner(h, "grpc", minerKey);
+    const res = await service().probe(req({ timeoutMs: 1 }));
+    expect(res).to.include({ ok: true, ghost: false });
+    expect(m.miner.requests[0]?.deadlineMs).to.equal(8000);
+    expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
+  });
+
+  it("times out a silent miner at the router's deadline and ghosts it", async () => {
     await connectMiner(h, "grpc", minerKey, undefined, { plan: () => ({ chunks: [], end: "hang" }) });
     const started = Date.now();
-    const res = await service().probe(req({ timeoutMs: 300 }));
+    const res = await service(Math.random, 300).probe(req({ timeoutMs: 60_000 }));
     expect(res).to.include({ ok: false, ghost: true, ttftMs: 0 });
     expect(res.latencyMs).to.be.at.most(300);
     expect(Date.now() - started).to.be.lessThan(3000);
@@ -110,35 +124,56 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
 
   it("fails a miner that sends tokens but never finishes cleanly", async () => {
     await connectMiner(h, "grpc", minerKey, undefined, { plan: () => ({ chunks: ["a"], end: "hang" }) });
-    const res = await service().probe(req({ timeoutMs: 300 }));
+    const res = await service(Math.random, 300).probe(req());
     expect(res).to.include({ ok: false, ghost: true });
     expect(res.ttftMs).to.be.greaterThan(0);
   });
 
-  it("does not probe (nor ghost) a miner saturated by real traffic", async () => {
+  it("probes a miner saturated by real traffic through the tunnel's probe slot", async () => {
+    let users = 0;
     const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 1, contextLength: 0 }], {
-      plan: () => ({ chunks: ["x"], end: "hang" }),
+      plan: () =>
+        users++ === 0 ? { chunks: ["x"], end: "hang" } : { chunks: ["ok"], end: { usage: [4, 1] } },
     });
     const user = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 5000 });
     await m.miner.until(() => m.miner.requests.length === 1);
-    const err = await service()
-      .probe(req())
-      .then(
-        () => expect.fail("expected no_capacity"),
-        (e: unknown) => e,
-      );
-    expect(err).to.be.instanceOf(TensorClawError);
-    expect((err as TensorClawError).code).to.equal("no_capacity");
-    expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
-    // The probe never reached the miner.
-    expect(m.miner.requests).to.have.length(1);
+    // Users cannot take the probe slot ...
+    expect(() => h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 1000 })).to.throw(/at capacity/);
+    // ... and a probe gets it while users hold every user slot.
+    const res = await service().probe(req());
+    expect(res).to.include({ ok: true, ghost: false });
+    expect(m.miner.requests).to.have.length(2);
     user.cancel("test over");
   });
 
+  it("counts a hotkey whose probe slots stay taken as failed after three probes in a row", async () => {
+    await connectMiner(h, "grpc", minerKey, undefined, { plan: () => ({ chunks: [], end: "hang" }) });
+    const s = service(Math.random, 2000);
+    // The first probe holds the only probe slot while it waits for the hanging miner.
+    const holding = s.probe(req());
+    // (probe() dispatches before its first await: the slot is taken now.)
+    const busy = async () =>
+      s.probe(req()).then(
+        () => expect.fail("expected no_capacity"),
+        (e: unknown) => e as TensorClawError,
+      );
+    expect((await busy()).code).to.equal("no_capacity");
+    expect((await busy()).code).to.equal("no_capacity");
+    expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
+    const third = await s.probe(req());
+    expect(third).to.include({ ok: false, ghost: true });
+    expect(third.error).to.match(/not probeable for 3 probes in a row/);
+    expect(stateOf(minerKey.address)).to.deep.equal(["ghost"]);
+    expect((await holding).ok).to.equal(false);
+  });
+
   /** The service on a real grpc-js server, and a generated client whose calls resolve to status + answer. */
-  async function overGrpc() {
+  async function overGrpc(deadlineMs?: number) {
     const server = new Server();
-    server.addService(ProbeServiceService, probeServiceImplementation(service(), silentLogger()));
+    server.addService(
+      ProbeServiceService,
+      probeServiceImplementation(service(Math.random, deadlineMs), silentLogger()),
+    );
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) =>
         e ? reject(e) : resolve(p),
@@ -163,7 +198,6 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       expect((await call(req({ hotkey: otherKey.address }))).code).to.equal(status.NOT_FOUND);
       expect((await call(req({ model: "absent-model" }))).code).to.equal(status.NOT_FOUND);
       expect((await call(req({ hotkey: "nope" }))).code).to.equal(status.INVALID_ARGUMENT);
-      expect((await call(req({ timeoutMs: 30_001 }))).code).to.equal(status.INVALID_ARGUMENT);
       const ok = await call(req({ model: "m1" }));
       expect(ok.code).to.equal(status.OK);
       expect(ok.res?.ok).to.equal(true);
@@ -172,45 +206,35 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     }
   });
 
-  it("answers UNAVAILABLE over gRPC for a busy miner (not probed, not ghosted) and still probes a ghost", async () => {
-    let userTraffic = true;
+  it("answers UNAVAILABLE over gRPC while the probe slot is taken, and ghosts a miner that hangs", async () => {
     const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 1, contextLength: 0 }], {
-      plan: () => (userTraffic ? { chunks: ["x"], end: "hang" } : { chunks: ["ok"], end: { usage: [4, 1] } }),
+      plan: () => ({ chunks: [], end: "hang" }),
     });
-    const { call, close } = await overGrpc();
+    const { call, close } = await overGrpc(500);
     try {
-      const user = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 5000 });
+      const first = call(req());
       await m.miner.until(() => m.miner.requests.length === 1);
       expect((await call(req())).code).to.equal(status.UNAVAILABLE);
       expect(m.miner.requests).to.have.length(1);
       expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
-      user.cancel("test: user went away");
-      await collect(user);
-      userTraffic = false;
-      // The miner's CANCELLED answer frees the slot on the router side.
-      for (let waited = 0; h.hub.sessions()[0]?.inFlight !== 0; waited += 10) {
-        if (waited > 3000) expect.fail("the cancelled request kept its slot");
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      // A ghost takes no user traffic, but a probe still reaches it and brings it back.
-      h.hub.setGhost(minerKey.address, true);
-      const res = await call(req());
-      expect(res.code).to.equal(status.OK);
-      expect(res.res).to.include({ ok: true, ghost: false, sessionId: m.sessionId });
-      expect(m.miner.requests).to.have.length(2);
-      expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
+      // The hanging probe fails at the deadline: a ghost takes no user traffic ...
+      expect((await first).res).to.include({ ok: false, ghost: true });
+      expect(stateOf(minerKey.address)).to.deep.equal(["ghost"]);
+      // Its tunnel keeps the slot until the miner answers the cancel (or the grace ends), so
+      // the next probe finds it taken: busy, not a second verdict.
+      expect((await call(req())).code).to.equal(status.UNAVAILABLE);
     } finally {
       close();
     }
   });
 
-  it("picks the least-loaded live session of the hotkey", () => {
-    const view = (sessionId: string, over: Partial<SessionView>): SessionView => ({
+  it("spreads probes over every model and every tunnel of a hotkey, never a draining or other one", () => {
+    const view = (sessionId: string, models: string[], over: Partial<SessionView> = {}): SessionView => ({
       sessionId,
       hotkey: "hk",
       transport: "grpc",
       state: "active",
-      models: [{ id: "m1", maxConcurrency: 4, contextLength: 0, inFlight: 0 }],
+      models: models.map((id) => ({ id, maxConcurrency: 4, contextLength: 0, inFlight: 0 })),
       inFlight: 0,
       latencyMs: 10,
       connectedSinceMs: 0,
@@ -218,16 +242,31 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       ...over,
     });
     const sessions = [
-      view("a", { inFlight: 3 }),
-      view("b", { inFlight: 1, latencyMs: 50 }),
-      view("c", { inFlight: 1, latencyMs: 20 }),
-      view("d", { inFlight: 0, state: "draining" }),
-      view("e", { inFlight: 0, hotkey: "other" }),
-      view("f", { inFlight: 0, models: [{ id: "m2", maxConcurrency: 1, contextLength: 0, inFlight: 0 }] }),
+      view("a", ["m1"], { inFlight: 3 }),
+      view("b", ["m1", "m2"], { state: "ghost" }),
+      view("c", ["m3"]),
+      view("d", ["m1"], { state: "draining" }),
+      view("e", ["m1"], { hotkey: "other" }),
     ];
-    expect(pickProbeSession(sessions, "hk", "")?.sessionId).to.equal("f");
-    expect(pickProbeSession(sessions, "hk", "m1")?.sessionId).to.equal("c");
-    expect(pickProbeSession(sessions, "hk", "m3")).to.equal(undefined);
-    expect(pickProbeSession([view("g", { state: "ghost" })], "hk", "")?.sessionId).to.equal("g");
+    const targets = probeTargets(sessions, "hk", "");
+    expect(targets.map((t) => `${t.session.sessionId}/${t.model}`)).to.deep.equal([
+      "a/m1",
+      "b/m1",
+      "b/m2",
+      "c/m3",
+    ]);
+    expect(probeTargets(sessions, "hk", "m1").map((t) => t.session.sessionId)).to.deep.equal(["a", "b"]);
+    const random = seededRandom(7);
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 600; i++) {
+      const t = drawProbeTarget(targets, random);
+      const k = `${t?.session.sessionId}/${t?.model}`;
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+    }
+    // Models are drawn uniformly (1/3 each), then tunnels: m1 splits between a and b.
+    expect([...seen.keys()].sort()).to.deep.equal(["a/m1", "b/m1", "b/m2", "c/m3"]);
+    expect(seen.get("c/m3")).to.be.within(150, 250);
+    expect(seen.get("a/m1")).to.be.within(60, 140);
+    expect(drawProbeTarget([], random)).to.equal(undefined);
   });
 });

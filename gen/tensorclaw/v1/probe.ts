@@ -56,16 +56,20 @@ export const protobufFileName = "tensorclaw/v1/probe.proto";
 /** Which miner to probe. */
 export interface ProbeRequest {
   /**
-   * Hotkey of the miner (SS58). When it has several tunnels open, the router
-   * probes the least-loaded session and reports its id.
+   * Hotkey of the miner (SS58). The router draws the model uniformly among
+   * everything the hotkey offers, then one of its tunnels offering that
+   * model uniformly, so over time every tunnel and model of a hotkey is
+   * probed; the verdict applies to the hotkey. The probed session's id is
+   * reported.
    */
   hotkey: string;
-  /**
-   * Model to probe; empty means one of the models the miner offers that has
-   * a free concurrency slot, chosen by the router at random.
-   */
+  /** Model to probe; empty means one drawn by the router as above. */
   model: string;
-  /** Deadline for the answer; 0 means the default of 8000 ms. At most 30000. */
+  /**
+   * Ignored. The probe deadline is the router's own, 8000 ms, whatever a
+   * validator asks: a validator must not be able to ghost a healthy miner
+   * with a deadline nobody meets. Kept so older validators still encode.
+   */
   timeoutMs: number;
 }
 
@@ -469,15 +473,19 @@ export const ProbeServiceService = {
    *                     round), as it does for a known miner that no router
    *                     lists, but only when every router replica it reads
    *                     answered (one that did not may hold the tunnel).
-   *   UNAVAILABLE       the miner is busy, not dead: the session the router
-   *                     would probe has no free concurrency slot (its
-   *                     advertised `max_concurrency`) for the model: the
-   *                     requests already in flight fill it. It is neither
+   *   UNAVAILABLE       the router could not probe now: every tunnel of the
+   *                     hotkey offering the drawn model already has a probe
+   *                     in flight (each tunnel has one probe slot, outside
+   *                     the model's `max_concurrency`, so user traffic never
+   *                     blocks a probe; see tunnel.proto ModelOffer), or the
+   *                     tunnel closed just as the probe was sent. Neither
    *                     probed nor made a ghost; a validator should record
-   *                     nothing for it this round and try again later. Also
-   *                     returned when the chosen tunnel closed just as the
-   *                     probe was sent.
-   *   INVALID_ARGUMENT  malformed hotkey, or `timeout_ms` above 30000.
+   *                     nothing this round. But a hotkey the router cannot
+   *                     probe this way for 3 probes in a row gets a failed
+   *                     probe (`ok = false`, error "not probeable …"): a
+   *                     miner cannot keep a stale verdict by never freeing
+   *                     its probe slot.
+   *   INVALID_ARGUMENT  malformed hotkey.
    */
   probe: {
     path: "/tensorclaw.v1.ProbeService/Probe" as const,
@@ -517,15 +525,19 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    *                     round), as it does for a known miner that no router
    *                     lists, but only when every router replica it reads
    *                     answered (one that did not may hold the tunnel).
-   *   UNAVAILABLE       the miner is busy, not dead: the session the router
-   *                     would probe has no free concurrency slot (its
-   *                     advertised `max_concurrency`) for the model: the
-   *                     requests already in flight fill it. It is neither
+   *   UNAVAILABLE       the router could not probe now: every tunnel of the
+   *                     hotkey offering the drawn model already has a probe
+   *                     in flight (each tunnel has one probe slot, outside
+   *                     the model's `max_concurrency`, so user traffic never
+   *                     blocks a probe; see tunnel.proto ModelOffer), or the
+   *                     tunnel closed just as the probe was sent. Neither
    *                     probed nor made a ghost; a validator should record
-   *                     nothing for it this round and try again later. Also
-   *                     returned when the chosen tunnel closed just as the
-   *                     probe was sent.
-   *   INVALID_ARGUMENT  malformed hotkey, or `timeout_ms` above 30000.
+   *                     nothing this round. But a hotkey the router cannot
+   *                     probe this way for 3 probes in a row gets a failed
+   *                     probe (`ok = false`, error "not probeable …"): a
+   *                     miner cannot keep a stale verdict by never freeing
+   *                     its probe slot.
+   *   INVALID_ARGUMENT  malformed hotkey.
    */
   probe: handleUnaryCall<ProbeRequest, ProbeResponse>;
 }
@@ -557,15 +569,19 @@ export interface ProbeServiceClient extends Client {
    *                     round), as it does for a known miner that no router
    *                     lists, but only when every router replica it reads
    *                     answered (one that did not may hold the tunnel).
-   *   UNAVAILABLE       the miner is busy, not dead: the session the router
-   *                     would probe has no free concurrency slot (its
-   *                     advertised `max_concurrency`) for the model: the
-   *                     requests already in flight fill it. It is neither
+   *   UNAVAILABLE       the router could not probe now: every tunnel of the
+   *                     hotkey offering the drawn model already has a probe
+   *                     in flight (each tunnel has one probe slot, outside
+   *                     the model's `max_concurrency`, so user traffic never
+   *                     blocks a probe; see tunnel.proto ModelOffer), or the
+   *                     tunnel closed just as the probe was sent. Neither
    *                     probed nor made a ghost; a validator should record
-   *                     nothing for it this round and try again later. Also
-   *                     returned when the chosen tunnel closed just as the
-   *                     probe was sent.
-   *   INVALID_ARGUMENT  malformed hotkey, or `timeout_ms` above 30000.
+   *                     nothing this round. But a hotkey the router cannot
+   *                     probe this way for 3 probes in a row gets a failed
+   *                     probe (`ok = false`, error "not probeable …"): a
+   *                     miner cannot keep a stale verdict by never freeing
+   *                     its probe slot.
+   *   INVALID_ARGUMENT  malformed hotkey.
    */
   probe(
     request: ProbeRequest,

@@ -421,8 +421,13 @@ export interface ModelOffer {
   /** Model id as users name it in `model` (for example "llama-3.1-8b-instruct"). */
   id: string;
   /**
-   * Most requests for this model the miner accepts at once on this tunnel.
-   * The router never exceeds it. Must be at least 1.
+   * Most user requests for this model the miner accepts at once on this
+   * tunnel. Must be at least 1. The router sends at most this many user
+   * requests, plus at most one liveness probe per tunnel (its probe slot),
+   * so a miner kept full by users can still be probed: a miner must accept
+   * `max_concurrency + 1` requests of a model at once. It is a ceiling, not
+   * a promise the router relies on: the router learns the concurrency a
+   * hotkey really completes and sends no more than that.
    */
   maxConcurrency: number;
   /** Context window in tokens, 0 if unknown. */
