@@ -73,6 +73,7 @@ function inputs(): { miners: MinerInput[]; uids: Map<string, number> } {
         promptTokens: Math.floor(rnd() * 5_000_000),
         completionTokens: Math.floor(rnd() * 1_000_000),
         tierMultiplier: k + 1,
+        successRate: 1,
       })),
     });
   }

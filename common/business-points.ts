@@ -20,3 +20,26 @@ export function businessPoints(tokens: number, multiplier: number): number {
 export function nonNegative(n: number): number {
   return Number.isFinite(n) && n > 0 ? n : 0;
 }
+
+/** User-request outcome counts of one miner for one model (UsageReport's ModelUsage fields). */
+export interface OutcomeTally {
+  readonly served: number;
+  readonly failedBeforeOutput: number;
+  readonly failedAfterOutput: number;
+  readonly deadlineCut: number;
+}
+
+/**
+ * A miner's user success rate for a model: served / every attempt that
+ * reached it (user cancels excluded). 1 when none was recorded, so usage
+ * from before outcomes were kept is not penalised.
+ */
+export function successRate(o: OutcomeTally): number {
+  const served = nonNegative(o.served);
+  const attempts =
+    served +
+    nonNegative(o.failedBeforeOutput) +
+    nonNegative(o.failedAfterOutput) +
+    nonNegative(o.deadlineCut);
+  return attempts === 0 ? 1 : served / attempts;
+}

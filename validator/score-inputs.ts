@@ -1,3 +1,4 @@
+import { successRate } from "../common/business-points.js";
 import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
 import type { MinerUsage } from "../gen/tensorclaw/v1/usage.js";
 import type { MinerInput, ProbeRecord } from "./scoring.js";
@@ -41,6 +42,12 @@ export function buildMinerInputs(
       promptTokens: Number(m.promptTokens),
       completionTokens: Number(m.completionTokens),
       tierMultiplier: m.tierMultiplier,
+      successRate: successRate({
+        served: Number(m.served),
+        failedBeforeOutput: Number(m.failedBeforeOutput),
+        failedAfterOutput: Number(m.failedAfterOutput),
+        deadlineCut: Number(m.deadlineCut),
+      }),
     })),
   }));
 }

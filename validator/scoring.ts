@@ -22,6 +22,11 @@ export interface ModelUsageInput {
   readonly completionTokens: number;
   /** The router's tier multiplier for this model. */
   readonly tierMultiplier: number;
+  /**
+   * The miner's user success rate for this model in [0, 1] (UsageReport's
+   * outcome counts); 1 when the router recorded none.
+   */
+  readonly successRate: number;
 }
 
 /** Everything the formula needs about one miner. */
@@ -97,8 +102,10 @@ export function baseScore(
 
 /**
  * Business points of one miner: Σ over models of tokens / 10,000 × tier
- * multiplier. Negative or non-finite counts and multipliers count as 0, so a
- * broken report cannot produce a negative or NaN score.
+ * multiplier × the miner's user success rate for the model (TensorClaw's
+ * addition to the seed's formula: README, Scoring). Negative or non-finite
+ * counts, multipliers and rates count as 0, and a rate above 1 as 1, so a
+ * broken report cannot produce a negative, inflated or NaN score.
  */
 export function businessPoints(usage: readonly ModelUsageInput[]): { tokens: number; points: number } {
   let tokens = 0;
@@ -106,7 +113,7 @@ export function businessPoints(usage: readonly ModelUsageInput[]): { tokens: num
   for (const u of usage) {
     const t = nonNegative(u.promptTokens) + nonNegative(u.completionTokens);
     tokens += t;
-    points += pointsOf(t, u.tierMultiplier);
+    points += pointsOf(t, u.tierMultiplier) * Math.min(1, nonNegative(u.successRate));
   }
   return { tokens, points };
 }

@@ -9,9 +9,12 @@
  *
  * One JSON document per line:
  *
- * - `{"e":[hotkey, model, requestId, bucketStart, prompt, completion, recordedAtMs]}` one counted event
- *   without origin/seq; with them, three more elements: `origin, seq, markerExpiresAtMs`
- * - `{"b":[hotkey, model, bucketStart, prompt, completion, requests]}` an aggregated bucket (from compaction)
+ * - `{"e":[hotkey, model, requestId, bucketStart, prompt, completion, recordedAtMs],"o":"c"}` one counted
+ *   event without origin/seq; with them, three more elements: `origin, seq, markerExpiresAtMs`. `o` is
+ *   the outcome's code (outcomes.ts OUTCOME_CODE); lines written before outcomes were kept have none
+ *   and count as one credited request with no outcome.
+ * - `{"b":[hotkey, model, bucketStart, prompt, completion, requests, served, failedBeforeOutput,
+ *   failedAfterOutput, deadlineCut]}` an aggregated bucket (from compaction; older ones stop at requests)
  * - `{"i":[hotkey, requestId, expiresAtMs]}` a remembered request id (from compaction)
  * - `{"s":[hotkey, origin, chunk, expiresAtMs, base64 bitmap]}` a seen-bitmap chunk (from compaction)
  * - `{"t":[model, multiplier or null, atMs]}` a tier change
@@ -20,8 +23,12 @@
  */
 import { open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
+import type { UsageEvent, UsageOutcome } from "../usage/event.js";
 import type { EmbeddedLedgerState } from "./embedded-state.js";
 import { dedupeTtlMs, ORIGIN_PATTERN, SEEN_CHUNK_BITS } from "./ledger.js";
+import { countsOf, OUTCOME_CODE } from "./outcomes.js";
+
+const OUTCOME_BY_CODE = new Map(Object.entries(OUTCOME_CODE).map(([o, code]) => [code, o as UsageOutcome]));
 
 /**
  * Replays the journal at `path` (if it exists) into `state`, then trims what
@@ -70,7 +77,13 @@ function applyLine(state: EmbeddedLedgerState, line: string, ttl: number): boole
       state.ids.delete(`${hk}\n${id}`);
       state.ids.set(`${hk}\n${id}`, at + ttl);
     }
-    state.add(hk, model, b, p, c, 1, Number.NEGATIVE_INFINITY);
+    let counts: readonly number[] = [p, c, 1];
+    if (rec.o !== undefined) {
+      const outcome = OUTCOME_BY_CODE.get(rec.o as string);
+      if (outcome === undefined) return false;
+      counts = countsOf({ outcome, promptTokens: p, completionTokens: c } as UsageEvent);
+    }
+    state.add(hk, model, b, counts, Number.NEGATIVE_INFINITY);
     return true;
   }
   if (Array.isArray(rec.s)) {
@@ -85,9 +98,10 @@ function applyLine(state: EmbeddedLedgerState, line: string, ttl: number): boole
     return true;
   }
   if (Array.isArray(rec.b)) {
-    const [hk, model, b, p, c, r] = rec.b as unknown[];
-    if (!str(hk) || !str(model) || !num(b) || !num(p) || !num(c) || !num(r)) return false;
-    state.add(hk, model, b, p, c, r, Number.NEGATIVE_INFINITY);
+    const [hk, model, b, ...counts] = rec.b as unknown[];
+    if (!str(hk) || !str(model) || !num(b) || (counts.length !== 3 && counts.length !== 7)) return false;
+    if (!counts.every(num)) return false;
+    state.add(hk, model, b, counts, Number.NEGATIVE_INFINITY);
     return true;
   }
   if (Array.isArray(rec.i)) {
@@ -125,8 +139,8 @@ export async function compactJournal(path: string, state: EmbeddedLedgerState, n
     for (const [model, mult] of state.tiers) chunk.push(JSON.stringify({ t: [model, mult, nowMs] }));
     for (const [hk, models] of state.cells) {
       for (const [model, cell] of models) {
-        for (const [b, [p, c, r]] of cell.buckets) {
-          chunk.push(JSON.stringify({ b: [hk, model, b, p, c, r] }));
+        for (const [b, counts] of cell.buckets) {
+          chunk.push(JSON.stringify({ b: [hk, model, b, ...counts] }));
           if (chunk.length >= 10_000) await flush();
         }
       }

@@ -6,8 +6,7 @@
  * journal (embedded-journal.ts).
  */
 import { type LedgerOptions, retentionCutoff, SEEN_CHUNK_BITS, seenSlot } from "./ledger.js";
-
-type Triple = [prompt: number, completion: number, requests: number];
+import { addCounts, type Counts, countsFrom } from "./outcomes.js";
 
 /** One chunk of seen (origin, seq) markers of a miner. */
 export interface SeenChunk {
@@ -18,8 +17,8 @@ export interface SeenChunk {
 
 /** The counts of one (miner, model). */
 export interface Cell {
-  /** Bucket start → counts. */
-  readonly buckets: Map<number, Triple>;
+  /** Bucket start → counts (tokens, requests and outcomes: see outcomes.ts). */
+  readonly buckets: Map<number, Counts>;
 }
 
 /** What the embedded ledger holds in memory. */
@@ -39,7 +38,7 @@ export class EmbeddedLedgerState {
    * Adds counts to bucket `b` of (miner, model); creating a bucket drops the
    * cell's buckets older than `cutoff`.
    */
-  add(hk: string, model: string, b: number, p: number, c: number, r: number, cutoff: number): void {
+  add(hk: string, model: string, b: number, counts: readonly number[], cutoff: number): void {
     let models = this.cells.get(hk);
     if (models === undefined) {
       models = new Map();
@@ -52,12 +51,10 @@ export class EmbeddedLedgerState {
     }
     const t = cell.buckets.get(b);
     if (t !== undefined) {
-      t[0] += p;
-      t[1] += c;
-      t[2] += r;
+      addCounts(t, counts);
       return;
     }
-    cell.buckets.set(b, [p, c, r]);
+    cell.buckets.set(b, countsFrom(counts));
     // Like the Redis script: a new bucket is the moment to drop expired ones.
     for (const old of cell.buckets.keys()) if (old < cutoff) cell.buckets.delete(old);
   }

@@ -24,6 +24,7 @@ import {
   type UsageReport,
   windowEdges,
 } from "./ledger.js";
+import { addCounts, countsFrom, countsOf, OUTCOME_CODE, outcomesOf } from "./outcomes.js";
 
 /**
  * The in-process ledger for a single machine (no Redis): the same semantics
@@ -146,8 +147,8 @@ export class EmbeddedLedger implements UsageLedger {
         this.#state.ids.delete(idKey);
         this.#state.ids.set(idKey, nowMs + ttl);
       }
-      this.#state.add(e.minerHotkey, e.model, b, e.promptTokens, e.completionTokens, 1, cutoff);
-      lines.push(JSON.stringify({ e: line }));
+      this.#state.add(e.minerHotkey, e.model, b, countsOf(e), cutoff);
+      lines.push(JSON.stringify({ e: line, o: OUTCOME_CODE[e.outcome] }));
       result.counted++;
     }
     if (lines.length > 0) await this.#append(lines, nowMs);
@@ -165,16 +166,17 @@ export class EmbeddedLedger implements UsageLedger {
     for (const [hotkey, models] of this.#state.cells) {
       if (wanted !== undefined && !wanted.has(hotkey)) continue;
       for (const [model, cell] of models) {
-        let p = 0;
-        let c = 0;
-        let r = 0;
-        for (const [b, t] of cell.buckets) {
-          if (b < startMs || b >= endMs) continue;
-          p += t[0];
-          c += t[1];
-          r += t[2];
-        }
-        rows.push({ hotkey, model, promptTokens: p, completionTokens: c, requests: r });
+        const sum = countsFrom([]);
+        for (const [b, t] of cell.buckets) if (b >= startMs && b < endMs) addCounts(sum, t);
+        const [p, c, r] = sum;
+        rows.push({
+          hotkey,
+          model,
+          promptTokens: p,
+          completionTokens: c,
+          requests: r,
+          outcomes: outcomesOf(sum),
+        });
       }
     }
     return buildReport(rows, this.#state.tiers, nowMs, query.windowMs, this.options);

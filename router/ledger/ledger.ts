@@ -1,6 +1,7 @@
 import { businessPoints } from "../../common/business-points.js";
 import { TensorClawError } from "../../common/errors.js";
-import type { UsageEvent } from "../usage/event.js";
+import { USAGE_OUTCOMES, type UsageEvent } from "../usage/event.js";
+import type { OutcomeCounts } from "./outcomes.js";
 
 /**
  * The usage ledger: how many tokens each miner served for paying users, per
@@ -88,7 +89,10 @@ export interface ModelTotals {
   readonly promptTokens: number;
   readonly completionTokens: number;
   readonly requests: number;
+  /** User-request outcomes (see outcomes.ts). */
+  readonly outcomes: OutcomeCounts;
   readonly tierMultiplier: number;
+  /** Tokens / 10,000 × tier; the validator applies the success rate (README, Scoring). */
   readonly businessPoints: number;
 }
 
@@ -130,6 +134,7 @@ export interface RawCounts {
   readonly promptTokens: number;
   readonly completionTokens: number;
   readonly requests: number;
+  readonly outcomes: OutcomeCounts;
 }
 
 /** The usage ledger. Implementations never count an event (by origin/seq, else request id) twice. */
@@ -230,6 +235,7 @@ export function isValidEvent(e: UsageEvent): boolean {
     typeof e.finishedAtMs === "number" &&
     Number.isSafeInteger(e.finishedAtMs) &&
     e.finishedAtMs >= 0 &&
+    USAGE_OUTCOMES.includes(e.outcome) &&
     okSeq(e)
   );
 }
@@ -285,7 +291,9 @@ export function buildReport(
   const { startMs, endMs } = windowEdges(nowMs, windowMs, opts.bucketMs);
   const perMiner = new Map<string, ModelTotals[]>();
   for (const r of rows) {
-    if (r.requests === 0 && r.promptTokens === 0 && r.completionTokens === 0) continue;
+    const o = r.outcomes;
+    const attempts = o.served + o.failedBeforeOutput + o.failedAfterOutput + o.deadlineCut;
+    if (r.requests === 0 && r.promptTokens === 0 && r.completionTokens === 0 && attempts === 0) continue;
     const tierMultiplier = tiers.get(r.model) ?? DEFAULT_TIER_MULTIPLIER;
     const list = perMiner.get(r.hotkey) ?? [];
     list.push({
@@ -293,6 +301,7 @@ export function buildReport(
       promptTokens: r.promptTokens,
       completionTokens: r.completionTokens,
       requests: r.requests,
+      outcomes: r.outcomes,
       tierMultiplier,
       businessPoints: businessPoints(r.promptTokens + r.completionTokens, tierMultiplier),
     });

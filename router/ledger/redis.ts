@@ -22,6 +22,7 @@ import {
   type UsageReport,
   windowEdges,
 } from "./ledger.js";
+import { COUNT_FIELDS, OUTCOME_CODE, outcomesOf } from "./outcomes.js";
 
 /**
  * The production ledger on Redis (see router/ledger/lua/*.lua for each
@@ -198,14 +199,15 @@ export class RedisLedger implements UsageLedger {
         const args: (string | number)[] = [nowMs, bucketMs, cutoff, keep];
         for (const e of chunk) {
           const tail = `\t${e.model}\t${e.finishedAtMs}\t${e.promptTokens}\t${e.completionTokens}\t`;
+          const outcome = `\t${OUTCOME_CODE[e.outcome]}`;
           if (hasSeq(e)) {
             const { chunk: c, bit } = seenSlot(e.seq);
             keys.push(k.seen(hk, e.origin, c));
             // The request id is not needed on this path: leave it out.
-            args.push(`${tail}${bit}`);
+            args.push(`${tail}${bit}${outcome}`);
           } else {
             keys.push(k.requestIds(hk, e.finishedAtMs - (e.finishedAtMs % bucketMs)));
-            args.push(`${e.requestId}${tail}`);
+            args.push(`${e.requestId}${tail}${outcome}`);
           }
         }
         pipe.tcLedgerRecord(keys.length, ...keys, ...args);
@@ -247,14 +249,18 @@ export class RedisLedger implements UsageLedger {
     const tiers = parseTiers(values[hotkeys.length] as Record<string, string>);
     const rows: RawCounts[] = [];
     hotkeys.forEach((hotkey, i) => {
+      // Per model: the id, then the COUNT_FIELDS numbers (read.lua).
       const flat = values[i] as (string | number)[];
-      for (let j = 0; j + 3 < flat.length; j += 4) {
+      const stride = 1 + COUNT_FIELDS;
+      for (let j = 0; j + stride <= flat.length; j += stride) {
+        const counts = flat.slice(j + 1, j + stride).map(Number);
         rows.push({
           hotkey,
           model: String(flat[j]),
-          promptTokens: Number(flat[j + 1]),
-          completionTokens: Number(flat[j + 2]),
-          requests: Number(flat[j + 3]),
+          promptTokens: counts[0] ?? 0,
+          completionTokens: counts[1] ?? 0,
+          requests: counts[2] ?? 0,
+          outcomes: outcomesOf(counts),
         });
       }
     });

@@ -45,6 +45,10 @@ export function toGetUsageResponse(r: UsageReport): GetUsageResponse {
         requests: BigInt(x.requests),
         tierMultiplier: x.tierMultiplier,
         businessPoints: x.businessPoints,
+        served: BigInt(x.outcomes.served),
+        failedBeforeOutput: BigInt(x.outcomes.failedBeforeOutput),
+        failedAfterOutput: BigInt(x.outcomes.failedAfterOutput),
+        deadlineCut: BigInt(x.outcomes.deadlineCut),
       })),
     })),
   };

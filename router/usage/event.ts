@@ -1,5 +1,21 @@
-/** How a request that produced usage ended. */
-export type UsageOutcome = "completed" | "failed" | "cancelled";
+/**
+ * How one attempt of a user request on one miner ended (README, Scoring):
+ * - `completed`: served; its credited tokens count.
+ * - `cancelled`: the user went away; what was relayed before counts; neutral for the success rate.
+ * - `failed`: failed after output reached the user (broken stream, protocol violation); credits nothing.
+ * - `failed_early`: failed before any output (the request was retried elsewhere, or failed); credits nothing.
+ * - `cut`: the request's deadline passed while this miner held it; credits nothing.
+ */
+export type UsageOutcome = "completed" | "cancelled" | "failed" | "failed_early" | "cut";
+
+/** Every outcome. */
+export const USAGE_OUTCOMES: readonly UsageOutcome[] = [
+  "completed",
+  "cancelled",
+  "failed",
+  "failed_early",
+  "cut",
+];
 
 /**
  * One finished user request, as handed from the Business API to the ledger.

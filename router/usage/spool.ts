@@ -1,7 +1,7 @@
 import { type FileHandle, mkdir, open, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { TensorClawError } from "../../common/errors.js";
-import type { UsageEvent, UsageOutcome } from "./event.js";
+import { USAGE_OUTCOMES, type UsageEvent, type UsageOutcome } from "./event.js";
 
 /**
  * A durable, append-only local spool of usage events, used while the ledger
@@ -56,7 +56,6 @@ export interface SpoolBatch {
 const SPOOL_FILE = "usage.spool";
 const ACK_FILE = "usage.ack";
 const READ_CHUNK = 1 << 20;
-const OUTCOMES: readonly UsageOutcome[] = ["completed", "failed", "cancelled"];
 
 /** Parses one spool line; undefined when it is not a usage event. */
 export function parseSpoolLine(line: string): UsageEvent | undefined {
@@ -73,7 +72,7 @@ export function parseSpoolLine(line: string): UsageEvent | undefined {
   if (!s(r.requestId) || !s(r.minerHotkey) || !s(r.model) || !n(r.promptTokens) || !n(r.completionTokens)) {
     return undefined;
   }
-  if (!n(r.startedAtMs) || !n(r.finishedAtMs) || !OUTCOMES.includes(r.outcome as UsageOutcome))
+  if (!n(r.startedAtMs) || !n(r.finishedAtMs) || !USAGE_OUTCOMES.includes(r.outcome as UsageOutcome))
     return undefined;
   // Both or neither: half a key would be deduplicated by nothing.
   const keyed = r.origin !== undefined || r.seq !== undefined;

@@ -62,4 +62,33 @@ describe("embedded usage ledger", () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it("replays journal lines written before outcomes were kept", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tc-ledger-"));
+    try {
+      const path = join(dir, "ledger.jsonl");
+      await appendFile(
+        path,
+        `${[
+          JSON.stringify({ e: ["5Old", "m", "r1", T0, 10, 5, T0] }),
+          JSON.stringify({ b: ["5Old", "m", T0, 20, 2, 2] }),
+          JSON.stringify({ e: ["5Old", "m", "r2", T0, 0, 0, T0], o: "t" }),
+          JSON.stringify({ e: ["5Old", "m", "r3", T0, 0, 0, T0], o: "?" }),
+        ].join("\n")}\n`,
+      );
+      const ledger = await EmbeddedLedger.open({ ...CONTRACT_OPTIONS, path, nowMs: T0 });
+      const m = (await ledger.usage({ nowMs: T0, windowMs: 86_400_000 })).miners[0]?.models[0];
+      await ledger.close();
+      expect(m).to.deep.include({ promptTokens: 30, completionTokens: 7, requests: 3 });
+      // The unknown outcome code is a corrupt line, skipped.
+      expect(m?.outcomes).to.deep.equal({
+        served: 0,
+        failedBeforeOutput: 0,
+        failedAfterOutput: 0,
+        deadlineCut: 1,
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

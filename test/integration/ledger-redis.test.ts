@@ -114,4 +114,36 @@ describe("Redis usage ledger", () => {
       { hotkey: "5Hk", points: report.miners[0]?.businessPoints },
     ]);
   });
+
+  it("reads buckets written before outcomes were kept, and adds outcomes to them", async () => {
+    const prefix = randomPrefix();
+    const c = client();
+    const ledger = new RedisLedger(c, CONTRACT_OPTIONS, prefix);
+    // What an older router left: "prompt,completion,requests" per bucket and running total.
+    await c.zadd(`${prefix}{5Old}:models`, T0, "m");
+    await c.zadd(`${prefix}{5Old}:b`, T0, `${T0}:m`);
+    await c.hset(`${prefix}{5Old}:h`, `${T0}:m`, "10,5,1", "t:m", "10,5,1");
+    await c.zadd(`${prefix}miners`, T0, "5Old");
+    await ledger.record(
+      [
+        usageEvent({
+          minerHotkey: "5Old",
+          model: "m",
+          outcome: "failed_early",
+          promptTokens: 0,
+          completionTokens: 0,
+        }),
+      ],
+      T0,
+    );
+    const m = (await ledger.usage({ nowMs: T0, windowMs: 86_400_000 })).miners[0]?.models[0];
+    expect(m).to.deep.include({ promptTokens: 10, completionTokens: 5, requests: 1 });
+    expect(m?.outcomes).to.deep.equal({
+      served: 0,
+      failedBeforeOutput: 1,
+      failedAfterOutput: 0,
+      deadlineCut: 0,
+    });
+    expect(await c.hget(`${prefix}{5Old}:h`, `${T0}:m`)).to.equal("10,5,1,0,1,0,0");
+  });
 });

@@ -100,6 +100,76 @@ export function ledgerContract(name: string, make: () => Promise<LedgerHarness>)
       expect(gone.miners).to.deep.equal([]);
     });
 
+    it("keeps user-request outcomes per miner and model, in the same buckets and window", async () => {
+      const outcomes = [
+        "completed",
+        "completed",
+        "cancelled",
+        "failed",
+        "failed_early",
+        "failed_early",
+        "cut",
+      ];
+      const evs = outcomes.map((outcome, i) =>
+        usageEvent({
+          outcome: outcome as UsageEvent["outcome"],
+          promptTokens: outcome === "completed" || outcome === "cancelled" ? 10 : 0,
+          completionTokens: outcome === "completed" ? 5 : 0,
+          finishedAtMs: T0 + i,
+        }),
+      );
+      // An hour later, one more failure early in another bucket.
+      evs.push(
+        usageEvent({
+          outcome: "failed_early",
+          promptTokens: 0,
+          completionTokens: 0,
+          finishedAtMs: T0 + HOUR,
+        }),
+      );
+      expect(await ledger.record(evs, T0 + HOUR)).to.deep.equal(res({ counted: 8 }));
+      const day = (await report(T0 + HOUR)).miners[0]?.models[0];
+      expect(day?.requests).to.equal(3); // credited: the completed and the cancelled ones
+      expect(day?.promptTokens).to.equal(30);
+      expect(day?.outcomes).to.deep.equal({
+        served: 2,
+        failedBeforeOutput: 3,
+        failedAfterOutput: 1,
+        deadlineCut: 1,
+      });
+      const lastHour = (await report(T0 + HOUR, HOUR)).miners[0]?.models[0];
+      expect(lastHour?.outcomes).to.deep.equal({
+        served: 0,
+        failedBeforeOutput: 1,
+        failedAfterOutput: 0,
+        deadlineCut: 0,
+      });
+      // A miner with only failures still appears, with zero tokens.
+      await ledger.record(
+        [
+          usageEvent({
+            minerHotkey: "5Bad",
+            outcome: "failed",
+            promptTokens: 0,
+            completionTokens: 0,
+            finishedAtMs: T0 + HOUR,
+          }),
+        ],
+        T0 + HOUR,
+      );
+      const bad = (await report(T0 + HOUR)).miners.find((m) => m.hotkey === "5Bad");
+      expect(bad?.models[0]?.outcomes.failedAfterOutput).to.equal(1);
+      expect(bad?.businessPoints).to.equal(0);
+      // Outcomes expire with their buckets.
+      const later = (await report(T0 + DAY + HOUR - 1)).miners.find((m) => m.hotkey !== "5Bad")?.models[0];
+      expect(later?.outcomes).to.deep.equal({
+        served: 0,
+        failedBeforeOutput: 1,
+        failedAfterOutput: 0,
+        deadlineCut: 0,
+      });
+    });
+
     it("sums shorter windows exactly to the bucket", async () => {
       const evs = [0, 30, 59, 60, 61, 119, 120, 180].map((m) =>
         usageEvent({ finishedAtMs: T0 + m * MIN + 5, promptTokens: m + 1, completionTokens: 0 }),

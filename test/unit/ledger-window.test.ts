@@ -7,6 +7,7 @@ import {
   retentionCutoff,
   windowEdges,
 } from "../../router/ledger/ledger.js";
+import { NO_OUTCOMES } from "../../router/ledger/outcomes.js";
 import { parseSpoolLine, spoolLine } from "../../router/usage/spool.js";
 import { usageEvent } from "../support/ledger-contract.js";
 
@@ -45,17 +46,23 @@ describe("ledger window arithmetic (pure)", () => {
   });
 
   it("builds reports: tiers, points, ordering, and no empty rows", () => {
+    const none = NO_OUTCOMES;
+    const failing = { ...NO_OUTCOMES, failedBeforeOutput: 2 };
     const rows = [
-      { hotkey: "b", model: "m1", promptTokens: 10_000, completionTokens: 0, requests: 1 },
-      { hotkey: "a", model: "m1", promptTokens: 5_000, completionTokens: 5_000, requests: 2 },
-      { hotkey: "a", model: "m2", promptTokens: 1_000, completionTokens: 0, requests: 1 },
-      { hotkey: "c", model: "m1", promptTokens: 0, completionTokens: 0, requests: 0 },
+      { hotkey: "b", model: "m1", promptTokens: 10_000, completionTokens: 0, requests: 1, outcomes: none },
+      { hotkey: "a", model: "m1", promptTokens: 5_000, completionTokens: 5_000, requests: 2, outcomes: none },
+      { hotkey: "a", model: "m2", promptTokens: 1_000, completionTokens: 0, requests: 1, outcomes: none },
+      { hotkey: "c", model: "m1", promptTokens: 0, completionTokens: 0, requests: 0, outcomes: none },
+      // No tokens, but failed attempts: reported, so its success rate can be seen.
+      { hotkey: "d", model: "m1", promptTokens: 0, completionTokens: 0, requests: 0, outcomes: failing },
     ];
     const r = buildReport(rows, new Map([["m2", 10]]), 5 * MIN, DAY, OPTS);
     expect(r.miners.map((m) => [m.hotkey, m.businessPoints, m.requests])).to.deep.equal([
       ["a", 2, 3],
       ["b", 1, 1],
+      ["d", 0, 0],
     ]);
+    expect(r.miners[2]?.models[0]?.outcomes).to.deep.equal(failing);
     // Equal points: m1 (1.0) vs m2 (0.1 * 10 = 1.0) tie-break by model id.
     expect(r.miners[0]?.models.map((m) => [m.model, m.tierMultiplier])).to.deep.equal([
       ["m1", 1],
@@ -70,5 +77,9 @@ describe("ledger window arithmetic (pure)", () => {
     expect(parseSpoolLine("{}")).to.equal(undefined);
     expect(parseSpoolLine('{"requestId":"x"')).to.equal(undefined);
     expect(parseSpoolLine(JSON.stringify({ ...e, outcome: "probe" }))).to.equal(undefined);
+    for (const outcome of ["failed_early", "cut"] as const) {
+      const f = usageEvent({ outcome, promptTokens: 0, completionTokens: 0 });
+      expect(parseSpoolLine(spoolLine(f).trimEnd())).to.deep.equal(f);
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { successRate } from "../../common/business-points.js";
 import { TensorClawError } from "../../common/errors.js";
 import {
   DEFAULT_LATENCY_TIERS,
@@ -171,18 +172,50 @@ describe("validator scoring", () => {
   describe("business", () => {
     it("is tokens / 10,000 × tier multiplier summed over models", () => {
       const r = businessPoints([
-        { model: "a", promptTokens: 15_000, completionTokens: 5_000, tierMultiplier: 1 },
-        { model: "b", promptTokens: 1_000, completionTokens: 9_000, tierMultiplier: 2.5 },
+        { model: "a", promptTokens: 15_000, completionTokens: 5_000, tierMultiplier: 1, successRate: 1 },
+        { model: "b", promptTokens: 1_000, completionTokens: 9_000, tierMultiplier: 2.5, successRate: 1 },
       ]);
       expect(r.tokens).to.equal(30_000);
       expect(r.points).to.be.closeTo(2 + 2.5, 1e-12);
     });
 
+    it("multiplies each model's points by the miner's user success rate for it", () => {
+      const r = businessPoints([
+        { model: "a", promptTokens: 20_000, completionTokens: 0, tierMultiplier: 1, successRate: 0.5 },
+        { model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: 2, successRate: 1 },
+        { model: "c", promptTokens: 50_000, completionTokens: 0, tierMultiplier: 1, successRate: 0 },
+      ]);
+      expect(r.tokens).to.equal(80_000);
+      expect(r.points).to.be.closeTo(1 + 2 + 0, 1e-12);
+      // A rate outside [0, 1] from a broken report is bounded.
+      expect(
+        businessPoints([
+          { model: "d", promptTokens: 10_000, completionTokens: 0, tierMultiplier: 1, successRate: 7 },
+        ]).points,
+      ).to.equal(1);
+    });
+
+    it("computes the success rate from the outcome counts, cancels aside, 1 with none recorded", () => {
+      const o = { served: 0, failedBeforeOutput: 0, failedAfterOutput: 0, deadlineCut: 0 };
+      expect(successRate(o)).to.equal(1);
+      expect(successRate({ ...o, served: 3, failedBeforeOutput: 1 })).to.equal(0.75);
+      expect(successRate({ ...o, failedAfterOutput: 2, deadlineCut: 2 })).to.equal(0);
+      expect(
+        successRate({ served: 1, failedBeforeOutput: 1, failedAfterOutput: 1, deadlineCut: 1 }),
+      ).to.equal(0.25);
+    });
+
     it("counts broken numbers as zero instead of producing NaN or negatives", () => {
       const r = businessPoints([
-        { model: "a", promptTokens: -5, completionTokens: Number.NaN, tierMultiplier: 1 },
-        { model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: -3 },
-        { model: "c", promptTokens: 10_000, completionTokens: 0, tierMultiplier: Number.POSITIVE_INFINITY },
+        { model: "a", promptTokens: -5, completionTokens: Number.NaN, tierMultiplier: 1, successRate: 1 },
+        { model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: -3, successRate: 1 },
+        {
+          model: "c",
+          promptTokens: 10_000,
+          completionTokens: 0,
+          tierMultiplier: Number.POSITIVE_INFINITY,
+          successRate: 1,
+        },
       ]);
       expect(r.points).to.equal(0);
       expect(r.tokens).to.equal(20_000);
@@ -195,7 +228,9 @@ describe("validator scoring", () => {
       available: true,
       probes,
       usage:
-        tokens > 0 ? [{ model: "m", promptTokens: tokens, completionTokens: 0, tierMultiplier: mult }] : [],
+        tokens > 0
+          ? [{ model: "m", promptTokens: tokens, completionTokens: 0, tierMultiplier: mult, successRate: 1 }]
+          : [],
     });
 
     it("is 10 % base + 90 % business normalised against the best miner", () => {

@@ -80,20 +80,62 @@ export interface MinerUsage {
   businessPoints: number;
 }
 
-/** One miner's usage of one model. */
+/**
+ * One miner's usage of one model.
+ *
+ * What is credited (README, Scoring): for each user request the router
+ * counts the prompt it sent and the completion it relayed with the model's
+ * catalogue tokenizer, and credits the lesser of the miner's own report and
+ * that count plus a small chat-template allowance (8 tokens per message and
+ * 16 per request for the prompt, 1 for the completion). A request that
+ * failed — before output, after output, or cut by its deadline — credits
+ * nothing; one the user cancelled credits what was relayed before the
+ * cancel; a request retried on another miner credits only the miner that
+ * served it. Liveness probes are never usage.
+ */
 export interface ModelUsage {
-  /** Model id. */
+  /** Model id (the router's catalogue id). */
   model: string;
-  /** Prompt tokens served. */
+  /** Credited prompt tokens. */
   promptTokens: bigint;
-  /** Completion tokens served. */
+  /** Credited completion tokens. */
   completionTokens: bigint;
-  /** Requests served (completed, failed after output, or cancelled). */
+  /**
+   * Requests that earned credit: completed, or cancelled by the user after
+   * output. (Usage recorded before outcomes were kept may also count
+   * requests that failed after output.)
+   */
   requests: bigint;
   /** The model's current tier multiplier (1 when none is set). */
   tierMultiplier: number;
-  /** (prompt_tokens + completion_tokens) / 10000 * tier_multiplier. */
+  /**
+   * (prompt_tokens + completion_tokens) / 10000 * tier_multiplier. The
+   * validator multiplies it by the miner's success rate for the model (see
+   * the outcome fields below); this field does not.
+   */
   businessPoints: number;
+  /**
+   * User-request outcomes of this miner for this model in the window, one
+   * per attempt that reached the miner. Success rate = served / (served +
+   * failed_before_output + failed_after_output + deadline_cut); user cancels
+   * count on neither side; with no outcome recorded the rate is 1. Zero in
+   * reports of older routers.
+   *
+   * Attempts that finished with a complete answer.
+   */
+  served: bigint;
+  /**
+   * Attempts that failed before any output reached the user (the router
+   * retried another miner when it could).
+   */
+  failedBeforeOutput: bigint;
+  /**
+   * Attempts that failed after output reached the user (a broken stream, a
+   * protocol violation such as a flow-control overrun).
+   */
+  failedAfterOutput: bigint;
+  /** Attempts cut by the request's deadline. */
+  deadlineCut: bigint;
 }
 
 function createBaseGetUsageRequest(): GetUsageRequest {
@@ -526,7 +568,18 @@ export const MinerUsage: MessageFns<MinerUsage> = {
 };
 
 function createBaseModelUsage(): ModelUsage {
-  return { model: "", promptTokens: 0n, completionTokens: 0n, requests: 0n, tierMultiplier: 0, businessPoints: 0 };
+  return {
+    model: "",
+    promptTokens: 0n,
+    completionTokens: 0n,
+    requests: 0n,
+    tierMultiplier: 0,
+    businessPoints: 0,
+    served: 0n,
+    failedBeforeOutput: 0n,
+    failedAfterOutput: 0n,
+    deadlineCut: 0n,
+  };
 }
 
 export const ModelUsage: MessageFns<ModelUsage> = {
@@ -557,6 +610,30 @@ export const ModelUsage: MessageFns<ModelUsage> = {
     }
     if (message.businessPoints !== 0) {
       writer.uint32(49).double(message.businessPoints);
+    }
+    if (message.served !== 0n) {
+      if (BigInt.asUintN(64, message.served) !== message.served) {
+        throw new globalThis.Error("value provided for field message.served of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.served);
+    }
+    if (message.failedBeforeOutput !== 0n) {
+      if (BigInt.asUintN(64, message.failedBeforeOutput) !== message.failedBeforeOutput) {
+        throw new globalThis.Error("value provided for field message.failedBeforeOutput of type uint64 too large");
+      }
+      writer.uint32(64).uint64(message.failedBeforeOutput);
+    }
+    if (message.failedAfterOutput !== 0n) {
+      if (BigInt.asUintN(64, message.failedAfterOutput) !== message.failedAfterOutput) {
+        throw new globalThis.Error("value provided for field message.failedAfterOutput of type uint64 too large");
+      }
+      writer.uint32(72).uint64(message.failedAfterOutput);
+    }
+    if (message.deadlineCut !== 0n) {
+      if (BigInt.asUintN(64, message.deadlineCut) !== message.deadlineCut) {
+        throw new globalThis.Error("value provided for field message.deadlineCut of type uint64 too large");
+      }
+      writer.uint32(80).uint64(message.deadlineCut);
     }
     return writer;
   },
@@ -622,6 +699,38 @@ export const ModelUsage: MessageFns<ModelUsage> = {
             message.businessPoints = reader.double();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.served = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.failedBeforeOutput = reader.uint64() as bigint;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.failedAfterOutput = reader.uint64() as bigint;
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.deadlineCut = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -658,6 +767,22 @@ export const ModelUsage: MessageFns<ModelUsage> = {
         : isSet(object.business_points)
         ? globalThis.Number(object.business_points)
         : 0,
+      served: isSet(object.served) ? BigInt(object.served) : 0n,
+      failedBeforeOutput: isSet(object.failedBeforeOutput)
+        ? BigInt(object.failedBeforeOutput)
+        : isSet(object.failed_before_output)
+        ? BigInt(object.failed_before_output)
+        : 0n,
+      failedAfterOutput: isSet(object.failedAfterOutput)
+        ? BigInt(object.failedAfterOutput)
+        : isSet(object.failed_after_output)
+        ? BigInt(object.failed_after_output)
+        : 0n,
+      deadlineCut: isSet(object.deadlineCut)
+        ? BigInt(object.deadlineCut)
+        : isSet(object.deadline_cut)
+        ? BigInt(object.deadline_cut)
+        : 0n,
     };
   },
 
@@ -681,6 +806,18 @@ export const ModelUsage: MessageFns<ModelUsage> = {
     if (message.businessPoints !== 0) {
       obj.businessPoints = floatToJson(message.businessPoints);
     }
+    if (message.served !== 0n) {
+      obj.served = message.served.toString();
+    }
+    if (message.failedBeforeOutput !== 0n) {
+      obj.failedBeforeOutput = message.failedBeforeOutput.toString();
+    }
+    if (message.failedAfterOutput !== 0n) {
+      obj.failedAfterOutput = message.failedAfterOutput.toString();
+    }
+    if (message.deadlineCut !== 0n) {
+      obj.deadlineCut = message.deadlineCut.toString();
+    }
     return obj;
   },
 
@@ -699,6 +836,16 @@ export const ModelUsage: MessageFns<ModelUsage> = {
     message.requests = (object.requests !== undefined && object.requests !== null) ? BigInt(object.requests) : 0n;
     message.tierMultiplier = object.tierMultiplier ?? 0;
     message.businessPoints = object.businessPoints ?? 0;
+    message.served = (object.served !== undefined && object.served !== null) ? BigInt(object.served) : 0n;
+    message.failedBeforeOutput = (object.failedBeforeOutput !== undefined && object.failedBeforeOutput !== null)
+      ? BigInt(object.failedBeforeOutput)
+      : 0n;
+    message.failedAfterOutput = (object.failedAfterOutput !== undefined && object.failedAfterOutput !== null)
+      ? BigInt(object.failedAfterOutput)
+      : 0n;
+    message.deadlineCut = (object.deadlineCut !== undefined && object.deadlineCut !== null)
+      ? BigInt(object.deadlineCut)
+      : 0n;
     return message;
   },
 };

@@ -7,14 +7,17 @@ bucket expired.
 
 KEYS[1]  P{hk}:models   ZSET model -> latest bucket start seen
 KEYS[2]  P{hk}:b        ZSET "<bucket>:<model>", score = bucket start
-KEYS[3]  P{hk}:h        HASH "<bucket>:<model>" -> "p,c,r"; "t:<model>" -> running total
+KEYS[3]  P{hk}:h        HASH "<bucket>:<model>" -> "p,c,r,served,early,late,cut" (older: "p,c,r");
+                        "t:<model>" -> running total
 
 ARGV[1]  retention cutoff: oldest bucket start still kept
 ARGV[2]  window start (inclusive, bucket-aligned)
 ARGV[3]  window end (exclusive, bucket-aligned)
 
-Returns a flat array {model1, p1, c1, r1, model2, p2, c2, r2, ...}, one
-entry per model of the miner (models whose buckets all expired are gone).
+Returns a flat array {model1, p1, c1, r1, s1, e1, f1, t1, model2, ...}: per
+model of the miner (models whose buckets all expired are gone) its id, then
+prompt, completion, requests, served, failed before output, failed after
+output and deadline cuts (router/ledger/outcomes.ts).
 
 Cost: O(log n + models) when every kept bucket is inside the window (the
 running totals answer), else O(log n + k), k = the smaller of the buckets
@@ -26,41 +29,46 @@ local wstart, wend = ARGV[2], ARGV[3]
 local nstart, nend = tonumber(wstart), tonumber(wend)
 local kmodels, kb, kh = KEYS[1], KEYS[2], KEYS[3]
 
-local function unpack3(v)
-  if not v then return 0, 0, 0 end
-  local p, c, r = string.match(v, '^(%d+),(%d+),(%d+)$')
-  return tonumber(p) or 0, tonumber(c) or 0, tonumber(r) or 0
+local NF = 7
+local function unpackv(v)
+  local t = {0, 0, 0, 0, 0, 0, 0}
+  if not v then return t end
+  local i = 0
+  for n in string.gmatch(v, '%d+') do
+    i = i + 1
+    if i > NF then break end
+    t[i] = tonumber(n)
+  end
+  return t
 end
-
--- Sums "<bucket>:<model>" fields per model into acc[model] = {p, c, r}.
+local function allzero(t)
+  for i = 1, NF do if t[i] > 0 then return false end end
+  return true
+end
+-- Adds sign * v into acc[model].
+local function add_into(acc, model, v, sign)
+  local d = acc[model]
+  if not d then d = {0, 0, 0, 0, 0, 0, 0}; acc[model] = d end
+  for i = 1, NF do d[i] = d[i] + sign * v[i] end
+end
+-- Sums "<bucket>:<model>" fields per model into acc[model].
 local function sum_into(acc, members, sign)
   for j = 1, #members, 1000 do
     local chunk = {}
     for k = j, math.min(j + 999, #members) do chunk[#chunk + 1] = members[k] end
     local vals = redis.call('HMGET', kh, unpack(chunk))
     for k = 1, #vals do
-      local model = string.match(chunk[k], '^%d+:(.*)$')
-      local p, c, r = unpack3(vals[k])
-      local d = acc[model]
-      if not d then d = {0, 0, 0}; acc[model] = d end
-      d[1], d[2], d[3] = d[1] + sign * p, d[2] + sign * c, d[3] + sign * r
+      add_into(acc, string.match(chunk[k], '^%d+:(.*)$'), unpackv(vals[k]), sign)
     end
   end
 end
-
 local function totals(acc, models)
   local fields = {}
   for i = 1, #models do fields[i] = 't:' .. models[i] end
   if #fields == 0 then return end
   local vals = redis.call('HMGET', kh, unpack(fields))
-  for i = 1, #models do
-    local p, c, r = unpack3(vals[i])
-    local d = acc[models[i]]
-    if not d then d = {0, 0, 0}; acc[models[i]] = d end
-    d[1], d[2], d[3] = d[1] + p, d[2] + c, d[3] + r
-  end
+  for i = 1, #models do add_into(acc, models[i], unpackv(vals[i]), 1) end
 end
-
 local lo = redis.call('ZRANGE', kb, 0, 0, 'WITHSCORES')
 if lo[2] and tonumber(lo[2]) < cutoff then
   local old = redis.call('ZRANGEBYSCORE', kb, '-inf', '(' .. cutoff)
@@ -73,13 +81,13 @@ if lo[2] and tonumber(lo[2]) < cutoff then
   end
   redis.call('ZREMRANGEBYSCORE', kb, '-inf', '(' .. cutoff)
   for model, d in pairs(gone) do
-    local tp, tc, tr = unpack3(redis.call('HGET', kh, 't:' .. model))
-    tp, tc, tr = tp - d[1], tc - d[2], tr - d[3]
-    if tr <= 0 and tp <= 0 and tc <= 0 then
+    local tot = unpackv(redis.call('HGET', kh, 't:' .. model))
+    for i = 1, NF do tot[i] = tot[i] - d[i] end
+    if allzero(tot) then
       redis.call('HDEL', kh, 't:' .. model)
       redis.call('ZREM', kmodels, model)
     else
-      redis.call('HSET', kh, 't:' .. model, string.format('%d,%d,%d', tp, tc, tr))
+      redis.call('HSET', kh, 't:' .. model, string.format('%d,%d,%d,%d,%d,%d,%d', unpack(tot)))
     end
   end
   lo = redis.call('ZRANGE', kb, 0, 0, 'WITHSCORES')
@@ -109,10 +117,8 @@ end
 
 local out = {}
 for i = 1, #models do
-  local d = acc[models[i]] or {0, 0, 0}
+  local d = acc[models[i]] or {0, 0, 0, 0, 0, 0, 0}
   out[#out + 1] = models[i]
-  out[#out + 1] = d[1]
-  out[#out + 1] = d[2]
-  out[#out + 1] = d[3]
+  for k = 1, NF do out[#out + 1] = d[k] end
 end
 return out

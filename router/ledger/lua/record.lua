@@ -7,7 +7,9 @@ Redis Cluster slot. A bucket of one model is the member/field
 
 KEYS[1]      P{hk}:models   ZSET model -> latest bucket start seen
 KEYS[2]      P{hk}:b        ZSET "<bucket>:<model>", score = bucket start
-KEYS[3]      P{hk}:h        HASH "<bucket>:<model>" -> "prompt,completion,requests"
+KEYS[3]      P{hk}:h        HASH "<bucket>:<model>" -> "prompt,completion,requests,served,
+                                 failed_before_output,failed_after_output,deadline_cut"
+                                 (buckets written before outcomes were kept hold the first three)
                                  "t:<model>"        -> running total of the kept buckets
 KEYS[3 + i]  event i's idempotency key, one of:
              - P{hk}:seen:<origin>:<floor(seq / 65536)>  STRING bitmap, when
@@ -31,9 +33,13 @@ ARGV[3]  retention cutoff: oldest bucket start still kept (older buckets
 ARGV[4]  how long a marker outlives the start of its event's bucket, in ms
          (retention + 2 buckets)
 ARGV[4 + i]  event i as
-         "<request id>\t<model>\t<finished-at ms>\t<prompt>\t<completion>\t<bit>"
+         "<request id>\t<model>\t<finished-at ms>\t<prompt>\t<completion>\t<bit>\t<outcome>"
          where <bit> is seq % 65536 for a bitmap key and empty for a request-id
-         set (the request id is then the member; with a bit it may be empty)
+         set (the request id is then the member; with a bit it may be empty),
+         and <outcome> one letter (router/ledger/outcomes.ts OUTCOME_CODE):
+         c completed, x cancelled (both count as a request), f failed after
+         output, e failed before output, t cut by the deadline; an event
+         without it (an older router) counts as a request with no outcome
          (one argument per event: the client encodes far fewer strings;
          model ids never contain control characters)
 
@@ -69,16 +75,34 @@ local function mark(key, bit)
 end
 local kmodels, kb, kh = KEYS[1], KEYS[2], KEYS[3]
 
-local function unpack3(v)
-  if not v then return 0, 0, 0 end
-  local p, c, r = string.match(v, '^(%d+),(%d+),(%d+)$')
-  return tonumber(p) or 0, tonumber(c) or 0, tonumber(r) or 0
+local NF = 7  -- prompt, completion, requests, served, failed early, failed late, cut
+local function unpackv(v)
+  local t = {0, 0, 0, 0, 0, 0, 0}
+  if not v then return t end
+  local i = 0
+  for n in string.gmatch(v, '%d+') do
+    i = i + 1
+    if i > NF then break end
+    t[i] = tonumber(n)
+  end
+  return t
 end
-
-local function pack3(p, c, r)
-  return string.format('%d,%d,%d', p, c, r)
+local function packv(t)
+  return string.format('%d,%d,%d,%d,%d,%d,%d', t[1], t[2], t[3], t[4], t[5], t[6], t[7])
 end
-
+local function allzero(t)
+  for i = 1, NF do if t[i] > 0 then return false end end
+  return true
+end
+-- What one event adds, by outcome code ('' for events of older routers).
+local OUTCOME_SLOT = {c = 4, e = 5, f = 6, t = 7}
+local function increments(p, c, code)
+  local t = {p, c, 0, 0, 0, 0, 0}
+  if code == '' or code == 'c' or code == 'x' then t[3] = 1 end
+  local slot = OUTCOME_SLOT[code]
+  if slot then t[slot] = 1 end
+  return t
+end
 -- Removes buckets older than the cutoff and takes them off the running totals.
 local function trim()
   local old = redis.call('ZRANGEBYSCORE', kb, '-inf', '(' .. cutoff, 'LIMIT', 0, 1000)
@@ -87,21 +111,21 @@ local function trim()
   local delta = {}
   for j = 1, #old do
     local model = string.match(old[j], '^%d+:(.*)$')
-    local p, c, r = unpack3(vals[j])
+    local v = unpackv(vals[j])
     local d = delta[model]
-    if not d then d = {0, 0, 0}; delta[model] = d end
-    d[1], d[2], d[3] = d[1] + p, d[2] + c, d[3] + r
+    if not d then d = {0, 0, 0, 0, 0, 0, 0}; delta[model] = d end
+    for i = 1, NF do d[i] = d[i] + v[i] end
   end
   redis.call('HDEL', kh, unpack(old))
   redis.call('ZREM', kb, unpack(old))
   for model, d in pairs(delta) do
-    local tp, tc, tr = unpack3(redis.call('HGET', kh, 't:' .. model))
-    tp, tc, tr = tp - d[1], tc - d[2], tr - d[3]
-    if tr <= 0 and tp <= 0 and tc <= 0 then
+    local tot = unpackv(redis.call('HGET', kh, 't:' .. model))
+    for i = 1, NF do tot[i] = tot[i] - d[i] end
+    if allzero(tot) then
       redis.call('HDEL', kh, 't:' .. model)
       redis.call('ZREM', kmodels, model)
     else
-      redis.call('HSET', kh, 't:' .. model, pack3(tp, tc, tr))
+      redis.call('HSET', kh, 't:' .. model, packv(tot))
     end
   end
 end
@@ -110,21 +134,21 @@ local counted, dups, expired = 0, 0, 0
 local n = #KEYS - 3
 -- Pass 1: refuse expired and duplicate events; add the rest up per field,
 -- so each touched field is read and written once per call.
-local add = {}       -- field -> {p, c, r}
+local add = {}       -- field -> {v = counts to add, b = bucket start}
 local order = {}     -- fields in first-seen order
 local newest = {}    -- model -> newest bucket start in this call
-local function accumulate(f, b, p, c)
+local function accumulate(f, b, inc)
   local d = add[f]
   if not d then
-    d = {0, 0, 0, b}
+    d = {v = {0, 0, 0, 0, 0, 0, 0}, b = b}
     add[f] = d
     order[#order + 1] = f
   end
-  d[1], d[2], d[3] = d[1] + p, d[2] + c, d[3] + 1
+  for i = 1, NF do d.v[i] = d.v[i] + inc[i] end
 end
 for i = 1, n do
-  local rid, model, ts, ps, cs, bit =
-    string.match(ARGV[4 + i], '^([^\t]*)\t([^\t]*)\t(%d+)\t(%d+)\t(%d+)\t(%d*)$')
+  local rid, model, ts, ps, cs, bit, code =
+    string.match(ARGV[4 + i], '^([^\t]*)\t([^\t]*)\t(%d+)\t(%d+)\t(%d+)\t(%d*)\t?(%a?)$')
   local t = tonumber(ts)
   -- The id set is chosen by the unclamped finish time, so a replay lands in
   -- the same set whatever the clock says then.
@@ -148,11 +172,11 @@ for i = 1, n do
       redis.call('PEXPIRE', key, math.max(1, idb + keep - now))
       expiring[key] = true
     end
-    local p, c = tonumber(ps), tonumber(cs)
+    local inc = increments(tonumber(ps), tonumber(cs), code)
     local field = string.format('%d', b) .. ':' .. model
     local tfield = 't:' .. model
-    accumulate(field, b, p, c)
-    accumulate(tfield, b, p, c)
+    accumulate(field, b, inc)
+    accumulate(tfield, b, inc)
     if not newest[model] or newest[model] < b then newest[model] = b end
     counted = counted + 1
   end
@@ -176,7 +200,7 @@ local opened = false
 for j = 1, #bucket_fields do
   if not seen[j] then
     if not opened then trim(); opened = true end
-    redis.call('ZADD', kb, add[bucket_fields[j]][4], bucket_fields[j])
+    redis.call('ZADD', kb, add[bucket_fields[j]].b, bucket_fields[j])
   end
 end
 if opened then
@@ -185,10 +209,11 @@ end
 local cur = redis.call('HMGET', kh, unpack(order))
 local out = {}
 for j = 1, #order do
-  local d = add[order[j]]
-  local p, c, r = unpack3(cur[j])
+  local d = add[order[j]].v
+  local v = unpackv(cur[j])
+  for i = 1, NF do v[i] = v[i] + d[i] end
   out[#out + 1] = order[j]
-  out[#out + 1] = pack3(p + d[1], c + d[2], r + d[3])
+  out[#out + 1] = packv(v)
 end
 redis.call('HSET', kh, unpack(out))
 return {counted, dups, expired}
