@@ -51,6 +51,7 @@ import { ApiKeys, FileApiKeyStore } from "../router/api/keys.js";
 import { EmbeddedRateLimiter } from "../router/api/rate-limiter.js";
 import { API_DEFAULTS, startApiServer } from "../router/api/server.js";
 import { ApiMetrics } from "../router/metrics.js";
+import { RoutingBook } from "../router/routing/book.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel/grpc.js";
 import { TunnelHub } from "../router/tunnel/hub.js";
 import { attachTunnelWs } from "../router/tunnel/ws.js";
@@ -231,10 +232,9 @@ async function routerRole(): Promise<void> {
       limiter: new EmbeddedRateLimiter(),
       metrics: new ApiMetrics(registry, { sessions: () => hub.sessions() }),
       clock: Date.now,
-      random: Math.random,
       logger: silentLogger(),
       options: { ...API_DEFAULTS, userSalt: "bench" },
-      observeLatency: (id, ms) => hub.observeLatency(id, ms),
+      routing: new RoutingBook({ now: () => performance.now(), random: Math.random }),
       keys,
       registry,
       ready: () => true,

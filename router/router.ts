@@ -20,6 +20,7 @@ import type { RouterConfig } from "./config.js";
 import { EmbeddedLedger } from "./ledger/embedded.js";
 import type { UsageLedger } from "./ledger/ledger.js";
 import { LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger/redis.js";
+import { RoutingBook } from "./routing/book.js";
 import { directoryService } from "./services/directory.js";
 import { addHealthAndReflection } from "./services/health.js";
 import { addProbeService } from "./services/probe.js";
@@ -36,6 +37,8 @@ export interface RunningRouter {
   readonly httpPort: number;
   readonly grpcPort: number;
   readonly hub: TunnelHub;
+  /** Per (hotkey, model) routing state: learned concurrency, breakers, outcomes. */
+  readonly routing: RoutingBook;
   /**
    * Graceful stop: health goes NOT_SERVING, miners get Drain and in-flight
    * requests finish (bounded by --drain-grace-ms), then the servers close
@@ -216,6 +219,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
 
     // HTTP: Business API, health, readiness, metrics, WebSocket tunnel.
     const registry = new Registry();
+    const routing = new RoutingBook({ now: () => performance.now(), random: Math.random });
     const deps = businessApiDeps({
       dispatcher: hub,
       usage: usageSink,
@@ -236,7 +240,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       chat: { maxBodyBytes: cfg.maxBodyBytes },
       userSalt,
       metricsToken: cfg.metricsToken,
-      observeLatency: (sessionId, ms) => hub.observeLatency(sessionId, ms),
+      routing,
     });
     const handler = createApiHandler(deps);
     const httpServer =
@@ -266,6 +270,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       httpPort,
       grpcPort,
       hub,
+      routing,
       close: () => {
         closing ??= (async () => {
           health.shutdown();

@@ -1,11 +1,15 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
+import type { ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { ApiMetrics } from "../metrics.js";
-import { modelOffered, pick, type RandomSource } from "../routing/picker.js";
+import type { RoutingBook, RoutingTicket } from "../routing/book.js";
+import { carriesToken } from "../routing/first-token.js";
+import { modelOffered } from "../routing/picker.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
 import { ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
+import { attemptOutcome } from "./attempt-outcome.js";
 import { creditedUsage, type FinishedRequest, handOffUsage } from "./chat-usage.js";
 import { errorEventJson, parseJson, readBody, sendError, sendJson } from "./http.js";
 import type { ApiKeyRecord } from "./keys.js";
@@ -39,11 +43,10 @@ export interface ChatDeps {
   readonly limiter: RateLimiter;
   readonly metrics: ApiMetrics;
   readonly clock: () => number;
-  readonly random: RandomSource;
   readonly logger: Logger;
   readonly options: ChatOptions;
-  /** Feeds each answer's time to first token (ms, from dispatch) into the session's latency estimate. */
-  readonly observeLatency?: (sessionId: string, ms: number) => void;
+  /** Chooses the miner for each attempt and learns from how attempts end (one per router). */
+  readonly routing: RoutingBook;
 }
 
 /** The caller, once authenticated (undefined account with --no-auth). */
@@ -60,11 +63,11 @@ interface RequestState {
   /** Set once a miner was dispatched: the call whose usage counts. */
   call: InferenceCall | undefined;
   session: SessionView | undefined;
+  /** The current attempt's claim in the routing book. */
+  ticket: RoutingTicket | undefined;
   reported: ReportedUsage | undefined;
   outcome: UsageOutcome | undefined;
   firstTokenSeen: boolean;
-  /** When the current attempt was dispatched. */
-  dispatchedAtMs: number;
 }
 
 /** `POST /v1/chat/completions`. Remembers models recently served, to tell 503 from 404. */
@@ -130,10 +133,10 @@ export class ChatEndpoint {
       clientGone: false,
       call: undefined,
       session: undefined,
+      ticket: undefined,
       reported: undefined,
       outcome: undefined,
       firstTokenSeen: false,
-      dispatchedAtMs: startedAtMs,
     };
     // The client went away before we finished: cancel the miner's work at once.
     const onClose = () => {
@@ -193,9 +196,9 @@ export class ChatEndpoint {
       if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
       const remaining = deadline - d.clock();
       if (remaining <= 0) return { kind: "failed", error: new TensorClawError("upstream_timeout") };
-      const session = pick(d.dispatcher.sessions(), model, d.random, tried);
+      const session = d.routing.choose(d.dispatcher.sessions(), model, tried);
       if (session === undefined) break;
-      tried.add(session.sessionId);
+      tried.add(session.hotkey);
       let call: InferenceCall;
       try {
         call = d.dispatcher.dispatch(session.sessionId, model, st.parsed.chat, {
@@ -210,8 +213,14 @@ export class ChatEndpoint {
       st.call = call;
       st.session = session;
       st.reported = undefined;
-      st.dispatchedAtMs = d.clock();
-      const result = await relay(call);
+      const ticket = d.routing.started(session.hotkey, model);
+      st.ticket = ticket;
+      let result: Attempt = { kind: "failed", error: new TensorClawError("internal") };
+      try {
+        result = await relay(call);
+      } finally {
+        d.routing.ended(ticket, attemptOutcome(result, st.clientGone));
+      }
       if (result.kind !== "retry") return result;
       last = result.error;
       st.call = undefined;
@@ -228,12 +237,12 @@ export class ChatEndpoint {
     };
   }
 
-  private firstToken(st: RequestState): void {
-    if (st.firstTokenSeen) return;
+  private firstToken(st: RequestState, chunk: ResponseChunk): void {
+    if (st.firstTokenSeen || !carriesToken(chunk)) return;
     st.firstTokenSeen = true;
     const now = this.deps.clock();
     this.deps.metrics.ttft.observe({ model: st.parsed.model }, (now - st.startedAtMs) / 1000);
-    if (st.session !== undefined) this.deps.observeLatency?.(st.session.sessionId, now - st.dispatchedAtMs);
+    if (st.ticket !== undefined) this.deps.routing.firstToken(st.ticket);
   }
 
   private async stream(res: ServerResponse, st: RequestState): Promise<number> {
@@ -251,7 +260,7 @@ export class ChatEndpoint {
       for await (const ev of call.events) {
         if (ev.type === "chunk") {
           chunks++;
-          this.firstToken(st);
+          this.firstToken(st, ev.chunk);
           sse.stopKeepAlive();
           if (!(await sse.data(shaper.chunk(ev.chunk)))) {
             call.cancel("client disconnected");
@@ -294,7 +303,7 @@ export class ChatEndpoint {
     const result = await this.attempts(st, async (call) => {
       for await (const ev of call.events) {
         if (ev.type === "chunk") {
-          this.firstToken(st);
+          this.firstToken(st, ev.chunk);
           agg.add(ev.chunk);
         } else if (ev.type === "usage") {
           st.reported = ev;

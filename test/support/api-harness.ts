@@ -10,6 +10,7 @@ import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
 import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../router/api/server.js";
 import { ApiMetrics } from "../../router/metrics.js";
+import { RoutingBook } from "../../router/routing/book.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
 import { TunnelHub } from "../../router/tunnel/hub.js";
 import type { TunnelTimings } from "../../router/tunnel/options.js";
@@ -78,6 +79,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   const usage = new RecordingSink();
   const keys = opts.keyStore === undefined ? undefined : new ApiKeys(opts.keyStore);
   const metrics = new ApiMetrics(registry, { sessions: () => hub.sessions() });
+  const routing = new RoutingBook({ now: () => performance.now(), random: Math.random });
   const api = await startApiServer(
     {
       dispatcher: hub,
@@ -85,10 +87,9 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       limiter: opts.limiter ?? new EmbeddedRateLimiter(),
       metrics,
       clock: Date.now,
-      random: Math.random,
       logger: silentLogger(),
       options: { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat },
-      observeLatency: (id, ms) => hub.observeLatency(id, ms),
+      routing,
       keys,
       registry,
       ready: opts.ready ?? (() => true),
