@@ -6,9 +6,11 @@ import type { Attempt } from "./upstream.js";
  * output reached the user (another hotkey is tried); `failed` after output
  * means the answer was cut. Timeouts are deadline cuts, the user going away
  * is neutral, and a request the backend refused as invalid is the user's
- * as far as the router can tell.
+ * as far as the router can tell. `undefined`: the relay itself threw (the
+ * router's side failed, not the miner), counted as neutral.
  */
-export function attemptOutcome(result: Attempt, clientGone: boolean): RoutingOutcome {
+export function attemptOutcome(result: Attempt | undefined, clientGone: boolean): RoutingOutcome {
+  if (result === undefined) return "cancelled";
   if (result.kind === "done") return "served";
   if (clientGone || result.error.code === "cancelled") return "cancelled";
   if (result.error.code === "upstream_timeout") return "deadline";

@@ -215,7 +215,7 @@ export class ChatEndpoint {
       st.reported = undefined;
       const ticket = d.routing.started(session.hotkey, model);
       st.ticket = ticket;
-      let result: Attempt = { kind: "failed", error: new TensorClawError("internal") };
+      let result: Attempt | undefined;
       try {
         result = await relay(call);
       } finally {

@@ -221,5 +221,6 @@ describe("routing: attempt outcome", () => {
     expect(attemptOutcome({ kind: "failed", error: err("cancelled") }, false)).to.equal("cancelled");
     expect(attemptOutcome({ kind: "failed", error: err("upstream_error") }, true)).to.equal("cancelled");
     expect(attemptOutcome({ kind: "failed", error: err("invalid_request") }, false)).to.equal("refused");
+    expect(attemptOutcome(undefined, false)).to.equal("cancelled");
   });
 });
