@@ -39,6 +39,8 @@ export class RecordingSink implements UsageSink {
 /** A router (hub on gRPC + WS, Business API on HTTP) on 127.0.0.1 port 0. */
 export interface RouterUnderTest {
   readonly hub: TunnelHub;
+  /** The router's routing state (learned limits, breakers, outcomes). */
+  readonly routing: RoutingBook;
   readonly api: RunningApiServer;
   /** Base URL for the openai client (ends in /v1). */
   readonly baseURL: string;
@@ -105,6 +107,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   });
   return {
     hub,
+    routing,
     api,
     baseURL: `http://127.0.0.1:${api.port}/v1`,
     grpcUrl: `grpc://127.0.0.1:${grpcPort}`,
