@@ -132,7 +132,12 @@ export class RoutingBook {
     if (byHotkey === undefined) return out;
     const now = this.#now();
     for (const [hotkey, e] of byHotkey) {
-      out.set(hotkey, { limit: e.limit.usable, ttftMs: e.ttft.ewmaMs, available: e.breaker.admits(now) });
+      out.set(hotkey, {
+        limit: e.limit.usable,
+        overflow: e.limit.overflow,
+        ttftMs: e.ttft.ewmaMs,
+        available: e.breaker.admits(now),
+      });
     }
     return out;
   }
@@ -155,7 +160,7 @@ export class RoutingBook {
     const e = this.#entry(ticket.hotkey, ticket.model);
     const ttftMs = now - ticket.startedAtMs;
     e.ttft.observe(ttftMs);
-    ticket.healthy = e.limit.firstToken(ttftMs, ticket.epoch);
+    ticket.healthy = e.limit.firstToken(ttftMs, ticket.epoch, ticket.concurrency);
   }
 
   /** The attempt ended. Exactly once per ticket counts; later calls are ignored. */

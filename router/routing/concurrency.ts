@@ -13,6 +13,13 @@
  *   cut saw the old limit, so their bad news is already priced in (TCP cuts
  *   once per round trip for the same reason).
  *
+ * Past the limit a hotkey only takes overflow (requests nobody within their
+ * limit can take). Until its limit is first cut, overflow may fill it up to
+ * its advertised ceiling, so a burst on a fresh router is served rather than
+ * refused (TCP's slow start plays the same part); once cut, the limit is
+ * known to matter and overflow stops at `overflowFactor` times it, so a
+ * miner that overstates its capacity queues no more than that.
+ *
  * The miner's advertised concurrency is only a ceiling, applied by the
  * picker. Growth needs a request completed at concurrency >= floor(limit),
  * and concurrency never exceeds the ceiling, so the limit cannot run more
@@ -33,11 +40,16 @@ export const DEFAULT_SLOW_TTFT_RATIO = 3;
 export const DEFAULT_SLOW_TTFT_SLACK_MS = 250;
 /**
  * How fast the baseline follows samples above it. The baseline is a slowly
- * rising minimum: it drops to any faster sample at once and creeps up
- * otherwise, so a backend that became slower for good is re-baselined
- * instead of being held at the minimum limit forever.
+ * rising minimum: it drops to any faster sample at once and creeps up on
+ * samples taken at low concurrency (at most half the limit), so a backend
+ * that became slower for good is re-baselined instead of being held at the
+ * minimum limit forever, while a queue that builds up under load never
+ * becomes the new normal (Envoy measures its minRTT at low concurrency for
+ * the same reason).
  */
 export const DEFAULT_BASELINE_RISE = 0.02;
+/** Overflow a hotkey whose limit was ever cut may take, as a multiple of its limit. */
+export const DEFAULT_OVERFLOW_FACTOR = 2;
 
 /** Tuning of the learned concurrency. */
 export interface AimdOptions {
@@ -48,6 +60,7 @@ export interface AimdOptions {
   readonly slowTtftRatio: number;
   readonly slowTtftSlackMs: number;
   readonly baselineRise: number;
+  readonly overflowFactor: number;
 }
 
 /** Defaults of the learned concurrency. */
@@ -59,6 +72,7 @@ export const AIMD_DEFAULTS: AimdOptions = Object.freeze({
   slowTtftRatio: DEFAULT_SLOW_TTFT_RATIO,
   slowTtftSlackMs: DEFAULT_SLOW_TTFT_SLACK_MS,
   baselineRise: DEFAULT_BASELINE_RISE,
+  overflowFactor: DEFAULT_OVERFLOW_FACTOR,
 });
 
 /** The AIMD state of one (hotkey, model). No clock: callers pass what happened. */
@@ -68,6 +82,7 @@ export class AimdLimit {
   #baselineMs: number | undefined;
   /** Bumped on every decrease; a request remembers the epoch it was dispatched in. */
   #epoch = 0;
+  #everCut = false;
 
   constructor(opts: AimdOptions = AIMD_DEFAULTS) {
     this.#o = opts;
@@ -84,6 +99,14 @@ export class AimdLimit {
     return Math.max(this.#o.minLimit, Math.floor(this.#limit));
   }
 
+  /**
+   * Most requests the hotkey may run when it only takes overflow (before the
+   * ceiling): unbounded until the limit is first cut, then a multiple of it.
+   */
+  get overflow(): number {
+    return this.#everCut ? this.usable * this.#o.overflowFactor : Number.POSITIVE_INFINITY;
+  }
+
   /** The current window; pass it back with the request's outcome. */
   get epoch(): number {
     return this.#epoch;
@@ -96,14 +119,17 @@ export class AimdLimit {
 
   /**
    * A first token came `ttftMs` after dispatch for a request dispatched in
-   * `epoch`. Updates the baseline, shrinks the limit when the token was far
-   * slower than the baseline, and says whether it was healthy.
+   * `epoch` when the hotkey had `concurrency` requests in flight (this one
+   * included). Updates the baseline, shrinks the limit when the token was
+   * far slower than the baseline, and says whether it was healthy.
    */
-  firstToken(ttftMs: number, epoch: number): boolean {
+  firstToken(ttftMs: number, epoch: number, concurrency: number): boolean {
     const base = this.#baselineMs;
     const healthy = base === undefined || ttftMs <= base * this.#o.slowTtftRatio + this.#o.slowTtftSlackMs;
     if (base === undefined || ttftMs < base) this.#baselineMs = ttftMs;
-    else this.#baselineMs = base + this.#o.baselineRise * (ttftMs - base);
+    else if (concurrency <= Math.max(1, Math.floor(this.#limit / 2))) {
+      this.#baselineMs = base + this.#o.baselineRise * (ttftMs - base);
+    }
     if (!healthy) this.#decrease(this.#o.slowDecrease, epoch);
     return healthy;
   }
@@ -127,5 +153,6 @@ export class AimdLimit {
     if (epoch !== this.#epoch) return;
     this.#limit = Math.max(this.#o.minLimit, this.#limit * factor);
     this.#epoch++;
+    this.#everCut = true;
   }
 }

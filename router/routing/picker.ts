@@ -40,6 +40,8 @@ export const PICKER_DEFAULTS: PickerOptions = Object.freeze({
 export interface HotkeyRoute {
   /** Requests it may run at once by what it has shown (learned, before the advertised ceiling). */
   readonly limit: number;
+  /** Most it may run when taking overflow (before the ceiling); see AimdLimit.overflow. */
+  readonly overflow: number;
   /** Smoothed time to first token of real requests, ms; undefined until measured. */
   readonly ttftMs: number | undefined;
   /** False while its circuit breaker is open (or half-open with the trial out). */
@@ -49,6 +51,7 @@ export interface HotkeyRoute {
 /** The route of a hotkey the router knows nothing about. */
 export const DEFAULT_ROUTE: HotkeyRoute = Object.freeze({
   limit: DEFAULT_INITIAL_LIMIT,
+  overflow: Number.POSITIVE_INFINITY,
   ttftMs: undefined,
   available: true,
 });
@@ -80,10 +83,11 @@ export interface HotkeyCandidate {
 /**
  * The hotkeys that can serve the model now, in two tiers:
  * `within`: under their learned limit (the normal pool);
- * `overflow`: at or past it but under the advertised ceiling. Overflow is
- * used only when nobody is within their limit: refusing there would turn a
- * burst on a fresh router (every limit still at its low start) into 503s,
- * and a request completed there is how a limit learns to grow.
+ * `overflow`: at or past it but under the advertised ceiling and its
+ * overflow bound. Overflow is used only when nobody is within their limit:
+ * refusing there would turn a burst on a fresh router (every limit still at
+ * its low start) into 503s, and a request completed there is how a limit
+ * learns to grow.
  * A hotkey is left out when excluded, when its breaker is open, or when
  * none of its tunnels is active (ghost, banned, draining) with room.
  */
@@ -113,7 +117,8 @@ export function hotkeyCandidates(
   const overflow: HotkeyCandidate[] = [];
   for (const [hotkey, g] of groups) {
     const route = routes.get(hotkey) ?? DEFAULT_ROUTE;
-    if (!route.available || g.tunnels.length === 0 || g.inFlight >= g.ceiling) continue;
+    const cap = Math.min(g.ceiling, route.overflow);
+    if (!route.available || g.tunnels.length === 0 || g.inFlight >= cap) continue;
     const usable = Math.min(Math.max(1, Math.floor(route.limit)), g.ceiling);
     const c = {
       hotkey,

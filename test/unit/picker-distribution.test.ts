@@ -43,6 +43,11 @@ function views(m: SimMiner): SessionView[] {
   }));
 }
 
+/** A route as the book would hand it over: learned limit, time to first token; overflow unbounded. */
+function route(limit: number, ttftMs: number | undefined, available = true): HotkeyRoute {
+  return { limit, overflow: Number.POSITIVE_INFINITY, ttftMs, available };
+}
+
 function miner(id: string, over: Partial<SimMiner> & { tunnels?: number } = {}): SimMiner {
   const { tunnels = 1, ...rest } = over;
   return {
@@ -50,7 +55,7 @@ function miner(id: string, over: Partial<SimMiner> & { tunnels?: number } = {}):
     state: "active",
     maxConcurrency: 8,
     inFlight: Array.from({ length: tunnels }, () => 0),
-    route: { limit: 8, ttftMs: 20, available: true },
+    route: route(8, 20),
     serviceMs: 20,
     ...rest,
   };
@@ -108,7 +113,7 @@ function shares(picks: Map<string, number>): Map<string, number> {
 
 describe("picker: eligibility", () => {
   it("never picks ghost, banned, draining, full, non-offering or breaker-open hotkeys", () => {
-    const fast = { limit: 8, ttftMs: 1, available: true };
+    const fast = route(8, 1);
     const miners = [
       miner("ghost", { state: "ghost", route: fast }),
       miner("banned", { state: "banned", route: fast }),
@@ -116,8 +121,8 @@ describe("picker: eligibility", () => {
       miner("full", { maxConcurrency: 2, inFlight: [2], route: fast }),
       miner("other", { otherModel: true, route: fast }),
       miner("open", { route: { ...fast, available: false } }),
-      miner("ok1", { route: { limit: 8, ttftMs: 400, available: true } }),
-      miner("ok2", { inFlight: [7], route: { limit: 8, ttftMs: 900, available: true } }),
+      miner("ok1", { route: route(8, 400) }),
+      miner("ok2", { inFlight: [7], route: route(8, 900) }),
     ];
     const random = seededRandom(1);
     const seen = new Set<string>();
@@ -176,14 +181,26 @@ describe("picker: concurrency", () => {
 
   it("never exceeds the advertised ceiling, and goes past the learned limit only when nobody else has room", () => {
     const miners = [
-      miner("a", { maxConcurrency: 3, tunnels: 2, route: { limit: 2, ttftMs: 20, available: true } }),
-      miner("b", { maxConcurrency: 5, route: { limit: 3, ttftMs: 20, available: true } }),
+      miner("a", { maxConcurrency: 3, tunnels: 2, route: route(2, 20) }),
+      miner("b", { maxConcurrency: 5, route: route(3, 20) }),
     ];
     const { peak, refused, overLearnedWhileOthersHadRoom } = simulate(miners, 400, 3, 20);
     expect(peak.get("a")).to.equal(3);
     expect(peak.get("b")).to.equal(5);
     expect(refused).to.be.greaterThan(0);
     expect(overLearnedWhileOthersHadRoom).to.equal(0);
+  });
+
+  it("stops overflow at the route's overflow bound once the hotkey's limit was cut", () => {
+    const random = seededRandom(12);
+    const cut = (n: number) => [
+      miner("cut", { maxConcurrency: 10, inFlight: [n], route: { ...route(2, 20), overflow: 4 } }),
+    ];
+    expect(pick(snapshot(cut(3)), routes(cut(3)), MODEL, random)?.hotkey).to.equal("cut");
+    expect(pick(snapshot(cut(4)), routes(cut(4)), MODEL, random)).to.equal(undefined);
+    // A fresh hotkey (never cut) takes a burst up to its ceiling.
+    const fresh = [miner("fresh", { maxConcurrency: 10, inFlight: [9], route: route(2, 20) })];
+    expect(pick(snapshot(fresh), routes(fresh), MODEL, random)?.hotkey).to.equal("fresh");
   });
 
   it("picks the least loaded tunnel of the chosen hotkey", () => {
@@ -197,7 +214,7 @@ describe("picker: concurrency", () => {
 describe("picker: distribution", () => {
   it("spreads load evenly over equal hotkeys: nobody starved, nobody flooded", () => {
     const miners = ["a", "b", "c", "d", "e"].map((id) =>
-      miner(id, { maxConcurrency: 64, route: { limit: 64, ttftMs: 20, available: true } }),
+      miner(id, { maxConcurrency: 64, route: route(64, 20) }),
     );
     const { picks } = simulate(miners, 20_000, 4, 3);
     for (const [id, s] of shares(picks)) expect(s, id).to.be.within(0.17, 0.23);
@@ -226,8 +243,8 @@ describe("picker: distribution", () => {
 
   it("favours the hotkey with the faster first token without starving the slow one", () => {
     const miners = [
-      miner("fast", { serviceMs: 10, route: { limit: 8, ttftMs: 10, available: true } }),
-      miner("slow", { serviceMs: 200, route: { limit: 8, ttftMs: 200, available: true } }),
+      miner("fast", { serviceMs: 10, route: route(8, 10) }),
+      miner("slow", { serviceMs: 200, route: route(8, 200) }),
     ];
     const { picks } = simulate(miners, 20_000, 6);
     const fast = picks.get("fast") ?? 0;
@@ -239,10 +256,10 @@ describe("picker: distribution", () => {
 
   it("judges an unmeasured hotkey by the median of the others: tried, neither favoured nor shunned", () => {
     const miners = [
-      miner("fast", { route: { limit: 8, ttftMs: 10, available: true } }),
-      miner("mid", { route: { limit: 8, ttftMs: 100, available: true } }),
-      miner("slow", { route: { limit: 8, ttftMs: 1000, available: true } }),
-      miner("new", { route: { limit: 8, ttftMs: undefined, available: true } }),
+      miner("fast", { route: route(8, 10) }),
+      miner("mid", { route: route(8, 100) }),
+      miner("slow", { route: route(8, 1000) }),
+      miner("new", { route: route(8, undefined) }),
     ];
     const { picks } = simulate(miners, 20_000, 11);
     const s = shares(picks);
@@ -253,8 +270,8 @@ describe("picker: distribution", () => {
 
   it("sends more to the hotkey that has shown more capacity while the other is within its limit", () => {
     const miners = [
-      miner("big", { maxConcurrency: 16, route: { limit: 16, ttftMs: 20, available: true } }),
-      miner("small", { maxConcurrency: 16, route: { limit: 2, ttftMs: 20, available: true } }),
+      miner("big", { maxConcurrency: 16, route: route(16, 20) }),
+      miner("small", { maxConcurrency: 16, route: route(2, 20) }),
     ];
     // About 60 % of the two backends' combined speed: the learned limits steer.
     const { picks, peak } = simulate(miners, 10_000, 7, 2);

@@ -10,6 +10,7 @@ import {
   DEFAULT_FAILURE_DECREASE,
   DEFAULT_INITIAL_LIMIT,
   DEFAULT_MIN_LIMIT,
+  DEFAULT_OVERFLOW_FACTOR,
 } from "../../router/routing/concurrency.js";
 
 /** Completes requests at full concurrency until the limit stops moving; returns how many it took. */
@@ -17,7 +18,8 @@ function saturate(l: AimdLimit, ceiling: number, rounds = 1000): number {
   for (let i = 0; i < rounds; i++) {
     const before = l.value;
     // The hotkey can never run more than its ceiling at once.
-    l.succeeded(Math.min(l.usable, ceiling), l.firstToken(200, l.epoch));
+    const c = Math.min(l.usable, ceiling);
+    l.succeeded(c, l.firstToken(200, l.epoch, c));
     if (l.value === before) return i;
   }
   return rounds;
@@ -73,21 +75,36 @@ describe("routing: learned concurrency (AIMD)", () => {
     expect(l.usable).to.equal(DEFAULT_MIN_LIMIT);
   });
 
+  it("bounds overflow only once the limit has been cut", () => {
+    const l = new AimdLimit();
+    expect(l.overflow).to.equal(Number.POSITIVE_INFINITY);
+    l.failed(l.epoch);
+    expect(l.usable).to.equal(DEFAULT_MIN_LIMIT);
+    expect(l.overflow).to.equal(DEFAULT_MIN_LIMIT * DEFAULT_OVERFLOW_FACTOR);
+  });
+
   it("shrinks when the first token comes far later than the baseline (a queue is building)", () => {
     const l = new AimdLimit();
     saturate(l, 8);
     const grown = l.value;
-    expect(l.firstToken(300, l.epoch)).to.equal(true); // within 3× + slack of the 200 ms baseline
+    expect(l.firstToken(300, l.epoch, 8)).to.equal(true); // within 3× + slack of the 200 ms baseline
     expect(l.value).to.equal(grown);
-    expect(l.firstToken(5_000, l.epoch)).to.equal(false);
+    expect(l.firstToken(5_000, l.epoch, 8)).to.equal(false);
     expect(l.value).to.be.lessThan(grown);
+  });
+
+  it("never takes a queue built up under load for the new baseline", () => {
+    const l = new AimdLimit();
+    saturate(l, 8);
+    for (let i = 0; i < 500; i++) l.firstToken(5_000, l.epoch, Math.max(2, l.usable));
+    expect(l.baselineMs).to.equal(200);
   });
 
   it("re-baselines a backend that became slower for good instead of pinning it at the floor", () => {
     const l = new AimdLimit();
-    l.firstToken(100, l.epoch);
+    l.firstToken(100, l.epoch, 1);
     let healthy = false;
-    for (let i = 0; i < 200 && !healthy; i++) healthy = l.firstToken(2_000, l.epoch);
+    for (let i = 0; i < 200 && !healthy; i++) healthy = l.firstToken(2_000, l.epoch, 1);
     expect(healthy).to.equal(true);
     expect(l.baselineMs).to.be.greaterThan(100);
   });

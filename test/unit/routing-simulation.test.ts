@@ -39,6 +39,8 @@ describe("routing simulation: tricks buy no share", () => {
       // The claim is not believed: the learned limit stays near what the backend really does.
       const learned = r.book.view().find((v) => v.hotkey === "cheat");
       expect(learned?.usableConcurrency).to.be.at.most(20);
+      // Nor does its queue swallow users' requests until their deadline (bounded overflow).
+      expect(r.failed).to.equal(0);
     });
 
     it(`an instant empty first chunk, at ${rate} requests/s: 40–60 %`, () => {
