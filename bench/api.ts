@@ -53,6 +53,7 @@ import { EmbeddedRateLimiter } from "../router/api/rate-limiter.js";
 import { API_DEFAULTS, startApiServer } from "../router/api/server.js";
 import { ModelCatalogue } from "../router/catalogue/catalogue.js";
 import { ApiMetrics } from "../router/metrics.js";
+import { RoutingBook } from "../router/routing/book.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel/grpc.js";
 import { TunnelHub } from "../router/tunnel/hub.js";
 import { attachTunnelWs } from "../router/tunnel/ws.js";
@@ -240,12 +241,11 @@ async function routerRole(): Promise<void> {
       limiter: new EmbeddedRateLimiter(),
       metrics: new ApiMetrics(registry, { sessions: () => hub.sessions() }),
       clock: Date.now,
-      random: Math.random,
       logger: silentLogger(),
       catalogue: () => OPEN_CATALOGUE,
       encodings,
       options: { ...API_DEFAULTS, userSalt: "bench" },
-      observeLatency: (id, ms) => hub.observeLatency(id, ms),
+      routing: new RoutingBook({ now: () => performance.now(), random: Math.random }),
       keys,
       registry,
       ready: () => true,

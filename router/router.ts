@@ -27,6 +27,7 @@ import type { RouterConfig } from "./config.js";
 import { EmbeddedLedger } from "./ledger/embedded.js";
 import type { UsageLedger } from "./ledger/ledger.js";
 import { DEFAULT_LEDGER_PREFIX, LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger/redis.js";
+import { RoutingBook } from "./routing/book.js";
 import { directoryService } from "./services/directory.js";
 import { addHealthAndReflection } from "./services/health.js";
 import { addProbeService } from "./services/probe.js";
@@ -43,6 +44,8 @@ export interface RunningRouter {
   readonly httpPort: number;
   readonly grpcPort: number;
   readonly hub: TunnelHub;
+  /** Per (hotkey, model) routing state: learned concurrency, breakers, outcomes. */
+  readonly routing: RoutingBook;
   /**
    * Graceful stop: health goes NOT_SERVING, miners get Drain and in-flight
    * requests finish (bounded by --drain-grace-ms), then the servers close
@@ -255,6 +258,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
 
     // HTTP: Business API, health, readiness, metrics, WebSocket tunnel.
     const registry = new Registry();
+    const routing = new RoutingBook({ now: () => performance.now(), random: Math.random });
     const deps = businessApiDeps({
       dispatcher: hub,
       usage: usageSink,
@@ -277,7 +281,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       metricsToken: cfg.metricsToken,
       catalogue: () => catalogue.current,
       encodings,
-      observeLatency: (sessionId, ms) => hub.observeLatency(sessionId, ms),
+      routing,
     });
     const handler = createApiHandler(deps);
     const httpServer =
@@ -307,6 +311,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       httpPort,
       grpcPort,
       hub,
+      routing,
       close: () => {
         closing ??= (async () => {
           health.shutdown();

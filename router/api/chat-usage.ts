@@ -2,6 +2,7 @@ import type { Logger } from "../../common/logger.js";
 import type { TokenCount } from "../../common/tokens/encodings.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { ApiMetrics } from "../metrics.js";
+import type { RoutingOutcome } from "../routing/outcome-window.js";
 import type { InferenceCall } from "../tunnel/types.js";
 import { type ClampedUsage, clampUsage, type PromptSize, type ReportedUsage } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
@@ -22,6 +23,8 @@ export interface FinishedRequest {
   readonly reported: ReportedUsage | undefined;
   /** How it ended; undefined when it never got as far as a miner. */
   readonly outcome: UsageOutcome | undefined;
+  /** How the last attempt ended, as the routing book saw it (refines a failure for the ledger). */
+  readonly lastAttempt: RoutingOutcome | undefined;
   /** The chat request the miner was sent (its prompt is counted from it). */
   readonly chat: ChatRequest;
   /** The model's catalogue tokenizer, once loaded (undefined: bound by bytes instead). */
@@ -56,10 +59,55 @@ export function creditedUsage(r: FinishedRequest): ClampedUsage {
 }
 
 /**
- * Emits the request's one usage event — when a miner completed it, or it
- * was cancelled after output — with credited counts, and counts its tokens
- * in the metrics. A request that failed (before or after output: undelivered
- * work earns nothing) or never reached a miner records nothing. `credited`
+ * The ledger's outcome of an attempt the routing book saw end, or undefined
+ * for one the ledger does not count against the miner (the user's cancel,
+ * a request the backend refused as invalid).
+ */
+export function ledgerOutcome(o: RoutingOutcome): UsageOutcome | undefined {
+  switch (o) {
+    case "served":
+      return "completed";
+    case "failed_before_output":
+      return "failed_early";
+    case "failed_after_output":
+      return "failed";
+    case "deadline":
+      return "cut";
+    case "cancelled":
+    case "refused":
+      return undefined;
+  }
+}
+
+/**
+ * Records an attempt that failed on one miner — one retried elsewhere, or
+ * the request's last — with no tokens: it earns nothing and counts against
+ * the miner's success rate (README, Scoring).
+ */
+export function recordFailedAttempt(
+  d: UsageHandOffDeps,
+  r: Pick<FinishedRequest, "requestId" | "model" | "startedAtMs">,
+  hotkey: string,
+  outcome: UsageOutcome,
+): void {
+  d.usage.record({
+    requestId: r.requestId,
+    minerHotkey: hotkey,
+    model: r.model,
+    promptTokens: 0,
+    completionTokens: 0,
+    outcome,
+    startedAtMs: r.startedAtMs,
+    finishedAtMs: d.clock(),
+  });
+}
+
+/**
+ * Emits the usage event of the request's last attempt — when a miner
+ * completed it, or it was cancelled after output — with credited counts,
+ * and counts its tokens in the metrics. A request that failed (before or
+ * after output, or cut: undelivered work earns nothing) records its failure
+ * with no tokens; one that never reached a miner records nothing. `credited`
  * is the figure already computed for the response, if any. Returns the
  * credited usage (for the rate limiter's reconciliation).
  */
@@ -70,7 +118,11 @@ export function handOffUsage(
 ): ClampedUsage {
   const call = r.call;
   const hotkey = r.minerHotkey;
-  if (call === undefined || hotkey === undefined || r.outcome === undefined || r.outcome === "failed") {
+  if (call === undefined || hotkey === undefined || r.outcome === undefined) return NONE;
+  if (r.outcome === "failed") {
+    // Nothing is credited; the ledger still counts the failure against the miner's success rate.
+    const outcome = r.lastAttempt === undefined ? "failed" : ledgerOutcome(r.lastAttempt);
+    if (outcome !== undefined) recordFailedAttempt(d, r, hotkey, outcome);
     return NONE;
   }
   const bytes = call.relayedBytes();

@@ -2,13 +2,24 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { DEFAULT_ENCODING, type Encodings } from "../../common/tokens/encodings.js";
+import type { ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { ApiMetrics } from "../metrics.js";
-import { modelOffered, pick, type RandomSource } from "../routing/picker.js";
+import type { RoutingBook, RoutingTicket } from "../routing/book.js";
+import { carriesToken } from "../routing/first-token.js";
+import type { RoutingOutcome } from "../routing/outcome-window.js";
+import { modelOffered } from "../routing/picker.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
-import { creditedUsage, type FinishedRequest, handOffUsage } from "./chat-usage.js";
+import { attemptOutcome } from "./attempt-outcome.js";
+import {
+  creditedUsage,
+  type FinishedRequest,
+  handOffUsage,
+  ledgerOutcome,
+  recordFailedAttempt,
+} from "./chat-usage.js";
 import { errorEventJson, parseJson, readBody, sendError, sendJson } from "./http.js";
 import type { ApiKeyRecord } from "./keys.js";
 import { type ParsedChatRequest, parseChatBody } from "./openai-request.js";
@@ -41,15 +52,14 @@ export interface ChatDeps {
   readonly limiter: RateLimiter;
   readonly metrics: ApiMetrics;
   readonly clock: () => number;
-  readonly random: RandomSource;
   readonly logger: Logger;
   readonly options: ChatOptions;
   /** The model catalogue in force (read per request: it changes while the router runs). */
   readonly catalogue: () => ModelCatalogue;
   /** The loaded token encodings (the router loads each catalogue tokenizer ahead of use). */
   readonly encodings: Encodings;
-  /** Feeds each answer's time to first token (ms, from dispatch) into the session's latency estimate. */
-  readonly observeLatency?: (sessionId: string, ms: number) => void;
+  /** Chooses the miner for each attempt and learns from how attempts end (one per router). */
+  readonly routing: RoutingBook;
 }
 
 /** The caller, once authenticated (undefined account with --no-auth). */
@@ -66,11 +76,13 @@ interface RequestState {
   /** Set once a miner was dispatched: the call whose usage counts. */
   call: InferenceCall | undefined;
   session: SessionView | undefined;
+  /** The current attempt's claim in the routing book. */
+  ticket: RoutingTicket | undefined;
+  /** How the last attempt ended (the routing book's view). */
+  lastAttempt: RoutingOutcome | undefined;
   reported: ReportedUsage | undefined;
   outcome: UsageOutcome | undefined;
   firstTokenSeen: boolean;
-  /** When the current attempt was dispatched. */
-  dispatchedAtMs: number;
   /** The credited usage, once computed for the response (tokenizing is done once). */
   credited: ClampedUsage | undefined;
 }
@@ -150,10 +162,11 @@ export class ChatEndpoint {
       clientGone: false,
       call: undefined,
       session: undefined,
+      ticket: undefined,
+      lastAttempt: undefined,
       reported: undefined,
       outcome: undefined,
       firstTokenSeen: false,
-      dispatchedAtMs: startedAtMs,
       credited: undefined,
     };
     // The client went away before we finished: cancel the miner's work at once.
@@ -214,9 +227,9 @@ export class ChatEndpoint {
       if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
       const remaining = deadline - d.clock();
       if (remaining <= 0) return { kind: "failed", error: new TensorClawError("upstream_timeout") };
-      const session = pick(d.dispatcher.sessions(), model, d.random, tried);
+      const session = d.routing.choose(d.dispatcher.sessions(), model, tried);
       if (session === undefined) break;
-      tried.add(session.sessionId);
+      tried.add(session.hotkey);
       let call: InferenceCall;
       try {
         call = d.dispatcher.dispatch(session.sessionId, model, st.parsed.chat, {
@@ -231,9 +244,27 @@ export class ChatEndpoint {
       st.call = call;
       st.session = session;
       st.reported = undefined;
-      st.dispatchedAtMs = d.clock();
-      const result = await relay(call);
+      const ticket = d.routing.started(session.hotkey, model);
+      st.ticket = ticket;
+      let result: Attempt | undefined;
+      try {
+        result = await relay(call);
+      } finally {
+        st.lastAttempt = attemptOutcome(result, st.clientGone);
+        d.routing.ended(ticket, st.lastAttempt);
+      }
       if (result.kind !== "retry") return result;
+      // This miner failed before any output and another is tried: it earns nothing, and the
+      // failure counts against its success rate.
+      const failed = ledgerOutcome(st.lastAttempt);
+      if (failed !== undefined)
+        recordFailedAttempt(
+          d,
+          { requestId: st.requestId, model, startedAtMs: st.startedAtMs },
+          session.hotkey,
+          failed,
+        );
+      st.lastAttempt = undefined;
       last = result.error;
       st.call = undefined;
       st.session = undefined;
@@ -249,12 +280,12 @@ export class ChatEndpoint {
     };
   }
 
-  private firstToken(st: RequestState): void {
-    if (st.firstTokenSeen) return;
+  private firstToken(st: RequestState, chunk: ResponseChunk): void {
+    if (st.firstTokenSeen || !carriesToken(chunk)) return;
     st.firstTokenSeen = true;
     const now = this.deps.clock();
     this.deps.metrics.ttft.observe({ model: st.parsed.model }, (now - st.startedAtMs) / 1000);
-    if (st.session !== undefined) this.deps.observeLatency?.(st.session.sessionId, now - st.dispatchedAtMs);
+    if (st.ticket !== undefined) this.deps.routing.firstToken(st.ticket);
   }
 
   private async stream(res: ServerResponse, st: RequestState): Promise<number> {
@@ -272,7 +303,7 @@ export class ChatEndpoint {
       for await (const ev of call.events) {
         if (ev.type === "chunk") {
           chunks++;
-          this.firstToken(st);
+          this.firstToken(st, ev.chunk);
           sse.stopKeepAlive();
           if (!(await sse.data(shaper.chunk(ev.chunk)))) {
             call.cancel("client disconnected");
@@ -315,7 +346,7 @@ export class ChatEndpoint {
     const result = await this.attempts(st, async (call) => {
       for await (const ev of call.events) {
         if (ev.type === "chunk") {
-          this.firstToken(st);
+          this.firstToken(st, ev.chunk);
           agg.add(ev.chunk);
         } else if (ev.type === "usage") {
           st.reported = ev;
@@ -372,6 +403,7 @@ export class ChatEndpoint {
       minerHotkey: st.session?.hotkey,
       reported: st.reported,
       outcome: st.outcome,
+      lastAttempt: st.lastAttempt,
     };
   }
 }

@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../common/logger.js";
 import type { Encodings } from "../../common/tokens/encodings.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import { ApiMetrics, type MetricsSources } from "../metrics.js";
+import { RoutingBook } from "../routing/book.js";
 import type { TunnelDispatcher } from "../tunnel/types.js";
 import type { UsageSink } from "../usage/event.js";
 import type { ChatOptions } from "./chat.js";
@@ -43,8 +45,8 @@ export interface BusinessApiInputs {
   readonly catalogue: () => ModelCatalogue;
   /** Token encodings, loaded for the catalogue's tokenizers. */
   readonly encodings: Encodings;
-  /** Latency feedback into the hub's estimate (TunnelHub.observeLatency). */
-  readonly observeLatency?: (sessionId: string, ms: number) => void;
+  /** The router's routing state (one per router); default: a fresh one on the monotonic clock. */
+  readonly routing?: RoutingBook;
   /** Bearer token /metrics asks for; undefined leaves it open. */
   readonly metricsToken?: string | undefined;
 }
@@ -71,22 +73,21 @@ export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
     ...i.metricsSources,
   });
   const salt = i.userSalt ?? randomBytes(32).toString("hex");
-  const deps: ApiDeps = {
+  return {
     dispatcher: i.dispatcher,
     usage: i.usage,
     limiter,
     metrics,
     clock: Date.now,
-    random: Math.random,
     logger: i.logger,
     catalogue: i.catalogue,
     encodings: i.encodings,
     options: { ...API_DEFAULTS, userSalt: salt, ...i.chat },
+    routing: i.routing ?? new RoutingBook({ now: () => performance.now(), random: Math.random }),
     keys,
     registry: i.registry,
     ready: i.ready,
     ...(i.readyDetail === undefined ? {} : { readyDetail: i.readyDetail }),
     ...(i.metricsToken === undefined ? {} : { metricsToken: i.metricsToken }),
   };
-  return i.observeLatency === undefined ? deps : { ...deps, observeLatency: i.observeLatency };
 }

@@ -1,4 +1,5 @@
 import type { SessionModel, SessionView } from "../tunnel/types.js";
+import { DEFAULT_INITIAL_LIMIT } from "./concurrency.js";
 
 /** A uniform random number in [0, 1). Injected so picks are reproducible in tests. */
 export type RandomSource = () => number;
@@ -6,12 +7,13 @@ export type RandomSource = () => number;
 /** Tuning of the picker. */
 export interface PickerOptions {
   /**
-   * Share of picks made uniformly among the candidates instead of by cost.
-   * Without it a slow miner behind a fast idle one would never be chosen on
-   * sequential traffic (starved), and its latency estimate could never improve.
+   * Share of picks made uniformly among the hotkeys with usable concurrency
+   * instead of by cost. Without it a slow miner behind a fast idle one would
+   * never be chosen on sequential traffic (starved), a new one might never be
+   * measured, and a latency estimate could never improve.
    */
   readonly exploreRate: number;
-  /** Latency assumed for a session not yet measured, in ms. */
+  /** Latency assumed when no candidate is measured yet, in ms (only ratios matter). */
   readonly unknownLatencyMs: number;
   /** Latencies below this count as this (a 0.1 ms miner is not 50× better than a 5 ms one). */
   readonly minLatencyMs: number;
@@ -30,55 +32,132 @@ export const PICKER_DEFAULTS: PickerOptions = Object.freeze({
   maxLatencyRatio: 8,
 });
 
-/** One eligible session for a model. */
-export interface Candidate {
+/**
+ * What the router has learned about one hotkey for one model (a snapshot
+ * from the RoutingBook). A hotkey missing from the snapshot is unmeasured:
+ * DEFAULT_ROUTE.
+ */
+export interface HotkeyRoute {
+  /** Requests it may run at once by what it has shown (learned, before the advertised ceiling). */
+  readonly limit: number;
+  /** Most it may run when taking overflow (before the ceiling); see AimdLimit.overflow. */
+  readonly overflow: number;
+  /** Smoothed time to first token of real requests, ms; undefined until measured. */
+  readonly ttftMs: number | undefined;
+  /** False while its circuit breaker is open (or half-open with the trial out). */
+  readonly available: boolean;
+}
+
+/** The route of a hotkey the router knows nothing about. */
+export const DEFAULT_ROUTE: HotkeyRoute = Object.freeze({
+  limit: DEFAULT_INITIAL_LIMIT,
+  overflow: Number.POSITIVE_INFINITY,
+  ttftMs: undefined,
+  available: true,
+});
+
+/** One tunnel of a hotkey that can take the model now. */
+export interface Tunnel {
   readonly session: SessionView;
   readonly model: SessionModel;
 }
 
-/** True when the session may take one more request for the model right now. */
-export function isEligible(session: SessionView, modelId: string): SessionModel | undefined {
-  if (session.state !== "active") return undefined;
-  const m = session.models.find((x) => x.id === modelId);
-  if (m === undefined || m.maxConcurrency < 1 || m.inFlight >= m.maxConcurrency) return undefined;
-  return m;
+/** One hotkey that may be given the request. */
+export interface HotkeyCandidate {
+  readonly hotkey: string;
+  /** Requests in flight for the model, summed over all its sessions. */
+  readonly inFlight: number;
+  /**
+   * The advertised ceiling: the largest `maxConcurrency` among its active
+   * tunnels, not their sum, so opening more tunnels never raises it (they
+   * normally front one backend).
+   */
+  readonly ceiling: number;
+  /** Learned limit within the ceiling. */
+  readonly usable: number;
+  readonly ttftMs: number | undefined;
+  /** Its active tunnels offering the model with room under their own limit. */
+  readonly tunnels: readonly Tunnel[];
 }
 
 /**
- * Every session that can serve the model now: active (never ghost, banned or
- * draining), offering the model, under that model's concurrency limit, and not
- * in `exclude` (sessions already tried for this request).
+ * The hotkeys that can serve the model now, in two tiers:
+ * `within`: under their learned limit (the normal pool);
+ * `overflow`: at or past it but under the advertised ceiling and its
+ * overflow bound. Overflow is used only when nobody is within their limit:
+ * refusing there would turn a burst on a fresh router (every limit still at
+ * its low start) into 503s, and a request completed there is how a limit
+ * learns to grow.
+ * A hotkey is left out when excluded, when its breaker is open, or when
+ * none of its tunnels is active (ghost, banned, draining) with room.
  */
-export function candidates(
+export function hotkeyCandidates(
   sessions: readonly SessionView[],
+  routes: ReadonlyMap<string, HotkeyRoute>,
   modelId: string,
   exclude: ReadonlySet<string> = new Set(),
-): Candidate[] {
-  const out: Candidate[] = [];
+): { within: HotkeyCandidate[]; overflow: HotkeyCandidate[] } {
+  const groups = new Map<string, { inFlight: number; ceiling: number; tunnels: Tunnel[] }>();
   for (const s of sessions) {
-    if (exclude.has(s.sessionId)) continue;
-    const m = isEligible(s, modelId);
-    if (m !== undefined) out.push({ session: s, model: m });
+    if (exclude.has(s.hotkey)) continue;
+    const m = s.models.find((x) => x.id === modelId);
+    if (m === undefined) continue;
+    let g = groups.get(s.hotkey);
+    if (g === undefined) {
+      g = { inFlight: 0, ceiling: 0, tunnels: [] };
+      groups.set(s.hotkey, g);
+    }
+    // Work on a draining or ghost tunnel still loads the miner's backend.
+    g.inFlight += m.inFlight;
+    if (s.state !== "active") continue;
+    g.ceiling = Math.max(g.ceiling, m.maxConcurrency);
+    if (m.inFlight < m.maxConcurrency) g.tunnels.push({ session: s, model: m });
   }
-  return out;
+  const within: HotkeyCandidate[] = [];
+  const overflow: HotkeyCandidate[] = [];
+  for (const [hotkey, g] of groups) {
+    const route = routes.get(hotkey) ?? DEFAULT_ROUTE;
+    const cap = Math.min(g.ceiling, route.overflow);
+    if (!route.available || g.tunnels.length === 0 || g.inFlight >= cap) continue;
+    const usable = Math.min(Math.max(1, Math.floor(route.limit)), g.ceiling);
+    const c = {
+      hotkey,
+      inFlight: g.inFlight,
+      ceiling: g.ceiling,
+      usable,
+      ttftMs: route.ttftMs,
+      tunnels: g.tunnels,
+    };
+    (g.inFlight < usable ? within : overflow).push(c);
+  }
+  return { within, overflow };
 }
 
 /**
- * Expected cost of sending one more request to a candidate: its queue after
- * this request, relative to its capacity for the model, times its latency.
- * Lower is better.
+ * The latency a candidate is judged by: its measured time to first token, or
+ * for one never measured, the median of the measured candidates (neutral:
+ * neither favoured nor shunned, so it gets traffic and is measured).
  */
-export function candidateCost(c: Candidate, bestLatencyMs: number, opts: PickerOptions): number {
-  const latency = effectiveLatency(c.session.latencyMs, opts);
-  const ratio = Math.min(latency / bestLatencyMs, opts.maxLatencyRatio);
-  // Session-wide in-flight matters too: models of one miner share its backend.
-  const load = Math.max(c.model.inFlight + 1, (c.session.inFlight + 1) / 2) / c.model.maxConcurrency;
-  return load * ratio;
+function latencies(cands: readonly HotkeyCandidate[], opts: PickerOptions): number[] {
+  const measured = cands.flatMap((c) => (c.ttftMs === undefined ? [] : [c.ttftMs])).sort((a, b) => a - b);
+  const neutral =
+    measured.length === 0 ? opts.unknownLatencyMs : (measured[Math.floor(measured.length / 2)] as number);
+  return cands.map((c) => Math.max(c.ttftMs ?? neutral, opts.minLatencyMs));
 }
 
-function effectiveLatency(latencyMs: number, opts: PickerOptions): number {
-  if (!(latencyMs > 0)) return opts.unknownLatencyMs;
-  return Math.max(latencyMs, opts.minLatencyMs);
+/**
+ * Expected cost of one more request on a hotkey: its queue after this
+ * request times how much slower than the best of the pair it is (capped).
+ * Absolute in-flight, not in-flight over a limit: a larger claimed or
+ * learned limit must not make a hotkey look idle. Lower is better.
+ */
+export function hotkeyCost(
+  inFlight: number,
+  latencyMs: number,
+  bestLatencyMs: number,
+  opts: PickerOptions,
+): number {
+  return (inFlight + 1) * Math.min(latencyMs / bestLatencyMs, opts.maxLatencyRatio);
 }
 
 function randomIndex(n: number, random: RandomSource): number {
@@ -86,34 +165,68 @@ function randomIndex(n: number, random: RandomSource): number {
   return Math.min(n - 1, Math.floor(random() * n));
 }
 
+/** Power of two choices over hotkeys (with exploration when asked). */
+function chooseHotkey(
+  cands: readonly HotkeyCandidate[],
+  random: RandomSource,
+  explore: boolean,
+  opts: PickerOptions,
+): HotkeyCandidate {
+  const n = cands.length;
+  const i = randomIndex(n, random);
+  const a = cands[i] as HotkeyCandidate;
+  if (n === 1 || (explore && random() < opts.exploreRate)) return a;
+  let j = randomIndex(n - 1, random);
+  if (j >= i) j++;
+  const b = cands[j] as HotkeyCandidate;
+  const lat = latencies(cands, opts);
+  const la = lat[i] as number;
+  const lb = lat[j] as number;
+  const best = Math.min(la, lb);
+  return hotkeyCost(b.inFlight, lb, best, opts) < hotkeyCost(a.inFlight, la, best, opts) ? b : a;
+}
+
+/** The hotkey's least loaded tunnel for the model; ties broken at random. */
+function chooseTunnel(tunnels: readonly Tunnel[], random: RandomSource): SessionView {
+  let best: Tunnel[] = [];
+  for (const t of tunnels) {
+    const first = best[0];
+    const cmp =
+      first === undefined
+        ? -1
+        : t.model.inFlight - first.model.inFlight || t.session.inFlight - first.session.inFlight;
+    if (cmp < 0) best = [t];
+    else if (cmp === 0) best.push(t);
+  }
+  return (best.length === 1 ? best[0] : best[randomIndex(best.length, random)])?.session as SessionView;
+}
+
 /**
- * Chooses the session for one request by power of two choices: two distinct
- * candidates drawn at random, the cheaper one wins (ties broken by the first
- * draw, itself random). With probability `exploreRate` one random candidate is
- * taken instead. Returns undefined when nobody can serve the model now.
+ * Chooses the session for one request: first a hotkey, by power of two
+ * choices among those within their learned limit (two distinct hotkeys drawn
+ * at random, the cheaper wins, ties to the first draw; with probability
+ * `exploreRate` the first draw is taken as is), or when none is, among those
+ * with room under their advertised ceiling; then that hotkey's least loaded
+ * tunnel. Tunnels, advertised concurrency and router connections therefore
+ * buy no share. `exclude` holds hotkeys already tried for this request.
+ * Returns undefined when nobody can serve the model now (open breakers
+ * included: see RoutingBook).
  *
- * Pure: the snapshot, the exclusions and the random source are its only inputs.
+ * Pure: the snapshots, the exclusions and the random source are its only inputs.
  */
 export function pick(
   sessions: readonly SessionView[],
+  routes: ReadonlyMap<string, HotkeyRoute>,
   modelId: string,
   random: RandomSource,
   exclude: ReadonlySet<string> = new Set(),
   opts: PickerOptions = PICKER_DEFAULTS,
 ): SessionView | undefined {
-  const cands = candidates(sessions, modelId, exclude);
-  const n = cands.length;
-  if (n === 0) return undefined;
-  if (n === 1) return cands[0]?.session;
-  const i = randomIndex(n, random);
-  if (random() < opts.exploreRate) return cands[i]?.session;
-  let j = randomIndex(n - 1, random);
-  if (j >= i) j++;
-  const a = cands[i] as Candidate;
-  const b = cands[j] as Candidate;
-  let best = Number.POSITIVE_INFINITY;
-  for (const c of [a, b]) best = Math.min(best, effectiveLatency(c.session.latencyMs, opts));
-  return candidateCost(b, best, opts) < candidateCost(a, best, opts) ? b.session : a.session;
+  const { within, overflow } = hotkeyCandidates(sessions, routes, modelId, exclude);
+  const pool = within.length > 0 ? within : overflow;
+  if (pool.length === 0) return undefined;
+  const hotkey = chooseHotkey(pool, random, pool === within, opts);
+  return chooseTunnel(hotkey.tunnels, random);
 }
 
 /**

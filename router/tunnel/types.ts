@@ -30,7 +30,11 @@ export interface SessionView {
   readonly models: readonly SessionModel[];
   /** Requests in flight on this session, all models. */
   readonly inFlight: number;
-  /** Smoothed latency estimate in ms (ping RTT blended with TTFT); 0 before any measurement. */
+  /**
+   * Smoothed latency estimate in ms (ping round trips, and samples fed to
+   * TunnelHub.observeLatency); 0 before any measurement. Routing does not
+   * use it: it judges hotkeys by real time to first token (routing/book.ts).
+   */
   readonly latencyMs: number;
   readonly connectedSinceMs: number;
   readonly softwareVersion: string;

@@ -400,8 +400,17 @@ describe("api e2e: failover and miner death", function () {
       }),
     );
     for (const [i, a] of answers.entries()) expect(a).to.equal(backendTokens(`q${i}`, 8).join(""));
-    const events = await router.usage.waitFor(6);
-    expect(events.every((e) => e.minerHotkey === healthy.hotkey && e.outcome === "completed")).to.equal(true);
+    const events = await router.usage.waitUntil(
+      (es) => es.filter((e) => e.outcome === "completed").length >= 6,
+    );
+    const served = events.filter((e) => e.outcome === "completed");
+    expect(served.length).to.equal(6);
+    expect(served.every((e) => e.minerHotkey === healthy.hotkey)).to.equal(true);
+    // Failures of the dying miner earn nothing and count against its success rate.
+    for (const e of events.filter((x) => x.outcome !== "completed")) {
+      expect(e).to.include({ outcome: "failed_early", promptTokens: 0, completionTokens: 0 });
+      expect(e.minerHotkey).to.not.equal(healthy.hotkey);
+    }
     expect(await router.registry.getSingleMetricAsString("tensorclaw_api_failovers_total")).to.match(
       /failovers_total\{model="test-model"\} [1-9]/,
     );
@@ -427,8 +436,15 @@ describe("api e2e: failover and miner death", function () {
     expect(last.error.type).to.equal("api_error");
     expect(["upstream_error", "upstream_timeout"]).to.include(last.error.code);
     expect(text).not.to.contain("[DONE]");
-    // Undelivered work earns nothing: the miner that broke the stream is credited no tokens.
-    expect(router.usage.events).to.deep.equal([]);
+    // Undelivered work earns nothing: the miner that broke the stream is credited no tokens,
+    // and the failure counts against its success rate.
+    const [ev] = await router.usage.waitFor(1);
+    expect(ev).to.include({
+      minerHotkey: only.hotkey,
+      promptTokens: 0,
+      completionTokens: 0,
+      outcome: "failed",
+    });
     // The openai client surfaces it as an error, not a short answer.
     const m2 = await startMiner(router, good.url);
     miners.push(m2);
@@ -445,7 +461,8 @@ describe("api e2e: failover and miner death", function () {
       })(),
     );
     expect(failed.message).to.match(/miner|upstream|time/i);
-    expect(router.usage.events).to.deep.equal([]);
+    const recorded = await router.usage.waitFor(2);
+    expect(recorded.every((e) => e.promptTokens === 0 && e.completionTokens === 0)).to.equal(true);
   });
 });
 

@@ -12,6 +12,7 @@ import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-lim
 import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../router/api/server.js";
 import { loadCatalogueEncodings, ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { ApiMetrics } from "../../router/metrics.js";
+import { RoutingBook } from "../../router/routing/book.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
 import { TunnelHub } from "../../router/tunnel/hub.js";
 import type { TunnelTimings } from "../../router/tunnel/options.js";
@@ -32,7 +33,12 @@ export class RecordingSink implements UsageSink {
 
   /** Resolves once `n` events were recorded. */
   async waitFor(n: number): Promise<UsageEvent[]> {
-    while (this.events.length < n) await new Promise<void>((r) => this.waiters.push(r));
+    return this.waitUntil((events) => events.length >= n);
+  }
+
+  /** Resolves once the recorded events satisfy `done`. */
+  async waitUntil(done: (events: readonly UsageEvent[]) => boolean): Promise<UsageEvent[]> {
+    while (!done(this.events)) await new Promise<void>((r) => this.waiters.push(r));
     return this.events;
   }
 }
@@ -40,6 +46,8 @@ export class RecordingSink implements UsageSink {
 /** A router (hub on gRPC + WS, Business API on HTTP) on 127.0.0.1 port 0. */
 export interface RouterUnderTest {
   readonly hub: TunnelHub;
+  /** The router's routing state (learned limits, breakers, outcomes). */
+  readonly routing: RoutingBook;
   readonly api: RunningApiServer;
   /** Base URL for the openai client (ends in /v1). */
   readonly baseURL: string;
@@ -88,6 +96,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   const usage = new RecordingSink();
   const keys = opts.keyStore === undefined ? undefined : new ApiKeys(opts.keyStore);
   const metrics = new ApiMetrics(registry, { sessions: () => hub.sessions() });
+  const routing = new RoutingBook({ now: () => performance.now(), random: Math.random });
   const api = await startApiServer(
     {
       dispatcher: hub,
@@ -95,12 +104,11 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       limiter: opts.limiter ?? new EmbeddedRateLimiter(),
       metrics,
       clock: Date.now,
-      random: Math.random,
       logger: silentLogger(),
       catalogue: () => catalogue,
       encodings,
       options: { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat },
-      observeLatency: (id, ms) => hub.observeLatency(id, ms),
+      routing,
       keys,
       registry,
       ready: opts.ready ?? (() => true),
@@ -116,6 +124,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   });
   return {
     hub,
+    routing,
     api,
     baseURL: `http://127.0.0.1:${api.port}/v1`,
     grpcUrl: `grpc://127.0.0.1:${grpcPort}`,

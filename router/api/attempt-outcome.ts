@@ -1,0 +1,19 @@
+import type { RoutingOutcome } from "../routing/outcome-window.js";
+import type { Attempt } from "./upstream.js";
+
+/**
+ * How one attempt on one hotkey ended, for the RoutingBook. `retry` means no
+ * output reached the user (another hotkey is tried); `failed` after output
+ * means the answer was cut. Timeouts are deadline cuts, the user going away
+ * is neutral, and a request the backend refused as invalid is the user's
+ * as far as the router can tell. `undefined`: the relay itself threw (the
+ * router's side failed, not the miner), counted as neutral.
+ */
+export function attemptOutcome(result: Attempt | undefined, clientGone: boolean): RoutingOutcome {
+  if (result === undefined) return "cancelled";
+  if (result.kind === "done") return "served";
+  if (clientGone || result.error.code === "cancelled") return "cancelled";
+  if (result.error.code === "upstream_timeout") return "deadline";
+  if (result.error.code === "invalid_request") return "refused";
+  return result.kind === "retry" ? "failed_before_output" : "failed_after_output";
+}
