@@ -7,13 +7,8 @@ import { Redis } from "ioredis";
 import OpenAI, { APIError } from "openai";
 import { type ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api/keys.js";
 import { RedisRateLimiter } from "../../router/api/rate-limiter.js";
-import {
-  type MinerProcess,
-  type RouterUnderTest,
-  startMiner,
-  startRouter,
-  waitForSessions,
-} from "../support/api-harness.js";
+import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
+import { waitForSessions } from "../support/hub-sessions.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 
@@ -433,7 +428,7 @@ describe("api e2e: failover and miner death", function () {
     // The openai client surfaces it as an error, not a short answer.
     const m2 = await startMiner(router, good.url);
     miners.push(m2);
-    await waitForSessions(router.hub, (s) => s.length === 1);
+    await waitForSessions(router.hub, (s) => s.length === 1, "the dead miner's session to close");
     const stream = await client.chat.completions.create({
       model: MODEL,
       messages: [{ role: "user", content: "die again" }],

@@ -13,6 +13,7 @@ import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { ProbeService, pickProbeSession, probeServiceImplementation } from "../../router/services/probe.js";
 import type { SessionView } from "../../router/tunnel/types.js";
 import { seededRandom } from "../support/api-random.js";
+import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { chat, collect, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
 
@@ -188,10 +189,12 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       await collect(user);
       userTraffic = false;
       // The miner's CANCELLED answer frees the slot on the router side.
-      for (let waited = 0; h.hub.sessions()[0]?.inFlight !== 0; waited += 10) {
-        if (waited > 3000) expect.fail("the cancelled request kept its slot");
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await waitForSessions(
+        h.hub,
+        (s) => s[0]?.inFlight === 0,
+        "the cancelled request to free its slot",
+        3000,
+      );
       // A ghost takes no user traffic, but a probe still reaches it and brings it back.
       h.hub.setGhost(minerKey.address, true);
       const res = await call(req());
