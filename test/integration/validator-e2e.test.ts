@@ -90,7 +90,6 @@ describe("validator end to end (real router services, real tunnels)", () => {
     addProbeService(server, auth, {
       dispatcher: hub.hub,
       now: () => performance.now(),
-      wallClock: Date.now,
       random: Math.random,
       logger: silentLogger(),
     });

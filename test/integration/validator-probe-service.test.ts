@@ -13,6 +13,7 @@ import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { ProbeService, pickProbeSession, probeServiceImplementation } from "../../router/services/probe.js";
 import type { SessionView } from "../../router/tunnel/types.js";
 import { seededRandom } from "../support/api-random.js";
+import { FakeClock } from "../support/fake-clock.js";
 import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { chat, collect, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
@@ -35,7 +36,6 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     new ProbeService({
       dispatcher: h.hub,
       now: () => performance.now(),
-      wallClock: Date.now,
       random,
       logger: silentLogger(),
     });
@@ -100,13 +100,30 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
   });
 
   it("times out a silent miner at the requested deadline and ghosts it", async () => {
-    await connectMiner(h, "grpc", minerKey, undefined, { plan: () => ({ chunks: [], end: "hang" }) });
-    const started = Date.now();
-    const res = await service().probe(req({ timeoutMs: 300 }));
-    expect(res).to.include({ ok: false, ghost: true, ttftMs: 0 });
-    expect(res.latencyMs).to.be.at.most(300);
-    expect(Date.now() - started).to.be.lessThan(3000);
+    // Hub and probe on one fake clock (miners sign their hello with the real time).
+    const clock = new FakeClock(Date.now());
+    await h.close();
+    h = await startHub({ clock });
+    const m = await connectMiner(h, "grpc", minerKey, undefined, {
+      plan: () => ({ chunks: [], end: "hang" }),
+    });
+    const probing = new ProbeService({
+      dispatcher: h.hub,
+      now: () => clock.now(),
+      clock,
+      random: Math.random,
+      logger: silentLogger(),
+    }).probe(req({ timeoutMs: 300 }));
+    await m.miner.until(() => m.miner.requests.length === 1);
+    await clock.advance(299);
+    expect(stateOf(minerKey.address), "judged before the deadline").to.deep.equal(["active"]);
+    await clock.advance(1);
+    const res = await probing;
+    expect(res).to.include({ ok: false, ghost: true, ttftMs: 0, latencyMs: 300 });
+    expect(Number(res.finishedAtMs)).to.equal(clock.now());
     expect(stateOf(minerKey.address)).to.deep.equal(["ghost"]);
+    // The probe's own guard (due 50 ms after the deadline) was cleared with the call.
+    expect(clock.scheduled().filter((t) => t.inMs <= 50)).to.deep.equal([]);
   });
 
   it("fails a miner that sends tokens but never finishes cleanly", async () => {
