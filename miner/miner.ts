@@ -4,6 +4,7 @@
  * (transports, clock, randomness, logger) can be injected, so tests run the
  * real thing in-process against a real router.
  */
+import { type Clock, systemClock } from "../common/clock.js";
 import type { FrameChannel } from "../common/frame-channel.js";
 import type { Hotkey } from "../common/identity.js";
 import { type Logger, silentLogger } from "../common/logger.js";
@@ -29,7 +30,8 @@ export interface MinerDeps {
   readonly backend?: Backend;
   readonly backoff?: BackoffPolicy;
   readonly random?: () => number;
-  readonly now?: () => number;
+  /** Wall clock and timers (handshakes, silence watch, backoff, deadlines, health checks). */
+  readonly clock?: Clock;
   /** Opens a channel; default: real gRPC / WebSocket dials. */
   readonly dial?: (endpoint: Endpoint, maxReceiveBytes: number) => FrameChannel;
   /** PEM of an extra CA to trust for grpcs:// and wss:// (besides the public roots). */
@@ -79,6 +81,7 @@ export class Miner {
 
   constructor(settings: MinerSettings, deps: MinerDeps) {
     const log = deps.logger ?? silentLogger();
+    const clock = deps.clock ?? systemClock;
     this.#log = log;
     this.backend = deps.backend ?? backendFromSettings(settings);
     this.catalog = new ModelCatalog({
@@ -91,9 +94,9 @@ export class Miner {
       intervalMs: settings.healthIntervalMs,
       timeoutMs: Math.min(settings.healthIntervalMs, 5000),
       logger: log,
+      clock,
     });
     const dial = deps.dial ?? realDial(deps.extraCaPem);
-    const now = deps.now ?? Date.now;
     this.tunnels = planRouters(settings.router, settings.transport).map(
       (plan) =>
         new TunnelClient({
@@ -103,7 +106,7 @@ export class Miner {
             hotkey: deps.hotkey,
             backend: this.backend,
             offers: () => this.catalog.offers(),
-            now,
+            clock,
             softwareVersion: MINER_SOFTWARE_VERSION,
             handshakeTimeoutMs: settings.connectTimeoutMs,
           },

@@ -5,6 +5,7 @@
  * answers again, the offer is restored. Listeners (the tunnels) hear about
  * every change and send a ModelListUpdate.
  */
+import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import type { ModelOffer } from "../gen/tensorclaw/v1/tunnel.js";
 import type { Backend, DiscoveredModel } from "./backend/backend.js";
@@ -66,6 +67,8 @@ export interface ModelCatalogOptions {
   /** How long one health check may take. */
   readonly timeoutMs: number;
   readonly logger: Logger;
+  /** Timers of the checks; default the system clock. */
+  readonly clock?: Clock;
 }
 
 /** The live model offer. */
@@ -74,12 +77,14 @@ export class ModelCatalog {
   readonly #listeners = new Set<(offers: readonly ModelOffer[]) => void>();
   #offers: readonly ModelOffer[] = [];
   #healthy: boolean | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #inFlight: AbortController | undefined;
   #stopped = false;
+  readonly #clock: Clock;
 
   constructor(opts: ModelCatalogOptions) {
     this.#o = opts;
+    this.#clock = opts.clock ?? systemClock;
   }
 
   /** The models offered now. */
@@ -97,7 +102,10 @@ export class ModelCatalog {
   async refresh(): Promise<void> {
     const ac = new AbortController();
     this.#inFlight = ac;
-    const timer = setTimeout(() => ac.abort(new Error("health check timed out")), this.#o.timeoutMs);
+    const timer = this.#clock.setTimeout(
+      () => ac.abort(new Error("health check timed out")),
+      this.#o.timeoutMs,
+    );
     let discovered: DiscoveredModel[] | undefined;
     let why = "";
     try {
@@ -105,7 +113,7 @@ export class ModelCatalog {
     } catch (err) {
       why = err instanceof Error ? err.message : String(err);
     } finally {
-      clearTimeout(timer);
+      this.#clock.clearTimeout(timer);
       this.#inFlight = undefined;
     }
     if (this.#stopped) return;
@@ -129,7 +137,7 @@ export class ModelCatalog {
   /** Starts the periodic checks (the first one runs after `intervalMs`; call `refresh` first). */
   start(): void {
     const tick = () => {
-      this.#timer = setTimeout(() => {
+      this.#timer = this.#clock.setTimeout(() => {
         void this.refresh().finally(() => {
           if (!this.#stopped) tick();
         });
@@ -141,7 +149,7 @@ export class ModelCatalog {
   /** Stops checking. */
   stop(): void {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
     this.#inFlight?.abort(new Error("stopped"));
   }
 }

@@ -9,6 +9,7 @@
  * the BPE tokenizer over what was actually relayed.
  */
 import { chunkPayloadBytes } from "../common/chunk-credit.js";
+import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import type { InferenceRequest, RequestError, ResponseChunk, Usage } from "../gen/tensorclaw/v1/tunnel.js";
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
@@ -44,12 +45,20 @@ export class RequestRunner {
   readonly #log: Logger;
   readonly #credit: CreditWindow;
   readonly #stop = new RequestStop();
-  #deadline: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #deadline: Timer | undefined;
   /** run() returned: later stops have nothing to stop. */
   #finished = false;
 
-  constructor(req: InferenceRequest, backend: Backend, sink: RequestSink, log: Logger) {
+  constructor(
+    req: InferenceRequest,
+    backend: Backend,
+    sink: RequestSink,
+    log: Logger,
+    clock: Clock = systemClock,
+  ) {
     this.requestId = req.requestId;
+    this.#clock = clock;
     this.model = req.model;
     this.#req = req;
     this.#backend = backend;
@@ -72,9 +81,8 @@ export class RequestRunner {
   async run(): Promise<void> {
     const signal = this.#stop;
     if (this.#req.deadlineMs > 0) {
-      // Timers overflow past 2^31-1 ms (and then fire at once): clamp a huge budget.
-      const ms = Math.min(this.#req.deadlineMs, 0x7fffffff);
-      this.#deadline = setTimeout(() => this.stop({ kind: "deadline" }), ms);
+      // A budget past what a timer holds (2^31-1 ms) is held that long (the Clock contract).
+      this.#deadline = this.#clock.setTimeout(() => this.stop({ kind: "deadline" }), this.#req.deadlineMs);
     }
     const id = this.requestId;
     const counter = new CompletionTokenCounter();
@@ -131,7 +139,7 @@ export class RequestRunner {
     } catch (err) {
       this.#fail(signal.aborted ? (signal.reason as StopReason) : undefined, err);
     } finally {
-      clearTimeout(this.#deadline);
+      this.#clock.clearTimeout(this.#deadline);
       // Later stops are no-ops. Nothing is left to abort: the backend call
       // ended with the loop (its iterator's cleanup released the response),
       // and firing the signal now would only cost an event per request.

@@ -1,3 +1,4 @@
+import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 
 /**
@@ -56,7 +57,8 @@ export interface ChainAdmissionOptions {
   readonly netuid: number;
   /** How often the metagraph is read again. */
   readonly refreshMs: number;
-  readonly clock: () => number;
+  /** Read times and the refresh timer. */
+  readonly clock: Clock;
   readonly logger: Logger;
   /** Called after each successful read (the router re-checks open tunnels). */
   readonly onRefreshed?: () => void;
@@ -72,7 +74,7 @@ export interface ChainAdmissionOptions {
 export class ChainAdmission implements AdmissionPolicy {
   readonly #o: ChainAdmissionOptions;
   #membership: Membership | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #refreshing: Promise<boolean> | undefined;
 
   constructor(opts: ChainAdmissionOptions) {
@@ -105,7 +107,12 @@ export class ChainAdmission implements AdmissionPolicy {
         registered.add(n.hotkey);
         if (n.validatorPermit) permitted.add(n.hotkey);
       }
-      this.#membership = Object.freeze({ block: mg.block, registered, permitted, readAtMs: this.#o.clock() });
+      this.#membership = Object.freeze({
+        block: mg.block,
+        registered,
+        permitted,
+        readAtMs: this.#o.clock.now(),
+      });
       this.#o.logger.debug(
         { netuid: this.#o.netuid, block: mg.block, registered: registered.size, permitted: permitted.size },
         "metagraph refreshed",
@@ -126,16 +133,13 @@ export class ChainAdmission implements AdmissionPolicy {
   /** First read, then a refresh every `refreshMs` until {@link stop}. */
   async start(): Promise<boolean> {
     const ok = await this.refresh();
-    this.#timer = setInterval(() => {
-      void this.refresh();
-    }, this.#o.refreshMs);
     // The timer must not keep a stopping router alive.
-    this.#timer.unref();
+    this.#timer = this.#o.clock.setInterval(() => void this.refresh(), this.#o.refreshMs, { unref: true });
     return ok;
   }
 
   stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#o.clock.clearInterval(this.#timer);
     this.#timer = undefined;
   }
 
@@ -184,7 +188,7 @@ export async function startAdmission(s: AdmissionSettings): Promise<StartedAdmis
     reader: chain,
     netuid: s.netuid,
     refreshMs: s.refreshMs ?? 300_000,
-    clock: Date.now,
+    clock: systemClock,
     logger: s.logger,
     ...(s.onRefreshed === undefined ? {} : { onRefreshed: s.onRefreshed }),
   });

@@ -231,7 +231,6 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     addProbeService(grpcServer, auth, {
       dispatcher: hub,
       now: () => performance.now(),
-      wallClock: Date.now,
       random: Math.random,
       logger,
     });

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Chain } from "../common/chain/chain.js";
+import { systemClock } from "../common/clock.js";
 import { defineCommand } from "../common/command.js";
 import { loadHotkey } from "../common/identity.js";
 import { createLogger } from "../common/logger.js";
@@ -67,7 +68,7 @@ export const validatorCommand = defineCommand({
           weightsIntervalMs: cfg.weightsIntervalS * 1000,
           latencyTiers: parseLatencyTiers(cfg.latencyTiers),
         },
-        clock: Date.now,
+        clock: systemClock,
         randomBytes: (n) => randomBytes(n),
         logger,
         print: io.stdout,

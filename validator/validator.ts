@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Chain, ExtrinsicOutcome, Metagraph } from "../common/chain/chain.js";
+import type { Clock } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import type { ListMinersResponse } from "../gen/tensorclaw/v1/directory.js";
 import type { GetUsageResponse } from "../gen/tensorclaw/v1/usage.js";
@@ -43,7 +43,8 @@ export interface ValidatorDeps {
   /** The validator's own hotkey (SS58). */
   readonly selfHotkey: string;
   readonly settings: ValidatorSettings;
-  readonly clock: () => number;
+  /** Probe and history times, and the loop's waits. */
+  readonly clock: Clock;
   readonly randomBytes: (n: number) => Uint8Array;
   readonly logger: Logger;
   /** Where tables and plans are printed (stdout). */
@@ -103,7 +104,7 @@ export class Validator {
       round = await runProbeRound(router, {
         concurrency: settings.probeConcurrency,
         timeoutMs: settings.probeTimeoutMs,
-        clock,
+        clock: () => clock.now(),
         logger,
         known,
         ...(settings.reconnectGraceMs === undefined ? {} : { reconnectGraceMs: settings.reconnectGraceMs }),
@@ -189,7 +190,7 @@ export class Validator {
       mg === undefined || this.#weightsStep === undefined
         ? { actions: [], outcomes: [] }
         : await this.#weightsStep.run(mg, weights, opts);
-    await store.pruneMiners(this.#d.clock() - (settings.historyRetentionMs ?? WEEK_MS));
+    await store.pruneMiners(this.#d.clock.now() - (settings.historyRetentionMs ?? WEEK_MS));
     return { scores, weights, rows: shown, metagraph: mg, ...step };
   }
 
@@ -209,26 +210,22 @@ export class Validator {
    */
   async run(signal: AbortSignal): Promise<void> {
     const { settings, clock, logger } = this.#d;
-    let nextProbe = clock();
-    let nextWeights = clock();
+    let nextProbe = clock.now();
+    let nextWeights = clock.now();
     while (!signal.aborted) {
-      if (clock() >= nextProbe) {
+      if (clock.now() >= nextProbe) {
         await this.#guard("probe round", () => this.probeRound());
         await this.#guard("reveal check", () => this.revealDue());
-        nextProbe = Math.max(nextProbe + settings.probeIntervalMs, clock());
+        nextProbe = Math.max(nextProbe + settings.probeIntervalMs, clock.now());
       }
       if (signal.aborted) break;
-      if (clock() >= nextWeights) {
+      if (clock.now() >= nextWeights) {
         // A dry run exists to be watched: print the table every pass.
         await this.#guard("scoring pass", () => this.scorePass({ submit: true, print: settings.dryRun }));
-        nextWeights = clock() + settings.weightsIntervalMs;
+        nextWeights = clock.now() + settings.weightsIntervalMs;
       }
-      const wait = Math.max(0, Math.min(nextProbe, nextWeights) - clock());
-      try {
-        await sleep(wait, undefined, { signal });
-      } catch {
-        break;
-      }
+      const wait = Math.max(0, Math.min(nextProbe, nextWeights) - clock.now());
+      await clock.sleep(wait, signal);
     }
     logger.info("validator loop stopped");
   }

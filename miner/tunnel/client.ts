@@ -53,7 +53,8 @@ export class TunnelClient {
   #status: TunnelClientStatus = { state: "backoff", transport: undefined, sessionId: undefined, connects: 0 };
   #session: TunnelSession | undefined;
   #stopped = false;
-  #wake: (() => void) | undefined;
+  /** Ends the backoff sleep early (stop()). */
+  readonly #wake = new AbortController();
   #loop: Promise<void> | undefined;
 
   constructor(opts: TunnelClientOptions) {
@@ -101,7 +102,7 @@ export class TunnelClient {
    */
   async stop(graceMs = 0): Promise<void> {
     this.#stopped = true;
-    this.#wake?.();
+    this.#wake.abort();
     await this.#session?.shutdown(graceMs, "miner shutting down");
     await this.#loop;
   }
@@ -156,7 +157,7 @@ export class TunnelClient {
       }
       this.#set({ state: "backoff", sessionId: undefined });
       this.#log.info({ seconds: Math.round(delayMs / 100) / 10 }, `backoff ${(delayMs / 1000).toFixed(1)} s`);
-      await this.#sleep(delayMs);
+      await this.#o.session.clock.sleep(delayMs, this.#wake.signal);
     }
     this.#set({ state: "stopped", sessionId: undefined });
   }
@@ -186,17 +187,5 @@ export class TunnelClient {
     } finally {
       this.#session = undefined;
     }
-  }
-
-  #sleep(ms: number): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
   }
 }

@@ -3,6 +3,7 @@
  * runs it: what a session needs (TunnelSessionDeps) and how its tunnel
  * ended (SessionEnd), which the client turns into a reconnect decision.
  */
+import type { Clock } from "../../common/clock.js";
 import type { FrameChannel } from "../../common/frame-channel.js";
 import type { Hotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
@@ -37,8 +38,8 @@ export interface TunnelSessionDeps {
   readonly backend: Backend;
   /** The models to offer right now. */
   readonly offers: () => readonly ModelOffer[];
-  /** Unix ms wall clock (signs the Hello and measures uptime). */
-  readonly now: () => number;
+  /** Wall clock (signs the Hello, measures uptime) and the timers of the session and its requests. */
+  readonly clock: Clock;
   readonly logger: Logger;
   readonly softwareVersion: string;
   /** How long to wait for the Challenge, then for Accept. */

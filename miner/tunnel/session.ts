@@ -69,11 +69,13 @@ export class TunnelSession {
     this.#done = new Promise((resolve) => {
       this.#resolve = resolve;
     });
-    this.#watchdog = new TunnelWatchdog({
-      now: () => this.#d.now(),
-      lastHeardMs: () => this.#lastHeardMs,
-      expire: (why) => this.#protocolEnd("timeout", why),
-    });
+    this.#watchdog = new TunnelWatchdog(
+      {
+        lastHeardMs: () => this.#lastHeardMs,
+        expire: (why) => this.#protocolEnd("timeout", why),
+      },
+      deps.clock,
+    );
   }
 
   /** Requests in flight. */
@@ -125,9 +127,9 @@ export class TunnelSession {
     } else {
       this.updateModels([]);
       this.#draining ??= { reconnectAfterMs: 0, reason };
-      const timer = setTimeout(() => this.stop(`${reason}: grace period over`), graceMs);
+      const timer = this.#d.clock.setTimeout(() => this.stop(`${reason}: grace period over`), graceMs);
       await this.#done;
-      clearTimeout(timer);
+      this.#d.clock.clearTimeout(timer);
     }
     await this.#done;
   }
@@ -139,7 +141,7 @@ export class TunnelSession {
 
   #onMessage(bytes: Uint8Array): void {
     if (this.#ended) return;
-    this.#lastHeardMs = this.#d.now();
+    this.#lastHeardMs = this.#d.clock.now();
     let msg: ConnectResponse;
     try {
       msg = ConnectResponse.decode(bytes);
@@ -226,7 +228,7 @@ export class TunnelSession {
       this.#protocolEnd("invalid", fault);
       return;
     }
-    const now = this.#d.now();
+    const now = this.#d.clock.now();
     const skewMs = clockSkewMs(c, now);
     if (skewMs !== undefined && Math.abs(skewMs) > CLOCK_SKEW_WARN_MS) {
       // Routers refuse hellos outside a ~30 s window: say why before the Reject does.
@@ -243,7 +245,7 @@ export class TunnelSession {
 
   #goLive(sessionId: string, maxMessageBytes: number, pingIntervalMs: number, maxMissedPongs: number): void {
     this.#phase = "live";
-    this.#liveSinceMs = this.#d.now();
+    this.#liveSinceMs = this.#d.clock.now();
     const ch = this.#d.channel;
     this.#batcher = new FrameBatcher<MinerFrame>({
       encode: (f) => MinerFrame.encode(f).finish(),
@@ -281,7 +283,7 @@ export class TunnelSession {
       fail(RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED, "the model is at its concurrency limit");
       return;
     }
-    const runner = new RequestRunner(req, this.#d.backend, this.#sink(), this.#d.logger);
+    const runner = new RequestRunner(req, this.#d.backend, this.#sink(), this.#d.logger, this.#d.clock);
     this.#runners.set(id, runner);
     this.#perModel.set(req.model, busy + 1);
     void runner.run().finally(() => {
@@ -328,7 +330,7 @@ export class TunnelSession {
     if (d === undefined) return;
     this.#finish({
       kind: "drained",
-      connectedForMs: this.#d.now() - this.#liveSinceMs,
+      connectedForMs: this.#d.clock.now() - this.#liveSinceMs,
       reconnectAfterMs: d.reconnectAfterMs,
       reason: d.reason,
     });
@@ -339,7 +341,7 @@ export class TunnelSession {
     this.#watchdog.stop();
     const reason = `${info.remote ? "closed by peer" : "closed"}: ${info.kind}${info.reason === "" ? "" : ` (${info.reason})`}`;
     if (this.#phase === "live") {
-      this.#finish({ kind: "closed", connectedForMs: this.#d.now() - this.#liveSinceMs, reason });
+      this.#finish({ kind: "closed", connectedForMs: this.#d.clock.now() - this.#liveSinceMs, reason });
     } else {
       this.#finish({ kind: "not_established", reason });
     }

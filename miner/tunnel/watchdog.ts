@@ -8,10 +8,10 @@
  * fires, so it costs nothing per frame.
  */
 
+import type { Clock, Timer } from "../../common/clock.js";
+
 /** What the watchdog needs from its session. */
 export interface WatchdogHost {
-  /** Unix ms wall clock. */
-  now(): number;
   /** When the last message from the router arrived (Unix ms). */
   lastHeardMs(): number;
   /** A deadline passed or the router went silent: end the tunnel. */
@@ -21,23 +21,24 @@ export interface WatchdogHost {
 /** The one timer of a miner-side tunnel session. */
 export class TunnelWatchdog {
   readonly #host: WatchdogHost;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #timer: Timer | undefined;
   #silenceMs = 0;
 
-  constructor(host: WatchdogHost) {
+  constructor(host: WatchdogHost, clock: Clock) {
     this.#host = host;
+    this.#clock = clock;
   }
 
   /** Expires with `why` after `ms`, replacing any earlier deadline. */
   arm(ms: number, why: string): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#host.expire(why), ms);
-    this.#timer.unref?.();
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = this.#clock.setTimeout(() => this.#host.expire(why), ms, { unref: true });
   }
 
   /** Cancels the pending deadline or silence check. */
   stop(): void {
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
   }
 
   /**
@@ -52,12 +53,11 @@ export class TunnelWatchdog {
   }
 
   #watchSilence(): void {
-    const left = this.#host.lastHeardMs() + this.#silenceMs - this.#host.now();
+    const left = this.#host.lastHeardMs() + this.#silenceMs - this.#clock.now();
     if (left <= 0) {
       this.#host.expire("the router went silent");
       return;
     }
-    this.#timer = setTimeout(() => this.#watchSilence(), left);
-    this.#timer.unref?.();
+    this.#timer = this.#clock.setTimeout(() => this.#watchSilence(), left, { unref: true });
   }
 }

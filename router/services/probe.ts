@@ -1,4 +1,5 @@
 import type { handleUnaryCall, Server } from "@grpc/grpc-js";
+import { type Clock, systemClock } from "../../common/clock.js";
 import { TensorClawError, toGrpcError } from "../../common/errors.js";
 import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
@@ -26,8 +27,8 @@ export interface ProbeServiceDeps {
   readonly dispatcher: TunnelDispatcher;
   /** Monotonic-enough ms clock for measuring (performance.now is fine). */
   readonly now: () => number;
-  /** Unix ms, for `finished_at_ms`. */
-  readonly wallClock: () => number;
+  /** Unix ms for `finished_at_ms`, and the probe's own guard timer; default the system clock. */
+  readonly clock?: Clock;
   /** Uniform in [0, 1): prompt text and model choice. */
   readonly random: () => number;
   readonly logger: Logger;
@@ -139,7 +140,7 @@ export class ProbeService {
       error: `not probeable for ${misses} probes in a row`,
       model: first.model,
       sessionId: first.session.sessionId,
-      finishedAtMs: BigInt(Math.floor(this.#d.wallClock())),
+      finishedAtMs: BigInt(Math.floor((this.#d.clock ?? systemClock).now())),
     });
   }
 
@@ -173,7 +174,8 @@ export class ProbeService {
     let clean = false;
     const abort = new AbortController();
     // Our own guard: the call must end at the deadline even if the tunnel misbehaves.
-    const guard = setTimeout(() => abort.abort(), timeoutMs + 50);
+    const clock = this.#d.clock ?? systemClock;
+    const guard = clock.setTimeout(() => abort.abort(), timeoutMs + 50);
     let call: InferenceCall;
     try {
       call = this.#d.dispatcher.dispatch(session.sessionId, model, chat, {
@@ -183,7 +185,7 @@ export class ProbeService {
         probe: true,
       });
     } catch (err) {
-      clearTimeout(guard);
+      clock.clearTimeout(guard);
       // Probe slot taken, or the tunnel left since the snapshot: the router could not probe here.
       if (err instanceof TensorClawError && err.code === "no_capacity") return "busy";
       throw err;
@@ -208,7 +210,7 @@ export class ProbeService {
     } catch (err) {
       error = err instanceof TensorClawError ? `${err.code}: ${err.message}` : "probe stream failed";
     } finally {
-      clearTimeout(guard);
+      clock.clearTimeout(guard);
     }
     const latencyMs = Math.min(this.#d.now() - started, timeoutMs);
     const late = this.#d.now() - started > timeoutMs;
@@ -223,7 +225,7 @@ export class ProbeService {
       error: ok ? "" : error,
       model,
       sessionId: session.sessionId,
-      finishedAtMs: BigInt(Math.floor(this.#d.wallClock())),
+      finishedAtMs: BigInt(Math.floor(clock.now())),
     };
   }
 }

@@ -1,4 +1,5 @@
 import { chunkPayloadBytes } from "../../common/chunk-credit.js";
+import { type Clock, systemClock, type Timer } from "../../common/clock.js";
 import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { InferenceCall, RelayedText, TunnelEvent } from "./types.js";
 
@@ -21,9 +22,6 @@ export interface CallLimits {
   /** How long a cancelled request keeps its concurrency slot waiting for the miner's terminal frame. */
   readonly cancelGraceMs: number;
 }
-
-/** Longest delay setTimeout honours; a longer one fires after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
@@ -61,15 +59,23 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   #finished = false;
   /** The miner sent its terminal frame, or we stopped waiting for it. */
   #minerDone = false;
-  #deadlineTimer: NodeJS.Timeout | undefined;
-  #graceTimer: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #deadlineTimer: Timer | undefined;
+  #graceTimer: Timer | undefined;
   #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => {
     this.#abandon(RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED, "the caller went away");
   };
 
-  constructor(requestId: number, model: string, host: CallHost, limits: CallLimits) {
+  constructor(
+    requestId: number,
+    model: string,
+    host: CallHost,
+    limits: CallLimits,
+    clock: Clock = systemClock,
+  ) {
     this.requestId = requestId;
+    this.#clock = clock;
     this.model = model;
     this.#host = host;
     this.#limits = limits;
@@ -81,16 +87,16 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   /**
    * Starts the deadline and the abort listener. Called once the request frame is queued.
    * A deadline past what a timer can hold (2^31-1 ms, about 24.8 days; the wire allows
-   * 2^32-1) is held for that long instead: Node fires an overflowing timer at once.
+   * 2^32-1) is held for that long instead (the Clock contract).
    */
   arm(deadlineMs: number, signal: AbortSignal | undefined): void {
-    this.#deadlineTimer = setTimeout(
+    this.#deadlineTimer = this.#clock.setTimeout(
       () => {
         this.#abandon(RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT, `deadline of ${deadlineMs} ms exceeded`);
       },
-      Math.min(deadlineMs, MAX_TIMER_MS),
+      deadlineMs,
+      { unref: true },
     );
-    this.#deadlineTimer.unref();
     if (signal !== undefined) {
       this.#signal = signal;
       signal.addEventListener("abort", this.#onAbort, { once: true });
@@ -275,8 +281,9 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
 
   #startGrace(): void {
     if (this.#minerDone || this.#graceTimer !== undefined) return;
-    this.#graceTimer = setTimeout(() => this.#minerFinished(), this.#limits.cancelGraceMs);
-    this.#graceTimer.unref();
+    this.#graceTimer = this.#clock.setTimeout(() => this.#minerFinished(), this.#limits.cancelGraceMs, {
+      unref: true,
+    });
   }
 
   #minerFinished(): void {
@@ -288,7 +295,7 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
 
   #clearTimers(includingGrace: boolean): void {
     if (this.#deadlineTimer !== undefined) {
-      clearTimeout(this.#deadlineTimer);
+      this.#clock.clearTimeout(this.#deadlineTimer);
       this.#deadlineTimer = undefined;
     }
     if (this.#signal !== undefined) {
@@ -296,7 +303,7 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
       this.#signal = undefined;
     }
     if (includingGrace && this.#graceTimer !== undefined) {
-      clearTimeout(this.#graceTimer);
+      this.#clock.clearTimeout(this.#graceTimer);
       this.#graceTimer = undefined;
     }
   }

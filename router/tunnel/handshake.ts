@@ -5,12 +5,13 @@
  * of that fails. An admitted Hello goes back to the TunnelSession, which
  * sends Accept and goes live. Runs once per tunnel, before any request.
  */
+import type { Clock, Timer } from "../../common/clock.js";
 import type { ChannelCloseKind } from "../../common/frame-channel.js";
 import type { Logger } from "../../common/logger.js";
 import type { ReplayCache } from "../../common/replay-cache.js";
 import { type Hello, RejectReason, type RouterFrame } from "../../gen/tensorclaw/v1/tunnel.js";
 import { judgeHello, type Offer, TUNNEL_PROTOCOL_VERSION } from "./hello.js";
-import type { AdmitHotkey, Clock, TunnelTimings } from "./options.js";
+import type { AdmitHotkey, TunnelTimings } from "./options.js";
 import type { SessionPhase } from "./types.js";
 
 /** What a handshake depends on (a part of the session's deps). */
@@ -40,7 +41,7 @@ export interface HandshakeHost {
 export class TunnelHandshake {
   readonly #d: HandshakeDeps;
   readonly #host: HandshakeHost;
-  #helloTimer: NodeJS.Timeout | undefined;
+  #helloTimer: Timer | undefined;
 
   constructor(deps: HandshakeDeps, host: HandshakeHost) {
     this.#d = deps;
@@ -60,10 +61,11 @@ export class TunnelHandshake {
         serverTimeMs: BigInt(this.#d.clock.now()),
       },
     });
-    this.#helloTimer = setTimeout(() => {
-      this.#host.close("timeout", `no Hello within ${t.helloTimeoutMs} ms`);
-    }, t.helloTimeoutMs);
-    this.#helloTimer.unref();
+    this.#helloTimer = this.#d.clock.setTimeout(
+      () => this.#host.close("timeout", `no Hello within ${t.helloTimeoutMs} ms`),
+      t.helloTimeoutMs,
+      { unref: true },
+    );
   }
 
   /**
@@ -95,13 +97,13 @@ export class TunnelHandshake {
       this.#reject(RejectReason.REJECT_REASON_NOT_ADMITTED, `hotkey ${verdict.hotkey} is not admitted`);
       return;
     }
-    clearTimeout(this.#helloTimer);
+    this.#d.clock.clearTimeout(this.#helloTimer);
     this.#host.accepted(verdict.hotkey, verdict.offers, hello.softwareVersion);
   }
 
   /** Stops the hello timer (the session closed). */
   stop(): void {
-    clearTimeout(this.#helloTimer);
+    this.#d.clock.clearTimeout(this.#helloTimer);
   }
 
   #reject(reason: RejectReason, message: string, retryAfterMs = 0): void {

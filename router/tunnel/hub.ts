@@ -1,4 +1,5 @@
 import { randomBytes as nodeRandomBytes } from "node:crypto";
+import { type Clock, systemClock } from "../../common/clock.js";
 import { TensorClawError } from "../../common/errors.js";
 import type { ChannelClosed, FrameChannel } from "../../common/frame-channel.js";
 import { type Logger, silentLogger } from "../../common/logger.js";
@@ -6,13 +7,7 @@ import { ReplayCache } from "../../common/replay-cache.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import { ConnectResponse, RejectReason } from "../../gen/tensorclaw/v1/tunnel.js";
 import { TUNNEL_PROTOCOL_VERSION } from "./hello.js";
-import {
-  type AdmitHotkey,
-  type Clock,
-  resolveTimings,
-  type TunnelHubOptions,
-  type TunnelTimings,
-} from "./options.js";
+import { type AdmitHotkey, resolveTimings, type TunnelHubOptions, type TunnelTimings } from "./options.js";
 import { type ModelFilter, ROUTE_EVERY_MODEL, TunnelSession } from "./session.js";
 import type { DispatchOptions, InferenceCall, SessionView, TunnelDispatcher } from "./types.js";
 
@@ -36,6 +31,7 @@ export class TunnelHub implements TunnelDispatcher {
   readonly #live = new Map<string, TunnelSession>();
   readonly #ghosts = new Set<string>();
   readonly #closeWaiters = new Set<() => void>();
+  readonly #changeListeners = new Set<() => void>();
   #draining = false;
   #nextSession = 0;
   #models: ModelFilter = ROUTE_EVERY_MODEL;
@@ -45,7 +41,7 @@ export class TunnelHub implements TunnelDispatcher {
     if (opts.routerId === "") throw new RangeError("routerId must not be empty");
     this.routerId = opts.routerId;
     this.timings = resolveTimings(opts.timings);
-    this.#clock = opts.clock ?? { now: () => Date.now() };
+    this.#clock = opts.clock ?? systemClock;
     this.#random = opts.randomBytes ?? ((n) => nodeRandomBytes(n));
     this.#logger = opts.logger ?? silentLogger();
     this.#admit = opts.admit ?? (() => true);
@@ -79,7 +75,9 @@ export class TunnelHub implements TunnelDispatcher {
       events: {
         live: (s) => {
           this.#live.set(s.sessionId, s);
+          this.#changed();
         },
+        changed: () => this.#changed(),
         closed: (s, info) => this.#onClosed(s, info),
       },
     });
@@ -92,6 +90,17 @@ export class TunnelHub implements TunnelDispatcher {
     const out: SessionView[] = [];
     for (const s of this.#live.values()) out.push(s.view());
     return out;
+  }
+
+  /**
+   * Calls `listener` after anything that may change what `sessions()`
+   * returns: a session going live or closing, a slot taken or freed, a new
+   * model list, a latency sample, ghost or drain. Returns an unsubscribe
+   * function. Lets a watcher wait for a state instead of polling for it.
+   */
+  onChange(listener: () => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
   }
 
   /** Sends a chat request to one session (see TunnelDispatcher). */
@@ -180,9 +189,24 @@ export class TunnelHub implements TunnelDispatcher {
     return new Promise((resolve) => this.#closeWaiters.add(resolve));
   }
 
+  #changed(): void {
+    if (this.#changeListeners.size === 0) return;
+    for (const l of [...this.#changeListeners]) {
+      try {
+        l();
+      } catch (err) {
+        // A watcher's bug must not break the session that reported the change.
+        this.#logger.error({ err }, "tunnel hub change listener failed");
+      }
+    }
+  }
+
   #onClosed(session: TunnelSession, _info: ChannelClosed): void {
     this.#all.delete(session);
-    if (this.#live.get(session.sessionId) === session) this.#live.delete(session.sessionId);
+    if (this.#live.get(session.sessionId) === session) {
+      this.#live.delete(session.sessionId);
+      this.#changed();
+    }
     if (this.#all.size === 0) {
       for (const w of this.#closeWaiters) w();
       this.#closeWaiters.clear();

@@ -1,3 +1,4 @@
+import type { Clock } from "../../common/clock.js";
 import type { Logger } from "../../common/logger.js";
 
 /** Timing and size limits of the tunnel hub. Units are in the names. */
@@ -35,11 +36,6 @@ export const DEFAULT_TUNNEL_TIMINGS: TunnelTimings = Object.freeze({
   cancelGraceMs: 5_000,
 });
 
-/** A wall clock in Unix ms (injected so tests control freshness). */
-export interface Clock {
-  now(): number;
-}
-
 /** Decides whether a verified hotkey may serve (chain registration, allow-list, bans). */
 export type AdmitHotkey = (hotkey: string) => boolean | Promise<boolean>;
 
@@ -47,6 +43,7 @@ export type AdmitHotkey = (hotkey: string) => boolean | Promise<boolean>;
 export interface TunnelHubOptions {
   /** Stable identity of this router, signed by miners in their Hello. */
   readonly routerId: string;
+  /** Wall clock and timers (hello, ping, drain, deadlines); default the system clock. */
   readonly clock?: Clock;
   /** Cryptographic random bytes (challenge nonces, session ids). */
   readonly randomBytes?: (n: number) => Uint8Array;

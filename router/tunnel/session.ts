@@ -1,4 +1,5 @@
 import { BinaryReader } from "@bufbuild/protobuf/wire";
+import type { Timer } from "../../common/clock.js";
 import { TensorClawError } from "../../common/errors.js";
 import { FrameBatcher } from "../../common/frame-batcher.js";
 import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../../common/frame-channel.js";
@@ -21,6 +22,8 @@ export type { SessionPhase } from "./types.js";
 export interface SessionEvents {
   /** The hello was accepted; the session may now be dispatched to. */
   live(session: TunnelSession): void;
+  /** Something `view()` shows changed (slots, models, latency, ghost, drain). */
+  changed(session: TunnelSession): void;
   /** The session ended (whatever the phase). Runs once. */
   closed(session: TunnelSession, info: ChannelClosed): void;
 }
@@ -77,8 +80,8 @@ export class TunnelSession {
   #slotsTotal = 0;
   #nextRequestId = 1;
   readonly #handshake: TunnelHandshake;
-  #pingTimer: NodeJS.Timeout | undefined;
-  #drainTimer: NodeJS.Timeout | undefined;
+  #pingTimer: Timer | undefined;
+  #drainTimer: Timer | undefined;
   readonly #liveness: LivenessTracker;
 
   constructor(deps: SessionDeps) {
@@ -185,11 +188,13 @@ export class TunnelSession {
   /** Marks the session ghost (no traffic) or active again. */
   setGhost(ghost: boolean): void {
     this.#ghost = ghost;
+    this.#d.events.changed(this);
   }
 
   /** Blends a latency sample (ms) into the estimate (ping RTT or a caller's TTFT). */
   observeLatency(ms: number): void {
     this.#liveness.observe(ms);
+    this.#d.events.changed(this);
   }
 
   /**
@@ -235,15 +240,19 @@ export class TunnelSession {
     } catch (cause) {
       throw new TensorClawError("payload_too_large", "the request is too large for the tunnel", { cause });
     }
-    const call = new TunnelCall(requestId, offered, this.#callHost, {
-      initialCreditBytes,
-      cancelGraceMs: this.#d.timings.cancelGraceMs,
-    });
+    const call = new TunnelCall(
+      requestId,
+      offered,
+      this.#callHost,
+      { initialCreditBytes, cancelGraceMs: this.#d.timings.cancelGraceMs },
+      this.#d.clock,
+    );
     this.#calls.set(requestId, call);
     if (opts.probe === true) this.#probe = call;
     this.#slots.set(offered, (this.#slots.get(offered) ?? 0) + 1);
     this.#slotsTotal++;
     call.arm(deadlineMs, opts.signal);
+    this.#d.events.changed(this);
     return call;
   }
 
@@ -262,10 +271,12 @@ export class TunnelSession {
       $case: "drain",
       value: { reconnectAfterMs: this.#d.timings.drainReconnectAfterMs, reason },
     });
-    this.#drainTimer = setTimeout(() => {
-      this.close("going_away", `drain grace of ${this.#d.timings.drainGraceMs} ms expired`);
-    }, this.#d.timings.drainGraceMs);
-    this.#drainTimer.unref();
+    this.#drainTimer = this.#d.clock.setTimeout(
+      () => this.close("going_away", `drain grace of ${this.#d.timings.drainGraceMs} ms expired`),
+      this.#d.timings.drainGraceMs,
+      { unref: true },
+    );
+    this.#d.events.changed(this);
     this.#maybeFinishDrain();
   }
 
@@ -326,7 +337,8 @@ export class TunnelSession {
         this.#calls.get(kind.value.requestId)?.onError(kind.value.code, kind.value.message);
         return;
       case "pong":
-        this.#liveness.pong(kind.value.seq, this.#d.clock.now());
+        if (this.#liveness.pong(kind.value.seq, this.#d.clock.now()) !== undefined)
+          this.#d.events.changed(this);
         return;
       case "models": {
         const offers = validateOffers(kind.value.models);
@@ -336,6 +348,7 @@ export class TunnelSession {
         }
         this.#offers = offers;
         this.applyModelFilter();
+        this.#d.events.changed(this);
         return;
       }
       case "hello":
@@ -366,8 +379,7 @@ export class TunnelSession {
       },
     });
     this.applyModelFilter();
-    this.#pingTimer = setInterval(() => this.#ping(), t.pingIntervalMs);
-    this.#pingTimer.unref();
+    this.#pingTimer = this.#d.clock.setInterval(() => this.#ping(), t.pingIntervalMs, { unref: true });
     this.#d.logger.info(
       {
         sessionId: this.sessionId,
@@ -404,6 +416,7 @@ export class TunnelSession {
       if (n <= 0) this.#slots.delete(call.model);
       else this.#slots.set(call.model, n);
       this.#slotsTotal--;
+      this.#d.events.changed(this);
       this.#maybeFinishDrain();
     },
   };
@@ -421,8 +434,8 @@ export class TunnelSession {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
     this.#handshake.stop();
-    clearInterval(this.#pingTimer);
-    clearTimeout(this.#drainTimer);
+    this.#d.clock.clearInterval(this.#pingTimer);
+    this.#d.clock.clearTimeout(this.#drainTimer);
     this.#batcher.close();
     const calls = [...this.#calls.values()];
     for (const call of calls) {

@@ -1,3 +1,4 @@
+import { type Clock, systemClock, type Timer } from "../../common/clock.js";
 import type { Logger } from "../../common/logger.js";
 import { silentLogger } from "../../common/logger.js";
 import { isValidEvent, type RecordResult, type UsageLedger } from "../ledger/ledger.js";
@@ -52,7 +53,8 @@ export interface UsageRecorderOptions {
   readonly ledger: UsageLedger;
   /** Durable fallback; undefined for the embedded ledger. */
   readonly spool?: UsageSpool | undefined;
-  readonly clock?: () => number;
+  /** Arrival times, the ledger's clock, retry pauses and call timeouts; default the system clock. */
+  readonly clock?: Clock;
   readonly logger?: Logger;
   /** Events per ledger call (default 5000). */
   readonly batchSize?: number;
@@ -70,7 +72,7 @@ export interface UsageRecorderOptions {
 export class UsageRecorder implements UsageSink {
   readonly #ledger: UsageLedger;
   readonly #spool: UsageSpool | undefined;
-  readonly #clock: () => number;
+  readonly #clock: Clock;
   readonly #log: Logger;
   readonly #batchSize: number;
   readonly #maxQueued: number;
@@ -90,7 +92,7 @@ export class UsageRecorder implements UsageSink {
   #degradedSince: number | undefined;
   #running = false;
   #scheduled = false;
-  #retryTimer: NodeJS.Timeout | undefined;
+  #retryTimer: Timer | undefined;
   #retryMs: number;
   #closed = false;
   #waiters: (() => void)[] = [];
@@ -101,7 +103,7 @@ export class UsageRecorder implements UsageSink {
   constructor(options: UsageRecorderOptions) {
     this.#ledger = options.ledger;
     this.#spool = options.spool;
-    this.#clock = options.clock ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
     this.#log = options.logger ?? silentLogger();
     this.#batchSize = options.batchSize ?? 5000;
     this.#maxInFlight = options.maxInFlight ?? 2;
@@ -113,7 +115,7 @@ export class UsageRecorder implements UsageSink {
     // A spool left by a previous run is replayed first, in order.
     this.#degraded = (this.#spool?.depth ?? 0) > 0;
     if (this.#degraded) {
-      this.#degradedSince = this.#clock();
+      this.#degradedSince = this.#clock.now();
       this.#schedule();
     }
   }
@@ -132,7 +134,7 @@ export class UsageRecorder implements UsageSink {
       return;
     }
     this.#queue.push(event);
-    this.#arrivals.push(this.#clock());
+    this.#arrivals.push(this.#clock.now());
     this.#schedule();
   }
 
@@ -157,7 +159,7 @@ export class UsageRecorder implements UsageSink {
    * written to it (queued, in flight, or in the spool); 0 when caught up.
    */
   lagMs(): number {
-    const now = this.#clock();
+    const now = this.#clock.now();
     let oldest = this.#arrivals[this.#head] ?? Number.POSITIVE_INFINITY;
     for (const t of this.#inFlightSince.values()) oldest = Math.min(oldest, t);
     if (this.#degraded) oldest = Math.min(oldest, this.#degradedSince ?? now);
@@ -187,7 +189,7 @@ export class UsageRecorder implements UsageSink {
   /** Stops taking events and writes what is queued to the ledger, or else to the spool. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#clock.clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     while (this.#running) await new Promise((r) => setImmediate(r));
     if (this.#queued > 0) {
@@ -245,7 +247,7 @@ export class UsageRecorder implements UsageSink {
           // Up to #maxInFlight direct batches overlap, so the router encodes
           // the next batch while Redis runs the previous one. Order between
           // them does not matter: the ledger is additive and idempotent.
-          const since = this.#arrivals[this.#head] ?? this.#clock();
+          const since = this.#arrivals[this.#head] ?? this.#clock.now();
           const p = this.#direct(this.#take(), since).finally(() => {
             inFlight.delete(p);
             this.#inFlightSince.delete(p);
@@ -327,20 +329,23 @@ export class UsageRecorder implements UsageSink {
     if (this.#retryTimer !== undefined || this.#closed) return;
     const delay = this.#retryMs;
     this.#retryMs = Math.min(this.#retryMaxMs, this.#retryMs * 2);
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      void this.#pump();
-    }, delay);
-    this.#retryTimer.unref();
+    this.#retryTimer = this.#clock.setTimeout(
+      () => {
+        this.#retryTimer = undefined;
+        void this.#pump();
+      },
+      delay,
+      { unref: true },
+    );
   }
 
   async #toLedger(batch: readonly UsageEvent[]): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("ledger call timed out")), this.#timeoutMs);
+        timer = this.#clock.setTimeout(() => reject(new Error("ledger call timed out")), this.#timeoutMs);
       });
-      const r: RecordResult = await Promise.race([this.#ledger.record(batch, this.#clock()), timeout]);
+      const r: RecordResult = await Promise.race([this.#ledger.record(batch, this.#clock.now()), timeout]);
       this.#stats.counted += r.counted;
       this.#stats.duplicates += r.duplicates;
       this.#stats.expired += r.expired;
@@ -352,7 +357,7 @@ export class UsageRecorder implements UsageSink {
       if (this.#ledgerErrors === 1 || !this.#degraded) this.#log.warn({ err }, "usage ledger write failed");
       return false;
     } finally {
-      clearTimeout(timer);
+      this.#clock.clearTimeout(timer);
     }
   }
 

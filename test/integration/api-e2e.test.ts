@@ -7,14 +7,10 @@ import { Redis } from "ioredis";
 import OpenAI, { APIError } from "openai";
 import { type ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api/keys.js";
 import { RedisRateLimiter } from "../../router/api/rate-limiter.js";
-import {
-  type MinerProcess,
-  type RouterUnderTest,
-  startMiner,
-  startRouter,
-  waitForSessions,
-} from "../support/api-harness.js";
+import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
+import { waitForSessions } from "../support/hub-sessions.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
+import { pollUntil } from "../support/poll.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 
 const MODEL = "test-model";
@@ -226,13 +222,18 @@ describe("api e2e: openai client → router → tunnel → real miner → backen
       body: unknown;
     };
     expect(JSON.stringify(rec.body)).to.contain("firehose");
-    // Wait for the backend to stall (no event marks "no progress": poll until a 300 ms window shows none):
-    // its writes block once the router stops reading this request's events and the miner runs out of credit.
+    // Wait for the backend to stall: its writes block once the router stops reading this
+    // request's events and the miner (a child process) runs out of credit. No event marks
+    // "no progress", so this polls until a 300 ms interval shows none.
     let last = -1;
-    while (rec.completionTokens !== last) {
-      last = rec.completionTokens;
-      await new Promise((r) => setTimeout(r, 300));
-    }
+    await pollUntil(
+      () => {
+        const stalled = rec.completionTokens === last;
+        last = rec.completionTokens;
+        return stalled;
+      },
+      { what: "the firehose backend to stall", timeoutMs: 15_000, intervalMs: 300 },
+    );
     expect(rec.completionTokens).to.be.lessThan(60_000);
     // The shared tunnel still serves others at full speed.
     const other = await client.chat.completions.create({
@@ -448,7 +449,7 @@ describe("api e2e: failover and miner death", function () {
     // The openai client surfaces it as an error, not a short answer.
     const m2 = await startMiner(router, good.url);
     miners.push(m2);
-    await waitForSessions(router.hub, (s) => s.length === 1);
+    await waitForSessions(router.hub, (s) => s.length === 1, "the dead miner's session to close");
     const stream = await client.chat.completions.create({
       model: MODEL,
       messages: [{ role: "user", content: "die again" }],

@@ -18,6 +18,7 @@ import {
 } from "../support/ledger-redis-server.js";
 import { memoryLogger } from "../support/memory-logger.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
+import { pollUntil } from "../support/poll.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 
 const MODEL = "test-model";
@@ -61,14 +62,19 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
     await redis.restart(); // no-op unless a test left it killed
   });
 
-  /** Calls `reserve` with an unlimited key (which takes nothing) until the limiter is back on Redis. */
+  /**
+   * Calls `reserve` with an unlimited key (which takes nothing) until the limiter is back on
+   * Redis: the limiter probes Redis on calls (at most every 20 ms here), and the restarted
+   * redis-server and the client's reconnect are another process's doing, so this polls.
+   */
   async function untilShared(limiter: FailoverRateLimiter): Promise<void> {
-    const deadline = Date.now() + 10_000;
-    while (limiter.degraded) {
-      if (Date.now() > deadline) throw new Error("the limiter never went back to Redis");
-      await limiter.reserve("poll", { requestsPerMinute: 0, tokensPerMinute: 0 }, 0, Date.now());
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await pollUntil(
+      async () => {
+        await limiter.reserve("poll", { requestsPerMinute: 0, tokensPerMinute: 0 }, 0, Date.now());
+        return !limiter.degraded;
+      },
+      { what: "the limiter to go back to Redis", timeoutMs: 10_000, intervalMs: 25 },
+    );
   }
 
   it("holds the limits per process during an outage, warns once per outage, then goes back to Redis", async () => {

@@ -2,13 +2,8 @@ import { expect } from "chai";
 import OpenAI from "openai";
 import type { Hotkey } from "../../common/identity.js";
 import { type MinerFrame, RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import {
-  type MinerProcess,
-  type RouterUnderTest,
-  startMiner,
-  startRouter,
-  waitForSessions,
-} from "../support/api-harness.js";
+import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
+import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
 import { RawTunnelClient } from "../support/raw-tunnel-client.js";

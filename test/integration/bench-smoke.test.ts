@@ -15,6 +15,7 @@ import { runBenchChild } from "../../bench/report-child.js";
 import { renderMarkdown } from "../../bench/report-render.js";
 import { type BenchReport, benchResult } from "../../bench/report-result.js";
 import { type BenchSpec, num } from "../../bench/report-specs.js";
+import { pollUntil } from "../support/poll.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /** Every benchmark an issue defined; dropping one from the runner must fail this test. */
@@ -254,21 +255,21 @@ describe("bench runner: a benchmark that breaks", function () {
 
 /**
  * Whether `pid` has ended (no such process, or a zombie awaiting its reaper).
- * SIGKILL is delivered asynchronously, so this re-reads /proc until the state
- * changes, within a bound.
+ * SIGKILL is delivered asynchronously and the helper is not our child (no
+ * exit event), so this re-reads /proc until the state changes, within a bound.
  */
 async function gone(pid: number): Promise<boolean> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    let state: string | undefined;
-    try {
-      const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-      state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
-    } catch {
-      return true;
-    }
-    if (state === "Z" || state === "X") return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return pollUntil(
+    async () => {
+      let stat: string;
+      try {
+        stat = await readFile(`/proc/${pid}/stat`, "utf8");
+      } catch {
+        return true; // no such process
+      }
+      const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+      return state === "Z" || state === "X";
+    },
+    { what: `process ${pid} to end`, timeoutMs: 5_000, intervalMs: 20 },
+  ).catch(() => false);
 }

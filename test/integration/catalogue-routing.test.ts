@@ -2,15 +2,10 @@ import { expect } from "chai";
 import OpenAI, { APIError } from "openai";
 import { ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { checkEntry, defaultEntry } from "../../router/catalogue/entry.js";
-import {
-  type MinerProcess,
-  type RouterUnderTest,
-  startMiner,
-  startRouter,
-  waitForSessions,
-} from "../support/api-harness.js";
-import { until } from "../support/loop-poll.js";
+import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
+import { waitForSessions } from "../support/hub-sessions.js";
 import { type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
+import { pollUntil } from "../support/poll.js";
 
 const KNOWN = checkEntry({
   ...defaultEntry("known-model", 2),
@@ -42,11 +37,10 @@ describe("routing by the model catalogue (real miner, openai client)", function 
   it("routes only catalogue models and tells the miner which offered ids it ignores", async () => {
     const [s] = router.hub.sessions();
     expect(s?.models.map((m) => m.id)).to.deep.equal(["known-model"]);
-    await until(
-      "the miner's warning",
-      async () => (/ignores some offered models/.test(miner.stderr()) ? true : undefined),
-      10_000,
-    );
+    await pollUntil(() => /ignores some offered models/.test(miner.stderr()), {
+      what: "the miner's warning",
+      timeoutMs: 10_000,
+    });
     expect(miner.stderr()).to.match(/stray-model/);
     let caught: unknown;
     try {
@@ -101,10 +95,9 @@ describe("routing by the model catalogue (real miner, openai client)", function 
       messages: [{ role: "user", content: "hi" }],
     });
     expect(res.model).to.equal("stray-model");
-    await until(
-      "the miner's notice",
-      async () => (/now routes every offered model/.test(miner.stderr()) ? true : undefined),
-      10_000,
-    );
+    await pollUntil(() => /now routes every offered model/.test(miner.stderr()), {
+      what: "the miner's notice",
+      timeoutMs: 10_000,
+    });
   });
 });

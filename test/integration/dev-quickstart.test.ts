@@ -10,9 +10,9 @@ import { expect } from "chai";
 import OpenAI from "openai";
 import { DEMO_MODEL_ID } from "../../miner/backend/demo.js";
 import { runCli } from "../support/cli.js";
-import { until } from "../support/loop-poll.js";
 import { descendantPids, ProcessSet, pidAlive } from "../support/loop-process.js";
 import { lastPrintedTable } from "../support/loop-score-table.js";
+import { pollUntil } from "../support/poll.js";
 
 describe("tensorclaw dev (quick start)", function () {
   this.timeout(90_000);
@@ -67,8 +67,7 @@ describe("tensorclaw dev (quick start)", function () {
 
     // The dry-run validator's table: both miners available and passing their probe, and the
     // request's tokens in it (the ledger read through UsageReport).
-    const table = await until(
-      "a score table with both miners passing and the request's tokens",
+    const table = await pollUntil(
       async () => {
         const rows = lastPrintedTable(dev.stdout) ?? [];
         const ok =
@@ -77,8 +76,11 @@ describe("tensorclaw dev (quick start)", function () {
           rows.reduce((n, row) => n + row.tokens, 0) === r.usage?.total_tokens;
         return ok ? rows : undefined;
       },
-      30_000,
-      200,
+      {
+        what: "a score table with both miners passing and the request's tokens",
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      },
     );
     expect(table.map((row) => row.weight)).to.include(65535);
 

@@ -12,10 +12,10 @@ import {
   type LoopNetwork,
   startLoopNetwork,
 } from "../support/loop-network.js";
-import { until } from "../support/loop-poll.js";
 import { lastPrintedTable, type PrintedScore } from "../support/loop-score-table.js";
 import type { RecordedRequest } from "../support/openai-backend.js";
 import { promptTextOf } from "../support/openai-backend.js";
+import { pollUntil } from "../support/poll.js";
 
 /** Marks user traffic at the backend; probes (indistinguishable to a miner) never carry it. */
 const USER_MARK = "loop-e2e user request";
@@ -43,11 +43,11 @@ describe("the whole loop (real processes)", function () {
       maxRetries: 0,
       timeout: 15_000,
     });
-    await until(
-      "three active miners",
-      async () => ((await net.activeHotkeys()).size === 3 ? true : undefined),
-      30_000,
-    );
+    await pollUntil(async () => ((await net.activeHotkeys()).size === 3 ? true : undefined), {
+      what: "three active miners",
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
   });
   after(async () => {
     await net?.close();
@@ -107,15 +107,13 @@ describe("the whole loop (real processes)", function () {
     const want = backendTotals();
     let seen: Map<string, LedgerTotals> = new Map();
     try {
-      return await until(
-        what,
+      return await pollUntil(
         async () => {
           seen = await net.ledger();
           const same = [...want].every(([hk, w]) => JSON.stringify(seen.get(hk)) === JSON.stringify(w));
           return same && seen.size === want.size ? seen : undefined;
         },
-        15_000,
-        200,
+        { what: what, timeoutMs: 15_000, intervalMs: 200 },
       );
     } catch (err) {
       expect(Object.fromEntries(seen), String(err)).to.deep.equal(Object.fromEntries(want));
@@ -125,27 +123,24 @@ describe("the whole loop (real processes)", function () {
 
   /** Waits for a printed score table satisfying `ok`. */
   function table(what: string, ok: (rows: PrintedScore[]) => boolean): Promise<PrintedScore[]> {
-    return until(
-      what,
+    return pollUntil(
       async () => {
         const rows = lastPrintedTable(net.validator.stdout);
         return rows !== undefined && ok(rows) ? rows : undefined;
       },
-      20_000,
-      200,
+      { what: what, timeoutMs: 20_000, intervalMs: 200 },
     );
   }
   const row = (rows: PrintedScore[], m: LoopMiner) => rows.find((r) => r.hotkey === m.hotkey);
 
   it("credits each miner exactly the tokens the backend produced for users, and no probe tokens", async () => {
     // Every miner has been probed (through the backend) before any user traffic.
-    await until(
-      "a probe of every miner at the backend",
+    await pollUntil(
       async () =>
         net.miners.every((m) => net.backend.chatRequests().some((r) => !isUser(r) && modelOf(r) === m.model))
           ? true
           : undefined,
-      20_000,
+      { what: "a probe of every miner at the backend", timeoutMs: 20_000, intervalMs: 100 },
     );
     await traffic({ "m-a": 12, "m-b": 6, "m-c": 2 });
     const ledger = await ledgerMatchesBackend("the ledger to match the backend's user tokens");
@@ -189,11 +184,11 @@ describe("the whole loop (real processes)", function () {
   it("makes a killed miner a ghost (no traffic, unavailable, base 0) and serves it again once it is back and probed", async () => {
     const b = miner("B");
     await b.proc?.stop("SIGKILL");
-    await until(
-      "B gone from the directory",
-      async () => ((await net.activeHotkeys()).has(b.hotkey) ? undefined : true),
-      10_000,
-    );
+    await pollUntil(async () => ((await net.activeHotkeys()).has(b.hotkey) ? undefined : true), {
+      what: "B gone from the directory",
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
     const before = net.backend.chatRequests().length;
     const err = await openai.chat.completions
       .create({ model: b.model, messages: [{ role: "user", content: `${USER_MARK} to a dead miner` }] })
@@ -230,16 +225,16 @@ describe("the whole loop (real processes)", function () {
       net.backend.chatRequests().filter((r) => !isUser(r) && modelOf(r) === b.model).length;
     const probesBefore = probesOfB();
     net.startMiner(b);
-    await until(
-      "B active again",
-      async () => ((await net.activeHotkeys()).has(b.hotkey) ? true : undefined),
-      20_000,
-    );
-    await until(
-      "a probe of the returned B at the backend",
-      async () => (probesOfB() > probesBefore ? true : undefined),
-      15_000,
-    );
+    await pollUntil(async () => ((await net.activeHotkeys()).has(b.hotkey) ? true : undefined), {
+      what: "B active again",
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
+    await pollUntil(async () => (probesOfB() > probesBefore ? true : undefined), {
+      what: "a probe of the returned B at the backend",
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
     await table(
       "B available and passing its probe",
       (rs) => row(rs, b)?.avail === "yes" && row(rs, b)?.probe === "pass",
@@ -271,11 +266,11 @@ describe("the whole loop (real processes)", function () {
       process.kill(pid, "SIGCONT");
     }
     await table("C passing its probe again", (rs) => row(rs, c)?.probe === "pass");
-    await until(
-      "C active again",
-      async () => ((await net.activeHotkeys()).has(c.hotkey) ? true : undefined),
-      10_000,
-    );
+    await pollUntil(async () => ((await net.activeHotkeys()).has(c.hotkey) ? true : undefined), {
+      what: "C active again",
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
     await traffic({ "m-c": 1 });
     await ledgerMatchesBackend("C's traffic after it came back");
   });
@@ -297,12 +292,11 @@ describe("the whole loop (real processes)", function () {
       await traffic({ "m-a": 3, "m-b": 2, "m-c": 1 });
       // Still ready (it serves), and the operator sees the events held in the spool.
       expect((await fetch(`http://127.0.0.1:${net.httpPort}/readyz`)).status).to.equal(200);
-      await until(
-        "usage held in the spool",
-        async () => ((await spoolDepth()) > 0 ? true : undefined),
-        10_000,
-        100,
-      );
+      await pollUntil(async () => ((await spoolDepth()) > 0 ? true : undefined), {
+        what: "usage held in the spool",
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      });
       const ready = (await (await fetch(`http://127.0.0.1:${net.httpPort}/readyz`)).json()) as {
         usage_spool_depth: number;
       };
@@ -311,12 +305,11 @@ describe("the whole loop (real processes)", function () {
       await net.redis.restart();
     }
     await ledgerMatchesBackend("the spooled usage in the ledger");
-    await until(
-      "the spool drained",
-      async () => ((await spoolDepth()) === 0 ? true : undefined),
-      10_000,
-      200,
-    );
+    await pollUntil(async () => ((await spoolDepth()) === 0 ? true : undefined), {
+      what: "the spool drained",
+      timeoutMs: 10_000,
+      intervalMs: 200,
+    });
   });
 
   it("brings every miner back after a router restart", async () => {
@@ -324,11 +317,11 @@ describe("the whole loop (real processes)", function () {
     await old.stop("SIGTERM");
     expect(await old.exited()).to.equal(0);
     await net.startRouter();
-    await until(
-      "three active miners on the new router",
-      async () => ((await net.activeHotkeys()).size === 3 ? true : undefined),
-      30_000,
-    );
+    await pollUntil(async () => ((await net.activeHotkeys()).size === 3 ? true : undefined), {
+      what: "three active miners on the new router",
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
     await traffic({ "m-a": 1, "m-b": 1, "m-c": 1 });
     await ledgerMatchesBackend("traffic after the restart in the ledger");
   });

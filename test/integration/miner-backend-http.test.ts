@@ -5,6 +5,7 @@ import { expect } from "chai";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { BackendEvent } from "../../miner/backend/backend.js";
 import { OpenAIHttpBackend } from "../../miner/backend/openai.js";
+import { pollUntil } from "../support/poll.js";
 
 /** Events of 10 KB each: 2,000 of them are 20 MB, far more than loopback socket buffers hold. */
 const EVENTS = 2_000;
@@ -65,7 +66,18 @@ describe("OpenAI HTTP backend adapter: flow control and connection reuse", funct
     written = 0;
     const events = backend.chat("m", chat, new AbortController().signal)[Symbol.asyncIterator]();
     expect((await events.next()).done).to.equal(false);
-    await new Promise((r) => setTimeout(r, 300));
+    // The server's writes stall once the socket buffers are full (a client that kept reading
+    // would let it write everything). No event marks "nothing more was read", so this polls
+    // until 100 ms pass without a write.
+    let seen = -1;
+    await pollUntil(
+      () => {
+        const stalled = written === seen;
+        seen = written;
+        return stalled;
+      },
+      { what: "the server's writes to stall", timeoutMs: 10_000, intervalMs: 100 },
+    );
     // Paused: what is written is what the socket buffers hold, not the whole answer.
     const whilePaused = written;
     expect(whilePaused).to.be.below(EVENTS / 2);

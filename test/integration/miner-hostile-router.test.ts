@@ -1,7 +1,9 @@
 // The miner treats its router as a network peer like any other: garbage,
 // frames out of order, silence and refusals each end that tunnel with a
 // precise close and lead to a paced retry, never a crash. The "router" here
-// is a raw WebSocket server speaking (or breaking) the tunnel protocol.
+// is a raw WebSocket server speaking (or breaking) the tunnel protocol. The
+// miner runs on a fake clock: its deadlines, silence watch and backoff pass
+// when the test says so, not after real waits.
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { expect } from "chai";
@@ -13,11 +15,11 @@ import {
   type RouterFrame,
 } from "../../gen/tensorclaw/v1/tunnel.js";
 import { Miner } from "../../miner/miner.js";
+import { FakeClock } from "../support/fake-clock.js";
 import { throwawayHotkey } from "../support/keys.js";
 
 interface Attempt {
   readonly ws: WebSocket;
-  readonly atMs: number;
   readonly closed: Promise<{ code: number; reason: string }>;
 }
 
@@ -31,7 +33,7 @@ async function rawRouter(): Promise<{ url: string; next(): Promise<Attempt>; clo
     const closed = new Promise<{ code: number; reason: string }>((resolve) =>
       ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })),
     );
-    const a = { ws, atMs: performance.now(), closed };
+    const a = { ws, closed };
     const w = waiters.shift();
     if (w !== undefined) w(a);
     else queue.push(a);
@@ -72,12 +74,29 @@ function routerFrame(kind: RouterFrame["kind"]): Uint8Array {
   return ConnectResponse.encode({ frames: [{ kind }] }).finish();
 }
 
+/** The miner's longest backoff here (backoff.capMs). */
+const BACKOFF_CAP_MS = 100;
+/** The miner's handshake deadline here (connectTimeoutMs). */
+const CONNECT_TIMEOUT_MS = 300;
+
 describe("miner against a hostile router", () => {
   let router: Awaited<ReturnType<typeof rawRouter>>;
   let miner: Miner;
+  let clock: FakeClock;
+
+  /** The miner's tunnel state (one router). */
+  const state = () => miner.tunnels[0]?.status.state;
+
+  /** Lets the miner's backoff after a failed tunnel run out; resolves with its next attempt. */
+  async function retried(): Promise<Attempt> {
+    await miner.tunnels[0]?.waitFor((s) => s.state === "backoff");
+    await clock.advance(BACKOFF_CAP_MS);
+    return router.next();
+  }
 
   beforeEach(async () => {
     router = await rawRouter();
+    clock = new FakeClock(Date.now());
     miner = new Miner(
       {
         router: [router.url],
@@ -88,9 +107,13 @@ describe("miner against a hostile router", () => {
         contextLength: 0,
         transport: "ws",
         healthIntervalMs: 60_000,
-        connectTimeoutMs: 300,
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
       },
-      { hotkey: await throwawayHotkey(), backoff: { baseMs: 50, capMs: 100, stableAfterMs: 60_000 } },
+      {
+        hotkey: await throwawayHotkey(),
+        backoff: { baseMs: 50, capMs: BACKOFF_CAP_MS, stableAfterMs: 60_000 },
+        clock,
+      },
     );
     await miner.start();
   });
@@ -103,7 +126,7 @@ describe("miner against a hostile router", () => {
     const first = await router.next();
     first.ws.send(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]));
     expect(await first.closed).to.deep.include({ code: 1007 });
-    const second = await router.next();
+    const second = await retried();
     expect(second.ws.readyState).to.equal(WebSocket.OPEN);
   });
 
@@ -111,7 +134,7 @@ describe("miner against a hostile router", () => {
     const first = await router.next();
     first.ws.send("hello?");
     expect((await first.closed).code).to.equal(1007);
-    const second = await router.next();
+    const second = await retried();
     second.ws.send(
       ConnectResponse.encode({
         frames: [
@@ -131,10 +154,13 @@ describe("miner against a hostile router", () => {
 
   it("gives up on a router that never sends the challenge, with a timeout close", async () => {
     const first = await router.next();
+    await clock.advance(CONNECT_TIMEOUT_MS - 1);
+    expect(state(), "still waiting for the challenge").to.equal("connecting");
+    await clock.advance(1);
     const closed = await first.closed;
     expect(closed.code).to.equal(1008);
     expect(closed.reason).to.match(/no challenge/);
-    await router.next();
+    await retried();
   });
 
   it("answers the challenge with a signed hello and waits at least the Reject's retry hint", async () => {
@@ -164,9 +190,13 @@ describe("miner against a hostile router", () => {
       }).finish(),
     );
     first.ws.close(1008, "rejected");
-    const second = await router.next();
+    await miner.tunnels[0]?.waitFor((s) => s.state === "backoff");
     // The backoff alone would retry within 100 ms; the hint says 400.
-    expect(second.atMs - first.atMs).to.be.at.least(400);
+    await clock.advance(399);
+    expect(state(), "retried before the hint").to.equal("backoff");
+    await clock.advance(1);
+    const second = await router.next();
+    expect(second.ws.readyState).to.equal(WebSocket.OPEN);
   });
 
   it("drops a live tunnel whose router stops pinging (a black-holed path), then retries", async () => {
@@ -181,17 +211,23 @@ describe("miner against a hostile router", () => {
         value: { sessionId: "s", pingIntervalMs: 200, maxMissedPongs: 2, maxMessageBytes: 0 },
       }),
     );
-    // Pings every 100 ms keep the tunnel up well past the limit.
+    await miner.tunnels[0]?.waitFor((s) => s.state === "connected");
+    // Pings every 100 ms keep the tunnel up well past the limit; each pong shows the ping was heard.
     for (let seq = 1; seq <= 15; seq++) {
-      await new Promise((r) => setTimeout(r, 100));
-      expect(first.ws.readyState, `closed before ping ${seq}`).to.equal(WebSocket.OPEN);
+      await clock.advance(100);
+      expect(state(), `closed before ping ${seq}`).to.equal("connected");
+      const answer = once(first.ws, "message");
       first.ws.send(routerFrame({ $case: "ping", value: { seq } }));
+      const [data] = (await answer) as [Buffer];
+      expect(ConnectRequest.decode(data).frames[0]?.kind).to.deep.equal({ $case: "pong", value: { seq } });
     }
-    const silentFrom = performance.now();
+    // Then silence: the miner gives up exactly at the limit after the last ping.
+    await clock.advance(799);
+    expect(state(), "gave up before the silence limit").to.equal("connected");
+    await clock.advance(1);
     const closed = await first.closed;
     expect(closed.code).to.equal(1008);
     expect(closed.reason).to.match(/went silent/);
-    expect(performance.now() - silentFrom).to.be.at.least(500);
-    await router.next();
+    await retried();
   });
 });

@@ -41,6 +41,8 @@ async function silentableRelay(targetPort: number) {
       if (up === undefined) throw new Error("nothing relayed yet");
       return up.destroyed ? Promise.resolve() : once(up, "close").then(() => undefined);
     },
+    /** Whether the router's side of the (first) relayed connection is closed now. */
+    routerClosedNow: () => upstreams[0]?.destroyed ?? false,
     close: () => {
       for (const u of upstreams) u.destroy();
       server.close();
@@ -86,8 +88,9 @@ describe("tunnel gRPC server: HTTP/2 keepalive", () => {
     const session = await connectThrough(relay.port);
     try {
       // Several keepalive periods pass: the client's HTTP/2 stack answers each ping.
-      await new Promise((r) => setTimeout(r, 1000));
+      for (let i = 0; i < 3; i++) await once(session, "ping");
       expect(session.closed || session.destroyed).to.equal(false);
+      expect(relay.routerClosedNow()).to.equal(false);
       // The path dies silently: the router notices within keepalive time + timeout, not never.
       const t0 = Date.now();
       relay.goSilent();
@@ -101,20 +104,22 @@ describe("tunnel gRPC server: HTTP/2 keepalive", () => {
   });
 
   it("without a short keepalive the same silent path stays open (so the drop above is keepalive's doing)", async () => {
-    const router = await startRouter(60_000);
-    const relay = await silentableRelay(router.port);
-    const session = await connectThrough(relay.port);
+    // Two routers side by side, paths silenced at once: when the 200 ms keepalive has
+    // dropped its path, the one with a 60 s keepalive still holds its own.
+    const routers = [await startRouter(200), await startRouter(60_000)];
+    const relays = await Promise.all(routers.map((r) => silentableRelay(r.port)));
+    const sessions = await Promise.all(relays.map((r) => connectThrough(r.port)));
+    const [short, long] = relays;
+    if (short === undefined || long === undefined) throw new Error("two relays expected");
     try {
-      relay.goSilent();
-      const closed = await Promise.race([
-        relay.routerClosed().then(() => true),
-        new Promise<boolean>((r) => setTimeout(() => r(false), 1500)),
-      ]);
-      expect(closed).to.equal(false);
+      short.goSilent();
+      long.goSilent();
+      await short.routerClosed();
+      expect(long.routerClosedNow()).to.equal(false);
     } finally {
-      session.destroy();
-      relay.close();
-      router.close();
+      for (const s of sessions) s.destroy();
+      for (const r of relays) r.close();
+      for (const r of routers) r.close();
     }
   });
 });

@@ -3,6 +3,7 @@ import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { ConnectRequest, RejectReason, RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { TunnelEvent } from "../../router/tunnel/types.js";
+import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { type RawClosed, type RawTransport, RawTunnelClient } from "../support/raw-tunnel-client.js";
 import {
@@ -21,13 +22,6 @@ function expectClosed(closed: RawClosed, transport: RawTransport, grpc: GrpcStat
 
 function last(events: readonly TunnelEvent[]): TunnelEvent | undefined {
   return events[events.length - 1];
-}
-
-function waitFor(cond: () => boolean): Promise<void> {
-  return new Promise((resolve) => {
-    const poll = () => (cond() ? resolve() : setTimeout(poll, 5));
-    poll();
-  });
 }
 
 const MAX = 64 * 1024;
@@ -116,7 +110,7 @@ for (const transport of ["grpc", "ws"] as const) {
       expect(big.length).to.be.greaterThan(MAX);
       bad.client.sendRaw(big);
       expectClosed(await bad.client.closed, transport, GrpcStatus.RESOURCE_EXHAUSTED, 1009);
-      await waitFor(() => h?.hub.sessions().length === 1);
+      await waitForSessions(h.hub, (s) => s.length === 1, "the oversized tunnel's session to go");
       await goodStillServes();
     });
 
@@ -200,7 +194,7 @@ for (const transport of ["grpc", "ws"] as const) {
         code: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE,
       });
       expect(last(await collect(survivor))).to.deep.include({ type: "usage" });
-      await waitFor(() => h?.hub.sessions().length === 1);
+      await waitForSessions(h.hub, (s) => s.length === 1, "the vanished miner's session to go");
       expect(h.hub.sessions()[0]?.sessionId).to.equal(good.sessionId);
     });
 

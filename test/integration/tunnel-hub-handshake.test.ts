@@ -3,6 +3,7 @@ import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { signHello } from "../../common/signing.js";
 import { RejectReason } from "../../gen/tensorclaw/v1/tunnel.js";
+import { FakeClock } from "../support/fake-clock.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { type RawClosed, type RawTransport, RawTunnelClient } from "../support/raw-tunnel-client.js";
 import { type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
@@ -80,7 +81,7 @@ for (const transport of ["grpc", "ws"] as const) {
 
     it("refuses a stale hello (outside the 30 s window of the router's clock) with STALE", async () => {
       const now = 1_800_000_000_000;
-      h = await startHub({ clock: { now: () => now } });
+      h = await startHub({ clock: new FakeClock(now) });
       const c = await RawTunnelClient.open(transport, h.endpoints);
       const v = await c.handshake(miner, { timestampMs: now - 30_001 });
       expect(v.reject?.reason).to.equal(RejectReason.REJECT_REASON_STALE);
@@ -133,10 +134,15 @@ for (const transport of ["grpc", "ws"] as const) {
     });
 
     it("closes a stream that sends no hello within the hello timeout", async () => {
-      h = await startHub({ timings: { helloTimeoutMs: 150 } });
+      const clock = new FakeClock();
+      h = await startHub({ clock, timings: { helloTimeoutMs: 150 } });
       const c = await RawTunnelClient.open(transport, h.endpoints);
       const challenge = await c.expect("challenge");
       expect(challenge.helloTimeoutMs).to.equal(150);
+      await clock.advance(149);
+      expect(h.hub.openCount, "still waiting for the hello").to.equal(1);
+      await clock.advance(1);
+      expect(h.hub.openCount).to.equal(0);
       expectClosed(await c.closed, transport, GrpcStatus.DEADLINE_EXCEEDED, 1008);
       expect(h.hub.openCount).to.equal(0);
     });

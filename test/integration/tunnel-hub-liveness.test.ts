@@ -2,12 +2,25 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
+import type { TunnelHub } from "../../router/tunnel/hub.js";
 import type { TunnelEvent } from "../../router/tunnel/types.js";
+import { FakeClock } from "../support/fake-clock.js";
+import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { chat, collect, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
 
 function last(events: readonly TunnelEvent[]): TunnelEvent | undefined {
   return events[events.length - 1];
+}
+
+/** Resolves after the hub's next change (subscribe before causing it). */
+function nextChange(hub: TunnelHub): Promise<void> {
+  return new Promise((resolve) => {
+    const off = hub.onChange(() => {
+      off();
+      resolve();
+    });
+  });
 }
 
 for (const transport of ["grpc", "ws"] as const) {
@@ -25,43 +38,62 @@ for (const transport of ["grpc", "ws"] as const) {
     });
 
     it("pings on the advertised interval and turns pong round trips into a latency estimate", async () => {
-      let now = Date.now();
-      // The interval is long enough that a pong always lands before the next ping.
-      h = await startHub({ clock: { now: () => now }, timings: { pingIntervalMs: 100, maxMissedPongs: 2 } });
+      const clock = new FakeClock(Date.now()); // miners sign their hello with the real time
+      h = await startHub({ clock, timings: { pingIntervalMs: 100, maxMissedPongs: 2 } });
       const m = await connectMiner(h, transport, key);
       m.client.autoPong = false;
-      let pings = 0;
       const hub = h.hub;
-      const pong = new Promise<void>((resolve) => {
-        m.client.onFrame = (f) => {
-          if (f.kind?.$case !== "ping") return;
-          pings++;
-          now += 40; // the round trip as the router's clock sees it
-          m.client.send({ kind: { $case: "pong", value: { seq: f.kind.value.seq } } });
-          if (pings === 2) resolve();
-        };
-      });
-      await pong;
-      await new Promise<void>((resolve) => {
-        const poll = () => ((hub.sessions()[0]?.latencyMs ?? 0) > 0 ? resolve() : setTimeout(poll, 5));
-        poll();
-      });
-      // Every sample was 40 ms, so the smoothed estimate is 40 ms.
-      expect(hub.sessions()[0]?.latencyMs).to.equal(40);
+      const pings: number[] = [];
+      let onPing: (() => void) | undefined;
+      m.client.onFrame = (f) => {
+        if (f.kind?.$case !== "ping") return;
+        pings.push(f.kind.value.seq);
+        onPing?.();
+      };
+      const nextPing = () => new Promise<void>((resolve) => (onPing = resolve));
+      const pong = (seq: number) => m.client.send({ kind: { $case: "pong", value: { seq } } });
+      await clock.advance(99);
+      expect(pings, "no ping before the interval").to.deep.equal([]);
+      let pinged = nextPing();
+      await clock.advance(1);
+      await pinged;
+      await clock.advance(40); // the round trip as the router's clock sees it
+      pong(1);
+      // The first sample sets the estimate...
+      await waitForSessions(hub, (s) => s[0]?.latencyMs === 40, "a 40 ms estimate");
+      pinged = nextPing();
+      await clock.advance(60);
+      await pinged;
+      await clock.advance(90);
+      pong(2);
+      // ...later ones blend in with weight 0.2: 40 + 0.2 * (90 - 40).
+      await waitForSessions(hub, (s) => s[0]?.latencyMs === 50, "a 50 ms estimate");
+      expect(pings).to.deep.equal([1, 2]);
       hub.observeLatency(m.sessionId, 140);
-      expect(hub.sessions()[0]?.latencyMs).to.equal(60);
+      expect(hub.sessions()[0]?.latencyMs).to.equal(68);
       expect(m.client.isClosed).to.equal(false);
     });
 
     it("closes a tunnel that misses its pongs and fails its in-flight calls", async () => {
-      h = await startHub({ timings: { pingIntervalMs: 100, maxMissedPongs: 2 } });
+      const clock = new FakeClock(Date.now()); // miners sign their hello with the real time
+      h = await startHub({ clock, timings: { pingIntervalMs: 100, maxMissedPongs: 2 } });
       const alive = await connectMiner(h, transport, key);
       const hung = await connectMiner(h, transport, key, undefined, {
         plan: () => ({ chunks: [], end: "hang" }),
       });
       hung.client.autoPong = false;
       const call = h.hub.dispatch(hung.sessionId, "m1", chat(), { deadlineMs: 30_000 });
-      const events = await collect(call);
+      const pending = collect(call);
+      // Two pings go out; only the live miner's pong comes back (the hub's only change each time).
+      for (let i = 0; i < 2; i++) {
+        const ponged = nextChange(h.hub);
+        await clock.advance(100);
+        await ponged;
+        expect(h.hub.sessions(), `after ping ${i + 1}`).to.have.length(2);
+      }
+      // The third tick finds two pings unanswered.
+      await clock.advance(100);
+      const events = await pending;
       expect(last(events)).to.deep.include({
         type: "error",
         code: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE,
@@ -127,15 +159,22 @@ for (const transport of ["grpc", "ws"] as const) {
     });
 
     it("drain closes the tunnel after the grace even if requests are still running, failing them", async () => {
-      h = await startHub({ timings: { drainGraceMs: 100 } });
+      const clock = new FakeClock(Date.now()); // miners sign their hello with the real time
+      h = await startHub({ clock, timings: { drainGraceMs: 100 } });
       const m = await connectMiner(h, transport, key, undefined, {
         plan: () => ({ chunks: [], end: "hang" }),
       });
       const call = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 30_000 });
       await m.miner.until(() => m.miner.requests.length === 1);
-      const t0 = Date.now();
-      await h.hub.drain();
-      expect(Date.now() - t0).to.be.at.least(90);
+      let drained = false;
+      const draining = h.hub.drain().then(() => {
+        drained = true;
+      });
+      await clock.advance(99);
+      expect(drained, "closed before the grace ran out").to.equal(false);
+      expect(h.hub.openCount).to.equal(1);
+      await clock.advance(1);
+      await draining;
       expect(last(await collect(call))).to.deep.include({
         type: "error",
         code: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE,

@@ -3,6 +3,7 @@ import { TensorClawError } from "../../common/errors.js";
 import type { Hotkey } from "../../common/identity.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { TunnelEvent } from "../../router/tunnel/types.js";
+import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { chat, collect, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
 
@@ -118,10 +119,11 @@ for (const transport of ["grpc", "ws"] as const) {
       // The miner answers the cancel; only then is the slot free again.
       a.cancel("test");
       await m.miner.until(() => m.miner.cancels.length === 1);
-      await new Promise<void>((resolve) => {
-        const poll = () => (hub.sessions()[0]?.inFlight === 2 ? resolve() : setImmediate(poll));
-        poll();
-      });
+      await waitForSessions(
+        hub,
+        (s) => s[0]?.inFlight === 2,
+        "the miner's CANCELLED answer to free the slot",
+      );
       hub.dispatch(m.sessionId, "small", chat(), { deadlineMs: 10_000 });
       expect(m.miner.maxConcurrent).to.equal(3);
     });
@@ -271,10 +273,7 @@ for (const transport of ["grpc", "ws"] as const) {
         kind: { $case: "models", value: { models: [{ id: "m2", maxConcurrency: 1, contextLength: 1 }] } },
       });
       const hub = h.hub;
-      await new Promise<void>((resolve) => {
-        const poll = () => (hub.sessions()[0]?.models[0]?.id === "m2" ? resolve() : setTimeout(poll, 5));
-        poll();
-      });
+      await waitForSessions(hub, (s) => s[0]?.models[0]?.id === "m2", "the ModelListUpdate to apply");
       expectNoCapacity(() => hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 1_000 }));
       expect(texts(await collect(hub.dispatch(m.sessionId, "m2", chat(), { deadlineMs: 5_000 })))).to.equal(
         "abc",

@@ -7,14 +7,16 @@ import { once } from "node:events";
 import { createServer, type Server, type Socket } from "node:net";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { expect } from "chai";
+import { systemClock } from "../../common/clock.js";
 import { type Hotkey, hotkeyFromMnemonic } from "../../common/identity.js";
 import { ChatRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { countPromptTokens, countTextTokens } from "../../miner/backend/token-counter.js";
 import { Miner, type MinerSettings } from "../../miner/miner.js";
 import type { BackoffPolicy } from "../../miner/tunnel/backoff.js";
-import type { TransportKind, TunnelEvent } from "../../router/tunnel/types.js";
+import type { SessionView, TransportKind, TunnelEvent } from "../../router/tunnel/types.js";
 import { CLI } from "../support/cli.js";
+import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { type MinerTestRouter, sessionOf, startMinerTestRouter } from "../support/miner-router.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
@@ -39,21 +41,17 @@ async function collect(events: AsyncIterable<TunnelEvent>): Promise<TunnelEvent[
   return out;
 }
 
+/** A session in a hub listing, if live. */
+function viewOf(sessions: readonly SessionView[], sessionId: string): SessionView | undefined {
+  return sessions.find((v) => v.sessionId === sessionId);
+}
+
 function textOf(events: readonly TunnelEvent[]): string {
   return events.map((e) => (e.type === "chunk" ? e.chunk.contentDelta : "")).join("");
 }
 
 function terminal(events: readonly TunnelEvent[]): TunnelEvent | undefined {
   return events.at(-1);
-}
-
-/** Waits for a condition that only shows on the router side (no event to await there). */
-async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function settings(routers: string[], transport: "auto" | TransportKind, backendUrl: string): MinerSettings {
@@ -202,11 +200,15 @@ for (const transport of ["grpc", "ws"] as const) {
       let tick = Date.now();
       router = await startMinerTestRouter({
         timings: { pingIntervalMs: 30, maxMissedPongs: 3 },
-        clock: { now: () => ++tick },
+        clock: { ...systemClock, now: () => ++tick },
       });
       const { sessionId, tunnel } = await startMiner();
       // A latency estimate only appears once pongs come back for the router's pings.
-      await until("a ping round trip", () => sessionOf(router.hub, sessionId).latencyMs > 0);
+      await waitForSessions(
+        router.hub,
+        (s) => (viewOf(s, sessionId)?.latencyMs ?? 0) > 0,
+        "a ping round trip",
+      );
       expect(tunnel.status).to.include({ state: "connected", connects: 1 });
     });
 
@@ -348,9 +350,10 @@ for (const transport of ["grpc", "ws"] as const) {
         code: RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED,
       });
       // The miner's CANCELLED answer releases the only slot; the tunnel serves on.
-      await until(
+      await waitForSessions(
+        router.hub,
+        (s) => viewOf(s, sessionId)?.inFlight === 0,
         "the cancelled request to leave the session",
-        () => sessionOf(router.hub, sessionId).inFlight === 0,
       );
       backend.configure({ tokens: 3, tokenDelayMs: 0 });
       const next = await collect(
@@ -411,12 +414,17 @@ for (const transport of ["grpc", "ws"] as const) {
         type: "error",
         code: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE,
       });
-      await until("the router to see no models", () => sessionOf(router.hub, sessionId).models.length === 0);
+      await waitForSessions(
+        router.hub,
+        (s) => viewOf(s, sessionId)?.models.length === 0,
+        "the router to see no models",
+      );
       expect(miner.catalog.offers()).to.deep.equal([]);
       await backend.listen();
-      await until(
+      await waitForSessions(
+        router.hub,
+        (s) => viewOf(s, sessionId)?.models.length === 1,
         "the router to see the model again",
-        () => sessionOf(router.hub, sessionId).models.length === 1,
       );
       const up = await collect(
         router.hub.dispatch(sessionId, MODEL, chat("back?"), { deadlineMs: 5000 }).events,
@@ -482,15 +490,16 @@ for (const transport of ["grpc", "ws"] as const) {
       );
       await backend.waitForChatRequests(1);
       const stopped = miner.stop(5000);
-      await until(
+      await waitForSessions(
+        router.hub,
+        (s) => viewOf(s, sessionId)?.models.length === 0,
         "the router to see the models withdrawn",
-        () => sessionOf(router.hub, sessionId).models.length === 0,
       );
       const events = await inFlight;
       expect(textOf(events)).to.equal(backendTokens("let me finish", 40).join(""));
       expect(terminal(events)).to.include({ type: "usage", completionTokens: 40 });
       await stopped;
-      await until("the session to close", () => router.hub.sessions().length === 0);
+      await waitForSessions(router.hub, (s) => s.length === 0, "the session to close");
       expect(miner.tunnels[0]?.status.state).to.equal("stopped");
     });
 

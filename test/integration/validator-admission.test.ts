@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { connectPolkadotChain, type PolkadotChain } from "../../common/chain/polkadot.js";
+import { systemClock } from "../../common/clock.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { AllowListAdmission, ChainAdmission, startAdmission } from "../../router/admission.js";
@@ -97,7 +98,7 @@ describe("router admission", () => {
         reader: chain,
         netuid: NETUID,
         refreshMs: 60_000,
-        clock: Date.now,
+        clock: systemClock,
         logger: silentLogger(),
       });
     const handshake = async (harness: HubHarness, key: Hotkey) => {
@@ -144,7 +145,7 @@ describe("router admission", () => {
         reader: chain,
         netuid: NETUID,
         refreshMs: 60_000,
-        clock: Date.now,
+        clock: systemClock,
         logger: silentLogger(),
         onRefreshed: () => {
           refreshed++;

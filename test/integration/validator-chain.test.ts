@@ -8,6 +8,7 @@ import { blake2AsHex } from "@polkadot/util-crypto";
 import { expect } from "chai";
 import { epochIndex, firstBlockOfEpoch } from "../../common/chain/chain.js";
 import { connectPolkadotChain, type PolkadotChain } from "../../common/chain/polkadot.js";
+import { systemClock } from "../../common/clock.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
@@ -181,7 +182,7 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
           weightsIntervalMs: 60_000,
           latencyTiers: DEFAULT_LATENCY_TIERS,
         },
-        clock: Date.now,
+        clock: systemClock,
         randomBytes: (n) => randomBytes(n),
         logger: silentLogger(),
         print: () => {},
@@ -322,7 +323,7 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
             weightsIntervalMs: 60_000,
             latencyTiers: DEFAULT_LATENCY_TIERS,
           },
-          clock: Date.now,
+          clock: systemClock,
           randomBytes: (n) => randomBytes(n),
           logger: silentLogger(),
           print: () => {},

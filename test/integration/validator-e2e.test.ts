@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { expect } from "chai";
+import { systemClock } from "../../common/clock.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { ValidatorAuth } from "../../common/validator-call/server.js";
@@ -89,7 +90,6 @@ describe("validator end to end (real router services, real tunnels)", () => {
     addProbeService(server, auth, {
       dispatcher: hub.hub,
       now: () => performance.now(),
-      wallClock: Date.now,
       random: Math.random,
       logger: silentLogger(),
     });
@@ -126,7 +126,7 @@ describe("validator end to end (real router services, real tunnels)", () => {
         weightsIntervalMs: 60_000,
         latencyTiers: DEFAULT_LATENCY_TIERS,
       },
-      clock: Date.now,
+      clock: systemClock,
       randomBytes: (n) => randomBytes(n),
       logger: silentLogger(),
       print: (t) => printed.push(t),

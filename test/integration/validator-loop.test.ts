@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import { type Clock, systemClock } from "../../common/clock.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import type { MinerUsage } from "../../gen/tensorclaw/v1/usage.js";
@@ -10,6 +11,7 @@ import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
 import { RouterClient } from "../../validator/router-client.js";
 import { FileStateStore } from "../../validator/state-store-file.js";
 import { Validator } from "../../validator/validator.js";
+import { FakeClock } from "../support/fake-clock.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { freePort } from "../support/redis.js";
 import {
@@ -65,7 +67,7 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const make = async (urls: string[], printed: string[] = []) => {
+  const make = async (urls: string[], printed: string[] = [], clock: Clock = systemClock) => {
     const client = new RouterClient(urls, { signer: key, logger: silentLogger(), callTimeoutMs: 2000 });
     clients.push(client);
     return new Validator({
@@ -82,7 +84,7 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
         weightsIntervalMs: 60_000,
         latencyTiers: DEFAULT_LATENCY_TIERS,
       },
-      clock: Date.now,
+      clock,
       randomBytes: (n) => randomBytes(n),
       logger: silentLogger(),
       print: (t) => printed.push(t),
@@ -197,17 +199,28 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
 
   it("runs probe rounds on its interval until aborted, printing the table in a dry run", async () => {
     const printed: string[] = [];
-    const v = await make([router.url], printed);
+    const clock = new FakeClock(Date.now());
+    const v = await make([router.url], printed, clock);
+    const probes = () => router.calls.filter((c) => c.method.endsWith("/Probe")).length;
     const stop = new AbortController();
     const done = v.run(stop.signal);
-    // Wait for three rounds' worth of probes of the fast miner, then stop.
-    while (router.calls.filter((c) => c.method.endsWith("/Probe")).length < 9) {
-      await new Promise((r) => setImmediate(r));
+    // The first round and scoring pass run at once; then the loop sleeps until the next round is due.
+    await clock.untilPending();
+    expect(probes()).to.equal(3);
+    expect(clock.scheduled()).to.deep.equal([{ inMs: 50, repeats: false, unref: false }]);
+    for (const round of [2, 3]) {
+      await clock.advance(49);
+      expect(clock.pending, `still sleeping before round ${round}`).to.equal(1);
+      await clock.advance(1);
+      await clock.untilPending();
+      expect(probes()).to.equal(3 * round);
     }
+    // Aborting ends the sleep at once.
     stop.abort();
     await done;
+    expect(clock.pending).to.equal(0);
     const h = await (await FileStateStore.open(join(dir, "state.json"))).probeHistory();
-    expect(h.get("5FAST")?.length).to.be.at.least(3);
+    expect(h.get("5FAST")).to.have.length(3);
     expect(router.calls.some((c) => c.method.endsWith("/GetUsage"))).to.equal(true);
     expect(printed.join("")).to.match(/^uid\s+hotkey/m);
   });

@@ -18,6 +18,7 @@ import {
 } from "../../router/services/probe.js";
 import type { SessionView } from "../../router/tunnel/types.js";
 import { seededRandom } from "../support/api-random.js";
+import { FakeClock } from "../support/fake-clock.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { chat, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
 
@@ -39,7 +40,6 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     new ProbeService({
       dispatcher: h.hub,
       now: () => performance.now(),
-      wallClock: Date.now,
       random,
       logger: silentLogger(),
       ...(deadlineMs === undefined ? {} : { deadlineMs }),
@@ -112,14 +112,32 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
   });
 
-  it("times out a silent miner at the router's deadline and ghosts it", async () => {
-    await connectMiner(h, "grpc", minerKey, undefined, { plan: () => ({ chunks: [], end: "hang" }) });
-    const started = Date.now();
-    const res = await service(Math.random, 300).probe(req({ timeoutMs: 60_000 }));
-    expect(res).to.include({ ok: false, ghost: true, ttftMs: 0 });
-    expect(res.latencyMs).to.be.at.most(300);
-    expect(Date.now() - started).to.be.lessThan(3000);
+  it("times out a silent miner at the router's deadline, whatever the validator asks, and ghosts it", async () => {
+    // Hub and probe on one fake clock (miners sign their hello with the real time).
+    const clock = new FakeClock(Date.now());
+    await h.close();
+    h = await startHub({ clock });
+    const m = await connectMiner(h, "grpc", minerKey, undefined, {
+      plan: () => ({ chunks: [], end: "hang" }),
+    });
+    const probing = new ProbeService({
+      dispatcher: h.hub,
+      now: () => clock.now(),
+      clock,
+      random: Math.random,
+      logger: silentLogger(),
+      deadlineMs: 300,
+    }).probe(req({ timeoutMs: 60_000 }));
+    await m.miner.until(() => m.miner.requests.length === 1);
+    await clock.advance(299);
+    expect(stateOf(minerKey.address), "judged before the deadline").to.deep.equal(["active"]);
+    await clock.advance(1);
+    const res = await probing;
+    expect(res).to.include({ ok: false, ghost: true, ttftMs: 0, latencyMs: 300 });
+    expect(Number(res.finishedAtMs)).to.equal(clock.now());
     expect(stateOf(minerKey.address)).to.deep.equal(["ghost"]);
+    // The probe's own guard (due 50 ms after the deadline) was cleared with the call.
+    expect(clock.scheduled().filter((t) => t.inMs <= 50)).to.deep.equal([]);
   });
 
   it("fails a miner that sends tokens but never finishes cleanly", async () => {

@@ -19,6 +19,9 @@ import {
   startRouterStandIn,
 } from "../support/validator-router.js";
 
+/** How long the stand-in takes to answer a probe where a test needs probes to overlap. */
+const SLOW_PROBE_MS = 20;
+
 describe("validator router client (real gRPC servers)", () => {
   let key: Hotkey;
   const servers: RouterStandIn[] = [];
@@ -207,7 +210,8 @@ describe("validator router client (real gRPC servers)", () => {
       const s = await server({
         sessions: hotkeys.map((h) => session(h)),
         probe: async (req) => {
-          await new Promise((r) => setTimeout(r, 20));
+          // A slow miner (the scenario, not a wait): probes overlap, so the round's bound shows.
+          await new Promise((r) => setTimeout(r, SLOW_PROBE_MS));
           if (req.hotkey === "m00") return ghostProbe();
           if (req.hotkey === "m01") return { code: status.UNAVAILABLE, details: "router busy" };
           if (req.hotkey === "m02") return { code: status.NOT_FOUND, details: "left" };

@@ -16,10 +16,10 @@ import { RoutingBook } from "../../router/routing/book.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
 import { TunnelHub } from "../../router/tunnel/hub.js";
 import type { TunnelTimings } from "../../router/tunnel/options.js";
-import type { SessionView } from "../../router/tunnel/types.js";
 import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel/ws.js";
 import type { UsageEvent, UsageSink } from "../../router/usage/event.js";
 import { CLI } from "./cli.js";
+import { waitForSessions } from "./hub-sessions.js";
 
 /** A UsageSink that keeps events for assertions and lets a test await them. */
 export class RecordingSink implements UsageSink {
@@ -165,21 +165,6 @@ export interface MinerOptions {
   readonly transport?: "grpc" | "ws";
 }
 
-/** Resolves once `predicate` holds for the hub's sessions (checked every 10 ms, bounded). */
-export async function waitForSessions(
-  hub: TunnelHub,
-  predicate: (s: readonly SessionView[]) => boolean,
-  timeoutMs = 15_000,
-): Promise<readonly SessionView[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = hub.sessions();
-    if (predicate(s)) return s;
-    if (Date.now() > deadline) throw new Error(`sessions never matched: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /**
  * Starts `tensorclaw miner` against the router's gRPC port and the backend,
  * and resolves once its session is live on the hub.
@@ -225,7 +210,11 @@ export async function startMiner(
   };
   try {
     await Promise.race([
-      waitForSessions(router.hub, (s) => s.some((x) => x.hotkey === hotkey && x.models.length > 0)),
+      waitForSessions(
+        router.hub,
+        (s) => s.some((x) => x.hotkey === hotkey && x.models.length > 0),
+        `the miner ${hotkey} to be live with models`,
+      ),
       exited.then(([code]) => {
         throw new Error(`miner exited with ${String(code)}: ${err}`);
       }),

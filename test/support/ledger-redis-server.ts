@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { LEDGER_REDIS_OPTIONS } from "../../router/ledger/redis.js";
-import { freePort } from "./redis.js";
+import { freePort, waitForRedisPing } from "./redis.js";
 
 /**
  * Redis clients a test opens the way the router does (the ledger's options:
@@ -43,25 +43,6 @@ export interface PersistentRedis {
   stop(): Promise<void>;
 }
 
-async function waitForPing(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    c.on("error", () => {});
-    try {
-      await c.connect();
-      // While the AOF loads Redis answers LOADING; PING succeeds only after.
-      await c.ping();
-      c.disconnect();
-      return;
-    } catch (err) {
-      c.disconnect();
-      if (Date.now() > deadline) throw new Error(`redis at ${url} did not come up: ${String(err)}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-}
-
 /** Starts a persistent private redis-server on a free port. */
 export async function startPersistentRedis(): Promise<PersistentRedis> {
   const dir = await mkdtemp(join(tmpdir(), "tc-ledger-redis-"));
@@ -89,7 +70,8 @@ export async function startPersistentRedis(): Promise<PersistentRedis> {
       ],
       { stdio: "ignore" },
     );
-    await waitForPing(url, 10_000);
+    // While the AOF loads Redis answers LOADING; PING succeeds only after.
+    await waitForRedisPing(url, 10_000, 25);
   };
   const kill = async () => {
     const c = child;

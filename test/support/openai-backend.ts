@@ -399,7 +399,8 @@ export class OpenAIBackend {
       model,
       choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
     });
-    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    /** The scenario's pacing (`delay=`, `tokenDelayMs`): a backend that is slow on purpose. */
+    const pace = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
     if (!(await send(chunk({ role: "assistant", content: "" }, null)))) return;
     if (typeof toolName === "string") {
@@ -426,7 +427,7 @@ export class OpenAIBackend {
         }
         if (plan.fault === "hang-mid-stream") return;
       }
-      if (plan.delayMs > 0) await wait(plan.delayMs);
+      if (plan.delayMs > 0) await pace(plan.delayMs);
       else if (i % 32 === 31) await new Promise((r) => setImmediate(r));
       if (res.destroyed) return;
       const text = pieces[i] as string;

@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { pollUntil } from "./poll.js";
 
 /** A Redis the tests may use, and how to stop (or restart) it. */
 export interface TestRedis {
@@ -37,23 +38,30 @@ function hasRedisServer(): boolean {
   return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
 }
 
-async function waitForPing(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    // Refusals are expected while the server starts; the loop handles them.
-    client.on("error", () => {});
-    try {
-      await client.connect();
-      await client.ping();
-      client.disconnect();
-      return;
-    } catch (err) {
-      client.disconnect();
-      if (Date.now() > deadline) throw new Error(`redis at ${url} did not come up: ${String(err)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+/**
+ * Resolves once the Redis at `url` answers PING (a server process starting,
+ * or loading its AOF, which answers LOADING until done).
+ */
+export async function waitForRedisPing(url: string, timeoutMs: number, intervalMs = 50): Promise<void> {
+  await pollUntil(
+    async () => {
+      const client = new Redis(url, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
+      // Refusals are expected while the server starts; pollUntil retries.
+      client.on("error", () => {});
+      try {
+        await client.connect();
+        await client.ping();
+        return true;
+      } finally {
+        client.disconnect();
+      }
+    },
+    { what: `redis at ${url} to answer PING`, timeoutMs, intervalMs },
+  );
 }
 
 /**
@@ -63,7 +71,7 @@ async function waitForPing(url: string, timeoutMs: number): Promise<void> {
 export async function startRedis(): Promise<TestRedis> {
   const external = process.env.REDIS_URL;
   if (external !== undefined && external !== "") {
-    await waitForPing(external, 5000);
+    await waitForRedisPing(external, 5000);
     const port = Number(new URL(external).port || 6379);
     const refuse = async () => {
       throw new Error("cannot kill or restart the external REDIS_URL server");
@@ -86,7 +94,7 @@ export async function startRedis(): Promise<TestRedis> {
       ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
       { stdio: "ignore" },
     );
-    await waitForPing(url, 5000);
+    await waitForRedisPing(url, 5000);
   };
   const kill = async () => {
     const c = child;

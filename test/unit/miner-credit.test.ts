@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { MAX_TIMER_MS } from "../../common/clock.js";
 import { silentLogger } from "../../common/logger.js";
 import { type ChatRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import {
@@ -12,6 +13,7 @@ import { type Backend, type BackendEvent, BackendFailure } from "../../miner/bac
 import { countTextTokens } from "../../miner/backend/token-counter.js";
 import { RequestRunner, type RequestSink } from "../../miner/request-runner.js";
 import { CreditWindow } from "../../miner/tunnel/credit-window.js";
+import { FakeClock } from "../support/fake-clock.js";
 
 /** A backend that streams given pieces and counts how far the caller pulled. */
 class ScriptedBackend implements Backend {
@@ -22,7 +24,6 @@ class ScriptedBackend implements Backend {
     private readonly pieces: string[],
     private readonly usage?: { promptTokens: number; completionTokens: number },
     private readonly hang = false,
-    private readonly delayMs = 0,
   ) {}
   async listModels() {
     return [{ id: "m", contextLength: 0 }];
@@ -32,7 +33,6 @@ class ScriptedBackend implements Backend {
       if (this.hang) {
         await new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
       }
-      if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
       for (let i = 0; i < this.pieces.length; i++) {
         this.pulled++;
         const last = i === this.pieces.length - 1;
@@ -189,20 +189,42 @@ describe("miner credit accounting", () => {
     it("fails with TIMEOUT when the backend outlives the deadline", async () => {
       const backend = new ScriptedBackend(["never"], undefined, true);
       const sink = new RecordingSink();
-      await new RequestRunner(request(100, 30), backend, sink, silentLogger()).run();
+      const clock = new FakeClock();
+      const done = new RequestRunner(request(100, 30), backend, sink, silentLogger(), clock).run();
+      await clock.advance(29);
+      expect(sink.errors).to.deep.equal([]);
+      await clock.advance(1);
+      await done;
       expect(sink.errors.map((e) => e.code)).to.deep.equal([RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT]);
+      expect(backend.finalized).to.equal(true);
+      expect(clock.pending).to.equal(0);
     });
 
     it("treats a deadline beyond the timer range as a long budget, not an instant timeout", async () => {
       const sink = new RecordingSink();
+      const clock = new FakeClock();
+      const backend = new ScriptedBackend(["never"], undefined, true);
+      const done = new RequestRunner(request(1000, 0xffffffff), backend, sink, silentLogger(), clock).run();
+      // The budget is held for as long as a timer can hold it (2^31-1 ms), then it times out.
+      await clock.advance(MAX_TIMER_MS - 1);
+      expect(sink.errors).to.deep.equal([]);
+      await clock.advance(1);
+      await done;
+      expect(sink.errors.map((e) => e.code)).to.deep.equal([RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT]);
+    });
+
+    it("clears its deadline when it finishes first", async () => {
+      const sink = new RecordingSink();
+      const clock = new FakeClock();
       await new RequestRunner(
-        request(1000, 0xffffffff),
-        new ScriptedBackend(["a"], undefined, false, 20),
+        request(1000, 30),
+        new ScriptedBackend(["a"]),
         sink,
         silentLogger(),
+        clock,
       ).run();
-      expect(sink.errors).to.deep.equal([]);
       expect(sink.usages).to.have.length(1);
+      expect(clock.pending).to.equal(0);
     });
 
     it("sends no terminal frame when the tunnel is gone", async () => {

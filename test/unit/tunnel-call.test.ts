@@ -1,7 +1,9 @@
 import { expect } from "chai";
+import { MAX_TIMER_MS } from "../../common/clock.js";
 import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import { type CallHost, TunnelCall } from "../../router/tunnel/call.js";
 import type { TunnelEvent } from "../../router/tunnel/types.js";
+import { FakeClock } from "../support/fake-clock.js";
 
 function chunk(text: string): ResponseChunk {
   return { requestId: 1, contentDelta: text, toolCalls: [], finishReason: 0, reasoningDelta: "" };
@@ -111,10 +113,16 @@ describe("tunnel call (per-request stream and credit)", () => {
 
   it("frees a cancelled call's slot after the grace when the miner never answers", async () => {
     const { host, log } = recordingHost();
-    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 20 });
+    const clock = new FakeClock();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 20 }, clock);
     call.cancel("bye");
-    await new Promise((r) => setTimeout(r, 40));
+    await clock.advance(19);
+    expect(call.holdsSlot).to.equal(true);
+    expect(log.released).to.equal(0);
+    await clock.advance(1);
+    expect(call.holdsSlot).to.equal(false);
     expect(log.released).to.equal(1);
+    expect(clock.pending).to.equal(0);
   });
 
   it("breaking out of the loop cancels the request", async () => {
@@ -129,26 +137,35 @@ describe("tunnel call (per-request stream and credit)", () => {
 
   it("a waiting reader wakes on the first chunk, and the deadline ends the call with TIMEOUT", async () => {
     const { host, log } = recordingHost();
-    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 1000 });
+    const clock = new FakeClock();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 1000 }, clock);
     call.arm(30, undefined);
     const it = call.events[Symbol.asyncIterator]();
     const first = it.next();
     call.onChunk(chunk("late"));
     expect((await first).value).to.deep.include({ type: "chunk" });
+    await clock.advance(29);
+    expect(call.terminal).to.equal(false);
+    await clock.advance(1);
     const end = await it.next();
     expect(end.value).to.deep.include({ type: "error", code: RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT });
     expect(log.cancels).to.deep.equal(["deadline of 30 ms exceeded"]);
   });
 
-  it("holds a deadline too long for a timer (2^31 ms and up) instead of timing out at once", async () => {
+  it("holds a deadline too long for a timer (2^31 ms and up) for 2^31-1 ms instead of timing out at once", async () => {
+    // The clock's contract (tested in clock.test.ts for the system clock) holds long delays;
+    // the call must hand it the deadline as is, not a wrapped or overflowed value.
     for (const deadlineMs of [2 ** 31, 0xffffffff]) {
       const { host, log } = recordingHost();
-      const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 1000 });
+      const clock = new FakeClock();
+      const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 1000 }, clock);
       call.arm(deadlineMs, undefined);
-      await new Promise((r) => setTimeout(r, 30));
+      await clock.advance(MAX_TIMER_MS - 1);
       expect(call.terminal, `deadline ${deadlineMs}`).to.equal(false);
       expect(log.cancels).to.deep.equal([]);
-      call.cancel("test over"); // clears the timer
+      await clock.advance(1);
+      expect(call.terminal, `deadline ${deadlineMs}`).to.equal(true);
+      expect(log.cancels).to.deep.equal([`deadline of ${deadlineMs} ms exceeded`]);
     }
   });
 
