@@ -91,4 +91,30 @@ describe("credit follows the router's own token count (real miner, hostile backe
       total_tokens: (reported?.promptTokens ?? 0) + (reported?.completionTokens ?? 0),
     });
   });
+
+  it("a backend that breaks the stream mid-answer is credited nothing, and the failure is recorded", async () => {
+    const before = router.usage.events.length;
+    const prompt = "[[backend tokens=40 delay=10 fault=close-mid-stream after=10 inflate=5]] tell me a story";
+    let caught: unknown;
+    try {
+      const s = await client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: prompt }],
+        stream: true,
+      });
+      for await (const _ of s) {
+        // read until the error
+      }
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught, "the user sees an error, not a short answer").to.be.instanceOf(Error);
+    const ev = (await router.usage.waitFor(before + 1)).at(-1);
+    expect(ev).to.include({
+      minerHotkey: miner.hotkey,
+      outcome: "failed",
+      promptTokens: 0,
+      completionTokens: 0,
+    });
+  });
 });
