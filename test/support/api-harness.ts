@@ -163,6 +163,8 @@ export interface MinerOptions {
   readonly extraArgs?: readonly string[];
   /** Dial the WebSocket tunnel on the API's HTTP port instead of gRPC. */
   readonly transport?: "grpc" | "ws";
+  /** The hotkey's mnemonic (default a fresh one): the same one twice is one miner with two processes. */
+  readonly mnemonic?: string;
 }
 
 /**
@@ -175,8 +177,10 @@ export async function startMiner(
   opts: MinerOptions = {},
 ): Promise<MinerProcess> {
   await initCrypto();
-  const mnemonic = mnemonicGenerate();
+  const mnemonic = opts.mnemonic ?? mnemonicGenerate();
   const hotkey = (await hotkeyFromMnemonic(mnemonic)).address;
+  // Sessions of this hotkey already live (another process of the same miner).
+  const already = router.hub.sessions().filter((x) => x.hotkey === hotkey).length;
   const args = [
     CLI,
     "miner",
@@ -212,7 +216,7 @@ export async function startMiner(
     await Promise.race([
       waitForSessions(
         router.hub,
-        (s) => s.some((x) => x.hotkey === hotkey && x.models.length > 0),
+        (s) => s.filter((x) => x.hotkey === hotkey && x.models.length > 0).length > already,
         `the miner ${hotkey} to be live with models`,
       ),
       exited.then(([code]) => {
