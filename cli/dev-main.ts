@@ -1,12 +1,15 @@
+// What `tensorclaw dev` does once its settings are read. Apart from cli/dev.ts
+// (help and settings), so that `dev --help` loads none of this.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
-import { defineCommand } from "../common/command.js";
+import type { CommandIO } from "../common/command.js";
+import type { ParsedCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import { hotkeyFromMnemonic } from "../common/identity.js";
 import { DEMO_MODEL_ID } from "../miner/backend/demo.js";
-import { DEV_DEFAULTS, DEV_OPTIONS, type DevConfig, parseDevCommand } from "./dev-config.js";
+import type { DevConfig } from "./dev-config.js";
 import { DevSupervisor } from "./dev-supervisor.js";
 
 /** Identities of the local network, kept across runs so hotkeys stay stable. */
@@ -138,120 +141,108 @@ function banner(
   ].join("\n");
 }
 
-/** `tensorclaw dev`: the whole local network in one process tree. */
-export const devCommand = defineCommand({
-  name: "dev",
-  summary: "Run a local network: a router, demo miners and a dry-run validator.",
-  usage: "tensorclaw dev [options]",
-  description:
-    "Starts a router (embedded ledger unless REDIS_URL is set), --miners miners (one over WebSocket) and a\n" +
-    "validator in dry-run mode, then prints the API address, a key and ready-to-paste examples. State\n" +
-    "(identities, keys, embedded ledger) lives in --data-dir.",
-  options: DEV_OPTIONS,
-  defaults: DEV_DEFAULTS,
-  parse: parseDevCommand,
-  main: async (parsed, io) => {
-    const cfg = parsed.config;
-    const progress: Progress = { err: io.stderr, out: io.stdout };
-    const http = await claimPort(cfg.httpPort, "--http-port");
-    const grpc = await claimPort(cfg.grpcPort, "--grpc-port");
-    await mkdir(cfg.dataDir, { recursive: true });
-    const ids = await loadIdentities(join(cfg.dataDir, "identities.json"), cfg.miners);
-    const validatorKey = await hotkeyFromMnemonic(ids.validator);
-    const minerKeys = await Promise.all(ids.miners.slice(0, cfg.miners).map((m) => hotkeyFromMnemonic(m)));
+/** Starts the network, prints how to use it, and runs until SIGINT/SIGTERM or a program dies. */
+export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): Promise<number> {
+  const cfg = parsed.config;
+  const progress: Progress = { err: io.stderr, out: io.stdout };
+  const http = await claimPort(cfg.httpPort, "--http-port");
+  const grpc = await claimPort(cfg.grpcPort, "--grpc-port");
+  await mkdir(cfg.dataDir, { recursive: true });
+  const ids = await loadIdentities(join(cfg.dataDir, "identities.json"), cfg.miners);
+  const validatorKey = await hotkeyFromMnemonic(ids.validator);
+  const minerKeys = await Promise.all(ids.miners.slice(0, cfg.miners).map((m) => hotkeyFromMnemonic(m)));
 
-    const sup = new DevSupervisor({ out: io.stdout, err: io.stderr });
-    let failed: ((err: Error) => void) | undefined;
-    const failure = new Promise<never>((_, reject) => {
-      failed = reject;
+  const sup = new DevSupervisor({ out: io.stdout, err: io.stderr });
+  let failed: ((err: Error) => void) | undefined;
+  const failure = new Promise<never>((_, reject) => {
+    failed = reject;
+  });
+  failure.catch(() => {});
+  sup.onUnexpectedExit((label, code, tail) => {
+    io.stderr(`\n${label} exited unexpectedly (code ${code}). Last lines:\n${tail.join("\n")}\n`);
+    failed?.(new TensorClawError("unavailable", `${label} exited`));
+  });
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = () => resolve();
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+  });
+  const logLevel = ["--log-level", cfg.logLevel];
+  try {
+    io.stderr("Starting the TensorClaw local network\n");
+    const keysFile = join(cfg.dataDir, "api-keys.json");
+    const key = await createKey(sup, keysFile);
+    sup.start({
+      label: "router",
+      args: [
+        "router",
+        "--http-port",
+        String(http),
+        "--grpc-port",
+        String(grpc),
+        "--data-dir",
+        cfg.dataDir,
+        "--validators",
+        validatorKey.address,
+        "--public-directory",
+        ...logLevel,
+      ],
     });
-    failure.catch(() => {});
-    sup.onUnexpectedExit((label, code, tail) => {
-      io.stderr(`\n${label} exited unexpectedly (code ${code}). Last lines:\n${tail.join("\n")}\n`);
-      failed?.(new TensorClawError("unavailable", `${label} exited`));
-    });
-    const stopped = new Promise<void>((resolve) => {
-      const onSignal = () => resolve();
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
-    });
-    const logLevel = ["--log-level", cfg.logLevel];
-    try {
-      io.stderr("Starting the TensorClaw local network\n");
-      const keysFile = join(cfg.dataDir, "api-keys.json");
-      const key = await createKey(sup, keysFile);
+    await Promise.race([
+      failure,
+      waitFor("router", async () => (await fetch(`http://127.0.0.1:${http}/healthz`)).ok, 30_000, progress),
+    ]);
+    minerKeys.forEach((_key, i) => {
+      const router = i === 0 ? `ws://127.0.0.1:${http}/v1/tunnel` : `grpc://127.0.0.1:${grpc}`;
       sup.start({
-        label: "router",
-        args: [
-          "router",
-          "--http-port",
-          String(http),
-          "--grpc-port",
-          String(grpc),
-          "--data-dir",
-          cfg.dataDir,
-          "--validators",
-          validatorKey.address,
-          "--public-directory",
-          ...logLevel,
-        ],
+        label: `miner-${i + 1}`,
+        args: ["miner", "--router", router, "--backend", cfg.backend, ...logLevel],
+        env: { TENSORCLAW_MNEMONIC: ids.miners[i] as string },
       });
-      await Promise.race([
-        failure,
-        waitFor("router", async () => (await fetch(`http://127.0.0.1:${http}/healthz`)).ok, 30_000, progress),
-      ]);
-      minerKeys.forEach((_key, i) => {
-        const router = i === 0 ? `ws://127.0.0.1:${http}/v1/tunnel` : `grpc://127.0.0.1:${grpc}`;
-        sup.start({
-          label: `miner-${i + 1}`,
-          args: ["miner", "--router", router, "--backend", cfg.backend, ...logLevel],
-          env: { TENSORCLAW_MNEMONIC: ids.miners[i] as string },
-        });
+    });
+    const minersUp = async () => {
+      const res = await fetch(`http://127.0.0.1:${http}/v1/models`, {
+        headers: { authorization: `Bearer ${key}` },
       });
-      const minersUp = async () => {
-        const res = await fetch(`http://127.0.0.1:${http}/v1/models`, {
-          headers: { authorization: `Bearer ${key}` },
-        });
-        if (!res.ok) return false;
-        const doc = (await res.json()) as { data?: { miners?: number }[] };
-        return (doc.data ?? []).reduce((n, m) => Math.max(n, m.miners ?? 0), 0) >= cfg.miners;
-      };
-      await Promise.race([failure, waitFor(`${cfg.miners} miners`, minersUp, 60_000, progress)]);
-      sup.start({
-        label: "validator",
-        args: [
-          "validator",
-          "--router",
-          `grpc://127.0.0.1:${grpc}`,
-          "--dry-run",
-          "--probe-interval-s",
-          String(cfg.probeIntervalS),
-          "--weights-interval-s",
-          String(cfg.probeIntervalS),
-          "--state-file",
-          join(cfg.dataDir, "validator-state.json"),
-          ...logLevel,
-        ],
-        env: { TENSORCLAW_MNEMONIC: ids.validator },
-        rawStdout: true,
-      });
-      io.stdout(
-        banner(
-          cfg,
-          http,
-          grpc,
-          key,
-          minerKeys.map((k) => k.address),
-          validatorKey.address,
-        ),
-      );
-      await Promise.race([failure, stopped]);
-      io.stderr("\nStopping…\n");
-      await sup.stop();
-      return 0;
-    } catch (err) {
-      await sup.stop();
-      throw err;
-    }
-  },
-});
+      if (!res.ok) return false;
+      const doc = (await res.json()) as { data?: { miners?: number }[] };
+      return (doc.data ?? []).reduce((n, m) => Math.max(n, m.miners ?? 0), 0) >= cfg.miners;
+    };
+    await Promise.race([failure, waitFor(`${cfg.miners} miners`, minersUp, 60_000, progress)]);
+    sup.start({
+      label: "validator",
+      args: [
+        "validator",
+        "--router",
+        `grpc://127.0.0.1:${grpc}`,
+        "--dry-run",
+        "--probe-interval-s",
+        String(cfg.probeIntervalS),
+        "--weights-interval-s",
+        String(cfg.probeIntervalS),
+        "--state-file",
+        join(cfg.dataDir, "validator-state.json"),
+        ...logLevel,
+      ],
+      env: { TENSORCLAW_MNEMONIC: ids.validator },
+      rawStdout: true,
+    });
+    io.stdout(
+      banner(
+        cfg,
+        http,
+        grpc,
+        key,
+        minerKeys.map((k) => k.address),
+        validatorKey.address,
+      ),
+    );
+    await Promise.race([failure, stopped]);
+    io.stderr("\nStopping…\n");
+    await sup.stop();
+    return 0;
+  } catch (err) {
+    await sup.stop();
+    throw err;
+  }
+}

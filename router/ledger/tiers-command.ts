@@ -1,5 +1,4 @@
 import { dirname, join } from "node:path";
-import { Redis } from "ioredis";
 import { defineCommand } from "../../common/command.js";
 import { type OptionSpecs, parseCommand } from "../../common/config.js";
 import { TensorClawError } from "../../common/errors.js";
@@ -70,6 +69,8 @@ interface TierStore {
 }
 
 async function redisStore(url: string, prefix: string): Promise<TierStore> {
+  // Loaded here: the embedded ledger and `--help` do without it.
+  const { Redis } = await import("ioredis");
   const redis = new Redis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
@@ -135,7 +136,6 @@ export function parseTiersVerb(positionals: readonly string[]): TiersVerb {
 /** `tensorclaw router tiers`: the model → tier multiplier map of the usage ledger. */
 export const tiersCommand = defineCommand({
   name: "router tiers",
-  summary: "Set, list or remove model tier multipliers of the usage ledger.",
   usage: USAGE,
   description:
     "Business points = tokens / 10,000 × the model's tier multiplier; models without an entry count 1.\n" +
