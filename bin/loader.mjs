@@ -49,8 +49,13 @@ export async function resolve(specifier, context, nextResolve) {
 }
 
 export async function load(url, context, nextLoad) {
-  if (!url.startsWith("file:") || !url.endsWith(".ts") || url.includes("/node_modules/")) {
-    return nextLoad(url, context);
+  if (!url.startsWith("file:")) return nextLoad(url, context);
+  if (!url.endsWith(".ts") || url.includes("/node_modules/")) {
+    // Every ES module a package ships passes through these hooks (several hundred
+    // for @polkadot alone); one synchronous read is cheaper than Node's default
+    // asynchronous one. Other formats (CommonJS, JSON, …) go the default way.
+    if (context.format !== "module") return nextLoad(url, context);
+    return { format: "module", source: readFileSync(new URL(url)), shortCircuit: true };
   }
   const path = fileURLToPath(url);
   const source = readFileSync(path, "utf8");
