@@ -31,12 +31,12 @@ function quietly(action) {
 const sha256 = (text) => createHash("sha256").update(text).digest("hex");
 
 /** An entry's text: the digest line, then the code. */
-export function sealEntry(code) {
+function sealEntry(code) {
   return `${sha256(code)}\n${code}`;
 }
 
 /** The code of an entry's text, or undefined when its digest does not match. */
-export function openEntry(text) {
+function openEntry(text) {
   const newline = text.indexOf("\n");
   if (newline !== 64) return undefined;
   const code = text.slice(newline + 1);
