@@ -2,7 +2,7 @@
 // validator/command.ts (help and settings), so that `validator --help` loads
 // neither the hotkey's crypto, nor Redis, nor gRPC.
 import { randomBytes } from "node:crypto";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Chain } from "../common/chain/chain.js";
 import type { CommandIO } from "../common/command.js";
 import type { ParsedCommand } from "../common/config.js";
@@ -30,6 +30,8 @@ export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: 
   let redis: Redis | undefined;
   let store: ValidatorStateStore;
   if (cfg.redisUrl !== undefined) {
+    // Loaded here: the file state store does without it.
+    const { Redis } = await import("ioredis");
     redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
     redis.on("error", (err: Error) => logger.warn({ err: err.message }, "redis error"));
     await redis.connect();
