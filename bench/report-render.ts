@@ -61,10 +61,16 @@ function tableLines(results: readonly BenchResult[]): string[] {
   return [line(head ?? HEADER), rule, ...rest.map(line)];
 }
 
+const when = (iso: string): string => iso.replace("T", " ").replace(/\.\d+Z$/, " UTC");
+
 function benchLines(r: BenchResult): string[] {
   const status = r.status === "ok" ? "ok" : `**FAILED**: ${r.failure ?? ""}`;
+  const from =
+    r.from === undefined
+      ? ""
+      : `; carried over from the run of ${when(r.from.generatedAt)} at commit ${r.from.commit}`;
   const lines = [
-    `- **${r.name}** (${r.summary}): ${status}; ${formatNumber(r.durationMs / 1000)} s; \`${r.command}\``,
+    `- **${r.name}** (${r.summary}): ${status}; ${formatNumber(r.durationMs / 1000)} s; \`${r.command}\`${from}`,
   ];
   for (const n of r.notes) lines.push(`  - note: ${n}`);
   if (r.status === "failed" && r.stderrTail !== undefined && r.stderrTail !== "") {
@@ -83,17 +89,29 @@ export function machineLine(report: BenchReport): string {
   );
 }
 
+function carriedOverNote(report: BenchReport): string[] {
+  const carried = report.benchmarks.filter((b) => b.from !== undefined);
+  if (carried.length === 0) return [];
+  const ran = report.benchmarks.filter((b) => b.from === undefined).map((b) => b.name);
+  return [
+    "",
+    `This run measured ${ran.length === 0 ? "nothing" : ran.join(", ")} (\`--only\`); the figures of ` +
+      `${carried.map((b) => b.name).join(", ")} are carried over from earlier runs, as noted under Benchmarks ` +
+      "(the machine line describes this run).",
+  ];
+}
+
 /** The whole of bench/REPORT.md. */
 export function renderMarkdown(report: BenchReport): string {
-  const when = report.generatedAt.replace("T", " ").replace(/\.\d+Z$/, " UTC");
   const commit = report.uncommittedChanges ? `${report.commit} (with uncommitted changes)` : report.commit;
   const ran = report.benchmarks.filter((b) => b.status === "ok").length;
   const t = report.targets;
   const lines = [
     "# TensorClaw benchmark report",
     "",
-    `Written by \`npm run bench${report.quick ? " -- --quick" : ""}\` (${report.quick ? "quick smoke run: short windows, fewer repetitions, figures indicative only" : "full run"}) ` +
-      `on ${when}, at commit ${commit}.`,
+    `Written by \`npm run bench${report.quick ? " -- --quick" : ""}${report.only === undefined ? "" : ` -- --only ${report.only.join(",")}`}\` (${report.quick ? "quick smoke run: short windows, fewer repetitions, figures indicative only" : "full run"}) ` +
+      `on ${when(report.generatedAt)}, at commit ${commit}.`,
+    ...carriedOverNote(report),
     "",
     `Machine: ${machineLine(report)}.`,
     "",

@@ -33,12 +33,19 @@ export interface BenchResult {
   readonly raw?: unknown;
   /** The end of its stderr when it failed. */
   readonly stderrTail?: string;
+  /**
+   * Set when this result was not measured by the run that wrote the report
+   * but carried over from an earlier report (`npm run bench -- --only …`).
+   */
+  readonly from?: { readonly generatedAt: string; readonly commit: string };
 }
 
 /** bench/report.json. */
 export interface BenchReport {
   readonly generatedAt: string;
   readonly quick: boolean;
+  /** The benchmarks this run measured when `--only` named some (the others are carried over). */
+  readonly only?: readonly string[];
   readonly commit: string;
   /** Tracked files differed from the commit when the run started. */
   readonly uncommittedChanges: boolean;
@@ -95,6 +102,31 @@ export function benchResult(
   };
   if (problems.length === 0) return { ...base, status: "ok" };
   return { ...base, status: "failed", failure: problems.join("; "), stderrTail: outcome.stderrTail };
+}
+
+/**
+ * The results of a run that measured only some benchmarks, completed with
+ * the other benchmarks' results from the previous report, in `order`. A
+ * carried-over result says which run measured it; results of a previous
+ * report of the other kind (quick against full) are not carried over.
+ */
+export function carryOver(
+  fresh: readonly BenchResult[],
+  previous: BenchReport | undefined,
+  quick: boolean,
+  order: readonly string[],
+): BenchResult[] {
+  const byName = new Map<string, BenchResult>();
+  if (previous !== undefined && previous.quick === quick)
+    for (const r of previous.benchmarks)
+      byName.set(
+        r.name,
+        r.from === undefined
+          ? { ...r, from: { generatedAt: previous.generatedAt, commit: previous.commit } }
+          : r,
+      );
+  for (const r of fresh) byName.set(r.name, r);
+  return order.flatMap((name) => byName.get(name) ?? []);
 }
 
 /** Counts of rows with a target that met it and that missed it. */

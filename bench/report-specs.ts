@@ -3,9 +3,10 @@
 // baseline the same benchmark measured in the same run.
 //
 // Targets are written here once, from the issues that defined them (tunnel:
-// issue 3, Business API: issue 4, ledger: issue 5, validator: issue 6). A
-// field that is missing or not a finite number makes the benchmark count as
-// failed: that is how a benchmark whose output drifted is caught.
+// issue 3, Business API: issue 4, ledger: issue 5, validator: issue 6,
+// start-up: the task "a CLI that starts at once"). A field that is missing or
+// not a finite number makes the benchmark count as failed: that is how a
+// benchmark whose output drifted is caught.
 
 /** A target a figure must meet. `=` is exact (error counts). */
 export interface Target {
@@ -224,6 +225,44 @@ function validatorRows(j: unknown): ReportRow[] {
   ];
 }
 
+/** `--help` cases of bench/startup.ts: JSON key and the command line. */
+const STARTUP_HELP: readonly (readonly [string, string])[] = [
+  ["top", "tensorclaw --help"],
+  ["router", "tensorclaw router --help"],
+  ["routerTiers", "tensorclaw router tiers --help"],
+  ["miner", "tensorclaw miner --help"],
+  ["validator", "tensorclaw validator --help"],
+  ["dev", "tensorclaw dev --help"],
+  ["keys", "tensorclaw keys --help"],
+];
+
+function startupRows(j: unknown): ReportRow[] {
+  const bare = { label: "node -e 0", value: num(j, "bareNode.medianMs"), unit: "ms" };
+  return [
+    // Task "a CLI that starts at once": help within 300 ms, the router serving within 1 s.
+    ...STARTUP_HELP.map(([key, line]) =>
+      row(`${line}, warm compile cache`, num(j, `help.${key}.medianMs`), "ms", atMost(300), [
+        { label: "p90", value: num(j, `help.${key}.p90Ms`), unit: "ms" },
+        { label: "min", value: num(j, `help.${key}.minMs`), unit: "ms" },
+        bare,
+      ]),
+    ),
+    row(
+      "tensorclaw router until /healthz answers, warm compile cache",
+      num(j, "routerServing.medianMs"),
+      "ms",
+      atMost(1_000),
+      [
+        { label: "p90", value: num(j, "routerServing.p90Ms"), unit: "ms" },
+        { label: "min", value: num(j, "routerServing.minMs"), unit: "ms" },
+        { label: "router CPU until then", value: num(j, "routerServing.cpuMedianMs"), unit: "ms" },
+      ],
+    ),
+    row("tensorclaw --help, cold compile cache", num(j, "cold.helpMs"), "ms"),
+    row("tensorclaw router until /healthz answers, cold compile cache", num(j, "cold.routerServingMs"), "ms"),
+  ];
+}
+
 /** Every benchmark `npm run bench` runs, in order. */
 export const BENCHES: readonly BenchSpec[] = [
   {
@@ -249,5 +288,11 @@ export const BENCHES: readonly BenchSpec[] = [
     script: "bench/validator.ts",
     summary: "scoring + weights for 256 uids and a 256-miner probe round",
     rows: validatorRows,
+  },
+  {
+    name: "startup",
+    script: "bench/startup.ts",
+    summary: "CLI start: every --help, and the router until it serves; warm compile cache, one cold figure",
+    rows: startupRows,
   },
 ];

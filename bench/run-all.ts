@@ -1,37 +1,41 @@
-// `npm run bench [-- --quick] [-- --out <dir>]`: every benchmark, one after
-// another (never in parallel: the machine has 2 cores and they would measure
-// each other), each as its own child process writing JSON, then one report:
-// bench/REPORT.md (the human table) and bench/report.json.
+// `npm run bench [-- --quick] [-- --out <dir>] [-- --only <names>]`: every
+// benchmark, one after another (never in parallel: the machine has 2 cores and
+// they would measure each other), each as its own child process writing JSON,
+// then one report: bench/REPORT.md (the human table) and bench/report.json.
 //
 // A full run rewrites the committed report in bench/; a quick run (the smoke
 // mode `npm test` uses) writes to a fresh temporary folder unless --out says
-// where. A benchmark that fails is reported as failed and the run exits 1,
-// but the others still run. A missed target is a verdict in the report, not
-// a failure of the run.
+// where. `--only` runs some benchmarks and carries the others' results over
+// from the report.json already in the output folder, each marked with the run
+// that measured it. A benchmark that fails is reported as failed and the run
+// exits 1, but the others still run. A missed target is a verdict in the
+// report, not a failure of the run.
 import { spawnSync } from "node:child_process";
-import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runBenchChild } from "./report-child.js";
 import { renderMarkdown } from "./report-render.js";
-import { type BenchReport, type BenchResult, benchResult, countTargets } from "./report-result.js";
+import { type BenchReport, type BenchResult, benchResult, carryOver, countTargets } from "./report-result.js";
 import { BENCHES } from "./report-specs.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** Generous bounds so a hung benchmark cannot hang the run; not expected durations. */
 const TIMEOUT_MS = { full: 20 * 60_000, quick: 3 * 60_000 };
 
-const USAGE = `usage: npm run bench [-- --quick] [-- --out <dir>]
+const USAGE = `usage: npm run bench [-- --quick] [-- --out <dir>] [-- --only <name>[,<name>…]]
 
 Runs ${BENCHES.map((b) => b.script).join(", ")} one after another
 and writes REPORT.md and report.json.
 
-  --quick      smoke mode: short windows, few repetitions (what npm test runs);
-               writes to a new temporary folder unless --out is given
-  --out <dir>  write the report there instead (default: bench/ for a full run)
-  --help       this text`;
+  --quick        smoke mode: short windows, few repetitions (what npm test runs);
+                 writes to a new temporary folder unless --out is given
+  --out <dir>    write the report there instead (default: bench/ for a full run)
+  --only <names> run only these (${BENCHES.map((b) => b.name).join(", ")}); the others' figures
+                 are carried over from the report.json already there, marked as such
+  --help         this text`;
 
 function gitState(): { commit: string; uncommittedChanges: boolean } {
   const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" });
@@ -43,6 +47,15 @@ function gitState(): { commit: string; uncommittedChanges: boolean } {
   return { commit: head.stdout.trim(), uncommittedChanges: status.stdout.trim() !== "" };
 }
 
+/** The report already at `path`, if there is one that parses. */
+async function previousReport(path: string): Promise<BenchReport | undefined> {
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as BenchReport;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Writes `text` to `path` through a rename, so a reader never sees half a report. */
 async function writeAtomically(path: string, text: string): Promise<void> {
   await writeFile(`${path}.tmp`, text);
@@ -50,14 +63,22 @@ async function writeAtomically(path: string, text: string): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  let opts: { quick: boolean; out: string | undefined; help: boolean };
+  let opts: { quick: boolean; out: string | undefined; help: boolean; only: string[] | undefined };
   try {
     const { values } = parseArgs({
-      options: { quick: { type: "boolean" }, out: { type: "string" }, help: { type: "boolean" } },
+      options: {
+        quick: { type: "boolean" },
+        out: { type: "string" },
+        help: { type: "boolean" },
+        only: { type: "string", multiple: true },
+      },
       strict: true,
       allowPositionals: false,
     });
-    opts = { quick: values.quick === true, out: values.out, help: values.help === true };
+    const only = values.only?.flatMap((v) => v.split(",")).filter((v) => v !== "");
+    const unknown = only?.filter((name) => !BENCHES.some((b) => b.name === name)) ?? [];
+    if (unknown.length > 0) throw new Error(`--only: no benchmark named ${unknown.join(", ")}`);
+    opts = { quick: values.quick === true, out: values.out, help: values.help === true, only };
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
@@ -93,6 +114,7 @@ async function main(): Promise<number> {
   try {
     for (const spec of BENCHES) {
       if (interrupted !== undefined) break;
+      if (opts.only !== undefined && !opts.only.includes(spec.name)) continue;
       const jsonFile = join(scratch, `${spec.name}.json`);
       const args = opts.quick ? ["--quick"] : [];
       const command = ["node --import ./bin/register.mjs", spec.script, ...args, "--json <file>"].join(" ");
@@ -121,10 +143,20 @@ async function main(): Promise<number> {
     return 130;
   }
 
+  const benchmarks =
+    opts.only === undefined
+      ? results
+      : carryOver(
+          results,
+          await previousReport(join(outDir, "report.json")),
+          opts.quick,
+          BENCHES.map((b) => b.name),
+        );
   const cpuList = cpus();
   const report: BenchReport = {
     generatedAt,
     quick: opts.quick,
+    ...(opts.only === undefined ? {} : { only: opts.only }),
     ...git,
     machine: {
       cpus: cpuList.length,
@@ -134,9 +166,9 @@ async function main(): Promise<number> {
       totalMemoryBytes: totalmem(),
       loadAverage1m: { start: loadStart, end: loadavg()[0] ?? 0 },
     },
-    ok: results.every((r) => r.status === "ok"),
-    targets: countTargets(results),
-    benchmarks: results,
+    ok: benchmarks.every((r) => r.status === "ok"),
+    targets: countTargets(benchmarks),
+    benchmarks,
   };
   const markdown = renderMarkdown(report);
   await writeAtomically(join(outDir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
@@ -145,7 +177,7 @@ async function main(): Promise<number> {
   console.log(`report written to ${join(outDir, "REPORT.md")} and ${join(outDir, "report.json")}`);
   if (!report.ok)
     console.error(
-      `failed: ${results
+      `failed: ${benchmarks
         .filter((r) => r.status === "failed")
         .map((r) => r.name)
         .join(", ")}`,

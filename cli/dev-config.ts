@@ -1,6 +1,5 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
-import type { LogLevel } from "../common/logger.js";
-import { LOG_LEVEL_OPTION } from "../common/shared-options.js";
+import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
 
 /** Settings of `tensorclaw dev`. */
 export interface DevConfig {

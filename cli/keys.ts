@@ -1,5 +1,5 @@
 import { basename, dirname, join } from "node:path";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { defineCommand } from "../common/command.js";
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
@@ -93,7 +93,6 @@ function iso(ms: number | null): string {
 /** `tensorclaw keys`. */
 export const keysCommand = defineCommand({
   name: "keys",
-  summary: "Manage API keys: create (prints the key once), list, revoke.",
   usage: "tensorclaw keys create|list|revoke <id> [options]",
   description:
     "Keys are stored hashed: in Redis when --redis-url / REDIS_URL is given (as the router uses it),\n" +
@@ -108,6 +107,8 @@ export const keysCommand = defineCommand({
     let redis: Redis | undefined;
     let store: ApiKeyStore;
     if (cfg.redisUrl !== undefined) {
+      // Loaded here: the key file and `--help` do without it.
+      const { Redis } = await import("ioredis");
       redis = new Redis(cfg.redisUrl, {
         maxRetriesPerRequest: 1,
         retryStrategy: () => null,

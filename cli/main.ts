@@ -1,18 +1,42 @@
 import type { Command, CommandIO } from "../common/command.js";
 import { toTensorClawError } from "../common/errors.js";
-import { minerCommand } from "../miner/command.js";
-import { routerCommand } from "../router/command.js";
-import { validatorCommand } from "../validator/command.js";
-import { devCommand } from "./dev.js";
-import { keysCommand } from "./keys.js";
+
+/** A subcommand as the top-level help lists it. */
+export interface CommandEntry {
+  readonly name: string;
+  /** One line for the top-level help. */
+  readonly summary: string;
+  /** Imports the command's module: only the command that runs is loaded (some pull in heavy packages). */
+  readonly load: () => Promise<Command>;
+}
 
 /** Every subcommand, in help order. */
-export const COMMANDS: readonly Command[] = [
-  routerCommand,
-  minerCommand,
-  validatorCommand,
-  devCommand,
-  keysCommand,
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: "router",
+    summary: "Run the router: OpenAI-compatible API, miner tunnels, usage ledger, validator services.",
+    load: async () => (await import("../router/command.js")).routerCommand,
+  },
+  {
+    name: "miner",
+    summary: "Run a miner: dial out to routers and serve inference from an OpenAI-compatible backend.",
+    load: async () => (await import("../miner/command.js")).minerCommand,
+  },
+  {
+    name: "validator",
+    summary: "Run a validator: probe miners, read the usage ledger, score, set weights.",
+    load: async () => (await import("../validator/command.js")).validatorCommand,
+  },
+  {
+    name: "dev",
+    summary: "Run a local network: a router, demo miners and a dry-run validator.",
+    load: async () => (await import("./dev.js")).devCommand,
+  },
+  {
+    name: "keys",
+    summary: "Manage API keys: create (prints the key once), list, revoke.",
+    load: async () => (await import("./keys.js")).keysCommand,
+  },
 ];
 
 /** Top-level help. */
@@ -38,13 +62,13 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
     io.stdout("tensorclaw 0.1.0\n");
     return 0;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
-  if (cmd === undefined) {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (entry === undefined) {
     io.stderr(`tensorclaw: unknown command ${JSON.stringify(name)}\n\n${topHelp()}`);
     return 2;
   }
   try {
-    return await cmd.run(rest, io);
+    return await (await entry.load()).run(rest, io);
   } catch (err) {
     const e = toTensorClawError(err);
     io.stderr(`tensorclaw ${name}: ${e.message}\n`);

@@ -8,11 +8,9 @@ export interface CommandIO {
   readonly stderr: (text: string) => void;
 }
 
-/** One `tensorclaw <name>` subcommand. */
+/** One `tensorclaw <name>` subcommand (the top-level help's summary of it lives in cli/main.ts). */
 export interface Command {
   readonly name: string;
-  /** One line for the top-level help. */
-  readonly summary: string;
   /** Runs the command with the arguments after its name; resolves to the exit code. */
   run(argv: readonly string[], io: CommandIO): Promise<number>;
 }
@@ -20,7 +18,6 @@ export interface Command {
 /** Describes a command built from option specs. */
 export interface CommandSpec<T> {
   readonly name: string;
-  readonly summary: string;
   readonly usage: string;
   /** Longer text shown under the usage line. */
   readonly description: string;
@@ -46,7 +43,6 @@ export function commandHelp<T>(spec: CommandSpec<T>): string {
 export function defineCommand<T>(spec: CommandSpec<T>): Command {
   return {
     name: spec.name,
-    summary: spec.summary,
     async run(argv, io) {
       // Help must work even when the environment holds a bad value.
       if (argv.includes("--help") || argv.includes("-h")) {

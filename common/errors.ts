@@ -1,4 +1,22 @@
-import { status as GrpcStatus } from "@grpc/grpc-js";
+import type { status as GrpcStatus } from "@grpc/grpc-js";
+
+/**
+ * The gRPC status codes the catalogue uses, with the values the gRPC spec fixes
+ * (the same as grpc-js's `status` enum). Written out rather than imported:
+ * every command, even `--help`, loads this file, and loading grpc-js costs
+ * ~0.1 s.
+ */
+const GRPC = {
+  CANCELLED: 1,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const satisfies Record<string, GrpcStatus>;
 
 /**
  * The closed set of error codes TensorClaw uses at every boundary. Each code
@@ -38,103 +56,103 @@ export interface ErrorMapping {
 /** The catalogue: one row per code, the single table every boundary reads. */
 export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, ErrorMapping>> = Object.freeze({
   invalid_json: {
-    grpc: GrpcStatus.INVALID_ARGUMENT,
+    grpc: GRPC.INVALID_ARGUMENT,
     http: 400,
     openaiType: "invalid_request_error",
     publicMessage: "The request body is not valid JSON.",
   },
   invalid_request: {
-    grpc: GrpcStatus.INVALID_ARGUMENT,
+    grpc: GRPC.INVALID_ARGUMENT,
     http: 400,
     openaiType: "invalid_request_error",
     publicMessage: "The request is invalid.",
   },
   payload_too_large: {
-    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    grpc: GRPC.RESOURCE_EXHAUSTED,
     http: 413,
     openaiType: "invalid_request_error",
     publicMessage: "The request body is too large.",
   },
   unauthenticated: {
-    grpc: GrpcStatus.UNAUTHENTICATED,
+    grpc: GRPC.UNAUTHENTICATED,
     http: 401,
     openaiType: "authentication_error",
     publicMessage: "Authentication is required.",
   },
   invalid_api_key: {
-    grpc: GrpcStatus.UNAUTHENTICATED,
+    grpc: GRPC.UNAUTHENTICATED,
     http: 401,
     openaiType: "authentication_error",
     publicMessage: "The API key is invalid or revoked.",
   },
   permission_denied: {
-    grpc: GrpcStatus.PERMISSION_DENIED,
+    grpc: GRPC.PERMISSION_DENIED,
     http: 403,
     openaiType: "permission_error",
     publicMessage: "This caller may not perform this operation.",
   },
   not_found: {
-    grpc: GrpcStatus.NOT_FOUND,
+    grpc: GRPC.NOT_FOUND,
     http: 404,
     openaiType: "invalid_request_error",
     publicMessage: "Not found.",
   },
   model_not_found: {
-    grpc: GrpcStatus.NOT_FOUND,
+    grpc: GRPC.NOT_FOUND,
     http: 404,
     openaiType: "invalid_request_error",
     publicMessage: "The model does not exist.",
   },
   rate_limited: {
-    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    grpc: GRPC.RESOURCE_EXHAUSTED,
     http: 429,
     openaiType: "rate_limit_error",
     publicMessage: "Rate limit exceeded.",
   },
   no_capacity: {
-    grpc: GrpcStatus.UNAVAILABLE,
+    grpc: GRPC.UNAVAILABLE,
     http: 503,
     openaiType: "api_error",
     publicMessage: "No miner can serve this model right now.",
   },
   upstream_timeout: {
-    grpc: GrpcStatus.DEADLINE_EXCEEDED,
+    grpc: GRPC.DEADLINE_EXCEEDED,
     http: 504,
     openaiType: "api_error",
     publicMessage: "The miner did not answer in time.",
   },
   upstream_error: {
-    grpc: GrpcStatus.UNAVAILABLE,
+    grpc: GRPC.UNAVAILABLE,
     http: 502,
     openaiType: "api_error",
     publicMessage: "The miner failed to serve the request.",
   },
   cancelled: {
-    grpc: GrpcStatus.CANCELLED,
+    grpc: GRPC.CANCELLED,
     http: 499,
     openaiType: "api_error",
     publicMessage: "The request was cancelled.",
   },
   unavailable: {
-    grpc: GrpcStatus.UNAVAILABLE,
+    grpc: GRPC.UNAVAILABLE,
     http: 503,
     openaiType: "api_error",
     publicMessage: "The service is unavailable.",
   },
   protocol_error: {
-    grpc: GrpcStatus.INVALID_ARGUMENT,
+    grpc: GRPC.INVALID_ARGUMENT,
     http: 400,
     openaiType: "invalid_request_error",
     publicMessage: "Protocol violation.",
   },
   config_invalid: {
-    grpc: GrpcStatus.INVALID_ARGUMENT,
+    grpc: GRPC.INVALID_ARGUMENT,
     http: 400,
     openaiType: "invalid_request_error",
     publicMessage: "Invalid configuration.",
   },
   internal: {
-    grpc: GrpcStatus.INTERNAL,
+    grpc: GRPC.INTERNAL,
     http: 500,
     openaiType: "api_error",
     publicMessage: "Internal error.",

@@ -1,10 +1,7 @@
 import { type Logger, pino } from "pino";
+import type { LogLevel } from "./shared-options.js";
 
 export type { Logger } from "pino";
-
-/** Log levels accepted by `--log-level`. */
-export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /**
  * Creates the process logger: JSON lines on stderr (stdout stays free for

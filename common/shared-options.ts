@@ -1,5 +1,11 @@
 import type { OptionSpec } from "./config.js";
-import { LOG_LEVELS } from "./logger.js";
+
+/**
+ * Log levels accepted by `--log-level` (pino's). Kept here rather than beside
+ * the logger so that reading a config does not load pino.
+ */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The `--log-level` setting every program shares. */
 export const LOG_LEVEL_OPTION: OptionSpec = {

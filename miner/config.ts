@@ -1,7 +1,6 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
-import type { LogLevel } from "../common/logger.js";
-import { LOG_LEVEL_OPTION, WALLET_OPTIONS } from "../common/shared-options.js";
+import { LOG_LEVEL_OPTION, type LogLevel, WALLET_OPTIONS } from "../common/shared-options.js";
 import { planRouters } from "./tunnel/endpoints.js";
 
 /** How the miner reaches its routers. */

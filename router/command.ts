@@ -1,16 +1,12 @@
 import { type Command, defineCommand } from "../common/command.js";
 import { TensorClawError } from "../common/errors.js";
-import { createLogger } from "../common/logger.js";
-import { waitForStopSignal } from "../common/signals.js";
 import { modelsCommand } from "./catalogue/models-command.js";
 import { tiersCommand } from "./catalogue/tiers-command.js";
 import { parseRouterCommand, ROUTER_DEFAULTS, ROUTER_OPTIONS } from "./config.js";
-import { startRouter } from "./router.js";
 
 /** `tensorclaw router`. */
 const serveCommand = defineCommand({
   name: "router",
-  summary: "Run the router: OpenAI-compatible API, miner tunnels, usage ledger, validator services.",
   usage: "tensorclaw router [options]",
   description:
     "Serves the OpenAI-compatible API on --http-port and the miner tunnel plus the Probe, UsageReport and\n" +
@@ -20,27 +16,14 @@ const serveCommand = defineCommand({
   defaults: ROUTER_DEFAULTS,
   parse: parseRouterCommand,
   main: async (parsed, io) => {
-    const cfg = parsed.config;
     if (parsed.positionals.length > 0) {
       throw new TensorClawError(
         "config_invalid",
-        `unexpected argument ${JSON.stringify(parsed.positionals[0])} (did you mean \`tensorclaw router tiers …\`?)`,
+        `unexpected argument ${JSON.stringify(parsed.positionals[0])} (did you mean \`tensorclaw router models …\` or \`router tiers …\`?)`,
       );
     }
-    const logger = createLogger("router", cfg.logLevel);
-    const router = await startRouter(cfg, logger);
-    io.stderr(
-      `tensorclaw router: API on http://${cfg.host}:${router.httpPort}/v1, ` +
-        `gRPC on ${cfg.host}:${router.grpcPort}, ledger ${cfg.redisUrl === undefined ? "embedded" : "redis"}\n`,
-    );
-    await waitForStopSignal(() => {
-      io.stderr("tensorclaw router: stopping now (second signal)\n");
-      process.exit(130);
-    });
-    io.stderr("tensorclaw router: draining miners and finishing in-flight requests\n");
-    await router.close();
-    logger.flush();
-    return 0;
+    // Loaded only now: help and settings need none of the servers.
+    return (await import("./main.js")).routerMain(parsed, io);
   },
 });
 

@@ -1,7 +1,6 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
-import type { LogLevel } from "../common/logger.js";
-import { LOG_LEVEL_OPTION } from "../common/shared-options.js";
+import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
 
 /** Shortest salt accepted from `--user-salt`. */
 export const MIN_USER_SALT_LENGTH = 16;

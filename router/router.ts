@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { Registry } from "prom-client";
 import { TensorClawError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
@@ -131,6 +131,8 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     let ledger: UsageLedger;
     let spool: UsageSpool | undefined;
     if (cfg.redisUrl !== undefined) {
+      // Loaded here: a router on the embedded ledger does without it.
+      const { Redis } = await import("ioredis");
       const client = new Redis(cfg.redisUrl, { ...LEDGER_REDIS_OPTIONS });
       redis = client;
       let lastWarn = 0;

@@ -1,22 +1,9 @@
-import { randomBytes } from "node:crypto";
-import { Redis } from "ioredis";
-import type { Chain } from "../common/chain/chain.js";
-import { systemClock } from "../common/clock.js";
 import { defineCommand } from "../common/command.js";
-import { loadHotkey } from "../common/identity.js";
-import { createLogger } from "../common/logger.js";
 import { parseValidatorCommand, VALIDATOR_DEFAULTS, VALIDATOR_OPTIONS } from "./config.js";
-import { parseLatencyTiers } from "./latency-tiers.js";
-import { RouterClient } from "./router-client.js";
-import type { ValidatorStateStore } from "./state-store.js";
-import { FileStateStore } from "./state-store-file.js";
-import { RedisStateStore } from "./state-store-redis.js";
-import { Validator } from "./validator.js";
 
 /** `tensorclaw validator` (and `tensorclaw validator scores`). */
 export const validatorCommand = defineCommand({
   name: "validator",
-  summary: "Run a validator: probe miners, read the usage ledger, score, set weights.",
   usage: "tensorclaw validator [scores] --router <grpc://host:port> [options]",
   description:
     "Probes every connected miner through the router, reads 24 h usage from UsageReport, scores miners\n" +
@@ -25,84 +12,6 @@ export const validatorCommand = defineCommand({
   options: VALIDATOR_OPTIONS,
   defaults: VALIDATOR_DEFAULTS,
   parse: parseValidatorCommand,
-  main: async (parsed, io) => {
-    const cfg = parsed.config;
-    const scoresOnly = parsed.positionals[0] === "scores";
-    const logger = createLogger("validator", cfg.logLevel);
-    const hotkey = await loadHotkey({
-      mnemonic: cfg.mnemonic,
-      wallet: cfg.wallet,
-      hotkey: cfg.hotkey,
-      walletPath: cfg.walletPath,
-    });
-    let redis: Redis | undefined;
-    let store: ValidatorStateStore;
-    if (cfg.redisUrl !== undefined) {
-      redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
-      redis.on("error", (err: Error) => logger.warn({ err: err.message }, "redis error"));
-      await redis.connect();
-      store = new RedisStateStore(redis, hotkey.address);
-    } else {
-      store = await FileStateStore.open(cfg.stateFile);
-    }
-    let chain: Chain | undefined;
-    const router = new RouterClient(cfg.router, { signer: hotkey, logger });
-    try {
-      if (cfg.chain !== undefined) {
-        // Loaded on demand: @polkadot/api is heavy and every other command would pay for it.
-        const { connectPolkadotChain } = await import("../common/chain/polkadot.js");
-        chain = await connectPolkadotChain({ endpoint: cfg.chain, signer: hotkey, logger });
-      }
-      const validator = new Validator({
-        router,
-        store,
-        chain,
-        selfHotkey: hotkey.address,
-        settings: {
-          netuid: cfg.netuid,
-          dryRun: cfg.dryRun,
-          probeConcurrency: cfg.probeConcurrency,
-          probeTimeoutMs: cfg.probeTimeoutMs,
-          reconnectGraceMs: cfg.reconnectGraceMs,
-          probeIntervalMs: cfg.probeIntervalS * 1000,
-          weightsIntervalMs: cfg.weightsIntervalS * 1000,
-          latencyTiers: parseLatencyTiers(cfg.latencyTiers),
-        },
-        clock: systemClock,
-        randomBytes: (n) => randomBytes(n),
-        logger,
-        print: io.stdout,
-      });
-      logger.info(
-        { hotkey: hotkey.address, routers: cfg.router, chain: cfg.chain, dryRun: cfg.dryRun },
-        "validator starting",
-      );
-      if (scoresOnly) {
-        const r = await validator.scorePass({ submit: false, print: true });
-        return r === undefined ? 1 : 0;
-      }
-      if (cfg.once) {
-        const round = await validator.probeRound();
-        if (round === undefined) io.stdout("probe round skipped: router unreachable, not punishing miners\n");
-        const r = await validator.scorePass({ submit: true, print: true });
-        return round === undefined || r === undefined ? 1 : 0;
-      }
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
-      try {
-        await validator.run(stop.signal);
-      } finally {
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
-      }
-      return 0;
-    } finally {
-      router.close();
-      await chain?.close();
-      await store.close();
-      redis?.disconnect();
-    }
-  },
+  // Loaded only now: help and settings need neither the hotkey's crypto, nor Redis, nor gRPC.
+  main: async (parsed, io) => (await import("./main.js")).validatorMain(parsed, io),
 });

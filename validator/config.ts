@@ -1,9 +1,8 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
-import type { LogLevel } from "../common/logger.js";
-import { LOG_LEVEL_OPTION, WALLET_OPTIONS } from "../common/shared-options.js";
+import { LOG_LEVEL_OPTION, type LogLevel, WALLET_OPTIONS } from "../common/shared-options.js";
 import { DEFAULT_LATENCY_TIERS, formatLatencyTiers, parseLatencyTiers } from "./latency-tiers.js";
-import { RECONNECT_GRACE_MS } from "./probe-round.js";
+import { RECONNECT_GRACE_MS } from "./reconnect-grace.js";
 
 /** Settings of `tensorclaw validator`. */
 export interface ValidatorConfig {

@@ -1,5 +1,6 @@
 import type { Logger } from "../common/logger.js";
 import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
+import { RECONNECT_GRACE_MS } from "./reconnect-grace.js";
 import type { DirectoryListing, ProbeOutcome } from "./router-client.js";
 import type { ProbeEntry } from "./state-store.js";
 
@@ -31,9 +32,6 @@ export interface ProbeRoundOptions {
    */
   readonly reconnectGraceMs?: number;
 }
-
-/** Twice the reference miner's longest reconnect backoff (30 s). */
-export const RECONNECT_GRACE_MS = 60_000;
 
 /** What one round saw. */
 export interface ProbeRoundResult {

@@ -127,7 +127,6 @@ export function mergeEntry(current: CatalogueEntry | undefined, id: string, c: M
 /** `tensorclaw router models`: the operator's model catalogue. */
 export const modelsCommand = defineCommand({
   name: "router models",
-  summary: "Set, list or remove models of the router's catalogue (tier, tokenizer, context, prices).",
   usage: USAGE,
   description:
     "The catalogue says which models the router routes (ids and aliases; any id with --open-catalogue),\n" +

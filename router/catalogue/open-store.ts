@@ -1,5 +1,4 @@
 import { dirname, join } from "node:path";
-import { Redis } from "ioredis";
 import type { OptionSpecs } from "../../common/config.js";
 import { TensorClawError } from "../../common/errors.js";
 import { DEFAULT_EMBEDDED_LEDGER_FILE, readTierLines } from "../ledger/embedded-tiers.js";
@@ -7,7 +6,6 @@ import { DEFAULT_LEDGER_PREFIX } from "../ledger/redis.js";
 import { defaultEntry } from "./entry.js";
 import type { CatalogueStore } from "./store.js";
 import { CATALOGUE_FILE_NAME, FileCatalogueStore } from "./store-file.js";
-import { RedisCatalogueStore } from "./store-redis.js";
 
 /** Where `router models` and `router tiers` find the catalogue. */
 export interface CatalogueStoreConfig {
@@ -85,6 +83,11 @@ export async function openCatalogueStore(cfg: CatalogueStoreConfig, nowMs: numbe
     await migrateLegacyTiers(store, join(dirname(file), "ledger.jsonl"), nowMs);
     return store;
   }
+  // Loaded only now: `--help` and the file store need neither.
+  const [{ Redis }, { RedisCatalogueStore }] = await Promise.all([
+    import("ioredis"),
+    import("./store-redis.js"),
+  ]);
   const redis = new Redis(cfg.redisUrl, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,

@@ -61,7 +61,6 @@ export function parseTiersVerb(positionals: readonly string[]): TiersVerb {
  */
 export const tiersCommand = defineCommand({
   name: "router tiers",
-  summary: "Shorthand for the tier column of the model catalogue (see `router models`).",
   usage: USAGE,
   description:
     "Business points = tokens / 10,000 × the model's tier multiplier. `set` changes the tier of a catalogue\n" +

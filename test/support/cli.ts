@@ -11,14 +11,18 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `tensorclaw <args>` as a real child process and waits for it to exit. */
+/**
+ * Runs `tensorclaw <args>` as a real child process and waits for it to exit;
+ * `nodeArgs` go to node before the launcher (`--import …`).
+ */
 export function runCli(
   args: readonly string[],
   env: Record<string, string | undefined> = {},
   timeoutMs = 20_000,
+  nodeArgs: readonly string[] = [],
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

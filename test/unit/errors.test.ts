@@ -15,7 +15,16 @@ describe("error catalogue", () => {
       ["upstream_timeout", 504, "api_error", status.DEADLINE_EXCEEDED],
       ["upstream_error", 502, "api_error", status.UNAVAILABLE],
       ["internal", 500, "api_error", status.INTERNAL],
+      ["invalid_request", 400, "invalid_request_error", status.INVALID_ARGUMENT],
+      ["unauthenticated", 401, "authentication_error", status.UNAUTHENTICATED],
+      ["not_found", 404, "invalid_request_error", status.NOT_FOUND],
+      ["cancelled", 499, "api_error", status.CANCELLED],
+      ["unavailable", 503, "api_error", status.UNAVAILABLE],
+      ["protocol_error", 400, "invalid_request_error", status.INVALID_ARGUMENT],
+      ["config_invalid", 400, "invalid_request_error", status.INVALID_ARGUMENT],
     ];
+    // Every row, against grpc-js's own enum (the catalogue writes the numbers out).
+    expect(cases.map((c) => c[0]).sort()).to.deep.equal(Object.keys(ERROR_CATALOGUE).sort());
     for (const [code, http, type, grpc] of cases) {
       const err = new TensorClawError(code, `m-${code}`, { param: "model" });
       const h = toHttpError(err);

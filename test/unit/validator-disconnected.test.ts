@@ -1,7 +1,8 @@
 import { expect } from "chai";
 import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
 import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
-import { disconnectedMiners, RECONNECT_GRACE_MS } from "../../validator/probe-round.js";
+import { disconnectedMiners } from "../../validator/probe-round.js";
+import { RECONNECT_GRACE_MS } from "../../validator/reconnect-grace.js";
 import type { DirectoryListing } from "../../validator/router-client.js";
 import { buildMinerInputs } from "../../validator/score-inputs.js";
 import { type ProbeRecord, scoreMiners } from "../../validator/scoring.js";

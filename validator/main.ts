@@ -1,0 +1,102 @@
+// What `tensorclaw validator` does once its settings are read. Apart from
+// validator/command.ts (help and settings), so that `validator --help` loads
+// neither the hotkey's crypto, nor Redis, nor gRPC.
+import { randomBytes } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { Chain } from "../common/chain/chain.js";
+import { systemClock } from "../common/clock.js";
+import type { CommandIO } from "../common/command.js";
+import type { ParsedCommand } from "../common/config.js";
+import { loadHotkey } from "../common/identity.js";
+import { createLogger } from "../common/logger.js";
+import type { ValidatorConfig } from "./config.js";
+import { parseLatencyTiers } from "./latency-tiers.js";
+import { RouterClient } from "./router-client.js";
+import type { ValidatorStateStore } from "./state-store.js";
+import { FileStateStore } from "./state-store-file.js";
+import { RedisStateStore } from "./state-store-redis.js";
+import { Validator } from "./validator.js";
+
+/** Runs the validator loop (or one pass with --once, or prints scores) until SIGINT/SIGTERM. */
+export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: CommandIO): Promise<number> {
+  const cfg = parsed.config;
+  const scoresOnly = parsed.positionals[0] === "scores";
+  const logger = createLogger("validator", cfg.logLevel);
+  const hotkey = await loadHotkey({
+    mnemonic: cfg.mnemonic,
+    wallet: cfg.wallet,
+    hotkey: cfg.hotkey,
+    walletPath: cfg.walletPath,
+  });
+  let redis: Redis | undefined;
+  let store: ValidatorStateStore;
+  if (cfg.redisUrl !== undefined) {
+    // Loaded here: the file state store does without it.
+    const { Redis } = await import("ioredis");
+    redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
+    redis.on("error", (err: Error) => logger.warn({ err: err.message }, "redis error"));
+    await redis.connect();
+    store = new RedisStateStore(redis, hotkey.address);
+  } else {
+    store = await FileStateStore.open(cfg.stateFile);
+  }
+  let chain: Chain | undefined;
+  const router = new RouterClient(cfg.router, { signer: hotkey, logger });
+  try {
+    if (cfg.chain !== undefined) {
+      // Loaded on demand: @polkadot/api is heavy and every other command would pay for it.
+      const { connectPolkadotChain } = await import("../common/chain/polkadot.js");
+      chain = await connectPolkadotChain({ endpoint: cfg.chain, signer: hotkey, logger });
+    }
+    const validator = new Validator({
+      router,
+      store,
+      chain,
+      selfHotkey: hotkey.address,
+      settings: {
+        netuid: cfg.netuid,
+        dryRun: cfg.dryRun,
+        probeConcurrency: cfg.probeConcurrency,
+        probeTimeoutMs: cfg.probeTimeoutMs,
+        reconnectGraceMs: cfg.reconnectGraceMs,
+        probeIntervalMs: cfg.probeIntervalS * 1000,
+        weightsIntervalMs: cfg.weightsIntervalS * 1000,
+        latencyTiers: parseLatencyTiers(cfg.latencyTiers),
+      },
+      clock: systemClock,
+      randomBytes: (n) => randomBytes(n),
+      logger,
+      print: io.stdout,
+    });
+    logger.info(
+      { hotkey: hotkey.address, routers: cfg.router, chain: cfg.chain, dryRun: cfg.dryRun },
+      "validator starting",
+    );
+    if (scoresOnly) {
+      const r = await validator.scorePass({ submit: false, print: true });
+      return r === undefined ? 1 : 0;
+    }
+    if (cfg.once) {
+      const round = await validator.probeRound();
+      if (round === undefined) io.stdout("probe round skipped: router unreachable, not punishing miners\n");
+      const r = await validator.scorePass({ submit: true, print: true });
+      return round === undefined || r === undefined ? 1 : 0;
+    }
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    try {
+      await validator.run(stop.signal);
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
+    return 0;
+  } finally {
+    router.close();
+    await chain?.close();
+    await store.close();
+    redis?.disconnect();
+  }
+}
