@@ -606,33 +606,50 @@ async function main(): Promise<void> {
       }
     });
 
-    const miner = spawn(
-      process.execPath,
-      [
-        ...profile,
-        join(ROOT, "bin/tensorclaw.js"),
-        "miner",
-        "--router",
-        transport === "ws"
-          ? `ws://127.0.0.1:${String(router.first.httpPort)}/v1/tunnel`
-          : `grpc://127.0.0.1:${String(router.first.grpcPort)}`,
-        "--transport",
-        transport,
-        "--backend",
-        backendUrl,
-        "--max-concurrency",
-        "512",
-        "--log-level",
-        "warn",
-      ],
-      {
-        cwd: ROOT,
-        env: { ...process.env, TENSORCLAW_MNEMONIC: mnemonicGenerate() },
-        stdio: ["ignore", "ignore", "inherit"],
-      },
-    );
+    const startMiner = (r: typeof router) =>
+      spawn(
+        process.execPath,
+        [
+          ...profile,
+          join(ROOT, "bin/tensorclaw.js"),
+          "miner",
+          "--router",
+          transport === "ws"
+            ? `ws://127.0.0.1:${String(r.first.httpPort)}/v1/tunnel`
+            : `grpc://127.0.0.1:${String(r.first.grpcPort)}`,
+          "--transport",
+          transport,
+          "--backend",
+          backendUrl,
+          "--max-concurrency",
+          "512",
+          "--log-level",
+          "warn",
+        ],
+        {
+          cwd: ROOT,
+          env: { ...process.env, TENSORCLAW_MNEMONIC: mnemonicGenerate() },
+          stdio: ["ignore", "ignore", "inherit"],
+        },
+      );
+    const miner = startMiner(router);
     children.push(miner);
     await waitFor(async () => sessions > 0, "the miner's session");
+
+    // The same router without its own token count (credit bounded by bytes, as before the count
+    // existed): the baseline of what counting costs, measured in the same run.
+    const uncounted = await helper([...ts, SELF, "--role", "router", "--count", "off"]);
+    children.push(uncounted.child);
+    let uncountedSessions = 0;
+    uncounted.child.stdout?.on("data", (d: Buffer) => {
+      for (const line of d.toString().split("\n")) {
+        if (line.startsWith('{"sessions"'))
+          uncountedSessions = (JSON.parse(line) as { sessions: number }).sessions;
+      }
+    });
+    const uncountedMiner = startMiner(uncounted);
+    children.push(uncountedMiner);
+    await waitFor(async () => uncountedSessions > 0, "the uncounted router's miner");
 
     const portkeyPort = 20_000 + Math.floor(Math.random() * 20_000);
     const portkey = spawn(
@@ -655,6 +672,10 @@ async function main(): Promise<void> {
     const targets = {
       direct: { url: `${backendUrl}/chat/completions`, headers: {} as Record<string, string> },
       tensorclaw: { url: `${routerUrl}/chat/completions`, headers: { authorization: `Bearer ${key}` } },
+      uncounted: {
+        url: `http://127.0.0.1:${String(uncounted.first.httpPort)}/v1/chat/completions`,
+        headers: { authorization: `Bearer ${String(uncounted.first.key)}` },
+      },
       portkey: { url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`, headers: portkeyHeaders },
     };
     // Warm-up: JIT, connection pools, the tunnel (skipped by a quick run: each load process costs ~2 s to start).
@@ -662,8 +683,8 @@ async function main(): Promise<void> {
       for (const t of Object.values(targets))
         await runLoad({ ...t, connections: 10, durationMs: 700, stream: false });
 
-    const rps: Record<string, number[]> = { direct: [], tensorclaw: [], portkey: [] };
-    const errs: Record<string, number> = { direct: 0, tensorclaw: 0, portkey: 0 };
+    const rps: Record<string, number[]> = { direct: [], tensorclaw: [], uncounted: [], portkey: [] };
+    const errs: Record<string, number> = { direct: 0, tensorclaw: 0, uncounted: 0, portkey: 0 };
     // CPU ms per request of each server process, to show where the time goes.
     const procs = {
       backend: backend.child.pid,
@@ -671,7 +692,12 @@ async function main(): Promise<void> {
       miner: miner.pid,
       portkey: portkey.pid,
     };
-    const cpuPerReq: Record<string, Record<string, number[]>> = { direct: {}, tensorclaw: {}, portkey: {} };
+    const cpuPerReq: Record<string, Record<string, number[]>> = {
+      direct: {},
+      tensorclaw: {},
+      uncounted: {},
+      portkey: {},
+    };
     const only = arg("only");
     if (only !== undefined && !["throughput", "ttft", "saturated"].includes(only))
       throw new Error(`--only is throughput, ttft or saturated, not ${JSON.stringify(only)}`);
@@ -766,6 +792,8 @@ async function main(): Promise<void> {
       nonStreamingReqPerS: {
         direct: median(rps.direct ?? []),
         tensorclaw: median(rps.tensorclaw ?? []),
+        /** The same router without its own token count (credit bounded by bytes). */
+        tensorclawUncounted: median(rps.uncounted ?? []),
         portkey: median(rps.portkey ?? []),
       },
       pacing: { firstTokenMs: FIRST_TOKEN_MS, tokenGapMs: TOKEN_GAP_MS, tokens: STREAM_TOKENS },
@@ -796,6 +824,7 @@ async function main(): Promise<void> {
       "non-streaming, 50 connections          req/s",
       `  backend direct                   ${f(summary.nonStreamingReqPerS.direct)}`,
       `  TensorClaw (router+tunnel+miner) ${f(summary.nonStreamingReqPerS.tensorclaw)}   target >= 5000`,
+      `    without the router's token count ${f(summary.nonStreamingReqPerS.tensorclawUncounted)}   counted / uncounted = ${(summary.nonStreamingReqPerS.tensorclaw / summary.nonStreamingReqPerS.tensorclawUncounted).toFixed(2)} (target >= 0.90)`,
       `  Portkey gateway                  ${f(summary.nonStreamingReqPerS.portkey)}`,
       "",
       `time to first token, 100 paced streams (${FIRST_TOKEN_MS} ms, then a token per ${TOKEN_GAP_MS} ms)`,

@@ -177,8 +177,10 @@ export interface MinerSession {
   /** Requests in flight on this tunnel (all models). */
   inFlight: number;
   /**
-   * Smoothed latency estimate in ms (ping round trip blended with time to
-   * first token); 0 before the first measurement.
+   * Smoothed round trip of the router's pings on this tunnel, in ms; 0
+   * before the first measurement. It is the tunnel's network latency only:
+   * the router routes by the time to the first real token of user requests,
+   * per hotkey and model, which a miner cannot shorten with empty chunks.
    */
   latencyMs: number;
   /** When the tunnel was accepted (Unix ms). */
