@@ -1,3 +1,4 @@
+import { type Clock, systemClock, type Timer } from "../../common/clock.js";
 import type { Logger } from "../../common/logger.js";
 import { ModelCatalogue } from "./catalogue.js";
 import type { CatalogueStore } from "./store.js";
@@ -18,12 +19,14 @@ export class CatalogueWatcher {
   readonly #listeners: ((c: ModelCatalogue) => void)[] = [];
   #current: ModelCatalogue;
   #version: string | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #timer: Timer | undefined;
   #failing = false;
   #refreshing: Promise<boolean> | undefined;
 
-  constructor(store: CatalogueStore, open: boolean, logger: Logger) {
+  constructor(store: CatalogueStore, open: boolean, logger: Logger, clock: Clock = systemClock) {
     this.#store = store;
+    this.#clock = clock;
     this.#open = open;
     this.#log = logger;
     this.#current = ModelCatalogue.empty(open);
@@ -42,10 +45,7 @@ export class CatalogueWatcher {
   /** Reads the catalogue once, then every `refreshMs`. */
   async start(refreshMs: number = DEFAULT_CATALOGUE_REFRESH_MS): Promise<void> {
     await this.refresh();
-    this.#timer = setInterval(() => {
-      void this.refresh();
-    }, refreshMs);
-    this.#timer.unref();
+    this.#timer = this.#clock.setInterval(() => void this.refresh(), refreshMs, { unref: true });
   }
 
   /** Checks the version and reloads when it changed; resolves to whether the snapshot changed. */
@@ -90,7 +90,7 @@ export class CatalogueWatcher {
 
   /** Stops polling. */
   stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#clock.clearInterval(this.#timer);
     this.#timer = undefined;
   }
 }

@@ -14,6 +14,7 @@ import { CatalogueWatcher } from "../../router/catalogue/watcher.js";
 import { EmbeddedLedger } from "../../router/ledger/embedded.js";
 import { RedisLedger } from "../../router/ledger/redis.js";
 import { runCli } from "../support/cli.js";
+import { FakeClock } from "../support/fake-clock.js";
 import { CONTRACT_OPTIONS, T0, usageEvent } from "../support/ledger-contract.js";
 import { memoryLogger } from "../support/memory-logger.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
@@ -179,6 +180,26 @@ describe("model catalogue", function () {
     } finally {
       watcher.stop();
     }
+  });
+
+  it("a running watcher reads the store again every refresh period (fake clock)", async () => {
+    const store = new FileCatalogueStore(join(dir, "polled.jsonl"));
+    const clock = new FakeClock(T0);
+    const watcher = new CatalogueWatcher(store, false, memoryLogger().logger, clock);
+    await watcher.start(2_000);
+    try {
+      const changed = new Promise<string[]>((resolve) =>
+        watcher.onChange((c) => resolve(c.entries.map((e) => e.id))),
+      );
+      await store.set(LLAMA, T0);
+      await clock.advance(1_999);
+      expect(watcher.current.entries).to.deep.equal([]);
+      await clock.advance(1);
+      expect(await changed).to.deep.equal([LLAMA.id]);
+    } finally {
+      watcher.stop();
+    }
+    expect(clock.pending).to.equal(0);
   });
 
   it("a watcher keeps the last catalogue while the store cannot be read, and says so once", async () => {
