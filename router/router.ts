@@ -195,7 +195,11 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     });
     const usage = auth.wrap(UsageReportServiceService, usageService({ ledger, logger }));
     grpcServer.addService(usage.definition, usage.implementation);
-    const directoryImpl = directoryService({ sessions: () => hub.sessions(), servingSinceMs: Date.now() });
+    const directoryImpl = directoryService({
+      sessions: () => hub.sessions(),
+      servingSinceMs: Date.now(),
+      logger,
+    });
     if (cfg.publicDirectory) {
       grpcServer.addService(MinerDirectoryServiceService, directoryImpl);
     } else {
