@@ -22,8 +22,8 @@ import {
   type ChannelCloseKind,
   closeKindFromGrpc,
   type FrameChannel,
-  type FrameChannelHandlers,
 } from "../../common/frame-channel.js";
+import { BufferedFrameChannel } from "../../common/frame-channel-base.js";
 import { TunnelServiceService } from "../../gen/tensorclaw/v1/tunnel.js";
 
 /**
@@ -87,32 +87,21 @@ export function dialGrpc(target: GrpcTarget, opts: GrpcDialOptions = {}): FrameC
   return new GrpcClientChannel(call, `${host}:${target.port}`, () => client.close());
 }
 
-class GrpcClientChannel implements FrameChannel {
+class GrpcClientChannel extends BufferedFrameChannel {
   readonly transport = "grpc" as const;
-  readonly peer: string;
   readonly #call: ClientDuplexStream<Uint8Array, Buffer>;
   readonly #dispose: () => void;
-  #handlers: FrameChannelHandlers | undefined;
-  #early: Buffer[] = [];
-  #closedInfo: ChannelClosed | undefined;
   #localClose: { kind: ChannelCloseKind; reason: string } | undefined;
 
   constructor(call: ClientDuplexStream<Uint8Array, Buffer>, peer: string, dispose: () => void) {
+    super(peer);
     this.#call = call;
-    this.peer = peer;
     this.#dispose = dispose;
-    call.on("data", (b: Buffer) => {
-      if (this.#handlers === undefined) this.#early.push(b);
-      else if (this.#closedInfo === undefined) this.#handlers.message(b);
-    });
-    call.on("drain", () => this.#handlers?.drain());
+    call.on("data", (b: Buffer) => this.deliver(b));
+    call.on("drain", () => this.drained());
     // 'error' repeats what 'status' says; listening keeps it from being thrown.
     call.on("error", (_e: ServiceError) => {});
     call.on("status", (s: StatusObject) => this.#ended(s));
-  }
-
-  get closed(): boolean {
-    return this.#closedInfo !== undefined || this.#localClose !== undefined;
   }
 
   send(message: Uint8Array): boolean {
@@ -120,19 +109,8 @@ class GrpcClientChannel implements FrameChannel {
     return this.#call.write(message);
   }
 
-  start(handlers: FrameChannelHandlers): void {
-    this.#handlers = handlers;
-    const early = this.#early;
-    this.#early = [];
-    for (const b of early) {
-      if (this.#closedInfo !== undefined) break;
-      handlers.message(b);
-    }
-    if (this.#closedInfo !== undefined) handlers.closed(this.#closedInfo);
-  }
-
-  close(kind: ChannelCloseKind, reason: string): void {
-    if (this.closed) return;
+  /** Ends the call; the channel finishes when its status arrives, reporting this kind and reason. */
+  protected closeTransport(kind: ChannelCloseKind, reason: string): void {
     this.#localClose = { kind, reason };
     if (kind === "normal") {
       // Half-close so the last frames still leave; the router ends the call
@@ -148,9 +126,9 @@ class GrpcClientChannel implements FrameChannel {
   }
 
   #ended(s: StatusObject): void {
-    if (this.#closedInfo !== undefined) return;
+    if (this.finished) return;
     const local = this.#localClose;
-    this.#closedInfo =
+    const info: ChannelClosed =
       local !== undefined
         ? { kind: local.kind, reason: local.reason, remote: false }
         : {
@@ -159,6 +137,6 @@ class GrpcClientChannel implements FrameChannel {
             remote: true,
           };
     this.#dispose();
-    this.#handlers?.closed(this.#closedInfo);
+    this.finish(info);
   }
 }
