@@ -38,6 +38,12 @@ export interface FrameChannel {
   readonly closed: boolean;
 }
 
+/**
+ * The tunnel's default largest stream message (tunnel.proto: the router's
+ * limit unless its Accept names another, and what a miner assumes until then).
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
 /** The transports a tunnel can use. */
 export type ChannelTransport = "grpc" | "ws";
 

@@ -1,6 +1,9 @@
 import type { WebSocket } from "ws";
 import { BufferedFrameChannel } from "./frame-channel-base.js";
 
+/** Unsent bytes above which a tunnel WebSocket asks its sender to wait, unless told otherwise. */
+export const DEFAULT_WS_HIGH_WATER_BYTES = 1024 * 1024;
+
 /** Options of every tunnel WebSocket send: one binary message, never compressed. */
 const SEND_OPTIONS = Object.freeze({ binary: true, compress: false });
 

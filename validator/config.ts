@@ -4,6 +4,7 @@ import type { LogLevel } from "../common/logger.js";
 import { LOG_LEVEL_OPTION, WALLET_OPTIONS } from "../common/shared-options.js";
 import { DEFAULT_LATENCY_TIERS, formatLatencyTiers, parseLatencyTiers } from "./latency-tiers.js";
 import { RECONNECT_GRACE_MS } from "./probe-round.js";
+import { PROBE_TIMEOUT_MS } from "./router-client.js";
 
 /** Settings of `tensorclaw validator`. */
 export interface ValidatorConfig {
@@ -47,7 +48,7 @@ export const VALIDATOR_DEFAULTS: ValidatorConfig = {
   stateFile: ".tensorclaw/validator-state.json",
   dryRun: false,
   once: false,
-  probeTimeoutMs: 8000,
+  probeTimeoutMs: PROBE_TIMEOUT_MS,
   reconnectGraceMs: RECONNECT_GRACE_MS,
   latencyTiers: formatLatencyTiers(DEFAULT_LATENCY_TIERS),
   mnemonic: undefined,

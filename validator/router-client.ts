@@ -1,7 +1,7 @@
 import { credentials, type ServiceError, status } from "@grpc/grpc-js";
 import type { Hotkey } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
-import { signedCall } from "../common/validator-call/client.js";
+import { DEFAULT_CALL_TIMEOUT_MS, signedCall } from "../common/validator-call/client.js";
 import {
   ListMinersRequest,
   type ListMinersResponse,
@@ -119,7 +119,7 @@ export class RouterClient {
     this.#signer = opts.signer;
     this.#log = opts.logger;
     this.#clock = opts.clock ?? Date.now;
-    this.#callTimeoutMs = opts.callTimeoutMs ?? 10_000;
+    this.#callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
 
   /** URL of the replica currently preferred. */

@@ -52,6 +52,9 @@ export interface GrpcDialOptions {
   readonly trustedCas?: string;
 }
 
+/** Largest router message a miner accepts unless told otherwise (a router sends small frames; this only bounds memory). */
+export const DEFAULT_MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
+
 /** How long a normal close waits for the router to end the call before cancelling it. */
 const NORMAL_CLOSE_GRACE_MS = 2000;
 
@@ -75,7 +78,7 @@ export function dialGrpc(target: GrpcTarget, opts: GrpcDialOptions = {}): FrameC
       : credentials.createInsecure());
   const host = target.host.includes(":") ? `[${target.host}]` : target.host;
   const client = new RawTunnelClient(`${host}:${target.port}`, creds, {
-    "grpc.max_receive_message_length": opts.maxReceiveBytes ?? 16 * 1024 * 1024,
+    "grpc.max_receive_message_length": opts.maxReceiveBytes ?? DEFAULT_MAX_RECEIVE_BYTES,
     "grpc.max_send_message_length": -1,
     // Each dial is one tunnel: never share (or silently re-dial) a connection.
     "grpc.use_local_subchannel_pool": 1,

@@ -14,7 +14,8 @@ import {
   type FrameChannel,
   wsCloseReason,
 } from "../../common/frame-channel.js";
-import { WsFrameChannel } from "../../common/ws-frame-channel.js";
+import { DEFAULT_WS_HIGH_WATER_BYTES, WsFrameChannel } from "../../common/ws-frame-channel.js";
+import { DEFAULT_MAX_RECEIVE_BYTES } from "./grpc.js";
 
 /** Settings of a WebSocket tunnel dial. */
 export interface WsDialOptions {
@@ -28,6 +29,9 @@ export interface WsDialOptions {
   readonly trustedCas?: string;
 }
 
+/** How long the opening handshake may take unless told otherwise. */
+export const DEFAULT_WS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 /** How long a close waits for the router's close frame before dropping the socket. */
 const CLOSE_HANDSHAKE_GRACE_MS = 2000;
 
@@ -35,12 +39,12 @@ const CLOSE_HANDSHAKE_GRACE_MS = 2000;
 export function dialWs(url: string, opts: WsDialOptions = {}): FrameChannel {
   const ws = new WebSocket(url, {
     perMessageDeflate: false,
-    maxPayload: opts.maxReceiveBytes ?? 16 * 1024 * 1024,
-    handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
+    maxPayload: opts.maxReceiveBytes ?? DEFAULT_MAX_RECEIVE_BYTES,
+    handshakeTimeout: opts.handshakeTimeoutMs ?? DEFAULT_WS_HANDSHAKE_TIMEOUT_MS,
     ...(opts.trustedCas === undefined ? {} : { ca: opts.trustedCas }),
   });
   const u = new URL(url);
-  return new WsClientChannel(ws, u.host, opts.highWaterBytes ?? 1024 * 1024);
+  return new WsClientChannel(ws, u.host, opts.highWaterBytes ?? DEFAULT_WS_HIGH_WATER_BYTES);
 }
 
 class WsClientChannel extends WsFrameChannel {

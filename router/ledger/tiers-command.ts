@@ -69,11 +69,14 @@ interface TierStore {
   close(): Promise<void>;
 }
 
+/** How long `tensorclaw tiers` waits for Redis before giving up. */
+const TIERS_CONNECT_TIMEOUT_MS = 5000;
+
 async function redisStore(url: string, prefix: string): Promise<TierStore> {
   const redis = new Redis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
-    connectTimeout: 5000,
+    connectTimeout: TIERS_CONNECT_TIMEOUT_MS,
     retryStrategy: () => null,
   });
   redis.on("error", () => {});

@@ -2,6 +2,7 @@ import type { Server, ServerDuplexStream, ServerOptions, ServiceDefinition } fro
 import { type ChannelCloseKind, type FrameChannel, GRPC_CLOSE_STATUS } from "../../common/frame-channel.js";
 import { BufferedFrameChannel } from "../../common/frame-channel-base.js";
 import { TunnelServiceService } from "../../gen/tensorclaw/v1/tunnel.js";
+import { DEFAULT_GRPC_KEEPALIVE_TIME_MS, DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS } from "./options.js";
 
 /** Who takes the channels the gRPC service opens (the TunnelHub). */
 export interface ChannelAcceptor {
@@ -51,8 +52,8 @@ export function tunnelGrpcServerOptions(s: TunnelGrpcServerSettings): ServerOpti
   return {
     "grpc.max_receive_message_length": s.maxMessageBytes,
     "grpc.max_send_message_length": s.maxMessageBytes,
-    "grpc.keepalive_time_ms": s.keepaliveTimeMs ?? 30_000,
-    "grpc.keepalive_timeout_ms": s.keepaliveTimeoutMs ?? 10_000,
+    "grpc.keepalive_time_ms": s.keepaliveTimeMs ?? DEFAULT_GRPC_KEEPALIVE_TIME_MS,
+    "grpc.keepalive_timeout_ms": s.keepaliveTimeoutMs ?? DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS,
     "grpc.keepalive_permit_without_calls": 1,
   };
 }

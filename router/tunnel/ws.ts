@@ -8,8 +8,9 @@ import {
   closeKindFromWs,
   wsCloseReason,
 } from "../../common/frame-channel.js";
-import { WsFrameChannel } from "../../common/ws-frame-channel.js";
+import { DEFAULT_WS_HIGH_WATER_BYTES, WsFrameChannel } from "../../common/ws-frame-channel.js";
 import type { ChannelAcceptor } from "./grpc.js";
+import { DEFAULT_WS_KEEPALIVE_MS } from "./options.js";
 
 /** The HTTP path of the WebSocket fallback (tunnel.proto). */
 export const TUNNEL_WS_PATH = "/v1/tunnel";
@@ -57,8 +58,8 @@ export function attachTunnelWs(server: Server, hub: ChannelAcceptor, s: TunnelWs
     wss.handleUpgrade(req, socket, head, (ws) => {
       hub.accept(
         new WsServerChannel(ws, req.socket.remoteAddress ?? "unknown", {
-          keepaliveMs: s.keepaliveMs ?? 30_000,
-          highWaterBytes: s.highWaterBytes ?? 1024 * 1024,
+          keepaliveMs: s.keepaliveMs ?? DEFAULT_WS_KEEPALIVE_MS,
+          highWaterBytes: s.highWaterBytes ?? DEFAULT_WS_HIGH_WATER_BYTES,
         }),
       );
     });
