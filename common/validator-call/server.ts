@@ -70,7 +70,6 @@ export class ValidatorAuth {
   readonly #replay: ReplayCache;
   readonly #noReplay = new NoReplay(1);
   readonly #log: Logger;
-  readonly #callers = new WeakMap<object, string>();
 
   constructor(options: ValidatorAuthOptions) {
     this.#authorize = options.authorize;
@@ -118,11 +117,6 @@ export class ValidatorAuth {
     return res.hotkey;
   }
 
-  /** The verified validator hotkey of a call being served by a wrapped handler. */
-  callerOf(call: object): string | undefined {
-    return this.#callers.get(call);
-  }
-
   /**
    * Returns a copy of a unary service definition whose request deserializer
    * keeps the exact bytes, and an implementation that verifies each call
@@ -151,7 +145,7 @@ export class ValidatorAuth {
       impl[name] = (call: ServerUnaryCall<Captured, unknown>, callback: sendUnaryData<unknown>) => {
         const captured = call.request;
         this.verify(call.metadata, method.path, captured.bytes).then(
-          (hotkey) => {
+          () => {
             let message: unknown;
             try {
               message = captured.decode();
@@ -164,7 +158,6 @@ export class ValidatorAuth {
             }
             // The handler sees the decoded message, as without the wrapper.
             (call as { request: unknown }).request = message;
-            this.#callers.set(call, hotkey);
             inner(call as ServerUnaryCall<unknown, unknown>, callback);
           },
           (err: unknown) => sendGrpcFailure(callback, err, method.path, this.#log),
