@@ -32,7 +32,7 @@ export class FrameBatcher<F> {
     this.#encode = opts.encode;
     this.#send = opts.send;
     this.#maxMessageBytes = opts.maxMessageBytes;
-    this.#maxFrames = opts.maxFrames ?? 16_384;
+    this.#maxFrames = opts.maxFrames ?? DEFAULT_MAX_FRAMES_PER_MESSAGE;
     this.#schedule = opts.schedule ?? setImmediate;
     if (!(this.#maxMessageBytes >= 16)) throw new RangeError("maxMessageBytes must be at least 16");
   }
@@ -128,6 +128,9 @@ export class FrameBatcher<F> {
     return out;
   }
 }
+
+/** Most frames per stream message unless told otherwise: bounds the receiver's work per message. */
+export const DEFAULT_MAX_FRAMES_PER_MESSAGE = 16_384;
 
 /** Options of a FrameBatcher. */
 export interface FrameBatcherOptions<F> {

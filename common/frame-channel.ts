@@ -6,7 +6,9 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
  * whole serialized stream messages (`ConnectRequest` / `ConnectResponse`
  * bytes); framing into batches is the FrameBatcher's job, decoding the
  * session's. Adapters exist per transport and side (router: `router/tunnel/grpc.ts`,
- * `router/tunnel/ws.ts`; miner: in `miner/`).
+ * `router/tunnel/ws.ts`; miner: `miner/tunnel/grpc.ts`, `miner/tunnel/ws.ts`),
+ * all built on `BufferedFrameChannel` (frame-channel-base.ts); the WebSocket
+ * ones on `WsFrameChannel` (ws-frame-channel.ts).
  */
 export interface FrameChannel {
   /** Which transport carries this channel (for logs and the directory only). */
@@ -23,7 +25,7 @@ export interface FrameChannel {
   send(message: Uint8Array): boolean;
   /**
    * Installs the handlers. Called once, right after the channel is created;
-   * messages that arrive before are buffered by the adapter.
+   * messages that arrive before are held and replayed then.
    */
   start(handlers: FrameChannelHandlers): void;
   /**
@@ -35,6 +37,8 @@ export interface FrameChannel {
   /** True once the channel is closed (by either side). */
   readonly closed: boolean;
 }
+
+export { DEFAULT_MAX_MESSAGE_BYTES } from "./frame-limits.js";
 
 /** The transports a tunnel can use. */
 export type ChannelTransport = "grpc" | "ws";

@@ -1,3 +1,6 @@
+/** Most keys a replay cache holds unless told otherwise. */
+export const DEFAULT_REPLAY_CACHE_ENTRIES = 100_000;
+
 /**
  * Remembers keys for a bounded time so a signed message can be used only
  * once within its freshness window. Memory is bounded by `maxEntries`: when
@@ -10,7 +13,7 @@ export class ReplayCache {
   // Insertion order equals expiry order because the TTL is constant.
   readonly #expiry = new Map<string, number>();
 
-  constructor(ttlMs: number, maxEntries = 100_000) {
+  constructor(ttlMs: number, maxEntries = DEFAULT_REPLAY_CACHE_ENTRIES) {
     this.#ttlMs = ttlMs;
     this.#maxEntries = maxEntries;
   }

@@ -16,7 +16,7 @@ import { ModelCatalog } from "./model-catalog.js";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "./tunnel/backoff.js";
 import { TunnelClient } from "./tunnel/client.js";
 import { type Endpoint, planRouters } from "./tunnel/endpoints.js";
-import { dialGrpc, trustedRoots } from "./tunnel/grpc.js";
+import { DEFAULT_MAX_RECEIVE_BYTES, dialGrpc, trustedRoots } from "./tunnel/grpc.js";
 import { dialWs } from "./tunnel/ws.js";
 
 /** Software version sent in the Hello. */
@@ -52,8 +52,8 @@ export type MinerSettings = Pick<
   | "connectTimeoutMs"
 >;
 
-/** Largest router message a miner accepts (a router sends small frames; this only bounds memory). */
-const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
+/** Longest a backend health check may take (shorter when checks run more often). */
+const MAX_HEALTH_CHECK_TIMEOUT_MS = 5000;
 
 /** The backend named by `--backend`: the demo model or an OpenAI-compatible URL. */
 export function backendFromSettings(s: Pick<MinerSettings, "backend" | "backendKey">): Backend {
@@ -92,7 +92,7 @@ export class Miner {
         contextLength: settings.contextLength,
       },
       intervalMs: settings.healthIntervalMs,
-      timeoutMs: Math.min(settings.healthIntervalMs, 5000),
+      timeoutMs: Math.min(settings.healthIntervalMs, MAX_HEALTH_CHECK_TIMEOUT_MS),
       logger: log,
       clock,
     });
@@ -101,7 +101,7 @@ export class Miner {
       (plan) =>
         new TunnelClient({
           plan,
-          dial: (ep) => dial(ep, MAX_RECEIVE_BYTES),
+          dial: (ep) => dial(ep, DEFAULT_MAX_RECEIVE_BYTES),
           session: {
             hotkey: deps.hotkey,
             backend: this.backend,

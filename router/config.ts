@@ -1,6 +1,9 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
+import { DEFAULT_MAX_BODY_BYTES } from "./api/http.js";
+import { DEFAULT_LEDGER_OPTIONS } from "./ledger/ledger.js";
+import { DEFAULT_TUNNEL_TIMINGS } from "./tunnel/options.js";
 
 /** Shortest salt accepted from `--user-salt`. */
 export const MIN_USER_SALT_LENGTH = 16;
@@ -46,10 +49,10 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   dataDir: ".tensorclaw",
   publicDirectory: false,
   openCatalogue: false,
-  bucketS: 60,
-  retentionS: 86_400,
-  maxBodyBytes: 4 * 1024 * 1024,
-  drainGraceMs: 30_000,
+  bucketS: DEFAULT_LEDGER_OPTIONS.bucketMs / 1000,
+  retentionS: DEFAULT_LEDGER_OPTIONS.retentionMs / 1000,
+  maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+  drainGraceMs: DEFAULT_TUNNEL_TIMINGS.drainGraceMs,
   tlsCert: undefined,
   tlsKey: undefined,
   userSalt: undefined,

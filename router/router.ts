@@ -14,6 +14,7 @@ import { ValidatorAuth } from "../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../gen/tensorclaw/v1/directory.js";
 import { UsageReportServiceService } from "../gen/tensorclaw/v1/usage.js";
 import { startAdmission } from "./admission.js";
+import { boundSlowClients } from "./api/http.js";
 import { createApiHandler } from "./api/server.js";
 import { businessApiDeps } from "./api/setup.js";
 import { resolveUserSalt } from "./api/user-salt.js";
@@ -100,6 +101,11 @@ function bindGrpc(server: GrpcServer, host: string, port: number, creds: ServerC
   });
 }
 
+/** How long in-flight gRPC calls may finish on shutdown before the server is forced down. */
+const GRPC_SHUTDOWN_GRACE_MS = 2000;
+/** Shortest interval between two "redis unavailable" warnings. */
+const REDIS_WARN_INTERVAL_MS = 10_000;
+
 function shutdownGrpc(server: GrpcServer, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -137,8 +143,8 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       redis = client;
       let lastWarn = 0;
       client.on("error", (err: Error) => {
-        // ioredis reconnects by itself; one line per 10 s is enough.
-        if (Date.now() - lastWarn > 10_000) {
+        // ioredis reconnects by itself; one line per interval is enough.
+        if (Date.now() - lastWarn > REDIS_WARN_INTERVAL_MS) {
           lastWarn = Date.now();
           logger.warn({ err: err.message }, "redis unavailable; usage goes to the spool until it is back");
         }
@@ -238,7 +244,11 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     });
     const usage = auth.wrap(UsageReportServiceService, usageService({ ledger, logger }));
     grpcServer.addService(usage.definition, usage.implementation);
-    const directoryImpl = directoryService({ sessions: () => hub.sessions(), servingSinceMs: Date.now() });
+    const directoryImpl = directoryService({
+      sessions: () => hub.sessions(),
+      servingSinceMs: Date.now(),
+      logger,
+    });
     if (cfg.publicDirectory) {
       grpcServer.addService(MinerDirectoryServiceService, directoryImpl);
     } else {
@@ -287,11 +297,9 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     const handler = createApiHandler(deps);
     const httpServer =
       tls === undefined
-        ? createHttpServer({ keepAliveTimeout: 65_000 }, handler)
-        : createHttpsServer({ keepAliveTimeout: 65_000, cert: tls.cert, key: tls.key }, handler);
-    // Slow clients are bounded: headers within 10 s, a whole body within 30 s.
-    httpServer.headersTimeout = 10_000;
-    httpServer.requestTimeout = 30_000;
+        ? createHttpServer(handler)
+        : createHttpsServer({ cert: tls.cert, key: tls.key }, handler);
+    boundSlowClients(httpServer);
     const ws = attachTunnelWs(httpServer, hub, { maxMessageBytes });
     cleanups.push(() => ws.close());
     cleanups.push(
@@ -318,7 +326,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
           health.shutdown();
           await hub.drain();
           httpServer.closeIdleConnections();
-          await shutdownGrpc(grpcServer, 2000);
+          await shutdownGrpc(grpcServer, GRPC_SHUTDOWN_GRACE_MS);
           await cleanup();
         })();
         return closing;

@@ -2,6 +2,7 @@ import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import { LOG_LEVEL_OPTION, type LogLevel, WALLET_OPTIONS } from "../common/shared-options.js";
 import { DEFAULT_LATENCY_TIERS, formatLatencyTiers, parseLatencyTiers } from "./latency-tiers.js";
+import { PROBE_TIMEOUT_MS } from "./probe-timeout.js";
 import { RECONNECT_GRACE_MS } from "./reconnect-grace.js";
 
 /** Settings of `tensorclaw validator`. */
@@ -46,7 +47,7 @@ export const VALIDATOR_DEFAULTS: ValidatorConfig = {
   stateFile: ".tensorclaw/validator-state.json",
   dryRun: false,
   once: false,
-  probeTimeoutMs: 8000,
+  probeTimeoutMs: PROBE_TIMEOUT_MS,
   reconnectGraceMs: RECONNECT_GRACE_MS,
   latencyTiers: formatLatencyTiers(DEFAULT_LATENCY_TIERS),
   mnemonic: undefined,

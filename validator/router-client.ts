@@ -1,7 +1,7 @@
 import { credentials, type ServiceError, status } from "@grpc/grpc-js";
 import type { Hotkey } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
-import { signedCall } from "../common/validator-call/client.js";
+import { DEFAULT_CALL_TIMEOUT_MS, signedCall } from "../common/validator-call/client.js";
 import {
   ListMinersRequest,
   type ListMinersResponse,
@@ -22,9 +22,10 @@ import {
   UsageReportServiceClient,
   UsageReportServiceService,
 } from "../gen/tensorclaw/v1/usage.js";
+import { PROBE_TIMEOUT_MS } from "./probe-timeout.js";
 
-/** Default probe deadline (the router's own default, see probe.proto). */
-export const PROBE_TIMEOUT_MS = 8000;
+/** Default probe deadline (the router's own, see probe.proto). */
+export { PROBE_TIMEOUT_MS };
 /**
  * Extra time the router gets to report a probe that hit its deadline. Small,
  * because a whole round must end within the deadline + 1 s and signing 256
@@ -119,7 +120,7 @@ export class RouterClient {
     this.#signer = opts.signer;
     this.#log = opts.logger;
     this.#clock = opts.clock ?? Date.now;
-    this.#callTimeoutMs = opts.callTimeoutMs ?? 10_000;
+    this.#callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   }
 
   /** URL of the replica currently preferred. */

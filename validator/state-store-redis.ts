@@ -9,6 +9,9 @@ import {
 } from "./state-store.js";
 import type { PendingCommit } from "./weights-plan.js";
 
+/** Probe records appended per script call. */
+const PROBES_PER_SCRIPT_CALL = 500;
+
 const LUA_DIR = new URL("./lua/", import.meta.url);
 
 type ScriptRedis = Redis & {
@@ -44,8 +47,8 @@ export class RedisStateStore implements ValidatorStateStore {
   async appendProbes(entries: readonly ProbeEntry[]): Promise<void> {
     if (entries.length === 0) return;
     // Bounded batches keep one script call from blocking Redis for long.
-    for (let i = 0; i < entries.length; i += 500) {
-      const batch = entries.slice(i, i + 500);
+    for (let i = 0; i < entries.length; i += PROBES_PER_SCRIPT_CALL) {
+      const batch = entries.slice(i, i + PROBES_PER_SCRIPT_CALL);
       await this.#redis.tcvAppendProbes(
         batch.length + 1,
         `${this.#p}miners`,

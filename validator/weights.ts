@@ -48,16 +48,6 @@ export function computeWeights(
   return { uids, values };
 }
 
-/** The weight each uid gets, as a fraction of the whole vector (for display). */
-export function weightShares(w: WeightVector): Map<number, number> {
-  const total = w.values.reduce((a, b) => a + b, 0);
-  const out = new Map<number, number>();
-  w.uids.forEach((uid, i) => {
-    out.set(uid, total > 0 ? (w.values[i] ?? 0) / total : 0);
-  });
-  return out;
-}
-
 /**
  * Subtensor refuses an update with fewer than min(subnet size,
  * MinAllowedWeights) uids. Like the Bittensor SDK, pad such a vector with

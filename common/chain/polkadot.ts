@@ -9,6 +9,13 @@ import { SS58_PREFIX } from "../identity.js";
 import type { Logger } from "../logger.js";
 import type { Chain, ExtrinsicOutcome, Metagraph, Neuron } from "./chain.js";
 
+/** Longest wait for a submitted extrinsic to land in a block, unless told otherwise. */
+export const DEFAULT_INCLUSION_TIMEOUT_MS = 120_000;
+/** Longest wait for the first connection, unless told otherwise. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+/** Delay before the provider re-dials a dropped connection. */
+export const RECONNECT_DELAY_MS = 2500;
+
 /** How to reach Subtensor and who signs. */
 export interface PolkadotChainOptions {
   /** ws:// or wss:// endpoint; ignored when `provider` is given. */
@@ -45,7 +52,7 @@ export class PolkadotChain implements Chain {
     this.#api = api;
     this.#signer = opts.signer;
     this.#log = opts.logger;
-    this.#inclusionTimeoutMs = opts.inclusionTimeoutMs ?? 120_000;
+    this.#inclusionTimeoutMs = opts.inclusionTimeoutMs ?? DEFAULT_INCLUSION_TIMEOUT_MS;
   }
 
   /** The underlying API (for decoding in tools and tests). */
@@ -208,7 +215,14 @@ export class PolkadotChain implements Chain {
  * endpoint, and the provider is shut so it does not retry in the background.
  */
 export async function connectPolkadotChain(opts: PolkadotChainOptions): Promise<PolkadotChain> {
-  const provider = opts.provider ?? new WsProvider(opts.endpoint, 2500, {}, opts.connectTimeoutMs ?? 30_000);
+  const provider =
+    opts.provider ??
+    new WsProvider(
+      opts.endpoint,
+      RECONNECT_DELAY_MS,
+      {},
+      opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    );
   try {
     const api = await ApiPromise.create({
       provider,

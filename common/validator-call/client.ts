@@ -43,13 +43,16 @@ export function signedCall<Req, Res>(
   return rawUnaryCall(client, method, bytes, md, options.timeoutMs);
 }
 
+/** Deadline of a validator call unless the caller gives one. */
+export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+
 /** Sends pre-serialized request bytes with the given metadata (signed or not). */
 export function rawUnaryCall<Res>(
   client: Client,
   method: Pick<UnaryMethod<unknown, Res>, "path" | "responseDeserialize">,
   bytes: Buffer,
   metadata: Metadata,
-  timeoutMs = 10_000,
+  timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest(

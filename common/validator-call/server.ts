@@ -1,13 +1,13 @@
-import {
-  type handleUnaryCall,
-  type Metadata,
-  type ServerUnaryCall,
-  type ServiceDefinition,
-  type sendUnaryData,
-  status,
-  type UntypedServiceImplementation,
+import type {
+  handleUnaryCall,
+  Metadata,
+  ServerUnaryCall,
+  ServiceDefinition,
+  sendUnaryData,
+  UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { TensorClawError, toGrpcError } from "../errors.js";
+import { TensorClawError } from "../errors.js";
+import { sendGrpcFailure } from "../grpc-unary.js";
 import type { Logger } from "../logger.js";
 import { silentLogger } from "../logger.js";
 import { ReplayCache } from "../replay-cache.js";
@@ -70,7 +70,6 @@ export class ValidatorAuth {
   readonly #replay: ReplayCache;
   readonly #noReplay = new NoReplay(1);
   readonly #log: Logger;
-  readonly #callers = new WeakMap<object, string>();
 
   constructor(options: ValidatorAuthOptions) {
     this.#authorize = options.authorize;
@@ -105,7 +104,7 @@ export class ValidatorAuth {
     try {
       allowed = await this.#authorize(res.hotkey);
     } catch (cause) {
-      this.#log.warn({ err: cause, hotkey: res.hotkey }, "validator authorisation check failed");
+      // Logged with its cause by the gRPC adapter (sendGrpcFailure).
       throw new TensorClawError("unavailable", "cannot check validator permits right now", { cause });
     }
     if (!allowed) {
@@ -116,11 +115,6 @@ export class ValidatorAuth {
       throw new TensorClawError("unauthenticated", "this request id was already used");
     }
     return res.hotkey;
-  }
-
-  /** The verified validator hotkey of a call being served by a wrapped handler. */
-  callerOf(call: object): string | undefined {
-    return this.#callers.get(call);
   }
 
   /**
@@ -151,24 +145,22 @@ export class ValidatorAuth {
       impl[name] = (call: ServerUnaryCall<Captured, unknown>, callback: sendUnaryData<unknown>) => {
         const captured = call.request;
         this.verify(call.metadata, method.path, captured.bytes).then(
-          (hotkey) => {
+          () => {
             let message: unknown;
             try {
               message = captured.decode();
-            } catch {
-              callback({ code: status.INVALID_ARGUMENT, details: "the request message is malformed" });
+            } catch (cause) {
+              const err = new TensorClawError("invalid_request", "the request message is malformed", {
+                cause,
+              });
+              sendGrpcFailure(callback, err, method.path, this.#log);
               return;
             }
             // The handler sees the decoded message, as without the wrapper.
             (call as { request: unknown }).request = message;
-            this.#callers.set(call, hotkey);
             inner(call as ServerUnaryCall<unknown, unknown>, callback);
           },
-          (err: unknown) => {
-            const e = toGrpcError(err);
-            this.#log.debug({ path: method.path, code: e.code, why: e.details }, "validator call refused");
-            callback({ code: e.code, details: e.details });
-          },
+          (err: unknown) => sendGrpcFailure(callback, err, method.path, this.#log),
         );
       };
     }

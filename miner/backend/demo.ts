@@ -23,13 +23,20 @@ const PASSAGES = [
   "Token counts come from a real tokenizer, so the usage you see in the ledger for this demo model matches what was streamed to you, chunk for chunk.",
 ];
 
+/** Delay between demo tokens. */
+export const DEFAULT_TOKEN_DELAY_MS = 15;
+/** Tokens in a demo answer when `max_tokens` allows. */
+export const DEFAULT_ANSWER_TOKENS = 48;
+/** Context window the demo model advertises. */
+export const DEFAULT_CONTEXT_LENGTH = 8192;
+
 /** Settings of the demo backend. */
 export interface DemoBackendOptions {
-  /** Delay between tokens in ms. Default 15. */
+  /** Delay between tokens in ms. Default {@link DEFAULT_TOKEN_DELAY_MS}. */
   readonly tokenDelayMs?: number;
-  /** Tokens in an answer when `max_tokens` allows. Default 48. */
+  /** Tokens in an answer when `max_tokens` allows. Default {@link DEFAULT_ANSWER_TOKENS}. */
   readonly answerTokens?: number;
-  /** Context window advertised. Default 8192. */
+  /** Context window advertised. Default {@link DEFAULT_CONTEXT_LENGTH}. */
   readonly contextLength?: number;
 }
 
@@ -77,9 +84,9 @@ export class DemoBackend implements Backend {
   readonly #contextLength: number;
 
   constructor(opts: DemoBackendOptions = {}) {
-    this.#delayMs = opts.tokenDelayMs ?? 15;
-    this.#answerTokens = opts.answerTokens ?? 48;
-    this.#contextLength = opts.contextLength ?? 8192;
+    this.#delayMs = opts.tokenDelayMs ?? DEFAULT_TOKEN_DELAY_MS;
+    this.#answerTokens = opts.answerTokens ?? DEFAULT_ANSWER_TOKENS;
+    this.#contextLength = opts.contextLength ?? DEFAULT_CONTEXT_LENGTH;
   }
 
   async listModels(): Promise<DiscoveredModel[]> {

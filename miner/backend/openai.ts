@@ -29,7 +29,7 @@ import { HttpExchange } from "./http-exchange.js";
 import { eventsFromChunk, eventsFromCompletion } from "./openai-chunk.js";
 import { openAIRequestBody } from "./openai-request-body.js";
 import type { StopSignal } from "./request-stop.js";
-import { SseParser } from "./sse-parser.js";
+import { DEFAULT_MAX_EVENT_BYTES, SseParser } from "./sse-parser.js";
 
 /** Settings of an OpenAI-compatible backend. */
 export interface OpenAIHttpBackendOptions {
@@ -37,7 +37,7 @@ export interface OpenAIHttpBackendOptions {
   readonly baseUrl: string;
   /** Bearer key, when the backend wants one. */
   readonly apiKey?: string | undefined;
-  /** Largest non-streamed body or SSE event accepted, in bytes. Default 8 MiB. */
+  /** Largest non-streamed body or SSE event accepted, in bytes. Default 8 MiB ({@link DEFAULT_MAX_BODY_BYTES}). */
   readonly maxBodyBytes?: number;
 }
 
@@ -45,6 +45,13 @@ const {
   REQUEST_ERROR_CODE_BACKEND_ERROR: BACKEND_ERROR,
   REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE: UNAVAILABLE,
 } = RequestErrorCode;
+
+/** Largest non-streamed body or SSE event accepted unless told otherwise. */
+export const DEFAULT_MAX_BODY_BYTES = DEFAULT_MAX_EVENT_BYTES;
+/** Most bytes of an error answer read (its start goes into the failure's cause). */
+const ERROR_BODY_READ_BYTES = 64 * 1024;
+/** Characters of an error answer kept for the log. */
+const ERROR_DETAIL_CHARS = 2000;
 
 /** How long a finished stream's leftover bytes may take to drain before the connection is dropped. */
 const DRAIN_MS = 5_000;
@@ -86,7 +93,7 @@ export class OpenAIHttpBackend implements Backend {
       throw new TypeError(`backend URL must be http(s), not ${u.protocol}`);
     this.#prefix = u.pathname === "/" ? "" : u.pathname;
     this.#key = opts.apiKey;
-    this.#maxBodyBytes = opts.maxBodyBytes ?? 8 * 1024 * 1024;
+    this.#maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     // No undici timeouts: a request's deadline is the router's, enforced by
     // the request runner, and a stream out of credit may rightly sit idle.
     this.#pool = new Pool(u.origin, { headersTimeout: 0, bodyTimeout: 0 });
@@ -148,9 +155,9 @@ export class OpenAIHttpBackend implements Backend {
     const res = await this.#send("/chat/completions", body, !chat.stream, signal);
     const status = res.status;
     if (status < 200 || status > 299) {
-      const detail = await readBounded(res, 64 * 1024).catch(() => "");
+      const detail = await readBounded(res, ERROR_BODY_READ_BYTES).catch(() => "");
       throw new BackendFailure(codeForHttpStatus(status), `the backend answered HTTP ${status}`, {
-        cause: new Error(detail.slice(0, 2000)),
+        cause: new Error(detail.slice(0, ERROR_DETAIL_CHARS)),
       });
     }
     const type = headerText(res.headers["content-type"]);

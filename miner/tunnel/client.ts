@@ -18,6 +18,9 @@ import { afterDisconnect, type BackoffPolicy, backoffDelayMs, INITIAL_BACKOFF } 
 import type { Endpoint, RouterPlan } from "./endpoints.js";
 import { type SessionEnd, TunnelSession, type TunnelSessionDeps } from "./session.js";
 
+/** Most random delay added to a router's reconnect hint after Drain (at most the backoff base). */
+const MAX_DRAIN_JITTER_MS = 1000;
+
 /** Where a tunnel client is. */
 export type TunnelClientState = "connecting" | "connected" | "backoff" | "stopped";
 
@@ -142,7 +145,8 @@ export class TunnelClient {
       if (end.kind === "drained") {
         // Follow the hint, with a little jitter so drained miners do not return in one wave.
         delayMs =
-          end.reconnectAfterMs + Math.floor(this.#o.random() * Math.min(this.#o.backoff.baseMs, 1000));
+          end.reconnectAfterMs +
+          Math.floor(this.#o.random() * Math.min(this.#o.backoff.baseMs, MAX_DRAIN_JITTER_MS));
       } else if (end.kind === "rejected") {
         delayMs = Math.max(delayMs, end.retryAfterMs);
         this.#log.warn(

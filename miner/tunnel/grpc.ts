@@ -22,8 +22,8 @@ import {
   type ChannelCloseKind,
   closeKindFromGrpc,
   type FrameChannel,
-  type FrameChannelHandlers,
 } from "../../common/frame-channel.js";
+import { BufferedFrameChannel } from "../../common/frame-channel-base.js";
 import { TunnelServiceService } from "../../gen/tensorclaw/v1/tunnel.js";
 
 /**
@@ -52,6 +52,9 @@ export interface GrpcDialOptions {
   readonly trustedCas?: string;
 }
 
+/** Largest router message a miner accepts unless told otherwise (a router sends small frames; this only bounds memory). */
+export const DEFAULT_MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
+
 /** How long a normal close waits for the router to end the call before cancelling it. */
 const NORMAL_CLOSE_GRACE_MS = 2000;
 
@@ -75,7 +78,7 @@ export function dialGrpc(target: GrpcTarget, opts: GrpcDialOptions = {}): FrameC
       : credentials.createInsecure());
   const host = target.host.includes(":") ? `[${target.host}]` : target.host;
   const client = new RawTunnelClient(`${host}:${target.port}`, creds, {
-    "grpc.max_receive_message_length": opts.maxReceiveBytes ?? 16 * 1024 * 1024,
+    "grpc.max_receive_message_length": opts.maxReceiveBytes ?? DEFAULT_MAX_RECEIVE_BYTES,
     "grpc.max_send_message_length": -1,
     // Each dial is one tunnel: never share (or silently re-dial) a connection.
     "grpc.use_local_subchannel_pool": 1,
@@ -87,32 +90,21 @@ export function dialGrpc(target: GrpcTarget, opts: GrpcDialOptions = {}): FrameC
   return new GrpcClientChannel(call, `${host}:${target.port}`, () => client.close());
 }
 
-class GrpcClientChannel implements FrameChannel {
+class GrpcClientChannel extends BufferedFrameChannel {
   readonly transport = "grpc" as const;
-  readonly peer: string;
   readonly #call: ClientDuplexStream<Uint8Array, Buffer>;
   readonly #dispose: () => void;
-  #handlers: FrameChannelHandlers | undefined;
-  #early: Buffer[] = [];
-  #closedInfo: ChannelClosed | undefined;
   #localClose: { kind: ChannelCloseKind; reason: string } | undefined;
 
   constructor(call: ClientDuplexStream<Uint8Array, Buffer>, peer: string, dispose: () => void) {
+    super(peer);
     this.#call = call;
-    this.peer = peer;
     this.#dispose = dispose;
-    call.on("data", (b: Buffer) => {
-      if (this.#handlers === undefined) this.#early.push(b);
-      else if (this.#closedInfo === undefined) this.#handlers.message(b);
-    });
-    call.on("drain", () => this.#handlers?.drain());
+    call.on("data", (b: Buffer) => this.deliver(b));
+    call.on("drain", () => this.drained());
     // 'error' repeats what 'status' says; listening keeps it from being thrown.
     call.on("error", (_e: ServiceError) => {});
     call.on("status", (s: StatusObject) => this.#ended(s));
-  }
-
-  get closed(): boolean {
-    return this.#closedInfo !== undefined || this.#localClose !== undefined;
   }
 
   send(message: Uint8Array): boolean {
@@ -120,19 +112,8 @@ class GrpcClientChannel implements FrameChannel {
     return this.#call.write(message);
   }
 
-  start(handlers: FrameChannelHandlers): void {
-    this.#handlers = handlers;
-    const early = this.#early;
-    this.#early = [];
-    for (const b of early) {
-      if (this.#closedInfo !== undefined) break;
-      handlers.message(b);
-    }
-    if (this.#closedInfo !== undefined) handlers.closed(this.#closedInfo);
-  }
-
-  close(kind: ChannelCloseKind, reason: string): void {
-    if (this.closed) return;
+  /** Ends the call; the channel finishes when its status arrives, reporting this kind and reason. */
+  protected closeTransport(kind: ChannelCloseKind, reason: string): void {
     this.#localClose = { kind, reason };
     if (kind === "normal") {
       // Half-close so the last frames still leave; the router ends the call
@@ -148,9 +129,9 @@ class GrpcClientChannel implements FrameChannel {
   }
 
   #ended(s: StatusObject): void {
-    if (this.#closedInfo !== undefined) return;
+    if (this.finished) return;
     const local = this.#localClose;
-    this.#closedInfo =
+    const info: ChannelClosed =
       local !== undefined
         ? { kind: local.kind, reason: local.reason, remote: false }
         : {
@@ -159,6 +140,6 @@ class GrpcClientChannel implements FrameChannel {
             remote: true,
           };
     this.#dispose();
-    this.#handlers?.closed(this.#closedInfo);
+    this.finish(info);
   }
 }

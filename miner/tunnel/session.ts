@@ -14,7 +14,11 @@
  */
 
 import { FrameBatcher } from "../../common/frame-batcher.js";
-import type { ChannelClosed, ChannelCloseKind } from "../../common/frame-channel.js";
+import {
+  type ChannelClosed,
+  type ChannelCloseKind,
+  DEFAULT_MAX_MESSAGE_BYTES,
+} from "../../common/frame-channel.js";
 import {
   type Challenge,
   ConnectRequest,
@@ -38,9 +42,6 @@ const PROBE_SLOTS = 1;
 const MAX_IGNORED_LOGGED = 20;
 
 export type { SessionEnd, TunnelSessionDeps } from "./session-types.js";
-
-/** Message size used before the router's Accept names its own. */
-const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 type Phase = "challenge" | "accept" | "live" | "ended";
 

@@ -3,22 +3,19 @@
  * block HTTP/2): one `ws` client socket to the router's `/v1/tunnel`,
  * adapted to a FrameChannel. One binary message per stream message;
  * per-message compression off; a text message from the router is a protocol
- * fault. `ws` answers the router's WebSocket pings by itself.
- *
- * Back-pressure: `ws` has no drain event, so the channel counts bytes handed
- * to `send` whose write callback has not run yet; above `highWaterBytes`
- * `send` returns false, and `drain` fires once the count falls below half.
+ * fault. `ws` answers the router's WebSocket pings by itself. Buffering and
+ * back-pressure are the shared `WsFrameChannel`'s.
  */
 import WebSocket from "ws";
 import {
-  type ChannelClosed,
   type ChannelCloseKind,
   CLOSE_CODES,
   closeKindFromWs,
   type FrameChannel,
-  type FrameChannelHandlers,
   wsCloseReason,
 } from "../../common/frame-channel.js";
+import { DEFAULT_WS_HIGH_WATER_BYTES, WsFrameChannel } from "../../common/ws-frame-channel.js";
+import { DEFAULT_MAX_RECEIVE_BYTES } from "./grpc.js";
 
 /** Settings of a WebSocket tunnel dial. */
 export interface WsDialOptions {
@@ -32,45 +29,30 @@ export interface WsDialOptions {
   readonly trustedCas?: string;
 }
 
+/** How long the opening handshake may take unless told otherwise. */
+export const DEFAULT_WS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** How long a close waits for the router's close frame before dropping the socket. */
+const CLOSE_HANDSHAKE_GRACE_MS = 2000;
+
 /** Opens a tunnel socket to `url` (ws:// or wss://). Failures surface as the channel closing. */
 export function dialWs(url: string, opts: WsDialOptions = {}): FrameChannel {
   const ws = new WebSocket(url, {
     perMessageDeflate: false,
-    maxPayload: opts.maxReceiveBytes ?? 16 * 1024 * 1024,
-    handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
+    maxPayload: opts.maxReceiveBytes ?? DEFAULT_MAX_RECEIVE_BYTES,
+    handshakeTimeout: opts.handshakeTimeoutMs ?? DEFAULT_WS_HANDSHAKE_TIMEOUT_MS,
     ...(opts.trustedCas === undefined ? {} : { ca: opts.trustedCas }),
   });
   const u = new URL(url);
-  return new WsClientChannel(ws, u.host, opts.highWaterBytes ?? 1024 * 1024);
+  return new WsClientChannel(ws, u.host, opts.highWaterBytes ?? DEFAULT_WS_HIGH_WATER_BYTES);
 }
 
-class WsClientChannel implements FrameChannel {
-  readonly transport = "ws" as const;
-  readonly peer: string;
-  readonly #ws: WebSocket;
-  readonly #highWater: number;
-  #handlers: FrameChannelHandlers | undefined;
-  #early: Buffer[] = [];
-  #unsent = 0;
-  #wantDrain = false;
+class WsClientChannel extends WsFrameChannel {
   #localClose: { kind: ChannelCloseKind; reason: string } | undefined;
-  #closedInfo: ChannelClosed | undefined;
   #lastError = "";
 
   constructor(ws: WebSocket, peer: string, highWater: number) {
-    this.#ws = ws;
-    this.peer = peer;
-    this.#highWater = highWater;
-    ws.binaryType = "nodebuffer";
-    ws.on("message", (data: Buffer, isBinary: boolean) => {
-      if (this.closed) return;
-      if (!isBinary) {
-        this.close("invalid", "text message on the tunnel");
-        return;
-      }
-      if (this.#handlers === undefined) this.#early.push(data);
-      else this.#handlers.message(data);
-    });
+    super(ws, peer, highWater, "text message on the tunnel");
     ws.on("error", (err: Error) => {
       // 'close' follows every error; keep the cause for its reason.
       this.#lastError = err.message;
@@ -78,71 +60,41 @@ class WsClientChannel implements FrameChannel {
     ws.on("close", (code: number, reason: Buffer) => this.#ended(code, reason.toString("utf8")));
   }
 
-  get closed(): boolean {
-    return this.#closedInfo !== undefined || this.#localClose !== undefined;
-  }
-
   send(message: Uint8Array): boolean {
     if (this.closed) return false;
-    if (this.#ws.readyState !== WebSocket.OPEN) {
+    if (this.ws.readyState !== WebSocket.OPEN) {
       // The router speaks first, so nothing is sent before open; be safe anyway.
       this.close("internal", "send before the socket opened");
       return false;
     }
-    this.#unsent += message.byteLength;
-    this.#ws.send(message, { binary: true, compress: false }, () => this.#written(message.byteLength));
-    if (this.#unsent > this.#highWater) {
-      this.#wantDrain = true;
-      return false;
-    }
-    return true;
+    return this.sendCounted(message);
   }
 
-  #written(bytes: number): void {
-    this.#unsent -= bytes;
-    if (this.#wantDrain && this.#unsent <= this.#highWater / 2 && !this.closed) {
-      this.#wantDrain = false;
-      this.#handlers?.drain();
-    }
-  }
-
-  start(handlers: FrameChannelHandlers): void {
-    this.#handlers = handlers;
-    const early = this.#early;
-    this.#early = [];
-    for (const b of early) {
-      if (this.closed) break;
-      handlers.message(b);
-    }
-    if (this.#closedInfo !== undefined) handlers.closed(this.#closedInfo);
-  }
-
-  close(kind: ChannelCloseKind, reason: string): void {
-    if (this.closed) return;
+  /** Closes the socket; the channel finishes on its 'close' event, reporting this kind and reason. */
+  protected closeTransport(kind: ChannelCloseKind, reason: string): void {
     this.#localClose = { kind, reason };
-    const state = this.#ws.readyState;
-    if (state === WebSocket.OPEN) {
-      this.#ws.close(CLOSE_CODES[kind], wsCloseReason(reason));
+    const ws = this.ws;
+    if (ws.readyState === WebSocket.OPEN) {
+      ws.close(CLOSE_CODES[kind], wsCloseReason(reason));
       // A peer that never answers the close frame must not hold the socket.
-      const timer = setTimeout(() => this.#ws.terminate(), 2000);
+      const timer = setTimeout(() => ws.terminate(), CLOSE_HANDSHAKE_GRACE_MS);
       timer.unref();
-      this.#ws.once("close", () => clearTimeout(timer));
+      ws.once("close", () => clearTimeout(timer));
     } else {
-      this.#ws.terminate();
+      ws.terminate();
     }
   }
 
   #ended(code: number, reason: string): void {
-    if (this.#closedInfo !== undefined) return;
     const local = this.#localClose;
-    this.#closedInfo =
+    this.finish(
       local !== undefined
         ? { kind: local.kind, reason: local.reason, remote: false }
         : {
             kind: closeKindFromWs(code),
             reason: reason || this.#lastError || `close code ${code}`,
             remote: true,
-          };
-    this.#handlers?.closed(this.#closedInfo);
+          },
+    );
   }
 }

@@ -13,6 +13,7 @@ import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/typ
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
 import { attemptOutcome } from "./attempt-outcome.js";
+import { type ChatSink, JsonSink, SseSink } from "./chat-sinks.js";
 import {
   creditedUsage,
   type FinishedRequest,
@@ -20,12 +21,10 @@ import {
   ledgerOutcome,
   recordFailedAttempt,
 } from "./chat-usage.js";
-import { errorEventJson, parseJson, readBody, sendError, sendJson } from "./http.js";
+import { parseJson, readBody } from "./http.js";
 import type { ApiKeyRecord } from "./keys.js";
 import { type ParsedChatRequest, parseChatBody } from "./openai-request.js";
-import { ChunkShaper, CompletionAggregator, openaiUsage } from "./openai-response.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
-import { SseWriter } from "./sse.js";
 import { type Attempt, upstreamError } from "./upstream.js";
 
 /** Tuning of the chat endpoint. */
@@ -182,7 +181,7 @@ export class ChatEndpoint {
     d.metrics.inFlight.inc();
     let status = 500;
     try {
-      status = parsed.stream ? await this.stream(res, st) : await this.unary(res, st);
+      status = await this.relay(st, this.sink(res, st));
     } finally {
       d.metrics.inFlight.dec();
       res.off("close", onClose);
@@ -209,15 +208,42 @@ export class ChatEndpoint {
     });
   }
 
+  /** The sink a request's answer goes to: SSE events when it asked to stream, else one JSON body. */
+  private sink(res: ServerResponse, st: RequestState): ChatSink {
+    const ident = {
+      id: `chatcmpl-${st.requestId}`,
+      created: Math.floor(st.startedAtMs / 1000),
+      model: st.parsed.model,
+    };
+    return st.parsed.stream
+      ? new SseSink(res, st.requestId, ident, st.parsed.includeUsage, this.deps.options.keepAliveMs)
+      : new JsonSink(res, st.requestId, ident);
+  }
+
+  /**
+   * The one relay loop: runs the attempts into `sink`, then writes the end
+   * (the answer with its credited usage, an error, or nothing for a client
+   * that left) and records the outcome. Resolves to the status logged.
+   */
+  private async relay(st: RequestState, sink: ChatSink): Promise<number> {
+    sink.begin();
+    const result = await this.attempts(st, sink);
+    sink.settle();
+    if (result.kind === "done") {
+      st.outcome = "completed";
+      return sink.complete(() => this.credit(st));
+    }
+    st.outcome = result.error.code === "cancelled" || sink.gone ? "cancelled" : "failed";
+    if (sink.gone) return 499;
+    return sink.fail(result.error);
+  }
+
   /**
    * Tries miners until one answers: a miner that fails before any output
    * reached the user is replaced by another (at most `maxAttempts`, within
-   * the request's deadline). `relay` runs one attempt.
+   * the request's deadline).
    */
-  private async attempts(
-    st: RequestState,
-    relay: (call: InferenceCall) => Promise<Attempt>,
-  ): Promise<Attempt> {
+  private async attempts(st: RequestState, sink: ChatSink): Promise<Attempt> {
     const d = this.deps;
     const model = st.parsed.model;
     const deadline = st.startedAtMs + d.options.requestTimeoutMs;
@@ -248,7 +274,7 @@ export class ChatEndpoint {
       st.ticket = ticket;
       let result: Attempt | undefined;
       try {
-        result = await relay(call);
+        result = await this.attempt(st, call, sink);
       } finally {
         st.lastAttempt = attemptOutcome(result, st.clientGone);
         d.routing.ended(ticket, st.lastAttempt);
@@ -257,13 +283,10 @@ export class ChatEndpoint {
       // This miner failed before any output and another is tried: it earns nothing, and the
       // failure counts against its success rate.
       const failed = ledgerOutcome(st.lastAttempt);
-      if (failed !== undefined)
-        recordFailedAttempt(
-          d,
-          { requestId: st.requestId, model, startedAtMs: st.startedAtMs },
-          session.hotkey,
-          failed,
-        );
+      if (failed !== undefined) {
+        const r = { requestId: st.requestId, model, startedAtMs: st.startedAtMs };
+        recordFailedAttempt(d, r, session.hotkey, failed);
+      }
       st.lastAttempt = undefined;
       last = result.error;
       st.call = undefined;
@@ -280,6 +303,7 @@ export class ChatEndpoint {
     };
   }
 
+  /** The first chunk carrying a real token (not an empty one): TTFT for the metric and the routing book. */
   private firstToken(st: RequestState, chunk: ResponseChunk): void {
     if (st.firstTokenSeen || !carriesToken(chunk)) return;
     st.firstTokenSeen = true;
@@ -288,99 +312,27 @@ export class ChatEndpoint {
     if (st.ticket !== undefined) this.deps.routing.firstToken(st.ticket);
   }
 
-  private async stream(res: ServerResponse, st: RequestState): Promise<number> {
-    const d = this.deps;
-    const sse = new SseWriter(res, st.requestId, d.options.keepAliveMs);
-    const ident = {
-      id: `chatcmpl-${st.requestId}`,
-      created: Math.floor(st.startedAtMs / 1000),
-      model: st.parsed.model,
-    };
-    const shaper = new ChunkShaper(ident, st.parsed.includeUsage);
-    sse.startKeepAlive();
-    const result = await this.attempts(st, async (call) => {
-      let chunks = 0;
-      for await (const ev of call.events) {
-        if (ev.type === "chunk") {
-          chunks++;
-          this.firstToken(st, ev.chunk);
-          sse.stopKeepAlive();
-          if (!(await sse.data(shaper.chunk(ev.chunk)))) {
-            call.cancel("client disconnected");
-          }
-        } else if (ev.type === "usage") {
-          st.reported = ev;
-          return { kind: "done" };
-        } else {
-          if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-          const u = upstreamError(ev.code, ev.message, d.options.noCapacityRetryAfterMs);
-          return chunks === 0 && u.retry
-            ? { kind: "retry", error: u.error }
-            : { kind: "failed", error: u.error };
-        }
+  /** Relays one miner's answer into `sink`; says whether another miner may be tried. */
+  private async attempt(st: RequestState, call: InferenceCall, sink: ChatSink): Promise<Attempt> {
+    for await (const ev of call.events) {
+      if (ev.type === "chunk") {
+        this.firstToken(st, ev.chunk);
+        let taken = sink.chunk(ev.chunk);
+        if (taken !== true && taken !== false) taken = await taken;
+        if (!taken) call.cancel("client disconnected");
+      } else if (ev.type === "usage") {
+        st.reported = ev;
+        return { kind: "done" };
+      } else {
+        if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
+        const u = upstreamError(ev.code, ev.message, this.deps.options.noCapacityRetryAfterMs);
+        // Output already reached the user: another miner must not start over (and this one earns nothing).
+        return sink.chunks === 0 && u.retry
+          ? { kind: "retry", error: u.error }
+          : { kind: "failed", error: u.error };
       }
-      return { kind: chunks === 0 ? "retry" : "failed", error: new TensorClawError("upstream_error") };
-    });
-    sse.stopKeepAlive();
-    if (result.kind === "done") {
-      st.outcome = "completed";
-      if (st.parsed.includeUsage) {
-        const u = this.credit(st);
-        await sse.data(shaper.usageChunk(openaiUsage(u.promptTokens, u.completionTokens)));
-      }
-      sse.done();
-      return 200;
     }
-    st.outcome = result.error.code === "cancelled" || sse.gone ? "cancelled" : "failed";
-    if (sse.gone) return 499;
-    if (sse.started) {
-      sse.fail(errorEventJson(result.error));
-      return 200;
-    }
-    return sendError(res, result.error, st.requestId);
-  }
-
-  private async unary(res: ServerResponse, st: RequestState): Promise<number> {
-    const d = this.deps;
-    const agg = new CompletionAggregator();
-    const result = await this.attempts(st, async (call) => {
-      for await (const ev of call.events) {
-        if (ev.type === "chunk") {
-          this.firstToken(st, ev.chunk);
-          agg.add(ev.chunk);
-        } else if (ev.type === "usage") {
-          st.reported = ev;
-          return { kind: "done" };
-        } else {
-          if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-          const u = upstreamError(ev.code, ev.message, d.options.noCapacityRetryAfterMs);
-          // Partial output was produced and will be credited: another miner must not start over.
-          return agg.chunks === 0 && u.retry
-            ? { kind: "retry", error: u.error }
-            : { kind: "failed", error: u.error };
-        }
-      }
-      return { kind: agg.chunks === 0 ? "retry" : "failed", error: new TensorClawError("upstream_error") };
-    });
-    if (result.kind === "done") {
-      st.outcome = "completed";
-      const u = this.credit(st);
-      const ident = {
-        id: `chatcmpl-${st.requestId}`,
-        created: Math.floor(st.startedAtMs / 1000),
-        model: st.parsed.model,
-      };
-      sendJson(
-        res,
-        200,
-        agg.completion(ident, openaiUsage(u.promptTokens, u.completionTokens)),
-        st.requestId,
-      );
-      return 200;
-    }
-    st.outcome = result.error.code === "cancelled" || res.destroyed ? "cancelled" : "failed";
-    if (res.destroyed) return 499;
-    return sendError(res, result.error, st.requestId);
+    return { kind: sink.chunks === 0 ? "retry" : "failed", error: new TensorClawError("upstream_error") };
   }
 
   /** The credited usage of a request, computed once. */
@@ -394,6 +346,7 @@ export class ChatEndpoint {
     return {
       chat: st.parsed.chat,
       count: this.deps.encodings.get(tokenizer),
+      lastAttempt: st.lastAttempt,
       requestId: st.requestId,
       model: st.parsed.model,
       startedAtMs: st.startedAtMs,
@@ -403,7 +356,6 @@ export class ChatEndpoint {
       minerHotkey: st.session?.hotkey,
       reported: st.reported,
       outcome: st.outcome,
-      lastAttempt: st.lastAttempt,
     };
   }
 }

@@ -1,5 +1,24 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError, toHttpError } from "../../common/errors.js";
+
+/** Largest request body the Business API reads, unless configured (`--max-body-bytes`). */
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Idle keep-alive of HTTP connections: above the 60 s of common load balancers, so they close first. */
+export const HTTP_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** A client must send its request headers within this. */
+export const HTTP_HEADERS_TIMEOUT_MS = 10_000;
+/** A client must send its whole request (headers and body) within this. */
+export const HTTP_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Bounds slow clients on an HTTP(S) server: idle keep-alive, headers within
+ * 10 s, a whole request within 30 s.
+ */
+export function boundSlowClients(server: HttpServer): void {
+  server.keepAliveTimeout = HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
+  server.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
+}
 
 /** Headers every API response carries. */
 export function baseHeaders(requestId: string): Record<string, string> {

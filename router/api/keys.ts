@@ -124,6 +124,11 @@ export class ApiKeys {
   }
 }
 
+/** How long a RedisApiKeyStore answers a known key from memory. */
+export const DEFAULT_KEY_FRESH_MS = 1000;
+/** How often a FileApiKeyStore checks its file for changes. */
+export const DEFAULT_KEY_RELOAD_CHECK_MS = 1000;
+
 /** Most key records a RedisApiKeyStore remembers between lookups. */
 const MAX_CACHED_KEYS = 10_000;
 
@@ -143,7 +148,7 @@ export class RedisApiKeyStore implements ApiKeyStore {
     private readonly redis: Redis,
     prefix = "tc:",
     private readonly clock: () => number = Date.now,
-    private readonly freshForMs = 1000,
+    private readonly freshForMs = DEFAULT_KEY_FRESH_MS,
   ) {
     this.key = `${prefix}apikeys`;
   }
@@ -200,7 +205,7 @@ export class FileApiKeyStore implements ApiKeyStore {
   constructor(
     private readonly path: string,
     private readonly clock: () => number = Date.now,
-    private readonly reloadCheckMs = 1000,
+    private readonly reloadCheckMs = DEFAULT_KEY_RELOAD_CHECK_MS,
   ) {
     this.reload();
   }

@@ -1,6 +1,11 @@
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
+/** A bucket idle this long is full again even from maximal debt, so its key may expire. */
+const BUCKET_TTL_MS = 120_000;
+/** The in-memory limiter drops idle buckets only once it holds this many. */
+const PRUNE_ABOVE_BUCKETS = 10_000;
+
 /**
  * Per-API-key limits. Each is a token bucket holding one minute's allowance
  * that refills continuously, so bursts up to the limit are allowed and the
@@ -136,14 +141,12 @@ export class EmbeddedRateLimiter implements RateLimiter {
 
   /** Drops buckets idle for two minutes (full again by then), so the map stays small. */
   private prune(nowMs: number): void {
-    if (this.buckets.size < 10_000) return;
-    for (const [k, s] of this.buckets) if (nowMs - s.atMs > 120_000) this.buckets.delete(k);
+    if (this.buckets.size < PRUNE_ABOVE_BUCKETS) return;
+    for (const [k, s] of this.buckets) if (nowMs - s.atMs > BUCKET_TTL_MS) this.buckets.delete(k);
   }
 }
 
 const LUA_DIR = new URL("./lua/", import.meta.url);
-/** A bucket idle this long is full again even from maximal debt, so its key may expire. */
-const BUCKET_TTL_MS = 120_000;
 
 type ScriptRedis = Redis & {
   tcRateReserve(key: string, ...args: (string | number)[]): Promise<[number, number]>;

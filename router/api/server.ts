@@ -4,13 +4,13 @@ import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { TensorClawError, toTensorClawError } from "../../common/errors.js";
 import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
-import { baseHeaders, sendError, sendJson } from "./http.js";
+import { baseHeaders, boundSlowClients, DEFAULT_MAX_BODY_BYTES, sendError, sendJson } from "./http.js";
 import { type ApiKeys, bearerKey } from "./keys.js";
 import { listModels } from "./models.js";
 
 /** Defaults of the Business API. */
 export const API_DEFAULTS: Omit<ChatOptions, "userSalt"> = Object.freeze({
-  maxBodyBytes: 4 * 1024 * 1024,
+  maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   requestTimeoutMs: 120_000,
   maxAttempts: 3,
   keepAliveMs: 10_000,
@@ -166,13 +166,12 @@ export interface RunningApiServer {
 }
 
 /**
- * Starts a node:http server with the API handler. Slow clients are bounded:
- * headers within 10 s, the whole request body within 30 s.
+ * Starts a node:http server with the API handler, slow clients bounded
+ * (`boundSlowClients`).
  */
 export async function startApiServer(deps: ApiDeps, host: string, port: number): Promise<RunningApiServer> {
-  const server = createServer({ keepAliveTimeout: 65_000 }, createApiHandler(deps));
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  const server = createServer(createApiHandler(deps));
+  boundSlowClients(server);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

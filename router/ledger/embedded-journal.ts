@@ -121,6 +121,9 @@ function applyLine(state: EmbeddedLedgerState, line: string, ttl: number): boole
   return false;
 }
 
+/** Lines a compaction buffers before each write. */
+const COMPACT_LINES_PER_WRITE = 10_000;
+
 /**
  * Rewrites the journal at `path` with only the live records of `state` at
  * `nowMs` (atomic: temp file, fsync, rename, directory fsync).
@@ -141,14 +144,14 @@ export async function compactJournal(path: string, state: EmbeddedLedgerState, n
       for (const [model, cell] of models) {
         for (const [b, counts] of cell.buckets) {
           chunk.push(JSON.stringify({ b: [hk, model, b, ...counts] }));
-          if (chunk.length >= 10_000) await flush();
+          if (chunk.length >= COMPACT_LINES_PER_WRITE) await flush();
         }
       }
     }
     for (const [key, exp] of state.ids) {
       const nl = key.indexOf("\n");
       chunk.push(JSON.stringify({ i: [key.slice(0, nl), key.slice(nl + 1), exp] }));
-      if (chunk.length >= 10_000) await flush();
+      if (chunk.length >= COMPACT_LINES_PER_WRITE) await flush();
     }
     for (const [key, c] of state.seen) {
       const [hk, origin, n] = key.split("\n");
@@ -157,7 +160,7 @@ export async function compactJournal(path: string, state: EmbeddedLedgerState, n
       while (end > 0 && c.bits[end - 1] === 0) end--;
       const bits = Buffer.from(c.bits.buffer, c.bits.byteOffset, end).toString("base64");
       chunk.push(JSON.stringify({ s: [hk, origin, Number(n), c.expiresAtMs, bits] }));
-      if (chunk.length >= 10_000) await flush();
+      if (chunk.length >= COMPACT_LINES_PER_WRITE) await flush();
     }
     await flush();
     await out.sync();

@@ -64,9 +64,12 @@ export interface EmbeddedLedgerOptions extends LedgerOptions {
   readonly path?: string | undefined;
   /** Clock used on open (to trim what expired while the router was down). */
   readonly nowMs: number;
-  /** How often written lines are fsynced (default 1000). */
+  /** How often written lines are fsynced (default {@link DEFAULT_FSYNC_INTERVAL_MS}). */
   readonly fsyncIntervalMs?: number;
 }
+
+/** How often the journal's written lines are fsynced, unless told otherwise. */
+export const DEFAULT_FSYNC_INTERVAL_MS = 1000;
 
 /** Lines a compaction may leave before the next one is due. */
 const MIN_COMPACT_LINES = 50_000;
@@ -98,7 +101,7 @@ export class EmbeddedLedger implements UsageLedger {
       ledger.corruptLines = await loadJournal(options.path, ledger.#state, options.nowMs);
       await ledger.#compact(options.nowMs);
       ledger.#file = await open(options.path, "a");
-      const every = options.fsyncIntervalMs ?? 1000;
+      const every = options.fsyncIntervalMs ?? DEFAULT_FSYNC_INTERVAL_MS;
       ledger.#timer = setInterval(() => ledger.#sync(), every);
       ledger.#timer.unref();
     }

@@ -114,6 +114,11 @@ export class LedgerKeys {
   }
 }
 
+/** A ledger command taking longer fails (the recorder then spools). */
+export const LEDGER_COMMAND_TIMEOUT_MS = 5000;
+/** Longest wait between two reconnection attempts (they start at 50 ms and grow by 50 ms). */
+export const LEDGER_RECONNECT_MAX_MS = 1000;
+
 /**
  * ioredis options for the ledger's client: fail fast while disconnected
  * (the recorder then spools) instead of queueing commands in memory, and
@@ -122,8 +127,8 @@ export class LedgerKeys {
 export const LEDGER_REDIS_OPTIONS = Object.freeze({
   enableOfflineQueue: false,
   maxRetriesPerRequest: 0,
-  commandTimeout: 5000,
-  retryStrategy: (attempt: number) => Math.min(50 * attempt, 1000),
+  commandTimeout: LEDGER_COMMAND_TIMEOUT_MS,
+  retryStrategy: (attempt: number) => Math.min(50 * attempt, LEDGER_RECONNECT_MAX_MS),
 });
 
 /** Default key prefix of the production ledger. */

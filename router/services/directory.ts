@@ -1,9 +1,10 @@
-import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
-import { toGrpcError } from "../../common/errors.js";
+import { unaryHandler } from "../../common/grpc-unary.js";
+import { type Logger, silentLogger } from "../../common/logger.js";
 import {
   type ListMinersRequest,
   type ListMinersResponse,
   type MinerDirectoryServiceServer,
+  MinerDirectoryServiceService,
   type MinerSession,
   MinerState,
   Transport,
@@ -29,6 +30,7 @@ export interface DirectoryServiceDeps {
   readonly clock?: () => number;
   /** When this router started accepting tunnels (Unix ms); 0 when unknown. */
   readonly servingSinceMs?: number;
+  readonly logger?: Logger;
 }
 
 /** One session as the directory shows it. */
@@ -79,16 +81,10 @@ export function listMiners(
 export function directoryService(deps: DirectoryServiceDeps): MinerDirectoryServiceServer {
   const clock = deps.clock ?? Date.now;
   return {
-    listMiners(
-      _call: ServerUnaryCall<ListMinersRequest, ListMinersResponse>,
-      cb: sendUnaryData<ListMinersResponse>,
-    ) {
-      try {
-        cb(null, listMiners(deps.sessions(), clock(), deps.servingSinceMs));
-      } catch (err) {
-        const e = toGrpcError(err);
-        cb({ code: e.code, details: e.details });
-      }
-    },
+    listMiners: unaryHandler<ListMinersRequest, ListMinersResponse>(
+      MinerDirectoryServiceService.listMiners.path,
+      deps.logger ?? silentLogger(),
+      () => listMiners(deps.sessions(), clock(), deps.servingSinceMs),
+    ),
   };
 }

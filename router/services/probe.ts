@@ -1,6 +1,7 @@
-import type { handleUnaryCall, Server } from "@grpc/grpc-js";
+import type { Server } from "@grpc/grpc-js";
 import { type Clock, systemClock } from "../../common/clock.js";
-import { TensorClawError, toGrpcError } from "../../common/errors.js";
+import { TensorClawError } from "../../common/errors.js";
+import { unaryHandler } from "../../common/grpc-unary.js";
 import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
 import type { ValidatorAuth } from "../../common/validator-call/server.js";
@@ -232,15 +233,9 @@ export class ProbeService {
 
 /** The grpc-js implementation of ProbeService over a {@link ProbeService}. */
 export function probeServiceImplementation(service: ProbeService, logger: Logger): ProbeServiceServer {
-  const probe: handleUnaryCall<ProbeRequest, ProbeResponse> = (call, callback) => {
-    service.probe(call.request).then(
-      (res) => callback(null, res),
-      (err: unknown) => {
-        if (!(err instanceof TensorClawError)) logger.error({ err }, "probe failed unexpectedly");
-        callback(toGrpcError(err));
-      },
-    );
-  };
+  const probe = unaryHandler<ProbeRequest, ProbeResponse>(ProbeServiceService.probe.path, logger, (call) =>
+    service.probe(call.request),
+  );
   return { probe };
 }
 

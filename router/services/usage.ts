@@ -1,12 +1,13 @@
-import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
-import { TensorClawError, toGrpcError } from "../../common/errors.js";
+import { TensorClawError } from "../../common/errors.js";
+import { unaryHandler } from "../../common/grpc-unary.js";
 import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
 import { silentLogger } from "../../common/logger.js";
-import type {
-  GetUsageRequest,
-  GetUsageResponse,
-  UsageReportServiceServer,
+import {
+  type GetUsageRequest,
+  type GetUsageResponse,
+  type UsageReportServiceServer,
+  UsageReportServiceService,
 } from "../../gen/tensorclaw/v1/usage.js";
 import type { UsageLedger, UsageReport } from "../ledger/ledger.js";
 
@@ -102,17 +103,10 @@ export async function getUsage(deps: UsageServiceDeps, req: GetUsageRequest): Pr
 export function usageService(deps: UsageServiceDeps): UsageReportServiceServer {
   const log = deps.logger ?? silentLogger();
   return {
-    getUsage(call: ServerUnaryCall<GetUsageRequest, GetUsageResponse>, cb: sendUnaryData<GetUsageResponse>) {
-      getUsage(deps, call.request).then(
-        (res) => cb(null, res),
-        (err: unknown) => {
-          const e = toGrpcError(err);
-          if (!(err instanceof TensorClawError) || err.code === "unavailable") {
-            log.error({ err }, "GetUsage failed");
-          }
-          cb({ code: e.code, details: e.details });
-        },
-      );
-    },
+    getUsage: unaryHandler<GetUsageRequest, GetUsageResponse>(
+      UsageReportServiceService.getUsage.path,
+      log,
+      (call) => getUsage(deps, call.request),
+    ),
   };
 }

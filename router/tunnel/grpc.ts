@@ -1,12 +1,8 @@
 import type { Server, ServerDuplexStream, ServerOptions, ServiceDefinition } from "@grpc/grpc-js";
-import {
-  type ChannelClosed,
-  type ChannelCloseKind,
-  type FrameChannel,
-  type FrameChannelHandlers,
-  GRPC_CLOSE_STATUS,
-} from "../../common/frame-channel.js";
+import { type ChannelCloseKind, type FrameChannel, GRPC_CLOSE_STATUS } from "../../common/frame-channel.js";
+import { BufferedFrameChannel } from "../../common/frame-channel-base.js";
 import { TunnelServiceService } from "../../gen/tensorclaw/v1/tunnel.js";
+import { DEFAULT_GRPC_KEEPALIVE_TIME_MS, DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS } from "./options.js";
 
 /** Who takes the channels the gRPC service opens (the TunnelHub). */
 export interface ChannelAcceptor {
@@ -56,40 +52,29 @@ export function tunnelGrpcServerOptions(s: TunnelGrpcServerSettings): ServerOpti
   return {
     "grpc.max_receive_message_length": s.maxMessageBytes,
     "grpc.max_send_message_length": s.maxMessageBytes,
-    "grpc.keepalive_time_ms": s.keepaliveTimeMs ?? 30_000,
-    "grpc.keepalive_timeout_ms": s.keepaliveTimeoutMs ?? 10_000,
+    "grpc.keepalive_time_ms": s.keepaliveTimeMs ?? DEFAULT_GRPC_KEEPALIVE_TIME_MS,
+    "grpc.keepalive_timeout_ms": s.keepaliveTimeoutMs ?? DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS,
     "grpc.keepalive_permit_without_calls": 1,
   };
 }
 
 /** A FrameChannel over a server-side gRPC bidi stream. */
-export class GrpcServerChannel implements FrameChannel {
+export class GrpcServerChannel extends BufferedFrameChannel {
   readonly transport = "grpc" as const;
-  readonly peer: string;
   readonly #call: ServerDuplexStream<Buffer, Uint8Array>;
-  #handlers: FrameChannelHandlers | undefined;
-  #early: Uint8Array[] = [];
-  #closed = false;
-  #closedInfo: ChannelClosed | undefined;
 
   constructor(call: ServerDuplexStream<Buffer, Uint8Array>) {
+    super(safePeer(call));
     this.#call = call;
-    this.peer = safePeer(call);
-    call.on("data", (bytes: Buffer) => {
-      if (this.#closed) return;
-      if (this.#handlers === undefined) this.#early.push(bytes);
-      else this.#handlers.message(bytes);
-    });
-    call.on("drain", () => {
-      if (!this.#closed) this.#handlers?.drain();
-    });
+    call.on("data", (bytes: Buffer) => this.deliver(bytes));
+    call.on("drain", () => this.drained());
     // The miner half-closed: it will send nothing more, so the tunnel is over.
     call.on("end", () => {
-      this.#finish({ kind: "normal", reason: "the miner ended the stream", remote: true });
+      this.finish({ kind: "normal", reason: "the miner ended the stream", remote: true });
       call.end();
     });
     call.on("cancelled", () =>
-      this.#finish({
+      this.finish({
         kind: "going_away",
         reason: "the stream was cancelled or the connection dropped",
         remote: true,
@@ -97,43 +82,22 @@ export class GrpcServerChannel implements FrameChannel {
     );
     call.on("error", (err: Error) => {
       // Our own close emits 'error' to set the status; anything else is the transport failing.
-      this.#finish({ kind: "going_away", reason: `stream error: ${err.message}`, remote: true });
+      this.finish({ kind: "going_away", reason: `stream error: ${err.message}`, remote: true });
     });
-    call.on("close", () => this.#finish({ kind: "going_away", reason: "the stream closed", remote: true }));
-  }
-
-  /** True once the channel is closed (by either side). */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  start(handlers: FrameChannelHandlers): void {
-    this.#handlers = handlers;
-    const early = this.#early;
-    this.#early = [];
-    for (const m of early) if (!this.#closed) handlers.message(m);
-    if (this.#closedInfo !== undefined) handlers.closed(this.#closedInfo);
+    call.on("close", () => this.finish({ kind: "going_away", reason: "the stream closed", remote: true }));
   }
 
   send(message: Uint8Array): boolean {
-    if (this.#closed) return false;
+    if (this.closed) return false;
     return this.#call.write(message);
   }
 
-  close(kind: ChannelCloseKind, reason: string): void {
-    if (this.#closed) return;
-    this.#finish({ kind, reason, remote: false });
+  protected closeTransport(kind: ChannelCloseKind, reason: string): void {
+    this.finish({ kind, reason, remote: false });
     const code = GRPC_CLOSE_STATUS[kind];
     if (kind === "normal") this.#call.end();
     // grpc-js turns an 'error' on a server stream into the call's final status (after queued writes).
     else this.#call.emit("error", Object.assign(new Error(reason), { code, details: reason }));
-  }
-
-  #finish(info: ChannelClosed): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closedInfo = info;
-    this.#handlers?.closed(info);
   }
 }
 

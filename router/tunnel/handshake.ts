@@ -14,6 +14,9 @@ import { judgeHello, type Offer, TUNNEL_PROTOCOL_VERSION } from "./hello.js";
 import type { AdmitHotkey, TunnelTimings } from "./options.js";
 import type { SessionPhase } from "./types.js";
 
+/** `retry_after_ms` of the Reject sent when the admission check itself fails. */
+const ADMISSION_RETRY_AFTER_MS = 5_000;
+
 /** What a handshake depends on (a part of the session's deps). */
 export interface HandshakeDeps {
   readonly routerId: string;
@@ -89,7 +92,11 @@ export class TunnelHandshake {
       admitted = await this.#d.admit(verdict.hotkey);
     } catch (err) {
       this.#d.logger.warn({ err, hotkey: verdict.hotkey }, "tunnel admission check failed");
-      this.#reject(RejectReason.REJECT_REASON_UNAVAILABLE, "admission check unavailable; retry later", 5_000);
+      this.#reject(
+        RejectReason.REJECT_REASON_UNAVAILABLE,
+        "admission check unavailable; retry later",
+        ADMISSION_RETRY_AFTER_MS,
+      );
       return;
     }
     if (this.#host.phase() !== "admitting") return; // closed while we waited

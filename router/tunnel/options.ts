@@ -1,4 +1,5 @@
 import type { Clock } from "../../common/clock.js";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../../common/frame-limits.js";
 import type { Logger } from "../../common/logger.js";
 
 /** Timing and size limits of the tunnel hub. Units are in the names. */
@@ -29,12 +30,19 @@ export const DEFAULT_TUNNEL_TIMINGS: TunnelTimings = Object.freeze({
   freshnessMs: 30_000,
   pingIntervalMs: 10_000,
   maxMissedPongs: 3,
-  maxMessageBytes: 4 * 1024 * 1024,
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   initialCreditBytes: 32 * 1024,
   drainGraceMs: 30_000,
   drainReconnectAfterMs: 1_000,
   cancelGraceMs: 5_000,
 });
+
+/** HTTP/2 keepalive ping interval of the tunnel's gRPC server. */
+export const DEFAULT_GRPC_KEEPALIVE_TIME_MS = 30_000;
+/** How long a gRPC keepalive ping may go unanswered before the connection is dropped. */
+export const DEFAULT_GRPC_KEEPALIVE_TIMEOUT_MS = 10_000;
+/** WebSocket ping interval of the tunnel endpoint; a socket that misses one pong is dropped. */
+export const DEFAULT_WS_KEEPALIVE_MS = 30_000;
 
 /** Decides whether a verified hotkey may serve (chain registration, allow-list, bans). */
 export type AdmitHotkey = (hotkey: string) => boolean | Promise<boolean>;

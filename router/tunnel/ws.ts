@@ -6,11 +6,11 @@ import {
   type ChannelCloseKind,
   CLOSE_CODES,
   closeKindFromWs,
-  type FrameChannel,
-  type FrameChannelHandlers,
   wsCloseReason,
 } from "../../common/frame-channel.js";
+import { DEFAULT_WS_HIGH_WATER_BYTES, WsFrameChannel } from "../../common/ws-frame-channel.js";
 import type { ChannelAcceptor } from "./grpc.js";
+import { DEFAULT_WS_KEEPALIVE_MS } from "./options.js";
 
 /** The HTTP path of the WebSocket fallback (tunnel.proto). */
 export const TUNNEL_WS_PATH = "/v1/tunnel";
@@ -58,8 +58,8 @@ export function attachTunnelWs(server: Server, hub: ChannelAcceptor, s: TunnelWs
     wss.handleUpgrade(req, socket, head, (ws) => {
       hub.accept(
         new WsServerChannel(ws, req.socket.remoteAddress ?? "unknown", {
-          keepaliveMs: s.keepaliveMs ?? 30_000,
-          highWaterBytes: s.highWaterBytes ?? 1024 * 1024,
+          keepaliveMs: s.keepaliveMs ?? DEFAULT_WS_KEEPALIVE_MS,
+          highWaterBytes: s.highWaterBytes ?? DEFAULT_WS_HIGH_WATER_BYTES,
         }),
       );
     });
@@ -75,36 +75,14 @@ export function attachTunnelWs(server: Server, hub: ChannelAcceptor, s: TunnelWs
 }
 
 /** A FrameChannel over one server-side WebSocket. */
-export class WsServerChannel implements FrameChannel {
-  readonly transport = "ws" as const;
-  readonly peer: string;
-  readonly #ws: WebSocket;
-  readonly #highWater: number;
-  #handlers: FrameChannelHandlers | undefined;
-  #early: Uint8Array[] = [];
-  #closed = false;
-  #closedInfo: ChannelClosed | undefined;
-  /** Bytes handed to `ws.send` whose write has not completed yet. */
-  #unsent = 0;
-  #wantDrain = false;
+export class WsServerChannel extends WsFrameChannel {
   #keepalive: NodeJS.Timeout | undefined;
   #awaitingPong = false;
   /** Set when `ws` itself rejects a message (too big, bad frame) before it closes the socket. */
   #fault: ChannelClosed | undefined;
 
   constructor(ws: WebSocket, peer: string, opts: { keepaliveMs: number; highWaterBytes: number }) {
-    this.#ws = ws;
-    this.peer = peer;
-    this.#highWater = opts.highWaterBytes;
-    ws.on("message", (data: Buffer, isBinary: boolean) => {
-      if (this.#closed) return;
-      if (!isBinary) {
-        this.close("invalid", "text messages are a protocol error; send binary protobuf");
-        return;
-      }
-      if (this.#handlers === undefined) this.#early.push(data);
-      else this.#handlers.message(data);
-    });
+    super(ws, peer, opts.highWaterBytes, "text messages are a protocol error; send binary protobuf");
     ws.on("error", (err: Error & { code?: string }) => {
       // `ws` reports protocol faults (it then closes with 1009 / 1002 / 1007) as WS_ERR_* codes;
       // anything else is the network failing under us.
@@ -118,7 +96,7 @@ export class WsServerChannel implements FrameChannel {
       this.#fault ??= { kind, reason: err.message, remote: kind === "going_away" };
     });
     ws.on("close", (code: number, reason: Buffer) => {
-      this.#finish(
+      this.finish(
         this.#fault ?? {
           kind: closeKindFromWs(code),
           reason: reason.toString() || `closed (${code})`,
@@ -131,7 +109,7 @@ export class WsServerChannel implements FrameChannel {
     });
     this.#keepalive = setInterval(() => {
       if (this.#awaitingPong) {
-        this.#finish({ kind: "timeout", reason: "WebSocket pong missing", remote: false });
+        this.finish({ kind: "timeout", reason: "WebSocket pong missing", remote: false });
         ws.terminate();
         return;
       }
@@ -141,53 +119,18 @@ export class WsServerChannel implements FrameChannel {
     this.#keepalive.unref();
   }
 
-  /** True once the channel is closed (by either side). */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  start(handlers: FrameChannelHandlers): void {
-    this.#handlers = handlers;
-    const early = this.#early;
-    this.#early = [];
-    for (const m of early) if (!this.#closed) handlers.message(m);
-    if (this.#closedInfo !== undefined) handlers.closed(this.#closedInfo);
-  }
-
   send(message: Uint8Array): boolean {
-    if (this.#closed) return false;
-    const size = message.byteLength;
-    this.#unsent += size;
-    this.#ws.send(message, { binary: true }, this.#onSent(size));
-    if (this.#unsent > this.#highWater) {
-      this.#wantDrain = true;
-      return false;
-    }
-    return true;
+    if (this.closed) return false;
+    return this.sendCounted(message);
   }
 
-  close(kind: ChannelCloseKind, reason: string): void {
-    if (this.#closed) return;
-    this.#finish({ kind, reason, remote: false });
-    this.#ws.close(CLOSE_CODES[kind], wsCloseReason(reason));
+  protected closeTransport(kind: ChannelCloseKind, reason: string): void {
+    this.finish({ kind, reason, remote: false });
+    this.ws.close(CLOSE_CODES[kind], wsCloseReason(reason));
   }
 
-  #onSent(size: number): (err?: Error) => void {
-    return () => {
-      this.#unsent -= size;
-      // Resume below half the mark so a sender does not flap at the threshold.
-      if (this.#wantDrain && this.#unsent <= this.#highWater / 2) {
-        this.#wantDrain = false;
-        if (!this.#closed) this.#handlers?.drain();
-      }
-    };
-  }
-
-  #finish(info: ChannelClosed): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closedInfo = info;
+  protected override finish(info: ChannelClosed): void {
     clearInterval(this.#keepalive);
-    this.#handlers?.closed(info);
+    super.finish(info);
   }
 }

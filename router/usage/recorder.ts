@@ -48,6 +48,18 @@ export interface RecorderStats {
   degraded: boolean;
 }
 
+/** Events per ledger call. */
+export const DEFAULT_BATCH_SIZE = 5000;
+/** Ledger calls in flight at once. */
+export const DEFAULT_MAX_IN_FLIGHT = 2;
+/** Events held in memory at most; beyond, new events are dropped (counted and logged). */
+export const DEFAULT_MAX_QUEUED = 200_000;
+/** A ledger call taking longer counts as failed. */
+export const DEFAULT_LEDGER_TIMEOUT_MS = 5000;
+/** First and longest wait before retrying a failed ledger. */
+export const DEFAULT_RETRY_MIN_MS = 100;
+export const DEFAULT_RETRY_MAX_MS = 5000;
+
 /** What the recorder is built from. */
 export interface UsageRecorderOptions {
   readonly ledger: UsageLedger;
@@ -56,13 +68,13 @@ export interface UsageRecorderOptions {
   /** Arrival times, the ledger's clock, retry pauses and call timeouts; default the system clock. */
   readonly clock?: Clock;
   readonly logger?: Logger;
-  /** Events per ledger call (default 5000). */
+  /** Events per ledger call (default {@link DEFAULT_BATCH_SIZE}). */
   readonly batchSize?: number;
-  /** Ledger calls in flight at once (default 2). */
+  /** Ledger calls in flight at once (default {@link DEFAULT_MAX_IN_FLIGHT}). */
   readonly maxInFlight?: number;
-  /** Events held in memory at most (default 200,000). */
+  /** Events held in memory at most (default {@link DEFAULT_MAX_QUEUED}). */
   readonly maxQueued?: number;
-  /** A ledger call taking longer counts as failed (default 5000 ms). */
+  /** A ledger call taking longer counts as failed (default {@link DEFAULT_LEDGER_TIMEOUT_MS}). */
   readonly ledgerTimeoutMs?: number;
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
@@ -105,12 +117,12 @@ export class UsageRecorder implements UsageSink {
     this.#spool = options.spool;
     this.#clock = options.clock ?? systemClock;
     this.#log = options.logger ?? silentLogger();
-    this.#batchSize = options.batchSize ?? 5000;
-    this.#maxInFlight = options.maxInFlight ?? 2;
-    this.#maxQueued = options.maxQueued ?? 200_000;
-    this.#timeoutMs = options.ledgerTimeoutMs ?? 5000;
-    this.#retryMinMs = options.retryMinMs ?? 100;
-    this.#retryMaxMs = options.retryMaxMs ?? 5000;
+    this.#batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+    this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.#maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED;
+    this.#timeoutMs = options.ledgerTimeoutMs ?? DEFAULT_LEDGER_TIMEOUT_MS;
+    this.#retryMinMs = options.retryMinMs ?? DEFAULT_RETRY_MIN_MS;
+    this.#retryMaxMs = options.retryMaxMs ?? DEFAULT_RETRY_MAX_MS;
     this.#retryMs = this.#retryMinMs;
     // A spool left by a previous run is replayed first, in order.
     this.#degraded = (this.#spool?.depth ?? 0) > 0;

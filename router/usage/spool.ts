@@ -282,9 +282,12 @@ export class UsageSpool {
   }
 }
 
+/** Bytes read at a time while looking back for the last whole line. */
+const TAIL_READ_BYTES = 64 * 1024;
+
 async function lastNewlineEnd(file: FileHandle, size: number): Promise<number> {
   let end = size;
-  const buf = Buffer.alloc(64 * 1024);
+  const buf = Buffer.alloc(TAIL_READ_BYTES);
   while (end > 0) {
     const start = Math.max(0, end - buf.length);
     const { bytesRead } = await file.read(buf, 0, end - start, start);
