@@ -703,7 +703,10 @@ async function main(): Promise<void> {
       throw new Error(`--only is throughput, ttft or saturated, not ${JSON.stringify(only)}`);
     const runs = (part: string) => only === undefined || only === part;
     for (let r = 0; r < (runs("throughput") ? rounds : 0); r++) {
-      for (const [name, t] of Object.entries(targets)) {
+      // Every other round in reverse order, so no target always runs right after another.
+      const order = Object.entries(targets);
+      if (r % 2 === 1) order.reverse();
+      for (const [name, t] of order) {
         const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
         const res = await runLoad({ ...t, connections: 50, durationMs, stream: false });
         rps[name]?.push(res.requests / res.seconds);
