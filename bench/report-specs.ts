@@ -135,6 +135,19 @@ function apiRows(j: unknown): ReportRow[] {
         { label: "backend direct", value: direct, unit: "req/s" },
       ],
     ),
+    row(
+      "non-streaming req/s with the router's token count / without it (same run)",
+      num(j, "nonStreamingReqPerS.tensorclaw") / num(j, "nonStreamingReqPerS.tensorclawUncounted"),
+      "x",
+      atLeast(0.9),
+      [
+        {
+          label: "without the router's token count",
+          value: num(j, "nonStreamingReqPerS.tensorclawUncounted"),
+          unit: "req/s",
+        },
+      ],
+    ),
     row("added time to first token at 100 paced streams, p50", num(j, "addedTtftMs.p50"), "ms", atMost(1), [
       { label: "direct TTFT p50", value: num(j, "ttftMs.direct.p50"), unit: "ms" },
       { label: "TensorClaw TTFT p50", value: num(j, "ttftMs.tensorclaw.p50"), unit: "ms" },
