@@ -140,7 +140,9 @@ export class ChatEndpoint {
       );
     }
     const parsed = entry.id === asked.model ? asked : { ...asked, model: entry.id };
-    this.checkModel(parsed.model, startedAtMs);
+    // A catalogue model exists even while no miner serves it (503, not 404); any other id of an
+    // open router exists only while miners offer it.
+    if (!d.catalogue().lists(entry.id)) this.checkModel(parsed.model, startedAtMs);
     label.model = parsed.model;
     const reserved = Math.ceil(parsed.prompt.bytes / ESTIMATE_BYTES_PER_TOKEN) + (parsed.chat.maxTokens ?? 0);
     const key = caller.key;

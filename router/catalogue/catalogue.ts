@@ -61,6 +61,11 @@ export class ModelCatalogue {
     return s;
   }
 
+  /** True when a name (id or alias) is one of the catalogue's own models, not an open router's default. */
+  lists(name: string): boolean {
+    return this.#byName.has(name);
+  }
+
   /** The canonical id an offered or requested name routes to, or undefined. */
   canonical(name: string): string | undefined {
     return this.resolve(name)?.id;

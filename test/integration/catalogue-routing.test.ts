@@ -73,6 +73,23 @@ describe("routing by the model catalogue (real miner, openai client)", function 
     expect(events.at(-1)?.model).to.equal("known-model");
   });
 
+  it("answers 503 with retry-after, not 404, for a catalogue model that no miner serves right now", async () => {
+    await router.setCatalogue(new ModelCatalogue([KNOWN, defaultEntry("idle-model")], false));
+    let caught: unknown;
+    try {
+      await client.chat.completions.create({
+        model: "idle-model",
+        messages: [{ role: "user", content: "hi" }],
+      });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).to.be.instanceOf(APIError);
+    expect((caught as APIError).status).to.equal(503);
+    expect((caught as APIError).headers?.get("retry-after")).to.match(/^\d+$/);
+    await router.setCatalogue(new ModelCatalogue([KNOWN], false));
+  });
+
   it("lists catalogue models with context, prices, aliases and live miners", async () => {
     const list = await client.models.list();
     const models = list.data as unknown as Record<string, unknown>[];
