@@ -548,6 +548,15 @@ function cpuMs(pid: number | undefined): number {
   }
 }
 
+/** A TCP port that was free a moment ago (the system's choice for port 0). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -651,7 +660,9 @@ async function main(): Promise<void> {
     children.push(uncountedMiner);
     await waitFor(async () => uncountedSessions > 0, "the uncounted router's miner");
 
-    const portkeyPort = 20_000 + Math.floor(Math.random() * 20_000);
+    // A port the system just handed out (a random pick could land on one in use, and Portkey
+    // would then exit while we waited for it).
+    const portkeyPort = await freePort();
     const portkey = spawn(
       process.execPath,
       [
