@@ -106,6 +106,7 @@ export class RequestRunner {
           toolCalls: [...ev.toolCalls],
           finishReason: ev.finishReason,
           reasoningDelta: ev.reasoning,
+          logprobs: ev.logprobs === undefined ? [] : [...ev.logprobs],
         };
         const bytes = chunkPayloadBytes(chunk);
         // Holding here stops the pull from the backend: that is the back-pressure.

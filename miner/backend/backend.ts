@@ -3,7 +3,7 @@
  * (`openai.ts`) or the built-in demo model (`demo.ts`). The
  * tunnel code only sees this interface.
  */
-import type { ChatRequest, FinishReason, ToolCallDelta } from "../../gen/tensorclaw/v1/chat.js";
+import type { ChatRequest, FinishReason, TokenLogprob, ToolCallDelta } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { StopSignal } from "./request-stop.js";
 
@@ -23,6 +23,8 @@ export type BackendEvent =
       readonly toolCalls: readonly ToolCallDelta[];
       /** UNSPECIFIED on every delta but the last one of the answer. */
       readonly finishReason: FinishReason;
+      /** Logprobs of the tokens of `content`, when the request asked for them. */
+      readonly logprobs?: readonly TokenLogprob[];
     }
   | {
       readonly type: "usage";

@@ -142,6 +142,10 @@ export class ProbeService {
       model: first.model,
       sessionId: first.session.sessionId,
       finishedAtMs: BigInt(Math.floor((this.#d.clock ?? systemClock).now())),
+      content: "",
+      finishReason: 0,
+      logprobs: [],
+      cut: false,
     });
   }
 
@@ -227,6 +231,10 @@ export class ProbeService {
       model,
       sessionId: session.sessionId,
       finishedAtMs: BigInt(Math.floor(clock.now())),
+      content: "",
+      finishReason: 0,
+      logprobs: [],
+      cut: false,
     };
   }
 }
@@ -236,7 +244,9 @@ export function probeServiceImplementation(service: ProbeService, logger: Logger
   const probe = unaryHandler<ProbeRequest, ProbeResponse>(ProbeServiceService.probe.path, logger, (call) =>
     service.probe(call.request),
   );
-  return { probe };
+  const unimplemented = (_call: unknown, callback: (err: Error & { code: number }) => void) =>
+    callback(Object.assign(new Error("not implemented yet"), { code: 12 }));
+  return { probe, getTrafficShape: unimplemented, reportVerdicts: unimplemented };
 }
 
 /**

@@ -90,7 +90,7 @@ describe("api routing: the chat handler reports every attempt to the routing boo
   const chunk = (requestId: number, contentDelta: string): MinerFrame => ({
     kind: {
       $case: "chunk",
-      value: { requestId, contentDelta, toolCalls: [], finishReason: 0, reasoningDelta: "" },
+      value: { requestId, contentDelta, toolCalls: [], finishReason: 0, reasoningDelta: "", logprobs: [] },
     },
   });
 

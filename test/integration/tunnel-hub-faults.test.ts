@@ -169,6 +169,7 @@ for (const transport of ["grpc", "ws"] as const) {
               toolCalls: [],
               finishReason: 0,
               reasoningDelta: "",
+              logprobs: [],
             },
           },
         },

@@ -80,6 +80,7 @@ const EMPTY: ResponseChunk = {
   toolCalls: [],
   finishReason: 0,
   reasoningDelta: "",
+  logprobs: [],
 };
 const TOKEN: ResponseChunk = { ...EMPTY, contentDelta: "Hello" };
 

@@ -123,6 +123,7 @@ export class FakeMiner {
         toolCalls: [],
         finishReason: 0,
         reasoningDelta: "",
+        logprobs: [],
       };
       encoded.push(MinerFrame.encode({ kind: { $case: "chunk", value: chunk } }).finish());
       sizes.push(chunkPayloadBytes(chunk));

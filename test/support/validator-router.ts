@@ -92,6 +92,10 @@ export function okProbe(latencyMs: number): ProbeResponse {
     model: "m",
     sessionId: "s",
     finishedAtMs: 0n,
+    content: "Hello there",
+    finishReason: 0,
+    logprobs: [],
+    cut: true,
   };
 }
 

@@ -12,6 +12,7 @@ function chunk(over: Partial<ResponseChunk> = {}): ResponseChunk {
     toolCalls: [],
     finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
     reasoningDelta: "",
+    logprobs: [],
     ...over,
   };
 }

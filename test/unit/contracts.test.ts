@@ -52,6 +52,7 @@ const MINER_FRAMES: MinerFrame[] = [
         ],
         finishReason: FinishReason.FINISH_REASON_TOOL_CALLS,
         reasoningDelta: "thinking",
+        logprobs: [],
       },
     },
   },
@@ -276,6 +277,7 @@ describe("contracts", () => {
           toolCalls: [],
           finishReason: FinishReason.FINISH_REASON_STOP,
           reasoningDelta: "",
+          logprobs: [],
         },
       });
       expect(msg.frames[1]?.kind).to.deep.equal({

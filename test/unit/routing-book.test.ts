@@ -38,6 +38,7 @@ const chunk = (over: Partial<ResponseChunk>): ResponseChunk => ({
   toolCalls: [],
   finishReason: 0,
   reasoningDelta: "",
+  logprobs: [],
   ...over,
 });
 

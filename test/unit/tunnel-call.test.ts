@@ -6,7 +6,14 @@ import type { TunnelEvent } from "../../router/tunnel/types.js";
 import { FakeClock } from "../support/fake-clock.js";
 
 function chunk(text: string): ResponseChunk {
-  return { requestId: 1, contentDelta: text, toolCalls: [], finishReason: 0, reasoningDelta: "" };
+  return {
+    requestId: 1,
+    contentDelta: text,
+    toolCalls: [],
+    finishReason: 0,
+    reasoningDelta: "",
+    logprobs: [],
+  };
 }
 
 /** A host that records what the call asks of its session. */

@@ -8,6 +8,7 @@ describe("tunnel chunk credit", () => {
       contentDelta: "héllo", // 6 bytes
       reasoningDelta: "€", // 3 bytes
       finishReason: 0,
+      logprobs: [],
       toolCalls: [
         { index: 0, id: "c1", type: "function", functionName: "get", argumentsDelta: '{"a":1}' },
         { index: 1, id: "", type: "", functionName: "", argumentsDelta: "😀" }, // 4 bytes
@@ -23,6 +24,7 @@ describe("tunnel chunk credit", () => {
         contentDelta: "",
         reasoningDelta: "",
         finishReason: 1,
+        logprobs: [],
         toolCalls: [],
       }),
     ).to.equal(0);

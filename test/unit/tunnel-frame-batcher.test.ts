@@ -6,7 +6,14 @@ function chunk(requestId: number, text: string): MinerFrame {
   return {
     kind: {
       $case: "chunk",
-      value: { requestId, contentDelta: text, toolCalls: [], finishReason: 0, reasoningDelta: "" },
+      value: {
+        requestId,
+        contentDelta: text,
+        toolCalls: [],
+        finishReason: 0,
+        reasoningDelta: "",
+        logprobs: [],
+      },
     },
   };
 }

@@ -232,6 +232,43 @@ export interface ChatRequest {
    * backend when it is set.
    */
   stream: boolean;
+  /**
+   * Return the log-probability of each generated token (`logprobs`). A
+   * miner passes it to its backend and relays what comes back in
+   * `ResponseChunk.logprobs`; validators use it to check answers.
+   */
+  logprobs?:
+    | boolean
+    | undefined;
+  /**
+   * How many most likely alternatives to return per token (`top_logprobs`,
+   * 0 to 20); only meaningful with `logprobs`.
+   */
+  topLogprobs?: number | undefined;
+}
+
+/**
+ * The log-probability of one generated token, as in OpenAI's
+ * `choices[].logprobs.content[]`.
+ */
+export interface TokenLogprob {
+  /** The token's text. */
+  token: string;
+  /** Its natural-log probability under the model (0 or below). */
+  logprob: number;
+  /**
+   * The most likely tokens at this position, most likely first (at most
+   * the request's `top_logprobs`).
+   */
+  topLogprobs: TopLogprob[];
+}
+
+/** One alternative at a token position. */
+export interface TopLogprob {
+  /** The alternative token's text. */
+  token: string;
+  /** Its natural-log probability. */
+  logprob: number;
 }
 
 /**
@@ -884,6 +921,8 @@ function createBaseChatRequest(): ChatRequest {
     user: "",
     extraJson: "",
     stream: false,
+    logprobs: undefined,
+    topLogprobs: undefined,
   };
 }
 
@@ -936,6 +975,12 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     }
     if (message.stream !== false) {
       writer.uint32(120).bool(message.stream);
+    }
+    if (message.logprobs !== undefined) {
+      writer.uint32(128).bool(message.logprobs);
+    }
+    if (message.topLogprobs !== undefined) {
+      writer.uint32(136).uint32(message.topLogprobs);
     }
     return writer;
   },
@@ -1073,6 +1118,22 @@ export const ChatRequest: MessageFns<ChatRequest> = {
             message.stream = reader.bool();
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.logprobs = reader.bool();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.topLogprobs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1138,6 +1199,12 @@ export const ChatRequest: MessageFns<ChatRequest> = {
         ? globalThis.String(object.extra_json)
         : "",
       stream: isSet(object.stream) ? globalThis.Boolean(object.stream) : false,
+      logprobs: isSet(object.logprobs) ? globalThis.Boolean(object.logprobs) : undefined,
+      topLogprobs: isSet(object.topLogprobs)
+        ? globalThis.Number(object.topLogprobs)
+        : isSet(object.top_logprobs)
+        ? globalThis.Number(object.top_logprobs)
+        : undefined,
     };
   },
 
@@ -1188,6 +1255,12 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     if (message.stream !== false) {
       obj.stream = message.stream;
     }
+    if (message.logprobs !== undefined) {
+      obj.logprobs = message.logprobs;
+    }
+    if (message.topLogprobs !== undefined) {
+      obj.topLogprobs = Math.round(message.topLogprobs);
+    }
     return obj;
   },
 
@@ -1215,6 +1288,198 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     message.user = object.user ?? "";
     message.extraJson = object.extraJson ?? "";
     message.stream = object.stream ?? false;
+    message.logprobs = object.logprobs ?? undefined;
+    message.topLogprobs = object.topLogprobs ?? undefined;
+    return message;
+  },
+};
+
+function createBaseTokenLogprob(): TokenLogprob {
+  return { token: "", logprob: 0, topLogprobs: [] };
+}
+
+export const TokenLogprob: MessageFns<TokenLogprob> = {
+  encode(message: TokenLogprob, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.logprob !== 0) {
+      writer.uint32(17).double(message.logprob);
+    }
+    for (const v of message.topLogprobs) {
+      TopLogprob.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TokenLogprob {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTokenLogprob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.logprob = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.topLogprobs.push(TopLogprob.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TokenLogprob {
+    return {
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      logprob: isSet(object.logprob) ? globalThis.Number(object.logprob) : 0,
+      topLogprobs: globalThis.Array.isArray(object?.topLogprobs)
+        ? object.topLogprobs.map((e: any) => TopLogprob.fromJSON(e))
+        : globalThis.Array.isArray(object?.top_logprobs)
+        ? object.top_logprobs.map((e: any) => TopLogprob.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TokenLogprob): unknown {
+    const obj: any = {};
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.logprob !== 0) {
+      obj.logprob = floatToJson(message.logprob);
+    }
+    if (message.topLogprobs?.length) {
+      obj.topLogprobs = message.topLogprobs.map((e) => TopLogprob.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TokenLogprob>, I>>(base?: I): TokenLogprob {
+    return TokenLogprob.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TokenLogprob>, I>>(object: I): TokenLogprob {
+    const message = createBaseTokenLogprob();
+    message.token = object.token ?? "";
+    message.logprob = object.logprob ?? 0;
+    message.topLogprobs = object.topLogprobs?.map((e) => TopLogprob.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseTopLogprob(): TopLogprob {
+  return { token: "", logprob: 0 };
+}
+
+export const TopLogprob: MessageFns<TopLogprob> = {
+  encode(message: TopLogprob, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.logprob !== 0) {
+      writer.uint32(17).double(message.logprob);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopLogprob {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopLogprob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.logprob = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TopLogprob {
+    return {
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      logprob: isSet(object.logprob) ? globalThis.Number(object.logprob) : 0,
+    };
+  },
+
+  toJSON(message: TopLogprob): unknown {
+    const obj: any = {};
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.logprob !== 0) {
+      obj.logprob = floatToJson(message.logprob);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TopLogprob>, I>>(base?: I): TopLogprob {
+    return TopLogprob.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TopLogprob>, I>>(object: I): TopLogprob {
+    const message = createBaseTopLogprob();
+    message.token = object.token ?? "";
+    message.logprob = object.logprob ?? 0;
     return message;
   },
 };

@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { FinishReason, finishReasonFromJSON, finishReasonToJSON, TokenLogprob } from "./chat.js";
 
 export const protobufPackage = "tensorclaw.v1";
 
@@ -53,31 +54,96 @@ export const protobufFileName = "tensorclaw/v1/probe.proto";
  * the subnet when the router reads the chain).
  */
 
-/** Which miner to probe. */
+/** A validator's judgement of one (miner, model). */
+export enum Verdict {
+  /** VERDICT_UNSPECIFIED - Unused. */
+  VERDICT_UNSPECIFIED = 0,
+  /** VERDICT_VERIFIED - Audited answers match the model. */
+  VERDICT_VERIFIED = 1,
+  /** VERDICT_FAILED - Audited answers do not come from the model claimed. */
+  VERDICT_FAILED = 2,
+  /** VERDICT_UNVERIFIABLE - Audits could not decide (no reference and too few peers). */
+  VERDICT_UNVERIFIABLE = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function verdictFromJSON(object: any): Verdict {
+  switch (object) {
+    case 0:
+    case "VERDICT_UNSPECIFIED":
+      return Verdict.VERDICT_UNSPECIFIED;
+    case 1:
+    case "VERDICT_VERIFIED":
+      return Verdict.VERDICT_VERIFIED;
+    case 2:
+    case "VERDICT_FAILED":
+      return Verdict.VERDICT_FAILED;
+    case 3:
+    case "VERDICT_UNVERIFIABLE":
+      return Verdict.VERDICT_UNVERIFIABLE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Verdict.UNRECOGNIZED;
+  }
+}
+
+export function verdictToJSON(object: Verdict): string {
+  switch (object) {
+    case Verdict.VERDICT_UNSPECIFIED:
+      return "VERDICT_UNSPECIFIED";
+    case Verdict.VERDICT_VERIFIED:
+      return "VERDICT_VERIFIED";
+    case Verdict.VERDICT_FAILED:
+      return "VERDICT_FAILED";
+    case Verdict.VERDICT_UNVERIFIABLE:
+      return "VERDICT_UNVERIFIABLE";
+    case Verdict.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Which miner to probe, and with what. */
 export interface ProbeRequest {
   /**
-   * Hotkey of the miner (SS58). The router draws the model uniformly among
-   * everything the hotkey offers, then one of its tunnels offering that
-   * model uniformly, so over time every tunnel and model of a hotkey is
+   * Hotkey of the miner (SS58). The router draws one of its tunnels
+   * offering the model uniformly, so over time every tunnel of a hotkey is
    * probed; the verdict applies to the hotkey. The probed session's id is
    * reported.
    */
   hotkey: string;
-  /** Model to probe; empty means one drawn by the router as above. */
+  /**
+   * Model to probe; empty means one drawn uniformly by the router among
+   * everything the hotkey offers. A `model` inside `request_json` is
+   * ignored: this field (or the draw) decides.
+   */
   model: string;
   /**
-   * Ignored. The probe deadline is the router's own, 8000 ms, whatever a
+   * Ignored. The liveness deadline is the router's own, 8000 ms, whatever a
    * validator asks: a validator must not be able to ghost a healthy miner
    * with a deadline nobody meets. Kept so older validators still encode.
    */
   timeoutMs: number;
+  /**
+   * The OpenAI chat completion body to send, as one JSON object: messages,
+   * sampling parameters, `max_tokens`, `stream`, `user`, ... Required: the
+   * router holds no prompts of its own.
+   */
+  requestJson: string;
+  /**
+   * Liveness probe: cancel the request (as a user disconnect does) once
+   * this many content tokens arrived. 0 relays the whole answer (audits).
+   */
+  cutAfterTokens: number;
 }
 
 /** Outcome of one probe. */
 export interface ProbeResponse {
   /**
-   * The miner answered with at least one token and a clean finish within the
-   * deadline.
+   * Liveness passed: the first min(5, answer length) content tokens arrived
+   * within 8 s, nothing failed before them, and (without a cut) the answer
+   * finished cleanly within the request's deadline.
    */
   ok: boolean;
   /**
@@ -91,11 +157,11 @@ export interface ProbeResponse {
    */
   ttftMs: number;
   /**
-   * Time from sending the request to its terminal frame (or the deadline),
-   * in ms.
+   * Time from sending the request to its terminal frame, the cut, or the
+   * liveness deadline, in ms.
    */
   latencyMs: number;
-  /** Completion tokens the miner reported (at most 5 are asked for). */
+  /** Completion tokens of the relayed answer, as the router counted them. */
   completionTokens: number;
   /** Why the probe failed; empty when `ok`. */
   error: string;
@@ -105,10 +171,106 @@ export interface ProbeResponse {
   sessionId: string;
   /** Router time when the probe finished (Unix ms). */
   finishedAtMs: bigint;
+  /** The assistant text the miner sent, as relayed (up to the cut). */
+  content: string;
+  /**
+   * Why generation stopped, as the miner said; UNSPECIFIED when cut or
+   * failed.
+   */
+  finishReason: FinishReason;
+  /** Logprobs the miner sent for `content`, when the request asked for them. */
+  logprobs: TokenLogprob[];
+  /** The router cancelled the request after `cut_after_tokens`. */
+  cut: boolean;
+}
+
+/** Which traffic to describe. */
+export interface GetTrafficShapeRequest {
+  /** Only requests for this model; empty means all models. */
+  model: string;
+}
+
+/** Counts of request shapes over the router's last hour of user traffic. */
+export interface GetTrafficShapeResponse {
+  /** Length of the window the counts cover, in seconds. */
+  windowSeconds: number;
+  /** User requests in the window (including shapes too rare to list). */
+  requests: bigint;
+  /** The shapes seen at least `min_count` times, most frequent first. */
+  shapes: RequestShape[];
+  /** Rarer shapes are left out, so no single caller's habits show. */
+  minCount: number;
+  /** Router time of the report (Unix ms). */
+  reportTimeMs: bigint;
+}
+
+/**
+ * One quantised request shape and how often it was seen. Values are as the
+ * callers sent them, before the router's defaults.
+ */
+export interface RequestShape {
+  /** Requests of this shape in the window. */
+  count: bigint;
+  /** Model requested (canonical catalogue id). */
+  model: string;
+  /** Messages in the conversation (capped at 64). */
+  messages: number;
+  /** The first message has role "system" or "developer". */
+  systemPrompt: boolean;
+  /** Streamed. */
+  stream: boolean;
+  /** The caller set `user`. */
+  user: boolean;
+  /** `max_tokens` (or `max_completion_tokens`) as asked; 0 when not given. */
+  maxTokens: number;
+  /** `temperature` rounded to 0.1; absent when not given. */
+  temperature?:
+    | number
+    | undefined;
+  /** `top_p` rounded to 0.05; absent when not given. */
+  topP?:
+    | number
+    | undefined;
+  /** The caller set `seed`. */
+  seed: boolean;
+  /** Stop sequences given. */
+  stop: number;
+  /** Tools offered (capped at 16). */
+  tools: number;
+  /** `response_format.type`, empty when not given. */
+  responseFormat: string;
+  /** Prompt size: the smallest b with prompt tokens <= 2^b. */
+  promptTokensLog2: number;
+  /** The caller asked for logprobs. */
+  logprobs: boolean;
+}
+
+/** One verdict. */
+export interface ModelVerdict {
+  /** Miner hotkey (SS58). */
+  hotkey: string;
+  /** Model id as served (canonical catalogue id). */
+  model: string;
+  /** The judgement. */
+  verdict: Verdict;
+  /** Why, for logs and operators (for example "mean logprob -9.1 < -4.0"). */
+  detail: string;
+}
+
+/** Verdicts to apply. */
+export interface ReportVerdictsRequest {
+  /** At most 4096 per call. */
+  verdicts: ModelVerdict[];
+}
+
+/** What the router now excludes. */
+export interface ReportVerdictsResponse {
+  /** (hotkey, model) pairs this router routes no user traffic to now. */
+  excluded: number;
 }
 
 function createBaseProbeRequest(): ProbeRequest {
-  return { hotkey: "", model: "", timeoutMs: 0 };
+  return { hotkey: "", model: "", timeoutMs: 0, requestJson: "", cutAfterTokens: 0 };
 }
 
 export const ProbeRequest: MessageFns<ProbeRequest> = {
@@ -121,6 +283,12 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
     }
     if (message.timeoutMs !== 0) {
       writer.uint32(24).uint32(message.timeoutMs);
+    }
+    if (message.requestJson !== "") {
+      writer.uint32(34).string(message.requestJson);
+    }
+    if (message.cutAfterTokens !== 0) {
+      writer.uint32(40).uint32(message.cutAfterTokens);
     }
     return writer;
   },
@@ -162,6 +330,22 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
             message.timeoutMs = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.requestJson = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.cutAfterTokens = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -183,6 +367,16 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
         : isSet(object.timeout_ms)
         ? globalThis.Number(object.timeout_ms)
         : 0,
+      requestJson: isSet(object.requestJson)
+        ? globalThis.String(object.requestJson)
+        : isSet(object.request_json)
+        ? globalThis.String(object.request_json)
+        : "",
+      cutAfterTokens: isSet(object.cutAfterTokens)
+        ? globalThis.Number(object.cutAfterTokens)
+        : isSet(object.cut_after_tokens)
+        ? globalThis.Number(object.cut_after_tokens)
+        : 0,
     };
   },
 
@@ -197,6 +391,12 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
     if (message.timeoutMs !== 0) {
       obj.timeoutMs = Math.round(message.timeoutMs);
     }
+    if (message.requestJson !== "") {
+      obj.requestJson = message.requestJson;
+    }
+    if (message.cutAfterTokens !== 0) {
+      obj.cutAfterTokens = Math.round(message.cutAfterTokens);
+    }
     return obj;
   },
 
@@ -208,6 +408,8 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
     message.hotkey = object.hotkey ?? "";
     message.model = object.model ?? "";
     message.timeoutMs = object.timeoutMs ?? 0;
+    message.requestJson = object.requestJson ?? "";
+    message.cutAfterTokens = object.cutAfterTokens ?? 0;
     return message;
   },
 };
@@ -223,6 +425,10 @@ function createBaseProbeResponse(): ProbeResponse {
     model: "",
     sessionId: "",
     finishedAtMs: 0n,
+    content: "",
+    finishReason: 0,
+    logprobs: [],
+    cut: false,
   };
 }
 
@@ -257,6 +463,18 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
         throw new globalThis.Error("value provided for field message.finishedAtMs of type int64 too large");
       }
       writer.uint32(72).int64(message.finishedAtMs);
+    }
+    if (message.content !== "") {
+      writer.uint32(82).string(message.content);
+    }
+    if (message.finishReason !== 0) {
+      writer.uint32(88).int32(message.finishReason);
+    }
+    for (const v of message.logprobs) {
+      TokenLogprob.encode(v!, writer.uint32(98).fork()).join();
+    }
+    if (message.cut !== false) {
+      writer.uint32(104).bool(message.cut);
     }
     return writer;
   },
@@ -346,6 +564,38 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
             message.finishedAtMs = reader.int64() as bigint;
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.content = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.finishReason = reader.int32() as any;
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.logprobs.push(TokenLogprob.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.cut = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -389,6 +639,16 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
         : isSet(object.finished_at_ms)
         ? BigInt(object.finished_at_ms)
         : 0n,
+      content: isSet(object.content) ? globalThis.String(object.content) : "",
+      finishReason: isSet(object.finishReason)
+        ? finishReasonFromJSON(object.finishReason)
+        : isSet(object.finish_reason)
+        ? finishReasonFromJSON(object.finish_reason)
+        : 0,
+      logprobs: globalThis.Array.isArray(object?.logprobs)
+        ? object.logprobs.map((e: any) => TokenLogprob.fromJSON(e))
+        : [],
+      cut: isSet(object.cut) ? globalThis.Boolean(object.cut) : false,
     };
   },
 
@@ -421,6 +681,18 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     if (message.finishedAtMs !== 0n) {
       obj.finishedAtMs = message.finishedAtMs.toString();
     }
+    if (message.content !== "") {
+      obj.content = message.content;
+    }
+    if (message.finishReason !== 0) {
+      obj.finishReason = finishReasonToJSON(message.finishReason);
+    }
+    if (message.logprobs?.length) {
+      obj.logprobs = message.logprobs.map((e) => TokenLogprob.toJSON(e));
+    }
+    if (message.cut !== false) {
+      obj.cut = message.cut;
+    }
     return obj;
   },
 
@@ -440,52 +712,872 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     message.finishedAtMs = (object.finishedAtMs !== undefined && object.finishedAtMs !== null)
       ? BigInt(object.finishedAtMs)
       : 0n;
+    message.content = object.content ?? "";
+    message.finishReason = object.finishReason ?? 0;
+    message.logprobs = object.logprobs?.map((e) => TokenLogprob.fromPartial(e)) || [];
+    message.cut = object.cut ?? false;
     return message;
   },
 };
 
-/** Probes one miner through its tunnel. */
+function createBaseGetTrafficShapeRequest(): GetTrafficShapeRequest {
+  return { model: "" };
+}
+
+export const GetTrafficShapeRequest: MessageFns<GetTrafficShapeRequest> = {
+  encode(message: GetTrafficShapeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetTrafficShapeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetTrafficShapeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetTrafficShapeRequest {
+    return { model: isSet(object.model) ? globalThis.String(object.model) : "" };
+  },
+
+  toJSON(message: GetTrafficShapeRequest): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetTrafficShapeRequest>, I>>(base?: I): GetTrafficShapeRequest {
+    return GetTrafficShapeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetTrafficShapeRequest>, I>>(object: I): GetTrafficShapeRequest {
+    const message = createBaseGetTrafficShapeRequest();
+    message.model = object.model ?? "";
+    return message;
+  },
+};
+
+function createBaseGetTrafficShapeResponse(): GetTrafficShapeResponse {
+  return { windowSeconds: 0, requests: 0n, shapes: [], minCount: 0, reportTimeMs: 0n };
+}
+
+export const GetTrafficShapeResponse: MessageFns<GetTrafficShapeResponse> = {
+  encode(message: GetTrafficShapeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.windowSeconds !== 0) {
+      writer.uint32(8).uint32(message.windowSeconds);
+    }
+    if (message.requests !== 0n) {
+      if (BigInt.asUintN(64, message.requests) !== message.requests) {
+        throw new globalThis.Error("value provided for field message.requests of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.requests);
+    }
+    for (const v of message.shapes) {
+      RequestShape.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.minCount !== 0) {
+      writer.uint32(32).uint32(message.minCount);
+    }
+    if (message.reportTimeMs !== 0n) {
+      if (BigInt.asIntN(64, message.reportTimeMs) !== message.reportTimeMs) {
+        throw new globalThis.Error("value provided for field message.reportTimeMs of type int64 too large");
+      }
+      writer.uint32(40).int64(message.reportTimeMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetTrafficShapeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetTrafficShapeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.windowSeconds = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.requests = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.shapes.push(RequestShape.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.minCount = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.reportTimeMs = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetTrafficShapeResponse {
+    return {
+      windowSeconds: isSet(object.windowSeconds)
+        ? globalThis.Number(object.windowSeconds)
+        : isSet(object.window_seconds)
+        ? globalThis.Number(object.window_seconds)
+        : 0,
+      requests: isSet(object.requests) ? BigInt(object.requests) : 0n,
+      shapes: globalThis.Array.isArray(object?.shapes) ? object.shapes.map((e: any) => RequestShape.fromJSON(e)) : [],
+      minCount: isSet(object.minCount)
+        ? globalThis.Number(object.minCount)
+        : isSet(object.min_count)
+        ? globalThis.Number(object.min_count)
+        : 0,
+      reportTimeMs: isSet(object.reportTimeMs)
+        ? BigInt(object.reportTimeMs)
+        : isSet(object.report_time_ms)
+        ? BigInt(object.report_time_ms)
+        : 0n,
+    };
+  },
+
+  toJSON(message: GetTrafficShapeResponse): unknown {
+    const obj: any = {};
+    if (message.windowSeconds !== 0) {
+      obj.windowSeconds = Math.round(message.windowSeconds);
+    }
+    if (message.requests !== 0n) {
+      obj.requests = message.requests.toString();
+    }
+    if (message.shapes?.length) {
+      obj.shapes = message.shapes.map((e) => RequestShape.toJSON(e));
+    }
+    if (message.minCount !== 0) {
+      obj.minCount = Math.round(message.minCount);
+    }
+    if (message.reportTimeMs !== 0n) {
+      obj.reportTimeMs = message.reportTimeMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetTrafficShapeResponse>, I>>(base?: I): GetTrafficShapeResponse {
+    return GetTrafficShapeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetTrafficShapeResponse>, I>>(object: I): GetTrafficShapeResponse {
+    const message = createBaseGetTrafficShapeResponse();
+    message.windowSeconds = object.windowSeconds ?? 0;
+    message.requests = (object.requests !== undefined && object.requests !== null) ? BigInt(object.requests) : 0n;
+    message.shapes = object.shapes?.map((e) => RequestShape.fromPartial(e)) || [];
+    message.minCount = object.minCount ?? 0;
+    message.reportTimeMs = (object.reportTimeMs !== undefined && object.reportTimeMs !== null)
+      ? BigInt(object.reportTimeMs)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseRequestShape(): RequestShape {
+  return {
+    count: 0n,
+    model: "",
+    messages: 0,
+    systemPrompt: false,
+    stream: false,
+    user: false,
+    maxTokens: 0,
+    temperature: undefined,
+    topP: undefined,
+    seed: false,
+    stop: 0,
+    tools: 0,
+    responseFormat: "",
+    promptTokensLog2: 0,
+    logprobs: false,
+  };
+}
+
+export const RequestShape: MessageFns<RequestShape> = {
+  encode(message: RequestShape, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.count !== 0n) {
+      if (BigInt.asUintN(64, message.count) !== message.count) {
+        throw new globalThis.Error("value provided for field message.count of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.count);
+    }
+    if (message.model !== "") {
+      writer.uint32(18).string(message.model);
+    }
+    if (message.messages !== 0) {
+      writer.uint32(24).uint32(message.messages);
+    }
+    if (message.systemPrompt !== false) {
+      writer.uint32(32).bool(message.systemPrompt);
+    }
+    if (message.stream !== false) {
+      writer.uint32(40).bool(message.stream);
+    }
+    if (message.user !== false) {
+      writer.uint32(48).bool(message.user);
+    }
+    if (message.maxTokens !== 0) {
+      writer.uint32(56).uint32(message.maxTokens);
+    }
+    if (message.temperature !== undefined) {
+      writer.uint32(65).double(message.temperature);
+    }
+    if (message.topP !== undefined) {
+      writer.uint32(73).double(message.topP);
+    }
+    if (message.seed !== false) {
+      writer.uint32(80).bool(message.seed);
+    }
+    if (message.stop !== 0) {
+      writer.uint32(88).uint32(message.stop);
+    }
+    if (message.tools !== 0) {
+      writer.uint32(96).uint32(message.tools);
+    }
+    if (message.responseFormat !== "") {
+      writer.uint32(106).string(message.responseFormat);
+    }
+    if (message.promptTokensLog2 !== 0) {
+      writer.uint32(112).uint32(message.promptTokensLog2);
+    }
+    if (message.logprobs !== false) {
+      writer.uint32(120).bool(message.logprobs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RequestShape {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRequestShape();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.count = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.messages = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.systemPrompt = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.stream = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.user = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxTokens = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.temperature = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.topP = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.seed = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.stop = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.tools = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.responseFormat = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.promptTokensLog2 = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.logprobs = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RequestShape {
+    return {
+      count: isSet(object.count) ? BigInt(object.count) : 0n,
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      messages: isSet(object.messages) ? globalThis.Number(object.messages) : 0,
+      systemPrompt: isSet(object.systemPrompt)
+        ? globalThis.Boolean(object.systemPrompt)
+        : isSet(object.system_prompt)
+        ? globalThis.Boolean(object.system_prompt)
+        : false,
+      stream: isSet(object.stream) ? globalThis.Boolean(object.stream) : false,
+      user: isSet(object.user) ? globalThis.Boolean(object.user) : false,
+      maxTokens: isSet(object.maxTokens)
+        ? globalThis.Number(object.maxTokens)
+        : isSet(object.max_tokens)
+        ? globalThis.Number(object.max_tokens)
+        : 0,
+      temperature: isSet(object.temperature) ? globalThis.Number(object.temperature) : undefined,
+      topP: isSet(object.topP)
+        ? globalThis.Number(object.topP)
+        : isSet(object.top_p)
+        ? globalThis.Number(object.top_p)
+        : undefined,
+      seed: isSet(object.seed) ? globalThis.Boolean(object.seed) : false,
+      stop: isSet(object.stop) ? globalThis.Number(object.stop) : 0,
+      tools: isSet(object.tools) ? globalThis.Number(object.tools) : 0,
+      responseFormat: isSet(object.responseFormat)
+        ? globalThis.String(object.responseFormat)
+        : isSet(object.response_format)
+        ? globalThis.String(object.response_format)
+        : "",
+      promptTokensLog2: isSet(object.promptTokensLog2)
+        ? globalThis.Number(object.promptTokensLog2)
+        : isSet(object.prompt_tokens_log2)
+        ? globalThis.Number(object.prompt_tokens_log2)
+        : 0,
+      logprobs: isSet(object.logprobs) ? globalThis.Boolean(object.logprobs) : false,
+    };
+  },
+
+  toJSON(message: RequestShape): unknown {
+    const obj: any = {};
+    if (message.count !== 0n) {
+      obj.count = message.count.toString();
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.messages !== 0) {
+      obj.messages = Math.round(message.messages);
+    }
+    if (message.systemPrompt !== false) {
+      obj.systemPrompt = message.systemPrompt;
+    }
+    if (message.stream !== false) {
+      obj.stream = message.stream;
+    }
+    if (message.user !== false) {
+      obj.user = message.user;
+    }
+    if (message.maxTokens !== 0) {
+      obj.maxTokens = Math.round(message.maxTokens);
+    }
+    if (message.temperature !== undefined) {
+      obj.temperature = floatToJson(message.temperature);
+    }
+    if (message.topP !== undefined) {
+      obj.topP = floatToJson(message.topP);
+    }
+    if (message.seed !== false) {
+      obj.seed = message.seed;
+    }
+    if (message.stop !== 0) {
+      obj.stop = Math.round(message.stop);
+    }
+    if (message.tools !== 0) {
+      obj.tools = Math.round(message.tools);
+    }
+    if (message.responseFormat !== "") {
+      obj.responseFormat = message.responseFormat;
+    }
+    if (message.promptTokensLog2 !== 0) {
+      obj.promptTokensLog2 = Math.round(message.promptTokensLog2);
+    }
+    if (message.logprobs !== false) {
+      obj.logprobs = message.logprobs;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RequestShape>, I>>(base?: I): RequestShape {
+    return RequestShape.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RequestShape>, I>>(object: I): RequestShape {
+    const message = createBaseRequestShape();
+    message.count = (object.count !== undefined && object.count !== null) ? BigInt(object.count) : 0n;
+    message.model = object.model ?? "";
+    message.messages = object.messages ?? 0;
+    message.systemPrompt = object.systemPrompt ?? false;
+    message.stream = object.stream ?? false;
+    message.user = object.user ?? false;
+    message.maxTokens = object.maxTokens ?? 0;
+    message.temperature = object.temperature ?? undefined;
+    message.topP = object.topP ?? undefined;
+    message.seed = object.seed ?? false;
+    message.stop = object.stop ?? 0;
+    message.tools = object.tools ?? 0;
+    message.responseFormat = object.responseFormat ?? "";
+    message.promptTokensLog2 = object.promptTokensLog2 ?? 0;
+    message.logprobs = object.logprobs ?? false;
+    return message;
+  },
+};
+
+function createBaseModelVerdict(): ModelVerdict {
+  return { hotkey: "", model: "", verdict: 0, detail: "" };
+}
+
+export const ModelVerdict: MessageFns<ModelVerdict> = {
+  encode(message: ModelVerdict, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.hotkey !== "") {
+      writer.uint32(10).string(message.hotkey);
+    }
+    if (message.model !== "") {
+      writer.uint32(18).string(message.model);
+    }
+    if (message.verdict !== 0) {
+      writer.uint32(24).int32(message.verdict);
+    }
+    if (message.detail !== "") {
+      writer.uint32(34).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelVerdict {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelVerdict();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.hotkey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.verdict = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelVerdict {
+    return {
+      hotkey: isSet(object.hotkey) ? globalThis.String(object.hotkey) : "",
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      verdict: isSet(object.verdict) ? verdictFromJSON(object.verdict) : 0,
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+    };
+  },
+
+  toJSON(message: ModelVerdict): unknown {
+    const obj: any = {};
+    if (message.hotkey !== "") {
+      obj.hotkey = message.hotkey;
+    }
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.verdict !== 0) {
+      obj.verdict = verdictToJSON(message.verdict);
+    }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModelVerdict>, I>>(base?: I): ModelVerdict {
+    return ModelVerdict.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelVerdict>, I>>(object: I): ModelVerdict {
+    const message = createBaseModelVerdict();
+    message.hotkey = object.hotkey ?? "";
+    message.model = object.model ?? "";
+    message.verdict = object.verdict ?? 0;
+    message.detail = object.detail ?? "";
+    return message;
+  },
+};
+
+function createBaseReportVerdictsRequest(): ReportVerdictsRequest {
+  return { verdicts: [] };
+}
+
+export const ReportVerdictsRequest: MessageFns<ReportVerdictsRequest> = {
+  encode(message: ReportVerdictsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.verdicts) {
+      ModelVerdict.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportVerdictsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportVerdictsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.verdicts.push(ModelVerdict.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportVerdictsRequest {
+    return {
+      verdicts: globalThis.Array.isArray(object?.verdicts)
+        ? object.verdicts.map((e: any) => ModelVerdict.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReportVerdictsRequest): unknown {
+    const obj: any = {};
+    if (message.verdicts?.length) {
+      obj.verdicts = message.verdicts.map((e) => ModelVerdict.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportVerdictsRequest>, I>>(base?: I): ReportVerdictsRequest {
+    return ReportVerdictsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportVerdictsRequest>, I>>(object: I): ReportVerdictsRequest {
+    const message = createBaseReportVerdictsRequest();
+    message.verdicts = object.verdicts?.map((e) => ModelVerdict.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReportVerdictsResponse(): ReportVerdictsResponse {
+  return { excluded: 0 };
+}
+
+export const ReportVerdictsResponse: MessageFns<ReportVerdictsResponse> = {
+  encode(message: ReportVerdictsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.excluded !== 0) {
+      writer.uint32(8).uint32(message.excluded);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportVerdictsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportVerdictsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.excluded = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportVerdictsResponse {
+    return { excluded: isSet(object.excluded) ? globalThis.Number(object.excluded) : 0 };
+  },
+
+  toJSON(message: ReportVerdictsResponse): unknown {
+    const obj: any = {};
+    if (message.excluded !== 0) {
+      obj.excluded = Math.round(message.excluded);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportVerdictsResponse>, I>>(base?: I): ReportVerdictsResponse {
+    return ReportVerdictsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportVerdictsResponse>, I>>(object: I): ReportVerdictsResponse {
+    const message = createBaseReportVerdictsResponse();
+    message.excluded = object.excluded ?? 0;
+    return message;
+  },
+};
+
+/**
+ * Probes one miner through its tunnel, tells validators what user traffic
+ * looks like (so their probes can look the same), and takes their verdicts
+ * on whether a miner's answers come from the model it claims.
+ */
 export type ProbeServiceService = typeof ProbeServiceService;
 export const ProbeServiceService = {
   /**
-   * Sends a real chat request of at most 5 completion tokens with a fresh
-   * random prompt to the named miner, through the same path as user traffic
-   * (a miner cannot tell a probe from a user request). Probe tokens are never
-   * credited in the usage ledger.
+   * Sends the chat request the validator wrote (`request_json`) to the named
+   * miner exactly as a user request would go: parsed by the same code as a
+   * user's HTTP body (same defaults, same `max_tokens` rule, the `user` value
+   * hashed the same way, with the validator's hotkey standing in for the API
+   * key), the same deadline as a user request, a request id from the same
+   * per-tunnel counter, interleaved with user traffic on the same tunnels.
+   * tunnel.proto (InferenceRequest) explains field by field why a miner
+   * cannot tell the two apart. Probe tokens are never credited in the usage
+   * ledger.
    *
-   * The result is always returned with status OK when the miner was probed;
-   * a miner that fails or times out comes back with `ok = false, ghost =
-   * true`, and the router removes it from the routing pool until a later
-   * probe passes. The ghost state belongs to the hotkey: it covers all of
-   * its tunnels, including ones opened later.
+   * Liveness: a probe passes (`ok`) when its first `min(5, answer length)`
+   * content tokens arrive within 8 s of sending and nothing failed before
+   * that. With `cut_after_tokens` = N > 0 the router then cancels the
+   * request once N content tokens arrived, exactly as when a user
+   * disconnects; with 0 it relays the whole answer (audits) and `ok` also
+   * needs a clean finish. The full relayed text and its logprobs come back
+   * for the validator to judge.
    *
-   * Ghosts are still probed: a ghost session takes no user traffic, but the
-   * router sends probes to it exactly as to an active one, and the first
-   * passing probe makes the miner active again. Validators should therefore
-   * keep probing ghosts; that is the only way back into the pool. Sessions
-   * that are draining or banned are never probed.
+   * A miner that fails comes back with `ok = false, ghost = true`, and the
+   * router removes it from the routing pool until a later probe passes. The
+   * ghost state belongs to the hotkey: it covers all of its tunnels,
+   * including ones opened later. Ghosts are still probed: that is the only
+   * way back into the pool. Sessions that are draining or banned are never
+   * probed.
    *
    * Errors (no probe was sent; the miner's state is unchanged):
    *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
    *                     (or none offers `model`). A miner with no tunnel on
    *                     any router serves nobody: this project's validator
-   *                     records it as a failed probe (a ghost for that
-   *                     round), as it does for a known miner that no router
-   *                     lists, but only when every router replica it reads
-   *                     answered (one that did not may hold the tunnel).
+   *                     records it as a failed probe, but only when every
+   *                     router replica it reads answered.
    *   UNAVAILABLE       the router could not probe now: every tunnel of the
-   *                     hotkey offering the drawn model already has a probe
-   *                     in flight (each tunnel has one probe slot, outside
-   *                     the model's `max_concurrency`, so user traffic never
-   *                     blocks a probe; see tunnel.proto ModelOffer), or the
-   *                     tunnel closed just as the probe was sent. Neither
-   *                     probed nor made a ghost; a validator should record
-   *                     nothing this round. But a hotkey the router cannot
-   *                     probe this way for 3 probes in a row gets a failed
-   *                     probe (`ok = false`, error "not probeable …"): a
-   *                     miner cannot keep a stale verdict by never freeing
-   *                     its probe slot.
-   *   INVALID_ARGUMENT  malformed hotkey.
+   *                     hotkey offering the model is full (user requests and
+   *                     the spare probe slot, see tunnel.proto ModelOffer),
+   *                     or the tunnel closed just as the probe was sent.
+   *                     Neither probed nor made a ghost. But a hotkey the
+   *                     router cannot probe this way for 3 probes in a row
+   *                     gets a failed probe (`ok = false`, error "not
+   *                     probeable ..."): a miner cannot keep a stale verdict
+   *                     by never freeing a slot.
+   *   INVALID_ARGUMENT  malformed hotkey, or `request_json` missing or not a
+   *                     chat request the router would accept from a user
+   *                     (the message names the field).
    */
   probe: {
     path: "/tensorclaw.v1.ProbeService/Probe" as const,
@@ -496,92 +1588,150 @@ export const ProbeServiceService = {
     responseSerialize: (value: ProbeResponse): Buffer => Buffer.from(ProbeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ProbeResponse => ProbeResponse.decode(value),
   },
+  /**
+   * The shape of the user traffic this router served over the last hour:
+   * counts of quantised request shapes, never content. Validators sample
+   * their probes' shape from it.
+   */
+  getTrafficShape: {
+    path: "/tensorclaw.v1.ProbeService/GetTrafficShape" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetTrafficShapeRequest): Buffer =>
+      Buffer.from(GetTrafficShapeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetTrafficShapeRequest => GetTrafficShapeRequest.decode(value),
+    responseSerialize: (value: GetTrafficShapeResponse): Buffer =>
+      Buffer.from(GetTrafficShapeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetTrafficShapeResponse => GetTrafficShapeResponse.decode(value),
+  },
+  /**
+   * A validator's verdicts on whether miners' answers come from the models
+   * they claim. A FAILED (hotkey, model) gets no user traffic for that model
+   * from this router until a later verdict for it is VERIFIED or
+   * UNVERIFIABLE (the latest verdict from any validator wins); probes still
+   * reach it, so it can pass again.
+   */
+  reportVerdicts: {
+    path: "/tensorclaw.v1.ProbeService/ReportVerdicts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportVerdictsRequest): Buffer =>
+      Buffer.from(ReportVerdictsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportVerdictsRequest => ReportVerdictsRequest.decode(value),
+    responseSerialize: (value: ReportVerdictsResponse): Buffer =>
+      Buffer.from(ReportVerdictsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportVerdictsResponse => ReportVerdictsResponse.decode(value),
+  },
 } as const;
 
 export interface ProbeServiceServer extends UntypedServiceImplementation {
   /**
-   * Sends a real chat request of at most 5 completion tokens with a fresh
-   * random prompt to the named miner, through the same path as user traffic
-   * (a miner cannot tell a probe from a user request). Probe tokens are never
-   * credited in the usage ledger.
+   * Sends the chat request the validator wrote (`request_json`) to the named
+   * miner exactly as a user request would go: parsed by the same code as a
+   * user's HTTP body (same defaults, same `max_tokens` rule, the `user` value
+   * hashed the same way, with the validator's hotkey standing in for the API
+   * key), the same deadline as a user request, a request id from the same
+   * per-tunnel counter, interleaved with user traffic on the same tunnels.
+   * tunnel.proto (InferenceRequest) explains field by field why a miner
+   * cannot tell the two apart. Probe tokens are never credited in the usage
+   * ledger.
    *
-   * The result is always returned with status OK when the miner was probed;
-   * a miner that fails or times out comes back with `ok = false, ghost =
-   * true`, and the router removes it from the routing pool until a later
-   * probe passes. The ghost state belongs to the hotkey: it covers all of
-   * its tunnels, including ones opened later.
+   * Liveness: a probe passes (`ok`) when its first `min(5, answer length)`
+   * content tokens arrive within 8 s of sending and nothing failed before
+   * that. With `cut_after_tokens` = N > 0 the router then cancels the
+   * request once N content tokens arrived, exactly as when a user
+   * disconnects; with 0 it relays the whole answer (audits) and `ok` also
+   * needs a clean finish. The full relayed text and its logprobs come back
+   * for the validator to judge.
    *
-   * Ghosts are still probed: a ghost session takes no user traffic, but the
-   * router sends probes to it exactly as to an active one, and the first
-   * passing probe makes the miner active again. Validators should therefore
-   * keep probing ghosts; that is the only way back into the pool. Sessions
-   * that are draining or banned are never probed.
+   * A miner that fails comes back with `ok = false, ghost = true`, and the
+   * router removes it from the routing pool until a later probe passes. The
+   * ghost state belongs to the hotkey: it covers all of its tunnels,
+   * including ones opened later. Ghosts are still probed: that is the only
+   * way back into the pool. Sessions that are draining or banned are never
+   * probed.
    *
    * Errors (no probe was sent; the miner's state is unchanged):
    *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
    *                     (or none offers `model`). A miner with no tunnel on
    *                     any router serves nobody: this project's validator
-   *                     records it as a failed probe (a ghost for that
-   *                     round), as it does for a known miner that no router
-   *                     lists, but only when every router replica it reads
-   *                     answered (one that did not may hold the tunnel).
+   *                     records it as a failed probe, but only when every
+   *                     router replica it reads answered.
    *   UNAVAILABLE       the router could not probe now: every tunnel of the
-   *                     hotkey offering the drawn model already has a probe
-   *                     in flight (each tunnel has one probe slot, outside
-   *                     the model's `max_concurrency`, so user traffic never
-   *                     blocks a probe; see tunnel.proto ModelOffer), or the
-   *                     tunnel closed just as the probe was sent. Neither
-   *                     probed nor made a ghost; a validator should record
-   *                     nothing this round. But a hotkey the router cannot
-   *                     probe this way for 3 probes in a row gets a failed
-   *                     probe (`ok = false`, error "not probeable …"): a
-   *                     miner cannot keep a stale verdict by never freeing
-   *                     its probe slot.
-   *   INVALID_ARGUMENT  malformed hotkey.
+   *                     hotkey offering the model is full (user requests and
+   *                     the spare probe slot, see tunnel.proto ModelOffer),
+   *                     or the tunnel closed just as the probe was sent.
+   *                     Neither probed nor made a ghost. But a hotkey the
+   *                     router cannot probe this way for 3 probes in a row
+   *                     gets a failed probe (`ok = false`, error "not
+   *                     probeable ..."): a miner cannot keep a stale verdict
+   *                     by never freeing a slot.
+   *   INVALID_ARGUMENT  malformed hotkey, or `request_json` missing or not a
+   *                     chat request the router would accept from a user
+   *                     (the message names the field).
    */
   probe: handleUnaryCall<ProbeRequest, ProbeResponse>;
+  /**
+   * The shape of the user traffic this router served over the last hour:
+   * counts of quantised request shapes, never content. Validators sample
+   * their probes' shape from it.
+   */
+  getTrafficShape: handleUnaryCall<GetTrafficShapeRequest, GetTrafficShapeResponse>;
+  /**
+   * A validator's verdicts on whether miners' answers come from the models
+   * they claim. A FAILED (hotkey, model) gets no user traffic for that model
+   * from this router until a later verdict for it is VERIFIED or
+   * UNVERIFIABLE (the latest verdict from any validator wins); probes still
+   * reach it, so it can pass again.
+   */
+  reportVerdicts: handleUnaryCall<ReportVerdictsRequest, ReportVerdictsResponse>;
 }
 
 export interface ProbeServiceClient extends Client {
   /**
-   * Sends a real chat request of at most 5 completion tokens with a fresh
-   * random prompt to the named miner, through the same path as user traffic
-   * (a miner cannot tell a probe from a user request). Probe tokens are never
-   * credited in the usage ledger.
+   * Sends the chat request the validator wrote (`request_json`) to the named
+   * miner exactly as a user request would go: parsed by the same code as a
+   * user's HTTP body (same defaults, same `max_tokens` rule, the `user` value
+   * hashed the same way, with the validator's hotkey standing in for the API
+   * key), the same deadline as a user request, a request id from the same
+   * per-tunnel counter, interleaved with user traffic on the same tunnels.
+   * tunnel.proto (InferenceRequest) explains field by field why a miner
+   * cannot tell the two apart. Probe tokens are never credited in the usage
+   * ledger.
    *
-   * The result is always returned with status OK when the miner was probed;
-   * a miner that fails or times out comes back with `ok = false, ghost =
-   * true`, and the router removes it from the routing pool until a later
-   * probe passes. The ghost state belongs to the hotkey: it covers all of
-   * its tunnels, including ones opened later.
+   * Liveness: a probe passes (`ok`) when its first `min(5, answer length)`
+   * content tokens arrive within 8 s of sending and nothing failed before
+   * that. With `cut_after_tokens` = N > 0 the router then cancels the
+   * request once N content tokens arrived, exactly as when a user
+   * disconnects; with 0 it relays the whole answer (audits) and `ok` also
+   * needs a clean finish. The full relayed text and its logprobs come back
+   * for the validator to judge.
    *
-   * Ghosts are still probed: a ghost session takes no user traffic, but the
-   * router sends probes to it exactly as to an active one, and the first
-   * passing probe makes the miner active again. Validators should therefore
-   * keep probing ghosts; that is the only way back into the pool. Sessions
-   * that are draining or banned are never probed.
+   * A miner that fails comes back with `ok = false, ghost = true`, and the
+   * router removes it from the routing pool until a later probe passes. The
+   * ghost state belongs to the hotkey: it covers all of its tunnels,
+   * including ones opened later. Ghosts are still probed: that is the only
+   * way back into the pool. Sessions that are draining or banned are never
+   * probed.
    *
    * Errors (no probe was sent; the miner's state is unchanged):
    *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
    *                     (or none offers `model`). A miner with no tunnel on
    *                     any router serves nobody: this project's validator
-   *                     records it as a failed probe (a ghost for that
-   *                     round), as it does for a known miner that no router
-   *                     lists, but only when every router replica it reads
-   *                     answered (one that did not may hold the tunnel).
+   *                     records it as a failed probe, but only when every
+   *                     router replica it reads answered.
    *   UNAVAILABLE       the router could not probe now: every tunnel of the
-   *                     hotkey offering the drawn model already has a probe
-   *                     in flight (each tunnel has one probe slot, outside
-   *                     the model's `max_concurrency`, so user traffic never
-   *                     blocks a probe; see tunnel.proto ModelOffer), or the
-   *                     tunnel closed just as the probe was sent. Neither
-   *                     probed nor made a ghost; a validator should record
-   *                     nothing this round. But a hotkey the router cannot
-   *                     probe this way for 3 probes in a row gets a failed
-   *                     probe (`ok = false`, error "not probeable …"): a
-   *                     miner cannot keep a stale verdict by never freeing
-   *                     its probe slot.
-   *   INVALID_ARGUMENT  malformed hotkey.
+   *                     hotkey offering the model is full (user requests and
+   *                     the spare probe slot, see tunnel.proto ModelOffer),
+   *                     or the tunnel closed just as the probe was sent.
+   *                     Neither probed nor made a ghost. But a hotkey the
+   *                     router cannot probe this way for 3 probes in a row
+   *                     gets a failed probe (`ok = false`, error "not
+   *                     probeable ..."): a miner cannot keep a stale verdict
+   *                     by never freeing a slot.
+   *   INVALID_ARGUMENT  malformed hotkey, or `request_json` missing or not a
+   *                     chat request the router would accept from a user
+   *                     (the message names the field).
    */
   probe(
     request: ProbeRequest,
@@ -597,6 +1747,48 @@ export interface ProbeServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ProbeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The shape of the user traffic this router served over the last hour:
+   * counts of quantised request shapes, never content. Validators sample
+   * their probes' shape from it.
+   */
+  getTrafficShape(
+    request: GetTrafficShapeRequest,
+    callback: (error: ServiceError | null, response: GetTrafficShapeResponse) => void,
+  ): ClientUnaryCall;
+  getTrafficShape(
+    request: GetTrafficShapeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetTrafficShapeResponse) => void,
+  ): ClientUnaryCall;
+  getTrafficShape(
+    request: GetTrafficShapeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetTrafficShapeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * A validator's verdicts on whether miners' answers come from the models
+   * they claim. A FAILED (hotkey, model) gets no user traffic for that model
+   * from this router until a later verdict for it is VERIFIED or
+   * UNVERIFIABLE (the latest verdict from any validator wins); probes still
+   * reach it, so it can pass again.
+   */
+  reportVerdicts(
+    request: ReportVerdictsRequest,
+    callback: (error: ServiceError | null, response: ReportVerdictsResponse) => void,
+  ): ClientUnaryCall;
+  reportVerdicts(
+    request: ReportVerdictsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportVerdictsResponse) => void,
+  ): ClientUnaryCall;
+  reportVerdicts(
+    request: ReportVerdictsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportVerdictsResponse) => void,
   ): ClientUnaryCall;
 }
 

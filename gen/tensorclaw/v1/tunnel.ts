@@ -17,7 +17,14 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { ChatRequest, FinishReason, finishReasonFromJSON, finishReasonToJSON, ToolCallDelta } from "./chat.js";
+import {
+  ChatRequest,
+  FinishReason,
+  finishReasonFromJSON,
+  finishReasonToJSON,
+  TokenLogprob,
+  ToolCallDelta,
+} from "./chat.js";
 
 export const protobufPackage = "tensorclaw.v1";
 
@@ -561,6 +568,13 @@ export interface ResponseChunk {
    * separately (`reasoning_content`). Counts toward flow-control credit.
    */
   reasoningDelta: string;
+  /**
+   * Log-probabilities of the tokens of `content_delta`, in order, when the
+   * request asked for them (`ChatRequest.logprobs`); empty otherwise. The
+   * UTF-8 length of every `token` string here counts toward flow-control
+   * credit like content does.
+   */
+  logprobs: TokenLogprob[];
 }
 
 /**
@@ -2547,7 +2561,7 @@ export const ModelListUpdate: MessageFns<ModelListUpdate> = {
 };
 
 function createBaseResponseChunk(): ResponseChunk {
-  return { requestId: 0, contentDelta: "", toolCalls: [], finishReason: 0, reasoningDelta: "" };
+  return { requestId: 0, contentDelta: "", toolCalls: [], finishReason: 0, reasoningDelta: "", logprobs: [] };
 }
 
 export const ResponseChunk: MessageFns<ResponseChunk> = {
@@ -2566,6 +2580,9 @@ export const ResponseChunk: MessageFns<ResponseChunk> = {
     }
     if (message.reasoningDelta !== "") {
       writer.uint32(42).string(message.reasoningDelta);
+    }
+    for (const v of message.logprobs) {
+      TokenLogprob.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -2623,6 +2640,14 @@ export const ResponseChunk: MessageFns<ResponseChunk> = {
             message.reasoningDelta = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.logprobs.push(TokenLogprob.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2662,6 +2687,9 @@ export const ResponseChunk: MessageFns<ResponseChunk> = {
         : isSet(object.reasoning_delta)
         ? globalThis.String(object.reasoning_delta)
         : "",
+      logprobs: globalThis.Array.isArray(object?.logprobs)
+        ? object.logprobs.map((e: any) => TokenLogprob.fromJSON(e))
+        : [],
     };
   },
 
@@ -2682,6 +2710,9 @@ export const ResponseChunk: MessageFns<ResponseChunk> = {
     if (message.reasoningDelta !== "") {
       obj.reasoningDelta = message.reasoningDelta;
     }
+    if (message.logprobs?.length) {
+      obj.logprobs = message.logprobs.map((e) => TokenLogprob.toJSON(e));
+    }
     return obj;
   },
 
@@ -2695,6 +2726,7 @@ export const ResponseChunk: MessageFns<ResponseChunk> = {
     message.toolCalls = object.toolCalls?.map((e) => ToolCallDelta.fromPartial(e)) || [];
     message.finishReason = object.finishReason ?? 0;
     message.reasoningDelta = object.reasoningDelta ?? "";
+    message.logprobs = object.logprobs?.map((e) => TokenLogprob.fromPartial(e)) || [];
     return message;
   },
 };
