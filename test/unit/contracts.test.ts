@@ -3,7 +3,15 @@ import * as protoLoader from "@grpc/proto-loader";
 import { expect } from "chai";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { ListMinersResponse, MinerState, Transport } from "../../gen/tensorclaw/v1/directory.js";
-import { ProbeRequest, ProbeResponse } from "../../gen/tensorclaw/v1/probe.js";
+import {
+  GetTrafficShapeRequest,
+  GetTrafficShapeResponse,
+  ProbeRequest,
+  ProbeResponse,
+  ReportVerdictsRequest,
+  ReportVerdictsResponse,
+  Verdict,
+} from "../../gen/tensorclaw/v1/probe.js";
 import {
   ConnectRequest,
   ConnectResponse,
@@ -52,7 +60,10 @@ const MINER_FRAMES: MinerFrame[] = [
         ],
         finishReason: FinishReason.FINISH_REASON_TOOL_CALLS,
         reasoningDelta: "thinking",
-        logprobs: [],
+        logprobs: [
+          { token: "Hello", logprob: -0.01, topLogprobs: [{ token: "Hi", logprob: -4.5 }] },
+          { token: ", wörld 👋", logprob: -2.5, topLogprobs: [] },
+        ],
       },
     },
   },
@@ -154,8 +165,10 @@ const ROUTER_FRAMES: RouterFrame[] = [
           parallelToolCalls: false,
           responseFormat: { type: "json_schema", jsonSchemaJson: '{"name":"x","schema":{}}' },
           user: "u-hash",
-          extraJson: '{"logprobs":true}',
+          extraJson: '{"top_k":40}',
           stream: true,
+          logprobs: true,
+          topLogprobs: 3,
         },
       },
     },
@@ -294,7 +307,19 @@ describe("contracts", () => {
         { encode(m: never): { finish(): Uint8Array } },
         unknown,
       ][] = [
-        ["ProbeService", "Probe", "request", ProbeRequest, { hotkey: "5abc", model: "m", timeoutMs: 8000 }],
+        [
+          "ProbeService",
+          "Probe",
+          "request",
+          ProbeRequest,
+          {
+            hotkey: "5abc",
+            model: "m",
+            timeoutMs: 8000,
+            requestJson: '{"messages":[{"role":"user","content":"hi"}]}',
+            cutAfterTokens: 5,
+          },
+        ],
         [
           "ProbeService",
           "Probe",
@@ -310,8 +335,56 @@ describe("contracts", () => {
             model: "m",
             sessionId: "s",
             finishedAtMs: 1n,
+            content: "Hel",
+            finishReason: FinishReason.FINISH_REASON_LENGTH,
+            logprobs: [{ token: "Hel", logprob: -0.25, topLogprobs: [{ token: "Hi", logprob: -1.5 }] }],
+            cut: true,
           },
         ],
+        ["ProbeService", "GetTrafficShape", "request", GetTrafficShapeRequest, { model: "m" }],
+        [
+          "ProbeService",
+          "GetTrafficShape",
+          "response",
+          GetTrafficShapeResponse,
+          {
+            windowSeconds: 3600,
+            requests: 12n,
+            minCount: 5,
+            reportTimeMs: 7n,
+            shapes: [
+              {
+                count: 9n,
+                model: "m",
+                messages: 3,
+                systemPrompt: true,
+                stream: true,
+                user: true,
+                maxTokens: 256,
+                temperature: 0.7,
+                topP: 0.95,
+                seed: true,
+                stop: 1,
+                tools: 2,
+                responseFormat: "json_object",
+                promptTokensLog2: 9,
+                logprobs: true,
+              },
+            ],
+          },
+        ],
+        [
+          "ProbeService",
+          "ReportVerdicts",
+          "request",
+          ReportVerdictsRequest,
+          {
+            verdicts: [
+              { hotkey: "5abc", model: "m", verdict: Verdict.VERDICT_FAILED, detail: "mean logprob -9" },
+            ],
+          },
+        ],
+        ["ProbeService", "ReportVerdicts", "response", ReportVerdictsResponse, { excluded: 1 }],
         [
           "UsageReportService",
           "GetUsage",
