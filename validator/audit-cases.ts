@@ -1,0 +1,137 @@
+/**
+ * Audit cases: one audit prompt per model, answered by every miner of that
+ * model, each at its own next audit (so the audits still arrive at each
+ * miner's independent random times), then judged together — by the
+ * reference server answer by answer, or by the miners' agreement with each
+ * other, which needs several answers to the very same deterministic prompt.
+ * Pure bookkeeping: times come in, judging happens outside.
+ */
+import type { TokenLogprob } from "../gen/tensorclaw/v1/chat.js";
+
+/** A prompt with exactly one right answer, and how to grade an answer to it. */
+export interface GradedPrompt {
+  readonly expected: string;
+  grade(answer: string): boolean;
+}
+
+/** One miner's answer to an audit. */
+export interface AuditAnswer {
+  readonly hotkey: string;
+  /** Liveness passed and the answer finished cleanly. */
+  readonly ok: boolean;
+  readonly content: string;
+  readonly logprobs: readonly TokenLogprob[];
+  readonly atMs: number;
+}
+
+/** One audit prompt of one model and the answers it collected. */
+export interface AuditCase {
+  readonly id: number;
+  readonly model: string;
+  /** The OpenAI chat body every miner of the model gets (deterministic: temperature 0, fixed seed). */
+  readonly body: Readonly<Record<string, unknown>>;
+  readonly graded: GradedPrompt | undefined;
+  readonly openedAtMs: number;
+  /** Miners sent this case whose answer has not come back yet. */
+  readonly pending: ReadonlySet<string>;
+  readonly answers: ReadonlyMap<string, AuditAnswer>;
+}
+
+interface MutableCase extends AuditCase {
+  readonly pending: Set<string>;
+  readonly answers: Map<string, AuditAnswer>;
+}
+
+/** Settings of the book. */
+export interface AuditCasesOptions {
+  /** A case older than this closes even if some miners never answered it. */
+  readonly maxAgeMs: number;
+  /** A sent audit whose answer never came back stops holding its case open after this. */
+  readonly pendingTimeoutMs: number;
+}
+
+/** What a new case is made of. */
+export interface AuditPrompt {
+  readonly body: Readonly<Record<string, unknown>>;
+  readonly graded?: GradedPrompt;
+}
+
+/** The open audit cases of every model. */
+export class AuditCases {
+  readonly #opts: AuditCasesOptions;
+  readonly #open: MutableCase[] = [];
+  readonly #sentAt = new Map<string, number>();
+  #nextId = 1;
+
+  constructor(opts: AuditCasesOptions) {
+    this.#opts = opts;
+  }
+
+  /**
+   * The case `hotkey` should answer next for `model`: the oldest open one it
+   * has not been sent, else a new one made by `make`. Marks it as sent.
+   */
+  take(model: string, hotkey: string, nowMs: number, make: () => AuditPrompt): AuditCase {
+    let c = this.#open.find((x) => x.model === model && !x.answers.has(hotkey) && !x.pending.has(hotkey));
+    if (c === undefined) {
+      const p = make();
+      c = {
+        id: this.#nextId++,
+        model,
+        body: p.body,
+        graded: p.graded,
+        openedAtMs: nowMs,
+        pending: new Set(),
+        answers: new Map(),
+      };
+      this.#open.push(c);
+    }
+    c.pending.add(hotkey);
+    this.#sentAt.set(`${c.id}\n${hotkey}`, nowMs);
+    return c;
+  }
+
+  /** Records a miner's answer to a case it was sent (ignored otherwise, or once closed). */
+  answer(caseId: number, answer: AuditAnswer): void {
+    const c = this.#open.find((x) => x.id === caseId);
+    if (c === undefined || !c.pending.delete(answer.hotkey)) return;
+    this.#sentAt.delete(`${caseId}\n${answer.hotkey}`);
+    c.answers.set(answer.hotkey, answer);
+  }
+
+  /** Forgets a sent audit that was not probed after all (router error): the miner may get it again. */
+  withdraw(caseId: number, hotkey: string): void {
+    const c = this.#open.find((x) => x.id === caseId);
+    c?.pending.delete(hotkey);
+    this.#sentAt.delete(`${caseId}\n${hotkey}`);
+  }
+
+  /**
+   * Removes and returns the cases ready to judge: every miner now serving
+   * the model (`serving`) answered, or the case reached its maximum age;
+   * never while an answer is still expected, unless that one is overdue.
+   */
+  closeDue(nowMs: number, serving: (model: string) => readonly string[]): AuditCase[] {
+    const out: AuditCase[] = [];
+    for (let i = this.#open.length - 1; i >= 0; i--) {
+      const c = this.#open[i] as MutableCase;
+      for (const hk of [...c.pending]) {
+        const sent = this.#sentAt.get(`${c.id}\n${hk}`) ?? 0;
+        if (nowMs - sent > this.#opts.pendingTimeoutMs) this.withdraw(c.id, hk);
+      }
+      if (c.pending.size > 0) continue;
+      const everyone = serving(c.model).every((hk) => c.answers.has(hk));
+      const old = nowMs - c.openedAtMs >= this.#opts.maxAgeMs;
+      if ((everyone && c.answers.size > 0) || old) {
+        this.#open.splice(i, 1);
+        out.push(c);
+      }
+    }
+    return out.reverse();
+  }
+
+  /** Open cases (for logs and tests). */
+  get open(): readonly AuditCase[] {
+    return this.#open;
+  }
+}
