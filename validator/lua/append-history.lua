@@ -1,11 +1,12 @@
--- Appends probe results to miners' histories and records the miners, atomically.
+-- Appends records to bounded histories (probe results per miner, audits per
+-- miner and model) and records each history's owner in a set, atomically.
 --
--- KEYS[1]    set of miner hotkeys that have a history
--- KEYS[2..n] one list per entry (newest first): the history of that entry's miner
--- ARGV[1]    how many results to keep per miner
--- ARGV[2..n] one JSON probe record per entry, in the same order as KEYS[2..n]
--- ARGV[n+1..] the miner hotkey of each entry, in the same order
--- Returns    the number of entries appended
+-- KEYS[1]     set of the owners that have a history
+-- KEYS[2..n]  one list per entry (newest first): the history the entry joins
+-- ARGV[1]     how many records to keep per history
+-- ARGV[2..n]  one JSON record per entry, in the same order as KEYS[2..n]
+-- ARGV[n+1..] the set member naming each entry's owner, in the same order
+-- Returns     the number of entries appended
 local keep = tonumber(ARGV[1])
 local n = #KEYS - 1
 for i = 1, n do
