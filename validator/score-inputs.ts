@@ -18,12 +18,15 @@ export function isAvailable(sessions: readonly MinerSession[], hotkey: string): 
  * Joins what the router and the store know into one input per miner: every
  * hotkey that is connected, has probe history, has usage, or is in `also`
  * (the metagraph's hotkeys, so registered but silent miners show up at 0).
+ * `failedModels` (audit/verdicts.ts `failedModelsByHotkey`) names each
+ * hotkey's models whose audits failed; a verdict alone adds no miner.
  */
 export function buildMinerInputs(
   sessions: readonly MinerSession[],
   history: ReadonlyMap<string, readonly ProbeRecord[]>,
   usage: readonly MinerUsage[],
   also: readonly string[] = [],
+  failedModels: ReadonlyMap<string, readonly string[]> = new Map(),
 ): MinerInput[] {
   const usageBy = new Map<string, MinerUsage>();
   for (const u of usage) if (!usageBy.has(u.hotkey)) usageBy.set(u.hotkey, u);
@@ -49,5 +52,6 @@ export function buildMinerInputs(
         deadlineCut: Number(m.deadlineCut),
       }),
     })),
+    failedModels: failedModels.get(hotkey) ?? [],
   }));
 }

@@ -42,7 +42,23 @@ const HEADERS = [
   "business",
   "final",
   "weight",
+  "audit failed",
 ] as const;
+
+/** Failed models named in a row before the rest is only counted. */
+const FAILED_NAMED = 2;
+
+/**
+ * The failed models in one cell: "-" for none, else up to FAILED_NAMED
+ * names and "+N" for the rest. Whitespace in a model id (miner-supplied
+ * data) becomes "_", so the cell stays one word and the table parseable.
+ */
+export function failedCell(models: readonly string[]): string {
+  if (models.length === 0) return "-";
+  const named = models.slice(0, FAILED_NAMED).map((m) => m.replace(/\s+/g, "_"));
+  const rest = models.length - named.length;
+  return rest > 0 ? `${named.join(",")},+${rest}` : named.join(",");
+}
 
 function fixed(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : "-";
@@ -61,10 +77,11 @@ export function formatScoreTable(rows: readonly ScoreRow[]): string {
     fixed(r.score.business, 2),
     fixed(r.score.final, 2),
     String(r.weight),
+    failedCell(r.score.failedModels),
   ]);
   const all = [[...HEADERS], ...body];
   const widths = HEADERS.map((_, c) => Math.max(...all.map((row) => (row[c] ?? "").length)));
-  const leftAligned = new Set([1, 2, 3]);
+  const leftAligned = new Set([1, 2, 3, 10]);
   const line = (row: readonly string[]) =>
     row
       .map((cell, c) => (leftAligned.has(c) ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0)))

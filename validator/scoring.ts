@@ -37,6 +37,12 @@ export interface MinerInput {
   /** Probe history, oldest first (only the last {@link PROBE_HISTORY_SIZE} count). */
   readonly probes: readonly ProbeRecord[];
   readonly usage: readonly ModelUsageInput[];
+  /**
+   * Models whose audit verdict is `failed` (audit/verdicts.ts): their usage
+   * earns nothing and their tokens do not count, until an audit passes
+   * again. Absent: none.
+   */
+  readonly failedModels?: readonly string[];
 }
 
 /** The base score and its parts, each on 0–100. */
@@ -56,8 +62,10 @@ export interface BaseBreakdown {
 /** One miner's full score. */
 export interface MinerScore extends BaseBreakdown {
   readonly hotkey: string;
-  /** Prompt + completion tokens in the window, all models. */
+  /** Prompt + completion tokens in the window, all models but the failed ones. */
   readonly tokens: number;
+  /** Models that earned nothing because their audits failed, sorted. */
+  readonly failedModels: readonly string[];
   /** Σ tokens / 10,000 × tier multiplier, before normalisation. */
   readonly businessPoints: number;
   /** Business points normalised to 0–100 against the best miner. */
@@ -103,14 +111,21 @@ export function baseScore(
 /**
  * Business points of one miner: Σ over models of tokens / 10,000 × tier
  * multiplier × the miner's user success rate for the model (TensorClaw's
- * addition to the seed's formula: README, Scoring). Negative or non-finite
- * counts, multipliers and rates count as 0, and a rate above 1 as 1, so a
- * broken report cannot produce a negative, inflated or NaN score.
+ * addition to the seed's formula: README, Scoring). Models in
+ * `failedModels` (failed audits) are left out: no points, no tokens.
+ * Negative or non-finite counts, multipliers and rates count as 0, and a
+ * rate above 1 as 1, so a broken report cannot produce a negative, inflated
+ * or NaN score.
  */
-export function businessPoints(usage: readonly ModelUsageInput[]): { tokens: number; points: number } {
+export function businessPoints(
+  usage: readonly ModelUsageInput[],
+  failedModels: readonly string[] = [],
+): { tokens: number; points: number } {
+  const failed = new Set(failedModels);
   let tokens = 0;
   let points = 0;
   for (const u of usage) {
+    if (failed.has(u.model)) continue;
     const t = nonNegative(u.promptTokens) + nonNegative(u.completionTokens);
     tokens += t;
     points += pointsOf(t, u.tierMultiplier) * Math.min(1, nonNegative(u.successRate));
@@ -124,7 +139,7 @@ export function businessPoints(usage: readonly ModelUsageInput[]): { tokens: num
  * so equal inputs always give equal outputs.
  */
 export function scoreMiners(inputs: readonly MinerInput[], tiers: readonly LatencyTier[]): MinerScore[] {
-  const rows = inputs.map((m) => ({ m, biz: businessPoints(m.usage) }));
+  const rows = inputs.map((m) => ({ m, biz: businessPoints(m.usage, m.failedModels) }));
   const best = rows.reduce((max, r) => Math.max(max, r.biz.points), 0);
   const out = rows.map(({ m, biz }): MinerScore => {
     const b = baseScore(m.available, m.probes, tiers);
@@ -134,6 +149,7 @@ export function scoreMiners(inputs: readonly MinerInput[], tiers: readonly Laten
       hotkey: m.hotkey,
       ...b,
       tokens: biz.tokens,
+      failedModels: [...new Set(m.failedModels ?? [])].sort(),
       businessPoints: biz.points,
       business,
       final: Math.min(100, Math.max(0, final)),

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { TensorClawError } from "../common/errors.js";
+import { AUDIT_HISTORY_SIZE, type AuditRecord, parseAuditRecord } from "./audit/verdicts.js";
 import { PROBE_HISTORY_SIZE, type ProbeRecord } from "./scoring.js";
 import {
   type ProbeEntry,
@@ -11,11 +12,21 @@ import {
 } from "./state-store.js";
 import type { PendingCommit } from "./weights-plan.js";
 
-/** On-disk shape (versioned so a future change can migrate). */
+/**
+ * On-disk shape (versioned so a future change can migrate). `audits` came
+ * later within version 1: a file without it has no audits yet.
+ */
 interface StateFile {
   readonly version: 1;
   readonly probes: Record<string, ProbeRecord[]>;
+  /** Every kept audit, each (hotkey, model)'s oldest first. */
+  readonly audits?: AuditRecord[];
   readonly pendingCommits: PendingCommit[];
+}
+
+/** The in-memory key of one (hotkey, model) audit history. */
+function pairKey(hotkey: string, model: string): string {
+  return JSON.stringify([hotkey, model]);
 }
 
 /**
@@ -27,6 +38,8 @@ interface StateFile {
 export class FileStateStore implements ValidatorStateStore {
   readonly #path: string;
   #probes = new Map<string, ProbeRecord[]>();
+  /** Audit histories by {@link pairKey}, oldest first. */
+  #audits = new Map<string, AuditRecord[]>();
   #commits: PendingCommit[] = [];
   #queue: Promise<void> = Promise.resolve();
 
@@ -73,6 +86,10 @@ export class FileStateStore implements ValidatorStateStore {
       const records = list.map(parseProbeRecord).filter((r): r is ProbeRecord => r !== undefined);
       if (records.length > 0) this.#probes.set(hotkey, records.slice(-PROBE_HISTORY_SIZE));
     }
+    if (Array.isArray(d.audits)) {
+      const records = d.audits.map(parseAuditRecord).filter((r): r is AuditRecord => r !== undefined);
+      this.#addAudits(records);
+    }
     if (Array.isArray(d.pendingCommits)) {
       this.#commits = d.pendingCommits
         .map(parsePendingCommit)
@@ -84,6 +101,7 @@ export class FileStateStore implements ValidatorStateStore {
     const snapshot: StateFile = {
       version: 1,
       probes: Object.fromEntries(this.#probes),
+      audits: [...this.#audits.values()].flat(),
       pendingCommits: this.#commits,
     };
     const text = `${JSON.stringify(snapshot)}\n`;
@@ -131,17 +149,44 @@ export class FileStateStore implements ValidatorStateStore {
     return new Map([...this.#probes].map(([k, v]) => [k, [...v]]));
   }
 
+  #addAudits(records: readonly AuditRecord[]): void {
+    for (const r of records) {
+      const key = pairKey(r.hotkey, r.model);
+      const list = this.#audits.get(key) ?? [];
+      list.push(r);
+      if (list.length > AUDIT_HISTORY_SIZE) list.splice(0, list.length - AUDIT_HISTORY_SIZE);
+      this.#audits.set(key, list);
+    }
+  }
+
+  appendAudits(records: readonly AuditRecord[]): Promise<void> {
+    this.#addAudits(records);
+    return this.#persist();
+  }
+
+  async auditHistory(): Promise<AuditRecord[]> {
+    return [...this.#audits.values()].flat();
+  }
+
   async pruneMiners(cutoffMs: number): Promise<number> {
-    let dropped = 0;
+    const gone = new Set<string>();
     for (const [hotkey, list] of this.#probes) {
       const newest = list.at(-1);
       if (newest === undefined || newest.atMs < cutoffMs) {
         this.#probes.delete(hotkey);
-        dropped++;
+        gone.add(hotkey);
       }
     }
-    if (dropped > 0) await this.#persist();
-    return dropped;
+    let auditsDropped = 0;
+    for (const [key, list] of this.#audits) {
+      const newest = list.at(-1);
+      if (newest === undefined || newest.atMs < cutoffMs || gone.has(newest.hotkey)) {
+        this.#audits.delete(key);
+        auditsDropped++;
+      }
+    }
+    if (gone.size > 0 || auditsDropped > 0) await this.#persist();
+    return gone.size;
   }
 
   async pendingCommits(): Promise<PendingCommit[]> {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
+import { AUDIT_HISTORY_SIZE, type AuditRecord, parseAuditRecord } from "./audit/verdicts.js";
 import { PROBE_HISTORY_SIZE, type ProbeRecord } from "./scoring.js";
 import {
   type ProbeEntry,
@@ -9,24 +10,61 @@ import {
 } from "./state-store.js";
 import type { PendingCommit } from "./weights-plan.js";
 
-/** Probe records appended per script call. */
-const PROBES_PER_SCRIPT_CALL = 500;
+/** Records appended per script call. */
+const RECORDS_PER_SCRIPT_CALL = 500;
 
 const LUA_DIR = new URL("./lua/", import.meta.url);
 
 type ScriptRedis = Redis & {
-  tcvAppendProbes(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  tcvAppendHistory(numKeys: number, ...args: (string | number)[]): Promise<number>;
 };
+
+/**
+ * The set member (and key suffix) of one (hotkey, model) audit history.
+ * Both parts are URI-encoded, so the one `:` between them is unambiguous
+ * whatever characters a model id holds.
+ */
+function pairId(hotkey: string, model: string): string {
+  return `${encodeURIComponent(hotkey)}:${encodeURIComponent(model)}`;
+}
+
+function unpairId(id: string): { hotkey: string; model: string } | undefined {
+  const parts = id.split(":");
+  if (parts.length !== 2) return undefined;
+  try {
+    return { hotkey: decodeURIComponent(parts[0] as string), model: decodeURIComponent(parts[1] as string) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses a list read newest first into records oldest first, skipping what does not parse. */
+function parseList<T>(raw: unknown, parse: (x: unknown) => T | undefined): T[] {
+  if (!Array.isArray(raw)) return [];
+  const out: T[] = [];
+  for (const text of [...(raw as string[])].reverse()) {
+    try {
+      const r = parse(JSON.parse(text));
+      if (r !== undefined) out.push(r);
+    } catch {
+      // A foreign or corrupt entry is skipped, not fatal.
+    }
+  }
+  return out;
+}
 
 /**
  * State in Redis, namespaced by the validator's own hotkey so several
  * validators can share one server. Every key carries the same hash tag, so
  * the multi-key append stays on one Redis Cluster slot.
  *
- * Keys (`<p>` = prefix + `{validator hotkey}:`):
- * - `<p>miners`        set of miner hotkeys with a history
- * - `<p>probes:<hk>`   list of JSON probe records, newest first, trimmed to 100
- * - `<p>commits`       hash: commit hash → JSON pending commit
+ * Keys (`<p>` = prefix + `{validator hotkey}:`; `<pair>` = URI-encoded
+ * hotkey `:` URI-encoded model):
+ * - `<p>miners`          set of miner hotkeys with a history
+ * - `<p>probes:<hk>`     list of JSON probe records, newest first, trimmed to 100
+ * - `<p>audited`         set of `<pair>`s with an audit history
+ * - `<p>audits:<pair>`   list of JSON audit records, newest first, trimmed to 100
+ * - `<p>commits`         hash: commit hash → JSON pending commit
  */
 export class RedisStateStore implements ValidatorStateStore {
   readonly #redis: ScriptRedis;
@@ -35,29 +73,45 @@ export class RedisStateStore implements ValidatorStateStore {
   /** `prefix` namespaces the keys (tests use a random one). */
   constructor(redis: Redis, validatorHotkey: string, prefix = "tc:validator:") {
     const r = redis as ScriptRedis;
-    if (typeof r.tcvAppendProbes !== "function") {
-      r.defineCommand("tcvAppendProbes", {
-        lua: readFileSync(new URL("append-probes.lua", LUA_DIR), "utf8"),
+    if (typeof r.tcvAppendHistory !== "function") {
+      r.defineCommand("tcvAppendHistory", {
+        lua: readFileSync(new URL("append-history.lua", LUA_DIR), "utf8"),
       });
     }
     this.#redis = r;
     this.#p = `${prefix}{${validatorHotkey}}:`;
   }
 
-  async appendProbes(entries: readonly ProbeEntry[]): Promise<void> {
-    if (entries.length === 0) return;
+  /** Appends `(list key, JSON record, owner)` entries to their histories in bounded script calls. */
+  async #append(
+    set: string,
+    keep: number,
+    entries: readonly { key: string; json: string; owner: string }[],
+  ): Promise<void> {
     // Bounded batches keep one script call from blocking Redis for long.
-    for (let i = 0; i < entries.length; i += PROBES_PER_SCRIPT_CALL) {
-      const batch = entries.slice(i, i + PROBES_PER_SCRIPT_CALL);
-      await this.#redis.tcvAppendProbes(
+    for (let i = 0; i < entries.length; i += RECORDS_PER_SCRIPT_CALL) {
+      const batch = entries.slice(i, i + RECORDS_PER_SCRIPT_CALL);
+      await this.#redis.tcvAppendHistory(
         batch.length + 1,
-        `${this.#p}miners`,
-        ...batch.map((e) => `${this.#p}probes:${e.hotkey}`),
-        PROBE_HISTORY_SIZE,
-        ...batch.map((e) => JSON.stringify(e.record)),
-        ...batch.map((e) => e.hotkey),
+        set,
+        ...batch.map((e) => e.key),
+        keep,
+        ...batch.map((e) => e.json),
+        ...batch.map((e) => e.owner),
       );
     }
+  }
+
+  appendProbes(entries: readonly ProbeEntry[]): Promise<void> {
+    return this.#append(
+      `${this.#p}miners`,
+      PROBE_HISTORY_SIZE,
+      entries.map((e) => ({
+        key: `${this.#p}probes:${e.hotkey}`,
+        json: JSON.stringify(e.record),
+        owner: e.hotkey,
+      })),
+    );
   }
 
   async probeHistory(): Promise<Map<string, ProbeRecord[]>> {
@@ -68,20 +122,53 @@ export class RedisStateStore implements ValidatorStateStore {
     const out = new Map<string, ProbeRecord[]>();
     miners.forEach((hk, i) => {
       const [err, raw] = results[i] ?? [null, []];
-      if (err !== null || !Array.isArray(raw)) return;
-      const records: ProbeRecord[] = [];
-      // Stored newest first; callers want oldest first.
-      for (const text of [...(raw as string[])].reverse()) {
-        try {
-          const r = parseProbeRecord(JSON.parse(text));
-          if (r !== undefined) records.push(r);
-        } catch {
-          // A foreign or corrupt entry is skipped, not fatal.
-        }
-      }
+      if (err !== null) return;
+      const records = parseList(raw, parseProbeRecord);
       if (records.length > 0) out.set(hk, records);
     });
     return out;
+  }
+
+  appendAudits(records: readonly AuditRecord[]): Promise<void> {
+    return this.#append(
+      `${this.#p}audited`,
+      AUDIT_HISTORY_SIZE,
+      records.map((r) => {
+        const id = pairId(r.hotkey, r.model);
+        return { key: `${this.#p}audits:${id}`, json: JSON.stringify(r), owner: id };
+      }),
+    );
+  }
+
+  /**
+   * Audit histories by pair id, oldest first. Records that do not belong to
+   * their pair are dropped; a foreign pair id reads as empty (and is pruned).
+   */
+  async #auditLists(): Promise<Map<string, AuditRecord[]>> {
+    const ids = await this.#redis.smembers(`${this.#p}audited`);
+    const pipe = this.#redis.pipeline();
+    for (const id of ids) pipe.lrange(`${this.#p}audits:${id}`, 0, AUDIT_HISTORY_SIZE - 1);
+    const results = (await pipe.exec()) ?? [];
+    const out = new Map<string, AuditRecord[]>();
+    ids.forEach((id, i) => {
+      const [err, raw] = results[i] ?? [null, []];
+      // Unread is not empty: a failed read must not get the history pruned.
+      if (err !== null) return;
+      const pair = unpairId(id);
+      if (pair === undefined) {
+        out.set(id, []);
+        return;
+      }
+      out.set(
+        id,
+        parseList(raw, parseAuditRecord).filter((r) => r.hotkey === pair.hotkey && r.model === pair.model),
+      );
+    });
+    return out;
+  }
+
+  async auditHistory(): Promise<AuditRecord[]> {
+    return [...(await this.#auditLists()).values()].flat();
   }
 
   async pruneMiners(cutoffMs: number): Promise<number> {
@@ -91,10 +178,20 @@ export class RedisStateStore implements ValidatorStateStore {
       const newest = history.get(hk)?.at(-1);
       return newest === undefined || newest.atMs < cutoffMs;
     });
-    if (stale.length === 0) return 0;
+    const gone = new Set(stale);
+    const staleAudits = [...(await this.#auditLists())]
+      .filter(([id, list]) => {
+        const newest = list.at(-1);
+        const pair = unpairId(id);
+        return newest === undefined || newest.atMs < cutoffMs || pair === undefined || gone.has(pair.hotkey);
+      })
+      .map(([id]) => id);
+    if (stale.length === 0 && staleAudits.length === 0) return 0;
     const pipe = this.#redis.multi();
     for (const hk of stale) pipe.del(`${this.#p}probes:${hk}`);
-    pipe.srem(`${this.#p}miners`, ...stale);
+    if (stale.length > 0) pipe.srem(`${this.#p}miners`, ...stale);
+    for (const id of staleAudits) pipe.del(`${this.#p}audits:${id}`);
+    if (staleAudits.length > 0) pipe.srem(`${this.#p}audited`, ...staleAudits);
     await pipe.exec();
     return stale.length;
   }

@@ -1,3 +1,4 @@
+import type { AuditRecord } from "./audit/verdicts.js";
 import type { ProbeRecord } from "./scoring.js";
 import type { PendingCommit } from "./weights-plan.js";
 
@@ -8,16 +9,29 @@ export interface ProbeEntry {
 }
 
 /**
- * The validator's durable memory: the last probes per miner (uptime history)
- * and weight commits waiting for their reveal (salt included). Survives a
- * restart, so uptime is not reset and no commit is orphaned.
+ * The validator's durable memory: the last probes per miner (uptime history),
+ * the last audits per (miner, model) (verdicts), and weight commits waiting
+ * for their reveal (salt included). Survives a restart, so uptime is not
+ * reset, a failed model stays failed, and no commit is orphaned.
  */
 export interface ValidatorStateStore {
   /** Appends results, keeping only the newest `PROBE_HISTORY_SIZE` per miner. */
   appendProbes(entries: readonly ProbeEntry[]): Promise<void>;
   /** Probe history per miner hotkey, oldest first. */
   probeHistory(): Promise<Map<string, ProbeRecord[]>>;
-  /** Forgets miners whose newest probe is older than `cutoffMs` (Unix ms). */
+  /**
+   * Appends judged audits, keeping only the newest `AUDIT_HISTORY_SIZE`
+   * per (hotkey, model).
+   */
+  appendAudits(records: readonly AuditRecord[]): Promise<void>;
+  /** Every kept audit, each (hotkey, model)'s oldest first. */
+  auditHistory(): Promise<AuditRecord[]>;
+  /**
+   * Forgets miners whose newest probe is older than `cutoffMs` (Unix ms),
+   * their audits with them, and every (hotkey, model) audit history whose
+   * newest audit is older than `cutoffMs` (a model not audited for that long
+   * is no longer served). Returns the number of miners forgotten.
+   */
   pruneMiners(cutoffMs: number): Promise<number>;
   /** Commits not yet revealed, oldest first. */
   pendingCommits(): Promise<PendingCommit[]>;

@@ -108,10 +108,10 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     expect(by.get("5GONE")?.final).to.be.closeTo(9, 1e-9);
     const table = printed.join("");
     expect(table).to.match(
-      /^uid\s+hotkey\s+avail\s+probe\s+latency tier\s+uptime %\s+tokens 24h\s+business\s+final\s+weight/m,
+      /^uid\s+hotkey\s+avail\s+probe\s+latency tier\s+uptime %\s+tokens 24h\s+business\s+final\s+weight\s+audit failed$/m,
     );
     expect(table).to.match(/-\s+5SLOW\s+yes\s+pass\s+40\s+100\.0\s+100000\s+100\.00\s+98\.80\s+65535/);
-    expect(table).to.match(/-\s+5GHOST\s+yes\s+ghost\s+0\s+0\.0\s+0\s+0\.00\s+0\.00\s+0$/m);
+    expect(table).to.match(/-\s+5GHOST\s+yes\s+ghost\s+0\s+0\.0\s+0\s+0\.00\s+0\.00\s+0\s+-$/m);
     expect(table).to.contain("no metagraph");
   });
 

@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import { TensorClawError } from "../../common/errors.js";
+import type { AuditOutcome } from "../../validator/audit/judgement.js";
+import type { AuditRecord } from "../../validator/audit/verdicts.js";
 import type { ProbeRecord } from "../../validator/scoring.js";
 import type { ValidatorStateStore } from "../../validator/state-store.js";
 import { FileStateStore } from "../../validator/state-store-file.js";
@@ -12,6 +14,28 @@ import type { PendingCommit } from "../../validator/weights-plan.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 
 const rec = (atMs: number, ok = true): ProbeRecord => ({ atMs, ok, latencyMs: 10 + atMs, ttftMs: 5 });
+const audit = (
+  atMs: number,
+  hotkey: string,
+  model: string,
+  outcome: AuditOutcome = "passed",
+): AuditRecord => ({
+  atMs,
+  hotkey,
+  model,
+  outcome,
+  judge: "reference",
+  detail: `mean logprob -0.${atMs}`,
+});
+/** Audits grouped per (hotkey, model), each oldest first, in a stable order for comparison. */
+const grouped = (records: AuditRecord[]) => {
+  const out: Record<string, number[]> = {};
+  for (const r of records) {
+    const key = `${r.hotkey}|${r.model}`;
+    out[key] = [...(out[key] ?? []), r.atMs];
+  }
+  return out;
+};
 const commit = (n: number): PendingCommit => ({
   netuid: 92,
   hotkey: "5V",
@@ -78,13 +102,69 @@ function contract(
       await s.close();
     });
 
+    it("keeps the last 100 audits per (miner, model), oldest first, across a restart", async () => {
+      const s = await open();
+      expect(await s.auditHistory()).to.deep.equal([]);
+      for (let i = 0; i < 120; i += 20) {
+        await s.appendAudits(
+          Array.from({ length: 20 }, (_, j) =>
+            audit(i + j, "5A", "org/model:7b", j % 4 === 0 ? "failed" : "passed"),
+          ),
+        );
+      }
+      // Models whose ids could collide if keys were joined naively.
+      await s.appendAudits([
+        audit(5, "5A", "x"),
+        audit(6, "5A:x", "y"),
+        audit(7, "5A", "x:y", "unverifiable"),
+      ]);
+      await s.appendAudits([]);
+      await s.close();
+      const again = await open();
+      const all = await again.auditHistory();
+      expect(grouped(all)).to.deep.equal({
+        "5A|org/model:7b": Array.from({ length: 100 }, (_, i) => 20 + i),
+        "5A|x": [5],
+        "5A:x|y": [6],
+        "5A|x:y": [7],
+      });
+      expect(all).to.deep.include(audit(20, "5A", "org/model:7b", "failed"));
+      expect(all).to.deep.include(audit(7, "5A", "x:y", "unverifiable"));
+      await again.close();
+    });
+
+    it("prunes audits with their miners and audit histories gone quiet", async () => {
+      const s = await open();
+      await s.appendProbes([
+        { hotkey: "old", record: rec(100) },
+        { hotkey: "new", record: rec(900) },
+      ]);
+      await s.appendAudits([
+        audit(950, "old", "m", "failed"),
+        audit(100, "new", "quiet", "failed"),
+        audit(200, "new", "m", "failed"),
+        audit(800, "new", "m"),
+      ]);
+      expect(await s.pruneMiners(500)).to.equal(1);
+      expect(grouped(await s.auditHistory())).to.deep.equal({ "new|m": [200, 800] });
+      await s.close();
+      const again = await open();
+      expect(grouped(await again.auditHistory())).to.deep.equal({ "new|m": [200, 800] });
+      // Nothing stale: nothing changes.
+      expect(await again.pruneMiners(500)).to.equal(0);
+      expect(grouped(await again.auditHistory())).to.deep.equal({ "new|m": [200, 800] });
+      await again.close();
+    });
+
     it("loses nothing under concurrent appends", async () => {
       const s = await open();
-      await Promise.all(
-        Array.from({ length: 30 }, (_, i) => s.appendProbes([{ hotkey: `m${i % 3}`, record: rec(i) }])),
-      );
+      await Promise.all([
+        ...Array.from({ length: 30 }, (_, i) => s.appendProbes([{ hotkey: `m${i % 3}`, record: rec(i) }])),
+        ...Array.from({ length: 30 }, (_, i) => s.appendAudits([audit(i, `m${i % 3}`, `x${i % 2}`)])),
+      ]);
       const h = await s.probeHistory();
       expect([...h.values()].reduce((n, l) => n + l.length, 0)).to.equal(30);
+      expect(await s.auditHistory()).to.have.length(30);
       await s.close();
     });
   });
@@ -141,10 +221,12 @@ describe("validator state store", () => {
         JSON.stringify({
           version: 1,
           probes: { "5A": [rec(1), { atMs: "x" }, null], "5B": "nope" },
+          audits: [audit(1, "5A", "m"), { ...audit(2, "5A", "m"), outcome: "meh" }, 7, null],
           pendingCommits: [commit(3), { ...commit(4), salt: [70_000] }, { hash: "0x12" }],
         }),
       );
       const s = await FileStateStore.open(path);
+      expect(await s.auditHistory()).to.deep.equal([audit(1, "5A", "m")]);
       expect((await s.probeHistory()).get("5A")).to.deep.equal([rec(1)]);
       expect((await s.probeHistory()).has("5B")).to.equal(false);
       expect(await s.pendingCommits()).to.deep.equal([commit(3)]);
@@ -157,6 +239,25 @@ describe("validator state store", () => {
       redis = await startRedis();
     });
     after(async () => redis?.stop());
+
+    it("drops stored audits that are malformed or filed under another pair", async () => {
+      const prefix = randomPrefix();
+      const c = new Redis(redis.url);
+      try {
+        const s = new RedisStateStore(c, "5V", prefix);
+        await s.appendAudits([audit(1, "a", "m"), audit(2, "b", "m")]);
+        const p = `${prefix}{5V}:`;
+        await c.lpush(`${p}audits:a:m`, "not json", JSON.stringify({ ...audit(3, "a", "m"), judge: "?" }));
+        await c.lpush(`${p}audits:a:m`, JSON.stringify(audit(4, "b", "m")));
+        await c.sadd(`${p}audited`, "no-colon");
+        expect(grouped(await s.auditHistory())).to.deep.equal({ "a|m": [1], "b|m": [2] });
+        // The foreign member is pruned.
+        await s.pruneMiners(0);
+        expect(await c.sismember(`${p}audited`, "no-colon")).to.equal(0);
+      } finally {
+        c.disconnect();
+      }
+    });
 
     contract("redis contract", async () => {
       const prefix = randomPrefix();
@@ -180,9 +281,16 @@ describe("validator state store", () => {
         const a = new RedisStateStore(c, "5VA", prefix);
         const b = new RedisStateStore(c, "5VB", prefix);
         await a.appendProbes([{ hotkey: "m", record: rec(1) }]);
+        await a.appendAudits([audit(1, "m", "org/x:1")]);
         expect((await b.probeHistory()).size).to.equal(0);
+        expect(await b.auditHistory()).to.deep.equal([]);
         const keys = await c.keys(`${prefix}*`);
-        expect(keys.sort()).to.deep.equal([`${prefix}{5VA}:miners`, `${prefix}{5VA}:probes:m`]);
+        expect(keys.sort()).to.deep.equal([
+          `${prefix}{5VA}:audited`,
+          `${prefix}{5VA}:audits:m:org%2Fx%3A1`,
+          `${prefix}{5VA}:miners`,
+          `${prefix}{5VA}:probes:m`,
+        ]);
       } finally {
         c.disconnect();
       }

@@ -16,6 +16,8 @@ export interface PrintedScore {
   readonly business: number;
   readonly final: number;
   readonly weight: number;
+  /** The "audit failed" cell: "-", or failed model ids (see validator/score-table.ts failedCell). */
+  readonly auditFailed: string;
 }
 
 /** Every complete table in `stdout`, oldest first (a table ends at its first non-row line). */
@@ -28,9 +30,10 @@ export function printedTables(stdout: string): PrintedScore[][] {
     let j = i + 2;
     for (; j < lines.length; j++) {
       const cells = (lines[j] ?? "").trim().split(/\s+/);
-      if (cells.length !== 10) break;
-      const [uid, hotkey, avail, probe, ...nums] = cells as [string, string, string, string, ...string[]];
-      const [latencyTier, uptime, tokens, business, final, weight] = nums.map(Number) as [
+      if (cells.length !== 11) break;
+      const [uid, hotkey, avail, probe, ...rest] = cells as [string, string, string, string, ...string[]];
+      const auditFailed = rest.pop() as string;
+      const [latencyTier, uptime, tokens, business, final, weight] = rest.map(Number) as [
         number,
         number,
         number,
@@ -38,7 +41,19 @@ export function printedTables(stdout: string): PrintedScore[][] {
         number,
         number,
       ];
-      rows.push({ uid, hotkey, avail, probe, latencyTier, uptime, tokens, business, final, weight });
+      rows.push({
+        uid,
+        hotkey,
+        avail,
+        probe,
+        latencyTier,
+        uptime,
+        tokens,
+        business,
+        final,
+        weight,
+        auditFailed,
+      });
     }
     // The last table may still be arriving: only one followed by another line is complete.
     if (j < lines.length - 1) tables.push(rows);

@@ -1,8 +1,9 @@
 import { expect } from "chai";
 import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
-import { formatScoreTable, scoreRows } from "../../validator/score-table.js";
+import { failedCell, formatScoreTable, scoreRows } from "../../validator/score-table.js";
 import { scoreMiners } from "../../validator/scoring.js";
 import { computeWeights } from "../../validator/weights.js";
+import { printedTables } from "../support/loop-score-table.js";
 
 describe("validator score table", () => {
   const scores = scoreMiners(
@@ -25,7 +26,7 @@ describe("validator score table", () => {
         probes: [{ atMs: 1, ok: false, latencyMs: 8000, ttftMs: 0 }],
         usage: [],
       },
-      { hotkey: "5Z", available: true, probes: [], usage: [] },
+      { hotkey: "5Z", available: true, probes: [], usage: [], failedModels: ["llama 3", "demo"] },
     ],
     DEFAULT_LATENCY_TIERS,
   );
@@ -53,14 +54,34 @@ describe("validator score table", () => {
     const text = formatScoreTable(scoreRows(scores, uids, weights));
     const lines = text.trimEnd().split("\n");
     expect(lines[0]).to.match(
-      /^uid +hotkey +avail +probe +latency tier +uptime % +tokens 24h +business +final +weight$/,
+      /^uid +hotkey +avail +probe +latency tier +uptime % +tokens 24h +business +final +weight +audit failed$/,
     );
     expect(lines).to.have.length(6);
-    expect(lines[2]).to.match(/^ *4 +5A +yes +pass +75 +100\.0 +20000 +100\.00 +99\.50 +65535$/);
-    expect(lines[4]).to.match(/^ *- +5Z +yes +none +0 +0\.0 +0 +0\.00 +3\.00 +0$/);
-    expect(lines[5]).to.match(/^ *9 +5C +no +ghost +0 +0\.0 +0 +0\.00 +0\.00 +0$/);
-    // Right-aligned numbers end in the same column.
-    expect(new Set(lines.slice(2).map((l) => l.length))).to.have.length(1);
+    expect(lines[2]).to.match(/^ *4 +5A +yes +pass +75 +100\.0 +20000 +100\.00 +99\.50 +65535 +-$/);
+    expect(lines[4]).to.match(/^ *- +5Z +yes +none +0 +0\.0 +0 +0\.00 +3\.00 +0 +demo,llama_3$/);
+    expect(lines[5]).to.match(/^ *9 +5C +no +ghost +0 +0\.0 +0 +0\.00 +0\.00 +0 +-$/);
+    // Right-aligned numbers end in the same column, where the failed models start.
+    const failedAt = (lines[0] ?? "").indexOf("audit failed");
+    for (const l of lines.slice(2)) expect(l.slice(failedAt - 2, failedAt)).to.equal("  ");
+    expect(new Set(lines.slice(2).map((l) => l.slice(0, failedAt).length))).to.have.length(1);
     expect(formatScoreTable([])).to.contain("(no miners)");
+  });
+
+  it("reads back the way end-to-end tests parse it", () => {
+    const text = formatScoreTable(scoreRows(scores, uids, weights));
+    const [table] = printedTables(`${text}next line\n`);
+    expect(table?.map((r) => [r.hotkey, r.tokens, r.weight, r.auditFailed])).to.deep.equal([
+      ["5A", 20_000, 65_535, "-"],
+      ["5B", 0, 6_586, "-"],
+      ["5Z", 0, 0, "demo,llama_3"],
+      ["5C", 0, 0, "-"],
+    ]);
+  });
+
+  it("names at most two failed models per row, counting the rest", () => {
+    expect(failedCell([])).to.equal("-");
+    expect(failedCell(["a"])).to.equal("a");
+    expect(failedCell(["a", "b\tc"])).to.equal("a,b_c");
+    expect(failedCell(["a", "b", "c", "d"])).to.equal("a,b,+2");
   });
 });

@@ -1,12 +1,16 @@
 import { expect } from "chai";
 import { successRate } from "../../common/business-points.js";
 import { TensorClawError } from "../../common/errors.js";
+import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
+import type { MinerUsage } from "../../gen/tensorclaw/v1/usage.js";
+import { type AuditRecord, auditVerdicts, failedModelsByHotkey } from "../../validator/audit/verdicts.js";
 import {
   DEFAULT_LATENCY_TIERS,
   latencyTierScore,
   parseLatencyTiers,
   validateLatencyTiers,
 } from "../../validator/latency-tiers.js";
+import { buildMinerInputs } from "../../validator/score-inputs.js";
 import {
   baseScore,
   businessPoints,
@@ -219,6 +223,83 @@ describe("validator scoring", () => {
       ]);
       expect(r.points).to.equal(0);
       expect(r.tokens).to.equal(20_000);
+    });
+  });
+
+  describe("failed audits", () => {
+    const usage = [
+      { model: "a", promptTokens: 20_000, completionTokens: 10_000, tierMultiplier: 1, successRate: 1 },
+      { model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: 2, successRate: 1 },
+    ];
+
+    it("earn a failed model nothing, tokens included, while other models still earn", () => {
+      expect(businessPoints(usage)).to.deep.equal({ tokens: 40_000, points: 5 });
+      expect(businessPoints(usage, ["a"])).to.deep.equal({ tokens: 10_000, points: 2 });
+      expect(businessPoints(usage, ["a", "b"])).to.deep.equal({ tokens: 0, points: 0 });
+      // A failed model the miner does not serve changes nothing.
+      expect(businessPoints(usage, ["z"])).to.deep.equal({ tokens: 40_000, points: 5 });
+    });
+
+    it("move business to the honest miner and show in the score", () => {
+      const miner = (hotkey: string, failedModels?: string[]): MinerInput => ({
+        hotkey,
+        available: true,
+        probes: [ok(50)],
+        usage,
+        ...(failedModels === undefined ? {} : { failedModels }),
+      });
+      const [cheat, honest] = scoreMiners([miner("c", ["b", "a", "a"]), miner("h")], T);
+      expect(cheat).to.deep.include({ tokens: 0, businessPoints: 0, business: 0, failedModels: ["a", "b"] });
+      expect(cheat?.final).to.be.closeTo(10, 1e-9);
+      expect(honest).to.deep.include({ tokens: 40_000, business: 100, failedModels: [] });
+    });
+
+    it("flip back once a later audit passes", () => {
+      const rec = (atMs: number, outcome: AuditRecord["outcome"]): AuditRecord => ({
+        atMs,
+        hotkey: "K",
+        model: "a",
+        outcome,
+        judge: "reference",
+        detail: "",
+      });
+      const session = {
+        sessionId: "s",
+        hotkey: "K",
+        models: [{ model: "a", maxConcurrency: 1, contextLength: 0 }],
+        state: MinerState.MINER_STATE_ACTIVE,
+      } as never;
+      const minerUsage = [
+        {
+          hotkey: "K",
+          models: [
+            {
+              model: "a",
+              promptTokens: 30_000n,
+              completionTokens: 0n,
+              tierMultiplier: 1,
+              served: 0n,
+              failedBeforeOutput: 0n,
+              failedAfterOutput: 0n,
+              deadlineCut: 0n,
+            },
+          ],
+        },
+      ] as unknown as MinerUsage[];
+      const points = (audits: AuditRecord[]) => {
+        const failed = failedModelsByHotkey(auditVerdicts(audits));
+        const [m] = buildMinerInputs([session], new Map([["K", [ok(50)]]]), minerUsage, [], failed);
+        return scoreMiners([m as MinerInput], T)[0]?.businessPoints;
+      };
+      expect(points([rec(1, "passed")])).to.be.closeTo(3, 1e-12);
+      expect(points([rec(1, "passed"), rec(2, "failed"), rec(3, "unverifiable")])).to.equal(0);
+      expect(
+        points([rec(1, "passed"), rec(2, "failed"), rec(3, "unverifiable"), rec(4, "passed")]),
+      ).to.be.closeTo(3, 1e-12);
+    });
+
+    it("adds no miner for a verdict alone", () => {
+      expect(buildMinerInputs([], new Map(), [], [], new Map([["ghost", ["a"]]]))).to.deep.equal([]);
     });
   });
 
