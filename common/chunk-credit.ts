@@ -1,15 +1,37 @@
+import type { TokenLogprob } from "../gen/tensorclaw/v1/chat.js";
 import type { ResponseChunk } from "../gen/tensorclaw/v1/tunnel.js";
 
 /**
  * Bytes of flow-control credit one ResponseChunk consumes (tunnel.proto,
- * "Flow control"): the UTF-8 length of `content_delta` and `reasoning_delta`
- * plus that of every ToolCallDelta string field. Both ends must count the
- * same way, so this is the one definition.
+ * "Flow control"): its answer bytes ({@link chunkAnswerBytes}) plus the
+ * UTF-8 length of every logprob `token` string, the alternatives' included.
+ * Both ends must count the same way, so this is the one definition.
  */
 export function chunkPayloadBytes(chunk: ResponseChunk): number {
+  const answer = chunkAnswerBytes(chunk);
+  return chunk.logprobs.length === 0 ? answer : answer + logprobTokenBytes(chunk.logprobs);
+}
+
+/**
+ * The UTF-8 length of the answer a chunk carries: `content_delta`,
+ * `reasoning_delta` and every ToolCallDelta string field. Logprobs are left
+ * out: they describe the answer, they are not part of it, so the router's
+ * usage bounds (which rest on bytes relayed) must not grow with them.
+ */
+export function chunkAnswerBytes(chunk: ResponseChunk): number {
   let n = utf8Length(chunk.contentDelta) + utf8Length(chunk.reasoningDelta);
   for (const t of chunk.toolCalls) {
     n += utf8Length(t.id) + utf8Length(t.type) + utf8Length(t.functionName) + utf8Length(t.argumentsDelta);
+  }
+  return n;
+}
+
+/** The UTF-8 length of every `token` string of `entries`, their `top_logprobs` included. */
+export function logprobTokenBytes(entries: readonly TokenLogprob[]): number {
+  let n = 0;
+  for (const e of entries) {
+    n += utf8Length(e.token);
+    for (const t of e.topLogprobs) n += utf8Length(t.token);
   }
   return n;
 }

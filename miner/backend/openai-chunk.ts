@@ -5,11 +5,14 @@
  * (vLLM, DeepSeek) or `reasoning` (Ollama, OpenRouter), `usage` on the last
  * content chunk or on an extra one with no choices, `null` for absent fields
  * — so every field is read defensively and only choice 0 is used (the
- * router never asks for `n` > 1).
+ * router never asks for `n` > 1). Logprobs are read only when the request
+ * asked for them (`want`, see openai-logprobs.ts), and a delta with more of
+ * them than one tunnel chunk may carry comes out as several events.
  */
-import { FinishReason, type ToolCallDelta } from "../../gen/tensorclaw/v1/chat.js";
+import { FinishReason, type TokenLogprob, type ToolCallDelta } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { type BackendEvent, BackendFailure } from "./backend.js";
+import { type DeltaEvent, type LogprobsWant, logprobsOf, splitDelta } from "./openai-logprobs.js";
 
 type Json = Record<string, unknown>;
 
@@ -86,8 +89,18 @@ function failIfError(doc: Json): void {
   }
 }
 
-/** Events carried by one parsed streaming chunk. Throws a BackendFailure on an error chunk or a non-object. */
-export function eventsFromChunk(doc: unknown): BackendEvent[] {
+/** A delta event, with `logprobs` only when there are some, split to the tunnel's per-chunk limit. */
+function deltaEvents(delta: Omit<DeltaEvent, "type" | "logprobs">, logprobs: TokenLogprob[]): DeltaEvent[] {
+  if (logprobs.length === 0) return [{ type: "delta", ...delta }];
+  return splitDelta({ type: "delta", ...delta, logprobs });
+}
+
+/**
+ * Events carried by one parsed streaming chunk; `want` says whether (and how
+ * many alternatives of) logprobs were asked for. Throws a BackendFailure on
+ * an error chunk or a non-object.
+ */
+export function eventsFromChunk(doc: unknown, want?: LogprobsWant): BackendEvent[] {
   const d = obj(doc);
   if (d === undefined) {
     throw new BackendFailure(
@@ -105,13 +118,15 @@ export function eventsFromChunk(doc: unknown): BackendEvent[] {
     const reasoning = str(delta.reasoning_content) || str(delta.reasoning);
     const toolCalls = toolCallDeltas(delta.tool_calls);
     const finishReason = finishReasonOf(choice.finish_reason);
+    const logprobs = logprobsOf(choice.logprobs, want);
     if (
       content !== "" ||
       reasoning !== "" ||
       toolCalls.length > 0 ||
-      finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED
+      finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED ||
+      logprobs.length > 0
     ) {
-      out.push({ type: "delta", content, reasoning, toolCalls, finishReason });
+      out.push(...deltaEvents({ content, reasoning, toolCalls, finishReason }, logprobs));
     }
   }
   const usage = usageEvent(d.usage);
@@ -119,8 +134,8 @@ export function eventsFromChunk(doc: unknown): BackendEvent[] {
   return out;
 }
 
-/** Events equivalent to a whole non-streaming `chat.completion` body. */
-export function eventsFromCompletion(doc: unknown): BackendEvent[] {
+/** Events equivalent to a whole non-streaming `chat.completion` body (`want` as for {@link eventsFromChunk}). */
+export function eventsFromCompletion(doc: unknown, want?: LogprobsWant): BackendEvent[] {
   const d = obj(doc);
   if (d === undefined) {
     throw new BackendFailure(
@@ -141,16 +156,16 @@ export function eventsFromCompletion(doc: unknown): BackendEvent[] {
   const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
   const toolCalls = toolCallDeltas(calls.map((c, i) => ({ ...(obj(c) ?? {}), index: i })));
   const finish = finishReasonOf(choice.finish_reason);
-  const out: BackendEvent[] = [
+  const out: BackendEvent[] = deltaEvents(
     {
-      type: "delta",
       content: str(message.content),
       reasoning: str(message.reasoning_content) || str(message.reasoning),
       toolCalls,
       finishReason:
         finish === FinishReason.FINISH_REASON_UNSPECIFIED ? FinishReason.FINISH_REASON_STOP : finish,
     },
-  ];
+    logprobsOf(choice.logprobs, want),
+  );
   const usage = usageEvent(d.usage);
   if (usage !== undefined) out.push(usage);
   return out;

@@ -10,6 +10,7 @@
  * input from the network: JSON-carrying fields that do not parse are
  * refused with INVALID_REQUEST instead of being forwarded as garbage.
  */
+import { MAX_TOP_LOGPROBS } from "../../common/chunk-logprobs.js";
 import type { ChatMessage, ChatRequest, Tool } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { BackendFailure } from "./backend.js";
@@ -94,6 +95,11 @@ export function openAIRequestBody(model: string, chat: ChatRequest): Json {
     body.response_format = rf;
   }
   if (chat.user !== "") body.user = chat.user;
+  if (chat.logprobs !== undefined) body.logprobs = chat.logprobs;
+  // OpenAI refuses `top_logprobs` without `logprobs: true`, and more than 20.
+  if (chat.logprobs === true && chat.topLogprobs !== undefined) {
+    body.top_logprobs = Math.min(chat.topLogprobs, MAX_TOP_LOGPROBS);
+  }
   if (chat.extraJson !== "") {
     const extra = parseJson(chat.extraJson, "extra fields");
     if (typeof extra !== "object" || extra === null || Array.isArray(extra)) {

@@ -27,6 +27,7 @@ import {
 } from "./backend.js";
 import { HttpExchange } from "./http-exchange.js";
 import { eventsFromChunk, eventsFromCompletion } from "./openai-chunk.js";
+import { type LogprobsWant, logprobsWant } from "./openai-logprobs.js";
 import { openAIRequestBody } from "./openai-request-body.js";
 import type { StopSignal } from "./request-stop.js";
 import { DEFAULT_MAX_EVENT_BYTES, SseParser } from "./sse-parser.js";
@@ -151,7 +152,9 @@ export class OpenAIHttpBackend implements Backend {
   }
 
   async *chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {
-    const body = JSON.stringify(openAIRequestBody(model, chat));
+    const request = openAIRequestBody(model, chat);
+    const want = logprobsWant(request);
+    const body = JSON.stringify(request);
     const res = await this.#send("/chat/completions", body, !chat.stream, signal);
     const status = res.status;
     if (status < 200 || status > 299) {
@@ -170,10 +173,10 @@ export class OpenAIHttpBackend implements Backend {
       } catch (cause) {
         throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
       }
-      yield* eventsFromCompletion(doc);
+      yield* eventsFromCompletion(doc, want);
       return;
     }
-    yield* this.#stream(res, signal);
+    yield* this.#stream(res, signal, want);
   }
 
   async #guard<T>(signal: StopSignal, read: () => Promise<T>): Promise<T> {
@@ -186,7 +189,11 @@ export class OpenAIHttpBackend implements Backend {
     }
   }
 
-  async *#stream(res: HttpExchange, signal: StopSignal): AsyncGenerator<BackendEvent> {
+  async *#stream(
+    res: HttpExchange,
+    signal: StopSignal,
+    want: LogprobsWant | undefined,
+  ): AsyncGenerator<BackendEvent> {
     const parser = new SseParser(this.#maxBodyBytes);
     let finished = false;
     let done = false;
@@ -213,7 +220,7 @@ export class OpenAIHttpBackend implements Backend {
           } catch (cause) {
             throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON in its stream", { cause });
           }
-          for (const out of eventsFromChunk(doc)) {
+          for (const out of eventsFromChunk(doc, want)) {
             if (out.type === "delta" && out.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED)
               finished = true;
             yield out;

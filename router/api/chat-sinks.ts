@@ -3,6 +3,7 @@ import type { TensorClawError } from "../../common/errors.js";
 import type { ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { ClampedUsage } from "../usage/clamp.js";
 import { errorEventJson, sendError, sendJson } from "./http.js";
+import type { LogprobsAsk } from "./openai-logprobs.js";
 import {
   ChunkShaper,
   CompletionAggregator,
@@ -57,12 +58,13 @@ export class SseSink implements ChatSink {
     ident: CompletionIdentity,
     includeUsage: boolean,
     keepAliveMs: number,
+    logprobs?: LogprobsAsk,
   ) {
     this.#res = res;
     this.#requestId = requestId;
     this.#includeUsage = includeUsage;
     this.#sse = new SseWriter(res, requestId, keepAliveMs);
-    this.#shaper = new ChunkShaper(ident, includeUsage);
+    this.#shaper = new ChunkShaper(ident, includeUsage, logprobs);
   }
 
   get gone(): boolean {
@@ -103,12 +105,13 @@ export class SseSink implements ChatSink {
 
 /** Collects the answer into one `chat.completion` JSON body. */
 export class JsonSink implements ChatSink {
-  readonly #agg = new CompletionAggregator();
+  readonly #agg: CompletionAggregator;
   readonly #res: ServerResponse;
   readonly #requestId: string;
   readonly #ident: CompletionIdentity;
 
-  constructor(res: ServerResponse, requestId: string, ident: CompletionIdentity) {
+  constructor(res: ServerResponse, requestId: string, ident: CompletionIdentity, logprobs?: LogprobsAsk) {
+    this.#agg = new CompletionAggregator(logprobs);
     this.#res = res;
     this.#requestId = requestId;
     this.#ident = ident;

@@ -23,6 +23,7 @@ import {
 } from "./chat-usage.js";
 import { parseJson, readBody } from "./http.js";
 import type { ApiKeyRecord } from "./keys.js";
+import { logprobsAsk } from "./openai-logprobs.js";
 import { type ParsedChatRequest, parseChatBody } from "./openai-request.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
 import { type Attempt, upstreamError } from "./upstream.js";
@@ -217,9 +218,10 @@ export class ChatEndpoint {
       created: Math.floor(st.startedAtMs / 1000),
       model: st.parsed.model,
     };
+    const logprobs = logprobsAsk(st.parsed.chat);
     return st.parsed.stream
-      ? new SseSink(res, st.requestId, ident, st.parsed.includeUsage, this.deps.options.keepAliveMs)
-      : new JsonSink(res, st.requestId, ident);
+      ? new SseSink(res, st.requestId, ident, st.parsed.includeUsage, this.deps.options.keepAliveMs, logprobs)
+      : new JsonSink(res, st.requestId, ident, logprobs);
   }
 
   /**

@@ -1,4 +1,5 @@
 import { createHmac } from "node:crypto";
+import { MAX_TOP_LOGPROBS } from "../../common/chunk-logprobs.js";
 import { TensorClawError } from "../../common/errors.js";
 import type { ChatMessage, ChatRequest, Tool, ToolCall, ToolChoice } from "../../gen/tensorclaw/v1/chat.js";
 import type { PromptSize } from "../usage/clamp.js";
@@ -52,6 +53,8 @@ const HANDLED = new Set([
   "parallel_tool_calls",
   "response_format",
   "user",
+  "logprobs",
+  "top_logprobs",
 ]);
 
 /**
@@ -74,8 +77,6 @@ const FORWARDED: Readonly<Record<string, (v: unknown) => boolean>> = {
 const REFUSED: Readonly<Record<string, string>> = {
   functions: "`functions` is deprecated and not supported; use `tools`.",
   function_call: "`function_call` is deprecated and not supported; use `tool_choice`.",
-  logprobs: "`logprobs` is not supported by this API.",
-  top_logprobs: "`top_logprobs` is not supported by this API.",
   audio: "Audio output is not supported by this API.",
 };
 
@@ -290,6 +291,20 @@ function parseStop(v: unknown): string[] {
   return bad("stop", `\`stop\` must be a string or an array of at most ${MAX_STOP} non-empty strings.`);
 }
 
+/**
+ * `logprobs` and `top_logprobs`, as given. OpenAI refuses `top_logprobs`
+ * without `logprobs: true` (it would silently return nothing), and so does
+ * this API.
+ */
+function parseLogprobs(body: Record<string, unknown>): Pick<ChatRequest, "logprobs" | "topLogprobs"> {
+  const logprobs = optBool(body, "logprobs");
+  const topLogprobs = optInt(body, "top_logprobs", 0, MAX_TOP_LOGPROBS);
+  if (topLogprobs !== undefined && logprobs !== true) {
+    bad("top_logprobs", "`top_logprobs` requires `logprobs` to be true.");
+  }
+  return { logprobs, topLogprobs };
+}
+
 /** The salted hash that replaces the caller's `user` value. */
 export function hashUser(user: string, account: string, salt: string): string {
   return `u_${createHmac("sha256", salt).update(account).update("\0").update(user).digest("hex").slice(0, 32)}`;
@@ -341,6 +356,7 @@ export function parseChatBody(body: unknown, opts: RequestOptions): ParsedChatRe
     bad("user", "`user` must be a string.");
   }
   const user = typeof body.user === "string" && body.user !== "" ? body.user : "";
+  const { logprobs, topLogprobs } = parseLogprobs(body);
 
   const extra: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(body)) {
@@ -367,6 +383,8 @@ export function parseChatBody(body: unknown, opts: RequestOptions): ParsedChatRe
     user: user === "" ? "" : hashUser(user, opts.account, opts.userSalt),
     extraJson: Object.keys(extra).length > 0 ? jsonText(extra, "body") : "",
     stream,
+    logprobs,
+    topLogprobs,
   };
   let bytes = 0;
   for (const m of messages) bytes += messageBytes(m);

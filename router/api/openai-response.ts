@@ -1,5 +1,11 @@
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import type { ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
+import {
+  type LogprobsAsk,
+  LogprobsRelay,
+  type OpenAIChoiceLogprobs,
+  type OpenAITokenLogprob,
+} from "./openai-logprobs.js";
 
 /** OpenAI `usage` object. */
 export interface OpenAIUsage {
@@ -63,10 +69,14 @@ function toolCallDeltas(chunk: ResponseChunk): JsonDelta[] {
  * Shapes a stream of ResponseChunks into `chat.completion.chunk` JSON texts.
  * The first chunk carries `role: "assistant"`. With `includeUsage`, every
  * chunk has `usage: null` and the last one (see `usageChunk`) has
- * `choices: []` and the usage.
+ * `choices: []` and the usage. With `logprobs` (the caller asked for them),
+ * a chunk whose tokens came with logprobs carries
+ * `logprobs: {content: [...], refusal: null}`; every other chunk, and every
+ * chunk of a caller that did not ask, has `logprobs: null`.
  */
 export class ChunkShaper {
   private first = true;
+  private readonly logprobs: LogprobsRelay | undefined;
   /** `{"id":…,"model":…,"system_fingerprint":null,"choices":` — the same for every chunk, built once. */
   private readonly head: string;
   private readonly tail: string;
@@ -74,7 +84,9 @@ export class ChunkShaper {
   constructor(
     private readonly ident: CompletionIdentity,
     includeUsage: boolean,
+    logprobs?: LogprobsAsk,
   ) {
+    this.logprobs = logprobs === undefined ? undefined : new LogprobsRelay(logprobs);
     const h = JSON.stringify({
       id: ident.id,
       object: "chat.completion.chunk",
@@ -98,7 +110,12 @@ export class ChunkShaper {
     }
     if (chunk.reasoningDelta !== "") delta.reasoning_content = chunk.reasoningDelta;
     if (chunk.toolCalls.length > 0) delta.tool_calls = toolCallDeltas(chunk);
-    const choice = { index: 0, delta, logprobs: null, finish_reason: finishReasonText(chunk.finishReason) };
+    let logprobs: OpenAIChoiceLogprobs | null = null;
+    if (this.logprobs !== undefined && chunk.logprobs.length > 0) {
+      const content = this.logprobs.take(chunk.logprobs);
+      if (content.length > 0) logprobs = { content, refusal: null };
+    }
+    const choice = { index: 0, delta, logprobs, finish_reason: finishReasonText(chunk.finishReason) };
     return `${this.head}[${JSON.stringify(choice)}]${this.tail}`;
   }
 
@@ -123,18 +140,31 @@ interface ToolCallAcc {
   args: string;
 }
 
-/** Collects ResponseChunks into one non-streaming `chat.completion`. */
+/**
+ * Collects ResponseChunks into one non-streaming `chat.completion`. With
+ * `logprobs` (the caller asked for them) the choice carries
+ * `logprobs: {content: [every token's item], refusal: null}`, else `null`.
+ */
 export class CompletionAggregator {
   private content = "";
+  private readonly logprobs: LogprobsRelay | undefined;
+  private readonly tokens: OpenAITokenLogprob[] = [];
   private reasoning = "";
   private readonly calls = new Map<number, ToolCallAcc>();
   private finish: FinishReason = FinishReason.FINISH_REASON_UNSPECIFIED;
   /** Number of chunks seen. */
   chunks = 0;
 
+  constructor(logprobs?: LogprobsAsk) {
+    this.logprobs = logprobs === undefined ? undefined : new LogprobsRelay(logprobs);
+  }
+
   /** Adds one chunk. */
   add(chunk: ResponseChunk): void {
     this.chunks++;
+    if (this.logprobs !== undefined && chunk.logprobs.length > 0) {
+      for (const t of this.logprobs.take(chunk.logprobs)) this.tokens.push(t);
+    }
     this.content += chunk.contentDelta;
     this.reasoning += chunk.reasoningDelta;
     for (const tc of chunk.toolCalls) {
@@ -167,13 +197,15 @@ export class CompletionAggregator {
     if (this.reasoning !== "") message.reasoning_content = this.reasoning;
     if (toolCalls.length > 0) message.tool_calls = toolCalls;
     const finish = finishReasonText(this.finish) ?? (toolCalls.length > 0 ? "tool_calls" : "stop");
+    const logprobs: OpenAIChoiceLogprobs | null =
+      this.logprobs === undefined ? null : { content: this.tokens, refusal: null };
     return {
       id: ident.id,
       object: "chat.completion",
       created: ident.created,
       model: ident.model,
       system_fingerprint: null,
-      choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
+      choices: [{ index: 0, message, logprobs, finish_reason: finish }],
       usage,
     };
   }

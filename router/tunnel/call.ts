@@ -1,4 +1,5 @@
-import { chunkPayloadBytes } from "../../common/chunk-credit.js";
+import { chunkAnswerBytes, chunkPayloadBytes, logprobTokenBytes } from "../../common/chunk-credit.js";
+import { logprobsProblem } from "../../common/chunk-logprobs.js";
 import { type Clock, systemClock, type Timer } from "../../common/clock.js";
 import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { InferenceCall, RelayedText, TunnelEvent } from "./types.js";
@@ -34,7 +35,9 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value:
  * reads them; credit is granted back only for what the caller consumed, so
  * the queue never holds more than the initial credit (plus one oversize
  * chunk, which the protocol allows when nothing is outstanding). A miner
- * that sends beyond its credit fails the request with PROTOCOL.
+ * that sends beyond its credit, or more logprobs in a chunk than the
+ * protocol allows (common/chunk-logprobs.ts), fails the request with
+ * PROTOCOL.
  */
 export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   readonly requestId: number;
@@ -110,7 +113,7 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
     return { [Symbol.asyncIterator]: () => this };
   }
 
-  /** UTF-8 bytes of chunk payload handed to the caller so far. */
+  /** UTF-8 bytes of answer (not logprobs: see chunkAnswerBytes) handed to the caller so far. */
   readonly relayedBytes = (): number => this.#relayed;
 
   readonly relayedText = (): RelayedText => ({
@@ -155,6 +158,13 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   /** A chunk from the miner. */
   onChunk(chunk: ResponseChunk): void {
     if (this.#terminal) return;
+    const problem = logprobsProblem(chunk);
+    if (problem !== undefined) {
+      this.#host.sendCancel(this.requestId, "too many logprobs");
+      this.#endWith(RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL, `the miner sent ${problem}`);
+      this.#startGrace();
+      return;
+    }
     const bytes = chunkPayloadBytes(chunk);
     const allowedOversize = this.#credit >= this.#limits.initialCreditBytes;
     if ((bytes > this.#credit && !allowedOversize) || this.#queuedChunks >= this.#maxQueuedChunks) {
@@ -212,8 +222,11 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
     if (event.type === "chunk") {
       this.#queuedChunks--;
       const chunk = event.chunk;
-      const bytes = chunkPayloadBytes(chunk);
-      this.#relayed += bytes;
+      const answer = chunkAnswerBytes(chunk);
+      // Logprob tokens cost credit like text but are not part of the answer: the
+      // usage bounds built on relayedBytes() must not grow with them.
+      const bytes = chunk.logprobs.length === 0 ? answer : answer + logprobTokenBytes(chunk.logprobs);
+      this.#relayed += answer;
       // Kept for the router's own token count (V8 joins these cheaply, as ropes).
       if (chunk.contentDelta !== "") this.#content += chunk.contentDelta;
       if (chunk.reasoningDelta !== "") this.#reasoning += chunk.reasoningDelta;

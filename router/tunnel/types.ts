@@ -50,6 +50,12 @@ export interface RelayedText {
 
 /** What comes back from a miner for one request, in order. */
 export type TunnelEvent =
+  /**
+   * A piece of the answer, as the miner sent it. Its `logprobs` (when the
+   * request asked for them) are within the protocol's limits
+   * (common/chunk-logprobs.ts), but their values are the miner's: bound them
+   * (`boundedLogprob`) before showing or judging them.
+   */
   | { readonly type: "chunk"; readonly chunk: ResponseChunk }
   | {
       readonly type: "usage";
@@ -68,7 +74,10 @@ export interface InferenceCall {
    * Reading slowly applies back-pressure to this request only.
    */
   readonly events: AsyncIterable<TunnelEvent>;
-  /** Total UTF-8 bytes of chunk payload relayed so far (for the usage clamp). */
+  /**
+   * Total UTF-8 bytes of answer relayed so far (content, reasoning, tool
+   * calls; not logprobs, which are no part of the answer), for the usage clamp.
+   */
   readonly relayedBytes: () => number;
   /** The answer's text relayed so far, by kind: what the router counts the completion's tokens from. */
   readonly relayedText: () => RelayedText;

@@ -97,3 +97,39 @@ export function backendDirective(text: string): Map<string, string> {
   }
   return out;
 }
+
+/** One alternative as the backend returns it (OpenAI's `top_logprobs[]` item). */
+export interface BackendTopLogprob {
+  readonly token: string;
+  readonly logprob: number;
+  readonly bytes: number[];
+}
+
+/** One token's logprobs as the backend returns it (OpenAI's `logprobs.content[]` item). */
+export interface BackendLogprob extends BackendTopLogprob {
+  readonly top_logprobs: BackendTopLogprob[];
+}
+
+function item(token: string, logprob: number): BackendTopLogprob {
+  return { token, logprob, bytes: Array.from(Buffer.from(token, "utf8")) };
+}
+
+/**
+ * The logprobs the backend reports for the pieces of `backendTokens(promptText,
+ * count)`: piece i has log-probability -(1 + i mod 4) / 8, and `top`
+ * alternatives, the piece itself first, then the following words at 0.5 less
+ * each. All values are multiples of 1/8, so they survive every float
+ * conversion on the way exactly.
+ */
+export function backendLogprobs(promptText: string, count: number, top: number): BackendLogprob[] {
+  const pieces = backendTokens(promptText, count);
+  return pieces.map((token, i) => {
+    const logprob = -(1 + (i % 4)) / 8;
+    const start = WORDS.indexOf(token);
+    const alts: BackendTopLogprob[] = [];
+    for (let k = 0; k < top; k++) {
+      alts.push(item(k === 0 ? token : (WORDS[(start + k) % WORDS.length] as string), logprob - k / 2));
+    }
+    return { ...item(token, logprob), top_logprobs: alts };
+  });
+}

@@ -29,6 +29,12 @@
  * usage multiplied by this whole number: a backend inflating its counts). `max_tokens` caps
  * the pieces and turns the finish reason into `length`.
  *
+ * When the request asks for `logprobs`, text answers carry them in OpenAI's
+ * shape (`choices[0].logprobs.content`, per piece when streamed): the
+ * deterministic values of `backendLogprobs(promptText, n, top_logprobs)`.
+ * The directive key `top` sends that many alternatives whatever was asked (a
+ * backend more generous than asked).
+ *
  * Every request is recorded (`requests`) with its parsed body, headers,
  * produced pieces and how it ended, including `aborted` when the client went
  * away before the response ended — the way a test checks that a cancel
@@ -37,9 +43,16 @@
 import { EventEmitter, once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { backendDirective, backendTokens, countPromptTokens, promptTextOf } from "./openai-backend-text.js";
+import {
+  type BackendLogprob,
+  backendDirective,
+  backendLogprobs,
+  backendTokens,
+  countPromptTokens,
+  promptTextOf,
+} from "./openai-backend-text.js";
 
-export { backendTokens, countPromptTokens, promptTextOf } from "./openai-backend-text.js";
+export { backendLogprobs, backendTokens, countPromptTokens, promptTextOf } from "./openai-backend-text.js";
 
 /** How the backend misbehaves for a chat request. */
 export type BackendFault =
@@ -122,6 +135,8 @@ interface Plan {
   usage: boolean;
   /** Factor the reported usage is multiplied by (a hostile backend inflating its counts). */
   inflate: number;
+  /** Alternatives per token when the request asks for logprobs (undefined: no logprobs). */
+  top: number | undefined;
 }
 
 /**
@@ -320,6 +335,10 @@ export class OpenAIBackend {
       after: num("after", o.faultAfter ?? Math.floor(tokens / 2)),
       usage: d.get("usage") === "off" ? false : o.reportUsage,
       inflate: num("inflate", 1),
+      top:
+        body.logprobs === true
+          ? num("top", typeof body.top_logprobs === "number" ? body.top_logprobs : 0)
+          : undefined,
     };
   }
 
@@ -341,6 +360,11 @@ export class OpenAIBackend {
     const tools = Array.isArray(body.tools) && body.tool_choice !== "none" ? body.tools : [];
     const toolName = (tools[0] as { function?: { name?: unknown } } | undefined)?.function?.name;
     const pieces = backendTokens(promptTextOf(body), plan.tokens);
+    // Logprobs describe text answers only (OpenAI sends none for tool calls).
+    const logprobs: BackendLogprob[] | undefined =
+      plan.top === undefined || typeof toolName === "string"
+        ? undefined
+        : backendLogprobs(promptTextOf(body), plan.tokens, plan.top);
     const finish = typeof toolName === "string" ? "tool_calls" : plan.capped ? "length" : "stop";
     const id = `chatcmpl-test-${rec.id}`;
     const created = Math.floor(Date.now() / 1000);
@@ -376,7 +400,14 @@ export class OpenAIBackend {
         object: "chat.completion",
         created,
         model,
-        choices: [{ index: 0, message, finish_reason: finish, logprobs: null }],
+        choices: [
+          {
+            index: 0,
+            message,
+            finish_reason: finish,
+            logprobs: logprobs === undefined ? null : { content: logprobs, refusal: null },
+          },
+        ],
         ...(plan.usage ? { usage: usage() } : {}),
       };
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(out));
@@ -392,12 +423,23 @@ export class OpenAIBackend {
       }
       return !res.destroyed;
     };
-    const chunk = (delta: unknown, finishReason: string | null) => ({
+    const chunk = (
+      delta: unknown,
+      finishReason: string | null,
+      lp: BackendLogprob | undefined = undefined,
+    ) => ({
       id,
       object: "chat.completion.chunk",
       created,
       model,
-      choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
+      choices: [
+        {
+          index: 0,
+          delta,
+          finish_reason: finishReason,
+          logprobs: lp === undefined ? null : { content: [lp], refusal: null },
+        },
+      ],
     });
     /** The scenario's pacing (`delay=`, `tokenDelayMs`): a backend that is slow on purpose. */
     const pace = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -436,7 +478,7 @@ export class OpenAIBackend {
           ? { tool_calls: [{ index: 0, function: { arguments: i === 0 ? `{"text":"${text}` : text } }] }
           : { content: text };
       rec.completionTokens++;
-      if (!(await send(chunk(delta, null)))) return;
+      if (!(await send(chunk(delta, null, logprobs?.[i])))) return;
     }
     if (
       typeof toolName === "string" &&

@@ -92,7 +92,12 @@ describe("api request: validation", () => {
     ],
     ["user not a string", base({ user: 42 }), "user"],
     ["deprecated functions", base({ functions: [] }), "functions"],
-    ["logprobs requested", base({ logprobs: true }), "logprobs"],
+    ["logprobs not a boolean", base({ logprobs: "yes" }), "logprobs"],
+    ["top_logprobs without logprobs", base({ top_logprobs: 2 }), "top_logprobs"],
+    ["top_logprobs with logprobs false", base({ logprobs: false, top_logprobs: 0 }), "top_logprobs"],
+    ["top_logprobs above 20", base({ logprobs: true, top_logprobs: 21 }), "top_logprobs"],
+    ["top_logprobs negative", base({ logprobs: true, top_logprobs: -1 }), "top_logprobs"],
+    ["top_logprobs not an integer", base({ logprobs: true, top_logprobs: 2.5 }), "top_logprobs"],
     ["forwarded field with bad shape", base({ logit_bias: { "1": "x" } }), "logit_bias"],
   ];
   for (const [name, body, param] of cases) {
@@ -178,6 +183,19 @@ describe("api request: translation", () => {
     expect(c.user).not.to.contain("alice");
     expect(p.prompt.messages).to.equal(4);
     expect(p.prompt.bytes).to.be.greaterThan("be brief".length + "42".length);
+  });
+
+  it("maps logprobs and top_logprobs as given, and leaves them unset when absent", () => {
+    const asked = parseChatBody(base({ logprobs: true, top_logprobs: 20 }), OPTS).chat;
+    expect(asked).to.include({ logprobs: true, topLogprobs: 20 });
+    const bare = parseChatBody(base({ logprobs: true }), OPTS).chat;
+    expect(bare).to.include({ logprobs: true, topLogprobs: undefined });
+    const declined = parseChatBody(base({ logprobs: false }), OPTS).chat;
+    expect(declined).to.include({ logprobs: false, topLogprobs: undefined });
+    const absent = parseChatBody(base(), OPTS).chat;
+    expect(absent).to.include({ logprobs: undefined, topLogprobs: undefined });
+    // They travel as fields of their own, never through extra_json.
+    expect(asked.extraJson).to.equal("");
   });
 
   it("always sets max_tokens, defaulting when absent", () => {

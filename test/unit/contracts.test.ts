@@ -61,8 +61,15 @@ const MINER_FRAMES: MinerFrame[] = [
         finishReason: FinishReason.FINISH_REASON_TOOL_CALLS,
         reasoningDelta: "thinking",
         logprobs: [
-          { token: "Hello", logprob: -0.01, topLogprobs: [{ token: "Hi", logprob: -4.5 }] },
-          { token: ", wörld 👋", logprob: -2.5, topLogprobs: [] },
+          {
+            token: "Hello",
+            logprob: -0.125,
+            topLogprobs: [
+              { token: "Hello", logprob: -0.125 },
+              { token: "Hi", logprob: -2.5 },
+            ],
+          },
+          { token: ", wörld 👋", logprob: -9999, topLogprobs: [] },
         ],
       },
     },
@@ -168,7 +175,7 @@ const ROUTER_FRAMES: RouterFrame[] = [
           extraJson: '{"top_k":40}',
           stream: true,
           logprobs: true,
-          topLogprobs: 3,
+          topLogprobs: 5,
         },
       },
     },
@@ -271,6 +278,9 @@ describe("contracts", () => {
       expect(usage.promptTokens).to.equal("9007199254740993");
       const error = frames[3]?.error as Record<string, unknown>;
       expect(error.code).to.equal("REQUEST_ERROR_CODE_BACKEND_ERROR");
+      const chunk = frames[1]?.chunk as { logprobs: { token: string; topLogprobs: { logprob: number }[] }[] };
+      expect(chunk.logprobs.map((l) => l.token)).to.deep.equal(["Hello", ", wörld 👋"]);
+      expect(chunk.logprobs[0]?.topLogprobs[1]?.logprob).to.equal(-2.5);
     });
 
     it("builds a frame from scratch that ts-proto decodes", () => {

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { MAX_LOGPROBS_PER_CHUNK } from "../../common/chunk-logprobs.js";
 import { MAX_TIMER_MS } from "../../common/clock.js";
 import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import { type CallHost, TunnelCall } from "../../router/tunnel/call.js";
@@ -52,6 +53,47 @@ describe("tunnel call (per-request stream and credit)", () => {
     expect(events[2]).to.deep.equal({ type: "usage", promptTokens: 3, completionTokens: 2 });
     expect(call.relayedBytes()).to.equal(7);
     expect(log).to.deep.include({ ended: 1, released: 1 });
+  });
+
+  it("charges logprob tokens to credit but not to the relayed answer bytes", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 20, cancelGraceMs: 1000 });
+    const lp = [{ token: "abcd", logprob: -1, topLogprobs: [{ token: "abcde", logprob: -2 }] }];
+    call.onChunk({ ...chunk("abcd"), logprobs: lp }); // 4 bytes of answer, 13 of credit
+    const first = await call.events[Symbol.asyncIterator]().next();
+    expect(first.value).to.deep.include({ type: "chunk" });
+    expect(call.relayedBytes()).to.equal(4);
+    expect(call.relayedText().content).to.equal("abcd");
+    // 13 consumed of a 20-byte window passes the half-window mark: all 13 come back.
+    expect(log.credits).to.deep.equal([13]);
+  });
+
+  it("counts logprob tokens against the credit window", () => {
+    const { host } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 10, cancelGraceMs: 1000 });
+    call.onChunk(chunk("12345"));
+    // 1 byte of text fits the 5 left, but its logprob tokens take it to 7.
+    call.onChunk({
+      ...chunk("x"),
+      logprobs: [{ token: "x", logprob: -1, topLogprobs: [{ token: "xyzab", logprob: -2 }] }],
+    });
+    expect(call.terminal).to.equal(true);
+  });
+
+  it("fails a chunk with more logprobs than the protocol allows with PROTOCOL, and cancels it", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 1000, cancelGraceMs: 1000 });
+    const many = Array.from({ length: MAX_LOGPROBS_PER_CHUNK + 1 }, () => ({
+      token: "",
+      logprob: -1,
+      topLogprobs: [],
+    }));
+    call.onChunk(chunk("ok"));
+    call.onChunk({ ...chunk(""), logprobs: many });
+    const events = await drain(call);
+    expect(events.map((e) => e.type)).to.deep.equal(["chunk", "error"]);
+    expect(events[1]).to.deep.include({ code: RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL });
+    expect(log.cancels).to.deep.equal(["too many logprobs"]);
   });
 
   it("grants credit back only for what the reader consumed, in half-window steps", async () => {

@@ -101,8 +101,9 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  * HTTP/2 and TCP flow control act on the whole tunnel, so one slow user would
  * stall every request sharing it. TensorClaw therefore adds a per-request
  * credit, counted in bytes of `ResponseChunk` payload (the UTF-8 length of
- * `content_delta` plus the UTF-8 lengths of every `ToolCallDelta` string
- * field). `InferenceRequest.initial_credit_bytes` is the starting credit; each
+ * `content_delta` and `reasoning_delta`, plus the UTF-8 lengths of every
+ * `ToolCallDelta` string field and of every `token` string in `logprobs`,
+ * alternatives included). `InferenceRequest.initial_credit_bytes` is the starting credit; each
  * `Credit` frame adds to it. A miner must not send chunk payload beyond its
  * credit; it holds the rest (and should stop reading its backend) until more
  * credit arrives. A chunk whose payload alone exceeds the remaining credit
@@ -571,8 +572,15 @@ export interface ResponseChunk {
   /**
    * Log-probabilities of the tokens of `content_delta`, in order, when the
    * request asked for them (`ChatRequest.logprobs`); empty otherwise. The
-   * UTF-8 length of every `token` string here counts toward flow-control
-   * credit like content does.
+   * UTF-8 length of every `token` string here (each TokenLogprob's and each
+   * of its TopLogprobs') counts toward flow-control credit like content
+   * does. At most 256 entries per chunk, each with at most 20
+   * `top_logprobs`: a miner splits a longer run over several chunks, and the
+   * router fails a request whose chunk exceeds either limit with
+   * `REQUEST_ERROR_CODE_PROTOCOL` (empty tokens cost no credit, so credit
+   * alone would not bound them). The router shows a user at most
+   * `max_tokens` entries per answer and the `top_logprobs` asked for, and
+   * drops the rest.
    */
   logprobs: TokenLogprob[];
 }
