@@ -1,0 +1,79 @@
+/**
+ * Judges one closed audit case with the judge its model has: a graded
+ * prompt by its one right answer (conclusive only when the reference or
+ * the peers show the model can answer it), otherwise the reference server
+ * answer by answer when the model has one (`--reference`), otherwise the
+ * agreement of the miners that answered the same prompt.
+ */
+
+import { judgeAgreement } from "./audit/agreement-judge.js";
+import { judgeGradedGroup } from "./audit/graded-judge.js";
+import type { Judgement, JudgeName } from "./audit/judgement.js";
+import type { ChatMessageJson } from "./audit/reference-client.js";
+import type { AuditPrompt } from "./audit/reference-judge.js";
+import type { AuditRecord } from "./audit/verdicts.js";
+import type { AuditCase } from "./audit-cases.js";
+
+/** What judging needs of a reference judge (a ReferenceJudge has it). */
+export interface ReferenceJudging {
+  judge(prompt: AuditPrompt, answer: string): Promise<Judgement>;
+  answer(prompt: AuditPrompt): Promise<string>;
+}
+
+/** `max_tokens` assumed for an audit body that gave none (the router's default applies to miners). */
+const FALLBACK_MAX_TOKENS = 512;
+
+/** The audit prompt of a case, as the reference judge needs it. */
+export function auditPromptOf(body: Readonly<Record<string, unknown>>): AuditPrompt {
+  const messages = Array.isArray(body.messages) ? (body.messages as ChatMessageJson[]) : [];
+  const asked = body.max_tokens ?? body.max_completion_tokens;
+  return {
+    messages,
+    maxTokens: typeof asked === "number" && asked > 0 ? asked : FALLBACK_MAX_TOKENS,
+    seed: typeof body.seed === "number" ? body.seed : 0,
+  };
+}
+
+/**
+ * The records of one case: one per miner that answered cleanly. Miners
+ * whose probe failed are not judged here (the probe itself failed them);
+ * an empty answer is unverifiable.
+ */
+export async function judgeCase(
+  c: AuditCase,
+  reference: ReferenceJudging | undefined,
+  nowMs: number,
+): Promise<AuditRecord[]> {
+  const answers = [...c.answers.values()].filter((a) => a.ok);
+  const judged = new Map<string, Judgement>();
+  const empty = answers.filter((a) => a.content.trim() === "");
+  for (const a of empty) judged.set(a.hotkey, { outcome: "unverifiable", detail: "empty answer" });
+  const texts = answers
+    .filter((a) => a.content.trim() !== "")
+    .map((a) => ({ hotkey: a.hotkey, text: a.content }));
+  const prompt = auditPromptOf(c.body);
+  let judge: JudgeName;
+  if (c.graded !== undefined) {
+    judge = "graded";
+    let refAnswer: { answer: string | undefined } | undefined;
+    if (reference !== undefined) {
+      refAnswer = { answer: await reference.answer(prompt).catch(() => undefined) };
+    }
+    for (const [hk, j] of judgeGradedGroup(c.graded, texts, refAnswer)) judged.set(hk, j);
+  } else if (reference !== undefined) {
+    judge = "reference";
+    const results = await Promise.all(texts.map((t) => reference.judge(prompt, t.text)));
+    for (const [i, t] of texts.entries()) judged.set(t.hotkey, results[i] as Judgement);
+  } else {
+    judge = "agreement";
+    for (const [hk, j] of judgeAgreement(texts)) judged.set(hk, j);
+  }
+  return [...judged].map(([hotkey, j]) => ({
+    atMs: nowMs,
+    hotkey,
+    model: c.model,
+    outcome: j.outcome,
+    judge,
+    detail: j.detail,
+  }));
+}
