@@ -25,6 +25,8 @@ export interface Phrasebook {
   readonly replies: readonly string[];
   /** Short follow-up questions of an earlier user turn. */
   readonly followUps: readonly string[];
+  /** An assistant greeting that opens a chat. */
+  readonly greeting: string;
   /** Article contractions the patterns produce ("de le" → "du"), applied to every text written. */
   readonly contractions: readonly (readonly [RegExp, string])[];
 }
@@ -38,6 +40,7 @@ export function polish(pb: Phrasebook, text: string): string {
 
 const es: Phrasebook = {
   code: "es",
+  greeting: "¡Hola! ¿En qué puedo ayudarte?",
   topics: list(`
     la energía solar; el cambio climático; la inteligencia artificial; la historia de Roma; el ahorro personal
     la cocina mediterránea; el aprendizaje de idiomas; el teletrabajo; la salud mental; el fútbol
@@ -67,7 +70,7 @@ const es: Phrasebook = {
     (t) => `No todo lo que se lee en internet sobre ${t} es cierto.`,
     (t, n) => `Hace ${n} meses empecé a interesarme por ${t} y todavía tengo dudas.`,
     (t) => `Hay muchos libros sobre ${t}, pero pocos son buenos para empezar.`,
-    (t, _n, w) => `Mi amiga ${w} trabaja con ${t} desde hace tiempo.`,
+    (t, _n, w) => `${w} trabaja con ${t} desde hace tiempo.`,
     (t, n) => `Un curso básico sobre ${t} dura unas ${n} semanas.`,
     (t) => `Cada país tiene su propia forma de entender ${t}.`,
     (t) => `Los expertos no siempre están de acuerdo sobre ${t}.`,
@@ -87,6 +90,7 @@ const es: Phrasebook = {
 
 const fr: Phrasebook = {
   code: "fr",
+  greeting: "Bonjour ! Comment puis-je vous aider ?",
   topics: list(`
     l'énergie solaire; le réchauffement climatique; l'intelligence artificielle; la Révolution française
     la cuisine lyonnaise; l'apprentissage de l'anglais; le télétravail; le sommeil; le cyclisme
@@ -116,7 +120,7 @@ const fr: Phrasebook = {
     (t) => `Tout ce qu'on lit sur ${t} en ligne n'est pas forcément vrai.`,
     (t, n) => `Il y a ${n} mois, j'ai commencé à m'intéresser à ${t}.`,
     (t) => `Il existe beaucoup de livres sur ${t}, mais peu sont adaptés aux débutants.`,
-    (t, _n, w) => `Mon amie ${w} travaille sur ${t} depuis longtemps.`,
+    (t, _n, w) => `${w} travaille sur ${t} depuis longtemps.`,
     (t, n) => `Une formation de base sur ${t} dure environ ${n} semaines.`,
     (t) => `Chaque pays a sa propre manière d'aborder ${t}.`,
     (t) => `Les experts ne sont pas toujours d'accord sur ${t}.`,
@@ -141,6 +145,7 @@ const fr: Phrasebook = {
 
 const de: Phrasebook = {
   code: "de",
+  greeting: "Hallo! Wie kann ich dir helfen?",
   topics: list(`
     Solarenergie; den Klimawandel; künstliche Intelligenz; die Geschichte Berlins; das Sparen
     die italienische Küche; das Sprachenlernen; Homeoffice; gesunden Schlaf; den Radverkehr
@@ -163,14 +168,14 @@ const de: Phrasebook = {
   ],
   sentences: [
     (t, n) => `Laut einer aktuellen Umfrage wissen ${n} Prozent der Befragten wenig über ${t}.`,
-    (t, _n, w) => `${w} hat mir erzählt, dass sie durch ${t} vieles anders sieht.`,
+    (t, _n, w) => `Laut ${w} lohnt es sich, über ${t} nachzudenken.`,
     (t) => `Viele halten ${t} für kompliziert, dabei ist es gar nicht so schwer.`,
     (t, n) => `Seit ${n} Jahren wird immer mehr über ${t} gesprochen.`,
     (t) => `Wer sich für ${t} interessiert, sollte zuerst die Grundlagen verstehen.`,
     (t) => `Nicht alles, was man online über ${t} liest, stimmt auch.`,
     (t, n) => `Vor ${n} Monaten habe ich angefangen, mich für ${t} zu interessieren.`,
     (t) => `Es gibt viele Bücher über ${t}, aber nur wenige eignen sich für Anfänger.`,
-    (t, _n, w) => `Meine Freundin ${w} kennt sich gut aus, wenn es um ${t} geht.`,
+    (t, _n, w) => `${w} kennt sich gut aus, wenn es um ${t} geht.`,
     (t, n) => `Ein Grundkurs über ${t} dauert ungefähr ${n} Wochen.`,
     (t) => `Jedes Land sieht ${t} ein bisschen anders.`,
     (t) => `Auch Fachleute sind sich über ${t} nicht immer einig.`,
@@ -188,6 +193,7 @@ const de: Phrasebook = {
 
 const pt: Phrasebook = {
   code: "pt",
+  greeting: "Olá! Como posso ajudar?",
   topics: list(`
     a energia solar; as mudanças climáticas; a inteligência artificial; a história do Brasil; a poupança
     a culinária portuguesa; o aprendizado de inglês; o trabalho remoto; a saúde mental; o futebol
@@ -210,14 +216,14 @@ const pt: Phrasebook = {
   ],
   sentences: [
     (t, n) => `Segundo uma pesquisa recente, ${n} por cento das pessoas sabem pouco sobre ${t}.`,
-    (t, _n, w) => `${w} me contou que ${t} mudou a forma como ela trabalha.`,
+    (t, _n, w) => `${w} me contou que ${t} mudou a sua forma de trabalhar.`,
     (t) => `Muita gente acha que ${t} é complicado, mas não é bem assim.`,
     (t, n) => `Nos últimos ${n} anos fala-se cada vez mais sobre ${t}.`,
     (t) => `O mais importante em ${t} é entender o básico primeiro.`,
     (t) => `Nem tudo o que se lê na internet sobre ${t} é verdade.`,
     (t, n) => `Há ${n} meses comecei a me interessar por ${t}.`,
     (t) => `Existem muitos livros sobre ${t}, mas poucos servem para iniciantes.`,
-    (t, _n, w) => `A minha amiga ${w} trabalha com ${t} há bastante tempo.`,
+    (t, _n, w) => `${w} trabalha com ${t} há bastante tempo.`,
     (t, n) => `Um curso básico sobre ${t} dura cerca de ${n} semanas.`,
     (t) => `Cada país tem a sua maneira de ver ${t}.`,
     (t) => `Nem os especialistas concordam sempre sobre ${t}.`,
@@ -247,6 +253,7 @@ const pt: Phrasebook = {
 
 const it: Phrasebook = {
   code: "it",
+  greeting: "Ciao! Come posso aiutarti?",
   topics: list(`
     l'energia solare; il cambiamento climatico; l'intelligenza artificiale; la storia di Roma; il risparmio
     la cucina toscana; lo studio delle lingue; lo smart working; il sonno; il ciclismo
@@ -276,7 +283,7 @@ const it: Phrasebook = {
     (t) => `Non tutto quello che si legge online su ${t} è vero.`,
     (t, n) => `${n} mesi fa ho iniziato a interessarmi a ${t}.`,
     (t) => `Ci sono molti libri su ${t}, ma pochi sono adatti ai principianti.`,
-    (t, _n, w) => `La mia amica ${w} si occupa di ${t} da molto tempo.`,
+    (t, _n, w) => `${w} si occupa di ${t} da molto tempo.`,
     (t, n) => `Un corso base su ${t} dura circa ${n} settimane.`,
     (t) => `Ogni paese ha il suo modo di vedere ${t}.`,
     (t) => `Nemmeno gli esperti sono sempre d'accordo su ${t}.`,

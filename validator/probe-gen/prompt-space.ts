@@ -110,7 +110,11 @@ function lastRequest(
   const tools = spec.tools ?? [];
   if (v.kind === "pb") {
     if (bytes > 300) return pick(random, v.pb.material)(phrasebookText(random, v.pb, v.topic, bytes - 60));
-    return pick(random, v.pb.requests)(v.topic, int(random, 3, 10));
+    const request = pick(random, v.pb.requests)(v.topic, int(random, 3, 10));
+    // Room for more than a bare question: a sentence or two of background first.
+    if (bytes > 150 && chance(random, 0.7))
+      return `${phrasebookText(random, v.pb, v.topic, bytes - 120)} ${request}`;
+    return request;
   }
   if (tools.length > 0 && chance(random, 0.5)) {
     const ask = pick(random, tools).ask(random);
@@ -142,12 +146,22 @@ const MAX_DRAFTS = 10;
  * Deterministic for a given random source.
  */
 export function generateConversation(random: Random, spec: ConversationSpec): ChatMessageJson[] {
-  if (spec.promptTokens === undefined) return draft(random, spec);
+  // The language is drawn once: drafts differ in content only, so the size search cannot favour one.
+  const share = spec.otherLanguageShare ?? DEFAULT_OTHER_LANGUAGE_SHARE;
+  const topic = pick(random, TOPICS);
+  const pb = chance(random, share) ? pick(random, PHRASEBOOKS) : undefined;
+  const draft = (): ChatMessageJson[] => {
+    if (pb === undefined) return compose(random, spec, { kind: "en", topic }, topic);
+    const messages = compose(random, spec, { kind: "pb", pb, topic: pick(random, pb.topics) }, topic);
+    for (const m of messages) if (typeof m.content === "string") m.content = polish(pb, m.content);
+    return messages;
+  };
+  if (spec.promptTokens === undefined) return draft();
   const want = promptTokensLog2(spec.promptTokens);
   let best: ChatMessageJson[] = [];
   let bestMiss = Number.POSITIVE_INFINITY;
   for (let i = 0; i < MAX_DRAFTS && bestMiss > 0; i++) {
-    const messages = draft(random, spec);
+    const messages = draft();
     const bytes = promptBytesOf({ messages }) + (spec.extraBytes ?? 0);
     const miss = Math.abs(promptTokensLog2(promptTokensFromBytes(bytes)) - want);
     if (miss < bestMiss) {
@@ -156,17 +170,6 @@ export function generateConversation(random: Random, spec: ConversationSpec): Ch
     }
   }
   return best;
-}
-
-/** One draft: the voice drawn, the conversation written in it. */
-function draft(random: Random, spec: ConversationSpec): ChatMessageJson[] {
-  const share = spec.otherLanguageShare ?? DEFAULT_OTHER_LANGUAGE_SHARE;
-  const topic = pick(random, TOPICS);
-  if (!chance(random, share)) return compose(random, spec, { kind: "en", topic }, topic);
-  const pb = pick(random, PHRASEBOOKS);
-  const messages = compose(random, spec, { kind: "pb", pb, topic: pick(random, pb.topics) }, topic);
-  for (const m of messages) if (typeof m.content === "string") m.content = polish(pb, m.content);
-  return messages;
 }
 
 function compose(random: Random, spec: ConversationSpec, v: Voice, topic: Topic): ChatMessageJson[] {
@@ -194,7 +197,7 @@ function compose(random: Random, spec: ConversationSpec, v: Voice, topic: Topic)
   // assistant greeting first when the count is odd.
   let history = turns - 1;
   if (history % 2 === 1) {
-    out.push({ role: "assistant", content: greeting(random) });
+    out.push({ role: "assistant", content: v.kind === "pb" ? v.pb.greeting : greeting(random) });
     history--;
   }
   let pairs = history / 2;
