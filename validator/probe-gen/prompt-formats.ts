@@ -51,11 +51,11 @@ const SCHEMAS: readonly { readonly keys: readonly string[]; readonly schema: Jso
 ];
 const SCHEMA_NAMES = list("response; result; output; answer; extraction; summary");
 
-/** A `response_format` of `type`, and the sentence that asks for it in the prompt ("" for text). */
+/** A `response_format` of `type`, and the sentence that asks for it ("" for text); undefined for an unknown type. */
 export function responseFormat(
   random: Random,
   type: string,
-): { readonly format: Json; readonly ask: string } {
+): { readonly format: Json; readonly ask: string } | undefined {
   if (type === "json_object") {
     const ask = pick(
       random,
@@ -68,5 +68,7 @@ export function responseFormat(
     const json_schema = { name: pick(random, SCHEMA_NAMES), strict: true, schema: s.schema };
     return { format: { type: "json_schema", json_schema }, ask: `Return JSON with ${s.keys.join(", ")}.` };
   }
-  return { format: { type: "text" }, ask: "" };
+  if (type === "text") return { format: { type: "text" }, ask: "" };
+  // A type the router does not accept cannot be in its report; nothing to copy.
+  return undefined;
 }
