@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { silentLogger } from "../../common/logger.js";
 import {
   promptBytesOf,
   promptTokensLog2,
@@ -6,8 +7,9 @@ import {
   SHAPE_BYTES_PER_TOKEN,
   type ShapeFields,
 } from "../../common/request-shape.js";
+import type { GetTrafficShapeResponse } from "../../gen/tensorclaw/v1/probe.js";
 import { parseChatBody } from "../../router/api/openai-request.js";
-import { TrafficShapeRecorder } from "../../router/services/traffic-shape.js";
+import { TrafficShapeRecorder, trafficShapeHandler } from "../../router/services/traffic-shape.js";
 import { ESTIMATE_BYTES_PER_TOKEN } from "../../router/usage/clamp.js";
 import { FAKE_CLOCK_START_MS } from "../support/fake-clock.js";
 
@@ -245,5 +247,33 @@ describe("TrafficShapeRecorder", () => {
     expect(r.now()).to.equal(123);
     now = 456;
     expect(r.now()).to.equal(456);
+  });
+
+  describe("GetTrafficShape handler", () => {
+    /** Calls the grpc-js handler the way the server does and returns what it answered. */
+    function call(recorder: TrafficShapeRecorder | undefined, model: string) {
+      const handler = trafficShapeHandler(recorder, silentLogger());
+      return new Promise<{ err: { code: number } | null; res: GetTrafficShapeResponse | undefined }>(
+        (resolve) => {
+          const cb = (err: unknown, res?: GetTrafficShapeResponse) =>
+            resolve({ err: err as { code: number } | null, res });
+          (handler as unknown as (c: unknown, cb: unknown) => void)({ request: { model } }, cb);
+        },
+      );
+    }
+
+    it("reports the recorder's window at the recorder's clock", async () => {
+      const r = new TrafficShapeRecorder({ minCount: 1, clock: () => T0 + 5 });
+      r.recordShape(shape(), T0);
+      const { err, res } = await call(r, "m");
+      expect(err).to.equal(null);
+      expect(res?.requests).to.equal(1n);
+      expect(res?.reportTimeMs).to.equal(BigInt(T0 + 5));
+    });
+
+    it("refuses an over-long model filter, and answers UNIMPLEMENTED without a recorder", async () => {
+      expect((await call(new TrafficShapeRecorder(), "x".repeat(257))).err?.code).to.equal(3);
+      expect((await call(undefined, "m")).err?.code).to.equal(12);
+    });
   });
 });

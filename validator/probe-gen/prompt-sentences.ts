@@ -69,9 +69,6 @@ const TEMPLATES: readonly ((s: Slots) => string)[] = [
   (s) => `Critics argue that the focus on ${s.a} distracts from ${s.b}.`,
 ];
 
-/** How many distinct sentence templates there are (for the space estimate). */
-export const SENTENCE_TEMPLATES = TEMPLATES.length;
-
 /** One sentence about `topic`. */
 export function sentence(random: Random, topic: Topic): string {
   const a = pick(random, topic.terms);

@@ -69,12 +69,6 @@ function context(random: Random): string {
   }
 }
 
-/** Parts of English system prompts, for the estimate of the space. */
-export const SYSTEM_COUNTS = Object.freeze({
-  personas: PERSONAS.length,
-  rules: STYLE.length + FORMAT.length + POLICY.length,
-});
-
 /**
  * An English system prompt for a conversation about `topic`. With
  * `targetBytes` well above a short prompt's size it becomes a longer,
