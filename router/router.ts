@@ -33,6 +33,7 @@ import { RoutingBook } from "./routing/book.js";
 import { directoryService } from "./services/directory.js";
 import { addHealthAndReflection } from "./services/health.js";
 import { addProbeService } from "./services/probe.js";
+import { TrafficShapeRecorder } from "./services/traffic-shape.js";
 import { usageService } from "./services/usage.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "./tunnel/grpc.js";
 import { TunnelHub } from "./tunnel/hub.js";
@@ -240,11 +241,14 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       authorize: (hotkey) => admission.policy.authorizeValidator(hotkey),
       logger,
     });
+    // The Business API records the shape of user requests; validators read it to shape their probes.
+    const trafficShape = new TrafficShapeRecorder();
     addProbeService(grpcServer, auth, {
       dispatcher: hub,
       now: () => performance.now(),
       random: Math.random,
       logger,
+      trafficShape,
     });
     const usage = auth.wrap(UsageReportServiceService, usageService({ ledger, logger }));
     grpcServer.addService(usage.definition, usage.implementation);
@@ -298,7 +302,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       encodings,
       routing,
     });
-    const handler = createApiHandler(deps);
+    const handler = createApiHandler({ ...deps, trafficShape });
     const httpServer =
       tls === undefined
         ? createHttpServer(handler)

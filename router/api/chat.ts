@@ -9,6 +9,7 @@ import type { RoutingBook, RoutingTicket } from "../routing/book.js";
 import { carriesToken } from "../routing/first-token.js";
 import type { RoutingOutcome } from "../routing/outcome-window.js";
 import { modelOffered } from "../routing/picker.js";
+import type { TrafficShapeRecorder } from "../services/traffic-shape.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
@@ -60,6 +61,8 @@ export interface ChatDeps {
   readonly encodings: Encodings;
   /** Chooses the miner for each attempt and learns from how attempts end (one per router). */
   readonly routing: RoutingBook;
+  /** Where the shapes of user requests are counted for validators (GetTrafficShape). */
+  readonly trafficShape?: TrafficShapeRecorder;
 }
 
 /** The caller, once authenticated (undefined account with --no-auth). */
@@ -124,7 +127,8 @@ export class ChatEndpoint {
   ): Promise<number> {
     const d = this.deps;
     const startedAtMs = d.clock();
-    const asked = parseChatBody(parseJson(await readBody(req, d.options.maxBodyBytes)), {
+    const body = parseJson(await readBody(req, d.options.maxBodyBytes));
+    const asked = parseChatBody(body, {
       defaultMaxTokens: d.options.defaultMaxTokens,
       userSalt: d.options.userSalt,
       account: caller.key?.id ?? "anonymous",
@@ -157,6 +161,13 @@ export class ChatEndpoint {
       }
       reservation = r.reservation;
     }
+    // Accepted user requests only: probes never pass through here, so validators copy users, not themselves.
+    d.trafficShape?.record(
+      body,
+      parsed.model,
+      Math.ceil(parsed.prompt.bytes / ESTIMATE_BYTES_PER_TOKEN),
+      startedAtMs,
+    );
     const st: RequestState = {
       requestId,
       startedAtMs,

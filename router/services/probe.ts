@@ -15,6 +15,7 @@ import {
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
 import { probePrompt } from "./probe-prompt.js";
+import { type TrafficShapeRecorder, trafficShapeHandler } from "./traffic-shape.js";
 
 /** The probe deadline (probe.proto): the router's, whatever a validator asks. */
 export const DEFAULT_PROBE_DEADLINE_MS = 8000;
@@ -37,6 +38,8 @@ export interface ProbeServiceDeps {
   readonly deadlineMs?: number;
   /** See DEFAULT_MAX_UNPROBEABLE. */
   readonly maxUnprobeable?: number;
+  /** The user traffic's shape, served by GetTrafficShape (UNIMPLEMENTED without one). */
+  readonly trafficShape?: TrafficShapeRecorder;
 }
 
 /** Where a probe goes: one tunnel of the hotkey, and one of the models it offers. */
@@ -240,13 +243,17 @@ export class ProbeService {
 }
 
 /** The grpc-js implementation of ProbeService over a {@link ProbeService}. */
-export function probeServiceImplementation(service: ProbeService, logger: Logger): ProbeServiceServer {
+export function probeServiceImplementation(
+  service: ProbeService,
+  logger: Logger,
+  trafficShape?: TrafficShapeRecorder,
+): ProbeServiceServer {
   const probe = unaryHandler<ProbeRequest, ProbeResponse>(ProbeServiceService.probe.path, logger, (call) =>
     service.probe(call.request),
   );
   const unimplemented = (_call: unknown, callback: (err: Error & { code: number }) => void) =>
     callback(Object.assign(new Error("not implemented yet"), { code: 12 }));
-  return { probe, getTrafficShape: unimplemented, reportVerdicts: unimplemented };
+  return { probe, getTrafficShape: trafficShapeHandler(trafficShape, logger), reportVerdicts: unimplemented };
 }
 
 /**
@@ -255,7 +262,10 @@ export function probeServiceImplementation(service: ProbeService, logger: Logger
  */
 export function addProbeService(server: Server, auth: ValidatorAuth, deps: ProbeServiceDeps): ProbeService {
   const service = new ProbeService(deps);
-  const wrapped = auth.wrap(ProbeServiceService, probeServiceImplementation(service, deps.logger));
+  const wrapped = auth.wrap(
+    ProbeServiceService,
+    probeServiceImplementation(service, deps.logger, deps.trafficShape),
+  );
   server.addService(wrapped.definition, wrapped.implementation);
   return service;
 }

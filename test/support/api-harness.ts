@@ -13,6 +13,7 @@ import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../route
 import { loadCatalogueEncodings, ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { ApiMetrics } from "../../router/metrics.js";
 import { RoutingBook } from "../../router/routing/book.js";
+import type { TrafficShapeRecorder } from "../../router/services/traffic-shape.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
 import { TunnelHub } from "../../router/tunnel/hub.js";
 import type { TunnelTimings } from "../../router/tunnel/options.js";
@@ -76,6 +77,8 @@ export interface RouterOptions {
   readonly metricsToken?: string;
   /** The model catalogue (default: open and empty, every offered id routed). */
   readonly catalogue?: ModelCatalogue;
+  /** Where the chat endpoint records the shapes of user requests. */
+  readonly trafficShape?: TrafficShapeRecorder;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
@@ -114,6 +117,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       ready: opts.ready ?? (() => true),
       ...(opts.readyDetail === undefined ? {} : { readyDetail: opts.readyDetail }),
       ...(opts.metricsToken === undefined ? {} : { metricsToken: opts.metricsToken }),
+      ...(opts.trafficShape === undefined ? {} : { trafficShape: opts.trafficShape }),
     },
     "127.0.0.1",
     0,
