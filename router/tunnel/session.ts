@@ -41,6 +41,8 @@ export interface SessionDeps extends HandshakeDeps {
 }
 
 const MAX_REQUEST_ID = 0xffffffff;
+/** `InferenceRequest.deadline_ms` is a multiple of this (tunnel.proto). */
+export const WIRE_DEADLINE_STEP_MS = 1000;
 
 /** Maps an offered model id to the id the router routes it under, or undefined when it is not routed. */
 export interface ModelFilter {
@@ -238,10 +240,20 @@ export class TunnelSession {
       throw new TensorClawError("no_capacity", `session ${this.sessionId} is retiring`);
     }
     const deadlineMs = Math.min(Math.max(1, Math.ceil(opts.deadlineMs)), MAX_REQUEST_ID);
+    // The frame carries the budget rounded up to a whole second: the milliseconds a user request
+    // spends in the router before dispatch (body, rate limit) would otherwise set it apart from a
+    // probe's. The call itself ends at the exact budget.
+    const wireDeadlineMs = Math.min(
+      Math.ceil(deadlineMs / WIRE_DEADLINE_STEP_MS) * WIRE_DEADLINE_STEP_MS,
+      MAX_REQUEST_ID,
+    );
     const requestId = this.#nextRequestId++;
     const initialCreditBytes = this.#d.timings.initialCreditBytes;
     const frame: RouterFrame = {
-      kind: { $case: "request", value: { requestId, model: offered, chat, deadlineMs, initialCreditBytes } },
+      kind: {
+        $case: "request",
+        value: { requestId, model: offered, chat, deadlineMs: wireDeadlineMs, initialCreditBytes },
+      },
     };
     try {
       this.#batcher.push(frame);

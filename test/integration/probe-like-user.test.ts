@@ -82,7 +82,10 @@ describe("probes through the router look like user requests to the miner", funct
   };
 
   it("sends a probe's body in the very frame a user's body gets, on the same request-id counter", async () => {
-    await start();
+    // A wall clock that moves 1 ms at every read: time passes in the router before each dispatch,
+    // more for a user (body, accounting) than for a probe, and the frames still agree.
+    let ticks = 0;
+    await start({ clock: { ...systemClock, now: () => FROZEN_MS + ticks++ } });
     const m = await miner();
     const body = {
       messages: [

@@ -501,7 +501,9 @@ export interface Reject {
  *   - `extra_json`: the same allow-list of forwarded fields.
  * - `deadline_ms`: the same rule as a user request, the router's request
  *   timeout counted from when the request reached the router (a probe is
- *   not given the 8 s liveness deadline: that timer is the router's own).
+ *   not given the 8 s liveness deadline: that timer is the router's own),
+ *   rounded up to a whole second, so the milliseconds a user request spends
+ *   in the router before dispatch do not set it apart.
  * - `initial_credit_bytes`: the tunnel's one setting, the same for every
  *   request.
  * - Concurrency: a probe takes an ordinary slot, counted like a user's,
@@ -542,7 +544,9 @@ export interface InferenceRequest {
     | undefined;
   /**
    * Time budget for the whole request, measured from when the miner
-   * receives this frame. After it the router gives up (and sends Cancel).
+   * receives this frame, rounded up to a whole second (a multiple of 1000).
+   * After it the router gives up (and sends Cancel); it may give up to a
+   * second sooner, at the exact budget it keeps for itself.
    */
   deadlineMs: number;
   /**
