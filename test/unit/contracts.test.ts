@@ -154,8 +154,10 @@ const ROUTER_FRAMES: RouterFrame[] = [
           parallelToolCalls: false,
           responseFormat: { type: "json_schema", jsonSchemaJson: '{"name":"x","schema":{}}' },
           user: "u-hash",
-          extraJson: '{"logprobs":true}',
+          extraJson: '{"top_k":40}',
           stream: true,
+          logprobs: true,
+          topLogprobs: 5,
         },
       },
     },
@@ -294,7 +296,19 @@ describe("contracts", () => {
         { encode(m: never): { finish(): Uint8Array } },
         unknown,
       ][] = [
-        ["ProbeService", "Probe", "request", ProbeRequest, { hotkey: "5abc", model: "m", timeoutMs: 8000 }],
+        [
+          "ProbeService",
+          "Probe",
+          "request",
+          ProbeRequest,
+          {
+            hotkey: "5abc",
+            model: "m",
+            timeoutMs: 8000,
+            requestJson: '{"messages":[{"role":"user","content":"hi"}]}',
+            cutAfterTokens: 5,
+          },
+        ],
         [
           "ProbeService",
           "Probe",
@@ -310,6 +324,10 @@ describe("contracts", () => {
             model: "m",
             sessionId: "s",
             finishedAtMs: 1n,
+            content: "Hel",
+            finishReason: 0,
+            logprobs: [{ token: "Hel", logprob: -0.25, topLogprobs: [{ token: "Hi", logprob: -1.5 }] }],
+            cut: true,
           },
         ],
         [
