@@ -60,7 +60,9 @@ function answerTokens(text: RelayedText, count: TokenCount): number {
  * Watches the relayed answer's token count against a goal without
  * re-tokenizing the whole answer on every chunk: a token is at least one
  * UTF-8 byte, so while the bytes relayed cannot hold the missing tokens,
- * counting is skipped. That keeps a long cut to O(n log n) work.
+ * counting is skipped. That keeps a long cut to O(n log n) work. The skip
+ * is only sound while goals do not decrease: a probe asks for its liveness
+ * goal, then for its cut, which is never smaller.
  */
 class TokenGoal {
   #nextCheckBytes = 0;
