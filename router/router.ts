@@ -35,6 +35,7 @@ import { addHealthAndReflection } from "./services/health.js";
 import { addProbeService } from "./services/probe.js";
 import { TrafficShapeRecorder } from "./services/traffic-shape.js";
 import { usageService } from "./services/usage.js";
+import { VerdictBook } from "./services/verdicts.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "./tunnel/grpc.js";
 import { TunnelHub } from "./tunnel/hub.js";
 import { attachTunnelWs } from "./tunnel/ws.js";
@@ -233,6 +234,40 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     afterRefresh = () => void hub.revokeUnadmitted("the hotkey is no longer registered on the subnet");
     const maxMessageBytes = hub.timings.maxMessageBytes;
 
+    // The Business API's parts (built first: probes go by its request rules).
+    const registry = new Registry();
+    // Validators' verdicts: a FAILED (hotkey, model) gets no user traffic from this router.
+    const verdicts = new VerdictBook();
+    const routing = new RoutingBook({
+      now: () => performance.now(),
+      random: Math.random,
+      barred: (model) => verdicts.excludedHotkeys(model),
+    });
+    const deps = businessApiDeps({
+      dispatcher: hub,
+      usage: usageSink,
+      registry,
+      logger,
+      redis,
+      noAuth: cfg.noAuth,
+      ready: () => recorder.ready(),
+      readyDetail: () => ({
+        usage_spool_depth: recorder.spoolDepth(),
+        ledger_lag_seconds: recorder.lagMs() / 1000,
+      }),
+      keysFile: paths.keys,
+      metricsSources: {
+        ledgerLagSeconds: () => recorder.lagMs() / 1000,
+        spoolDepth: () => recorder.spoolDepth(),
+      },
+      chat: { maxBodyBytes: cfg.maxBodyBytes },
+      userSalt,
+      metricsToken: cfg.metricsToken,
+      catalogue: () => catalogue.current,
+      encodings,
+      routing,
+    });
+
     // gRPC: tunnel, validator services, health, reflection.
     const grpcServer = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes }));
     cleanups.push(() => grpcServer.forceShutdown());
@@ -249,6 +284,10 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       random: Math.random,
       logger,
       trafficShape,
+      chat: deps.options,
+      catalogue: () => catalogue.current,
+      encodings,
+      verdicts,
     });
     const usage = auth.wrap(UsageReportServiceService, usageService({ ledger, logger }));
     grpcServer.addService(usage.definition, usage.implementation);
@@ -276,32 +315,6 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     const grpcPort = await bindGrpc(grpcServer, cfg.host, cfg.grpcPort, grpcCreds);
 
     // HTTP: Business API, health, readiness, metrics, WebSocket tunnel.
-    const registry = new Registry();
-    const routing = new RoutingBook({ now: () => performance.now(), random: Math.random });
-    const deps = businessApiDeps({
-      dispatcher: hub,
-      usage: usageSink,
-      registry,
-      logger,
-      redis,
-      noAuth: cfg.noAuth,
-      ready: () => recorder.ready(),
-      readyDetail: () => ({
-        usage_spool_depth: recorder.spoolDepth(),
-        ledger_lag_seconds: recorder.lagMs() / 1000,
-      }),
-      keysFile: paths.keys,
-      metricsSources: {
-        ledgerLagSeconds: () => recorder.lagMs() / 1000,
-        spoolDepth: () => recorder.spoolDepth(),
-      },
-      chat: { maxBodyBytes: cfg.maxBodyBytes },
-      userSalt,
-      metricsToken: cfg.metricsToken,
-      catalogue: () => catalogue.current,
-      encodings,
-      routing,
-    });
     const handler = createApiHandler({ ...deps, trafficShape });
     const httpServer =
       tls === undefined

@@ -1,14 +1,23 @@
 import type { Logger } from "../common/logger.js";
 import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
 import { RECONNECT_GRACE_MS } from "./reconnect-grace.js";
-import type { DirectoryListing, ProbeOutcome } from "./router-client.js";
+import type { DirectoryListing, ProbeOptions, ProbeOutcome } from "./router-client.js";
 import type { ProbeEntry } from "./state-store.js";
 
 /** The two router calls a probe round needs (a {@link RouterClient} has them). */
 export interface ProbeRouter {
   listMiners(): Promise<DirectoryListing>;
-  probe(hotkey: string, timeoutMs: number): Promise<ProbeOutcome>;
+  probe(hotkey: string, opts: ProbeOptions): Promise<ProbeOutcome>;
 }
+
+/** A placeholder liveness probe until the validator draws its own (issue #15, item 2). */
+const PLACEHOLDER_BODY: Readonly<Record<string, unknown>> = Object.freeze({
+  messages: [{ role: "user", content: "Say hello." }],
+  max_tokens: 16,
+  stream: true,
+});
+/** The seed's liveness rule: the router cuts the answer after this many tokens. */
+const LIVENESS_CUT_TOKENS = 5;
 
 /** Settings of one round. */
 export interface ProbeRoundOptions {
@@ -129,7 +138,11 @@ export async function runProbeRound(router: ProbeRouter, opts: ProbeRoundOptions
     // Signing is synchronous CPU work: yield first so probes already signed
     // leave now, instead of all waiting for the last signature.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const outcome = await router.probe(hotkey, opts.timeoutMs);
+    const outcome = await router.probe(hotkey, {
+      body: { ...PLACEHOLDER_BODY },
+      cutAfterTokens: LIVENESS_CUT_TOKENS,
+      timeoutMs: opts.timeoutMs,
+    });
     return { hotkey, outcome, atMs: opts.clock() };
   });
   const entries: ProbeEntry[] = [];

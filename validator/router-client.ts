@@ -11,10 +11,12 @@ import {
   MinerState,
 } from "../gen/tensorclaw/v1/directory.js";
 import {
+  type ModelVerdict,
   ProbeRequest,
   type ProbeResponse,
   ProbeServiceClient,
   ProbeServiceService,
+  ReportVerdictsRequest,
 } from "../gen/tensorclaw/v1/probe.js";
 import {
   GetUsageRequest,
@@ -48,6 +50,32 @@ export class RouterUnreachableError extends Error {
  */
 export interface DirectoryListing extends ListMinersResponse {
   readonly unanswered?: readonly string[];
+}
+
+/** What to probe with. */
+export interface ProbeOptions {
+  /** Model to probe; empty or absent lets the router draw one the miner offers. */
+  readonly model?: string;
+  /** The OpenAI chat completion body the router sends (its `model` is ignored). */
+  readonly body: Record<string, unknown>;
+  /** Cancel, as a user disconnect would, after this many answer tokens; 0 relays the whole answer. */
+  readonly cutAfterTokens: number;
+  /**
+   * How long the router may take before it reports, ms (default PROBE_TIMEOUT_MS,
+   * the liveness deadline; an audit without a cut needs the request's deadline).
+   */
+  readonly timeoutMs?: number;
+}
+
+/** Most verdicts in one ReportVerdicts call (probe.proto); longer lists are sent in several. */
+export const MAX_VERDICTS_PER_CALL = 4096;
+
+/** What each replica made of a validator's verdicts. */
+export interface VerdictReport {
+  /** Per replica that answered every call: the (hotkey, model) pairs it now excludes. */
+  readonly routers: readonly { readonly url: string; readonly excluded: number }[];
+  /** Replicas that failed a call, with why: they may still route to a failed miner. */
+  readonly unanswered: readonly string[];
 }
 
 /** The outcome of asking for one probe. */
@@ -236,18 +264,63 @@ export class RouterClient {
    * is asked. Never throws: a router fault is reported as such so the miner
    * is not punished for it.
    */
-  async probe(hotkey: string, timeoutMs = PROBE_TIMEOUT_MS, model = ""): Promise<ProbeOutcome> {
+  async probe(hotkey: string, opts: ProbeOptions): Promise<ProbeOutcome> {
+    const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
+    // `timeout_ms` is ignored by the router (its liveness deadline is its own); sent for older ones.
+    const req = ProbeRequest.create({
+      hotkey,
+      model: opts.model ?? "",
+      timeoutMs,
+      requestJson: JSON.stringify(opts.body),
+      cutAfterTokens: opts.cutAfterTokens,
+    });
     const at = this.#where.get(hotkey) ?? [this.#active];
     let outcome: ProbeOutcome = { kind: "absent", detail: "not listed" };
     for (const index of at) {
-      outcome = await this.#probeOn(this.#replicas[index] as Replica, hotkey, timeoutMs, model);
+      outcome = await this.#probeOn(this.#replicas[index] as Replica, req, timeoutMs);
       if (outcome.kind !== "absent") return outcome;
     }
     return outcome;
   }
 
-  async #probeOn(r: Replica, hotkey: string, timeoutMs: number, model: string): Promise<ProbeOutcome> {
-    const req = ProbeRequest.create({ hotkey, model, timeoutMs });
+  /**
+   * Sends verdicts to every replica (each router keeps its own, in memory),
+   * at most MAX_VERDICTS_PER_CALL per call. Throws RouterUnreachableError
+   * only when no replica took them all.
+   */
+  async reportVerdicts(verdicts: readonly ModelVerdict[]): Promise<VerdictReport> {
+    const batches: ReportVerdictsRequest[] = [];
+    for (let i = 0; i < verdicts.length; i += MAX_VERDICTS_PER_CALL) {
+      batches.push(ReportVerdictsRequest.create({ verdicts: verdicts.slice(i, i + MAX_VERDICTS_PER_CALL) }));
+    }
+    if (batches.length === 0) batches.push(ReportVerdictsRequest.create({ verdicts: [] }));
+    const results = await Promise.allSettled(
+      this.#replicas.map(async (r) => {
+        let excluded = 0;
+        for (const b of batches) {
+          const res = await this.#sign(r.probe, ProbeServiceService.reportVerdicts, b, this.#callTimeoutMs);
+          excluded = res.excluded;
+        }
+        return { url: r.url, excluded };
+      }),
+    );
+    const routers: { url: string; excluded: number }[] = [];
+    const unanswered: string[] = [];
+    results.forEach((res, index) => {
+      if (res.status === "fulfilled") {
+        routers.push(res.value);
+        return;
+      }
+      const url = this.#replicas[index]?.url ?? "";
+      const detail = isServiceError(res.reason) ? describe(res.reason) : String(res.reason);
+      this.#log.warn({ router: url, err: detail }, "router did not take the verdicts");
+      unanswered.push(`${url} (${detail})`);
+    });
+    if (routers.length === 0) throw new RouterUnreachableError(unanswered);
+    return { routers, unanswered };
+  }
+
+  async #probeOn(r: Replica, req: ProbeRequest, timeoutMs: number): Promise<ProbeOutcome> {
     try {
       const response = await this.#sign(
         r.probe,

@@ -55,6 +55,20 @@ interface Captured {
   readonly decode: () => unknown;
 }
 
+/** Where a wrapped call carries the hotkey that signed it (a symbol: no client field can spoof it). */
+const VERIFIED_HOTKEY: unique symbol = Symbol("tensorclaw.validator-call.hotkey");
+
+/**
+ * The validator hotkey whose signature a {@link ValidatorAuth}-wrapped
+ * handler's call carried, verified and authorised; undefined for a call that
+ * did not go through the wrapper. Handlers that act per validator (a probe's
+ * synthetic user, verdict logs) read it here.
+ */
+export function verifiedValidator(call: object): string | undefined {
+  const v = (call as { [VERIFIED_HOTKEY]?: unknown })[VERIFIED_HOTKEY];
+  return typeof v === "string" ? v : undefined;
+}
+
 /** Verifies signatures only: replay is checked after authorisation. */
 class NoReplay extends ReplayCache {
   override remember(): boolean {
@@ -145,7 +159,7 @@ export class ValidatorAuth {
       impl[name] = (call: ServerUnaryCall<Captured, unknown>, callback: sendUnaryData<unknown>) => {
         const captured = call.request;
         this.verify(call.metadata, method.path, captured.bytes).then(
-          () => {
+          (hotkey) => {
             let message: unknown;
             try {
               message = captured.decode();
@@ -158,6 +172,7 @@ export class ValidatorAuth {
             }
             // The handler sees the decoded message, as without the wrapper.
             (call as { request: unknown }).request = message;
+            (call as { [VERIFIED_HOTKEY]?: string })[VERIFIED_HOTKEY] = hotkey;
             inner(call as ServerUnaryCall<unknown, unknown>, callback);
           },
           (err: unknown) => sendGrpcFailure(callback, err, method.path, this.#log),

@@ -26,6 +26,12 @@ export interface RoutingBookOptions {
   readonly breaker?: Partial<BreakerOptions>;
   readonly outcomeBucketMs?: number;
   readonly outcomeBuckets?: number;
+  /**
+   * Hotkeys that get no user traffic for a model (a validator's FAILED
+   * verdict: services/verdicts.ts). Read on every `choose`; probes do not
+   * go through the book, so they still reach these hotkeys.
+   */
+  readonly barred?: (model: string) => ReadonlySet<string>;
 }
 
 /** What the router knows about one (hotkey, model) right now: a read-only copy. */
@@ -98,6 +104,7 @@ export class RoutingBook {
   readonly #breaker: BreakerOptions;
   readonly #bucketMs: number;
   readonly #buckets: number;
+  readonly #barred: ((model: string) => ReadonlySet<string>) | undefined;
   /** model → hotkey → state. */
   readonly #entries = new Map<string, Map<string, Entry>>();
   #lastSweepMs: number;
@@ -110,19 +117,23 @@ export class RoutingBook {
     this.#breaker = { ...BREAKER_DEFAULTS, ...opts.breaker };
     this.#bucketMs = opts.outcomeBucketMs ?? DEFAULT_OUTCOME_BUCKET_MS;
     this.#buckets = opts.outcomeBuckets ?? DEFAULT_OUTCOME_BUCKETS;
+    this.#barred = opts.barred;
     this.#lastSweepMs = opts.now();
   }
 
   /**
    * The session to send a request for `model` to, or undefined when no
-   * hotkey can take it now. `exclude`: hotkeys already tried for this request.
+   * hotkey can take it now. `exclude`: hotkeys already tried for this
+   * request; hotkeys barred for the model are left out too.
    */
   choose(
     sessions: readonly SessionView[],
     model: string,
     exclude: ReadonlySet<string> = new Set(),
   ): SessionView | undefined {
-    return pick(sessions, this.routes(model), model, this.#random, exclude, this.#picker);
+    const barred = this.#barred?.(model);
+    const out = barred === undefined || barred.size === 0 ? exclude : new Set([...exclude, ...barred]);
+    return pick(sessions, this.routes(model), model, this.#random, out, this.#picker);
   }
 
   /** The snapshot `pick` reads: every known hotkey's route for the model, now. */

@@ -1,27 +1,29 @@
-import type { Server } from "@grpc/grpc-js";
+import type { Server, ServerUnaryCall } from "@grpc/grpc-js";
 import { type Clock, systemClock } from "../../common/clock.js";
 import { TensorClawError } from "../../common/errors.js";
 import { unaryHandler } from "../../common/grpc-unary.js";
 import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
-import type { ValidatorAuth } from "../../common/validator-call/server.js";
-import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
+import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
+import { type ValidatorAuth, verifiedValidator } from "../../common/validator-call/server.js";
+import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import {
   type ProbeRequest,
   type ProbeResponse,
   type ProbeServiceServer,
   ProbeServiceService,
+  type ReportVerdictsRequest,
+  type ReportVerdictsResponse,
 } from "../../gen/tensorclaw/v1/probe.js";
-import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
+import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
-import { probePrompt } from "./probe-prompt.js";
+import { ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
+import { type ProbeChatRules, parseProbeBody } from "./probe-body.js";
+import { LIVENESS_MS, runProbe } from "./probe-run.js";
 import { type TrafficShapeRecorder, trafficShapeHandler } from "./traffic-shape.js";
+import { reportVerdicts, type VerdictBook } from "./verdicts.js";
 
-/** The probe deadline (probe.proto): the router's, whatever a validator asks. */
-export const DEFAULT_PROBE_DEADLINE_MS = 8000;
-/** Completion tokens a probe asks for. */
-export const PROBE_MAX_TOKENS = 5;
-/** Probes in a row a hotkey may dodge by having no free probe slot before it counts as failed. */
+/** Probes in a row a hotkey may dodge by having no free slot before it counts as failed. */
 export const DEFAULT_MAX_UNPROBEABLE = 3;
 
 /** What the probe service needs. */
@@ -29,13 +31,23 @@ export interface ProbeServiceDeps {
   readonly dispatcher: TunnelDispatcher;
   /** Monotonic-enough ms clock for measuring (performance.now is fine). */
   readonly now: () => number;
-  /** Unix ms for `finished_at_ms`, and the probe's own guard timer; default the system clock. */
+  /**
+   * Unix ms — the deadline rule (as the Business API's clock), `finished_at_ms` —
+   * and the liveness timer; default the system clock.
+   */
   readonly clock?: Clock;
-  /** Uniform in [0, 1): prompt text and model choice. */
+  /** Uniform in [0, 1): which model and tunnel is probed. */
   readonly random: () => number;
   readonly logger: Logger;
-  /** The probe deadline (default 8 s; shorter only in tests of this router's own). */
-  readonly deadlineMs?: number;
+  /** The Business API's request rules: defaults, limits, `user` salt and deadline. */
+  readonly chat: ProbeChatRules;
+  /** The model catalogue in force (the tokenizer the router counts a model's tokens with). */
+  readonly catalogue: () => ModelCatalogue;
+  readonly encodings: Encodings;
+  /** Where ReportVerdicts puts the validators' verdicts (routing reads it). */
+  readonly verdicts: VerdictBook;
+  /** The liveness deadline (LIVENESS_MS; shorter only in tests of this router's own). */
+  readonly livenessMs?: number;
   /** See DEFAULT_MAX_UNPROBEABLE. */
   readonly maxUnprobeable?: number;
   /** The user traffic's shape, served by GetTrafficShape (UNIMPLEMENTED without one). */
@@ -82,33 +94,40 @@ export function drawProbeTarget(
 }
 
 /**
- * ProbeService: sends one real chat request (a fresh random prompt, at most
- * five tokens, streamed through the same dispatch path as user traffic) to
- * a miner and reports how it went. A failure or timeout makes the miner a
- * ghost (out of the routing pool); a pass restores it. Probe tokens are never
- * recorded as usage: this service has no usage sink at all.
+ * ProbeService: sends a validator's chat request to one miner through the
+ * same dispatch path as user traffic (probe.proto; tunnel.proto explains why
+ * the frame is a user's), judges liveness (probe-run.ts) and returns the
+ * answer for the validator to check. A failure makes the miner a ghost (out
+ * of the routing pool); a pass restores it. Probe tokens are never recorded
+ * as usage (this service has no usage sink at all), and probes do not go
+ * through the routing book, so they never count in its user outcomes.
  */
 export class ProbeService {
   readonly #d: ProbeServiceDeps;
-  readonly #deadlineMs: number;
+  readonly #clock: Clock;
+  readonly #livenessMs: number;
   readonly #maxUnprobeable: number;
-  /** Per hotkey: probes in a row that found no free probe slot. */
+  /** Per hotkey: probes in a row that found no free slot. */
   readonly #unprobeable = new Map<string, number>();
 
   constructor(deps: ProbeServiceDeps) {
     this.#d = deps;
-    this.#deadlineMs = deps.deadlineMs ?? DEFAULT_PROBE_DEADLINE_MS;
+    this.#clock = deps.clock ?? systemClock;
+    this.#livenessMs = deps.livenessMs ?? LIVENESS_MS;
     this.#maxUnprobeable = deps.maxUnprobeable ?? DEFAULT_MAX_UNPROBEABLE;
   }
 
-  /** Runs one probe. Throws `invalid_request` or `not_found` (see probe.proto). */
-  async probe(req: ProbeRequest): Promise<ProbeResponse> {
+  /**
+   * Runs one probe for the validator `validator` (its verified hotkey).
+   * Throws `invalid_request`, `not_found` or `no_capacity` (see probe.proto).
+   */
+  async probe(req: ProbeRequest, validator: string): Promise<ProbeResponse> {
+    // The user rule: the deadline runs from when the request came in.
+    const receivedAtMs = this.#clock.now();
     if (!isValidHotkey(req.hotkey)) {
       throw new TensorClawError("invalid_request", "hotkey is not an SS58 address", { param: "hotkey" });
     }
-    // The deadline is the router's: `timeout_ms` is ignored, so no validator can ghost a
-    // healthy miner with a deadline nobody meets.
-    const timeoutMs = this.#deadlineMs;
+    const { chat } = parseProbeBody(req.requestJson, validator, this.#d.chat);
     const targets = probeTargets(this.#d.dispatcher.sessions(), req.hotkey, req.model);
     if (targets.length === 0) {
       throw new TensorClawError(
@@ -118,21 +137,20 @@ export class ProbeService {
           : `no tunnel of ${req.hotkey} offers ${req.model}`,
       );
     }
-    // The drawn tunnel first, then the others offering its model: each tunnel has one probe slot.
+    // The drawn tunnel first, then the others offering its model.
     const first = drawProbeTarget(targets, this.#d.random) as ProbeTarget;
     const order = [first, ...targets.filter((t) => t.model === first.model && t !== first)];
     for (const target of order) {
-      const result = await this.#run(target.session, target.model, timeoutMs);
+      const result = await this.#run(target, chat, receivedAtMs, req.cutAfterTokens);
       if (result === "busy") continue;
       this.#unprobeable.delete(req.hotkey);
       return this.#verdict(req.hotkey, target, result);
     }
-    // Every probe slot taken (probes from several validators at once): not the miner's fault,
-    // unless it keeps happening.
+    // Every slot taken, the spare ones too: not the miner's fault, unless it keeps happening.
     const misses = (this.#unprobeable.get(req.hotkey) ?? 0) + 1;
     this.#unprobeable.set(req.hotkey, misses);
     if (misses < this.#maxUnprobeable) {
-      throw new TensorClawError("no_capacity", `${req.hotkey} has no free probe slot; not probed`);
+      throw new TensorClawError("no_capacity", `${req.hotkey} has no free slot for a probe; not probed`);
     }
     this.#unprobeable.delete(req.hotkey);
     return this.#verdict(req.hotkey, first, {
@@ -144,12 +162,17 @@ export class ProbeService {
       error: `not probeable for ${misses} probes in a row`,
       model: first.model,
       sessionId: first.session.sessionId,
-      finishedAtMs: BigInt(Math.floor((this.#d.clock ?? systemClock).now())),
+      finishedAtMs: BigInt(Math.floor(this.#clock.now())),
       content: "",
       finishReason: 0,
       logprobs: [],
       cut: false,
     });
+  }
+
+  /** Applies a validator's verdicts (probe.proto ReportVerdicts). */
+  reportVerdicts(req: ReportVerdictsRequest, validator: string): ReportVerdictsResponse {
+    return reportVerdicts(this.#d.verdicts, req, validator, this.#d.logger);
   }
 
   #verdict(hotkey: string, target: ProbeTarget, result: ProbeResponse): ProbeResponse {
@@ -160,100 +183,87 @@ export class ProbeService {
         sessionId: target.session.sessionId,
         model: target.model,
         ok: result.ok,
+        cut: result.cut,
         latencyMs: result.latencyMs,
+        ...(result.ok ? {} : { error: result.error }),
       },
       result.ok ? "probe passed" : "probe failed: miner is a ghost",
     );
     return result;
   }
 
-  async #run(session: SessionView, model: string, timeoutMs: number): Promise<ProbeResponse | "busy"> {
-    const chat = ChatRequest.fromPartial({
-      messages: [{ role: "user", content: probePrompt(this.#d.random) }],
-      maxTokens: PROBE_MAX_TOKENS,
-      // Streamed, so the miner's time to first token is what gets measured.
-      stream: true,
-    });
-    const started = this.#d.now();
-    let ttftMs = 0;
-    let completionTokens = 0;
-    let sawToken = false;
-    let error = "";
-    let clean = false;
-    const abort = new AbortController();
-    // Our own guard: the call must end at the deadline even if the tunnel misbehaves.
-    const clock = this.#d.clock ?? systemClock;
-    const guard = clock.setTimeout(() => abort.abort(), timeoutMs + 50);
+  /** The model's token counter; while its tokenizer loads, the bytes estimate the usage clamp uses. */
+  #counter(model: string): TokenCount {
+    const tokenizer = this.#d.catalogue().resolve(model)?.tokenizer ?? DEFAULT_ENCODING;
+    return (
+      this.#d.encodings.get(tokenizer) ??
+      ((text) => Math.ceil(Buffer.byteLength(text, "utf8") / ESTIMATE_BYTES_PER_TOKEN))
+    );
+  }
+
+  async #run(
+    target: ProbeTarget,
+    chat: ChatRequest,
+    receivedAtMs: number,
+    cutAfterTokens: number,
+  ): Promise<ProbeResponse | "busy"> {
+    // A user request's deadline: the request timeout, measured from when it came in (chat.ts).
+    const deadlineMs = Math.max(1, receivedAtMs + this.#d.chat.requestTimeoutMs - this.#clock.now());
+    const sentMs = this.#d.now();
     let call: InferenceCall;
     try {
-      call = this.#d.dispatcher.dispatch(session.sessionId, model, chat, {
-        deadlineMs: timeoutMs,
-        signal: abort.signal,
+      call = this.#d.dispatcher.dispatch(target.session.sessionId, target.model, chat, {
+        deadlineMs,
         allowGhost: true,
         probe: true,
       });
     } catch (err) {
-      clock.clearTimeout(guard);
-      // Probe slot taken, or the tunnel left since the snapshot: the router could not probe here.
+      // No free slot, or the tunnel left since the snapshot: the router could not probe here.
       if (err instanceof TensorClawError && err.code === "no_capacity") return "busy";
       throw err;
     }
-    try {
-      for await (const e of call.events) {
-        if (e.type === "chunk") {
-          if (
-            !sawToken &&
-            (e.chunk.contentDelta !== "" || e.chunk.reasoningDelta !== "" || e.chunk.toolCalls.length > 0)
-          ) {
-            sawToken = true;
-            ttftMs = this.#d.now() - started;
-          }
-        } else if (e.type === "usage") {
-          completionTokens = Math.max(0, Math.min(e.completionTokens, 0xffff_ffff));
-          clean = true;
-        } else {
-          error = `${RequestErrorCode[e.code] ?? e.code}: ${e.message}`;
-        }
-      }
-    } catch (err) {
-      error = err instanceof TensorClawError ? `${err.code}: ${err.message}` : "probe stream failed";
-    } finally {
-      clock.clearTimeout(guard);
-    }
-    const latencyMs = Math.min(this.#d.now() - started, timeoutMs);
-    const late = this.#d.now() - started > timeoutMs;
-    const ok = clean && sawToken && !late && error === "";
-    if (!ok && error === "") error = late ? "timeout" : sawToken ? "no clean finish" : "no token";
+    const r = await runProbe(call, sentMs, {
+      cutAfterTokens,
+      livenessMs: this.#livenessMs,
+      count: this.#counter(target.model),
+      now: this.#d.now,
+      clock: this.#clock,
+    });
     return {
-      ok,
-      ghost: !ok,
-      ttftMs: sawToken ? ttftMs : 0,
-      latencyMs,
-      completionTokens,
-      error: ok ? "" : error,
-      model,
-      sessionId: session.sessionId,
-      finishedAtMs: BigInt(Math.floor(clock.now())),
-      content: "",
-      finishReason: 0,
-      logprobs: [],
-      cut: false,
+      ...r,
+      ghost: !r.ok,
+      model: target.model,
+      sessionId: target.session.sessionId,
+      finishedAtMs: BigInt(Math.floor(this.#clock.now())),
     };
   }
 }
 
-/** The grpc-js implementation of ProbeService over a {@link ProbeService}. */
+/** The verified validator of a call (ValidatorAuth); refuses one that did not go through it. */
+function callerOf(call: ServerUnaryCall<unknown, unknown>): string {
+  const hotkey = verifiedValidator(call);
+  if (hotkey === undefined) throw new TensorClawError("unauthenticated", "validator signature required");
+  return hotkey;
+}
+
+/**
+ * The grpc-js implementation of ProbeService over a {@link ProbeService}.
+ * Register it behind ValidatorAuth: its handlers read the verified caller.
+ */
 export function probeServiceImplementation(
   service: ProbeService,
   logger: Logger,
   trafficShape?: TrafficShapeRecorder,
 ): ProbeServiceServer {
   const probe = unaryHandler<ProbeRequest, ProbeResponse>(ProbeServiceService.probe.path, logger, (call) =>
-    service.probe(call.request),
+    service.probe(call.request, callerOf(call)),
   );
-  const unimplemented = (_call: unknown, callback: (err: Error & { code: number }) => void) =>
-    callback(Object.assign(new Error("not implemented yet"), { code: 12 }));
-  return { probe, getTrafficShape: trafficShapeHandler(trafficShape, logger), reportVerdicts: unimplemented };
+  const reportVerdicts = unaryHandler<ReportVerdictsRequest, ReportVerdictsResponse>(
+    ProbeServiceService.reportVerdicts.path,
+    logger,
+    (call) => service.reportVerdicts(call.request, callerOf(call)),
+  );
+  return { probe, getTrafficShape: trafficShapeHandler(trafficShape, logger), reportVerdicts };
 }
 
 /**

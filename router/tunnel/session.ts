@@ -14,6 +14,7 @@ import { TunnelCall } from "./call.js";
 import { type HandshakeDeps, TunnelHandshake } from "./handshake.js";
 import { type Offer, validateOffers } from "./hello.js";
 import { LivenessTracker } from "./liveness.js";
+import { chooseSlot } from "./slot-choice.js";
 import type { DispatchOptions, InferenceCall, SessionPhase, SessionView, TransportKind } from "./types.js";
 
 export type { SessionPhase } from "./types.js";
@@ -40,6 +41,8 @@ export interface SessionDeps extends HandshakeDeps {
 }
 
 const MAX_REQUEST_ID = 0xffffffff;
+/** `InferenceRequest.deadline_ms` is a multiple of this (tunnel.proto). */
+export const WIRE_DEADLINE_STEP_MS = 1000;
 
 /** Maps an offered model id to the id the router routes it under, or undefined when it is not routed. */
 export interface ModelFilter {
@@ -68,8 +71,8 @@ export class TunnelSession {
   #offers: readonly Offer[] = [];
   /** Routed id → the offer serving it (the catalogue applied to #offers). */
   #routes = new Map<string, Offer>();
-  /** The probe holding this tunnel's probe slot, if any. */
-  #probe: TunnelCall | undefined;
+  /** The probe holding this tunnel's spare probe slot, if any (slot-choice.ts). */
+  #spare: TunnelCall | undefined;
   /** The ignored ids last told to the miner. */
   #ignoredSent: readonly string[] = [];
   #ghost = false;
@@ -211,17 +214,24 @@ export class TunnelSession {
     }
     // From here on the miner's own name for the model: it is what its backend knows.
     const offered = offer.id;
-    if (opts.probe === true) {
-      // The tunnel's one probe slot, outside max_concurrency (tunnel.proto): a miner saturated
-      // by users is still probed, so staying full cannot keep a stale verdict alive.
-      if (this.#probe !== undefined) {
-        throw new TensorClawError("no_capacity", `session ${this.sessionId} already has a probe in flight`);
-      }
-    } else {
-      const users = (this.#slots.get(offered) ?? 0) - (this.#probe?.model === offered ? 1 : 0);
-      if (users >= offer.maxConcurrency) {
-        throw new TensorClawError("no_capacity", `session ${this.sessionId} is at capacity for ${model}`);
-      }
+    // A probe takes an ordinary slot like a user request while one is free; the spare probe
+    // slot outside max_concurrency only when the model is full (slot-choice.ts, tunnel.proto).
+    const slot = chooseSlot(
+      {
+        held: this.#slots.get(offered) ?? 0,
+        spareHeldByModel: this.#spare?.model === offered,
+        spareTaken: this.#spare !== undefined,
+        maxConcurrency: offer.maxConcurrency,
+      },
+      opts.probe === true,
+    );
+    if (slot === undefined) {
+      throw new TensorClawError(
+        "no_capacity",
+        opts.probe === true
+          ? `session ${this.sessionId} has no free slot for a probe of ${model}`
+          : `session ${this.sessionId} is at capacity for ${model}`,
+      );
     }
     if (opts.signal?.aborted === true) throw new TensorClawError("cancelled");
     if (this.#nextRequestId > MAX_REQUEST_ID) {
@@ -230,10 +240,20 @@ export class TunnelSession {
       throw new TensorClawError("no_capacity", `session ${this.sessionId} is retiring`);
     }
     const deadlineMs = Math.min(Math.max(1, Math.ceil(opts.deadlineMs)), MAX_REQUEST_ID);
+    // The frame carries the budget rounded up to a whole second: the milliseconds a user request
+    // spends in the router before dispatch (body, rate limit) would otherwise set it apart from a
+    // probe's. The call itself ends at the exact budget.
+    const wireDeadlineMs = Math.min(
+      Math.ceil(deadlineMs / WIRE_DEADLINE_STEP_MS) * WIRE_DEADLINE_STEP_MS,
+      MAX_REQUEST_ID,
+    );
     const requestId = this.#nextRequestId++;
     const initialCreditBytes = this.#d.timings.initialCreditBytes;
     const frame: RouterFrame = {
-      kind: { $case: "request", value: { requestId, model: offered, chat, deadlineMs, initialCreditBytes } },
+      kind: {
+        $case: "request",
+        value: { requestId, model: offered, chat, deadlineMs: wireDeadlineMs, initialCreditBytes },
+      },
     };
     try {
       this.#batcher.push(frame);
@@ -248,7 +268,7 @@ export class TunnelSession {
       this.#d.clock,
     );
     this.#calls.set(requestId, call);
-    if (opts.probe === true) this.#probe = call;
+    if (slot === "spare") this.#spare = call;
     this.#slots.set(offered, (this.#slots.get(offered) ?? 0) + 1);
     this.#slotsTotal++;
     call.arm(deadlineMs, opts.signal);
@@ -411,7 +431,7 @@ export class TunnelSession {
     released: (call: TunnelCall): void => {
       if (this.#calls.get(call.requestId) !== call) return;
       this.#calls.delete(call.requestId);
-      if (this.#probe === call) this.#probe = undefined;
+      if (this.#spare === call) this.#spare = undefined;
       const n = (this.#slots.get(call.model) ?? 1) - 1;
       if (n <= 0) this.#slots.delete(call.model);
       else this.#slots.set(call.model, n);

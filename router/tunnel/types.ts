@@ -94,8 +94,9 @@ export interface DispatchOptions {
   /** Dispatch to a ghost session too: only probes, which are how a ghost comes back. */
   readonly allowGhost?: boolean;
   /**
-   * A liveness probe: it takes the tunnel's probe slot, outside the model's
-   * concurrency limit (one probe per tunnel at a time), never a user's slot.
+   * A probe: it takes an ordinary slot like a user request while the model
+   * has one free, and the tunnel's spare probe slot (outside the model's
+   * concurrency limit, one per tunnel) only when the model is full.
    */
   readonly probe?: boolean;
 }

@@ -1,10 +1,8 @@
-import { credentials, Server, ServerCredentials, type ServiceError, status } from "@grpc/grpc-js";
+import { credentials, type ServiceError, status } from "@grpc/grpc-js";
 import { expect } from "chai";
 import OpenAI from "openai";
 import type { Hotkey } from "../../common/identity.js";
-import { silentLogger } from "../../common/logger.js";
 import { signedCall } from "../../common/validator-call/client.js";
-import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
 import {
   GetTrafficShapeRequest,
   type GetTrafficShapeResponse,
@@ -15,7 +13,6 @@ import {
 } from "../../gen/tensorclaw/v1/probe.js";
 import { ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { checkEntry, defaultEntry } from "../../router/catalogue/entry.js";
-import { addProbeService } from "../../router/services/probe.js";
 import { TrafficShapeRecorder } from "../../router/services/traffic-shape.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
 import { throwawayHotkey } from "../support/keys.js";
@@ -41,7 +38,6 @@ describe("traffic shape: user requests through a real router, read back over sig
   let router: RouterUnderTest;
   let backend: OpenAIBackend;
   let miner: MinerProcess;
-  let grpc: Server;
   let probeClient: ProbeServiceClient;
   let openai: OpenAI;
 
@@ -52,29 +48,16 @@ describe("traffic shape: user requests through a real router, read back over sig
     router = await startRouter({
       catalogue: new ModelCatalogue([ENTRY], false),
       trafficShape: recorder,
+      validators: [validator.address],
     });
     backend = await startOpenAIBackend({ models: [MODEL] });
     miner = await startMiner(router, backend.url);
     // ProbeService as the router serves it: the same hub, validator-call auth, the same recorder.
-    grpc = new Server();
-    addProbeService(grpc, new ValidatorAuth({ authorize: allowList([validator.address]) }), {
-      dispatcher: router.hub,
-      now: () => performance.now(),
-      random: Math.random,
-      logger: silentLogger(),
-      trafficShape: recorder,
-    });
-    const port = await new Promise<number>((resolve, reject) =>
-      grpc.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) =>
-        err === null ? resolve(p) : reject(err),
-      ),
-    );
-    probeClient = new ProbeServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+    probeClient = new ProbeServiceClient(router.grpcUrl.replace("grpc://", ""), credentials.createInsecure());
     openai = new OpenAI({ apiKey: "unused", baseURL: router.baseURL, maxRetries: 0 });
   });
   after(async () => {
     probeClient?.close();
-    grpc?.forceShutdown();
     await miner?.kill();
     await router?.close();
     await backend?.close();
@@ -135,7 +118,17 @@ describe("traffic shape: user requests through a real router, read back over sig
       const res = await signedCall<ProbeRequest, ProbeResponse>(
         probeClient,
         ProbeServiceService.probe,
-        ProbeRequest.fromPartial({ hotkey: miner.hotkey, model: MODEL }),
+        ProbeRequest.fromPartial({
+          hotkey: miner.hotkey,
+          model: MODEL,
+          // Shape B's body: were probes counted, shape B would show 12.
+          requestJson: JSON.stringify({
+            messages: [{ role: "user", content: "hi" }],
+            seed: i,
+            stop: ["\n\n", "END"],
+          }),
+          cutAfterTokens: 5,
+        }),
         validator,
       );
       expect(res.ok, res.error).to.equal(true);

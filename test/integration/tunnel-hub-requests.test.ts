@@ -86,7 +86,8 @@ for (const transport of ["grpc", "ws"] as const) {
       const m = await connectMiner(h, transport, key);
       await collect(h.hub.dispatch(m.sessionId, "m1", chat("hello there"), { deadlineMs: 1234.4 }));
       const req = m.miner.requests[0];
-      expect(req?.deadlineMs).to.equal(1235);
+      // Whole seconds on the wire (the router keeps the exact budget for itself).
+      expect(req?.deadlineMs).to.equal(2000);
       expect(req?.initialCreditBytes).to.equal(5000);
       expect(req?.model).to.equal("m1");
       expect(req?.chat?.messages[0]?.content).to.equal("hello there");
@@ -152,6 +153,7 @@ for (const transport of ["grpc", "ws"] as const) {
       call.cancel("again"); // idempotent: no second Cancel frame
       await collect(h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 100 }));
       await m.miner.until(() => m.miner.cancels.length === 2);
+      expect(m.miner.requests[1]?.deadlineMs).to.equal(1000);
       expect(m.miner.cancels.map((c) => c.reason)).to.deep.equal([
         "client disconnected",
         "deadline of 100 ms exceeded",

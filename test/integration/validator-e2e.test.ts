@@ -22,6 +22,7 @@ import { RouterClient } from "../../validator/router-client.js";
 import { FileStateStore } from "../../validator/state-store-file.js";
 import { Validator } from "../../validator/validator.js";
 import { throwawayHotkey } from "../support/keys.js";
+import { probeDeps } from "../support/probe-deps.js";
 import { connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
 
 /**
@@ -87,12 +88,7 @@ describe("validator end to end (real router services, real tunnels)", () => {
     };
     add(MinerDirectoryServiceService, directoryService({ sessions: () => hub.hub.sessions() }));
     add(UsageReportServiceService, usageService({ ledger }));
-    addProbeService(server, auth, {
-      dispatcher: hub.hub,
-      now: () => performance.now(),
-      random: Math.random,
-      logger: silentLogger(),
-    });
+    addProbeService(server, auth, await probeDeps(hub.hub));
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) =>
         e ? reject(e) : resolve(p),

@@ -1,8 +1,12 @@
 import { credentials, Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { expect } from "chai";
-import type { TensorClawError } from "../../common/errors.js";
+import { TensorClawError } from "../../common/errors.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
+import { DEFAULT_ENCODING, type TokenCount } from "../../common/tokens/encodings.js";
+import { signedCall } from "../../common/validator-call/client.js";
+import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
+import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import {
   ProbeRequest,
   type ProbeResponse,
@@ -10,239 +14,349 @@ import {
   ProbeServiceService,
 } from "../../gen/tensorclaw/v1/probe.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
+import { hashUser } from "../../router/api/openai-request.js";
+import { API_DEFAULTS } from "../../router/api/server.js";
 import {
+  addProbeService,
   drawProbeTarget,
   ProbeService,
+  type ProbeServiceDeps,
   probeServiceImplementation,
   probeTargets,
 } from "../../router/services/probe.js";
+import { probeAccount } from "../../router/services/probe-body.js";
+import { USER_DISCONNECT_REASON } from "../../router/services/probe-run.js";
 import type { SessionView } from "../../router/tunnel/types.js";
 import { seededRandom } from "../support/api-random.js";
 import { FakeClock } from "../support/fake-clock.js";
+import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
+import { PROBE_TEST_SALT, probeBody, probeDeps } from "../support/probe-deps.js";
 import { chat, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
+
+const WORDS = [" one", " two", " three", " four", " five", " six", " seven", " eight", " nine", " ten"];
 
 describe("router probe service (real tunnel hub, real miners over gRPC)", () => {
   let minerKey: Hotkey;
   let otherKey: Hotkey;
+  let validatorKey: Hotkey;
   let h: HubHarness;
+  let count: TokenCount;
 
   before(async () => {
-    minerKey = await throwawayHotkey();
-    otherKey = await throwawayHotkey();
+    [minerKey, otherKey, validatorKey] = await Promise.all([
+      throwawayHotkey(),
+      throwawayHotkey(),
+      throwawayHotkey(),
+    ]);
   });
   beforeEach(async () => {
     h = await startHub();
+    const d = await probeDeps(h.hub);
+    count = d.encodings.get(DEFAULT_ENCODING) as TokenCount;
   });
   afterEach(async () => h.close());
 
-  const service = (random = Math.random, deadlineMs?: number) =>
-    new ProbeService({
-      dispatcher: h.hub,
-      now: () => performance.now(),
-      random,
-      logger: silentLogger(),
-      ...(deadlineMs === undefined ? {} : { deadlineMs }),
-    });
+  const service = async (over: Partial<ProbeServiceDeps> = {}) =>
+    new ProbeService(await probeDeps(h.hub, over));
   const req = (over: Partial<ProbeRequest> = {}) =>
-    ProbeRequest.fromPartial({ hotkey: minerKey.address, ...over });
+    ProbeRequest.fromPartial({
+      hotkey: minerKey.address,
+      requestJson: probeBody(),
+      cutAfterTokens: 5,
+      ...over,
+    });
   const stateOf = (hotkey: string) =>
     h.hub
       .sessions()
       .filter((s) => s.hotkey === hotkey)
       .map((s) => s.state);
+  /** The shortest prefix of `chunks` holding at least `n` tokens, joined. */
+  const firstTokens = (chunks: readonly string[], n: number) => {
+    for (let i = 1; i <= chunks.length; i++) {
+      const text = chunks.slice(0, i).join("");
+      if (count(text) >= n) return text;
+    }
+    return chunks.join("");
+  };
 
-  it("sends a fresh ≤5-token chat through the tunnel and reports a pass", async () => {
+  it("sends the validator's chat read as a user's body would be, and reports a pass", async () => {
     const m = await connectMiner(h, "grpc", minerKey);
-    const res = await service().probe(req());
-    expect(res).to.include({ ok: true, ghost: false, error: "", model: "m1", sessionId: m.sessionId });
-    expect(res.completionTokens).to.equal(3);
+    // A frozen wall clock: the deadline the frame carries is exactly the user rule's.
+    const s = await service({ clock: new FakeClock() });
+    const body = probeBody({ temperature: 0.7, user: "alice", model: "ignored", top_k: 40 });
+    const res = await s.probe(req({ requestJson: body }), validatorKey.address);
+    expect(res).to.include({
+      ok: true,
+      ghost: false,
+      error: "",
+      model: "m1",
+      sessionId: m.sessionId,
+      cut: false,
+    });
+    expect(res.content).to.equal("abc");
+    expect(res.completionTokens).to.equal(count("abc"));
     expect(res.ttftMs).to.be.greaterThan(0);
     expect(res.latencyMs).to.be.at.least(res.ttftMs);
-    expect(Number(res.finishedAtMs)).to.be.closeTo(Date.now(), 5000);
     const sent = m.miner.requests[0];
     expect(sent?.model).to.equal("m1");
-    expect(sent?.chat?.maxTokens).to.equal(5);
-    expect(sent?.chat?.messages).to.have.length(1);
-    expect(sent?.chat?.messages[0]?.role).to.equal("user");
-    expect(sent?.deadlineMs).to.equal(8000);
-    // Nothing marks it as a probe on the wire.
-    expect(sent?.chat?.user).to.equal("");
-    expect(sent?.chat?.extraJson).to.equal("");
-  });
-
-  it("uses a different prompt every time", async () => {
-    const m = await connectMiner(h, "grpc", minerKey);
-    // Seeded, so the draw is the same every run: six probes, six different texts.
-    const s = service(seededRandom(92));
-    for (let i = 0; i < 6; i++) expect(await s.probe(req())).to.include({ ok: true });
-    const prompts = new Set(m.miner.requests.map((r) => r.chat?.messages[0]?.content));
-    expect(m.miner.requests).to.have.length(6);
-    expect(prompts.size).to.equal(6);
-  });
-
-  it("marks a miner that errors a ghost, takes it out of the pool, and a later pass restores it", async () => {
-    let fail = true;
-    const m = await connectMiner(h, "grpc", minerKey, undefined, {
-      plan: () =>
-        fail
-          ? { chunks: [], end: { error: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR, message: "oom" } }
-          : { chunks: ["hi"], end: { usage: [4, 1] } },
+    expect(sent?.deadlineMs).to.equal(API_DEFAULTS.requestTimeoutMs);
+    expect(sent?.chat).to.deep.include({
+      temperature: 0.7,
+      maxTokens: API_DEFAULTS.defaultMaxTokens,
+      stream: true,
+      user: hashUser("alice", probeAccount(validatorKey.address), PROBE_TEST_SALT),
+      extraJson: JSON.stringify({ top_k: 40 }),
     });
-    const s = service();
-    const bad = await s.probe(req());
-    expect(bad).to.include({ ok: false, ghost: true });
-    expect(bad.error).to.match(/BACKEND_ERROR/);
+    expect(sent?.chat?.messages.map((x) => [x.role, x.content])).to.deep.equal([["user", "Say hello."]]);
+  });
+
+  it("refuses request_json a user would get 400 for, naming the field, before anything is sent", async () => {
+    const m = await connectMiner(h, "grpc", minerKey);
+    const s = await service();
+    const refused = async (json: string) =>
+      s.probe(req({ requestJson: json }), validatorKey.address).then(
+        () => expect.fail("expected invalid_request"),
+        (e: unknown) => e as TensorClawError,
+      );
+    const cases: [string, string][] = [
+      ["", "request_json"],
+      ["{not json", "request_json"],
+      ["[1,2]", "request_json"],
+      [JSON.stringify({ messages: [] }), "request_json.messages"],
+      [
+        JSON.stringify({ messages: [{ role: "user", content: "x" }], temperature: 3 }),
+        "request_json.temperature",
+      ],
+      [JSON.stringify({ messages: [{ role: "user", content: "x" }], n: 2 }), "request_json.n"],
+    ];
+    for (const [json, param] of cases) {
+      const e = await refused(json);
+      expect(e).to.be.instanceOf(TensorClawError);
+      expect(e.code, json).to.equal("invalid_request");
+      expect(e.param, json).to.equal(param);
+      expect(e.message, json).to.match(/^request_json/);
+    }
+    expect(m.miner.requests).to.have.length(0);
+  });
+
+  it("cuts after N tokens with the Cancel a user disconnect sends, and passes", async () => {
+    const m = await connectMiner(h, "grpc", minerKey, undefined, {
+      plan: () => ({ chunks: WORDS, end: "hang" }),
+    });
+    const res = await (await service()).probe(req({ cutAfterTokens: 5 }), validatorKey.address);
+    expect(res).to.include({ ok: true, ghost: false, cut: true, error: "" });
+    expect(res.finishReason).to.equal(FinishReason.FINISH_REASON_UNSPECIFIED);
+    expect(res.content).to.equal(firstTokens(WORDS, 5));
+    expect(res.completionTokens).to.equal(count(res.content));
+    await m.miner.until(() => m.miner.cancels.length === 1);
+    expect(m.miner.cancels[0]?.reason).to.equal(USER_DISCONNECT_REASON);
+    expect(m.miner.cancels[0]?.requestId).to.equal(m.miner.requests[0]?.requestId);
+  });
+
+  it("relays a whole audit (no cut) with its finish reason and logprobs", async () => {
+    const m = await connectMiner(h, "grpc", minerKey, undefined, {
+      plan: () => ({
+        chunks: WORDS,
+        end: { usage: [9, 10] },
+        finishReason: FinishReason.FINISH_REASON_STOP,
+        logprobs: true,
+      }),
+    });
+    const res = await (await service()).probe(req({ cutAfterTokens: 0 }), validatorKey.address);
+    expect(res).to.include({ ok: true, cut: false, content: WORDS.join("") });
+    expect(res.finishReason).to.equal(FinishReason.FINISH_REASON_STOP);
+    expect(res.completionTokens).to.equal(count(WORDS.join("")));
+    expect(res.logprobs.map((l) => l.token)).to.deep.equal(WORDS);
+    expect(res.logprobs[2]).to.deep.equal({
+      token: " three",
+      logprob: -0.3,
+      topLogprobs: [{ token: "alt", logprob: -5 }],
+    });
+    expect(m.miner.cancels).to.deep.equal([]);
+  });
+
+  it("fails an audit that never finishes cleanly (cut by the request's deadline)", async () => {
+    await connectMiner(h, "grpc", minerKey, undefined, { plan: () => ({ chunks: WORDS, end: "hang" }) });
+    const s = await service({ chat: { ...API_DEFAULTS, userSalt: "s", requestTimeoutMs: 300 } });
+    const res = await s.probe(req({ cutAfterTokens: 0 }), validatorKey.address);
+    expect(res).to.include({ ok: false, ghost: true, cut: false });
+    expect(res.error).to.match(/TIMEOUT/);
+    expect(res.content).to.equal(WORDS.join(""));
     expect(stateOf(minerKey.address)).to.deep.equal(["ghost"]);
-    // User traffic cannot reach a ghost.
-    expect(() => h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 1000 })).to.throw(
-      /not taking requests/,
-    );
-    fail = false;
-    const good = await s.probe(req());
-    expect(good).to.include({ ok: true, ghost: false, completionTokens: 1 });
-    expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
   });
 
-  it("ignores the deadline a validator asks for: a healthy miner passes even when asked for 1 ms", async () => {
-    const m = await connectMiner(h, "grpc", minerKey);
-    const res = await service().probe(req({ timeoutMs: 1 }));
-    expect(res).to.include({ ok: true, ghost: false });
-    expect(m.miner.requests[0]?.deadlineMs).to.equal(8000);
-    expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
-  });
-
-  it("times out a silent miner at the router's deadline, whatever the validator asks, and ghosts it", async () => {
-    // Hub and probe on one fake clock (miners sign their hello with the real time).
-    const clock = new FakeClock(Date.now());
-    await h.close();
-    h = await startHub({ clock });
-    const m = await connectMiner(h, "grpc", minerKey, undefined, {
-      plan: () => ({ chunks: [], end: "hang" }),
+  it("passes an answer shorter than the liveness goal when it finishes cleanly", async () => {
+    await connectMiner(h, "grpc", minerKey, undefined, {
+      plan: () => ({ chunks: ["Hi", "!"], end: { usage: [3, 2] } }),
     });
-    const probing = new ProbeService({
-      dispatcher: h.hub,
-      now: () => clock.now(),
-      clock,
-      random: Math.random,
-      logger: silentLogger(),
-      deadlineMs: 300,
-    }).probe(req({ timeoutMs: 60_000 }));
+    const res = await (await service()).probe(req({ cutAfterTokens: 5 }), validatorKey.address);
+    expect(res).to.include({ ok: true, cut: false, content: "Hi!" });
+  });
+
+  it("at the liveness deadline cancels as a user disconnect and ghosts the miner; a later pass restores it", async () => {
+    let silent = true;
+    const m = await connectMiner(h, "grpc", minerKey, undefined, {
+      plan: () => (silent ? { chunks: [], end: "hang" } : { chunks: WORDS, end: { usage: [1, 10] } }),
+    });
+    const clock = new FakeClock();
+    const s = await service({ clock, now: () => clock.now() });
+    const probing = s.probe(req({ cutAfterTokens: 5 }), validatorKey.address);
     await m.miner.until(() => m.miner.requests.length === 1);
-    await clock.advance(299);
+    // The production liveness deadline, 8 s, on the probe's own timer.
+    await clock.advance(7999);
     expect(stateOf(minerKey.address), "judged before the deadline").to.deep.equal(["active"]);
     await clock.advance(1);
     const res = await probing;
-    expect(res).to.include({ ok: false, ghost: true, ttftMs: 0, latencyMs: 300 });
+    expect(res).to.include({ ok: false, ghost: true, latencyMs: 8000, ttftMs: 0, content: "" });
+    expect(res.error).to.equal("no token within the liveness deadline");
     expect(Number(res.finishedAtMs)).to.equal(clock.now());
+    await m.miner.until(() => m.miner.cancels.length === 1);
+    expect(m.miner.cancels[0]?.reason).to.equal(USER_DISCONNECT_REASON);
     expect(stateOf(minerKey.address)).to.deep.equal(["ghost"]);
-    // The probe's own guard (due 50 ms after the deadline) was cleared with the call.
-    expect(clock.scheduled().filter((t) => t.inMs <= 50)).to.deep.equal([]);
+    // User traffic cannot reach a ghost; probes can, and a pass brings it back.
+    expect(() => h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 1000 })).to.throw(
+      /not taking requests/,
+    );
+    silent = false;
+    expect(await s.probe(req(), validatorKey.address)).to.include({ ok: true, cut: true });
+    expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
   });
 
-  it("fails a miner that sends tokens but never finishes cleanly", async () => {
-    await connectMiner(h, "grpc", minerKey, undefined, { plan: () => ({ chunks: ["a"], end: "hang" }) });
-    const res = await service(Math.random, 300).probe(req());
-    expect(res).to.include({ ok: false, ghost: true });
-    expect(res.ttftMs).to.be.greaterThan(0);
+  it("marks a miner that errors before its tokens a ghost", async () => {
+    await connectMiner(h, "grpc", minerKey, undefined, {
+      plan: () => ({
+        chunks: [],
+        end: { error: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR, message: "oom" },
+      }),
+    });
+    const bad = await (await service()).probe(req(), validatorKey.address);
+    expect(bad).to.include({ ok: false, ghost: true });
+    expect(bad.error).to.match(/BACKEND_ERROR: oom/);
   });
 
-  it("probes a miner saturated by real traffic through the tunnel's probe slot", async () => {
-    let users = 0;
-    const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 1, contextLength: 0 }], {
-      plan: () =>
-        users++ === 0 ? { chunks: ["x"], end: "hang" } : { chunks: ["ok"], end: { usage: [4, 1] } },
+  it("ignores the deadline a validator asks for", async () => {
+    const m = await connectMiner(h, "grpc", minerKey);
+    const res = await (await service({ clock: new FakeClock() })).probe(
+      req({ timeoutMs: 1 }),
+      validatorKey.address,
+    );
+    expect(res).to.include({ ok: true, ghost: false });
+    expect(m.miner.requests[0]?.deadlineMs).to.equal(API_DEFAULTS.requestTimeoutMs);
+  });
+
+  it("takes an ordinary slot while the model has one free, counted like a user request", async () => {
+    const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 2, contextLength: 0 }], {
+      plan: () => ({ chunks: [], end: "hang" }),
     });
     const user = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 5000 });
-    await m.miner.until(() => m.miner.requests.length === 1);
-    // Users cannot take the probe slot ...
+    const probing = (await service({ livenessMs: 1000 })).probe(req(), validatorKey.address);
+    await m.miner.until(() => m.miner.requests.length === 2);
+    // The probe holds the second ordinary slot: no user request fits any more.
+    expect(h.hub.sessions()[0]?.models[0]?.inFlight).to.equal(2);
     expect(() => h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 1000 })).to.throw(/at capacity/);
-    // ... and a probe gets it while users hold every user slot.
-    const res = await service().probe(req());
-    expect(res).to.include({ ok: true, ghost: false });
-    expect(m.miner.requests).to.have.length(2);
     user.cancel("test over");
+    await waitForSessions(h.hub, (s) => s[0]?.models[0]?.inFlight === 1, "the user's slot to be freed");
+    // The probe's slot is one of the two ordinary ones (not the spare): one user fits again, not two.
+    const again = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 5000 });
+    expect(() => h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 1000 })).to.throw(/at capacity/);
+    again.cancel("test over");
+    expect((await probing).ok).to.equal(false);
   });
 
-  it("counts a hotkey whose probe slots stay taken as failed after three probes in a row", async () => {
-    await connectMiner(h, "grpc", minerKey, undefined, { plan: () => ({ chunks: [], end: "hang" }) });
-    const s = service(Math.random, 2000);
-    // The first probe holds the only probe slot while it waits for the hanging miner.
-    const holding = s.probe(req());
-    // (probe() dispatches before its first await: the slot is taken now.)
+  it("probes a miner saturated by users through the spare slot; three probes in a row without one fail it", async () => {
+    const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 1, contextLength: 0 }], {
+      plan: () => ({ chunks: [], end: "hang" }),
+    });
+    const user = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 5000 });
+    const s = await service({ livenessMs: 2000 });
+    // The first probe holds the spare slot (probe() dispatches before its first await).
+    const holding = s.probe(req(), validatorKey.address);
+    await m.miner.until(() => m.miner.requests.length === 2);
+    expect(() => h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 1000 })).to.throw(/at capacity/);
     const busy = async () =>
-      s.probe(req()).then(
+      s.probe(req(), validatorKey.address).then(
         () => expect.fail("expected no_capacity"),
         (e: unknown) => e as TensorClawError,
       );
     expect((await busy()).code).to.equal("no_capacity");
     expect((await busy()).code).to.equal("no_capacity");
     expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
-    const third = await s.probe(req());
+    const third = await s.probe(req(), validatorKey.address);
     expect(third).to.include({ ok: false, ghost: true });
     expect(third.error).to.match(/not probeable for 3 probes in a row/);
-    expect(stateOf(minerKey.address)).to.deep.equal(["ghost"]);
+    expect(m.miner.requests).to.have.length(2);
+    user.cancel("test over");
     expect((await holding).ok).to.equal(false);
   });
 
-  /** The service on a real grpc-js server, and a generated client whose calls resolve to status + answer. */
-  async function overGrpc(deadlineMs?: number) {
+  /** The service on a real grpc-js server behind validator auth, and a signed caller. */
+  async function overGrpc(deps: Partial<ProbeServiceDeps> = {}) {
     const server = new Server();
-    server.addService(
-      ProbeServiceService,
-      probeServiceImplementation(service(Math.random, deadlineMs), silentLogger()),
-    );
+    const auth = new ValidatorAuth({ authorize: allowList([validatorKey.address]) });
+    addProbeService(server, auth, await probeDeps(h.hub, deps));
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) =>
         e ? reject(e) : resolve(p),
       ),
     );
     const client = new ProbeServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+    type Answer = { code: status; res?: ProbeResponse; details?: string };
     const call = (r: ProbeRequest) =>
-      new Promise<{ code: status; res?: ProbeResponse }>((resolve) =>
-        client.probe(r, (e, res) => resolve(e ? { code: e.code } : { code: status.OK, res })),
+      signedCall(client, ProbeServiceService.probe, r, validatorKey).then(
+        (res): Answer => ({ code: status.OK, res }),
+        (e: { code: status; details: string }): Answer => ({ code: e.code, details: e.details }),
       );
     const close = () => {
       client.close();
       server.forceShutdown();
     };
-    return { call, close };
+    return { call, close, port };
   }
 
-  it("answers NOT_FOUND and INVALID_ARGUMENT over gRPC", async () => {
-    await connectMiner(h, "grpc", minerKey);
-    const { call, close } = await overGrpc();
+  it("answers NOT_FOUND, INVALID_ARGUMENT and UNAVAILABLE over signed gRPC", async () => {
+    const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 1, contextLength: 0 }], {
+      plan: () => ({ chunks: [], end: "hang" }),
+    });
+    const { call, close } = await overGrpc({ livenessMs: 2000 });
     try {
       expect((await call(req({ hotkey: otherKey.address }))).code).to.equal(status.NOT_FOUND);
       expect((await call(req({ model: "absent-model" }))).code).to.equal(status.NOT_FOUND);
       expect((await call(req({ hotkey: "nope" }))).code).to.equal(status.INVALID_ARGUMENT);
-      const ok = await call(req({ model: "m1" }));
-      expect(ok.code).to.equal(status.OK);
-      expect(ok.res?.ok).to.equal(true);
+      const bad = await call(req({ requestJson: JSON.stringify({ messages: "hi" }) }));
+      expect(bad.code).to.equal(status.INVALID_ARGUMENT);
+      expect(bad.details).to.match(/^request_json: `messages`/);
+      const user = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 5000 });
+      const first = call(req());
+      await m.miner.until(() => m.miner.requests.length === 2);
+      // The user slot and the spare slot are both taken.
+      expect((await call(req())).code).to.equal(status.UNAVAILABLE);
+      expect(m.miner.requests).to.have.length(2);
+      user.cancel("test over");
+      expect((await first).res).to.include({ ok: false, ghost: true });
     } finally {
       close();
     }
   });
 
-  it("answers UNAVAILABLE over gRPC while the probe slot is taken, and ghosts a miner that hangs", async () => {
-    const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 1, contextLength: 0 }], {
-      plan: () => ({ chunks: [], end: "hang" }),
-    });
-    const { call, close } = await overGrpc(500);
+  it("refuses a call that did not come through validator auth", async () => {
+    await connectMiner(h, "grpc", minerKey);
+    const server = new Server();
+    server.addService(ProbeServiceService, probeServiceImplementation(await service(), silentLogger()));
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    const client = new ProbeServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
     try {
-      const first = call(req());
-      await m.miner.until(() => m.miner.requests.length === 1);
-      expect((await call(req())).code).to.equal(status.UNAVAILABLE);
-      expect(m.miner.requests).to.have.length(1);
-      expect(stateOf(minerKey.address)).to.deep.equal(["active"]);
-      // The hanging probe fails at the deadline: a ghost takes no user traffic ...
-      expect((await first).res).to.include({ ok: false, ghost: true });
-      expect(stateOf(minerKey.address)).to.deep.equal(["ghost"]);
-      // Its tunnel keeps the slot until the miner answers the cancel (or the grace ends), so
-      // the next probe finds it taken: busy, not a second verdict.
-      expect((await call(req())).code).to.equal(status.UNAVAILABLE);
+      const code = await new Promise<status>((resolve) =>
+        client.probe(req(), (e) => resolve(e === null ? status.OK : e.code)),
+      );
+      expect(code).to.equal(status.UNAUTHENTICATED);
     } finally {
-      close();
+      client.close();
+      server.forceShutdown();
     }
   });
 

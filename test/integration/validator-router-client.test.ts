@@ -3,8 +3,10 @@ import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
+import { type ModelVerdict, Verdict } from "../../gen/tensorclaw/v1/probe.js";
 import { disconnectedMiners, probeTargets, runProbeRound } from "../../validator/probe-round.js";
 import {
+  MAX_VERDICTS_PER_CALL,
   PROBE_REPORT_SLACK_MS,
   RouterClient,
   RouterUnreachableError,
@@ -21,6 +23,13 @@ import {
 
 /** How long the stand-in takes to answer a probe where a test needs probes to overlap. */
 const SLOW_PROBE_MS = 20;
+
+/** A liveness probe asking the router to report within `timeoutMs`. */
+const liveness = (timeoutMs: number) => ({
+  body: { messages: [{ role: "user", content: "Say hello." }] },
+  cutAfterTokens: 5,
+  timeoutMs,
+});
 
 describe("validator router client (real gRPC servers)", () => {
   let key: Hotkey;
@@ -53,7 +62,8 @@ describe("validator router client (real gRPC servers)", () => {
     const list = await c.listMiners();
     expect(list.sessions.map((x) => x.hotkey)).to.deep.equal(["5A"]);
     await c.getUsage(3600, ["5A", "5B"]);
-    const p = await c.probe("5A", 1234, "m");
+    const body = { messages: [{ role: "user", content: "hi" }], max_tokens: 7 };
+    const p = await c.probe("5A", { model: "m", body, cutAfterTokens: 5, timeoutMs: 1234 });
     expect(p.kind).to.equal("probed");
     expect(s.refused).to.deep.equal([]);
     expect(s.calls.map((x) => [x.method, x.hotkey])).to.deep.equal([
@@ -62,7 +72,13 @@ describe("validator router client (real gRPC servers)", () => {
       ["/tensorclaw.v1.ProbeService/Probe", key.address],
     ]);
     expect(s.calls[1]?.request).to.deep.equal({ windowSeconds: 3600, hotkeys: ["5A", "5B"] });
-    expect(s.calls[2]?.request).to.deep.equal({ hotkey: "5A", model: "m", timeoutMs: 1234 });
+    expect(s.calls[2]?.request).to.deep.equal({
+      hotkey: "5A",
+      model: "m",
+      timeoutMs: 1234,
+      requestJson: JSON.stringify(body),
+      cutAfterTokens: 5,
+    });
   });
 
   it("fails over to the next replica, and sticks with the one that answered", async () => {
@@ -72,7 +88,7 @@ describe("validator router client (real gRPC servers)", () => {
     expect((await c.listMiners()).sessions).to.have.length(1);
     expect(c.activeRouter).to.equal(up.url);
     // Probes go to the replica whose directory listed the miner.
-    expect((await c.probe("5B", 500)).kind).to.equal("probed");
+    expect((await c.probe("5B", liveness(500))).kind).to.equal("probed");
     expect(up.calls.map((x) => x.method)).to.include("/tensorclaw.v1.ProbeService/Probe");
   });
 
@@ -101,9 +117,9 @@ describe("validator router client (real gRPC servers)", () => {
     const r2 = await server({ sessions: [session("5A")] });
     const c = client([r1.url, r2.url]);
     await c.listMiners();
-    expect(await c.probe("5A", 500)).to.deep.include({ kind: "probed" });
+    expect(await c.probe("5A", liveness(500))).to.deep.include({ kind: "probed" });
     r2.script.probe = () => ({ code: status.NOT_FOUND, details: "tunnel closed" });
-    expect(await c.probe("5A", 500)).to.deep.include({ kind: "absent" });
+    expect(await c.probe("5A", liveness(500))).to.deep.include({ kind: "absent" });
     const probes = (s: RouterStandIn) => s.calls.filter((x) => x.method.endsWith("/Probe")).length;
     expect([probes(r1), probes(r2)]).to.deep.equal([2, 2]);
   });
@@ -185,11 +201,44 @@ describe("validator router client (real gRPC servers)", () => {
             : "never",
     });
     const c = client([s.url]);
-    expect(await c.probe("gone", 500)).to.deep.include({ kind: "absent" });
-    expect(await c.probe("broken", 500)).to.deep.include({ kind: "router_error" });
-    const silent = await c.probe("silent", 200);
+    expect(await c.probe("gone", liveness(500))).to.deep.include({ kind: "absent" });
+    expect(await c.probe("broken", liveness(500))).to.deep.include({ kind: "router_error" });
+    const silent = await c.probe("silent", liveness(200));
     expect(silent.kind).to.equal("router_error");
     expect(silent.kind === "router_error" && silent.detail).to.match(/DEADLINE_EXCEEDED/);
+  });
+
+  it("sends verdicts to every replica, in calls of at most 4096, and names a replica that failed", async () => {
+    const r1 = await server();
+    const r2 = await server();
+    const down = `grpc://127.0.0.1:${await freePort()}`;
+    const c = client([r1.url, down, r2.url]);
+    const verdicts: ModelVerdict[] = Array.from({ length: MAX_VERDICTS_PER_CALL + 10 }, (_, i) => ({
+      hotkey: `5H${i}`,
+      model: "m",
+      verdict: i % 2 === 0 ? Verdict.VERDICT_FAILED : Verdict.VERDICT_VERIFIED,
+      detail: "",
+    }));
+    const report = await c.reportVerdicts(verdicts);
+    expect(report.routers.map((r) => r.url)).to.deep.equal([r1.url, r2.url]);
+    // The stand-in answers the number of FAILED verdicts it holds.
+    expect(report.routers.map((r) => r.excluded)).to.deep.equal([2053, 2053]);
+    expect(report.unanswered).to.have.length(1);
+    expect(report.unanswered[0]).to.contain(down);
+    for (const r of [r1, r2]) {
+      const calls = r.calls.filter((x) => x.method === "/tensorclaw.v1.ProbeService/ReportVerdicts");
+      expect(calls.map((x) => (x.request as { verdicts: unknown[] }).verdicts.length)).to.deep.equal([
+        MAX_VERDICTS_PER_CALL,
+        10,
+      ]);
+      expect(calls.every((x) => x.hotkey === key.address)).to.equal(true);
+    }
+    const none = client([down]);
+    const err = await none.reportVerdicts(verdicts.slice(0, 1)).then(
+      () => expect.fail("expected RouterUnreachableError"),
+      (e: unknown) => e,
+    );
+    expect(err).to.be.instanceOf(RouterUnreachableError);
   });
 
   describe("probe rounds", () => {

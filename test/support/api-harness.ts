@@ -3,9 +3,11 @@ import { once } from "node:events";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { Registry } from "prom-client";
+import { type Clock, systemClock } from "../../common/clock.js";
 import { hotkeyFromMnemonic, initCrypto } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { Encodings } from "../../common/tokens/encodings.js";
+import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
 import type { ChatOptions } from "../../router/api/chat.js";
 import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
@@ -13,7 +15,9 @@ import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../route
 import { loadCatalogueEncodings, ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { ApiMetrics } from "../../router/metrics.js";
 import { RoutingBook } from "../../router/routing/book.js";
+import { addProbeService, type ProbeService } from "../../router/services/probe.js";
 import type { TrafficShapeRecorder } from "../../router/services/traffic-shape.js";
+import { VerdictBook } from "../../router/services/verdicts.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../../router/tunnel/grpc.js";
 import { TunnelHub } from "../../router/tunnel/hub.js";
 import type { TunnelTimings } from "../../router/tunnel/options.js";
@@ -59,6 +63,10 @@ export interface RouterUnderTest {
   readonly usage: RecordingSink;
   readonly keys: ApiKeys | undefined;
   readonly registry: Registry;
+  /** ProbeService, on the gRPC port behind validator-call auth (any correctly signed caller). */
+  readonly probes: ProbeService;
+  /** The validators' verdicts, as ReportVerdicts applies them and routing reads them. */
+  readonly verdicts: VerdictBook;
   /** Replaces the model catalogue, as the router's watcher does when the operator changes it. */
   setCatalogue(catalogue: ModelCatalogue): Promise<void>;
   close(): Promise<void>;
@@ -77,8 +85,14 @@ export interface RouterOptions {
   readonly metricsToken?: string;
   /** The model catalogue (default: open and empty, every offered id routed). */
   readonly catalogue?: ModelCatalogue;
-  /** Where the chat endpoint records the shapes of user requests. */
+  /** Hotkeys allowed to call the validator services (default: any correctly signed caller). */
+  readonly validators?: readonly string[];
+  /** Where the chat endpoint records the shapes of user requests (and GetTrafficShape reads them). */
   readonly trafficShape?: TrafficShapeRecorder;
+  /** Wall clock of the Business API and ProbeService (their deadline rule) and the probes' timers. */
+  readonly clock?: Clock;
+  /** The probes' liveness deadline (default the production 8 s). */
+  readonly livenessMs?: number;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
@@ -90,6 +104,29 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   await loadCatalogueEncodings(encodings, catalogue);
   const grpc = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes: hub.timings.maxMessageBytes }));
   addTunnelService(grpc, hub);
+  const verdicts = new VerdictBook();
+  const routing = new RoutingBook({
+    now: () => performance.now(),
+    random: Math.random,
+    barred: (model) => verdicts.excludedHotkeys(model),
+  });
+  const clock = opts.clock ?? systemClock;
+  const options = { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat };
+  // ProbeService as the router wires it: the API's request rules, catalogue and tokenizers.
+  const authorize = opts.validators === undefined ? () => true : allowList(opts.validators);
+  const probes = addProbeService(grpc, new ValidatorAuth({ authorize }), {
+    dispatcher: hub,
+    now: () => performance.now(),
+    clock,
+    random: Math.random,
+    logger: silentLogger(),
+    chat: options,
+    catalogue: () => catalogue,
+    encodings,
+    verdicts,
+    ...(opts.livenessMs === undefined ? {} : { livenessMs: opts.livenessMs }),
+    ...(opts.trafficShape === undefined ? {} : { trafficShape: opts.trafficShape }),
+  });
   const grpcPort = await new Promise<number>((resolve, reject) => {
     grpc.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, port) =>
       err === null ? resolve(port) : reject(err),
@@ -99,18 +136,17 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   const usage = new RecordingSink();
   const keys = opts.keyStore === undefined ? undefined : new ApiKeys(opts.keyStore);
   const metrics = new ApiMetrics(registry, { sessions: () => hub.sessions() });
-  const routing = new RoutingBook({ now: () => performance.now(), random: Math.random });
   const api = await startApiServer(
     {
       dispatcher: hub,
       usage,
       limiter: opts.limiter ?? new EmbeddedRateLimiter(),
       metrics,
-      clock: Date.now,
+      clock: () => clock.now(),
       logger: silentLogger(),
       catalogue: () => catalogue,
       encodings,
-      options: { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat },
+      options,
       routing,
       keys,
       registry,
@@ -136,6 +172,8 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
     usage,
     keys,
     registry,
+    probes,
+    verdicts,
     setCatalogue: async (c) => {
       await loadCatalogueEncodings(encodings, c);
       catalogue = c;

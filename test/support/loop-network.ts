@@ -201,8 +201,11 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
         "1",
         "--weights-interval-s",
         "1",
+        // The router's liveness deadline (8 s): a frozen miner's probe is judged only then, and a
+        // validator that gives up sooner records nothing for it. (A probe of a frozen miner takes
+        // an ordinary slot, so no longer finds the spare slot busy after the first.)
         "--probe-timeout-ms",
-        "3000",
+        "8000",
         // The router here is seconds old: without this, no absent miner would count as disconnected.
         "--reconnect-grace-ms",
         "0",

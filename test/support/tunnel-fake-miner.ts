@@ -1,4 +1,5 @@
 import { chunkPayloadBytes } from "../../common/chunk-credit.js";
+import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import {
   type Cancel,
   type InferenceRequest,
@@ -14,6 +15,10 @@ export interface RequestPlan {
   readonly chunks: readonly string[];
   /** Terminal frame after the chunks: usage (default) or an error; "hang" sends nothing more. */
   readonly end?: { usage: [number, number] } | { error: RequestErrorCode; message: string } | "hang";
+  /** Finish reason on the last chunk (default none). */
+  readonly finishReason?: FinishReason;
+  /** Each chunk carries one logprob entry for its text (logprob -(i+1)/10, one alternative "alt"). */
+  readonly logprobs?: boolean;
 }
 
 /** Options of a FakeMiner. */
@@ -116,18 +121,22 @@ export class FakeMiner {
     const plan = this.#plan(req);
     const encoded: Uint8Array[] = [];
     const sizes: number[] = [];
-    for (const text of plan.chunks) {
+    plan.chunks.forEach((text, i) => {
+      const last = i === plan.chunks.length - 1;
       const chunk: ResponseChunk = {
         requestId: req.requestId,
         contentDelta: text,
         toolCalls: [],
-        finishReason: 0,
+        finishReason: last ? (plan.finishReason ?? FinishReason.FINISH_REASON_UNSPECIFIED) : 0,
         reasoningDelta: "",
-        logprobs: [],
+        logprobs:
+          plan.logprobs === true
+            ? [{ token: text, logprob: -(i + 1) / 10, topLogprobs: [{ token: "alt", logprob: -5 }] }]
+            : [],
       };
       encoded.push(MinerFrame.encode({ kind: { $case: "chunk", value: chunk } }).finish());
       sizes.push(chunkPayloadBytes(chunk));
-    }
+    });
     this.#running.set(req.requestId, {
       req,
       plan,

@@ -17,7 +17,14 @@ import {
   MinerState,
   Transport,
 } from "../../gen/tensorclaw/v1/directory.js";
-import { ProbeRequest, type ProbeResponse, ProbeServiceService } from "../../gen/tensorclaw/v1/probe.js";
+import {
+  ProbeRequest,
+  type ProbeResponse,
+  ProbeServiceService,
+  ReportVerdictsRequest,
+  type ReportVerdictsResponse,
+  Verdict,
+} from "../../gen/tensorclaw/v1/probe.js";
 import {
   GetUsageRequest,
   type GetUsageResponse,
@@ -177,6 +184,13 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
       miners: full.usage,
     });
   };
+  // Verdicts as a router keeps them: the latest per (hotkey, model); the answer counts the FAILED.
+  const verdicts = new Map<string, Verdict>();
+  const reportVerdicts: handleUnaryCall<Raw<ReportVerdictsRequest>, ReportVerdictsResponse> = (call, cb) => {
+    if (auth(ProbeServiceService.reportVerdicts.path, call, cb) === undefined) return;
+    for (const v of call.request.msg.verdicts) verdicts.set(`${v.hotkey}\n${v.model}`, v.verdict);
+    cb(null, { excluded: [...verdicts.values()].filter((v) => v === Verdict.VERDICT_FAILED).length });
+  };
   const probe: handleUnaryCall<Raw<ProbeRequest>, ProbeResponse> = (call, cb) => {
     if (auth(ProbeServiceService.probe.path, call, cb) === undefined) return;
     me.inFlight++;
@@ -225,8 +239,12 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
     {
       ...ProbeServiceService,
       probe: { ...ProbeServiceService.probe, requestDeserialize: keepRaw((b) => ProbeRequest.decode(b)) },
+      reportVerdicts: {
+        ...ProbeServiceService.reportVerdicts,
+        requestDeserialize: keepRaw((b) => ReportVerdictsRequest.decode(b)),
+      },
     },
-    { probe },
+    { probe, reportVerdicts },
   );
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) =>

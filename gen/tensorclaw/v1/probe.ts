@@ -1553,6 +1553,13 @@ export const ProbeServiceService = {
    * needs a clean finish. The full relayed text and its logprobs come back
    * for the validator to judge.
    *
+   * Content tokens are counted by the router, as it counts a user's
+   * completion: the relayed answer's text (content, reasoning, tool-call
+   * names and arguments) under the model's catalogue tokenizer. With a cut
+   * N below 5 the liveness goal is N. An answer that finishes cleanly with
+   * fewer tokens than the goal is live (an empty one is not). A liveness
+   * probe that misses the 8 s goal is cancelled as a user disconnect.
+   *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
    * ghost state belongs to the hotkey: it covers all of its tunnels,
@@ -1644,6 +1651,13 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    * needs a clean finish. The full relayed text and its logprobs come back
    * for the validator to judge.
    *
+   * Content tokens are counted by the router, as it counts a user's
+   * completion: the relayed answer's text (content, reasoning, tool-call
+   * names and arguments) under the model's catalogue tokenizer. With a cut
+   * N below 5 the liveness goal is N. An answer that finishes cleanly with
+   * fewer tokens than the goal is live (an empty one is not). A liveness
+   * probe that misses the 8 s goal is cancelled as a user disconnect.
+   *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
    * ghost state belongs to the hotkey: it covers all of its tunnels,
@@ -1706,6 +1720,13 @@ export interface ProbeServiceClient extends Client {
    * disconnects; with 0 it relays the whole answer (audits) and `ok` also
    * needs a clean finish. The full relayed text and its logprobs come back
    * for the validator to judge.
+   *
+   * Content tokens are counted by the router, as it counts a user's
+   * completion: the relayed answer's text (content, reasoning, tool-call
+   * names and arguments) under the model's catalogue tokenizer. With a cut
+   * N below 5 the liveness goal is N. An answer that finishes cleanly with
+   * fewer tokens than the goal is live (an empty one is not). A liveness
+   * probe that misses the 8 s goal is cancelled as a user disconnect.
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The

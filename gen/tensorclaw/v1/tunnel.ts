@@ -429,13 +429,15 @@ export interface ModelOffer {
   /** Model id as users name it in `model` (for example "llama-3.1-8b-instruct"). */
   id: string;
   /**
-   * Most user requests for this model the miner accepts at once on this
-   * tunnel. Must be at least 1. The router sends at most this many user
-   * requests, plus at most one liveness probe per tunnel (its probe slot),
-   * so a miner kept full by users can still be probed: a miner must accept
-   * `max_concurrency + 1` requests of a model at once. It is a ceiling, not
-   * a promise the router relies on: the router learns the concurrency a
-   * hotkey really completes and sends no more than that.
+   * Most requests for this model the miner accepts at once on this tunnel.
+   * Must be at least 1. The router sends at most this many, plus at most one
+   * more per tunnel (its spare probe slot) when all of them are taken: a
+   * validator's probe takes an ordinary slot like any request while one is
+   * free, and the spare slot only then, so a miner kept full by users can
+   * still be probed. A miner must therefore accept `max_concurrency + 1`
+   * requests of a model at once. It is a ceiling, not a promise the router
+   * relies on: the router learns the concurrency a hotkey really completes
+   * and sends no more than that.
    */
   maxConcurrency: number;
   /** Context window in tokens, 0 if unknown. */
@@ -464,7 +466,71 @@ export interface Reject {
   retryAfterMs: number;
 }
 
-/** Serve one chat completion. */
+/**
+ * Serve one chat completion.
+ *
+ * # Probes look like users
+ *
+ * Validators check miners with probes (probe.proto, ProbeService.Probe):
+ * chat requests of their own that the router relays to one miner. Every
+ * probe goes down this same frame, built by the same code as a user
+ * request's, so nothing in it tells the two apart. Field by field:
+ *
+ * - `request_id`: taken from the tunnel's one counter, which users and
+ *   probes share, at dispatch; probes are interleaved with user requests in
+ *   one sequence with no gap or pattern of their own.
+ * - `model`: the miner's own offered id, as for users. Which of a hotkey's
+ *   models and tunnels a probe goes to is drawn uniformly, so every model
+ *   and tunnel is probed, not a favourite one.
+ * - `chat`: the validator writes the OpenAI body (`request_json`) and the
+ *   router reads it with the very function that reads a user's HTTP body,
+ *   so validation, forwarded fields and defaults are identical:
+ *   - `messages`: the validator's content (a private corpus or a large
+ *     generator), never a router list that a miner could read and match;
+ *   - `temperature`, `top_p`, `seed`, `frequency_penalty`,
+ *     `presence_penalty`, `stop`, `tools`, `tool_choice`,
+ *     `parallel_tool_calls`, `response_format`, `stream`, `logprobs`,
+ *     `top_logprobs`: as the validator wrote them, which it samples from
+ *     the live traffic shape the router publishes (GetTrafficShape:
+ *     aggregate counts of user request shapes, never content);
+ *   - `max_tokens`: the value asked, or the router's default when none is
+ *     (the same default for both); a liveness probe is cut by the router
+ *     after 5 tokens (see Cancel below), not by a small `max_tokens`;
+ *   - `user`: replaced by the same salted hash as a user's, keyed by a
+ *     synthetic account per validator where a user's is keyed by its API
+ *     key, so it looks like any user's hash;
+ *   - `extra_json`: the same allow-list of forwarded fields.
+ * - `deadline_ms`: the same rule as a user request, the router's request
+ *   timeout counted from when the request reached the router (a probe is
+ *   not given the 8 s liveness deadline: that timer is the router's own),
+ *   rounded up to a whole second, so the milliseconds a user request spends
+ *   in the router before dispatch do not set it apart.
+ * - `initial_credit_bytes`: the tunnel's one setting, the same for every
+ *   request.
+ * - Concurrency: a probe takes an ordinary slot, counted like a user's,
+ *   whenever the model has one free (see ModelOffer.max_concurrency).
+ * - Cancel: a liveness probe cut after its tokens, or given up at the
+ *   liveness deadline, is cancelled with exactly the reason a user's
+ *   disconnect sends ("client disconnected").
+ * - Probe tokens are never credited and never count as user outcomes; the
+ *   miner learns nothing from that, as it sees neither.
+ *
+ * What can still tell a probe, and why it does not pay to act on it:
+ * - A request that arrives while `max_concurrency` requests of its model are
+ *   in flight on the tunnel holds the spare slot, so it is a probe. A miner
+ *   sees this only while full, and answering it well proves nothing about
+ *   the other requests.
+ * - Audits (probes whose answer is checked against the model) ask for
+ *   deterministic output (temperature 0, a seed) and often logprobs; such
+ *   requests are a probe signal in proportion to how rarely users send that
+ *   shape. Serving the claimed model to everybody is the only safe answer,
+ *   since users send the same shape too.
+ * - Timing and content are the validator's: it probes at random
+ *   (exponential) times and should draw texts that users could have sent.
+ *   A validator that reuses one `user` value or one text lets a miner link
+ *   that hash or text to cancelled-after-5-tokens requests after the fact;
+ *   validators should vary them (or leave `user` out, as most users do).
+ */
 export interface InferenceRequest {
   /**
    * Tunnel-local id of this request, assigned by the router, never reused
@@ -479,7 +545,9 @@ export interface InferenceRequest {
     | undefined;
   /**
    * Time budget for the whole request, measured from when the miner
-   * receives this frame. After it the router gives up (and sends Cancel).
+   * receives this frame, rounded up to a whole second (a multiple of 1000).
+   * After it the router gives up (and sends Cancel); it may give up to a
+   * second sooner, at the exact budget it keeps for itself.
    */
   deadlineMs: number;
   /**
