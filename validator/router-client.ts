@@ -11,6 +11,8 @@ import {
   MinerState,
 } from "../gen/tensorclaw/v1/directory.js";
 import {
+  GetTrafficShapeRequest,
+  type GetTrafficShapeResponse,
   type ModelVerdict,
   ProbeRequest,
   type ProbeResponse,
@@ -254,6 +256,17 @@ export class RouterClient {
     const req = GetUsageRequest.create({ windowSeconds, hotkeys: [...hotkeys] });
     return this.#failover((r) =>
       this.#sign(r.usage, UsageReportServiceService.getUsage, req, this.#callTimeoutMs),
+    );
+  }
+
+  /**
+   * The shape of the user traffic the active replica served over the last
+   * hour (all models), which probes are drawn from.
+   */
+  trafficShape(): Promise<GetTrafficShapeResponse> {
+    const req = GetTrafficShapeRequest.create();
+    return this.#failover((r) =>
+      this.#sign(r.probe, ProbeServiceService.getTrafficShape, req, this.#callTimeoutMs),
     );
   }
 

@@ -49,6 +49,8 @@ export interface ProbeRunResult {
   readonly finishReason: FinishReason;
   readonly logprobs: TokenLogprob[];
   readonly cut: boolean;
+  /** When liveness was met, ms from sending; 0 when it was not. */
+  readonly livenessMs: number;
 }
 
 /** Answer tokens of the relayed text, counted as the router counts a completion (token-credit.ts). */
@@ -123,6 +125,7 @@ export async function runProbe(
   let cut = false;
   let clean = false;
   let ttftMs: number | undefined;
+  let liveMs: number | undefined;
   let endedMs: number | undefined;
   let error = "";
   let content = "";
@@ -145,7 +148,10 @@ export async function runProbe(
         }
         if (c.logprobs.length > 0) logprobChars = keepLogprobs(logprobs, c.logprobs, logprobChars);
         if (c.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED) finishReason = c.finishReason;
-        if (!live && goal.reached(livenessGoal)) live = true;
+        if (!live && goal.reached(livenessGoal)) {
+          live = true;
+          liveMs = o.now() - startedMs;
+        }
         if (cutAt > 0 && live && goal.reached(cutAt)) {
           cut = true;
           endedMs = o.now();
@@ -155,7 +161,10 @@ export async function runProbe(
         clean = true;
         endedMs = o.now();
         // An answer shorter than the goal is live once it finished cleanly.
-        if (!live && !lateForLiveness && answerTokens(call.relayedText(), o.count) > 0) live = true;
+        if (!live && !lateForLiveness && answerTokens(call.relayedText(), o.count) > 0) {
+          live = true;
+          liveMs = o.now() - startedMs;
+        }
       } else {
         endedMs ??= o.now();
         // Our own cancel (cut or liveness deadline) is not the miner's failure.
@@ -191,5 +200,6 @@ export async function runProbe(
     finishReason: cut || !ok ? FinishReason.FINISH_REASON_UNSPECIFIED : finishReason,
     logprobs,
     cut,
+    livenessMs: ok ? (liveMs ?? 0) : 0,
   };
 }

@@ -167,6 +167,7 @@ export class ProbeService {
       finishReason: 0,
       logprobs: [],
       cut: false,
+      livenessMs: 0,
     });
   }
 

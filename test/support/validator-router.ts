@@ -103,6 +103,7 @@ export function okProbe(latencyMs: number): ProbeResponse {
     finishReason: 0,
     logprobs: [],
     cut: true,
+    livenessMs: latencyMs,
   };
 }
 

@@ -349,6 +349,7 @@ describe("contracts", () => {
             finishReason: FinishReason.FINISH_REASON_LENGTH,
             logprobs: [{ token: "Hel", logprob: -0.25, topLogprobs: [{ token: "Hi", logprob: -1.5 }] }],
             cut: true,
+            livenessMs: 7.5,
           },
         ],
         ["ProbeService", "GetTrafficShape", "request", GetTrafficShapeRequest, { model: "m" }],

@@ -186,6 +186,23 @@ describe("probe run: liveness, cut and what the answer keeps", () => {
     });
   });
 
+  it("times liveness at the fifth token, so an audit's long tail is not its response time", async () => {
+    const call = new ScriptedCall();
+    const probing = run(call, 0);
+    await clock.advance(100);
+    for (const w of WORDS.slice(0, 5)) call.chunk(w);
+    await clock.advance(400);
+    for (const w of WORDS.slice(5)) call.chunk(w);
+    await clock.advance(50);
+    call.usage();
+    const r = await probing;
+    expect(r).to.deep.include({ ok: true, cut: false, ttftMs: 100, livenessMs: 100, latencyMs: 550 });
+    const dead = new ScriptedCall();
+    const p2 = run(dead, 5);
+    await clock.advance(LIVENESS_MS);
+    expect(await p2).to.deep.include({ ok: false, livenessMs: 0 });
+  });
+
   it("gives up at the liveness deadline as a user disconnect would, whatever was relayed", async () => {
     const call = new ScriptedCall();
     const probing = run(call, 0);

@@ -182,6 +182,14 @@ export interface ProbeResponse {
   logprobs: TokenLogprob[];
   /** The router cancelled the request after `cut_after_tokens`. */
   cut: boolean;
+  /**
+   * Time from sending the request to the moment liveness was met (the first
+   * min(5, answer length) content tokens, or the clean finish of a shorter
+   * answer), in ms; 0 when it was not. The response time to score: for a
+   * liveness probe it is `latency_ms`, for an audit it leaves out the rest
+   * of a long answer.
+   */
+  livenessMs: number;
 }
 
 /** Which traffic to describe. */
@@ -429,6 +437,7 @@ function createBaseProbeResponse(): ProbeResponse {
     finishReason: 0,
     logprobs: [],
     cut: false,
+    livenessMs: 0,
   };
 }
 
@@ -475,6 +484,9 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     }
     if (message.cut !== false) {
       writer.uint32(104).bool(message.cut);
+    }
+    if (message.livenessMs !== 0) {
+      writer.uint32(113).double(message.livenessMs);
     }
     return writer;
   },
@@ -596,6 +608,14 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
             message.cut = reader.bool();
             continue;
           }
+          case 14: {
+            if (tag !== 113) {
+              break;
+            }
+
+            message.livenessMs = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -649,6 +669,11 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
         ? object.logprobs.map((e: any) => TokenLogprob.fromJSON(e))
         : [],
       cut: isSet(object.cut) ? globalThis.Boolean(object.cut) : false,
+      livenessMs: isSet(object.livenessMs)
+        ? globalThis.Number(object.livenessMs)
+        : isSet(object.liveness_ms)
+        ? globalThis.Number(object.liveness_ms)
+        : 0,
     };
   },
 
@@ -693,6 +718,9 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     if (message.cut !== false) {
       obj.cut = message.cut;
     }
+    if (message.livenessMs !== 0) {
+      obj.livenessMs = floatToJson(message.livenessMs);
+    }
     return obj;
   },
 
@@ -716,6 +744,7 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     message.finishReason = object.finishReason ?? 0;
     message.logprobs = object.logprobs?.map((e) => TokenLogprob.fromPartial(e)) || [];
     message.cut = object.cut ?? false;
+    message.livenessMs = object.livenessMs ?? 0;
     return message;
   },
 };
