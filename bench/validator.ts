@@ -136,7 +136,12 @@ async function benchRound(silentHalf: boolean): Promise<{ ms: number; passed: nu
     const t0 = performance.now();
     const round = await runProbeRound(client, {
       concurrency: 256,
-      timeoutMs: PROBE_TIMEOUT_MS,
+      probe: (hotkey) =>
+        client.probe(hotkey, {
+          body: { messages: [{ role: "user", content: "Say hello." }] },
+          cutAfterTokens: 5,
+          timeoutMs: PROBE_TIMEOUT_MS,
+        }),
       clock: Date.now,
       logger: silentLogger(),
     });

@@ -25,6 +25,12 @@ export interface ValidatorConfig {
   reconnectGraceMs: number;
   /** Response-time tiers between 100 ms and 2 s, `ms:score,…` (validated monotone). */
   latencyTiers: string;
+  /** Share of probes that are audits (answers checked against the model), 0 to 1. */
+  verifyShare: number;
+  /** JSON-lines file of the operator's own probe prompts (kept private); else the built-in generator. */
+  probeCorpus: string | undefined;
+  /** Reference servers, `model=URL` each (an OpenAI-compatible server of that model with prompt logprobs). */
+  reference: readonly string[];
   /** BIP-39 mnemonic of the hotkey, from TENSORCLAW_MNEMONIC only; never logged. */
   mnemonic: string | undefined;
   logLevel: LogLevel;
@@ -50,6 +56,9 @@ export const VALIDATOR_DEFAULTS: ValidatorConfig = {
   probeTimeoutMs: PROBE_TIMEOUT_MS,
   reconnectGraceMs: RECONNECT_GRACE_MS,
   latencyTiers: formatLatencyTiers(DEFAULT_LATENCY_TIERS),
+  verifyShare: 0.2,
+  probeCorpus: undefined,
+  reference: [],
   mnemonic: undefined,
   logLevel: "info",
 };
@@ -131,6 +140,26 @@ export const VALIDATOR_OPTIONS: OptionSpecs<ValidatorConfig> = {
     description:
       "Response-time tiers between <100 ms (100) and >2 s (20) as ms:score pairs; bounds rise, scores fall, last ends at 2000.",
   },
+  verifyShare: {
+    flag: "verify-share",
+    kind: "number",
+    min: 0,
+    max: 1,
+    description:
+      "Share of probes that are audits: a deterministic prompt answered in full and checked against the model (reference, peers or a one-answer prompt).",
+  },
+  probeCorpus: {
+    flag: "probe-corpus",
+    kind: "string",
+    description:
+      'Probe prompts: a JSON-lines file of chat requests ({"messages": [...]} each), kept private; default the built-in generator.',
+  },
+  reference: {
+    flag: "reference",
+    kind: "list",
+    description:
+      "MODEL=URL: audits of MODEL are scored by this OpenAI-compatible server of the same weights (vLLM: /tokenize and /v1/completions with echo and logprobs); without one, by agreement among miners.",
+  },
   mnemonic: {
     flag: "mnemonic",
     kind: "string",
@@ -155,6 +184,8 @@ export function parseValidatorCommand(
   const parsed = parseCommand(VALIDATOR_OPTIONS, VALIDATOR_DEFAULTS, argv, env);
   // Fails with config_invalid naming --latency-tiers when not monotone.
   parseLatencyTiers(parsed.config.latencyTiers);
+  // Fails with config_invalid naming --reference when malformed.
+  parseReferences(parsed.config.reference);
   const [sub, ...extra] = parsed.positionals;
   if (!parsed.help && (extra.length > 0 || (sub !== undefined && sub !== "scores"))) {
     throw new TensorClawError(
@@ -180,4 +211,31 @@ export function parseValidatorCommand(
     );
   }
   return parsed;
+}
+
+/**
+ * The `--reference MODEL=URL` settings as a map from model id to server
+ * URL. Malformed entries (no `=`, an empty model, a model given twice, a
+ * URL that is not http(s)) are a startup error naming the setting.
+ */
+export function parseReferences(items: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const item of items) {
+    const at = item.indexOf("=");
+    const model = at < 0 ? "" : item.slice(0, at).trim();
+    const url = at < 0 ? "" : item.slice(at + 1).trim();
+    const bad = (why: string) =>
+      new TensorClawError("config_invalid", `invalid setting --reference ${JSON.stringify(item)}: ${why}`);
+    if (model === "" || url === "") throw bad("expected MODEL=URL");
+    if (out.has(model)) throw bad(`${model} has two references`);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw bad("the URL does not parse");
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw bad("the URL must be http(s)");
+    out.set(model, url);
+  }
+  return out;
 }

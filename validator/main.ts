@@ -9,13 +9,20 @@ import type { CommandIO } from "../common/command.js";
 import type { ParsedCommand } from "../common/config.js";
 import { loadHotkey } from "../common/identity.js";
 import { createLogger } from "../common/logger.js";
-import type { ValidatorConfig } from "./config.js";
+import { ReferenceJudge } from "./audit/reference-judge.js";
+import { auditPromptOf } from "./audit-judge.js";
+import { parseReferences, type ValidatorConfig } from "./config.js";
 import { parseLatencyTiers } from "./latency-tiers.js";
+import { ProbeCorpus } from "./probe-gen/corpus.js";
+import { drawProbeBody } from "./probe-gen/shape-sampler.js";
 import { RouterClient } from "./router-client.js";
 import type { ValidatorStateStore } from "./state-store.js";
 import { FileStateStore } from "./state-store-file.js";
 import { RedisStateStore } from "./state-store-redis.js";
 import { Validator } from "./validator.js";
+
+/** Audit-like prompts a reference answers at each calibration. */
+const CALIBRATION_PROMPTS = 4;
 
 /** Runs the validator loop (or one pass with --once, or prints scores) until SIGINT/SIGTERM. */
 export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: CommandIO): Promise<number> {
@@ -40,6 +47,26 @@ export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: 
   } else {
     store = await FileStateStore.open(cfg.stateFile);
   }
+  // A bad corpus line stops the start: probes from a half-read corpus would not be the operator's.
+  const corpus = cfg.probeCorpus === undefined ? undefined : await ProbeCorpus.load(cfg.probeCorpus);
+  const references = new Map<string, ReferenceJudge>();
+  for (const [model, baseUrl] of parseReferences(cfg.reference)) {
+    references.set(
+      model,
+      new ReferenceJudge({
+        model,
+        baseUrl,
+        now: () => Date.now(),
+        // Calibrated on the reference's own answers to prompts like the audits'.
+        calibrationPrompts: () =>
+          Array.from({ length: CALIBRATION_PROMPTS }, () =>
+            auditPromptOf(
+              drawProbeBody({ model, random: Math.random, audit: true, gradedShare: 0, source: corpus }).body,
+            ),
+          ),
+      }),
+    );
+  }
   let chain: Chain | undefined;
   const router = new RouterClient(cfg.router, { signer: hotkey, logger });
   try {
@@ -62,14 +89,26 @@ export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: 
         probeIntervalMs: cfg.probeIntervalS * 1000,
         weightsIntervalMs: cfg.weightsIntervalS * 1000,
         latencyTiers: parseLatencyTiers(cfg.latencyTiers),
+        verifyShare: cfg.verifyShare,
+        ...(corpus === undefined ? {} : { corpus }),
       },
+      references,
       clock: systemClock,
       randomBytes: (n) => randomBytes(n),
       logger,
       print: io.stdout,
     });
     logger.info(
-      { hotkey: hotkey.address, routers: cfg.router, chain: cfg.chain, dryRun: cfg.dryRun },
+      {
+        hotkey: hotkey.address,
+        routers: cfg.router,
+        chain: cfg.chain,
+        dryRun: cfg.dryRun,
+        verifyShare: cfg.verifyShare,
+        probeCorpus:
+          corpus === undefined ? "built-in generator" : `${cfg.probeCorpus} (${corpus.size} prompts)`,
+        references: Object.fromEntries(parseReferences(cfg.reference)),
+      },
       "validator starting",
     );
     if (scoresOnly) {
@@ -95,6 +134,7 @@ export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: 
     return 0;
   } finally {
     router.close();
+    await Promise.all([...references.values()].map((r) => r.close()));
     await chain?.close();
     await store.close();
     redis?.disconnect();

@@ -1,30 +1,24 @@
 import type { Logger } from "../common/logger.js";
 import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
+import type { ProbeResponse } from "../gen/tensorclaw/v1/probe.js";
 import { RECONNECT_GRACE_MS } from "./reconnect-grace.js";
-import type { DirectoryListing, ProbeOptions, ProbeOutcome } from "./router-client.js";
+import type { DirectoryListing, ProbeOutcome } from "./router-client.js";
 import type { ProbeEntry } from "./state-store.js";
 
-/** The two router calls a probe round needs (a {@link RouterClient} has them). */
+/** The router call a probe round needs besides the probes themselves (a {@link RouterClient} has it). */
 export interface ProbeRouter {
   listMiners(): Promise<DirectoryListing>;
-  probe(hotkey: string, opts: ProbeOptions): Promise<ProbeOutcome>;
 }
 
-/** A placeholder liveness probe until the validator draws its own (issue #15, item 2). */
-const PLACEHOLDER_BODY: Readonly<Record<string, unknown>> = Object.freeze({
-  messages: [{ role: "user", content: "Say hello." }],
-  max_tokens: 16,
-  stream: true,
-});
-/** The seed's liveness rule: the router cuts the answer after this many tokens. */
-const LIVENESS_CUT_TOKENS = 5;
+/** Sends one probe to a miner (a {@link Prober} does: it writes the request and books audits). */
+export type ProbeOne = (hotkey: string, sessions: readonly MinerSession[]) => Promise<ProbeOutcome>;
 
 /** Settings of one round. */
 export interface ProbeRoundOptions {
   /** Most probes in flight at once. */
   readonly concurrency: number;
-  /** Per-probe deadline asked of the router (ms). */
-  readonly timeoutMs: number;
+  /** How each miner is probed. */
+  readonly probe: ProbeOne;
   /** Unix ms. */
   readonly clock: () => number;
   readonly logger: Logger;
@@ -100,8 +94,32 @@ export async function mapBounded<T, R>(
   return out;
 }
 
+function finiteMs(x: number): number {
+  return Number.isFinite(x) && x >= 0 ? x : 0;
+}
+
+/**
+ * The history entry of a probe the router ran. Its response time is the
+ * time to liveness (five tokens), which for a liveness probe is the whole
+ * probe and for an audit leaves out the rest of a long answer; routers
+ * that do not report it give the whole latency.
+ */
+export function probedEntry(hotkey: string, r: ProbeResponse, atMs: number): ProbeEntry {
+  const ok = r.ok && !r.ghost;
+  const live = finiteMs(r.livenessMs);
+  return {
+    hotkey,
+    record: {
+      atMs,
+      ok,
+      latencyMs: ok && live > 0 ? live : finiteMs(r.latencyMs),
+      ttftMs: finiteMs(r.ttftMs),
+    },
+  };
+}
+
 /** A failed probe for a miner that could not be reached at all. */
-function failed(hotkey: string, atMs: number): ProbeEntry {
+export function failedEntry(hotkey: string, atMs: number): ProbeEntry {
   return { hotkey, record: { atMs, ok: false, latencyMs: 0, ttftMs: 0 } };
 }
 
@@ -138,11 +156,7 @@ export async function runProbeRound(router: ProbeRouter, opts: ProbeRoundOptions
     // Signing is synchronous CPU work: yield first so probes already signed
     // leave now, instead of all waiting for the last signature.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const outcome = await router.probe(hotkey, {
-      body: { ...PLACEHOLDER_BODY },
-      cutAfterTokens: LIVENESS_CUT_TOKENS,
-      timeoutMs: opts.timeoutMs,
-    });
+    const outcome = await opts.probe(hotkey, listing.sessions);
     return { hotkey, outcome, atMs: opts.clock() };
   });
   const entries: ProbeEntry[] = [];
@@ -150,26 +164,17 @@ export async function runProbeRound(router: ProbeRouter, opts: ProbeRoundOptions
   const routerErrors: { hotkey: string; detail: string }[] = [];
   for (const { hotkey, outcome, atMs } of outcomes) {
     if (outcome.kind === "probed") {
-      const r = outcome.response;
-      entries.push({
-        hotkey,
-        record: {
-          atMs,
-          ok: r.ok && !r.ghost,
-          latencyMs: Number.isFinite(r.latencyMs) && r.latencyMs >= 0 ? r.latencyMs : 0,
-          ttftMs: Number.isFinite(r.ttftMs) && r.ttftMs >= 0 ? r.ttftMs : 0,
-        },
-      });
+      entries.push(probedEntry(hotkey, outcome.response, atMs));
     } else if (outcome.kind === "absent") {
       absent.push(hotkey);
-      entries.push(failed(hotkey, atMs));
+      entries.push(failedEntry(hotkey, atMs));
     } else {
       routerErrors.push({ hotkey, detail: outcome.detail });
     }
   }
   const disconnected = disconnectedMiners(listing, opts.known ?? [], opts.reconnectGraceMs);
   const finishedAtMs = opts.clock();
-  for (const hotkey of disconnected) entries.push(failed(hotkey, finishedAtMs));
+  for (const hotkey of disconnected) entries.push(failedEntry(hotkey, finishedAtMs));
   opts.logger.info(
     {
       miners: targets.length,

@@ -1,11 +1,28 @@
 import type { Chain, ExtrinsicOutcome, Metagraph } from "../common/chain/chain.js";
 import type { Clock } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
-import type { ListMinersResponse } from "../gen/tensorclaw/v1/directory.js";
+import type { ListMinersResponse, MinerSession } from "../gen/tensorclaw/v1/directory.js";
+import type { ModelVerdict } from "../gen/tensorclaw/v1/probe.js";
 import type { GetUsageResponse } from "../gen/tensorclaw/v1/usage.js";
+import { type AuditVerdict, auditVerdicts, failedModelsByHotkey, verdictMessage } from "./audit/verdicts.js";
+import { type AuditCase, AuditCases } from "./audit-cases.js";
+import { judgeCase, type ReferenceJudging } from "./audit-judge.js";
 import type { LatencyTier } from "./latency-tiers.js";
-import { type ProbeRoundResult, type ProbeRouter, runProbeRound } from "./probe-round.js";
-import { RouterUnreachableError } from "./router-client.js";
+import type { ProbeCorpus } from "./probe-gen/corpus.js";
+import { seededRandom } from "./probe-gen/random.js";
+import { makeUserPool } from "./probe-gen/shape-sampler.js";
+import {
+  disconnectedMiners,
+  failedEntry,
+  type ProbeRoundResult,
+  type ProbeRouter,
+  probedEntry,
+  probeTargets,
+  runProbeRound,
+} from "./probe-round.js";
+import { ProbeSchedule } from "./probe-schedule.js";
+import { Prober, type ProberRouter, probeableModels } from "./prober.js";
+import { type DirectoryListing, RouterUnreachableError } from "./router-client.js";
 import { buildMinerInputs } from "./score-inputs.js";
 import { formatScoreTable, type ScoreRow, scoreRows } from "./score-table.js";
 import { type MinerScore, scoreMiners } from "./scoring.js";
@@ -15,9 +32,20 @@ import type { WeightsAction } from "./weights-plan.js";
 import { WeightsStep } from "./weights-step.js";
 
 /** The router calls a validator makes. */
-export interface ValidatorRouter extends ProbeRouter {
+export interface ValidatorRouter extends ProbeRouter, ProberRouter {
   getUsage(windowSeconds?: number): Promise<GetUsageResponse>;
+  /** Tells the routers which (miner, model) pairs failed their audits; absent: they are not told. */
+  reportVerdicts?(verdicts: readonly ModelVerdict[]): Promise<unknown>;
 }
+
+/** Default share of probes that are audits (`--verify-share`). */
+export const DEFAULT_VERIFY_SHARE = 0.2;
+/**
+ * How long the router may take to report an audit, which runs to the end
+ * of the answer: a user request's deadline on the router (120 s by
+ * default) and some slack.
+ */
+export const DEFAULT_AUDIT_TIMEOUT_MS = 125_000;
 
 /** Settings the loop needs (from ValidatorConfig). */
 export interface ValidatorSettings {
@@ -32,6 +60,12 @@ export interface ValidatorSettings {
   readonly latencyTiers: readonly LatencyTier[];
   /** Miners with no probe for this long are forgotten. */
   readonly historyRetentionMs?: number;
+  /** Share of probes that are audits (default DEFAULT_VERIFY_SHARE). */
+  readonly verifyShare?: number;
+  /** See DEFAULT_AUDIT_TIMEOUT_MS. */
+  readonly auditTimeoutMs?: number;
+  /** The operator's private prompts (`--probe-corpus`); absent: the built-in generator. */
+  readonly corpus?: ProbeCorpus;
 }
 
 /** Everything the validator touches, injected. */
@@ -46,6 +80,10 @@ export interface ValidatorDeps {
   /** Probe and history times, and the loop's waits. */
   readonly clock: Clock;
   readonly randomBytes: (n: number) => Uint8Array;
+  /** Uniform in [0, 1): probe times, models, prompts (default Math.random). */
+  readonly random?: () => number;
+  /** Reference judges by model (`--reference`); a model without one is judged by agreement. */
+  readonly references?: ReadonlyMap<string, ReferenceJudging>;
   readonly logger: Logger;
   /** Where tables and plans are printed (stdout). */
   readonly print: (text: string) => void;
@@ -66,13 +104,42 @@ export interface ScorePassResult {
 const SKIP_MESSAGE = "router unreachable, not punishing miners";
 const WEEK_MS = 7 * 86_400_000;
 
-/** The validator: probe rounds, scoring passes and weight updates. */
+/** The validator: probes, audits, scoring passes and weight updates. */
 export class Validator {
   readonly #d: ValidatorDeps;
   readonly #weightsStep: WeightsStep | undefined;
+  readonly #random: () => number;
+  readonly #cases: AuditCases;
+  readonly #prober: Prober;
+  /** Probes the loop started that have not finished. */
+  readonly #inFlight = new Set<Promise<void>>();
 
   constructor(deps: ValidatorDeps) {
     this.#d = deps;
+    this.#random = deps.random ?? Math.random;
+    const s = deps.settings;
+    const verifyShare = s.verifyShare ?? DEFAULT_VERIFY_SHARE;
+    const auditTimeoutMs = s.auditTimeoutMs ?? DEFAULT_AUDIT_TIMEOUT_MS;
+    this.#cases = new AuditCases({
+      // Long enough that every miner of the model most likely had an audit (e^-4 that one did not).
+      maxAgeMs: (4 * s.probeIntervalMs) / Math.max(verifyShare, 0.01),
+      pendingTimeoutMs: auditTimeoutMs + 5_000,
+    });
+    this.#prober = new Prober({
+      router: deps.router,
+      cases: this.#cases,
+      settings: {
+        verifyShare,
+        livenessTimeoutMs: s.probeTimeoutMs,
+        auditTimeoutMs,
+        corpus: s.corpus,
+        // The same synthetic users on every start, as a real app's users come back.
+        userPool: makeUserPool(seededRandom(`tensorclaw/v1/probe-users\n${deps.selfHotkey}`)),
+      },
+      random: this.#random,
+      clock: () => deps.clock.now(),
+      logger: deps.logger,
+    });
     this.#weightsStep =
       deps.chain === undefined
         ? undefined
@@ -89,24 +156,32 @@ export class Validator {
   }
 
   /**
-   * One probe round, stored. Undefined when the round was skipped (router
-   * unreachable, or it failed every probe itself): nobody is recorded then,
-   * not even miners that no router lists.
+   * Miners with a pass in their kept history: if no router lists them, they
+   * get a failed probe. Once every kept probe failed there is nothing left
+   * to lose, so they stop getting entries and age out.
+   */
+  async #known(): Promise<string[]> {
+    return [...(await this.#d.store.probeHistory())].filter(([, h]) => h.some((r) => r.ok)).map(([hk]) => hk);
+  }
+
+  /**
+   * One probe of every connected miner now, stored (the `--once` pass; the
+   * loop probes each miner at its own random times instead). Undefined
+   * when the round was skipped (router unreachable, or it failed every
+   * probe itself): nobody is recorded then, not even miners that no router
+   * lists.
    */
   async probeRound(): Promise<ProbeRoundResult | undefined> {
     const { router, store, settings, clock, logger } = this.#d;
     let round: ProbeRoundResult;
-    // Miners with a pass in their kept history: if no router lists them now,
-    // the round records a failure. Once every kept probe failed there is
-    // nothing left to lose, so they stop getting entries and age out.
-    const known = [...(await store.probeHistory())].filter(([, h]) => h.some((r) => r.ok)).map(([hk]) => hk);
     try {
+      await this.#prober.refreshShape();
       round = await runProbeRound(router, {
         concurrency: settings.probeConcurrency,
-        timeoutMs: settings.probeTimeoutMs,
+        probe: (hotkey, sessions) => this.#prober.probe(hotkey, sessions),
         clock: () => clock.now(),
         logger,
-        known,
+        known: await this.#known(),
         ...(settings.reconnectGraceMs === undefined ? {} : { reconnectGraceMs: settings.reconnectGraceMs }),
       });
     } catch (err) {
@@ -122,14 +197,62 @@ export class Validator {
       return undefined;
     }
     await store.appendProbes(round.entries);
+    await this.settleAudits(round.sessions);
     return round;
   }
 
   /**
-   * Scores every known miner from the stored probe history and the router's
-   * 24 h usage; with a chain, maps hotkeys to uids and (unless `submit` is
-   * false or this is a dry run) sets, commits or reveals weights. Undefined
-   * when the router cannot be reached: the pass is skipped, nobody is punished.
+   * Judges the audit cases that are complete (every miner serving the
+   * model answered, or the case is old), stores the records and tells the
+   * routers the verdicts they changed. Returns the judged cases.
+   */
+  async settleAudits(sessions: readonly MinerSession[]): Promise<readonly AuditCase[]> {
+    const { store, clock, logger } = this.#d;
+    const serving = (model: string) =>
+      probeTargets(sessions).filter((hk) => probeableModels(sessions, hk).includes(model));
+    const closed = this.#cases.closeDue(clock.now(), serving);
+    if (closed.length === 0) return closed;
+    const touched = new Set<string>();
+    for (const c of closed) {
+      const records = await judgeCase(c, this.#d.references?.get(c.model), clock.now());
+      await store.appendAudits(records);
+      for (const r of records) touched.add(`${r.hotkey}\n${r.model}`);
+      logger.info(
+        {
+          model: c.model,
+          answers: c.answers.size,
+          outcomes: Object.fromEntries(
+            records.map((r) => [r.hotkey, `${r.outcome} (${r.judge}: ${r.detail})`]),
+          ),
+        },
+        "audit judged",
+      );
+    }
+    const verdicts = auditVerdicts(await store.auditHistory()).filter((v) =>
+      touched.has(`${v.hotkey}\n${v.model}`),
+    );
+    await this.#report(verdicts);
+    return closed;
+  }
+
+  /** Sends verdicts to the routers; one that cannot be told is logged, never fatal. */
+  async #report(verdicts: readonly AuditVerdict[]): Promise<void> {
+    const { router, logger } = this.#d;
+    if (verdicts.length === 0 || router.reportVerdicts === undefined) return;
+    try {
+      await router.reportVerdicts(verdicts.map(verdictMessage));
+    } catch (err) {
+      logger.warn({ err: err instanceof Error ? err.message : String(err) }, "routers not told the verdicts");
+    }
+  }
+
+  /**
+   * Scores every known miner from the stored probe history, the audit
+   * verdicts and the router's 24 h usage; with a chain, maps hotkeys to
+   * uids and (unless `submit` is false or this is a dry run) sets, commits
+   * or reveals weights. Every verdict goes to the routers again (a router
+   * that restarted has none). Undefined when the router cannot be reached:
+   * the pass is skipped, nobody is punished.
    */
   async scorePass(opts: { submit: boolean; print: boolean }): Promise<ScorePassResult | undefined> {
     const { router, store, chain, settings, logger } = this.#d;
@@ -155,8 +278,10 @@ export class Validator {
       }
     }
     const history = await store.probeHistory();
+    const verdicts = auditVerdicts(await store.auditHistory());
+    await this.#report(verdicts);
     const scores = scoreMiners(
-      buildMinerInputs(listing.sessions, history, usage.miners),
+      buildMinerInputs(listing.sessions, history, usage.miners, [], failedModelsByHotkey(verdicts)),
       settings.latencyTiers,
     );
     const uidOf = new Map<string, number>((mg?.neurons ?? []).map((n) => [n.hotkey, n.uid]));
@@ -204,19 +329,79 @@ export class Validator {
   }
 
   /**
-   * Runs until `signal` aborts: a probe round every probe interval and a
-   * scoring pass (with weights) every weights interval. A failing pass is
-   * logged and the loop goes on.
+   * Reads the directory and the traffic shape, schedules the listed miners
+   * and fails the known miners that no router lists. Undefined when no
+   * router answers (nobody is punished then).
+   */
+  async #survey(schedule: ProbeSchedule): Promise<DirectoryListing | undefined> {
+    const { router, store, clock, logger, settings } = this.#d;
+    let listing: DirectoryListing;
+    try {
+      listing = await router.listMiners();
+    } catch (err) {
+      if (err instanceof RouterUnreachableError) {
+        logger.warn({ attempts: err.attempts }, `miner listing skipped: ${SKIP_MESSAGE}`);
+        return undefined;
+      }
+      throw err;
+    }
+    await this.#prober.refreshShape();
+    schedule.sync(probeTargets(listing.sessions), clock.now());
+    const gone = disconnectedMiners(listing, await this.#known(), settings.reconnectGraceMs);
+    if (gone.length > 0) {
+      await store.appendProbes(gone.map((hotkey) => failedEntry(hotkey, clock.now())));
+      logger.info({ miners: gone }, "known miners that no router lists: failed probes recorded");
+    }
+    return listing;
+  }
+
+  /** Probes one miner now, stores the result and judges the audit cases it completed. */
+  async #probeOne(hotkey: string, listing: DirectoryListing): Promise<void> {
+    const { store, clock, logger } = this.#d;
+    const outcome = await this.#prober.probe(hotkey, listing.sessions);
+    if (outcome.kind === "probed") {
+      await store.appendProbes([probedEntry(hotkey, outcome.response, clock.now())]);
+    } else if (outcome.kind === "absent") {
+      await store.appendProbes([failedEntry(hotkey, clock.now())]);
+    } else {
+      logger.warn({ hotkey, detail: outcome.detail }, "router failed a probe; not punishing the miner");
+    }
+    await this.settleAudits(listing.sessions);
+  }
+
+  /**
+   * Runs until `signal` aborts. Each miner is probed at its own random
+   * times (exponential gaps with the probe interval as their mean, see
+   * ProbeSchedule); the directory is read once per probe interval; a
+   * scoring pass (with weights) runs every weights interval. A failing
+   * step is logged and the loop goes on.
    */
   async run(signal: AbortSignal): Promise<void> {
     const { settings, clock, logger } = this.#d;
-    let nextProbe = clock.now();
+    const schedule = new ProbeSchedule(settings.probeIntervalMs, this.#random);
+    const inFlight = this.#inFlight;
+    let listing: DirectoryListing | undefined;
+    let nextSurvey = clock.now();
     let nextWeights = clock.now();
     while (!signal.aborted) {
-      if (clock.now() >= nextProbe) {
-        await this.#guard("probe round", () => this.probeRound());
+      if (clock.now() >= nextSurvey) {
+        await this.#guard("miner listing", async () => {
+          listing = (await this.#survey(schedule)) ?? listing;
+        });
         await this.#guard("reveal check", () => this.revealDue());
-        nextProbe = Math.max(nextProbe + settings.probeIntervalMs, clock.now());
+        nextSurvey = clock.now() + settings.probeIntervalMs;
+      }
+      const current = listing;
+      for (const hotkey of current === undefined ? [] : schedule.takeDue(clock.now())) {
+        if (current === undefined) break;
+        if (inFlight.size >= settings.probeConcurrency) {
+          logger.warn({ hotkey, inFlight: inFlight.size }, "probe skipped: too many probes in flight");
+          continue;
+        }
+        const p: Promise<void> = this.#guard("probe", () => this.#probeOne(hotkey, current)).finally(() =>
+          inFlight.delete(p),
+        );
+        inFlight.add(p);
       }
       if (signal.aborted) break;
       if (clock.now() >= nextWeights) {
@@ -224,10 +409,16 @@ export class Validator {
         await this.#guard("scoring pass", () => this.scorePass({ submit: true, print: settings.dryRun }));
         nextWeights = clock.now() + settings.weightsIntervalMs;
       }
-      const wait = Math.max(0, Math.min(nextProbe, nextWeights) - clock.now());
-      await clock.sleep(wait, signal);
+      const wake = Math.min(schedule.nextDueMs() ?? Number.POSITIVE_INFINITY, nextSurvey, nextWeights);
+      await clock.sleep(Math.max(0, wake - clock.now()), signal);
     }
+    await Promise.allSettled(inFlight);
     logger.info("validator loop stopped");
+  }
+
+  /** Probes the loop started that have not finished yet. */
+  get probesInFlight(): number {
+    return this.#inFlight.size;
   }
 
   async #guard(what: string, fn: () => Promise<unknown>): Promise<void> {

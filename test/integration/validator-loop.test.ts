@@ -11,8 +11,10 @@ import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
 import { RouterClient } from "../../validator/router-client.js";
 import { FileStateStore } from "../../validator/state-store-file.js";
 import { Validator } from "../../validator/validator.js";
+import { seededRandom } from "../support/api-random.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { throwawayHotkey } from "../support/keys.js";
+import { pollUntil } from "../support/poll.js";
 import { freePort } from "../support/redis.js";
 import {
   ghostProbe,
@@ -86,6 +88,7 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
       },
       clock,
       randomBytes: (n) => randomBytes(n),
+      random: seededRandom(11),
       logger: silentLogger(),
       print: (t) => printed.push(t),
     });
@@ -197,31 +200,41 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     expect((await (await FileStateStore.open(join(dir, "state.json"))).probeHistory()).size).to.equal(0);
   });
 
-  it("runs probe rounds on its interval until aborted, printing the table in a dry run", async () => {
+  it("probes each miner at its own random times until aborted, printing the table in a dry run", async () => {
     const printed: string[] = [];
     const clock = new FakeClock(Date.now());
     const v = await make([router.url], printed, clock);
-    const probes = () => router.calls.filter((c) => c.method.endsWith("/Probe")).length;
+    const probed = () =>
+      router.calls
+        .filter((c) => c.method.endsWith("/Probe"))
+        .map((c) => (c.request as { hotkey: string }).hotkey);
     const stop = new AbortController();
     const done = v.run(stop.signal);
-    // The first round and scoring pass run at once; then the loop sleeps until the next round is due.
+    // The listing and the first scoring pass run at once; nobody is probed before their own time comes.
     await clock.untilPending();
-    expect(probes()).to.equal(3);
-    expect(clock.scheduled()).to.deep.equal([{ inMs: 50, repeats: false, unref: false }]);
-    for (const round of [2, 3]) {
-      await clock.advance(49);
-      expect(clock.pending, `still sleeping before round ${round}`).to.equal(1);
-      await clock.advance(1);
+    expect(probed()).to.deep.equal([]);
+    expect(router.calls.some((c) => c.method.endsWith("/GetUsage"))).to.equal(true);
+    // 40 mean intervals of 50 ms, in 10 ms steps.
+    const order: string[][] = [];
+    for (let t = 0; t < 2000; t += 10) {
+      const before = probed().length;
+      await clock.advance(10);
       await clock.untilPending();
-      expect(probes()).to.equal(3 * round);
+      await pollUntil(() => v.probesInFlight === 0, { timeoutMs: 5000, what: "probes to finish" });
+      order.push(probed().slice(before));
     }
-    // Aborting ends the sleep at once.
     stop.abort();
     await done;
     expect(clock.pending).to.equal(0);
+    const counts = ["5FAST", "5GHOST", "5SLOW"].map((hk) => probed().filter((x) => x === hk).length);
+    // About 40 each (a Poisson count: 40 ± 3 standard deviations)...
+    for (const n of counts) expect(n).to.be.within(21, 59);
+    // ...at independent times: not a round that probes all three in the same step.
+    const steps = order.filter((o) => o.length > 0);
+    expect(steps.filter((o) => o.length === 3).length).to.be.below(steps.length / 4);
     const h = await (await FileStateStore.open(join(dir, "state.json"))).probeHistory();
-    expect(h.get("5FAST")).to.have.length(3);
-    expect(router.calls.some((c) => c.method.endsWith("/GetUsage"))).to.equal(true);
+    expect(h.get("5FAST")).to.have.length(counts[0] as number);
+    expect(h.get("5GHOST")?.every((r) => !r.ok)).to.equal(true);
     expect(printed.join("")).to.match(/^uid\s+hotkey/m);
   });
 });

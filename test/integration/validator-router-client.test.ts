@@ -31,6 +31,10 @@ const liveness = (timeoutMs: number) => ({
   timeoutMs,
 });
 
+/** A round's way to probe: a liveness probe through `c`. */
+const livenessVia = (c: RouterClient, timeoutMs: number) => (hotkey: string) =>
+  c.probe(hotkey, liveness(timeoutMs));
+
 describe("validator router client (real gRPC servers)", () => {
   let key: Hotkey;
   const servers: RouterStandIn[] = [];
@@ -101,7 +105,12 @@ describe("validator router client (real gRPC servers)", () => {
     const c = client([down, r1.url, r2.url]);
     const list = await c.listMiners();
     expect(list.sessions.map((x) => x.hotkey)).to.deep.equal(["5A", "5B", "5C", "5C"]);
-    await runProbeRound(c, { concurrency: 4, timeoutMs: 1000, clock: Date.now, logger: silentLogger() });
+    await runProbeRound(c, {
+      concurrency: 4,
+      probe: livenessVia(c, 1000),
+      clock: Date.now,
+      logger: silentLogger(),
+    });
     const probed = (s: RouterStandIn) =>
       s.calls.filter((x) => x.method.endsWith("/Probe")).map((x) => (x.request as { hotkey: string }).hotkey);
     expect(probed(r1)).to.deep.equal(["5A"]);
@@ -141,20 +150,20 @@ describe("validator router client (real gRPC servers)", () => {
     const list = await partial.listMiners();
     expect(list.unanswered).to.have.length(1);
     expect(list.unanswered?.[0]).to.contain(down);
-    const opts = {
+    const opts = (c: RouterClient) => ({
       concurrency: 2,
-      timeoutMs: 500,
+      probe: livenessVia(c, 500),
       clock: () => 7,
       logger: silentLogger(),
       known: ["5A", "5KILLED"],
-    };
+    });
     // 5KILLED may have its tunnel on the replica that did not answer: nothing is recorded for it.
-    const unsure = await runProbeRound(partial, opts);
+    const unsure = await runProbeRound(partial, opts(partial));
     expect(unsure.disconnected).to.deep.equal([]);
     expect(unsure.entries.map((e) => e.hotkey)).to.deep.equal(["5A"]);
     // With every replica answering and none listing it, it is not connected anywhere: a failed probe.
     const whole = client([up.url]);
-    const sure = await runProbeRound(whole, opts);
+    const sure = await runProbeRound(whole, opts(whole));
     expect(sure.disconnected).to.deep.equal(["5KILLED"]);
     expect(sure.entries.find((e) => e.hotkey === "5KILLED")?.record).to.deep.equal({
       atMs: 7,
@@ -271,7 +280,7 @@ describe("validator router client (real gRPC servers)", () => {
       let t = 1_000;
       const round = await runProbeRound(c, {
         concurrency: 4,
-        timeoutMs: 2000,
+        probe: livenessVia(c, 2000),
         clock: () => t++,
         logger: silentLogger(),
       });
@@ -302,7 +311,7 @@ describe("validator router client (real gRPC servers)", () => {
       const started = Date.now();
       const round = await runProbeRound(c, {
         concurrency: 64,
-        timeoutMs: 300,
+        probe: livenessVia(c, 300),
         clock: Date.now,
         logger: silentLogger(),
       });
