@@ -49,6 +49,8 @@ interface Running {
  */
 export class FakeMiner {
   readonly requests: InferenceRequest[] = [];
+  /** When each of `requests` arrived (performance.now) and how many were being served then. */
+  readonly arrivals: { atMs: number; inFlight: number }[] = [];
   readonly cancels: Cancel[] = [];
   /** Total credit granted per request id. */
   readonly credits = new Map<number, number>();
@@ -118,6 +120,7 @@ export class FakeMiner {
 
   #onRequest(req: InferenceRequest): void {
     this.requests.push(req);
+    this.arrivals.push({ atMs: performance.now(), inFlight: this.#running.size });
     const plan = this.#plan(req);
     const encoded: Uint8Array[] = [];
     const sizes: number[] = [];
