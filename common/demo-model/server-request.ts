@@ -93,7 +93,7 @@ function checkModel(b: Json, required: boolean): void {
 function sampling(b: Json): Sampling {
   const temperature = optional(b, "temperature", isNumber, "a number") ?? 1;
   if (temperature < 0 || temperature > 2) bad("temperature", "must be from 0 to 2");
-  intIn(b, "n", 1, 1); // one choice per request
+  if (b.n !== undefined && b.n !== null && b.n !== 1) bad("n", "only 1 choice per request is supported");
   const maxTokens = intIn(b, "max_completion_tokens", 0, 1_000_000) ?? intIn(b, "max_tokens", 0, 1_000_000);
   return { temperature, seed: optional(b, "seed", isInt, "an integer"), maxTokens };
 }

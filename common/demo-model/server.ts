@@ -10,8 +10,9 @@
  *   `max_completion_tokens`, `temperature`, `seed`;
  * - `POST /v1/completions`: a text or token-id prompt, `echo`, legacy
  *   `logprobs` (k), `max_tokens` (0 with `echo` scores the prompt only);
- * - `POST /tokenize`: vLLM's shape, a `prompt` or `messages` (rendered with
- *   the demo chat template) → `{tokens, count, max_model_len}`.
+ * - `POST /tokenize` (also `/v1/tokenize`): vLLM's shape, a `prompt` or
+ *   `messages` (rendered with the demo chat template) →
+ *   `{tokens, count, max_model_len}`.
  *
  * The judge's path, exactly as with vLLM: tokenize the conversation with
  * `add_generation_prompt`, tokenize the miner's answer with
@@ -46,6 +47,8 @@ import { parseChatBody, parseCompletionBody, parseTokenizeBody, type Sampling } 
 
 /** Tokens a chat answer may have when the request sets no `max_tokens`. */
 export const DEFAULT_CHAT_MAX_TOKENS = 512;
+/** A stream with no token delay yields to the event loop after this many tokens. */
+const YIELD_EVERY_TOKENS = 32;
 
 /** Settings of {@link startDemoModelServer}. */
 export interface DemoModelServerOptions {
@@ -136,6 +139,9 @@ export async function startDemoModelServer(opts: DemoModelServerOptions): Promis
     let r = tokens.next();
     for (; r.done !== true; r = tokens.next()) {
       if (delayMs > 0) await sleep(delayMs);
+      // Without a delay, still let other requests and the client's disconnect in now and then.
+      else if (n % YIELD_EVERY_TOKENS === YIELD_EVERY_TOKENS - 1)
+        await new Promise((resolve) => setImmediate(resolve));
       if (gone) return;
       sendEvent(res, chatChunk(m, { content: r.value.text }, r.value, body.logprobs, null));
       n++;
@@ -210,6 +216,8 @@ export async function startDemoModelServer(opts: DemoModelServerOptions): Promis
     "POST /v1/chat/completions": chat,
     "POST /v1/completions": completions,
     "POST /tokenize": tokenize,
+    // vLLM serves /tokenize at the root; a judge configured with a `…/v1` base URL may look here.
+    "POST /v1/tokenize": tokenize,
   };
 
   const server = createServer((req, res) => {

@@ -1,10 +1,10 @@
 // The demo model's OpenAI-compatible server, driven by the official `openai`
 // client (and plain fetch for vLLM's /tokenize): chat with streamed logprobs,
-// legacy completions with echo and logprobs, tokenize, errors, and the
+// legacy completions with echo and logprobs, tokenize, and the
 // validator's judge path — an honest answer scores like the model's own,
 // filler far below.
 import { expect } from "chai";
-import OpenAI, { APIError } from "openai";
+import OpenAI from "openai";
 import { renderChatPrompt } from "../../common/demo-model/chat-template.js";
 import { DEMO_MODEL_ID, type DemoModel, loadDemoModel } from "../../common/demo-model/model.js";
 import { type DemoModelServer, startDemoModelServer } from "../../common/demo-model/server.js";
@@ -14,15 +14,6 @@ import { DemoBackend } from "../../miner/backend/demo.js";
 import { OpenAIHttpBackend } from "../../miner/backend/openai.js";
 
 const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).to.be.instanceOf(APIError);
-  return err as APIError;
-}
 
 interface Tokenized {
   tokens: number[];
@@ -137,6 +128,28 @@ describe("demo model server", () => {
     expect(usage).to.deep.equal(whole.usage);
   });
 
+  it("streams a long answer (past the points where it yields) exactly as it answers whole", async () => {
+    const body = {
+      model: DEMO_MODEL_ID,
+      messages: [{ role: "user" as const, content: "Tell me about routers and packets." }],
+      temperature: 0,
+    };
+    const whole = await client.chat.completions.create(body);
+    expect(whole.usage?.completion_tokens).to.be.greaterThan(64);
+    expect(whole.choices[0]?.finish_reason).to.equal("stop");
+    let text = "";
+    let chunks = 0;
+    for await (const c of await client.chat.completions.create({ ...body, stream: true })) {
+      const piece = c.choices[0]?.delta.content;
+      if (piece) {
+        text += piece;
+        chunks++;
+      }
+    }
+    expect(text).to.equal(whole.choices[0]?.message.content);
+    expect(chunks).to.equal(whole.usage?.completion_tokens);
+  });
+
   it("stops at max_tokens with finish_reason length, and sends logprobs only when asked", async () => {
     const r = await client.chat.completions.create({
       model: DEMO_MODEL_ID,
@@ -156,6 +169,9 @@ describe("demo model server", () => {
     expect(withPrompt.max_model_len).to.equal(8192);
     const without = await tokenize({ messages, add_generation_prompt: false });
     expect(without.tokens).to.deep.equal(model.encode("user: Why are there tides?\n"));
+    // Also under /v1, for a judge whose base URL ends there.
+    const v1 = await post("/v1/tokenize", { messages, add_generation_prompt: true });
+    expect(((await v1.json()) as Tokenized).tokens).to.deep.equal(withPrompt.tokens);
     const plain = await tokenize({
       model: DEMO_MODEL_ID,
       prompt: " The moon",
@@ -328,92 +344,5 @@ describe("demo model server", () => {
     } finally {
       backend.close();
     }
-  });
-
-  describe("errors (OpenAI error bodies)", () => {
-    it("refuses an unknown model with 404 model_not_found", async () => {
-      const e = await apiError(
-        client.chat.completions.create({ model: "gpt-9", messages: [{ role: "user", content: "x" }] }),
-      );
-      expect(e.status).to.equal(404);
-      expect(e.code).to.equal("model_not_found");
-      const t = await post("/tokenize", { model: "gpt-9", prompt: "x" });
-      expect(t.status).to.equal(404);
-    });
-
-    it("refuses bad input with 400 naming the field", async () => {
-      const cases: [Promise<unknown>, string][] = [
-        [client.chat.completions.create({ model: DEMO_MODEL_ID, messages: [] }), "messages"],
-        [
-          client.chat.completions.create({
-            model: DEMO_MODEL_ID,
-            messages: [{ role: "user", content: "x" }],
-            top_logprobs: 2,
-          }),
-          "top_logprobs",
-        ],
-        [
-          client.chat.completions.create({
-            model: DEMO_MODEL_ID,
-            messages: [{ role: "user", content: "x" }],
-            temperature: 3,
-          }),
-          "temperature",
-        ],
-        [
-          client.chat.completions.create({
-            model: DEMO_MODEL_ID,
-            messages: [{ role: "user", content: "x" }],
-            max_tokens: 9000,
-          }),
-          "max_tokens",
-        ],
-        [client.completions.create({ model: DEMO_MODEL_ID, prompt: [1, 2, 199_998] }), "prompt"],
-        [client.completions.create({ model: DEMO_MODEL_ID, prompt: "x", logprobs: 21 }), "logprobs"],
-        [client.completions.create({ model: DEMO_MODEL_ID, prompt: "x", stream: true }), "stream"],
-        [client.completions.create({ model: DEMO_MODEL_ID, prompt: ["a", "b"] }), "prompt"],
-      ];
-      for (const [p, param] of cases) {
-        const e = await apiError(p);
-        expect(e.status, param).to.equal(400);
-        expect(e.param, param).to.equal(param);
-        expect(e.type, param).to.equal("invalid_request_error");
-      }
-    });
-
-    it("answers invalid JSON with 400, an oversized body with 413, an unknown path with 404", async () => {
-      const bad = await post("/v1/chat/completions", "{not json");
-      expect(bad.status).to.equal(400);
-      expect(((await bad.json()) as { error: { code: string } }).error.code).to.equal("invalid_json");
-      // A small cap keeps the bodies inside socket buffers, so the early close races nothing.
-      const small = await startDemoModelServer({ host: "127.0.0.1", port: 0, maxBodyBytes: 1000 });
-      try {
-        const huge = await fetch(`${small.url}/v1/completions`, {
-          method: "POST",
-          body: JSON.stringify({ model: DEMO_MODEL_ID, prompt: "a".repeat(2000) }),
-        });
-        expect(huge.status).to.equal(413);
-        expect(((await huge.json()) as { error: { code: string } }).error.code).to.equal("payload_too_large");
-        // Chunked, with no content-length: cut off once it passes the cap.
-        const chunked = new ReadableStream({
-          start(c) {
-            for (let i = 0; i < 4; i++) c.enqueue(new TextEncoder().encode(" ".repeat(500)));
-            c.close();
-          },
-        });
-        const cut = await fetch(`${small.url}/tokenize`, {
-          method: "POST",
-          body: chunked,
-          duplex: "half",
-        } as RequestInit);
-        expect(cut.status).to.equal(413);
-        expect((await fetch(`${small.url}/health`)).status).to.equal(200);
-      } finally {
-        await small.close();
-      }
-      const none = await fetch(`${server.url}/v1/embeddings`, { method: "POST", body: "{}" });
-      expect(none.status).to.equal(404);
-      expect(((await none.json()) as { error: { code: string } }).error.code).to.equal("not_found");
-    });
   });
 });
