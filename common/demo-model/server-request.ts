@@ -3,7 +3,9 @@
  * Pure: a body that does not fit throws a TensorClawError (`invalid_request`
  * naming the field, or `model_not_found`), which the server turns into an
  * OpenAI error body. Fields the demo model does not model (`top_p`,
- * penalties, `user`, …) are accepted and ignored, as vLLM does.
+ * penalties, `stop`, `user`, …) are accepted and ignored, the way vLLM
+ * ignores fields it does not know; the miner's demo backend ignores the same
+ * ones, so both write the same answer.
  */
 import { TensorClawError } from "../errors.js";
 import { textOfParts } from "../tokens/prompt.js";

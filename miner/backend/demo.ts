@@ -62,8 +62,10 @@ export function demoChatTurns(chat: ChatRequest): ChatTurn[] {
  * What the demo model is asked to generate for a chat request: the rendered
  * conversation, `max_tokens` capped by `answerTokens` and the context left,
  * the request's temperature (OpenAI's default 1) and seed, and its
- * `top_logprobs` when it asked for logprobs. `top_p` and penalties are not
- * modelled. Throws a BackendFailure when the prompt fills the context.
+ * `top_logprobs` when it asked for logprobs. `top_p`, penalties and stop
+ * sequences are not modelled (the demo model server ignores them too, so a
+ * demo miner's answer still matches the reference). Throws a BackendFailure
+ * when the prompt fills the context.
  */
 export function demoGenerateOptions(
   model: DemoModel,

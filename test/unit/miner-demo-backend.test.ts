@@ -11,11 +11,7 @@ import { DEMO_MODEL_ID, DemoBackend, type DemoBackendOptions } from "../../miner
 
 type Delta = Extract<BackendEvent, { type: "delta" }>;
 
-async function run(
-  chat: DeepPartial<ChatRequest>,
-  opts: DemoBackendOptions = {},
-  model = DEMO_MODEL_ID,
-) {
+async function run(chat: DeepPartial<ChatRequest>, opts: DemoBackendOptions = {}, model = DEMO_MODEL_ID) {
   const demo = new DemoBackend({ tokenDelayMs: 0, ...opts });
   const events: BackendEvent[] = [];
   for await (const e of demo.chat(model, ChatRequest.fromPartial(chat), new AbortController().signal))
