@@ -4,7 +4,7 @@ import type { CommandIO } from "../common/command.js";
 import type { ParsedCommand } from "../common/config.js";
 import { startDemoModelServer } from "../common/demo-model/server.js";
 import { waitForStopSignal } from "../common/signals.js";
-import type { DemoModelConfig } from "./demo-model.js";
+import type { DemoModelConfig } from "./demo-model-config.js";
 
 /** Serves until SIGINT/SIGTERM; a second signal exits at once. */
 export async function demoModelMain(parsed: ParsedCommand<DemoModelConfig>, io: CommandIO): Promise<number> {

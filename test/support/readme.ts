@@ -4,7 +4,11 @@
 // config.ts and not to the README (or the other way round) fails a test.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { DEMO_MODEL_DEFAULTS, DEMO_MODEL_OPTIONS, parseDemoModelCommand } from "../../cli/demo-model.js";
+import {
+  DEMO_MODEL_DEFAULTS,
+  DEMO_MODEL_OPTIONS,
+  parseDemoModelCommand,
+} from "../../cli/demo-model-config.js";
 import { DEV_DEFAULTS, DEV_OPTIONS, parseDevCommand } from "../../cli/dev-config.js";
 import { KEYS_DEFAULTS, KEYS_OPTIONS, parseKeysCommand } from "../../cli/keys.js";
 import { type OptionSpec, type ParsedCommand, parseCommand } from "../../common/config.js";
