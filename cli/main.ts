@@ -33,6 +33,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./dev.js")).devCommand,
   },
   {
+    name: "demo-model",
+    summary: "Serve the demo model over an OpenAI-compatible API (a reference server for validators).",
+    load: async () => (await import("./demo-model.js")).demoModelCommand,
+  },
+  {
     name: "keys",
     summary: "Manage API keys: create (prints the key once), list, revoke.",
     load: async () => (await import("./keys.js")).keysCommand,

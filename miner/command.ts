@@ -8,7 +8,7 @@ export const minerCommand = defineCommand({
   description:
     "Connects out to every --router (no public address needed) and serves the requests they send with\n" +
     "--backend. The hotkey comes from --wallet/--hotkey or TENSORCLAW_MNEMONIC. --backend demo serves the\n" +
-    'built-in demo model "tensorclaw-demo" (deterministic text, not a real LLM) for local experiments.',
+    'built-in demo model "tensorclaw-demo" (a tiny n-gram model, not a real LLM) for local experiments.',
   options: MINER_OPTIONS,
   defaults: MINER_DEFAULTS,
   parse: parseMinerCommand,

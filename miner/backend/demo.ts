@@ -1,52 +1,112 @@
 /**
- * The built-in demo model, `tensorclaw-demo`, for local experiments and the
- * `tensorclaw dev` network: no GPU, no HTTP server, but real behaviour. The
- * answer is deterministic (a passage picked by the prompt's hash), streamed
- * one real BPE token at a time with a delay between tokens, honours
- * `max_tokens` (finish reason "length") and reports real token counts.
- * It is clearly not a language model and must never be offered as one.
+ * The built-in demo backend, model `tensorclaw-demo`, for local experiments
+ * and the `tensorclaw dev` network: no GPU and no HTTP server, but a real
+ * (tiny) language model — a topic mixture of trigram models over BPE tokens
+ * of a few pages of built-in English (common/demo-model/). It renders the
+ * conversation with the demo chat template, samples an answer (greedy at
+ * temperature 0, seeded otherwise), streams it one token per delta with a
+ * delay between tokens, reports the real log-probability of every token when
+ * asked, and counts tokens exactly. It writes English-ish prose, not useful
+ * answers: it is still not a real LLM and must never be offered as one. Its
+ * point is that its answers can be verified against the same model served by
+ * `tensorclaw demo-model`.
  */
-import { decode, encode } from "gpt-tokenizer";
-import { type ChatRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
+
+import { type ChatTurn, renderChatPrompt } from "../../common/demo-model/chat-template.js";
+import {
+  DEMO_CONTEXT_LENGTH,
+  DEMO_MODEL_ID,
+  type DemoModel,
+  type GenerateOptions,
+  loadDemoModel,
+  MAX_TOP_LOGPROBS,
+  type ModelToken,
+  type StopReason,
+} from "../../common/demo-model/model.js";
+import { textOfParts } from "../../common/tokens/prompt.js";
+import { type ChatRequest, FinishReason, type TokenLogprob } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { type Backend, type BackendEvent, BackendFailure, type DiscoveredModel } from "./backend.js";
 import type { StopSignal } from "./request-stop.js";
-import { countPromptTokens } from "./token-counter.js";
 
-/** The demo model's id. */
-export const DEMO_MODEL_ID = "tensorclaw-demo";
-
-const PASSAGES = [
-  "This is the TensorClaw demo model. It is not a language model: it streams a fixed passage so you can see a request travel from the router through a miner tunnel and back.",
-  "Miners dial out to the router, so a GPU box behind NAT needs no public address. Each request is multiplexed over one long-lived tunnel and answered token by token.",
-  "Validators send small probes that look exactly like user traffic, measure latency and read the usage ledger, then set weights on chain in proportion to real work.",
-  "Token counts come from a real tokenizer, so the usage you see in the ledger for this demo model matches what was streamed to you, chunk for chunk.",
-];
+export { DEMO_MODEL_ID } from "../../common/demo-model/model.js";
 
 /** Delay between demo tokens. */
 export const DEFAULT_TOKEN_DELAY_MS = 15;
-/** Tokens in a demo answer when `max_tokens` allows. */
-export const DEFAULT_ANSWER_TOKENS = 48;
+/** Most tokens in a demo answer, whatever `max_tokens` allows. */
+export const DEFAULT_ANSWER_TOKENS = 256;
 /** Context window the demo model advertises. */
-export const DEFAULT_CONTEXT_LENGTH = 8192;
+export const DEFAULT_CONTEXT_LENGTH = DEMO_CONTEXT_LENGTH;
 
 /** Settings of the demo backend. */
 export interface DemoBackendOptions {
   /** Delay between tokens in ms. Default {@link DEFAULT_TOKEN_DELAY_MS}. */
   readonly tokenDelayMs?: number;
-  /** Tokens in an answer when `max_tokens` allows. Default {@link DEFAULT_ANSWER_TOKENS}. */
+  /** Most tokens in an answer. Default {@link DEFAULT_ANSWER_TOKENS}. */
   readonly answerTokens?: number;
-  /** Context window advertised. Default {@link DEFAULT_CONTEXT_LENGTH}. */
+  /** Context window advertised and enforced. Default {@link DEFAULT_CONTEXT_LENGTH}. */
   readonly contextLength?: number;
+  /** Where the model comes from. Default: the built-in model, built on first use. */
+  readonly loadModel?: () => Promise<DemoModel>;
 }
 
-function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
+/** A request's conversation as the demo template sees it (text parts joined, tool calls left out). */
+export function demoChatTurns(chat: ChatRequest): ChatTurn[] {
+  return chat.messages.map((m) => ({
+    role: m.role,
+    content: m.content ?? textOfParts(m.contentPartsJson),
+  }));
+}
+
+/**
+ * What the demo model is asked to generate for a chat request: the rendered
+ * conversation, `max_tokens` capped by `answerTokens` and the context left,
+ * the request's temperature (OpenAI's default 1) and seed, and its
+ * `top_logprobs` when it asked for logprobs. `top_p`, penalties and stop
+ * sequences are not modelled (the demo model server ignores them too, so a
+ * demo miner's answer still matches the reference). Throws a BackendFailure
+ * when the prompt fills the context.
+ */
+export function demoGenerateOptions(
+  model: DemoModel,
+  chat: ChatRequest,
+  limits: { readonly answerTokens: number; readonly contextLength: number },
+): GenerateOptions {
+  const promptTokens = model.encode(renderChatPrompt(demoChatTurns(chat)));
+  const room = limits.contextLength - promptTokens.length;
+  if (room < 1) {
+    throw new BackendFailure(
+      RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
+      `the prompt has ${promptTokens.length} tokens; ${DEMO_MODEL_ID} holds ${limits.contextLength}`,
+    );
   }
-  return h;
+  const temperature = chat.temperature ?? 1;
+  if (!(temperature >= 0)) {
+    throw new BackendFailure(
+      RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
+      "temperature must be 0 or more",
+    );
+  }
+  return {
+    promptTokens,
+    maxTokens: Math.min(chat.maxTokens ?? limits.answerTokens, limits.answerTokens, room),
+    temperature,
+    ...(chat.seed === undefined ? {} : { seed: chat.seed }),
+    topLogprobs: chat.logprobs === true ? Math.min(chat.topLogprobs ?? 0, MAX_TOP_LOGPROBS) : 0,
+  };
+}
+
+/** A token as the tunnel carries its logprobs. */
+export function tokenLogprob(t: ModelToken): TokenLogprob {
+  return {
+    token: t.text,
+    logprob: t.logprob,
+    topLogprobs: t.top.map((a) => ({ token: a.text, logprob: a.logprob })),
+  };
+}
+
+function finishReason(r: StopReason): FinishReason {
+  return r === "stop" ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH;
 }
 
 function sleep(ms: number, signal: StopSignal): Promise<void> {
@@ -64,32 +124,24 @@ function sleep(ms: number, signal: StopSignal): Promise<void> {
   });
 }
 
-/** The deterministic token texts the demo streams for a prompt (before `max_tokens`). */
-export function demoAnswerTokens(prompt: string, answerTokens: number): string[] {
-  const tokens: string[] = [];
-  let i = hash32(prompt) % PASSAGES.length;
-  while (tokens.length < answerTokens) {
-    const passage = tokens.length === 0 ? (PASSAGES[i] as string) : ` ${PASSAGES[i] as string}`;
-    for (const t of encode(passage)) tokens.push(decode([t]));
-    i = (i + 1) % PASSAGES.length;
-  }
-  return tokens.slice(0, answerTokens);
-}
-
 /** The demo backend. */
 export class DemoBackend implements Backend {
-  readonly description = `built-in demo model "${DEMO_MODEL_ID}" (not a real LLM)`;
+  readonly description = `built-in demo model "${DEMO_MODEL_ID}" (a tiny n-gram model, not a real LLM)`;
   readonly #delayMs: number;
   readonly #answerTokens: number;
   readonly #contextLength: number;
+  readonly #loadModel: () => Promise<DemoModel>;
 
   constructor(opts: DemoBackendOptions = {}) {
     this.#delayMs = opts.tokenDelayMs ?? DEFAULT_TOKEN_DELAY_MS;
     this.#answerTokens = opts.answerTokens ?? DEFAULT_ANSWER_TOKENS;
     this.#contextLength = opts.contextLength ?? DEFAULT_CONTEXT_LENGTH;
+    this.#loadModel = opts.loadModel ?? loadDemoModel;
   }
 
   async listModels(): Promise<DiscoveredModel[]> {
+    // Building the model here (once) keeps its start-up cost off the first request.
+    await this.#loadModel();
     return [{ id: DEMO_MODEL_ID, contextLength: this.#contextLength }];
   }
 
@@ -100,32 +152,42 @@ export class DemoBackend implements Backend {
         `the demo serves only ${DEMO_MODEL_ID}`,
       );
     }
-    const prompt = chat.messages.map((m) => m.content ?? "").join("\n");
-    const limit = chat.maxTokens ?? this.#answerTokens;
-    const tokens = demoAnswerTokens(prompt, Math.min(limit, this.#answerTokens));
-    const promptTokens = countPromptTokens(chat);
-    for (let i = 0; i < tokens.length; i++) {
-      if (this.#delayMs > 0) await sleep(this.#delayMs, signal);
-      else if (signal.aborted) throw signal.reason;
-      const last = i === tokens.length - 1;
-      const finish = !last
-        ? FinishReason.FINISH_REASON_UNSPECIFIED
-        : limit < this.#answerTokens
-          ? FinishReason.FINISH_REASON_LENGTH
-          : FinishReason.FINISH_REASON_STOP;
+    const m = await this.#loadModel();
+    const opts = demoGenerateOptions(m, chat, {
+      answerTokens: this.#answerTokens,
+      contextLength: this.#contextLength,
+    });
+    const withLogprobs = chat.logprobs === true;
+    const tokens = m.stream(opts);
+    let completionTokens = 0;
+    // One token of look-ahead: the last delta carries the finish reason.
+    let current = tokens.next();
+    if (current.done === true) {
+      if (signal.aborted) throw signal.reason;
       yield {
         type: "delta",
-        content: tokens[i] as string,
+        content: "",
         reasoning: "",
         toolCalls: [],
-        finishReason: finish,
+        finishReason: finishReason(current.value),
       };
     }
-    if (tokens.length === 0) {
-      const finish =
-        limit < this.#answerTokens ? FinishReason.FINISH_REASON_LENGTH : FinishReason.FINISH_REASON_STOP;
-      yield { type: "delta", content: "", reasoning: "", toolCalls: [], finishReason: finish };
+    while (current.done !== true) {
+      if (this.#delayMs > 0) await sleep(this.#delayMs, signal);
+      else if (signal.aborted) throw signal.reason;
+      const token = current.value;
+      const next = tokens.next();
+      completionTokens++;
+      yield {
+        type: "delta",
+        content: token.text,
+        reasoning: "",
+        toolCalls: [],
+        finishReason: next.done === true ? finishReason(next.value) : FinishReason.FINISH_REASON_UNSPECIFIED,
+        ...(withLogprobs ? { logprobs: [tokenLogprob(token)] } : {}),
+      };
+      current = next;
     }
-    yield { type: "usage", promptTokens, completionTokens: tokens.length };
+    yield { type: "usage", promptTokens: opts.promptTokens.length, completionTokens };
   }
 }

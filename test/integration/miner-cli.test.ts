@@ -4,10 +4,15 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { expect } from "chai";
+import { loadDemoModel } from "../../common/demo-model/model.js";
 import { hotkeyFromMnemonic } from "../../common/identity.js";
 import { ChatRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
-import { DEMO_MODEL_ID, demoAnswerTokens } from "../../miner/backend/demo.js";
-import { countPromptTokens } from "../../miner/backend/token-counter.js";
+import {
+  DEFAULT_ANSWER_TOKENS,
+  DEFAULT_CONTEXT_LENGTH,
+  DEMO_MODEL_ID,
+  demoGenerateOptions,
+} from "../../miner/backend/demo.js";
 import { minerCommand } from "../../miner/command.js";
 import type { TunnelEvent } from "../../router/tunnel/types.js";
 import { CLI } from "../support/cli.js";
@@ -110,9 +115,18 @@ describe("tensorclaw miner (process)", () => {
         expect(view.models.map((m) => [m.id, m.maxConcurrency])).to.deep.equal([[DEMO_MODEL_ID, 3]]);
 
         const chat = ChatRequest.fromPartial({
-          messages: [{ role: "user", content: "hello demo" }],
+          messages: [{ role: "user", content: "How do I make bread?" }],
           maxTokens: 12,
+          temperature: 0,
         });
+        // What the demo model itself writes for this request (its greedy answer is longer than 12 tokens).
+        const model = await loadDemoModel();
+        const want = model.generate(
+          demoGenerateOptions(model, chat, {
+            answerTokens: DEFAULT_ANSWER_TOKENS,
+            contextLength: DEFAULT_CONTEXT_LENGTH,
+          }),
+        );
         const events: TunnelEvent[] = [];
         const arrivals: number[] = [];
         for await (const e of router.hub.dispatch(sessionId, DEMO_MODEL_ID, chat, { deadlineMs: 10_000 })
@@ -121,13 +135,12 @@ describe("tensorclaw miner (process)", () => {
           arrivals.push(performance.now());
         }
         const chunks = events.flatMap((e) => (e.type === "chunk" ? [e.chunk] : []));
-        expect(chunks.map((c) => c.contentDelta).join("")).to.equal(
-          demoAnswerTokens("hello demo", 12).join(""),
-        );
+        expect(want.tokens).to.have.length(12);
+        expect(chunks.map((c) => c.contentDelta)).to.deep.equal(want.tokens.map((t) => t.text));
         expect(chunks.at(-1)?.finishReason).to.equal(FinishReason.FINISH_REASON_LENGTH);
         expect(events.at(-1)).to.deep.equal({
           type: "usage",
-          promptTokens: countPromptTokens(chat),
+          promptTokens: model.encode("user: How do I make bread?\nassistant:").length,
           completionTokens: 12,
         });
         // Streamed over time, not delivered in one burst.

@@ -4,6 +4,11 @@
 // config.ts and not to the README (or the other way round) fails a test.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import {
+  DEMO_MODEL_DEFAULTS,
+  DEMO_MODEL_OPTIONS,
+  parseDemoModelCommand,
+} from "../../cli/demo-model-config.js";
 import { DEV_DEFAULTS, DEV_OPTIONS, parseDevCommand } from "../../cli/dev-config.js";
 import { KEYS_DEFAULTS, KEYS_OPTIONS, parseKeysCommand } from "../../cli/keys.js";
 import { type OptionSpec, type ParsedCommand, parseCommand } from "../../common/config.js";
@@ -110,6 +115,13 @@ export const PROGRAMS: readonly Program[] = [
     defaults: VALIDATOR_DEFAULTS,
     parse: parseValidatorCommand,
     checkPositionals: () => {},
+  },
+  {
+    name: "demo-model",
+    options: DEMO_MODEL_OPTIONS,
+    defaults: DEMO_MODEL_DEFAULTS,
+    parse: parseDemoModelCommand,
+    checkPositionals: noPositionals,
   },
 ];
 
