@@ -121,7 +121,9 @@ function banner(
     ...miners.map(
       (m, i) => `  miner ${i + 1}      ${m}  (${i === 0 ? "WebSocket" : "gRPC"}, backend ${cfg.backend})`,
     ),
-    `  validator    ${validator}  (dry run: prints scores every ${cfg.probeIntervalS} s)`,
+    `  validator    ${validator}  (dry run: prints scores every ${cfg.probeIntervalS} s${
+      cfg.backend === "demo" ? "; audits answers against the demo model as its reference" : ""
+    })`,
     "",
     "Try it with curl:",
     `  curl ${base}/chat/completions -H 'Authorization: Bearer ${key}' -H 'Content-Type: application/json' \\`,
@@ -211,6 +213,19 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
       return (doc.data ?? []).reduce((n, m) => Math.max(n, m.miners ?? 0), 0) >= cfg.miners;
     };
     await Promise.race([failure, waitFor(`${cfg.miners} miners`, minersUp, 60_000, progress)]);
+    // With the demo backend, the validator audits the miners' answers against the demo model
+    // itself, served as a reference the way an operator would run vLLM next to a validator.
+    const reference: string[] = [];
+    if (cfg.backend === "demo") {
+      const port = await claimPort(0, "(reference)");
+      sup.start({ label: "reference", args: ["demo-model", "--port", String(port)] });
+      const url = `http://127.0.0.1:${port}`;
+      await Promise.race([
+        failure,
+        waitFor("reference model", async () => (await fetch(`${url}/health`)).ok, 30_000, progress),
+      ]);
+      reference.push("--reference", `${DEMO_MODEL_ID}=${url}`);
+    }
     sup.start({
       label: "validator",
       args: [
@@ -224,6 +239,7 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
         String(cfg.probeIntervalS),
         "--state-file",
         join(cfg.dataDir, "validator-state.json"),
+        ...reference,
         ...logLevel,
       ],
       env: { TENSORCLAW_MNEMONIC: ids.validator },

@@ -137,3 +137,112 @@ export function quantiseRequestShape(body: unknown, model: string, promptTokens:
     logprobs: b.logprobs === true,
   };
 }
+
+/** The RequestShape fields a tail report describes, by proto name (probe.proto FieldValueCount). */
+export const SHAPE_FIELDS = [
+  "messages",
+  "system_prompt",
+  "stream",
+  "user",
+  "max_tokens",
+  "temperature",
+  "top_p",
+  "seed",
+  "stop",
+  "tools",
+  "response_format",
+  "prompt_tokens_log2",
+  "logprobs",
+] as const;
+
+/** One of {@link SHAPE_FIELDS}. */
+export type ShapeField = (typeof SHAPE_FIELDS)[number];
+
+/** Each field of a shape with its value as FieldValueCount text. */
+export function shapeFieldValues(s: ShapeFields): [ShapeField, string][] {
+  const flag = (b: boolean) => (b ? "true" : "false");
+  return [
+    ["messages", String(s.messages)],
+    ["system_prompt", flag(s.systemPrompt)],
+    ["stream", flag(s.stream)],
+    ["user", flag(s.user)],
+    ["max_tokens", String(s.maxTokens)],
+    ["temperature", s.temperature === undefined ? "" : String(s.temperature)],
+    ["top_p", s.topP === undefined ? "" : String(s.topP)],
+    ["seed", flag(s.seed)],
+    ["stop", String(s.stop)],
+    ["tools", String(s.tools)],
+    ["response_format", s.responseFormat],
+    ["prompt_tokens_log2", String(s.promptTokensLog2)],
+    ["logprobs", flag(s.logprobs)],
+  ];
+}
+
+function count(text: string, max: number): number | undefined {
+  if (!/^\d{1,10}$/.test(text)) return undefined;
+  const n = Number(text);
+  return n <= max ? n : undefined;
+}
+
+function unit(text: string, max: number): number | undefined {
+  if (text === "" || !/^\d+(\.\d+)?$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isFinite(n) && n <= max ? n : undefined;
+}
+
+/**
+ * `shape` with `field` set from its FieldValueCount text; unchanged when
+ * the field is unknown or the value does not parse (a router's report is
+ * a claim to check, not a fact).
+ */
+export function withFieldValue(shape: ShapeFields, field: string, value: string): ShapeFields {
+  const flag = value === "true" ? true : value === "false" ? false : undefined;
+  switch (field) {
+    case "messages": {
+      const n = count(value, MAX_SHAPE_MESSAGES);
+      return n === undefined || n === 0 ? shape : { ...shape, messages: n };
+    }
+    case "system_prompt":
+      return flag === undefined ? shape : { ...shape, systemPrompt: flag };
+    case "stream":
+      return flag === undefined ? shape : { ...shape, stream: flag };
+    case "user":
+      return flag === undefined ? shape : { ...shape, user: flag };
+    case "max_tokens": {
+      const n = count(value, UINT32_MAX);
+      return n === undefined ? shape : { ...shape, maxTokens: n };
+    }
+    case "temperature": {
+      if (value === "") return { ...shape, temperature: undefined };
+      const t = unit(value, 2);
+      return t === undefined ? shape : { ...shape, temperature: roundTemperature(t) };
+    }
+    case "top_p": {
+      if (value === "") return { ...shape, topP: undefined };
+      const p = unit(value, 1);
+      return p === undefined ? shape : { ...shape, topP: roundTopP(p) };
+    }
+    case "seed":
+      return flag === undefined ? shape : { ...shape, seed: flag };
+    case "stop": {
+      const n = count(value, 4);
+      return n === undefined ? shape : { ...shape, stop: n };
+    }
+    case "tools": {
+      const n = count(value, MAX_SHAPE_TOOLS);
+      return n === undefined ? shape : { ...shape, tools: n };
+    }
+    case "response_format":
+      return ["", "text", "json_object", "json_schema"].includes(value)
+        ? { ...shape, responseFormat: value }
+        : shape;
+    case "prompt_tokens_log2": {
+      const n = count(value, 20);
+      return n === undefined ? shape : { ...shape, promptTokensLog2: n };
+    }
+    case "logprobs":
+      return flag === undefined ? shape : { ...shape, logprobs: flag };
+    default:
+      return shape;
+  }
+}

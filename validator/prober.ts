@@ -104,6 +104,7 @@ export class Prober {
         source: settings.corpus,
         audit: asAudit,
         userPool: settings.userPool,
+        verifyShare: settings.verifyShare,
       });
     if (!audit) {
       return this.#d.router.probe(hotkey, {

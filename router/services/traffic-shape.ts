@@ -2,8 +2,9 @@ import type { handleUnaryCall } from "@grpc/grpc-js";
 import { TensorClawError } from "../../common/errors.js";
 import { unaryHandler } from "../../common/grpc-unary.js";
 import type { Logger } from "../../common/logger.js";
-import { quantiseRequestShape, type ShapeFields } from "../../common/request-shape.js";
+import { quantiseRequestShape, type ShapeFields, shapeFieldValues } from "../../common/request-shape.js";
 import {
+  type FieldValueCount,
   type GetTrafficShapeRequest,
   type GetTrafficShapeResponse,
   ProbeServiceService,
@@ -203,20 +204,52 @@ export class TrafficShapeRecorder {
       }
     }
     const listed: { model: string; key: string; count: number }[] = [];
+    const rare: { model: string; key: string; count: number }[] = [];
     for (const [m, t] of totals) {
-      for (const [key, count] of t) if (count >= this.#minCount) listed.push({ model: m, key, count });
+      for (const [key, count] of t) (count >= this.#minCount ? listed : rare).push({ model: m, key, count });
     }
     listed.sort(
       (a, b) =>
         b.count - a.count || (a.model < b.model ? -1 : a.model > b.model ? 1 : a.key < b.key ? -1 : 1),
     );
+    // Shapes past the report's cap belong to the tail as well.
+    rare.push(...listed.slice(this.#maxShapes));
     return {
       windowSeconds: this.#windowMinutes * 60,
       requests: BigInt(requests),
       shapes: listed.slice(0, this.#maxShapes).map((s) => shapeFromKey(s.model, s.key, s.count)),
       minCount: this.#minCount,
       reportTimeMs: BigInt(Math.floor(nowMs)),
+      tail: this.#tail(rare),
     };
+  }
+
+  /** The rare shapes, field by field, leaving out values seen fewer than `minCount` times. */
+  #tail(rare: readonly { model: string; key: string; count: number }[]): FieldValueCount[] {
+    const counts = new Map<string, number>();
+    for (const r of rare) {
+      for (const [field, value] of shapeFieldValues(shapeFromKey(r.model, r.key, r.count))) {
+        const k = JSON.stringify([r.model, field, value]);
+        counts.set(k, (counts.get(k) ?? 0) + r.count);
+      }
+    }
+    const out: FieldValueCount[] = [];
+    for (const [k, count] of counts) {
+      if (count < this.#minCount) continue;
+      const [model, field, value] = JSON.parse(k) as [string, string, string];
+      out.push({ model, field, value, count: BigInt(count) });
+    }
+    return out.sort((a, b) =>
+      a.model !== b.model
+        ? a.model < b.model
+          ? -1
+          : 1
+        : a.field !== b.field
+          ? a.field < b.field
+            ? -1
+            : 1
+          : Number(b.count - a.count) || (a.value < b.value ? -1 : 1),
+    );
   }
 
   /** The bucket of `minute`, emptied first when it still holds an older minute. */

@@ -8,6 +8,7 @@ import { hotkeyFromMnemonic, initCrypto } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { Encodings } from "../../common/tokens/encodings.js";
 import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
+import { MinerDirectoryServiceService } from "../../gen/tensorclaw/v1/directory.js";
 import type { ChatOptions } from "../../router/api/chat.js";
 import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
@@ -15,6 +16,7 @@ import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../route
 import { loadCatalogueEncodings, ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { ApiMetrics } from "../../router/metrics.js";
 import { RoutingBook } from "../../router/routing/book.js";
+import { directoryService } from "../../router/services/directory.js";
 import { addProbeService, type ProbeService } from "../../router/services/probe.js";
 import type { TrafficShapeRecorder } from "../../router/services/traffic-shape.js";
 import { VerdictBook } from "../../router/services/verdicts.js";
@@ -114,7 +116,14 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   const options = { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat };
   // ProbeService as the router wires it: the API's request rules, catalogue and tokenizers.
   const authorize = opts.validators === undefined ? () => true : allowList(opts.validators);
-  const probes = addProbeService(grpc, new ValidatorAuth({ authorize }), {
+  const auth = new ValidatorAuth({ authorize });
+  // The miner directory as the router serves it (behind the same auth), so a real validator can list miners.
+  const directory = auth.wrap(
+    MinerDirectoryServiceService,
+    directoryService({ sessions: () => hub.sessions(), servingSinceMs: Date.now(), logger: silentLogger() }),
+  );
+  grpc.addService(directory.definition, directory.implementation);
+  const probes = addProbeService(grpc, auth, {
     dispatcher: hub,
     now: () => performance.now(),
     clock,

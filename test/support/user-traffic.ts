@@ -135,7 +135,7 @@ export function userRequest(r: Random, endUsers = 40): Record<string, unknown> {
   };
   if (chance(r, 0.7)) body.stream = true;
   if (chance(r, 0.55)) body.max_tokens = pick(r, [64, 128, 256, 256, 512, 1024]);
-  if (chance(r, 0.6)) body.temperature = pick(r, [0, 0.2, 0.7, 0.7, 1]);
+  if (chance(r, 0.6)) body.temperature = pick(r, [0, 0, 0.2, 0.7, 0.7, 1]);
   if (chance(r, 0.15)) body.top_p = pick(r, [0.9, 0.95]);
   if (chance(r, 0.1)) body.seed = Math.floor(r() * 1000);
   if (chance(r, 0.2)) body.user = `user-${Math.floor(r() * endUsers)}`;

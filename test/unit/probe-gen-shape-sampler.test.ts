@@ -1,10 +1,5 @@
 import { expect } from "chai";
-import {
-  promptBytesOf,
-  promptTokensFromBytes,
-  quantiseRequestShape,
-  roundTemperature,
-} from "../../common/request-shape.js";
+import { promptBytesOf, promptTokensFromBytes, quantiseRequestShape } from "../../common/request-shape.js";
 import type { RequestShape } from "../../gen/tensorclaw/v1/probe.js";
 import { parseChatBody } from "../../router/api/openai-request.js";
 import { ProbeCorpus } from "../../validator/probe-gen/corpus.js";
@@ -79,7 +74,7 @@ describe("probe-gen: shape sampler", () => {
     expect((stops.get(3) ?? 0) / 8000).to.be.closeTo(0.75, 0.03);
     // A model nobody asked for takes the whole report's mix, under its own name.
     const elsewhere = sampleShape(
-      { windowSeconds: 3600, requests: 104n, shapes, minCount: 1, reportTimeMs: 0n },
+      { windowSeconds: 3600, requests: 104n, shapes, minCount: 1, reportTimeMs: 0n, tail: [] },
       "new",
       random,
     );
@@ -128,56 +123,113 @@ describe("probe-gen: shape sampler", () => {
     expect(exact / sized).to.be.at.least(0.85);
   });
 
-  it("draws sampling parameters a person would type, inside the shape's rounding bucket", () => {
+  it("sends the round values of the shape's sampling buckets, as people type them", () => {
     const random = seededRandom(4);
-    const temps = new Map<number, number>();
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < 200; i++) {
       const { body } = drawProbeBody({
         shapes: [rs({ temperature: 0.7, topP: 0.95 })],
         model: MODEL,
         random,
       });
-      const t = body.temperature as number;
-      expect(roundTemperature(t)).to.equal(0.7);
-      expect(Math.round(t * 100)).to.be.closeTo(t * 100, 1e-9);
-      expect(shapeOf(body).topP).to.equal(0.95);
-      temps.set(t, (temps.get(t) ?? 0) + 1);
+      expect(body.temperature).to.equal(0.7);
+      expect(body.top_p).to.equal(0.95);
     }
-    expect((temps.get(0.7) ?? 0) / 2000).to.be.within(0.6, 0.85);
-    expect(temps.size).to.be.at.least(5);
   });
 
-  it("makes audits deterministic and full length, keeping the shape's other fields", () => {
+  it("draws audits from the deterministic traffic, keeping its fields", () => {
     const random = seededRandom(5);
-    for (const shape of [
-      rs({ stream: true, temperature: 1.2, maxTokens: 700, stop: 2, tools: 2, user: true, messages: 3 }),
-      rs({ systemPrompt: true, messages: 2, responseFormat: "json_object" }),
-    ]) {
-      for (let i = 0; i < 50; i++) {
-        const { body } = drawProbeBody({
-          shapes: [shape],
-          model: MODEL,
-          random,
-          audit: true,
-          gradedShare: 0,
-        });
-        expect(body.temperature).to.equal(0);
-        expect(body.seed).to.be.a("number");
-        const got = shapeOf(body);
-        if (shape.maxTokens > 0) expect(body.max_tokens).to.equal(shape.maxTokens);
-        else expect([256, 300, 384, 400, 500, 512]).to.include(body.max_tokens);
-        expect(got).to.deep.include({
-          messages: shape.messages,
-          systemPrompt: shape.systemPrompt,
-          stream: shape.stream,
-          user: shape.user,
-          stop: shape.stop,
-          tools: shape.tools,
-          responseFormat: shape.responseFormat,
-          topP: shape.topP,
-        });
-      }
+    const sampled = rs({ count: 90n, stream: true, temperature: 1.2, maxTokens: 700, stop: 2, user: true });
+    const greedy = rs({
+      count: 10n,
+      systemPrompt: true,
+      messages: 2,
+      temperature: 0,
+      seed: true,
+      maxTokens: 300,
+    });
+    for (let i = 0; i < 50; i++) {
+      const { body } = drawProbeBody({
+        shapes: [sampled, greedy],
+        model: MODEL,
+        random,
+        audit: true,
+        gradedShare: 0,
+      });
+      expect(body.temperature).to.equal(0);
+      expect(body.seed).to.be.a("number");
+      expect(body.max_tokens).to.equal(300);
+      expect(shapeOf(body)).to.deep.include({ messages: 2, systemPrompt: true, stream: false, user: false });
     }
+    // With no deterministic traffic at all, an audit keeps a user's shape made deterministic; no
+    // seed or max_tokens that the shape does not have.
+    for (let i = 0; i < 50; i++) {
+      const { body } = drawProbeBody({
+        shapes: [rs({ temperature: 0.7 })],
+        model: MODEL,
+        random,
+        audit: true,
+      });
+      expect(body.temperature).to.equal(0);
+      expect(body.seed).to.equal(undefined);
+      expect(body.max_tokens).to.equal(undefined);
+    }
+  });
+
+  it("gives all probes together the users' share of deterministic requests", () => {
+    const random = seededRandom(9);
+    // Users: 30 % at temperature 0. One probe in five is an audit (always temperature 0).
+    const shapes = [rs({ count: 70n, temperature: 0.7 }), rs({ count: 30n, temperature: 0 })];
+    let det = 0;
+    const n = 6000;
+    for (let i = 0; i < n; i++) {
+      const audit = random() < 0.2;
+      const { body } = drawProbeBody({
+        shapes,
+        model: MODEL,
+        random,
+        audit,
+        verifyShare: 0.2,
+        gradedShare: 0,
+      });
+      if (body.temperature === 0) det++;
+    }
+    expect(det / n).to.be.closeTo(0.3, 0.02);
+  });
+
+  it("draws the unlisted share of traffic field by field from the tail counts", () => {
+    const random = seededRandom(10);
+    const report = {
+      windowSeconds: 3600,
+      requests: 200n,
+      minCount: 5,
+      reportTimeMs: 0n,
+      // Half the traffic is one common shape...
+      shapes: [rs({ count: 100n, stream: false, maxTokens: 0 })],
+      // ...the other half rare shapes: all streamed, max_tokens 128 or 1024, a quarter with a `user`.
+      tail: [
+        { model: MODEL, field: "stream", value: "true", count: 100n },
+        { model: MODEL, field: "max_tokens", value: "128", count: 60n },
+        { model: MODEL, field: "max_tokens", value: "1024", count: 40n },
+        { model: MODEL, field: "user", value: "true", count: 25n },
+        { model: MODEL, field: "user", value: "false", count: 75n },
+        { model: "other", field: "stream", value: "true", count: 900n },
+      ],
+    };
+    const n = 4000;
+    let streamed = 0;
+    let m128 = 0;
+    let users = 0;
+    for (let i = 0; i < n; i++) {
+      const s = sampleShape(report, MODEL, random);
+      if (s.stream) {
+        streamed++;
+        if (s.maxTokens === 128) m128++;
+        if (s.user) users++;
+      } else expect(s.maxTokens).to.equal(0);
+    }
+    expect(streamed / n).to.be.closeTo(0.5, 0.03);
+    expect(m128 / streamed).to.be.closeTo(0.6, 0.04);
+    expect(users / streamed).to.be.closeTo(0.25, 0.04);
   });
 
   it("gives a share of audits a graded prompt, and never a liveness probe", () => {
@@ -209,50 +261,47 @@ describe("probe-gen: shape sampler", () => {
     }
   });
 
-  it("takes content from the corpus, reshaped towards the shape as far as it goes", () => {
+  it("sends the corpus conversation that fits the shape best, whole", () => {
+    const line = (messages: { role: string; content: string }[], extra: object = {}) =>
+      JSON.stringify({ messages, ...extra });
     const corpus = ProbeCorpus.parse(
-      JSON.stringify({
-        messages: [
+      [
+        line([{ role: "user", content: "alone" }]),
+        line([
           { role: "system", content: "Operator system prompt." },
-          { role: "user", content: "u1" },
-          { role: "assistant", content: "a1" },
-          { role: "user", content: "u2" },
-        ],
-        tools: [{ type: "function", function: { name: "private_tool", parameters: { type: "object" } } }],
-      }),
+          { role: "user", content: "with system" },
+        ]),
+        line(
+          [
+            { role: "user", content: "u1" },
+            { role: "assistant", content: "a1" },
+            { role: "user", content: "u2" },
+          ],
+          {
+            tools: [{ type: "function", function: { name: "private_tool", parameters: { type: "object" } } }],
+          },
+        ),
+      ].join("\n"),
       "c",
     );
     const random = seededRandom(7);
     const draw = (over: Partial<RequestShape>) =>
       drawProbeBody({ shapes: [rs(over)], model: MODEL, random, source: corpus }).body;
-    expect(draw({ messages: 1 }).messages).to.deep.equal([{ role: "user", content: "u2" }]);
-    expect(draw({ messages: 2, systemPrompt: true }).messages).to.deep.equal([
-      { role: "system", content: "Operator system prompt." },
-      { role: "user", content: "u2" },
-    ]);
-    expect(draw({ messages: 3 }).messages).to.deep.equal([
-      { role: "user", content: "u1" },
-      { role: "assistant", content: "a1" },
-      { role: "user", content: "u2" },
-    ]);
-    // Two would start on the assistant's turn: the conversation starts at the next user turn instead.
-    expect(draw({ messages: 2 }).messages).to.deep.equal([{ role: "user", content: "u2" }]);
-    expect(draw({ messages: 9, systemPrompt: true }).messages).to.have.length(4);
-    const withTools = draw({ messages: 9, tools: 3 });
+    for (let i = 0; i < 20; i++) {
+      expect(draw({ messages: 1 }).messages).to.deep.equal([{ role: "user", content: "alone" }]);
+      expect(draw({ messages: 2, systemPrompt: true }).messages).to.deep.equal([
+        { role: "system", content: "Operator system prompt." },
+        { role: "user", content: "with system" },
+      ]);
+      expect(draw({ messages: 3 }).messages).to.have.length(3);
+      // Nothing fits nine messages: the closest conversation goes as it is, never cut or padded.
+      expect(draw({ messages: 9 }).messages).to.have.length(3);
+    }
+    const withTools = draw({ messages: 3, tools: 3 });
     expect((withTools.tools as { function: { name: string } }[]).map((t) => t.function.name)[0]).to.equal(
       "private_tool",
     );
     expect(withTools.tools).to.have.length(3);
-    const bare = ProbeCorpus.parse(JSON.stringify({ messages: [{ role: "user", content: "only" }] }), "c");
-    const sys = drawProbeBody({
-      shapes: [rs({ messages: 2, systemPrompt: true })],
-      model: MODEL,
-      random,
-      source: bare,
-    });
-    const msgs = sys.body.messages as { role: string; content: string }[];
-    expect(msgs.map((m) => m.role)).to.deep.equal(["system", "user"]);
-    expect(msgs[1]?.content).to.equal("only");
   });
 
   it("sets `user` from the validator's pool only when the shape has one", () => {

@@ -1,32 +1,39 @@
-import { promptBytesOf, roundTemperature, roundTopP, type ShapeFields } from "../../common/request-shape.js";
-import type { GetTrafficShapeResponse, RequestShape } from "../../gen/tensorclaw/v1/probe.js";
+import { promptBytesOf, type ShapeFields, withFieldValue } from "../../common/request-shape.js";
+import type {
+  FieldValueCount,
+  GetTrafficShapeResponse,
+  RequestShape,
+} from "../../gen/tensorclaw/v1/probe.js";
 import type { CorpusEntry, ProbeCorpus } from "./corpus.js";
 import { drawGradedPrompt, type GradedKind } from "./graded.js";
 import { responseFormat } from "./prompt-formats.js";
 import { type ChatMessageJson, generateConversation } from "./prompt-space.js";
-import { systemPrompt } from "./prompt-system.js";
 import { TOOLS, toolJson } from "./prompt-tools.js";
-import { TOPICS } from "./prompt-topics.js";
 import { chance, int, pick, pickWeighted, type Random, sample } from "./random.js";
 import { DEFAULT_SHAPE_MIX } from "./shape-defaults.js";
 
 /*
  * Turns the router's published traffic shape into one concrete probe: a
- * shape drawn in proportion to how often users sent it, then an OpenAI chat
- * body with that shape's fields (message count, system prompt, stream,
- * max_tokens, sampling parameters within their rounding bucket, seed, stop
- * sequences, tools, response format, logprobs, user) and content from the
- * operator's corpus or the built-in generator. Audits keep the shape but
- * are made deterministic (temperature 0, a seed) and run to a realistic
- * length; a share of them carry a prompt with one right answer.
+ * shape drawn in proportion to how often users sent it — a listed shape,
+ * or, for the share of traffic whose shapes are too rare to list, one built
+ * field by field from the tail counts — then an OpenAI chat body with that
+ * shape's fields (message count, system prompt, stream, max_tokens, the
+ * bucket's round sampling values, seed, stop sequences, tools, response
+ * format, logprobs, user) and content from the operator's corpus or the
+ * built-in generator.
+ *
+ * Audits must be deterministic (temperature 0) to be judged, so they are
+ * drawn from the deterministic part of the traffic (shapes with
+ * temperature 0), and liveness probes take correspondingly fewer of those
+ * shapes, so that all probes together carry temperature 0 as often as users
+ * do (exactly, whenever users do so at least `verifyShare` of the time). A
+ * share of audits carry a prompt with one right answer.
  */
 
 /** Share of audits that carry a graded prompt (one right answer). */
 export const DEFAULT_GRADED_SHARE = 0.25;
 /** Prompt-size target ceiling, in tokens (2^15): bigger shapes are probed at this size. */
 export const MAX_PROBE_PROMPT_TOKENS = 32_768;
-/** `max_tokens` of an audit whose shape leaves it unset: lengths apps commonly ask for. */
-const AUDIT_MAX_TOKENS = [256, 300, 384, 400, 500, 512] as const;
 /** Seeds people commonly pass; audits and seeded shapes draw from these or a random one. */
 const COMMON_SEEDS = [42, 0, 1, 7, 123, 1234, 12345, 2024, 31337] as const;
 const STOPS = ["\n\n", "###", "</answer>", "User:", "\nUser:", "END", "```", "Observation:", "\n", "<|end|>"];
@@ -46,6 +53,12 @@ export interface ProbeDrawOptions {
   readonly userPool?: readonly string[];
   /** Share of audits with a graded prompt (default DEFAULT_GRADED_SHARE). */
   readonly gradedShare?: number;
+  /**
+   * Share of all probes that are audits: liveness probes then take fewer
+   * deterministic shapes, so the mix matches users' (default 0: no
+   * correction).
+   */
+  readonly verifyShare?: number;
 }
 
 /** The answer a graded probe must give. */
@@ -65,39 +78,105 @@ export interface ProbeBody {
   readonly graded?: ProbeGrading;
 }
 
+/** What kind of probe a shape is drawn for. */
+export interface ShapeDraw {
+  /** An audit: only deterministic shapes (temperature 0) qualify. */
+  readonly audit?: boolean;
+  /** Share of probes that are audits (see ProbeDrawOptions.verifyShare). */
+  readonly verifyShare?: number;
+}
+
+/** Draws one shape as users send them: listed shapes by count, the tail field by field. */
+function shapeSource(
+  shapes: GetTrafficShapeResponse | readonly RequestShape[] | undefined,
+  model: string,
+): { draw: (random: Random) => ShapeFields; deterministicShare: number } {
+  const all: readonly RequestShape[] =
+    shapes === undefined ? [] : "shapes" in shapes ? shapes.shapes : shapes;
+  const tailAll: readonly FieldValueCount[] = shapes !== undefined && "tail" in shapes ? shapes.tail : [];
+  const own = all.filter((s) => s.model === model && s.count > 0n);
+  const pool = own.length > 0 ? own : all.filter((s) => s.count > 0n);
+  const tail = tailAll.filter((t) => t.model === model && t.count > 0n);
+  // Every request has a `stream` value: the tail's stream counts add up to its size.
+  const tailN = tail.filter((t) => t.field === "stream").reduce((n, t) => n + Number(t.count), 0);
+  const listedN = pool.reduce((n, s) => n + Number(s.count), 0);
+  if (listedN === 0 && tailN === 0) {
+    const draw = (random: Random): ShapeFields => {
+      const d = pickWeighted(random, DEFAULT_SHAPE_MIX, (w) => w.weight) ?? DEFAULT_SHAPE_MIX[0];
+      return { ...(d as (typeof DEFAULT_SHAPE_MIX)[number]).shape, model };
+    };
+    const det = DEFAULT_SHAPE_MIX.filter((w) => w.shape.temperature === 0).reduce((n, w) => n + w.weight, 0);
+    return { draw, deterministicShare: det / DEFAULT_SHAPE_MIX.reduce((n, w) => n + w.weight, 0) };
+  }
+  const fields = new Map<string, FieldValueCount[]>();
+  for (const t of tail) fields.set(t.field, [...(fields.get(t.field) ?? []), t]);
+  const listed = (random: Random): ShapeFields => {
+    const { count: _count, ...f } = pickWeighted(random, pool, (s) => Number(s.count)) as RequestShape;
+    return { ...f, model };
+  };
+  const draw = (random: Random): ShapeFields => {
+    if (tailN === 0 || (listedN > 0 && random() * (listedN + tailN) < listedN)) return listed(random);
+    // A rare shape: each field drawn from the tail's counts, on a listed (or default) base.
+    let shape: ShapeFields =
+      listedN > 0
+        ? listed(random)
+        : { ...(DEFAULT_SHAPE_MIX[0] as (typeof DEFAULT_SHAPE_MIX)[number]).shape, model };
+    for (const [field, values] of fields) {
+      if (field === "system_prompt") continue;
+      const v = pickWeighted(random, values, (x) => Number(x.count));
+      if (v !== undefined) shape = withFieldValue(shape, field, v.value);
+    }
+    // Message count and system prompt go together (a conversation of four messages is a system
+    // prompt and two turns): the system prompt follows the listed shapes of that length when
+    // there are any, else the tail's own count.
+    const sameLength = pool.filter((p) => p.messages === shape.messages);
+    const withSystem = sameLength.reduce((n, p) => n + (p.systemPrompt ? Number(p.count) : 0), 0);
+    const all = sameLength.reduce((n, p) => n + Number(p.count), 0);
+    if (all > 0) return { ...shape, systemPrompt: random() * all < withSystem };
+    const sys = pickWeighted(random, fields.get("system_prompt") ?? [], (x) => Number(x.count));
+    return sys === undefined ? shape : withFieldValue(shape, "system_prompt", sys.value);
+  };
+  const detListed = pool.filter((s) => s.temperature === 0).reduce((n, s) => n + Number(s.count), 0);
+  const detTail = (fields.get("temperature") ?? [])
+    .filter((t) => t.value === "0")
+    .reduce((n, t) => n + Number(t.count), 0);
+  return { draw, deterministicShare: (detListed + detTail) / (listedN + tailN) };
+}
+
+/** Draws before settling for a forced shape. */
+const MAX_SHAPE_DRAWS = 64;
+
 /**
- * One shape, drawn in proportion to its count: among the shapes of
- * `model` when there are any, else among all reported shapes, else from
- * the built-in mix. The result's `model` is always `model`.
+ * One shape, drawn as users send them: among the shapes of `model` when
+ * there are any (else among all reported shapes, else from the built-in
+ * mix), including the unlisted tail. For an audit, only a deterministic
+ * shape (temperature 0) qualifies; with `verifyShare`, a liveness probe
+ * takes a deterministic shape only as often as keeps all probes together
+ * at the users' deterministic share. The result's `model` is `model`.
  */
 export function sampleShape(
   shapes: GetTrafficShapeResponse | readonly RequestShape[] | undefined,
   model: string,
   random: Random,
+  kind: ShapeDraw = {},
 ): ShapeFields {
-  const all: readonly RequestShape[] =
-    shapes === undefined ? [] : "shapes" in shapes ? shapes.shapes : shapes;
-  const own = all.filter((s) => s.model === model && s.count > 0n);
-  const pool = own.length > 0 ? own : all.filter((s) => s.count > 0n);
-  const drawn = pickWeighted(random, pool, (s) => Number(s.count));
-  if (drawn !== undefined) {
-    const { count: _count, ...fields } = drawn;
-    return { ...fields, model };
+  const { draw, deterministicShare: p } = shapeSource(shapes, model);
+  const s = Math.min(1, Math.max(0, kind.verifyShare ?? 0));
+  // Liveness probes should carry temperature 0 with probability x, audits always: s + (1 - s) x = p.
+  // Drawn shapes are deterministic with probability p; keeping those with probability a gives
+  // p a / (p a + 1 - p) = x.
+  const x = s >= 1 ? p : Math.max(0, (p - s) / (1 - s));
+  const keepDeterministic = p <= 0 || p >= 1 || x >= 1 ? 1 : Math.min(1, (x * (1 - p)) / (p * (1 - x)));
+  let last: ShapeFields | undefined;
+  for (let i = 0; i < MAX_SHAPE_DRAWS; i++) {
+    const shape = draw(random);
+    last = shape;
+    const deterministic = shape.temperature === 0;
+    if (kind.audit === true ? deterministic : !deterministic || random() < keepDeterministic) return shape;
   }
-  const d = pickWeighted(random, DEFAULT_SHAPE_MIX, (w) => w.weight) ?? DEFAULT_SHAPE_MIX[0];
-  return { ...(d as (typeof DEFAULT_SHAPE_MIX)[number]).shape, model };
-}
-
-/**
- * A value a person would type that rounds to `bucket`: usually the round
- * value itself, sometimes another two-decimal value in the same bucket.
- */
-function inBucket(random: Random, bucket: number, max: number, round: (x: number) => number): number {
-  const candidates: number[] = [];
-  for (let k = 0; k <= max * 100; k++) if (round(k / 100) === bucket) candidates.push(k / 100);
-  if (candidates.length === 0) return Math.min(max, Math.max(0, bucket));
-  if (candidates.includes(bucket) && chance(random, 0.7)) return bucket;
-  return pick(random, candidates);
+  // No deterministic traffic at all: the audit keeps a user's shape, made deterministic.
+  const shape = last as ShapeFields;
+  return kind.audit === true ? { ...shape, temperature: 0 } : shape;
 }
 
 /** A prompt-size target in the shape's bucket: tokens in (2^(b-1), 2^b]. */
@@ -107,26 +186,29 @@ function promptTarget(random: Random, log2: number): number {
   return int(random, lo, hi);
 }
 
-/** The corpus entry reshaped towards the shape: system prompt added or dropped, history trimmed. */
-function fromCorpus(random: Random, e: CorpusEntry, shape: ShapeFields): ChatMessageJson[] {
-  let messages = [...e.messages];
-  const first = messages[0];
-  const hasSystem = first?.role === "system" || first?.role === "developer";
-  if (shape.systemPrompt && !hasSystem) {
-    messages.unshift({ role: "system", content: systemPrompt(random, pick(random, TOPICS)) });
-  } else if (!shape.systemPrompt && hasSystem && messages.length > 1) {
-    messages.shift();
+/** Corpus lines looked at to find one whose conversation fits a shape. */
+const CORPUS_CANDIDATES = 32;
+
+/**
+ * A corpus line whose conversation fits `shape` best, sent whole: the same
+ * system prompt presence and number of messages when one of the lines
+ * drawn has them, else the closest; among equals, the first drawn.
+ */
+function corpusFor(corpus: ProbeCorpus, shape: ShapeFields, random: Random): CorpusEntry {
+  let best: CorpusEntry | undefined;
+  let bestScore = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < CORPUS_CANDIDATES && bestScore > 0; i++) {
+    const e = corpus.draw(random);
+    const hasSystem = e.messages[0]?.role === "system" || e.messages[0]?.role === "developer";
+    const turns = e.messages.length - (hasSystem ? 1 : 0);
+    const want = Math.max(1, shape.messages - (shape.systemPrompt ? 1 : 0));
+    const score = (shape.systemPrompt !== hasSystem ? 4 : 0) + Math.abs(turns - want);
+    if (score < bestScore) {
+      best = e;
+      bestScore = score;
+    }
   }
-  const sys = messages[0]?.role === "system" || messages[0]?.role === "developer" ? [messages[0]] : [];
-  const want = Math.max(1, shape.messages);
-  if (messages.length > want) {
-    // Keep the latest turns, starting on a user message so no tool result loses its call.
-    let rest = messages.slice(sys.length).slice(-(want - sys.length));
-    const u = rest.findIndex((m) => m.role === "user");
-    if (u > 0) rest = rest.slice(u);
-    if (rest.length > 0) messages = [...sys, ...rest] as ChatMessageJson[];
-  }
-  return messages;
+  return best as CorpusEntry;
 }
 
 /** The tools a shape asks for: the corpus entry's own first, then built-in ones. */
@@ -148,9 +230,12 @@ function toolsFor(random: Random, n: number, own: readonly Record<string, unknow
 export function drawProbeBody(opts: ProbeDrawOptions): ProbeBody {
   const { random, model } = opts;
   const audit = opts.audit === true;
-  const shape = sampleShape(opts.shapes, model, random);
+  const shape = sampleShape(opts.shapes, model, random, {
+    audit,
+    ...(opts.verifyShare === undefined ? {} : { verifyShare: opts.verifyShare }),
+  });
   const body: Record<string, unknown> = { model };
-  const corpusEntry = opts.source?.draw(random);
+  const corpusEntry = opts.source === undefined ? undefined : corpusFor(opts.source, shape, random);
   const tools = shape.tools > 0 ? toolsFor(random, shape.tools, corpusEntry?.tools) : undefined;
   const format = shape.responseFormat === "" ? undefined : responseFormat(random, shape.responseFormat);
   const extraBytes = promptBytesOf({ tools: tools?.json ?? [], response_format: format?.format });
@@ -158,7 +243,8 @@ export function drawProbeBody(opts: ProbeDrawOptions): ProbeBody {
     audit && chance(random, opts.gradedShare ?? DEFAULT_GRADED_SHARE) ? drawGradedPrompt(random) : undefined;
   let messages: ChatMessageJson[];
   if (corpusEntry !== undefined) {
-    messages = fromCorpus(random, corpusEntry, shape);
+    // The operator's conversation as it is: cutting or padding it would make it read like nobody's.
+    messages = corpusEntry.messages.map((m) => ({ ...m })) as ChatMessageJson[];
   } else {
     messages = generateConversation(random, {
       messages: shape.messages,
@@ -177,14 +263,13 @@ export function drawProbeBody(opts: ProbeDrawOptions): ProbeBody {
   }
   body.messages = messages;
   if (shape.stream) body.stream = true;
-  const maxTokens = shape.maxTokens > 0 ? shape.maxTokens : audit ? pick(random, AUDIT_MAX_TOKENS) : 0;
-  if (maxTokens > 0) body.max_tokens = maxTokens;
+  // Users' own values: the bucket's round value (people type 0.7, not 0.72); an audit runs to the
+  // length its shape asks for, or to the router's default like a user's request that sets none.
+  if (shape.maxTokens > 0) body.max_tokens = shape.maxTokens;
   if (audit) body.temperature = 0;
-  else if (shape.temperature !== undefined)
-    body.temperature = inBucket(random, shape.temperature, 2, roundTemperature);
-  if (shape.topP !== undefined) body.top_p = inBucket(random, shape.topP, 1, roundTopP);
-  if (shape.seed || audit)
-    body.seed = chance(random, 0.6) ? pick(random, COMMON_SEEDS) : int(random, 1, 2 ** 31 - 1);
+  else if (shape.temperature !== undefined) body.temperature = shape.temperature;
+  if (shape.topP !== undefined) body.top_p = shape.topP;
+  if (shape.seed) body.seed = chance(random, 0.6) ? pick(random, COMMON_SEEDS) : int(random, 1, 2 ** 31 - 1);
   if (shape.stop > 0) {
     const stops = sample(random, STOPS, shape.stop);
     body.stop = stops.length === 1 && chance(random, 0.5) ? stops[0] : stops;

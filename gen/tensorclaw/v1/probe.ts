@@ -210,6 +210,37 @@ export interface GetTrafficShapeResponse {
   minCount: number;
   /** Router time of the report (Unix ms). */
   reportTimeMs: bigint;
+  /**
+   * The requests whose shape is too rare to list, described one field at a
+   * time: per model and RequestShape field, how many of them had each value
+   * (a value seen fewer than `min_count` times among them is left out).
+   * Without it, probes drawn only from `shapes` would never take the long
+   * tail of rare shapes that real traffic has; validators draw that share of
+   * their probes field by field from these counts.
+   */
+  tail: FieldValueCount[];
+}
+
+/**
+ * How many of the unlisted (rare-shape) requests of a model had one value of
+ * one RequestShape field.
+ */
+export interface FieldValueCount {
+  /** Model requested (canonical catalogue id). */
+  model: string;
+  /**
+   * The RequestShape field, by its proto name ("max_tokens", "temperature",
+   * "system_prompt", ...).
+   */
+  field: string;
+  /**
+   * The value as text: "true" or "false" for flags, the decimal number for
+   * numbers, the string itself for `response_format`, and "" for an absent
+   * `temperature` or `top_p`.
+   */
+  value: string;
+  /** Requests with that value. */
+  count: bigint;
 }
 
 /**
@@ -817,7 +848,7 @@ export const GetTrafficShapeRequest: MessageFns<GetTrafficShapeRequest> = {
 };
 
 function createBaseGetTrafficShapeResponse(): GetTrafficShapeResponse {
-  return { windowSeconds: 0, requests: 0n, shapes: [], minCount: 0, reportTimeMs: 0n };
+  return { windowSeconds: 0, requests: 0n, shapes: [], minCount: 0, reportTimeMs: 0n, tail: [] };
 }
 
 export const GetTrafficShapeResponse: MessageFns<GetTrafficShapeResponse> = {
@@ -842,6 +873,9 @@ export const GetTrafficShapeResponse: MessageFns<GetTrafficShapeResponse> = {
         throw new globalThis.Error("value provided for field message.reportTimeMs of type int64 too large");
       }
       writer.uint32(40).int64(message.reportTimeMs);
+    }
+    for (const v of message.tail) {
+      FieldValueCount.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -899,6 +933,14 @@ export const GetTrafficShapeResponse: MessageFns<GetTrafficShapeResponse> = {
             message.reportTimeMs = reader.int64() as bigint;
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.tail.push(FieldValueCount.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -930,6 +972,7 @@ export const GetTrafficShapeResponse: MessageFns<GetTrafficShapeResponse> = {
         : isSet(object.report_time_ms)
         ? BigInt(object.report_time_ms)
         : 0n,
+      tail: globalThis.Array.isArray(object?.tail) ? object.tail.map((e: any) => FieldValueCount.fromJSON(e)) : [],
     };
   },
 
@@ -950,6 +993,9 @@ export const GetTrafficShapeResponse: MessageFns<GetTrafficShapeResponse> = {
     if (message.reportTimeMs !== 0n) {
       obj.reportTimeMs = message.reportTimeMs.toString();
     }
+    if (message.tail?.length) {
+      obj.tail = message.tail.map((e) => FieldValueCount.toJSON(e));
+    }
     return obj;
   },
 
@@ -965,6 +1011,127 @@ export const GetTrafficShapeResponse: MessageFns<GetTrafficShapeResponse> = {
     message.reportTimeMs = (object.reportTimeMs !== undefined && object.reportTimeMs !== null)
       ? BigInt(object.reportTimeMs)
       : 0n;
+    message.tail = object.tail?.map((e) => FieldValueCount.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFieldValueCount(): FieldValueCount {
+  return { model: "", field: "", value: "", count: 0n };
+}
+
+export const FieldValueCount: MessageFns<FieldValueCount> = {
+  encode(message: FieldValueCount, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.field !== "") {
+      writer.uint32(18).string(message.field);
+    }
+    if (message.value !== "") {
+      writer.uint32(26).string(message.value);
+    }
+    if (message.count !== 0n) {
+      if (BigInt.asUintN(64, message.count) !== message.count) {
+        throw new globalThis.Error("value provided for field message.count of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.count);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FieldValueCount {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFieldValueCount();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.field = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.count = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FieldValueCount {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      field: isSet(object.field) ? globalThis.String(object.field) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+      count: isSet(object.count) ? BigInt(object.count) : 0n,
+    };
+  },
+
+  toJSON(message: FieldValueCount): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.field !== "") {
+      obj.field = message.field;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    if (message.count !== 0n) {
+      obj.count = message.count.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FieldValueCount>, I>>(base?: I): FieldValueCount {
+    return FieldValueCount.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FieldValueCount>, I>>(object: I): FieldValueCount {
+    const message = createBaseFieldValueCount();
+    message.model = object.model ?? "";
+    message.field = object.field ?? "";
+    message.value = object.value ?? "";
+    message.count = (object.count !== undefined && object.count !== null) ? BigInt(object.count) : 0n;
     return message;
   },
 };
