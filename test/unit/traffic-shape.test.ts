@@ -6,6 +6,8 @@ import {
   quantiseRequestShape,
   SHAPE_BYTES_PER_TOKEN,
   type ShapeFields,
+  shapeFieldValues,
+  withFieldValue,
 } from "../../common/request-shape.js";
 import type { GetTrafficShapeResponse } from "../../gen/tensorclaw/v1/probe.js";
 import { parseChatBody } from "../../router/api/openai-request.js";
@@ -239,6 +241,57 @@ describe("TrafficShapeRecorder", () => {
     const rep = r.report("m", T0);
     expect(rep.shapes.map((s) => s.tools)).to.deep.equal([4, 3]);
     expect(rep.requests).to.equal(10n);
+  });
+
+  it("describes the unlisted shapes field by field, leaving out values rarer than min_count", () => {
+    const r = new TrafficShapeRecorder({ minCount: 3, maxShapes: 1 });
+    // Listed: five of one shape. Tail: the second-most common shape (past the report's cap) and
+    // rare shapes, each seen under three times, that share a few field values.
+    for (let i = 0; i < 5; i++) r.recordShape(shape({ stream: true }), T0);
+    for (let i = 0; i < 4; i++) r.recordShape(shape({ maxTokens: 256 }), T0);
+    for (const t of [0.2, 0.4, 0.6]) r.recordShape(shape({ maxTokens: 128, temperature: t }), T0);
+    r.recordShape(shape({ maxTokens: 7777 }), T0);
+    r.recordShape(shape({ maxTokens: 512 }), T0 + 1);
+    r.recordShape(shape({ stream: true, tools: 2 }), T0);
+    const rep = r.report("m", T0 + 10);
+    expect(rep.shapes.map((x) => x.count)).to.deep.equal([5n]);
+    const of = (field: string) =>
+      rep.tail.filter((t) => t.field === field).map((t) => [t.value, Number(t.count)]);
+    // Ten unlisted requests: 4 + 3 + 1 + 1 + 1.
+    expect(of("stream")).to.deep.equal([["false", 9]]);
+    // 256 (4) and 128 (3) are common enough; 7777, 512 and the 0 of the tools shape are not.
+    expect(of("max_tokens")).to.deep.equal([
+      ["256", 4],
+      ["128", 3],
+    ]);
+    expect(of("temperature")).to.deep.equal([["", 7]]);
+    expect(rep.tail.every((t) => t.model === "m")).to.equal(true);
+    // Nothing unlisted, nothing in the tail.
+    const plain = new TrafficShapeRecorder({ minCount: 1 });
+    plain.recordShape(shape(), T0);
+    expect(plain.report("m", T0).tail).to.deep.equal([]);
+  });
+
+  it("reads a tail value back into a shape, and ignores one that does not parse", () => {
+    const base = shape();
+    const back = shapeFieldValues(
+      shape({ maxTokens: 300, temperature: 0.7, stop: 2, tools: 3, user: true }),
+    ).reduce((acc, [f, v]) => withFieldValue(acc, f, v), base);
+    expect(back).to.deep.equal(shape({ maxTokens: 300, temperature: 0.7, stop: 2, tools: 3, user: true }));
+    expect(withFieldValue(base, "temperature", "")).to.deep.include({ temperature: undefined });
+    for (const [field, value] of [
+      ["max_tokens", "-1"],
+      ["max_tokens", "1e9"],
+      ["temperature", "9"],
+      ["top_p", "NaN"],
+      ["stop", "5"],
+      ["messages", "0"],
+      ["stream", "yes"],
+      ["response_format", "xml"],
+      ["no_such_field", "1"],
+    ] as const) {
+      expect(withFieldValue(base, field, value), `${field}=${value}`).to.deep.equal(base);
+    }
   });
 
   it("reads the time for the gRPC handler from the injected clock only", () => {
