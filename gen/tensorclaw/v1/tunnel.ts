@@ -521,10 +521,16 @@ export interface Reject {
  *   sees this only while full, and answering it well proves nothing about
  *   the other requests.
  * - Audits (probes whose answer is checked against the model) ask for
- *   deterministic output (temperature 0, a seed) and often logprobs; such
- *   requests are a probe signal in proportion to how rarely users send that
- *   shape. Serving the claimed model to everybody is the only safe answer,
- *   since users send the same shape too.
+ *   deterministic output (temperature 0). This project's validator draws
+ *   them from the users' own temperature-0 requests and sends liveness
+ *   probes at temperature 0 correspondingly less often, so all probes carry
+ *   it as often as users do — exactly, as long as users send temperature 0
+ *   at least as often as the validator audits; below that, temperature 0
+ *   leans towards probes. Serving the claimed model to everybody is the
+ *   only safe answer, since users send the same shape too.
+ * - One audit prompt goes to every miner of a model (each at its own
+ *   time), so that their answers can be compared: miners that pool what
+ *   they receive could spot the repeat, after the fact.
  * - Timing and content are the validator's: it probes at random
  *   (exponential) times and should draw texts that users could have sent.
  *   A validator that reuses one `user` value or one text lets a miner link
