@@ -122,9 +122,10 @@ export const VALIDATOR_OPTIONS: OptionSpecs<ValidatorConfig> = {
   probeTimeoutMs: {
     flag: "probe-timeout-ms",
     kind: "int",
-    min: 100,
+    // The router decides a liveness probe at 8 s: waiting less would record nothing for slow miners.
+    min: PROBE_TIMEOUT_MS,
     max: 30_000,
-    description: "Deadline of each probe, asked of the router.",
+    description: "How long to wait for the router to report a liveness probe (its own deadline is 8 s).",
   },
   reconnectGraceMs: {
     flag: "reconnect-grace-ms",
