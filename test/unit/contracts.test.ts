@@ -363,6 +363,7 @@ describe("contracts", () => {
             requests: 12n,
             minCount: 5,
             reportTimeMs: 7n,
+            tail: [{ model: "m", field: "max_tokens", value: "512", count: 6n }],
             shapes: [
               {
                 count: 9n,
