@@ -4,11 +4,13 @@
 //
 // Targets are written here once, from the issues that defined them (tunnel:
 // issue 3, Business API: issue 4, ledger: issue 5, validator: issue 6,
-// start-up: the task "a CLI that starts at once"). A field that is missing or
-// not a finite number makes the benchmark count as failed: that is how a
-// benchmark whose output drifted is caught.
+// start-up: the task "a CLI that starts at once", audit: issue 15, in
+// report-specs-audit.ts). A field that is missing or not a finite number
+// makes the benchmark count as failed: that is how a benchmark whose output
+// drifted is caught.
 
 import { atLeast, atMost, none, num, type ReportRow, row } from "./report-row.js";
+import { auditRows } from "./report-specs-audit.js";
 
 export type { PeerFigure, ReportRow, Target } from "./report-row.js";
 export { meets, num, ShapeError } from "./report-row.js";
@@ -242,6 +244,13 @@ export const BENCHES: readonly BenchSpec[] = [
     script: "bench/validator.ts",
     summary: "scoring + weights for 256 uids and a 256-miner probe round",
     rows: validatorRows,
+  },
+  {
+    name: "audit",
+    script: "bench/audit.ts",
+    summary:
+      "verification cost per audit against a demo-model reference, and probe overhead per miner per day at the defaults",
+    rows: auditRows,
   },
   {
     name: "startup",
