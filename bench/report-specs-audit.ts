@@ -6,6 +6,22 @@
 // reference-side tokens are the reference model's own.
 import { atLeast, num, type ReportRow, row } from "./report-row.js";
 
+/** How to read the rows (shown under the benchmark in REPORT.md). */
+export const AUDIT_NOTES: readonly string[] = Object.freeze([
+  "A reference audit is three calls to the reference: /tokenize of the conversation, /tokenize of the " +
+    "answer, and /v1/completions echoing prompt + answer with logprobs (no generation). The reference " +
+    "here is the demo n-gram model on a CPU core; with vLLM the same audit is one prefill of those " +
+    "tokens on its GPU. Graded audits cost the reference one answer of its own per case, shared by every " +
+    "miner of the model (the demo model answers none of them right, so they stay unverifiable with it).",
+  "Miner-side tokens are the router's count (its default tokenizer) of probe bodies drawn from the " +
+    "built-in shape mix, the one used while the router publishes no traffic shape: with a live shape " +
+    "they follow the users' prompts and max_tokens. Reference-side tokens are the reference model's own.",
+  "Daily figures are per validator (a miner probed by V validators carries V times them). A liveness " +
+    "probe is charged its prompt and the 5 tokens before the cut; an audit its prompt and its answer as " +
+    "the demo model writes it (short: it stops at the end of a line), with max_tokens (the shape's, else " +
+    "the router's default) as the bound for a model that writes to the limit.",
+]);
+
 const share = (j: unknown, group: string, outcome: string): number => {
   const total = ["passed", "failed", "unverifiable"].reduce((n, k) => n + num(j, `${group}.${k}`), 0);
   return total === 0 ? Number.NaN : (100 * num(j, `${group}.${outcome}`)) / total;

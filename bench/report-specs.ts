@@ -10,7 +10,7 @@
 // drifted is caught.
 
 import { atLeast, atMost, none, num, type ReportRow, row } from "./report-row.js";
-import { auditRows } from "./report-specs-audit.js";
+import { AUDIT_NOTES, auditRows } from "./report-specs-audit.js";
 
 export type { PeerFigure, ReportRow, Target } from "./report-row.js";
 export { meets, num, ShapeError } from "./report-row.js";
@@ -24,6 +24,8 @@ export interface BenchSpec {
   readonly summary: string;
   /** Turns the script's JSON into rows; throws {@link ShapeError} when a field is missing. */
   readonly rows: (json: unknown) => ReportRow[];
+  /** How to read its figures (what they were measured against), shown under it in the report. */
+  readonly notes?: readonly string[];
 }
 
 function tunnelRows(j: unknown): ReportRow[] {
@@ -251,6 +253,7 @@ export const BENCHES: readonly BenchSpec[] = [
     summary:
       "verification cost per audit against a demo-model reference, and probe overhead per miner per day at the defaults",
     rows: auditRows,
+    notes: AUDIT_NOTES,
   },
   {
     name: "startup",

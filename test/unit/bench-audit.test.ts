@@ -5,8 +5,11 @@
 import { expect } from "chai";
 import { type PerDayInputs, perDay } from "../../bench/audit-per-day.js";
 import { mean, median, percentile } from "../../bench/audit-stats.js";
+import { renderMarkdown } from "../../bench/report-render.js";
+import { benchResult } from "../../bench/report-result.js";
 import { ShapeError } from "../../bench/report-row.js";
-import { auditRows } from "../../bench/report-specs-audit.js";
+import { BENCHES } from "../../bench/report-specs.js";
+import { AUDIT_NOTES, auditRows } from "../../bench/report-specs-audit.js";
 
 const INPUTS: PerDayInputs = {
   probeIntervalS: 60,
@@ -159,5 +162,48 @@ describe("bench audit: report rows", () => {
       expect(Number.isFinite(r.value), r.measure).to.equal(true);
       for (const p of r.peers) expect(Number.isFinite(p.value), `${r.measure}: ${p.label}`).to.equal(true);
     }
+  });
+
+  it("is in the run, and its reading notes reach the report ahead of notes about the run", () => {
+    const spec = BENCHES.find((b) => b.name === "audit");
+    if (spec === undefined) throw new Error("no audit benchmark in BENCHES");
+    expect(spec.script).to.equal("bench/audit.ts");
+    const result = benchResult(
+      spec,
+      "node bench/audit.ts",
+      {
+        exitCode: 0,
+        signal: null,
+        durationMs: 1000,
+        timedOut: false,
+        leftovers: ["123: node helper.js"],
+        json: benchJson({ passed: 150, failed: 0, unverifiable: 0 }),
+        stderrTail: "",
+      },
+      60_000,
+    );
+    expect(result.status).to.equal("ok");
+    expect(result.notes).to.deep.equal([
+      ...AUDIT_NOTES,
+      "left a helper process running after it exited (killed): 123: node helper.js",
+    ]);
+    const md = renderMarkdown({
+      generatedAt: new Date(0).toISOString(),
+      quick: false,
+      commit: "abc1234",
+      uncommittedChanges: false,
+      machine: {
+        cpus: 2,
+        cpuModel: "x",
+        node: "v20",
+        platform: "linux x64",
+        totalMemoryBytes: 1,
+        loadAverage1m: { start: 0, end: 0 },
+      },
+      ok: true,
+      targets: { met: 1, missed: 0 },
+      benchmarks: [result],
+    });
+    expect(md).to.contain("  - note: A reference audit is three calls to the reference");
   });
 });
