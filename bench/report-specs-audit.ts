@@ -12,7 +12,8 @@ export const AUDIT_NOTES: readonly string[] = Object.freeze([
     "answer, and /v1/completions echoing prompt + answer with logprobs (no generation). The reference " +
     "here is the demo n-gram model on a CPU core; with vLLM the same audit is one prefill of those " +
     "tokens on its GPU. Graded audits cost the reference one answer of its own per case, shared by every " +
-    "miner of the model (the demo model answers none of them right, so they stay unverifiable with it).",
+    "miner of the model; they are conclusive only when the reference answers right, which the demo model " +
+    "rarely does (the row gives the share), so with it most graded audits are unverifiable.",
   "Miner-side tokens are the router's count (its default tokenizer) of probe bodies drawn from the " +
     "built-in shape mix, the one used while the router publishes no traffic shape: with a live shape " +
     "they follow the users' prompts and max_tokens. Reference-side tokens are the reference model's own.",
@@ -81,6 +82,11 @@ function verificationRows(j: unknown): ReportRow[] {
       [
         { label: "p95", value: num(j, "graded.referenceP95Ms"), unit: "ms" },
         { label: "tokens (prompt + answer)", value: num(j, "graded.referenceTokensMean"), unit: "tokens" },
+        {
+          label: "cases the reference answered right",
+          value: (100 * num(j, "graded.referenceRight")) / num(j, "graded.cases"),
+          unit: "%",
+        },
       ],
     ),
     row("graded judge, a case of 4 answers (CPU), median", num(j, "graded.gradeMsPerCase"), "ms"),

@@ -97,7 +97,7 @@ function benchJson(honest: { passed: number; failed: number; unverifiable: numbe
       referenceP95Ms: 3,
       referenceTokensMean: 80,
       gradeMsPerCase: 0.01,
-      referenceRight: 0,
+      referenceRight: 5,
     },
     agreement: { msPerCase: 0.08, answersPerCase: 4 },
     overhead: {
@@ -148,6 +148,12 @@ describe("bench audit: report rows", () => {
     );
     expect(byMeasure(rows, "reference tokens per day per miner").measure).to.contain("25 % of audits graded");
     expect(byMeasure(rows, "reference audit, calls to the reference per audit").value).to.equal(3);
+    const graded = byMeasure(rows, "graded audit, the reference's own answer");
+    expect(graded.peers.find((p) => p.label === "cases the reference answered right")).to.deep.equal({
+      label: "cases the reference answered right",
+      value: 10,
+      unit: "%",
+    });
   });
 
   it("fails on a JSON that lacks a figure, naming it", () => {
