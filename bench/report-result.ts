@@ -90,7 +90,10 @@ export function benchResult(
       problems.push(`its JSON does not have the figures the report reads: ${err.message}`);
     }
   }
-  const notes = outcome.leftovers.map((p) => `left a helper process running after it exited (killed): ${p}`);
+  const notes = [
+    ...(spec.notes ?? []),
+    ...outcome.leftovers.map((p) => `left a helper process running after it exited (killed): ${p}`),
+  ];
   const base = {
     name: spec.name,
     summary: spec.summary,

@@ -4,31 +4,16 @@
 //
 // Targets are written here once, from the issues that defined them (tunnel:
 // issue 3, Business API: issue 4, ledger: issue 5, validator: issue 6,
-// start-up: the task "a CLI that starts at once"). A field that is missing or
-// not a finite number makes the benchmark count as failed: that is how a
-// benchmark whose output drifted is caught.
+// start-up: the task "a CLI that starts at once", audit: issue 15, in
+// report-specs-audit.ts). A field that is missing or not a finite number
+// makes the benchmark count as failed: that is how a benchmark whose output
+// drifted is caught.
 
-/** A target a figure must meet. `=` is exact (error counts). */
-export interface Target {
-  readonly op: ">=" | "<=" | "=";
-  readonly value: number;
-}
+import { atLeast, atMost, none, num, type ReportRow, row } from "./report-row.js";
+import { AUDIT_NOTES, auditRows } from "./report-specs-audit.js";
 
-/** A figure measured in the same run for comparison (a peer product or a baseline). */
-export interface PeerFigure {
-  readonly label: string;
-  readonly value: number;
-  readonly unit: string;
-}
-
-/** One line of the report. */
-export interface ReportRow {
-  readonly measure: string;
-  readonly value: number;
-  readonly unit: string;
-  readonly target?: Target;
-  readonly peers: readonly PeerFigure[];
-}
+export type { PeerFigure, ReportRow, Target } from "./report-row.js";
+export { meets, num, ShapeError } from "./report-row.js";
 
 /** A benchmark script and how to read its JSON. */
 export interface BenchSpec {
@@ -39,49 +24,9 @@ export interface BenchSpec {
   readonly summary: string;
   /** Turns the script's JSON into rows; throws {@link ShapeError} when a field is missing. */
   readonly rows: (json: unknown) => ReportRow[];
+  /** How to read its figures (what they were measured against), shown under it in the report. */
+  readonly notes?: readonly string[];
 }
-
-/** The benchmark's JSON does not have the shape the report reads. */
-export class ShapeError extends Error {
-  override readonly name = "ShapeError";
-}
-
-/** Whether `value` meets `target`. */
-export function meets(value: number, target: Target): boolean {
-  switch (target.op) {
-    case ">=":
-      return value >= target.value;
-    case "<=":
-      return value <= target.value;
-    case "=":
-      return value === target.value;
-  }
-}
-
-/** The finite number at dotted `path` of `json`, or a {@link ShapeError} naming the path. */
-export function num(json: unknown, path: string): number {
-  let at: unknown = json;
-  for (const key of path.split(".")) {
-    if (typeof at !== "object" || at === null || !(key in at)) throw new ShapeError(`missing field ${path}`);
-    at = (at as Record<string, unknown>)[key];
-  }
-  if (typeof at !== "number" || !Number.isFinite(at))
-    throw new ShapeError(`field ${path} is ${JSON.stringify(at)}, not a finite number`);
-  return at;
-}
-
-const row = (
-  measure: string,
-  value: number,
-  unit: string,
-  target?: Target,
-  peers: PeerFigure[] = [],
-): ReportRow =>
-  target === undefined ? { measure, value, unit, peers } : { measure, value, unit, target, peers };
-
-const atLeast = (value: number): Target => ({ op: ">=", value });
-const atMost = (value: number): Target => ({ op: "<=", value });
-const none: Target = { op: "=", value: 0 };
 
 function tunnelRows(j: unknown): ReportRow[] {
   const tunnels = num(j, "idle.tunnels").toLocaleString("en-US");
@@ -301,6 +246,14 @@ export const BENCHES: readonly BenchSpec[] = [
     script: "bench/validator.ts",
     summary: "scoring + weights for 256 uids and a 256-miner probe round",
     rows: validatorRows,
+  },
+  {
+    name: "audit",
+    script: "bench/audit.ts",
+    summary:
+      "verification cost per audit against a demo-model reference, and probe overhead per miner per day at the defaults",
+    rows: auditRows,
+    notes: AUDIT_NOTES,
   },
   {
     name: "startup",

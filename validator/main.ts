@@ -22,7 +22,7 @@ import { RedisStateStore } from "./state-store-redis.js";
 import { Validator } from "./validator.js";
 
 /** Audit-like prompts a reference answers at each calibration. */
-const CALIBRATION_PROMPTS = 4;
+export const CALIBRATION_PROMPTS = 4;
 
 /** Runs the validator loop (or one pass with --once, or prints scores) until SIGINT/SIGTERM. */
 export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: CommandIO): Promise<number> {
