@@ -27,10 +27,12 @@ const FALLBACK_MAX_TOKENS = 512;
 export function auditPromptOf(body: Readonly<Record<string, unknown>>): AuditPrompt {
   const messages = Array.isArray(body.messages) ? (body.messages as ChatMessageJson[]) : [];
   const asked = body.max_tokens ?? body.max_completion_tokens;
+  const tools = Array.isArray(body.tools) ? (body.tools as ChatMessageJson[]) : [];
   return {
     messages,
     maxTokens: typeof asked === "number" && asked > 0 ? asked : FALLBACK_MAX_TOKENS,
     seed: typeof body.seed === "number" ? body.seed : 0,
+    ...(tools.length > 0 ? { tools } : {}),
   };
 }
 

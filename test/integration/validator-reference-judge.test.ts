@@ -258,6 +258,17 @@ describe("validator audit: reference judge against a real HTTP reference", () =>
     expect(ref.seen.map((s) => s.path)).to.not.include("/v1/chat/completions");
   });
 
+  it("tokenizes an audit that offered tools with its tools, as the model's template renders them", async () => {
+    const j = judge();
+    await j.calibrate();
+    ref.seen.length = 0;
+    const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object" } } }];
+    const p = { ...prompt("what do plants do"), tools };
+    await j.judge(p, "plants turn light");
+    const chat = ref.seen.filter((s) => s.path === "/tokenize" && s.body.messages !== undefined);
+    expect(chat.map((s) => s.body.tools)).to.deep.equal([tools]);
+  });
+
   it("asks the reference for its own answer at temperature 0 with the audit's seed and max_tokens", async () => {
     const j = judge();
     expect(await j.answer(prompt("what do plants do"))).to.equal(ANSWER);

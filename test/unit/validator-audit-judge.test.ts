@@ -113,5 +113,8 @@ describe("validator: judging an audit case", () => {
       seed: 0,
     });
     expect(auditPromptOf({}).maxTokens).to.equal(512);
+    const tools = [{ type: "function", function: { name: "f" } }];
+    expect(auditPromptOf({ messages: [], tools }).tools).to.deep.equal(tools);
+    expect(auditPromptOf({ messages: [] })).to.not.have.property("tools");
   });
 });

@@ -122,10 +122,22 @@ export class ReferenceClient {
     this.#pool = new Pool(origin, { connections: 8 });
   }
 
-  /** Prompt token ids of a conversation under the model's chat template, with the reply primer. */
-  async tokenizeChat(messages: readonly ChatMessageJson[]): Promise<number[]> {
+  /**
+   * Prompt token ids of a conversation under the model's chat template, with
+   * the reply primer; `tools` (the request's, when it offered some) go in too,
+   * since a template renders them into the prompt the miner's model saw.
+   */
+  async tokenizeChat(
+    messages: readonly ChatMessageJson[],
+    tools: readonly ChatMessageJson[] = [],
+  ): Promise<number[]> {
     return parseTokenIds(
-      await this.#post("/tokenize", { model: this.model, messages, add_generation_prompt: true }),
+      await this.#post("/tokenize", {
+        model: this.model,
+        messages,
+        add_generation_prompt: true,
+        ...(tools.length > 0 ? { tools } : {}),
+      }),
     );
   }
 

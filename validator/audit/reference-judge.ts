@@ -42,6 +42,8 @@ export interface AuditPrompt {
   readonly maxTokens: number;
   /** The audit's fixed `seed`. */
   readonly seed: number;
+  /** The tools the audit offered, if any (the chat template renders them into the prompt). */
+  readonly tools?: readonly ChatMessageJson[];
 }
 
 /** Settings of a reference judge. */
@@ -124,7 +126,7 @@ export class ReferenceJudge {
    */
   async score(prompt: AuditPrompt, answer: string): Promise<ReferenceScore> {
     const [promptIds, completionIds] = await Promise.all([
-      this.#client.tokenizeChat(prompt.messages),
+      this.#client.tokenizeChat(prompt.messages, prompt.tools),
       answer === "" ? Promise.resolve([]) : this.#client.tokenizeText(answer),
     ]);
     if (completionIds.length === 0) return { tokens: 0, meanLogprob: Number.NaN, topKShare: Number.NaN };
