@@ -12,6 +12,7 @@
 import { performance } from "node:perf_hooks";
 import { DEMO_MODEL_ID } from "../common/demo-model/model.js";
 import { hotkeyFromMnemonic, initCrypto } from "../common/identity.js";
+import { textSeededRandom } from "../common/seeded-random.js";
 import { signValidatorCall, VALIDATOR_METADATA } from "../common/signing.js";
 import { DEFAULT_ENCODING, Encodings } from "../common/tokens/encodings.js";
 import { countPromptTokens } from "../common/tokens/prompt.js";
@@ -19,7 +20,6 @@ import { ProbeRequest, ProbeServiceService } from "../gen/tensorclaw/v1/probe.js
 import { API_DEFAULTS } from "../router/api/server.js";
 import { parseProbeBody } from "../router/services/probe-body.js";
 import { VALIDATOR_DEFAULTS } from "../validator/config.js";
-import { seededRandom } from "../validator/probe-gen/random.js";
 import { drawProbeBody, makeUserPool } from "../validator/probe-gen/shape-sampler.js";
 import { LIVENESS_CUT_TOKENS } from "../validator/prober.js";
 import { PROBE_TIMEOUT_MS } from "../validator/router-client.js";
@@ -45,8 +45,8 @@ export interface ProbeTokenFigures {
 /** `count` probes drawn as the Prober draws them, read and counted as the router does. */
 export async function probeTokens(count: number, seed: string): Promise<ProbeTokenFigures> {
   const countTokens = await new Encodings().load(DEFAULT_ENCODING);
-  const random = seededRandom(`${seed}\nprobes`);
-  const userPool = makeUserPool(seededRandom(`${seed}\nusers`));
+  const random = textSeededRandom(`${seed}\nprobes`);
+  const userPool = makeUserPool(textSeededRandom(`${seed}\nusers`));
   const rules = { ...API_DEFAULTS, userSalt: "bench-salt" };
   const liveness: number[] = [];
   const audit: number[] = [];
@@ -103,8 +103,8 @@ export interface ProbeCpuFigures {
 export async function probeCpu(count: number, seed: string): Promise<ProbeCpuFigures> {
   await initCrypto();
   const key = await hotkeyFromMnemonic(BENCH_MNEMONIC);
-  const random = seededRandom(`${seed}\ncpu`);
-  const userPool = makeUserPool(seededRandom(`${seed}\nusers`));
+  const random = textSeededRandom(`${seed}\ncpu`);
+  const userPool = makeUserPool(textSeededRandom(`${seed}\nusers`));
   const method = ProbeServiceService.probe;
   const draw: number[] = [];
   const sign: number[] = [];

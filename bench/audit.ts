@@ -29,8 +29,8 @@ import { writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { startDemoModelServer } from "../common/demo-model/server.js";
+import { textSeededRandom } from "../common/seeded-random.js";
 import { VALIDATOR_DEFAULTS } from "../validator/config.js";
-import { seededRandom } from "../validator/probe-gen/random.js";
 import { DEFAULT_GRADED_SHARE } from "../validator/probe-gen/shape-sampler.js";
 import { LIVENESS_CUT_TOKENS } from "../validator/prober.js";
 import {
@@ -90,7 +90,7 @@ async function startReference(): Promise<{
 
 /** Part 1, while the reference server runs. */
 async function measureReference(url: string, pid: number | undefined) {
-  const random = seededRandom(`${SEED}\nreference`);
+  const random = textSeededRandom(`${SEED}\nreference`);
   const { figures, answered } = await benchReferenceAudits({
     baseUrl: url,
     referencePid: pid,

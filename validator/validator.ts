@@ -1,6 +1,7 @@
 import type { Chain, ExtrinsicOutcome, Metagraph } from "../common/chain/chain.js";
 import type { Clock } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
+import { textSeededRandom } from "../common/seeded-random.js";
 import type { ListMinersResponse, MinerSession } from "../gen/tensorclaw/v1/directory.js";
 import type { ModelVerdict } from "../gen/tensorclaw/v1/probe.js";
 import type { GetUsageResponse } from "../gen/tensorclaw/v1/usage.js";
@@ -9,7 +10,6 @@ import { type AuditCase, AuditCases } from "./audit-cases.js";
 import { judgeCase, type ReferenceJudging } from "./audit-judge.js";
 import type { LatencyTier } from "./latency-tiers.js";
 import type { ProbeCorpus } from "./probe-gen/corpus.js";
-import { seededRandom } from "./probe-gen/random.js";
 import { makeUserPool } from "./probe-gen/shape-sampler.js";
 import {
   disconnectedMiners,
@@ -134,7 +134,7 @@ export class Validator {
         auditTimeoutMs,
         corpus: s.corpus,
         // The same synthetic users on every start, as a real app's users come back.
-        userPool: makeUserPool(seededRandom(`tensorclaw/v1/probe-users\n${deps.selfHotkey}`)),
+        userPool: makeUserPool(textSeededRandom(`tensorclaw/v1/probe-users\n${deps.selfHotkey}`)),
       },
       random: this.#random,
       clock: () => deps.clock.now(),

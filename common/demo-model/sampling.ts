@@ -6,20 +6,9 @@
  * validator reproduce what an honest demo miner answered.
  */
 
-/** Uniform numbers in [0, 1). */
-export type Random = () => number;
+import { type Random, seededRandom } from "../seeded-random.js";
 
-/** mulberry32: a tiny, fast 32-bit generator, good enough for sampling tokens. */
-export function seededRandom(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { type Random, seededRandom };
 
 function fnv1a(h: number, x: number): number {
   let out = h;

@@ -3,7 +3,6 @@
  * its randomness as a `() => number` (uniform in [0, 1)), so a seeded
  * source reproduces a probe exactly and tests can pin one down.
  */
-import { createHash } from "node:crypto";
 
 /** A uniform random source in [0, 1). */
 export type Random = () => number;
@@ -71,26 +70,4 @@ export function list(text: string): readonly string[] {
       .map((s) => s.trim())
       .filter((s) => s !== ""),
   );
-}
-
-/**
- * A deterministic random source from a text seed (xorshift128 seeded by
- * SHA-256): for draws that must be the same on every start, such as the
- * pool of synthetic `user` values a validator reuses, like a real app's
- * returning users. Not for anything secret.
- */
-export function seededRandom(seed: string): Random {
-  const d = createHash("sha256").update(seed).digest();
-  let a = d.readUInt32LE(0) | 1;
-  let b = d.readUInt32LE(4);
-  let c = d.readUInt32LE(8);
-  let e = d.readUInt32LE(12);
-  return () => {
-    const t = a ^ (a << 11);
-    a = b;
-    b = c;
-    c = e;
-    e = (e ^ (e >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
-    return e / 4294967296;
-  };
 }
