@@ -76,11 +76,18 @@ export function validateVerdicts(verdicts: readonly ModelVerdict[]): void {
   });
 }
 
+/** Validators whose votes are kept per pair (the most recent ones; a subnet has at most 64 permits). */
+export const MAX_VOTERS_PER_PAIR = 64;
+
 /**
- * The validators' verdicts as this router applies them: the latest verdict
- * for a (hotkey, model), from whichever validator sent it, wins. FAILED
- * takes the pair out of user routing; VERIFIED or UNVERIFIABLE puts it back.
- * Probes are not affected: a failed miner must be able to pass again.
+ * The validators' verdicts as this router applies them. Each validator's
+ * latest verdict on a (hotkey, model) is its vote: FAILED against, VERIFIED
+ * for, UNVERIFIABLE no vote. The pair is out of user routing while the
+ * votes against outnumber the votes for, so one validator alone decides
+ * while it is the only one that judged the pair, and no single validator
+ * can bar a miner that another one verified (nor lift a bar that two
+ * others voted). Probes are not affected: a failed miner must be able to
+ * pass again.
  *
  * In memory and per router: with several router replicas a validator sends
  * its verdicts to every replica (validator/router-client.ts), so each keeps
@@ -91,17 +98,20 @@ export class VerdictBook {
   readonly #excluded = new Map<string, { readonly hotkey: string; readonly model: string }>();
   /** model → excluded hotkeys: what routing reads on every request. */
   readonly #byModel = new Map<string, Set<string>>();
+  /** "hotkey\nmodel" → validator → its vote (true: FAILED), oldest voter first. */
+  readonly #votes = new Map<string, Map<string, boolean>>();
 
   /**
-   * Applies a validated call (see validateVerdicts; this throws the same way)
-   * in order, so a later entry for the same pair wins. Returns the changes.
+   * Applies a validated call from `validator` (see validateVerdicts; this
+   * throws the same way) in order, so a later entry for the same pair
+   * replaces that validator's earlier vote. Returns the changes.
    */
-  apply(verdicts: readonly ModelVerdict[]): VerdictChange[] {
+  apply(verdicts: readonly ModelVerdict[], validator: string): VerdictChange[] {
     validateVerdicts(verdicts);
     const changes: VerdictChange[] = [];
     for (const v of verdicts) {
-      const exclude = v.verdict === Verdict.VERDICT_FAILED;
       const key = `${v.hotkey}\n${v.model}`;
+      const exclude = this.#vote(key, validator, v.verdict);
       if (exclude === this.#excluded.has(key)) continue;
       if (exclude) this.#add(key, v.hotkey, v.model);
       else this.#remove(key, v.hotkey, v.model);
@@ -134,6 +144,30 @@ export class VerdictBook {
   /** Every excluded pair, oldest exclusion first. */
   pairs(): { hotkey: string; model: string }[] {
     return [...this.#excluded.values()].map((p) => ({ ...p }));
+  }
+
+  /** Records `validator`'s vote on a pair; whether the pair is now out of routing. */
+  #vote(key: string, validator: string, verdict: Verdict): boolean {
+    let votes = this.#votes.get(key);
+    if (votes === undefined) {
+      if (verdict === Verdict.VERDICT_UNVERIFIABLE) return false;
+      if (this.#votes.size >= MAX_EXCLUDED_PAIRS) {
+        // Bounded memory: the pair voted on least recently goes.
+        this.#votes.delete(this.#votes.keys().next().value as string);
+      }
+      votes = new Map();
+    }
+    // Re-inserted, so the map keeps pairs and voters in the order they were last heard.
+    this.#votes.delete(key);
+    votes.delete(validator);
+    if (verdict !== Verdict.VERDICT_UNVERIFIABLE) {
+      votes.set(validator, verdict === Verdict.VERDICT_FAILED);
+      if (votes.size > MAX_VOTERS_PER_PAIR) votes.delete(votes.keys().next().value as string);
+    }
+    if (votes.size > 0) this.#votes.set(key, votes);
+    let against = 0;
+    for (const failed of votes.values()) if (failed) against++;
+    return against > votes.size - against;
   }
 
   #add(key: string, hotkey: string, model: string): void {
@@ -174,7 +208,7 @@ export function reportVerdicts(
   validator: string,
   logger: Logger,
 ): ReportVerdictsResponse {
-  const changes = book.apply(req.verdicts);
+  const changes = book.apply(req.verdicts, validator);
   for (const c of changes) {
     logger.info(
       { validator, hotkey: c.hotkey, model: c.model, verdict: Verdict[c.verdict], detail: c.detail },

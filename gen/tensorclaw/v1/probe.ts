@@ -1809,10 +1809,14 @@ export const ProbeServiceService = {
   },
   /**
    * A validator's verdicts on whether miners' answers come from the models
-   * they claim. A FAILED (hotkey, model) gets no user traffic for that model
-   * from this router until a later verdict for it is VERIFIED or
-   * UNVERIFIABLE (the latest verdict from any validator wins); probes still
-   * reach it, so it can pass again.
+   * they claim. Each validator's latest verdict on a (hotkey, model) is its
+   * vote: FAILED against, VERIFIED for, UNVERIFIABLE no vote. While the
+   * votes against outnumber the votes for, the pair gets no user traffic
+   * for that model from this router — so a validator alone decides while
+   * it is the only one that judged the pair, and no single validator can
+   * bar a miner another one verified. Probes still reach a barred pair, so
+   * it can pass again. Verdicts are kept in memory: validators send them
+   * again at every scoring pass.
    */
   reportVerdicts: {
     path: "/tensorclaw.v1.ProbeService/ReportVerdicts" as const,
@@ -1889,10 +1893,14 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
   getTrafficShape: handleUnaryCall<GetTrafficShapeRequest, GetTrafficShapeResponse>;
   /**
    * A validator's verdicts on whether miners' answers come from the models
-   * they claim. A FAILED (hotkey, model) gets no user traffic for that model
-   * from this router until a later verdict for it is VERIFIED or
-   * UNVERIFIABLE (the latest verdict from any validator wins); probes still
-   * reach it, so it can pass again.
+   * they claim. Each validator's latest verdict on a (hotkey, model) is its
+   * vote: FAILED against, VERIFIED for, UNVERIFIABLE no vote. While the
+   * votes against outnumber the votes for, the pair gets no user traffic
+   * for that model from this router — so a validator alone decides while
+   * it is the only one that judged the pair, and no single validator can
+   * bar a miner another one verified. Probes still reach a barred pair, so
+   * it can pass again. Verdicts are kept in memory: validators send them
+   * again at every scoring pass.
    */
   reportVerdicts: handleUnaryCall<ReportVerdictsRequest, ReportVerdictsResponse>;
 }
@@ -1987,10 +1995,14 @@ export interface ProbeServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * A validator's verdicts on whether miners' answers come from the models
-   * they claim. A FAILED (hotkey, model) gets no user traffic for that model
-   * from this router until a later verdict for it is VERIFIED or
-   * UNVERIFIABLE (the latest verdict from any validator wins); probes still
-   * reach it, so it can pass again.
+   * they claim. Each validator's latest verdict on a (hotkey, model) is its
+   * vote: FAILED against, VERIFIED for, UNVERIFIABLE no vote. While the
+   * votes against outnumber the votes for, the pair gets no user traffic
+   * for that model from this router — so a validator alone decides while
+   * it is the only one that judged the pair, and no single validator can
+   * bar a miner another one verified. Probes still reach a barred pair, so
+   * it can pass again. Verdicts are kept in memory: validators send them
+   * again at every scoring pass.
    */
   reportVerdicts(
     request: ReportVerdictsRequest,
