@@ -47,6 +47,33 @@ export interface UsageEvent {
   readonly origin?: string;
   /** Per (origin, miner hotkey) counter from 0, in hand-off order. */
   readonly seq?: number;
+  /**
+   * True when the tokens were paid for: the request's API key is metered
+   * and the model has a non-zero price. Only paid tokens earn business
+   * points (README, Scoring), unless the router counts free traffic (a dev
+   * setting). Absent (older routers, probes' siblings) means free.
+   */
+  readonly paid?: boolean;
+  /**
+   * Set on the event that ends a request made with an API key (the last
+   * attempt's): what the key is charged and what its generation record
+   * says. Earlier attempts of the same request carry none.
+   */
+  readonly billing?: EventBilling;
+}
+
+/** The billing side of a request's final usage event (router/billing/billing.ts settles it). */
+export interface EventBilling {
+  readonly keyId: string;
+  /** Credited tokens at the catalogue's prices, in micros (router/billing/money.ts), rounded up. */
+  readonly costMicros: number;
+  /** The hold placed on the key's balance before dispatch (0: none, an unmetered key). */
+  readonly holdMicros: number;
+  /** First token after the request started, ms; null when none came. */
+  readonly ttftMs: number | null;
+  /** OpenAI finish reason of the answer, or null. */
+  readonly finishReason: string | null;
+  readonly streamed: boolean;
 }
 
 /** Where finished requests go. Never throws and never blocks the request path. */

@@ -54,6 +54,8 @@ export class UsageSequencer implements UsageSink {
       finishedAtMs: event.finishedAtMs,
       origin: this.origin,
       seq,
+      paid: event.paid,
+      billing: event.billing,
     });
   }
 }

@@ -1,0 +1,176 @@
+import type { UsageEvent } from "../usage/event.js";
+import type { Micros } from "./money.js";
+
+/**
+ * Billing of API keys: balances, holds, spend and generation records, kept
+ * beside the miner ledger (README, For API users). Two implementations share
+ * this contract and one test suite: `RedisBilling` (every key's data under
+ * the hash tag `{key:<id>}`, one Lua script per mutation) and
+ * `EmbeddedBilling` (one process, persisted to a journal file).
+ *
+ * # Semantics (both implementations)
+ *
+ * - Money is integer micros (money.ts). A key is *metered* once it has an
+ *   account (`configure` with `metered: true`): its requests need a hold
+ *   and its settled costs come off its balance. Other keys are unmetered:
+ *   no holds, no balance, but their spend is still recorded.
+ * - `hold` reserves a request's worst-case cost atomically: it succeeds
+ *   only while balance − active holds ≥ amount and, with a daily budget,
+ *   spent today (UTC) + active holds + amount ≤ budget. A hold expires at
+ *   `nowMs + ttlMs` (a router that died mid-request cannot lock funds).
+ * - `settle` takes the final usage events of requests (those carrying
+ *   `billing`): per event, exactly once per (key, request id), it removes
+ *   the request's hold, takes the cost off a metered balance (it may go
+ *   below zero only by the difference between a cost and its hold, which
+ *   the hold makes impossible), adds tokens, cost and one request to the
+ *   key's spend in the event's bucket (ledger bucket length, kept 24 h)
+ *   and UTC day (kept 90 days), per model, and writes the generation
+ *   record (kept 30 days).
+ * - `credit` appends an audited entry (amount, note, source, time) to the
+ *   key's log and adds it to the balance, exactly once per entry id; an
+ *   entry is never edited or removed. A negative amount is a correction.
+ */
+export interface BillingStore {
+  /** Opens (or updates) a key's account settings. A new metered account starts at balance 0. */
+  configure(keyId: string, settings: AccountSettings, nowMs: number): Promise<void>;
+  /** A key's settings; undefined for an unmetered key (never configured). */
+  settings(keyId: string): Promise<AccountSettings | undefined>;
+  /** Appends a credit entry; false when an entry with its id was applied before (nothing changes). */
+  credit(entry: CreditEntry): Promise<boolean>;
+  /** Reserves a request's worst-case cost on a metered key's balance. */
+  hold(h: HoldRequest): Promise<HoldResult>;
+  /** Drops a request's hold without charging (the request ended with no usage event). */
+  release(keyId: string, requestId: string, nowMs: number): Promise<void>;
+  /** Settles final usage events (those with `billing`); others are ignored. Idempotent. */
+  settle(events: readonly UsageEvent[], nowMs: number): Promise<SettleResult>;
+  /** A key's balance and spend. */
+  account(keyId: string, nowMs: number): Promise<AccountView>;
+  /** One generation record of a key; undefined when unknown, expired or another key's. */
+  generation(keyId: string, requestId: string, nowMs: number): Promise<GenerationRecord | undefined>;
+  /** A key's credit entries, newest first. */
+  entries(keyId: string, limit: number): Promise<CreditEntry[]>;
+  /** A named cursor (the deposit watcher's last processed block); undefined when never set. */
+  cursor(name: string): Promise<string | undefined>;
+  setCursor(name: string, value: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** How a key is billed. */
+export interface AccountSettings {
+  /** True: requests need a hold and costs come off the balance. */
+  readonly metered: boolean;
+  /** Most the key may spend per UTC day; null for no daily budget. */
+  readonly budgetDailyMicros: Micros | null;
+}
+
+/** Where a credit came from. */
+export type CreditSource = "operator" | "deposit";
+
+/** One audited balance change. */
+export interface CreditEntry {
+  /** Unique per entry; a deposit's is `tao:<block hash>:<event index>`. */
+  readonly id: string;
+  readonly keyId: string;
+  /** Positive to add credit, negative for a correction. */
+  readonly amountMicros: Micros;
+  readonly note: string;
+  readonly source: CreditSource;
+  readonly atMs: number;
+}
+
+/** A request asking to reserve its worst-case cost. */
+export interface HoldRequest {
+  readonly keyId: string;
+  readonly requestId: string;
+  readonly amountMicros: Micros;
+  readonly nowMs: number;
+  /** How long the hold lives if never settled or released. */
+  readonly ttlMs: number;
+}
+
+/** The answer to a hold. */
+export type HoldResult =
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      /** `credits`: balance − holds is short; `budget`: the daily budget would be passed. */
+      readonly reason: "credits" | "budget";
+      /** What the key could still reserve now. */
+      readonly availableMicros: Micros;
+    };
+
+/** What settling a batch did. */
+export interface SettleResult {
+  /** Events settled now. */
+  settled: number;
+  /** Events settled before (same key and request id). */
+  duplicates: number;
+  /** Events without `billing`, or malformed. */
+  ignored: number;
+}
+
+/** Spend of one model over a span. */
+export interface ModelSpend {
+  readonly model: string;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly requests: number;
+  readonly costMicros: Micros;
+}
+
+/** A key's money as of `nowMs`. */
+export interface AccountView {
+  readonly keyId: string;
+  /** Undefined for an unmetered key. */
+  readonly settings: AccountSettings | undefined;
+  /** Credits minus settled costs (0 for an unmetered key). */
+  readonly balanceMicros: Micros;
+  /** Active holds. */
+  readonly heldMicros: Micros;
+  /** Sum of all credit entries. */
+  readonly creditedMicros: Micros;
+  /** Settled costs: UTC today, the last 24 h (buckets), this UTC week (Mon-Sun), month, last 30 days, all time. */
+  readonly spentTodayMicros: Micros;
+  readonly spent24hMicros: Micros;
+  readonly spentWeekMicros: Micros;
+  readonly spentMonthMicros: Micros;
+  readonly spent30dMicros: Micros;
+  readonly spentTotalMicros: Micros;
+  /** Per model, sorted by cost then id. */
+  readonly todayByModel: readonly ModelSpend[];
+  readonly last30dByModel: readonly ModelSpend[];
+}
+
+/** What a key can read about one of its requests (`GET /api/v1/generation`). */
+export interface GenerationRecord {
+  /** The request's `x-request-id`. */
+  readonly id: string;
+  readonly keyId: string;
+  readonly model: string;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly costMicros: Micros;
+  /** Request start (Unix ms). */
+  readonly createdAtMs: number;
+  /** First token after the start, ms; null when none came. */
+  readonly ttftMs: number | null;
+  /** Start to end, ms. */
+  readonly latencyMs: number;
+  /** OpenAI finish reason, or null (failed, cancelled). */
+  readonly finishReason: string | null;
+  readonly streamed: boolean;
+  /** The usage outcome (completed, cancelled, failed, ...). */
+  readonly outcome: string;
+}
+
+/** How long generation records are kept. */
+export const GENERATION_TTL_MS = 30 * 86_400_000;
+/** How long daily spend totals are kept. */
+export const DAILY_RETENTION_DAYS = 90;
+/** One UTC day. */
+export const DAY_MS = 86_400_000;
+
+/** The UTC day number (days since the epoch) of a time. */
+export function utcDay(tMs: number): number {
+  return Math.floor(tMs / DAY_MS);
+}
