@@ -76,12 +76,20 @@ describe("embedded billing store", () => {
       expect(await router.settings(key)).to.deep.equal({ metered: true, budgetDailyMicros: null });
       // The router applying the same entry id itself is a no-op.
       expect(await router.credit(entry("cli-1", key, 5000))).to.equal(false);
-      expect(await router.account(key, NOW)).to.include({ balanceMicros: 5000, heldMicros: 5000, spentTotalMicros: 1 });
+      expect(await router.account(key, NOW)).to.include({
+        balanceMicros: 5000,
+        heldMicros: 5000,
+        spentTotalMicros: 1,
+      });
       expect((await router.entries(key, 5)).map((e) => e.id)).to.deep.equal(["cli-1"]);
       // After a restart the file says the same.
       await router.close();
       const again = await store();
-      expect(await again.account(key, NOW)).to.include({ balanceMicros: 5000, creditedMicros: 5000, spentTotalMicros: 1 });
+      expect(await again.account(key, NOW)).to.include({
+        balanceMicros: 5000,
+        creditedMicros: 5000,
+        spentTotalMicros: 1,
+      });
     });
 
     it("two stores on one file see each other's changes and lose none across compactions", async () => {
