@@ -1,6 +1,8 @@
+import { spawn } from "node:child_process";
 import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { expect } from "chai";
 import type { BillingStore, CreditEntry } from "../../router/billing/billing.js";
 import { EmbeddedBilling } from "../../router/billing/embedded.js";
@@ -119,6 +121,57 @@ describe("embedded billing store", () => {
         expect(await s.cursor("deposits")).to.equal("42");
         expect((await s.entries(key, 10)).map((e) => e.id)).to.deep.equal(["a-2", "a-1", "b-1"]);
       }
+    });
+
+    it("a CLI process crediting while two stores settle and compact: every credit applied once, nothing lost", async () => {
+      const key = "key_00000000000000ff";
+      const a = await store(0);
+      await a.configure(key, { metered: true, budgetDailyMicros: null }, NOW);
+      const COUNT = 60;
+      const child = spawn(
+        process.execPath,
+        [
+          "--import",
+          new URL("../../bin/register.mjs", import.meta.url).href,
+          fileURLToPath(new URL("../support/billing-cli-child.ts", import.meta.url)),
+        ],
+        { env: { ...process.env, BILLING_PATH: path, BILLING_KEY: key, BILLING_COUNT: String(COUNT) } },
+      );
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      child.stderr.on("data", (d: Buffer) => {
+        err += d.toString();
+      });
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      // Meanwhile: settles from this store, and new stores opening (each open compacts the file).
+      const evs = Array.from({ length: 120 }, (_, i) => billedEvent(key, 2, { finishedAtMs: NOW - i }));
+      let running = true;
+      void exited.then(() => {
+        running = false;
+      });
+      const sent = new Set<string>();
+      for (let i = 0; running || i < 4; i++) {
+        const batch = evs.slice((i * 10) % 120, ((i * 10) % 120) + 10);
+        for (const e of batch) sent.add(e.requestId);
+        await a.settle(batch, NOW);
+        if (i % 3 === 0) await (await store(0)).settle([], NOW);
+      }
+      expect(await exited, err).to.equal(0);
+      expect(out.trim()).to.equal(`done ${COUNT}`);
+      const credited = (COUNT * (COUNT + 1)) / 2;
+      const check = async (s: BillingStore) => {
+        const v = await s.account(key, NOW);
+        expect(v.creditedMicros).to.equal(credited);
+        expect(v.todayByModel[0]?.requests).to.equal(sent.size);
+        expect(v.balanceMicros).to.equal(credited - 2 * sent.size);
+        expect((await s.entries(key, 1000)).length).to.equal(COUNT);
+      };
+      await check(a);
+      for (const s of open.splice(0)) await s.close();
+      await check(await store());
     });
 
     it("drops a torn last line, skips corrupt lines, and terminates a torn line before appending", async () => {
