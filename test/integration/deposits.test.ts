@@ -12,7 +12,11 @@ import type { BillingStore } from "../../router/billing/billing.js";
 import { DepositAddresses } from "../../router/billing/deposits/address.js";
 import { PolkadotDepositChain } from "../../router/billing/deposits/chain.js";
 import { DEPOSIT_DEFAULTS } from "../../router/billing/deposits/options.js";
-import { startDepositWatcher } from "../../router/billing/deposits/start.js";
+import {
+  type RouterDepositSettings,
+  startDepositWatcher,
+  startRouterDeposits,
+} from "../../router/billing/deposits/start.js";
 import { DepositWatcher } from "../../router/billing/deposits/watcher.js";
 import { EmbeddedBilling } from "../../router/billing/embedded.js";
 import { DEFAULT_LEDGER_OPTIONS } from "../../router/ledger/ledger.js";
@@ -24,6 +28,8 @@ import {
 import { FakeClock } from "../support/fake-clock.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { memoryLogger } from "../support/memory-logger.js";
+import { pollUntil } from "../support/poll.js";
+import { freePort } from "../support/redis.js";
 import { requireSubtensorMetadata } from "../support/validator-chain-provider.js";
 
 const LIMITS = { requestsPerMinute: 60, tokensPerMinute: 100_000 };
@@ -285,3 +291,69 @@ for (const fx of FIXTURES) {
     });
   });
 }
+
+describe("TAO deposits in the router (startRouterDeposits)", () => {
+  const MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+  const keys = { list: async () => [] };
+  const settings = (over: Partial<RouterDepositSettings> = {}): RouterDepositSettings => ({
+    chain: "ws://127.0.0.1:1",
+    creditsPerTao: 300,
+    depositConfirmations: 3,
+    treasuryMnemonic: MNEMONIC,
+    ...over,
+  });
+  let billing: EmbeddedBilling;
+
+  beforeEach(async () => {
+    billing = await EmbeddedBilling.open({ ...DEFAULT_LEDGER_OPTIONS, nowMs: Date.now() });
+  });
+  afterEach(async () => {
+    await billing.close();
+  });
+
+  it("starts nothing unless --chain, --credits-per-tao and the mnemonic are all there, or without API keys", async () => {
+    const mem = memoryLogger();
+    const deps = { billing, keys, logger: mem.logger };
+    expect(await startRouterDeposits(settings({ creditsPerTao: undefined }), deps)).to.equal(undefined);
+    expect(await startRouterDeposits(settings({ treasuryMnemonic: undefined }), deps)).to.equal(undefined);
+    expect(await startRouterDeposits(settings({ chain: undefined }), deps)).to.equal(undefined);
+    expect(await startRouterDeposits(settings(), { ...deps, keys: undefined })).to.equal(undefined);
+    expect(mem.lines().map((l) => l.msg)).to.deep.equal([
+      "TAO deposits off: the treasury mnemonic is set but --credits-per-tao is not",
+      "TAO deposits off: the router serves without API keys (--no-auth)",
+    ]);
+  });
+
+  it("refuses a bad mnemonic at start-up, without repeating it", async () => {
+    let err: unknown;
+    try {
+      await startRouterDeposits(settings({ treasuryMnemonic: `${MNEMONIC.slice(0, -6)}zebra` }), {
+        billing,
+        keys,
+        logger: silentLogger(),
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as Error).message)
+      .to.contain("TENSORCLAW_TREASURY_MNEMONIC")
+      .and.not.contain("zebra");
+  });
+
+  it("an unreachable chain is retried in the background, never thrown; stop ends it", async () => {
+    const mem = memoryLogger();
+    const port = await freePort();
+    const running = await startRouterDeposits(settings({ chain: `ws://127.0.0.1:${port}` }), {
+      billing,
+      keys,
+      logger: mem.logger,
+    });
+    expect(running).to.not.equal(undefined);
+    await pollUntil(
+      () => mem.lines().some((l) => l.msg === "TAO deposits: cannot reach the chain, retrying"),
+      { what: "a logged connection failure", timeoutMs: 10_000 },
+    );
+    await running?.stop();
+    expect(JSON.stringify(mem.lines())).to.not.contain("legal winner");
+  });
+});

@@ -122,3 +122,45 @@ export async function startDepositWatcher(o: StartDepositWatcherOptions): Promis
     },
   };
 }
+
+/** The router settings deposits read (RouterConfig fits). */
+export interface RouterDepositSettings {
+  readonly chain: string | undefined;
+  readonly creditsPerTao: number | undefined;
+  readonly depositConfirmations: number;
+  readonly treasuryMnemonic: string | undefined;
+}
+
+/**
+ * The router's deposit watcher, when its settings ask for one: with
+ * `--chain`, `--credits-per-tao` and the treasury mnemonic (config.ts has
+ * already refused `--credits-per-tao` without the other two). Undefined
+ * when deposits are off, or when the router serves without API keys
+ * (`keys` undefined: there is nothing to credit), which is logged.
+ */
+export async function startRouterDeposits(
+  cfg: RouterDepositSettings,
+  deps: { readonly billing: BillingStore; readonly keys: KeyLister | undefined; readonly logger: Logger },
+): Promise<RunningDepositWatcher | undefined> {
+  if (cfg.creditsPerTao === undefined) {
+    if (cfg.treasuryMnemonic !== undefined) {
+      deps.logger.info("TAO deposits off: the treasury mnemonic is set but --credits-per-tao is not");
+    }
+    return undefined;
+  }
+  // config.ts refuses --credits-per-tao without these two; a caller that built its own settings gets nothing.
+  if (cfg.chain === undefined || cfg.treasuryMnemonic === undefined) return undefined;
+  if (deps.keys === undefined) {
+    deps.logger.warn("TAO deposits off: the router serves without API keys (--no-auth)");
+    return undefined;
+  }
+  return startDepositWatcher({
+    chainUrl: cfg.chain,
+    billing: deps.billing,
+    keys: deps.keys,
+    creditsPerTao: cfg.creditsPerTao,
+    confirmations: cfg.depositConfirmations,
+    mnemonic: cfg.treasuryMnemonic,
+    logger: deps.logger,
+  });
+}
