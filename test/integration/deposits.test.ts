@@ -4,10 +4,11 @@ import { join } from "node:path";
 import type { ApiPromise } from "@polkadot/api";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { expect } from "chai";
+import { Redis } from "ioredis";
 import { connectPolkadotChain, type PolkadotChain } from "../../common/chain/polkadot.js";
 import { type Clock, systemClock } from "../../common/clock.js";
 import { silentLogger } from "../../common/logger.js";
-import { type ApiKeyStore, ApiKeys, FileApiKeyStore } from "../../router/api/keys.js";
+import { type ApiKeyStore, ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api/keys.js";
 import type { BillingStore } from "../../router/billing/billing.js";
 import { DepositAddresses } from "../../router/billing/deposits/address.js";
 import { PolkadotDepositChain } from "../../router/billing/deposits/chain.js";
@@ -19,6 +20,7 @@ import {
 } from "../../router/billing/deposits/start.js";
 import { DepositWatcher } from "../../router/billing/deposits/watcher.js";
 import { EmbeddedBilling } from "../../router/billing/embedded.js";
+import { RedisBilling } from "../../router/billing/redis.js";
 import { DEFAULT_LEDGER_OPTIONS } from "../../router/ledger/ledger.js";
 import {
   DepositChainProvider,
@@ -29,7 +31,7 @@ import { FakeClock } from "../support/fake-clock.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { memoryLogger } from "../support/memory-logger.js";
 import { pollUntil } from "../support/poll.js";
-import { freePort } from "../support/redis.js";
+import { freePort, randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 import { requireSubtensorMetadata } from "../support/validator-chain-provider.js";
 
 const LIMITS = { requestsPerMinute: 60, tokensPerMinute: 100_000 };
@@ -42,7 +44,12 @@ const START = 1000;
 /** A billing store to test against, and how to reopen it as a restarted router would. */
 interface StoreFixture {
   readonly name: string;
+  /** Once per suite (a Redis server). */
+  before(): Promise<void>;
+  after(): Promise<void>;
+  /** Once per test: a fresh, empty store. */
   setup(dir: string): Promise<void>;
+  /** The store as a (re)started router opens it. */
   open(): Promise<BillingStore>;
   keyStore(dir: string): ApiKeyStore;
   teardown(): Promise<void>;
@@ -53,6 +60,8 @@ const FIXTURES: StoreFixture[] = [
     let path = "";
     return {
       name: "embedded",
+      before: async () => {},
+      after: async () => {},
       setup: async (dir: string) => {
         path = join(dir, "billing.jsonl");
       },
@@ -60,6 +69,34 @@ const FIXTURES: StoreFixture[] = [
       open: () => EmbeddedBilling.open({ ...DEFAULT_LEDGER_OPTIONS, path, nowMs: Date.now() }),
       keyStore: (dir: string) => new FileApiKeyStore(join(dir, "api-keys.json")),
       teardown: async () => {},
+    };
+  })(),
+  (() => {
+    let server: TestRedis | undefined;
+    let prefix = "";
+    const clients: Redis[] = [];
+    const client = () => {
+      const c = new Redis((server as TestRedis).url, { maxRetriesPerRequest: 0 });
+      clients.push(c);
+      return c;
+    };
+    return {
+      name: "Redis",
+      before: async () => {
+        server = await startRedis();
+      },
+      after: async () => {
+        await server?.stop();
+      },
+      setup: async () => {
+        prefix = randomPrefix();
+      },
+      // Each open is a new connection, as a restarted router makes.
+      open: async () => new RedisBilling(client(), DEFAULT_LEDGER_OPTIONS, prefix),
+      keyStore: () => new RedisApiKeyStore(client(), prefix),
+      teardown: async () => {
+        for (const c of clients.splice(0)) c.disconnect();
+      },
     };
   })(),
 ];
@@ -80,10 +117,15 @@ for (const fx of FIXTURES) {
 
     before(async function () {
       metadataPath = requireSubtensorMetadata(this);
+      await fx.before();
       mnemonic = mnemonicGenerate(12);
       addresses = await DepositAddresses.fromMnemonic(mnemonic);
       payer = (await throwawayHotkey()).address;
       stranger = (await throwawayHotkey()).address;
+    });
+
+    after(async () => {
+      await fx.after();
     });
 
     beforeEach(async () => {
@@ -224,6 +266,31 @@ for (const fx of FIXTURES) {
       expect((await billing.entries(alice, 10)).map((e) => e.amountMicros)).to.have.members([
         350_500_000, 3_505_000_000,
       ]);
+    });
+
+    it("two router replicas watching the same chain on one store credit each deposit once", async () => {
+      const alice = await newKey("alice");
+      const other = await fx.open();
+      try {
+        await watcher().pass();
+        block(START + 1, [
+          { from: payer, to: addresses.address(alice), amountRao: 1_000_000_000n },
+          { from: stranger, to: addresses.address(alice), amountRao: 2_000_000_000n },
+        ]);
+        provider.finalized = START + 1 + CONFIRMATIONS;
+        const [a, b] = await Promise.all([watcher().pass(), watcher(other).pass()]);
+        expect((a?.credited ?? 0) + (b?.credited ?? 0)).to.equal(2);
+        // Read through a store opened now, which sees what both wrote.
+        const view = await fx.open();
+        try {
+          expect((await view.account(alice, Date.now())).balanceMicros).to.equal(3 * 350_500_000);
+          expect(await view.entries(alice, 10)).to.have.length(2);
+        } finally {
+          await view.close();
+        }
+      } finally {
+        await other.close();
+      }
     });
 
     it("keeps the settings of a key configured before its deposit", async () => {
