@@ -10,6 +10,7 @@ import {
   FileApiKeyStore,
   RedisApiKeyStore,
 } from "../router/api/keys.js";
+import { printDepositAddress } from "./keys-deposit.js";
 
 /** Settings of `tensorclaw keys`. */
 export interface KeysConfig {
@@ -78,6 +79,11 @@ function usageError(message: string): never {
 export function parseKeysCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>) {
   const parsed = parseCommand(KEYS_OPTIONS, KEYS_DEFAULTS, argv, env);
   const [verb, ...rest] = parsed.positionals;
+  // TAO deposits (cli/keys-deposit.ts).
+  if (verb === "deposit-address") {
+    if (rest.length !== 1) usageError("deposit-address takes exactly one key id (see `keys list`)");
+    return parsed;
+  }
   if (verb !== "create" && verb !== "list" && verb !== "revoke") {
     usageError("expected a subcommand: create, list or revoke");
   }
@@ -93,7 +99,7 @@ function iso(ms: number | null): string {
 /** `tensorclaw keys`. */
 export const keysCommand = defineCommand({
   name: "keys",
-  usage: "tensorclaw keys create|list|revoke <id> [options]",
+  usage: "tensorclaw keys create|list|revoke <id>|deposit-address <id> [options]",
   description:
     "Keys are stored hashed: in Redis when --redis-url / REDIS_URL is given (as the router uses it),\n" +
     "otherwise in the router's embedded key file (<data-dir>/api-keys.json, or --keys-file). A new key\n" +
@@ -123,6 +129,8 @@ export const keysCommand = defineCommand({
     }
     const keys = new ApiKeys(store);
     try {
+      // TAO deposits (cli/keys-deposit.ts).
+      if (verb === "deposit-address") return await printDepositAddress(keys, id as string, cfg.json, io);
       if (verb === "create") {
         const { key, record } = await keys.create(
           cfg.name,

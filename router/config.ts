@@ -2,6 +2,7 @@ import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./api/http.js";
+import { DEPOSIT_DEFAULTS, TREASURY_MNEMONIC_ENV } from "./billing/deposits/options.js";
 import { DEFAULT_LEDGER_OPTIONS } from "./ledger/ledger.js";
 import { DEFAULT_TUNNEL_TIMINGS } from "./tunnel/options.js";
 
@@ -31,6 +32,11 @@ export interface RouterConfig {
   tlsKey: string | undefined;
   userSalt: string | undefined;
   metricsToken: string | undefined;
+  /** USD credits per TAO deposited; with --chain and the treasury mnemonic, deposits are credited. */
+  creditsPerTao: number | undefined;
+  depositConfirmations: number;
+  /** Mnemonic the deposit addresses derive from; environment only, never logged. */
+  treasuryMnemonic: string | undefined;
   logLevel: LogLevel;
 }
 
@@ -57,6 +63,9 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   tlsKey: undefined,
   userSalt: undefined,
   metricsToken: undefined,
+  creditsPerTao: undefined,
+  depositConfirmations: DEPOSIT_DEFAULTS.confirmations,
+  treasuryMnemonic: undefined,
   logLevel: "info",
 };
 
@@ -174,6 +183,30 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
       "Bearer token that /metrics asks for (Authorization: Bearer <token>). Unset: /metrics is open, " +
       "as on a private network.",
   },
+  creditsPerTao: {
+    flag: "credits-per-tao",
+    kind: "number",
+    min: 0.000001,
+    max: 1_000_000,
+    description:
+      `USD credits per TAO sent to a key's deposit address. Needs --chain and ${TREASURY_MNEMONIC_ENV} ` +
+      "(environment only) holding the treasury mnemonic the addresses derive from. Unset: no deposits.",
+  },
+  depositConfirmations: {
+    flag: "deposit-confirmations",
+    kind: "int",
+    min: 0,
+    max: 1000,
+    description: "Blocks finalized on top of a deposit's block before it is credited.",
+  },
+  treasuryMnemonic: {
+    flag: "treasury-mnemonic",
+    kind: "string",
+    env: TREASURY_MNEMONIC_ENV,
+    secret: true,
+    description:
+      "Treasury mnemonic the per-key deposit addresses derive from; environment only (the flag form is refused).",
+  },
   logLevel: LOG_LEVEL_OPTION,
 };
 
@@ -182,6 +215,12 @@ export function parseRouterCommand(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ) {
+  if (argv.some((a) => a === "--treasury-mnemonic" || a.startsWith("--treasury-mnemonic="))) {
+    throw new TensorClawError(
+      "config_invalid",
+      `invalid setting --treasury-mnemonic: set ${TREASURY_MNEMONIC_ENV} instead (a flag is visible to every local user)`,
+    );
+  }
   const parsed = parseCommand(ROUTER_OPTIONS, ROUTER_DEFAULTS, argv, env);
   if ((parsed.config.tlsCert === undefined) !== (parsed.config.tlsKey === undefined)) {
     throw new TensorClawError("config_invalid", "invalid setting --tls-cert/--tls-key: give both or neither");
@@ -191,6 +230,19 @@ export function parseRouterCommand(
     throw new TensorClawError(
       "config_invalid",
       `invalid setting --user-salt: must be at least ${MIN_USER_SALT_LENGTH} characters, got ${salt.length}`,
+    );
+  }
+  const deposits = parsed.config.creditsPerTao !== undefined;
+  if (deposits && (parsed.config.treasuryMnemonic ?? "").trim() === "") {
+    throw new TensorClawError(
+      "config_invalid",
+      `invalid setting --credits-per-tao: needs the treasury mnemonic in ${TREASURY_MNEMONIC_ENV} (environment only)`,
+    );
+  }
+  if (deposits && parsed.config.chain === undefined) {
+    throw new TensorClawError(
+      "config_invalid",
+      "invalid setting --credits-per-tao: needs --chain (deposits are read from the chain)",
     );
   }
   return parsed;

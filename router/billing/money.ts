@@ -57,3 +57,29 @@ export function costMicros(
     BigInt(completionTokens) * picosPerToken(priceCompletionPerM);
   return Number((picos + PICOS_PER_MICRO - 1n) / PICOS_PER_MICRO);
 }
+
+/** Rao (the chain's smallest unit) in one TAO. */
+export const RAO_PER_TAO = 1_000_000_000n;
+
+/**
+ * What a TAO deposit of `amountRao` buys at `microsPerTao` (credits per TAO
+ * in micros), rounded down to the micro: exact integer arithmetic, so the
+ * depositor is never credited a fraction of a micro that was not paid for.
+ * A bigint, since a transfer's amount has no upper bound the caller may
+ * assume; check it against MAX_CREDIT_MICROS before making it an entry.
+ */
+export function taoToMicros(amountRao: bigint, microsPerTao: bigint): bigint {
+  if (amountRao < 0n || microsPerTao < 0n) {
+    throw new RangeError("a deposit and its rate are never negative");
+  }
+  return (amountRao * microsPerTao) / RAO_PER_TAO;
+}
+
+/** An amount of rao as TAO, exactly ("1.5", "0.000000001"), for notes and logs. */
+export function formatTao(amountRao: bigint): string {
+  const sign = amountRao < 0n ? "-" : "";
+  const abs = amountRao < 0n ? -amountRao : amountRao;
+  const whole = abs / RAO_PER_TAO;
+  const frac = (abs % RAO_PER_TAO).toString().padStart(9, "0").replace(/0+$/, "");
+  return `${sign}${whole}${frac === "" ? "" : `.${frac}`}`;
+}
