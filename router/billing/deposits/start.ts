@@ -116,7 +116,9 @@ export async function startDepositWatcher(o: StartDepositWatcherOptions): Promis
   return {
     stop: async () => {
       abort.abort();
-      await connecting;
+      // A connection still being made is not waited for (it can take the whole connect timeout
+      // when the node is unreachable): it closes itself once it sees the abort.
+      void connecting;
       await watcher?.stop();
       await close?.();
     },
