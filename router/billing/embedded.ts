@@ -239,11 +239,13 @@ export class EmbeddedBilling implements BillingStore {
   }
 
   async account(keyId: string, nowMs: number): Promise<AccountView> {
+    checkKeyId(keyId);
     await this.#look();
     return buildAccountView(this.#state.raw(keyId, nowMs), nowMs, this.options);
   }
 
   async daily(keyId: string, nowMs: number): Promise<DaySpend[]> {
+    checkKeyId(keyId);
     await this.#look();
     const a = this.#state.accounts.get(keyId);
     return a === undefined ? [] : dailyFromRows(this.#state.dayRows(a, oldestKeptDay(nowMs)), nowMs);
@@ -256,6 +258,7 @@ export class EmbeddedBilling implements BillingStore {
   }
 
   async entries(keyId: string, limit: number): Promise<CreditEntry[]> {
+    checkKeyId(keyId);
     await this.#look();
     const all = this.#state.accounts.get(keyId)?.entries ?? [];
     const n = Math.max(0, Math.min(Math.floor(limit), all.length));
