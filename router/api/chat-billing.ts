@@ -130,7 +130,13 @@ export function insufficientQuota(
   return new TensorClawError("insufficient_quota", message);
 }
 
-function unavailable(cause: unknown): TensorClawError {
+/**
+ * The API's error for a billing store call that failed: the store's refusal
+ * of malformed input keeps its code, anything else (Redis down, a timeout)
+ * is a retryable 503 whose detail stays in the log.
+ */
+export function billingStoreError(cause: unknown): TensorClawError {
+  if (cause instanceof TensorClawError && cause.code === "invalid_request") return cause;
   return new TensorClawError("unavailable", "The billing store is unreachable; retry shortly.", {
     retryAfterMs: BILLING_RETRY_AFTER_MS,
     cause,
@@ -190,7 +196,7 @@ export class KeyBilling {
       return settings;
     } catch (cause) {
       if (last !== undefined && last.settings === undefined) return undefined;
-      throw unavailable(cause);
+      throw billingStoreError(cause);
     } finally {
       this.#reading.delete(keyId);
     }
@@ -202,7 +208,7 @@ export class KeyBilling {
     try {
       r = await this.store.hold(h);
     } catch (cause) {
-      throw unavailable(cause);
+      throw billingStoreError(cause);
     }
     if (!r.ok) throw insufficientQuota(r, h.amountMicros);
   }

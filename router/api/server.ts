@@ -5,7 +5,7 @@ import type { Registry } from "prom-client";
 import { TensorClawError, toTensorClawError } from "../../common/errors.js";
 import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
 import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
-import { BILLING_RETRY_AFTER_MS } from "./chat-billing.js";
+import { billingStoreError } from "./chat-billing.js";
 import { baseHeaders, boundSlowClients, DEFAULT_MAX_BODY_BYTES, sendError, sendJson } from "./http.js";
 import { type ApiKeys, bearerKey } from "./keys.js";
 import { listModels } from "./models.js";
@@ -225,10 +225,7 @@ async function readStore<T>(read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (cause) {
-    throw new TensorClawError("unavailable", "The billing store is unreachable; retry shortly.", {
-      retryAfterMs: BILLING_RETRY_AFTER_MS,
-      cause,
-    });
+    throw billingStoreError(cause);
   }
 }
 
