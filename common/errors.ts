@@ -32,6 +32,7 @@ export type ErrorCode =
   | "not_found"
   | "model_not_found"
   | "rate_limited"
+  | "insufficient_quota"
   | "no_capacity"
   | "upstream_timeout"
   | "upstream_error"
@@ -108,6 +109,12 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, ErrorMapping>> = Object
     http: 429,
     openaiType: "rate_limit_error",
     publicMessage: "Rate limit exceeded.",
+  },
+  insufficient_quota: {
+    grpc: GRPC.RESOURCE_EXHAUSTED,
+    http: 402,
+    openaiType: "insufficient_quota",
+    publicMessage: "The API key has not enough credit for this request.",
   },
   no_capacity: {
     grpc: GRPC.UNAVAILABLE,

@@ -19,6 +19,10 @@ import { boundSlowClients } from "./api/http.js";
 import { createApiHandler } from "./api/server.js";
 import { businessApiDeps } from "./api/setup.js";
 import { resolveUserSalt } from "./api/user-salt.js";
+import type { BillingStore } from "./billing/billing.js";
+import { EmbeddedBilling } from "./billing/embedded.js";
+import { LedgerWithBilling } from "./billing/ledger-with-billing.js";
+import { RedisBilling } from "./billing/redis.js";
 import { loadCatalogueEncodings } from "./catalogue/catalogue.js";
 import { syncLedgerTiers } from "./catalogue/ledger-tiers.js";
 import { catalogueFileIn, migrateLegacyTiers } from "./catalogue/open-store.js";
@@ -62,6 +66,7 @@ export interface RunningRouter {
 export function routerPaths(dataDir: string) {
   return {
     ledger: join(dataDir, "ledger.jsonl"),
+    billing: join(dataDir, "billing.jsonl"),
     keys: join(dataDir, "api-keys.json"),
     spool: join(dataDir, "spool"),
     userSalt: join(dataDir, "user-salt"),
@@ -141,6 +146,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
   try {
     let redis: Redis | undefined;
     let ledger: UsageLedger;
+    let billing: BillingStore;
     let spool: UsageSpool | undefined;
     if (cfg.redisUrl !== undefined) {
       // Loaded here: a router on the embedded ledger does without it.
@@ -157,14 +163,20 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       });
       cleanups.push(() => client.disconnect());
       ledger = new RedisLedger(client, ledgerOptions);
+      // API keys' balances, holds and spend live beside the miner ledger, in the same Redis.
+      billing = new RedisBilling(client, ledgerOptions);
       spool = await UsageSpool.open({ dir: paths.spool });
       const opened = spool;
       cleanups.push(() => opened.close());
     } else {
       ledger = await EmbeddedLedger.open({ ...ledgerOptions, path: paths.ledger, nowMs: Date.now() });
+      billing = await EmbeddedBilling.open({ ...ledgerOptions, path: paths.billing, nowMs: Date.now() });
     }
     const ownedLedger = ledger;
     cleanups.push(() => ownedLedger.close());
+    // Closed after the usage recorder (cleanups run in reverse): its last events settle here.
+    const ownedBilling = billing;
+    cleanups.push(() => ownedBilling.close());
     // The operator's model catalogue: which models are routed, their tiers,
     // tokenizers and prices. In Redis it shares the ledger's tier keys; the
     // embedded ledger gets the catalogue's tiers copied in on every change.
@@ -202,7 +214,8 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       logger,
     });
     logger.info({ origin }, "user salt ready");
-    const recorder = new UsageRecorder({ ledger, spool, logger });
+    // Charges travel with usage: settled with each batch, spooled and replayed with it.
+    const recorder = new UsageRecorder({ ledger: new LedgerWithBilling(ledger, billing), spool, logger });
     cleanups.push(() => recorder.close());
     // Each usage event gets this process's origin and a per-miner seq: the
     // ledger's compact idempotency key (sequence.ts).
@@ -266,6 +279,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       catalogue: () => catalogue.current,
       encodings,
       routing,
+      billing,
     });
 
     // gRPC: tunnel, validator services, health, reflection.

@@ -5,8 +5,9 @@ import type { ApiMetrics } from "../metrics.js";
 import type { RoutingOutcome } from "../routing/outcome-window.js";
 import type { InferenceCall } from "../tunnel/types.js";
 import { type ClampedUsage, clampUsage, type PromptSize, type ReportedUsage } from "../usage/clamp.js";
-import type { UsageOutcome, UsageSink } from "../usage/event.js";
+import type { EventBilling, UsageOutcome, UsageSink } from "../usage/event.js";
 import { countRequest, creditFromCount } from "../usage/token-credit.js";
+import { chargeMicros, type RequestBilling } from "./chat-billing.js";
 
 /** What the chat endpoint knows about a request when it ends. */
 export interface FinishedRequest {
@@ -29,6 +30,24 @@ export interface FinishedRequest {
   readonly chat: ChatRequest;
   /** The model's catalogue tokenizer, once loaded (undefined: bound by bytes instead). */
   readonly count: TokenCount | undefined;
+  /** The prompt's tokens under `count`, when already counted (for the hold): not counted twice. */
+  readonly countedPrompt?: number | undefined;
+  /** How the request's API key is billed; undefined without a key (`--no-auth`). */
+  readonly billing?: RequestBilling | undefined;
+  /** First token after the start, ms; null when none came. */
+  readonly ttftMs?: number | null;
+  /** OpenAI finish reason of the answer, or null. */
+  readonly finishReason?: string | null;
+  /** The answer was streamed (SSE). */
+  readonly streamed?: boolean;
+}
+
+/** What the hand-off did. */
+export interface HandOff {
+  /** The credited usage (for the rate limiter's reconciliation). */
+  readonly credited: ClampedUsage;
+  /** Whether the request's final usage event was recorded (else its billing hold must be released). */
+  readonly recorded: boolean;
 }
 
 /** Where the hand-off goes. */
@@ -55,7 +74,7 @@ export function creditedUsage(r: FinishedRequest): ClampedUsage {
   const bytes = call.relayedBytes();
   if (bytes === 0 && r.outcome !== "completed") return NONE;
   if (r.count === undefined) return clampUsage(r.prompt, { bytes, maxTokens: r.maxTokens }, r.reported);
-  return creditFromCount(countRequest(r.chat, call.relayedText(), r.count), r.reported);
+  return creditFromCount(countRequest(r.chat, call.relayedText(), r.count, r.countedPrompt), r.reported);
 }
 
 /**
@@ -80,16 +99,40 @@ export function ledgerOutcome(o: RoutingOutcome): UsageOutcome | undefined {
 }
 
 /**
+ * The `billing` of a request's final usage event: what its key is charged
+ * for the credited tokens, and what its generation record says.
+ */
+export function eventBilling(
+  b: RequestBilling,
+  r: Pick<FinishedRequest, "ttftMs" | "finishReason" | "streamed">,
+  promptTokens: number,
+  completionTokens: number,
+): EventBilling {
+  return {
+    keyId: b.keyId,
+    costMicros: chargeMicros(b, promptTokens, completionTokens),
+    holdMicros: b.holdMicros,
+    ttftMs: r.ttftMs ?? null,
+    finishReason: r.finishReason ?? null,
+    streamed: r.streamed ?? false,
+  };
+}
+
+/**
  * Records an attempt that failed on one miner — one retried elsewhere, or
  * the request's last — with no tokens: it earns nothing and counts against
- * the miner's success rate (README, Scoring).
+ * the miner's success rate (README, Scoring). The request's last attempt
+ * passes `final` (its key's billing: nothing charged, the hold settled, a
+ * generation record written); earlier ones pass none.
  */
 export function recordFailedAttempt(
   d: UsageHandOffDeps,
   r: Pick<FinishedRequest, "requestId" | "model" | "startedAtMs">,
   hotkey: string,
   outcome: UsageOutcome,
+  final?: Pick<FinishedRequest, "billing" | "ttftMs" | "finishReason" | "streamed">,
 ): void {
+  const b = final?.billing;
   d.usage.record({
     requestId: r.requestId,
     minerHotkey: hotkey,
@@ -99,34 +142,41 @@ export function recordFailedAttempt(
     outcome,
     startedAtMs: r.startedAtMs,
     finishedAtMs: d.clock(),
+    ...(b === undefined || final === undefined
+      ? {}
+      : { paid: b.paid, billing: eventBilling(b, final, 0, 0) }),
   });
 }
+
+const NOTHING: HandOff = Object.freeze({ credited: NONE, recorded: false });
 
 /**
  * Emits the usage event of the request's last attempt — when a miner
  * completed it, or it was cancelled after output — with credited counts,
  * and counts its tokens in the metrics. A request that failed (before or
  * after output, or cut: undelivered work earns nothing) records its failure
- * with no tokens; one that never reached a miner records nothing. `credited`
- * is the figure already computed for the response, if any. Returns the
- * credited usage (for the rate limiter's reconciliation).
+ * with no tokens; one that never reached a miner records nothing. The event
+ * recorded is the request's final one: with an API key it carries `paid`
+ * and `billing`. `credited` is the figure already computed for the
+ * response, if any.
  */
 export function handOffUsage(
   d: UsageHandOffDeps,
   r: FinishedRequest,
   credited: ClampedUsage | undefined,
-): ClampedUsage {
+): HandOff {
   const call = r.call;
   const hotkey = r.minerHotkey;
-  if (call === undefined || hotkey === undefined || r.outcome === undefined) return NONE;
+  if (call === undefined || hotkey === undefined || r.outcome === undefined) return NOTHING;
   if (r.outcome === "failed") {
     // Nothing is credited; the ledger still counts the failure against the miner's success rate.
     const outcome = r.lastAttempt === undefined ? "failed" : ledgerOutcome(r.lastAttempt);
-    if (outcome !== undefined) recordFailedAttempt(d, r, hotkey, outcome);
-    return NONE;
+    if (outcome === undefined) return NOTHING;
+    recordFailedAttempt(d, r, hotkey, outcome, r);
+    return { credited: NONE, recorded: true };
   }
   const bytes = call.relayedBytes();
-  if (bytes === 0 && r.outcome !== "completed") return NONE;
+  if (bytes === 0 && r.outcome !== "completed") return NOTHING;
   const u = credited ?? creditedUsage(r);
   if (u.clamped) {
     d.logger.warn(
@@ -137,6 +187,7 @@ export function handOffUsage(
   d.metrics.tokens.inc({ model: r.model, kind: "prompt" }, u.promptTokens);
   d.metrics.tokens.inc({ model: r.model, kind: "completion" }, u.completionTokens);
   d.metrics.relayedBytes.inc({ model: r.model }, bytes);
+  const b = r.billing;
   d.usage.record({
     requestId: r.requestId,
     minerHotkey: hotkey,
@@ -146,6 +197,9 @@ export function handOffUsage(
     outcome: r.outcome,
     startedAtMs: r.startedAtMs,
     finishedAtMs: d.clock(),
+    ...(b === undefined
+      ? {}
+      : { paid: b.paid, billing: eventBilling(b, r, u.promptTokens, u.completionTokens) }),
   });
-  return u;
+  return { credited: u, recorded: true };
 }

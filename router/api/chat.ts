@@ -1,9 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
-import { DEFAULT_ENCODING, type Encodings } from "../../common/tokens/encodings.js";
+import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
+import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import type { ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
+import type { BillingStore } from "../billing/billing.js";
+import { costMicros } from "../billing/money.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
+import type { CatalogueEntry } from "../catalogue/entry.js";
 import type { ApiMetrics } from "../metrics.js";
 import type { RoutingBook, RoutingTicket } from "../routing/book.js";
 import { carriesToken } from "../routing/first-token.js";
@@ -14,6 +18,13 @@ import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/typ
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
 import { attemptOutcome } from "./attempt-outcome.js";
+import {
+  HOLD_TTL_MARGIN_MS,
+  KeyBilling,
+  priced,
+  type RequestBilling,
+  worstCaseTokens,
+} from "./chat-billing.js";
 import { type ChatSink, JsonSink, SseSink } from "./chat-sinks.js";
 import {
   creditedUsage,
@@ -26,6 +37,8 @@ import { parseJson, readBody } from "./http.js";
 import type { ApiKeyRecord } from "./keys.js";
 import { logprobsAsk } from "./openai-logprobs.js";
 import { type ParsedChatRequest, parseChatBody } from "./openai-request.js";
+import { finishReasonText } from "./openai-response.js";
+import { rateLimitHeaders } from "./rate-limit-headers.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
 import { type Attempt, upstreamError } from "./upstream.js";
 
@@ -63,6 +76,11 @@ export interface ChatDeps {
   readonly routing: RoutingBook;
   /** Where the shapes of user requests are counted for validators (GetTrafficShape). */
   readonly trafficShape?: TrafficShapeRecorder;
+  /**
+   * API keys' balances, holds and spend (router/billing). Undefined: no
+   * billing at all (no holds, no `billing` on usage events).
+   */
+  readonly billing?: BillingStore;
 }
 
 /** The caller, once authenticated (undefined account with --no-auth). */
@@ -88,13 +106,24 @@ interface RequestState {
   firstTokenSeen: boolean;
   /** The credited usage, once computed for the response (tokenizing is done once). */
   credited: ClampedUsage | undefined;
+  /** How the key is billed; undefined without a key or without billing. */
+  readonly billing: RequestBilling | undefined;
+  /** The prompt's token count made for the hold, and the encoding it was made with. */
+  readonly countedPrompt: { readonly count: TokenCount; readonly tokens: number } | undefined;
+  /** When the first token reached the router (the clock's ms); undefined until then. */
+  firstTokenAtMs: number | undefined;
+  /** The last finish reason a chunk carried. */
+  finishReason: FinishReason;
 }
 
 /** `POST /v1/chat/completions`. Remembers models recently served, to tell 503 from 404. */
 export class ChatEndpoint {
   private readonly lastSeen = new Map<string, number>();
+  private readonly billing: KeyBilling | undefined;
 
-  constructor(private readonly deps: ChatDeps) {}
+  constructor(private readonly deps: ChatDeps) {
+    this.billing = deps.billing === undefined ? undefined : new KeyBilling(deps.billing, deps.logger);
+  }
 
   /** Serves one request; resolves to the HTTP status (200 for streams that started). */
   async handle(
@@ -152,14 +181,31 @@ export class ChatEndpoint {
     const reserved = Math.ceil(parsed.prompt.bytes / ESTIMATE_BYTES_PER_TOKEN) + (parsed.chat.maxTokens ?? 0);
     const key = caller.key;
     let reservation: Reservation | undefined;
+    let billing: RequestBilling | undefined;
+    let countedPrompt: RequestState["countedPrompt"];
     if (key !== undefined) {
       const r = await d.limiter.reserve(key.id, key.limits, reserved, startedAtMs);
+      // OpenAI's x-ratelimit-* headers, merged into whatever response this request gets.
+      if (r.levels !== undefined) {
+        for (const [name, value] of rateLimitHeaders(key.limits, r.levels)) res.setHeader(name, value);
+      }
       if (!r.ok) {
         throw new TensorClawError("rate_limited", "Rate limit exceeded for this API key.", {
           retryAfterMs: r.retryAfterMs,
         });
       }
       reservation = r.reservation;
+      if (this.billing !== undefined) {
+        try {
+          const b = await this.bill(this.billing, key.id, requestId, parsed, entry, startedAtMs);
+          billing = b.billing;
+          countedPrompt = b.countedPrompt;
+        } catch (err) {
+          // Refused (402) or not billable now (503): the reservation is given back whole.
+          this.reconcile(reservation, 0, requestId);
+          throw err;
+        }
+      }
     }
     // Accepted user requests only: probes never pass through here, so validators copy users, not themselves.
     d.trafficShape?.record(
@@ -181,6 +227,10 @@ export class ChatEndpoint {
       outcome: undefined,
       firstTokenSeen: false,
       credited: undefined,
+      billing,
+      countedPrompt,
+      firstTokenAtMs: undefined,
+      finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
     };
     // The client went away before we finished: cancel the miner's work at once.
     const onClose = () => {
@@ -199,14 +249,71 @@ export class ChatEndpoint {
     } finally {
       d.metrics.inFlight.dec();
       res.off("close", onClose);
-      const used = handOffUsage(d, this.finished(st), st.credited);
+      const { credited, recorded } = handOffUsage(d, this.finished(st), st.credited);
       if (reservation !== undefined) {
-        d.limiter
-          .reconcile(reservation, used.promptTokens + used.completionTokens, d.clock())
-          .catch((err: unknown) => d.logger.warn({ err, requestId }, "rate-limit reconcile failed"));
+        this.reconcile(reservation, credited.promptTokens + credited.completionTokens, requestId);
+      }
+      // No usage event will settle the hold: give it back now.
+      if (!recorded && billing !== undefined && billing.holdMicros > 0) {
+        this.billing?.release(billing.keyId, requestId, d.clock());
       }
     }
     return status;
+  }
+
+  private reconcile(reservation: Reservation, used: number, requestId: string): void {
+    const d = this.deps;
+    d.limiter
+      .reconcile(reservation, used, d.clock())
+      .catch((err: unknown) => d.logger.warn({ err, requestId }, "rate-limit reconcile failed"));
+  }
+
+  /**
+   * Decides how a key's request is billed and, for a metered key, holds its
+   * worst-case cost before any miner is tried. An unmetered key whose
+   * settings are remembered costs no wait. Throws `insufficient_quota`
+   * (402) when the hold is refused, `unavailable` (503) when the store
+   * cannot bill a metered key now.
+   */
+  private async bill(
+    billing: KeyBilling,
+    keyId: string,
+    requestId: string,
+    parsed: ParsedChatRequest,
+    entry: CatalogueEntry,
+    nowMs: number,
+  ): Promise<{ billing: RequestBilling; countedPrompt: RequestState["countedPrompt"] }> {
+    let settings = billing.settings(keyId, nowMs);
+    if (settings instanceof Promise) settings = await settings;
+    const prices = { pricePromptPerM: entry.pricePromptPerM, priceCompletionPerM: entry.priceCompletionPerM };
+    const paid = settings?.metered === true && priced(prices);
+    if (!paid) {
+      const metered = settings?.metered === true;
+      return { billing: { keyId, metered, paid: false, prices, holdMicros: 0 }, countedPrompt: undefined };
+    }
+    const count = this.deps.encodings.get(entry.tokenizer);
+    const maxTokens = parsed.chat.maxTokens ?? 0;
+    const worst = worstCaseTokens(parsed.chat, parsed.prompt, maxTokens, count);
+    const holdMicros = costMicros(
+      worst.promptTokens,
+      worst.completionTokens,
+      prices.pricePromptPerM,
+      prices.priceCompletionPerM,
+    );
+    await billing.hold({
+      keyId,
+      requestId,
+      amountMicros: holdMicros,
+      nowMs,
+      ttlMs: this.deps.options.requestTimeoutMs + HOLD_TTL_MARGIN_MS,
+    });
+    return {
+      billing: { keyId, metered: true, paid: true, prices, holdMicros },
+      countedPrompt:
+        count === undefined || worst.countedPrompt === undefined
+          ? undefined
+          : { count, tokens: worst.countedPrompt },
+    };
   }
 
   private checkModel(model: string, nowMs: number): void {
@@ -323,6 +430,7 @@ export class ChatEndpoint {
     if (st.firstTokenSeen || !carriesToken(chunk)) return;
     st.firstTokenSeen = true;
     const now = this.deps.clock();
+    st.firstTokenAtMs = now;
     this.deps.metrics.ttft.observe({ model: st.parsed.model }, (now - st.startedAtMs) / 1000);
     if (st.ticket !== undefined) this.deps.routing.firstToken(st.ticket);
   }
@@ -332,6 +440,9 @@ export class ChatEndpoint {
     for await (const ev of call.events) {
       if (ev.type === "chunk") {
         this.firstToken(st, ev.chunk);
+        if (ev.chunk.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED) {
+          st.finishReason = ev.chunk.finishReason;
+        }
         let taken = sink.chunk(ev.chunk);
         if (taken !== true && taken !== false) taken = await taken;
         if (!taken) call.cancel("client disconnected");
@@ -358,9 +469,17 @@ export class ChatEndpoint {
 
   private finished(st: RequestState): FinishedRequest {
     const tokenizer = this.deps.catalogue().resolve(st.parsed.model)?.tokenizer ?? DEFAULT_ENCODING;
+    const count = this.deps.encodings.get(tokenizer);
+    const counted = st.countedPrompt;
     return {
       chat: st.parsed.chat,
-      count: this.deps.encodings.get(tokenizer),
+      count,
+      countedPrompt: counted !== undefined && counted.count === count ? counted.tokens : undefined,
+      billing: st.billing,
+      ttftMs: st.firstTokenAtMs === undefined ? null : st.firstTokenAtMs - st.startedAtMs,
+      // A completed answer without a reason from the miner ends as the JSON answer says: "stop".
+      finishReason: finishReasonText(st.finishReason) ?? (st.outcome === "completed" ? "stop" : null),
+      streamed: st.parsed.stream,
       lastAttempt: st.lastAttempt,
       requestId: st.requestId,
       model: st.parsed.model,

@@ -1,5 +1,6 @@
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError, toHttpError } from "../../common/errors.js";
+import { RATE_LIMIT_HEADER_NAMES } from "./rate-limit-headers.js";
 
 /** Largest request body the Business API reads, unless configured (`--max-body-bytes`). */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -20,13 +21,18 @@ export function boundSlowClients(server: HttpServer): void {
   server.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
 }
 
+/** Response headers a browser app may read (CORS). */
+const EXPOSED_HEADERS = ["x-request-id", "retry-after", "retry-after-ms", ...RATE_LIMIT_HEADER_NAMES].join(
+  ", ",
+);
+
 /** Headers every API response carries. */
 export function baseHeaders(requestId: string): Record<string, string> {
   return {
     "x-request-id": requestId,
     // Browser apps call OpenAI-compatible APIs directly; keys, not origins, protect this API.
     "access-control-allow-origin": "*",
-    "access-control-expose-headers": "x-request-id, retry-after, retry-after-ms",
+    "access-control-expose-headers": EXPOSED_HEADERS,
   };
 }
 

@@ -28,10 +28,26 @@ export interface Reservation {
   readonly tokens: number;
 }
 
-/** Outcome of a reservation. */
+/**
+ * The levels of a key's two buckets as a reservation left them (or found
+ * them, when it was refused): what the rate-limit headers report. Levels are
+ * fractional (buckets refill continuously); a bucket whose limit is 0 has a
+ * meaningless level.
+ */
+export interface BucketLevels {
+  /** Requests left. */
+  readonly requests: number;
+  /** Tokens left; negative while in debt. */
+  readonly tokens: number;
+}
+
+/**
+ * Outcome of a reservation. `levels` is absent for a key with no limits
+ * (nothing was computed).
+ */
 export type ReserveResult =
-  | { readonly ok: true; readonly reservation: Reservation }
-  | { readonly ok: false; readonly retryAfterMs: number };
+  | { readonly ok: true; readonly reservation: Reservation; readonly levels?: BucketLevels }
+  | { readonly ok: false; readonly retryAfterMs: number; readonly levels?: BucketLevels };
 
 /** Whether the buckets allow a cost, and if not how long until they do. */
 export type BucketVerdict = { readonly ok: true } | { readonly ok: false; readonly retryAfterMs: number };
@@ -48,8 +64,10 @@ export interface RateLimiter {
   reconcile(reservation: Reservation, used: number, nowMs: number): Promise<void>;
 }
 
-function granted(keyId: string, limits: RateLimits, tokens: number): ReserveResult {
-  return { ok: true, reservation: { keyId, limits, tokens } };
+function granted(keyId: string, limits: RateLimits, tokens: number, levels?: BucketLevels): ReserveResult {
+  return levels === undefined
+    ? { ok: true, reservation: { keyId, limits, tokens } }
+    : { ok: true, reservation: { keyId, limits, tokens }, levels };
 }
 
 /** The two buckets of one key. */
@@ -129,7 +147,10 @@ export class EmbeddedRateLimiter implements RateLimiter {
     const { state, result } = reserveBuckets(this.buckets.get(keyId), limits, cost, nowMs);
     this.buckets.set(keyId, state);
     this.prune(nowMs);
-    return result.ok ? granted(keyId, limits, cost) : result;
+    const levels = { requests: state.requests, tokens: state.tokens };
+    return result.ok
+      ? granted(keyId, limits, cost, levels)
+      : { ok: false, retryAfterMs: result.retryAfterMs, levels };
   }
 
   async reconcile(reservation: Reservation, used: number, nowMs: number) {
@@ -149,7 +170,7 @@ export class EmbeddedRateLimiter implements RateLimiter {
 const LUA_DIR = new URL("./lua/", import.meta.url);
 
 type ScriptRedis = Redis & {
-  tcRateReserve(key: string, ...args: (string | number)[]): Promise<[number, number]>;
+  tcRateReserve(key: string, ...args: (string | number)[]): Promise<[number, number, string, string]>;
   tcRateReconcile(key: string, ...args: (string | number)[]): Promise<number>;
 };
 
@@ -184,7 +205,7 @@ export class RedisRateLimiter implements RateLimiter {
   async reserve(keyId: string, limits: RateLimits, tokens: number, nowMs: number): Promise<ReserveResult> {
     const cost = Math.max(0, Math.ceil(tokens));
     if (limits.requestsPerMinute <= 0 && limits.tokensPerMinute <= 0) return granted(keyId, limits, cost);
-    const [ok, wait] = await this.redis.tcRateReserve(
+    const [ok, wait, r, t] = await this.redis.tcRateReserve(
       this.key(keyId),
       nowMs,
       limits.requestsPerMinute,
@@ -192,7 +213,10 @@ export class RedisRateLimiter implements RateLimiter {
       cost,
       BUCKET_TTL_MS,
     );
-    return ok === 1 ? granted(keyId, limits, cost) : { ok: false, retryAfterMs: Number(wait) };
+    const levels = { requests: Number(r), tokens: Number(t) };
+    return ok === 1
+      ? granted(keyId, limits, cost, levels)
+      : { ok: false, retryAfterMs: Number(wait), levels };
   }
 
   async reconcile(reservation: Reservation, used: number, nowMs: number) {

@@ -3,7 +3,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { TensorClawError, toTensorClawError } from "../../common/errors.js";
+import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
 import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
+import { billingStoreError } from "./chat-billing.js";
 import { baseHeaders, boundSlowClients, DEFAULT_MAX_BODY_BYTES, sendError, sendJson } from "./http.js";
 import { type ApiKeys, bearerKey } from "./keys.js";
 import { listModels } from "./models.js";
@@ -55,13 +57,25 @@ export function requestIdGenerator(): () => string {
   return () => prefix + (++n).toString(16).padStart(16, "0");
 }
 
+/** Longest generation id looked up (ids are 32 hex characters; anything else is simply unknown). */
+const MAX_GENERATION_ID = 128;
+/** Where OpenRouter clients expect the API: `/api/v1/...` is served as `/v1/...`. */
+const OPENROUTER_PREFIX = "/api/v1/";
+
 /** Request handler for the router's HTTP port (the WSS tunnel attaches to the same server's upgrades). */
 export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
  * The Business API as a node:http request handler: the OpenAI-compatible
- * endpoints, health, readiness and metrics. Every response carries
- * `x-request-id`; every error is an OpenAI error body.
+ * endpoints, OpenRouter's account endpoints (`/api/v1/key`,
+ * `/api/v1/generation`; account.ts), health, readiness and metrics. Every
+ * path under `/v1/` is also served under `/api/v1/`, so a client set up for
+ * OpenRouter's base URL works too. Every response carries `x-request-id`;
+ * every error is an OpenAI error body.
+ *
+ * With `--no-auth` there is no key: `/api/v1/key` describes an anonymous,
+ * unlimited caller charged nothing, and no generation is ever found (records
+ * are kept per key).
  */
 export function createApiHandler(deps: ApiDeps): ApiHandler {
   const chat = new ChatEndpoint(deps);
@@ -73,10 +87,53 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     return { key: await deps.keys.authenticate(req.headers.authorization) };
   }
 
+  /** `GET /api/v1/key`. */
+  async function describeKey(req: IncomingMessage, res: ServerResponse, id: string): Promise<number> {
+    const { key } = await caller(req);
+    if (key === undefined) {
+      sendJson(res, 200, anonymousKeyBody(), id);
+      return 200;
+    }
+    const billing = deps.billing;
+    if (billing === undefined) throw new TensorClawError("not_found", "This router keeps no accounts.");
+    const account = await readStore(() => billing.account(key.id, deps.clock()));
+    sendJson(res, 200, keyBody(key, account), id);
+    return 200;
+  }
+
+  /** `GET /api/v1/generation?id=...`: only the key that made a request can read it; others get the same 404. */
+  async function describeGeneration(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    query: string,
+  ): Promise<number> {
+    const { key } = await caller(req);
+    const wanted = new URLSearchParams(query).get("id");
+    if (wanted === null || wanted === "") {
+      throw new TensorClawError("invalid_request", "Give the generation's id: ?id=<x-request-id>.", {
+        param: "id",
+      });
+    }
+    const billing = deps.billing;
+    const record =
+      key === undefined || billing === undefined || wanted.length > MAX_GENERATION_ID
+        ? undefined
+        : await readStore(() => billing.generation(key.id, wanted, deps.clock()));
+    if (record === undefined) {
+      throw new TensorClawError("not_found", `No generation ${JSON.stringify(wanted)} for this API key.`, {
+        param: "id",
+      });
+    }
+    sendJson(res, 200, generationBody(record), id);
+    return 200;
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse, id: string): Promise<number> {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
-    const path = q === -1 ? url : url.slice(0, q);
+    const raw = q === -1 ? url : url.slice(0, q);
+    const path = raw.startsWith(OPENROUTER_PREFIX) ? raw.slice(4) : raw;
     const method = req.method ?? "GET";
     if (method === "OPTIONS") {
       res.writeHead(204, {
@@ -116,6 +173,11 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         res.end(text);
         return 200;
       }
+      case "/v1/key":
+      case "/v1/auth/key":
+        return describeKey(req, res, id);
+      case "/v1/generation":
+        return describeGeneration(req, res, id, q === -1 ? "" : url.slice(q + 1));
       case "/v1/models":
       case "/models":
         await caller(req);
@@ -156,6 +218,15 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       })
       .catch((err: unknown) => log.error({ err, requestId: id }, "response failed"));
   };
+}
+
+/** Reads the billing store for an account endpoint: a store failure is a retryable 503, not a 500. */
+async function readStore<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (cause) {
+    throw billingStoreError(cause);
+  }
 }
 
 /** A listening Business API server. */

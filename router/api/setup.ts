@@ -4,6 +4,7 @@ import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../common/logger.js";
 import type { Encodings } from "../../common/tokens/encodings.js";
+import type { BillingStore } from "../billing/billing.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import { ApiMetrics, type MetricsSources } from "../metrics.js";
 import { RoutingBook } from "../routing/book.js";
@@ -49,6 +50,11 @@ export interface BusinessApiInputs {
   readonly routing?: RoutingBook;
   /** Bearer token /metrics asks for; undefined leaves it open. */
   readonly metricsToken?: string | undefined;
+  /**
+   * API keys' balances, holds and spend (RedisBilling on the router's Redis,
+   * else EmbeddedBilling); undefined runs without billing.
+   */
+  readonly billing?: BillingStore | undefined;
 }
 
 /**
@@ -89,5 +95,6 @@ export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
     ready: i.ready,
     ...(i.readyDetail === undefined ? {} : { readyDetail: i.readyDetail }),
     ...(i.metricsToken === undefined ? {} : { metricsToken: i.metricsToken }),
+    ...(i.billing === undefined ? {} : { billing: i.billing }),
   };
 }

@@ -32,10 +32,19 @@ export interface RouterCount {
   readonly messages: number;
 }
 
-/** Counts a request's prompt and relayed completion with one encoding. */
-export function countRequest(chat: ChatRequest, text: RelayedText, count: TokenCount): RouterCount {
+/**
+ * Counts a request's prompt and relayed completion with one encoding.
+ * `promptTokens`, when given, is the prompt's count under the same encoding
+ * made earlier (the billing hold counts it before dispatch).
+ */
+export function countRequest(
+  chat: ChatRequest,
+  text: RelayedText,
+  count: TokenCount,
+  promptTokens?: number,
+): RouterCount {
   return {
-    promptTokens: countPromptTokens(chat, count),
+    promptTokens: promptTokens ?? countPromptTokens(chat, count),
     completionTokens: count(text.content) + count(text.reasoning) + count(text.tools),
     messages: chat.messages.length,
   };

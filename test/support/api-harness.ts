@@ -13,6 +13,7 @@ import type { ChatOptions } from "../../router/api/chat.js";
 import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
 import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../router/api/server.js";
+import type { BillingStore } from "../../router/billing/billing.js";
 import { loadCatalogueEncodings, ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { ApiMetrics } from "../../router/metrics.js";
 import { RoutingBook } from "../../router/routing/book.js";
@@ -50,6 +51,37 @@ export class RecordingSink implements UsageSink {
   }
 }
 
+/**
+ * Settles the final usage events (those with `billing`) in a billing store,
+ * one after another in recording order, as the router's ledger does
+ * (LedgerWithBilling behind the usage recorder).
+ */
+export class SettlingSink implements UsageSink {
+  /** Settle calls that failed (a test expecting none checks this is empty). */
+  readonly errors: unknown[] = [];
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: BillingStore,
+    private readonly clock: () => number,
+  ) {}
+
+  record(event: UsageEvent): void {
+    if (event.billing === undefined) return;
+    this.#chain = this.#chain
+      .then(() => this.store.settle([event], this.clock()))
+      .then(
+        () => {},
+        (err: unknown) => void this.errors.push(err),
+      );
+  }
+
+  /** Resolves once every event recorded so far is settled. */
+  idle(): Promise<void> {
+    return this.#chain;
+  }
+}
+
 /** A router (hub on gRPC + WS, Business API on HTTP) on 127.0.0.1 port 0. */
 export interface RouterUnderTest {
   readonly hub: TunnelHub;
@@ -63,6 +95,8 @@ export interface RouterUnderTest {
   /** The WebSocket tunnel on the API's own HTTP port. */
   readonly wsUrl: string;
   readonly usage: RecordingSink;
+  /** With a billing store: settles the final usage events in it. */
+  readonly settling: SettlingSink | undefined;
   readonly keys: ApiKeys | undefined;
   readonly registry: Registry;
   /** ProbeService, on the gRPC port behind validator-call auth (any correctly signed caller). */
@@ -95,6 +129,8 @@ export interface RouterOptions {
   readonly clock?: Clock;
   /** The probes' liveness deadline (default the production 8 s). */
   readonly livenessMs?: number;
+  /** Turns billing on: holds, `billing` on usage events (settled in this store), account endpoints. */
+  readonly billing?: BillingStore;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
@@ -143,15 +179,25 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   });
   const registry = new Registry();
   const usage = new RecordingSink();
+  const wallClock = () => clock.now();
+  const settling = opts.billing === undefined ? undefined : new SettlingSink(opts.billing, wallClock);
   const keys = opts.keyStore === undefined ? undefined : new ApiKeys(opts.keyStore);
   const metrics = new ApiMetrics(registry, { sessions: () => hub.sessions() });
   const api = await startApiServer(
     {
       dispatcher: hub,
-      usage,
+      usage:
+        settling === undefined
+          ? usage
+          : {
+              record: (e) => {
+                usage.record(e);
+                settling.record(e);
+              },
+            },
       limiter: opts.limiter ?? new EmbeddedRateLimiter(),
       metrics,
-      clock: () => clock.now(),
+      clock: wallClock,
       logger: silentLogger(),
       catalogue: () => catalogue,
       encodings,
@@ -163,6 +209,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       ...(opts.readyDetail === undefined ? {} : { readyDetail: opts.readyDetail }),
       ...(opts.metricsToken === undefined ? {} : { metricsToken: opts.metricsToken }),
       ...(opts.trafficShape === undefined ? {} : { trafficShape: opts.trafficShape }),
+      ...(opts.billing === undefined ? {} : { billing: opts.billing }),
     },
     "127.0.0.1",
     0,
@@ -179,6 +226,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
     grpcUrl: `grpc://127.0.0.1:${grpcPort}`,
     wsUrl: `ws://127.0.0.1:${api.port}/v1/tunnel`,
     usage,
+    settling,
     keys,
     registry,
     probes,

@@ -33,7 +33,11 @@ export function rateLimiterContract(name: string, make: () => Promise<LimiterFix
       const k = key();
       const lim = { requestsPerMinute: 6, tokensPerMinute: 0 };
       for (let i = 0; i < 6; i++) expect((await fx.limiter.reserve(k, lim, 0, 1000)).ok).to.equal(true);
-      expect(await fx.limiter.reserve(k, lim, 0, 1000)).to.deep.equal({ ok: false, retryAfterMs: 10_000 });
+      expect(await fx.limiter.reserve(k, lim, 0, 1000)).to.deep.equal({
+        ok: false,
+        retryAfterMs: 10_000,
+        levels: { requests: 0, tokens: 0 },
+      });
       expect((await fx.limiter.reserve(k, lim, 0, 6000)).ok).to.equal(false);
       expect((await fx.limiter.reserve(k, lim, 0, 11_000)).ok).to.equal(true);
       expect((await fx.limiter.reserve(k, lim, 0, 11_000)).ok).to.equal(false);
@@ -44,7 +48,11 @@ export function rateLimiterContract(name: string, make: () => Promise<LimiterFix
       const lim = { requestsPerMinute: 0, tokensPerMinute: 1000 };
       const first = grantOf(await fx.limiter.reserve(k, lim, 800, 0));
       const refused = await fx.limiter.reserve(k, lim, 800, 0);
-      expect(refused).to.deep.equal({ ok: false, retryAfterMs: 36_000 });
+      expect(refused).to.deep.equal({
+        ok: false,
+        retryAfterMs: 36_000,
+        levels: { requests: 0, tokens: 200 },
+      });
       await fx.limiter.reconcile(first, 100, 0);
       expect((await fx.limiter.reserve(k, lim, 800, 0)).ok).to.equal(true);
     });
@@ -54,7 +62,11 @@ export function rateLimiterContract(name: string, make: () => Promise<LimiterFix
       const lim = { requestsPerMinute: 0, tokensPerMinute: 600 };
       await fx.limiter.reconcile(grantOf(await fx.limiter.reserve(k, lim, 100, 0)), 1200, 0);
       // Level is now -600 (debt capped at one minute): 10 tokens need 61 s.
-      expect(await fx.limiter.reserve(k, lim, 10, 0)).to.deep.equal({ ok: false, retryAfterMs: 61_000 });
+      expect(await fx.limiter.reserve(k, lim, 10, 0)).to.deep.equal({
+        ok: false,
+        retryAfterMs: 61_000,
+        levels: { requests: 0, tokens: -600 },
+      });
       expect((await fx.limiter.reserve(k, lim, 10, 61_000)).ok).to.equal(true);
     });
 
@@ -74,6 +86,34 @@ export function rateLimiterContract(name: string, make: () => Promise<LimiterFix
       const lim = { requestsPerMinute: 0, tokensPerMinute: 100 };
       expect((await fx.limiter.reserve(k, lim, 5000, 0)).ok).to.equal(true);
       expect((await fx.limiter.reserve(k, lim, 5000, 30_000)).ok).to.equal(false);
+    });
+
+    it("reports the levels each reservation left (refill included), and those it found when refused", async () => {
+      const k = key();
+      const lim = { requestsPerMinute: 10, tokensPerMinute: 1000 };
+      const first = await fx.limiter.reserve(k, lim, 100, 0);
+      expect(first.ok).to.equal(true);
+      expect(first.levels).to.deep.equal({ requests: 9, tokens: 900 });
+      // 6 s later one request and 100 tokens came back: 10 - 1 and 1000 - 300.
+      expect((await fx.limiter.reserve(k, lim, 300, 6000)).levels).to.deep.equal({
+        requests: 9,
+        tokens: 700,
+      });
+      // A request for the whole minute does not fit 700: refused, nothing taken, levels as found.
+      expect(await fx.limiter.reserve(k, lim, 5000, 6000)).to.deep.equal({
+        ok: false,
+        retryAfterMs: 18_000,
+        levels: { requests: 9, tokens: 700 },
+      });
+      // Fractions survive: 1.5 s later a quarter request and 25 tokens came back.
+      expect((await fx.limiter.reserve(k, lim, 0, 7500)).levels).to.deep.equal({
+        requests: 8.25,
+        tokens: 725,
+      });
+      // A key with no limits computes nothing and reports no levels.
+      const none = await fx.limiter.reserve(key(), { requestsPerMinute: 0, tokensPerMinute: 0 }, 10, 0);
+      expect(none.ok).to.equal(true);
+      expect(none).not.to.have.property("levels");
     });
 
     it("keeps keys independent and treats 0 as unlimited", async () => {

@@ -3,12 +3,14 @@ import { Registry } from "prom-client";
 import { silentLogger } from "../../common/logger.js";
 import { Encodings } from "../../common/tokens/encodings.js";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
+import type { RequestBilling } from "../../router/api/chat-billing.js";
 import {
   creditedUsage,
   type FinishedRequest,
   handOffUsage,
   ledgerOutcome,
 } from "../../router/api/chat-usage.js";
+import { costMicros } from "../../router/billing/money.js";
 import { ApiMetrics } from "../../router/metrics.js";
 import type { InferenceCall } from "../../router/tunnel/types.js";
 import type { UsageEvent } from "../../router/usage/event.js";
@@ -54,7 +56,8 @@ describe("chat usage: what a finished request credits and records", () => {
       logger: silentLogger(),
       clock: () => 42,
     };
-    return { credited: handOffUsage(d, r, undefined), events };
+    const h = handOffUsage(d, r, undefined);
+    return { credited: h.credited, recorded: h.recorded, events };
   }
 
   it("credits a completed request at the router's count (plus allowances), not the inflated report", () => {
@@ -114,5 +117,67 @@ describe("chat usage: what a finished request credits and records", () => {
     expect(ledgerOutcome("refused")).to.equal(undefined);
     expect(ledgerOutcome("cancelled")).to.equal(undefined);
     expect(handOff(request({ outcome: "failed", lastAttempt: "refused" })).events).to.deep.equal([]);
+  });
+
+  describe("billing on the final event", () => {
+    // $2 per million prompt tokens, $10 per million completion tokens.
+    const prices = { pricePromptPerM: 2, priceCompletionPerM: 10 };
+    const metered: RequestBilling = { keyId: "key_a", metered: true, paid: true, prices, holdMicros: 1000 };
+    const timing = { ttftMs: 12, finishReason: "stop", streamed: true };
+
+    it("carries the key, the cost of the credited tokens, the hold and the timing, and says it was paid", () => {
+      const { events, recorded, credited } = handOff(request({ billing: metered, ...timing }));
+      expect(recorded).to.equal(true);
+      const cost = costMicros(credited.promptTokens, credited.completionTokens, 2, 10);
+      expect(cost).to.be.above(0).and.below(1000);
+      expect(events[0]?.paid).to.equal(true);
+      expect(events[0]?.billing).to.deep.equal({
+        keyId: "key_a",
+        costMicros: cost,
+        holdMicros: 1000,
+        ttftMs: 12,
+        finishReason: "stop",
+        streamed: true,
+      });
+    });
+
+    it("never charges a metered key more than its hold, and charges an unmetered key the full cost", () => {
+      const tight = { ...metered, holdMicros: 1 };
+      expect(handOff(request({ billing: tight })).events[0]?.billing?.costMicros).to.equal(1);
+      const free: RequestBilling = { keyId: "key_b", metered: false, paid: false, prices, holdMicros: 0 };
+      const { events, credited } = handOff(request({ billing: free }));
+      expect(events[0]?.paid).to.equal(false);
+      expect(events[0]?.billing?.costMicros).to.equal(
+        costMicros(credited.promptTokens, credited.completionTokens, 2, 10),
+      );
+    });
+
+    it("bills a failed request's final event nothing, so its hold is settled and its record written", () => {
+      const { events, recorded } = handOff(
+        request({ outcome: "failed", lastAttempt: "failed_after_output", billing: metered }),
+      );
+      expect(recorded).to.equal(true);
+      expect(events[0]?.billing).to.include({ keyId: "key_a", costMicros: 0, holdMicros: 1000 });
+    });
+
+    it("reports no final event for a request cancelled before any output (its hold must be released)", () => {
+      const r = request({
+        outcome: "cancelled",
+        lastAttempt: "cancelled",
+        call: relayed(""),
+        reported: undefined,
+        billing: metered,
+      });
+      expect(handOff(r)).to.deep.include({ recorded: false, events: [] });
+      expect(handOff(request({ call: undefined, outcome: undefined, billing: metered })).recorded).to.equal(
+        false,
+      );
+    });
+
+    it("leaves events of requests without a key as they were", () => {
+      const { events } = handOff(request({}));
+      expect(events[0]).not.to.have.property("billing");
+      expect(events[0]).not.to.have.property("paid");
+    });
   });
 });

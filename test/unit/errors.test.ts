@@ -11,6 +11,7 @@ describe("error catalogue", () => {
       ["permission_denied", 403, "permission_error", status.PERMISSION_DENIED],
       ["model_not_found", 404, "invalid_request_error", status.NOT_FOUND],
       ["rate_limited", 429, "rate_limit_error", status.RESOURCE_EXHAUSTED],
+      ["insufficient_quota", 402, "insufficient_quota", status.RESOURCE_EXHAUSTED],
       ["no_capacity", 503, "api_error", status.UNAVAILABLE],
       ["upstream_timeout", 504, "api_error", status.DEADLINE_EXCEEDED],
       ["upstream_error", 502, "api_error", status.UNAVAILABLE],

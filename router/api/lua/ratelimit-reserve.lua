@@ -9,7 +9,9 @@
 -- ARGV[3]  tokens per minute (0: unlimited)
 -- ARGV[4]  tokens to reserve
 -- ARGV[5]  key lifetime in ms (a bucket left alone this long is full again)
--- Returns  {1, 0} when reserved, {0, retry_after_ms} when refused (nothing taken)
+-- Returns  {1, 0, r, t} when reserved, {0, retry_after_ms, r, t} when refused (nothing taken),
+--          where r and t are the levels left in the buckets as exact decimal strings (a Lua
+--          number in a reply would be truncated to an integer)
 local now = tonumber(ARGV[1])
 local rpm = tonumber(ARGV[2])
 local tpm = tonumber(ARGV[3])
@@ -29,10 +31,12 @@ local wait = 0
 if rpm > 0 and r < 1 then wait = math.max(wait, (1 - r) * 60000 / rpm) end
 if tpm > 0 and t < cost then wait = math.max(wait, (cost - t) * 60000 / tpm) end
 if wait > 0 then
-  return {0, math.ceil(wait)}
+  return {0, math.ceil(wait), string.format('%.17g', r), string.format('%.17g', t)}
 end
 if rpm > 0 then r = r - 1 end
 if tpm > 0 then t = t - cost end
-redis.call('HSET', KEYS[1], 'r', string.format('%.17g', r), 't', string.format('%.17g', t), 'at', now)
+local rs = string.format('%.17g', r)
+local ts = string.format('%.17g', t)
+redis.call('HSET', KEYS[1], 'r', rs, 't', ts, 'at', now)
 redis.call('PEXPIRE', KEYS[1], ttl)
-return {1, 0}
+return {1, 0, rs, ts}
