@@ -20,6 +20,7 @@ import { createApiHandler } from "./api/server.js";
 import { businessApiDeps } from "./api/setup.js";
 import { resolveUserSalt } from "./api/user-salt.js";
 import type { BillingStore } from "./billing/billing.js";
+import { startRouterDeposits } from "./billing/deposits/start.js";
 import { EmbeddedBilling } from "./billing/embedded.js";
 import { LedgerWithBilling } from "./billing/ledger-with-billing.js";
 import { RedisBilling } from "./billing/redis.js";
@@ -281,6 +282,9 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       routing,
       billing,
     });
+    // TAO deposits credit keys (only with --chain, --credits-per-tao and the treasury mnemonic).
+    const deposits = await startRouterDeposits(cfg, { billing, keys: deps.keys, logger });
+    if (deposits !== undefined) cleanups.push(() => deposits.stop());
 
     // gRPC: tunnel, validator services, health, reflection.
     const grpcServer = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes }));
