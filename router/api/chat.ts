@@ -38,7 +38,7 @@ import type { ApiKeyRecord } from "./keys.js";
 import { logprobsAsk } from "./openai-logprobs.js";
 import { type ParsedChatRequest, parseChatBody } from "./openai-request.js";
 import { finishReasonText } from "./openai-response.js";
-import { rateLimitHeaders } from "./rate-limit-headers.js";
+import { applyReservation } from "./rate-limit-headers.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
 import { type Attempt, upstreamError } from "./upstream.js";
 
@@ -186,14 +186,7 @@ export class ChatEndpoint {
     if (key !== undefined) {
       const r = await d.limiter.reserve(key.id, key.limits, reserved, startedAtMs);
       // OpenAI's x-ratelimit-* headers, merged into whatever response this request gets.
-      if (r.levels !== undefined) {
-        for (const [name, value] of rateLimitHeaders(key.limits, r.levels)) res.setHeader(name, value);
-      }
-      if (!r.ok) {
-        throw new TensorClawError("rate_limited", "Rate limit exceeded for this API key.", {
-          retryAfterMs: r.retryAfterMs,
-        });
-      }
+      applyReservation(res, key.limits, r);
       reservation = r.reservation;
       if (this.billing !== undefined) {
         try {

@@ -1,4 +1,6 @@
-import type { BucketLevels, RateLimits } from "./rate-limiter.js";
+import type { ServerResponse } from "node:http";
+import { TensorClawError } from "../../common/errors.js";
+import type { BucketLevels, RateLimits, ReserveResult } from "./rate-limiter.js";
 
 /**
  * OpenAI's rate-limit headers, from the levels a reservation left in a key's
@@ -65,4 +67,24 @@ export function rateLimitHeaders(limits: RateLimits, levels: BucketLevels): [str
     );
   }
   return out;
+}
+
+/**
+ * Puts a reservation's x-ratelimit-* headers on the response (whatever it
+ * turns out to be) and throws `rate_limited`, with the wait, when the
+ * reservation was refused.
+ */
+export function applyReservation(
+  res: ServerResponse,
+  limits: RateLimits,
+  r: ReserveResult,
+): asserts r is Extract<ReserveResult, { ok: true }> {
+  if (r.levels !== undefined) {
+    for (const [name, value] of rateLimitHeaders(limits, r.levels)) res.setHeader(name, value);
+  }
+  if (!r.ok) {
+    throw new TensorClawError("rate_limited", "Rate limit exceeded for this API key.", {
+      retryAfterMs: r.retryAfterMs,
+    });
+  }
 }

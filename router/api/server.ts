@@ -9,6 +9,7 @@ import { billingStoreError } from "./chat-billing.js";
 import { baseHeaders, boundSlowClients, DEFAULT_MAX_BODY_BYTES, sendError, sendJson } from "./http.js";
 import { type ApiKeys, bearerKey } from "./keys.js";
 import { listModels } from "./models.js";
+import { applyReservation } from "./rate-limit-headers.js";
 
 /** Defaults of the Business API. */
 export const API_DEFAULTS: Omit<ChatOptions, "userSalt"> = Object.freeze({
@@ -87,9 +88,26 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     return { key: await deps.keys.authenticate(req.headers.authorization) };
   }
 
+  /**
+   * The caller of a GET endpoint: the call counts as one request (no
+   * tokens) against the key's request limit, like any other, and the
+   * answer carries the x-ratelimit-* headers.
+   */
+  async function limitedCaller(req: IncomingMessage, res: ServerResponse): Promise<Caller> {
+    const c = await caller(req);
+    if (c.key !== undefined) {
+      applyReservation(
+        res,
+        c.key.limits,
+        await deps.limiter.reserve(c.key.id, c.key.limits, 0, deps.clock()),
+      );
+    }
+    return c;
+  }
+
   /** `GET /api/v1/key`. */
   async function describeKey(req: IncomingMessage, res: ServerResponse, id: string): Promise<number> {
-    const { key } = await caller(req);
+    const { key } = await limitedCaller(req, res);
     if (key === undefined) {
       sendJson(res, 200, anonymousKeyBody(), id);
       return 200;
@@ -108,7 +126,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     id: string,
     query: string,
   ): Promise<number> {
-    const { key } = await caller(req);
+    const { key } = await limitedCaller(req, res);
     const wanted = new URLSearchParams(query).get("id");
     if (wanted === null || wanted === "") {
       throw new TensorClawError("invalid_request", "Give the generation's id: ?id=<x-request-id>.", {
@@ -180,7 +198,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         return describeGeneration(req, res, id, q === -1 ? "" : url.slice(q + 1));
       case "/v1/models":
       case "/models":
-        await caller(req);
+        await limitedCaller(req, res);
         sendJson(
           res,
           200,
@@ -190,7 +208,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         return 200;
     }
     if (path.startsWith("/v1/models/")) {
-      await caller(req);
+      await limitedCaller(req, res);
       const modelId = decodeURIComponent(path.slice("/v1/models/".length));
       const canonical = deps.catalogue().canonical(modelId);
       const entry = listModels(deps.dispatcher.sessions(), deps.catalogue()).find((m) => m.id === canonical);

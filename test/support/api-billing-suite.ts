@@ -151,12 +151,13 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
     async function get(
       path: string,
       key: string | undefined,
-    ): Promise<{ status: number; body: Json; data: Json; error: Json }> {
+    ): Promise<{ status: number; body: Json; data: Json; error: Json; headers: Headers }> {
       const res = await fetch(`${router.baseURL.slice(0, -"/v1".length)}${path}`, {
         headers: key === undefined ? {} : { authorization: `Bearer ${key}` },
       });
       const body = (await res.json()) as Json;
-      return { status: res.status, body, data: (body.data ?? {}) as Json, error: (body.error ?? {}) as Json };
+      const error = (body.error ?? {}) as Json;
+      return { status: res.status, body, data: (body.data ?? {}) as Json, error, headers: res.headers };
     }
 
     /** A completed chat request: its x-request-id, the credited usage and the response headers. */
@@ -455,6 +456,27 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
       expect(anonymous.error.type).to.equal("authentication_error");
     });
 
+    it("counts the GET endpoints as requests of the key, with the same headers, and refuses them past the limit", async () => {
+      const { key, client } = await newKey({ creditMicros: MICROS_PER_USD, rpm: 4, tpm: 100_000 });
+      const asked = await ask(client, 2);
+      await settled();
+      const paths = ["/v1/models", "/api/v1/key", `/api/v1/generation?id=${asked.id}`];
+      const got = [];
+      for (const p of paths) got.push(await get(p, key));
+      expect(got.map((g) => g.status)).to.deep.equal([200, 200, 200]);
+      expect(got.map((g) => g.headers.get("x-ratelimit-limit-requests"))).to.deep.equal(["4", "4", "4"]);
+      expect(got.map((g) => g.headers.get("x-ratelimit-remaining-requests"))).to.deep.equal(["2", "1", "0"]);
+      // A GET takes no tokens: the tokens left only refill from one GET to the next.
+      const tokens = got.map((g) => Number(g.headers.get("x-ratelimit-remaining-tokens")));
+      expect(tokens[1]).to.be.at.least(tokens[0] as number);
+      expect(tokens[2]).to.be.at.least(tokens[1] as number);
+      const over = await get("/api/v1/key", key);
+      expect(over.status).to.equal(429);
+      expect(over.error.type).to.equal("rate_limit_error");
+      expect(over.headers.get("x-ratelimit-remaining-requests")).to.equal("0");
+      expect(over.headers.get("retry-after")).to.match(/^\d+$/);
+    });
+
     it("sends OpenAI's rate-limit headers, remaining counts going down, and only for the limits a key has", async () => {
       const { client } = await newKey({ creditMicros: MICROS_PER_USD, rpm: 4, tpm: 100_000 });
       const seen = [];
@@ -482,6 +504,9 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
 
       // A key without limits gets none of them.
       const free = await newKey({ creditMicros: MICROS_PER_USD });
+      expect(
+        [...(await get("/v1/models", free.key)).headers.keys()].filter((k) => k.startsWith("x-ratelimit")),
+      ).to.deep.equal([]);
       const h = (await ask(free.client, 2)).headers;
       expect([...h.keys()].filter((k) => k.startsWith("x-ratelimit"))).to.deep.equal([]);
       // Only the tokens trio for a key limited by tokens alone.
