@@ -30,6 +30,14 @@ describe("config", () => {
     expect(eq.config.noAuth).to.equal(true);
   });
 
+  it("counts only paid traffic unless --count-free-traffic (a dev setting) is given", () => {
+    expect(parseRouterCommand([], {}).config.countFreeTraffic).to.equal(false);
+    expect(parseRouterCommand(["--count-free-traffic"], {}).config.countFreeTraffic).to.equal(true);
+    expect(
+      parseRouterCommand([], { TENSORCLAW_COUNT_FREE_TRAFFIC: "true" }).config.countFreeTraffic,
+    ).to.equal(true);
+  });
+
   it("reads the user salt from --user-salt or TENSORCLAW_USER_SALT (the flag wins) and refuses a short one", () => {
     expect(parseRouterCommand([], {}).config.userSalt).to.equal(undefined);
     const env = parseRouterCommand([], { TENSORCLAW_USER_SALT: "salt-from-the-environment" });
