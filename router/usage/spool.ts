@@ -11,8 +11,7 @@ import { USAGE_OUTCOMES, type UsageEvent, type UsageOutcome } from "./event.js";
  *
  * - `usage.spool`: one JSON usage event per line, in arrival order. An
  *   event's `origin` and `seq` (its idempotency key, see sequence.ts)
- *   are kept, so a replay by a later process carries the original pair;
- *   so is `paid: true` (absent: free, as in lines of older routers).
+ *   are kept, so a replay by a later process carries the original pair.
  *   Lines without them (written by older routers) still load; the ledger
  *   then deduplicates them by request id.
  * - `usage.ack`: the byte offset up to which events were written to the
@@ -88,9 +87,7 @@ export function parseSpoolLine(line: string): UsageEvent | undefined {
     startedAtMs: r.startedAtMs,
     finishedAtMs: r.finishedAtMs,
   };
-  // Only `true` is kept: anything else is free (only paid tokens earn).
-  const withPaid = r.paid === true ? { ...base, paid: true } : base;
-  return keyed ? { ...withPaid, origin: r.origin as string, seq: r.seq as number } : withPaid;
+  return keyed ? { ...base, origin: r.origin as string, seq: r.seq as number } : base;
 }
 
 /** Serializes one event as a spool line (with its newline). */
@@ -107,8 +104,6 @@ export function spoolLine(e: UsageEvent): string {
     // JSON.stringify leaves out undefined: events without a key stay as before.
     origin: e.origin,
     seq: e.seq,
-    // Whether its tokens earn business points (absent: free, as in older lines).
-    paid: e.paid === true ? true : undefined,
   })}\n`;
 }
 

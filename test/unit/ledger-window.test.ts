@@ -158,12 +158,5 @@ describe("ledger window arithmetic (pure)", () => {
       const f = usageEvent({ outcome, promptTokens: 0, completionTokens: 0 });
       expect(parseSpoolLine(spoolLine(f).trimEnd())).to.deep.equal(f);
     }
-    // Free events stay free; only a literal true is paid (the ledger earns from paid tokens only).
-    const { paid: _, ...free } = usageEvent();
-    expect(spoolLine(free)).to.not.contain("paid");
-    expect(parseSpoolLine(spoolLine(free).trimEnd())).to.deep.equal(free);
-    expect(parseSpoolLine(spoolLine({ ...free, paid: false }).trimEnd())).to.deep.equal(free);
-    expect(parseSpoolLine(JSON.stringify({ ...free, paid: "yes" }))).to.deep.equal(free);
-    expect(parseSpoolLine(spoolLine({ ...free, paid: true }).trimEnd())?.paid).to.equal(true);
   });
 });
