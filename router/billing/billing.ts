@@ -47,6 +47,8 @@ export interface BillingStore {
   account(keyId: string, nowMs: number): Promise<AccountView>;
   /** One generation record of a key; undefined when unknown, expired or another key's. */
   generation(keyId: string, requestId: string, nowMs: number): Promise<GenerationRecord | undefined>;
+  /** A key's spend per UTC day over the days kept (DAILY_RETENTION_DAYS up to today), oldest first; days without spend are left out. */
+  daily(keyId: string, nowMs: number): Promise<DaySpend[]>;
   /** A key's credit entries, newest first. */
   entries(keyId: string, limit: number): Promise<CreditEntry[]>;
   /** A named cursor (the deposit watcher's last processed block); undefined when never set. */
@@ -141,6 +143,16 @@ export interface AccountView {
   readonly last30dByModel: readonly ModelSpend[];
 }
 
+/** A key's spend on one UTC day. */
+export interface DaySpend {
+  /** Start of the day (Unix ms, UTC midnight). */
+  readonly dayStartMs: number;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly requests: number;
+  readonly costMicros: Micros;
+}
+
 /** What a key can read about one of its requests (`GET /api/v1/generation`). */
 export interface GenerationRecord {
   /** The request's `x-request-id`. */
@@ -173,4 +185,9 @@ export const DAY_MS = 86_400_000;
 /** The UTC day number (days since the epoch) of a time. */
 export function utcDay(tMs: number): number {
   return Math.floor(tMs / DAY_MS);
+}
+
+/** The oldest UTC day whose spend totals are still kept at `nowMs` (older days are trimmed). */
+export function oldestKeptDay(nowMs: number): number {
+  return utcDay(nowMs) - DAILY_RETENTION_DAYS + 1;
 }

@@ -1,7 +1,7 @@
 import { type FileHandle, mkdir, open, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { TensorClawError } from "../../common/errors.js";
-import { USAGE_OUTCOMES, type UsageEvent, type UsageOutcome } from "./event.js";
+import { type EventBilling, USAGE_OUTCOMES, type UsageEvent, type UsageOutcome } from "./event.js";
 
 /**
  * A durable, append-only local spool of usage events, used while the ledger
@@ -13,7 +13,9 @@ import { USAGE_OUTCOMES, type UsageEvent, type UsageOutcome } from "./event.js";
  *   event's `origin` and `seq` (its idempotency key, see sequence.ts)
  *   are kept, so a replay by a later process carries the original pair.
  *   Lines without them (written by older routers) still load; the ledger
- *   then deduplicates them by request id.
+ *   then deduplicates them by request id. `paid` and `billing` travel too
+ *   (billing settles from the replay); a line whose `billing` is malformed
+ *   is unreadable, like any other malformed line.
  * - `usage.ack`: the byte offset up to which events were written to the
  *   ledger, replaced atomically (temporary file, fsync, rename).
  *
@@ -57,6 +59,25 @@ const SPOOL_FILE = "usage.spool";
 const ACK_FILE = "usage.ack";
 const READ_CHUNK = 1 << 20;
 
+/** The billing of a spool line, checked field by field; undefined when malformed. */
+function billingOf(v: unknown): EventBilling | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const b = v as Record<string, unknown>;
+  const whole = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+  if (typeof b.keyId !== "string" || !whole(b.costMicros) || !whole(b.holdMicros)) return undefined;
+  if (b.ttftMs !== null && !(typeof b.ttftMs === "number" && Number.isFinite(b.ttftMs))) return undefined;
+  if (b.finishReason !== null && typeof b.finishReason !== "string") return undefined;
+  if (typeof b.streamed !== "boolean") return undefined;
+  return {
+    keyId: b.keyId,
+    costMicros: b.costMicros,
+    holdMicros: b.holdMicros,
+    ttftMs: b.ttftMs as number | null,
+    finishReason: b.finishReason as string | null,
+    streamed: b.streamed,
+  };
+}
+
 /** Parses one spool line; undefined when it is not a usage event. */
 export function parseSpoolLine(line: string): UsageEvent | undefined {
   let v: unknown;
@@ -77,7 +98,10 @@ export function parseSpoolLine(line: string): UsageEvent | undefined {
   // Both or neither: half a key would be deduplicated by nothing.
   const keyed = r.origin !== undefined || r.seq !== undefined;
   if (keyed && (!s(r.origin) || !n(r.seq))) return undefined;
-  const base = {
+  if (r.paid !== undefined && typeof r.paid !== "boolean") return undefined;
+  const billing = r.billing === undefined ? undefined : billingOf(r.billing);
+  if (r.billing !== undefined && billing === undefined) return undefined;
+  const base: { -readonly [K in keyof UsageEvent]: UsageEvent[K] } = {
     requestId: r.requestId,
     minerHotkey: r.minerHotkey,
     model: r.model,
@@ -87,7 +111,14 @@ export function parseSpoolLine(line: string): UsageEvent | undefined {
     startedAtMs: r.startedAtMs,
     finishedAtMs: r.finishedAtMs,
   };
-  return keyed ? { ...base, origin: r.origin as string, seq: r.seq as number } : base;
+  // Only the fields the line has: an event read back equals the one written.
+  if (keyed) {
+    base.origin = r.origin as string;
+    base.seq = r.seq as number;
+  }
+  if (r.paid !== undefined) base.paid = r.paid;
+  if (billing !== undefined) base.billing = billing;
+  return base;
 }
 
 /** Serializes one event as a spool line (with its newline). */
@@ -104,6 +135,8 @@ export function spoolLine(e: UsageEvent): string {
     // JSON.stringify leaves out undefined: events without a key stay as before.
     origin: e.origin,
     seq: e.seq,
+    paid: e.paid,
+    billing: e.billing,
   })}\n`;
 }
 

@@ -81,6 +81,46 @@ describe("usage spool (real files)", () => {
     await again.close();
   });
 
+  it("keeps paid and billing, and refuses lines whose billing is malformed", async () => {
+    const billing = {
+      keyId: "key_0123456789abcdef",
+      costMicros: 1234,
+      holdMicros: 5000,
+      ttftMs: 87.5,
+      finishReason: "stop",
+      streamed: true,
+    };
+    const billed: UsageEvent = { ...writerEvent("b", 1, 1_000, "0123456789abcdef"), paid: true, billing };
+    const failed: UsageEvent = {
+      ...writerEvent("b", 2, 1_000),
+      paid: false,
+      billing: { ...billing, ttftMs: null, finishReason: null, costMicros: 0 },
+    };
+    const free: UsageEvent = { ...writerEvent("b", 3, 1_000), paid: false };
+    const bad = [
+      { ...billing, keyId: 5 },
+      { ...billing, costMicros: -1 },
+      { ...billing, costMicros: 1.5 },
+      { ...billing, holdMicros: "5" },
+      { ...billing, ttftMs: "fast" },
+      { ...billing, finishReason: 3 },
+      { ...billing, streamed: "yes" },
+      null,
+      "billing",
+    ].map((b, i) => JSON.stringify({ ...writerEvent("x", i, 1_000), billing: b }));
+    bad.push(JSON.stringify({ ...writerEvent("x", 99, 1_000), paid: "yes" }));
+    await writeFile(join(dir, "usage.spool"), `${bad.join("\n")}\n`);
+    const spool = await UsageSpool.open({ dir });
+    await spool.append([billed, failed, free]);
+    await spool.close();
+    const again = await UsageSpool.open({ dir });
+    const batch = await again.read(100);
+    expect(batch?.events).to.deep.equal([billed, failed, free]);
+    expect(batch?.events[2]).not.to.have.any.keys("billing");
+    expect(again.corruptLines).to.equal(bad.length);
+    await again.close();
+  });
+
   it("skips corrupt lines, ignores an ack past the end, and refuses appends beyond its size cap", async () => {
     await writeFile(
       join(dir, "usage.spool"),

@@ -1,0 +1,86 @@
+--[[
+settle.lua: settle a batch of final usage events of ONE API key, exactly
+once per request id.
+
+KEYS[1]      P{key:<id>}:a      HASH the account: metered, balance, held, spent
+KEYS[2]      P{key:<id>}:holds  ZSET request id -> hold expiry
+KEYS[3]      P{key:<id>}:hamt   HASH request id -> held micros
+KEYS[4]      P{key:<id>}:s      HASH spend: "b:<bucket>:<model>:<f>" and "d:<day>:<model>:<f>"
+                                     with f = p (prompt tokens), c (completion tokens),
+                                     u (cost, micros), n (requests); "D:<day>" -> cost that day
+KEYS[5]      P{key:<id>}:bz     ZSET "<bucket>:<model>", score = bucket start
+KEYS[6]      P{key:<id>}:dz     ZSET "<day>:<model>", score = UTC day number
+KEYS[6 + i]  P{key:<id>}:g:<request id of event i>  STRING the generation record; it is
+             also the request's settled marker (SET NX), kept until 30 days after
+             the request finished (the caller refuses older events)
+
+ARGV[1]  bucket cutoff: oldest bucket start kept (24 h window); older buckets are trimmed
+ARGV[2]  oldest UTC day kept (90 days); older days are trimmed
+ARGV[2 + 9 * (i - 1) + 1 .. 9]  event i: request id, bucket start, UTC day, model,
+         prompt tokens, completion tokens, cost (micros), record lifetime (ms, > 0),
+         the record (JSON written by the caller)
+
+Every number is a whole number passed as a string and added with HINCRBY,
+so money stays exact. Per new event: the request's hold is dropped, its
+cost comes off a metered balance, its spend is added to its bucket (when
+still inside the window) and its UTC day (when still kept), and its record
+is written. Returns {settled, duplicates}.
+]]
+local ka, kholds, kamt, ks, kbz, kdz = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local cutoff = tonumber(ARGV[1])
+local first_day = tonumber(ARGV[2])
+local n = #KEYS - 6
+local metered = redis.call('HGET', ka, 'metered') == '1'
+local settled, dups = 0, 0
+local opened_bucket, opened_day = false, false
+local function neg(s) return string.format('%d', -tonumber(s)) end
+local function add(prefix, p, c, u)
+  redis.call('HINCRBY', ks, prefix .. ':p', p)
+  redis.call('HINCRBY', ks, prefix .. ':c', c)
+  redis.call('HINCRBY', ks, prefix .. ':u', u)
+  redis.call('HINCRBY', ks, prefix .. ':n', 1)
+end
+for i = 1, n do
+  local at = 2 + 9 * (i - 1)
+  local rid, bucket, day, model = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+  local p, c, u, px, rec = ARGV[at + 5], ARGV[at + 6], ARGV[at + 7], ARGV[at + 8], ARGV[at + 9]
+  if not redis.call('SET', KEYS[6 + i], rec, 'PX', px, 'NX') then
+    dups = dups + 1
+  else
+    settled = settled + 1
+    local held = redis.call('HGET', kamt, rid)
+    if held then
+      redis.call('HDEL', kamt, rid)
+      redis.call('ZREM', kholds, rid)
+      redis.call('HINCRBY', ka, 'held', neg(held))
+    end
+    if metered and u ~= '0' then redis.call('HINCRBY', ka, 'balance', neg(u)) end
+    redis.call('HINCRBY', ka, 'spent', u)
+    if tonumber(bucket) >= cutoff then
+      local m = bucket .. ':' .. model
+      if redis.call('ZADD', kbz, 'NX', bucket, m) == 1 then opened_bucket = true end
+      add('b:' .. m, p, c, u)
+    end
+    if tonumber(day) >= first_day then
+      local m = day .. ':' .. model
+      if redis.call('ZADD', kdz, 'NX', day, m) == 1 then opened_day = true end
+      add('d:' .. m, p, c, u)
+      redis.call('HINCRBY', ks, 'D:' .. day, u)
+    end
+  end
+end
+
+-- Trim what fell out of the window (bounded per call; amortised: once per new bucket or day).
+local function trim(kz, below, kind)
+  local old = redis.call('ZRANGEBYSCORE', kz, '-inf', '(' .. below, 'LIMIT', 0, 500)
+  if #old == 0 then return end
+  for _, m in ipairs(old) do
+    local f = kind .. ':' .. m
+    redis.call('HDEL', ks, f .. ':p', f .. ':c', f .. ':u', f .. ':n')
+    if kind == 'd' then redis.call('HDEL', ks, 'D:' .. string.match(m, '^(%-?%d+):')) end
+  end
+  redis.call('ZREM', kz, unpack(old))
+end
+if opened_bucket then trim(kbz, cutoff, 'b') end
+if opened_day then trim(kdz, first_day, 'd') end
+return {settled, dups}

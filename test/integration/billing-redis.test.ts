@@ -1,0 +1,124 @@
+import { expect } from "chai";
+import { Redis } from "ioredis";
+import { DAY_MS } from "../../router/billing/billing.js";
+import { RedisBilling } from "../../router/billing/redis.js";
+import { BILLING_OPTIONS, billedEvent, billingContract, MONDAY, NOW } from "../support/billing-contract.js";
+import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+
+describe("Redis billing store", () => {
+  let redis: TestRedis;
+  const clients: Redis[] = [];
+  const client = () => {
+    const c = new Redis(redis.url, { maxRetriesPerRequest: 0 });
+    clients.push(c);
+    return c;
+  };
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    await redis.stop();
+  });
+
+  billingContract("redis", async () => {
+    const prefix = randomPrefix();
+    return {
+      store: new RedisBilling(client(), BILLING_OPTIONS, prefix),
+      reopen: async () => new RedisBilling(client(), BILLING_OPTIONS, prefix),
+      dispose: async () => {},
+    };
+  });
+
+  it("100 concurrent holds from 5 router replicas (clients) against a balance covering 10: exactly 10 succeed", async () => {
+    const prefix = randomPrefix();
+    const stores = Array.from({ length: 5 }, () => new RedisBilling(client(), BILLING_OPTIONS, prefix));
+    const key = "key_0123456789abcdef";
+    const first = stores[0] as RedisBilling;
+    await first.configure(key, { metered: true, budgetDailyMicros: null }, NOW);
+    await first.credit({
+      id: "c",
+      keyId: key,
+      amountMicros: 10 * 777,
+      note: "",
+      source: "operator",
+      atMs: NOW,
+    });
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        (stores[i % 5] as RedisBilling).hold({
+          keyId: key,
+          requestId: `r${i}`,
+          amountMicros: 777,
+          nowMs: NOW,
+          ttlMs: 60_000,
+        }),
+      ),
+    );
+    expect(results.filter((r) => r.ok)).to.have.length(10);
+    expect((await first.account(key, NOW)).heldMicros).to.equal(7770);
+  });
+
+  it("keeps every key of an API key in its {key:<id>} slot, with no per-request key but the generation record", async () => {
+    const prefix = randomPrefix();
+    const c = client();
+    const store = new RedisBilling(c, BILLING_OPTIONS, prefix);
+    const key = "key_00000000000000aa";
+    await store.configure(key, { metered: true, budgetDailyMicros: 1_000_000 }, NOW);
+    await store.credit({
+      id: "c1",
+      keyId: key,
+      amountMicros: 1_000_000,
+      note: "",
+      source: "operator",
+      atMs: NOW,
+    });
+    await store.hold({ keyId: key, requestId: "h1", amountMicros: 10, nowMs: NOW, ttlMs: 60_000 });
+    const evs = Array.from({ length: 30 }, (_, i) =>
+      billedEvent(key, 100 + i, { model: i % 2 ? "m1" : "m2" }),
+    );
+    await store.settle(evs, NOW);
+    await store.setCursor("deposits", "7");
+    const keys = (await c.keys(`${prefix}*`)).sort();
+    const mine = keys.filter((k) => k !== `${prefix}{cursors}`);
+    for (const k of mine) expect(/^[^{]*\{([^}]+)\}/.exec(k)?.[1], k).to.equal(`key:${key}`);
+    const stems = new Set(mine.map((k) => k.slice(`${prefix}{key:${key}}:`.length).replace(/^g:.*/, "g:*")));
+    expect([...stems].sort()).to.deep.equal(["a", "bz", "dz", "g:*", "hamt", "holds", "ids", "log", "s"]);
+    expect(mine.filter((k) => k.includes("}:g:"))).to.have.length(30);
+    // Money is stored as whole numbers.
+    const acct = await c.hgetall(`${prefix}{key:${key}}:a`);
+    const spent = evs.reduce((n, e) => n + (e.billing?.costMicros ?? 0), 0);
+    expect(acct).to.include({ balance: String(1_000_000 - spent), spent: String(spent), held: "10" });
+    // The record lives for real 30 days in Redis too.
+    const ttl = await c.pttl(`${prefix}{key:${key}}:g:${evs[0]?.requestId}`);
+    expect(ttl)
+      .to.be.above(30 * DAY_MS - 60_000)
+      .and.at.most(30 * DAY_MS);
+  });
+
+  it("trims bucket and day fields from the hash when they fall out of the 24 h window and the 90 days", async () => {
+    const prefix = randomPrefix();
+    const c = client();
+    const store = new RedisBilling(c, BILLING_OPTIONS, prefix);
+    const key = "key_00000000000000bb";
+    const d0 = MONDAY + 3_600_000;
+    await store.settle([billedEvent(key, 5, { finishedAtMs: d0 })], d0);
+    const fields = async () => (await c.hkeys(`${prefix}{key:${key}}:s`)).sort();
+    expect(await fields()).to.have.length(4 + 4 + 1);
+    const d2 = d0 + 2 * DAY_MS;
+    await store.settle([billedEvent(key, 6, { finishedAtMs: d2 })], d2);
+    // The old bucket is gone, both days stay.
+    expect((await fields()).filter((f) => f.startsWith("b:"))).to.have.length(4);
+    expect((await fields()).filter((f) => f.startsWith("d:"))).to.have.length(8);
+    const d92 = d0 + 92 * DAY_MS; // day D+2 is 90 days back: the oldest kept is D+3
+    await store.settle([billedEvent(key, 7, { finishedAtMs: d92 })], d92);
+    const day = (t: number) => String(Math.floor(t / DAY_MS));
+    const left = await fields();
+    expect(left.filter((f) => f.startsWith("d:")).every((f) => f.startsWith(`d:${day(d92)}:`))).to.equal(
+      true,
+    );
+    expect(left.filter((f) => f.startsWith("D:"))).to.deep.equal([`D:${day(d92)}`]);
+    expect(await c.zcard(`${prefix}{key:${key}}:dz`)).to.equal(1);
+    expect(await c.zcard(`${prefix}{key:${key}}:bz`)).to.equal(1);
+  });
+});
