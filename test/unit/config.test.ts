@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { parseKeysCommand } from "../../cli/keys.js";
 import { parseCommand } from "../../common/config.js";
 import { TensorClawError } from "../../common/errors.js";
 import { parseMinerCommand } from "../../miner/config.js";
@@ -100,6 +101,14 @@ describe("config", () => {
     );
     expect(configError(() => parseValidatorCommand([], {}))).to.match(/--chain: required unless --dry-run/);
     expect(configError(() => parseMinerCommand(["-x"], {}))).to.match(/-x: unknown flag/);
+  });
+
+  it("takes a negative number as an argument (a credit correction), not as a flag", () => {
+    const parsed = parseKeysCommand(["credit", "key_0123456789abcdef", "-2.5", "--note", "typo"], {});
+    expect(parsed.positionals).to.deep.equal(["credit", "key_0123456789abcdef", "-2.5"]);
+    expect(configError(() => parseKeysCommand(["credit", "key_0123456789abcdef", "-x"], {}))).to.match(
+      /-x: unknown flag/,
+    );
   });
 
   it("accepts a valid miner and validator configuration", () => {
