@@ -115,6 +115,8 @@ try {
         outcome: "completed",
         startedAtMs: now - 500,
         finishedAtMs: now,
+        // Most traffic paid, some free: the ledger counts paid tokens apart.
+        paid: seq % 4 !== 0,
       };
       sink.record(e);
       // Yield like a server between request completions.
@@ -193,6 +195,7 @@ try {
           outcome: "completed",
           startedAtMs: now - b * bucket - 1,
           finishedAtMs: now - b * bucket,
+          paid: n % 4 !== 0,
         });
       }
     }

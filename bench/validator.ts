@@ -68,13 +68,20 @@ function inputs(): { miners: MinerInput[]; uids: Map<string, number> } {
         latencyMs: rnd() * 3000,
         ttftMs: rnd() * 500,
       })),
-      usage: ["small", "medium", "large"].map((model, k) => ({
-        model,
-        promptTokens: Math.floor(rnd() * 5_000_000),
-        completionTokens: Math.floor(rnd() * 1_000_000),
-        tierMultiplier: k + 1,
-        successRate: 1,
-      })),
+      usage: ["small", "medium", "large"].map((model, k) => {
+        const promptTokens = Math.floor(rnd() * 5_000_000);
+        const completionTokens = Math.floor(rnd() * 1_000_000);
+        // Most of it paid, the rest free (only the paid part earns).
+        return {
+          model,
+          promptTokens,
+          completionTokens,
+          paidPromptTokens: Math.floor(promptTokens * 0.8),
+          paidCompletionTokens: Math.floor(completionTokens * 0.8),
+          tierMultiplier: k + 1,
+          successRate: 1,
+        };
+      }),
     });
   }
   return { miners, uids };

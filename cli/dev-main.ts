@@ -189,6 +189,8 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
         "--public-directory",
         // A dev network routes whatever its miners offer; production routers route their catalogue.
         "--open-catalogue",
+        // Its demo key is unmetered: without this its traffic would earn no business points.
+        "--count-free-traffic",
         ...logLevel,
       ],
     });

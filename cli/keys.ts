@@ -1,16 +1,22 @@
+import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import type { Redis } from "ioredis";
-import { defineCommand } from "../common/command.js";
+import { type CommandIO, defineCommand } from "../common/command.js";
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import {
+  type ApiKeyRecord,
   type ApiKeyStore,
   ApiKeys,
   DEFAULT_KEYS_FILE,
   FileApiKeyStore,
   RedisApiKeyStore,
 } from "../router/api/keys.js";
+import type { CreditEntry } from "../router/billing/billing.js";
+import type { Micros } from "../router/billing/money.js";
+import { type KeysBilling, offlineKeysBilling, redisKeysBilling } from "./keys-billing.js";
 import { printDepositAddress } from "./keys-deposit.js";
+import { listLine, parseUsd, showText, usd } from "./keys-format.js";
 
 /** Settings of `tensorclaw keys`. */
 export interface KeysConfig {
@@ -20,6 +26,10 @@ export interface KeysConfig {
   name: string;
   rpm: number;
   tpm: number;
+  credits: string | undefined;
+  budgetDaily: string | undefined;
+  note: string | undefined;
+  entries: number;
   json: boolean;
 }
 
@@ -31,8 +41,17 @@ export const KEYS_DEFAULTS: KeysConfig = {
   name: "default",
   rpm: 60,
   tpm: 100_000,
+  credits: undefined,
+  budgetDaily: undefined,
+  note: undefined,
+  entries: 10,
   json: false,
 };
+
+/** Name of the embedded billing journal in the router's --data-dir. */
+export const BILLING_FILE = "billing.jsonl";
+/** Note of the credit entry `create --credits` opens an account with. */
+export const INITIAL_CREDITS_NOTE = "initial credits";
 
 /** Flags and environment variables of `tensorclaw keys`. */
 export const KEYS_OPTIONS: OptionSpecs<KeysConfig> = {
@@ -46,12 +65,15 @@ export const KEYS_OPTIONS: OptionSpecs<KeysConfig> = {
   dataDir: {
     flag: "data-dir",
     kind: "string",
-    description: "The router's --data-dir: without Redis its keys are in <data-dir>/api-keys.json.",
+    description:
+      "The router's --data-dir: without Redis its keys are in <data-dir>/api-keys.json and their " +
+      "balances in <data-dir>/billing.jsonl.",
   },
   keysFile: {
     flag: "keys-file",
     kind: "string",
-    description: "Key file of a router without Redis (overrides --data-dir).",
+    description:
+      "Key file of a router without Redis (overrides --data-dir; billing.jsonl is read beside it).",
   },
   name: { flag: "name", kind: "string", description: "create: a label for the key." },
   rpm: {
@@ -68,6 +90,34 @@ export const KEYS_OPTIONS: OptionSpecs<KeysConfig> = {
     max: 1_000_000_000,
     description: "create: tokens per minute (0: unlimited).",
   },
+  credits: {
+    flag: "credits",
+    kind: "string",
+    env: false,
+    description:
+      "create: open a metered account with this many USD of credit (0: metered, nothing yet); " +
+      "without it the key is unmetered.",
+  },
+  budgetDaily: {
+    flag: "budget-daily",
+    kind: "string",
+    env: false,
+    description: "create: most the key may spend per UTC day, in USD (needs --credits).",
+  },
+  note: {
+    flag: "note",
+    kind: "string",
+    env: false,
+    description: "credit: why (kept in the key's audited credit log).",
+  },
+  entries: {
+    flag: "entries",
+    kind: "int",
+    env: false,
+    min: 0,
+    max: 1000,
+    description: "show: how many of the latest credit entries to print.",
+  },
   json: { flag: "json", kind: "bool", description: "Print JSON instead of text." },
 };
 
@@ -75,43 +125,79 @@ function usageError(message: string): never {
   throw new TensorClawError("config_invalid", message);
 }
 
-/** Parses `tensorclaw keys` arguments: a verb (create|list|revoke), an id for revoke, and flags. */
+/** Positional arguments after each verb. */
+const ARITY = { create: 0, list: 0, revoke: 1, credit: 2, show: 1, "deposit-address": 1 } as const;
+type Verb = keyof typeof ARITY;
+const ARGS: Readonly<Record<Verb, string>> = {
+  create: "",
+  list: "",
+  revoke: "revoke takes exactly one key id (see `keys list`)",
+  credit: "credit takes a key id and a USD amount: keys credit <id> <amount> [--note …]",
+  show: "show takes exactly one key id (see `keys list`)",
+  "deposit-address": "deposit-address takes exactly one key id (see `keys list`)",
+};
+
+function isVerb(v: string | undefined): v is Verb {
+  return v !== undefined && Object.hasOwn(ARITY, v);
+}
+
+/**
+ * Parses `tensorclaw keys` arguments: a verb (create|list|revoke|credit|show),
+ * its positionals (a key id; for credit also a USD amount, negative for a
+ * correction) and flags. Amounts are checked here, so a typo is a usage
+ * error (exit 2) before anything is stored.
+ */
 export function parseKeysCommand(argv: readonly string[], env: Readonly<Record<string, string | undefined>>) {
   const parsed = parseCommand(KEYS_OPTIONS, KEYS_DEFAULTS, argv, env);
   const [verb, ...rest] = parsed.positionals;
-  // TAO deposits (cli/keys-deposit.ts).
-  if (verb === "deposit-address") {
-    if (rest.length !== 1) usageError("deposit-address takes exactly one key id (see `keys list`)");
-    return parsed;
+  if (!isVerb(verb))
+    usageError("expected a subcommand: create, list, revoke, credit, show or deposit-address");
+  if (rest.length !== ARITY[verb]) {
+    if (ARITY[verb] === 0) usageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+    usageError(ARGS[verb]);
   }
-  if (verb !== "create" && verb !== "list" && verb !== "revoke") {
-    usageError("expected a subcommand: create, list or revoke");
+  const { credits, budgetDaily } = parsed.config;
+  if (credits !== undefined && parseUsd("--credits", credits) < 0) {
+    usageError("invalid setting --credits: must be at least 0");
   }
-  if (verb === "revoke" && rest.length !== 1) usageError("revoke takes exactly one key id (see `keys list`)");
-  if (verb !== "revoke" && rest.length > 0) usageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+  if (budgetDaily !== undefined) {
+    if (parseUsd("--budget-daily", budgetDaily) < 0)
+      usageError("invalid setting --budget-daily: must be at least 0");
+    if (credits === undefined) {
+      usageError("invalid setting --budget-daily: needs --credits (a budget applies to a metered key)");
+    }
+  }
+  if (verb === "credit" && parseUsd("amount", rest[1] as string) === 0) {
+    usageError("invalid setting amount: must not be 0");
+  }
   return parsed;
 }
 
-function iso(ms: number | null): string {
-  return ms === null ? "-" : new Date(ms).toISOString();
+/** An id for an operator's credit entry: unique, and telling when it was made. */
+function creditEntryId(nowMs: number): string {
+  return `op:${nowMs}:${randomBytes(8).toString("hex")}`;
 }
 
 /** `tensorclaw keys`. */
 export const keysCommand = defineCommand({
   name: "keys",
-  usage: "tensorclaw keys create|list|revoke <id>|deposit-address <id> [options]",
+  usage: "tensorclaw keys create|list|revoke <id>|credit <id> <usd>|show <id>|deposit-address <id> [options]",
   description:
     "Keys are stored hashed: in Redis when --redis-url / REDIS_URL is given (as the router uses it),\n" +
     "otherwise in the router's embedded key file (<data-dir>/api-keys.json, or --keys-file). A new key\n" +
-    "is printed once and cannot be shown again.",
+    "is printed once and cannot be shown again.\n" +
+    "Balances live beside them (Redis, or <data-dir>/billing.jsonl). `create --credits 10` opens a\n" +
+    "metered key; `credit <id> 5 --note …` adds an audited credit entry (negative: a correction);\n" +
+    "`show <id>` prints limits, balance, budget, spend and credit entries.",
   options: KEYS_OPTIONS,
   defaults: KEYS_DEFAULTS,
   parse: parseKeysCommand,
   main: async (parsed, io) => {
     const cfg = parsed.config;
-    const [verb, id] = parsed.positionals;
+    const [verb, id, amount] = parsed.positionals as [Verb, string | undefined, string | undefined];
     let redis: Redis | undefined;
     let store: ApiKeyStore;
+    let billing: KeysBilling;
     if (cfg.redisUrl !== undefined) {
       // Loaded here: the key file and `--help` do without it.
       const { Redis } = await import("ioredis");
@@ -124,55 +210,208 @@ export const keysCommand = defineCommand({
       redis.on("error", () => {});
       await redis.connect();
       store = new RedisApiKeyStore(redis);
+      billing = redisKeysBilling(redis);
     } else {
-      store = new FileApiKeyStore(cfg.keysFile ?? join(cfg.dataDir, basename(DEFAULT_KEYS_FILE)));
+      const keysFile = cfg.keysFile ?? join(cfg.dataDir, basename(DEFAULT_KEYS_FILE));
+      store = new FileApiKeyStore(keysFile);
+      billing = offlineKeysBilling(join(dirname(keysFile), BILLING_FILE));
     }
     const keys = new ApiKeys(store);
+    const ctx: VerbContext = { cfg, keys, billing, io };
     try {
-      // TAO deposits (cli/keys-deposit.ts).
-      if (verb === "deposit-address") return await printDepositAddress(keys, id as string, cfg.json, io);
-      if (verb === "create") {
-        const { key, record } = await keys.create(
-          cfg.name,
-          { requestsPerMinute: cfg.rpm, tokensPerMinute: cfg.tpm },
-          Date.now(),
-        );
-        if (cfg.json) {
-          io.stdout(`${JSON.stringify({ key, id: record.id, name: record.name, limits: record.limits })}\n`);
-        } else {
-          io.stdout(`${key}\n`);
-          io.stderr(
-            `Created ${record.id} (${record.name}; ${cfg.rpm} req/min, ${cfg.tpm} tokens/min).\n` +
-              "The key above is shown once: store it now.\n",
-          );
-        }
-        return 0;
+      switch (verb) {
+        case "create":
+          return await create(ctx);
+        case "list":
+          return await list(ctx);
+        case "revoke":
+          return await revoke(ctx, id as string);
+        case "credit":
+          return await credit(ctx, id as string, parseUsd("amount", amount as string));
+        case "show":
+          return await show(ctx, id as string);
+        // TAO deposits (cli/keys-deposit.ts).
+        case "deposit-address":
+          return await printDepositAddress(keys, id as string, cfg.json, io);
       }
-      if (verb === "list") {
-        const all = await keys.list();
-        if (cfg.json) {
-          const safe = all.map(({ hash: _hash, ...rest }) => rest);
-          io.stdout(`${JSON.stringify(safe)}\n`);
-          return 0;
-        }
-        for (const r of all) {
-          const state = r.revokedAtMs === null ? "active" : `revoked ${iso(r.revokedAtMs)}`;
-          io.stdout(
-            `${r.id}  ${r.hint}  ${r.name}  rpm=${r.limits.requestsPerMinute} tpm=${r.limits.tokensPerMinute}  ` +
-              `created ${iso(r.createdAtMs)}  ${state}\n`,
-          );
-        }
-        return 0;
-      }
-      const found = await keys.revoke(id as string, Date.now());
-      if (!found) {
-        io.stderr(`tensorclaw keys: no key with id ${JSON.stringify(id)}\n`);
-        return 1;
-      }
-      io.stdout(`revoked ${id}\n`);
-      return 0;
     } finally {
       redis?.disconnect();
     }
   },
 });
+
+/** What each verb works with. */
+interface VerbContext {
+  readonly cfg: KeysConfig;
+  readonly keys: ApiKeys;
+  readonly billing: KeysBilling;
+  readonly io: CommandIO;
+}
+
+/** The key's record, or undefined after saying on stderr that no key has this id. */
+async function findKey(ctx: VerbContext, id: string): Promise<ApiKeyRecord | undefined> {
+  const found = (await ctx.keys.list()).find((r) => r.id === id);
+  if (found === undefined) ctx.io.stderr(`tensorclaw keys: no key with id ${JSON.stringify(id)}\n`);
+  return found;
+}
+
+/**
+ * Creates a key; with --credits also its metered account and the initial
+ * credit entry. Should the account fail to open, the new key is revoked: a
+ * key meant to be metered never serves unmetered.
+ */
+async function create(ctx: VerbContext): Promise<number> {
+  const { cfg, io } = ctx;
+  const nowMs = Date.now();
+  const { key, record } = await ctx.keys.create(
+    cfg.name,
+    { requestsPerMinute: cfg.rpm, tokensPerMinute: cfg.tpm },
+    nowMs,
+  );
+  let account: { metered: true; balanceMicros: Micros; budgetDailyMicros: Micros | null } | null = null;
+  if (cfg.credits !== undefined) {
+    const credits = parseUsd("--credits", cfg.credits);
+    const budgetDailyMicros =
+      cfg.budgetDaily === undefined ? null : parseUsd("--budget-daily", cfg.budgetDaily);
+    try {
+      await ctx.billing.configure(record.id, { metered: true, budgetDailyMicros }, nowMs);
+      if (credits > 0) {
+        await ctx.billing.credit({
+          // One initial entry per key, whatever happens: a retried write cannot credit twice.
+          id: `initial:${record.id}`,
+          keyId: record.id,
+          amountMicros: credits,
+          note: INITIAL_CREDITS_NOTE,
+          source: "operator",
+          atMs: nowMs,
+        });
+      }
+    } catch (err) {
+      await ctx.keys.revoke(record.id, Date.now()).catch(() => {});
+      io.stderr(`tensorclaw keys: the account of ${record.id} could not be opened, so the key was revoked\n`);
+      throw err;
+    }
+    account = { metered: true, balanceMicros: credits, budgetDailyMicros };
+  }
+  if (cfg.json) {
+    io.stdout(
+      `${JSON.stringify({ key, id: record.id, name: record.name, limits: record.limits, account })}\n`,
+    );
+    return 0;
+  }
+  io.stdout(`${key}\n`);
+  const money =
+    account === null
+      ? "unmetered"
+      : `metered, ${usd(account.balanceMicros)} USD of credit` +
+        (account.budgetDailyMicros === null
+          ? ""
+          : `, at most ${usd(account.budgetDailyMicros)} USD per UTC day`);
+  io.stderr(
+    `Created ${record.id} (${record.name}; ${cfg.rpm} req/min, ${cfg.tpm} tokens/min; ${money}).\n` +
+      "The key above is shown once: store it now.\n",
+  );
+  return 0;
+}
+
+/** Lists every key with its limits, balance and spend (today, 30 days). */
+async function list(ctx: VerbContext): Promise<number> {
+  const all = await ctx.keys.list();
+  const nowMs = Date.now();
+  const accounts = await ctx.billing.accounts(
+    all.map((r) => r.id),
+    nowMs,
+  );
+  if (ctx.cfg.json) {
+    const rows = all.map(({ hash: _hash, ...rest }, i) => {
+      const a = accounts[i];
+      return {
+        ...rest,
+        account: {
+          metered: a?.settings?.metered === true,
+          balanceMicros: a?.balanceMicros ?? 0,
+          budgetDailyMicros: a?.settings?.budgetDailyMicros ?? null,
+          spentTodayMicros: a?.spentTodayMicros ?? 0,
+          spent30dMicros: a?.spent30dMicros ?? 0,
+        },
+      };
+    });
+    ctx.io.stdout(`${JSON.stringify(rows)}\n`);
+    return 0;
+  }
+  all.forEach((r, i) => {
+    const a = accounts[i];
+    if (a !== undefined) ctx.io.stdout(listLine(r, a));
+  });
+  return 0;
+}
+
+async function revoke(ctx: VerbContext, id: string): Promise<number> {
+  const found = await ctx.keys.revoke(id, Date.now());
+  if (!found) {
+    ctx.io.stderr(`tensorclaw keys: no key with id ${JSON.stringify(id)}\n`);
+    return 1;
+  }
+  ctx.io.stdout(`revoked ${id}\n`);
+  return 0;
+}
+
+/**
+ * Appends an audited credit entry to a known key. An unmetered key becomes
+ * metered by its first credit (it then pays for its requests out of it); a
+ * correction (negative amount) needs a metered key.
+ */
+async function credit(ctx: VerbContext, id: string, amountMicros: Micros): Promise<number> {
+  const { io } = ctx;
+  const record = await findKey(ctx, id);
+  if (record === undefined) return 1;
+  const nowMs = Date.now();
+  const [before] = await ctx.billing.accounts([id], nowMs);
+  const metered = before?.settings?.metered === true;
+  if (!metered && amountMicros < 0) {
+    io.stderr(`tensorclaw keys: ${id} is unmetered: it has no balance to correct\n`);
+    return 1;
+  }
+  if (!metered) {
+    await ctx.billing.configure(id, { metered: true, budgetDailyMicros: null }, nowMs);
+    io.stderr(`${id} was unmetered: it is metered from now on and pays for its requests from its balance\n`);
+  }
+  if (record.revokedAtMs !== null) io.stderr(`note: ${id} is revoked; the entry is kept all the same\n`);
+  const entry: CreditEntry = {
+    id: creditEntryId(nowMs),
+    keyId: id,
+    amountMicros,
+    note: ctx.cfg.note ?? "",
+    source: "operator",
+    atMs: nowMs,
+  };
+  await ctx.billing.credit(entry);
+  const [after] = await ctx.billing.accounts([id], Date.now());
+  const balanceMicros = after?.balanceMicros ?? 0;
+  if (ctx.cfg.json) {
+    io.stdout(`${JSON.stringify({ entry, balanceMicros })}\n`);
+    return 0;
+  }
+  const signed = amountMicros > 0 ? `+${usd(amountMicros)}` : usd(amountMicros);
+  io.stdout(`credited ${id} ${signed} USD (entry ${entry.id}); balance ${usd(balanceMicros)} USD\n`);
+  return 0;
+}
+
+/** Prints one key: record, account, spend by model, latest credit entries. */
+async function show(ctx: VerbContext, id: string): Promise<number> {
+  const record = await findKey(ctx, id);
+  if (record === undefined) return 1;
+  const nowMs = Date.now();
+  const [account] = await ctx.billing.accounts([id], nowMs);
+  const entries = await ctx.billing.entries(id, ctx.cfg.entries);
+  if (account === undefined) return 1;
+  if (ctx.cfg.json) {
+    const { hash: _hash, ...rest } = record;
+    ctx.io.stdout(
+      `${JSON.stringify({ ...rest, account, holdsVisible: ctx.billing.holdsVisible, entries })}\n`,
+    );
+    return 0;
+  }
+  ctx.io.stdout(showText(record, account, entries, ctx.billing.holdsVisible));
+  return 0;
+}

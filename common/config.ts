@@ -148,7 +148,10 @@ export function parseCommand<T extends object>(
       continue;
     }
     if (!arg.startsWith("--")) {
-      if (arg.startsWith("-") && arg !== "-") fail(arg, "unknown flag (flags take two dashes)");
+      // A negative number ("-2.5": a correction) is an argument, not a flag.
+      if (arg.startsWith("-") && arg !== "-" && !/^-\d/.test(arg)) {
+        fail(arg, "unknown flag (flags take two dashes)");
+      }
       positionals.push(arg);
       continue;
     }

@@ -24,6 +24,7 @@ export interface RouterConfig {
   dataDir: string;
   publicDirectory: boolean;
   openCatalogue: boolean;
+  countFreeTraffic: boolean;
   bucketS: number;
   retentionS: number;
   maxBodyBytes: number;
@@ -55,6 +56,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   dataDir: ".tensorclaw",
   publicDirectory: false,
   openCatalogue: false,
+  countFreeTraffic: false,
   bucketS: DEFAULT_LEDGER_OPTIONS.bucketMs / 1000,
   retentionS: DEFAULT_LEDGER_OPTIONS.retentionMs / 1000,
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
@@ -132,6 +134,13 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     kind: "bool",
     description:
       "Route model ids outside the catalogue too, at tier 1 (dev networks); without it only catalogue models are routed.",
+  },
+  countFreeTraffic: {
+    flag: "count-free-traffic",
+    kind: "bool",
+    description:
+      "Dev setting: free traffic (unmetered keys, free models) earns business points like paid traffic; " +
+      "without it only paid tokens earn. GetUsage says which.",
   },
   bucketS: {
     flag: "bucket-s",

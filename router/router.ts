@@ -307,7 +307,10 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       encodings,
       verdicts,
     });
-    const usage = auth.wrap(UsageReportServiceService, usageService({ ledger, logger }));
+    const usage = auth.wrap(
+      UsageReportServiceService,
+      usageService({ ledger, logger, countFreeTraffic: cfg.countFreeTraffic }),
+    );
     grpcServer.addService(usage.definition, usage.implementation);
     const directoryImpl = directoryService({
       sessions: () => hub.sessions(),
@@ -353,6 +356,12 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       { httpPort, grpcPort, ledger: redis === undefined ? "embedded" : "redis", routerId: cfg.routerId },
       "router listening",
     );
+
+    if (cfg.countFreeTraffic) {
+      logger.warn(
+        "--count-free-traffic: free traffic earns business points (a dev setting, not for a subnet)",
+      );
+    }
 
     let closing: Promise<void> | undefined;
     return {

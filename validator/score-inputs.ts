@@ -44,6 +44,8 @@ export function buildMinerInputs(
       model: m.model,
       promptTokens: Number(m.promptTokens),
       completionTokens: Number(m.completionTokens),
+      paidPromptTokens: Number(m.paidPromptTokens),
+      paidCompletionTokens: Number(m.paidCompletionTokens),
       tierMultiplier: m.tierMultiplier,
       successRate: successRate({
         served: Number(m.served),

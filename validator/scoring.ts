@@ -18,8 +18,14 @@ export interface ProbeRecord {
 /** One model's usage over the rolling window, as UsageReport gives it. */
 export interface ModelUsageInput {
   readonly model: string;
+  /** Every credited prompt token, paid or free. */
   readonly promptTokens: number;
+  /** Every credited completion token, paid or free. */
   readonly completionTokens: number;
+  /** The paid part of `promptTokens`: only paid tokens earn (README, Scoring). */
+  readonly paidPromptTokens: number;
+  /** The paid part of `completionTokens`. */
+  readonly paidCompletionTokens: number;
   /** The router's tier multiplier for this model. */
   readonly tierMultiplier: number;
   /**
@@ -62,7 +68,11 @@ export interface BaseBreakdown {
 /** One miner's full score. */
 export interface MinerScore extends BaseBreakdown {
   readonly hotkey: string;
-  /** Prompt + completion tokens in the window, all models but the failed ones. */
+  /**
+   * Prompt + completion tokens in the window that count for business (the
+   * paid ones, or all when free traffic counts), all models but the failed
+   * ones.
+   */
   readonly tokens: number;
   /** Models that earned nothing because their audits failed, sorted. */
   readonly failedModels: readonly string[];
@@ -108,10 +118,21 @@ export function baseScore(
   return { availability, probe, latencyTier, uptime, ghost: false, base };
 }
 
+/** How usage turns into business points. */
+export interface BusinessOptions {
+  /**
+   * Count free tokens too: set when the router's report says it counts
+   * free traffic (GetUsageResponse.free_traffic_counted, a dev network).
+   * Default: only paid tokens earn.
+   */
+  readonly countFreeTraffic?: boolean;
+}
+
 /**
- * Business points of one miner: Σ over models of tokens / 10,000 × tier
- * multiplier × the miner's user success rate for the model (TensorClaw's
- * addition to the seed's formula: README, Scoring). Models in
+ * Business points of one miner: Σ over models of paid tokens / 10,000 ×
+ * tier multiplier × the miner's user success rate for the model
+ * (TensorClaw's additions to the seed's formula: README, Scoring); every
+ * token instead of the paid ones with `countFreeTraffic`. Models in
  * `failedModels` (failed audits) are left out: no points, no tokens.
  * Negative or non-finite counts, multipliers and rates count as 0, and a
  * rate above 1 as 1, so a broken report cannot produce a negative, inflated
@@ -120,13 +141,17 @@ export function baseScore(
 export function businessPoints(
   usage: readonly ModelUsageInput[],
   failedModels: readonly string[] = [],
+  opts: BusinessOptions = {},
 ): { tokens: number; points: number } {
   const failed = new Set(failedModels);
+  const countFree = opts.countFreeTraffic === true;
   let tokens = 0;
   let points = 0;
   for (const u of usage) {
     if (failed.has(u.model)) continue;
-    const t = nonNegative(u.promptTokens) + nonNegative(u.completionTokens);
+    const t = countFree
+      ? nonNegative(u.promptTokens) + nonNegative(u.completionTokens)
+      : nonNegative(u.paidPromptTokens) + nonNegative(u.paidCompletionTokens);
     tokens += t;
     points += pointsOf(t, u.tierMultiplier) * Math.min(1, nonNegative(u.successRate));
   }
@@ -135,11 +160,15 @@ export function businessPoints(
 
 /**
  * Scores every miner. Business is normalised against the best miner of this
- * set (all zero when nobody served traffic). The result is sorted by hotkey
- * so equal inputs always give equal outputs.
+ * set (all zero when nobody served paid traffic). The result is sorted by
+ * hotkey so equal inputs always give equal outputs.
  */
-export function scoreMiners(inputs: readonly MinerInput[], tiers: readonly LatencyTier[]): MinerScore[] {
-  const rows = inputs.map((m) => ({ m, biz: businessPoints(m.usage, m.failedModels) }));
+export function scoreMiners(
+  inputs: readonly MinerInput[],
+  tiers: readonly LatencyTier[],
+  opts: BusinessOptions = {},
+): MinerScore[] {
+  const rows = inputs.map((m) => ({ m, biz: businessPoints(m.usage, m.failedModels, opts) }));
   const best = rows.reduce((max, r) => Math.max(max, r.biz.points), 0);
   const out = rows.map(({ m, biz }): MinerScore => {
     const b = baseScore(m.available, m.probes, tiers);

@@ -283,6 +283,8 @@ export class Validator {
     const scores = scoreMiners(
       buildMinerInputs(listing.sessions, history, usage.miners, [], failedModelsByHotkey(verdicts)),
       settings.latencyTiers,
+      // A dev router counts free traffic; a production one reports paid tokens apart and only they earn.
+      { countFreeTraffic: usage.freeTrafficCounted },
     );
     const uidOf = new Map<string, number>((mg?.neurons ?? []).map((n) => [n.hotkey, n.uid]));
     const finals = scores.map((s) => ({ hotkey: s.hotkey, score: s.final }));
@@ -306,6 +308,9 @@ export class Validator {
     if (opts.print) {
       this.#d.print(formatScoreTable(shown));
       if (mg === undefined) this.#d.print("(no metagraph: uids unknown, weights shown per hotkey)\n");
+      if (usage.freeTrafficCounted) {
+        this.#d.print("(the router counts free traffic: business includes unpaid tokens, a dev setting)\n");
+      }
     }
     logger.info(
       { miners: scores.length, weighted: weights.uids.length, block: mg?.block },

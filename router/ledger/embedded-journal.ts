@@ -9,12 +9,14 @@
  *
  * One JSON document per line:
  *
- * - `{"e":[hotkey, model, requestId, bucketStart, prompt, completion, recordedAtMs],"o":"c"}` one counted
- *   event without origin/seq; with them, three more elements: `origin, seq, markerExpiresAtMs`. `o` is
- *   the outcome's code (outcomes.ts OUTCOME_CODE); lines written before outcomes were kept have none
- *   and count as one credited request with no outcome.
+ * - `{"e":[hotkey, model, requestId, bucketStart, prompt, completion, recordedAtMs],"o":"c","p":1}` one
+ *   counted event without origin/seq; with them, three more elements: `origin, seq, markerExpiresAtMs`.
+ *   `o` is the outcome's code (outcomes.ts OUTCOME_CODE); lines written before outcomes were kept have
+ *   none and count as one credited request with no outcome. `p: 1` marks a paid event (its tokens count
+ *   as paid too); without it (free, or written before paid tokens were kept) none are paid.
  * - `{"b":[hotkey, model, bucketStart, prompt, completion, requests, served, failedBeforeOutput,
- *   failedAfterOutput, deadlineCut]}` an aggregated bucket (from compaction; older ones stop at requests)
+ *   failedAfterOutput, deadlineCut, paidPrompt, paidCompletion]}` an aggregated bucket (from compaction;
+ *   older ones stop at requests or at deadlineCut)
  * - `{"i":[hotkey, requestId, expiresAtMs]}` a remembered request id (from compaction)
  * - `{"s":[hotkey, origin, chunk, expiresAtMs, base64 bitmap]}` a seen-bitmap chunk (from compaction)
  * - `{"t":[model, multiplier or null, atMs]}` a tier change
@@ -26,7 +28,7 @@ import { dirname } from "node:path";
 import type { UsageEvent, UsageOutcome } from "../usage/event.js";
 import type { EmbeddedLedgerState } from "./embedded-state.js";
 import { dedupeTtlMs, ORIGIN_PATTERN, SEEN_CHUNK_BITS } from "./ledger.js";
-import { countsOf, OUTCOME_CODE } from "./outcomes.js";
+import { COUNT_FIELDS, countsOf, OUTCOME_CODE } from "./outcomes.js";
 
 const OUTCOME_BY_CODE = new Map(Object.entries(OUTCOME_CODE).map(([o, code]) => [code, o as UsageOutcome]));
 
@@ -77,11 +79,13 @@ function applyLine(state: EmbeddedLedgerState, line: string, ttl: number): boole
       state.ids.delete(`${hk}\n${id}`);
       state.ids.set(`${hk}\n${id}`, at + ttl);
     }
-    let counts: readonly number[] = [p, c, 1];
+    if (rec.p !== undefined && rec.p !== 1) return false;
+    const paid = rec.p === 1;
+    let counts: readonly number[] = paid ? [p, c, 1, 0, 0, 0, 0, p, c] : [p, c, 1];
     if (rec.o !== undefined) {
       const outcome = OUTCOME_BY_CODE.get(rec.o as string);
       if (outcome === undefined) return false;
-      counts = countsOf({ outcome, promptTokens: p, completionTokens: c } as UsageEvent);
+      counts = countsOf({ outcome, promptTokens: p, completionTokens: c, paid } as UsageEvent);
     }
     state.add(hk, model, b, counts, Number.NEGATIVE_INFINITY);
     return true;
@@ -99,7 +103,7 @@ function applyLine(state: EmbeddedLedgerState, line: string, ttl: number): boole
   }
   if (Array.isArray(rec.b)) {
     const [hk, model, b, ...counts] = rec.b as unknown[];
-    if (!str(hk) || !str(model) || !num(b) || (counts.length !== 3 && counts.length !== 7)) return false;
+    if (!str(hk) || !str(model) || !num(b) || ![3, 7, COUNT_FIELDS].includes(counts.length)) return false;
     if (!counts.every(num)) return false;
     state.add(hk, model, b, counts, Number.NEGATIVE_INFINITY);
     return true;

@@ -24,7 +24,7 @@ import {
   type UsageReport,
   windowEdges,
 } from "./ledger.js";
-import { addCounts, countsFrom, countsOf, OUTCOME_CODE, outcomesOf } from "./outcomes.js";
+import { addCounts, countsFrom, countsOf, OUTCOME_CODE, outcomesOf, paidOf } from "./outcomes.js";
 
 /**
  * The in-process ledger for a single machine (no Redis): the same semantics
@@ -151,7 +151,13 @@ export class EmbeddedLedger implements UsageLedger {
         this.#state.ids.set(idKey, nowMs + ttl);
       }
       this.#state.add(e.minerHotkey, e.model, b, countsOf(e), cutoff);
-      lines.push(JSON.stringify({ e: line, o: OUTCOME_CODE[e.outcome] }));
+      lines.push(
+        JSON.stringify(
+          e.paid === true
+            ? { e: line, o: OUTCOME_CODE[e.outcome], p: 1 }
+            : { e: line, o: OUTCOME_CODE[e.outcome] },
+        ),
+      );
       result.counted++;
     }
     if (lines.length > 0) await this.#append(lines, nowMs);
@@ -177,12 +183,15 @@ export class EmbeddedLedger implements UsageLedger {
           model,
           promptTokens: p,
           completionTokens: c,
+          ...paidOf(sum),
           requests: r,
           outcomes: outcomesOf(sum),
         });
       }
     }
-    return buildReport(rows, this.#state.tiers, nowMs, query.windowMs, this.options);
+    return buildReport(rows, this.#state.tiers, nowMs, query.windowMs, this.options, {
+      countFreeTraffic: query.countFreeTraffic === true,
+    });
   }
 
   async setTier(model: string, multiplier: number, nowMs: number): Promise<void> {

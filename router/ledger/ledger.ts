@@ -4,8 +4,9 @@ import { USAGE_OUTCOMES, type UsageEvent } from "../usage/event.js";
 import type { OutcomeCounts } from "./outcomes.js";
 
 /**
- * The usage ledger: how many tokens each miner served for paying users, per
- * model, in time buckets over a rolling window. Two implementations share
+ * The usage ledger: how many tokens each miner served for users, and how
+ * many of them were paid for, per model, in time buckets over a rolling
+ * window. Two implementations share
  * this contract and one test suite: `RedisLedger` (production, shared by
  * router replicas) and `EmbeddedLedger` (one process, persisted to a file).
  *
@@ -30,8 +31,14 @@ import type { OutcomeCounts } from "./outcomes.js";
  *     finish time), about 90 bytes per request for a day.
  *   The two keys are separate: an event is a duplicate only of an event
  *   with the same kind of key.
- * - Business points = (prompt + completion) / 10,000 × the model's current
- *   tier multiplier (1 when none is set), summed over models.
+ * - Paid tokens are counted apart: an event with `paid: true` adds its
+ *   prompt and completion to the paid counts as well as to the totals
+ *   (usage recorded before paid tokens were kept reads as 0 paid).
+ * - Business points = (paid prompt + paid completion) / 10,000 × the model's
+ *   current tier multiplier (1 when none is set), summed over models: only
+ *   tokens somebody paid for earn (README, Scoring). A report asked with
+ *   `countFreeTraffic` (a dev network's setting, not stored) counts every
+ *   token instead.
  */
 
 /** Bucket length and retention, in ms. */
@@ -83,25 +90,36 @@ export interface RecordResult {
   invalid: number;
 }
 
-/** One model of one miner over a window. */
-export interface ModelTotals {
-  readonly model: string;
+/** Token counts of one (miner, model) or one miner: all of them, and the paid part. */
+export interface TokenCounts {
+  /** Every credited prompt token, paid or free. */
   readonly promptTokens: number;
+  /** Every credited completion token, paid or free. */
   readonly completionTokens: number;
+  /** The part of `promptTokens` from paid requests (`UsageEvent.paid`). */
+  readonly paidPromptTokens: number;
+  /** The part of `completionTokens` from paid requests. */
+  readonly paidCompletionTokens: number;
+}
+
+/** One model of one miner over a window. */
+export interface ModelTotals extends TokenCounts {
+  readonly model: string;
   readonly requests: number;
   /** User-request outcomes (see outcomes.ts). */
   readonly outcomes: OutcomeCounts;
   readonly tierMultiplier: number;
-  /** Tokens / 10,000 × tier; the validator applies the success rate (README, Scoring). */
+  /**
+   * Paid tokens (every token when the report counts free traffic) / 10,000
+   * × tier; the validator applies the success rate (README, Scoring).
+   */
   readonly businessPoints: number;
 }
 
 /** One miner over a window; models sorted by points (then id). */
-export interface MinerTotals {
+export interface MinerTotals extends TokenCounts {
   readonly hotkey: string;
   readonly models: readonly ModelTotals[];
-  readonly promptTokens: number;
-  readonly completionTokens: number;
   readonly requests: number;
   readonly businessPoints: number;
 }
@@ -114,6 +132,8 @@ export interface UsageReport {
   /** Exclusive: the end of the current bucket. */
   readonly windowEndMs: number;
   readonly bucketMs: number;
+  /** True when business points count free tokens too (`UsageQuery.countFreeTraffic`). */
+  readonly freeTrafficCounted: boolean;
   readonly miners: readonly MinerTotals[];
 }
 
@@ -125,14 +145,17 @@ export interface UsageQuery {
   readonly hotkeys?: readonly string[];
   /** The report clock. */
   readonly nowMs: number;
+  /**
+   * Business points from every token, paid or not (a dev network's setting:
+   * the router's `--count-free-traffic`). Absent or false: paid tokens only.
+   */
+  readonly countFreeTraffic?: boolean;
 }
 
 /** Raw counts of one (miner, model) over a window, before tiers apply. */
-export interface RawCounts {
+export interface RawCounts extends TokenCounts {
   readonly hotkey: string;
   readonly model: string;
-  readonly promptTokens: number;
-  readonly completionTokens: number;
   readonly requests: number;
   readonly outcomes: OutcomeCounts;
 }
@@ -277,9 +300,17 @@ const byPoints =
   (a: T, b: T) =>
     b.businessPoints - a.businessPoints || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 
+/** How `buildReport` turns counts into points. */
+export interface ReportOptions {
+  /** Points from every token, not only paid ones (see `UsageQuery.countFreeTraffic`). */
+  readonly countFreeTraffic?: boolean;
+}
+
 /**
  * Builds a report from raw per-(miner, model) counts and the tier map. Rows
  * with no requests and no tokens are left out (no traffic in the window).
+ * Points come from the paid tokens, or from every token with
+ * `countFreeTraffic`.
  */
 export function buildReport(
   rows: readonly RawCounts[],
@@ -287,43 +318,58 @@ export function buildReport(
   nowMs: number,
   windowMs: number,
   opts: LedgerOptions,
+  report: ReportOptions = {},
 ): UsageReport {
   const { startMs, endMs } = windowEdges(nowMs, windowMs, opts.bucketMs);
+  const countFree = report.countFreeTraffic === true;
   const perMiner = new Map<string, ModelTotals[]>();
   for (const r of rows) {
     const o = r.outcomes;
     const attempts = o.served + o.failedBeforeOutput + o.failedAfterOutput + o.deadlineCut;
     if (r.requests === 0 && r.promptTokens === 0 && r.completionTokens === 0 && attempts === 0) continue;
     const tierMultiplier = tiers.get(r.model) ?? DEFAULT_TIER_MULTIPLIER;
+    const earning = countFree
+      ? r.promptTokens + r.completionTokens
+      : r.paidPromptTokens + r.paidCompletionTokens;
     const list = perMiner.get(r.hotkey) ?? [];
     list.push({
       model: r.model,
       promptTokens: r.promptTokens,
       completionTokens: r.completionTokens,
+      paidPromptTokens: r.paidPromptTokens,
+      paidCompletionTokens: r.paidCompletionTokens,
       requests: r.requests,
       outcomes: r.outcomes,
       tierMultiplier,
-      businessPoints: businessPoints(r.promptTokens + r.completionTokens, tierMultiplier),
+      businessPoints: businessPoints(earning, tierMultiplier),
     });
     perMiner.set(r.hotkey, list);
   }
   const miners: MinerTotals[] = [];
   for (const [hotkey, models] of perMiner) {
     models.sort(byPoints<ModelTotals>((m) => m.model));
-    let p = 0;
-    let c = 0;
+    const sum = { promptTokens: 0, completionTokens: 0, paidPromptTokens: 0, paidCompletionTokens: 0 };
     let n = 0;
     let pts = 0;
     for (const m of models) {
-      p += m.promptTokens;
-      c += m.completionTokens;
+      sum.promptTokens += m.promptTokens;
+      sum.completionTokens += m.completionTokens;
+      sum.paidPromptTokens += m.paidPromptTokens;
+      sum.paidCompletionTokens += m.paidCompletionTokens;
       n += m.requests;
       pts += m.businessPoints;
     }
-    miners.push({ hotkey, models, promptTokens: p, completionTokens: c, requests: n, businessPoints: pts });
+    miners.push({ hotkey, models, ...sum, requests: n, businessPoints: pts });
   }
   miners.sort(byPoints<MinerTotals>((m) => m.hotkey));
-  return { reportTimeMs: nowMs, windowStartMs: startMs, windowEndMs: endMs, bucketMs: opts.bucketMs, miners };
+  return {
+    reportTimeMs: nowMs,
+    windowStartMs: startMs,
+    windowEndMs: endMs,
+    bucketMs: opts.bucketMs,
+    freeTrafficCounted: countFree,
+    miners,
+  };
 }
 
 /** An all-zero result to add to. */

@@ -25,13 +25,21 @@ export const NO_OUTCOMES: OutcomeCounts = Object.freeze({
 /**
  * What one bucket holds per (miner, model), in storage order: prompt,
  * completion, requests (credited ones: completed or cancelled), then the
- * outcome counts served, failed before output, failed after output, cut.
- * Buckets written before outcomes were kept have the first three only.
+ * outcome counts served, failed before output, failed after output, cut,
+ * then the paid part of the tokens: paid prompt, paid completion (the
+ * tokens of events with `paid: true`, already inside prompt and completion).
+ * Buckets written before outcomes were kept have the first three only;
+ * buckets written before paid tokens were kept have seven (0 paid).
  */
-export type Counts = [number, number, number, number, number, number, number];
+export type Counts = [number, number, number, number, number, number, number, number, number];
 
 /** Number of values in Counts. */
-export const COUNT_FIELDS = 7;
+export const COUNT_FIELDS = 9;
+
+/** Index of the paid prompt tokens in Counts. */
+export const PAID_PROMPT_AT = 7;
+/** Index of the paid completion tokens in Counts. */
+export const PAID_COMPLETION_AT = 8;
 
 /** The one-letter code of an outcome in the Redis record script's event encoding. */
 export const OUTCOME_CODE: Readonly<Record<UsageOutcome, string>> = Object.freeze({
@@ -54,6 +62,8 @@ export function countsOf(e: UsageEvent): Counts {
     o === "failed_early" ? 1 : 0,
     o === "failed" ? 1 : 0,
     o === "cut" ? 1 : 0,
+    e.paid === true ? e.promptTokens : 0,
+    e.paid === true ? e.completionTokens : 0,
   ];
 }
 
@@ -63,9 +73,14 @@ export function addCounts(a: Counts, b: readonly number[]): Counts {
   return a;
 }
 
-/** Counts from a stored row of 3 (older buckets) or 7 numbers. */
+/** Counts from a stored row of 3 or 7 (older buckets) or 9 numbers. */
 export function countsFrom(row: readonly number[]): Counts {
-  return addCounts([0, 0, 0, 0, 0, 0, 0], row);
+  return addCounts([0, 0, 0, 0, 0, 0, 0, 0, 0], row);
+}
+
+/** The paid prompt and completion tokens of a Counts (0 in rows written before they were kept). */
+export function paidOf(c: readonly number[]): { paidPromptTokens: number; paidCompletionTokens: number } {
+  return { paidPromptTokens: c[PAID_PROMPT_AT] ?? 0, paidCompletionTokens: c[PAID_COMPLETION_AT] ?? 0 };
 }
 
 /** The outcome part of a Counts. */

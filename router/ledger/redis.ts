@@ -22,7 +22,7 @@ import {
   type UsageReport,
   windowEdges,
 } from "./ledger.js";
-import { COUNT_FIELDS, OUTCOME_CODE, outcomesOf } from "./outcomes.js";
+import { COUNT_FIELDS, OUTCOME_CODE, outcomesOf, paidOf } from "./outcomes.js";
 
 /**
  * The production ledger on Redis (see router/ledger/lua/*.lua for each
@@ -33,7 +33,7 @@ import { COUNT_FIELDS, OUTCOME_CODE, outcomesOf } from "./outcomes.js";
  * |---|---|---|
  * | `P{hk}:models` | ZSET | model → latest bucket start seen |
  * | `P{hk}:b` | ZSET | `<bucket start>:<model>`, score = bucket start |
- * | `P{hk}:h` | HASH | `<bucket start>:<model>` → "prompt,completion,requests"; `t:<model>` → running total |
+ * | `P{hk}:h` | HASH | `<bucket start>:<model>` → "prompt,completion,requests,…" (the Counts of outcomes.ts); `t:<model>` → running total |
  * | `P{hk}:seen:<origin>:<chunk>` | STRING | bitmap: bit `seq % 65536` of chunk `floor(seq / 65536)` is set once the event (origin, seq) is counted; expires when the newest event marked in it can no longer count |
  * | `P{hk}:ids:<bucket>` | SET | request ids counted with a finish time in that bucket (events without origin/seq); expires when the bucket can no longer count |
  * | `Pminers` | ZSET | hotkey → last recording time (index of miners with traffic) |
@@ -204,7 +204,7 @@ export class RedisLedger implements UsageLedger {
         const args: (string | number)[] = [nowMs, bucketMs, cutoff, keep];
         for (const e of chunk) {
           const tail = `\t${e.model}\t${e.finishedAtMs}\t${e.promptTokens}\t${e.completionTokens}\t`;
-          const outcome = `\t${OUTCOME_CODE[e.outcome]}`;
+          const outcome = `\t${OUTCOME_CODE[e.outcome]}\t${e.paid === true ? 1 : 0}`;
           if (hasSeq(e)) {
             const { chunk: c, bit } = seenSlot(e.seq);
             keys.push(k.seen(hk, e.origin, c));
@@ -264,12 +264,15 @@ export class RedisLedger implements UsageLedger {
           model: String(flat[j]),
           promptTokens: counts[0] ?? 0,
           completionTokens: counts[1] ?? 0,
+          ...paidOf(counts),
           requests: counts[2] ?? 0,
           outcomes: outcomesOf(counts),
         });
       }
     });
-    const report = buildReport(rows, tiers, nowMs, query.windowMs, this.options);
+    const report = buildReport(rows, tiers, nowMs, query.windowMs, this.options, {
+      countFreeTraffic: query.countFreeTraffic === true,
+    });
     if (!filtered && query.windowMs === this.options.retentionMs) await this.#storeLeaderboard(report);
     return report;
   }

@@ -22,6 +22,12 @@ export const MAX_FILTER_HOTKEYS = 4096;
 /** What the UsageReport service reads. */
 export interface UsageServiceDeps {
   readonly ledger: UsageLedger;
+  /**
+   * Business points from every token, paid or free (the router's
+   * `--count-free-traffic`, a dev setting); reported as
+   * `free_traffic_counted`. Default: paid tokens only.
+   */
+  readonly countFreeTraffic?: boolean;
   readonly clock?: () => number;
   readonly logger?: Logger;
 }
@@ -33,16 +39,21 @@ export function toGetUsageResponse(r: UsageReport): GetUsageResponse {
     windowStartMs: BigInt(r.windowStartMs),
     windowEndMs: BigInt(r.windowEndMs),
     bucketMs: r.bucketMs,
+    freeTrafficCounted: r.freeTrafficCounted,
     miners: r.miners.map((m) => ({
       hotkey: m.hotkey,
       promptTokens: BigInt(m.promptTokens),
       completionTokens: BigInt(m.completionTokens),
+      paidPromptTokens: BigInt(m.paidPromptTokens),
+      paidCompletionTokens: BigInt(m.paidCompletionTokens),
       requests: BigInt(m.requests),
       businessPoints: m.businessPoints,
       models: m.models.map((x) => ({
         model: x.model,
         promptTokens: BigInt(x.promptTokens),
         completionTokens: BigInt(x.completionTokens),
+        paidPromptTokens: BigInt(x.paidPromptTokens),
+        paidCompletionTokens: BigInt(x.paidCompletionTokens),
         requests: BigInt(x.requests),
         tierMultiplier: x.tierMultiplier,
         businessPoints: x.businessPoints,
@@ -91,7 +102,12 @@ export async function getUsage(deps: UsageServiceDeps, req: GetUsageRequest): Pr
   const nowMs = (deps.clock ?? Date.now)();
   let report: UsageReport;
   try {
-    report = await deps.ledger.usage({ nowMs, windowMs, hotkeys: req.hotkeys });
+    report = await deps.ledger.usage({
+      nowMs,
+      windowMs,
+      hotkeys: req.hotkeys,
+      countFreeTraffic: deps.countFreeTraffic === true,
+    });
   } catch (err) {
     if (err instanceof TensorClawError) throw err;
     throw new TensorClawError("unavailable", "the usage ledger cannot be read right now", { cause: err });

@@ -91,4 +91,41 @@ describe("embedded usage ledger", () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it("replays journal lines written before paid tokens were kept as free, and paid lines as paid", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tc-ledger-"));
+    try {
+      const path = join(dir, "ledger.jsonl");
+      await appendFile(
+        path,
+        `${[
+          // Before paid tokens: an event line without `p`, a seven-number bucket.
+          JSON.stringify({ e: ["5Old", "m", "r1", T0, 10, 5, T0], o: "c" }),
+          JSON.stringify({ b: ["5Old", "m", T0, 20, 2, 2, 2, 0, 0, 0] }),
+          // Now: a paid event and a nine-number bucket (paid 4 + 1).
+          JSON.stringify({ e: ["5Old", "m", "r2", T0, 30, 3, T0], o: "c", p: 1 }),
+          JSON.stringify({ b: ["5Old", "m", T0, 8, 1, 1, 1, 0, 0, 0, 4, 1] }),
+          // A paid mark that is not 1 is a corrupt line, skipped.
+          JSON.stringify({ e: ["5Old", "m", "r3", T0, 500, 0, T0], o: "c", p: true }),
+        ].join("\n")}\n`,
+      );
+      const ledger = await EmbeddedLedger.open({ ...CONTRACT_OPTIONS, path, nowMs: T0 });
+      expect(ledger.corruptLines).to.equal(1);
+      const m = (await ledger.usage({ nowMs: T0, windowMs: 86_400_000 })).miners[0];
+      await ledger.close();
+      expect(m).to.deep.include({
+        promptTokens: 68,
+        completionTokens: 11,
+        paidPromptTokens: 34,
+        paidCompletionTokens: 4,
+        requests: 5,
+      });
+      // Compacted on open: the bucket is written back with its paid counts.
+      const lines = (await readFile(path, "utf8")).trim().split("\n");
+      const bucket = lines.map((l) => JSON.parse(l) as { b?: unknown[] }).find((d) => d.b !== undefined);
+      expect(bucket?.b).to.deep.equal(["5Old", "m", T0, 68, 11, 5, 5, 0, 0, 0, 34, 4]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -144,6 +144,33 @@ describe("Redis usage ledger", () => {
       failedAfterOutput: 0,
       deadlineCut: 0,
     });
-    expect(await c.hget(`${prefix}{5Old}:h`, `${T0}:m`)).to.equal("10,5,1,0,1,0,0");
+    expect(await c.hget(`${prefix}{5Old}:h`, `${T0}:m`)).to.equal("10,5,1,0,1,0,0,0,0");
+  });
+
+  it("reads buckets written before paid tokens were kept as free, and adds paid tokens to them", async () => {
+    const prefix = randomPrefix();
+    const c = client();
+    const ledger = new RedisLedger(c, CONTRACT_OPTIONS, prefix);
+    // What a router before paid tokens left: seven numbers per bucket and running total.
+    await c.zadd(`${prefix}{5Old}:models`, T0, "m");
+    await c.zadd(`${prefix}{5Old}:b`, T0, `${T0}:m`);
+    await c.hset(`${prefix}{5Old}:h`, `${T0}:m`, "10,5,1,1,0,0,0", "t:m", "10,5,1,1,0,0,0");
+    await c.zadd(`${prefix}miners`, T0, "5Old");
+    const before = (await ledger.usage({ nowMs: T0, windowMs: 86_400_000 })).miners[0];
+    expect(before).to.deep.include({ promptTokens: 10, paidPromptTokens: 0, paidCompletionTokens: 0 });
+    expect(before?.businessPoints).to.equal(0);
+    await ledger.record(
+      [usageEvent({ minerHotkey: "5Old", model: "m", promptTokens: 20_000, completionTokens: 3 })],
+      T0,
+    );
+    const after = (await ledger.usage({ nowMs: T0, windowMs: 86_400_000 })).miners[0];
+    expect(after).to.deep.include({
+      promptTokens: 20_010,
+      paidPromptTokens: 20_000,
+      paidCompletionTokens: 3,
+    });
+    expect(after?.businessPoints).to.be.closeTo(2.0003, 1e-12);
+    expect(await c.hget(`${prefix}{5Old}:h`, `${T0}:m`)).to.equal("20010,8,2,2,0,0,0,20000,3");
+    expect(await c.hget(`${prefix}{5Old}:h`, "t:m")).to.equal("20010,8,2,2,0,0,0,20000,3");
   });
 });

@@ -158,6 +158,42 @@ describe("validator services over a real gRPC server (signed calls, health, refl
     expect(only.windowStartMs).to.equal(BigInt(end - 3_600_000));
   });
 
+  it("reports paid and free tokens apart over the wire, and points from paid ones unless free traffic counts", async () => {
+    const now = Date.now();
+    await ledger.record(
+      [
+        usageEvent({ minerHotkey: minerA.address, model: "m", promptTokens: 3000, completionTokens: 1000 }),
+        usageEvent({ minerHotkey: minerA.address, model: "m", paid: false, promptTokens: 40_000 }),
+        usageEvent({ minerHotkey: minerB.address, model: "m", paid: false, promptTokens: 90_000 }),
+      ].map((e) => ({ ...e, finishedAtMs: now })),
+      now,
+    );
+    const res = await ask();
+    expect(res.freeTrafficCounted).to.equal(false);
+    const rows = (r: GetUsageResponse) =>
+      r.miners.map((m) => [
+        m.hotkey,
+        m.promptTokens,
+        m.paidPromptTokens,
+        m.paidCompletionTokens,
+        m.models[0]?.paidPromptTokens,
+        m.models[0]?.paidCompletionTokens,
+        m.businessPoints,
+        m.models[0]?.businessPoints,
+      ]);
+    expect(rows(res)).to.deep.equal([
+      [minerA.address, 43_000n, 3000n, 1000n, 3000n, 1000n, 0.4, 0.4],
+      [minerB.address, 90_000n, 0n, 0n, 0n, 0n, 0, 0],
+    ]);
+    // The same ledger behind a router run with --count-free-traffic.
+    const dev = await getUsage({ ledger, countFreeTraffic: true }, GetUsageRequest.fromPartial({}));
+    expect(dev.freeTrafficCounted).to.equal(true);
+    expect(rows(dev)).to.deep.equal([
+      [minerB.address, 90_000n, 0n, 0n, 0n, 0n, 9.005, 9.005],
+      [minerA.address, 43_000n, 3000n, 1000n, 3000n, 1000n, 4.405, 4.405],
+    ]);
+  });
+
   it("answers a default (0 s) window with the whole retention when the ledger keeps less than 24 h", async () => {
     const now = T0 + 30 * 60_000 + 123;
     const end = T0 + 31 * 60_000;

@@ -75,6 +75,8 @@ describe("validator end to end (real router services, real tunnels)", () => {
           outcome: "completed",
           startedAtMs: now - 1000,
           finishedAtMs: now,
+          // A paid request: only paid tokens earn.
+          paid: true,
         },
       ],
       now,

@@ -24,26 +24,31 @@ import {
   startRouterStandIn,
 } from "../support/validator-router.js";
 
-const usage = (hotkey: string, tokens: bigint, tierMultiplier = 1): MinerUsage => ({
+/** Usage of one model: `tokens` prompt tokens, of which `paid` were paid for (default: all). */
+const usage = (hotkey: string, tokens: bigint, tierMultiplier = 1, paid = tokens): MinerUsage => ({
   hotkey,
   models: [
     {
       model: "m",
       promptTokens: tokens,
       completionTokens: 0n,
+      paidPromptTokens: paid,
+      paidCompletionTokens: 0n,
       served: 0n,
       failedBeforeOutput: 0n,
       failedAfterOutput: 0n,
       deadlineCut: 0n,
       requests: 1n,
       tierMultiplier,
-      businessPoints: (Number(tokens) / 10_000) * tierMultiplier,
+      businessPoints: (Number(paid) / 10_000) * tierMultiplier,
     },
   ],
   promptTokens: tokens,
   completionTokens: 0n,
+  paidPromptTokens: paid,
+  paidCompletionTokens: 0n,
   requests: 1n,
-  businessPoints: (Number(tokens) / 10_000) * tierMultiplier,
+  businessPoints: (Number(paid) / 10_000) * tierMultiplier,
 });
 
 describe("validator loop (real gRPC router stand-in, file state)", () => {
@@ -116,6 +121,27 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     expect(table).to.match(/-\s+5SLOW\s+yes\s+pass\s+40\s+100\.0\s+100000\s+100\.00\s+98\.80\s+65535/);
     expect(table).to.match(/-\s+5GHOST\s+yes\s+ghost\s+0\s+0\.0\s+0\s+0\.00\s+0\.00\s+0\s+-$/m);
     expect(table).to.contain("no metagraph");
+  });
+
+  it("scores paid tokens only, unless the router says it counts free traffic", async () => {
+    // SELF fed itself 10 M free tokens and paid for 10,000; FAST has 100,000 paid.
+    router.script.sessions = [session("5FAST"), session("5SELF")];
+    router.script.usage = [usage("5FAST", 100_000n), usage("5SELF", 10_000_000n, 1, 10_000n)];
+    const printed: string[] = [];
+    const v = await make([router.url], printed);
+    await v.probeRound();
+    const paid = await v.scorePass({ submit: false, print: true });
+    const by = new Map(paid?.scores.map((s) => [s.hotkey, s]));
+    expect(by.get("5FAST")).to.deep.include({ business: 100, tokens: 100_000 });
+    expect(by.get("5SELF")).to.deep.include({ business: 10, tokens: 10_000 });
+    expect(printed.join("")).to.not.contain("counts free traffic");
+    // A dev router: every token earns, and the table says so.
+    router.script.freeTrafficCounted = true;
+    const dev = await v.scorePass({ submit: false, print: true });
+    const devBy = new Map(dev?.scores.map((s) => [s.hotkey, s]));
+    expect(devBy.get("5SELF")).to.deep.include({ business: 100, tokens: 10_000_000 });
+    expect(devBy.get("5FAST")?.business).to.be.closeTo(1, 1e-9);
+    expect(printed.join("")).to.contain("the router counts free traffic");
   });
 
   it("keeps uptime history across a restart", async () => {

@@ -29,7 +29,7 @@ const MIN = 60_000;
 
 let seq = 0;
 
-/** A usage event with defaults. */
+/** A usage event with defaults: a paid request (pass `paid: false` for free traffic). */
 export function usageEvent(over: Partial<UsageEvent> = {}): UsageEvent {
   seq++;
   return {
@@ -41,6 +41,7 @@ export function usageEvent(over: Partial<UsageEvent> = {}): UsageEvent {
     outcome: "completed",
     startedAtMs: T0,
     finishedAtMs: T0,
+    paid: true,
     ...over,
   };
 }
@@ -168,6 +169,110 @@ export function ledgerContract(name: string, make: () => Promise<LedgerHarness>)
         failedAfterOutput: 0,
         deadlineCut: 0,
       });
+    });
+
+    it("counts paid tokens apart from free ones and earns points from paid tokens only", async () => {
+      // An event from a router that never said (no `paid` field) is free.
+      const { paid: _, ...unsaid } = usageEvent({ promptTokens: 7_000, completionTokens: 0 });
+      const evs = [
+        usageEvent({ promptTokens: 6_000, completionTokens: 4_000 }),
+        usageEvent({ paid: false, promptTokens: 50_000, completionTokens: 30_000 }),
+        unsaid,
+        usageEvent({ model: "model-y", promptTokens: 1_000, completionTokens: 1_500 }),
+        usageEvent({ model: "model-y", paid: false, promptTokens: 9_000, completionTokens: 0 }),
+        // A miner sending itself free traffic: the most tokens, no points.
+        usageEvent({ minerHotkey: "miner-self", paid: false, promptTokens: 500_000, completionTokens: 1 }),
+      ];
+      await ledger.setTier("model-y", 2, T0);
+      expect(await ledger.record(evs, T0)).to.deep.equal(res({ counted: 6 }));
+      const check = async (r: UsageReport) => {
+        expect(r.freeTrafficCounted).to.equal(false);
+        expect(r.miners.map((m) => [m.hotkey, m.businessPoints])).to.deep.equal([
+          ["miner-a", 1 + 0.5],
+          ["miner-self", 0],
+        ]);
+        const [a, self] = r.miners;
+        expect(a?.models.map((x) => [x.model, x.paidPromptTokens, x.paidCompletionTokens])).to.deep.equal([
+          ["model-x", 6_000, 4_000],
+          ["model-y", 1_000, 1_500],
+        ]);
+        // The totals still hold every token, paid or free.
+        expect(a).to.deep.include({
+          promptTokens: 6_000 + 50_000 + 7_000 + 1_000 + 9_000,
+          completionTokens: 4_000 + 30_000 + 1_500,
+          paidPromptTokens: 7_000,
+          paidCompletionTokens: 5_500,
+          requests: 5,
+        });
+        expect(self).to.deep.include({ promptTokens: 500_000, paidPromptTokens: 0, paidCompletionTokens: 0 });
+      };
+      await check(await report(T0));
+      // Twice: the embedded ledger then loads its compacted form.
+      ledger = await h.reopen(T0 + MIN);
+      await check(await report(T0 + MIN));
+      ledger = await h.reopen(T0 + 2 * MIN);
+      await check(await report(T0 + 2 * MIN));
+    });
+
+    it("counts free traffic like paid when the report is asked to", async () => {
+      await ledger.record(
+        [
+          usageEvent({ promptTokens: 10_000, completionTokens: 0 }),
+          usageEvent({ paid: false, promptTokens: 20_000, completionTokens: 10_000 }),
+          usageEvent({ minerHotkey: "miner-self", paid: false, promptTokens: 50_000, completionTokens: 0 }),
+        ],
+        T0,
+      );
+      const all = await ledger.usage({ nowMs: T0, windowMs: DAY, countFreeTraffic: true });
+      expect(all.freeTrafficCounted).to.equal(true);
+      expect(all.miners.map((m) => [m.hotkey, m.businessPoints])).to.deep.equal([
+        ["miner-self", 5],
+        ["miner-a", 4],
+      ]);
+      // The paid counts are reported all the same, and the setting is not stored.
+      expect(all.miners[1]).to.deep.include({ paidPromptTokens: 10_000, paidCompletionTokens: 0 });
+      const paidOnly = await report(T0);
+      expect(paidOnly.freeTrafficCounted).to.equal(false);
+      expect(paidOnly.miners.map((m) => [m.hotkey, m.businessPoints])).to.deep.equal([
+        ["miner-a", 1],
+        ["miner-self", 0],
+      ]);
+    });
+
+    it("keeps paid counts exact over shorter windows and as buckets expire", async () => {
+      const paidAt = (m: number, p: number) =>
+        usageEvent({ finishedAtMs: T0 + m * MIN, promptTokens: p, completionTokens: 1 });
+      const freeAt = (m: number, p: number) => ({ ...paidAt(m, p), paid: false });
+      await ledger.record(
+        [paidAt(0, 10), freeAt(0, 1000), paidAt(90, 20), freeAt(120, 2000), paidAt(120, 40)],
+        T0 + 120 * MIN,
+      );
+      const paid = (r: UsageReport) => [r.miners[0]?.paidPromptTokens, r.miners[0]?.paidCompletionTokens];
+      expect(paid(await report(T0 + 120 * MIN))).to.deep.equal([70, 3]);
+      // One hour: minutes 61..120.
+      expect(paid(await report(T0 + 120 * MIN, HOUR))).to.deep.equal([60, 2]);
+      // Minute 0 expires; a new event trims it from the running totals.
+      await ledger.record([paidAt(24 * 60 + 1, 5)], T0 + DAY + MIN);
+      const later = await report(T0 + DAY + MIN);
+      expect(paid(later)).to.deep.equal([65, 3]);
+      expect(later.miners[0]?.promptTokens).to.equal(2065);
+      expect(later.miners[0]?.businessPoints).to.be.closeTo(68 / 10_000, 1e-12);
+    });
+
+    it("counts a replay's paid tokens once, and a replay cannot turn free tokens into paid ones", async () => {
+      const free = usageEvent({ origin: "o-p", seq: 1, paid: false, promptTokens: 100, completionTokens: 0 });
+      const byId = usageEvent({ paid: true, promptTokens: 30, completionTokens: 0 });
+      expect(await ledger.record([free, byId], T0)).to.deep.equal(res({ counted: 2 }));
+      expect(
+        await ledger.record([{ ...free, paid: true }, byId, { ...byId, paid: false }], T0 + MIN),
+      ).to.deep.equal(res({ duplicates: 3 }));
+      ledger = await h.reopen(T0 + HOUR);
+      expect(await ledger.record([{ ...free, paid: true }, byId], T0 + HOUR)).to.deep.equal(
+        res({ duplicates: 2 }),
+      );
+      const m = (await report(T0 + HOUR)).miners[0];
+      expect(m).to.deep.include({ promptTokens: 130, paidPromptTokens: 30, requests: 2 });
+      expect(m?.businessPoints).to.be.closeTo(30 / 10_000, 1e-12);
     });
 
     it("sums shorter windows exactly to the bucket", async () => {

@@ -133,6 +133,8 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
         "1000",
         // Routes the miners' models beyond those given tiers (which are catalogue entries).
         "--open-catalogue",
+        // Its API key is unmetered (free): like the dev network, let free traffic earn.
+        "--count-free-traffic",
         ...silent,
       ]);
       net.router = p;

@@ -44,6 +44,8 @@ export interface RouterScript {
   allowed: Set<string>;
   /** ListMinersResponse.serving_since_ms (0: unknown). */
   servingSinceMs: bigint;
+  /** GetUsageResponse.free_traffic_counted (a dev router's setting). */
+  freeTrafficCounted: boolean;
 }
 
 /** One call the stand-in received and authenticated. */
@@ -125,6 +127,7 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
     probe: () => okProbe(50),
     allowed: new Set(),
     servingSinceMs: 0n,
+    freeTrafficCounted: false,
     ...script,
   };
   const replay = new ReplayCache(20_000);
@@ -183,6 +186,7 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
       windowEndMs: now,
       bucketMs: 60_000,
       miners: full.usage,
+      freeTrafficCounted: full.freeTrafficCounted,
     });
   };
   // Verdicts as a router keeps them: the latest per (hotkey, model); the answer counts the FAILED.

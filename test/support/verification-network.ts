@@ -106,6 +106,8 @@ export async function startVerificationNetwork(
       "--validators",
       validatorKey.address,
       "--open-catalogue",
+      // Its API key is unmetered (free): like the dev network, let free traffic earn.
+      "--count-free-traffic",
       // Info: the router logs every verdict it applies, which the test waits for.
       "--log-level",
       "info",

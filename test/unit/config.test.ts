@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { parseKeysCommand } from "../../cli/keys.js";
 import { parseCommand } from "../../common/config.js";
 import { TensorClawError } from "../../common/errors.js";
 import { parseMinerCommand } from "../../miner/config.js";
@@ -28,6 +29,14 @@ describe("config", () => {
     const eq = parseRouterCommand(["--http-port=9002", "--no-auth"], {});
     expect(eq.config.httpPort).to.equal(9002);
     expect(eq.config.noAuth).to.equal(true);
+  });
+
+  it("counts only paid traffic unless --count-free-traffic (a dev setting) is given", () => {
+    expect(parseRouterCommand([], {}).config.countFreeTraffic).to.equal(false);
+    expect(parseRouterCommand(["--count-free-traffic"], {}).config.countFreeTraffic).to.equal(true);
+    expect(
+      parseRouterCommand([], { TENSORCLAW_COUNT_FREE_TRAFFIC: "true" }).config.countFreeTraffic,
+    ).to.equal(true);
   });
 
   it("reads the user salt from --user-salt or TENSORCLAW_USER_SALT (the flag wins) and refuses a short one", () => {
@@ -92,6 +101,14 @@ describe("config", () => {
     );
     expect(configError(() => parseValidatorCommand([], {}))).to.match(/--chain: required unless --dry-run/);
     expect(configError(() => parseMinerCommand(["-x"], {}))).to.match(/-x: unknown flag/);
+  });
+
+  it("takes a negative number as an argument (a credit correction), not as a flag", () => {
+    const parsed = parseKeysCommand(["credit", "key_0123456789abcdef", "-2.5", "--note", "typo"], {});
+    expect(parsed.positionals).to.deep.equal(["credit", "key_0123456789abcdef", "-2.5"]);
+    expect(configError(() => parseKeysCommand(["credit", "key_0123456789abcdef", "-x"], {}))).to.match(
+      /-x: unknown flag/,
+    );
   });
 
   it("accepts a valid miner and validator configuration", () => {

@@ -414,11 +414,14 @@ describe("contracts", () => {
             windowStartMs: 1n,
             windowEndMs: 2n,
             bucketMs: 60000,
+            freeTrafficCounted: true,
             miners: [
               {
                 hotkey: "h",
                 promptTokens: 10n,
                 completionTokens: 20n,
+                paidPromptTokens: 7n,
+                paidCompletionTokens: 9n,
                 requests: 2n,
                 businessPoints: 0.003,
                 models: [
@@ -426,6 +429,8 @@ describe("contracts", () => {
                     model: "m",
                     promptTokens: 10n,
                     completionTokens: 20n,
+                    paidPromptTokens: 7n,
+                    paidCompletionTokens: 9n,
                     requests: 2n,
                     tierMultiplier: 1,
                     businessPoints: 0.003,

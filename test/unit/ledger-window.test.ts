@@ -15,6 +15,11 @@ const MIN = 60_000;
 const DAY = 86_400_000;
 const OPTS = { bucketMs: MIN, retentionMs: DAY };
 
+/** A raw row whose every token was paid for. */
+function paid<T extends { promptTokens: number; completionTokens: number }>(r: T) {
+  return { ...r, paidPromptTokens: r.promptTokens, paidCompletionTokens: r.completionTokens };
+}
+
 describe("ledger window arithmetic (pure)", () => {
   it("aligns windows to buckets: end of the current bucket, start whole buckets earlier", () => {
     const now = 10 * MIN + 1234;
@@ -49,12 +54,40 @@ describe("ledger window arithmetic (pure)", () => {
     const none = NO_OUTCOMES;
     const failing = { ...NO_OUTCOMES, failedBeforeOutput: 2 };
     const rows = [
-      { hotkey: "b", model: "m1", promptTokens: 10_000, completionTokens: 0, requests: 1, outcomes: none },
-      { hotkey: "a", model: "m1", promptTokens: 5_000, completionTokens: 5_000, requests: 2, outcomes: none },
-      { hotkey: "a", model: "m2", promptTokens: 1_000, completionTokens: 0, requests: 1, outcomes: none },
-      { hotkey: "c", model: "m1", promptTokens: 0, completionTokens: 0, requests: 0, outcomes: none },
+      paid({
+        hotkey: "b",
+        model: "m1",
+        promptTokens: 10_000,
+        completionTokens: 0,
+        requests: 1,
+        outcomes: none,
+      }),
+      paid({
+        hotkey: "a",
+        model: "m1",
+        promptTokens: 5_000,
+        completionTokens: 5_000,
+        requests: 2,
+        outcomes: none,
+      }),
+      paid({
+        hotkey: "a",
+        model: "m2",
+        promptTokens: 1_000,
+        completionTokens: 0,
+        requests: 1,
+        outcomes: none,
+      }),
+      paid({ hotkey: "c", model: "m1", promptTokens: 0, completionTokens: 0, requests: 0, outcomes: none }),
       // No tokens, but failed attempts: reported, so its success rate can be seen.
-      { hotkey: "d", model: "m1", promptTokens: 0, completionTokens: 0, requests: 0, outcomes: failing },
+      paid({
+        hotkey: "d",
+        model: "m1",
+        promptTokens: 0,
+        completionTokens: 0,
+        requests: 0,
+        outcomes: failing,
+      }),
     ];
     const r = buildReport(rows, new Map([["m2", 10]]), 5 * MIN, DAY, OPTS);
     expect(r.miners.map((m) => [m.hotkey, m.businessPoints, m.requests])).to.deep.equal([
@@ -69,6 +102,50 @@ describe("ledger window arithmetic (pure)", () => {
       ["m2", 10],
     ]);
     expect(r.windowEndMs - r.windowStartMs).to.equal(DAY);
+  });
+
+  it("earns points from paid tokens only, unless the report counts free traffic", () => {
+    const row = (hotkey: string, model: string, all: number, paidPrompt: number, paidCompletion: number) => ({
+      hotkey,
+      model,
+      promptTokens: all,
+      completionTokens: all,
+      paidPromptTokens: paidPrompt,
+      paidCompletionTokens: paidCompletion,
+      requests: 1,
+      outcomes: NO_OUTCOMES,
+    });
+    // "free" served 20,000 tokens nobody paid for; "mixed" 40,000 of which 10,000 paid (tier 2 on m2).
+    const rows = [row("free", "m1", 10_000, 0, 0), row("mixed", "m1", 10_000, 3_000, 2_000)];
+    rows.push(row("mixed", "m2", 10_000, 5_000, 0));
+    const tiers = new Map([["m2", 2]]);
+    const paidOnly = buildReport(rows, tiers, 5 * MIN, DAY, OPTS);
+    expect(paidOnly.freeTrafficCounted).to.equal(false);
+    expect(paidOnly.miners.map((m) => [m.hotkey, m.businessPoints])).to.deep.equal([
+      ["mixed", 0.5 + 1],
+      ["free", 0],
+    ]);
+    const mixed = paidOnly.miners[0];
+    expect(mixed).to.include({
+      promptTokens: 20_000,
+      completionTokens: 20_000,
+      paidPromptTokens: 8_000,
+      paidCompletionTokens: 2_000,
+    });
+    expect(
+      mixed?.models.map((m) => [m.model, m.paidPromptTokens, m.paidCompletionTokens, m.businessPoints]),
+    ).to.deep.equal([
+      ["m2", 5_000, 0, 1],
+      ["m1", 3_000, 2_000, 0.5],
+    ]);
+    // The free miner still shows its traffic, at 0 points.
+    expect(paidOnly.miners[1]).to.include({ promptTokens: 10_000, paidPromptTokens: 0, businessPoints: 0 });
+    const all = buildReport(rows, tiers, 5 * MIN, DAY, OPTS, { countFreeTraffic: true });
+    expect(all.freeTrafficCounted).to.equal(true);
+    expect(all.miners.map((m) => [m.hotkey, m.businessPoints])).to.deep.equal([
+      ["mixed", 2 + 4],
+      ["free", 2],
+    ]);
   });
 
   it("round-trips spool lines and refuses lines that are not usage events", () => {

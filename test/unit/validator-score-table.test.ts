@@ -18,7 +18,17 @@ describe("validator score table", () => {
         hotkey: "5A",
         available: true,
         probes: [{ atMs: 1, ok: true, latencyMs: 300, ttftMs: 20 }],
-        usage: [{ model: "m", promptTokens: 20_000, completionTokens: 0, tierMultiplier: 1, successRate: 1 }],
+        usage: [
+          {
+            model: "m",
+            promptTokens: 20_000,
+            completionTokens: 0,
+            paidPromptTokens: 20_000,
+            paidCompletionTokens: 0,
+            tierMultiplier: 1,
+            successRate: 1,
+          },
+        ],
       },
       {
         hotkey: "5C",

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { successRate } from "../../common/business-points.js";
 import { TensorClawError } from "../../common/errors.js";
 import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
-import type { MinerUsage } from "../../gen/tensorclaw/v1/usage.js";
+import { GetUsageResponse, type MinerUsage } from "../../gen/tensorclaw/v1/usage.js";
 import { type AuditRecord, auditVerdicts, failedModelsByHotkey } from "../../validator/audit/verdicts.js";
 import {
   DEFAULT_LATENCY_TIERS,
@@ -15,6 +15,7 @@ import {
   baseScore,
   businessPoints,
   type MinerInput,
+  type ModelUsageInput,
   type ProbeRecord,
   scoreMiners,
 } from "../../validator/scoring.js";
@@ -28,6 +29,12 @@ const ok = (latencyMs: number, atMs = 0): ProbeRecord => ({
 });
 const fail = (atMs = 0): ProbeRecord => ({ atMs, ok: false, latencyMs: 8000, ttftMs: 0 });
 const repeat = (n: number, f: (i: number) => ProbeRecord) => Array.from({ length: n }, (_, i) => f(i));
+/** Usage whose every token was paid for. */
+const paid = (u: Omit<ModelUsageInput, "paidPromptTokens" | "paidCompletionTokens">): ModelUsageInput => ({
+  ...u,
+  paidPromptTokens: u.promptTokens,
+  paidCompletionTokens: u.completionTokens,
+});
 
 describe("validator scoring", () => {
   describe("latency tiers", () => {
@@ -176,8 +183,20 @@ describe("validator scoring", () => {
   describe("business", () => {
     it("is tokens / 10,000 × tier multiplier summed over models", () => {
       const r = businessPoints([
-        { model: "a", promptTokens: 15_000, completionTokens: 5_000, tierMultiplier: 1, successRate: 1 },
-        { model: "b", promptTokens: 1_000, completionTokens: 9_000, tierMultiplier: 2.5, successRate: 1 },
+        paid({
+          model: "a",
+          promptTokens: 15_000,
+          completionTokens: 5_000,
+          tierMultiplier: 1,
+          successRate: 1,
+        }),
+        paid({
+          model: "b",
+          promptTokens: 1_000,
+          completionTokens: 9_000,
+          tierMultiplier: 2.5,
+          successRate: 1,
+        }),
       ]);
       expect(r.tokens).to.equal(30_000);
       expect(r.points).to.be.closeTo(2 + 2.5, 1e-12);
@@ -185,16 +204,16 @@ describe("validator scoring", () => {
 
     it("multiplies each model's points by the miner's user success rate for it", () => {
       const r = businessPoints([
-        { model: "a", promptTokens: 20_000, completionTokens: 0, tierMultiplier: 1, successRate: 0.5 },
-        { model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: 2, successRate: 1 },
-        { model: "c", promptTokens: 50_000, completionTokens: 0, tierMultiplier: 1, successRate: 0 },
+        paid({ model: "a", promptTokens: 20_000, completionTokens: 0, tierMultiplier: 1, successRate: 0.5 }),
+        paid({ model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: 2, successRate: 1 }),
+        paid({ model: "c", promptTokens: 50_000, completionTokens: 0, tierMultiplier: 1, successRate: 0 }),
       ]);
       expect(r.tokens).to.equal(80_000);
       expect(r.points).to.be.closeTo(1 + 2 + 0, 1e-12);
       // A rate outside [0, 1] from a broken report is bounded.
       expect(
         businessPoints([
-          { model: "d", promptTokens: 10_000, completionTokens: 0, tierMultiplier: 1, successRate: 7 },
+          paid({ model: "d", promptTokens: 10_000, completionTokens: 0, tierMultiplier: 1, successRate: 7 }),
         ]).points,
       ).to.equal(1);
     });
@@ -211,25 +230,109 @@ describe("validator scoring", () => {
 
     it("counts broken numbers as zero instead of producing NaN or negatives", () => {
       const r = businessPoints([
-        { model: "a", promptTokens: -5, completionTokens: Number.NaN, tierMultiplier: 1, successRate: 1 },
-        { model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: -3, successRate: 1 },
-        {
+        paid({
+          model: "a",
+          promptTokens: -5,
+          completionTokens: Number.NaN,
+          tierMultiplier: 1,
+          successRate: 1,
+        }),
+        paid({ model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: -3, successRate: 1 }),
+        paid({
           model: "c",
           promptTokens: 10_000,
           completionTokens: 0,
           tierMultiplier: Number.POSITIVE_INFINITY,
           successRate: 1,
-        },
+        }),
       ]);
       expect(r.points).to.equal(0);
       expect(r.tokens).to.equal(20_000);
     });
   });
 
+  describe("paid traffic", () => {
+    const use = (model: string, all: number, paidTokens: number, tierMultiplier = 1): ModelUsageInput => ({
+      model,
+      promptTokens: all,
+      completionTokens: all,
+      paidPromptTokens: paidTokens,
+      paidCompletionTokens: paidTokens,
+      tierMultiplier,
+      successRate: 1,
+    });
+
+    it("earns points from paid tokens only; free tokens neither earn nor count", () => {
+      const usage = [use("a", 50_000, 10_000), use("b", 40_000, 0, 3), use("c", 5_000, 5_000, 2)];
+      expect(businessPoints(usage)).to.deep.equal({ tokens: 30_000, points: 2 + 0 + 2 });
+      expect(businessPoints([use("free", 1_000_000, 0)])).to.deep.equal({ tokens: 0, points: 0 });
+    });
+
+    it("counts every token when the router says it counts free traffic", () => {
+      const usage = [use("a", 50_000, 10_000), use("b", 40_000, 0, 3)];
+      expect(businessPoints(usage, [], { countFreeTraffic: true })).to.deep.equal({
+        tokens: 180_000,
+        points: 10 + 24,
+      });
+      expect(businessPoints(usage, [], { countFreeTraffic: false }).points).to.equal(2);
+    });
+
+    it("gives a miner feeding itself free traffic no business, whoever served more tokens", () => {
+      const miner = (hotkey: string, usage: ModelUsageInput[]): MinerInput => ({
+        hotkey,
+        available: true,
+        probes: [ok(50)],
+        usage,
+      });
+      const inputs = [miner("self", [use("m", 5_000_000, 0)]), miner("paid", [use("m", 20_000, 20_000)])];
+      const [paidMiner, self] = scoreMiners(inputs, T);
+      expect(self).to.deep.include({ hotkey: "self", tokens: 0, businessPoints: 0, business: 0 });
+      expect(self?.final).to.be.closeTo(10, 1e-9);
+      expect(paidMiner).to.deep.include({ hotkey: "paid", tokens: 40_000, business: 100 });
+      // A dev router counting free traffic: the biggest server of tokens leads.
+      const dev = scoreMiners(inputs, T, { countFreeTraffic: true });
+      expect(dev.map((s) => [s.hotkey, s.business])).to.deep.equal([
+        ["paid", 0.4],
+        ["self", 100],
+      ]);
+    });
+
+    it("reads the paid counts from the router's report (absent in an older router's: nothing paid)", () => {
+      // Encoded and decoded, as the validator receives it; model b has no paid fields on the wire.
+      const sent = GetUsageResponse.fromPartial({
+        miners: [
+          {
+            hotkey: "K",
+            models: [
+              {
+                model: "a",
+                promptTokens: 9n,
+                completionTokens: 8n,
+                paidPromptTokens: 7n,
+                paidCompletionTokens: 6n,
+              },
+              { model: "b", promptTokens: 10n, completionTokens: 10n },
+            ],
+          },
+        ],
+      });
+      const got = GetUsageResponse.decode(GetUsageResponse.encode(sent).finish());
+      expect(got.freeTrafficCounted).to.equal(false);
+      const [m] = buildMinerInputs([], new Map(), got.miners);
+      expect(
+        m?.usage.map((u) => [u.model, u.promptTokens, u.paidPromptTokens, u.paidCompletionTokens]),
+      ).to.deep.equal([
+        ["a", 9, 7, 6],
+        ["b", 10, 0, 0],
+      ]);
+      expect(businessPoints(m?.usage ?? []).tokens).to.equal(13);
+    });
+  });
+
   describe("failed audits", () => {
     const usage = [
-      { model: "a", promptTokens: 20_000, completionTokens: 10_000, tierMultiplier: 1, successRate: 1 },
-      { model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: 2, successRate: 1 },
+      paid({ model: "a", promptTokens: 20_000, completionTokens: 10_000, tierMultiplier: 1, successRate: 1 }),
+      paid({ model: "b", promptTokens: 10_000, completionTokens: 0, tierMultiplier: 2, successRate: 1 }),
     ];
 
     it("earn a failed model nothing, tokens included, while other models still earn", () => {
@@ -277,6 +380,8 @@ describe("validator scoring", () => {
               model: "a",
               promptTokens: 30_000n,
               completionTokens: 0n,
+              paidPromptTokens: 30_000n,
+              paidCompletionTokens: 0n,
               tierMultiplier: 1,
               served: 0n,
               failedBeforeOutput: 0n,
@@ -310,7 +415,15 @@ describe("validator scoring", () => {
       probes,
       usage:
         tokens > 0
-          ? [{ model: "m", promptTokens: tokens, completionTokens: 0, tierMultiplier: mult, successRate: 1 }]
+          ? [
+              paid({
+                model: "m",
+                promptTokens: tokens,
+                completionTokens: 0,
+                tierMultiplier: mult,
+                successRate: 1,
+              }),
+            ]
           : [],
     });
 

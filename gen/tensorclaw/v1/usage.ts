@@ -24,7 +24,8 @@ export const protobufPackage = "tensorclaw.v1";
 export const protobufFileName = "tensorclaw/v1/usage.proto";
 
 /**
- * UsageReportService: how many tokens each miner served for paying users.
+ * UsageReportService: how many tokens each miner served for users, and how
+ * many of them were paid for.
  *
  * This is the ledger validators score "business" on. It counts prompt and
  * completion tokens of real user traffic only (never probes), per miner
@@ -32,6 +33,13 @@ export const protobufFileName = "tensorclaw/v1/usage.proto";
  * resolution of one ledger bucket (one minute by default): an event recorded
  * at time t counts in every window whose start is at or before the start of
  * t's bucket.
+ *
+ * Only paid tokens earn business points: tokens of requests made with a
+ * metered API key (one with a credit balance) for a model with a non-zero
+ * price. Free tokens (unmetered keys, free models) are reported beside them
+ * but earn nothing, so a miner sending itself traffic gains nothing without
+ * paying for it. A router run as a dev network counts free traffic too and
+ * says so in GetUsageResponse.free_traffic_counted.
  *
  * Calls must be signed by a validator hotkey; see probe.proto for the scheme.
  */
@@ -62,6 +70,14 @@ export interface GetUsageResponse {
   bucketMs: number;
   /** One entry per miner with traffic in the window, highest points first. */
   miners: MinerUsage[];
+  /**
+   * True when this router counts free traffic as if it were paid (its
+   * `--count-free-traffic` setting, meant for dev networks): business_points
+   * then come from every token, and a validator scoring this report should
+   * do the same. False (the default, and every older router): only the
+   * paid_* token fields earn points.
+   */
+  freeTrafficCounted: boolean;
 }
 
 /** One miner's usage. */
@@ -78,6 +94,10 @@ export interface MinerUsage {
   requests: bigint;
   /** Sum over models of business points. */
   businessPoints: number;
+  /** Sum over models of paid prompt tokens (part of prompt_tokens). */
+  paidPromptTokens: bigint;
+  /** Sum over models of paid completion tokens (part of completion_tokens). */
+  paidCompletionTokens: bigint;
 }
 
 /**
@@ -96,9 +116,9 @@ export interface MinerUsage {
 export interface ModelUsage {
   /** Model id (the router's catalogue id). */
   model: string;
-  /** Credited prompt tokens. */
+  /** Credited prompt tokens, paid or free. */
   promptTokens: bigint;
-  /** Credited completion tokens. */
+  /** Credited completion tokens, paid or free. */
   completionTokens: bigint;
   /**
    * Requests that earned credit: completed, or cancelled by the user after
@@ -109,9 +129,11 @@ export interface ModelUsage {
   /** The model's current tier multiplier (1 when none is set). */
   tierMultiplier: number;
   /**
-   * (prompt_tokens + completion_tokens) / 10000 * tier_multiplier. The
-   * validator multiplies it by the miner's success rate for the model (see
-   * the outcome fields below); this field does not.
+   * (paid_prompt_tokens + paid_completion_tokens) / 10000 * tier_multiplier,
+   * or (prompt_tokens + completion_tokens) / 10000 * tier_multiplier when
+   * GetUsageResponse.free_traffic_counted is true. The validator multiplies
+   * it by the miner's success rate for the model (see the outcome fields
+   * below); this field does not.
    */
   businessPoints: number;
   /**
@@ -136,6 +158,14 @@ export interface ModelUsage {
   failedAfterOutput: bigint;
   /** Attempts cut by the request's deadline. */
   deadlineCut: bigint;
+  /**
+   * The part of prompt_tokens that was paid for: credited prompt tokens of
+   * requests made with a metered API key for a model with a non-zero price.
+   * Zero in reports of older routers (which did not tell paid from free).
+   */
+  paidPromptTokens: bigint;
+  /** The part of completion_tokens that was paid for (as paid_prompt_tokens). */
+  paidCompletionTokens: bigint;
 }
 
 function createBaseGetUsageRequest(): GetUsageRequest {
@@ -228,7 +258,7 @@ export const GetUsageRequest: MessageFns<GetUsageRequest> = {
 };
 
 function createBaseGetUsageResponse(): GetUsageResponse {
-  return { reportTimeMs: 0n, windowStartMs: 0n, windowEndMs: 0n, bucketMs: 0, miners: [] };
+  return { reportTimeMs: 0n, windowStartMs: 0n, windowEndMs: 0n, bucketMs: 0, miners: [], freeTrafficCounted: false };
 }
 
 export const GetUsageResponse: MessageFns<GetUsageResponse> = {
@@ -256,6 +286,9 @@ export const GetUsageResponse: MessageFns<GetUsageResponse> = {
     }
     for (const v of message.miners) {
       MinerUsage.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.freeTrafficCounted !== false) {
+      writer.uint32(48).bool(message.freeTrafficCounted);
     }
     return writer;
   },
@@ -313,6 +346,14 @@ export const GetUsageResponse: MessageFns<GetUsageResponse> = {
             message.miners.push(MinerUsage.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.freeTrafficCounted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -350,6 +391,11 @@ export const GetUsageResponse: MessageFns<GetUsageResponse> = {
       miners: globalThis.Array.isArray(object?.miners)
         ? object.miners.map((e: any) => MinerUsage.fromJSON(e))
         : [],
+      freeTrafficCounted: isSet(object.freeTrafficCounted)
+        ? globalThis.Boolean(object.freeTrafficCounted)
+        : isSet(object.free_traffic_counted)
+        ? globalThis.Boolean(object.free_traffic_counted)
+        : false,
     };
   },
 
@@ -370,6 +416,9 @@ export const GetUsageResponse: MessageFns<GetUsageResponse> = {
     if (message.miners?.length) {
       obj.miners = message.miners.map((e) => MinerUsage.toJSON(e));
     }
+    if (message.freeTrafficCounted !== false) {
+      obj.freeTrafficCounted = message.freeTrafficCounted;
+    }
     return obj;
   },
 
@@ -389,12 +438,22 @@ export const GetUsageResponse: MessageFns<GetUsageResponse> = {
       : 0n;
     message.bucketMs = object.bucketMs ?? 0;
     message.miners = object.miners?.map((e) => MinerUsage.fromPartial(e)) || [];
+    message.freeTrafficCounted = object.freeTrafficCounted ?? false;
     return message;
   },
 };
 
 function createBaseMinerUsage(): MinerUsage {
-  return { hotkey: "", models: [], promptTokens: 0n, completionTokens: 0n, requests: 0n, businessPoints: 0 };
+  return {
+    hotkey: "",
+    models: [],
+    promptTokens: 0n,
+    completionTokens: 0n,
+    requests: 0n,
+    businessPoints: 0,
+    paidPromptTokens: 0n,
+    paidCompletionTokens: 0n,
+  };
 }
 
 export const MinerUsage: MessageFns<MinerUsage> = {
@@ -425,6 +484,18 @@ export const MinerUsage: MessageFns<MinerUsage> = {
     }
     if (message.businessPoints !== 0) {
       writer.uint32(49).double(message.businessPoints);
+    }
+    if (message.paidPromptTokens !== 0n) {
+      if (BigInt.asUintN(64, message.paidPromptTokens) !== message.paidPromptTokens) {
+        throw new globalThis.Error("value provided for field message.paidPromptTokens of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.paidPromptTokens);
+    }
+    if (message.paidCompletionTokens !== 0n) {
+      if (BigInt.asUintN(64, message.paidCompletionTokens) !== message.paidCompletionTokens) {
+        throw new globalThis.Error("value provided for field message.paidCompletionTokens of type uint64 too large");
+      }
+      writer.uint32(64).uint64(message.paidCompletionTokens);
     }
     return writer;
   },
@@ -490,6 +561,22 @@ export const MinerUsage: MessageFns<MinerUsage> = {
             message.businessPoints = reader.double();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.paidPromptTokens = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.paidCompletionTokens = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -522,6 +609,16 @@ export const MinerUsage: MessageFns<MinerUsage> = {
         : isSet(object.business_points)
         ? globalThis.Number(object.business_points)
         : 0,
+      paidPromptTokens: isSet(object.paidPromptTokens)
+        ? BigInt(object.paidPromptTokens)
+        : isSet(object.paid_prompt_tokens)
+        ? BigInt(object.paid_prompt_tokens)
+        : 0n,
+      paidCompletionTokens: isSet(object.paidCompletionTokens)
+        ? BigInt(object.paidCompletionTokens)
+        : isSet(object.paid_completion_tokens)
+        ? BigInt(object.paid_completion_tokens)
+        : 0n,
     };
   },
 
@@ -545,6 +642,12 @@ export const MinerUsage: MessageFns<MinerUsage> = {
     if (message.businessPoints !== 0) {
       obj.businessPoints = floatToJson(message.businessPoints);
     }
+    if (message.paidPromptTokens !== 0n) {
+      obj.paidPromptTokens = message.paidPromptTokens.toString();
+    }
+    if (message.paidCompletionTokens !== 0n) {
+      obj.paidCompletionTokens = message.paidCompletionTokens.toString();
+    }
     return obj;
   },
 
@@ -563,6 +666,12 @@ export const MinerUsage: MessageFns<MinerUsage> = {
       : 0n;
     message.requests = (object.requests !== undefined && object.requests !== null) ? BigInt(object.requests) : 0n;
     message.businessPoints = object.businessPoints ?? 0;
+    message.paidPromptTokens = (object.paidPromptTokens !== undefined && object.paidPromptTokens !== null)
+      ? BigInt(object.paidPromptTokens)
+      : 0n;
+    message.paidCompletionTokens = (object.paidCompletionTokens !== undefined && object.paidCompletionTokens !== null)
+      ? BigInt(object.paidCompletionTokens)
+      : 0n;
     return message;
   },
 };
@@ -579,6 +688,8 @@ function createBaseModelUsage(): ModelUsage {
     failedBeforeOutput: 0n,
     failedAfterOutput: 0n,
     deadlineCut: 0n,
+    paidPromptTokens: 0n,
+    paidCompletionTokens: 0n,
   };
 }
 
@@ -634,6 +745,18 @@ export const ModelUsage: MessageFns<ModelUsage> = {
         throw new globalThis.Error("value provided for field message.deadlineCut of type uint64 too large");
       }
       writer.uint32(80).uint64(message.deadlineCut);
+    }
+    if (message.paidPromptTokens !== 0n) {
+      if (BigInt.asUintN(64, message.paidPromptTokens) !== message.paidPromptTokens) {
+        throw new globalThis.Error("value provided for field message.paidPromptTokens of type uint64 too large");
+      }
+      writer.uint32(88).uint64(message.paidPromptTokens);
+    }
+    if (message.paidCompletionTokens !== 0n) {
+      if (BigInt.asUintN(64, message.paidCompletionTokens) !== message.paidCompletionTokens) {
+        throw new globalThis.Error("value provided for field message.paidCompletionTokens of type uint64 too large");
+      }
+      writer.uint32(96).uint64(message.paidCompletionTokens);
     }
     return writer;
   },
@@ -731,6 +854,22 @@ export const ModelUsage: MessageFns<ModelUsage> = {
             message.deadlineCut = reader.uint64() as bigint;
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.paidPromptTokens = reader.uint64() as bigint;
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.paidCompletionTokens = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -783,6 +922,16 @@ export const ModelUsage: MessageFns<ModelUsage> = {
         : isSet(object.deadline_cut)
         ? BigInt(object.deadline_cut)
         : 0n,
+      paidPromptTokens: isSet(object.paidPromptTokens)
+        ? BigInt(object.paidPromptTokens)
+        : isSet(object.paid_prompt_tokens)
+        ? BigInt(object.paid_prompt_tokens)
+        : 0n,
+      paidCompletionTokens: isSet(object.paidCompletionTokens)
+        ? BigInt(object.paidCompletionTokens)
+        : isSet(object.paid_completion_tokens)
+        ? BigInt(object.paid_completion_tokens)
+        : 0n,
     };
   },
 
@@ -818,6 +967,12 @@ export const ModelUsage: MessageFns<ModelUsage> = {
     if (message.deadlineCut !== 0n) {
       obj.deadlineCut = message.deadlineCut.toString();
     }
+    if (message.paidPromptTokens !== 0n) {
+      obj.paidPromptTokens = message.paidPromptTokens.toString();
+    }
+    if (message.paidCompletionTokens !== 0n) {
+      obj.paidCompletionTokens = message.paidCompletionTokens.toString();
+    }
     return obj;
   },
 
@@ -845,6 +1000,12 @@ export const ModelUsage: MessageFns<ModelUsage> = {
       : 0n;
     message.deadlineCut = (object.deadlineCut !== undefined && object.deadlineCut !== null)
       ? BigInt(object.deadlineCut)
+      : 0n;
+    message.paidPromptTokens = (object.paidPromptTokens !== undefined && object.paidPromptTokens !== null)
+      ? BigInt(object.paidPromptTokens)
+      : 0n;
+    message.paidCompletionTokens = (object.paidCompletionTokens !== undefined && object.paidCompletionTokens !== null)
+      ? BigInt(object.paidCompletionTokens)
       : 0n;
     return message;
   },

@@ -7,17 +7,18 @@ bucket expired.
 
 KEYS[1]  P{hk}:models   ZSET model -> latest bucket start seen
 KEYS[2]  P{hk}:b        ZSET "<bucket>:<model>", score = bucket start
-KEYS[3]  P{hk}:h        HASH "<bucket>:<model>" -> "p,c,r,served,early,late,cut" (older: "p,c,r");
+KEYS[3]  P{hk}:h        HASH "<bucket>:<model>" -> "p,c,r,served,early,late,cut,paid_p,paid_c"
+                        (older: "p,c,r" or the first seven; missing values read as 0);
                         "t:<model>" -> running total
 
 ARGV[1]  retention cutoff: oldest bucket start still kept
 ARGV[2]  window start (inclusive, bucket-aligned)
 ARGV[3]  window end (exclusive, bucket-aligned)
 
-Returns a flat array {model1, p1, c1, r1, s1, e1, f1, t1, model2, ...}: per
-model of the miner (models whose buckets all expired are gone) its id, then
-prompt, completion, requests, served, failed before output, failed after
-output and deadline cuts (router/ledger/outcomes.ts).
+Returns a flat array {model1, p1, c1, r1, s1, e1, f1, t1, pp1, pc1, model2, ...}:
+per model of the miner (models whose buckets all expired are gone) its id,
+then prompt, completion, requests, served, failed before output, failed after
+output, deadline cuts, paid prompt and paid completion (router/ledger/outcomes.ts).
 
 Cost: O(log n + models) when every kept bucket is inside the window (the
 running totals answer), else O(log n + k), k = the smaller of the buckets
@@ -29,9 +30,10 @@ local wstart, wend = ARGV[2], ARGV[3]
 local nstart, nend = tonumber(wstart), tonumber(wend)
 local kmodels, kb, kh = KEYS[1], KEYS[2], KEYS[3]
 
-local NF = 7
+local NF = 9
+local function zeros() return {0, 0, 0, 0, 0, 0, 0, 0, 0} end
 local function unpackv(v)
-  local t = {0, 0, 0, 0, 0, 0, 0}
+  local t = zeros()
   if not v then return t end
   local i = 0
   for n in string.gmatch(v, '%d+') do
@@ -48,7 +50,7 @@ end
 -- Adds sign * v into acc[model].
 local function add_into(acc, model, v, sign)
   local d = acc[model]
-  if not d then d = {0, 0, 0, 0, 0, 0, 0}; acc[model] = d end
+  if not d then d = zeros(); acc[model] = d end
   for i = 1, NF do d[i] = d[i] + sign * v[i] end
 end
 -- Sums "<bucket>:<model>" fields per model into acc[model].
@@ -87,7 +89,7 @@ if lo[2] and tonumber(lo[2]) < cutoff then
       redis.call('HDEL', kh, 't:' .. model)
       redis.call('ZREM', kmodels, model)
     else
-      redis.call('HSET', kh, 't:' .. model, string.format('%d,%d,%d,%d,%d,%d,%d', unpack(tot)))
+      redis.call('HSET', kh, 't:' .. model, string.format('%d,%d,%d,%d,%d,%d,%d,%d,%d', unpack(tot)))
     end
   end
   lo = redis.call('ZRANGE', kb, 0, 0, 'WITHSCORES')
@@ -117,7 +119,7 @@ end
 
 local out = {}
 for i = 1, #models do
-  local d = acc[models[i]] or {0, 0, 0, 0, 0, 0, 0}
+  local d = acc[models[i]] or zeros()
   out[#out + 1] = models[i]
   for k = 1, NF do out[#out + 1] = d[k] end
 end

@@ -8,8 +8,10 @@ Redis Cluster slot. A bucket of one model is the member/field
 KEYS[1]      P{hk}:models   ZSET model -> latest bucket start seen
 KEYS[2]      P{hk}:b        ZSET "<bucket>:<model>", score = bucket start
 KEYS[3]      P{hk}:h        HASH "<bucket>:<model>" -> "prompt,completion,requests,served,
-                                 failed_before_output,failed_after_output,deadline_cut"
-                                 (buckets written before outcomes were kept hold the first three)
+                                 failed_before_output,failed_after_output,deadline_cut,
+                                 paid_prompt,paid_completion"
+                                 (buckets written before outcomes were kept hold the first three,
+                                 before paid tokens were kept the first seven: the rest read as 0)
                                  "t:<model>"        -> running total of the kept buckets
 KEYS[3 + i]  event i's idempotency key, one of:
              - P{hk}:seen:<origin>:<floor(seq / 65536)>  STRING bitmap, when
@@ -33,13 +35,15 @@ ARGV[3]  retention cutoff: oldest bucket start still kept (older buckets
 ARGV[4]  how long a marker outlives the start of its event's bucket, in ms
          (retention + 2 buckets)
 ARGV[4 + i]  event i as
-         "<request id>\t<model>\t<finished-at ms>\t<prompt>\t<completion>\t<bit>\t<outcome>"
+         "<request id>\t<model>\t<finished-at ms>\t<prompt>\t<completion>\t<bit>\t<outcome>\t<paid>"
          where <bit> is seq % 65536 for a bitmap key and empty for a request-id
          set (the request id is then the member; with a bit it may be empty),
          and <outcome> one letter (router/ledger/outcomes.ts OUTCOME_CODE):
          c completed, x cancelled (both count as a request), f failed after
          output, e failed before output, t cut by the deadline; an event
-         without it (an older router) counts as a request with no outcome
+         without it (an older router) counts as a request with no outcome;
+         <paid> is 1 when the event's tokens were paid for (they then count
+         in paid_prompt and paid_completion too), else 0 or empty
          (one argument per event: the client encodes far fewer strings;
          model ids never contain control characters)
 
@@ -75,9 +79,11 @@ local function mark(key, bit)
 end
 local kmodels, kb, kh = KEYS[1], KEYS[2], KEYS[3]
 
-local NF = 7  -- prompt, completion, requests, served, failed early, failed late, cut
+-- prompt, completion, requests, served, failed early, failed late, cut, paid prompt, paid completion
+local NF = 9
+local function zeros() return {0, 0, 0, 0, 0, 0, 0, 0, 0} end
 local function unpackv(v)
-  local t = {0, 0, 0, 0, 0, 0, 0}
+  local t = zeros()
   if not v then return t end
   local i = 0
   for n in string.gmatch(v, '%d+') do
@@ -88,7 +94,7 @@ local function unpackv(v)
   return t
 end
 local function packv(t)
-  return string.format('%d,%d,%d,%d,%d,%d,%d', t[1], t[2], t[3], t[4], t[5], t[6], t[7])
+  return string.format('%d,%d,%d,%d,%d,%d,%d,%d,%d', t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9])
 end
 local function allzero(t)
   for i = 1, NF do if t[i] > 0 then return false end end
@@ -96,8 +102,9 @@ local function allzero(t)
 end
 -- What one event adds, by outcome code ('' for events of older routers).
 local OUTCOME_SLOT = {c = 4, e = 5, f = 6, t = 7}
-local function increments(p, c, code)
-  local t = {p, c, 0, 0, 0, 0, 0}
+local function increments(p, c, code, paid)
+  local t = {p, c, 0, 0, 0, 0, 0, 0, 0}
+  if paid == '1' then t[8] = p; t[9] = c end
   if code == '' or code == 'c' or code == 'x' then t[3] = 1 end
   local slot = OUTCOME_SLOT[code]
   if slot then t[slot] = 1 end
@@ -113,7 +120,7 @@ local function trim()
     local model = string.match(old[j], '^%d+:(.*)$')
     local v = unpackv(vals[j])
     local d = delta[model]
-    if not d then d = {0, 0, 0, 0, 0, 0, 0}; delta[model] = d end
+    if not d then d = zeros(); delta[model] = d end
     for i = 1, NF do d[i] = d[i] + v[i] end
   end
   redis.call('HDEL', kh, unpack(old))
@@ -140,15 +147,15 @@ local newest = {}    -- model -> newest bucket start in this call
 local function accumulate(f, b, inc)
   local d = add[f]
   if not d then
-    d = {v = {0, 0, 0, 0, 0, 0, 0}, b = b}
+    d = {v = zeros(), b = b}
     add[f] = d
     order[#order + 1] = f
   end
   for i = 1, NF do d.v[i] = d.v[i] + inc[i] end
 end
 for i = 1, n do
-  local rid, model, ts, ps, cs, bit, code =
-    string.match(ARGV[4 + i], '^([^\t]*)\t([^\t]*)\t(%d+)\t(%d+)\t(%d+)\t(%d*)\t?(%a?)$')
+  local rid, model, ts, ps, cs, bit, code, paid =
+    string.match(ARGV[4 + i], '^([^\t]*)\t([^\t]*)\t(%d+)\t(%d+)\t(%d+)\t(%d*)\t?(%a?)\t?([01]?)$')
   local t = tonumber(ts)
   -- The id set is chosen by the unclamped finish time, so a replay lands in
   -- the same set whatever the clock says then.
@@ -172,7 +179,7 @@ for i = 1, n do
       redis.call('PEXPIRE', key, math.max(1, idb + keep - now))
       expiring[key] = true
     end
-    local inc = increments(tonumber(ps), tonumber(cs), code)
+    local inc = increments(tonumber(ps), tonumber(cs), code, paid)
     local field = string.format('%d', b) .. ':' .. model
     local tfield = 't:' .. model
     accumulate(field, b, inc)
