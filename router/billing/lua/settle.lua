@@ -24,7 +24,8 @@ Every number is a whole number passed as a string and added with HINCRBY,
 so money stays exact. Per new event: the request's hold is dropped, its
 cost comes off a metered balance, its spend is added to its bucket (when
 still inside the window) and its UTC day (when still kept), and its record
-is written. Returns {settled, duplicates}.
+is written. The additions are summed over the batch first and written once
+per field. Returns {settled, duplicates}.
 ]]
 local ka, kholds, kamt, ks, kbz, kdz = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local cutoff = tonumber(ARGV[1])
@@ -33,13 +34,24 @@ local n = #KEYS - 6
 local metered = redis.call('HGET', ka, 'metered') == '1'
 local settled, dups = 0, 0
 local opened_bucket, opened_day = false, false
-local function neg(s) return string.format('%d', -tonumber(s)) end
-local function add(prefix, p, c, u)
-  redis.call('HINCRBY', ks, prefix .. ':p', p)
-  redis.call('HINCRBY', ks, prefix .. ':c', c)
-  redis.call('HINCRBY', ks, prefix .. ':u', u)
-  redis.call('HINCRBY', ks, prefix .. ':n', 1)
+-- Sums of the new events, written once per field at the end (a batch of one
+-- key's requests mostly shares a bucket, a day and a model).
+local sums, order = {}, {}
+local function add(field, v)
+  if sums[field] == nil then
+    sums[field] = 0
+    order[#order + 1] = field
+  end
+  sums[field] = sums[field] + tonumber(v)
 end
+local function tally(prefix, p, c, u)
+  add(prefix .. ':p', p)
+  add(prefix .. ':c', c)
+  add(prefix .. ':u', u)
+  add(prefix .. ':n', 1)
+end
+local released, charged = 0, 0
+local seen_bucket, seen_day = {}, {}
 for i = 1, n do
   local at = 2 + 9 * (i - 1)
   local rid, bucket, day, model = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
@@ -52,22 +64,35 @@ for i = 1, n do
     if held then
       redis.call('HDEL', kamt, rid)
       redis.call('ZREM', kholds, rid)
-      redis.call('HINCRBY', ka, 'held', neg(held))
+      released = released + tonumber(held)
     end
-    if metered and u ~= '0' then redis.call('HINCRBY', ka, 'balance', neg(u)) end
-    redis.call('HINCRBY', ka, 'spent', u)
+    charged = charged + tonumber(u)
     if tonumber(bucket) >= cutoff then
       local m = bucket .. ':' .. model
-      if redis.call('ZADD', kbz, 'NX', bucket, m) == 1 then opened_bucket = true end
-      add('b:' .. m, p, c, u)
+      if not seen_bucket[m] then
+        seen_bucket[m] = true
+        if redis.call('ZADD', kbz, 'NX', bucket, m) == 1 then opened_bucket = true end
+      end
+      tally('b:' .. m, p, c, u)
     end
     if tonumber(day) >= first_day then
       local m = day .. ':' .. model
-      if redis.call('ZADD', kdz, 'NX', day, m) == 1 then opened_day = true end
-      add('d:' .. m, p, c, u)
-      redis.call('HINCRBY', ks, 'D:' .. day, u)
+      if not seen_day[m] then
+        seen_day[m] = true
+        if redis.call('ZADD', kdz, 'NX', day, m) == 1 then opened_day = true end
+      end
+      tally('d:' .. m, p, c, u)
+      add('D:' .. day, u)
     end
   end
+end
+-- Sums stay whole numbers far below 2^53 (a batch is at most a few hundred events).
+local function int(v) return string.format('%d', v) end
+if released > 0 then redis.call('HINCRBY', ka, 'held', int(-released)) end
+if metered and charged > 0 then redis.call('HINCRBY', ka, 'balance', int(-charged)) end
+if charged > 0 then redis.call('HINCRBY', ka, 'spent', int(charged)) end
+for _, f in ipairs(order) do
+  if sums[f] ~= 0 then redis.call('HINCRBY', ks, f, int(sums[f])) end
 end
 
 -- Trim what fell out of the window (bounded per call; amortised: once per new bucket or day).
