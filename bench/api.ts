@@ -31,6 +31,7 @@
  * (`--role backend|relay|router|load`), so the benchmark is one file.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, createServer, request } from "node:http";
@@ -45,18 +46,29 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
+import { Redis } from "ioredis";
 import { Registry } from "prom-client";
 import { silentLogger } from "../common/logger.js";
 import { DEFAULT_ENCODING, Encodings } from "../common/tokens/encodings.js";
 import { ApiKeys, FileApiKeyStore } from "../router/api/keys.js";
 import { EmbeddedRateLimiter } from "../router/api/rate-limiter.js";
 import { API_DEFAULTS, startApiServer } from "../router/api/server.js";
+import type { BillingStore } from "../router/billing/billing.js";
+import { LedgerWithBilling } from "../router/billing/ledger-with-billing.js";
+import { RedisBilling } from "../router/billing/redis.js";
 import { ModelCatalogue } from "../router/catalogue/catalogue.js";
+import { checkEntry, defaultEntry } from "../router/catalogue/entry.js";
+import { DEFAULT_LEDGER_OPTIONS } from "../router/ledger/ledger.js";
+import { LEDGER_REDIS_OPTIONS, RedisLedger } from "../router/ledger/redis.js";
 import { ApiMetrics } from "../router/metrics.js";
 import { RoutingBook } from "../router/routing/book.js";
 import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel/grpc.js";
 import { TunnelHub } from "../router/tunnel/hub.js";
 import { attachTunnelWs } from "../router/tunnel/ws.js";
+import type { UsageSink } from "../router/usage/event.js";
+import { UsageRecorder } from "../router/usage/recorder.js";
+import { newUsageOrigin, UsageSequencer } from "../router/usage/sequence.js";
+import { startRedis, type TestRedis } from "../test/support/redis.js";
 import { RawHttpConnection } from "./stream-client.js";
 
 /** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
@@ -216,6 +228,47 @@ function relayRole(): void {
 /** The bench routes whatever its miner offers. */
 const OPEN_CATALOGUE = ModelCatalogue.empty(true);
 
+/** Prices of the billed router's model (USD per million tokens): any non-zero price meters the key. */
+const BENCH_PRICES = { pricePromptPerM: 0.5, priceCompletionPerM: 1.5 };
+
+/**
+ * Where a bench router's usage goes. By default a counter (the API alone);
+ * with `--redis URL` the router's real recorder and Redis ledger; with
+ * `--billing on` as well, the key is metered (a hold per request, each
+ * charge settled with its usage) on a priced model.
+ */
+async function benchLedger(keyId: string): Promise<{
+  usage: UsageSink;
+  billing: BillingStore | undefined;
+  catalogue: ModelCatalogue;
+}> {
+  const url = arg("redis");
+  if (url === undefined) {
+    let events = 0;
+    return { usage: { record: () => void events++ }, billing: undefined, catalogue: OPEN_CATALOGUE };
+  }
+  const client = new Redis(url, LEDGER_REDIS_OPTIONS);
+  await once(client, "ready");
+  const prefix = `bench-${randomBytes(4).toString("hex")}:`;
+  const ledger = new RedisLedger(client, DEFAULT_LEDGER_OPTIONS, prefix);
+  if (arg("billing") !== "on") {
+    const usage = new UsageSequencer(new UsageRecorder({ ledger }), newUsageOrigin());
+    return { usage, billing: undefined, catalogue: OPEN_CATALOGUE };
+  }
+  const billing = new RedisBilling(client, DEFAULT_LEDGER_OPTIONS, prefix);
+  const now = Date.now();
+  await billing.configure(keyId, { metered: true, budgetDailyMicros: null }, now);
+  const amountMicros = 1e12;
+  await billing.credit({ id: "bench", keyId, amountMicros, note: "bench", source: "operator", atMs: now });
+  const recorder = new UsageRecorder({ ledger: new LedgerWithBilling(ledger, billing) });
+  const priced = checkEntry({ ...defaultEntry(MODEL), ...BENCH_PRICES });
+  return {
+    usage: new UsageSequencer(recorder, newUsageOrigin()),
+    billing,
+    catalogue: new ModelCatalogue([priced], true),
+  };
+}
+
 async function routerRole(): Promise<void> {
   const hub = new TunnelHub({ routerId: "bench-router" });
   // `--count off`: no tokenizer loaded, so credit falls back to the bound by bytes (the baseline
@@ -231,18 +284,23 @@ async function routerRole(): Promise<void> {
   );
   const dir = mkdtempSync(join(tmpdir(), "tc-bench-keys-"));
   const keys = new ApiKeys(new FileApiKeyStore(join(dir, "keys.json")));
-  const { key } = await keys.create("bench", { requestsPerMinute: 0, tokensPerMinute: 0 }, Date.now());
+  const { key, record } = await keys.create(
+    "bench",
+    { requestsPerMinute: 0, tokensPerMinute: 0 },
+    Date.now(),
+  );
   const registry = new Registry();
-  let usageEvents = 0;
+  const ledgered = await benchLedger(record.id);
   const api = await startApiServer(
     {
       dispatcher: hub,
-      usage: { record: () => void usageEvents++ },
+      usage: ledgered.usage,
+      ...(ledgered.billing === undefined ? {} : { billing: ledgered.billing }),
       limiter: new EmbeddedRateLimiter(),
       metrics: new ApiMetrics(registry, { sessions: () => hub.sessions() }),
       clock: Date.now,
       logger: silentLogger(),
-      catalogue: () => OPEN_CATALOGUE,
+      catalogue: () => ledgered.catalogue,
       encodings,
       options: { ...API_DEFAULTS, userSalt: "bench" },
       routing: new RoutingBook({ now: () => performance.now(), random: Math.random }),
@@ -645,20 +703,33 @@ async function main(): Promise<void> {
     children.push(miner);
     await waitFor(async () => sessions > 0, "the miner's session");
 
+    /** Another router process (with `args`) and its miner, once the miner's session is up. */
+    const otherRouter = async (args: string[], what: string) => {
+      const r = await helper([...profile, ...ts, SELF, "--role", "router", ...args]);
+      children.push(r.child);
+      let up = 0;
+      r.child.stdout?.on("data", (d: Buffer) => {
+        for (const line of d.toString().split("\n")) {
+          if (line.startsWith('{"sessions"')) up = (JSON.parse(line) as { sessions: number }).sessions;
+        }
+      });
+      children.push(startMiner(r));
+      await waitFor(async () => up > 0, `the ${what} router's miner`);
+      return {
+        url: `http://127.0.0.1:${String(r.first.httpPort)}/v1/chat/completions`,
+        headers: { authorization: `Bearer ${String(r.first.key)}` },
+        pid: r.child.pid,
+      };
+    };
     // The same router without its own token count (credit bounded by bytes, as before the count
     // existed): the baseline of what counting costs, measured in the same run.
-    const uncounted = await helper([...ts, SELF, "--role", "router", "--count", "off"]);
-    children.push(uncounted.child);
-    let uncountedSessions = 0;
-    uncounted.child.stdout?.on("data", (d: Buffer) => {
-      for (const line of d.toString().split("\n")) {
-        if (line.startsWith('{"sessions"'))
-          uncountedSessions = (JSON.parse(line) as { sessions: number }).sessions;
-      }
-    });
-    const uncountedMiner = startMiner(uncounted);
-    children.push(uncountedMiner);
-    await waitFor(async () => uncountedSessions > 0, "the uncounted router's miner");
+    const uncounted = await otherRouter(["--count", "off"], "uncounted");
+    // Billing off and on, both recording into a real Redis ledger (the router's recorder): the
+    // billed one meters its key on a priced model, so every request holds its worst case
+    // before dispatch and settles its charge with its usage.
+    const redisUrl = (await benchRedis()).url;
+    const ledgered = await otherRouter(["--redis", redisUrl], "ledger");
+    const billed = await otherRouter(["--redis", redisUrl, "--billing", "on"], "billed");
 
     // A port the system just handed out (a random pick could land on one in use, and Portkey
     // would then exit while we waited for it).
@@ -683,10 +754,9 @@ async function main(): Promise<void> {
     const targets = {
       direct: { url: `${backendUrl}/chat/completions`, headers: {} as Record<string, string> },
       tensorclaw: { url: `${routerUrl}/chat/completions`, headers: { authorization: `Bearer ${key}` } },
-      uncounted: {
-        url: `http://127.0.0.1:${String(uncounted.first.httpPort)}/v1/chat/completions`,
-        headers: { authorization: `Bearer ${String(uncounted.first.key)}` },
-      },
+      uncounted: { url: uncounted.url, headers: uncounted.headers },
+      ledgered: { url: ledgered.url, headers: ledgered.headers },
+      billed: { url: billed.url, headers: billed.headers },
       portkey: { url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`, headers: portkeyHeaders },
     };
     // Warm-up: JIT, connection pools, the tunnel (skipped by a quick run: each load process costs ~2 s to start).
@@ -694,19 +764,24 @@ async function main(): Promise<void> {
       for (const t of Object.values(targets))
         await runLoad({ ...t, connections: 10, durationMs: 700, stream: false });
 
-    const rps: Record<string, number[]> = { direct: [], tensorclaw: [], uncounted: [], portkey: [] };
-    const errs: Record<string, number> = { direct: 0, tensorclaw: 0, uncounted: 0, portkey: 0 };
+    const rps: Record<string, number[]> = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
+    const errs: Record<string, number> = Object.fromEntries(Object.keys(targets).map((k) => [k, 0]));
     // CPU ms per request of each server process, to show where the time goes.
     const procs = {
       backend: backend.child.pid,
       router: router.child.pid,
       miner: miner.pid,
       portkey: portkey.pid,
+      ledgerRouter: ledgered.pid,
+      billedRouter: billed.pid,
+      redis: redisPid(redisUrl),
     };
     const cpuPerReq: Record<string, Record<string, number[]>> = {
       direct: {},
       tensorclaw: {},
       uncounted: {},
+      ledgered: {},
+      billed: {},
       portkey: {},
     };
     const only = arg("only");
@@ -808,6 +883,10 @@ async function main(): Promise<void> {
         tensorclaw: median(rps.tensorclaw ?? []),
         /** The same router without its own token count (credit bounded by bytes). */
         tensorclawUncounted: median(rps.uncounted ?? []),
+        /** Recording into a Redis ledger, billing off (an unmetered key). */
+        billingOff: median(rps.ledgered ?? []),
+        /** The same with the key metered on a priced model: a hold and a settled charge per request. */
+        billingOn: median(rps.billed ?? []),
         portkey: median(rps.portkey ?? []),
       },
       pacing: { firstTokenMs: FIRST_TOKEN_MS, tokenGapMs: TOKEN_GAP_MS, tokens: STREAM_TOKENS },
@@ -839,6 +918,8 @@ async function main(): Promise<void> {
       `  backend direct                   ${f(summary.nonStreamingReqPerS.direct)}`,
       `  TensorClaw (router+tunnel+miner) ${f(summary.nonStreamingReqPerS.tensorclaw)}   target >= 5000`,
       `    without the router's token count ${f(summary.nonStreamingReqPerS.tensorclawUncounted)}   counted / uncounted = ${(summary.nonStreamingReqPerS.tensorclaw / summary.nonStreamingReqPerS.tensorclawUncounted).toFixed(2)} (target >= 0.90)`,
+      `    recording into Redis, billing off ${f(summary.nonStreamingReqPerS.billingOff)}`,
+      `    recording into Redis, billing on  ${f(summary.nonStreamingReqPerS.billingOn)}   on / off = ${(summary.nonStreamingReqPerS.billingOn / summary.nonStreamingReqPerS.billingOff).toFixed(2)} (target >= 0.90)`,
       `  Portkey gateway                  ${f(summary.nonStreamingReqPerS.portkey)}`,
       "",
       `time to first token, 100 paced streams (${FIRST_TOKEN_MS} ms, then a token per ${TOKEN_GAP_MS} ms)`,
@@ -869,6 +950,10 @@ async function main(): Promise<void> {
           `  ${n.padEnd(32)}${cpuCell(n, "backend")} ${cpuCell(n, "router")} ${cpuCell(n, "miner")} ${cpuCell(n, "portkey")}`,
       ),
       "",
+      "CPU ms per request, Redis ledger      router    redis",
+      `  billing off                     ${cpuCell("ledgered", "ledgerRouter")} ${cpuCell("ledgered", "redis")}`,
+      `  billing on                      ${cpuCell("billed", "billedRouter")} ${cpuCell("billed", "redis")}`,
+      "",
       `errors (non-200 or failed): ${JSON.stringify(errs)}`,
     ];
     process.stdout.write(`${lines.join("\n")}\n`);
@@ -881,7 +966,23 @@ async function main(): Promise<void> {
         if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
       }
     }
+    await redisServer?.stop();
   }
+}
+
+/** The pid of the redis-server listening at `url` (for its CPU time), or undefined. */
+function redisPid(url: string): number | undefined {
+  const port = new URL(url).port;
+  const r = spawnSync("pgrep", ["-f", `redis-server .*:${port}`], { encoding: "utf8" });
+  const pid = Number((r.stdout ?? "").trim().split("\n")[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** The private redis-server of the ledger and billing routers, started on first use. */
+let redisServer: TestRedis | undefined;
+async function benchRedis(): Promise<TestRedis> {
+  redisServer ??= await startRedis();
+  return redisServer;
 }
 
 const USAGE = `usage: npm run bench:api [-- options]
