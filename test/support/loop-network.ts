@@ -65,6 +65,13 @@ export interface LoopNetworkOptions {
   readonly tiers?: Readonly<Record<string, number>>;
   /** Completion pieces per backend answer. */
   readonly backendTokens?: number;
+  /**
+   * Whether the router lets free (unmetered) traffic earn, as the dev network
+   * does: default true, since the network's own key is unmetered.
+   */
+  readonly countFreeTraffic?: boolean;
+  /** Catalogue prices (USD per million prompt / completion tokens), set before the router starts. */
+  readonly prices?: Readonly<Record<string, { prompt: number; completion: number }>>;
 }
 
 /** Starts Redis, the backend, an API key, tiers, the router, the miners and the validator. */
@@ -93,6 +100,21 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
     runCli(["keys", "create", "--name", "loop", "--rpm", "0", "--tpm", "0", "--json"], redisEnv),
     ...Object.entries(opts.tiers ?? {}).map(([model, mult]) =>
       runCli(["router", "tiers", "set", model, String(mult)], redisEnv),
+    ),
+    ...Object.entries(opts.prices ?? {}).map(([model, p]) =>
+      runCli(
+        [
+          "router",
+          "models",
+          "set",
+          model,
+          "--price-prompt",
+          String(p.prompt),
+          "--price-completion",
+          String(p.completion),
+        ],
+        redisEnv,
+      ),
     ),
   ]);
   for (const r of setup) if (r.code !== 0) throw new Error(`setup command failed: ${r.stderr}`);
@@ -133,8 +155,8 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
         "1000",
         // Routes the miners' models beyond those given tiers (which are catalogue entries).
         "--open-catalogue",
-        // Its API key is unmetered (free): like the dev network, let free traffic earn.
-        "--count-free-traffic",
+        // Its API key is unmetered (free): like the dev network, let free traffic earn (unless told not to).
+        ...(opts.countFreeTraffic === false ? [] : ["--count-free-traffic"]),
         ...silent,
       ]);
       net.router = p;
