@@ -48,6 +48,12 @@ export interface RecorderStats {
   degraded: boolean;
 }
 
+/**
+ * A second ledger call starts while one is in flight only once this many
+ * events wait: a few events are cheaper to send with the next batch than in
+ * a call of their own (each call has a fixed cost in the router and Redis).
+ */
+export const OVERLAP_MIN_EVENTS = 64;
 /** Events per ledger call. */
 export const DEFAULT_BATCH_SIZE = 5000;
 /** Ledger calls in flight at once. */
@@ -251,7 +257,11 @@ export class UsageRecorder implements UsageSink {
       for (;;) {
         if (this.#closed) break;
         if (!this.#degraded && this.#retryTimer === undefined) {
-          if (this.#queued === 0 || inFlight.size >= this.#maxInFlight) {
+          if (
+            this.#queued === 0 ||
+            inFlight.size >= this.#maxInFlight ||
+            (inFlight.size > 0 && this.#queued < OVERLAP_MIN_EVENTS)
+          ) {
             if (inFlight.size === 0) break;
             await Promise.race(inFlight);
             continue;
