@@ -3,7 +3,7 @@ import type { Logger } from "../../common/logger.js";
 import type { TokenCount } from "../../common/tokens/encodings.js";
 import { countPromptTokens } from "../../common/tokens/prompt.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
-import type { AccountSettings, BillingStore, HoldRequest, HoldResult } from "../billing/billing.js";
+import type { AccountSettings, BillingStore, HoldResult } from "../billing/billing.js";
 import { costMicros, type Micros, microsToUsd } from "../billing/money.js";
 import type { CatalogueEntry } from "../catalogue/entry.js";
 import {
@@ -13,6 +13,7 @@ import {
   PER_REQUEST_ALLOWANCE,
   type PromptSize,
 } from "../usage/clamp.js";
+import { type HoldLeaseOptions, HoldLeases, type HoldTicket } from "./hold-leases.js";
 
 /**
  * Billing on the chat endpoint's request path (README, For API users).
@@ -54,6 +55,8 @@ export interface RequestBilling {
   readonly prices: Prices;
   /** The hold placed on the key's balance; 0 when none was (unmetered, or a free model). */
   readonly holdMicros: Micros;
+  /** Where the hold came from (a lease); undefined when none was placed. */
+  readonly ticket?: HoldTicket | undefined;
 }
 
 /** The most tokens one request could be credited, and the router's own prompt count when it made one. */
@@ -159,16 +162,22 @@ interface Cached {
  */
 export class KeyBilling {
   readonly store: BillingStore;
-  readonly #logger: Logger;
   readonly #freshForMs: number;
   readonly #cache = new Map<string, Cached>();
   /** Reads in flight, so a burst of one key's requests asks the store once. */
   readonly #reading = new Map<string, Promise<AccountSettings | undefined>>();
 
-  constructor(store: BillingStore, logger: Logger, freshForMs = DEFAULT_BILLING_FRESH_MS) {
+  readonly #leases: HoldLeases;
+
+  constructor(
+    store: BillingStore,
+    logger: Logger,
+    freshForMs = DEFAULT_BILLING_FRESH_MS,
+    leases: HoldLeaseOptions = {},
+  ) {
     this.store = store;
-    this.#logger = logger;
     this.#freshForMs = freshForMs;
+    this.#leases = new HoldLeases(store, logger, leases);
   }
 
   /**
@@ -202,21 +211,29 @@ export class KeyBilling {
     }
   }
 
-  /** Places a hold; throws `insufficient_quota` (402) when refused, `unavailable` (503) when the store fails. */
-  async hold(h: HoldRequest): Promise<void> {
-    let r: HoldResult;
+  /**
+   * Holds a request's worst case, from a lease (hold-leases.ts). Throws
+   * `insufficient_quota` (402) when the key cannot cover it, `unavailable`
+   * (503) when the store fails.
+   */
+  async hold(keyId: string, amountMicros: Micros, clock: () => number, ttlMs: number): Promise<HoldTicket> {
+    let r: Awaited<ReturnType<HoldLeases["draw"]>>;
     try {
-      r = await this.store.hold(h);
+      r = await this.#leases.draw(keyId, amountMicros, clock, ttlMs);
     } catch (cause) {
       throw billingStoreError(cause);
     }
-    if (!r.ok) throw insufficientQuota(r, h.amountMicros);
+    if ("ok" in r) throw insufficientQuota(r, amountMicros);
+    return r;
   }
 
-  /** Drops a request's hold in the background; a failure is logged (the hold expires by itself). */
-  release(keyId: string, requestId: string, nowMs: number): void {
-    this.store.release(keyId, requestId, nowMs).catch((err: unknown) => {
-      this.#logger.warn({ err, keyId, requestId }, "billing hold release failed; it expires by itself");
-    });
+  /** What this router's leases of a key hold beyond its requests (HoldLeases.unusedMicros). */
+  unusedMicros(keyId: string): Micros {
+    return this.#leases.unusedMicros(keyId);
+  }
+
+  /** Ends a request's hold: `costMicros` (0 when it recorded no usage) is what it is charged. */
+  finish(ticket: HoldTicket, costMicros: Micros): void {
+    this.#leases.finish(ticket, costMicros);
   }
 }

@@ -112,6 +112,7 @@ export function eventBilling(
     keyId: b.keyId,
     costMicros: chargeMicros(b, promptTokens, completionTokens),
     holdMicros: b.holdMicros,
+    ...(b.ticket === undefined ? {} : { holdId: b.ticket.holdId }),
     ttftMs: r.ttftMs ?? null,
     finishReason: r.finishReason ?? null,
     streamed: r.streamed ?? false,

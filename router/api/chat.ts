@@ -19,6 +19,7 @@ import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from 
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
 import { attemptOutcome } from "./attempt-outcome.js";
 import {
+  chargeMicros,
   HOLD_TTL_MARGIN_MS,
   KeyBilling,
   priced,
@@ -33,6 +34,7 @@ import {
   ledgerOutcome,
   recordFailedAttempt,
 } from "./chat-usage.js";
+import type { HoldLeaseOptions } from "./hold-leases.js";
 import { parseJson, readBody } from "./http.js";
 import type { ApiKeyRecord } from "./keys.js";
 import { logprobsAsk } from "./openai-logprobs.js";
@@ -81,6 +83,8 @@ export interface ChatDeps {
    * billing at all (no holds, no `billing` on usage events).
    */
   readonly billing?: BillingStore;
+  /** Lease timings of metered keys' holds (hold-leases.ts; tests shorten them). */
+  readonly billingLeases?: HoldLeaseOptions;
 }
 
 /** The caller, once authenticated (undefined account with --no-auth). */
@@ -119,10 +123,14 @@ interface RequestState {
 /** `POST /v1/chat/completions`. Remembers models recently served, to tell 503 from 404. */
 export class ChatEndpoint {
   private readonly lastSeen = new Map<string, number>();
-  private readonly billing: KeyBilling | undefined;
+  /** Billing of metered keys (undefined: billing off); the account endpoint reads its leases. */
+  readonly billing: KeyBilling | undefined;
 
   constructor(private readonly deps: ChatDeps) {
-    this.billing = deps.billing === undefined ? undefined : new KeyBilling(deps.billing, deps.logger);
+    this.billing =
+      deps.billing === undefined
+        ? undefined
+        : new KeyBilling(deps.billing, deps.logger, undefined, deps.billingLeases);
   }
 
   /** Serves one request; resolves to the HTTP status (200 for streams that started). */
@@ -190,7 +198,7 @@ export class ChatEndpoint {
       reservation = r.reservation;
       if (this.billing !== undefined) {
         try {
-          const b = await this.bill(this.billing, key.id, requestId, parsed, entry, startedAtMs);
+          const b = await this.bill(this.billing, key.id, parsed, entry, startedAtMs);
           billing = b.billing;
           countedPrompt = b.countedPrompt;
         } catch (err) {
@@ -246,9 +254,11 @@ export class ChatEndpoint {
       if (reservation !== undefined) {
         this.reconcile(reservation, credited.promptTokens + credited.completionTokens, requestId);
       }
-      // No usage event will settle the hold: give it back now.
-      if (!recorded && billing !== undefined && billing.holdMicros > 0) {
-        this.billing?.release(billing.keyId, requestId, d.clock());
+      // The lease keeps what the request costs; the rest of its hold returns (all of it when no
+      // usage event will charge it).
+      if (billing?.ticket !== undefined) {
+        const cost = recorded ? chargeMicros(billing, credited.promptTokens, credited.completionTokens) : 0;
+        this.billing?.finish(billing.ticket, cost);
       }
     }
     return status;
@@ -271,7 +281,6 @@ export class ChatEndpoint {
   private async bill(
     billing: KeyBilling,
     keyId: string,
-    requestId: string,
     parsed: ParsedChatRequest,
     entry: CatalogueEntry,
     nowMs: number,
@@ -293,15 +302,14 @@ export class ChatEndpoint {
       prices.pricePromptPerM,
       prices.priceCompletionPerM,
     );
-    await billing.hold({
+    const ticket = await billing.hold(
       keyId,
-      requestId,
-      amountMicros: holdMicros,
-      nowMs,
-      ttlMs: this.deps.options.requestTimeoutMs + HOLD_TTL_MARGIN_MS,
-    });
+      holdMicros,
+      this.deps.clock,
+      this.deps.options.requestTimeoutMs + HOLD_TTL_MARGIN_MS,
+    );
     return {
-      billing: { keyId, metered: true, paid: true, prices, holdMicros },
+      billing: { keyId, metered: true, paid: true, prices, holdMicros, ticket },
       countedPrompt:
         count === undefined || worst.countedPrompt === undefined
           ? undefined

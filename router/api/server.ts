@@ -115,7 +115,14 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     const billing = deps.billing;
     if (billing === undefined) throw new TensorClawError("not_found", "This router keeps no accounts.");
     const account = await readStore(() => billing.account(key.id, deps.clock()));
-    sendJson(res, 200, keyBody(key, account), id);
+    // What this router's leases hold beyond their requests is the key's to spend (hold-leases.ts).
+    const unused = chat.billing?.unusedMicros(key.id) ?? 0;
+    sendJson(
+      res,
+      200,
+      keyBody(key, { ...account, heldMicros: Math.max(0, account.heldMicros - unused) }),
+      id,
+    );
     return 200;
   }
 

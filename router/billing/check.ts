@@ -122,6 +122,8 @@ export function checkCursor(name: string, value?: string): void {
 export interface SettleItem {
   readonly keyId: string;
   readonly requestId: string;
+  /** The hold the cost comes off (a lease) when not the request's own (then it is removed). */
+  readonly holdId: string | undefined;
   readonly model: string;
   /** Where the spend counts: the finish time, clamped to the settling clock. */
   readonly atMs: number;
@@ -150,6 +152,7 @@ export function settleItem(e: UsageEvent, nowMs: number): SettleItem | undefined
   }
   if (b.finishReason !== null && !isId(b.finishReason)) return undefined;
   if (typeof b.streamed !== "boolean") return undefined;
+  if (b.holdId !== undefined && !isId(b.holdId)) return undefined;
   if (!isId(e.requestId) || !isId(e.model) || !USAGE_OUTCOMES.includes(e.outcome)) return undefined;
   if (!isCount(e.promptTokens) || !isCount(e.completionTokens)) return undefined;
   if (!isTime(e.startedAtMs) || !isTime(e.finishedAtMs)) return undefined;
@@ -158,6 +161,7 @@ export function settleItem(e: UsageEvent, nowMs: number): SettleItem | undefined
   return {
     keyId: b.keyId,
     requestId: e.requestId,
+    holdId: b.holdId === undefined || b.holdId === e.requestId ? undefined : b.holdId,
     model: e.model,
     atMs: Math.min(e.finishedAtMs, nowMs),
     promptTokens: e.promptTokens,

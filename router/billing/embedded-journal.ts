@@ -101,6 +101,8 @@ export function applyBillingLine(state: BillingState, line: string): boolean {
     const item: SettleItem = {
       keyId: g.keyId,
       requestId: g.id,
+      // Holds live in one process's memory only: a replayed line has none to shrink.
+      holdId: undefined,
       model: g.model,
       atMs,
       promptTokens: g.promptTokens,

@@ -157,7 +157,13 @@ export class BillingState {
    */
   settle(item: SettleItem, charged: Micros, nowMs: number): void {
     const a = this.account(item.keyId);
-    a.holds.delete(item.requestId);
+    if (item.holdId === undefined) {
+      a.holds.delete(item.requestId);
+    } else {
+      // A lease: the cost comes off it, what is left still holds for the lease's other requests.
+      const lease = a.holds.get(item.holdId);
+      if (lease !== undefined) lease.amount -= Math.min(item.costMicros, lease.amount);
+    }
     a.balance -= charged;
     a.spent += item.costMicros;
     this.generations.set(`${item.keyId}\n${item.requestId}`, {

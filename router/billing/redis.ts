@@ -274,31 +274,38 @@ export class RedisBilling implements BillingStore {
     if (byKey.size === 0) return result;
     const cutoff = retentionCutoff(nowMs, this.options);
     const firstDay = oldestKeptDay(nowMs);
-    // One round trip: every key's batches in one pipeline, each script on its key's slot.
-    const pipe = this.#redis.pipeline() as Pipe;
+    // One round trip: every key's batches in one pipeline, each script on its key's slot. (A
+    // single call skips the pipeline: its machinery costs more than the call.)
+    const calls: Args[] = [];
     for (const [keyId, items] of byKey) {
       for (let i = 0; i < items.length; i += EVENTS_PER_CALL) {
         const chunk = items.slice(i, i + EVENTS_PER_CALL);
         const keys = this.keys.accountKeys(keyId);
-        const args: Args = [cutoff, firstDay];
+        const args: Args = [cutoff, firstDay, keyId];
         for (const it of chunk) {
           keys.push(this.keys.generation(keyId, it.requestId));
+          const r = it.record;
+          // One tab-separated argument per event (settle.lua builds the record from it).
           args.push(
-            it.requestId,
-            bucketStart(it.atMs, this.options.bucketMs),
-            utcDay(it.atMs),
-            it.model,
-            it.promptTokens,
-            it.completionTokens,
-            String(it.costMicros),
-            Math.max(1, it.expiresAtMs - nowMs),
-            JSON.stringify({ g: it.record, x: it.expiresAtMs }),
+            `${it.requestId}\t${bucketStart(it.atMs, this.options.bucketMs)}\t${utcDay(it.atMs)}\t${it.model}` +
+              `\t${it.promptTokens}\t${it.completionTokens}\t${it.costMicros}` +
+              `\t${Math.max(1, it.expiresAtMs - nowMs)}\t${it.holdId ?? ""}` +
+              `\t${r.createdAtMs}\t${r.ttftMs ?? ""}\t${r.latencyMs}\t${r.finishReason ?? ""}` +
+              `\t${r.streamed ? 1 : 0}\t${r.outcome}\t${it.expiresAtMs}`,
           );
         }
-        pipe.tcBillSettle(keys.length, ...keys, ...args);
+        calls.push([keys.length, ...keys, ...args]);
       }
     }
-    for (const v of pipelineResults(await pipe.exec())) {
+    let values: unknown[];
+    if (calls.length === 1) {
+      values = [await this.#cmd.tcBillSettle(...(calls[0] as [number, ...Args]))];
+    } else {
+      const pipe = this.#redis.pipeline() as Pipe;
+      for (const c of calls) pipe.tcBillSettle(...(c as [number, ...Args]));
+      values = pipelineResults(await pipe.exec());
+    }
+    for (const v of values) {
       const [s, d] = v as [number, number];
       result.settled += s;
       result.duplicates += d;

@@ -69,6 +69,13 @@ export interface EventBilling {
   readonly costMicros: number;
   /** The hold placed on the key's balance before dispatch (0: none, an unmetered key). */
   readonly holdMicros: number;
+  /**
+   * The store hold this request's hold was drawn from (a lease, see
+   * router/api/hold-leases.ts): settling takes the cost off that hold.
+   * Absent: the request's own hold, under its request id, which settling
+   * removes.
+   */
+  readonly holdId?: string;
   /** First token after the request started, ms; null when none came. */
   readonly ttftMs: number | null;
   /** OpenAI finish reason of the answer, or null. */

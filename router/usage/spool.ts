@@ -68,10 +68,12 @@ function billingOf(v: unknown): EventBilling | undefined {
   if (b.ttftMs !== null && !(typeof b.ttftMs === "number" && Number.isFinite(b.ttftMs))) return undefined;
   if (b.finishReason !== null && typeof b.finishReason !== "string") return undefined;
   if (typeof b.streamed !== "boolean") return undefined;
+  if (b.holdId !== undefined && typeof b.holdId !== "string") return undefined;
   return {
     keyId: b.keyId,
     costMicros: b.costMicros,
     holdMicros: b.holdMicros,
+    ...(b.holdId === undefined ? {} : { holdId: b.holdId }),
     ttftMs: b.ttftMs as number | null,
     finishReason: b.finishReason as string | null,
     streamed: b.streamed,

@@ -120,7 +120,7 @@ describe("billing while Redis is down", function () {
     await redis.restart();
   });
 
-  it("refuses a metered key with a retryable 503 and no miner touched, and keeps serving a key last seen unmetered", async () => {
+  it("serves a metered key only from a lease held before the outage, then 503 with no miner touched; keeps serving a key last seen unmetered", async () => {
     const keys = router.keys as ApiKeys;
     const none = { requestsPerMinute: 0, tokensPerMinute: 0 };
     const metered = await keys.create("metered", none, Date.now());
@@ -152,19 +152,25 @@ describe("billing while Redis is down", function () {
     expect(fake.requests).to.have.length(2);
 
     await redis.kill();
-    // The metered key cannot be held against its balance: 503 with a retry time, never served unbilled.
+    // Its lease, held in Redis before the outage, still covers it: served (the charge waits for
+    // Redis like any usage).
+    await ask(metered.key);
+    expect(fake.requests).to.have.length(3);
+    // Once that lease takes no more requests, a new hold needs the store: 503 with a retry time,
+    // never served unbilled, however long after its settings were read.
+    aheadMs = 10_000;
     let e = await refused(metered.key);
     expect(e).to.be.instanceOf(APIError);
     expect(e.status).to.equal(503);
     expect(e.type).to.equal("api_error");
     expect(e.message).to.match(/billing store is unreachable/);
     expect(e.headers?.get("retry-after")).to.equal("1");
-    // Long after its settings were read, still refused (fail closed), and the unmetered key is still served.
-    aheadMs = 10_000;
+    aheadMs = 20_000;
     e = await refused(metered.key);
     expect(e.status).to.equal(503);
+    // The unmetered key is still served.
     const served = await ask(open.key);
     expect(served.choices[0]?.message.content).to.equal("abc");
-    expect(fake.requests).to.have.length(3);
+    expect(fake.requests).to.have.length(4);
   });
 });

@@ -2,6 +2,7 @@ import { expect } from "chai";
 import OpenAI, { APIError } from "openai";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import type { InferenceRequest } from "../../gen/tensorclaw/v1/tunnel.js";
+import { LEASE_REQUESTS } from "../../router/api/hold-leases.js";
 import type { ApiKeyRecord, ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import type { BillingStore } from "../../router/billing/billing.js";
 import { costMicros, MICROS_PER_USD } from "../../router/billing/money.js";
@@ -11,6 +12,7 @@ import { type RouterUnderTest, startRouter } from "./api-harness.js";
 import { WatchedBilling } from "./billing-watch.js";
 import { waitForSessions } from "./hub-sessions.js";
 import { throwawayHotkey } from "./keys.js";
+import { pollUntil } from "./poll.js";
 import { RawTunnelClient } from "./raw-tunnel-client.js";
 import { FakeMiner } from "./tunnel-fake-miner.js";
 
@@ -21,6 +23,8 @@ const FREE = "free-model";
 /** USD per million tokens. */
 const PRICE_PROMPT = 3;
 const PRICE_COMPLETION = 15;
+/** How long a lease takes requests here (the production 5 s would make tests wait). */
+const LEASE_FILL_MS = 1000;
 const WORDS = [" one", " two", " three", " four", " five", " six", " seven", " eight"];
 
 /** A store under test and how to dispose of it (with the key store that lives beside it). */
@@ -99,6 +103,9 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
         billing: watch,
         catalogue,
         chat: { keepAliveMs: 0 },
+        // Leases close after a second and are released soon after their last request, so a test
+        // sees a key's holds gone from the store without waiting the production 5 s.
+        billingLeases: { fillMs: LEASE_FILL_MS, graceMs: 20 },
       });
       keys = router.keys as ApiKeys;
       const hotkey = await throwawayHotkey();
@@ -188,6 +195,14 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
       };
     }
 
+    /** Waits until the store holds nothing for the key: its leases closed and were released. */
+    async function leasesReleased(keyId: string): Promise<void> {
+      await pollUntil(
+        async () => ((await fx.billing.account(keyId, Date.now())).heldMicros === 0 ? true : undefined),
+        { what: `${keyId}'s leases released`, timeoutMs: LEASE_FILL_MS + 5000, intervalMs: 50 },
+      );
+    }
+
     /** Everything recorded is settled and every store call has finished. */
     async function settled(): Promise<void> {
       await router.settling?.idle();
@@ -235,7 +250,12 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
       const account = await fx.billing.account(record.id, Date.now());
       expect(account.spentTotalMicros).to.equal(sum);
       expect(account.balanceMicros).to.equal(credit - sum);
-      expect(account.heldMicros).to.equal(0);
+      // What the router's live lease holds beyond its (finished) requests is the key's to spend:
+      // the account endpoint shows nothing held, and so does the store once the lease is released.
+      const shown = await get("/api/v1/key", key);
+      expect(shown.data.held).to.equal(0);
+      expect(micros(shown.data.limit_remaining)).to.equal(credit - sum);
+      await leasesReleased(record.id);
       // Every final event said it was paid, and the miner's inflated claim was not what was charged.
       const finals = router.usage.events.filter((e) => e.billing !== undefined);
       expect(finals).to.have.length(8);
@@ -248,7 +268,7 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
       const probe = await newKey({ creditMicros: MICROS_PER_USD });
       const first = await ask(probe.client, 3, false, MODEL, 3);
       await settled();
-      const hold = watch.of("hold").find((c) => c.requestId === first.id)?.amountMicros ?? 0;
+      const hold = router.usage.events.find((e) => e.requestId === first.id)?.billing?.holdMicros ?? 0;
       expect(hold).to.be.above(0);
       const g = await get(`/api/v1/generation?id=${first.id}`, probe.key);
       expect(micros(g.data.total_cost)).to.equal(hold);
@@ -279,7 +299,15 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
       const account = await fx.billing.account(record.id, Date.now());
       expect(account.spentTotalMicros).to.equal(10 * hold);
       expect(account.balanceMicros).to.equal(0);
-      expect(account.heldMicros).to.equal(0);
+      await leasesReleased(record.id);
+      // The 10 drew on one lease: a whole lease's worth was refused, so it was opened for what the
+      // key had; every later request found the key empty.
+      const asked = watch
+        .of("hold")
+        .filter((c) => c.keyId === record.id)
+        .map((c) => c.amountMicros);
+      expect(asked.slice(0, 2)).to.deep.equal([LEASE_REQUESTS * hold, 10 * hold]);
+      expect(asked.slice(2).every((a) => a === LEASE_REQUESTS * hold)).to.equal(true);
     });
 
     it("answers 402 insufficient_quota before any miner is tried, saying what is short", async () => {
@@ -333,8 +361,9 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
           () => undefined,
         );
       await fake.until(() => fake.requests.length === 1);
-      const held = watch.of("hold")[1];
-      expect(held?.amountMicros).to.be.above(0);
+      // Its lease: a whole lease's worth is more than the key has, so what the key has.
+      const held = watch.of("hold").at(-1);
+      expect(held?.amountMicros).to.equal(credit);
       await watch.idle();
       account = await fx.billing.account(record.id, Date.now());
       expect(account.heldMicros).to.equal(held?.amountMicros);

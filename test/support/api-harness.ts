@@ -10,6 +10,7 @@ import { Encodings } from "../../common/tokens/encodings.js";
 import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../../gen/tensorclaw/v1/directory.js";
 import type { ChatOptions } from "../../router/api/chat.js";
+import type { HoldLeaseOptions } from "../../router/api/hold-leases.js";
 import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
 import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../router/api/server.js";
@@ -131,6 +132,8 @@ export interface RouterOptions {
   readonly livenessMs?: number;
   /** Turns billing on: holds, `billing` on usage events (settled in this store), account endpoints. */
   readonly billing?: BillingStore;
+  /** Lease timings of metered keys' holds (default: the production ones). */
+  readonly billingLeases?: HoldLeaseOptions;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
@@ -210,6 +213,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       ...(opts.metricsToken === undefined ? {} : { metricsToken: opts.metricsToken }),
       ...(opts.trafficShape === undefined ? {} : { trafficShape: opts.trafficShape }),
       ...(opts.billing === undefined ? {} : { billing: opts.billing }),
+      ...(opts.billingLeases === undefined ? {} : { billingLeases: opts.billingLeases }),
     },
     "127.0.0.1",
     0,

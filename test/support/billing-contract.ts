@@ -303,6 +303,35 @@ export function billingContract(name: string, make: () => Promise<BillingHarness
       expect((await store.account(key, NOW)).heldMicros).to.equal(12_340);
     });
 
+    it("settling requests drawn from a shared hold (a lease) shrinks it by their costs, once each", async () => {
+      const key = randomKey();
+      await fund(key, 100_000);
+      const lease = { keyId: key, requestId: "lease:a:1", amountMicros: 60_000, nowMs: NOW, ttlMs: 60_000 };
+      expect(await store.hold(lease)).to.deep.equal({ ok: true });
+      const evs = [700, 1300, 0].map((cost) =>
+        billedEvent(key, cost, { billing: { holdMicros: 2000, holdId: lease.requestId } }),
+      );
+      expect(await store.settle(evs, NOW)).to.deep.equal({ settled: 3, duplicates: 0, ignored: 0 });
+      let a = await store.account(key, NOW);
+      // The costs left the balance and the lease alike, so balance − holds is what the key has left.
+      expect(a).to.include({ balanceMicros: 98_000, heldMicros: 58_000, spentTotalMicros: 2000 });
+      expect(await store.settle(evs, NOW)).to.include({ settled: 0, duplicates: 3 });
+      expect((await store.account(key, NOW)).heldMicros).to.equal(58_000);
+      // A lease never goes below zero, whatever its requests cost; releasing it frees what is left.
+      expect(
+        await store.settle([billedEvent(key, 70_000, { billing: { holdId: lease.requestId } })], NOW),
+      ).to.include({
+        settled: 1,
+      });
+      a = await store.account(key, NOW);
+      expect(a).to.include({ balanceMicros: 28_000, heldMicros: 0 });
+      await store.release(key, lease.requestId, NOW);
+      expect((await store.account(key, NOW)).heldMicros).to.equal(0);
+      expect(await store.hold({ ...lease, requestId: "lease:a:2", amountMicros: 28_000 })).to.deep.equal({
+        ok: true,
+      });
+    });
+
     it("settles once per request: replays, a batch re-delivered after a restart, duplicates in one batch", async () => {
       const key = randomKey();
       await fund(key, 1_000_000);

@@ -16,9 +16,21 @@ KEYS[6 + i]  P{key:<id>}:g:<request id of event i>  STRING the generation record
 
 ARGV[1]  bucket cutoff: oldest bucket start kept (24 h window); older buckets are trimmed
 ARGV[2]  oldest UTC day kept (90 days); older days are trimmed
-ARGV[2 + 9 * (i - 1) + 1 .. 9]  event i: request id, bucket start, UTC day, model,
-         prompt tokens, completion tokens, cost (micros), record lifetime (ms, > 0),
-         the record (JSON written by the caller)
+ARGV[3]  the key id (written into each generation record)
+ARGV[3 + i]  event i, one tab-separated string (one argument per event: the
+         client encodes far fewer strings):
+         request id, bucket start, UTC day, model, prompt tokens, completion
+         tokens, cost (micros), record lifetime (ms, > 0), the id of the hold its
+         cost comes off when that is not the request's own (a lease shared by
+         several requests: its amount shrinks by the cost) else empty, then the
+         record's own fields: created at (ms), ttft (ms, empty: none), latency
+         (ms), finish reason (empty: none), streamed (1/0), outcome, and the
+         record's expiry (ms). Ids and reasons never hold tabs or control
+         characters (the caller checks them).
+
+The generation record is stored as {"g":<record>,"x":<expiry>}, the record
+with the fields of GenerationRecord (router/billing/billing.ts); strings are
+escaped with cjson.
 
 Every number is a whole number passed as a string and added with HINCRBY,
 so money stays exact. Per new event: the request's hold is dropped, its
@@ -51,20 +63,50 @@ local function tally(prefix, p, c, u)
   add(prefix .. ':n', 1)
 end
 local released, charged = 0, 0
+local lease_cost, leases = {}, {}
 local seen_bucket, seen_day = {}, {}
+local key_json = cjson.encode(ARGV[3])
+local function fields(s)
+  local out, from = {}, 1
+  while true do
+    local tab = string.find(s, '\t', from, true)
+    if not tab then
+      out[#out + 1] = string.sub(s, from)
+      return out
+    end
+    out[#out + 1] = string.sub(s, from, tab - 1)
+    from = tab + 1
+  end
+end
+local function json_or_null(v) if v == '' then return 'null' end return cjson.encode(v) end
 for i = 1, n do
-  local at = 2 + 9 * (i - 1)
-  local rid, bucket, day, model = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
-  local p, c, u, px, rec = ARGV[at + 5], ARGV[at + 6], ARGV[at + 7], ARGV[at + 8], ARGV[at + 9]
+  local f = fields(ARGV[3 + i])
+  local rid, bucket, day, model = f[1], f[2], f[3], f[4]
+  local p, c, u, px, hid = f[5], f[6], f[7], f[8], f[9]
+  local rec = '{"g":{"id":' .. cjson.encode(rid) .. ',"keyId":' .. key_json ..
+    ',"model":' .. cjson.encode(model) .. ',"promptTokens":' .. p .. ',"completionTokens":' .. c ..
+    ',"costMicros":' .. u .. ',"createdAtMs":' .. f[10] ..
+    ',"ttftMs":' .. (f[11] == '' and 'null' or f[11]) .. ',"latencyMs":' .. f[12] ..
+    ',"finishReason":' .. json_or_null(f[13]) .. ',"streamed":' .. (f[14] == '1' and 'true' or 'false') ..
+    ',"outcome":' .. cjson.encode(f[15]) .. '},"x":' .. f[16] .. '}'
   if not redis.call('SET', KEYS[6 + i], rec, 'PX', px, 'NX') then
     dups = dups + 1
   else
     settled = settled + 1
-    local held = redis.call('HGET', kamt, rid)
-    if held then
-      redis.call('HDEL', kamt, rid)
-      redis.call('ZREM', kholds, rid)
-      released = released + tonumber(held)
+    if hid == '' then
+      local held = redis.call('HGET', kamt, rid)
+      if held then
+        redis.call('HDEL', kamt, rid)
+        redis.call('ZREM', kholds, rid)
+        released = released + tonumber(held)
+      end
+    else
+      -- Summed per lease and taken off once at the end.
+      if lease_cost[hid] == nil then
+        lease_cost[hid] = 0
+        leases[#leases + 1] = hid
+      end
+      lease_cost[hid] = lease_cost[hid] + tonumber(u)
     end
     charged = charged + tonumber(u)
     if tonumber(bucket) >= cutoff then
@@ -88,6 +130,15 @@ for i = 1, n do
 end
 -- Sums stay whole numbers far below 2^53 (a batch is at most a few hundred events).
 local function int(v) return string.format('%d', v) end
+-- A lease shrinks by its requests' costs, never below zero.
+for _, hid in ipairs(leases) do
+  local held = tonumber(redis.call('HGET', kamt, hid) or '0')
+  local take = math.min(held, lease_cost[hid])
+  if take > 0 then
+    redis.call('HINCRBY', kamt, hid, int(-take))
+    released = released + take
+  end
+end
 if released > 0 then redis.call('HINCRBY', ka, 'held', int(-released)) end
 if metered and charged > 0 then redis.call('HINCRBY', ka, 'balance', int(-charged)) end
 if charged > 0 then redis.call('HINCRBY', ka, 'spent', int(charged)) end
