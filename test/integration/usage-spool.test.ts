@@ -90,7 +90,11 @@ describe("usage spool (real files)", () => {
       finishReason: "stop",
       streamed: true,
     };
-    const billed: UsageEvent = { ...writerEvent("b", 1, 1_000, "0123456789abcdef"), paid: true, billing };
+    const billed: UsageEvent = {
+      ...writerEvent("b", 1, 1_000, "0123456789abcdef"),
+      paid: true,
+      billing: { ...billing, holdId: "lease:abc:7" },
+    };
     const failed: UsageEvent = {
       ...writerEvent("b", 2, 1_000),
       paid: false,
@@ -105,6 +109,7 @@ describe("usage spool (real files)", () => {
       { ...billing, ttftMs: "fast" },
       { ...billing, finishReason: 3 },
       { ...billing, streamed: "yes" },
+      { ...billing, holdId: 7 },
       null,
       "billing",
     ].map((b, i) => JSON.stringify({ ...writerEvent("x", i, 1_000), billing: b }));

@@ -260,6 +260,10 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
       const finals = router.usage.events.filter((e) => e.billing !== undefined);
       expect(finals).to.have.length(8);
       expect(finals.every((e) => e.paid === true && e.billing?.keyId === record.id)).to.equal(true);
+      // Each drew its hold from a lease the router holds in the store, and names it.
+      expect(finals.every((e) => e.billing?.holdId?.startsWith("lease:"))).to.equal(true);
+      const leaseIds = new Set(watch.of("hold").map((c) => c.requestId));
+      expect(finals.every((e) => leaseIds.has(e.billing?.holdId))).to.equal(true);
     });
 
     it("serves exactly the 10 of 100 concurrent requests a balance covers; the other 90 get 402 and no miner sees them", async () => {
