@@ -38,10 +38,10 @@
  * own line is never glued to it.
  */
 import { constants } from "node:fs";
-import { type FileHandle, open, readFile, rename, stat, unlink } from "node:fs/promises";
-import { dirname } from "node:path";
+import { type FileHandle, open, readFile, stat, unlink } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { TensorClawError } from "../../common/errors.js";
+import { rewriteLines } from "../../common/rewrite-lines.js";
 import type { AccountSettings, CreditEntry, CreditSource } from "./billing.js";
 import { generationFrom, isId, isKeyId, isMicros, type SettleItem } from "./check.js";
 import type { BillingState } from "./embedded-state.js";
@@ -184,28 +184,13 @@ export async function loadBillingJournal(path: string, state: BillingState): Pro
   return applyChunk(state, buf).corrupt;
 }
 
-/** Lines a compaction buffers before each write. */
-const COMPACT_LINES_PER_WRITE = 10_000;
-
 /**
  * Rewrites the journal with only the live records of `state` at `nowMs`
- * (atomic: temp file, fsync, rename, directory fsync). Call with the lock held.
+ * (atomically, see rewriteLines). Call with the lock held.
  */
 export async function compactBillingJournal(path: string, state: BillingState, nowMs: number): Promise<void> {
   state.trimAll(nowMs);
-  const tmp = `${path}.compact`;
-  const out = await open(tmp, "w");
-  try {
-    const chunk: string[] = [];
-    const push = async (line: string) => {
-      chunk.push(line);
-      if (chunk.length >= COMPACT_LINES_PER_WRITE) await flush();
-    };
-    const flush = async () => {
-      if (chunk.length === 0) return;
-      await out.write(`${chunk.join("\n")}\n`);
-      chunk.length = 0;
-    };
+  await rewriteLines(path, async (push) => {
     for (const [keyId, a] of state.accounts) {
       if (a.settings !== undefined) await push(configureLine(keyId, a.settings, nowMs));
       for (const e of a.entries) await push(creditLine(e, "ce"));
@@ -221,22 +206,7 @@ export async function compactBillingJournal(path: string, state: BillingState, n
     }
     for (const g of state.generations.values()) await push(JSON.stringify({ g: g.record, x: g.expiresAtMs }));
     for (const [name, value] of state.cursors) await push(cursorLine(name, value));
-    await flush();
-    await out.sync();
-  } finally {
-    await out.close();
-  }
-  await rename(tmp, path);
-  await syncDir(dirname(path));
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  });
 }
 
 /**

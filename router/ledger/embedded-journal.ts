@@ -23,8 +23,8 @@
  *
  * Lines are additive, so loading replays them in order.
  */
-import { open, readFile, rename } from "node:fs/promises";
-import { dirname } from "node:path";
+import { readFile } from "node:fs/promises";
+import { rewriteLines } from "../../common/rewrite-lines.js";
 import type { UsageEvent, UsageOutcome } from "../usage/event.js";
 import type { EmbeddedLedgerState } from "./embedded-state.js";
 import { dedupeTtlMs, ORIGIN_PATTERN, SEEN_CHUNK_BITS } from "./ledger.js";
@@ -125,37 +125,22 @@ function applyLine(state: EmbeddedLedgerState, line: string, ttl: number): boole
   return false;
 }
 
-/** Lines a compaction buffers before each write. */
-const COMPACT_LINES_PER_WRITE = 10_000;
-
 /**
  * Rewrites the journal at `path` with only the live records of `state` at
- * `nowMs` (atomic: temp file, fsync, rename, directory fsync).
+ * `nowMs` (atomically, see rewriteLines).
  */
 export async function compactJournal(path: string, state: EmbeddedLedgerState, nowMs: number): Promise<void> {
   state.trimAll(nowMs);
-  const tmp = `${path}.compact`;
-  const out = await open(tmp, "w");
-  try {
-    const chunk: string[] = [];
-    const flush = async () => {
-      if (chunk.length === 0) return;
-      await out.write(`${chunk.join("\n")}\n`);
-      chunk.length = 0;
-    };
-    for (const [model, mult] of state.tiers) chunk.push(JSON.stringify({ t: [model, mult, nowMs] }));
+  await rewriteLines(path, async (push) => {
+    for (const [model, mult] of state.tiers) await push(JSON.stringify({ t: [model, mult, nowMs] }));
     for (const [hk, models] of state.cells) {
       for (const [model, cell] of models) {
-        for (const [b, counts] of cell.buckets) {
-          chunk.push(JSON.stringify({ b: [hk, model, b, ...counts] }));
-          if (chunk.length >= COMPACT_LINES_PER_WRITE) await flush();
-        }
+        for (const [b, counts] of cell.buckets) await push(JSON.stringify({ b: [hk, model, b, ...counts] }));
       }
     }
     for (const [key, exp] of state.ids) {
       const nl = key.indexOf("\n");
-      chunk.push(JSON.stringify({ i: [key.slice(0, nl), key.slice(nl + 1), exp] }));
-      if (chunk.length >= COMPACT_LINES_PER_WRITE) await flush();
+      await push(JSON.stringify({ i: [key.slice(0, nl), key.slice(nl + 1), exp] }));
     }
     for (const [key, c] of state.seen) {
       const [hk, origin, n] = key.split("\n");
@@ -163,20 +148,7 @@ export async function compactJournal(path: string, state: EmbeddedLedgerState, n
       let end = c.bits.length;
       while (end > 0 && c.bits[end - 1] === 0) end--;
       const bits = Buffer.from(c.bits.buffer, c.bits.byteOffset, end).toString("base64");
-      chunk.push(JSON.stringify({ s: [hk, origin, Number(n), c.expiresAtMs, bits] }));
-      if (chunk.length >= COMPACT_LINES_PER_WRITE) await flush();
+      await push(JSON.stringify({ s: [hk, origin, Number(n), c.expiresAtMs, bits] }));
     }
-    await flush();
-    await out.sync();
-  } finally {
-    await out.close();
-  }
-  await rename(tmp, path);
-  // Make the rename itself durable.
-  const dir = await open(dirname(path), "r");
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  });
 }
