@@ -372,6 +372,8 @@ export class ChatEndpoint {
     const deadline = st.startedAtMs + d.options.requestTimeoutMs;
     const tried = new Set<string>();
     let last: TensorClawError | undefined;
+    /** A miner failed before output: the next dispatch, if any, is a failover. */
+    let failingOver = false;
     for (let attempt = 0; attempt < d.options.maxAttempts; attempt++) {
       if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
       const remaining = deadline - d.clock();
@@ -390,6 +392,9 @@ export class ChatEndpoint {
         if (e.code !== "no_capacity") last = e;
         continue;
       }
+      // Counted once another miner really took the request (not when none was left to try).
+      if (failingOver) d.metrics.failovers.inc({ model });
+      failingOver = false;
       st.call = call;
       st.session = session;
       st.reported = undefined;
@@ -414,7 +419,7 @@ export class ChatEndpoint {
       last = result.error;
       st.call = undefined;
       st.session = undefined;
-      if (attempt + 1 < d.options.maxAttempts) d.metrics.failovers.inc({ model });
+      failingOver = true;
     }
     return {
       kind: "failed",

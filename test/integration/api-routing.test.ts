@@ -38,6 +38,11 @@ describe("api routing: the chat handler reports every attempt to the routing boo
 
   const stats = (hotkey: string) =>
     router.routing.view().find((v) => v.hotkey === hotkey && v.model === MODEL);
+  /** tensorclaw_api_failovers_total for the model. */
+  const failovers = async () => {
+    const m = await router.registry.getSingleMetric("tensorclaw_api_failovers_total")?.get();
+    return m?.values.find((v) => v.labels.model === MODEL)?.value ?? 0;
+  };
 
   async function ask(i: number): Promise<string> {
     const messages = [{ role: "user" as const, content: `q${i}` }];
@@ -148,6 +153,8 @@ describe("api routing: the chat handler reports every attempt to the routing boo
     // One attempt: the hotkey's second tunnel is the same miner, and there is no other hotkey.
     expect(received).to.equal(1);
     expect(stats(key.address)?.outcomes.failedBeforeOutput).to.equal(1);
+    // No other miner took it, so there was no failover to count.
+    expect(await failovers()).to.equal(0);
   });
 
   it("takes a backend that fails every user request out of rotation after a few; users never see it", async () => {
@@ -171,6 +178,8 @@ describe("api routing: the chat handler reports every attempt to the routing boo
     expect(usage.filter((e) => e.outcome === "completed")).to.have.length(24);
     const failures = usage.filter((e) => e.outcome !== "completed");
     expect(failures).to.have.length(broken.chatRequests().length);
+    // Each failure moved its request to the good miner: one failover each.
+    expect(await failovers()).to.equal(broken.chatRequests().length);
     for (const e of failures) {
       expect(e).to.include({
         minerHotkey: b.hotkey,
