@@ -25,6 +25,7 @@ export interface RouterConfig {
   publicDirectory: boolean;
   openCatalogue: boolean;
   countFreeTraffic: boolean;
+  readyWithoutMiners: boolean;
   bucketS: number;
   retentionS: number;
   maxBodyBytes: number;
@@ -57,6 +58,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   publicDirectory: false,
   openCatalogue: false,
   countFreeTraffic: false,
+  readyWithoutMiners: false,
   bucketS: DEFAULT_LEDGER_OPTIONS.bucketMs / 1000,
   retentionS: DEFAULT_LEDGER_OPTIONS.retentionMs / 1000,
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
@@ -141,6 +143,13 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     description:
       "Dev setting: free traffic (unmetered keys, free models) earns business points like paid traffic; " +
       "without it only paid tokens earn. GetUsage says which.",
+  },
+  readyWithoutMiners: {
+    flag: "ready-without-miners",
+    kind: "bool",
+    description:
+      "/readyz says ready with no live miner (a router that should take traffic before miners arrive); " +
+      "without it, no live miner means not ready.",
   },
   bucketS: {
     flag: "bucket-s",

@@ -257,6 +257,9 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       random: Math.random,
       barred: (model) => verdicts.excludedHotkeys(model),
     });
+    /** True from the start of a shutdown: /readyz answers 503 while requests finish. */
+    let draining = false;
+    const liveMiners = () => hub.sessions().filter((x) => x.state === "active").length;
     const deps = businessApiDeps({
       dispatcher: hub,
       usage: usageSink,
@@ -264,8 +267,12 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       logger,
       redis,
       noAuth: cfg.noAuth,
-      ready: () => recorder.ready(),
+      // Ready: usage reaches the ledger or the spool, not draining, and (unless told otherwise)
+      // at least one miner is live, so a load balancer sends users only where they can be served.
+      ready: () => recorder.ready() && !draining && (cfg.readyWithoutMiners || liveMiners() > 0),
       readyDetail: () => ({
+        live_miners: liveMiners(),
+        draining: draining ? 1 : 0,
         usage_spool_depth: recorder.spoolDepth(),
         ledger_lag_seconds: recorder.lagMs() / 1000,
       }),
@@ -371,6 +378,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       routing,
       close: () => {
         closing ??= (async () => {
+          draining = true;
           health.shutdown();
           await hub.drain();
           httpServer.closeIdleConnections();
