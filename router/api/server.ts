@@ -63,6 +63,32 @@ const MAX_GENERATION_ID = 128;
 /** Where OpenRouter clients expect the API: `/api/v1/...` is served as `/v1/...`. */
 const OPENROUTER_PREFIX = "/api/v1/";
 
+/** Headers a preflight allows when it names none: what clients of an OpenAI-style API send. */
+const DEFAULT_ALLOWED_HEADERS = "authorization, content-type, x-request-id, openai-organization";
+/** Longest `access-control-request-headers` echoed back. */
+const MAX_REQUESTED_HEADERS_CHARS = 2048;
+/** An HTTP header name (RFC 9110 token), lower case as browsers send it. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/**
+ * What a CORS preflight allows: every header it asks for, when the list is
+ * made of well-formed header names, so a browser app can send whatever its
+ * SDK adds (the `openai` SDK's `x-stainless-*`, OpenRouter's `http-referer`
+ * and `x-title`); the API authenticates by its bearer key, never by cookie,
+ * so no header grants anything by itself. Anything malformed or overlong
+ * gets the default list.
+ */
+export function allowedHeaders(requested: string | undefined): string {
+  if (requested === undefined || requested.length > MAX_REQUESTED_HEADERS_CHARS)
+    return DEFAULT_ALLOWED_HEADERS;
+  const names = requested
+    .split(",")
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h !== "");
+  if (names.length === 0 || !names.every((h) => HEADER_NAME.test(h))) return DEFAULT_ALLOWED_HEADERS;
+  return names.join(", ");
+}
+
 /** Request handler for the router's HTTP port (the WSS tunnel attaches to the same server's upgrades). */
 export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -164,7 +190,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       res.writeHead(204, {
         ...baseHeaders(id),
         "access-control-allow-methods": "GET, POST, OPTIONS",
-        "access-control-allow-headers": "authorization, content-type, x-request-id, openai-organization",
+        "access-control-allow-headers": allowedHeaders(req.headers["access-control-request-headers"]),
         "access-control-max-age": "86400",
       });
       res.end();

@@ -1,4 +1,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -56,6 +58,45 @@ describe("api http: requests that never reach a miner", () => {
   after(async () => {
     await router.close();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it("answers a CORS preflight allowing every header the official openai SDK sends, and only well-formed names", async () => {
+    // What the SDK really sends: its request to a bare server, headers and all.
+    let sent: string[] = [];
+    const capture = createServer((req, res) => {
+      sent = Object.keys(req.headers);
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end('{"error":{"message":"no","type":"invalid_request_error"}}');
+    });
+    await new Promise<void>((r) => capture.listen(0, "127.0.0.1", r));
+    const port = (capture.address() as AddressInfo).port;
+    const sdk = new OpenAI({ apiKey: "k", baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 });
+    await sdk.chat.completions.create({ model: "m", messages: MSG }).catch(() => undefined);
+    capture.close();
+    const asked = sent.filter(
+      (h) => !["host", "connection", "content-length", "accept-encoding"].includes(h),
+    );
+    expect(asked.filter((h) => h.startsWith("x-stainless-")).length).to.be.above(3);
+    const pre = await raw(router, "/v1/chat/completions", {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": [...asked, "HTTP-Referer", "X-Title"].join(", "),
+      },
+    });
+    expect(pre.res.status).to.equal(204);
+    const allowed = (pre.res.headers.get("access-control-allow-headers") ?? "").split(", ");
+    for (const h of [...asked, "http-referer", "x-title"]) expect(allowed, h).to.include(h);
+    expect(pre.res.headers.get("access-control-allow-origin")).to.equal("*");
+    // A list that is not header names gets the default list back, not an echo.
+    const odd = await raw(router, "/v1/chat/completions", {
+      method: "OPTIONS",
+      headers: { "access-control-request-headers": "authorization, bad header" },
+    });
+    expect(odd.res.headers.get("access-control-allow-headers")).to.equal(
+      "authorization, content-type, x-request-id, openai-organization",
+    );
   });
 
   it("invalid JSON: 400 invalid_json with an OpenAI error body and x-request-id", async () => {
