@@ -17,6 +17,7 @@ import type { TrafficShapeRecorder } from "../services/traffic-shape.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
+import type { AccessRecord } from "./access-log.js";
 import { attemptOutcome } from "./attempt-outcome.js";
 import {
   chargeMicros,
@@ -139,13 +140,14 @@ export class ChatEndpoint {
     res: ServerResponse,
     requestId: string,
     caller: Caller,
+    access: AccessRecord = {},
   ): Promise<number> {
     // The model label is "unknown" until the model is known to exist, so
     // made-up model names cannot blow up the metric's cardinality.
     const label = { model: "unknown" };
     let status = 500;
     try {
-      status = await this.serve(req, res, requestId, caller, label);
+      status = await this.serve(req, res, requestId, caller, label, access);
     } catch (err) {
       status = toHttpError(err).status;
       throw err;
@@ -161,6 +163,7 @@ export class ChatEndpoint {
     requestId: string,
     caller: Caller,
     label: { model: string },
+    access: AccessRecord,
   ): Promise<number> {
     const d = this.deps;
     const startedAtMs = d.clock();
@@ -251,6 +254,11 @@ export class ChatEndpoint {
       d.metrics.inFlight.dec();
       res.off("close", onClose);
       const { credited, recorded } = handOffUsage(d, this.finished(st), st.credited);
+      access.model = st.parsed.model;
+      if (st.session !== undefined) access.miner = st.session.hotkey;
+      access.promptTokens = credited.promptTokens;
+      access.completionTokens = credited.completionTokens;
+      access.ttftMs = st.firstTokenAtMs === undefined ? null : st.firstTokenAtMs - startedAtMs;
       if (reservation !== undefined) {
         this.reconcile(reservation, credited.promptTokens + credited.completionTokens, requestId);
       }

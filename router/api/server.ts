@@ -1,8 +1,10 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { performance } from "node:perf_hooks";
 import type { Registry } from "prom-client";
-import { TensorClawError, toTensorClawError } from "../../common/errors.js";
+import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
+import { type AccessRecord, logAccess } from "./access-log.js";
 import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
 import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
 import { billingStoreError } from "./chat-billing.js";
@@ -109,9 +111,15 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
   const newId = deps.newRequestId ?? requestIdGenerator();
   const log = deps.logger;
 
+  /** Each request's access-log fields, filled in as it goes (access-log.ts). */
+  const access = new WeakMap<IncomingMessage, AccessRecord>();
+
   async function caller(req: IncomingMessage): Promise<Caller> {
     if (deps.keys === undefined) return { key: undefined };
-    return { key: await deps.keys.authenticate(req.headers.authorization) };
+    const key = await deps.keys.authenticate(req.headers.authorization);
+    const a = access.get(req);
+    if (a !== undefined) a.keyId = key.id;
+    return { key };
   }
 
   /**
@@ -198,7 +206,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     }
     if (path === "/v1/chat/completions" || path === "/chat/completions") {
       if (method !== "POST") throw new TensorClawError("not_found", "Use POST for /v1/chat/completions.");
-      return chat.handle(req, res, id, await caller(req));
+      return chat.handle(req, res, id, await caller(req), access.get(req));
     }
     if (method !== "GET" && method !== "HEAD")
       throw new TensorClawError("not_found", `No route for ${method} ${path}.`);
@@ -258,7 +266,27 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
 
   return (req, res) => {
     const id = newId();
+    const startedAt = performance.now();
+    const a: AccessRecord = {};
+    access.set(req, a);
+    const done = (status: number) => {
+      const url = req.url ?? "/";
+      const q = url.indexOf("?");
+      logAccess(
+        log,
+        id,
+        req.method ?? "GET",
+        q === -1 ? url : url.slice(0, q),
+        status,
+        performance.now() - startedAt,
+        a,
+      );
+    };
     route(req, res, id)
+      .then(done, (err: unknown) => {
+        done(toHttpError(err).status);
+        throw err;
+      })
       .catch((err: unknown) => {
         const e = toTensorClawError(err);
         if (e.code === "internal") log.error({ err: e.cause ?? e, requestId: id }, "request failed");
