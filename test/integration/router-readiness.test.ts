@@ -1,6 +1,9 @@
+import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { expect } from "chai";
 import { silentLogger } from "../../common/logger.js";
 import { ROUTER_DEFAULTS, type RouterConfig } from "../../router/config.js";
@@ -12,6 +15,8 @@ import { RawTunnelClient } from "../support/raw-tunnel-client.js";
 import { FakeMiner } from "../support/tunnel-fake-miner.js";
 
 const MODEL = "ready-model";
+/** The buf CLI from @bufbuild/buf (a dev dependency). */
+const BUF = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
 
 /**
  * `/readyz` of the router program: ready only with a live miner (unless
@@ -114,5 +119,40 @@ describe("router program: readiness", function () {
       (res) => res.text(),
       () => undefined,
     );
+  });
+});
+
+describe("router program: buf curl through reflection", function () {
+  this.timeout(60_000);
+  let dir: string;
+  let router: RunningRouter | undefined;
+  after(async () => {
+    await router?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("reaches health (and so every service whose file holds a map) with buf curl, which reads reflection as protoc writes it", async () => {
+    dir = await mkdtemp(join(tmpdir(), "tc-router-bufcurl-"));
+    router = await startRouter(
+      { ...ROUTER_DEFAULTS, httpPort: 0, grpcPort: 0, dataDir: dir },
+      silentLogger(),
+    );
+    const curl = (method: string) =>
+      promisify(execFile)(BUF, [
+        "curl",
+        "--protocol",
+        "grpc",
+        "--http2-prior-knowledge",
+        `http://127.0.0.1:${router?.grpcPort}/${method}`,
+      ]);
+    const health = await curl("grpc.health.v1.Health/Check");
+    expect(JSON.parse(health.stdout)).to.deep.equal({ status: "SERVING" });
+    // The router's own services resolve too (an unsigned call is refused by the service, not by buf).
+    const unsigned = await curl("tensorclaw.v1.MinerDirectoryService/ListMiners").then(
+      () => "accepted",
+      (err: { stderr?: string }) => err.stderr ?? "",
+    );
+    expect(unsigned).to.not.match(/failed to find service/);
+    expect(unsigned).to.match(/unauthenticated|permission/i);
   });
 });
