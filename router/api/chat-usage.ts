@@ -4,7 +4,13 @@ import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { ApiMetrics } from "../metrics.js";
 import type { RoutingOutcome } from "../routing/outcome-window.js";
 import type { InferenceCall } from "../tunnel/types.js";
-import { type ClampedUsage, clampUsage, type PromptSize, type ReportedUsage } from "../usage/clamp.js";
+import {
+  type ClampedUsage,
+  clampUsage,
+  FINISH_TOKEN_ALLOWANCE,
+  type PromptSize,
+  type ReportedUsage,
+} from "../usage/clamp.js";
 import type { EventBilling, UsageOutcome, UsageSink } from "../usage/event.js";
 import { countRequest, creditFromCount } from "../usage/token-credit.js";
 import { chargeMicros, type RequestBilling } from "./chat-billing.js";
@@ -74,7 +80,12 @@ export function creditedUsage(r: FinishedRequest): ClampedUsage {
   const bytes = call.relayedBytes();
   if (bytes === 0 && r.outcome !== "completed") return NONE;
   if (r.count === undefined) return clampUsage(r.prompt, { bytes, maxTokens: r.maxTokens }, r.reported);
-  return creditFromCount(countRequest(r.chat, call.relayedText(), r.count, r.countedPrompt), r.reported);
+  const u = creditFromCount(countRequest(r.chat, call.relayedText(), r.count, r.countedPrompt), r.reported);
+  // Nobody asked for more than max_tokens: what a miner sends beyond it earns nothing and costs the
+  // user nothing (the same bound as the hold's worst case).
+  const most = r.maxTokens + FINISH_TOKEN_ALLOWANCE;
+  if (r.maxTokens <= 0 || u.completionTokens <= most) return u;
+  return { promptTokens: u.promptTokens, completionTokens: most, clamped: true };
 }
 
 /**

@@ -55,6 +55,14 @@ function entry(id: string, prompt: number, completion: number) {
 function plan(req: InferenceRequest) {
   const text = req.chat?.messages[0]?.content ?? "";
   if (text.includes("hang")) return { chunks: [], end: "hang" as const };
+  // A miner that ignores max_tokens: 40 words whatever it was asked.
+  if (text.includes("overlong")) {
+    return {
+      chunks: Array.from({ length: 40 }, (_, i) => WORDS[i % WORDS.length] as string),
+      end: { usage: [100_000, 100_000] as [number, number] },
+      finishReason: FinishReason.FINISH_REASON_STOP,
+    };
+  }
   const n = Math.min(WORDS.length, text.split(" ").length);
   return {
     chunks: WORDS.slice(0, n),
@@ -312,6 +320,24 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
         .map((c) => c.amountMicros);
       expect(asked.slice(0, 2)).to.deep.equal([LEASE_REQUESTS * hold, 10 * hold]);
       expect(asked.slice(2).every((a) => a === LEASE_REQUESTS * hold)).to.equal(true);
+    });
+
+    it("credits and charges a miner that ignores max_tokens for at most max_tokens (+ end of turn)", async () => {
+      const { client, key } = await newKey({ creditMicros: MICROS_PER_USD });
+      const { data, response } = await client.chat.completions
+        .create({ model: MODEL, max_tokens: 3, messages: [{ role: "user", content: "overlong" }] })
+        .withResponse();
+      // The user still gets what was relayed, but is charged, and the miner credited, for 3 + 1.
+      expect(data.choices[0]?.message.content?.split(" ").filter((w) => w !== "").length).to.equal(40);
+      expect(data.usage?.completion_tokens).to.equal(4);
+      await settled();
+      const id = response.headers.get("x-request-id") as string;
+      const event = router.usage.events.find((e) => e.requestId === id);
+      expect(event).to.include({ completionTokens: 4, paid: true });
+      const g = await get(`/api/v1/generation?id=${id}`, key);
+      const cost = costMicros(num(g.data.tokens_prompt), 4, PRICE_PROMPT, PRICE_COMPLETION);
+      expect(micros(g.data.total_cost)).to.equal(cost);
+      expect(event?.billing?.costMicros).to.equal(cost);
     });
 
     it("answers 402 insufficient_quota before any miner is tried, saying what is short", async () => {
