@@ -35,6 +35,12 @@ export class ApiMetrics {
   readonly inFlight: Gauge;
   /** Attempts moved to another miner before the first byte. */
   readonly failovers: Counter<"model">;
+  /** Whole chat requests, received to last byte, by model and status. */
+  readonly duration: Histogram<"model" | "status">;
+  /** Attempts per miner hotkey by how they ended (the routing book's outcomes). */
+  readonly minerAttempts: Counter<"hotkey" | "outcome">;
+  /** Time to first token per miner hotkey. */
+  readonly minerTtft: Histogram<"hotkey">;
 
   constructor(registry: Registry, sources: MetricsSources) {
     const registers = [registry];
@@ -72,6 +78,27 @@ export class ApiMetrics {
       name: "tensorclaw_api_failovers_total",
       help: "Chat requests moved to another miner before any output reached the user.",
       labelNames: ["model"],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "tensorclaw_api_request_duration_seconds",
+      help: "Chat requests from receipt to their last byte, by model and HTTP status.",
+      labelNames: ["model", "status"],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    // Per hotkey: as many series as miners on the subnet (at most its 256 uids).
+    this.minerAttempts = new Counter({
+      name: "tensorclaw_api_miner_attempts_total",
+      help: "Chat attempts per miner hotkey by outcome (served, failed_before_output, failed_after_output, deadline, cancelled, refused).",
+      labelNames: ["hotkey", "outcome"],
+      registers,
+    });
+    this.minerTtft = new Histogram({
+      name: "tensorclaw_api_miner_time_to_first_token_seconds",
+      help: "Time from dispatch to a miner to its first token, per miner hotkey.",
+      labelNames: ["hotkey"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers,
     });
     new Gauge({

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import type { Redis } from "ioredis";
-import { Registry } from "prom-client";
+import { collectDefaultMetrics, Registry } from "prom-client";
 import { TensorClawError } from "../common/errors.js";
 import { initCrypto } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
@@ -250,6 +250,8 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
 
     // The Business API's parts (built first: probes go by its request rules).
     const registry = new Registry();
+    // Node's own figures (CPU, memory, event-loop delay, GC, handles) beside the router's.
+    collectDefaultMetrics({ register: registry });
     // Validators' verdicts: a FAILED (hotkey, model) gets no user traffic from this router.
     const verdicts = new VerdictBook();
     const routing = new RoutingBook({

@@ -117,6 +117,8 @@ interface RequestState {
   readonly countedPrompt: { readonly count: TokenCount; readonly tokens: number } | undefined;
   /** When the first token reached the router (the clock's ms); undefined until then. */
   firstTokenAtMs: number | undefined;
+  /** When the current attempt was dispatched (the miner's own time to first token starts here). */
+  dispatchedAtMs: number;
   /** The last finish reason a chunk carried. */
   finishReason: FinishReason;
 }
@@ -145,6 +147,7 @@ export class ChatEndpoint {
     // The model label is "unknown" until the model is known to exist, so
     // made-up model names cannot blow up the metric's cardinality.
     const label = { model: "unknown" };
+    const receivedAtMs = this.deps.clock();
     let status = 500;
     try {
       status = await this.serve(req, res, requestId, caller, label, access);
@@ -153,6 +156,8 @@ export class ChatEndpoint {
       throw err;
     } finally {
       this.deps.metrics.requests.inc({ model: label.model, status: String(status) });
+      const seconds = (this.deps.clock() - receivedAtMs) / 1000;
+      this.deps.metrics.duration.observe({ model: label.model, status: String(status) }, seconds);
     }
     return status;
   }
@@ -234,6 +239,7 @@ export class ChatEndpoint {
       billing,
       countedPrompt,
       firstTokenAtMs: undefined,
+      dispatchedAtMs: startedAtMs,
       finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
     };
     // The client went away before we finished: cancel the miner's work at once.
@@ -405,6 +411,7 @@ export class ChatEndpoint {
       failingOver = false;
       st.call = call;
       st.session = session;
+      st.dispatchedAtMs = d.clock();
       st.reported = undefined;
       const ticket = d.routing.started(session.hotkey, model);
       st.ticket = ticket;
@@ -414,6 +421,7 @@ export class ChatEndpoint {
       } finally {
         st.lastAttempt = attemptOutcome(result, st.clientGone);
         d.routing.ended(ticket, st.lastAttempt);
+        d.metrics.minerAttempts.inc({ hotkey: session.hotkey, outcome: st.lastAttempt });
       }
       if (result.kind !== "retry") return result;
       // This miner failed before any output and another is tried: it earns nothing, and the
@@ -446,6 +454,9 @@ export class ChatEndpoint {
     const now = this.deps.clock();
     st.firstTokenAtMs = now;
     this.deps.metrics.ttft.observe({ model: st.parsed.model }, (now - st.startedAtMs) / 1000);
+    if (st.session !== undefined) {
+      this.deps.metrics.minerTtft.observe({ hotkey: st.session.hotkey }, (now - st.dispatchedAtMs) / 1000);
+    }
     if (st.ticket !== undefined) this.deps.routing.firstToken(st.ticket);
   }
 

@@ -31,7 +31,7 @@ interface AccessLine {
   durationMs: number;
 }
 
-describe("router program: access log", function () {
+describe("router program: access log and metrics", function () {
   this.timeout(30_000);
   let dir: string;
   let router: RunningRouter | undefined;
@@ -46,7 +46,7 @@ describe("router program: access log", function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("writes one info line per API request that joins it to its key and miner, with no prompt text", async () => {
+  it("writes one info line per API request that joins it to its key and miner (no prompt text), and counts it per miner", async () => {
     const keys = new ApiKeys(new FileApiKeyStore(routerPaths(dir).keys));
     const { key, record } = await keys.create(
       "logged",
@@ -103,5 +103,20 @@ describe("router program: access log", function () {
     expect(access.filter((l) => l.path === "/healthz")).to.deep.equal([]);
     expect(access.filter((l) => l.path === "/v1/nothing").map((l) => l.status)).to.deep.equal([404]);
     expect(JSON.stringify(lines)).to.not.include(SECRET_PROMPT);
+
+    // The same request in the metrics: its total duration, its miner's attempt and time to first
+    // token, and the process's own figures.
+    const metrics = await (await fetch(`http://127.0.0.1:${started.httpPort}/metrics`)).text();
+    expect(metrics).to.include(
+      `tensorclaw_api_request_duration_seconds_count{model="${MODEL}",status="200"} 1`,
+    );
+    expect(metrics).to.include(
+      `tensorclaw_api_miner_attempts_total{hotkey="${hotkey.address}",outcome="served"} 1`,
+    );
+    expect(metrics).to.include(
+      `tensorclaw_api_miner_time_to_first_token_seconds_count{hotkey="${hotkey.address}"} 1`,
+    );
+    expect(metrics).to.match(/^process_cpu_seconds_total \d/m);
+    expect(metrics).to.match(/^nodejs_eventloop_lag_p99_seconds \d/m);
   });
 });
