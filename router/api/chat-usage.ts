@@ -54,6 +54,8 @@ export interface HandOff {
   readonly credited: ClampedUsage;
   /** Whether the request's final usage event was recorded (else its billing hold must be released). */
   readonly recorded: boolean;
+  /** What that event charges the request's key (0 without billing or an event). */
+  readonly chargedMicros: number;
 }
 
 /** Where the hand-off goes. */
@@ -160,7 +162,7 @@ export function recordFailedAttempt(
   });
 }
 
-const NOTHING: HandOff = Object.freeze({ credited: NONE, recorded: false });
+const NOTHING: HandOff = Object.freeze({ credited: NONE, recorded: false, chargedMicros: 0 });
 
 /**
  * Emits the usage event of the request's last attempt — when a miner
@@ -185,7 +187,7 @@ export function handOffUsage(
     const outcome = r.lastAttempt === undefined ? "failed" : ledgerOutcome(r.lastAttempt);
     if (outcome === undefined) return NOTHING;
     recordFailedAttempt(d, r, hotkey, outcome, r);
-    return { credited: NONE, recorded: true };
+    return { credited: NONE, recorded: true, chargedMicros: 0 };
   }
   const bytes = call.relayedBytes();
   if (bytes === 0 && r.outcome !== "completed") return NOTHING;
@@ -200,6 +202,7 @@ export function handOffUsage(
   d.metrics.tokens.inc({ model: r.model, kind: "completion" }, u.completionTokens);
   d.metrics.relayedBytes.inc({ model: r.model }, bytes);
   const b = r.billing;
+  const billing = b === undefined ? undefined : eventBilling(b, r, u.promptTokens, u.completionTokens);
   d.usage.record({
     requestId: r.requestId,
     minerHotkey: hotkey,
@@ -209,9 +212,7 @@ export function handOffUsage(
     outcome: r.outcome,
     startedAtMs: r.startedAtMs,
     finishedAtMs: d.clock(),
-    ...(b === undefined
-      ? {}
-      : { paid: b.paid, billing: eventBilling(b, r, u.promptTokens, u.completionTokens) }),
+    ...(b === undefined || billing === undefined ? {} : { paid: b.paid, billing }),
   });
-  return { credited: u, recorded: true };
+  return { credited: u, recorded: true, chargedMicros: billing?.costMicros ?? 0 };
 }

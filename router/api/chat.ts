@@ -20,7 +20,6 @@ import type { UsageOutcome, UsageSink } from "../usage/event.js";
 import type { AccessRecord } from "./access-log.js";
 import { attemptOutcome } from "./attempt-outcome.js";
 import {
-  chargeMicros,
   HOLD_TTL_MARGIN_MS,
   KeyBilling,
   priced,
@@ -259,7 +258,7 @@ export class ChatEndpoint {
     } finally {
       d.metrics.inFlight.dec();
       res.off("close", onClose);
-      const { credited, recorded } = handOffUsage(d, this.finished(st), st.credited);
+      const { credited, chargedMicros } = handOffUsage(d, this.finished(st), st.credited);
       access.model = st.parsed.model;
       if (st.session !== undefined) access.miner = st.session.hotkey;
       access.promptTokens = credited.promptTokens;
@@ -271,8 +270,7 @@ export class ChatEndpoint {
       // The lease keeps what the request costs; the rest of its hold returns (all of it when no
       // usage event will charge it).
       if (billing?.ticket !== undefined) {
-        const cost = recorded ? chargeMicros(billing, credited.promptTokens, credited.completionTokens) : 0;
-        this.billing?.finish(billing.ticket, cost);
+        this.billing?.finish(billing.ticket, chargedMicros);
       }
     }
     return status;
