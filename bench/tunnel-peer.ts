@@ -29,7 +29,7 @@ async function miner(): Promise<void> {
   const text = arg("text", "tok ");
   const client = await RawTunnelClient.open(transport, endpoints);
   const verdict = await client.handshake(key, {
-    models: [{ id: "bench", maxConcurrency: concurrency, contextLength: 0 }],
+    models: [{ id: "bench", maxConcurrency: concurrency, contextLength: 0, kinds: [] }],
   });
   if (verdict.accept === undefined) throw new Error(`refused: ${verdict.reject?.message}`);
   const plan = {

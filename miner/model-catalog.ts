@@ -40,6 +40,7 @@ export function offersFor(
       id,
       maxConcurrency: policy.maxConcurrency,
       contextLength: policy.contextLength > 0 ? policy.contextLength : (found?.contextLength ?? 0),
+      kinds: [],
     });
   }
   return out;

@@ -105,6 +105,9 @@ export class RequestRunner {
           contentDelta: ev.content,
           toolCalls: [...ev.toolCalls],
           finishReason: ev.finishReason,
+          choiceIndex: 0,
+          systemFingerprint: "",
+          embeddings: [],
           reasoningDelta: ev.reasoning,
           logprobs: ev.logprobs === undefined ? [] : [...ev.logprobs],
         };
@@ -157,6 +160,7 @@ export class RequestRunner {
           requestId,
           code: RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED,
           message: "cancelled",
+          httpStatus: 0,
         });
         return;
       }
@@ -164,12 +168,13 @@ export class RequestRunner {
         requestId,
         code: RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT,
         message: `the backend did not finish within the ${this.#req.deadlineMs} ms deadline`,
+        httpStatus: 0,
       });
       return;
     }
     if (err instanceof BackendFailure) {
       this.#log.warn({ requestId, code: err.code, err: err.cause ?? err }, err.message);
-      this.#sink.error({ requestId, code: err.code, message: err.message });
+      this.#sink.error({ requestId, code: err.code, message: err.message, httpStatus: 0 });
       return;
     }
     this.#log.error({ requestId, err }, "request failed with an internal error");
@@ -177,6 +182,7 @@ export class RequestRunner {
       requestId,
       code: RequestErrorCode.REQUEST_ERROR_CODE_INTERNAL,
       message: "internal miner error",
+      httpStatus: 0,
     });
   }
 }

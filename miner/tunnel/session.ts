@@ -268,7 +268,9 @@ export class TunnelSession {
       return;
     }
     const fail = (code: RequestErrorCode, message: string) =>
-      this.#batcher?.push({ kind: { $case: "error", value: { requestId: id, code, message } } });
+      this.#batcher?.push({
+        kind: { $case: "error", value: { requestId: id, code, message, httpStatus: 0 } },
+      });
     if (this.#draining !== undefined) {
       fail(RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED, "the miner is draining this tunnel");
       return;

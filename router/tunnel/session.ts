@@ -252,7 +252,16 @@ export class TunnelSession {
     const frame: RouterFrame = {
       kind: {
         $case: "request",
-        value: { requestId, model: offered, chat, deadlineMs: wireDeadlineMs, initialCreditBytes },
+        value: {
+          requestId,
+          model: offered,
+          chat,
+          completion: undefined,
+          embedding: undefined,
+          deadlineMs: wireDeadlineMs,
+          initialCreditBytes,
+          traceId: "",
+        },
       },
     };
     try {

@@ -109,7 +109,9 @@ describe("billing while Redis is down", function () {
     });
     const hotkey = await throwawayHotkey();
     tunnel = await RawTunnelClient.open("grpc", { grpc: router.grpcUrl.slice("grpc://".length), ws: "" });
-    await tunnel.handshake(hotkey, { models: [{ id: MODEL, maxConcurrency: 8, contextLength: 0 }] });
+    await tunnel.handshake(hotkey, {
+      models: [{ id: MODEL, maxConcurrency: 8, contextLength: 0, kinds: [] }],
+    });
     fake = new FakeMiner(tunnel);
     await waitForSessions(router.hub, (s) => s.some((x) => x.hotkey === hotkey.address), "the miner");
   });

@@ -83,7 +83,7 @@ describe("api routing: the chat handler reports every attempt to the routing boo
     });
     tunnels.push(tunnel);
     const verdict = await tunnel.handshake(key, {
-      models: [{ id: MODEL, maxConcurrency: 10_000, contextLength: 8192 }],
+      models: [{ id: MODEL, maxConcurrency: 10_000, contextLength: 8192, kinds: [] }],
     });
     expect(verdict.accept).to.not.equal(undefined);
     tunnel.onFrame = (f) => {
@@ -95,7 +95,17 @@ describe("api routing: the chat handler reports every attempt to the routing boo
   const chunk = (requestId: number, contentDelta: string): MinerFrame => ({
     kind: {
       $case: "chunk",
-      value: { requestId, contentDelta, toolCalls: [], finishReason: 0, reasoningDelta: "", logprobs: [] },
+      value: {
+        requestId,
+        contentDelta,
+        toolCalls: [],
+        finishReason: 0,
+        choiceIndex: 0,
+        systemFingerprint: "",
+        embeddings: [],
+        reasoningDelta: "",
+        logprobs: [],
+      },
     },
   });
 
@@ -135,7 +145,12 @@ describe("api routing: the chat handler reports every attempt to the routing boo
       tunnel.push({
         kind: {
           $case: "error",
-          value: { requestId, code: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR, message: "broken" },
+          value: {
+            requestId,
+            code: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR,
+            message: "broken",
+            httpStatus: 0,
+          },
         },
       });
     };

@@ -77,7 +77,7 @@ describe("probes a miner cannot tell from users", function () {
       });
       tunnels.push(tunnel);
       const verdict = await tunnel.handshake(key, {
-        models: [{ id: MODEL, maxConcurrency: 16, contextLength: 0 }],
+        models: [{ id: MODEL, maxConcurrency: 16, contextLength: 0, kinds: [] }],
       });
       if (verdict.accept === undefined) throw new Error(`refused: ${verdict.reject?.message}`);
       miners.push({

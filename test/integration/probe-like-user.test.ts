@@ -56,7 +56,7 @@ describe("probes through the router look like user requests to the miner", funct
     });
     tunnels.push(tunnel);
     const verdict = await tunnel.handshake(key, {
-      models: [{ id: MODEL, maxConcurrency: 4, contextLength: 0 }],
+      models: [{ id: MODEL, maxConcurrency: 4, contextLength: 0, kinds: [] }],
     });
     if (verdict.accept === undefined) throw new Error(`refused: ${verdict.reject?.message}`);
     const fake = new FakeMiner(tunnel, opts);

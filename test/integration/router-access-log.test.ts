@@ -61,7 +61,9 @@ describe("router program: access log and metrics", function () {
     router = started;
     const hotkey = await throwawayHotkey();
     tunnel = await RawTunnelClient.open("grpc", { grpc: `127.0.0.1:${started.grpcPort}`, ws: "" });
-    await tunnel.handshake(hotkey, { models: [{ id: MODEL, maxConcurrency: 4, contextLength: 0 }] });
+    await tunnel.handshake(hotkey, {
+      models: [{ id: MODEL, maxConcurrency: 4, contextLength: 0, kinds: [] }],
+    });
     new FakeMiner(tunnel);
     await waitForSessions(started.hub, (s) => s.some((x) => x.hotkey === hotkey.address), "the miner");
 

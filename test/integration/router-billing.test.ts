@@ -83,7 +83,7 @@ describe("router program: billing wired on the embedded store", function () {
     const hotkey = await throwawayHotkey();
     tunnel = await RawTunnelClient.open("grpc", { grpc: `127.0.0.1:${started.grpcPort}`, ws: "" });
     const verdict = await tunnel.handshake(hotkey, {
-      models: [{ id: MODEL, maxConcurrency: 4, contextLength: 0 }],
+      models: [{ id: MODEL, maxConcurrency: 4, contextLength: 0, kinds: [] }],
     });
     expect(verdict.accept, verdict.reject?.message).to.not.equal(undefined);
     const fake = new FakeMiner(tunnel);

@@ -63,7 +63,9 @@ describe("router program: readiness", function () {
   ): Promise<FakeMiner> {
     const hotkey = await throwawayHotkey();
     tunnel = await RawTunnelClient.open("grpc", { grpc: `127.0.0.1:${r.grpcPort}`, ws: "" });
-    await tunnel.handshake(hotkey, { models: [{ id: MODEL, maxConcurrency: 4, contextLength: 0 }] });
+    await tunnel.handshake(hotkey, {
+      models: [{ id: MODEL, maxConcurrency: 4, contextLength: 0, kinds: [] }],
+    });
     const miner = fake === undefined ? new FakeMiner(tunnel) : fake(tunnel);
     await waitForSessions(r.hub, (s) => s.some((x) => x.hotkey === hotkey.address), "the miner");
     return miner;

@@ -102,7 +102,7 @@ for (const transport of ["grpc", "ws"] as const) {
           ...Array.from({ length: 2000 }, () => ({
             kind: {
               $case: "models" as const,
-              value: { models: [{ id: "x".repeat(40), maxConcurrency: 1, contextLength: 0 }] },
+              value: { models: [{ id: "x".repeat(40), maxConcurrency: 1, contextLength: 0, kinds: [] }] },
             },
           })),
         ],
@@ -140,7 +140,10 @@ for (const transport of ["grpc", "ws"] as const) {
       if (h === undefined) throw new Error("no hub");
       const bad = await connectMiner(h, transport, key);
       bad.client.send({
-        kind: { $case: "models", value: { models: [{ id: "", maxConcurrency: 1, contextLength: 0 }] } },
+        kind: {
+          $case: "models",
+          value: { models: [{ id: "", maxConcurrency: 1, contextLength: 0, kinds: [] }] },
+        },
       });
       expectClosed(await bad.client.closed, transport, GrpcStatus.INVALID_ARGUMENT, 1007);
       await goodStillServes();
@@ -168,6 +171,9 @@ for (const transport of ["grpc", "ws"] as const) {
               contentDelta: "stray",
               toolCalls: [],
               finishReason: 0,
+              choiceIndex: 0,
+              systemFingerprint: "",
+              embeddings: [],
               reasoningDelta: "",
               logprobs: [],
             },

@@ -34,7 +34,7 @@ for (const transport of ["grpc", "ws"] as const) {
       h = await startHub();
       const c = await RawTunnelClient.open(transport, h.endpoints);
       const v = await c.handshake(miner, {
-        models: [{ id: "llama", maxConcurrency: 2, contextLength: 4096 }],
+        models: [{ id: "llama", maxConcurrency: 2, contextLength: 4096, kinds: [] }],
       });
       expect(v.challenge.nonce).to.have.length(32);
       expect(v.challenge.routerId).to.equal("router-test");
@@ -128,7 +128,9 @@ for (const transport of ["grpc", "ws"] as const) {
         RejectReason.REJECT_REASON_UNSUPPORTED_VERSION,
       );
       const c2 = await RawTunnelClient.open(transport, h.endpoints);
-      const v = await c2.handshake(miner, { models: [{ id: "m", maxConcurrency: 0, contextLength: 0 }] });
+      const v = await c2.handshake(miner, {
+        models: [{ id: "m", maxConcurrency: 0, contextLength: 0, kinds: [] }],
+      });
       expect(v.reject?.reason).to.equal(RejectReason.REJECT_REASON_INVALID_HELLO);
       expectClosed(await c2.closed, transport, GrpcStatus.INVALID_ARGUMENT, 1007);
     });

@@ -43,12 +43,18 @@ for (const transport of ["grpc", "ws"] as const) {
     it("carries 100 concurrent streamed requests on one tunnel, each complete and in order", async () => {
       h = await startHub();
       const chunkCount = 20;
-      const m = await connectMiner(h, transport, key, [{ id: "m1", maxConcurrency: 100, contextLength: 0 }], {
-        plan: (req) => ({
-          chunks: Array.from({ length: chunkCount }, (_, i) => `[${req.requestId}:${i}]`),
-          end: { usage: [7, chunkCount] },
-        }),
-      });
+      const m = await connectMiner(
+        h,
+        transport,
+        key,
+        [{ id: "m1", maxConcurrency: 100, contextLength: 0, kinds: [] }],
+        {
+          plan: (req) => ({
+            chunks: Array.from({ length: chunkCount }, (_, i) => `[${req.requestId}:${i}]`),
+            end: { usage: [7, chunkCount] },
+          }),
+        },
+      );
       const hub = h.hub;
       const calls = Array.from({ length: 100 }, () =>
         hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 10_000 }),
@@ -100,8 +106,8 @@ for (const transport of ["grpc", "ws"] as const) {
         transport,
         key,
         [
-          { id: "small", maxConcurrency: 2, contextLength: 0 },
-          { id: "big", maxConcurrency: 1, contextLength: 0 },
+          { id: "small", maxConcurrency: 2, contextLength: 0, kinds: [] },
+          { id: "big", maxConcurrency: 1, contextLength: 0, kinds: [] },
         ],
         { plan: () => ({ chunks: ["x"], end: "hang" }) },
       );
@@ -272,7 +278,10 @@ for (const transport of ["grpc", "ws"] as const) {
       h.hub.setGhost(key.address, false);
       expect(h.hub.sessions()[0]?.state).to.equal("active");
       m.client.send({
-        kind: { $case: "models", value: { models: [{ id: "m2", maxConcurrency: 1, contextLength: 1 }] } },
+        kind: {
+          $case: "models",
+          value: { models: [{ id: "m2", maxConcurrency: 1, contextLength: 1, kinds: [] }] },
+        },
       });
       const hub = h.hub;
       await waitForSessions(hub, (s) => s[0]?.models[0]?.id === "m2", "the ModelListUpdate to apply");

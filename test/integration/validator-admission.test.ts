@@ -104,7 +104,7 @@ describe("router admission", () => {
     const handshake = async (harness: HubHarness, key: Hotkey) => {
       const c = await RawTunnelClient.open("grpc", harness.endpoints);
       clients.push(c);
-      return c.handshake(key, { models: [{ id: "m1", maxConcurrency: 1, contextLength: 0 }] });
+      return c.handshake(key, { models: [{ id: "m1", maxConcurrency: 1, contextLength: 0, kinds: [] }] });
     };
 
     it("admits nobody before the first read", () => {
@@ -157,7 +157,8 @@ describe("router admission", () => {
       const c = await RawTunnelClient.open("grpc", h.endpoints);
       clients.push(c);
       expect(
-        (await c.handshake(miner, { models: [{ id: "m1", maxConcurrency: 1, contextLength: 0 }] })).accept,
+        (await c.handshake(miner, { models: [{ id: "m1", maxConcurrency: 1, contextLength: 0, kinds: [] }] }))
+          .accept,
       ).to.not.equal(undefined);
       // A refresh that still lists the miner leaves its tunnel alone.
       expect(await a.refresh()).to.equal(true);

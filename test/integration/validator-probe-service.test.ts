@@ -246,9 +246,15 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
   });
 
   it("takes an ordinary slot while the model has one free, counted like a user request", async () => {
-    const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 2, contextLength: 0 }], {
-      plan: () => ({ chunks: [], end: "hang" }),
-    });
+    const m = await connectMiner(
+      h,
+      "grpc",
+      minerKey,
+      [{ id: "m1", maxConcurrency: 2, contextLength: 0, kinds: [] }],
+      {
+        plan: () => ({ chunks: [], end: "hang" }),
+      },
+    );
     const user = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 5000 });
     const probing = (await service({ livenessMs: 1000 })).probe(req(), validatorKey.address);
     await m.miner.until(() => m.miner.requests.length === 2);
@@ -265,9 +271,15 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
   });
 
   it("probes a miner saturated by users through the spare slot; three probes in a row without one fail it", async () => {
-    const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 1, contextLength: 0 }], {
-      plan: () => ({ chunks: [], end: "hang" }),
-    });
+    const m = await connectMiner(
+      h,
+      "grpc",
+      minerKey,
+      [{ id: "m1", maxConcurrency: 1, contextLength: 0, kinds: [] }],
+      {
+        plan: () => ({ chunks: [], end: "hang" }),
+      },
+    );
     const user = h.hub.dispatch(m.sessionId, "m1", chat(), { deadlineMs: 5000 });
     const s = await service({ livenessMs: 2000 });
     // The first probe holds the spare slot (probe() dispatches before its first await).
@@ -315,9 +327,15 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
   }
 
   it("answers NOT_FOUND, INVALID_ARGUMENT and UNAVAILABLE over signed gRPC", async () => {
-    const m = await connectMiner(h, "grpc", minerKey, [{ id: "m1", maxConcurrency: 1, contextLength: 0 }], {
-      plan: () => ({ chunks: [], end: "hang" }),
-    });
+    const m = await connectMiner(
+      h,
+      "grpc",
+      minerKey,
+      [{ id: "m1", maxConcurrency: 1, contextLength: 0, kinds: [] }],
+      {
+        plan: () => ({ chunks: [], end: "hang" }),
+      },
+    );
     const { call, close } = await overGrpc({ livenessMs: 2000 });
     try {
       expect((await call(req({ hotkey: otherKey.address }))).code).to.equal(status.NOT_FOUND);

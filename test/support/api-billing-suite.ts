@@ -120,8 +120,8 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
       tunnel = await RawTunnelClient.open("grpc", { grpc: router.grpcUrl.slice("grpc://".length), ws: "" });
       const verdict = await tunnel.handshake(hotkey, {
         models: [
-          { id: MODEL, maxConcurrency: 32, contextLength: 0 },
-          { id: FREE, maxConcurrency: 32, contextLength: 0 },
+          { id: MODEL, maxConcurrency: 32, contextLength: 0, kinds: [] },
+          { id: FREE, maxConcurrency: 32, contextLength: 0, kinds: [] },
         ],
       });
       if (verdict.accept === undefined) throw new Error(`refused: ${verdict.reject?.message}`);

@@ -251,7 +251,7 @@ export class RawTunnelClient {
           hotkey: script.claimedHotkey ?? key.address,
           signature: Buffer.from(signature),
           timestampMs: BigInt(ts),
-          models: [...(script.models ?? [{ id: "m1", maxConcurrency: 4, contextLength: 8192 }])],
+          models: [...(script.models ?? [{ id: "m1", maxConcurrency: 4, contextLength: 8192, kinds: [] }])],
           softwareVersion: "raw-tunnel-client/test",
           protocolVersion: script.protocolVersion ?? 1,
         },

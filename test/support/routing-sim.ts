@@ -79,6 +79,9 @@ const EMPTY: ResponseChunk = {
   contentDelta: "",
   toolCalls: [],
   finishReason: 0,
+  choiceIndex: 0,
+  systemFingerprint: "",
+  embeddings: [],
   reasoningDelta: "",
   logprobs: [],
 };

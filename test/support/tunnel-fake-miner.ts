@@ -131,6 +131,9 @@ export class FakeMiner {
         contentDelta: text,
         toolCalls: [],
         finishReason: last ? (plan.finishReason ?? FinishReason.FINISH_REASON_UNSPECIFIED) : 0,
+        choiceIndex: 0,
+        systemFingerprint: "",
+        embeddings: [],
         reasoningDelta: "",
         logprobs:
           plan.logprobs === true
@@ -160,7 +163,12 @@ export class FakeMiner {
     this.#client.push({
       kind: {
         $case: "error",
-        value: { requestId, code: RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED, message: "cancelled" },
+        value: {
+          requestId,
+          code: RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED,
+          message: "cancelled",
+          httpStatus: 0,
+        },
       },
     });
   }
@@ -212,7 +220,7 @@ export class FakeMiner {
       });
     } else {
       this.#client.push({
-        kind: { $case: "error", value: { requestId, code: end.error, message: end.message } },
+        kind: { $case: "error", value: { requestId, code: end.error, message: end.message, httpStatus: 0 } },
       });
     }
   }

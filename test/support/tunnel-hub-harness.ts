@@ -62,7 +62,7 @@ export async function connectMiner(
   h: HubHarness,
   transport: RawTransport,
   key: Hotkey,
-  models: readonly ModelOffer[] = [{ id: "m1", maxConcurrency: 4, contextLength: 8192 }],
+  models: readonly ModelOffer[] = [{ id: "m1", maxConcurrency: 4, contextLength: 8192, kinds: [] }],
   opts: FakeMinerOptions = {},
 ): Promise<ConnectedMiner> {
   const client = await RawTunnelClient.open(transport, h.endpoints);

@@ -13,6 +13,9 @@ function chunk(contentDelta: string, logprobs: TokenLogprob[]): ResponseChunk {
     contentDelta,
     toolCalls: [],
     finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
+    choiceIndex: 0,
+    systemFingerprint: "",
+    embeddings: [],
     reasoningDelta: "",
     logprobs,
   };

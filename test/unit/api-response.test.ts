@@ -11,6 +11,9 @@ function chunk(over: Partial<ResponseChunk> = {}): ResponseChunk {
     contentDelta: "",
     toolCalls: [],
     finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
+    choiceIndex: 0,
+    systemFingerprint: "",
+    embeddings: [],
     reasoningDelta: "",
     logprobs: [],
     ...over,
@@ -76,7 +79,11 @@ describe("api response: stream chunks", () => {
   it("relays reasoning as reasoning_content", () => {
     const s = new ChunkShaper(IDENT, false);
     s.chunk(chunk({ contentDelta: "a" }));
-    expect(JSON.parse(s.chunk(chunk({ reasoningDelta: "think" }))).choices[0].delta).to.deep.equal({
+    expect(
+      JSON.parse(
+        s.chunk(chunk({ choiceIndex: 0, systemFingerprint: "", embeddings: [], reasoningDelta: "think" })),
+      ).choices[0].delta,
+    ).to.deep.equal({
       reasoning_content: "think",
     });
   });

@@ -18,6 +18,7 @@ import {
   type MinerFrame,
   RejectReason,
   RequestErrorCode,
+  RequestKind,
   type RouterFrame,
 } from "../../gen/tensorclaw/v1/tunnel.js";
 import { GetUsageRequest, GetUsageResponse } from "../../gen/tensorclaw/v1/usage.js";
@@ -35,8 +36,14 @@ const MINER_FRAMES: MinerFrame[] = [
         signature: Buffer.alloc(64, 7),
         timestampMs: 1_764_000_000_123n,
         models: [
-          { id: "llama-3.1-8b", maxConcurrency: 16, contextLength: 131072 },
-          { id: "qwen-2.5-7b", maxConcurrency: 4, contextLength: 32768 },
+          { id: "llama-3.1-8b", maxConcurrency: 16, contextLength: 131072, kinds: [] },
+          {
+            id: "bge-small",
+            maxConcurrency: 8,
+            contextLength: 512,
+            kinds: [RequestKind.REQUEST_KIND_EMBEDDING, RequestKind.REQUEST_KIND_COMPLETION],
+          },
+          { id: "qwen-2.5-7b", maxConcurrency: 4, contextLength: 32768, kinds: [] },
         ],
         softwareVersion: "tensorclaw-miner/0.1.0",
         protocolVersion: 1,
@@ -59,6 +66,9 @@ const MINER_FRAMES: MinerFrame[] = [
           },
         ],
         finishReason: FinishReason.FINISH_REASON_TOOL_CALLS,
+        choiceIndex: 1,
+        systemFingerprint: "fp_44709d6fcb",
+        embeddings: [],
         reasoningDelta: "thinking",
         logprobs: [
           {
@@ -74,6 +84,26 @@ const MINER_FRAMES: MinerFrame[] = [
       },
     },
   },
+  // Float32 values that survive the trip exactly.
+  {
+    kind: {
+      $case: "chunk",
+      value: {
+        requestId: 44,
+        contentDelta: "",
+        toolCalls: [],
+        finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
+        choiceIndex: 0,
+        systemFingerprint: "",
+        embeddings: [
+          { index: 0, values: [0.5, -0.25, 0, 1] },
+          { index: 1, values: [-1, 0.125, 0.75, -0.5] },
+        ],
+        reasoningDelta: "",
+        logprobs: [],
+      },
+    },
+  },
   // 2^53 + 1 does not fit a double: the counters must stay exact.
   {
     kind: {
@@ -84,11 +114,21 @@ const MINER_FRAMES: MinerFrame[] = [
   {
     kind: {
       $case: "error",
-      value: { requestId: 43, code: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR, message: "HTTP 500" },
+      value: {
+        requestId: 43,
+        code: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR,
+        message: "This model's maximum context length is 4096 tokens.",
+        httpStatus: 400,
+      },
     },
   },
   { kind: { $case: "pong", value: { seq: 4_000_000_000 } } },
-  { kind: { $case: "models", value: { models: [{ id: "m", maxConcurrency: 1, contextLength: 0 }] } } },
+  {
+    kind: {
+      $case: "models",
+      value: { models: [{ id: "m", maxConcurrency: 1, contextLength: 0, kinds: [] }] },
+    },
+  },
 ];
 
 const ROUTER_FRAMES: RouterFrame[] = [
@@ -124,6 +164,9 @@ const ROUTER_FRAMES: RouterFrame[] = [
         model: "llama-3.1-8b",
         deadlineMs: 60000,
         initialCreditBytes: 65536,
+        completion: undefined,
+        embedding: undefined,
+        traceId: "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
         chat: {
           messages: [
             {
@@ -176,7 +219,55 @@ const ROUTER_FRAMES: RouterFrame[] = [
           stream: true,
           logprobs: true,
           topLogprobs: 5,
+          maxCompletionTokens: 256,
+          n: 2,
         },
+      },
+    },
+  },
+  {
+    kind: {
+      $case: "request",
+      value: {
+        requestId: 8,
+        model: "gpt-3.5-turbo-instruct",
+        deadlineMs: 30000,
+        initialCreditBytes: 65536,
+        chat: undefined,
+        completion: {
+          prompt: ["Once upon", "a time"],
+          suffix: "",
+          maxTokens: 16,
+          temperature: 0,
+          topP: undefined,
+          n: 2,
+          logprobs: 3,
+          echo: true,
+          stop: ["\n"],
+          seed: 7n,
+          frequencyPenalty: undefined,
+          presencePenalty: undefined,
+          user: "",
+          extraJson: "",
+          stream: false,
+        },
+        embedding: undefined,
+        traceId: "00000000000000000000000000000001",
+      },
+    },
+  },
+  {
+    kind: {
+      $case: "request",
+      value: {
+        requestId: 9,
+        model: "bge-small",
+        deadlineMs: 30000,
+        initialCreditBytes: 65536,
+        chat: undefined,
+        completion: undefined,
+        embedding: { input: ["a", "bé"], dimensions: 256, user: "u-hash" },
+        traceId: "00000000000000000000000000000002",
       },
     },
   },
@@ -239,7 +330,7 @@ describe("contracts", () => {
     it("a batch keeps frame order", () => {
       const bytes = ConnectRequest.encode({ frames: MINER_FRAMES }).finish();
       const kinds = ConnectRequest.decode(bytes).frames.map((f) => f.kind?.$case);
-      expect(kinds).to.deep.equal(["hello", "chunk", "usage", "error", "pong", "models"]);
+      expect(kinds).to.deep.equal(["hello", "chunk", "chunk", "usage", "error", "pong", "models"]);
     });
   });
 
@@ -270,15 +361,39 @@ describe("contracts", () => {
         Buffer.from(ConnectRequest.encode({ frames: MINER_FRAMES }).finish()),
       );
       const frames = decoded.frames as Record<string, unknown>[];
-      expect(frames.map((f) => f.kind)).to.deep.equal(["hello", "chunk", "usage", "error", "pong", "models"]);
+      expect(frames.map((f) => f.kind)).to.deep.equal([
+        "hello",
+        "chunk",
+        "chunk",
+        "usage",
+        "error",
+        "pong",
+        "models",
+      ]);
       const hello = frames[0]?.hello as Record<string, unknown>;
       expect(hello.hotkey).to.equal("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
       expect(hello.timestampMs).to.equal("1764000000123");
-      const usage = frames[2]?.usage as Record<string, unknown>;
+      const usage = frames[3]?.usage as Record<string, unknown>;
       expect(usage.promptTokens).to.equal("9007199254740993");
-      const error = frames[3]?.error as Record<string, unknown>;
+      const error = frames[4]?.error as Record<string, unknown>;
       expect(error.code).to.equal("REQUEST_ERROR_CODE_BACKEND_ERROR");
-      const chunk = frames[1]?.chunk as { logprobs: { token: string; topLogprobs: { logprob: number }[] }[] };
+      expect(error.httpStatus).to.equal(400);
+      const vectors = frames[2]?.chunk as { embeddings: { index: number; values: number[] }[] };
+      expect(vectors.embeddings.map((e) => e.values)).to.deep.equal([
+        [0.5, -0.25, 0, 1],
+        [-1, 0.125, 0.75, -0.5],
+      ]);
+      expect((hello.models as { kinds: string[] }[])[1]?.kinds).to.deep.equal([
+        "REQUEST_KIND_EMBEDDING",
+        "REQUEST_KIND_COMPLETION",
+      ]);
+      const chunk = frames[1]?.chunk as {
+        logprobs: { token: string; topLogprobs: { logprob: number }[] }[];
+        choiceIndex: number;
+        systemFingerprint: string;
+      };
+      expect(chunk.choiceIndex).to.equal(1);
+      expect(chunk.systemFingerprint).to.equal("fp_44709d6fcb");
       expect(chunk.logprobs.map((l) => l.token)).to.deep.equal(["Hello", ", wörld 👋"]);
       expect(chunk.logprobs[0]?.topLogprobs[1]?.logprob).to.equal(-2.5);
     });
@@ -299,6 +414,9 @@ describe("contracts", () => {
           contentDelta: "abc",
           toolCalls: [],
           finishReason: FinishReason.FINISH_REASON_STOP,
+          choiceIndex: 0,
+          systemFingerprint: "",
+          embeddings: [],
           reasoningDelta: "",
           logprobs: [],
         },

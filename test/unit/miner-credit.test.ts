@@ -73,6 +73,9 @@ function request(initialCreditBytes: number, deadlineMs = 0): InferenceRequest {
   return {
     requestId: 7,
     model: "m",
+    completion: undefined,
+    embedding: undefined,
+    traceId: "",
     chat: {
       messages: [
         { role: "user", content: "hello", contentPartsJson: "", name: "", toolCalls: [], toolCallId: "" },
@@ -258,6 +261,7 @@ describe("miner credit accounting", () => {
           requestId: 7,
           code: RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED,
           message: "the backend answered HTTP 429",
+          httpStatus: 0,
         },
       ]);
       const broken: Backend = {

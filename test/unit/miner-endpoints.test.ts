@@ -65,18 +65,18 @@ describe("miner router endpoints and model offers", () => {
       { id: "b", contextLength: 0 },
     ];
     expect(offersFor(discovered, policy)).to.deep.equal([
-      { id: "a", maxConcurrency: 4, contextLength: 4096 },
-      { id: "b", maxConcurrency: 4, contextLength: 0 },
+      { id: "a", maxConcurrency: 4, contextLength: 4096, kinds: [] },
+      { id: "b", maxConcurrency: 4, contextLength: 0, kinds: [] },
     ]);
     // --models wins over discovery (aliases the backend may not list) and --context-length over the backend's.
     expect(
       offersFor(discovered, { configured: ["x", "a", "x"], maxConcurrency: 2, contextLength: 0 }),
     ).to.deep.equal([
-      { id: "x", maxConcurrency: 2, contextLength: 0 },
-      { id: "a", maxConcurrency: 2, contextLength: 4096 },
+      { id: "x", maxConcurrency: 2, contextLength: 0, kinds: [] },
+      { id: "a", maxConcurrency: 2, contextLength: 4096, kinds: [] },
     ]);
     expect(offersFor(discovered, { configured: ["a"], maxConcurrency: 2, contextLength: 999 })).to.deep.equal(
-      [{ id: "a", maxConcurrency: 2, contextLength: 999 }],
+      [{ id: "a", maxConcurrency: 2, contextLength: 999, kinds: [] }],
     );
   });
 });

@@ -18,7 +18,7 @@ describe("miner hello", () => {
   it("signs a hello the router's own check accepts, for that router and nonce only", async () => {
     const key = await throwawayHotkey();
     const c = challenge();
-    const offers = [{ id: "m", maxConcurrency: 2, contextLength: 0 }];
+    const offers = [{ id: "m", maxConcurrency: 2, contextLength: 0, kinds: [] }];
     const hello = buildHello(c, key, offers, 1_000_500, "tensorclaw-miner/test");
     expect(hello).to.include({
       hotkey: key.address,

@@ -37,6 +37,9 @@ const chunk = (over: Partial<ResponseChunk>): ResponseChunk => ({
   contentDelta: "",
   toolCalls: [],
   finishReason: 0,
+  choiceIndex: 0,
+  systemFingerprint: "",
+  embeddings: [],
   reasoningDelta: "",
   logprobs: [],
   ...over,
@@ -52,7 +55,9 @@ describe("routing: first token", () => {
       ),
     ).to.equal(false);
     expect(carriesToken(chunk({ contentDelta: "Hi" }))).to.equal(true);
-    expect(carriesToken(chunk({ reasoningDelta: "hmm" }))).to.equal(true);
+    expect(
+      carriesToken(chunk({ choiceIndex: 0, systemFingerprint: "", embeddings: [], reasoningDelta: "hmm" })),
+    ).to.equal(true);
     expect(
       carriesToken(
         chunk({ toolCalls: [{ index: 0, id: "", type: "", functionName: "f", argumentsDelta: "" }] }),

@@ -12,6 +12,9 @@ function chunk(text: string): ResponseChunk {
     contentDelta: text,
     toolCalls: [],
     finishReason: 0,
+    choiceIndex: 0,
+    systemFingerprint: "",
+    embeddings: [],
     reasoningDelta: "",
     logprobs: [],
   };

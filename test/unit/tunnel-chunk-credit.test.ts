@@ -12,7 +12,17 @@ import type { TokenLogprob } from "../../gen/tensorclaw/v1/chat.js";
 import type { ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 
 function withLogprobs(contentDelta: string, logprobs: TokenLogprob[]): ResponseChunk {
-  return { requestId: 1, contentDelta, reasoningDelta: "", finishReason: 0, toolCalls: [], logprobs };
+  return {
+    requestId: 1,
+    contentDelta,
+    choiceIndex: 0,
+    systemFingerprint: "",
+    embeddings: [],
+    reasoningDelta: "",
+    finishReason: 0,
+    toolCalls: [],
+    logprobs,
+  };
 }
 
 function entries(n: number, top = 0): TokenLogprob[] {
@@ -25,6 +35,9 @@ describe("tunnel chunk credit", () => {
     const bytes = chunkPayloadBytes({
       requestId: 1,
       contentDelta: "héllo", // 6 bytes
+      choiceIndex: 0,
+      systemFingerprint: "",
+      embeddings: [],
       reasoningDelta: "€", // 3 bytes
       finishReason: 0,
       logprobs: [],
@@ -41,6 +54,9 @@ describe("tunnel chunk credit", () => {
       chunkPayloadBytes({
         requestId: 1,
         contentDelta: "",
+        choiceIndex: 0,
+        systemFingerprint: "",
+        embeddings: [],
         reasoningDelta: "",
         finishReason: 1,
         logprobs: [],

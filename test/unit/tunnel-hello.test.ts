@@ -20,7 +20,7 @@ describe("tunnel hello verdicts", () => {
       hotkey: key.address,
       signature: Buffer.from(signHello(key, NONCE, "r1", ts)),
       timestampMs: BigInt(ts),
-      models: [{ id: "m", maxConcurrency: 2, contextLength: 0 }],
+      models: [{ id: "m", maxConcurrency: 2, contextLength: 0, kinds: [] }],
       softwareVersion: "x/1",
       protocolVersion: 1,
       ...over,
@@ -63,21 +63,26 @@ describe("tunnel hello verdicts", () => {
   });
 
   it("validates offers: ids, duplicates, concurrency bounds and count", () => {
-    expect(validateOffers([{ id: "", maxConcurrency: 1, contextLength: 0 }])).to.be.a("string");
+    expect(validateOffers([{ id: "", maxConcurrency: 1, contextLength: 0, kinds: [] }])).to.be.a("string");
     expect(
       validateOffers([
-        { id: "a", maxConcurrency: 1, contextLength: 0 },
-        { id: "a", maxConcurrency: 2, contextLength: 0 },
+        { id: "a", maxConcurrency: 1, contextLength: 0, kinds: [] },
+        { id: "a", maxConcurrency: 2, contextLength: 0, kinds: [] },
       ]),
     ).to.match(/twice/);
-    expect(validateOffers([{ id: "a", maxConcurrency: 0, contextLength: 0 }])).to.match(/max_concurrency/);
+    expect(validateOffers([{ id: "a", maxConcurrency: 0, contextLength: 0, kinds: [] }])).to.match(
+      /max_concurrency/,
+    );
     expect(
-      validateOffers([{ id: "a", maxConcurrency: OFFER_LIMITS.maxConcurrency + 1, contextLength: 0 }]),
+      validateOffers([
+        { id: "a", maxConcurrency: OFFER_LIMITS.maxConcurrency + 1, contextLength: 0, kinds: [] },
+      ]),
     ).to.match(/max_concurrency/);
     const many = Array.from({ length: OFFER_LIMITS.maxModels + 1 }, (_, i) => ({
       id: `m${i}`,
       maxConcurrency: 1,
       contextLength: 0,
+      kinds: [],
     }));
     expect(validateOffers(many)).to.match(/more than/);
     expect(validateOffers([])).to.deep.equal([]);

@@ -180,8 +180,13 @@ export interface ChatRequest {
     | number
     | undefined;
   /**
-   * Upper bound on generated tokens. The router always sets it; a miner
-   * must not generate more (extra tokens are not credited, see tunnel.proto).
+   * Upper bound on generated tokens per choice (`max_tokens`), exactly as
+   * the caller sent it; absent when the caller sent none (the router injects
+   * no default). A miner passes it to its backend unchanged and must not
+   * generate more. Whatever the caller asked, the router credits at most
+   * its completion ceiling per choice (the smaller of `max_tokens`,
+   * `max_completion_tokens` and the model's context length, or the router's
+   * own ceiling when none is known; see tunnel.proto, Usage).
    */
   maxTokens?:
     | number
@@ -244,7 +249,115 @@ export interface ChatRequest {
    * How many most likely alternatives to return per token (`top_logprobs`,
    * 0 to 20); only meaningful with `logprobs`.
    */
-  topLogprobs?: number | undefined;
+  topLogprobs?:
+    | number
+    | undefined;
+  /**
+   * OpenAI's `max_completion_tokens` (the name reasoning models require),
+   * exactly as the caller sent it; absent when it sent none. Passed to the
+   * backend under this name, never renamed to `max_tokens`.
+   */
+  maxCompletionTokens?:
+    | number
+    | undefined;
+  /**
+   * How many choices to generate (`n`); absent means 1. Chunks say which
+   * choice they belong to (`ResponseChunk.choice_index`, 0 to n - 1), and
+   * `Usage.completion_tokens` counts the tokens of all choices.
+   */
+  n?: number | undefined;
+}
+
+/**
+ * A legacy text completion (`POST /v1/completions`), for models that offer
+ * REQUEST_KIND_COMPLETION (tunnel.proto, ModelOffer.kinds). The answer
+ * comes back as ResponseChunks whose `content_delta` is the choice's `text`.
+ * Fields follow OpenAI's Completions schema; an empty string means absent.
+ */
+export interface CompletionRequest {
+  /**
+   * The prompts, at least one. Each prompt yields `n` choices: the choice
+   * of prompt `p` and sample `s` has `ResponseChunk.choice_index` p * n + s.
+   */
+  prompt: string[];
+  /** Text that follows the completion (`suffix`), for insertion. */
+  suffix: string;
+  /** Upper bound on generated tokens per choice, as the caller sent it. */
+  maxTokens?:
+    | number
+    | undefined;
+  /** Sampling temperature. */
+  temperature?:
+    | number
+    | undefined;
+  /** Nucleus sampling. */
+  topP?:
+    | number
+    | undefined;
+  /** Choices per prompt; absent means 1. */
+  n?:
+    | number
+    | undefined;
+  /**
+   * Log-probabilities of the top `logprobs` alternatives per token (0 to 5),
+   * returned as `ResponseChunk.logprobs`; absent: none.
+   */
+  logprobs?:
+    | number
+    | undefined;
+  /** Whether the answer repeats the prompt before the completion (`echo`). */
+  echo: boolean;
+  /** Stop sequences (at most 4). */
+  stop: string[];
+  /** Seed for deterministic sampling. */
+  seed?:
+    | bigint
+    | undefined;
+  /** Frequency penalty. */
+  frequencyPenalty?:
+    | number
+    | undefined;
+  /** Presence penalty. */
+  presencePenalty?:
+    | number
+    | undefined;
+  /** The salted hash of the caller's `user` (see ChatRequest.user). */
+  user: string;
+  /**
+   * Other forwarded OpenAI body fields as one JSON object (see
+   * ChatRequest.extra_json).
+   */
+  extraJson: string;
+  /** Whether the user asked for a streamed answer (see ChatRequest.stream). */
+  stream: boolean;
+}
+
+/**
+ * An embeddings request (`POST /v1/embeddings`), for models that offer
+ * REQUEST_KIND_EMBEDDING. The answer comes back as ResponseChunks carrying
+ * `embeddings`, then a Usage whose `prompt_tokens` counts every input and
+ * whose `completion_tokens` is 0.
+ */
+export interface EmbeddingRequest {
+  /** The texts to embed, at least one. Vector `i` answers input `i`. */
+  input: string[];
+  /**
+   * Number of dimensions of each vector, for models that can shorten theirs
+   * (`dimensions`); absent: the model's own.
+   */
+  dimensions?:
+    | number
+    | undefined;
+  /** The salted hash of the caller's `user` (see ChatRequest.user). */
+  user: string;
+}
+
+/** One embedding vector. */
+export interface Embedding {
+  /** Which input it embeds (EmbeddingRequest.input index). */
+  index: number;
+  /** The vector. Counts 4 bytes per value toward flow-control credit. */
+  values: number[];
 }
 
 /**
@@ -923,6 +1036,8 @@ function createBaseChatRequest(): ChatRequest {
     stream: false,
     logprobs: undefined,
     topLogprobs: undefined,
+    maxCompletionTokens: undefined,
+    n: undefined,
   };
 }
 
@@ -981,6 +1096,12 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     }
     if (message.topLogprobs !== undefined) {
       writer.uint32(136).uint32(message.topLogprobs);
+    }
+    if (message.maxCompletionTokens !== undefined) {
+      writer.uint32(144).uint32(message.maxCompletionTokens);
+    }
+    if (message.n !== undefined) {
+      writer.uint32(152).uint32(message.n);
     }
     return writer;
   },
@@ -1134,6 +1255,22 @@ export const ChatRequest: MessageFns<ChatRequest> = {
             message.topLogprobs = reader.uint32();
             continue;
           }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.maxCompletionTokens = reader.uint32();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.n = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1205,6 +1342,12 @@ export const ChatRequest: MessageFns<ChatRequest> = {
         : isSet(object.top_logprobs)
         ? globalThis.Number(object.top_logprobs)
         : undefined,
+      maxCompletionTokens: isSet(object.maxCompletionTokens)
+        ? globalThis.Number(object.maxCompletionTokens)
+        : isSet(object.max_completion_tokens)
+        ? globalThis.Number(object.max_completion_tokens)
+        : undefined,
+      n: isSet(object.n) ? globalThis.Number(object.n) : undefined,
     };
   },
 
@@ -1261,6 +1404,12 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     if (message.topLogprobs !== undefined) {
       obj.topLogprobs = Math.round(message.topLogprobs);
     }
+    if (message.maxCompletionTokens !== undefined) {
+      obj.maxCompletionTokens = Math.round(message.maxCompletionTokens);
+    }
+    if (message.n !== undefined) {
+      obj.n = Math.round(message.n);
+    }
     return obj;
   },
 
@@ -1290,6 +1439,540 @@ export const ChatRequest: MessageFns<ChatRequest> = {
     message.stream = object.stream ?? false;
     message.logprobs = object.logprobs ?? undefined;
     message.topLogprobs = object.topLogprobs ?? undefined;
+    message.maxCompletionTokens = object.maxCompletionTokens ?? undefined;
+    message.n = object.n ?? undefined;
+    return message;
+  },
+};
+
+function createBaseCompletionRequest(): CompletionRequest {
+  return {
+    prompt: [],
+    suffix: "",
+    maxTokens: undefined,
+    temperature: undefined,
+    topP: undefined,
+    n: undefined,
+    logprobs: undefined,
+    echo: false,
+    stop: [],
+    seed: undefined,
+    frequencyPenalty: undefined,
+    presencePenalty: undefined,
+    user: "",
+    extraJson: "",
+    stream: false,
+  };
+}
+
+export const CompletionRequest: MessageFns<CompletionRequest> = {
+  encode(message: CompletionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.prompt) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.suffix !== "") {
+      writer.uint32(18).string(message.suffix);
+    }
+    if (message.maxTokens !== undefined) {
+      writer.uint32(24).uint32(message.maxTokens);
+    }
+    if (message.temperature !== undefined) {
+      writer.uint32(33).double(message.temperature);
+    }
+    if (message.topP !== undefined) {
+      writer.uint32(41).double(message.topP);
+    }
+    if (message.n !== undefined) {
+      writer.uint32(48).uint32(message.n);
+    }
+    if (message.logprobs !== undefined) {
+      writer.uint32(56).uint32(message.logprobs);
+    }
+    if (message.echo !== false) {
+      writer.uint32(64).bool(message.echo);
+    }
+    for (const v of message.stop) {
+      writer.uint32(74).string(v!);
+    }
+    if (message.seed !== undefined) {
+      if (BigInt.asIntN(64, message.seed) !== message.seed) {
+        throw new globalThis.Error("value provided for field message.seed of type int64 too large");
+      }
+      writer.uint32(80).int64(message.seed);
+    }
+    if (message.frequencyPenalty !== undefined) {
+      writer.uint32(89).double(message.frequencyPenalty);
+    }
+    if (message.presencePenalty !== undefined) {
+      writer.uint32(97).double(message.presencePenalty);
+    }
+    if (message.user !== "") {
+      writer.uint32(106).string(message.user);
+    }
+    if (message.extraJson !== "") {
+      writer.uint32(114).string(message.extraJson);
+    }
+    if (message.stream !== false) {
+      writer.uint32(120).bool(message.stream);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CompletionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCompletionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.prompt.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.suffix = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxTokens = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.temperature = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.topP = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.n = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.logprobs = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.echo = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.stop.push(reader.string());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.seed = reader.int64() as bigint;
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.frequencyPenalty = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.presencePenalty = reader.double();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.extraJson = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.stream = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CompletionRequest {
+    return {
+      prompt: globalThis.Array.isArray(object?.prompt) ? object.prompt.map((e: any) => globalThis.String(e)) : [],
+      suffix: isSet(object.suffix) ? globalThis.String(object.suffix) : "",
+      maxTokens: isSet(object.maxTokens)
+        ? globalThis.Number(object.maxTokens)
+        : isSet(object.max_tokens)
+        ? globalThis.Number(object.max_tokens)
+        : undefined,
+      temperature: isSet(object.temperature) ? globalThis.Number(object.temperature) : undefined,
+      topP: isSet(object.topP)
+        ? globalThis.Number(object.topP)
+        : isSet(object.top_p)
+        ? globalThis.Number(object.top_p)
+        : undefined,
+      n: isSet(object.n) ? globalThis.Number(object.n) : undefined,
+      logprobs: isSet(object.logprobs) ? globalThis.Number(object.logprobs) : undefined,
+      echo: isSet(object.echo) ? globalThis.Boolean(object.echo) : false,
+      stop: globalThis.Array.isArray(object?.stop) ? object.stop.map((e: any) => globalThis.String(e)) : [],
+      seed: isSet(object.seed) ? BigInt(object.seed) : undefined,
+      frequencyPenalty: isSet(object.frequencyPenalty)
+        ? globalThis.Number(object.frequencyPenalty)
+        : isSet(object.frequency_penalty)
+        ? globalThis.Number(object.frequency_penalty)
+        : undefined,
+      presencePenalty: isSet(object.presencePenalty)
+        ? globalThis.Number(object.presencePenalty)
+        : isSet(object.presence_penalty)
+        ? globalThis.Number(object.presence_penalty)
+        : undefined,
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+      extraJson: isSet(object.extraJson)
+        ? globalThis.String(object.extraJson)
+        : isSet(object.extra_json)
+        ? globalThis.String(object.extra_json)
+        : "",
+      stream: isSet(object.stream) ? globalThis.Boolean(object.stream) : false,
+    };
+  },
+
+  toJSON(message: CompletionRequest): unknown {
+    const obj: any = {};
+    if (message.prompt?.length) {
+      obj.prompt = message.prompt;
+    }
+    if (message.suffix !== "") {
+      obj.suffix = message.suffix;
+    }
+    if (message.maxTokens !== undefined) {
+      obj.maxTokens = Math.round(message.maxTokens);
+    }
+    if (message.temperature !== undefined) {
+      obj.temperature = floatToJson(message.temperature);
+    }
+    if (message.topP !== undefined) {
+      obj.topP = floatToJson(message.topP);
+    }
+    if (message.n !== undefined) {
+      obj.n = Math.round(message.n);
+    }
+    if (message.logprobs !== undefined) {
+      obj.logprobs = Math.round(message.logprobs);
+    }
+    if (message.echo !== false) {
+      obj.echo = message.echo;
+    }
+    if (message.stop?.length) {
+      obj.stop = message.stop;
+    }
+    if (message.seed !== undefined) {
+      obj.seed = message.seed.toString();
+    }
+    if (message.frequencyPenalty !== undefined) {
+      obj.frequencyPenalty = floatToJson(message.frequencyPenalty);
+    }
+    if (message.presencePenalty !== undefined) {
+      obj.presencePenalty = floatToJson(message.presencePenalty);
+    }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    if (message.extraJson !== "") {
+      obj.extraJson = message.extraJson;
+    }
+    if (message.stream !== false) {
+      obj.stream = message.stream;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CompletionRequest>, I>>(base?: I): CompletionRequest {
+    return CompletionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CompletionRequest>, I>>(object: I): CompletionRequest {
+    const message = createBaseCompletionRequest();
+    message.prompt = object.prompt?.map((e) => e) || [];
+    message.suffix = object.suffix ?? "";
+    message.maxTokens = object.maxTokens ?? undefined;
+    message.temperature = object.temperature ?? undefined;
+    message.topP = object.topP ?? undefined;
+    message.n = object.n ?? undefined;
+    message.logprobs = object.logprobs ?? undefined;
+    message.echo = object.echo ?? false;
+    message.stop = object.stop?.map((e) => e) || [];
+    message.seed = (object.seed !== undefined && object.seed !== null) ? BigInt(object.seed) : undefined;
+    message.frequencyPenalty = object.frequencyPenalty ?? undefined;
+    message.presencePenalty = object.presencePenalty ?? undefined;
+    message.user = object.user ?? "";
+    message.extraJson = object.extraJson ?? "";
+    message.stream = object.stream ?? false;
+    return message;
+  },
+};
+
+function createBaseEmbeddingRequest(): EmbeddingRequest {
+  return { input: [], dimensions: undefined, user: "" };
+}
+
+export const EmbeddingRequest: MessageFns<EmbeddingRequest> = {
+  encode(message: EmbeddingRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.input) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.dimensions !== undefined) {
+      writer.uint32(16).uint32(message.dimensions);
+    }
+    if (message.user !== "") {
+      writer.uint32(26).string(message.user);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmbeddingRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmbeddingRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.input.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.dimensions = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EmbeddingRequest {
+    return {
+      input: globalThis.Array.isArray(object?.input) ? object.input.map((e: any) => globalThis.String(e)) : [],
+      dimensions: isSet(object.dimensions) ? globalThis.Number(object.dimensions) : undefined,
+      user: isSet(object.user) ? globalThis.String(object.user) : "",
+    };
+  },
+
+  toJSON(message: EmbeddingRequest): unknown {
+    const obj: any = {};
+    if (message.input?.length) {
+      obj.input = message.input;
+    }
+    if (message.dimensions !== undefined) {
+      obj.dimensions = Math.round(message.dimensions);
+    }
+    if (message.user !== "") {
+      obj.user = message.user;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EmbeddingRequest>, I>>(base?: I): EmbeddingRequest {
+    return EmbeddingRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EmbeddingRequest>, I>>(object: I): EmbeddingRequest {
+    const message = createBaseEmbeddingRequest();
+    message.input = object.input?.map((e) => e) || [];
+    message.dimensions = object.dimensions ?? undefined;
+    message.user = object.user ?? "";
+    return message;
+  },
+};
+
+function createBaseEmbedding(): Embedding {
+  return { index: 0, values: [] };
+}
+
+export const Embedding: MessageFns<Embedding> = {
+  encode(message: Embedding, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).uint32(message.index);
+    }
+    if (message.values.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.values) {
+        writer.float(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Embedding {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmbedding();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag === 21) {
+              message.values.push(reader.float());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.values.push(reader.float());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Embedding {
+    return {
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      values: globalThis.Array.isArray(object?.values) ? object.values.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: Embedding): unknown {
+    const obj: any = {};
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.values?.length) {
+      obj.values = message.values.map((e) => floatToJson(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Embedding>, I>>(base?: I): Embedding {
+    return Embedding.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Embedding>, I>>(object: I): Embedding {
+    const message = createBaseEmbedding();
+    message.index = object.index ?? 0;
+    message.values = object.values?.map((e) => e) || [];
     return message;
   },
 };

@@ -19,6 +19,9 @@ import {
 } from "@grpc/grpc-js";
 import {
   ChatRequest,
+  CompletionRequest,
+  Embedding,
+  EmbeddingRequest,
   FinishReason,
   finishReasonFromJSON,
   finishReasonToJSON,
@@ -103,7 +106,9 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  * credit, counted in bytes of `ResponseChunk` payload (the UTF-8 length of
  * `content_delta` and `reasoning_delta`, plus the UTF-8 lengths of every
  * `ToolCallDelta` string field and of every `token` string in `logprobs`,
- * alternatives included). `InferenceRequest.initial_credit_bytes` is the starting credit; each
+ * alternatives included, and of `system_fingerprint`, plus 4 bytes per value
+ * of every vector in `embeddings`). `InferenceRequest.initial_credit_bytes`
+ * is the starting credit; each
  * `Credit` frame adds to it. A miner must not send chunk payload beyond its
  * credit; it holds the rest (and should stop reading its backend) until more
  * credit arrives. A chunk whose payload alone exceeds the remaining credit
@@ -130,6 +135,56 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  * text naming the fault. A bad *request* (backend error, timeout, unknown
  * model) fails only that request through `RequestError`.
  */
+
+/** A kind of inference request (which field of InferenceRequest is set). */
+export enum RequestKind {
+  /** REQUEST_KIND_UNSPECIFIED - Unused. */
+  REQUEST_KIND_UNSPECIFIED = 0,
+  /** REQUEST_KIND_CHAT - Chat completions (`InferenceRequest.chat`). */
+  REQUEST_KIND_CHAT = 1,
+  /** REQUEST_KIND_COMPLETION - Legacy text completions (`InferenceRequest.completion`). */
+  REQUEST_KIND_COMPLETION = 2,
+  /** REQUEST_KIND_EMBEDDING - Embeddings (`InferenceRequest.embedding`). */
+  REQUEST_KIND_EMBEDDING = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function requestKindFromJSON(object: any): RequestKind {
+  switch (object) {
+    case 0:
+    case "REQUEST_KIND_UNSPECIFIED":
+      return RequestKind.REQUEST_KIND_UNSPECIFIED;
+    case 1:
+    case "REQUEST_KIND_CHAT":
+      return RequestKind.REQUEST_KIND_CHAT;
+    case 2:
+    case "REQUEST_KIND_COMPLETION":
+      return RequestKind.REQUEST_KIND_COMPLETION;
+    case 3:
+    case "REQUEST_KIND_EMBEDDING":
+      return RequestKind.REQUEST_KIND_EMBEDDING;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RequestKind.UNRECOGNIZED;
+  }
+}
+
+export function requestKindToJSON(object: RequestKind): string {
+  switch (object) {
+    case RequestKind.REQUEST_KIND_UNSPECIFIED:
+      return "REQUEST_KIND_UNSPECIFIED";
+    case RequestKind.REQUEST_KIND_CHAT:
+      return "REQUEST_KIND_CHAT";
+    case RequestKind.REQUEST_KIND_COMPLETION:
+      return "REQUEST_KIND_COMPLETION";
+    case RequestKind.REQUEST_KIND_EMBEDDING:
+      return "REQUEST_KIND_EMBEDDING";
+    case RequestKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 /** Why a hello or a session was refused. */
 export enum RejectReason {
@@ -442,6 +497,12 @@ export interface ModelOffer {
   maxConcurrency: number;
   /** Context window in tokens, 0 if unknown. */
   contextLength: number;
+  /**
+   * What kinds of request the model serves. Empty means chat only (what
+   * miners that predate this field serve). The router sends a model only
+   * the kinds it offers.
+   */
+  kinds: RequestKind[];
 }
 
 /** The session is live. */
@@ -561,6 +622,26 @@ export interface InferenceRequest {
    * this file).
    */
   initialCreditBytes: number;
+  /**
+   * A text completion to serve, instead of `chat`. Exactly one of `chat`,
+   * `completion` and `embedding` is set, and only a kind the model offers
+   * (ModelOffer.kinds).
+   */
+  completion:
+    | CompletionRequest
+    | undefined;
+  /** An embeddings request to serve, instead of `chat`. */
+  embedding:
+    | EmbeddingRequest
+    | undefined;
+  /**
+   * The router's id of the request (32 lower-case hex characters, random),
+   * the `x-request-id` its user sees. A miner logs it with everything it
+   * logs about the request, notably its failures, and may pass it to its
+   * backend as `x-request-id`, so the three logs join. Probes carry one
+   * drawn the same way.
+   */
+  traceId: string;
 }
 
 /** Stop working on a request. */
@@ -657,6 +738,24 @@ export interface ResponseChunk {
    * drops the rest.
    */
   logprobs: TokenLogprob[];
+  /**
+   * Which choice this chunk belongs to, 0 to n - 1 (ChatRequest.n; for a
+   * CompletionRequest, prompt index * n + sample index). Every choice ends
+   * with its own chunk carrying `finish_reason`. The router fails a request
+   * whose chunk names a choice it did not ask for with
+   * `REQUEST_ERROR_CODE_PROTOCOL`.
+   */
+  choiceIndex: number;
+  /**
+   * The backend's `system_fingerprint`, when it reports one; the router
+   * shows users the first one a request's chunks carry. At most 128 bytes.
+   */
+  systemFingerprint: string;
+  /**
+   * Embedding vectors (EmbeddingRequest only), each sent once; a miner may
+   * spread them over several chunks.
+   */
+  embeddings: Embedding[];
 }
 
 /**
@@ -664,8 +763,10 @@ export interface ResponseChunk {
  *
  * The router checks these numbers against what it relayed: credited
  * completion tokens never exceed what the relayed chunk bytes could hold, and
- * credited prompt tokens never exceed what the prompt could hold. Inflated
- * counts are clamped, never trusted.
+ * credited prompt tokens never exceed what the prompt could hold, and no
+ * choice is credited beyond the request's completion ceiling (ChatRequest.
+ * max_tokens). Inflated counts are clamped, never trusted. For `n` choices,
+ * the counts cover all of them.
  */
 export interface Usage {
   /** The request that finished. */
@@ -684,9 +785,19 @@ export interface RequestError {
   code: RequestErrorCode;
   /**
    * Human-readable detail; the router may show it to the user, so it must
-   * not contain secrets (backend keys, internal addresses).
+   * not contain secrets (backend keys, internal addresses). For
+   * REQUEST_ERROR_CODE_INVALID_REQUEST it is the backend's own message (say
+   * a context-length error), which the router relays to the user with
+   * `http_status`, cut to 1,000 characters and with anything that looks like
+   * a secret or an internal address masked.
    */
   message: string;
+  /**
+   * The HTTP status the backend answered with, when it answered with an
+   * error; 0 otherwise. The router relays a 4xx (other than 401, 403, 404,
+   * 408 and 429, which are the miner's problem, not the user's) as it is.
+   */
+  httpStatus: number;
 }
 
 function createBaseConnectRequest(): ConnectRequest {
@@ -1590,7 +1701,7 @@ export const Hello: MessageFns<Hello> = {
 };
 
 function createBaseModelOffer(): ModelOffer {
-  return { id: "", maxConcurrency: 0, contextLength: 0 };
+  return { id: "", maxConcurrency: 0, contextLength: 0, kinds: [] };
 }
 
 export const ModelOffer: MessageFns<ModelOffer> = {
@@ -1603,6 +1714,13 @@ export const ModelOffer: MessageFns<ModelOffer> = {
     }
     if (message.contextLength !== 0) {
       writer.uint32(24).uint32(message.contextLength);
+    }
+    if (message.kinds.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.kinds) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1644,6 +1762,24 @@ export const ModelOffer: MessageFns<ModelOffer> = {
             message.contextLength = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag === 32) {
+              message.kinds.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.kinds.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1669,6 +1805,7 @@ export const ModelOffer: MessageFns<ModelOffer> = {
         : isSet(object.context_length)
         ? globalThis.Number(object.context_length)
         : 0,
+      kinds: globalThis.Array.isArray(object?.kinds) ? object.kinds.map((e: any) => requestKindFromJSON(e)) : [],
     };
   },
 
@@ -1683,6 +1820,9 @@ export const ModelOffer: MessageFns<ModelOffer> = {
     if (message.contextLength !== 0) {
       obj.contextLength = Math.round(message.contextLength);
     }
+    if (message.kinds?.length) {
+      obj.kinds = message.kinds.map((e) => requestKindToJSON(e));
+    }
     return obj;
   },
 
@@ -1694,6 +1834,7 @@ export const ModelOffer: MessageFns<ModelOffer> = {
     message.id = object.id ?? "";
     message.maxConcurrency = object.maxConcurrency ?? 0;
     message.contextLength = object.contextLength ?? 0;
+    message.kinds = object.kinds?.map((e) => e) || [];
     return message;
   },
 };
@@ -1937,7 +2078,16 @@ export const Reject: MessageFns<Reject> = {
 };
 
 function createBaseInferenceRequest(): InferenceRequest {
-  return { requestId: 0, model: "", chat: undefined, deadlineMs: 0, initialCreditBytes: 0 };
+  return {
+    requestId: 0,
+    model: "",
+    chat: undefined,
+    deadlineMs: 0,
+    initialCreditBytes: 0,
+    completion: undefined,
+    embedding: undefined,
+    traceId: "",
+  };
 }
 
 export const InferenceRequest: MessageFns<InferenceRequest> = {
@@ -1956,6 +2106,15 @@ export const InferenceRequest: MessageFns<InferenceRequest> = {
     }
     if (message.initialCreditBytes !== 0) {
       writer.uint32(40).uint32(message.initialCreditBytes);
+    }
+    if (message.completion !== undefined) {
+      CompletionRequest.encode(message.completion, writer.uint32(50).fork()).join();
+    }
+    if (message.embedding !== undefined) {
+      EmbeddingRequest.encode(message.embedding, writer.uint32(58).fork()).join();
+    }
+    if (message.traceId !== "") {
+      writer.uint32(66).string(message.traceId);
     }
     return writer;
   },
@@ -2013,6 +2172,30 @@ export const InferenceRequest: MessageFns<InferenceRequest> = {
             message.initialCreditBytes = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.completion = CompletionRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.embedding = EmbeddingRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.traceId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2044,6 +2227,13 @@ export const InferenceRequest: MessageFns<InferenceRequest> = {
         : isSet(object.initial_credit_bytes)
         ? globalThis.Number(object.initial_credit_bytes)
         : 0,
+      completion: isSet(object.completion) ? CompletionRequest.fromJSON(object.completion) : undefined,
+      embedding: isSet(object.embedding) ? EmbeddingRequest.fromJSON(object.embedding) : undefined,
+      traceId: isSet(object.traceId)
+        ? globalThis.String(object.traceId)
+        : isSet(object.trace_id)
+        ? globalThis.String(object.trace_id)
+        : "",
     };
   },
 
@@ -2064,6 +2254,15 @@ export const InferenceRequest: MessageFns<InferenceRequest> = {
     if (message.initialCreditBytes !== 0) {
       obj.initialCreditBytes = Math.round(message.initialCreditBytes);
     }
+    if (message.completion !== undefined) {
+      obj.completion = CompletionRequest.toJSON(message.completion);
+    }
+    if (message.embedding !== undefined) {
+      obj.embedding = EmbeddingRequest.toJSON(message.embedding);
+    }
+    if (message.traceId !== "") {
+      obj.traceId = message.traceId;
+    }
     return obj;
   },
 
@@ -2079,6 +2278,13 @@ export const InferenceRequest: MessageFns<InferenceRequest> = {
       : undefined;
     message.deadlineMs = object.deadlineMs ?? 0;
     message.initialCreditBytes = object.initialCreditBytes ?? 0;
+    message.completion = (object.completion !== undefined && object.completion !== null)
+      ? CompletionRequest.fromPartial(object.completion)
+      : undefined;
+    message.embedding = (object.embedding !== undefined && object.embedding !== null)
+      ? EmbeddingRequest.fromPartial(object.embedding)
+      : undefined;
+    message.traceId = object.traceId ?? "";
     return message;
   },
 };
@@ -2643,7 +2849,17 @@ export const ModelListUpdate: MessageFns<ModelListUpdate> = {
 };
 
 function createBaseResponseChunk(): ResponseChunk {
-  return { requestId: 0, contentDelta: "", toolCalls: [], finishReason: 0, reasoningDelta: "", logprobs: [] };
+  return {
+    requestId: 0,
+    contentDelta: "",
+    toolCalls: [],
+    finishReason: 0,
+    reasoningDelta: "",
+    logprobs: [],
+    choiceIndex: 0,
+    systemFingerprint: "",
+    embeddings: [],
+  };
 }
 
 export const ResponseChunk: MessageFns<ResponseChunk> = {
@@ -2665,6 +2881,15 @@ export const ResponseChunk: MessageFns<ResponseChunk> = {
     }
     for (const v of message.logprobs) {
       TokenLogprob.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.choiceIndex !== 0) {
+      writer.uint32(56).uint32(message.choiceIndex);
+    }
+    if (message.systemFingerprint !== "") {
+      writer.uint32(66).string(message.systemFingerprint);
+    }
+    for (const v of message.embeddings) {
+      Embedding.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -2730,6 +2955,30 @@ export const ResponseChunk: MessageFns<ResponseChunk> = {
             message.logprobs.push(TokenLogprob.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.choiceIndex = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.systemFingerprint = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.embeddings.push(Embedding.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2772,6 +3021,19 @@ export const ResponseChunk: MessageFns<ResponseChunk> = {
       logprobs: globalThis.Array.isArray(object?.logprobs)
         ? object.logprobs.map((e: any) => TokenLogprob.fromJSON(e))
         : [],
+      choiceIndex: isSet(object.choiceIndex)
+        ? globalThis.Number(object.choiceIndex)
+        : isSet(object.choice_index)
+        ? globalThis.Number(object.choice_index)
+        : 0,
+      systemFingerprint: isSet(object.systemFingerprint)
+        ? globalThis.String(object.systemFingerprint)
+        : isSet(object.system_fingerprint)
+        ? globalThis.String(object.system_fingerprint)
+        : "",
+      embeddings: globalThis.Array.isArray(object?.embeddings)
+        ? object.embeddings.map((e: any) => Embedding.fromJSON(e))
+        : [],
     };
   },
 
@@ -2795,6 +3057,15 @@ export const ResponseChunk: MessageFns<ResponseChunk> = {
     if (message.logprobs?.length) {
       obj.logprobs = message.logprobs.map((e) => TokenLogprob.toJSON(e));
     }
+    if (message.choiceIndex !== 0) {
+      obj.choiceIndex = Math.round(message.choiceIndex);
+    }
+    if (message.systemFingerprint !== "") {
+      obj.systemFingerprint = message.systemFingerprint;
+    }
+    if (message.embeddings?.length) {
+      obj.embeddings = message.embeddings.map((e) => Embedding.toJSON(e));
+    }
     return obj;
   },
 
@@ -2809,6 +3080,9 @@ export const ResponseChunk: MessageFns<ResponseChunk> = {
     message.finishReason = object.finishReason ?? 0;
     message.reasoningDelta = object.reasoningDelta ?? "";
     message.logprobs = object.logprobs?.map((e) => TokenLogprob.fromPartial(e)) || [];
+    message.choiceIndex = object.choiceIndex ?? 0;
+    message.systemFingerprint = object.systemFingerprint ?? "";
+    message.embeddings = object.embeddings?.map((e) => Embedding.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2937,7 +3211,7 @@ export const Usage: MessageFns<Usage> = {
 };
 
 function createBaseRequestError(): RequestError {
-  return { requestId: 0, code: 0, message: "" };
+  return { requestId: 0, code: 0, message: "", httpStatus: 0 };
 }
 
 export const RequestError: MessageFns<RequestError> = {
@@ -2950,6 +3224,9 @@ export const RequestError: MessageFns<RequestError> = {
     }
     if (message.message !== "") {
       writer.uint32(26).string(message.message);
+    }
+    if (message.httpStatus !== 0) {
+      writer.uint32(32).uint32(message.httpStatus);
     }
     return writer;
   },
@@ -2991,6 +3268,14 @@ export const RequestError: MessageFns<RequestError> = {
             message.message = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.httpStatus = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3012,6 +3297,11 @@ export const RequestError: MessageFns<RequestError> = {
         : 0,
       code: isSet(object.code) ? requestErrorCodeFromJSON(object.code) : 0,
       message: isSet(object.message) ? globalThis.String(object.message) : "",
+      httpStatus: isSet(object.httpStatus)
+        ? globalThis.Number(object.httpStatus)
+        : isSet(object.http_status)
+        ? globalThis.Number(object.http_status)
+        : 0,
     };
   },
 
@@ -3026,6 +3316,9 @@ export const RequestError: MessageFns<RequestError> = {
     if (message.message !== "") {
       obj.message = message.message;
     }
+    if (message.httpStatus !== 0) {
+      obj.httpStatus = Math.round(message.httpStatus);
+    }
     return obj;
   },
 
@@ -3037,6 +3330,7 @@ export const RequestError: MessageFns<RequestError> = {
     message.requestId = object.requestId ?? 0;
     message.code = object.code ?? 0;
     message.message = object.message ?? "";
+    message.httpStatus = object.httpStatus ?? 0;
     return message;
   },
 };
