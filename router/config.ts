@@ -4,7 +4,7 @@ import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./api/http.js";
 import { DEPOSIT_DEFAULTS, TREASURY_MNEMONIC_ENV } from "./billing/deposits/options.js";
 import { DEFAULT_LEDGER_OPTIONS } from "./ledger/ledger.js";
-import { DEFAULT_TUNNEL_TIMINGS } from "./tunnel/options.js";
+import { DEFAULT_TUNNEL_LIMITS, DEFAULT_TUNNEL_TIMINGS } from "./tunnel/options.js";
 
 /** Shortest salt accepted from `--user-salt`. */
 export const MIN_USER_SALT_LENGTH = 16;
@@ -30,6 +30,9 @@ export interface RouterConfig {
   retentionS: number;
   maxBodyBytes: number;
   drainGraceMs: number;
+  maxTunnelsPerHotkey: number;
+  maxPendingHandshakesPerAddress: number;
+  helloChecksPerSecond: number;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   userSalt: string | undefined;
@@ -63,6 +66,9 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   retentionS: DEFAULT_LEDGER_OPTIONS.retentionMs / 1000,
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   drainGraceMs: DEFAULT_TUNNEL_TIMINGS.drainGraceMs,
+  maxTunnelsPerHotkey: DEFAULT_TUNNEL_LIMITS.maxTunnelsPerHotkey,
+  maxPendingHandshakesPerAddress: DEFAULT_TUNNEL_LIMITS.maxPendingHandshakesPerAddress,
+  helloChecksPerSecond: DEFAULT_TUNNEL_LIMITS.helloChecksPerSecond,
   tlsCert: undefined,
   tlsKey: undefined,
   userSalt: undefined,
@@ -178,6 +184,27 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     min: 0,
     max: 600_000,
     description: "On shutdown, how long in-flight requests may finish after drain.",
+  },
+  maxTunnelsPerHotkey: {
+    flag: "max-tunnels-per-hotkey",
+    kind: "int",
+    min: 1,
+    max: 1_000,
+    description: "Live tunnels one miner hotkey may hold on this router; more hellos are refused.",
+  },
+  maxPendingHandshakesPerAddress: {
+    flag: "max-pending-handshakes-per-address",
+    kind: "int",
+    min: 1,
+    max: 100_000,
+    description: "Tunnel handshakes one remote address may have in progress at once.",
+  },
+  helloChecksPerSecond: {
+    flag: "hello-checks-per-second",
+    kind: "int",
+    min: 1,
+    max: 1_000_000,
+    description: "Hello signature checks per second, all miners together (each costs ~0.7 ms of CPU).",
   },
   tlsCert: {
     flag: "tls-cert",

@@ -241,6 +241,11 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       logger,
       admit: (hotkey) => admission.policy.admitMiner(hotkey),
       timings: { drainGraceMs: Math.max(1, cfg.drainGraceMs) },
+      limits: {
+        maxTunnelsPerHotkey: cfg.maxTunnelsPerHotkey,
+        maxPendingHandshakesPerAddress: cfg.maxPendingHandshakesPerAddress,
+        helloChecksPerSecond: cfg.helloChecksPerSecond,
+      },
     });
     hub.setModelFilter(catalogue.current);
     catalogue.onChange((c) => hub.setModelFilter(c));

@@ -120,6 +120,11 @@ export class TunnelSession {
     return this.#phase;
   }
 
+  /** The remote end, as the transport names it (for the hub's per-address caps). */
+  get peer(): string {
+    return this.#d.channel.peer;
+  }
+
   /** The verified hotkey ("" before Accept). */
   get hotkey(): string {
     return this.#hotkey;
@@ -325,6 +330,7 @@ export class TunnelSession {
     if (this.#phase === "closed") return;
     let message: ConnectRequest;
     try {
+      checkTopLevelTags(bytes);
       const reader = new BinaryReader(bytes);
       message = ConnectRequest.decode(reader);
       // The generated decoder stops quietly at an end-group tag; trailing bytes mean garbage.
@@ -484,5 +490,25 @@ export class TunnelSession {
       "tunnel session closed",
     );
     this.#d.events.closed(this, info);
+  }
+}
+
+/**
+ * Walks the top level of a stream message, tag by tag. The generated decoder
+ * stops without a word at a zero byte where a tag should be, so a valid
+ * message followed by stray zero bytes would pass; BinaryReader.tag() refuses
+ * field number 0 and skip() refuses lengths past the end. Costs a step per
+ * frame, not per byte.
+ */
+function checkTopLevelTags(bytes: Uint8Array): void {
+  const r = new BinaryReader(bytes);
+  while (r.pos < r.len) {
+    const at = r.pos;
+    try {
+      const [field, wireType] = r.tag();
+      r.skip(wireType, field);
+    } catch (err) {
+      throw new Error(`bad field at byte ${at} of ${r.len}: ${(err as Error).message}`);
+    }
   }
 }

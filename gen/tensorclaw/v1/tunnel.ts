@@ -202,7 +202,16 @@ export enum RejectReason {
   REJECT_REASON_UNSUPPORTED_VERSION = 5,
   /** REJECT_REASON_INVALID_HELLO - The hello is malformed (bad hotkey, invalid model offer). */
   REJECT_REASON_INVALID_HELLO = 6,
-  /** REJECT_REASON_UNAVAILABLE - The router is shutting down or full; try again later or elsewhere. */
+  /**
+   * REJECT_REASON_UNAVAILABLE - The router cannot take this tunnel now; try again after
+   * `retry_after_ms`, or elsewhere. Sent when the router is shutting down,
+   * when the admission check itself failed, and by the router's caps: the
+   * hotkey already holds the most live tunnels allowed on this router
+   * (default 4), the remote address has the most handshakes in progress
+   * (default 16; refused right after the Challenge, before any Hello), or
+   * the router-wide budget of Hello signature checks per second (default
+   * 200) is spent. The message names which.
+   */
   REJECT_REASON_UNAVAILABLE = 7,
   UNRECOGNIZED = -1,
 }
