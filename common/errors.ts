@@ -12,6 +12,7 @@ const GRPC = {
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
   PERMISSION_DENIED: 7,
+  UNIMPLEMENTED: 12,
   RESOURCE_EXHAUSTED: 8,
   INTERNAL: 13,
   UNAVAILABLE: 14,
@@ -26,6 +27,8 @@ export type ErrorCode =
   | "invalid_json"
   | "invalid_request"
   | "payload_too_large"
+  | "unsupported_media_type"
+  | "method_not_allowed"
   | "unauthenticated"
   | "invalid_api_key"
   | "permission_denied"
@@ -73,6 +76,18 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, ErrorMapping>> = Object
     http: 413,
     openaiType: "invalid_request_error",
     publicMessage: "The request body is too large.",
+  },
+  unsupported_media_type: {
+    grpc: GRPC.INVALID_ARGUMENT,
+    http: 415,
+    openaiType: "invalid_request_error",
+    publicMessage: "The request body must be JSON (content-type: application/json).",
+  },
+  method_not_allowed: {
+    grpc: GRPC.UNIMPLEMENTED,
+    http: 405,
+    openaiType: "invalid_request_error",
+    publicMessage: "This method is not allowed here.",
   },
   unauthenticated: {
     grpc: GRPC.UNAUTHENTICATED,

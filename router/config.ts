@@ -1,6 +1,7 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
+import { type CorsOrigins, parseCorsOrigins } from "./api/cors.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./api/http.js";
 import { DEPOSIT_DEFAULTS, TREASURY_MNEMONIC_ENV } from "./billing/deposits/options.js";
 import { DEFAULT_LEDGER_OPTIONS } from "./ledger/ledger.js";
@@ -37,6 +38,8 @@ export interface RouterConfig {
   tlsKey: string | undefined;
   userSalt: string | undefined;
   metricsToken: string | undefined;
+  /** `--cors-origins` as given ("*" or a comma-separated list); undefined: CORS off. See corsOrigins(). */
+  corsOrigins: string | undefined;
   /** USD credits per TAO deposited; with --chain and the treasury mnemonic, deposits are credited. */
   creditsPerTao: number | undefined;
   depositConfirmations: number;
@@ -73,6 +76,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   tlsKey: undefined,
   userSalt: undefined,
   metricsToken: undefined,
+  corsOrigins: undefined,
   creditsPerTao: undefined,
   depositConfirmations: DEPOSIT_DEFAULTS.confirmations,
   treasuryMnemonic: undefined,
@@ -220,6 +224,13 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
       "Secret of the hash that replaces the `user` field (same on every replica, at least 16 characters). " +
       "Unset: shared through Redis (created once), else kept in --data-dir.",
   },
+  corsOrigins: {
+    flag: "cors-origins",
+    kind: "string",
+    description:
+      "Web origins that may call the API from a browser: a comma-separated list (https://app.example) or *. " +
+      "Unset: none (CORS off). * is refused with --no-auth.",
+  },
   metricsToken: {
     flag: "metrics-token",
     kind: "string",
@@ -255,6 +266,25 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
   logLevel: LOG_LEVEL_OPTION,
 };
 
+/**
+ * The origins of `--cors-origins`, checked: a malformed list, or `*` with
+ * `--no-auth`, is a start-up error naming the setting.
+ */
+export function corsOrigins(cfg: Pick<RouterConfig, "corsOrigins" | "noAuth">): CorsOrigins | undefined {
+  if (cfg.corsOrigins === undefined) return undefined;
+  const origins = parseCorsOrigins(cfg.corsOrigins);
+  if (origins !== "*" && "error" in origins) {
+    throw new TensorClawError("config_invalid", `invalid setting --cors-origins: ${origins.error}`);
+  }
+  if (origins === "*" && cfg.noAuth) {
+    throw new TensorClawError(
+      "config_invalid",
+      "invalid setting --cors-origins: * with --no-auth would let any web page drive this router; name the origins",
+    );
+  }
+  return origins;
+}
+
 /** Parses the router's command line and environment. */
 export function parseRouterCommand(
   argv: readonly string[],
@@ -270,6 +300,7 @@ export function parseRouterCommand(
   if ((parsed.config.tlsCert === undefined) !== (parsed.config.tlsKey === undefined)) {
     throw new TensorClawError("config_invalid", "invalid setting --tls-cert/--tls-key: give both or neither");
   }
+  corsOrigins(parsed.config);
   const salt = parsed.config.userSalt;
   if (salt !== undefined && salt.length < MIN_USER_SALT_LENGTH) {
     throw new TensorClawError(

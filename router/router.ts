@@ -30,7 +30,7 @@ import { catalogueFileIn, migrateLegacyTiers } from "./catalogue/open-store.js";
 import { FileCatalogueStore } from "./catalogue/store-file.js";
 import { RedisCatalogueStore } from "./catalogue/store-redis.js";
 import { CatalogueWatcher } from "./catalogue/watcher.js";
-import type { RouterConfig } from "./config.js";
+import { corsOrigins, type RouterConfig } from "./config.js";
 import { EmbeddedLedger } from "./ledger/embedded.js";
 import type { UsageLedger } from "./ledger/ledger.js";
 import { DEFAULT_LEDGER_PREFIX, LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger/redis.js";
@@ -291,6 +291,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       chat: { maxBodyBytes: cfg.maxBodyBytes },
       userSalt,
       metricsToken: cfg.metricsToken,
+      corsOrigins: corsOrigins(cfg),
       catalogue: () => catalogue.current,
       encodings,
       routing,

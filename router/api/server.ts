@@ -8,6 +8,7 @@ import { type AccessRecord, logAccess } from "./access-log.js";
 import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
 import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
 import { billingStoreError } from "./chat-billing.js";
+import { answerPreflight, applyCors, type CorsOrigins } from "./cors.js";
 import { baseHeaders, boundSlowClients, DEFAULT_MAX_BODY_BYTES, sendError, sendJson } from "./http.js";
 import { type ApiKeys, bearerKey } from "./keys.js";
 import { listModels } from "./models.js";
@@ -38,6 +39,46 @@ export interface ApiDeps extends ChatDeps {
   readonly newRequestId?: () => string;
   /** Bearer token /metrics asks for; undefined leaves /metrics open. */
   readonly metricsToken?: string;
+  /** Web origins allowed to call from a browser (`--cors-origins`); undefined: none (cors.ts). */
+  readonly corsOrigins?: CorsOrigins;
+}
+
+/** Methods each path answers; any other method gets 405 with `allow`. */
+const POST_ONLY = "POST";
+const GET_ONLY = "GET, HEAD";
+
+/**
+ * Content types a browser may send without a preflight ("simple requests"):
+ * refused on POST, so no web page can drive a router behind a user's back
+ * by posting a form or text/plain. JSON, or no content type, is accepted.
+ */
+const SIMPLE_CONTENT_TYPES = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"];
+
+/** Refuses `method` on a path that answers only `allow`: 405 with the `allow` header. */
+function checkMethod(res: ServerResponse, method: string, path: string, allow: string): void {
+  if (allow.split(", ").includes(method)) return;
+  res.setHeader("allow", allow);
+  throw new TensorClawError("method_not_allowed", `${method} is not allowed on ${path}; use ${allow}.`);
+}
+
+/** Refuses a POST whose body is not JSON (415), before reading it. */
+function checkJsonBody(req: IncomingMessage): void {
+  const type = (req.headers["content-type"] ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
+  if (SIMPLE_CONTENT_TYPES.includes(type)) {
+    throw new TensorClawError(
+      "unsupported_media_type",
+      `The request body must be JSON (content-type: application/json), not ${type}.`,
+    );
+  }
+}
+
+/** A path segment, percent-decoded; a malformed escape is the caller's fault (404), not a 500. */
+function pathSegment(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether an Authorization header carries `token` as its bearer token (compared in constant time). */
@@ -64,32 +105,6 @@ export function requestIdGenerator(): () => string {
 const MAX_GENERATION_ID = 128;
 /** Where OpenRouter clients expect the API: `/api/v1/...` is served as `/v1/...`. */
 const OPENROUTER_PREFIX = "/api/v1/";
-
-/** Headers a preflight allows when it names none: what clients of an OpenAI-style API send. */
-const DEFAULT_ALLOWED_HEADERS = "authorization, content-type, x-request-id, openai-organization";
-/** Longest `access-control-request-headers` echoed back. */
-const MAX_REQUESTED_HEADERS_CHARS = 2048;
-/** An HTTP header name (RFC 9110 token), lower case as browsers send it. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
-
-/**
- * What a CORS preflight allows: every header it asks for, when the list is
- * made of well-formed header names, so a browser app can send whatever its
- * SDK adds (the `openai` SDK's `x-stainless-*`, OpenRouter's `http-referer`
- * and `x-title`); the API authenticates by its bearer key, never by cookie,
- * so no header grants anything by itself. Anything malformed or overlong
- * gets the default list.
- */
-export function allowedHeaders(requested: string | undefined): string {
-  if (requested === undefined || requested.length > MAX_REQUESTED_HEADERS_CHARS)
-    return DEFAULT_ALLOWED_HEADERS;
-  const names = requested
-    .split(",")
-    .map((h) => h.trim().toLowerCase())
-    .filter((h) => h !== "");
-  if (names.length === 0 || !names.every((h) => HEADER_NAME.test(h))) return DEFAULT_ALLOWED_HEADERS;
-  return names.join(", ");
-}
 
 /** Request handler for the router's HTTP port (the WSS tunnel attaches to the same server's upgrades). */
 export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -194,21 +209,15 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     const raw = q === -1 ? url : url.slice(0, q);
     const path = raw.startsWith(OPENROUTER_PREFIX) ? raw.slice(4) : raw;
     const method = req.method ?? "GET";
-    if (method === "OPTIONS") {
-      res.writeHead(204, {
-        ...baseHeaders(id),
-        "access-control-allow-methods": "GET, POST, OPTIONS",
-        "access-control-allow-headers": allowedHeaders(req.headers["access-control-request-headers"]),
-        "access-control-max-age": "86400",
-      });
-      res.end();
-      return 204;
-    }
+    if (method === "OPTIONS") return answerPreflight(req, res, deps.corsOrigins, id);
     if (path === "/v1/chat/completions" || path === "/chat/completions") {
-      if (method !== "POST") throw new TensorClawError("not_found", "Use POST for /v1/chat/completions.");
-      return chat.handle(req, res, id, await caller(req), access.get(req));
+      checkMethod(res, method, path, POST_ONLY);
+      const who = await caller(req);
+      checkJsonBody(req);
+      return chat.handle(req, res, id, who, access.get(req));
     }
-    if (method !== "GET" && method !== "HEAD")
+    if (KNOWN_GET_PATHS.has(path) || path.startsWith("/v1/models/")) checkMethod(res, method, path, GET_ONLY);
+    else if (method !== "GET" && method !== "HEAD")
       throw new TensorClawError("not_found", `No route for ${method} ${path}.`);
     switch (path) {
       case "/healthz":
@@ -250,7 +259,16 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     }
     if (path.startsWith("/v1/models/")) {
       await limitedCaller(req, res);
-      const modelId = decodeURIComponent(path.slice("/v1/models/".length));
+      const modelId = pathSegment(path.slice("/v1/models/".length));
+      if (modelId === undefined) {
+        throw new TensorClawError(
+          "model_not_found",
+          "The model name in the path is not valid percent-encoding.",
+          {
+            param: "model",
+          },
+        );
+      }
       const canonical = deps.catalogue().canonical(modelId);
       const entry = listModels(deps.dispatcher.sessions(), deps.catalogue()).find((m) => m.id === canonical);
       if (entry === undefined) {
@@ -266,6 +284,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
 
   return (req, res) => {
     const id = newId();
+    applyCors(req, res, deps.corsOrigins);
     const startedAt = performance.now();
     const a: AccessRecord = {};
     access.set(req, a);
@@ -291,12 +310,55 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         const e = toTensorClawError(err);
         if (e.code === "internal") log.error({ err: e.cause ?? e, requestId: id }, "request failed");
         if (res.destroyed) return;
+        // A body we refused to read must not be parsed as the next request, nor read to its end
+        // (a refused caller's 3 GiB body is not worth the bandwidth): answer, then close.
+        if (!req.complete && CLOSE_AFTER.has(e.code) && !smallBody(req)) {
+          if (!res.headersSent) res.setHeader("connection", "close");
+          res.once("finish", () => req.destroy());
+        }
         sendError(res, e, id);
-        // A body we refused to read must not be parsed as the next request.
-        if (e.code === "payload_too_large" || e.code === "cancelled") res.once("finish", () => req.destroy());
       })
       .catch((err: unknown) => log.error({ err, requestId: id }, "response failed"));
   };
+}
+
+/** The GET endpoints (405 for other methods; any other unknown path is a 404). */
+const KNOWN_GET_PATHS = new Set([
+  "/healthz",
+  "/readyz",
+  "/metrics",
+  "/v1/key",
+  "/v1/auth/key",
+  "/v1/generation",
+  "/v1/models",
+  "/models",
+]);
+
+/**
+ * Errors after which the connection closes instead of reading the rest of
+ * the request body (a refused caller's body is never parsed as the next
+ * request, nor read to its end).
+ */
+const CLOSE_AFTER = new Set([
+  "payload_too_large",
+  "cancelled",
+  "unauthenticated",
+  "invalid_api_key",
+  "unsupported_media_type",
+  "method_not_allowed",
+]);
+
+/** Bodies up to this size are read and dropped after a refusal, keeping the connection (Node does it). */
+const DISCARDED_BODY_BYTES = 64 * 1024;
+
+/**
+ * Whether the rest of a refused request's body is small enough to read and
+ * drop: closing a socket with unread bytes makes the kernel reset it, and
+ * the client may then lose the answer it was sent.
+ */
+function smallBody(req: IncomingMessage): boolean {
+  const declared = Number(req.headers["content-length"] ?? Number.NaN);
+  return Number.isFinite(declared) && declared <= DISCARDED_BODY_BYTES;
 }
 
 /** Reads the billing store for an account endpoint: a store failure is a retryable 503, not a 500. */

@@ -10,6 +10,7 @@ import { Encodings } from "../../common/tokens/encodings.js";
 import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../../gen/tensorclaw/v1/directory.js";
 import type { ChatOptions } from "../../router/api/chat.js";
+import type { CorsOrigins } from "../../router/api/cors.js";
 import type { HoldLeaseOptions } from "../../router/api/hold-leases.js";
 import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
@@ -134,6 +135,8 @@ export interface RouterOptions {
   readonly billing?: BillingStore;
   /** Lease timings of metered keys' holds (default: the production ones). */
   readonly billingLeases?: HoldLeaseOptions;
+  /** Web origins allowed from browsers (`--cors-origins`; default none). */
+  readonly corsOrigins?: CorsOrigins;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
@@ -211,6 +214,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       ready: opts.ready ?? (() => true),
       ...(opts.readyDetail === undefined ? {} : { readyDetail: opts.readyDetail }),
       ...(opts.metricsToken === undefined ? {} : { metricsToken: opts.metricsToken }),
+      ...(opts.corsOrigins === undefined ? {} : { corsOrigins: opts.corsOrigins }),
       ...(opts.trafficShape === undefined ? {} : { trafficShape: opts.trafficShape }),
       ...(opts.billing === undefined ? {} : { billing: opts.billing }),
       ...(opts.billingLeases === undefined ? {} : { billingLeases: opts.billingLeases }),
