@@ -1,6 +1,7 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
+import { DEFAULT_CONNECTIONS_PER_ADDRESS } from "./api/connection-limits.js";
 import { type CorsOrigins, parseCorsOrigins } from "./api/cors.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./api/http.js";
 import { DEPOSIT_DEFAULTS, TREASURY_MNEMONIC_ENV } from "./billing/deposits/options.js";
@@ -32,6 +33,9 @@ export interface RouterConfig {
   maxBodyBytes: number;
   drainGraceMs: number;
   maxTunnelsPerHotkey: number;
+  /** HTTP connections held in all; 0: automatic (see connection-limits.ts). */
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
   maxPendingHandshakesPerAddress: number;
   helloChecksPerSecond: number;
   tlsCert: string | undefined;
@@ -70,6 +74,8 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   drainGraceMs: DEFAULT_TUNNEL_TIMINGS.drainGraceMs,
   maxTunnelsPerHotkey: DEFAULT_TUNNEL_LIMITS.maxTunnelsPerHotkey,
+  maxConnections: 0,
+  maxConnectionsPerAddress: DEFAULT_CONNECTIONS_PER_ADDRESS,
   maxPendingHandshakesPerAddress: DEFAULT_TUNNEL_LIMITS.maxPendingHandshakesPerAddress,
   helloChecksPerSecond: DEFAULT_TUNNEL_LIMITS.helloChecksPerSecond,
   tlsCert: undefined,
@@ -188,6 +194,21 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     min: 0,
     max: 600_000,
     description: "On shutdown, how long in-flight requests may finish after drain.",
+  },
+  maxConnections: {
+    flag: "max-connections",
+    kind: "int",
+    min: 0,
+    max: 10_000_000,
+    description:
+      "HTTP connections held in all (idle keep-alive ones are closed to make room); 0: 8192, or 3/4 of the open-files limit if lower.",
+  },
+  maxConnectionsPerAddress: {
+    flag: "max-connections-per-address",
+    kind: "int",
+    min: 1,
+    max: 10_000_000,
+    description: "HTTP connections one remote address may hold (its idle ones are closed to make room).",
   },
   maxTunnelsPerHotkey: {
     flag: "max-tunnels-per-hotkey",

@@ -15,6 +15,7 @@ import { ValidatorAuth } from "../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../gen/tensorclaw/v1/directory.js";
 import { UsageReportServiceService } from "../gen/tensorclaw/v1/usage.js";
 import { startAdmission } from "./admission.js";
+import { defaultConnectionLimits, limitConnections } from "./api/connection-limits.js";
 import { boundSlowClients } from "./api/http.js";
 import { createApiHandler } from "./api/server.js";
 import { businessApiDeps } from "./api/setup.js";
@@ -357,7 +358,21 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
         ? createHttpServer(handler)
         : createHttpsServer({ cert: tls.cert, key: tls.key }, handler);
     boundSlowClients(httpServer);
-    const ws = attachTunnelWs(httpServer, hub, { maxMessageBytes });
+    const auto = defaultConnectionLimits();
+    const connections = limitConnections(
+      httpServer,
+      {
+        total: cfg.maxConnections === 0 ? auto.total : cfg.maxConnections,
+        perAddress: cfg.maxConnectionsPerAddress,
+      },
+      logger,
+      tls === undefined ? "connection" : "secureConnection",
+    );
+    const ws = attachTunnelWs(httpServer, hub, {
+      maxMessageBytes,
+      // A tunnel's socket leaves HTTP: the tunnel caps count it, not the connection caps.
+      onUpgraded: (socket) => connections.release(socket),
+    });
     cleanups.push(() => ws.close());
     cleanups.push(
       () =>

@@ -8,6 +8,12 @@ import { type AccessRecord, logAccess } from "./access-log.js";
 import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
 import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
 import { billingStoreError } from "./chat-billing.js";
+import {
+  type ConnectionLimits,
+  type ConnectionTracker,
+  defaultConnectionLimits,
+  limitConnections,
+} from "./connection-limits.js";
 import { answerPreflight, applyCors, type CorsOrigins } from "./cors.js";
 import { baseHeaders, boundSlowClients, DEFAULT_MAX_BODY_BYTES, sendError, sendJson } from "./http.js";
 import { type ApiKeys, bearerKey } from "./keys.js";
@@ -374,16 +380,24 @@ async function readStore<T>(read: () => Promise<T>): Promise<T> {
 export interface RunningApiServer {
   readonly server: Server;
   readonly port: number;
+  /** The connection caps' bookkeeping. */
+  readonly connections: ConnectionTracker;
   close(): Promise<void>;
 }
 
 /**
  * Starts a node:http server with the API handler, slow clients bounded
- * (`boundSlowClients`).
+ * (`boundSlowClients`) and connections capped (`limitConnections`).
  */
-export async function startApiServer(deps: ApiDeps, host: string, port: number): Promise<RunningApiServer> {
+export async function startApiServer(
+  deps: ApiDeps,
+  host: string,
+  port: number,
+  limits: ConnectionLimits = defaultConnectionLimits(),
+): Promise<RunningApiServer> {
   const server = createServer(createApiHandler(deps));
   boundSlowClients(server);
+  const connections = limitConnections(server, limits, deps.logger);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -394,6 +408,7 @@ export async function startApiServer(deps: ApiDeps, host: string, port: number):
   return {
     server,
     port: (server.address() as AddressInfo).port,
+    connections,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -25,6 +25,8 @@ export interface TunnelWsSettings {
   readonly keepaliveMs?: number;
   /** Bytes queued on a socket above which `send` asks the session to wait (default 1 MiB). */
   readonly highWaterBytes?: number;
+  /** Called with a socket upgraded to a tunnel (it is no longer an HTTP connection). */
+  readonly onUpgraded?: (socket: Duplex) => void;
 }
 
 /** A running WebSocket tunnel endpoint. */
@@ -56,6 +58,7 @@ export function attachTunnelWs(server: Server, hub: ChannelAcceptor, s: TunnelWs
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
+      s.onUpgraded?.(socket);
       hub.accept(
         new WsServerChannel(ws, req.socket.remoteAddress ?? "unknown", {
           keepaliveMs: s.keepaliveMs ?? DEFAULT_WS_KEEPALIVE_MS,

@@ -10,6 +10,7 @@ import { Encodings } from "../../common/tokens/encodings.js";
 import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../../gen/tensorclaw/v1/directory.js";
 import type { ChatOptions } from "../../router/api/chat.js";
+import type { ConnectionLimits } from "../../router/api/connection-limits.js";
 import type { CorsOrigins } from "../../router/api/cors.js";
 import type { HoldLeaseOptions } from "../../router/api/hold-leases.js";
 import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
@@ -137,6 +138,8 @@ export interface RouterOptions {
   readonly billingLeases?: HoldLeaseOptions;
   /** Web origins allowed from browsers (`--cors-origins`; default none). */
   readonly corsOrigins?: CorsOrigins;
+  /** HTTP connection caps (default: the router's). */
+  readonly connectionLimits?: ConnectionLimits;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
@@ -221,10 +224,12 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
     },
     "127.0.0.1",
     0,
+    opts.connectionLimits,
   );
   // The WS tunnel shares the API's HTTP port, as in the router.
   const ws: TunnelWsEndpoint = attachTunnelWs(api.server, hub, {
     maxMessageBytes: hub.timings.maxMessageBytes,
+    onUpgraded: (socket) => api.connections.release(socket),
   });
   return {
     hub,
