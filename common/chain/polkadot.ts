@@ -2,6 +2,7 @@ import { ApiPromise, WsProvider } from "@polkadot/api";
 import type { SubmittableExtrinsic } from "@polkadot/api/types";
 import type { ProviderInterface } from "@polkadot/rpc-provider/types";
 import type { Codec, ISubmittableResult } from "@polkadot/types/types";
+import { u8aToHex } from "@polkadot/util";
 import { encodeAddress } from "@polkadot/util-crypto";
 import { TensorClawError } from "../errors.js";
 import type { Hotkey } from "../identity.js";
@@ -165,7 +166,9 @@ export class PolkadotChain implements Chain {
     commitRevealVersion: number,
   ): Promise<ExtrinsicOutcome> {
     return this.#submit(
-      this.#tx("commitTimelockedWeights")(netuid, commit, revealRound, commitRevealVersion),
+      // Hex, not the Uint8Array: @polkadot/types reads a Uint8Array given for `Bytes`
+      // as already SCALE-encoded (length prefix first); hex is taken as the raw bytes.
+      this.#tx("commitTimelockedWeights")(netuid, u8aToHex(commit), revealRound, commitRevealVersion),
     );
   }
 
