@@ -4,6 +4,7 @@ import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
 import { DEFAULT_CONNECTIONS_PER_ADDRESS } from "./api/connection-limits.js";
 import { type CorsOrigins, parseCorsOrigins } from "./api/cors.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./api/http.js";
+import { DEFAULT_MAX_CONCURRENT_PER_KEY } from "./api/key-concurrency.js";
 import { DEPOSIT_DEFAULTS, TREASURY_MNEMONIC_ENV } from "./billing/deposits/options.js";
 import { DEFAULT_LEDGER_OPTIONS } from "./ledger/ledger.js";
 import { DEFAULT_TUNNEL_LIMITS, DEFAULT_TUNNEL_TIMINGS } from "./tunnel/options.js";
@@ -33,6 +34,7 @@ export interface RouterConfig {
   maxBodyBytes: number;
   drainGraceMs: number;
   maxTunnelsPerHotkey: number;
+  maxConcurrentPerKey: number;
   /** HTTP connections held in all; 0: automatic (see connection-limits.ts). */
   maxConnections: number;
   maxConnectionsPerAddress: number;
@@ -74,6 +76,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   drainGraceMs: DEFAULT_TUNNEL_TIMINGS.drainGraceMs,
   maxTunnelsPerHotkey: DEFAULT_TUNNEL_LIMITS.maxTunnelsPerHotkey,
+  maxConcurrentPerKey: DEFAULT_MAX_CONCURRENT_PER_KEY,
   maxConnections: 0,
   maxConnectionsPerAddress: DEFAULT_CONNECTIONS_PER_ADDRESS,
   maxPendingHandshakesPerAddress: DEFAULT_TUNNEL_LIMITS.maxPendingHandshakesPerAddress,
@@ -209,6 +212,13 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     min: 1,
     max: 10_000_000,
     description: "HTTP connections one remote address may hold (its idle ones are closed to make room).",
+  },
+  maxConcurrentPerKey: {
+    flag: "max-concurrent-per-key",
+    kind: "int",
+    min: 0,
+    max: 1_000_000,
+    description: "Requests one API key may have in progress on this router (0: no cap); more get 429.",
   },
   maxTunnelsPerHotkey: {
     flag: "max-tunnels-per-hotkey",

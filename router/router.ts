@@ -293,6 +293,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       userSalt,
       metricsToken: cfg.metricsToken,
       corsOrigins: corsOrigins(cfg),
+      maxConcurrentPerKey: cfg.maxConcurrentPerKey,
       catalogue: () => catalogue.current,
       encodings,
       routing,

@@ -120,6 +120,8 @@ interface RequestState {
   dispatchedAtMs: number;
   /** The last finish reason a chunk carried. */
   finishReason: FinishReason;
+  /** No miner could take the request (503 no_capacity): the key's request is given back. */
+  refusedForCapacity: boolean;
 }
 
 /** `POST /v1/chat/completions`. Remembers models recently served, to tell 503 from 404. */
@@ -240,6 +242,7 @@ export class ChatEndpoint {
       firstTokenAtMs: undefined,
       dispatchedAtMs: startedAtMs,
       finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
+      refusedForCapacity: false,
     };
     // The client went away before we finished: cancel the miner's work at once.
     const onClose = () => {
@@ -265,7 +268,8 @@ export class ChatEndpoint {
       access.completionTokens = credited.completionTokens;
       access.ttftMs = st.firstTokenAtMs === undefined ? null : st.firstTokenAtMs - startedAtMs;
       if (reservation !== undefined) {
-        this.reconcile(reservation, credited.promptTokens + credited.completionTokens, requestId);
+        const used = credited.promptTokens + credited.completionTokens;
+        this.reconcile(reservation, used, requestId, st.refusedForCapacity);
       }
       // The lease keeps what the request costs; the rest of its hold returns (all of it when no
       // usage event will charge it).
@@ -276,10 +280,10 @@ export class ChatEndpoint {
     return status;
   }
 
-  private reconcile(reservation: Reservation, used: number, requestId: string): void {
+  private reconcile(reservation: Reservation, used: number, requestId: string, refundRequest = false): void {
     const d = this.deps;
     d.limiter
-      .reconcile(reservation, used, d.clock())
+      .reconcile(reservation, used, d.clock(), refundRequest)
       .catch((err: unknown) => d.logger.warn({ err, requestId }, "rate-limit reconcile failed"));
   }
 
@@ -369,6 +373,8 @@ export class ChatEndpoint {
       return sink.complete(() => this.credit(st));
     }
     st.outcome = result.error.code === "cancelled" || sink.gone ? "cancelled" : "failed";
+    // Refused for want of capacity (no miner took it on): the key's request is given back.
+    st.refusedForCapacity = result.error.code === "no_capacity" && st.call === undefined;
     if (sink.gone) return 499;
     return sink.fail(result.error);
   }

@@ -16,6 +16,7 @@ import {
 } from "./connection-limits.js";
 import { answerPreflight, applyCors, type CorsOrigins } from "./cors.js";
 import { baseHeaders, boundSlowClients, DEFAULT_MAX_BODY_BYTES, sendError, sendJson } from "./http.js";
+import { DEFAULT_MAX_CONCURRENT_PER_KEY, KeyConcurrency } from "./key-concurrency.js";
 import { type ApiKeys, bearerKey } from "./keys.js";
 import { listModels } from "./models.js";
 import { applyReservation } from "./rate-limit-headers.js";
@@ -47,6 +48,8 @@ export interface ApiDeps extends ChatDeps {
   readonly metricsToken?: string;
   /** Web origins allowed to call from a browser (`--cors-origins`); undefined: none (cors.ts). */
   readonly corsOrigins?: CorsOrigins;
+  /** Requests one key may have in progress (`--max-concurrent-per-key`; 0: no cap). */
+  readonly maxConcurrentPerKey?: number;
 }
 
 /** Methods each path answers; any other method gets 405 with `allow`. */
@@ -129,6 +132,7 @@ export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
  */
 export function createApiHandler(deps: ApiDeps): ApiHandler {
   const chat = new ChatEndpoint(deps);
+  const perKey = new KeyConcurrency(deps.maxConcurrentPerKey ?? DEFAULT_MAX_CONCURRENT_PER_KEY);
   const newId = deps.newRequestId ?? requestIdGenerator();
   const log = deps.logger;
 
@@ -220,7 +224,12 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       checkMethod(res, method, path, POST_ONLY);
       const who = await caller(req);
       checkJsonBody(req);
-      return chat.handle(req, res, id, who, access.get(req));
+      const release = who.key === undefined ? undefined : perKey.enter(who.key.id);
+      try {
+        return await chat.handle(req, res, id, who, access.get(req));
+      } finally {
+        release?.();
+      }
     }
     if (KNOWN_GET_PATHS.has(path) || path.startsWith("/v1/models/")) checkMethod(res, method, path, GET_ONLY);
     else if (method !== "GET" && method !== "HEAD")

@@ -53,6 +53,8 @@ export interface BusinessApiInputs {
   readonly metricsToken?: string | undefined;
   /** Web origins allowed from browsers (`--cors-origins`); undefined: CORS off. */
   readonly corsOrigins?: CorsOrigins | undefined;
+  /** Requests one key may have in progress (`--max-concurrent-per-key`). */
+  readonly maxConcurrentPerKey?: number;
   /**
    * API keys' balances, holds and spend (RedisBilling on the router's Redis,
    * else EmbeddedBilling); undefined runs without billing.
@@ -99,6 +101,7 @@ export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
     ...(i.readyDetail === undefined ? {} : { readyDetail: i.readyDetail }),
     ...(i.metricsToken === undefined ? {} : { metricsToken: i.metricsToken }),
     ...(i.corsOrigins === undefined ? {} : { corsOrigins: i.corsOrigins }),
+    ...(i.maxConcurrentPerKey === undefined ? {} : { maxConcurrentPerKey: i.maxConcurrentPerKey }),
     ...(i.billing === undefined ? {} : { billing: i.billing }),
   };
 }

@@ -140,6 +140,8 @@ export interface RouterOptions {
   readonly corsOrigins?: CorsOrigins;
   /** HTTP connection caps (default: the router's). */
   readonly connectionLimits?: ConnectionLimits;
+  /** Requests one key may have in progress (`--max-concurrent-per-key`; default the router's). */
+  readonly maxConcurrentPerKey?: number;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
@@ -218,6 +220,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       ...(opts.readyDetail === undefined ? {} : { readyDetail: opts.readyDetail }),
       ...(opts.metricsToken === undefined ? {} : { metricsToken: opts.metricsToken }),
       ...(opts.corsOrigins === undefined ? {} : { corsOrigins: opts.corsOrigins }),
+      ...(opts.maxConcurrentPerKey === undefined ? {} : { maxConcurrentPerKey: opts.maxConcurrentPerKey }),
       ...(opts.trafficShape === undefined ? {} : { trafficShape: opts.trafficShape }),
       ...(opts.billing === undefined ? {} : { billing: opts.billing }),
       ...(opts.billingLeases === undefined ? {} : { billingLeases: opts.billingLeases }),
