@@ -307,6 +307,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     cleanups.push(() => grpcServer.forceShutdown());
     addTunnelService(grpcServer, hub);
     const auth = new ValidatorAuth({
+      routerId: cfg.routerId,
       authorize: (hotkey) => admission.policy.authorizeValidator(hotkey),
       logger,
     });
