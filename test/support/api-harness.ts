@@ -31,6 +31,7 @@ import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel/ws.js
 import type { UsageEvent, UsageSink } from "../../router/usage/event.js";
 import { CLI } from "./cli.js";
 import { waitForSessions } from "./hub-sessions.js";
+import { minerDataDirArgs } from "./miner-data-dir.js";
 
 /** A UsageSink that keeps events for assertions and lets a test await them. */
 export class RecordingSink implements UsageSink {
@@ -298,6 +299,7 @@ export async function startMiner(
   const args = [
     CLI,
     "miner",
+    ...minerDataDirArgs(),
     "--router",
     opts.transport === "ws" ? router.wsUrl : router.grpcUrl,
     "--transport",
