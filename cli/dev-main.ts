@@ -18,6 +18,9 @@ interface DevIdentities {
   miners: string[];
 }
 
+/** The router id of a local network (its miners pin it in their --router URLs). */
+const DEV_ROUTER_ID = "tensorclaw-dev";
+
 async function loadIdentities(path: string, miners: number): Promise<DevIdentities> {
   let ids: DevIdentities = { validator: mnemonicGenerate(), miners: [] };
   try {
@@ -184,6 +187,8 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
         String(grpc),
         "--data-dir",
         cfg.dataDir,
+        "--router-id",
+        DEV_ROUTER_ID,
         "--validators",
         validatorKey.address,
         "--public-directory",
@@ -199,7 +204,11 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
       waitFor("router", async () => (await fetch(`http://127.0.0.1:${http}/healthz`)).ok, 30_000, progress),
     ]);
     minerKeys.forEach((_key, i) => {
-      const router = i === 0 ? `ws://127.0.0.1:${http}/v1/tunnel` : `grpc://127.0.0.1:${grpc}`;
+      // The URL names the router id, so the miners pin nothing in the folder they run from.
+      const router =
+        i === 0
+          ? `ws://127.0.0.1:${http}/v1/tunnel?id=${DEV_ROUTER_ID}`
+          : `grpc://127.0.0.1:${grpc}?id=${DEV_ROUTER_ID}`;
       sup.start({
         label: `miner-${i + 1}`,
         args: ["miner", "--router", router, "--backend", cfg.backend, ...logLevel],

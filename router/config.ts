@@ -1,5 +1,6 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
+import { DEFAULT_ROUTER_ID, isValidRouterId } from "../common/router-id.js";
 import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
 import { DEFAULT_CONNECTIONS_PER_ADDRESS } from "./api/connection-limits.js";
 import { type CorsOrigins, parseCorsOrigins } from "./api/cors.js";
@@ -61,7 +62,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   grpcPort: 50051,
   redisUrl: undefined,
   noAuth: false,
-  routerId: "tensorclaw-router",
+  routerId: DEFAULT_ROUTER_ID,
   chain: undefined,
   netuid: 92,
   validators: [],
@@ -122,7 +123,12 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     kind: "bool",
     description: "Serve the API without API keys (local experiments only).",
   },
-  routerId: { flag: "router-id", kind: "string", description: "Identity signed by miners in their hello." },
+  routerId: {
+    flag: "router-id",
+    kind: "string",
+    description:
+      "This router's unique id, signed by miners in their hello and by validators in their calls (1-128 visible ASCII characters); set one per router.",
+  },
   chain: {
     flag: "chain",
     kind: "url",
@@ -332,6 +338,12 @@ export function parseRouterCommand(
     throw new TensorClawError("config_invalid", "invalid setting --tls-cert/--tls-key: give both or neither");
   }
   corsOrigins(parsed.config);
+  if (!isValidRouterId(parsed.config.routerId)) {
+    throw new TensorClawError(
+      "config_invalid",
+      "invalid setting --router-id: must be 1-128 visible ASCII characters (no spaces)",
+    );
+  }
   const salt = parsed.config.userSalt;
   if (salt !== undefined && salt.length < MIN_USER_SALT_LENGTH) {
     throw new TensorClawError(

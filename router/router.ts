@@ -10,6 +10,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { TensorClawError } from "../common/errors.js";
 import { initCrypto } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
+import { DEFAULT_ROUTER_ID } from "../common/router-id.js";
 import { Encodings } from "../common/tokens/encodings.js";
 import { ValidatorAuth } from "../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../gen/tensorclaw/v1/directory.js";
@@ -308,6 +309,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     cleanups.push(() => grpcServer.forceShutdown());
     addTunnelService(grpcServer, hub);
     const auth = new ValidatorAuth({
+      routerId: cfg.routerId,
       authorize: (hotkey) => admission.policy.authorizeValidator(hotkey),
       logger,
     });
@@ -387,6 +389,13 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       { httpPort, grpcPort, ledger: redis === undefined ? "embedded" : "redis", routerId: cfg.routerId },
       "router listening",
     );
+    if (cfg.routerId === DEFAULT_ROUTER_ID) {
+      // Miners and validators sign for this id: every router left at the default can replay the others' hellos.
+      logger.warn(
+        { routerId: cfg.routerId },
+        "--router-id is the default: set a unique one, so that what miners and validators sign for this router is good for no other",
+      );
+    }
 
     if (cfg.countFreeTraffic) {
       logger.warn(

@@ -1,5 +1,6 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
+import { splitRouterUrl } from "../common/router-id.js";
 import { LOG_LEVEL_OPTION, type LogLevel, WALLET_OPTIONS } from "../common/shared-options.js";
 import { DEFAULT_LATENCY_TIERS, formatLatencyTiers, parseLatencyTiers } from "./latency-tiers.js";
 import { PROBE_TIMEOUT_MS } from "./probe-timeout.js";
@@ -70,7 +71,7 @@ export const VALIDATOR_OPTIONS: OptionSpecs<ValidatorConfig> = {
     kind: "list",
     schemes: ["grpc", "grpcs"],
     description:
-      "Router gRPC address grpc://host:port; several replicas sharing one ledger fail over in order.",
+      "Router gRPC address grpc://host:port[?id=<router-id>]; calls are signed for that router id (read from the router when not given); several replicas sharing one ledger fail over in order.",
   },
   ...WALLET_OPTIONS,
   chain: {
@@ -211,6 +212,8 @@ export function parseValidatorCommand(
       "invalid setting --router: at least one router is required (grpc://host:port)",
     );
   }
+  // A malformed ?id= would pin nothing: refuse it at startup.
+  for (const url of parsed.config.router) splitRouterUrl(url, "--router");
   return parsed;
 }
 

@@ -16,6 +16,7 @@ import {
 import { minerCommand } from "../../miner/command.js";
 import type { TunnelEvent } from "../../router/tunnel/types.js";
 import { CLI } from "../support/cli.js";
+import { minerDataDirArgs } from "../support/miner-data-dir.js";
 import { type MinerTestRouter, sessionOf, startMinerTestRouter } from "../support/miner-router.js";
 
 describe("tensorclaw miner (process)", () => {
@@ -86,6 +87,7 @@ describe("tensorclaw miner (process)", () => {
         [
           CLI,
           "miner",
+          ...minerDataDirArgs(),
           "--router",
           router.wsUrl,
           "--backend",
@@ -167,6 +169,7 @@ describe("tensorclaw miner (process)", () => {
         [
           CLI,
           "miner",
+          ...minerDataDirArgs(),
           "--router",
           router.grpcUrl,
           "--transport",

@@ -305,7 +305,10 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
   /** The service on a real grpc-js server behind validator auth, and a signed caller. */
   async function overGrpc(deps: Partial<ProbeServiceDeps> = {}) {
     const server = new Server();
-    const auth = new ValidatorAuth({ authorize: allowList([validatorKey.address]) });
+    const auth = new ValidatorAuth({
+      routerId: h.hub.routerId,
+      authorize: allowList([validatorKey.address]),
+    });
     addProbeService(server, auth, await probeDeps(h.hub, deps));
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) =>
@@ -315,7 +318,7 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     const client = new ProbeServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
     type Answer = { code: status; res?: ProbeResponse; details?: string };
     const call = (r: ProbeRequest) =>
-      signedCall(client, ProbeServiceService.probe, r, validatorKey).then(
+      signedCall(client, ProbeServiceService.probe, r, validatorKey, h.hub.routerId).then(
         (res): Answer => ({ code: status.OK, res }),
         (e: { code: status; details: string }): Answer => ({ code: e.code, details: e.details }),
       );

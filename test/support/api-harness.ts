@@ -31,6 +31,7 @@ import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel/ws.js
 import type { UsageEvent, UsageSink } from "../../router/usage/event.js";
 import { CLI } from "./cli.js";
 import { waitForSessions } from "./hub-sessions.js";
+import { minerDataDirArgs } from "./miner-data-dir.js";
 
 /** A UsageSink that keeps events for assertions and lets a test await them. */
 export class RecordingSink implements UsageSink {
@@ -126,6 +127,8 @@ export interface RouterOptions {
   readonly catalogue?: ModelCatalogue;
   /** Hotkeys allowed to call the validator services (default: any correctly signed caller). */
   readonly validators?: readonly string[];
+  /** The router's --router-id (default "router-api-test"). */
+  readonly routerId?: string;
   /** Where the chat endpoint records the shapes of user requests (and GetTrafficShape reads them). */
   readonly trafficShape?: TrafficShapeRecorder;
   /** Wall clock of the Business API and ProbeService (their deadline rule) and the probes' timers. */
@@ -146,7 +149,7 @@ export interface RouterOptions {
 
 /** Starts a router made of the real hub and the real Business API. */
 export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnderTest> {
-  const hub = new TunnelHub({ routerId: "router-api-test", timings: opts.timings ?? {} });
+  const hub = new TunnelHub({ routerId: opts.routerId ?? "router-api-test", timings: opts.timings ?? {} });
   let catalogue = opts.catalogue ?? ModelCatalogue.empty(true);
   hub.setModelFilter(catalogue);
   const encodings = new Encodings();
@@ -163,7 +166,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   const options = { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat };
   // ProbeService as the router wires it: the API's request rules, catalogue and tokenizers.
   const authorize = opts.validators === undefined ? () => true : allowList(opts.validators);
-  const auth = new ValidatorAuth({ authorize });
+  const auth = new ValidatorAuth({ routerId: hub.routerId, authorize });
   // The miner directory as the router serves it (behind the same auth), so a real validator can list miners.
   const directory = auth.wrap(
     MinerDirectoryServiceService,
@@ -299,6 +302,7 @@ export async function startMiner(
   const args = [
     CLI,
     "miner",
+    ...minerDataDirArgs(),
     "--router",
     opts.transport === "ws" ? router.wsUrl : router.grpcUrl,
     "--transport",
