@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import type { Chain } from "../../common/chain/chain.js";
 import { TensorClawError } from "../../common/errors.js";
 import { parseValidatorCommand } from "../../validator/config.js";
 import { SIMULATED_SUBNET, SimulatedChain, simulatedBlock } from "../../validator/simulated-chain.js";
@@ -88,7 +89,8 @@ describe("validator simulated chain", () => {
   });
 
   it("refuses every write with an error naming the call", async () => {
-    const chain = chainWith("commit-reveal", () => []);
+    // Called through the interface, as the weights step would.
+    const chain: Chain = chainWith("commit-reveal", () => []);
     const calls: [string, () => Promise<unknown>][] = [
       ["set_weights", () => chain.setWeights(92, [1], [1], 0n)],
       ["commit_weights", () => chain.commitWeights(92, `0x${"00".repeat(32)}`)],
