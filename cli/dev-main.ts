@@ -124,7 +124,7 @@ function banner(
     ...miners.map(
       (m, i) => `  miner ${i + 1}      ${m}  (${i === 0 ? "WebSocket" : "gRPC"}, backend ${cfg.backend})`,
     ),
-    `  validator    ${validator}  (dry run: prints scores every ${cfg.probeIntervalS} s${
+    `  validator    ${validator}  (dry run: prints scores${simulated(cfg)} every ${cfg.probeIntervalS} s${
       cfg.backend === "demo" ? "; audits answers against the demo model as its reference" : ""
     })`,
     "",
@@ -144,6 +144,18 @@ function banner(
     "Press Ctrl-C to stop.",
     "",
   ].join("\n");
+}
+
+/** What the banner says the validator prints besides scores. */
+function simulated(cfg: DevConfig): string {
+  switch (cfg.simulateChain) {
+    case "off":
+      return "";
+    case "set-weights":
+      return " and the set_weights call it would make";
+    case "commit-reveal":
+      return " and the timelocked commit it would make";
+  }
 }
 
 /** Starts the network, prints how to use it, and runs until SIGINT/SIGTERM or a program dies. */
@@ -250,6 +262,8 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
         String(cfg.probeIntervalS),
         "--state-file",
         join(cfg.dataDir, "validator-state.json"),
+        "--simulate-chain",
+        cfg.simulateChain,
         ...reference,
         ...logLevel,
       ],

@@ -80,6 +80,11 @@ export class WeightsStep {
           ? buildTlockCommit(mg, selfHotkey, weights, this.#d.nowMs(), this.#d.randomBytes)
           : undefined;
       if (opts.print) this.#d.print(`${describeAction(a, weights, mg, submit, tlock)}\n`);
+      // The ciphertext is public once submitted anyway; a dry run shows it so it can be checked
+      // (opened with the round's pulse once drand publishes it).
+      if (opts.print && !submit && tlock !== undefined) {
+        this.#d.print(`  ciphertext 0x${Buffer.from(tlock.ciphertext).toString("hex")}\n`);
+      }
       if (!submit || a.kind === "wait") break;
       const outcome = await this.#execute(mg, a, weights, tlock);
       outcomes.push(outcome);
