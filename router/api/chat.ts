@@ -26,6 +26,7 @@ import {
   type RequestBilling,
   worstCaseTokens,
 } from "./chat-billing.js";
+import { choicesOf, completionCeiling, reservedTokens } from "./chat-ceiling.js";
 import { type ChatSink, JsonSink, SseSink } from "./chat-sinks.js";
 import {
   creditedUsage,
@@ -53,6 +54,11 @@ export interface ChatOptions {
   readonly maxAttempts: number;
   /** Interval of SSE keep-alive comments while the first token is awaited. */
   readonly keepAliveMs: number;
+  /**
+   * Completion ceiling per choice credited and held when the caller sets no
+   * limit and the catalogue knows no context length (chat-ceiling.ts);
+   * never sent upstream.
+   */
   readonly defaultMaxTokens: number;
   readonly userSalt: string;
   /** `retry-after` sent with 503 when no miner can take the request. */
@@ -96,6 +102,8 @@ interface RequestState {
   readonly requestId: string;
   readonly startedAtMs: number;
   readonly parsed: ParsedChatRequest;
+  /** Completion tokens per choice credited and held at most (chat-ceiling.ts). */
+  readonly ceiling: number;
   /** The client went away. (A flag, not an AbortController: cheaper on the hot path.) */
   clientGone: boolean;
   /** Set once a miner was dispatched: the call whose usage counts. */
@@ -173,7 +181,6 @@ export class ChatEndpoint {
     const startedAtMs = d.clock();
     const body = parseJson(await readBody(req, d.options.maxBodyBytes));
     const asked = parseChatBody(body, {
-      defaultMaxTokens: d.options.defaultMaxTokens,
       userSalt: d.options.userSalt,
       account: caller.key?.id ?? "anonymous",
     });
@@ -193,7 +200,8 @@ export class ChatEndpoint {
     // open router exists only while miners offer it.
     if (!d.catalogue().lists(entry.id)) this.checkModel(parsed.model, startedAtMs);
     label.model = parsed.model;
-    const reserved = Math.ceil(parsed.prompt.bytes / ESTIMATE_BYTES_PER_TOKEN) + (parsed.chat.maxTokens ?? 0);
+    const ceiling = completionCeiling(parsed.chat, entry.contextLength, d.options.defaultMaxTokens);
+    const reserved = reservedTokens(parsed.chat, parsed.prompt);
     const key = caller.key;
     let reservation: Reservation | undefined;
     let billing: RequestBilling | undefined;
@@ -205,7 +213,7 @@ export class ChatEndpoint {
       reservation = r.reservation;
       if (this.billing !== undefined) {
         try {
-          const b = await this.bill(this.billing, key.id, parsed, entry, startedAtMs);
+          const b = await this.bill(this.billing, key.id, parsed, entry, ceiling, startedAtMs);
           billing = b.billing;
           countedPrompt = b.countedPrompt;
         } catch (err) {
@@ -226,6 +234,7 @@ export class ChatEndpoint {
       requestId,
       startedAtMs,
       parsed,
+      ceiling,
       clientGone: false,
       call: undefined,
       session: undefined,
@@ -295,6 +304,7 @@ export class ChatEndpoint {
     keyId: string,
     parsed: ParsedChatRequest,
     entry: CatalogueEntry,
+    ceiling: number,
     nowMs: number,
   ): Promise<{ billing: RequestBilling; countedPrompt: RequestState["countedPrompt"] }> {
     let settings = billing.settings(keyId, nowMs);
@@ -306,8 +316,8 @@ export class ChatEndpoint {
       return { billing: { keyId, metered, paid: false, prices, holdMicros: 0 }, countedPrompt: undefined };
     }
     const count = this.deps.encodings.get(entry.tokenizer);
-    const maxTokens = parsed.chat.maxTokens ?? 0;
-    const worst = worstCaseTokens(parsed.chat, parsed.prompt, maxTokens, count);
+    // Every choice may run to the ceiling: the hold is the true worst case.
+    const worst = worstCaseTokens(parsed.chat, parsed.prompt, ceiling, choicesOf(parsed.chat), count);
     const holdMicros = costMicros(
       worst.promptTokens,
       worst.completionTokens,
@@ -349,10 +359,10 @@ export class ChatEndpoint {
       created: Math.floor(st.startedAtMs / 1000),
       model: st.parsed.model,
     };
-    const logprobs = logprobsAsk(st.parsed.chat);
+    const logprobs = logprobsAsk(st.parsed.chat, st.ceiling);
     return st.parsed.stream
       ? new SseSink(res, st.requestId, ident, st.parsed.includeUsage, this.deps.options.keepAliveMs, logprobs)
-      : new JsonSink(res, st.requestId, ident, logprobs);
+      : new JsonSink(res, st.requestId, ident, logprobs, choicesOf(st.parsed.chat));
   }
 
   /**
@@ -508,7 +518,7 @@ export class ChatEndpoint {
       model: st.parsed.model,
       startedAtMs: st.startedAtMs,
       prompt: st.parsed.prompt,
-      maxTokens: st.parsed.chat.maxTokens ?? 0,
+      maxTokens: st.ceiling,
       call: st.call,
       minerHotkey: st.session?.hotkey,
       reported: st.reported,
