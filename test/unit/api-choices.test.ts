@@ -169,7 +169,9 @@ describe("api response: several choices and system_fingerprint", () => {
       [2, "", "stop"],
     ]);
     const tokens = (i: number) =>
-      (body.choices[i]?.logprobs as { content: { token: string }[] }).content.map((t) => t.token);
+      (body.choices[i]?.logprobs as { content: { token: string }[] } | undefined)?.content.map(
+        (t) => t.token,
+      );
     expect(tokens(0)).to.deep.equal(["A"]);
     expect(tokens(1)).to.deep.equal(["B"]);
   });
