@@ -43,6 +43,8 @@ import { type ParsedChatRequest, parseChatBody } from "./openai-request.js";
 import { finishReasonText } from "./openai-response.js";
 import { applyReservation } from "./rate-limit-headers.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
+import { parseResponsesBody, parseResponsesChat, type ResponsesEcho } from "./responses-request.js";
+import { ResponsesJsonSink, ResponsesSseSink } from "./responses-sink.js";
 import { type Attempt, upstreamError } from "./upstream.js";
 
 /** Tuning of the chat endpoint. */
@@ -93,6 +95,9 @@ export interface ChatDeps {
   readonly billingLeases?: HoldLeaseOptions;
 }
 
+/** Which API a request came in on: chat completions, or the Responses API translated onto it. */
+export type ChatApi = "chat" | "responses";
+
 /** The caller, once authenticated (undefined account with --no-auth). */
 export interface Caller {
   readonly key: ApiKeyRecord | undefined;
@@ -102,6 +107,8 @@ interface RequestState {
   readonly requestId: string;
   readonly startedAtMs: number;
   readonly parsed: ParsedChatRequest;
+  /** What a `/v1/responses` answer echoes of its request; undefined for chat completions. */
+  readonly responses: ResponsesEcho | undefined;
   /** Completion tokens per choice credited and held at most (chat-ceiling.ts). */
   readonly ceiling: number;
   /** The client went away. (A flag, not an AbortController: cheaper on the hot path.) */
@@ -150,6 +157,7 @@ export class ChatEndpoint {
     requestId: string,
     caller: Caller,
     access: AccessRecord = {},
+    api: ChatApi = "chat",
   ): Promise<number> {
     // The model label is "unknown" until the model is known to exist, so
     // made-up model names cannot blow up the metric's cardinality.
@@ -157,7 +165,7 @@ export class ChatEndpoint {
     const receivedAtMs = this.deps.clock();
     let status = 500;
     try {
-      status = await this.serve(req, res, requestId, caller, label, access);
+      status = await this.serve(req, res, requestId, caller, label, access, api);
     } catch (err) {
       status = toHttpError(err).status;
       throw err;
@@ -176,14 +184,16 @@ export class ChatEndpoint {
     caller: Caller,
     label: { model: string },
     access: AccessRecord,
+    api: ChatApi,
   ): Promise<number> {
     const d = this.deps;
     const startedAtMs = d.clock();
-    const body = parseJson(await readBody(req, d.options.maxBodyBytes));
-    const asked = parseChatBody(body, {
-      userSalt: d.options.userSalt,
-      account: caller.key?.id ?? "anonymous",
-    });
+    const raw = parseJson(await readBody(req, d.options.maxBodyBytes));
+    // The Responses API is a translation: from here on it is a chat request like any other.
+    const responses = api === "responses" ? parseResponsesBody(raw) : undefined;
+    const body = responses?.chatBody ?? raw;
+    const opts = { userSalt: d.options.userSalt, account: caller.key?.id ?? "anonymous" };
+    const asked = responses === undefined ? parseChatBody(body, opts) : parseResponsesChat(body, opts);
     // Only catalogue models are routed, under their catalogue id (an alias is another name for it).
     const entry = d.catalogue().resolve(asked.model);
     if (entry === undefined) {
@@ -234,6 +244,7 @@ export class ChatEndpoint {
       requestId,
       startedAtMs,
       parsed,
+      responses: responses?.echo,
       ceiling,
       clientGone: false,
       call: undefined,
@@ -354,6 +365,17 @@ export class ChatEndpoint {
 
   /** The sink a request's answer goes to: SSE events when it asked to stream, else one JSON body. */
   private sink(res: ServerResponse, st: RequestState): ChatSink {
+    if (st.responses !== undefined) {
+      const r = {
+        requestId: st.requestId,
+        createdAt: Math.floor(st.startedAtMs / 1000),
+        model: st.parsed.model,
+        echo: st.responses,
+      };
+      return st.parsed.stream
+        ? new ResponsesSseSink(res, r, this.deps.options.keepAliveMs)
+        : new ResponsesJsonSink(res, r);
+    }
     const ident = {
       id: `chatcmpl-${st.requestId}`,
       created: Math.floor(st.startedAtMs / 1000),

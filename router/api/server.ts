@@ -208,6 +208,10 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       if (method !== "POST") throw new TensorClawError("not_found", "Use POST for /v1/chat/completions.");
       return chat.handle(req, res, id, await caller(req), access.get(req));
     }
+    if (path === "/v1/responses" || path === "/responses") {
+      if (method !== "POST") throw new TensorClawError("not_found", "Use POST for /v1/responses.");
+      return chat.handle(req, res, id, await caller(req), access.get(req), "responses");
+    }
     if (method !== "GET" && method !== "HEAD")
       throw new TensorClawError("not_found", `No route for ${method} ${path}.`);
     switch (path) {
