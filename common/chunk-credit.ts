@@ -4,12 +4,13 @@ import type { ResponseChunk } from "../gen/tensorclaw/v1/tunnel.js";
 /**
  * Bytes of flow-control credit one ResponseChunk consumes (tunnel.proto,
  * "Flow control"): its answer bytes ({@link chunkAnswerBytes}) plus the
- * UTF-8 length of every logprob `token` string, the alternatives' included.
- * Both ends must count the same way, so this is the one definition.
+ * UTF-8 length of every logprob `token` string, the alternatives' included,
+ * and of `system_fingerprint`. Both ends must count the same way, so this is
+ * the one definition.
  */
 export function chunkPayloadBytes(chunk: ResponseChunk): number {
-  const answer = chunkAnswerBytes(chunk);
-  return chunk.logprobs.length === 0 ? answer : answer + logprobTokenBytes(chunk.logprobs);
+  const n = chunkAnswerBytes(chunk) + utf8Length(chunk.systemFingerprint);
+  return chunk.logprobs.length === 0 ? n : n + logprobTokenBytes(chunk.logprobs);
 }
 
 /**

@@ -9,6 +9,7 @@
  * the BPE tokenizer over what was actually relayed.
  */
 import { chunkPayloadBytes } from "../common/chunk-credit.js";
+import { boundedFingerprint } from "../common/chunk-fingerprint.js";
 import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import type { InferenceRequest, RequestError, ResponseChunk, Usage } from "../gen/tensorclaw/v1/tunnel.js";
@@ -87,6 +88,8 @@ export class RequestRunner {
     const id = this.requestId;
     const counter = new CompletionTokenCounter();
     let backendUsage: { promptTokens: number; completionTokens: number } | undefined;
+    /** The backend's system_fingerprint travels once, on the first chunk it can ride. */
+    let fingerprintSent = false;
     try {
       const chat = this.#req.chat;
       if (chat === undefined) {
@@ -100,13 +103,19 @@ export class RequestRunner {
           backendUsage = ev;
           continue;
         }
+        let fingerprint = "";
+        if (!fingerprintSent && ev.systemFingerprint !== undefined) {
+          // One longer than the tunnel allows is left out, not cut: a cut label would be a false one.
+          fingerprint = boundedFingerprint(ev.systemFingerprint);
+          fingerprintSent = fingerprint !== "";
+        }
         const chunk: ResponseChunk = {
           requestId: id,
           contentDelta: ev.content,
           toolCalls: [...ev.toolCalls],
           finishReason: ev.finishReason,
-          choiceIndex: 0,
-          systemFingerprint: "",
+          choiceIndex: ev.choiceIndex ?? 0,
+          systemFingerprint: fingerprint,
           embeddings: [],
           reasoningDelta: ev.reasoning,
           logprobs: ev.logprobs === undefined ? [] : [...ev.logprobs],
@@ -123,6 +132,7 @@ export class RequestRunner {
           ev.content,
           ev.reasoning,
           ev.toolCalls.map((t) => t.functionName + t.argumentsDelta).join(""),
+          chunk.choiceIndex,
         );
         try {
           this.#sink.chunk(chunk);

@@ -25,6 +25,10 @@ export type BackendEvent =
       readonly finishReason: FinishReason;
       /** Logprobs of the tokens of `content`, when the request asked for them. */
       readonly logprobs?: readonly TokenLogprob[];
+      /** Which choice (0 to n - 1) the delta belongs to; absent means 0. */
+      readonly choiceIndex?: number;
+      /** The backend's `system_fingerprint`, when the piece it came in had one (unbounded here). */
+      readonly systemFingerprint?: string;
     }
   | {
       readonly type: "usage";

@@ -154,6 +154,7 @@ export class OpenAIHttpBackend implements Backend {
   async *chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {
     const request = openAIRequestBody(model, chat);
     const want = logprobsWant(request);
+    const choices = chat.n ?? 1;
     const body = JSON.stringify(request);
     const res = await this.#send("/chat/completions", body, !chat.stream, signal);
     const status = res.status;
@@ -173,10 +174,10 @@ export class OpenAIHttpBackend implements Backend {
       } catch (cause) {
         throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
       }
-      yield* eventsFromCompletion(doc, want);
+      yield* eventsFromCompletion(doc, want, choices);
       return;
     }
-    yield* this.#stream(res, signal, want);
+    yield* this.#stream(res, signal, want, choices);
   }
 
   async #guard<T>(signal: StopSignal, read: () => Promise<T>): Promise<T> {
@@ -193,6 +194,7 @@ export class OpenAIHttpBackend implements Backend {
     res: HttpExchange,
     signal: StopSignal,
     want: LogprobsWant | undefined,
+    choices: number,
   ): AsyncGenerator<BackendEvent> {
     const parser = new SseParser(this.#maxBodyBytes);
     let finished = false;
@@ -220,7 +222,7 @@ export class OpenAIHttpBackend implements Backend {
           } catch (cause) {
             throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON in its stream", { cause });
           }
-          for (const out of eventsFromChunk(doc, want)) {
+          for (const out of eventsFromChunk(doc, want, choices)) {
             if (out.type === "delta" && out.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED)
               finished = true;
             yield out;

@@ -70,16 +70,17 @@ export interface WorstCase {
 /**
  * The most tokens a request can be credited (router/usage/token-credit.ts,
  * clamp.ts): the router's prompt count plus the template allowances (by
- * bytes while the model's tokenizer is not loaded), and `max_tokens` plus
- * the end-of-turn allowance.
+ * bytes while the model's tokenizer is not loaded), and for each of its
+ * `choices` the completion ceiling plus the end-of-turn allowance.
  */
 export function worstCaseTokens(
   chat: ChatRequest,
   prompt: PromptSize,
-  maxTokens: number,
+  ceiling: number,
+  choices: number,
   count: TokenCount | undefined,
 ): WorstCase {
-  const completionTokens = maxTokens + FINISH_TOKEN_ALLOWANCE;
+  const completionTokens = choices * (ceiling + FINISH_TOKEN_ALLOWANCE);
   if (count === undefined) {
     return { promptTokens: maxPromptTokens(prompt), completionTokens, countedPrompt: undefined };
   }

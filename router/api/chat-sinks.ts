@@ -110,8 +110,14 @@ export class JsonSink implements ChatSink {
   readonly #requestId: string;
   readonly #ident: CompletionIdentity;
 
-  constructor(res: ServerResponse, requestId: string, ident: CompletionIdentity, logprobs?: LogprobsAsk) {
-    this.#agg = new CompletionAggregator(logprobs);
+  constructor(
+    res: ServerResponse,
+    requestId: string,
+    ident: CompletionIdentity,
+    logprobs?: LogprobsAsk,
+    choices = 1,
+  ) {
+    this.#agg = new CompletionAggregator(logprobs, choices);
     this.#res = res;
     this.#requestId = requestId;
     this.#ident = ident;

@@ -26,6 +26,7 @@ import {
   type RequestBilling,
   worstCaseTokens,
 } from "./chat-billing.js";
+import { choicesOf, completionCeiling, reservedTokens } from "./chat-ceiling.js";
 import { type ChatSink, JsonSink, SseSink } from "./chat-sinks.js";
 import {
   creditedUsage,
@@ -42,6 +43,8 @@ import { type ParsedChatRequest, parseChatBody } from "./openai-request.js";
 import { finishReasonText } from "./openai-response.js";
 import { applyReservation } from "./rate-limit-headers.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
+import { parseResponsesBody, parseResponsesChat, type ResponsesEcho } from "./responses-request.js";
+import { ResponsesJsonSink, ResponsesSseSink } from "./responses-sink.js";
 import { type Attempt, upstreamError } from "./upstream.js";
 
 /** Tuning of the chat endpoint. */
@@ -53,6 +56,11 @@ export interface ChatOptions {
   readonly maxAttempts: number;
   /** Interval of SSE keep-alive comments while the first token is awaited. */
   readonly keepAliveMs: number;
+  /**
+   * Completion ceiling per choice credited and held when the caller sets no
+   * limit and the catalogue knows no context length (chat-ceiling.ts);
+   * never sent upstream.
+   */
   readonly defaultMaxTokens: number;
   readonly userSalt: string;
   /** `retry-after` sent with 503 when no miner can take the request. */
@@ -87,6 +95,9 @@ export interface ChatDeps {
   readonly billingLeases?: HoldLeaseOptions;
 }
 
+/** Which API a request came in on: chat completions, or the Responses API translated onto it. */
+export type ChatApi = "chat" | "responses";
+
 /** The caller, once authenticated (undefined account with --no-auth). */
 export interface Caller {
   readonly key: ApiKeyRecord | undefined;
@@ -96,6 +107,10 @@ interface RequestState {
   readonly requestId: string;
   readonly startedAtMs: number;
   readonly parsed: ParsedChatRequest;
+  /** What a `/v1/responses` answer echoes of its request; undefined for chat completions. */
+  readonly responses: ResponsesEcho | undefined;
+  /** Completion tokens per choice credited and held at most (chat-ceiling.ts). */
+  readonly ceiling: number;
   /** The client went away. (A flag, not an AbortController: cheaper on the hot path.) */
   clientGone: boolean;
   /** Set once a miner was dispatched: the call whose usage counts. */
@@ -144,6 +159,7 @@ export class ChatEndpoint {
     requestId: string,
     caller: Caller,
     access: AccessRecord = {},
+    api: ChatApi = "chat",
   ): Promise<number> {
     // The model label is "unknown" until the model is known to exist, so
     // made-up model names cannot blow up the metric's cardinality.
@@ -151,7 +167,7 @@ export class ChatEndpoint {
     const receivedAtMs = this.deps.clock();
     let status = 500;
     try {
-      status = await this.serve(req, res, requestId, caller, label, access);
+      status = await this.serve(req, res, requestId, caller, label, access, api);
     } catch (err) {
       status = toHttpError(err).status;
       throw err;
@@ -170,15 +186,16 @@ export class ChatEndpoint {
     caller: Caller,
     label: { model: string },
     access: AccessRecord,
+    api: ChatApi,
   ): Promise<number> {
     const d = this.deps;
     const startedAtMs = d.clock();
-    const body = parseJson(await readBody(req, d.options.maxBodyBytes));
-    const asked = parseChatBody(body, {
-      defaultMaxTokens: d.options.defaultMaxTokens,
-      userSalt: d.options.userSalt,
-      account: caller.key?.id ?? "anonymous",
-    });
+    const raw = parseJson(await readBody(req, d.options.maxBodyBytes));
+    // The Responses API is a translation: from here on it is a chat request like any other.
+    const responses = api === "responses" ? parseResponsesBody(raw) : undefined;
+    const body = responses?.chatBody ?? raw;
+    const opts = { userSalt: d.options.userSalt, account: caller.key?.id ?? "anonymous" };
+    const asked = responses === undefined ? parseChatBody(body, opts) : parseResponsesChat(body, opts);
     // Only catalogue models are routed, under their catalogue id (an alias is another name for it).
     const entry = d.catalogue().resolve(asked.model);
     if (entry === undefined) {
@@ -195,7 +212,8 @@ export class ChatEndpoint {
     // open router exists only while miners offer it.
     if (!d.catalogue().lists(entry.id)) this.checkModel(parsed.model, startedAtMs);
     label.model = parsed.model;
-    const reserved = Math.ceil(parsed.prompt.bytes / ESTIMATE_BYTES_PER_TOKEN) + (parsed.chat.maxTokens ?? 0);
+    const ceiling = completionCeiling(parsed.chat, entry.contextLength, d.options.defaultMaxTokens);
+    const reserved = reservedTokens(parsed.chat, parsed.prompt);
     const key = caller.key;
     let reservation: Reservation | undefined;
     let billing: RequestBilling | undefined;
@@ -207,7 +225,7 @@ export class ChatEndpoint {
       reservation = r.reservation;
       if (this.billing !== undefined) {
         try {
-          const b = await this.bill(this.billing, key.id, parsed, entry, startedAtMs);
+          const b = await this.bill(this.billing, key.id, parsed, entry, ceiling, startedAtMs);
           billing = b.billing;
           countedPrompt = b.countedPrompt;
         } catch (err) {
@@ -228,6 +246,8 @@ export class ChatEndpoint {
       requestId,
       startedAtMs,
       parsed,
+      responses: responses?.echo,
+      ceiling,
       clientGone: false,
       call: undefined,
       session: undefined,
@@ -299,6 +319,7 @@ export class ChatEndpoint {
     keyId: string,
     parsed: ParsedChatRequest,
     entry: CatalogueEntry,
+    ceiling: number,
     nowMs: number,
   ): Promise<{ billing: RequestBilling; countedPrompt: RequestState["countedPrompt"] }> {
     let settings = billing.settings(keyId, nowMs);
@@ -310,8 +331,8 @@ export class ChatEndpoint {
       return { billing: { keyId, metered, paid: false, prices, holdMicros: 0 }, countedPrompt: undefined };
     }
     const count = this.deps.encodings.get(entry.tokenizer);
-    const maxTokens = parsed.chat.maxTokens ?? 0;
-    const worst = worstCaseTokens(parsed.chat, parsed.prompt, maxTokens, count);
+    // Every choice may run to the ceiling: the hold is the true worst case.
+    const worst = worstCaseTokens(parsed.chat, parsed.prompt, ceiling, choicesOf(parsed.chat), count);
     const holdMicros = costMicros(
       worst.promptTokens,
       worst.completionTokens,
@@ -348,15 +369,26 @@ export class ChatEndpoint {
 
   /** The sink a request's answer goes to: SSE events when it asked to stream, else one JSON body. */
   private sink(res: ServerResponse, st: RequestState): ChatSink {
+    if (st.responses !== undefined) {
+      const r = {
+        requestId: st.requestId,
+        createdAt: Math.floor(st.startedAtMs / 1000),
+        model: st.parsed.model,
+        echo: st.responses,
+      };
+      return st.parsed.stream
+        ? new ResponsesSseSink(res, r, this.deps.options.keepAliveMs)
+        : new ResponsesJsonSink(res, r);
+    }
     const ident = {
       id: `chatcmpl-${st.requestId}`,
       created: Math.floor(st.startedAtMs / 1000),
       model: st.parsed.model,
     };
-    const logprobs = logprobsAsk(st.parsed.chat);
+    const logprobs = logprobsAsk(st.parsed.chat, st.ceiling);
     return st.parsed.stream
       ? new SseSink(res, st.requestId, ident, st.parsed.includeUsage, this.deps.options.keepAliveMs, logprobs)
-      : new JsonSink(res, st.requestId, ident, logprobs);
+      : new JsonSink(res, st.requestId, ident, logprobs, choicesOf(st.parsed.chat));
   }
 
   /**
@@ -514,7 +546,7 @@ export class ChatEndpoint {
       model: st.parsed.model,
       startedAtMs: st.startedAtMs,
       prompt: st.parsed.prompt,
-      maxTokens: st.parsed.chat.maxTokens ?? 0,
+      maxTokens: st.ceiling,
       call: st.call,
       minerHotkey: st.session?.hotkey,
       reported: st.reported,

@@ -6,7 +6,7 @@ import type { Registry } from "prom-client";
 import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
 import { type AccessRecord, logAccess } from "./access-log.js";
 import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
-import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
+import { type Caller, type ChatApi, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
 import { billingStoreError } from "./chat-billing.js";
 import {
   type ConnectionLimits,
@@ -220,13 +220,14 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     const path = raw.startsWith(OPENROUTER_PREFIX) ? raw.slice(4) : raw;
     const method = req.method ?? "GET";
     if (method === "OPTIONS") return answerPreflight(req, res, deps.corsOrigins, id);
-    if (path === "/v1/chat/completions" || path === "/chat/completions") {
+    const api = POST_ROUTES.get(path);
+    if (api !== undefined) {
       checkMethod(res, method, path, POST_ONLY);
       const who = await caller(req);
       checkJsonBody(req);
       const release = who.key === undefined ? undefined : perKey.enter(who.key.id);
       try {
-        return await chat.handle(req, res, id, who, access.get(req));
+        return await chat.handle(req, res, id, who, access.get(req), api);
       } finally {
         release?.();
       }
@@ -336,6 +337,14 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       .catch((err: unknown) => log.error({ err, requestId: id }, "response failed"));
   };
 }
+
+/** The POST endpoints, each served by the chat relay in its own API shape. */
+const POST_ROUTES: ReadonlyMap<string, ChatApi> = new Map([
+  ["/v1/chat/completions", "chat"],
+  ["/chat/completions", "chat"],
+  ["/v1/responses", "responses"],
+  ["/responses", "responses"],
+]);
 
 /** The GET endpoints (405 for other methods; any other unknown path is a 404). */
 const KNOWN_GET_PATHS = new Set([

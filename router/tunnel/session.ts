@@ -278,7 +278,7 @@ export class TunnelSession {
       requestId,
       offered,
       this.#callHost,
-      { initialCreditBytes, cancelGraceMs: this.#d.timings.cancelGraceMs },
+      { initialCreditBytes, cancelGraceMs: this.#d.timings.cancelGraceMs, choices: chat.n ?? 1 },
       this.#d.clock,
     );
     this.#calls.set(requestId, call);

@@ -48,6 +48,12 @@ export interface RelayedText {
   readonly tools: string;
 }
 
+/** What was relayed of one choice of an answer (`n` > 1 gives several). */
+export interface RelayedChoice extends RelayedText {
+  /** UTF-8 bytes of answer relayed for this choice (see InferenceCall.relayedBytes). */
+  readonly bytes: number;
+}
+
 /** What comes back from a miner for one request, in order. */
 export type TunnelEvent =
   /**
@@ -81,6 +87,11 @@ export interface InferenceCall {
   readonly relayedBytes: () => number;
   /** The answer's text relayed so far, by kind: what the router counts the completion's tokens from. */
   readonly relayedText: () => RelayedText;
+  /**
+   * The same per choice, indexed by `choice_index` (a choice that sent
+   * nothing is empty): the router bounds each choice's credit on its own.
+   */
+  readonly relayedChoices: () => readonly RelayedChoice[];
   /** Sends Cancel to the miner and ends `events`. Idempotent. */
   cancel(reason: string): void;
 }

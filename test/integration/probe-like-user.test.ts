@@ -112,7 +112,8 @@ describe("probes through the router look like user requests to the miner", funct
     expect(strip(p)).to.deep.equal(strip(u1));
     expect(strip(u2)).to.deep.equal(strip(u1));
     expect(p.deadlineMs).to.equal(API_DEFAULTS.requestTimeoutMs);
-    expect(p.chat?.maxTokens).to.equal(API_DEFAULTS.defaultMaxTokens);
+    // Neither carries a token limit the caller did not set: none is injected.
+    expect(p.chat).to.include({ maxTokens: undefined, maxCompletionTokens: undefined, n: undefined });
     expect(p.chat?.extraJson).to.equal(JSON.stringify({ top_k: 40 }));
     expect(u1.chat?.user).to.equal(hashUser("alice", "anonymous", "test-salt"));
     expect(p.chat?.user).to.equal(hashUser("alice", probeAccount(validator.address), "test-salt"));

@@ -103,7 +103,8 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     expect(sent?.deadlineMs).to.equal(API_DEFAULTS.requestTimeoutMs);
     expect(sent?.chat).to.deep.include({
       temperature: 0.7,
-      maxTokens: API_DEFAULTS.defaultMaxTokens,
+      // No limit the probe did not set: the router injects none, for probes as for users.
+      maxTokens: undefined,
       stream: true,
       user: hashUser("alice", probeAccount(validatorKey.address), PROBE_TEST_SALT),
       extraJson: JSON.stringify({ top_k: 40 }),
@@ -128,7 +129,7 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
         JSON.stringify({ messages: [{ role: "user", content: "x" }], temperature: 3 }),
         "request_json.temperature",
       ],
-      [JSON.stringify({ messages: [{ role: "user", content: "x" }], n: 2 }), "request_json.n"],
+      [JSON.stringify({ messages: [{ role: "user", content: "x" }], n: 9 }), "request_json.n"],
     ];
     for (const [json, param] of cases) {
       const e = await refused(json);

@@ -19,6 +19,10 @@ export interface RequestPlan {
   readonly finishReason?: FinishReason;
   /** Each chunk carries one logprob entry for its text (logprob -(i+1)/10, one alternative "alt"). */
   readonly logprobs?: boolean;
+  /** The `choice_index` of each chunk, in order (default 0 for all). */
+  readonly choiceIndexes?: readonly number[];
+  /** `system_fingerprint` on the first chunk (default none). */
+  readonly fingerprint?: string;
 }
 
 /** Options of a FakeMiner. */
@@ -131,8 +135,8 @@ export class FakeMiner {
         contentDelta: text,
         toolCalls: [],
         finishReason: last ? (plan.finishReason ?? FinishReason.FINISH_REASON_UNSPECIFIED) : 0,
-        choiceIndex: 0,
-        systemFingerprint: "",
+        choiceIndex: plan.choiceIndexes?.[i] ?? 0,
+        systemFingerprint: i === 0 ? (plan.fingerprint ?? "") : "",
         embeddings: [],
         reasoningDelta: "",
         logprobs:
