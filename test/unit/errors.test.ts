@@ -7,6 +7,8 @@ describe("error catalogue", () => {
     const cases: [ConstructorParameters<typeof TensorClawError>[0], number, string, status][] = [
       ["invalid_json", 400, "invalid_request_error", status.INVALID_ARGUMENT],
       ["payload_too_large", 413, "invalid_request_error", status.RESOURCE_EXHAUSTED],
+      ["unsupported_media_type", 415, "invalid_request_error", status.INVALID_ARGUMENT],
+      ["method_not_allowed", 405, "invalid_request_error", status.UNIMPLEMENTED],
       ["invalid_api_key", 401, "authentication_error", status.UNAUTHENTICATED],
       ["permission_denied", 403, "permission_error", status.PERMISSION_DENIED],
       ["model_not_found", 404, "invalid_request_error", status.NOT_FOUND],
