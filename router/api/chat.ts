@@ -397,6 +397,7 @@ export class ChatEndpoint {
       try {
         call = d.dispatcher.dispatch(session.sessionId, model, st.parsed.chat, {
           deadlineMs: remaining,
+          traceId: st.requestId,
         });
       } catch (err) {
         // The session filled up or left between snapshot and dispatch: try another.

@@ -2,6 +2,7 @@ import type { Server, ServerUnaryCall } from "@grpc/grpc-js";
 import { type Clock, systemClock } from "../../common/clock.js";
 import { TensorClawError } from "../../common/errors.js";
 import { unaryHandler } from "../../common/grpc-unary.js";
+import { newTraceId } from "../../common/trace-id.js";
 import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
 import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
@@ -217,6 +218,8 @@ export class ProbeService {
         deadlineMs,
         allowGhost: true,
         probe: true,
+        // Drawn like a user request's x-request-id, so the id cannot single a probe out.
+        traceId: newTraceId(),
       });
     } catch (err) {
       // No free slot, or the tunnel left since the snapshot: the router could not probe here.

@@ -3,6 +3,7 @@ import type { Timer } from "../../common/clock.js";
 import { TensorClawError } from "../../common/errors.js";
 import { FrameBatcher } from "../../common/frame-batcher.js";
 import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../../common/frame-channel.js";
+import { newTraceId } from "../../common/trace-id.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import {
   ConnectRequest,
@@ -260,7 +261,7 @@ export class TunnelSession {
           embedding: undefined,
           deadlineMs: wireDeadlineMs,
           initialCreditBytes,
-          traceId: "",
+          traceId: opts.traceId ?? newTraceId(),
         },
       },
     };

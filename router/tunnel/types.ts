@@ -99,6 +99,12 @@ export interface DispatchOptions {
    * concurrency limit, one per tunnel) only when the model is full.
    */
   readonly probe?: boolean;
+  /**
+   * The request's id as the miner sees it (`InferenceRequest.trace_id`): the
+   * user's `x-request-id`, or a probe's id drawn the same way. Absent: a
+   * fresh random one, so no request ever goes out without one.
+   */
+  readonly traceId?: string;
 }
 
 /**
