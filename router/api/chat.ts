@@ -475,7 +475,7 @@ export class ChatEndpoint {
         return { kind: "done" };
       } else {
         if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-        const u = upstreamError(ev.code, ev.message, this.deps.options.noCapacityRetryAfterMs);
+        const u = upstreamError(ev, this.deps.options.noCapacityRetryAfterMs);
         // Output already reached the user: another miner must not start over (and this one earns nothing).
         return sink.chunks === 0 && u.retry
           ? { kind: "retry", error: u.error }

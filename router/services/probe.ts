@@ -2,10 +2,10 @@ import type { Server, ServerUnaryCall } from "@grpc/grpc-js";
 import { type Clock, systemClock } from "../../common/clock.js";
 import { TensorClawError } from "../../common/errors.js";
 import { unaryHandler } from "../../common/grpc-unary.js";
-import { newTraceId } from "../../common/trace-id.js";
 import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
 import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
+import { newTraceId } from "../../common/trace-id.js";
 import { type ValidatorAuth, verifiedValidator } from "../../common/validator-call/server.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import {

@@ -364,7 +364,9 @@ export class TunnelSession {
         this.#calls.get(kind.value.requestId)?.onUsage(kind.value.promptTokens, kind.value.completionTokens);
         return;
       case "error":
-        this.#calls.get(kind.value.requestId)?.onError(kind.value.code, kind.value.message);
+        this.#calls
+          .get(kind.value.requestId)
+          ?.onError(kind.value.code, kind.value.message, kind.value.httpStatus);
         return;
       case "pong":
         if (this.#liveness.pong(kind.value.seq, this.#d.clock.now()) !== undefined)

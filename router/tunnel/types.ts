@@ -63,7 +63,13 @@ export type TunnelEvent =
       readonly promptTokens: number;
       readonly completionTokens: number;
     }
-  | { readonly type: "error"; readonly code: RequestErrorCode; readonly message: string };
+  | {
+      readonly type: "error";
+      readonly code: RequestErrorCode;
+      readonly message: string;
+      /** RequestError.http_status as the miner sent it, when not 0: a claim, not a fact. */
+      readonly httpStatus?: number;
+    };
 
 /** One request in flight on a tunnel. */
 export interface InferenceCall {
