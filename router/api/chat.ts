@@ -43,6 +43,7 @@ import { finishReasonText } from "./openai-response.js";
 import { applyReservation } from "./rate-limit-headers.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
 import { type Attempt, upstreamError } from "./upstream.js";
+import { WaitingGauge } from "./waiting-gauge.js";
 
 /** Tuning of the chat endpoint. */
 export interface ChatOptions {
@@ -252,11 +253,14 @@ export class ChatEndpoint {
     // It may have left while the body was read or the limiter answered.
     if (res.destroyed) st.clientGone = true;
     d.metrics.inFlight.inc();
+    const modelLabel = { model: parsed.model };
+    d.metrics.modelInFlight.inc(modelLabel);
     let status = 500;
     try {
       status = await this.relay(st, this.sink(res, st));
     } finally {
       d.metrics.inFlight.dec();
+      d.metrics.modelInFlight.dec(modelLabel);
       res.off("close", onClose);
       const { credited, chargedMicros } = handOffUsage(d, this.finished(st), st.credited);
       access.model = st.parsed.model;
@@ -379,6 +383,16 @@ export class ChatEndpoint {
    * the request's deadline).
    */
   private async attempts(st: RequestState, sink: ChatSink): Promise<Attempt> {
+    // Waiting for a miner from here until a dispatch succeeds, and again after each failed attempt.
+    const waiting = new WaitingGauge(this.deps.metrics.waiting);
+    try {
+      return await this.tryMiners(st, sink, waiting);
+    } finally {
+      waiting.stop();
+    }
+  }
+
+  private async tryMiners(st: RequestState, sink: ChatSink, waiting: WaitingGauge): Promise<Attempt> {
     const d = this.deps;
     const model = st.parsed.model;
     const deadline = st.startedAtMs + d.options.requestTimeoutMs;
@@ -405,6 +419,7 @@ export class ChatEndpoint {
         if (e.code !== "no_capacity") last = e;
         continue;
       }
+      waiting.stop();
       // Counted once another miner really took the request (not when none was left to try).
       if (failingOver) d.metrics.failovers.inc({ model });
       failingOver = false;
@@ -423,6 +438,7 @@ export class ChatEndpoint {
         d.metrics.minerAttempts.inc({ hotkey: session.hotkey, outcome: st.lastAttempt });
       }
       if (result.kind !== "retry") return result;
+      waiting.start();
       // This miner failed before any output and another is tried: it earns nothing, and the
       // failure counts against its success rate.
       const failed = ledgerOutcome(st.lastAttempt);
