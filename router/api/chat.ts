@@ -477,8 +477,26 @@ export class ChatEndpoint {
     return result;
   }
 
+  /**
+   * Records the attempt just left for another (a miner that failed before
+   * any output): it earns nothing and, unless neutral (a refusal), counts
+   * against its success rate. The request's own end records only its last.
+   */
+  private leaveAttempt(st: RequestState): void {
+    const failed = st.lastAttempt === undefined ? undefined : ledgerOutcome(st.lastAttempt);
+    if (failed !== undefined && st.session !== undefined) {
+      const r = { requestId: st.requestId, model: st.parsed.model, startedAtMs: st.startedAtMs };
+      recordFailedAttempt(this.deps, r, st.session.hotkey, failed);
+    }
+    st.lastAttempt = undefined;
+    st.call = undefined;
+    st.session = undefined;
+  }
+
   /** Moves a request on to its next fallback model, before any output: its name, its prices. */
   private switchModel(st: RequestState, sink: ChatSink, entry: CatalogueEntry): void {
+    // The last model's last attempt (one its backend refused) is over: recorded now, not at the end.
+    this.leaveAttempt(st);
     st.parsed = { ...st.parsed, model: entry.id };
     sink.serving(entry.id);
     const b = st.billing;
@@ -538,15 +556,8 @@ export class ChatEndpoint {
       waiting.start();
       // This miner failed before any output and another is tried: it earns nothing, and the
       // failure counts against its success rate.
-      const failed = ledgerOutcome(st.lastAttempt);
-      if (failed !== undefined) {
-        const r = { requestId: st.requestId, model, startedAtMs: st.startedAtMs };
-        recordFailedAttempt(d, r, session.hotkey, failed);
-      }
-      st.lastAttempt = undefined;
+      this.leaveAttempt(st);
       last = result.error;
-      st.call = undefined;
-      st.session = undefined;
       failingOver = true;
     }
     return {

@@ -16,6 +16,8 @@ import { FakeMiner } from "../support/tunnel-fake-miner.js";
 
 /** Offered by a miner whose backend fails every request before any output. */
 const BROKEN = "broken-model";
+/** Offered by a miner whose backend refuses every request as invalid (a 400). */
+const REFUSING = "refusing-model";
 /** Offered by a miner that answers. */
 const GOOD = "good-model";
 /** Offered by nobody: on an open router it does not exist. */
@@ -30,7 +32,7 @@ describe("api OpenRouter extensions: models fallbacks and body fields", function
   const fakes: FakeMiner[] = [];
   let client: OpenAI;
 
-  async function miner(model: string, fails: boolean): Promise<void> {
+  async function miner(model: string, fails: boolean | "refuses"): Promise<void> {
     const t = await RawTunnelClient.open("grpc", { grpc: router.grpcUrl.slice("grpc://".length), ws: "" });
     tunnels.push(t);
     const key = await throwawayHotkey();
@@ -41,16 +43,25 @@ describe("api OpenRouter extensions: models fallbacks and body fields", function
     fakes.push(
       new FakeMiner(t, {
         plan: () =>
-          fails
+          fails === "refuses"
             ? {
                 chunks: [],
-                end: { error: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR, message: "GPU fell off" },
+                end: {
+                  error: RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
+                  message: "maximum context length is 2048 tokens",
+                  httpStatus: 400,
+                },
               }
-            : {
-                chunks: [" one", " two"],
-                end: { usage: [5, 2] },
-                finishReason: FinishReason.FINISH_REASON_STOP,
-              },
+            : fails
+              ? {
+                  chunks: [],
+                  end: { error: RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR, message: "GPU fell off" },
+                }
+              : {
+                  chunks: [" one", " two"],
+                  end: { usage: [5, 2] },
+                  finishReason: FinishReason.FINISH_REASON_STOP,
+                },
       }),
     );
     await waitForSessions(router.hub, (s) => s.some((x) => x.hotkey === key.address), `a miner of ${model}`);
@@ -60,6 +71,7 @@ describe("api OpenRouter extensions: models fallbacks and body fields", function
     router = await startRouter({ chat: { keepAliveMs: 0, requestTimeoutMs: 5000 } });
     await miner(BROKEN, true);
     await miner(GOOD, false);
+    await miner(REFUSING, "refuses");
     client = new OpenAI({ apiKey: "none", baseURL: router.baseURL, maxRetries: 0 });
   });
   after(async () => {
@@ -125,6 +137,18 @@ describe("api OpenRouter extensions: models fallbacks and body fields", function
     const last = chunks.at(-1);
     expect(last?.choices).to.deep.equal([]);
     expect(last?.usage).to.deep.include({ completion_tokens: 2 });
+  });
+
+  it("moves on to the next model when a backend refuses the request (as OpenRouter does for context errors)", async () => {
+    const before = router.usage.events.length;
+    const r = await create({ model: REFUSING, models: [GOOD] });
+    expect(r.model).to.equal(GOOD);
+    const e = await refusal(create({ model: REFUSING }));
+    expect(e.status).to.equal(400);
+    expect(e.code).to.equal("context_length_exceeded");
+    // The refusal is neutral (no usage event for it); the served answer is GOOD's.
+    const events = await router.usage.waitFor(before + 1);
+    expect(events.slice(before).map((x) => [x.model, x.outcome])).to.deep.equal([[GOOD, "completed"]]);
   });
 
   it("without fallbacks the failing model is the user's error (502)", async () => {
