@@ -74,6 +74,25 @@ async function readBounded(x: HttpExchange, limit: number): Promise<string> {
   return parts.length === 1 ? (parts[0] as Buffer).toString("utf8") : Buffer.concat(parts).toString("utf8");
 }
 
+/**
+ * The first `limit` bytes of a body (an error answer: its start says why);
+ * a longer body is cut there and its connection dropped rather than read on.
+ */
+async function readPrefix(x: HttpExchange, limit: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for (let b = await x.read(); b !== undefined; b = await x.read()) {
+    parts.push(b);
+    size += b.byteLength;
+    if (size >= limit) {
+      x.release(false, 0);
+      break;
+    }
+  }
+  // A multi-byte character cut at the limit decodes as U+FFFD, which the scrubber keeps as it is.
+  return Buffer.concat(parts).subarray(0, limit).toString("utf8");
+}
+
 function contextLengthOf(m: Record<string, unknown>): number {
   for (const key of ["max_model_len", "context_length", "context_window"]) {
     const v = m[key];
@@ -194,9 +213,9 @@ export class OpenAIHttpBackend implements Backend {
     const status = res.status;
     let body = "";
     try {
-      body = await readBounded(res, ERROR_BODY_MAX_BYTES);
+      body = await readPrefix(res, ERROR_BODY_MAX_BYTES);
     } catch {
-      // Oversized or cut: the status alone is said.
+      // Cut mid-body: the status alone is said.
       if (signal.aborted) throw signal.reason;
     }
     const own = status === 401 || status === 403;

@@ -158,6 +158,25 @@ describe("errors that say why: backend → miner → router → openai client", 
       expect(f.message).to.contain("Invalid key");
       expectNoLeak(f.message);
       expect(backend.chatHeaders.at(-1)?.["x-request-id"]).to.equal("ab".repeat(16));
+      // A huge error body: its start is read (16 KiB), the rest is not, and the message stays short.
+      backend.answer = {
+        status: 413,
+        body: `prompt too long ${"z ".repeat(100_000)}`,
+        contentType: "text/plain",
+      };
+      let big: unknown;
+      try {
+        for await (const _ of http.chat(MODEL, chat, new RequestStop(), { traceId: "not a trace id" })) {
+          // no events expected
+        }
+      } catch (err) {
+        big = err;
+      }
+      expect((big as BackendFailure).httpStatus).to.equal(413);
+      expect((big as BackendFailure).message.startsWith("prompt too long")).to.equal(true);
+      expect((big as BackendFailure).message.length).to.be.at.most(1000);
+      // A trace id that is not the router's shape is not passed on.
+      expect(backend.chatHeaders.at(-1)).not.to.have.property("x-request-id");
     } finally {
       http.close();
     }
