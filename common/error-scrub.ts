@@ -40,8 +40,9 @@ const MASKS: readonly (readonly [RegExp, string])[] = [
   [/\b(?:AKIA|ASIA)[A-Z0-9]{12,}/g, SECRET],
   // JSON Web Tokens.
   [/\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?/g, SECRET],
-  // Long runs of key-like characters mixing letters and digits (hex or base64 secrets).
-  [/\b(?=[A-Za-z0-9+/_-]{32,})(?=[A-Za-z0-9+/_-]*\d)(?=[A-Za-z0-9+/_-]*[A-Za-z])[A-Za-z0-9+/_-]+=*/g, SECRET],
+  // Long unbroken runs mixing letters and digits (hex or base64 secrets). `-`, `/` and `.` break a
+  // run: model ids such as `Qwen/Qwen2-VL-72B-Instruct-GPTQ-Int4` are made of short pieces.
+  [/\b(?=[A-Za-z0-9+_]{32,})(?=[A-Za-z0-9+_]*\d)(?=[A-Za-z0-9+_]*[A-Za-z])[A-Za-z0-9+_]+=*/g, SECRET],
   // IPv4, with an optional port.
   [/\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b/g, ADDRESS],
   // IPv6 in brackets (with an optional port), then bare: full form, or compressed with `::`.

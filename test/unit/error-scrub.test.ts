@@ -11,6 +11,8 @@ describe("error scrub: backend messages made fit for users", () => {
   it("keeps model ids, numbers and ordinary words", () => {
     const m = "model meta-llama/Llama-3.1-8B-Instruct: temperature 2.5 is above 2.0 (param: temperature)";
     expect(scrubErrorMessage(m)).to.equal(m);
+    const long = "Qwen/Qwen2-VL-72B-Instruct-GPTQ-Int4-with-a-very-long-suffix does not support tools";
+    expect(scrubErrorMessage(long)).to.equal(long);
   });
 
   it("masks provider keys of every usual shape", () => {
