@@ -19,6 +19,9 @@ import { RequestStop } from "./backend/request-stop.js";
 import { CompletionTokenCounter, countPromptTokens } from "./backend/token-counter.js";
 import { CreditWindow } from "./tunnel/credit-window.js";
 
+/** Longest trace id logged (the router's are 32 characters; a longer one is not worth a long log line). */
+const MAX_TRACE_ID_CHARS = 64;
+
 /** Where a request's frames go (the session's batcher). */
 export interface RequestSink {
   /** Queues a chunk; throws a RangeError when the chunk cannot fit one stream message. */
@@ -41,6 +44,8 @@ export class RequestRunner {
   readonly requestId: number;
   readonly model: string;
   readonly #req: InferenceRequest;
+  /** The router's id of the request, cut short: it goes into every log line about the request. */
+  readonly #traceId: string;
   readonly #backend: Backend;
   readonly #sink: RequestSink;
   readonly #log: Logger;
@@ -62,6 +67,7 @@ export class RequestRunner {
     this.#clock = clock;
     this.model = req.model;
     this.#req = req;
+    this.#traceId = req.traceId.slice(0, MAX_TRACE_ID_CHARS);
     this.#backend = backend;
     this.#sink = sink;
     this.#log = log;
@@ -98,7 +104,8 @@ export class RequestRunner {
           "the request has no chat body",
         );
       }
-      for await (const ev of this.#backend.chat(this.model, chat, signal)) {
+      this.#log.debug({ requestId: id, traceId: this.#traceId, model: this.model }, "request started");
+      for await (const ev of this.#backend.chat(this.model, chat, signal, { traceId: this.#traceId })) {
         if (ev.type === "usage") {
           backendUsage = ev;
           continue;
@@ -145,11 +152,21 @@ export class RequestRunner {
         }
       }
       if (signal.aborted) throw signal.reason;
-      this.#sink.usage({
+      const usage = {
         requestId: id,
         promptTokens: BigInt(backendUsage?.promptTokens ?? countPromptTokens(chat)),
         completionTokens: BigInt(backendUsage?.completionTokens ?? counter.total()),
-      });
+      };
+      this.#sink.usage(usage);
+      this.#log.debug(
+        {
+          requestId: id,
+          traceId: this.#traceId,
+          promptTokens: Number(usage.promptTokens),
+          completionTokens: Number(usage.completionTokens),
+        },
+        "request served",
+      );
     } catch (err) {
       this.#fail(signal.aborted ? (signal.reason as StopReason) : undefined, err);
     } finally {
@@ -163,9 +180,15 @@ export class RequestRunner {
 
   #fail(stop: StopReason | undefined, err: unknown): void {
     const requestId = this.requestId;
+    // The router's id of the request: the user's x-request-id, so this line joins the router's.
+    const traceId = this.#traceId;
     if (stop !== undefined) {
-      if (stop.kind === "tunnel") return;
+      if (stop.kind === "tunnel") {
+        this.#log.debug({ requestId, traceId }, "request dropped: the tunnel ended");
+        return;
+      }
       if (stop.kind === "cancel") {
+        this.#log.debug({ requestId, traceId, reason: stop.detail }, "request cancelled by the router");
         this.#sink.error({
           requestId,
           code: RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED,
@@ -174,20 +197,25 @@ export class RequestRunner {
         });
         return;
       }
+      const message = `the backend did not finish within the ${this.#req.deadlineMs} ms deadline`;
+      this.#log.warn({ requestId, traceId, code: RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT }, message);
       this.#sink.error({
         requestId,
         code: RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT,
-        message: `the backend did not finish within the ${this.#req.deadlineMs} ms deadline`,
+        message,
         httpStatus: 0,
       });
       return;
     }
     if (err instanceof BackendFailure) {
-      this.#log.warn({ requestId, code: err.code, err: err.cause ?? err }, err.message);
-      this.#sink.error({ requestId, code: err.code, message: err.message, httpStatus: 0 });
+      this.#log.warn(
+        { requestId, traceId, code: err.code, httpStatus: err.httpStatus, err: err.cause ?? err },
+        err.message,
+      );
+      this.#sink.error({ requestId, code: err.code, message: err.message, httpStatus: err.httpStatus });
       return;
     }
-    this.#log.error({ requestId, err }, "request failed with an internal error");
+    this.#log.error({ requestId, traceId, err }, "request failed with an internal error");
     this.#sink.error({
       requestId,
       code: RequestErrorCode.REQUEST_ERROR_CODE_INTERNAL,

@@ -36,6 +36,16 @@ export type BackendEvent =
       readonly completionTokens: number;
     };
 
+/** Facts about one request a backend may pass on (never the prompt: that is the ChatRequest). */
+export interface RequestContext {
+  /**
+   * The router's id of the request (InferenceRequest.trace_id): an HTTP
+   * backend sends it as `x-request-id`, so its log joins the miner's and the
+   * router's. Empty when the router sent none.
+   */
+  readonly traceId: string;
+}
+
 /** A backend that can list its models and stream chat completions. */
 export interface Backend {
   /** Short description for logs (never contains the key). */
@@ -48,18 +58,26 @@ export interface Backend {
    * reading the backend. Aborting `signal` ends the call (the iterator
    * throws). Failures throw a BackendFailure.
    */
-  chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncIterable<BackendEvent>;
+  chat(
+    model: string,
+    chat: ChatRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): AsyncIterable<BackendEvent>;
 }
 
 /** A request-level failure with the code the router should see. */
 export class BackendFailure extends Error {
   readonly code: RequestErrorCode;
+  /** The HTTP status the backend answered with (RequestError.http_status); 0 when it did not answer one. */
+  readonly httpStatus: number;
 
   /** `message` may reach the user: no keys, no internal addresses. */
-  constructor(code: RequestErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: RequestErrorCode, message: string, options?: { cause?: unknown; httpStatus?: number }) {
     super(message, options);
     this.name = "BackendFailure";
     this.code = code;
+    this.httpStatus = options?.httpStatus ?? 0;
   }
 }
 

@@ -3,7 +3,7 @@ import type { Logger } from "../../common/logger.js";
 import type { TokenCount } from "../../common/tokens/encodings.js";
 import { countPromptTokens } from "../../common/tokens/prompt.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
-import type { AccountSettings, BillingStore, HoldResult } from "../billing/billing.js";
+import type { AccountSettings, BillingStore, HoldResult, RequestApp } from "../billing/billing.js";
 import { costMicros, type Micros, microsToUsd } from "../billing/money.js";
 import type { CatalogueEntry } from "../catalogue/entry.js";
 import {
@@ -57,6 +57,8 @@ export interface RequestBilling {
   readonly holdMicros: Micros;
   /** Where the hold came from (a lease); undefined when none was placed. */
   readonly ticket?: HoldTicket | undefined;
+  /** The app the request named (`HTTP-Referer`, `X-Title`), for its generation record. */
+  readonly app?: RequestApp | undefined;
 }
 
 /** The most tokens one request could be credited, and the router's own prompt count when it made one. */

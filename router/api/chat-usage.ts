@@ -156,6 +156,7 @@ export function eventBilling(
     ttftMs: r.ttftMs ?? null,
     finishReason: r.finishReason ?? null,
     streamed: r.streamed ?? false,
+    ...(b.app === undefined ? {} : { app: b.app }),
   };
 }
 

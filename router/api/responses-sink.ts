@@ -135,8 +135,12 @@ export class ResponsesJsonSink implements ChatSink {
 
   constructor(
     private readonly res: ServerResponse,
-    private readonly ident: ResponsesIdentity,
+    private ident: ResponsesIdentity,
   ) {}
+
+  serving(model: string): void {
+    if (this.chunks === 0) this.ident = { ...this.ident, model };
+  }
 
   get chunks(): number {
     return this.#acc.chunks;
@@ -181,10 +185,15 @@ export class ResponsesSseSink implements ChatSink {
 
   constructor(
     private readonly res: ServerResponse,
-    private readonly ident: ResponsesIdentity,
+    private ident: ResponsesIdentity,
     keepAliveMs: number,
   ) {
     this.#sse = new SseWriter(res, ident.requestId, keepAliveMs);
+  }
+
+  /** A `models` fallback moved on: later events name the model that answers. */
+  serving(model: string): void {
+    if (this.chunks === 0) this.ident = { ...this.ident, model };
   }
 
   get chunks(): number {

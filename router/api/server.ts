@@ -1,9 +1,10 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Registry } from "prom-client";
 import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
+import { newTraceId } from "../../common/trace-id.js";
 import { type AccessRecord, logAccess } from "./access-log.js";
 import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
 import { type Caller, type ChatApi, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
@@ -100,14 +101,14 @@ function bearerMatches(authorization: string | undefined, token: string): boolea
 }
 
 /**
- * Request ids: 16 random hex characters fixed per process, then a counter.
- * Unique across restarts and replicas (64 random bits per process) without
- * paying for a UUID per request; always 32 hex characters.
+ * Request ids: 32 lower-case hex characters, random per request (common/
+ * trace-id.ts). The id now travels to miners (`trace_id`), so it must tell
+ * them nothing: not which router or process sent it, not how busy it is,
+ * not which requests are probes (they draw theirs the same way). 128 random
+ * bits keep it unique router-wide, as the ledger's idempotency key needs.
  */
 export function requestIdGenerator(): () => string {
-  const prefix = randomBytes(8).toString("hex");
-  let n = 0;
-  return () => prefix + (++n).toString(16).padStart(16, "0");
+  return () => newTraceId();
 }
 
 /** Longest generation id looked up (ids are 32 hex characters; anything else is simply unknown). */

@@ -232,10 +232,12 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   }
 
   /** The miner's terminal RequestError frame. */
-  onError(code: RequestErrorCode, message: string): void {
+  onError(code: RequestErrorCode, message: string, httpStatus = 0): void {
     this.#minerFinished();
     if (this.#terminal) return;
-    this.#endWith(code, message);
+    // The backend's status, when the miner says there was one (a claim: upstream.ts bounds it).
+    if (httpStatus !== 0) this.#endWithEvent({ type: "error", code, message, httpStatus });
+    else this.#endWith(code, message);
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Timer } from "../../common/clock.js";
 import { TensorClawError } from "../../common/errors.js";
 import { FrameBatcher } from "../../common/frame-batcher.js";
 import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../../common/frame-channel.js";
+import { newTraceId } from "../../common/trace-id.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import {
   ConnectRequest,
@@ -265,7 +266,7 @@ export class TunnelSession {
           embedding: undefined,
           deadlineMs: wireDeadlineMs,
           initialCreditBytes,
-          traceId: "",
+          traceId: opts.traceId ?? newTraceId(),
         },
       },
     };
@@ -369,7 +370,9 @@ export class TunnelSession {
         this.#calls.get(kind.value.requestId)?.onUsage(kind.value.promptTokens, kind.value.completionTokens);
         return;
       case "error":
-        this.#calls.get(kind.value.requestId)?.onError(kind.value.code, kind.value.message);
+        this.#calls
+          .get(kind.value.requestId)
+          ?.onError(kind.value.code, kind.value.message, kind.value.httpStatus);
         return;
       case "pong":
         if (this.#liveness.pong(kind.value.seq, this.#d.clock.now()) !== undefined)

@@ -69,7 +69,13 @@ export type TunnelEvent =
       readonly promptTokens: number;
       readonly completionTokens: number;
     }
-  | { readonly type: "error"; readonly code: RequestErrorCode; readonly message: string };
+  | {
+      readonly type: "error";
+      readonly code: RequestErrorCode;
+      readonly message: string;
+      /** RequestError.http_status as the miner sent it, when not 0: a claim, not a fact. */
+      readonly httpStatus?: number;
+    };
 
 /** One request in flight on a tunnel. */
 export interface InferenceCall {
@@ -110,6 +116,12 @@ export interface DispatchOptions {
    * concurrency limit, one per tunnel) only when the model is full.
    */
   readonly probe?: boolean;
+  /**
+   * The request's id as the miner sees it (`InferenceRequest.trace_id`): the
+   * user's `x-request-id`, or a probe's id drawn the same way. Absent: a
+   * fresh random one, so no request ever goes out without one.
+   */
+  readonly traceId?: string;
 }
 
 /**

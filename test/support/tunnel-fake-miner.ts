@@ -14,7 +14,10 @@ export interface RequestPlan {
   /** Text of each chunk, in order. */
   readonly chunks: readonly string[];
   /** Terminal frame after the chunks: usage (default) or an error; "hang" sends nothing more. */
-  readonly end?: { usage: [number, number] } | { error: RequestErrorCode; message: string } | "hang";
+  readonly end?:
+    | { usage: [number, number] }
+    | { error: RequestErrorCode; message: string; httpStatus?: number }
+    | "hang";
   /** Finish reason on the last chunk (default none). */
   readonly finishReason?: FinishReason;
   /** Each chunk carries one logprob entry for its text (logprob -(i+1)/10, one alternative "alt"). */
@@ -224,7 +227,10 @@ export class FakeMiner {
       });
     } else {
       this.#client.push({
-        kind: { $case: "error", value: { requestId, code: end.error, message: end.message, httpStatus: 0 } },
+        kind: {
+          $case: "error",
+          value: { requestId, code: end.error, message: end.message, httpStatus: end.httpStatus ?? 0 },
+        },
       });
     }
   }
