@@ -75,6 +75,13 @@ export interface ChatOptions {
   readonly noCapacityRetryAfterMs: number;
   /** How long a model stays "known" (503, not 404) after its last miner left. */
   readonly modelMemoryMs: number;
+  /**
+   * For this long after the router starts, any model id counts as known
+   * (503 with retry-after while no miner offers it, not 404): a restart
+   * forgets which models were offered, and miners take a few seconds to
+   * reconnect. 0 turns it off.
+   */
+  readonly startupGraceMs: number;
 }
 
 /** What the chat endpoint needs from the router. */
@@ -161,7 +168,11 @@ export class ChatEndpoint {
   /** Billing of metered keys (undefined: billing off); the account endpoint reads its leases. */
   readonly billing: KeyBilling | undefined;
 
+  /** When this endpoint started (the clock's ms), for `startupGraceMs`. */
+  private readonly startedAtMs: number;
+
   constructor(private readonly deps: ChatDeps) {
+    this.startedAtMs = deps.clock();
     this.billing =
       deps.billing === undefined
         ? undefined
@@ -428,6 +439,8 @@ export class ChatEndpoint {
     }
     const seen = this.lastSeen.get(model);
     if (seen !== undefined && nowMs - seen <= this.deps.options.modelMemoryMs) return true;
+    // Just restarted: the models offered before are forgotten and their miners still reconnecting.
+    if (nowMs - this.startedAtMs < this.deps.options.startupGraceMs) return true;
     this.lastSeen.delete(model);
     return false;
   }

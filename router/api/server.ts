@@ -31,6 +31,7 @@ export const API_DEFAULTS: Omit<ChatOptions, "userSalt"> = Object.freeze({
   defaultMaxTokens: 4096,
   noCapacityRetryAfterMs: 2000,
   modelMemoryMs: 10 * 60_000,
+  startupGraceMs: 30_000,
 });
 
 /** Everything the HTTP API needs, injected. */

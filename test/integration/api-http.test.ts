@@ -7,6 +7,7 @@ import { expect } from "chai";
 import OpenAI, { APIError } from "openai";
 import { ApiKeys, FileApiKeyStore } from "../../router/api/keys.js";
 import { type RouterUnderTest, startRouter } from "../support/api-harness.js";
+import { FakeClock } from "../support/fake-clock.js";
 
 /** Raw HTTP against the router, for what the openai client cannot send. */
 async function raw(r: RouterUnderTest, path: string, init: RequestInit = {}) {
@@ -261,6 +262,26 @@ describe("api http: requests that never reach a miner", () => {
       expect(pre.res.headers.get("access-control-allow-headers")).to.equal(null);
     } finally {
       await closed.close();
+    }
+  });
+
+  it("just after a restart an open router answers an unknown model 503 with retry-after (its miners may be reconnecting), later 404", async () => {
+    const clock = new FakeClock(Date.now());
+    const fresh = await startRouter({ clock, chat: { startupGraceMs: 30_000 } });
+    try {
+      const c = new OpenAI({ apiKey: "none", baseURL: fresh.baseURL, maxRetries: 0 });
+      const early = await apiError(
+        c.chat.completions.create({ model: "llama-after-restart", messages: MSG }),
+      );
+      expect(early.status).to.equal(503);
+      expect(early.headers?.get("retry-after")).to.match(/^[1-9]/);
+      await clock.advance(30_000);
+      const later = await apiError(
+        c.chat.completions.create({ model: "llama-after-restart", messages: MSG }),
+      );
+      expect(later.status).to.equal(404);
+    } finally {
+      await fresh.close();
     }
   });
 

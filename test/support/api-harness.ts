@@ -163,7 +163,8 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
     barred: (model) => verdicts.excludedHotkeys(model),
   });
   const clock = opts.clock ?? systemClock;
-  const options = { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat };
+  // No start-up grace unless a test asks: an unknown model is a 404 from the first request.
+  const options = { ...API_DEFAULTS, userSalt: "test-salt", startupGraceMs: 0, ...opts.chat };
   // ProbeService as the router wires it: the API's request rules, catalogue and tokenizers.
   const authorize = opts.validators === undefined ? () => true : allowList(opts.validators);
   const auth = new ValidatorAuth({ routerId: hub.routerId, authorize });
