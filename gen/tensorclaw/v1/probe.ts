@@ -47,7 +47,19 @@ export const protobufFileName = "tensorclaw/v1/probe.proto";
  * where `router_id` is the value of x-tc-router-id, `method` is the full
  * gRPC method path (for example "/tensorclaw.v1.ProbeService/Probe") and
  * the request message bytes are exactly the serialized protobuf request the
- * client sends.
+ * client sends (for an empty request message, zero bytes). blake2b-256 is
+ * BLAKE2b with a 32-byte digest and no key; hex is lower-case without
+ * prefix (the router recomputes it that way, so an upper-case digest does
+ * not verify). decimal(timestamp_ms) is the x-tc-timestamp-ms value, which
+ * must be plain digits (at most 16) without leading zeros: the router
+ * rebuilds the message from the number. Lines are joined by single "\n"
+ * bytes, with no trailing newline.
+ *
+ * The signature scheme is the one of tunnel.proto, Hello.signature:
+ * Substrate sr25519 with the signing context "substrate", over the raw
+ * message (not wrapped in "<Bytes>...</Bytes>"). The metadata carries the
+ * 64 signature bytes as hex; the router accepts either case and an
+ * optional "0x" there.
  *
  * The router id binds a call to one router: a router that received a call
  * cannot replay it to another within the freshness window. A validator
