@@ -219,15 +219,20 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  * user's fallback models (OpenRouter `models`). That covers every
  * RequestError code but `REQUEST_ERROR_CODE_INVALID_REQUEST`, and a tunnel
  * that closes with the request in flight. An INVALID_REQUEST is the
- * backend refusing the request itself: it is relayed to the user (see
- * RequestError.http_status), no other miner is tried, and it does not count
- * against the miner. Once any chunk was relayed (streamed to the user, or
+ * backend refusing the request itself. The router asks for a second
+ * opinion: exactly one other miner of the model, when there is one. If that
+ * miner serves the request, the refusal counts against the miner that made
+ * it as a failure before output (so refusing is no free way to decline
+ * work); if it refuses too, or no other miner can take the request, the
+ * first refusal is relayed to the user (see RequestError.http_status) and
+ * counts against nobody. Once any chunk was relayed (streamed to the user, or
  * taken into a non-streamed answer) nothing is retried: a later failure
  * ends the answer for the user. What the user gets when every attempt
  * failed comes from the last failure: OVERLOADED or MODEL_UNAVAILABLE
  * become 503 `no_capacity` (with `retry-after`), TIMEOUT 504, any other
  * code (or a closed tunnel) 502. Each failed attempt but an INVALID_REQUEST
- * or the user's own cancel counts against the miner's success rate
+ * that nobody overruled, or the user's own cancel, counts against the
+ * miner's success rate
  * (usage.proto, ModelUsage) and earns nothing.
  */
 
