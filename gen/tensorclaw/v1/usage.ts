@@ -144,7 +144,9 @@ export interface ModelUsage {
    * per attempt that reached the miner. Success rate = served / (served +
    * failed_before_output + failed_after_output + deadline_cut); user cancels
    * and requests the backend refused as invalid (RequestError
-   * REQUEST_ERROR_CODE_INVALID_REQUEST) count on neither side; with no
+   * REQUEST_ERROR_CODE_INVALID_REQUEST) count on neither side, unless
+   * another miner then served the request: such a refusal counts as
+   * failed_before_output (tunnel.proto, Routing); with no
    * outcome recorded the rate is 1. Zero in
    * reports of older routers.
    *
