@@ -4,6 +4,7 @@ import { TensorClawError } from "../../common/errors.js";
 import { unaryHandler } from "../../common/grpc-unary.js";
 import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
+import { offersKind } from "../../common/request-kinds.js";
 import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
 import { type ValidatorAuth, verifiedValidator } from "../../common/validator-call/server.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
@@ -64,13 +65,18 @@ export interface ProbeTarget {
  * Every (tunnel, model) a probe of `hotkey` may go to: the hotkey's live
  * tunnels (active or ghost — a ghost must be probed to come back; draining
  * and banned ones take no traffic), each with each model it offers (only
- * `model` when given). Sorted, so a seeded draw is reproducible.
+ * `model` when given) that serves chat: a probe is a chat request, and a
+ * model that serves only other kinds cannot answer one. Sorted, so a seeded
+ * draw is reproducible.
  */
 export function probeTargets(sessions: readonly SessionView[], hotkey: string, model: string): ProbeTarget[] {
   const out: ProbeTarget[] = [];
   for (const s of sessions) {
     if (s.hotkey !== hotkey || (s.state !== "active" && s.state !== "ghost")) continue;
-    for (const m of s.models) if (model === "" || m.id === model) out.push({ session: s, model: m.id });
+    for (const m of s.models) {
+      if ((model === "" || m.id === model) && offersKind(m.kinds, "chat"))
+        out.push({ session: s, model: m.id });
+    }
   }
   return out.sort((a, b) =>
     a.model < b.model ? -1 : a.model > b.model ? 1 : a.session.sessionId < b.session.sessionId ? -1 : 1,

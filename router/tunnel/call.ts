@@ -1,7 +1,13 @@
-import { chunkAnswerBytes, chunkPayloadBytes, logprobTokenBytes } from "../../common/chunk-credit.js";
+import {
+  chunkAnswerBytes,
+  chunkPayloadBytes,
+  embeddingBytes,
+  logprobTokenBytes,
+} from "../../common/chunk-credit.js";
 import { logprobsProblem } from "../../common/chunk-logprobs.js";
 import { type Clock, systemClock, type Timer } from "../../common/clock.js";
 import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
+import type { ChunkCheck } from "./kind-check.js";
 import type { InferenceCall, RelayedText, TunnelEvent } from "./types.js";
 
 /** What a call needs from the session that carries it. */
@@ -66,6 +72,8 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   #deadlineTimer: Timer | undefined;
   #graceTimer: Timer | undefined;
   #signal: AbortSignal | undefined;
+  /** What this request's kind allows back (kind-check.ts); undefined: no check beyond the protocol's. */
+  readonly #check: ChunkCheck | undefined;
   readonly #onAbort = (): void => {
     this.#abandon(RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED, "the caller went away");
   };
@@ -76,8 +84,10 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
     host: CallHost,
     limits: CallLimits,
     clock: Clock = systemClock,
+    check?: ChunkCheck,
   ) {
     this.requestId = requestId;
+    this.#check = check;
     this.#clock = clock;
     this.model = model;
     this.#host = host;
@@ -160,9 +170,12 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
     if (this.#terminal) return;
     const problem = logprobsProblem(chunk);
     if (problem !== undefined) {
-      this.#host.sendCancel(this.requestId, "too many logprobs");
-      this.#endWith(RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL, `the miner sent ${problem}`);
-      this.#startGrace();
+      this.#breach("too many logprobs", `the miner sent ${problem}`);
+      return;
+    }
+    const wrong = this.#check?.chunk(chunk);
+    if (wrong !== undefined) {
+      this.#breach("invalid answer", `the miner sent ${wrong}`);
       return;
     }
     const bytes = chunkPayloadBytes(chunk);
@@ -185,6 +198,11 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   onUsage(promptTokens: bigint, completionTokens: bigint): void {
     this.#minerFinished();
     if (this.#terminal) return;
+    const incomplete = this.#check?.end();
+    if (incomplete !== undefined) {
+      this.#endWith(RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL, `the miner sent ${incomplete}`);
+      return;
+    }
     this.#endWithEvent({
       type: "usage",
       promptTokens: toSafeNumber(promptTokens),
@@ -211,6 +229,13 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
 
   // ---- internals ----
 
+  /** The miner broke the contract: the request fails with PROTOCOL and the miner is told to stop. */
+  #breach(cancelReason: string, message: string): void {
+    this.#host.sendCancel(this.requestId, cancelReason);
+    this.#endWith(RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL, message);
+    this.#startGrace();
+  }
+
   #take(): IteratorResult<TunnelEvent> {
     const event = this.#queue[this.#head] as TunnelEvent;
     this.#queue[this.#head] = undefined as unknown as TunnelEvent;
@@ -225,7 +250,8 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
       const answer = chunkAnswerBytes(chunk);
       // Logprob tokens cost credit like text but are not part of the answer: the
       // usage bounds built on relayedBytes() must not grow with them.
-      const bytes = chunk.logprobs.length === 0 ? answer : answer + logprobTokenBytes(chunk.logprobs);
+      let bytes = chunk.logprobs.length === 0 ? answer : answer + logprobTokenBytes(chunk.logprobs);
+      if (chunk.embeddings.length > 0) bytes += embeddingBytes(chunk.embeddings);
       this.#relayed += answer;
       // Kept for the router's own token count (V8 joins these cheaply, as ropes).
       if (chunk.contentDelta !== "") this.#content += chunk.contentDelta;
