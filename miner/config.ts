@@ -12,6 +12,8 @@ export interface MinerConfig {
   backend: string;
   backendKey: string | undefined;
   models: readonly string[];
+  /** Models that serve embeddings only (`--embedding-models`). */
+  embeddingModels: readonly string[];
   maxConcurrency: number;
   contextLength: number;
   transport: TransportChoice;
@@ -35,6 +37,7 @@ export const MINER_DEFAULTS: MinerConfig = {
   backend: "demo",
   backendKey: undefined,
   models: [],
+  embeddingModels: [],
   maxConcurrency: 8,
   contextLength: 0,
   transport: "auto",
@@ -71,6 +74,12 @@ export const MINER_OPTIONS: OptionSpecs<MinerConfig> = {
     flag: "models",
     kind: "list",
     description: "Models to offer (default: discovered from the backend's /v1/models).",
+  },
+  embeddingModels: {
+    flag: "embedding-models",
+    kind: "list",
+    description:
+      "Models that serve embeddings (POST /v1/embeddings) and not chat; every other model is offered for chat only.",
   },
   maxConcurrency: {
     flag: "max-concurrency",

@@ -7,6 +7,7 @@
  */
 import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
+import { CHAT_ONLY, kindsToProto } from "../common/request-kinds.js";
 import type { ModelOffer } from "../gen/tensorclaw/v1/tunnel.js";
 import type { Backend, DiscoveredModel } from "./backend/backend.js";
 
@@ -17,12 +18,19 @@ export interface OfferPolicy {
   readonly maxConcurrency: number;
   /** `--context-length`; 0 means "what the backend says, else unknown". */
   readonly contextLength: number;
+  /**
+   * `--embedding-models`: models that serve embeddings (and nothing else).
+   * Any other model serves what the backend says it does, else chat only:
+   * an OpenAI-compatible server does not say, and a miner must never
+   * advertise what its backend cannot do.
+   */
+  readonly embeddingModels?: readonly string[];
 }
 
 /**
  * The offers for a health-check result: nothing while the backend is down
  * (`undefined`), else the configured models (or every discovered one), with
- * the configured context length or the backend's.
+ * the configured context length or the backend's, and the kinds each serves.
  */
 export function offersFor(
   discovered: readonly DiscoveredModel[] | undefined,
@@ -40,7 +48,9 @@ export function offersFor(
       id,
       maxConcurrency: policy.maxConcurrency,
       contextLength: policy.contextLength > 0 ? policy.contextLength : (found?.contextLength ?? 0),
-      kinds: [],
+      kinds: kindsToProto(
+        policy.embeddingModels?.includes(id) === true ? ["embedding"] : (found?.kinds ?? CHAT_ONLY),
+      ),
     });
   }
   return out;
@@ -54,7 +64,8 @@ export function sameOffers(a: readonly ModelOffer[], b: readonly ModelOffer[]): 
       (m, i) =>
         m.id === b[i]?.id &&
         m.maxConcurrency === b[i]?.maxConcurrency &&
-        m.contextLength === b[i]?.contextLength,
+        m.contextLength === b[i]?.contextLength &&
+        m.kinds.join() === b[i]?.kinds.join(),
     )
   );
 }

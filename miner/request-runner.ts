@@ -16,6 +16,7 @@ import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
 import { type Backend, BackendFailure } from "./backend/backend.js";
 import { RequestStop } from "./backend/request-stop.js";
 import { CompletionTokenCounter, countPromptTokens } from "./backend/token-counter.js";
+import { relayEmbeddings } from "./embedding-relay.js";
 import { CreditWindow } from "./tunnel/credit-window.js";
 
 /** Where a request's frames go (the session's batcher). */
@@ -88,6 +89,19 @@ export class RequestRunner {
     const counter = new CompletionTokenCounter();
     let backendUsage: { promptTokens: number; completionTokens: number } | undefined;
     try {
+      const embedding = this.#req.embedding;
+      if (embedding !== undefined) {
+        if (this.#backend.embed === undefined) {
+          throw new BackendFailure(
+            RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE,
+            "this backend serves no embeddings",
+          );
+        }
+        const result = await this.#backend.embed(this.model, embedding, signal);
+        if (signal.aborted) throw signal.reason;
+        await relayEmbeddings(id, embedding, result, { sink: this.#sink, credit: this.#credit, signal });
+        return;
+      }
       const chat = this.#req.chat;
       if (chat === undefined) {
         throw new BackendFailure(

@@ -24,12 +24,26 @@ import {
   type StopReason,
 } from "../../common/demo-model/model.js";
 import { textOfParts } from "../../common/tokens/prompt.js";
-import { type ChatRequest, FinishReason, type TokenLogprob } from "../../gen/tensorclaw/v1/chat.js";
+import {
+  type ChatRequest,
+  type EmbeddingRequest,
+  FinishReason,
+  type TokenLogprob,
+} from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import { type Backend, type BackendEvent, BackendFailure, type DiscoveredModel } from "./backend.js";
+import {
+  type Backend,
+  type BackendEvent,
+  BackendFailure,
+  type DiscoveredModel,
+  type EmbeddingResult,
+} from "./backend.js";
+import { DEMO_EMBEDDING_MODEL_ID, demoEmbedding } from "./demo-embedding.js";
 import type { StopSignal } from "./request-stop.js";
+import { countTextTokens } from "./token-counter.js";
 
 export { DEMO_MODEL_ID } from "../../common/demo-model/model.js";
+export { DEMO_EMBEDDING_MODEL_ID } from "./demo-embedding.js";
 
 /** Delay between demo tokens. */
 export const DEFAULT_TOKEN_DELAY_MS = 15;
@@ -142,7 +156,24 @@ export class DemoBackend implements Backend {
   async listModels(): Promise<DiscoveredModel[]> {
     // Building the model here (once) keeps its start-up cost off the first request.
     await this.#loadModel();
-    return [{ id: DEMO_MODEL_ID, contextLength: this.#contextLength }];
+    return [
+      { id: DEMO_MODEL_ID, contextLength: this.#contextLength, kinds: ["chat"] },
+      { id: DEMO_EMBEDDING_MODEL_ID, contextLength: this.#contextLength, kinds: ["embedding"] },
+    ];
+  }
+
+  async embed(model: string, req: EmbeddingRequest, signal: StopSignal): Promise<EmbeddingResult> {
+    if (model !== DEMO_EMBEDDING_MODEL_ID) {
+      throw new BackendFailure(
+        RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE,
+        `the demo embeds only with ${DEMO_EMBEDDING_MODEL_ID}`,
+      );
+    }
+    if (signal.aborted) throw signal.reason;
+    return {
+      vectors: req.input.map((text) => demoEmbedding(text, req.dimensions)),
+      promptTokens: req.input.reduce((n, text) => n + countTextTokens(text), 0),
+    };
   }
 
   async *chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {

@@ -15,7 +15,7 @@
  * backend URL and its error text go to the log only, via `cause`).
  */
 import { Pool } from "undici";
-import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
+import type { ChatRequest, EmbeddingRequest } from "../../gen/tensorclaw/v1/chat.js";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import {
@@ -24,9 +24,11 @@ import {
   BackendFailure,
   codeForHttpStatus,
   type DiscoveredModel,
+  type EmbeddingResult,
 } from "./backend.js";
 import { HttpExchange } from "./http-exchange.js";
 import { eventsFromChunk, eventsFromCompletion } from "./openai-chunk.js";
+import { embeddingRequestBody, embeddingsFromResponse } from "./openai-embeddings.js";
 import { type LogprobsWant, logprobsWant } from "./openai-logprobs.js";
 import { openAIRequestBody } from "./openai-request-body.js";
 import type { StopSignal } from "./request-stop.js";
@@ -53,6 +55,13 @@ export const DEFAULT_MAX_BODY_BYTES = DEFAULT_MAX_EVENT_BYTES;
 const ERROR_BODY_READ_BYTES = 64 * 1024;
 /** Characters of an error answer kept for the log. */
 const ERROR_DETAIL_CHARS = 2000;
+
+/**
+ * Bytes of a float-format embeddings answer allowed per input, beyond the
+ * usual body limit: 16,384 values (the router's ceiling) of about 24 JSON
+ * characters each. A batch of long vectors is legitimately large.
+ */
+const EMBEDDING_JSON_BYTES_PER_INPUT = 16_384 * 24;
 
 /** How long a finished stream's leftover bytes may take to drain before the connection is dropped. */
 const DRAIN_MS = 5_000;
@@ -177,6 +186,27 @@ export class OpenAIHttpBackend implements Backend {
       return;
     }
     yield* this.#stream(res, signal, want);
+  }
+
+  async embed(model: string, req: EmbeddingRequest, signal: StopSignal): Promise<EmbeddingResult> {
+    const body = JSON.stringify(embeddingRequestBody(model, req));
+    const res = await this.#send("/embeddings", body, true, signal);
+    const status = res.status;
+    if (status < 200 || status > 299) {
+      const detail = await readBounded(res, ERROR_BODY_READ_BYTES).catch(() => "");
+      throw new BackendFailure(codeForHttpStatus(status), `the backend answered HTTP ${status}`, {
+        cause: new Error(detail.slice(0, ERROR_DETAIL_CHARS)),
+      });
+    }
+    const limit = Math.max(this.#maxBodyBytes, req.input.length * EMBEDDING_JSON_BYTES_PER_INPUT);
+    const text = await this.#guard(signal, () => readBounded(res, limit));
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (cause) {
+      throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
+    }
+    return embeddingsFromResponse(doc, req.input.length);
   }
 
   async #guard<T>(signal: StopSignal, read: () => Promise<T>): Promise<T> {

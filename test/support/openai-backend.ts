@@ -43,6 +43,7 @@
 import { EventEmitter, once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { embeddingsAnswer } from "./openai-backend-embeddings.js";
 import {
   type BackendLogprob,
   backendDirective,
@@ -52,6 +53,7 @@ import {
   promptTextOf,
 } from "./openai-backend-text.js";
 
+export { backendEmbedding, backendEmbeddingTokens } from "./openai-backend-embeddings.js";
 export { backendLogprobs, backendTokens, countPromptTokens, promptTextOf } from "./openai-backend-text.js";
 
 /** How the backend misbehaves for a chat request. */
@@ -291,6 +293,12 @@ export class OpenAIBackend {
         return this.#error(res, rec, 400, "invalid_request_error", "The body must be a JSON object.");
       }
       return this.#chat(rec, body as Record<string, unknown>, res);
+    }
+    if (req.method === "POST" && path === "/v1/embeddings" && typeof body === "object" && body !== null) {
+      const answer = embeddingsAnswer(body as Record<string, unknown>);
+      rec.outcome = answer.status === 200 ? "completed" : "failed";
+      res.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.json));
+      return;
     }
     return this.#error(res, rec, 404, "not_found", `No route ${req.method} ${path}.`);
   }
