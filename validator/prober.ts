@@ -9,6 +9,7 @@
  * the cut comes (or does not).
  */
 import type { Logger } from "../common/logger.js";
+import { kindsFromProto, offersKind } from "../common/request-kinds.js";
 import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
 import type { GetTrafficShapeResponse } from "../gen/tensorclaw/v1/probe.js";
 import type { AuditCases } from "./audit-cases.js";
@@ -53,13 +54,18 @@ export interface ProberDeps {
   readonly logger: Logger;
 }
 
-/** Models a hotkey offers on sessions that may be probed (active or ghost), sorted. */
+/**
+ * Models a hotkey offers on sessions that may be probed (active or ghost),
+ * sorted: those that serve chat (a probe is a chat request; a model that
+ * serves only embeddings cannot answer one, and must not make its miner a
+ * ghost for it).
+ */
 export function probeableModels(sessions: readonly MinerSession[], hotkey: string): string[] {
   const out = new Set<string>();
   for (const s of sessions) {
     if (s.hotkey !== hotkey) continue;
     if (s.state !== MinerState.MINER_STATE_ACTIVE && s.state !== MinerState.MINER_STATE_GHOST) continue;
-    for (const m of s.models) out.add(m.id);
+    for (const m of s.models) if (offersKind(kindsFromProto(m.kinds), "chat")) out.add(m.id);
   }
   return [...out].sort();
 }
