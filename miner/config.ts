@@ -14,6 +14,8 @@ export interface MinerConfig {
   models: readonly string[];
   /** Models that serve embeddings only (`--embedding-models`). */
   embeddingModels: readonly string[];
+  /** Models that also serve legacy completions (`--completion-models`; `*`: all but embedding ones). */
+  completionModels: readonly string[];
   maxConcurrency: number;
   contextLength: number;
   transport: TransportChoice;
@@ -38,6 +40,7 @@ export const MINER_DEFAULTS: MinerConfig = {
   backendKey: undefined,
   models: [],
   embeddingModels: [],
+  completionModels: [],
   maxConcurrency: 8,
   contextLength: 0,
   transport: "auto",
@@ -80,6 +83,12 @@ export const MINER_OPTIONS: OptionSpecs<MinerConfig> = {
     kind: "list",
     description:
       "Models that serve embeddings (POST /v1/embeddings) and not chat; every other model is offered for chat only.",
+  },
+  completionModels: {
+    flag: "completion-models",
+    kind: "list",
+    description:
+      "Models that also serve legacy text completions (POST /v1/completions); `*` for every chat model.",
   },
   maxConcurrency: {
     flag: "max-concurrency",

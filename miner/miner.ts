@@ -39,7 +39,7 @@ export interface MinerDeps {
 }
 
 /** The settings a miner reads (a subset of MinerConfig, so tests can build one by hand). */
-export type MinerSettings = Partial<Pick<MinerConfig, "embeddingModels">> &
+export type MinerSettings = Partial<Pick<MinerConfig, "embeddingModels" | "completionModels">> &
   Pick<
     MinerConfig,
     | "router"
@@ -92,6 +92,7 @@ export class Miner {
         maxConcurrency: settings.maxConcurrency,
         contextLength: settings.contextLength,
         embeddingModels: settings.embeddingModels ?? [],
+        completionModels: settings.completionModels ?? [],
       },
       intervalMs: settings.healthIntervalMs,
       timeoutMs: Math.min(settings.healthIntervalMs, MAX_HEALTH_CHECK_TIMEOUT_MS),

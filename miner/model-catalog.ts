@@ -7,7 +7,7 @@
  */
 import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
-import { CHAT_ONLY, kindsToProto } from "../common/request-kinds.js";
+import { CHAT_ONLY, kindsToProto, type ModelKind } from "../common/request-kinds.js";
 import type { ModelOffer } from "../gen/tensorclaw/v1/tunnel.js";
 import type { Backend, DiscoveredModel } from "./backend/backend.js";
 
@@ -25,6 +25,12 @@ export interface OfferPolicy {
    * advertise what its backend cannot do.
    */
   readonly embeddingModels?: readonly string[];
+  /**
+   * `--completion-models`: models that also serve legacy text completions
+   * (`/v1/completions`) beside chat; `*` means every model that is not an
+   * embedding model.
+   */
+  readonly completionModels?: readonly string[];
 }
 
 /**
@@ -48,12 +54,18 @@ export function offersFor(
       id,
       maxConcurrency: policy.maxConcurrency,
       contextLength: policy.contextLength > 0 ? policy.contextLength : (found?.contextLength ?? 0),
-      kinds: kindsToProto(
-        policy.embeddingModels?.includes(id) === true ? ["embedding"] : (found?.kinds ?? CHAT_ONLY),
-      ),
+      kinds: kindsToProto(kindsOf(id, found, policy)),
     });
   }
   return out;
+}
+
+/** What a model serves: as configured, else as the backend says, else chat only. */
+function kindsOf(id: string, found: DiscoveredModel | undefined, policy: OfferPolicy): readonly ModelKind[] {
+  if (policy.embeddingModels?.includes(id) === true) return ["embedding"];
+  const c = policy.completionModels;
+  if (c !== undefined && (c.includes(id) || c.includes("*"))) return ["chat", "completion"];
+  return found?.kinds ?? CHAT_ONLY;
 }
 
 /** True when two offer lists are equal, order included. */

@@ -13,9 +13,9 @@ import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import type { InferenceRequest, RequestError, ResponseChunk, Usage } from "../gen/tensorclaw/v1/tunnel.js";
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
-import { type Backend, BackendFailure } from "./backend/backend.js";
+import { type Backend, type BackendEvent, BackendFailure } from "./backend/backend.js";
 import { RequestStop } from "./backend/request-stop.js";
-import { CompletionTokenCounter, countPromptTokens } from "./backend/token-counter.js";
+import { CompletionTokenCounter, countPromptTokens, countTextTokens } from "./backend/token-counter.js";
 import { relayEmbeddings } from "./embedding-relay.js";
 import { CreditWindow } from "./tunnel/credit-window.js";
 
@@ -102,14 +102,8 @@ export class RequestRunner {
         await relayEmbeddings(id, embedding, result, { sink: this.#sink, credit: this.#credit, signal });
         return;
       }
-      const chat = this.#req.chat;
-      if (chat === undefined) {
-        throw new BackendFailure(
-          RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
-          "the request has no chat body",
-        );
-      }
-      for await (const ev of this.#backend.chat(this.model, chat, signal)) {
+      const { events, promptTokens } = this.#textEvents(signal);
+      for await (const ev of events) {
         if (ev.type === "usage") {
           backendUsage = ev;
           continue;
@@ -119,7 +113,7 @@ export class RequestRunner {
           contentDelta: ev.content,
           toolCalls: [...ev.toolCalls],
           finishReason: ev.finishReason,
-          choiceIndex: 0,
+          choiceIndex: ev.choiceIndex ?? 0,
           systemFingerprint: "",
           embeddings: [],
           reasoningDelta: ev.reasoning,
@@ -151,7 +145,7 @@ export class RequestRunner {
       if (signal.aborted) throw signal.reason;
       this.#sink.usage({
         requestId: id,
-        promptTokens: BigInt(backendUsage?.promptTokens ?? countPromptTokens(chat)),
+        promptTokens: BigInt(backendUsage?.promptTokens ?? promptTokens()),
         completionTokens: BigInt(backendUsage?.completionTokens ?? counter.total()),
       });
     } catch (err) {
@@ -163,6 +157,34 @@ export class RequestRunner {
       // and firing the signal now would only cost an event per request.
       this.#finished = true;
     }
+  }
+
+  /** The backend's events for a chat or completion request, and the prompt's count should it report none. */
+  #textEvents(signal: RequestStop): { events: AsyncIterable<BackendEvent>; promptTokens: () => number } {
+    const completion = this.#req.completion;
+    if (completion !== undefined) {
+      if (this.#backend.complete === undefined) {
+        throw new BackendFailure(
+          RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE,
+          "this backend serves no text completions",
+        );
+      }
+      return {
+        events: this.#backend.complete(this.model, completion, signal),
+        promptTokens: () => completion.prompt.reduce((n, p) => n + countTextTokens(p), 0),
+      };
+    }
+    const chat = this.#req.chat;
+    if (chat === undefined) {
+      throw new BackendFailure(
+        RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
+        "the request has no chat body",
+      );
+    }
+    return {
+      events: this.#backend.chat(this.model, chat, signal),
+      promptTokens: () => countPromptTokens(chat),
+    };
   }
 
   #fail(stop: StopReason | undefined, err: unknown): void {

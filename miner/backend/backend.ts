@@ -6,6 +6,7 @@
 import type { ModelKind } from "../../common/request-kinds.js";
 import type {
   ChatRequest,
+  CompletionRequest,
   EmbeddingRequest,
   FinishReason,
   TokenLogprob,
@@ -46,6 +47,8 @@ export type BackendEvent =
       readonly finishReason: FinishReason;
       /** Logprobs of the tokens of `content`, when the request asked for them. */
       readonly logprobs?: readonly TokenLogprob[];
+      /** Which choice it belongs to (ResponseChunk.choice_index); absent: 0. */
+      readonly choiceIndex?: number;
     }
   | {
       readonly type: "usage";
@@ -66,6 +69,11 @@ export interface Backend {
    * throws). Failures throw a BackendFailure.
    */
   chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncIterable<BackendEvent>;
+  /**
+   * Streams one legacy text completion (absent: the backend serves none),
+   * pulled like `chat`; each delta names its choice (prompt × n + sample).
+   */
+  complete?(model: string, req: CompletionRequest, signal: StopSignal): AsyncIterable<BackendEvent>;
   /**
    * Embeds every input (absent: the backend serves no embeddings). Aborting
    * `signal` ends the call. Failures throw a BackendFailure.

@@ -26,6 +26,7 @@ import {
 import { textOfParts } from "../../common/tokens/prompt.js";
 import {
   type ChatRequest,
+  type CompletionRequest,
   type EmbeddingRequest,
   FinishReason,
   type TokenLogprob,
@@ -38,6 +39,7 @@ import {
   type DiscoveredModel,
   type EmbeddingResult,
 } from "./backend.js";
+import { demoCompletion } from "./demo-completion.js";
 import { DEMO_EMBEDDING_MODEL_ID, demoEmbedding } from "./demo-embedding.js";
 import type { StopSignal } from "./request-stop.js";
 import { countTextTokens } from "./token-counter.js";
@@ -157,9 +159,29 @@ export class DemoBackend implements Backend {
     // Building the model here (once) keeps its start-up cost off the first request.
     await this.#loadModel();
     return [
-      { id: DEMO_MODEL_ID, contextLength: this.#contextLength, kinds: ["chat"] },
+      { id: DEMO_MODEL_ID, contextLength: this.#contextLength, kinds: ["chat", "completion"] },
       { id: DEMO_EMBEDDING_MODEL_ID, contextLength: this.#contextLength, kinds: ["embedding"] },
     ];
+  }
+
+  async *complete(model: string, req: CompletionRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {
+    if (model !== DEMO_MODEL_ID) {
+      throw new BackendFailure(
+        RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE,
+        `the demo completes text only with ${DEMO_MODEL_ID}`,
+      );
+    }
+    const m = await this.#loadModel();
+    yield* demoCompletion(m, req, {
+      answerTokens: this.#answerTokens,
+      contextLength: this.#contextLength,
+      pause: () =>
+        this.#delayMs > 0
+          ? sleep(this.#delayMs, signal)
+          : signal.aborted
+            ? Promise.reject(signal.reason)
+            : Promise.resolve(),
+    });
   }
 
   async embed(model: string, req: EmbeddingRequest, signal: StopSignal): Promise<EmbeddingResult> {

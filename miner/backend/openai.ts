@@ -15,7 +15,7 @@
  * backend URL and its error text go to the log only, via `cause`).
  */
 import { Pool } from "undici";
-import type { ChatRequest, EmbeddingRequest } from "../../gen/tensorclaw/v1/chat.js";
+import type { ChatRequest, CompletionRequest, EmbeddingRequest } from "../../gen/tensorclaw/v1/chat.js";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import {
@@ -28,8 +28,9 @@ import {
 } from "./backend.js";
 import { HttpExchange } from "./http-exchange.js";
 import { eventsFromChunk, eventsFromCompletion } from "./openai-chunk.js";
+import { completionRequestBody, eventsFromTextCompletion } from "./openai-completions.js";
 import { embeddingRequestBody, embeddingsFromResponse } from "./openai-embeddings.js";
-import { type LogprobsWant, logprobsWant } from "./openai-logprobs.js";
+import { logprobsWant } from "./openai-logprobs.js";
 import { openAIRequestBody } from "./openai-request-body.js";
 import type { StopSignal } from "./request-stop.js";
 import { DEFAULT_MAX_EVENT_BYTES, SseParser } from "./sse-parser.js";
@@ -185,7 +186,32 @@ export class OpenAIHttpBackend implements Backend {
       yield* eventsFromCompletion(doc, want);
       return;
     }
-    yield* this.#stream(res, signal, want);
+    yield* this.#stream(res, signal, (doc) => eventsFromChunk(doc, want));
+  }
+
+  async *complete(model: string, req: CompletionRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {
+    const body = JSON.stringify(completionRequestBody(model, req));
+    const res = await this.#send("/completions", body, !req.stream, signal);
+    const status = res.status;
+    if (status < 200 || status > 299) {
+      const detail = await readBounded(res, ERROR_BODY_READ_BYTES).catch(() => "");
+      throw new BackendFailure(codeForHttpStatus(status), `the backend answered HTTP ${status}`, {
+        cause: new Error(detail.slice(0, ERROR_DETAIL_CHARS)),
+      });
+    }
+    const parse = (doc: unknown) => eventsFromTextCompletion(doc, req.logprobs);
+    if (!headerText(res.headers["content-type"]).includes("text/event-stream")) {
+      const text = await this.#guard(signal, () => readBounded(res, this.#maxBodyBytes));
+      let doc: unknown;
+      try {
+        doc = JSON.parse(text);
+      } catch (cause) {
+        throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
+      }
+      yield* parse(doc);
+      return;
+    }
+    yield* this.#stream(res, signal, parse);
   }
 
   async embed(model: string, req: EmbeddingRequest, signal: StopSignal): Promise<EmbeddingResult> {
@@ -222,7 +248,7 @@ export class OpenAIHttpBackend implements Backend {
   async *#stream(
     res: HttpExchange,
     signal: StopSignal,
-    want: LogprobsWant | undefined,
+    parse: (doc: unknown) => BackendEvent[],
   ): AsyncGenerator<BackendEvent> {
     const parser = new SseParser(this.#maxBodyBytes);
     let finished = false;
@@ -250,7 +276,7 @@ export class OpenAIHttpBackend implements Backend {
           } catch (cause) {
             throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON in its stream", { cause });
           }
-          for (const out of eventsFromChunk(doc, want)) {
+          for (const out of parse(doc)) {
             if (out.type === "delta" && out.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED)
               finished = true;
             yield out;

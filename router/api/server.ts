@@ -8,6 +8,7 @@ import { type AccessRecord, logAccess } from "./access-log.js";
 import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
 import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
 import { billingStoreError } from "./chat-billing.js";
+import { CompletionsEndpoint } from "./completions.js";
 import { EmbeddingsEndpoint } from "./embeddings.js";
 import { baseHeaders, boundSlowClients, DEFAULT_MAX_BODY_BYTES, sendError, sendJson } from "./http.js";
 import { type ApiKeys, bearerKey } from "./keys.js";
@@ -110,6 +111,7 @@ export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
 export function createApiHandler(deps: ApiDeps): ApiHandler {
   const chat = new ChatEndpoint(deps);
   const embeddings = new EmbeddingsEndpoint(deps, chat.billing);
+  const completions = new CompletionsEndpoint(deps, chat.billing);
   const newId = deps.newRequestId ?? requestIdGenerator();
   const log = deps.logger;
 
@@ -213,6 +215,10 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     if (path === "/v1/embeddings" || path === "/embeddings") {
       if (method !== "POST") throw new TensorClawError("not_found", "Use POST for /v1/embeddings.");
       return embeddings.handle(req, res, id, await caller(req), access.get(req));
+    }
+    if (path === "/v1/completions" || path === "/completions") {
+      if (method !== "POST") throw new TensorClawError("not_found", "Use POST for /v1/completions.");
+      return completions.handle(req, res, id, await caller(req), access.get(req));
     }
     if (method !== "GET" && method !== "HEAD")
       throw new TensorClawError("not_found", `No route for ${method} ${path}.`);

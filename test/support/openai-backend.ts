@@ -43,6 +43,7 @@
 import { EventEmitter, once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { answerCompletions } from "./openai-backend-completions.js";
 import { embeddingsAnswer } from "./openai-backend-embeddings.js";
 import {
   type BackendLogprob,
@@ -53,6 +54,7 @@ import {
   promptTextOf,
 } from "./openai-backend-text.js";
 
+export { backendCompletionPieces } from "./openai-backend-completions.js";
 export { backendEmbedding, backendEmbeddingTokens } from "./openai-backend-embeddings.js";
 export { backendLogprobs, backendTokens, countPromptTokens, promptTextOf } from "./openai-backend-text.js";
 
@@ -293,6 +295,10 @@ export class OpenAIBackend {
         return this.#error(res, rec, 400, "invalid_request_error", "The body must be a JSON object.");
       }
       return this.#chat(rec, body as Record<string, unknown>, res);
+    }
+    if (req.method === "POST" && path === "/v1/completions" && typeof body === "object" && body !== null) {
+      rec.completionTokens = answerCompletions(body as Record<string, unknown>, res);
+      return;
     }
     if (req.method === "POST" && path === "/v1/embeddings" && typeof body === "object" && body !== null) {
       const answer = embeddingsAnswer(body as Record<string, unknown>);
