@@ -66,6 +66,21 @@ describe("tensorclaw dev (quick start)", function () {
     });
     expect(e.data.map((d) => d.embedding.length)).to.deep.equal([256, 256]);
     expect(e.usage.prompt_tokens).to.be.greaterThan(0);
+    // And legacy text completions, streamed.
+    let completed = "";
+    let completionTotal = 0;
+    for await (const ev of await client.completions.create({
+      model: DEMO_MODEL_ID,
+      prompt: "Once upon a time",
+      max_tokens: 5,
+      stream: true,
+      stream_options: { include_usage: true },
+    })) {
+      completed += ev.choices[0]?.text ?? "";
+      completionTotal += ev.usage?.total_tokens ?? 0;
+    }
+    expect(completed).to.not.equal("");
+    expect(completionTotal).to.be.greaterThan(0);
 
     const models = await client.models.list();
     const demo = models.data.find((x) => x.id === DEMO_MODEL_ID) as unknown as
@@ -81,7 +96,8 @@ describe("tensorclaw dev (quick start)", function () {
         const ok =
           rows.length === 2 &&
           rows.every((row) => row.avail === "yes" && row.probe === "pass") &&
-          rows.reduce((n, row) => n + row.tokens, 0) === (r.usage?.total_tokens ?? 0) + e.usage.prompt_tokens;
+          rows.reduce((n, row) => n + row.tokens, 0) ===
+            (r.usage?.total_tokens ?? 0) + e.usage.prompt_tokens + completionTotal;
         return ok ? rows : undefined;
       },
       {

@@ -35,9 +35,9 @@ describe("miner demo backend", () => {
     model = await loadDemoModel();
   });
 
-  it("offers tensorclaw-demo for chat and tensorclaw-demo-embed for embeddings, with the context window", async () => {
+  it("offers tensorclaw-demo for chat and completions and tensorclaw-demo-embed for embeddings, with the context window", async () => {
     expect(await new DemoBackend().listModels()).to.deep.equal([
-      { id: DEMO_MODEL_ID, contextLength: 8192, kinds: ["chat"] },
+      { id: DEMO_MODEL_ID, contextLength: 8192, kinds: ["chat", "completion"] },
       { id: DEMO_EMBEDDING_MODEL_ID, contextLength: 8192, kinds: ["embedding"] },
     ]);
     expect(new DemoBackend().description).to.contain("not a real LLM");
