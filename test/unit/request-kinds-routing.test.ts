@@ -47,13 +47,17 @@ describe("request kinds in routing, probes and the directory", () => {
     expect(pick(SESSIONS, new Map(), "m", random, new Set(), undefined, "completion")).to.equal(undefined);
   });
 
-  it("probes (chat requests) go only to models that serve chat, on the router and in the validator", () => {
+  it("probes reach every model, as the kind it serves; validators audit only chat models", () => {
     const mixed = view("s3", "hk", [
       ["chat", ["chat", "embedding"]],
       ["embed", ["embedding"]],
     ]);
-    expect(probeTargets([mixed], "hk", "").map((t) => t.model)).to.deep.equal(["chat"]);
-    expect(probeTargets([mixed], "hk", "embed")).to.deep.equal([]);
+    expect(probeTargets([mixed], "hk", "").map((t) => [t.model, t.kind])).to.deep.equal([
+      ["chat", "chat"],
+      ["embed", "embedding"],
+    ]);
+    const nothingKnown = view("s4", "hk", [["future", []]]);
+    expect(probeTargets([nothingKnown], "hk", "")).to.deep.equal([]);
     const listed = [toMinerSession(mixed), toMinerSession(SESSIONS[0] as SessionView)];
     expect(listed[0]?.models.map((m) => m.kinds)).to.deep.equal([
       [RequestKind.REQUEST_KIND_CHAT, RequestKind.REQUEST_KIND_EMBEDDING],
@@ -62,7 +66,8 @@ describe("request kinds in routing, probes and the directory", () => {
     // Chat only goes on the wire as the empty list older validators understand.
     expect(listed[1]?.models[0]?.kinds).to.deep.equal([]);
     expect(listed[0]?.state).to.equal(MinerState.MINER_STATE_ACTIVE);
-    expect(probeableModels(listed, "hk")).to.deep.equal(["chat"]);
-    expect(probeableModels(listed, "hk-chat")).to.deep.equal(["m"]);
+    expect(probeableModels(listed, "hk")).to.deep.equal(["chat", "embed"]);
+    expect(probeableModels(listed, "hk", true)).to.deep.equal(["chat"]);
+    expect(probeableModels(listed, "hk-chat", true)).to.deep.equal(["m"]);
   });
 });
