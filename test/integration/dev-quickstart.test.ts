@@ -88,8 +88,9 @@ describe("tensorclaw dev (quick start)", function () {
       | undefined;
     expect(demo?.miners).to.equal(2);
 
-    // The dry-run validator's table: both miners available and passing their probe (a chat model
-    // is probed, never the embedding one), and the requests' tokens in it (the ledger read through UsageReport).
+    // The dry-run validator's table: both miners available and passing their probe (whichever of
+    // their models it drew, the embedding one included), and the requests' tokens in it (the ledger
+    // read through UsageReport).
     const table = await pollUntil(
       async () => {
         const rows = lastPrintedTable(dev.stdout) ?? [];
