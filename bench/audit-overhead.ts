@@ -130,7 +130,7 @@ export async function probeCpu(count: number, seed: string): Promise<ProbeCpuFig
       cutAfterTokens: isAudit ? 0 : LIVENESS_CUT_TOKENS,
     });
     const bytes = method.requestSerialize(req);
-    const metadata = signValidatorCall(key, method.path, bytes, Date.now());
+    const metadata = signValidatorCall(key, "bench-router", method.path, bytes, Date.now());
     const t2 = performance.now();
     if (metadata[VALIDATOR_METADATA.signature] === undefined) throw new Error("probe not signed");
     if (i < 0) continue;

@@ -239,7 +239,7 @@ try {
   const validator = await hotkeyFromMnemonic(
     "bottom drive obey lake curtain smoke basket hold race lonely fit walk//bench",
   );
-  const auth = new ValidatorAuth({ authorize: allowList([validator.address]) });
+  const auth = new ValidatorAuth({ routerId: "bench-router", authorize: allowList([validator.address]) });
   const server = new grpc.Server();
   const wrapped = auth.wrap(UsageReportServiceService, usageService({ ledger }));
   server.addService(wrapped.definition, wrapped.implementation);
@@ -255,6 +255,7 @@ try {
       UsageReportServiceService.getUsage,
       GetUsageRequest.fromPartial({}),
       validator,
+      "bench-router",
     );
   }
   const overGrpc: number[] = [];
@@ -265,6 +266,7 @@ try {
       UsageReportServiceService.getUsage,
       GetUsageRequest.fromPartial({}),
       validator,
+      "bench-router",
     );
     overGrpc.push(performance.now() - t0);
   }

@@ -1,5 +1,6 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
+import { SIMULATE_CHAIN_CHOICES } from "../validator/simulated-chain.js";
 
 /** Settings of `tensorclaw dev`. */
 export interface DevConfig {
@@ -8,6 +9,8 @@ export interface DevConfig {
   httpPort: number;
   grpcPort: number;
   probeIntervalS: number;
+  /** The dry-run validator's simulated chain (its `--simulate-chain`). */
+  simulateChain: (typeof SIMULATE_CHAIN_CHOICES)[number];
   dataDir: string;
   logLevel: LogLevel;
 }
@@ -19,6 +22,8 @@ export const DEV_DEFAULTS: DevConfig = {
   httpPort: 8080,
   grpcPort: 50051,
   probeIntervalS: 15,
+  // The dev network shows the weights a real subnet (commit-reveal off) would get.
+  simulateChain: "set-weights",
   dataDir: ".tensorclaw/dev",
   logLevel: "warn",
 };
@@ -46,6 +51,13 @@ export const DEV_OPTIONS: OptionSpecs<DevConfig> = {
     min: 1,
     max: 3600,
     description: "Seconds between the dry-run validator's probe rounds.",
+  },
+  simulateChain: {
+    flag: "simulate-chain",
+    kind: "enum",
+    choices: SIMULATE_CHAIN_CHOICES,
+    description:
+      "The dry-run validator's simulated subnet: commit-reveal off (set-weights), on (commit-reveal: timelocked commits), or none (off).",
   },
   dataDir: {
     flag: "data-dir",

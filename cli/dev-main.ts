@@ -18,6 +18,9 @@ interface DevIdentities {
   miners: string[];
 }
 
+/** The router id of a local network (its miners pin it in their --router URLs). */
+const DEV_ROUTER_ID = "tensorclaw-dev";
+
 async function loadIdentities(path: string, miners: number): Promise<DevIdentities> {
   let ids: DevIdentities = { validator: mnemonicGenerate(), miners: [] };
   try {
@@ -121,7 +124,7 @@ function banner(
     ...miners.map(
       (m, i) => `  miner ${i + 1}      ${m}  (${i === 0 ? "WebSocket" : "gRPC"}, backend ${cfg.backend})`,
     ),
-    `  validator    ${validator}  (dry run: prints scores every ${cfg.probeIntervalS} s${
+    `  validator    ${validator}  (dry run: prints scores${simulated(cfg)} every ${cfg.probeIntervalS} s${
       cfg.backend === "demo" ? "; audits answers against the demo model as its reference" : ""
     })`,
     "",
@@ -141,6 +144,18 @@ function banner(
     "Press Ctrl-C to stop.",
     "",
   ].join("\n");
+}
+
+/** What the banner says the validator prints besides scores. */
+function simulated(cfg: DevConfig): string {
+  switch (cfg.simulateChain) {
+    case "off":
+      return "";
+    case "set-weights":
+      return " and the set_weights call it would make";
+    case "commit-reveal":
+      return " and the timelocked commit it would make";
+  }
 }
 
 /** Starts the network, prints how to use it, and runs until SIGINT/SIGTERM or a program dies. */
@@ -184,6 +199,8 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
         String(grpc),
         "--data-dir",
         cfg.dataDir,
+        "--router-id",
+        DEV_ROUTER_ID,
         "--validators",
         validatorKey.address,
         "--public-directory",
@@ -199,7 +216,11 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
       waitFor("router", async () => (await fetch(`http://127.0.0.1:${http}/healthz`)).ok, 30_000, progress),
     ]);
     minerKeys.forEach((_key, i) => {
-      const router = i === 0 ? `ws://127.0.0.1:${http}/v1/tunnel` : `grpc://127.0.0.1:${grpc}`;
+      // The URL names the router id, so the miners pin nothing in the folder they run from.
+      const router =
+        i === 0
+          ? `ws://127.0.0.1:${http}/v1/tunnel?id=${DEV_ROUTER_ID}`
+          : `grpc://127.0.0.1:${grpc}?id=${DEV_ROUTER_ID}`;
       sup.start({
         label: `miner-${i + 1}`,
         args: ["miner", "--router", router, "--backend", cfg.backend, ...logLevel],
@@ -241,6 +262,8 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
         String(cfg.probeIntervalS),
         "--state-file",
         join(cfg.dataDir, "validator-state.json"),
+        "--simulate-chain",
+        cfg.simulateChain,
         ...reference,
         ...logLevel,
       ],

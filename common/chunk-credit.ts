@@ -5,12 +5,12 @@ import type { ResponseChunk } from "../gen/tensorclaw/v1/tunnel.js";
  * Bytes of flow-control credit one ResponseChunk consumes (tunnel.proto,
  * "Flow control"): its answer bytes ({@link chunkAnswerBytes}) plus the
  * UTF-8 length of every logprob `token` string, the alternatives' included,
- * plus 4 bytes per value of every embedding vector. Both ends must count the
- * same way, so this is the one definition.
+ * and of `system_fingerprint`, plus 4 bytes per value of every embedding
+ * vector. Both ends must count the same way, so this is the one definition.
  */
 export function chunkPayloadBytes(chunk: ResponseChunk): number {
-  const answer = chunkAnswerBytes(chunk);
-  const described = chunk.logprobs.length === 0 ? answer : answer + logprobTokenBytes(chunk.logprobs);
+  const n = chunkAnswerBytes(chunk) + utf8Length(chunk.systemFingerprint);
+  const described = chunk.logprobs.length === 0 ? n : n + logprobTokenBytes(chunk.logprobs);
   return chunk.embeddings.length === 0 ? described : described + embeddingBytes(chunk.embeddings);
 }
 

@@ -12,6 +12,7 @@ const GRPC = {
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
   PERMISSION_DENIED: 7,
+  UNIMPLEMENTED: 12,
   RESOURCE_EXHAUSTED: 8,
   INTERNAL: 13,
   UNAVAILABLE: 14,
@@ -25,7 +26,10 @@ const GRPC = {
 export type ErrorCode =
   | "invalid_json"
   | "invalid_request"
+  | "context_length_exceeded"
   | "payload_too_large"
+  | "unsupported_media_type"
+  | "method_not_allowed"
   | "unauthenticated"
   | "invalid_api_key"
   | "permission_denied"
@@ -68,11 +72,29 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, ErrorMapping>> = Object
     openaiType: "invalid_request_error",
     publicMessage: "The request is invalid.",
   },
+  context_length_exceeded: {
+    grpc: GRPC.INVALID_ARGUMENT,
+    http: 400,
+    openaiType: "invalid_request_error",
+    publicMessage: "The request does not fit the model's context length.",
+  },
   payload_too_large: {
     grpc: GRPC.RESOURCE_EXHAUSTED,
     http: 413,
     openaiType: "invalid_request_error",
     publicMessage: "The request body is too large.",
+  },
+  unsupported_media_type: {
+    grpc: GRPC.INVALID_ARGUMENT,
+    http: 415,
+    openaiType: "invalid_request_error",
+    publicMessage: "The request body must be JSON (content-type: application/json).",
+  },
+  method_not_allowed: {
+    grpc: GRPC.UNIMPLEMENTED,
+    http: 405,
+    openaiType: "invalid_request_error",
+    publicMessage: "This method is not allowed here.",
   },
   unauthenticated: {
     grpc: GRPC.UNAUTHENTICATED,
@@ -174,6 +196,12 @@ export interface ErrorDetails {
   readonly retryAfterMs?: number;
   /** The underlying cause, for logs only. */
   readonly cause?: unknown;
+  /**
+   * An HTTP status other than the code's own, for a model backend's 4xx
+   * relayed as it is (a 422 stays a 422); the code still gives the body's
+   * `type` and `code`.
+   */
+  readonly httpStatus?: number;
 }
 
 /** The one error type TensorClaw code throws across a boundary. */
@@ -181,6 +209,8 @@ export class TensorClawError extends Error {
   readonly code: ErrorCode;
   readonly param: string | undefined;
   readonly retryAfterMs: number | undefined;
+  /** The HTTP status this error leaves with, when not the catalogue's (ErrorDetails.httpStatus). */
+  readonly httpStatus: number | undefined;
 
   constructor(code: ErrorCode, message?: string, details: ErrorDetails = {}) {
     super(message ?? ERROR_CATALOGUE[code].publicMessage, { cause: details.cause });
@@ -188,6 +218,7 @@ export class TensorClawError extends Error {
     this.code = code;
     this.param = details.param;
     this.retryAfterMs = details.retryAfterMs;
+    this.httpStatus = details.httpStatus;
   }
 
   /** The catalogue row for this error's code. */
@@ -218,9 +249,8 @@ export function toHttpError(err: unknown): { status: number; body: OpenAIErrorBo
   const body: OpenAIErrorBody = {
     error: { message: e.message, type: m.openaiType, param: e.param ?? null, code: e.code },
   };
-  return e.retryAfterMs === undefined
-    ? { status: m.http, body }
-    : { status: m.http, body, retryAfterMs: e.retryAfterMs };
+  const status = e.httpStatus ?? m.http;
+  return e.retryAfterMs === undefined ? { status, body } : { status, body, retryAfterMs: e.retryAfterMs };
 }
 
 /** A grpc-js `ServiceError`-compatible object for any thrown value. */

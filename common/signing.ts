@@ -63,12 +63,15 @@ export const VALIDATOR_METADATA = Object.freeze({
   timestampMs: "x-tc-timestamp-ms",
   requestId: "x-tc-request-id",
   signature: "x-tc-signature",
+  routerId: "x-tc-router-id",
 });
 
 const REQUEST_ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** The fields of a signed validator call. */
 export interface ValidatorCallFields {
+  /** The id of the router the call is for (its --router-id): another router refuses it. */
+  readonly routerId: string;
   /** Full gRPC method path, e.g. "/tensorclaw.v1.ProbeService/Probe". */
   readonly method: string;
   readonly hotkey: string;
@@ -78,11 +81,15 @@ export interface ValidatorCallFields {
   readonly requestBytes: Uint8Array;
 }
 
-/** The exact bytes signed for a validator call. */
+/**
+ * The exact bytes signed for a validator call. The router id comes right
+ * after the tag, so a call signed for one router never verifies on another
+ * (a router id holds no newline: common/router-id.ts).
+ */
 export function validatorCallPayload(f: ValidatorCallFields): Uint8Array {
   const digest = hex(blake2AsU8a(f.requestBytes, 256));
   return encoder.encode(
-    `tensorclaw/v1/validator-call\n${f.method}\n${f.hotkey}\n${f.timestampMs}\n${f.requestId}\n${digest}`,
+    `tensorclaw/v1/validator-call\n${f.routerId}\n${f.method}\n${f.hotkey}\n${f.timestampMs}\n${f.requestId}\n${digest}`,
   );
 }
 
@@ -92,20 +99,22 @@ export function newRequestId(): string {
 }
 
 /**
- * Signs a validator call; returns the metadata entries to attach.
- * `requestId` defaults to a fresh random id.
+ * Signs a validator call for the router `routerId`; returns the metadata
+ * entries to attach. `requestId` defaults to a fresh random id.
  */
 export function signValidatorCall(
   key: Hotkey,
+  routerId: string,
   method: string,
   requestBytes: Uint8Array,
   timestampMs: number,
   requestId: string = newRequestId(),
 ): Record<string, string> {
   const sig = key.sign(
-    validatorCallPayload({ method, hotkey: key.address, timestampMs, requestId, requestBytes }),
+    validatorCallPayload({ routerId, method, hotkey: key.address, timestampMs, requestId, requestBytes }),
   );
   return {
+    [VALIDATOR_METADATA.routerId]: routerId,
     [VALIDATOR_METADATA.hotkey]: key.address,
     [VALIDATOR_METADATA.timestampMs]: String(timestampMs),
     [VALIDATOR_METADATA.requestId]: requestId,
@@ -115,6 +124,8 @@ export function signValidatorCall(
 
 /** Options for checking a validator call. */
 export interface ValidatorCallCheck {
+  /** This router's id: a call signed for any other is refused. */
+  readonly routerId: string;
   readonly nowMs: number;
   readonly freshnessMs: number;
   /** Request ids already used (keyed per hotkey). */
@@ -124,7 +135,7 @@ export interface ValidatorCallCheck {
 /** Result of checking a validator call's metadata. */
 export type ValidatorCallResult =
   | { ok: true; hotkey: string }
-  | { ok: false; fault: SignatureFault; detail: string };
+  | { ok: false; fault: SignatureFault | "wrong_router"; detail: string };
 
 /**
  * Checks the metadata of a validator call against the method and the exact
@@ -140,8 +151,24 @@ export function checkValidatorCall(
   const ts = get(VALIDATOR_METADATA.timestampMs);
   const requestId = get(VALIDATOR_METADATA.requestId);
   const sigText = get(VALIDATOR_METADATA.signature);
+  const routerId = get(VALIDATOR_METADATA.routerId);
   if (hotkey === undefined || ts === undefined || requestId === undefined || sigText === undefined) {
     return { ok: false, fault: "malformed", detail: "missing validator signature metadata (x-tc-*)" };
+  }
+  if (routerId === undefined) {
+    return {
+      ok: false,
+      fault: "malformed",
+      detail: "missing x-tc-router-id: calls are signed for one router (see probe.proto)",
+    };
+  }
+  // Before the signature is checked: a precise answer for a call meant for another router.
+  if (routerId !== check.routerId) {
+    return {
+      ok: false,
+      fault: "wrong_router",
+      detail: `this call is signed for router ${JSON.stringify(routerId.slice(0, 128))}; this router is ${JSON.stringify(check.routerId)}`,
+    };
   }
   if (!isValidHotkey(hotkey))
     return { ok: false, fault: "malformed", detail: "x-tc-hotkey is not an SS58 hotkey" };
@@ -158,7 +185,7 @@ export function checkValidatorCall(
   if (Math.abs(check.nowMs - timestampMs) > check.freshnessMs) {
     return { ok: false, fault: "stale", detail: "x-tc-timestamp-ms is outside the freshness window" };
   }
-  const payload = validatorCallPayload({ method, hotkey, timestampMs, requestId, requestBytes });
+  const payload = validatorCallPayload({ routerId, method, hotkey, timestampMs, requestId, requestBytes });
   if (!verifyHotkeySignature(payload, Buffer.from(sigHex, "hex"), hotkey)) {
     return { ok: false, fault: "bad_signature", detail: "the signature does not verify" };
   }

@@ -30,6 +30,8 @@ export interface MinerConfig {
   connectTimeoutMs: number;
   /** PEM file of an extra CA trusted for grpcs:// and wss:// routers. */
   tlsCa: string | undefined;
+  /** Folder for the miner's state: the router id pinned per router address. */
+  dataDir: string;
   logLevel: LogLevel;
 }
 
@@ -51,6 +53,7 @@ export const MINER_DEFAULTS: MinerConfig = {
   healthIntervalMs: 10_000,
   connectTimeoutMs: 10_000,
   tlsCa: undefined,
+  dataDir: ".tensorclaw",
   logLevel: "info",
 };
 
@@ -60,7 +63,9 @@ export const MINER_OPTIONS: OptionSpecs<MinerConfig> = {
     flag: "router",
     kind: "list",
     schemes: ["grpc", "grpcs", "ws", "wss"],
-    description: "Router to connect to: grpc://host:port, grpcs://…, ws://host:port/v1/tunnel or wss://….",
+    description:
+      "Router to connect to: grpc://host:port, grpcs://…, ws://host:port/v1/tunnel or wss://…; " +
+      "?id=<router-id> pins the router id to sign hellos for (else the first one seen is pinned).",
   },
   backend: {
     flag: "backend",
@@ -138,6 +143,12 @@ export const MINER_OPTIONS: OptionSpecs<MinerConfig> = {
     kind: "string",
     description:
       "PEM file of an extra CA to trust for grpcs:// and wss:// routers (system roots stay trusted).",
+  },
+  dataDir: {
+    flag: "data-dir",
+    kind: "string",
+    description:
+      "Folder for the miner's state: miner-router-pins.json, the router id first seen at each router address.",
   },
   logLevel: LOG_LEVEL_OPTION,
 };

@@ -9,6 +9,8 @@ import { type Hotkey, loadHotkey } from "../common/identity.js";
 import { createLogger } from "../common/logger.js";
 import type { MinerConfig } from "./config.js";
 import { Miner } from "./miner.js";
+import type { RouterPins } from "./tunnel/router-pins.js";
+import { FileRouterPins } from "./tunnel/router-pins.js";
 
 /** How long in-flight requests may run after SIGTERM/SIGINT. */
 const SHUTDOWN_GRACE_MS = 15_000;
@@ -42,8 +44,23 @@ export async function minerMain(parsed: ParsedCommand<MinerConfig>, io: CommandI
       return 2;
     }
   }
+  let routerPins: RouterPins;
+  try {
+    routerPins = new FileRouterPins(cfg.dataDir);
+  } catch (err) {
+    if (err instanceof TensorClawError && err.code === "config_invalid") {
+      io.stderr(`tensorclaw miner: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
   const logger = createLogger("miner", cfg.logLevel).child({ hotkey: hotkey.address });
-  const miner = new Miner(cfg, { hotkey, logger, ...(extraCaPem === undefined ? {} : { extraCaPem }) });
+  const miner = new Miner(cfg, {
+    hotkey,
+    routerPins,
+    logger,
+    ...(extraCaPem === undefined ? {} : { extraCaPem }),
+  });
   await miner.start();
   // Runs until told to stop. Then in-flight requests get a grace period to
   // finish (the routers stop sending new ones at once); a second signal cuts it short.

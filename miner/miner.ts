@@ -17,6 +17,7 @@ import { type BackoffPolicy, DEFAULT_BACKOFF } from "./tunnel/backoff.js";
 import { TunnelClient } from "./tunnel/client.js";
 import { type Endpoint, planRouters } from "./tunnel/endpoints.js";
 import { DEFAULT_MAX_RECEIVE_BYTES, dialGrpc, trustedRoots } from "./tunnel/grpc.js";
+import type { RouterPins } from "./tunnel/router-pins.js";
 import { dialWs } from "./tunnel/ws.js";
 
 /** Software version sent in the Hello. */
@@ -25,6 +26,8 @@ export const MINER_SOFTWARE_VERSION = "tensorclaw-miner/0.1.0";
 /** Everything a miner needs besides its configuration. */
 export interface MinerDeps {
   readonly hotkey: Hotkey;
+  /** Router ids pinned per address (the data directory's pin file; memory in tests). */
+  readonly routerPins: RouterPins;
   readonly logger?: Logger;
   /** Overrides the backend built from `config.backend`. */
   readonly backend?: Backend;
@@ -113,6 +116,7 @@ export class Miner {
             softwareVersion: MINER_SOFTWARE_VERSION,
             handshakeTimeoutMs: settings.connectTimeoutMs,
           },
+          pins: deps.routerPins,
           backoff: deps.backoff ?? DEFAULT_BACKOFF,
           random: deps.random ?? Math.random,
           logger: log,

@@ -9,6 +9,7 @@
  * the BPE tokenizer over what was actually relayed.
  */
 import { chunkPayloadBytes } from "../common/chunk-credit.js";
+import { boundedFingerprint } from "../common/chunk-fingerprint.js";
 import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import type { InferenceRequest, RequestError, ResponseChunk, Usage } from "../gen/tensorclaw/v1/tunnel.js";
@@ -18,6 +19,9 @@ import { RequestStop } from "./backend/request-stop.js";
 import { CompletionTokenCounter, countPromptTokens, countTextTokens } from "./backend/token-counter.js";
 import { relayEmbeddings } from "./embedding-relay.js";
 import { CreditWindow } from "./tunnel/credit-window.js";
+
+/** Longest trace id logged (the router's are 32 characters; a longer one is not worth a long log line). */
+const MAX_TRACE_ID_CHARS = 64;
 
 /** Where a request's frames go (the session's batcher). */
 export interface RequestSink {
@@ -41,6 +45,8 @@ export class RequestRunner {
   readonly requestId: number;
   readonly model: string;
   readonly #req: InferenceRequest;
+  /** The router's id of the request, cut short: it goes into every log line about the request. */
+  readonly #traceId: string;
   readonly #backend: Backend;
   readonly #sink: RequestSink;
   readonly #log: Logger;
@@ -62,6 +68,7 @@ export class RequestRunner {
     this.#clock = clock;
     this.model = req.model;
     this.#req = req;
+    this.#traceId = req.traceId.slice(0, MAX_TRACE_ID_CHARS);
     this.#backend = backend;
     this.#sink = sink;
     this.#log = log;
@@ -88,6 +95,8 @@ export class RequestRunner {
     const id = this.requestId;
     const counter = new CompletionTokenCounter();
     let backendUsage: { promptTokens: number; completionTokens: number } | undefined;
+    /** The backend's system_fingerprint travels once, on the first chunk it can ride. */
+    let fingerprintSent = false;
     try {
       const embedding = this.#req.embedding;
       if (embedding !== undefined) {
@@ -97,16 +106,24 @@ export class RequestRunner {
             "this backend serves no embeddings",
           );
         }
-        const result = await this.#backend.embed(this.model, embedding, signal);
+        this.#log.debug({ requestId: id, traceId: this.#traceId, model: this.model }, "request started");
+        const result = await this.#backend.embed(this.model, embedding, signal, { traceId: this.#traceId });
         if (signal.aborted) throw signal.reason;
         await relayEmbeddings(id, embedding, result, { sink: this.#sink, credit: this.#credit, signal });
         return;
       }
+      this.#log.debug({ requestId: id, traceId: this.#traceId, model: this.model }, "request started");
       const { events, promptTokens } = this.#textEvents(signal);
       for await (const ev of events) {
         if (ev.type === "usage") {
           backendUsage = ev;
           continue;
+        }
+        let fingerprint = "";
+        if (!fingerprintSent && ev.systemFingerprint !== undefined) {
+          // One longer than the tunnel allows is left out, not cut: a cut label would be a false one.
+          fingerprint = boundedFingerprint(ev.systemFingerprint);
+          fingerprintSent = fingerprint !== "";
         }
         const chunk: ResponseChunk = {
           requestId: id,
@@ -114,7 +131,7 @@ export class RequestRunner {
           toolCalls: [...ev.toolCalls],
           finishReason: ev.finishReason,
           choiceIndex: ev.choiceIndex ?? 0,
-          systemFingerprint: "",
+          systemFingerprint: fingerprint,
           embeddings: [],
           reasoningDelta: ev.reasoning,
           logprobs: ev.logprobs === undefined ? [] : [...ev.logprobs],
@@ -131,6 +148,7 @@ export class RequestRunner {
           ev.content,
           ev.reasoning,
           ev.toolCalls.map((t) => t.functionName + t.argumentsDelta).join(""),
+          chunk.choiceIndex,
         );
         try {
           this.#sink.chunk(chunk);
@@ -143,11 +161,21 @@ export class RequestRunner {
         }
       }
       if (signal.aborted) throw signal.reason;
-      this.#sink.usage({
+      const usage = {
         requestId: id,
         promptTokens: BigInt(backendUsage?.promptTokens ?? promptTokens()),
         completionTokens: BigInt(backendUsage?.completionTokens ?? counter.total()),
-      });
+      };
+      this.#sink.usage(usage);
+      this.#log.debug(
+        {
+          requestId: id,
+          traceId: this.#traceId,
+          promptTokens: Number(usage.promptTokens),
+          completionTokens: Number(usage.completionTokens),
+        },
+        "request served",
+      );
     } catch (err) {
       this.#fail(signal.aborted ? (signal.reason as StopReason) : undefined, err);
     } finally {
@@ -170,7 +198,7 @@ export class RequestRunner {
         );
       }
       return {
-        events: this.#backend.complete(this.model, completion, signal),
+        events: this.#backend.complete(this.model, completion, signal, { traceId: this.#traceId }),
         promptTokens: () => completion.prompt.reduce((n, p) => n + countTextTokens(p), 0),
       };
     }
@@ -182,16 +210,22 @@ export class RequestRunner {
       );
     }
     return {
-      events: this.#backend.chat(this.model, chat, signal),
+      events: this.#backend.chat(this.model, chat, signal, { traceId: this.#traceId }),
       promptTokens: () => countPromptTokens(chat),
     };
   }
 
   #fail(stop: StopReason | undefined, err: unknown): void {
     const requestId = this.requestId;
+    // The router's id of the request: the user's x-request-id, so this line joins the router's.
+    const traceId = this.#traceId;
     if (stop !== undefined) {
-      if (stop.kind === "tunnel") return;
+      if (stop.kind === "tunnel") {
+        this.#log.debug({ requestId, traceId }, "request dropped: the tunnel ended");
+        return;
+      }
       if (stop.kind === "cancel") {
+        this.#log.debug({ requestId, traceId, reason: stop.detail }, "request cancelled by the router");
         this.#sink.error({
           requestId,
           code: RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED,
@@ -200,20 +234,25 @@ export class RequestRunner {
         });
         return;
       }
+      const message = `the backend did not finish within the ${this.#req.deadlineMs} ms deadline`;
+      this.#log.warn({ requestId, traceId, code: RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT }, message);
       this.#sink.error({
         requestId,
         code: RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT,
-        message: `the backend did not finish within the ${this.#req.deadlineMs} ms deadline`,
+        message,
         httpStatus: 0,
       });
       return;
     }
     if (err instanceof BackendFailure) {
-      this.#log.warn({ requestId, code: err.code, err: err.cause ?? err }, err.message);
-      this.#sink.error({ requestId, code: err.code, message: err.message, httpStatus: 0 });
+      this.#log.warn(
+        { requestId, traceId, code: err.code, httpStatus: err.httpStatus, err: err.cause ?? err },
+        err.message,
+      );
+      this.#sink.error({ requestId, code: err.code, message: err.message, httpStatus: err.httpStatus });
       return;
     }
-    this.#log.error({ requestId, err }, "request failed with an internal error");
+    this.#log.error({ requestId, traceId, err }, "request failed with an internal error");
     this.#sink.error({
       requestId,
       code: RequestErrorCode.REQUEST_ERROR_CODE_INTERNAL,

@@ -1,10 +1,14 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
+import { DEFAULT_ROUTER_ID, isValidRouterId } from "../common/router-id.js";
 import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
+import { DEFAULT_CONNECTIONS_PER_ADDRESS } from "./api/connection-limits.js";
+import { type CorsOrigins, parseCorsOrigins } from "./api/cors.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./api/http.js";
+import { DEFAULT_MAX_CONCURRENT_PER_KEY } from "./api/key-concurrency.js";
 import { DEPOSIT_DEFAULTS, TREASURY_MNEMONIC_ENV } from "./billing/deposits/options.js";
 import { DEFAULT_LEDGER_OPTIONS } from "./ledger/ledger.js";
-import { DEFAULT_TUNNEL_TIMINGS } from "./tunnel/options.js";
+import { DEFAULT_TUNNEL_LIMITS, DEFAULT_TUNNEL_TIMINGS } from "./tunnel/options.js";
 
 /** Shortest salt accepted from `--user-salt`. */
 export const MIN_USER_SALT_LENGTH = 16;
@@ -30,10 +34,19 @@ export interface RouterConfig {
   retentionS: number;
   maxBodyBytes: number;
   drainGraceMs: number;
+  maxTunnelsPerHotkey: number;
+  maxConcurrentPerKey: number;
+  /** HTTP connections held in all; 0: automatic (see connection-limits.ts). */
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  maxPendingHandshakesPerAddress: number;
+  helloChecksPerSecond: number;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   userSalt: string | undefined;
   metricsToken: string | undefined;
+  /** `--cors-origins` as given ("*" or a comma-separated list); undefined: CORS off. See corsOrigins(). */
+  corsOrigins: string | undefined;
   /** USD credits per TAO deposited; with --chain and the treasury mnemonic, deposits are credited. */
   creditsPerTao: number | undefined;
   depositConfirmations: number;
@@ -49,7 +62,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   grpcPort: 50051,
   redisUrl: undefined,
   noAuth: false,
-  routerId: "tensorclaw-router",
+  routerId: DEFAULT_ROUTER_ID,
   chain: undefined,
   netuid: 92,
   validators: [],
@@ -63,10 +76,17 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   retentionS: DEFAULT_LEDGER_OPTIONS.retentionMs / 1000,
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   drainGraceMs: DEFAULT_TUNNEL_TIMINGS.drainGraceMs,
+  maxTunnelsPerHotkey: DEFAULT_TUNNEL_LIMITS.maxTunnelsPerHotkey,
+  maxConcurrentPerKey: DEFAULT_MAX_CONCURRENT_PER_KEY,
+  maxConnections: 0,
+  maxConnectionsPerAddress: DEFAULT_CONNECTIONS_PER_ADDRESS,
+  maxPendingHandshakesPerAddress: DEFAULT_TUNNEL_LIMITS.maxPendingHandshakesPerAddress,
+  helloChecksPerSecond: DEFAULT_TUNNEL_LIMITS.helloChecksPerSecond,
   tlsCert: undefined,
   tlsKey: undefined,
   userSalt: undefined,
   metricsToken: undefined,
+  corsOrigins: undefined,
   creditsPerTao: undefined,
   depositConfirmations: DEPOSIT_DEFAULTS.confirmations,
   treasuryMnemonic: undefined,
@@ -103,7 +123,12 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     kind: "bool",
     description: "Serve the API without API keys (local experiments only).",
   },
-  routerId: { flag: "router-id", kind: "string", description: "Identity signed by miners in their hello." },
+  routerId: {
+    flag: "router-id",
+    kind: "string",
+    description:
+      "This router's unique id, signed by miners in their hello and by validators in their calls (1-128 visible ASCII characters); set one per router.",
+  },
   chain: {
     flag: "chain",
     kind: "url",
@@ -179,6 +204,49 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     max: 600_000,
     description: "On shutdown, how long in-flight requests may finish after drain.",
   },
+  maxConnections: {
+    flag: "max-connections",
+    kind: "int",
+    min: 0,
+    max: 10_000_000,
+    description:
+      "HTTP connections held in all (idle keep-alive ones are closed to make room); 0: 8192, or 3/4 of the open-files limit if lower.",
+  },
+  maxConnectionsPerAddress: {
+    flag: "max-connections-per-address",
+    kind: "int",
+    min: 1,
+    max: 10_000_000,
+    description: "HTTP connections one remote address may hold (its idle ones are closed to make room).",
+  },
+  maxConcurrentPerKey: {
+    flag: "max-concurrent-per-key",
+    kind: "int",
+    min: 0,
+    max: 1_000_000,
+    description: "Requests one API key may have in progress on this router (0: no cap); more get 429.",
+  },
+  maxTunnelsPerHotkey: {
+    flag: "max-tunnels-per-hotkey",
+    kind: "int",
+    min: 1,
+    max: 1_000,
+    description: "Live tunnels one miner hotkey may hold on this router; more hellos are refused.",
+  },
+  maxPendingHandshakesPerAddress: {
+    flag: "max-pending-handshakes-per-address",
+    kind: "int",
+    min: 1,
+    max: 100_000,
+    description: "Tunnel handshakes one remote address may have in progress at once.",
+  },
+  helloChecksPerSecond: {
+    flag: "hello-checks-per-second",
+    kind: "int",
+    min: 1,
+    max: 1_000_000,
+    description: "Hello signature checks per second, all miners together (each costs ~0.7 ms of CPU).",
+  },
   tlsCert: {
     flag: "tls-cert",
     kind: "string",
@@ -192,6 +260,13 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     description:
       "Secret of the hash that replaces the `user` field (same on every replica, at least 16 characters). " +
       "Unset: shared through Redis (created once), else kept in --data-dir.",
+  },
+  corsOrigins: {
+    flag: "cors-origins",
+    kind: "string",
+    description:
+      "Web origins that may call the API from a browser: a comma-separated list (https://app.example) or *. " +
+      "Unset: none (CORS off). * is refused with --no-auth.",
   },
   metricsToken: {
     flag: "metrics-token",
@@ -228,6 +303,25 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
   logLevel: LOG_LEVEL_OPTION,
 };
 
+/**
+ * The origins of `--cors-origins`, checked: a malformed list, or `*` with
+ * `--no-auth`, is a start-up error naming the setting.
+ */
+export function corsOrigins(cfg: Pick<RouterConfig, "corsOrigins" | "noAuth">): CorsOrigins | undefined {
+  if (cfg.corsOrigins === undefined) return undefined;
+  const origins = parseCorsOrigins(cfg.corsOrigins);
+  if (origins !== "*" && "error" in origins) {
+    throw new TensorClawError("config_invalid", `invalid setting --cors-origins: ${origins.error}`);
+  }
+  if (origins === "*" && cfg.noAuth) {
+    throw new TensorClawError(
+      "config_invalid",
+      "invalid setting --cors-origins: * with --no-auth would let any web page drive this router; name the origins",
+    );
+  }
+  return origins;
+}
+
 /** Parses the router's command line and environment. */
 export function parseRouterCommand(
   argv: readonly string[],
@@ -242,6 +336,13 @@ export function parseRouterCommand(
   const parsed = parseCommand(ROUTER_OPTIONS, ROUTER_DEFAULTS, argv, env);
   if ((parsed.config.tlsCert === undefined) !== (parsed.config.tlsKey === undefined)) {
     throw new TensorClawError("config_invalid", "invalid setting --tls-cert/--tls-key: give both or neither");
+  }
+  corsOrigins(parsed.config);
+  if (!isValidRouterId(parsed.config.routerId)) {
+    throw new TensorClawError(
+      "config_invalid",
+      "invalid setting --router-id: must be 1-128 visible ASCII characters (no spaces)",
+    );
   }
   const salt = parsed.config.userSalt;
   if (salt !== undefined && salt.length < MIN_USER_SALT_LENGTH) {

@@ -10,11 +10,13 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { TensorClawError } from "../common/errors.js";
 import { initCrypto } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
+import { DEFAULT_ROUTER_ID } from "../common/router-id.js";
 import { Encodings } from "../common/tokens/encodings.js";
 import { ValidatorAuth } from "../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../gen/tensorclaw/v1/directory.js";
 import { UsageReportServiceService } from "../gen/tensorclaw/v1/usage.js";
 import { startAdmission } from "./admission.js";
+import { defaultConnectionLimits, limitConnections } from "./api/connection-limits.js";
 import { boundSlowClients } from "./api/http.js";
 import { createApiHandler } from "./api/server.js";
 import { businessApiDeps } from "./api/setup.js";
@@ -30,7 +32,7 @@ import { catalogueFileIn, migrateLegacyTiers } from "./catalogue/open-store.js";
 import { FileCatalogueStore } from "./catalogue/store-file.js";
 import { RedisCatalogueStore } from "./catalogue/store-redis.js";
 import { CatalogueWatcher } from "./catalogue/watcher.js";
-import type { RouterConfig } from "./config.js";
+import { corsOrigins, type RouterConfig } from "./config.js";
 import { EmbeddedLedger } from "./ledger/embedded.js";
 import type { UsageLedger } from "./ledger/ledger.js";
 import { DEFAULT_LEDGER_PREFIX, LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger/redis.js";
@@ -241,6 +243,11 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       logger,
       admit: (hotkey) => admission.policy.admitMiner(hotkey),
       timings: { drainGraceMs: Math.max(1, cfg.drainGraceMs) },
+      limits: {
+        maxTunnelsPerHotkey: cfg.maxTunnelsPerHotkey,
+        maxPendingHandshakesPerAddress: cfg.maxPendingHandshakesPerAddress,
+        helloChecksPerSecond: cfg.helloChecksPerSecond,
+      },
     });
     hub.setModelFilter(catalogue.current);
     catalogue.onChange((c) => hub.setModelFilter(c));
@@ -286,6 +293,8 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       chat: { maxBodyBytes: cfg.maxBodyBytes },
       userSalt,
       metricsToken: cfg.metricsToken,
+      corsOrigins: corsOrigins(cfg),
+      maxConcurrentPerKey: cfg.maxConcurrentPerKey,
       catalogue: () => catalogue.current,
       encodings,
       routing,
@@ -300,6 +309,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     cleanups.push(() => grpcServer.forceShutdown());
     addTunnelService(grpcServer, hub);
     const auth = new ValidatorAuth({
+      routerId: cfg.routerId,
       authorize: (hotkey) => admission.policy.authorizeValidator(hotkey),
       logger,
     });
@@ -351,7 +361,21 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
         ? createHttpServer(handler)
         : createHttpsServer({ cert: tls.cert, key: tls.key }, handler);
     boundSlowClients(httpServer);
-    const ws = attachTunnelWs(httpServer, hub, { maxMessageBytes });
+    const auto = defaultConnectionLimits();
+    const connections = limitConnections(
+      httpServer,
+      {
+        total: cfg.maxConnections === 0 ? auto.total : cfg.maxConnections,
+        perAddress: cfg.maxConnectionsPerAddress,
+      },
+      logger,
+      tls === undefined ? "connection" : "secureConnection",
+    );
+    const ws = attachTunnelWs(httpServer, hub, {
+      maxMessageBytes,
+      // A tunnel's socket leaves HTTP: the tunnel caps count it, not the connection caps.
+      onUpgraded: (socket) => connections.release(socket),
+    });
     cleanups.push(() => ws.close());
     cleanups.push(
       () =>
@@ -365,6 +389,13 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       { httpPort, grpcPort, ledger: redis === undefined ? "embedded" : "redis", routerId: cfg.routerId },
       "router listening",
     );
+    if (cfg.routerId === DEFAULT_ROUTER_ID) {
+      // Miners and validators sign for this id: every router left at the default can replay the others' hellos.
+      logger.warn(
+        { routerId: cfg.routerId },
+        "--router-id is the default: set a unique one, so that what miners and validators sign for this router is good for no other",
+      );
+    }
 
     if (cfg.countFreeTraffic) {
       logger.warn(

@@ -20,7 +20,10 @@ export interface ReferenceJudging {
   answer(prompt: AuditPrompt): Promise<string>;
 }
 
-/** `max_tokens` assumed for an audit body that gave none (the router's default applies to miners). */
+/**
+ * `max_tokens` the reference answers with for an audit body that gave none
+ * (the router injects no limit: the miner's backend answers with its own).
+ */
 const FALLBACK_MAX_TOKENS = 512;
 
 /** The audit prompt of a case, as the reference judge needs it. */

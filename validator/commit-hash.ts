@@ -12,8 +12,8 @@ export interface CommitPreimage {
   readonly versionKey: bigint;
 }
 
-function compactLength(n: number): number[] {
-  // SCALE compact integer; vector lengths here are far below 2^30.
+/** SCALE compact length prefix; vector lengths here are far below 2^30. */
+export function compactLength(n: number): number[] {
   if (!Number.isInteger(n) || n < 0 || n >= 2 ** 30) throw new RangeError(`length ${n} out of range`);
   if (n < 64) return [n << 2];
   if (n < 2 ** 14) {
@@ -24,18 +24,21 @@ function compactLength(n: number): number[] {
   return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
 }
 
-function u16(n: number): number[] {
+/** SCALE u16, little-endian. */
+export function u16(n: number): number[] {
   if (!Number.isInteger(n) || n < 0 || n > 0xffff) throw new RangeError(`${n} is not a u16`);
   return [n & 0xff, n >>> 8];
 }
 
-function vecU16(xs: readonly number[]): number[] {
+/** SCALE `Vec<u16>`. */
+export function vecU16(xs: readonly number[]): number[] {
   const out = compactLength(xs.length);
   for (const x of xs) out.push(...u16(x));
   return out;
 }
 
-function u64(n: bigint): number[] {
+/** SCALE u64, little-endian. */
+export function u64(n: bigint): number[] {
   if (n < 0n || n > 0xffff_ffff_ffff_ffffn) throw new RangeError(`${n} is not a u64`);
   const out: number[] = [];
   let v = n;

@@ -1,9 +1,11 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
+import { splitRouterUrl } from "../common/router-id.js";
 import { LOG_LEVEL_OPTION, type LogLevel, WALLET_OPTIONS } from "../common/shared-options.js";
 import { DEFAULT_LATENCY_TIERS, formatLatencyTiers, parseLatencyTiers } from "./latency-tiers.js";
 import { PROBE_TIMEOUT_MS } from "./probe-timeout.js";
 import { RECONNECT_GRACE_MS } from "./reconnect-grace.js";
+import { SIMULATE_CHAIN_CHOICES } from "./simulated-chain.js";
 
 /** Settings of `tensorclaw validator`. */
 export interface ValidatorConfig {
@@ -12,6 +14,8 @@ export interface ValidatorConfig {
   hotkey: string | undefined;
   walletPath: string | undefined;
   chain: string | undefined;
+  /** A dry run's in-process chain instead of --chain: commit-reveal off (`set-weights`) or on. */
+  simulateChain: (typeof SIMULATE_CHAIN_CHOICES)[number];
   netuid: number;
   probeIntervalS: number;
   probeConcurrency: number;
@@ -43,6 +47,7 @@ export const VALIDATOR_DEFAULTS: ValidatorConfig = {
   hotkey: undefined,
   walletPath: undefined,
   chain: undefined,
+  simulateChain: "off",
   netuid: 92,
   probeIntervalS: 60,
   // High enough that a round over 256 miners, half of them silent, still ends
@@ -70,7 +75,7 @@ export const VALIDATOR_OPTIONS: OptionSpecs<ValidatorConfig> = {
     kind: "list",
     schemes: ["grpc", "grpcs"],
     description:
-      "Router gRPC address grpc://host:port; several replicas sharing one ledger fail over in order.",
+      "Router gRPC address grpc://host:port[?id=<router-id>]; calls are signed for that router id (read from the router when not given); several replicas sharing one ledger fail over in order.",
   },
   ...WALLET_OPTIONS,
   chain: {
@@ -78,6 +83,13 @@ export const VALIDATOR_OPTIONS: OptionSpecs<ValidatorConfig> = {
     kind: "url",
     schemes: ["ws", "wss"],
     description: "Subtensor endpoint ws://… or wss://….",
+  },
+  simulateChain: {
+    flag: "simulate-chain",
+    kind: "enum",
+    choices: SIMULATE_CHAIN_CHOICES,
+    description:
+      "With --dry-run and no --chain: plan weights against an in-process subnet with commit-reveal off (set-weights) or on (commit-reveal: prints the timelocked commit's reveal round and size).",
   },
   netuid: { flag: "netuid", kind: "int", min: 0, max: 65535, description: "Subnet id." },
   probeIntervalS: {
@@ -194,6 +206,17 @@ export function parseValidatorCommand(
       `invalid setting ${JSON.stringify(parsed.positionals.join(" "))}: the only subcommand is "scores"`,
     );
   }
+  if (!parsed.help && parsed.config.simulateChain !== "off") {
+    // A simulated chain can only be read: it must never stand in for the chain weights go to.
+    const why = !parsed.config.dryRun
+      ? "needs --dry-run (a simulated chain takes no weights)"
+      : parsed.config.chain !== undefined
+        ? "cannot be used with --chain (the real chain is read then)"
+        : undefined;
+    if (why !== undefined) {
+      throw new TensorClawError("config_invalid", `invalid setting --simulate-chain: ${why}`);
+    }
+  }
   if (
     !parsed.help &&
     !parsed.config.dryRun &&
@@ -211,6 +234,8 @@ export function parseValidatorCommand(
       "invalid setting --router: at least one router is required (grpc://host:port)",
     );
   }
+  // A malformed ?id= would pin nothing: refuse it at startup.
+  for (const url of parsed.config.router) splitRouterUrl(url, "--router");
   return parsed;
 }
 

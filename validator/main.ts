@@ -16,6 +16,7 @@ import { parseLatencyTiers } from "./latency-tiers.js";
 import { ProbeCorpus } from "./probe-gen/corpus.js";
 import { drawProbeBody } from "./probe-gen/shape-sampler.js";
 import { RouterClient } from "./router-client.js";
+import { SimulatedChain } from "./simulated-chain.js";
 import type { ValidatorStateStore } from "./state-store.js";
 import { FileStateStore } from "./state-store-file.js";
 import { RedisStateStore } from "./state-store-redis.js";
@@ -74,6 +75,18 @@ export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: 
       // Loaded on demand: @polkadot/api is heavy and every other command would pay for it.
       const { connectPolkadotChain } = await import("../common/chain/polkadot.js");
       chain = await connectPolkadotChain({ endpoint: cfg.chain, signer: hotkey, logger });
+    } else if (cfg.simulateChain !== "off") {
+      chain = new SimulatedChain({
+        mode: cfg.simulateChain,
+        selfHotkey: hotkey.address,
+        // Everyone the scoring pass scores: listed, remembered, or with usage in the window.
+        hotkeys: async () => [
+          ...(await router.listMiners()).sessions.map((s) => s.hotkey),
+          ...(await store.probeHistory()).keys(),
+          ...(await router.getUsage(0)).miners.map((m) => m.hotkey),
+        ],
+        nowMs: () => systemClock.now(),
+      });
     }
     const validator = new Validator({
       router,
@@ -102,7 +115,7 @@ export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: 
       {
         hotkey: hotkey.address,
         routers: cfg.router,
-        chain: cfg.chain,
+        chain: cfg.chain ?? (cfg.simulateChain === "off" ? undefined : `simulated (${cfg.simulateChain})`),
         dryRun: cfg.dryRun,
         verifyShare: cfg.verifyShare,
         probeCorpus:

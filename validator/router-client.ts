@@ -1,6 +1,7 @@
 import { credentials, type ServiceError, status } from "@grpc/grpc-js";
 import type { Hotkey } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
+import { splitRouterUrl } from "../common/router-id.js";
 import { DEFAULT_CALL_TIMEOUT_MS, signedCall } from "../common/validator-call/client.js";
 import {
   ListMinersRequest,
@@ -20,6 +21,7 @@ import {
   ProbeServiceService,
   ReportVerdictsRequest,
 } from "../gen/tensorclaw/v1/probe.js";
+import { TunnelServiceClient } from "../gen/tensorclaw/v1/tunnel.js";
 import {
   GetUsageRequest,
   type GetUsageResponse,
@@ -27,6 +29,7 @@ import {
   UsageReportServiceService,
 } from "../gen/tensorclaw/v1/usage.js";
 import { PROBE_TIMEOUT_MS } from "./probe-timeout.js";
+import { readRouterId } from "./router-identity.js";
 
 /** Default probe deadline (the router's own, see probe.proto). */
 export { PROBE_TIMEOUT_MS };
@@ -93,7 +96,15 @@ interface Replica {
   readonly probe: ProbeServiceClient;
   readonly usage: UsageReportServiceClient;
   readonly directory: MinerDirectoryServiceClient;
+  /** Where the router id is read when the URL names none. */
+  readonly tunnel: TunnelServiceClient;
+  /** The router id the URL pins (`?id=`), if any: calls are signed for it, never for another. */
+  readonly pinnedId: string | undefined;
+  /** The id read from the router itself, once asked (forgotten when the router refuses a call as unauthenticated). */
+  learnedId: Promise<string> | undefined;
 }
+
+type ServiceClient = Replica["probe"] | Replica["usage"] | Replica["directory"];
 
 /** Options of a {@link RouterClient}. */
 export interface RouterClientOptions {
@@ -105,9 +116,12 @@ export interface RouterClientOptions {
   readonly callTimeoutMs?: number;
 }
 
-/** `grpc://host:port` or `grpcs://host:port` → grpc-js target and credentials. */
+/**
+ * `grpc://host:port` or `grpcs://host:port` (with an optional
+ * `?id=<router-id>`) → grpc-js target and credentials.
+ */
 export function routerTarget(url: string): { target: string; secure: boolean } {
-  const u = new URL(url);
+  const u = splitRouterUrl(url, "--router").url;
   if (u.protocol !== "grpc:" && u.protocol !== "grpcs:") throw new Error(`not a gRPC router URL: ${url}`);
   const secure = u.protocol === "grpcs:";
   return { target: u.port === "" ? `${u.hostname}:${secure ? 443 : 80}` : u.host, secure };
@@ -124,6 +138,10 @@ function describe(err: ServiceError): string {
  * generated encoder, signs exactly those bytes and sends exactly those
  * bytes. Several replicas that share one ledger are tried in order; the last
  * one that answered is tried first.
+ *
+ * Each call is signed for one router id, so a router that receives it can
+ * not replay it to another: the id its URL pins (`?id=`), else the id the
+ * router names in its tunnel Challenge (router-identity.ts).
  */
 export class RouterClient {
   readonly #replicas: readonly Replica[];
@@ -145,6 +163,9 @@ export class RouterClient {
         probe: new ProbeServiceClient(target, creds),
         usage: new UsageReportServiceClient(target, creds),
         directory: new MinerDirectoryServiceClient(target, creds),
+        tunnel: new TunnelServiceClient(target, creds),
+        pinnedId: splitRouterUrl(url, "--router").routerId,
+        learnedId: undefined,
       };
     });
     this.#signer = opts.signer;
@@ -177,13 +198,43 @@ export class RouterClient {
     throw new RouterUnreachableError(attempts);
   }
 
-  #sign<Req, Res>(
-    client: Replica[keyof Omit<Replica, "url">],
+  /** The id to sign calls to `r` for: pinned by its URL, else asked of the router once. */
+  #routerIdOf(r: Replica): Promise<string> {
+    if (r.pinnedId !== undefined) return Promise.resolve(r.pinnedId);
+    if (r.learnedId === undefined) {
+      const learning = readRouterId(r.tunnel, this.#callTimeoutMs);
+      r.learnedId = learning;
+      learning.then(
+        (id) => this.#log.info({ router: r.url, routerId: id }, "router id read from its challenge"),
+        () => {
+          if (r.learnedId === learning) r.learnedId = undefined;
+        },
+      );
+    }
+    return r.learnedId;
+  }
+
+  async #sign<Req, Res>(
+    r: Replica,
+    client: ServiceClient,
     method: Parameters<typeof signedCall<Req, Res>>[1],
     req: Req,
     timeoutMs: number,
   ): Promise<Res> {
-    return signedCall(client, method, req, this.#signer, { nowMs: this.#clock(), timeoutMs });
+    const asked = this.#routerIdOf(r);
+    const routerId = await asked;
+    try {
+      return await signedCall(client, method, req, this.#signer, routerId, {
+        nowMs: this.#clock(),
+        timeoutMs,
+      });
+    } catch (err) {
+      // The router may have been restarted under another id: ask it again next time.
+      if (isServiceError(err) && err.code === status.UNAUTHENTICATED && r.learnedId === asked) {
+        r.learnedId = undefined;
+      }
+      throw err;
+    }
   }
 
   /**
@@ -198,7 +249,7 @@ export class RouterClient {
     const req = ListMinersRequest.create();
     const results = await Promise.allSettled(
       this.#replicas.map((r) =>
-        this.#sign(r.directory, MinerDirectoryServiceService.listMiners, req, this.#callTimeoutMs),
+        this.#sign(r, r.directory, MinerDirectoryServiceService.listMiners, req, this.#callTimeoutMs),
       ),
     );
     const attempts: string[] = [];
@@ -255,7 +306,7 @@ export class RouterClient {
   getUsage(windowSeconds = 0, hotkeys: readonly string[] = []): Promise<GetUsageResponse> {
     const req = GetUsageRequest.create({ windowSeconds, hotkeys: [...hotkeys] });
     return this.#failover((r) =>
-      this.#sign(r.usage, UsageReportServiceService.getUsage, req, this.#callTimeoutMs),
+      this.#sign(r, r.usage, UsageReportServiceService.getUsage, req, this.#callTimeoutMs),
     );
   }
 
@@ -266,7 +317,7 @@ export class RouterClient {
   trafficShape(): Promise<GetTrafficShapeResponse> {
     const req = GetTrafficShapeRequest.create();
     return this.#failover((r) =>
-      this.#sign(r.probe, ProbeServiceService.getTrafficShape, req, this.#callTimeoutMs),
+      this.#sign(r, r.probe, ProbeServiceService.getTrafficShape, req, this.#callTimeoutMs),
     );
   }
 
@@ -311,7 +362,13 @@ export class RouterClient {
       this.#replicas.map(async (r) => {
         let excluded = 0;
         for (const b of batches) {
-          const res = await this.#sign(r.probe, ProbeServiceService.reportVerdicts, b, this.#callTimeoutMs);
+          const res = await this.#sign(
+            r,
+            r.probe,
+            ProbeServiceService.reportVerdicts,
+            b,
+            this.#callTimeoutMs,
+          );
           excluded = res.excluded;
         }
         return { url: r.url, excluded };
@@ -336,6 +393,7 @@ export class RouterClient {
   async #probeOn(r: Replica, req: ProbeRequest, timeoutMs: number): Promise<ProbeOutcome> {
     try {
       const response = await this.#sign(
+        r,
         r.probe,
         ProbeServiceService.probe,
         req,
@@ -355,6 +413,7 @@ export class RouterClient {
       r.probe.close();
       r.usage.close();
       r.directory.close();
+      r.tunnel.close();
     }
   }
 }

@@ -150,6 +150,7 @@ export class Validator {
             netuid: deps.settings.netuid,
             dryRun: deps.settings.dryRun,
             randomBytes: deps.randomBytes,
+            nowMs: () => deps.clock.now(),
             logger: deps.logger,
             print: deps.print,
           });

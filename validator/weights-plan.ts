@@ -21,6 +21,8 @@ export interface PendingCommit {
 export type WeightsAction =
   | { readonly kind: "set"; readonly uid: number }
   | { readonly kind: "commit"; readonly uid: number }
+  /** `commit_timelocked_weights` with the commit-reveal version the runtime requires. */
+  | { readonly kind: "timelock"; readonly uid: number; readonly version: number }
   | { readonly kind: "reveal"; readonly uid: number; readonly commit: PendingCommit }
   | { readonly kind: "wait"; readonly reason: string };
 
@@ -29,6 +31,24 @@ export interface WeightsPlan {
   readonly action: WeightsAction;
   /** Commits past their reveal epoch: drop them from storage. */
   readonly expired: readonly PendingCommit[];
+}
+
+/**
+ * Which way weights go on chain in this state, and why (for the log): the
+ * same decision {@link planWeights} makes, in words.
+ */
+export function weightsPath(mg: Metagraph): string {
+  if (!mg.commitRevealEnabled) return `set_weights: commit-reveal is off on subnet ${mg.netuid}`;
+  if (mg.commitRevealVersion !== undefined) {
+    return (
+      `commit_timelocked_weights: commit-reveal is on on subnet ${mg.netuid} and the runtime ` +
+      `opens timelocked commits itself (commit_reveal_version ${mg.commitRevealVersion})`
+    );
+  }
+  return (
+    `commit_weights/reveal_weights: commit-reveal is on on subnet ${mg.netuid} and the runtime ` +
+    "has no commit_timelocked_weights (hash scheme)"
+  );
 }
 
 /** The epoch in which a commit must be revealed. */
@@ -46,8 +66,11 @@ export function revealEpoch(c: PendingCommit, mg: Metagraph): number {
  * - a pending commit past its reveal epoch → expired (dropped);
  * - nothing positive to set → wait (never an all-zero vector);
  * - inside the rate limit (LastUpdate + WeightsSetRateLimit) → wait;
- * - commit-reveal on → commit, unless a commit is already waiting for its
- *   reveal epoch; off → set.
+ * - commit-reveal off → set;
+ * - on, and the runtime has timelocked commits → one timelocked commit per
+ *   epoch (the chain reveals it itself, so nothing stays pending here);
+ * - on, hash scheme only → commit, unless a commit is already waiting for
+ *   its reveal epoch.
  */
 export function planWeights(
   mg: Metagraph,
@@ -78,6 +101,18 @@ export function planWeights(
     return wait(`weights rate limit: last update at block ${me.lastUpdate}, next allowed at ${nextAllowed}`);
   }
   if (!mg.commitRevealEnabled) return { action: { kind: "set", uid: me.uid }, expired };
+
+  if (mg.commitRevealVersion !== undefined) {
+    // The chain moves LastUpdate when it takes a commit: an update already made in this
+    // epoch is this epoch's commit, and a second one would only be revealed over it.
+    if (me.lastUpdate !== 0 && epochIndex(me.lastUpdate, mg.netuid, mg.tempo) === now) {
+      return wait(
+        `timelocked commit already made in epoch ${now} (block ${me.lastUpdate}); ` +
+          `next from block ${firstBlockOfEpoch(now + 1, mg.netuid, mg.tempo)}`,
+      );
+    }
+    return { action: { kind: "timelock", uid: me.uid, version: mg.commitRevealVersion }, expired };
+  }
 
   const waiting = live.sort((a, b) => a.commitBlock - b.commitBlock)[0];
   if (waiting !== undefined) {

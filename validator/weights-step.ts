@@ -2,8 +2,9 @@ import type { Chain, ExtrinsicOutcome, Metagraph } from "../common/chain/chain.j
 import type { Logger } from "../common/logger.js";
 import { commitHash, newSalt } from "./commit-hash.js";
 import type { ValidatorStateStore } from "./state-store.js";
+import { buildTlockCommit, type TlockCommit } from "./tlock-commit.js";
 import type { WeightVector } from "./weights.js";
-import { type PendingCommit, planWeights, type WeightsAction } from "./weights-plan.js";
+import { type PendingCommit, planWeights, type WeightsAction, weightsPath } from "./weights-plan.js";
 
 /** Chain errors after which a stored commit can never be revealed. */
 const HOPELESS_REVEAL_ERRORS = new Set([
@@ -21,6 +22,8 @@ export interface WeightsStepDeps {
   readonly netuid: number;
   readonly dryRun: boolean;
   readonly randomBytes: (n: number) => Uint8Array;
+  /** Wall clock, Unix ms: a timelocked commit's drand round depends on it. */
+  readonly nowMs: () => number;
   readonly logger: Logger;
   readonly print: (text: string) => void;
 }
@@ -34,10 +37,12 @@ export interface WeightsStepResult {
 const NO_WEIGHTS: WeightVector = { uids: [], values: [] };
 
 /**
- * Turns a weight vector into chain writes: set_weights, or commit_weights
- * then (an epoch later) reveal_weights, as the chain state says (see
- * planWeights). Pending commits live in the state store before they are
- * submitted, so a crash or restart never orphans one.
+ * Turns a weight vector into chain writes, as the chain state says (see
+ * planWeights): set_weights; commit_timelocked_weights, which the chain
+ * opens itself at the drand round; or, on runtimes with only the hash
+ * scheme, commit_weights then (an epoch later) reveal_weights. Pending hash
+ * commits live in the state store before they are submitted, so a crash or
+ * restart never orphans one.
  */
 export class WeightsStep {
   readonly #d: WeightsStepDeps;
@@ -60,6 +65,7 @@ export class WeightsStep {
     const actions: WeightsAction[] = [];
     const outcomes: ExtrinsicOutcome[] = [];
     let mg = first;
+    logger.info({ netuid, path: weightsPath(mg) }, "weights path");
     for (let step = 0; step < 2; step++) {
       const plan = planWeights(mg, selfHotkey, await store.pendingCommits(), weights);
       if (plan.expired.length > 0) {
@@ -68,9 +74,19 @@ export class WeightsStep {
       }
       const a = plan.action;
       actions.push(a);
-      if (opts.print) this.#d.print(`${describeAction(a, weights, mg, submit)}\n`);
+      // Encrypted before printing, so a dry run shows the real ciphertext size and round.
+      const tlock =
+        a.kind === "timelock"
+          ? buildTlockCommit(mg, selfHotkey, weights, this.#d.nowMs(), this.#d.randomBytes)
+          : undefined;
+      if (opts.print) this.#d.print(`${describeAction(a, weights, mg, submit, tlock)}\n`);
+      // The ciphertext is public once submitted anyway; a dry run shows it so it can be checked
+      // (opened with the round's pulse once drand publishes it).
+      if (opts.print && !submit && tlock !== undefined) {
+        this.#d.print(`  ciphertext 0x${Buffer.from(tlock.ciphertext).toString("hex")}\n`);
+      }
       if (!submit || a.kind === "wait") break;
-      const outcome = await this.#execute(mg, a, weights);
+      const outcome = await this.#execute(mg, a, weights, tlock);
       outcomes.push(outcome);
       if (opts.print) {
         this.#d.print(
@@ -93,7 +109,12 @@ export class WeightsStep {
     if (plan.action.kind === "reveal") await this.#execute(mg, plan.action, NO_WEIGHTS);
   }
 
-  async #execute(mg: Metagraph, a: WeightsAction, w: WeightVector): Promise<ExtrinsicOutcome> {
+  async #execute(
+    mg: Metagraph,
+    a: WeightsAction,
+    w: WeightVector,
+    tlock?: TlockCommit,
+  ): Promise<ExtrinsicOutcome> {
     const { chain, store, selfHotkey, logger } = this.#d;
     const netuid = mg.netuid;
     switch (a.kind) {
@@ -121,6 +142,19 @@ export class WeightsStep {
         }
         return outcome;
       }
+      case "timelock": {
+        if (tlock === undefined) throw new Error("timelocked commit was not built");
+        const outcome = await chain.commitTimelockedWeights(
+          netuid,
+          tlock.ciphertext,
+          tlock.reveal.round,
+          a.version,
+        );
+        const log = { revealRound: tlock.reveal.round.toString(), bytes: tlock.ciphertext.length };
+        if (outcome.ok) logger.info(log, "timelocked weights committed");
+        else logger.error({ ...log, error: outcome.error }, "timelocked commit failed");
+        return outcome;
+      }
       case "reveal": {
         const c = a.commit;
         const outcome = await chain.revealWeights(netuid, c.uids, c.values, c.salt, BigInt(c.versionKey));
@@ -137,7 +171,13 @@ export class WeightsStep {
 }
 
 /** One line saying what the weights step does (or would do, in a dry run). */
-export function describeAction(a: WeightsAction, w: WeightVector, mg: Metagraph, submit: boolean): string {
+export function describeAction(
+  a: WeightsAction,
+  w: WeightVector,
+  mg: Metagraph,
+  submit: boolean,
+  tlock?: TlockCommit,
+): string {
   const verb = submit ? "" : "dry run, would ";
   const vec = `uids [${w.uids.join(",")}] values [${w.values.join(",")}]`;
   switch (a.kind) {
@@ -147,6 +187,12 @@ export function describeAction(a: WeightsAction, w: WeightVector, mg: Metagraph,
       return `weights: ${verb}set_weights(netuid ${mg.netuid}, ${vec}, version_key ${mg.weightsVersionKey}) as uid ${a.uid}`;
     case "commit":
       return `weights: ${verb}commit_weights(netuid ${mg.netuid}, hash of ${vec}) as uid ${a.uid}; reveal ${mg.revealPeriodEpochs} epoch(s) later`;
+    case "timelock":
+      return (
+        `weights: ${verb}commit_timelocked_weights(netuid ${mg.netuid}, ${tlock?.ciphertext.length ?? "?"}-byte ` +
+        `ciphertext of ${vec}, reveal_round ${tlock?.reveal.round ?? "?"}, commit_reveal_version ${a.version}) ` +
+        `as uid ${a.uid}; the chain opens it in the epoch from block ${tlock?.reveal.revealEpochFirstBlock ?? "?"}`
+      );
     case "reveal":
       return `weights: ${verb}reveal_weights(netuid ${mg.netuid}, commit ${a.commit.hash}) as uid ${a.uid}`;
   }

@@ -26,6 +26,15 @@ export interface Metagraph {
   readonly revealPeriodEpochs: number;
   /** Fewest uids one update may carry (`SubtensorModule.MinAllowedWeights`; capped by the subnet size). */
   readonly minAllowedWeights: number;
+  /**
+   * The commit-reveal version the runtime requires of timelocked commits
+   * (`SubtensorModule.CommitRevealWeightsVersion`), present only when the
+   * runtime has `commit_timelocked_weights`; absent on runtimes that know
+   * only the hash scheme (`commit_weights` / `reveal_weights`).
+   */
+  readonly commitRevealVersion?: number;
+  /** Milliseconds per block (Aura's slot duration), when the runtime says. */
+  readonly blockTimeMs?: number;
 }
 
 /** How a submitted extrinsic ended. */
@@ -63,6 +72,17 @@ export interface Chain {
   ): Promise<ExtrinsicOutcome>;
   /** `commitHash` is 0x-prefixed hex of 32 bytes. */
   commitWeights(netuid: number, commitHash: string): Promise<ExtrinsicOutcome>;
+  /**
+   * `commit_timelocked_weights`: a timelock ciphertext of the weights that
+   * the chain itself opens with drand round `revealRound`'s pulse;
+   * `commitRevealVersion` must equal the runtime's.
+   */
+  commitTimelockedWeights(
+    netuid: number,
+    commit: Uint8Array,
+    revealRound: bigint,
+    commitRevealVersion: number,
+  ): Promise<ExtrinsicOutcome>;
   revealWeights(
     netuid: number,
     uids: readonly number[],

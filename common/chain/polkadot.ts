@@ -2,6 +2,7 @@ import { ApiPromise, WsProvider } from "@polkadot/api";
 import type { SubmittableExtrinsic } from "@polkadot/api/types";
 import type { ProviderInterface } from "@polkadot/rpc-provider/types";
 import type { Codec, ISubmittableResult } from "@polkadot/types/types";
+import { u8aToHex } from "@polkadot/util";
 import { encodeAddress } from "@polkadot/util-crypto";
 import { TensorClawError } from "../errors.js";
 import type { Hotkey } from "../identity.js";
@@ -94,6 +95,7 @@ export class PolkadotChain implements Chain {
     );
     const get = (n: (typeof names)[number]) => values[names.indexOf(n)];
     const n = toNum(get("subnetworkN"));
+    const timelock = await this.#timelockCapability(sm);
     const permits = (get("validatorPermit") as unknown as { toJSON(): unknown }).toJSON() as boolean[];
     const lastUpdate = (get("lastUpdate") as unknown as Codec[] | undefined) ?? [];
     const keysQ = q("keys") as unknown as { multi(args: unknown[]): Promise<Codec[]> };
@@ -116,7 +118,32 @@ export class PolkadotChain implements Chain {
       tempo: toNum(get("tempo")),
       revealPeriodEpochs: toNum(get("revealPeriodEpochs")),
       minAllowedWeights: toNum(get("minAllowedWeights")),
+      ...timelock,
     };
+  }
+
+  /**
+   * The runtime's timelocked commit-reveal version (only when it has the
+   * `commit_timelocked_weights` call and the version storage) and its block
+   * time (Aura slot duration, else twice Timestamp's minimum period).
+   */
+  async #timelockCapability(
+    sm: Record<string, Query | undefined> | undefined,
+  ): Promise<{ commitRevealVersion?: number; blockTimeMs?: number }> {
+    const out: { commitRevealVersion?: number; blockTimeMs?: number } = {};
+    const consts = this.#api.consts as unknown as Record<
+      string,
+      Record<string, Codec | undefined> | undefined
+    >;
+    const slot = consts.aura?.slotDuration;
+    const minPeriod = consts.timestamp?.minimumPeriod;
+    if (slot !== undefined && toNum(slot) > 0) out.blockTimeMs = toNum(slot);
+    else if (minPeriod !== undefined && toNum(minPeriod) > 0) out.blockTimeMs = 2 * toNum(minPeriod);
+    const version = sm?.commitRevealWeightsVersion;
+    if (this.#api.tx.subtensorModule?.commitTimelockedWeights !== undefined && version !== undefined) {
+      out.commitRevealVersion = toNum(await version());
+    }
+    return out;
   }
 
   setWeights(
@@ -130,6 +157,19 @@ export class PolkadotChain implements Chain {
 
   commitWeights(netuid: number, commitHash: string): Promise<ExtrinsicOutcome> {
     return this.#submit(this.#tx("commitWeights")(netuid, commitHash));
+  }
+
+  commitTimelockedWeights(
+    netuid: number,
+    commit: Uint8Array,
+    revealRound: bigint,
+    commitRevealVersion: number,
+  ): Promise<ExtrinsicOutcome> {
+    return this.#submit(
+      // Hex, not the Uint8Array: @polkadot/types reads a Uint8Array given for `Bytes`
+      // as already SCALE-encoded (length prefix first); hex is taken as the raw bytes.
+      this.#tx("commitTimelockedWeights")(netuid, u8aToHex(commit), revealRound, commitRevealVersion),
+    );
   }
 
   revealWeights(

@@ -26,18 +26,28 @@ export interface SignedCallOptions {
 }
 
 /**
- * Makes a unary call signed by a validator hotkey: serializes the request
- * once, signs exactly those bytes and sends exactly those bytes.
+ * Makes a unary call signed by a validator hotkey for the router
+ * `routerId` (its --router-id; any other router refuses the call):
+ * serializes the request once, signs exactly those bytes and sends exactly
+ * those bytes.
  */
 export function signedCall<Req, Res>(
   client: Client,
   method: UnaryMethod<Req, Res>,
   request: Req,
   key: Hotkey,
+  routerId: string,
   options: SignedCallOptions = {},
 ): Promise<Res> {
   const bytes = method.requestSerialize(request);
-  const entries = signValidatorCall(key, method.path, bytes, options.nowMs ?? Date.now(), options.requestId);
+  const entries = signValidatorCall(
+    key,
+    routerId,
+    method.path,
+    bytes,
+    options.nowMs ?? Date.now(),
+    options.requestId,
+  );
   const md = new Metadata();
   for (const [k, v] of Object.entries(entries)) md.set(k, v);
   return rawUnaryCall(client, method, bytes, md, options.timeoutMs);

@@ -20,8 +20,8 @@ import { checkValidatorCall, VALIDATOR_METADATA } from "../signing.js";
  * request bytes AS RECEIVED (captured by a custom `requestDeserialize`
  * before any decoding, so re-encoding differences cannot matter).
  *
- * Order of checks: metadata well-formed, timestamp fresh, signature valid
- * (UNAUTHENTICATED otherwise); then `authorize(hotkey)` (PERMISSION_DENIED);
+ * Order of checks: metadata well-formed, signed for this router, timestamp
+ * fresh, signature valid (UNAUTHENTICATED otherwise); then `authorize(hotkey)` (PERMISSION_DENIED);
  * then the request id is remembered (UNAUTHENTICATED when replayed). Only
  * authorised validators can fill the replay cache, so strangers cannot
  * evict real entries from it.
@@ -32,6 +32,8 @@ export type ValidatorAuthorizer = (hotkey: string) => boolean | Promise<boolean>
 
 /** Options of the validator-call check. */
 export interface ValidatorAuthOptions {
+  /** This router's id (--router-id): calls signed for another router are refused UNAUTHENTICATED. */
+  readonly routerId: string;
   /** The allow-list / permit check. */
   readonly authorize: ValidatorAuthorizer;
   readonly clock?: () => number;
@@ -79,6 +81,7 @@ class NoReplay extends ReplayCache {
 /** Wraps unary grpc-js services so every call must carry a valid validator signature. */
 export class ValidatorAuth {
   readonly #authorize: ValidatorAuthorizer;
+  readonly #routerId: string;
   readonly #clock: () => number;
   readonly #freshnessMs: number;
   readonly #replay: ReplayCache;
@@ -87,6 +90,7 @@ export class ValidatorAuth {
 
   constructor(options: ValidatorAuthOptions) {
     this.#authorize = options.authorize;
+    this.#routerId = options.routerId;
     this.#clock = options.clock ?? Date.now;
     this.#freshnessMs = options.freshnessMs ?? DEFAULT_FRESHNESS_MS;
     // A timestamp may be up to one window old or ahead, so an id must be
@@ -109,6 +113,7 @@ export class ValidatorAuth {
     };
     const now = this.#clock();
     const res = checkValidatorCall(get, path, bytes, {
+      routerId: this.#routerId,
       nowMs: now,
       freshnessMs: this.#freshnessMs,
       replay: this.#noReplay,

@@ -47,14 +47,26 @@ export type BackendEvent =
       readonly finishReason: FinishReason;
       /** Logprobs of the tokens of `content`, when the request asked for them. */
       readonly logprobs?: readonly TokenLogprob[];
-      /** Which choice it belongs to (ResponseChunk.choice_index); absent: 0. */
+      /** Which choice (0 to n - 1) the delta belongs to; absent means 0. */
       readonly choiceIndex?: number;
+      /** The backend's `system_fingerprint`, when the piece it came in had one (unbounded here). */
+      readonly systemFingerprint?: string;
     }
   | {
       readonly type: "usage";
       readonly promptTokens: number;
       readonly completionTokens: number;
     };
+
+/** Facts about one request a backend may pass on (never the prompt: that is the ChatRequest). */
+export interface RequestContext {
+  /**
+   * The router's id of the request (InferenceRequest.trace_id): an HTTP
+   * backend sends it as `x-request-id`, so its log joins the miner's and the
+   * router's. Empty when the router sent none.
+   */
+  readonly traceId: string;
+}
 
 /** A backend that can list its models and stream chat completions. */
 export interface Backend {
@@ -68,28 +80,46 @@ export interface Backend {
    * reading the backend. Aborting `signal` ends the call (the iterator
    * throws). Failures throw a BackendFailure.
    */
-  chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncIterable<BackendEvent>;
+  chat(
+    model: string,
+    chat: ChatRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): AsyncIterable<BackendEvent>;
   /**
    * Streams one legacy text completion (absent: the backend serves none),
    * pulled like `chat`; each delta names its choice (prompt × n + sample).
    */
-  complete?(model: string, req: CompletionRequest, signal: StopSignal): AsyncIterable<BackendEvent>;
+  complete?(
+    model: string,
+    req: CompletionRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): AsyncIterable<BackendEvent>;
   /**
    * Embeds every input (absent: the backend serves no embeddings). Aborting
    * `signal` ends the call. Failures throw a BackendFailure.
    */
-  embed?(model: string, req: EmbeddingRequest, signal: StopSignal): Promise<EmbeddingResult>;
+  embed?(
+    model: string,
+    req: EmbeddingRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): Promise<EmbeddingResult>;
 }
 
 /** A request-level failure with the code the router should see. */
 export class BackendFailure extends Error {
   readonly code: RequestErrorCode;
+  /** The HTTP status the backend answered with (RequestError.http_status); 0 when it did not answer one. */
+  readonly httpStatus: number;
 
   /** `message` may reach the user: no keys, no internal addresses. */
-  constructor(code: RequestErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: RequestErrorCode, message: string, options?: { cause?: unknown; httpStatus?: number }) {
     super(message, options);
     this.name = "BackendFailure";
     this.code = code;
+    this.httpStatus = options?.httpStatus ?? 0;
   }
 }
 

@@ -23,6 +23,7 @@ import {
   type ModelToken,
   type StopReason,
 } from "../../common/demo-model/model.js";
+import { requestSeed } from "../../common/demo-model/sampling.js";
 import { textOfParts } from "../../common/tokens/prompt.js";
 import {
   type ChatRequest,
@@ -49,7 +50,7 @@ export { DEMO_EMBEDDING_MODEL_ID } from "./demo-embedding.js";
 
 /** Delay between demo tokens. */
 export const DEFAULT_TOKEN_DELAY_MS = 15;
-/** Most tokens in a demo answer, whatever `max_tokens` allows. */
+/** Most tokens in a demo answer (per choice), whatever `max_tokens` allows, and when none is set. */
 export const DEFAULT_ANSWER_TOKENS = 256;
 /** Context window the demo model advertises. */
 export const DEFAULT_CONTEXT_LENGTH = DEMO_CONTEXT_LENGTH;
@@ -76,7 +77,8 @@ export function demoChatTurns(chat: ChatRequest): ChatTurn[] {
 
 /**
  * What the demo model is asked to generate for a chat request: the rendered
- * conversation, `max_tokens` capped by `answerTokens` and the context left,
+ * conversation, the smaller of `max_tokens` and `max_completion_tokens`
+ * (whichever were sent) capped by `answerTokens` and the context left,
  * the request's temperature (OpenAI's default 1) and seed, and its
  * `top_logprobs` when it asked for logprobs. `top_p`, penalties and stop
  * sequences are not modelled (the demo model server ignores them too, so a
@@ -105,11 +107,29 @@ export function demoGenerateOptions(
   }
   return {
     promptTokens,
-    maxTokens: Math.min(chat.maxTokens ?? limits.answerTokens, limits.answerTokens, room),
+    maxTokens: Math.min(
+      chat.maxTokens ?? limits.answerTokens,
+      chat.maxCompletionTokens ?? limits.answerTokens,
+      limits.answerTokens,
+      room,
+    ),
     temperature,
     ...(chat.seed === undefined ? {} : { seed: chat.seed }),
     topLogprobs: chat.logprobs === true ? Math.min(chat.topLogprobs ?? 0, MAX_TOP_LOGPROBS) : 0,
   };
+}
+
+/**
+ * The options of choice `index` of `n`: choice 0 is the request's own (so a
+ * demo miner's first answer matches the reference model's), each later one
+ * samples with the next seed after it, so choices differ yet repeat
+ * exactly for the same request.
+ */
+export function demoChoiceOptions(opts: GenerateOptions, index: number): GenerateOptions {
+  if (index === 0) return opts;
+  const base =
+    opts.seed === undefined ? BigInt(requestSeed(undefined, opts.promptTokens)) : BigInt(opts.seed);
+  return { ...opts, seed: base + BigInt(index) };
 }
 
 /** A token as the tunnel carries its logprobs. */
@@ -210,7 +230,24 @@ export class DemoBackend implements Backend {
       answerTokens: this.#answerTokens,
       contextLength: this.#contextLength,
     });
+    let completionTokens = 0;
+    // The choices one after another (OpenAI interleaves them; either order is valid).
+    for (let index = 0; index < (chat.n ?? 1); index++) {
+      completionTokens += yield* this.#answer(m, demoChoiceOptions(opts, index), index, chat, signal);
+    }
+    yield { type: "usage", promptTokens: opts.promptTokens.length, completionTokens };
+  }
+
+  /** Streams one choice; returns its token count. */
+  async *#answer(
+    m: DemoModel,
+    opts: GenerateOptions,
+    index: number,
+    chat: ChatRequest,
+    signal: StopSignal,
+  ): AsyncGenerator<BackendEvent, number> {
     const withLogprobs = chat.logprobs === true;
+    const choice = index === 0 ? {} : { choiceIndex: index };
     const tokens = m.stream(opts);
     let completionTokens = 0;
     // One token of look-ahead: the last delta carries the finish reason.
@@ -223,6 +260,7 @@ export class DemoBackend implements Backend {
         reasoning: "",
         toolCalls: [],
         finishReason: finishReason(current.value),
+        ...choice,
       };
     }
     while (current.done !== true) {
@@ -238,9 +276,10 @@ export class DemoBackend implements Backend {
         toolCalls: [],
         finishReason: next.done === true ? finishReason(next.value) : FinishReason.FINISH_REASON_UNSPECIFIED,
         ...(withLogprobs ? { logprobs: [tokenLogprob(token)] } : {}),
+        ...choice,
       };
       current = next;
     }
-    yield { type: "usage", promptTokens: opts.promptTokens.length, completionTokens };
+    return completionTokens;
   }
 }

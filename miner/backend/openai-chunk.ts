@@ -4,8 +4,9 @@
  * BackendEvents. Backends differ in the details — `reasoning_content`
  * (vLLM, DeepSeek) or `reasoning` (Ollama, OpenRouter), `usage` on the last
  * content chunk or on an extra one with no choices, `null` for absent fields
- * — so every field is read defensively and only choice 0 is used (the
- * router never asks for `n` > 1). Logprobs are read only when the request
+ * — so every field is read defensively. Every choice the request asked for
+ * (`n`) is relayed with its `index`; a choice past them is dropped (the
+ * router would fail the request over it). Logprobs are read only when the request
  * asked for them (`want`, see openai-logprobs.ts), and a delta with more of
  * them than one tunnel chunk may carry comes out as several events.
  */
@@ -90,17 +91,34 @@ function failIfError(doc: Json): void {
 }
 
 /** A delta event, with `logprobs` only when there are some, split to the tunnel's per-chunk limit. */
-function deltaEvents(delta: Omit<DeltaEvent, "type" | "logprobs">, logprobs: TokenLogprob[]): DeltaEvent[] {
-  if (logprobs.length === 0) return [{ type: "delta", ...delta }];
-  return splitDelta({ type: "delta", ...delta, logprobs });
+function deltaEvents(
+  delta: Omit<DeltaEvent, "type" | "logprobs" | "choiceIndex" | "systemFingerprint">,
+  logprobs: TokenLogprob[],
+  choiceIndex: number,
+  fingerprint: string,
+): DeltaEvent[] {
+  const ev: DeltaEvent = {
+    type: "delta",
+    ...delta,
+    // Only what is there: choice 0 and "no fingerprint" are the defaults.
+    ...(choiceIndex === 0 ? {} : { choiceIndex }),
+    ...(fingerprint === "" ? {} : { systemFingerprint: fingerprint }),
+  };
+  return logprobs.length === 0 ? [ev] : splitDelta({ ...ev, logprobs });
+}
+
+/** The choice's index when it is one of the `choices` asked for, else undefined. */
+function choiceIndexOf(choice: Json, position: number, choices: number): number | undefined {
+  const index = choice.index === undefined || choice.index === null ? position : count(choice.index);
+  return index !== undefined && index < choices ? index : undefined;
 }
 
 /**
  * Events carried by one parsed streaming chunk; `want` says whether (and how
- * many alternatives of) logprobs were asked for. Throws a BackendFailure on
- * an error chunk or a non-object.
+ * many alternatives of) logprobs were asked for, `choices` how many choices
+ * (`n`). Throws a BackendFailure on an error chunk or a non-object.
  */
-export function eventsFromChunk(doc: unknown, want?: LogprobsWant): BackendEvent[] {
+export function eventsFromChunk(doc: unknown, want?: LogprobsWant, choices = 1): BackendEvent[] {
   const d = obj(doc);
   if (d === undefined) {
     throw new BackendFailure(
@@ -110,9 +128,14 @@ export function eventsFromChunk(doc: unknown, want?: LogprobsWant): BackendEvent
   }
   failIfError(d);
   const out: BackendEvent[] = [];
-  const choices = Array.isArray(d.choices) ? d.choices : [];
-  const choice = obj(choices.find((c) => (obj(c)?.index ?? 0) === 0));
-  if (choice !== undefined) {
+  const fingerprint = str(d.system_fingerprint);
+  const list = Array.isArray(d.choices) ? d.choices : [];
+  for (let i = 0; i < list.length; i++) {
+    const choice = obj(list[i]);
+    if (choice === undefined) continue;
+    // A streamed chunk without `index` is read as choice 0, as backends that know only n = 1 send.
+    const choiceIndex = choiceIndexOf(choice, 0, choices);
+    if (choiceIndex === undefined) continue;
     const delta = obj(choice.delta) ?? {};
     const content = str(delta.content);
     const reasoning = str(delta.reasoning_content) || str(delta.reasoning);
@@ -126,7 +149,9 @@ export function eventsFromChunk(doc: unknown, want?: LogprobsWant): BackendEvent
       finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED ||
       logprobs.length > 0
     ) {
-      out.push(...deltaEvents({ content, reasoning, toolCalls, finishReason }, logprobs));
+      out.push(
+        ...deltaEvents({ content, reasoning, toolCalls, finishReason }, logprobs, choiceIndex, fingerprint),
+      );
     }
   }
   const usage = usageEvent(d.usage);
@@ -134,8 +159,11 @@ export function eventsFromChunk(doc: unknown, want?: LogprobsWant): BackendEvent
   return out;
 }
 
-/** Events equivalent to a whole non-streaming `chat.completion` body (`want` as for {@link eventsFromChunk}). */
-export function eventsFromCompletion(doc: unknown, want?: LogprobsWant): BackendEvent[] {
+/**
+ * Events equivalent to a whole non-streaming `chat.completion` body, choice
+ * after choice (`want` and `choices` as for {@link eventsFromChunk}).
+ */
+export function eventsFromCompletion(doc: unknown, want?: LogprobsWant, choices = 1): BackendEvent[] {
   const d = obj(doc);
   if (d === undefined) {
     throw new BackendFailure(
@@ -144,28 +172,42 @@ export function eventsFromCompletion(doc: unknown, want?: LogprobsWant): Backend
     );
   }
   failIfError(d);
-  const choices = Array.isArray(d.choices) ? d.choices : [];
-  const choice = obj(choices[0]);
-  if (choice === undefined) {
+  const fingerprint = str(d.system_fingerprint);
+  const list = Array.isArray(d.choices) ? d.choices : [];
+  const out: BackendEvent[] = [];
+  const seen = new Set<number>();
+  for (let i = 0; i < list.length; i++) {
+    const choice = obj(list[i]);
+    if (choice === undefined) continue;
+    // A whole answer's choices may omit `index`: their position says it.
+    const choiceIndex = choiceIndexOf(choice, i, choices);
+    if (choiceIndex === undefined || seen.has(choiceIndex)) continue;
+    seen.add(choiceIndex);
+    const message = obj(choice.message) ?? {};
+    const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+    const toolCalls = toolCallDeltas(calls.map((c, k) => ({ ...(obj(c) ?? {}), index: k })));
+    const finish = finishReasonOf(choice.finish_reason);
+    out.push(
+      ...deltaEvents(
+        {
+          content: str(message.content),
+          reasoning: str(message.reasoning_content) || str(message.reasoning),
+          toolCalls,
+          finishReason:
+            finish === FinishReason.FINISH_REASON_UNSPECIFIED ? FinishReason.FINISH_REASON_STOP : finish,
+        },
+        logprobsOf(choice.logprobs, want),
+        choiceIndex,
+        fingerprint,
+      ),
+    );
+  }
+  if (out.length === 0) {
     throw new BackendFailure(
       RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_ERROR,
       "the backend sent no choices",
     );
   }
-  const message = obj(choice.message) ?? {};
-  const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
-  const toolCalls = toolCallDeltas(calls.map((c, i) => ({ ...(obj(c) ?? {}), index: i })));
-  const finish = finishReasonOf(choice.finish_reason);
-  const out: BackendEvent[] = deltaEvents(
-    {
-      content: str(message.content),
-      reasoning: str(message.reasoning_content) || str(message.reasoning),
-      toolCalls,
-      finishReason:
-        finish === FinishReason.FINISH_REASON_UNSPECIFIED ? FinishReason.FINISH_REASON_STOP : finish,
-    },
-    logprobsOf(choice.logprobs, want),
-  );
   const usage = usageEvent(d.usage);
   if (usage !== undefined) out.push(usage);
   return out;

@@ -109,6 +109,7 @@ export function splitDelta(ev: DeltaEvent): DeltaEvent[] {
     }
     at += text.length;
     out.push({
+      ...ev,
       type: "delta",
       content: text,
       reasoning: from === 0 ? ev.reasoning : "",

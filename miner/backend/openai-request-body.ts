@@ -76,7 +76,11 @@ export function openAIRequestBody(model: string, chat: ChatRequest): Json {
   if (chat.stream) body.stream_options = { include_usage: true };
   if (chat.temperature !== undefined) body.temperature = chat.temperature;
   if (chat.topP !== undefined) body.top_p = chat.topP;
+  // Both limits as the user sent them, under their own names: reasoning models refuse
+  // `max_tokens`, older servers know only it.
   if (chat.maxTokens !== undefined) body.max_tokens = chat.maxTokens;
+  if (chat.maxCompletionTokens !== undefined) body.max_completion_tokens = chat.maxCompletionTokens;
+  if (chat.n !== undefined) body.n = chat.n;
   if (chat.stop.length > 0) body.stop = chat.stop;
   if (chat.seed !== undefined) body.seed = Number(chat.seed);
   if (chat.frequencyPenalty !== undefined) body.frequency_penalty = chat.frequencyPenalty;

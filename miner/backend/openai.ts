@@ -11,10 +11,12 @@
  *
  * Everything the backend sends is untrusted: bad status codes, bodies that
  * are not JSON, streams that break or never end are each turned into a
- * BackendFailure with a code and a message that carries no secrets (the
- * backend URL and its error text go to the log only, via `cause`).
+ * BackendFailure with a code and a message that carries no secrets. An HTTP
+ * error's own message goes out scrubbed (backend-error-body.ts), with its
+ * status; the raw body goes to the log only, via `cause`.
  */
 import { Pool } from "undici";
+import { TRACE_ID } from "../../common/trace-id.js";
 import type { ChatRequest, CompletionRequest, EmbeddingRequest } from "../../gen/tensorclaw/v1/chat.js";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
@@ -25,7 +27,9 @@ import {
   codeForHttpStatus,
   type DiscoveredModel,
   type EmbeddingResult,
+  type RequestContext,
 } from "./backend.js";
+import { backendErrorMessage, ERROR_BODY_MAX_BYTES } from "./backend-error-body.js";
 import { HttpExchange } from "./http-exchange.js";
 import { eventsFromChunk, eventsFromCompletion } from "./openai-chunk.js";
 import { completionRequestBody, eventsFromTextCompletion } from "./openai-completions.js";
@@ -52,8 +56,6 @@ const {
 
 /** Largest non-streamed body or SSE event accepted unless told otherwise. */
 export const DEFAULT_MAX_BODY_BYTES = DEFAULT_MAX_EVENT_BYTES;
-/** Most bytes of an error answer read (its start goes into the failure's cause). */
-const ERROR_BODY_READ_BYTES = 64 * 1024;
 /** Characters of an error answer kept for the log. */
 const ERROR_DETAIL_CHARS = 2000;
 
@@ -80,6 +82,25 @@ async function readBounded(x: HttpExchange, limit: number): Promise<string> {
     parts.push(b);
   }
   return parts.length === 1 ? (parts[0] as Buffer).toString("utf8") : Buffer.concat(parts).toString("utf8");
+}
+
+/**
+ * The first `limit` bytes of a body (an error answer: its start says why);
+ * a longer body is cut there and its connection dropped rather than read on.
+ */
+async function readPrefix(x: HttpExchange, limit: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for (let b = await x.read(); b !== undefined; b = await x.read()) {
+    parts.push(b);
+    size += b.byteLength;
+    if (size >= limit) {
+      x.release(false, 0);
+      break;
+    }
+  }
+  // A multi-byte character cut at the limit decodes as U+FFFD, which the scrubber keeps as it is.
+  return Buffer.concat(parts).subarray(0, limit).toString("utf8");
 }
 
 function contextLengthOf(m: Record<string, unknown>): number {
@@ -120,9 +141,11 @@ export class OpenAIHttpBackend implements Backend {
    * Sends a request and resolves with the response head; network failures
    * become BACKEND_UNAVAILABLE unless the caller aborted.
    */
-  async #send(path: string, body: string | undefined, json: boolean, signal: StopSignal) {
+  async #send(path: string, body: string | undefined, json: boolean, signal: StopSignal, traceId = "") {
     const headers: Record<string, string> = { accept: json ? "application/json" : "text/event-stream" };
     if (body !== undefined) headers["content-type"] = "application/json";
+    // The router's id, so the backend's log joins the miner's and the router's (only a well-formed one).
+    if (TRACE_ID.test(traceId)) headers["x-request-id"] = traceId;
     if (this.#key !== undefined) headers.authorization = `Bearer ${this.#key}`;
     try {
       return await HttpExchange.start(
@@ -161,18 +184,19 @@ export class OpenAIHttpBackend implements Backend {
     return out;
   }
 
-  async *chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {
+  async *chat(
+    model: string,
+    chat: ChatRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): AsyncGenerator<BackendEvent> {
     const request = openAIRequestBody(model, chat);
     const want = logprobsWant(request);
+    const choices = chat.n ?? 1;
     const body = JSON.stringify(request);
-    const res = await this.#send("/chat/completions", body, !chat.stream, signal);
+    const res = await this.#send("/chat/completions", body, !chat.stream, signal, ctx?.traceId);
     const status = res.status;
-    if (status < 200 || status > 299) {
-      const detail = await readBounded(res, ERROR_BODY_READ_BYTES).catch(() => "");
-      throw new BackendFailure(codeForHttpStatus(status), `the backend answered HTTP ${status}`, {
-        cause: new Error(detail.slice(0, ERROR_DETAIL_CHARS)),
-      });
-    }
+    if (status < 200 || status > 299) throw await this.#httpFailure(res, signal);
     const type = headerText(res.headers["content-type"]);
     if (!type.includes("text/event-stream")) {
       // A whole completion: asked for, or sent by a backend that ignored `stream: true`.
@@ -183,22 +207,21 @@ export class OpenAIHttpBackend implements Backend {
       } catch (cause) {
         throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
       }
-      yield* eventsFromCompletion(doc, want);
+      yield* eventsFromCompletion(doc, want, choices);
       return;
     }
-    yield* this.#stream(res, signal, (doc) => eventsFromChunk(doc, want));
+    yield* this.#stream(res, signal, (doc) => eventsFromChunk(doc, want, choices));
   }
 
-  async *complete(model: string, req: CompletionRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {
+  async *complete(
+    model: string,
+    req: CompletionRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): AsyncGenerator<BackendEvent> {
     const body = JSON.stringify(completionRequestBody(model, req));
-    const res = await this.#send("/completions", body, !req.stream, signal);
-    const status = res.status;
-    if (status < 200 || status > 299) {
-      const detail = await readBounded(res, ERROR_BODY_READ_BYTES).catch(() => "");
-      throw new BackendFailure(codeForHttpStatus(status), `the backend answered HTTP ${status}`, {
-        cause: new Error(detail.slice(0, ERROR_DETAIL_CHARS)),
-      });
-    }
+    const res = await this.#send("/completions", body, !req.stream, signal, ctx?.traceId);
+    if (res.status < 200 || res.status > 299) throw await this.#httpFailure(res, signal);
     const parse = (doc: unknown) => eventsFromTextCompletion(doc, req.logprobs);
     if (!headerText(res.headers["content-type"]).includes("text/event-stream")) {
       const text = await this.#guard(signal, () => readBounded(res, this.#maxBodyBytes));
@@ -214,16 +237,15 @@ export class OpenAIHttpBackend implements Backend {
     yield* this.#stream(res, signal, parse);
   }
 
-  async embed(model: string, req: EmbeddingRequest, signal: StopSignal): Promise<EmbeddingResult> {
+  async embed(
+    model: string,
+    req: EmbeddingRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): Promise<EmbeddingResult> {
     const body = JSON.stringify(embeddingRequestBody(model, req));
-    const res = await this.#send("/embeddings", body, true, signal);
-    const status = res.status;
-    if (status < 200 || status > 299) {
-      const detail = await readBounded(res, ERROR_BODY_READ_BYTES).catch(() => "");
-      throw new BackendFailure(codeForHttpStatus(status), `the backend answered HTTP ${status}`, {
-        cause: new Error(detail.slice(0, ERROR_DETAIL_CHARS)),
-      });
-    }
+    const res = await this.#send("/embeddings", body, true, signal, ctx?.traceId);
+    if (res.status < 200 || res.status > 299) throw await this.#httpFailure(res, signal);
     const limit = Math.max(this.#maxBodyBytes, req.input.length * EMBEDDING_JSON_BYTES_PER_INPUT);
     const text = await this.#guard(signal, () => readBounded(res, limit));
     let doc: unknown;
@@ -233,6 +255,32 @@ export class OpenAIHttpBackend implements Backend {
       throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
     }
     return embeddingsFromResponse(doc, req.input.length);
+  }
+
+  /**
+   * The failure for an HTTP error answer: the backend's own message (its
+   * body read up to 16 KiB, scrubbed, 1,000 characters) with its status, so
+   * the router can tell the user why (a context-length error is a 400 the
+   * user can fix). A 401 or 403 is about the miner's own credentials: the
+   * user is told only that the miner failed.
+   */
+  async #httpFailure(res: HttpExchange, signal: StopSignal): Promise<BackendFailure> {
+    const status = res.status;
+    let body = "";
+    try {
+      body = await readPrefix(res, ERROR_BODY_MAX_BYTES);
+    } catch {
+      // Cut mid-body: the status alone is said.
+      if (signal.aborted) throw signal.reason;
+    }
+    const own = status === 401 || status === 403;
+    const message = own
+      ? `the backend refused the miner's credentials (HTTP ${status})`
+      : backendErrorMessage(status, body);
+    return new BackendFailure(codeForHttpStatus(status), message, {
+      httpStatus: status,
+      cause: new Error(`HTTP ${status}: ${body.slice(0, ERROR_DETAIL_CHARS)}`),
+    });
   }
 
   async #guard<T>(signal: StopSignal, read: () => Promise<T>): Promise<T> {

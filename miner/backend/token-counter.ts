@@ -25,27 +25,40 @@ export function countPromptTokens(chat: ChatRequest): number {
   return countPrompt(chat, countTextTokens);
 }
 
+interface ChoiceText {
+  content: string;
+  reasoning: string;
+  toolText: string;
+}
+
 /**
- * Counts completion tokens as they stream. Text is accumulated per kind and
- * tokenized once at the end: tokenizing each delta alone would over-count
- * wherever a delta boundary falls inside a BPE token.
+ * Counts completion tokens as they stream, over every choice. Text is
+ * accumulated per choice and kind and tokenized once at the end:
+ * tokenizing each delta alone would over-count wherever a delta boundary
+ * falls inside a BPE token, and joining choices whose deltas interleave
+ * would tokenize text no choice contains.
  */
 export class CompletionTokenCounter {
-  #content = "";
-  #reasoning = "";
-  #toolText = "";
+  readonly #choices = new Map<number, ChoiceText>();
 
-  /** Records one streamed delta. */
-  add(content: string, reasoning: string, toolText: string): void {
-    this.#content += content;
-    this.#reasoning += reasoning;
-    this.#toolText += toolText;
+  /** Records one streamed delta of choice `choice`. */
+  add(content: string, reasoning: string, toolText: string, choice = 0): void {
+    let c = this.#choices.get(choice);
+    if (c === undefined) {
+      c = { content: "", reasoning: "", toolText: "" };
+      this.#choices.set(choice, c);
+    }
+    c.content += content;
+    c.reasoning += reasoning;
+    c.toolText += toolText;
   }
 
-  /** Tokens in everything added so far. */
+  /** Tokens in everything added so far, all choices. */
   total(): number {
-    return (
-      countTextTokens(this.#content) + countTextTokens(this.#reasoning) + countTextTokens(this.#toolText)
-    );
+    let n = 0;
+    for (const c of this.#choices.values()) {
+      n += countTextTokens(c.content) + countTextTokens(c.reasoning) + countTextTokens(c.toolText);
+    }
+    return n;
   }
 }

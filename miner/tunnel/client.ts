@@ -9,13 +9,22 @@
  *
  * Logs one line per state change: connecting, connected (with transport),
  * drained, backoff (with seconds).
+ *
+ * Before a Hello is signed, the router id in the Challenge is vetted
+ * against the plan's `?id=` or the id pinned for that address
+ * (router-guard.ts); the first id seen at an unpinned address is pinned
+ * for every address of the router. A wrong id ends the tunnel unsigned,
+ * with an error saying how to accept a real change, and the client backs
+ * off as after any failure.
  */
 import type { FrameChannel } from "../../common/frame-channel.js";
 import type { Logger } from "../../common/logger.js";
 import type { ModelOffer } from "../../gen/tensorclaw/v1/tunnel.js";
 import { rejectReasonToJSON } from "../../gen/tensorclaw/v1/tunnel.js";
 import { afterDisconnect, type BackoffPolicy, backoffDelayMs, INITIAL_BACKOFF } from "./backoff.js";
-import type { Endpoint, RouterPlan } from "./endpoints.js";
+import { type Endpoint, endpointAddress, type RouterPlan } from "./endpoints.js";
+import { judgeRouterId } from "./router-guard.js";
+import type { RouterPins } from "./router-pins.js";
 import { type SessionEnd, TunnelSession, type TunnelSessionDeps } from "./session.js";
 
 /** Most random delay added to a router's reconnect hint after Drain (at most the backoff base). */
@@ -41,7 +50,9 @@ export interface TunnelClientOptions {
   /** Opens a channel to an endpoint (real transports, or in-memory ones in tests). */
   readonly dial: (endpoint: Endpoint) => FrameChannel;
   /** Session settings shared by every tunnel of this client. */
-  readonly session: Omit<TunnelSessionDeps, "channel" | "onLive" | "logger">;
+  readonly session: Omit<TunnelSessionDeps, "channel" | "onLive" | "logger" | "vetRouterId">;
+  /** Router ids pinned per address (shared by every client of the miner). */
+  readonly pins: RouterPins;
   readonly backoff: BackoffPolicy;
   /** Uniform in [0, 1). */
   readonly random: () => number;
@@ -147,6 +158,8 @@ export class TunnelClient {
         delayMs =
           end.reconnectAfterMs +
           Math.floor(this.#o.random() * Math.min(this.#o.backoff.baseMs, MAX_DRAIN_JITTER_MS));
+      } else if (end.kind === "wrong_router") {
+        this.#log.error({ pins: this.#o.pins.where }, end.message);
       } else if (end.kind === "rejected") {
         delayMs = Math.max(delayMs, end.retryAfterMs);
         this.#log.warn(
@@ -166,6 +179,31 @@ export class TunnelClient {
     this.#set({ state: "stopped", sessionId: undefined });
   }
 
+  /** Why not to sign for `routerId` at `ep`, or undefined (pinning it on first contact). */
+  #vet(ep: Endpoint, routerId: string): string | undefined {
+    const plan = this.#o.plan;
+    const pins = this.#o.pins;
+    const verdict = judgeRouterId(plan, ep, routerId, pins);
+    if (!verdict.ok) return verdict.message;
+    if (verdict.firstContact) {
+      const addresses = plan.endpoints.map(endpointAddress);
+      try {
+        pins.pin(addresses, routerId);
+        this.#log.warn(
+          { routerId, addresses, pins: pins.where },
+          `first contact: pinned router id ${JSON.stringify(routerId)}; a later challenge naming another id gets no hello`,
+        );
+      } catch (err) {
+        // Still pinned for this process; only a restart would forget it.
+        this.#log.error(
+          { routerId, pins: pins.where, err: err instanceof Error ? err.message : String(err) },
+          "cannot save the router id pin",
+        );
+      }
+    }
+    return undefined;
+  }
+
   async #attempt(ep: Endpoint): Promise<SessionEnd> {
     this.#set({ state: "connecting", transport: ep.transport, sessionId: undefined });
     this.#log.info({ transport: ep.transport, endpoint: ep.label }, "connecting");
@@ -180,6 +218,7 @@ export class TunnelClient {
       ...this.#o.session,
       channel,
       logger: this.#log,
+      vetRouterId: (routerId) => this.#vet(ep, routerId),
       onLive: (sessionId) => {
         this.#log.info({ transport: ep.transport, sessionId }, `connected via ${ep.transport}`);
         this.#set({ state: "connected", sessionId, connects: this.#status.connects + 1 });

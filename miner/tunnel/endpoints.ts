@@ -7,8 +7,13 @@
  * With `auto` and only a gRPC URL, the fallback is the same host on the
  * router's default HTTP port (grpc → ws, grpcs → wss). A WebSocket URL
  * without a path gets `/v1/tunnel`.
+ *
+ * A URL may pin the router id the miner expects (`?id=<router-id>`, see
+ * common/router-id.ts); the query is not part of the address dialled, and
+ * a gRPC + WS pair of one router shares the id (naming two is an error).
  */
 import { TensorClawError } from "../../common/errors.js";
+import { splitRouterUrl } from "../../common/router-id.js";
 import type { GrpcTarget } from "./grpc.js";
 
 /** The router's default HTTP port, where the WebSocket fallback lives. */
@@ -28,6 +33,21 @@ export interface RouterPlan {
   /** For logs: the URLs as given. */
   readonly name: string;
   readonly endpoints: readonly Endpoint[];
+  /** The router id its URLs pin (`?id=`), if any: the miner signs a Hello for no other. */
+  readonly routerId: string | undefined;
+}
+
+/**
+ * `host:port` of an endpoint (the port spelled out), which keys the pin of
+ * the router id learned there (router-pins.ts).
+ */
+export function endpointAddress(ep: Endpoint): string {
+  if (ep.transport === "grpc") {
+    const h = ep.target.host.includes(":") ? `[${ep.target.host}]` : ep.target.host;
+    return `${h}:${ep.target.port}`;
+  }
+  const u = new URL(ep.url);
+  return `${u.hostname}:${u.port === "" ? (u.protocol === "wss:" ? 443 : 80) : u.port}`;
 }
 
 function bad(url: string, why: string): never {
@@ -55,14 +75,16 @@ function derivedWs(u: URL): Endpoint {
 
 /** The routers to connect to. Throws `config_invalid` when the URLs cannot serve the transport choice. */
 export function planRouters(urls: readonly string[], choice: "auto" | "grpc" | "ws"): RouterPlan[] {
-  const groups = new Map<string, { grpc?: URL; ws?: URL; raw: string[] }>();
+  const groups = new Map<string, { grpc?: URL; ws?: URL; raw: string[]; ids: Set<string> }>();
   const order: string[] = [];
   let n = 0;
   for (const raw of urls) {
     let u: URL;
+    let routerId: string | undefined;
     try {
-      u = new URL(raw);
-    } catch {
+      ({ url: u, routerId } = splitRouterUrl(raw, "--router"));
+    } catch (err) {
+      if (err instanceof TensorClawError) throw err;
       return bad(raw, "not a URL");
     }
     const kind =
@@ -80,12 +102,13 @@ export function planRouters(urls: readonly string[], choice: "auto" | "grpc" | "
     }
     let group = groups.get(key);
     if (group === undefined) {
-      group = { raw: [] };
+      group = { raw: [], ids: new Set() };
       groups.set(key, group);
       order.push(key);
     }
     group[kind] = u;
     group.raw.push(raw);
+    if (routerId !== undefined) group.ids.add(routerId);
   }
   const plans: RouterPlan[] = [];
   for (const key of order) {
@@ -103,7 +126,9 @@ export function planRouters(urls: readonly string[], choice: "auto" | "grpc" | "
         name,
         `--transport ${choice} needs a ${choice === "grpc" ? "grpc:// or grpcs://" : "ws:// or wss://"} URL`,
       );
-    plans.push({ name, endpoints });
+    if (g.ids.size > 1) bad(name, "the URLs of one router name different ?id= values");
+    const [routerId] = g.ids;
+    plans.push({ name, endpoints, routerId });
   }
   return plans;
 }

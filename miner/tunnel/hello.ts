@@ -18,6 +18,7 @@ export const CLOCK_SKEW_WARN_MS = 10_000;
 export function challengeFault(c: Challenge): string | undefined {
   if (c.protocolVersion < MINER_PROTOCOL_VERSION) return `unsupported protocol version ${c.protocolVersion}`;
   if (c.nonce.length === 0) return "the challenge has no nonce";
+  if (c.routerId === "") return "the challenge names no router id";
   return undefined;
 }
 

@@ -14,6 +14,8 @@ import type { Backend } from "../backend/backend.js";
 export type SessionEnd =
   /** Never got to Accept: no challenge, a broken handshake, or the transport failed. */
   | { readonly kind: "not_established"; readonly reason: string }
+  /** The Challenge named a router id other than the one expected: no Hello was signed. */
+  | { readonly kind: "wrong_router"; readonly message: string }
   /** The router refused the Hello. */
   | {
       readonly kind: "rejected";
@@ -42,6 +44,12 @@ export interface TunnelSessionDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly softwareVersion: string;
+  /**
+   * Vets the router id a Challenge names before anything is signed for it:
+   * undefined to answer, else why not (router-guard.ts). The Hello signs
+   * this id, so a wrong one must never reach the signer.
+   */
+  readonly vetRouterId: (routerId: string) => string | undefined;
   /** How long to wait for the Challenge, then for Accept. */
   readonly handshakeTimeoutMs: number;
   /** Called once when the router accepts, with its session id. */

@@ -229,6 +229,13 @@ export class TunnelSession {
       this.#protocolEnd("invalid", fault);
       return;
     }
+    const wrongRouter = this.#d.vetRouterId(c.routerId);
+    if (wrongRouter !== undefined) {
+      this.#watchdog.stop();
+      this.#finish({ kind: "wrong_router", message: wrongRouter });
+      this.#d.channel.close("refused", "not the router this miner means to reach");
+      return;
+    }
     const now = this.#d.clock.now();
     const skewMs = clockSkewMs(c, now);
     if (skewMs !== undefined && Math.abs(skewMs) > CLOCK_SKEW_WARN_MS) {

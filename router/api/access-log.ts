@@ -1,4 +1,5 @@
 import type { Logger } from "../../common/logger.js";
+import type { RequestApp } from "../usage/event.js";
 
 /**
  * What the access log says of one request beyond its method, path and
@@ -14,6 +15,8 @@ export interface AccessRecord {
   promptTokens?: number;
   completionTokens?: number;
   ttftMs?: number | null;
+  /** The app the request named (`HTTP-Referer`, `X-Title`; cleaned and bounded). */
+  app?: RequestApp;
 }
 
 /** Paths polled by probes and scrapers: logged at debug, so they do not drown the requests. */
@@ -44,6 +47,7 @@ export function logAccess(
     promptTokens: a.promptTokens,
     completionTokens: a.completionTokens,
     ttftMs: a.ttftMs,
+    app: a.app,
     durationMs: Math.round(durationMs * 10) / 10,
   };
   if (QUIET_PATHS.has(path)) log.debug(line, "request");

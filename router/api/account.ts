@@ -109,8 +109,12 @@ export function generationBody(g: GenerationRecord): { data: Record<string, unkn
       streamed: g.streamed,
       cancelled: g.outcome === "cancelled",
       provider_name: "TensorClaw",
+      // OpenRouter's name for the app's HTTP-Referer.
+      origin: g.app?.referer ?? "",
       // TensorClaw's own: how the request ended (completed, cancelled, failed, ...).
       outcome: g.outcome,
+      // TensorClaw's own: the app as its HTTP-Referer and X-Title headers named it.
+      app: g.app === undefined ? null : { referer: g.app.referer ?? null, title: g.app.title ?? null },
     },
   };
 }

@@ -1,5 +1,13 @@
+import type { ErrorCode } from "../../common/errors.js";
 import type { RoutingOutcome } from "../routing/outcome-window.js";
 import type { Attempt } from "./upstream.js";
+
+/** The codes of a backend refusing the request itself (upstream.ts: its relayed 4xx). */
+const REFUSED: ReadonlySet<ErrorCode> = new Set([
+  "invalid_request",
+  "context_length_exceeded",
+  "payload_too_large",
+]);
 
 /**
  * How one attempt on one hotkey ended, for the RoutingBook. `retry` means no
@@ -14,6 +22,6 @@ export function attemptOutcome(result: Attempt | undefined, clientGone: boolean)
   if (result.kind === "done") return "served";
   if (clientGone || result.error.code === "cancelled") return "cancelled";
   if (result.error.code === "upstream_timeout") return "deadline";
-  if (result.error.code === "invalid_request") return "refused";
+  if (REFUSED.has(result.error.code)) return "refused";
   return result.kind === "retry" ? "failed_before_output" : "failed_after_output";
 }

@@ -3,7 +3,7 @@ import type { Logger } from "../../common/logger.js";
 import type { TokenCount } from "../../common/tokens/encodings.js";
 import { countPromptTokens } from "../../common/tokens/prompt.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
-import type { AccountSettings, BillingStore, HoldResult } from "../billing/billing.js";
+import type { AccountSettings, BillingStore, HoldResult, RequestApp } from "../billing/billing.js";
 import { costMicros, type Micros, microsToUsd } from "../billing/money.js";
 import type { CatalogueEntry } from "../catalogue/entry.js";
 import {
@@ -57,6 +57,8 @@ export interface RequestBilling {
   readonly holdMicros: Micros;
   /** Where the hold came from (a lease); undefined when none was placed. */
   readonly ticket?: HoldTicket | undefined;
+  /** The app the request named (`HTTP-Referer`, `X-Title`), for its generation record. */
+  readonly app?: RequestApp | undefined;
 }
 
 /** The most tokens one request could be credited, and the router's own prompt count when it made one. */
@@ -70,16 +72,17 @@ export interface WorstCase {
 /**
  * The most tokens a request can be credited (router/usage/token-credit.ts,
  * clamp.ts): the router's prompt count plus the template allowances (by
- * bytes while the model's tokenizer is not loaded), and `max_tokens` plus
- * the end-of-turn allowance.
+ * bytes while the model's tokenizer is not loaded), and for each of its
+ * `choices` the completion ceiling plus the end-of-turn allowance.
  */
 export function worstCaseTokens(
   chat: ChatRequest,
   prompt: PromptSize,
-  maxTokens: number,
+  ceiling: number,
+  choices: number,
   count: TokenCount | undefined,
 ): WorstCase {
-  const completionTokens = maxTokens + FINISH_TOKEN_ALLOWANCE;
+  const completionTokens = choices * (ceiling + FINISH_TOKEN_ALLOWANCE);
   if (count === undefined) {
     return { promptTokens: maxPromptTokens(prompt), completionTokens, countedPrompt: undefined };
   }

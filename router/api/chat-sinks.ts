@@ -26,6 +26,11 @@ export interface ChatSink {
   /** Waiting for a miner begins. */
   begin(): void;
   /**
+   * The model that will answer (a `models` fallback moved on to another):
+   * the answer names it. Only ever called before the first chunk.
+   */
+  serving(model: string): void;
+  /**
    * One chunk of the answer. False (or a promise of false) when the client
    * cannot take it any more: the loop then cancels the miner's call.
    */
@@ -47,10 +52,12 @@ export interface ChatSink {
 export class SseSink implements ChatSink {
   chunks = 0;
   readonly #sse: SseWriter;
-  readonly #shaper: ChunkShaper;
+  #shaper: ChunkShaper;
   readonly #res: ServerResponse;
   readonly #requestId: string;
   readonly #includeUsage: boolean;
+  #ident: CompletionIdentity;
+  readonly #logprobs: LogprobsAsk | undefined;
 
   constructor(
     res: ServerResponse,
@@ -64,7 +71,15 @@ export class SseSink implements ChatSink {
     this.#requestId = requestId;
     this.#includeUsage = includeUsage;
     this.#sse = new SseWriter(res, requestId, keepAliveMs);
+    this.#ident = ident;
+    this.#logprobs = logprobs;
     this.#shaper = new ChunkShaper(ident, includeUsage, logprobs);
+  }
+
+  serving(model: string): void {
+    if (this.chunks > 0 || model === this.#ident.model) return;
+    this.#ident = { ...this.#ident, model };
+    this.#shaper = new ChunkShaper(this.#ident, this.#includeUsage, this.#logprobs);
   }
 
   get gone(): boolean {
@@ -108,10 +123,16 @@ export class JsonSink implements ChatSink {
   readonly #agg: CompletionAggregator;
   readonly #res: ServerResponse;
   readonly #requestId: string;
-  readonly #ident: CompletionIdentity;
+  #ident: CompletionIdentity;
 
-  constructor(res: ServerResponse, requestId: string, ident: CompletionIdentity, logprobs?: LogprobsAsk) {
-    this.#agg = new CompletionAggregator(logprobs);
+  constructor(
+    res: ServerResponse,
+    requestId: string,
+    ident: CompletionIdentity,
+    logprobs?: LogprobsAsk,
+    choices = 1,
+  ) {
+    this.#agg = new CompletionAggregator(logprobs, choices);
     this.#res = res;
     this.#requestId = requestId;
     this.#ident = ident;
@@ -126,6 +147,10 @@ export class JsonSink implements ChatSink {
   }
 
   begin(): void {}
+
+  serving(model: string): void {
+    if (this.chunks === 0) this.#ident = { ...this.#ident, model };
+  }
 
   chunk(chunk: ResponseChunk): boolean {
     this.#agg.add(chunk);

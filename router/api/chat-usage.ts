@@ -1,5 +1,6 @@
 import type { Logger } from "../../common/logger.js";
 import type { TokenCount } from "../../common/tokens/encodings.js";
+import { countPromptTokens } from "../../common/tokens/prompt.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { ApiMetrics } from "../metrics.js";
 import type { RoutingOutcome } from "../routing/outcome-window.js";
@@ -12,8 +13,9 @@ import {
   type ReportedUsage,
 } from "../usage/clamp.js";
 import type { EventBilling, UsageOutcome, UsageSink } from "../usage/event.js";
-import { countRequest, creditFromCount } from "../usage/token-credit.js";
+import { creditFromCount } from "../usage/token-credit.js";
 import { chargeMicros, type RequestBilling } from "./chat-billing.js";
+import { choicesOf } from "./chat-ceiling.js";
 
 /** What the chat endpoint knows about a request when it ends. */
 export interface FinishedRequest {
@@ -21,7 +23,10 @@ export interface FinishedRequest {
   readonly model: string;
   readonly startedAtMs: number;
   readonly prompt: PromptSize;
-  /** The `max_tokens` the miner was given. */
+  /**
+   * The request's completion ceiling per choice (chat-ceiling.ts): no choice
+   * is credited more than this plus its end-of-turn token.
+   */
   readonly maxTokens: number;
   /** The call whose output reached the user (the last attempt), if any miner was dispatched. */
   readonly call: InferenceCall | undefined;
@@ -71,22 +76,44 @@ const NONE: ClampedUsage = Object.freeze({ promptTokens: 0, completionTokens: 0,
 /**
  * The counts the user is billed and the miner credited (README, Scoring):
  * the miner's report bounded by the router's own count of the prompt it
- * sent and the text it relayed (router/usage/token-credit.ts). Nothing for
- * a request that failed, or ended without a word reaching the router; what
- * was relayed before a cancel. Until the model's tokenizer is loaded, the
- * older bound by relayed bytes applies.
+ * sent and the text it relayed (router/usage/token-credit.ts), each choice
+ * counted on its own and capped at the completion ceiling (plus its
+ * end-of-turn token). Nothing for a request that failed, or ended without
+ * a word reaching the router; what was relayed before a cancel. Until the
+ * model's tokenizer is loaded, the older bound by relayed bytes applies.
  */
 export function creditedUsage(r: FinishedRequest): ClampedUsage {
   const call = r.call;
   if (call === undefined || r.outcome === "failed") return NONE;
   const bytes = call.relayedBytes();
   if (bytes === 0 && r.outcome !== "completed") return NONE;
-  if (r.count === undefined) return clampUsage(r.prompt, { bytes, maxTokens: r.maxTokens }, r.reported);
-  const u = creditFromCount(countRequest(r.chat, call.relayedText(), r.count, r.countedPrompt), r.reported);
-  // Nobody asked for more than max_tokens: what a miner sends beyond it earns nothing and costs the
-  // user nothing (the same bound as the hold's worst case).
-  const most = r.maxTokens + FINISH_TOKEN_ALLOWANCE;
-  if (r.maxTokens <= 0 || u.completionTokens <= most) return u;
+  const answers = choicesOf(r.chat);
+  // Nobody asked for more than the ceiling: what a miner sends beyond it in any choice earns
+  // nothing and costs the user nothing (the same bound as the hold's worst case).
+  const perChoice = r.maxTokens > 0 ? r.maxTokens + FINISH_TOKEN_ALLOWANCE : Number.POSITIVE_INFINITY;
+  const choices = call.relayedChoices();
+  const count = r.count;
+  if (count === undefined) {
+    let most = 0;
+    for (const c of choices) most += Math.min(c.bytes + FINISH_TOKEN_ALLOWANCE, perChoice);
+    // Choices that sent nothing may still end with an end-of-turn token.
+    most += Math.max(0, answers - choices.length) * FINISH_TOKEN_ALLOWANCE;
+    return clampUsage(r.prompt, { bytes, maxTokens: most, answers }, r.reported);
+  }
+  let counted = 0;
+  let most = Math.max(0, answers - choices.length) * FINISH_TOKEN_ALLOWANCE;
+  for (const c of choices) {
+    const n = count(c.content) + count(c.reasoning) + count(c.tools);
+    counted += n;
+    most += Math.min(n + FINISH_TOKEN_ALLOWANCE, perChoice);
+  }
+  const promptTokens = r.countedPrompt ?? countPromptTokens(r.chat, count);
+  const u = creditFromCount(
+    { promptTokens, completionTokens: counted, messages: r.chat.messages.length },
+    r.reported,
+    answers,
+  );
+  if (u.completionTokens <= most) return u;
   return { promptTokens: u.promptTokens, completionTokens: most, clamped: true };
 }
 
@@ -129,6 +156,7 @@ export function eventBilling(
     ttftMs: r.ttftMs ?? null,
     finishReason: r.finishReason ?? null,
     streamed: r.streamed ?? false,
+    ...(b.app === undefined ? {} : { app: b.app }),
   };
 }
 

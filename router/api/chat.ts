@@ -26,6 +26,7 @@ import {
   type RequestBilling,
   worstCaseTokens,
 } from "./chat-billing.js";
+import { choicesOf, completionCeiling, reservedTokens } from "./chat-ceiling.js";
 import { type ChatSink, JsonSink, SseSink } from "./chat-sinks.js";
 import {
   creditedUsage,
@@ -40,9 +41,19 @@ import type { ApiKeyRecord } from "./keys.js";
 import { logprobsAsk } from "./openai-logprobs.js";
 import { type ParsedChatRequest, parseChatBody } from "./openai-request.js";
 import { finishReasonText } from "./openai-response.js";
+import { appFromHeaders } from "./openrouter-app.js";
+import {
+  type OpenRouterAsk,
+  parseOpenRouterFields,
+  withFirstModel,
+  withinMaxPrice,
+} from "./openrouter-request.js";
 import { applyReservation } from "./rate-limit-headers.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
+import { parseResponsesBody, parseResponsesChat, type ResponsesEcho } from "./responses-request.js";
+import { ResponsesJsonSink, ResponsesSseSink } from "./responses-sink.js";
 import { type Attempt, upstreamError } from "./upstream.js";
+import { WaitingGauge } from "./waiting-gauge.js";
 
 /** Tuning of the chat endpoint. */
 export interface ChatOptions {
@@ -53,12 +64,24 @@ export interface ChatOptions {
   readonly maxAttempts: number;
   /** Interval of SSE keep-alive comments while the first token is awaited. */
   readonly keepAliveMs: number;
+  /**
+   * Completion ceiling per choice credited and held when the caller sets no
+   * limit and the catalogue knows no context length (chat-ceiling.ts);
+   * never sent upstream.
+   */
   readonly defaultMaxTokens: number;
   readonly userSalt: string;
   /** `retry-after` sent with 503 when no miner can take the request. */
   readonly noCapacityRetryAfterMs: number;
   /** How long a model stays "known" (503, not 404) after its last miner left. */
   readonly modelMemoryMs: number;
+  /**
+   * For this long after the router starts, any model id counts as known
+   * (503 with retry-after while no miner offers it, not 404): a restart
+   * forgets which models were offered, and miners take a few seconds to
+   * reconnect. 0 turns it off.
+   */
+  readonly startupGraceMs: number;
 }
 
 /** What the chat endpoint needs from the router. */
@@ -87,6 +110,9 @@ export interface ChatDeps {
   readonly billingLeases?: HoldLeaseOptions;
 }
 
+/** Which API a request came in on: chat completions, or the Responses API translated onto it. */
+export type ChatApi = "chat" | "responses";
+
 /** The caller, once authenticated (undefined account with --no-auth). */
 export interface Caller {
   readonly key: ApiKeyRecord | undefined;
@@ -95,7 +121,14 @@ export interface Caller {
 interface RequestState {
   readonly requestId: string;
   readonly startedAtMs: number;
-  readonly parsed: ParsedChatRequest;
+  /** The request; its `model` is the one being tried (a `models` fallback moves it on). */
+  parsed: ParsedChatRequest;
+  /** The models to try, in order (one unless the caller gave OpenRouter's `models`). */
+  readonly models: readonly CatalogueEntry[];
+  /** What a `/v1/responses` answer echoes of its request; undefined for chat completions. */
+  readonly responses: ResponsesEcho | undefined;
+  /** Completion tokens per choice credited and held at most (chat-ceiling.ts), for the model tried. */
+  ceiling: number;
   /** The client went away. (A flag, not an AbortController: cheaper on the hot path.) */
   clientGone: boolean;
   /** Set once a miner was dispatched: the call whose usage counts. */
@@ -110,8 +143,8 @@ interface RequestState {
   firstTokenSeen: boolean;
   /** The credited usage, once computed for the response (tokenizing is done once). */
   credited: ClampedUsage | undefined;
-  /** How the key is billed; undefined without a key or without billing. */
-  readonly billing: RequestBilling | undefined;
+  /** How the key is billed (at the prices of the model being tried); undefined without a key or billing. */
+  billing: RequestBilling | undefined;
   /** The prompt's token count made for the hold, and the encoding it was made with. */
   readonly countedPrompt: { readonly count: TokenCount; readonly tokens: number } | undefined;
   /** When the first token reached the router (the clock's ms); undefined until then. */
@@ -120,6 +153,13 @@ interface RequestState {
   dispatchedAtMs: number;
   /** The last finish reason a chunk carried. */
   finishReason: FinishReason;
+  /** No miner could take the request (503 no_capacity): the key's request is given back. */
+  refusedForCapacity: boolean;
+}
+
+/** A catalogue entry's prices, as billing reads them. */
+function pricesOf(e: CatalogueEntry): RequestBilling["prices"] {
+  return { pricePromptPerM: e.pricePromptPerM, priceCompletionPerM: e.priceCompletionPerM };
 }
 
 /** `POST /v1/chat/completions`. Remembers models recently served, to tell 503 from 404. */
@@ -128,7 +168,11 @@ export class ChatEndpoint {
   /** Billing of metered keys (undefined: billing off); the account endpoint reads its leases. */
   readonly billing: KeyBilling | undefined;
 
+  /** When this endpoint started (the clock's ms), for `startupGraceMs`. */
+  private readonly startedAtMs: number;
+
   constructor(private readonly deps: ChatDeps) {
+    this.startedAtMs = deps.clock();
     this.billing =
       deps.billing === undefined
         ? undefined
@@ -142,6 +186,7 @@ export class ChatEndpoint {
     requestId: string,
     caller: Caller,
     access: AccessRecord = {},
+    api: ChatApi = "chat",
   ): Promise<number> {
     // The model label is "unknown" until the model is known to exist, so
     // made-up model names cannot blow up the metric's cardinality.
@@ -149,7 +194,7 @@ export class ChatEndpoint {
     const receivedAtMs = this.deps.clock();
     let status = 500;
     try {
-      status = await this.serve(req, res, requestId, caller, label, access);
+      status = await this.serve(req, res, requestId, caller, label, access, api);
     } catch (err) {
       status = toHttpError(err).status;
       throw err;
@@ -168,32 +213,32 @@ export class ChatEndpoint {
     caller: Caller,
     label: { model: string },
     access: AccessRecord,
+    api: ChatApi,
   ): Promise<number> {
     const d = this.deps;
     const startedAtMs = d.clock();
-    const body = parseJson(await readBody(req, d.options.maxBodyBytes));
-    const asked = parseChatBody(body, {
-      defaultMaxTokens: d.options.defaultMaxTokens,
-      userSalt: d.options.userSalt,
-      account: caller.key?.id ?? "anonymous",
-    });
-    // Only catalogue models are routed, under their catalogue id (an alias is another name for it).
-    const entry = d.catalogue().resolve(asked.model);
-    if (entry === undefined) {
-      throw new TensorClawError(
-        "model_not_found",
-        `The model ${JSON.stringify(asked.model)} does not exist.`,
-        {
-          param: "model",
-        },
-      );
-    }
-    const parsed = entry.id === asked.model ? asked : { ...asked, model: entry.id };
-    // A catalogue model exists even while no miner serves it (503, not 404); any other id of an
-    // open router exists only while miners offer it.
-    if (!d.catalogue().lists(entry.id)) this.checkModel(parsed.model, startedAtMs);
+    const raw = parseJson(await readBody(req, d.options.maxBodyBytes));
+    // The Responses API is a translation: from here on it is a chat request like any other.
+    const responses = api === "responses" ? parseResponsesBody(raw) : undefined;
+    const body = responses?.chatBody ?? raw;
+    const or = parseOpenRouterFields(body);
+    const opts = { userSalt: d.options.userSalt, account: caller.key?.id ?? "anonymous" };
+    const first = withFirstModel(body, or);
+    const asked = responses === undefined ? parseChatBody(first, opts) : parseResponsesChat(first, opts);
+    // The models to try, in order (`model`, then OpenRouter's `models` fallbacks), as catalogue entries.
+    const entries = this.resolveModels(or?.models ?? [asked.model], or?.maxPrice, startedAtMs);
+    const entry = entries[0] as CatalogueEntry;
+    const parsed = {
+      ...asked,
+      model: entry.id,
+      // OpenRouter's `usage: {include: true}`: a stream ends with its usage chunk too.
+      includeUsage: asked.includeUsage || (asked.stream && or?.includeUsage === true),
+    };
     label.model = parsed.model;
-    const reserved = Math.ceil(parsed.prompt.bytes / ESTIMATE_BYTES_PER_TOKEN) + (parsed.chat.maxTokens ?? 0);
+    const app = appFromHeaders(req.headers);
+    if (app !== undefined) access.app = app;
+    const ceiling = completionCeiling(parsed.chat, entry.contextLength, d.options.defaultMaxTokens);
+    const reserved = reservedTokens(parsed.chat, parsed.prompt);
     const key = caller.key;
     let reservation: Reservation | undefined;
     let billing: RequestBilling | undefined;
@@ -205,8 +250,8 @@ export class ChatEndpoint {
       reservation = r.reservation;
       if (this.billing !== undefined) {
         try {
-          const b = await this.bill(this.billing, key.id, parsed, entry, startedAtMs);
-          billing = b.billing;
+          const b = await this.bill(this.billing, key.id, parsed, entries, startedAtMs);
+          billing = app === undefined ? b.billing : { ...b.billing, app };
           countedPrompt = b.countedPrompt;
         } catch (err) {
           // Refused (402) or not billable now (503): the reservation is given back whole.
@@ -226,6 +271,9 @@ export class ChatEndpoint {
       requestId,
       startedAtMs,
       parsed,
+      models: entries,
+      responses: responses?.echo,
+      ceiling,
       clientGone: false,
       call: undefined,
       session: undefined,
@@ -240,6 +288,7 @@ export class ChatEndpoint {
       firstTokenAtMs: undefined,
       dispatchedAtMs: startedAtMs,
       finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
+      refusedForCapacity: false,
     };
     // The client went away before we finished: cancel the miner's work at once.
     const onClose = () => {
@@ -252,11 +301,14 @@ export class ChatEndpoint {
     // It may have left while the body was read or the limiter answered.
     if (res.destroyed) st.clientGone = true;
     d.metrics.inFlight.inc();
+    const modelLabel = { model: parsed.model };
+    d.metrics.modelInFlight.inc(modelLabel);
     let status = 500;
     try {
       status = await this.relay(st, this.sink(res, st));
     } finally {
       d.metrics.inFlight.dec();
+      d.metrics.modelInFlight.dec(modelLabel);
       res.off("close", onClose);
       const { credited, chargedMicros } = handOffUsage(d, this.finished(st), st.credited);
       access.model = st.parsed.model;
@@ -265,7 +317,8 @@ export class ChatEndpoint {
       access.completionTokens = credited.completionTokens;
       access.ttftMs = st.firstTokenAtMs === undefined ? null : st.firstTokenAtMs - startedAtMs;
       if (reservation !== undefined) {
-        this.reconcile(reservation, credited.promptTokens + credited.completionTokens, requestId);
+        const used = credited.promptTokens + credited.completionTokens;
+        this.reconcile(reservation, used, requestId, st.refusedForCapacity);
       }
       // The lease keeps what the request costs; the rest of its hold returns (all of it when no
       // usage event will charge it).
@@ -276,10 +329,10 @@ export class ChatEndpoint {
     return status;
   }
 
-  private reconcile(reservation: Reservation, used: number, requestId: string): void {
+  private reconcile(reservation: Reservation, used: number, requestId: string, refundRequest = false): void {
     const d = this.deps;
     d.limiter
-      .reconcile(reservation, used, d.clock())
+      .reconcile(reservation, used, d.clock(), refundRequest)
       .catch((err: unknown) => d.logger.warn({ err, requestId }, "rate-limit reconcile failed"));
   }
 
@@ -294,26 +347,33 @@ export class ChatEndpoint {
     billing: KeyBilling,
     keyId: string,
     parsed: ParsedChatRequest,
-    entry: CatalogueEntry,
+    entries: readonly CatalogueEntry[],
     nowMs: number,
   ): Promise<{ billing: RequestBilling; countedPrompt: RequestState["countedPrompt"] }> {
     let settings = billing.settings(keyId, nowMs);
     if (settings instanceof Promise) settings = await settings;
-    const prices = { pricePromptPerM: entry.pricePromptPerM, priceCompletionPerM: entry.priceCompletionPerM };
-    const paid = settings?.metered === true && priced(prices);
-    if (!paid) {
-      const metered = settings?.metered === true;
+    const entry = entries[0] as CatalogueEntry;
+    const prices = pricesOf(entry);
+    const metered = settings?.metered === true;
+    // With `models` fallbacks, the hold covers the costliest of them: whichever serves, it is covered.
+    if (!metered || !entries.some((e) => priced(pricesOf(e)))) {
       return { billing: { keyId, metered, paid: false, prices, holdMicros: 0 }, countedPrompt: undefined };
     }
+    let holdMicros = 0;
+    let worst: ReturnType<typeof worstCaseTokens> | undefined;
     const count = this.deps.encodings.get(entry.tokenizer);
-    const maxTokens = parsed.chat.maxTokens ?? 0;
-    const worst = worstCaseTokens(parsed.chat, parsed.prompt, maxTokens, count);
-    const holdMicros = costMicros(
-      worst.promptTokens,
-      worst.completionTokens,
-      prices.pricePromptPerM,
-      prices.priceCompletionPerM,
-    );
+    for (const e of entries) {
+      const c = this.deps.encodings.get(e.tokenizer);
+      // Every choice may run to the model's ceiling: the hold is the true worst case.
+      const ceiling = completionCeiling(parsed.chat, e.contextLength, this.deps.options.defaultMaxTokens);
+      const w = worstCaseTokens(parsed.chat, parsed.prompt, ceiling, choicesOf(parsed.chat), c);
+      if (e === entry) worst = w;
+      const p = pricesOf(e);
+      holdMicros = Math.max(
+        holdMicros,
+        costMicros(w.promptTokens, w.completionTokens, p.pricePromptPerM, p.priceCompletionPerM),
+      );
+    }
     const ticket = await billing.hold(
       keyId,
       holdMicros,
@@ -321,38 +381,92 @@ export class ChatEndpoint {
       this.deps.options.requestTimeoutMs + HOLD_TTL_MARGIN_MS,
     );
     return {
-      billing: { keyId, metered: true, paid: true, prices, holdMicros, ticket },
+      billing: { keyId, metered: true, paid: priced(prices), prices, holdMicros, ticket },
       countedPrompt:
-        count === undefined || worst.countedPrompt === undefined
+        count === undefined || worst?.countedPrompt === undefined
           ? undefined
           : { count, tokens: worst.countedPrompt },
     };
   }
 
-  private checkModel(model: string, nowMs: number): void {
+  /**
+   * The catalogue entries of the models to try, in order, each once. Only
+   * catalogue models are routed, under their catalogue id (an alias is
+   * another name for it). A catalogue model exists even while no miner
+   * serves it (503, not 404); any other id of an open router exists only
+   * while miners offer it (or did, lately). Ids that do not exist, or are
+   * priced above `provider.max_price`, are skipped; 404 when none is left.
+   */
+  private resolveModels(
+    ids: readonly string[],
+    maxPrice: OpenRouterAsk["maxPrice"],
+    nowMs: number,
+  ): CatalogueEntry[] {
+    const catalogue = this.deps.catalogue();
+    const out: CatalogueEntry[] = [];
+    let tooDear = false;
+    for (const id of ids) {
+      const entry = catalogue.resolve(id);
+      if (entry === undefined || out.some((e) => e.id === entry.id)) continue;
+      if (!catalogue.lists(entry.id) && !this.modelKnown(entry.id, nowMs)) continue;
+      if (!withinMaxPrice(maxPrice, entry)) {
+        tooDear = true;
+        continue;
+      }
+      out.push(entry);
+    }
+    if (out.length > 0) return out;
+    if (tooDear) {
+      throw new TensorClawError(
+        "invalid_request",
+        "No model of the request is priced within `provider.max_price`.",
+        { param: "provider.max_price" },
+      );
+    }
+    const names = ids.map((m) => JSON.stringify(m)).join(", ");
+    throw new TensorClawError(
+      "model_not_found",
+      ids.length === 1 ? `The model ${names} does not exist.` : `None of the models ${names} exists.`,
+      { param: ids.length === 1 ? "model" : "models" },
+    );
+  }
+
+  /** Whether a model outside the catalogue's list is offered now, or was within `modelMemoryMs`. */
+  private modelKnown(model: string, nowMs: number): boolean {
     if (modelOffered(this.deps.dispatcher.sessions(), model)) {
       this.lastSeen.set(model, nowMs);
-      return;
+      return true;
     }
     const seen = this.lastSeen.get(model);
-    if (seen !== undefined && nowMs - seen <= this.deps.options.modelMemoryMs) return;
+    if (seen !== undefined && nowMs - seen <= this.deps.options.modelMemoryMs) return true;
+    // Just restarted: the models offered before are forgotten and their miners still reconnecting.
+    if (nowMs - this.startedAtMs < this.deps.options.startupGraceMs) return true;
     this.lastSeen.delete(model);
-    throw new TensorClawError("model_not_found", `The model ${JSON.stringify(model)} does not exist.`, {
-      param: "model",
-    });
+    return false;
   }
 
   /** The sink a request's answer goes to: SSE events when it asked to stream, else one JSON body. */
   private sink(res: ServerResponse, st: RequestState): ChatSink {
+    if (st.responses !== undefined) {
+      const r = {
+        requestId: st.requestId,
+        createdAt: Math.floor(st.startedAtMs / 1000),
+        model: st.parsed.model,
+        echo: st.responses,
+      };
+      return st.parsed.stream
+        ? new ResponsesSseSink(res, r, this.deps.options.keepAliveMs)
+        : new ResponsesJsonSink(res, r);
+    }
     const ident = {
       id: `chatcmpl-${st.requestId}`,
       created: Math.floor(st.startedAtMs / 1000),
       model: st.parsed.model,
     };
-    const logprobs = logprobsAsk(st.parsed.chat);
+    const logprobs = logprobsAsk(st.parsed.chat, st.ceiling);
     return st.parsed.stream
       ? new SseSink(res, st.requestId, ident, st.parsed.includeUsage, this.deps.options.keepAliveMs, logprobs)
-      : new JsonSink(res, st.requestId, ident, logprobs);
+      : new JsonSink(res, st.requestId, ident, logprobs, choicesOf(st.parsed.chat));
   }
 
   /**
@@ -369,6 +483,8 @@ export class ChatEndpoint {
       return sink.complete(() => this.credit(st));
     }
     st.outcome = result.error.code === "cancelled" || sink.gone ? "cancelled" : "failed";
+    // Refused for want of capacity (no miner took it on): the key's request is given back.
+    st.refusedForCapacity = result.error.code === "no_capacity" && st.call === undefined;
     if (sink.gone) return 499;
     return sink.fail(result.error);
   }
@@ -379,6 +495,72 @@ export class ChatEndpoint {
    * the request's deadline).
    */
   private async attempts(st: RequestState, sink: ChatSink): Promise<Attempt> {
+    // Waiting for a miner from here until a dispatch succeeds, and again after each failed attempt.
+    const waiting = new WaitingGauge(this.deps.metrics.waiting);
+    try {
+      return await this.tryMiners(st, sink, waiting);
+    } finally {
+      waiting.stop();
+    }
+  }
+
+  /**
+   * Tries the request's models in order (OpenRouter's `models`): the next
+   * one only when the last failed before any output reached the user
+   * (no capacity, every miner failed, or its backend refused the request),
+   * and while the user is there and the deadline allows. The answer names
+   * the model that served it; usage is recorded, and the key charged, under
+   * that model.
+   */
+  private async tryMiners(st: RequestState, sink: ChatSink, waiting: WaitingGauge): Promise<Attempt> {
+    const deadline = st.startedAtMs + this.deps.options.requestTimeoutMs;
+    let result: Attempt = { kind: "failed", error: new TensorClawError("no_capacity") };
+    for (const [i, entry] of st.models.entries()) {
+      if (i > 0) {
+        const code = result.kind === "done" ? undefined : result.error.code;
+        const over =
+          sink.chunks > 0 || st.clientGone || code === "cancelled" || this.deps.clock() >= deadline;
+        if (result.kind === "done" || over) return result;
+        this.switchModel(st, sink, entry);
+        waiting.start();
+      }
+      result = await this.tryModel(st, sink, waiting);
+    }
+    return result;
+  }
+
+  /**
+   * Records the attempt just left for another (a miner that failed before
+   * any output): it earns nothing and, unless neutral (a refusal), counts
+   * against its success rate. The request's own end records only its last.
+   */
+  private leaveAttempt(st: RequestState): void {
+    const failed = st.lastAttempt === undefined ? undefined : ledgerOutcome(st.lastAttempt);
+    if (failed !== undefined && st.session !== undefined) {
+      const r = { requestId: st.requestId, model: st.parsed.model, startedAtMs: st.startedAtMs };
+      recordFailedAttempt(this.deps, r, st.session.hotkey, failed);
+    }
+    st.lastAttempt = undefined;
+    st.call = undefined;
+    st.session = undefined;
+  }
+
+  /** Moves a request on to its next fallback model, before any output: its name, its prices. */
+  private switchModel(st: RequestState, sink: ChatSink, entry: CatalogueEntry): void {
+    // The last model's last attempt (one its backend refused) is over: recorded now, not at the end.
+    this.leaveAttempt(st);
+    st.parsed = { ...st.parsed, model: entry.id };
+    st.ceiling = completionCeiling(st.parsed.chat, entry.contextLength, this.deps.options.defaultMaxTokens);
+    sink.serving(entry.id);
+    const b = st.billing;
+    if (b !== undefined) {
+      const prices = pricesOf(entry);
+      st.billing = { ...b, prices, paid: b.metered && priced(prices) };
+    }
+  }
+
+  /** Tries miners of the current model until one answers (see attempts). */
+  private async tryModel(st: RequestState, sink: ChatSink, waiting: WaitingGauge): Promise<Attempt> {
     const d = this.deps;
     const model = st.parsed.model;
     const deadline = st.startedAtMs + d.options.requestTimeoutMs;
@@ -397,6 +579,7 @@ export class ChatEndpoint {
       try {
         call = d.dispatcher.dispatch(session.sessionId, model, st.parsed.chat, {
           deadlineMs: remaining,
+          traceId: st.requestId,
         });
       } catch (err) {
         // The session filled up or left between snapshot and dispatch: try another.
@@ -404,6 +587,7 @@ export class ChatEndpoint {
         if (e.code !== "no_capacity") last = e;
         continue;
       }
+      waiting.stop();
       // Counted once another miner really took the request (not when none was left to try).
       if (failingOver) d.metrics.failovers.inc({ model });
       failingOver = false;
@@ -422,17 +606,11 @@ export class ChatEndpoint {
         d.metrics.minerAttempts.inc({ hotkey: session.hotkey, outcome: st.lastAttempt });
       }
       if (result.kind !== "retry") return result;
+      waiting.start();
       // This miner failed before any output and another is tried: it earns nothing, and the
       // failure counts against its success rate.
-      const failed = ledgerOutcome(st.lastAttempt);
-      if (failed !== undefined) {
-        const r = { requestId: st.requestId, model, startedAtMs: st.startedAtMs };
-        recordFailedAttempt(d, r, session.hotkey, failed);
-      }
-      st.lastAttempt = undefined;
+      this.leaveAttempt(st);
       last = result.error;
-      st.call = undefined;
-      st.session = undefined;
       failingOver = true;
     }
     return {
@@ -474,7 +652,7 @@ export class ChatEndpoint {
         return { kind: "done" };
       } else {
         if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-        const u = upstreamError(ev.code, ev.message, this.deps.options.noCapacityRetryAfterMs);
+        const u = upstreamError(ev, this.deps.options.noCapacityRetryAfterMs);
         // Output already reached the user: another miner must not start over (and this one earns nothing).
         return sink.chunks === 0 && u.retry
           ? { kind: "retry", error: u.error }
@@ -508,7 +686,7 @@ export class ChatEndpoint {
       model: st.parsed.model,
       startedAtMs: st.startedAtMs,
       prompt: st.parsed.prompt,
-      maxTokens: st.parsed.chat.maxTokens ?? 0,
+      maxTokens: st.ceiling,
       call: st.call,
       minerHotkey: st.session?.hotkey,
       reported: st.reported,

@@ -20,7 +20,8 @@ import { SseWriter } from "./sse.js";
 export interface CompletionIdentity {
   readonly id: string;
   readonly created: number;
-  readonly model: string;
+  /** The model named in the answer (ChatSink.serving may change it before the first chunk). */
+  model: string;
 }
 
 /** OpenAI's legacy per-choice logprobs. */
@@ -120,6 +121,10 @@ export class CompletionJsonSink implements ChatSink {
 
   begin(): void {}
 
+  serving(model: string): void {
+    this.ident.model = model;
+  }
+
   chunk(chunk: ResponseChunk): boolean {
     this.chunks++;
     this.#choices.add(chunk);
@@ -179,6 +184,10 @@ export class CompletionSseSink implements ChatSink {
 
   begin(): void {
     this.#sse.startKeepAlive();
+  }
+
+  serving(model: string): void {
+    this.ident.model = model;
   }
 
   chunk(chunk: ResponseChunk): Promise<boolean> {

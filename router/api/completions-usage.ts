@@ -76,9 +76,9 @@ function sane(n: number): number {
 
 /** What the router saw of one answer. */
 export interface RelayedCompletion {
-  /** The text relayed, all choices. */
-  readonly text: string;
-  /** Its UTF-8 bytes. */
+  /** The text relayed per choice (by choice index; a choice that sent nothing may be absent). */
+  readonly choices: readonly (string | undefined)[];
+  /** UTF-8 bytes relayed, all choices. */
   readonly bytes: number;
 }
 
@@ -105,13 +105,19 @@ export function completionCredit(
     );
   }
   const prompt = counted ?? countCompletionPrompt(req, count);
-  const echoed = req.echo ? Math.max(1, req.n ?? 1) * req.prompt.reduce((n, p) => n + count(p), 0) : 0;
-  const completion = Math.max(0, count(out.text) - echoed);
+  const n = Math.max(1, req.n ?? 1);
+  // Each choice is bounded on its own: one choice cannot borrow another's ceiling.
+  let completion = 0;
+  let cMax = 0;
+  out.choices.forEach((text, i) => {
+    if (text === undefined || i >= completionChoices(req)) return;
+    const echoed = req.echo ? count(req.prompt[Math.floor(i / n)] ?? "") : 0;
+    const tokens = Math.max(0, count(text) - echoed);
+    completion += Math.min(tokens, perChoice);
+    cMax += Math.min(tokens + FINISH_TOKEN_ALLOWANCE, perChoice + FINISH_TOKEN_ALLOWANCE);
+  });
   const pMax = prompt + PER_MESSAGE_ALLOWANCE * req.prompt.length + PER_REQUEST_ALLOWANCE;
-  const cMax = Math.min(completion + completionChoices(req) * FINISH_TOKEN_ALLOWANCE, ceiling);
-  if (reported === undefined) {
-    return { promptTokens: prompt, completionTokens: Math.min(completion, ceiling), clamped: false };
-  }
+  if (reported === undefined) return { promptTokens: prompt, completionTokens: completion, clamped: false };
   const p = sane(reported.promptTokens);
   const c = sane(reported.completionTokens);
   const promptTokens = Math.min(p, pMax);

@@ -241,7 +241,7 @@ export class CompletionsEndpoint {
       st.parsed.completion,
       st.parsed.promptBytes,
       st.perChoice,
-      { text: call.relayedText().content, bytes: call.relayedBytes() },
+      { choices: call.relayedChoices().map((c) => c?.content), bytes: call.relayedBytes() },
       st.count,
       st.reported,
       st.counted,
@@ -394,7 +394,7 @@ export class CompletionsEndpoint {
         return { kind: "done" };
       } else {
         if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-        const u = upstreamError(ev.code, ev.message, this.deps.options.noCapacityRetryAfterMs);
+        const u = upstreamError(ev, this.deps.options.noCapacityRetryAfterMs);
         return sink.chunks === 0 && u.retry
           ? { kind: "retry", error: u.error }
           : { kind: "failed", error: u.error };

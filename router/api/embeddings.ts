@@ -357,10 +357,8 @@ export class EmbeddingsEndpoint {
         return { kind: "done" };
       } else {
         if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-        const u = upstreamError(ev.code, ev.message, this.deps.options.noCapacityRetryAfterMs);
-        return u.error.code === "invalid_request"
-          ? { kind: "failed", error: u.error }
-          : { kind: "retry", error: u.error };
+        const u = upstreamError(ev, this.deps.options.noCapacityRetryAfterMs);
+        return u.retry ? { kind: "retry", error: u.error } : { kind: "failed", error: u.error };
       }
     }
     return { kind: "retry", error: new TensorClawError("upstream_error") };

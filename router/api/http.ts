@@ -1,6 +1,5 @@
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError, toHttpError } from "../../common/errors.js";
-import { RATE_LIMIT_HEADER_NAMES } from "./rate-limit-headers.js";
 
 /** Largest request body the Business API reads, unless configured (`--max-body-bytes`). */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -21,19 +20,9 @@ export function boundSlowClients(server: HttpServer): void {
   server.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
 }
 
-/** Response headers a browser app may read (CORS). */
-const EXPOSED_HEADERS = ["x-request-id", "retry-after", "retry-after-ms", ...RATE_LIMIT_HEADER_NAMES].join(
-  ", ",
-);
-
-/** Headers every API response carries. */
+/** Headers every API response carries (CORS headers, when allowed, are set per request: cors.ts). */
 export function baseHeaders(requestId: string): Record<string, string> {
-  return {
-    "x-request-id": requestId,
-    // Browser apps call OpenAI-compatible APIs directly; keys, not origins, protect this API.
-    "access-control-allow-origin": "*",
-    "access-control-expose-headers": EXPOSED_HEADERS,
-  };
+  return { "x-request-id": requestId };
 }
 
 /** Writes a JSON response in one go. */
@@ -124,8 +113,61 @@ function tooLarge(limit: number): TensorClawError {
   return new TensorClawError("payload_too_large", `The request body exceeds ${limit} bytes.`);
 }
 
-/** Parses JSON, failing with `invalid_json`. */
+/**
+ * Deepest nesting of arrays and objects a request body may have. OpenAI
+ * bodies nest a handful of levels (a JSON Schema in `tools` a few dozen);
+ * a body of a million `[` would otherwise cost the event loop most of a
+ * second in the parser and in every walk over the result.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+/**
+ * Whether a JSON text nests arrays and objects deeper than `max`, found in
+ * one pass over the bytes before any parsing (UTF-8 continuation bytes
+ * never equal the ASCII brackets, quote or backslash, so bytes will do).
+ * Malformed text is left for JSON.parse to reject.
+ */
+export function nestsDeeperThan(body: Buffer, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i] as number;
+    if (c === 0x22) {
+      i = stringEnd(body, i);
+      if (i === -1) return false;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/**
+ * The index of the quote closing the string opened at `open`, or -1 when it
+ * never closes. Jumps from quote to quote with the native indexOf (strings
+ * are most of a large body), skipping quotes escaped by an odd run of
+ * backslashes.
+ */
+function stringEnd(body: Buffer, open: number): number {
+  let at = open;
+  for (;;) {
+    at = body.indexOf(0x22, at + 1);
+    if (at === -1) return -1;
+    let slashes = 0;
+    while (body[at - 1 - slashes] === 0x5c) slashes++;
+    if (slashes % 2 === 0) return at;
+  }
+}
+
+/** Parses JSON, failing with `invalid_json` (also when it nests deeper than MAX_JSON_DEPTH). */
 export function parseJson(body: Buffer): unknown {
+  if (nestsDeeperThan(body, MAX_JSON_DEPTH)) {
+    throw new TensorClawError(
+      "invalid_json",
+      `The request body nests arrays or objects deeper than ${MAX_JSON_DEPTH} levels.`,
+    );
+  }
   try {
     return JSON.parse(body.toString("utf8"));
   } catch (err) {

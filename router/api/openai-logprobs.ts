@@ -5,8 +5,8 @@
  *
  * What miners send is bounded per chunk by the tunnel (see
  * common/chunk-logprobs.ts); this relay bounds it per request as well,
- * silently dropping what no honest backend sends: entries past `max_tokens`
- * (one entry per generated token), alternatives past the `top_logprobs`
+ * silently dropping what no honest backend sends: entries past the
+ * completion ceiling of their choice (one entry per generated token), alternatives past the `top_logprobs`
  * asked for, and log-probabilities outside [-9999, 0]. Dropping rather than
  * failing keeps the user's answer intact when a backend is merely generous.
  */
@@ -17,7 +17,7 @@ import type { ChatRequest, TokenLogprob } from "../../gen/tensorclaw/v1/chat.js"
 export interface LogprobsAsk {
   /** Alternatives shown per token (`top_logprobs`, 0 to 20). */
   readonly top: number;
-  /** Entries shown over the whole answer: its `max_tokens`. */
+  /** Entries shown per choice: the request's completion ceiling (chat-ceiling.ts). */
   readonly maxEntries: number;
 }
 
@@ -40,10 +40,13 @@ export interface OpenAIChoiceLogprobs {
   readonly refusal: null;
 }
 
-/** The caller's ask, or undefined when it did not set `logprobs: true`. */
-export function logprobsAsk(chat: ChatRequest): LogprobsAsk | undefined {
+/**
+ * The caller's ask, or undefined when it did not set `logprobs: true`;
+ * `ceiling` is the most entries one choice shows (one per token).
+ */
+export function logprobsAsk(chat: ChatRequest, ceiling: number): LogprobsAsk | undefined {
   if (chat.logprobs !== true) return undefined;
-  return { top: chat.topLogprobs ?? 0, maxEntries: chat.maxTokens ?? 0 };
+  return { top: chat.topLogprobs ?? 0, maxEntries: ceiling };
 }
 
 function utf8Bytes(token: string): number[] {

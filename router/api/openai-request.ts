@@ -3,6 +3,7 @@ import { MAX_TOP_LOGPROBS } from "../../common/chunk-logprobs.js";
 import { TensorClawError } from "../../common/errors.js";
 import type { ChatMessage, ChatRequest, Tool, ToolCall, ToolChoice } from "../../gen/tensorclaw/v1/chat.js";
 import type { PromptSize } from "../usage/clamp.js";
+import { MAX_CHOICES } from "./chat-ceiling.js";
 
 /** A validated chat completion request, ready for the tunnel. */
 export interface ParsedChatRequest {
@@ -10,7 +11,10 @@ export interface ParsedChatRequest {
   readonly stream: boolean;
   /** `stream_options.include_usage`. */
   readonly includeUsage: boolean;
-  /** The request as miners receive it. `maxTokens` is always set. */
+  /**
+   * The request as miners receive it: `maxTokens` and `maxCompletionTokens`
+   * as the caller sent them (the router's own bound is chat-ceiling.ts).
+   */
   readonly chat: ChatRequest;
   /** Size of the prompt, for the usage clamp and the token-limit reservation. */
   readonly prompt: PromptSize;
@@ -18,8 +22,6 @@ export interface ParsedChatRequest {
 
 /** Settings of the translation. */
 export interface RequestOptions {
-  /** `max_tokens` sent when the caller gave none. */
-  readonly defaultMaxTokens: number;
   /** Secret mixed into the `user` hash, so miners cannot recover or link ids across routers. */
   readonly userSalt: string;
   /** Who is calling (an API key id): the same `user` of two accounts hashes differently. */
@@ -333,10 +335,7 @@ export function parseChatBody(body: unknown, opts: RequestOptions): ParsedChatRe
     bad("messages", `\`messages\` may hold at most ${MAX_MESSAGES} items.`);
   const messages = rawMessages.map(parseMessage);
 
-  const n = body.n;
-  if (n !== undefined && n !== null && n !== 1) {
-    bad("n", "Only `n: 1` is supported; send several requests for several answers.");
-  }
+  const n = optInt(body, "n", 1, MAX_CHOICES);
   const stream = optBool(body, "stream") ?? false;
   let includeUsage = false;
   const so = body.stream_options;
@@ -346,9 +345,6 @@ export function parseChatBody(body: unknown, opts: RequestOptions): ParsedChatRe
     includeUsage = optBool(so, "include_usage", "stream_options.include_usage") ?? false;
   }
 
-  const maxTokens = optInt(body, "max_tokens", 1, UINT32_MAX);
-  const maxCompletion = optInt(body, "max_completion_tokens", 1, UINT32_MAX);
-  const asked = [maxTokens, maxCompletion].filter((x): x is number => x !== undefined);
   const seed = optInt(body, "seed", Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   const tools = parseTools(body.tools);
   const toolChoice = parseToolChoice(body.tool_choice, tools);
@@ -371,7 +367,11 @@ export function parseChatBody(body: unknown, opts: RequestOptions): ParsedChatRe
     messages,
     temperature: optNumber(body, "temperature", 0, 2),
     topP: optNumber(body, "top_p", 0, 1),
-    maxTokens: asked.length > 0 ? Math.min(...asked) : opts.defaultMaxTokens,
+    // Both limits as the caller sent them: reasoning models refuse `max_tokens`, others ignore
+    // `max_completion_tokens`, so only the caller knows which its model reads.
+    maxTokens: optInt(body, "max_tokens", 1, UINT32_MAX),
+    maxCompletionTokens: optInt(body, "max_completion_tokens", 1, UINT32_MAX),
+    n,
     stop: parseStop(body.stop),
     seed: seed === undefined ? undefined : BigInt(seed),
     frequencyPenalty: optNumber(body, "frequency_penalty", -2, 2),

@@ -1,3 +1,4 @@
+import { boundedFingerprint } from "../../common/chunk-fingerprint.js";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import type { ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import {
@@ -67,43 +68,59 @@ function toolCallDeltas(chunk: ResponseChunk): JsonDelta[] {
 
 /**
  * Shapes a stream of ResponseChunks into `chat.completion.chunk` JSON texts.
- * The first chunk carries `role: "assistant"`. With `includeUsage`, every
- * chunk has `usage: null` and the last one (see `usageChunk`) has
- * `choices: []` and the usage. With `logprobs` (the caller asked for them),
- * a chunk whose tokens came with logprobs carries
- * `logprobs: {content: [...], refusal: null}`; every other chunk, and every
- * chunk of a caller that did not ask, has `logprobs: null`.
+ * Each chunk is one choice's (`index` is its `choice_index`), and the first
+ * chunk of each choice carries `role: "assistant"`. `system_fingerprint` is
+ * null until a chunk brings one (at most 128 bytes), then the first one on
+ * every later chunk. With `includeUsage`, every chunk has `usage: null` and
+ * the last one (see `usageChunk`) has `choices: []` and the usage. With
+ * `logprobs` (the caller asked for them), a chunk whose tokens came with
+ * logprobs carries `logprobs: {content: [...], refusal: null}`; every other
+ * chunk, and every chunk of a caller that did not ask, has `logprobs: null`.
  */
 export class ChunkShaper {
-  private first = true;
-  private readonly logprobs: LogprobsRelay | undefined;
-  /** `{"id":…,"model":…,"system_fingerprint":null,"choices":` — the same for every chunk, built once. */
-  private readonly head: string;
+  /** Choices that already had their first chunk. */
+  private readonly started = new Set<number>();
+  private readonly logprobs: Map<number, LogprobsRelay> | undefined;
+  private fingerprint: string | null = null;
+  /** `{"id":…,"model":…,"system_fingerprint":…,"choices":` — the same for every chunk, built once it is known. */
+  private head: string;
   private readonly tail: string;
 
   constructor(
     private readonly ident: CompletionIdentity,
     includeUsage: boolean,
-    logprobs?: LogprobsAsk,
+    private readonly logprobsAsk?: LogprobsAsk,
   ) {
-    this.logprobs = logprobs === undefined ? undefined : new LogprobsRelay(logprobs);
-    const h = JSON.stringify({
-      id: ident.id,
-      object: "chat.completion.chunk",
-      created: ident.created,
-      model: ident.model,
-      system_fingerprint: null,
-    });
-    this.head = `${h.slice(0, -1)},"choices":`;
+    this.logprobs = logprobsAsk === undefined ? undefined : new Map();
+    this.head = this.buildHead();
     this.tail = includeUsage ? ',"usage":null}' : "}";
+  }
+
+  private buildHead(): string {
+    const h = JSON.stringify({
+      id: this.ident.id,
+      object: "chat.completion.chunk",
+      created: this.ident.created,
+      model: this.ident.model,
+      system_fingerprint: this.fingerprint,
+    });
+    return `${h.slice(0, -1)},"choices":`;
   }
 
   /** JSON text of one chunk. */
   chunk(chunk: ResponseChunk): string {
+    if (this.fingerprint === null && chunk.systemFingerprint !== "") {
+      const fp = boundedFingerprint(chunk.systemFingerprint);
+      if (fp !== "") {
+        this.fingerprint = fp;
+        this.head = this.buildHead();
+      }
+    }
+    const index = chunk.choiceIndex;
     const delta: JsonDelta = {};
-    if (this.first) {
+    if (!this.started.has(index)) {
       delta.role = "assistant";
-      this.first = false;
+      this.started.add(index);
     }
     if (chunk.contentDelta !== "" || (delta.role !== undefined && chunk.toolCalls.length === 0)) {
       delta.content = chunk.contentDelta;
@@ -112,10 +129,10 @@ export class ChunkShaper {
     if (chunk.toolCalls.length > 0) delta.tool_calls = toolCallDeltas(chunk);
     let logprobs: OpenAIChoiceLogprobs | null = null;
     if (this.logprobs !== undefined && chunk.logprobs.length > 0) {
-      const content = this.logprobs.take(chunk.logprobs);
+      const content = relayOf(this.logprobs, index, this.logprobsAsk).take(chunk.logprobs);
       if (content.length > 0) logprobs = { content, refusal: null };
     }
-    const choice = { index: 0, delta, logprobs, finish_reason: finishReasonText(chunk.finishReason) };
+    const choice = { index, delta, logprobs, finish_reason: finishReasonText(chunk.finishReason) };
     return `${this.head}[${JSON.stringify(choice)}]${this.tail}`;
   }
 
@@ -126,11 +143,25 @@ export class ChunkShaper {
       object: "chat.completion.chunk",
       created: this.ident.created,
       model: this.ident.model,
-      system_fingerprint: null,
+      system_fingerprint: this.fingerprint,
       choices: [],
       usage,
     });
   }
+}
+
+/** The logprobs relay of one choice (each choice is bounded on its own). */
+function relayOf(
+  relays: Map<number, LogprobsRelay>,
+  index: number,
+  ask: LogprobsAsk | undefined,
+): LogprobsRelay {
+  let r = relays.get(index);
+  if (r === undefined) {
+    r = new LogprobsRelay(ask as LogprobsAsk);
+    relays.set(index, r);
+  }
+  return r;
 }
 
 interface ToolCallAcc {
@@ -140,28 +171,20 @@ interface ToolCallAcc {
   args: string;
 }
 
-/**
- * Collects ResponseChunks into one non-streaming `chat.completion`. With
- * `logprobs` (the caller asked for them) the choice carries
- * `logprobs: {content: [every token's item], refusal: null}`, else `null`.
- */
-export class CompletionAggregator {
-  private content = "";
-  private readonly logprobs: LogprobsRelay | undefined;
-  private readonly tokens: OpenAITokenLogprob[] = [];
-  private reasoning = "";
-  private readonly calls = new Map<number, ToolCallAcc>();
-  private finish: FinishReason = FinishReason.FINISH_REASON_UNSPECIFIED;
-  /** Number of chunks seen. */
-  chunks = 0;
+/** One choice of a non-streaming answer, as its chunks arrive. */
+class ChoiceAcc {
+  content = "";
+  reasoning = "";
+  readonly tokens: OpenAITokenLogprob[] = [];
+  readonly calls = new Map<number, ToolCallAcc>();
+  finish: FinishReason = FinishReason.FINISH_REASON_UNSPECIFIED;
+  readonly logprobs: LogprobsRelay | undefined;
 
-  constructor(logprobs?: LogprobsAsk) {
-    this.logprobs = logprobs === undefined ? undefined : new LogprobsRelay(logprobs);
+  constructor(ask: LogprobsAsk | undefined) {
+    this.logprobs = ask === undefined ? undefined : new LogprobsRelay(ask);
   }
 
-  /** Adds one chunk. */
   add(chunk: ResponseChunk): void {
-    this.chunks++;
     if (this.logprobs !== undefined && chunk.logprobs.length > 0) {
       for (const t of this.logprobs.take(chunk.logprobs)) this.tokens.push(t);
     }
@@ -181,11 +204,8 @@ export class CompletionAggregator {
     if (chunk.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED) this.finish = chunk.finishReason;
   }
 
-  /**
-   * The `chat.completion` object. A stream that ended without a finish reason
-   * reports "stop", or "tool_calls" when it made calls.
-   */
-  completion(ident: CompletionIdentity, usage: OpenAIUsage): Record<string, unknown> {
+  /** The OpenAI choice; one that ended without a finish reason reports "stop", or "tool_calls". */
+  choice(index: number): Record<string, unknown> {
     const toolCalls = [...this.calls.entries()]
       .sort(([a], [b]) => a - b)
       .map(([, c]) => ({ id: c.id, type: c.type, function: { name: c.name, arguments: c.args } }));
@@ -199,13 +219,56 @@ export class CompletionAggregator {
     const finish = finishReasonText(this.finish) ?? (toolCalls.length > 0 ? "tool_calls" : "stop");
     const logprobs: OpenAIChoiceLogprobs | null =
       this.logprobs === undefined ? null : { content: this.tokens, refusal: null };
+    return { index, message, logprobs, finish_reason: finish };
+  }
+}
+
+/**
+ * Collects ResponseChunks into one non-streaming `chat.completion` with
+ * `choices` choices (the request's `n`), each from the chunks of its
+ * `choice_index`. With `logprobs` (the caller asked for them) each choice
+ * carries `logprobs: {content: [every token's item], refusal: null}`, else
+ * `null`. `system_fingerprint` is the first one a chunk brought (within 128
+ * bytes), else null.
+ */
+export class CompletionAggregator {
+  private readonly acc: ChoiceAcc[] = [];
+  private fingerprint: string | null = null;
+  /** Number of chunks seen. */
+  chunks = 0;
+
+  constructor(
+    private readonly logprobs?: LogprobsAsk,
+    private readonly choices = 1,
+  ) {}
+
+  /** Adds one chunk. */
+  add(chunk: ResponseChunk): void {
+    this.chunks++;
+    if (this.fingerprint === null && chunk.systemFingerprint !== "") {
+      const fp = boundedFingerprint(chunk.systemFingerprint);
+      if (fp !== "") this.fingerprint = fp;
+    }
+    let acc = this.acc[chunk.choiceIndex];
+    if (acc === undefined) {
+      acc = new ChoiceAcc(this.logprobs);
+      this.acc[chunk.choiceIndex] = acc;
+    }
+    acc.add(chunk);
+  }
+
+  /** The `chat.completion` object. A choice no chunk spoke for is empty, ended "stop". */
+  completion(ident: CompletionIdentity, usage: OpenAIUsage): Record<string, unknown> {
+    const choices: Record<string, unknown>[] = [];
+    const n = Math.max(this.choices, this.acc.length);
+    for (let i = 0; i < n; i++) choices.push((this.acc[i] ?? new ChoiceAcc(this.logprobs)).choice(i));
     return {
       id: ident.id,
       object: "chat.completion",
       created: ident.created,
       model: ident.model,
-      system_fingerprint: null,
-      choices: [{ index: 0, message, logprobs, finish_reason: finish }],
+      system_fingerprint: this.fingerprint,
+      choices,
       usage,
     };
   }

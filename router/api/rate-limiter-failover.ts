@@ -8,6 +8,7 @@ import {
   RedisRateLimiter,
   type Reservation,
   type ReserveResult,
+  reconcileMatters,
 } from "./rate-limiter.js";
 
 /** Least time between two checks of the primary during an outage, by default. */
@@ -95,30 +96,36 @@ export class FailoverRateLimiter implements RateLimiter {
     return r;
   }
 
-  async reconcile(reservation: Reservation, used: number, nowMs: number) {
-    // Both limiters ignore reconciliation without a token limit.
-    if (reservation.limits.tokensPerMinute <= 0) return;
+  async reconcile(reservation: Reservation, used: number, nowMs: number, refundRequest = false) {
+    // Both limiters ignore a reconciliation that changes nothing.
+    if (!reconcileMatters(reservation.limits, refundRequest)) return;
     if (this.onFallback.delete(reservation)) {
-      await this.settleOnFallback(reservation, used, nowMs);
+      await this.settleOnFallback(reservation, used, nowMs, refundRequest);
       return;
     }
     if (this.downSinceMs === undefined) {
       try {
-        await this.primary.reconcile(reservation, used, nowMs);
+        await this.primary.reconcile(reservation, used, nowMs, refundRequest);
         return;
       } catch (err) {
         this.markDown(err, nowMs);
       }
     }
-    // Taken on the primary, which is out of reach: charge only what was used beyond the reservation.
+    // Taken on the primary, which is out of reach: charge only what was used beyond the reservation
+    // (a request to give back stays taken there: the fallback never counted it).
     const taken = Math.min(reservation.tokens, reservation.limits.tokensPerMinute);
     const excess = Math.max(0, Math.ceil(used) - taken);
     if (excess > 0) await this.settleOnFallback({ ...reservation, tokens: 0 }, excess, nowMs);
   }
 
-  private async settleOnFallback(reservation: Reservation, used: number, nowMs: number): Promise<void> {
+  private async settleOnFallback(
+    reservation: Reservation,
+    used: number,
+    nowMs: number,
+    refundRequest = false,
+  ): Promise<void> {
     try {
-      await this.fallback.reconcile(reservation, used, nowMs);
+      await this.fallback.reconcile(reservation, used, nowMs, refundRequest);
     } catch (err) {
       this.logger.warn(
         { err, keyId: reservation.keyId },

@@ -60,8 +60,12 @@ export type BucketVerdict = { readonly ok: true } | { readonly ok: false; readon
  */
 export interface RateLimiter {
   reserve(keyId: string, limits: RateLimits, tokens: number, nowMs: number): Promise<ReserveResult>;
-  /** Settles a reservation this limiter granted: `used` tokens replace the reserved ones. */
-  reconcile(reservation: Reservation, used: number, nowMs: number): Promise<void>;
+  /**
+   * Settles a reservation this limiter granted: `used` tokens replace the
+   * reserved ones, and with `refundRequest` the request itself is given back
+   * (it was refused for want of capacity: the key did not get a request).
+   */
+  reconcile(reservation: Reservation, used: number, nowMs: number, refundRequest?: boolean): Promise<void>;
 }
 
 function granted(keyId: string, limits: RateLimits, tokens: number, levels?: BucketLevels): ReserveResult {
@@ -129,12 +133,20 @@ export function reconcileBuckets(
   reserved: number,
   used: number,
   nowMs: number,
+  refundRequest = false,
 ): BucketState {
   const tpm = limits.tokensPerMinute;
-  const s = refill(state, limits, nowMs);
+  const rpm = limits.requestsPerMinute;
+  let s = refill(state, limits, nowMs);
+  if (refundRequest && rpm > 0) s = { ...s, requests: Math.min(rpm, s.requests + 1) };
   if (tpm <= 0) return s;
   const back = Math.min(reserved, tpm);
   return { ...s, tokens: Math.max(-tpm, Math.min(tpm, s.tokens + back - used)) };
+}
+
+/** Whether reconciling changes anything: a token limit to settle, or a request to give back. */
+export function reconcileMatters(limits: RateLimits, refundRequest: boolean): boolean {
+  return limits.tokensPerMinute > 0 || (refundRequest && limits.requestsPerMinute > 0);
 }
 
 /** In-process limiter for a router without Redis. */
@@ -153,11 +165,14 @@ export class EmbeddedRateLimiter implements RateLimiter {
       : { ok: false, retryAfterMs: result.retryAfterMs, levels };
   }
 
-  async reconcile(reservation: Reservation, used: number, nowMs: number) {
+  async reconcile(reservation: Reservation, used: number, nowMs: number, refundRequest = false) {
     const { keyId, limits, tokens } = reservation;
-    if (limits.tokensPerMinute <= 0) return;
+    if (!reconcileMatters(limits, refundRequest)) return;
     const u = Math.max(0, Math.ceil(used));
-    this.buckets.set(keyId, reconcileBuckets(this.buckets.get(keyId), limits, tokens, u, nowMs));
+    this.buckets.set(
+      keyId,
+      reconcileBuckets(this.buckets.get(keyId), limits, tokens, u, nowMs, refundRequest),
+    );
   }
 
   /** Drops buckets idle for two minutes (full again by then), so the map stays small. */
@@ -219,9 +234,9 @@ export class RedisRateLimiter implements RateLimiter {
       : { ok: false, retryAfterMs: Number(wait), levels };
   }
 
-  async reconcile(reservation: Reservation, used: number, nowMs: number) {
+  async reconcile(reservation: Reservation, used: number, nowMs: number, refundRequest = false) {
     const { keyId, limits, tokens } = reservation;
-    if (limits.tokensPerMinute <= 0) return;
+    if (!reconcileMatters(limits, refundRequest)) return;
     await this.redis.tcRateReconcile(
       this.key(keyId),
       nowMs,
@@ -230,6 +245,7 @@ export class RedisRateLimiter implements RateLimiter {
       tokens,
       Math.max(0, Math.ceil(used)),
       BUCKET_TTL_MS,
+      refundRequest ? 1 : 0,
     );
   }
 }

@@ -1,16 +1,25 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Registry } from "prom-client";
 import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
+import { newTraceId } from "../../common/trace-id.js";
 import { type AccessRecord, logAccess } from "./access-log.js";
 import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
-import { type Caller, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
+import { type Caller, type ChatApi, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
 import { billingStoreError } from "./chat-billing.js";
 import { CompletionsEndpoint } from "./completions.js";
+import {
+  type ConnectionLimits,
+  type ConnectionTracker,
+  defaultConnectionLimits,
+  limitConnections,
+} from "./connection-limits.js";
+import { answerPreflight, applyCors, type CorsOrigins } from "./cors.js";
 import { EmbeddingsEndpoint } from "./embeddings.js";
 import { baseHeaders, boundSlowClients, DEFAULT_MAX_BODY_BYTES, sendError, sendJson } from "./http.js";
+import { DEFAULT_MAX_CONCURRENT_PER_KEY, KeyConcurrency } from "./key-concurrency.js";
 import { type ApiKeys, bearerKey } from "./keys.js";
 import { listModels } from "./models.js";
 import { applyReservation } from "./rate-limit-headers.js";
@@ -24,6 +33,7 @@ export const API_DEFAULTS: Omit<ChatOptions, "userSalt"> = Object.freeze({
   defaultMaxTokens: 4096,
   noCapacityRetryAfterMs: 2000,
   modelMemoryMs: 10 * 60_000,
+  startupGraceMs: 30_000,
 });
 
 /** Everything the HTTP API needs, injected. */
@@ -40,6 +50,48 @@ export interface ApiDeps extends ChatDeps {
   readonly newRequestId?: () => string;
   /** Bearer token /metrics asks for; undefined leaves /metrics open. */
   readonly metricsToken?: string;
+  /** Web origins allowed to call from a browser (`--cors-origins`); undefined: none (cors.ts). */
+  readonly corsOrigins?: CorsOrigins;
+  /** Requests one key may have in progress (`--max-concurrent-per-key`; 0: no cap). */
+  readonly maxConcurrentPerKey?: number;
+}
+
+/** Methods each path answers; any other method gets 405 with `allow`. */
+const POST_ONLY = "POST";
+const GET_ONLY = "GET, HEAD";
+
+/**
+ * Content types a browser may send without a preflight ("simple requests"):
+ * refused on POST, so no web page can drive a router behind a user's back
+ * by posting a form or text/plain. JSON, or no content type, is accepted.
+ */
+const SIMPLE_CONTENT_TYPES = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"];
+
+/** Refuses `method` on a path that answers only `allow`: 405 with the `allow` header. */
+function checkMethod(res: ServerResponse, method: string, path: string, allow: string): void {
+  if (allow.split(", ").includes(method)) return;
+  res.setHeader("allow", allow);
+  throw new TensorClawError("method_not_allowed", `${method} is not allowed on ${path}; use ${allow}.`);
+}
+
+/** Refuses a POST whose body is not JSON (415), before reading it. */
+function checkJsonBody(req: IncomingMessage): void {
+  const type = (req.headers["content-type"] ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
+  if (SIMPLE_CONTENT_TYPES.includes(type)) {
+    throw new TensorClawError(
+      "unsupported_media_type",
+      `The request body must be JSON (content-type: application/json), not ${type}.`,
+    );
+  }
+}
+
+/** A path segment, percent-decoded; a malformed escape is the caller's fault (404), not a 500. */
+function pathSegment(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether an Authorization header carries `token` as its bearer token (compared in constant time). */
@@ -52,46 +104,20 @@ function bearerMatches(authorization: string | undefined, token: string): boolea
 }
 
 /**
- * Request ids: 16 random hex characters fixed per process, then a counter.
- * Unique across restarts and replicas (64 random bits per process) without
- * paying for a UUID per request; always 32 hex characters.
+ * Request ids: 32 lower-case hex characters, random per request (common/
+ * trace-id.ts). The id now travels to miners (`trace_id`), so it must tell
+ * them nothing: not which router or process sent it, not how busy it is,
+ * not which requests are probes (they draw theirs the same way). 128 random
+ * bits keep it unique router-wide, as the ledger's idempotency key needs.
  */
 export function requestIdGenerator(): () => string {
-  const prefix = randomBytes(8).toString("hex");
-  let n = 0;
-  return () => prefix + (++n).toString(16).padStart(16, "0");
+  return () => newTraceId();
 }
 
 /** Longest generation id looked up (ids are 32 hex characters; anything else is simply unknown). */
 const MAX_GENERATION_ID = 128;
 /** Where OpenRouter clients expect the API: `/api/v1/...` is served as `/v1/...`. */
 const OPENROUTER_PREFIX = "/api/v1/";
-
-/** Headers a preflight allows when it names none: what clients of an OpenAI-style API send. */
-const DEFAULT_ALLOWED_HEADERS = "authorization, content-type, x-request-id, openai-organization";
-/** Longest `access-control-request-headers` echoed back. */
-const MAX_REQUESTED_HEADERS_CHARS = 2048;
-/** An HTTP header name (RFC 9110 token), lower case as browsers send it. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
-
-/**
- * What a CORS preflight allows: every header it asks for, when the list is
- * made of well-formed header names, so a browser app can send whatever its
- * SDK adds (the `openai` SDK's `x-stainless-*`, OpenRouter's `http-referer`
- * and `x-title`); the API authenticates by its bearer key, never by cookie,
- * so no header grants anything by itself. Anything malformed or overlong
- * gets the default list.
- */
-export function allowedHeaders(requested: string | undefined): string {
-  if (requested === undefined || requested.length > MAX_REQUESTED_HEADERS_CHARS)
-    return DEFAULT_ALLOWED_HEADERS;
-  const names = requested
-    .split(",")
-    .map((h) => h.trim().toLowerCase())
-    .filter((h) => h !== "");
-  if (names.length === 0 || !names.every((h) => HEADER_NAME.test(h))) return DEFAULT_ALLOWED_HEADERS;
-  return names.join(", ");
-}
 
 /** Request handler for the router's HTTP port (the WSS tunnel attaches to the same server's upgrades). */
 export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -110,8 +136,12 @@ export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
  */
 export function createApiHandler(deps: ApiDeps): ApiHandler {
   const chat = new ChatEndpoint(deps);
-  const embeddings = new EmbeddingsEndpoint(deps, chat.billing);
-  const completions = new CompletionsEndpoint(deps, chat.billing);
+  // Other request kinds share the chat endpoint's billing (one set of hold leases per router).
+  const kinds = {
+    embeddings: new EmbeddingsEndpoint(deps, chat.billing),
+    completions: new CompletionsEndpoint(deps, chat.billing),
+  };
+  const perKey = new KeyConcurrency(deps.maxConcurrentPerKey ?? DEFAULT_MAX_CONCURRENT_PER_KEY);
   const newId = deps.newRequestId ?? requestIdGenerator();
   const log = deps.logger;
 
@@ -198,29 +228,23 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     const raw = q === -1 ? url : url.slice(0, q);
     const path = raw.startsWith(OPENROUTER_PREFIX) ? raw.slice(4) : raw;
     const method = req.method ?? "GET";
-    if (method === "OPTIONS") {
-      res.writeHead(204, {
-        ...baseHeaders(id),
-        "access-control-allow-methods": "GET, POST, OPTIONS",
-        "access-control-allow-headers": allowedHeaders(req.headers["access-control-request-headers"]),
-        "access-control-max-age": "86400",
-      });
-      res.end();
-      return 204;
+    if (method === "OPTIONS") return answerPreflight(req, res, deps.corsOrigins, id);
+    const api = POST_ROUTES.get(path);
+    const kind = KIND_ROUTES.get(path);
+    if (api !== undefined || kind !== undefined) {
+      checkMethod(res, method, path, POST_ONLY);
+      const who = await caller(req);
+      checkJsonBody(req);
+      const release = who.key === undefined ? undefined : perKey.enter(who.key.id);
+      try {
+        if (kind !== undefined) return await kinds[kind].handle(req, res, id, who, access.get(req));
+        return await chat.handle(req, res, id, who, access.get(req), api);
+      } finally {
+        release?.();
+      }
     }
-    if (path === "/v1/chat/completions" || path === "/chat/completions") {
-      if (method !== "POST") throw new TensorClawError("not_found", "Use POST for /v1/chat/completions.");
-      return chat.handle(req, res, id, await caller(req), access.get(req));
-    }
-    if (path === "/v1/embeddings" || path === "/embeddings") {
-      if (method !== "POST") throw new TensorClawError("not_found", "Use POST for /v1/embeddings.");
-      return embeddings.handle(req, res, id, await caller(req), access.get(req));
-    }
-    if (path === "/v1/completions" || path === "/completions") {
-      if (method !== "POST") throw new TensorClawError("not_found", "Use POST for /v1/completions.");
-      return completions.handle(req, res, id, await caller(req), access.get(req));
-    }
-    if (method !== "GET" && method !== "HEAD")
+    if (KNOWN_GET_PATHS.has(path) || path.startsWith("/v1/models/")) checkMethod(res, method, path, GET_ONLY);
+    else if (method !== "GET" && method !== "HEAD")
       throw new TensorClawError("not_found", `No route for ${method} ${path}.`);
     switch (path) {
       case "/healthz":
@@ -262,7 +286,16 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     }
     if (path.startsWith("/v1/models/")) {
       await limitedCaller(req, res);
-      const modelId = decodeURIComponent(path.slice("/v1/models/".length));
+      const modelId = pathSegment(path.slice("/v1/models/".length));
+      if (modelId === undefined) {
+        throw new TensorClawError(
+          "model_not_found",
+          "The model name in the path is not valid percent-encoding.",
+          {
+            param: "model",
+          },
+        );
+      }
       const canonical = deps.catalogue().canonical(modelId);
       const entry = listModels(deps.dispatcher.sessions(), deps.catalogue()).find((m) => m.id === canonical);
       if (entry === undefined) {
@@ -278,6 +311,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
 
   return (req, res) => {
     const id = newId();
+    applyCors(req, res, deps.corsOrigins);
     const startedAt = performance.now();
     const a: AccessRecord = {};
     access.set(req, a);
@@ -303,12 +337,71 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         const e = toTensorClawError(err);
         if (e.code === "internal") log.error({ err: e.cause ?? e, requestId: id }, "request failed");
         if (res.destroyed) return;
+        // A body we refused to read must not be parsed as the next request, nor read to its end
+        // (a refused caller's 3 GiB body is not worth the bandwidth): answer, then close.
+        if (!req.complete && CLOSE_AFTER.has(e.code) && !smallBody(req)) {
+          if (!res.headersSent) res.setHeader("connection", "close");
+          res.once("finish", () => req.destroy());
+        }
         sendError(res, e, id);
-        // A body we refused to read must not be parsed as the next request.
-        if (e.code === "payload_too_large" || e.code === "cancelled") res.once("finish", () => req.destroy());
       })
       .catch((err: unknown) => log.error({ err, requestId: id }, "response failed"));
   };
+}
+
+/** The POST endpoints, each served by the chat relay in its own API shape. */
+const POST_ROUTES: ReadonlyMap<string, ChatApi> = new Map([
+  ["/v1/chat/completions", "chat"],
+  ["/chat/completions", "chat"],
+  ["/v1/responses", "responses"],
+  ["/responses", "responses"],
+]);
+
+/** The POST endpoints of the other request kinds (tunnel.proto, RequestKind), each its own relay. */
+const KIND_ROUTES: ReadonlyMap<string, "embeddings" | "completions"> = new Map([
+  ["/v1/embeddings", "embeddings"],
+  ["/embeddings", "embeddings"],
+  ["/v1/completions", "completions"],
+  ["/completions", "completions"],
+]);
+
+/** The GET endpoints (405 for other methods; any other unknown path is a 404). */
+const KNOWN_GET_PATHS = new Set([
+  "/healthz",
+  "/readyz",
+  "/metrics",
+  "/v1/key",
+  "/v1/auth/key",
+  "/v1/generation",
+  "/v1/models",
+  "/models",
+]);
+
+/**
+ * Errors after which the connection closes instead of reading the rest of
+ * the request body (a refused caller's body is never parsed as the next
+ * request, nor read to its end).
+ */
+const CLOSE_AFTER = new Set([
+  "payload_too_large",
+  "cancelled",
+  "unauthenticated",
+  "invalid_api_key",
+  "unsupported_media_type",
+  "method_not_allowed",
+]);
+
+/** Bodies up to this size are read and dropped after a refusal, keeping the connection (Node does it). */
+const DISCARDED_BODY_BYTES = 64 * 1024;
+
+/**
+ * Whether the rest of a refused request's body is small enough to read and
+ * drop: closing a socket with unread bytes makes the kernel reset it, and
+ * the client may then lose the answer it was sent.
+ */
+function smallBody(req: IncomingMessage): boolean {
+  const declared = Number(req.headers["content-length"] ?? Number.NaN);
+  return Number.isFinite(declared) && declared <= DISCARDED_BODY_BYTES;
 }
 
 /** Reads the billing store for an account endpoint: a store failure is a retryable 503, not a 500. */
@@ -324,16 +417,24 @@ async function readStore<T>(read: () => Promise<T>): Promise<T> {
 export interface RunningApiServer {
   readonly server: Server;
   readonly port: number;
+  /** The connection caps' bookkeeping. */
+  readonly connections: ConnectionTracker;
   close(): Promise<void>;
 }
 
 /**
  * Starts a node:http server with the API handler, slow clients bounded
- * (`boundSlowClients`).
+ * (`boundSlowClients`) and connections capped (`limitConnections`).
  */
-export async function startApiServer(deps: ApiDeps, host: string, port: number): Promise<RunningApiServer> {
+export async function startApiServer(
+  deps: ApiDeps,
+  host: string,
+  port: number,
+  limits: ConnectionLimits = defaultConnectionLimits(),
+): Promise<RunningApiServer> {
   const server = createServer(createApiHandler(deps));
   boundSlowClients(server);
+  const connections = limitConnections(server, limits, deps.logger);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -344,6 +445,7 @@ export async function startApiServer(deps: ApiDeps, host: string, port: number):
   return {
     server,
     port: (server.address() as AddressInfo).port,
+    connections,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

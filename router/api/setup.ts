@@ -11,6 +11,7 @@ import { RoutingBook } from "../routing/book.js";
 import type { TunnelDispatcher } from "../tunnel/types.js";
 import type { UsageSink } from "../usage/event.js";
 import type { ChatOptions } from "./chat.js";
+import type { CorsOrigins } from "./cors.js";
 import { ApiKeys, DEFAULT_KEYS_FILE, FileApiKeyStore, RedisApiKeyStore } from "./keys.js";
 import { EmbeddedRateLimiter } from "./rate-limiter.js";
 import { redisRateLimiterWithFallback } from "./rate-limiter-failover.js";
@@ -50,6 +51,10 @@ export interface BusinessApiInputs {
   readonly routing?: RoutingBook;
   /** Bearer token /metrics asks for; undefined leaves it open. */
   readonly metricsToken?: string | undefined;
+  /** Web origins allowed from browsers (`--cors-origins`); undefined: CORS off. */
+  readonly corsOrigins?: CorsOrigins | undefined;
+  /** Requests one key may have in progress (`--max-concurrent-per-key`). */
+  readonly maxConcurrentPerKey?: number;
   /**
    * API keys' balances, holds and spend (RedisBilling on the router's Redis,
    * else EmbeddedBilling); undefined runs without billing.
@@ -95,6 +100,8 @@ export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
     ready: i.ready,
     ...(i.readyDetail === undefined ? {} : { readyDetail: i.readyDetail }),
     ...(i.metricsToken === undefined ? {} : { metricsToken: i.metricsToken }),
+    ...(i.corsOrigins === undefined ? {} : { corsOrigins: i.corsOrigins }),
+    ...(i.maxConcurrentPerKey === undefined ? {} : { maxConcurrentPerKey: i.maxConcurrentPerKey }),
     ...(i.billing === undefined ? {} : { billing: i.billing }),
   };
 }

@@ -67,11 +67,12 @@ export class SseWriter {
   }
 
   /**
-   * Writes one `data:` event. Resolves false when the client went away;
-   * waits for the socket to drain when its buffer is full, so a slow client
-   * slows only its own request.
+   * Writes one `data:` event, named `event` when given (the Responses API
+   * names its events). Resolves false when the client went away; waits for
+   * the socket to drain when its buffer is full, so a slow client slows
+   * only its own request.
    */
-  async data(json: string): Promise<boolean> {
+  async data(json: string, event?: string): Promise<boolean> {
     if (this.gone) return false;
     this.begin();
     // Chunks relayed in the same turn (a batch from the tunnel) leave in one socket write.
@@ -83,7 +84,8 @@ export class SseWriter {
         this.res.uncork();
       });
     }
-    if (this.res.write(`data: ${json}\n\n`)) return true;
+    const text = event === undefined ? `data: ${json}\n\n` : `event: ${event}\ndata: ${json}\n\n`;
+    if (this.res.write(text)) return true;
     return new Promise<boolean>((resolve) => {
       const done = (ok: boolean) => {
         this.res.off("drain", onDrain);
@@ -105,14 +107,23 @@ export class SseWriter {
     this.res.end("data: [DONE]\n\n");
   }
 
-  /**
-   * Ends a failed stream that already started: one OpenAI-style error event
-   * and no `[DONE]`, so no client mistakes the truncated answer for a whole one.
-   */
-  fail(errorJson: string): void {
+  /** Ends a successful stream whose last event says it is complete (no `[DONE]`: the Responses API). */
+  close(): void {
     this.stopKeepAlive();
     if (this.gone) return;
     this.begin();
-    this.res.end(`data: ${errorJson}\n\n`);
+    this.res.end();
+  }
+
+  /**
+   * Ends a failed stream that already started: one OpenAI-style error event
+   * (named `event` when given) and no `[DONE]`, so no client mistakes the
+   * truncated answer for a whole one.
+   */
+  fail(errorJson: string, event?: string): void {
+    this.stopKeepAlive();
+    if (this.gone) return;
+    this.begin();
+    this.res.end(event === undefined ? `data: ${errorJson}\n\n` : `event: ${event}\ndata: ${errorJson}\n\n`);
   }
 }

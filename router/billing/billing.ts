@@ -1,4 +1,7 @@
-import type { UsageEvent } from "../usage/event.js";
+import type { RequestApp, UsageEvent } from "../usage/event.js";
+
+export type { RequestApp } from "../usage/event.js";
+
 import type { Micros } from "./money.js";
 
 /**
@@ -173,6 +176,8 @@ export interface GenerationRecord {
   readonly streamed: boolean;
   /** The usage outcome (completed, cancelled, failed, ...). */
   readonly outcome: string;
+  /** The app that sent it, when it named one. */
+  readonly app?: RequestApp;
 }
 
 /** How long generation records are kept. */

@@ -7,6 +7,7 @@ import {
   GENERATION_TTL_MS,
   type GenerationRecord,
   type HoldRequest,
+  type RequestApp,
 } from "./billing.js";
 import { MAX_CREDIT_MICROS, type Micros } from "./money.js";
 
@@ -153,6 +154,8 @@ export function settleItem(e: UsageEvent, nowMs: number): SettleItem | undefined
   if (b.finishReason !== null && !isId(b.finishReason)) return undefined;
   if (typeof b.streamed !== "boolean") return undefined;
   if (b.holdId !== undefined && !isId(b.holdId)) return undefined;
+  const app = appFrom(b.app);
+  if (app === null) return undefined;
   if (!isId(e.requestId) || !isId(e.model) || !USAGE_OUTCOMES.includes(e.outcome)) return undefined;
   if (!isCount(e.promptTokens) || !isCount(e.completionTokens)) return undefined;
   if (!isTime(e.startedAtMs) || !isTime(e.finishedAtMs)) return undefined;
@@ -181,6 +184,7 @@ export function settleItem(e: UsageEvent, nowMs: number): SettleItem | undefined
       finishReason: b.finishReason,
       streamed: b.streamed,
       outcome: e.outcome,
+      ...(app === undefined ? {} : { app }),
     },
   };
 }
@@ -194,6 +198,28 @@ export function parseGeneration(text: string): GenerationRecord | undefined {
   }
 }
 
+/** Longest app referer and title kept (router/api/openrouter-app.ts cuts them shorter). */
+const MAX_APP_TEXT = 256;
+
+function isAppText(v: unknown): v is string {
+  return typeof v === "string" && v.length > 0 && v.length <= MAX_APP_TEXT && !CONTROL_CHARS.test(v);
+}
+
+/**
+ * A request's app as settling stores it, from an event or a stored record:
+ * undefined when absent, `null` when malformed (the event is refused, not
+ * stored half-checked).
+ */
+export function appFrom(v: unknown): RequestApp | undefined | null {
+  if (v === undefined) return undefined;
+  if (typeof v !== "object" || v === null) return null;
+  const { referer, title } = v as Record<string, unknown>;
+  if (referer !== undefined && !isAppText(referer)) return null;
+  if (title !== undefined && !isAppText(title)) return null;
+  if (referer === undefined && title === undefined) return undefined;
+  return { ...(referer === undefined ? {} : { referer }), ...(title === undefined ? {} : { title }) };
+}
+
 /** A generation record from a parsed JSON value; undefined when it is not one. */
 export function generationFrom(v: unknown): GenerationRecord | undefined {
   if (typeof v !== "object" || v === null) return undefined;
@@ -203,6 +229,8 @@ export function generationFrom(v: unknown): GenerationRecord | undefined {
   if (!isTime(r.latencyMs) || (r.ttftMs !== null && !isTime(r.ttftMs))) return undefined;
   if (r.finishReason !== null && typeof r.finishReason !== "string") return undefined;
   if (typeof r.streamed !== "boolean" || typeof r.outcome !== "string") return undefined;
+  const app = appFrom(r.app);
+  if (app === null) return undefined;
   return {
     id: r.id,
     keyId: r.keyId,
@@ -216,5 +244,6 @@ export function generationFrom(v: unknown): GenerationRecord | undefined {
     finishReason: r.finishReason as string | null,
     streamed: r.streamed,
     outcome: r.outcome,
+    ...(app === undefined ? {} : { app }),
   };
 }

@@ -291,7 +291,8 @@ export class RedisBilling implements BillingStore {
               `\t${it.promptTokens}\t${it.completionTokens}\t${it.costMicros}` +
               `\t${Math.max(1, it.expiresAtMs - nowMs)}\t${it.holdId ?? ""}` +
               `\t${r.createdAtMs}\t${r.ttftMs ?? ""}\t${r.latencyMs}\t${r.finishReason ?? ""}` +
-              `\t${r.streamed ? 1 : 0}\t${r.outcome}\t${it.expiresAtMs}`,
+              `\t${r.streamed ? 1 : 0}\t${r.outcome}\t${it.expiresAtMs}` +
+              `\t${r.app?.referer ?? ""}\t${r.app?.title ?? ""}`,
           );
         }
         calls.push([keys.length, ...keys, ...args]);

@@ -10,10 +10,7 @@ import { type ParsedChatRequest, parseChatBody } from "../api/openai-request.js"
  */
 
 /** The rules a user's chat request goes by (the Business API's options): a probe goes by the same. */
-export type ProbeChatRules = Pick<
-  ChatOptions,
-  "requestTimeoutMs" | "defaultMaxTokens" | "userSalt" | "maxBodyBytes"
->;
+export type ProbeChatRules = Pick<ChatOptions, "requestTimeoutMs" | "userSalt" | "maxBodyBytes">;
 
 /**
  * The account a validator's probes hash their `user` under, as an API key id
@@ -51,7 +48,6 @@ export function parseProbeBody(
     const probed =
       typeof body === "object" && body !== null && !Array.isArray(body) ? { ...body, model: "probe" } : body;
     return parseChatBody(probed, {
-      defaultMaxTokens: rules.defaultMaxTokens,
       userSalt: rules.userSalt,
       account: probeAccount(validatorHotkey),
     });

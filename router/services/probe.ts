@@ -6,6 +6,7 @@ import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
 import type { ModelKind } from "../../common/request-kinds.js";
 import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
+import { newTraceId } from "../../common/trace-id.js";
 import { type ValidatorAuth, verifiedValidator } from "../../common/validator-call/server.js";
 import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import {
@@ -230,6 +231,8 @@ export class ProbeService {
           deadlineMs,
           allowGhost: true,
           probe: true,
+          // Drawn like a user request's x-request-id, so the id cannot single a probe out.
+          traceId: newTraceId(),
         },
       );
     } catch (err) {

@@ -1,14 +1,9 @@
-import {
-  chunkAnswerBytes,
-  chunkPayloadBytes,
-  embeddingBytes,
-  logprobTokenBytes,
-} from "../../common/chunk-credit.js";
+import { chunkAnswerBytes, chunkPayloadBytes } from "../../common/chunk-credit.js";
 import { logprobsProblem } from "../../common/chunk-logprobs.js";
 import { type Clock, systemClock, type Timer } from "../../common/clock.js";
 import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { ChunkCheck } from "./kind-check.js";
-import type { InferenceCall, RelayedText, TunnelEvent } from "./types.js";
+import type { InferenceCall, RelayedChoice, RelayedText, TunnelEvent } from "./types.js";
 
 /** What a call needs from the session that carries it. */
 export interface CallHost {
@@ -28,6 +23,18 @@ export interface CallLimits {
   readonly initialCreditBytes: number;
   /** How long a cancelled request keeps its concurrency slot waiting for the miner's terminal frame. */
   readonly cancelGraceMs: number;
+  /**
+   * Choices the request asked for (`n`; default 1): a chunk naming
+   * `choice_index` at or past it fails the request with PROTOCOL.
+   */
+  readonly choices?: number;
+}
+
+interface ChoiceText {
+  content: string;
+  reasoning: string;
+  tools: string;
+  bytes: number;
 }
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
@@ -42,8 +49,8 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value:
  * the queue never holds more than the initial credit (plus one oversize
  * chunk, which the protocol allows when nothing is outstanding). A miner
  * that sends beyond its credit, or more logprobs in a chunk than the
- * protocol allows (common/chunk-logprobs.ts), fails the request with
- * PROTOCOL.
+ * protocol allows (common/chunk-logprobs.ts), or a chunk of a choice the
+ * request did not ask for, fails the request with PROTOCOL.
  */
 export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   readonly requestId: number;
@@ -58,9 +65,11 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   #credit: number;
   #consumedUngranted = 0;
   #relayed = 0;
-  #content = "";
-  #reasoning = "";
-  #tools = "";
+  /** What was relayed, per choice (index = `choice_index`). */
+  readonly #choices: ChoiceText[] = [];
+  readonly #choiceLimit: number;
+  /** What this request's kind allows back (kind-check.ts); undefined: no check beyond the protocol's. */
+  readonly #check: ChunkCheck | undefined;
   #queuedChunks = 0;
   /** A terminal event is queued (or delivered); nothing more is accepted. */
   #terminal = false;
@@ -72,8 +81,6 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   #deadlineTimer: Timer | undefined;
   #graceTimer: Timer | undefined;
   #signal: AbortSignal | undefined;
-  /** What this request's kind allows back (kind-check.ts); undefined: no check beyond the protocol's. */
-  readonly #check: ChunkCheck | undefined;
   readonly #onAbort = (): void => {
     this.#abandon(RequestErrorCode.REQUEST_ERROR_CODE_CANCELLED, "the caller went away");
   };
@@ -87,12 +94,13 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
     check?: ChunkCheck,
   ) {
     this.requestId = requestId;
-    this.#check = check;
     this.#clock = clock;
     this.model = model;
     this.#host = host;
     this.#limits = limits;
     this.#credit = limits.initialCreditBytes;
+    this.#choiceLimit = Math.max(1, limits.choices ?? 1);
+    this.#check = check;
     // Zero-payload chunks cost no credit, so their number needs its own bound.
     this.#maxQueuedChunks = limits.initialCreditBytes + 256;
   }
@@ -126,11 +134,28 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   /** UTF-8 bytes of answer (not logprobs: see chunkAnswerBytes) handed to the caller so far. */
   readonly relayedBytes = (): number => this.#relayed;
 
-  readonly relayedText = (): RelayedText => ({
-    content: this.#content,
-    reasoning: this.#reasoning,
-    tools: this.#tools,
-  });
+  readonly relayedText = (): RelayedText => {
+    const c = this.#choices;
+    // One choice (nearly every request) needs no joining.
+    if (c.length <= 1) {
+      const only = c[0];
+      return { content: only?.content ?? "", reasoning: only?.reasoning ?? "", tools: only?.tools ?? "" };
+    }
+    return {
+      content: c.map((x) => x?.content ?? "").join(""),
+      reasoning: c.map((x) => x?.reasoning ?? "").join(""),
+      tools: c.map((x) => x?.tools ?? "").join(""),
+    };
+  };
+
+  readonly relayedChoices = (): readonly RelayedChoice[] => {
+    const out: RelayedChoice[] = [];
+    for (let i = 0; i < this.#choices.length; i++) {
+      const x = this.#choices[i];
+      out.push(x === undefined ? { content: "", reasoning: "", tools: "", bytes: 0 } : { ...x });
+    }
+    return out;
+  };
 
   /** Sends Cancel to the miner and ends `events` with a CANCELLED error. Idempotent. */
   cancel(reason: string): void {
@@ -168,14 +193,27 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   /** A chunk from the miner. */
   onChunk(chunk: ResponseChunk): void {
     if (this.#terminal) return;
+    if (chunk.choiceIndex >= this.#choiceLimit) {
+      this.#host.sendCancel(this.requestId, "choice out of range");
+      this.#endWith(
+        RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL,
+        `the miner sent choice ${chunk.choiceIndex} of a request for ${this.#choiceLimit}`,
+      );
+      this.#startGrace();
+      return;
+    }
     const problem = logprobsProblem(chunk);
     if (problem !== undefined) {
-      this.#breach("too many logprobs", `the miner sent ${problem}`);
+      this.#host.sendCancel(this.requestId, "too many logprobs");
+      this.#endWith(RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL, `the miner sent ${problem}`);
+      this.#startGrace();
       return;
     }
     const wrong = this.#check?.chunk(chunk);
     if (wrong !== undefined) {
-      this.#breach("invalid answer", `the miner sent ${wrong}`);
+      this.#host.sendCancel(this.requestId, "invalid answer");
+      this.#endWith(RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL, `the miner sent ${wrong}`);
+      this.#startGrace();
       return;
     }
     const bytes = chunkPayloadBytes(chunk);
@@ -211,10 +249,12 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   }
 
   /** The miner's terminal RequestError frame. */
-  onError(code: RequestErrorCode, message: string): void {
+  onError(code: RequestErrorCode, message: string, httpStatus = 0): void {
     this.#minerFinished();
     if (this.#terminal) return;
-    this.#endWith(code, message);
+    // The backend's status, when the miner says there was one (a claim: upstream.ts bounds it).
+    if (httpStatus !== 0) this.#endWithEvent({ type: "error", code, message, httpStatus });
+    else this.#endWith(code, message);
   }
 
   /**
@@ -229,13 +269,6 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
 
   // ---- internals ----
 
-  /** The miner broke the contract: the request fails with PROTOCOL and the miner is told to stop. */
-  #breach(cancelReason: string, message: string): void {
-    this.#host.sendCancel(this.requestId, cancelReason);
-    this.#endWith(RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL, message);
-    this.#startGrace();
-  }
-
   #take(): IteratorResult<TunnelEvent> {
     const event = this.#queue[this.#head] as TunnelEvent;
     this.#queue[this.#head] = undefined as unknown as TunnelEvent;
@@ -248,15 +281,23 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
       this.#queuedChunks--;
       const chunk = event.chunk;
       const answer = chunkAnswerBytes(chunk);
-      // Logprob tokens cost credit like text but are not part of the answer: the
-      // usage bounds built on relayedBytes() must not grow with them.
-      let bytes = chunk.logprobs.length === 0 ? answer : answer + logprobTokenBytes(chunk.logprobs);
-      if (chunk.embeddings.length > 0) bytes += embeddingBytes(chunk.embeddings);
+      // Logprob tokens, the fingerprint and vectors cost credit like text but are not part of
+      // the answer: the usage bounds built on relayedBytes() must not grow with them.
+      const bytes =
+        chunk.logprobs.length === 0 && chunk.systemFingerprint === "" && chunk.embeddings.length === 0
+          ? answer
+          : chunkPayloadBytes(chunk);
       this.#relayed += answer;
-      // Kept for the router's own token count (V8 joins these cheaply, as ropes).
-      if (chunk.contentDelta !== "") this.#content += chunk.contentDelta;
-      if (chunk.reasoningDelta !== "") this.#reasoning += chunk.reasoningDelta;
-      for (const t of chunk.toolCalls) this.#tools += t.functionName + t.argumentsDelta;
+      // Kept per choice for the router's own token count (V8 joins these cheaply, as ropes).
+      let text = this.#choices[chunk.choiceIndex];
+      if (text === undefined) {
+        text = { content: "", reasoning: "", tools: "", bytes: 0 };
+        this.#choices[chunk.choiceIndex] = text;
+      }
+      text.bytes += answer;
+      if (chunk.contentDelta !== "") text.content += chunk.contentDelta;
+      if (chunk.reasoningDelta !== "") text.reasoning += chunk.reasoningDelta;
+      for (const t of chunk.toolCalls) text.tools += t.functionName + t.argumentsDelta;
       this.#grant(bytes);
     } else {
       this.#finish();

@@ -16,6 +16,10 @@ import type { SessionPhase } from "./types.js";
 
 /** `retry_after_ms` of the Reject sent when the admission check itself fails. */
 const ADMISSION_RETRY_AFTER_MS = 5_000;
+/** Least `retry_after_ms` when the router-wide hello budget is spent. */
+const BUSY_RETRY_AFTER_MS = 1_000;
+/** `retry_after_ms` when the hotkey already holds its most tunnels (one must close first). */
+const TUNNELS_FULL_RETRY_AFTER_MS = 30_000;
 
 /** What a handshake depends on (a part of the session's deps). */
 export interface HandshakeDeps {
@@ -26,6 +30,10 @@ export interface HandshakeDeps {
   readonly replay: ReplayCache;
   readonly admit: AdmitHotkey;
   readonly logger: Logger;
+  /** Takes one hello check from the router-wide budget: 0 when granted, else ms until one is free. */
+  readonly helloBudget: (nowMs: number) => number;
+  /** Why this hotkey may not open one more live tunnel, or undefined when it may. */
+  readonly tunnelRoom: (hotkey: string) => string | undefined;
 }
 
 /** What a handshake needs from the session it opens. */
@@ -76,6 +84,16 @@ export class TunnelHandshake {
    * the verified hotkey to the session. The session is "admitting" meanwhile.
    */
   async onHello(hello: Hello): Promise<void> {
+    // Checked before the signature: refusing costs nothing, verifying costs ~0.7 ms.
+    const waitMs = this.#d.helloBudget(this.#d.clock.now());
+    if (waitMs > 0) {
+      this.#reject(
+        RejectReason.REJECT_REASON_UNAVAILABLE,
+        "the router is checking too many hellos right now; retry later",
+        Math.max(waitMs, BUSY_RETRY_AFTER_MS),
+      );
+      return;
+    }
     const verdict = judgeHello(hello, {
       nonce: this.#d.nonce,
       routerId: this.#d.routerId,
@@ -102,6 +120,13 @@ export class TunnelHandshake {
     if (this.#host.phase() !== "admitting") return; // closed while we waited
     if (!admitted) {
       this.#reject(RejectReason.REJECT_REASON_NOT_ADMITTED, `hotkey ${verdict.hotkey} is not admitted`);
+      return;
+    }
+    // Counted and taken in one synchronous step (accepted() goes live at once), so two hellos
+    // judged at the same time cannot both take the last room.
+    const full = this.#d.tunnelRoom(verdict.hotkey);
+    if (full !== undefined) {
+      this.#reject(RejectReason.REJECT_REASON_UNAVAILABLE, full, TUNNELS_FULL_RETRY_AFTER_MS);
       return;
     }
     this.#d.clock.clearTimeout(this.#helloTimer);

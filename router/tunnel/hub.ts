@@ -6,7 +6,15 @@ import { type Logger, silentLogger } from "../../common/logger.js";
 import { ReplayCache } from "../../common/replay-cache.js";
 import { ConnectResponse, RejectReason } from "../../gen/tensorclaw/v1/tunnel.js";
 import { TUNNEL_PROTOCOL_VERSION } from "./hello.js";
-import { type AdmitHotkey, resolveTimings, type TunnelHubOptions, type TunnelTimings } from "./options.js";
+import { HelloBudget, peerAddress } from "./hello-budget.js";
+import {
+  type AdmitHotkey,
+  resolveLimits,
+  resolveTimings,
+  type TunnelHubOptions,
+  type TunnelLimits,
+  type TunnelTimings,
+} from "./options.js";
 import { type ModelFilter, ROUTE_EVERY_MODEL, TunnelSession } from "./session.js";
 import type { DispatchBody, DispatchOptions, InferenceCall, SessionView, TunnelDispatcher } from "./types.js";
 
@@ -19,7 +27,9 @@ import type { DispatchBody, DispatchOptions, InferenceCall, SessionView, TunnelD
 export class TunnelHub implements TunnelDispatcher {
   readonly routerId: string;
   readonly timings: TunnelTimings;
+  readonly limits: TunnelLimits;
   readonly #clock: Clock;
+  readonly #helloBudget: HelloBudget;
   readonly #random: (n: number) => Uint8Array;
   readonly #logger: Logger;
   readonly #admit: AdmitHotkey;
@@ -40,6 +50,8 @@ export class TunnelHub implements TunnelDispatcher {
     if (opts.routerId === "") throw new RangeError("routerId must not be empty");
     this.routerId = opts.routerId;
     this.timings = resolveTimings(opts.timings);
+    this.limits = resolveLimits(opts.limits);
+    this.#helloBudget = new HelloBudget(this.limits.helloChecksPerSecond);
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.randomBytes ?? ((n) => nodeRandomBytes(n));
     this.#logger = opts.logger ?? silentLogger();
@@ -56,7 +68,23 @@ export class TunnelHub implements TunnelDispatcher {
    */
   accept(channel: FrameChannel): void {
     if (this.#draining) {
-      refuseDraining(channel, this, this.#random(32), this.#clock.now());
+      refuse(channel, this, this.#random(32), this.#clock.now(), {
+        message: "router is shutting down",
+        retryAfterMs: this.timings.drainReconnectAfterMs,
+      });
+      return;
+    }
+    const address = peerAddress(channel.peer);
+    const pending = this.#pendingFrom(address);
+    if (pending >= this.limits.maxPendingHandshakesPerAddress) {
+      this.#logger.warn(
+        { peer: address, pending, limit: this.limits.maxPendingHandshakesPerAddress },
+        "refusing a tunnel: too many handshakes in progress from one address",
+      );
+      refuse(channel, this, this.#random(32), this.#clock.now(), {
+        message: `too many tunnel handshakes in progress from ${address} (at most ${this.limits.maxPendingHandshakesPerAddress})`,
+        retryAfterMs: PENDING_RETRY_AFTER_MS,
+      });
       return;
     }
     const session = new TunnelSession({
@@ -68,6 +96,8 @@ export class TunnelHub implements TunnelDispatcher {
       timings: this.timings,
       replay: this.#replay,
       admit: this.#admit,
+      helloBudget: (nowMs) => this.#helloBudget.take(nowMs),
+      tunnelRoom: (hotkey) => this.#tunnelRoom(hotkey),
       isGhost: (hotkey) => this.#ghosts.has(hotkey),
       models: () => this.#models,
       logger: this.#logger,
@@ -183,6 +213,27 @@ export class TunnelHub implements TunnelDispatcher {
     for (const s of [...this.#all]) s.close("going_away", reason);
   }
 
+  /** Sessions from `address` still in their handshake (before Accept or Reject). */
+  #pendingFrom(address: string): number {
+    let n = 0;
+    for (const s of this.#all) {
+      if ((s.phase === "handshake" || s.phase === "admitting") && peerAddress(s.peer) === address) n++;
+    }
+    return n;
+  }
+
+  /** Why `hotkey` may not open one more live tunnel (it holds the most already), or undefined. */
+  #tunnelRoom(hotkey: string): string | undefined {
+    let n = 0;
+    for (const s of this.#live.values()) if (s.hotkey === hotkey) n++;
+    if (n < this.limits.maxTunnelsPerHotkey) return undefined;
+    this.#logger.warn(
+      { hotkey, tunnels: n, limit: this.limits.maxTunnelsPerHotkey },
+      "refusing a tunnel: the hotkey holds the most tunnels allowed",
+    );
+    return `hotkey ${hotkey} already holds ${n} tunnels on this router (at most ${this.limits.maxTunnelsPerHotkey}); close one first`;
+  }
+
   #allClosed(): Promise<void> {
     if (this.#all.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#closeWaiters.add(resolve));
@@ -213,15 +264,20 @@ export class TunnelHub implements TunnelDispatcher {
   }
 }
 
+/** `retry_after_ms` of a tunnel refused for too many handshakes from its address. */
+const PENDING_RETRY_AFTER_MS = 2_000;
+
 /**
- * Answers a new stream during shutdown. The protocol wants a Challenge
- * first, so the stream gets one, then Reject UNAVAILABLE, then the close.
+ * Refuses a new stream before its handshake (shutdown, too many handshakes
+ * from its address). The protocol wants a Challenge first, so the stream
+ * gets one, then Reject UNAVAILABLE, then the close.
  */
-function refuseDraining(
+function refuse(
   channel: FrameChannel,
   hub: { routerId: string; timings: TunnelTimings },
   nonce: Uint8Array,
   nowMs: number,
+  why: { message: string; retryAfterMs: number },
 ): void {
   channel.start({ message: () => {}, drain: () => {}, closed: () => {} });
   const message = ConnectResponse.encode({
@@ -243,13 +299,13 @@ function refuseDraining(
           $case: "reject",
           value: {
             reason: RejectReason.REJECT_REASON_UNAVAILABLE,
-            message: "router is shutting down",
-            retryAfterMs: hub.timings.drainReconnectAfterMs,
+            message: why.message,
+            retryAfterMs: why.retryAfterMs,
           },
         },
       },
     ],
   }).finish();
   channel.send(message);
-  channel.close("going_away", "router is shutting down");
+  channel.close("going_away", why.message);
 }

@@ -38,9 +38,14 @@ export function dispatchKind(body: DispatchBody): ModelKind {
 
 /** The check for what a request may bring back. */
 export function chunkCheckFor(body: DispatchBody): ChunkCheck {
-  if ("messages" in body) return new ChoiceCheck(choicesOfChat(body));
-  if ("completion" in body) return new ChoiceCheck(choicesOfCompletion(body.completion));
+  if ("messages" in body || "completion" in body) return new TextCheck();
   return new EmbeddingCheck(body.embedding);
+}
+
+/** The choices a request asks for: what its chunks' `choice_index` must stay below (TunnelCall). */
+export function dispatchChoices(body: DispatchBody): number {
+  if ("messages" in body) return choicesOfChat(body);
+  return "completion" in body ? choicesOfCompletion(body.completion) : 1;
 }
 
 /** The choices a chat request asks for (`n`, absent: 1). */
@@ -53,16 +58,12 @@ export function choicesOfCompletion(c: CompletionRequest): number {
   return Math.max(1, c.prompt.length) * Math.max(1, c.n ?? 1);
 }
 
-/** Chat and completion answers: text, in the choices asked for, no vectors. */
-class ChoiceCheck implements ChunkCheck {
-  constructor(private readonly choices: number) {}
-
+/** Chat and completion answers: text, no vectors (the call checks choice indexes: dispatchChoices). */
+class TextCheck implements ChunkCheck {
   chunk(c: ResponseChunk): string | undefined {
-    if (c.embeddings.length > 0) return "embedding vectors in an answer that is not an embeddings request";
-    if (c.choiceIndex >= this.choices) {
-      return `choice_index ${c.choiceIndex} when ${this.choices} choice(s) were asked for`;
-    }
-    return undefined;
+    return c.embeddings.length > 0
+      ? "embedding vectors in an answer that is not an embeddings request"
+      : undefined;
   }
 
   end(): string | undefined {

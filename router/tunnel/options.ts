@@ -37,6 +37,38 @@ export const DEFAULT_TUNNEL_TIMINGS: TunnelTimings = Object.freeze({
   cancelGraceMs: 5_000,
 });
 
+/**
+ * Caps that keep one peer from taking the hub for itself (hardening: a
+ * hotkey opening tunnel after tunnel, a host holding handshakes open, a
+ * flood of hellos that each cost a signature check).
+ */
+export interface TunnelLimits {
+  /** Live tunnels one hotkey may hold on this router; more hellos are refused UNAVAILABLE. */
+  readonly maxTunnelsPerHotkey: number;
+  /** Tunnels one remote address may have in their handshake at once; more are refused at once. */
+  readonly maxPendingHandshakesPerAddress: number;
+  /** Hello signature checks per second, all peers together (each costs ~0.7 ms of CPU). */
+  readonly helloChecksPerSecond: number;
+}
+
+/** The defaults (README, "tensorclaw router"). */
+export const DEFAULT_TUNNEL_LIMITS: TunnelLimits = Object.freeze({
+  maxTunnelsPerHotkey: 4,
+  maxPendingHandshakesPerAddress: 16,
+  helloChecksPerSecond: 200,
+});
+
+/** Checks limits and fills defaults; throws a RangeError naming the bad field. */
+export function resolveLimits(partial: Partial<TunnelLimits> | undefined): TunnelLimits {
+  const l = { ...DEFAULT_TUNNEL_LIMITS, ...partial };
+  for (const [name, value] of Object.entries(l)) {
+    if (!Number.isInteger(value) || value < 1 || value > 1_000_000) {
+      throw new RangeError(`tunnel limit ${name} must be an integer in [1, 1000000], got ${String(value)}`);
+    }
+  }
+  return Object.freeze(l);
+}
+
 /** HTTP/2 keepalive ping interval of the tunnel's gRPC server. */
 export const DEFAULT_GRPC_KEEPALIVE_TIME_MS = 30_000;
 /** How long a gRPC keepalive ping may go unanswered before the connection is dropped. */
@@ -57,6 +89,8 @@ export interface TunnelHubOptions {
   readonly randomBytes?: (n: number) => Uint8Array;
   readonly logger?: Logger;
   readonly timings?: Partial<TunnelTimings>;
+  /** Per-hotkey, per-address and hello-rate caps; defaults DEFAULT_TUNNEL_LIMITS. */
+  readonly limits?: Partial<TunnelLimits>;
   /** Admission hook; default admits every hotkey with a valid signature. */
   readonly admit?: AdmitHotkey;
 }

@@ -3,6 +3,7 @@ import type { Timer } from "../../common/clock.js";
 import { TensorClawError } from "../../common/errors.js";
 import { FrameBatcher } from "../../common/frame-batcher.js";
 import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../../common/frame-channel.js";
+import { newTraceId } from "../../common/trace-id.js";
 import {
   ConnectRequest,
   type MinerFrame,
@@ -12,7 +13,7 @@ import {
 import { TunnelCall } from "./call.js";
 import { type HandshakeDeps, TunnelHandshake } from "./handshake.js";
 import { type Offer, validateOffers } from "./hello.js";
-import { chunkCheckFor, dispatchKind } from "./kind-check.js";
+import { chunkCheckFor, dispatchChoices, dispatchKind } from "./kind-check.js";
 import { LivenessTracker } from "./liveness.js";
 import { chooseSlot } from "./slot-choice.js";
 import type {
@@ -125,6 +126,11 @@ export class TunnelSession {
   /** Where the session is in its life. */
   get phase(): SessionPhase {
     return this.#phase;
+  }
+
+  /** The remote end, as the transport names it (for the hub's per-address caps). */
+  get peer(): string {
+    return this.#d.channel.peer;
   }
 
   /** The verified hotkey ("" before Accept). */
@@ -276,7 +282,7 @@ export class TunnelSession {
           embedding: "embedding" in body ? body.embedding : undefined,
           deadlineMs: wireDeadlineMs,
           initialCreditBytes,
-          traceId: "",
+          traceId: opts.traceId ?? newTraceId(),
         },
       },
     };
@@ -289,7 +295,7 @@ export class TunnelSession {
       requestId,
       offered,
       this.#callHost,
-      { initialCreditBytes, cancelGraceMs: this.#d.timings.cancelGraceMs },
+      { initialCreditBytes, cancelGraceMs: this.#d.timings.cancelGraceMs, choices: dispatchChoices(body) },
       this.#d.clock,
       chunkCheckFor(body),
     );
@@ -342,6 +348,7 @@ export class TunnelSession {
     if (this.#phase === "closed") return;
     let message: ConnectRequest;
     try {
+      checkTopLevelTags(bytes);
       const reader = new BinaryReader(bytes);
       message = ConnectRequest.decode(reader);
       // The generated decoder stops quietly at an end-group tag; trailing bytes mean garbage.
@@ -380,7 +387,9 @@ export class TunnelSession {
         this.#calls.get(kind.value.requestId)?.onUsage(kind.value.promptTokens, kind.value.completionTokens);
         return;
       case "error":
-        this.#calls.get(kind.value.requestId)?.onError(kind.value.code, kind.value.message);
+        this.#calls
+          .get(kind.value.requestId)
+          ?.onError(kind.value.code, kind.value.message, kind.value.httpStatus);
         return;
       case "pong":
         if (this.#liveness.pong(kind.value.seq, this.#d.clock.now()) !== undefined)
@@ -501,5 +510,25 @@ export class TunnelSession {
       "tunnel session closed",
     );
     this.#d.events.closed(this, info);
+  }
+}
+
+/**
+ * Walks the top level of a stream message, tag by tag. The generated decoder
+ * stops without a word at a zero byte where a tag should be, so a valid
+ * message followed by stray zero bytes would pass; BinaryReader.tag() refuses
+ * field number 0 and skip() refuses lengths past the end. Costs a step per
+ * frame, not per byte.
+ */
+function checkTopLevelTags(bytes: Uint8Array): void {
+  const r = new BinaryReader(bytes);
+  while (r.pos < r.len) {
+    const at = r.pos;
+    try {
+      const [field, wireType] = r.tag();
+      r.skip(wireType, field);
+    } catch (err) {
+      throw new Error(`bad field at byte ${at} of ${r.len}: ${(err as Error).message}`);
+    }
   }
 }

@@ -51,6 +51,12 @@ export interface RelayedText {
   readonly tools: string;
 }
 
+/** What was relayed of one choice of an answer (`n` > 1 gives several). */
+export interface RelayedChoice extends RelayedText {
+  /** UTF-8 bytes of answer relayed for this choice (see InferenceCall.relayedBytes). */
+  readonly bytes: number;
+}
+
 /** What comes back from a miner for one request, in order. */
 export type TunnelEvent =
   /**
@@ -66,7 +72,13 @@ export type TunnelEvent =
       readonly promptTokens: number;
       readonly completionTokens: number;
     }
-  | { readonly type: "error"; readonly code: RequestErrorCode; readonly message: string };
+  | {
+      readonly type: "error";
+      readonly code: RequestErrorCode;
+      readonly message: string;
+      /** RequestError.http_status as the miner sent it, when not 0: a claim, not a fact. */
+      readonly httpStatus?: number;
+    };
 
 /** One request in flight on a tunnel. */
 export interface InferenceCall {
@@ -84,6 +96,11 @@ export interface InferenceCall {
   readonly relayedBytes: () => number;
   /** The answer's text relayed so far, by kind: what the router counts the completion's tokens from. */
   readonly relayedText: () => RelayedText;
+  /**
+   * The same per choice, indexed by `choice_index` (a choice that sent
+   * nothing is empty): the router bounds each choice's credit on its own.
+   */
+  readonly relayedChoices: () => readonly RelayedChoice[];
   /** Sends Cancel to the miner and ends `events`. Idempotent. */
   cancel(reason: string): void;
 }
@@ -111,6 +128,12 @@ export interface DispatchOptions {
    * concurrency limit, one per tunnel) only when the model is full.
    */
   readonly probe?: boolean;
+  /**
+   * The request's id as the miner sees it (`InferenceRequest.trace_id`): the
+   * user's `x-request-id`, or a probe's id drawn the same way. Absent: a
+   * fresh random one, so no request ever goes out without one.
+   */
+  readonly traceId?: string;
 }
 
 /**

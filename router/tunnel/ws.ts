@@ -25,6 +25,8 @@ export interface TunnelWsSettings {
   readonly keepaliveMs?: number;
   /** Bytes queued on a socket above which `send` asks the session to wait (default 1 MiB). */
   readonly highWaterBytes?: number;
+  /** Called with a socket upgraded to a tunnel (it is no longer an HTTP connection). */
+  readonly onUpgraded?: (socket: Duplex) => void;
 }
 
 /** A running WebSocket tunnel endpoint. */
@@ -56,9 +58,11 @@ export function attachTunnelWs(server: Server, hub: ChannelAcceptor, s: TunnelWs
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
+      s.onUpgraded?.(socket);
       hub.accept(
         new WsServerChannel(ws, req.socket.remoteAddress ?? "unknown", {
           keepaliveMs: s.keepaliveMs ?? DEFAULT_WS_KEEPALIVE_MS,
+          maxMessageBytes: s.maxMessageBytes,
           highWaterBytes: s.highWaterBytes ?? DEFAULT_WS_HIGH_WATER_BYTES,
         }),
       );
@@ -81,8 +85,13 @@ export class WsServerChannel extends WsFrameChannel {
   /** Set when `ws` itself rejects a message (too big, bad frame) before it closes the socket. */
   #fault: ChannelClosed | undefined;
 
-  constructor(ws: WebSocket, peer: string, opts: { keepaliveMs: number; highWaterBytes: number }) {
+  constructor(
+    ws: WebSocket,
+    peer: string,
+    opts: { keepaliveMs: number; highWaterBytes: number; maxMessageBytes: number },
+  ) {
     super(ws, peer, opts.highWaterBytes, "text messages are a protocol error; send binary protobuf");
+    nameOwnCloses(ws, opts.maxMessageBytes);
     ws.on("error", (err: Error & { code?: string }) => {
       // `ws` reports protocol faults (it then closes with 1009 / 1002 / 1007) as WS_ERR_* codes;
       // anything else is the network failing under us.
@@ -132,5 +141,30 @@ export class WsServerChannel extends WsFrameChannel {
   protected override finish(info: ChannelClosed): void {
     clearInterval(this.#keepalive);
     super.finish(info);
+  }
+}
+
+/**
+ * `ws` closes a socket by itself when a message breaks its rules (too big,
+ * a bad frame), sending the close code alone; the protocol promises a
+ * reason that names the fault, so those closes get one here.
+ */
+function nameOwnCloses(ws: WebSocket, maxMessageBytes: number): void {
+  const close = ws.close.bind(ws);
+  ws.close = (code?: number, data?: string | Buffer): void => {
+    close(code, data ?? ownCloseReason(code, maxMessageBytes));
+  };
+}
+
+function ownCloseReason(code: number | undefined, maxMessageBytes: number): string | undefined {
+  switch (code) {
+    case 1009:
+      return `message larger than the ${maxMessageBytes} byte limit`;
+    case 1002:
+      return "WebSocket protocol error (bad frame)";
+    case 1007:
+      return "invalid data in a WebSocket frame";
+    default:
+      return undefined;
   }
 }

@@ -52,8 +52,10 @@ export interface PromptSize {
 export interface RelayedOutput {
   /** UTF-8 bytes of chunk payload carried. */
   readonly bytes: number;
-  /** The `max_tokens` sent to the miner. */
+  /** The most completion tokens the request may be credited (all choices). */
   readonly maxTokens: number;
+  /** Answers (choices) the bytes belong to, each allowed its end-of-turn token; default 1. */
+  readonly answers?: number;
 }
 
 /** Counts as reported by the miner; undefined when it sent none. */
@@ -77,7 +79,7 @@ export function maxPromptTokens(prompt: PromptSize): number {
 
 /** Most completion tokens the relayed output could hold. */
 export function maxCompletionTokens(out: RelayedOutput): number {
-  return Math.min(out.bytes + FINISH_TOKEN_ALLOWANCE, out.maxTokens);
+  return Math.min(out.bytes + FINISH_TOKEN_ALLOWANCE * (out.answers ?? 1), out.maxTokens);
 }
 
 function sane(n: number): number {

@@ -62,6 +62,16 @@ export interface UsageEvent {
   readonly billing?: EventBilling;
 }
 
+/**
+ * The app a request came from, as its `HTTP-Referer` and `X-Title` headers
+ * named it (router/api/openrouter-app.ts): cleaned, bounded, no tabs or
+ * control characters. At least one is set.
+ */
+export interface RequestApp {
+  readonly referer?: string;
+  readonly title?: string;
+}
+
 /** The billing side of a request's final usage event (router/billing/billing.ts settles it). */
 export interface EventBilling {
   readonly keyId: string;
@@ -81,6 +91,8 @@ export interface EventBilling {
   /** OpenAI finish reason of the answer, or null. */
   readonly finishReason: string | null;
   readonly streamed: boolean;
+  /** The app the request named (`HTTP-Referer`, `X-Title`), for its generation record. */
+  readonly app?: RequestApp;
 }
 
 /** Where finished requests go. Never throws and never blocks the request path. */

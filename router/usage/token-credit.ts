@@ -16,7 +16,7 @@ import {
  * names and arguments) with the model's catalogue tokenizer, and credits
  *
  *     prompt     = min(reported, counted_prompt + 8 × messages + 16)
- *     completion = min(reported, counted_completion + 1)
+ *     completion = min(reported, counted_completion + 1 per choice)
  *
  * The allowances are the chat template's own tokens, which the router cannot
  * see: role markers and separators per message, begin-of-text and the
@@ -54,13 +54,21 @@ function sane(n: number): number {
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
 }
 
-/** The credited counts: the miner's report bounded by the router's count plus the allowances. */
-export function creditFromCount(counted: RouterCount, reported: ReportedUsage | undefined): ClampedUsage {
+/**
+ * The credited counts: the miner's report bounded by the router's count plus
+ * the allowances (one end-of-turn token per answer: `answers` is the
+ * request's choices).
+ */
+export function creditFromCount(
+  counted: RouterCount,
+  reported: ReportedUsage | undefined,
+  answers = 1,
+): ClampedUsage {
   if (reported === undefined) {
     return { promptTokens: counted.promptTokens, completionTokens: counted.completionTokens, clamped: false };
   }
   const pMax = counted.promptTokens + PER_MESSAGE_ALLOWANCE * counted.messages + PER_REQUEST_ALLOWANCE;
-  const cMax = counted.completionTokens + FINISH_TOKEN_ALLOWANCE;
+  const cMax = counted.completionTokens + FINISH_TOKEN_ALLOWANCE * answers;
   const p = sane(reported.promptTokens);
   const c = sane(reported.completionTokens);
   const promptTokens = Math.min(p, pMax);

@@ -7,6 +7,7 @@ import { expect } from "chai";
 import OpenAI, { APIError } from "openai";
 import { ApiKeys, FileApiKeyStore } from "../../router/api/keys.js";
 import { type RouterUnderTest, startRouter } from "../support/api-harness.js";
+import { FakeClock } from "../support/fake-clock.js";
 
 /** Raw HTTP against the router, for what the openai client cannot send. */
 async function raw(r: RouterUnderTest, path: string, init: RequestInit = {}) {
@@ -47,7 +48,11 @@ describe("api http: requests that never reach a miner", () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "tc-api-http-"));
     const store = new FileApiKeyStore(join(dir, "keys.json"));
-    router = await startRouter({ keyStore: store, chat: { maxBodyBytes: 2048 } });
+    router = await startRouter({
+      keyStore: store,
+      chat: { maxBodyBytes: 2048 },
+      corsOrigins: ["https://app.example"],
+    });
     const keys = new ApiKeys(store);
     key = (await keys.create("ok", { requestsPerMinute: 0, tokensPerMinute: 0 }, Date.now())).key;
     const r = await keys.create("gone", { requestsPerMinute: 0, tokensPerMinute: 0 }, Date.now());
@@ -88,11 +93,14 @@ describe("api http: requests that never reach a miner", () => {
     expect(pre.res.status).to.equal(204);
     const allowed = (pre.res.headers.get("access-control-allow-headers") ?? "").split(", ");
     for (const h of [...asked, "http-referer", "x-title"]) expect(allowed, h).to.include(h);
-    expect(pre.res.headers.get("access-control-allow-origin")).to.equal("*");
+    expect(pre.res.headers.get("access-control-allow-origin")).to.equal("https://app.example");
     // A list that is not header names gets the default list back, not an echo.
     const odd = await raw(router, "/v1/chat/completions", {
       method: "OPTIONS",
-      headers: { "access-control-request-headers": "authorization, bad header" },
+      headers: {
+        origin: "https://app.example",
+        "access-control-request-headers": "authorization, bad header",
+      },
     });
     expect(odd.res.headers.get("access-control-allow-headers")).to.equal(
       "authorization, content-type, x-request-id, openai-organization",
@@ -122,9 +130,9 @@ describe("api http: requests that never reach a miner", () => {
     const e2 = await apiError(client.chat.completions.create({ model: "m", messages: MSG, temperature: 9 }));
     expect(e2.status).to.equal(400);
     expect(e2.param).to.equal("temperature");
-    const e3 = await apiError(client.chat.completions.create({ model: "m", messages: MSG, n: 3 }));
+    const e3 = await apiError(client.chat.completions.create({ model: "m", messages: MSG, n: 9 }));
     expect(e3.param).to.equal("n");
-    expect(e3.message).to.contain("n: 1");
+    expect(e3.message).to.contain("between 1 and 8");
   });
 
   it("body over the limit: 413 before reading it, router still healthy", async () => {
@@ -227,6 +235,129 @@ describe("api http: requests that never reach a miner", () => {
     } finally {
       await r.close();
     }
+  });
+
+  it("CORS: answers carry allow-origin only for a named origin; a router without --cors-origins allows none", async () => {
+    const named = await raw(router, "/healthz", { headers: { origin: "https://app.example" } });
+    expect(named.res.headers.get("access-control-allow-origin")).to.equal("https://app.example");
+    expect(named.res.headers.get("access-control-expose-headers")).to.include("x-request-id");
+    expect(named.res.headers.get("vary")).to.include("origin");
+    const stranger = await raw(router, "/healthz", { headers: { origin: "https://evil.example" } });
+    expect(stranger.res.headers.get("access-control-allow-origin")).to.equal(null);
+    const closed = await startRouter({});
+    try {
+      const h = await raw(closed, "/healthz", { headers: { origin: "https://app.example" } });
+      expect(h.res.status).to.equal(200);
+      expect(h.res.headers.get("access-control-allow-origin")).to.equal(null);
+      const pre = await raw(closed, "/v1/chat/completions", {
+        method: "OPTIONS",
+        headers: {
+          origin: "https://app.example",
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "authorization, content-type",
+        },
+      });
+      expect(pre.res.status).to.equal(204);
+      expect(pre.res.headers.get("access-control-allow-origin")).to.equal(null);
+      expect(pre.res.headers.get("access-control-allow-headers")).to.equal(null);
+    } finally {
+      await closed.close();
+    }
+  });
+
+  it("just after a restart an open router answers an unknown model 503 with retry-after (its miners may be reconnecting), later 404", async () => {
+    const clock = new FakeClock(Date.now());
+    const fresh = await startRouter({ clock, chat: { startupGraceMs: 30_000 } });
+    try {
+      const c = new OpenAI({ apiKey: "none", baseURL: fresh.baseURL, maxRetries: 0 });
+      const early = await apiError(
+        c.chat.completions.create({ model: "llama-after-restart", messages: MSG }),
+      );
+      expect(early.status).to.equal(503);
+      expect(early.headers?.get("retry-after")).to.match(/^[1-9]/);
+      await clock.advance(30_000);
+      const later = await apiError(
+        c.chat.completions.create({ model: "llama-after-restart", messages: MSG }),
+      );
+      expect(later.status).to.equal(404);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it("a body a browser may send without a preflight (text/plain, a form): 415, never parsed", async () => {
+    for (const type of [
+      "text/plain;charset=UTF-8",
+      "application/x-www-form-urlencoded",
+      "multipart/form-data; boundary=x",
+    ]) {
+      const { res, json } = await raw(router, "/v1/chat/completions", {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": type },
+        body: JSON.stringify({ model: "m", messages: MSG }),
+      });
+      expect(res.status, type).to.equal(415);
+      expect(json.error?.code).to.equal("unsupported_media_type");
+    }
+  });
+
+  it("a wrong method on a known path: 405 with allow; unknown paths stay 404", async () => {
+    const get = await raw(router, "/v1/chat/completions");
+    expect(get.res.status).to.equal(405);
+    expect(get.res.headers.get("allow")).to.equal("POST");
+    expect(get.json.error?.code).to.equal("method_not_allowed");
+    for (const [method, path] of [
+      ["PUT", "/v1/chat/completions"],
+      ["DELETE", "/v1/chat/completions"],
+      ["POST", "/v1/models"],
+      ["DELETE", "/healthz"],
+      ["POST", "/v1/models/m"],
+    ] as const) {
+      const r = await raw(router, path, { method, headers: { authorization: `Bearer ${key}` } });
+      expect(r.res.status, `${method} ${path}`).to.equal(405);
+      expect(r.res.headers.get("allow"), `${method} ${path}`).to.equal(
+        path === "/v1/chat/completions" ? "POST" : "GET, HEAD",
+      );
+    }
+    expect((await raw(router, "/v1/nothing", { method: "DELETE" })).res.status).to.equal(404);
+  });
+
+  it("a malformed path (a bad percent escape) is a 404, not a 500", async () => {
+    const r = await raw(router, "/v1/models/%", { headers: { authorization: `Bearer ${key}` } });
+    expect(r.res.status).to.equal(404);
+    expect(r.json.error?.code).to.equal("model_not_found");
+    const r2 = await raw(router, "/v1/models/%E0%A4%A", { headers: { authorization: `Bearer ${key}` } });
+    expect(r2.res.status).to.equal(404);
+  });
+
+  it("a body nested deeper than 128 levels: 400 invalid_json", async () => {
+    const { res, json } = await raw(router, "/v1/chat/completions", {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: `{"model":"m","messages":${"[".repeat(300)}${"]".repeat(300)}}`,
+    });
+    expect(res.status).to.equal(400);
+    expect(json.error?.code).to.equal("invalid_json");
+    expect(json.error?.message).to.match(/deeper than 128/);
+  });
+
+  it("a refused request with a large body is answered and its connection closed, the body never read", async () => {
+    const net = await import("node:net");
+    const sock = net.connect(router.api.port, "127.0.0.1");
+    await new Promise((r) => sock.once("connect", r));
+    let answer = "";
+    sock.on("data", (d: Buffer) => {
+      answer += d.toString();
+    });
+    const ended = new Promise<void>((r) => sock.once("close", () => r()));
+    // 3 GiB announced, a few bytes sent: no key, so 401, and the router hangs up instead of reading on.
+    sock.write(
+      'POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 3221225472\r\n\r\n{"mo',
+    );
+    await ended;
+    expect(answer).to.match(/^HTTP\/1.1 401/);
+    expect(answer.toLowerCase()).to.include("connection: close");
+    expect((await raw(router, "/healthz")).res.status).to.equal(200);
   });
 
   it("keeps the router healthy after a client drops mid-upload", async () => {

@@ -108,6 +108,12 @@ describe("tensorclaw dev (quick start)", function () {
       },
     );
     expect(table.map((row) => row.weight)).to.include(65535);
+    // By default the validator plans on a simulated subnet with commit-reveal off: set_weights.
+    await dev.waitFor(
+      /weights: dry run, would set_weights\(netuid 92, uids \[1,2\] values \[\d+,\d+\], version_key 0\) as uid 0\n/,
+      10_000,
+      "stdout",
+    );
 
     const children = descendantPids(dev.pid);
     // keys (one-shot, already gone), router, two miners, validator: at least the four long-lived ones.

@@ -17,6 +17,7 @@ import {
 import { minerCommand } from "../../miner/command.js";
 import type { TunnelEvent } from "../../router/tunnel/types.js";
 import { CLI } from "../support/cli.js";
+import { minerDataDirArgs } from "../support/miner-data-dir.js";
 import { type MinerTestRouter, sessionOf, startMinerTestRouter } from "../support/miner-router.js";
 
 describe("tensorclaw miner (process)", () => {
@@ -87,6 +88,7 @@ describe("tensorclaw miner (process)", () => {
         [
           CLI,
           "miner",
+          ...minerDataDirArgs(),
           "--router",
           router.wsUrl,
           "--backend",
@@ -171,6 +173,7 @@ describe("tensorclaw miner (process)", () => {
         [
           CLI,
           "miner",
+          ...minerDataDirArgs(),
           "--router",
           router.grpcUrl,
           "--transport",

@@ -15,6 +15,7 @@ import {
   type RouterFrame,
 } from "../../gen/tensorclaw/v1/tunnel.js";
 import { Miner } from "../../miner/miner.js";
+import { MemoryRouterPins } from "../../miner/tunnel/router-pins.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { throwawayHotkey } from "../support/keys.js";
 
@@ -111,6 +112,7 @@ describe("miner against a hostile router", () => {
       },
       {
         hotkey: await throwawayHotkey(),
+        routerPins: new MemoryRouterPins(),
         backoff: { baseMs: 50, capMs: BACKOFF_CAP_MS, stableAfterMs: 60_000 },
         clock,
       },

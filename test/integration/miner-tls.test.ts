@@ -10,8 +10,10 @@ import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { expect } from "chai";
 import { pino } from "pino";
 import { Miner } from "../../miner/miner.js";
+import { MemoryRouterPins } from "../../miner/tunnel/router-pins.js";
 import { CLI } from "../support/cli.js";
 import { throwawayHotkey } from "../support/keys.js";
+import { minerDataDirArgs } from "../support/miner-data-dir.js";
 import {
   type MinerTestRouter,
   type RouterTls,
@@ -81,6 +83,7 @@ describe("miner over TLS (grpcs, wss)", () => {
     const args = [
       CLI,
       "miner",
+      ...minerDataDirArgs(),
       "--router",
       url,
       "--backend",
@@ -152,7 +155,7 @@ describe("miner over TLS (grpcs, wss)", () => {
           healthIntervalMs: 60_000,
           connectTimeoutMs: 2000,
         },
-        { hotkey: await throwawayHotkey(), logger },
+        { hotkey: await throwawayHotkey(), routerPins: new MemoryRouterPins(), logger },
       );
       try {
         await miner.start();

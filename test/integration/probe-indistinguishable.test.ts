@@ -17,6 +17,7 @@ import { expect } from "chai";
 import { systemClock } from "../../common/clock.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
+import { TRACE_ID } from "../../common/trace-id.js";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { InferenceRequest } from "../../gen/tensorclaw/v1/tunnel.js";
 import { TrafficShapeRecorder } from "../../router/services/traffic-shape.js";
@@ -186,6 +187,21 @@ describe("probes a miner cannot tell from users", function () {
 
     const mix = observed(since);
     const probes = mix.filter((o) => o.probe).length;
+    // Every request carries a trace id of one shape, drawn at random: no prefix, counter or
+    // length sets probes apart (the learners below see only the chat body and timing).
+    const ids = new Set<string>();
+    for (const o of mix) {
+      expect(o.req.traceId, `trace id of a ${o.probe ? "probe" : "user request"}`).to.match(TRACE_ID);
+      ids.add(o.req.traceId);
+    }
+    expect(ids.size, "trace ids are never reused").to.equal(mix.length);
+    const firstHex = (probe: boolean) => {
+      const seen = new Set(mix.filter((o) => o.probe === probe).map((o) => o.req.traceId.slice(0, 4)));
+      return seen.size;
+    };
+    // A per-process prefix would leave one distinct prefix per kind; random ids leave hundreds.
+    expect(firstHex(true), "distinct probe id prefixes").to.be.above(200);
+    expect(firstHex(false), "distinct user id prefixes").to.be.above(200);
     expect(probes, "probes in the mix").to.be.above(250);
     expect(mix.length - probes, "user requests in the mix").to.be.above(250);
     const cut = Math.floor(mix.length * 0.6);

@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { type Clock, systemClock } from "../../common/clock.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
+import { TRACE_ID } from "../../common/trace-id.js";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { Verdict } from "../../gen/tensorclaw/v1/probe.js";
 import type { InferenceRequest } from "../../gen/tensorclaw/v1/tunnel.js";
@@ -107,12 +108,21 @@ describe("probes through the router look like user requests to the miner", funct
     expect(await user(body)).to.equal(200);
     const [u1, p, u2] = m.fake.requests as [InferenceRequest, InferenceRequest, InferenceRequest];
     expect(m.fake.requests.map((r) => r.requestId)).to.deep.equal([1, 2, 3]);
-    // Identical but for the id and the `user` hash (the accounts differ: a key, a validator).
-    const strip = (r: InferenceRequest) => ({ ...r, requestId: 0, chat: { ...r.chat, user: "" } });
+    // Identical but for the ids and the `user` hash (the accounts differ: a key, a validator); the
+    // trace ids are drawn the same way (32 random hex), each its own.
+    for (const r of [u1, p, u2]) expect(r.traceId).to.match(TRACE_ID);
+    expect(new Set([u1.traceId, p.traceId, u2.traceId]).size).to.equal(3);
+    const strip = (r: InferenceRequest) => ({
+      ...r,
+      requestId: 0,
+      traceId: "",
+      chat: { ...r.chat, user: "" },
+    });
     expect(strip(p)).to.deep.equal(strip(u1));
     expect(strip(u2)).to.deep.equal(strip(u1));
     expect(p.deadlineMs).to.equal(API_DEFAULTS.requestTimeoutMs);
-    expect(p.chat?.maxTokens).to.equal(API_DEFAULTS.defaultMaxTokens);
+    // Neither carries a token limit the caller did not set: none is injected.
+    expect(p.chat).to.include({ maxTokens: undefined, maxCompletionTokens: undefined, n: undefined });
     expect(p.chat?.extraJson).to.equal(JSON.stringify({ top_k: 40 }));
     expect(u1.chat?.user).to.equal(hashUser("alice", "anonymous", "test-salt"));
     expect(p.chat?.user).to.equal(hashUser("alice", probeAccount(validator.address), "test-salt"));

@@ -28,6 +28,7 @@ interface AccessLine {
   promptTokens?: number;
   completionTokens?: number;
   ttftMs?: number | null;
+  app?: { referer?: string; title?: string };
   durationMs: number;
 }
 
@@ -71,6 +72,8 @@ describe("router program: access log and metrics", function () {
       apiKey: key,
       baseURL: `http://127.0.0.1:${started.httpPort}/v1`,
       maxRetries: 0,
+      // OpenRouter's app attribution: logged (cleaned: no query string, whitespace folded).
+      defaultHeaders: { "HTTP-Referer": "https://app.example/page?token=t", "X-Title": " Logged\t app " },
     });
     const { data, response } = await client.chat.completions
       .create({ model: MODEL, messages: [{ role: "user", content: SECRET_PROMPT }], stream: false })
@@ -97,6 +100,8 @@ describe("router program: access log and metrics", function () {
       promptTokens: data.usage?.prompt_tokens,
       completionTokens: data.usage?.completion_tokens,
     });
+    expect(chat[0]?.app).to.deep.equal({ referer: "https://app.example/page", title: "Logged app" });
+    expect(id).to.match(/^[0-9a-f]{32}$/);
     expect(chat[0]?.ttftMs).to.be.a("number");
     expect(chat[0]?.durationMs)
       .to.be.a("number")
@@ -118,6 +123,8 @@ describe("router program: access log and metrics", function () {
     expect(metrics).to.include(
       `tensorclaw_api_miner_time_to_first_token_seconds_count{hotkey="${hotkey.address}"} 1`,
     );
+    expect(metrics).to.include(`tensorclaw_api_model_in_flight_requests{model="${MODEL}"} 0`);
+    expect(metrics).to.match(/^tensorclaw_api_requests_waiting 0$/m);
     expect(metrics).to.match(/^process_cpu_seconds_total \d/m);
     expect(metrics).to.match(/^nodejs_eventloop_lag_p99_seconds \d/m);
   });

@@ -69,6 +69,7 @@ describe("traffic shape: user requests through a real router, read back over sig
       ProbeServiceService.getTrafficShape,
       GetTrafficShapeRequest.fromPartial({ model }),
       key,
+      router.hub.routerId,
     );
 
   it("reports the shapes of user requests, under the canonical model, common ones only; probes are not counted", async () => {
@@ -130,6 +131,7 @@ describe("traffic shape: user requests through a real router, read back over sig
           cutAfterTokens: 5,
         }),
         validator,
+        router.hub.routerId,
       );
       expect(res.ok, res.error).to.equal(true);
     }

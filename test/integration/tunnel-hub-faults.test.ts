@@ -109,8 +109,24 @@ for (const transport of ["grpc", "ws"] as const) {
       }).finish();
       expect(big.length).to.be.greaterThan(MAX);
       bad.client.sendRaw(big);
-      expectClosed(await bad.client.closed, transport, GrpcStatus.RESOURCE_EXHAUSTED, 1009);
+      const closed = await bad.client.closed;
+      expectClosed(closed, transport, GrpcStatus.RESOURCE_EXHAUSTED, 1009);
+      // The close says why, over WebSocket too (where `ws` itself closes with the code alone).
+      expect(closed.reason).to.match(/larger than/);
       await waitForSessions(h.hub, (s) => s.length === 1, "the oversized tunnel's session to go");
+      await goodStillServes();
+    });
+
+    it("closes a live tunnel whose valid message is followed by a stray zero byte", async () => {
+      if (h === undefined) throw new Error("no hub");
+      const bad = await connectMiner(h, transport, key);
+      const valid = ConnectRequest.encode({
+        frames: [{ kind: { $case: "pong", value: { seq: 1 } } }],
+      }).finish();
+      bad.client.sendRaw(Buffer.concat([valid, Buffer.from([0])]));
+      const closed = await bad.client.closed;
+      expectClosed(closed, transport, GrpcStatus.INVALID_ARGUMENT, 1007);
+      expect(closed.reason).to.match(/does not decode: bad field at byte \d+/);
       await goodStillServes();
     });
 

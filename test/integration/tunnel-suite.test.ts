@@ -14,10 +14,12 @@ import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { countPromptTokens, countTextTokens } from "../../miner/backend/token-counter.js";
 import { Miner, type MinerSettings } from "../../miner/miner.js";
 import type { BackoffPolicy } from "../../miner/tunnel/backoff.js";
+import { MemoryRouterPins } from "../../miner/tunnel/router-pins.js";
 import type { SessionView, TransportKind, TunnelEvent } from "../../router/tunnel/types.js";
 import { CLI } from "../support/cli.js";
 import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
+import { minerDataDirArgs } from "../support/miner-data-dir.js";
 import { type MinerTestRouter, sessionOf, startMinerTestRouter } from "../support/miner-router.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
 import { freePort } from "../support/redis.js";
@@ -87,6 +89,7 @@ async function spawnMiner(
     [
       CLI,
       "miner",
+      ...minerDataDirArgs(),
       "--router",
       routerUrl,
       "--backend",
@@ -128,7 +131,7 @@ for (const transport of ["grpc", "ws"] as const) {
     async function startMiner(over: Partial<MinerSettings> = {}, backoff = FAST_BACKOFF) {
       const miner = new Miner(
         { ...settings([urlOf(router)], transport, backend.url), ...over },
-        { hotkey, backoff },
+        { hotkey, routerPins: new MemoryRouterPins(), backoff },
       );
       miners.push(miner);
       await miner.start();
@@ -170,7 +173,7 @@ for (const transport of ["grpc", "ws"] as const) {
       try {
         const miner = new Miner(
           { ...settings([urlOf(router), urlOf(second)], transport, backend.url) },
-          { hotkey, backoff: FAST_BACKOFF },
+          { hotkey, routerPins: new MemoryRouterPins(), backoff: FAST_BACKOFF },
         );
         miners.push(miner);
         await miner.start();
@@ -548,7 +551,7 @@ describe("tunnel suite: gRPC blocked", () => {
     const routers = [`grpc://127.0.0.1:${grpcPort}`, router.wsUrl];
     miner = new Miner(
       { ...settings(routers, "auto", backend.url), connectTimeoutMs: 500 },
-      { hotkey, backoff: FAST_BACKOFF },
+      { hotkey, routerPins: new MemoryRouterPins(), backoff: FAST_BACKOFF },
     );
     await miner.start();
     const tunnel = miner.tunnels[0];

@@ -29,6 +29,8 @@ import type { SessionView } from "../../router/tunnel/types.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { CONTRACT_OPTIONS, T0, usageEvent } from "../support/ledger-contract.js";
 
+/** The id the services under test run as; every call is signed for it. */
+const ROUTER_ID = "router-usage-test";
 const USAGE = UsageReportServiceService.getUsage;
 const LIST = MinerDirectoryServiceService.listMiners;
 
@@ -68,7 +70,7 @@ describe("validator services over a real gRPC server (signed calls, health, refl
   beforeEach(async () => {
     ledger = await EmbeddedLedger.open({ ...CONTRACT_OPTIONS, nowMs: Date.now() });
     sessions = [];
-    const auth = new ValidatorAuth({ authorize: allowList([validator.address]) });
+    const auth = new ValidatorAuth({ routerId: ROUTER_ID, authorize: allowList([validator.address]) });
     server = new grpc.Server();
     const u = auth.wrap(UsageReportServiceService, usageService({ ledger }));
     server.addService(u.definition, u.implementation);
@@ -106,6 +108,7 @@ describe("validator services over a real gRPC server (signed calls, health, refl
       USAGE,
       GetUsageRequest.fromPartial(req),
       key,
+      ROUTER_ID,
       nowMs === undefined ? (requestId === undefined ? {} : { requestId }) : { nowMs },
     );
 
@@ -240,19 +243,19 @@ describe("validator services over a real gRPC server (signed calls, health, refl
   it("refuses forged signatures and signatures over other bytes with UNAUTHENTICATED", async () => {
     const bytes = USAGE.requestSerialize(GetUsageRequest.fromPartial({ windowSeconds: 60 }));
     // Signed by a stranger but claiming the validator's hotkey.
-    const forged = signValidatorCall(stranger, USAGE.path, bytes, Date.now());
+    const forged = signValidatorCall(stranger, ROUTER_ID, USAGE.path, bytes, Date.now());
     const md = new grpc.Metadata();
     for (const [k, v] of Object.entries(forged)) md.set(k, v);
     md.set("x-tc-hotkey", validator.address);
     await expectStatus(rawUnaryCall(usageClient, USAGE, bytes, md), grpc.status.UNAUTHENTICATED);
     // A genuine signature over another request's bytes.
     const other = USAGE.requestSerialize(GetUsageRequest.fromPartial({ windowSeconds: 120 }));
-    const sig = signValidatorCall(validator, USAGE.path, other, Date.now());
+    const sig = signValidatorCall(validator, ROUTER_ID, USAGE.path, other, Date.now());
     const md2 = new grpc.Metadata();
     for (const [k, v] of Object.entries(sig)) md2.set(k, v);
     await expectStatus(rawUnaryCall(usageClient, USAGE, bytes, md2), grpc.status.UNAUTHENTICATED);
     // A genuine signature for another method.
-    const sig3 = signValidatorCall(validator, LIST.path, bytes, Date.now());
+    const sig3 = signValidatorCall(validator, ROUTER_ID, LIST.path, bytes, Date.now());
     const md3 = new grpc.Metadata();
     for (const [k, v] of Object.entries(sig3)) md3.set(k, v);
     await expectStatus(rawUnaryCall(usageClient, USAGE, bytes, md3), grpc.status.UNAUTHENTICATED);
@@ -276,7 +279,7 @@ describe("validator services over a real gRPC server (signed calls, health, refl
   it("refuses a validly signed call from an unknown validator with PERMISSION_DENIED", async () => {
     await expectStatus(ask({}, stranger), grpc.status.PERMISSION_DENIED);
     await expectStatus(
-      signedCall(dirClient, LIST, ListMinersRequest.fromPartial({}), stranger),
+      signedCall(dirClient, LIST, ListMinersRequest.fromPartial({}), stranger, ROUTER_ID),
       grpc.status.PERMISSION_DENIED,
     );
   });
@@ -287,7 +290,7 @@ describe("validator services over a real gRPC server (signed calls, health, refl
     await expectStatus(ask({ hotkeys: ["not-a-hotkey"] }), grpc.status.INVALID_ARGUMENT);
     // Signed garbage that is not a GetUsageRequest.
     const garbage = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]);
-    const sig = signValidatorCall(validator, USAGE.path, garbage, Date.now());
+    const sig = signValidatorCall(validator, ROUTER_ID, USAGE.path, garbage, Date.now());
     const md = new grpc.Metadata();
     for (const [k, v] of Object.entries(sig)) md.set(k, v);
     await expectStatus(rawUnaryCall(usageClient, USAGE, garbage, md), grpc.status.INVALID_ARGUMENT);
@@ -314,6 +317,7 @@ describe("validator services over a real gRPC server (signed calls, health, refl
       LIST,
       ListMinersRequest.fromPartial({}),
       validator,
+      ROUTER_ID,
     );
     expect(res.sessions.map((s) => [s.hotkey, s.sessionId, s.transport, s.state])).to.deep.equal([
       [lo, "s1", Transport.TRANSPORT_GRPC, MinerState.MINER_STATE_DRAINING],

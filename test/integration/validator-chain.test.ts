@@ -6,7 +6,7 @@ import type { ApiPromise } from "@polkadot/api";
 import type { Extrinsic } from "@polkadot/types/interfaces";
 import { blake2AsHex } from "@polkadot/util-crypto";
 import { expect } from "chai";
-import { epochIndex, firstBlockOfEpoch } from "../../common/chain/chain.js";
+import { type Chain, epochIndex, firstBlockOfEpoch } from "../../common/chain/chain.js";
 import { connectPolkadotChain, type PolkadotChain } from "../../common/chain/polkadot.js";
 import { systemClock } from "../../common/clock.js";
 import type { Hotkey } from "../../common/identity.js";
@@ -15,6 +15,7 @@ import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
 import { RouterClient } from "../../validator/router-client.js";
 import { FileStateStore } from "../../validator/state-store-file.js";
 import { Validator } from "../../validator/validator.js";
+import { hashSchemeOnly } from "../support/hash-scheme-chain.js";
 import { throwawayHotkey } from "../support/keys.js";
 import {
   moduleErrorEvents,
@@ -171,11 +172,11 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
       await router.close();
     });
 
-    const validator = async (dryRun = false) =>
+    const validator = async (dryRun = false, on: Chain = chain) =>
       new Validator({
         router: client,
         store: await FileStateStore.open(join(dir, "state.json")),
-        chain,
+        chain: on,
         selfHotkey: validatorKey.address,
         settings: {
           netuid: NETUID,
@@ -237,9 +238,9 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
       expect(provider.submitted).to.have.length(0);
     });
 
-    it("commits when commit-reveal is on, and a restarted validator reveals in the reveal epoch", async () => {
+    it("on a runtime with only the hash scheme, commits and a restarted validator reveals in the reveal epoch", async () => {
       writeSubnet(api, provider, subnet({ commitReveal: true }));
-      const v1 = await validator();
+      const v1 = await validator(false, hashSchemeOnly(chain));
       await v1.probeRound();
       const r1 = await v1.scorePass({ submit: true, print: false });
       expect(r1?.actions.map((a) => a.kind)).to.deep.equal(["commit"]);
@@ -273,7 +274,7 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
 
       // Next epoch, new process (fresh store opened from the same file).
       provider.bestNumber = firstBlockOfEpoch(epochIndex(p.commitBlock, NETUID, 360) + 1, NETUID, 360);
-      const v2 = await validator();
+      const v2 = await validator(false, hashSchemeOnly(chain));
       const r3 = await v2.scorePass({ submit: true, print: false });
       // Reveal first; the chain (whose LastUpdate this fake does not move) then allows a fresh commit.
       expect(r3?.actions.map((a) => a.kind)).to.deep.equal(["reveal", "commit"]);
@@ -289,7 +290,7 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
 
     it("reveals a due commit from the probe loop's reveal check, without a scoring pass", async () => {
       writeSubnet(api, provider, subnet({ commitReveal: true }));
-      const v = await validator();
+      const v = await validator(false, hashSchemeOnly(chain));
       await v.probeRound();
       await v.scorePass({ submit: true, print: false });
       const [p] = await (await FileStateStore.open(join(dir, "state.json"))).pendingCommits();
@@ -316,7 +317,7 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
         const v = new Validator({
           router: client,
           store: await FileStateStore.open(join(dir, "state.json")),
-          chain: impatient,
+          chain: hashSchemeOnly(impatient),
           selfHotkey: validatorKey.address,
           settings: {
             netuid: NETUID,
@@ -343,7 +344,7 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
 
     it("keeps a commit whose reveal failed for a retry, and drops one the chain says cannot match", async () => {
       writeSubnet(api, provider, subnet({ commitReveal: true }));
-      const v = await validator();
+      const v = await validator(false, hashSchemeOnly(chain));
       await v.probeRound();
       await v.scorePass({ submit: true, print: false });
       const store = await FileStateStore.open(join(dir, "state.json"));
@@ -351,11 +352,14 @@ describe("validator chain (@polkadot/api on the real Subtensor metadata, no netw
       if (p === undefined) throw new Error("no pending commit");
       provider.bestNumber = firstBlockOfEpoch(epochIndex(p.commitBlock, NETUID, 360) + 1, NETUID, 360);
       provider.eventsFor = () => moduleErrorEvents(api, "RevealTooEarly");
-      const r1 = await (await validator()).scorePass({ submit: true, print: false });
+      const r1 = await (await validator(false, hashSchemeOnly(chain))).scorePass({
+        submit: true,
+        print: false,
+      });
       expect(r1?.outcomes[0]).to.include({ ok: false, error: "SubtensorModule.RevealTooEarly" });
       expect(await (await FileStateStore.open(join(dir, "state.json"))).pendingCommits()).to.have.length(1);
       provider.eventsFor = () => moduleErrorEvents(api, "InvalidRevealCommitHashNotMatch");
-      await (await validator()).scorePass({ submit: true, print: false });
+      await (await validator(false, hashSchemeOnly(chain))).scorePass({ submit: true, print: false });
       expect(await (await FileStateStore.open(join(dir, "state.json"))).pendingCommits()).to.deep.equal([]);
     });
   });

@@ -82,7 +82,10 @@ describe("validator end to end (real router services, real tunnels)", () => {
       now,
     );
     const admission = new AllowListAdmission([], [validatorKey.address]);
-    const auth = new ValidatorAuth({ authorize: (hk) => admission.authorizeValidator(hk) });
+    const auth = new ValidatorAuth({
+      routerId: hub.hub.routerId,
+      authorize: (hk) => admission.authorizeValidator(hk),
+    });
     server = new Server();
     const add = (def: Parameters<ValidatorAuth["wrap"]>[0], impl: Parameters<ValidatorAuth["wrap"]>[1]) => {
       const w = auth.wrap(def, impl);
@@ -96,7 +99,8 @@ describe("validator end to end (real router services, real tunnels)", () => {
         e ? reject(e) : resolve(p),
       ),
     );
-    url = `grpc://127.0.0.1:${port}`;
+    // This server has no tunnel service to learn the router id from: the URL names it.
+    url = `grpc://127.0.0.1:${port}?id=${hub.hub.routerId}`;
   });
 
   afterEach(async () => {

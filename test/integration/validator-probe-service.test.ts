@@ -103,7 +103,8 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     expect(sent?.deadlineMs).to.equal(API_DEFAULTS.requestTimeoutMs);
     expect(sent?.chat).to.deep.include({
       temperature: 0.7,
-      maxTokens: API_DEFAULTS.defaultMaxTokens,
+      // No limit the probe did not set: the router injects none, for probes as for users.
+      maxTokens: undefined,
       stream: true,
       user: hashUser("alice", probeAccount(validatorKey.address), PROBE_TEST_SALT),
       extraJson: JSON.stringify({ top_k: 40 }),
@@ -128,7 +129,7 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
         JSON.stringify({ messages: [{ role: "user", content: "x" }], temperature: 3 }),
         "request_json.temperature",
       ],
-      [JSON.stringify({ messages: [{ role: "user", content: "x" }], n: 2 }), "request_json.n"],
+      [JSON.stringify({ messages: [{ role: "user", content: "x" }], n: 9 }), "request_json.n"],
     ];
     for (const [json, param] of cases) {
       const e = await refused(json);
@@ -305,7 +306,10 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
   /** The service on a real grpc-js server behind validator auth, and a signed caller. */
   async function overGrpc(deps: Partial<ProbeServiceDeps> = {}) {
     const server = new Server();
-    const auth = new ValidatorAuth({ authorize: allowList([validatorKey.address]) });
+    const auth = new ValidatorAuth({
+      routerId: h.hub.routerId,
+      authorize: allowList([validatorKey.address]),
+    });
     addProbeService(server, auth, await probeDeps(h.hub, deps));
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) =>
@@ -315,7 +319,7 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     const client = new ProbeServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
     type Answer = { code: status; res?: ProbeResponse; details?: string };
     const call = (r: ProbeRequest) =>
-      signedCall(client, ProbeServiceService.probe, r, validatorKey).then(
+      signedCall(client, ProbeServiceService.probe, r, validatorKey, h.hub.routerId).then(
         (res): Answer => ({ code: status.OK, res }),
         (e: { code: status; details: string }): Answer => ({ code: e.code, details: e.details }),
       );

@@ -364,6 +364,56 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
       expect(router.usage.events[0]?.billing).to.include({ costMicros: 0, holdMicros: 0 });
     });
 
+    it("OpenRouter models fallbacks: the hold covers the costliest model, the charge is the served model's", async () => {
+      // No credit: the free model alone is served, but not with a priced fallback behind it.
+      const broke = await newKey({ creditMicros: 0 });
+      const messages = [{ role: "user" as const, content: "w0 w1" }];
+      const withFallback = { model: FREE, models: [MODEL], messages, max_tokens: 50 };
+      const e = await refusal(
+        broke.client.chat.completions.create(withFallback as OpenAI.ChatCompletionCreateParamsNonStreaming),
+      );
+      expect(e.status).to.equal(402);
+      expect(fake.requests).to.have.length(0);
+      // UNSERVED (cheap, no miner) first, then MODEL: served by MODEL, charged at MODEL's prices.
+      const { key, client } = await newKey({ creditMicros: MICROS_PER_USD });
+      const { data, response } = await client.chat.completions
+        .create({
+          models: [UNSERVED, MODEL],
+          messages,
+          max_tokens: 50,
+        } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming)
+        .withResponse();
+      expect(data.model).to.equal(MODEL);
+      await settled();
+      const g = await get(`/api/v1/generation?id=${response.headers.get("x-request-id")}`, key);
+      expect(g.data).to.include({ model: MODEL });
+      expect(micros(g.data.total_cost)).to.equal(
+        costMicros(num(g.data.tokens_prompt), num(g.data.tokens_completion), PRICE_PROMPT, PRICE_COMPLETION),
+      );
+      const final = router.usage.events.at(-1);
+      expect(final).to.deep.include({ model: MODEL, paid: true });
+    });
+
+    it("records the app a request names (HTTP-Referer, X-Title) on its generation record", async () => {
+      const { key, client } = await newKey({ creditMicros: MICROS_PER_USD });
+      const app = new OpenAI({
+        apiKey: key,
+        baseURL: router.baseURL,
+        maxRetries: 0,
+        defaultHeaders: { "HTTP-Referer": "https://app.example/chat?session=secret", "X-Title": "Demo\tApp" },
+      });
+      const named = await ask(app, 2);
+      const plain = await ask(client, 2);
+      await settled();
+      const g = await get(`/api/v1/generation?id=${named.id}`, key);
+      expect(g.data).to.deep.include({
+        origin: "https://app.example/chat",
+        app: { referer: "https://app.example/chat", title: "Demo App" },
+      });
+      const p = await get(`/api/v1/generation?id=${plain.id}`, key);
+      expect(p.data).to.deep.include({ origin: "", app: null });
+    });
+
     it("releases the hold of a request that ends with no usage event: no miner, or cancelled before any output", async () => {
       const credit = MICROS_PER_USD;
       const { record, client } = await newKey({ creditMicros: credit });

@@ -10,6 +10,8 @@ import { Encodings } from "../../common/tokens/encodings.js";
 import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../../gen/tensorclaw/v1/directory.js";
 import type { ChatOptions } from "../../router/api/chat.js";
+import type { ConnectionLimits } from "../../router/api/connection-limits.js";
+import type { CorsOrigins } from "../../router/api/cors.js";
 import type { HoldLeaseOptions } from "../../router/api/hold-leases.js";
 import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
@@ -29,6 +31,7 @@ import { attachTunnelWs, type TunnelWsEndpoint } from "../../router/tunnel/ws.js
 import type { UsageEvent, UsageSink } from "../../router/usage/event.js";
 import { CLI } from "./cli.js";
 import { waitForSessions } from "./hub-sessions.js";
+import { minerDataDirArgs } from "./miner-data-dir.js";
 
 /** A UsageSink that keeps events for assertions and lets a test await them. */
 export class RecordingSink implements UsageSink {
@@ -124,6 +127,8 @@ export interface RouterOptions {
   readonly catalogue?: ModelCatalogue;
   /** Hotkeys allowed to call the validator services (default: any correctly signed caller). */
   readonly validators?: readonly string[];
+  /** The router's --router-id (default "router-api-test"). */
+  readonly routerId?: string;
   /** Where the chat endpoint records the shapes of user requests (and GetTrafficShape reads them). */
   readonly trafficShape?: TrafficShapeRecorder;
   /** Wall clock of the Business API and ProbeService (their deadline rule) and the probes' timers. */
@@ -134,11 +139,17 @@ export interface RouterOptions {
   readonly billing?: BillingStore;
   /** Lease timings of metered keys' holds (default: the production ones). */
   readonly billingLeases?: HoldLeaseOptions;
+  /** Web origins allowed from browsers (`--cors-origins`; default none). */
+  readonly corsOrigins?: CorsOrigins;
+  /** HTTP connection caps (default: the router's). */
+  readonly connectionLimits?: ConnectionLimits;
+  /** Requests one key may have in progress (`--max-concurrent-per-key`; default the router's). */
+  readonly maxConcurrentPerKey?: number;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
 export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnderTest> {
-  const hub = new TunnelHub({ routerId: "router-api-test", timings: opts.timings ?? {} });
+  const hub = new TunnelHub({ routerId: opts.routerId ?? "router-api-test", timings: opts.timings ?? {} });
   let catalogue = opts.catalogue ?? ModelCatalogue.empty(true);
   hub.setModelFilter(catalogue);
   const encodings = new Encodings();
@@ -152,10 +163,11 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
     barred: (model) => verdicts.excludedHotkeys(model),
   });
   const clock = opts.clock ?? systemClock;
-  const options = { ...API_DEFAULTS, userSalt: "test-salt", ...opts.chat };
+  // No start-up grace unless a test asks: an unknown model is a 404 from the first request.
+  const options = { ...API_DEFAULTS, userSalt: "test-salt", startupGraceMs: 0, ...opts.chat };
   // ProbeService as the router wires it: the API's request rules, catalogue and tokenizers.
   const authorize = opts.validators === undefined ? () => true : allowList(opts.validators);
-  const auth = new ValidatorAuth({ authorize });
+  const auth = new ValidatorAuth({ routerId: hub.routerId, authorize });
   // The miner directory as the router serves it (behind the same auth), so a real validator can list miners.
   const directory = auth.wrap(
     MinerDirectoryServiceService,
@@ -211,16 +223,20 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       ready: opts.ready ?? (() => true),
       ...(opts.readyDetail === undefined ? {} : { readyDetail: opts.readyDetail }),
       ...(opts.metricsToken === undefined ? {} : { metricsToken: opts.metricsToken }),
+      ...(opts.corsOrigins === undefined ? {} : { corsOrigins: opts.corsOrigins }),
+      ...(opts.maxConcurrentPerKey === undefined ? {} : { maxConcurrentPerKey: opts.maxConcurrentPerKey }),
       ...(opts.trafficShape === undefined ? {} : { trafficShape: opts.trafficShape }),
       ...(opts.billing === undefined ? {} : { billing: opts.billing }),
       ...(opts.billingLeases === undefined ? {} : { billingLeases: opts.billingLeases }),
     },
     "127.0.0.1",
     0,
+    opts.connectionLimits,
   );
   // The WS tunnel shares the API's HTTP port, as in the router.
   const ws: TunnelWsEndpoint = attachTunnelWs(api.server, hub, {
     maxMessageBytes: hub.timings.maxMessageBytes,
+    onUpgraded: (socket) => api.connections.release(socket),
   });
   return {
     hub,
@@ -287,6 +303,7 @@ export async function startMiner(
   const args = [
     CLI,
     "miner",
+    ...minerDataDirArgs(),
     "--router",
     opts.transport === "ws" ? router.wsUrl : router.grpcUrl,
     "--transport",

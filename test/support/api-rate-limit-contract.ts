@@ -57,6 +57,34 @@ export function rateLimiterContract(name: string, make: () => Promise<LimiterFix
       expect((await fx.limiter.reserve(k, lim, 800, 0)).ok).to.equal(true);
     });
 
+    it("gives back the request itself when asked (refused for capacity), never above the allowance", async () => {
+      const k = key();
+      const lim = { requestsPerMinute: 2, tokensPerMinute: 0 };
+      const first = grantOf(await fx.limiter.reserve(k, lim, 0, 0));
+      grantOf(await fx.limiter.reserve(k, lim, 0, 0));
+      expect((await fx.limiter.reserve(k, lim, 0, 0)).ok).to.equal(false);
+      await fx.limiter.reconcile(first, 0, 0, true);
+      const again = grantOf(await fx.limiter.reserve(k, lim, 0, 0));
+      expect((await fx.limiter.reserve(k, lim, 0, 0)).ok).to.equal(false);
+      // Without the flag the request stays taken.
+      await fx.limiter.reconcile(again, 0, 0);
+      expect((await fx.limiter.reserve(k, lim, 0, 0)).ok).to.equal(false);
+      // A refund never lifts the bucket above a minute's allowance.
+      const k2 = key();
+      const r = grantOf(await fx.limiter.reserve(k2, lim, 0, 0));
+      await fx.limiter.reconcile(r, 0, 0, true);
+      await fx.limiter.reconcile(r, 0, 0, true);
+      expect((await fx.limiter.reserve(k2, lim, 0, 0)).levels).to.deep.equal({ requests: 1, tokens: 0 });
+    });
+
+    it("settles tokens and gives back the request in one step", async () => {
+      const k = key();
+      const lim = { requestsPerMinute: 1, tokensPerMinute: 1000 };
+      const r = grantOf(await fx.limiter.reserve(k, lim, 900, 0));
+      await fx.limiter.reconcile(r, 0, 0, true);
+      expect((await fx.limiter.reserve(k, lim, 1000, 0)).levels).to.deep.equal({ requests: 0, tokens: 0 });
+    });
+
     it("charges usage above the reservation as debt that later requests wait for", async () => {
       const k = key();
       const lim = { requestsPerMinute: 0, tokensPerMinute: 600 };

@@ -489,6 +489,29 @@ export function billingContract(name: string, make: () => Promise<BillingHarness
       });
     });
 
+    it("generation records keep the app a request named (referer and title), across a restart", async () => {
+      const key = randomKey();
+      const both = billedEvent(key, 10, {
+        billing: { app: { referer: "https://app.example/chat", title: 'My "quoted" app ✓' } },
+      });
+      const titleOnly = billedEvent(key, 10, { billing: { app: { title: "cli" } } });
+      const none = billedEvent(key, 10);
+      await store.settle([both, titleOnly, none], NOW);
+      const check = async () => {
+        expect((await store.generation(key, both.requestId, NOW))?.app).to.deep.equal({
+          referer: "https://app.example/chat",
+          title: 'My "quoted" app ✓',
+        });
+        expect((await store.generation(key, titleOnly.requestId, NOW))?.app).to.deep.equal({ title: "cli" });
+        const plain = await store.generation(key, none.requestId, NOW);
+        expect(plain).not.to.equal(undefined);
+        expect(plain).not.to.have.property("app");
+      };
+      await check();
+      store = await h.reopen(NOW);
+      await check();
+    });
+
     it("a bucket older than 24 h leaves the 24 h figure but stays in the day totals", async () => {
       const key = randomKey();
       const t = MONDAY + 3 * DAY_MS + 10 * MIN; // Thursday 00:10
@@ -586,6 +609,10 @@ export function billingContract(name: string, make: () => Promise<BillingHarness
         billedEvent(key, 10, { billing: { ttftMs: "fast" as unknown as number } }),
         billedEvent(key, 10, { billing: { streamed: "yes" as unknown as boolean } }),
         billedEvent(key, 10, { billing: { finishReason: 7 as unknown as string } }),
+        billedEvent(key, 10, { billing: { app: { title: "tab\there" } } }),
+        billedEvent(key, 10, { billing: { app: { referer: "x".repeat(300) } } }),
+        billedEvent(key, 10, { billing: { app: { title: 5 as unknown as string } } }),
+        billedEvent(key, 10, { billing: { app: "app" as unknown as EventBilling["app"] } }),
         billedEvent(key, 10, { promptTokens: -1 }),
         billedEvent(key, 10, { completionTokens: Number.NaN }),
         billedEvent(key, 10, { requestId: "" }),

@@ -14,6 +14,7 @@ import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
 import { RouterClient } from "../../validator/router-client.js";
 import { runCli } from "./cli.js";
 import { type CliProcess, ProcessSet } from "./loop-process.js";
+import { minerDataDirArgs } from "./miner-data-dir.js";
 import { type OpenAIBackend, startOpenAIBackend } from "./openai-backend.js";
 import { freePort, startRedis, type TestRedis } from "./redis.js";
 
@@ -170,6 +171,7 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
         `miner ${m.name}`,
         [
           "miner",
+          ...minerDataDirArgs(),
           "--router",
           router,
           "--transport",

@@ -69,6 +69,15 @@ function hash32(text: string): number {
 }
 
 /** The exact completion pieces the backend produces for a prompt text. */
+/**
+ * The text choice `index` of a request with `n` > 1 is answered from:
+ * choice 0 answers the prompt itself, every other one a variant of it, so
+ * choices differ (`backendTokens(choiceText(p, i), n)` is choice i).
+ */
+export function choiceText(promptText: string, index: number): string {
+  return index === 0 ? promptText : `${promptText}#${index}`;
+}
+
 export function backendTokens(promptText: string, count: number): string[] {
   const start = hash32(promptText) % WORDS.length;
   const out: string[] = [];

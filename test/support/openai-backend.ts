@@ -35,6 +35,12 @@
  * The directive key `top` sends that many alternatives whatever was asked (a
  * backend more generous than asked).
  *
+ * A text answer with `n` > 1 has n choices, choice i being
+ * `backendTokens(choiceText(promptText, i), tokens)`; streamed, their
+ * pieces interleave (piece k of every choice, then piece k + 1), as OpenAI
+ * does. `systemFingerprint` (or the directive key `fp`) puts
+ * `system_fingerprint` on every chunk and on the whole answer.
+ *
  * Every request is recorded (`requests`) with its parsed body, headers,
  * produced pieces and how it ended, including `aborted` when the client went
  * away before the response ended — the way a test checks that a cancel
@@ -50,13 +56,20 @@ import {
   backendDirective,
   backendLogprobs,
   backendTokens,
+  choiceText,
   countPromptTokens,
   promptTextOf,
 } from "./openai-backend-text.js";
 
 export { backendCompletionPieces } from "./openai-backend-completions.js";
 export { backendEmbedding, backendEmbeddingTokens } from "./openai-backend-embeddings.js";
-export { backendLogprobs, backendTokens, countPromptTokens, promptTextOf } from "./openai-backend-text.js";
+export {
+  backendLogprobs,
+  backendTokens,
+  choiceText,
+  countPromptTokens,
+  promptTextOf,
+} from "./openai-backend-text.js";
 
 /** How the backend misbehaves for a chat request. */
 export type BackendFault =
@@ -106,6 +119,8 @@ export interface OpenAIBackendOptions {
   readonly reportUsage?: boolean;
   /** When set, requests must carry `Authorization: Bearer <apiKey>` (else 401). */
   readonly apiKey?: string | undefined;
+  /** `system_fingerprint` of every answer; undefined sends none. */
+  readonly systemFingerprint?: string | undefined;
 }
 
 /** How a recorded request ended. */
@@ -141,6 +156,10 @@ interface Plan {
   inflate: number;
   /** Alternatives per token when the request asks for logprobs (undefined: no logprobs). */
   top: number | undefined;
+  /** Choices of a text answer (`n`). */
+  choices: number;
+  /** `system_fingerprint` to send, or undefined. */
+  fingerprint: string | undefined;
 }
 
 /**
@@ -155,8 +174,8 @@ export class OpenAIBackend {
     this.#handle(req, res).catch(() => res.destroy());
   });
   readonly #events = new EventEmitter();
-  #options: Required<Omit<OpenAIBackendOptions, "faultAfter" | "apiKey">> &
-    Pick<OpenAIBackendOptions, "faultAfter" | "apiKey">;
+  #options: Required<Omit<OpenAIBackendOptions, "faultAfter" | "apiKey" | "systemFingerprint">> &
+    Pick<OpenAIBackendOptions, "faultAfter" | "apiKey" | "systemFingerprint">;
   #port = 0;
   #seq = 0;
   // Connections cut by `stop()` are the backend going down, not client aborts.
@@ -353,6 +372,8 @@ export class OpenAIBackend {
         body.logprobs === true
           ? num("top", typeof body.top_logprobs === "number" ? body.top_logprobs : 0)
           : undefined,
+      choices: typeof body.n === "number" && body.n > 1 ? body.n : 1,
+      fingerprint: d.get("fp") ?? o.systemFingerprint,
     };
   }
 
@@ -373,12 +394,18 @@ export class OpenAIBackend {
     }
     const tools = Array.isArray(body.tools) && body.tool_choice !== "none" ? body.tools : [];
     const toolName = (tools[0] as { function?: { name?: unknown } } | undefined)?.function?.name;
-    const pieces = backendTokens(promptTextOf(body), plan.tokens);
+    // Several choices for text answers; a tool call is always one.
+    const n = typeof toolName === "string" ? 1 : plan.choices;
+    const texts = Array.from({ length: n }, (_, c) => choiceText(promptTextOf(body), c));
+    const answers = texts.map((t) => backendTokens(t, plan.tokens));
+    const pieces = answers[0] as string[];
     // Logprobs describe text answers only (OpenAI sends none for tool calls).
-    const logprobs: BackendLogprob[] | undefined =
+    const choiceLogprobs: (BackendLogprob[] | undefined)[] = texts.map((t) =>
       plan.top === undefined || typeof toolName === "string"
         ? undefined
-        : backendLogprobs(promptTextOf(body), plan.tokens, plan.top);
+        : backendLogprobs(t, plan.tokens, plan.top),
+    );
+    const fp = plan.fingerprint === undefined ? {} : { system_fingerprint: plan.fingerprint };
     const finish = typeof toolName === "string" ? "tool_calls" : plan.capped ? "length" : "stop";
     const id = `chatcmpl-test-${rec.id}`;
     const created = Math.floor(Date.now() / 1000);
@@ -394,7 +421,7 @@ export class OpenAIBackend {
         res.writeHead(200, { "content-type": "application/json" }).end('{"id": "broken", "choices": [');
         return;
       }
-      rec.completionTokens = pieces.length;
+      rec.completionTokens = pieces.length * n;
       const message =
         typeof toolName === "string"
           ? {
@@ -414,14 +441,16 @@ export class OpenAIBackend {
         object: "chat.completion",
         created,
         model,
-        choices: [
-          {
-            index: 0,
-            message,
+        ...fp,
+        choices: answers.map((a, c) => {
+          const lp = choiceLogprobs[c];
+          return {
+            index: c,
+            message: c === 0 ? message : { role: "assistant", content: a.join("") },
             finish_reason: finish,
-            logprobs: logprobs === undefined ? null : { content: logprobs, refusal: null },
-          },
-        ],
+            logprobs: lp === undefined ? null : { content: lp, refusal: null },
+          };
+        }),
         ...(plan.usage ? { usage: usage() } : {}),
       };
       res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(out));
@@ -441,14 +470,16 @@ export class OpenAIBackend {
       delta: unknown,
       finishReason: string | null,
       lp: BackendLogprob | undefined = undefined,
+      index = 0,
     ) => ({
       id,
       object: "chat.completion.chunk",
       created,
       model,
+      ...fp,
       choices: [
         {
-          index: 0,
+          index,
           delta,
           finish_reason: finishReason,
           logprobs: lp === undefined ? null : { content: [lp], refusal: null },
@@ -458,7 +489,9 @@ export class OpenAIBackend {
     /** The scenario's pacing (`delay=`, `tokenDelayMs`): a backend that is slow on purpose. */
     const pace = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-    if (!(await send(chunk({ role: "assistant", content: "" }, null)))) return;
+    for (let c = 0; c < n; c++) {
+      if (!(await send(chunk({ role: "assistant", content: "" }, null, undefined, c)))) return;
+    }
     if (typeof toolName === "string") {
       const first = {
         index: 0,
@@ -486,13 +519,15 @@ export class OpenAIBackend {
       if (plan.delayMs > 0) await pace(plan.delayMs);
       else if (i % 32 === 31) await new Promise((r) => setImmediate(r));
       if (res.destroyed) return;
-      const text = pieces[i] as string;
-      const delta =
-        typeof toolName === "string"
-          ? { tool_calls: [{ index: 0, function: { arguments: i === 0 ? `{"text":"${text}` : text } }] }
-          : { content: text };
-      rec.completionTokens++;
-      if (!(await send(chunk(delta, null, logprobs?.[i])))) return;
+      for (let c = 0; c < n; c++) {
+        const text = answers[c]?.[i] as string;
+        const delta =
+          typeof toolName === "string"
+            ? { tool_calls: [{ index: 0, function: { arguments: i === 0 ? `{"text":"${text}` : text } }] }
+            : { content: text };
+        rec.completionTokens++;
+        if (!(await send(chunk(delta, null, choiceLogprobs[c]?.[i], c)))) return;
+      }
     }
     if (
       typeof toolName === "string" &&
@@ -505,11 +540,21 @@ export class OpenAIBackend {
     ) {
       return;
     }
-    if (!(await send(chunk({}, finish)))) return;
+    for (let c = 0; c < n; c++) {
+      if (!(await send(chunk({}, finish, undefined, c)))) return;
+    }
     const opts = body.stream_options as { include_usage?: unknown } | undefined;
     if (plan.usage && opts?.include_usage === true) {
       if (
-        !(await send({ id, object: "chat.completion.chunk", created, model, choices: [], usage: usage() }))
+        !(await send({
+          id,
+          object: "chat.completion.chunk",
+          created,
+          model,
+          ...fp,
+          choices: [],
+          usage: usage(),
+        }))
       ) {
         return;
       }

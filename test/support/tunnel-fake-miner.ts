@@ -14,11 +14,18 @@ export interface RequestPlan {
   /** Text of each chunk, in order. */
   readonly chunks: readonly string[];
   /** Terminal frame after the chunks: usage (default) or an error; "hang" sends nothing more. */
-  readonly end?: { usage: [number, number] } | { error: RequestErrorCode; message: string } | "hang";
+  readonly end?:
+    | { usage: [number, number] }
+    | { error: RequestErrorCode; message: string; httpStatus?: number }
+    | "hang";
   /** Finish reason on the last chunk (default none). */
   readonly finishReason?: FinishReason;
   /** Each chunk carries one logprob entry for its text (logprob -(i+1)/10, one alternative "alt"). */
   readonly logprobs?: boolean;
+  /** The `choice_index` of each chunk, in order (default 0 for all). */
+  readonly choiceIndexes?: readonly number[];
+  /** `system_fingerprint` on the first chunk (default none). */
+  readonly fingerprint?: string;
 }
 
 /** Options of a FakeMiner. */
@@ -131,8 +138,8 @@ export class FakeMiner {
         contentDelta: text,
         toolCalls: [],
         finishReason: last ? (plan.finishReason ?? FinishReason.FINISH_REASON_UNSPECIFIED) : 0,
-        choiceIndex: 0,
-        systemFingerprint: "",
+        choiceIndex: plan.choiceIndexes?.[i] ?? 0,
+        systemFingerprint: i === 0 ? (plan.fingerprint ?? "") : "",
         embeddings: [],
         reasoningDelta: "",
         logprobs:
@@ -220,7 +227,10 @@ export class FakeMiner {
       });
     } else {
       this.#client.push({
-        kind: { $case: "error", value: { requestId, code: end.error, message: end.message, httpStatus: 0 } },
+        kind: {
+          $case: "error",
+          value: { requestId, code: end.error, message: end.message, httpStatus: end.httpStatus ?? 0 },
+        },
       });
     }
   }

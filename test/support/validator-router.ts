@@ -57,7 +57,10 @@ export interface ReceivedCall {
 
 /** A running stand-in router. */
 export interface RouterStandIn {
+  /** `grpc://127.0.0.1:<port>?id=<routerId>`: it serves no tunnel to learn the id from, so the URL names it. */
   readonly url: string;
+  /** The router id calls must be signed for. */
+  readonly routerId: string;
   readonly script: RouterScript;
   readonly calls: ReceivedCall[];
   /** Calls refused, with the gRPC status sent. */
@@ -114,6 +117,9 @@ export function ghostProbe(): ProbeResponse {
   return { ...okProbe(8000), ok: false, ghost: true, ttftMs: 0, completionTokens: 0, error: "timeout" };
 }
 
+/** The router id every stand-in runs as. */
+export const STAND_IN_ROUTER_ID = "router-stand-in";
+
 /**
  * A real gRPC server on 127.0.0.1:0 implementing the generated Directory,
  * UsageReport and Probe server interfaces the way the contract says, and
@@ -144,6 +150,7 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
       return typeof v === "string" ? v : undefined;
     };
     const res = checkValidatorCall(get, method, call.request.bytes, {
+      routerId: STAND_IN_ROUTER_ID,
       nowMs: Date.now(),
       freshnessMs: 10_000,
       replay,
@@ -257,7 +264,8 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
     );
   });
   const standIn: RouterStandIn = {
-    url: `grpc://127.0.0.1:${port}`,
+    url: `grpc://127.0.0.1:${port}?id=${STAND_IN_ROUTER_ID}`,
+    routerId: STAND_IN_ROUTER_ID,
     script: full,
     calls,
     refused,

@@ -19,6 +19,7 @@ import { RouterClient } from "../../validator/router-client.js";
 import { runCli } from "./cli.js";
 import { type FillerBackend, startFillerBackend } from "./filler-backend.js";
 import { type CliProcess, ProcessSet } from "./loop-process.js";
+import { minerDataDirArgs } from "./miner-data-dir.js";
 import { freePort, startRedis, type TestRedis } from "./redis.js";
 
 /** One miner of the network. */
@@ -128,6 +129,7 @@ export async function startVerificationNetwork(
         `miner ${name}`,
         [
           "miner",
+          ...minerDataDirArgs(),
           "--router",
           `grpc://127.0.0.1:${grpcPort}`,
           "--transport",

@@ -73,16 +73,17 @@ describe("completions logprobs and credit", () => {
   it("credits at most the relayed text plus one token per choice, within the per-choice ceiling; echo is not work", () => {
     const words = (s: string) => (s === "" ? 0 : s.trim().split(/\s+/).length);
     const req = parseCompletionBody({ model: "m", prompt: ["a b", "c"], n: 2 }, OPTS).completion;
-    const out = { text: "one two three four five", bytes: 23 };
+    const out = { choices: ["one two", undefined, "three four five", "six"], bytes: 23 };
     const u = completionCredit(req, 4, 10, out, words, { promptTokens: 99, completionTokens: 999 });
-    expect(u.completionTokens).to.equal(5 + 4);
+    // Three choices sent text: each gets its tokens plus one end-of-text token.
+    expect(u.completionTokens).to.equal(6 + 3);
     expect(u.promptTokens).to.equal(3 + 8 * 2 + 16);
-    // The ceiling: 4 choices × (1 + 1).
+    // The per-choice ceiling (1 + 1): the long choice cannot use the others' room.
     expect(
       completionCredit(req, 4, 1, out, words, { promptTokens: 1, completionTokens: 999 }).completionTokens,
-    ).to.equal(8);
+    ).to.equal(2 + 2 + 2);
     const echoed = parseCompletionBody({ model: "m", prompt: "a b", echo: true }, OPTS).completion;
-    const e = completionCredit(echoed, 3, 10, { text: "a b c", bytes: 5 }, words, {
+    const e = completionCredit(echoed, 3, 10, { choices: ["a b c"], bytes: 5 }, words, {
       promptTokens: 2,
       completionTokens: 3,
     });

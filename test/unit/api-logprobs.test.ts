@@ -26,15 +26,15 @@ function tok(token: string, logprob: number, alts: [string, number][] = []): Tok
 }
 
 describe("api logprobs: what the caller asked for", () => {
-  it("is nothing unless logprobs is true; then top_logprobs (default 0) within max_tokens", () => {
-    expect(logprobsAsk(ChatRequest.fromPartial({ maxTokens: 9 }))).to.equal(undefined);
-    expect(logprobsAsk(ChatRequest.fromPartial({ maxTokens: 9, logprobs: false }))).to.equal(undefined);
-    expect(logprobsAsk(ChatRequest.fromPartial({ maxTokens: 9, logprobs: true }))).to.deep.equal({
+  it("is nothing unless logprobs is true; then top_logprobs (default 0) within the completion ceiling", () => {
+    expect(logprobsAsk(ChatRequest.fromPartial({ maxTokens: 9 }), 9)).to.equal(undefined);
+    expect(logprobsAsk(ChatRequest.fromPartial({ maxTokens: 9, logprobs: false }), 9)).to.equal(undefined);
+    expect(logprobsAsk(ChatRequest.fromPartial({ maxTokens: 9, logprobs: true }), 9)).to.deep.equal({
       top: 0,
       maxEntries: 9,
     });
     expect(
-      logprobsAsk(ChatRequest.fromPartial({ maxTokens: 9, logprobs: true, topLogprobs: 4 })),
+      logprobsAsk(ChatRequest.fromPartial({ maxTokens: 9, logprobs: true, topLogprobs: 4 }), 9),
     ).to.deep.equal({ top: 4, maxEntries: 9 });
   });
 });

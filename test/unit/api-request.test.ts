@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { TensorClawError } from "../../common/errors.js";
 import { hashUser, parseChatBody, type RequestOptions } from "../../router/api/openai-request.js";
 
-const OPTS: RequestOptions = { defaultMaxTokens: 1024, userSalt: "salt", account: "key1" };
+const OPTS: RequestOptions = { userSalt: "salt", account: "key1" };
 
 function base(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { model: "m", messages: [{ role: "user", content: "hi" }], ...extra };
@@ -52,7 +52,9 @@ describe("api request: validation", () => {
       }),
       "messages[0].tool_calls[0].function.arguments",
     ],
-    ["n > 1", base({ n: 2 }), "n"],
+    ["n above the cap of 8", base({ n: 9 }), "n"],
+    ["n zero", base({ n: 0 }), "n"],
+    ["n fractional", base({ n: 1.5 }), "n"],
     ["temperature too high", base({ temperature: 2.5 }), "temperature"],
     ["temperature a string", base({ temperature: "1" }), "temperature"],
     ["top_p out of range", base({ top_p: -0.1 }), "top_p"],
@@ -167,7 +169,9 @@ describe("api request: translation", () => {
     expect(c.messages[3]?.toolCallId).to.equal("c1");
     expect(c.temperature).to.equal(0.5);
     expect(c.topP).to.equal(0.9);
-    expect(c.maxTokens).to.equal(50);
+    expect(c.maxTokens).to.equal(100);
+    expect(c.maxCompletionTokens).to.equal(50);
+    expect(c.n).to.equal(1);
     expect(c.stop).to.deep.equal(["END"]);
     expect(c.seed).to.equal(7n);
     expect(c.frequencyPenalty).to.equal(0.1);
@@ -198,9 +202,25 @@ describe("api request: translation", () => {
     expect(asked.extraJson).to.equal("");
   });
 
-  it("always sets max_tokens, defaulting when absent", () => {
-    expect(parseChatBody(base(), OPTS).chat.maxTokens).to.equal(1024);
-    expect(parseChatBody(base({ max_tokens: 9 }), OPTS).chat.maxTokens).to.equal(9);
+  it("passes max_tokens and max_completion_tokens as sent, injecting neither", () => {
+    expect(parseChatBody(base(), OPTS).chat).to.include({
+      maxTokens: undefined,
+      maxCompletionTokens: undefined,
+    });
+    expect(parseChatBody(base({ max_tokens: 9 }), OPTS).chat).to.include({
+      maxTokens: 9,
+      maxCompletionTokens: undefined,
+    });
+    expect(parseChatBody(base({ max_completion_tokens: 7 }), OPTS).chat).to.include({
+      maxTokens: undefined,
+      maxCompletionTokens: 7,
+    });
+  });
+
+  it("passes n as sent (1 to 8), absent when not sent", () => {
+    expect(parseChatBody(base(), OPTS).chat.n).to.equal(undefined);
+    expect(parseChatBody(base({ n: 8 }), OPTS).chat.n).to.equal(8);
+    expect(refused(base({ n: 9 })).message).to.contain("8");
   });
 
   it("salts the user hash by account and by router secret", () => {

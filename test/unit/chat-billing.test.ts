@@ -21,17 +21,21 @@ describe("chat billing: the hold's worst case and the key settings cache", () =>
       maxTokens: 40,
     });
     const counted = countPromptTokens(chat, count);
-    expect(worstCaseTokens(chat, { bytes: 999, messages: 2 }, 40, count)).to.deep.equal({
+    expect(worstCaseTokens(chat, { bytes: 999, messages: 2 }, 40, 1, count)).to.deep.equal({
       promptTokens: counted + 8 * 2 + 16,
       completionTokens: 41,
       countedPrompt: counted,
     });
     // Without the tokenizer: the bound by bytes the credit falls back to.
-    expect(worstCaseTokens(chat, { bytes: 33, messages: 2 }, 40, undefined)).to.deep.equal({
+    expect(worstCaseTokens(chat, { bytes: 33, messages: 2 }, 40, 1, undefined)).to.deep.equal({
       promptTokens: 33 + 8 * 2 + 16,
       completionTokens: 41,
       countedPrompt: undefined,
     });
+    // n choices may each run to the ceiling: the hold is n times the completion worst case.
+    expect(worstCaseTokens(chat, { bytes: 33, messages: 2 }, 40, 3, undefined).completionTokens).to.equal(
+      3 * 41,
+    );
   });
 
   it("says what is short in a 402: credit or the daily budget, with what is left", () => {

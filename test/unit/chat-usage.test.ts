@@ -21,6 +21,7 @@ function relayed(content: string): InferenceCall {
     events: (async function* () {})(),
     relayedBytes: () => Buffer.byteLength(content),
     relayedText: () => ({ content, reasoning: "", tools: "" }),
+    relayedChoices: () => [{ content, reasoning: "", tools: "", bytes: Buffer.byteLength(content) }],
     cancel: () => {},
   };
 }

@@ -3,7 +3,7 @@ import { parseKeysCommand } from "../../cli/keys.js";
 import { parseCommand } from "../../common/config.js";
 import { TensorClawError } from "../../common/errors.js";
 import { parseMinerCommand } from "../../miner/config.js";
-import { parseRouterCommand, ROUTER_DEFAULTS } from "../../router/config.js";
+import { corsOrigins, parseRouterCommand, ROUTER_DEFAULTS } from "../../router/config.js";
 import { parseValidatorCommand } from "../../validator/config.js";
 
 function configError(fn: () => unknown): string {
@@ -49,6 +49,26 @@ describe("config", () => {
     expect(flag.config.userSalt).to.equal("salt-from-the-flag-0001");
     expect(configError(() => parseRouterCommand(["--user-salt", "short"], {}))).to.match(
       /--user-salt: must be at least 16 characters, got 5/,
+    );
+  });
+
+  it("keeps CORS off unless --cors-origins names origins, and refuses * with --no-auth", () => {
+    const none = parseRouterCommand([], {}).config;
+    expect(corsOrigins(none)).to.equal(undefined);
+    const two = parseRouterCommand(["--cors-origins", "https://a.example, http://localhost:3000"], {}).config;
+    expect(corsOrigins(two)).to.deep.equal(["https://a.example", "http://localhost:3000"]);
+    expect(corsOrigins(parseRouterCommand(["--cors-origins", "*"], {}).config)).to.equal("*");
+    // Named origins are fine without keys (a local web app); any origin is not.
+    const local = parseRouterCommand(["--no-auth", "--cors-origins", "http://localhost:3000"], {}).config;
+    expect(corsOrigins(local)).to.deep.equal(["http://localhost:3000"]);
+    expect(configError(() => parseRouterCommand(["--no-auth", "--cors-origins", "*"], {}))).to.match(
+      /--cors-origins: \* with --no-auth/,
+    );
+    expect(configError(() => parseRouterCommand(["--cors-origins", "https://a.example/app"], {}))).to.match(
+      /--cors-origins: "https:\/\/a.example\/app" is not an origin/,
+    );
+    expect(configError(() => parseRouterCommand(["--cors-origins", "a.example"], {}))).to.match(
+      /--cors-origins: "a.example" is not an origin/,
     );
   });
 

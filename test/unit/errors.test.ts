@@ -7,6 +7,8 @@ describe("error catalogue", () => {
     const cases: [ConstructorParameters<typeof TensorClawError>[0], number, string, status][] = [
       ["invalid_json", 400, "invalid_request_error", status.INVALID_ARGUMENT],
       ["payload_too_large", 413, "invalid_request_error", status.RESOURCE_EXHAUSTED],
+      ["unsupported_media_type", 415, "invalid_request_error", status.INVALID_ARGUMENT],
+      ["method_not_allowed", 405, "invalid_request_error", status.UNIMPLEMENTED],
       ["invalid_api_key", 401, "authentication_error", status.UNAUTHENTICATED],
       ["permission_denied", 403, "permission_error", status.PERMISSION_DENIED],
       ["model_not_found", 404, "invalid_request_error", status.NOT_FOUND],
@@ -17,6 +19,7 @@ describe("error catalogue", () => {
       ["upstream_error", 502, "api_error", status.UNAVAILABLE],
       ["internal", 500, "api_error", status.INTERNAL],
       ["invalid_request", 400, "invalid_request_error", status.INVALID_ARGUMENT],
+      ["context_length_exceeded", 400, "invalid_request_error", status.INVALID_ARGUMENT],
       ["unauthenticated", 401, "authentication_error", status.UNAUTHENTICATED],
       ["not_found", 404, "invalid_request_error", status.NOT_FOUND],
       ["cancelled", 499, "api_error", status.CANCELLED],
@@ -33,6 +36,14 @@ describe("error catalogue", () => {
       expect(h.body).to.deep.equal({ error: { message: `m-${code}`, type, param: "model", code } });
       expect(toGrpcError(err).code, code).to.equal(grpc);
     }
+  });
+
+  it("leaves with an overriding HTTP status when given one, keeping the code's body", () => {
+    const h = toHttpError(
+      new TensorClawError("invalid_request", "too big for the backend", { httpStatus: 422 }),
+    );
+    expect(h.status).to.equal(422);
+    expect(h.body.error).to.deep.include({ type: "invalid_request_error", code: "invalid_request" });
   });
 
   it("keeps the detail of unknown errors out of the response", () => {

@@ -45,6 +45,7 @@ describe("miner hello", () => {
     expect(challengeFault(challenge())).to.equal(undefined);
     expect(challengeFault(challenge({ protocolVersion: 0 }))).to.match(/protocol version 0/);
     expect(challengeFault(challenge({ nonce: Buffer.alloc(0) }))).to.match(/no nonce/);
+    expect(challengeFault(challenge({ routerId: "" }))).to.match(/no router id/);
     expect(clockSkewMs(challenge(), 1_012_000)).to.equal(12_000);
     expect(clockSkewMs(challenge({ serverTimeMs: 0n }), 5)).to.equal(undefined);
   });

@@ -4,6 +4,7 @@ import { silentLogger } from "../../common/logger.js";
 import { DemoBackend } from "../../miner/backend/demo.js";
 import { TunnelClient } from "../../miner/tunnel/client.js";
 import { planRouters } from "../../miner/tunnel/endpoints.js";
+import { MemoryRouterPins } from "../../miner/tunnel/router-pins.js";
 import { TunnelWatchdog } from "../../miner/tunnel/watchdog.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { throwawayHotkey } from "../support/keys.js";
@@ -110,6 +111,7 @@ describe("miner tunnel client backoff (on a fake clock)", () => {
         softwareVersion: "test",
         handshakeTimeoutMs: 5_000,
       },
+      pins: new MemoryRouterPins(),
       backoff: { baseMs: 1000, capMs: 3000, stableAfterMs: 30_000 },
       random: () => 0.5,
       logger: silentLogger(),

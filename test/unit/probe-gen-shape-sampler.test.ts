@@ -116,7 +116,7 @@ describe("probe-gen: shape sampler", () => {
       // The router parses it as a user's request, and counts its prompt as the validator did.
       // (`logprobs` is left out until the router's parser accepts it: another part of this issue.)
       const { logprobs: _l, ...rest } = body;
-      const parsed = parseChatBody(rest, { defaultMaxTokens: 64, userSalt: "s", account: "v" });
+      const parsed = parseChatBody(rest, { userSalt: "s", account: "v" });
       expect(parsed.prompt.bytes).to.equal(promptBytesOf(rest));
       expect(body.model).to.equal(MODEL);
     }

@@ -52,6 +52,7 @@ class ScriptedCall implements InferenceCall {
 
   readonly relayedBytes = (): number => this.#bytes;
   readonly relayedText = (): RelayedText => ({ content: this.#text, reasoning: "", tools: "" });
+  readonly relayedChoices = () => [{ ...this.relayedText(), bytes: this.#bytes }];
 
   cancel(reason: string): void {
     if (this.#ended) return;

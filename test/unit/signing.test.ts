@@ -66,11 +66,16 @@ describe("signing", () => {
   describe("validator calls", () => {
     const method = "/tensorclaw.v1.UsageReportService/GetUsage";
     const body = new Uint8Array([8, 1, 18, 3, 97, 98, 99]);
-    const checkOpts = () => ({ nowMs: NOW, freshnessMs: 10_000, replay: new ReplayCache(20_000) });
+    const checkOpts = (routerId = "router-a") => ({
+      routerId,
+      nowMs: NOW,
+      freshnessMs: 10_000,
+      replay: new ReplayCache(20_000),
+    });
     const getter = (md: Record<string, string>) => (k: string) => md[k];
 
     it("accepts a correctly signed call and returns the hotkey", () => {
-      const md = signValidatorCall(miner, method, body, NOW);
+      const md = signValidatorCall(miner, "router-a", method, body, NOW);
       expect(checkValidatorCall(getter(md), method, body, checkOpts())).to.deep.equal({
         ok: true,
         hotkey: miner.address,
@@ -84,7 +89,7 @@ describe("signing", () => {
     });
 
     it("refuses a call whose body, method or hotkey was changed (forged)", () => {
-      const md = signValidatorCall(miner, method, body, NOW);
+      const md = signValidatorCall(miner, "router-a", method, body, NOW);
       const r1 = checkValidatorCall(getter(md), method, new Uint8Array([8, 2]), checkOpts());
       expect(r1.ok === false && r1.fault).to.equal("bad_signature");
       const r2 = checkValidatorCall(getter(md), "/tensorclaw.v1.ProbeService/Probe", body, checkOpts());
@@ -95,18 +100,37 @@ describe("signing", () => {
     });
 
     it("refuses stale and replayed calls", () => {
-      const old = signValidatorCall(miner, method, body, NOW - 10_001);
+      const old = signValidatorCall(miner, "router-a", method, body, NOW - 10_001);
       const r1 = checkValidatorCall(getter(old), method, body, checkOpts());
       expect(r1.ok === false && r1.fault).to.equal("stale");
       const opts = checkOpts();
-      const md = signValidatorCall(miner, method, body, NOW);
+      const md = signValidatorCall(miner, "router-a", method, body, NOW);
       expect(checkValidatorCall(getter(md), method, body, opts).ok).to.equal(true);
       const r2 = checkValidatorCall(getter(md), method, body, opts);
       expect(r2.ok === false && r2.fault).to.equal("replayed");
     });
 
+    it("binds a call to one router: another router refuses it by name, even with the id entry rewritten", () => {
+      const md = signValidatorCall(miner, "router-a", method, body, NOW);
+      expect(md[VALIDATOR_METADATA.routerId]).to.equal("router-a");
+      const r1 = checkValidatorCall(getter(md), method, body, checkOpts("router-b"));
+      expect(r1).to.deep.equal({
+        ok: false,
+        fault: "wrong_router",
+        detail: 'this call is signed for router "router-a"; this router is "router-b"',
+      });
+      // Claiming router-b in the metadata does not help: the signature covers router-a.
+      const rewritten = { ...md, [VALIDATOR_METADATA.routerId]: "router-b" };
+      const r2 = checkValidatorCall(getter(rewritten), method, body, checkOpts("router-b"));
+      expect(r2.ok === false && r2.fault).to.equal("bad_signature");
+      const { [VALIDATOR_METADATA.routerId]: _dropped, ...unbound } = md;
+      const r3 = checkValidatorCall(getter(unbound), method, body, checkOpts("router-a"));
+      expect(r3.ok === false && r3.detail).to.match(/missing x-tc-router-id/);
+      expect(checkValidatorCall(getter(md), method, body, checkOpts("router-a")).ok).to.equal(true);
+    });
+
     it("refuses malformed metadata values", () => {
-      const md = signValidatorCall(miner, method, body, NOW);
+      const md = signValidatorCall(miner, "router-a", method, body, NOW);
       for (const [key, bad] of [
         [VALIDATOR_METADATA.timestampMs, "12a"],
         [VALIDATOR_METADATA.requestId, "short"],

@@ -141,7 +141,7 @@ describe("request shape quantisation (common/request-shape)", () => {
       ],
       response_format: { type: "json_schema", json_schema: { name: "r", schema: { type: "object" } } },
     };
-    const parsed = parseChatBody(b, { defaultMaxTokens: 16, userSalt: "s", account: "a" });
+    const parsed = parseChatBody(b, { userSalt: "s", account: "a" });
     expect(promptBytesOf(b)).to.equal(parsed.prompt.bytes);
   });
 });

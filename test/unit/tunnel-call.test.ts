@@ -71,6 +71,37 @@ describe("tunnel call (per-request stream and credit)", () => {
     expect(log.credits).to.deep.equal([13]);
   });
 
+  it("keeps what each choice relayed apart, and charges the fingerprint to credit only", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 20, cancelGraceMs: 1000, choices: 2 });
+    call.onChunk({ ...chunk("ab"), systemFingerprint: "fp_12345" }); // 2 bytes of answer, 10 of credit
+    await call.events[Symbol.asyncIterator]().next();
+    // 2 bytes of text + 8 of fingerprint reach half the 20-byte window: all 10 come back.
+    expect(log.credits).to.deep.equal([10]);
+    call.onChunk({ ...chunk("xyz"), choiceIndex: 1 });
+    call.onChunk(chunk("c"));
+    call.onUsage(1n, 6n);
+    const events = await drain(call);
+    expect(events.map((e) => e.type)).to.deep.equal(["chunk", "chunk", "usage"]);
+    expect(call.relayedBytes()).to.equal(6);
+    expect(call.relayedChoices()).to.deep.equal([
+      { content: "abc", reasoning: "", tools: "", bytes: 3 },
+      { content: "xyz", reasoning: "", tools: "", bytes: 3 },
+    ]);
+  });
+
+  it("fails the request with PROTOCOL when a chunk names a choice it did not ask for", async () => {
+    const { host, log } = recordingHost();
+    const call = new TunnelCall(1, "m", host, { initialCreditBytes: 100, cancelGraceMs: 1000, choices: 2 });
+    call.onChunk(chunk("fine"));
+    call.onChunk({ ...chunk("extra"), choiceIndex: 2 });
+    const events = await drain(call);
+    expect(events.map((e) => e.type)).to.deep.equal(["chunk", "error"]);
+    expect(events[1]).to.deep.include({ code: RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL });
+    expect(log.cancels).to.deep.equal(["choice out of range"]);
+    expect(call.relayedText().content).to.equal("fine");
+  });
+
   it("counts logprob tokens against the credit window", () => {
     const { host } = recordingHost();
     const call = new TunnelCall(1, "m", host, { initialCreditBytes: 10, cancelGraceMs: 1000 });

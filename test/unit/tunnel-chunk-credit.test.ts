@@ -83,6 +83,12 @@ describe("tunnel chunk credit", () => {
 });
 
 describe("tunnel chunk logprob limits", () => {
+  it("charges the UTF-8 length of system_fingerprint, which is no part of the answer", () => {
+    const c = { ...withLogprobs("ab", []), systemFingerprint: "fp_é" };
+    expect(chunkPayloadBytes(c)).to.equal(2 + 5);
+    expect(chunkAnswerBytes(c)).to.equal(2);
+  });
+
   it("accepts up to the per-chunk limits and names what a chunk exceeds", () => {
     expect(logprobsProblem(withLogprobs("", []))).to.equal(undefined);
     expect(logprobsProblem(withLogprobs("", entries(MAX_LOGPROBS_PER_CHUNK, MAX_TOP_LOGPROBS)))).to.equal(

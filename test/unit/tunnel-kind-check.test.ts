@@ -4,6 +4,7 @@ import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tu
 import { TunnelCall } from "../../router/tunnel/call.js";
 import {
   chunkCheckFor,
+  dispatchChoices,
   MAX_EMBEDDING_DIMENSIONS,
   MAX_EMBEDDING_VALUES_PER_REQUEST,
 } from "../../router/tunnel/kind-check.js";
@@ -33,22 +34,21 @@ const embed = (inputs: number, dimensions?: number) => ({
 });
 
 describe("what a miner may send back, per request kind", () => {
-  it("chat: vectors are refused, and only the choices asked for", () => {
-    const one = chunkCheckFor(ChatRequest.fromPartial({ messages: [] }));
-    expect(one.chunk(chunk({ contentDelta: "hi" }))).to.equal(undefined);
-    expect(one.chunk(chunk({ embeddings: [vec(0, [1])] }))).to.match(/not an embeddings request/);
-    expect(one.chunk(chunk({ choiceIndex: 1 }))).to.match(/choice_index 1 when 1/);
-    const two = chunkCheckFor(ChatRequest.fromPartial({ messages: [], n: 2 }));
-    expect(two.chunk(chunk({ choiceIndex: 1 }))).to.equal(undefined);
-    expect(two.chunk(chunk({ choiceIndex: 2 }))).to.match(/choice_index 2/);
-    expect(two.end()).to.equal(undefined);
-  });
-
-  it("completion: prompts × n choices, no vectors", () => {
-    const c = chunkCheckFor({ completion: CompletionRequest.fromPartial({ prompt: ["a", "b"], n: 3 }) });
-    expect(c.chunk(chunk({ choiceIndex: 5, contentDelta: "x" }))).to.equal(undefined);
-    expect(c.chunk(chunk({ choiceIndex: 6 }))).to.match(/choice_index 6 when 6/);
-    expect(c.chunk(chunk({ embeddings: [vec(0, [1])] }))).to.match(/not an embeddings request/);
+  it("chat and completion answers carry no vectors; their choices are counted for the call's check", () => {
+    const chat = ChatRequest.fromPartial({ messages: [] });
+    expect(chunkCheckFor(chat).chunk(chunk({ contentDelta: "hi" }))).to.equal(undefined);
+    expect(chunkCheckFor(chat).chunk(chunk({ embeddings: [vec(0, [1])] }))).to.match(
+      /not an embeddings request/,
+    );
+    expect(chunkCheckFor(chat).end()).to.equal(undefined);
+    const completion = { completion: CompletionRequest.fromPartial({ prompt: ["a", "b"], n: 3 }) };
+    expect(chunkCheckFor(completion).chunk(chunk({ embeddings: [vec(0, [1])] }))).to.match(
+      /not an embeddings/,
+    );
+    expect(dispatchChoices(chat)).to.equal(1);
+    expect(dispatchChoices(ChatRequest.fromPartial({ messages: [], n: 2 }))).to.equal(2);
+    expect(dispatchChoices(completion)).to.equal(6);
+    expect(dispatchChoices(embed(3))).to.equal(1);
   });
 
   it("embedding: one finite vector per input, one length, nothing else", () => {

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import type { Metagraph } from "../../common/chain/chain.js";
 import { epochIndex, firstBlockOfEpoch } from "../../common/chain/chain.js";
 import { computeWeights, padToMinimum, U16_MAX } from "../../validator/weights.js";
-import { type PendingCommit, planWeights } from "../../validator/weights-plan.js";
+import { type PendingCommit, planWeights, weightsPath } from "../../validator/weights-plan.js";
 
 describe("validator weights", () => {
   describe("computeWeights", () => {
@@ -176,6 +176,44 @@ describe("validator weights", () => {
         kind: "commit",
         uid: 1,
       });
+    });
+
+    it("commits timelocked, with the runtime's version, when the runtime has timelocked commits", () => {
+      const on = mg({ commitRevealEnabled: true, commitRevealVersion: 4 });
+      expect(planWeights(on, self, [], w).action).to.deep.equal({ kind: "timelock", uid: 1, version: 4 });
+      expect(weightsPath(on)).to.match(/^commit_timelocked_weights: .*commit_reveal_version 4/);
+      // Off stays set_weights whatever the runtime can do; no version keeps the hash scheme.
+      expect(planWeights(mg({ commitRevealVersion: 4 }), self, [], w).action.kind).to.equal("set");
+      expect(weightsPath(mg({ commitRevealVersion: 4 }))).to.match(/^set_weights: commit-reveal is off/);
+      expect(weightsPath(mg({ commitRevealEnabled: true }))).to.match(/hash scheme/);
+    });
+
+    it("makes one timelocked commit per epoch, and still respects the rate limit", () => {
+      const on = { commitRevealEnabled: true, commitRevealVersion: 4 };
+      // LastUpdate 10_010 is in epoch 27 (blocks 9_654..10_014), like block 10_014.
+      const same = planWeights(
+        mg({ ...on, block: 10_014, weightsSetRateLimit: 0, neurons: me({ lastUpdate: 10_010 }) }),
+        self,
+        [],
+        w,
+      );
+      expect(same.action.kind === "wait" && same.action.reason).to.match(
+        /already made in epoch 27.*next from block 10015/,
+      );
+      const next = planWeights(
+        mg({ ...on, block: 10_015, weightsSetRateLimit: 0, neurons: me({ lastUpdate: 10_010 }) }),
+        self,
+        [],
+        w,
+      );
+      expect(next.action.kind).to.equal("timelock");
+      const limited = planWeights(
+        mg({ ...on, block: 10_015, weightsSetRateLimit: 100, neurons: me({ lastUpdate: 10_010 }) }),
+        self,
+        [],
+        w,
+      );
+      expect(limited.action.kind === "wait" && limited.action.reason).to.match(/rate limit/);
     });
 
     it("reveals a commit in its reveal epoch, before anything else", () => {

@@ -27,7 +27,8 @@ export const protobufFileName = "tensorclaw/v1/directory.proto";
 /**
  * MinerDirectoryService: who is connected to this router right now.
  *
- * Calls must be signed by a validator hotkey; see probe.proto for the scheme.
+ * Calls must be signed by a validator hotkey for this router's id; see
+ * probe.proto for the scheme.
  */
 
 /** How a miner's tunnel is carried. */

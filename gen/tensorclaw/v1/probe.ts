@@ -30,23 +30,34 @@ export const protobufFileName = "tensorclaw/v1/probe.proto";
  * # Validator call signatures (ProbeService, UsageReportService,
  * # MinerDirectoryService)
  *
- * Every call to these services carries four gRPC metadata entries:
+ * Every call to these services carries five gRPC metadata entries:
  *
+ *   x-tc-router-id     the id of the router the call is for: its --router-id,
+ *                      as its tunnel Challenge.router_id names it
  *   x-tc-hotkey        the validator's hotkey, SS58 (prefix 42)
  *   x-tc-timestamp-ms  Unix time in milliseconds when the call was signed
  *   x-tc-request-id    a fresh random id (8 to 64 characters of [A-Za-z0-9_-])
  *   x-tc-signature     hex (lower-case, optional "0x") of the sr25519
  *                      signature by the hotkey over the UTF-8 bytes of
  *
- *     "tensorclaw/v1/validator-call\n" + method + "\n" + hotkey + "\n"
- *       + decimal(timestamp_ms) + "\n" + request_id + "\n"
+ *     "tensorclaw/v1/validator-call\n" + router_id + "\n" + method + "\n"
+ *       + hotkey + "\n" + decimal(timestamp_ms) + "\n" + request_id + "\n"
  *       + hex(blake2b-256(request message bytes))
  *
- * where `method` is the full gRPC method path (for example
- * "/tensorclaw.v1.ProbeService/Probe") and the request message bytes are
- * exactly the serialized protobuf request the client sends.
+ * where `router_id` is the value of x-tc-router-id, `method` is the full
+ * gRPC method path (for example "/tensorclaw.v1.ProbeService/Probe") and
+ * the request message bytes are exactly the serialized protobuf request the
+ * client sends.
+ *
+ * The router id binds a call to one router: a router that received a call
+ * cannot replay it to another within the freshness window. A validator
+ * learns the id from its configuration (the reference validator:
+ * `?id=<router-id>` on its --router URL) or from the router itself: every
+ * TunnelService.Connect stream starts with a Challenge naming it, so a
+ * validator may open one, read that first frame and cancel the stream.
  *
  * The router answers UNAUTHENTICATED when an entry is missing or malformed,
+ * the call is signed for another router id (the message names both ids),
  * the signature does not verify, the timestamp is outside its freshness
  * window (10 s by default) or the request id was already used within that
  * window (replay); PERMISSION_DENIED when the hotkey is valid but not allowed

@@ -202,7 +202,16 @@ export enum RejectReason {
   REJECT_REASON_UNSUPPORTED_VERSION = 5,
   /** REJECT_REASON_INVALID_HELLO - The hello is malformed (bad hotkey, invalid model offer). */
   REJECT_REASON_INVALID_HELLO = 6,
-  /** REJECT_REASON_UNAVAILABLE - The router is shutting down or full; try again later or elsewhere. */
+  /**
+   * REJECT_REASON_UNAVAILABLE - The router cannot take this tunnel now; try again after
+   * `retry_after_ms`, or elsewhere. Sent when the router is shutting down,
+   * when the admission check itself failed, and by the router's caps: the
+   * hotkey already holds the most live tunnels allowed on this router
+   * (default 4), the remote address has the most handshakes in progress
+   * (default 16; refused right after the Challenge, before any Hello), or
+   * the router-wide budget of Hello signature checks per second (default
+   * 200) is spent. The message names which.
+   */
   REJECT_REASON_UNAVAILABLE = 7,
   UNRECOGNIZED = -1,
 }
@@ -435,8 +444,22 @@ export interface Challenge {
   /** 32 random bytes, fresh for this tunnel and never reused by the router. */
   nonce: Buffer;
   /**
-   * Stable identity of the router (for example "router-eu-1"). Signed by the
+   * Stable identity of the router (for example "router-eu-1"): 1 to 128
+   * visible ASCII characters (0x21-0x7e), unique per router (operators set
+   * it with --router-id; the default "tensorclaw-router" is shared by every
+   * router left at it, and such a router warns at start). Signed by the
    * miner, so a hello made for one router cannot be replayed to another.
+   *
+   * A miner must sign only for the router it means to reach: otherwise a
+   * router (or anything in the path) can pass another router's Challenge to
+   * the miner and forward the signed Hello there, getting a session under
+   * the miner's hotkey. So before signing, a miner checks this id against
+   * the id it expects at this address: the one its configuration names
+   * (the reference miner: `?id=<router-id>` on the --router URL), else the
+   * one it saw there first (trust on first use; the reference miner keeps
+   * them in <data-dir>/miner-router-pins.json, keyed by host:port). On a
+   * mismatch it sends no Hello, closes the stream and tells its operator.
+   * An empty router_id is a malformed challenge.
    */
   routerId: string;
   /** Tunnel protocol version the router speaks; this document describes 1. */
@@ -461,7 +484,8 @@ export interface Hello {
    *     + decimal(timestamp_ms) + "\n" + hotkey
    *
    * where hex is lower-case without prefix and `nonce`, `router_id` come
-   * from the Challenge. The router refuses a hello whose signature does not
+   * from the Challenge, once the miner has checked `router_id` is the router
+   * it expects (see Challenge.router_id). The router refuses a hello whose signature does not
    * verify, whose nonce is not the one it sent on this stream, or whose
    * timestamp is outside its freshness window (30 s by default).
    */

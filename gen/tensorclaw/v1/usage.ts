@@ -41,7 +41,8 @@ export const protobufFileName = "tensorclaw/v1/usage.proto";
  * paying for it. A router run as a dev network counts free traffic too and
  * says so in GetUsageResponse.free_traffic_counted.
  *
- * Calls must be signed by a validator hotkey; see probe.proto for the scheme.
+ * Calls must be signed by a validator hotkey for this router's id; see
+ * probe.proto for the scheme.
  */
 
 /** Which window to report. */

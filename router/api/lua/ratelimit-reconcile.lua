@@ -1,5 +1,6 @@
 -- Settle a reservation once the real token count is known: give back what was
--- reserved and take what was used. The token bucket may go into debt (down to
+-- reserved and take what was used, and give back the request itself when it
+-- was refused for want of capacity. The token bucket may go into debt (down to
 -- minus one minute's allowance) when a request used more than it reserved, so
 -- later requests wait. Same arithmetic as reconcileBuckets() in
 -- router/api/rate-limiter.ts.
@@ -11,6 +12,7 @@
 -- ARGV[4]  tokens reserved
 -- ARGV[5]  tokens actually used
 -- ARGV[6]  key lifetime in ms
+-- ARGV[7]  1: give back the request (refused for capacity), else 0 (absent: 0)
 -- Returns  the tokens left in the bucket after settling, rounded down
 local now = tonumber(ARGV[1])
 local rpm = tonumber(ARGV[2])
@@ -18,7 +20,8 @@ local tpm = tonumber(ARGV[3])
 local reserved = tonumber(ARGV[4])
 local used = tonumber(ARGV[5])
 local ttl = tonumber(ARGV[6])
-if tpm <= 0 then return 0 end
+local refund = tonumber(ARGV[7] or '0') == 1
+if tpm <= 0 and not (refund and rpm > 0) then return 0 end
 local h = redis.call('HMGET', KEYS[1], 'r', 't', 'at')
 local r = tonumber(h[1]) or rpm
 local t = tonumber(h[2]) or tpm
@@ -27,10 +30,13 @@ local dt = now - at
 if dt < 0 then dt = 0 end
 r = math.min(rpm, r + dt * rpm / 60000)
 t = math.min(tpm, t + dt * tpm / 60000)
-if reserved > tpm then reserved = tpm end
-t = t + reserved - used
-if t > tpm then t = tpm end
-if t < -tpm then t = -tpm end
+if refund and rpm > 0 then r = math.min(rpm, r + 1) end
+if tpm > 0 then
+  if reserved > tpm then reserved = tpm end
+  t = t + reserved - used
+  if t > tpm then t = tpm end
+  if t < -tpm then t = -tpm end
+end
 redis.call('HSET', KEYS[1], 'r', string.format('%.17g', r), 't', string.format('%.17g', t), 'at', now)
 redis.call('PEXPIRE', KEYS[1], ttl)
 return math.floor(t)

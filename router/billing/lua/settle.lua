@@ -24,9 +24,10 @@ ARGV[3 + i]  event i, one tab-separated string (one argument per event: the
          cost comes off when that is not the request's own (a lease shared by
          several requests: its amount shrinks by the cost) else empty, then the
          record's own fields: created at (ms), ttft (ms, empty: none), latency
-         (ms), finish reason (empty: none), streamed (1/0), outcome, and the
-         record's expiry (ms). Ids and reasons never hold tabs or control
-         characters (the caller checks them).
+         (ms), finish reason (empty: none), streamed (1/0), outcome, the
+         record's expiry (ms), then the app's referer and title (each empty:
+         none; both absent in events of older routers). Ids, reasons and app
+         texts never hold tabs or control characters (the caller checks them).
 
 The generation record is stored as {"g":<record>,"x":<expiry>}, the record
 with the fields of GenerationRecord (router/billing/billing.ts); strings are
@@ -83,12 +84,20 @@ for i = 1, n do
   local f = fields(ARGV[3 + i])
   local rid, bucket, day, model = f[1], f[2], f[3], f[4]
   local p, c, u, px, hid = f[5], f[6], f[7], f[8], f[9]
+  local referer, title = f[17] or '', f[18] or ''
+  local app = ''
+  if referer ~= '' or title ~= '' then
+    local parts = {}
+    if referer ~= '' then parts[#parts + 1] = '"referer":' .. cjson.encode(referer) end
+    if title ~= '' then parts[#parts + 1] = '"title":' .. cjson.encode(title) end
+    app = ',"app":{' .. table.concat(parts, ',') .. '}'
+  end
   local rec = '{"g":{"id":' .. cjson.encode(rid) .. ',"keyId":' .. key_json ..
     ',"model":' .. cjson.encode(model) .. ',"promptTokens":' .. p .. ',"completionTokens":' .. c ..
     ',"costMicros":' .. u .. ',"createdAtMs":' .. f[10] ..
     ',"ttftMs":' .. (f[11] == '' and 'null' or f[11]) .. ',"latencyMs":' .. f[12] ..
     ',"finishReason":' .. json_or_null(f[13]) .. ',"streamed":' .. (f[14] == '1' and 'true' or 'false') ..
-    ',"outcome":' .. cjson.encode(f[15]) .. '},"x":' .. f[16] .. '}'
+    ',"outcome":' .. cjson.encode(f[15]) .. app .. '},"x":' .. f[16] .. '}'
   if not redis.call('SET', KEYS[6 + i], rec, 'PX', px, 'NX') then
     dups = dups + 1
   else
