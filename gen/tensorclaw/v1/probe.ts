@@ -1779,6 +1779,16 @@ export const ProbeServiceService = {
    * fewer tokens than the goal is live (an empty one is not). A liveness
    * probe that misses the 8 s goal is cancelled as a user disconnect.
    *
+   * A model that serves no chat (tunnel.proto, ModelOffer.kinds) is probed
+   * with the same words as the kind it serves, shaped like user traffic of
+   * that kind: a CompletionRequest whose one prompt is the messages' texts
+   * joined by blank lines (same sampling fields, `max_tokens`, `stop`,
+   * `user` and `stream`), judged like a chat answer; or else an
+   * EmbeddingRequest with one input per non-empty message, live when its
+   * first vector arrives within 8 s and `ok` only once every vector came
+   * (`content` empty, `completion_tokens` 0). Audits judge chat answers:
+   * a validator audits only models that serve chat (DirectoryModel.kinds).
+   *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
    * ghost state belongs to the hotkey: it covers all of its tunnels,
@@ -1881,6 +1891,16 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    * fewer tokens than the goal is live (an empty one is not). A liveness
    * probe that misses the 8 s goal is cancelled as a user disconnect.
    *
+   * A model that serves no chat (tunnel.proto, ModelOffer.kinds) is probed
+   * with the same words as the kind it serves, shaped like user traffic of
+   * that kind: a CompletionRequest whose one prompt is the messages' texts
+   * joined by blank lines (same sampling fields, `max_tokens`, `stop`,
+   * `user` and `stream`), judged like a chat answer; or else an
+   * EmbeddingRequest with one input per non-empty message, live when its
+   * first vector arrives within 8 s and `ok` only once every vector came
+   * (`content` empty, `completion_tokens` 0). Audits judge chat answers:
+   * a validator audits only models that serve chat (DirectoryModel.kinds).
+   *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
    * ghost state belongs to the hotkey: it covers all of its tunnels,
@@ -1954,6 +1974,16 @@ export interface ProbeServiceClient extends Client {
    * N below 5 the liveness goal is N. An answer that finishes cleanly with
    * fewer tokens than the goal is live (an empty one is not). A liveness
    * probe that misses the 8 s goal is cancelled as a user disconnect.
+   *
+   * A model that serves no chat (tunnel.proto, ModelOffer.kinds) is probed
+   * with the same words as the kind it serves, shaped like user traffic of
+   * that kind: a CompletionRequest whose one prompt is the messages' texts
+   * joined by blank lines (same sampling fields, `max_tokens`, `stop`,
+   * `user` and `stream`), judged like a chat answer; or else an
+   * EmbeddingRequest with one input per non-empty message, live when its
+   * first vector arrives within 8 s and `ok` only once every vector came
+   * (`content` empty, `completion_tokens` 0). Audits judge chat answers:
+   * a validator audits only models that serve chat (DirectoryModel.kinds).
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
