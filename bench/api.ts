@@ -54,7 +54,7 @@ import { ApiKeys, FileApiKeyStore } from "../router/api/keys.js";
 import { EmbeddedRateLimiter } from "../router/api/rate-limiter.js";
 import { API_DEFAULTS, startApiServer } from "../router/api/server.js";
 import type { BillingStore } from "../router/billing/billing.js";
-import { corkedWrites, LedgerWithBilling } from "../router/billing/ledger-with-billing.js";
+import { LedgerWithBilling } from "../router/billing/ledger-with-billing.js";
 import { RedisBilling } from "../router/billing/redis.js";
 import { ModelCatalogue } from "../router/catalogue/catalogue.js";
 import { checkEntry, defaultEntry } from "../router/catalogue/entry.js";
@@ -260,9 +260,7 @@ async function benchLedger(keyId: string): Promise<{
   await billing.configure(keyId, { metered: true, budgetDailyMicros: null }, now);
   const amountMicros = 1e12;
   await billing.credit({ id: "bench", keyId, amountMicros, note: "bench", source: "operator", atMs: now });
-  const recorder = new UsageRecorder({
-    ledger: new LedgerWithBilling(ledger, billing, corkedWrites(client)),
-  });
+  const recorder = new UsageRecorder({ ledger: new LedgerWithBilling(ledger, billing) });
   const priced = checkEntry({ ...defaultEntry(MODEL), ...BENCH_PRICES });
   return {
     usage: new UsageSequencer(recorder, newUsageOrigin()),

@@ -24,7 +24,7 @@ import { resolveUserSalt } from "./api/user-salt.js";
 import type { BillingStore } from "./billing/billing.js";
 import { startRouterDeposits } from "./billing/deposits/start.js";
 import { EmbeddedBilling } from "./billing/embedded.js";
-import { corkedWrites, LedgerWithBilling } from "./billing/ledger-with-billing.js";
+import { LedgerWithBilling } from "./billing/ledger-with-billing.js";
 import { RedisBilling } from "./billing/redis.js";
 import { loadCatalogueEncodings } from "./catalogue/catalogue.js";
 import { syncLedgerTiers } from "./catalogue/ledger-tiers.js";
@@ -218,11 +218,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     });
     logger.info({ origin }, "user salt ready");
     // Charges travel with usage: settled with each batch, spooled and replayed with it.
-    const recorder = new UsageRecorder({
-      ledger: new LedgerWithBilling(ledger, billing, redis === undefined ? undefined : corkedWrites(redis)),
-      spool,
-      logger,
-    });
+    const recorder = new UsageRecorder({ ledger: new LedgerWithBilling(ledger, billing), spool, logger });
     cleanups.push(() => recorder.close());
     // Each usage event gets this process's origin and a per-miner seq: the
     // ledger's compact idempotency key (sequence.ts).
