@@ -36,6 +36,13 @@ export interface FrameChannel {
   close(kind: ChannelCloseKind, reason: string): void;
   /** True once the channel is closed (by either side). */
   readonly closed: boolean;
+  /**
+   * The tls-exporter value (common/channel-binding.ts) of the TLS connection
+   * under this channel, when the adapter can reach it and it is up; absent
+   * or undefined otherwise (plain transport, gRPC). Both sides' WebSocket
+   * adapters give it over wss.
+   */
+  channelBinding?(): Uint8Array | undefined;
 }
 
 export { DEFAULT_MAX_MESSAGE_BYTES } from "./frame-limits.js";

@@ -216,6 +216,7 @@ describe("proto spec: the comments match the code", () => {
         models: [],
         softwareVersion: "spec-test/1",
         protocolVersion: 1,
+        channelBinding: Buffer.alloc(0),
         ...over,
       });
 

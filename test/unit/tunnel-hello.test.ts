@@ -23,6 +23,7 @@ describe("tunnel hello verdicts", () => {
       models: [{ id: "m", maxConcurrency: 2, contextLength: 0, kinds: [] }],
       softwareVersion: "x/1",
       protocolVersion: 1,
+      channelBinding: Buffer.alloc(0),
       ...over,
     };
   }
