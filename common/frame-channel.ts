@@ -37,10 +37,10 @@ export interface FrameChannel {
   /** True once the channel is closed (by either side). */
   readonly closed: boolean;
   /**
-   * The tls-exporter value (common/channel-binding.ts) of the TLS connection
-   * under this channel, when the adapter can reach it and it is up; absent
-   * or undefined otherwise (plain transport, gRPC). Both sides' WebSocket
-   * adapters give it over wss.
+   * The tls-exporter value of the TLS connection under this channel, as
+   * tlsExporterBinding (common/channel-binding.ts) gives it: the value, empty
+   * on TLS with no binding (TLS 1.2), undefined on no TLS. Absent where the
+   * adapter cannot reach its TLS (gRPC). Both sides' WebSocket adapters give it.
    */
   channelBinding?(): Uint8Array | undefined;
 }

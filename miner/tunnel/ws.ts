@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import WebSocket from "ws";
-import { tlsExporterBinding } from "../../common/channel-binding.js";
+import { CHANNEL_BINDING_TLS_VERSION, tlsExporterBinding } from "../../common/channel-binding.js";
 import {
   type ChannelCloseKind,
   CLOSE_CODES,
@@ -43,6 +43,9 @@ export function dialWs(url: string, opts: WsDialOptions = {}): FrameChannel {
     perMessageDeflate: false,
     maxPayload: opts.maxReceiveBytes ?? DEFAULT_MAX_RECEIVE_BYTES,
     handshakeTimeout: opts.handshakeTimeoutMs ?? DEFAULT_WS_HANDSHAKE_TIMEOUT_MS,
+    // wss only (ignored for ws://): the hello's channel binding needs TLS 1.3, and a relay must
+    // not be able to strip it by offering TLS 1.2 (common/channel-binding.ts).
+    minVersion: CHANNEL_BINDING_TLS_VERSION,
     ...(opts.trustedCas === undefined ? {} : { ca: opts.trustedCas }),
   });
   const u = new URL(url);

@@ -96,7 +96,7 @@ export class WsServerChannel extends WsFrameChannel {
       keepaliveMs: number;
       highWaterBytes: number;
       maxMessageBytes: number;
-      /** The connection's tls-exporter value; undefined on plain ws. */
+      /** The connection's tls-exporter value; empty on TLS without one (1.2), undefined on plain ws. */
       channelBinding?: Uint8Array | undefined;
     },
   ) {

@@ -14,6 +14,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from "n
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { TlsOptions } from "node:tls";
 import { expect } from "chai";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
 import { CHANNEL_BINDING_BYTES, tlsExporterBinding } from "../../common/channel-binding.js";
@@ -59,12 +60,14 @@ interface Relayed {
  * router's certificate: each miner connection becomes a wss tunnel of its own
  * to the real router, and every message is piped both ways unchanged.
  */
-async function startTlsRelay(real: MinerTestRouter, tls: RouterTls) {
-  const https: HttpsServer = createHttpsServer(tls, (_req, res) => {
+async function startTlsRelay(real: MinerTestRouter, tls: RouterTls, serverTls: TlsOptions = {}) {
+  let handshakes = 0;
+  const https: HttpsServer = createHttpsServer({ ...tls, ...serverTls }, (_req, res) => {
     res.statusCode = 404;
     res.end();
   });
   const wss = new WebSocketServer({ server: https, perMessageDeflate: false });
+  https.on("secureConnection", () => handshakes++);
   https.listen(0, "127.0.0.1");
   await once(https, "listening");
   const seen: Relayed[] = [];
@@ -106,6 +109,8 @@ async function startTlsRelay(real: MinerTestRouter, tls: RouterTls) {
   return {
     url: `wss://localhost:${(https.address() as AddressInfo).port}/v1/tunnel`,
     seen,
+    /** TLS handshakes completed by miners. */
+    handshakes: () => handshakes,
     next(after: number): Promise<Relayed> {
       const r = seen[after];
       return r !== undefined ? Promise.resolve(r) : new Promise((resolve) => waiters.push(resolve));
@@ -130,8 +135,9 @@ async function scriptedHello(
   ca: string,
   key: Hotkey,
   binding: (own: Uint8Array | undefined) => Uint8Array,
+  clientTls: TlsOptions = {},
 ): Promise<{ own: Uint8Array | undefined; verdict: RouterKind }> {
-  const ws = new WebSocket(url, { perMessageDeflate: false, ca });
+  const ws = new WebSocket(url, { perMessageDeflate: false, ca, ...clientTls });
   let own: Uint8Array | undefined;
   ws.once("upgrade", (res: IncomingMessage) => {
     own = tlsExporterBinding(res.socket);
@@ -303,6 +309,41 @@ describe("tunnel hello channel binding over wss (TLS relay test)", () => {
     expect(long.verdict.$case === "reject" && long.verdict.value.reason).to.equal(
       RejectReason.REJECT_REASON_INVALID_HELLO,
     );
+  });
+
+  it("a miner will not speak TLS 1.2 on wss, so a relay cannot strip the binding by downgrading", async () => {
+    await relay.close();
+    relay = await startTlsRelay(real, tls, { maxVersion: "TLSv1.2" });
+    const m = startMiner(`${relay.url}?id=${REAL_ID}`);
+    await m.started;
+    await m.miner.tunnels[0]?.waitFor((s) => s.state === "backoff" || s.state === "connected");
+    expect(m.miner.tunnels[0]?.status.state).to.equal("backoff");
+    const failed = (m.log.lines() as { msg: string; reason?: string }[]).find(
+      (l) => l.msg === "tunnel not established",
+    );
+    expect(failed?.reason).to.match(/protocol version/);
+    expect(relay.handshakes()).to.equal(0);
+    expect(relay.seen).to.deep.equal([]);
+    expect(m.miner.tunnels[0]?.status.connects).to.equal(0);
+    expect(sessionsOfMiner()).to.deep.equal([]);
+  });
+
+  it("a relay talking TLS 1.2 to the router cannot pass a bound hello: the router refuses it", async () => {
+    const tls12 = { maxVersion: "TLSv1.2" } as const;
+    // The hello carries a 32-byte binding of another connection, as a relay would forward it.
+    const relayed = await scriptedHello(
+      real.wsUrl,
+      tls.cert,
+      hotkey,
+      () => new Uint8Array(CHANNEL_BINDING_BYTES).fill(9),
+      tls12,
+    );
+    expect(relayed.own, "TLS 1.2 gives no binding").to.deep.equal(new Uint8Array(0));
+    expect(relayed.verdict.$case === "reject" && relayed.verdict.value.reason).to.equal(
+      RejectReason.REJECT_REASON_BAD_SIGNATURE,
+    );
+    const unbound = await scriptedHello(real.wsUrl, tls.cert, hotkey, () => new Uint8Array(0), tls12);
+    expect(unbound.verdict.$case).to.equal("accept");
   });
 });
 

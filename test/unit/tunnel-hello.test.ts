@@ -129,6 +129,13 @@ describe("tunnel hello verdicts", () => {
       });
     });
 
+    it("on TLS with no binding of its own (TLS 1.2) the router refuses a bound hello, not an unbound one", () => {
+      const none = new Uint8Array(0);
+      const v = verdict(bound(other), none);
+      expect(v).to.include({ ok: false, reason: RejectReason.REJECT_REASON_BAD_SIGNATURE });
+      expect(verdict(hello(), none)).to.include({ ok: true });
+    });
+
     it("refuses a binding that is not 32 bytes, before the signature", () => {
       for (const n of [1, 31, 33, 4096]) {
         const v = verdict(bound(new Uint8Array(n).fill(1)), undefined);

@@ -638,8 +638,15 @@ export interface Hello {
    * (Node: `tlsSocket.exportKeyingMaterial(32, "EXPORTER-Channel-Binding",
    * Buffer.alloc(0))`; Go: `tls.ConnectionState.ExportKeyingMaterial`).
    * Empty when the tunnel runs
-   * on no TLS connection the miner can reach; otherwise exactly 32 bytes
-   * (any other length is refused with REJECT_REASON_INVALID_HELLO).
+   * on no TLS 1.3 connection the miner can reach; otherwise exactly 32
+   * bytes (any other length is refused with REJECT_REASON_INVALID_HELLO).
+   * TLS 1.3 only: under TLS 1.2 the exporter binds only with the extended
+   * master secret (RFC 9266), which a peer cannot always confirm, so
+   * neither side uses a TLS 1.2 exporter. The reference miner requires TLS
+   * 1.3 on wss://, so a relay cannot strip the binding by offering 1.2; a
+   * router serving TLS refuses a bound Hello on a TLS 1.2 connection (it
+   * cannot have come from a miner on that connection) with
+   * REJECT_REASON_BAD_SIGNATURE, as below.
    * It is part of the signed payload (see `signature`).
    *
    * Why: pinning the router id (Challenge.router_id) stops a relay that
