@@ -637,9 +637,11 @@ export interface Hello {
    * "EXPORTER-Channel-Binding", an empty context and a length of 32 bytes
    * (Node: `tlsSocket.exportKeyingMaterial(32, "EXPORTER-Channel-Binding",
    * Buffer.alloc(0))`; Go: `tls.ConnectionState.ExportKeyingMaterial`).
-   * Empty when the tunnel runs
-   * on no TLS 1.3 connection the miner can reach; otherwise exactly 32
-   * bytes (any other length is refused with REJECT_REASON_INVALID_HELLO).
+   * Empty when the tunnel runs on no TLS 1.3 connection the miner can
+   * reach; otherwise exactly 32 bytes (any other length is refused with
+   * REJECT_REASON_INVALID_HELLO). It is part of the signed payload (see
+   * `signature`).
+   *
    * TLS 1.3 only: under TLS 1.2 the exporter binds only with the extended
    * master secret (RFC 9266), which a peer cannot always confirm, so
    * neither side uses a TLS 1.2 exporter. The reference miner requires TLS
@@ -647,7 +649,6 @@ export interface Hello {
    * router serving TLS refuses a bound Hello on a TLS 1.2 connection (it
    * cannot have come from a miner on that connection) with
    * REJECT_REASON_BAD_SIGNATURE, as below.
-   * It is part of the signed payload (see `signature`).
    *
    * Why: pinning the router id (Challenge.router_id) stops a relay that
    * names itself; it does not stop one that shows the real router's id
