@@ -36,6 +36,13 @@ export interface FrameChannel {
   close(kind: ChannelCloseKind, reason: string): void;
   /** True once the channel is closed (by either side). */
   readonly closed: boolean;
+  /**
+   * The tls-exporter value of the TLS connection under this channel, as
+   * tlsExporterBinding (common/channel-binding.ts) gives it: the value, empty
+   * on TLS with no binding (TLS 1.2), undefined on no TLS. Absent where the
+   * adapter cannot reach its TLS (gRPC). Both sides' WebSocket adapters give it.
+   */
+  channelBinding?(): Uint8Array | undefined;
 }
 
 export { DEFAULT_MAX_MESSAGE_BYTES } from "./frame-limits.js";

@@ -17,18 +17,32 @@ export interface HelloFields {
   readonly routerId: string;
   readonly timestampMs: number;
   readonly hotkey: string;
+  /** Hello.channel_binding (common/channel-binding.ts); absent or empty when there is none. */
+  readonly channelBinding?: Uint8Array;
 }
 
-/** The exact bytes signed in a tunnel Hello. */
+/**
+ * The exact bytes signed in a tunnel Hello. A channel binding adds a sixth
+ * line; without one the bytes are the five lines miners signed before the
+ * binding existed, so their hellos still verify.
+ */
 export function helloPayload(f: HelloFields): Uint8Array {
+  const binding =
+    f.channelBinding === undefined || f.channelBinding.length === 0 ? "" : `\n${hex(f.channelBinding)}`;
   return encoder.encode(
-    `tensorclaw/v1/tunnel-hello\n${hex(f.nonce)}\n${f.routerId}\n${f.timestampMs}\n${f.hotkey}`,
+    `tensorclaw/v1/tunnel-hello\n${hex(f.nonce)}\n${f.routerId}\n${f.timestampMs}\n${f.hotkey}${binding}`,
   );
 }
 
-/** Signs a Hello with the miner's hotkey. */
-export function signHello(key: Hotkey, nonce: Uint8Array, routerId: string, timestampMs: number): Uint8Array {
-  return key.sign(helloPayload({ nonce, routerId, timestampMs, hotkey: key.address }));
+/** Signs a Hello with the miner's hotkey (bound to its TLS connection when `channelBinding` is given). */
+export function signHello(
+  key: Hotkey,
+  nonce: Uint8Array,
+  routerId: string,
+  timestampMs: number,
+  channelBinding?: Uint8Array,
+): Uint8Array {
+  return key.sign(helloPayload({ nonce, routerId, timestampMs, hotkey: key.address, channelBinding }));
 }
 
 /** Why a signed message was refused. */

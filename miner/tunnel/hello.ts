@@ -27,20 +27,26 @@ export function clockSkewMs(c: Challenge, nowMs: number): number | undefined {
   return c.serverTimeMs > 0n ? nowMs - Number(c.serverTimeMs) : undefined;
 }
 
-/** The signed Hello answering `c` at `nowMs`. */
+/**
+ * The signed Hello answering `c` at `nowMs`, bound to the TLS connection
+ * when `channelBinding` (its tls-exporter value) is given.
+ */
 export function buildHello(
   c: Challenge,
   key: Hotkey,
   offers: readonly ModelOffer[],
   nowMs: number,
   softwareVersion: string,
+  channelBinding?: Uint8Array,
 ): Hello {
+  const binding = Buffer.from(channelBinding ?? []);
   return {
     hotkey: key.address,
-    signature: Buffer.from(signHello(key, c.nonce, c.routerId, nowMs)),
+    signature: Buffer.from(signHello(key, c.nonce, c.routerId, nowMs, binding)),
     timestampMs: BigInt(nowMs),
     models: [...offers],
     softwareVersion,
     protocolVersion: MINER_PROTOCOL_VERSION,
+    channelBinding: binding,
   };
 }

@@ -243,7 +243,14 @@ export class TunnelSession {
       this.#d.logger.warn({ skewMs }, "this machine's clock differs from the router's; sync it (NTP)");
     }
     this.#offers = this.#d.offers();
-    const hello = buildHello(c, this.#d.hotkey, this.#offers, now, this.#d.softwareVersion);
+    const hello = buildHello(
+      c,
+      this.#d.hotkey,
+      this.#offers,
+      now,
+      this.#d.softwareVersion,
+      this.#d.channel.channelBinding?.(),
+    );
     this.#phase = "accept";
     this.#d.channel.send(
       ConnectRequest.encode({ frames: [{ kind: { $case: "hello", value: hello } }] }).finish(),

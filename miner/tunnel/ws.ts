@@ -6,7 +6,9 @@
  * fault. `ws` answers the router's WebSocket pings by itself. Buffering and
  * back-pressure are the shared `WsFrameChannel`'s.
  */
+import type { IncomingMessage } from "node:http";
 import WebSocket from "ws";
+import { CHANNEL_BINDING_TLS_VERSION, tlsExporterBinding } from "../../common/channel-binding.js";
 import {
   type ChannelCloseKind,
   CLOSE_CODES,
@@ -41,6 +43,9 @@ export function dialWs(url: string, opts: WsDialOptions = {}): FrameChannel {
     perMessageDeflate: false,
     maxPayload: opts.maxReceiveBytes ?? DEFAULT_MAX_RECEIVE_BYTES,
     handshakeTimeout: opts.handshakeTimeoutMs ?? DEFAULT_WS_HANDSHAKE_TIMEOUT_MS,
+    // wss only (ignored for ws://): the hello's channel binding needs TLS 1.3, and a relay must
+    // not be able to strip it by offering TLS 1.2 (common/channel-binding.ts).
+    minVersion: CHANNEL_BINDING_TLS_VERSION,
     ...(opts.trustedCas === undefined ? {} : { ca: opts.trustedCas }),
   });
   const u = new URL(url);
@@ -50,14 +55,24 @@ export function dialWs(url: string, opts: WsDialOptions = {}): FrameChannel {
 class WsClientChannel extends WsFrameChannel {
   #localClose: { kind: ChannelCloseKind; reason: string } | undefined;
   #lastError = "";
+  #binding: Uint8Array | undefined;
 
   constructor(ws: WebSocket, peer: string, highWater: number) {
     super(ws, peer, highWater, "text message on the tunnel");
+    // The upgrade response arrives on the connection the tunnel then uses; over wss its
+    // socket is the TLSSocket whose exporter binds the Hello (tunnel.proto, channel_binding).
+    ws.once("upgrade", (res: IncomingMessage) => {
+      this.#binding = tlsExporterBinding(res.socket);
+    });
     ws.on("error", (err: Error) => {
       // 'close' follows every error; keep the cause for its reason.
       this.#lastError = err.message;
     });
     ws.on("close", (code: number, reason: Buffer) => this.#ended(code, reason.toString("utf8")));
+  }
+
+  channelBinding(): Uint8Array | undefined {
+    return this.#binding;
   }
 
   send(message: Uint8Array): boolean {

@@ -34,6 +34,8 @@ export interface HandshakeDeps {
   readonly helloBudget: (nowMs: number) => number;
   /** Why this hotkey may not open one more live tunnel, or undefined when it may. */
   readonly tunnelRoom: (hotkey: string) => string | undefined;
+  /** This tunnel's tls-exporter value as the router sees it (FrameChannel.channelBinding). */
+  readonly channelBinding?: Uint8Array | undefined;
 }
 
 /** What a handshake needs from the session it opens. */
@@ -100,6 +102,7 @@ export class TunnelHandshake {
       nowMs: this.#d.clock.now(),
       freshnessMs: this.#d.timings.freshnessMs,
       replay: this.#d.replay,
+      channelBinding: this.#d.channelBinding,
     });
     if (!verdict.ok) {
       this.#reject(verdict.reason, verdict.message);

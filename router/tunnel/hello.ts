@@ -1,3 +1,4 @@
+import { CHANNEL_BINDING_BYTES, judgeChannelBinding } from "../../common/channel-binding.js";
 import type { ReplayCache } from "../../common/replay-cache.js";
 import { kindsFromProto, type ModelKind } from "../../common/request-kinds.js";
 import { checkHello } from "../../common/signing.js";
@@ -30,6 +31,11 @@ export interface HelloContext {
   readonly nowMs: number;
   readonly freshnessMs: number;
   readonly replay: ReplayCache;
+  /**
+   * The router's own tls-exporter value for this tunnel's connection
+   * (common/channel-binding.ts), or undefined when it sees no TLS there.
+   */
+  readonly channelBinding?: Uint8Array | undefined;
 }
 
 /** The verdict on a Hello (before the admission hook). */
@@ -54,11 +60,33 @@ export function judgeHello(hello: Hello, ctx: HelloContext): HelloVerdict {
   }
   const offers = validateOffers(hello.models);
   if (typeof offers === "string") return refuse(RejectReason.REJECT_REASON_INVALID_HELLO, offers);
+  // Before the signature: a relayed hello costs no sr25519 check, and the binding's length is bounded.
+  switch (judgeChannelBinding(hello.channelBinding, ctx.channelBinding)) {
+    case "malformed":
+      return refuse(
+        RejectReason.REJECT_REASON_INVALID_HELLO,
+        `channel_binding must be empty or exactly ${CHANNEL_BINDING_BYTES} bytes (tls-exporter)`,
+      );
+    case "mismatch":
+      return refuse(
+        RejectReason.REJECT_REASON_BAD_SIGNATURE,
+        "the hello is bound to another TLS connection (channel_binding): " +
+          "something between the miner and this router terminates TLS (a relay?)",
+      );
+    default:
+      break;
+  }
   const ts = hello.timestampMs;
   const timestampMs =
     ts >= BigInt(Number.MIN_SAFE_INTEGER) && ts <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(ts) : Number.NaN;
   const fault = checkHello(
-    { nonce: ctx.nonce, routerId: ctx.routerId, timestampMs, hotkey: hello.hotkey },
+    {
+      nonce: ctx.nonce,
+      routerId: ctx.routerId,
+      timestampMs,
+      hotkey: hello.hotkey,
+      channelBinding: hello.channelBinding,
+    },
     hello.signature,
     { nowMs: ctx.nowMs, freshnessMs: ctx.freshnessMs, replay: ctx.replay },
   );

@@ -92,6 +92,7 @@ export class TunnelHub implements TunnelDispatcher {
       sessionId: `${this.#sessionPrefix}-${(++this.#nextSession).toString(36)}`,
       routerId: this.routerId,
       nonce: this.#random(32),
+      channelBinding: channel.channelBinding?.(),
       clock: this.#clock,
       timings: this.timings,
       replay: this.#replay,

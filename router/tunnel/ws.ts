@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
+import { tlsExporterBinding } from "../../common/channel-binding.js";
 import {
   type ChannelClosed,
   type ChannelCloseKind,
@@ -61,6 +62,8 @@ export function attachTunnelWs(server: Server, hub: ChannelAcceptor, s: TunnelWs
       s.onUpgraded?.(socket);
       hub.accept(
         new WsServerChannel(ws, req.socket.remoteAddress ?? "unknown", {
+          // Over https this is the TLSSocket the miner's TLS ends on: the value its Hello must carry.
+          channelBinding: tlsExporterBinding(req.socket),
           keepaliveMs: s.keepaliveMs ?? DEFAULT_WS_KEEPALIVE_MS,
           maxMessageBytes: s.maxMessageBytes,
           highWaterBytes: s.highWaterBytes ?? DEFAULT_WS_HIGH_WATER_BYTES,
@@ -84,13 +87,21 @@ export class WsServerChannel extends WsFrameChannel {
   #awaitingPong = false;
   /** Set when `ws` itself rejects a message (too big, bad frame) before it closes the socket. */
   #fault: ChannelClosed | undefined;
+  readonly #binding: Uint8Array | undefined;
 
   constructor(
     ws: WebSocket,
     peer: string,
-    opts: { keepaliveMs: number; highWaterBytes: number; maxMessageBytes: number },
+    opts: {
+      keepaliveMs: number;
+      highWaterBytes: number;
+      maxMessageBytes: number;
+      /** The connection's tls-exporter value; empty on TLS without one (1.2), undefined on plain ws. */
+      channelBinding?: Uint8Array | undefined;
+    },
   ) {
     super(ws, peer, opts.highWaterBytes, "text messages are a protocol error; send binary protobuf");
+    this.#binding = opts.channelBinding;
     nameOwnCloses(ws, opts.maxMessageBytes);
     ws.on("error", (err: Error & { code?: string }) => {
       // `ws` reports protocol faults (it then closes with 1009 / 1002 / 1007) as WS_ERR_* codes;
@@ -126,6 +137,10 @@ export class WsServerChannel extends WsFrameChannel {
       ws.ping();
     }, opts.keepaliveMs);
     this.#keepalive.unref();
+  }
+
+  channelBinding(): Uint8Array | undefined {
+    return this.#binding;
   }
 
   send(message: Uint8Array): boolean {

@@ -143,6 +143,7 @@ for (const transport of ["grpc", "ws"] as const) {
             models: [],
             softwareVersion: "",
             protocolVersion: 1,
+            channelBinding: Buffer.alloc(0),
           },
         },
       });

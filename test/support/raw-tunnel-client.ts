@@ -49,6 +49,8 @@ export interface HelloScript {
   /** Replace the signature entirely (replay tests). */
   readonly signature?: Uint8Array;
   readonly protocolVersion?: number;
+  /** Hello.channel_binding to send and sign (default: none). */
+  readonly channelBinding?: Uint8Array;
 }
 
 /**
@@ -243,7 +245,8 @@ export class RawTunnelClient {
     this.challenge = challenge;
     const ts = script.timestampMs ?? Date.now();
     const signature =
-      script.signature ?? signHello(key, challenge.nonce, script.routerId ?? challenge.routerId, ts);
+      script.signature ??
+      signHello(key, challenge.nonce, script.routerId ?? challenge.routerId, ts, script.channelBinding);
     this.send({
       kind: {
         $case: "hello",
@@ -254,6 +257,7 @@ export class RawTunnelClient {
           models: [...(script.models ?? [{ id: "m1", maxConcurrency: 4, contextLength: 8192, kinds: [] }])],
           softwareVersion: "raw-tunnel-client/test",
           protocolVersion: script.protocolVersion ?? 1,
+          channelBinding: Buffer.from(script.channelBinding ?? []),
         },
       },
     });

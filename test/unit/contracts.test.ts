@@ -47,6 +47,7 @@ const MINER_FRAMES: MinerFrame[] = [
         ],
         softwareVersion: "tensorclaw-miner/0.1.0",
         protocolVersion: 1,
+        channelBinding: Buffer.alloc(32, 0xcb),
       },
     },
   },

@@ -66,6 +66,25 @@ describe("proto spec: the comments match the code", () => {
       expect(checkHello(fields, sig, check())).to.equal(null);
     });
 
+    it("a channel binding adds its lower-case hex as a sixth line; without one the five lines stay", () => {
+      const key = rawKey();
+      const binding = Uint8Array.from({ length: 32 }, (_, i) => 0xa0 + i);
+      const five = recipe("r1", String(NOW), key.address);
+      const six = enc.encode(`${new TextDecoder().decode(five)}\n${lowerHex(binding)}`);
+      const base = { nonce: NONCE, routerId: "r1", timestampMs: NOW, hotkey: key.address };
+      expect(helloPayload({ ...base, channelBinding: binding })).to.deep.equal(six);
+      expect(helloPayload({ ...base, channelBinding: new Uint8Array(0) })).to.deep.equal(five);
+      expect(checkHello({ ...base, channelBinding: binding }, key.sign(six), check())).to.equal(null);
+      // Upper-case hex of the binding, or the five lines alone, verify for nothing bound.
+      const upper = enc.encode(`${new TextDecoder().decode(five)}\n${lowerHex(binding).toUpperCase()}`);
+      expect(checkHello({ ...base, channelBinding: binding }, key.sign(upper), check())).to.equal(
+        "bad_signature",
+      );
+      expect(checkHello({ ...base, channelBinding: binding }, key.sign(five), check())).to.equal(
+        "bad_signature",
+      );
+    });
+
     it("a <Bytes>-wrapped signature, upper-case hex or a padded timestamp does not verify", () => {
       const key = rawKey();
       const fields = { nonce: NONCE, routerId: "r1", timestampMs: NOW, hotkey: key.address };
@@ -216,6 +235,7 @@ describe("proto spec: the comments match the code", () => {
         models: [],
         softwareVersion: "spec-test/1",
         protocolVersion: 1,
+        channelBinding: Buffer.alloc(0),
         ...over,
       });
 

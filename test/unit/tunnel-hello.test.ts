@@ -23,6 +23,7 @@ describe("tunnel hello verdicts", () => {
       models: [{ id: "m", maxConcurrency: 2, contextLength: 0, kinds: [] }],
       softwareVersion: "x/1",
       protocolVersion: 1,
+      channelBinding: Buffer.alloc(0),
       ...over,
     };
   }
@@ -81,6 +82,67 @@ describe("tunnel hello verdicts", () => {
     const h = hello();
     expect(reason(h, replay)).to.equal("ok");
     expect(reason(h, replay)).to.equal(RejectReason.REJECT_REASON_REPLAYED);
+  });
+
+  describe("TLS channel binding", () => {
+    const own = new Uint8Array(32).fill(0x5a);
+    const other = new Uint8Array(32).fill(0x5b);
+    const bound = (binding: Uint8Array, sentAs: Uint8Array = binding) =>
+      hello({
+        signature: Buffer.from(signHello(key, NONCE, "r1", NOW, binding)),
+        channelBinding: Buffer.from(sentAs),
+      });
+    const verdict = (h: Hello, routerSees: Uint8Array | undefined) =>
+      judgeHello(h, { ...ctx(), channelBinding: routerSees });
+
+    it("accepts a hello bound to the router's own connection", () => {
+      expect(verdict(bound(own), own)).to.include({ ok: true, hotkey: key.address });
+    });
+
+    it("refuses a hello bound to another TLS connection (a relay), naming why", () => {
+      const v = verdict(bound(other), own);
+      expect(v).to.include({ ok: false, reason: RejectReason.REJECT_REASON_BAD_SIGNATURE });
+      expect(v.ok ? "" : v.message).to.include("bound to another TLS connection (channel_binding)");
+    });
+
+    it("accepts an unbound hello (older miners, gRPC) on a TLS connection", () => {
+      expect(verdict(hello(), own)).to.include({ ok: true });
+    });
+
+    it("a relay cannot drop or swap the binding: the signature covers it", () => {
+      expect(verdict(bound(other, new Uint8Array(0)), own)).to.include({
+        ok: false,
+        reason: RejectReason.REJECT_REASON_BAD_SIGNATURE,
+      });
+      // Swapped for the router's own value, the hello no longer verifies either.
+      expect(verdict(bound(other, own), own)).to.include({
+        ok: false,
+        reason: RejectReason.REJECT_REASON_BAD_SIGNATURE,
+      });
+    });
+
+    it("without TLS of its own the router cannot compare, and checks only the signature", () => {
+      expect(verdict(bound(other), undefined)).to.include({ ok: true });
+      expect(verdict(bound(other, own), undefined)).to.include({
+        ok: false,
+        reason: RejectReason.REJECT_REASON_BAD_SIGNATURE,
+      });
+    });
+
+    it("on TLS with no binding of its own (TLS 1.2) the router refuses a bound hello, not an unbound one", () => {
+      const none = new Uint8Array(0);
+      const v = verdict(bound(other), none);
+      expect(v).to.include({ ok: false, reason: RejectReason.REJECT_REASON_BAD_SIGNATURE });
+      expect(verdict(hello(), none)).to.include({ ok: true });
+    });
+
+    it("refuses a binding that is not 32 bytes, before the signature", () => {
+      for (const n of [1, 31, 33, 4096]) {
+        const v = verdict(bound(new Uint8Array(n).fill(1)), undefined);
+        expect(v).to.include({ ok: false, reason: RejectReason.REJECT_REASON_INVALID_HELLO });
+        expect(v.ok ? "" : v.message).to.include("exactly 32 bytes");
+      }
+    });
   });
 
   it("validates offers: ids, duplicates, concurrency bounds and count", () => {

@@ -599,6 +599,12 @@ export interface Hello {
    * number as the `timestamp_ms` field, in base 10 without sign, leading
    * zeros or separators; `hotkey` is exactly the `hotkey` field. The lines
    * are joined by single "\n" (0x0a) bytes, with no trailing newline.
+   * When `channel_binding` is not empty, a sixth line follows the hotkey:
+   *
+   *     ... + "\n" + hotkey + "\n" + hex(channel_binding)
+   *
+   * (lower-case hex of its 32 bytes); with an empty `channel_binding` the
+   * payload is exactly the five lines above.
    *
    * The scheme is Substrate's sr25519 (schnorrkel) with the signing context
    * "substrate", the one polkadot-js (`pair.sign`, @polkadot/util-crypto
@@ -624,6 +630,49 @@ export interface Hello {
   softwareVersion: string;
   /** Highest tunnel protocol version the miner speaks. */
   protocolVersion: number;
+  /**
+   * TLS channel binding: the value the miner's end of this tunnel's TLS
+   * connection gives for RFC 9266 "tls-exporter", that is the TLS keying
+   * material exporter (RFC 5705 / RFC 8446 section 7.5) with the label
+   * "EXPORTER-Channel-Binding", an empty context and a length of 32 bytes
+   * (Node: `tlsSocket.exportKeyingMaterial(32, "EXPORTER-Channel-Binding",
+   * Buffer.alloc(0))`; Go: `tls.ConnectionState.ExportKeyingMaterial`).
+   * Empty when the tunnel runs on no TLS 1.3 connection the miner can
+   * reach; otherwise exactly 32 bytes (any other length is refused with
+   * REJECT_REASON_INVALID_HELLO). It is part of the signed payload (see
+   * `signature`).
+   *
+   * TLS 1.3 only: under TLS 1.2 the exporter binds only with the extended
+   * master secret (RFC 9266), which a peer cannot always confirm, so
+   * neither side uses a TLS 1.2 exporter. The reference miner requires TLS
+   * 1.3 on wss://, so a relay cannot strip the binding by offering 1.2; a
+   * router serving TLS refuses a bound Hello on a TLS 1.2 connection (it
+   * cannot have come from a miner on that connection) with
+   * REJECT_REASON_BAD_SIGNATURE, as below.
+   *
+   * Why: pinning the router id (Challenge.router_id) stops a relay that
+   * names itself; it does not stop one that shows the real router's id
+   * and passes the real Challenge and the miner's Hello both ways. Both
+   * ends of one TLS connection compute the same exporter value and a relay
+   * cannot make two TLS connections (miner to relay, relay to router) give
+   * the same one, so a router that terminates the TLS itself compares the
+   * value with its own and refuses a Hello bound to another connection
+   * with REJECT_REASON_BAD_SIGNATURE (message "the hello is bound to
+   * another TLS connection (channel_binding)..."). A relay cannot drop or
+   * change the field either: the signature covers it.
+   *
+   * Where it applies: the WebSocket transport over wss://, to a router
+   * serving TLS itself (--tls-cert). The reference router and miner cannot
+   * reach the exporter of a gRPC connection (grpc-js exposes neither TLS
+   * socket), so gRPC tunnels send it empty and rely on router id pinning
+   * alone: a miner that wants the binding uses wss. A router behind a proxy
+   * that terminates TLS sees no TLS and ignores the field; a proxy that
+   * re-encrypts to the router is, to the router, a relay (use a TCP
+   * pass-through instead). A Hello with an empty binding is accepted on
+   * any transport (miners that predate the field): the binding protects
+   * the miners that send it.
+   */
+  channelBinding: Buffer;
 }
 
 /** One model a miner serves. */
@@ -1716,6 +1765,7 @@ function createBaseHello(): Hello {
     models: [],
     softwareVersion: "",
     protocolVersion: 0,
+    channelBinding: Buffer.alloc(0),
   };
 }
 
@@ -1741,6 +1791,9 @@ export const Hello: MessageFns<Hello> = {
     }
     if (message.protocolVersion !== 0) {
       writer.uint32(48).uint32(message.protocolVersion);
+    }
+    if (message.channelBinding.length !== 0) {
+      writer.uint32(58).bytes(message.channelBinding);
     }
     return writer;
   },
@@ -1806,6 +1859,14 @@ export const Hello: MessageFns<Hello> = {
             message.protocolVersion = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.channelBinding = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1838,6 +1899,11 @@ export const Hello: MessageFns<Hello> = {
         : isSet(object.protocol_version)
         ? globalThis.Number(object.protocol_version)
         : 0,
+      channelBinding: isSet(object.channelBinding)
+        ? Buffer.from(bytesFromBase64(object.channelBinding))
+        : isSet(object.channel_binding)
+        ? Buffer.from(bytesFromBase64(object.channel_binding))
+        : Buffer.alloc(0),
     };
   },
 
@@ -1861,6 +1927,9 @@ export const Hello: MessageFns<Hello> = {
     if (message.protocolVersion !== 0) {
       obj.protocolVersion = Math.round(message.protocolVersion);
     }
+    if (message.channelBinding.length !== 0) {
+      obj.channelBinding = base64FromBytes(message.channelBinding);
+    }
     return obj;
   },
 
@@ -1877,6 +1946,7 @@ export const Hello: MessageFns<Hello> = {
     message.models = object.models?.map((e) => ModelOffer.fromPartial(e)) || [];
     message.softwareVersion = object.softwareVersion ?? "";
     message.protocolVersion = object.protocolVersion ?? 0;
+    message.channelBinding = object.channelBinding ?? Buffer.alloc(0);
     return message;
   },
 };
