@@ -33,6 +33,7 @@ import { FileCatalogueStore } from "./catalogue/store-file.js";
 import { RedisCatalogueStore } from "./catalogue/store-redis.js";
 import { CatalogueWatcher } from "./catalogue/watcher.js";
 import { corsOrigins, type RouterConfig } from "./config.js";
+import { startConsole } from "./console/console-start.js";
 import { EmbeddedLedger } from "./ledger/embedded.js";
 import type { UsageLedger } from "./ledger/ledger.js";
 import { DEFAULT_LEDGER_PREFIX, LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger/redis.js";
@@ -354,8 +355,15 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
         : ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false);
     const grpcPort = await bindGrpc(grpcServer, cfg.host, cfg.grpcPort, grpcCreds);
 
-    // HTTP: Business API, health, readiness, metrics, WebSocket tunnel.
-    const handler = createApiHandler({ ...deps, trafficShape });
+    // HTTP: Business API, health, readiness, metrics, WebSocket tunnel, web console.
+    const consoleRoutes = cfg.noConsole
+      ? undefined
+      : startConsole({ hub, routing, verdicts, ledger, catalogue: () => catalogue.current, logger });
+    const handler = createApiHandler({
+      ...deps,
+      trafficShape,
+      ...(consoleRoutes === undefined ? {} : { console: consoleRoutes }),
+    });
     const httpServer =
       tls === undefined
         ? createHttpServer(handler)

@@ -1,0 +1,48 @@
+import type { Logger } from "../../common/logger.js";
+import type { ModelCatalogue } from "../catalogue/catalogue.js";
+import type { UsageLedger } from "../ledger/ledger.js";
+import type { RoutingBook } from "../routing/book.js";
+import type { VerdictBook } from "../services/verdicts.js";
+import type { TunnelDispatcher } from "../tunnel/types.js";
+import { buildConsole, type ConsoleBundle } from "./console-assets.js";
+import { ConsoleData } from "./console-data.js";
+import { type ConsoleRoutes, consoleRoutes } from "./console-routes.js";
+
+/** The parts of a running router the console reads. */
+export interface ConsoleParts {
+  readonly hub: TunnelDispatcher;
+  readonly routing: RoutingBook;
+  readonly verdicts: VerdictBook;
+  readonly ledger: UsageLedger;
+  readonly catalogue: () => ModelCatalogue;
+  readonly logger: Logger;
+  readonly clock?: () => number;
+}
+
+/**
+ * Starts building the console (in the background: the router listens
+ * meanwhile, and a page asked for before the build is done waits for it)
+ * and returns its routes. A failed build is logged once and answered 500 on
+ * the page; the API is not affected.
+ */
+export function startConsole(p: ConsoleParts): ConsoleRoutes {
+  const started = performance.now();
+  const bundle: Promise<ConsoleBundle> = buildConsole();
+  bundle.then(
+    (b) =>
+      p.logger.debug(
+        { ms: Math.round(performance.now() - started), transferBytes: b.transferBytes },
+        "web console built",
+      ),
+    (err: unknown) => p.logger.error({ err }, "cannot build the web console; / answers 500"),
+  );
+  const data = new ConsoleData({
+    sessions: () => p.hub.sessions(),
+    catalogue: p.catalogue,
+    routing: () => p.routing.view(),
+    auditFailed: () => p.verdicts.pairs(),
+    ledger: p.ledger,
+    clock: p.clock ?? Date.now,
+  });
+  return consoleRoutes(bundle, data);
+}
