@@ -76,7 +76,7 @@ describe("web console in a real browser", function () {
     const models = page.locator("table", { has: page.locator("caption", { hasText: "Models" }) });
     await models.locator("a", { hasText: PRICED_MODEL }).waitFor();
     const pricedRow = models.locator("tr", { has: page.locator("a", { hasText: PRICED_MODEL }) });
-    expect(await pricedRow.innerText()).to.match(/\$5\.00\/M\s+\$20\.00\/M/);
+    expect(await pricedRow.textContent()).to.match(/\$5\.00\/M\s*\$20\.00\/M/);
     // The markup id is shown as its own characters, and no element was made of it.
     const markupLink = models.locator("a", { hasText: MARKUP_MODEL });
     expect(await markupLink.textContent()).to.equal(MARKUP_MODEL);
@@ -86,7 +86,9 @@ describe("web console in a real browser", function () {
     for (const hk of [net.priced.hotkey.address, net.markup.hotkey.address]) {
       expect(await miners.locator(`a[title="${hk}"]`).count(), hk).to.equal(1);
     }
-    expect(await page.locator(".stat", { hasText: "Active miners" }).innerText()).to.contain("2");
+    expect(
+      await page.locator(".stat", { hasText: "Active miners" }).locator(".stat-value").textContent(),
+    ).to.equal("2");
     await screenshots("network", "table");
     // The markup model's own page renders its id as the heading's text.
     await markupLink.click();
@@ -100,7 +102,7 @@ describe("web console in a real browser", function () {
     await page.fill("#acct-key", net.apiKey);
     await page.click("text=Use this key");
     await page.locator(".stat", { hasText: "Balance" }).waitFor();
-    expect(await page.locator(".stat", { hasText: "Balance" }).innerText()).to.contain("$1.00");
+    expect(await page.locator(".stat", { hasText: "Balance" }).textContent()).to.contain("$1.00");
     // The key is in this tab's session storage, not in the address.
     expect(page.url()).to.not.contain(net.apiKey);
 
@@ -111,8 +113,8 @@ describe("web console in a real browser", function () {
     await page.click("text=Send");
     const meta = page.locator(".msg.assistant .meta", { hasText: "cost" });
     await meta.waitFor({ timeout: 10_000 });
-    expect(await page.locator(".msg.assistant .text").innerText()).to.equal(ANSWER_CHUNKS.join(""));
-    expect(await meta.innerText()).to.match(/TTFT \d+ ms · .*tokens\/s · \d+ \+ 5 tokens · cost \$0\.0\d+/);
+    expect(await page.locator(".msg.assistant .text").textContent()).to.equal(ANSWER_CHUNKS.join(""));
+    expect(await meta.textContent()).to.match(/TTFT \d+ ms · .*tokens\/s · \d+ \+ 5 tokens · cost \$0\.0\d+/);
     const sent = net.priced.miner.requests.at(-1);
     expect(sent?.chat?.messages.map((m) => m.role)).to.deep.equal(["system", "user"]);
     await screenshots("playground", ".msg.assistant .meta");
@@ -129,10 +131,10 @@ describe("web console in a real browser", function () {
       { what: "the chat's charge", timeoutMs: 10_000 },
     );
     await open("/account", ".stat");
-    expect(await page.locator(".stat", { hasText: "Spent in all" }).innerText()).to.contain(usd(spent));
+    expect(await page.locator(".stat", { hasText: "Spent in all" }).textContent()).to.contain(usd(spent));
     const generations = page.locator("table", { has: page.locator("caption", { hasText: "Generations" }) });
     await generations.waitFor();
-    expect(await generations.innerText())
+    expect(await generations.textContent())
       .to.contain(PRICED_MODEL)
       .and.contain(usd(spent));
     await screenshots("account", ".stat");
@@ -148,9 +150,9 @@ describe("web console in a real browser", function () {
       { what: "the miner's traffic in the ledger", timeoutMs: 10_000 },
     );
     await open(`/miners/${hotkey}`, ".stat");
-    const tokens = await page.locator(".stat", { hasText: "Tokens 24 h" }).innerText();
+    const tokens = (await page.locator(".stat", { hasText: "Tokens 24 h" }).textContent()) ?? "";
     expect(Number(/(\d+)\s*$/.exec(tokens)?.[1])).to.be.above(0);
-    expect(await page.locator(".stat", { hasText: "User success" }).innerText()).to.contain("100 %");
+    expect(await page.locator(".stat", { hasText: "User success" }).textContent()).to.contain("100 %");
     expect(await page.locator("svg.chart rect.bar").count()).to.equal(24);
     await screenshots("miner", ".stat");
   });
@@ -172,7 +174,7 @@ describe("web console in a real browser", function () {
 
   it("Docs shows this router's real base URL; every page passes the browser's checks", async () => {
     await open("/docs", "pre");
-    const code = await page.locator("pre").first().innerText();
+    const code = await page.locator("pre").first().textContent();
     expect(code).to.contain(`${net.origin}/v1/chat/completions`);
     expect(code).to.not.contain(net.apiKey);
     await screenshots("docs", "pre");
