@@ -29,7 +29,7 @@ export interface RouterConfig {
   publicDirectory: boolean;
   openCatalogue: boolean;
   countFreeTraffic: boolean;
-  /** `--no-console`: no web console at `/` and no /api/v1/network, /models/<id>/stats, /miners/<hotkey>. */
+  /** `--no-console`: no web console at `/` and none of its endpoints (router/console). */
   noConsole: boolean;
   readyWithoutMiners: boolean;
   bucketS: number;
@@ -176,8 +176,8 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     flag: "no-console",
     kind: "bool",
     description:
-      "Serve no web console: no page at / and none of its public endpoints (/api/v1/network, " +
-      "/api/v1/models/<id>/stats, /api/v1/miners/<hotkey>).",
+      "Serve no web console: no page at / and none of its endpoints (/api/v1/network, " +
+      "/api/v1/models/<id>/stats, /api/v1/miners/<hotkey>, /api/v1/key/activity).",
   },
   readyWithoutMiners: {
     flag: "ready-without-miners",

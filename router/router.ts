@@ -358,7 +358,19 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     // HTTP: Business API, health, readiness, metrics, WebSocket tunnel, web console.
     const consoleRoutes = cfg.noConsole
       ? undefined
-      : startConsole({ hub, routing, verdicts, ledger, catalogue: () => catalogue.current, logger });
+      : startConsole({
+          hub,
+          routing,
+          verdicts,
+          ledger,
+          catalogue: () => catalogue.current,
+          logger,
+          keys: deps.keys,
+          limiter: deps.limiter,
+          billing,
+          // Each key's deposit address, when this router credits deposits (startRouterDeposits' condition).
+          depositMnemonic: deposits === undefined ? undefined : cfg.treasuryMnemonic,
+        });
     const handler = createApiHandler({
       ...deps,
       trafficShape,

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError } from "../../common/errors.js";
 import { baseHeaders } from "../api/http.js";
+import { type ActivitySources, keyActivity } from "./console-account.js";
 import { ASSET_PREFIX, type ConsoleAsset, type ConsoleBundle } from "./console-assets.js";
 import type { ConsoleData } from "./console-data.js";
 
@@ -44,11 +45,19 @@ const NETWORK = "/api/v1/network";
 const MODELS = "/api/v1/models/";
 const STATS = "/stats";
 const MINERS = "/api/v1/miners/";
+const ACTIVITY = "/api/v1/key/activity";
 /** Longest path segment decoded (model ids are at most 256 characters; hotkeys 48). */
 const MAX_SEGMENT = 1024;
 
-/** The console's routes over a built bundle (awaited per request: it is built at start-up) and its data. */
-export function consoleRoutes(bundle: Promise<ConsoleBundle>, data: ConsoleData): ConsoleRoutes {
+/**
+ * The console's routes over a built bundle (awaited per request: it is built
+ * at start-up), its public data and the callers' accounts.
+ */
+export function consoleRoutes(
+  bundle: Promise<ConsoleBundle>,
+  data: ConsoleData,
+  accounts: ActivitySources,
+): ConsoleRoutes {
   return async (req, res, requestId, path) => {
     const method = req.method ?? "GET";
     const isPage = path === "/" || path === "/index.html";
@@ -56,7 +65,8 @@ export function consoleRoutes(bundle: Promise<ConsoleBundle>, data: ConsoleData)
     const isModelStats =
       path.startsWith(MODELS) && path.endsWith(STATS) && path.length > MODELS.length + STATS.length;
     const isMiner = path.startsWith(MINERS) && path.length > MINERS.length;
-    if (!isPage && !isAsset && !isModelStats && !isMiner && path !== NETWORK) return undefined;
+    const isActivity = path === ACTIVITY;
+    if (!isPage && !isAsset && !isModelStats && !isMiner && !isActivity && path !== NETWORK) return undefined;
     if (method !== "GET" && method !== "HEAD") {
       res.setHeader("allow", GET);
       throw new TensorClawError("method_not_allowed", `${method} is not allowed on ${path}; use ${GET}.`);
@@ -67,7 +77,9 @@ export function consoleRoutes(bundle: Promise<ConsoleBundle>, data: ConsoleData)
       if (a === undefined) throw new TensorClawError("not_found", `No console file ${path}.`);
       return sendAsset(req, res, requestId, a);
     }
-    if (path === NETWORK) return sendPublicJson(res, requestId, await data.network());
+    if (path === NETWORK) return sendJson(res, requestId, await data.network());
+    // The caller's own figures: never stored by a cache on the way (no-store covers it as for the rest).
+    if (isActivity) return sendJson(res, requestId, await keyActivity(req, res, accounts));
     if (isModelStats) {
       const id = segment(path.slice(MODELS.length, -STATS.length));
       if (id === undefined) {
@@ -79,13 +91,13 @@ export function consoleRoutes(bundle: Promise<ConsoleBundle>, data: ConsoleData)
           },
         );
       }
-      return sendPublicJson(res, requestId, await data.modelStats(id));
+      return sendJson(res, requestId, await data.modelStats(id));
     }
     const hotkey = segment(path.slice(MINERS.length));
     if (hotkey === undefined || hotkey.includes("/")) {
       throw new TensorClawError("not_found", "Give one hotkey: /api/v1/miners/<ss58 hotkey>.");
     }
-    return sendPublicJson(res, requestId, await data.miner(hotkey));
+    return sendJson(res, requestId, await data.miner(hotkey));
   };
 }
 
@@ -114,8 +126,8 @@ function sendAsset(req: IncomingMessage, res: ServerResponse, requestId: string,
   return 200;
 }
 
-/** Public figures: the same for every caller, never cached by a browser longer than a poll. */
-function sendPublicJson(res: ServerResponse, requestId: string, body: unknown): number {
+/** A JSON answer, never stored by a browser or a cache (figures change by the second). */
+function sendJson(res: ServerResponse, requestId: string, body: unknown): number {
   const text = JSON.stringify(body);
   res.writeHead(200, {
     ...securityHeaders(requestId),

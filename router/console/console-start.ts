@@ -1,4 +1,8 @@
 import type { Logger } from "../../common/logger.js";
+import type { ApiKeys } from "../api/keys.js";
+import type { RateLimiter } from "../api/rate-limiter.js";
+import type { BillingStore } from "../billing/billing.js";
+import { DepositAddresses } from "../billing/deposits/address.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { UsageLedger } from "../ledger/ledger.js";
 import type { RoutingBook } from "../routing/book.js";
@@ -17,6 +21,12 @@ export interface ConsoleParts {
   readonly catalogue: () => ModelCatalogue;
   readonly logger: Logger;
   readonly clock?: () => number;
+  /** The Business API's keys (undefined with `--no-auth`), rate limiter and billing store. */
+  readonly keys: ApiKeys | undefined;
+  readonly limiter: RateLimiter;
+  readonly billing: BillingStore | undefined;
+  /** The treasury mnemonic when the router credits TAO deposits: the Account page shows each key its address. */
+  readonly depositMnemonic?: string | undefined;
 }
 
 /**
@@ -44,5 +54,20 @@ export function startConsole(p: ConsoleParts): ConsoleRoutes {
     ledger: p.ledger,
     clock: p.clock ?? Date.now,
   });
-  return consoleRoutes(bundle, data);
+  const mnemonic = p.depositMnemonic;
+  let addresses: Promise<DepositAddresses> | undefined;
+  const depositAddress =
+    mnemonic === undefined
+      ? undefined
+      : async (keyId: string) => {
+          addresses ??= DepositAddresses.fromMnemonic(mnemonic);
+          return (await addresses).address(keyId);
+        };
+  return consoleRoutes(bundle, data, {
+    keys: p.keys,
+    limiter: p.limiter,
+    billing: p.billing,
+    clock: p.clock ?? Date.now,
+    ...(depositAddress === undefined ? {} : { depositAddress }),
+  });
 }

@@ -121,3 +121,35 @@ export interface MinerBody {
   readonly traffic_24h: TrafficFigures;
   readonly series: readonly SeriesPoint[];
 }
+
+/** One UTC day of a key's spend. */
+export interface ActivityDay {
+  /** `YYYY-MM-DD`, UTC. */
+  readonly date: string;
+  /** USD. */
+  readonly cost: number;
+  readonly requests: number;
+  readonly prompt_tokens: number;
+  readonly completion_tokens: number;
+}
+
+/** One model's share of a key's spend over the 30 days. */
+export interface ActivityModel {
+  readonly model: string;
+  readonly cost: number;
+  readonly requests: number;
+  readonly prompt_tokens: number;
+  readonly completion_tokens: number;
+}
+
+/** `GET /api/v1/key/activity`. */
+export interface ActivityBody {
+  readonly data: {
+    /** Oldest first, one entry per day (0 on a day without requests). */
+    readonly days: readonly ActivityDay[];
+    /** Sorted by cost, then model id. */
+    readonly models: readonly ActivityModel[];
+    /** The key's own TAO deposit address when this router credits deposits, else null. */
+    readonly deposit_address: string | null;
+  };
+}

@@ -137,6 +137,12 @@ describe("web console in a real browser", function () {
     expect(await generations.textContent())
       .to.contain(PRICED_MODEL)
       .and.contain(usd(spent));
+    // Spend per model over 30 days (from /api/v1/key/activity), with the day chart beside it.
+    const perModel = page.locator("table", { has: page.locator("caption", { hasText: "Spend per model" }) });
+    expect(await perModel.textContent())
+      .to.contain(PRICED_MODEL)
+      .and.contain(usd(spent));
+    expect(await page.locator("svg.chart rect.bar").count()).to.equal(30);
     await screenshots("account", ".stat");
 
     // The ledger read behind the pages is reused for a few seconds: wait for one that has the chat.

@@ -150,6 +150,9 @@ describe("web console over HTTP", function () {
       const miner = await getJson<{ error: { message: string } }>(`${net.origin}/api/v1/miners/5Nobody`);
       expect(miner.status).to.equal(404);
       expect(miner.body.error.message).to.contain("5Nobody");
+      // A key's activity wants the key.
+      const activity = await getJson<{ error: { code: string } }>(`${net.origin}/api/v1/key/activity`);
+      expect(activity.status).to.equal(401);
       // The OpenAI route of the same prefix is untouched.
       const list = await fetch(`${net.origin}/v1/models`, {
         headers: { authorization: `Bearer ${net.apiKey}` },

@@ -18,10 +18,13 @@ export function barChart(
   label: (v: number) => string,
   ends: readonly [string, string],
 ): SVGSVGElement {
-  const width = 600;
-  const height = 160;
+  // Wide and low, so that at a laptop's width the text is its normal size and the chart not too tall.
+  const width = 1000;
+  const height = 200;
   const pad = { top: 18, bottom: 20 };
-  const max = Math.max(1, ...values);
+  const top = Math.max(0, ...values);
+  // All zero: a flat chart, bars of height 0 (no division by zero).
+  const max = top > 0 ? top : 1;
   const svg = el("svg", {
     viewBox: `0 0 ${width} ${height}`,
     class: "chart",
@@ -51,7 +54,7 @@ export function barChart(
     n.textContent = s;
     svg.appendChild(n);
   };
-  text(0, 12, "start", `max ${label(max)}`);
+  text(0, 12, "start", `max ${label(top)}`);
   text(0, height - 4, "start", ends[0]);
   text(width, height - 4, "end", ends[1]);
   return svg;

@@ -1,4 +1,6 @@
+import type { ActivityBody } from "../console-types.js";
 import { apiKey, getJson, recentGenerations, setApiKey } from "./api.js";
+import { barChart } from "./chart.js";
 import { h, note, replace, stat, table } from "./dom.js";
 import { count, ms, usd } from "./format.js";
 import type { Page } from "./page.js";
@@ -34,8 +36,14 @@ interface GenerationData {
   outcome: string;
 }
 
-function limit(n: number, unit: string): string {
-  return n < 0 ? "unlimited" : `${count(n)} ${unit}`;
+/** A key's per-minute limits in words (OpenRouter writes -1 for none). */
+function rateLimit(r: KeyData["rate_limit"]): string {
+  const parts = [
+    r.requests >= 0 ? `${count(r.requests)} requests` : "",
+    r.tokens >= 0 ? `${count(r.tokens)} tokens` : "",
+  ];
+  const set = parts.filter((p) => p !== "");
+  return set.length === 0 ? "none" : `${set.join(" and ")} per minute`;
 }
 
 /** The caller's key: balance, spend, limits and this tab's recent generations. */
@@ -72,6 +80,8 @@ export const accountPage: Page = (main) => {
     replace(body, note("Loading…"));
     try {
       const { data: k } = await getJson<{ data: KeyData }>("/api/v1/key", controller.signal);
+      const { data: activity } = await getJson<ActivityBody>("/api/v1/key/activity", controller.signal);
+      const days = activity.days;
       const generations = await Promise.all(
         recentGenerations().map((id) =>
           getJson<{ data: GenerationData }>(
@@ -101,11 +111,7 @@ export const accountPage: Page = (main) => {
           "dl",
           { class: "facts" },
           h("dt", {}, "Rate limit"),
-          h(
-            "dd",
-            {},
-            `${limit(k.rate_limit.requests, "requests")} and ${limit(k.rate_limit.tokens, "tokens")} per minute`,
-          ),
+          h("dd", {}, rateLimit(k.rate_limit)),
           h("dt", {}, "Daily budget"),
           h(
             "dd",
@@ -117,6 +123,40 @@ export const accountPage: Page = (main) => {
           h("dt", {}, "Held for requests in flight"),
           h("dd", {}, usd(k.held ?? 0)),
         ),
+        h("h2", {}, "Spend, last 30 days"),
+        days.length === 0
+          ? note("No spend recorded.")
+          : h(
+              "figure",
+              { class: "chart-box" },
+              barChart(
+                "Spend per UTC day, last 30 days",
+                days.map((d) => d.cost),
+                (v) => `${usd(v)}/day`,
+                [days[0]?.date ?? "", days.at(-1)?.date ?? ""],
+              ),
+              h("figcaption", {}, "Spend per UTC day, USD"),
+            ),
+        activity.models.length === 0
+          ? null
+          : table(
+              "Spend per model, last 30 days",
+              ["Model", "Requests", "Tokens", "Cost"],
+              activity.models.map((m) => [
+                m.model,
+                count(m.requests),
+                `${count(m.prompt_tokens)} + ${count(m.completion_tokens)}`,
+                usd(m.cost),
+              ]),
+            ),
+        activity.deposit_address === null
+          ? null
+          : h(
+              "dl",
+              { class: "facts" },
+              h("dt", {}, "TAO deposit address"),
+              h("dd", { class: "mono" }, activity.deposit_address),
+            ),
         h("h2", {}, "Recent generations"),
         found.length === 0
           ? note("Answers from the Playground in this tab are listed here, with what they cost.")
