@@ -356,7 +356,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     const grpcPort = await bindGrpc(grpcServer, cfg.host, cfg.grpcPort, grpcCreds);
 
     // HTTP: Business API, health, readiness, metrics, WebSocket tunnel, web console.
-    const consoleRoutes = cfg.noConsole
+    const webConsole = cfg.noConsole
       ? undefined
       : startConsole({
           hub,
@@ -374,7 +374,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     const handler = createApiHandler({
       ...deps,
       trafficShape,
-      ...(consoleRoutes === undefined ? {} : { console: consoleRoutes }),
+      ...(webConsole === undefined ? {} : { console: webConsole.routes }),
     });
     const httpServer =
       tls === undefined
@@ -405,6 +405,8 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
         }),
     );
     const httpPort = await listenHttp(httpServer, cfg.host, cfg.httpPort);
+    // Bundled once the router listens, so that it never delays serving.
+    webConsole?.build();
     logger.info(
       { httpPort, grpcPort, ledger: redis === undefined ? "embedded" : "redis", routerId: cfg.routerId },
       "router listening",

@@ -50,11 +50,11 @@ const ACTIVITY = "/api/v1/key/activity";
 const MAX_SEGMENT = 1024;
 
 /**
- * The console's routes over a built bundle (awaited per request: it is built
- * at start-up), its public data and the callers' accounts.
+ * The console's routes over its bundle (built once, on the first call of
+ * `bundle`), its public data and the callers' accounts.
  */
 export function consoleRoutes(
-  bundle: Promise<ConsoleBundle>,
+  bundle: () => Promise<ConsoleBundle>,
   data: ConsoleData,
   accounts: ActivitySources,
 ): ConsoleRoutes {
@@ -72,7 +72,7 @@ export function consoleRoutes(
       throw new TensorClawError("method_not_allowed", `${method} is not allowed on ${path}; use ${GET}.`);
     }
     if (isPage || isAsset) {
-      const b = await bundle;
+      const b = await bundle();
       const a = isPage ? b.page : b.assets.get(path);
       if (a === undefined) throw new TensorClawError("not_found", `No console file ${path}.`);
       return sendAsset(req, res, requestId, a);

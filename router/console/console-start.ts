@@ -29,23 +29,39 @@ export interface ConsoleParts {
   readonly depositMnemonic?: string | undefined;
 }
 
+/** The console of a starting router. */
+export interface StartedConsole {
+  /** The HTTP routes (ApiDeps.console). */
+  readonly routes: ConsoleRoutes;
+  /**
+   * Builds the bundle now, in the background. The router calls it once it
+   * listens, so the build never delays /healthz; a page asked for earlier
+   * starts the build itself and waits for it.
+   */
+  build(): void;
+}
+
 /**
- * Starts building the console (in the background: the router listens
- * meanwhile, and a page asked for before the build is done waits for it)
- * and returns its routes. A failed build is logged once and answered 500 on
- * the page; the API is not affected.
+ * The console's routes over the router's parts. A failed build is logged
+ * once and answered 500 on the page; the API is not affected.
  */
-export function startConsole(p: ConsoleParts): ConsoleRoutes {
-  const started = performance.now();
-  const bundle: Promise<ConsoleBundle> = buildConsole();
-  bundle.then(
-    (b) =>
-      p.logger.debug(
-        { ms: Math.round(performance.now() - started), transferBytes: b.transferBytes },
-        "web console built",
-      ),
-    (err: unknown) => p.logger.error({ err }, "cannot build the web console; / answers 500"),
-  );
+export function startConsole(p: ConsoleParts): StartedConsole {
+  let bundle: Promise<ConsoleBundle> | undefined;
+  const getBundle = (): Promise<ConsoleBundle> => {
+    if (bundle === undefined) {
+      const started = performance.now();
+      bundle = buildConsole();
+      bundle.then(
+        (b) =>
+          p.logger.debug(
+            { ms: Math.round(performance.now() - started), transferBytes: b.transferBytes },
+            "web console built",
+          ),
+        (err: unknown) => p.logger.error({ err }, "cannot build the web console; / answers 500"),
+      );
+    }
+    return bundle;
+  };
   const data = new ConsoleData({
     sessions: () => p.hub.sessions(),
     catalogue: p.catalogue,
@@ -63,11 +79,12 @@ export function startConsole(p: ConsoleParts): ConsoleRoutes {
           addresses ??= DepositAddresses.fromMnemonic(mnemonic);
           return (await addresses).address(keyId);
         };
-  return consoleRoutes(bundle, data, {
+  const routes = consoleRoutes(getBundle, data, {
     keys: p.keys,
     limiter: p.limiter,
     billing: p.billing,
     clock: p.clock ?? Date.now,
     ...(depositAddress === undefined ? {} : { depositAddress }),
   });
+  return { routes, build: () => void getBundle().catch(() => {}) };
 }

@@ -80,7 +80,7 @@ describe("console: a key's activity", function () {
     });
     const mnemonic = mnemonicGenerate();
     const addresses = await DepositAddresses.fromMnemonic(mnemonic);
-    const routes = consoleRoutes(new Promise(() => {}), undefined as never, {
+    const routes = consoleRoutes(() => new Promise(() => {}), undefined as never, {
       keys,
       limiter: new EmbeddedRateLimiter(),
       billing,
