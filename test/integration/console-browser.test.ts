@@ -10,7 +10,9 @@ import {
   PRICED_MODEL,
   startConsoleNetwork,
 } from "../support/console-network.js";
+import { throwawayHotkey } from "../support/keys.js";
 import { pollUntil } from "../support/poll.js";
+import { RawTunnelClient } from "../support/raw-tunnel-client.js";
 
 /** Debian's chromium (`.ci/run` installs it). */
 const CHROMIUM = "/usr/bin/chromium";
@@ -68,7 +70,11 @@ describe("web console in a real browser", function () {
       await page.locator(ready).first().waitFor({ state: "visible" });
       await page.screenshot({ path: join(ARTIFACTS, `${name}-${width}.png`), fullPage: true });
     }
+    // The laptop width again in the dark scheme (the console follows the system setting).
+    await page.emulateMedia({ colorScheme: "dark" });
     await page.setViewportSize(WIDTHS.laptop);
+    await page.screenshot({ path: join(ARTIFACTS, `${name}-laptop-dark.png`), fullPage: true });
+    await page.emulateMedia({ colorScheme: "light" });
   }
 
   it("Network lists the models with their prices and the miners, and a markup model id stays text", async () => {
@@ -95,6 +101,23 @@ describe("web console in a real browser", function () {
     await page.locator("h1", { hasText: MARKUP_MODEL }).waitFor();
     await page.locator("table", { has: page.locator("caption", { hasText: "Miners serving it" }) }).waitFor();
     expect(await page.locator("img").count()).to.equal(0);
+  });
+
+  it("Network updates live: a miner that connects after the page loaded appears without a reload", async () => {
+    await open("/network", "table");
+    const hotkey = await throwawayHotkey();
+    const tunnel = await RawTunnelClient.open("grpc", { grpc: `127.0.0.1:${net.router.grpcPort}`, ws: "" });
+    try {
+      const verdict = await tunnel.handshake(hotkey, {
+        models: [{ id: "late-model", maxConcurrency: 1, contextLength: 0, kinds: [] }],
+      });
+      expect(verdict.accept, verdict.reject?.message).to.not.equal(undefined);
+      // The page polls every few seconds; the bound only stops a page that never refreshes.
+      await page.locator(`a[title="${hotkey.address}"]`).waitFor({ timeout: 15_000 });
+      await page.locator("a", { hasText: "late-model" }).waitFor();
+    } finally {
+      tunnel.destroy();
+    }
   });
 
   it("Playground streams an answer with its cost; Account shows that spend; the miner's page its traffic", async () => {
