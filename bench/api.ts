@@ -307,6 +307,8 @@ async function routerRole(): Promise<void> {
       keys,
       registry,
       ready: () => true,
+      // One key drives every connection of the load: the per-key cap would turn most into 429s.
+      maxConcurrentPerKey: 0,
     },
     "127.0.0.1",
     0,

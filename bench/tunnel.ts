@@ -71,7 +71,17 @@ async function stop(child: ChildProcess): Promise<void> {
 
 /** A hub behind real gRPC and HTTP servers on 127.0.0.1:0. */
 async function startRouter() {
-  const hub = new TunnelHub({ routerId: "bench-router", timings: { helloTimeoutMs: 60_000 } });
+  const hub = new TunnelHub({
+    routerId: "bench-router",
+    timings: { helloTimeoutMs: 60_000 },
+    // One peer process plays a whole fleet (200 idle tunnels of one hotkey, from one address):
+    // the bench measures the tunnel itself, so the hub's per-peer caps are lifted.
+    limits: {
+      maxTunnelsPerHotkey: 100_000,
+      maxPendingHandshakesPerAddress: 100_000,
+      helloChecksPerSecond: 100_000,
+    },
+  });
   const grpc = new GrpcServer(tunnelGrpcServerOptions({ maxMessageBytes: hub.timings.maxMessageBytes }));
   addTunnelService(grpc, hub);
   const grpcPort = await new Promise<number>((resolve, reject) =>

@@ -1,16 +1,24 @@
-import type { TokenLogprob } from "../gen/tensorclaw/v1/chat.js";
+import type { Embedding, TokenLogprob } from "../gen/tensorclaw/v1/chat.js";
 import type { ResponseChunk } from "../gen/tensorclaw/v1/tunnel.js";
 
 /**
  * Bytes of flow-control credit one ResponseChunk consumes (tunnel.proto,
  * "Flow control"): its answer bytes ({@link chunkAnswerBytes}) plus the
  * UTF-8 length of every logprob `token` string, the alternatives' included,
- * and of `system_fingerprint`. Both ends must count the same way, so this is
- * the one definition.
+ * and of `system_fingerprint`, plus 4 bytes per value of every embedding
+ * vector. Both ends must count the same way, so this is the one definition.
  */
 export function chunkPayloadBytes(chunk: ResponseChunk): number {
   const n = chunkAnswerBytes(chunk) + utf8Length(chunk.systemFingerprint);
-  return chunk.logprobs.length === 0 ? n : n + logprobTokenBytes(chunk.logprobs);
+  const described = chunk.logprobs.length === 0 ? n : n + logprobTokenBytes(chunk.logprobs);
+  return chunk.embeddings.length === 0 ? described : described + embeddingBytes(chunk.embeddings);
+}
+
+/** Bytes of credit embedding vectors cost: 4 per value (a float32 on the wire). */
+export function embeddingBytes(vectors: readonly Embedding[]): number {
+  let n = 0;
+  for (const v of vectors) n += 4 * v.values.length;
+  return n;
 }
 
 /**

@@ -12,6 +12,10 @@ export interface MinerConfig {
   backend: string;
   backendKey: string | undefined;
   models: readonly string[];
+  /** Models that serve embeddings only (`--embedding-models`). */
+  embeddingModels: readonly string[];
+  /** Models that also serve legacy completions (`--completion-models`; `*`: all but embedding ones). */
+  completionModels: readonly string[];
   maxConcurrency: number;
   contextLength: number;
   transport: TransportChoice;
@@ -37,6 +41,8 @@ export const MINER_DEFAULTS: MinerConfig = {
   backend: "demo",
   backendKey: undefined,
   models: [],
+  embeddingModels: [],
+  completionModels: [],
   maxConcurrency: 8,
   contextLength: 0,
   transport: "auto",
@@ -76,6 +82,18 @@ export const MINER_OPTIONS: OptionSpecs<MinerConfig> = {
     flag: "models",
     kind: "list",
     description: "Models to offer (default: discovered from the backend's /v1/models).",
+  },
+  embeddingModels: {
+    flag: "embedding-models",
+    kind: "list",
+    description:
+      "Models that serve embeddings (POST /v1/embeddings) and not chat; every other model is offered for chat only.",
+  },
+  completionModels: {
+    flag: "completion-models",
+    kind: "list",
+    description:
+      "Models that also serve legacy text completions (POST /v1/completions); `*` for every chat model.",
   },
   maxConcurrency: {
     flag: "max-concurrency",

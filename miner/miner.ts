@@ -42,18 +42,19 @@ export interface MinerDeps {
 }
 
 /** The settings a miner reads (a subset of MinerConfig, so tests can build one by hand). */
-export type MinerSettings = Pick<
-  MinerConfig,
-  | "router"
-  | "backend"
-  | "backendKey"
-  | "models"
-  | "maxConcurrency"
-  | "contextLength"
-  | "transport"
-  | "healthIntervalMs"
-  | "connectTimeoutMs"
->;
+export type MinerSettings = Partial<Pick<MinerConfig, "embeddingModels" | "completionModels">> &
+  Pick<
+    MinerConfig,
+    | "router"
+    | "backend"
+    | "backendKey"
+    | "models"
+    | "maxConcurrency"
+    | "contextLength"
+    | "transport"
+    | "healthIntervalMs"
+    | "connectTimeoutMs"
+  >;
 
 /** Longest a backend health check may take (shorter when checks run more often). */
 const MAX_HEALTH_CHECK_TIMEOUT_MS = 5000;
@@ -93,6 +94,8 @@ export class Miner {
         configured: settings.models,
         maxConcurrency: settings.maxConcurrency,
         contextLength: settings.contextLength,
+        embeddingModels: settings.embeddingModels ?? [],
+        completionModels: settings.completionModels ?? [],
       },
       intervalMs: settings.healthIntervalMs,
       timeoutMs: Math.min(settings.healthIntervalMs, MAX_HEALTH_CHECK_TIMEOUT_MS),

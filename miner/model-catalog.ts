@@ -7,6 +7,7 @@
  */
 import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
+import { CHAT_ONLY, kindsToProto, type ModelKind } from "../common/request-kinds.js";
 import type { ModelOffer } from "../gen/tensorclaw/v1/tunnel.js";
 import type { Backend, DiscoveredModel } from "./backend/backend.js";
 
@@ -17,12 +18,25 @@ export interface OfferPolicy {
   readonly maxConcurrency: number;
   /** `--context-length`; 0 means "what the backend says, else unknown". */
   readonly contextLength: number;
+  /**
+   * `--embedding-models`: models that serve embeddings (and nothing else).
+   * Any other model serves what the backend says it does, else chat only:
+   * an OpenAI-compatible server does not say, and a miner must never
+   * advertise what its backend cannot do.
+   */
+  readonly embeddingModels?: readonly string[];
+  /**
+   * `--completion-models`: models that also serve legacy text completions
+   * (`/v1/completions`) beside chat; `*` means every model that is not an
+   * embedding model.
+   */
+  readonly completionModels?: readonly string[];
 }
 
 /**
  * The offers for a health-check result: nothing while the backend is down
  * (`undefined`), else the configured models (or every discovered one), with
- * the configured context length or the backend's.
+ * the configured context length or the backend's, and the kinds each serves.
  */
 export function offersFor(
   discovered: readonly DiscoveredModel[] | undefined,
@@ -40,10 +54,18 @@ export function offersFor(
       id,
       maxConcurrency: policy.maxConcurrency,
       contextLength: policy.contextLength > 0 ? policy.contextLength : (found?.contextLength ?? 0),
-      kinds: [],
+      kinds: kindsToProto(kindsOf(id, found, policy)),
     });
   }
   return out;
+}
+
+/** What a model serves: as configured, else as the backend says, else chat only. */
+function kindsOf(id: string, found: DiscoveredModel | undefined, policy: OfferPolicy): readonly ModelKind[] {
+  if (policy.embeddingModels?.includes(id) === true) return ["embedding"];
+  const c = policy.completionModels;
+  if (c !== undefined && (c.includes(id) || c.includes("*"))) return ["chat", "completion"];
+  return found?.kinds ?? CHAT_ONLY;
 }
 
 /** True when two offer lists are equal, order included. */
@@ -54,7 +76,8 @@ export function sameOffers(a: readonly ModelOffer[], b: readonly ModelOffer[]): 
       (m, i) =>
         m.id === b[i]?.id &&
         m.maxConcurrency === b[i]?.maxConcurrency &&
-        m.contextLength === b[i]?.contextLength,
+        m.contextLength === b[i]?.contextLength &&
+        m.kinds.join() === b[i]?.kinds.join(),
     )
   );
 }

@@ -14,9 +14,10 @@ import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import type { InferenceRequest, RequestError, ResponseChunk, Usage } from "../gen/tensorclaw/v1/tunnel.js";
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
-import { type Backend, BackendFailure } from "./backend/backend.js";
+import { type Backend, type BackendEvent, BackendFailure } from "./backend/backend.js";
 import { RequestStop } from "./backend/request-stop.js";
-import { CompletionTokenCounter, countPromptTokens } from "./backend/token-counter.js";
+import { CompletionTokenCounter, countPromptTokens, countTextTokens } from "./backend/token-counter.js";
+import { relayEmbeddings } from "./embedding-relay.js";
 import { CreditWindow } from "./tunnel/credit-window.js";
 
 /** Longest trace id logged (the router's are 32 characters; a longer one is not worth a long log line). */
@@ -97,15 +98,23 @@ export class RequestRunner {
     /** The backend's system_fingerprint travels once, on the first chunk it can ride. */
     let fingerprintSent = false;
     try {
-      const chat = this.#req.chat;
-      if (chat === undefined) {
-        throw new BackendFailure(
-          RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
-          "the request has no chat body",
-        );
+      const embedding = this.#req.embedding;
+      if (embedding !== undefined) {
+        if (this.#backend.embed === undefined) {
+          throw new BackendFailure(
+            RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE,
+            "this backend serves no embeddings",
+          );
+        }
+        this.#log.debug({ requestId: id, traceId: this.#traceId, model: this.model }, "request started");
+        const result = await this.#backend.embed(this.model, embedding, signal, { traceId: this.#traceId });
+        if (signal.aborted) throw signal.reason;
+        await relayEmbeddings(id, embedding, result, { sink: this.#sink, credit: this.#credit, signal });
+        return;
       }
       this.#log.debug({ requestId: id, traceId: this.#traceId, model: this.model }, "request started");
-      for await (const ev of this.#backend.chat(this.model, chat, signal, { traceId: this.#traceId })) {
+      const { events, promptTokens } = this.#textEvents(signal);
+      for await (const ev of events) {
         if (ev.type === "usage") {
           backendUsage = ev;
           continue;
@@ -154,7 +163,7 @@ export class RequestRunner {
       if (signal.aborted) throw signal.reason;
       const usage = {
         requestId: id,
-        promptTokens: BigInt(backendUsage?.promptTokens ?? countPromptTokens(chat)),
+        promptTokens: BigInt(backendUsage?.promptTokens ?? promptTokens()),
         completionTokens: BigInt(backendUsage?.completionTokens ?? counter.total()),
       };
       this.#sink.usage(usage);
@@ -176,6 +185,34 @@ export class RequestRunner {
       // and firing the signal now would only cost an event per request.
       this.#finished = true;
     }
+  }
+
+  /** The backend's events for a chat or completion request, and the prompt's count should it report none. */
+  #textEvents(signal: RequestStop): { events: AsyncIterable<BackendEvent>; promptTokens: () => number } {
+    const completion = this.#req.completion;
+    if (completion !== undefined) {
+      if (this.#backend.complete === undefined) {
+        throw new BackendFailure(
+          RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE,
+          "this backend serves no text completions",
+        );
+      }
+      return {
+        events: this.#backend.complete(this.model, completion, signal, { traceId: this.#traceId }),
+        promptTokens: () => completion.prompt.reduce((n, p) => n + countTextTokens(p), 0),
+      };
+    }
+    const chat = this.#req.chat;
+    if (chat === undefined) {
+      throw new BackendFailure(
+        RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
+        "the request has no chat body",
+      );
+    }
+    return {
+      events: this.#backend.chat(this.model, chat, signal, { traceId: this.#traceId }),
+      promptTokens: () => countPromptTokens(chat),
+    };
   }
 
   #fail(stop: StopReason | undefined, err: unknown): void {

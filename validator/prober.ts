@@ -9,6 +9,7 @@
  * the cut comes (or does not).
  */
 import type { Logger } from "../common/logger.js";
+import { kindsFromProto, offersKind } from "../common/request-kinds.js";
 import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
 import type { GetTrafficShapeResponse } from "../gen/tensorclaw/v1/probe.js";
 import type { AuditCases } from "./audit-cases.js";
@@ -53,13 +54,23 @@ export interface ProberDeps {
   readonly logger: Logger;
 }
 
-/** Models a hotkey offers on sessions that may be probed (active or ghost), sorted. */
-export function probeableModels(sessions: readonly MinerSession[], hotkey: string): string[] {
+/**
+ * Models a hotkey offers on sessions that may be probed (active or ghost),
+ * sorted; with `chatOnly`, only those that serve chat (DirectoryModel.kinds).
+ * Every model is probed (the router sends a model that serves no chat the
+ * probe's words as the kind it serves), but only a chat model is audited:
+ * audits judge a chat answer.
+ */
+export function probeableModels(
+  sessions: readonly MinerSession[],
+  hotkey: string,
+  chatOnly = false,
+): string[] {
   const out = new Set<string>();
   for (const s of sessions) {
     if (s.hotkey !== hotkey) continue;
     if (s.state !== MinerState.MINER_STATE_ACTIVE && s.state !== MinerState.MINER_STATE_GHOST) continue;
-    for (const m of s.models) out.add(m.id);
+    for (const m of s.models) if (!chatOnly || offersKind(kindsFromProto(m.kinds), "chat")) out.add(m.id);
   }
   return [...out].sort();
 }
@@ -95,7 +106,10 @@ export class Prober {
     const { random, settings, cases } = this.#d;
     const models = probeableModels(sessions, hotkey);
     const model = models[Math.min(models.length - 1, Math.floor(random() * models.length))] ?? "";
-    const audit = model !== "" && random() < settings.verifyShare;
+    const audit =
+      model !== "" &&
+      random() < settings.verifyShare &&
+      probeableModels(sessions, hotkey, true).includes(model);
     const draw = (asAudit: boolean) =>
       drawProbeBody({
         shapes: this.#shape,

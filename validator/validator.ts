@@ -210,7 +210,7 @@ export class Validator {
   async settleAudits(sessions: readonly MinerSession[]): Promise<readonly AuditCase[]> {
     const { store, clock, logger } = this.#d;
     const serving = (model: string) =>
-      probeTargets(sessions).filter((hk) => probeableModels(sessions, hk).includes(model));
+      probeTargets(sessions).filter((hk) => probeableModels(sessions, hk, true).includes(model));
     const closed = this.#cases.closeDue(clock.now(), serving);
     if (closed.length === 0) return closed;
     const touched = new Set<string>();

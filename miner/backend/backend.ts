@@ -3,7 +3,15 @@
  * (`openai.ts`) or the built-in demo model (`demo.ts`). The
  * tunnel code only sees this interface.
  */
-import type { ChatRequest, FinishReason, TokenLogprob, ToolCallDelta } from "../../gen/tensorclaw/v1/chat.js";
+import type { ModelKind } from "../../common/request-kinds.js";
+import type {
+  ChatRequest,
+  CompletionRequest,
+  EmbeddingRequest,
+  FinishReason,
+  TokenLogprob,
+  ToolCallDelta,
+} from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { StopSignal } from "./request-stop.js";
 
@@ -12,6 +20,20 @@ export interface DiscoveredModel {
   readonly id: string;
   /** Context window in tokens, 0 when the backend does not say. */
   readonly contextLength: number;
+  /**
+   * The kinds of request it serves, when the backend knows (the demo does);
+   * undefined: the miner's configuration decides (an OpenAI-compatible
+   * server does not say).
+   */
+  readonly kinds?: readonly ModelKind[];
+}
+
+/** A backend's answer to an embeddings request. */
+export interface EmbeddingResult {
+  /** One vector per input, in input order. */
+  readonly vectors: readonly (readonly number[])[];
+  /** The backend's count of the inputs' tokens, when it reported one. */
+  readonly promptTokens: number | undefined;
 }
 
 /** One step of a backend's answer. */
@@ -64,6 +86,26 @@ export interface Backend {
     signal: StopSignal,
     ctx?: RequestContext,
   ): AsyncIterable<BackendEvent>;
+  /**
+   * Streams one legacy text completion (absent: the backend serves none),
+   * pulled like `chat`; each delta names its choice (prompt × n + sample).
+   */
+  complete?(
+    model: string,
+    req: CompletionRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): AsyncIterable<BackendEvent>;
+  /**
+   * Embeds every input (absent: the backend serves no embeddings). Aborting
+   * `signal` ends the call. Failures throw a BackendFailure.
+   */
+  embed?(
+    model: string,
+    req: EmbeddingRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): Promise<EmbeddingResult>;
 }
 
 /** A request-level failure with the code the router should see. */

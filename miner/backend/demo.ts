@@ -25,12 +25,28 @@ import {
 } from "../../common/demo-model/model.js";
 import { requestSeed } from "../../common/demo-model/sampling.js";
 import { textOfParts } from "../../common/tokens/prompt.js";
-import { type ChatRequest, FinishReason, type TokenLogprob } from "../../gen/tensorclaw/v1/chat.js";
+import {
+  type ChatRequest,
+  type CompletionRequest,
+  type EmbeddingRequest,
+  FinishReason,
+  type TokenLogprob,
+} from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import { type Backend, type BackendEvent, BackendFailure, type DiscoveredModel } from "./backend.js";
+import {
+  type Backend,
+  type BackendEvent,
+  BackendFailure,
+  type DiscoveredModel,
+  type EmbeddingResult,
+} from "./backend.js";
+import { demoCompletion } from "./demo-completion.js";
+import { DEMO_EMBEDDING_MODEL_ID, demoEmbedding } from "./demo-embedding.js";
 import type { StopSignal } from "./request-stop.js";
+import { countTextTokens } from "./token-counter.js";
 
 export { DEMO_MODEL_ID } from "../../common/demo-model/model.js";
+export { DEMO_EMBEDDING_MODEL_ID } from "./demo-embedding.js";
 
 /** Delay between demo tokens. */
 export const DEFAULT_TOKEN_DELAY_MS = 15;
@@ -162,7 +178,44 @@ export class DemoBackend implements Backend {
   async listModels(): Promise<DiscoveredModel[]> {
     // Building the model here (once) keeps its start-up cost off the first request.
     await this.#loadModel();
-    return [{ id: DEMO_MODEL_ID, contextLength: this.#contextLength }];
+    return [
+      { id: DEMO_MODEL_ID, contextLength: this.#contextLength, kinds: ["chat", "completion"] },
+      { id: DEMO_EMBEDDING_MODEL_ID, contextLength: this.#contextLength, kinds: ["embedding"] },
+    ];
+  }
+
+  async *complete(model: string, req: CompletionRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {
+    if (model !== DEMO_MODEL_ID) {
+      throw new BackendFailure(
+        RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE,
+        `the demo completes text only with ${DEMO_MODEL_ID}`,
+      );
+    }
+    const m = await this.#loadModel();
+    yield* demoCompletion(m, req, {
+      answerTokens: this.#answerTokens,
+      contextLength: this.#contextLength,
+      pause: () =>
+        this.#delayMs > 0
+          ? sleep(this.#delayMs, signal)
+          : signal.aborted
+            ? Promise.reject(signal.reason)
+            : Promise.resolve(),
+    });
+  }
+
+  async embed(model: string, req: EmbeddingRequest, signal: StopSignal): Promise<EmbeddingResult> {
+    if (model !== DEMO_EMBEDDING_MODEL_ID) {
+      throw new BackendFailure(
+        RequestErrorCode.REQUEST_ERROR_CODE_MODEL_UNAVAILABLE,
+        `the demo embeds only with ${DEMO_EMBEDDING_MODEL_ID}`,
+      );
+    }
+    if (signal.aborted) throw signal.reason;
+    return {
+      vectors: req.input.map((text) => demoEmbedding(text, req.dimensions)),
+      promptTokens: req.input.reduce((n, text) => n + countTextTokens(text), 0),
+    };
   }
 
   async *chat(model: string, chat: ChatRequest, signal: StopSignal): AsyncGenerator<BackendEvent> {

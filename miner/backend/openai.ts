@@ -17,7 +17,7 @@
  */
 import { Pool } from "undici";
 import { TRACE_ID } from "../../common/trace-id.js";
-import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
+import type { ChatRequest, CompletionRequest, EmbeddingRequest } from "../../gen/tensorclaw/v1/chat.js";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import {
@@ -26,12 +26,15 @@ import {
   BackendFailure,
   codeForHttpStatus,
   type DiscoveredModel,
+  type EmbeddingResult,
   type RequestContext,
 } from "./backend.js";
 import { backendErrorMessage, ERROR_BODY_MAX_BYTES } from "./backend-error-body.js";
 import { HttpExchange } from "./http-exchange.js";
 import { eventsFromChunk, eventsFromCompletion } from "./openai-chunk.js";
-import { type LogprobsWant, logprobsWant } from "./openai-logprobs.js";
+import { completionRequestBody, eventsFromTextCompletion } from "./openai-completions.js";
+import { embeddingRequestBody, embeddingsFromResponse } from "./openai-embeddings.js";
+import { logprobsWant } from "./openai-logprobs.js";
 import { openAIRequestBody } from "./openai-request-body.js";
 import type { StopSignal } from "./request-stop.js";
 import { DEFAULT_MAX_EVENT_BYTES, SseParser } from "./sse-parser.js";
@@ -55,6 +58,13 @@ const {
 export const DEFAULT_MAX_BODY_BYTES = DEFAULT_MAX_EVENT_BYTES;
 /** Characters of an error answer kept for the log. */
 const ERROR_DETAIL_CHARS = 2000;
+
+/**
+ * Bytes of a float-format embeddings answer allowed per input, beyond the
+ * usual body limit: 16,384 values (the router's ceiling) of about 24 JSON
+ * characters each. A batch of long vectors is legitimately large.
+ */
+const EMBEDDING_JSON_BYTES_PER_INPUT = 16_384 * 24;
 
 /** How long a finished stream's leftover bytes may take to drain before the connection is dropped. */
 const DRAIN_MS = 5_000;
@@ -200,7 +210,51 @@ export class OpenAIHttpBackend implements Backend {
       yield* eventsFromCompletion(doc, want, choices);
       return;
     }
-    yield* this.#stream(res, signal, want, choices);
+    yield* this.#stream(res, signal, (doc) => eventsFromChunk(doc, want, choices));
+  }
+
+  async *complete(
+    model: string,
+    req: CompletionRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): AsyncGenerator<BackendEvent> {
+    const body = JSON.stringify(completionRequestBody(model, req));
+    const res = await this.#send("/completions", body, !req.stream, signal, ctx?.traceId);
+    if (res.status < 200 || res.status > 299) throw await this.#httpFailure(res, signal);
+    const parse = (doc: unknown) => eventsFromTextCompletion(doc, req.logprobs);
+    if (!headerText(res.headers["content-type"]).includes("text/event-stream")) {
+      const text = await this.#guard(signal, () => readBounded(res, this.#maxBodyBytes));
+      let doc: unknown;
+      try {
+        doc = JSON.parse(text);
+      } catch (cause) {
+        throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
+      }
+      yield* parse(doc);
+      return;
+    }
+    yield* this.#stream(res, signal, parse);
+  }
+
+  async embed(
+    model: string,
+    req: EmbeddingRequest,
+    signal: StopSignal,
+    ctx?: RequestContext,
+  ): Promise<EmbeddingResult> {
+    const body = JSON.stringify(embeddingRequestBody(model, req));
+    const res = await this.#send("/embeddings", body, true, signal, ctx?.traceId);
+    if (res.status < 200 || res.status > 299) throw await this.#httpFailure(res, signal);
+    const limit = Math.max(this.#maxBodyBytes, req.input.length * EMBEDDING_JSON_BYTES_PER_INPUT);
+    const text = await this.#guard(signal, () => readBounded(res, limit));
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (cause) {
+      throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
+    }
+    return embeddingsFromResponse(doc, req.input.length);
   }
 
   /**
@@ -242,8 +296,7 @@ export class OpenAIHttpBackend implements Backend {
   async *#stream(
     res: HttpExchange,
     signal: StopSignal,
-    want: LogprobsWant | undefined,
-    choices: number,
+    parse: (doc: unknown) => BackendEvent[],
   ): AsyncGenerator<BackendEvent> {
     const parser = new SseParser(this.#maxBodyBytes);
     let finished = false;
@@ -271,7 +324,7 @@ export class OpenAIHttpBackend implements Backend {
           } catch (cause) {
             throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON in its stream", { cause });
           }
-          for (const out of eventsFromChunk(doc, want, choices)) {
+          for (const out of parse(doc)) {
             if (out.type === "delta" && out.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED)
               finished = true;
             yield out;

@@ -9,6 +9,11 @@ const REFUSED: ReadonlySet<ErrorCode> = new Set([
   "payload_too_large",
 ]);
 
+/** Whether an error is a backend refusing the request itself (the user's fault, if it is honest). */
+export function isRefusal(code: ErrorCode): boolean {
+  return REFUSED.has(code);
+}
+
 /**
  * How one attempt on one hotkey ended, for the RoutingBook. `retry` means no
  * output reached the user (another hotkey is tried); `failed` after output

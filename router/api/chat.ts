@@ -18,7 +18,7 @@ import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/typ
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
 import type { AccessRecord } from "./access-log.js";
-import { attemptOutcome } from "./attempt-outcome.js";
+import { attemptOutcome, isRefusal } from "./attempt-outcome.js";
 import {
   HOLD_TTL_MARGIN_MS,
   KeyBilling,
@@ -545,6 +545,23 @@ export class ChatEndpoint {
     st.session = undefined;
   }
 
+  /**
+   * Another miner served a request that `hotkey` refused as invalid: the
+   * refusal counts as a failure before output, in the routing book (a
+   * zero-length attempt) and in the ledger, like any other failure.
+   */
+  private refusalOverruled(st: RequestState, hotkey: string, model: string): void {
+    const d = this.deps;
+    d.routing.ended(d.routing.started(hotkey, model), "failed_before_output");
+    d.metrics.minerAttempts.inc({ hotkey, outcome: "refusal_overruled" });
+    const r = { requestId: st.requestId, model, startedAtMs: st.startedAtMs };
+    recordFailedAttempt(d, r, hotkey, "failed_early");
+    d.logger.info(
+      { requestId: st.requestId, hotkey, model },
+      "a miner's refusal was overruled by another miner",
+    );
+  }
+
   /** Moves a request on to its next fallback model, before any output: its name, its prices. */
   private switchModel(st: RequestState, sink: ChatSink, entry: CatalogueEntry): void {
     // The last model's last attempt (one its backend refused) is over: recorded now, not at the end.
@@ -568,6 +585,13 @@ export class ChatEndpoint {
     let last: TensorClawError | undefined;
     /** A miner failed before output: the next dispatch, if any, is a failover. */
     let failingOver = false;
+    /**
+     * A miner's refusal (its backend's 4xx) awaiting a second opinion: one other miner is
+     * asked. Should that one serve the request, the refusal was no refusal, and counts against
+     * the miner that made it; otherwise the user gets the refusal. Without this, answering 4xx
+     * would be a free way to decline users' work while staying in the routing pool.
+     */
+    let refusal: { readonly hotkey: string; readonly error: TensorClawError } | undefined;
     for (let attempt = 0; attempt < d.options.maxAttempts; attempt++) {
       if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
       const remaining = deadline - d.clock();
@@ -605,6 +629,20 @@ export class ChatEndpoint {
         d.routing.ended(ticket, st.lastAttempt);
         d.metrics.minerAttempts.inc({ hotkey: session.hotkey, outcome: st.lastAttempt });
       }
+      if (result.kind === "done" && refusal !== undefined) this.refusalOverruled(st, refusal.hotkey, model);
+      if (
+        result.kind === "failed" &&
+        refusal === undefined &&
+        sink.chunks === 0 &&
+        !st.clientGone &&
+        isRefusal(result.error.code)
+      ) {
+        refusal = { hotkey: session.hotkey, error: result.error };
+        waiting.start();
+        this.leaveAttempt(st);
+        failingOver = true;
+        continue;
+      }
       if (result.kind !== "retry") return result;
       waiting.start();
       // This miner failed before any output and another is tried: it earns nothing, and the
@@ -616,6 +654,8 @@ export class ChatEndpoint {
     return {
       kind: "failed",
       error:
+        // A refusal nobody overruled is the answer, whatever failed after it.
+        refusal?.error ??
         last ??
         new TensorClawError("no_capacity", `No miner can serve ${JSON.stringify(model)} right now.`, {
           retryAfterMs: d.options.noCapacityRetryAfterMs,

@@ -1,3 +1,4 @@
+import { CHAT_ONLY, MODEL_KINDS, type ModelKind } from "../../common/request-kinds.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { CatalogueEntry } from "../catalogue/entry.js";
 import type { SessionView } from "../tunnel/types.js";
@@ -31,7 +32,20 @@ export interface ModelEntry {
   miners: number;
   /** Requests they could take at once (sum of their concurrency limits). */
   max_concurrency: number;
+  /**
+   * The API paths that reach the model now: those of the request kinds its
+   * active miners offer (a chat model: `/v1/chat/completions` and
+   * `/v1/responses`). Empty while nobody serves it.
+   */
+  endpoints: string[];
 }
+
+/** The API paths each request kind is served on. */
+const KIND_ENDPOINTS: Readonly<Record<ModelKind, readonly string[]>> = Object.freeze({
+  chat: ["/v1/chat/completions", "/v1/responses"],
+  completion: ["/v1/completions"],
+  embedding: ["/v1/embeddings"],
+});
 
 /** USD per million tokens → USD per token as a plain decimal string (no exponent). */
 export function perTokenPrice(perMillion: number): string {
@@ -47,19 +61,23 @@ export function perTokenPrice(perMillion: number): string {
  * (the hub applies the catalogue to offers).
  */
 export function listModels(sessions: readonly SessionView[], catalogue: ModelCatalogue): ModelEntry[] {
-  const live = new Map<string, { created: number; miners: number; max: number; contexts: number[] }>();
+  const live = new Map<
+    string,
+    { created: number; miners: number; max: number; contexts: number[]; kinds: Set<ModelKind> }
+  >();
   for (const s of sessions) {
     if (s.state !== "active") continue;
     for (const m of s.models) {
       let e = live.get(m.id);
       if (e === undefined) {
-        e = { created: Number.POSITIVE_INFINITY, miners: 0, max: 0, contexts: [] };
+        e = { created: Number.POSITIVE_INFINITY, miners: 0, max: 0, contexts: [], kinds: new Set() };
         live.set(m.id, e);
       }
       e.miners++;
       e.max += m.maxConcurrency;
       e.created = Math.min(e.created, Math.floor(s.connectedSinceMs / 1000));
       if (m.contextLength > 0) e.contexts.push(m.contextLength);
+      for (const k of m.kinds ?? CHAT_ONLY) e.kinds.add(k);
     }
   }
   const ids = new Set([...catalogue.entries.map((e) => e.id), ...live.keys()]);
@@ -82,6 +100,7 @@ export function listModels(sessions: readonly SessionView[], catalogue: ModelCat
       aliases: [...entry.aliases],
       miners: l?.miners ?? 0,
       max_concurrency: l?.max ?? 0,
+      endpoints: MODEL_KINDS.filter((k) => l?.kinds.has(k) === true).flatMap((k) => KIND_ENDPOINTS[k]),
     });
   }
   return out;

@@ -9,6 +9,7 @@ import { type AccessRecord, logAccess } from "./access-log.js";
 import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
 import { type Caller, type ChatApi, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
 import { billingStoreError } from "./chat-billing.js";
+import { CompletionsEndpoint } from "./completions.js";
 import {
   type ConnectionLimits,
   type ConnectionTracker,
@@ -16,6 +17,7 @@ import {
   limitConnections,
 } from "./connection-limits.js";
 import { answerPreflight, applyCors, type CorsOrigins } from "./cors.js";
+import { EmbeddingsEndpoint } from "./embeddings.js";
 import { baseHeaders, boundSlowClients, DEFAULT_MAX_BODY_BYTES, sendError, sendJson } from "./http.js";
 import { DEFAULT_MAX_CONCURRENT_PER_KEY, KeyConcurrency } from "./key-concurrency.js";
 import { type ApiKeys, bearerKey } from "./keys.js";
@@ -144,6 +146,11 @@ export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
  */
 export function createApiHandler(deps: ApiDeps): ApiHandler {
   const chat = new ChatEndpoint(deps);
+  // Other request kinds share the chat endpoint's billing (one set of hold leases per router).
+  const kinds = {
+    embeddings: new EmbeddingsEndpoint(deps, chat.billing),
+    completions: new CompletionsEndpoint(deps, chat.billing),
+  };
   const perKey = new KeyConcurrency(deps.maxConcurrentPerKey ?? DEFAULT_MAX_CONCURRENT_PER_KEY);
   const newId = deps.newRequestId ?? requestIdGenerator();
   const log = deps.logger;
@@ -235,12 +242,14 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     const page = await deps.console?.(req, res, id, raw);
     if (page !== undefined) return page;
     const api = POST_ROUTES.get(path);
-    if (api !== undefined) {
+    const kind = KIND_ROUTES.get(path);
+    if (api !== undefined || kind !== undefined) {
       checkMethod(res, method, path, POST_ONLY);
       const who = await caller(req);
       checkJsonBody(req);
       const release = who.key === undefined ? undefined : perKey.enter(who.key.id);
       try {
+        if (kind !== undefined) return await kinds[kind].handle(req, res, id, who, access.get(req));
         return await chat.handle(req, res, id, who, access.get(req), api);
       } finally {
         release?.();
@@ -358,6 +367,14 @@ const POST_ROUTES: ReadonlyMap<string, ChatApi> = new Map([
   ["/chat/completions", "chat"],
   ["/v1/responses", "responses"],
   ["/responses", "responses"],
+]);
+
+/** The POST endpoints of the other request kinds (tunnel.proto, RequestKind), each its own relay. */
+const KIND_ROUTES: ReadonlyMap<string, "embeddings" | "completions"> = new Map([
+  ["/v1/embeddings", "embeddings"],
+  ["/embeddings", "embeddings"],
+  ["/v1/completions", "completions"],
+  ["/completions", "completions"],
 ]);
 
 /** The GET endpoints (405 for other methods; any other unknown path is a 404). */

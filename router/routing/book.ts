@@ -1,3 +1,4 @@
+import type { ModelKind } from "../../common/request-kinds.js";
 import type { SessionView } from "../tunnel/types.js";
 import { BREAKER_DEFAULTS, type BreakerOptions, type BreakerState, CircuitBreaker } from "./breaker.js";
 import { AIMD_DEFAULTS, AimdLimit, type AimdOptions } from "./concurrency.js";
@@ -124,16 +125,18 @@ export class RoutingBook {
   /**
    * The session to send a request for `model` to, or undefined when no
    * hotkey can take it now. `exclude`: hotkeys already tried for this
-   * request; hotkeys barred for the model are left out too.
+   * request; hotkeys barred for the model are left out too. `kind`: only
+   * tunnels whose model offers that kind of request are chosen.
    */
   choose(
     sessions: readonly SessionView[],
     model: string,
     exclude: ReadonlySet<string> = new Set(),
+    kind: ModelKind = "chat",
   ): SessionView | undefined {
     const barred = this.#barred?.(model);
     const out = barred === undefined || barred.size === 0 ? exclude : new Set([...exclude, ...barred]);
-    return pick(sessions, this.routes(model), model, this.#random, out, this.#picker);
+    return pick(sessions, this.routes(model), model, this.#random, out, this.#picker, kind);
   }
 
   /** The snapshot `pick` reads: every known hotkey's route for the model, now. */

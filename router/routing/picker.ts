@@ -1,3 +1,4 @@
+import { type ModelKind, offersKind } from "../../common/request-kinds.js";
 import type { SessionModel, SessionView } from "../tunnel/types.js";
 import { DEFAULT_INITIAL_LIMIT } from "./concurrency.js";
 
@@ -96,12 +97,14 @@ export function hotkeyCandidates(
   routes: ReadonlyMap<string, HotkeyRoute>,
   modelId: string,
   exclude: ReadonlySet<string> = new Set(),
+  kind: ModelKind = "chat",
 ): { within: HotkeyCandidate[]; overflow: HotkeyCandidate[] } {
   const groups = new Map<string, { inFlight: number; ceiling: number; tunnels: Tunnel[] }>();
   for (const s of sessions) {
     if (exclude.has(s.hotkey)) continue;
     const m = s.models.find((x) => x.id === modelId);
-    if (m === undefined) continue;
+    // A tunnel whose model does not serve this kind of request is no candidate for it.
+    if (m === undefined || !offersKind(m.kinds, kind)) continue;
     let g = groups.get(s.hotkey);
     if (g === undefined) {
       g = { inFlight: 0, ceiling: 0, tunnels: [] };
@@ -207,7 +210,8 @@ function chooseTunnel(tunnels: readonly Tunnel[], random: RandomSource): Session
  * at random, the cheaper wins, ties to the first draw; with probability
  * `exploreRate` the first draw is taken as is), or when none is, among those
  * with room under their advertised ceiling; then that hotkey's least loaded
- * tunnel. Tunnels, advertised concurrency and router connections therefore
+ * tunnel. Only tunnels whose model offers the request's `kind` count.
+ * Tunnels, advertised concurrency and router connections therefore
  * buy no share. `exclude` holds hotkeys already tried for this request.
  * Returns undefined when nobody can serve the model now (open breakers
  * included: see RoutingBook).
@@ -221,8 +225,9 @@ export function pick(
   random: RandomSource,
   exclude: ReadonlySet<string> = new Set(),
   opts: PickerOptions = PICKER_DEFAULTS,
+  kind: ModelKind = "chat",
 ): SessionView | undefined {
-  const { within, overflow } = hotkeyCandidates(sessions, routes, modelId, exclude);
+  const { within, overflow } = hotkeyCandidates(sessions, routes, modelId, exclude, kind);
   const pool = within.length > 0 ? within : overflow;
   if (pool.length === 0) return undefined;
   const hotkey = chooseHotkey(pool, random, pool === within, opts);

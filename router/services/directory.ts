@@ -1,5 +1,6 @@
 import { unaryHandler } from "../../common/grpc-unary.js";
 import { type Logger, silentLogger } from "../../common/logger.js";
+import { CHAT_ONLY, kindsToProto } from "../../common/request-kinds.js";
 import {
   type ListMinersRequest,
   type ListMinersResponse,
@@ -43,6 +44,7 @@ export function toMinerSession(s: SessionView): MinerSession {
       maxConcurrency: m.maxConcurrency,
       contextLength: m.contextLength,
       inFlight: m.inFlight,
+      kinds: kindsToProto(m.kinds ?? CHAT_ONLY),
     })),
     transport: TRANSPORTS[s.transport] ?? Transport.TRANSPORT_UNSPECIFIED,
     state: STATES[s.state] ?? MinerState.MINER_STATE_UNSPECIFIED,

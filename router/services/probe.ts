@@ -4,6 +4,7 @@ import { TensorClawError } from "../../common/errors.js";
 import { unaryHandler } from "../../common/grpc-unary.js";
 import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
+import type { ModelKind } from "../../common/request-kinds.js";
 import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
 import { newTraceId } from "../../common/trace-id.js";
 import { type ValidatorAuth, verifiedValidator } from "../../common/validator-call/server.js";
@@ -20,6 +21,7 @@ import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
 import { ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
 import { type ProbeChatRules, parseProbeBody } from "./probe-body.js";
+import { probeBody, probeKind, runEmbeddingProbe } from "./probe-kinds.js";
 import { LIVENESS_MS, runProbe } from "./probe-run.js";
 import { type TrafficShapeRecorder, trafficShapeHandler } from "./traffic-shape.js";
 import { reportVerdicts, type VerdictBook } from "./verdicts.js";
@@ -59,19 +61,26 @@ export interface ProbeServiceDeps {
 export interface ProbeTarget {
   readonly session: SessionView;
   readonly model: string;
+  /** What the probe is sent as. */
+  readonly kind: ModelKind;
 }
 
 /**
  * Every (tunnel, model) a probe of `hotkey` may go to: the hotkey's live
  * tunnels (active or ghost — a ghost must be probed to come back; draining
  * and banned ones take no traffic), each with each model it offers (only
- * `model` when given). Sorted, so a seeded draw is reproducible.
+ * `model` when given) and the kind the probe is sent as (chat when the
+ * model serves chat, else what it serves: probe-kinds.ts). Sorted, so a
+ * seeded draw is reproducible.
  */
 export function probeTargets(sessions: readonly SessionView[], hotkey: string, model: string): ProbeTarget[] {
   const out: ProbeTarget[] = [];
   for (const s of sessions) {
     if (s.hotkey !== hotkey || (s.state !== "active" && s.state !== "ghost")) continue;
-    for (const m of s.models) if (model === "" || m.id === model) out.push({ session: s, model: m.id });
+    for (const m of s.models) {
+      const kind = probeKind(m.kinds);
+      if ((model === "" || m.id === model) && kind !== undefined) out.push({ session: s, model: m.id, kind });
+    }
   }
   return out.sort((a, b) =>
     a.model < b.model ? -1 : a.model > b.model ? 1 : a.session.sessionId < b.session.sessionId ? -1 : 1,
@@ -214,25 +223,34 @@ export class ProbeService {
     const sentMs = this.#d.now();
     let call: InferenceCall;
     try {
-      call = this.#d.dispatcher.dispatch(target.session.sessionId, target.model, chat, {
-        deadlineMs,
-        allowGhost: true,
-        probe: true,
-        // Drawn like a user request's x-request-id, so the id cannot single a probe out.
-        traceId: newTraceId(),
-      });
+      call = this.#d.dispatcher.dispatch(
+        target.session.sessionId,
+        target.model,
+        probeBody(chat, target.kind),
+        {
+          deadlineMs,
+          allowGhost: true,
+          probe: true,
+          // Drawn like a user request's x-request-id, so the id cannot single a probe out.
+          traceId: newTraceId(),
+        },
+      );
     } catch (err) {
       // No free slot, or the tunnel left since the snapshot: the router could not probe here.
       if (err instanceof TensorClawError && err.code === "no_capacity") return "busy";
       throw err;
     }
-    const r = await runProbe(call, sentMs, {
-      cutAfterTokens,
-      livenessMs: this.#livenessMs,
-      count: this.#counter(target.model),
-      now: this.#d.now,
-      clock: this.#clock,
-    });
+    const timing = { livenessMs: this.#livenessMs, now: this.#d.now, clock: this.#clock };
+    const r =
+      target.kind === "embedding"
+        ? await runEmbeddingProbe(call, sentMs, timing)
+        : await runProbe(call, sentMs, {
+            cutAfterTokens,
+            livenessMs: this.#livenessMs,
+            count: this.#counter(target.model),
+            now: this.#d.now,
+            clock: this.#clock,
+          });
     return {
       ...r,
       ghost: !r.ok,

@@ -2,6 +2,7 @@ import { chunkAnswerBytes, chunkPayloadBytes } from "../../common/chunk-credit.j
 import { logprobsProblem } from "../../common/chunk-logprobs.js";
 import { type Clock, systemClock, type Timer } from "../../common/clock.js";
 import { RequestErrorCode, type ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
+import type { ChunkCheck } from "./kind-check.js";
 import type { InferenceCall, RelayedChoice, RelayedText, TunnelEvent } from "./types.js";
 
 /** What a call needs from the session that carries it. */
@@ -67,6 +68,8 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   /** What was relayed, per choice (index = `choice_index`). */
   readonly #choices: ChoiceText[] = [];
   readonly #choiceLimit: number;
+  /** What this request's kind allows back (kind-check.ts); undefined: no check beyond the protocol's. */
+  readonly #check: ChunkCheck | undefined;
   #queuedChunks = 0;
   /** A terminal event is queued (or delivered); nothing more is accepted. */
   #terminal = false;
@@ -88,6 +91,7 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
     host: CallHost,
     limits: CallLimits,
     clock: Clock = systemClock,
+    check?: ChunkCheck,
   ) {
     this.requestId = requestId;
     this.#clock = clock;
@@ -96,6 +100,7 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
     this.#limits = limits;
     this.#credit = limits.initialCreditBytes;
     this.#choiceLimit = Math.max(1, limits.choices ?? 1);
+    this.#check = check;
     // Zero-payload chunks cost no credit, so their number needs its own bound.
     this.#maxQueuedChunks = limits.initialCreditBytes + 256;
   }
@@ -204,6 +209,13 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
       this.#startGrace();
       return;
     }
+    const wrong = this.#check?.chunk(chunk);
+    if (wrong !== undefined) {
+      this.#host.sendCancel(this.requestId, "invalid answer");
+      this.#endWith(RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL, `the miner sent ${wrong}`);
+      this.#startGrace();
+      return;
+    }
     const bytes = chunkPayloadBytes(chunk);
     const allowedOversize = this.#credit >= this.#limits.initialCreditBytes;
     if ((bytes > this.#credit && !allowedOversize) || this.#queuedChunks >= this.#maxQueuedChunks) {
@@ -224,6 +236,11 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
   onUsage(promptTokens: bigint, completionTokens: bigint): void {
     this.#minerFinished();
     if (this.#terminal) return;
+    const incomplete = this.#check?.end();
+    if (incomplete !== undefined) {
+      this.#endWith(RequestErrorCode.REQUEST_ERROR_CODE_PROTOCOL, `the miner sent ${incomplete}`);
+      return;
+    }
     this.#endWithEvent({
       type: "usage",
       promptTokens: toSafeNumber(promptTokens),
@@ -264,10 +281,12 @@ export class TunnelCall implements InferenceCall, AsyncIterator<TunnelEvent> {
       this.#queuedChunks--;
       const chunk = event.chunk;
       const answer = chunkAnswerBytes(chunk);
-      // Logprob tokens and the fingerprint cost credit like text but are not part of the
-      // answer: the usage bounds built on relayedBytes() must not grow with them.
+      // Logprob tokens, the fingerprint and vectors cost credit like text but are not part of
+      // the answer: the usage bounds built on relayedBytes() must not grow with them.
       const bytes =
-        chunk.logprobs.length === 0 && chunk.systemFingerprint === "" ? answer : chunkPayloadBytes(chunk);
+        chunk.logprobs.length === 0 && chunk.systemFingerprint === "" && chunk.embeddings.length === 0
+          ? answer
+          : chunkPayloadBytes(chunk);
       this.#relayed += answer;
       // Kept per choice for the router's own token count (V8 joins these cheaply, as ropes).
       let text = this.#choices[chunk.choiceIndex];

@@ -1,4 +1,5 @@
 import type { ReplayCache } from "../../common/replay-cache.js";
+import { kindsFromProto, type ModelKind } from "../../common/request-kinds.js";
 import { checkHello } from "../../common/signing.js";
 import { type Hello, type ModelOffer, RejectReason } from "../../gen/tensorclaw/v1/tunnel.js";
 
@@ -18,6 +19,8 @@ export interface Offer {
   readonly id: string;
   readonly maxConcurrency: number;
   readonly contextLength: number;
+  /** What kinds of request it serves (empty on the wire: chat only; unknown kinds dropped). */
+  readonly kinds: readonly ModelKind[];
 }
 
 /** What a Hello is judged against. */
@@ -99,7 +102,12 @@ export function validateOffers(models: readonly ModelOffer[]): Offer[] | string 
       return `model ${JSON.stringify(m.id)}: max_concurrency must be 1-${OFFER_LIMITS.maxConcurrency}`;
     }
     seen.add(m.id);
-    out.push({ id: m.id, maxConcurrency: m.maxConcurrency, contextLength: m.contextLength });
+    out.push({
+      id: m.id,
+      maxConcurrency: m.maxConcurrency,
+      contextLength: m.contextLength,
+      kinds: kindsFromProto(m.kinds),
+    });
   }
   return out;
 }

@@ -4,7 +4,6 @@ import { TensorClawError } from "../../common/errors.js";
 import type { ChannelClosed, FrameChannel } from "../../common/frame-channel.js";
 import { type Logger, silentLogger } from "../../common/logger.js";
 import { ReplayCache } from "../../common/replay-cache.js";
-import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import { ConnectResponse, RejectReason } from "../../gen/tensorclaw/v1/tunnel.js";
 import { TUNNEL_PROTOCOL_VERSION } from "./hello.js";
 import { HelloBudget, peerAddress } from "./hello-budget.js";
@@ -17,7 +16,7 @@ import {
   type TunnelTimings,
 } from "./options.js";
 import { type ModelFilter, ROUTE_EVERY_MODEL, TunnelSession } from "./session.js";
-import type { DispatchOptions, InferenceCall, SessionView, TunnelDispatcher } from "./types.js";
+import type { DispatchBody, DispatchOptions, InferenceCall, SessionView, TunnelDispatcher } from "./types.js";
 
 /**
  * The router's tunnel hub: one registry of sessions fed by every transport
@@ -134,10 +133,10 @@ export class TunnelHub implements TunnelDispatcher {
   }
 
   /** Sends a chat request to one session (see TunnelDispatcher). */
-  dispatch(sessionId: string, model: string, chat: ChatRequest, opts: DispatchOptions): InferenceCall {
+  dispatch(sessionId: string, model: string, body: DispatchBody, opts: DispatchOptions): InferenceCall {
     const session = this.#live.get(sessionId);
     if (session === undefined) throw new TensorClawError("no_capacity", `session ${sessionId} is gone`);
-    return session.dispatch(model, chat, opts);
+    return session.dispatch(model, body, opts);
   }
 
   /**

@@ -4,7 +4,6 @@ import { TensorClawError } from "../../common/errors.js";
 import { FrameBatcher } from "../../common/frame-batcher.js";
 import type { ChannelClosed, ChannelCloseKind, FrameChannel } from "../../common/frame-channel.js";
 import { newTraceId } from "../../common/trace-id.js";
-import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import {
   ConnectRequest,
   type MinerFrame,
@@ -14,9 +13,17 @@ import {
 import { TunnelCall } from "./call.js";
 import { type HandshakeDeps, TunnelHandshake } from "./handshake.js";
 import { type Offer, validateOffers } from "./hello.js";
+import { chunkCheckFor, dispatchChoices, dispatchKind } from "./kind-check.js";
 import { LivenessTracker } from "./liveness.js";
 import { chooseSlot } from "./slot-choice.js";
-import type { DispatchOptions, InferenceCall, SessionPhase, SessionView, TransportKind } from "./types.js";
+import type {
+  DispatchBody,
+  DispatchOptions,
+  InferenceCall,
+  SessionPhase,
+  SessionView,
+  TransportKind,
+} from "./types.js";
 
 export type { SessionPhase } from "./types.js";
 
@@ -155,6 +162,7 @@ export class TunnelSession {
             maxConcurrency: o.maxConcurrency,
             contextLength: o.contextLength,
             inFlight: this.#slots.get(o.id) ?? 0,
+            kinds: o.kinds,
           }),
         ),
       ),
@@ -207,16 +215,24 @@ export class TunnelSession {
   }
 
   /**
-   * Sends one chat request. Throws `no_capacity` when the session is not
-   * live and active, does not offer the model or is at its concurrency limit.
+   * Sends one request. Throws `no_capacity` when the session is not live
+   * and active, does not offer the model or its kind, or is at its
+   * concurrency limit.
    */
-  dispatch(model: string, chat: ChatRequest, opts: DispatchOptions): InferenceCall {
+  dispatch(model: string, body: DispatchBody, opts: DispatchOptions): InferenceCall {
     if (this.#phase !== "live" || (this.#ghost && opts.allowGhost !== true)) {
       throw new TensorClawError("no_capacity", `session ${this.sessionId} is not taking requests`);
     }
     const offer = this.#routes.get(model);
     if (offer === undefined) {
       throw new TensorClawError("no_capacity", `session ${this.sessionId} does not offer ${model}`);
+    }
+    const kind = dispatchKind(body);
+    if (!offer.kinds.includes(kind)) {
+      throw new TensorClawError(
+        "no_capacity",
+        `session ${this.sessionId} does not offer ${kind} for ${model}`,
+      );
     }
     // From here on the miner's own name for the model: it is what its backend knows.
     const offered = offer.id;
@@ -261,9 +277,9 @@ export class TunnelSession {
         value: {
           requestId,
           model: offered,
-          chat,
-          completion: undefined,
-          embedding: undefined,
+          chat: "messages" in body ? body : undefined,
+          completion: "completion" in body ? body.completion : undefined,
+          embedding: "embedding" in body ? body.embedding : undefined,
           deadlineMs: wireDeadlineMs,
           initialCreditBytes,
           traceId: opts.traceId ?? newTraceId(),
@@ -279,8 +295,9 @@ export class TunnelSession {
       requestId,
       offered,
       this.#callHost,
-      { initialCreditBytes, cancelGraceMs: this.#d.timings.cancelGraceMs, choices: chat.n ?? 1 },
+      { initialCreditBytes, cancelGraceMs: this.#d.timings.cancelGraceMs, choices: dispatchChoices(body) },
       this.#d.clock,
+      chunkCheckFor(body),
     );
     this.#calls.set(requestId, call);
     if (slot === "spare") this.#spare = call;

@@ -1,4 +1,5 @@
-import type { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
+import type { ModelKind } from "../../common/request-kinds.js";
+import type { ChatRequest, CompletionRequest, EmbeddingRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { RequestErrorCode, ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 
 /** How a session's tunnel is carried. Nothing above the hub should branch on it. */
@@ -16,6 +17,8 @@ export interface SessionModel {
   readonly maxConcurrency: number;
   readonly contextLength: number;
   readonly inFlight: number;
+  /** The kinds of request it serves (common/request-kinds.ts); absent: chat only. */
+  readonly kinds?: readonly ModelKind[];
 }
 
 /**
@@ -102,6 +105,15 @@ export interface InferenceCall {
   cancel(reason: string): void;
 }
 
+/**
+ * What one dispatch carries: a chat request as it is, or a request of
+ * another kind (tunnel.proto, InferenceRequest: exactly one is set).
+ */
+export type DispatchBody =
+  | ChatRequest
+  | { readonly completion: CompletionRequest }
+  | { readonly embedding: EmbeddingRequest };
+
 /** Options for one dispatch. */
 export interface DispatchOptions {
   /** Time budget for the whole request, in ms. */
@@ -132,11 +144,12 @@ export interface TunnelDispatcher {
   /** Every open session, as an immutable snapshot. */
   sessions(): readonly SessionView[];
   /**
-   * Sends a chat request to one session. Throws a TensorClawError
-   * `no_capacity` when the session is gone, not active, lacks the model or
-   * is at the model's concurrency limit.
+   * Sends a request (chat, or another kind: DispatchBody) to one session.
+   * Throws a TensorClawError `no_capacity` when the session is gone, not
+   * active, lacks the model or its kind, or is at the model's concurrency
+   * limit.
    */
-  dispatch(sessionId: string, model: string, chat: ChatRequest, opts: DispatchOptions): InferenceCall;
+  dispatch(sessionId: string, model: string, body: DispatchBody, opts: DispatchOptions): InferenceCall;
   /** Marks every session of a hotkey ghost (true) or active again (false). */
   setGhost(hotkey: string, ghost: boolean): void;
 }

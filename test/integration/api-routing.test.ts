@@ -172,6 +172,84 @@ describe("api routing: the chat handler reports every attempt to the routing boo
     expect(await failovers()).to.equal(0);
   });
 
+  it("asks a second miner when one refuses a request as invalid: a refusal another miner overrules counts against the refuser", async () => {
+    const liar = await throwawayHotkey();
+    let refused = 0;
+    await scriptedTunnel(liar, (requestId, tunnel) => {
+      refused++;
+      tunnel.push({
+        kind: {
+          $case: "error",
+          value: {
+            requestId,
+            code: RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
+            message: "prompt is too long",
+            httpStatus: 400,
+          },
+        },
+      });
+    });
+    const honest = await throwawayHotkey();
+    await scriptedTunnel(honest, (requestId, tunnel) => {
+      tunnel.push(chunk(requestId, "fine"));
+      tunnel.push({ kind: { $case: "usage", value: { requestId, promptTokens: 1n, completionTokens: 1n } } });
+    });
+    await waitForSessions(router.hub, (ss) => ss.length === 2);
+    const messages = [{ role: "user" as const, content: "hi" }];
+    // The picker draws at random: ask until the liar has been drawn a few times (it always is).
+    let sent = 0;
+    while (refused < 2 && sent < 200) {
+      const r = await client.chat.completions.create({ model: MODEL, messages });
+      expect(r.choices[0]?.message.content, `request ${sent}`).to.equal("fine");
+      sent++;
+    }
+    // Each refusal was overruled: a failure before output for the refuser, in the ledger too.
+    expect(refused).to.equal(2);
+    expect(stats(liar.address)?.outcomes.failedBeforeOutput).to.equal(refused);
+    const usage = await router.usage.waitFor(sent + refused);
+    const theirs = usage.filter((e) => e.minerHotkey === liar.address);
+    expect(theirs).to.have.length(refused);
+    for (const e of theirs)
+      expect(e).to.include({ outcome: "failed_early", promptTokens: 0, completionTokens: 0 });
+  });
+
+  it("a request every miner refuses reaches the user as the refusal, neutral for each miner", async () => {
+    const asked: string[] = [];
+    for (let m = 0; m < 2; m++) {
+      const key = await throwawayHotkey();
+      await scriptedTunnel(key, (requestId, tunnel) => {
+        asked.push(key.address);
+        tunnel.push({
+          kind: {
+            $case: "error",
+            value: {
+              requestId,
+              code: RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
+              message: "maximum context length is 8192 tokens",
+              httpStatus: 400,
+            },
+          },
+        });
+      });
+    }
+    await waitForSessions(router.hub, (ss) => ss.length === 2);
+    const e = await client.chat.completions
+      .create({ model: MODEL, messages: [{ role: "user", content: "hi" }] })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    expect(e).to.be.instanceOf(OpenAI.APIError);
+    expect((e as InstanceType<typeof OpenAI.APIError>).status).to.equal(400);
+    expect((e as InstanceType<typeof OpenAI.APIError>).message).to.include(
+      "maximum context length is 8192 tokens",
+    );
+    // Both were asked, once each; neither is blamed.
+    expect(new Set(asked).size).to.equal(2);
+    expect(asked).to.have.length(2);
+    for (const k of asked) expect(stats(k)?.outcomes.failedBeforeOutput ?? 0).to.equal(0);
+  });
+
   it("takes a backend that fails every user request out of rotation after a few; users never see it", async () => {
     const good = await startOpenAIBackend({ models: [MODEL] });
     const broken = await startOpenAIBackend({ models: [MODEL], fault: "http500" });

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import OpenAI from "openai";
-import { DEMO_MODEL_ID } from "../../miner/backend/demo.js";
+import { DEMO_EMBEDDING_MODEL_ID, DEMO_MODEL_ID } from "../../miner/backend/demo.js";
 import { runCli } from "../support/cli.js";
 import { descendantPids, ProcessSet, pidAlive } from "../support/loop-process.js";
 import { lastPrintedTable } from "../support/loop-score-table.js";
@@ -65,21 +65,46 @@ describe("tensorclaw dev (quick start)", function () {
     expect(r.choices[0]?.message.content ?? "").to.not.equal("");
     expect(r.usage?.completion_tokens ?? 0).to.be.greaterThan(0);
 
+    // The demo miners embed too (tensorclaw-demo-embed), with the client's default base64.
+    const e = await client.embeddings.create({
+      model: DEMO_EMBEDDING_MODEL_ID,
+      input: ["bread", "bread and salt"],
+    });
+    expect(e.data.map((d) => d.embedding.length)).to.deep.equal([256, 256]);
+    expect(e.usage.prompt_tokens).to.be.greaterThan(0);
+    // And legacy text completions, streamed.
+    let completed = "";
+    let completionTotal = 0;
+    for await (const ev of await client.completions.create({
+      model: DEMO_MODEL_ID,
+      prompt: "Once upon a time",
+      max_tokens: 5,
+      stream: true,
+      stream_options: { include_usage: true },
+    })) {
+      completed += ev.choices[0]?.text ?? "";
+      completionTotal += ev.usage?.total_tokens ?? 0;
+    }
+    expect(completed).to.not.equal("");
+    expect(completionTotal).to.be.greaterThan(0);
+
     const models = await client.models.list();
     const demo = models.data.find((x) => x.id === DEMO_MODEL_ID) as unknown as
       | { miners?: number }
       | undefined;
     expect(demo?.miners).to.equal(2);
 
-    // The dry-run validator's table: both miners available and passing their probe, and the
-    // request's tokens in it (the ledger read through UsageReport).
+    // The dry-run validator's table: both miners available and passing their probe (whichever of
+    // their models it drew, the embedding one included), and the requests' tokens in it (the ledger
+    // read through UsageReport).
     const table = await pollUntil(
       async () => {
         const rows = lastPrintedTable(dev.stdout) ?? [];
         const ok =
           rows.length === 2 &&
           rows.every((row) => row.avail === "yes" && row.probe === "pass") &&
-          rows.reduce((n, row) => n + row.tokens, 0) === r.usage?.total_tokens;
+          rows.reduce((n, row) => n + row.tokens, 0) ===
+            (r.usage?.total_tokens ?? 0) + e.usage.prompt_tokens + completionTotal;
         return ok ? rows : undefined;
       },
       {

@@ -10,6 +10,7 @@ import { ChatRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import {
   DEFAULT_ANSWER_TOKENS,
   DEFAULT_CONTEXT_LENGTH,
+  DEMO_EMBEDDING_MODEL_ID,
   DEMO_MODEL_ID,
   demoGenerateOptions,
 } from "../../miner/backend/demo.js";
@@ -114,7 +115,10 @@ describe("tensorclaw miner (process)", () => {
         });
         const view = sessionOf(router.hub, sessionId);
         expect(view.hotkey).to.equal(address);
-        expect(view.models.map((m) => [m.id, m.maxConcurrency])).to.deep.equal([[DEMO_MODEL_ID, 3]]);
+        expect(view.models.map((m) => [m.id, m.maxConcurrency])).to.deep.equal([
+          [DEMO_MODEL_ID, 3],
+          [DEMO_EMBEDDING_MODEL_ID, 3],
+        ]);
 
         const chat = ChatRequest.fromPartial({
           messages: [{ role: "user", content: "How do I make bread?" }],

@@ -174,7 +174,7 @@ describe("miner against a hostile router", () => {
     expect(frame?.$case).to.equal("hello");
     if (frame?.$case !== "hello") return;
     expect(frame.value.signature).to.have.length(64);
-    expect(frame.value.models.map((m) => m.id)).to.deep.equal(["tensorclaw-demo"]);
+    expect(frame.value.models.map((m) => m.id)).to.deep.equal(["tensorclaw-demo", "tensorclaw-demo-embed"]);
     first.ws.send(
       ConnectResponse.encode({
         frames: [

@@ -45,7 +45,7 @@ for (const transport of ["grpc", "ws"] as const) {
       expect(views[0]).to.include({ sessionId: v.accept?.sessionId, hotkey: miner.address, transport });
       expect(views[0]?.state).to.equal("active");
       expect(views[0]?.models).to.deep.equal([
-        { id: "llama", maxConcurrency: 2, contextLength: 4096, inFlight: 0 },
+        { id: "llama", maxConcurrency: 2, contextLength: 4096, inFlight: 0, kinds: ["chat"] },
       ]);
       // A second tunnel from the same hotkey is its own session with its own nonce.
       const c2 = await RawTunnelClient.open(transport, h.endpoints);

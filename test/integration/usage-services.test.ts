@@ -325,7 +325,7 @@ describe("validator services over a real gRPC server (signed calls, health, refl
       [hi, "s2", Transport.TRANSPORT_GRPC, MinerState.MINER_STATE_GHOST],
     ]);
     expect(res.sessions[0]?.models).to.deep.equal([
-      { id: "m", maxConcurrency: 4, contextLength: 8192, inFlight: 1 },
+      { id: "m", maxConcurrency: 4, contextLength: 8192, inFlight: 1, kinds: [] },
     ]);
     expect(res.sessions[0]?.connectedSinceMs).to.equal(1_764_000_000_000n);
     expect(res.sessions[0]?.latencyMs).to.equal(12.5);

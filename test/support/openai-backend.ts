@@ -49,6 +49,8 @@
 import { EventEmitter, once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { answerCompletions } from "./openai-backend-completions.js";
+import { embeddingsAnswer } from "./openai-backend-embeddings.js";
 import {
   type BackendLogprob,
   backendDirective,
@@ -59,6 +61,8 @@ import {
   promptTextOf,
 } from "./openai-backend-text.js";
 
+export { backendCompletionPieces } from "./openai-backend-completions.js";
+export { backendEmbedding, backendEmbeddingTokens } from "./openai-backend-embeddings.js";
 export {
   backendLogprobs,
   backendTokens,
@@ -310,6 +314,16 @@ export class OpenAIBackend {
         return this.#error(res, rec, 400, "invalid_request_error", "The body must be a JSON object.");
       }
       return this.#chat(rec, body as Record<string, unknown>, res);
+    }
+    if (req.method === "POST" && path === "/v1/completions" && typeof body === "object" && body !== null) {
+      rec.completionTokens = answerCompletions(body as Record<string, unknown>, res);
+      return;
+    }
+    if (req.method === "POST" && path === "/v1/embeddings" && typeof body === "object" && body !== null) {
+      const answer = embeddingsAnswer(body as Record<string, unknown>);
+      rec.outcome = answer.status === 200 ? "completed" : "failed";
+      res.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.json));
+      return;
     }
     return this.#error(res, rec, 404, "not_found", `No route ${req.method} ${path}.`);
   }

@@ -81,7 +81,7 @@ export function session(hotkey: string, over: Partial<MinerSession> = {}): Miner
   return {
     hotkey,
     sessionId: `s-${hotkey.slice(0, 6)}`,
-    models: [{ id: "m", maxConcurrency: 4, contextLength: 8192, inFlight: 0 }],
+    models: [{ id: "m", maxConcurrency: 4, contextLength: 8192, inFlight: 0, kinds: [] }],
     transport: Transport.TRANSPORT_GRPC,
     state: MinerState.MINER_STATE_ACTIVE,
     inFlight: 0,

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import type { ModelKind } from "../../common/request-kinds.js";
 import { listModels, perTokenPrice } from "../../router/api/models.js";
 import { ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { checkEntry, defaultEntry } from "../../router/catalogue/entry.js";
@@ -9,6 +10,7 @@ function session(
   state: SessionView["state"],
   models: [string, number, number][],
   since = 1_700_000_000_000,
+  kinds?: readonly ModelKind[],
 ) {
   return {
     sessionId: id,
@@ -20,6 +22,7 @@ function session(
       maxConcurrency,
       contextLength,
       inFlight: 0,
+      ...(kinds === undefined ? {} : { kinds }),
     })),
     inFlight: 0,
     latencyMs: 0,
@@ -62,6 +65,7 @@ describe("api models listing", () => {
         aliases: [],
         miners: 2,
         max_concurrency: 12,
+        endpoints: ["/v1/chat/completions", "/v1/responses"],
       },
       {
         id: "qwen",
@@ -73,7 +77,24 @@ describe("api models listing", () => {
         aliases: [],
         miners: 1,
         max_concurrency: 2,
+        endpoints: ["/v1/chat/completions", "/v1/responses"],
       },
+    ]);
+  });
+
+  it("lists the endpoints that reach a model: the union of the kinds its active miners offer", () => {
+    const list = listModels(
+      [
+        session("a", "active", [["m", 1, 0]], 1_700_000_000_000, ["completion"]),
+        session("b", "active", [["m", 1, 0]], 1_700_000_000_000, ["chat"]),
+        session("c", "active", [["e", 1, 0]], 1_700_000_000_000, ["embedding"]),
+        session("d", "ghost", [["e", 1, 0]], 1_700_000_000_000, ["chat"]),
+      ],
+      OPEN,
+    );
+    expect(list.map((m) => [m.id, m.endpoints])).to.deep.equal([
+      ["e", ["/v1/embeddings"]],
+      ["m", ["/v1/chat/completions", "/v1/responses", "/v1/completions"]],
     ]);
   });
 

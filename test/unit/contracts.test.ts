@@ -574,7 +574,15 @@ describe("contracts", () => {
               {
                 hotkey: "h",
                 sessionId: "s",
-                models: [{ id: "m", maxConcurrency: 2, contextLength: 8, inFlight: 1 }],
+                models: [
+                  {
+                    id: "m",
+                    maxConcurrency: 2,
+                    contextLength: 8,
+                    inFlight: 1,
+                    kinds: [RequestKind.REQUEST_KIND_EMBEDDING],
+                  },
+                ],
                 transport: Transport.TRANSPORT_WEBSOCKET,
                 state: MinerState.MINER_STATE_GHOST,
                 inFlight: 1,

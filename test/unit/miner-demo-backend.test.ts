@@ -7,7 +7,12 @@ import { type DemoModel, loadDemoModel } from "../../common/demo-model/model.js"
 import { ChatRequest, type DeepPartial, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { type BackendEvent, BackendFailure } from "../../miner/backend/backend.js";
-import { DEMO_MODEL_ID, DemoBackend, type DemoBackendOptions } from "../../miner/backend/demo.js";
+import {
+  DEMO_EMBEDDING_MODEL_ID,
+  DEMO_MODEL_ID,
+  DemoBackend,
+  type DemoBackendOptions,
+} from "../../miner/backend/demo.js";
 
 type Delta = Extract<BackendEvent, { type: "delta" }>;
 
@@ -30,8 +35,11 @@ describe("miner demo backend", () => {
     model = await loadDemoModel();
   });
 
-  it("offers tensorclaw-demo with its context window", async () => {
-    expect(await new DemoBackend().listModels()).to.deep.equal([{ id: DEMO_MODEL_ID, contextLength: 8192 }]);
+  it("offers tensorclaw-demo for chat and completions and tensorclaw-demo-embed for embeddings, with the context window", async () => {
+    expect(await new DemoBackend().listModels()).to.deep.equal([
+      { id: DEMO_MODEL_ID, contextLength: 8192, kinds: ["chat", "completion"] },
+      { id: DEMO_EMBEDDING_MODEL_ID, contextLength: 8192, kinds: ["embedding"] },
+    ]);
     expect(new DemoBackend().description).to.contain("not a real LLM");
   });
 

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { ReplayCache } from "../../common/replay-cache.js";
 import { signHello } from "../../common/signing.js";
-import { type Hello, RejectReason } from "../../gen/tensorclaw/v1/tunnel.js";
+import { type Hello, RejectReason, RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
 import { judgeHello, OFFER_LIMITS, validateOffers } from "../../router/tunnel/hello.js";
 import { throwawayHotkey } from "../support/keys.js";
 
@@ -39,8 +39,29 @@ describe("tunnel hello verdicts", () => {
     expect(v).to.deep.equal({
       ok: true,
       hotkey: key.address,
-      offers: [{ id: "m", maxConcurrency: 2, contextLength: 0 }],
+      offers: [{ id: "m", maxConcurrency: 2, contextLength: 0, kinds: ["chat"] }],
     });
+  });
+
+  it("keeps each offer's kinds: empty is chat only, unknown values dropped, duplicates collapsed", () => {
+    const kinds = (k: RequestKind[]) => {
+      const offers = validateOffers([{ id: "a", maxConcurrency: 1, contextLength: 0, kinds: k }]);
+      if (typeof offers === "string") throw new Error(offers);
+      return offers[0]?.kinds;
+    };
+    expect(kinds([])).to.deep.equal(["chat"]);
+    expect(kinds([RequestKind.REQUEST_KIND_EMBEDDING])).to.deep.equal(["embedding"]);
+    expect(
+      kinds([
+        RequestKind.REQUEST_KIND_EMBEDDING,
+        RequestKind.REQUEST_KIND_CHAT,
+        RequestKind.REQUEST_KIND_EMBEDDING,
+        RequestKind.REQUEST_KIND_COMPLETION,
+      ]),
+    ).to.deep.equal(["chat", "completion", "embedding"]);
+    // A newer peer's kind (and UNSPECIFIED) is ignored, not refused: what is left is kept.
+    expect(kinds([99 as RequestKind, RequestKind.REQUEST_KIND_COMPLETION])).to.deep.equal(["completion"]);
+    expect(kinds([99 as RequestKind, RequestKind.REQUEST_KIND_UNSPECIFIED])).to.deep.equal([]);
   });
 
   it("maps each fault to its RejectReason", () => {

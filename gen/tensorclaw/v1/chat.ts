@@ -25,6 +25,12 @@ export const protobufFileName = "tensorclaw/v1/chat.proto";
  *
  * Strings are UTF-8. JSON-carrying fields hold one complete JSON value encoded
  * as UTF-8 text; an empty string means "absent".
+ *
+ * Some fields are proto3 `optional` (explicit presence: "absent" differs
+ * from 0 or ""), so generating stubs for these files needs protoc 3.15 or
+ * newer (3.12 to 3.14 only with --experimental_allow_proto3_optional), or a
+ * compiler that supports it natively such as buf. This repository generates
+ * with buf 1.x (its own compiler, no protoc) and ts-proto 2.x.
  */
 
 /** Why generation stopped. */

@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { RequestKind, requestKindFromJSON, requestKindToJSON } from "./tunnel.js";
 
 export const protobufPackage = "tensorclaw.v1";
 
@@ -161,6 +162,12 @@ export interface DirectoryModel {
   contextLength: number;
   /** Requests of this model in flight on this tunnel now. */
   inFlight: number;
+  /**
+   * The kinds of request it serves (tunnel.proto, ModelOffer.kinds); empty
+   * means chat only. A probe is a chat request: a validator probes a hotkey
+   * only through a model that serves chat.
+   */
+  kinds: RequestKind[];
 }
 
 /** One open tunnel. */
@@ -364,7 +371,7 @@ export const ListMinersResponse: MessageFns<ListMinersResponse> = {
 };
 
 function createBaseDirectoryModel(): DirectoryModel {
-  return { id: "", maxConcurrency: 0, contextLength: 0, inFlight: 0 };
+  return { id: "", maxConcurrency: 0, contextLength: 0, inFlight: 0, kinds: [] };
 }
 
 export const DirectoryModel: MessageFns<DirectoryModel> = {
@@ -380,6 +387,13 @@ export const DirectoryModel: MessageFns<DirectoryModel> = {
     }
     if (message.inFlight !== 0) {
       writer.uint32(32).uint32(message.inFlight);
+    }
+    if (message.kinds.length !== 0) {
+      writer.uint32(42).fork();
+      for (const v of message.kinds) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -429,6 +443,24 @@ export const DirectoryModel: MessageFns<DirectoryModel> = {
             message.inFlight = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag === 40) {
+              message.kinds.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 42) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.kinds.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -459,6 +491,9 @@ export const DirectoryModel: MessageFns<DirectoryModel> = {
         : isSet(object.in_flight)
         ? globalThis.Number(object.in_flight)
         : 0,
+      kinds: globalThis.Array.isArray(object?.kinds)
+        ? object.kinds.map((e: any) => requestKindFromJSON(e))
+        : [],
     };
   },
 
@@ -476,6 +511,9 @@ export const DirectoryModel: MessageFns<DirectoryModel> = {
     if (message.inFlight !== 0) {
       obj.inFlight = Math.round(message.inFlight);
     }
+    if (message.kinds?.length) {
+      obj.kinds = message.kinds.map((e) => requestKindToJSON(e));
+    }
     return obj;
   },
 
@@ -488,6 +526,7 @@ export const DirectoryModel: MessageFns<DirectoryModel> = {
     message.maxConcurrency = object.maxConcurrency ?? 0;
     message.contextLength = object.contextLength ?? 0;
     message.inFlight = object.inFlight ?? 0;
+    message.kinds = object.kinds?.map((e) => e) || [];
     return message;
   },
 };

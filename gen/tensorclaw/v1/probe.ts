@@ -47,7 +47,19 @@ export const protobufFileName = "tensorclaw/v1/probe.proto";
  * where `router_id` is the value of x-tc-router-id, `method` is the full
  * gRPC method path (for example "/tensorclaw.v1.ProbeService/Probe") and
  * the request message bytes are exactly the serialized protobuf request the
- * client sends.
+ * client sends (for an empty request message, zero bytes). blake2b-256 is
+ * BLAKE2b with a 32-byte digest and no key; hex is lower-case without
+ * prefix (the router recomputes it that way, so an upper-case digest does
+ * not verify). decimal(timestamp_ms) is the x-tc-timestamp-ms value, which
+ * must be plain digits (at most 16) without leading zeros: the router
+ * rebuilds the message from the number. Lines are joined by single "\n"
+ * bytes, with no trailing newline.
+ *
+ * The signature scheme is the one of tunnel.proto, Hello.signature:
+ * Substrate sr25519 with the signing context "substrate", over the raw
+ * message (not wrapped in "<Bytes>...</Bytes>"). The metadata carries the
+ * 64 signature bytes as hex; the router accepts either case and an
+ * optional "0x" there.
  *
  * The router id binds a call to one router: a router that received a call
  * cannot replay it to another within the freshness window. A validator
@@ -1767,6 +1779,16 @@ export const ProbeServiceService = {
    * fewer tokens than the goal is live (an empty one is not). A liveness
    * probe that misses the 8 s goal is cancelled as a user disconnect.
    *
+   * A model that serves no chat (tunnel.proto, ModelOffer.kinds) is probed
+   * with the same words as the kind it serves, shaped like user traffic of
+   * that kind: a CompletionRequest whose one prompt is the messages' texts
+   * joined by blank lines (same sampling fields, `max_tokens`, `stop`,
+   * `user` and `stream`), judged like a chat answer; or else an
+   * EmbeddingRequest with one input per non-empty message, live when its
+   * first vector arrives within 8 s and `ok` only once every vector came
+   * (`content` empty, `completion_tokens` 0). Audits judge chat answers:
+   * a validator audits only models that serve chat (DirectoryModel.kinds).
+   *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
    * ghost state belongs to the hotkey: it covers all of its tunnels,
@@ -1869,6 +1891,16 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    * fewer tokens than the goal is live (an empty one is not). A liveness
    * probe that misses the 8 s goal is cancelled as a user disconnect.
    *
+   * A model that serves no chat (tunnel.proto, ModelOffer.kinds) is probed
+   * with the same words as the kind it serves, shaped like user traffic of
+   * that kind: a CompletionRequest whose one prompt is the messages' texts
+   * joined by blank lines (same sampling fields, `max_tokens`, `stop`,
+   * `user` and `stream`), judged like a chat answer; or else an
+   * EmbeddingRequest with one input per non-empty message, live when its
+   * first vector arrives within 8 s and `ok` only once every vector came
+   * (`content` empty, `completion_tokens` 0). Audits judge chat answers:
+   * a validator audits only models that serve chat (DirectoryModel.kinds).
+   *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
    * ghost state belongs to the hotkey: it covers all of its tunnels,
@@ -1942,6 +1974,16 @@ export interface ProbeServiceClient extends Client {
    * N below 5 the liveness goal is N. An answer that finishes cleanly with
    * fewer tokens than the goal is live (an empty one is not). A liveness
    * probe that misses the 8 s goal is cancelled as a user disconnect.
+   *
+   * A model that serves no chat (tunnel.proto, ModelOffer.kinds) is probed
+   * with the same words as the kind it serves, shaped like user traffic of
+   * that kind: a CompletionRequest whose one prompt is the messages' texts
+   * joined by blank lines (same sampling fields, `max_tokens`, `stop`,
+   * `user` and `stream`), judged like a chat answer; or else an
+   * EmbeddingRequest with one input per non-empty message, live when its
+   * first vector arrives within 8 s and `ok` only once every vector came
+   * (`content` empty, `completion_tokens` 0). Audits judge chat answers:
+   * a validator audits only models that serve chat (DirectoryModel.kinds).
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The

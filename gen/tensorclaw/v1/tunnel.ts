@@ -50,6 +50,11 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  * process frames of a batch in order, as if they had arrived one by one.
  * An empty batch is legal and ignored.
  *
+ * The files of this package (tunnel.proto, chat.proto, probe.proto,
+ * usage.proto, directory.proto) are the whole contract: a peer built from
+ * them and the README interoperates with the reference programs. Compiling
+ * them needs protoc 3.15 or newer (see chat.proto).
+ *
  * # Transports
  *
  * 1. gRPC (HTTP/2): `/tensorclaw.v1.TunnelService/Connect`, on the router's
@@ -73,8 +78,11 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  *    and software version. A miner that does not answer within the challenge's
  *    `hello_timeout_ms` is disconnected.
  * 4. The router answers `Accept` (the session is live) or `Reject` (the
- *    stream is then closed by the router). No other router frame comes before
- *    one of these.
+ *    stream is then closed by the router, see "Closing a tunnel"). No other
+ *    router frame comes before one of these, and the miner sends nothing
+ *    more until it has `Accept`: any frame after the Hello and before
+ *    `Accept` (a second Hello included) closes the tunnel as a protocol
+ *    fault.
  * 5. While live, the router sends `InferenceRequest`, `Cancel`, `Credit`,
  *    `Ping`, `Drain` and `ModelsIgnored`; the miner sends `ResponseChunk`, `Usage`,
  *    `RequestError`, `Pong` and `ModelListUpdate`.
@@ -83,7 +91,54 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  *    when no output reached the user yet).
  *
  * A miner may open several tunnels with the same hotkey, to one router or to
- * several routers; each tunnel is an independent session.
+ * several routers; each tunnel is an independent session (a router caps the
+ * live tunnels of one hotkey, see REJECT_REASON_UNAVAILABLE).
+ *
+ * # Protocol version agreement
+ *
+ * `Challenge.protocol_version` is the version the router speaks and
+ * `Hello.protocol_version` the highest one the miner speaks. The session
+ * speaks the lower of the two; only version 1 exists, so today that is
+ * always 1, and `Accept` does not repeat it. The router refuses a Hello
+ * whose version is below its own (0, the field left unset, included) with
+ * `REJECT_REASON_UNSUPPORTED_VERSION`; a higher version is accepted. A
+ * miner should likewise refuse (close without a Hello) a Challenge whose
+ * version is below the lowest it speaks; the reference miner does.
+ *
+ * # Closing a tunnel
+ *
+ * The side that ends a tunnel says why: the router as the gRPC status of
+ * the call (its `grpc-message` text naming the fault), or on WebSocket as
+ * the close code and close reason (cut to the 123 bytes WebSocket allows).
+ * The router uses exactly these:
+ *
+ *   cause                                       gRPC status          WS code
+ *   Reject BAD_SIGNATURE, STALE, REPLAYED,      PERMISSION_DENIED    1008
+ *     NOT_ADMITTED
+ *   Reject INVALID_HELLO, UNSUPPORTED_VERSION   INVALID_ARGUMENT     1007
+ *   Reject UNAVAILABLE (caps, shutdown,         UNAVAILABLE          1001
+ *     admission check down)
+ *   no Hello within hello_timeout_ms            DEADLINE_EXCEEDED    1008
+ *   max_missed_pongs pings unanswered           DEADLINE_EXCEEDED    1008
+ *   protocol fault: undecodable message,        INVALID_ARGUMENT     1007
+ *     trailing bytes, a frame out of order,
+ *     a second Hello, an invalid
+ *     ModelListUpdate, a WS text message
+ *   message over max_message_bytes              RESOURCE_EXHAUSTED   1009
+ *   Drain finished (nothing left in flight)     OK                   1000
+ *   Drain grace expired, router shutting down   UNAVAILABLE          1001
+ *   a bug in the router                         INTERNAL             1011
+ *
+ * For the Reject rows, the Reject frame comes first, in the same or an
+ * earlier stream message, so a miner can read the reason without the
+ * status. On WebSocket
+ * the router also pings with control frames; when such a pong is missing it
+ * drops the connection without a close frame (the miner sees 1006). A miner
+ * that sees OK or 1000 after a Drain, or UNAVAILABLE / 1001, reconnects
+ * after its backoff (`Drain.reconnect_after_ms`, `Reject.retry_after_ms`
+ * when given); PERMISSION_DENIED / 1008 and INVALID_ARGUMENT / 1007 mean a
+ * fix is needed first (key, clock, registration, code), so retrying at
+ * once is pointless.
  *
  * # Request lifecycle
  *
@@ -103,19 +158,34 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  *
  * HTTP/2 and TCP flow control act on the whole tunnel, so one slow user would
  * stall every request sharing it. TensorClaw therefore adds a per-request
- * credit, counted in bytes of `ResponseChunk` payload (the UTF-8 length of
- * `content_delta` and `reasoning_delta`, plus the UTF-8 lengths of every
- * `ToolCallDelta` string field and of every `token` string in `logprobs`,
- * alternatives included, and of `system_fingerprint`, plus 4 bytes per value
- * of every vector in `embeddings`). `InferenceRequest.initial_credit_bytes`
- * is the starting credit; each
- * `Credit` frame adds to it. A miner must not send chunk payload beyond its
- * credit; it holds the rest (and should stop reading its backend) until more
- * credit arrives. A chunk whose payload alone exceeds the remaining credit
- * may be sent only when the remaining credit is at least the initial credit
- * (nothing is outstanding), so one large chunk can never deadlock. The router
- * fails a request whose miner overruns its credit with
- * `REQUEST_ERROR_CODE_PROTOCOL`.
+ * credit, counted in bytes of `ResponseChunk` payload. A chunk costs the sum
+ * of:
+ *
+ * - the UTF-8 length of `content_delta` and of `reasoning_delta`;
+ * - the UTF-8 length of each string field of each `ToolCallDelta` (`id`,
+ *   `type`, `function_name`, `arguments_delta`);
+ * - the UTF-8 length of the `token` string of every `logprobs` entry and of
+ *   every one of its `top_logprobs` alternatives;
+ * - the UTF-8 length of `system_fingerprint`;
+ * - 4 bytes per value of every vector in `embeddings`.
+ *
+ * Nothing else costs credit: not `request_id`, `choice_index`,
+ * `finish_reason`, `ToolCallDelta.index`, the `logprob` numbers, nor
+ * protobuf framing. So a
+ * chunk with only empty strings is free; the router therefore also holds at
+ * most `initial_credit_bytes + 256` chunks of a request that it has not yet
+ * passed on to the user, and one more is an overrun as well.
+ *
+ * `InferenceRequest.initial_credit_bytes` is the starting credit; each
+ * `Credit` frame adds to it (the router returns credit as the user reads,
+ * in steps of about half the initial credit). A miner must not send chunk
+ * payload beyond its credit; it holds the rest (and should stop reading its
+ * backend) until more credit arrives. A chunk whose payload alone exceeds
+ * the remaining credit may be sent only when the remaining credit is at
+ * least the initial credit (nothing is outstanding), so one large chunk can
+ * never deadlock. The router fails a request whose miner overruns its
+ * credit with `REQUEST_ERROR_CODE_PROTOCOL` (and sends `Cancel`); the
+ * tunnel stays open.
  *
  * # Liveness
  *
@@ -132,8 +202,38 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  * `Hello` first, or a second `Hello`) closes the tunnel: on gRPC with
  * status `INVALID_ARGUMENT` (or `RESOURCE_EXHAUSTED` for size), on WebSocket
  * with close code 1007 (invalid data) or 1009 (message too big), the reason
- * text naming the fault. A bad *request* (backend error, timeout, unknown
- * model) fails only that request through `RequestError`.
+ * text naming the fault (see "Closing a tunnel"). A bad *request* (backend
+ * error, timeout, unknown model) fails only that request through
+ * `RequestError`.
+ *
+ * # Routing: no queue, failover only before output
+ *
+ * The router never queues a request. It sends a request only to a tunnel
+ * with a free slot (ModelOffer.max_concurrency); when no miner of the model
+ * has one, the user gets HTTP 503 at once, with a `retry-after` header
+ * (2 s by default), and no miner hears of it.
+ *
+ * When a miner fails a request before the router relayed any chunk of it,
+ * the router tries another miner of the model (another hotkey, at most 3
+ * attempts per model in all, within the request's own deadline), then the
+ * user's fallback models (OpenRouter `models`). That covers every
+ * RequestError code but `REQUEST_ERROR_CODE_INVALID_REQUEST`, and a tunnel
+ * that closes with the request in flight. An INVALID_REQUEST is the
+ * backend refusing the request itself. The router asks for a second
+ * opinion: exactly one other miner of the model, when there is one. If that
+ * miner serves the request, the refusal counts against the miner that made
+ * it as a failure before output (so refusing is no free way to decline
+ * work); if it refuses too, or no other miner can take the request, the
+ * first refusal is relayed to the user (see RequestError.http_status) and
+ * counts against nobody. Once any chunk was relayed (streamed to the user, or
+ * taken into a non-streamed answer) nothing is retried: a later failure
+ * ends the answer for the user. What the user gets when every attempt
+ * failed comes from the last failure: OVERLOADED or MODEL_UNAVAILABLE
+ * become 503 `no_capacity` (with `retry-after`), TIMEOUT 504, any other
+ * code (or a closed tunnel) 502. Each failed attempt but an INVALID_REQUEST
+ * that nobody overruled, or the user's own cancel, counts against the
+ * miner's success rate
+ * (usage.proto, ModelUsage) and earns nothing.
  */
 
 /** A kind of inference request (which field of InferenceRequest is set). */
@@ -194,11 +294,21 @@ export enum RejectReason {
   REJECT_REASON_BAD_SIGNATURE = 1,
   /** REJECT_REASON_STALE - The timestamp is outside the freshness window (check the clock). */
   REJECT_REASON_STALE = 2,
-  /** REJECT_REASON_REPLAYED - This hello was already used. */
+  /**
+   * REJECT_REASON_REPLAYED - This hello was already used. The router remembers every Hello signature
+   * that verified, for the freshness window, and refuses one it saw before.
+   * It is checked after the signature, which covers this stream's fresh
+   * nonce, so a Hello copied from another stream fails first as
+   * BAD_SIGNATURE (or STALE): in practice this reason is never sent; it
+   * only guards against a router nonce ever repeating.
+   */
   REJECT_REASON_REPLAYED = 3,
   /** REJECT_REASON_NOT_ADMITTED - The hotkey is not admitted (not registered on the subnet, banned). */
   REJECT_REASON_NOT_ADMITTED = 4,
-  /** REJECT_REASON_UNSUPPORTED_VERSION - No common protocol version. */
+  /**
+   * REJECT_REASON_UNSUPPORTED_VERSION - No common protocol version: Hello.protocol_version is below the
+   * router's (see "Protocol version agreement").
+   */
   REJECT_REASON_UNSUPPORTED_VERSION = 5,
   /** REJECT_REASON_INVALID_HELLO - The hello is malformed (bad hotkey, invalid model offer). */
   REJECT_REASON_INVALID_HELLO = 6,
@@ -485,7 +595,20 @@ export interface Hello {
    *
    * where hex is lower-case without prefix and `nonce`, `router_id` come
    * from the Challenge, once the miner has checked `router_id` is the router
-   * it expects (see Challenge.router_id). The router refuses a hello whose signature does not
+   * it expects (see Challenge.router_id). decimal(timestamp_ms) is the same
+   * number as the `timestamp_ms` field, in base 10 without sign, leading
+   * zeros or separators; `hotkey` is exactly the `hotkey` field. The lines
+   * are joined by single "\n" (0x0a) bytes, with no trailing newline.
+   *
+   * The scheme is Substrate's sr25519 (schnorrkel) with the signing context
+   * "substrate", the one polkadot-js (`pair.sign`, @polkadot/util-crypto
+   * `sr25519Sign`), substrate-interface (`Keypair.sign`) and the Rust
+   * `sp_core::sr25519::Pair::sign` use. The message is signed raw: it is NOT
+   * wrapped in "<Bytes>...</Bytes>" as browser wallets' `signRaw` does, and
+   * a signature over the wrapped text does not verify. It is the 64-byte
+   * signature itself in this field (no hex, no 0x, no type prefix byte).
+   *
+   * The router refuses a hello whose signature does not
    * verify, whose nonce is not the one it sent on this stream, or whose
    * timestamp is outside its freshness window (30 s by default).
    */
@@ -553,6 +676,23 @@ export interface Reject {
 
 /**
  * Serve one chat completion.
+ *
+ * # What passes a probe
+ *
+ * The full rule is in probe.proto (ProbeService.Probe); for a miner it
+ * comes to this. A liveness probe passes when the router has relayed the
+ * first 5 tokens of the answer within 8 s of sending the InferenceRequest,
+ * with no RequestError before them; it is then cancelled like a user
+ * disconnect. Tokens are the router's own count (its tokenizer for the
+ * model, over content, reasoning and tool-call text), never the miner's
+ * Usage; a shorter answer that finishes cleanly (Usage frame) and is not
+ * empty also passes. An audit probe is not cut: it passes when, besides,
+ * the whole answer finishes cleanly within `deadline_ms`, and validators
+ * then judge its text against the model. A failed probe makes the hotkey
+ * a ghost on that router (no user traffic on any of its tunnels) until a
+ * later probe passes. So a miner streams tokens as its backend produces
+ * them (it never buffers a whole answer), answers every Ping, and fails
+ * only what it cannot serve.
  *
  * # Probes look like users
  *
@@ -785,12 +925,29 @@ export interface ResponseChunk {
 /**
  * Terminal frame of a successful request: the token counts.
  *
- * The router checks these numbers against what it relayed: credited
- * completion tokens never exceed what the relayed chunk bytes could hold, and
- * credited prompt tokens never exceed what the prompt could hold, and no
- * choice is credited beyond the request's completion ceiling (ChatRequest.
- * max_tokens). Inflated counts are clamped, never trusted. For `n` choices,
- * the counts cover all of them.
+ * For `n` choices, the counts cover all of them. They are claims: the
+ * router credits (and bills the user) at most what it can check itself.
+ * It counts the prompt it sent and the answer it relayed (content,
+ * reasoning, tool-call names and arguments of every choice) with the
+ * model's catalogue tokenizer, and credits
+ *
+ *   prompt     = min(prompt_tokens, counted_prompt + 8 * messages + 16)
+ *   completion = min(completion_tokens,
+ *                    sum over choices of min(counted_choice + 1, ceiling + 1))
+ *
+ * where the 8 per message, 16 per request and 1 per choice stand for the
+ * chat template's special tokens, which the router cannot see, and the
+ * ceiling is the smaller of the request's `max_tokens` and
+ * `max_completion_tokens`, else the model's context length, else the
+ * router's default. Until the tokenizer is loaded, bytes stand in for
+ * tokens: the prompt's UTF-8 bytes, and the relayed answer bytes (see
+ * "Flow control", without logprobs, fingerprint or vectors). A request
+ * that ends without a Usage frame (cancelled by the user) is credited the
+ * router's own count of what was relayed (before the tokenizer is loaded,
+ * one token per 4 bytes); a failed request, or a cancelled one that
+ * relayed nothing, credits nothing. So inflated counts earn nothing, and
+ * an honest miner loses nothing by reporting its backend's counts as they
+ * are (usage.proto, ModelUsage).
  */
 export interface Usage {
   /** The request that finished. */

@@ -108,7 +108,9 @@ export interface MinerUsage {
  * counts the prompt it sent and the completion it relayed with the model's
  * catalogue tokenizer, and credits the lesser of the miner's own report and
  * that count plus a small chat-template allowance (8 tokens per message and
- * 16 per request for the prompt, 1 for the completion). A request that
+ * 16 per request for the prompt, 1 per choice for the completion), each
+ * choice capped at the request's completion ceiling (tunnel.proto, Usage,
+ * states the exact rule). A request that
  * failed — before output, after output, or cut by its deadline — credits
  * nothing; one the user cancelled credits what was relayed before the
  * cancel; a request retried on another miner credits only the miner that
@@ -141,7 +143,11 @@ export interface ModelUsage {
    * User-request outcomes of this miner for this model in the window, one
    * per attempt that reached the miner. Success rate = served / (served +
    * failed_before_output + failed_after_output + deadline_cut); user cancels
-   * count on neither side; with no outcome recorded the rate is 1. Zero in
+   * and requests the backend refused as invalid (RequestError
+   * REQUEST_ERROR_CODE_INVALID_REQUEST) count on neither side, unless
+   * another miner then served the request: such a refusal counts as
+   * failed_before_output (tunnel.proto, Routing); with no
+   * outcome recorded the rate is 1. Zero in
    * reports of older routers.
    *
    * Attempts that finished with a complete answer.
@@ -149,7 +155,7 @@ export interface ModelUsage {
   served: bigint;
   /**
    * Attempts that failed before any output reached the user (the router
-   * retried another miner when it could).
+   * retried another miner when it could: tunnel.proto, "Routing").
    */
   failedBeforeOutput: bigint;
   /**
