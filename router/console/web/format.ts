@@ -41,6 +41,14 @@ export function since(tMs: number, nowMs = Date.now()): string {
   return `${Math.floor(s / 86_400)} d`;
 }
 
+/** A moment as a time of day (a date when older than a day): it stays true while a page is open. */
+export function moment(tMs: number, nowMs = Date.now()): string {
+  const d = new Date(tMs);
+  return nowMs - tMs < 86_400_000
+    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleDateString();
+}
+
 /** A hotkey shortened for a table cell (the full one is in the link's title and on its page). */
 export function shortKey(hotkey: string): string {
   return hotkey.length > 16 ? `${hotkey.slice(0, 8)}…${hotkey.slice(-6)}` : hotkey;

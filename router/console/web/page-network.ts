@@ -1,7 +1,7 @@
 import type { NetworkBody } from "../console-types.js";
 import { getJson } from "./api.js";
 import { h, link, note, replace, stat, table } from "./dom.js";
-import { count, ms, percent, perMillion, shortKey, since } from "./format.js";
+import { count, moment, ms, percent, perMillion, shortKey } from "./format.js";
 import type { Page } from "./page.js";
 
 /** How often the page asks again (the issue asks for at most 5 s). */
@@ -18,7 +18,13 @@ export const networkPage: Page = (main) => {
   let stopped = false;
   const controller = new AbortController();
 
+  let drawn = "";
   const draw = (n: NetworkBody) => {
+    updated.textContent = `Updated ${new Date(n.generated_at_ms).toLocaleTimeString()} · refreshes every ${POLL_MS / 1000} s`;
+    // Redrawn only when a figure changed: a redraw replaces the links, and with them the keyboard focus.
+    const signature = JSON.stringify({ ...n, generated_at_ms: 0 });
+    if (signature === drawn) return;
+    drawn = signature;
     const c = n.miner_counts;
     const tokens = n.models.reduce(
       (s, m) => s + m.traffic_24h.prompt_tokens + m.traffic_24h.completion_tokens,
@@ -57,7 +63,7 @@ export const networkPage: Page = (main) => {
         ? note("No miner is connected.")
         : table(
             "Miners",
-            ["Hotkey", "State", "Tunnels", "Models", "Connected", "Tokens 24 h", "Success"],
+            ["Hotkey", "State", "Tunnels", "Models", "Connected since", "Tokens 24 h", "Success"],
             n.miners.map((m) => {
               const a = link(`/miners/${encodeURIComponent(m.hotkey)}`, shortKey(m.hotkey));
               a.title = m.hotkey;
@@ -66,14 +72,13 @@ export const networkPage: Page = (main) => {
                 h("span", { class: `badge ${m.state}` }, m.state),
                 m.tunnels,
                 m.models.join(", "),
-                since(m.connected_since_ms),
+                moment(m.connected_since_ms),
                 count(m.traffic_24h.prompt_tokens + m.traffic_24h.completion_tokens),
                 percent(m.traffic_24h.success_rate),
               ];
             }),
           ),
     );
-    updated.textContent = `Updated ${new Date(n.generated_at_ms).toLocaleTimeString()} · refreshes every ${POLL_MS / 1000} s`;
   };
 
   const poll = async () => {
