@@ -34,6 +34,8 @@ describe("web console in a real browser", function () {
   let context: BrowserContext;
   let page: Page;
   const problems: string[] = [];
+  /** Console lines a test expects (Chromium logs every error answer of a fetch as an error). */
+  const expected: RegExp[] = [];
 
   before(async () => {
     await mkdir(ARTIFACTS, { recursive: true });
@@ -53,8 +55,9 @@ describe("web console in a real browser", function () {
   });
   afterEach(function () {
     // Aborted polls of a page left behind are not failures; anything else is.
-    const real = problems.filter((p) => !p.includes("net::ERR_ABORTED"));
+    const real = problems.filter((p) => !p.includes("net::ERR_ABORTED") && !expected.some((e) => e.test(p)));
     problems.length = 0;
+    expected.length = 0;
     if (this.currentTest?.state === "passed") expect(real, "browser console").to.deep.equal([]);
   });
 
@@ -199,6 +202,19 @@ describe("web console in a real browser", function () {
     await page.locator(".msg.assistant .meta", { hasText: "Stopped" }).waitFor();
     expect(await stop.isDisabled()).to.equal(true);
     await net.markup.miner.until(() => net.markup.miner.cancels.length > before);
+  });
+
+  it("a miner's error text is shown as text in the Playground", async () => {
+    await open("/playground", "#pg-model:has(option)");
+    await page.selectOption("#pg-model", MARKUP_MODEL);
+    expected.push(/status of 400 \(Bad Request\)/);
+    await page.fill("#pg-prompt", "please fail");
+    await page.click("text=Send");
+    const error = page.locator(".msg.assistant .note.error");
+    await error.waitFor();
+    expect(await error.textContent()).to.contain("<img/src/onerror=");
+    expect(await page.locator("img").count()).to.equal(0);
+    expect(await page.evaluate("typeof window.__consoleXss")).to.equal("undefined");
   });
 
   it("Docs shows this router's real base URL; every page passes the browser's checks", async () => {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
+import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { ApiKeys, FileApiKeyStore } from "../../router/api/keys.js";
 import { EmbeddedBilling } from "../../router/billing/embedded.js";
 import { MICROS_PER_USD } from "../../router/billing/money.js";
@@ -34,6 +35,9 @@ export const PRICE_COMPLETION = 20;
  * whitespace, such as `<img src=x onerror=...>`, at all.
  */
 export const MARKUP_MODEL = "<img/src/onerror=window.__consoleXss=1>";
+
+/** An error text the markup miner sends back: markup again, for the page to show as text. */
+export const MARKUP_ERROR = "bad prompt <img/src/onerror=window.__consoleXss=2>";
 
 /** What the priced miner answers (one chunk per scheduling turn, so it streams). */
 export const ANSWER_CHUNKS = ["Hello", " from", " the", " console", " miner."];
@@ -118,9 +122,20 @@ export async function startConsoleNetwork(opts: ConsoleNetworkOptions = {}): Pro
     };
     const honest = (): RequestPlan => ({ chunks: ANSWER_CHUNKS, end: { usage: [12, ANSWER_CHUNKS.length] } });
     const priced = await connect("grpc", PRICED_MODEL, opts.plan ?? honest);
-    // The markup miner also stalls on request, for the Stop button.
+    // The markup miner also stalls on request, for the Stop button, and fails with markup for an error's text.
     const markup = await connect("ws", MARKUP_MODEL, (p) =>
-      p.includes("hang") ? { chunks: ["partial"], end: "hang" } : honest(),
+      p.includes("hang")
+        ? { chunks: ["partial"], end: "hang" }
+        : p.includes("fail")
+          ? {
+              chunks: [],
+              end: {
+                error: RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
+                message: MARKUP_ERROR,
+                httpStatus: 400,
+              },
+            }
+          : honest(),
     );
     return {
       router: started,
