@@ -221,6 +221,45 @@ function startupRows(j: unknown): ReportRow[] {
   ];
 }
 
+function consoleRows(j: unknown): ReportRow[] {
+  const spreadPeers = (path: string) => [
+    { label: "p90", value: num(j, `${path}.p90Ms`), unit: "ms" },
+    { label: "min", value: num(j, `${path}.minMs`), unit: "ms" },
+  ];
+  return [
+    // Issue 19: "total transfer for a page <= 200 KB".
+    row("web console: page + assets sent, gzipped", num(j, "pageWeight.bytes"), "B", atMost(200 * 1024)),
+    row(
+      "web console, cold cache: first contentful paint",
+      num(j, "cold.firstContentfulPaint.medianMs"),
+      "ms",
+      undefined,
+      spreadPeers("cold.firstContentfulPaint"),
+    ),
+    row(
+      "web console, cold cache: Network figures drawn",
+      num(j, "cold.figuresDrawn.medianMs"),
+      "ms",
+      undefined,
+      spreadPeers("cold.figuresDrawn"),
+    ),
+    row(
+      "web console, warm cache: Network figures drawn",
+      num(j, "warm.figuresDrawn.medianMs"),
+      "ms",
+      undefined,
+      spreadPeers("warm.figuresDrawn"),
+    ),
+    row(
+      "web console: esbuild bundle at router start-up",
+      num(j, "build.medianMs"),
+      "ms",
+      undefined,
+      spreadPeers("build"),
+    ),
+  ];
+}
+
 /** Every benchmark `npm run bench` runs, in order. */
 export const BENCHES: readonly BenchSpec[] = [
   {
@@ -260,5 +299,15 @@ export const BENCHES: readonly BenchSpec[] = [
     script: "bench/startup.ts",
     summary: "CLI start: every --help, and the router until it serves; warm compile cache, one cold figure",
     rows: startupRows,
+  },
+  {
+    name: "console",
+    script: "bench/console.ts",
+    summary:
+      "web console in headless chromium: page weight, time to first render (cold and warm), bundle build",
+    rows: consoleRows,
+    notes: [
+      "Times are from navigation start in the page (performance.now), against the router in the same process with no miners; the figures are drawn once /api/v1/network has answered.",
+    ],
   },
 ];

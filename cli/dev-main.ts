@@ -120,6 +120,7 @@ function banner(
     "",
     "TensorClaw local network is up.",
     `  OpenAI API   ${base}   API key: ${key}`,
+    `  Web console  http://127.0.0.1:${http}/   (network, playground, account: paste the key there)`,
     `  gRPC         127.0.0.1:${grpc}  (Probe, UsageReport, MinerDirectory, health, reflection)`,
     ...miners.map(
       (m, i) => `  miner ${i + 1}      ${m}  (${i === 0 ? "WebSocket" : "gRPC"}, backend ${cfg.backend})`,

@@ -29,6 +29,8 @@ export interface RouterConfig {
   publicDirectory: boolean;
   openCatalogue: boolean;
   countFreeTraffic: boolean;
+  /** `--no-console`: no web console at `/` and none of its endpoints (router/console). */
+  noConsole: boolean;
   readyWithoutMiners: boolean;
   bucketS: number;
   retentionS: number;
@@ -71,6 +73,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   publicDirectory: false,
   openCatalogue: false,
   countFreeTraffic: false,
+  noConsole: false,
   readyWithoutMiners: false,
   bucketS: DEFAULT_LEDGER_OPTIONS.bucketMs / 1000,
   retentionS: DEFAULT_LEDGER_OPTIONS.retentionMs / 1000,
@@ -168,6 +171,13 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     description:
       "Dev setting: free traffic (unmetered keys, free models) earns business points like paid traffic; " +
       "without it only paid tokens earn. GetUsage says which.",
+  },
+  noConsole: {
+    flag: "no-console",
+    kind: "bool",
+    description:
+      "Serve no web console: no page at / and none of its endpoints (/api/v1/network, " +
+      "/api/v1/models/<id>/stats, /api/v1/miners/<hotkey>, /api/v1/key/activity).",
   },
   readyWithoutMiners: {
     flag: "ready-without-miners",

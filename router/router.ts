@@ -33,6 +33,7 @@ import { FileCatalogueStore } from "./catalogue/store-file.js";
 import { RedisCatalogueStore } from "./catalogue/store-redis.js";
 import { CatalogueWatcher } from "./catalogue/watcher.js";
 import { corsOrigins, type RouterConfig } from "./config.js";
+import { startConsole } from "./console/console-start.js";
 import { EmbeddedLedger } from "./ledger/embedded.js";
 import type { UsageLedger } from "./ledger/ledger.js";
 import { DEFAULT_LEDGER_PREFIX, LEDGER_REDIS_OPTIONS, RedisLedger } from "./ledger/redis.js";
@@ -354,8 +355,27 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
         : ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false);
     const grpcPort = await bindGrpc(grpcServer, cfg.host, cfg.grpcPort, grpcCreds);
 
-    // HTTP: Business API, health, readiness, metrics, WebSocket tunnel.
-    const handler = createApiHandler({ ...deps, trafficShape });
+    // HTTP: Business API, health, readiness, metrics, WebSocket tunnel, web console.
+    const webConsole = cfg.noConsole
+      ? undefined
+      : startConsole({
+          hub,
+          routing,
+          verdicts,
+          ledger,
+          catalogue: () => catalogue.current,
+          logger,
+          keys: deps.keys,
+          limiter: deps.limiter,
+          billing,
+          // Each key's deposit address, when this router credits deposits (startRouterDeposits' condition).
+          depositMnemonic: deposits === undefined ? undefined : cfg.treasuryMnemonic,
+        });
+    const handler = createApiHandler({
+      ...deps,
+      trafficShape,
+      ...(webConsole === undefined ? {} : { console: webConsole.routes }),
+    });
     const httpServer =
       tls === undefined
         ? createHttpServer(handler)
@@ -385,6 +405,8 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
         }),
     );
     const httpPort = await listenHttp(httpServer, cfg.host, cfg.httpPort);
+    // Bundled once the router listens, so that it never delays serving.
+    webConsole?.build();
     logger.info(
       { httpPort, grpcPort, ledger: redis === undefined ? "embedded" : "redis", routerId: cfg.routerId },
       "router listening",

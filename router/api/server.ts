@@ -54,6 +54,16 @@ export interface ApiDeps extends ChatDeps {
   readonly corsOrigins?: CorsOrigins;
   /** Requests one key may have in progress (`--max-concurrent-per-key`; 0: no cap). */
   readonly maxConcurrentPerKey?: number;
+  /**
+   * The web console's routes (router/console), asked first with the path;
+   * undefined when the path is not theirs. Absent with `--no-console`.
+   */
+  readonly console?: (
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    path: string,
+  ) => Promise<number | undefined>;
 }
 
 /** Methods each path answers; any other method gets 405 with `allow`. */
@@ -229,6 +239,8 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     const path = raw.startsWith(OPENROUTER_PREFIX) ? raw.slice(4) : raw;
     const method = req.method ?? "GET";
     if (method === "OPTIONS") return answerPreflight(req, res, deps.corsOrigins, id);
+    const page = await deps.console?.(req, res, id, raw);
+    if (page !== undefined) return page;
     const api = POST_ROUTES.get(path);
     const kind = KIND_ROUTES.get(path);
     if (api !== undefined || kind !== undefined) {

@@ -1,5 +1,16 @@
 import { DEFAULT_ENCODING, type EncodingName, type Encodings } from "../../common/tokens/encodings.js";
+import { checkModelId } from "../ledger/ledger.js";
 import { type CatalogueEntry, defaultEntry } from "./entry.js";
+
+/** Whether `name` is a model id an operator could give (what `checkModelId` accepts). */
+function isModelId(name: string): boolean {
+  try {
+    checkModelId(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * An immutable snapshot of the operator's model catalogue, as the router
@@ -53,6 +64,10 @@ export class ModelCatalogue {
     if (e !== undefined || !this.open) return e;
     let s = this.#synthetic.get(name);
     if (s === undefined) {
+      // A name no operator could give a model (whitespace, control characters, too long) is not
+      // routable. It comes from a miner's offer or a user's request: refusing it must not throw,
+      // since an offer is applied outside any request's error handling (a throw there ends the process).
+      if (!isModelId(name)) return undefined;
       s = defaultEntry(name);
       // Bounded: names come from miners' offers and users' requests.
       if (this.#synthetic.size >= MAX_SYNTHETIC) this.#synthetic.clear();

@@ -50,6 +50,12 @@ describe("tensorclaw dev (quick start)", function () {
       "stdout",
     );
     const [, baseURL, apiKey] = m as unknown as [string, string, string];
+    // The web console's address is printed beside the API's, and serves the page.
+    const consoleUrl = /Web console\s+(http:\/\/127\.0\.0\.1:\d+\/)\s/.exec(dev.stdout)?.[1];
+    expect(consoleUrl, "console URL in the banner").to.equal(baseURL.replace(/v1$/, ""));
+    const page = await fetch(consoleUrl as string);
+    expect(page.status).to.equal(200);
+    expect(page.headers.get("content-type")).to.equal("text/html; charset=utf-8");
 
     const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 10_000 });
     const r = await client.chat.completions.create({
