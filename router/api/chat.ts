@@ -9,14 +9,14 @@ import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { CatalogueEntry } from "../catalogue/entry.js";
 import type { ApiMetrics } from "../metrics.js";
 import type { RoutingBook } from "../routing/book.js";
-import { carriesToken } from "../routing/first-token.js";
 import { modelOffered } from "../routing/picker.js";
 import type { TrafficShapeRecorder } from "../services/traffic-shape.js";
-import type { InferenceCall, TunnelDispatcher } from "../tunnel/types.js";
+import type { TunnelDispatcher } from "../tunnel/types.js";
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
 import type { UsageOutcome, UsageSink } from "../usage/event.js";
 import type { AccessRecord } from "./access-log.js";
 import { AttemptLoop, type AttemptState } from "./attempt-loop.js";
+import { relayToSink } from "./attempt-relay.js";
 import {
   HOLD_TTL_MARGIN_MS,
   KeyBilling,
@@ -40,18 +40,18 @@ import {
   withFirstModel,
   withinMaxPrice,
 } from "./openrouter-request.js";
-import { applyReservation } from "./rate-limit-headers.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
 import {
+  admitKey,
   closeRequest,
   countedRequest,
+  type Incoming,
   openRequest,
-  reconcileReservation,
   refusedForCapacity,
 } from "./request-frame.js";
 import { parseResponsesBody, parseResponsesChat, type ResponsesEcho } from "./responses-request.js";
 import { ResponsesJsonSink, ResponsesSseSink } from "./responses-sink.js";
-import { type Attempt, upstreamError } from "./upstream.js";
+import type { Attempt } from "./upstream.js";
 
 /** Tuning of the chat endpoint. */
 export interface ChatOptions {
@@ -169,19 +169,14 @@ export class ChatEndpoint {
     access: AccessRecord = {},
     api: ChatApi = "chat",
   ): Promise<number> {
-    return countedRequest(this.deps, (label) => this.serve(req, res, requestId, caller, label, access, api));
+    return countedRequest(this.deps, (label) =>
+      this.serve({ req, res, requestId, caller, access }, label, api),
+    );
   }
 
-  private async serve(
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    caller: Caller,
-    label: { model: string },
-    access: AccessRecord,
-    api: ChatApi,
-  ): Promise<number> {
+  private async serve(inc: Incoming, label: { model: string }, api: ChatApi): Promise<number> {
     const d = this.deps;
+    const { req, res, requestId, caller, access } = inc;
     const startedAtMs = d.clock();
     const raw = parseJson(await readBody(req, d.options.maxBodyBytes));
     // The Responses API is a translation: from here on it is a chat request like any other.
@@ -210,20 +205,13 @@ export class ChatEndpoint {
     let billing: RequestBilling | undefined;
     let countedPrompt: RequestState["countedPrompt"];
     if (key !== undefined) {
-      const r = await d.limiter.reserve(key.id, key.limits, reserved, startedAtMs);
-      // OpenAI's x-ratelimit-* headers, merged into whatever response this request gets.
-      applyReservation(res, key.limits, r);
-      reservation = r.reservation;
-      if (this.billing !== undefined) {
-        try {
-          const b = await this.bill(this.billing, key.id, parsed, entries, startedAtMs);
-          billing = app === undefined ? b.billing : { ...b.billing, app };
-          countedPrompt = b.countedPrompt;
-        } catch (err) {
-          // Refused (402) or not billable now (503): the reservation is given back whole.
-          reconcileReservation(d, reservation, 0, requestId);
-          throw err;
-        }
+      const kb = this.billing;
+      const hold = kb && (() => this.bill(kb, key.id, parsed, entries, startedAtMs));
+      const admitted = await admitKey(d, res, key, reserved, requestId, startedAtMs, hold);
+      reservation = admitted.reservation;
+      if (admitted.held !== undefined) {
+        billing = app === undefined ? admitted.held.billing : { ...admitted.held.billing, app };
+        countedPrompt = admitted.held.countedPrompt;
       }
     }
     // Accepted user requests only: probes never pass through here, so validators copy users, not themselves.
@@ -434,7 +422,10 @@ export class ChatEndpoint {
       kind: "chat",
       work: "",
       body: () => st.parsed.chat,
-      relay: (call) => this.attempt(st, call, sink, loop),
+      relay: (call) =>
+        relayToSink(st, call, sink, loop, st.parsed.model, this.deps.options.noCapacityRetryAfterMs, (c) => {
+          if (c.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED) st.finishReason = c.finishReason;
+        }),
       outputSent: () => sink.chunks > 0,
     });
     try {
@@ -469,38 +460,6 @@ export class ChatEndpoint {
       const prices = pricesOf(entry);
       st.billing = { ...b, prices, paid: b.metered && priced(prices) };
     }
-  }
-
-  /** Relays one miner's answer into `sink`; says whether another miner may be tried. */
-  private async attempt(
-    st: RequestState,
-    call: InferenceCall,
-    sink: ChatSink,
-    loop: AttemptLoop,
-  ): Promise<Attempt> {
-    for await (const ev of call.events) {
-      if (ev.type === "chunk") {
-        // TTFT counts the first chunk carrying a real token, not an empty one.
-        if (carriesToken(ev.chunk)) loop.firstToken(st.parsed.model);
-        if (ev.chunk.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED) {
-          st.finishReason = ev.chunk.finishReason;
-        }
-        let taken = sink.chunk(ev.chunk);
-        if (taken !== true && taken !== false) taken = await taken;
-        if (!taken) call.cancel("client disconnected");
-      } else if (ev.type === "usage") {
-        st.reported = ev;
-        return { kind: "done" };
-      } else {
-        if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-        const u = upstreamError(ev, this.deps.options.noCapacityRetryAfterMs);
-        // Output already reached the user: another miner must not start over (and this one earns nothing).
-        return sink.chunks === 0 && u.retry
-          ? { kind: "retry", error: u.error }
-          : { kind: "failed", error: u.error };
-      }
-    }
-    return { kind: sink.chunks === 0 ? "retry" : "failed", error: new TensorClawError("upstream_error") };
   }
 
   /** The credited usage of a request, computed once. */

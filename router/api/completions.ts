@@ -1,13 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { TensorClawError } from "../../common/errors.js";
 import { DEFAULT_ENCODING, type TokenCount } from "../../common/tokens/encodings.js";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
-import { carriesToken } from "../routing/first-token.js";
-import type { InferenceCall } from "../tunnel/types.js";
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
 import type { UsageOutcome } from "../usage/event.js";
 import type { AccessRecord } from "./access-log.js";
 import { AttemptLoop, type AttemptState } from "./attempt-loop.js";
+import { relayToSink } from "./attempt-relay.js";
 import type { Caller, ChatDeps } from "./chat.js";
 import type { KeyBilling, RequestBilling } from "./chat-billing.js";
 import type { ChatSink } from "./chat-sinks.js";
@@ -15,19 +13,18 @@ import { handOffUsage } from "./chat-usage.js";
 import { type ParsedCompletionRequest, parseCompletionBody } from "./completions-request.js";
 import { CompletionJsonSink, CompletionSseSink } from "./completions-sinks.js";
 import { completionCredit, completionPromptSize, completionWorstCase } from "./completions-usage.js";
-import { parseJson, readBody } from "./http.js";
-import { applyReservation } from "./rate-limit-headers.js";
 import type { Reservation } from "./rate-limiter.js";
 import {
+  admitKey,
   closeRequest,
   countedRequest,
-  existingModel,
+  type Incoming,
   openRequest,
-  reconcileReservation,
+  readOneModelRequest,
   refusedForCapacity,
 } from "./request-frame.js";
 import { holdForModel } from "./request-hold.js";
-import { type Attempt, upstreamError } from "./upstream.js";
+import type { Attempt } from "./upstream.js";
 
 /** A chat request standing in where the usage hand-off wants one: completions pass their credit in. */
 const NO_CHAT = ChatRequest.fromPartial({});
@@ -67,26 +64,14 @@ export class CompletionsEndpoint {
     caller: Caller,
     access: AccessRecord = {},
   ): Promise<number> {
-    return countedRequest(this.deps, (label) => this.serve(req, res, requestId, caller, label, access));
+    return countedRequest(this.deps, (label) => this.serve({ req, res, requestId, caller, access }, label));
   }
 
-  private async serve(
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    caller: Caller,
-    label: { model: string },
-    access: AccessRecord,
-  ): Promise<number> {
+  private async serve(inc: Incoming, label: { model: string }): Promise<number> {
     const d = this.deps;
+    const { res, requestId, caller, access } = inc;
     const startedAtMs = d.clock();
-    const asked = parseCompletionBody(parseJson(await readBody(req, d.options.maxBodyBytes)), {
-      userSalt: d.options.userSalt,
-      account: caller.key?.id ?? "anonymous",
-    });
-    const entry = existingModel(d, asked.model);
-    const parsed = { ...asked, model: entry.id };
-    label.model = parsed.model;
+    const { parsed, entry } = await readOneModelRequest(d, inc, label, parseCompletionBody);
     // The credit ceiling per choice: what was asked, else what the model can hold, else the router's default.
     const perChoice =
       parsed.completion.maxTokens ??
@@ -100,21 +85,17 @@ export class CompletionsEndpoint {
       const estimate =
         Math.ceil(parsed.promptBytes / ESTIMATE_BYTES_PER_TOKEN) +
         (parsed.completion.maxTokens ?? 0) * parsed.choices;
-      const r = await d.limiter.reserve(key.id, key.limits, estimate, startedAtMs);
-      applyReservation(res, key.limits, r);
-      reservation = r.reservation;
-      if (this.billing !== undefined) {
-        try {
-          const opts = { clock: d.clock, requestTimeoutMs: d.options.requestTimeoutMs, nowMs: startedAtMs };
-          ({ billing, counted } = await holdForModel(this.billing, key.id, entry, opts, () =>
+      const kb = this.billing;
+      const opts = { clock: d.clock, requestTimeoutMs: d.options.requestTimeoutMs, nowMs: startedAtMs };
+      const hold =
+        kb &&
+        (() =>
+          holdForModel(kb, key.id, entry, opts, () =>
             completionWorstCase(parsed.completion, parsed.promptBytes, perChoice, count),
           ));
-        } catch (err) {
-          // Refused (402) or not billable now (503): the reservation is given back whole.
-          reconcileReservation(d, reservation, 0, requestId);
-          throw err;
-        }
-      }
+      const admitted = await admitKey(d, res, key, estimate, requestId, startedAtMs, hold);
+      reservation = admitted.reservation;
+      ({ billing, counted } = admitted.held ?? { billing: undefined, counted: undefined });
     }
     const st: CompletionState = {
       requestId,
@@ -214,7 +195,8 @@ export class CompletionsEndpoint {
       kind: "completion",
       work: "completions of ",
       body: () => ({ completion: st.parsed.completion }),
-      relay: (call) => this.attempt(st, call, sink, loop),
+      relay: (call) =>
+        relayToSink(st, call, sink, loop, st.parsed.model, this.deps.options.noCapacityRetryAfterMs),
       outputSent: () => sink.chunks > 0,
     });
     let result: Attempt;
@@ -233,32 +215,5 @@ export class CompletionsEndpoint {
     st.refusedForCapacity = refusedForCapacity(result.error.code, st);
     if (sink.gone) return 499;
     return sink.fail(result.error);
-  }
-
-  /** Relays one miner's answer into `sink`; none replaces one whose output reached the user. */
-  private async attempt(
-    st: CompletionState,
-    call: InferenceCall,
-    sink: ChatSink,
-    loop: AttemptLoop,
-  ): Promise<Attempt> {
-    for await (const ev of call.events) {
-      if (ev.type === "chunk") {
-        if (carriesToken(ev.chunk)) loop.firstToken(st.parsed.model);
-        let taken = sink.chunk(ev.chunk);
-        if (taken !== true && taken !== false) taken = await taken;
-        if (!taken) call.cancel("client disconnected");
-      } else if (ev.type === "usage") {
-        st.reported = ev;
-        return { kind: "done" };
-      } else {
-        if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-        const u = upstreamError(ev, this.deps.options.noCapacityRetryAfterMs);
-        return sink.chunks === 0 && u.retry
-          ? { kind: "retry", error: u.error }
-          : { kind: "failed", error: u.error };
-      }
-    }
-    return { kind: sink.chunks === 0 ? "retry" : "failed", error: new TensorClawError("upstream_error") };
   }
 }

@@ -12,15 +12,15 @@ import type { KeyBilling, RequestBilling } from "./chat-billing.js";
 import { handOffUsage } from "./chat-usage.js";
 import { encodeVector, type ParsedEmbeddingRequest, parseEmbeddingBody } from "./embeddings-request.js";
 import { embeddingCredit, embeddingPromptSize, embeddingWorstCase } from "./embeddings-usage.js";
-import { parseJson, readBody, sendJson } from "./http.js";
-import { applyReservation } from "./rate-limit-headers.js";
+import { sendJson } from "./http.js";
 import type { Reservation } from "./rate-limiter.js";
 import {
+  admitKey,
   closeRequest,
   countedRequest,
-  existingModel,
+  type Incoming,
   openRequest,
-  reconcileReservation,
+  readOneModelRequest,
   refusedForCapacity,
 } from "./request-frame.js";
 import { holdForModel } from "./request-hold.js";
@@ -65,53 +65,34 @@ export class EmbeddingsEndpoint {
     caller: Caller,
     access: AccessRecord = {},
   ): Promise<number> {
-    return countedRequest(this.deps, (label) => this.serve(req, res, requestId, caller, label, access));
+    return countedRequest(this.deps, (label) => this.serve({ req, res, requestId, caller, access }, label));
   }
 
-  private async serve(
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    caller: Caller,
-    label: { model: string },
-    access: AccessRecord,
-  ): Promise<number> {
+  private async serve(inc: Incoming, label: { model: string }): Promise<number> {
     const d = this.deps;
+    const { res, requestId, caller, access } = inc;
     const startedAtMs = d.clock();
-    const asked = parseEmbeddingBody(parseJson(await readBody(req, d.options.maxBodyBytes)), {
-      userSalt: d.options.userSalt,
-      account: caller.key?.id ?? "anonymous",
-    });
-    const entry = existingModel(d, asked.model);
-    const parsed = { ...asked, model: entry.id };
-    label.model = parsed.model;
+    const { parsed, entry } = await readOneModelRequest(d, inc, label, parseEmbeddingBody);
     const count = d.encodings.get(entry.tokenizer ?? DEFAULT_ENCODING);
     const key = caller.key;
     let reservation: Reservation | undefined;
     let billing: RequestBilling | undefined;
     let counted: number | undefined;
     if (key !== undefined) {
-      const r = await d.limiter.reserve(
-        key.id,
-        key.limits,
-        Math.ceil(parsed.inputBytes / ESTIMATE_BYTES_PER_TOKEN),
-        startedAtMs,
-      );
-      applyReservation(res, key.limits, r);
-      reservation = r.reservation;
-      if (this.billing !== undefined) {
-        try {
-          const opts = { clock: d.clock, requestTimeoutMs: d.options.requestTimeoutMs, nowMs: startedAtMs };
-          ({ billing, counted } = await holdForModel(this.billing, key.id, entry, opts, () => ({
+      const estimate = Math.ceil(parsed.inputBytes / ESTIMATE_BYTES_PER_TOKEN);
+      const kb = this.billing;
+      const opts = { clock: d.clock, requestTimeoutMs: d.options.requestTimeoutMs, nowMs: startedAtMs };
+      // The inputs' most creditable tokens at the prompt price: nothing else is credited.
+      const hold =
+        kb &&
+        (() =>
+          holdForModel(kb, key.id, entry, opts, () => ({
             ...embeddingWorstCase(parsed.embedding, parsed.inputBytes, count),
             completionTokens: 0,
           })));
-        } catch (err) {
-          // Refused (402) or not billable now (503): the reservation is given back whole.
-          reconcileReservation(d, reservation, 0, requestId);
-          throw err;
-        }
-      }
+      const admitted = await admitKey(d, res, key, estimate, requestId, startedAtMs, hold);
+      reservation = admitted.reservation;
+      ({ billing, counted } = admitted.held ?? { billing: undefined, counted: undefined });
     }
     const st: EmbeddingState = {
       requestId,

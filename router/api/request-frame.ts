@@ -1,4 +1,4 @@
-import type { ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError, toHttpError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
@@ -10,6 +10,9 @@ import type { AccessRecord } from "./access-log.js";
 import type { AttemptState } from "./attempt-loop.js";
 import type { KeyBilling, RequestBilling } from "./chat-billing.js";
 import type { HandOff } from "./chat-usage.js";
+import { parseJson, readBody } from "./http.js";
+import type { ApiKeyRecord } from "./keys.js";
+import { applyReservation } from "./rate-limit-headers.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
 
 /*
@@ -26,6 +29,17 @@ export interface FrameDeps {
   readonly metrics: ApiMetrics;
   readonly clock: () => number;
   readonly logger: Logger;
+}
+
+/** One HTTP request to an inference endpoint, as it reaches the endpoint's `serve`. */
+export interface Incoming {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly requestId: string;
+  /** The caller, once authenticated (no key with --no-auth). */
+  readonly caller: { readonly key: ApiKeyRecord | undefined };
+  /** The access log line's fields, filled in as the request is served. */
+  readonly access: AccessRecord;
 }
 
 /**
@@ -71,6 +85,33 @@ export function reconcileReservation(
   d.limiter
     .reconcile(reservation, used, d.clock(), refundRequest)
     .catch((err: unknown) => d.logger.warn({ err, requestId }, "rate-limit reconcile failed"));
+}
+
+/**
+ * Admits a key's request: reserves its estimated tokens with the rate
+ * limiter (OpenAI's `x-ratelimit-*` headers go onto `res`, whatever answer
+ * follows) and, when `hold` is given, bills it (a metered key's hold). A
+ * refused hold (402) or a store that cannot bill now (503) gives the
+ * reservation back whole.
+ */
+export async function admitKey<H>(
+  d: FrameDeps,
+  res: ServerResponse,
+  key: ApiKeyRecord,
+  estimateTokens: number,
+  requestId: string,
+  nowMs: number,
+  hold: (() => Promise<H>) | undefined,
+): Promise<{ readonly reservation: Reservation; readonly held: H | undefined }> {
+  const r = await d.limiter.reserve(key.id, key.limits, estimateTokens, nowMs);
+  applyReservation(res, key.limits, r);
+  if (hold === undefined) return { reservation: r.reservation, held: undefined };
+  try {
+    return { reservation: r.reservation, held: await hold() };
+  } catch (err) {
+    reconcileReservation(d, r.reservation, 0, requestId);
+    throw err;
+  }
 }
 
 /**
@@ -165,4 +206,24 @@ export function existingModel(
   throw new TensorClawError("model_not_found", `The model ${JSON.stringify(id)} does not exist.`, {
     param: "model",
   });
+}
+
+/**
+ * Reads a completions or embeddings request: its body, parsed by `parse`,
+ * and its model's catalogue entry (404 for a model that does not exist).
+ * The request is named by the entry's id from here on, `label` included.
+ */
+export async function readOneModelRequest<P extends { readonly model: string }>(
+  d: Parameters<typeof existingModel>[0] & {
+    readonly options: { readonly maxBodyBytes: number; readonly userSalt: string };
+  },
+  inc: Incoming,
+  label: { model: string },
+  parse: (raw: unknown, opts: { readonly userSalt: string; readonly account: string }) => P,
+): Promise<{ readonly parsed: P; readonly entry: CatalogueEntry }> {
+  const raw = parseJson(await readBody(inc.req, d.options.maxBodyBytes));
+  const asked = parse(raw, { userSalt: d.options.userSalt, account: inc.caller.key?.id ?? "anonymous" });
+  const entry = existingModel(d, asked.model);
+  label.model = entry.id;
+  return { parsed: { ...asked, model: entry.id }, entry };
 }
