@@ -13,10 +13,10 @@ import { modelOffered } from "../routing/picker.js";
 import type { TrafficShapeRecorder } from "../services/traffic-shape.js";
 import type { TunnelDispatcher } from "../tunnel/types.js";
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
-import type { UsageOutcome, UsageSink } from "../usage/event.js";
+import type { UsageSink } from "../usage/event.js";
 import type { AccessRecord } from "./access-log.js";
-import { AttemptLoop, type AttemptState } from "./attempt-loop.js";
-import { relayToSink } from "./attempt-relay.js";
+import { AttemptLoop } from "./attempt-loop.js";
+import { relayRequest, relayToSink, type SinkRequestState } from "./attempt-relay.js";
 import {
   HOLD_TTL_MARGIN_MS,
   KeyBilling,
@@ -41,14 +41,7 @@ import {
   withinMaxPrice,
 } from "./openrouter-request.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
-import {
-  admitKey,
-  closeRequest,
-  countedRequest,
-  type Incoming,
-  openRequest,
-  refusedForCapacity,
-} from "./request-frame.js";
+import { admitKey, closeRequest, countedRequest, type Incoming, openRequest } from "./request-frame.js";
 import { parseResponsesBody, parseResponsesChat, type ResponsesEcho } from "./responses-request.js";
 import { ResponsesJsonSink, ResponsesSseSink } from "./responses-sink.js";
 import type { Attempt } from "./upstream.js";
@@ -116,7 +109,7 @@ export interface Caller {
   readonly key: ApiKeyRecord | undefined;
 }
 
-interface RequestState extends AttemptState {
+interface RequestState extends SinkRequestState {
   /** The request; its `model` is the one being tried (a `models` fallback moves it on). */
   parsed: ParsedChatRequest;
   /** The models to try, in order (one unless the caller gave OpenRouter's `models`). */
@@ -125,7 +118,6 @@ interface RequestState extends AttemptState {
   readonly responses: ResponsesEcho | undefined;
   /** Completion tokens per choice credited and held at most (chat-ceiling.ts), for the model tried. */
   ceiling: number;
-  outcome: UsageOutcome | undefined;
   /** The credited usage, once computed for the response (tokenizing is done once). */
   credited: ClampedUsage | undefined;
   /** How the key is billed (at the prices of the model being tried); undefined without a key or billing. */
@@ -134,8 +126,6 @@ interface RequestState extends AttemptState {
   readonly countedPrompt: { readonly count: TokenCount; readonly tokens: number } | undefined;
   /** The last finish reason a chunk carried. */
   finishReason: FinishReason;
-  /** No miner could take the request (503 no_capacity): the key's request is given back. */
-  refusedForCapacity: boolean;
 }
 
 /** A catalogue entry's prices, as billing reads them. */
@@ -246,7 +236,13 @@ export class ChatEndpoint {
     const close = openRequest(d, res, st, parsed.model);
     let status = 500;
     try {
-      status = await this.relay(st, this.sink(res, st));
+      const sink = this.sink(res, st);
+      status = await relayRequest(
+        st,
+        sink,
+        () => this.attempts(st, sink),
+        () => this.credit(st),
+      );
     } finally {
       close();
       const handed = handOffUsage(d, this.finished(st), st.credited);
@@ -387,26 +383,6 @@ export class ChatEndpoint {
     return st.parsed.stream
       ? new SseSink(res, st.requestId, ident, st.parsed.includeUsage, this.deps.options.keepAliveMs, logprobs)
       : new JsonSink(res, st.requestId, ident, logprobs, choicesOf(st.parsed.chat));
-  }
-
-  /**
-   * The one relay loop: runs the attempts into `sink`, then writes the end
-   * (the answer with its credited usage, an error, or nothing for a client
-   * that left) and records the outcome. Resolves to the status logged.
-   */
-  private async relay(st: RequestState, sink: ChatSink): Promise<number> {
-    sink.begin();
-    const result = await this.attempts(st, sink);
-    sink.settle();
-    if (result.kind === "done") {
-      st.outcome = "completed";
-      return sink.complete(() => this.credit(st));
-    }
-    st.outcome = result.error.code === "cancelled" || sink.gone ? "cancelled" : "failed";
-    // Refused for want of capacity (no miner took it on): the key's request is given back.
-    st.refusedForCapacity = refusedForCapacity(result.error.code, st);
-    if (sink.gone) return 499;
-    return sink.fail(result.error);
   }
 
   /**

@@ -1,45 +1,32 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
 import { DEFAULT_ENCODING, type TokenCount } from "../../common/tokens/encodings.js";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
-import type { UsageOutcome } from "../usage/event.js";
-import type { AccessRecord } from "./access-log.js";
-import { AttemptLoop, type AttemptState } from "./attempt-loop.js";
-import { relayToSink } from "./attempt-relay.js";
-import type { Caller, ChatDeps } from "./chat.js";
-import type { KeyBilling, RequestBilling } from "./chat-billing.js";
+import { AttemptLoop } from "./attempt-loop.js";
+import { relayRequest, relayToSink, type SinkRequestState } from "./attempt-relay.js";
+import type { RequestBilling } from "./chat-billing.js";
 import type { ChatSink } from "./chat-sinks.js";
 import { handOffUsage } from "./chat-usage.js";
 import { type ParsedCompletionRequest, parseCompletionBody } from "./completions-request.js";
 import { CompletionJsonSink, CompletionSseSink } from "./completions-sinks.js";
 import { completionCredit, completionPromptSize, completionWorstCase } from "./completions-usage.js";
+import { OneModelEndpoint } from "./one-model-endpoint.js";
 import type { Reservation } from "./rate-limiter.js";
-import {
-  admitKey,
-  closeRequest,
-  countedRequest,
-  type Incoming,
-  openRequest,
-  readOneModelRequest,
-  refusedForCapacity,
-} from "./request-frame.js";
+import { admitKey, closeRequest, type Incoming, openRequest, readOneModelRequest } from "./request-frame.js";
 import { holdForModel } from "./request-hold.js";
 import type { Attempt } from "./upstream.js";
 
 /** A chat request standing in where the usage hand-off wants one: completions pass their credit in. */
 const NO_CHAT = ChatRequest.fromPartial({});
 
-interface CompletionState extends AttemptState {
+interface CompletionState extends SinkRequestState {
   readonly parsed: ParsedCompletionRequest;
   /** Most completion tokens credited per choice. */
   readonly perChoice: number;
   readonly billing: RequestBilling | undefined;
   readonly counted: number | undefined;
   readonly count: TokenCount | undefined;
-  outcome: UsageOutcome | undefined;
   credited: ClampedUsage | undefined;
-  /** No miner could take the request (503 no_capacity): the key's request is given back. */
-  refusedForCapacity: boolean;
 }
 
 /**
@@ -49,25 +36,8 @@ interface CompletionState extends AttemptState {
  * for models that offer completions, answered as `text_completion` JSON or
  * SSE.
  */
-export class CompletionsEndpoint {
-  constructor(
-    private readonly deps: ChatDeps,
-    /** The chat endpoint's billing (one set of leases per router). */
-    private readonly billing: KeyBilling | undefined,
-  ) {}
-
-  /** Serves one request; resolves to the HTTP status (200 for streams that started). */
-  handle(
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    caller: Caller,
-    access: AccessRecord = {},
-  ): Promise<number> {
-    return countedRequest(this.deps, (label) => this.serve({ req, res, requestId, caller, access }, label));
-  }
-
-  private async serve(inc: Incoming, label: { model: string }): Promise<number> {
+export class CompletionsEndpoint extends OneModelEndpoint {
+  protected async serve(inc: Incoming, label: { model: string }): Promise<number> {
     const d = this.deps;
     const { res, requestId, caller, access } = inc;
     const startedAtMs = d.clock();
@@ -120,7 +90,13 @@ export class CompletionsEndpoint {
     const close = openRequest(d, res, st, parsed.model);
     let status = 500;
     try {
-      status = await this.relay(st, this.sink(res, st));
+      const sink = this.sink(res, st);
+      status = await relayRequest(
+        st,
+        sink,
+        () => this.attempts(st, sink),
+        () => this.credit(st),
+      );
     } finally {
       close();
       const handed = handOffUsage(
@@ -189,8 +165,8 @@ export class CompletionsEndpoint {
     return st.credited;
   }
 
-  private async relay(st: CompletionState, sink: ChatSink): Promise<number> {
-    sink.begin();
+  /** Tries miners offering completions for the model until one answers (attempt-loop.ts). */
+  private async attempts(st: CompletionState, sink: ChatSink): Promise<Attempt> {
     const loop: AttemptLoop = new AttemptLoop(this.deps, st, {
       kind: "completion",
       work: "completions of ",
@@ -199,21 +175,10 @@ export class CompletionsEndpoint {
         relayToSink(st, call, sink, loop, st.parsed.model, this.deps.options.noCapacityRetryAfterMs),
       outputSent: () => sink.chunks > 0,
     });
-    let result: Attempt;
     try {
-      result = await loop.tryModel(st.parsed.model);
+      return await loop.tryModel(st.parsed.model);
     } finally {
       loop.close();
     }
-    sink.settle();
-    if (result.kind === "done") {
-      st.outcome = "completed";
-      return sink.complete(() => this.credit(st));
-    }
-    st.outcome = result.error.code === "cancelled" || sink.gone ? "cancelled" : "failed";
-    // Refused for want of capacity (no miner took it on): the key's request is given back.
-    st.refusedForCapacity = refusedForCapacity(result.error.code, st);
-    if (sink.gone) return 499;
-    return sink.fail(result.error);
   }
 }

@@ -1,23 +1,20 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError } from "../../common/errors.js";
 import { DEFAULT_ENCODING, type TokenCount } from "../../common/tokens/encodings.js";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { InferenceCall } from "../tunnel/types.js";
 import { ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
 import type { UsageOutcome } from "../usage/event.js";
-import type { AccessRecord } from "./access-log.js";
 import { AttemptLoop, type AttemptState } from "./attempt-loop.js";
-import type { Caller, ChatDeps } from "./chat.js";
-import type { KeyBilling, RequestBilling } from "./chat-billing.js";
+import type { RequestBilling } from "./chat-billing.js";
 import { handOffUsage } from "./chat-usage.js";
 import { encodeVector, type ParsedEmbeddingRequest, parseEmbeddingBody } from "./embeddings-request.js";
 import { embeddingCredit, embeddingPromptSize, embeddingWorstCase } from "./embeddings-usage.js";
 import { sendJson } from "./http.js";
+import { OneModelEndpoint } from "./one-model-endpoint.js";
 import type { Reservation } from "./rate-limiter.js";
 import {
   admitKey,
   closeRequest,
-  countedRequest,
   type Incoming,
   openRequest,
   readOneModelRequest,
@@ -43,32 +40,16 @@ interface EmbeddingState extends AttemptState {
 
 /**
  * `POST /v1/embeddings`: the same path as chat (authentication, rate
- * limits, the metered key's hold, the shared attempt loop (attempt-loop.ts), usage events, the
- * access log and metrics), for models that offer embeddings. Nothing reaches
- * the user before the last vector has arrived, so any miner failure may be
- * retried on another. The vectors were checked on arrival
+ * limits, the metered key's hold, the shared attempt loop of
+ * attempt-loop.ts, usage events, the access log and metrics), for models
+ * that offer embeddings. Nothing reaches the user before the last vector
+ * has arrived, so any miner failure may be retried on another (a refusal
+ * gets a second opinion). The vectors were checked on arrival
  * (router/tunnel/kind-check.ts); the credit is prompt tokens only
  * (embeddings-usage.ts).
  */
-export class EmbeddingsEndpoint {
-  constructor(
-    private readonly deps: ChatDeps,
-    /** The chat endpoint's billing (one set of leases per router). */
-    private readonly billing: KeyBilling | undefined,
-  ) {}
-
-  /** Serves one request; resolves to the HTTP status. */
-  handle(
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    caller: Caller,
-    access: AccessRecord = {},
-  ): Promise<number> {
-    return countedRequest(this.deps, (label) => this.serve({ req, res, requestId, caller, access }, label));
-  }
-
-  private async serve(inc: Incoming, label: { model: string }): Promise<number> {
+export class EmbeddingsEndpoint extends OneModelEndpoint {
+  protected async serve(inc: Incoming, label: { model: string }): Promise<number> {
     const d = this.deps;
     const { res, requestId, caller, access } = inc;
     const startedAtMs = d.clock();
