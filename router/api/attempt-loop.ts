@@ -51,6 +51,35 @@ export interface AttemptState {
   firstTokenAtMs: number | undefined;
 }
 
+/** A request's attempt state before any miner was tried. */
+export function freshAttempts(requestId: string, startedAtMs: number): AttemptState {
+  return {
+    requestId,
+    startedAtMs,
+    clientGone: false,
+    call: undefined,
+    session: undefined,
+    ticket: undefined,
+    lastAttempt: undefined,
+    reported: undefined,
+    dispatchedAtMs: startedAtMs,
+    firstTokenAtMs: undefined,
+  };
+}
+
+/** What the usage hand-off reads of a request's attempts (chat-usage.ts, FinishedRequest). */
+export function attemptFacts(st: AttemptState) {
+  return {
+    requestId: st.requestId,
+    startedAtMs: st.startedAtMs,
+    call: st.call,
+    minerHotkey: st.session?.hotkey,
+    reported: st.reported,
+    lastAttempt: st.lastAttempt,
+    ttftMs: st.firstTokenAtMs === undefined ? null : st.firstTokenAtMs - st.startedAtMs,
+  };
+}
+
 /** What is genuinely one endpoint's in trying a miner: what it sends and how it reads the answer. */
 export interface AttemptKind {
   /** The request kind a miner's model must offer to be chosen. */

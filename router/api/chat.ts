@@ -15,7 +15,7 @@ import type { TunnelDispatcher } from "../tunnel/types.js";
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
 import type { UsageSink } from "../usage/event.js";
 import type { AccessRecord } from "./access-log.js";
-import { AttemptLoop } from "./attempt-loop.js";
+import { AttemptLoop, attemptFacts, freshAttempts } from "./attempt-loop.js";
 import { relayRequest, relayToSink, type SinkRequestState } from "./attempt-relay.js";
 import {
   HOLD_TTL_MARGIN_MS,
@@ -212,24 +212,15 @@ export class ChatEndpoint {
       startedAtMs,
     );
     const st: RequestState = {
-      requestId,
-      startedAtMs,
+      ...freshAttempts(requestId, startedAtMs),
       parsed,
       models: entries,
       responses: responses?.echo,
       ceiling,
-      clientGone: false,
-      call: undefined,
-      session: undefined,
-      ticket: undefined,
-      lastAttempt: undefined,
-      reported: undefined,
       outcome: undefined,
       credited: undefined,
       billing,
       countedPrompt,
-      firstTokenAtMs: undefined,
-      dispatchedAtMs: startedAtMs,
       finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
       refusedForCapacity: false,
     };
@@ -449,23 +440,17 @@ export class ChatEndpoint {
     const count = this.deps.encodings.get(tokenizer);
     const counted = st.countedPrompt;
     return {
+      ...attemptFacts(st),
       chat: st.parsed.chat,
       count,
       countedPrompt: counted !== undefined && counted.count === count ? counted.tokens : undefined,
       billing: st.billing,
-      ttftMs: st.firstTokenAtMs === undefined ? null : st.firstTokenAtMs - st.startedAtMs,
       // A completed answer without a reason from the miner ends as the JSON answer says: "stop".
       finishReason: finishReasonText(st.finishReason) ?? (st.outcome === "completed" ? "stop" : null),
       streamed: st.parsed.stream,
-      lastAttempt: st.lastAttempt,
-      requestId: st.requestId,
       model: st.parsed.model,
-      startedAtMs: st.startedAtMs,
       prompt: st.parsed.prompt,
       maxTokens: st.ceiling,
-      call: st.call,
-      minerHotkey: st.session?.hotkey,
-      reported: st.reported,
       outcome: st.outcome,
     };
   }

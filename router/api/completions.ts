@@ -2,7 +2,7 @@ import type { ServerResponse } from "node:http";
 import { DEFAULT_ENCODING, type TokenCount } from "../../common/tokens/encodings.js";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
-import { AttemptLoop } from "./attempt-loop.js";
+import { AttemptLoop, attemptFacts, freshAttempts } from "./attempt-loop.js";
 import { relayRequest, relayToSink, type SinkRequestState } from "./attempt-relay.js";
 import type { RequestBilling } from "./chat-billing.js";
 import type { ChatSink } from "./chat-sinks.js";
@@ -68,21 +68,12 @@ export class CompletionsEndpoint extends OneModelEndpoint {
       ({ billing, counted } = admitted.held ?? { billing: undefined, counted: undefined });
     }
     const st: CompletionState = {
-      requestId,
-      startedAtMs,
+      ...freshAttempts(requestId, startedAtMs),
       parsed,
       perChoice,
       billing,
       counted,
       count,
-      clientGone: false,
-      call: undefined,
-      session: undefined,
-      ticket: undefined,
-      lastAttempt: undefined,
-      reported: undefined,
-      dispatchedAtMs: startedAtMs,
-      firstTokenAtMs: undefined,
       outcome: undefined,
       credited: undefined,
       refusedForCapacity: false,
@@ -102,20 +93,14 @@ export class CompletionsEndpoint extends OneModelEndpoint {
       const handed = handOffUsage(
         d,
         {
-          requestId,
+          ...attemptFacts(st),
           model: parsed.model,
-          startedAtMs,
           prompt: completionPromptSize(parsed.completion, parsed.promptBytes),
           maxTokens: perChoice,
-          call: st.call,
-          minerHotkey: st.session?.hotkey,
-          reported: st.reported,
           outcome: st.outcome,
-          lastAttempt: st.lastAttempt,
           chat: NO_CHAT,
           count,
           billing,
-          ttftMs: st.firstTokenAtMs === undefined ? null : st.firstTokenAtMs - startedAtMs,
           finishReason: st.outcome === "completed" ? "stop" : null,
           streamed: parsed.stream,
         },

@@ -4,7 +4,7 @@ import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { InferenceCall } from "../tunnel/types.js";
 import { ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
 import type { UsageOutcome } from "../usage/event.js";
-import { AttemptLoop, type AttemptState } from "./attempt-loop.js";
+import { AttemptLoop, type AttemptState, attemptFacts, freshAttempts } from "./attempt-loop.js";
 import type { RequestBilling } from "./chat-billing.js";
 import { handOffUsage } from "./chat-usage.js";
 import { encodeVector, type ParsedEmbeddingRequest, parseEmbeddingBody } from "./embeddings-request.js";
@@ -76,20 +76,11 @@ export class EmbeddingsEndpoint extends OneModelEndpoint {
       ({ billing, counted } = admitted.held ?? { billing: undefined, counted: undefined });
     }
     const st: EmbeddingState = {
-      requestId,
-      startedAtMs,
+      ...freshAttempts(requestId, startedAtMs),
       parsed,
       billing,
       counted,
       count,
-      clientGone: false,
-      call: undefined,
-      session: undefined,
-      ticket: undefined,
-      lastAttempt: undefined,
-      reported: undefined,
-      dispatchedAtMs: startedAtMs,
-      firstTokenAtMs: undefined,
       outcome: undefined,
       vectors: [],
     };
@@ -112,20 +103,14 @@ export class EmbeddingsEndpoint extends OneModelEndpoint {
       const handed = handOffUsage(
         d,
         {
-          requestId,
+          ...attemptFacts(st),
           model: parsed.model,
-          startedAtMs,
           prompt: embeddingPromptSize(parsed.embedding, parsed.inputBytes),
           maxTokens: 0,
-          call: st.call,
-          minerHotkey: st.session?.hotkey,
-          reported: st.reported,
           outcome: st.outcome,
-          lastAttempt: st.lastAttempt,
           chat: NO_CHAT,
           count,
           billing,
-          ttftMs: st.firstTokenAtMs === undefined ? null : st.firstTokenAtMs - startedAtMs,
           finishReason: null,
           streamed: false,
         },
