@@ -80,23 +80,23 @@ export class ApiMetrics {
     });
     this.inFlight = new Gauge({
       name: "tensorclaw_api_in_flight_requests",
-      help: "Chat requests being served.",
+      help: "Inference requests (chat, completions, embeddings) being served.",
       registers,
     });
     this.waiting = new Gauge({
       name: "tensorclaw_api_requests_waiting",
-      help: "Chat requests admitted and waiting for a miner (before dispatch or between failover attempts); the router never queues.",
+      help: "Inference requests admitted and waiting for a miner (before dispatch or between failover attempts); the router never queues.",
       registers,
     });
     this.modelInFlight = new Gauge({
       name: "tensorclaw_api_model_in_flight_requests",
-      help: "Chat requests being served, per model.",
+      help: "Inference requests being served, per model.",
       labelNames: ["model"],
       registers,
     });
     this.failovers = new Counter({
       name: "tensorclaw_api_failovers_total",
-      help: "Chat requests moved to another miner before any output reached the user.",
+      help: "Inference requests moved to another miner before any output reached the user.",
       labelNames: ["model"],
       registers,
     });
