@@ -31,16 +31,16 @@ export class ApiMetrics {
   readonly tokens: Counter<"model" | "kind">;
   /** Bytes of chunk payload relayed to users. */
   readonly relayedBytes: Counter<"model">;
-  /** Chat requests being served. */
+  /** Inference requests (chat, completions, embeddings) being served. */
   readonly inFlight: Gauge;
   /**
-   * Chat requests admitted and waiting for a miner: before their first
+   * Inference requests admitted and waiting for a miner: before their first
    * dispatch or between failover attempts. The router never queues (no
    * free miner is an immediate 503), so this stays near zero; a rise means
    * dispatch itself is slow or failovers are piling up.
    */
   readonly waiting: Gauge;
-  /** Chat requests being served, per model (catalogue or offered ids only). */
+  /** Inference requests being served, per model (catalogue or offered ids only). */
   readonly modelInFlight: Gauge<"model">;
   /** Attempts moved to another miner before the first byte. */
   readonly failovers: Counter<"model">;
@@ -80,23 +80,23 @@ export class ApiMetrics {
     });
     this.inFlight = new Gauge({
       name: "tensorclaw_api_in_flight_requests",
-      help: "Chat requests being served.",
+      help: "Inference requests (chat, completions, embeddings) being served.",
       registers,
     });
     this.waiting = new Gauge({
       name: "tensorclaw_api_requests_waiting",
-      help: "Chat requests admitted and waiting for a miner (before dispatch or between failover attempts); the router never queues.",
+      help: "Inference requests admitted and waiting for a miner (before dispatch or between failover attempts); the router never queues.",
       registers,
     });
     this.modelInFlight = new Gauge({
       name: "tensorclaw_api_model_in_flight_requests",
-      help: "Chat requests being served, per model.",
+      help: "Inference requests being served, per model.",
       labelNames: ["model"],
       registers,
     });
     this.failovers = new Counter({
       name: "tensorclaw_api_failovers_total",
-      help: "Chat requests moved to another miner before any output reached the user.",
+      help: "Inference requests moved to another miner before any output reached the user.",
       labelNames: ["model"],
       registers,
     });

@@ -1,24 +1,22 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
+import { TensorClawError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
-import type { ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { BillingStore } from "../billing/billing.js";
 import { costMicros } from "../billing/money.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { CatalogueEntry } from "../catalogue/entry.js";
 import type { ApiMetrics } from "../metrics.js";
-import type { RoutingBook, RoutingTicket } from "../routing/book.js";
-import { carriesToken } from "../routing/first-token.js";
-import type { RoutingOutcome } from "../routing/outcome-window.js";
+import type { RoutingBook } from "../routing/book.js";
 import { modelOffered } from "../routing/picker.js";
 import type { TrafficShapeRecorder } from "../services/traffic-shape.js";
-import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
-import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN, type ReportedUsage } from "../usage/clamp.js";
-import type { UsageOutcome, UsageSink } from "../usage/event.js";
+import type { TunnelDispatcher } from "../tunnel/types.js";
+import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
+import type { UsageSink } from "../usage/event.js";
 import type { AccessRecord } from "./access-log.js";
-import { attemptOutcome, isRefusal } from "./attempt-outcome.js";
+import { AttemptLoop, attemptFacts, freshAttempts } from "./attempt-loop.js";
+import { relayRequest, relayToSink, type SinkRequestState } from "./attempt-relay.js";
 import {
   HOLD_TTL_MARGIN_MS,
   KeyBilling,
@@ -28,13 +26,7 @@ import {
 } from "./chat-billing.js";
 import { choicesOf, completionCeiling, reservedTokens } from "./chat-ceiling.js";
 import { type ChatSink, JsonSink, SseSink } from "./chat-sinks.js";
-import {
-  creditedUsage,
-  type FinishedRequest,
-  handOffUsage,
-  ledgerOutcome,
-  recordFailedAttempt,
-} from "./chat-usage.js";
+import { creditedUsage, type FinishedRequest, handOffUsage } from "./chat-usage.js";
 import type { HoldLeaseOptions } from "./hold-leases.js";
 import { parseJson, readBody } from "./http.js";
 import type { ApiKeyRecord } from "./keys.js";
@@ -48,12 +40,11 @@ import {
   withFirstModel,
   withinMaxPrice,
 } from "./openrouter-request.js";
-import { applyReservation } from "./rate-limit-headers.js";
 import type { RateLimiter, Reservation } from "./rate-limiter.js";
+import { admitKey, closeRequest, countedRequest, type Incoming, openRequest } from "./request-frame.js";
 import { parseResponsesBody, parseResponsesChat, type ResponsesEcho } from "./responses-request.js";
 import { ResponsesJsonSink, ResponsesSseSink } from "./responses-sink.js";
-import { type Attempt, upstreamError } from "./upstream.js";
-import { WaitingGauge } from "./waiting-gauge.js";
+import type { Attempt } from "./upstream.js";
 
 /** Tuning of the chat endpoint. */
 export interface ChatOptions {
@@ -118,9 +109,7 @@ export interface Caller {
   readonly key: ApiKeyRecord | undefined;
 }
 
-interface RequestState {
-  readonly requestId: string;
-  readonly startedAtMs: number;
+interface RequestState extends SinkRequestState {
   /** The request; its `model` is the one being tried (a `models` fallback moves it on). */
   parsed: ParsedChatRequest;
   /** The models to try, in order (one unless the caller gave OpenRouter's `models`). */
@@ -129,32 +118,14 @@ interface RequestState {
   readonly responses: ResponsesEcho | undefined;
   /** Completion tokens per choice credited and held at most (chat-ceiling.ts), for the model tried. */
   ceiling: number;
-  /** The client went away. (A flag, not an AbortController: cheaper on the hot path.) */
-  clientGone: boolean;
-  /** Set once a miner was dispatched: the call whose usage counts. */
-  call: InferenceCall | undefined;
-  session: SessionView | undefined;
-  /** The current attempt's claim in the routing book. */
-  ticket: RoutingTicket | undefined;
-  /** How the last attempt ended (the routing book's view). */
-  lastAttempt: RoutingOutcome | undefined;
-  reported: ReportedUsage | undefined;
-  outcome: UsageOutcome | undefined;
-  firstTokenSeen: boolean;
   /** The credited usage, once computed for the response (tokenizing is done once). */
   credited: ClampedUsage | undefined;
   /** How the key is billed (at the prices of the model being tried); undefined without a key or billing. */
   billing: RequestBilling | undefined;
   /** The prompt's token count made for the hold, and the encoding it was made with. */
   readonly countedPrompt: { readonly count: TokenCount; readonly tokens: number } | undefined;
-  /** When the first token reached the router (the clock's ms); undefined until then. */
-  firstTokenAtMs: number | undefined;
-  /** When the current attempt was dispatched (the miner's own time to first token starts here). */
-  dispatchedAtMs: number;
   /** The last finish reason a chunk carried. */
   finishReason: FinishReason;
-  /** No miner could take the request (503 no_capacity): the key's request is given back. */
-  refusedForCapacity: boolean;
 }
 
 /** A catalogue entry's prices, as billing reads them. */
@@ -180,7 +151,7 @@ export class ChatEndpoint {
   }
 
   /** Serves one request; resolves to the HTTP status (200 for streams that started). */
-  async handle(
+  handle(
     req: IncomingMessage,
     res: ServerResponse,
     requestId: string,
@@ -188,34 +159,14 @@ export class ChatEndpoint {
     access: AccessRecord = {},
     api: ChatApi = "chat",
   ): Promise<number> {
-    // The model label is "unknown" until the model is known to exist, so
-    // made-up model names cannot blow up the metric's cardinality.
-    const label = { model: "unknown" };
-    const receivedAtMs = this.deps.clock();
-    let status = 500;
-    try {
-      status = await this.serve(req, res, requestId, caller, label, access, api);
-    } catch (err) {
-      status = toHttpError(err).status;
-      throw err;
-    } finally {
-      this.deps.metrics.requests.inc({ model: label.model, status: String(status) });
-      const seconds = (this.deps.clock() - receivedAtMs) / 1000;
-      this.deps.metrics.duration.observe({ model: label.model, status: String(status) }, seconds);
-    }
-    return status;
+    return countedRequest(this.deps, (label) =>
+      this.serve({ req, res, requestId, caller, access }, label, api),
+    );
   }
 
-  private async serve(
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    caller: Caller,
-    label: { model: string },
-    access: AccessRecord,
-    api: ChatApi,
-  ): Promise<number> {
+  private async serve(inc: Incoming, label: { model: string }, api: ChatApi): Promise<number> {
     const d = this.deps;
+    const { req, res, requestId, caller, access } = inc;
     const startedAtMs = d.clock();
     const raw = parseJson(await readBody(req, d.options.maxBodyBytes));
     // The Responses API is a translation: from here on it is a chat request like any other.
@@ -244,20 +195,13 @@ export class ChatEndpoint {
     let billing: RequestBilling | undefined;
     let countedPrompt: RequestState["countedPrompt"];
     if (key !== undefined) {
-      const r = await d.limiter.reserve(key.id, key.limits, reserved, startedAtMs);
-      // OpenAI's x-ratelimit-* headers, merged into whatever response this request gets.
-      applyReservation(res, key.limits, r);
-      reservation = r.reservation;
-      if (this.billing !== undefined) {
-        try {
-          const b = await this.bill(this.billing, key.id, parsed, entries, startedAtMs);
-          billing = app === undefined ? b.billing : { ...b.billing, app };
-          countedPrompt = b.countedPrompt;
-        } catch (err) {
-          // Refused (402) or not billable now (503): the reservation is given back whole.
-          this.reconcile(reservation, 0, requestId);
-          throw err;
-        }
+      const kb = this.billing;
+      const hold = kb && (() => this.bill(kb, key.id, parsed, entries, startedAtMs));
+      const admitted = await admitKey(d, res, key, reserved, requestId, startedAtMs, hold);
+      reservation = admitted.reservation;
+      if (admitted.held !== undefined) {
+        billing = app === undefined ? admitted.held.billing : { ...admitted.held.billing, app };
+        countedPrompt = admitted.held.countedPrompt;
       }
     }
     // Accepted user requests only: probes never pass through here, so validators copy users, not themselves.
@@ -268,72 +212,35 @@ export class ChatEndpoint {
       startedAtMs,
     );
     const st: RequestState = {
-      requestId,
-      startedAtMs,
+      ...freshAttempts(requestId, startedAtMs),
       parsed,
       models: entries,
       responses: responses?.echo,
       ceiling,
-      clientGone: false,
-      call: undefined,
-      session: undefined,
-      ticket: undefined,
-      lastAttempt: undefined,
-      reported: undefined,
       outcome: undefined,
-      firstTokenSeen: false,
       credited: undefined,
       billing,
       countedPrompt,
-      firstTokenAtMs: undefined,
-      dispatchedAtMs: startedAtMs,
       finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
       refusedForCapacity: false,
     };
-    // The client went away before we finished: cancel the miner's work at once.
-    const onClose = () => {
-      if (!res.writableFinished) {
-        st.clientGone = true;
-        st.call?.cancel("client disconnected");
-      }
-    };
-    res.once("close", onClose);
-    // It may have left while the body was read or the limiter answered.
-    if (res.destroyed) st.clientGone = true;
-    d.metrics.inFlight.inc();
-    const modelLabel = { model: parsed.model };
-    d.metrics.modelInFlight.inc(modelLabel);
+    const close = openRequest(d, res, st, parsed.model);
     let status = 500;
     try {
-      status = await this.relay(st, this.sink(res, st));
+      const sink = this.sink(res, st);
+      status = await relayRequest(
+        st,
+        sink,
+        () => this.attempts(st, sink),
+        () => this.credit(st),
+      );
     } finally {
-      d.metrics.inFlight.dec();
-      d.metrics.modelInFlight.dec(modelLabel);
-      res.off("close", onClose);
-      const { credited, chargedMicros } = handOffUsage(d, this.finished(st), st.credited);
-      access.model = st.parsed.model;
-      if (st.session !== undefined) access.miner = st.session.hotkey;
-      access.promptTokens = credited.promptTokens;
-      access.completionTokens = credited.completionTokens;
-      access.ttftMs = st.firstTokenAtMs === undefined ? null : st.firstTokenAtMs - startedAtMs;
-      if (reservation !== undefined) {
-        const used = credited.promptTokens + credited.completionTokens;
-        this.reconcile(reservation, used, requestId, st.refusedForCapacity);
-      }
-      // The lease keeps what the request costs; the rest of its hold returns (all of it when no
-      // usage event will charge it).
-      if (billing?.ticket !== undefined) {
-        this.billing?.finish(billing.ticket, chargedMicros);
-      }
+      close();
+      const handed = handOffUsage(d, this.finished(st), st.credited);
+      const end = { requestId, model: st.parsed.model, st, handed, reservation, billing };
+      closeRequest(d, this.billing, { ...end, refusedForCapacity: st.refusedForCapacity }, access);
     }
     return status;
-  }
-
-  private reconcile(reservation: Reservation, used: number, requestId: string, refundRequest = false): void {
-    const d = this.deps;
-    d.limiter
-      .reconcile(reservation, used, d.clock(), refundRequest)
-      .catch((err: unknown) => d.logger.warn({ err, requestId }, "rate-limit reconcile failed"));
   }
 
   /**
@@ -470,102 +377,48 @@ export class ChatEndpoint {
   }
 
   /**
-   * The one relay loop: runs the attempts into `sink`, then writes the end
-   * (the answer with its credited usage, an error, or nothing for a client
-   * that left) and records the outcome. Resolves to the status logged.
-   */
-  private async relay(st: RequestState, sink: ChatSink): Promise<number> {
-    sink.begin();
-    const result = await this.attempts(st, sink);
-    sink.settle();
-    if (result.kind === "done") {
-      st.outcome = "completed";
-      return sink.complete(() => this.credit(st));
-    }
-    st.outcome = result.error.code === "cancelled" || sink.gone ? "cancelled" : "failed";
-    // Refused for want of capacity (no miner took it on): the key's request is given back.
-    st.refusedForCapacity = result.error.code === "no_capacity" && st.call === undefined;
-    if (sink.gone) return 499;
-    return sink.fail(result.error);
-  }
-
-  /**
-   * Tries miners until one answers: a miner that fails before any output
-   * reached the user is replaced by another (at most `maxAttempts`, within
-   * the request's deadline).
-   */
-  private async attempts(st: RequestState, sink: ChatSink): Promise<Attempt> {
-    // Waiting for a miner from here until a dispatch succeeds, and again after each failed attempt.
-    const waiting = new WaitingGauge(this.deps.metrics.waiting);
-    try {
-      return await this.tryMiners(st, sink, waiting);
-    } finally {
-      waiting.stop();
-    }
-  }
-
-  /**
    * Tries the request's models in order (OpenRouter's `models`): the next
    * one only when the last failed before any output reached the user
    * (no capacity, every miner failed, or its backend refused the request),
    * and while the user is there and the deadline allows. The answer names
    * the model that served it; usage is recorded, and the key charged, under
-   * that model.
+   * that model. Each model's miners are tried by the shared attempt loop.
    */
-  private async tryMiners(st: RequestState, sink: ChatSink, waiting: WaitingGauge): Promise<Attempt> {
-    const deadline = st.startedAtMs + this.deps.options.requestTimeoutMs;
-    let result: Attempt = { kind: "failed", error: new TensorClawError("no_capacity") };
-    for (const [i, entry] of st.models.entries()) {
-      if (i > 0) {
-        const code = result.kind === "done" ? undefined : result.error.code;
-        const over =
-          sink.chunks > 0 || st.clientGone || code === "cancelled" || this.deps.clock() >= deadline;
-        if (result.kind === "done" || over) return result;
-        this.switchModel(st, sink, entry);
-        waiting.start();
+  private async attempts(st: RequestState, sink: ChatSink): Promise<Attempt> {
+    const loop: AttemptLoop = new AttemptLoop(this.deps, st, {
+      kind: "chat",
+      work: "",
+      body: () => st.parsed.chat,
+      relay: (call) =>
+        relayToSink(st, call, sink, loop, st.parsed.model, this.deps.options.noCapacityRetryAfterMs, (c) => {
+          if (c.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED) st.finishReason = c.finishReason;
+        }),
+      outputSent: () => sink.chunks > 0,
+    });
+    try {
+      const deadline = st.startedAtMs + this.deps.options.requestTimeoutMs;
+      let result: Attempt = { kind: "failed", error: new TensorClawError("no_capacity") };
+      for (const [i, entry] of st.models.entries()) {
+        if (i > 0) {
+          const code = result.kind === "done" ? undefined : result.error.code;
+          const over =
+            sink.chunks > 0 || st.clientGone || code === "cancelled" || this.deps.clock() >= deadline;
+          if (result.kind === "done" || over) return result;
+          // The last model's last attempt (one its backend refused) is over: recorded now, not at the end.
+          loop.leave(st.parsed.model);
+          this.switchModel(st, sink, entry);
+          loop.waiting();
+        }
+        result = await loop.tryModel(st.parsed.model);
       }
-      result = await this.tryModel(st, sink, waiting);
+      return result;
+    } finally {
+      loop.close();
     }
-    return result;
-  }
-
-  /**
-   * Records the attempt just left for another (a miner that failed before
-   * any output): it earns nothing and, unless neutral (a refusal), counts
-   * against its success rate. The request's own end records only its last.
-   */
-  private leaveAttempt(st: RequestState): void {
-    const failed = st.lastAttempt === undefined ? undefined : ledgerOutcome(st.lastAttempt);
-    if (failed !== undefined && st.session !== undefined) {
-      const r = { requestId: st.requestId, model: st.parsed.model, startedAtMs: st.startedAtMs };
-      recordFailedAttempt(this.deps, r, st.session.hotkey, failed);
-    }
-    st.lastAttempt = undefined;
-    st.call = undefined;
-    st.session = undefined;
-  }
-
-  /**
-   * Another miner served a request that `hotkey` refused as invalid: the
-   * refusal counts as a failure before output, in the routing book (a
-   * zero-length attempt) and in the ledger, like any other failure.
-   */
-  private refusalOverruled(st: RequestState, hotkey: string, model: string): void {
-    const d = this.deps;
-    d.routing.ended(d.routing.started(hotkey, model), "failed_before_output");
-    d.metrics.minerAttempts.inc({ hotkey, outcome: "refusal_overruled" });
-    const r = { requestId: st.requestId, model, startedAtMs: st.startedAtMs };
-    recordFailedAttempt(d, r, hotkey, "failed_early");
-    d.logger.info(
-      { requestId: st.requestId, hotkey, model },
-      "a miner's refusal was overruled by another miner",
-    );
   }
 
   /** Moves a request on to its next fallback model, before any output: its name, its prices. */
   private switchModel(st: RequestState, sink: ChatSink, entry: CatalogueEntry): void {
-    // The last model's last attempt (one its backend refused) is over: recorded now, not at the end.
-    this.leaveAttempt(st);
     st.parsed = { ...st.parsed, model: entry.id };
     st.ceiling = completionCeiling(st.parsed.chat, entry.contextLength, this.deps.options.defaultMaxTokens);
     sink.serving(entry.id);
@@ -574,132 +427,6 @@ export class ChatEndpoint {
       const prices = pricesOf(entry);
       st.billing = { ...b, prices, paid: b.metered && priced(prices) };
     }
-  }
-
-  /** Tries miners of the current model until one answers (see attempts). */
-  private async tryModel(st: RequestState, sink: ChatSink, waiting: WaitingGauge): Promise<Attempt> {
-    const d = this.deps;
-    const model = st.parsed.model;
-    const deadline = st.startedAtMs + d.options.requestTimeoutMs;
-    const tried = new Set<string>();
-    let last: TensorClawError | undefined;
-    /** A miner failed before output: the next dispatch, if any, is a failover. */
-    let failingOver = false;
-    /**
-     * A miner's refusal (its backend's 4xx) awaiting a second opinion: one other miner is
-     * asked. Should that one serve the request, the refusal was no refusal, and counts against
-     * the miner that made it; otherwise the user gets the refusal. Without this, answering 4xx
-     * would be a free way to decline users' work while staying in the routing pool.
-     */
-    let refusal: { readonly hotkey: string; readonly error: TensorClawError } | undefined;
-    for (let attempt = 0; attempt < d.options.maxAttempts; attempt++) {
-      if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-      const remaining = deadline - d.clock();
-      if (remaining <= 0) return { kind: "failed", error: new TensorClawError("upstream_timeout") };
-      const session = d.routing.choose(d.dispatcher.sessions(), model, tried);
-      if (session === undefined) break;
-      tried.add(session.hotkey);
-      let call: InferenceCall;
-      try {
-        call = d.dispatcher.dispatch(session.sessionId, model, st.parsed.chat, {
-          deadlineMs: remaining,
-          traceId: st.requestId,
-        });
-      } catch (err) {
-        // The session filled up or left between snapshot and dispatch: try another.
-        const e = toTensorClawError(err);
-        if (e.code !== "no_capacity") last = e;
-        continue;
-      }
-      waiting.stop();
-      // Counted once another miner really took the request (not when none was left to try).
-      if (failingOver) d.metrics.failovers.inc({ model });
-      failingOver = false;
-      st.call = call;
-      st.session = session;
-      st.dispatchedAtMs = d.clock();
-      st.reported = undefined;
-      const ticket = d.routing.started(session.hotkey, model);
-      st.ticket = ticket;
-      let result: Attempt | undefined;
-      try {
-        result = await this.attempt(st, call, sink);
-      } finally {
-        st.lastAttempt = attemptOutcome(result, st.clientGone);
-        d.routing.ended(ticket, st.lastAttempt);
-        d.metrics.minerAttempts.inc({ hotkey: session.hotkey, outcome: st.lastAttempt });
-      }
-      if (result.kind === "done" && refusal !== undefined) this.refusalOverruled(st, refusal.hotkey, model);
-      if (
-        result.kind === "failed" &&
-        refusal === undefined &&
-        sink.chunks === 0 &&
-        !st.clientGone &&
-        isRefusal(result.error.code)
-      ) {
-        refusal = { hotkey: session.hotkey, error: result.error };
-        waiting.start();
-        this.leaveAttempt(st);
-        failingOver = true;
-        continue;
-      }
-      if (result.kind !== "retry") return result;
-      waiting.start();
-      // This miner failed before any output and another is tried: it earns nothing, and the
-      // failure counts against its success rate.
-      this.leaveAttempt(st);
-      last = result.error;
-      failingOver = true;
-    }
-    return {
-      kind: "failed",
-      error:
-        // A refusal nobody overruled is the answer, whatever failed after it.
-        refusal?.error ??
-        last ??
-        new TensorClawError("no_capacity", `No miner can serve ${JSON.stringify(model)} right now.`, {
-          retryAfterMs: d.options.noCapacityRetryAfterMs,
-        }),
-    };
-  }
-
-  /** The first chunk carrying a real token (not an empty one): TTFT for the metric and the routing book. */
-  private firstToken(st: RequestState, chunk: ResponseChunk): void {
-    if (st.firstTokenSeen || !carriesToken(chunk)) return;
-    st.firstTokenSeen = true;
-    const now = this.deps.clock();
-    st.firstTokenAtMs = now;
-    this.deps.metrics.ttft.observe({ model: st.parsed.model }, (now - st.startedAtMs) / 1000);
-    if (st.session !== undefined) {
-      this.deps.metrics.minerTtft.observe({ hotkey: st.session.hotkey }, (now - st.dispatchedAtMs) / 1000);
-    }
-    if (st.ticket !== undefined) this.deps.routing.firstToken(st.ticket);
-  }
-
-  /** Relays one miner's answer into `sink`; says whether another miner may be tried. */
-  private async attempt(st: RequestState, call: InferenceCall, sink: ChatSink): Promise<Attempt> {
-    for await (const ev of call.events) {
-      if (ev.type === "chunk") {
-        this.firstToken(st, ev.chunk);
-        if (ev.chunk.finishReason !== FinishReason.FINISH_REASON_UNSPECIFIED) {
-          st.finishReason = ev.chunk.finishReason;
-        }
-        let taken = sink.chunk(ev.chunk);
-        if (taken !== true && taken !== false) taken = await taken;
-        if (!taken) call.cancel("client disconnected");
-      } else if (ev.type === "usage") {
-        st.reported = ev;
-        return { kind: "done" };
-      } else {
-        if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-        const u = upstreamError(ev, this.deps.options.noCapacityRetryAfterMs);
-        // Output already reached the user: another miner must not start over (and this one earns nothing).
-        return sink.chunks === 0 && u.retry
-          ? { kind: "retry", error: u.error }
-          : { kind: "failed", error: u.error };
-      }
-    }
-    return { kind: sink.chunks === 0 ? "retry" : "failed", error: new TensorClawError("upstream_error") };
   }
 
   /** The credited usage of a request, computed once. */
@@ -713,23 +440,17 @@ export class ChatEndpoint {
     const count = this.deps.encodings.get(tokenizer);
     const counted = st.countedPrompt;
     return {
+      ...attemptFacts(st),
       chat: st.parsed.chat,
       count,
       countedPrompt: counted !== undefined && counted.count === count ? counted.tokens : undefined,
       billing: st.billing,
-      ttftMs: st.firstTokenAtMs === undefined ? null : st.firstTokenAtMs - st.startedAtMs,
       // A completed answer without a reason from the miner ends as the JSON answer says: "stop".
       finishReason: finishReasonText(st.finishReason) ?? (st.outcome === "completed" ? "stop" : null),
       streamed: st.parsed.stream,
-      lastAttempt: st.lastAttempt,
-      requestId: st.requestId,
       model: st.parsed.model,
-      startedAtMs: st.startedAtMs,
       prompt: st.parsed.prompt,
       maxTokens: st.ceiling,
-      call: st.call,
-      minerHotkey: st.session?.hotkey,
-      reported: st.reported,
       outcome: st.outcome,
     };
   }

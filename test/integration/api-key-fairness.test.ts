@@ -121,4 +121,25 @@ describe("api: one key cannot crowd out the others", () => {
       await router.close();
     }
   });
+
+  it("completions and embeddings refused for want of capacity (503) do not count against the key's request limit either", async () => {
+    const entry = checkEntry({ ...defaultEntry("idle-model", 1) });
+    const router = await startRouter({ keyStore: store, catalogue: new ModelCatalogue([entry], false) });
+    try {
+      const k = (await keys.create("patient-kinds", { requestsPerMinute: 2, tokensPerMinute: 0 }, Date.now()))
+        .key;
+      const client = new OpenAI({ apiKey: k, baseURL: router.baseURL, maxRetries: 0 });
+      for (let i = 0; i < 3; i++) {
+        const c = await apiError(client.completions.create({ model: "idle-model", prompt: "hi" }));
+        expect(c.status, `completions ${i}`).to.equal(503);
+        expect(c.message).to.match(/No miner can serve completions of "idle-model"/);
+        const e = await apiError(client.embeddings.create({ model: "idle-model", input: "hi" }));
+        expect(e.status, `embeddings ${i}`).to.equal(503);
+      }
+      const page = await client.models.list().withResponse();
+      expect(page.response.headers.get("x-ratelimit-remaining-requests")).to.equal("1");
+    } finally {
+      await router.close();
+    }
+  });
 });
