@@ -50,6 +50,13 @@ export interface BillingStore {
   account(keyId: string, nowMs: number): Promise<AccountView>;
   /** One generation record of a key; undefined when unknown, expired or another key's. */
   generation(keyId: string, requestId: string, nowMs: number): Promise<GenerationRecord | undefined>;
+  /**
+   * A key's most recent generation records still kept at `nowMs`, newest
+   * (by `createdAtMs`, then id) first, at most `limit` (clamped to
+   * 1..RECENT_GENERATIONS_MAX). Only the newest RECENT_GENERATIONS_MAX
+   * requests of a key are indexed: older ones stay readable one by one.
+   */
+  recentGenerations(keyId: string, limit: number, nowMs: number): Promise<GenerationRecord[]>;
   /** A key's spend per UTC day over the days kept (DAILY_RETENTION_DAYS up to today), oldest first; days without spend are left out. */
   daily(keyId: string, nowMs: number): Promise<DaySpend[]>;
   /** A key's credit entries, newest first. */
@@ -182,6 +189,20 @@ export interface GenerationRecord {
 
 /** How long generation records are kept. */
 export const GENERATION_TTL_MS = 30 * 86_400_000;
+/** Most generation records a key's recent list holds (and `recentGenerations` returns). */
+export const RECENT_GENERATIONS_MAX = 100;
+
+/** A requested list length as a whole number in 1..RECENT_GENERATIONS_MAX. */
+export function recentLimit(limit: number): number {
+  const n = Math.floor(limit);
+  return Number.isFinite(n) ? Math.min(RECENT_GENERATIONS_MAX, Math.max(1, n)) : RECENT_GENERATIONS_MAX;
+}
+
+/** Newest first: later `createdAtMs`, then the larger id (the order a Redis ZREVRANGE gives ties). */
+export function newestFirst(a: GenerationRecord, b: GenerationRecord): number {
+  return b.createdAtMs - a.createdAtMs || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+}
+
 /** How long daily spend totals are kept. */
 export const DAILY_RETENTION_DAYS = 90;
 /** One UTC day. */

@@ -152,7 +152,7 @@ export function applyBillingLine(state: BillingState, line: string): boolean {
   if (rec.g !== undefined && isTime(rec.x)) {
     const g = generationFrom(rec.g);
     if (g === undefined) return false;
-    state.generations.set(`${g.keyId}\n${g.id}`, { record: g, expiresAtMs: rec.x });
+    state.keepGeneration({ record: g, expiresAtMs: rec.x });
     return true;
   }
   return false;

@@ -4,13 +4,13 @@ import { type AccountRaw, accountFirstDay, type DayRow } from "./account-view.js
 import {
   type AccountSettings,
   type CreditEntry,
-  type GenerationRecord,
   type HoldRequest,
   type HoldResult,
   oldestKeptDay,
   utcDay,
 } from "./billing.js";
 import type { SettleItem } from "./check.js";
+import { type ExpiringGeneration, RecentGenerations } from "./embedded-recent.js";
 import type { Micros } from "./money.js";
 
 /**
@@ -43,10 +43,7 @@ export interface Account {
 }
 
 /** A generation record and when it (and the request's settled marker) goes. */
-export interface StoredGeneration {
-  readonly record: GenerationRecord;
-  readonly expiresAtMs: number;
-}
+export type StoredGeneration = ExpiringGeneration;
 
 function addCounts(into: Map<string, SpendCounts>, key: string, add: readonly number[]): void {
   const cur = into.get(key);
@@ -58,8 +55,10 @@ function addCounts(into: Map<string, SpendCounts>, key: string, add: readonly nu
 export class BillingState {
   readonly options: LedgerOptions;
   readonly accounts = new Map<string, Account>();
-  /** `<key id>\n<request id>` → record. */
+  /** `<key id>\n<request id>` → record. Changed only through `keepGeneration` and `trimAll`. */
   readonly generations = new Map<string, StoredGeneration>();
+  /** Each key's newest records, kept beside `generations`. */
+  readonly recent = new RecentGenerations();
   readonly cursors = new Map<string, string>();
 
   constructor(options: LedgerOptions) {
@@ -166,10 +165,7 @@ export class BillingState {
     }
     a.balance -= charged;
     a.spent += item.costMicros;
-    this.generations.set(`${item.keyId}\n${item.requestId}`, {
-      record: item.record,
-      expiresAtMs: item.expiresAtMs,
-    });
+    this.keepGeneration({ record: item.record, expiresAtMs: item.expiresAtMs });
     const add = [item.promptTokens, item.completionTokens, item.costMicros, 1];
     const b = bucketStart(item.atMs, this.options.bucketMs);
     if (b >= retentionCutoff(nowMs, this.options)) addCounts(a.buckets, `${b}\t${item.model}`, add);
@@ -178,6 +174,12 @@ export class BillingState {
       addCounts(a.days, `${day}\t${item.model}`, add);
       a.dayCost.set(day, (a.dayCost.get(day) ?? 0) + item.costMicros);
     }
+  }
+
+  /** Keeps a generation record (a settled request's, or one read back from a compacted journal). */
+  keepGeneration(g: StoredGeneration): void {
+    this.generations.set(`${g.record.keyId}\n${g.record.id}`, g);
+    this.recent.add(g);
   }
 
   /** Adds compacted bucket or day counts. */
@@ -201,6 +203,7 @@ export class BillingState {
   trimAll(nowMs: number): void {
     for (const a of this.accounts.values()) this.trimAccount(a, nowMs);
     for (const [k, g] of this.generations) if (g.expiresAtMs <= nowMs) this.generations.delete(k);
+    this.recent.trim(nowMs);
   }
 
   trimAccount(a: Account, nowMs: number): void {

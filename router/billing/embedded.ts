@@ -257,6 +257,11 @@ export class EmbeddedBilling implements BillingStore {
     return g !== undefined && g.expiresAtMs > nowMs ? g.record : undefined;
   }
 
+  async recentGenerations(keyId: string, limit: number, nowMs: number): Promise<GenerationRecord[]> {
+    await this.#look();
+    return this.#state.recent.list(keyId, limit, nowMs);
+  }
+
   async entries(keyId: string, limit: number): Promise<CreditEntry[]> {
     checkKeyId(keyId);
     await this.#look();

@@ -22,11 +22,15 @@ import {
   type AccountView,
   type BillingStore,
   type CreditEntry,
+  DAY_MS,
   type DaySpend,
+  GENERATION_TTL_MS,
   type GenerationRecord,
   type HoldRequest,
   type HoldResult,
   oldestKeptDay,
+  RECENT_GENERATIONS_MAX,
+  recentLimit,
   type SettleResult,
   utcDay,
 } from "./billing.js";
@@ -60,6 +64,7 @@ import {
  * | `P{key:<id>}:s` | HASH | `b:<bucket>:<model>:<f>` and `d:<day>:<model>:<f>` (f: p prompt, c completion, u cost, n requests); `D:<day>` cost that UTC day |
  * | `P{key:<id>}:bz` | ZSET | `<bucket>:<model>`, score = bucket start (24 h kept) |
  * | `P{key:<id>}:dz` | ZSET | `<day>:<model>`, score = UTC day number (90 days kept) |
+ * | `P{key:<id>}:gz` | ZSET | request id → created at (ms): the key's newest RECENT_GENERATIONS_MAX generations |
  * | `P{key:<id>}:g:<request id>` | STRING | generation record `{"g":record,"x":expiresAtMs}`, PX until 30 days after the request; also its settled marker |
  * | `P{cursors}` | HASH | cursor name → value (the deposit watcher's last block) |
  *
@@ -84,6 +89,7 @@ interface BillingCommands {
   tcBillRelease(numKeys: number, ...args: Args): Promise<number>;
   tcBillSettle(numKeys: number, ...args: Args): Promise<[number, number]>;
   tcBillRead(numKeys: number, ...args: Args): Promise<[string[], string[], string[], string[]]>;
+  tcBillRecent(numKeys: number, ...args: Args): Promise<(string | null)[]>;
 }
 
 type Pipe = ReturnType<Redis["pipeline"]> & BillingCommands;
@@ -125,6 +131,13 @@ export class BillingKeys {
   generation(keyId: string, requestId: string): string {
     return this.#k(keyId, `g:${requestId}`);
   }
+  /** What a request id is appended to for its generation record's key (recent.lua). */
+  generationPrefix(keyId: string): string {
+    return this.#k(keyId, "g:");
+  }
+  recentGenerations(keyId: string): string {
+    return this.#k(keyId, "gz");
+  }
   get cursors(): string {
     return `${this.prefix}{cursors}`;
   }
@@ -161,6 +174,18 @@ function settingsOf(
   };
 }
 
+/** A stored generation record (`{"g":record,"x":expiry}`) of `keyId`, when readable and live at `nowMs`. */
+function storedGeneration(text: string, keyId: string, nowMs: number): GenerationRecord | undefined {
+  try {
+    const doc = JSON.parse(text) as { g?: unknown; x?: unknown };
+    const g = generationFrom(doc.g);
+    if (g === undefined || g.keyId !== keyId || typeof doc.x !== "number" || doc.x <= nowMs) return undefined;
+    return g;
+  } catch {
+    return undefined;
+  }
+}
+
 function entryOf(json: string): CreditEntry | undefined {
   try {
     const e = JSON.parse(json) as CreditEntry;
@@ -194,6 +219,7 @@ export class RedisBilling implements BillingStore {
       ["tcBillRelease", "release.lua"],
       ["tcBillSettle", "settle.lua"],
       ["tcBillRead", "read.lua"],
+      ["tcBillRecent", "recent.lua"],
     ];
     for (const [name, file] of defs) {
       if (!(name in redis)) redis.defineCommand(name, { lua: lua(file) });
@@ -274,14 +300,16 @@ export class RedisBilling implements BillingStore {
     if (byKey.size === 0) return result;
     const cutoff = retentionCutoff(nowMs, this.options);
     const firstDay = oldestKeptDay(nowMs);
+    // A record lives until 30 days after its request finished: a day's slack covers any request's length.
+    const recentCutoff = nowMs - GENERATION_TTL_MS - DAY_MS;
     // One round trip: every key's batches in one pipeline, each script on its key's slot. (A
     // single call skips the pipeline: its machinery costs more than the call.)
     const calls: Args[] = [];
     for (const [keyId, items] of byKey) {
       for (let i = 0; i < items.length; i += EVENTS_PER_CALL) {
         const chunk = items.slice(i, i + EVENTS_PER_CALL);
-        const keys = this.keys.accountKeys(keyId);
-        const args: Args = [cutoff, firstDay, keyId];
+        const keys = [...this.keys.accountKeys(keyId), this.keys.recentGenerations(keyId)];
+        const args: Args = [cutoff, firstDay, keyId, recentCutoff, RECENT_GENERATIONS_MAX];
         for (const it of chunk) {
           keys.push(this.keys.generation(keyId, it.requestId));
           const r = it.record;
@@ -374,16 +402,24 @@ export class RedisBilling implements BillingStore {
   async generation(keyId: string, requestId: string, nowMs: number): Promise<GenerationRecord | undefined> {
     if (!isKeyId(keyId) || !isId(requestId)) return undefined;
     const text = await this.#redis.get(this.keys.generation(keyId, requestId));
-    if (text === null) return undefined;
-    try {
-      const doc = JSON.parse(text) as { g?: unknown; x?: unknown };
-      const g = generationFrom(doc.g);
-      if (g === undefined || g.keyId !== keyId || typeof doc.x !== "number" || doc.x <= nowMs)
-        return undefined;
-      return g;
-    } catch {
-      return undefined;
+    return text === null ? undefined : storedGeneration(text, keyId, nowMs);
+  }
+
+  async recentGenerations(keyId: string, limit: number, nowMs: number): Promise<GenerationRecord[]> {
+    if (!isKeyId(keyId)) return [];
+    const k = this.keys;
+    const texts = await this.#cmd.tcBillRecent(
+      1,
+      k.recentGenerations(keyId),
+      k.generationPrefix(keyId),
+      recentLimit(limit),
+    );
+    const out: GenerationRecord[] = [];
+    for (const t of texts) {
+      const g = t === null ? undefined : storedGeneration(t, keyId, nowMs);
+      if (g !== undefined) out.push(g);
     }
+    return out;
   }
 
   async entries(keyId: string, limit: number): Promise<CreditEntry[]> {

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { Redis } from "ioredis";
-import { DAY_MS } from "../../router/billing/billing.js";
+import { DAY_MS, GENERATION_TTL_MS } from "../../router/billing/billing.js";
 import { RedisBilling } from "../../router/billing/redis.js";
 import { BILLING_OPTIONS, billedEvent, billingContract, MONDAY, NOW } from "../support/billing-contract.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
@@ -83,7 +83,18 @@ describe("Redis billing store", () => {
     const mine = keys.filter((k) => k !== `${prefix}{cursors}`);
     for (const k of mine) expect(/^[^{]*\{([^}]+)\}/.exec(k)?.[1], k).to.equal(`key:${key}`);
     const stems = new Set(mine.map((k) => k.slice(`${prefix}{key:${key}}:`.length).replace(/^g:.*/, "g:*")));
-    expect([...stems].sort()).to.deep.equal(["a", "bz", "dz", "g:*", "hamt", "holds", "ids", "log", "s"]);
+    expect([...stems].sort()).to.deep.equal([
+      "a",
+      "bz",
+      "dz",
+      "g:*",
+      "gz",
+      "hamt",
+      "holds",
+      "ids",
+      "log",
+      "s",
+    ]);
     expect(mine.filter((k) => k.includes("}:g:"))).to.have.length(30);
     // Money is stored as whole numbers.
     const acct = await c.hgetall(`${prefix}{key:${key}}:a`);
@@ -120,5 +131,22 @@ describe("Redis billing store", () => {
     expect(left.filter((f) => f.startsWith("D:"))).to.deep.equal([`D:${day(d92)}`]);
     expect(await c.zcard(`${prefix}{key:${key}}:dz`)).to.equal(1);
     expect(await c.zcard(`${prefix}{key:${key}}:bz`)).to.equal(1);
+  });
+
+  it("bounds the recent-generations index: the newest 100 ids, none from before the records' retention", async () => {
+    const prefix = randomPrefix();
+    const c = client();
+    const store = new RedisBilling(c, BILLING_OPTIONS, prefix);
+    const key = "key_00000000000000cc";
+    const index = `${prefix}{key:${key}}:gz`;
+    const evs = Array.from({ length: 150 }, (_, i) => billedEvent(key, 1, { finishedAtMs: NOW + i }));
+    await store.settle(evs, NOW + 200);
+    expect(await c.zcard(index)).to.equal(100);
+    expect(await c.zrange(index, "0", "0")).to.deep.equal([evs[50]?.requestId]);
+    // Past the records' 30 days (and the day of slack for long requests) the old ids go too.
+    const late = NOW + GENERATION_TTL_MS + DAY_MS + 10_000;
+    const last = billedEvent(key, 1, { finishedAtMs: late });
+    await store.settle([last], late);
+    expect(await c.zrange(index, "0", "-1")).to.deep.equal([last.requestId]);
   });
 });

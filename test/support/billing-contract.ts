@@ -512,6 +512,62 @@ export function billingContract(name: string, make: () => Promise<BillingHarness
       await check();
     });
 
+    it("recent generations: newest first, at most the limit (capped at 100), only the caller's", async () => {
+      const key = randomKey();
+      const other = randomKey();
+      // Settled out of order, in two batches: the list orders by start time, not by settling.
+      const evs = Array.from({ length: 7 }, (_, i) =>
+        billedEvent(key, 100 + i, { model: `m${i}`, finishedAtMs: NOW - (7 - i) * MIN }),
+      );
+      await store.settle([evs[4], evs[1], evs[6], evs[0]] as UsageEvent[], NOW);
+      await store.settle([evs[3], evs[5], evs[2]] as UsageEvent[], NOW);
+      await store.settle([billedEvent(other, 999, { finishedAtMs: NOW })], NOW);
+      const newest = [...evs].reverse().map((e) => e.requestId);
+      const ids = async (k: string, limit: number, nowMs = NOW) =>
+        (await store.recentGenerations(k, limit, nowMs)).map((g) => g.id);
+      expect(await ids(key, 10)).to.deep.equal(newest);
+      expect(await ids(key, 3)).to.deep.equal(newest.slice(0, 3));
+      expect(await ids(key, 0)).to.deep.equal(newest.slice(0, 1));
+      // The same records /api/v1/generation reads, one by one.
+      const [top] = await store.recentGenerations(key, 1, NOW);
+      expect(top).to.deep.equal(await store.generation(key, newest[0] as string, NOW));
+      expect(top).to.include({ keyId: key, model: "m6", costMicros: 106 });
+      expect(await ids(randomKey(), 10)).to.deep.equal([]);
+      expect((await store.recentGenerations(other, 10, NOW)).map((g) => g.keyId)).to.deep.equal([other]);
+      // 130 more: only the newest 100 are listed, whatever the limit asked.
+      const many = Array.from({ length: 130 }, (_, i) => billedEvent(key, 1, { finishedAtMs: NOW + i }));
+      await store.settle(many.slice(0, 60), NOW + 200);
+      await store.settle(many.slice(60), NOW + 200);
+      const top100 = [...many]
+        .reverse()
+        .slice(0, 100)
+        .map((e) => e.requestId);
+      expect(await ids(key, 1000, NOW + 200)).to.deep.equal(top100);
+      store = await h.reopen(NOW + 300);
+      expect(await ids(key, 1000, NOW + 300)).to.deep.equal(top100);
+      expect(await ids(other, 10, NOW + 300)).to.have.length(1);
+    });
+
+    it("recent generations: a replayed settle is listed once; records leave the list when they expire", async () => {
+      const key = randomKey();
+      const old = billedEvent(key, 10, { finishedAtMs: NOW - HOUR });
+      const recent = billedEvent(key, 20, { finishedAtMs: NOW });
+      await store.settle([old, recent], NOW);
+      await store.settle([old, recent, old], NOW + MIN);
+      store = await h.reopen(NOW + MIN);
+      await store.settle([recent], NOW + MIN);
+      const ids = async (nowMs: number) => (await store.recentGenerations(key, 100, nowMs)).map((g) => g.id);
+      expect(await ids(NOW + MIN)).to.deep.equal([recent.requestId, old.requestId]);
+      // Kept until 30 days after each request finished, as /api/v1/generation reads them.
+      expect(await ids(NOW - HOUR + GENERATION_TTL_MS - 1)).to.deep.equal([recent.requestId, old.requestId]);
+      expect(await ids(NOW - HOUR + GENERATION_TTL_MS)).to.deep.equal([recent.requestId]);
+      expect(await ids(NOW + GENERATION_TTL_MS)).to.deep.equal([]);
+      // A request settled after the others expired is listed alone.
+      const later = billedEvent(key, 30, { finishedAtMs: NOW + GENERATION_TTL_MS });
+      await store.settle([later], NOW + GENERATION_TTL_MS);
+      expect(await ids(NOW + GENERATION_TTL_MS)).to.deep.equal([later.requestId]);
+    });
+
     it("a bucket older than 24 h leaves the 24 h figure but stays in the day totals", async () => {
       const key = randomKey();
       const t = MONDAY + 3 * DAY_MS + 10 * MIN; // Thursday 00:10

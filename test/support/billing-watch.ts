@@ -113,6 +113,14 @@ export class WatchedBilling implements BillingStore {
   generation(keyId: string, requestId: string, nowMs: number): Promise<GenerationRecord | undefined> {
     return this.#track("generation", keyId, requestId, this.#inner.generation(keyId, requestId, nowMs));
   }
+  recentGenerations(keyId: string, limit: number, nowMs: number): Promise<GenerationRecord[]> {
+    return this.#track(
+      "recentGenerations",
+      keyId,
+      undefined,
+      this.#inner.recentGenerations(keyId, limit, nowMs),
+    );
+  }
   daily(keyId: string, nowMs: number): Promise<DaySpend[]> {
     return this.#track("daily", keyId, undefined, this.#inner.daily(keyId, nowMs));
   }

@@ -10,14 +10,18 @@ KEYS[4]      P{key:<id>}:s      HASH spend: "b:<bucket>:<model>:<f>" and "d:<day
                                      u (cost, micros), n (requests); "D:<day>" -> cost that day
 KEYS[5]      P{key:<id>}:bz     ZSET "<bucket>:<model>", score = bucket start
 KEYS[6]      P{key:<id>}:dz     ZSET "<day>:<model>", score = UTC day number
-KEYS[6 + i]  P{key:<id>}:g:<request id of event i>  STRING the generation record; it is
+KEYS[7]      P{key:<id>}:gz     ZSET request id, score = created at (ms): the key's
+                                     recent generations (recent.lua reads it)
+KEYS[7 + i]  P{key:<id>}:g:<request id of event i>  STRING the generation record; it is
              also the request's settled marker (SET NX), kept until 30 days after
              the request finished (the caller refuses older events)
 
 ARGV[1]  bucket cutoff: oldest bucket start kept (24 h window); older buckets are trimmed
 ARGV[2]  oldest UTC day kept (90 days); older days are trimmed
 ARGV[3]  the key id (written into each generation record)
-ARGV[3 + i]  event i, one tab-separated string (one argument per event: the
+ARGV[4]  recent list cutoff: entries created before it are dropped from KEYS[7]
+ARGV[5]  recent list size: KEYS[7] keeps only its newest this many entries
+ARGV[5 + i]  event i, one tab-separated string (one argument per event: the
          client encodes far fewer strings):
          request id, bucket start, UTC day, model, prompt tokens, completion
          tokens, cost (micros), record lifetime (ms, > 0), the id of the hold its
@@ -37,13 +41,14 @@ Every number is a whole number passed as a string and added with HINCRBY,
 so money stays exact. Per new event: the request's hold is dropped, its
 cost comes off a metered balance, its spend is added to its bucket (when
 still inside the window) and its UTC day (when still kept), and its record
-is written. The additions are summed over the batch first and written once
-per field. Returns {settled, duplicates}.
+is written and its id added to the recent list. The additions are summed
+over the batch first and written once per field; the recent list is trimmed
+once per call. Returns {settled, duplicates}.
 ]]
-local ka, kholds, kamt, ks, kbz, kdz = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local ka, kholds, kamt, ks, kbz, kdz, kgz = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local cutoff = tonumber(ARGV[1])
 local first_day = tonumber(ARGV[2])
-local n = #KEYS - 6
+local n = #KEYS - 7
 local metered = redis.call('HGET', ka, 'metered') == '1'
 local settled, dups = 0, 0
 local opened_bucket, opened_day = false, false
@@ -81,7 +86,7 @@ local function fields(s)
 end
 local function json_or_null(v) if v == '' then return 'null' end return cjson.encode(v) end
 for i = 1, n do
-  local f = fields(ARGV[3 + i])
+  local f = fields(ARGV[5 + i])
   local rid, bucket, day, model = f[1], f[2], f[3], f[4]
   local p, c, u, px, hid = f[5], f[6], f[7], f[8], f[9]
   local referer, title = f[17] or '', f[18] or ''
@@ -98,10 +103,11 @@ for i = 1, n do
     ',"ttftMs":' .. (f[11] == '' and 'null' or f[11]) .. ',"latencyMs":' .. f[12] ..
     ',"finishReason":' .. json_or_null(f[13]) .. ',"streamed":' .. (f[14] == '1' and 'true' or 'false') ..
     ',"outcome":' .. cjson.encode(f[15]) .. app .. '},"x":' .. f[16] .. '}'
-  if not redis.call('SET', KEYS[6 + i], rec, 'PX', px, 'NX') then
+  if not redis.call('SET', KEYS[7 + i], rec, 'PX', px, 'NX') then
     dups = dups + 1
   else
     settled = settled + 1
+    redis.call('ZADD', kgz, f[10], rid)
     if hid == '' then
       local held = redis.call('HGET', kamt, rid)
       if held then
@@ -165,6 +171,11 @@ local function trim(kz, below, kind)
     if kind == 'd' then redis.call('HDEL', ks, 'D:' .. string.match(m, '^(%-?%d+):')) end
   end
   redis.call('ZREM', kz, unpack(old))
+end
+if settled > 0 then
+  -- Newest entries only, none older than the records can be (both O(log N) when nothing goes).
+  redis.call('ZREMRANGEBYRANK', kgz, 0, -tonumber(ARGV[5]) - 1)
+  redis.call('ZREMRANGEBYSCORE', kgz, '-inf', '(' .. ARGV[4])
 end
 if opened_bucket then trim(kbz, cutoff, 'b') end
 if opened_day then trim(kdz, first_day, 'd') end
