@@ -1,4 +1,5 @@
-import type { AccountView, GenerationRecord } from "../billing/billing.js";
+import { TensorClawError } from "../../common/errors.js";
+import { type AccountView, type GenerationRecord, RECENT_GENERATIONS_MAX } from "../billing/billing.js";
 import { type Micros, microsToUsd } from "../billing/money.js";
 import type { ApiKeyRecord } from "./keys.js";
 
@@ -12,6 +13,8 @@ import type { ApiKeyRecord } from "./keys.js";
  *   rate_limit) and TensorClaw's own beside them (key_id, balance, held,
  *   budget_daily, budget_daily_remaining, usage_24h, usage_30d).
  * - `GET /api/v1/generation?id=<x-request-id>`: one request of that key.
+ * - `GET /api/v1/key/generations?limit=N`: that key's newest requests, each
+ *   as `/api/v1/generation` reads it (TensorClaw's own; OpenRouter has none).
  *
  * Amounts are USD (the store keeps integer micros; see money.ts). Pure
  * functions: the server reads the store and sends what these return.
@@ -117,4 +120,27 @@ export function generationBody(g: GenerationRecord): { data: Record<string, unkn
       app: g.app === undefined ? null : { referer: g.app.referer ?? null, title: g.app.title ?? null },
     },
   };
+}
+
+/** How many generations `GET /api/v1/key/generations` lists without `?limit=`. */
+export const DEFAULT_GENERATIONS_LIMIT = 20;
+
+/** The `limit` of `GET /api/v1/key/generations?limit=N`: a whole number in 1..RECENT_GENERATIONS_MAX. */
+export function generationsLimit(query: string): number {
+  const raw = new URLSearchParams(query).get("limit");
+  if (raw === null || raw === "") return DEFAULT_GENERATIONS_LIMIT;
+  const n = /^[0-9]{1,4}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(n >= 1 && n <= RECENT_GENERATIONS_MAX)) {
+    throw new TensorClawError(
+      "invalid_request",
+      `limit must be a whole number from 1 to ${RECENT_GENERATIONS_MAX}; got ${JSON.stringify(raw.slice(0, 20))}.`,
+      { param: "limit" },
+    );
+  }
+  return n;
+}
+
+/** The `GET /api/v1/key/generations` body: the key's newest generations, newest first. */
+export function generationsBody(list: readonly GenerationRecord[]): { data: Record<string, unknown>[] } {
+  return { data: list.map((g) => generationBody(g).data) };
 }

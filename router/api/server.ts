@@ -6,7 +6,7 @@ import type { Registry } from "prom-client";
 import { TensorClawError, toHttpError, toTensorClawError } from "../../common/errors.js";
 import { newTraceId } from "../../common/trace-id.js";
 import { type AccessRecord, logAccess } from "./access-log.js";
-import { anonymousKeyBody, generationBody, keyBody } from "./account.js";
+import { anonymousKeyBody, generationBody, generationsBody, generationsLimit, keyBody } from "./account.js";
 import { type Caller, type ChatApi, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
 import { billingStoreError } from "./chat-billing.js";
 import { CompletionsEndpoint } from "./completions.js";
@@ -232,6 +232,24 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     return 200;
   }
 
+  /** `GET /api/v1/key/generations?limit=N`: the calling key's newest generations (account.ts). */
+  async function listGenerations(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    query: string,
+  ): Promise<number> {
+    const { key } = await limitedCaller(req, res);
+    const limit = generationsLimit(query);
+    const billing = deps.billing;
+    // Records are kept per key: a router without keys or accounts has none to list.
+    if (key === undefined || billing === undefined)
+      throw new TensorClawError("not_found", "This router keeps no accounts.");
+    const list = await readStore(() => billing.recentGenerations(key.id, limit, deps.clock()));
+    sendJson(res, 200, generationsBody(list), id);
+    return 200;
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse, id: string): Promise<number> {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
@@ -285,6 +303,8 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         return describeKey(req, res, id);
       case "/v1/generation":
         return describeGeneration(req, res, id, q === -1 ? "" : url.slice(q + 1));
+      case "/v1/key/generations":
+        return listGenerations(req, res, id, q === -1 ? "" : url.slice(q + 1));
       case "/v1/models":
       case "/models":
         await limitedCaller(req, res);
@@ -385,6 +405,7 @@ const KNOWN_GET_PATHS = new Set([
   "/v1/key",
   "/v1/auth/key",
   "/v1/generation",
+  "/v1/key/generations",
   "/v1/models",
   "/models",
 ]);

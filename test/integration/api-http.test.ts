@@ -322,6 +322,17 @@ describe("api http: requests that never reach a miner", () => {
     expect((await raw(router, "/v1/nothing", { method: "DELETE" })).res.status).to.equal(404);
   });
 
+  it("a router keeping no accounts lists no generations: 404 with a key, 401 without, 405 for POST", async () => {
+    const auth = { authorization: `Bearer ${key}` };
+    const none = await raw(router, "/api/v1/key/generations", { headers: auth });
+    expect(none.res.status).to.equal(404);
+    expect(none.json.error?.code).to.equal("not_found");
+    expect((await raw(router, "/api/v1/key/generations")).res.status).to.equal(401);
+    const post = await raw(router, "/api/v1/key/generations", { method: "POST", headers: auth });
+    expect(post.res.status).to.equal(405);
+    expect(post.res.headers.get("allow")).to.equal("GET, HEAD");
+  });
+
   it("a malformed path (a bad percent escape) is a 404, not a 500", async () => {
     const r = await raw(router, "/v1/models/%", { headers: { authorization: `Bearer ${key}` } });
     expect(r.res.status).to.equal(404);

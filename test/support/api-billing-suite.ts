@@ -495,6 +495,46 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
       expect((await get(`/api/v1/generation?id=${asked.id}`, undefined)).status).to.equal(401);
     });
 
+    it("lists the calling key's own generations at /api/v1/key/generations, newest first, as /api/v1/generation reads them", async () => {
+      const a = await newKey({ creditMicros: MICROS_PER_USD });
+      const b = await newKey();
+      const asked = [await ask(a.client, 2), await ask(a.client, 3, true), await ask(a.client, 4)];
+      const theirs = await ask(b.client, 5);
+      await settled();
+      const list = await get("/api/v1/key/generations", a.key);
+      expect(list.status).to.equal(200);
+      // Each as /api/v1/generation reads it, newest first (by start time, then id: requests sent
+      // one after another may share a millisecond).
+      const one = [];
+      for (const x of asked) one.push((await get(`/api/v1/generation?id=${x.id}`, a.key)).data);
+      const key = (d: Json) => `${String(d.created_at)} ${String(d.id)}`;
+      const want = one.sort((x, y) => (key(x) < key(y) ? 1 : -1));
+      expect(list.body.data).to.deep.equal(want);
+      expect(want.map((d) => d.id)).to.have.members(asked.map((x) => x.id));
+      const streamed = want.find((d) => d.id === asked[1]?.id);
+      expect(streamed).to.include({ streamed: true, model: MODEL, finish_reason: "stop" });
+      const last = want.find((d) => d.id === asked[2]?.id);
+      expect(micros(last?.total_cost)).to.equal(
+        costMicros(
+          asked[2]?.usage?.prompt_tokens ?? 0,
+          asked[2]?.usage?.completion_tokens ?? 0,
+          PRICE_PROMPT,
+          PRICE_COMPLETION,
+        ),
+      );
+      const two = await get("/api/v1/key/generations?limit=2", a.key);
+      expect(two.body.data).to.deep.equal(want.slice(0, 2));
+      // The other key sees only its own request (an unmetered key's spend is recorded too).
+      const other = await get("/v1/key/generations?limit=100", b.key);
+      expect((other.body.data as Json[]).map((r) => r.id)).to.deep.equal([theirs.id]);
+      for (const bad of ["0", "101", "-1", "2.5", "x", "1e2"]) {
+        const r = await get(`/api/v1/key/generations?limit=${bad}`, a.key);
+        expect(r.status, bad).to.equal(400);
+        expect(r.error, bad).to.include({ code: "invalid_request", param: "limit" });
+      }
+      expect((await get("/api/v1/key/generations", undefined)).status).to.equal(401);
+    });
+
     it("describes the calling key at /api/v1/key with OpenRouter's fields, against what it spent", async () => {
       const credit = 2 * MICROS_PER_USD;
       const budget = MICROS_PER_USD;
@@ -568,15 +608,25 @@ export function billingApiSuite(name: string, make: () => Promise<BillingApiFixt
     });
 
     it("counts the GET endpoints as requests of the key, with the same headers, and refuses them past the limit", async () => {
-      const { key, client } = await newKey({ creditMicros: MICROS_PER_USD, rpm: 4, tpm: 100_000 });
+      const { key, client } = await newKey({ creditMicros: MICROS_PER_USD, rpm: 5, tpm: 100_000 });
       const asked = await ask(client, 2);
       await settled();
-      const paths = ["/v1/models", "/api/v1/key", `/api/v1/generation?id=${asked.id}`];
+      const paths = [
+        "/v1/models",
+        "/api/v1/key",
+        `/api/v1/generation?id=${asked.id}`,
+        "/api/v1/key/generations",
+      ];
       const got = [];
       for (const p of paths) got.push(await get(p, key));
-      expect(got.map((g) => g.status)).to.deep.equal([200, 200, 200]);
-      expect(got.map((g) => g.headers.get("x-ratelimit-limit-requests"))).to.deep.equal(["4", "4", "4"]);
-      expect(got.map((g) => g.headers.get("x-ratelimit-remaining-requests"))).to.deep.equal(["2", "1", "0"]);
+      expect(got.map((g) => g.status)).to.deep.equal([200, 200, 200, 200]);
+      expect(got.map((g) => g.headers.get("x-ratelimit-limit-requests"))).to.deep.equal(["5", "5", "5", "5"]);
+      expect(got.map((g) => g.headers.get("x-ratelimit-remaining-requests"))).to.deep.equal([
+        "3",
+        "2",
+        "1",
+        "0",
+      ]);
       // A GET takes no tokens: the tokens left only refill from one GET to the next.
       const tokens = got.map((g) => Number(g.headers.get("x-ratelimit-remaining-tokens")));
       expect(tokens[1]).to.be.at.least(tokens[0] as number);
