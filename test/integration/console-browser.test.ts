@@ -158,11 +158,19 @@ describe("web console in a real browser", function () {
     );
     await open("/account", ".stat");
     expect(await page.locator(".stat", { hasText: "Spent in all" }).textContent()).to.contain(usd(spent));
-    const generations = page.locator("table", { has: page.locator("caption", { hasText: "Generations" }) });
+    // The key's recent generations, read from the router (/api/v1/key/generations): the Playground's
+    // request, its model, cost and finish reason.
+    const generations = page.locator("table", {
+      has: page.locator("caption", { hasText: "Recent generations" }),
+    });
     await generations.waitFor();
-    expect(await generations.textContent())
+    const rows = generations.locator("tbody tr");
+    expect(await rows.count()).to.equal(1);
+    expect(await rows.first().textContent())
       .to.contain(PRICED_MODEL)
-      .and.contain(usd(spent));
+      .and.contain(usd(spent))
+      .and.contain("+ 5")
+      .and.contain("stop");
     // Spend per model over 30 days (from /api/v1/key/activity), with the day chart beside it.
     const perModel = page.locator("table", { has: page.locator("caption", { hasText: "Spend per model" }) });
     expect(await perModel.textContent())
@@ -170,6 +178,35 @@ describe("web console in a real browser", function () {
       .and.contain(usd(spent));
     expect(await page.locator("svg.chart rect.bar").count()).to.equal(30);
     await screenshots("account", ".stat");
+
+    // A request this tab never made (sent with curl's equivalent) is listed too, newest first, and
+    // its model id, markup, is shown as text.
+    const other = await fetch(`${net.origin}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${net.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: MARKUP_MODEL, messages: [{ role: "user", content: "hi" }] }),
+    });
+    expect(other.status).to.equal(200);
+    const otherId = other.headers.get("x-request-id");
+    await other.json();
+    await pollUntil(
+      async () => {
+        const r = await fetch(`${net.origin}/api/v1/key/generations`, {
+          headers: { authorization: `Bearer ${net.apiKey}` },
+        });
+        const { data } = (await r.json()) as { data: { id: string }[] };
+        return data[0]?.id === otherId ? true : undefined;
+      },
+      { what: "the second request's record", timeoutMs: 10_000 },
+    );
+    // Reloaded: the same #/account route is no navigation.
+    await page.reload();
+    await generations.waitFor();
+    expect(await rows.count()).to.equal(2);
+    expect(await rows.first().locator("td").nth(1).textContent()).to.equal(MARKUP_MODEL);
+    expect(await rows.nth(1).textContent()).to.contain(PRICED_MODEL);
+    expect(await page.locator("img").count()).to.equal(0);
+    expect(await page.evaluate("typeof window.__consoleXss")).to.equal("undefined");
 
     // The ledger read behind the pages is reused for a few seconds: wait for one that has the chat.
     const hotkey = net.priced.hotkey.address;

@@ -5,9 +5,6 @@
  */
 
 const KEY_SLOT = "tensorclaw.apiKey";
-const GENERATIONS_SLOT = "tensorclaw.generations";
-/** Generations remembered for the Account page. */
-const MAX_GENERATIONS = 20;
 
 /** An error answer of the router, with its OpenAI error message. */
 export class ApiError extends Error {
@@ -27,21 +24,6 @@ export function apiKey(): string | undefined {
 export function setApiKey(key: string | undefined): void {
   if (key === undefined || key.trim() === "") sessionStorage.removeItem(KEY_SLOT);
   else sessionStorage.setItem(KEY_SLOT, key.trim());
-}
-
-/** Request ids of this tab's playground answers, newest first. */
-export function recentGenerations(): string[] {
-  try {
-    const v: unknown = JSON.parse(sessionStorage.getItem(GENERATIONS_SLOT) ?? "[]");
-    return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
-  } catch {
-    return [];
-  }
-}
-
-export function rememberGeneration(id: string): void {
-  const list = [id, ...recentGenerations().filter((x) => x !== id)].slice(0, MAX_GENERATIONS);
-  sessionStorage.setItem(GENERATIONS_SLOT, JSON.stringify(list));
 }
 
 /** Headers of a call, with the key when there is one. */

@@ -1,5 +1,5 @@
 import type { ActivityBody } from "../console-types.js";
-import { apiKey, getJson, recentGenerations, setApiKey } from "./api.js";
+import { apiKey, getJson, setApiKey } from "./api.js";
 import { barChart } from "./chart.js";
 import { h, note, replace, stat, table } from "./dom.js";
 import { count, ms, usd } from "./format.js";
@@ -23,7 +23,10 @@ interface KeyData {
   rate_limit: { requests: number; interval: string; tokens: number };
 }
 
-/** `GET /api/v1/generation`'s data, the fields this page shows. */
+/** How many of the key's newest generations the page lists. */
+const GENERATIONS_SHOWN = 20;
+
+/** A row of `GET /api/v1/key/generations` (each as `/api/v1/generation` reads it), the fields this page shows. */
 interface GenerationData {
   id: string;
   model: string;
@@ -33,6 +36,7 @@ interface GenerationData {
   total_cost: number;
   latency: number;
   time_to_first_token_ms: number | null;
+  finish_reason: string | null;
   outcome: string;
 }
 
@@ -46,7 +50,7 @@ function rateLimit(r: KeyData["rate_limit"]): string {
   return set.length === 0 ? "none" : `${set.join(" and ")} per minute`;
 }
 
-/** The caller's key: balance, spend, limits and this tab's recent generations. */
+/** The caller's key: balance, spend, limits and its recent generations. */
 export const accountPage: Page = (main) => {
   const input = h("input", {
     id: "acct-key",
@@ -82,18 +86,10 @@ export const accountPage: Page = (main) => {
       const { data: k } = await getJson<{ data: KeyData }>("/api/v1/key", controller.signal);
       const { data: activity } = await getJson<ActivityBody>("/api/v1/key/activity", controller.signal);
       const days = activity.days;
-      const generations = await Promise.all(
-        recentGenerations().map((id) =>
-          getJson<{ data: GenerationData }>(
-            `/api/v1/generation?id=${encodeURIComponent(id)}`,
-            controller.signal,
-          ).then(
-            (g) => g.data,
-            () => undefined,
-          ),
-        ),
+      const { data: found } = await getJson<{ data: GenerationData[] }>(
+        `/api/v1/key/generations?limit=${GENERATIONS_SHOWN}`,
+        controller.signal,
       );
-      const found = generations.filter((g): g is GenerationData => g !== undefined);
       replace(
         body,
         h("h2", {}, k.label),
@@ -159,18 +155,19 @@ export const accountPage: Page = (main) => {
             ),
         h("h2", {}, "Recent generations"),
         found.length === 0
-          ? note("Answers from the Playground in this tab are listed here, with what they cost.")
+          ? note("This key's requests are listed here, with what they cost, once they are settled.")
           : table(
-              "Generations from this tab",
-              ["When", "Model", "Tokens", "Cost", "TTFT", "Latency", "Outcome"],
+              `Recent generations of this key (newest ${GENERATIONS_SHOWN} at most)`,
+              ["When", "Model", "Tokens", "Cost", "TTFT", "Latency", "Finish"],
               found.map((g) => [
-                new Date(g.created_at).toLocaleTimeString(),
+                new Date(g.created_at).toLocaleString(),
                 g.model,
                 `${count(g.tokens_prompt)} + ${count(g.tokens_completion)}`,
                 usd(g.total_cost),
                 ms(g.time_to_first_token_ms),
                 ms(g.latency),
-                g.outcome,
+                // A failed or cancelled request has no finish reason: how it ended says more.
+                g.finish_reason ?? g.outcome,
               ]),
             ),
       );

@@ -1,5 +1,5 @@
 import type { NetworkBody, NetworkModel } from "../console-types.js";
-import { apiKey, errorOf, getJson, headers, rememberGeneration } from "./api.js";
+import { apiKey, errorOf, getJson, headers } from "./api.js";
 import { append, h, note, replace } from "./dom.js";
 import { ms, usd } from "./format.js";
 import type { Page } from "./page.js";
@@ -137,9 +137,7 @@ export const playgroundPage: Page = (main) => {
         }),
         signal: controller.signal,
       });
-      const requestId = res.headers.get("x-request-id");
       if (!res.ok || res.body === null) throw await errorOf(res);
-      if (requestId !== null) rememberGeneration(requestId);
       for await (const data of sseData(res.body)) {
         if (data === "[DONE]") break;
         const chunk = JSON.parse(data) as StreamChunk;
