@@ -1,9 +1,10 @@
 // grpcs:// and wss:// routers: `tensorclaw miner` (a child process) verifies
 // the router's certificate against the public roots plus the CA given with
 // --tls-ca, on both transports, and refuses a certificate it cannot verify.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+
+import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
@@ -20,6 +21,7 @@ import {
   sessionOf,
   startMinerTestRouter,
 } from "../support/miner-router.js";
+import { selfSignedLocalhost } from "../support/self-signed.js";
 
 describe("miner over TLS (grpcs, wss)", () => {
   let dir: string;
@@ -29,33 +31,7 @@ describe("miner over TLS (grpcs, wss)", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "tensorclaw-tls-"));
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-      ],
-      { stdio: "ignore" },
-    );
-    tls = {
-      cert: await readFile(join(dir, "cert.pem"), "utf8"),
-      key: await readFile(join(dir, "key.pem"), "utf8"),
-    };
+    tls = await selfSignedLocalhost(dir);
     router = await startMinerTestRouter({}, tls);
   });
   after(async () => {

@@ -6,9 +6,9 @@
 // value of the miner-to-relay connection, which is not the relay-to-router
 // one, and the real router refuses it. The relay even holds the router's
 // own certificate here, so nothing but the binding can tell.
-import { execFileSync } from "node:child_process";
+
 import { once } from "node:events";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -34,6 +34,7 @@ import { throwawayHotkey } from "../support/keys.js";
 import { memoryLogger } from "../support/memory-logger.js";
 import { type MinerTestRouter, type RouterTls, startMinerTestRouter } from "../support/miner-router.js";
 import { type RawTransport, RawTunnelClient } from "../support/raw-tunnel-client.js";
+import { selfSignedLocalhost } from "../support/self-signed.js";
 
 const REAL_ID = "router-real";
 
@@ -184,33 +185,7 @@ describe("tunnel hello channel binding over wss (TLS relay test)", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "tc-binding-"));
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-      ],
-      { stdio: "ignore" },
-    );
-    tls = {
-      cert: await readFile(join(dir, "cert.pem"), "utf8"),
-      key: await readFile(join(dir, "key.pem"), "utf8"),
-    };
+    tls = await selfSignedLocalhost(dir);
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
