@@ -694,6 +694,9 @@ async function main(): Promise<void> {
           "512",
           "--log-level",
           "warn",
+          // Router pins go to a throwaway folder, not the working directory's .tensorclaw.
+          "--data-dir",
+          mkdtempSync(join(tmpdir(), "tc-bench-miner-")),
         ],
         {
           cwd: ROOT,

@@ -9,8 +9,11 @@
 // Prints medians of several runs; the machine has 2 cores and is noisy.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
@@ -129,6 +132,9 @@ async function main(): Promise<void> {
         transport,
         "--max-concurrency",
         "64",
+        // Router pins go to a throwaway folder, not the working directory's .tensorclaw.
+        "--data-dir",
+        mkdtempSync(join(tmpdir(), "tc-bench-miner-")),
       ],
       {
         env: { ...process.env, TENSORCLAW_MNEMONIC: mnemonicGenerate() },
