@@ -3,19 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import OpenAI, { APIError } from "openai";
-import { silentLogger } from "../../common/logger.js";
 import { RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
-import { ApiKeys, FileApiKeyStore } from "../../router/api/keys.js";
 import { EmbeddedBilling } from "../../router/billing/embedded.js";
 import { costMicros, MICROS_PER_USD } from "../../router/billing/money.js";
-import { checkEntry } from "../../router/catalogue/entry.js";
-import { catalogueFileIn } from "../../router/catalogue/open-store.js";
-import { FileCatalogueStore } from "../../router/catalogue/store-file.js";
 import { ROUTER_DEFAULTS } from "../../router/config.js";
-import { type RunningRouter, routerPaths, startRouter } from "../../router/router.js";
+import type { RunningRouter } from "../../router/router.js";
 import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { RawTunnelClient } from "../support/raw-tunnel-client.js";
+import { billedRouter } from "../support/router-billed-data-dir.js";
 
 const MODEL = "priced-embed";
 const LEDGER = { bucketMs: ROUTER_DEFAULTS.bucketS * 1000, retentionMs: ROUTER_DEFAULTS.retentionS * 1000 };
@@ -37,42 +33,7 @@ describe("router program: embeddings billed on the embedded store", function () 
   });
 
   it("refuses a broke key with 402 and charges a paying key its prompt tokens at the prompt price", async () => {
-    const paths = routerPaths(dir);
-    const now = Date.now();
-    const entry = checkEntry({
-      id: MODEL,
-      tier: 1,
-      tokenizer: "o200k_base",
-      contextLength: 0,
-      pricePromptPerM: 5,
-      priceCompletionPerM: 20,
-      aliases: [],
-    });
-    await new FileCatalogueStore(catalogueFileIn(dir)).set(entry, now);
-    const keys = new ApiKeys(new FileApiKeyStore(paths.keys));
-    const none = { requestsPerMinute: 0, tokensPerMinute: 0 };
-    const paying = await keys.create("paying", none, now);
-    const broke = await keys.create("broke", none, now);
-    for (const k of [paying, broke]) {
-      await EmbeddedBilling.configureOffline(
-        paths.billing,
-        k.record.id,
-        { metered: true, budgetDailyMicros: null },
-        now,
-      );
-    }
-    await EmbeddedBilling.creditOffline(paths.billing, {
-      id: "test:paying",
-      keyId: paying.record.id,
-      amountMicros: MICROS_PER_USD,
-      note: "test",
-      source: "operator",
-      atMs: now,
-    });
-    const started = await startRouter(
-      { ...ROUTER_DEFAULTS, httpPort: 0, grpcPort: 0, dataDir: dir },
-      silentLogger(),
-    );
+    const { router: started, paths, paying, broke } = await billedRouter(dir, MODEL);
     router = started;
     const hotkey = await throwawayHotkey();
     tunnel = await RawTunnelClient.open("grpc", { grpc: `127.0.0.1:${started.grpcPort}`, ws: "" });
