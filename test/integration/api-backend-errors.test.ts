@@ -5,13 +5,14 @@
  * miner's log line about the failure carries the user's x-request-id.
  */
 import { expect } from "chai";
-import OpenAI, { APIError } from "openai";
+import OpenAI from "openai";
 import { TRACE_ID } from "../../common/trace-id.js";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { BackendFailure } from "../../miner/backend/backend.js";
 import { OpenAIHttpBackend } from "../../miner/backend/openai.js";
 import { RequestStop } from "../../miner/backend/request-stop.js";
+import { apiError } from "../support/api-error.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
 import { ErrorBackend } from "../support/error-backend.js";
 import { waitForSessions } from "../support/hub-sessions.js";
@@ -24,16 +25,6 @@ const MODEL = "err-model";
 const CONTEXT_ERROR =
   "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.";
 const LEAKY = "Invalid key sk-secretABCDEF123456 for backend http://10.1.2.3:8000/v1 (host gpu-7:8000)";
-
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(APIError);
-    return err as APIError;
-  }
-  throw new Error("expected an API error");
-}
 
 function expectNoLeak(text: string): void {
   for (const secret of ["sk-secret", "10.1.2.3", "gpu-7", ":8000"]) expect(text).not.to.contain(secret);

@@ -4,9 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { Redis } from "ioredis";
-import OpenAI, { APIError } from "openai";
+import OpenAI, { type APIError } from "openai";
 import { type ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api/keys.js";
 import { RedisRateLimiter } from "../../router/api/rate-limiter.js";
+import { apiError } from "../support/api-error.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
 import { waitForSessions } from "../support/hub-sessions.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
@@ -14,16 +15,6 @@ import { pollUntil } from "../support/poll.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 
 const MODEL = "test-model";
-
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(APIError);
-    return err as APIError;
-  }
-  throw new Error("expected an API error");
-}
 
 /** Streams a raw SSE response to its end and returns the whole text. */
 async function rawStream(r: RouterUnderTest, key: string, body: unknown, onText?: (all: string) => void) {

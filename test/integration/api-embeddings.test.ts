@@ -2,8 +2,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import OpenAI, { APIError } from "openai";
+import OpenAI from "openai";
 import { type ApiKeys, FileApiKeyStore } from "../../router/api/keys.js";
+import { apiError } from "../support/api-error.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
 import {
   backendEmbedding,
@@ -14,16 +15,6 @@ import {
 
 const CHAT = "chat-model";
 const EMBED = "embed-model";
-
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(APIError);
-    return err as APIError;
-  }
-  throw new Error("expected an API error");
-}
 
 /** float32 rounding, as the tunnel carries vectors. */
 const f32 = (v: number[]) => Array.from(Float32Array.from(v));

@@ -4,8 +4,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import OpenAI, { APIError } from "openai";
+import OpenAI from "openai";
 import { ApiKeys, FileApiKeyStore } from "../../router/api/keys.js";
+import { apiError } from "../support/api-error.js";
 import { type RouterUnderTest, startRouter } from "../support/api-harness.js";
 import { FakeClock } from "../support/fake-clock.js";
 
@@ -24,16 +25,6 @@ async function raw(r: RouterUnderTest, path: string, init: RequestInit = {}) {
     text,
     json: json as { error?: { type: string; code: string; param: string | null; message: string } },
   };
-}
-
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(APIError);
-    return err as APIError;
-  }
-  throw new Error("expected an API error");
 }
 
 const MSG = [{ role: "user" as const, content: "hi" }];

@@ -2,26 +2,17 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import OpenAI, { APIError } from "openai";
+import OpenAI from "openai";
 import { ApiKeys, FileApiKeyStore } from "../../router/api/keys.js";
 import { ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { checkEntry, defaultEntry } from "../../router/catalogue/entry.js";
+import { apiError } from "../support/api-error.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
 import { type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
 import { pollUntil } from "../support/poll.js";
 
 const MODEL = "test-model";
 const MSG = [{ role: "user" as const, content: "hi" }];
-
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(APIError);
-    return err as APIError;
-  }
-  throw new Error("expected an API error");
-}
 
 describe("api: one key cannot crowd out the others", () => {
   let dir: string;

@@ -1,6 +1,7 @@
 import { expect } from "chai";
-import OpenAI, { APIError } from "openai";
+import OpenAI from "openai";
 import { MAX_LOGPROBS_PER_CHUNK } from "../../common/chunk-logprobs.js";
+import { apiError } from "../support/api-error.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
 import {
   backendLogprobs,
@@ -10,16 +11,6 @@ import {
 } from "../support/openai-backend.js";
 
 const MODEL = "test-model";
-
-async function apiError(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(APIError);
-    return err as APIError;
-  }
-  throw new Error("expected an API error");
-}
 
 describe("api logprobs: openai client → router → tunnel → real miner → backend, and back", function () {
   this.timeout(30_000);
