@@ -69,11 +69,13 @@ describe("only paid traffic earns, in the whole loop (real processes)", function
     const usage = await pollUntil(
       async () => {
         const u = await net.client.getUsage(0);
-        const total = (m: LoopMiner) => {
-          const row = u.miners.find((x) => x.hotkey === m.hotkey);
-          return Number(row?.promptTokens ?? 0) + Number(row?.completionTokens ?? 0);
-        };
-        return total(miner("P")) === paidTokens && total(miner("S")) > 0 ? u : undefined;
+        const row = (m: LoopMiner) => u.miners.find((x) => x.hotkey === m.hotkey);
+        const total = (m: LoopMiner) => Number(row(m)?.promptTokens ?? 0) + Number(row(m)?.completionTokens ?? 0);
+        // Wait on P's paid tokens, not its total: the total also holds probe traffic, and a probe
+        // landing before the last paid request's event can make the total match too early.
+        const paid = (m: LoopMiner) =>
+          Number(row(m)?.paidPromptTokens ?? 0) + Number(row(m)?.paidCompletionTokens ?? 0);
+        return paid(miner("P")) === paidTokens && total(miner("S")) > 0 ? u : undefined;
       },
       { what: "both miners' user traffic in the ledger", timeoutMs: 15_000, intervalMs: 200 },
     );
