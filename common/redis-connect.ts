@@ -31,9 +31,10 @@ export type RedisClientOptions = Pick<
  * program without Redis never loads it. A malformed URL throws
  * RedisUrlError (configs check the setting at startup, so it names it).
  *
- * A cluster client auto-pipelines: commands issued in the same tick to the
- * same node travel in one write, which is what keeps many small per-slot
- * commands (one per miner, one per API key) as cheap as one pipeline.
+ * Commands whose keys span slots go through runBatch (common/redis-batch.ts),
+ * one pipeline per master. ioredis' auto-pipelining stays off: it routes a
+ * script by its first argument, which for our scripts with a variable
+ * number of keys is the key count.
  */
 export async function openRedis(url: string, options: RedisClientOptions): Promise<RedisClient> {
   const target = parseRedisUrl(url);
@@ -41,7 +42,6 @@ export async function openRedis(url: string, options: RedisClientOptions): Promi
   if (target.kind === "single") return new ioredis.Redis(url, { ...options });
   const { retryStrategy, enableOfflineQueue, lazyConnect, ...perNode } = options;
   const clusterOptions: ClusterOptions = {
-    enableAutoPipelining: true,
     redisOptions: {
       ...perNode,
       ...(target.username === undefined ? {} : { username: target.username }),

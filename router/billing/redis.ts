@@ -317,7 +317,10 @@ export class RedisBilling implements BillingStore {
               `\t${r.app?.referer ?? ""}\t${r.app?.title ?? ""}`,
           );
         }
-        calls.push((p) => (p as Pipe).tcBillSettle(keys.length, ...keys, ...args));
+        calls.push({
+          key: keys[0] as string,
+          run: (p) => (p as Pipe).tcBillSettle(keys.length, ...keys, ...args),
+        });
       }
     }
     const values = await runBatch(this.#redis, [calls]);

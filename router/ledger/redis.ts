@@ -206,11 +206,17 @@ export class RedisLedger implements UsageLedger {
             args.push(`${e.requestId}${tail}${outcome}`);
           }
         }
-        scripts.push((p) => (p as Pipe).tcLedgerRecord(keys.length, ...keys, ...args));
+        scripts.push({
+          key: k.counts(hk),
+          run: (p) => (p as Pipe).tcLedgerRecord(keys.length, ...keys, ...args),
+        });
       }
     }
     // The index first (see the class comment), then the scripts.
-    const values = await runBatch(this.#redis, [[(p) => p.zadd(k.miners, "GT", ...index)], scripts]);
+    const values = await runBatch(this.#redis, [
+      [{ key: k.miners, run: (p) => p.zadd(k.miners, "GT", ...index) }],
+      scripts,
+    ]);
     for (const v of values.slice(1)) {
       const [c, d, x] = v as [number, number, number];
       result.counted += c;
@@ -239,11 +245,13 @@ export class RedisLedger implements UsageLedger {
     const values = await runBatch(this.#redis, [
       [
         ...hotkeys.map(
-          (hk): BatchCall =>
-            (p) =>
+          (hk): BatchCall => ({
+            key: k.counts(hk),
+            run: (p) =>
               (p as Pipe).tcLedgerRead(3, k.models(hk), k.buckets(hk), k.counts(hk), cutoff, startMs, endMs),
+          }),
         ),
-        (p) => p.hgetall(k.tiers),
+        { key: k.tiers, run: (p) => p.hgetall(k.tiers) },
       ],
     ]);
     const tiers = parseTiers(values[hotkeys.length] as Record<string, string>);
