@@ -233,6 +233,8 @@ export async function untilReady(client: RedisClient, timeoutMs = 30_000): Promi
 export function useRedisCluster(): {
   cluster(): TestRedisCluster;
   client(options?: RedisClientOptions): Promise<RedisClient>;
+  /** A client as a program opens it: not yet ready. */
+  open(options?: RedisClientOptions): Promise<RedisClient>;
 } {
   let cluster: TestRedisCluster | undefined;
   const clients: RedisClient[] = [];
@@ -244,6 +246,13 @@ export function useRedisCluster(): {
     for (const c of clients.splice(0)) c.disconnect();
     await cluster?.stop();
   });
+  const open = async (options: RedisClientOptions = LEDGER_REDIS_OPTIONS) => {
+    const c = await openRedis(started().url, options);
+    clients.push(c);
+    // A killed node makes the client emit errors; the commands' own failures are what tests check.
+    c.on("error", () => {});
+    return c;
+  };
   const started = () => {
     if (cluster === undefined) throw new Error("the cluster is started in before()");
     return cluster;
@@ -251,12 +260,10 @@ export function useRedisCluster(): {
   return {
     cluster: started,
     client: async (options = LEDGER_REDIS_OPTIONS) => {
-      const c = await openRedis(started().url, options);
-      clients.push(c);
-      // A killed node makes the client emit errors; the commands' own failures are what tests check.
-      c.on("error", () => {});
+      const c = await open(options);
       await untilReady(c);
       return c;
     },
+    open,
   };
 }
