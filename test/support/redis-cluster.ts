@@ -138,13 +138,11 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     );
   }
   const dirs: string[] = [];
-  const ports: number[] = [];
-  const busPorts: number[] = [];
-  for (let i = 0; i < MASTERS; i++) {
-    dirs.push(await mkdtemp(join(tmpdir(), "tensorclaw-redis-cluster-")));
-    ports.push(await freePort());
-    busPorts.push(await freePort());
-  }
+  // Client and cluster-bus ports, all distinct (the kernel may hand a port out twice).
+  const taken = new Set<number>();
+  while (taken.size < 2 * MASTERS) taken.add(await freePort());
+  const [ports, busPorts] = [[...taken].slice(0, MASTERS), [...taken].slice(MASTERS)];
+  for (let i = 0; i < MASTERS; i++) dirs.push(await mkdtemp(join(tmpdir(), "tensorclaw-redis-cluster-")));
   const children: (ChildProcess | undefined)[] = new Array(MASTERS).fill(undefined);
   const launch = async (i: number) => {
     const port = ports[i] as number;
