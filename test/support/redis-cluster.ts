@@ -124,7 +124,12 @@ function external(url: string): TestRedisCluster {
  * `cluster-require-full-coverage no`: while a master is down the others keep
  * serving their slots. About a second: start one per suite file.
  */
-export async function startRedisCluster(): Promise<TestRedisCluster> {
+export async function startRedisCluster(options: { durable?: boolean } = {}): Promise<TestRedisCluster> {
+  // `durable: false` (benchmarks) turns the AOF off, as the single test Redis has it.
+  const persistence =
+    options.durable === false
+      ? ["--appendonly", "no", "--save", ""]
+      : ["--appendonly", "yes", "--appendfsync", "always", "--save", ""];
   const given = process.env.REDIS_CLUSTER_URL;
   if (given !== undefined && given !== "") {
     const c = external(given);
@@ -154,7 +159,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
         ...["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
         ...["--cluster-port", String(busPorts[i]), "--cluster-node-timeout", String(NODE_TIMEOUT_MS)],
         ...["--cluster-require-full-coverage", "no"],
-        ...["--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+        ...persistence,
       ],
       { stdio: "ignore" },
     );
