@@ -3,7 +3,7 @@ import { basename, dirname, join } from "node:path";
 import { type CommandIO, defineCommand } from "../common/command.js";
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
-import { openRedis, type RedisClient } from "../common/redis-connect.js";
+import { connectRedis, openRedis, type RedisClient } from "../common/redis-connect.js";
 import {
   type ApiKeyRecord,
   type ApiKeyStore,
@@ -205,9 +205,9 @@ export const keysCommand = defineCommand({
         retryStrategy: () => null,
         lazyConnect: true,
       });
-      // Connection failures surface through the awaited command below.
+      // A connection failure is the error connectRedis throws.
       redis.on("error", () => {});
-      await redis.connect();
+      await connectRedis(redis, cfg.redisUrl);
       store = new RedisApiKeyStore(redis);
       billing = redisKeysBilling(redis);
     } else {

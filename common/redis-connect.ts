@@ -1,4 +1,5 @@
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from "ioredis";
+import { TensorClawError } from "./errors.js";
 import { parseRedisUrl } from "./redis-url.js";
 
 /** A client of one Redis server or of a Redis Cluster: every store takes either. */
@@ -66,4 +67,18 @@ export async function openRedis(url: string, options: RedisClientOptions): Promi
 /** Where a `--redis-url` points, for messages: host:port or the seed nodes, never a password. */
 export function redisWhere(url: string): string {
   return parseRedisUrl(url).where;
+}
+
+/**
+ * Connects a client opened with `lazyConnect` (a command-line tool's), or
+ * throws `unavailable` naming where it could not reach (never a password);
+ * the client is then disconnected.
+ */
+export async function connectRedis(client: RedisClient, url: string): Promise<void> {
+  try {
+    await client.connect();
+  } catch (cause) {
+    client.disconnect();
+    throw new TensorClawError("unavailable", `cannot reach Redis at ${redisWhere(url)}`, { cause });
+  }
 }

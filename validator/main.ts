@@ -8,7 +8,7 @@ import type { CommandIO } from "../common/command.js";
 import type { ParsedCommand } from "../common/config.js";
 import { loadHotkey } from "../common/identity.js";
 import { createLogger } from "../common/logger.js";
-import { openRedis, type RedisClient } from "../common/redis-connect.js";
+import { connectRedis, openRedis, type RedisClient } from "../common/redis-connect.js";
 import { ReferenceJudge } from "./audit/reference-judge.js";
 import { auditPromptOf } from "./audit-judge.js";
 import { parseReferences, type ValidatorConfig } from "./config.js";
@@ -42,7 +42,7 @@ export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: 
     // One server or a cluster; ioredis is loaded only now (the file state store does without it).
     redis = await openRedis(cfg.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
     redis.on("error", (err: Error) => logger.warn({ err: err.message }, "redis error"));
-    await redis.connect();
+    await connectRedis(redis, cfg.redisUrl);
     store = new RedisStateStore(redis, hotkey.address);
   } else {
     store = await FileStateStore.open(cfg.stateFile);

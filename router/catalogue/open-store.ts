@@ -1,7 +1,6 @@
 import { dirname, join } from "node:path";
 import type { OptionSpecs } from "../../common/config.js";
-import { TensorClawError } from "../../common/errors.js";
-import { openRedis, redisWhere } from "../../common/redis-connect.js";
+import { connectRedis, openRedis } from "../../common/redis-connect.js";
 import { DEFAULT_EMBEDDED_LEDGER_FILE, readTierLines } from "../ledger/embedded-tiers.js";
 import { DEFAULT_LEDGER_PREFIX } from "../ledger/redis.js";
 import { defaultEntry } from "./entry.js";
@@ -93,14 +92,7 @@ export async function openCatalogueStore(cfg: CatalogueStoreConfig, nowMs: numbe
     retryStrategy: () => null,
   });
   redis.on("error", () => {});
-  try {
-    await redis.connect();
-  } catch (cause) {
-    redis.disconnect();
-    throw new TensorClawError("unavailable", `cannot reach Redis at ${redisWhere(cfg.redisUrl)}`, {
-      cause,
-    });
-  }
+  await connectRedis(redis, cfg.redisUrl);
   const store = new RedisCatalogueStore(redis, cfg.redisPrefix);
   return {
     read: () => store.read(),

@@ -83,6 +83,14 @@ describe("api keys on a Redis Cluster (3 masters)", () => {
     expect(listed.code, listed.stderr).to.equal(0);
     expect((JSON.parse(listed.stdout) as { id: string }[]).map((r) => r.id)).to.include(rec.id);
   });
+
+  it("CLI: an unreachable cluster is an `unavailable` error naming its seed nodes, not a hang", async () => {
+    const io = { env: {}, stdout: () => {}, stderr: () => {} };
+    const url = "redis+cluster://u:secret@127.0.0.1:1,127.0.0.1:2";
+    const err = await rejects(keysCommand.run(["list", "--redis-url", url], io));
+    expect(err.code).to.equal("unavailable");
+    expect(err.message).to.equal("cannot reach Redis at 127.0.0.1:1,127.0.0.1:2");
+  });
 });
 
 describe("api keys", () => {

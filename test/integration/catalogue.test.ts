@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import type { Command } from "../../common/command.js";
+import type { RedisClient } from "../../common/redis-connect.js";
 import { checkEntry, defaultEntry } from "../../router/catalogue/entry.js";
 import { modelsCommand } from "../../router/catalogue/models-command.js";
 import type { CatalogueStore } from "../../router/catalogue/store.js";
@@ -47,6 +48,37 @@ const LLAMA = checkEntry({
 });
 
 const HOUR = { nowMs: T0, windowMs: 3_600_000 };
+
+/**
+ * `router tiers` (and `models`) against the Redis at `url`: set (the real
+ * CLI once), list, a tier change keeping the other fields, remove; the
+ * ledger on `client` earns by the tiers.
+ */
+async function expectTiersInRedis(url: string, client: RedisClient): Promise<void> {
+  const prefix = randomPrefix();
+  const env = { REDIS_URL: url, TENSORCLAW_REDIS_PREFIX: prefix };
+  const r = await runCli(["router", "tiers", "set", "llama-70b", "2.5", "--redis-prefix", prefix], {
+    REDIS_URL: url,
+  });
+  expect(r.code, r.stderr).to.equal(0);
+  expect((await run(tiersCommand, ["set", "qwen-7b", "0.5"], env)).code).to.equal(0);
+  expect((await run(tiersCommand, ["list"], env)).stdout).to.equal("llama-70b\t2.5\nqwen-7b\t0.5\n");
+  const ledger = new RedisLedger(client, CONTRACT_OPTIONS, prefix);
+  await ledger.record([usageEvent({ model: "llama-70b", promptTokens: 8000, completionTokens: 2000 })], T0);
+  expect((await ledger.usage(HOUR)).miners[0]?.businessPoints).to.equal(2.5);
+  // A tier change keeps the model's other catalogue fields.
+  await run(modelsCommand, ["set", "qwen-7b", "--price-prompt", "1"], env);
+  await run(tiersCommand, ["set", "qwen-7b", "0.75"], env);
+  expect((await new RedisCatalogueStore(client, prefix).read()).entries[1]).to.deep.include({
+    tier: 0.75,
+    pricePromptPerM: 1,
+  });
+  expect((await run(tiersCommand, ["remove", "llama-70b"], env)).code).to.equal(0);
+  expect((await ledger.usage(HOUR)).miners[0]?.businessPoints).to.equal(1);
+  const again = await run(tiersCommand, ["remove", "llama-70b"], env);
+  expect(again.code).to.equal(1);
+  expect(again.stderr).to.match(/no tier entry for llama-70b/);
+}
 
 describe("model catalogue", function () {
   this.timeout(30_000);
@@ -277,32 +309,11 @@ describe("model catalogue", function () {
 
   describe("tensorclaw router tiers (the catalogue's tier column)", () => {
     it("sets, lists and removes tiers in Redis, where the ledger reads them (the real CLI for set)", async () => {
-      const prefix = randomPrefix();
-      const env = { REDIS_URL: redis.url, TENSORCLAW_REDIS_PREFIX: prefix };
-      const r = await runCli(["router", "tiers", "set", "llama-70b", "2.5", "--redis-prefix", prefix], {
-        REDIS_URL: redis.url,
-      });
-      expect(r.code, r.stderr).to.equal(0);
-      expect((await run(tiersCommand, ["set", "qwen-7b", "0.5"], env)).code).to.equal(0);
-      expect((await run(tiersCommand, ["list"], env)).stdout).to.equal("llama-70b\t2.5\nqwen-7b\t0.5\n");
-      const ledger = new RedisLedger(client, CONTRACT_OPTIONS, prefix);
-      await ledger.record(
-        [usageEvent({ model: "llama-70b", promptTokens: 8000, completionTokens: 2000 })],
-        T0,
-      );
-      expect((await ledger.usage(HOUR)).miners[0]?.businessPoints).to.equal(2.5);
-      // A tier change keeps the model's other catalogue fields.
-      await run(modelsCommand, ["set", "qwen-7b", "--price-prompt", "1"], env);
-      await run(tiersCommand, ["set", "qwen-7b", "0.75"], env);
-      expect((await new RedisCatalogueStore(client, prefix).read()).entries[1]).to.deep.include({
-        tier: 0.75,
-        pricePromptPerM: 1,
-      });
-      expect((await run(tiersCommand, ["remove", "llama-70b"], env)).code).to.equal(0);
-      expect((await ledger.usage(HOUR)).miners[0]?.businessPoints).to.equal(1);
-      const again = await run(tiersCommand, ["remove", "llama-70b"], env);
-      expect(again.code).to.equal(1);
-      expect(again.stderr).to.match(/no tier entry for llama-70b/);
+      await expectTiersInRedis(redis.url, client);
+    });
+
+    it("does the same on a Redis Cluster (--redis-url redis+cluster://…)", async () => {
+      await expectTiersInRedis(cluster.cluster().url, await cluster.client());
     });
 
     it("without Redis, changes the catalogue file in --data-dir", async () => {
