@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import { hotkeyFromMnemonic, initCrypto } from "../../common/identity.js";
 import { runCli } from "../support/cli.js";
 import { freePort, startRedis } from "../support/redis.js";
+import { startRedisCluster } from "../support/redis-cluster.js";
 import { okProbe, type RouterStandIn, session, startRouterStandIn } from "../support/validator-router.js";
 
 describe("tensorclaw validator (child process)", () => {
@@ -115,6 +116,32 @@ describe("tensorclaw validator (child process)", () => {
     } finally {
       c.disconnect();
       await redis.stop();
+    }
+  });
+
+  it("keeps its history on a Redis Cluster with --redis-url redis+cluster://…", async function () {
+    this.timeout(120_000);
+    const cluster = await startRedisCluster();
+    try {
+      const r = await runCli(
+        ["validator", "--once", "--dry-run", "--router", router.url, "--redis-url", cluster.url],
+        env(),
+      );
+      expect(r.code, r.stderr).to.equal(0);
+      // Every key of the validator's state shares its hash tag: one master holds them all.
+      const key = `tc:validator:{${address}}:probes:5MINER`;
+      const port = cluster.ports[await cluster.nodeForKey(key)] as number;
+      const c = new Redis(port, "127.0.0.1");
+      try {
+        const stored = await c.lrange(key, 0, -1);
+        expect(stored).to.have.length(1);
+        expect(JSON.parse(stored[0] ?? "{}")).to.include({ ok: true, latencyMs: 30 });
+        expect(await c.sismember(`tc:validator:{${address}}:miners`, "5MINER")).to.equal(1);
+      } finally {
+        c.disconnect();
+      }
+    } finally {
+      await cluster.stop();
     }
   });
 });
