@@ -50,6 +50,66 @@ describe("usage on a Redis Cluster while a master is killed and restarted", func
     await rm(dir, { recursive: true, force: true });
   });
 
+  it("writes no miner's usage while the master holding the miner index is down (index first)", async () => {
+    const cluster = redis.cluster();
+    const prefix = randomPrefix();
+    const client = await redis.client(LEDGER_REDIS_OPTIONS);
+    const ledger = new RedisLedger(client, CONTRACT_OPTIONS, prefix);
+    const indexNode = await cluster.nodeForKey(ledger.keys.miners);
+    // Miners whose own keys live on the other masters: their scripts could run, but must not.
+    const elsewhere: string[] = [];
+    for (let i = 0; elsewhere.length < 6; i++) {
+      if ((await cluster.nodeForKey(ledger.keys.counts(`m-${i}`))) !== indexNode) elsewhere.push(`m-${i}`);
+    }
+    const origin = newUsageOrigin();
+    const events = elsewhere.map(
+      (hk, seq): UsageEvent => ({
+        requestId: `r-${seq}`,
+        minerHotkey: hk,
+        model: "m",
+        promptTokens: 5,
+        completionTokens: 5,
+        outcome: "completed",
+        startedAtMs: Date.now() - 10,
+        finishedAtMs: Date.now(),
+        origin,
+        seq,
+      }),
+    );
+    await cluster.killNode(indexNode);
+    try {
+      let failed: unknown;
+      try {
+        await ledger.record(events, Date.now());
+      } catch (err) {
+        failed = err;
+      }
+      expect(failed, "record must fail while the index cannot be written").to.be.instanceOf(Error);
+      for (const hk of elsewhere) expect(await client.exists(ledger.keys.counts(hk)), hk).to.equal(0);
+    } finally {
+      await cluster.restartNode(indexNode);
+    }
+    // Back: the same batch counts once, index and all.
+    await pollUntil(
+      async () => {
+        try {
+          const r = await ledger.record(events, Date.now());
+          return r.counted + r.duplicates === events.length;
+        } catch {
+          return false;
+        }
+      },
+      { what: "the batch to be recorded after the restart", timeoutMs: 30_000, intervalMs: 200 },
+    );
+    const report = await ledger.usage({ nowMs: Date.now(), windowMs: CONTRACT_OPTIONS.retentionMs });
+    expect(report.miners.map((m) => m.hotkey).sort()).to.deep.equal([...elsewhere].sort());
+    for (const m of report.miners)
+      expect(
+        m.models.map((x) => x.requests),
+        m.hotkey,
+      ).to.deep.equal([1]);
+  });
+
   it("records a steady stream through the spool: every event counted and charged exactly once", async () => {
     const cluster = redis.cluster();
     const prefix = randomPrefix();
