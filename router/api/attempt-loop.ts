@@ -8,7 +8,7 @@ import type { DispatchBody, InferenceCall, SessionView, TunnelDispatcher } from 
 import type { ReportedUsage } from "../usage/clamp.js";
 import type { UsageSink } from "../usage/event.js";
 import { attemptOutcome, isRefusal } from "./attempt-outcome.js";
-import type { CapacityQueue, SlotRequest } from "./capacity-queue.js";
+import type { CapacityQueue, SlotRequest, WaitEnd } from "./capacity-queue.js";
 import { ledgerOutcome, recordFailedAttempt } from "./chat-usage.js";
 import type { Attempt } from "./upstream.js";
 import { WaitingGauge } from "./waiting-gauge.js";
@@ -280,7 +280,7 @@ export class AttemptLoop {
       },
     };
     this.st.leaveQueue = () => q.leave(req);
-    let end: Awaited<ReturnType<CapacityQueue["wait"]>>;
+    let end: WaitEnd;
     try {
       end = await q.wait(model, kind, req, deadline);
     } finally {
