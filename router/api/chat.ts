@@ -17,6 +17,7 @@ import type { UsageSink } from "../usage/event.js";
 import type { AccessRecord } from "./access-log.js";
 import { AttemptLoop, attemptFacts, freshAttempts } from "./attempt-loop.js";
 import { relayRequest, relayToSink, type SinkRequestState } from "./attempt-relay.js";
+import type { CapacityQueue } from "./capacity-queue.js";
 import {
   HOLD_TTL_MARGIN_MS,
   KeyBilling,
@@ -64,6 +65,10 @@ export interface ChatOptions {
   readonly userSalt: string;
   /** `retry-after` sent with 503 when no miner can take the request. */
   readonly noCapacityRetryAfterMs: number;
+  /** Requests waiting for a busy model's free slot, all models together (`--max-queue`; 0: none wait). */
+  readonly maxQueue: number;
+  /** Longest wait for a free slot, ms, within the request's deadline (`--queue-timeout-ms`; 0: none wait). */
+  readonly queueTimeoutMs: number;
   /** How long a model stays "known" (503, not 404) after its last miner left. */
   readonly modelMemoryMs: number;
   /**
@@ -90,6 +95,11 @@ export interface ChatDeps {
   readonly encodings: Encodings;
   /** Chooses the miner for each attempt and learns from how attempts end (one per router). */
   readonly routing: RoutingBook;
+  /**
+   * Where requests wait while every miner of their model is busy (one per
+   * router, shared by every endpoint: createApiHandler makes it).
+   */
+  readonly queue?: CapacityQueue;
   /** Where the shapes of user requests are counted for validators (GetTrafficShape). */
   readonly trafficShape?: TrafficShapeRecorder;
   /**
@@ -212,7 +222,7 @@ export class ChatEndpoint {
       startedAtMs,
     );
     const st: RequestState = {
-      ...freshAttempts(requestId, startedAtMs),
+      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
       parsed,
       models: entries,
       responses: responses?.echo,

@@ -68,7 +68,7 @@ export class CompletionsEndpoint extends OneModelEndpoint {
       ({ billing, counted } = admitted.held ?? { billing: undefined, counted: undefined });
     }
     const st: CompletionState = {
-      ...freshAttempts(requestId, startedAtMs),
+      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
       parsed,
       perChoice,
       billing,

@@ -76,7 +76,7 @@ export class EmbeddingsEndpoint extends OneModelEndpoint {
       ({ billing, counted } = admitted.held ?? { billing: undefined, counted: undefined });
     }
     const st: EmbeddingState = {
-      ...freshAttempts(requestId, startedAtMs),
+      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
       parsed,
       billing,
       counted,
