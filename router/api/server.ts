@@ -34,6 +34,7 @@ export const API_DEFAULTS: Omit<ChatOptions, "userSalt"> = Object.freeze({
   noCapacityRetryAfterMs: 2000,
   modelMemoryMs: 10 * 60_000,
   startupGraceMs: 30_000,
+  usageDurableWaitMs: 250,
 });
 
 /** Everything the HTTP API needs, injected. */
