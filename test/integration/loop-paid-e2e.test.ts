@@ -70,7 +70,8 @@ describe("only paid traffic earns, in the whole loop (real processes)", function
       async () => {
         const u = await net.client.getUsage(0);
         const row = (m: LoopMiner) => u.miners.find((x) => x.hotkey === m.hotkey);
-        const total = (m: LoopMiner) => Number(row(m)?.promptTokens ?? 0) + Number(row(m)?.completionTokens ?? 0);
+        const total = (m: LoopMiner) =>
+          Number(row(m)?.promptTokens ?? 0) + Number(row(m)?.completionTokens ?? 0);
         // Wait on P's paid tokens, not its total: the total also holds probe traffic, and a probe
         // landing before the last paid request's event can make the total match too early.
         const paid = (m: LoopMiner) =>
