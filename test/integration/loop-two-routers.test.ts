@@ -1,4 +1,4 @@
-// Two routers, one shared Redis, no single point of failure (real processes).
+// Two routers, one shared Redis Cluster, no single point of failure (real processes).
 // Two miners (one over gRPC, one over WebSocket) dial both routers; a dry-run
 // validator lists both; users of the official openai client send steady
 // traffic through both. Router A is SIGKILLed mid-traffic: router B keeps
@@ -19,8 +19,24 @@ import { type LoopMiner, type LoopNetwork, startLoopNetwork } from "../support/l
 import { type PrintedScore, printedTables } from "../support/loop-score-table.js";
 import { promptTextOf } from "../support/openai-backend.js";
 import { pollUntil } from "../support/poll.js";
-// The shared Redis: switch this one line to run the same test on a Redis Cluster.
-import { startRedis as startSharedRedis } from "../support/redis.js";
+import type { TestRedis } from "../support/redis.js";
+import { startRedisCluster } from "../support/redis-cluster.js";
+
+/** A real 3-master Redis Cluster as the one Redis the network shares (its masters are not killed here). */
+async function redisCluster(): Promise<TestRedis> {
+  const c = await startRedisCluster();
+  const refuse = () => Promise.reject(new Error("kill a master through the cluster harness"));
+  return {
+    url: c.url,
+    port: c.ports[0] ?? 0,
+    owned: true,
+    kill: refuse,
+    restart: refuse,
+    stop: () => c.stop(),
+  };
+}
+/** What the routers share: switch to `startRedis` (test/support/redis.ts) for a single Redis. */
+const startSharedRedis = redisCluster;
 
 const A = 0;
 const B = 1;
@@ -45,7 +61,7 @@ interface Counted {
   readonly requests: number;
 }
 
-describe("two routers on one Redis, one killed mid-traffic (real processes)", function () {
+describe("two routers on one Redis Cluster, one killed mid-traffic (real processes)", function () {
   this.timeout(120_000);
   let net: LoopNetwork;
   const sent: Sent[] = [];
