@@ -336,7 +336,8 @@ describe("two routers on one Redis Cluster, one killed mid-traffic (real process
     await net.startRouter(A);
     await pollUntil(async () => ((await activeOn(A)).size === net.miners.length ? true : undefined), {
       what: "both miners active on the restarted A",
-      timeoutMs: 30_000,
+      // A miner's redial waits at most its backoff cap (30 s); a few seconds here.
+      timeoutMs: 45_000,
       intervalMs: 100,
     });
     expect(Object.fromEntries(await activeOn(B))).to.deep.equal(Object.fromEntries(tunnelsOnB));
