@@ -2,16 +2,12 @@
 // ledger or the spool): a router killed right after a user received an
 // answer has counted it. The router's sink is held here, so the test sees
 // the answer wait; released, the answer ends with the usage recorded.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { expect } from "chai";
 import OpenAI from "openai";
 import { Registry } from "prom-client";
 import { silentLogger } from "../../common/logger.js";
 import { handOffDurably } from "../../router/api/chat-usage.js";
-import { type ApiKeys, FileApiKeyStore } from "../../router/api/keys.js";
 import { ApiMetrics } from "../../router/metrics.js";
 import type { UsageEvent } from "../../router/usage/event.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
@@ -37,27 +33,15 @@ function watch(p: Promise<unknown>): { done: boolean } {
 
 describe("api: an answer ends only once its usage is durable", function () {
   this.timeout(30_000);
-  let dir: string;
   let router: RouterUnderTest;
   let backend: OpenAIBackend;
   let miner: MinerProcess;
   let client: OpenAI;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "tc-api-durable-"));
-    router = await startRouter({
-      keyStore: new FileApiKeyStore(join(dir, "keys.json")),
-      // Never cut short here: the held answer waits for the release.
-      chat: { usageDurableWaitMs: 60_000 },
-    });
-    const key = (
-      await (router.keys as ApiKeys).create(
-        "durable",
-        { requestsPerMinute: 0, tokensPerMinute: 0 },
-        Date.now(),
-      )
-    ).key;
-    client = new OpenAI({ apiKey: key, baseURL: router.baseURL, maxRetries: 0 });
+    // No key store: served without API keys. Never cut short: a held answer waits for the release.
+    router = await startRouter({ chat: { usageDurableWaitMs: 60_000 } });
+    client = new OpenAI({ apiKey: "unused", baseURL: router.baseURL, maxRetries: 0 });
     backend = await startOpenAIBackend({ models: [MODEL], tokens: 5 });
     miner = await startMiner(router, backend.url, { extraArgs: ["--completion-models", MODEL] });
   });
@@ -68,7 +52,6 @@ describe("api: an answer ends only once its usage is durable", function () {
     await miner?.kill();
     await router?.close();
     await backend?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   /** Holds the sink, sends `ask`, and checks the answer waits for the release after its event is recorded. */

@@ -21,6 +21,7 @@ import { promptTextOf } from "../support/openai-backend.js";
 import { pollUntil } from "../support/poll.js";
 import type { TestRedis } from "../support/redis.js";
 import { startRedisCluster } from "../support/redis-cluster.js";
+import { userTotalTokens } from "../support/user-usage.js";
 
 /** A real 3-master Redis Cluster as the one Redis the network shares (its masters are not killed here). */
 async function redisCluster(): Promise<TestRedis> {
@@ -141,20 +142,7 @@ describe("two routers on one Redis Cluster, one killed mid-traffic (real process
       error: undefined,
     };
     try {
-      let total = 0;
-      if (streamed) {
-        const stream = await openai.chat.completions.create({
-          model,
-          messages: [{ role: "user", content }],
-          stream: true,
-          stream_options: { include_usage: true },
-        });
-        for await (const chunk of stream) total += chunk.usage?.total_tokens ?? 0;
-      } else {
-        const r = await openai.chat.completions.create({ model, messages: [{ role: "user", content }] });
-        total = r.usage?.total_tokens ?? 0;
-      }
-      s.tokens = total;
+      s.tokens = await userTotalTokens(openai, model, content, streamed);
     } catch (err) {
       s.error = err;
     }
