@@ -1,6 +1,6 @@
-// A completed answer ends only once its usage event is durable (in the
-// ledger or the spool): a router killed right after a user received an
-// answer has counted it. The router's sink is held here, so the test sees
+// A completed answer (chat, streamed or not; legacy completion; embeddings)
+// ends only once its usage event is durable (in the ledger or the spool): a
+// router killed right after a user received an answer has counted it. The router's sink is held here, so the test sees
 // the answer wait; released, the answer ends with the usage recorded.
 import { setTimeout as delay } from "node:timers/promises";
 import { expect } from "chai";
@@ -14,6 +14,7 @@ import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from
 import { type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
 
 const MODEL = "durable-model";
+const EMBED = "durable-embed";
 /** How long an answer is watched not ending while its event is held (no timing is asserted the other way). */
 const WATCH_MS = 300;
 
@@ -42,8 +43,10 @@ describe("api: an answer ends only once its usage is durable", function () {
     // No key store: served without API keys. Never cut short: a held answer waits for the release.
     router = await startRouter({ chat: { usageDurableWaitMs: 60_000 } });
     client = new OpenAI({ apiKey: "unused", baseURL: router.baseURL, maxRetries: 0 });
-    backend = await startOpenAIBackend({ models: [MODEL], tokens: 5 });
-    miner = await startMiner(router, backend.url, { extraArgs: ["--completion-models", MODEL] });
+    backend = await startOpenAIBackend({ models: [MODEL, EMBED], tokens: 5 });
+    miner = await startMiner(router, backend.url, {
+      extraArgs: ["--completion-models", MODEL, "--embedding-models", EMBED],
+    });
   });
   afterEach(() => {
     router.usage.releaseDurability();
@@ -108,6 +111,14 @@ describe("api: an answer ends only once its usage is durable", function () {
       client.completions.create({ model: MODEL, prompt: "once upon a time" }),
     );
     expect(answer.usage?.total_tokens).to.equal(event.promptTokens + event.completionTokens);
+  });
+
+  it("holds embeddings until their usage event is durable", async () => {
+    const { answer, event } = await heldUntilReleased(() =>
+      client.embeddings.create({ model: EMBED, input: ["one", "two"] }),
+    );
+    expect(answer.data).to.have.length(2);
+    expect(answer.usage.prompt_tokens).to.equal(event.promptTokens);
   });
 
   it("ends the answer after the bound when the sink never makes the event durable", async () => {
