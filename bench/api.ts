@@ -46,9 +46,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
 import { mnemonicGenerate } from "@polkadot/util-crypto";
-import { Redis } from "ioredis";
 import { Registry } from "prom-client";
 import { silentLogger } from "../common/logger.js";
+import { openRedis } from "../common/redis-connect.js";
 import { DEFAULT_ENCODING, Encodings } from "../common/tokens/encodings.js";
 import { ApiKeys, FileApiKeyStore } from "../router/api/keys.js";
 import { EmbeddedRateLimiter } from "../router/api/rate-limiter.js";
@@ -247,7 +247,7 @@ async function benchLedger(keyId: string): Promise<{
     let events = 0;
     return { usage: { record: () => void events++ }, billing: undefined, catalogue: OPEN_CATALOGUE };
   }
-  const client = new Redis(url, LEDGER_REDIS_OPTIONS);
+  const client = await openRedis(url, LEDGER_REDIS_OPTIONS);
   await once(client, "ready");
   const prefix = `bench-${randomBytes(4).toString("hex")}:`;
   const ledger = new RedisLedger(client, DEFAULT_LEDGER_OPTIONS, prefix);

@@ -3,7 +3,8 @@
 // Measures, against a private local redis-server started for the run:
 //   1. redis-benchmark baselines (SET and INCR, plain and -P 16 pipelined);
 //   2. usage events/s recorded through the real UsageSink (UsageRecorder ->
-//      RedisLedger), 256 miners x 10 models, target >= 50,000/s;
+//      RedisLedger), 256 miners x 10 models, target >= 50,000/s; then the same
+//      on a 3-master Redis Cluster started for the run (`--no-cluster` skips it);
 //   3. GetUsage over 256 miners x 10 models with a history of buckets, both
 //      in process and as a signed gRPC call, target median <= 50 ms;
 //   4. Redis memory per (miner, model) from INFO memory before/after;
@@ -18,6 +19,7 @@ import { writeFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import { hotkeyFromMnemonic, initCrypto } from "../common/identity.js";
+import { openRedis, type RedisClient } from "../common/redis-connect.js";
 import { signedCall } from "../common/validator-call/client.js";
 import { allowList, ValidatorAuth } from "../common/validator-call/server.js";
 import {
@@ -32,9 +34,12 @@ import type { UsageEvent } from "../router/usage/event.js";
 import { UsageRecorder } from "../router/usage/recorder.js";
 import { newUsageOrigin, UsageSequencer } from "../router/usage/sequence.js";
 import { randomPrefix, startRedis } from "../test/support/redis.js";
+import { startRedisCluster, untilReady } from "../test/support/redis-cluster.js";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
+/** `--no-cluster` skips the Redis Cluster measurement (it starts three more redis-servers). */
+const withCluster = !args.includes("--no-cluster");
 const jsonAt = args.indexOf("--json");
 const jsonFile = jsonAt === -1 ? undefined : args[jsonAt + 1];
 
@@ -79,22 +84,8 @@ async function usedMemory(redis: Redis): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
 }
 
-const redisServer = await startRedis();
-const port = redisServer.port;
-const client = new Redis(redisServer.url, { ...LEDGER_REDIS_OPTIONS });
-await new Promise((r) => client.once("ready", r));
-const results: Record<string, number> = {};
-
-try {
-  // 1. Baselines, measured in this run on this machine.
-  const plain = redisBenchmark(port, 1);
-  const piped = redisBenchmark(port, 16);
-  results.redisSetPerS = plain.SET ?? 0;
-  results.redisIncrPerS = plain.INCR ?? 0;
-  results.redisSetP16PerS = piped.SET ?? 0;
-  results.redisIncrP16PerS = piped.INCR ?? 0;
-
-  // 2. Recorder throughput: the request path calls record() and moves on.
+/** Median events/s recorded through the real UsageSink (UsageRecorder -> RedisLedger) on `client`. */
+async function recordRate(client: RedisClient): Promise<number> {
   const rates: number[] = [];
   let seq = 0;
   for (let run = 0; run < RUNS; run++) {
@@ -128,7 +119,50 @@ try {
     if (st.counted !== EVENTS_PER_RUN) throw new Error(`counted ${st.counted} of ${EVENTS_PER_RUN}`);
     rates.push(EVENTS_PER_RUN / s);
   }
-  results.recordEventsPerS = median(rates);
+  return median(rates);
+}
+
+/** recordRate on a 3-master cluster started for it (AOF fsynced always when `durable`). */
+async function clusterRate(durable: boolean): Promise<number> {
+  const cluster = await startRedisCluster({ durable });
+  try {
+    const client = await openRedis(cluster.url, LEDGER_REDIS_OPTIONS);
+    client.on("error", () => {});
+    try {
+      await untilReady(client);
+      return await recordRate(client);
+    } finally {
+      client.disconnect();
+    }
+  } finally {
+    await cluster.stop();
+  }
+}
+
+const redisServer = await startRedis();
+const port = redisServer.port;
+const client = new Redis(redisServer.url, { ...LEDGER_REDIS_OPTIONS });
+await new Promise((r) => client.once("ready", r));
+const results: Record<string, number> = {};
+
+try {
+  // 1. Baselines, measured in this run on this machine.
+  const plain = redisBenchmark(port, 1);
+  const piped = redisBenchmark(port, 16);
+  results.redisSetPerS = plain.SET ?? 0;
+  results.redisIncrPerS = plain.INCR ?? 0;
+  results.redisSetP16PerS = piped.SET ?? 0;
+  results.redisIncrP16PerS = piped.INCR ?? 0;
+
+  // 2. Recorder throughput: the request path calls record() and moves on.
+  results.recordEventsPerS = await recordRate(client);
+  // 2b. The same on a 3-master Redis Cluster started for the run (same machine, same run): first
+  // without persistence, like the single Redis above, then with every master's AOF fsynced on
+  // every write (what the README asks of an operator who wants no acknowledged write lost).
+  if (withCluster) {
+    results.recordEventsPerSCluster = await clusterRate(false);
+    results.recordEventsPerSClusterFsync = await clusterRate(true);
+  }
 
   // 5a. Markers of the (origin, seq) path, measured alone on their own prefix.
   {
@@ -289,6 +323,22 @@ const rows: [string, string, string][] = [
     `${f(results.recordEventsPerS)} events/s`,
     (results.recordEventsPerS ?? 0) >= 50_000 ? "target >= 50,000: met" : "target >= 50,000: MISSED",
   ],
+  ...(withCluster
+    ? [
+        [
+          "usage events recorded on a 3-master Redis Cluster (no persistence, as above)",
+          `${f(results.recordEventsPerSCluster)} events/s`,
+          (results.recordEventsPerSCluster ?? 0) >= 50_000
+            ? "target >= 50,000: met"
+            : "target >= 50,000: MISSED",
+        ] as [string, string, string],
+        [
+          "  the same cluster with appendfsync always on every master",
+          `${f(results.recordEventsPerSClusterFsync)} events/s`,
+          "",
+        ] as [string, string, string],
+      ]
+    : []),
   [
     `GetUsage 24 h, ${MINERS}x${MODELS} (in process)`,
     `${f(results.getUsage24hMs, 1)} ms`,

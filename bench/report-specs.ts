@@ -158,6 +158,20 @@ function ledgerRows(j: unknown): ReportRow[] {
         { label: "SET -P 16", value: num(j, "redisSetP16PerS"), unit: "ops/s" },
       ],
     ),
+    row(
+      "usage events recorded/s, one router process, 3-master Redis Cluster (no persistence)",
+      num(j, "recordEventsPerSCluster"),
+      "events/s",
+      atLeast(50_000),
+      [
+        { label: "single Redis, same run", value: num(j, "recordEventsPerS"), unit: "events/s" },
+        {
+          label: "cluster with appendfsync always",
+          value: num(j, "recordEventsPerSClusterFsync"),
+          unit: "events/s",
+        },
+      ],
+    ),
     row("GetUsage 24 h, 256 miners x 10 models, in process", num(j, "getUsage24hMs"), "ms", atMost(50)),
     row("GetUsage 24 h, 256 miners x 10 models, signed gRPC", num(j, "getUsageGrpcMs"), "ms", atMost(50)),
     row(`Redis bytes per (miner, model), ${buckets} buckets`, num(j, "bytesPerPair"), "B"),

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../common/redis-connect.js";
 import { buildAccountView } from "../router/billing/account-view.js";
 import type { AccountSettings, AccountView, CreditEntry } from "../router/billing/billing.js";
 import { EmbeddedBilling } from "../router/billing/embedded.js";
@@ -31,7 +31,7 @@ export interface KeysBilling {
 }
 
 /** Billing on the router's Redis (the same keys and scripts the router uses). */
-export function redisKeysBilling(redis: Redis): KeysBilling {
+export function redisKeysBilling(redis: RedisClient): KeysBilling {
   const store = new RedisBilling(redis, DEFAULT_LEDGER_OPTIONS);
   return {
     configure: (keyId, settings, nowMs) => store.configure(keyId, settings, nowMs),

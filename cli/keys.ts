@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import type { Redis } from "ioredis";
 import { type CommandIO, defineCommand } from "../common/command.js";
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
+import { openRedis, type RedisClient } from "../common/redis-connect.js";
 import {
   type ApiKeyRecord,
   type ApiKeyStore,
@@ -57,10 +57,10 @@ export const INITIAL_CREDITS_NOTE = "initial credits";
 export const KEYS_OPTIONS: OptionSpecs<KeysConfig> = {
   redisUrl: {
     flag: "redis-url",
-    kind: "url",
+    kind: "redis-url",
     env: "REDIS_URL",
-    schemes: ["redis", "rediss"],
-    description: "Redis of the router; without it the embedded key file is used.",
+    description:
+      "Redis of the router (redis://host:port or redis+cluster://h1:p1,h2:p2); without it the embedded key file is used.",
   },
   dataDir: {
     flag: "data-dir",
@@ -195,13 +195,12 @@ export const keysCommand = defineCommand({
   main: async (parsed, io) => {
     const cfg = parsed.config;
     const [verb, id, amount] = parsed.positionals as [Verb, string | undefined, string | undefined];
-    let redis: Redis | undefined;
+    let redis: RedisClient | undefined;
     let store: ApiKeyStore;
     let billing: KeysBilling;
     if (cfg.redisUrl !== undefined) {
-      // Loaded here: the key file and `--help` do without it.
-      const { Redis } = await import("ioredis");
-      redis = new Redis(cfg.redisUrl, {
+      // One server or a cluster; ioredis is loaded only now (the key file and `--help` do without it).
+      redis = await openRedis(cfg.redisUrl, {
         maxRetriesPerRequest: 1,
         retryStrategy: () => null,
         lazyConnect: true,

@@ -1,7 +1,8 @@
 import { TensorClawError } from "./errors.js";
+import { parseRedisUrl, RedisUrlError } from "./redis-url.js";
 
 /** How a setting's text is turned into a value. */
-export type OptionKind = "string" | "int" | "number" | "bool" | "enum" | "list" | "url";
+export type OptionKind = "string" | "int" | "number" | "bool" | "enum" | "list" | "url" | "redis-url";
 
 /** One setting: a `--flag`, its `TENSORCLAW_*` variable and its checks. */
 export interface OptionSpec {
@@ -94,6 +95,15 @@ function convert(setting: string, spec: OptionSpec, text: string): unknown {
       return text;
     case "url":
       return checkUrl(setting, spec, text);
+    case "redis-url":
+      // One server (redis://, rediss://) or a cluster's seed nodes (redis+cluster://h1:p1,h2:p2).
+      try {
+        parseRedisUrl(text);
+      } catch (err) {
+        if (err instanceof RedisUrlError) fail(setting, err.message);
+        throw err;
+      }
+      return text;
     case "list":
       if (text === "") fail(setting, "must not be empty");
       return spec.schemes === undefined ? text : checkUrl(setting, spec, text);

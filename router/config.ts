@@ -122,11 +122,10 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
   },
   redisUrl: {
     flag: "redis-url",
-    kind: "url",
+    kind: "redis-url",
     env: "REDIS_URL",
-    schemes: ["redis", "rediss"],
     description:
-      "Redis for the usage ledger and API keys; without it the embedded in-process ledger is used.",
+      "Redis (redis://host:port) or Redis Cluster (redis+cluster://h1:p1,h2:p2) for the usage ledger and API keys; without it the embedded in-process ledger is used.",
   },
   noAuth: {
     flag: "no-auth",

@@ -5,11 +5,11 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
-import type { Redis } from "ioredis";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { TensorClawError } from "../common/errors.js";
 import { initCrypto } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
+import { openRedis, type RedisClient } from "../common/redis-connect.js";
 import { DEFAULT_ROUTER_ID } from "../common/router-id.js";
 import { Encodings } from "../common/tokens/encodings.js";
 import { ValidatorAuth } from "../common/validator-call/server.js";
@@ -148,14 +148,13 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     for (const fn of cleanups.reverse()) await fn();
   };
   try {
-    let redis: Redis | undefined;
+    let redis: RedisClient | undefined;
     let ledger: UsageLedger;
     let billing: BillingStore;
     let spool: UsageSpool | undefined;
     if (cfg.redisUrl !== undefined) {
-      // Loaded here: a router on the embedded ledger does without it.
-      const { Redis } = await import("ioredis");
-      const client = new Redis(cfg.redisUrl, { ...LEDGER_REDIS_OPTIONS });
+      // One server or a cluster; ioredis is loaded only now (the embedded ledger does without it).
+      const client = await openRedis(cfg.redisUrl, LEDGER_REDIS_OPTIONS);
       redis = client;
       let lastWarn = 0;
       client.on("error", (err: Error) => {

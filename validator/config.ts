@@ -115,10 +115,10 @@ export const VALIDATOR_OPTIONS: OptionSpecs<ValidatorConfig> = {
   },
   redisUrl: {
     flag: "redis-url",
-    kind: "url",
+    kind: "redis-url",
     env: "TENSORCLAW_VALIDATOR_REDIS_URL",
-    schemes: ["redis", "rediss"],
-    description: "Redis for probe history and pending commits (else --state-file).",
+    description:
+      "Redis (redis://host:port or redis+cluster://h1:p1,h2:p2) for probe history and pending commits (else --state-file).",
   },
   stateFile: {
     flag: "state-file",

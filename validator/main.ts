@@ -2,13 +2,13 @@
 // validator/command.ts (help and settings), so that `validator --help` loads
 // neither the hotkey's crypto, nor Redis, nor gRPC.
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { Chain } from "../common/chain/chain.js";
 import { systemClock } from "../common/clock.js";
 import type { CommandIO } from "../common/command.js";
 import type { ParsedCommand } from "../common/config.js";
 import { loadHotkey } from "../common/identity.js";
 import { createLogger } from "../common/logger.js";
+import { openRedis, type RedisClient } from "../common/redis-connect.js";
 import { ReferenceJudge } from "./audit/reference-judge.js";
 import { auditPromptOf } from "./audit-judge.js";
 import { parseReferences, type ValidatorConfig } from "./config.js";
@@ -36,12 +36,11 @@ export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: 
     hotkey: cfg.hotkey,
     walletPath: cfg.walletPath,
   });
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   let store: ValidatorStateStore;
   if (cfg.redisUrl !== undefined) {
-    // Loaded here: the file state store does without it.
-    const { Redis } = await import("ioredis");
-    redis = new Redis(cfg.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
+    // One server or a cluster; ioredis is loaded only now (the file state store does without it).
+    redis = await openRedis(cfg.redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
     redis.on("error", (err: Error) => logger.warn({ err: err.message }, "redis error"));
     await redis.connect();
     store = new RedisStateStore(redis, hotkey.address);

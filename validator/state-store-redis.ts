@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../common/redis-connect.js";
 import { AUDIT_HISTORY_SIZE, type AuditRecord, parseAuditRecord } from "./audit/verdicts.js";
 import { PROBE_HISTORY_SIZE, type ProbeRecord } from "./scoring.js";
 import {
@@ -15,7 +15,7 @@ const RECORDS_PER_SCRIPT_CALL = 500;
 
 const LUA_DIR = new URL("./lua/", import.meta.url);
 
-type ScriptRedis = Redis & {
+type ScriptRedis = RedisClient & {
   tcvAppendHistory(numKeys: number, ...args: (string | number)[]): Promise<number>;
 };
 
@@ -71,7 +71,7 @@ export class RedisStateStore implements ValidatorStateStore {
   readonly #p: string;
 
   /** `prefix` namespaces the keys (tests use a random one). */
-  constructor(redis: Redis, validatorHotkey: string, prefix = "tc:validator:") {
+  constructor(redis: RedisClient, validatorHotkey: string, prefix = "tc:validator:") {
     const r = redis as ScriptRedis;
     if (typeof r.tcvAppendHistory !== "function") {
       r.defineCommand("tcvAppendHistory", {

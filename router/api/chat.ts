@@ -27,7 +27,13 @@ import {
 } from "./chat-billing.js";
 import { choicesOf, completionCeiling, reservedTokens } from "./chat-ceiling.js";
 import { type ChatSink, JsonSink, SseSink } from "./chat-sinks.js";
-import { creditedUsage, type FinishedRequest, handOffUsage } from "./chat-usage.js";
+import {
+  creditedUsage,
+  type FinishedRequest,
+  type HandOff,
+  handOffDurably,
+  handOffUsage,
+} from "./chat-usage.js";
 import type { HoldLeaseOptions } from "./hold-leases.js";
 import { parseJson, readBody } from "./http.js";
 import type { ApiKeyRecord } from "./keys.js";
@@ -78,6 +84,13 @@ export interface ChatOptions {
    * reconnect. 0 turns it off.
    */
   readonly startupGraceMs: number;
+  /**
+   * Longest a completed answer's end waits for its usage event to be
+   * durable (in the ledger or the spool): normally one ledger round trip;
+   * the bound keeps a slow Redis from holding answers (chat-usage.ts
+   * handOffDurably).
+   */
+  readonly usageDurableWaitMs: number;
 }
 
 /** What the chat endpoint needs from the router. */
@@ -130,6 +143,8 @@ interface RequestState extends SinkRequestState {
   ceiling: number;
   /** The credited usage, once computed for the response (tokenizing is done once). */
   credited: ClampedUsage | undefined;
+  /** The usage hand-off, once done (before the end of a completed answer, else when the request ends). */
+  handed?: HandOff;
   /** How the key is billed (at the prices of the model being tried); undefined without a key or billing. */
   billing: RequestBilling | undefined;
   /** The prompt's token count made for the hold, and the encoding it was made with. */
@@ -243,10 +258,18 @@ export class ChatEndpoint {
         sink,
         () => this.attempts(st, sink),
         () => this.credit(st),
+        () => {
+          this.credit(st);
+          const h = handOffDurably(d, d.options.usageDurableWaitMs, (dd) =>
+            handOffUsage(dd, this.finished(st), st.credited),
+          );
+          st.handed = h.handed;
+          return h.durable;
+        },
       );
     } finally {
       close();
-      const handed = handOffUsage(d, this.finished(st), st.credited);
+      const handed = st.handed ?? handOffUsage(d, this.finished(st), st.credited);
       const end = { requestId, model: st.parsed.model, st, handed, reservation, billing };
       closeRequest(d, this.billing, { ...end, refusedForCapacity: st.refusedForCapacity }, access);
     }

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
-import type { Redis } from "ioredis";
 import { TensorClawError } from "../../common/errors.js";
 import { writePrivateFileSync } from "../../common/private-file.js";
+import type { RedisClient } from "../../common/redis-connect.js";
 import type { RateLimits } from "./rate-limiter.js";
 
 /** What the router keeps about one API key. The key itself is never stored. */
@@ -145,7 +145,7 @@ export class RedisApiKeyStore implements ApiKeyStore {
   private readonly cache = new Map<string, { record: ApiKeyRecord; atMs: number }>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix = "tc:",
     private readonly clock: () => number = Date.now,
     private readonly freshForMs = DEFAULT_KEY_FRESH_MS,

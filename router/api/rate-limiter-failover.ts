@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import { TensorClawError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
+import type { RedisClient } from "../../common/redis-connect.js";
 import {
   EmbeddedRateLimiter,
   type RateLimiter,
@@ -170,7 +170,7 @@ export class FailoverRateLimiter implements RateLimiter {
  * process by an in-process limiter while Redis is unreachable.
  */
 export function redisRateLimiterWithFallback(
-  redis: Redis,
+  redis: RedisClient,
   logger: Logger,
   opts: { prefix?: string; probeIntervalMs?: number } = {},
 ): FailoverRateLimiter {

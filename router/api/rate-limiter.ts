@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../common/redis-connect.js";
 
 /** A bucket idle this long is full again even from maximal debt, so its key may expire. */
 const BUCKET_TTL_MS = 120_000;
@@ -184,7 +184,7 @@ export class EmbeddedRateLimiter implements RateLimiter {
 
 const LUA_DIR = new URL("./lua/", import.meta.url);
 
-type ScriptRedis = Redis & {
+type ScriptRedis = RedisClient & {
   tcRateReserve(key: string, ...args: (string | number)[]): Promise<[number, number, string, string]>;
   tcRateReconcile(key: string, ...args: (string | number)[]): Promise<number>;
 };
@@ -195,7 +195,7 @@ export class RedisRateLimiter implements RateLimiter {
 
   /** `prefix` namespaces the keys (tests use a random one). */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix = "tc:",
   ) {
     const r = redis as ScriptRedis;

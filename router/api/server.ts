@@ -37,6 +37,7 @@ export const API_DEFAULTS: Omit<ChatOptions, "userSalt"> = Object.freeze({
   queueTimeoutMs: DEFAULT_QUEUE_TIMEOUT_MS,
   modelMemoryMs: 10 * 60_000,
   startupGraceMs: 30_000,
+  usageDurableWaitMs: 250,
 });
 
 /** Everything the HTTP API needs, injected. */

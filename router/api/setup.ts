@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import type { Logger } from "../../common/logger.js";
+import type { RedisClient } from "../../common/redis-connect.js";
 import type { Encodings } from "../../common/tokens/encodings.js";
 import type { BillingStore } from "../billing/billing.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
@@ -24,7 +24,7 @@ export interface BusinessApiInputs {
   readonly registry: Registry;
   readonly logger: Logger;
   /** The router's Redis (keys and rate limits live there); undefined: embedded stores. */
-  readonly redis: Redis | undefined;
+  readonly redis: RedisClient | undefined;
   /** `--no-auth`: serve without API keys (and so without per-key limits). */
   readonly noAuth: boolean;
   /** Readiness: ledger reachable or spooling. */

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
 import type { Logger } from "../../common/logger.js";
 import { writePrivateFileSync } from "../../common/private-file.js";
+import type { RedisClient } from "../../common/redis-connect.js";
 import { DEFAULT_LEDGER_PREFIX } from "../ledger/redis.js";
 
 /** How long startup waits for Redis to answer before using the copy in the data folder. */
@@ -13,7 +13,7 @@ export interface UserSaltSources {
   /** `--user-salt` / `TENSORCLAW_USER_SALT`: wins over everything. */
   readonly configured: string | undefined;
   /** The router's Redis: the salt every replica shares lives there. */
-  readonly redis: Redis | undefined;
+  readonly redis: RedisClient | undefined;
   /** Key prefix of the router's Redis keys (default `tc:`). */
   readonly prefix?: string;
   /** File in --data-dir keeping this router's salt across restarts (undefined: none). */
@@ -81,7 +81,7 @@ export async function resolveUserSalt(s: UserSaltSources): Promise<{ salt: strin
 }
 
 /** Creates the shared salt if absent (SET NX), then reads whichever won. */
-async function sharedSalt(redis: Redis, key: string, candidate: string, waitMs = DEFAULT_SALT_WAIT_MS) {
+async function sharedSalt(redis: RedisClient, key: string, candidate: string, waitMs = DEFAULT_SALT_WAIT_MS) {
   await whenReady(redis, waitMs);
   await redis.set(key, candidate, "NX");
   const salt = await redis.get(key);
@@ -90,7 +90,7 @@ async function sharedSalt(redis: Redis, key: string, candidate: string, waitMs =
 }
 
 /** Resolves once the client is connected (commands fail at once before that: no offline queue). */
-function whenReady(redis: Redis, timeoutMs: number): Promise<void> {
+function whenReady(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === "ready") return Promise.resolve();
   return new Promise((resolve, reject) => {
     const onReady = () => {

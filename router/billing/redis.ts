@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import { TensorClawError } from "../../common/errors.js";
+import { type BatchCall, runBatch } from "../../common/redis-batch.js";
+import type { RedisClient } from "../../common/redis-connect.js";
 import {
   bucketStart,
   checkLedgerOptions,
@@ -92,7 +94,7 @@ interface BillingCommands {
   tcBillRecent(numKeys: number, ...args: Args): Promise<(string | null)[]>;
 }
 
-type Pipe = ReturnType<Redis["pipeline"]> & BillingCommands;
+type Pipe = ChainableCommander & BillingCommands;
 
 /** Key names of the billing data, from the ledger's prefix. */
 export class BillingKeys {
@@ -154,14 +156,6 @@ export class BillingKeys {
   }
 }
 
-function pipelineResults(results: [Error | null, unknown][] | null): unknown[] {
-  if (results === null) throw new TensorClawError("unavailable", "redis pipeline was discarded");
-  return results.map(([err, value]) => {
-    if (err !== null) throw new TensorClawError("unavailable", `redis: ${err.message}`, { cause: err });
-    return value;
-  });
-}
-
 /** Parses an account hash's settings; undefined when it was never configured. */
 function settingsOf(
   metered: string | null | undefined,
@@ -203,10 +197,10 @@ function entryOf(json: string): CreditEntry | undefined {
 export class RedisBilling implements BillingStore {
   readonly options: LedgerOptions;
   readonly keys: BillingKeys;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #cmd: BillingCommands;
 
-  constructor(redis: Redis, options: LedgerOptions, prefix: string = DEFAULT_LEDGER_PREFIX) {
+  constructor(redis: RedisClient, options: LedgerOptions, prefix: string = DEFAULT_LEDGER_PREFIX) {
     this.options = checkLedgerOptions(options);
     this.keys = new BillingKeys(prefix);
     this.#redis = redis;
@@ -302,9 +296,9 @@ export class RedisBilling implements BillingStore {
     const firstDay = oldestKeptDay(nowMs);
     // A record lives until 30 days after its request finished: a day's slack covers any request's length.
     const recentCutoff = nowMs - GENERATION_TTL_MS - DAY_MS;
-    // One round trip: every key's batches in one pipeline, each script on its key's slot. (A
-    // single call skips the pipeline: its machinery costs more than the call.)
-    const calls: Args[] = [];
+    // One round trip: every key's batches in one batch (common/redis-batch.ts), each script on
+    // its key's slot.
+    const calls: BatchCall[] = [];
     for (const [keyId, items] of byKey) {
       for (let i = 0; i < items.length; i += EVENTS_PER_CALL) {
         const chunk = items.slice(i, i + EVENTS_PER_CALL);
@@ -323,17 +317,13 @@ export class RedisBilling implements BillingStore {
               `\t${r.app?.referer ?? ""}\t${r.app?.title ?? ""}`,
           );
         }
-        calls.push([keys.length, ...keys, ...args]);
+        calls.push({
+          key: keys[0] as string,
+          run: (p) => (p as Pipe).tcBillSettle(keys.length, ...keys, ...args),
+        });
       }
     }
-    let values: unknown[];
-    if (calls.length === 1) {
-      values = [await this.#cmd.tcBillSettle(...(calls[0] as [number, ...Args]))];
-    } else {
-      const pipe = this.#redis.pipeline() as Pipe;
-      for (const c of calls) pipe.tcBillSettle(...(c as [number, ...Args]));
-      values = pipelineResults(await pipe.exec());
-    }
+    const values = await runBatch(this.#redis, [calls]);
     for (const v of values) {
       const [s, d] = v as [number, number];
       result.settled += s;

@@ -1,6 +1,7 @@
 import { dirname, join } from "node:path";
 import type { OptionSpecs } from "../../common/config.js";
 import { TensorClawError } from "../../common/errors.js";
+import { openRedis, redisWhere } from "../../common/redis-connect.js";
 import { DEFAULT_EMBEDDED_LEDGER_FILE, readTierLines } from "../ledger/embedded-tiers.js";
 import { DEFAULT_LEDGER_PREFIX } from "../ledger/redis.js";
 import { defaultEntry } from "./entry.js";
@@ -27,10 +28,10 @@ export const CATALOGUE_STORE_DEFAULTS: CatalogueStoreConfig = {
 export const CATALOGUE_STORE_OPTIONS: OptionSpecs<CatalogueStoreConfig> = {
   redisUrl: {
     flag: "redis-url",
-    kind: "url",
+    kind: "redis-url",
     env: "REDIS_URL",
-    schemes: ["redis", "rediss"],
-    description: "Redis of the router; without it the catalogue file in --data-dir is changed.",
+    description:
+      "Redis of the router (redis://host:port or redis+cluster://h1:p1,h2:p2); without it the catalogue file in --data-dir is changed.",
   },
   redisPrefix: {
     flag: "redis-prefix",
@@ -84,11 +85,8 @@ export async function openCatalogueStore(cfg: CatalogueStoreConfig, nowMs: numbe
     return store;
   }
   // Loaded only now: `--help` and the file store need neither.
-  const [{ Redis }, { RedisCatalogueStore }] = await Promise.all([
-    import("ioredis"),
-    import("./store-redis.js"),
-  ]);
-  const redis = new Redis(cfg.redisUrl, {
+  const { RedisCatalogueStore } = await import("./store-redis.js");
+  const redis = await openRedis(cfg.redisUrl, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
     connectTimeout: 5000,
@@ -99,7 +97,7 @@ export async function openCatalogueStore(cfg: CatalogueStoreConfig, nowMs: numbe
     await redis.connect();
   } catch (cause) {
     redis.disconnect();
-    throw new TensorClawError("unavailable", `cannot reach Redis at ${new URL(cfg.redisUrl).host}`, {
+    throw new TensorClawError("unavailable", `cannot reach Redis at ${redisWhere(cfg.redisUrl)}`, {
       cause,
     });
   }

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
-import { TensorClawError } from "../../common/errors.js";
+import { pipelineResults } from "../../common/redis-batch.js";
+import type { RedisClient } from "../../common/redis-connect.js";
 import { checkModelId } from "../ledger/ledger.js";
 import { DEFAULT_LEDGER_PREFIX, LedgerKeys, TIER_LOG_CAP } from "../ledger/redis.js";
 import { type CatalogueEntry, checkEntry, detailsOf, entryFromStored } from "./entry.js";
@@ -22,9 +22,9 @@ interface CatalogueCommands {
  */
 export class RedisCatalogueStore implements CatalogueStore {
   readonly keys: LedgerKeys;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
 
-  constructor(redis: Redis, prefix: string = DEFAULT_LEDGER_PREFIX) {
+  constructor(redis: RedisClient, prefix: string = DEFAULT_LEDGER_PREFIX) {
     this.keys = new LedgerKeys(prefix);
     this.#redis = redis;
     for (const [name, file] of [
@@ -40,17 +40,10 @@ export class RedisCatalogueStore implements CatalogueStore {
   }
 
   async read(): Promise<{ entries: CatalogueEntry[]; skipped: number }> {
-    const res = await this.#redis
-      .pipeline()
-      .hgetall(this.keys.tiers)
-      .hgetall(this.keys.catalogueModels)
-      .exec();
-    if (res === null) throw new TensorClawError("unavailable", "redis pipeline was discarded");
-    for (const [err] of res) {
-      if (err !== null) throw new TensorClawError("unavailable", `redis: ${err.message}`, { cause: err });
-    }
-    const tiers = res[0]?.[1] as Record<string, string>;
-    const details = res[1]?.[1] as Record<string, string>;
+    // Both keys carry the `{tiers}` tag: one slot, so one pipeline even on a cluster.
+    const [tiers, details] = pipelineResults(
+      await this.#redis.pipeline().hgetall(this.keys.tiers).hgetall(this.keys.catalogueModels).exec(),
+    ) as [Record<string, string>, Record<string, string>];
     const entries: CatalogueEntry[] = [];
     let skipped = 0;
     for (const id of Object.keys(tiers).sort()) {

@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import { TensorClawError } from "../../common/errors.js";
+import { type BatchCall, pipelineResults, runBatch } from "../../common/redis-batch.js";
+import type { RedisClient } from "../../common/redis-connect.js";
 import type { UsageEvent } from "../usage/event.js";
 import {
   buildReport,
@@ -43,9 +45,12 @@ import { COUNT_FIELDS, OUTCOME_CODE, outcomesOf, paidOf } from "./outcomes.js";
  * | `P{tiers}:models` | HASH | model → the catalogue's other fields (JSON; router/catalogue) |
  * | `P{tiers}:version` | STRING | counter bumped on every change, polled by running routers |
  *
- * `Pminers` lives in its own slot, so it is written in the same pipeline
- * just *before* a miner's record script: a crash in between leaves an index
- * entry with no usage (harmless), never usage without an index entry.
+ * `Pminers` lives in its own slot, so it is written (one ZADD for every
+ * miner of a batch) *before* the miners' record scripts: first in the
+ * pipeline on one server, acknowledged before the scripts are sent on a
+ * cluster (common/redis-batch.ts). A crash in between leaves an index entry
+ * with no usage (harmless), never usage without an index entry. Every
+ * script's keys carry one miner's tag (or `{tiers}`): one slot per call.
  */
 
 const LUA_DIR = new URL("./lua/", import.meta.url);
@@ -66,7 +71,7 @@ interface LedgerCommands {
   tcLedgerTierRemove(numKeys: number, ...args: (string | number)[]): Promise<number>;
 }
 
-type Pipe = ReturnType<Redis["pipeline"]> & LedgerCommands;
+type Pipe = ChainableCommander & LedgerCommands;
 
 /** Key names of one ledger, from its prefix. */
 export class LedgerKeys {
@@ -134,14 +139,6 @@ export const LEDGER_REDIS_OPTIONS = Object.freeze({
 /** Default key prefix of the production ledger. */
 export const DEFAULT_LEDGER_PREFIX = "tc:";
 
-function pipelineResults(results: [Error | null, unknown][] | null): unknown[] {
-  if (results === null) throw new TensorClawError("unavailable", "redis pipeline was discarded");
-  return results.map(([err, value]) => {
-    if (err !== null) throw new TensorClawError("unavailable", `redis: ${err.message}`, { cause: err });
-    return value;
-  });
-}
-
 /**
  * Usage ledger on Redis. The client is owned by the caller (`close` does not
  * quit it) so one connection can serve the ledger and other router stores.
@@ -152,9 +149,9 @@ function pipelineResults(results: [Error | null, unknown][] | null): unknown[] {
 export class RedisLedger implements UsageLedger {
   readonly options: LedgerOptions;
   readonly keys: LedgerKeys;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
 
-  constructor(redis: Redis, options: LedgerOptions, prefix: string = DEFAULT_LEDGER_PREFIX) {
+  constructor(redis: RedisClient, options: LedgerOptions, prefix: string = DEFAULT_LEDGER_PREFIX) {
     this.options = checkLedgerOptions(options);
     this.keys = new LedgerKeys(prefix);
     this.#redis = redis;
@@ -169,10 +166,6 @@ export class RedisLedger implements UsageLedger {
     for (const [name, file] of defs) {
       if (!(name in redis)) redis.defineCommand(name, { lua: lua(file) });
     }
-  }
-
-  #pipe(): Pipe {
-    return this.#redis.pipeline() as Pipe;
   }
 
   async record(events: readonly UsageEvent[], nowMs: number): Promise<RecordResult> {
@@ -192,12 +185,10 @@ export class RedisLedger implements UsageLedger {
     const keep = dedupeTtlMs(this.options);
     const bucketMs = this.options.bucketMs;
     const k = this.keys;
-    const pipe = this.#pipe();
-    const scriptIdx: number[] = [];
-    let n = 0;
+    const index: (string | number)[] = [];
+    const scripts: BatchCall[] = [];
     for (const [hk, list] of byMiner) {
-      pipe.zadd(k.miners, "GT", nowMs, hk);
-      n++;
+      index.push(nowMs, hk);
       for (let i = 0; i < list.length; i += EVENTS_PER_CALL) {
         const chunk = list.slice(i, i + EVENTS_PER_CALL);
         const keys: string[] = [k.models(hk), k.buckets(hk), k.counts(hk)];
@@ -215,13 +206,19 @@ export class RedisLedger implements UsageLedger {
             args.push(`${e.requestId}${tail}${outcome}`);
           }
         }
-        pipe.tcLedgerRecord(keys.length, ...keys, ...args);
-        scriptIdx.push(n++);
+        scripts.push({
+          key: k.counts(hk),
+          run: (p) => (p as Pipe).tcLedgerRecord(keys.length, ...keys, ...args),
+        });
       }
     }
-    const values = pipelineResults(await pipe.exec());
-    for (const i of scriptIdx) {
-      const [c, d, x] = values[i] as [number, number, number];
+    // The index first (see the class comment), then the scripts.
+    const values = await runBatch(this.#redis, [
+      [{ key: k.miners, run: (p) => p.zadd(k.miners, "GT", ...index) }],
+      scripts,
+    ]);
+    for (const v of values.slice(1)) {
+      const [c, d, x] = v as [number, number, number];
       result.counted += c;
       result.duplicates += d;
       result.expired += x;
@@ -245,12 +242,18 @@ export class RedisLedger implements UsageLedger {
       hotkeys = await this.#redis.zrange(k.miners, "0", "-1");
     }
     // One script call per miner (its own slot) reads its models and sums.
-    const pipe = this.#pipe();
-    for (const hk of hotkeys) {
-      pipe.tcLedgerRead(3, k.models(hk), k.buckets(hk), k.counts(hk), cutoff, startMs, endMs);
-    }
-    pipe.hgetall(k.tiers);
-    const values = pipelineResults(await pipe.exec());
+    const values = await runBatch(this.#redis, [
+      [
+        ...hotkeys.map(
+          (hk): BatchCall => ({
+            key: k.counts(hk),
+            run: (p) =>
+              (p as Pipe).tcLedgerRead(3, k.models(hk), k.buckets(hk), k.counts(hk), cutoff, startMs, endMs),
+          }),
+        ),
+        { key: k.tiers, run: (p) => p.hgetall(k.tiers) },
+      ],
+    ]);
     const tiers = parseTiers(values[hotkeys.length] as Record<string, string>);
     const rows: RawCounts[] = [];
     hotkeys.forEach((hotkey, i) => {

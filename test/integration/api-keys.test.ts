@@ -8,6 +8,7 @@ import { TensorClawError } from "../../common/errors.js";
 import { type ApiKeyStore, ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api/keys.js";
 import { runCli } from "../support/cli.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+import { useRedisCluster } from "../support/redis-cluster.js";
 
 const LIMITS = { requestsPerMinute: 5, tokensPerMinute: 500 };
 
@@ -56,6 +57,33 @@ function storeSuite(name: string, make: () => Promise<{ store: ApiKeyStore; clos
     });
   });
 }
+
+describe("api keys on a Redis Cluster (3 masters)", () => {
+  const redis = useRedisCluster();
+  storeSuite("redis cluster", async () => ({
+    store: new RedisApiKeyStore(await redis.client({}), randomPrefix()),
+    close: async () => {},
+  }));
+
+  it("CLI: keys create --redis-url redis+cluster://… stores the key where the router reads it", async () => {
+    const created = await runCli([
+      "keys",
+      "create",
+      "--json",
+      "--credits",
+      "2",
+      "--redis-url",
+      redis.cluster().url,
+    ]);
+    expect(created.code, created.stderr).to.equal(0);
+    const { key } = JSON.parse(created.stdout) as { key: string };
+    const rec = await new ApiKeys(new RedisApiKeyStore(await redis.client({}))).authenticate(`Bearer ${key}`);
+    expect(rec.limits).to.deep.equal({ requestsPerMinute: 60, tokensPerMinute: 100_000 });
+    const listed = await runCli(["keys", "list", "--json"], { REDIS_URL: redis.cluster().url });
+    expect(listed.code, listed.stderr).to.equal(0);
+    expect((JSON.parse(listed.stdout) as { id: string }[]).map((r) => r.id)).to.include(rec.id);
+  });
+});
 
 describe("api keys", () => {
   let redis: TestRedis;

@@ -20,6 +20,7 @@ import { memoryLogger } from "../support/memory-logger.js";
 import { backendTokens, type OpenAIBackend, startOpenAIBackend } from "../support/openai-backend.js";
 import { pollUntil } from "../support/poll.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+import { useRedisCluster } from "../support/redis-cluster.js";
 
 const MODEL = "test-model";
 
@@ -41,6 +42,14 @@ describe("rate limiter on Redis", () => {
         await client.quit();
       },
     };
+  });
+});
+
+describe("rate limiter on a Redis Cluster (3 masters)", () => {
+  const redis = useRedisCluster();
+  rateLimiterContract("redis cluster", async () => {
+    const client = await redis.client({ maxRetriesPerRequest: 1 });
+    return { limiter: new RedisRateLimiter(client, randomPrefix()), close: async () => {} };
   });
 });
 

@@ -4,6 +4,19 @@ import { DAY_MS, GENERATION_TTL_MS } from "../../router/billing/billing.js";
 import { RedisBilling } from "../../router/billing/redis.js";
 import { BILLING_OPTIONS, billedEvent, billingContract, MONDAY, NOW } from "../support/billing-contract.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+import { useRedisCluster } from "../support/redis-cluster.js";
+
+describe("Redis billing store on a Redis Cluster (3 masters)", () => {
+  const redis = useRedisCluster();
+  billingContract("redis cluster", async () => {
+    const prefix = randomPrefix();
+    return {
+      store: new RedisBilling(await redis.client(), BILLING_OPTIONS, prefix),
+      reopen: async () => new RedisBilling(await redis.client(), BILLING_OPTIONS, prefix),
+      dispose: async () => {},
+    };
+  });
+});
 
 describe("Redis billing store", () => {
   let redis: TestRedis;

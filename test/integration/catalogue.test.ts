@@ -18,6 +18,7 @@ import { FakeClock } from "../support/fake-clock.js";
 import { CONTRACT_OPTIONS, T0, usageEvent } from "../support/ledger-contract.js";
 import { memoryLogger } from "../support/memory-logger.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+import { useRedisCluster } from "../support/redis-cluster.js";
 
 /** Runs a catalogue command in this process (the code the CLI runs), capturing its output. */
 async function run(cmd: Command, argv: string[], env: Record<string, string | undefined> = {}) {
@@ -63,15 +64,17 @@ describe("model catalogue", function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  // One contract, both stores.
+  const cluster = useRedisCluster();
+  // One contract, every store.
   for (const [name, make] of [
-    ["redis", () => new RedisCatalogueStore(client, randomPrefix())],
-    ["file", () => new FileCatalogueStore(join(dir, `${randomPrefix()}.jsonl`))],
+    ["redis", async () => new RedisCatalogueStore(client, randomPrefix())],
+    ["redis cluster", async () => new RedisCatalogueStore(await cluster.client(), randomPrefix())],
+    ["file", async () => new FileCatalogueStore(join(dir, `${randomPrefix()}.jsonl`))],
   ] as const) {
     describe(`${name} store`, () => {
       let store: CatalogueStore;
-      beforeEach(() => {
-        store = make();
+      beforeEach(async () => {
+        store = await make();
       });
 
       it("keeps entries with every field, replaces them on set and forgets them on remove", async () => {

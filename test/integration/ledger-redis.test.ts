@@ -1,9 +1,39 @@
 import { expect } from "chai";
 import { Redis } from "ioredis";
+import type { RedisClient } from "../../common/redis-connect.js";
 import { RedisLedger } from "../../router/ledger/redis.js";
 import type { UsageEvent } from "../../router/usage/event.js";
-import { CONTRACT_OPTIONS, ledgerContract, T0, usageEvent } from "../support/ledger-contract.js";
+import {
+  CONTRACT_OPTIONS,
+  type LedgerHarness,
+  ledgerContract,
+  T0,
+  usageEvent,
+} from "../support/ledger-contract.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+import { useRedisCluster } from "../support/redis-cluster.js";
+
+/** The contract's harness for a ledger on `c` (one server or a cluster) under a fresh prefix. */
+function redisHarness(c: RedisClient, another: () => Promise<RedisClient>): LedgerHarness {
+  const prefix = randomPrefix();
+  return {
+    ledger: new RedisLedger(c, CONTRACT_OPTIONS, prefix),
+    reopen: async () => new RedisLedger(await another(), CONTRACT_OPTIONS, prefix),
+    dispose: async () => {},
+    expectMarkerExpiry: async (e, lastWriteAtMs, expiresAtMs) => {
+      const key = `${prefix}{${e.minerHotkey}}:seen:${e.origin}:${Math.floor((e.seq ?? 0) / 65_536)}`;
+      const ttl = await c.pttl(key);
+      // Redis counts the TTL in real time from the write; the test ran for well under 5 s since.
+      expect(ttl, key).to.be.at.most(expiresAtMs - lastWriteAtMs);
+      expect(ttl, key).to.be.above(expiresAtMs - lastWriteAtMs - 5_000);
+    },
+  };
+}
+
+describe("Redis usage ledger on a Redis Cluster (3 masters)", () => {
+  const redis = useRedisCluster();
+  ledgerContract("redis cluster", async () => redisHarness(await redis.client(), () => redis.client()));
+});
 
 describe("Redis usage ledger", () => {
   let redis: TestRedis;
@@ -21,22 +51,7 @@ describe("Redis usage ledger", () => {
     await redis.stop();
   });
 
-  ledgerContract("redis", async () => {
-    const prefix = randomPrefix();
-    const c = client();
-    return {
-      ledger: new RedisLedger(c, CONTRACT_OPTIONS, prefix),
-      reopen: async () => new RedisLedger(client(), CONTRACT_OPTIONS, prefix),
-      dispose: async () => {},
-      expectMarkerExpiry: async (e, lastWriteAtMs, expiresAtMs) => {
-        const key = `${prefix}{${e.minerHotkey}}:seen:${e.origin}:${Math.floor((e.seq ?? 0) / 65_536)}`;
-        const ttl = await c.pttl(key);
-        // Redis counts the TTL in real time from the write; the test ran for well under 5 s since.
-        expect(ttl, key).to.be.at.most(expiresAtMs - lastWriteAtMs);
-        expect(ttl, key).to.be.above(expiresAtMs - lastWriteAtMs - 5_000);
-      },
-    };
-  });
+  ledgerContract("redis", async () => redisHarness(client(), async () => client()));
 
   it("marks (origin, seq) events as bits of one hash-tagged bitmap per 65,536 seqs, with no per-request key", async () => {
     const prefix = randomPrefix();

@@ -4,10 +4,12 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import { type Logger, pino } from "pino";
+import type { RedisClient } from "../../common/redis-connect.js";
 import { hashUser } from "../../router/api/openai-request.js";
 import { resolveUserSalt, userSaltKey } from "../../router/api/user-salt.js";
 import { LEDGER_REDIS_OPTIONS } from "../../router/ledger/redis.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+import { useRedisCluster } from "../support/redis-cluster.js";
 
 function memoryLogger(): { logger: Logger; warnings: () => string[] } {
   const lines: string[] = [];
@@ -28,6 +30,56 @@ function memoryLogger(): { logger: Logger; warnings: () => string[] } {
         .map((l) => l.msg),
   };
 }
+
+/**
+ * Five replicas starting at once on `open()`'s clients (not yet connected,
+ * as the router's): SET NX lets exactly one salt win, every replica uses
+ * it and keeps a copy. Returns the salt.
+ */
+async function expectOneSharedSalt(
+  open: () => Promise<RedisClient>,
+  admin: RedisClient,
+  prefix: string,
+  file: (name: string) => string,
+): Promise<string> {
+  const { logger } = memoryLogger();
+  const all = await Promise.all(
+    ["a", "b", "c", "d", "e"].map(async (name) =>
+      resolveUserSalt({ configured: undefined, redis: await open(), prefix, file: file(name), logger }),
+    ),
+  );
+  const salts = new Set(all.map((r) => r.salt));
+  expect(salts.size).to.equal(1);
+  expect(all.map((r) => r.origin)).to.deep.equal(["redis", "redis", "redis", "redis", "redis"]);
+  const [salt] = [...salts] as [string];
+  expect(salt).to.match(/^[0-9a-f]{64}$/);
+  expect(await admin.get(userSaltKey(prefix))).to.equal(salt);
+  const hashes = all.map((r) => hashUser("alice", "key_0123", r.salt));
+  expect(new Set(hashes).size).to.equal(1);
+  // Each keeps a copy for a restart while Redis is down.
+  expect((await readFile(file("c"), "utf8")).trim()).to.equal(salt);
+  return salt;
+}
+
+describe("user salt on a Redis Cluster (3 masters)", () => {
+  const redis = useRedisCluster();
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tc-user-salt-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("routers sharing one cluster resolve the same salt", async () => {
+    await expectOneSharedSalt(
+      () => redis.open(),
+      await redis.client({}),
+      randomPrefix(),
+      (name) => join(dir, name, "user-salt"),
+    );
+  });
+});
 
 describe("user salt: the secret of the `user` hash, shared by replicas", () => {
   let redis: TestRedis;
@@ -68,23 +120,7 @@ describe("user salt: the secret of the `user` hash, shared by replicas", () => {
   it("routers sharing one Redis resolve the same salt, so the same account+user hashes the same", async () => {
     const prefix = randomPrefix();
     const { logger } = memoryLogger();
-    // Five replicas starting at once: SET NX lets exactly one salt win.
-    const all = await Promise.all(
-      ["a", "b", "c", "d", "e"].map((name) =>
-        resolveUserSalt({ configured: undefined, redis: routerClient(), prefix, file: file(name), logger }),
-      ),
-    );
-    const salts = new Set(all.map((r) => r.salt));
-    expect(salts.size).to.equal(1);
-    expect(all.map((r) => r.origin)).to.deep.equal(["redis", "redis", "redis", "redis", "redis"]);
-    const [salt] = [...salts] as [string];
-    expect(salt).to.match(/^[0-9a-f]{64}$/);
-    const admin = adminClient();
-    expect(await admin.get(userSaltKey(prefix))).to.equal(salt);
-    const hashes = all.map((r) => hashUser("alice", "key_0123", r.salt));
-    expect(new Set(hashes).size).to.equal(1);
-    // Each keeps a copy for a restart while Redis is down.
-    expect((await readFile(file("c"), "utf8")).trim()).to.equal(salt);
+    const salt = await expectOneSharedSalt(async () => routerClient(), adminClient(), prefix, file);
     // Another deployment (prefix) on the same Redis has its own.
     const other = await resolveUserSalt({
       configured: undefined,

@@ -12,6 +12,7 @@ import { FileStateStore } from "../../validator/state-store-file.js";
 import { RedisStateStore } from "../../validator/state-store-redis.js";
 import type { PendingCommit } from "../../validator/weights-plan.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
+import { useRedisCluster } from "../support/redis-cluster.js";
 
 const rec = (atMs: number, ok = true): ProbeRecord => ({ atMs, ok, latencyMs: 10 + atMs, ttftMs: 5 });
 const audit = (
@@ -230,6 +231,18 @@ describe("validator state store", () => {
       expect((await s.probeHistory()).get("5A")).to.deep.equal([rec(1)]);
       expect((await s.probeHistory()).has("5B")).to.equal(false);
       expect(await s.pendingCommits()).to.deep.equal([commit(3)]);
+    });
+  });
+
+  describe("redis cluster (3 masters)", () => {
+    const redis = useRedisCluster();
+    contract("redis cluster contract", async () => {
+      const prefix = randomPrefix();
+      return {
+        open: async () =>
+          new RedisStateStore(await redis.client({ maxRetriesPerRequest: 2 }), "5VALIDATOR", prefix),
+        cleanup: async () => {},
+      };
     });
   });
 
