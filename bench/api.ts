@@ -675,6 +675,9 @@ async function main(): Promise<void> {
       }
     });
 
+    // --miner-concurrency: the miners' --max-concurrency, 512 unless told; "default" leaves the miner's own (8).
+    const concurrency = arg("miner-concurrency") ?? "512";
+    const concurrencyArgs = concurrency === "default" ? [] : ["--max-concurrency", concurrency];
     const startMiner = (r: typeof router) =>
       spawn(
         process.execPath,
@@ -690,8 +693,7 @@ async function main(): Promise<void> {
           transport,
           "--backend",
           backendUrl,
-          "--max-concurrency",
-          "512",
+          ...concurrencyArgs,
           "--log-level",
           "warn",
           // Router pins go to a throwaway folder, not the working directory's .tensorclaw.
@@ -997,6 +999,7 @@ const USAGE = `usage: npm run bench:api [-- options]
   --only PART          throughput, ttft or saturated (the others print NaN)
   --transport grpc|ws  the miner's tunnel (default grpc)
   --streams N          concurrent streams of the TTFT runs (default 100)
+  --miner-concurrency N|default  the miners' --max-concurrency (default 512; default: the miner's own)
 `;
 
 const role = arg("role");

@@ -2,6 +2,7 @@ import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import { DEFAULT_ROUTER_ID, isValidRouterId } from "../common/router-id.js";
 import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
+import { DEFAULT_MAX_QUEUE, DEFAULT_QUEUE_TIMEOUT_MS } from "./api/capacity-queue.js";
 import { DEFAULT_CONNECTIONS_PER_ADDRESS } from "./api/connection-limits.js";
 import { type CorsOrigins, parseCorsOrigins } from "./api/cors.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./api/http.js";
@@ -38,6 +39,10 @@ export interface RouterConfig {
   drainGraceMs: number;
   maxTunnelsPerHotkey: number;
   maxConcurrentPerKey: number;
+  /** Requests waiting for a busy model's free slot, all models together; 0: none wait (503 at once). */
+  maxQueue: number;
+  /** Longest wait for a free slot, ms (within the request's own deadline); 0: none wait. */
+  queueTimeoutMs: number;
   /** HTTP connections held in all; 0: automatic (see connection-limits.ts). */
   maxConnections: number;
   maxConnectionsPerAddress: number;
@@ -81,6 +86,8 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   drainGraceMs: DEFAULT_TUNNEL_TIMINGS.drainGraceMs,
   maxTunnelsPerHotkey: DEFAULT_TUNNEL_LIMITS.maxTunnelsPerHotkey,
   maxConcurrentPerKey: DEFAULT_MAX_CONCURRENT_PER_KEY,
+  maxQueue: DEFAULT_MAX_QUEUE,
+  queueTimeoutMs: DEFAULT_QUEUE_TIMEOUT_MS,
   maxConnections: 0,
   maxConnectionsPerAddress: DEFAULT_CONNECTIONS_PER_ADDRESS,
   maxPendingHandshakesPerAddress: DEFAULT_TUNNEL_LIMITS.maxPendingHandshakesPerAddress,
@@ -234,6 +241,22 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     min: 0,
     max: 1_000_000,
     description: "Requests one API key may have in progress on this router (0: no cap); more get 429.",
+  },
+  maxQueue: {
+    flag: "max-queue",
+    kind: "int",
+    min: 0,
+    max: 1_000_000,
+    description:
+      "Requests that may wait for a free slot while every miner of their model is busy, all models together; more get 503 at once (0: none wait).",
+  },
+  queueTimeoutMs: {
+    flag: "queue-timeout-ms",
+    kind: "int",
+    min: 0,
+    max: 600_000,
+    description:
+      "Longest a request waits for a busy model's free slot (never past its own deadline) before its 503 (0: none wait).",
   },
   maxTunnelsPerHotkey: {
     flag: "max-tunnels-per-hotkey",

@@ -35,11 +35,17 @@ export class ApiMetrics {
   readonly inFlight: Gauge;
   /**
    * Inference requests admitted and waiting for a miner: before their first
-   * dispatch or between failover attempts. The router never queues (no
-   * free miner is an immediate 503), so this stays near zero; a rise means
-   * dispatch itself is slow or failovers are piling up.
+   * dispatch, between failover attempts, and in the capacity queue while
+   * every miner of their model is busy (`queueDepth` counts those alone,
+   * per model). Near zero unless miners are saturated.
    */
   readonly waiting: Gauge;
+  /** Requests in the capacity queue (every miner of the model busy), per model. */
+  readonly queueDepth: Gauge<"model">;
+  /** Time spent in the capacity queue, by model and how the wait ended (served, timeout, cancelled). */
+  readonly queueWait: Histogram<"model" | "outcome">;
+  /** Requests refused by the capacity queue (503), by model and reason (full, timeout). */
+  readonly queueRejected: Counter<"model" | "reason">;
   /** Inference requests being served, per model (catalogue or offered ids only). */
   readonly modelInFlight: Gauge<"model">;
   /** Attempts moved to another miner before the first byte. */
@@ -85,7 +91,26 @@ export class ApiMetrics {
     });
     this.waiting = new Gauge({
       name: "tensorclaw_api_requests_waiting",
-      help: "Inference requests admitted and waiting for a miner (before dispatch or between failover attempts); the router never queues.",
+      help: "Inference requests admitted and waiting for a miner (before dispatch, between failover attempts, or queued while every miner of the model is busy).",
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: "tensorclaw_api_queue_depth",
+      help: "Requests waiting in the capacity queue because every miner of their model is busy, per model.",
+      labelNames: ["model"],
+      registers,
+    });
+    this.queueWait = new Histogram({
+      name: "tensorclaw_api_queue_wait_seconds",
+      help: "Time requests spent in the capacity queue, by model and outcome (served, timeout, cancelled).",
+      labelNames: ["model", "outcome"],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.queueRejected = new Counter({
+      name: "tensorclaw_api_queue_rejected_total",
+      help: "Requests answered 503 by the capacity queue, by model and reason (full: --max-queue reached; timeout: no slot within --queue-timeout-ms).",
+      labelNames: ["model", "reason"],
       registers,
     });
     this.modelInFlight = new Gauge({

@@ -290,7 +290,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
         ledgerLagSeconds: () => recorder.lagMs() / 1000,
         spoolDepth: () => recorder.spoolDepth(),
       },
-      chat: { maxBodyBytes: cfg.maxBodyBytes },
+      chat: { maxBodyBytes: cfg.maxBodyBytes, maxQueue: cfg.maxQueue, queueTimeoutMs: cfg.queueTimeoutMs },
       userSalt,
       metricsToken: cfg.metricsToken,
       corsOrigins: corsOrigins(cfg),

@@ -91,6 +91,11 @@ export type ProbeOutcome =
   /** The router (not the miner) failed: nothing to record. */
   | { readonly kind: "router_error"; readonly detail: string };
 
+/** One replica's answer to a probe; `cut`: the call did not get through, so another replica may be asked. */
+type AskedProbe =
+  | Exclude<ProbeOutcome, { kind: "router_error" }>
+  | { readonly kind: "router_error"; readonly detail: string; readonly cut: boolean };
+
 interface Replica {
   readonly url: string;
   readonly probe: ProbeServiceClient;
@@ -324,9 +329,12 @@ export class RouterClient {
   /**
    * Probes one miner on a replica whose directory listed it (its tunnel
    * lives there), else the active one; when that replica answers NOT_FOUND
-   * (the tunnel closed since the listing), the next replica that listed it
-   * is asked. Never throws: a router fault is reported as such so the miner
-   * is not punished for it.
+   * (the tunnel closed since the listing) or the call did not get through
+   * (UNAVAILABLE, or CANCELLED by a connection torn down: a replica that died
+   * since the listing), the next replica that listed it is asked. Never
+   * throws: a router fault is reported as such so the miner is not punished
+   * for it, and so is a miner absent from the replicas that answered while
+   * one that listed it could not be reached (its tunnel may still be there).
    */
   async probe(hotkey: string, opts: ProbeOptions): Promise<ProbeOutcome> {
     const timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
@@ -340,11 +348,15 @@ export class RouterClient {
     });
     const at = this.#where.get(hotkey) ?? [this.#active];
     let outcome: ProbeOutcome = { kind: "absent", detail: "not listed" };
+    let unreachable: ProbeOutcome | undefined;
     for (const index of at) {
-      outcome = await this.#probeOn(this.#replicas[index] as Replica, req, timeoutMs);
-      if (outcome.kind !== "absent") return outcome;
+      const asked = await this.#probeOn(this.#replicas[index] as Replica, req, timeoutMs);
+      if (asked.kind === "probed") return asked;
+      if (asked.kind === "router_error" && !asked.cut) return asked;
+      if (asked.kind === "router_error") unreachable ??= { kind: "router_error", detail: asked.detail };
+      else outcome = asked;
     }
-    return outcome;
+    return unreachable ?? outcome;
   }
 
   /**
@@ -390,7 +402,7 @@ export class RouterClient {
     return { routers, unanswered };
   }
 
-  async #probeOn(r: Replica, req: ProbeRequest, timeoutMs: number): Promise<ProbeOutcome> {
+  async #probeOn(r: Replica, req: ProbeRequest, timeoutMs: number): Promise<AskedProbe> {
     try {
       const response = await this.#sign(
         r,
@@ -403,7 +415,9 @@ export class RouterClient {
     } catch (err) {
       const detail = isServiceError(err) ? describe(err) : String(err);
       if (isServiceError(err) && err.code === status.NOT_FOUND) return { kind: "absent", detail };
-      return { kind: "router_error", detail };
+      // The validator cancels no probe itself (its deadline ends one as DEADLINE_EXCEEDED).
+      const cut = isServiceError(err) && (err.code === status.UNAVAILABLE || err.code === status.CANCELLED);
+      return { kind: "router_error", detail, cut };
     }
   }
 

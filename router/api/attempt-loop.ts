@@ -8,6 +8,7 @@ import type { DispatchBody, InferenceCall, SessionView, TunnelDispatcher } from 
 import type { ReportedUsage } from "../usage/clamp.js";
 import type { UsageSink } from "../usage/event.js";
 import { attemptOutcome, isRefusal } from "./attempt-outcome.js";
+import type { CapacityQueue, SlotRequest, WaitEnd } from "./capacity-queue.js";
 import { ledgerOutcome, recordFailedAttempt } from "./chat-usage.js";
 import type { Attempt } from "./upstream.js";
 import { WaitingGauge } from "./waiting-gauge.js";
@@ -20,6 +21,8 @@ export interface AttemptLoopDeps {
   readonly metrics: ApiMetrics;
   readonly clock: () => number;
   readonly logger: Logger;
+  /** Where a request waits while every miner of its model is busy; absent: no miner free is a 503 at once. */
+  readonly queue?: CapacityQueue;
   readonly options: {
     readonly requestTimeoutMs: number;
     readonly maxAttempts: number;
@@ -35,8 +38,12 @@ export interface AttemptLoopDeps {
 export interface AttemptState {
   readonly requestId: string;
   readonly startedAtMs: number;
+  /** Who asks (the API key's id, or "anonymous"): the capacity queue is fair across accounts. */
+  readonly account: string;
   /** The client went away. (A flag, not an AbortController: cheaper on the hot path.) */
   clientGone: boolean;
+  /** Set while the request waits in the capacity queue: takes it out (its client went away). */
+  leaveQueue: (() => void) | undefined;
   /** Set once a miner was dispatched: the call whose usage counts. */
   call: InferenceCall | undefined;
   session: SessionView | undefined;
@@ -52,11 +59,13 @@ export interface AttemptState {
 }
 
 /** A request's attempt state before any miner was tried. */
-export function freshAttempts(requestId: string, startedAtMs: number): AttemptState {
+export function freshAttempts(requestId: string, startedAtMs: number, account: string): AttemptState {
   return {
     requestId,
     startedAtMs,
+    account,
     clientGone: false,
+    leaveQueue: undefined,
     call: undefined,
     session: undefined,
     ticket: undefined,
@@ -94,11 +103,18 @@ export interface AttemptKind {
   outputSent(): boolean;
 }
 
+/** A miner chosen for an attempt: dispatched (`call`), or its dispatch failed (`error`). */
+type Claim =
+  | { readonly session: SessionView; readonly call: InferenceCall }
+  | { readonly session: SessionView; readonly error: TensorClawError };
+
 /**
  * Tries miners of a model until one answers, for one request: failover
  * before any output (at most `maxAttempts`, within the request's
  * deadline), a second opinion on refusals, the failover counter, the
- * waiting gauge and the routing book's bookkeeping. Chat, completions and
+ * waiting gauge and the routing book's bookkeeping. While every miner
+ * that would serve it is busy, the request waits in the capacity queue
+ * (capacity-queue.ts) instead of failing at once. Chat, completions and
  * embeddings all go through it, so a fix here applies to all three.
  */
 export class AttemptLoop {
@@ -139,25 +155,31 @@ export class AttemptLoop {
      * would be a free way to decline users' work while staying in the routing pool.
      */
     let refusal: { readonly hotkey: string; readonly error: TensorClawError } | undefined;
+    /** Why the capacity queue gave up on the request (full, or no slot in time). */
+    let unqueued: TensorClawError | undefined;
     for (let attempt = 0; attempt < d.options.maxAttempts; attempt++) {
       if (st.clientGone) return { kind: "failed", error: new TensorClawError("cancelled") };
-      const remaining = deadline - d.clock();
-      if (remaining <= 0) return { kind: "failed", error: new TensorClawError("upstream_timeout") };
-      const session = d.routing.choose(d.dispatcher.sessions(), model, tried, this.kind.kind);
-      if (session === undefined) break;
-      tried.add(session.hotkey);
-      let call: InferenceCall;
-      try {
-        call = d.dispatcher.dispatch(session.sessionId, model, this.kind.body(), {
-          deadlineMs: remaining,
-          traceId: st.requestId,
-        });
-      } catch (err) {
+      if (deadline - d.clock() <= 0)
+        return { kind: "failed", error: new TensorClawError("upstream_timeout") };
+      // Requests already waiting for this model go first: a newcomer queues behind them.
+      let claim =
+        d.queue?.ahead(model, this.kind.kind) === true ? undefined : this.claim(model, tried, deadline);
+      if (claim === undefined) {
+        const waited = await this.queued(model, tried, deadline);
+        if (waited instanceof TensorClawError) {
+          if (waited.code === "cancelled") return { kind: "failed", error: waited };
+          unqueued = waited;
+          break;
+        }
+        if (waited === undefined) break;
+        claim = waited;
+      }
+      if ("error" in claim) {
         // The session filled up or left between snapshot and dispatch: try another.
-        const e = toTensorClawError(err);
-        if (e.code !== "no_capacity") last = e;
+        if (claim.error.code !== "no_capacity") last = claim.error;
         continue;
       }
+      const { session, call } = claim;
       this.#waiting.stop();
       // Counted once another miner really took the request (not when none was left to try).
       if (failingOver) d.metrics.failovers.inc({ model });
@@ -204,12 +226,75 @@ export class AttemptLoop {
         // A refusal nobody overruled is the answer, whatever failed after it.
         refusal?.error ??
         last ??
+        unqueued ??
         new TensorClawError(
           "no_capacity",
           `No miner can serve ${this.kind.work}${JSON.stringify(model)} right now.`,
           { retryAfterMs: d.options.noCapacityRetryAfterMs },
         ),
     };
+  }
+
+  /**
+   * Chooses a miner for the next attempt (leaving out `tried`, to which it
+   * is added) and dispatches to it; undefined when no miner has room now.
+   */
+  private claim(model: string, tried: Set<string>, deadline: number): Claim | undefined {
+    const d = this.deps;
+    const session = d.routing.choose(d.dispatcher.sessions(), model, tried, this.kind.kind);
+    if (session === undefined) return undefined;
+    tried.add(session.hotkey);
+    try {
+      const opts = { deadlineMs: deadline - d.clock(), traceId: this.st.requestId };
+      return { session, call: d.dispatcher.dispatch(session.sessionId, model, this.kind.body(), opts) };
+    } catch (err) {
+      return { session, error: toTensorClawError(err) };
+    }
+  }
+
+  /**
+   * Waits in the capacity queue while every miner that would serve the
+   * request is busy. Resolves to the miner it got, to undefined when no
+   * miner would serve it at all (or the queue is off: nothing to wait
+   * for), or to the error that ends the wait: `no_capacity` (queue full,
+   * or no slot in time) or `cancelled` (the client left).
+   */
+  private async queued(
+    model: string,
+    tried: Set<string>,
+    deadline: number,
+  ): Promise<Claim | TensorClawError | undefined> {
+    const d = this.deps;
+    const q = d.queue;
+    const kind = this.kind.kind;
+    if (q === undefined || !q.enabled || !d.routing.wouldServe(d.dispatcher.sessions(), model, tried, kind)) {
+      return undefined;
+    }
+    let claim: Claim | undefined;
+    const req: SlotRequest = {
+      account: this.st.account,
+      picky: tried.size > 0,
+      take: () => {
+        claim = this.claim(model, tried, deadline);
+        return claim !== undefined;
+      },
+    };
+    this.st.leaveQueue = () => q.leave(req);
+    let end: WaitEnd;
+    try {
+      end = await q.wait(model, kind, req, deadline);
+    } finally {
+      this.st.leaveQueue = undefined;
+    }
+    if (end === "served" && claim !== undefined) return claim;
+    if (end === "cancelled") return new TensorClawError("cancelled");
+    const retryAfterMs = d.options.noCapacityRetryAfterMs;
+    const what = `Every miner that can serve ${this.kind.work}${JSON.stringify(model)}`;
+    const why =
+      end === "full"
+        ? `${what} is busy and the router's wait queue is full; retry later.`
+        : `${what} stayed busy for as long as the request could wait for a free one; retry later.`;
+    return new TensorClawError("no_capacity", why, { retryAfterMs });
   }
 
   /**

@@ -56,20 +56,23 @@ export interface SinkRequestState extends AttemptState {
 /**
  * The one relay of a streamed request: runs `attempts` into `sink`, then
  * writes the end (the answer with its credited usage, an error, or nothing
- * for a client that left) and records how it ended. Resolves to the status
- * logged.
+ * for a client that left) and records how it ended. A completed answer ends
+ * only after `beforeEnd` (the usage hand-off, awaited until durable).
+ * Resolves to the status logged.
  */
 export async function relayRequest(
   st: SinkRequestState,
   sink: ChatSink,
   attempts: () => Promise<Attempt>,
   credit: () => ClampedUsage,
+  beforeEnd?: () => Promise<void>,
 ): Promise<number> {
   sink.begin();
   const result = await attempts();
   sink.settle();
   if (result.kind === "done") {
     st.outcome = "completed";
+    if (beforeEnd !== undefined) await beforeEnd();
     return sink.complete(credit);
   }
   st.outcome = result.error.code === "cancelled" || sink.gone ? "cancelled" : "failed";

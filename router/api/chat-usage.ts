@@ -12,7 +12,7 @@ import {
   type PromptSize,
   type ReportedUsage,
 } from "../usage/clamp.js";
-import type { EventBilling, UsageOutcome, UsageSink } from "../usage/event.js";
+import type { EventBilling, UsageEvent, UsageOutcome, UsageSink } from "../usage/event.js";
 import { creditFromCount } from "../usage/token-credit.js";
 import { chargeMicros, type RequestBilling } from "./chat-billing.js";
 import { choicesOf } from "./chat-ceiling.js";
@@ -243,4 +243,36 @@ export function handOffUsage(
     ...(b === undefined || billing === undefined ? {} : { paid: b.paid, billing }),
   });
   return { credited: u, recorded: true, chargedMicros: billing?.costMicros ?? 0 };
+}
+
+/**
+ * Runs `handOff` with a usage sink that records durably, and returns what
+ * it did at once (so it is never done twice) with a promise that resolves
+ * once every event it recorded is in the ledger or the spool, or after
+ * `waitMs`. The API awaits that before ending a completed answer: a router
+ * SIGKILLed after a user received an answer has counted it. The bound keeps
+ * a slow or failing Redis from holding answers until the ledger call times
+ * out (the recorder then spools, and later answers wait only for the fsync).
+ */
+export function handOffDurably(
+  d: UsageHandOffDeps,
+  waitMs: number,
+  handOff: (d: UsageHandOffDeps) => HandOff,
+): { readonly handed: HandOff; readonly durable: Promise<void> } {
+  const sink = d.usage;
+  if (sink.recordDurably === undefined) return { handed: handOff(d), durable: Promise.resolve() };
+  const pending: Promise<void>[] = [];
+  const durably: UsageSink = {
+    record: (e: UsageEvent) => {
+      pending.push((sink.recordDurably as (e: UsageEvent) => Promise<void>).call(sink, e));
+    },
+  };
+  const handed = handOff({ usage: durably, metrics: d.metrics, logger: d.logger, clock: d.clock });
+  if (pending.length === 0) return { handed, durable: Promise.resolve() };
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, waitMs);
+  });
+  const durable = Promise.race([Promise.all(pending), bound]).then(() => clearTimeout(timer));
+  return { handed, durable };
 }

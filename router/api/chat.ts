@@ -17,6 +17,7 @@ import type { UsageSink } from "../usage/event.js";
 import type { AccessRecord } from "./access-log.js";
 import { AttemptLoop, attemptFacts, freshAttempts } from "./attempt-loop.js";
 import { relayRequest, relayToSink, type SinkRequestState } from "./attempt-relay.js";
+import type { CapacityQueue } from "./capacity-queue.js";
 import {
   HOLD_TTL_MARGIN_MS,
   KeyBilling,
@@ -26,7 +27,13 @@ import {
 } from "./chat-billing.js";
 import { choicesOf, completionCeiling, reservedTokens } from "./chat-ceiling.js";
 import { type ChatSink, JsonSink, SseSink } from "./chat-sinks.js";
-import { creditedUsage, type FinishedRequest, handOffUsage } from "./chat-usage.js";
+import {
+  creditedUsage,
+  type FinishedRequest,
+  type HandOff,
+  handOffDurably,
+  handOffUsage,
+} from "./chat-usage.js";
 import type { HoldLeaseOptions } from "./hold-leases.js";
 import { parseJson, readBody } from "./http.js";
 import type { ApiKeyRecord } from "./keys.js";
@@ -64,6 +71,10 @@ export interface ChatOptions {
   readonly userSalt: string;
   /** `retry-after` sent with 503 when no miner can take the request. */
   readonly noCapacityRetryAfterMs: number;
+  /** Requests waiting for a busy model's free slot, all models together (`--max-queue`; 0: none wait). */
+  readonly maxQueue: number;
+  /** Longest wait for a free slot, ms, within the request's deadline (`--queue-timeout-ms`; 0: none wait). */
+  readonly queueTimeoutMs: number;
   /** How long a model stays "known" (503, not 404) after its last miner left. */
   readonly modelMemoryMs: number;
   /**
@@ -73,6 +84,13 @@ export interface ChatOptions {
    * reconnect. 0 turns it off.
    */
   readonly startupGraceMs: number;
+  /**
+   * Longest a completed answer's end waits for its usage event to be
+   * durable (in the ledger or the spool): normally one ledger round trip;
+   * the bound keeps a slow Redis from holding answers (chat-usage.ts
+   * handOffDurably).
+   */
+  readonly usageDurableWaitMs: number;
 }
 
 /** What the chat endpoint needs from the router. */
@@ -90,6 +108,11 @@ export interface ChatDeps {
   readonly encodings: Encodings;
   /** Chooses the miner for each attempt and learns from how attempts end (one per router). */
   readonly routing: RoutingBook;
+  /**
+   * Where requests wait while every miner of their model is busy (one per
+   * router, shared by every endpoint: createApiHandler makes it).
+   */
+  readonly queue?: CapacityQueue;
   /** Where the shapes of user requests are counted for validators (GetTrafficShape). */
   readonly trafficShape?: TrafficShapeRecorder;
   /**
@@ -120,6 +143,8 @@ interface RequestState extends SinkRequestState {
   ceiling: number;
   /** The credited usage, once computed for the response (tokenizing is done once). */
   credited: ClampedUsage | undefined;
+  /** The usage hand-off, once done (before the end of a completed answer, else when the request ends). */
+  handed?: HandOff;
   /** How the key is billed (at the prices of the model being tried); undefined without a key or billing. */
   billing: RequestBilling | undefined;
   /** The prompt's token count made for the hold, and the encoding it was made with. */
@@ -212,7 +237,7 @@ export class ChatEndpoint {
       startedAtMs,
     );
     const st: RequestState = {
-      ...freshAttempts(requestId, startedAtMs),
+      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
       parsed,
       models: entries,
       responses: responses?.echo,
@@ -233,10 +258,18 @@ export class ChatEndpoint {
         sink,
         () => this.attempts(st, sink),
         () => this.credit(st),
+        () => {
+          this.credit(st);
+          const h = handOffDurably(d, d.options.usageDurableWaitMs, (dd) =>
+            handOffUsage(dd, this.finished(st), st.credited),
+          );
+          st.handed = h.handed;
+          return h.durable;
+        },
       );
     } finally {
       close();
-      const handed = handOffUsage(d, this.finished(st), st.credited);
+      const handed = st.handed ?? handOffUsage(d, this.finished(st), st.credited);
       const end = { requestId, model: st.parsed.model, st, handed, reservation, billing };
       closeRequest(d, this.billing, { ...end, refusedForCapacity: st.refusedForCapacity }, access);
     }

@@ -6,7 +6,7 @@ import { AttemptLoop, attemptFacts, freshAttempts } from "./attempt-loop.js";
 import { relayRequest, relayToSink, type SinkRequestState } from "./attempt-relay.js";
 import type { RequestBilling } from "./chat-billing.js";
 import type { ChatSink } from "./chat-sinks.js";
-import { handOffUsage } from "./chat-usage.js";
+import { type HandOff, handOffDurably, handOffUsage, type UsageHandOffDeps } from "./chat-usage.js";
 import { type ParsedCompletionRequest, parseCompletionBody } from "./completions-request.js";
 import { CompletionJsonSink, CompletionSseSink } from "./completions-sinks.js";
 import { completionCredit, completionPromptSize, completionWorstCase } from "./completions-usage.js";
@@ -27,6 +27,8 @@ interface CompletionState extends SinkRequestState {
   readonly counted: number | undefined;
   readonly count: TokenCount | undefined;
   credited: ClampedUsage | undefined;
+  /** The usage hand-off, once done (before the end of a completed answer, else when the request ends). */
+  handed?: HandOff;
 }
 
 /**
@@ -68,7 +70,7 @@ export class CompletionsEndpoint extends OneModelEndpoint {
       ({ billing, counted } = admitted.held ?? { billing: undefined, counted: undefined });
     }
     const st: CompletionState = {
-      ...freshAttempts(requestId, startedAtMs),
+      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
       parsed,
       perChoice,
       billing,
@@ -87,31 +89,42 @@ export class CompletionsEndpoint extends OneModelEndpoint {
         sink,
         () => this.attempts(st, sink),
         () => this.credit(st),
+        () => {
+          const h = handOffDurably(d, d.options.usageDurableWaitMs, (dd) => this.handOff(dd, st));
+          st.handed = h.handed;
+          return h.durable;
+        },
       );
     } finally {
       close();
-      const handed = handOffUsage(
-        d,
-        {
-          ...attemptFacts(st),
-          model: parsed.model,
-          prompt: completionPromptSize(parsed.completion, parsed.promptBytes),
-          maxTokens: perChoice,
-          outcome: st.outcome,
-          chat: NO_CHAT,
-          count,
-          billing,
-          finishReason: st.outcome === "completed" ? "stop" : null,
-          streamed: parsed.stream,
-        },
-        st.call === undefined || st.outcome === undefined || st.outcome === "failed"
-          ? undefined
-          : this.credit(st),
-      );
+      const handed = st.handed ?? this.handOff(d, st);
       const end = { requestId, model: parsed.model, st, handed, reservation, billing };
       closeRequest(d, this.billing, { ...end, refusedForCapacity: st.refusedForCapacity }, access);
     }
     return status;
+  }
+
+  /** Records the request's usage (chat-usage.ts handOffUsage) with what a completion knows. */
+  private handOff(d: UsageHandOffDeps, st: CompletionState): HandOff {
+    const { parsed, perChoice, count, billing } = st;
+    return handOffUsage(
+      d,
+      {
+        ...attemptFacts(st),
+        model: parsed.model,
+        prompt: completionPromptSize(parsed.completion, parsed.promptBytes),
+        maxTokens: perChoice,
+        outcome: st.outcome,
+        chat: NO_CHAT,
+        count,
+        billing,
+        finishReason: st.outcome === "completed" ? "stop" : null,
+        streamed: parsed.stream,
+      },
+      st.call === undefined || st.outcome === undefined || st.outcome === "failed"
+        ? undefined
+        : this.credit(st),
+    );
   }
 
   private sink(res: ServerResponse, st: CompletionState): ChatSink {

@@ -6,7 +6,7 @@ import { ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
 import type { UsageOutcome } from "../usage/event.js";
 import { AttemptLoop, type AttemptState, attemptFacts, freshAttempts } from "./attempt-loop.js";
 import type { RequestBilling } from "./chat-billing.js";
-import { handOffUsage } from "./chat-usage.js";
+import { type HandOff, handOffDurably, handOffUsage, type UsageHandOffDeps } from "./chat-usage.js";
 import { encodeVector, type ParsedEmbeddingRequest, parseEmbeddingBody } from "./embeddings-request.js";
 import { embeddingCredit, embeddingPromptSize, embeddingWorstCase } from "./embeddings-usage.js";
 import { sendJson } from "./http.js";
@@ -36,6 +36,8 @@ interface EmbeddingState extends AttemptState {
   outcome: UsageOutcome | undefined;
   /** The vectors of the current attempt, by input index. */
   vectors: (Float32Array | undefined)[];
+  /** The usage hand-off, once done (before a completed answer is sent, else when the request ends). */
+  handed?: HandOff;
 }
 
 /**
@@ -76,7 +78,7 @@ export class EmbeddingsEndpoint extends OneModelEndpoint {
       ({ billing, counted } = admitted.held ?? { billing: undefined, counted: undefined });
     }
     const st: EmbeddingState = {
-      ...freshAttempts(requestId, startedAtMs),
+      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
       parsed,
       billing,
       counted,
@@ -96,29 +98,39 @@ export class EmbeddingsEndpoint extends OneModelEndpoint {
       }
       st.outcome = "completed";
       const u = this.credit(st);
+      // Sent only once its usage is durable: a router killed after the user has the vectors has counted them.
+      const h = handOffDurably(d, d.options.usageDurableWaitMs, (dd) => this.handOff(dd, st));
+      st.handed = h.handed;
+      await h.durable;
       sendJson(res, 200, this.answer(st, u.promptTokens), requestId);
       return 200;
     } finally {
       close();
-      const handed = handOffUsage(
-        d,
-        {
-          ...attemptFacts(st),
-          model: parsed.model,
-          prompt: embeddingPromptSize(parsed.embedding, parsed.inputBytes),
-          maxTokens: 0,
-          outcome: st.outcome,
-          chat: NO_CHAT,
-          count,
-          billing,
-          finishReason: null,
-          streamed: false,
-        },
-        st.outcome === "completed" ? this.credit(st) : undefined,
-      );
+      const handed = st.handed ?? this.handOff(d, st);
       const end = { requestId, model: parsed.model, st, handed, reservation, billing };
       closeRequest(d, this.billing, { ...end, refusedForCapacity: capacityRefused }, access);
     }
+  }
+
+  /** Records the request's usage (chat-usage.ts handOffUsage) with what an embedding request knows. */
+  private handOff(d: UsageHandOffDeps, st: EmbeddingState): HandOff {
+    const { parsed, count, billing } = st;
+    return handOffUsage(
+      d,
+      {
+        ...attemptFacts(st),
+        model: parsed.model,
+        prompt: embeddingPromptSize(parsed.embedding, parsed.inputBytes),
+        maxTokens: 0,
+        outcome: st.outcome,
+        chat: NO_CHAT,
+        count,
+        billing,
+        finishReason: null,
+        streamed: false,
+      },
+      st.outcome === "completed" ? this.credit(st) : undefined,
+    );
   }
 
   private credit(st: EmbeddingState) {

@@ -116,19 +116,22 @@ export async function admitKey<H>(
 
 /**
  * The request is being served: counted in flight (overall and for its
- * model), and a client that goes away cancels the miner's work at once.
+ * model), and a client that goes away cancels the miner's work (or its
+ * wait in the capacity queue) at once.
  * Returns the undo, for the request's `finally`.
  */
 export function openRequest(
   d: Pick<FrameDeps, "metrics">,
   res: ServerResponse,
-  st: Pick<AttemptState, "clientGone" | "call">,
+  st: Pick<AttemptState, "clientGone" | "call" | "leaveQueue">,
   model: string,
 ): () => void {
   const onClose = () => {
     if (!res.writableFinished) {
       st.clientGone = true;
       st.call?.cancel("client disconnected");
+      // Queued for a slot: it leaves the queue now, not when its wait would have ended.
+      st.leaveQueue?.();
     }
   };
   res.once("close", onClose);

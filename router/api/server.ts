@@ -7,6 +7,7 @@ import { TensorClawError, toHttpError, toTensorClawError } from "../../common/er
 import { newTraceId } from "../../common/trace-id.js";
 import { type AccessRecord, logAccess } from "./access-log.js";
 import { anonymousKeyBody, generationBody, generationsBody, generationsLimit, keyBody } from "./account.js";
+import { CapacityQueue, DEFAULT_MAX_QUEUE, DEFAULT_QUEUE_TIMEOUT_MS } from "./capacity-queue.js";
 import { type Caller, type ChatApi, type ChatDeps, ChatEndpoint, type ChatOptions } from "./chat.js";
 import { billingStoreError } from "./chat-billing.js";
 import { CompletionsEndpoint } from "./completions.js";
@@ -32,8 +33,11 @@ export const API_DEFAULTS: Omit<ChatOptions, "userSalt"> = Object.freeze({
   keepAliveMs: 10_000,
   defaultMaxTokens: 4096,
   noCapacityRetryAfterMs: 2000,
+  maxQueue: DEFAULT_MAX_QUEUE,
+  queueTimeoutMs: DEFAULT_QUEUE_TIMEOUT_MS,
   modelMemoryMs: 10 * 60_000,
   startupGraceMs: 30_000,
+  usageDurableWaitMs: 250,
 });
 
 /** Everything the HTTP API needs, injected. */
@@ -144,7 +148,20 @@ export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
  * unlimited caller charged nothing, and no generation is ever found (records
  * are kept per key).
  */
-export function createApiHandler(deps: ApiDeps): ApiHandler {
+export function createApiHandler(given: ApiDeps): ApiHandler {
+  // One capacity queue per router, shared by chat, completions and embeddings: --max-queue bounds them together.
+  const queue =
+    given.queue ??
+    new CapacityQueue(
+      {
+        onChange: (l) => given.dispatcher.onChange(l),
+        clock: given.clock,
+        metrics: given.metrics,
+        logger: given.logger,
+      },
+      given.options,
+    );
+  const deps: ApiDeps = { ...given, queue };
   const chat = new ChatEndpoint(deps);
   // Other request kinds share the chat endpoint's billing (one set of hold leases per router).
   const kinds = {

@@ -10,7 +10,14 @@ import {
   type RoutingOutcome,
   TtftStats,
 } from "./outcome-window.js";
-import { type HotkeyRoute, PICKER_DEFAULTS, type PickerOptions, pick, type RandomSource } from "./picker.js";
+import {
+  type HotkeyRoute,
+  PICKER_DEFAULTS,
+  type PickerOptions,
+  pick,
+  type RandomSource,
+  wouldServe,
+} from "./picker.js";
 
 /** Span of recent outcomes the breaker's failure-ratio rule looks at. */
 export const DEFAULT_BREAKER_WINDOW_MS = 2 * 60_000;
@@ -134,9 +141,35 @@ export class RoutingBook {
     exclude: ReadonlySet<string> = new Set(),
     kind: ModelKind = "chat",
   ): SessionView | undefined {
+    return pick(
+      sessions,
+      this.routes(model),
+      model,
+      this.#random,
+      this.#out(model, exclude),
+      this.#picker,
+      kind,
+    );
+  }
+
+  /**
+   * Whether some hotkey `choose` may pick (same exclusions) would serve the
+   * model once it had room (picker.ts, wouldServe): when `choose` found
+   * nobody, whether waiting for a slot can help.
+   */
+  wouldServe(
+    sessions: readonly SessionView[],
+    model: string,
+    exclude: ReadonlySet<string> = new Set(),
+    kind: ModelKind = "chat",
+  ): boolean {
+    return wouldServe(sessions, this.routes(model), model, this.#out(model, exclude), kind);
+  }
+
+  /** The hotkeys left out for a request: those it tried and those barred for the model. */
+  #out(model: string, exclude: ReadonlySet<string>): ReadonlySet<string> {
     const barred = this.#barred?.(model);
-    const out = barred === undefined || barred.size === 0 ? exclude : new Set([...exclude, ...barred]);
-    return pick(sessions, this.routes(model), model, this.#random, out, this.#picker, kind);
+    return barred === undefined || barred.size === 0 ? exclude : new Set([...exclude, ...barred]);
   }
 
   /** The snapshot `pick` reads: every known hotkey's route for the model, now. */

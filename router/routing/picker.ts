@@ -235,6 +235,27 @@ export function pick(
 }
 
 /**
+ * Whether a hotkey outside `exclude` would serve the model (and `kind`)
+ * once it had room: one of its active tunnels offers it and its breaker
+ * admits. When `pick` finds nobody but this holds, every such hotkey is
+ * busy, and a request may wait for one of them; when it does not hold
+ * (no miner, only ghosts or open breakers), waiting is pointless.
+ */
+export function wouldServe(
+  sessions: readonly SessionView[],
+  routes: ReadonlyMap<string, HotkeyRoute>,
+  modelId: string,
+  exclude: ReadonlySet<string> = new Set(),
+  kind: ModelKind = "chat",
+): boolean {
+  return sessions.some((s) => {
+    if (s.state !== "active" || exclude.has(s.hotkey)) return false;
+    const m = s.models.find((x) => x.id === modelId);
+    return m !== undefined && offersKind(m.kinds, kind) && (routes.get(s.hotkey) ?? DEFAULT_ROUTE).available;
+  });
+}
+
+/**
  * Whether any connected session offers the model in any state (ignoring load
  * and ghosting): the difference between "no miner right now" (503) and
  * "no such model" (404).

@@ -152,4 +152,10 @@ export interface TunnelDispatcher {
   dispatch(sessionId: string, model: string, body: DispatchBody, opts: DispatchOptions): InferenceCall;
   /** Marks every session of a hotkey ghost (true) or active again (false). */
   setGhost(hotkey: string, ghost: boolean): void;
+  /**
+   * Calls `listener` after anything that may change what `sessions()`
+   * returns (a slot taken or freed, a session going live or closing, a new
+   * model list); returns the unsubscribe function.
+   */
+  onChange(listener: () => void): () => void;
 }

@@ -98,4 +98,12 @@ export interface EventBilling {
 /** Where finished requests go. Never throws and never blocks the request path. */
 export interface UsageSink {
   record(event: UsageEvent): void;
+  /**
+   * Records `event` as `record` does, and resolves once it is durable: in
+   * the ledger or in the durable spool (or given up on: an event the sink
+   * drops resolves too, and is counted as dropped). Never rejects. The API
+   * awaits it before the end of an answer, so a router killed right after
+   * has already counted what its user received. Absent: nothing to wait for.
+   */
+  recordDurably?(event: UsageEvent): Promise<void>;
 }

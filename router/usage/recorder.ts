@@ -10,7 +10,9 @@ import type { UsageSpool } from "./spool.js";
  * gets them into the ledger.
  *
  * - `record()` only pushes to an in-memory queue and schedules a flush on a
- *   later tick: it never throws and never waits on I/O.
+ *   later tick: it never throws and never waits on I/O. `recordDurably()`
+ *   does the same and resolves once the event's batch is in the ledger or
+ *   the spool: until then a SIGKILL would lose it.
  * - A flush sends up to `batchSize` events in one ledger call (the Redis
  *   ledger pipelines one script call per miner); at most `maxInFlight`
  *   calls run at once, so batches grow by themselves under load.
@@ -114,6 +116,8 @@ export class UsageRecorder implements UsageSink {
   #retryMs: number;
   #closed = false;
   #waiters: (() => void)[] = [];
+  /** Events recorded durably whose batch is not yet in the ledger or the spool, and who waits. */
+  readonly #durable = new Map<UsageEvent, () => void>();
   #settleWaiters: (() => void)[] = [];
   #stats = { counted: 0, duplicates: 0, expired: 0, invalid: 0, dropped: 0, spooled: 0, replayed: 0 };
   #ledgerErrors = 0;
@@ -139,21 +143,43 @@ export class UsageRecorder implements UsageSink {
   }
 
   record(event: UsageEvent): void {
+    this.#accept(event);
+  }
+
+  recordDurably(event: UsageEvent): Promise<void> {
+    if (!this.#accept(event)) return Promise.resolve();
+    return new Promise((resolve) => this.#durable.set(event, resolve));
+  }
+
+  /** Queues `event`; false when it is refused (malformed) or dropped (full or closed). */
+  #accept(event: UsageEvent): boolean {
     // Refused here, not later: a malformed event must never reach the spool.
     if (!isValidEvent(event)) {
       this.#stats.invalid++;
-      return;
+      return false;
     }
     if (this.#closed || this.#queued >= this.#maxQueued) {
       this.#stats.dropped++;
       if (this.#stats.dropped === 1 || this.#stats.dropped % 10_000 === 0) {
         this.#log.error({ dropped: this.#stats.dropped }, "usage recorder full or closed: event dropped");
       }
-      return;
+      return false;
     }
     this.#queue.push(event);
     this.#arrivals.push(this.#clock.now());
     this.#schedule();
+    return true;
+  }
+
+  /** Tells whoever waits on the events of `batch` that they are durable (or lost for good). */
+  #settle(batch: readonly UsageEvent[]): void {
+    if (this.#durable.size === 0) return;
+    for (const e of batch) {
+      const resolve = this.#durable.get(e);
+      if (resolve === undefined) continue;
+      this.#durable.delete(e);
+      resolve();
+    }
   }
 
   /** Current counters. */
@@ -214,6 +240,9 @@ export class UsageRecorder implements UsageSink {
       const batch = this.#take();
       if (this.#degraded || !(await this.#toLedger(batch))) await this.#toSpool(batch);
     }
+    // Nobody waits on a closed recorder: what was not written by now never will be.
+    for (const resolve of this.#durable.values()) resolve();
+    this.#durable.clear();
   }
 
   #isIdle(): boolean {
@@ -373,6 +402,7 @@ export class UsageRecorder implements UsageSink {
       this.#stats.expired += r.expired;
       this.#stats.invalid += r.invalid;
       if (r.invalid > 0) this.#log.warn({ invalid: r.invalid }, "malformed usage events were not counted");
+      this.#settle(batch);
       return true;
     } catch (err) {
       this.#ledgerErrors++;
@@ -385,13 +415,18 @@ export class UsageRecorder implements UsageSink {
 
   async #toSpool(batch: readonly UsageEvent[]): Promise<void> {
     const spool = this.#spool;
-    if (spool === undefined) return;
+    if (spool === undefined) {
+      this.#settle(batch);
+      return;
+    }
     try {
       await spool.append(batch);
       this.#stats.spooled += batch.length;
     } catch (err) {
       this.#stats.dropped += batch.length;
       this.#log.error({ err, events: batch.length }, "usage spool append failed: events lost");
+    } finally {
+      this.#settle(batch);
     }
   }
 }

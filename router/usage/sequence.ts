@@ -38,12 +38,23 @@ export class UsageSequencer implements UsageSink {
   }
 
   record(event: UsageEvent): void {
+    this.#inner.record(this.#stamp(event));
+  }
+
+  recordDurably(event: UsageEvent): Promise<void> {
+    const stamped = this.#stamp(event);
+    if (this.#inner.recordDurably !== undefined) return this.#inner.recordDurably(stamped);
+    this.#inner.record(stamped);
+    return Promise.resolve();
+  }
+
+  #stamp(event: UsageEvent): UsageEvent {
     const seq = this.#next.get(event.minerHotkey) ?? 0;
     this.#next.set(event.minerHotkey, seq + 1);
     // Field by field, not a spread: every event then has one shape, which
     // keeps the recorder's and ledger's property reads monomorphic (a spread
     // here halved the recording rate).
-    this.#inner.record({
+    return {
       requestId: event.requestId,
       minerHotkey: event.minerHotkey,
       model: event.model,
@@ -56,6 +67,6 @@ export class UsageSequencer implements UsageSink {
       seq,
       paid: event.paid,
       billing: event.billing,
-    });
+    };
   }
 }

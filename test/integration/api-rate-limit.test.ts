@@ -215,6 +215,7 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
             throw new Error("the harness's hub dispatches");
           },
           setGhost: () => {},
+          onChange: () => () => {},
         },
         usage: { record: () => {} },
         registry: new Registry(),

@@ -16,6 +16,7 @@ import { lastPrintedTable, type PrintedScore } from "../support/loop-score-table
 import type { RecordedRequest } from "../support/openai-backend.js";
 import { promptTextOf } from "../support/openai-backend.js";
 import { pollUntil } from "../support/poll.js";
+import { userTotalTokens } from "../support/user-usage.js";
 
 /** Marks user traffic at the backend; probes (indistinguishable to a miner) never carry it. */
 const USER_MARK = "loop-e2e user request";
@@ -60,19 +61,7 @@ describe("the whole loop (real processes)", function () {
   async function ask(model: string): Promise<void> {
     const n = ++sent;
     const content = `${USER_MARK} ${n} [[backend tokens=${3 + (n % 7)}]]`;
-    let total = 0;
-    if (n % 2 === 0) {
-      const stream = await openai.chat.completions.create({
-        model,
-        messages: [{ role: "user", content }],
-        stream: true,
-        stream_options: { include_usage: true },
-      });
-      for await (const chunk of stream) total += chunk.usage?.total_tokens ?? 0;
-    } else {
-      const r = await openai.chat.completions.create({ model, messages: [{ role: "user", content }] });
-      total = r.usage?.total_tokens ?? 0;
-    }
+    const total = await userTotalTokens(openai, model, content, n % 2 === 0);
     const produced = net.backend.chatRequests().find((r) => promptTextOf(r.body) === content);
     expect(total, `usage seen by the user for request ${n}`).to.equal(
       (produced?.promptTokens ?? Number.NaN) + (produced?.completionTokens ?? 0),

@@ -133,6 +133,21 @@ describe("validator router client (real gRPC servers)", () => {
     expect([probes(r1), probes(r2)]).to.deep.equal([2, 2]);
   });
 
+  it("asks the next replica that listed a miner when the first has died since the listing", async () => {
+    const r1 = await server({ sessions: [session("5A")] });
+    const r2 = await server({ sessions: [session("5A")] });
+    const c = client([r1.url, r2.url]);
+    await c.listMiners();
+    await r1.close();
+    // The dead replica never ran the probe: the miner is probed where its other tunnel is.
+    expect(await c.probe("5A", liveness(500))).to.deep.include({ kind: "probed" });
+    const probes = (s: RouterStandIn) => s.calls.filter((x) => x.method.endsWith("/Probe")).length;
+    expect([probes(r1), probes(r2)]).to.deep.equal([0, 1]);
+    // The survivor no longer holds it, but the dead one may: the router's fault, not a ghost.
+    r2.script.probe = () => ({ code: status.NOT_FOUND, details: "tunnel closed" });
+    expect(await c.probe("5A", liveness(500))).to.deep.include({ kind: "router_error" });
+  });
+
   it("reports the youngest replica's start, and no known miner is disconnected while it is in its grace", async () => {
     const now = BigInt(Date.now());
     const old = await server({ sessions: [session("5A")], servingSinceMs: now - 3_600_000n });

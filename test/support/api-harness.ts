@@ -33,14 +33,38 @@ import { CLI } from "./cli.js";
 import { waitForSessions } from "./hub-sessions.js";
 import { minerDataDirArgs } from "./miner-data-dir.js";
 
-/** A UsageSink that keeps events for assertions and lets a test await them. */
+/**
+ * A UsageSink that keeps events for assertions and lets a test await them.
+ * Its events are durable at once, unless a test holds them (`holdDurability`)
+ * to see what the API does while an event is not yet in the ledger.
+ */
 export class RecordingSink implements UsageSink {
   readonly events: UsageEvent[] = [];
   private waiters: (() => void)[] = [];
+  /** While held: who waits for their event to be durable. */
+  #held: (() => void)[] | undefined;
 
   record(event: UsageEvent): void {
     this.events.push(event);
     for (const w of this.waiters.splice(0)) w();
+  }
+
+  recordDurably(event: UsageEvent): Promise<void> {
+    this.record(event);
+    const held = this.#held;
+    return held === undefined ? Promise.resolve() : new Promise((resolve) => held.push(resolve));
+  }
+
+  /** From now on, events recorded durably are durable only at `releaseDurability()`. */
+  holdDurability(): void {
+    this.#held ??= [];
+  }
+
+  /** Makes every held event durable, and stops holding. */
+  releaseDurability(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const resolve of held) resolve();
   }
 
   /** Resolves once `n` events were recorded. */

@@ -1,7 +1,8 @@
 /**
- * The whole subnet as real processes for the loop test: a router on a real
- * Redis, miners on a real OpenAI-format backend, a dry-run validator, each a
- * `tensorclaw` child; plus the validator's own signed view of the router
+ * The whole subnet as real processes for the loop test: one or more routers
+ * sharing one real Redis, miners on a real OpenAI-format backend (each
+ * dialling every router), a dry-run validator listing every router, each a
+ * `tensorclaw` child; plus the validator's own signed view of the routers
  * (Directory and UsageReport through validator/router-client.ts).
  */
 import { mkdtemp, rm } from "node:fs/promises";
@@ -18,13 +19,28 @@ import { minerDataDirArgs } from "./miner-data-dir.js";
 import { type OpenAIBackend, startOpenAIBackend } from "./openai-backend.js";
 import { freePort, startRedis, type TestRedis } from "./redis.js";
 
-/** One miner of the network: its identity and how it dials the router. */
+/** One miner of the network: its identity and how it dials the routers. */
 export interface LoopMiner {
   readonly name: string;
   readonly mnemonic: string;
   readonly hotkey: string;
+  /** Its first model. */
   readonly model: string;
+  /** Every model it offers (`model` first). */
+  readonly models: readonly string[];
   readonly transport: "grpc" | "ws";
+  proc: CliProcess | undefined;
+}
+
+/** One router replica: its own ports, id and data dir, the Redis shared with the others. */
+export interface LoopRouter {
+  readonly index: number;
+  readonly routerId: string;
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  readonly dataDir: string;
+  /** `grpc://127.0.0.1:<grpcPort>`: what validators list and gRPC miners dial. */
+  readonly grpcUrl: string;
   proc: CliProcess | undefined;
 }
 
@@ -39,16 +55,27 @@ export interface LedgerTotals {
 export interface LoopNetwork {
   readonly redis: TestRedis;
   readonly backend: OpenAIBackend;
+  /** The first router's ports (the only router's, by default). */
   readonly httpPort: number;
   readonly grpcPort: number;
+  readonly routers: readonly LoopRouter[];
   readonly apiKey: string;
   readonly miners: readonly LoopMiner[];
   readonly validatorKey: Hotkey;
+  /** The validator's view: every router, as the validator lists them. */
   readonly client: RouterClient;
+  /** The first router's process. */
   router: CliProcess;
   validator: CliProcess;
-  /** Starts (or restarts) the router on the same ports, resolving once it listens. */
-  startRouter(): Promise<CliProcess>;
+  /**
+   * Starts (or restarts) router `index` (default 0) on its ports and data
+   * dir, resolving once it listens.
+   */
+  startRouter(index?: number): Promise<CliProcess>;
+  /** SIGKILLs router `index`: no drain, no flush; waits for the exit. */
+  killRouter(index: number): Promise<void>;
+  /** A signed client of router `index` alone (closed with the network). */
+  routerClient(index: number): RouterClient;
   /** Starts (or restarts, same mnemonic) a miner. */
   startMiner(m: LoopMiner): CliProcess;
   /** Hotkeys with an active session, from the signed Directory. */
@@ -60,8 +87,17 @@ export interface LoopNetwork {
 
 /** Settings of {@link startLoopNetwork}. */
 export interface LoopNetworkOptions {
-  /** Miners: a name, the one model each offers and its transport. */
-  readonly miners: readonly { name: string; model: string; transport: "grpc" | "ws" }[];
+  /** Miners: a name, the model each offers (or `models`, several) and its transport. */
+  readonly miners: readonly {
+    name: string;
+    model: string;
+    models?: readonly string[];
+    transport: "grpc" | "ws";
+  }[];
+  /** Router replicas sharing the Redis (default 1); every miner dials each, the validator lists each. */
+  readonly routers?: number;
+  /** Starts the Redis everything shares (default: a private single `redis-server`, test/support/redis.ts). */
+  readonly startRedis?: () => Promise<TestRedis>;
   /** Tier multipliers set with `tensorclaw router tiers set` before the router starts. */
   readonly tiers?: Readonly<Record<string, number>>;
   /** Completion pieces per backend answer. */
@@ -79,13 +115,29 @@ export interface LoopNetworkOptions {
 export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNetwork> {
   await initCrypto();
   const procs = new ProcessSet();
-  const redis = await startRedis();
+  const redis = await (opts.startRedis ?? startRedis)();
   const backend = await startOpenAIBackend({
-    models: opts.miners.map((m) => m.model),
+    models: opts.miners.flatMap((m) => m.models ?? [m.model]),
     tokens: opts.backendTokens ?? 8,
   });
   const dir = await mkdtemp(join(tmpdir(), "tc-loop-"));
-  const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  const routers: LoopRouter[] = [];
+  for (let index = 0; index < (opts.routers ?? 1); index++) {
+    const [httpPort, grpcPort] = [await freePort(), await freePort()];
+    const dataDir = join(dir, `router-${index}`);
+    const grpcUrl = `grpc://127.0.0.1:${grpcPort}`;
+    routers.push({
+      index,
+      routerId: `loop-router-${index}`,
+      httpPort,
+      grpcPort,
+      dataDir,
+      grpcUrl,
+      proc: undefined,
+    });
+  }
+  const first = routers[0];
+  if (first === undefined) throw new Error("a loop network needs at least one router");
   const redisEnv = { REDIS_URL: redis.url };
   const silent = ["--log-level", "warn"];
 
@@ -94,7 +146,8 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
   const miners: LoopMiner[] = [];
   for (const m of opts.miners) {
     const mnemonic = mnemonicGenerate();
-    miners.push({ ...m, mnemonic, hotkey: (await hotkeyFromMnemonic(mnemonic)).address, proc: undefined });
+    const hotkey = (await hotkeyFromMnemonic(mnemonic)).address;
+    miners.push({ ...m, models: m.models ?? [m.model], mnemonic, hotkey, proc: undefined });
   }
 
   const setup = await Promise.all([
@@ -122,34 +175,38 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
   const apiKey = (JSON.parse(setup[0]?.stdout ?? "{}") as { key?: string }).key;
   if (apiKey === undefined) throw new Error(`no key in ${setup[0]?.stdout}`);
 
-  const client = new RouterClient([`grpc://127.0.0.1:${grpcPort}`], {
-    signer: validatorKey,
-    logger: silentLogger(),
-    callTimeoutMs: 3000,
-  });
+  const clientOf = (urls: readonly string[]) =>
+    new RouterClient(urls, { signer: validatorKey, logger: silentLogger(), callTimeoutMs: 3000 });
+  const client = clientOf(routers.map((r) => r.grpcUrl));
+  const single = new Map<number, RouterClient>();
 
   const net: LoopNetwork = {
     redis,
     backend,
-    httpPort,
-    grpcPort,
+    httpPort: first.httpPort,
+    grpcPort: first.grpcPort,
+    routers,
     apiKey,
     miners,
     validatorKey,
     client,
     router: undefined as unknown as CliProcess,
     validator: undefined as unknown as CliProcess,
-    async startRouter() {
-      const p = procs.spawn("router", [
+    async startRouter(index = 0) {
+      const r = routers[index];
+      if (r === undefined) throw new Error(`no router ${index}`);
+      const p = procs.spawn(routers.length === 1 ? "router" : `router ${index}`, [
         "router",
         "--http-port",
-        String(httpPort),
+        String(r.httpPort),
         "--grpc-port",
-        String(grpcPort),
+        String(r.grpcPort),
         "--redis-url",
         redis.url,
         "--data-dir",
-        dir,
+        r.dataDir,
+        "--router-id",
+        r.routerId,
         "--validators",
         validatorKey.address,
         "--drain-grace-ms",
@@ -160,26 +217,40 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
         ...(opts.countFreeTraffic === false ? [] : ["--count-free-traffic"]),
         ...silent,
       ]);
-      net.router = p;
+      r.proc = p;
+      if (index === 0) net.router = p;
       await p.waitFor(/tensorclaw router: API on/, 20_000, "stderr");
       return p;
     },
+    async killRouter(index) {
+      await routers[index]?.proc?.stop("SIGKILL");
+    },
+    routerClient(index) {
+      const r = routers[index];
+      if (r === undefined) throw new Error(`no router ${index}`);
+      let c = single.get(index);
+      if (c === undefined) {
+        c = clientOf([r.grpcUrl]);
+        single.set(index, c);
+      }
+      return c;
+    },
     startMiner(m) {
-      const router =
-        m.transport === "ws" ? `ws://127.0.0.1:${httpPort}/v1/tunnel` : `grpc://127.0.0.1:${grpcPort}`;
+      const dial = routers.flatMap((r) => [
+        "--router",
+        m.transport === "ws" ? `ws://127.0.0.1:${r.httpPort}/v1/tunnel` : r.grpcUrl,
+      ]);
       m.proc = procs.spawn(
         `miner ${m.name}`,
         [
           "miner",
           ...minerDataDirArgs(),
-          "--router",
-          router,
+          ...dial,
           "--transport",
           m.transport,
           "--backend",
           backend.url,
-          "--models",
-          m.model,
+          ...m.models.flatMap((model) => ["--models", model]),
           ...silent,
         ],
         { TENSORCLAW_MNEMONIC: m.mnemonic },
@@ -207,6 +278,7 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
     },
     async close() {
       client.close();
+      for (const c of single.values()) c.close();
       await procs.killAll();
       await backend.close();
       await redis.stop();
@@ -214,14 +286,13 @@ export async function startLoopNetwork(opts: LoopNetworkOptions): Promise<LoopNe
     },
   };
   try {
-    await net.startRouter();
+    await Promise.all(routers.map((r) => net.startRouter(r.index)));
     for (const m of miners) net.startMiner(m);
     net.validator = procs.spawn(
       "validator",
       [
         "validator",
-        "--router",
-        `grpc://127.0.0.1:${grpcPort}`,
+        ...routers.flatMap((r) => ["--router", r.grpcUrl]),
         "--dry-run",
         "--probe-interval-s",
         "1",

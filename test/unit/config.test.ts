@@ -52,6 +52,20 @@ describe("config", () => {
     );
   });
 
+  it("reads the capacity queue's --max-queue and --queue-timeout-ms, refusing malformed values by name", () => {
+    const none = parseRouterCommand([], {}).config;
+    expect([none.maxQueue, none.queueTimeoutMs]).to.deep.equal([1_000, 5_000]);
+    const set = parseRouterCommand(["--max-queue", "0"], { TENSORCLAW_QUEUE_TIMEOUT_MS: "250" }).config;
+    expect([set.maxQueue, set.queueTimeoutMs]).to.deep.equal([0, 250]);
+    expect(configError(() => parseRouterCommand(["--max-queue", "-1"], {}))).to.match(/--max-queue/);
+    expect(configError(() => parseRouterCommand(["--queue-timeout-ms", "5s"], {}))).to.match(
+      /--queue-timeout-ms/,
+    );
+    expect(configError(() => parseRouterCommand(["--queue-timeout-ms", "600001"], {}))).to.match(
+      /--queue-timeout-ms/,
+    );
+  });
+
   it("keeps CORS off unless --cors-origins names origins, and refuses * with --no-auth", () => {
     const none = parseRouterCommand([], {}).config;
     expect(corsOrigins(none)).to.equal(undefined);

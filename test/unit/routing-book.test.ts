@@ -181,6 +181,29 @@ describe("routing: book", () => {
     }
     expect(stats("hk")?.usableConcurrency).to.be.greaterThan(DEFAULT_INITIAL_LIMIT + 3);
   });
+
+  it("says whether waiting for a slot can help: a busy miner yes; no miner, ghosts, open breakers, tried or barred hotkeys no", () => {
+    const { b } = book();
+    const full = session("busy", "busy", 2, 2);
+    // Busy: choose finds nobody, but the hotkey serves the model once a slot frees.
+    expect(b.choose([full], MODEL)).to.equal(undefined);
+    expect(b.wouldServe([full], MODEL)).to.equal(true);
+    expect(b.wouldServe([], MODEL)).to.equal(false);
+    expect(b.wouldServe([full], "other-model")).to.equal(false);
+    expect(b.wouldServe([{ ...full, state: "ghost" }], MODEL)).to.equal(false);
+    expect(b.wouldServe([{ ...full, state: "draining" }], MODEL)).to.equal(false);
+    expect(b.wouldServe([full], MODEL, new Set(["busy"]))).to.equal(false);
+    // A model offered for chat only: an embeddings request has nothing to wait for.
+    expect(b.wouldServe([full], MODEL, new Set(), "embedding")).to.equal(false);
+    for (let i = 0; i < 3; i++) b.ended(b.started("busy", MODEL), "failed_before_output");
+    expect(b.wouldServe([full], MODEL)).to.equal(false);
+    const barred = new RoutingBook({
+      now: () => 0,
+      random: seededRandom(1),
+      barred: () => new Set(["busy"]),
+    });
+    expect(barred.wouldServe([full], MODEL)).to.equal(false);
+  });
 });
 
 describe("routing: outcome counters", () => {

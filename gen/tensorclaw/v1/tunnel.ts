@@ -206,12 +206,15 @@ export const protobufFileName = "tensorclaw/v1/tunnel.proto";
  * error, timeout, unknown model) fails only that request through
  * `RequestError`.
  *
- * # Routing: no queue, failover only before output
+ * # Routing: a short wait for a slot, failover only before output
  *
- * The router never queues a request. It sends a request only to a tunnel
- * with a free slot (ModelOffer.max_concurrency); when no miner of the model
- * has one, the user gets HTTP 503 at once, with a `retry-after` header
- * (2 s by default), and no miner hears of it.
+ * The router sends a request only to a tunnel with a free slot
+ * (ModelOffer.max_concurrency): a miner never holds a queue of the router's
+ * making. While every miner of the model is busy, the request waits on the
+ * router for the first slot to free (5 s by default, fairly across API
+ * keys); when that wait runs out, when the router's wait queue is full, or
+ * at once when no active miner serves the model, the user gets HTTP 503
+ * with a `retry-after` header (2 s by default), and no miner hears of it.
  *
  * When a miner fails a request before the router relayed any chunk of it,
  * the router tries another miner of the model (another hotkey, at most 3
