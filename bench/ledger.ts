@@ -17,7 +17,6 @@
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import { Redis } from "ioredis";
 import { hotkeyFromMnemonic, initCrypto } from "../common/identity.js";
 import { openRedis, type RedisClient } from "../common/redis-connect.js";
 import { signedCall } from "../common/validator-call/client.js";
@@ -79,7 +78,7 @@ function hk(i: number): string {
   return `5Bench${String(i).padStart(4, "0")}`;
 }
 
-async function usedMemory(redis: Redis): Promise<number> {
+async function usedMemory(redis: RedisClient): Promise<number> {
   const info = await redis.info("memory");
   return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
 }
@@ -141,7 +140,7 @@ async function clusterRate(durable: boolean): Promise<number> {
 
 const redisServer = await startRedis();
 const port = redisServer.port;
-const client = new Redis(redisServer.url, { ...LEDGER_REDIS_OPTIONS });
+const client = await openRedis(redisServer.url, LEDGER_REDIS_OPTIONS);
 await new Promise((r) => client.once("ready", r));
 const results: Record<string, number> = {};
 
