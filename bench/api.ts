@@ -358,11 +358,15 @@ async function routerRole(): Promise<void> {
       process.exit(0);
     });
   });
-  // Session count for the parent's readiness check.
-  setInterval(
-    () => process.stdout.write(`${JSON.stringify({ sessions: hub.sessions().length })}\n`),
-    100,
-  ).unref();
+  // Session count for the parent's readiness check, written when it changes: a write to the pipe
+  // ten times a second cost the measured router ~0.3 ms of its loop each (seen in its CPU profile).
+  let sessions = -1;
+  setInterval(() => {
+    const now = hub.sessions().length;
+    if (now === sessions) return;
+    sessions = now;
+    process.stdout.write(`${JSON.stringify({ sessions: now })}\n`);
+  }, 100).unref();
 }
 
 // ------------------------------------------------------------------- load role
