@@ -4,7 +4,9 @@
  *
  *   1. non-streaming req/s at 50 connections: backend direct, through
  *      TensorClaw (router process + tunnel + `tensorclaw miner` process),
- *      through the Portkey gateway (its own process, custom-host header);
+ *      the same with the miner on its default flags (`--max-concurrency 8`,
+ *      where the main bench miner has 512), through the Portkey gateway
+ *      (its own process, custom-host header);
  *   2. time to first token at 100 concurrent streams, direct vs TensorClaw,
  *      p50 / p99, and the difference ("added TTFT"). The backend paces these
  *      streams like a model does (first token after FIRST_TOKEN_MS, then one
@@ -12,6 +14,7 @@
  *      Next to them, relays that do none of our work (two TCP relays, one
  *      and two bare HTTP proxies; see relayRole) show the floor that any
  *      two-process path has on this machine.
+ *      The same at one stream at a time, against one bare proxy.
  *      The same measurement with an instant backend is reported too: there
  *      the machine is saturated and, by Little's law, TTFT is 100 streams
  *      divided by throughput, a second view of (1) rather than of latency.
@@ -23,7 +26,7 @@
  *
  * `--profile DIR` runs the router and miner processes under `--cpu-prof`
  * and leaves their .cpuprofile files in DIR (open them in Chrome DevTools);
- * `--only throughput|ttft|saturated` runs one part (the others print NaN);
+ * `--only throughput,ttft,single,saturated` runs some parts (the others print NaN);
  * `--transport ws` connects the miner over WebSocket instead of gRPC;
  * `--streams N` sets the concurrent streams of the TTFT runs (default 100).
  *
@@ -83,6 +86,36 @@ const FIRST_TOKEN_MS = 20;
 const TOKEN_GAP_MS = 10;
 /** A prompt containing this gets its stream at once, unpaced. */
 const INSTANT = "[instant]";
+/**
+ * Issue 4's throughput floor and issue 20's latency targets, each relative to
+ * a peer measured in the same run (bench/report-specs.ts reads the same).
+ */
+const TARGETS = {
+  tensorclawReqPerS: 5000,
+  /** Non-streaming req/s with the miner's default flags, per Portkey req/s. */
+  defaultFlagsPerPortkey: 8,
+  /** Added TTFT at 100 paced streams per two bare proxies' added TTFT. */
+  addedTtftPerFloorP50: 1.25,
+  addedTtftPerFloorP99: 1,
+  /** Added TTFT at 1 stream minus one bare proxy's, ms. */
+  singleStreamOverFloorMs: 1,
+} as const;
+
+/** The main bench miner's limits: high enough that no request is refused for capacity. */
+const WIDE_OPEN = ["--max-concurrency", "512"];
+
+/** The parts of the benchmark `--only` can pick. */
+const BENCH_PARTS = ["throughput", "ttft", "single", "saturated"] as const;
+type BenchPart = (typeof BENCH_PARTS)[number];
+
+/** The parts `--only a,b` names (every part without it). */
+function benchParts(only: string | undefined): Set<BenchPart> {
+  if (only === undefined) return new Set(BENCH_PARTS);
+  const names = only.split(",");
+  const bad = names.filter((n) => !(BENCH_PARTS as readonly string[]).includes(n));
+  if (bad.length > 0) throw new Error(`--only takes ${BENCH_PARTS.join(", ")}, not ${bad.join(", ")}`);
+  return new Set(names as BenchPart[]);
+}
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -325,11 +358,15 @@ async function routerRole(): Promise<void> {
       process.exit(0);
     });
   });
-  // Session count for the parent's readiness check.
-  setInterval(
-    () => process.stdout.write(`${JSON.stringify({ sessions: hub.sessions().length })}\n`),
-    100,
-  ).unref();
+  // Session count for the parent's readiness check, written when it changes: a write to the pipe
+  // ten times a second cost the measured router ~0.3 ms of its loop each (seen in its CPU profile).
+  let sessions = -1;
+  setInterval(() => {
+    const now = hub.sessions().length;
+    if (now === sessions) return;
+    sessions = now;
+    process.stdout.write(`${JSON.stringify({ sessions: now })}\n`);
+  }, 100).unref();
 }
 
 // ------------------------------------------------------------------- load role
@@ -675,14 +712,12 @@ async function main(): Promise<void> {
       }
     });
 
-    // --miner-concurrency: the miners' --max-concurrency, 512 unless told; "default" leaves the miner's own (8).
-    const concurrency = arg("miner-concurrency") ?? "512";
-    const concurrencyArgs = concurrency === "default" ? [] : ["--max-concurrency", concurrency];
-    const startMiner = (r: typeof router) =>
+    /** A `tensorclaw miner` on router `r`; `limits` are its concurrency flags (none: the miner's defaults). */
+    const startMiner = (r: typeof router, limits: string[], prof: string[]) =>
       spawn(
         process.execPath,
         [
-          ...profile,
+          ...prof,
           join(ROOT, "bin/tensorclaw.js"),
           "miner",
           "--router",
@@ -693,7 +728,7 @@ async function main(): Promise<void> {
           transport,
           "--backend",
           backendUrl,
-          ...concurrencyArgs,
+          ...limits,
           "--log-level",
           "warn",
           // Router pins go to a throwaway folder, not the working directory's .tensorclaw.
@@ -706,13 +741,16 @@ async function main(): Promise<void> {
           stdio: ["ignore", "ignore", "inherit"],
         },
       );
-    const miner = startMiner(router);
+    const miner = startMiner(router, WIDE_OPEN, profile);
     children.push(miner);
     await waitFor(async () => sessions > 0, "the miner's session");
 
-    /** Another router process (with `args`) and its miner, once the miner's session is up. */
-    const otherRouter = async (args: string[], what: string) => {
-      const r = await helper([...profile, ...ts, SELF, "--role", "router", ...args]);
+    const parts = benchParts(arg("only"));
+    const runs = (part: BenchPart) => parts.has(part);
+
+    /** Another router process (with `args`) and its miner (with `limits`), once the miner's session is up. */
+    const otherRouter = async (args: string[], what: string, limits = WIDE_OPEN) => {
+      const r = await helper([...ts, SELF, "--role", "router", ...args]);
       children.push(r.child);
       let up = 0;
       r.child.stdout?.on("data", (d: Buffer) => {
@@ -720,7 +758,7 @@ async function main(): Promise<void> {
           if (line.startsWith('{"sessions"')) up = (JSON.parse(line) as { sessions: number }).sessions;
         }
       });
-      children.push(startMiner(r));
+      children.push(startMiner(r, limits, []));
       await waitFor(async () => up > 0, `the ${what} router's miner`);
       return {
         url: `http://127.0.0.1:${String(r.first.httpPort)}/v1/chat/completions`,
@@ -728,73 +766,86 @@ async function main(): Promise<void> {
         pid: r.child.pid,
       };
     };
-    // The same router without its own token count (credit bounded by bytes, as before the count
-    // existed): the baseline of what counting costs, measured in the same run.
-    const uncounted = await otherRouter(["--count", "off"], "uncounted");
-    // Billing off and on, both recording into a real Redis ledger (the router's recorder): the
-    // billed one meters its key on a priced model, so every request holds its worst case
-    // before dispatch and settles its charge with its usage.
-    const redisUrl = (await benchRedis()).url;
-    const ledgered = await otherRouter(["--redis", redisUrl], "ledger");
-    const billed = await otherRouter(["--redis", redisUrl, "--billing", "on"], "billed");
-
-    // A port the system just handed out (a random pick could land on one in use, and Portkey
-    // would then exit while we waited for it).
-    const portkeyPort = await freePort();
-    const portkey = spawn(
-      process.execPath,
-      [
-        join(ROOT, "node_modules/@portkey-ai/gateway/build/start-server.js"),
-        `--port=${portkeyPort}`,
-        "--headless",
-      ],
-      { cwd: ROOT, env: { ...process.env, NODE_ENV: "production" }, stdio: ["ignore", "ignore", "ignore"] },
-    );
-    children.push(portkey);
-    const portkeyHeaders = {
-      "x-portkey-provider": "openai",
-      "x-portkey-custom-host": backendUrl,
-      authorization: "Bearer bench",
+    type Target = { url: string; headers: Record<string, string> };
+    const direct: Target = { url: `${backendUrl}/chat/completions`, headers: {} };
+    const tensorclaw: Target = {
+      url: `${routerUrl}/chat/completions`,
+      headers: { authorization: `Bearer ${key}` },
     };
-    await waitFor(() => httpOk(`http://127.0.0.1:${portkeyPort}/`), "the Portkey gateway");
-
-    const targets = {
-      direct: { url: `${backendUrl}/chat/completions`, headers: {} as Record<string, string> },
-      tensorclaw: { url: `${routerUrl}/chat/completions`, headers: { authorization: `Bearer ${key}` } },
-      uncounted: { url: uncounted.url, headers: uncounted.headers },
-      ledgered: { url: ledgered.url, headers: ledgered.headers },
-      billed: { url: billed.url, headers: billed.headers },
-      portkey: { url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`, headers: portkeyHeaders },
+    const targets: Record<string, Target> = { direct, tensorclaw };
+    // CPU ms per request of each server process, to show where the time goes.
+    const procs: Record<string, number | undefined> = {
+      backend: backend.child.pid,
+      router: router.child.pid,
+      miner: miner.pid,
     };
+    // The throughput peers and variants are started only when throughput is measured.
+    if (runs("throughput")) {
+      // The miner's default flags (`--max-concurrency 8`): what an operator gets without tuning.
+      const defaults = await otherRouter([], "default-flags", []);
+      // The same router without its own token count (credit bounded by bytes, as before the count
+      // existed): the baseline of what counting costs, measured in the same run.
+      const uncounted = await otherRouter(["--count", "off"], "uncounted");
+      // Billing off and on, both recording into a real Redis ledger (the router's recorder): the
+      // billed one meters its key on a priced model, so every request holds its worst case
+      // before dispatch and settles its charge with its usage.
+      const redisUrl = (await benchRedis()).url;
+      const ledgered = await otherRouter(["--redis", redisUrl], "ledger");
+      const billed = await otherRouter(["--redis", redisUrl, "--billing", "on"], "billed");
+
+      // A port the system just handed out (a random pick could land on one in use, and Portkey
+      // would then exit while we waited for it).
+      const portkeyPort = await freePort();
+      const portkey = spawn(
+        process.execPath,
+        [
+          join(ROOT, "node_modules/@portkey-ai/gateway/build/start-server.js"),
+          `--port=${portkeyPort}`,
+          "--headless",
+        ],
+        { cwd: ROOT, env: { ...process.env, NODE_ENV: "production" }, stdio: ["ignore", "ignore", "ignore"] },
+      );
+      children.push(portkey);
+      const portkeyHeaders = {
+        "x-portkey-provider": "openai",
+        "x-portkey-custom-host": backendUrl,
+        authorization: "Bearer bench",
+      };
+      await waitFor(() => httpOk(`http://127.0.0.1:${portkeyPort}/`), "the Portkey gateway");
+      Object.assign(targets, {
+        defaults: { url: defaults.url, headers: defaults.headers },
+        uncounted: { url: uncounted.url, headers: uncounted.headers },
+        ledgered: { url: ledgered.url, headers: ledgered.headers },
+        billed: { url: billed.url, headers: billed.headers },
+        portkey: { url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`, headers: portkeyHeaders },
+      });
+      Object.assign(procs, {
+        portkey: portkey.pid,
+        defaultsRouter: defaults.pid,
+        ledgerRouter: ledgered.pid,
+        billedRouter: billed.pid,
+        redis: redisPid(redisUrl),
+      });
+    }
     // Warm-up: JIT, connection pools, the tunnel (skipped by a quick run: each load process costs ~2 s to start).
     if (!quick)
       for (const t of Object.values(targets))
         await runLoad({ ...t, connections: 10, durationMs: 700, stream: false });
 
-    const rps: Record<string, number[]> = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
-    const errs: Record<string, number> = Object.fromEntries(Object.keys(targets).map((k) => [k, 0]));
-    // CPU ms per request of each server process, to show where the time goes.
-    const procs = {
-      backend: backend.child.pid,
-      router: router.child.pid,
-      miner: miner.pid,
-      portkey: portkey.pid,
-      ledgerRouter: ledgered.pid,
-      billedRouter: billed.pid,
-      redis: redisPid(redisUrl),
-    };
-    const cpuPerReq: Record<string, Record<string, number[]>> = {
-      direct: {},
-      tensorclaw: {},
-      uncounted: {},
-      ledgered: {},
-      billed: {},
-      portkey: {},
-    };
-    const only = arg("only");
-    if (only !== undefined && !["throughput", "ttft", "saturated"].includes(only))
-      throw new Error(`--only is throughput, ttft or saturated, not ${JSON.stringify(only)}`);
-    const runs = (part: string) => only === undefined || only === part;
+    const throughputNames = [
+      "direct",
+      "tensorclaw",
+      "defaults",
+      "uncounted",
+      "ledgered",
+      "billed",
+      "portkey",
+    ];
+    const rps: Record<string, number[]> = Object.fromEntries(throughputNames.map((k) => [k, []]));
+    const errs: Record<string, number> = Object.fromEntries(throughputNames.map((k) => [k, 0]));
+    const cpuPerReq: Record<string, Record<string, number[]>> = Object.fromEntries(
+      throughputNames.map((k) => [k, {}]),
+    );
     for (let r = 0; r < (runs("throughput") ? rounds : 0); r++) {
       // Every other round in reverse order, so no target always runs right after another.
       const order = Object.entries(targets);
@@ -816,36 +867,35 @@ async function main(): Promise<void> {
       return v >= 0.0005 ? v.toFixed(3).padStart(8) : "       -";
     };
 
-    // Time to first token at 100 streams: paced (the target) and instant (saturated, for context).
-    // Per run, the share of one core each process used (the load generator's without its start-up).
+    // Time to first token at 100 streams and at 1: paced (the targets) and, at 100, instant
+    // (saturated, for context). Per run, the share of one core each process used (the load
+    // generator's without its start-up).
     type Busy = Record<string, number[]>;
     // No streaming peer: Portkey 1.15.2 on Node 20 answers every streamed request
     // with 500 ("TypeError: immutable" in its header rewrite; its issues #1389, #1550).
     type Ttft = Record<string, { p50: number[]; p99: number[]; busy: Busy }>;
-    const ttftRuns = async (instant: boolean): Promise<Ttft> => {
-      // Paced runs also measure the bare proxies: the floor of a two-process relay here.
-      const streamTargets: Record<string, { url: string; headers: Record<string, string> }> = instant
-        ? { direct: targets.direct, tensorclaw: targets.tensorclaw }
-        : {
-            direct: targets.direct,
-            tcp2: { url: `${relayUrls.tcp2}/chat/completions`, headers: {} },
-            http1: { url: `${relayUrls.http1}/chat/completions`, headers: {} },
-            http2: { url: `${relayUrls.http2}/chat/completions`, headers: {} },
-            tensorclaw: targets.tensorclaw,
-          };
+    const ttftRuns = async (part: "ttft" | "single" | "saturated"): Promise<Ttft> => {
+      const instant = part === "saturated";
+      // Paced runs also measure the bare proxies: the floor of a relay here.
+      const relays = (...names: string[]) =>
+        Object.fromEntries(names.map((n) => [n, { url: `${relayUrls[n]}/chat/completions`, headers: {} }]));
+      const streamTargets: Record<string, Target> =
+        part === "saturated"
+          ? { direct, tensorclaw }
+          : { direct, ...relays("tcp2", "http1", "http2"), tensorclaw };
       const out: Ttft = Object.fromEntries(
         Object.keys(streamTargets).map((name) => [name, { p50: [], p99: [], busy: {} }]),
       );
-      for (let r = 0; r < (runs(instant ? "saturated" : "ttft") ? rounds : 0); r++) {
-        for (const [name, target] of Object.entries(streamTargets)) {
+      const connections = part === "single" ? 1 : Number(arg("streams") ?? 100);
+      // One stream makes a request per ~170 ms: a quick run's window still needs a few.
+      const windowMs = part === "single" ? Math.max(durationMs, 2000) : durationMs;
+      for (let r = 0; r < (runs(part) ? rounds : 0); r++) {
+        // Every other round in reverse order, so no target always runs right after another.
+        const order = Object.entries(streamTargets);
+        if (r % 2 === 1) order.reverse();
+        for (const [name, target] of order) {
           const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
-          const res = await runLoad({
-            ...target,
-            connections: Number(arg("streams") ?? 100),
-            durationMs,
-            stream: true,
-            instant,
-          });
+          const res = await runLoad({ ...target, connections, durationMs: windowMs, stream: true, instant });
           const o = out[name] as Ttft[string];
           o.p50.push(percentile(res.ttftMs, 50));
           o.p99.push(percentile(res.ttftMs, 99));
@@ -858,8 +908,9 @@ async function main(): Promise<void> {
       }
       return out;
     };
-    const ttft = await ttftRuns(false);
-    const saturated = await ttftRuns(true);
+    const ttft = await ttftRuns("ttft");
+    const single = await ttftRuns("single");
+    const saturated = await ttftRuns("saturated");
     const at = (run: Ttft, name: string, p: "p50" | "p99") => median(run[name]?.[p] ?? []);
     const d50 = at(ttft, "direct", "p50");
     const d99 = at(ttft, "direct", "p99");
@@ -875,6 +926,16 @@ async function main(): Promise<void> {
       oneHttpProxy: relay("http1"),
       twoHttpProxies: relay("http2"),
     };
+    /** The same at one stream: TensorClaw's and the relays' added TTFT over direct. */
+    const addedAtOne = (name: string) => ({
+      p50: at(single, name, "p50") - at(single, "direct", "p50"),
+      p99: at(single, name, "p99") - at(single, "direct", "p99"),
+    });
+    const one = {
+      direct: { p50: at(single, "direct", "p50"), p99: at(single, "direct", "p99") },
+      added: addedAtOne("tensorclaw"),
+      floor: { oneHttpProxy: addedAtOne("http1"), twoHttpProxies: addedAtOne("http2") },
+    };
     const s = {
       d50: at(saturated, "direct", "p50"),
       d99: at(saturated, "direct", "p99"),
@@ -888,6 +949,8 @@ async function main(): Promise<void> {
       nonStreamingReqPerS: {
         direct: median(rps.direct ?? []),
         tensorclaw: median(rps.tensorclaw ?? []),
+        /** The same with its miner on default flags (`--max-concurrency 8`). */
+        tensorclawDefaultFlags: median(rps.defaults ?? []),
         /** The same router without its own token count (credit bounded by bytes). */
         tensorclawUncounted: median(rps.uncounted ?? []),
         /** Recording into a Redis ledger, billing off (an unmetered key). */
@@ -904,6 +967,8 @@ async function main(): Promise<void> {
       addedTtftMs: { p50: t50 - d50, p99: t99 - d99 },
       /** Added TTFT of relays that do none of our work, same run: the floor on this machine. */
       floorAddedTtftMs: floor,
+      /** One paced stream at a time: direct TTFT, TensorClaw's and the bare proxies' added TTFT. */
+      singleStreamTtftMs: one,
       saturatedTtftMs: {
         direct: { p50: s.d50, p99: s.d99 },
         tensorclaw: { p50: s.t50, p99: s.t99 },
@@ -914,7 +979,7 @@ async function main(): Promise<void> {
         tensorclaw: busyMedians(ttft.tensorclaw?.busy ?? {}),
       },
       errors: errs,
-      targets: { tensorclawReqPerS: 5000, addedTtftP50Ms: 1, addedTtftP99Ms: 5 },
+      targets: TARGETS,
     };
     const f = (n: number, digits = 0) => n.toFixed(digits).padStart(10);
     const lines = [
@@ -923,7 +988,8 @@ async function main(): Promise<void> {
       "",
       "non-streaming, 50 connections          req/s",
       `  backend direct                   ${f(summary.nonStreamingReqPerS.direct)}`,
-      `  TensorClaw (router+tunnel+miner) ${f(summary.nonStreamingReqPerS.tensorclaw)}   target >= 5000`,
+      `  TensorClaw (router+tunnel+miner) ${f(summary.nonStreamingReqPerS.tensorclaw)}   target >= ${TARGETS.tensorclawReqPerS}`,
+      `    miner on its default flags     ${f(summary.nonStreamingReqPerS.tensorclawDefaultFlags)}   per Portkey = ${(summary.nonStreamingReqPerS.tensorclawDefaultFlags / summary.nonStreamingReqPerS.portkey).toFixed(1)} (target >= ${TARGETS.defaultFlagsPerPortkey})`,
       `    without the router's token count ${f(summary.nonStreamingReqPerS.tensorclawUncounted)}   counted / uncounted = ${(summary.nonStreamingReqPerS.tensorclaw / summary.nonStreamingReqPerS.tensorclawUncounted).toFixed(2)} (target >= 0.90)`,
       `    recording into Redis, billing off ${f(summary.nonStreamingReqPerS.billingOff)}`,
       `    recording into Redis, billing on  ${f(summary.nonStreamingReqPerS.billingOn)}   on / off = ${(summary.nonStreamingReqPerS.billingOn / summary.nonStreamingReqPerS.billingOff).toFixed(2)} (target >= 0.90)`,
@@ -933,11 +999,19 @@ async function main(): Promise<void> {
       "                                       p50 ms     p99 ms",
       `  backend direct                   ${f(d50, 2)} ${f(d99, 2)}`,
       `  TensorClaw                       ${f(t50, 2)} ${f(t99, 2)}`,
-      `  added by TensorClaw              ${f(t50 - d50, 2)} ${f(t99 - d99, 2)}   target <= 1 / 5`,
+      `  added by TensorClaw              ${f(t50 - d50, 2)} ${f(t99 - d99, 2)}`,
       "  added by relays doing none of our work (the floor here):",
       `    two TCP relays (bytes only)    ${f(floor.twoTcpRelays.p50, 2)} ${f(floor.twoTcpRelays.p99, 2)}`,
       `    one bare HTTP proxy            ${f(floor.oneHttpProxy.p50, 2)} ${f(floor.oneHttpProxy.p99, 2)}`,
       `    two bare HTTP proxies          ${f(floor.twoHttpProxies.p50, 2)} ${f(floor.twoHttpProxies.p99, 2)}`,
+      `  TensorClaw / two bare proxies    ${f((t50 - d50) / floor.twoHttpProxies.p50, 2)} ${f((t99 - d99) / floor.twoHttpProxies.p99, 2)}   target <= ${TARGETS.addedTtftPerFloorP50} / ${TARGETS.addedTtftPerFloorP99}`,
+      "",
+      "time to first token, 1 paced stream                 p50 ms     p99 ms",
+      `  backend direct                   ${f(one.direct.p50, 2)} ${f(one.direct.p99, 2)}`,
+      `  added by TensorClaw              ${f(one.added.p50, 2)} ${f(one.added.p99, 2)}`,
+      `  added by one bare HTTP proxy     ${f(one.floor.oneHttpProxy.p50, 2)} ${f(one.floor.oneHttpProxy.p99, 2)}`,
+      `  added by two bare HTTP proxies   ${f(one.floor.twoHttpProxies.p50, 2)} ${f(one.floor.twoHttpProxies.p99, 2)}`,
+      `  TensorClaw - one bare proxy      ${f(one.added.p50 - one.floor.oneHttpProxy.p50, 2)} ${f(one.added.p99 - one.floor.oneHttpProxy.p99, 2)}   target p50 <= ${TARGETS.singleStreamOverFloorMs}`,
       "",
       "CPU % of one core during the paced streams  backend   router    miner     load",
       ...(["direct", "tensorclaw"] as const).map((n) => {
@@ -996,10 +1070,10 @@ const USAGE = `usage: npm run bench:api [-- options]
   --quick              one short round of each measurement
   --json FILE          also write the figures as JSON
   --profile DIR        run the router and the miner under --cpu-prof, profiles left in DIR
-  --only PART          throughput, ttft or saturated (the others print NaN)
+  --only PART[,PART]   throughput, ttft (100 paced streams), single (1 paced stream) or
+                       saturated (100 instant streams); the others print NaN
   --transport grpc|ws  the miner's tunnel (default grpc)
   --streams N          concurrent streams of the TTFT runs (default 100)
-  --miner-concurrency N|default  the miners' --max-concurrency (default 512; default: the miner's own)
 `;
 
 const role = arg("role");

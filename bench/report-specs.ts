@@ -3,7 +3,8 @@
 // baseline the same benchmark measured in the same run.
 //
 // Targets are written here once, from the issues that defined them (tunnel:
-// issue 3, Business API: issue 4, ledger: issue 5, validator: issue 6,
+// issue 3, Business API: issue 4, its latency and default-flags rows: issue
+// 20, ledger: issue 5, validator: issue 6,
 // start-up: the task "a CLI that starts at once", audit: issue 15, in
 // report-specs-audit.ts). A field that is missing or not a finite number
 // makes the benchmark count as failed: that is how a benchmark whose output
@@ -67,6 +68,27 @@ function tunnelRows(j: unknown): ReportRow[] {
   ];
 }
 
+/**
+ * Added time to first token at 100 paced streams at percentile `p`, as a
+ * multiple of what two bare HTTP proxies add in the same run (target `most`).
+ */
+function addedTtftRow(j: unknown, p: "p50" | "p99", most: number): ReportRow {
+  const added = num(j, `addedTtftMs.${p}`);
+  const floor = num(j, `floorAddedTtftMs.twoHttpProxies.${p}`);
+  return row(
+    `added time to first token at 100 paced streams, ${p}, / two bare HTTP proxies' (same run)`,
+    added / floor,
+    "x",
+    atMost(most),
+    [
+      { label: "added by TensorClaw", value: added, unit: "ms" },
+      { label: "by two bare HTTP proxies", value: floor, unit: "ms" },
+      { label: "by two TCP relays", value: num(j, `floorAddedTtftMs.twoTcpRelays.${p}`), unit: "ms" },
+      { label: `direct TTFT ${p}`, value: num(j, `ttftMs.direct.${p}`), unit: "ms" },
+    ],
+  );
+}
+
 function apiRows(j: unknown): ReportRow[] {
   const direct = num(j, "nonStreamingReqPerS.direct");
   return [
@@ -80,6 +102,22 @@ function apiRows(j: unknown): ReportRow[] {
         { label: "backend direct", value: direct, unit: "req/s" },
       ],
     ),
+    // Issue 20: the miner as an operator starts it (`--max-concurrency 8`), against Portkey.
+    row(
+      "non-streaming req/s at 50 connections, miner on its default flags / Portkey (same run)",
+      num(j, "nonStreamingReqPerS.tensorclawDefaultFlags") / num(j, "nonStreamingReqPerS.portkey"),
+      "x",
+      atLeast(8),
+      [
+        {
+          label: "default flags",
+          value: num(j, "nonStreamingReqPerS.tensorclawDefaultFlags"),
+          unit: "req/s",
+        },
+        { label: "Portkey gateway", value: num(j, "nonStreamingReqPerS.portkey"), unit: "req/s" },
+      ],
+    ),
+    row("failed requests, miner on its default flags", num(j, "errors.defaults"), "", none),
     row(
       "non-streaming req/s with the router's token count / without it (same run)",
       num(j, "nonStreamingReqPerS.tensorclaw") / num(j, "nonStreamingReqPerS.tensorclawUncounted"),
@@ -93,28 +131,45 @@ function apiRows(j: unknown): ReportRow[] {
         },
       ],
     ),
-    row("added time to first token at 100 paced streams, p50", num(j, "addedTtftMs.p50"), "ms", atMost(1), [
-      { label: "direct TTFT p50", value: num(j, "ttftMs.direct.p50"), unit: "ms" },
-      { label: "TensorClaw TTFT p50", value: num(j, "ttftMs.tensorclaw.p50"), unit: "ms" },
-      // The floor: what relays doing none of our work add in the same run.
-      {
-        label: "added by two bare HTTP proxies",
-        value: num(j, "floorAddedTtftMs.twoHttpProxies.p50"),
-        unit: "ms",
-      },
-      { label: "by two TCP relays", value: num(j, "floorAddedTtftMs.twoTcpRelays.p50"), unit: "ms" },
-    ]),
-    row("added time to first token at 100 paced streams, p99", num(j, "addedTtftMs.p99"), "ms", atMost(5), [
-      { label: "direct TTFT p99", value: num(j, "ttftMs.direct.p99"), unit: "ms" },
-      { label: "TensorClaw TTFT p99", value: num(j, "ttftMs.tensorclaw.p99"), unit: "ms" },
-      // The floor: what relays doing none of our work add in the same run.
-      {
-        label: "added by two bare HTTP proxies",
-        value: num(j, "floorAddedTtftMs.twoHttpProxies.p99"),
-        unit: "ms",
-      },
-      { label: "by two TCP relays", value: num(j, "floorAddedTtftMs.twoTcpRelays.p99"), unit: "ms" },
-    ]),
+    // Issue 20: added TTFT relative to the floor measured in the same run (two bare node:http
+    // proxies in a row, the shape of router + miner doing none of our work).
+    addedTtftRow(j, "p50", 1.25),
+    addedTtftRow(j, "p99", 1),
+    // Issue 20: one stream at a time, against one bare proxy plus 1 ms.
+    row(
+      "added time to first token at 1 paced stream, p50, minus one bare HTTP proxy's (same run)",
+      num(j, "singleStreamTtftMs.added.p50") - num(j, "singleStreamTtftMs.floor.oneHttpProxy.p50"),
+      "ms",
+      atMost(1),
+      [
+        { label: "added by TensorClaw", value: num(j, "singleStreamTtftMs.added.p50"), unit: "ms" },
+        {
+          label: "added by one bare HTTP proxy",
+          value: num(j, "singleStreamTtftMs.floor.oneHttpProxy.p50"),
+          unit: "ms",
+        },
+        {
+          label: "by two bare HTTP proxies",
+          value: num(j, "singleStreamTtftMs.floor.twoHttpProxies.p50"),
+          unit: "ms",
+        },
+        { label: "direct TTFT", value: num(j, "singleStreamTtftMs.direct.p50"), unit: "ms" },
+      ],
+    ),
+    row(
+      "added time to first token at 1 paced stream, p99, minus one bare HTTP proxy's (same run)",
+      num(j, "singleStreamTtftMs.added.p99") - num(j, "singleStreamTtftMs.floor.oneHttpProxy.p99"),
+      "ms",
+      undefined,
+      [
+        { label: "added by TensorClaw", value: num(j, "singleStreamTtftMs.added.p99"), unit: "ms" },
+        {
+          label: "added by one bare HTTP proxy",
+          value: num(j, "singleStreamTtftMs.floor.oneHttpProxy.p99"),
+          unit: "ms",
+        },
+      ],
+    ),
     // Where the two cores went during the paced streams (share of one core).
     row(
       "CPU of router + miner during the paced streams (100 % = one core)",

@@ -184,57 +184,44 @@ export class OpenAIHttpBackend implements Backend {
     return out;
   }
 
-  async *chat(
+  chat(
     model: string,
     chat: ChatRequest,
     signal: StopSignal,
     ctx?: RequestContext,
   ): AsyncGenerator<BackendEvent> {
-    const request = openAIRequestBody(model, chat);
-    const want = logprobsWant(request);
-    const choices = chat.n ?? 1;
-    const body = JSON.stringify(request);
-    const res = await this.#send("/chat/completions", body, !chat.stream, signal, ctx?.traceId);
-    const status = res.status;
-    if (status < 200 || status > 299) throw await this.#httpFailure(res, signal);
-    const type = headerText(res.headers["content-type"]);
-    if (!type.includes("text/event-stream")) {
-      // A whole completion: asked for, or sent by a backend that ignored `stream: true`.
-      const text = await this.#guard(signal, () => readBounded(res, this.#maxBodyBytes));
-      let doc: unknown;
-      try {
-        doc = JSON.parse(text);
-      } catch (cause) {
-        throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
-      }
-      yield* eventsFromCompletion(doc, want, choices);
-      return;
-    }
-    yield* this.#stream(res, signal, (doc) => eventsFromChunk(doc, want, choices));
+    return this.#answer(signal, () => {
+      const request = openAIRequestBody(model, chat);
+      const want = logprobsWant(request);
+      const choices = chat.n ?? 1;
+      return {
+        path: "/chat/completions",
+        body: JSON.stringify(request),
+        stream: chat.stream,
+        traceId: ctx?.traceId,
+        parse: (doc) => eventsFromChunk(doc, want, choices),
+        parseWhole: (doc) => eventsFromCompletion(doc, want, choices),
+      };
+    });
   }
 
-  async *complete(
+  complete(
     model: string,
     req: CompletionRequest,
     signal: StopSignal,
     ctx?: RequestContext,
   ): AsyncGenerator<BackendEvent> {
-    const body = JSON.stringify(completionRequestBody(model, req));
-    const res = await this.#send("/completions", body, !req.stream, signal, ctx?.traceId);
-    if (res.status < 200 || res.status > 299) throw await this.#httpFailure(res, signal);
-    const parse = (doc: unknown) => eventsFromTextCompletion(doc, req.logprobs);
-    if (!headerText(res.headers["content-type"]).includes("text/event-stream")) {
-      const text = await this.#guard(signal, () => readBounded(res, this.#maxBodyBytes));
-      let doc: unknown;
-      try {
-        doc = JSON.parse(text);
-      } catch (cause) {
-        throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
-      }
-      yield* parse(doc);
-      return;
-    }
-    yield* this.#stream(res, signal, parse);
+    return this.#answer(signal, () => {
+      const parse = (doc: unknown) => eventsFromTextCompletion(doc, req.logprobs);
+      return {
+        path: "/completions",
+        body: JSON.stringify(completionRequestBody(model, req)),
+        stream: req.stream,
+        traceId: ctx?.traceId,
+        parse,
+        parseWhole: parse,
+      };
+    });
   }
 
   async embed(
@@ -287,23 +274,47 @@ export class OpenAIHttpBackend implements Backend {
     try {
       return await read();
     } catch (cause) {
-      if (signal.aborted) throw signal.reason;
-      if (cause instanceof BackendFailure) throw cause;
-      throw new BackendFailure(BACKEND_ERROR, "the backend connection broke mid-stream", { cause });
+      throw readFailure(signal, cause);
     }
   }
 
-  async *#stream(
-    res: HttpExchange,
-    signal: StopSignal,
-    parse: (doc: unknown) => BackendEvent[],
-  ): AsyncGenerator<BackendEvent> {
+  /**
+   * One text answer (chat or completion), as events: sends the request
+   * `prepare` describes (called on the first `next()`, so a request that
+   * cannot be built fails there, like a backend failure), then parses a
+   * whole completion or reads the event stream. One generator from request
+   * to last event: each event crosses one generator, not two (`yield*`
+   * costs microtasks per event).
+   */
+  async *#answer(signal: StopSignal, prepare: () => AnswerRequest): AsyncGenerator<BackendEvent> {
+    const p = prepare();
+    const res = await this.#send(p.path, p.body, !p.stream, signal, p.traceId);
+    if (res.status < 200 || res.status > 299) throw await this.#httpFailure(res, signal);
+    if (!headerText(res.headers["content-type"]).includes("text/event-stream")) {
+      // A whole completion: asked for, or sent by a backend that ignored `stream: true`.
+      const text = await this.#guard(signal, () => readBounded(res, this.#maxBodyBytes));
+      let doc: unknown;
+      try {
+        doc = JSON.parse(text);
+      } catch (cause) {
+        throw new BackendFailure(BACKEND_ERROR, "the backend sent invalid JSON", { cause });
+      }
+      yield* p.parseWhole(doc);
+      return;
+    }
+    const parse = p.parse;
     const parser = new SseParser(this.#maxBodyBytes);
     let finished = false;
     let done = false;
     try {
       while (!done) {
-        const piece = await this.#guard(signal, () => res.read());
+        // Read inline, not through #guard: no closure and no extra promise per piece.
+        let piece: Buffer | undefined;
+        try {
+          piece = await res.read();
+        } catch (cause) {
+          throw readFailure(signal, cause);
+        }
         if (piece === undefined) break;
         let events: ReturnType<SseParser["push"]>;
         try {
@@ -340,6 +351,26 @@ export class OpenAIHttpBackend implements Backend {
       res.release(done && !signal.aborted, DRAIN_MS);
     }
   }
+}
+
+/** What a failed read of a body throws: the stop's reason, a BackendFailure as it is, else a broken connection. */
+function readFailure(signal: StopSignal, cause: unknown): unknown {
+  if (signal.aborted) return signal.reason;
+  if (cause instanceof BackendFailure) return cause;
+  return new BackendFailure(BACKEND_ERROR, "the backend connection broke mid-stream", { cause });
+}
+
+/** What a text answer sends and how it reads the answer (see `#answer`). */
+interface AnswerRequest {
+  readonly path: string;
+  readonly body: string;
+  /** The user asked for a stream (the backend may still send a whole completion). */
+  readonly stream: boolean;
+  readonly traceId: string | undefined;
+  /** Events of one streamed chunk. */
+  readonly parse: (doc: unknown) => BackendEvent[];
+  /** Events of a whole completion. */
+  readonly parseWhole: (doc: unknown) => BackendEvent[];
 }
 
 /** A header's value as one string (undici gives repeated headers as an array). */

@@ -430,9 +430,10 @@ export class ChatEndpoint {
     });
     try {
       const deadline = st.startedAtMs + this.deps.options.requestTimeoutMs;
-      let result: Attempt = { kind: "failed", error: new TensorClawError("no_capacity") };
-      for (const [i, entry] of st.models.entries()) {
-        if (i > 0) {
+      // No error is made up front: an Error costs a stack trace, and a request always has a model.
+      let result: Attempt | undefined;
+      for (const entry of st.models) {
+        if (result !== undefined) {
           const code = result.kind === "done" ? undefined : result.error.code;
           const over =
             sink.chunks > 0 || st.clientGone || code === "cancelled" || this.deps.clock() >= deadline;
@@ -444,7 +445,7 @@ export class ChatEndpoint {
         }
         result = await loop.tryModel(st.parsed.model);
       }
-      return result;
+      return result ?? { kind: "failed", error: new TensorClawError("no_capacity") };
     } finally {
       loop.close();
     }
