@@ -246,8 +246,8 @@ export function handOffUsage(
 }
 
 /**
- * Runs `handOff` with a usage sink that records durably, and returns what
- * it did at once (so it is never done twice) with a promise that resolves
+ * Runs `handOff` with a usage sink that records durably, stores what it did
+ * in `st.handed` at once (so it is never done twice), and returns a promise that resolves
  * once every event it recorded is in the ledger or the spool, or after
  * `waitMs`. The API awaits that before ending a completed answer: a router
  * SIGKILLed after a user received an answer has counted it. The bound keeps
@@ -257,22 +257,25 @@ export function handOffUsage(
 export function handOffDurably(
   d: UsageHandOffDeps,
   waitMs: number,
+  st: { handed?: HandOff },
   handOff: (d: UsageHandOffDeps) => HandOff,
-): { readonly handed: HandOff; readonly durable: Promise<void> } {
+): Promise<void> {
   const sink = d.usage;
-  if (sink.recordDurably === undefined) return { handed: handOff(d), durable: Promise.resolve() };
+  if (sink.recordDurably === undefined) {
+    st.handed = handOff(d);
+    return Promise.resolve();
+  }
   const pending: Promise<void>[] = [];
   const durably: UsageSink = {
     record: (e: UsageEvent) => {
       pending.push((sink.recordDurably as (e: UsageEvent) => Promise<void>).call(sink, e));
     },
   };
-  const handed = handOff({ usage: durably, metrics: d.metrics, logger: d.logger, clock: d.clock });
-  if (pending.length === 0) return { handed, durable: Promise.resolve() };
+  st.handed = handOff({ usage: durably, metrics: d.metrics, logger: d.logger, clock: d.clock });
+  if (pending.length === 0) return Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
   const bound = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, waitMs);
   });
-  const durable = Promise.race([Promise.all(pending), bound]).then(() => clearTimeout(timer));
-  return { handed, durable };
+  return Promise.race([Promise.all(pending), bound]).then(() => clearTimeout(timer));
 }

@@ -260,11 +260,9 @@ export class ChatEndpoint {
         () => this.credit(st),
         () => {
           this.credit(st);
-          const h = handOffDurably(d, d.options.usageDurableWaitMs, (dd) =>
+          return handOffDurably(d, d.options.usageDurableWaitMs, st, (dd) =>
             handOffUsage(dd, this.finished(st), st.credited),
           );
-          st.handed = h.handed;
-          return h.durable;
         },
       );
     } finally {

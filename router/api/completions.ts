@@ -90,9 +90,7 @@ export class CompletionsEndpoint extends OneModelEndpoint {
         () => this.attempts(st, sink),
         () => this.credit(st),
         () => {
-          const h = handOffDurably(d, d.options.usageDurableWaitMs, (dd) => this.handOff(dd, st));
-          st.handed = h.handed;
-          return h.durable;
+          return handOffDurably(d, d.options.usageDurableWaitMs, st, (dd) => this.handOff(dd, st));
         },
       );
     } finally {

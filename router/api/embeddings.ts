@@ -99,9 +99,7 @@ export class EmbeddingsEndpoint extends OneModelEndpoint {
       st.outcome = "completed";
       const u = this.credit(st);
       // Sent only once its usage is durable: a router killed after the user has the vectors has counted them.
-      const h = handOffDurably(d, d.options.usageDurableWaitMs, (dd) => this.handOff(dd, st));
-      st.handed = h.handed;
-      await h.durable;
+      await handOffDurably(d, d.options.usageDurableWaitMs, st, (dd) => this.handOff(dd, st));
       sendJson(res, 200, this.answer(st, u.promptTokens), requestId);
       return 200;
     } finally {

@@ -7,7 +7,7 @@ import { expect } from "chai";
 import OpenAI from "openai";
 import { Registry } from "prom-client";
 import { silentLogger } from "../../common/logger.js";
-import { handOffDurably } from "../../router/api/chat-usage.js";
+import { type HandOff, handOffDurably } from "../../router/api/chat-usage.js";
 import { ApiMetrics } from "../../router/metrics.js";
 import type { UsageEvent } from "../../router/usage/event.js";
 import { type MinerProcess, type RouterUnderTest, startMiner, startRouter } from "../support/api-harness.js";
@@ -129,7 +129,8 @@ describe("api: an answer ends only once its usage is durable", function () {
       clock: Date.now,
     };
     const event = { ...router.usage.events[0] } as UsageEvent;
-    const { handed, durable } = handOffDurably(d, 20, (dd) => {
+    const st: { handed?: HandOff } = {};
+    const durable = handOffDurably(d, 20, st, (dd) => {
       dd.usage.record(event);
       return {
         credited: { promptTokens: 1, completionTokens: 1, clamped: false },
@@ -137,7 +138,7 @@ describe("api: an answer ends only once its usage is durable", function () {
         chargedMicros: 0,
       };
     });
-    expect(handed.recorded).to.equal(true);
+    expect(st.handed?.recorded).to.equal(true);
     // Resolves (never hangs) although the sink never answers.
     await durable;
   });
