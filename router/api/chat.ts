@@ -237,7 +237,6 @@ export class ChatEndpoint {
       startedAtMs,
     );
     const st: RequestState = {
-      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
       parsed,
       models: entries,
       responses: responses?.echo,
@@ -248,6 +247,7 @@ export class ChatEndpoint {
       countedPrompt,
       finishReason: FinishReason.FINISH_REASON_UNSPECIFIED,
       refusedForCapacity: false,
+      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
     };
     const close = openRequest(d, res, st, parsed.model);
     let status = 500;
@@ -268,8 +268,20 @@ export class ChatEndpoint {
     } finally {
       close();
       const handed = st.handed ?? handOffUsage(d, this.finished(st), st.credited);
-      const end = { requestId, model: st.parsed.model, st, handed, reservation, billing };
-      closeRequest(d, this.billing, { ...end, refusedForCapacity: st.refusedForCapacity }, access);
+      closeRequest(
+        d,
+        this.billing,
+        {
+          requestId,
+          model: st.parsed.model,
+          st,
+          handed,
+          reservation,
+          billing,
+          refusedForCapacity: st.refusedForCapacity,
+        },
+        access,
+      );
     }
     return status;
   }
@@ -472,7 +484,6 @@ export class ChatEndpoint {
     const count = this.deps.encodings.get(tokenizer);
     const counted = st.countedPrompt;
     return {
-      ...attemptFacts(st),
       chat: st.parsed.chat,
       count,
       countedPrompt: counted !== undefined && counted.count === count ? counted.tokens : undefined,
@@ -484,6 +495,7 @@ export class ChatEndpoint {
       prompt: st.parsed.prompt,
       maxTokens: st.ceiling,
       outcome: st.outcome,
+      ...attemptFacts(st),
     };
   }
 }

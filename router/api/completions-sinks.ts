@@ -139,8 +139,10 @@ export class CompletionJsonSink implements ChatSink {
       this.res,
       200,
       {
-        ...this.ident,
+        id: this.ident.id,
         object: "text_completion",
+        created: this.ident.created,
+        model: this.ident.model,
         choices: c.text.map((text, index) => ({
           index,
           text,
@@ -195,8 +197,10 @@ export class CompletionSseSink implements ChatSink {
     this.#sse.stopKeepAlive();
     const logprobs = this.#choices.add(chunk);
     const event = {
-      ...this.ident,
+      id: this.ident.id,
       object: "text_completion",
+      created: this.ident.created,
+      model: this.ident.model,
       choices: [
         {
           index: chunk.choiceIndex,
@@ -217,7 +221,14 @@ export class CompletionSseSink implements ChatSink {
   async complete(usage: () => ClampedUsage): Promise<number> {
     if (this.includeUsage) {
       await this.#sse.data(
-        JSON.stringify({ ...this.ident, object: "text_completion", choices: [], usage: usageJson(usage()) }),
+        JSON.stringify({
+          id: this.ident.id,
+          object: "text_completion",
+          created: this.ident.created,
+          model: this.ident.model,
+          choices: [],
+          usage: usageJson(usage()),
+        }),
       );
     }
     this.#sse.done();

@@ -70,7 +70,6 @@ export class CompletionsEndpoint extends OneModelEndpoint {
       ({ billing, counted } = admitted.held ?? { billing: undefined, counted: undefined });
     }
     const st: CompletionState = {
-      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
       parsed,
       perChoice,
       billing,
@@ -79,6 +78,7 @@ export class CompletionsEndpoint extends OneModelEndpoint {
       outcome: undefined,
       credited: undefined,
       refusedForCapacity: false,
+      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
     };
     const close = openRequest(d, res, st, parsed.model);
     let status = 500;
@@ -96,8 +96,20 @@ export class CompletionsEndpoint extends OneModelEndpoint {
     } finally {
       close();
       const handed = st.handed ?? this.handOff(d, st);
-      const end = { requestId, model: parsed.model, st, handed, reservation, billing };
-      closeRequest(d, this.billing, { ...end, refusedForCapacity: st.refusedForCapacity }, access);
+      closeRequest(
+        d,
+        this.billing,
+        {
+          requestId,
+          model: parsed.model,
+          st,
+          handed,
+          reservation,
+          billing,
+          refusedForCapacity: st.refusedForCapacity,
+        },
+        access,
+      );
     }
     return status;
   }
@@ -108,7 +120,6 @@ export class CompletionsEndpoint extends OneModelEndpoint {
     return handOffUsage(
       d,
       {
-        ...attemptFacts(st),
         model: parsed.model,
         prompt: completionPromptSize(parsed.completion, parsed.promptBytes),
         maxTokens: perChoice,
@@ -118,6 +129,7 @@ export class CompletionsEndpoint extends OneModelEndpoint {
         billing,
         finishReason: st.outcome === "completed" ? "stop" : null,
         streamed: parsed.stream,
+        ...attemptFacts(st),
       },
       st.call === undefined || st.outcome === undefined || st.outcome === "failed"
         ? undefined

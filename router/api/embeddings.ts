@@ -70,21 +70,21 @@ export class EmbeddingsEndpoint extends OneModelEndpoint {
         kb &&
         (() =>
           holdForModel(kb, key.id, entry, opts, () => ({
-            ...embeddingWorstCase(parsed.embedding, parsed.inputBytes, count),
             completionTokens: 0,
+            ...embeddingWorstCase(parsed.embedding, parsed.inputBytes, count),
           })));
       const admitted = await admitKey(d, res, key, estimate, requestId, startedAtMs, hold);
       reservation = admitted.reservation;
       ({ billing, counted } = admitted.held ?? { billing: undefined, counted: undefined });
     }
     const st: EmbeddingState = {
-      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
       parsed,
       billing,
       counted,
       count,
       outcome: undefined,
       vectors: [],
+      ...freshAttempts(requestId, startedAtMs, key?.id ?? "anonymous"),
     };
     const close = openRequest(d, res, st, parsed.model);
     let capacityRefused = false;
@@ -105,8 +105,20 @@ export class EmbeddingsEndpoint extends OneModelEndpoint {
     } finally {
       close();
       const handed = st.handed ?? this.handOff(d, st);
-      const end = { requestId, model: parsed.model, st, handed, reservation, billing };
-      closeRequest(d, this.billing, { ...end, refusedForCapacity: capacityRefused }, access);
+      closeRequest(
+        d,
+        this.billing,
+        {
+          requestId,
+          model: parsed.model,
+          st,
+          handed,
+          reservation,
+          billing,
+          refusedForCapacity: capacityRefused,
+        },
+        access,
+      );
     }
   }
 
@@ -116,7 +128,6 @@ export class EmbeddingsEndpoint extends OneModelEndpoint {
     return handOffUsage(
       d,
       {
-        ...attemptFacts(st),
         model: parsed.model,
         prompt: embeddingPromptSize(parsed.embedding, parsed.inputBytes),
         maxTokens: 0,
@@ -126,6 +137,7 @@ export class EmbeddingsEndpoint extends OneModelEndpoint {
         billing,
         finishReason: null,
         streamed: false,
+        ...attemptFacts(st),
       },
       st.outcome === "completed" ? this.credit(st) : undefined,
     );

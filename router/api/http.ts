@@ -29,9 +29,9 @@ export function baseHeaders(requestId: string): Record<string, string> {
 export function sendJson(res: ServerResponse, status: number, body: unknown, requestId: string): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
-    ...baseHeaders(requestId),
     "content-type": "application/json",
     "content-length": Buffer.byteLength(text),
+    ...baseHeaders(requestId),
   });
   res.end(text);
 }
@@ -44,8 +44,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, req
 export function sendError(res: ServerResponse, err: unknown, requestId: string): number {
   const { status, body, retryAfterMs } = toHttpError(err);
   const headers: Record<string, string | number> = {
-    ...baseHeaders(requestId),
     "content-type": "application/json",
+    ...baseHeaders(requestId),
   };
   if (retryAfterMs !== undefined) {
     headers["retry-after"] = Math.max(1, Math.ceil(retryAfterMs / 1000));

@@ -76,7 +76,8 @@ export class LogprobsRelay {
       const e = entries[i] as TokenLogprob;
       const top =
         e.topLogprobs.length > this.#ask.top ? e.topLogprobs.slice(0, this.#ask.top) : e.topLogprobs;
-      out[i] = { ...alternative(e), top_logprobs: top.map(alternative) };
+      const a = alternative(e);
+      out[i] = { token: a.token, logprob: a.logprob, bytes: a.bytes, top_logprobs: top.map(alternative) };
     }
     return out;
   }

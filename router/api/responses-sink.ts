@@ -212,8 +212,9 @@ export class ResponsesSseSink implements ChatSink {
     return this.#sse.data(JSON.stringify({ type, sequence_number: this.#seq++, ...fields }), type);
   }
 
-  #part(): Json {
-    return { item_id: `msg_${this.ident.requestId}`, output_index: 0, content_index: 0 };
+  /** An event about the one content part, with its own fields after the part's (spread last: see STYLE.md). */
+  #part(fields: Json): Json {
+    return { item_id: `msg_${this.ident.requestId}`, output_index: 0, content_index: 0, ...fields };
   }
 
   async chunk(chunk: ResponseChunk): Promise<boolean> {
@@ -226,15 +227,11 @@ export class ResponsesSseSink implements ChatSink {
         output_index: 0,
         item: message(this.ident, "", "in_progress"),
       });
-      await this.#event("response.content_part.added", { ...this.#part(), part: outputText("") });
+      await this.#event("response.content_part.added", this.#part({ part: outputText("") }));
     }
     this.#acc.add(chunk);
     if (chunk.contentDelta === "") return !this.#sse.gone;
-    return this.#event("response.output_text.delta", {
-      ...this.#part(),
-      delta: chunk.contentDelta,
-      logprobs: [],
-    });
+    return this.#event("response.output_text.delta", this.#part({ delta: chunk.contentDelta, logprobs: [] }));
   }
 
   settle(): void {
@@ -246,8 +243,8 @@ export class ResponsesSseSink implements ChatSink {
     const text = this.#acc.text;
     const incomplete = incompleteReason(this.#acc.finish);
     const status = incomplete === null ? "completed" : "incomplete";
-    await this.#event("response.output_text.done", { ...this.#part(), text, logprobs: [] });
-    await this.#event("response.content_part.done", { ...this.#part(), part: outputText(text) });
+    await this.#event("response.output_text.done", this.#part({ text, logprobs: [] }));
+    await this.#event("response.content_part.done", this.#part({ part: outputText(text) }));
     const item = message(this.ident, text, status);
     await this.#event("response.output_item.done", { output_index: 0, item });
     const response = responseObject(this.ident, status, [item], usage(), { incomplete });

@@ -311,7 +311,7 @@ export function createApiHandler(given: ApiDeps): ApiHandler {
           );
         }
         const text = await deps.registry.metrics();
-        res.writeHead(200, { ...baseHeaders(id), "content-type": deps.registry.contentType });
+        res.writeHead(200, { "content-type": deps.registry.contentType, ...baseHeaders(id) });
         res.end(text);
         return 200;
       }

@@ -93,7 +93,7 @@ export function businessApiDeps(i: BusinessApiInputs): ApiDeps {
     logger: i.logger,
     catalogue: i.catalogue,
     encodings: i.encodings,
-    options: { ...API_DEFAULTS, userSalt: salt, ...i.chat },
+    options: { userSalt: salt, ...API_DEFAULTS, ...i.chat },
     routing: i.routing ?? new RoutingBook({ now: () => performance.now(), random: Math.random }),
     keys,
     registry: i.registry,

@@ -55,11 +55,11 @@ export class SseWriter {
   private begin(): void {
     if (this.res.headersSent) return;
     this.res.writeHead(200, {
-      ...baseHeaders(this.requestId),
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache, no-transform",
       // Tells nginx-style proxies not to buffer the stream.
       "x-accel-buffering": "no",
+      ...baseHeaders(this.requestId),
     });
     // No flushHeaders(): every caller writes right after, and the head then
     // leaves in the same socket write as the first event (one syscall, one

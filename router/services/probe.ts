@@ -252,11 +252,11 @@ export class ProbeService {
             clock: this.#clock,
           });
     return {
-      ...r,
       ghost: !r.ok,
       model: target.model,
       sessionId: target.session.sessionId,
       finishedAtMs: BigInt(Math.floor(this.#clock.now())),
+      ...r,
     };
   }
 }

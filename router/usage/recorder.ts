@@ -185,11 +185,11 @@ export class UsageRecorder implements UsageSink {
   /** Current counters. */
   stats(): RecorderStats {
     return {
-      ...this.#stats,
       ledgerErrors: this.#ledgerErrors,
       queued: this.#queued,
       spoolDepth: this.#spool?.depth ?? 0,
       degraded: this.#degraded,
+      ...this.#stats,
     };
   }
 
