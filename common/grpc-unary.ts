@@ -20,8 +20,8 @@ export type UnaryLogic<Req, Res> = (call: ServerUnaryCall<Req, Res>) => Res | Pr
  */
 export function logGrpcFailure(logger: Logger, method: string, err: TensorClawError): void {
   const fields = { method, code: err.code, why: err.message };
-  if (err.code === "internal") logger.error({ ...fields, err: err.cause ?? err }, "gRPC call failed");
-  else if (err.code === "unavailable") logger.warn({ ...fields, err: err.cause ?? err }, "gRPC call failed");
+  if (err.code === "internal") logger.error({ err: err.cause ?? err, ...fields }, "gRPC call failed");
+  else if (err.code === "unavailable") logger.warn({ err: err.cause ?? err, ...fields }, "gRPC call failed");
   else logger.debug(fields, "gRPC call refused");
 }
 

@@ -172,8 +172,8 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       const opened = spool;
       cleanups.push(() => opened.close());
     } else {
-      ledger = await EmbeddedLedger.open({ ...ledgerOptions, path: paths.ledger, nowMs: Date.now() });
-      billing = await EmbeddedBilling.open({ ...ledgerOptions, path: paths.billing, nowMs: Date.now() });
+      ledger = await EmbeddedLedger.open({ path: paths.ledger, nowMs: Date.now(), ...ledgerOptions });
+      billing = await EmbeddedBilling.open({ path: paths.billing, nowMs: Date.now(), ...ledgerOptions });
     }
     const ownedLedger = ledger;
     cleanups.push(() => ownedLedger.close());

@@ -123,12 +123,12 @@ export class WeightsStep {
       case "commit": {
         const salt = newSalt(this.#d.randomBytes);
         const base = { hotkey: selfHotkey, netuid, uids: w.uids, values: w.values, salt };
-        const hash = commitHash({ ...base, versionKey: mg.weightsVersionKey });
+        const hash = commitHash({ versionKey: mg.weightsVersionKey, ...base });
         const pending: PendingCommit = {
-          ...base,
           versionKey: mg.weightsVersionKey.toString(),
           hash,
           commitBlock: mg.block,
+          ...base,
         };
         // Stored before submitting: if we crash after the commit lands, a restart still reveals it.
         await store.addPendingCommit(pending);
@@ -152,7 +152,7 @@ export class WeightsStep {
         );
         const log = { revealRound: tlock.reveal.round.toString(), bytes: tlock.ciphertext.length };
         if (outcome.ok) logger.info(log, "timelocked weights committed");
-        else logger.error({ ...log, error: outcome.error }, "timelocked commit failed");
+        else logger.error({ error: outcome.error, ...log }, "timelocked commit failed");
         return outcome;
       }
       case "reveal": {

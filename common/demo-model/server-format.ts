@@ -39,7 +39,8 @@ function choiceJson(t: TokenChoice) {
 
 /** One entry of chat `logprobs.content`. */
 export function chatTokenLogprob(t: ModelToken) {
-  return { ...choiceJson(t), top_logprobs: t.top.map(choiceJson) };
+  const c = choiceJson(t);
+  return { token: c.token, logprob: c.logprob, bytes: c.bytes, top_logprobs: t.top.map(choiceJson) };
 }
 
 /** A whole chat completion; `logprobs` undefined when the request did not ask for them. */

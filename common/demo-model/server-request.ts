@@ -129,12 +129,12 @@ export function parseChatBody(body: unknown): ChatBody {
   const topLogprobs = intIn(b, "top_logprobs", 0, MAX_TOP_LOGPROBS);
   if (topLogprobs !== undefined && !logprobs) bad("top_logprobs", "needs logprobs: true");
   return {
-    ...sampling(b),
     messages: messages(b),
     stream: optional(b, "stream", isBool, "a boolean") ?? false,
     includeUsage,
     logprobs,
     topLogprobs: topLogprobs ?? 0,
+    ...sampling(b),
   };
 }
 
@@ -162,10 +162,10 @@ export function parseCompletionBody(body: unknown, isToken: (id: number) => bool
   if (b.stream === true) bad("stream", "streaming is not supported on /v1/completions by the demo server");
   const s = sampling(b);
   return {
-    ...s,
-    maxTokens: s.maxTokens ?? 16, // the legacy endpoint's default
     prompt: prompt(b, isToken),
     echo: optional(b, "echo", isBool, "a boolean") ?? false,
+    ...s,
+    maxTokens: s.maxTokens ?? 16, // the legacy endpoint's default
     logprobs: intIn(b, "logprobs", 0, MAX_TOP_LOGPROBS),
   };
 }

@@ -214,6 +214,7 @@ export class TunnelClient {
       // A dial that cannot even start (bad address, TLS setup) is a failed attempt, not a crash.
       return { kind: "not_established", reason: err instanceof Error ? err.message : String(err) };
     }
+    // check-spreads: allow (once per connection; the fields below must win over any the caller's object carries)
     const session = new TunnelSession({
       ...this.#o.session,
       channel,

@@ -27,6 +27,7 @@ export interface ModelsConfig extends CatalogueStoreConfig {
 }
 
 /** Defaults: a field `set` is not given keeps its current value (or the default of a new entry). */
+// check-spreads: allow (built once; the store's settings come first, as in --help)
 export const MODELS_DEFAULTS: ModelsConfig = {
   ...CATALOGUE_STORE_DEFAULTS,
   tier: undefined,
@@ -38,6 +39,7 @@ export const MODELS_DEFAULTS: ModelsConfig = {
 };
 
 /** Flags of `tensorclaw router models`. The entry fields have no environment variables. */
+// check-spreads: allow (built once; the key order is the order of --help)
 export const MODELS_OPTIONS: OptionSpecs<ModelsConfig> = {
   ...CATALOGUE_STORE_OPTIONS,
   tier: {

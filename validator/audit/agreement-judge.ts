@@ -88,9 +88,9 @@ export function judgeAgreement(
   if (n < Math.max(3, policy.minAnswers)) {
     for (const hk of hotkeys) {
       out.set(hk, {
-        ...unverifiable(`only ${n} answers to compare (need ${Math.max(3, policy.minAnswers)})`),
         agreement: Number.NaN,
         consensus: Number.NaN,
+        ...unverifiable(`only ${n} answers to compare (need ${Math.max(3, policy.minAnswers)})`),
       });
     }
     return out;
@@ -116,7 +116,7 @@ export function judgeAgreement(
     } else {
       j = { outcome: "passed", detail: numbers };
     }
-    out.set(hk, { ...j, agreement: a, consensus });
+    out.set(hk, { agreement: a, consensus, ...j });
   });
   return out;
 }

@@ -103,7 +103,7 @@ function shapeSource(
   if (listedN === 0 && tailN === 0) {
     const draw = (random: Random): ShapeFields => {
       const d = pickWeighted(random, DEFAULT_SHAPE_MIX, (w) => w.weight) ?? DEFAULT_SHAPE_MIX[0];
-      return { ...(d as (typeof DEFAULT_SHAPE_MIX)[number]).shape, model };
+      return { model, ...(d as (typeof DEFAULT_SHAPE_MIX)[number]).shape };
     };
     const det = DEFAULT_SHAPE_MIX.filter((w) => w.shape.temperature === 0).reduce((n, w) => n + w.weight, 0);
     return { draw, deterministicShare: det / DEFAULT_SHAPE_MIX.reduce((n, w) => n + w.weight, 0) };
@@ -120,7 +120,7 @@ function shapeSource(
     let shape: ShapeFields =
       listedN > 0
         ? listed(random)
-        : { ...(DEFAULT_SHAPE_MIX[0] as (typeof DEFAULT_SHAPE_MIX)[number]).shape, model };
+        : { model, ...(DEFAULT_SHAPE_MIX[0] as (typeof DEFAULT_SHAPE_MIX)[number]).shape };
     for (const [field, values] of fields) {
       if (field === "system_prompt") continue;
       const v = pickWeighted(random, values, (x) => Number(x.count));

@@ -116,14 +116,14 @@ export class DepositWatcher {
       const where = { keyId, block: block.number, blockHash: block.hash, eventIndex: t.eventIndex };
       if (d.kind === "dust") {
         o.logger.info(
-          { ...where, amountRao: t.amountRao.toString() },
+          { amountRao: t.amountRao.toString(), ...where },
           "TAO deposit below one micro: not credited",
         );
         continue;
       }
       if (d.kind === "too_large") {
         o.logger.error(
-          { ...where, amountRao: t.amountRao.toString(), micros: d.micros.toString() },
+          { amountRao: t.amountRao.toString(), micros: d.micros.toString(), ...where },
           "TAO deposit larger than one credit entry may carry: credit it by hand",
         );
         continue;
@@ -135,7 +135,7 @@ export class DepositWatcher {
       if (await o.billing.credit(d.entry)) {
         credited += 1;
         o.logger.info(
-          { ...where, from: t.from, amountRao: t.amountRao.toString(), micros: d.entry.amountMicros },
+          { from: t.from, amountRao: t.amountRao.toString(), micros: d.entry.amountMicros, ...where },
           "TAO deposit credited",
         );
       }
