@@ -266,6 +266,8 @@ export class TunnelSession {
       encode: (f) => MinerFrame.encode(f).finish(),
       send: (m) => ch.send(m),
       maxMessageBytes: maxMessageBytes >= 1024 ? maxMessageBytes : DEFAULT_MAX_MESSAGE_BYTES,
+      // A lone request or token leaves now; the rest of a busy turn is batched (frame-batcher.ts).
+      firstAtOnce: true,
     });
     this.#watchdog.stop();
     if (pingIntervalMs > 0) this.#watchdog.watchSilence(pingIntervalMs, maxMissedPongs);

@@ -103,6 +103,8 @@ export class TunnelSession {
       encode: (f) => RouterFrame.encode(f).finish(),
       send: (m) => deps.channel.send(m),
       maxMessageBytes: deps.timings.maxMessageBytes,
+      // A lone request or token leaves now; the rest of a busy turn is batched (frame-batcher.ts).
+      firstAtOnce: true,
     });
     this.#handshake = new TunnelHandshake(deps, {
       phase: () => this.#phase,

@@ -22,7 +22,7 @@ function chunk(requestId: number, text: string): MinerFrame {
 }
 
 /** A batcher whose flushes run only when the test says so. */
-function harness(maxMessageBytes: number, accept: () => boolean = () => true) {
+function harness(maxMessageBytes: number, accept: () => boolean = () => true, firstAtOnce = false) {
   const sent: Uint8Array[] = [];
   const ticks: (() => void)[] = [];
   const batcher = new FrameBatcher<MinerFrame>({
@@ -33,6 +33,7 @@ function harness(maxMessageBytes: number, accept: () => boolean = () => true) {
     },
     maxMessageBytes,
     schedule: (t) => ticks.push(t),
+    firstAtOnce,
   });
   const runTicks = () => {
     for (const t of ticks.splice(0)) t();
@@ -125,5 +126,40 @@ describe("tunnel frame batcher", () => {
     h.batcher.push(chunk(2, "b"));
     h.runTicks();
     expect(h.sent).to.have.length(0);
+  });
+
+  describe("with firstAtOnce", () => {
+    const texts = (frames: MinerFrame[] | undefined) =>
+      (frames ?? []).map((f) => (f.kind?.$case === "chunk" ? f.kind.value.contentDelta : "?"));
+
+    it("sends the first frame of a turn at once and the rest of the turn as one message, in order", () => {
+      const h = harness(1 << 20, () => true, true);
+      h.batcher.push(chunk(1, "a"));
+      expect(h.decoded().map(texts)).to.deep.equal([["a"]]);
+      for (const t of ["b", "c", "d"]) h.batcher.push(chunk(1, t));
+      expect(h.sent).to.have.length(1);
+      h.runTicks();
+      expect(h.decoded().map(texts)).to.deep.equal([["a"], ["b", "c", "d"]]);
+      // The next turn starts over: its first frame leaves at once again.
+      h.batcher.push(chunk(1, "e"));
+      expect(h.decoded().map(texts)).to.deep.equal([["a"], ["b", "c", "d"], ["e"]]);
+      h.runTicks();
+      expect(h.sent).to.have.length(3);
+    });
+
+    it("sends nothing at once while the transport is congested, and everything on resume", () => {
+      let ok = false;
+      const h = harness(1 << 20, () => ok, true);
+      h.batcher.push(chunk(1, "a")); // sent, and the transport says wait
+      expect(h.batcher.paused).to.equal(true);
+      h.runTicks();
+      h.batcher.push(chunk(1, "b"));
+      h.batcher.push(chunk(1, "c"));
+      h.runTicks();
+      expect(h.sent).to.have.length(1);
+      ok = true;
+      h.batcher.resume();
+      expect(h.decoded().map(texts)).to.deep.equal([["a"], ["b", "c"]]);
+    });
   });
 });
