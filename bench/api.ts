@@ -750,7 +750,7 @@ async function main(): Promise<void> {
 
     /** Another router process (with `args`) and its miner (with `limits`), once the miner's session is up. */
     const otherRouter = async (args: string[], what: string, limits = WIDE_OPEN) => {
-      const r = await helper([...ts, SELF, "--role", "router", ...args]);
+      const r = await helper([...profile, ...ts, SELF, "--role", "router", ...args]);
       children.push(r.child);
       let up = 0;
       r.child.stdout?.on("data", (d: Buffer) => {
