@@ -3,7 +3,7 @@ import { openRedis, type RedisClient } from "../../common/redis-connect.js";
 import { LEDGER_REDIS_OPTIONS } from "../../router/ledger/redis.js";
 import { pollUntil } from "../support/poll.js";
 import { randomPrefix } from "../support/redis.js";
-import { startRedisCluster, type TestRedisCluster } from "../support/redis-cluster.js";
+import { startRedisCluster, type TestRedisCluster, untilReady } from "../support/redis-cluster.js";
 
 /** One key on each master, by trying names. */
 async function keyPerNode(cluster: TestRedisCluster, prefix: string): Promise<string[]> {
@@ -24,6 +24,8 @@ describe("test Redis Cluster harness", function () {
     cluster = await startRedisCluster();
     client = await openRedis(cluster.url, LEDGER_REDIS_OPTIONS);
     client.on("error", () => {});
+    // A fail-fast client refuses commands until it has learned the slots.
+    await untilReady(client);
   });
   after(async () => {
     client?.disconnect();
