@@ -378,9 +378,16 @@ export class Validator {
   /**
    * Runs until `signal` aborts. Each miner is probed at its own random
    * times (exponential gaps with the probe interval as their mean, see
-   * ProbeSchedule); the directory is read once per probe interval; a
-   * scoring pass (with weights) runs every weights interval. A failing
-   * step is logged and the loop goes on.
+   * ProbeSchedule). The directory is read once per probe interval, due
+   * reveals are checked as often, and a scoring pass (with weights) runs
+   * every weights interval. A failing step is logged and the loop goes on.
+   *
+   * The listing and the chain work run beside the probes, each one at a
+   * time, and never hold them up: a probe whose time comes while the router
+   * lists its miners or the chain includes weights (seconds, sometimes a
+   * minute) goes at its time. Awaited in line, those steps paused probing
+   * and then released every probe that fell due meanwhile at once, a burst
+   * across miners that a miner running several hotkeys could see.
    */
   async run(signal: AbortSignal): Promise<void> {
     const { settings, clock, logger } = this.#d;
@@ -388,17 +395,40 @@ export class Validator {
     const inFlight = this.#inFlight;
     let listing: DirectoryListing | undefined;
     let nextSurvey = clock.now();
+    let nextReveal = clock.now();
     let nextWeights = clock.now();
+    let surveying: Promise<void> | undefined;
+    let chainWork: Promise<void> | undefined;
+    /** Ends the loop's current wait early (a background step finished). */
+    let wake = () => {};
     while (!signal.aborted) {
-      if (clock.now() >= nextSurvey) {
-        await this.#guard("miner listing", async () => {
+      const now = clock.now();
+      if (surveying === undefined && now >= nextSurvey) {
+        surveying = this.#guard("miner listing", async () => {
           listing = (await this.#survey(schedule)) ?? listing;
+        }).finally(() => {
+          surveying = undefined;
+          nextSurvey = clock.now() + settings.probeIntervalMs;
+          wake();
         });
-        await this.#guard("reveal check", () => this.revealDue());
-        nextSurvey = clock.now() + settings.probeIntervalMs;
+      }
+      if (chainWork === undefined && (now >= nextWeights || now >= nextReveal)) {
+        // One chain step at a time: a reveal never races the commit a scoring pass is making.
+        const scoring = now >= nextWeights;
+        chainWork = (
+          scoring
+            ? // A dry run exists to be watched: print the table every pass.
+              this.#guard("scoring pass", () => this.scorePass({ submit: true, print: settings.dryRun }))
+            : this.#guard("reveal check", () => this.revealDue())
+        ).finally(() => {
+          chainWork = undefined;
+          if (scoring) nextWeights = clock.now() + settings.weightsIntervalMs;
+          nextReveal = clock.now() + settings.probeIntervalMs;
+          wake();
+        });
       }
       const current = listing;
-      for (const hotkey of current === undefined ? [] : schedule.takeDue(clock.now())) {
+      for (const hotkey of current === undefined ? [] : schedule.takeDue(now)) {
         if (current === undefined) break;
         if (inFlight.size >= settings.probeConcurrency) {
           logger.warn({ hotkey, inFlight: inFlight.size }, "probe skipped: too many probes in flight");
@@ -409,16 +439,24 @@ export class Validator {
         );
         inFlight.add(p);
       }
-      if (signal.aborted) break;
-      if (clock.now() >= nextWeights) {
-        // A dry run exists to be watched: print the table every pass.
-        await this.#guard("scoring pass", () => this.scorePass({ submit: true, print: settings.dryRun }));
-        nextWeights = clock.now() + settings.weightsIntervalMs;
-      }
-      const wake = Math.min(schedule.nextDueMs() ?? Number.POSITIVE_INFINITY, nextSurvey, nextWeights);
-      await clock.sleep(Math.max(0, wake - clock.now()), signal);
+      const wakeAt = Math.min(
+        schedule.nextDueMs() ?? Number.POSITIVE_INFINITY,
+        surveying === undefined ? nextSurvey : Number.POSITIVE_INFINITY,
+        chainWork === undefined ? Math.min(nextWeights, nextReveal) : Number.POSITIVE_INFINITY,
+      );
+      const nap = new AbortController();
+      wake = () => nap.abort();
+      const stop = () => nap.abort();
+      signal.addEventListener("abort", stop, { once: true });
+      await (Number.isFinite(wakeAt)
+        ? clock.sleep(Math.max(0, wakeAt - clock.now()), nap.signal)
+        : new Promise<void>((resolve) =>
+            nap.signal.addEventListener("abort", () => resolve(), { once: true }),
+          ));
+      signal.removeEventListener("abort", stop);
+      wake = () => {};
     }
-    await Promise.allSettled(inFlight);
+    await Promise.allSettled([...inFlight, surveying, chainWork]);
     logger.info("validator loop stopped");
   }
 

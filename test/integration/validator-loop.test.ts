@@ -239,7 +239,10 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     // The listing and the first scoring pass run at once; nobody is probed before their own time comes.
     await clock.untilPending();
     expect(probed()).to.deep.equal([]);
-    expect(router.calls.some((c) => c.method.endsWith("/GetUsage"))).to.equal(true);
+    await pollUntil(() => router.calls.some((c) => c.method.endsWith("/GetUsage")), {
+      timeoutMs: 5000,
+      what: "the first scoring pass to read usage",
+    });
     // 40 mean intervals of 50 ms, in 10 ms steps.
     const order: string[][] = [];
     for (let t = 0; t < 2000; t += 10) {
@@ -262,5 +265,48 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     expect(h.get("5FAST")).to.have.length(counts[0] as number);
     expect(h.get("5GHOST")?.every((r) => !r.ok)).to.equal(true);
     expect(printed.join("")).to.match(/^uid\s+hotkey/m);
+  });
+
+  it("keeps probing at each miner's times while the router holds the listing and the usage report", async () => {
+    const clock = new FakeClock(Date.now());
+    const v = await make([router.url], [], clock);
+    const count = (suffix: string) => router.calls.filter((c) => c.method.endsWith(suffix)).length;
+    const stop = new AbortController();
+    const done = v.run(stop.signal);
+    await clock.untilPending();
+    await pollUntil(() => count("/GetUsage") === 1, { timeoutMs: 5000, what: "the first scoring pass" });
+    // From here the router answers no listing and no usage report until released.
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    router.script.stall = () => held;
+    const listingsBefore = count("/ListMiners");
+    const probesBefore = count("/Probe");
+    // 10 mean probe intervals; each step must find the loop waiting on its next probe time again.
+    for (let t = 0; t < 500; t += 10) {
+      await clock.advance(10);
+      await Promise.race([
+        clock.untilPending(),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error("the loop stopped waiting on probe times")), 1000),
+        ),
+      ]);
+      await pollUntil(() => v.probesInFlight === 0, { timeoutMs: 5000, what: "probes to finish" });
+    }
+    // About 30 probes (3 miners, 10 intervals each), sent while one listing waited.
+    expect(count("/Probe") - probesBefore).to.be.within(12, 55);
+    expect(count("/ListMiners") - listingsBefore, "one listing at a time").to.equal(1);
+    release();
+    router.script.stall = undefined;
+    // The held listing ends, and the next one starts a probe interval later.
+    for (let i = 0; i < 200 && count("/ListMiners") === listingsBefore + 1; i++) {
+      await clock.advance(10);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(count("/ListMiners"), "the listing after the held one").to.be.above(listingsBefore + 1);
+    stop.abort();
+    await done;
+    expect(clock.pending).to.equal(0);
   });
 });

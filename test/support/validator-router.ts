@@ -46,6 +46,8 @@ export interface RouterScript {
   servingSinceMs: bigint;
   /** GetUsageResponse.free_traffic_counted (a dev router's setting). */
   freeTrafficCounted: boolean;
+  /** Awaited before ListMiners and GetUsage answer (a slow router); undefined: answer at once. */
+  stall: (() => Promise<void>) | undefined;
 }
 
 /** One call the stand-in received and authenticated. */
@@ -134,6 +136,7 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
     allowed: new Set(),
     servingSinceMs: 0n,
     freeTrafficCounted: false,
+    stall: undefined,
     ...script,
   };
   const replay = new ReplayCache(20_000);
@@ -176,16 +179,18 @@ export async function startRouterStandIn(script: Partial<RouterScript> = {}): Pr
       msg: decode(b),
     });
 
-  const listMiners: handleUnaryCall<Raw<ListMinersRequest>, ListMinersResponse> = (call, cb) => {
+  const listMiners: handleUnaryCall<Raw<ListMinersRequest>, ListMinersResponse> = async (call, cb) => {
     if (auth(MinerDirectoryServiceService.listMiners.path, call, cb) === undefined) return;
+    await full.stall?.();
     cb(null, {
       sessions: full.sessions,
       reportTimeMs: BigInt(Date.now()),
       servingSinceMs: full.servingSinceMs,
     });
   };
-  const getUsage: handleUnaryCall<Raw<GetUsageRequest>, GetUsageResponse> = (call, cb) => {
+  const getUsage: handleUnaryCall<Raw<GetUsageRequest>, GetUsageResponse> = async (call, cb) => {
     if (auth(UsageReportServiceService.getUsage.path, call, cb) === undefined) return;
+    await full.stall?.();
     const now = BigInt(Date.now());
     cb(null, {
       reportTimeMs: now,
