@@ -317,6 +317,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     const trafficShape = new TrafficShapeRecorder();
     addProbeService(grpcServer, auth, {
       dispatcher: hub,
+      routing,
       now: () => performance.now(),
       random: Math.random,
       logger,

@@ -15,6 +15,7 @@ import {
   PICKER_DEFAULTS,
   type PickerOptions,
   pick,
+  pickTrial,
   type RandomSource,
   wouldServe,
 } from "./picker.js";
@@ -164,6 +165,30 @@ export class RoutingBook {
     kind: ModelKind = "chat",
   ): boolean {
     return wouldServe(sessions, this.routes(model), model, this.#out(model, exclude), kind);
+  }
+
+  /**
+   * One trial of `choose` seen from one tunnel (picker.ts, pickTrial): whether
+   * a user request for the model would go to that tunnel of that hotkey now,
+   * with the same barred hotkeys left out; "never" when no load would send
+   * one there.
+   */
+  trial(
+    sessions: readonly SessionView[],
+    model: string,
+    target: { readonly hotkey: string; readonly sessionId: string },
+    kind: ModelKind = "chat",
+  ): "yes" | "no" | "never" {
+    return pickTrial(
+      sessions,
+      this.routes(model),
+      model,
+      target,
+      this.#random,
+      this.#out(model, new Set()),
+      this.#picker,
+      kind,
+    );
   }
 
   /** The hotkeys left out for a request: those it tried and those barred for the model. */

@@ -189,8 +189,8 @@ function chooseHotkey(
   return hotkeyCost(b.inFlight, lb, best, opts) < hotkeyCost(a.inFlight, la, best, opts) ? b : a;
 }
 
-/** The hotkey's least loaded tunnel for the model; ties broken at random. */
-function chooseTunnel(tunnels: readonly Tunnel[], random: RandomSource): SessionView {
+/** The hotkey's least loaded tunnels for the model (by the model's, then the tunnel's, in-flight). */
+function leastLoaded(tunnels: readonly Tunnel[]): Tunnel[] {
   let best: Tunnel[] = [];
   for (const t of tunnels) {
     const first = best[0];
@@ -201,6 +201,12 @@ function chooseTunnel(tunnels: readonly Tunnel[], random: RandomSource): Session
     if (cmp < 0) best = [t];
     else if (cmp === 0) best.push(t);
   }
+  return best;
+}
+
+/** The hotkey's least loaded tunnel for the model; ties broken at random. */
+function chooseTunnel(tunnels: readonly Tunnel[], random: RandomSource): SessionView {
+  const best = leastLoaded(tunnels);
   return (best.length === 1 ? best[0] : best[randomIndex(best.length, random)])?.session as SessionView;
 }
 
@@ -262,4 +268,64 @@ export function wouldServe(
  */
 export function modelOffered(sessions: readonly SessionView[], modelId: string): boolean {
   return sessions.some((s) => s.models.some((m) => m.id === modelId));
+}
+
+/**
+ * One trial of `pick` for a request of the model, looked at from one tunnel:
+ * whether the request would go to tunnel `sessionId` of `hotkey`.
+ * "never" when no load could send it there (the tunnel is not active or does
+ * not offer the model and kind, the hotkey is excluded or its breaker is
+ * open); "no" or "yes" otherwise, drawn so that the chance of "yes" is
+ * `pick`'s chance of choosing that tunnel now times a constant (half the
+ * pool's size): the trial is `pick` given that the hotkey is one of its two
+ * draws, so a loaded hotkey rarely says yes and an idle one usually does.
+ * A request sent at the first "yes" of trials taken at random times
+ * therefore finds the tunnel in the states a routed user request finds it
+ * in: how a probe arrives like a user's request (ProbeService).
+ */
+export function pickTrial(
+  sessions: readonly SessionView[],
+  routes: ReadonlyMap<string, HotkeyRoute>,
+  modelId: string,
+  target: { readonly hotkey: string; readonly sessionId: string },
+  random: RandomSource,
+  exclude: ReadonlySet<string> = new Set(),
+  opts: PickerOptions = PICKER_DEFAULTS,
+  kind: ModelKind = "chat",
+): "yes" | "no" | "never" {
+  const session = sessions.find((s) => s.sessionId === target.sessionId);
+  const model = session?.models.find((m) => m.id === modelId);
+  if (
+    session === undefined ||
+    session.hotkey !== target.hotkey ||
+    session.state !== "active" ||
+    model === undefined ||
+    !offersKind(model.kinds, kind) ||
+    exclude.has(target.hotkey) ||
+    !(routes.get(target.hotkey) ?? DEFAULT_ROUTE).available
+  ) {
+    return "never";
+  }
+  const { within, overflow } = hotkeyCandidates(sessions, routes, modelId, exclude, kind);
+  const pool = within.length > 0 ? within : overflow;
+  const self = pool.findIndex((c) => c.hotkey === target.hotkey);
+  // Full, or past its limit while others are within theirs: no request would go there now.
+  if (self < 0) return "no";
+  const me = pool[self] as HotkeyCandidate;
+  const ties = leastLoaded(me.tunnels);
+  if (!ties.some((t) => t.session.sessionId === target.sessionId) || random() * ties.length >= 1) return "no";
+  const n = pool.length;
+  if (n === 1) return "yes";
+  const explore = pool === within && random() < opts.exploreRate;
+  let j = randomIndex(n - 1, random);
+  if (j >= self) j++;
+  const lat = latencies(pool, opts);
+  const mineLat = lat[self] as number;
+  const theirLat = lat[j] as number;
+  const best = Math.min(mineLat, theirLat);
+  const mine = hotkeyCost(me.inFlight, mineLat, best, opts);
+  const theirs = hotkeyCost((pool[j] as HotkeyCandidate).inFlight, theirLat, best, opts);
+  // Each of the two is the first draw half the time; the first wins ties and is taken as is when exploring.
+  if (random() < 0.5) return explore || !(theirs < mine) ? "yes" : "no";
+  return !explore && mine < theirs ? "yes" : "no";
 }

@@ -28,6 +28,24 @@ import { reportVerdicts, type VerdictBook } from "./verdicts.js";
 
 /** Probes in a row a hotkey may dodge by having no free slot before it counts as failed. */
 export const DEFAULT_MAX_UNPROBEABLE = 3;
+/**
+ * Longest a probe waits for a moment when a user request would have gone to
+ * its tunnel. Well inside the second a validator allows beyond the liveness
+ * deadline (its probe timeout is 9 s, the deadline 8 s, counted from dispatch).
+ */
+export const DEFAULT_ARRIVAL_HOLD_MS = 500;
+/** Mean gap between two looks for that moment (exponential, so the looks fall at random times). */
+export const ARRIVAL_TRIAL_GAP_MS = 20;
+
+/** The routing decision a probe imitates (RoutingBook.trial). */
+export interface ProbeArrivalRouting {
+  trial(
+    sessions: readonly SessionView[],
+    model: string,
+    target: { readonly hotkey: string; readonly sessionId: string },
+    kind: ModelKind,
+  ): "yes" | "no" | "never";
+}
 
 /** What the probe service needs. */
 export interface ProbeServiceDeps {
@@ -55,6 +73,14 @@ export interface ProbeServiceDeps {
   readonly maxUnprobeable?: number;
   /** The user traffic's shape, served by GetTrafficShape (UNIMPLEMENTED without one). */
   readonly trafficShape?: TrafficShapeRecorder;
+  /**
+   * How user requests are routed (the router's RoutingBook): a probe is sent
+   * at a moment when a user request would have gone to its tunnel (see
+   * ProbeService). Absent: probes go at once.
+   */
+  readonly routing?: ProbeArrivalRouting;
+  /** See DEFAULT_ARRIVAL_HOLD_MS. */
+  readonly arrivalHoldMs?: number;
 }
 
 /** Where a probe goes: one tunnel of the hotkey, and one of the models it offers. */
@@ -111,12 +137,23 @@ export function drawProbeTarget(
  * of the routing pool); a pass restores it. Probe tokens are never recorded
  * as usage (this service has no usage sink at all), and probes do not go
  * through the routing book, so they never count in its user outcomes.
+ *
+ * A probe names its miner; a user request goes where the balancer sends it,
+ * which is seldom to a miner busier than the others. Sent at once, probes
+ * would reach miners when they are busier than users ever find them, and
+ * the requests in flight on arrival would tell a miner which is which. So a
+ * probe waits (up to `arrivalHoldMs`) for the first of a series of trials,
+ * at random times, in which the balancer would have chosen its tunnel for a
+ * user request (picker.ts, pickTrial): it arrives in the states users'
+ * requests arrive in. A tunnel no user request could reach now (a ghost, a
+ * barred miner) is probed at once: there is nothing to imitate.
  */
 export class ProbeService {
   readonly #d: ProbeServiceDeps;
   readonly #clock: Clock;
   readonly #livenessMs: number;
   readonly #maxUnprobeable: number;
+  readonly #arrivalHoldMs: number;
   /** Per hotkey: probes in a row that found no free slot. */
   readonly #unprobeable = new Map<string, number>();
 
@@ -125,6 +162,7 @@ export class ProbeService {
     this.#clock = deps.clock ?? systemClock;
     this.#livenessMs = deps.livenessMs ?? LIVENESS_MS;
     this.#maxUnprobeable = deps.maxUnprobeable ?? DEFAULT_MAX_UNPROBEABLE;
+    this.#arrivalHoldMs = deps.arrivalHoldMs ?? DEFAULT_ARRIVAL_HOLD_MS;
   }
 
   /**
@@ -150,6 +188,7 @@ export class ProbeService {
     // The drawn tunnel first, then the others offering its model.
     const first = drawProbeTarget(targets, this.#d.random) as ProbeTarget;
     const order = [first, ...targets.filter((t) => t.model === first.model && t !== first)];
+    if (this.#d.routing !== undefined) await this.#userLikeMoment(first, this.#d.routing);
     for (const target of order) {
       const result = await this.#run(target, chat, receivedAtMs, req.cutAfterTokens);
       if (result === "busy") continue;
@@ -201,6 +240,25 @@ export class ProbeService {
       result.ok ? "probe passed" : "probe failed: miner is a ghost",
     );
     return result;
+  }
+
+  /** Waits until the balancer would send a user request to the target (see the class comment). */
+  async #userLikeMoment(target: ProbeTarget, routing: ProbeArrivalRouting): Promise<void> {
+    const until = this.#clock.now() + this.#arrivalHoldMs;
+    const at = { hotkey: target.session.hotkey, sessionId: target.session.sessionId };
+    for (;;) {
+      const trial = routing.trial(this.#d.dispatcher.sessions(), target.model, at, target.kind);
+      if (trial !== "no") return;
+      const gap = -Math.log(1 - Math.min(this.#d.random(), 0.999_999)) * ARRIVAL_TRIAL_GAP_MS;
+      if (this.#clock.now() + gap > until) {
+        this.#d.logger.debug(
+          { hotkey: at.hotkey, model: target.model },
+          "probe sent without a user-like moment",
+        );
+        return;
+      }
+      await this.#clock.sleep(gap);
+    }
   }
 
   /** The model's token counter; while its tokenizer loads, the bytes estimate the usage clamp uses. */

@@ -16,6 +16,7 @@ import {
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { hashUser } from "../../router/api/openai-request.js";
 import { API_DEFAULTS } from "../../router/api/server.js";
+import { RoutingBook } from "../../router/routing/book.js";
 import {
   addProbeService,
   drawProbeTarget,
@@ -301,6 +302,72 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     expect(m.miner.requests).to.have.length(2);
     user.cancel("test over");
     expect((await holding).ok).to.equal(false);
+  });
+
+  describe("arriving like a user request (with the router's routing book)", () => {
+    /** A book without exploration: a busy miner beside an idle one never gets a user request. */
+    const book = () =>
+      new RoutingBook({ now: () => performance.now(), random: seededRandom(4), picker: { exploreRate: 0 } });
+    /** Miner A holds every user request ("busy"); B serves anything; both answer probes. */
+    const twoMiners = async () => {
+      const plan = (r: { chat?: { messages: { content?: string }[] } }) =>
+        r.chat?.messages[0]?.content === "busy"
+          ? { chunks: [], end: "hang" as const }
+          : { chunks: WORDS, end: { usage: [3, 10] as [number, number] } };
+      const a = await connectMiner(h, "grpc", minerKey, undefined, { plan });
+      const b = await connectMiner(h, "grpc", otherKey, undefined, { plan });
+      await waitForSessions(h.hub, (s) => s.length === 2, "both miners");
+      const users = [1, 2, 3].map(() =>
+        h.hub.dispatch(a.sessionId, "m1", chat("busy"), { deadlineMs: 60_000 }),
+      );
+      await a.miner.until(() => a.miner.requests.length === 3);
+      return { a, b, users };
+    };
+
+    it("waits while its miner is busier than users would find it, and goes once it is not", async () => {
+      const { a, users } = await twoMiners();
+      const clock = new FakeClock(Date.now());
+      const s = await service({ clock, routing: book(), random: seededRandom(5) });
+      const probing = s.probe(req(), validatorKey.address);
+      // 200 ms of trials (the hold is 500): A has 3 in flight and B none, so no user would go to A.
+      for (let t = 0; t < 200; t += 10) {
+        await clock.untilPending();
+        await clock.advance(10);
+      }
+      expect(a.miner.requests).to.have.length(3);
+      for (const u of users) u.cancel("test over");
+      await waitForSessions(h.hub, (x) => x.every((v) => v.inFlight === 0), "A's users to end");
+      for (let t = 0; t < 300 && a.miner.requests.length === 3; t += 10) {
+        await clock.untilPending();
+        await clock.advance(10);
+      }
+      expect(a.miner.requests, "the probe once A is as idle as B").to.have.length(4);
+      expect((await probing).ok).to.equal(true);
+    });
+
+    it("goes after the hold when its miner stays busy, and at once to a ghost", async () => {
+      const { a, users } = await twoMiners();
+      const clock = new FakeClock(Date.now());
+      const s = await service({ clock, routing: book(), random: seededRandom(6), arrivalHoldMs: 500 });
+      const probing = s.probe(req(), validatorKey.address);
+      for (let t = 0; t < 480; t += 10) {
+        await clock.untilPending();
+        await clock.advance(10);
+      }
+      expect(a.miner.requests, "held for up to 500 ms").to.have.length(3);
+      for (let t = 0; t < 100 && a.miner.requests.length === 3; t += 10) {
+        await clock.untilPending();
+        await clock.advance(10);
+      }
+      expect(a.miner.requests, "sent when the hold ran out").to.have.length(4);
+      expect((await probing).ok).to.equal(true);
+      // A ghost gets no user traffic whatever the load: nothing to imitate, so no wait.
+      h.hub.setGhost(minerKey.address, true);
+      const ghostProbe = s.probe(req(), validatorKey.address);
+      await a.miner.until(() => a.miner.requests.length === 5);
+      expect((await ghostProbe).ok).to.equal(true);
+      for (const u of users) u.cancel("test over");
+    });
   });
 
   /** The service on a real grpc-js server behind validator auth, and a signed caller. */

@@ -200,6 +200,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   grpc.addService(directory.definition, directory.implementation);
   const probes = addProbeService(grpc, auth, {
     dispatcher: hub,
+    routing,
     now: () => performance.now(),
     clock,
     random: Math.random,

@@ -6,6 +6,7 @@ import {
   modelOffered,
   PICKER_DEFAULTS,
   pick,
+  pickTrial,
 } from "../../router/routing/picker.js";
 import type { SessionState, SessionView } from "../../router/tunnel/types.js";
 import { seededRandom } from "../support/api-random.js";
@@ -289,5 +290,71 @@ describe("picker: distribution", () => {
       if (pick(snapshot(miners), routes(miners), MODEL, random)?.hotkey === "idle") idle++;
     // Only exploration (half of 5 %) can send to the busy one.
     expect(idle).to.be.greaterThan(950);
+  });
+});
+
+describe("picker: trials seen from one tunnel (how a probe waits to arrive like a user)", () => {
+  const at = (sessionId: string) => ({ hotkey: sessionId.split("#")[0] as string, sessionId });
+
+  it("says yes for a tunnel in proportion to pick's chance of choosing it, whatever the load", () => {
+    const miners = [
+      miner("idle"),
+      miner("busy", { inFlight: [5] }),
+      miner("two", { tunnels: 2, inFlight: [1, 3] }),
+      miner("slow", { inFlight: [1], route: route(8, 90) }),
+      miner("new", { inFlight: [2], route: route(8, undefined) }),
+    ];
+    const sessions = snapshot(miners);
+    const r = routes(miners);
+    const n = 200_000;
+    const random = seededRandom(21);
+    const picked = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const id = pick(sessions, r, MODEL, random)?.sessionId ?? "";
+      picked.set(id, (picked.get(id) ?? 0) + 1);
+    }
+    for (const s of sessions) {
+      let yes = 0;
+      for (let i = 0; i < n; i++) if (pickTrial(sessions, r, MODEL, at(s.sessionId), random) === "yes") yes++;
+      // Five hotkeys: a trial is pick given the hotkey is one of its two draws, 5 / 2 times as likely.
+      const expected = ((picked.get(s.sessionId) ?? 0) / n) * 2.5;
+      expect(yes / n, s.sessionId).to.be.closeTo(expected, 0.012);
+    }
+    // The busier tunnel of "two" never gets a user request, so never a yes.
+    expect(picked.get("two#1") ?? 0).to.equal(0);
+    // The idle hotkey says yes far more often than the busy one (which still beats the slow one).
+    const share = (id: string) => {
+      let yes = 0;
+      for (let i = 0; i < 10_000; i++) if (pickTrial(sessions, r, MODEL, at(id), random) === "yes") yes++;
+      return yes / 10_000;
+    };
+    const idle = share("idle#0");
+    expect(idle).to.be.above(0.8);
+    expect(share("busy#0")).to.be.below(idle / 2);
+  });
+
+  it("says never where no load could send a user request, and no while the hotkey is full", () => {
+    const miners = [
+      miner("a"),
+      miner("ghost", { state: "ghost" }),
+      miner("open", { route: route(8, 20, false) }),
+      miner("full", { inFlight: [8] }),
+      miner("other", { otherModel: true }),
+    ];
+    const sessions = snapshot(miners);
+    const r = routes(miners);
+    const random = seededRandom(3);
+    const trial = (id: string, exclude: ReadonlySet<string> = new Set()) =>
+      pickTrial(sessions, r, MODEL, at(id), random, exclude);
+    expect(trial("ghost#0")).to.equal("never");
+    expect(trial("open#0")).to.equal("never");
+    expect(trial("other#0")).to.equal("never");
+    expect(trial("a#0", new Set(["a"]))).to.equal("never");
+    expect(trial("gone#0")).to.equal("never");
+    // A tunnel id under another hotkey's name is no target.
+    expect(pickTrial(sessions, r, MODEL, { hotkey: "a", sessionId: "full#0" }, random)).to.equal("never");
+    for (let i = 0; i < 200; i++) expect(trial("full#0")).to.equal("no");
+    // The only hotkey with room always says yes.
+    expect(pickTrial(snapshot([miners[0] as SimMiner]), r, MODEL, at("a#0"), random)).to.equal("yes");
   });
 });

@@ -786,6 +786,14 @@ export interface Reject {
  *   request.
  * - Concurrency: a probe takes an ordinary slot, counted like a user's,
  *   whenever the model has one free (see ModelOffer.max_concurrency).
+ * - Arrival: a user request goes where the router's balancer sends it,
+ *   seldom to a miner busier than the others, while a probe names its
+ *   miner. So the router holds a probe (up to half a second) until a trial
+ *   of the balancer, taken at random times, would have sent a user request
+ *   to that tunnel: a probe meets the tunnel in the states users' requests
+ *   meet it in (requests in flight, least loaded of the hotkey's tunnels).
+ *   A tunnel no user request could reach (a ghost, a hotkey barred for the
+ *   model) is probed at once.
  * - Cancel: a liveness probe cut after its tokens, or given up at the
  *   liveness deadline, is cancelled with exactly the reason a user's
  *   disconnect sends ("client disconnected").
@@ -796,7 +804,8 @@ export interface Reject {
  * - A request that arrives while `max_concurrency` requests of its model are
  *   in flight on the tunnel holds the spare slot, so it is a probe. A miner
  *   sees this only while full, and answering it well proves nothing about
- *   the other requests.
+ *   the other requests. Likewise a probe whose tunnel stays busier than the
+ *   balancer would load it for the whole hold is sent anyway.
  * - Audits (probes whose answer is checked against the model) ask for
  *   deterministic output (temperature 0). This project's validator draws
  *   them from the users' own temperature-0 requests and sends liveness
