@@ -7,7 +7,8 @@
  * same population as the users. Every request frame the miners receive is
  * kept with its arrival time and what was in flight, labelled by the
  * router's dispatch (probe or not), and two learners tuned on the first
- * part of the mix must not separate probes from users on the rest.
+ * part of the mix must not separate probes from users on the rest, among
+ * the requests of each miner.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -115,13 +116,13 @@ describe("probes a miner cannot tell from users", function () {
         const at = fake.arrivals[i] as { atMs: number; inFlight: number };
         const probe = labels.get(`${sessionId}:${req.requestId}`);
         if (probe === undefined) throw new Error(`no label for ${sessionId}:${req.requestId}`);
-        out.push({ req, atMs: at.atMs, inFlight: at.inFlight, probe });
+        out.push({ req, atMs: at.atMs, inFlight: at.inFlight, tunnel: sessionId, probe });
       }
     });
     return out.sort((a, b) => a.atMs - b.atMs);
   }
 
-  it("keeps a classifier tuned on a labelled mix at no better than 60 % balanced accuracy", async () => {
+  it("keeps a classifier tuned on a labelled mix at no better than 60 % balanced accuracy per miner", async () => {
     const users = seededRandom(101);
     // Warm-up: the router learns what its traffic looks like.
     for (let i = 0; i < WARM_UP; i += 10) {

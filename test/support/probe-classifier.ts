@@ -3,7 +3,7 @@
  * features from everything a miner sees of a request (every field of the
  * InferenceRequest frame, its arrival time, what else was in flight) and two
  * learners tuned on a labelled mix — logistic regression and a shallow
- * decision tree. Raw identifiers are not features (a hashed `user` value or a
+ * decision tree — scored on each tunnel's own requests. Raw identifiers are not features (a hashed `user` value or a
  * request id means nothing without labels a miner never gets), but what a
  * miner can derive from them is: whether `user` is set, how often this hash
  * was seen before, the request-id step.
@@ -17,6 +17,8 @@ export interface ObservedRequest {
   readonly atMs: number;
   /** Requests of this tunnel in flight when it arrived. */
   readonly inFlight: number;
+  /** The tunnel it came on: each miner judges the requests of its own tunnel. */
+  readonly tunnel: string;
   /** Ground truth, for training and scoring only. */
   readonly probe: boolean;
 }
@@ -223,13 +225,44 @@ export function balancedAccuracy(detect: Detector, xs: readonly number[][], ys: 
   return (tp / Math.max(1, p) + tn / Math.max(1, n)) / 2;
 }
 
-/** The best balanced accuracy either learner reaches on `test` after training on `train`. */
+/**
+ * Balanced accuracy on each tunnel's own requests, averaged over tunnels
+ * weighted by their requests: what miners that each sort the requests they
+ * get would reach. Probes are spread evenly over miners while users follow
+ * speed, so a slower miner's traffic holds more probes; pooled over
+ * tunnels, a detector could score by telling miners apart (from anything
+ * that differs per miner), which sorts no request within a miner's traffic
+ * and so helps no miner serve users worse than probes.
+ */
+export function perTunnelBalancedAccuracy(
+  detect: Detector,
+  xs: readonly number[][],
+  observed: readonly ObservedRequest[],
+): number {
+  const byTunnel = new Map<string, number[]>();
+  observed.forEach((o, i) => {
+    const list = byTunnel.get(o.tunnel) ?? [];
+    list.push(i);
+    byTunnel.set(o.tunnel, list);
+  });
+  let sum = 0;
+  for (const idx of byTunnel.values()) {
+    const acc = balancedAccuracy(
+      detect,
+      idx.map((i) => xs[i] as number[]),
+      idx.map((i) => (observed[i] as ObservedRequest).probe),
+    );
+    sum += acc * idx.length;
+  }
+  return sum / Math.max(1, observed.length);
+}
+
+/** The best per-tunnel balanced accuracy either learner reaches on `test` after training on `train`. */
 export function bestDetectorAccuracy(train: readonly ObservedRequest[], test: readonly ObservedRequest[]) {
   const xTrain = featurize(train);
   const yTrain = train.map((o) => o.probe);
   const xTest = featurize(test);
-  const yTest = test.map((o) => o.probe);
-  const logistic = balancedAccuracy(trainLogistic(xTrain, yTrain), xTest, yTest);
-  const tree = balancedAccuracy(trainTree(xTrain, yTrain), xTest, yTest);
+  const logistic = perTunnelBalancedAccuracy(trainLogistic(xTrain, yTrain), xTest, test);
+  const tree = perTunnelBalancedAccuracy(trainTree(xTrain, yTrain), xTest, test);
   return { logistic, tree, best: Math.max(logistic, tree) };
 }
