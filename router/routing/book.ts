@@ -1,7 +1,7 @@
+import { AIMD_DEFAULTS, AimdLimit, type AimdOptions } from "../../common/aimd-limit.js";
 import type { ModelKind } from "../../common/request-kinds.js";
 import type { SessionView } from "../tunnel/types.js";
 import { BREAKER_DEFAULTS, type BreakerOptions, type BreakerState, CircuitBreaker } from "./breaker.js";
-import { AIMD_DEFAULTS, AimdLimit, type AimdOptions } from "./concurrency.js";
 import {
   DEFAULT_OUTCOME_BUCKET_MS,
   DEFAULT_OUTCOME_BUCKETS,

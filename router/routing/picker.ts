@@ -1,6 +1,6 @@
+import { DEFAULT_INITIAL_LIMIT } from "../../common/aimd-limit.js";
 import { type ModelKind, offersKind } from "../../common/request-kinds.js";
 import type { SessionModel, SessionView } from "../tunnel/types.js";
-import { DEFAULT_INITIAL_LIMIT } from "./concurrency.js";
 
 /** A uniform random number in [0, 1). Injected so picks are reproducible in tests. */
 export type RandomSource = () => number;

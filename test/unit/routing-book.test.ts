@@ -1,9 +1,9 @@
 import { expect } from "chai";
+import { DEFAULT_INITIAL_LIMIT } from "../../common/aimd-limit.js";
 import { TensorClawError } from "../../common/errors.js";
 import type { ResponseChunk } from "../../gen/tensorclaw/v1/tunnel.js";
 import { attemptOutcome } from "../../router/api/attempt-outcome.js";
 import { RoutingBook } from "../../router/routing/book.js";
-import { DEFAULT_INITIAL_LIMIT } from "../../router/routing/concurrency.js";
 import { carriesToken } from "../../router/routing/first-token.js";
 import { OutcomeWindow, TtftStats } from "../../router/routing/outcome-window.js";
 import type { SessionView } from "../../router/tunnel/types.js";

@@ -1,17 +1,17 @@
 import { expect } from "chai";
 import {
-  CircuitBreaker,
-  DEFAULT_BREAKER_BASE_OPEN_MS,
-  DEFAULT_BREAKER_CONSECUTIVE_FAILURES,
-  DEFAULT_BREAKER_MAX_OPEN_MS,
-} from "../../router/routing/breaker.js";
-import {
   AimdLimit,
   DEFAULT_FAILURE_DECREASE,
   DEFAULT_INITIAL_LIMIT,
   DEFAULT_MIN_LIMIT,
   DEFAULT_OVERFLOW_FACTOR,
-} from "../../router/routing/concurrency.js";
+} from "../../common/aimd-limit.js";
+import {
+  CircuitBreaker,
+  DEFAULT_BREAKER_BASE_OPEN_MS,
+  DEFAULT_BREAKER_CONSECUTIVE_FAILURES,
+  DEFAULT_BREAKER_MAX_OPEN_MS,
+} from "../../router/routing/breaker.js";
 
 /** Completes requests at full concurrency until the limit stops moving; returns how many it took. */
 function saturate(l: AimdLimit, ceiling: number, rounds = 1000): number {

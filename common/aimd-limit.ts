@@ -1,6 +1,9 @@
 /**
- * Learned concurrency of one (hotkey, model), by additive increase and
- * multiplicative decrease (AIMD), after TCP congestion avoidance and the
+ * Learned concurrency by additive increase and multiplicative decrease
+ * (AIMD): the router's limit per (hotkey, model) (router/routing/book.ts)
+ * and a miner's own limit per model on its backend
+ * (miner/adaptive-concurrency.ts). Below, "hotkey" is the router's case;
+ * for a miner, read its backend. After TCP congestion avoidance and the
  * adaptive concurrency limiters of Netflix (concurrency-limits) and Envoy:
  *
  * - the limit grows by 1/limit per request completed while the hotkey was
@@ -61,6 +64,8 @@ export interface AimdOptions {
   readonly slowTtftSlackMs: number;
   readonly baselineRise: number;
   readonly overflowFactor: number;
+  /** The limit never grows past this (the router's ceiling is applied by its picker instead). */
+  readonly maxLimit?: number;
 }
 
 /** Defaults of the learned concurrency. */
@@ -141,7 +146,7 @@ export class AimdLimit {
    */
   succeeded(concurrency: number, healthy: boolean): void {
     if (!healthy || concurrency < Math.floor(this.#limit)) return;
-    this.#limit += 1 / this.#limit;
+    this.#limit = Math.min(this.#o.maxLimit ?? Number.POSITIVE_INFINITY, this.#limit + 1 / this.#limit);
   }
 
   /** A request dispatched in `epoch` failed or was cut by the deadline. */
