@@ -16,7 +16,10 @@ export interface MinerConfig {
   embeddingModels: readonly string[];
   /** Models that also serve legacy completions (`--completion-models`; `*`: all but embedding ones). */
   completionModels: readonly string[];
+  /** The most requests per model advertised per tunnel: the learned limit's ceiling, or the limit itself when fixed. */
   maxConcurrency: number;
+  /** Advertise `maxConcurrency` as is instead of learning each model's limit from the backend. */
+  fixedConcurrency: boolean;
   contextLength: number;
   transport: TransportChoice;
   wallet: string | undefined;
@@ -43,7 +46,8 @@ export const MINER_DEFAULTS: MinerConfig = {
   models: [],
   embeddingModels: [],
   completionModels: [],
-  maxConcurrency: 8,
+  maxConcurrency: 256,
+  fixedConcurrency: false,
   contextLength: 0,
   transport: "auto",
   wallet: undefined,
@@ -100,7 +104,16 @@ export const MINER_OPTIONS: OptionSpecs<MinerConfig> = {
     kind: "int",
     min: 1,
     max: 10_000,
-    description: "Most requests per model in flight at once, per tunnel.",
+    description:
+      "Most requests per model in flight at once, per tunnel: the ceiling of the concurrency the miner " +
+      "learns from its backend (starting at 8), or, with --fixed-concurrency, the concurrency itself.",
+  },
+  fixedConcurrency: {
+    flag: "fixed-concurrency",
+    kind: "bool",
+    description:
+      "Advertise --max-concurrency as is instead of learning each model's concurrency from how fast the " +
+      "backend answers under load.",
   },
   contextLength: {
     flag: "context-length",

@@ -4,10 +4,12 @@
  * (transports, clock, randomness, logger) can be injected, so tests run the
  * real thing in-process against a real router.
  */
+
 import { type Clock, systemClock } from "../common/clock.js";
 import type { FrameChannel } from "../common/frame-channel.js";
 import type { Hotkey } from "../common/identity.js";
 import { type Logger, silentLogger } from "../common/logger.js";
+import { AdaptiveConcurrency, type ConcurrencyPolicy, FixedConcurrency } from "./adaptive-concurrency.js";
 import type { Backend } from "./backend/backend.js";
 import { DemoBackend } from "./backend/demo.js";
 import { OpenAIHttpBackend } from "./backend/openai.js";
@@ -42,7 +44,9 @@ export interface MinerDeps {
 }
 
 /** The settings a miner reads (a subset of MinerConfig, so tests can build one by hand). */
-export type MinerSettings = Partial<Pick<MinerConfig, "embeddingModels" | "completionModels">> &
+export type MinerSettings = Partial<
+  Pick<MinerConfig, "embeddingModels" | "completionModels" | "fixedConcurrency">
+> &
   Pick<
     MinerConfig,
     | "router"
@@ -78,6 +82,8 @@ function realDial(extraCaPem: string | undefined) {
 export class Miner {
   readonly backend: Backend;
   readonly catalog: ModelCatalog;
+  /** What each model advertises as its concurrency (learned by default). */
+  readonly concurrency: ConcurrencyPolicy;
   /** One per router, in `--router` order. */
   readonly tunnels: readonly TunnelClient[];
   readonly #log: Logger;
@@ -88,6 +94,10 @@ export class Miner {
     const clock = deps.clock ?? systemClock;
     this.#log = log;
     this.backend = deps.backend ?? backendFromSettings(settings);
+    this.concurrency =
+      settings.fixedConcurrency === true
+        ? new FixedConcurrency(settings.maxConcurrency)
+        : new AdaptiveConcurrency({ max: settings.maxConcurrency });
     this.catalog = new ModelCatalog({
       backend: this.backend,
       policy: {
@@ -101,6 +111,7 @@ export class Miner {
       timeoutMs: Math.min(settings.healthIntervalMs, MAX_HEALTH_CHECK_TIMEOUT_MS),
       logger: log,
       clock,
+      concurrency: this.concurrency,
     });
     const dial = deps.dial ?? realDial(deps.extraCaPem);
     this.tunnels = planRouters(settings.router, settings.transport).map(
@@ -112,6 +123,7 @@ export class Miner {
             hotkey: deps.hotkey,
             backend: this.backend,
             offers: () => this.catalog.offers(),
+            concurrency: this.concurrency,
             clock,
             softwareVersion: MINER_SOFTWARE_VERSION,
             handshakeTimeoutMs: settings.connectTimeoutMs,

@@ -9,6 +9,7 @@ import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import { CHAT_ONLY, kindsToProto, type ModelKind } from "../common/request-kinds.js";
 import type { ModelOffer } from "../gen/tensorclaw/v1/tunnel.js";
+import type { ConcurrencyPolicy } from "./adaptive-concurrency.js";
 import type { Backend, DiscoveredModel } from "./backend/backend.js";
 
 /** How offers are derived from what the backend reports. */
@@ -93,13 +94,21 @@ export interface ModelCatalogOptions {
   readonly logger: Logger;
   /** Timers of the checks; default the system clock. */
   readonly clock?: Clock;
+  /**
+   * What each model advertises as its concurrency (miner/adaptive-concurrency.ts);
+   * absent: `policy.maxConcurrency` for every model.
+   */
+  readonly concurrency?: ConcurrencyPolicy;
 }
 
 /** The live model offer. */
 export class ModelCatalog {
   readonly #o: ModelCatalogOptions;
   readonly #listeners = new Set<(offers: readonly ModelOffer[]) => void>();
+  /** The offers of the last health check, before the concurrency policy. */
+  #checked: readonly ModelOffer[] = [];
   #offers: readonly ModelOffer[] = [];
+  #offConcurrency: (() => void) | undefined;
   #healthy: boolean | undefined;
   #timer: Timer | undefined;
   #inFlight: AbortController | undefined;
@@ -109,6 +118,7 @@ export class ModelCatalog {
   constructor(opts: ModelCatalogOptions) {
     this.#o = opts;
     this.#clock = opts.clock ?? systemClock;
+    this.#offConcurrency = opts.concurrency?.onChange(() => this.#apply(false));
   }
 
   /** The models offered now. */
@@ -151,10 +161,24 @@ export class ModelCatalog {
         );
       this.#healthy = healthy;
     }
-    const next = offersFor(discovered, this.#o.policy);
+    this.#checked = offersFor(discovered, this.#o.policy);
+    this.#apply(true);
+  }
+
+  /** Applies the concurrency policy to the checked offers and tells the listeners of a change. */
+  #apply(checked: boolean): void {
+    const c = this.#o.concurrency;
+    const next =
+      c === undefined ? this.#checked : this.#checked.map((m) => ({ ...m, maxConcurrency: c.limit(m.id) }));
     if (sameOffers(next, this.#offers)) return;
     this.#offers = next;
-    this.#o.logger.info({ models: next.map((m) => m.id) }, "models changed");
+    if (checked) this.#o.logger.info({ models: next.map((m) => m.id) }, "models changed");
+    else {
+      this.#o.logger.debug(
+        { concurrency: Object.fromEntries(next.map((m) => [m.id, m.maxConcurrency])) },
+        "advertised concurrency changed",
+      );
+    }
     for (const fn of this.#listeners) fn(next);
   }
 
@@ -173,6 +197,7 @@ export class ModelCatalog {
   /** Stops checking. */
   stop(): void {
     this.#stopped = true;
+    this.#offConcurrency?.();
     this.#clock.clearTimeout(this.#timer);
     this.#inFlight?.abort(new Error("stopped"));
   }

@@ -14,6 +14,7 @@ import { type Clock, systemClock, type Timer } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import type { InferenceRequest, RequestError, ResponseChunk, Usage } from "../gen/tensorclaw/v1/tunnel.js";
 import { RequestErrorCode } from "../gen/tensorclaw/v1/tunnel.js";
+import type { RequestObserver, RequestOutcome } from "./adaptive-concurrency.js";
 import { type Backend, type BackendEvent, BackendFailure } from "./backend/backend.js";
 import { RequestStop } from "./backend/request-stop.js";
 import { CompletionTokenCounter, countPromptTokens, countTextTokens } from "./backend/token-counter.js";
@@ -53,6 +54,7 @@ export class RequestRunner {
   readonly #credit: CreditWindow;
   readonly #stop = new RequestStop();
   readonly #clock: Clock;
+  readonly #observer: RequestObserver | undefined;
   #deadline: Timer | undefined;
   /** run() returned: later stops have nothing to stop. */
   #finished = false;
@@ -63,9 +65,11 @@ export class RequestRunner {
     sink: RequestSink,
     log: Logger,
     clock: Clock = systemClock,
+    observer?: RequestObserver,
   ) {
     this.requestId = req.requestId;
     this.#clock = clock;
+    this.#observer = observer;
     this.model = req.model;
     this.#req = req;
     this.#traceId = req.traceId.slice(0, MAX_TRACE_ID_CHARS);
@@ -97,6 +101,10 @@ export class RequestRunner {
     let backendUsage: { promptTokens: number; completionTokens: number } | undefined;
     /** The backend's system_fingerprint travels once, on the first chunk it can ride. */
     let fingerprintSent = false;
+    const observer = this.#observer;
+    const sentAtMs = this.#clock.now();
+    let firstSeen = false;
+    let outcome: RequestOutcome = "served";
     try {
       const embedding = this.#req.embedding;
       if (embedding !== undefined) {
@@ -109,6 +117,8 @@ export class RequestRunner {
         this.#log.debug({ requestId: id, traceId: this.#traceId, model: this.model }, "request started");
         const result = await this.#backend.embed(this.model, embedding, signal, { traceId: this.#traceId });
         if (signal.aborted) throw signal.reason;
+        // An embedding's whole answer comes at once: its wait is its first token.
+        observer?.firstToken(this.#clock.now() - sentAtMs);
         await relayEmbeddings(id, embedding, result, { sink: this.#sink, credit: this.#credit, signal });
         return;
       }
@@ -118,6 +128,10 @@ export class RequestRunner {
         if (ev.type === "usage") {
           backendUsage = ev;
           continue;
+        }
+        if (!firstSeen) {
+          firstSeen = true;
+          observer?.firstToken(this.#clock.now() - sentAtMs);
         }
         let fingerprint = "";
         if (!fingerprintSent && ev.systemFingerprint !== undefined) {
@@ -177,8 +191,11 @@ export class RequestRunner {
         "request served",
       );
     } catch (err) {
-      this.#fail(signal.aborted ? (signal.reason as StopReason) : undefined, err);
+      const stop = signal.aborted ? (signal.reason as StopReason) : undefined;
+      outcome = capacityNews(stop, err);
+      this.#fail(stop, err);
     } finally {
+      observer?.end(outcome);
       this.#clock.clearTimeout(this.#deadline);
       // Later stops are no-ops. Nothing is left to abort: the backend call
       // ended with the loop (its iterator's cleanup released the response),
@@ -260,4 +277,24 @@ export class RequestRunner {
       httpStatus: 0,
     });
   }
+}
+
+/** Backend failures that say it had no room: the miner's learned concurrency is cut on them. */
+const OVERLOAD_CODES: ReadonlySet<RequestErrorCode> = new Set([
+  RequestErrorCode.REQUEST_ERROR_CODE_BACKEND_UNAVAILABLE,
+  RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED,
+  RequestErrorCode.REQUEST_ERROR_CODE_TIMEOUT,
+]);
+
+/**
+ * What a failed request says about the backend's capacity: a passed
+ * deadline, or a backend that was unavailable, overloaded, rate limiting
+ * (429) or failing (5xx), is "overloaded"; a cancel, a closed tunnel or a
+ * request the backend refused (4xx) is no news.
+ */
+function capacityNews(stop: StopReason | undefined, err: unknown): RequestOutcome {
+  if (stop !== undefined) return stop.kind === "deadline" ? "overloaded" : "other";
+  if (!(err instanceof BackendFailure)) return "other";
+  if (OVERLOAD_CODES.has(err.code)) return "overloaded";
+  return err.httpStatus === 429 || err.httpStatus >= 500 ? "overloaded" : "other";
 }

@@ -3,11 +3,13 @@
  * runs it: what a session needs (TunnelSessionDeps) and how its tunnel
  * ended (SessionEnd), which the client turns into a reconnect decision.
  */
+
 import type { Clock } from "../../common/clock.js";
 import type { FrameChannel } from "../../common/frame-channel.js";
 import type { Hotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
 import type { ModelOffer, RejectReason } from "../../gen/tensorclaw/v1/tunnel.js";
+import type { ConcurrencyPolicy } from "../adaptive-concurrency.js";
 import type { Backend } from "../backend/backend.js";
 
 /** How a tunnel ended. */
@@ -40,6 +42,8 @@ export interface TunnelSessionDeps {
   readonly backend: Backend;
   /** The models to offer right now. */
   readonly offers: () => readonly ModelOffer[];
+  /** Learns each model's concurrency from its requests (adaptive-concurrency.ts); absent: nothing learned. */
+  readonly concurrency?: ConcurrencyPolicy;
   /** Wall clock (signs the Hello, measures uptime) and the timers of the session and its requests. */
   readonly clock: Clock;
   readonly logger: Logger;

@@ -57,6 +57,12 @@ export class TunnelSession {
   }
   #batcher: FrameBatcher<MinerFrame> | undefined;
   #offers: readonly ModelOffer[] = [];
+  /**
+   * Per model, the most this tunnel ever advertised: what it refuses past.
+   * A lowered concurrency reaches the router a moment later, so requests it
+   * sent under the higher one are still taken.
+   */
+  readonly #ceiling = new Map<string, number>();
   #liveSinceMs = 0;
   #draining: { reconnectAfterMs: number; reason: string } | undefined;
   /** Handshake deadlines, then the router-silence watch (watchdog.ts). */
@@ -104,7 +110,7 @@ export class TunnelSession {
   /** Replaces the offered models; sent to the router when live. */
   updateModels(offers: readonly ModelOffer[]): void {
     if (this.#phase !== "live") return;
-    this.#offers = offers;
+    this.#setOffers(offers);
     this.#batcher?.push({ kind: { $case: "models", value: { models: [...offers] } } });
   }
 
@@ -242,7 +248,7 @@ export class TunnelSession {
       // Routers refuse hellos outside a ~30 s window: say why before the Reject does.
       this.#d.logger.warn({ skewMs }, "this machine's clock differs from the router's; sync it (NTP)");
     }
-    this.#offers = this.#d.offers();
+    this.#setOffers(this.#d.offers());
     const hello = buildHello(
       c,
       this.#d.hotkey,
@@ -298,11 +304,18 @@ export class TunnelSession {
     }
     const busy = this.#perModel.get(req.model) ?? 0;
     // One more than the limit: the router's probe slot (tunnel.proto, ModelOffer.max_concurrency).
-    if (busy >= offer.maxConcurrency + PROBE_SLOTS) {
+    if (busy >= (this.#ceiling.get(req.model) ?? offer.maxConcurrency) + PROBE_SLOTS) {
       fail(RequestErrorCode.REQUEST_ERROR_CODE_OVERLOADED, "the model is at its concurrency limit");
       return;
     }
-    const runner = new RequestRunner(req, this.#d.backend, this.#sink(), this.#d.logger, this.#d.clock);
+    const runner = new RequestRunner(
+      req,
+      this.#d.backend,
+      this.#sink(),
+      this.#d.logger,
+      this.#d.clock,
+      this.#d.concurrency?.start(req.model),
+    );
     this.#runners.set(id, runner);
     this.#perModel.set(req.model, busy + 1);
     void runner.run().finally(() => {
@@ -310,6 +323,11 @@ export class TunnelSession {
       this.#perModel.set(req.model, (this.#perModel.get(req.model) ?? 1) - 1);
       if (this.#draining !== undefined && this.#runners.size === 0) this.#finishDrain();
     });
+  }
+
+  #setOffers(offers: readonly ModelOffer[]): void {
+    this.#offers = offers;
+    for (const m of offers) this.#ceiling.set(m.id, Math.max(this.#ceiling.get(m.id) ?? 0, m.maxConcurrency));
   }
 
   #sink(): RequestSink {

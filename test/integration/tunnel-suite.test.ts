@@ -63,6 +63,8 @@ function settings(routers: string[], transport: "auto" | TransportKind, backendU
     backendKey: undefined,
     models: [],
     maxConcurrency: 200,
+    // What the tunnel carries is under test here, not how the miner learns its concurrency.
+    fixedConcurrency: true,
     contextLength: 0,
     transport,
     healthIntervalMs: 60_000,

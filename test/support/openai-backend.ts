@@ -121,6 +121,12 @@ export interface OpenAIBackendOptions {
   readonly apiKey?: string | undefined;
   /** `system_fingerprint` of every answer; undefined sends none. */
   readonly systemFingerprint?: string | undefined;
+  /**
+   * Chat requests served at once; the rest wait in arrival order, as a
+   * backend with a fixed number of slots does (Ollama's OLLAMA_NUM_PARALLEL,
+   * llama.cpp's --parallel). Default unlimited.
+   */
+  readonly parallel?: number | undefined;
 }
 
 /** How a recorded request ended. */
@@ -174,10 +180,15 @@ export class OpenAIBackend {
     this.#handle(req, res).catch(() => res.destroy());
   });
   readonly #events = new EventEmitter();
-  #options: Required<Omit<OpenAIBackendOptions, "faultAfter" | "apiKey" | "systemFingerprint">> &
-    Pick<OpenAIBackendOptions, "faultAfter" | "apiKey" | "systemFingerprint">;
+  #options: Required<Omit<OpenAIBackendOptions, "faultAfter" | "apiKey" | "systemFingerprint" | "parallel">> &
+    Pick<OpenAIBackendOptions, "faultAfter" | "apiKey" | "systemFingerprint" | "parallel">;
   #port = 0;
   #seq = 0;
+  /** Chat requests being answered (see `parallel`), and those waiting for a slot. */
+  #serving = 0;
+  readonly #waiting: (() => void)[] = [];
+  /** Most chat requests answered at once so far. */
+  peakServing = 0;
   // Connections cut by `stop()` are the backend going down, not client aborts.
   #stopping = false;
 
@@ -313,7 +324,7 @@ export class OpenAIBackend {
       if (typeof body !== "object" || body === null) {
         return this.#error(res, rec, 400, "invalid_request_error", "The body must be a JSON object.");
       }
-      return this.#chat(rec, body as Record<string, unknown>, res);
+      return this.#inSlot(res, () => this.#chat(rec, body as Record<string, unknown>, res));
     }
     if (req.method === "POST" && path === "/v1/completions" && typeof body === "object" && body !== null) {
       rec.completionTokens = answerCompletions(body as Record<string, unknown>, res);
@@ -326,6 +337,27 @@ export class OpenAIBackend {
       return;
     }
     return this.#error(res, rec, 404, "not_found", `No route ${req.method} ${path}.`);
+  }
+
+  /** Runs `answer` now, or once one of the `parallel` slots is free; the slot is held until the response closes. */
+  #inSlot(res: ServerResponse, answer: () => Promise<void>): void {
+    const go = () => {
+      // A client that left while waiting needs no slot.
+      if (res.closed) {
+        this.#waiting.shift()?.();
+        return;
+      }
+      this.#serving++;
+      this.peakServing = Math.max(this.peakServing, this.#serving);
+      res.once("close", () => {
+        this.#serving--;
+        this.#waiting.shift()?.();
+      });
+      answer().catch(() => res.destroy());
+    };
+    const parallel = this.#options.parallel;
+    if (parallel === undefined || this.#serving < parallel) go();
+    else this.#waiting.push(go);
   }
 
   #models(res: ServerResponse): void {

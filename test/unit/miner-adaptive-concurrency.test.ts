@@ -1,0 +1,124 @@
+import { expect } from "chai";
+import {
+  AdaptiveConcurrency,
+  DEFAULT_INITIAL_CONCURRENCY,
+  FixedConcurrency,
+  type RequestObserver,
+} from "../../miner/adaptive-concurrency.js";
+
+/**
+ * Keeps the miner full for `steps` requests, as steady traffic does: the
+ * limit's worth of requests is in flight, and as the oldest is served a new
+ * one starts. Each gets its first token `ttftMs(n)` after it started, `n`
+ * being the requests in flight then (itself included).
+ */
+function keepFull(c: AdaptiveConcurrency, model: string, steps: number, ttftMs: (n: number) => number) {
+  const inFlight: { q: RequestObserver; n: number }[] = [];
+  for (let i = 0; i < steps; i++) {
+    while (inFlight.length < c.limit(model)) inFlight.push({ q: c.start(model), n: inFlight.length + 1 });
+    const oldest = inFlight.shift() as { q: RequestObserver; n: number };
+    oldest.q.firstToken(ttftMs(oldest.n));
+    oldest.q.end("served");
+  }
+  for (const r of inFlight.splice(0)) r.q.end("other");
+}
+
+describe("miner: adaptive concurrency", () => {
+  it("starts at 8 and grows while the backend keeps its first token fast at the limit, up to the ceiling", () => {
+    const c = new AdaptiveConcurrency({ max: 40 });
+    expect(c.limit("m")).to.equal(DEFAULT_INITIAL_CONCURRENCY);
+    // A window of requests served at the limit adds one: about 8 + 9 + 10 + 11 of them make 12.
+    keepFull(c, "m", 60, () => 20);
+    expect(c.limit("m")).to.be.within(11, 13);
+    keepFull(c, "m", 2000, () => 20);
+    expect(c.limit("m")).to.equal(40);
+    // Another model has a limit of its own.
+    expect(c.limit("other")).to.equal(DEFAULT_INITIAL_CONCURRENCY);
+  });
+
+  it("does not grow on requests that never filled the limit: idle capacity proves nothing", () => {
+    const c = new AdaptiveConcurrency({ max: 256 });
+    for (let i = 0; i < 1000; i++) {
+      const q = c.start("m");
+      q.firstToken(20);
+      q.end("served");
+    }
+    expect(c.limit("m")).to.equal(DEFAULT_INITIAL_CONCURRENCY);
+  });
+
+  it("settles near what a backend with a fixed number of slots serves without queueing", () => {
+    const c = new AdaptiveConcurrency({ max: 256 });
+    // Six slots, 400 ms per answer: past six, requests wait whole answers for their first token.
+    const slots = 6;
+    const ttft = (n: number) => 50 + Math.floor((n - 1) / slots) * 400;
+    keepFull(c, "m", 500, ttft);
+    const settled: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      keepFull(c, "m", 20, ttft);
+      settled.push(c.limit("m"));
+    }
+    expect(Math.max(...settled)).to.be.at.most(2 * slots);
+    expect(Math.min(...settled)).to.be.at.least(slots / 2);
+  });
+
+  it("cuts the limit when the backend fails for lack of room, not when a request is cancelled or refused", () => {
+    const c = new AdaptiveConcurrency({ max: 256 });
+    for (let i = 0; i < 5; i++) {
+      const q = c.start("m");
+      q.end("other");
+    }
+    expect(c.limit("m")).to.equal(DEFAULT_INITIAL_CONCURRENCY);
+    const q = c.start("m");
+    q.end("overloaded");
+    expect(c.limit("m")).to.equal(DEFAULT_INITIAL_CONCURRENCY / 2);
+    // Requests sent before the cut bring no second cut: their news is priced in.
+    const before = [c.start("m"), c.start("m")];
+    const late = c.start("m");
+    late.end("overloaded");
+    expect(c.limit("m")).to.equal(2);
+    for (const b of before) b.end("overloaded");
+    expect(c.limit("m")).to.equal(2);
+    expect(() => q.end("overloaded"), "a second end is ignored").not.to.throw();
+    expect(c.limit("m")).to.equal(2);
+  });
+
+  it("tells listeners when an advertised limit changes, and only then", () => {
+    const c = new AdaptiveConcurrency({ max: 256 });
+    let told = 0;
+    const off = c.onChange(() => told++);
+    const q = c.start("m");
+    q.firstToken(10);
+    q.end("served");
+    expect(told).to.equal(0);
+    c.start("m").end("overloaded");
+    expect(told).to.equal(1);
+    off();
+    c.start("m").end("overloaded");
+    expect(told).to.equal(1);
+  });
+
+  it("counts requests of every tunnel together: the backend is one", () => {
+    const c = new AdaptiveConcurrency({ max: 256, initial: 4 });
+    // Two tunnels with two requests each: together the backend is at its limit of four, so each
+    // request served that started with four in flight grows the limit by about a quarter,
+    // whichever tunnel it came on (counted per tunnel, two would never reach the limit).
+    const a = [c.start("m"), c.start("m")];
+    const b = [c.start("m"), c.start("m")];
+    for (let i = 0; i < 8; i++) {
+      const tunnel = i % 2 === 0 ? a : b;
+      const q = tunnel.shift() as RequestObserver;
+      q.firstToken(20);
+      q.end("served");
+      tunnel.push(c.start("m"));
+    }
+    expect(c.limit("m")).to.equal(5);
+  });
+
+  it("never starts above a lower --max-concurrency; fixed concurrency never moves", () => {
+    expect(new AdaptiveConcurrency({ max: 3 }).limit("m")).to.equal(3);
+    const f = new FixedConcurrency(12);
+    const q = f.start();
+    q.end("overloaded");
+    expect(f.limit()).to.equal(12);
+  });
+});
