@@ -4,7 +4,7 @@
  *
  *   1. non-streaming req/s at 50 connections: backend direct, through
  *      TensorClaw (router process + tunnel + `tensorclaw miner` process),
- *      the same with the miner on its default flags (`--max-concurrency 8`,
+ *      the same with the miner on its default flags (concurrency learned from 8 up,
  *      where the main bench miner has 512), through the Portkey gateway
  *      (its own process, custom-host header);
  *   2. time to first token at 100 concurrent streams, direct vs TensorClaw,
@@ -781,7 +781,7 @@ async function main(): Promise<void> {
     };
     // The throughput peers and variants are started only when throughput is measured.
     if (runs("throughput")) {
-      // The miner's default flags (`--max-concurrency 8`): what an operator gets without tuning.
+      // The miner's default flags (concurrency learned, from 8 up): what an operator gets without tuning.
       const defaults = await otherRouter([], "default-flags", []);
       // The same router without its own token count (credit bounded by bytes, as before the count
       // existed): the baseline of what counting costs, measured in the same run.
@@ -949,7 +949,7 @@ async function main(): Promise<void> {
       nonStreamingReqPerS: {
         direct: median(rps.direct ?? []),
         tensorclaw: median(rps.tensorclaw ?? []),
-        /** The same with its miner on default flags (`--max-concurrency 8`). */
+        /** The same with its miner on default flags (concurrency learned, from 8 up). */
         tensorclawDefaultFlags: median(rps.defaults ?? []),
         /** The same router without its own token count (credit bounded by bytes). */
         tensorclawUncounted: median(rps.uncounted ?? []),

@@ -102,7 +102,7 @@ function apiRows(j: unknown): ReportRow[] {
         { label: "backend direct", value: direct, unit: "req/s" },
       ],
     ),
-    // Issue 20: the miner as an operator starts it (`--max-concurrency 8`), against Portkey.
+    // Issue 20: the miner as an operator starts it (concurrency learned, from 8 up), against Portkey.
     row(
       "non-streaming req/s at 50 connections, miner on its default flags / Portkey (same run)",
       num(j, "nonStreamingReqPerS.tensorclawDefaultFlags") / num(j, "nonStreamingReqPerS.portkey"),
