@@ -101,8 +101,8 @@ const TARGETS = {
   singleStreamOverFloorMs: 1,
 } as const;
 
-/** The main bench miner's limits: high enough that no request is refused for capacity. */
-const WIDE_OPEN = ["--max-concurrency", "512"];
+/** The main bench miner's limits: fixed and high enough that no request waits for capacity. */
+const WIDE_OPEN = ["--max-concurrency", "512", "--fixed-concurrency"];
 
 /** The parts of the benchmark `--only` can pick. */
 const BENCH_PARTS = ["throughput", "ttft", "single", "saturated"] as const;

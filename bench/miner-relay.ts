@@ -132,6 +132,7 @@ async function main(): Promise<void> {
         transport,
         "--max-concurrency",
         "64",
+        "--fixed-concurrency",
         // Router pins go to a throwaway folder, not the working directory's .tensorclaw.
         "--data-dir",
         mkdtempSync(join(tmpdir(), "tc-bench-miner-")),

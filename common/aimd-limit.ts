@@ -66,6 +66,13 @@ export interface AimdOptions {
   readonly overflowFactor: number;
   /** The limit never grows past this (the router's ceiling is applied by its picker instead). */
   readonly maxLimit?: number;
+  /**
+   * Until the limit is first cut, grow by one per request completed at the
+   * limit (doubling per window, TCP's slow start) instead of by 1/limit. The
+   * router has overflow for that part instead; a miner has nothing else to
+   * meet a burst with.
+   */
+  readonly slowStart?: boolean;
 }
 
 /** Defaults of the learned concurrency. */
@@ -142,11 +149,17 @@ export class AimdLimit {
   /**
    * A request completed. `concurrency` is how many requests the hotkey had in
    * flight, this one included, when it was dispatched; `healthy` whether its
-   * first token was. Grows the limit only when the hotkey was at its limit.
+   * first token was. Grows the limit only when the hotkey was at its limit:
+   * the limit now, or in slow start the limit it was dispatched under
+   * (`dispatchedUnder`, when given), since there every request served at
+   * the limit grows it and the limit has moved while the request ran.
    */
-  succeeded(concurrency: number, healthy: boolean): void {
-    if (!healthy || concurrency < Math.floor(this.#limit)) return;
-    this.#limit = Math.min(this.#o.maxLimit ?? Number.POSITIVE_INFINITY, this.#limit + 1 / this.#limit);
+  succeeded(concurrency: number, healthy: boolean, dispatchedUnder?: number): void {
+    const slowStart = this.#o.slowStart === true && !this.#everCut;
+    const limit = slowStart && dispatchedUnder !== undefined ? dispatchedUnder : this.#limit;
+    if (!healthy || concurrency < Math.floor(limit)) return;
+    const step = slowStart ? 1 : 1 / this.#limit;
+    this.#limit = Math.min(this.#o.maxLimit ?? Number.POSITIVE_INFINITY, this.#limit + step);
   }
 
   /** A request dispatched in `epoch` failed or was cut by the deadline. */

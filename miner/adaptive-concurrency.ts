@@ -6,11 +6,13 @@
  * has its own rate limits. So by default the miner learns it, per model,
  * from what the backend does with the requests of every tunnel together
  * (common/aimd-limit.ts, the rule the router applies per hotkey): it starts
- * at {@link DEFAULT_INITIAL_CONCURRENCY}, adds one per window of requests
- * served while the backend was really running at the limit with a first
- * token as fast as its baseline, and cuts the limit when first tokens slow
- * down far past the baseline (a queue is building up in the backend) or the
- * backend fails under load (unavailable, overloaded, deadline passed). It
+ * at {@link DEFAULT_INITIAL_CONCURRENCY}; while the backend is really
+ * running at the limit with a first token as fast as its baseline, it
+ * doubles per window of requests served until the first cut (slow start: a
+ * burst is met in a few windows), then adds one per window; it cuts the
+ * limit when first tokens slow down far past the baseline (a queue is
+ * building up in the backend) or the backend fails under load (unavailable,
+ * overloaded, deadline passed). It
  * never goes past `--max-concurrency`. With `--fixed-concurrency` the miner
  * advertises `--max-concurrency` as is.
  *
@@ -94,7 +96,13 @@ export class AdaptiveConcurrency implements ConcurrencyPolicy {
   constructor(opts: AdaptiveConcurrencyOptions) {
     this.#max = Math.max(1, opts.max);
     const initial = Math.min(this.#max, opts.initial ?? DEFAULT_INITIAL_CONCURRENCY);
-    this.#aimd = { ...AIMD_DEFAULTS, ...opts.aimd, initialLimit: initial, maxLimit: this.#max };
+    this.#aimd = {
+      ...AIMD_DEFAULTS,
+      slowStart: true,
+      ...opts.aimd,
+      initialLimit: initial,
+      maxLimit: this.#max,
+    };
   }
 
   limit(model: string): number {
@@ -113,6 +121,7 @@ export class AdaptiveConcurrency implements ConcurrencyPolicy {
     const concurrency = (this.#inFlight.get(model) ?? 0) + 1;
     this.#inFlight.set(model, concurrency);
     const epoch = limit.epoch;
+    const dispatchedUnder = limit.value;
     let healthy = true;
     let ended = false;
     return {
@@ -125,7 +134,7 @@ export class AdaptiveConcurrency implements ConcurrencyPolicy {
         if (ended) return;
         ended = true;
         this.#inFlight.set(model, (this.#inFlight.get(model) ?? 1) - 1);
-        if (outcome === "served") limit.succeeded(concurrency, healthy);
+        if (outcome === "served") limit.succeeded(concurrency, healthy, dispatchedUnder);
         else if (outcome === "overloaded") limit.failed(epoch);
         this.#tell(model);
       },

@@ -92,8 +92,8 @@ describe("api: the capacity queue (requests wait for a busy model's free slot)",
     // The queue's default bound; a generous wait so a loaded CI machine cannot turn slowness into 503s.
     router = await startRouter({ chat: { queueTimeoutMs: 60_000 } });
     backend = await startOpenAIBackend({ models: [MODEL], tokens: 8, tokenDelayMs: 1 });
-    // The miner's default --max-concurrency (8).
-    miner = await startMiner(router, backend.url);
+    // The miner's default flags: its concurrency learned, from 8 up.
+    miner = await startMiner(router, backend.url, { maxConcurrency: "default" });
     const client = new OpenAI({ apiKey: "none", baseURL: router.baseURL, maxRetries: 0 });
     const perClient = 4;
     const answers = await Promise.all(

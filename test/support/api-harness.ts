@@ -302,7 +302,8 @@ export interface MinerProcess {
 
 /** Options of a miner under test. */
 export interface MinerOptions {
-  readonly maxConcurrency?: number;
+  /** `--max-concurrency` (default 8); "default" passes none, as an operator who sets nothing. */
+  readonly maxConcurrency?: number | "default";
   readonly contextLength?: number;
   readonly extraArgs?: readonly string[];
   /** Dial the WebSocket tunnel on the API's HTTP port instead of gRPC. */
@@ -335,8 +336,7 @@ export async function startMiner(
     opts.transport ?? "grpc",
     "--backend",
     backendUrl,
-    "--max-concurrency",
-    String(opts.maxConcurrency ?? 8),
+    ...(opts.maxConcurrency === "default" ? [] : ["--max-concurrency", String(opts.maxConcurrency ?? 8)]),
     "--context-length",
     String(opts.contextLength ?? 0),
     "--log-level",
