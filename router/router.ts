@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Server as GrpcServer, ServerCredentials } from "@grpc/grpc-js";
-import { collectDefaultMetrics, Registry } from "prom-client";
+import { collectDefaultMetrics, Histogram, Registry } from "prom-client";
 import { TensorClawError } from "../common/errors.js";
 import { initCrypto } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
@@ -315,9 +315,18 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     });
     // The Business API records the shape of user requests; validators read it to shape their probes.
     const trafficShape = new TrafficShapeRecorder();
+    // How long probes wait for a moment when a user request would have gone to their tunnel.
+    const probeHold = new Histogram({
+      name: "tensorclaw_probe_arrival_hold_seconds",
+      help: "Time a probe was held before dispatch, by how the hold ended (user_like, unreachable, expired)",
+      labelNames: ["outcome"] as const,
+      buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5],
+      registers: [registry],
+    });
     addProbeService(grpcServer, auth, {
       dispatcher: hub,
       routing,
+      onArrivalHold: (ms, outcome) => probeHold.observe({ outcome }, ms / 1000),
       now: () => performance.now(),
       random: Math.random,
       logger,

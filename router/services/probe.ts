@@ -81,7 +81,17 @@ export interface ProbeServiceDeps {
   readonly routing?: ProbeArrivalRouting;
   /** See DEFAULT_ARRIVAL_HOLD_MS. */
   readonly arrivalHoldMs?: number;
+  /** Told how long each probe was held before dispatch, and how the hold ended (a metric). */
+  readonly onArrivalHold?: (heldMs: number, outcome: ArrivalHoldOutcome) => void;
 }
+
+/**
+ * How a probe's hold ended: a trial would have sent a user request there
+ * (`user_like`), no user request could reach the tunnel (`unreachable`: a
+ * ghost, a barred hotkey), or the hold ran out with the tunnel still busier
+ * than users find it (`expired`: such a probe may be told from users).
+ */
+export type ArrivalHoldOutcome = "user_like" | "unreachable" | "expired";
 
 /** Where a probe goes: one tunnel of the hotkey, and one of the models it offers. */
 export interface ProbeTarget {
@@ -244,17 +254,23 @@ export class ProbeService {
 
   /** Waits until the balancer would send a user request to the target (see the class comment). */
   async #userLikeMoment(target: ProbeTarget, routing: ProbeArrivalRouting): Promise<void> {
-    const until = this.#clock.now() + this.#arrivalHoldMs;
+    const since = this.#clock.now();
+    const until = since + this.#arrivalHoldMs;
     const at = { hotkey: target.session.hotkey, sessionId: target.session.sessionId };
+    const held = (outcome: ArrivalHoldOutcome) => this.#d.onArrivalHold?.(this.#clock.now() - since, outcome);
     for (;;) {
       const trial = routing.trial(this.#d.dispatcher.sessions(), target.model, at, target.kind);
-      if (trial !== "no") return;
+      if (trial !== "no") {
+        held(trial === "yes" ? "user_like" : "unreachable");
+        return;
+      }
       const gap = -Math.log(1 - Math.min(this.#d.random(), 0.999_999)) * ARRIVAL_TRIAL_GAP_MS;
       if (this.#clock.now() + gap > until) {
         this.#d.logger.debug(
           { hotkey: at.hotkey, model: target.model },
           "probe sent without a user-like moment",
         );
+        held("expired");
         return;
       }
       await this.#clock.sleep(gap);

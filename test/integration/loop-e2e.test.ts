@@ -148,6 +148,15 @@ describe("the whole loop (real processes)", function () {
     // Probes reached the backend and produced tokens, yet none are in the ledger (checked above).
     const probes = net.backend.chatRequests().filter((r) => !isUser(r));
     expect(probes.reduce((s, r) => s + r.completionTokens, 0)).to.be.greaterThan(0);
+    // Each probe waited for a moment a user request would have gone to its miner (the router's metric).
+    const metrics = await (await fetch(`http://127.0.0.1:${net.httpPort}/metrics`)).text();
+    const held = [
+      ...metrics.matchAll(/^tensorclaw_probe_arrival_hold_seconds_count\{outcome="(\w+)"\} (\d+)$/gm),
+    ];
+    expect(
+      held.reduce((n, m) => n + Number(m[2]), 0),
+      "probes held",
+    ).to.be.at.least(probes.length);
   });
 
   it("has the validator weigh miners in the order of served tokens × tier", async () => {

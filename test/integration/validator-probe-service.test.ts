@@ -327,7 +327,13 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     it("waits while its miner is busier than users would find it, and goes once it is not", async () => {
       const { a, users } = await twoMiners();
       const clock = new FakeClock(Date.now());
-      const s = await service({ clock, routing: book(), random: seededRandom(5) });
+      const holds: [number, string][] = [];
+      const s = await service({
+        clock,
+        routing: book(),
+        random: seededRandom(5),
+        onArrivalHold: (ms, outcome) => holds.push([ms, outcome]),
+      });
       const probing = s.probe(req(), validatorKey.address);
       // 200 ms of trials (the hold is 500): A has 3 in flight and B none, so no user would go to A.
       for (let t = 0; t < 200; t += 10) {
@@ -343,12 +349,22 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       }
       expect(a.miner.requests, "the probe once A is as idle as B").to.have.length(4);
       expect((await probing).ok).to.equal(true);
+      expect(holds).to.have.length(1);
+      expect(holds[0]?.[1]).to.equal("user_like");
+      expect(holds[0]?.[0]).to.be.within(200, 500);
     });
 
     it("goes after the hold when its miner stays busy, and at once to a ghost", async () => {
       const { a, users } = await twoMiners();
       const clock = new FakeClock(Date.now());
-      const s = await service({ clock, routing: book(), random: seededRandom(6), arrivalHoldMs: 500 });
+      const holds: [number, string][] = [];
+      const s = await service({
+        clock,
+        routing: book(),
+        random: seededRandom(6),
+        arrivalHoldMs: 500,
+        onArrivalHold: (ms, outcome) => holds.push([ms, outcome]),
+      });
       const probing = s.probe(req(), validatorKey.address);
       for (let t = 0; t < 480; t += 10) {
         await clock.untilPending();
@@ -366,6 +382,10 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       const ghostProbe = s.probe(req(), validatorKey.address);
       await a.miner.until(() => a.miner.requests.length === 5);
       expect((await ghostProbe).ok).to.equal(true);
+      // The first hold ran out near 500 ms; the ghost's took no time.
+      expect(holds.map(([, o]) => o)).to.deep.equal(["expired", "unreachable"]);
+      expect(holds[0]?.[0]).to.be.within(400, 500);
+      expect(holds[1]?.[0]).to.equal(0);
       for (const u of users) u.cancel("test over");
     });
   });
