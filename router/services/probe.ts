@@ -198,9 +198,11 @@ export class ProbeService {
     // The drawn tunnel first, then the others offering its model.
     const first = drawProbeTarget(targets, this.#d.random) as ProbeTarget;
     const order = [first, ...targets.filter((t) => t.model === first.model && t !== first)];
-    if (this.#d.routing !== undefined) await this.#userLikeMoment(first, this.#d.routing);
+    // The hold counts inside the liveness deadline: the router answers within 8 s of the call.
+    const heldMs = this.#d.routing === undefined ? 0 : await this.#userLikeMoment(first, this.#d.routing);
+    const livenessMs = Math.max(1, this.#livenessMs - heldMs);
     for (const target of order) {
-      const result = await this.#run(target, chat, receivedAtMs, req.cutAfterTokens);
+      const result = await this.#run(target, chat, receivedAtMs, req.cutAfterTokens, livenessMs);
       if (result === "busy") continue;
       this.#unprobeable.delete(req.hotkey);
       return this.#verdict(req.hotkey, target, result);
@@ -252,26 +254,29 @@ export class ProbeService {
     return result;
   }
 
-  /** Waits until the balancer would send a user request to the target (see the class comment). */
-  async #userLikeMoment(target: ProbeTarget, routing: ProbeArrivalRouting): Promise<void> {
+  /**
+   * Waits until the balancer would send a user request to the target (see
+   * the class comment); returns how long it waited, in ms.
+   */
+  async #userLikeMoment(target: ProbeTarget, routing: ProbeArrivalRouting): Promise<number> {
     const since = this.#clock.now();
     const until = since + this.#arrivalHoldMs;
     const at = { hotkey: target.session.hotkey, sessionId: target.session.sessionId };
-    const held = (outcome: ArrivalHoldOutcome) => this.#d.onArrivalHold?.(this.#clock.now() - since, outcome);
+    const held = (outcome: ArrivalHoldOutcome) => {
+      const ms = this.#clock.now() - since;
+      this.#d.onArrivalHold?.(ms, outcome);
+      return ms;
+    };
     for (;;) {
       const trial = routing.trial(this.#d.dispatcher.sessions(), target.model, at, target.kind);
-      if (trial !== "no") {
-        held(trial === "yes" ? "user_like" : "unreachable");
-        return;
-      }
+      if (trial !== "no") return held(trial === "yes" ? "user_like" : "unreachable");
       const gap = -Math.log(1 - Math.min(this.#d.random(), 0.999_999)) * ARRIVAL_TRIAL_GAP_MS;
       if (this.#clock.now() + gap > until) {
         this.#d.logger.debug(
           { hotkey: at.hotkey, model: target.model },
           "probe sent without a user-like moment",
         );
-        held("expired");
-        return;
+        return held("expired");
       }
       await this.#clock.sleep(gap);
     }
@@ -291,6 +296,7 @@ export class ProbeService {
     chat: ChatRequest,
     receivedAtMs: number,
     cutAfterTokens: number,
+    livenessMs: number,
   ): Promise<ProbeResponse | "busy"> {
     // A user request's deadline: the request timeout, measured from when it came in (chat.ts).
     const deadlineMs = Math.max(1, receivedAtMs + this.#d.chat.requestTimeoutMs - this.#clock.now());
@@ -314,13 +320,13 @@ export class ProbeService {
       if (err instanceof TensorClawError && err.code === "no_capacity") return "busy";
       throw err;
     }
-    const timing = { livenessMs: this.#livenessMs, now: this.#d.now, clock: this.#clock };
+    const timing = { livenessMs, now: this.#d.now, clock: this.#clock };
     const r =
       target.kind === "embedding"
         ? await runEmbeddingProbe(call, sentMs, timing)
         : await runProbe(call, sentMs, {
             cutAfterTokens,
-            livenessMs: this.#livenessMs,
+            livenessMs,
             count: this.#counter(target.model),
             now: this.#d.now,
             clock: this.#clock,

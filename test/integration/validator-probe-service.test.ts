@@ -309,12 +309,14 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     const book = () =>
       new RoutingBook({ now: () => performance.now(), random: seededRandom(4), picker: { exploreRate: 0 } });
     /** Miner A holds every user request ("busy"); B serves anything; both answer probes. */
-    const twoMiners = async () => {
+    const twoMiners = async (aAnswersProbes = true) => {
       const plan = (r: { chat?: { messages: { content?: string }[] } }) =>
         r.chat?.messages[0]?.content === "busy"
           ? { chunks: [], end: "hang" as const }
           : { chunks: WORDS, end: { usage: [3, 10] as [number, number] } };
-      const a = await connectMiner(h, "grpc", minerKey, undefined, { plan });
+      const a = await connectMiner(h, "grpc", minerKey, undefined, {
+        plan: aAnswersProbes ? plan : () => ({ chunks: [], end: "hang" as const }),
+      });
       const b = await connectMiner(h, "grpc", otherKey, undefined, { plan });
       await waitForSessions(h.hub, (s) => s.length === 2, "both miners");
       const users = [1, 2, 3].map(() =>
@@ -386,6 +388,28 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       expect(holds.map(([, o]) => o)).to.deep.equal(["expired", "unreachable"]);
       expect(holds[0]?.[0]).to.be.within(400, 500);
       expect(holds[1]?.[0]).to.equal(0);
+      for (const u of users) u.cancel("test over");
+    });
+
+    it("counts its hold inside the 8 s liveness deadline: the router answers within 8 s of the call", async () => {
+      const { a, users } = await twoMiners(false);
+      const clock = new FakeClock(Date.now());
+      const s = await service({ clock, routing: book(), random: seededRandom(7), arrivalHoldMs: 500 });
+      let answered: ProbeResponse | undefined;
+      const calledAt = clock.now();
+      void s.probe(req(), validatorKey.address).then((r) => {
+        answered = r;
+      });
+      // Held 500 ms (A stays busier than B), then sent to a miner that never answers: the
+      // liveness deadline is what is left of 8 s, not 8 s more.
+      while (answered === undefined && clock.now() - calledAt < 8000) {
+        await clock.untilPending();
+        await clock.advance(10);
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(a.miner.requests, "the probe was sent").to.have.length(4);
+      expect(answered, "answered within 8 s of the call").to.not.equal(undefined);
+      expect(answered).to.include({ ok: false, ghost: true });
       for (const u of users) u.cancel("test over");
     });
   });

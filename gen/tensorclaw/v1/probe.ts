@@ -1765,8 +1765,12 @@ export const ProbeServiceService = {
    * ledger.
    *
    * Liveness: a probe passes (`ok`) when its first `min(5, answer length)`
-   * content tokens arrive within 8 s of sending and nothing failed before
-   * that. With `cut_after_tokens` = N > 0 the router then cancels the
+   * content tokens arrive within 8 s of the call and nothing failed before
+   * that. The router may hold a probe before sending it, up to half a
+   * second, until its balancer would have sent a user request to that
+   * tunnel (tunnel.proto, "Probes look like users", Arrival); the hold
+   * counts inside the 8 s, so a validator hears back within 8 s plus the
+   * round trip either way. With `cut_after_tokens` = N > 0 the router then cancels the
    * request once N content tokens arrived, exactly as when a user
    * disconnects; with 0 it relays the whole answer (audits) and `ok` also
    * needs a clean finish. The full relayed text and its logprobs come back
@@ -1877,8 +1881,12 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    * ledger.
    *
    * Liveness: a probe passes (`ok`) when its first `min(5, answer length)`
-   * content tokens arrive within 8 s of sending and nothing failed before
-   * that. With `cut_after_tokens` = N > 0 the router then cancels the
+   * content tokens arrive within 8 s of the call and nothing failed before
+   * that. The router may hold a probe before sending it, up to half a
+   * second, until its balancer would have sent a user request to that
+   * tunnel (tunnel.proto, "Probes look like users", Arrival); the hold
+   * counts inside the 8 s, so a validator hears back within 8 s plus the
+   * round trip either way. With `cut_after_tokens` = N > 0 the router then cancels the
    * request once N content tokens arrived, exactly as when a user
    * disconnects; with 0 it relays the whole answer (audits) and `ok` also
    * needs a clean finish. The full relayed text and its logprobs come back
@@ -1961,8 +1969,12 @@ export interface ProbeServiceClient extends Client {
    * ledger.
    *
    * Liveness: a probe passes (`ok`) when its first `min(5, answer length)`
-   * content tokens arrive within 8 s of sending and nothing failed before
-   * that. With `cut_after_tokens` = N > 0 the router then cancels the
+   * content tokens arrive within 8 s of the call and nothing failed before
+   * that. The router may hold a probe before sending it, up to half a
+   * second, until its balancer would have sent a user request to that
+   * tunnel (tunnel.proto, "Probes look like users", Arrival); the hold
+   * counts inside the 8 s, so a validator hears back within 8 s plus the
+   * round trip either way. With `cut_after_tokens` = N > 0 the router then cancels the
    * request once N content tokens arrived, exactly as when a user
    * disconnects; with 0 it relays the whole answer (audits) and `ok` also
    * needs a clean finish. The full relayed text and its logprobs come back

@@ -793,7 +793,8 @@ export interface Reject {
  *   to that tunnel: a probe meets the tunnel in the states users' requests
  *   meet it in (requests in flight, least loaded of the hotkey's tunnels).
  *   A tunnel no user request could reach (a ghost, a hotkey barred for the
- *   model) is probed at once.
+ *   model) is probed at once. The hold counts inside the probe's 8 s
+ *   liveness deadline (probe.proto).
  * - Cancel: a liveness probe cut after its tokens, or given up at the
  *   liveness deadline, is cancelled with exactly the reason a user's
  *   disconnect sends ("client disconnected").
