@@ -326,16 +326,23 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       return { a, b, users };
     };
 
-    it("waits while its miner is busier than users would find it, and goes once it is not", async () => {
-      const { a, users } = await twoMiners();
+    /** The service with the book, a fake clock, a 500 ms hold and its holds recorded. */
+    const heldService = async (seed: number) => {
       const clock = new FakeClock(Date.now());
       const holds: [number, string][] = [];
       const s = await service({
         clock,
         routing: book(),
-        random: seededRandom(5),
+        random: seededRandom(seed),
+        arrivalHoldMs: 500,
         onArrivalHold: (ms, outcome) => holds.push([ms, outcome]),
       });
+      return { clock, holds, s };
+    };
+
+    it("waits while its miner is busier than users would find it, and goes once it is not", async () => {
+      const { a, users } = await twoMiners();
+      const { clock, holds, s } = await heldService(5);
       const probing = s.probe(req(), validatorKey.address);
       // 200 ms of trials (the hold is 500): A has 3 in flight and B none, so no user would go to A.
       for (let t = 0; t < 200; t += 10) {
@@ -358,15 +365,7 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
 
     it("goes after the hold when its miner stays busy, and at once to a ghost", async () => {
       const { a, users } = await twoMiners();
-      const clock = new FakeClock(Date.now());
-      const holds: [number, string][] = [];
-      const s = await service({
-        clock,
-        routing: book(),
-        random: seededRandom(6),
-        arrivalHoldMs: 500,
-        onArrivalHold: (ms, outcome) => holds.push([ms, outcome]),
-      });
+      const { clock, holds, s } = await heldService(6);
       const probing = s.probe(req(), validatorKey.address);
       for (let t = 0; t < 480; t += 10) {
         await clock.untilPending();
@@ -393,8 +392,7 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
 
     it("counts its hold inside the 8 s liveness deadline: the router answers within 8 s of the call", async () => {
       const { a, users } = await twoMiners(false);
-      const clock = new FakeClock(Date.now());
-      const s = await service({ clock, routing: book(), random: seededRandom(7), arrivalHoldMs: 500 });
+      const { clock, s } = await heldService(7);
       let answered: ProbeResponse | undefined;
       const calledAt = clock.now();
       void s.probe(req(), validatorKey.address).then((r) => {
