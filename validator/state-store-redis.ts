@@ -17,7 +17,31 @@ const LUA_DIR = new URL("./lua/", import.meta.url);
 
 type ScriptRedis = RedisClient & {
   tcvAppendHistory(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  tcvPruneHistories(numKeys: number, ...args: (string | number)[]): Promise<number>;
 };
+
+/** One history as read: its records, oldest first, and its newest entry as stored ("" when empty). */
+interface ReadHistory<T> {
+  readonly records: T[];
+  readonly head: string;
+}
+
+/** A history a pruning pass found stale, with its newest entry as read. */
+interface StaleHistory {
+  readonly member: string;
+  readonly head: string;
+}
+
+/**
+ * What a pruning pass decided to forget (RedisStateStore.planPrune), each
+ * history with what it held when read, so that forgetting skips any that
+ * changed since.
+ */
+export interface PrunePlan {
+  readonly miners: readonly StaleHistory[];
+  /** `follows`: the index in `miners` of the miner whose forgetting alone makes this one stale. */
+  readonly audits: readonly (StaleHistory & { readonly follows: number | undefined })[];
+}
 
 /**
  * The set member (and key suffix) of one (hotkey, model) audit history.
@@ -78,6 +102,11 @@ export class RedisStateStore implements ValidatorStateStore {
         lua: readFileSync(new URL("append-history.lua", LUA_DIR), "utf8"),
       });
     }
+    if (typeof r.tcvPruneHistories !== "function") {
+      r.defineCommand("tcvPruneHistories", {
+        lua: readFileSync(new URL("prune-histories.lua", LUA_DIR), "utf8"),
+      });
+    }
     this.#redis = r;
     this.#p = `${prefix}{${validatorHotkey}}:`;
   }
@@ -115,16 +144,38 @@ export class RedisStateStore implements ValidatorStateStore {
   }
 
   async probeHistory(): Promise<Map<string, ProbeRecord[]>> {
-    const miners = await this.#redis.smembers(`${this.#p}miners`);
-    const pipe = this.#redis.pipeline();
-    for (const hk of miners) pipe.lrange(`${this.#p}probes:${hk}`, 0, PROBE_HISTORY_SIZE - 1);
-    const results = (await pipe.exec()) ?? [];
     const out = new Map<string, ProbeRecord[]>();
-    miners.forEach((hk, i) => {
-      const [err, raw] = results[i] ?? [null, []];
+    for (const [hk, h] of await this.#probeLists()) if (h.records.length > 0) out.set(hk, h.records);
+    return out;
+  }
+
+  /** Probe histories by hotkey; a history whose read failed is left out (unread is not empty). */
+  #probeLists(): Promise<Map<string, ReadHistory<ProbeRecord>>> {
+    return this.#readLists(
+      `${this.#p}miners`,
+      (hk) => `${this.#p}probes:${hk}`,
+      PROBE_HISTORY_SIZE,
+      (_, raw) => parseList(raw, parseProbeRecord),
+    );
+  }
+
+  /** Reads every history whose owner is in `set`, parsing each with `parse`. */
+  async #readLists<T>(
+    set: string,
+    keyOf: (member: string) => string,
+    keep: number,
+    parse: (member: string, raw: unknown) => T[],
+  ): Promise<Map<string, ReadHistory<T>>> {
+    const members = await this.#redis.smembers(set);
+    const pipe = this.#redis.pipeline();
+    for (const m of members) pipe.lrange(keyOf(m), 0, keep - 1);
+    const results = (await pipe.exec()) ?? [];
+    const out = new Map<string, ReadHistory<T>>();
+    members.forEach((m, i) => {
+      const [err, raw] = results[i] ?? [new Error("no reply"), []];
       if (err !== null) return;
-      const records = parseList(raw, parseProbeRecord);
-      if (records.length > 0) out.set(hk, records);
+      const head = Array.isArray(raw) && typeof raw[0] === "string" ? raw[0] : "";
+      out.set(m, { records: parse(m, raw), head });
     });
     return out;
   }
@@ -143,57 +194,79 @@ export class RedisStateStore implements ValidatorStateStore {
   /**
    * Audit histories by pair id, oldest first. Records that do not belong to
    * their pair are dropped; a foreign pair id reads as empty (and is pruned).
+   * A history whose read failed is left out: unread is not empty, and must
+   * not get the history pruned.
    */
-  async #auditLists(): Promise<Map<string, AuditRecord[]>> {
-    const ids = await this.#redis.smembers(`${this.#p}audited`);
-    const pipe = this.#redis.pipeline();
-    for (const id of ids) pipe.lrange(`${this.#p}audits:${id}`, 0, AUDIT_HISTORY_SIZE - 1);
-    const results = (await pipe.exec()) ?? [];
-    const out = new Map<string, AuditRecord[]>();
-    ids.forEach((id, i) => {
-      const [err, raw] = results[i] ?? [null, []];
-      // Unread is not empty: a failed read must not get the history pruned.
-      if (err !== null) return;
-      const pair = unpairId(id);
-      if (pair === undefined) {
-        out.set(id, []);
-        return;
-      }
-      out.set(
-        id,
-        parseList(raw, parseAuditRecord).filter((r) => r.hotkey === pair.hotkey && r.model === pair.model),
-      );
-    });
-    return out;
+  #auditLists(): Promise<Map<string, ReadHistory<AuditRecord>>> {
+    return this.#readLists(
+      `${this.#p}audited`,
+      (id) => `${this.#p}audits:${id}`,
+      AUDIT_HISTORY_SIZE,
+      (id, raw) => {
+        const pair = unpairId(id);
+        if (pair === undefined) return [];
+        return parseList(raw, parseAuditRecord).filter(
+          (r) => r.hotkey === pair.hotkey && r.model === pair.model,
+        );
+      },
+    );
   }
 
   async auditHistory(): Promise<AuditRecord[]> {
-    return [...(await this.#auditLists()).values()].flat();
+    return [...(await this.#auditLists()).values()].flatMap((h) => h.records);
   }
 
   async pruneMiners(cutoffMs: number): Promise<number> {
-    const history = await this.probeHistory();
-    const miners = await this.#redis.smembers(`${this.#p}miners`);
-    const stale = miners.filter((hk) => {
-      const newest = history.get(hk)?.at(-1);
-      return newest === undefined || newest.atMs < cutoffMs;
-    });
-    const gone = new Set(stale);
-    const staleAudits = [...(await this.#auditLists())]
-      .filter(([id, list]) => {
-        const newest = list.at(-1);
-        const pair = unpairId(id);
-        return newest === undefined || newest.atMs < cutoffMs || pair === undefined || gone.has(pair.hotkey);
-      })
-      .map(([id]) => id);
-    if (stale.length === 0 && staleAudits.length === 0) return 0;
-    const pipe = this.#redis.multi();
-    for (const hk of stale) pipe.del(`${this.#p}probes:${hk}`);
-    if (stale.length > 0) pipe.srem(`${this.#p}miners`, ...stale);
-    for (const id of staleAudits) pipe.del(`${this.#p}audits:${id}`);
-    if (staleAudits.length > 0) pipe.srem(`${this.#p}audited`, ...staleAudits);
-    await pipe.exec();
-    return stale.length;
+    return this.applyPrune(await this.planPrune(cutoffMs));
+  }
+
+  /**
+   * The reading half of pruneMiners: the histories to forget, each with
+   * what it held when read. Probes keep landing while a pass runs (the
+   * validator prunes beside its probe schedule), so the pass reads, then
+   * forgets atomically only what is unchanged (applyPrune).
+   */
+  async planPrune(cutoffMs: number): Promise<PrunePlan> {
+    const probes = await this.#probeLists();
+    const miners: StaleHistory[] = [];
+    const index = new Map<string, number>();
+    for (const [hk, h] of probes) {
+      const newest = h.records.at(-1);
+      if (newest !== undefined && newest.atMs >= cutoffMs) continue;
+      index.set(hk, miners.length);
+      miners.push({ member: hk, head: h.head });
+    }
+    const audits: PrunePlan["audits"][number][] = [];
+    for (const [id, h] of await this.#auditLists()) {
+      const newest = h.records.at(-1);
+      const pair = unpairId(id);
+      if (newest === undefined || newest.atMs < cutoffMs || pair === undefined) {
+        audits.push({ member: id, head: h.head, follows: undefined });
+        continue;
+      }
+      const follows = index.get(pair.hotkey);
+      if (follows !== undefined) audits.push({ member: id, head: h.head, follows });
+    }
+    return { miners, audits };
+  }
+
+  /**
+   * The writing half of pruneMiners, one atomic script: forgets what `plan`
+   * names, except histories that changed since they were read (and the
+   * audits that follow a miner kept so). Returns the miners forgotten.
+   */
+  async applyPrune(plan: PrunePlan): Promise<number> {
+    if (plan.miners.length === 0 && plan.audits.length === 0) return 0;
+    return this.#redis.tcvPruneHistories(
+      2 + plan.miners.length + plan.audits.length,
+      `${this.#p}miners`,
+      `${this.#p}audited`,
+      ...plan.miners.map((m) => `${this.#p}probes:${m.member}`),
+      ...plan.audits.map((a) => `${this.#p}audits:${a.member}`),
+      plan.miners.length,
+      ...plan.miners.flatMap((m) => [m.member, m.head]),
+      ...plan.audits.flatMap((a) => [a.member, a.head, a.follows === undefined ? 0 : a.follows + 1]),
+    );
   }
 
   async pendingCommits(): Promise<PendingCommit[]> {

@@ -171,6 +171,37 @@ function contract(
   });
 }
 
+/**
+ * Records that land between a pruning pass's read and its write (the
+ * validator prunes beside its probe schedule) keep their histories, and a
+ * miner probed again keeps its audits; the rest of the pass goes through.
+ */
+async function landsWhilePruning(s: RedisStateStore): Promise<void> {
+  await s.appendProbes([
+    { hotkey: "back", record: rec(100) },
+    { hotkey: "gone", record: rec(100) },
+    { hotkey: "new", record: rec(900) },
+  ]);
+  await s.appendAudits([
+    audit(900, "back", "m"),
+    audit(900, "gone", "m"),
+    audit(100, "new", "quiet"),
+    audit(100, "new", "again"),
+  ]);
+  const plan = await s.planPrune(500);
+  // Meanwhile "back" is probed and "new"'s model "again" audited.
+  await s.appendProbes([{ hotkey: "back", record: rec(1000) }]);
+  await s.appendAudits([audit(1000, "new", "again")]);
+  expect(await s.applyPrune(plan)).to.equal(1);
+  const probes = Object.fromEntries(
+    [...(await s.probeHistory())].map(([hk, list]) => [hk, list.map((r) => r.atMs)]),
+  );
+  expect(probes).to.deep.equal({ back: [100, 1000], new: [900] });
+  expect(grouped(await s.auditHistory())).to.deep.equal({ "back|m": [900], "new|again": [100, 1000] });
+  // The next pass finds "back" fresh and forgets nothing more.
+  expect(await s.pruneMiners(500)).to.equal(0);
+}
+
 describe("validator state store", () => {
   contract("file", async () => {
     const dir = await mkdtemp(join(tmpdir(), "tc-vstate-"));
@@ -244,6 +275,12 @@ describe("validator state store", () => {
         cleanup: async () => {},
       };
     });
+
+    it("keeps what lands between a pruning pass's read and its write", async () => {
+      await landsWhilePruning(
+        new RedisStateStore(await redis.client({ maxRetriesPerRequest: 2 }), "5VALIDATOR", randomPrefix()),
+      );
+    });
   });
 
   describe("redis", () => {
@@ -267,6 +304,26 @@ describe("validator state store", () => {
         // The foreign member is pruned.
         await s.pruneMiners(0);
         expect(await c.sismember(`${p}audited`, "no-colon")).to.equal(0);
+      } finally {
+        c.disconnect();
+      }
+    });
+
+    it("keeps what lands between a pruning pass's read and its write", async () => {
+      const c = new Redis(redis.url);
+      try {
+        const prefix = randomPrefix();
+        const s = new RedisStateStore(c, "5V", prefix);
+        await landsWhilePruning(s);
+        // A listed miner whose history was empty when read, probed meanwhile, is kept too.
+        const p = `${prefix}{5V}:`;
+        await c.sadd(`${p}miners`, "listed");
+        const plan = await s.planPrune(500);
+        expect(plan.miners.map((m) => m.member)).to.deep.equal(["listed"]);
+        await s.appendProbes([{ hotkey: "listed", record: rec(50) }]);
+        expect(await s.applyPrune(plan)).to.equal(0);
+        expect((await s.probeHistory()).get("listed")?.map((r) => r.atMs)).to.deep.equal([50]);
+        expect(await s.pruneMiners(500)).to.equal(1);
       } finally {
         c.disconnect();
       }
