@@ -318,9 +318,9 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     // How long probes wait for a moment when a user request would have gone to their tunnel.
     const probeHold = new Histogram({
       name: "tensorclaw_probe_arrival_hold_seconds",
-      help: "Time a probe was held before dispatch, by how the hold ended (user_like, unreachable, expired)",
+      help: "Time a probe was held before dispatch, by how the hold ended (user_like, unreachable, expired, full)",
       labelNames: ["outcome"] as const,
-      buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5],
+      buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2],
       registers: [registry],
     });
     addProbeService(grpcServer, auth, {

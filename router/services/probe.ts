@@ -30,10 +30,18 @@ import { reportVerdicts, type VerdictBook } from "./verdicts.js";
 export const DEFAULT_MAX_UNPROBEABLE = 3;
 /**
  * Longest a probe waits for a moment when a user request would have gone to
- * its tunnel. Well inside the second a validator allows beyond the liveness
- * deadline (its probe timeout is 9 s, the deadline 8 s, counted from dispatch).
+ * its tunnel. The wait counts inside the 8 s liveness deadline.
  */
 export const DEFAULT_ARRIVAL_HOLD_MS = 500;
+/**
+ * Longest a probe waits, its hold included, for an ordinary slot of a tunnel
+ * whose slots for its model are all taken, before it takes the spare probe
+ * slot. A request past `max_concurrency` is a probe for sure, while one
+ * that arrives as a slot frees up is what a user request, handed that slot
+ * by the balancer or the capacity queue, looks like. Leaves at least 6 s of
+ * the 8 s liveness deadline for the answer.
+ */
+export const DEFAULT_FULL_WAIT_MS = 2_000;
 /** Mean gap between two looks for that moment (exponential, so the looks fall at random times). */
 export const ARRIVAL_TRIAL_GAP_MS = 20;
 
@@ -81,6 +89,8 @@ export interface ProbeServiceDeps {
   readonly routing?: ProbeArrivalRouting;
   /** See DEFAULT_ARRIVAL_HOLD_MS. */
   readonly arrivalHoldMs?: number;
+  /** See DEFAULT_FULL_WAIT_MS (never shorter than the arrival hold). */
+  readonly fullWaitMs?: number;
   /** Told how long each probe was held before dispatch, and how the hold ended (a metric). */
   readonly onArrivalHold?: (heldMs: number, outcome: ArrivalHoldOutcome) => void;
 }
@@ -88,10 +98,12 @@ export interface ProbeServiceDeps {
 /**
  * How a probe's hold ended: a trial would have sent a user request there
  * (`user_like`), no user request could reach the tunnel (`unreachable`: a
- * ghost, a barred hotkey), or the hold ran out with the tunnel still busier
- * than users find it (`expired`: such a probe may be told from users).
+ * ghost, a barred hotkey, a tunnel gone), the hold ran out with the tunnel
+ * busier than users find it but with a free slot (`expired`: such a probe
+ * may be told from users), or the tunnel stayed full for the whole wait
+ * (`full`: the probe takes the spare slot, where it is told for sure).
  */
-export type ArrivalHoldOutcome = "user_like" | "unreachable" | "expired";
+export type ArrivalHoldOutcome = "user_like" | "unreachable" | "expired" | "full";
 
 /** Where a probe goes: one tunnel of the hotkey, and one of the models it offers. */
 export interface ProbeTarget {
@@ -164,6 +176,7 @@ export class ProbeService {
   readonly #livenessMs: number;
   readonly #maxUnprobeable: number;
   readonly #arrivalHoldMs: number;
+  readonly #fullWaitMs: number;
   /** Per hotkey: probes in a row that found no free slot. */
   readonly #unprobeable = new Map<string, number>();
 
@@ -173,6 +186,7 @@ export class ProbeService {
     this.#livenessMs = deps.livenessMs ?? LIVENESS_MS;
     this.#maxUnprobeable = deps.maxUnprobeable ?? DEFAULT_MAX_UNPROBEABLE;
     this.#arrivalHoldMs = deps.arrivalHoldMs ?? DEFAULT_ARRIVAL_HOLD_MS;
+    this.#fullWaitMs = Math.max(this.#arrivalHoldMs, deps.fullWaitMs ?? DEFAULT_FULL_WAIT_MS);
   }
 
   /**
@@ -256,29 +270,47 @@ export class ProbeService {
 
   /**
    * Waits until the balancer would send a user request to the target (see
-   * the class comment); returns how long it waited, in ms.
+   * the class comment). Past the arrival hold, a tunnel with a free slot for
+   * the model gets the probe at once; a full one only once a slot frees up,
+   * or when the full wait runs out. Returns how long it waited, in ms.
    */
   async #userLikeMoment(target: ProbeTarget, routing: ProbeArrivalRouting): Promise<number> {
     const since = this.#clock.now();
-    const until = since + this.#arrivalHoldMs;
+    const holdUntil = since + this.#arrivalHoldMs;
+    const fullUntil = since + this.#fullWaitMs;
     const at = { hotkey: target.session.hotkey, sessionId: target.session.sessionId };
     const held = (outcome: ArrivalHoldOutcome) => {
       const ms = this.#clock.now() - since;
       this.#d.onArrivalHold?.(ms, outcome);
-      return ms;
-    };
-    for (;;) {
-      const trial = routing.trial(this.#d.dispatcher.sessions(), target.model, at, target.kind);
-      if (trial !== "no") return held(trial === "yes" ? "user_like" : "unreachable");
-      const gap = -Math.log(1 - Math.min(this.#d.random(), 0.999_999)) * ARRIVAL_TRIAL_GAP_MS;
-      if (this.#clock.now() + gap > until) {
+      if (outcome === "expired" || outcome === "full") {
         this.#d.logger.debug(
-          { hotkey: at.hotkey, model: target.model },
+          { hotkey: at.hotkey, model: target.model, outcome },
           "probe sent without a user-like moment",
         );
-        return held("expired");
       }
-      await this.#clock.sleep(gap);
+      return ms;
+    };
+    /** Past the hold: sent now if the tunnel has a free slot (or is gone), else while `waitOver`. */
+    const afterHold = (sessions: readonly SessionView[], waitOver: boolean) => {
+      const slot = freeSlot(sessions, at.sessionId, target.model);
+      if (slot === undefined) return held("unreachable");
+      if (slot) return held("expired");
+      return waitOver ? held("full") : undefined;
+    };
+    for (;;) {
+      const sessions = this.#d.dispatcher.sessions();
+      const now = this.#clock.now();
+      if (now < holdUntil) {
+        const trial = routing.trial(sessions, target.model, at, target.kind);
+        if (trial !== "no") return held(trial === "yes" ? "user_like" : "unreachable");
+      } else {
+        const sent = afterHold(sessions, false);
+        if (sent !== undefined) return sent;
+      }
+      const gap = -Math.log(1 - Math.min(this.#d.random(), 0.999_999)) * ARRIVAL_TRIAL_GAP_MS;
+      if (now + gap > fullUntil) return afterHold(sessions, true) as number;
+      // The first look past the hold falls at its end, not a gap after it.
+      await this.#clock.sleep(now < holdUntil && now + gap > holdUntil ? holdUntil - now : gap);
     }
   }
 
@@ -380,4 +412,14 @@ export function addProbeService(server: Server, auth: ValidatorAuth, deps: Probe
   );
   server.addService(wrapped.definition, wrapped.implementation);
   return service;
+}
+
+/**
+ * Whether the tunnel has an ordinary slot free for the model (what the miner
+ * counts against its `max_concurrency`); undefined when the tunnel or the
+ * model is gone.
+ */
+function freeSlot(sessions: readonly SessionView[], sessionId: string, model: string): boolean | undefined {
+  const m = sessions.find((s) => s.sessionId === sessionId)?.models.find((x) => x.id === model);
+  return m === undefined ? undefined : m.inFlight < m.maxConcurrency;
 }

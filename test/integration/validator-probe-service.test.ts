@@ -390,6 +390,63 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       for (const u of users) u.cancel("test over");
     });
 
+    /** Miner A full (its 2 slots held by users) beside an idle B; both answer probes. */
+    const fullMiner = async () => {
+      const plan = (r: { chat?: { messages: { content?: string }[] } }) =>
+        r.chat?.messages[0]?.content === "busy"
+          ? { chunks: [], end: "hang" as const }
+          : { chunks: WORDS, end: { usage: [3, 10] as [number, number] } };
+      const models = [{ id: "m1", maxConcurrency: 2, contextLength: 0, kinds: [] }];
+      const a = await connectMiner(h, "grpc", minerKey, models, { plan });
+      await connectMiner(h, "grpc", otherKey, models, { plan });
+      await waitForSessions(h.hub, (s) => s.length === 2, "both miners");
+      const users = [1, 2].map(() => h.hub.dispatch(a.sessionId, "m1", chat("busy"), { deadlineMs: 60_000 }));
+      await a.miner.until(() => a.miner.requests.length === 2);
+      return { a, users };
+    };
+    const tick = async (clock: FakeClock, ms: number) => {
+      for (let t = 0; t < ms; t += 10) {
+        await clock.untilPending();
+        await clock.advance(10);
+      }
+    };
+
+    it("waits past the hold for a slot of its full tunnel to free up, and takes that slot", async () => {
+      const { a, users } = await fullMiner();
+      const { clock, holds, s } = await heldService(8);
+      const probing = s.probe(req(), validatorKey.address);
+      await tick(clock, 1000);
+      expect(a.miner.requests, "not sent into the spare slot after the 500 ms hold").to.have.length(2);
+      users[0]?.cancel("test over");
+      await waitForSessions(h.hub, (x) => x[0]?.models[0]?.inFlight === 1, "a user's slot to free");
+      for (let t = 0; t < 300 && a.miner.requests.length === 2; t += 10) await tick(clock, 10);
+      expect(a.miner.requests, "sent once a slot was free").to.have.length(3);
+      // It holds an ordinary slot: A is full again for users, and the spare slot is still free.
+      expect(() => h.hub.dispatch(a.sessionId, "m1", chat("busy"), { deadlineMs: 1000 })).to.throw(
+        /at capacity/,
+      );
+      expect((await probing).ok).to.equal(true);
+      expect(holds).to.have.length(1);
+      expect(holds[0]?.[1]).to.equal("expired");
+      expect(holds[0]?.[0]).to.be.within(1000, 1300);
+      users[1]?.cancel("test over");
+    });
+
+    it("takes the spare slot when its tunnel stays full for the whole wait", async () => {
+      const { a, users } = await fullMiner();
+      const { clock, holds, s } = await heldService(9);
+      const probing = s.probe(req(), validatorKey.address);
+      await tick(clock, 1800);
+      expect(a.miner.requests, "still waiting for a free slot").to.have.length(2);
+      for (let t = 0; t < 300 && a.miner.requests.length === 2; t += 10) await tick(clock, 10);
+      expect(a.miner.requests, "sent into the spare slot").to.have.length(3);
+      expect(h.hub.sessions().find((x) => x.sessionId === a.sessionId)?.models[0]?.inFlight).to.equal(3);
+      expect((await probing).ok).to.equal(true);
+      expect(holds.map(([, o]) => o)).to.deep.equal(["full"]);
+      expect(holds[0]?.[0]).to.be.within(1800, 2000);
+      for (const u of users) u.cancel("test over");
+    });
+
     it("counts its hold inside the 8 s liveness deadline: the router answers within 8 s of the call", async () => {
       const { a, users } = await twoMiners(false);
       const { clock, s } = await heldService(7);

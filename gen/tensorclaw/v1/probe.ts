@@ -1768,7 +1768,8 @@ export const ProbeServiceService = {
    * content tokens arrive within 8 s of the call and nothing failed before
    * that. The router may hold a probe before sending it, up to half a
    * second, until its balancer would have sent a user request to that
-   * tunnel (tunnel.proto, "Probes look like users", Arrival); the hold
+   * tunnel, and up to two seconds while the tunnel has no free slot
+   * (tunnel.proto, "Probes look like users", Arrival); the hold
    * counts inside the 8 s, so a validator hears back within 8 s plus the
    * round trip either way. With `cut_after_tokens` = N > 0 the router then cancels the
    * request once N content tokens arrived, exactly as when a user
@@ -1884,7 +1885,8 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    * content tokens arrive within 8 s of the call and nothing failed before
    * that. The router may hold a probe before sending it, up to half a
    * second, until its balancer would have sent a user request to that
-   * tunnel (tunnel.proto, "Probes look like users", Arrival); the hold
+   * tunnel, and up to two seconds while the tunnel has no free slot
+   * (tunnel.proto, "Probes look like users", Arrival); the hold
    * counts inside the 8 s, so a validator hears back within 8 s plus the
    * round trip either way. With `cut_after_tokens` = N > 0 the router then cancels the
    * request once N content tokens arrived, exactly as when a user
@@ -1972,7 +1974,8 @@ export interface ProbeServiceClient extends Client {
    * content tokens arrive within 8 s of the call and nothing failed before
    * that. The router may hold a probe before sending it, up to half a
    * second, until its balancer would have sent a user request to that
-   * tunnel (tunnel.proto, "Probes look like users", Arrival); the hold
+   * tunnel, and up to two seconds while the tunnel has no free slot
+   * (tunnel.proto, "Probes look like users", Arrival); the hold
    * counts inside the 8 s, so a validator hears back within 8 s plus the
    * round trip either way. With `cut_after_tokens` = N > 0 the router then cancels the
    * request once N content tokens arrived, exactly as when a user

@@ -793,8 +793,11 @@ export interface Reject {
  *   to that tunnel: a probe meets the tunnel in the states users' requests
  *   meet it in (requests in flight, least loaded of the hotkey's tunnels).
  *   A tunnel no user request could reach (a ghost, a hotkey barred for the
- *   model) is probed at once. The hold counts inside the probe's 8 s
- *   liveness deadline (probe.proto).
+ *   model) is probed at once. When the hold runs out, a tunnel with a free
+ *   slot for the model gets the probe at once; a full one gets it as soon
+ *   as a slot frees up (as a waiting user request would), and in the spare
+ *   slot only if none does within two seconds of the call. The hold counts
+ *   inside the probe's 8 s liveness deadline (probe.proto).
  * - Cancel: a liveness probe cut after its tokens, or given up at the
  *   liveness deadline, is cancelled with exactly the reason a user's
  *   disconnect sends ("client disconnected").
@@ -804,9 +807,10 @@ export interface Reject {
  * What can still tell a probe, and why it does not pay to act on it:
  * - A request that arrives while `max_concurrency` requests of its model are
  *   in flight on the tunnel holds the spare slot, so it is a probe. A miner
- *   sees this only while full, and answering it well proves nothing about
- *   the other requests. Likewise a probe whose tunnel stays busier than the
- *   balancer would load it for the whole hold is sent anyway.
+ *   sees this only while full for two seconds on end, and answering it well
+ *   proves nothing about the other requests. Likewise a probe whose tunnel
+ *   stays busier than the balancer would load it for the whole hold is sent
+ *   anyway.
  * - Audits (probes whose answer is checked against the model) ask for
  *   deterministic output (temperature 0). This project's validator draws
  *   them from the users' own temperature-0 requests and sends liveness
