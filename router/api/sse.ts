@@ -11,6 +11,8 @@ export class SseWriter {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private corked = false;
+  /** An event was written in this turn of the event loop. */
+  private wrote = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -75,17 +77,26 @@ export class SseWriter {
   async data(json: string, event?: string): Promise<boolean> {
     if (this.gone) return false;
     this.begin();
-    // Chunks relayed in the same turn (a batch from the tunnel) leave in one socket write.
-    if (!this.corked) {
-      this.corked = true;
-      this.res.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.res.uncork();
-      });
-    }
     const text = event === undefined ? `data: ${json}\n\n` : `event: ${event}\ndata: ${json}\n\n`;
-    if (this.res.write(text)) return true;
+    let ok: boolean;
+    if (!this.wrote) {
+      // The first event of a turn leaves now: a stream's token does not wait while the rest of
+      // its tunnel batch (other streams' tokens) is relayed. node:http corks the socket for the
+      // rest of the turn on every write, so this write is let out at once.
+      this.wrote = true;
+      process.nextTick(this.endTurn);
+      ok = this.res.write(text);
+      this.res.socket?.uncork();
+    } else {
+      // Later events of the same turn (several of this stream's chunks in one batch) leave
+      // together, in one socket write at the end of the turn.
+      if (!this.corked) {
+        this.corked = true;
+        this.res.cork();
+      }
+      ok = this.res.write(text);
+    }
+    if (ok) return true;
     return new Promise<boolean>((resolve) => {
       const done = (ok: boolean) => {
         this.res.off("drain", onDrain);
@@ -98,6 +109,13 @@ export class SseWriter {
       this.res.once("close", onClose);
     });
   }
+
+  private readonly endTurn = (): void => {
+    this.wrote = false;
+    if (!this.corked) return;
+    this.corked = false;
+    this.res.uncork();
+  };
 
   /** Ends a successful stream with `data: [DONE]`. */
   done(): void {
