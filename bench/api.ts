@@ -689,6 +689,7 @@ async function main(): Promise<void> {
 
     // The floor of a two-process relay (see relayRole): two in a row of each kind, and one HTTP proxy.
     const relayUrls: Record<string, string> = {};
+    const relayPids: Record<string, number | undefined> = {};
     for (const [name, kind, upstream] of [
       ["tcp1", "tcp", backendUrl],
       ["tcp2", "tcp", "tcp1"],
@@ -699,6 +700,7 @@ async function main(): Promise<void> {
       const relay = await helper([...ts, SELF, "--role", "relay", "--kind", kind, "--upstream", url]);
       children.push(relay.child);
       relayUrls[name] = `http://127.0.0.1:${String(relay.first.port)}/v1`;
+      relayPids[name] = relay.child.pid;
     }
 
     const router = await helper([...profile, ...ts, SELF, "--role", "router"]);
@@ -778,6 +780,9 @@ async function main(): Promise<void> {
       backend: backend.child.pid,
       router: router.child.pid,
       miner: miner.pid,
+      // The two bare proxies in the places of the router (the one clients call) and the miner.
+      proxyFront: relayPids.http2,
+      proxyBack: relayPids.http1,
     };
     // The throughput peers and variants are started only when throughput is measured.
     if (runs("throughput")) {
@@ -977,6 +982,8 @@ async function main(): Promise<void> {
       pacedStreamsCpuPercent: {
         direct: busyMedians(ttft.direct?.busy ?? {}),
         tensorclaw: busyMedians(ttft.tensorclaw?.busy ?? {}),
+        /** The floor: the two bare proxies' own CPU (`proxyFront`, `proxyBack`). */
+        twoHttpProxies: busyMedians(ttft.http2?.busy ?? {}),
       },
       errors: errs,
       targets: TARGETS,
@@ -1014,11 +1021,19 @@ async function main(): Promise<void> {
       `  TensorClaw - one bare proxy      ${f(one.added.p50 - one.floor.oneHttpProxy.p50, 2)} ${f(one.added.p99 - one.floor.oneHttpProxy.p99, 2)}   target p50 <= ${TARGETS.singleStreamOverFloorMs}`,
       "",
       "CPU % of one core during the paced streams  backend   router    miner     load",
-      ...(["direct", "tensorclaw"] as const).map((n) => {
+      ...(
+        [
+          ["direct", "router", "miner"],
+          ["tensorclaw", "router", "miner"],
+          // The proxies sit where router and miner do: the front one takes the client's call.
+          ["twoHttpProxies", "proxyFront", "proxyBack"],
+        ] as const
+      ).map(([n, front, back]) => {
         const b = summary.pacedStreamsCpuPercent[n];
         const cell = (k: string) =>
           Number.isFinite(b[k]) ? (b[k] as number).toFixed(0).padStart(8) : "       -";
-        return `  ${n.padEnd(41)}${cell("backend")} ${cell("router")} ${cell("miner")} ${cell("load")}`;
+        const label = n === "twoHttpProxies" ? "two bare HTTP proxies (in their places)" : n;
+        return `  ${label.padEnd(41)}${cell("backend")} ${cell(front)} ${cell(back)} ${cell("load")}`;
       }),
       "",
       "time to first token, 100 instant streams (CPU-bound: 100 / throughput)",

@@ -181,6 +181,13 @@ function apiRows(j: unknown): ReportRow[] {
         { label: "miner", value: num(j, "pacedStreamsCpuPercent.tensorclaw.miner"), unit: "%" },
         { label: "backend", value: num(j, "pacedStreamsCpuPercent.tensorclaw.backend"), unit: "%" },
         { label: "load generator", value: num(j, "pacedStreamsCpuPercent.tensorclaw.load"), unit: "%" },
+        {
+          label: "two bare HTTP proxies, same streams",
+          value:
+            num(j, "pacedStreamsCpuPercent.twoHttpProxies.proxyFront") +
+            num(j, "pacedStreamsCpuPercent.twoHttpProxies.proxyBack"),
+          unit: "%",
+        },
       ],
     ),
     // Context for the two rows above: the backend there paces its streams like a
