@@ -83,6 +83,15 @@ export function sameOffers(a: readonly ModelOffer[], b: readonly ModelOffer[]): 
   );
 }
 
+/**
+ * Fewest ms between two offers sent for a change of learned concurrency
+ * alone. The limit moves on every request served while it grows (slow
+ * start), and each offer is a ModelListUpdate to every router, which then
+ * re-plans its routing: changes closer together than this are merged into
+ * one, sent when the gap is over. Model list changes go at once.
+ */
+export const CONCURRENCY_UPDATE_GAP_MS = 250;
+
 /** Settings of the catalog. */
 export interface ModelCatalogOptions {
   readonly backend: Backend;
@@ -109,6 +118,9 @@ export class ModelCatalog {
   #checked: readonly ModelOffer[] = [];
   #offers: readonly ModelOffer[] = [];
   #offConcurrency: (() => void) | undefined;
+  /** When an offer last went out for a concurrency change (clock ms), and the merged one due. */
+  #concurrencySentAtMs = Number.NEGATIVE_INFINITY;
+  #concurrencyDue: Timer | undefined;
   #healthy: boolean | undefined;
   #timer: Timer | undefined;
   #inFlight: AbortController | undefined;
@@ -118,7 +130,7 @@ export class ModelCatalog {
   constructor(opts: ModelCatalogOptions) {
     this.#o = opts;
     this.#clock = opts.clock ?? systemClock;
-    this.#offConcurrency = opts.concurrency?.onChange(() => this.#apply(false));
+    this.#offConcurrency = opts.concurrency?.onChange(() => this.#concurrencyChanged());
   }
 
   /** The models offered now. */
@@ -165,6 +177,22 @@ export class ModelCatalog {
     this.#apply(true);
   }
 
+  /** A learned limit moved: offered now, or merged with what follows it within the gap. */
+  #concurrencyChanged(): void {
+    if (this.#concurrencyDue !== undefined || this.#stopped) return;
+    const wait = this.#concurrencySentAtMs + CONCURRENCY_UPDATE_GAP_MS - this.#clock.now();
+    if (wait <= 0) {
+      this.#concurrencySentAtMs = this.#clock.now();
+      this.#apply(false);
+      return;
+    }
+    this.#concurrencyDue = this.#clock.setTimeout(() => {
+      this.#concurrencyDue = undefined;
+      this.#concurrencySentAtMs = this.#clock.now();
+      this.#apply(false);
+    }, wait);
+  }
+
   /** Applies the concurrency policy to the checked offers and tells the listeners of a change. */
   #apply(checked: boolean): void {
     const c = this.#o.concurrency;
@@ -199,6 +227,7 @@ export class ModelCatalog {
     this.#stopped = true;
     this.#offConcurrency?.();
     this.#clock.clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#concurrencyDue);
     this.#inFlight?.abort(new Error("stopped"));
   }
 }

@@ -1,10 +1,14 @@
 import { expect } from "chai";
+import { silentLogger } from "../../common/logger.js";
 import {
   AdaptiveConcurrency,
   DEFAULT_INITIAL_CONCURRENCY,
   FixedConcurrency,
   type RequestObserver,
 } from "../../miner/adaptive-concurrency.js";
+import { DEMO_MODEL_ID, DemoBackend } from "../../miner/backend/demo.js";
+import { CONCURRENCY_UPDATE_GAP_MS, ModelCatalog } from "../../miner/model-catalog.js";
+import { FakeClock } from "../support/fake-clock.js";
 
 /**
  * Keeps the miner full for `steps` requests, as steady traffic does: the
@@ -105,6 +109,41 @@ describe("miner: adaptive concurrency", () => {
     off();
     c.start("m").end("overloaded");
     expect(told).to.equal(1);
+  });
+
+  it("is offered to the routers at once when it moves, then in merged updates at most one per 250 ms", async () => {
+    const clock = new FakeClock(1_000_000);
+    const c = new AdaptiveConcurrency({ max: 256 });
+    const catalog = new ModelCatalog({
+      backend: new DemoBackend(),
+      policy: { configured: [DEMO_MODEL_ID], maxConcurrency: 256, contextLength: 0 },
+      intervalMs: 3_600_000,
+      timeoutMs: 1000,
+      logger: silentLogger(),
+      clock,
+      concurrency: c,
+    });
+    await catalog.refresh();
+    const offered: number[] = [];
+    catalog.onChange((offers) => offered.push(offers[0]?.maxConcurrency ?? -1));
+    // Slow start moves the limit on nearly every request served: 40 changes in a burst.
+    keepFull(c, DEMO_MODEL_ID, 40, () => 20);
+    const grown = c.limit(DEMO_MODEL_ID);
+    expect(grown).to.be.above(20);
+    expect(offered, "the first change goes at once").to.deep.equal([DEFAULT_INITIAL_CONCURRENCY + 1]);
+    await clock.advance(CONCURRENCY_UPDATE_GAP_MS - 1);
+    expect(offered).to.have.length(1);
+    await clock.advance(1);
+    expect(offered, "the rest, merged, when the gap is over").to.deep.equal([
+      DEFAULT_INITIAL_CONCURRENCY + 1,
+      grown,
+    ]);
+    // Past the gap, a change (here a cut) goes at once again.
+    await clock.advance(CONCURRENCY_UPDATE_GAP_MS);
+    c.start(DEMO_MODEL_ID).end("overloaded");
+    expect(offered).to.deep.equal([DEFAULT_INITIAL_CONCURRENCY + 1, grown, c.limit(DEMO_MODEL_ID)]);
+    expect(c.limit(DEMO_MODEL_ID)).to.be.below(grown);
+    catalog.stop();
   });
 
   it("counts requests of every tunnel together: the backend is one", () => {
