@@ -124,6 +124,12 @@ export class AimdLimit {
     return this.#epoch;
   }
 
+  /** Whether a first token `ttftMs` after dispatch is far slower than the baseline (none: never). */
+  slow(ttftMs: number): boolean {
+    const base = this.#baselineMs;
+    return base !== undefined && ttftMs > base * this.#o.slowTtftRatio + this.#o.slowTtftSlackMs;
+  }
+
   /** The time-to-first-token baseline in ms (a slowly rising minimum); undefined before a sample. */
   get baselineMs(): number | undefined {
     return this.#baselineMs;
@@ -137,7 +143,7 @@ export class AimdLimit {
    */
   firstToken(ttftMs: number, epoch: number, concurrency: number): boolean {
     const base = this.#baselineMs;
-    const healthy = base === undefined || ttftMs <= base * this.#o.slowTtftRatio + this.#o.slowTtftSlackMs;
+    const healthy = !this.slow(ttftMs);
     if (base === undefined || ttftMs < base) this.#baselineMs = ttftMs;
     else if (concurrency <= Math.max(1, Math.floor(this.#limit / 2))) {
       this.#baselineMs = base + this.#o.baselineRise * (ttftMs - base);

@@ -12,7 +12,8 @@
  * burst is met in a few windows), then adds one per window; it cuts the
  * limit when first tokens slow down far past the baseline (a queue is
  * building up in the backend) or the backend fails under load (unavailable,
- * overloaded, deadline passed). It
+ * overloaded, or the router's deadline passed with no first token after a
+ * wait already that slow). It
  * never goes past `--max-concurrency`. With `--fixed-concurrency` the miner
  * advertises `--max-concurrency` as is.
  *
@@ -28,8 +29,15 @@ export const DEFAULT_INITIAL_CONCURRENCY = 8;
 export type RequestOutcome =
   /** Served to the end. */
   | "served"
-  /** Failed for lack of capacity: the backend was unavailable or overloaded, or the deadline passed. */
+  /** Failed for lack of capacity: the backend was unavailable or overloaded. */
   | "overloaded"
+  /**
+   * The router's deadline passed. Capacity news only when no first token had
+   * come and the wait was already far slower than the baseline: a short
+   * deadline alone (a router sets it), or a long answer cut mid-stream, says
+   * nothing about room in the backend.
+   */
+  | "deadline"
   /** Anything else (a cancel, a request the backend refused as invalid): no news about capacity. */
   | "other";
 
@@ -37,7 +45,8 @@ export type RequestOutcome =
 export interface RequestObserver {
   /** The backend's first output came `ms` after the request was sent to it. */
   firstToken(ms: number): void;
-  end(outcome: RequestOutcome): void;
+  /** `waitedMs`: how long ago the request was sent to the backend (read for `deadline`). */
+  end(outcome: RequestOutcome, waitedMs?: number): void;
 }
 
 /** The concurrency a miner advertises, per model. */
@@ -123,19 +132,24 @@ export class AdaptiveConcurrency implements ConcurrencyPolicy {
     const epoch = limit.epoch;
     const dispatchedUnder = limit.value;
     let healthy = true;
+    let firstSeen = false;
     let ended = false;
     return {
       firstToken: (ms) => {
         if (ended) return;
+        firstSeen = true;
         healthy = limit.firstToken(ms, epoch, concurrency);
         this.#tell(model);
       },
-      end: (outcome) => {
+      end: (outcome, waitedMs) => {
         if (ended) return;
         ended = true;
         this.#inFlight.set(model, (this.#inFlight.get(model) ?? 1) - 1);
         if (outcome === "served") limit.succeeded(concurrency, healthy, dispatchedUnder);
         else if (outcome === "overloaded") limit.failed(epoch);
+        else if (outcome === "deadline" && !firstSeen && waitedMs !== undefined && limit.slow(waitedMs)) {
+          limit.failed(epoch);
+        }
         this.#tell(model);
       },
     };

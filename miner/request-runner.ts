@@ -195,7 +195,7 @@ export class RequestRunner {
       outcome = capacityNews(stop, err);
       this.#fail(stop, err);
     } finally {
-      observer?.end(outcome);
+      observer?.end(outcome, this.#clock.now() - sentAtMs);
       this.#clock.clearTimeout(this.#deadline);
       // Later stops are no-ops. Nothing is left to abort: the backend call
       // ended with the loop (its iterator's cleanup released the response),
@@ -287,13 +287,14 @@ const OVERLOAD_CODES: ReadonlySet<RequestErrorCode> = new Set([
 ]);
 
 /**
- * What a failed request says about the backend's capacity: a passed
- * deadline, or a backend that was unavailable, overloaded, rate limiting
- * (429) or failing (5xx), is "overloaded"; a cancel, a closed tunnel or a
- * request the backend refused (4xx) is no news.
+ * What a failed request says about the backend's capacity: a backend that
+ * was unavailable, overloaded, rate limiting (429) or failing (5xx) is
+ * "overloaded"; a passed deadline is "deadline" (news only when the first
+ * token was already late, adaptive-concurrency.ts); a cancel, a closed
+ * tunnel or a request the backend refused (4xx) is no news.
  */
 function capacityNews(stop: StopReason | undefined, err: unknown): RequestOutcome {
-  if (stop !== undefined) return stop.kind === "deadline" ? "overloaded" : "other";
+  if (stop !== undefined) return stop.kind === "deadline" ? "deadline" : "other";
   if (!(err instanceof BackendFailure)) return "other";
   if (OVERLOAD_CODES.has(err.code)) return "overloaded";
   return err.httpStatus === 429 || err.httpStatus >= 500 ? "overloaded" : "other";

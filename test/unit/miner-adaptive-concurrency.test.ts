@@ -96,6 +96,24 @@ describe("miner: adaptive concurrency", () => {
     expect(c.limit("m")).to.equal(2);
   });
 
+  it("cuts on a passed deadline only when no first token came within a wait already slow", () => {
+    const c = new AdaptiveConcurrency({ max: 256 });
+    const served = c.start("m");
+    served.firstToken(20);
+    served.end("served");
+    // Cut mid-stream by the router's deadline: a long answer, not a backend short of room.
+    const long = c.start("m");
+    long.firstToken(20);
+    long.end("deadline", 120_000);
+    expect(c.limit("m")).to.equal(DEFAULT_INITIAL_CONCURRENCY);
+    // A deadline shorter than a first token normally takes (a router sets it): no news either.
+    c.start("m").end("deadline", 25);
+    expect(c.limit("m")).to.equal(DEFAULT_INITIAL_CONCURRENCY);
+    // No first token after a wait far past the 20 ms baseline: the backend is queueing.
+    c.start("m").end("deadline", 5_000);
+    expect(c.limit("m")).to.equal(DEFAULT_INITIAL_CONCURRENCY / 2);
+  });
+
   it("tells listeners when an advertised limit changes, and only then", () => {
     const c = new AdaptiveConcurrency({ max: 256 });
     let told = 0;
