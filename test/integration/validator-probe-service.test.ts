@@ -308,12 +308,13 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     /** A book without exploration: a busy miner beside an idle one never gets a user request. */
     const book = () =>
       new RoutingBook({ now: () => performance.now(), random: seededRandom(4), picker: { exploreRate: 0 } });
+    /** A miner that holds every user request saying "busy" and answers the rest (probes). */
+    const plan = (r: { chat?: { messages: { content?: string }[] } }) =>
+      r.chat?.messages[0]?.content === "busy"
+        ? { chunks: [], end: "hang" as const }
+        : { chunks: WORDS, end: { usage: [3, 10] as [number, number] } };
     /** Miner A holds every user request ("busy"); B serves anything; both answer probes. */
     const twoMiners = async (aAnswersProbes = true) => {
-      const plan = (r: { chat?: { messages: { content?: string }[] } }) =>
-        r.chat?.messages[0]?.content === "busy"
-          ? { chunks: [], end: "hang" as const }
-          : { chunks: WORDS, end: { usage: [3, 10] as [number, number] } };
       const a = await connectMiner(h, "grpc", minerKey, undefined, {
         plan: aAnswersProbes ? plan : () => ({ chunks: [], end: "hang" as const }),
       });
@@ -392,10 +393,6 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
 
     /** Miner A full (its 2 slots held by users) beside an idle B; both answer probes. */
     const fullMiner = async () => {
-      const plan = (r: { chat?: { messages: { content?: string }[] } }) =>
-        r.chat?.messages[0]?.content === "busy"
-          ? { chunks: [], end: "hang" as const }
-          : { chunks: WORDS, end: { usage: [3, 10] as [number, number] } };
       const models = [{ id: "m1", maxConcurrency: 2, contextLength: 0, kinds: [] }];
       const a = await connectMiner(h, "grpc", minerKey, models, { plan });
       await connectMiner(h, "grpc", otherKey, models, { plan });
@@ -404,8 +401,9 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       await a.miner.until(() => a.miner.requests.length === 2);
       return { a, users };
     };
-    const tick = async (clock: FakeClock, ms: number) => {
-      for (let t = 0; t < ms; t += 10) {
+    /** Moves the fake clock on by `ms` in 10 ms steps, or less once `done` holds. */
+    const tick = async (clock: FakeClock, ms: number, done: () => boolean = () => false) => {
+      for (let t = 0; t < ms && !done(); t += 10) {
         await clock.untilPending();
         await clock.advance(10);
       }
@@ -419,7 +417,7 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       expect(a.miner.requests, "not sent into the spare slot after the 500 ms hold").to.have.length(2);
       users[0]?.cancel("test over");
       await waitForSessions(h.hub, (x) => x[0]?.models[0]?.inFlight === 1, "a user's slot to free");
-      for (let t = 0; t < 300 && a.miner.requests.length === 2; t += 10) await tick(clock, 10);
+      await tick(clock, 300, () => a.miner.requests.length > 2);
       expect(a.miner.requests, "sent once a slot was free").to.have.length(3);
       // It holds an ordinary slot: A is full again for users, and the spare slot is still free.
       expect(() => h.hub.dispatch(a.sessionId, "m1", chat("busy"), { deadlineMs: 1000 })).to.throw(
@@ -438,7 +436,7 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       const probing = s.probe(req(), validatorKey.address);
       await tick(clock, 1800);
       expect(a.miner.requests, "still waiting for a free slot").to.have.length(2);
-      for (let t = 0; t < 300 && a.miner.requests.length === 2; t += 10) await tick(clock, 10);
+      await tick(clock, 300, () => a.miner.requests.length > 2);
       expect(a.miner.requests, "sent into the spare slot").to.have.length(3);
       expect(h.hub.sessions().find((x) => x.sessionId === a.sessionId)?.models[0]?.inFlight).to.equal(3);
       expect((await probing).ok).to.equal(true);
