@@ -270,9 +270,12 @@ export class ProbeService {
 
   /**
    * Waits until the balancer would send a user request to the target (see
-   * the class comment). Past the arrival hold, a tunnel with a free slot for
-   * the model gets the probe at once; a full one only once a slot frees up,
-   * or when the full wait runs out. Returns how long it waited, in ms.
+   * the class comment). When the arrival hold runs out, a tunnel with a free
+   * slot for the model gets the probe at once. A full one goes on being
+   * tried for a user-like moment until the full wait runs out, then gets the
+   * probe in a free slot if one came up, else in the spare slot: sent the
+   * moment a slot frees, a probe would follow the miner's own release of a
+   * slot more closely than users do. Returns how long it waited, in ms.
    */
   async #userLikeMoment(target: ProbeTarget, routing: ProbeArrivalRouting): Promise<number> {
     const since = this.#clock.now();
@@ -297,20 +300,24 @@ export class ProbeService {
       if (slot) return held("expired");
       return waitOver ? held("full") : undefined;
     };
+    /** The tunnel was full when the hold ran out: trials go on until the full wait is over. */
+    let fullAtHold = false;
     for (;;) {
       const sessions = this.#d.dispatcher.sessions();
       const now = this.#clock.now();
-      if (now < holdUntil) {
-        const trial = routing.trial(sessions, target.model, at, target.kind);
-        if (trial !== "no") return held(trial === "yes" ? "user_like" : "unreachable");
-      } else {
+      if (now >= holdUntil && !fullAtHold) {
         const sent = afterHold(sessions, false);
         if (sent !== undefined) return sent;
+        fullAtHold = true;
       }
+      const trial = routing.trial(sessions, target.model, at, target.kind);
+      if (trial !== "no") return held(trial === "yes" ? "user_like" : "unreachable");
       const gap = -Math.log(1 - Math.min(this.#d.random(), 0.999_999)) * ARRIVAL_TRIAL_GAP_MS;
       if (now + gap > fullUntil) return afterHold(sessions, true) as number;
       // The first look past the hold falls at its end, not a gap after it.
-      await this.#clock.sleep(now < holdUntil && now + gap > holdUntil ? holdUntil - now : gap);
+      await this.#clock.sleep(
+        !fullAtHold && now < holdUntil && now + gap > holdUntil ? holdUntil - now : gap,
+      );
     }
   }
 

@@ -409,24 +409,41 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       }
     };
 
-    it("waits past the hold for a slot of its full tunnel to free up, and takes that slot", async () => {
+    it("keeps looking past the hold while its tunnel is full, and goes at a user-like moment once it is not", async () => {
       const { a, users } = await fullMiner();
       const { clock, holds, s } = await heldService(8);
       const probing = s.probe(req(), validatorKey.address);
       await tick(clock, 1000);
       expect(a.miner.requests, "not sent into the spare slot after the 500 ms hold").to.have.length(2);
+      for (const u of users) u.cancel("test over");
+      await waitForSessions(h.hub, (x) => x.every((v) => v.inFlight === 0), "A's users to end");
+      await tick(clock, 900, () => a.miner.requests.length > 2);
+      expect(a.miner.requests, "sent once A is as idle as B").to.have.length(3);
+      expect((await probing).ok).to.equal(true);
+      expect(holds).to.have.length(1);
+      expect(holds[0]?.[1]).to.equal("user_like");
+      expect(holds[0]?.[0]).to.be.within(1000, 2000);
+    });
+
+    it("does not follow the miner's freeing of a slot: while A stays busier than B it goes at the end of the wait", async () => {
+      const { a, users } = await fullMiner();
+      const { clock, holds, s } = await heldService(10);
+      const probing = s.probe(req(), validatorKey.address);
+      await tick(clock, 1000);
       users[0]?.cancel("test over");
       await waitForSessions(h.hub, (x) => x[0]?.models[0]?.inFlight === 1, "a user's slot to free");
+      // A has a free slot now, but one request in flight to B's none: no user request would go there.
+      await tick(clock, 800);
+      expect(a.miner.requests, "not sent when the slot freed").to.have.length(2);
       await tick(clock, 300, () => a.miner.requests.length > 2);
-      expect(a.miner.requests, "sent once a slot was free").to.have.length(3);
-      // It holds an ordinary slot: A is full again for users, and the spare slot is still free.
+      expect(a.miner.requests, "sent at the end of the wait").to.have.length(3);
+      // Into the ordinary slot that came free: A is full again for users.
       expect(() => h.hub.dispatch(a.sessionId, "m1", chat("busy"), { deadlineMs: 1000 })).to.throw(
         /at capacity/,
       );
       expect((await probing).ok).to.equal(true);
-      expect(holds).to.have.length(1);
-      expect(holds[0]?.[1]).to.equal("expired");
-      expect(holds[0]?.[0]).to.be.within(1000, 1300);
+      expect(holds.map(([, o]) => o)).to.deep.equal(["expired"]);
+      expect(holds[0]?.[0]).to.be.within(1800, 2000);
       users[1]?.cancel("test over");
     });
 

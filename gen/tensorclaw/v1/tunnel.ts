@@ -794,10 +794,11 @@ export interface Reject {
  *   meet it in (requests in flight, least loaded of the hotkey's tunnels).
  *   A tunnel no user request could reach (a ghost, a hotkey barred for the
  *   model) is probed at once. When the hold runs out, a tunnel with a free
- *   slot for the model gets the probe at once; a full one gets it as soon
- *   as a slot frees up (as a waiting user request would), and in the spare
- *   slot only if none does within two seconds of the call. The hold counts
- *   inside the probe's 8 s liveness deadline (probe.proto).
+ *   slot for the model gets the probe at once; for a full one the trials go
+ *   on until two seconds from the call, and then the probe takes a slot
+ *   that came free meanwhile, or the spare slot if none did (not the moment
+ *   a slot frees: that would follow the miner's own release of a slot). The
+ *   hold counts inside the probe's 8 s liveness deadline (probe.proto).
  * - Cancel: a liveness probe cut after its tokens, or given up at the
  *   liveness deadline, is cancelled with exactly the reason a user's
  *   disconnect sends ("client disconnected").
