@@ -186,8 +186,12 @@ export class RouterClient {
 
   async #failover<T>(call: (r: Replica) => Promise<T>): Promise<T> {
     const attempts: string[] = [];
+    // The order is fixed when the call starts: calls run concurrently (the validator lists and
+    // scores beside its probes), and one that moves the preferred replica while this one waits
+    // would otherwise send this one back to the replica it just failed on, skipping the others.
+    const start = this.#active;
     for (let i = 0; i < this.#replicas.length; i++) {
-      const idx = (this.#active + i) % this.#replicas.length;
+      const idx = (start + i) % this.#replicas.length;
       const r = this.#replicas[idx] as Replica;
       try {
         const out = await call(r);

@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { createServer, type Socket } from "node:net";
 import { status } from "@grpc/grpc-js";
 import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
@@ -203,6 +205,38 @@ describe("validator router client (real gRPC servers)", () => {
     );
     expect(err).to.be.instanceOf(RouterUnreachableError);
     expect((err as RouterUnreachableError).attempts[0]).to.match(/PERMISSION_DENIED/);
+  });
+
+  it("tries every replica once per call, even when a concurrent call moved the preferred one meanwhile", async () => {
+    // A replica that accepts connections and never answers: each call to it waits for its deadline.
+    const held: Socket[] = [];
+    const silent = createServer((sock) => held.push(sock));
+    silent.listen(0, "127.0.0.1");
+    await once(silent, "listening");
+    try {
+      const up = await server({ sessions: [session("5B")] });
+      // Its id pinned (?id=), so each call goes to it on its own, not through one shared id lookup.
+      const silentUrl = `grpc://127.0.0.1:${(silent.address() as { port: number }).port}?id=silent`;
+      const c = new RouterClient([silentUrl, up.url], {
+        signer: key,
+        logger: silentLogger(),
+        callTimeoutMs: 400,
+      });
+      clients.push(c);
+      // The listing moves the preferred replica to the answering one when the silent one's call
+      // ends (400 ms); the usage call, started meanwhile on the silent one, ends 100 ms later and
+      // must then go on to the other replica, not back to the silent one.
+      const listing = c.listMiners();
+      await new Promise((r) => setTimeout(r, 100));
+      const usage = c.getUsage();
+      await listing;
+      expect(c.activeRouter).to.equal(up.url);
+      await usage;
+      expect(up.calls.map((x) => x.method)).to.include("/tensorclaw.v1.UsageReportService/GetUsage");
+    } finally {
+      for (const sock of held) sock.destroy();
+      silent.close();
+    }
   });
 
   it("throws RouterUnreachableError when no replica answers", async () => {
