@@ -20,8 +20,13 @@ export interface FailoverRateLimiterOptions {
   readonly primary: RateLimiter;
   /** The in-process limiter that holds the limits while the primary is unreachable. */
   readonly fallback: RateLimiter;
-  /** Resolves once the primary's store answers again (Redis PING); tried at most once per interval. */
-  readonly probe: () => Promise<unknown>;
+  /**
+   * Resolves once the primary's store answers again for the data of `keyId`,
+   * the API key whose call failed (on a Redis Cluster, the master holding
+   * its slot: another master answering says nothing of that one); tried at
+   * most once per interval.
+   */
+  readonly probe: (keyId: string) => Promise<unknown>;
   readonly logger: Logger;
   /** Least time between two probes during an outage (ms). */
   readonly probeIntervalMs?: number;
@@ -49,12 +54,14 @@ export interface FailoverRateLimiterOptions {
 export class FailoverRateLimiter implements RateLimiter {
   private readonly primary: RateLimiter;
   private readonly fallback: RateLimiter;
-  private readonly probe: () => Promise<unknown>;
+  private readonly probe: (keyId: string) => Promise<unknown>;
   private readonly logger: Logger;
   private readonly probeIntervalMs: number;
   /** Start of the current outage (caller's clock); undefined while the primary is in use. */
   private downSinceMs: number | undefined;
   private nextProbeAtMs = 0;
+  /** The API key whose call started the current outage: the probe asks for its data. */
+  private failedKeyId = "";
   private probing = false;
   /** Reservations the fallback granted, not reconciled yet (weak: a lost one costs nothing). */
   private readonly onFallback = new WeakSet<Reservation>();
@@ -77,7 +84,7 @@ export class FailoverRateLimiter implements RateLimiter {
       try {
         return await this.primary.reserve(keyId, limits, tokens, nowMs);
       } catch (err) {
-        this.markDown(err, nowMs);
+        this.markDown(err, nowMs, keyId);
       }
     } else {
       this.maybeProbe(nowMs);
@@ -108,7 +115,7 @@ export class FailoverRateLimiter implements RateLimiter {
         await this.primary.reconcile(reservation, used, nowMs, refundRequest);
         return;
       } catch (err) {
-        this.markDown(err, nowMs);
+        this.markDown(err, nowMs, reservation.keyId);
       }
     }
     // Taken on the primary, which is out of reach: charge only what was used beyond the reservation
@@ -134,9 +141,10 @@ export class FailoverRateLimiter implements RateLimiter {
     }
   }
 
-  private markDown(err: unknown, nowMs: number): void {
+  private markDown(err: unknown, nowMs: number, keyId: string): void {
     if (this.downSinceMs !== undefined) return;
     this.downSinceMs = nowMs;
+    this.failedKeyId = keyId;
     this.nextProbeAtMs = nowMs + this.probeIntervalMs;
     this.logger.warn(
       { err: err instanceof Error ? err.message : String(err) },
@@ -148,7 +156,7 @@ export class FailoverRateLimiter implements RateLimiter {
     if (this.probing || nowMs < this.nextProbeAtMs) return;
     this.probing = true;
     this.nextProbeAtMs = nowMs + this.probeIntervalMs;
-    this.probe().then(
+    this.probe(this.failedKeyId).then(
       () => {
         this.probing = false;
         if (this.downSinceMs === undefined) return;
@@ -174,10 +182,13 @@ export function redisRateLimiterWithFallback(
   logger: Logger,
   opts: { prefix?: string; probeIntervalMs?: number } = {},
 ): FailoverRateLimiter {
+  const primary = new RedisRateLimiter(redis, opts.prefix);
   return new FailoverRateLimiter({
-    primary: new RedisRateLimiter(redis, opts.prefix),
+    primary,
     fallback: new EmbeddedRateLimiter(),
-    probe: () => redis.ping(),
+    // A read of the failed key's own buckets: routed to its master on a cluster (a PING would go
+    // to any node, and end the outage while that master is still down).
+    probe: (keyId) => redis.exists(primary.keyOf(keyId)),
     logger,
     probeIntervalMs: opts.probeIntervalMs,
   });

@@ -212,7 +212,8 @@ export class RedisRateLimiter implements RateLimiter {
     this.redis = r;
   }
 
-  private key(keyId: string): string {
+  /** The Redis key of an API key's buckets. */
+  keyOf(keyId: string): string {
     // Hash tag so a key's buckets stay on one Redis Cluster slot.
     return `${this.prefix}ratelimit:{${keyId}}`;
   }
@@ -221,7 +222,7 @@ export class RedisRateLimiter implements RateLimiter {
     const cost = Math.max(0, Math.ceil(tokens));
     if (limits.requestsPerMinute <= 0 && limits.tokensPerMinute <= 0) return granted(keyId, limits, cost);
     const [ok, wait, r, t] = await this.redis.tcRateReserve(
-      this.key(keyId),
+      this.keyOf(keyId),
       nowMs,
       limits.requestsPerMinute,
       limits.tokensPerMinute,
@@ -238,7 +239,7 @@ export class RedisRateLimiter implements RateLimiter {
     const { keyId, limits, tokens } = reservation;
     if (!reconcileMatters(limits, refundRequest)) return;
     await this.redis.tcRateReconcile(
-      this.key(keyId),
+      this.keyOf(keyId),
       nowMs,
       limits.requestsPerMinute,
       limits.tokensPerMinute,

@@ -51,6 +51,42 @@ describe("rate limiter on a Redis Cluster (3 masters)", () => {
     const client = await redis.client({ maxRetriesPerRequest: 1 });
     return { limiter: new RedisRateLimiter(client, randomPrefix()), close: async () => {} };
   });
+
+  it("stays on per-process limits while the failed key's master is down, though the others answer", async function () {
+    this.timeout(90_000);
+    const cluster = redis.cluster();
+    const client = await redis.client({ maxRetriesPerRequest: 1 });
+    const prefix = randomPrefix();
+    const log = memoryLogger();
+    const limiter = redisRateLimiterWithFallback(client, log.logger, { prefix, probeIntervalMs: 20 });
+    const lim = { requestsPerMinute: 1000, tokensPerMinute: 0 };
+    const k = "key_on_the_killed_master";
+    expect((await limiter.reserve(k, lim, 0, Date.now())).ok).to.equal(true);
+    const node = await cluster.nodeForKey(`${prefix}ratelimit:{${k}}`);
+    await cluster.killNode(node);
+    const backAgain = () => log.lines().filter((l) => /answers again/.test(l.msg)).length;
+    try {
+      expect((await limiter.reserve(k, lim, 0, Date.now())).ok, "held in process").to.equal(true);
+      expect(limiter.degraded).to.equal(true);
+      // A second of calls, the store checked every 20 ms: two masters of three answer all along.
+      for (const until = Date.now() + 1000; Date.now() < until; ) {
+        expect((await limiter.reserve(k, lim, 0, Date.now())).ok).to.equal(true);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(backAgain(), "went back to Redis while the key's master was down").to.equal(0);
+    } finally {
+      await cluster.restartNode(node);
+    }
+    await pollUntil(
+      async () => {
+        await limiter.reserve(k, lim, 0, Date.now());
+        return !limiter.degraded;
+      },
+      { what: "the limiter to go back to the cluster", timeoutMs: 30_000, intervalMs: 25 },
+    );
+    expect(backAgain()).to.equal(1);
+    expect(log.lines().filter((l) => l.level === WARN && /unreachable/.test(l.msg))).to.have.length(1);
+  });
 });
 
 const WARN = 40;
