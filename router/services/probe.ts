@@ -34,12 +34,11 @@ export const DEFAULT_MAX_UNPROBEABLE = 3;
  */
 export const DEFAULT_ARRIVAL_HOLD_MS = 500;
 /**
- * Longest a probe waits, its hold included, for an ordinary slot of a tunnel
- * whose slots for its model are all taken, before it takes the spare probe
- * slot. A request past `max_concurrency` is a probe for sure, while one
- * that arrives as a slot frees up is what a user request, handed that slot
- * by the balancer or the capacity queue, looks like. Leaves at least 6 s of
- * the 8 s liveness deadline for the answer.
+ * Longest a probe waits, its hold included, for a user-like moment on a
+ * tunnel whose slots for its model were all taken when the hold ran out,
+ * before it takes a slot that came free meanwhile, or else the spare probe
+ * slot: a request past `max_concurrency` is a probe for sure. Leaves at
+ * least 6 s of the 8 s liveness deadline for the answer.
  */
 export const DEFAULT_FULL_WAIT_MS = 2_000;
 /** Mean gap between two looks for that moment (exponential, so the looks fall at random times). */
@@ -315,9 +314,7 @@ export class ProbeService {
       const gap = -Math.log(1 - Math.min(this.#d.random(), 0.999_999)) * ARRIVAL_TRIAL_GAP_MS;
       if (now + gap > fullUntil) return afterHold(sessions, true) as number;
       // The first look past the hold falls at its end, not a gap after it.
-      await this.#clock.sleep(
-        !fullAtHold && now < holdUntil && now + gap > holdUntil ? holdUntil - now : gap,
-      );
+      await this.#clock.sleep(now < holdUntil && now + gap > holdUntil ? holdUntil - now : gap);
     }
   }
 
