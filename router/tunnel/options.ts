@@ -22,6 +22,8 @@ export interface TunnelTimings {
   readonly drainReconnectAfterMs: number;
   /** How long a cancelled request keeps its concurrency slot waiting for the miner's answer. */
   readonly cancelGraceMs: number;
+  /** Least time between two ModelListUpdates applied; sooner ones merge into the next (session.ts). */
+  readonly modelUpdateGapMs: number;
 }
 
 /** The defaults (tunnel.proto documents the 30 s freshness and 4 MiB message limit). */
@@ -35,6 +37,7 @@ export const DEFAULT_TUNNEL_TIMINGS: TunnelTimings = Object.freeze({
   drainGraceMs: 30_000,
   drainReconnectAfterMs: 1_000,
   cancelGraceMs: 5_000,
+  modelUpdateGapMs: 100,
 });
 
 /**

@@ -93,6 +93,10 @@ export class TunnelSession {
   readonly #handshake: TunnelHandshake;
   #pingTimer: Timer | undefined;
   #drainTimer: Timer | undefined;
+  /** A ModelListUpdate that came within `modelUpdateGapMs` of the last one applied: it waits for #offersTimer. */
+  #offersPending: readonly Offer[] | undefined;
+  #offersTimer: Timer | undefined;
+  #offersAppliedAtMs = Number.NEGATIVE_INFINITY;
   readonly #liveness: LivenessTracker;
 
   constructor(deps: SessionDeps) {
@@ -403,9 +407,7 @@ export class TunnelSession {
           this.close("invalid", `invalid ModelListUpdate: ${offers}`);
           return;
         }
-        this.#offers = offers;
-        this.applyModelFilter();
-        this.#d.events.changed(this);
+        this.#updateOffers(offers);
         return;
       }
       case "hello":
@@ -447,6 +449,43 @@ export class TunnelSession {
       "tunnel session live",
     );
     this.#d.events.live(this);
+  }
+
+  /**
+   * Takes a valid ModelListUpdate. Each one applied re-filters the offers,
+   * may answer ModelsIgnored and wakes every hub watcher (the capacity
+   * queue's drain among them), and one stream message can carry thousands:
+   * so at most one is applied per `modelUpdateGapMs`. One that comes sooner
+   * waits for the gap's end, and a later one replaces it (each carries the
+   * whole list, so only the last counts). An honest miner sends at most one
+   * per 250 ms (miner/model-catalog.ts) and never waits.
+   */
+  #updateOffers(offers: readonly Offer[]): void {
+    this.#offersPending = offers;
+    if (this.#offersTimer !== undefined) return;
+    const wait = this.#offersAppliedAtMs + this.#d.timings.modelUpdateGapMs - this.#d.clock.now();
+    if (wait <= 0) {
+      this.#applyPendingOffers();
+      return;
+    }
+    this.#offersTimer = this.#d.clock.setTimeout(
+      () => {
+        this.#offersTimer = undefined;
+        this.#applyPendingOffers();
+      },
+      wait,
+      { unref: true },
+    );
+  }
+
+  #applyPendingOffers(): void {
+    const offers = this.#offersPending;
+    if (offers === undefined || this.#phase === "closed") return;
+    this.#offersPending = undefined;
+    this.#offersAppliedAtMs = this.#d.clock.now();
+    this.#offers = offers;
+    this.applyModelFilter();
+    this.#d.events.changed(this);
   }
 
   #ping(): void {
@@ -493,6 +532,7 @@ export class TunnelSession {
     this.#handshake.stop();
     this.#d.clock.clearInterval(this.#pingTimer);
     this.#d.clock.clearTimeout(this.#drainTimer);
+    this.#d.clock.clearTimeout(this.#offersTimer);
     this.#batcher.close();
     const calls = [...this.#calls.values()];
     for (const call of calls) {

@@ -2,7 +2,8 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { expect } from "chai";
 import type { Hotkey } from "../../common/identity.js";
 import { ConnectRequest, RejectReason, RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import type { TunnelEvent } from "../../router/tunnel/types.js";
+import { DEFAULT_TUNNEL_TIMINGS } from "../../router/tunnel/options.js";
+import type { SessionView, TunnelEvent } from "../../router/tunnel/types.js";
 import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { type RawClosed, type RawTransport, RawTunnelClient } from "../support/raw-tunnel-client.js";
@@ -164,6 +165,31 @@ for (const transport of ["grpc", "ws"] as const) {
       });
       expectClosed(await bad.client.closed, transport, GrpcStatus.INVALID_ARGUMENT, 1007);
       await goodStillServes();
+    });
+
+    it("applies a flood of ModelListUpdates at most once per gap, the last one winning", async () => {
+      if (h === undefined) throw new Error("no hub");
+      const hub = h.hub;
+      const flooder = await connectMiner(h, transport, key);
+      let changes = 0;
+      hub.onChange(() => changes++);
+      const offer = (n: number) => ({ id: "m1", maxConcurrency: n, contextLength: 0, kinds: [] });
+      // 2,000 updates in one stream message, each a different limit; the last offers 7.
+      const frames = Array.from({ length: 2000 }, (_, i) => ({
+        kind: { $case: "models" as const, value: { models: [offer(7 - ((1999 - i) % 7))] } },
+      }));
+      expect(frames.at(-1)?.kind.value.models[0]?.maxConcurrency).to.equal(7);
+      const sentAt = performance.now();
+      flooder.client.sendRaw(ConnectRequest.encode({ frames }).finish());
+      const limit = (s: readonly SessionView[]) =>
+        s.find((v) => v.sessionId === flooder.sessionId)?.models[0]?.maxConcurrency;
+      await waitForSessions(hub, (s) => limit(s) === 7, "the last update to apply");
+      // The first update applies at once and the other 1,999 merge into one, a gap later.
+      expect(performance.now() - sentAt).to.be.at.least(DEFAULT_TUNNEL_TIMINGS.modelUpdateGapMs - 5);
+      expect(changes).to.equal(2);
+      await goodStillServes();
+      const events = await collect(hub.dispatch(flooder.sessionId, "m1", chat(), { deadlineMs: 5_000 }));
+      expect(last(events)).to.deep.include({ type: "usage" });
     });
 
     if (transport === "ws") {

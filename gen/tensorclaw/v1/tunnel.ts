@@ -934,7 +934,12 @@ export interface ModelsIgnored {
   reason: string;
 }
 
-/** The miner's offered models changed; replaces the whole list. */
+/**
+ * The miner's offered models changed; replaces the whole list. A router
+ * applies at most one per short gap (100 ms by default): one sent sooner
+ * takes effect at the end of the gap, unless a later one replaces it first.
+ * A miner has no reason to send more often than that.
+ */
 export interface ModelListUpdate {
   /** The complete new list (may be empty: backend unavailable). */
   models: ModelOffer[];
