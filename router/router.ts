@@ -18,7 +18,7 @@ import { UsageReportServiceService } from "../gen/tensorclaw/v1/usage.js";
 import { startAdmission } from "./admission.js";
 import { defaultConnectionLimits, limitConnections } from "./api/connection-limits.js";
 import { boundSlowClients } from "./api/http.js";
-import { createApiHandler } from "./api/server.js";
+import { capacityQueue, createApiHandler } from "./api/server.js";
 import { businessApiDeps } from "./api/setup.js";
 import { resolveUserSalt } from "./api/user-salt.js";
 import type { BillingStore } from "./billing/billing.js";
@@ -318,14 +318,17 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
     // How long probes wait for a moment when a user request would have gone to their tunnel.
     const probeHold = new Histogram({
       name: "tensorclaw_probe_arrival_hold_seconds",
-      help: "Time a probe was held before dispatch, by how the hold ended (user_like, unreachable, expired, full)",
+      help: "Time a probe was held before dispatch, by how the hold ended (user_like, unreachable, expired, queued, full)",
       labelNames: ["outcome"] as const,
       buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2],
       registers: [registry],
     });
+    // Users and probes of full tunnels wait for a free slot in one queue.
+    const queue = capacityQueue(deps);
     addProbeService(grpcServer, auth, {
       dispatcher: hub,
       routing,
+      queue,
       onArrivalHold: (ms, outcome) => probeHold.observe({ outcome }, ms / 1000),
       now: () => performance.now(),
       random: Math.random,
@@ -382,6 +385,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
         });
     const handler = createApiHandler({
       ...deps,
+      queue,
       trafficShape,
       ...(webConsole === undefined ? {} : { console: webConsole.routes }),
     });

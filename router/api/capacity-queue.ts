@@ -86,6 +86,11 @@ export class CapacityQueue {
     return this.#q.size > 0 && this.#q.depth(lineOf(model, kind)) > 0;
   }
 
+  /** How many requests of `model` and `kind` wait now. */
+  waiting(model: string, kind: ModelKind): number {
+    return this.#q.depth(lineOf(model, kind));
+  }
+
   /**
    * Waits for a slot of `model`: resolves "served" once `req.take()` took
    * one, "full" at once when `maxQueue` requests wait already, "timeout"

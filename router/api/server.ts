@@ -137,6 +137,20 @@ const OPENROUTER_PREFIX = "/api/v1/";
 export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
+ * The router's one capacity queue, shared by chat, completions and
+ * embeddings (--max-queue bounds them together) and by probes of full
+ * tunnels (router/services/probe-queue.ts).
+ */
+export function capacityQueue(
+  d: Pick<ChatDeps, "dispatcher" | "clock" | "metrics" | "logger" | "options">,
+): CapacityQueue {
+  return new CapacityQueue(
+    { onChange: (l) => d.dispatcher.onChange(l), clock: d.clock, metrics: d.metrics, logger: d.logger },
+    d.options,
+  );
+}
+
+/**
  * The Business API as a node:http request handler: the OpenAI-compatible
  * endpoints, OpenRouter's account endpoints (`/api/v1/key`,
  * `/api/v1/generation`; account.ts), health, readiness and metrics. Every
@@ -149,18 +163,7 @@ export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => void;
  * are kept per key).
  */
 export function createApiHandler(given: ApiDeps): ApiHandler {
-  // One capacity queue per router, shared by chat, completions and embeddings: --max-queue bounds them together.
-  const queue =
-    given.queue ??
-    new CapacityQueue(
-      {
-        onChange: (l) => given.dispatcher.onChange(l),
-        clock: given.clock,
-        metrics: given.metrics,
-        logger: given.logger,
-      },
-      given.options,
-    );
+  const queue = given.queue ?? capacityQueue(given);
   const deps: ApiDeps = { ...given, queue };
   const chat = new ChatEndpoint(deps);
   // Other request kinds share the chat endpoint's billing (one set of hold leases per router).

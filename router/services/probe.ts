@@ -17,11 +17,13 @@ import {
   type ReportVerdictsRequest,
   type ReportVerdictsResponse,
 } from "../../gen/tensorclaw/v1/probe.js";
+import type { WaitEnd } from "../api/capacity-queue.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
 import { ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
 import { type ProbeChatRules, parseProbeBody } from "./probe-body.js";
 import { probeBody, probeKind, runEmbeddingProbe } from "./probe-kinds.js";
+import { type ProbeQueue, QueuedProbe } from "./probe-queue.js";
 import { LIVENESS_MS, runProbe } from "./probe-run.js";
 import { type TrafficShapeRecorder, trafficShapeHandler } from "./traffic-shape.js";
 import { reportVerdicts, type VerdictBook } from "./verdicts.js";
@@ -92,6 +94,11 @@ export interface ProbeServiceDeps {
   readonly fullWaitMs?: number;
   /** Told how long each probe was held before dispatch, and how the hold ended (a metric). */
   readonly onArrivalHold?: (heldMs: number, outcome: ArrivalHoldOutcome) => void;
+  /**
+   * The Business API's capacity queue: a probe of a full tunnel waits in it
+   * while users of its model do (probe-queue.ts). Absent: it never queues.
+   */
+  readonly queue?: ProbeQueue;
 }
 
 /**
@@ -99,10 +106,18 @@ export interface ProbeServiceDeps {
  * (`user_like`), no user request could reach the tunnel (`unreachable`: a
  * ghost, a barred hotkey, a tunnel gone), the hold ran out with the tunnel
  * busier than users find it but with a free slot (`expired`: such a probe
- * may be told from users), or the tunnel stayed full for the whole wait
- * (`full`: the probe takes the spare slot, where it is told for sure).
+ * may be told from users), the tunnel was full and the probe got a slot of
+ * it in the capacity queue, behind users waiting too (`queued`), or the
+ * tunnel stayed full for the whole wait (`full`: the probe takes the spare
+ * slot, where it is told for sure).
  */
-export type ArrivalHoldOutcome = "user_like" | "unreachable" | "expired" | "full";
+export type ArrivalHoldOutcome = "user_like" | "unreachable" | "expired" | "queued" | "full";
+
+/** A probe sent: its call, and when (ProbeServiceDeps.now). */
+interface Dispatched {
+  readonly call: InferenceCall;
+  readonly sentMs: number;
+}
 
 /** Where a probe goes: one tunnel of the hotkey, and one of the models it offers. */
 export interface ProbeTarget {
@@ -178,6 +193,8 @@ export class ProbeService {
   readonly #fullWaitMs: number;
   /** Per hotkey: probes in a row that found no free slot. */
   readonly #unprobeable = new Map<string, number>();
+  /** Probes waiting in the capacity queue. */
+  readonly #queued = new Set<QueuedProbe<Dispatched>>();
 
   constructor(deps: ProbeServiceDeps) {
     this.#d = deps;
@@ -211,12 +228,17 @@ export class ProbeService {
     // The drawn tunnel first, then the others offering its model.
     const first = drawProbeTarget(targets, this.#d.random) as ProbeTarget;
     const order = [first, ...targets.filter((t) => t.model === first.model && t !== first)];
+    const send = (target: ProbeTarget) => this.#dispatch(target, chat, receivedAtMs);
     // The hold counts inside the liveness deadline: the router answers within 8 s of the call.
-    const heldMs = this.#d.routing === undefined ? 0 : await this.#userLikeMoment(first, this.#d.routing);
-    const livenessMs = Math.max(1, this.#livenessMs - heldMs);
+    const moment =
+      this.#d.routing === undefined
+        ? { heldMs: 0, sent: undefined }
+        : await this.#userLikeMoment(first, this.#d.routing, () => send(first));
+    const livenessMs = Math.max(1, this.#livenessMs - moment.heldMs);
     for (const target of order) {
-      const result = await this.#run(target, chat, receivedAtMs, req.cutAfterTokens, livenessMs);
-      if (result === "busy") continue;
+      const sent = target === first && moment.sent !== undefined ? moment.sent : send(target);
+      if (sent === undefined) continue;
+      const result = await this.#relay(target, sent, req.cutAfterTokens, livenessMs);
       this.#unprobeable.delete(req.hotkey);
       return this.#verdict(req.hotkey, target, result);
     }
@@ -274,9 +296,66 @@ export class ProbeService {
    * tried for a user-like moment until the full wait runs out, then gets the
    * probe in a free slot if one came up, else in the spare slot: sent the
    * moment a slot frees, a probe would follow the miner's own release of a
-   * slot more closely than users do. Returns how long it waited, in ms.
+   * slot more closely than users do. While users of its model wait in the
+   * capacity queue (every slot that frees goes to them), a full tunnel's
+   * probe waits there with them as well (probe-queue.ts); `sent` is the
+   * probe when the queue dispatched it (with `send`). Returns how long it
+   * waited, in ms.
    */
-  async #userLikeMoment(target: ProbeTarget, routing: ProbeArrivalRouting): Promise<number> {
+  async #userLikeMoment(
+    target: ProbeTarget,
+    routing: ProbeArrivalRouting,
+    send: () => Dispatched | undefined,
+  ): Promise<{ heldMs: number; sent: Dispatched | undefined }> {
+    let queued: QueuedProbe<Dispatched> | undefined;
+    try {
+      const heldMs = await this.#hold(target, routing, (fullUntil) => {
+        queued = this.#joinQueue(target, fullUntil, send);
+        return queued?.ended;
+      });
+      return { heldMs, sent: queued?.sent };
+    } finally {
+      if (queued !== undefined) {
+        queued.leave();
+        this.#queued.delete(queued);
+      }
+    }
+  }
+
+  /**
+   * A probe of a full tunnel joins the capacity queue, until `fullUntil`, if
+   * users of its model wait there (else undefined). It dispatches from the
+   * queue only into an ordinary slot of its own tunnel.
+   */
+  #joinQueue(
+    target: ProbeTarget,
+    fullUntil: number,
+    send: () => Dispatched | undefined,
+  ): QueuedProbe<Dispatched> | undefined {
+    const queue = this.#d.queue;
+    if (queue === undefined || !queue.ahead(target.model, target.kind)) return undefined;
+    const { sessionId } = target.session;
+    const q: QueuedProbe<Dispatched> = new QueuedProbe(
+      queue,
+      target,
+      fullUntil,
+      () => (freeSlot(this.#d.dispatcher.sessions(), sessionId, target.model) === true ? send() : undefined),
+      () => [...this.#queued].filter((p) => p.inLine(target.model, target.kind)).length,
+    );
+    this.#queued.add(q);
+    return q;
+  }
+
+  /**
+   * The hold itself (see #userLikeMoment). `queue` is called once, when the
+   * tunnel is full at the end of the arrival hold; the wait it may return
+   * ends the hold ("queued") when it resolves "served".
+   */
+  async #hold(
+    target: ProbeTarget,
+    routing: ProbeArrivalRouting,
+    queue: (fullUntil: number) => Promise<WaitEnd> | undefined,
+  ): Promise<number> {
     const since = this.#clock.now();
     const holdUntil = since + this.#arrivalHoldMs;
     const fullUntil = since + this.#fullWaitMs;
@@ -301,6 +380,8 @@ export class ProbeService {
     };
     /** The tunnel was full when the hold ran out: trials go on until the full wait is over. */
     let fullAtHold = false;
+    /** Set while the probe waits in the capacity queue: true once the queue dispatched it. */
+    let served: Promise<boolean> | undefined;
     for (;;) {
       const sessions = this.#d.dispatcher.sessions();
       const now = this.#clock.now();
@@ -308,13 +389,23 @@ export class ProbeService {
         const sent = afterHold(sessions, false);
         if (sent !== undefined) return sent;
         fullAtHold = true;
+        served = queue(fullUntil)?.then((end) => end === "served");
       }
       const trial = routing.trial(sessions, target.model, at, target.kind);
       if (trial !== "no") return held(trial === "yes" ? "user_like" : "unreachable");
       const gap = -Math.log(1 - Math.min(this.#d.random(), 0.999_999)) * ARRIVAL_TRIAL_GAP_MS;
       if (now + gap > fullUntil) return afterHold(sessions, true) as number;
       // The first look past the hold falls at its end, not a gap after it.
-      await this.#clock.sleep(now < holdUntil && now + gap > holdUntil ? holdUntil - now : gap);
+      const sleep = this.#clock.sleep(now < holdUntil && now + gap > holdUntil ? holdUntil - now : gap);
+      if (served === undefined) {
+        await sleep;
+        continue;
+      }
+      // A wait in the queue that ends unserved (timed out, or the queue full) leaves the trials.
+      const queueEnded = served.then((yes) => (yes ? "served" : "unserved"));
+      const woke = await Promise.race([sleep.then(() => "slept" as const), queueEnded]);
+      if (woke === "served") return held("queued");
+      if (woke === "unserved") served = undefined;
     }
   }
 
@@ -327,19 +418,16 @@ export class ProbeService {
     );
   }
 
-  async #run(
-    target: ProbeTarget,
-    chat: ChatRequest,
-    receivedAtMs: number,
-    cutAfterTokens: number,
-    livenessMs: number,
-  ): Promise<ProbeResponse | "busy"> {
+  /**
+   * Sends the probe to the target's tunnel; undefined when it has no slot
+   * free (the spare one included) or left since the snapshot.
+   */
+  #dispatch(target: ProbeTarget, chat: ChatRequest, receivedAtMs: number): Dispatched | undefined {
     // A user request's deadline: the request timeout, measured from when it came in (chat.ts).
     const deadlineMs = Math.max(1, receivedAtMs + this.#d.chat.requestTimeoutMs - this.#clock.now());
     const sentMs = this.#d.now();
-    let call: InferenceCall;
     try {
-      call = this.#d.dispatcher.dispatch(
+      const call = this.#d.dispatcher.dispatch(
         target.session.sessionId,
         target.model,
         probeBody(chat, target.kind),
@@ -351,11 +439,21 @@ export class ProbeService {
           traceId: newTraceId(),
         },
       );
+      return { call, sentMs };
     } catch (err) {
       // No free slot, or the tunnel left since the snapshot: the router could not probe here.
-      if (err instanceof TensorClawError && err.code === "no_capacity") return "busy";
+      if (err instanceof TensorClawError && err.code === "no_capacity") return undefined;
       throw err;
     }
+  }
+
+  /** Relays a sent probe and judges it. */
+  async #relay(
+    target: ProbeTarget,
+    { call, sentMs }: Dispatched,
+    cutAfterTokens: number,
+    livenessMs: number,
+  ): Promise<ProbeResponse> {
     const timing = { livenessMs, now: this.#d.now, clock: this.#clock };
     const r =
       target.kind === "embedding"

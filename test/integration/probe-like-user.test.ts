@@ -49,7 +49,10 @@ describe("probes through the router look like user requests to the miner", funct
   });
 
   /** A miner on a raw tunnel serving MODEL with a scripted FakeMiner. */
-  async function miner(opts: FakeMinerOptions = {}): Promise<{ key: Hotkey; fake: FakeMiner }> {
+  async function miner(
+    opts: FakeMinerOptions = {},
+    maxConcurrency = 4,
+  ): Promise<{ key: Hotkey; fake: FakeMiner }> {
     const key = await throwawayHotkey();
     const tunnel = await RawTunnelClient.open("grpc", {
       grpc: router.grpcUrl.slice("grpc://".length),
@@ -57,7 +60,7 @@ describe("probes through the router look like user requests to the miner", funct
     });
     tunnels.push(tunnel);
     const verdict = await tunnel.handshake(key, {
-      models: [{ id: MODEL, maxConcurrency: 4, contextLength: 0, kinds: [] }],
+      models: [{ id: MODEL, maxConcurrency, contextLength: 0, kinds: [] }],
     });
     if (verdict.accept === undefined) throw new Error(`refused: ${verdict.reject?.message}`);
     const fake = new FakeMiner(tunnel, opts);
@@ -131,6 +134,67 @@ describe("probes through the router look like user requests to the miner", funct
     const events = await router.usage.waitFor(2);
     expect(events.map((e) => e.minerHotkey)).to.deep.equal([m.key.address, m.key.address]);
     expect(router.routing.view().find((v) => v.hotkey === m.key.address)?.outcomes.served).to.equal(2);
+  });
+
+  it("waits in the capacity queue with users while its miner is full, and takes the slot on its turn", async () => {
+    await start({ clock: systemClock });
+    const m = await miner(
+      {
+        plan: (r) =>
+          r.chat?.messages[0]?.content === "busy"
+            ? { chunks: [], end: "hang" }
+            : { chunks: WORDS, end: { usage: [3, 10] } },
+      },
+      1,
+    );
+    const queued = async () => {
+      const text = await (await fetch(router.baseURL.replace(/\/v1$/, "/metrics"))).text();
+      return Number(/^tensorclaw_api_queue_depth\{model="probe-model"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
+      for (const end = Date.now() + 5_000; !(await ok()); await new Promise((r) => setTimeout(r, 5))) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      }
+    };
+    // One user request holds the miner's only slot; two more wait in the queue.
+    const aborts = [0, 1, 2].map(() => new AbortController());
+    const users: Promise<unknown>[] = [];
+    const send = (i: number) =>
+      users.push(
+        fetch(`${router.baseURL}/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "busy" }], stream: true }),
+          signal: aborts[i]?.signal,
+        })
+          .then((r) => r.text())
+          .catch(() => "aborted"),
+      );
+    send(0);
+    await until("the first user on the miner", () => m.fake.requests.length === 1);
+    send(1);
+    send(2);
+    await until("two users queued", async () => (await queued()) === 2);
+    const probing = probe(
+      m.key.address,
+      { messages: [{ role: "user", content: "Say hello." }], stream: true },
+      5,
+    );
+    await until("the probe queued after its hold", async () => (await queued()) === 3);
+    // The first slot freed is the users' turn, the next the probe's: the users still wait then.
+    aborts[0]?.abort();
+    await until("the second user on the miner", () => m.fake.requests.length === 2);
+    aborts[1]?.abort();
+    await until("the next request on the miner", () => m.fake.requests.length === 3);
+    expect(m.fake.requests.map((r) => r.chat?.messages[0]?.content)).to.deep.equal([
+      "busy",
+      "busy",
+      "Say hello.",
+    ]);
+    expect(await probing).to.include({ ok: true, model: MODEL });
+    await until("the last user on the miner", () => m.fake.requests.length === 4);
+    aborts[2]?.abort();
+    await Promise.all(users);
   });
 
   it("cuts a liveness probe with exactly the Cancel a user's disconnect sends", async () => {

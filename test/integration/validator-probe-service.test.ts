@@ -1,5 +1,6 @@
 import { credentials, Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { expect } from "chai";
+import { Registry } from "prom-client";
 import { TensorClawError } from "../../common/errors.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
@@ -14,8 +15,10 @@ import {
   ProbeServiceService,
 } from "../../gen/tensorclaw/v1/probe.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
+import { CapacityQueue, type SlotRequest } from "../../router/api/capacity-queue.js";
 import { hashUser } from "../../router/api/openai-request.js";
 import { API_DEFAULTS } from "../../router/api/server.js";
+import { ApiMetrics } from "../../router/metrics.js";
 import { RoutingBook } from "../../router/routing/book.js";
 import {
   addProbeService,
@@ -26,8 +29,9 @@ import {
   probeTargets,
 } from "../../router/services/probe.js";
 import { probeAccount } from "../../router/services/probe-body.js";
+import type { ProbeQueue } from "../../router/services/probe-queue.js";
 import { USER_DISCONNECT_REASON } from "../../router/services/probe-run.js";
-import type { SessionView } from "../../router/tunnel/types.js";
+import type { InferenceCall, SessionView } from "../../router/tunnel/types.js";
 import { seededRandom } from "../support/api-random.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { waitForSessions } from "../support/hub-sessions.js";
@@ -328,7 +332,7 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
     };
 
     /** The service with the book, a fake clock, a 500 ms hold and its holds recorded. */
-    const heldService = async (seed: number) => {
+    const heldService = async (seed: number, queue?: (clock: FakeClock) => ProbeQueue) => {
       const clock = new FakeClock(Date.now());
       const holds: [number, string][] = [];
       const s = await service({
@@ -337,6 +341,7 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
         random: seededRandom(seed),
         arrivalHoldMs: 500,
         onArrivalHold: (ms, outcome) => holds.push([ms, outcome]),
+        ...(queue === undefined ? {} : { queue: queue(clock) }),
       });
       return { clock, holds, s };
     };
@@ -460,6 +465,68 @@ describe("router probe service (real tunnel hub, real miners over gRPC)", () => 
       expect(holds.map(([, o]) => o)).to.deep.equal(["full"]);
       expect(holds[0]?.[0]).to.be.within(1800, 2000);
       for (const u of users) u.cancel("test over");
+    });
+
+    it("waits in the capacity queue with the users while every miner is full, and takes its tunnel's slot on its turn", async () => {
+      const { a, users } = await fullMiner();
+      const b = h.hub.sessions().find((x) => x.sessionId !== a.sessionId)?.sessionId ?? "";
+      const others = [1, 2].map(() => h.hub.dispatch(b, "m1", chat("busy"), { deadlineMs: 60_000 }));
+      await waitForSessions(h.hub, (x) => x.every((v) => v.inFlight === 2), "B full too");
+      let queue: CapacityQueue | undefined;
+      const { clock, holds, s } = await heldService(11, (fake) => {
+        queue = new CapacityQueue(
+          {
+            onChange: (l) => h.hub.onChange(l),
+            clock: () => fake.now(),
+            metrics: new ApiMetrics(new Registry(), { sessions: () => [] }),
+            logger: silentLogger(),
+          },
+          { maxQueue: 10, queueTimeoutMs: 60_000 },
+        );
+        return queue;
+      });
+      const q = queue as CapacityQueue;
+      // Two requests of one user wait for any free slot (what the chat endpoint's waits do).
+      const served: InferenceCall[] = [];
+      const waiting: SlotRequest = {
+        account: "user-key",
+        picky: false,
+        take: () => {
+          for (const id of [a.sessionId, b]) {
+            try {
+              served.push(h.hub.dispatch(id, "m1", chat("busy"), { deadlineMs: 60_000 }));
+              return true;
+            } catch {}
+          }
+          return false;
+        },
+      };
+      const waits = [
+        q.wait("m1", "chat", waiting, Date.now() + 60_000),
+        q.wait("m1", "chat", waiting, Date.now() + 60_000),
+      ];
+      const probing = s.probe(req(), validatorKey.address);
+      await tick(clock, 600);
+      expect(q.waiting("m1", "chat"), "the probe queued behind the user").to.equal(3);
+      // A's first freed slot is the user's turn; the next is the probe's, while the user still waits.
+      users[0]?.cancel("test over");
+      await a.miner.until(() => a.miner.requests.length === 3);
+      users[1]?.cancel("test over");
+      await a.miner.until(() => a.miner.requests.length === 4);
+      const contents = a.miner.requests.map((r) => r.chat?.messages[0]?.content);
+      expect(contents, "the probe took A's slot on its turn").to.deep.equal([
+        "busy",
+        "busy",
+        "busy",
+        "Say hello.",
+      ]);
+      expect(q.waiting("m1", "chat"), "the user's second request still waits").to.equal(1);
+      expect((await probing).ok).to.equal(true);
+      expect(holds.map(([, o]) => o)).to.deep.equal(["queued"]);
+      expect(holds[0]?.[0]).to.be.within(500, 1000);
+      expect(await Promise.race([waits[0], "waiting"])).to.equal("served");
+      for (const c of [...others, ...served]) c.cancel("test over");
+      await Promise.all(waits);
     });
 
     it("counts its hold inside the 8 s liveness deadline: the router answers within 8 s of the call", async () => {

@@ -15,7 +15,12 @@ import type { CorsOrigins } from "../../router/api/cors.js";
 import type { HoldLeaseOptions } from "../../router/api/hold-leases.js";
 import { type ApiKeyStore, ApiKeys } from "../../router/api/keys.js";
 import { EmbeddedRateLimiter, type RateLimiter } from "../../router/api/rate-limiter.js";
-import { API_DEFAULTS, type RunningApiServer, startApiServer } from "../../router/api/server.js";
+import {
+  API_DEFAULTS,
+  capacityQueue,
+  type RunningApiServer,
+  startApiServer,
+} from "../../router/api/server.js";
 import type { BillingStore } from "../../router/billing/billing.js";
 import { loadCatalogueEncodings, ModelCatalogue } from "../../router/catalogue/catalogue.js";
 import { ApiMetrics } from "../../router/metrics.js";
@@ -198,9 +203,21 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
     directoryService({ sessions: () => hub.sessions(), servingSinceMs: Date.now(), logger: silentLogger() }),
   );
   grpc.addService(directory.definition, directory.implementation);
+  const registry = new Registry();
+  const wallClock = () => clock.now();
+  const metrics = new ApiMetrics(registry, { sessions: () => hub.sessions() });
+  // Users and probes of full tunnels wait in one capacity queue, as in the router.
+  const queue = capacityQueue({
+    dispatcher: hub,
+    clock: wallClock,
+    metrics,
+    logger: silentLogger(),
+    options,
+  });
   const probes = addProbeService(grpc, auth, {
     dispatcher: hub,
     routing,
+    queue,
     now: () => performance.now(),
     clock,
     random: Math.random,
@@ -217,12 +234,9 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       err === null ? resolve(port) : reject(err),
     );
   });
-  const registry = new Registry();
   const usage = new RecordingSink();
-  const wallClock = () => clock.now();
   const settling = opts.billing === undefined ? undefined : new SettlingSink(opts.billing, wallClock);
   const keys = opts.keyStore === undefined ? undefined : new ApiKeys(opts.keyStore);
-  const metrics = new ApiMetrics(registry, { sessions: () => hub.sessions() });
   const api = await startApiServer(
     {
       dispatcher: hub,
@@ -236,6 +250,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
               },
             },
       limiter: opts.limiter ?? new EmbeddedRateLimiter(),
+      queue,
       metrics,
       clock: wallClock,
       logger: silentLogger(),

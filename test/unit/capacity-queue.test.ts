@@ -3,13 +3,14 @@ import { Registry } from "prom-client";
 import { silentLogger } from "../../common/logger.js";
 import { CapacityQueue, type SlotRequest, type WaitEnd } from "../../router/api/capacity-queue.js";
 import { ApiMetrics } from "../../router/metrics.js";
+import { QueuedProbe } from "../../router/services/probe-queue.js";
 
 /** A capacity queue on a hand-driven change signal, with `slots` free slots its requests take. */
 function harness(opts: { maxQueue?: number; queueTimeoutMs?: number } = {}) {
   const listeners = new Set<() => void>();
   const registry = new Registry();
   const metrics = new ApiMetrics(registry, { sessions: () => [] });
-  const state = { slots: 0, asked: [] as string[] };
+  const state = { slots: 0, asked: [] as string[], probeTunnelFree: false };
   const changed = () => {
     for (const l of listeners) l();
   };
@@ -141,5 +142,82 @@ describe("CapacityQueue (wake-ups, bound, timeout, leaving)", () => {
     h.queue.leave(pickyReq);
     await picky;
     expect(e.out).to.deep.equal(["plain:served", "picky:cancelled"]);
+  });
+});
+
+describe("QueuedProbe (a probe of a full tunnel waiting with the users)", () => {
+  /** A probe whose tunnel has a slot free while `state.probeTunnelFree`; it counts the probes in `probes`. */
+  function probeIn(h: ReturnType<typeof harness>, probes: Set<QueuedProbe<string>>, name: string) {
+    const p: QueuedProbe<string> = new QueuedProbe(
+      h.queue,
+      { model: "m", kind: "chat" },
+      FAR,
+      () => {
+        if (!h.state.probeTunnelFree || h.state.slots === 0) return undefined;
+        h.state.slots--;
+        h.changed();
+        return name;
+      },
+      () => [...probes].filter((x) => x.inLine("m", "chat")).length,
+    );
+    probes.add(p);
+    return p;
+  }
+
+  it("takes a slot of its tunnel on its turn while users wait, and passes one elsewhere to them", async () => {
+    const h = harness();
+    const e = ends();
+    const probes = new Set<QueuedProbe<string>>();
+    const u1 = e.track("u1", h.queue.wait("m", "chat", h.request("k1", "u1"), FAR));
+    const u2 = e.track("u2", h.queue.wait("m", "chat", h.request("k1", "u2"), FAR));
+    const p = probeIn(h, probes, "p");
+    const probe = e.track("p", p.ended);
+    // The first slot is k1's turn; then the probe's, but the slot is on another tunnel: u2's.
+    h.state.slots = 1;
+    h.changed();
+    await u1;
+    h.state.slots = 1;
+    h.changed();
+    await u2;
+    expect(e.out).to.deep.equal(["u1:served", "u2:served"]);
+    expect(p.sent).to.equal(undefined);
+    // A user waits again, behind the probe: a slot of the probe's tunnel is the probe's.
+    const u3 = e.track("u3", h.queue.wait("m", "chat", h.request("k1", "u3"), FAR));
+    h.state.probeTunnelFree = true;
+    h.state.slots = 1;
+    h.changed();
+    await probe;
+    expect(p.sent).to.equal("p");
+    expect(e.out).to.deep.equal(["u1:served", "u2:served", "p:served"]);
+    p.leave(); // served: nothing to leave
+    h.state.slots = 1;
+    h.changed();
+    await u3;
+  });
+
+  it("takes no slot alone in its line: that would follow its miner's release of a slot", async () => {
+    const h = harness();
+    const e = ends();
+    const probes = new Set<QueuedProbe<string>>();
+    const u1 = e.track("u1", h.queue.wait("m", "chat", h.request("k1", "u1"), FAR));
+    const p = probeIn(h, probes, "p");
+    const probe = e.track("p", p.ended);
+    // Another probe in the line is no user: two probes alone take nothing either.
+    const q = probeIn(h, probes, "q");
+    const other = e.track("q", q.ended);
+    h.state.probeTunnelFree = true;
+    h.state.slots = 1;
+    h.changed();
+    await u1;
+    h.state.slots = 1;
+    h.changed();
+    await settle();
+    expect(e.out).to.deep.equal(["u1:served"]);
+    expect(h.state.slots, "the free slot stays free").to.equal(1);
+    p.leave();
+    q.leave();
+    await Promise.all([probe, other]);
+    expect(e.out).to.deep.equal(["u1:served", "p:cancelled", "q:cancelled"]);
+    expect(h.queue.waiting("m", "chat")).to.equal(0);
   });
 });

@@ -797,7 +797,11 @@ export interface Reject {
  *   slot for the model gets the probe at once; for a full one the trials go
  *   on until two seconds from the call, and then the probe takes a slot
  *   that came free meanwhile, or the spare slot if none did (not the moment
- *   a slot frees: that would follow the miner's own release of a slot). The
+ *   a slot frees: that would follow the miner's own release of a slot).
+ *   While users of the model wait in the router's capacity queue (the whole
+ *   subnet full for it), every slot that frees goes to them at once, so the
+ *   probe of a full tunnel waits in that queue with them, its turn like a
+ *   user's, and takes a slot of its tunnel that comes free on its turn. The
  *   hold counts inside the probe's 8 s liveness deadline (probe.proto).
  * - Cancel: a liveness probe cut after its tokens, or given up at the
  *   liveness deadline, is cancelled with exactly the reason a user's
@@ -808,7 +812,8 @@ export interface Reject {
  * What can still tell a probe, and why it does not pay to act on it:
  * - A request that arrives while `max_concurrency` requests of its model are
  *   in flight on the tunnel holds the spare slot, so it is a probe. A miner
- *   sees this only while full for two seconds on end, and answering it well
+ *   sees this only while full for two seconds on end with no users queued
+ *   for its model at the router, and answering it well
  *   proves nothing about the other requests. Likewise a probe whose tunnel
  *   stays busier than the balancer would load it for the whole hold is sent
  *   anyway.
