@@ -1,6 +1,8 @@
+import { Cluster } from "ioredis";
 import { TensorClawError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { RedisClient } from "../../common/redis-connect.js";
+import { keySlot } from "../../common/redis-slot.js";
 import {
   EmbeddedRateLimiter,
   type RateLimiter,
@@ -27,16 +29,35 @@ export interface FailoverRateLimiterOptions {
    * most once per interval.
    */
   readonly probe: (keyId: string) => Promise<unknown>;
+  /**
+   * Which part of the primary's store holds the buckets of `keyId` (on a
+   * Redis Cluster, the master serving its slot): each part has its own
+   * outage, so keys on the masters that answer stay shared. Default: one
+   * part for all (a single Redis).
+   */
+  readonly scopeOf?: (keyId: string) => string;
   readonly logger: Logger;
   /** Least time between two probes during an outage (ms). */
   readonly probeIntervalMs?: number;
 }
 
+/** One part of the store out of reach. */
+interface Outage {
+  /** Start of the outage (caller's clock). */
+  readonly sinceMs: number;
+  nextProbeAtMs: number;
+  /** The API key whose call started the outage: the probe asks for its data. */
+  readonly failedKeyId: string;
+  probing: boolean;
+}
+
 /**
  * A limiter that keeps limits in force while its primary (Redis) is down.
  *
- * The first failed call starts an outage: one warning is logged and every
- * reservation goes to the in-process fallback, so a paying user is served
+ * The first failed call starts an outage of the part of the store holding
+ * the key's buckets (all of it on a single Redis; one master on a cluster:
+ * `scopeOf`): one warning is logged and every reservation of a key there
+ * goes to the in-process fallback, so a paying user is served
  * (or refused with 429) instead of getting an error, and later requests do
  * not wait for Redis to time out. During the outage a background probe checks the primary
  * at most once per interval (driven by the callers' clocks, no timer); once
@@ -57,12 +78,9 @@ export class FailoverRateLimiter implements RateLimiter {
   private readonly probe: (keyId: string) => Promise<unknown>;
   private readonly logger: Logger;
   private readonly probeIntervalMs: number;
-  /** Start of the current outage (caller's clock); undefined while the primary is in use. */
-  private downSinceMs: number | undefined;
-  private nextProbeAtMs = 0;
-  /** The API key whose call started the current outage: the probe asks for its data. */
-  private failedKeyId = "";
-  private probing = false;
+  private readonly scopeOf: (keyId: string) => string;
+  /** The parts of the store out of reach, by scope; a key whose scope is absent uses the primary. */
+  private readonly outages = new Map<string, Outage>();
   /** Reservations the fallback granted, not reconciled yet (weak: a lost one costs nothing). */
   private readonly onFallback = new WeakSet<Reservation>();
 
@@ -72,22 +90,30 @@ export class FailoverRateLimiter implements RateLimiter {
     this.probe = o.probe;
     this.logger = o.logger;
     this.probeIntervalMs = o.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+    this.scopeOf = o.scopeOf ?? (() => "");
   }
 
-  /** True during an outage (limits held per process). */
+  /** True during an outage of any part of the store (some limits held per process). */
   get degraded(): boolean {
-    return this.downSinceMs !== undefined;
+    return this.outages.size > 0;
+  }
+
+  /** Whether the limits of `keyId` are held per process now (its part of the store is out of reach). */
+  degradedFor(keyId: string): boolean {
+    return this.outages.has(this.scopeOf(keyId));
   }
 
   async reserve(keyId: string, limits: RateLimits, tokens: number, nowMs: number): Promise<ReserveResult> {
-    if (this.downSinceMs === undefined) {
+    const scope = this.scopeOf(keyId);
+    const outage = this.outages.get(scope);
+    if (outage === undefined) {
       try {
         return await this.primary.reserve(keyId, limits, tokens, nowMs);
       } catch (err) {
-        this.markDown(err, nowMs, keyId);
+        this.markDown(scope, err, nowMs, keyId);
       }
     } else {
-      this.maybeProbe(nowMs);
+      this.maybeProbe(scope, outage, nowMs);
     }
     let r: ReserveResult;
     try {
@@ -110,12 +136,13 @@ export class FailoverRateLimiter implements RateLimiter {
       await this.settleOnFallback(reservation, used, nowMs, refundRequest);
       return;
     }
-    if (this.downSinceMs === undefined) {
+    const scope = this.scopeOf(reservation.keyId);
+    if (!this.outages.has(scope)) {
       try {
         await this.primary.reconcile(reservation, used, nowMs, refundRequest);
         return;
       } catch (err) {
-        this.markDown(err, nowMs, reservation.keyId);
+        this.markDown(scope, err, nowMs, reservation.keyId);
       }
     }
     // Taken on the primary, which is out of reach: charge only what was used beyond the reservation
@@ -141,36 +168,44 @@ export class FailoverRateLimiter implements RateLimiter {
     }
   }
 
-  private markDown(err: unknown, nowMs: number, keyId: string): void {
-    if (this.downSinceMs !== undefined) return;
-    this.downSinceMs = nowMs;
-    this.failedKeyId = keyId;
-    this.nextProbeAtMs = nowMs + this.probeIntervalMs;
+  private markDown(scope: string, err: unknown, nowMs: number, keyId: string): void {
+    if (this.outages.has(scope)) return;
+    this.outages.set(scope, {
+      sinceMs: nowMs,
+      nextProbeAtMs: nowMs + this.probeIntervalMs,
+      failedKeyId: keyId,
+      probing: false,
+    });
     this.logger.warn(
-      { err: err instanceof Error ? err.message : String(err) },
+      { err: err instanceof Error ? err.message : String(err), ...scopeField(scope) },
       "rate limiter store unreachable; holding API key limits per process until it answers",
     );
   }
 
-  private maybeProbe(nowMs: number): void {
-    if (this.probing || nowMs < this.nextProbeAtMs) return;
-    this.probing = true;
-    this.nextProbeAtMs = nowMs + this.probeIntervalMs;
-    this.probe(this.failedKeyId).then(
+  private maybeProbe(scope: string, outage: Outage, nowMs: number): void {
+    if (outage.probing || nowMs < outage.nextProbeAtMs) return;
+    outage.probing = true;
+    outage.nextProbeAtMs = nowMs + this.probeIntervalMs;
+    this.probe(outage.failedKeyId).then(
       () => {
-        this.probing = false;
-        if (this.downSinceMs === undefined) return;
+        outage.probing = false;
+        if (this.outages.get(scope) !== outage) return;
         this.logger.info(
-          { downForMs: Math.max(0, nowMs - this.downSinceMs) },
+          { downForMs: Math.max(0, nowMs - outage.sinceMs), ...scopeField(scope) },
           "rate limiter store answers again; API key limits are shared again",
         );
-        this.downSinceMs = undefined;
+        this.outages.delete(scope);
       },
       () => {
-        this.probing = false;
+        outage.probing = false;
       },
     );
   }
+}
+
+/** The log field naming an outage's part of the store (none for a single Redis). */
+function scopeField(scope: string): { store?: string } {
+  return scope === "" ? {} : { store: scope };
 }
 
 /**
@@ -189,7 +224,17 @@ export function redisRateLimiterWithFallback(
     // A read of the failed key's own buckets: routed to its master on a cluster (a PING would go
     // to any node, and end the outage while that master is still down).
     probe: (keyId) => redis.exists(primary.keyOf(keyId)),
+    // On a cluster, one outage per master: keys whose buckets live on the others stay shared. A
+    // slot served by a promoted replica names another node, so its keys go back to Redis at once.
+    ...(redis instanceof Cluster
+      ? { scopeOf: (keyId: string) => masterOf(redis, primary.keyOf(keyId)) }
+      : {}),
     logger,
     probeIntervalMs: opts.probeIntervalMs,
   });
+}
+
+/** The node serving `key`'s slot as the client last learnt it ("" before it knows). */
+function masterOf(cluster: Cluster, key: string): string {
+  return cluster.slots[keySlot(key)]?.[0] ?? "";
 }

@@ -52,7 +52,7 @@ describe("rate limiter on a Redis Cluster (3 masters)", () => {
     return { limiter: new RedisRateLimiter(client, randomPrefix()), close: async () => {} };
   });
 
-  it("stays on per-process limits while the failed key's master is down, though the others answer", async function () {
+  it("holds per process only the keys of a master that is down, until it answers; the others stay shared", async function () {
     this.timeout(90_000);
     const cluster = redis.cluster();
     const client = await redis.client({ maxRetriesPerRequest: 1 });
@@ -63,6 +63,20 @@ describe("rate limiter on a Redis Cluster (3 masters)", () => {
     const k = "key_on_the_killed_master";
     expect((await limiter.reserve(k, lim, 0, Date.now())).ok).to.equal(true);
     const node = await cluster.nodeForKey(`${prefix}ratelimit:{${k}}`);
+    // A key whose buckets live on another master, and another router's limiter beside this one.
+    let other = "";
+    for (let i = 0; other === ""; i++) {
+      if ((await cluster.nodeForKey(`${prefix}ratelimit:{key_${i}}`)) !== node) other = `key_${i}`;
+    }
+    const otherRouter = redisRateLimiterWithFallback(
+      await redis.client({ maxRetriesPerRequest: 1 }),
+      log.logger,
+      {
+        prefix,
+        probeIntervalMs: 20,
+      },
+    );
+    const three = { requestsPerMinute: 3, tokensPerMinute: 0 };
     await cluster.killNode(node);
     const backAgain = () => log.lines().filter((l) => /answers again/.test(l.msg)).length;
     try {
@@ -74,6 +88,14 @@ describe("rate limiter on a Redis Cluster (3 masters)", () => {
         await new Promise((r) => setTimeout(r, 25));
       }
       expect(backAgain(), "went back to Redis while the key's master was down").to.equal(0);
+      // The other master's keys stay shared between the routers: 3 a minute in all, not 3 each.
+      expect(limiter.degradedFor(other)).to.equal(false);
+      const oks = [];
+      for (const l of [limiter, limiter, otherRouter, otherRouter]) {
+        oks.push((await l.reserve(other, three, 0, Date.now())).ok);
+      }
+      expect(oks).to.deep.equal([true, true, true, false]);
+      expect(limiter.degradedFor(k)).to.equal(true);
     } finally {
       await cluster.restartNode(node);
     }
