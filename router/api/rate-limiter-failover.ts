@@ -93,7 +93,11 @@ export class FailoverRateLimiter implements RateLimiter {
     this.scopeOf = o.scopeOf ?? (() => "");
   }
 
-  /** True during an outage of any part of the store (some limits held per process). */
+  /**
+   * True during an outage of any part of the store (some limits held per
+   * process). An outage of a node that serves no slot any more (its replica
+   * took over) lasts until a key it serves again calls and the probe answers.
+   */
   get degraded(): boolean {
     return this.outages.size > 0;
   }
