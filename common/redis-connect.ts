@@ -1,6 +1,6 @@
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from "ioredis";
 import { TensorClawError } from "./errors.js";
-import { parseRedisUrl } from "./redis-url.js";
+import { parseRedisUrl, type RedisTarget } from "./redis-url.js";
 
 /** A client of one Redis server or of a Redis Cluster: every store takes either. */
 export type RedisClient = Redis | Cluster;
@@ -71,14 +71,70 @@ export function redisWhere(url: string): string {
 
 /**
  * Connects a client opened with `lazyConnect` (a command-line tool's), or
- * throws `unavailable` naming where it could not reach (never a password);
+ * throws `unavailable` naming where it could not reach (never a password)
+ * and why (refused, a certificate that does not verify, a wrong password);
  * the client is then disconnected.
  */
 export async function connectRedis(client: RedisClient, url: string): Promise<void> {
+  // ioredis rejects connect() with a generic error ("Connection is closed.", "None of startup
+  // nodes is available"); a server's socket error (refused, a certificate) comes as an event.
+  let seen: unknown;
+  const keep = (err: unknown) => {
+    seen ??= err;
+  };
+  client.on("error", keep);
   try {
     await client.connect();
   } catch (cause) {
     client.disconnect();
-    throw new TensorClawError("unavailable", `cannot reach Redis at ${redisWhere(url)}`, { cause });
+    const target = parseRedisUrl(url);
+    // A cluster client reports only that no seed node answered: one seed, asked alone, says why.
+    const why =
+      target.kind === "cluster"
+        ? await seedFailure(target)
+        : seen instanceof Error
+          ? seen.message
+          : undefined;
+    throw new TensorClawError(
+      "unavailable",
+      `cannot reach Redis at ${redisWhere(url)}${why === undefined || why === "" ? "" : ` (${why})`}`,
+      { cause },
+    );
+  } finally {
+    client.off("error", keep);
+  }
+}
+
+/**
+ * The error of a lone connection to a cluster's first seed node (or of its
+ * CLUSTER SLOTS: a server without cluster support says so), or undefined.
+ */
+async function seedFailure(target: Extract<RedisTarget, { kind: "cluster" }>): Promise<string | undefined> {
+  const seed = target.nodes[0];
+  if (seed === undefined) return undefined;
+  const { Redis } = await import("ioredis");
+  const probe = new Redis({
+    host: seed.host,
+    port: seed.port,
+    ...(target.username === undefined ? {} : { username: target.username }),
+    ...(target.password === undefined ? {} : { password: target.password }),
+    ...(target.tls ? { tls: {} } : {}),
+    lazyConnect: true,
+    connectTimeout: 2_000,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  let failure: unknown;
+  probe.on("error", (err: unknown) => {
+    failure ??= err;
+  });
+  try {
+    await probe.connect();
+    await probe.call("CLUSTER", "SLOTS");
+    return undefined;
+  } catch (err) {
+    return (failure ?? err) instanceof Error ? ((failure ?? err) as Error).message : undefined;
+  } finally {
+    probe.disconnect();
   }
 }
