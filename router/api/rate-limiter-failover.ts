@@ -1,4 +1,4 @@
-import { Cluster } from "ioredis";
+import type { Cluster } from "ioredis";
 import { TensorClawError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { RedisClient } from "../../common/redis-connect.js";
@@ -230,8 +230,9 @@ export function redisRateLimiterWithFallback(
     probe: (keyId) => redis.exists(primary.keyOf(keyId)),
     // On a cluster, one outage per master: keys whose buckets live on the others stay shared. A
     // slot served by a promoted replica names another node, so its keys go back to Redis at once.
-    ...(redis instanceof Cluster
-      ? { scopeOf: (keyId: string) => masterOf(redis, primary.keyOf(keyId)) }
+    // (isCluster, not instanceof: a router without Redis never loads ioredis.)
+    ...(redis.isCluster
+      ? { scopeOf: (keyId: string) => masterOf(redis as Cluster, primary.keyOf(keyId)) }
       : {}),
     logger,
     probeIntervalMs: opts.probeIntervalMs,
