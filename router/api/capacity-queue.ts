@@ -22,6 +22,12 @@ export interface SlotRequest {
    * says whether it did. Called synchronously by the queue; never throws.
    */
   take(): boolean;
+  /**
+   * A validator's probe waiting with the users (router/services/probe-queue.ts):
+   * it takes its turn like them but stays out of the queue's metrics, which
+   * describe user requests.
+   */
+  readonly probe?: boolean;
 }
 
 /** How a wait ended: a slot was taken, the queue was full, no slot came in time, the client left. */
@@ -105,12 +111,12 @@ export class CapacityQueue {
       const deadlineMs = Math.min(now + this.opts.queueTimeoutMs, requestDeadlineMs);
       const e: Entry = { account: req.account, deadlineMs, req, line, model, sinceMs: now, done };
       if (!this.#q.add(line, e)) {
-        d.metrics.queueRejected.inc({ model, reason: "full" });
+        if (req.probe !== true) d.metrics.queueRejected.inc({ model, reason: "full" });
         done("full");
         return;
       }
       this.#entries.set(req, e);
-      d.metrics.queueDepth.inc({ model });
+      if (req.probe !== true) d.metrics.queueDepth.inc({ model });
       this.#arm(deadlineMs);
       // It may have queued only behind others, with a slot free for it already.
       this.#wake();
@@ -177,9 +183,11 @@ export class CapacityQueue {
   #end(e: Entry, end: WaitEnd): void {
     const m = this.deps.metrics;
     this.#entries.delete(e.req);
-    m.queueDepth.dec({ model: e.model });
-    m.queueWait.observe({ model: e.model, outcome: end }, (this.deps.clock() - e.sinceMs) / 1000);
-    if (end === "timeout") m.queueRejected.inc({ model: e.model, reason: "timeout" });
+    if (e.req.probe !== true) {
+      m.queueDepth.dec({ model: e.model });
+      m.queueWait.observe({ model: e.model, outcome: end }, (this.deps.clock() - e.sinceMs) / 1000);
+      if (end === "timeout") m.queueRejected.inc({ model: e.model, reason: "timeout" });
+    }
     e.done(end);
   }
 

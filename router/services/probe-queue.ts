@@ -28,6 +28,8 @@ export interface ProbeQueue {
 export class QueuedProbe<T> implements SlotRequest {
   readonly account = `probe ${newTraceId()}`;
   readonly picky = true;
+  /** Out of the queue's metrics, which count users. */
+  readonly probe = true;
   /** What `send` returned, once the queue gave the probe its turn and its tunnel a slot. */
   sent: T | undefined;
   /** Resolves when the wait ends: "served" once `sent` is set. */

@@ -147,10 +147,8 @@ describe("probes through the router look like user requests to the miner", funct
       },
       1,
     );
-    const queued = async () => {
-      const text = await (await fetch(router.baseURL.replace(/\/v1$/, "/metrics"))).text();
-      return Number(/^tensorclaw_api_queue_depth\{model="probe-model"\} (\d+)$/m.exec(text)?.[1] ?? 0);
-    };
+    // Users and probes waiting (the queue's metrics count users only).
+    const queued = async () => router.queue.waiting(MODEL, "chat");
     const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
       for (const end = Date.now() + 5_000; !(await ok()); await new Promise((r) => setTimeout(r, 5))) {
         if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -183,6 +181,9 @@ describe("probes through the router look like user requests to the miner", funct
       5,
     );
     await until("the probe queued after its hold", async () => (await queued()) === 3);
+    // The queue's metrics count the users only.
+    const metrics = await (await fetch(router.baseURL.replace(/\/v1$/, "/metrics"))).text();
+    expect(metrics).to.match(/^tensorclaw_api_queue_depth\{model="probe-model"\} 2$/m);
     // The first slot freed is the users' turn, the next the probe's: the users still wait then.
     aborts[0]?.abort();
     await until("the second user on the miner", () => m.fake.requests.length >= 2);

@@ -9,6 +9,7 @@ import { silentLogger } from "../../common/logger.js";
 import { Encodings } from "../../common/tokens/encodings.js";
 import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../../gen/tensorclaw/v1/directory.js";
+import type { CapacityQueue } from "../../router/api/capacity-queue.js";
 import type { ChatOptions } from "../../router/api/chat.js";
 import type { ConnectionLimits } from "../../router/api/connection-limits.js";
 import type { CorsOrigins } from "../../router/api/cors.js";
@@ -120,6 +121,8 @@ export interface RouterUnderTest {
   readonly hub: TunnelHub;
   /** The router's routing state (learned limits, breakers, outcomes). */
   readonly routing: RoutingBook;
+  /** The capacity queue users and probes of full tunnels wait in. */
+  readonly queue: CapacityQueue;
   readonly api: RunningApiServer;
   /** Base URL for the openai client (ends in /v1). */
   readonly baseURL: string;
@@ -281,6 +284,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
   return {
     hub,
     routing,
+    queue,
     api,
     baseURL: `http://127.0.0.1:${api.port}/v1`,
     grpcUrl: `grpc://127.0.0.1:${grpcPort}`,

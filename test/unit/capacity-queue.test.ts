@@ -172,6 +172,8 @@ describe("QueuedProbe (a probe of a full tunnel waiting with the users)", () => 
     const u2 = e.track("u2", h.queue.wait("m", "chat", h.request("k1", "u2"), FAR));
     const p = probeIn(h, probes, "p");
     const probe = e.track("p", p.ended);
+    expect(h.queue.waiting("m", "chat")).to.equal(3);
+    expect(await h.metric("tensorclaw_api_queue_depth", { model: "m" }), "users only").to.equal(2);
     // The first slot is k1's turn; then the probe's, but the slot is on another tunnel: u2's.
     h.state.slots = 1;
     h.changed();
@@ -214,9 +216,11 @@ describe("QueuedProbe (a probe of a full tunnel waiting with the users)", () => 
     await settle();
     expect(e.out).to.deep.equal(["u1:served"]);
     expect(h.state.slots, "the free slot stays free").to.equal(1);
+    expect(await h.metric("tensorclaw_api_queue_depth", { model: "m" }), "no user waits").to.equal(0);
     p.leave();
     q.leave();
     await Promise.all([probe, other]);
+    expect(await h.metric("tensorclaw_api_queue_depth", { model: "m" })).to.equal(0);
     expect(e.out).to.deep.equal(["u1:served", "p:cancelled", "q:cancelled"]);
     expect(h.queue.waiting("m", "chat")).to.equal(0);
   });
