@@ -133,7 +133,8 @@ async function seedFailure(target: Extract<RedisTarget, { kind: "cluster" }>): P
     await probe.call("CLUSTER", "SLOTS");
     return undefined;
   } catch (err) {
-    return (failure ?? err) instanceof Error ? ((failure ?? err) as Error).message : undefined;
+    const e = failure ?? err;
+    return e instanceof Error ? e.message : undefined;
   } finally {
     probe.disconnect();
   }

@@ -89,7 +89,7 @@ export class CapacityQueue {
 
   /** Whether requests of `model` and `kind` wait already: a new one queues behind them, not ahead. */
   ahead(model: string, kind: ModelKind): boolean {
-    return this.#q.size > 0 && this.#q.depth(lineOf(model, kind)) > 0;
+    return this.waiting(model, kind) > 0;
   }
 
   /** How many requests of `model` and `kind` wait now. */
