@@ -27,6 +27,22 @@ function keepFull(c: AdaptiveConcurrency, model: string, steps: number, ttftMs: 
   for (const r of inFlight.splice(0)) r.q.end("other");
 }
 
+/**
+ * Like keepFull, with only `share` of the limit at the backend: the router
+ * keeps the advertised limit full, but the rest of it is in the tunnel,
+ * dispatched and not yet arrived or answered and not yet back.
+ */
+function keepShareAtBackend(c: AdaptiveConcurrency, model: string, steps: number, share: number) {
+  const inFlight: RequestObserver[] = [];
+  for (let i = 0; i < steps; i++) {
+    while (inFlight.length < Math.max(1, Math.floor(c.limit(model) * share))) inFlight.push(c.start(model));
+    const oldest = inFlight.shift() as RequestObserver;
+    oldest.firstToken(20);
+    oldest.end("served");
+  }
+  for (const q of inFlight.splice(0)) q.end("other");
+}
+
 describe("miner: adaptive concurrency", () => {
   it("starts at 8 and doubles per window while the backend keeps its first token fast, up to the ceiling", () => {
     const c = new AdaptiveConcurrency({ max: 100 });
@@ -48,6 +64,22 @@ describe("miner: adaptive concurrency", () => {
     expect(c.limit("m")).to.be.within(7, 9);
     // Another model has a limit of its own, still where it started.
     expect(c.limit("other")).to.equal(10);
+  });
+
+  it("grows while the router keeps the limit full with part of it in the tunnel, not while half sits idle", () => {
+    // 60 % at the backend: the router's other 40 % are in transit. Slow start still doubles per window.
+    const c = new AdaptiveConcurrency({ max: 256 });
+    keepShareAtBackend(c, "m", 60, 0.6);
+    expect(c.limit("m")).to.be.above(40);
+    // After a cut, one per window (1/limit per request): 40 served take 8 to about 12 (slow start: 48).
+    const cut = new AdaptiveConcurrency({ max: 256, initial: 16 });
+    cut.start("m").end("overloaded");
+    keepShareAtBackend(cut, "m", 40, 0.6);
+    expect(cut.limit("m")).to.be.within(11, 13);
+    // Below half the limit at the backend the router is not sending it: that is no evidence.
+    const idle = new AdaptiveConcurrency({ max: 256 });
+    keepShareAtBackend(idle, "m", 500, 0.4);
+    expect(idle.limit("m")).to.equal(DEFAULT_INITIAL_CONCURRENCY);
   });
 
   it("does not grow on requests that never filled the limit: idle capacity proves nothing", () => {

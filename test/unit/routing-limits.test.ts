@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import {
+  AIMD_DEFAULTS,
   AimdLimit,
   DEFAULT_FAILURE_DECREASE,
   DEFAULT_INITIAL_LIMIT,
@@ -42,6 +43,18 @@ describe("routing: learned concurrency (AIMD)", () => {
     const l = new AimdLimit();
     for (let i = 0; i < 100; i++) l.succeeded(1, true);
     expect(l.usable).to.equal(DEFAULT_INITIAL_LIMIT);
+  });
+
+  it("with a busy share, grows on requests that saw that share of the limit in flight, not on fewer", () => {
+    const l = new AimdLimit({ ...AIMD_DEFAULTS, initialLimit: 10, busyShare: 0.5 });
+    for (let i = 0; i < 100; i++) l.succeeded(4, true);
+    expect(l.value, "4 of 10 in flight: below half").to.equal(10);
+    l.succeeded(5, true);
+    expect(l.value, "5 of 10: half").to.be.closeTo(10.1, 1e-9);
+    // The router's own limit (no busy share) still needs the whole limit in flight.
+    const router = new AimdLimit({ ...AIMD_DEFAULTS, initialLimit: 10 });
+    for (let i = 0; i < 100; i++) router.succeeded(9, true);
+    expect(router.value).to.equal(10);
   });
 
   it("does not grow on requests whose first token was slow", () => {
