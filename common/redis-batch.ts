@@ -13,6 +13,19 @@ export interface BatchCall {
   readonly run: (p: ChainableCommander) => unknown;
 }
 
+/**
+ * Writes count as done only once replicas have them too (Redis WAIT on the
+ * connection that made them). Replication is asynchronous: without this, a
+ * replica promoted after its master died lacks what the master acknowledged
+ * last, and the caller, told it was written, does not write it again.
+ */
+export interface ReplicaWait {
+  /** Replicas of each master written that must acknowledge (at least 1). */
+  readonly replicas: number;
+  /** Longest wait for them, ms; fewer acknowledgements by then fail the batch. */
+  readonly timeoutMs: number;
+}
+
 /** A pipeline's replies, or the first failure as an `unavailable` error. */
 export function pipelineResults(results: [Error | null, unknown][] | null): unknown[] {
   if (results === null) throw new TensorClawError("unavailable", "redis pipeline was discarded");
@@ -52,6 +65,12 @@ interface NodeGroup {
  * phase is acknowledged before the next phase is sent (on one server the
  * pipeline's order already gives that).
  *
+ * With `wait`, each pipeline ends with a WAIT, and the batch fails
+ * (`unavailable`, after its writes were applied on the masters) unless
+ * every master written had them acknowledged by `wait.replicas` replicas
+ * within `wait.timeoutMs`: callers write such a batch again, so what they
+ * write must be idempotent (the ledger's and billing's scripts are).
+ *
  * (Not ioredis' auto-pipelining: it routes a script by its first argument,
  * which for a script taking a variable number of keys is the key count, so
  * it would put commands for different masters in one pipeline.)
@@ -59,11 +78,12 @@ interface NodeGroup {
 export async function runBatch(
   client: RedisClient,
   phases: readonly (readonly BatchCall[])[],
+  wait?: ReplicaWait,
 ): Promise<unknown[]> {
   const total = phases.reduce((n, p) => n + p.length, 0);
   if (total === 0) return [];
   if (!client.isCluster) {
-    if (total === 1) {
+    if (total === 1 && wait === undefined) {
       const only = phases.find((p) => p.length === 1)?.[0] as BatchCall;
       try {
         // The client takes the same command methods as a pipeline and returns the reply's promise.
@@ -74,7 +94,7 @@ export async function runBatch(
     }
     const pipe = client.pipeline();
     for (const phase of phases) for (const call of phase) call.run(pipe);
-    return pipelineResults(await pipe.exec());
+    return execWaiting(pipe, wait);
   }
   const slots = (client as Cluster).slots;
   const out: unknown[] = [];
@@ -95,7 +115,7 @@ export async function runBatch(
       [...groups.values()].map(async (g) => {
         const pipe = client.pipeline();
         for (const call of g.calls) call.run(pipe);
-        const values = pipelineResults(await pipe.exec());
+        const values = await execWaiting(pipe, wait);
         values.forEach((v, j) => {
           replies[g.at[j] as number] = v;
         });
@@ -105,4 +125,23 @@ export async function runBatch(
     out.push(...replies);
   }
   return out;
+}
+
+/**
+ * Runs a pipeline, ending it with WAIT when `wait` is given (a keyless
+ * command: on a cluster it goes with the pipeline to its master), and
+ * returns the replies without the WAIT's.
+ */
+async function execWaiting(pipe: ChainableCommander, wait: ReplicaWait | undefined): Promise<unknown[]> {
+  if (wait === undefined) return pipelineResults(await pipe.exec());
+  pipe.wait(wait.replicas, wait.timeoutMs);
+  const values = pipelineResults(await pipe.exec());
+  const acked = Number(values.pop());
+  if (!(acked >= wait.replicas)) {
+    throw new TensorClawError(
+      "unavailable",
+      `redis: ${acked} of ${wait.replicas} replicas acknowledged the writes within ${wait.timeoutMs} ms`,
+    );
+  }
+  return values;
 }

@@ -14,12 +14,24 @@ import { DEFAULT_TUNNEL_LIMITS, DEFAULT_TUNNEL_TIMINGS } from "./tunnel/options.
 /** Shortest salt accepted from `--user-salt`. */
 export const MIN_USER_SALT_LENGTH = 16;
 
+/** Default of `--redis-wait-timeout-ms`. */
+export const DEFAULT_REDIS_WAIT_TIMEOUT_MS = 1000;
+/**
+ * Most `--redis-wait-timeout-ms` may be: a second below the ledger client's
+ * command timeout (LEDGER_COMMAND_TIMEOUT_MS, 5 s), so WAIT answers first.
+ */
+export const MAX_REDIS_WAIT_TIMEOUT_MS = 4000;
+
 /** Settings of `tensorclaw router`. */
 export interface RouterConfig {
   host: string;
   httpPort: number;
   grpcPort: number;
   redisUrl: string | undefined;
+  /** Replicas of each master that must acknowledge usage and charges before they count as written; 0: none (Redis WAIT). */
+  redisWaitReplicas: number;
+  /** Longest wait for them, ms. */
+  redisWaitTimeoutMs: number;
   noAuth: boolean;
   routerId: string;
   chain: string | undefined;
@@ -68,6 +80,8 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   httpPort: 8080,
   grpcPort: 50051,
   redisUrl: undefined,
+  redisWaitReplicas: 0,
+  redisWaitTimeoutMs: DEFAULT_REDIS_WAIT_TIMEOUT_MS,
   noAuth: false,
   routerId: DEFAULT_ROUTER_ID,
   chain: undefined,
@@ -126,6 +140,21 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     env: "REDIS_URL",
     description:
       "Redis (redis://host:port) or Redis Cluster (redis+cluster://h1:p1,h2:p2) for the usage ledger and API keys; without it the embedded in-process ledger is used.",
+  },
+  redisWaitReplicas: {
+    flag: "redis-wait-replicas",
+    kind: "int",
+    min: 0,
+    max: 16,
+    description:
+      "Replicas of each Redis master that must have a batch of usage and settled charges before it counts as written (Redis WAIT); until then it stays in the spool and is written again (0: do not wait).",
+  },
+  redisWaitTimeoutMs: {
+    flag: "redis-wait-timeout-ms",
+    kind: "int",
+    min: 1,
+    max: MAX_REDIS_WAIT_TIMEOUT_MS,
+    description: "Longest wait for those replicas, ms, before the batch goes to the spool.",
   },
   noAuth: {
     flag: "no-auth",
@@ -381,6 +410,12 @@ export function parseRouterCommand(
     throw new TensorClawError(
       "config_invalid",
       `invalid setting --user-salt: must be at least ${MIN_USER_SALT_LENGTH} characters, got ${salt.length}`,
+    );
+  }
+  if (parsed.config.redisWaitReplicas > 0 && parsed.config.redisUrl === undefined) {
+    throw new TensorClawError(
+      "config_invalid",
+      "invalid setting --redis-wait-replicas: needs --redis-url (the embedded ledger has no replicas)",
     );
   }
   const deposits = parsed.config.creditsPerTao !== undefined;

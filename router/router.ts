@@ -66,6 +66,25 @@ export interface RunningRouter {
   close(): Promise<void>;
 }
 
+/**
+ * The usage ledger and, beside it in the same Redis, API keys' balances,
+ * holds and spend; both wait for `--redis-wait-replicas` replicas.
+ */
+export function redisStores(
+  client: RedisClient,
+  cfg: Pick<RouterConfig, "bucketS" | "retentionS" | "redisWaitReplicas" | "redisWaitTimeoutMs">,
+): { ledger: RedisLedger; billing: RedisBilling } {
+  const options = { bucketMs: cfg.bucketS * 1000, retentionMs: cfg.retentionS * 1000 };
+  const replicaWait =
+    cfg.redisWaitReplicas > 0
+      ? { replicas: cfg.redisWaitReplicas, timeoutMs: cfg.redisWaitTimeoutMs }
+      : undefined;
+  return {
+    ledger: new RedisLedger(client, options, DEFAULT_LEDGER_PREFIX, replicaWait),
+    billing: new RedisBilling(client, options, DEFAULT_LEDGER_PREFIX, replicaWait),
+  };
+}
+
 /** Files the router keeps under --data-dir. */
 export function routerPaths(dataDir: string) {
   return {
@@ -165,9 +184,7 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
         }
       });
       cleanups.push(() => client.disconnect());
-      ledger = new RedisLedger(client, ledgerOptions);
-      // API keys' balances, holds and spend live beside the miner ledger, in the same Redis.
-      billing = new RedisBilling(client, ledgerOptions);
+      ({ ledger, billing } = redisStores(client, cfg));
       spool = await UsageSpool.open({ dir: paths.spool });
       const opened = spool;
       cleanups.push(() => opened.close());

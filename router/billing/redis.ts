@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { ChainableCommander } from "ioredis";
 import { TensorClawError } from "../../common/errors.js";
-import { type BatchCall, runBatch } from "../../common/redis-batch.js";
+import { type BatchCall, type ReplicaWait, runBatch } from "../../common/redis-batch.js";
 import type { RedisClient } from "../../common/redis-connect.js";
 import {
   bucketStart,
@@ -198,12 +198,24 @@ export class RedisBilling implements BillingStore {
   readonly options: LedgerOptions;
   readonly keys: BillingKeys;
   readonly #redis: RedisClient;
+  readonly #replicaWait: ReplicaWait | undefined;
   readonly #cmd: BillingCommands;
 
-  constructor(redis: RedisClient, options: LedgerOptions, prefix: string = DEFAULT_LEDGER_PREFIX) {
+  /**
+   * With `replicaWait`, settled charges count as written only once that
+   * many replicas of each master written have them (`--redis-wait-replicas`);
+   * until then `settle` fails and the recorder spools their usage.
+   */
+  constructor(
+    redis: RedisClient,
+    options: LedgerOptions,
+    prefix: string = DEFAULT_LEDGER_PREFIX,
+    replicaWait?: ReplicaWait,
+  ) {
     this.options = checkLedgerOptions(options);
     this.keys = new BillingKeys(prefix);
     this.#redis = redis;
+    this.#replicaWait = replicaWait;
     this.#cmd = redis as unknown as BillingCommands;
     // defineCommand loads by EVALSHA with an EVAL fallback (a restarted Redis has no scripts).
     const defs: [string, string][] = [
@@ -323,7 +335,7 @@ export class RedisBilling implements BillingStore {
         });
       }
     }
-    const values = await runBatch(this.#redis, [calls]);
+    const values = await runBatch(this.#redis, [calls], this.#replicaWait);
     for (const v of values) {
       const [s, d] = v as [number, number];
       result.settled += s;

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { ChainableCommander } from "ioredis";
 import { TensorClawError } from "../../common/errors.js";
-import { type BatchCall, pipelineResults, runBatch } from "../../common/redis-batch.js";
+import { type BatchCall, pipelineResults, type ReplicaWait, runBatch } from "../../common/redis-batch.js";
 import type { RedisClient } from "../../common/redis-connect.js";
 import type { UsageEvent } from "../usage/event.js";
 import {
@@ -150,11 +150,23 @@ export class RedisLedger implements UsageLedger {
   readonly options: LedgerOptions;
   readonly keys: LedgerKeys;
   readonly #redis: RedisClient;
+  readonly #replicaWait: ReplicaWait | undefined;
 
-  constructor(redis: RedisClient, options: LedgerOptions, prefix: string = DEFAULT_LEDGER_PREFIX) {
+  /**
+   * With `replicaWait`, a batch of usage is recorded only once that many
+   * replicas of each master written have it (`--redis-wait-replicas`);
+   * until then `record` fails and the recorder spools the batch.
+   */
+  constructor(
+    redis: RedisClient,
+    options: LedgerOptions,
+    prefix: string = DEFAULT_LEDGER_PREFIX,
+    replicaWait?: ReplicaWait,
+  ) {
     this.options = checkLedgerOptions(options);
     this.keys = new LedgerKeys(prefix);
     this.#redis = redis;
+    this.#replicaWait = replicaWait;
     // defineCommand is idempotent per client; it loads by EVALSHA with an
     // EVAL fallback, so a restarted (script-less) Redis is handled.
     const defs: [string, string][] = [
@@ -213,10 +225,11 @@ export class RedisLedger implements UsageLedger {
       }
     }
     // The index first (see the class comment), then the scripts.
-    const values = await runBatch(this.#redis, [
-      [{ key: k.miners, run: (p) => p.zadd(k.miners, "GT", ...index) }],
-      scripts,
-    ]);
+    const values = await runBatch(
+      this.#redis,
+      [[{ key: k.miners, run: (p) => p.zadd(k.miners, "GT", ...index) }], scripts],
+      this.#replicaWait,
+    );
     for (const v of values.slice(1)) {
       const [c, d, x] = v as [number, number, number];
       result.counted += c;

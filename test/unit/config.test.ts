@@ -66,6 +66,23 @@ describe("config", () => {
     );
   });
 
+  it("waits for no Redis replica unless --redis-wait-replicas, which needs --redis-url and a timeout below the client's", () => {
+    const none = parseRouterCommand([], {}).config;
+    expect([none.redisWaitReplicas, none.redisWaitTimeoutMs]).to.deep.equal([0, 1000]);
+    const set = parseRouterCommand(["--redis-wait-replicas", "1", "--redis-wait-timeout-ms", "250"], {
+      REDIS_URL: "redis://x:1",
+    }).config;
+    expect([set.redisWaitReplicas, set.redisWaitTimeoutMs]).to.deep.equal([1, 250]);
+    expect(configError(() => parseRouterCommand(["--redis-wait-replicas", "1"], {}))).to.equal(
+      "invalid setting --redis-wait-replicas: needs --redis-url (the embedded ledger has no replicas)",
+    );
+    expect(
+      configError(() =>
+        parseRouterCommand(["--redis-wait-timeout-ms", "5000"], { REDIS_URL: "redis://x:1" }),
+      ),
+    ).to.match(/--redis-wait-timeout-ms/);
+  });
+
   it("keeps CORS off unless --cors-origins names origins, and refuses * with --no-auth", () => {
     const none = parseRouterCommand([], {}).config;
     expect(corsOrigins(none)).to.equal(undefined);
