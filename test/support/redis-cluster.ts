@@ -2,12 +2,12 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { openRedis, type RedisClient, type RedisClientOptions } from "../../common/redis-connect.js";
 import { parseRedisUrl } from "../../common/redis-url.js";
 import { LEDGER_REDIS_OPTIONS } from "../../router/ledger/redis.js";
 import { pollUntil } from "./poll.js";
-import { freePort, waitForRedisPing } from "./redis.js";
+import { freePort, onRedisAt, waitForRedisPing } from "./redis.js";
 
 /** A real 3-master Redis Cluster the tests may use, and how to break it. */
 export interface TestRedisCluster {
@@ -37,19 +37,8 @@ const NODE_TIMEOUT_MS = 3000;
 /** Generous: cluster creation and a node's rejoining wait on gossip. */
 const WHOLE_TIMEOUT_MS = 60_000;
 
-async function withNode<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis(port, "127.0.0.1", {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  r.on("error", () => {});
-  try {
-    await r.connect();
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
+function withNode<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
+  return onRedisAt(`redis://127.0.0.1:${port}`, fn);
 }
 
 /** Whether every node answers, says cluster_state:ok with all 16384 slots served, and sees no peer failing. */

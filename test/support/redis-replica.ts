@@ -2,9 +2,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
 import { pollUntil } from "./poll.js";
-import { freePort, waitForRedisPing } from "./redis.js";
+import { freePort, onRedisAt, waitForRedisPing } from "./redis.js";
 
 /** A Redis master with one replica, both started here, and how to fail them over by hand. */
 export interface TestRedisPair {
@@ -20,18 +19,6 @@ export interface TestRedisPair {
   promoteReplica(): Promise<void>;
   /** Stops both and removes their folders. */
   stop(): Promise<void>;
-}
-
-/** Runs `fn` on a short-lived connection to `url`. */
-async function onServer<T>(url: string, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  r.on("error", () => {});
-  try {
-    await r.connect();
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
 }
 
 /**
@@ -78,7 +65,7 @@ export async function startRedisPair(): Promise<TestRedisPair> {
     await waitForRedisPing(replicaUrl, 10_000);
     await pollUntil(
       () =>
-        onServer(
+        onRedisAt(
           masterUrl,
           async (r) => /slave0:.*state=online/.test(await r.info("replication")) || undefined,
         ),
@@ -95,7 +82,7 @@ export async function startRedisPair(): Promise<TestRedisPair> {
     pauseReplica: () => replica.kill("SIGSTOP"),
     resumeReplica: () => replica.kill("SIGCONT"),
     killMaster: () => kill(master),
-    promoteReplica: () => onServer(replicaUrl, async (r) => void (await r.replicaof("NO", "ONE"))),
+    promoteReplica: () => onRedisAt(replicaUrl, async (r) => void (await r.replicaof("NO", "ONE"))),
     stop,
   };
 }

@@ -38,30 +38,30 @@ function hasRedisServer(): boolean {
   return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
 }
 
+/** Runs `fn` on a short-lived connection to the Redis at `url` that fails fast and never retries. */
+export async function onRedisAt<T>(url: string, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  // Refusals and resets are reported by the commands themselves.
+  r.on("error", () => {});
+  try {
+    await r.connect();
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
 /**
  * Resolves once the Redis at `url` answers PING (a server process starting,
  * or loading its AOF, which answers LOADING until done).
  */
 export async function waitForRedisPing(url: string, timeoutMs: number, intervalMs = 50): Promise<void> {
-  await pollUntil(
-    async () => {
-      const client = new Redis(url, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      // Refusals are expected while the server starts; pollUntil retries.
-      client.on("error", () => {});
-      try {
-        await client.connect();
-        await client.ping();
-        return true;
-      } finally {
-        client.disconnect();
-      }
-    },
-    { what: `redis at ${url} to answer PING`, timeoutMs, intervalMs },
-  );
+  // Refusals are expected while the server starts; pollUntil retries.
+  await pollUntil(() => onRedisAt(url, async (r) => (await r.ping()) === "PONG"), {
+    what: `redis at ${url} to answer PING`,
+    timeoutMs,
+    intervalMs,
+  });
 }
 
 /**
