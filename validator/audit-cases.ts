@@ -1,9 +1,14 @@
 /**
  * Audit cases: one audit prompt per model, answered by every miner of that
  * model, each at its own next audit (so the audits still arrive at each
- * miner's independent random times), then judged together — by the
- * reference server answer by answer, or by the miners' agreement with each
- * other, which needs several answers to the very same deterministic prompt.
+ * miner's independent random times), then judged together by the miners'
+ * agreement with each other, which needs several answers to the very same
+ * deterministic prompt.
+ *
+ * A model with a reference server is judged answer by answer, so there each
+ * miner gets a prompt of its own (`alone`): a prompt that reaches several
+ * miners is a tell that miners comparing what they receive could use to
+ * spot audits, answering those honestly and the users with anything.
  * Pure bookkeeping: times come in, judging happens outside.
  */
 import type { TokenLogprob } from "../gen/tensorclaw/v1/chat.js";
@@ -48,6 +53,8 @@ export interface AuditCasesOptions {
   readonly maxAgeMs: number;
   /** A sent audit whose answer never came back stops holding its case open after this. */
   readonly pendingTimeoutMs: number;
+  /** Models whose miners each get a prompt of their own (judged one by one); default none. */
+  readonly alone?: (model: string) => boolean;
 }
 
 /** What a new case is made of. */
@@ -61,6 +68,8 @@ export class AuditCases {
   readonly #opts: AuditCasesOptions;
   readonly #open: MutableCase[] = [];
   readonly #sentAt = new Map<string, number>();
+  /** Cases made for one miner alone: closed once it answered. */
+  readonly #alone = new Set<number>();
   #nextId = 1;
 
   constructor(opts: AuditCasesOptions) {
@@ -69,10 +78,17 @@ export class AuditCases {
 
   /**
    * The case `hotkey` should answer next for `model`: the oldest open one it
-   * has not been sent, else a new one made by `make`. Marks it as sent.
+   * has not been sent, else a new one made by `make`; always a new one for a
+   * model judged alone. Marks it as sent.
    */
   take(model: string, hotkey: string, nowMs: number, make: () => AuditPrompt): AuditCase {
-    let c = this.#open.find((x) => x.model === model && !x.answers.has(hotkey) && !x.pending.has(hotkey));
+    const alone = this.#opts.alone?.(model) === true;
+    let c = alone
+      ? undefined
+      : this.#open.find(
+          (x) =>
+            x.model === model && !this.#alone.has(x.id) && !x.answers.has(hotkey) && !x.pending.has(hotkey),
+        );
     if (c === undefined) {
       const p = make();
       c = {
@@ -85,6 +101,7 @@ export class AuditCases {
         answers: new Map(),
       };
       this.#open.push(c);
+      if (alone) this.#alone.add(c.id);
     }
     c.pending.add(hotkey);
     this.#sentAt.set(`${c.id}\n${hotkey}`, nowMs);
@@ -101,9 +118,12 @@ export class AuditCases {
 
   /** Forgets a sent audit that was not probed after all (router error): the miner may get it again. */
   withdraw(caseId: number, hotkey: string): void {
-    const c = this.#open.find((x) => x.id === caseId);
+    const at = this.#open.findIndex((x) => x.id === caseId);
+    const c = this.#open[at];
     c?.pending.delete(hotkey);
     this.#sentAt.delete(`${caseId}\n${hotkey}`);
+    // A case of one miner's own that it will never answer is dropped: nobody else would.
+    if (c !== undefined && this.#alone.delete(caseId)) this.#open.splice(at, 1);
   }
 
   /**
@@ -119,11 +139,13 @@ export class AuditCases {
         const sent = this.#sentAt.get(`${c.id}\n${hk}`) ?? 0;
         if (nowMs - sent > this.#opts.pendingTimeoutMs) this.withdraw(c.id, hk);
       }
-      if (c.pending.size > 0) continue;
-      const everyone = serving(c.model).every((hk) => c.answers.has(hk));
+      // Withdrawn from its one miner: dropped.
+      if (this.#open[i] !== c || c.pending.size > 0) continue;
+      const everyone = this.#alone.has(c.id) || serving(c.model).every((hk) => c.answers.has(hk));
       const old = nowMs - c.openedAtMs >= this.#opts.maxAgeMs;
       if ((everyone && c.answers.size > 0) || old) {
         this.#open.splice(i, 1);
+        this.#alone.delete(c.id);
         out.push(c);
       }
     }

@@ -124,6 +124,8 @@ export class Validator {
       // Long enough that every miner of the model most likely had an audit (e^-4 that one did not).
       maxAgeMs: (4 * s.probeIntervalMs) / Math.max(verifyShare, 0.01),
       pendingTimeoutMs: auditTimeoutMs + 5_000,
+      // Judged answer by answer against the reference: no need to show any prompt to two miners.
+      alone: (model) => deps.references?.has(model) === true,
     });
     this.#prober = new Prober({
       router: deps.router,

@@ -6,11 +6,12 @@ import { expect } from "chai";
 import { type Clock, systemClock } from "../../common/clock.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
+import { ProbeServiceService } from "../../gen/tensorclaw/v1/probe.js";
 import type { MinerUsage } from "../../gen/tensorclaw/v1/usage.js";
 import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
 import { RouterClient } from "../../validator/router-client.js";
 import { FileStateStore } from "../../validator/state-store-file.js";
-import { Validator } from "../../validator/validator.js";
+import { Validator, type ValidatorDeps } from "../../validator/validator.js";
 import { seededRandom } from "../support/api-random.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { throwawayHotkey } from "../support/keys.js";
@@ -74,10 +75,17 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const make = async (urls: string[], printed: string[] = [], clock: Clock = systemClock) => {
+  const make = async (
+    urls: string[],
+    printed: string[] = [],
+    clock: Clock = systemClock,
+    more: Partial<ValidatorDeps["settings"]> & Pick<ValidatorDeps, "references"> = {},
+  ) => {
     const client = new RouterClient(urls, { signer: key, logger: silentLogger(), callTimeoutMs: 2000 });
     clients.push(client);
+    const { references, ...settings } = more;
     return new Validator({
+      ...(references === undefined ? {} : { references }),
       router: client,
       store: await FileStateStore.open(join(dir, "state.json")),
       chain: undefined,
@@ -90,6 +98,7 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
         probeIntervalMs: 50,
         weightsIntervalMs: 60_000,
         latencyTiers: DEFAULT_LATENCY_TIERS,
+        ...settings,
       },
       clock,
       randomBytes: (n) => randomBytes(n),
@@ -142,6 +151,30 @@ describe("validator loop (real gRPC router stand-in, file state)", () => {
     expect(devBy.get("5SELF")).to.deep.include({ business: 100, tokens: 10_000_000 });
     expect(devBy.get("5FAST")?.business).to.be.closeTo(1, 1e-9);
     expect(printed.join("")).to.contain("the router counts free traffic");
+  });
+
+  it("audits each miner of a model with a reference on a prompt of its own; without one, on a shared prompt", async () => {
+    router.script.sessions = [session("5A"), session("5B"), session("5C")];
+    router.script.probe = () => okProbe(40);
+    const audited = async (references?: ValidatorDeps["references"]) => {
+      const v = await make([router.url], [], systemClock, {
+        verifyShare: 1,
+        ...(references ? { references } : {}),
+      });
+      router.calls.length = 0;
+      await v.probeRound();
+      const bodies = router.calls
+        .filter((c) => c.method === ProbeServiceService.probe.path)
+        .map((c) => (c.request as { requestJson: string }).requestJson);
+      expect(bodies).to.have.length(3);
+      return new Set(bodies).size;
+    };
+    const judge = {
+      judge: async () => ({ outcome: "passed" as const, detail: "" }),
+      answer: async () => "",
+    };
+    expect(await audited(new Map([["m", judge]])), "three miners, three prompts").to.equal(3);
+    expect(await audited(), "judged by agreement: one prompt for all").to.equal(1);
   });
 
   it("keeps uptime history across a restart", async () => {

@@ -62,6 +62,28 @@ describe("validator: audit cases", () => {
     expect(cases.open).to.have.length(0);
   });
 
+  it("gives each miner a prompt of its own for a model judged alone, and closes each once answered", () => {
+    const cases = new AuditCases({ maxAgeMs: 60_000, pendingTimeoutMs: 30_000, alone: (m) => m === "ref" });
+    const a = cases.take("ref", "A", 0, make);
+    const b = cases.take("ref", "B", 10, make);
+    expect(b.id).to.not.equal(a.id);
+    expect(b.body).to.not.deep.equal(a.body);
+    // A model without a reference still shares one prompt among its miners.
+    expect(cases.take("agree", "B", 10, make).id).to.equal(cases.take("agree", "A", 10, make).id);
+    cases.answer(a.id, answer("A"));
+    // B has not answered its own: A's closes alone, whoever else serves the model.
+    const closed = cases.closeDue(20, () => ["A", "B"]);
+    expect(closed.map((c) => [c.id, [...c.answers.keys()]])).to.deep.equal([[a.id, ["A"]]]);
+    // B's probe failed: its case goes, and an answer after that is ignored.
+    cases.withdraw(b.id, "B");
+    cases.answer(b.id, answer("B"));
+    expect(cases.open.map((c) => c.model)).to.deep.equal(["agree"]);
+    // One sent long ago and never answered is dropped by closeDue, not judged.
+    const late = cases.take("ref", "C", 30, make);
+    expect(cases.closeDue(30 + 30_001, () => ["C"])).to.deep.equal([]);
+    expect(cases.open.map((c) => c.id)).to.not.include(late.id);
+  });
+
   it("takes an answer only from a miner that was sent the case", () => {
     const cases = new AuditCases({ maxAgeMs: 60_000, pendingTimeoutMs: 30_000 });
     const c = cases.take("m", "A", 0, make);
