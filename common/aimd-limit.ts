@@ -28,15 +28,19 @@
  * and concurrency never exceeds the ceiling, so the limit cannot run more
  * than one above it.
  *
- * "At its limit" is `busyShare` of it: 1 for the router, which counts a
- * request from dispatch to its last frame, exactly what its limit bounds.
- * A miner counts only the requests at its backend, while the router it
- * advertises to fills the limit from its own side: the requests in transit
- * in the tunnel are missing from the miner's count, so at high rates its
- * backend rarely holds the whole limit at once, and a limit that waited for
- * that would stall below what the router sends. Half the limit is TCP's
- * test of a window really in use in slow start (Linux' tcp_is_cwnd_limited)
- * and Netflix's AIMD limiter's; the cuts still bound what the backend can do.
+ * In slow start, "at its limit" may be a share of it
+ * (`slowStartBusyShare`). The router counts a request from dispatch to its
+ * last frame, exactly what its limit bounds: the whole limit. A miner counts
+ * only the requests at its backend, while the router it advertises to fills
+ * the limit from its own side: the requests in transit in the tunnel are
+ * missing from the miner's count, and with a backend that answers in a
+ * millisecond or two they are a large share, so the backend rarely holds
+ * the whole limit at once and a slow start that waited for that would stall
+ * below what the router sends. Half the limit is TCP's test of a window
+ * really in use in slow start (Linux' tcp_is_cwnd_limited). Once the limit
+ * has been cut it is known to matter, and growth needs the whole of it
+ * again: otherwise requests that never test the limit would keep pushing
+ * it past a backend's slots (transit is a small share of a model's answer).
  */
 
 /** Usable concurrency of a hotkey never measured: low, so claims are not believed up front. */
@@ -75,10 +79,11 @@ export interface AimdOptions {
   readonly baselineRise: number;
   readonly overflowFactor: number;
   /**
-   * Share of the limit a request must have seen in flight (itself included)
-   * for its success to grow the limit (default 1: the whole limit).
+   * In slow start, the share of the limit a request must have seen in
+   * flight (itself included) for its success to grow the limit (default 1:
+   * the whole limit, as after the first cut).
    */
-  readonly busyShare?: number;
+  readonly slowStartBusyShare?: number;
   /** The limit never grows past this (the router's ceiling is applied by its picker instead). */
   readonly maxLimit?: number;
   /**
@@ -170,16 +175,17 @@ export class AimdLimit {
   /**
    * A request completed. `concurrency` is how many requests the hotkey had in
    * flight, this one included, when it was dispatched; `healthy` whether its
-   * first token was. Grows the limit only when the hotkey was at its limit
-   * (`busyShare` of it): the limit now, or in slow start the limit it was
-   * dispatched under (`dispatchedUnder`, when given), since there every
+   * first token was. Grows the limit only when the hotkey was at its limit:
+   * the limit now, or in slow start (`slowStartBusyShare` of) the limit it
+   * was dispatched under (`dispatchedUnder`, when given), since there every
    * request served at the limit grows it and the limit has moved while the
    * request ran.
    */
   succeeded(concurrency: number, healthy: boolean, dispatchedUnder?: number): void {
     const slowStart = this.#o.slowStart === true && !this.#everCut;
     const limit = slowStart && dispatchedUnder !== undefined ? dispatchedUnder : this.#limit;
-    if (!healthy || concurrency < Math.floor(limit * (this.#o.busyShare ?? 1))) return;
+    const share = slowStart ? (this.#o.slowStartBusyShare ?? 1) : 1;
+    if (!healthy || concurrency < Math.floor(limit * share)) return;
     const step = slowStart ? 1 : 1 / this.#limit;
     this.#limit = Math.min(this.#o.maxLimit ?? Number.POSITIVE_INFINITY, this.#limit + step);
   }

@@ -7,10 +7,10 @@
  * from what the backend does with the requests of every tunnel together
  * (common/aimd-limit.ts, the rule the router applies per hotkey): it starts
  * at {@link DEFAULT_INITIAL_CONCURRENCY}; while the backend is really
- * running at half the limit or more ({@link MINER_BUSY_SHARE}) with a first
- * token as fast as its baseline, it doubles per window of requests served
- * until the first cut (slow start: a burst is met in a few windows), then
- * adds one per window; it cuts the limit when first tokens slow down far
+ * running at the limit with a first token as fast as its baseline, it
+ * doubles per window of requests served until the first cut (slow start: a
+ * burst is met in a few windows; there half the limit counts as running at
+ * it, {@link MINER_SLOW_START_BUSY_SHARE}), then adds one per window; it cuts the limit when first tokens slow down far
  * past the baseline (a queue is building up in the backend) or the backend
  * fails under load (unavailable, overloaded, or the router's deadline passed
  * with no first token after a wait already that slow). It never goes past
@@ -26,17 +26,18 @@ import { AIMD_DEFAULTS, AimdLimit, type AimdOptions } from "../common/aimd-limit
 export const DEFAULT_INITIAL_CONCURRENCY = 8;
 
 /**
- * Share of the limit that must be at the backend for a request served to
- * grow it. The router fills the advertised limit counting each request from
- * dispatch to its last frame; the miner sees only those at its backend, not
- * those in transit in the tunnel, which at thousands of requests a second
- * are a large share (about half of a request's time in the router here).
- * Waiting for the whole limit at the backend held the limit below the
- * router's demand: from 8 it took three 5 s rounds of 50 connections to
- * pass 50, one step per ~300 ms, with requests queueing in the router all
- * along. See common/aimd-limit.ts for why half.
+ * In slow start, the share of the limit that must be at the backend for a
+ * request served to grow it. The router fills the advertised limit counting
+ * each request from dispatch to its last frame; the miner sees only those at
+ * its backend, not those in transit in the tunnel, which with a backend
+ * answering in a millisecond or two are a large share (about half of a
+ * request's time in the router in bench:api). Waiting for the whole limit at
+ * the backend held the limit below the router's demand there: from 8 it
+ * took three 5 s rounds of 50 connections to pass 50, one step per ~300 ms,
+ * with requests queueing in the router all along. See common/aimd-limit.ts
+ * for why half, and why only until the first cut.
  */
-export const MINER_BUSY_SHARE = 0.5;
+export const MINER_SLOW_START_BUSY_SHARE = 0.5;
 
 /** How one request ended, as news about the backend's capacity. */
 export type RequestOutcome =
@@ -121,7 +122,7 @@ export class AdaptiveConcurrency implements ConcurrencyPolicy {
     this.#aimd = {
       ...AIMD_DEFAULTS,
       slowStart: true,
-      busyShare: MINER_BUSY_SHARE,
+      slowStartBusyShare: MINER_SLOW_START_BUSY_SHARE,
       ...opts.aimd,
       initialLimit: initial,
       maxLimit: this.#max,

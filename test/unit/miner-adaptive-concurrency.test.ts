@@ -66,16 +66,18 @@ describe("miner: adaptive concurrency", () => {
     expect(c.limit("other")).to.equal(10);
   });
 
-  it("grows while the router keeps the limit full with part of it in the tunnel, not while half sits idle", () => {
+  it("in slow start, grows while the router keeps the limit full with part of it in the tunnel, not while half sits idle", () => {
     // 60 % at the backend: the router's other 40 % are in transit. Slow start still doubles per window.
     const c = new AdaptiveConcurrency({ max: 256 });
     keepShareAtBackend(c, "m", 60, 0.6);
     expect(c.limit("m")).to.be.above(40);
-    // After a cut, one per window (1/limit per request): 40 served take 8 to about 12 (slow start: 48).
+    // After a cut the limit is known to matter: growth needs the whole of it at the backend.
     const cut = new AdaptiveConcurrency({ max: 256, initial: 16 });
     cut.start("m").end("overloaded");
-    keepShareAtBackend(cut, "m", 40, 0.6);
-    expect(cut.limit("m")).to.be.within(11, 13);
+    keepShareAtBackend(cut, "m", 200, 0.6);
+    expect(cut.limit("m")).to.equal(8);
+    keepFull(cut, "m", 40, () => 20);
+    expect(cut.limit("m"), "one per window at the whole limit (not 40)").to.be.within(9, 13);
     // Below half the limit at the backend the router is not sending it: that is no evidence.
     const idle = new AdaptiveConcurrency({ max: 256 });
     keepShareAtBackend(idle, "m", 500, 0.4);

@@ -45,12 +45,18 @@ describe("routing: learned concurrency (AIMD)", () => {
     expect(l.usable).to.equal(DEFAULT_INITIAL_LIMIT);
   });
 
-  it("with a busy share, grows on requests that saw that share of the limit in flight, not on fewer", () => {
-    const l = new AimdLimit({ ...AIMD_DEFAULTS, initialLimit: 10, busyShare: 0.5 });
-    for (let i = 0; i < 100; i++) l.succeeded(4, true);
+  it("with a slow-start busy share, grows in slow start on requests that saw that share in flight; after a cut, on the whole limit", () => {
+    const l = new AimdLimit({ ...AIMD_DEFAULTS, initialLimit: 10, slowStart: true, slowStartBusyShare: 0.5 });
+    for (let i = 0; i < 100; i++) l.succeeded(4, true, 10);
     expect(l.value, "4 of 10 in flight: below half").to.equal(10);
-    l.succeeded(5, true);
-    expect(l.value, "5 of 10: half").to.be.closeTo(10.1, 1e-9);
+    l.succeeded(5, true, 10);
+    expect(l.value, "5 of 10: half, slow start's step of one").to.equal(11);
+    l.failed(l.epoch);
+    expect(l.value).to.equal(5.5);
+    for (let i = 0; i < 100; i++) l.succeeded(4, true, 5.5);
+    expect(l.value, "after the cut, 4 of 5.5 is not the limit").to.equal(5.5);
+    l.succeeded(5, true, 5.5);
+    expect(l.value).to.be.closeTo(5.5 + 1 / 5.5, 1e-9);
     // The router's own limit (no busy share) still needs the whole limit in flight.
     const router = new AimdLimit({ ...AIMD_DEFAULTS, initialLimit: 10 });
     for (let i = 0; i < 100; i++) router.succeeded(9, true);
