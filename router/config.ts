@@ -147,7 +147,7 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     min: 0,
     max: 16,
     description:
-      "Replicas of each Redis master that must have a batch of usage and settled charges before it counts as written (Redis WAIT); until then it stays in the spool and is written again (0: do not wait).",
+      "Replicas of each Redis master that must have a batch of usage and settled charges (and a deposit's credit) before it counts as written (Redis WAIT); until then it stays in the spool and is written again (0: do not wait).",
   },
   redisWaitTimeoutMs: {
     flag: "redis-wait-timeout-ms",

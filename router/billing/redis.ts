@@ -249,14 +249,15 @@ export class RedisBilling implements BillingStore {
     const e = checkCreditEntry(entry);
     const k = this.keys;
     const json = JSON.stringify(e);
-    const r = await this.#cmd.tcBillCredit(
-      3,
-      k.account(e.keyId),
-      k.entryIds(e.keyId),
-      k.log(e.keyId),
-      e.id,
-      String(e.amountMicros),
-      json,
+    const keys = [k.account(e.keyId), k.entryIds(e.keyId), k.log(e.keyId)];
+    const args = [e.id, String(e.amountMicros), json];
+    if (this.#replicaWait === undefined) return (await this.#cmd.tcBillCredit(3, ...keys, ...args)) === 1;
+    // A credit the replicas lack fails: the caller (the deposit watcher) reads its block again and
+    // credits the same entry id, which a master that applied it already ignores.
+    const [r] = await runBatch(
+      this.#redis,
+      [[{ key: keys[0] as string, run: (p) => (p as Pipe).tcBillCredit(3, ...keys, ...args) }]],
+      this.#replicaWait,
     );
     return r === 1;
   }

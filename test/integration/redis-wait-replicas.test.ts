@@ -139,12 +139,40 @@ describe("redis: usage and charges wait for a replica (--redis-wait-replicas)", 
         () => expect.fail("a charge no replica has was taken as settled"),
         (err: Error) => expect(err.message).to.equal(refused),
       );
+      // A deposit's credit too: the watcher reads the block again and credits the same entry id.
+      const deposit = {
+        id: "dep-1",
+        keyId: KEY,
+        amountMicros: 5,
+        note: "t",
+        source: "deposit" as const,
+        atMs: now,
+      };
+      await waiting.billing.credit(deposit).then(
+        () => expect.fail("a credit no replica has was taken as made"),
+        (err: Error) => expect(err.message).to.equal(refused),
+      );
       // Without the flag the master's word is enough (and the replays above count once).
       expect((await plain.ledger.record([request(1, now)], now)).duplicates).to.equal(1);
       expect((await plain.billing.settle([request(2, now)], now)).settled).to.equal(1);
+      expect(await plain.billing.credit({ ...deposit, id: "op-1", source: "operator" })).to.equal(true);
     } finally {
       pair.resumeReplica();
     }
+    // Once the replica is back, crediting the deposit again succeeds, and counts it once.
+    expect(
+      await waiting.billing.credit({
+        id: "dep-1",
+        keyId: KEY,
+        amountMicros: 5,
+        note: "t",
+        source: "deposit",
+        atMs: now,
+      }),
+    ).to.equal(false);
+    expect((await waiting.billing.account(KEY, Date.now())).balanceMicros).to.equal(
+      CREDIT + 5 + 5 - 1000 - 1002,
+    );
   });
 
   it("keeps in the spool what only the master had, and replays it into the promoted replica: nothing lost, nothing twice", async () => {
