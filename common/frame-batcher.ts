@@ -23,9 +23,9 @@
  * turn's I/O callbacks (a WebSocket writes to its socket at once). Flushing
  * at the end of every I/O callback instead (a microtask) took bench:api's
  * non-streaming throughput from 3,045 to 1,883 req/s in runs one after the
- * other (grpc-js pays per message, and there were many more), and a
- * flush every 8 or 16 frames or every 0.5 ms of a turn moved neither
- * throughput nor time to first token beyond this machine's noise.
+ * other (grpc-js pays per message, and there were many more); a flush
+ * every 8 or 16 frames did not move throughput, nor a flush after 0.5 ms of
+ * a turn the time to first token, beyond this machine's noise.
  *
  * Back-pressure: when `send` returns false the batcher holds further frames
  * (they keep accumulating into bigger batches) until `resume()` is called

@@ -74,7 +74,7 @@ export function redisStores(
   client: RedisClient,
   cfg: Pick<RouterConfig, "bucketS" | "retentionS" | "redisWaitReplicas" | "redisWaitTimeoutMs">,
 ): { ledger: RedisLedger; billing: RedisBilling } {
-  const options = { bucketMs: cfg.bucketS * 1000, retentionMs: cfg.retentionS * 1000 };
+  const options = ledgerOptionsOf(cfg);
   const replicaWait =
     cfg.redisWaitReplicas > 0
       ? { replicas: cfg.redisWaitReplicas, timeoutMs: cfg.redisWaitTimeoutMs }
@@ -83,6 +83,11 @@ export function redisStores(
     ledger: new RedisLedger(client, options, DEFAULT_LEDGER_PREFIX, replicaWait),
     billing: new RedisBilling(client, options, DEFAULT_LEDGER_PREFIX, replicaWait),
   };
+}
+
+/** The ledger's (and billing's) bucket and retention, from `--bucket-s` and `--retention-s`. */
+function ledgerOptionsOf(cfg: Pick<RouterConfig, "bucketS" | "retentionS">) {
+  return { bucketMs: cfg.bucketS * 1000, retentionMs: cfg.retentionS * 1000 };
 }
 
 /** Files the router keeps under --data-dir. */
@@ -158,7 +163,7 @@ function shutdownGrpc(server: GrpcServer, graceMs: number): Promise<void> {
  */
 export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<RunningRouter> {
   const paths = routerPaths(cfg.dataDir);
-  const ledgerOptions = { bucketMs: cfg.bucketS * 1000, retentionMs: cfg.retentionS * 1000 };
+  const ledgerOptions = ledgerOptionsOf(cfg);
   // The WASM sr25519 verifier: without it every hello and validator call is checked by the
   // pure-JS fallback (~2.2 ms against ~0.3 ms each).
   await initCrypto();
