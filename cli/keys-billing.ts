@@ -1,3 +1,4 @@
+import type { ReplicaWait } from "../common/redis-batch.js";
 import type { RedisClient } from "../common/redis-connect.js";
 import { buildAccountView } from "../router/billing/account-view.js";
 import type { AccountSettings, AccountView, CreditEntry } from "../router/billing/billing.js";
@@ -30,9 +31,12 @@ export interface KeysBilling {
   readonly holdsVisible: boolean;
 }
 
-/** Billing on the router's Redis (the same keys and scripts the router uses). */
-export function redisKeysBilling(redis: RedisClient): KeysBilling {
-  const store = new RedisBilling(redis, DEFAULT_LEDGER_OPTIONS);
+/**
+ * Billing on the router's Redis (the same keys and scripts the router uses);
+ * with `wait`, each write counts only once that many replicas have it.
+ */
+export function redisKeysBilling(redis: RedisClient, wait?: ReplicaWait): KeysBilling {
+  const store = new RedisBilling(redis, DEFAULT_LEDGER_OPTIONS, undefined, wait);
   return {
     configure: (keyId, settings, nowMs) => store.configure(keyId, settings, nowMs),
     credit: (entry) => store.credit(entry),

@@ -3,7 +3,9 @@ import { basename, dirname, join } from "node:path";
 import { type CommandIO, defineCommand } from "../common/command.js";
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
+import { replicaWaitOf } from "../common/redis-batch.js";
 import { connectRedis, openRedis, type RedisClient } from "../common/redis-connect.js";
+import { DEFAULT_REDIS_WAIT_TIMEOUT_MS, redisWaitOptions } from "../common/shared-options.js";
 import {
   type ApiKeyRecord,
   type ApiKeyStore,
@@ -21,6 +23,8 @@ import { listLine, parseUsd, showText, usd } from "./keys-format.js";
 /** Settings of `tensorclaw keys`. */
 export interface KeysConfig {
   redisUrl: string | undefined;
+  redisWaitReplicas: number;
+  redisWaitTimeoutMs: number;
   dataDir: string;
   keysFile: string | undefined;
   name: string;
@@ -29,6 +33,7 @@ export interface KeysConfig {
   credits: string | undefined;
   budgetDaily: string | undefined;
   note: string | undefined;
+  entryId: string | undefined;
   entries: number;
   json: boolean;
 }
@@ -36,6 +41,8 @@ export interface KeysConfig {
 /** Defaults, in one place. */
 export const KEYS_DEFAULTS: KeysConfig = {
   redisUrl: undefined,
+  redisWaitReplicas: 0,
+  redisWaitTimeoutMs: DEFAULT_REDIS_WAIT_TIMEOUT_MS,
   dataDir: dirname(DEFAULT_KEYS_FILE),
   keysFile: undefined,
   name: "default",
@@ -44,6 +51,7 @@ export const KEYS_DEFAULTS: KeysConfig = {
   credits: undefined,
   budgetDaily: undefined,
   note: undefined,
+  entryId: undefined,
   entries: 10,
   json: false,
 };
@@ -62,6 +70,11 @@ export const KEYS_OPTIONS: OptionSpecs<KeysConfig> = {
     description:
       "Redis of the router (redis://host:port or redis+cluster://h1:p1,h2:p2); without it the embedded key file is used.",
   },
+  ...redisWaitOptions(
+    "a key's record, its account's settings and each credit entry",
+    "a write they miss fails the command, which says how to repeat it",
+    "before the command fails",
+  ),
   dataDir: {
     flag: "data-dir",
     kind: "string",
@@ -109,6 +122,14 @@ export const KEYS_OPTIONS: OptionSpecs<KeysConfig> = {
     kind: "string",
     env: false,
     description: "credit: why (kept in the key's audited credit log).",
+  },
+  entryId: {
+    flag: "entry-id",
+    kind: "string",
+    env: false,
+    description:
+      "credit: the entry's id (op:<your reference>, or the op:… id a failed run printed); " +
+      "an entry is applied once per id, so repeating a credit with it never credits twice.",
   },
   entries: {
     flag: "entries",
@@ -170,8 +191,23 @@ export function parseKeysCommand(argv: readonly string[], env: Readonly<Record<s
   if (verb === "credit" && parseUsd("amount", rest[1] as string) === 0) {
     usageError("invalid setting amount: must not be 0");
   }
+  const entryId = parsed.config.entryId;
+  if (entryId !== undefined) {
+    if (verb !== "credit") usageError("invalid setting --entry-id: only credit takes it");
+    if (!ENTRY_ID.test(entryId)) {
+      usageError(
+        "invalid setting --entry-id: must be op: and 1-120 letters, digits or . _ : - (for example op:invoice-42)",
+      );
+    }
+  }
+  if (parsed.config.redisWaitReplicas > 0 && parsed.config.redisUrl === undefined) {
+    usageError("invalid setting --redis-wait-replicas: needs --redis-url (the key file has no replicas)");
+  }
   return parsed;
 }
+
+/** An operator's own credit entry id (`--entry-id`): the op: prefix keeps it apart from deposits' and initial credits'. */
+const ENTRY_ID = /^op:[A-Za-z0-9._:-]{1,120}$/;
 
 /** An id for an operator's credit entry: unique, and telling when it was made. */
 function creditEntryId(nowMs: number): string {
@@ -208,8 +244,9 @@ export const keysCommand = defineCommand({
       // A connection failure is the error connectRedis throws.
       redis.on("error", () => {});
       await connectRedis(redis, cfg.redisUrl);
-      store = new RedisApiKeyStore(redis);
-      billing = redisKeysBilling(redis);
+      const wait = replicaWaitOf(cfg);
+      store = new RedisApiKeyStore(redis, undefined, undefined, undefined, wait);
+      billing = redisKeysBilling(redis, wait);
     } else {
       const keysFile = cfg.keysFile ?? join(cfg.dataDir, basename(DEFAULT_KEYS_FILE));
       store = new FileApiKeyStore(keysFile);
@@ -262,11 +299,22 @@ async function findKey(ctx: VerbContext, id: string): Promise<ApiKeyRecord | und
 async function create(ctx: VerbContext): Promise<number> {
   const { cfg, io } = ctx;
   const nowMs = Date.now();
-  const { key, record } = await ctx.keys.create(
+  const { key, record } = ctx.keys.mint(
     cfg.name,
     { requestsPerMinute: cfg.rpm, tokensPerMinute: cfg.tpm },
     nowMs,
   );
+  try {
+    await ctx.keys.save(record);
+  } catch (err) {
+    // With --redis-wait-replicas the master may hold a record its replicas lack: revoked, so that
+    // a key never printed is not listed as live either.
+    await ctx.keys.revoke(record.id, Date.now()).catch(() => {});
+    io.stderr(
+      `tensorclaw keys: ${record.id} could not be stored for sure, so it was revoked and not printed; run create again\n`,
+    );
+    throw err;
+  }
   let account: { metered: true; balanceMicros: Micros; budgetDailyMicros: Micros | null } | null = null;
   if (cfg.credits !== undefined) {
     const credits = parseUsd("--credits", cfg.credits);
@@ -346,7 +394,13 @@ async function list(ctx: VerbContext): Promise<number> {
 }
 
 async function revoke(ctx: VerbContext, id: string): Promise<number> {
-  const found = await ctx.keys.revoke(id, Date.now());
+  let found: boolean;
+  try {
+    found = await ctx.keys.revoke(id, Date.now());
+  } catch (err) {
+    ctx.io.stderr(`tensorclaw keys: the revocation of ${id} is not confirmed; run revoke again\n`);
+    throw err;
+  }
   if (!found) {
     ctx.io.stderr(`tensorclaw keys: no key with id ${JSON.stringify(id)}\n`);
     return 1;
@@ -377,22 +431,35 @@ async function credit(ctx: VerbContext, id: string, amountMicros: Micros): Promi
   }
   if (record.revokedAtMs !== null) io.stderr(`note: ${id} is revoked; the entry is kept all the same\n`);
   const entry: CreditEntry = {
-    id: creditEntryId(nowMs),
+    id: ctx.cfg.entryId ?? creditEntryId(nowMs),
     keyId: id,
     amountMicros,
     note: ctx.cfg.note ?? "",
     source: "operator",
     atMs: nowMs,
   };
-  await ctx.billing.credit(entry);
+  let applied: boolean;
+  try {
+    applied = await ctx.billing.credit(entry);
+  } catch (err) {
+    // Applied on the master or not at all, unknown which: the same id makes a repeat safe.
+    io.stderr(
+      `tensorclaw keys: entry ${entry.id} may or may not have been applied; repeat with --entry-id ${entry.id}, which applies it at most once\n`,
+    );
+    throw err;
+  }
   const [after] = await ctx.billing.accounts([id], Date.now());
   const balanceMicros = after?.balanceMicros ?? 0;
   if (ctx.cfg.json) {
-    io.stdout(`${JSON.stringify({ entry, balanceMicros })}\n`);
+    io.stdout(`${JSON.stringify({ entry, applied, balanceMicros })}\n`);
     return 0;
   }
   const signed = amountMicros > 0 ? `+${usd(amountMicros)}` : usd(amountMicros);
-  io.stdout(`credited ${id} ${signed} USD (entry ${entry.id}); balance ${usd(balanceMicros)} USD\n`);
+  io.stdout(
+    applied
+      ? `credited ${id} ${signed} USD (entry ${entry.id}); balance ${usd(balanceMicros)} USD\n`
+      : `entry ${entry.id} was applied before: nothing credited now; balance ${usd(balanceMicros)} USD\n`,
+  );
   return 0;
 }
 

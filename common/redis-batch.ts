@@ -26,6 +26,16 @@ export interface ReplicaWait {
   readonly timeoutMs: number;
 }
 
+/** The wait `--redis-wait-replicas` and `--redis-wait-timeout-ms` ask for; undefined for none (0). */
+export function replicaWaitOf(cfg: {
+  readonly redisWaitReplicas: number;
+  readonly redisWaitTimeoutMs: number;
+}): ReplicaWait | undefined {
+  return cfg.redisWaitReplicas > 0
+    ? { replicas: cfg.redisWaitReplicas, timeoutMs: cfg.redisWaitTimeoutMs }
+    : undefined;
+}
+
 /** A pipeline's replies, or the first failure as an `unavailable` error. */
 export function pipelineResults(results: [Error | null, unknown][] | null): unknown[] {
   if (results === null) throw new TensorClawError("unavailable", "redis pipeline was discarded");

@@ -1,7 +1,12 @@
 import { type OptionSpecs, parseCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import { DEFAULT_ROUTER_ID, isValidRouterId } from "../common/router-id.js";
-import { LOG_LEVEL_OPTION, type LogLevel } from "../common/shared-options.js";
+import {
+  DEFAULT_REDIS_WAIT_TIMEOUT_MS,
+  LOG_LEVEL_OPTION,
+  type LogLevel,
+  redisWaitOptions,
+} from "../common/shared-options.js";
 import { DEFAULT_MAX_QUEUE, DEFAULT_QUEUE_TIMEOUT_MS } from "./api/capacity-queue.js";
 import { DEFAULT_CONNECTIONS_PER_ADDRESS } from "./api/connection-limits.js";
 import { type CorsOrigins, parseCorsOrigins } from "./api/cors.js";
@@ -13,14 +18,6 @@ import { DEFAULT_TUNNEL_LIMITS, DEFAULT_TUNNEL_TIMINGS } from "./tunnel/options.
 
 /** Shortest salt accepted from `--user-salt`. */
 export const MIN_USER_SALT_LENGTH = 16;
-
-/** Default of `--redis-wait-timeout-ms`. */
-export const DEFAULT_REDIS_WAIT_TIMEOUT_MS = 1000;
-/**
- * Most `--redis-wait-timeout-ms` may be: a second below the ledger client's
- * command timeout (LEDGER_COMMAND_TIMEOUT_MS, 5 s), so WAIT answers first.
- */
-export const MAX_REDIS_WAIT_TIMEOUT_MS = 4000;
 
 /** Settings of `tensorclaw router`. */
 export interface RouterConfig {
@@ -141,21 +138,11 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     description:
       "Redis (redis://host:port) or Redis Cluster (redis+cluster://h1:p1,h2:p2) for the usage ledger and API keys; without it the embedded in-process ledger is used.",
   },
-  redisWaitReplicas: {
-    flag: "redis-wait-replicas",
-    kind: "int",
-    min: 0,
-    max: 16,
-    description:
-      "Replicas of each Redis master that must have a batch of usage and settled charges (and a deposit's credit) before it counts as written (Redis WAIT); until then it stays in the spool and is written again (0: do not wait).",
-  },
-  redisWaitTimeoutMs: {
-    flag: "redis-wait-timeout-ms",
-    kind: "int",
-    min: 1,
-    max: MAX_REDIS_WAIT_TIMEOUT_MS,
-    description: "Longest wait for those replicas, ms, before the batch goes to the spool.",
-  },
+  ...redisWaitOptions(
+    "a batch of usage and settled charges (and a deposit's credit)",
+    "until then it stays in the spool and is written again",
+    "before the batch goes to the spool",
+  ),
   noAuth: {
     flag: "no-auth",
     kind: "bool",

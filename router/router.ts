@@ -9,6 +9,7 @@ import { collectDefaultMetrics, Histogram, Registry } from "prom-client";
 import { TensorClawError } from "../common/errors.js";
 import { initCrypto } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
+import { replicaWaitOf } from "../common/redis-batch.js";
 import { openRedis, type RedisClient } from "../common/redis-connect.js";
 import { DEFAULT_ROUTER_ID } from "../common/router-id.js";
 import { Encodings } from "../common/tokens/encodings.js";
@@ -75,10 +76,7 @@ export function redisStores(
   cfg: Pick<RouterConfig, "bucketS" | "retentionS" | "redisWaitReplicas" | "redisWaitTimeoutMs">,
 ): { ledger: RedisLedger; billing: RedisBilling } {
   const options = ledgerOptionsOf(cfg);
-  const replicaWait =
-    cfg.redisWaitReplicas > 0
-      ? { replicas: cfg.redisWaitReplicas, timeoutMs: cfg.redisWaitTimeoutMs }
-      : undefined;
+  const replicaWait = replicaWaitOf(cfg);
   return {
     ledger: new RedisLedger(client, options, DEFAULT_LEDGER_PREFIX, replicaWait),
     billing: new RedisBilling(client, options, DEFAULT_LEDGER_PREFIX, replicaWait),

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { TensorClawError } from "../../common/errors.js";
 import { writePrivateFileSync } from "../../common/private-file.js";
+import { type ReplicaWait, runBatch } from "../../common/redis-batch.js";
 import type { RedisClient } from "../../common/redis-connect.js";
 import type { RateLimits } from "./rate-limiter.js";
 
@@ -63,6 +64,16 @@ export class ApiKeys {
     limits: RateLimits,
     nowMs: number,
   ): Promise<{ key: string; record: ApiKeyRecord }> {
+    const made = this.mint(name, limits, nowMs);
+    await this.store.put(made.record);
+    return made;
+  }
+
+  /**
+   * A new key and its record, not stored yet: for a caller that must know
+   * the record should storing it fail (`keys create` revokes it then).
+   */
+  mint(name: string, limits: RateLimits, nowMs: number): { key: string; record: ApiKeyRecord } {
     const key = KEY_PREFIX + this.randomKeyBytes(32).toString("base64url");
     const hash = hashKey(key);
     const record: ApiKeyRecord = {
@@ -74,8 +85,12 @@ export class ApiKeys {
       revokedAtMs: null,
       limits,
     };
-    await this.store.put(record);
     return { key, record };
+  }
+
+  /** Stores a record made by `mint`. */
+  save(record: ApiKeyRecord): Promise<void> {
+    return this.store.put(record);
   }
 
   /**
@@ -149,13 +164,23 @@ export class RedisApiKeyStore implements ApiKeyStore {
     prefix = "tc:",
     private readonly clock: () => number = Date.now,
     private readonly freshForMs = DEFAULT_KEY_FRESH_MS,
+    /**
+     * With it, a record counts as written only once that many replicas have
+     * it (`keys --redis-wait-replicas`): a key handed out, or revoked, then
+     * survives a failover. Otherwise `put` fails `unavailable`, the write
+     * applied on the master only.
+     */
+    private readonly wait?: ReplicaWait,
   ) {
     this.key = `${prefix}apikeys`;
   }
 
   async put(record: ApiKeyRecord): Promise<void> {
-    await this.redis.hset(this.key, record.hash, JSON.stringify(record));
+    const key = this.key;
+    const json = JSON.stringify(record);
     this.cache.delete(record.hash);
+    if (this.wait === undefined) await this.redis.hset(key, record.hash, json);
+    else await runBatch(this.redis, [[{ key, run: (p) => p.hset(key, record.hash, json) }]], this.wait);
   }
 
   async findByHash(hash: string): Promise<ApiKeyRecord | undefined> {
@@ -183,6 +208,9 @@ export class RedisApiKeyStore implements ApiKeyStore {
     const rec = (await this.list()).find((r) => r.id === id);
     if (rec === undefined) return false;
     if (rec.revokedAtMs === null) await this.put({ ...rec, revokedAtMs: nowMs });
+    // Revoked already, maybe by a run whose wait failed: written again (as it is), so that this
+    // run's wait covers it (WAIT counts only the writes of its own connection).
+    else if (this.wait !== undefined) await this.put(rec);
     return true;
   }
 }

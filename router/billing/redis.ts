@@ -236,7 +236,14 @@ export class RedisBilling implements BillingStore {
     checkKeyId(keyId);
     const s = checkSettings(settings);
     const budget = s.budgetDailyMicros === null ? "" : String(s.budgetDailyMicros);
-    await this.#cmd.tcBillConfigure(1, this.keys.account(keyId), s.metered ? "1" : "0", budget, nowMs);
+    const args = [this.keys.account(keyId), s.metered ? "1" : "0", budget, nowMs] as const;
+    if (this.#replicaWait === undefined) await this.#cmd.tcBillConfigure(1, ...args);
+    else
+      await runBatch(
+        this.#redis,
+        [[{ key: args[0], run: (p) => (p as Pipe).tcBillConfigure(1, ...args) }]],
+        this.#replicaWait,
+      );
   }
 
   async settings(keyId: string): Promise<AccountSettings | undefined> {
@@ -250,10 +257,14 @@ export class RedisBilling implements BillingStore {
     const k = this.keys;
     const json = JSON.stringify(e);
     const keys = [k.account(e.keyId), k.entryIds(e.keyId), k.log(e.keyId)];
-    const args = [e.id, String(e.amountMicros), json];
-    if (this.#replicaWait === undefined) return (await this.#cmd.tcBillCredit(3, ...keys, ...args)) === 1;
-    // A credit the replicas lack fails: the caller (the deposit watcher) reads its block again and
-    // credits the same entry id, which a master that applied it already ignores.
+    if (this.#replicaWait === undefined) {
+      return (await this.#cmd.tcBillCredit(3, ...keys, e.id, String(e.amountMicros), json)) === 1;
+    }
+    // A credit the replicas lack fails: the caller (the deposit watcher, or an operator running
+    // `keys credit --entry-id` again) credits the same entry id, which a master that applied it
+    // already ignores. The repeat writes again all the same ("1": credit.lua), so its WAIT, from
+    // a connection that may never have written the first, tells whether the replicas have it.
+    const args = [e.id, String(e.amountMicros), json, "1"];
     const [r] = await runBatch(
       this.#redis,
       [[{ key: keys[0] as string, run: (p) => (p as Pipe).tcBillCredit(3, ...keys, ...args) }]],

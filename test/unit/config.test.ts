@@ -162,6 +162,29 @@ describe("config", () => {
     );
   });
 
+  it("keys: --entry-id only on credit and only as op:<reference>; --redis-wait-replicas only with Redis", () => {
+    const id = "key_0123456789abcdef";
+    const parsed = parseKeysCommand(["credit", id, "5", "--entry-id", "op:invoice-42"], {});
+    expect(parsed.config.entryId).to.equal("op:invoice-42");
+    for (const bad of ["invoice-42", "op:", "op:a b", `op:${"x".repeat(121)}`, "tao:1:2"]) {
+      expect(configError(() => parseKeysCommand(["credit", id, "5", "--entry-id", bad], {}))).to.match(
+        /--entry-id: must be op: and 1-120/,
+      );
+    }
+    expect(configError(() => parseKeysCommand(["revoke", id, "--entry-id", "op:x"], {}))).to.match(
+      /--entry-id: only credit takes it/,
+    );
+    expect(configError(() => parseKeysCommand(["list", "--redis-wait-replicas", "1"], {}))).to.match(
+      /--redis-wait-replicas: needs --redis-url/,
+    );
+    const waiting = parseKeysCommand(
+      ["list", "--redis-url", "redis://127.0.0.1:6379", "--redis-wait-replicas", "1"],
+      {},
+    );
+    expect(waiting.config.redisWaitReplicas).to.equal(1);
+    expect(waiting.config.redisWaitTimeoutMs).to.equal(1000);
+  });
+
   it("accepts a valid miner and validator configuration", () => {
     const m = parseMinerCommand(
       ["--router", "grpc://127.0.0.1:50051", "--backend", "http://localhost:11434/v1", "--transport", "ws"],
