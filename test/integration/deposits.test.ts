@@ -7,9 +7,10 @@ import { expect } from "chai";
 import { Redis } from "ioredis";
 import { connectPolkadotChain, type PolkadotChain } from "../../common/chain/polkadot.js";
 import { type Clock, systemClock } from "../../common/clock.js";
+import { TensorClawError } from "../../common/errors.js";
 import { silentLogger } from "../../common/logger.js";
 import { type ApiKeyStore, ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api/keys.js";
-import type { BillingStore } from "../../router/billing/billing.js";
+import type { BillingStore, CreditEntry } from "../../router/billing/billing.js";
 import { DepositAddresses } from "../../router/billing/deposits/address.js";
 import { PolkadotDepositChain } from "../../router/billing/deposits/chain.js";
 import { DEPOSIT_DEFAULTS } from "../../router/billing/deposits/options.js";
@@ -236,6 +237,55 @@ for (const fx of FIXTURES) {
       expect(provider.eventReads.get(START + 1)).to.equal(2);
       expect(await balance(alice)).to.equal(701_000_000);
       expect(await billing.entries(alice, 10)).to.have.length(2);
+    });
+
+    it("a credit that failed after the store applied it (replicas did not confirm) is counted and logged once, on the pass that finds it applied", async () => {
+      const alice = await newKey("alice");
+      let failed = false;
+      // As RedisBilling with --redis-wait-replicas when the replicas miss the write: applied, then refused.
+      const unconfirmed = new Proxy(billing, {
+        get(target, prop) {
+          if (prop === "credit") {
+            return async (entry: CreditEntry) => {
+              const applied = await target.credit(entry);
+              if (failed) return applied;
+              failed = true;
+              throw new TensorClawError(
+                "unavailable",
+                "redis: 0 of 1 replicas acknowledged the writes within 300 ms",
+              );
+            };
+          }
+          const v = Reflect.get(target, prop, target) as unknown;
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+      const mem = memoryLogger();
+      const w = new DepositWatcher({
+        chain: new PolkadotDepositChain(api),
+        billing: unconfirmed,
+        keys,
+        addresses,
+        microsPerTao: MICROS_PER_TAO,
+        confirmations: CONFIRMATIONS,
+        clock: systemClock,
+        logger: mem.logger,
+      });
+      await w.pass();
+      block(START + 1, [{ from: payer, to: addresses.address(alice), amountRao: 1_000_000_000n }]);
+      provider.finalized = START + 1 + CONFIRMATIONS;
+      await w.pass().then(
+        () => expect.fail("a pass whose credit failed succeeded"),
+        (err: Error) => expect(err.message).to.contain("replicas acknowledged"),
+      );
+      expect(await w.pass()).to.deep.include({ credited: 1 });
+      expect(mem.lines().filter((l) => l.msg === "TAO deposit credited")).to.have.length(1);
+      expect(await balance(alice)).to.equal(350_500_000);
+      // Read once more: nothing twice, in the balance or the log.
+      await billing.setCursor(w.cursorName, JSON.stringify({ block: START - 5, hash: "0x" }));
+      expect(await w.pass()).to.deep.include({ credited: 0 });
+      expect(mem.lines().filter((l) => l.msg === "TAO deposit credited")).to.have.length(1);
+      expect(await balance(alice)).to.equal(350_500_000);
     });
 
     it("a restarted router resumes from the stored cursor: blocks made while it was down are credited, none twice", async () => {

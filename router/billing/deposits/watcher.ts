@@ -67,6 +67,12 @@ export class DepositWatcher {
   #keysReadAtMs = Number.NEGATIVE_INFINITY;
   #abort: AbortController | undefined;
   #loop: Promise<void> | undefined;
+  /**
+   * Entries whose credit failed (with --redis-wait-replicas: maybe applied on
+   * the master, not confirmed by its replicas). Their block is read again, and
+   * the credit that then finds one applied is its first: counted and logged.
+   */
+  readonly #unconfirmed = new Set<string>();
 
   constructor(opts: DepositWatcherOptions) {
     this.#o = opts;
@@ -132,7 +138,14 @@ export class DepositWatcher {
       if ((await o.billing.settings(keyId)) === undefined) {
         await o.billing.configure(keyId, { metered: true, budgetDailyMicros: null }, o.clock.now());
       }
-      if (await o.billing.credit(d.entry)) {
+      let applied: boolean;
+      try {
+        applied = await o.billing.credit(d.entry);
+      } catch (err) {
+        this.#unconfirmed.add(d.entry.id);
+        throw err;
+      }
+      if (this.#unconfirmed.delete(d.entry.id) || applied) {
         credited += 1;
         o.logger.info(
           { from: t.from, amountRao: t.amountRao.toString(), micros: d.entry.amountMicros, ...where },
