@@ -309,9 +309,12 @@ async function create(ctx: VerbContext): Promise<number> {
   } catch (err) {
     // With --redis-wait-replicas the master may hold a record its replicas lack: revoked, so that
     // a key never printed is not listed as live either.
-    await ctx.keys.revoke(record.id, Date.now()).catch(() => {});
+    const revoked = await ctx.keys.revoke(record.id, Date.now()).then(
+      () => "it was revoked",
+      () => `its revocation is not confirmed either (if \`keys list\` shows it live, revoke it)`,
+    );
     io.stderr(
-      `tensorclaw keys: ${record.id} could not be stored for sure, so it was revoked and not printed; run create again\n`,
+      `tensorclaw keys: ${record.id} could not be stored for sure, so it is not printed and ${revoked}; run create again\n`,
     );
     throw err;
   }

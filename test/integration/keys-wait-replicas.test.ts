@@ -59,7 +59,7 @@ describe("keys CLI: writes wait for a replica (--redis-wait-replicas)", function
     }
     expect(r.stdout).to.equal("");
     expect(refused(r)).to.match(
-      /key_[0-9a-f]{16} could not be stored for sure, so it was revoked and not printed/,
+      /key_[0-9a-f]{16} could not be stored for sure, so it is not printed and its revocation is not confirmed either/,
     );
     const [orphan] = await listed();
     expect(orphan?.revokedAtMs).to.be.a("number");
