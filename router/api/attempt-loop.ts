@@ -241,7 +241,7 @@ export class AttemptLoop {
    */
   private claim(model: string, tried: Set<string>, deadline: number): Claim | undefined {
     const d = this.deps;
-    const session = d.routing.choose(d.dispatcher.sessions(), model, tried, this.kind.kind);
+    const session = d.routing.choose(d.dispatcher.sessionsOffering(model), model, tried, this.kind.kind);
     if (session === undefined) return undefined;
     tried.add(session.hotkey);
     try {
@@ -267,7 +267,11 @@ export class AttemptLoop {
     const d = this.deps;
     const q = d.queue;
     const kind = this.kind.kind;
-    if (q === undefined || !q.enabled || !d.routing.wouldServe(d.dispatcher.sessions(), model, tried, kind)) {
+    if (
+      q === undefined ||
+      !q.enabled ||
+      !d.routing.wouldServe(d.dispatcher.sessionsOffering(model), model, tried, kind)
+    ) {
       return undefined;
     }
     let claim: Claim | undefined;

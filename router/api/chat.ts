@@ -9,7 +9,6 @@ import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { CatalogueEntry } from "../catalogue/entry.js";
 import type { ApiMetrics } from "../metrics.js";
 import type { RoutingBook } from "../routing/book.js";
-import { modelOffered } from "../routing/picker.js";
 import type { TrafficShapeRecorder } from "../services/traffic-shape.js";
 import type { TunnelDispatcher } from "../tunnel/types.js";
 import { type ClampedUsage, ESTIMATE_BYTES_PER_TOKEN } from "../usage/clamp.js";
@@ -383,7 +382,7 @@ export class ChatEndpoint {
 
   /** Whether a model outside the catalogue's list is offered now, or was within `modelMemoryMs`. */
   private modelKnown(model: string, nowMs: number): boolean {
-    if (modelOffered(this.deps.dispatcher.sessions(), model)) {
+    if (this.deps.dispatcher.sessionsOffering(model).length > 0) {
       this.lastSeen.set(model, nowMs);
       return true;
     }

@@ -4,7 +4,6 @@ import type { Logger } from "../../common/logger.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { CatalogueEntry } from "../catalogue/entry.js";
 import type { ApiMetrics } from "../metrics.js";
-import { modelOffered } from "../routing/picker.js";
 import type { TunnelDispatcher } from "../tunnel/types.js";
 import type { AccessRecord } from "./access-log.js";
 import type { AttemptState } from "./attempt-loop.js";
@@ -203,7 +202,10 @@ export function existingModel(
 ): CatalogueEntry {
   const catalogue = d.catalogue();
   const entry = catalogue.resolve(id);
-  if (entry !== undefined && (catalogue.lists(entry.id) || modelOffered(d.dispatcher.sessions(), entry.id))) {
+  if (
+    entry !== undefined &&
+    (catalogue.lists(entry.id) || d.dispatcher.sessionsOffering(entry.id).length > 0)
+  ) {
     return entry;
   }
   throw new TensorClawError("model_not_found", `The model ${JSON.stringify(id)} does not exist.`, {

@@ -262,15 +262,6 @@ export function wouldServe(
 }
 
 /**
- * Whether any connected session offers the model in any state (ignoring load
- * and ghosting): the difference between "no miner right now" (503) and
- * "no such model" (404).
- */
-export function modelOffered(sessions: readonly SessionView[], modelId: string): boolean {
-  return sessions.some((s) => s.models.some((m) => m.id === modelId));
-}
-
-/**
  * One trial of `pick` for a request of the model, looked at from one tunnel:
  * whether the request would go to tunnel `sessionId` of `hotkey`.
  * "never" when no load could send it there (the tunnel is not active or does

@@ -38,6 +38,11 @@ export class TunnelHub implements TunnelDispatcher {
   readonly #all = new Set<TunnelSession>();
   /** Live (accepted) sessions by id. */
   readonly #live = new Map<string, TunnelSession>();
+  /** `sessions()` as last built; undefined once anything changed. */
+  #views: readonly SessionView[] | undefined;
+  /** Live sessions by routed model id, and the routes each was filed under (see `#file`). */
+  readonly #offering = new Map<string, Set<TunnelSession>>();
+  readonly #filedRoutes = new Map<TunnelSession, ReadonlyMap<string, unknown>>();
   readonly #ghosts = new Set<string>();
   readonly #closeWaiters = new Set<() => void>();
   readonly #changeListeners = new Set<() => void>();
@@ -105,9 +110,13 @@ export class TunnelHub implements TunnelDispatcher {
       events: {
         live: (s) => {
           this.#live.set(s.sessionId, s);
+          this.#file(s);
           this.#changed();
         },
-        changed: () => this.#changed(),
+        changed: (s) => {
+          this.#file(s);
+          this.#changed();
+        },
         closed: (s, info) => this.#onClosed(s, info),
       },
     });
@@ -115,11 +124,17 @@ export class TunnelHub implements TunnelDispatcher {
     session.start();
   }
 
-  /** Every live session, as immutable snapshots. */
+  /**
+   * Every live session, as immutable snapshots. The list is kept until
+   * something changes (every change passes through `#changed`): routing
+   * reads it several times per request.
+   */
   sessions(): readonly SessionView[] {
+    if (this.#views !== undefined) return this.#views;
     const out: SessionView[] = [];
     for (const s of this.#live.values()) out.push(s.view());
-    return out;
+    this.#views = Object.freeze(out);
+    return this.#views;
   }
 
   /**
@@ -131,6 +146,19 @@ export class TunnelHub implements TunnelDispatcher {
   onChange(listener: () => void): () => void {
     this.#changeListeners.add(listener);
     return () => this.#changeListeners.delete(listener);
+  }
+
+  /**
+   * The live sessions that route `model`, as snapshots (the same ones
+   * `sessions()` gives): a request looks only at its model's miners, not
+   * at every miner of the subnet.
+   */
+  sessionsOffering(model: string): readonly SessionView[] {
+    const set = this.#offering.get(model);
+    if (set === undefined) return [];
+    const out: SessionView[] = [];
+    for (const s of set) out.push(s.view());
+    return out;
   }
 
   /** Sends a chat request to one session (see TunnelDispatcher). */
@@ -147,7 +175,12 @@ export class TunnelHub implements TunnelDispatcher {
    */
   setModelFilter(filter: ModelFilter): void {
     this.#models = filter;
-    for (const s of this.#live.values()) s.applyModelFilter();
+    for (const s of this.#live.values()) {
+      s.applyModelFilter();
+      this.#file(s);
+    }
+    // The routes changed: listeners hear it (a queued request may now have a miner).
+    this.#changed();
   }
 
   /** Marks every session of a hotkey ghost (true) or active (false); remembered for new sessions. */
@@ -240,7 +273,35 @@ export class TunnelHub implements TunnelDispatcher {
     return new Promise((resolve) => this.#closeWaiters.add(resolve));
   }
 
+  /** Files a live session under the models it routes, when its routes are new (a cheap check otherwise). */
+  #file(s: TunnelSession): void {
+    const routes = s.routes;
+    if (this.#filedRoutes.get(s) === routes || this.#live.get(s.sessionId) !== s) return;
+    this.#unfile(s);
+    this.#filedRoutes.set(s, routes);
+    for (const id of routes.keys()) {
+      let set = this.#offering.get(id);
+      if (set === undefined) {
+        set = new Set();
+        this.#offering.set(id, set);
+      }
+      set.add(s);
+    }
+  }
+
+  #unfile(s: TunnelSession): void {
+    const routes = this.#filedRoutes.get(s);
+    if (routes === undefined) return;
+    this.#filedRoutes.delete(s);
+    for (const id of routes.keys()) {
+      const set = this.#offering.get(id);
+      set?.delete(s);
+      if (set?.size === 0) this.#offering.delete(id);
+    }
+  }
+
   #changed(): void {
+    this.#views = undefined;
     if (this.#changeListeners.size === 0) return;
     for (const l of [...this.#changeListeners]) {
       try {
@@ -256,6 +317,7 @@ export class TunnelHub implements TunnelDispatcher {
     this.#all.delete(session);
     if (this.#live.get(session.sessionId) === session) {
       this.#live.delete(session.sessionId);
+      this.#unfile(session);
       this.#changed();
     }
     if (this.#all.size === 0) {

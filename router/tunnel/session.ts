@@ -89,6 +89,16 @@ export class TunnelSession {
   /** Slots held per model (includes cancelled calls the miner has not answered yet). */
   readonly #slots = new Map<string, number>();
   #slotsTotal = 0;
+  /** Bumped whenever a slot is taken or freed: the cached view's per-model inFlight is stale then. */
+  #slotsVersion = 0;
+  /** The last snapshot, with the slots version and routes it was made from (see `view`). */
+  #view:
+    | {
+        readonly view: SessionView;
+        readonly slotsVersion: number;
+        readonly routes: ReadonlyMap<string, Offer>;
+      }
+    | undefined;
   #nextRequestId = 1;
   readonly #handshake: TunnelHandshake;
   #pingTimer: Timer | undefined;
@@ -149,18 +159,46 @@ export class TunnelSession {
     return this.#d.channel.transport;
   }
 
+  /**
+   * The routed model ids, each with the offer serving it. The map is
+   * replaced, never changed in place, when the offers or the catalogue
+   * change: a new map means new routes.
+   */
+  get routes(): ReadonlyMap<string, Offer> {
+    return this.#routes;
+  }
+
   /** Requests holding a concurrency slot. */
   get inFlight(): number {
     return this.#slotsTotal;
   }
 
-  /** An immutable snapshot for the picker and the directory. */
+  /**
+   * An immutable snapshot for the picker and the directory. The router asks
+   * every session for one several times per request, so the last one is
+   * kept while everything it shows is unchanged (each field compared, not
+   * trusted to an event): with hundreds of miners, rebuilding them was most
+   * of the router's CPU per request.
+   */
   view(): SessionView {
-    return Object.freeze({
+    const state = this.#phase === "draining" ? "draining" : this.#ghost ? "ghost" : "active";
+    const c = this.#view;
+    if (
+      c !== undefined &&
+      c.slotsVersion === this.#slotsVersion &&
+      c.routes === this.#routes &&
+      c.view.state === state &&
+      c.view.latencyMs === this.#liveness.latencyMs &&
+      c.view.hotkey === this.#hotkey &&
+      c.view.connectedSinceMs === this.#connectedSinceMs &&
+      c.view.softwareVersion === this.#softwareVersion
+    )
+      return c.view;
+    const view: SessionView = Object.freeze({
       sessionId: this.sessionId,
       hotkey: this.#hotkey,
       transport: this.transport,
-      state: this.#phase === "draining" ? "draining" : this.#ghost ? "ghost" : "active",
+      state,
       models: Object.freeze(
         [...this.#routes].map(([id, o]) =>
           Object.freeze({
@@ -177,6 +215,8 @@ export class TunnelSession {
       connectedSinceMs: this.#connectedSinceMs,
       softwareVersion: this.#softwareVersion,
     });
+    this.#view = { view, slotsVersion: this.#slotsVersion, routes: this.#routes };
+    return view;
   }
 
   /**
@@ -309,6 +349,7 @@ export class TunnelSession {
     if (slot === "spare") this.#spare = call;
     this.#slots.set(offered, (this.#slots.get(offered) ?? 0) + 1);
     this.#slotsTotal++;
+    this.#slotsVersion++;
     call.arm(deadlineMs, opts.signal);
     this.#d.events.changed(this);
     return call;
@@ -512,6 +553,7 @@ export class TunnelSession {
       if (n <= 0) this.#slots.delete(call.model);
       else this.#slots.set(call.model, n);
       this.#slotsTotal--;
+      this.#slotsVersion++;
       this.#d.events.changed(this);
       this.#maybeFinishDrain();
     },

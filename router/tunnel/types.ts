@@ -143,6 +143,8 @@ export interface DispatchOptions {
 export interface TunnelDispatcher {
   /** Every open session, as an immutable snapshot. */
   sessions(): readonly SessionView[];
+  /** The open sessions that route `model` (those of `sessions()` whose models include it). */
+  sessionsOffering(model: string): readonly SessionView[];
   /**
    * Sends a request (chat, or another kind: DispatchBody) to one session.
    * Throws a TensorClawError `no_capacity` when the session is gone, not

@@ -269,6 +269,7 @@ describe("rate limits while Redis is down (in-process fallback)", function () {
       const assembled = businessApiDeps({
         dispatcher: {
           sessions: () => [],
+          sessionsOffering: () => [],
           dispatch: () => {
             throw new Error("the harness's hub dispatches");
           },

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { TensorClawError } from "../../common/errors.js";
 import type { Hotkey } from "../../common/identity.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import type { TunnelEvent } from "../../router/tunnel/types.js";
+import type { SessionView, TunnelEvent } from "../../router/tunnel/types.js";
 import { waitForSessions } from "../support/hub-sessions.js";
 import { throwawayHotkey } from "../support/keys.js";
 import { chat, collect, connectMiner, type HubHarness, startHub } from "../support/tunnel-hub-harness.js";
@@ -289,6 +289,66 @@ for (const transport of ["grpc", "ws"] as const) {
       expect(texts(await collect(hub.dispatch(m.sessionId, "m2", chat(), { deadlineMs: 5_000 })))).to.equal(
         "abc",
       );
+    });
+
+    it("files sessions by routed model through ghosting, a new model list, the catalogue and a close; snapshots follow every slot", async () => {
+      h = await startHub();
+      const hub = h.hub;
+      const offer = (id: string) => ({ id, maxConcurrency: 4, contextLength: 0, kinds: [] });
+      const a = await connectMiner(h, transport, key, [offer("m1"), offer("m2")]);
+      const b = await connectMiner(h, transport, await throwawayHotkey(), [offer("m2")]);
+      await waitForSessions(hub, (s) => s.length === 2, "both sessions live");
+      const ids = (model: string) =>
+        hub
+          .sessionsOffering(model)
+          .map((v) => v.sessionId)
+          .sort();
+      expect(ids("m1")).to.deep.equal([a.sessionId]);
+      expect(ids("m2")).to.deep.equal([a.sessionId, b.sessionId].sort());
+      expect(ids("m3")).to.deep.equal([]);
+
+      // A slot taken and freed shows in both lists (the snapshots are kept only while nothing changed).
+      const slotsOf = (views: readonly SessionView[]) => {
+        const v = views.find((x) => x.sessionId === a.sessionId);
+        return [v?.inFlight, v?.models.find((x) => x.id === "m1")?.inFlight];
+      };
+      const before = hub.sessionsOffering("m1")[0];
+      const call = hub.dispatch(a.sessionId, "m1", chat(), { deadlineMs: 5_000 });
+      expect(slotsOf(hub.sessionsOffering("m1"))).to.deep.equal([1, 1]);
+      expect(slotsOf(hub.sessions())).to.deep.equal([1, 1]);
+      expect(texts(await collect(call))).to.equal("abc");
+      expect(slotsOf(hub.sessionsOffering("m1"))).to.deep.equal([0, 0]);
+      expect(slotsOf(hub.sessions())).to.deep.equal([0, 0]);
+      expect(hub.sessionsOffering("m1")[0]).to.not.equal(before);
+
+      // A ghost still offers its models (busy, not unknown), in its own state.
+      hub.setGhost(key.address, true);
+      expect(hub.sessionsOffering("m1").map((v) => v.state)).to.deep.equal(["ghost"]);
+      hub.setGhost(key.address, false);
+      expect(hub.sessionsOffering("m1").map((v) => v.state)).to.deep.equal(["active"]);
+
+      // The catalogue stops routing m1: nobody offers it, m2 is untouched; then it routes again.
+      hub.setModelFilter({ canonical: (id) => (id === "m1" ? undefined : id) });
+      expect(ids("m1")).to.deep.equal([]);
+      expect(
+        hub
+          .sessions()
+          .find((v) => v.sessionId === a.sessionId)
+          ?.models.map((x) => x.id),
+      ).to.deep.equal(["m2"]);
+      expect(ids("m2")).to.deep.equal([a.sessionId, b.sessionId].sort());
+      hub.setModelFilter({ canonical: (id) => id });
+      expect(ids("m1")).to.deep.equal([a.sessionId]);
+
+      // A closed session leaves every model it was filed under.
+      b.client.end();
+      await waitForSessions(hub, (s) => s.length === 1, "the closed session gone");
+      expect(ids("m2")).to.deep.equal([a.sessionId]);
+
+      // A new model list moves the session to the models it now offers.
+      a.client.send({ kind: { $case: "models", value: { models: [offer("m3")] } } });
+      await waitForSessions(hub, (s) => s[0]?.models[0]?.id === "m3", "the ModelListUpdate to apply");
+      expect([ids("m1"), ids("m2"), ids("m3")]).to.deep.equal([[], [], [a.sessionId]]);
     });
   });
 }

@@ -3,7 +3,6 @@ import {
   DEFAULT_ROUTE,
   type HotkeyRoute,
   hotkeyCandidates,
-  modelOffered,
   PICKER_DEFAULTS,
   pick,
   pickTrial,
@@ -146,12 +145,6 @@ describe("picker: eligibility", () => {
     const closed = new Map(two.map((m) => [m.id, { ...m.route, available: false }]));
     expect(pick(snap, closed, MODEL, random)).to.equal(undefined);
     expect(hotkeyCandidates(snap, routes(two), "nope").within).to.have.length(0);
-  });
-
-  it("tells an offered-but-busy model from an unknown one", () => {
-    const v = snapshot([miner("g", { state: "ghost" })]);
-    expect(modelOffered(v, MODEL)).to.equal(true);
-    expect(modelOffered(v, "unknown")).to.equal(false);
   });
 
   it("an unmeasured hotkey has the default route: low learned limit, neutral latency, available", () => {
