@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { TensorClawError } from "../../common/errors.js";
 import { writePrivateFileSync } from "../../common/private-file.js";
@@ -38,7 +38,7 @@ export const DEFAULT_KEYS_FILE = ".tensorclaw/api-keys.json";
 
 /** SHA-256 hex of a key. */
 export function hashKey(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
+  return hash("sha256", key, "hex");
 }
 
 /** Reads the key out of an `Authorization: Bearer <key>` header; undefined when absent or not Bearer. */
