@@ -521,6 +521,38 @@ async function loadRole(): Promise<void> {
 
 // ------------------------------------------------------------------ main
 
+/** Miners the fleet variant adds to its router: with the measured one, a subnet's 256 uids. */
+const FLEET_MINERS = 255;
+/** Models each fleet miner offers (none of them the measured one). */
+const FLEET_MODELS = 4;
+
+/** Starts bench/tunnel-peer.ts's fleet on a router's tunnel endpoints; resolves once all are live. */
+async function fleetPeer(
+  transport: "grpc" | "ws",
+  endpoints: { grpc: string; ws: string },
+): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      TS_LOADER,
+      join(ROOT, "bench/tunnel-peer.ts"),
+      ...["--role", "fleet", "--transport", transport, "--grpc", endpoints.grpc, "--ws", endpoints.ws],
+      ...["--count", String(FLEET_MINERS), "--models", String(FLEET_MODELS)],
+    ],
+    { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("ready")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`the fleet exited with ${String(code)}`)));
+  });
+  return child;
+}
+
 /** Spawns a helper and resolves with its first JSON line on stdout. */
 async function helper(
   args: string[],
@@ -766,6 +798,10 @@ async function main(): Promise<void> {
         url: `http://127.0.0.1:${String(r.first.httpPort)}/v1/chat/completions`,
         headers: { authorization: `Bearer ${String(r.first.key)}` },
         pid: r.child.pid,
+        tunnel: {
+          grpc: `127.0.0.1:${String(r.first.grpcPort)}`,
+          ws: `ws://127.0.0.1:${String(r.first.httpPort)}/v1/tunnel`,
+        },
       };
     };
     type Target = { url: string; headers: Record<string, string> };
@@ -797,6 +833,10 @@ async function main(): Promise<void> {
       const redisUrl = (await benchRedis()).url;
       const ledgered = await otherRouter(["--redis", redisUrl], "ledger");
       const billed = await otherRouter(["--redis", redisUrl, "--billing", "on"], "billed");
+      // A subnet's worth of miners on one router (FLEET_MINERS more, idle, each its own hotkey
+      // offering FLEET_MODELS other models): what a request costs must not grow with them.
+      const fleet = await otherRouter([], "fleet");
+      children.push(await fleetPeer(transport, fleet.tunnel));
 
       // A port the system just handed out (a random pick could land on one in use, and Portkey
       // would then exit while we waited for it).
@@ -822,6 +862,7 @@ async function main(): Promise<void> {
         uncounted: { url: uncounted.url, headers: uncounted.headers },
         ledgered: { url: ledgered.url, headers: ledgered.headers },
         billed: { url: billed.url, headers: billed.headers },
+        fleet: { url: fleet.url, headers: fleet.headers },
         portkey: { url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`, headers: portkeyHeaders },
       });
       Object.assign(procs, {
@@ -829,6 +870,7 @@ async function main(): Promise<void> {
         defaultsRouter: defaults.pid,
         ledgerRouter: ledgered.pid,
         billedRouter: billed.pid,
+        fleetRouter: fleet.pid,
         redis: redisPid(redisUrl),
       });
     }
@@ -844,6 +886,7 @@ async function main(): Promise<void> {
       "uncounted",
       "ledgered",
       "billed",
+      "fleet",
       "portkey",
     ];
     const rps: Record<string, number[]> = Object.fromEntries(throughputNames.map((k) => [k, []]));
@@ -962,8 +1005,11 @@ async function main(): Promise<void> {
         billingOff: median(rps.ledgered ?? []),
         /** The same with the key metered on a priced model: a hold and a settled charge per request. */
         billingOn: median(rps.billed ?? []),
+        /** The `tensorclaw` setup with FLEET_MINERS more miners connected to its router (fleetPeer). */
+        tensorclawFleet: median(rps.fleet ?? []),
         portkey: median(rps.portkey ?? []),
       },
+      fleet: { miners: FLEET_MINERS, modelsEach: FLEET_MODELS },
       pacing: { firstTokenMs: FIRST_TOKEN_MS, tokenGapMs: TOKEN_GAP_MS, tokens: STREAM_TOKENS },
       ttftMs: {
         direct: { p50: d50, p99: d99 },
@@ -1000,6 +1046,7 @@ async function main(): Promise<void> {
       `    without the router's token count ${f(summary.nonStreamingReqPerS.tensorclawUncounted)}   counted / uncounted = ${(summary.nonStreamingReqPerS.tensorclaw / summary.nonStreamingReqPerS.tensorclawUncounted).toFixed(2)} (target >= 0.90)`,
       `    recording into Redis, billing off ${f(summary.nonStreamingReqPerS.billingOff)}`,
       `    recording into Redis, billing on  ${f(summary.nonStreamingReqPerS.billingOn)}   on / off = ${(summary.nonStreamingReqPerS.billingOn / summary.nonStreamingReqPerS.billingOff).toFixed(2)} (target >= 0.90)`,
+      `    with ${FLEET_MINERS} more miners connected ${f(summary.nonStreamingReqPerS.tensorclawFleet)}   per one miner = ${(summary.nonStreamingReqPerS.tensorclawFleet / summary.nonStreamingReqPerS.tensorclaw).toFixed(2)}`,
       `  Portkey gateway                  ${f(summary.nonStreamingReqPerS.portkey)}`,
       "",
       `time to first token, 100 paced streams (${FIRST_TOKEN_MS} ms, then a token per ${TOKEN_GAP_MS} ms)`,
@@ -1049,6 +1096,7 @@ async function main(): Promise<void> {
       "CPU ms per request, Redis ledger      router    redis",
       `  billing off                     ${cpuCell("ledgered", "ledgerRouter")} ${cpuCell("ledgered", "redis")}`,
       `  billing on                      ${cpuCell("billed", "billedRouter")} ${cpuCell("billed", "redis")}`,
+      `CPU ms per request, router with ${FLEET_MINERS} more miners ${cpuCell("fleet", "fleetRouter")}`,
       "",
       `errors (non-200 or failed): ${JSON.stringify(errs)}`,
     ];

@@ -118,6 +118,20 @@ function apiRows(j: unknown): ReportRow[] {
       ],
     ),
     row("failed requests, miner on its default flags", num(j, "errors.defaults"), "", none),
+    // A subnet's 256 uids on one router: what a request costs must not grow with the miners connected.
+    row(
+      `non-streaming req/s with ${num(j, "fleet.miners")} more miners connected / with one (same run)`,
+      num(j, "nonStreamingReqPerS.tensorclawFleet") / num(j, "nonStreamingReqPerS.tensorclaw"),
+      "x",
+      atLeast(0.9),
+      [
+        {
+          label: `with ${num(j, "fleet.miners")} more miners (${num(j, "fleet.modelsEach")} other models each)`,
+          value: num(j, "nonStreamingReqPerS.tensorclawFleet"),
+          unit: "req/s",
+        },
+      ],
+    ),
     row(
       "non-streaming req/s with the router's token count / without it (same run)",
       num(j, "nonStreamingReqPerS.tensorclaw") / num(j, "nonStreamingReqPerS.tensorclawUncounted"),

@@ -1,7 +1,9 @@
-// The far side of bench/tunnel.ts, run as a child process so the router side
-// is measured on its own core. Roles:
+// The far side of bench/tunnel.ts (and of bench/api.ts's fleet), run as a
+// child process so the router side is measured on its own core. Roles:
 //   miner    one tunnel serving every request with chunks as fast as credit allows
 //   idle     many tunnels that complete the handshake and then only answer pings
+//   fleet    many miners, each its own hotkey, offering models other than the
+//            one measured, idle: the rest of a subnet on the router measured
 //   raw-ws   tiny binary messages over a plain WebSocket, as fast as it drains
 //   raw-grpc tiny messages over a plain grpc-js bidi stream, as fast as it drains
 // The child prints "ready" on stdout when set up and runs until killed.
@@ -62,6 +64,34 @@ async function idle(): Promise<void> {
   process.stdout.write("ready\n");
 }
 
+async function fleet(): Promise<void> {
+  await initCrypto();
+  const transport = arg("transport") as RawTransport;
+  const endpoints = { grpc: arg("grpc"), ws: arg("ws") };
+  const count = Number(arg("count"));
+  const models = Array.from({ length: Number(arg("models")) }, (_, i) => ({
+    id: `fleet-model-${i}`,
+    maxConcurrency: 8,
+    contextLength: 8192,
+    kinds: [],
+  }));
+  const clients: RawTunnelClient[] = [];
+  // 8 at a time: the router lets one address have at most 16 handshakes in progress.
+  for (let i = 0; i < count; i += 8) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(8, count - i) }, async () => {
+        const key = await hotkeyFromMnemonic(mnemonicGenerate());
+        const c = await RawTunnelClient.open(transport, endpoints);
+        const v = await c.handshake(key, { models });
+        if (v.accept === undefined) throw new Error(`refused: ${v.reject?.message}`);
+        return c;
+      }),
+    );
+    clients.push(...batch);
+  }
+  process.stdout.write("ready\n");
+}
+
 function rawWs(): void {
   const ws = new WebSocket(arg("url"), { perMessageDeflate: false });
   const tiny = Buffer.alloc(8, 1);
@@ -111,6 +141,7 @@ const role = arg("role");
 const roles: Record<string, () => void | Promise<void>> = {
   miner,
   idle,
+  fleet,
   "raw-ws": rawWs,
   "raw-grpc": rawGrpc,
 };
