@@ -339,7 +339,10 @@ export class ProbeService {
       queue,
       target,
       fullUntil,
-      () => (freeSlot(this.#d.dispatcher.sessions(), sessionId, target.model) === true ? send() : undefined),
+      () =>
+        freeSlot(this.#d.dispatcher.sessionsOffering(target.model), sessionId, target.model) === true
+          ? send()
+          : undefined,
       () => [...this.#queued].filter((p) => p.inLine(target.model, target.kind)).length,
     );
     this.#queued.add(q);
@@ -383,7 +386,8 @@ export class ProbeService {
     /** Set while the probe waits in the capacity queue: true once the queue dispatched it. */
     let served: Promise<boolean> | undefined;
     for (;;) {
-      const sessions = this.#d.dispatcher.sessions();
+      // The model's miners only: a trial every ~20 ms per held probe must not scan the whole subnet.
+      const sessions = this.#d.dispatcher.sessionsOffering(target.model);
       const now = this.#clock.now();
       if (now >= holdUntil && !fullAtHold) {
         const sent = afterHold(sessions, false);
