@@ -61,6 +61,7 @@ import { LedgerWithBilling } from "../router/billing/ledger-with-billing.js";
 import { RedisBilling } from "../router/billing/redis.js";
 import { ModelCatalogue } from "../router/catalogue/catalogue.js";
 import { checkEntry, defaultEntry } from "../router/catalogue/entry.js";
+import { tuneRouterHeap } from "../router/heap-tuning.js";
 import { DEFAULT_LEDGER_OPTIONS } from "../router/ledger/ledger.js";
 import { LEDGER_REDIS_OPTIONS, RedisLedger } from "../router/ledger/redis.js";
 import { ApiMetrics } from "../router/metrics.js";
@@ -303,6 +304,8 @@ async function benchLedger(keyId: string): Promise<{
 }
 
 async function routerRole(): Promise<void> {
+  // As `tensorclaw router` does (router/main.ts): the bench measures the heap settings that ship.
+  tuneRouterHeap();
   const hub = new TunnelHub({ routerId: "bench-router" });
   // `--count off`: no tokenizer loaded, so credit falls back to the bound by bytes (the baseline
   // of the router-side token count).

@@ -6,10 +6,12 @@ import type { ParsedCommand } from "../common/config.js";
 import { createLogger } from "../common/logger.js";
 import { waitForStopSignal } from "../common/signals.js";
 import type { RouterConfig } from "./config.js";
+import { tuneRouterHeap } from "./heap-tuning.js";
 import { startRouter } from "./router.js";
 
 /** Serves until SIGINT/SIGTERM, then drains; a second signal exits at once. */
 export async function routerMain(parsed: ParsedCommand<RouterConfig>, io: CommandIO): Promise<number> {
+  tuneRouterHeap();
   const cfg = parsed.config;
   const logger = createLogger("router", cfg.logLevel);
   const router = await startRouter(cfg, logger);
