@@ -74,6 +74,7 @@ import { UsageRecorder } from "../router/usage/recorder.js";
 import { newUsageOrigin, UsageSequencer } from "../router/usage/sequence.js";
 import { startRedis, type TestRedis } from "../test/support/redis.js";
 import { RawHttpConnection } from "./stream-client.js";
+import { startTunnelPeer } from "./tunnel-peer-process.js";
 
 /** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
 const TS_LOADER = new URL("../bin/register.mjs", import.meta.url).href;
@@ -530,30 +531,11 @@ const FLEET_MINERS = 255;
 const FLEET_MODELS = 4;
 
 /** Starts bench/tunnel-peer.ts's fleet on a router's tunnel endpoints; resolves once all are live. */
-async function fleetPeer(
-  transport: "grpc" | "ws",
-  endpoints: { grpc: string; ws: string },
-): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      TS_LOADER,
-      join(ROOT, "bench/tunnel-peer.ts"),
-      ...["--role", "fleet", "--transport", transport, "--grpc", endpoints.grpc, "--ws", endpoints.ws],
-      ...["--count", String(FLEET_MINERS), "--models", String(FLEET_MODELS)],
-    ],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("ready")) resolve();
-    });
-    child.once("exit", (code) => reject(new Error(`the fleet exited with ${String(code)}`)));
-  });
-  return child;
+function fleetPeer(transport: "grpc" | "ws", endpoints: { grpc: string; ws: string }): Promise<ChildProcess> {
+  return startTunnelPeer([
+    ...["--role", "fleet", "--transport", transport, "--grpc", endpoints.grpc, "--ws", endpoints.ws],
+    ...["--count", String(FLEET_MINERS), "--models", String(FLEET_MODELS)],
+  ]);
 }
 
 /** Spawns a helper and resolves with its first JSON line on stdout. */

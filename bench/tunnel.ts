@@ -5,11 +5,10 @@
 //      next to the raw grpc-js and raw `ws` tiny-message rates of the same run;
 //   2. 1,000 concurrent in-flight requests on one tunnel (errors counted);
 //   3. memory per idle tunnel with 2,000 tunnels on one router.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Server as GrpcServer, ServerCredentials, type ServerDuplexStream } from "@grpc/grpc-js";
@@ -19,9 +18,7 @@ import { addTunnelService, tunnelGrpcServerOptions } from "../router/tunnel/grpc
 import { TunnelHub } from "../router/tunnel/hub.js";
 import type { TunnelDispatcher } from "../router/tunnel/types.js";
 import { attachTunnelWs } from "../router/tunnel/ws.js";
-
-/** `node --import` this to run TypeScript sources (see bin/loader.mjs). */
-const TS_LOADER = new URL("../bin/register.mjs", import.meta.url).href;
+import { startTunnelPeer } from "./tunnel-peer-process.js";
 
 const QUICK = process.argv.includes("--quick");
 const jsonAt = process.argv.indexOf("--json");
@@ -32,7 +29,6 @@ const IDLE_TUNNELS = QUICK ? 200 : 2_000;
 const IN_FLIGHT = 1_000;
 /** Path of the bare bidi method the raw-grpc baseline uses. */
 const RAW_GRPC_PATH = "/bench.Raw/Pump";
-const PEER = fileURLToPath(new URL("./tunnel-peer.ts", import.meta.url));
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -44,22 +40,6 @@ function median(xs: number[]): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Spawns bench/tunnel-peer.ts with `args`; resolves once it prints "ready". */
-async function peer(args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", TS_LOADER, PEER, ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("ready")) resolve();
-    });
-    child.once("exit", (code) => reject(new Error(`peer ${args.join(" ")} exited with ${code}`)));
-  });
-  return child;
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -114,7 +94,7 @@ const CHAT = ChatRequest.fromPartial({ messages: [{ role: "user", content: "benc
 async function relayRate(transport: "grpc" | "ws"): Promise<{ rate: number; errors: number }> {
   const router = await startRouter();
   const concurrency = 16;
-  const child = await peer([
+  const child = await startTunnelPeer([
     "--role",
     "miner",
     "--transport",
@@ -165,7 +145,7 @@ async function relayRate(transport: "grpc" | "ws"): Promise<{ rate: number; erro
 /** 1,000 requests in flight at once on one tunnel; every one must end with usage. */
 async function manyInFlight(transport: "grpc" | "ws"): Promise<{ ms: number; errors: number; peak: number }> {
   const router = await startRouter();
-  const child = await peer([
+  const child = await startTunnelPeer([
     "--role",
     "miner",
     "--transport",
@@ -217,7 +197,7 @@ async function idleMemory(
   try {
     const heap0 = heapNow();
     const rss0 = process.memoryUsage().rss;
-    const child = await peer([
+    const child = await startTunnelPeer([
       "--role",
       "idle",
       "--transport",
@@ -248,7 +228,7 @@ async function rawWsRate(): Promise<number> {
   wss.on("connection", (ws) => ws.on("message", () => n++));
   await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
   const port = (http.address() as AddressInfo).port;
-  const child = await peer(["--role", "raw-ws", "--url", `ws://127.0.0.1:${port}/`]);
+  const child = await startTunnelPeer(["--role", "raw-ws", "--url", `ws://127.0.0.1:${port}/`]);
   try {
     await sleep(300);
     const n0 = n;
@@ -292,7 +272,14 @@ async function rawGrpcRate(): Promise<number> {
       e ? reject(e) : resolve(p),
     ),
   );
-  const child = await peer(["--role", "raw-grpc", "--address", `127.0.0.1:${port}`, "--path", RAW_GRPC_PATH]);
+  const child = await startTunnelPeer([
+    "--role",
+    "raw-grpc",
+    "--address",
+    `127.0.0.1:${port}`,
+    "--path",
+    RAW_GRPC_PATH,
+  ]);
   try {
     await sleep(300);
     const n0 = n;
