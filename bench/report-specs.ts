@@ -273,6 +273,31 @@ function validatorRows(j: unknown): ReportRow[] {
   ];
 }
 
+function promptCountRows(j: unknown): ReportRow[] {
+  const turns = num(j, "turns");
+  const conversations = num(j, "conversations");
+  const chars = num(j, "lastTurnChars").toLocaleString("en-US");
+  const afresh = (path: string) => [
+    { label: "every message counted afresh", value: num(j, path), unit: "ms" },
+  ];
+  return [
+    row(
+      `router CPU to count a chat prompt, turn ${turns} of a conversation (${chars} chars), long messages remembered per key`,
+      num(j, "memo.lastTurnMs"),
+      "ms",
+      undefined,
+      afresh("fresh.lastTurnMs"),
+    ),
+    row(
+      `router CPU to count ${conversations} conversations x ${turns} turns, long messages remembered per key`,
+      num(j, "memo.totalMs"),
+      "ms",
+      undefined,
+      afresh("fresh.totalMs"),
+    ),
+  ];
+}
+
 /** `--help` cases of bench/startup.ts: JSON key and the command line. */
 const STARTUP_HELP: readonly (readonly [string, string])[] = [
   ["top", "tensorclaw --help"],
@@ -375,6 +400,13 @@ export const BENCHES: readonly BenchSpec[] = [
     script: "bench/validator.ts",
     summary: "scoring + weights for 256 uids and a 256-miner probe round",
     rows: validatorRows,
+  },
+  {
+    name: "prompt-count",
+    script: "bench/prompt-count.ts",
+    summary:
+      "the router's own count of chat prompts over long conversations, with and without remembering long messages",
+    rows: promptCountRows,
   },
   {
     name: "audit",

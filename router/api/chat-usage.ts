@@ -41,6 +41,8 @@ export interface FinishedRequest {
   readonly chat: ChatRequest;
   /** The model's catalogue tokenizer, once loaded (undefined: bound by bytes instead). */
   readonly count: TokenCount | undefined;
+  /** `count` for the prompt, remembering long messages (TokenCountMemo); default `count`. */
+  readonly promptCount?: TokenCount | undefined;
   /** The prompt's tokens under `count`, when already counted (for the hold): not counted twice. */
   readonly countedPrompt?: number | undefined;
   /** How the request's API key is billed; undefined without a key (`--no-auth`). */
@@ -107,7 +109,7 @@ export function creditedUsage(r: FinishedRequest): ClampedUsage {
     counted += n;
     most += Math.min(n + FINISH_TOKEN_ALLOWANCE, perChoice);
   }
-  const promptTokens = r.countedPrompt ?? countPromptTokens(r.chat, count);
+  const promptTokens = r.countedPrompt ?? countPromptTokens(r.chat, r.promptCount ?? count);
   const u = creditFromCount(
     { promptTokens, completionTokens: counted, messages: r.chat.messages.length },
     r.reported,

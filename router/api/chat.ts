@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TensorClawError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
+import { TokenCountMemo } from "../../common/tokens/count-memo.js";
 import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
 import { FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import type { BillingStore } from "../billing/billing.js";
@@ -121,6 +122,8 @@ export interface ChatDeps {
   readonly billing?: BillingStore;
   /** Lease timings of metered keys' holds (hold-leases.ts; tests shorten them). */
   readonly billingLeases?: HoldLeaseOptions;
+  /** Prompt token counts of long messages, remembered per API key; default: a memo of the default size. */
+  readonly promptCounts?: TokenCountMemo;
 }
 
 /** Which API a request came in on: chat completions, or the Responses API translated onto it. */
@@ -165,9 +168,12 @@ export class ChatEndpoint {
 
   /** When this endpoint started (the clock's ms), for `startupGraceMs`. */
   private readonly startedAtMs: number;
+  /** A conversation's earlier messages, counted on an earlier turn of the same key. */
+  private readonly promptCounts: TokenCountMemo;
 
   constructor(private readonly deps: ChatDeps) {
     this.startedAtMs = deps.clock();
+    this.promptCounts = deps.promptCounts ?? new TokenCountMemo();
     this.billing =
       deps.billing === undefined
         ? undefined
@@ -315,7 +321,8 @@ export class ChatEndpoint {
       const c = this.deps.encodings.get(e.tokenizer);
       // Every choice may run to the model's ceiling: the hold is the true worst case.
       const ceiling = completionCeiling(parsed.chat, e.contextLength, this.deps.options.defaultMaxTokens);
-      const w = worstCaseTokens(parsed.chat, parsed.prompt, ceiling, choicesOf(parsed.chat), c);
+      const counter = c && this.promptCounts.counter(c, keyId);
+      const w = worstCaseTokens(parsed.chat, parsed.prompt, ceiling, choicesOf(parsed.chat), counter);
       if (e === entry) worst = w;
       const p = pricesOf(e);
       holdMicros = Math.max(
@@ -485,6 +492,7 @@ export class ChatEndpoint {
     return {
       chat: st.parsed.chat,
       count,
+      promptCount: count && this.promptCounts.counter(count, st.account),
       countedPrompt: counted !== undefined && counted.count === count ? counted.tokens : undefined,
       billing: st.billing,
       // A completed answer without a reason from the miner ends as the JSON answer says: "stop".

@@ -6,6 +6,7 @@ import { Registry } from "prom-client";
 import { type Clock, systemClock } from "../../common/clock.js";
 import { hotkeyFromMnemonic, initCrypto } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
+import type { TokenCountMemo } from "../../common/tokens/count-memo.js";
 import { Encodings } from "../../common/tokens/encodings.js";
 import { allowList, ValidatorAuth } from "../../common/validator-call/server.js";
 import { MinerDirectoryServiceService } from "../../gen/tensorclaw/v1/directory.js";
@@ -177,6 +178,8 @@ export interface RouterOptions {
   readonly connectionLimits?: ConnectionLimits;
   /** Requests one key may have in progress (`--max-concurrent-per-key`; default the router's). */
   readonly maxConcurrentPerKey?: number;
+  /** The chat endpoint's memo of prompt token counts (default: its own). */
+  readonly promptCounts?: TokenCountMemo;
 }
 
 /** Starts a router made of the real hub and the real Business API. */
@@ -271,6 +274,7 @@ export async function startRouter(opts: RouterOptions = {}): Promise<RouterUnder
       ...(opts.trafficShape === undefined ? {} : { trafficShape: opts.trafficShape }),
       ...(opts.billing === undefined ? {} : { billing: opts.billing }),
       ...(opts.billingLeases === undefined ? {} : { billingLeases: opts.billingLeases }),
+      ...(opts.promptCounts === undefined ? {} : { promptCounts: opts.promptCounts }),
     },
     "127.0.0.1",
     0,
