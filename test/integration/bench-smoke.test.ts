@@ -19,7 +19,7 @@ import { pollUntil } from "../support/poll.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /** Every benchmark an issue defined; dropping one from the runner must fail this test. */
-const EXPECTED = ["tunnel", "api", "ledger", "validator", "audit", "startup", "console"];
+const EXPECTED = ["tunnel", "api", "ledger", "validator", "prompt-count", "audit", "startup", "console"];
 /** The quick run takes about a minute on 2 cores; this bound only stops a hang. */
 const RUN_BOUND_MS = 240_000;
 
