@@ -849,6 +849,8 @@ async function main(): Promise<void> {
         billed: { url: billed.url, headers: billed.headers },
         fleet: { url: fleet.url, headers: fleet.headers },
         portkey: { url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`, headers: portkeyHeaders },
+        // The floor of throughput: two bare HTTP proxies in the places of router and miner.
+        twoProxies: { url: `${relayUrls.http2}/chat/completions`, headers: {} },
       });
       Object.assign(procs, {
         portkey: portkey.pid,
@@ -873,6 +875,7 @@ async function main(): Promise<void> {
       "billed",
       "fleet",
       "portkey",
+      "twoProxies",
     ];
     const rps: Record<string, number[]> = Object.fromEntries(throughputNames.map((k) => [k, []]));
     const errs: Record<string, number> = Object.fromEntries(throughputNames.map((k) => [k, 0]));
@@ -993,6 +996,8 @@ async function main(): Promise<void> {
         /** The `tensorclaw` setup with FLEET_MINERS more miners connected to its router (fleetPeer). */
         tensorclawFleet: median(rps.fleet ?? []),
         portkey: median(rps.portkey ?? []),
+        /** Two bare HTTP proxies in a row (relayRole): what any two-process relay reaches here. */
+        twoHttpProxies: median(rps.twoProxies ?? []),
       },
       fleet: { miners: FLEET_MINERS, modelsEach: FLEET_MODELS },
       pacing: { firstTokenMs: FIRST_TOKEN_MS, tokenGapMs: TOKEN_GAP_MS, tokens: STREAM_TOKENS },
@@ -1033,6 +1038,7 @@ async function main(): Promise<void> {
       `    recording into Redis, billing on  ${f(summary.nonStreamingReqPerS.billingOn)}   on / off = ${(summary.nonStreamingReqPerS.billingOn / summary.nonStreamingReqPerS.billingOff).toFixed(2)} (target >= 0.90)`,
       `    with ${FLEET_MINERS} more miners connected ${f(summary.nonStreamingReqPerS.tensorclawFleet)}   per one miner = ${(summary.nonStreamingReqPerS.tensorclawFleet / summary.nonStreamingReqPerS.tensorclaw).toFixed(2)}`,
       `  Portkey gateway                  ${f(summary.nonStreamingReqPerS.portkey)}`,
+      `  two bare HTTP proxies (floor)    ${f(summary.nonStreamingReqPerS.twoHttpProxies)}   per Portkey = ${(summary.nonStreamingReqPerS.twoHttpProxies / summary.nonStreamingReqPerS.portkey).toFixed(1)}`,
       "",
       `time to first token, 100 paced streams (${FIRST_TOKEN_MS} ms, then a token per ${TOKEN_GAP_MS} ms)`,
       "                                       p50 ms     p99 ms",
@@ -1077,6 +1083,7 @@ async function main(): Promise<void> {
         (n) =>
           `  ${n.padEnd(32)}${cpuCell(n, "backend")} ${cpuCell(n, "router")} ${cpuCell(n, "miner")} ${cpuCell(n, "portkey")}`,
       ),
+      `  two bare HTTP proxies           ${cpuCell("twoProxies", "backend")} ${cpuCell("twoProxies", "proxyFront")} ${cpuCell("twoProxies", "proxyBack")}        -   (front, back in router's, miner's columns)`,
       "",
       "CPU ms per request, Redis ledger      router    redis",
       `  billing off                     ${cpuCell("ledgered", "ledgerRouter")} ${cpuCell("ledgered", "redis")}`,

@@ -115,6 +115,12 @@ function apiRows(j: unknown): ReportRow[] {
           unit: "req/s",
         },
         { label: "Portkey gateway", value: num(j, "nonStreamingReqPerS.portkey"), unit: "req/s" },
+        // The floor: two relays that do none of our work reach this many times Portkey here.
+        {
+          label: "two bare HTTP proxies / Portkey",
+          value: num(j, "nonStreamingReqPerS.twoHttpProxies") / num(j, "nonStreamingReqPerS.portkey"),
+          unit: "x",
+        },
       ],
     ),
     row("failed requests, miner on its default flags", num(j, "errors.defaults"), "", none),
