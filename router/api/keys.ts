@@ -25,6 +25,14 @@ export interface ApiKeyStore {
   put(record: ApiKeyRecord): Promise<void>;
   findByHash(hash: string): Promise<ApiKeyRecord | undefined>;
   list(): Promise<ApiKeyRecord[]>;
+  /**
+   * How many keys there are, revoked ones included: cheap, unlike `list`.
+   * Keys are never deleted, so a count that has not changed means the set of
+   * key ids has not changed either (the deposit watcher relies on it).
+   */
+  count(): Promise<number>;
+  /** Every key id (revoked ones too), in no particular order; lighter than `list`. */
+  ids(): Promise<string[]>;
   /** Marks the key revoked; false when no key has this id. */
   revoke(id: string, nowMs: number): Promise<boolean>;
 }
@@ -39,6 +47,11 @@ export const DEFAULT_KEYS_FILE = ".tensorclaw/api-keys.json";
 /** SHA-256 hex of a key. */
 export function hashKey(key: string): string {
   return hash("sha256", key, "hex");
+}
+
+/** A key's public id: derived from its hash, so a store can list ids without reading records. */
+export function keyIdOf(hash: string): string {
+  return `key_${hash.slice(0, 16)}`;
 }
 
 /** Reads the key out of an `Authorization: Bearer <key>` header; undefined when absent or not Bearer. */
@@ -77,7 +90,7 @@ export class ApiKeys {
     const key = KEY_PREFIX + this.randomKeyBytes(32).toString("base64url");
     const hash = hashKey(key);
     const record: ApiKeyRecord = {
-      id: `key_${hash.slice(0, 16)}`,
+      id: keyIdOf(hash),
       name,
       hash,
       hint: `${key.slice(0, 7)}…`,
@@ -134,6 +147,14 @@ export class ApiKeys {
     return this.store.list();
   }
 
+  count(): Promise<number> {
+    return this.store.count();
+  }
+
+  ids(): Promise<string[]> {
+    return this.store.ids();
+  }
+
   revoke(id: string, nowMs: number): Promise<boolean> {
     return this.store.revoke(id, nowMs);
   }
@@ -145,7 +166,7 @@ export const DEFAULT_KEY_FRESH_MS = 1000;
 export const DEFAULT_KEY_RELOAD_CHECK_MS = 1000;
 
 /** Most key records a RedisApiKeyStore remembers between lookups. */
-const MAX_CACHED_KEYS = 10_000;
+export const MAX_CACHED_KEYS = 10_000;
 
 /**
  * Keys in one Redis hash (field: key hash, value: the record as JSON).
@@ -193,15 +214,35 @@ export class RedisApiKeyStore implements ApiKeyStore {
       return undefined;
     }
     const record = JSON.parse(text) as ApiKeyRecord;
-    // Entries are a few hundred bytes; a full cache starts over rather than growing.
-    if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
+    // Entries are a few hundred bytes. A full cache drops the entry read longest ago (a Map keeps
+    // insertion order, and a re-read entry is inserted again), so more keys in use than it holds
+    // cost a Redis read for the least used of them, not for all of them at once.
+    this.cache.delete(hash);
+    if (this.cache.size >= MAX_CACHED_KEYS) {
+      const oldest = this.cache.keys().next();
+      if (oldest.done !== true) this.cache.delete(oldest.value);
+    }
     this.cache.set(hash, { record, atMs: now });
     return record;
+  }
+
+  /** Key records remembered between lookups (at most 10,000). */
+  get cachedKeys(): number {
+    return this.cache.size;
   }
 
   async list(): Promise<ApiKeyRecord[]> {
     const all = await this.redis.hvals(this.key);
     return all.map((t) => JSON.parse(t) as ApiKeyRecord).sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  count(): Promise<number> {
+    return this.redis.hlen(this.key);
+  }
+
+  /** The hash's field names only (64 bytes each, no record parsed). */
+  async ids(): Promise<string[]> {
+    return (await this.redis.hkeys(this.key)).map(keyIdOf);
   }
 
   async revoke(id: string, nowMs: number): Promise<boolean> {
@@ -283,6 +324,16 @@ export class FileApiKeyStore implements ApiKeyStore {
   async list(): Promise<ApiKeyRecord[]> {
     this.reload();
     return [...this.byHash.values()].sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  async count(): Promise<number> {
+    this.fresh();
+    return this.byHash.size;
+  }
+
+  async ids(): Promise<string[]> {
+    this.fresh();
+    return [...this.byHash.values()].map((r) => r.id);
   }
 
   async revoke(id: string, nowMs: number): Promise<boolean> {

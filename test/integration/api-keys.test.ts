@@ -5,7 +5,13 @@ import { expect } from "chai";
 import { Redis } from "ioredis";
 import { keysCommand } from "../../cli/keys.js";
 import { TensorClawError } from "../../common/errors.js";
-import { type ApiKeyStore, ApiKeys, FileApiKeyStore, RedisApiKeyStore } from "../../router/api/keys.js";
+import {
+  type ApiKeyStore,
+  ApiKeys,
+  FileApiKeyStore,
+  MAX_CACHED_KEYS,
+  RedisApiKeyStore,
+} from "../../router/api/keys.js";
 import { runCli } from "../support/cli.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 import { useRedisCluster } from "../support/redis-cluster.js";
@@ -44,6 +50,18 @@ function storeSuite(name: string, make: () => Promise<{ store: ApiKeyStore; clos
       expect((await rejects(keys.authenticate(`Bearer ${key}`))).code).to.equal("invalid_api_key");
       expect((await keys.list())[0]?.revokedAtMs).to.equal(2000);
       expect(await keys.revoke("key_nope", 3000)).to.equal(false);
+    });
+
+    it("counts and lists key ids, revoked keys included, without reading records", async () => {
+      const keys = new ApiKeys(fx.store);
+      expect(await keys.count()).to.equal(0);
+      expect(await keys.ids()).to.deep.equal([]);
+      const made = [];
+      for (const name of ["a", "b", "c"]) made.push((await keys.create(name, LIMITS, 1000)).record);
+      expect(await keys.revoke(made[1]?.id ?? "", 2000)).to.equal(true);
+      expect(await keys.count()).to.equal(3);
+      expect((await keys.ids()).sort()).to.deep.equal(made.map((r) => r.id).sort());
+      expect((await keys.ids()).sort()).to.deep.equal((await keys.list()).map((r) => r.id).sort());
     });
 
     it("tells a missing key from a wrong one", async () => {
@@ -133,6 +151,35 @@ describe("api keys", () => {
       // ...and after it the revocation holds.
       now += 1;
       expect((await rejects(routerKeys.authenticate(`Bearer ${key}`))).code).to.equal("invalid_api_key");
+    } finally {
+      await client.quit();
+    }
+  });
+
+  it("redis store: more keys in use than it remembers drops the one read longest ago, not all of them", async () => {
+    const client = new Redis(redis.url);
+    try {
+      const prefix = randomPrefix();
+      const now = 1_000_000;
+      const store = new RedisApiKeyStore(client, prefix, () => now);
+      const keys = new ApiKeys(new RedisApiKeyStore(client, prefix));
+      const made = Array.from({ length: MAX_CACHED_KEYS + 1 }, (_, i) => keys.mint(`k${i}`, LIMITS, 1000));
+      // Written in one pipeline: 10,001 single writes would take seconds.
+      const pipe = client.pipeline();
+      for (const m of made) pipe.hset(`${prefix}apikeys`, m.record.hash, JSON.stringify(m.record));
+      await pipe.exec();
+      for (const m of made) expect((await store.findByHash(m.record.hash))?.id).to.equal(m.record.id);
+      expect(store.cachedKeys).to.equal(MAX_CACHED_KEYS);
+      // Both first keys revoked behind the router's back, within the second it answers from memory.
+      const [first, second] = made;
+      for (const m of [first, second]) {
+        const revoked = { ...m?.record, revokedAtMs: 2000 };
+        await client.hset(`${prefix}apikeys`, m?.record.hash ?? "", JSON.stringify(revoked));
+      }
+      // The second is still remembered; the first was dropped for the last one and is read again.
+      expect((await store.findByHash(second?.record.hash ?? ""))?.revokedAtMs).to.equal(null);
+      expect((await store.findByHash(first?.record.hash ?? ""))?.revokedAtMs).to.equal(2000);
+      expect(store.cachedKeys).to.equal(MAX_CACHED_KEYS);
     } finally {
       await client.quit();
     }

@@ -19,7 +19,7 @@ import {
   startDepositWatcher,
   startRouterDeposits,
 } from "../../router/billing/deposits/start.js";
-import { DepositWatcher } from "../../router/billing/deposits/watcher.js";
+import { DepositWatcher, type KeyLister } from "../../router/billing/deposits/watcher.js";
 import { EmbeddedBilling } from "../../router/billing/embedded.js";
 import { RedisBilling } from "../../router/billing/redis.js";
 import { DEFAULT_LEDGER_OPTIONS } from "../../router/ledger/ledger.js";
@@ -146,11 +146,11 @@ for (const fx of FIXTURES) {
       if (dir !== undefined) await rm(dir, { recursive: true, force: true });
     });
 
-    const watcher = (store = billing, clock: Clock = systemClock) =>
+    const watcher = (store = billing, clock: Clock = systemClock, lister: KeyLister = keys) =>
       new DepositWatcher({
         chain: new PolkadotDepositChain(api),
         billing: store,
-        keys,
+        keys: lister,
         addresses,
         microsPerTao: MICROS_PER_TAO,
         confirmations: CONFIRMATIONS,
@@ -367,6 +367,39 @@ for (const fx of FIXTURES) {
       expect(await balance(dave)).to.equal(350_500_000);
     });
 
+    it("on each refresh reads only the key count, and the key ids again only when it changed", async () => {
+      const clock = new FakeClock();
+      const calls = { count: 0, ids: 0 };
+      const counting: KeyLister = {
+        count: () => {
+          calls.count += 1;
+          return keys.count();
+        },
+        ids: () => {
+          calls.ids += 1;
+          return keys.ids();
+        },
+      };
+      const erin = await newKey("erin");
+      const w = watcher(billing, clock, counting);
+      await w.pass();
+      expect(calls).to.deep.equal({ count: 1, ids: 1 });
+      block(START + 1, [{ from: payer, to: addresses.address(erin), amountRao: 1_000_000_000n }]);
+      provider.finalized = START + 1 + CONFIRMATIONS;
+      await clock.advance(DEPOSIT_DEFAULTS.timings.keysRefreshMs);
+      expect(await w.pass()).to.deep.include({ credited: 1 });
+      expect(calls).to.deep.equal({ count: 2, ids: 1 });
+      // A key added: the next refresh sees the count move and reads the ids.
+      const frank = await newKey("frank");
+      block(START + 2, [{ from: payer, to: addresses.address(frank), amountRao: 2_000_000_000n }]);
+      provider.finalized = START + 2 + CONFIRMATIONS;
+      await clock.advance(DEPOSIT_DEFAULTS.timings.keysRefreshMs);
+      expect(await w.pass()).to.deep.include({ credited: 1 });
+      expect(calls).to.deep.equal({ count: 3, ids: 2 });
+      expect(await balance(erin)).to.equal(350_500_000);
+      expect(await balance(frank)).to.equal(701_000_000);
+    });
+
     it("started by startDepositWatcher: chain errors are logged and retried with backoff, never thrown", async () => {
       const alice = await newKey("alice");
       const clock = new FakeClock();
@@ -411,7 +444,7 @@ for (const fx of FIXTURES) {
 
 describe("TAO deposits in the router (startRouterDeposits)", () => {
   const MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow";
-  const keys = { list: async () => [] };
+  const keys = { count: async () => 0, ids: async () => [] };
   const settings = (over: Partial<RouterDepositSettings> = {}): RouterDepositSettings => ({
     chain: "ws://127.0.0.1:1",
     creditsPerTao: 300,

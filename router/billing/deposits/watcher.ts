@@ -7,7 +7,9 @@ import { DEPOSIT_DEFAULTS, type DepositTimings } from "./options.js";
 
 /** The API keys the watcher gives addresses to (`ApiKeys` fits). */
 export interface KeyLister {
-  list(): Promise<readonly { readonly id: string }[]>;
+  /** How many keys there are; keys are never deleted, so an unchanged count means unchanged ids. */
+  count(): Promise<number>;
+  ids(): Promise<readonly string[]>;
 }
 
 /** Maps key ids to deposit addresses (`DepositAddresses` fits). */
@@ -64,7 +66,9 @@ export class DepositWatcher {
   readonly #t: DepositTimings;
   readonly #cursorName: string;
   #byAddress = new Map<string, string>();
-  #keysReadAtMs = Number.NEGATIVE_INFINITY;
+  /** How many keys the map was built from; -1 before the first read. */
+  #keysCounted = -1;
+  #keysCheckedAtMs = Number.NEGATIVE_INFINITY;
   #abort: AbortController | undefined;
   #loop: Promise<void> | undefined;
   /**
@@ -156,22 +160,31 @@ export class DepositWatcher {
     return credited;
   }
 
-  /** Address → key id, read again when older than `keysRefreshMs` (keys come and go while it runs). */
+  /**
+   * Address → key id. When older than `keysRefreshMs` the key count is read
+   * (one cheap call), and the ids only when it changed: with thousands of
+   * keys the watcher must not read them all every few seconds.
+   */
   async #addressMap(): Promise<ReadonlyMap<string, string>> {
     const now = this.#o.clock.now();
-    if (now - this.#keysReadAtMs < this.#t.keysRefreshMs) return this.#byAddress;
-    const keys = await this.#o.keys.list();
-    const m = new Map<string, string>();
-    for (const k of keys) {
-      try {
-        m.set(this.#o.addresses.address(k.id), k.id);
-      } catch (err) {
-        this.#o.logger.warn({ keyId: k.id, err }, "TAO deposits: no deposit address for this key id");
+    if (now - this.#keysCheckedAtMs < this.#t.keysRefreshMs) return this.#byAddress;
+    const count = await this.#o.keys.count();
+    if (count !== this.#keysCounted) {
+      const ids = await this.#o.keys.ids();
+      const m = new Map<string, string>();
+      for (const id of ids) {
+        try {
+          m.set(this.#o.addresses.address(id), id);
+        } catch (err) {
+          this.#o.logger.warn({ keyId: id, err }, "TAO deposits: no deposit address for this key id");
+        }
       }
+      this.#byAddress = m;
+      // The ids read, not the count before: a key added in between shows as a change next time.
+      this.#keysCounted = ids.length;
     }
-    this.#byAddress = m;
-    this.#keysReadAtMs = now;
-    return m;
+    this.#keysCheckedAtMs = now;
+    return this.#byAddress;
   }
 
   /**
