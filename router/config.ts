@@ -12,6 +12,7 @@ import { DEFAULT_CONNECTIONS_PER_ADDRESS } from "./api/connection-limits.js";
 import { type CorsOrigins, parseCorsOrigins } from "./api/cors.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./api/http.js";
 import { DEFAULT_MAX_CONCURRENT_PER_KEY } from "./api/key-concurrency.js";
+import { GENERATION_TTL_MS, MIN_GENERATION_RETENTION_MS } from "./billing/billing.js";
 import { DEPOSIT_DEFAULTS, TREASURY_MNEMONIC_ENV } from "./billing/deposits/options.js";
 import { DEFAULT_LEDGER_OPTIONS } from "./ledger/ledger.js";
 import { DEFAULT_TUNNEL_LIMITS, DEFAULT_TUNNEL_TIMINGS } from "./tunnel/options.js";
@@ -44,6 +45,7 @@ export interface RouterConfig {
   readyWithoutMiners: boolean;
   bucketS: number;
   retentionS: number;
+  generationRetentionS: number;
   maxBodyBytes: number;
   drainGraceMs: number;
   maxTunnelsPerHotkey: number;
@@ -93,6 +95,7 @@ export const ROUTER_DEFAULTS: RouterConfig = {
   readyWithoutMiners: false,
   bucketS: DEFAULT_LEDGER_OPTIONS.bucketMs / 1000,
   retentionS: DEFAULT_LEDGER_OPTIONS.retentionMs / 1000,
+  generationRetentionS: GENERATION_TTL_MS / 1000,
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   drainGraceMs: DEFAULT_TUNNEL_TIMINGS.drainGraceMs,
   maxTunnelsPerHotkey: DEFAULT_TUNNEL_LIMITS.maxTunnelsPerHotkey,
@@ -221,6 +224,15 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     min: 60,
     max: 30 * 86_400,
     description: "How long the ledger keeps usage, in seconds.",
+  },
+  generationRetentionS: {
+    flag: "generation-retention-s",
+    kind: "int",
+    min: MIN_GENERATION_RETENTION_MS / 1000,
+    max: GENERATION_TTL_MS / 1000,
+    description:
+      "How long each API request's generation record is kept in the billing store, in seconds (one hour to 30 days); " +
+      "about 570 bytes of Redis per request for that long.",
   },
   maxBodyBytes: {
     flag: "max-body-bytes",

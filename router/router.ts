@@ -73,13 +73,22 @@ export interface RunningRouter {
  */
 export function redisStores(
   client: RedisClient,
-  cfg: Pick<RouterConfig, "bucketS" | "retentionS" | "redisWaitReplicas" | "redisWaitTimeoutMs">,
+  cfg: Pick<
+    RouterConfig,
+    "bucketS" | "retentionS" | "generationRetentionS" | "redisWaitReplicas" | "redisWaitTimeoutMs"
+  >,
 ): { ledger: RedisLedger; billing: RedisBilling } {
   const options = ledgerOptionsOf(cfg);
   const replicaWait = replicaWaitOf(cfg);
   return {
     ledger: new RedisLedger(client, options, DEFAULT_LEDGER_PREFIX, replicaWait),
-    billing: new RedisBilling(client, options, DEFAULT_LEDGER_PREFIX, replicaWait),
+    billing: new RedisBilling(
+      client,
+      options,
+      DEFAULT_LEDGER_PREFIX,
+      replicaWait,
+      cfg.generationRetentionS * 1000,
+    ),
   };
 }
 
@@ -193,7 +202,12 @@ export async function startRouter(cfg: RouterConfig, logger: Logger): Promise<Ru
       cleanups.push(() => opened.close());
     } else {
       ledger = await EmbeddedLedger.open({ path: paths.ledger, nowMs: Date.now(), ...ledgerOptions });
-      billing = await EmbeddedBilling.open({ path: paths.billing, nowMs: Date.now(), ...ledgerOptions });
+      billing = await EmbeddedBilling.open({
+        path: paths.billing,
+        nowMs: Date.now(),
+        generationRetentionMs: cfg.generationRetentionS * 1000,
+        ...ledgerOptions,
+      });
     }
     const ownedLedger = ledger;
     cleanups.push(() => ownedLedger.close());

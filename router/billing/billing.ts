@@ -1,3 +1,4 @@
+import { TensorClawError } from "../../common/errors.js";
 import type { RequestApp, UsageEvent } from "../usage/event.js";
 
 export type { RequestApp } from "../usage/event.js";
@@ -187,8 +188,27 @@ export interface GenerationRecord {
   readonly app?: RequestApp;
 }
 
-/** How long generation records are kept. */
+/** How long generation records are kept unless the operator says otherwise (and at most). */
 export const GENERATION_TTL_MS = 30 * 86_400_000;
+/**
+ * The shortest generation retention an operator may set. A record is also
+ * its request's settled marker, and an event older than the retention is
+ * refused rather than risk charging it twice: spooled usage must reach the
+ * store within it, so it has to outlast a Redis outage.
+ */
+export const MIN_GENERATION_RETENTION_MS = 3_600_000;
+
+/** A generation retention (`--generation-retention-s`), checked; undefined is the default, 30 days. */
+export function checkGenerationRetention(ms: number | undefined): number {
+  if (ms === undefined) return GENERATION_TTL_MS;
+  if (!Number.isSafeInteger(ms) || ms < MIN_GENERATION_RETENTION_MS || ms > GENERATION_TTL_MS) {
+    throw new TensorClawError(
+      "config_invalid",
+      "generation retention must be whole ms from one hour to 30 days",
+    );
+  }
+  return ms;
+}
 /** Most generation records a key's recent list holds (and `recentGenerations` returns). */
 export const RECENT_GENERATIONS_MAX = 100;
 

@@ -133,7 +133,7 @@ export interface SettleItem {
   readonly costMicros: Micros;
   /** The generation record; it also marks the request as settled until `expiresAtMs`. */
   readonly record: GenerationRecord;
-  /** Finish time + GENERATION_TTL_MS: the record (and the settled marker) lives until then. */
+  /** Finish time + the store's generation retention: the record (and the settled marker) lives until then. */
   readonly expiresAtMs: number;
 }
 
@@ -143,7 +143,11 @@ export interface SettleItem {
  * that its settled marker would already be gone (refusing it keeps a very
  * late replay from charging twice).
  */
-export function settleItem(e: UsageEvent, nowMs: number): SettleItem | undefined {
+export function settleItem(
+  e: UsageEvent,
+  nowMs: number,
+  retentionMs: number = GENERATION_TTL_MS,
+): SettleItem | undefined {
   if (typeof e !== "object" || e === null) return undefined;
   const b = e.billing;
   if (typeof b !== "object" || b === null) return undefined;
@@ -159,7 +163,7 @@ export function settleItem(e: UsageEvent, nowMs: number): SettleItem | undefined
   if (!isId(e.requestId) || !isId(e.model) || !USAGE_OUTCOMES.includes(e.outcome)) return undefined;
   if (!isCount(e.promptTokens) || !isCount(e.completionTokens)) return undefined;
   if (!isTime(e.startedAtMs) || !isTime(e.finishedAtMs)) return undefined;
-  const expiresAtMs = e.finishedAtMs + GENERATION_TTL_MS;
+  const expiresAtMs = e.finishedAtMs + retentionMs;
   if (expiresAtMs <= nowMs) return undefined;
   return {
     keyId: b.keyId,

@@ -11,6 +11,7 @@ import {
   type AccountView,
   type BillingStore,
   type CreditEntry,
+  checkGenerationRetention,
   type DaySpend,
   type GenerationRecord,
   type HoldRequest,
@@ -81,6 +82,8 @@ export interface EmbeddedBillingOptions extends LedgerOptions {
   readonly path?: string | undefined;
   /** Clock used on open (to trim what expired while the router was down). */
   readonly nowMs: number;
+  /** How long generation records are kept (`--generation-retention-s`; default 30 days). */
+  readonly generationRetentionMs?: number;
   /** How often written lines are fsynced (default {@link DEFAULT_BILLING_FSYNC_INTERVAL_MS}). */
   readonly fsyncIntervalMs?: number;
   /** Reads look for lines other processes appended at most this often (default {@link DEFAULT_REFRESH_INTERVAL_MS}). */
@@ -107,6 +110,7 @@ export class EmbeddedBilling implements BillingStore {
   #state: BillingState;
   readonly #path: string | undefined;
   readonly #refreshMs: number;
+  readonly #retentionMs: number;
   #file: FileHandle | undefined;
   #ino = 0;
   /** Bytes of the file applied to the state. */
@@ -122,6 +126,7 @@ export class EmbeddedBilling implements BillingStore {
 
   private constructor(options: EmbeddedBillingOptions) {
     this.options = checkLedgerOptions(options);
+    this.#retentionMs = checkGenerationRetention(options.generationRetentionMs);
     this.#state = new BillingState(this.options);
     this.#path = options.path;
     this.#refreshMs = options.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS;
@@ -213,7 +218,7 @@ export class EmbeddedBilling implements BillingStore {
     const result: SettleResult = { settled: 0, duplicates: 0, ignored: 0 };
     const items: SettleItem[] = [];
     for (const e of events) {
-      const item = settleItem(e, nowMs);
+      const item = settleItem(e, nowMs, this.#retentionMs);
       if (item === undefined) result.ignored++;
       else items.push(item);
     }

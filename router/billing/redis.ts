@@ -24,9 +24,9 @@ import {
   type AccountView,
   type BillingStore,
   type CreditEntry,
+  checkGenerationRetention,
   DAY_MS,
   type DaySpend,
-  GENERATION_TTL_MS,
   type GenerationRecord,
   type HoldRequest,
   type HoldResult,
@@ -200,6 +200,7 @@ export class RedisBilling implements BillingStore {
   readonly #redis: RedisClient;
   readonly #replicaWait: ReplicaWait | undefined;
   readonly #cmd: BillingCommands;
+  readonly #retentionMs: number;
 
   /**
    * With `replicaWait`, settled charges count as written only once that
@@ -211,8 +212,11 @@ export class RedisBilling implements BillingStore {
     options: LedgerOptions,
     prefix: string = DEFAULT_LEDGER_PREFIX,
     replicaWait?: ReplicaWait,
+    /** How long generation records are kept (`--generation-retention-s`; default 30 days). */
+    generationRetentionMs?: number,
   ) {
     this.options = checkLedgerOptions(options);
+    this.#retentionMs = checkGenerationRetention(generationRetentionMs);
     this.keys = new BillingKeys(prefix);
     this.#redis = redis;
     this.#replicaWait = replicaWait;
@@ -306,7 +310,7 @@ export class RedisBilling implements BillingStore {
     const result: SettleResult = { settled: 0, duplicates: 0, ignored: 0 };
     const byKey = new Map<string, SettleItem[]>();
     for (const e of events) {
-      const item = settleItem(e, nowMs);
+      const item = settleItem(e, nowMs, this.#retentionMs);
       if (item === undefined) {
         result.ignored++;
         continue;
@@ -319,7 +323,7 @@ export class RedisBilling implements BillingStore {
     const cutoff = retentionCutoff(nowMs, this.options);
     const firstDay = oldestKeptDay(nowMs);
     // A record lives until 30 days after its request finished: a day's slack covers any request's length.
-    const recentCutoff = nowMs - GENERATION_TTL_MS - DAY_MS;
+    const recentCutoff = nowMs - this.#retentionMs - DAY_MS;
     // One round trip: every key's batches in one batch (common/redis-batch.ts), each script on
     // its key's slot.
     const calls: BatchCall[] = [];

@@ -10,15 +10,16 @@ import { BILLING_OPTIONS, billedEvent, billingContract, NOW } from "../support/b
 import { pollUntil } from "../support/poll.js";
 
 describe("embedded billing store", () => {
-  billingContract("embedded (file-backed)", async () => {
+  billingContract("embedded (file-backed)", async (generationRetentionMs) => {
     const dir = await mkdtemp(join(tmpdir(), "tc-billing-"));
     const path = join(dir, "billing.jsonl");
-    let current: BillingStore = await EmbeddedBilling.open({ ...BILLING_OPTIONS, path, nowMs: NOW });
+    const options = { ...BILLING_OPTIONS, path, generationRetentionMs };
+    let current: BillingStore = await EmbeddedBilling.open({ ...options, nowMs: NOW });
     return {
       store: current,
       reopen: async (nowMs) => {
         await current.close();
-        current = await EmbeddedBilling.open({ ...BILLING_OPTIONS, path, nowMs });
+        current = await EmbeddedBilling.open({ ...options, nowMs });
         return current;
       },
       dispose: async () => {

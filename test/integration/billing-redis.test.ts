@@ -2,17 +2,20 @@ import { expect } from "chai";
 import { Redis } from "ioredis";
 import { DAY_MS, GENERATION_TTL_MS } from "../../router/billing/billing.js";
 import { RedisBilling } from "../../router/billing/redis.js";
+import { parseRouterCommand } from "../../router/config.js";
+import { redisStores } from "../../router/router.js";
 import { BILLING_OPTIONS, billedEvent, billingContract, MONDAY, NOW } from "../support/billing-contract.js";
 import { randomPrefix, startRedis, type TestRedis } from "../support/redis.js";
 import { useRedisCluster } from "../support/redis-cluster.js";
 
 describe("Redis billing store on a Redis Cluster (3 masters)", () => {
   const redis = useRedisCluster();
-  billingContract("redis cluster", async () => {
+  billingContract("redis cluster", async (retention) => {
     const prefix = randomPrefix();
     return {
-      store: new RedisBilling(await redis.client(), BILLING_OPTIONS, prefix),
-      reopen: async () => new RedisBilling(await redis.client(), BILLING_OPTIONS, prefix),
+      store: new RedisBilling(await redis.client(), BILLING_OPTIONS, prefix, undefined, retention),
+      reopen: async () =>
+        new RedisBilling(await redis.client(), BILLING_OPTIONS, prefix, undefined, retention),
       dispose: async () => {},
     };
   });
@@ -34,13 +37,23 @@ describe("Redis billing store", () => {
     await redis.stop();
   });
 
-  billingContract("redis", async () => {
+  billingContract("redis", async (retention) => {
     const prefix = randomPrefix();
     return {
-      store: new RedisBilling(client(), BILLING_OPTIONS, prefix),
-      reopen: async () => new RedisBilling(client(), BILLING_OPTIONS, prefix),
+      store: new RedisBilling(client(), BILLING_OPTIONS, prefix, undefined, retention),
+      reopen: async () => new RedisBilling(client(), BILLING_OPTIONS, prefix, undefined, retention),
       dispose: async () => {},
     };
+  });
+
+  it("the router's --generation-retention-s sets how long Redis keeps each generation record", async () => {
+    const c = client();
+    const cfg = parseRouterCommand(["--redis-url", redis.url, "--generation-retention-s", "3600"], {}).config;
+    const { billing } = redisStores(c, cfg);
+    const e = billedEvent("key_00000000000000aa", 100, { finishedAtMs: Date.now() });
+    expect(await billing.settle([e], Date.now())).to.deep.include({ settled: 1 });
+    const ttl = await c.pttl(billing.keys.generation("key_00000000000000aa", e.requestId));
+    expect(ttl).to.be.within(3_500_000, 3_600_000);
   });
 
   it("100 concurrent holds from 5 router replicas (clients) against a balance covering 10: exactly 10 succeed", async () => {

@@ -132,7 +132,15 @@ async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
  * `make` is called once per test and must return an empty store with
  * BILLING_OPTIONS.
  */
-export function billingContract(name: string, make: () => Promise<BillingHarness>): void {
+/**
+ * The billing store contract. `make` builds a fresh store; given a
+ * generation retention (ms), the store keeps records that long instead of
+ * the default 30 days.
+ */
+export function billingContract(
+  name: string,
+  make: (generationRetentionMs?: number) => Promise<BillingHarness>,
+): void {
   describe(`billing store contract: ${name}`, function () {
     this.timeout(30_000);
     let h: BillingHarness;
@@ -487,6 +495,27 @@ export function billingContract(name: string, make: () => Promise<BillingHarness
         duplicates: 0,
         ignored: 1,
       });
+    });
+
+    it("keeps generation records for the retention it was given, and refuses events older than it", async () => {
+      await h.dispose();
+      h = await make(HOUR);
+      store = h.store;
+      const key = randomKey();
+      const e = billedEvent(key, 500);
+      expect(await store.settle([e], NOW)).to.deep.include({ settled: 1 });
+      expect((await store.generation(key, e.requestId, NOW + HOUR - 1))?.costMicros).to.equal(500);
+      store = await h.reopen(NOW + HOUR - 1);
+      expect((await store.generation(key, e.requestId, NOW + HOUR - 1))?.costMicros).to.equal(500);
+      expect(await store.generation(key, e.requestId, NOW + HOUR)).to.equal(undefined);
+      // The record was its settled marker: past the retention a replay is refused, not charged again.
+      expect(await store.settle([e], NOW + HOUR)).to.deep.equal({ settled: 0, duplicates: 0, ignored: 1 });
+      expect((await store.account(key, NOW + HOUR)).spentTotalMicros).to.equal(500);
+      // A record settled late lives its retention from its request's finish, not from the settling.
+      const late = billedEvent(key, 7, { finishedAtMs: NOW + HOUR });
+      await store.settle([late], NOW + HOUR + 30 * MIN);
+      expect(await store.generation(key, late.requestId, NOW + 2 * HOUR - 1)).to.not.equal(undefined);
+      expect(await store.generation(key, late.requestId, NOW + 2 * HOUR)).to.equal(undefined);
     });
 
     it("generation records keep the app a request named (referer and title), across a restart", async () => {

@@ -66,6 +66,22 @@ describe("config", () => {
     );
   });
 
+  it("keeps generation records 30 days unless --generation-retention-s says otherwise, from one hour to 30 days", () => {
+    expect(parseRouterCommand([], {}).config.generationRetentionS).to.equal(30 * 86_400);
+    expect(parseRouterCommand(["--generation-retention-s", "3600"], {}).config.generationRetentionS).to.equal(
+      3600,
+    );
+    expect(
+      parseRouterCommand([], { TENSORCLAW_GENERATION_RETENTION_S: "86400" }).config.generationRetentionS,
+    ).to.equal(86_400);
+    expect(configError(() => parseRouterCommand(["--generation-retention-s", "3599"], {}))).to.match(
+      /--generation-retention-s/,
+    );
+    expect(configError(() => parseRouterCommand(["--generation-retention-s", "2592001"], {}))).to.match(
+      /--generation-retention-s/,
+    );
+  });
+
   it("waits for no Redis replica unless --redis-wait-replicas, which needs --redis-url and a timeout below the client's", () => {
     const none = parseRouterCommand([], {}).config;
     expect([none.redisWaitReplicas, none.redisWaitTimeoutMs]).to.deep.equal([0, 1000]);
