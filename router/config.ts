@@ -232,7 +232,7 @@ export const ROUTER_OPTIONS: OptionSpecs<RouterConfig> = {
     max: GENERATION_TTL_MS / 1000,
     description:
       "How long each API request's generation record is kept in the billing store, in seconds (one hour to 30 days); " +
-      "about 570 bytes of Redis per request for that long.",
+      "about 300 bytes of Redis per request for that long.",
   },
   maxBodyBytes: {
     flag: "max-body-bytes",

@@ -67,7 +67,7 @@ import {
  * | `P{key:<id>}:bz` | ZSET | `<bucket>:<model>`, score = bucket start (24 h kept) |
  * | `P{key:<id>}:dz` | ZSET | `<day>:<model>`, score = UTC day number (90 days kept) |
  * | `P{key:<id>}:gz` | ZSET | request id → created at (ms): the key's newest RECENT_GENERATIONS_MAX generations |
- * | `P{key:<id>}:g:<request id>` | STRING | generation record `{"g":record,"x":expiresAtMs}`, PX until 30 days after the request; also its settled marker |
+ * | `P{key:<id>}:g:<request id>` | STRING | generation record, compact and tab-separated (settle.lua; `{"g":record,"x":expiresAtMs}` JSON from routers before it), PX until the generation retention after the request; also its settled marker |
  * | `P{cursors}` | HASH | cursor name → value (the deposit watcher's last block) |
  *
  * Money is whole micros everywhere, added with HINCRBY: never a float.
@@ -91,7 +91,7 @@ interface BillingCommands {
   tcBillRelease(numKeys: number, ...args: Args): Promise<number>;
   tcBillSettle(numKeys: number, ...args: Args): Promise<[number, number]>;
   tcBillRead(numKeys: number, ...args: Args): Promise<[string[], string[], string[], string[]]>;
-  tcBillRecent(numKeys: number, ...args: Args): Promise<(string | null)[]>;
+  tcBillRecent(numKeys: number, ...args: Args): Promise<[string[], (string | null)[]]>;
 }
 
 type Pipe = ChainableCommander & BillingCommands;
@@ -168,16 +168,56 @@ function settingsOf(
   };
 }
 
-/** A stored generation record (`{"g":record,"x":expiry}`) of `keyId`, when readable and live at `nowMs`. */
-function storedGeneration(text: string, keyId: string, nowMs: number): GenerationRecord | undefined {
-  try {
-    const doc = JSON.parse(text) as { g?: unknown; x?: unknown };
-    const g = generationFrom(doc.g);
-    if (g === undefined || g.keyId !== keyId || typeof doc.x !== "number" || doc.x <= nowMs) return undefined;
-    return g;
-  } catch {
-    return undefined;
+/** How a compact generation record (settle.lua) starts: its format version and a tab. */
+const COMPACT_RECORD = "2\t";
+
+/**
+ * A stored generation record of request `requestId` of `keyId`, when readable
+ * and live at `nowMs`: compact (settle.lua), or the `{"g":record,"x":expiry}`
+ * JSON that routers before it wrote (kept for their records' lifetime).
+ */
+export function storedGeneration(
+  text: string,
+  keyId: string,
+  requestId: string,
+  nowMs: number,
+): GenerationRecord | undefined {
+  let doc: { g?: unknown; x?: unknown };
+  if (text.startsWith(COMPACT_RECORD)) {
+    const f = text.split("\t");
+    if (f.length !== 14) return undefined;
+    const [, model, p, c, u, created, ttft, latency, finish, streamed, outcome, expiry, referer, title] = f;
+    const num = (s: string | undefined) => (s === undefined || s === "" ? Number.NaN : Number(s));
+    const app =
+      referer || title ? { ...(referer ? { referer } : {}), ...(title ? { title } : {}) } : undefined;
+    doc = {
+      g: {
+        id: requestId,
+        keyId,
+        model,
+        promptTokens: num(p),
+        completionTokens: num(c),
+        costMicros: num(u),
+        createdAtMs: num(created),
+        ttftMs: ttft === "" ? null : num(ttft),
+        latencyMs: num(latency),
+        finishReason: finish === "" ? null : finish,
+        streamed: streamed === "1",
+        outcome,
+        app,
+      },
+      x: num(expiry),
+    };
+  } else {
+    try {
+      doc = JSON.parse(text) as { g?: unknown; x?: unknown };
+    } catch {
+      return undefined;
+    }
   }
+  const g = generationFrom(doc.g);
+  if (g === undefined || g.keyId !== keyId || g.id !== requestId) return undefined;
+  return typeof doc.x === "number" && doc.x > nowMs ? g : undefined;
 }
 
 function entryOf(json: string): CreditEntry | undefined {
@@ -420,23 +460,24 @@ export class RedisBilling implements BillingStore {
   async generation(keyId: string, requestId: string, nowMs: number): Promise<GenerationRecord | undefined> {
     if (!isKeyId(keyId) || !isId(requestId)) return undefined;
     const text = await this.#redis.get(this.keys.generation(keyId, requestId));
-    return text === null ? undefined : storedGeneration(text, keyId, nowMs);
+    return text === null ? undefined : storedGeneration(text, keyId, requestId, nowMs);
   }
 
   async recentGenerations(keyId: string, limit: number, nowMs: number): Promise<GenerationRecord[]> {
     if (!isKeyId(keyId)) return [];
     const k = this.keys;
-    const texts = await this.#cmd.tcBillRecent(
+    const [ids, texts] = await this.#cmd.tcBillRecent(
       1,
       k.recentGenerations(keyId),
       k.generationPrefix(keyId),
       recentLimit(limit),
     );
     const out: GenerationRecord[] = [];
-    for (const t of texts) {
-      const g = t === null ? undefined : storedGeneration(t, keyId, nowMs);
+    ids.forEach((id, i) => {
+      const t = texts[i];
+      const g = t === null || t === undefined ? undefined : storedGeneration(t, keyId, id, nowMs);
       if (g !== undefined) out.push(g);
-    }
+    });
     return out;
   }
 

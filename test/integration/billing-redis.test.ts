@@ -56,6 +56,35 @@ describe("Redis billing store", () => {
     expect(ttl).to.be.within(3_500_000, 3_600_000);
   });
 
+  it("stores generation records compact, and still reads the JSON ones routers before it wrote", async () => {
+    const c = client();
+    const store = new RedisBilling(c, BILLING_OPTIONS, randomPrefix());
+    const keyId = "key_00000000000000bb";
+    const e = billedEvent(keyId, 250, {
+      billing: { app: { referer: "https://app.example/", title: 'A "b" ✓' } },
+    });
+    await store.settle([e], NOW);
+    const want = await store.generation(keyId, e.requestId, NOW);
+    expect(want).to.include({ id: e.requestId, keyId, costMicros: 250, streamed: true });
+    expect(want?.app).to.deep.equal({ referer: "https://app.example/", title: 'A "b" ✓' });
+    const name = store.keys.generation(keyId, e.requestId);
+    const stored = (await c.get(name)) ?? "";
+    // Neither id is in the value: the key names both.
+    expect(stored.startsWith("2\t")).to.equal(true);
+    expect(stored).to.not.include(keyId).and.not.include(e.requestId);
+    // The same record as an older router stored it: read alike, one by one and in the recent list.
+    const ttl = await c.pttl(name);
+    await c.set(name, JSON.stringify({ g: want, x: NOW + 60_000 }), "PX", ttl);
+    expect(await store.generation(keyId, e.requestId, NOW)).to.deep.equal(want);
+    expect(await store.recentGenerations(keyId, 10, NOW)).to.deep.equal([want]);
+    // A record for another request (a key renamed by hand) or a mangled one reads as none.
+    await c.set(name, JSON.stringify({ g: { ...want, id: "other" }, x: NOW + 60_000 }), "PX", ttl);
+    expect(await store.generation(keyId, e.requestId, NOW)).to.equal(undefined);
+    await c.set(name, "2\tmodel\t1", "PX", ttl);
+    expect(await store.generation(keyId, e.requestId, NOW)).to.equal(undefined);
+    expect(await store.recentGenerations(keyId, 10, NOW)).to.deep.equal([]);
+  });
+
   it("100 concurrent holds from 5 router replicas (clients) against a balance covering 10: exactly 10 succeed", async () => {
     const prefix = randomPrefix();
     const stores = Array.from({ length: 5 }, () => new RedisBilling(client(), BILLING_OPTIONS, prefix));

@@ -8,12 +8,14 @@ ARGV[1]  the prefix of the key's generation records, P{key:<id>}:g: (a request
          key read here lives in KEYS[1]'s slot)
 ARGV[2]  how many to read (1..100)
 
-Returns the records (as stored, {"g":record,"x":expiry}) of the newest
-ARGV[2] ids, newest first; false where a record is gone (expired). The
-caller drops those and records past their expiry. Read-only.
+Returns {ids, records}: the newest ARGV[2] request ids, newest first, and
+their records as stored (compact, or the JSON of older routers: see
+settle.lua); false where a record is gone (expired). A compact record does
+not hold its request id, hence the ids. The caller drops the gone ones and
+records past their expiry. Read-only.
 ]]
 local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-if #ids == 0 then return {} end
+if #ids == 0 then return {{}, {}} end
 local names = {}
 for i, id in ipairs(ids) do names[i] = ARGV[1] .. id end
-return redis.call('MGET', unpack(names))
+return {ids, redis.call('MGET', unpack(names))}

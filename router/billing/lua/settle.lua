@@ -13,12 +13,13 @@ KEYS[6]      P{key:<id>}:dz     ZSET "<day>:<model>", score = UTC day number
 KEYS[7]      P{key:<id>}:gz     ZSET request id, score = created at (ms): the key's
                                      recent generations (recent.lua reads it)
 KEYS[7 + i]  P{key:<id>}:g:<request id of event i>  STRING the generation record; it is
-             also the request's settled marker (SET NX), kept until 30 days after
-             the request finished (the caller refuses older events)
+             also the request's settled marker (SET NX), kept for the store's
+             generation retention after the request finished (the caller refuses
+             older events)
 
 ARGV[1]  bucket cutoff: oldest bucket start kept (24 h window); older buckets are trimmed
 ARGV[2]  oldest UTC day kept (90 days); older days are trimmed
-ARGV[3]  the key id (written into each generation record)
+ARGV[3]  the key id (unused: the record's key names it; kept so the arguments keep their places)
 ARGV[4]  recent list cutoff: entries created before it are dropped from KEYS[7]
 ARGV[5]  recent list size: KEYS[7] keeps only its newest this many entries
 ARGV[5 + i]  event i, one tab-separated string (one argument per event: the
@@ -33,9 +34,12 @@ ARGV[5 + i]  event i, one tab-separated string (one argument per event: the
          none; both absent in events of older routers). Ids, reasons and app
          texts never hold tabs or control characters (the caller checks them).
 
-The generation record is stored as {"g":<record>,"x":<expiry>}, the record
-with the fields of GenerationRecord (router/billing/billing.ts); strings are
-escaped with cjson.
+The generation record is stored compact, tab-separated (its key already
+names the request and the API key): "2", model, prompt tokens, completion
+tokens, cost, created at, ttft (empty: none), latency, finish reason (empty:
+none), streamed (1/0), outcome, expiry (ms), referer, title (each empty:
+none). That is 232 bytes of Redis per record against 504 for the JSON form
+({"g":<record>,"x":<expiry>}) that routers before it wrote; readers take both.
 
 Every number is a whole number passed as a string and added with HINCRBY,
 so money stays exact. Per new event: the request's hold is dropped, its
@@ -71,7 +75,6 @@ end
 local released, charged = 0, 0
 local lease_cost, leases = {}, {}
 local seen_bucket, seen_day = {}, {}
-local key_json = cjson.encode(ARGV[3])
 local function fields(s)
   local out, from = {}, 1
   while true do
@@ -84,25 +87,13 @@ local function fields(s)
     from = tab + 1
   end
 end
-local function json_or_null(v) if v == '' then return 'null' end return cjson.encode(v) end
 for i = 1, n do
   local f = fields(ARGV[5 + i])
   local rid, bucket, day, model = f[1], f[2], f[3], f[4]
   local p, c, u, px, hid = f[5], f[6], f[7], f[8], f[9]
-  local referer, title = f[17] or '', f[18] or ''
-  local app = ''
-  if referer ~= '' or title ~= '' then
-    local parts = {}
-    if referer ~= '' then parts[#parts + 1] = '"referer":' .. cjson.encode(referer) end
-    if title ~= '' then parts[#parts + 1] = '"title":' .. cjson.encode(title) end
-    app = ',"app":{' .. table.concat(parts, ',') .. '}'
-  end
-  local rec = '{"g":{"id":' .. cjson.encode(rid) .. ',"keyId":' .. key_json ..
-    ',"model":' .. cjson.encode(model) .. ',"promptTokens":' .. p .. ',"completionTokens":' .. c ..
-    ',"costMicros":' .. u .. ',"createdAtMs":' .. f[10] ..
-    ',"ttftMs":' .. (f[11] == '' and 'null' or f[11]) .. ',"latencyMs":' .. f[12] ..
-    ',"finishReason":' .. json_or_null(f[13]) .. ',"streamed":' .. (f[14] == '1' and 'true' or 'false') ..
-    ',"outcome":' .. cjson.encode(f[15]) .. app .. '},"x":' .. f[16] .. '}'
+  local rec = '2\t' .. model .. '\t' .. p .. '\t' .. c .. '\t' .. u .. '\t' .. f[10] .. '\t' .. f[11] ..
+    '\t' .. f[12] .. '\t' .. f[13] .. '\t' .. f[14] .. '\t' .. f[15] .. '\t' .. f[16] ..
+    '\t' .. (f[17] or '') .. '\t' .. (f[18] or '')
   if not redis.call('SET', KEYS[7 + i], rec, 'PX', px, 'NX') then
     dups = dups + 1
   else
