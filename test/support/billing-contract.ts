@@ -694,6 +694,9 @@ export function billingContract(
         billedEvent(key, 10, { billing: { ttftMs: "fast" as unknown as number } }),
         billedEvent(key, 10, { billing: { streamed: "yes" as unknown as boolean } }),
         billedEvent(key, 10, { billing: { finishReason: 7 as unknown as string } }),
+        // A miner's finish reason or a model id with a tab would shift the fields of a compact record.
+        billedEvent(key, 10, { billing: { finishReason: "stop\t0\tcompleted" } }),
+        billedEvent(key, 10, { model: "model-x\t999" }),
         billedEvent(key, 10, { billing: { app: { title: "tab\there" } } }),
         billedEvent(key, 10, { billing: { app: { referer: "x".repeat(300) } } }),
         billedEvent(key, 10, { billing: { app: { title: 5 as unknown as string } } }),
