@@ -176,7 +176,7 @@ const COMPACT_RECORD = "2\t";
  * and live at `nowMs`: compact (settle.lua), or the `{"g":record,"x":expiry}`
  * JSON that routers before it wrote (kept for their records' lifetime).
  */
-export function storedGeneration(
+function storedGeneration(
   text: string,
   keyId: string,
   requestId: string,
