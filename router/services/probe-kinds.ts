@@ -12,6 +12,7 @@ import { textOfParts } from "../../common/tokens/prompt.js";
 import {
   type ChatRequest,
   type CompletionRequest,
+  type Embedding,
   type EmbeddingRequest,
   FinishReason,
 } from "../../gen/tensorclaw/v1/chat.js";
@@ -64,17 +65,28 @@ export function probeBody(chat: ChatRequest, kind: ModelKind): DispatchBody {
   return { embedding };
 }
 
+/** Settings of one embeddings probe. */
+export interface EmbeddingProbeOptions {
+  readonly livenessMs: number;
+  readonly now: () => number;
+  readonly clock: Clock;
+  /** Return the vectors (an audit: the validator judges them); a liveness probe does not need them. */
+  readonly keepVectors: boolean;
+}
+
 /**
  * Relays an embeddings probe: live once the first vector arrives within
  * `livenessMs` of sending (the tunnel checked it: kind-check.ts), ok once
  * every vector came and the miner finished cleanly. Not live in time:
- * cancelled as a user disconnect, failed.
+ * cancelled as a user disconnect, failed. With `keepVectors`, the vectors
+ * of a passed probe come back in input order.
  */
 export async function runEmbeddingProbe(
   call: InferenceCall,
   startedMs: number,
-  o: { readonly livenessMs: number; readonly now: () => number; readonly clock: Clock },
+  o: EmbeddingProbeOptions,
 ): Promise<ProbeRunResult> {
+  const vectors: Embedding[] = [];
   let liveMs: number | undefined;
   let late = false;
   let clean = false;
@@ -90,6 +102,7 @@ export async function runEmbeddingProbe(
     for await (const e of call.events) {
       if (e.type === "chunk") {
         if (liveMs === undefined && e.chunk.embeddings.length > 0) liveMs = o.now() - startedMs;
+        if (o.keepVectors) vectors.push(...e.chunk.embeddings);
       } else if (e.type === "usage") {
         clean = true;
         endedMs = o.now();
@@ -121,5 +134,6 @@ export async function runEmbeddingProbe(
     logprobs: [],
     cut: false,
     livenessMs: ok ? (liveMs ?? 0) : 0,
+    embeddings: ok ? vectors.sort((a, b) => a.index - b.index) : [],
   };
 }

@@ -1,6 +1,6 @@
 import type { Clock } from "../../common/clock.js";
 import type { TokenCount } from "../../common/tokens/encodings.js";
-import { FinishReason, type TokenLogprob } from "../../gen/tensorclaw/v1/chat.js";
+import { type Embedding, FinishReason, type TokenLogprob } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { carriesToken } from "../routing/first-token.js";
 import type { InferenceCall, RelayedText } from "../tunnel/types.js";
@@ -51,6 +51,8 @@ export interface ProbeRunResult {
   readonly cut: boolean;
   /** When liveness was met, ms from sending; 0 when it was not. */
   readonly livenessMs: number;
+  /** An embeddings probe's vectors in input order, when they were kept (probe-kinds.ts); else empty. */
+  readonly embeddings: Embedding[];
 }
 
 /** Answer tokens of the relayed text, counted as the router counts a completion (token-credit.ts). */
@@ -201,5 +203,6 @@ export async function runProbe(
     logprobs,
     cut,
     livenessMs: ok ? (liveMs ?? 0) : 0,
+    embeddings: [],
   };
 }

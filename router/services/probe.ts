@@ -264,6 +264,7 @@ export class ProbeService {
       logprobs: [],
       cut: false,
       livenessMs: 0,
+      embeddings: [],
     });
   }
 
@@ -461,7 +462,7 @@ export class ProbeService {
     const timing = { livenessMs, now: this.#d.now, clock: this.#clock };
     const r =
       target.kind === "embedding"
-        ? await runEmbeddingProbe(call, sentMs, timing)
+        ? await runEmbeddingProbe(call, sentMs, { ...timing, keepVectors: cutAfterTokens === 0 })
         : await runProbe(call, sentMs, {
             cutAfterTokens,
             livenessMs,

@@ -62,7 +62,7 @@ describe("probes of models that serve no chat", function () {
     await waitForSessions(h.hub, (s) => s.some((x) => x.hotkey === miner.address), "the miner");
     return tunnel;
   }
-  const probe = async (livenessMs?: number) =>
+  const probe = async (livenessMs?: number, cutAfterTokens = 5) =>
     new ProbeService(await probeDeps(h.hub, livenessMs === undefined ? {} : { livenessMs })).probe(
       ProbeRequest.fromPartial({
         hotkey: miner.address,
@@ -74,7 +74,7 @@ describe("probes of models that serve no chat", function () {
           stream: true,
           max_tokens: 7,
         }),
-        cutAfterTokens: 5,
+        cutAfterTokens,
       }),
       validator.address,
     );
@@ -99,6 +99,32 @@ describe("probes of models that serve no chat", function () {
     expect(passed).to.include({ ok: true, ghost: false, model: "m", completionTokens: 0 });
     expect(passed.ttftMs).to.be.greaterThan(0);
     expect(h.hub.sessions().find((s) => s.hotkey === miner.address)?.state).to.equal("active");
+  });
+
+  it("an audit of an embeddings-only model returns its vectors in input order; a liveness probe does not", async () => {
+    const t = await connect([RequestKind.REQUEST_KIND_EMBEDDING]);
+    const answer = async (audit: boolean) => {
+      const res = probe(undefined, audit ? 0 : 5);
+      const req = await t.expect("request");
+      // Sent out of order: the validator gets them by input.
+      t.send(
+        chunk(req.requestId, { vector: [0, 1], index: 1 }),
+        chunk(req.requestId, { vector: [0.6, 0.8], index: 0 }),
+        usage(req.requestId, 0n),
+      );
+      return res;
+    };
+    const audit = await answer(true);
+    expect(audit).to.include({ ok: true, cut: false });
+    expect(audit.embeddings.map((e) => e.index)).to.deep.equal([0, 1]);
+    expect(audit.embeddings[0]?.values[0]).to.be.closeTo(0.6, 1e-6);
+    expect(audit.embeddings[1]?.values).to.deep.equal([0, 1]);
+    expect((await answer(false)).embeddings).to.deep.equal([]);
+    // A failed audit (one vector for two inputs) carries none either.
+    const failed = probe(undefined, 0);
+    const req = await t.expect("request");
+    t.send(chunk(req.requestId, { vector: [0.6, 0.8] }), usage(req.requestId, 0n));
+    expect(await failed).to.deep.include({ ok: false, embeddings: [] });
   });
 
   it("an embeddings-only model that sends no vector within the liveness deadline is a ghost", async () => {

@@ -111,6 +111,7 @@ export function okProbe(latencyMs: number): ProbeResponse {
     logprobs: [],
     cut: true,
     livenessMs: latencyMs,
+    embeddings: [],
   };
 }
 

@@ -18,7 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { FinishReason, finishReasonFromJSON, finishReasonToJSON, TokenLogprob } from "./chat.js";
+import { Embedding, FinishReason, finishReasonFromJSON, finishReasonToJSON, TokenLogprob } from "./chat.js";
 
 export const protobufPackage = "tensorclaw.v1";
 
@@ -213,6 +213,14 @@ export interface ProbeResponse {
    * of a long answer.
    */
   livenessMs: number;
+  /**
+   * The vectors of an embeddings probe (a model that serves neither chat
+   * nor completions), in input order, when the probe relayed the whole
+   * answer (`cut_after_tokens` = 0: an audit); empty otherwise. The
+   * tunnel already checked them: one finite vector per input, all of one
+   * length.
+   */
+  embeddings: Embedding[];
 }
 
 /** Which traffic to describe. */
@@ -492,6 +500,7 @@ function createBaseProbeResponse(): ProbeResponse {
     logprobs: [],
     cut: false,
     livenessMs: 0,
+    embeddings: [],
   };
 }
 
@@ -541,6 +550,9 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     }
     if (message.livenessMs !== 0) {
       writer.uint32(113).double(message.livenessMs);
+    }
+    for (const v of message.embeddings) {
+      Embedding.encode(v!, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -670,6 +682,14 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
             message.livenessMs = reader.double();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.embeddings.push(Embedding.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -728,6 +748,9 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
         : isSet(object.liveness_ms)
         ? globalThis.Number(object.liveness_ms)
         : 0,
+      embeddings: globalThis.Array.isArray(object?.embeddings)
+        ? object.embeddings.map((e: any) => Embedding.fromJSON(e))
+        : [],
     };
   },
 
@@ -775,6 +798,9 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     if (message.livenessMs !== 0) {
       obj.livenessMs = floatToJson(message.livenessMs);
     }
+    if (message.embeddings?.length) {
+      obj.embeddings = message.embeddings.map((e) => Embedding.toJSON(e));
+    }
     return obj;
   },
 
@@ -799,6 +825,7 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     message.logprobs = object.logprobs?.map((e) => TokenLogprob.fromPartial(e)) || [];
     message.cut = object.cut ?? false;
     message.livenessMs = object.livenessMs ?? 0;
+    message.embeddings = object.embeddings?.map((e) => Embedding.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1791,8 +1818,11 @@ export const ProbeServiceService = {
    * `user` and `stream`), judged like a chat answer; or else an
    * EmbeddingRequest with one input per non-empty message, live when its
    * first vector arrives within 8 s and `ok` only once every vector came
-   * (`content` empty, `completion_tokens` 0). Audits judge chat answers:
-   * a validator audits only models that serve chat (DirectoryModel.kinds).
+   * (`content` empty, `completion_tokens` 0, and with `cut_after_tokens`
+   * = 0 the vectors in `embeddings`). Audits judge chat answers, and the
+   * vectors of models that serve only embeddings: this project's validator
+   * audits models that serve chat, or embeddings and neither chat nor
+   * completions (DirectoryModel.kinds).
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
@@ -1908,8 +1938,11 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    * `user` and `stream`), judged like a chat answer; or else an
    * EmbeddingRequest with one input per non-empty message, live when its
    * first vector arrives within 8 s and `ok` only once every vector came
-   * (`content` empty, `completion_tokens` 0). Audits judge chat answers:
-   * a validator audits only models that serve chat (DirectoryModel.kinds).
+   * (`content` empty, `completion_tokens` 0, and with `cut_after_tokens`
+   * = 0 the vectors in `embeddings`). Audits judge chat answers, and the
+   * vectors of models that serve only embeddings: this project's validator
+   * audits models that serve chat, or embeddings and neither chat nor
+   * completions (DirectoryModel.kinds).
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
@@ -1997,8 +2030,11 @@ export interface ProbeServiceClient extends Client {
    * `user` and `stream`), judged like a chat answer; or else an
    * EmbeddingRequest with one input per non-empty message, live when its
    * first vector arrives within 8 s and `ok` only once every vector came
-   * (`content` empty, `completion_tokens` 0). Audits judge chat answers:
-   * a validator audits only models that serve chat (DirectoryModel.kinds).
+   * (`content` empty, `completion_tokens` 0, and with `cut_after_tokens`
+   * = 0 the vectors in `embeddings`). Audits judge chat answers, and the
+   * vectors of models that serve only embeddings: this project's validator
+   * audits models that serve chat, or embeddings and neither chat nor
+   * completions (DirectoryModel.kinds).
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
