@@ -459,10 +459,14 @@ export class ProbeService {
     cutAfterTokens: number,
     livenessMs: number,
   ): Promise<ProbeResponse> {
-    const timing = { livenessMs, now: this.#d.now, clock: this.#clock };
     const r =
       target.kind === "embedding"
-        ? await runEmbeddingProbe(call, sentMs, { ...timing, keepVectors: cutAfterTokens === 0 })
+        ? await runEmbeddingProbe(call, sentMs, {
+            livenessMs,
+            now: this.#d.now,
+            clock: this.#clock,
+            keepVectors: cutAfterTokens === 0,
+          })
         : await runProbe(call, sentMs, {
             cutAfterTokens,
             livenessMs,
