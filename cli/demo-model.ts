@@ -8,8 +8,8 @@ export const demoModelCommand = defineCommand({
   description:
     'Serves the demo model "tensorclaw-demo" (a tiny n-gram model, not a real LLM) over an OpenAI-compatible\n' +
     "HTTP API: /v1/models, /v1/chat/completions (streaming, logprobs), /v1/completions (echo, logprobs) and\n" +
-    "vLLM's /tokenize. Validators use it as the reference server of tensorclaw-demo (--reference); a miner\n" +
-    "may use it as its --backend.",
+    'vLLM\'s /tokenize; also /v1/embeddings of the demo embedding model "tensorclaw-demo-embed". Validators\n' +
+    "use it as the reference server of both (--reference); a miner may use it as its --backend.",
   options: DEMO_MODEL_OPTIONS,
   defaults: DEMO_MODEL_DEFAULTS,
   parse: parseDemoModelCommand,

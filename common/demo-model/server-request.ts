@@ -10,6 +10,7 @@
 import { TensorClawError } from "../errors.js";
 import { textOfParts } from "../tokens/prompt.js";
 import type { ChatTurn } from "./chat-template.js";
+import { DEMO_EMBEDDING_MODEL_ID, demoDimensionsProblem } from "./embedding.js";
 import { DEMO_MODEL_ID, MAX_TOP_LOGPROBS } from "./model.js";
 
 /** Sampling settings shared by both completion endpoints. */
@@ -38,6 +39,15 @@ export interface CompletionBody extends Sampling {
   /** Alternatives per token in the legacy `logprobs` object; undefined: no logprobs. */
   readonly logprobs: number | undefined;
 }
+
+/** A checked `POST /v1/embeddings` body for the demo embedding model. */
+export interface EmbeddingsBody {
+  readonly input: readonly string[];
+  readonly dimensions: number | undefined;
+}
+
+/** Most inputs of one embeddings request (OpenAI's limit). */
+export const MAX_EMBEDDING_INPUTS = 2048;
 
 /** A checked `POST /tokenize` body (vLLM's shape). */
 export type TokenizeBody =
@@ -78,14 +88,14 @@ function intIn(b: Json, key: string, min: number, max: number): number | undefin
   return v;
 }
 
-/** Checks `model` (optional where vLLM has it optional): unknown models are a 404. */
-function checkModel(b: Json, required: boolean): void {
+/** Checks `model` (optional where vLLM has it optional): models other than `served` are a 404. */
+function checkModel(b: Json, required: boolean, served = DEMO_MODEL_ID): void {
   const model = optional(b, "model", isString, "a string");
   if (model === undefined) {
     if (required) bad("model", "is required");
     return;
   }
-  if (model !== DEMO_MODEL_ID) {
+  if (model !== served) {
     throw new TensorClawError("model_not_found", `The model ${JSON.stringify(model)} does not exist.`, {
       param: "model",
     });
@@ -188,4 +198,26 @@ export function parseTokenizeBody(body: unknown): TokenizeBody {
   // `add_special_tokens` is accepted: the demo model adds no special tokens either way.
   optional(b, "add_special_tokens", isBool, "a boolean");
   return { kind: "prompt", prompt: p, returnTokenStrs };
+}
+
+/**
+ * Checks a `POST /v1/embeddings` body: `model` the demo embedding model,
+ * `input` a text or 1 to {@link MAX_EMBEDDING_INPUTS} texts, `dimensions`
+ * within the model's, `encoding_format` "float" when given.
+ */
+export function parseEmbeddingsBody(body: unknown): EmbeddingsBody {
+  const b = asObject(body);
+  checkModel(b, true, DEMO_EMBEDDING_MODEL_ID);
+  const raw = b.input;
+  const input = typeof raw === "string" ? [raw] : raw;
+  if (!Array.isArray(input) || input.length === 0 || !input.every(isString)) {
+    bad("input", "must be a string or a non-empty array of strings");
+  }
+  if (input.length > MAX_EMBEDDING_INPUTS) bad("input", `must have at most ${MAX_EMBEDDING_INPUTS} texts`);
+  const format = optional(b, "encoding_format", isString, "a string");
+  if (format !== undefined && format !== "float") bad("encoding_format", 'only "float" is served');
+  const dimensions = optional(b, "dimensions", isInt, "an integer");
+  const problem = dimensions === undefined ? undefined : demoDimensionsProblem(dimensions);
+  if (problem !== undefined) bad("dimensions", problem);
+  return { input, dimensions };
 }

@@ -12,7 +12,10 @@
  *   `logprobs` (k), `max_tokens` (0 with `echo` scores the prompt only);
  * - `POST /tokenize` (also `/v1/tokenize`): vLLM's shape, a `prompt` or
  *   `messages` (rendered with the demo chat template) →
- *   `{tokens, count, max_model_len}`.
+ *   `{tokens, count, max_model_len}`;
+ * - `POST /v1/embeddings` of the demo embedding model
+ *   (`tensorclaw-demo-embed`, embedding.ts), floats only: the validators'
+ *   reference for that model (`/v1/models` lists the chat model alone).
  *
  * The judge's path, exactly as with vLLM: tokenize the conversation with
  * `add_generation_prompt`, tokenize the miner's answer with
@@ -24,6 +27,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { TensorClawError } from "../errors.js";
 import { renderChatPrompt } from "./chat-template.js";
+import { DEMO_EMBEDDING_MODEL_ID, demoEmbedding } from "./embedding.js";
 import { DEMO_CONTEXT_LENGTH, DEMO_MODEL_ID, type DemoModel, loadDemoModel } from "./model.js";
 import {
   chatChunk,
@@ -43,7 +47,13 @@ import {
   sendJson,
   startEvents,
 } from "./server-http.js";
-import { parseChatBody, parseCompletionBody, parseTokenizeBody, type Sampling } from "./server-request.js";
+import {
+  parseChatBody,
+  parseCompletionBody,
+  parseEmbeddingsBody,
+  parseTokenizeBody,
+  type Sampling,
+} from "./server-request.js";
 
 /** Tokens a chat answer may have when the request sets no `max_tokens`. */
 export const DEFAULT_CHAT_MAX_TOKENS = 512;
@@ -198,6 +208,21 @@ export async function startDemoModelServer(opts: DemoModelServerOptions): Promis
     });
   }
 
+  async function embeddings(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = parseEmbeddingsBody(await readJson(req, limit));
+    const tokens = body.input.reduce((n, text) => n + model.encode(text).length, 0);
+    sendJson(res, 200, {
+      object: "list",
+      data: body.input.map((text, index) => ({
+        object: "embedding",
+        index,
+        embedding: demoEmbedding(text, body.dimensions),
+      })),
+      model: DEMO_EMBEDDING_MODEL_ID,
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+    });
+  }
+
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void | Promise<void>> = {
     "GET /health": (_req, res) => sendJson(res, 200, { status: "ok" }),
     "GET /v1/models": (_req, res) =>
@@ -215,6 +240,7 @@ export async function startDemoModelServer(opts: DemoModelServerOptions): Promis
       }),
     "POST /v1/chat/completions": chat,
     "POST /v1/completions": completions,
+    "POST /v1/embeddings": embeddings,
     "POST /tokenize": tokenize,
     // vLLM serves /tokenize at the root; a judge configured with a `…/v1` base URL may look here.
     "POST /v1/tokenize": tokenize,

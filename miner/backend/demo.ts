@@ -14,6 +14,11 @@
 
 import { type ChatTurn, renderChatPrompt } from "../../common/demo-model/chat-template.js";
 import {
+  DEMO_EMBEDDING_MODEL_ID,
+  demoDimensionsProblem,
+  demoEmbedding,
+} from "../../common/demo-model/embedding.js";
+import {
   DEMO_CONTEXT_LENGTH,
   DEMO_MODEL_ID,
   type DemoModel,
@@ -41,12 +46,11 @@ import {
   type EmbeddingResult,
 } from "./backend.js";
 import { demoCompletion } from "./demo-completion.js";
-import { DEMO_EMBEDDING_MODEL_ID, demoEmbedding } from "./demo-embedding.js";
 import type { StopSignal } from "./request-stop.js";
 import { countTextTokens } from "./token-counter.js";
 
+export { DEMO_EMBEDDING_MODEL_ID } from "../../common/demo-model/embedding.js";
 export { DEMO_MODEL_ID } from "../../common/demo-model/model.js";
-export { DEMO_EMBEDDING_MODEL_ID } from "./demo-embedding.js";
 
 /** Delay between demo tokens. */
 export const DEFAULT_TOKEN_DELAY_MS = 15;
@@ -212,6 +216,10 @@ export class DemoBackend implements Backend {
       );
     }
     if (signal.aborted) throw signal.reason;
+    const problem = req.dimensions === undefined ? undefined : demoDimensionsProblem(req.dimensions);
+    if (problem !== undefined) {
+      throw new BackendFailure(RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST, problem);
+    }
     return {
       vectors: req.input.map((text) => demoEmbedding(text, req.dimensions)),
       promptTokens: req.input.reduce((n, text) => n + countTextTokens(text), 0),

@@ -107,7 +107,7 @@ describe("demo model server errors (OpenAI error bodies)", () => {
     } finally {
       await small.close();
     }
-    const none = await fetch(`${server.url}/v1/embeddings`, { method: "POST", body: "{}" });
+    const none = await fetch(`${server.url}/v1/audio/speech`, { method: "POST", body: "{}" });
     expect(none.status).to.equal(404);
     expect(((await none.json()) as { error: { code: string } }).error.code).to.equal("not_found");
   });

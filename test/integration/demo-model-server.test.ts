@@ -6,6 +6,7 @@
 import { expect } from "chai";
 import OpenAI from "openai";
 import { renderChatPrompt } from "../../common/demo-model/chat-template.js";
+import { DEMO_EMBEDDING_MODEL_ID, demoEmbedding } from "../../common/demo-model/embedding.js";
 import { DEMO_MODEL_ID, type DemoModel, loadDemoModel } from "../../common/demo-model/model.js";
 import { type DemoModelServer, startDemoModelServer } from "../../common/demo-model/server.js";
 import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
@@ -60,6 +61,41 @@ describe("demo model server", () => {
     const list = await client.models.list();
     expect(list.data.map((m) => m.id)).to.deep.equal([DEMO_MODEL_ID]);
     expect((list.data[0] as unknown as { max_model_len: number }).max_model_len).to.equal(8192);
+  });
+
+  it("embeds texts with the demo embedding model as the miner's demo backend does (a reference for it)", async () => {
+    const texts = ["The river floods in spring.", "Quarterly revenue rose."];
+    const r = await client.embeddings.create({
+      model: DEMO_EMBEDDING_MODEL_ID,
+      input: texts,
+      encoding_format: "float",
+    });
+    expect(r.data.map((d) => d.index)).to.deep.equal([0, 1]);
+    const miner = await new DemoBackend().embed(
+      DEMO_EMBEDDING_MODEL_ID,
+      { input: texts, dimensions: undefined, user: "" },
+      new AbortController().signal,
+    );
+    expect(r.data.map((d) => d.embedding)).to.deep.equal(miner.vectors);
+    expect(r.data[0]?.embedding).to.deep.equal(demoEmbedding(texts[0] as string));
+    expect(r.usage.prompt_tokens).to.equal(texts.reduce((n, t) => n + model.encode(t).length, 0));
+    const short = await client.embeddings.create({
+      model: DEMO_EMBEDDING_MODEL_ID,
+      input: "one text",
+      dimensions: 8,
+      encoding_format: "float",
+    });
+    expect(short.data[0]?.embedding).to.have.length(8);
+    // What it cannot serve is the caller's error, named.
+    const refused = async (body: Record<string, unknown>) => {
+      const res = await post("/v1/embeddings", { model: DEMO_EMBEDDING_MODEL_ID, input: "x", ...body });
+      return { status: res.status, error: ((await res.json()) as { error: { message: string } }).error };
+    };
+    expect(await refused({ model: DEMO_MODEL_ID })).to.deep.include({ status: 404 });
+    expect((await refused({ input: [] })).error.message).to.match(/^input: /);
+    expect((await refused({ input: [1] })).status).to.equal(400);
+    expect((await refused({ dimensions: 257 })).error.message).to.match(/^dimensions: .*1 to 256/);
+    expect((await refused({ encoding_format: "base64" })).error.message).to.match(/^encoding_format: /);
   });
 
   it("answers a chat with the model's own tokens and logprobs, whole and streamed alike", async () => {

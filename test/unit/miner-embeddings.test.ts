@@ -1,7 +1,12 @@
 import { expect } from "chai";
-import { RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
+import {
+  DEMO_EMBEDDING_DIMENSIONS,
+  DEMO_EMBEDDING_MODEL_ID,
+  demoEmbedding,
+} from "../../common/demo-model/embedding.js";
+import { RequestErrorCode, RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
 import { BackendFailure } from "../../miner/backend/backend.js";
-import { DEMO_EMBEDDING_DIMENSIONS, demoEmbedding } from "../../miner/backend/demo-embedding.js";
+import { DemoBackend } from "../../miner/backend/demo.js";
 import { embeddingRequestBody, embeddingsFromResponse } from "../../miner/backend/openai-embeddings.js";
 import { embeddingBatches, MAX_VALUES_PER_CHUNK } from "../../miner/embedding-relay.js";
 import { offersFor } from "../../miner/model-catalog.js";
@@ -93,7 +98,7 @@ describe("miner embeddings", () => {
     ]);
   });
 
-  it("the demo embedding is deterministic, unit length, honours dimensions and relates shared words", () => {
+  it("the demo embedding is deterministic, unit length, honours dimensions and relates shared words", async () => {
     const a = demoEmbedding("the quick brown fox");
     expect(a).to.have.length(DEMO_EMBEDDING_DIMENSIONS);
     expect(demoEmbedding("the quick brown fox")).to.deep.equal(a);
@@ -104,6 +109,19 @@ describe("miner embeddings", () => {
     expect(dot(a, demoEmbedding("The quick brown dog"))).to.be.greaterThan(
       dot(a, demoEmbedding("salt and pepper")),
     );
-    expect(() => demoEmbedding("x", DEMO_EMBEDDING_DIMENSIONS + 1)).to.throw(BackendFailure);
+    expect(() => demoEmbedding("x", DEMO_EMBEDDING_DIMENSIONS + 1)).to.throw(RangeError);
+    // The miner's demo backend refuses it as the caller's error.
+    const refused = await new DemoBackend()
+      .embed(
+        DEMO_EMBEDDING_MODEL_ID,
+        { input: ["x"], dimensions: DEMO_EMBEDDING_DIMENSIONS + 1, user: "" },
+        new AbortController().signal,
+      )
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    expect(refused).to.be.instanceOf(BackendFailure);
+    expect((refused as BackendFailure).code).to.equal(RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST);
   });
 });

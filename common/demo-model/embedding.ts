@@ -4,9 +4,9 @@
  * chosen by a hash of the word), normalised to length 1. Deterministic and
  * instant, and texts that share words point the same way, so a retrieval
  * demo ranks sensibly. Not a real embedding model, and never offered as one.
+ * The miner's demo backend serves it, and the demo model server too, as the
+ * validators' reference for it.
  */
-import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
-import { BackendFailure } from "./backend.js";
 
 /** The demo embedding model's id. */
 export const DEMO_EMBEDDING_MODEL_ID = "tensorclaw-demo-embed";
@@ -23,18 +23,22 @@ function fnv1a(s: string): number {
   return h;
 }
 
+/** Why `dimensions` cannot be asked of the demo embedding model, or undefined when it can. */
+export function demoDimensionsProblem(dimensions: number): string | undefined {
+  return Number.isInteger(dimensions) && dimensions >= 1 && dimensions <= DEMO_EMBEDDING_DIMENSIONS
+    ? undefined
+    : `dimensions must be 1 to ${DEMO_EMBEDDING_DIMENSIONS} for ${DEMO_EMBEDDING_MODEL_ID}`;
+}
+
 /**
  * The demo vector of `text`, `dimensions` long (1 to
  * {@link DEMO_EMBEDDING_DIMENSIONS}; a smaller one is a prefix of the full
- * vector renormalised, as models trained for shortening behave).
+ * vector renormalised, as models trained for shortening behave). Throws a
+ * RangeError for other `dimensions`.
  */
 export function demoEmbedding(text: string, dimensions = DEMO_EMBEDDING_DIMENSIONS): number[] {
-  if (!Number.isInteger(dimensions) || dimensions < 1 || dimensions > DEMO_EMBEDDING_DIMENSIONS) {
-    throw new BackendFailure(
-      RequestErrorCode.REQUEST_ERROR_CODE_INVALID_REQUEST,
-      `dimensions must be 1 to ${DEMO_EMBEDDING_DIMENSIONS} for ${DEMO_EMBEDDING_MODEL_ID}`,
-    );
-  }
+  const problem = demoDimensionsProblem(dimensions);
+  if (problem !== undefined) throw new RangeError(problem);
   const full = new Array<number>(DEMO_EMBEDDING_DIMENSIONS).fill(0);
   const words = text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [text];
   for (const w of words) {
