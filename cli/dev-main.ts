@@ -8,7 +8,7 @@ import type { CommandIO } from "../common/command.js";
 import type { ParsedCommand } from "../common/config.js";
 import { TensorClawError } from "../common/errors.js";
 import { hotkeyFromMnemonic } from "../common/identity.js";
-import { DEMO_MODEL_ID } from "../miner/backend/demo.js";
+import { DEMO_EMBEDDING_MODEL_ID, DEMO_MODEL_ID } from "../miner/backend/demo.js";
 import type { DevConfig } from "./dev-config.js";
 import { DevSupervisor } from "./dev-supervisor.js";
 
@@ -126,7 +126,7 @@ function banner(
       (m, i) => `  miner ${i + 1}      ${m}  (${i === 0 ? "WebSocket" : "gRPC"}, backend ${cfg.backend})`,
     ),
     `  validator    ${validator}  (dry run: prints scores${simulated(cfg)} every ${cfg.probeIntervalS} s${
-      cfg.backend === "demo" ? "; audits answers against the demo model as its reference" : ""
+      cfg.backend === "demo" ? "; audits answers and vectors against the demo models as references" : ""
     })`,
     "",
     "Try it with curl:",
@@ -237,8 +237,8 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
       return (doc.data ?? []).reduce((n, m) => Math.max(n, m.miners ?? 0), 0) >= cfg.miners;
     };
     await Promise.race([failure, waitFor(`${cfg.miners} miners`, minersUp, 60_000, progress)]);
-    // With the demo backend, the validator audits the miners' answers against the demo model
-    // itself, served as a reference the way an operator would run vLLM next to a validator.
+    // With the demo backend, the validator audits the miners' answers and vectors against the demo
+    // models themselves, served as a reference the way an operator would run vLLM next to a validator.
     const reference: string[] = [];
     if (cfg.backend === "demo") {
       const port = await claimPort(0, "(reference)");
@@ -248,7 +248,12 @@ export async function devMain(parsed: ParsedCommand<DevConfig>, io: CommandIO): 
         failure,
         waitFor("reference model", async () => (await fetch(`${url}/health`)).ok, 30_000, progress),
       ]);
-      reference.push("--reference", `${DEMO_MODEL_ID}=${url}`);
+      reference.push(
+        "--reference",
+        `${DEMO_MODEL_ID}=${url}`,
+        "--reference",
+        `${DEMO_EMBEDDING_MODEL_ID}=${url}`,
+      );
     }
     sup.start({
       label: "validator",

@@ -9,6 +9,8 @@
  * miner gets a prompt of its own (`alone`): a prompt that reaches several
  * miners is a tell that miners comparing what they receive could use to
  * spot audits, answering those honestly and the users with anything.
+ * A model that serves only embeddings is audited the same way, on its
+ * vectors for the prompt's messages (`kind` "embedding").
  * Pure bookkeeping: times come in, judging happens outside.
  */
 import type { TokenLogprob } from "../gen/tensorclaw/v1/chat.js";
@@ -19,6 +21,12 @@ export interface GradedPrompt {
   grade(answer: string): boolean;
 }
 
+/**
+ * What an audit judges: a chat answer, or the vectors of a model that
+ * serves only embeddings (the router sends it the messages as inputs).
+ */
+export type AuditKind = "chat" | "embedding";
+
 /** One miner's answer to an audit. */
 export interface AuditAnswer {
   readonly hotkey: string;
@@ -26,6 +34,8 @@ export interface AuditAnswer {
   readonly ok: boolean;
   readonly content: string;
   readonly logprobs: readonly TokenLogprob[];
+  /** The vectors of an embeddings audit, in input order; absent or empty for chat. */
+  readonly vectors?: readonly (readonly number[])[];
   readonly atMs: number;
 }
 
@@ -33,6 +43,7 @@ export interface AuditAnswer {
 export interface AuditCase {
   readonly id: number;
   readonly model: string;
+  readonly kind: AuditKind;
   /** The OpenAI chat body every miner of the model gets (deterministic: temperature 0, fixed seed). */
   readonly body: Readonly<Record<string, unknown>>;
   readonly graded: GradedPrompt | undefined;
@@ -77,23 +88,34 @@ export class AuditCases {
   }
 
   /**
-   * The case `hotkey` should answer next for `model`: the oldest open one it
-   * has not been sent, else a new one made by `make`; always a new one for a
-   * model judged alone. Marks it as sent.
+   * The case `hotkey` should answer next for `model` audited as `kind`: the
+   * oldest open one it has not been sent, else a new one made by `make`;
+   * always a new one for a model judged alone. Marks it as sent.
    */
-  take(model: string, hotkey: string, nowMs: number, make: () => AuditPrompt): AuditCase {
+  take(
+    model: string,
+    hotkey: string,
+    nowMs: number,
+    make: () => AuditPrompt,
+    kind: AuditKind = "chat",
+  ): AuditCase {
     const alone = this.#opts.alone?.(model) === true;
     let c = alone
       ? undefined
       : this.#open.find(
           (x) =>
-            x.model === model && !this.#alone.has(x.id) && !x.answers.has(hotkey) && !x.pending.has(hotkey),
+            x.model === model &&
+            x.kind === kind &&
+            !this.#alone.has(x.id) &&
+            !x.answers.has(hotkey) &&
+            !x.pending.has(hotkey),
         );
     if (c === undefined) {
       const p = make();
       c = {
         id: this.#nextId++,
         model,
+        kind,
         body: p.body,
         graded: p.graded,
         openedAtMs: nowMs,

@@ -3,21 +3,27 @@
  * prompt by its one right answer (conclusive only when the reference or
  * the peers show the model can answer it), otherwise the reference server
  * answer by answer when the model has one (`--reference`), otherwise the
- * agreement of the miners that answered the same prompt.
+ * agreement of the miners that answered the same prompt. The vectors of a
+ * model that serves only embeddings are judged the same two ways
+ * (embedding-judge.ts).
  */
 
+import { textOfParts } from "../common/tokens/prompt.js";
 import { judgeAgreement } from "./audit/agreement-judge.js";
+import { judgeEmbeddingAgreement, judgeEmbeddingsByReference } from "./audit/embedding-judge.js";
 import { judgeGradedGroup } from "./audit/graded-judge.js";
-import type { Judgement, JudgeName } from "./audit/judgement.js";
+import { type Judgement, type JudgeName, unverifiable } from "./audit/judgement.js";
 import type { ChatMessageJson } from "./audit/reference-client.js";
 import type { AuditPrompt } from "./audit/reference-judge.js";
 import type { AuditRecord } from "./audit/verdicts.js";
-import type { AuditCase } from "./audit-cases.js";
+import type { AuditAnswer, AuditCase } from "./audit-cases.js";
 
 /** What judging needs of a reference judge (a ReferenceJudge has it). */
 export interface ReferenceJudging {
   judge(prompt: AuditPrompt, answer: string): Promise<Judgement>;
   answer(prompt: AuditPrompt): Promise<string>;
+  /** The reference's vectors for `inputs`, in order; absent: it cannot judge embeddings. */
+  embed?(inputs: readonly string[]): Promise<number[][]>;
 }
 
 /**
@@ -40,6 +46,58 @@ export function auditPromptOf(body: Readonly<Record<string, unknown>>): AuditPro
 }
 
 /**
+ * The inputs the router embeds for an embeddings probe of `body`: each
+ * message's text (a parts array joined as the router joins it), empty ones
+ * left out, and "." when none is left (probe-kinds.ts).
+ */
+export function embeddingInputsOf(body: Readonly<Record<string, unknown>>): string[] {
+  const messages = Array.isArray(body.messages) ? (body.messages as unknown[]) : [];
+  const texts = messages
+    .map((m) => (typeof m === "object" && m !== null ? (m as { content?: unknown }).content : undefined))
+    .map((c) => (typeof c === "string" ? c : Array.isArray(c) ? textOfParts(JSON.stringify(c)) : ""))
+    .filter((t) => t !== "");
+  return texts.length > 0 ? texts : ["."];
+}
+
+/** The judgements of an embeddings case's clean answers, and which judge gave them. */
+async function judgeVectors(
+  c: AuditCase,
+  answers: readonly AuditAnswer[],
+  reference: ReferenceJudging | undefined,
+): Promise<{ judge: JudgeName; judged: Map<string, Judgement> }> {
+  const judged = new Map<string, Judgement>();
+  // Answered as another kind (a session of the hotkey that serves the model as chat): nothing to judge.
+  for (const a of answers) {
+    if ((a.vectors ?? []).length === 0) judged.set(a.hotkey, unverifiable("no vectors"));
+  }
+  const peers = answers
+    .filter((a) => !judged.has(a.hotkey))
+    .map((a) => ({ hotkey: a.hotkey, vectors: a.vectors ?? [] }));
+  if (reference === undefined) {
+    for (const [hk, j] of judgeEmbeddingAgreement(peers)) judged.set(hk, j);
+    return { judge: "agreement", judged };
+  }
+  let refVectors: number[][] | undefined;
+  let why = "the reference serves no embeddings";
+  if (reference.embed !== undefined) {
+    try {
+      refVectors = await reference.embed(embeddingInputsOf(c.body));
+    } catch (err) {
+      why = `reference failed: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+  for (const p of peers) {
+    judged.set(
+      p.hotkey,
+      refVectors === undefined
+        ? { outcome: "unverifiable", detail: why }
+        : judgeEmbeddingsByReference(p.vectors, refVectors),
+    );
+  }
+  return { judge: "reference", judged };
+}
+
+/**
  * The records of one case: one per miner that answered cleanly. Miners
  * whose probe failed are not judged here (the probe itself failed them);
  * an empty answer is unverifiable.
@@ -50,6 +108,10 @@ export async function judgeCase(
   nowMs: number,
 ): Promise<AuditRecord[]> {
   const answers = [...c.answers.values()].filter((a) => a.ok);
+  if (c.kind === "embedding") {
+    const { judge, judged } = await judgeVectors(c, answers, reference);
+    return recordsOf(c, judge, judged, nowMs);
+  }
   const judged = new Map<string, Judgement>();
   const empty = answers.filter((a) => a.content.trim() === "");
   for (const a of empty) judged.set(a.hotkey, { outcome: "unverifiable", detail: "empty answer" });
@@ -73,6 +135,15 @@ export async function judgeCase(
     judge = "agreement";
     for (const [hk, j] of judgeAgreement(texts)) judged.set(hk, j);
   }
+  return recordsOf(c, judge, judged, nowMs);
+}
+
+function recordsOf(
+  c: AuditCase,
+  judge: JudgeName,
+  judged: ReadonlyMap<string, Judgement>,
+  nowMs: number,
+): AuditRecord[] {
   return [...judged].map(([hotkey, j]) => ({
     atMs: nowMs,
     hotkey,

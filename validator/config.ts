@@ -171,7 +171,7 @@ export const VALIDATOR_OPTIONS: OptionSpecs<ValidatorConfig> = {
     flag: "reference",
     kind: "list",
     description:
-      "MODEL=URL: audits of MODEL are scored by this OpenAI-compatible server of the same weights (vLLM: /tokenize and /v1/completions with echo and logprobs); without one, by agreement among miners.",
+      "MODEL=URL: audits of MODEL are scored by this OpenAI-compatible server of the same weights (vLLM: /tokenize and /v1/completions with echo and logprobs; /v1/embeddings for a model that serves only embeddings); without one, by agreement among miners.",
   },
   mnemonic: {
     flag: "mnemonic",

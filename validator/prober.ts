@@ -6,13 +6,15 @@
  * probes (`--verify-share`), an audit — the model's current audit case,
  * answered in full and judged later — instead of a liveness probe that the
  * router cuts after five tokens. A miner cannot tell which it got until
- * the cut comes (or does not).
+ * the cut comes (or does not). A model that serves only embeddings gets the
+ * same prompts as inputs (the router converts them), and its audits are
+ * judged on the vectors.
  */
 import type { Logger } from "../common/logger.js";
-import { kindsFromProto, offersKind } from "../common/request-kinds.js";
+import { kindsFromProto, type ModelKind, offersKind } from "../common/request-kinds.js";
 import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
 import type { GetTrafficShapeResponse } from "../gen/tensorclaw/v1/probe.js";
-import type { AuditCases } from "./audit-cases.js";
+import type { AuditCases, AuditKind } from "./audit-cases.js";
 import type { ProbeCorpus } from "./probe-gen/corpus.js";
 import { drawProbeBody } from "./probe-gen/shape-sampler.js";
 import type { ProbeOptions, ProbeOutcome } from "./router-client.js";
@@ -55,24 +57,46 @@ export interface ProberDeps {
 }
 
 /**
- * Models a hotkey offers on sessions that may be probed (active or ghost),
- * sorted; with `chatOnly`, only those that serve chat (DirectoryModel.kinds).
- * Every model is probed (the router sends a model that serves no chat the
- * probe's words as the kind it serves), but only a chat model is audited:
- * audits judge a chat answer.
+ * How a model offered as `kinds` is audited. The router probes a model as
+ * chat when it serves chat, else as a text completion, else as embeddings
+ * (probe.proto). A chat answer and a set of vectors can be judged; a
+ * completion of the conversation's text is not audited.
  */
-export function probeableModels(
+export function auditKindOf(kinds: readonly ModelKind[]): AuditKind | undefined {
+  if (offersKind(kinds, "chat")) return "chat";
+  if (offersKind(kinds, "completion")) return undefined;
+  return offersKind(kinds, "embedding") ? "embedding" : undefined;
+}
+
+/** The models `hotkey` offers on sessions that may be probed (active or ghost), with how each is audited. */
+function offeredModels(
   sessions: readonly MinerSession[],
   hotkey: string,
-  chatOnly = false,
-): string[] {
-  const out = new Set<string>();
+): Map<string, AuditKind | undefined> {
+  const out = new Map<string, AuditKind | undefined>();
   for (const s of sessions) {
     if (s.hotkey !== hotkey) continue;
     if (s.state !== MinerState.MINER_STATE_ACTIVE && s.state !== MinerState.MINER_STATE_GHOST) continue;
-    for (const m of s.models) if (!chatOnly || offersKind(kindsFromProto(m.kinds), "chat")) out.add(m.id);
+    // The first session listing a model decides how it is audited.
+    for (const m of s.models) if (!out.has(m.id)) out.set(m.id, auditKindOf(kindsFromProto(m.kinds)));
   }
-  return [...out].sort();
+  return out;
+}
+
+/**
+ * Models a hotkey offers on sessions that may be probed, sorted. Every
+ * model is probed: the router sends a model that serves no chat the
+ * probe's words as the kind it serves.
+ */
+export function probeableModels(sessions: readonly MinerSession[], hotkey: string): string[] {
+  return [...offeredModels(sessions, hotkey).keys()].sort();
+}
+
+/** The probeable models of `hotkey` that are audited ({@link auditKindOf}), with how. */
+export function auditableModels(sessions: readonly MinerSession[], hotkey: string): Map<string, AuditKind> {
+  const out = new Map<string, AuditKind>();
+  for (const [model, kind] of offeredModels(sessions, hotkey)) if (kind !== undefined) out.set(model, kind);
+  return out;
 }
 
 /** Plans, sends and books probes. */
@@ -106,10 +130,10 @@ export class Prober {
     const { random, settings, cases } = this.#d;
     const models = probeableModels(sessions, hotkey);
     const model = models[Math.min(models.length - 1, Math.floor(random() * models.length))] ?? "";
-    const audit =
-      model !== "" &&
-      random() < settings.verifyShare &&
-      probeableModels(sessions, hotkey, true).includes(model);
+    const auditKind =
+      model !== "" && random() < settings.verifyShare
+        ? auditableModels(sessions, hotkey).get(model)
+        : undefined;
     const draw = (asAudit: boolean) =>
       drawProbeBody({
         shapes: this.#shape,
@@ -120,7 +144,7 @@ export class Prober {
         userPool: settings.userPool,
         verifyShare: settings.verifyShare,
       });
-    if (!audit) {
+    if (auditKind === undefined) {
       return this.#d.router.probe(hotkey, {
         model,
         body: draw(false).body,
@@ -128,10 +152,19 @@ export class Prober {
         timeoutMs: settings.livenessTimeoutMs,
       });
     }
-    const c = cases.take(model, hotkey, this.#d.clock(), () => {
-      const p = draw(true);
-      return p.graded === undefined ? { body: p.body } : { body: p.body, graded: p.graded };
-    });
+    const c = cases.take(
+      model,
+      hotkey,
+      this.#d.clock(),
+      () => {
+        const p = draw(true);
+        // A right answer to grade is a chat answer's; vectors are judged against each other.
+        return p.graded === undefined || auditKind === "embedding"
+          ? { body: p.body }
+          : { body: p.body, graded: p.graded };
+      },
+      auditKind,
+    );
     let outcome: ProbeOutcome;
     try {
       outcome = await this.#d.router.probe(hotkey, {
@@ -154,6 +187,7 @@ export class Prober {
       ok: r.ok && !r.ghost && !r.cut,
       content: r.content,
       logprobs: r.logprobs,
+      vectors: r.embeddings.map((e) => e.values),
       atMs: this.#d.clock(),
     });
     return outcome;

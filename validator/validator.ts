@@ -21,7 +21,7 @@ import {
   runProbeRound,
 } from "./probe-round.js";
 import { ProbeSchedule } from "./probe-schedule.js";
-import { Prober, type ProberRouter, probeableModels } from "./prober.js";
+import { auditableModels, Prober, type ProberRouter } from "./prober.js";
 import { type DirectoryListing, RouterUnreachableError } from "./router-client.js";
 import { buildMinerInputs } from "./score-inputs.js";
 import { formatScoreTable, type ScoreRow, scoreRows } from "./score-table.js";
@@ -212,7 +212,7 @@ export class Validator {
   async settleAudits(sessions: readonly MinerSession[]): Promise<readonly AuditCase[]> {
     const { store, clock, logger } = this.#d;
     const serving = (model: string) =>
-      probeTargets(sessions).filter((hk) => probeableModels(sessions, hk, true).includes(model));
+      probeTargets(sessions).filter((hk) => auditableModels(sessions, hk).has(model));
     const closed = this.#cases.closeDue(clock.now(), serving);
     if (closed.length === 0) return closed;
     const touched = new Set<string>();

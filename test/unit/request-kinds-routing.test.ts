@@ -6,7 +6,7 @@ import { pick } from "../../router/routing/picker.js";
 import { toMinerSession } from "../../router/services/directory.js";
 import { probeTargets } from "../../router/services/probe.js";
 import type { SessionView } from "../../router/tunnel/types.js";
-import { probeableModels } from "../../validator/prober.js";
+import { auditableModels, auditKindOf, probeableModels } from "../../validator/prober.js";
 
 function view(
   sessionId: string,
@@ -47,7 +47,7 @@ describe("request kinds in routing, probes and the directory", () => {
     expect(pick(SESSIONS, new Map(), "m", random, new Set(), undefined, "completion")).to.equal(undefined);
   });
 
-  it("probes reach every model, as the kind it serves; validators audit only chat models", () => {
+  it("probes reach every model, as the kind it serves; validators audit chat and embeddings-only models", () => {
     const mixed = view("s3", "hk", [
       ["chat", ["chat", "embedding"]],
       ["embed", ["embedding"]],
@@ -67,7 +67,14 @@ describe("request kinds in routing, probes and the directory", () => {
     expect(listed[1]?.models[0]?.kinds).to.deep.equal([]);
     expect(listed[0]?.state).to.equal(MinerState.MINER_STATE_ACTIVE);
     expect(probeableModels(listed, "hk")).to.deep.equal(["chat", "embed"]);
-    expect(probeableModels(listed, "hk", true)).to.deep.equal(["chat"]);
-    expect(probeableModels(listed, "hk-chat", true)).to.deep.equal(["m"]);
+    expect([...auditableModels(listed, "hk")]).to.deep.equal([
+      ["chat", "chat"],
+      ["embed", "embedding"],
+    ]);
+    expect([...auditableModels(listed, "hk-chat")]).to.deep.equal([["m", "chat"]]);
+    // A completion of the conversation's text has no judge: probed, not audited.
+    expect(auditKindOf(["completion", "embedding"])).to.equal(undefined);
+    expect(auditKindOf(["completion", "chat"])).to.equal("chat");
+    expect(auditKindOf(["embedding"])).to.equal("embedding");
   });
 });

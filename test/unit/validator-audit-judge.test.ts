@@ -16,6 +16,7 @@ function auditCase(answers: [string, string, boolean?][], graded?: GradedPrompt)
   return {
     id: 1,
     model: "m",
+    kind: "chat",
     body: { messages: [{ role: "user", content: "Explain the water cycle." }], max_tokens: 64, seed: 7 },
     graded,
     openedAtMs: 0,

@@ -79,10 +79,29 @@ export function judgeAgreement(
   answers: readonly PeerAnswer[],
   policy: AgreementPolicy = DEFAULT_AGREEMENT_POLICY,
 ): Map<string, AgreementJudgement> {
-  const byHotkey = new Map<string, string[]>();
-  for (const a of answers) if (!byHotkey.has(a.hotkey)) byHotkey.set(a.hotkey, textTokens(a.text));
+  return judgeBySimilarity(
+    answers.map((a) => ({ hotkey: a.hotkey, value: a.text })),
+    textTokens,
+    tokenSimilarity,
+    policy,
+  );
+}
+
+/**
+ * The agreement rule over any kind of answer: `prepare` turns each answer
+ * into what `similarity` compares (a similarity in [0, 1], symmetric).
+ * Keyed by hotkey like {@link judgeAgreement}.
+ */
+export function judgeBySimilarity<A, P>(
+  answers: readonly { readonly hotkey: string; readonly value: A }[],
+  prepare: (answer: A) => P,
+  similarity: (a: P, b: P) => number,
+  policy: AgreementPolicy,
+): Map<string, AgreementJudgement> {
+  const byHotkey = new Map<string, P>();
+  for (const a of answers) if (!byHotkey.has(a.hotkey)) byHotkey.set(a.hotkey, prepare(a.value));
   const hotkeys = [...byHotkey.keys()];
-  const tokens = [...byHotkey.values()];
+  const prepared = [...byHotkey.values()];
   const out = new Map<string, AgreementJudgement>();
   const n = hotkeys.length;
   if (n < Math.max(3, policy.minAnswers)) {
@@ -98,7 +117,7 @@ export function judgeAgreement(
   const sim: number[][] = Array.from({ length: n }, () => new Array<number>(n).fill(1));
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {
-      const s = tokenSimilarity(tokens[i] as string[], tokens[j] as string[]);
+      const s = similarity(prepared[i] as P, prepared[j] as P);
       (sim[i] as number[])[j] = s;
       (sim[j] as number[])[i] = s;
     }

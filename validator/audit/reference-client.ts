@@ -7,6 +7,7 @@
  *   POST {root}/tokenize        {model, prompt, add_special_tokens: false}    -> {tokens}
  *   POST {root}/v1/completions  {model, prompt: ids, echo, logprobs, max_tokens: 0, temperature: 0}
  *   POST {root}/v1/chat/completions  (the reference's own answers, for calibration and graded prompts)
+ *   POST {root}/v1/embeddings   {model, input, encoding_format: "float"} (a model that serves embeddings)
  *
  * `{root}` is the server's root URL. vLLM serves `/tokenize` at the root
  * and the OpenAI API under `/v1`, so the `--reference` URL may be given
@@ -84,6 +85,45 @@ export function parseTokenIds(body: unknown): number[] {
     }
   }
   return tokens as number[];
+}
+
+/** Most values accepted in one embedding vector. */
+export const MAX_EMBEDDING_VALUES = 1 << 16;
+
+/**
+ * The vectors of an embeddings answer for `inputs` inputs, in input order,
+ * checked: one vector per input (by `index`), finite numbers, all of one
+ * non-zero length.
+ */
+export function parseEmbeddings(body: unknown, inputs: number): number[][] {
+  const data = isRecord(body) ? body.data : undefined;
+  if (!Array.isArray(data)) throw new ReferenceServerError("embeddings answer has no data array");
+  if (data.length !== inputs) {
+    throw new ReferenceServerError(`embeddings answer has ${data.length} vectors for ${inputs} inputs`);
+  }
+  const out = new Array<number[] | undefined>(inputs).fill(undefined);
+  for (const d of data) {
+    const index = isRecord(d) ? d.index : undefined;
+    const values = isRecord(d) ? d.embedding : undefined;
+    if (typeof index !== "number" || !Number.isInteger(index) || index < 0 || index >= inputs) {
+      throw new ReferenceServerError("embeddings answer has a vector without a valid index");
+    }
+    if (out[index] !== undefined) throw new ReferenceServerError(`embeddings answer repeats index ${index}`);
+    if (
+      !Array.isArray(values) ||
+      values.length === 0 ||
+      values.length > MAX_EMBEDDING_VALUES ||
+      !values.every((x) => typeof x === "number" && Number.isFinite(x))
+    ) {
+      throw new ReferenceServerError(`embeddings answer vector ${index} is not a list of numbers`);
+    }
+    out[index] = values as number[];
+  }
+  const vectors = out as number[][];
+  if (vectors.some((v) => v.length !== vectors[0]?.length)) {
+    throw new ReferenceServerError("embeddings answer mixes vector lengths");
+  }
+  return vectors;
 }
 
 /** The assistant text of a chat completion answer, checked. */
@@ -171,6 +211,14 @@ export class ReferenceClient {
         max_tokens: maxTokens,
         stream: false,
       }),
+    );
+  }
+
+  /** The reference's vectors for `inputs`, in input order (the model's own dimensions). */
+  async embeddings(inputs: readonly string[]): Promise<number[][]> {
+    return parseEmbeddings(
+      await this.#post("/v1/embeddings", { model: this.model, input: inputs, encoding_format: "float" }),
+      inputs.length,
     );
   }
 

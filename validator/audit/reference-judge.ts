@@ -142,6 +142,14 @@ export class ReferenceJudge {
   }
 
   /**
+   * The reference's vectors for `inputs` (a model that serves embeddings;
+   * no calibration: vectors are compared directly). Throws ReferenceServerError.
+   */
+  embed(inputs: readonly string[]): Promise<number[][]> {
+    return this.#client.embeddings(inputs);
+  }
+
+  /**
    * Calibrates now: the reference answers each calibration prompt, each
    * answer is scored, and marks are drawn from the scores. When too few
    * succeed, the previous marks stay. Never throws.
