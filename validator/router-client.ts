@@ -122,6 +122,15 @@ export interface RouterClientOptions {
 }
 
 /**
+ * Largest probe answer taken from a router. An audit of a model that serves
+ * only embeddings carries its vectors back, and the router passes on up to
+ * 2048 × 4096 values in one answer (its tunnel's cap), 32 MiB as floats:
+ * grpc-js's default of 4 MiB would let a miner with long vectors turn every
+ * such audit into a router error, never judged.
+ */
+export const PROBE_MAX_RECEIVE_BYTES = 48 * 1024 * 1024;
+
+/**
  * `grpc://host:port` or `grpcs://host:port` (with an optional
  * `?id=<router-id>`) → grpc-js target and credentials.
  */
@@ -165,7 +174,9 @@ export class RouterClient {
       const creds = secure ? credentials.createSsl() : credentials.createInsecure();
       return {
         url,
-        probe: new ProbeServiceClient(target, creds),
+        probe: new ProbeServiceClient(target, creds, {
+          "grpc.max_receive_message_length": PROBE_MAX_RECEIVE_BYTES,
+        }),
         usage: new UsageReportServiceClient(target, creds),
         directory: new MinerDirectoryServiceClient(target, creds),
         tunnel: new TunnelServiceClient(target, creds),

@@ -188,6 +188,35 @@ describe("validator: audits of a model that serves only embeddings", function ()
     expect(reported()[FILLER]).to.deep.equal([MODEL, "VERDICT_FAILED"]);
   });
 
+  it("takes an audit answer larger than grpc's default 4 MiB, so long vectors cannot dodge the judge", async () => {
+    router.script.sessions = router.script.sessions.filter((s) => s.hotkey === FILLER);
+    // 80 vectors of the tunnel's longest (16,384 values): 5.2 MB on the wire.
+    const vectors = Array.from({ length: 80 }, (_, index) => ({
+      index,
+      values: Array.from({ length: 16_384 }, () => random() - 0.5),
+    }));
+    router.script.probe = () => ({
+      ...okProbe(30),
+      model: MODEL,
+      content: "",
+      completionTokens: 0,
+      cut: false,
+      embeddings: vectors,
+    });
+    const judge = new ReferenceJudge({
+      model: MODEL,
+      baseUrl: reference.url,
+      now: () => Date.now(),
+      calibrationPrompts: () => [],
+    });
+    closers.push(() => judge.close());
+    const { v, store } = await validator(new Map([[MODEL, judge]]));
+    await v.probeRound();
+    const audits = await store.auditHistory();
+    expect(audits.map((a) => [a.hotkey, a.outcome])).to.deep.equal([[FILLER, "failed"]]);
+    expect(audits[0]?.detail).to.match(/^80 vectors for \d+ inputs$/);
+  });
+
   it("probes a completions-only model but does not audit it (no judge reads a completion)", async () => {
     router.script.sessions = [
       session("5A", {
