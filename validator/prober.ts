@@ -143,6 +143,9 @@ export class Prober {
         audit: asAudit,
         userPool: settings.userPool,
         verifyShare: settings.verifyShare,
+        // A graded prompt's text (arithmetic, spelling...) only ever comes in audits, and vectors
+        // have no right answer to grade: embeddings audits take none, so they read like any probe.
+        ...(auditKind === "embedding" ? { gradedShare: 0 } : {}),
       });
     if (auditKind === undefined) {
       return this.#d.router.probe(hotkey, {
@@ -158,10 +161,7 @@ export class Prober {
       this.#d.clock(),
       () => {
         const p = draw(true);
-        // A right answer to grade is a chat answer's; vectors are judged against each other.
-        return p.graded === undefined || auditKind === "embedding"
-          ? { body: p.body }
-          : { body: p.body, graded: p.graded };
+        return p.graded === undefined ? { body: p.body } : { body: p.body, graded: p.graded };
       },
       auditKind,
     );

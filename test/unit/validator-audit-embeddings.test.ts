@@ -1,5 +1,7 @@
 import { expect } from "chai";
 import { demoEmbedding } from "../../common/demo-model/embedding.js";
+import { silentLogger } from "../../common/logger.js";
+import { RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
 import { parseProbeBody } from "../../router/services/probe-body.js";
 import { probeBody } from "../../router/services/probe-kinds.js";
 import {
@@ -9,9 +11,11 @@ import {
   type VectorSet,
   vectorSetSimilarity,
 } from "../../validator/audit/embedding-judge.js";
-import type { AuditAnswer, AuditCase } from "../../validator/audit-cases.js";
+import { type AuditAnswer, type AuditCase, AuditCases } from "../../validator/audit-cases.js";
 import { embeddingInputsOf, judgeCase, type ReferenceJudging } from "../../validator/audit-judge.js";
+import { Prober } from "../../validator/prober.js";
 import { seededRandom } from "../support/api-random.js";
+import { okProbe, session } from "../support/validator-router.js";
 
 const TEXTS = ["Tides follow the moon.", "A recipe for bread needs flour, water and salt."];
 const honest = (): number[][] => TEXTS.map((t) => demoEmbedding(t));
@@ -147,6 +151,31 @@ describe("validator: judging embeddings audits", () => {
     expect(embeddingInputsOf({ messages: [{ role: "user", content: "" }] })).to.deep.equal(
       "embedding" in empty ? empty.embedding.input : undefined,
     );
+  });
+
+  it("draws embeddings audits without graded prompts, whose text only audits carry", async () => {
+    const opened = async (kinds: RequestKind[]) => {
+      const cases = new AuditCases({ maxAgeMs: 60_000, pendingTimeoutMs: 60_000, alone: () => true });
+      const prober = new Prober({
+        router: { probe: async () => ({ kind: "probed", response: okProbe(10) }) },
+        cases,
+        settings: { verifyShare: 1, livenessTimeoutMs: 1000, auditTimeoutMs: 1000, userPool: [] },
+        random: seededRandom(9),
+        clock: () => 0,
+        logger: silentLogger(),
+      });
+      const sessions = [
+        session("5A", { models: [{ id: "e", maxConcurrency: 4, contextLength: 0, inFlight: 0, kinds }] }),
+      ];
+      for (let i = 0; i < 40; i++) await prober.probe("5A", sessions);
+      return cases.open;
+    };
+    const embedding = await opened([RequestKind.REQUEST_KIND_EMBEDDING]);
+    expect(embedding).to.have.length(40);
+    expect(embedding.every((c) => c.kind === "embedding" && c.graded === undefined)).to.equal(true);
+    // The same draws for a chat model do carry some (a quarter by default).
+    const chat = await opened([RequestKind.REQUEST_KIND_CHAT]);
+    expect(chat.filter((c) => c.kind === "chat" && c.graded !== undefined).length).to.be.greaterThan(0);
   });
 
   describe("an embeddings audit case", () => {
