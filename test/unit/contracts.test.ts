@@ -469,6 +469,7 @@ describe("contracts", () => {
             logprobs: [{ token: "Hel", logprob: -0.25, topLogprobs: [{ token: "Hi", logprob: -1.5 }] }],
             cut: true,
             livenessMs: 7.5,
+            embeddings: [{ index: 0, values: [0.5, -0.25] }],
           },
         ],
         ["ProbeService", "GetTrafficShape", "request", GetTrafficShapeRequest, { model: "m" }],
