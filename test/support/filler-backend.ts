@@ -8,13 +8,19 @@
  * filler. Before issue #15 such a miner passed every probe and earned on
  * every user request; audits must now catch it.
  *
- * Every chat request is recorded with how it was answered, so a test can
- * see whether users still reach it and whether probes still do.
+ * It also embeds (`POST /v1/embeddings`) without an embedding model: each
+ * text gets a unit vector of the demo model's length hashed from its words
+ * spelled backwards, shaped like the demo embedding model's and pointing
+ * elsewhere.
+ *
+ * Every chat and embeddings request is recorded with how it was answered, so
+ * a test can see whether users still reach it and whether probes still do.
  */
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { countTokens } from "gpt-tokenizer";
+import { demoEmbedding } from "../../common/demo-model/embedding.js";
 
 /** The filler vocabulary: no word of it is likely under a language model asked anything. */
 export const FILLER_WORDS = [
@@ -59,7 +65,7 @@ const SAMPLING_FIELDS = [
 /** How a recorded request was answered. */
 export type FillerRoute = "forwarded" | "filler";
 
-/** One chat request the filler backend received. */
+/** One chat or embeddings request the filler backend received. */
 export interface FillerRequest {
   /** When it arrived (Unix ms). */
   readonly atMs: number;
@@ -101,6 +107,11 @@ export function fillerPieces(body: Readonly<Record<string, unknown>>): { pieces:
     return i === 0 ? w[0]?.toUpperCase() + w.slice(1) : ` ${w}`;
   });
   return { pieces, capped };
+}
+
+/** The filler's vector for `text`: the demo model's kind of vector, of the words spelled backwards. */
+export function fillerEmbedding(text: string): number[] {
+  return demoEmbedding(text.replace(/[\p{L}\p{N}]+/gu, (w) => [...w].reverse().join("")));
 }
 
 /** Prompt tokens of a chat body, counted like a backend that reports its own usage. */
@@ -161,6 +172,10 @@ export class FillerBackend {
         .end(JSON.stringify({ object: "list", data }));
       return;
     }
+    if (req.method === "POST" && path === "/v1/embeddings") {
+      this.#embed(JSON.parse(raw) as Record<string, unknown>, res);
+      return;
+    }
     if (req.method !== "POST" || path !== "/v1/chat/completions") {
       res.writeHead(404, { "content-type": "application/json" });
       res.end(
@@ -177,6 +192,21 @@ export class FillerBackend {
     const { pieces, capped } = fillerPieces(body);
     this.requests.push({ atMs: Date.now(), body, route: "filler", text: pieces.join("") });
     this.#fill(body, pieces, capped ? "length" : "stop", res);
+  }
+
+  #embed(body: Record<string, unknown>, res: ServerResponse): void {
+    const input = typeof body.input === "string" ? [body.input] : (body.input as string[]);
+    this.requests.push({ atMs: Date.now(), body, route: "filler", text: "" });
+    const tokens = input.reduce((n, t) => n + countTokens(t), 0);
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(
+      JSON.stringify({
+        object: "list",
+        data: input.map((t, index) => ({ object: "embedding", index, embedding: fillerEmbedding(t) })),
+        model: this.#model,
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
+      }),
+    );
   }
 
   /** Relays the request to the real model server, status, headers and body as they come. */

@@ -13,7 +13,7 @@ import { mnemonicGenerate } from "@polkadot/util-crypto";
 import { hotkeyFromMnemonic, initCrypto } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
-import { DEMO_MODEL_ID } from "../../miner/backend/demo.js";
+import { DEMO_EMBEDDING_MODEL_ID, DEMO_MODEL_ID } from "../../miner/backend/demo.js";
 import { type AuditRecord, parseAuditRecord } from "../../validator/audit/verdicts.js";
 import { RouterClient } from "../../validator/router-client.js";
 import { runCli } from "./cli.js";
@@ -64,6 +64,12 @@ export interface VerificationNetwork {
 export interface VerificationNetworkOptions {
   /** Honest demo miners (the filler miner comes in addition). */
   readonly honestMiners: number;
+  /**
+   * The one model every miner serves, the filler included, and the
+   * validator's reference judges: the demo chat model (default) or the demo
+   * embedding model (the filler then embeds, fillerEmbedding).
+   */
+  readonly model?: string;
 }
 
 /** Starts Redis, the reference, the filler backend, an API key, the router and the miners. */
@@ -118,7 +124,8 @@ export async function startVerificationNetwork(
       20_000,
       "stderr",
     )) as unknown as [string, string];
-    filler = await startFillerBackend(DEMO_MODEL_ID, referenceUrl);
+    const model = opts.model ?? DEMO_MODEL_ID;
+    filler = await startFillerBackend(model, referenceUrl);
     await router.waitFor(/tensorclaw router: API on/, 20_000, "stderr");
 
     const miners: VerificationMiner[] = [];
@@ -137,7 +144,9 @@ export async function startVerificationNetwork(
           "--backend",
           backend,
           "--models",
-          DEMO_MODEL_ID,
+          model,
+          // An OpenAI-compatible backend does not say which of its models embed.
+          ...(isFiller && model === DEMO_EMBEDDING_MODEL_ID ? ["--embedding-models", model] : []),
           "--log-level",
           "warn",
         ],
@@ -177,7 +186,7 @@ export async function startVerificationNetwork(
             "1",
             "--verify-share",
             String(v.verifyShare),
-            ...(v.reference ? ["--reference", `${DEMO_MODEL_ID}=${referenceUrl}`] : []),
+            ...(v.reference ? ["--reference", `${model}=${referenceUrl}`] : []),
             "--reconnect-grace-ms",
             "0",
             "--state-file",
