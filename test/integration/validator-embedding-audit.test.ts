@@ -128,6 +128,25 @@ describe("validator: audits of a model that serves only embeddings", function ()
     return { v, store };
   }
 
+  /** A reference judge of the demo embedding model at the demo model server. */
+  function referenceJudge(): ReferenceJudge {
+    const judge = new ReferenceJudge({
+      model: MODEL,
+      baseUrl: `${reference.url}/v1`,
+      now: () => Date.now(),
+      // Vectors are compared directly: nothing to calibrate.
+      calibrationPrompts: () => [],
+    });
+    closers.push(() => judge.close());
+    return judge;
+  }
+
+  /** The probe requests the router was sent. */
+  const probesSent = () =>
+    router.calls
+      .filter((c) => c.method === ProbeServiceService.probe.path)
+      .map((c) => c.request as ProbeRequest);
+
   /** The verdicts the validator reported to the router, by hotkey. */
   const reported = () =>
     Object.fromEntries(
@@ -140,9 +159,7 @@ describe("validator: audits of a model that serves only embeddings", function ()
   it("without a reference, fails the miner whose vectors the others do not share and bars it", async () => {
     const { v, store } = await validator();
     await v.probeRound();
-    const bodies = router.calls
-      .filter((c) => c.method === ProbeServiceService.probe.path)
-      .map((c) => c.request as ProbeRequest);
+    const bodies = probesSent();
     expect(bodies.map((b) => b.cutAfterTokens)).to.deep.equal([0, 0, 0, 0]);
     expect(new Set(bodies.map((b) => b.requestJson)).size, "one prompt for all: agreement needs it").to.equal(
       1,
@@ -163,19 +180,10 @@ describe("validator: audits of a model that serves only embeddings", function ()
   });
 
   it("with a reference server, judges each miner on its own inputs against the reference's vectors", async () => {
-    const judge = new ReferenceJudge({
-      model: MODEL,
-      baseUrl: `${reference.url}/v1`,
-      now: () => Date.now(),
-      // Vectors are compared directly: nothing to calibrate.
-      calibrationPrompts: () => [],
-    });
-    closers.push(() => judge.close());
+    const judge = referenceJudge();
     const { v, store } = await validator(new Map([[MODEL, judge]]));
     await v.probeRound();
-    const bodies = router.calls
-      .filter((c) => c.method === ProbeServiceService.probe.path)
-      .map((c) => (c.request as ProbeRequest).requestJson);
+    const bodies = probesSent().map((b) => b.requestJson);
     expect(new Set(bodies).size, "a prompt of its own for each miner").to.equal(4);
     const audits = await store.auditHistory();
     expect(Object.fromEntries(audits.map((a) => [a.hotkey, [a.outcome, a.judge]]))).to.deep.equal({
@@ -203,13 +211,7 @@ describe("validator: audits of a model that serves only embeddings", function ()
       cut: false,
       embeddings: vectors,
     });
-    const judge = new ReferenceJudge({
-      model: MODEL,
-      baseUrl: reference.url,
-      now: () => Date.now(),
-      calibrationPrompts: () => [],
-    });
-    closers.push(() => judge.close());
+    const judge = referenceJudge();
     const { v, store } = await validator(new Map([[MODEL, judge]]));
     await v.probeRound();
     const audits = await store.auditHistory();
@@ -233,7 +235,6 @@ describe("validator: audits of a model that serves only embeddings", function ()
     ];
     const { v } = await validator();
     await v.probeRound();
-    const sent = router.calls.filter((c) => c.method === ProbeServiceService.probe.path);
-    expect(sent.map((c) => (c.request as ProbeRequest).cutAfterTokens)).to.deep.equal([5]);
+    expect(probesSent().map((b) => b.cutAfterTokens)).to.deep.equal([5]);
   });
 });

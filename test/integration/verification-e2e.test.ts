@@ -167,11 +167,7 @@ describe("answers checked against the model (real processes)", function () {
       users = new Users(net);
       honest = net.miners.find((m) => !m.filler) as VerificationMiner;
       filler = net.miners.find((m) => m.filler) as VerificationMiner;
-      await pollUntil(async () => ((await net.activeHotkeys()).size === 2 ? true : undefined), {
-        what: "both miners active",
-        timeoutMs: 30_000,
-        intervalMs: 100,
-      });
+      await net.allActive();
     });
     after(async () => {
       await net?.close();
@@ -289,11 +285,7 @@ describe("answers checked against the model (real processes)", function () {
 
     before(async () => {
       net = await startVerificationNetwork({ honestMiners: 3 });
-      await pollUntil(async () => ((await net.activeHotkeys()).size === 4 ? true : undefined), {
-        what: "four miners active",
-        timeoutMs: 30_000,
-        intervalMs: 100,
-      });
+      await net.allActive();
     });
     after(async () => {
       await net?.close();

@@ -62,11 +62,7 @@ describe("embeddings checked against the model (real processes)", function () {
     });
     honest = net.miners.find((m) => !m.filler) as VerificationMiner;
     filler = net.miners.find((m) => m.filler) as VerificationMiner;
-    await pollUntil(async () => ((await net.activeHotkeys()).size === 2 ? true : undefined), {
-      what: "both miners active",
-      timeoutMs: 30_000,
-      intervalMs: 100,
-    });
+    await net.allActive();
   });
   after(async () => {
     await net?.close();

@@ -20,6 +20,7 @@ import { runCli } from "./cli.js";
 import { type FillerBackend, startFillerBackend } from "./filler-backend.js";
 import { type CliProcess, ProcessSet } from "./loop-process.js";
 import { minerDataDirArgs } from "./miner-data-dir.js";
+import { pollUntil } from "./poll.js";
 import { freePort, startRedis, type TestRedis } from "./redis.js";
 
 /** One miner of the network. */
@@ -53,6 +54,8 @@ export interface VerificationNetwork {
   startValidator(opts: ValidatorOptions): CliProcess;
   /** Hotkeys with an active session, from the signed Directory. */
   activeHotkeys(): Promise<Set<string>>;
+  /** Resolves once every miner of the network has an active session (30 s at most). */
+  allActive(): Promise<void>;
   /** Credited tokens (prompt + completion, 24 h) per hotkey, from the signed UsageReport. */
   ledgerTokens(): Promise<Map<string, number>>;
   /** Every audit the validator has stored (its state file; empty before the first write). */
@@ -204,6 +207,13 @@ export async function startVerificationNetwork(
         return new Set(
           list.sessions.filter((s) => s.state === MinerState.MINER_STATE_ACTIVE).map((s) => s.hotkey),
         );
+      },
+      async allActive() {
+        await pollUntil(async () => ((await net.activeHotkeys()).size === miners.length ? true : undefined), {
+          what: `all ${miners.length} miners active`,
+          timeoutMs: 30_000,
+          intervalMs: 100,
+        });
       },
       async ledgerTokens() {
         const usage = await rc.getUsage(0);
