@@ -22,10 +22,12 @@ export interface GradedPrompt {
 }
 
 /**
- * What an audit judges: a chat answer, or the vectors of a model that
- * serves only embeddings (the router sends it the messages as inputs).
+ * What an audit judges: a chat answer; the text of a model probed as text
+ * completions (it serves no chat: the router sends it the messages' texts
+ * as one prompt); or the vectors of a model that serves only embeddings
+ * (the router sends it the messages as inputs).
  */
-export type AuditKind = "chat" | "embedding";
+export type AuditKind = "chat" | "completion" | "embedding";
 
 /** One miner's answer to an audit. */
 export interface AuditAnswer {

@@ -8,15 +8,15 @@
  * (embedding-judge.ts).
  */
 
-import { textOfParts } from "../common/tokens/prompt.js";
 import { judgeAgreement } from "./audit/agreement-judge.js";
 import { judgeEmbeddingAgreement, judgeEmbeddingsByReference } from "./audit/embedding-judge.js";
 import { judgeGradedGroup } from "./audit/graded-judge.js";
 import { type Judgement, type JudgeName, unverifiable } from "./audit/judgement.js";
+import { completionTextOf, embeddingInputsOf } from "./audit/probe-forms.js";
 import type { ChatMessageJson } from "./audit/reference-client.js";
 import type { AuditPrompt } from "./audit/reference-judge.js";
 import type { AuditRecord } from "./audit/verdicts.js";
-import type { AuditAnswer, AuditCase } from "./audit-cases.js";
+import type { AuditAnswer, AuditCase, AuditKind } from "./audit-cases.js";
 
 /** What judging needs of a reference judge (a ReferenceJudge has it). */
 export interface ReferenceJudging {
@@ -32,8 +32,14 @@ export interface ReferenceJudging {
  */
 const FALLBACK_MAX_TOKENS = 512;
 
-/** The audit prompt of a case, as the reference judge needs it. */
-export function auditPromptOf(body: Readonly<Record<string, unknown>>): AuditPrompt {
+/**
+ * The audit prompt of a case, as the reference judge needs it; for a model
+ * probed as text completions, with the one prompt the router sent it.
+ */
+export function auditPromptOf(
+  body: Readonly<Record<string, unknown>>,
+  kind: AuditKind = "chat",
+): AuditPrompt {
   const messages = Array.isArray(body.messages) ? (body.messages as ChatMessageJson[]) : [];
   const asked = body.max_tokens ?? body.max_completion_tokens;
   const tools = Array.isArray(body.tools) ? (body.tools as ChatMessageJson[]) : [];
@@ -42,21 +48,8 @@ export function auditPromptOf(body: Readonly<Record<string, unknown>>): AuditPro
     maxTokens: typeof asked === "number" && asked > 0 ? asked : FALLBACK_MAX_TOKENS,
     seed: typeof body.seed === "number" ? body.seed : 0,
     ...(tools.length > 0 ? { tools } : {}),
+    ...(kind === "completion" ? { text: completionTextOf(body.messages) } : {}),
   };
-}
-
-/**
- * The inputs the router embeds for an embeddings probe of `body`: each
- * message's text (a parts array joined as the router joins it), empty ones
- * left out, and "." when none is left (probe-kinds.ts).
- */
-export function embeddingInputsOf(body: Readonly<Record<string, unknown>>): string[] {
-  const messages = Array.isArray(body.messages) ? (body.messages as unknown[]) : [];
-  const texts = messages
-    .map((m) => (typeof m === "object" && m !== null ? (m as { content?: unknown }).content : undefined))
-    .map((c) => (typeof c === "string" ? c : Array.isArray(c) ? textOfParts(JSON.stringify(c)) : ""))
-    .filter((t) => t !== "");
-  return texts.length > 0 ? texts : ["."];
 }
 
 /** The judgements of an embeddings case's clean answers, and which judge gave them. */
@@ -81,7 +74,7 @@ async function judgeVectors(
   let why = "the reference serves no embeddings";
   if (reference.embed !== undefined) {
     try {
-      refVectors = await reference.embed(embeddingInputsOf(c.body));
+      refVectors = await reference.embed(embeddingInputsOf(c.body.messages));
     } catch (err) {
       why = `reference failed: ${err instanceof Error ? err.message : String(err)}`;
     }
@@ -118,7 +111,7 @@ export async function judgeCase(
   const texts = answers
     .filter((a) => a.content.trim() !== "")
     .map((a) => ({ hotkey: a.hotkey, text: a.content }));
-  const prompt = auditPromptOf(c.body);
+  const prompt = auditPromptOf(c.body, c.kind);
   let judge: JudgeName;
   if (c.graded !== undefined) {
     judge = "graded";

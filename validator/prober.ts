@@ -57,15 +57,14 @@ export interface ProberDeps {
 }
 
 /**
- * How a model offered as `kinds` is audited. The router probes a model as
- * chat when it serves chat, else as a text completion, else as embeddings
- * (probe.proto). A chat answer and a set of vectors can be judged; a
- * completion of the conversation's text is not audited.
+ * How a model offered as `kinds` is audited: as the kind the router probes
+ * it as (probe.proto), chat when it serves chat, else a text completion,
+ * else embeddings. Every kind is audited, so a miner gains nothing by
+ * offering a model as something other than chat.
  */
 export function auditKindOf(kinds: readonly ModelKind[]): AuditKind | undefined {
-  if (offersKind(kinds, "chat")) return "chat";
-  if (offersKind(kinds, "completion")) return undefined;
-  return offersKind(kinds, "embedding") ? "embedding" : undefined;
+  for (const k of ["chat", "completion", "embedding"] as const) if (offersKind(kinds, k)) return k;
+  return undefined;
 }
 
 /** The models `hotkey` offers on sessions that may be probed (active or ghost), with how each is audited. */
@@ -143,9 +142,10 @@ export class Prober {
         audit: asAudit,
         userPool: settings.userPool,
         verifyShare: settings.verifyShare,
-        // A graded prompt's text (arithmetic, spelling...) only ever comes in audits, and vectors
-        // have no right answer to grade: embeddings audits take none, so they read like any probe.
-        ...(auditKind === "embedding" ? { gradedShare: 0 } : {}),
+        // A graded prompt's text (arithmetic, spelling...) only ever comes in audits, and only a
+        // chat answer is graded (vectors have no right answer; a raw completion of a question need
+        // not answer it): other audits take none, so they read like any probe of their kind.
+        ...(auditKind !== undefined && auditKind !== "chat" ? { gradedShare: 0 } : {}),
       });
     if (auditKind === undefined) {
       return this.#d.router.probe(hotkey, {

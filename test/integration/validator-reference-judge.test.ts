@@ -121,6 +121,10 @@ class FakeReference {
         return void send({ tokens: this.#tokens(String(body.prompt)) });
       }
       case "/v1/completions": {
+        // A text prompt: the reference's own completion of it.
+        if (typeof body.prompt === "string") {
+          return void send({ choices: [{ index: 0, text: this.behaviour.chatAnswer }] });
+        }
         const ids = [...(body.prompt as number[])];
         for (let i = 0; i < this.behaviour.extraPositions; i++) ids.push(ASSISTANT);
         const lps: (number | null)[] = [null];
@@ -256,6 +260,37 @@ describe("validator audit: reference judge against a real HTTP reference", () =>
       temperature: 0,
     });
     expect(ref.seen.map((s) => s.path)).to.not.include("/v1/chat/completions");
+  });
+
+  it("judges a text-completion audit on its plain prompt, with marks calibrated on the reference's completions", async () => {
+    const j = judge();
+    const p = { ...prompt("what do plants do"), text: "answer briefly\n\nwhat do plants do" };
+    await j.judge(p, "plants turn light");
+    const byPath = (path: string) => ref.seen.filter((s) => s.path === path).map((s) => s.body);
+    // Calibration: the reference completes each calibration prompt's texts, joined as the router joins them.
+    expect(byPath("/v1/chat/completions")).to.deep.equal([]);
+    const own = byPath("/v1/completions").filter((b) => typeof b.prompt === "string");
+    expect(own.map((b) => b.prompt)).to.deep.equal(
+      CALIBRATION.map((c) => c.messages.map((m) => m.content).join("\n\n")),
+    );
+    expect(own[0]).to.deep.include({
+      model: "demo",
+      temperature: 0,
+      seed: 1234,
+      max_tokens: 64,
+      stream: false,
+    });
+    // Scoring: the prompt tokenized as a completion prompt is (special tokens in), never through the template.
+    const tokenize = byPath("/tokenize");
+    expect(tokenize.filter((b) => b.messages !== undefined)).to.deep.equal([]);
+    expect(tokenize).to.deep.include({ model: "demo", prompt: p.text, add_special_tokens: true });
+    expect(tokenize).to.deep.include({
+      model: "demo",
+      prompt: "plants turn light",
+      add_special_tokens: false,
+    });
+    expect(j.thresholdsFor("text")).to.not.equal(undefined);
+    expect(j.thresholds, "the chat marks are calibrated apart").to.equal(undefined);
   });
 
   it("tokenizes an audit that offered tools with its tools, as the model's template renders them", async () => {

@@ -47,7 +47,7 @@ describe("request kinds in routing, probes and the directory", () => {
     expect(pick(SESSIONS, new Map(), "m", random, new Set(), undefined, "completion")).to.equal(undefined);
   });
 
-  it("probes reach every model, as the kind it serves; validators audit chat and embeddings-only models", () => {
+  it("probes reach every model, as the kind it serves; validators audit each as the kind it is probed as", () => {
     const mixed = view("s3", "hk", [
       ["chat", ["chat", "embedding"]],
       ["embed", ["embedding"]],
@@ -72,9 +72,11 @@ describe("request kinds in routing, probes and the directory", () => {
       ["embed", "embedding"],
     ]);
     expect([...auditableModels(listed, "hk-chat")]).to.deep.equal([["m", "chat"]]);
-    // A completion of the conversation's text has no judge: probed, not audited.
-    expect(auditKindOf(["completion", "embedding"])).to.equal(undefined);
+    // Audited as the router probes it: chat first, then completions, then embeddings.
+    expect(auditKindOf(["completion", "embedding"])).to.equal("completion");
     expect(auditKindOf(["completion", "chat"])).to.equal("chat");
     expect(auditKindOf(["embedding"])).to.equal("embedding");
+    // No kind this validator knows (after kindsFromProto): the router does not probe it either.
+    expect(auditKindOf([])).to.equal(undefined);
   });
 });

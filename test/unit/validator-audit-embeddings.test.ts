@@ -11,8 +11,9 @@ import {
   type VectorSet,
   vectorSetSimilarity,
 } from "../../validator/audit/embedding-judge.js";
+import { embeddingInputsOf } from "../../validator/audit/probe-forms.js";
 import { type AuditAnswer, type AuditCase, AuditCases } from "../../validator/audit-cases.js";
-import { embeddingInputsOf, judgeCase, type ReferenceJudging } from "../../validator/audit-judge.js";
+import { judgeCase, type ReferenceJudging } from "../../validator/audit-judge.js";
 import { Prober } from "../../validator/prober.js";
 import { seededRandom } from "../support/api-random.js";
 import { okProbe, session } from "../support/validator-router.js";
@@ -142,13 +143,17 @@ describe("validator: judging embeddings audits", () => {
     const rules = { requestTimeoutMs: 60_000, userSalt: "s", maxBodyBytes: 1 << 20 };
     const routed = probeBody(parseProbeBody(JSON.stringify(body), "5V", rules).chat, "embedding");
     if (!("embedding" in routed)) throw new Error("not an embeddings request");
-    expect(embeddingInputsOf(body)).to.deep.equal(routed.embedding.input);
-    expect(embeddingInputsOf(body)).to.deep.equal(["You summarise.", "First part.\nSecond.", "Last one."]);
+    expect(embeddingInputsOf(body.messages)).to.deep.equal(routed.embedding.input);
+    expect(embeddingInputsOf(body.messages)).to.deep.equal([
+      "You summarise.",
+      "First part.\nSecond.",
+      "Last one.",
+    ]);
     const empty = probeBody(
       parseProbeBody(JSON.stringify({ messages: [{ role: "user", content: "" }] }), "5V", rules).chat,
       "embedding",
     );
-    expect(embeddingInputsOf({ messages: [{ role: "user", content: "" }] })).to.deep.equal(
+    expect(embeddingInputsOf([{ role: "user", content: "" }])).to.deep.equal(
       "embedding" in empty ? empty.embedding.input : undefined,
     );
   });

@@ -4,9 +4,11 @@
  * development and tests) that tokenizes and returns prompt logprobs.
  *
  *   POST {root}/tokenize        {model, messages, add_generation_prompt: true} -> {tokens}
- *   POST {root}/tokenize        {model, prompt, add_special_tokens: false}    -> {tokens}
+ *   POST {root}/tokenize        {model, prompt, add_special_tokens}           -> {tokens}
+ *                               (false for an answer, true for a completion prompt)
  *   POST {root}/v1/completions  {model, prompt: ids, echo, logprobs, max_tokens: 0, temperature: 0}
  *   POST {root}/v1/chat/completions  (the reference's own answers, for calibration and graded prompts)
+ *   POST {root}/v1/completions  {model, prompt: text, temperature: 0, ...} (its own completions, likewise)
  *   POST {root}/v1/embeddings   {model, input, encoding_format: "float"} (a model that serves embeddings)
  *
  * `{root}` is the server's root URL. vLLM serves `/tokenize` at the root
@@ -126,6 +128,14 @@ export function parseEmbeddings(body: unknown, inputs: number): number[][] {
   return vectors;
 }
 
+/** The text of a (legacy) completion answer, checked. */
+export function parseCompletionText(body: unknown): string {
+  const choice = isRecord(body) && Array.isArray(body.choices) ? body.choices[0] : undefined;
+  const text = isRecord(choice) ? choice.text : undefined;
+  if (typeof text !== "string") throw new ReferenceServerError("completion answer has no choices[0].text");
+  return text;
+}
+
 /** The assistant text of a chat completion answer, checked. */
 export function parseChatContent(body: unknown): string {
   const choice = isRecord(body) && Array.isArray(body.choices) ? body.choices[0] : undefined;
@@ -181,10 +191,18 @@ export class ReferenceClient {
     );
   }
 
-  /** Token ids of a plain text (a completion), without special tokens. */
-  async tokenizeText(text: string): Promise<number[]> {
+  /**
+   * Token ids of a plain text: an answer without special tokens, or with
+   * `addSpecialTokens` a completion prompt as the server tokenizes one it is
+   * sent (a beginning-of-text token, for models that have one).
+   */
+  async tokenizeText(text: string, addSpecialTokens = false): Promise<number[]> {
     return parseTokenIds(
-      await this.#post("/tokenize", { model: this.model, prompt: text, add_special_tokens: false }),
+      await this.#post("/tokenize", {
+        model: this.model,
+        prompt: text,
+        add_special_tokens: addSpecialTokens,
+      }),
     );
   }
 
@@ -198,6 +216,20 @@ export class ReferenceClient {
       max_tokens: 0,
       temperature: 0,
     });
+  }
+
+  /** The reference's own completion of a plain-text prompt at temperature 0. */
+  async complete(prompt: string, maxTokens: number, seed: number): Promise<string> {
+    return parseCompletionText(
+      await this.#post("/v1/completions", {
+        model: this.model,
+        prompt,
+        temperature: 0,
+        seed,
+        max_tokens: maxTokens,
+        stream: false,
+      }),
+    );
   }
 
   /** The reference's own answer at temperature 0. */

@@ -14,10 +14,16 @@
  * audits are unverifiable: a miner is never failed on a broken reference
  * or on marks drawn from nothing.
  *
+ * A model probed as text completions (it serves no chat) is judged the
+ * same way on its one plain-text prompt: tokenized as the server tokenizes
+ * a completion prompt (special tokens included), with marks calibrated
+ * apart, on the reference's own completions of the same prompts.
+ *
  * Cost per audit: three reference calls (two tokenizations and one prefill
  * of prompt + answer, no generation).
  */
 import { fmt, type Judgement, unverifiable } from "./judgement.js";
+import { completionTextOf } from "./probe-forms.js";
 import {
   type ChatMessageJson,
   ReferenceClient,
@@ -44,6 +50,12 @@ export interface AuditPrompt {
   readonly seed: number;
   /** The tools the audit offered, if any (the chat template renders them into the prompt). */
   readonly tools?: readonly ChatMessageJson[];
+  /**
+   * The one prompt of a text completion, for a model probed as completions:
+   * when set, it is what the miner was asked, as plain text without the
+   * chat template, and `messages` only say what it was made from.
+   */
+  readonly text?: string;
 }
 
 /** Settings of a reference judge. */
@@ -73,6 +85,20 @@ export interface CalibrationReport {
   readonly thresholds: Thresholds | undefined;
 }
 
+/**
+ * How an audit's prompt reached the model: through its chat template, or as
+ * the plain text of a completion (AuditPrompt.text).
+ */
+export type PromptForm = "chat" | "text";
+
+/** The calibration state of one prompt form. */
+interface FormCalibration {
+  thresholds?: Thresholds;
+  last?: CalibrationReport;
+  nextAtMs: number;
+  running?: Promise<CalibrationReport>;
+}
+
 /** Default k of the top-k share. */
 export const DEFAULT_TOP_K = 5;
 /** Default time between calibrations. */
@@ -92,10 +118,11 @@ export class ReferenceJudge {
   readonly #opts: ReferenceJudgeOptions;
   readonly #policy: ThresholdPolicy;
   readonly #topK: number;
-  #thresholds: Thresholds | undefined;
-  #last: CalibrationReport | undefined;
-  #nextCalibrationAtMs = Number.NEGATIVE_INFINITY;
-  #calibrating: Promise<CalibrationReport> | undefined;
+  /** Calibration per prompt form: a chat and a plain-text prompt score differently. */
+  readonly #forms: Record<PromptForm, FormCalibration> = {
+    chat: { nextAtMs: Number.NEGATIVE_INFINITY },
+    text: { nextAtMs: Number.NEGATIVE_INFINITY },
+  };
 
   /** `client` replaces the HTTP client built from `opts` (its settings then come from it). */
   constructor(opts: ReferenceJudgeOptions, client?: ReferenceClient) {
@@ -109,14 +136,19 @@ export class ReferenceJudge {
     this.#topK = k;
   }
 
-  /** The marks in force; undefined until a calibration succeeded. */
+  /** The marks in force for chat audits; undefined until a calibration succeeded. */
   get thresholds(): Thresholds | undefined {
-    return this.#thresholds;
+    return this.#forms.chat.thresholds;
   }
 
-  /** The latest calibration, successful or not. */
+  /** The latest calibration for chat audits, successful or not. */
   get lastCalibration(): CalibrationReport | undefined {
-    return this.#last;
+    return this.#forms.chat.last;
+  }
+
+  /** The marks in force for audits of `form`. */
+  thresholdsFor(form: PromptForm): Thresholds | undefined {
+    return this.#forms[form].thresholds;
   }
 
   /**
@@ -126,7 +158,9 @@ export class ReferenceJudge {
    */
   async score(prompt: AuditPrompt, answer: string): Promise<ReferenceScore> {
     const [promptIds, completionIds] = await Promise.all([
-      this.#client.tokenizeChat(prompt.messages, prompt.tools),
+      prompt.text !== undefined
+        ? this.#client.tokenizeText(prompt.text, true)
+        : this.#client.tokenizeChat(prompt.messages, prompt.tools),
       answer === "" ? Promise.resolve([]) : this.#client.tokenizeText(answer),
     ]);
     if (completionIds.length === 0) return { tokens: 0, meanLogprob: Number.NaN, topKShare: Number.NaN };
@@ -138,7 +172,9 @@ export class ReferenceJudge {
 
   /** The reference's own answer to `prompt` (temperature 0, its seed and max_tokens). Throws like `score`. */
   answer(prompt: AuditPrompt): Promise<string> {
-    return this.#client.chat(prompt.messages, prompt.maxTokens, prompt.seed);
+    return prompt.text !== undefined
+      ? this.#client.complete(prompt.text, prompt.maxTokens, prompt.seed)
+      : this.#client.chat(prompt.messages, prompt.maxTokens, prompt.seed);
   }
 
   /**
@@ -150,16 +186,18 @@ export class ReferenceJudge {
   }
 
   /**
-   * Calibrates now: the reference answers each calibration prompt, each
-   * answer is scored, and marks are drawn from the scores. When too few
-   * succeed, the previous marks stay. Never throws.
+   * Calibrates now for audits of `form` (default chat): the reference
+   * answers each calibration prompt (as a text completion of its messages'
+   * texts for "text"), each answer is scored, and marks are drawn from the
+   * scores. When too few succeed, the previous marks stay. Never throws.
    */
-  calibrate(): Promise<CalibrationReport> {
-    if (this.#calibrating !== undefined) return this.#calibrating;
-    const run = this.#runCalibration().finally(() => {
-      this.#calibrating = undefined;
+  calibrate(form: PromptForm = "chat"): Promise<CalibrationReport> {
+    const state = this.#forms[form];
+    if (state.running !== undefined) return state.running;
+    const run = this.#runCalibration(form).finally(() => {
+      state.running = undefined;
     });
-    this.#calibrating = run;
+    state.running = run;
     return run;
   }
 
@@ -169,10 +207,12 @@ export class ReferenceJudge {
    * the lack of marks, is an unverifiable judgement.
    */
   async judge(prompt: AuditPrompt, answer: string): Promise<Judgement> {
-    if (this.#opts.now() >= this.#nextCalibrationAtMs) await this.calibrate();
-    const marks = this.#thresholds;
+    const form: PromptForm = prompt.text !== undefined ? "text" : "chat";
+    const state = this.#forms[form];
+    if (this.#opts.now() >= state.nextAtMs) await this.calibrate(form);
+    const marks = state.thresholds;
     if (marks === undefined) {
-      const why = this.#last?.errors[0] ?? "no calibration sample";
+      const why = state.last?.errors[0] ?? "no calibration sample";
       return unverifiable(`reference not calibrated (${why})`);
     }
     try {
@@ -183,16 +223,18 @@ export class ReferenceJudge {
   }
 
   async close(): Promise<void> {
-    await this.#calibrating;
+    await Promise.all([this.#forms.chat.running, this.#forms.text.running]);
     await this.#client.close();
   }
 
-  async #runCalibration(): Promise<CalibrationReport> {
+  async #runCalibration(form: PromptForm): Promise<CalibrationReport> {
+    const state = this.#forms[form];
     const samples: ReferenceScore[] = [];
     const errors: string[] = [];
     let prompts: readonly AuditPrompt[] = [];
     try {
       prompts = this.#opts.calibrationPrompts();
+      if (form === "text") prompts = prompts.map((p) => ({ ...p, text: completionTextOf(p.messages) }));
     } catch (err) {
       errors.push(`calibration prompts: ${message(err)}`);
     }
@@ -210,14 +252,14 @@ export class ReferenceJudge {
       errors.push(`${usable} usable answers of ${prompts.length} (need ${this.#policy.minSamples})`);
     }
     const now = this.#opts.now();
-    if (marks !== undefined) this.#thresholds = marks;
-    this.#nextCalibrationAtMs =
+    if (marks !== undefined) state.thresholds = marks;
+    state.nextAtMs =
       now +
       (marks !== undefined
         ? (this.#opts.recalibrateMs ?? DEFAULT_RECALIBRATE_MS)
         : (this.#opts.calibrationRetryMs ?? DEFAULT_CALIBRATION_RETRY_MS));
-    const report: CalibrationReport = { atMs: now, samples, errors, thresholds: this.#thresholds };
-    this.#last = report;
+    const report: CalibrationReport = { atMs: now, samples, errors, thresholds: state.thresholds };
+    state.last = report;
     return report;
   }
 }

@@ -1819,10 +1819,9 @@ export const ProbeServiceService = {
    * EmbeddingRequest with one input per non-empty message, live when its
    * first vector arrives within 8 s and `ok` only once every vector came
    * (`content` empty, `completion_tokens` 0, and with `cut_after_tokens`
-   * = 0 the vectors in `embeddings`). Audits judge chat answers, and the
-   * vectors of models that serve only embeddings: this project's validator
-   * audits models that serve chat, or embeddings and neither chat nor
-   * completions (DirectoryModel.kinds).
+   * = 0 the vectors in `embeddings`). This project's validator audits every
+   * model as the kind it is probed as (DirectoryModel.kinds): chat answers,
+   * the completion of that one prompt, or the vectors.
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
@@ -1939,10 +1938,9 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    * EmbeddingRequest with one input per non-empty message, live when its
    * first vector arrives within 8 s and `ok` only once every vector came
    * (`content` empty, `completion_tokens` 0, and with `cut_after_tokens`
-   * = 0 the vectors in `embeddings`). Audits judge chat answers, and the
-   * vectors of models that serve only embeddings: this project's validator
-   * audits models that serve chat, or embeddings and neither chat nor
-   * completions (DirectoryModel.kinds).
+   * = 0 the vectors in `embeddings`). This project's validator audits every
+   * model as the kind it is probed as (DirectoryModel.kinds): chat answers,
+   * the completion of that one prompt, or the vectors.
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
@@ -2031,10 +2029,9 @@ export interface ProbeServiceClient extends Client {
    * EmbeddingRequest with one input per non-empty message, live when its
    * first vector arrives within 8 s and `ok` only once every vector came
    * (`content` empty, `completion_tokens` 0, and with `cut_after_tokens`
-   * = 0 the vectors in `embeddings`). Audits judge chat answers, and the
-   * vectors of models that serve only embeddings: this project's validator
-   * audits models that serve chat, or embeddings and neither chat nor
-   * completions (DirectoryModel.kinds).
+   * = 0 the vectors in `embeddings`). This project's validator audits every
+   * model as the kind it is probed as (DirectoryModel.kinds): chat answers,
+   * the completion of that one prompt, or the vectors.
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The

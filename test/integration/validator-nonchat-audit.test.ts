@@ -1,11 +1,13 @@
-// A miner that serves an embedding model is paid for the prompt tokens it
-// embeds, so one that returns vectors of no model (random, or a hash of the
-// words) must be caught like a chat miner that serves filler. The validator
-// audits such a model on the vectors its probes bring back: against the
-// reference's vectors (here the demo model server, over HTTP) or by the
-// agreement of the miners that embedded the same inputs. The router is the
-// gRPC stand-in; its miners answer each probe with the vectors of the
-// inputs the real router would have sent them.
+// Models that serve no chat are audited like chat ones, as the kind the
+// router probes them as. A miner that serves an embedding model is paid for
+// the prompt tokens it embeds, so one that returns vectors of no model
+// (random, or a hash of the words) must be caught like a chat miner that
+// serves filler; and a miner must not dodge audits by offering its model for
+// text completions only. The validator judges what its probes bring back:
+// against the reference (here the demo model server, over HTTP) or by the
+// agreement of the miners asked the same. The router is the gRPC stand-in;
+// its miners answer each probe as a backend would answer what the real
+// router sends them.
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,6 +15,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { systemClock } from "../../common/clock.js";
 import { DEMO_EMBEDDING_MODEL_ID, demoEmbedding } from "../../common/demo-model/embedding.js";
+import { DEMO_MODEL_ID } from "../../common/demo-model/model.js";
 import { type DemoModelServer, startDemoModelServer } from "../../common/demo-model/server.js";
 import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
@@ -26,7 +29,11 @@ import { RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
 import { parseProbeBody } from "../../router/services/probe-body.js";
 import { probeBody } from "../../router/services/probe-kinds.js";
 import { ReferenceJudge } from "../../validator/audit/reference-judge.js";
+import { auditPromptOf } from "../../validator/audit-judge.js";
 import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
+import { CALIBRATION_PROMPTS } from "../../validator/main.js";
+import { ProbeCorpus } from "../../validator/probe-gen/corpus.js";
+import { drawProbeBody } from "../../validator/probe-gen/shape-sampler.js";
 import { RouterClient } from "../../validator/router-client.js";
 import { FileStateStore } from "../../validator/state-store-file.js";
 import { Validator, type ValidatorDeps } from "../../validator/validator.js";
@@ -37,16 +44,46 @@ import { okProbe, type RouterStandIn, session, startRouterStandIn } from "../sup
 const MODEL = DEMO_EMBEDDING_MODEL_ID;
 const HONEST = ["5A", "5B", "5C"];
 const FILLER = "5F";
+const FILLER_TEXT = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.";
+/**
+ * Probe wording for the completions model: texts that stop mid-sentence, as
+ * text to complete does (the demo model ends a completion of a finished
+ * sentence at once, leaving nothing to judge).
+ */
+const COMPLETION_CORPUS = ProbeCorpus.parse(
+  [
+    "Bread is made from",
+    "The tide comes in because the",
+    "Tell me about the people who keep bees.\n\nThe bees",
+    "How does a river find its way to the sea?\n\nThe river",
+  ]
+    .map((content) => JSON.stringify({ messages: [{ role: "user", content }] }))
+    .join("\n"),
+  "test corpus",
+);
+
+/** What the router sends a miner for a probe of a model it serves as `kind`. */
+function routed(req: ProbeRequest, kind: "completion" | "embedding") {
+  const rules = { requestTimeoutMs: 60_000, userSalt: "salt", maxBodyBytes: 1 << 20 };
+  return probeBody(parseProbeBody(req.requestJson, "5V", rules).chat, kind);
+}
 
 /** The inputs the router sends a miner for a probe of an embeddings-only model. */
 function routedInputs(req: ProbeRequest): string[] {
-  const rules = { requestTimeoutMs: 60_000, userSalt: "salt", maxBodyBytes: 1 << 20 };
-  const body = probeBody(parseProbeBody(req.requestJson, "5V", rules).chat, "embedding");
+  const body = routed(req, "embedding");
   if (!("embedding" in body)) throw new Error("the router would not send embeddings");
   return body.embedding.input;
 }
 
-describe("validator: audits of a model that serves only embeddings", function () {
+/** Directory sessions of every miner, offering `model` as `kind` only. */
+const sessionsOffering = (model: string, kind: RequestKind) =>
+  [...HONEST, FILLER].map((hk) =>
+    session(hk, {
+      models: [{ id: model, maxConcurrency: 4, contextLength: 512, inFlight: 0, kinds: [kind] }],
+    }),
+  );
+
+describe("validator: audits of models that serve no chat", function () {
   this.timeout(20_000);
   let key: Hotkey;
   let dir: string;
@@ -59,13 +96,10 @@ describe("validator: audits of a model that serves only embeddings", function ()
     key = await throwawayHotkey();
   });
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), "tc-vembed-"));
+    dir = await mkdtemp(join(tmpdir(), "tc-vnonchat-"));
     reference = await startDemoModelServer({ host: "127.0.0.1", port: 0 });
-    const embedOnly = { id: MODEL, maxConcurrency: 4, contextLength: 512, inFlight: 0 };
     router = await startRouterStandIn({
-      sessions: [...HONEST, FILLER].map((hk) =>
-        session(hk, { models: [{ ...embedOnly, kinds: [RequestKind.REQUEST_KIND_EMBEDDING] }] }),
-      ),
+      sessions: sessionsOffering(MODEL, RequestKind.REQUEST_KIND_EMBEDDING),
       probe: (req) => {
         const inputs = routedInputs(req);
         // Liveness probes bring no vectors back (probe.proto); audits do.
@@ -95,7 +129,7 @@ describe("validator: audits of a model that serves only embeddings", function ()
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function validator(references?: ValidatorDeps["references"]) {
+  async function validator(references?: ValidatorDeps["references"], corpus?: ProbeCorpus) {
     const client = new RouterClient([router.url], {
       signer: key,
       logger: silentLogger(),
@@ -118,6 +152,7 @@ describe("validator: audits of a model that serves only embeddings", function ()
         weightsIntervalMs: 60_000,
         latencyTiers: DEFAULT_LATENCY_TIERS,
         verifyShare: 1,
+        ...(corpus === undefined ? {} : { corpus }),
       },
       clock: systemClock,
       randomBytes: (n) => randomBytes(n),
@@ -128,14 +163,21 @@ describe("validator: audits of a model that serves only embeddings", function ()
     return { v, store };
   }
 
-  /** A reference judge of the demo embedding model at the demo model server. */
-  function referenceJudge(): ReferenceJudge {
+  /**
+   * A reference judge of `model` at the demo model server, calibrated (for
+   * text, not vectors) on prompts drawn as the validator draws them.
+   */
+  function referenceJudge(model = MODEL, source?: ProbeCorpus): ReferenceJudge {
     const judge = new ReferenceJudge({
-      model: MODEL,
+      model,
       baseUrl: `${reference.url}/v1`,
       now: () => Date.now(),
-      // Vectors are compared directly: nothing to calibrate.
-      calibrationPrompts: () => [],
+      calibrationPrompts: () =>
+        Array.from({ length: CALIBRATION_PROMPTS }, (_, i) =>
+          auditPromptOf(
+            drawProbeBody({ model, random: seededRandom(40 + i), audit: true, gradedShare: 0, source }).body,
+          ),
+        ),
     });
     closers.push(() => judge.close());
     return judge;
@@ -219,22 +261,62 @@ describe("validator: audits of a model that serves only embeddings", function ()
     expect(audits[0]?.detail).to.match(/^80 vectors for \d+ inputs$/);
   });
 
-  it("probes a completions-only model but does not audit it (no judge reads a completion)", async () => {
-    router.script.sessions = [
-      session("5A", {
-        models: [
-          {
-            id: "c",
-            maxConcurrency: 4,
-            contextLength: 512,
-            inFlight: 0,
-            kinds: [RequestKind.REQUEST_KIND_COMPLETION],
-          },
-        ],
-      }),
-    ];
-    const { v } = await validator();
-    await v.probeRound();
-    expect(probesSent().map((b) => b.cutAfterTokens)).to.deep.equal([5]);
+  describe("a model offered for text completions only", () => {
+    /** The demo model's own completion of what the router sends; the filler's lorem ipsum. */
+    beforeEach(() => {
+      router.script.sessions = sessionsOffering(DEMO_MODEL_ID, RequestKind.REQUEST_KIND_COMPLETION);
+      router.script.probe = async (req) => {
+        const body = routed(req, "completion");
+        if (!("completion" in body)) throw new Error("the router would not send a completion");
+        const c = body.completion;
+        let content = FILLER_TEXT;
+        if (req.hotkey !== FILLER) {
+          const res = await fetch(`${reference.url}/v1/completions`, {
+            method: "POST",
+            body: JSON.stringify({
+              model: DEMO_MODEL_ID,
+              prompt: c.prompt[0],
+              // A backend's own default when the request sets none.
+              max_tokens: c.maxTokens ?? 32,
+              temperature: c.temperature ?? 1,
+              ...(c.seed === undefined ? {} : { seed: Number(c.seed) }),
+            }),
+          });
+          content = ((await res.json()) as { choices: { text: string }[] }).choices[0]?.text ?? "";
+        }
+        const cut = req.cutAfterTokens !== 0;
+        return { ...okProbe(30), model: DEMO_MODEL_ID, content, cut };
+      };
+    });
+
+    it("is audited by the miners' agreement on the completion text", async () => {
+      const { v, store } = await validator(undefined, COMPLETION_CORPUS);
+      await v.probeRound();
+      expect(probesSent().map((b) => b.cutAfterTokens)).to.deep.equal([0, 0, 0, 0]);
+      const audits = await store.auditHistory();
+      expect(Object.fromEntries(audits.map((a) => [a.hotkey, [a.outcome, a.judge]]))).to.deep.equal({
+        "5A": ["passed", "agreement"],
+        "5B": ["passed", "agreement"],
+        "5C": ["passed", "agreement"],
+        "5F": ["failed", "agreement"],
+      });
+      expect(reported()[FILLER]).to.deep.equal([DEMO_MODEL_ID, "VERDICT_FAILED"]);
+    });
+
+    it("is audited against the reference, which scores the one plain-text prompt the router sent", async () => {
+      const judge = referenceJudge(DEMO_MODEL_ID, COMPLETION_CORPUS);
+      const { v, store } = await validator(new Map([[DEMO_MODEL_ID, judge]]), COMPLETION_CORPUS);
+      await v.probeRound();
+      const audits = await store.auditHistory();
+      expect(Object.fromEntries(audits.map((a) => [a.hotkey, [a.outcome, a.judge]]))).to.deep.equal({
+        "5A": ["passed", "reference"],
+        "5B": ["passed", "reference"],
+        "5C": ["passed", "reference"],
+        "5F": ["failed", "reference"],
+      });
+      // Marks of their own, calibrated on the reference's completions, not its chat answers.
+      expect(judge.thresholdsFor("text")).to.not.equal(undefined);
+      expect(judge.thresholds, "no chat audit ran").to.equal(undefined);
+    });
   });
 });
