@@ -41,6 +41,17 @@ export interface ModelToken extends TokenChoice {
   readonly top: readonly TokenChoice[];
 }
 
+/**
+ * Tokens a text completion of the demo model writes at least (when its
+ * budget allows), on the demo model server and the miner's demo backend
+ * alike: the model would end most prompts that end a sentence at once (its
+ * corpus documents stop there), where a real model goes on.
+ */
+export const DEMO_COMPLETION_MIN_TOKENS = 1;
+
+/** Tokens looked at for one that does not stop, while `minTokens` holds stops back. */
+const MIN_TOKENS_CANDIDATES = 32;
+
 /** Why generation ended: a stop token (`stop`) or the token budget (`length`). */
 export type StopReason = "stop" | "length";
 
@@ -56,6 +67,12 @@ export interface GenerateOptions {
   readonly seed?: number | bigint;
   /** Alternatives to report per token (0 … {@link MAX_TOP_LOGPROBS}). Default 0. */
   readonly topLogprobs?: number;
+  /**
+   * No stop before this many tokens (vLLM's `min_tokens`): where a stop token
+   * is drawn earlier, the most likely token that does not stop is written
+   * instead. Default 0.
+   */
+  readonly minTokens?: number;
 }
 
 /** A finished answer. */
@@ -144,10 +161,16 @@ export class DemoModel {
     if (!(temperature >= 0)) throw new RangeError(`temperature must be 0 or more, got ${temperature}`);
     const state = this.#read(opts.promptTokens);
     const random = seededRandom(requestSeed(opts.seed, opts.promptTokens));
+    const minTokens = opts.minTokens ?? 0;
     for (let n = 0; n < opts.maxTokens; n++) {
       const d = state.distribution();
-      const id = d.sample(temperature, random);
-      if (this.isStopToken(id)) return "stop";
+      let id = d.sample(temperature, random);
+      if (this.isStopToken(id)) {
+        const goOn =
+          n < minTokens ? d.top(MIN_TOKENS_CANDIDATES).find((t) => !this.isStopToken(t.id)) : undefined;
+        if (goOn === undefined) return "stop";
+        id = goOn.id;
+      }
       yield this.#token(d, id, k);
       state.push(id);
     }

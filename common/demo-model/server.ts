@@ -28,7 +28,13 @@ import type { AddressInfo } from "node:net";
 import { TensorClawError } from "../errors.js";
 import { renderChatPrompt } from "./chat-template.js";
 import { DEMO_EMBEDDING_MODEL_ID, demoEmbedding } from "./embedding.js";
-import { DEMO_CONTEXT_LENGTH, DEMO_MODEL_ID, type DemoModel, loadDemoModel } from "./model.js";
+import {
+  DEMO_COMPLETION_MIN_TOKENS,
+  DEMO_CONTEXT_LENGTH,
+  DEMO_MODEL_ID,
+  type DemoModel,
+  loadDemoModel,
+} from "./model.js";
 import {
   chatChunk,
   chatCompletion,
@@ -168,6 +174,7 @@ export async function startDemoModelServer(opts: DemoModelServerOptions): Promis
     const out = model.generate({
       promptTokens: ids,
       maxTokens: budget(ids.length, body, 0),
+      minTokens: DEMO_COMPLETION_MIN_TOKENS,
       temperature: body.temperature,
       ...(body.seed === undefined ? {} : { seed: body.seed }),
       topLogprobs: body.logprobs ?? 0,

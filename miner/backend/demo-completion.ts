@@ -6,7 +6,13 @@
  * in OpenAI's API; `echo` repeats the prompt first; `logprobs` reports the
  * model's real alternatives.
  */
-import { type DemoModel, MAX_TOP_LOGPROBS, type StopReason } from "../../common/demo-model/model.js";
+
+import {
+  DEMO_COMPLETION_MIN_TOKENS,
+  type DemoModel,
+  MAX_TOP_LOGPROBS,
+  type StopReason,
+} from "../../common/demo-model/model.js";
 import { type CompletionRequest, FinishReason } from "../../gen/tensorclaw/v1/chat.js";
 import { RequestErrorCode } from "../../gen/tensorclaw/v1/tunnel.js";
 import { type BackendEvent, BackendFailure } from "./backend.js";
@@ -62,6 +68,8 @@ export async function* demoCompletion(
       const tokens = model.stream({
         promptTokens: ids,
         maxTokens: Math.min(req.maxTokens ?? LEGACY_DEFAULT_MAX_TOKENS, limits.answerTokens, room),
+        // As the demo model server completes (a reference must write the same answer).
+        minTokens: DEMO_COMPLETION_MIN_TOKENS,
         temperature,
         ...(req.seed === undefined ? {} : { seed: req.seed + BigInt(s) }),
         topLogprobs: top ?? 0,

@@ -9,7 +9,7 @@ import { renderChatPrompt } from "../../common/demo-model/chat-template.js";
 import { DEMO_EMBEDDING_MODEL_ID, demoEmbedding } from "../../common/demo-model/embedding.js";
 import { DEMO_MODEL_ID, type DemoModel, loadDemoModel } from "../../common/demo-model/model.js";
 import { type DemoModelServer, startDemoModelServer } from "../../common/demo-model/server.js";
-import { ChatRequest } from "../../gen/tensorclaw/v1/chat.js";
+import { ChatRequest, CompletionRequest } from "../../gen/tensorclaw/v1/chat.js";
 import type { BackendEvent } from "../../miner/backend/backend.js";
 import { DemoBackend } from "../../miner/backend/demo.js";
 import { OpenAIHttpBackend } from "../../miner/backend/openai.js";
@@ -251,6 +251,27 @@ describe("demo model server", () => {
       expect(lp.text_offset[i]).to.equal(offset);
       offset += tok.length;
     });
+  });
+
+  it("completes a text that ends a sentence with at least one token, as the miner's demo backend does", async () => {
+    const prompt = "How does a river find its way to the sea?";
+    const r = await client.completions.create({
+      model: DEMO_MODEL_ID,
+      prompt,
+      max_tokens: 12,
+      temperature: 0,
+    });
+    const text = r.choices[0]?.text ?? "";
+    expect(text).to.not.equal("");
+    let viaMiner = "";
+    for await (const e of new DemoBackend().complete(
+      DEMO_MODEL_ID,
+      CompletionRequest.fromPartial({ prompt: [prompt], maxTokens: 12, temperature: 0 }),
+      new AbortController().signal,
+    )) {
+      if (e.type === "delta") viaMiner += e.content;
+    }
+    expect(viaMiner).to.equal(text);
   });
 
   it("completes a text prompt, with and without echo", async () => {

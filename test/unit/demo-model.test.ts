@@ -197,6 +197,22 @@ describe("demo model (built-in)", () => {
     expect(() => model.generate({ promptTokens: [], maxTokens: 1, topLogprobs: 21 })).to.throw(RangeError);
   });
 
+  it("holds stops back for minTokens, writing the most likely token that does not stop", () => {
+    // A text that ends a sentence: the model would end at once, as its corpus documents do.
+    const ids = model.encode("What makes the tide come in?");
+    expect(model.generate({ promptTokens: ids, maxTokens: 8, temperature: 0 }).tokens).to.deep.equal([]);
+    const held = model.generate({ promptTokens: ids, maxTokens: 8, temperature: 0, minTokens: 1 });
+    expect(held.tokens.length).to.be.at.least(1);
+    const best = model
+      .distribution(ids)
+      .top(32)
+      .find((t) => !model.isStopToken(t.id));
+    expect(held.tokens[0]?.id).to.equal(best?.id);
+    // Only the first token is held back from stopping; no token written is a stop token.
+    for (const t of held.tokens) expect(model.isStopToken(t.id)).to.equal(false);
+    expect(model.generate({ promptTokens: ids, maxTokens: 0, minTokens: 1 }).tokens).to.deep.equal([]);
+  });
+
   it("scores its own re-tokenized answers far above filler (mean logprob per token)", () => {
     const honest: number[] = [];
     const filler: number[] = [];
