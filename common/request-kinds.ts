@@ -50,6 +50,16 @@ export function kindsToProto(kinds: readonly ModelKind[]): RequestKind[] {
   return MODEL_KINDS.filter((k) => kinds.includes(k)).map((k) => TO_PROTO[k]);
 }
 
+/** One kind on the wire: its name, or undefined for UNSPECIFIED and values this build does not know. */
+export function kindFromProto(kind: RequestKind): ModelKind | undefined {
+  return FROM_PROTO.get(kind);
+}
+
+/** The wire value of one kind. */
+export function kindToProto(kind: ModelKind): RequestKind {
+  return TO_PROTO[kind];
+}
+
 /** Whether a model's kinds (absent: chat only) include `kind`. */
 export function offersKind(kinds: readonly ModelKind[] | undefined, kind: ModelKind): boolean {
   return kinds === undefined ? kind === "chat" : kinds.includes(kind);

@@ -13,6 +13,7 @@
  * vectors for the prompt's messages (`kind` "embedding").
  * Pure bookkeeping: times come in, judging happens outside.
  */
+import type { ModelKind } from "../common/request-kinds.js";
 import type { TokenLogprob } from "../gen/tensorclaw/v1/chat.js";
 
 /** A prompt with exactly one right answer, and how to grade an answer to it. */
@@ -22,12 +23,11 @@ export interface GradedPrompt {
 }
 
 /**
- * What an audit judges: a chat answer; the text of a model probed as text
- * completions (it serves no chat: the router sends it the messages' texts
- * as one prompt); or the vectors of a model that serves only embeddings
- * (the router sends it the messages as inputs).
+ * What an audit judges, by the kind of request it went as: a chat answer;
+ * a text completion (the router sends the messages' texts as one prompt);
+ * or embedding vectors (the router sends the messages as inputs).
  */
-export type AuditKind = "chat" | "completion" | "embedding";
+export type AuditKind = ModelKind;
 
 /** One miner's answer to an audit. */
 export interface AuditAnswer {
@@ -152,10 +152,11 @@ export class AuditCases {
 
   /**
    * Removes and returns the cases ready to judge: every miner now serving
-   * the model (`serving`) answered, or the case reached its maximum age;
-   * never while an answer is still expected, unless that one is overdue.
+   * the model as the case's kind (`serving`) answered, or the case reached
+   * its maximum age; never while an answer is still expected, unless that
+   * one is overdue.
    */
-  closeDue(nowMs: number, serving: (model: string) => readonly string[]): AuditCase[] {
+  closeDue(nowMs: number, serving: (model: string, kind: AuditKind) => readonly string[]): AuditCase[] {
     const out: AuditCase[] = [];
     for (let i = this.#open.length - 1; i >= 0; i--) {
       const c = this.#open[i] as MutableCase;
@@ -165,7 +166,7 @@ export class AuditCases {
       }
       // Withdrawn from its one miner: dropped.
       if (this.#open[i] !== c || c.pending.size > 0) continue;
-      const everyone = this.#alone.has(c.id) || serving(c.model).every((hk) => c.answers.has(hk));
+      const everyone = this.#alone.has(c.id) || serving(c.model, c.kind).every((hk) => c.answers.has(hk));
       const old = nowMs - c.openedAtMs >= this.#opts.maxAgeMs;
       if ((everyone && c.answers.size > 0) || old) {
         this.#open.splice(i, 1);

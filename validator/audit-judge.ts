@@ -144,5 +144,7 @@ function recordsOf(
     outcome: j.outcome,
     judge,
     detail: j.detail,
+    // Chat records stay as earlier validators wrote them.
+    ...(c.kind === "chat" ? {} : { kind: c.kind }),
   }));
 }

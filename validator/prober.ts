@@ -11,10 +11,10 @@
  * judged on the vectors.
  */
 import type { Logger } from "../common/logger.js";
-import { kindsFromProto, type ModelKind, offersKind } from "../common/request-kinds.js";
+import { kindsFromProto, MODEL_KINDS, type ModelKind } from "../common/request-kinds.js";
 import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
 import type { GetTrafficShapeResponse } from "../gen/tensorclaw/v1/probe.js";
-import type { AuditCases, AuditKind } from "./audit-cases.js";
+import type { AuditCases } from "./audit-cases.js";
 import type { ProbeCorpus } from "./probe-gen/corpus.js";
 import { drawProbeBody } from "./probe-gen/shape-sampler.js";
 import type { ProbeOptions, ProbeOutcome } from "./router-client.js";
@@ -57,45 +57,33 @@ export interface ProberDeps {
 }
 
 /**
- * How a model offered as `kinds` is audited: as the kind the router probes
- * it as (probe.proto), chat when it serves chat, else a text completion,
- * else embeddings. Every kind is audited, so a miner gains nothing by
- * offering a model as something other than chat.
+ * The models `hotkey` offers on sessions that may be probed (active or
+ * ghost), each with every kind of request any of those sessions offers it
+ * as (DirectoryModel.kinds; kinds this build does not know are left out).
  */
-export function auditKindOf(kinds: readonly ModelKind[]): AuditKind | undefined {
-  for (const k of ["chat", "completion", "embedding"] as const) if (offersKind(kinds, k)) return k;
-  return undefined;
-}
-
-/** The models `hotkey` offers on sessions that may be probed (active or ghost), with how each is audited. */
-function offeredModels(
+export function offeredKinds(
   sessions: readonly MinerSession[],
   hotkey: string,
-): Map<string, AuditKind | undefined> {
-  const out = new Map<string, AuditKind | undefined>();
+): Map<string, readonly ModelKind[]> {
+  const out = new Map<string, Set<ModelKind>>();
   for (const s of sessions) {
     if (s.hotkey !== hotkey) continue;
     if (s.state !== MinerState.MINER_STATE_ACTIVE && s.state !== MinerState.MINER_STATE_GHOST) continue;
-    // The first session listing a model decides how it is audited.
-    for (const m of s.models) if (!out.has(m.id)) out.set(m.id, auditKindOf(kindsFromProto(m.kinds)));
+    for (const m of s.models) {
+      const kinds = out.get(m.id) ?? new Set<ModelKind>();
+      for (const k of kindsFromProto(m.kinds)) kinds.add(k);
+      out.set(m.id, kinds);
+    }
   }
-  return out;
+  return new Map([...out].map(([model, kinds]) => [model, MODEL_KINDS.filter((k) => kinds.has(k))]));
 }
 
 /**
  * Models a hotkey offers on sessions that may be probed, sorted. Every
- * model is probed: the router sends a model that serves no chat the
- * probe's words as the kind it serves.
+ * model is probed, as each kind it is offered as.
  */
 export function probeableModels(sessions: readonly MinerSession[], hotkey: string): string[] {
-  return [...offeredModels(sessions, hotkey).keys()].sort();
-}
-
-/** The probeable models of `hotkey` that are audited ({@link auditKindOf}), with how. */
-export function auditableModels(sessions: readonly MinerSession[], hotkey: string): Map<string, AuditKind> {
-  const out = new Map<string, AuditKind>();
-  for (const [model, kind] of offeredModels(sessions, hotkey)) if (kind !== undefined) out.set(model, kind);
-  return out;
+  return [...offeredKinds(sessions, hotkey).keys()].sort();
 }
 
 /** Plans, sends and books probes. */
@@ -129,10 +117,11 @@ export class Prober {
     const { random, settings, cases } = this.#d;
     const models = probeableModels(sessions, hotkey);
     const model = models[Math.min(models.length - 1, Math.floor(random() * models.length))] ?? "";
-    const auditKind =
-      model !== "" && random() < settings.verifyShare
-        ? auditableModels(sessions, hotkey).get(model)
-        : undefined;
+    // Each kind the model is offered as is probed and audited, so none of what users get goes unchecked.
+    const kinds = offeredKinds(sessions, hotkey).get(model) ?? [];
+    const kind =
+      kinds.length > 1 ? kinds[Math.min(kinds.length - 1, Math.floor(random() * kinds.length))] : kinds[0];
+    const audit = model !== "" && random() < settings.verifyShare && kind !== undefined;
     const draw = (asAudit: boolean) =>
       drawProbeBody({
         shapes: this.#shape,
@@ -145,14 +134,15 @@ export class Prober {
         // A graded prompt's text (arithmetic, spelling...) only ever comes in audits, and only a
         // chat answer is graded (vectors have no right answer; a raw completion of a question need
         // not answer it): other audits take none, so they read like any probe of their kind.
-        ...(auditKind !== undefined && auditKind !== "chat" ? { gradedShare: 0 } : {}),
+        ...(kind !== undefined && kind !== "chat" ? { gradedShare: 0 } : {}),
       });
-    if (auditKind === undefined) {
+    if (!audit) {
       return this.#d.router.probe(hotkey, {
         model,
         body: draw(false).body,
         cutAfterTokens: LIVENESS_CUT_TOKENS,
         timeoutMs: settings.livenessTimeoutMs,
+        ...(kind === undefined ? {} : { kind }),
       });
     }
     const c = cases.take(
@@ -163,7 +153,7 @@ export class Prober {
         const p = draw(true);
         return p.graded === undefined ? { body: p.body } : { body: p.body, graded: p.graded };
       },
-      auditKind,
+      kind,
     );
     let outcome: ProbeOutcome;
     try {
@@ -172,6 +162,7 @@ export class Prober {
         body: { ...c.body },
         cutAfterTokens: 0,
         timeoutMs: settings.auditTimeoutMs,
+        kind,
       });
     } catch (err) {
       cases.withdraw(c.id, hotkey);

@@ -1,6 +1,7 @@
 import { credentials, type ServiceError, status } from "@grpc/grpc-js";
 import type { Hotkey } from "../common/identity.js";
 import type { Logger } from "../common/logger.js";
+import { kindToProto, type ModelKind } from "../common/request-kinds.js";
 import { splitRouterUrl } from "../common/router-id.js";
 import { DEFAULT_CALL_TIMEOUT_MS, signedCall } from "../common/validator-call/client.js";
 import {
@@ -21,7 +22,7 @@ import {
   ProbeServiceService,
   ReportVerdictsRequest,
 } from "../gen/tensorclaw/v1/probe.js";
-import { TunnelServiceClient } from "../gen/tensorclaw/v1/tunnel.js";
+import { RequestKind, TunnelServiceClient } from "../gen/tensorclaw/v1/tunnel.js";
 import {
   GetUsageRequest,
   type GetUsageResponse,
@@ -70,6 +71,8 @@ export interface ProbeOptions {
    * the liveness deadline; an audit without a cut needs the request's deadline).
    */
   readonly timeoutMs?: number;
+  /** The kind to send the probe as (ProbeRequest.kind); absent: the router's choice, chat first. */
+  readonly kind?: ModelKind;
 }
 
 /** Most verdicts in one ReportVerdicts call (probe.proto); longer lists are sent in several. */
@@ -360,6 +363,7 @@ export class RouterClient {
       timeoutMs,
       requestJson: JSON.stringify(opts.body),
       cutAfterTokens: opts.cutAfterTokens,
+      kind: opts.kind === undefined ? RequestKind.REQUEST_KIND_UNSPECIFIED : kindToProto(opts.kind),
     });
     const at = this.#where.get(hotkey) ?? [this.#active];
     let outcome: ProbeOutcome = { kind: "absent", detail: "not listed" };

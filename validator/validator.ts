@@ -6,7 +6,7 @@ import type { ListMinersResponse, MinerSession } from "../gen/tensorclaw/v1/dire
 import type { ModelVerdict } from "../gen/tensorclaw/v1/probe.js";
 import type { GetUsageResponse } from "../gen/tensorclaw/v1/usage.js";
 import { type AuditVerdict, auditVerdicts, failedModelsByHotkey, verdictMessage } from "./audit/verdicts.js";
-import { type AuditCase, AuditCases } from "./audit-cases.js";
+import { type AuditCase, AuditCases, type AuditKind } from "./audit-cases.js";
 import { judgeCase, type ReferenceJudging } from "./audit-judge.js";
 import type { LatencyTier } from "./latency-tiers.js";
 import type { ProbeCorpus } from "./probe-gen/corpus.js";
@@ -21,7 +21,7 @@ import {
   runProbeRound,
 } from "./probe-round.js";
 import { ProbeSchedule } from "./probe-schedule.js";
-import { auditableModels, Prober, type ProberRouter } from "./prober.js";
+import { offeredKinds, Prober, type ProberRouter } from "./prober.js";
 import { type DirectoryListing, RouterUnreachableError } from "./router-client.js";
 import { buildMinerInputs } from "./score-inputs.js";
 import { formatScoreTable, type ScoreRow, scoreRows } from "./score-table.js";
@@ -211,8 +211,8 @@ export class Validator {
    */
   async settleAudits(sessions: readonly MinerSession[]): Promise<readonly AuditCase[]> {
     const { store, clock, logger } = this.#d;
-    const serving = (model: string) =>
-      probeTargets(sessions).filter((hk) => auditableModels(sessions, hk).has(model));
+    const serving = (model: string, kind: AuditKind) =>
+      probeTargets(sessions).filter((hk) => offeredKinds(sessions, hk).get(model)?.includes(kind) === true);
     const closed = this.#cases.closeDue(clock.now(), serving);
     if (closed.length === 0) return closed;
     const touched = new Set<string>();

@@ -4,7 +4,7 @@ import { TensorClawError } from "../../common/errors.js";
 import { unaryHandler } from "../../common/grpc-unary.js";
 import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
-import type { ModelKind } from "../../common/request-kinds.js";
+import { kindFromProto, type ModelKind, offersKind } from "../../common/request-kinds.js";
 import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
 import { newTraceId } from "../../common/trace-id.js";
 import { type ValidatorAuth, verifiedValidator } from "../../common/validator-call/server.js";
@@ -17,6 +17,7 @@ import {
   type ReportVerdictsRequest,
   type ReportVerdictsResponse,
 } from "../../gen/tensorclaw/v1/probe.js";
+import { RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
 import type { WaitEnd } from "../api/capacity-queue.js";
 import type { ModelCatalogue } from "../catalogue/catalogue.js";
 import type { InferenceCall, SessionView, TunnelDispatcher } from "../tunnel/types.js";
@@ -131,16 +132,22 @@ export interface ProbeTarget {
  * Every (tunnel, model) a probe of `hotkey` may go to: the hotkey's live
  * tunnels (active or ghost — a ghost must be probed to come back; draining
  * and banned ones take no traffic), each with each model it offers (only
- * `model` when given) and the kind the probe is sent as (chat when the
- * model serves chat, else what it serves: probe-kinds.ts). Sorted, so a
- * seeded draw is reproducible.
+ * `model` when given) and the kind the probe is sent as: `kind` when given
+ * (only models offered as it), else chat when the model serves chat, else
+ * what it serves (probe-kinds.ts). Sorted, so a seeded draw is reproducible.
  */
-export function probeTargets(sessions: readonly SessionView[], hotkey: string, model: string): ProbeTarget[] {
+export function probeTargets(
+  sessions: readonly SessionView[],
+  hotkey: string,
+  model: string,
+  asKind?: ModelKind,
+): ProbeTarget[] {
   const out: ProbeTarget[] = [];
   for (const s of sessions) {
     if (s.hotkey !== hotkey || (s.state !== "active" && s.state !== "ghost")) continue;
     for (const m of s.models) {
-      const kind = probeKind(m.kinds);
+      const kind =
+        asKind === undefined ? probeKind(m.kinds) : offersKind(m.kinds, asKind) ? asKind : undefined;
       if ((model === "" || m.id === model) && kind !== undefined) out.push({ session: s, model: m.id, kind });
     }
   }
@@ -215,15 +222,24 @@ export class ProbeService {
     if (!isValidHotkey(req.hotkey)) {
       throw new TensorClawError("invalid_request", "hotkey is not an SS58 address", { param: "hotkey" });
     }
-    const { chat } = parseProbeBody(req.requestJson, validator, this.#d.chat);
-    const targets = probeTargets(this.#d.dispatcher.sessions(), req.hotkey, req.model);
-    if (targets.length === 0) {
+    const kind = kindFromProto(req.kind);
+    if (kind === undefined && req.kind !== RequestKind.REQUEST_KIND_UNSPECIFIED) {
       throw new TensorClawError(
-        "not_found",
-        req.model === ""
-          ? `no tunnel is open for ${req.hotkey}`
-          : `no tunnel of ${req.hotkey} offers ${req.model}`,
+        "invalid_request",
+        `kind ${req.kind} is not a request kind this router knows`,
+        {
+          param: "kind",
+        },
       );
+    }
+    const { chat } = parseProbeBody(req.requestJson, validator, this.#d.chat);
+    const targets = probeTargets(this.#d.dispatcher.sessions(), req.hotkey, req.model, kind);
+    if (targets.length === 0) {
+      const as = kind === undefined ? "" : ` as ${kind}`;
+      let what = `no tunnel is open for ${req.hotkey}`;
+      if (req.model !== "") what = `no tunnel of ${req.hotkey} offers ${req.model}${as}`;
+      else if (kind !== undefined) what = `no tunnel of ${req.hotkey} offers a model${as}`;
+      throw new TensorClawError("not_found", what);
     }
     // The drawn tunnel first, then the others offering its model.
     const first = drawProbeTarget(targets, this.#d.random) as ProbeTarget;

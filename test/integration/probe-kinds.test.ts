@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import type { TensorClawError } from "../../common/errors.js";
 import type { Hotkey } from "../../common/identity.js";
 import { ProbeRequest } from "../../gen/tensorclaw/v1/probe.js";
 import { type MinerFrame, RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
@@ -62,9 +63,14 @@ describe("probes of models that serve no chat", function () {
     await waitForSessions(h.hub, (s) => s.some((x) => x.hotkey === miner.address), "the miner");
     return tunnel;
   }
-  const probe = async (livenessMs?: number, cutAfterTokens = 5) =>
+  const probe = async (
+    livenessMs?: number,
+    cutAfterTokens = 5,
+    kind = RequestKind.REQUEST_KIND_UNSPECIFIED,
+  ) =>
     new ProbeService(await probeDeps(h.hub, livenessMs === undefined ? {} : { livenessMs })).probe(
       ProbeRequest.fromPartial({
+        kind,
         hotkey: miner.address,
         requestJson: JSON.stringify({
           messages: [
@@ -125,6 +131,36 @@ describe("probes of models that serve no chat", function () {
     const req = await t.expect("request");
     t.send(chunk(req.requestId, { vector: [0.6, 0.8] }), usage(req.requestId, 0n));
     expect(await failed).to.deep.include({ ok: false, embeddings: [] });
+  });
+
+  it("probes a model offered as several kinds as the kind the validator asks, chat by default", async () => {
+    const t = await connect([RequestKind.REQUEST_KIND_CHAT, RequestKind.REQUEST_KIND_EMBEDDING]);
+    const asEmbeddings = probe(undefined, 0, RequestKind.REQUEST_KIND_EMBEDDING);
+    const req = await t.expect("request");
+    expect(req.embedding?.input).to.deep.equal(["Be brief.", "Say hello."]);
+    t.send(
+      chunk(req.requestId, { vector: [1, 0] }),
+      chunk(req.requestId, { vector: [0, 1], index: 1 }),
+      usage(req.requestId, 0n),
+    );
+    expect((await asEmbeddings).embeddings.map((e) => e.index)).to.deep.equal([0, 1]);
+    const asDefault = probe();
+    const chat = await t.expect("request");
+    expect(chat.chat?.messages.map((m) => m.content)).to.deep.equal(["Be brief.", "Say hello."]);
+    t.send(chunk(chat.requestId, { text: " one two three four five six" }));
+    expect(await asDefault).to.include({ ok: true, cut: true });
+    // A kind the model is not offered as, or no kind at all, is refused before anything is sent.
+    const refused = async (kind: RequestKind) =>
+      probe(undefined, 5, kind).then(
+        () => undefined,
+        (err: unknown) => err as TensorClawError,
+      );
+    expect(await refused(RequestKind.REQUEST_KIND_COMPLETION)).to.deep.include({
+      code: "not_found",
+      message: `no tunnel of ${miner.address} offers a model as completion`,
+    });
+    expect(await refused(99 as RequestKind)).to.deep.include({ code: "invalid_request" });
+    expect(h.hub.sessions().find((s) => s.hotkey === miner.address)?.state).to.equal("active");
   });
 
   it("an embeddings-only model that sends no vector within the liveness deadline is a ghost", async () => {

@@ -29,6 +29,7 @@ import { RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
 import { parseProbeBody } from "../../router/services/probe-body.js";
 import { probeBody } from "../../router/services/probe-kinds.js";
 import { ReferenceJudge } from "../../validator/audit/reference-judge.js";
+import { verdictOf } from "../../validator/audit/verdicts.js";
 import { auditPromptOf } from "../../validator/audit-judge.js";
 import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
 import { CALIBRATION_PROMPTS } from "../../validator/main.js";
@@ -259,6 +260,51 @@ describe("validator: audits of models that serve no chat", function () {
     const audits = await store.auditHistory();
     expect(audits.map((a) => [a.hotkey, a.outcome])).to.deep.equal([[FILLER, "failed"]]);
     expect(audits[0]?.detail).to.match(/^80 vectors for \d+ inputs$/);
+  });
+
+  it("probes and audits a model offered as chat and embeddings as both, so its vectors are checked too", async () => {
+    // The filler answers chat like everybody else and embeds with random vectors.
+    router.script.sessions = [...HONEST, FILLER].map((hk) =>
+      session(hk, {
+        models: [
+          {
+            id: MODEL,
+            maxConcurrency: 4,
+            contextLength: 512,
+            inFlight: 0,
+            kinds: [RequestKind.REQUEST_KIND_CHAT, RequestKind.REQUEST_KIND_EMBEDDING],
+          },
+        ],
+      }),
+    );
+    const chatProbe = router.script.probe;
+    router.script.probe = (req) =>
+      req.kind === RequestKind.REQUEST_KIND_EMBEDDING
+        ? chatProbe(req)
+        : {
+            ...okProbe(30),
+            model: MODEL,
+            content: "The same answer from every miner.",
+            cut: req.cutAfterTokens !== 0,
+          };
+    const { v, store } = await validator();
+    // Rounds until the filler has both: a failed audit (vectors) and a passed one (chat).
+    const fillerOutcomes = async () =>
+      new Set((await store.auditHistory()).filter((a) => a.hotkey === FILLER).map((a) => a.outcome));
+    for (let round = 0; round < 40 && (await fillerOutcomes()).size < 2; round++) await v.probeRound();
+    const kinds = new Set(probesSent().map((p) => p.kind));
+    expect(kinds).to.deep.equal(new Set([RequestKind.REQUEST_KIND_CHAT, RequestKind.REQUEST_KIND_EMBEDDING]));
+    const audits = await store.auditHistory();
+    const failed = audits.filter((a) => a.outcome === "failed");
+    expect(failed.map((a) => [a.hotkey, a.kind])).to.deep.include([FILLER, "embedding"]);
+    expect(new Set(failed.map((a) => `${a.hotkey} ${a.kind}`))).to.deep.equal(
+      new Set([`${FILLER} embedding`]),
+    );
+    // Its chat answers passed with everybody's: the vectors alone gave it away, and keep it barred.
+    const mine = audits.filter((a) => a.hotkey === FILLER);
+    expect(mine.filter((a) => a.outcome === "passed").map((a) => a.kind)).to.include(undefined);
+    expect(verdictOf(FILLER, MODEL, mine).verdict).to.equal("failed");
+    expect(reported()[FILLER]).to.deep.equal([MODEL, "VERDICT_FAILED"]);
   });
 
   describe("a model offered for text completions only", () => {

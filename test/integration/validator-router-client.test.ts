@@ -6,6 +6,7 @@ import type { Hotkey } from "../../common/identity.js";
 import { silentLogger } from "../../common/logger.js";
 import { MinerState } from "../../gen/tensorclaw/v1/directory.js";
 import { type ModelVerdict, Verdict } from "../../gen/tensorclaw/v1/probe.js";
+import { RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
 import { disconnectedMiners, probeTargets, runProbeRound } from "../../validator/probe-round.js";
 import {
   MAX_VERDICTS_PER_CALL,
@@ -69,7 +70,13 @@ describe("validator router client (real gRPC servers)", () => {
     expect(list.sessions.map((x) => x.hotkey)).to.deep.equal(["5A"]);
     await c.getUsage(3600, ["5A", "5B"]);
     const body = { messages: [{ role: "user", content: "hi" }], max_tokens: 7 };
-    const p = await c.probe("5A", { model: "m", body, cutAfterTokens: 5, timeoutMs: 1234 });
+    const p = await c.probe("5A", {
+      model: "m",
+      body,
+      cutAfterTokens: 5,
+      timeoutMs: 1234,
+      kind: "embedding",
+    });
     expect(p.kind).to.equal("probed");
     expect(s.refused).to.deep.equal([]);
     expect(s.calls.map((x) => [x.method, x.hotkey])).to.deep.equal([
@@ -84,6 +91,7 @@ describe("validator router client (real gRPC servers)", () => {
       timeoutMs: 1234,
       requestJson: JSON.stringify(body),
       cutAfterTokens: 5,
+      kind: RequestKind.REQUEST_KIND_EMBEDDING,
     });
   });
 

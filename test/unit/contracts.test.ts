@@ -447,6 +447,7 @@ describe("contracts", () => {
             timeoutMs: 8000,
             requestJson: '{"messages":[{"role":"user","content":"hi"}]}',
             cutAfterTokens: 5,
+            kind: RequestKind.REQUEST_KIND_EMBEDDING,
           },
         ],
         [

@@ -6,7 +6,7 @@ import { pick } from "../../router/routing/picker.js";
 import { toMinerSession } from "../../router/services/directory.js";
 import { probeTargets } from "../../router/services/probe.js";
 import type { SessionView } from "../../router/tunnel/types.js";
-import { auditableModels, auditKindOf, probeableModels } from "../../validator/prober.js";
+import { offeredKinds, probeableModels } from "../../validator/prober.js";
 
 function view(
   sessionId: string,
@@ -67,16 +67,17 @@ describe("request kinds in routing, probes and the directory", () => {
     expect(listed[1]?.models[0]?.kinds).to.deep.equal([]);
     expect(listed[0]?.state).to.equal(MinerState.MINER_STATE_ACTIVE);
     expect(probeableModels(listed, "hk")).to.deep.equal(["chat", "embed"]);
-    expect([...auditableModels(listed, "hk")]).to.deep.equal([
-      ["chat", "chat"],
-      ["embed", "embedding"],
+    // Validators probe and audit a model as every kind it is offered as.
+    expect([...offeredKinds(listed, "hk")]).to.deep.equal([
+      ["chat", ["chat", "embedding"]],
+      ["embed", ["embedding"]],
     ]);
-    expect([...auditableModels(listed, "hk-chat")]).to.deep.equal([["m", "chat"]]);
-    // Audited as the router probes it: chat first, then completions, then embeddings.
-    expect(auditKindOf(["completion", "embedding"])).to.equal("completion");
-    expect(auditKindOf(["completion", "chat"])).to.equal("chat");
-    expect(auditKindOf(["embedding"])).to.equal("embedding");
-    // No kind this validator knows (after kindsFromProto): the router does not probe it either.
-    expect(auditKindOf([])).to.equal(undefined);
+    expect([...offeredKinds(listed, "hk-chat")]).to.deep.equal([["m", ["chat"]]]);
+    // Kinds of the same model on two tunnels add up; a kind this build does not know is left out.
+    const other = view("s5", "hk", [["embed", ["completion"]]]);
+    const both = [...listed, toMinerSession(other)];
+    const proto = both[2]?.models[0];
+    if (proto !== undefined) proto.kinds = [...proto.kinds, 42 as RequestKind];
+    expect(offeredKinds(both, "hk").get("embed")).to.deep.equal(["completion", "embedding"]);
   });
 });

@@ -271,7 +271,15 @@ describe("validator: judging embeddings audits", () => {
           7,
         );
         expect(records).to.deep.equal([
-          { atMs: 7, hotkey: "F", model: "e", outcome: "unverifiable", judge: "reference", detail },
+          {
+            atMs: 7,
+            hotkey: "F",
+            model: "e",
+            outcome: "unverifiable",
+            judge: "reference",
+            detail,
+            kind: "embedding",
+          },
         ]);
       }
     });

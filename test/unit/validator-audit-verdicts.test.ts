@@ -52,6 +52,32 @@ describe("validator audit: verdicts", () => {
     expect(back.decidedBy?.atMs).to.equal(5);
   });
 
+  it("keeps each kind's latest conclusive audit: a model fails while any kind it is audited as does", () => {
+    const vectors = (atMs: number, outcome: AuditOutcome): AuditRecord => ({
+      ...audit(atMs, outcome),
+      kind: "embedding",
+    });
+    // Filler vectors, honest chat after them: still failed, decided by the vectors.
+    const history = [audit(1, "passed"), vectors(2, "failed"), audit(3, "passed"), audit(4, "passed")];
+    const v = verdictOf("5A", "m", history);
+    expect(v).to.deep.include({ verdict: "failed", passed: 3, failed: 1 });
+    expect(v.decidedBy).to.deep.equal(vectors(2, "failed"));
+    // Once the vectors pass again, the newest audit decides.
+    const back = verdictOf("5A", "m", [...history, vectors(5, "passed"), audit(6, "passed")]);
+    expect(back.verdict).to.equal("verified");
+    expect(back.decidedBy).to.deep.equal(audit(6, "passed"));
+    // Both kinds failing: the newer failure is the one reported.
+    expect(verdictOf("5A", "m", [vectors(1, "failed"), audit(2, "failed")]).decidedBy).to.deep.equal(
+      audit(2, "failed"),
+    );
+    // Stored and read back with its kind; a chat record stays as earlier validators wrote it.
+    expect(parseAuditRecord(JSON.parse(JSON.stringify(vectors(2, "failed"))))).to.deep.equal(
+      vectors(2, "failed"),
+    );
+    expect(parseAuditRecord({ ...audit(1, "passed"), kind: "chat" })).to.deep.equal(audit(1, "passed"));
+    expect(parseAuditRecord({ ...audit(1, "passed"), kind: "video" })).to.equal(undefined);
+  });
+
   it("orders audits by time whatever order they come in, ties in given order", () => {
     expect(verdictOf("5A", "m", [audit(9, "failed"), audit(2, "passed")]).verdict).to.equal("failed");
     expect(verdictOf("5A", "m", [audit(2, "failed"), audit(9, "passed")]).verdict).to.equal("verified");

@@ -4,11 +4,16 @@
  * The latest *conclusive* audit decides: after a failed audit the model is
  * `failed` until a later audit passes, and after a passed one `verified`
  * until a later one fails; unverifiable audits (no reference, too few
- * peers, a prompt the model cannot answer) change nothing. With no
+ * peers, a prompt the model cannot answer) change nothing. A model offered
+ * as several kinds (chat, completions, embeddings) is audited as each, and
+ * each kind keeps its own latest conclusive audit: the model is `failed`
+ * while any kind's is, so honest chat answers cannot clear filler vectors. With no
  * conclusive audit the verdict is `unverifiable`. A failed model earns the
  * hotkey no business points for it (scoring.ts) and, reported to routers
  * (ProbeService.ReportVerdicts), no user traffic for it.
  */
+
+import { MODEL_KINDS, type ModelKind } from "../../common/request-kinds.js";
 import { type ModelVerdict, Verdict as ProtoVerdict } from "../../gen/tensorclaw/v1/probe.js";
 import type { AuditOutcome, JudgeName } from "./judgement.js";
 
@@ -25,6 +30,8 @@ export interface AuditRecord {
   readonly judge: JudgeName;
   /** The judge's numbers and reason. */
   readonly detail: string;
+  /** The kind of request the audit went as; absent: chat (also every record of earlier validators). */
+  readonly kind?: ModelKind;
 }
 
 /** The standing of one (hotkey, model). */
@@ -63,7 +70,8 @@ export function parseAuditRecord(x: unknown): AuditRecord | undefined {
     r.model === "" ||
     !OUTCOMES.includes(r.outcome as AuditOutcome) ||
     !JUDGES.includes(r.judge as JudgeName) ||
-    typeof r.detail !== "string"
+    typeof r.detail !== "string" ||
+    (r.kind !== undefined && !MODEL_KINDS.includes(r.kind as ModelKind))
   ) {
     return undefined;
   }
@@ -74,6 +82,7 @@ export function parseAuditRecord(x: unknown): AuditRecord | undefined {
     outcome: r.outcome as AuditOutcome,
     judge: r.judge as JudgeName,
     detail: r.detail.slice(0, MAX_DETAIL_CHARS),
+    ...(r.kind === undefined || r.kind === "chat" ? {} : { kind: r.kind as ModelKind }),
   };
 }
 
@@ -90,13 +99,19 @@ export function verdictOf(hotkey: string, model: string, records: readonly Audit
     .slice(-AUDIT_HISTORY_SIZE);
   let passed = 0;
   let failed = 0;
-  let decidedBy: AuditRecord | undefined;
+  /** The latest conclusive audit of each kind. */
+  const latest = new Map<ModelKind, AuditRecord>();
+  let newest: AuditRecord | undefined;
   for (const r of sorted) {
     if (r.outcome === "passed") passed++;
     else if (r.outcome === "failed") failed++;
     else continue;
-    decidedBy = r;
+    latest.set(r.kind ?? "chat", r);
+    newest = r;
   }
+  // A kind whose latest conclusive audit failed decides, the newest such; else the newest audit.
+  const failing = [...latest.values()].filter((r) => r.outcome === "failed");
+  const decidedBy = failing.length > 0 ? failing.sort((a, b) => a.atMs - b.atMs).at(-1) : newest;
   const verdict: Verdict =
     decidedBy === undefined ? "unverifiable" : decidedBy.outcome === "failed" ? "failed" : "verified";
   return {

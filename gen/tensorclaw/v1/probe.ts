@@ -19,6 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Embedding, FinishReason, finishReasonFromJSON, finishReasonToJSON, TokenLogprob } from "./chat.js";
+import { RequestKind, requestKindFromJSON, requestKindToJSON } from "./tunnel.js";
 
 export const protobufPackage = "tensorclaw.v1";
 
@@ -159,6 +160,15 @@ export interface ProbeRequest {
    * this many content tokens arrived. 0 relays the whole answer (audits).
    */
   cutAfterTokens: number;
+  /**
+   * The kind of request to send: one the model is offered as
+   * (DirectoryModel.kinds), so every kind a miner serves users can be
+   * probed and audited. UNSPECIFIED (older validators): chat when the model
+   * serves chat, else a text completion, else embeddings. A kind the router
+   * does not know is INVALID_ARGUMENT; a model no tunnel of the hotkey
+   * offers as that kind is NOT_FOUND.
+   */
+  kind: RequestKind;
 }
 
 /** Outcome of one probe. */
@@ -340,7 +350,7 @@ export interface ReportVerdictsResponse {
 }
 
 function createBaseProbeRequest(): ProbeRequest {
-  return { hotkey: "", model: "", timeoutMs: 0, requestJson: "", cutAfterTokens: 0 };
+  return { hotkey: "", model: "", timeoutMs: 0, requestJson: "", cutAfterTokens: 0, kind: 0 };
 }
 
 export const ProbeRequest: MessageFns<ProbeRequest> = {
@@ -359,6 +369,9 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
     }
     if (message.cutAfterTokens !== 0) {
       writer.uint32(40).uint32(message.cutAfterTokens);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(48).int32(message.kind);
     }
     return writer;
   },
@@ -416,6 +429,14 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
             message.cutAfterTokens = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -447,6 +468,7 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
         : isSet(object.cut_after_tokens)
         ? globalThis.Number(object.cut_after_tokens)
         : 0,
+      kind: isSet(object.kind) ? requestKindFromJSON(object.kind) : 0,
     };
   },
 
@@ -467,6 +489,9 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
     if (message.cutAfterTokens !== 0) {
       obj.cutAfterTokens = Math.round(message.cutAfterTokens);
     }
+    if (message.kind !== 0) {
+      obj.kind = requestKindToJSON(message.kind);
+    }
     return obj;
   },
 
@@ -480,6 +505,7 @@ export const ProbeRequest: MessageFns<ProbeRequest> = {
     message.timeoutMs = object.timeoutMs ?? 0;
     message.requestJson = object.requestJson ?? "";
     message.cutAfterTokens = object.cutAfterTokens ?? 0;
+    message.kind = object.kind ?? 0;
     return message;
   },
 };
@@ -1811,17 +1837,18 @@ export const ProbeServiceService = {
    * fewer tokens than the goal is live (an empty one is not). A liveness
    * probe that misses the 8 s goal is cancelled as a user disconnect.
    *
-   * A model that serves no chat (tunnel.proto, ModelOffer.kinds) is probed
-   * with the same words as the kind it serves, shaped like user traffic of
-   * that kind: a CompletionRequest whose one prompt is the messages' texts
+   * A model that serves no chat (tunnel.proto, ModelOffer.kinds), or a
+   * probe whose `kind` asks for another kind the model is offered as, is
+   * sent the same words as that kind, shaped like user traffic of it: a CompletionRequest whose one prompt is the messages' texts
    * joined by blank lines (same sampling fields, `max_tokens`, `stop`,
    * `user` and `stream`), judged like a chat answer; or else an
    * EmbeddingRequest with one input per non-empty message, live when its
    * first vector arrives within 8 s and `ok` only once every vector came
    * (`content` empty, `completion_tokens` 0, and with `cut_after_tokens`
-   * = 0 the vectors in `embeddings`). This project's validator audits every
-   * model as the kind it is probed as (DirectoryModel.kinds): chat answers,
-   * the completion of that one prompt, or the vectors.
+   * = 0 the vectors in `embeddings`). This project's validator probes and
+   * audits a model as each kind it is offered as (DirectoryModel.kinds), the
+   * kind drawn uniformly per probe: chat answers, the completion of that one
+   * prompt, or the vectors.
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
@@ -1832,7 +1859,7 @@ export const ProbeServiceService = {
    *
    * Errors (no probe was sent; the miner's state is unchanged):
    *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
-   *                     (or none offers `model`). A miner with no tunnel on
+   *                     (or none offers `model`, as `kind` when set). A miner with no tunnel on
    *                     any router serves nobody: this project's validator
    *                     records it as a failed probe, but only when every
    *                     router replica it reads answered.
@@ -1845,7 +1872,8 @@ export const ProbeServiceService = {
    *                     gets a failed probe (`ok = false`, error "not
    *                     probeable ..."): a miner cannot keep a stale verdict
    *                     by never freeing a slot.
-   *   INVALID_ARGUMENT  malformed hotkey, or `request_json` missing or not a
+   *   INVALID_ARGUMENT  malformed hotkey, a `kind` the router does not know,
+   *                     or `request_json` missing or not a
    *                     chat request the router would accept from a user
    *                     (the message names the field).
    */
@@ -1930,17 +1958,18 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    * fewer tokens than the goal is live (an empty one is not). A liveness
    * probe that misses the 8 s goal is cancelled as a user disconnect.
    *
-   * A model that serves no chat (tunnel.proto, ModelOffer.kinds) is probed
-   * with the same words as the kind it serves, shaped like user traffic of
-   * that kind: a CompletionRequest whose one prompt is the messages' texts
+   * A model that serves no chat (tunnel.proto, ModelOffer.kinds), or a
+   * probe whose `kind` asks for another kind the model is offered as, is
+   * sent the same words as that kind, shaped like user traffic of it: a CompletionRequest whose one prompt is the messages' texts
    * joined by blank lines (same sampling fields, `max_tokens`, `stop`,
    * `user` and `stream`), judged like a chat answer; or else an
    * EmbeddingRequest with one input per non-empty message, live when its
    * first vector arrives within 8 s and `ok` only once every vector came
    * (`content` empty, `completion_tokens` 0, and with `cut_after_tokens`
-   * = 0 the vectors in `embeddings`). This project's validator audits every
-   * model as the kind it is probed as (DirectoryModel.kinds): chat answers,
-   * the completion of that one prompt, or the vectors.
+   * = 0 the vectors in `embeddings`). This project's validator probes and
+   * audits a model as each kind it is offered as (DirectoryModel.kinds), the
+   * kind drawn uniformly per probe: chat answers, the completion of that one
+   * prompt, or the vectors.
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
@@ -1951,7 +1980,7 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    *
    * Errors (no probe was sent; the miner's state is unchanged):
    *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
-   *                     (or none offers `model`). A miner with no tunnel on
+   *                     (or none offers `model`, as `kind` when set). A miner with no tunnel on
    *                     any router serves nobody: this project's validator
    *                     records it as a failed probe, but only when every
    *                     router replica it reads answered.
@@ -1964,7 +1993,8 @@ export interface ProbeServiceServer extends UntypedServiceImplementation {
    *                     gets a failed probe (`ok = false`, error "not
    *                     probeable ..."): a miner cannot keep a stale verdict
    *                     by never freeing a slot.
-   *   INVALID_ARGUMENT  malformed hotkey, or `request_json` missing or not a
+   *   INVALID_ARGUMENT  malformed hotkey, a `kind` the router does not know,
+   *                     or `request_json` missing or not a
    *                     chat request the router would accept from a user
    *                     (the message names the field).
    */
@@ -2021,17 +2051,18 @@ export interface ProbeServiceClient extends Client {
    * fewer tokens than the goal is live (an empty one is not). A liveness
    * probe that misses the 8 s goal is cancelled as a user disconnect.
    *
-   * A model that serves no chat (tunnel.proto, ModelOffer.kinds) is probed
-   * with the same words as the kind it serves, shaped like user traffic of
-   * that kind: a CompletionRequest whose one prompt is the messages' texts
+   * A model that serves no chat (tunnel.proto, ModelOffer.kinds), or a
+   * probe whose `kind` asks for another kind the model is offered as, is
+   * sent the same words as that kind, shaped like user traffic of it: a CompletionRequest whose one prompt is the messages' texts
    * joined by blank lines (same sampling fields, `max_tokens`, `stop`,
    * `user` and `stream`), judged like a chat answer; or else an
    * EmbeddingRequest with one input per non-empty message, live when its
    * first vector arrives within 8 s and `ok` only once every vector came
    * (`content` empty, `completion_tokens` 0, and with `cut_after_tokens`
-   * = 0 the vectors in `embeddings`). This project's validator audits every
-   * model as the kind it is probed as (DirectoryModel.kinds): chat answers,
-   * the completion of that one prompt, or the vectors.
+   * = 0 the vectors in `embeddings`). This project's validator probes and
+   * audits a model as each kind it is offered as (DirectoryModel.kinds), the
+   * kind drawn uniformly per probe: chat answers, the completion of that one
+   * prompt, or the vectors.
    *
    * A miner that fails comes back with `ok = false, ghost = true`, and the
    * router removes it from the routing pool until a later probe passes. The
@@ -2042,7 +2073,7 @@ export interface ProbeServiceClient extends Client {
    *
    * Errors (no probe was sent; the miner's state is unchanged):
    *   NOT_FOUND         no active or ghost tunnel is open for that hotkey
-   *                     (or none offers `model`). A miner with no tunnel on
+   *                     (or none offers `model`, as `kind` when set). A miner with no tunnel on
    *                     any router serves nobody: this project's validator
    *                     records it as a failed probe, but only when every
    *                     router replica it reads answered.
@@ -2055,7 +2086,8 @@ export interface ProbeServiceClient extends Client {
    *                     gets a failed probe (`ok = false`, error "not
    *                     probeable ..."): a miner cannot keep a stale verdict
    *                     by never freeing a slot.
-   *   INVALID_ARGUMENT  malformed hotkey, or `request_json` missing or not a
+   *   INVALID_ARGUMENT  malformed hotkey, a `kind` the router does not know,
+   *                     or `request_json` missing or not a
    *                     chat request the router would accept from a user
    *                     (the message names the field).
    */
