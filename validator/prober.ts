@@ -11,7 +11,7 @@
  * judged on the vectors.
  */
 import type { Logger } from "../common/logger.js";
-import { kindsFromProto, MODEL_KINDS, type ModelKind } from "../common/request-kinds.js";
+import { kindFromProto, kindsFromProto, MODEL_KINDS, type ModelKind } from "../common/request-kinds.js";
 import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js";
 import type { GetTrafficShapeResponse } from "../gen/tensorclaw/v1/probe.js";
 import type { AuditCases } from "./audit-cases.js";
@@ -173,6 +173,11 @@ export class Prober {
       return outcome;
     }
     const r = outcome.response;
+    // Judged only as what it went as: a router older than ProbeRequest.kind sends its default kind.
+    if ((kindFromProto(r.kind) ?? kinds[0]) !== kind) {
+      cases.withdraw(c.id, hotkey);
+      return outcome;
+    }
     cases.answer(c.id, {
       hotkey,
       ok: r.ok && !r.ghost && !r.cut,

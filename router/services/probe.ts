@@ -4,7 +4,7 @@ import { TensorClawError } from "../../common/errors.js";
 import { unaryHandler } from "../../common/grpc-unary.js";
 import { isValidHotkey } from "../../common/identity.js";
 import type { Logger } from "../../common/logger.js";
-import { kindFromProto, type ModelKind, offersKind } from "../../common/request-kinds.js";
+import { kindFromProto, kindToProto, type ModelKind, offersKind } from "../../common/request-kinds.js";
 import { DEFAULT_ENCODING, type Encodings, type TokenCount } from "../../common/tokens/encodings.js";
 import { newTraceId } from "../../common/trace-id.js";
 import { type ValidatorAuth, verifiedValidator } from "../../common/validator-call/server.js";
@@ -281,6 +281,7 @@ export class ProbeService {
       cut: false,
       livenessMs: 0,
       embeddings: [],
+      kind: kindToProto(first.kind),
     });
   }
 
@@ -495,6 +496,7 @@ export class ProbeService {
       model: target.model,
       sessionId: target.session.sessionId,
       finishedAtMs: BigInt(Math.floor(this.#clock.now())),
+      kind: kindToProto(target.kind),
       ...r,
     };
   }

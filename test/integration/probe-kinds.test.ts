@@ -143,12 +143,14 @@ describe("probes of models that serve no chat", function () {
       chunk(req.requestId, { vector: [0, 1], index: 1 }),
       usage(req.requestId, 0n),
     );
-    expect((await asEmbeddings).embeddings.map((e) => e.index)).to.deep.equal([0, 1]);
+    const embedded = await asEmbeddings;
+    expect(embedded.embeddings.map((e) => e.index)).to.deep.equal([0, 1]);
+    expect(embedded.kind, "the kind it went as").to.equal(RequestKind.REQUEST_KIND_EMBEDDING);
     const asDefault = probe();
     const chat = await t.expect("request");
     expect(chat.chat?.messages.map((m) => m.content)).to.deep.equal(["Be brief.", "Say hello."]);
     t.send(chunk(chat.requestId, { text: " one two three four five six" }));
-    expect(await asDefault).to.include({ ok: true, cut: true });
+    expect(await asDefault).to.include({ ok: true, cut: true, kind: RequestKind.REQUEST_KIND_CHAT });
     // A kind the model is not offered as, or no kind at all, is refused before anything is sent.
     const refused = async (kind: RequestKind) =>
       probe(undefined, 5, kind).then(

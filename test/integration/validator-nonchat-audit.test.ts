@@ -119,6 +119,7 @@ describe("validator: audits of models that serve no chat", function () {
           completionTokens: 0,
           cut: false,
           embeddings: vectors.map((values, index) => ({ index, values })),
+          kind: RequestKind.REQUEST_KIND_EMBEDDING,
         };
       },
     });
@@ -253,6 +254,7 @@ describe("validator: audits of models that serve no chat", function () {
       completionTokens: 0,
       cut: false,
       embeddings: vectors,
+      kind: RequestKind.REQUEST_KIND_EMBEDDING,
     });
     const judge = referenceJudge();
     const { v, store } = await validator(new Map([[MODEL, judge]]));
@@ -277,10 +279,10 @@ describe("validator: audits of models that serve no chat", function () {
         ],
       }),
     );
-    const chatProbe = router.script.probe;
+    const embedProbe = router.script.probe;
     router.script.probe = (req) =>
       req.kind === RequestKind.REQUEST_KIND_EMBEDDING
-        ? chatProbe(req)
+        ? embedProbe(req)
         : {
             ...okProbe(30),
             model: MODEL,
@@ -331,7 +333,13 @@ describe("validator: audits of models that serve no chat", function () {
           content = ((await res.json()) as { choices: { text: string }[] }).choices[0]?.text ?? "";
         }
         const cut = req.cutAfterTokens !== 0;
-        return { ...okProbe(30), model: DEMO_MODEL_ID, content, cut };
+        return {
+          ...okProbe(30),
+          model: DEMO_MODEL_ID,
+          content,
+          cut,
+          kind: RequestKind.REQUEST_KIND_COMPLETION,
+        };
       };
     });
 

@@ -25,6 +25,7 @@ import {
   type ReportVerdictsResponse,
   Verdict,
 } from "../../gen/tensorclaw/v1/probe.js";
+import { RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
 import {
   GetUsageRequest,
   type GetUsageResponse,
@@ -112,6 +113,7 @@ export function okProbe(latencyMs: number): ProbeResponse {
     cut: true,
     livenessMs: latencyMs,
     embeddings: [],
+    kind: RequestKind.REQUEST_KIND_CHAT,
   };
 }
 

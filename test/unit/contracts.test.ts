@@ -471,6 +471,7 @@ describe("contracts", () => {
             cut: true,
             livenessMs: 7.5,
             embeddings: [{ index: 0, values: [0.5, -0.25] }],
+            kind: RequestKind.REQUEST_KIND_EMBEDDING,
           },
         ],
         ["ProbeService", "GetTrafficShape", "request", GetTrafficShapeRequest, { model: "m" }],

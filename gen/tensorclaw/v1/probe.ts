@@ -231,6 +231,13 @@ export interface ProbeResponse {
    * length.
    */
   embeddings: Embedding[];
+  /**
+   * The kind of request the probe went as (ProbeRequest.kind, or the
+   * router's choice). UNSPECIFIED from routers older than the field: a
+   * validator then knows only that it went as the default kind, so it
+   * judges nothing it asked to go as another.
+   */
+  kind: RequestKind;
 }
 
 /** Which traffic to describe. */
@@ -527,6 +534,7 @@ function createBaseProbeResponse(): ProbeResponse {
     cut: false,
     livenessMs: 0,
     embeddings: [],
+    kind: 0,
   };
 }
 
@@ -579,6 +587,9 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     }
     for (const v of message.embeddings) {
       Embedding.encode(v!, writer.uint32(122).fork()).join();
+    }
+    if (message.kind !== 0) {
+      writer.uint32(128).int32(message.kind);
     }
     return writer;
   },
@@ -716,6 +727,14 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
             message.embeddings.push(Embedding.decode(reader, reader.uint32()));
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -777,6 +796,7 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
       embeddings: globalThis.Array.isArray(object?.embeddings)
         ? object.embeddings.map((e: any) => Embedding.fromJSON(e))
         : [],
+      kind: isSet(object.kind) ? requestKindFromJSON(object.kind) : 0,
     };
   },
 
@@ -827,6 +847,9 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     if (message.embeddings?.length) {
       obj.embeddings = message.embeddings.map((e) => Embedding.toJSON(e));
     }
+    if (message.kind !== 0) {
+      obj.kind = requestKindToJSON(message.kind);
+    }
     return obj;
   },
 
@@ -852,6 +875,7 @@ export const ProbeResponse: MessageFns<ProbeResponse> = {
     message.cut = object.cut ?? false;
     message.livenessMs = object.livenessMs ?? 0;
     message.embeddings = object.embeddings?.map((e) => Embedding.fromPartial(e)) || [];
+    message.kind = object.kind ?? 0;
     return message;
   },
 };
