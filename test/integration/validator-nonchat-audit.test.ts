@@ -28,8 +28,9 @@ import {
 import { RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
 import { parseProbeBody } from "../../router/services/probe-body.js";
 import { probeBody } from "../../router/services/probe-kinds.js";
+import type { JudgeName } from "../../validator/audit/judgement.js";
 import { ReferenceJudge } from "../../validator/audit/reference-judge.js";
-import { verdictOf } from "../../validator/audit/verdicts.js";
+import { type AuditRecord, verdictOf } from "../../validator/audit/verdicts.js";
 import { auditPromptOf } from "../../validator/audit-judge.js";
 import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
 import { CALIBRATION_PROMPTS } from "../../validator/main.js";
@@ -191,6 +192,21 @@ describe("validator: audits of models that serve no chat", function () {
       .filter((c) => c.method === ProbeServiceService.probe.path)
       .map((c) => c.request as ProbeRequest);
 
+  /**
+   * The one audit of each miner, once judged by `judge`: the honest ones
+   * passed, the filler failed. Returns the records.
+   */
+  async function judgedOnce(store: FileStateStore, judge: JudgeName): Promise<AuditRecord[]> {
+    const audits = await store.auditHistory();
+    expect(Object.fromEntries(audits.map((a) => [a.hotkey, [a.outcome, a.judge]]))).to.deep.equal({
+      "5A": ["passed", judge],
+      "5B": ["passed", judge],
+      "5C": ["passed", judge],
+      "5F": ["failed", judge],
+    });
+    return audits;
+  }
+
   /** The verdicts the validator reported to the router, by hotkey. */
   const reported = () =>
     Object.fromEntries(
@@ -208,13 +224,7 @@ describe("validator: audits of models that serve no chat", function () {
     expect(new Set(bodies.map((b) => b.requestJson)).size, "one prompt for all: agreement needs it").to.equal(
       1,
     );
-    const audits = await store.auditHistory();
-    expect(Object.fromEntries(audits.map((a) => [a.hotkey, [a.outcome, a.judge]]))).to.deep.equal({
-      "5A": ["passed", "agreement"],
-      "5B": ["passed", "agreement"],
-      "5C": ["passed", "agreement"],
-      "5F": ["failed", "agreement"],
-    });
+    await judgedOnce(store, "agreement");
     expect(reported()).to.deep.equal({
       "5A": [MODEL, "VERDICT_VERIFIED"],
       "5B": [MODEL, "VERDICT_VERIFIED"],
@@ -229,13 +239,7 @@ describe("validator: audits of models that serve no chat", function () {
     await v.probeRound();
     const bodies = probesSent().map((b) => b.requestJson);
     expect(new Set(bodies).size, "a prompt of its own for each miner").to.equal(4);
-    const audits = await store.auditHistory();
-    expect(Object.fromEntries(audits.map((a) => [a.hotkey, [a.outcome, a.judge]]))).to.deep.equal({
-      "5A": ["passed", "reference"],
-      "5B": ["passed", "reference"],
-      "5C": ["passed", "reference"],
-      "5F": ["failed", "reference"],
-    });
+    const audits = await judgedOnce(store, "reference");
     expect(audits.find((a) => a.hotkey === "5A")?.detail).to.match(/^lowest cosine to the reference 1\.000/);
     expect(reported()[FILLER]).to.deep.equal([MODEL, "VERDICT_FAILED"]);
   });
@@ -347,13 +351,7 @@ describe("validator: audits of models that serve no chat", function () {
       const { v, store } = await validator(undefined, COMPLETION_CORPUS);
       await v.probeRound();
       expect(probesSent().map((b) => b.cutAfterTokens)).to.deep.equal([0, 0, 0, 0]);
-      const audits = await store.auditHistory();
-      expect(Object.fromEntries(audits.map((a) => [a.hotkey, [a.outcome, a.judge]]))).to.deep.equal({
-        "5A": ["passed", "agreement"],
-        "5B": ["passed", "agreement"],
-        "5C": ["passed", "agreement"],
-        "5F": ["failed", "agreement"],
-      });
+      await judgedOnce(store, "agreement");
       expect(reported()[FILLER]).to.deep.equal([DEMO_MODEL_ID, "VERDICT_FAILED"]);
     });
 
@@ -361,13 +359,7 @@ describe("validator: audits of models that serve no chat", function () {
       const judge = referenceJudge(DEMO_MODEL_ID, COMPLETION_CORPUS);
       const { v, store } = await validator(new Map([[DEMO_MODEL_ID, judge]]), COMPLETION_CORPUS);
       await v.probeRound();
-      const audits = await store.auditHistory();
-      expect(Object.fromEntries(audits.map((a) => [a.hotkey, [a.outcome, a.judge]]))).to.deep.equal({
-        "5A": ["passed", "reference"],
-        "5B": ["passed", "reference"],
-        "5C": ["passed", "reference"],
-        "5F": ["failed", "reference"],
-      });
+      await judgedOnce(store, "reference");
       // Marks of their own, calibrated on the reference's completions, not its chat answers.
       expect(judge.thresholdsFor("text")).to.not.equal(undefined);
       expect(judge.thresholds, "no chat audit ran").to.equal(undefined);

@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { demoEmbedding } from "../../common/demo-model/embedding.js";
 import { silentLogger } from "../../common/logger.js";
+import { kindToProto, type ModelKind } from "../../common/request-kinds.js";
 import { RequestKind } from "../../gen/tensorclaw/v1/tunnel.js";
 import { parseProbeBody } from "../../router/services/probe-body.js";
 import { probeBody } from "../../router/services/probe-kinds.js";
@@ -158,73 +159,67 @@ describe("validator: judging embeddings audits", () => {
     );
   });
 
-  it("draws embeddings audits without graded prompts, whose text only audits carry", async () => {
-    const opened = async (kinds: RequestKind[]) => {
-      const cases = new AuditCases({ maxAgeMs: 60_000, pendingTimeoutMs: 60_000, alone: () => true });
-      const prober = new Prober({
-        router: {
-          probe: async () => ({
-            kind: "probed",
-            response: { ...okProbe(10), kind: RequestKind.REQUEST_KIND_UNSPECIFIED },
-          }),
+  /**
+   * `n` probes of miner 5A, every one an audit, offering model "e" as
+   * `kinds`; the router answers each as `wentAs`, by default the kind asked.
+   */
+  async function auditRounds(kinds: RequestKind[], n: number, seed: number, wentAs?: RequestKind) {
+    const cases = new AuditCases({ maxAgeMs: 60_000, pendingTimeoutMs: 60_000, alone: () => true });
+    const asked: (ModelKind | undefined)[] = [];
+    const prober = new Prober({
+      router: {
+        probe: async (_hk, opts) => {
+          asked.push(opts.kind);
+          const kind =
+            wentAs ??
+            (opts.kind === undefined ? RequestKind.REQUEST_KIND_UNSPECIFIED : kindToProto(opts.kind));
+          return { kind: "probed", response: { ...okProbe(10), cut: false, kind } };
         },
-        cases,
-        settings: { verifyShare: 1, livenessTimeoutMs: 1000, auditTimeoutMs: 1000, userPool: [] },
-        random: seededRandom(9),
-        clock: () => 0,
-        logger: silentLogger(),
-      });
-      const sessions = [
-        session("5A", { models: [{ id: "e", maxConcurrency: 4, contextLength: 0, inFlight: 0, kinds }] }),
-      ];
-      for (let i = 0; i < 40; i++) await prober.probe("5A", sessions);
-      return cases.open;
-    };
-    const embedding = await opened([RequestKind.REQUEST_KIND_EMBEDDING]);
+      },
+      cases,
+      settings: { verifyShare: 1, livenessTimeoutMs: 1000, auditTimeoutMs: 1000, userPool: [] },
+      random: seededRandom(seed),
+      clock: () => 0,
+      logger: silentLogger(),
+    });
+    const sessions = [
+      session("5A", { models: [{ id: "e", maxConcurrency: 4, contextLength: 0, inFlight: 0, kinds }] }),
+    ];
+    for (let i = 0; i < n; i++) await prober.probe("5A", sessions);
+    return { asked, cases: cases.open };
+  }
+
+  it("draws embeddings audits without graded prompts, whose text only audits carry", async () => {
+    const { cases: embedding } = await auditRounds([RequestKind.REQUEST_KIND_EMBEDDING], 40, 9);
     expect(embedding).to.have.length(40);
     expect(embedding.every((c) => c.kind === "embedding" && c.graded === undefined)).to.equal(true);
     // The same draws for a chat model do carry some (a quarter by default).
-    const chat = await opened([RequestKind.REQUEST_KIND_CHAT]);
+    const { cases: chat } = await auditRounds([RequestKind.REQUEST_KIND_CHAT], 40, 9);
     expect(chat.filter((c) => c.kind === "chat" && c.graded !== undefined).length).to.be.greaterThan(0);
   });
 
   it("judges an audit only as the kind it went as; a router that predates kinds sent its default", async () => {
-    // Models offered as chat and embeddings; every probe an audit, answered as `wentAs`.
-    const answered = async (wentAs: RequestKind, kinds: RequestKind[]) => {
-      const cases = new AuditCases({ maxAgeMs: 60_000, pendingTimeoutMs: 60_000, alone: () => true });
-      const asked: (string | undefined)[] = [];
-      const prober = new Prober({
-        router: {
-          probe: async (_hk, opts) => {
-            asked.push(opts.kind);
-            return { kind: "probed", response: { ...okProbe(10), cut: false, kind: wentAs } };
-          },
-        },
-        cases,
-        settings: { verifyShare: 1, livenessTimeoutMs: 1000, auditTimeoutMs: 1000, userPool: [] },
-        random: seededRandom(4),
-        clock: () => 0,
-        logger: silentLogger(),
-      });
-      const sessions = [
-        session("5A", { models: [{ id: "e", maxConcurrency: 4, contextLength: 0, inFlight: 0, kinds }] }),
-      ];
-      for (let i = 0; i < 20; i++) await prober.probe("5A", sessions);
-      return { asked, kinds: cases.open.filter((c) => c.answers.size > 0).map((c) => c.kind) };
+    const judgedKinds = async (wentAs: RequestKind, kinds: RequestKind[]) => {
+      const r = await auditRounds(kinds, 20, 4, wentAs);
+      return {
+        asked: new Set(r.asked),
+        kinds: new Set(r.cases.filter((c) => c.answers.size > 0).map((c) => c.kind)),
+      };
     };
     const both = [RequestKind.REQUEST_KIND_CHAT, RequestKind.REQUEST_KIND_EMBEDDING];
-    const newer = await answered(RequestKind.REQUEST_KIND_EMBEDDING, both);
-    expect(new Set(newer.asked)).to.deep.equal(new Set(["chat", "embedding"]));
+    const newer = await judgedKinds(RequestKind.REQUEST_KIND_EMBEDDING, both);
+    expect(newer.asked).to.deep.equal(new Set(["chat", "embedding"]));
     // Only the audits that asked for vectors kept an answer; the chat ones went as something else.
-    expect(new Set(newer.kinds)).to.deep.equal(new Set(["embedding"]));
+    expect(newer.kinds).to.deep.equal(new Set(["embedding"]));
     // An older router reports no kind: it sent its default, chat, so only chat audits are judged.
-    const older = await answered(RequestKind.REQUEST_KIND_UNSPECIFIED, both);
-    expect(new Set(older.kinds)).to.deep.equal(new Set(["chat"]));
+    expect((await judgedKinds(RequestKind.REQUEST_KIND_UNSPECIFIED, both)).kinds).to.deep.equal(
+      new Set(["chat"]),
+    );
     // For an embeddings-only model its default is embeddings.
-    const embedOnly = await answered(RequestKind.REQUEST_KIND_UNSPECIFIED, [
+    const embedOnly = await judgedKinds(RequestKind.REQUEST_KIND_UNSPECIFIED, [
       RequestKind.REQUEST_KIND_EMBEDDING,
     ]);
-    expect(new Set(embedOnly.kinds)).to.deep.equal(new Set(["embedding"]));
+    expect(embedOnly.kinds).to.deep.equal(new Set(["embedding"]));
   });
 
   describe("an embeddings audit case", () => {
