@@ -14,6 +14,7 @@ import { auditPromptOf } from "./audit-judge.js";
 import { parseReferences, type ValidatorConfig } from "./config.js";
 import { parseLatencyTiers } from "./latency-tiers.js";
 import { ProbeCorpus } from "./probe-gen/corpus.js";
+import { completionProbeMessages } from "./probe-gen/kind-texts.js";
 import { drawProbeBody } from "./probe-gen/shape-sampler.js";
 import { RouterClient } from "./router-client.js";
 import { SimulatedChain } from "./simulated-chain.js";
@@ -64,6 +65,17 @@ export async function validatorMain(parsed: ParsedCommand<ValidatorConfig>, io: 
               drawProbeBody({ model, random: Math.random, audit: true, gradedShare: 0, source: corpus }).body,
             ),
           ),
+        // Text-completion audits are worded as texts to continue (prober.ts): so are their marks'.
+        ...(corpus === undefined
+          ? {
+              textCalibrationPrompts: () =>
+                Array.from({ length: CALIBRATION_PROMPTS }, () => {
+                  const { body } = drawProbeBody({ model, random: Math.random, audit: true, gradedShare: 0 });
+                  body.messages = completionProbeMessages(Math.random);
+                  return auditPromptOf(body, "completion");
+                }),
+            }
+          : {}),
       }),
     );
   }

@@ -16,6 +16,7 @@ import { type MinerSession, MinerState } from "../gen/tensorclaw/v1/directory.js
 import type { GetTrafficShapeResponse } from "../gen/tensorclaw/v1/probe.js";
 import type { AuditCases } from "./audit-cases.js";
 import type { ProbeCorpus } from "./probe-gen/corpus.js";
+import { completionProbeMessages, embeddingProbeMessages } from "./probe-gen/kind-texts.js";
 import { drawProbeBody } from "./probe-gen/shape-sampler.js";
 import type { ProbeOptions, ProbeOutcome } from "./router-client.js";
 
@@ -122,8 +123,8 @@ export class Prober {
     const kind =
       kinds.length > 1 ? kinds[Math.min(kinds.length - 1, Math.floor(random() * kinds.length))] : kinds[0];
     const audit = model !== "" && random() < settings.verifyShare && kind !== undefined;
-    const draw = (asAudit: boolean) =>
-      drawProbeBody({
+    const draw = (asAudit: boolean) => {
+      const p = drawProbeBody({
         shapes: this.#shape,
         model,
         random,
@@ -136,6 +137,12 @@ export class Prober {
         // not answer it): other audits take none, so they read like any probe of their kind.
         ...(kind !== undefined && kind !== "chat" ? { gradedShare: 0 } : {}),
       });
+      // The words of the kind it goes as: chat messages would read like no embeddings or completions input.
+      if (kind === "embedding") p.body.messages = embeddingProbeMessages(random, settings.corpus);
+      else if (kind === "completion" && settings.corpus === undefined)
+        p.body.messages = completionProbeMessages(random);
+      return p;
+    };
     if (!audit) {
       return this.#d.router.probe(hotkey, {
         model,

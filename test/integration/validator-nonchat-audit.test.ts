@@ -34,7 +34,6 @@ import { type AuditRecord, verdictOf } from "../../validator/audit/verdicts.js";
 import { auditPromptOf } from "../../validator/audit-judge.js";
 import { DEFAULT_LATENCY_TIERS } from "../../validator/latency-tiers.js";
 import { CALIBRATION_PROMPTS } from "../../validator/main.js";
-import { ProbeCorpus } from "../../validator/probe-gen/corpus.js";
 import { drawProbeBody } from "../../validator/probe-gen/shape-sampler.js";
 import { RouterClient } from "../../validator/router-client.js";
 import { FileStateStore } from "../../validator/state-store-file.js";
@@ -47,22 +46,6 @@ const MODEL = DEMO_EMBEDDING_MODEL_ID;
 const HONEST = ["5A", "5B", "5C"];
 const FILLER = "5F";
 const FILLER_TEXT = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.";
-/**
- * Probe wording for the completions model: texts that stop mid-sentence, as
- * text to complete does (the demo model ends a completion of a finished
- * sentence at once, leaving nothing to judge).
- */
-const COMPLETION_CORPUS = ProbeCorpus.parse(
-  [
-    "Bread is made from",
-    "The tide comes in because the",
-    "Tell me about the people who keep bees.\n\nThe bees",
-    "How does a river find its way to the sea?\n\nThe river",
-  ]
-    .map((content) => JSON.stringify({ messages: [{ role: "user", content }] }))
-    .join("\n"),
-  "test corpus",
-);
 
 /** What the router sends a miner for a probe of a model it serves as `kind`. */
 function routed(req: ProbeRequest, kind: "completion" | "embedding") {
@@ -132,7 +115,7 @@ describe("validator: audits of models that serve no chat", function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function validator(references?: ValidatorDeps["references"], corpus?: ProbeCorpus) {
+  async function validator(references?: ValidatorDeps["references"]) {
     const client = new RouterClient([router.url], {
       signer: key,
       logger: silentLogger(),
@@ -155,7 +138,6 @@ describe("validator: audits of models that serve no chat", function () {
         weightsIntervalMs: 60_000,
         latencyTiers: DEFAULT_LATENCY_TIERS,
         verifyShare: 1,
-        ...(corpus === undefined ? {} : { corpus }),
       },
       clock: systemClock,
       randomBytes: (n) => randomBytes(n),
@@ -170,7 +152,7 @@ describe("validator: audits of models that serve no chat", function () {
    * A reference judge of `model` at the demo model server, calibrated (for
    * text, not vectors) on prompts drawn as the validator draws them.
    */
-  function referenceJudge(model = MODEL, source?: ProbeCorpus): ReferenceJudge {
+  function referenceJudge(model = MODEL): ReferenceJudge {
     const judge = new ReferenceJudge({
       model,
       baseUrl: `${reference.url}/v1`,
@@ -178,7 +160,7 @@ describe("validator: audits of models that serve no chat", function () {
       calibrationPrompts: () =>
         Array.from({ length: CALIBRATION_PROMPTS }, (_, i) =>
           auditPromptOf(
-            drawProbeBody({ model, random: seededRandom(40 + i), audit: true, gradedShare: 0, source }).body,
+            drawProbeBody({ model, random: seededRandom(40 + i), audit: true, gradedShare: 0 }).body,
           ),
         ),
     });
@@ -295,9 +277,11 @@ describe("validator: audits of models that serve no chat", function () {
           };
     const { v, store } = await validator();
     // Rounds until the filler has both: a failed audit (vectors) and a passed one (chat).
-    const fillerOutcomes = async () =>
-      new Set((await store.auditHistory()).filter((a) => a.hotkey === FILLER).map((a) => a.outcome));
-    for (let round = 0; round < 40 && (await fillerOutcomes()).size < 2; round++) await v.probeRound();
+    const fillerHas = async () => {
+      const outcomes = (await store.auditHistory()).filter((a) => a.hotkey === FILLER).map((a) => a.outcome);
+      return outcomes.includes("failed") && outcomes.includes("passed");
+    };
+    for (let round = 0; round < 40 && !(await fillerHas()); round++) await v.probeRound();
     const kinds = new Set(probesSent().map((p) => p.kind));
     expect(kinds).to.deep.equal(new Set([RequestKind.REQUEST_KIND_CHAT, RequestKind.REQUEST_KIND_EMBEDDING]));
     const audits = await store.auditHistory();
@@ -348,7 +332,7 @@ describe("validator: audits of models that serve no chat", function () {
     });
 
     it("is audited by the miners' agreement on the completion text", async () => {
-      const { v, store } = await validator(undefined, COMPLETION_CORPUS);
+      const { v, store } = await validator();
       await v.probeRound();
       expect(probesSent().map((b) => b.cutAfterTokens)).to.deep.equal([0, 0, 0, 0]);
       await judgedOnce(store, "agreement");
@@ -356,8 +340,8 @@ describe("validator: audits of models that serve no chat", function () {
     });
 
     it("is audited against the reference, which scores the one plain-text prompt the router sent", async () => {
-      const judge = referenceJudge(DEMO_MODEL_ID, COMPLETION_CORPUS);
-      const { v, store } = await validator(new Map([[DEMO_MODEL_ID, judge]]), COMPLETION_CORPUS);
+      const judge = referenceJudge(DEMO_MODEL_ID);
+      const { v, store } = await validator(new Map([[DEMO_MODEL_ID, judge]]));
       await v.probeRound();
       await judgedOnce(store, "reference");
       // Marks of their own, calibrated on the reference's completions, not its chat answers.

@@ -177,7 +177,7 @@ describe("validator: judging embeddings audits", () => {
         },
       },
       cases,
-      settings: { verifyShare: 1, livenessTimeoutMs: 1000, auditTimeoutMs: 1000, userPool: [] },
+      settings: { verifyShare: 1, livenessTimeoutMs: 1000, auditTimeoutMs: 1000, userPool: ["user-1"] },
       random: seededRandom(seed),
       clock: () => 0,
       logger: silentLogger(),

@@ -66,6 +66,12 @@ export interface ReferenceJudgeOptions extends ReferenceClientOptions {
   readonly policy?: ThresholdPolicy;
   /** Audit-like prompts for the reference to answer at each calibration (the audit generator's, same seed and max_tokens). */
   readonly calibrationPrompts: () => readonly AuditPrompt[];
+  /**
+   * Prompts like text-completion audits, with `text` set, for the marks of
+   * those; absent: the texts of `calibrationPrompts`, joined as the router
+   * joins a probe's messages.
+   */
+  readonly textCalibrationPrompts?: () => readonly AuditPrompt[];
   /** Unix ms, for the calibration schedule. */
   readonly now: () => number;
   /** Recalibrate this long after a successful calibration (default 6 h). */
@@ -233,8 +239,11 @@ export class ReferenceJudge {
     const errors: string[] = [];
     let prompts: readonly AuditPrompt[] = [];
     try {
-      prompts = this.#opts.calibrationPrompts();
-      if (form === "text") prompts = prompts.map((p) => ({ ...p, text: completionTextOf(p.messages) }));
+      const text = this.#opts.textCalibrationPrompts;
+      if (form === "text" && text !== undefined) prompts = text();
+      else prompts = this.#opts.calibrationPrompts();
+      if (form === "text")
+        prompts = prompts.map((p) => ({ ...p, text: p.text ?? completionTextOf(p.messages) }));
     } catch (err) {
       errors.push(`calibration prompts: ${message(err)}`);
     }
