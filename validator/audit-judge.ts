@@ -3,8 +3,9 @@
  * prompt by its one right answer (conclusive only when the reference or
  * the peers show the model can answer it), otherwise the reference server
  * answer by answer when the model has one (`--reference`), otherwise the
- * agreement of the miners that answered the same prompt. The vectors of a
- * model that serves only embeddings are judged the same two ways
+ * agreement of the miners that answered the same prompt. A text-completion
+ * audit is judged like a chat answer, on the one prompt the router sent;
+ * the vectors of an embeddings audit are judged the same two ways
  * (embedding-judge.ts).
  */
 
@@ -59,7 +60,7 @@ async function judgeVectors(
   reference: ReferenceJudging | undefined,
 ): Promise<{ judge: JudgeName; judged: Map<string, Judgement> }> {
   const judged = new Map<string, Judgement>();
-  // Answered as another kind (a session of the hotkey that serves the model as chat): nothing to judge.
+  // A clean embeddings answer always has vectors (the router checks); none means nothing to judge.
   for (const a of answers) {
     if ((a.vectors ?? []).length === 0) judged.set(a.hotkey, unverifiable("no vectors"));
   }

@@ -6,9 +6,10 @@
  * probes (`--verify-share`), an audit — the model's current audit case,
  * answered in full and judged later — instead of a liveness probe that the
  * router cuts after five tokens. A miner cannot tell which it got until
- * the cut comes (or does not). A model that serves only embeddings gets the
- * same prompts as inputs (the router converts them), and its audits are
- * judged on the vectors.
+ * the cut comes (or does not). Each probe goes as one of the kinds of
+ * request the model is offered as, drawn per probe; probes sent as
+ * embeddings or text completions are worded as that kind (kind-texts.ts),
+ * and an audit is judged as the kind it went as.
  */
 import type { Logger } from "../common/logger.js";
 import { kindFromProto, kindsFromProto, MODEL_KINDS, type ModelKind } from "../common/request-kinds.js";
