@@ -1,6 +1,6 @@
 /**
- * Judging the vectors of an embeddings audit. A model that serves only
- * embeddings is probed with the audit's messages as inputs (probe.proto), and
+ * Judging the vectors of an embeddings audit. An audit sent as embeddings
+ * carries its messages as inputs (probe.proto), and
  * an embedding is a deterministic function of its input under the model's
  * weights: another GPU, batch size or precision moves it only slightly. So
  * two servers of the same model agree to a cosine near 1 on every input,
